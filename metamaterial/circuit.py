@@ -1,0 +1,164 @@
+"""Compile a described network into a frozen, index-aligned ``Circuit``; the value every solver reads.
+
+Second stage of the flow: graph (roles, device) -> ``Circuit`` -> netlist / solver.
+Nodes are indexed 0..N-1 once, edges 0..E-1 once; every array below is aligned with those indices.
+Also here: ``OperatingPoint`` (what a solver returns) and Kirchhoff residuals recomputed from the device law.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+
+from .devices import EdgeParams, NmosParams, PotentiometerParams, ResistorParams, junction_current, nmos_current
+from .errors import ValidationError
+
+
+@dataclass(frozen=True, eq=False)
+class Circuit:
+    """A network ready to simulate.
+
+    Attributes:
+        node_labels: human name of each node, e.g. ``(2, 2)`` on a lattice; netlists use ``n{index}``.
+        edges: int [E, 2], node indices (a, b) of each edge, a < b.
+        device: the edge device shared by all edges.
+        inputs: int [n_in], nodes driven by the data.
+        rails: int [n_rail], nodes held at ``rail_voltages`` (V).
+        out_pos, out_neg: int [n_out]; ``out_neg`` is -1 for a single-ended output.
+    """
+
+    node_labels: tuple[str, ...]
+    edges: np.ndarray
+    device: EdgeParams
+    inputs: np.ndarray
+    rails: np.ndarray
+    rail_voltages: np.ndarray
+    out_pos: np.ndarray
+    out_neg: np.ndarray
+    gmin: float = 1e-12
+    key: str = field(default="", compare=False)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_labels)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edges)
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.out_pos)
+
+    @property
+    def differential(self) -> np.ndarray:
+        """bool [n_out]: which outputs are differential pairs."""
+        return self.out_neg >= 0
+
+    @property
+    def clamp_nodes(self) -> np.ndarray:
+        """int [n_clamp]: nodes held in the clamped phase: every output's pos, then the neg of differential ones."""
+        return np.concatenate([self.out_pos, self.out_neg[self.out_neg >= 0]]).astype(int)
+
+    @property
+    def source_nodes(self) -> np.ndarray:
+        return np.concatenate([self.inputs, self.rails]).astype(int)
+
+    def source_voltages(self, inputs: np.ndarray) -> np.ndarray:
+        """[B, n_in + n_rail] voltages of ``source_nodes`` for input rows [B, n_in]."""
+        inputs = np.atleast_2d(np.asarray(inputs, float))
+        rails = np.broadcast_to(self.rail_voltages, (inputs.shape[0], len(self.rails)))
+        return np.concatenate([inputs, rails], axis=1)
+
+    def output_values(self, voltages: np.ndarray) -> np.ndarray:
+        """[B, n_out] output values (V): V(pos), or V(pos) - V(neg) for differential outputs."""
+        v = np.atleast_2d(voltages)
+        neg = np.where(self.out_neg >= 0, v[:, np.maximum(self.out_neg, 0)], 0.0)
+        return v[:, self.out_pos] - neg
+
+
+def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12) -> Circuit:
+    """Freeze a role-carrying graph (see ``graph.assign_roles``) into a ``Circuit``."""
+    n = g.number_of_nodes()
+    if sorted(g.nodes) != list(range(n)):
+        raise ValidationError("network: node ids must be 0..N-1 (use the builders in metamaterial.graph)")
+    if "inputs" not in g.graph or "outputs" not in g.graph:
+        raise ValidationError("network: roles missing; call graph.assign_roles first")
+    labels = []
+    for i in range(n):
+        attrs = g.nodes[i]
+        labels.append(f"({attrs['pos'][0]}, {attrs['pos'][1]})" if "pos" in attrs else str(attrs.get("label", i)))
+    edges = np.array(sorted(tuple(sorted(e)) for e in g.edges), dtype=int).reshape(-1, 2)
+    rails = g.graph.get("rails", [])
+    outputs = g.graph["outputs"]
+    return Circuit(
+        node_labels=tuple(labels),
+        edges=edges,
+        device=device,
+        inputs=np.array(g.graph["inputs"], dtype=int),
+        rails=np.array([r[0] for r in rails], dtype=int),
+        rail_voltages=np.array([r[1] for r in rails], dtype=float),
+        out_pos=np.array([o[0] for o in outputs], dtype=int),
+        out_neg=np.array([-1 if o[1] is None else o[1] for o in outputs], dtype=int),
+        gmin=gmin,
+    )
+
+
+def without_edges(c: Circuit, cut: np.ndarray) -> Circuit:
+    """The circuit with the given edge indices removed (damage)."""
+    keep = np.setdiff1d(np.arange(c.n_edges), np.asarray(cut, int))
+    return Circuit(c.node_labels, c.edges[keep], c.device, c.inputs, c.rails, c.rail_voltages, c.out_pos, c.out_neg,
+                   c.gmin)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Node voltages of a batch of DC solves: ``voltages`` [B, N] in V; ``iterations`` [B] where known."""
+
+    voltages: np.ndarray
+    iterations: np.ndarray | None = None
+
+
+def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray) -> np.ndarray:
+    """[B, E] current (A) through each edge from node a to node b at the given node voltages [B, N].
+
+    ``controls`` is [E] or [B, E]: gate voltages (V), conductances (S) or taps, per ``c.device``.
+    """
+    v = np.atleast_2d(voltages)
+    va, vb = v[:, c.edges[:, 0]], v[:, c.edges[:, 1]]
+    ctrl = np.broadcast_to(np.asarray(controls, float), va.shape)
+    dev = c.device
+    if isinstance(dev, NmosParams):
+        return nmos_current(dev, va, vb, ctrl).current
+    if isinstance(dev, ResistorParams):
+        return ctrl * (va - vb)
+    if isinstance(dev, PotentiometerParams):
+        return dev.conductance(ctrl) * (va - vb)
+    raise ValidationError(f"Circuit.device: unknown device {type(dev).__name__}")
+
+
+def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed: np.ndarray | None = None) -> np.ndarray:
+    """[B, N] net current (A) leaving each node through the edges and bulk junctions; NaN at driven nodes.
+
+    ``fixed`` lists extra driven node indices (the clamped outputs); sources are always excluded.
+    At a correct DC operating point every finite entry is ~0 (Kirchhoff's current law).
+    """
+    v = np.atleast_2d(voltages)
+    i_edge = edge_currents(c, controls, v)
+    out = np.zeros_like(v)
+    np.add.at(out.T, c.edges[:, 0], i_edge.T)
+    np.add.at(out.T, c.edges[:, 1], -i_edge.T)
+    if isinstance(c.device, NmosParams):
+        # each transistor has a bulk diode at each of its two terminals (free twin: one transistor per edge)
+        i_j, _ = junction_current(c.device, v, c.gmin)
+        degree = np.bincount(c.edges.ravel(), minlength=c.n_nodes)
+        out += i_j * degree
+    driven = np.concatenate([c.source_nodes, [] if fixed is None else np.asarray(fixed, int)]).astype(int)
+    out[:, driven] = np.nan
+    return out

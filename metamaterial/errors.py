@@ -1,0 +1,46 @@
+"""One exception hierarchy for the whole package.
+
+Every error reads ``<where>: <what is wrong> (got <value>); <how to fix>``. Each class also
+inherits the matching built-in so that callers who catch ``ValueError`` keep working.
+This module imports nothing from the package.
+"""
+
+from __future__ import annotations
+
+
+class MetamaterialError(Exception):
+    """Base class of every error raised on purpose by this package."""
+
+
+class ConfigError(MetamaterialError, ValueError):
+    """A configuration file or value is invalid. The CLI exits with code 2."""
+
+
+class ValidationError(MetamaterialError, ValueError):
+    """A graph, device or circuit description is inconsistent. The CLI exits with code 2."""
+
+
+class SimulationError(MetamaterialError, RuntimeError):
+    """A simulator failed (rejected netlist, no convergence). The CLI exits with code 1.
+
+    Attributes:
+        netlist: the netlist text the simulator was given, or ``None``.
+        log: the simulator's last log lines.
+        kept: where the failing netlist was written for inspection, or ``None``.
+    """
+
+    def __init__(self, message: str, netlist: str | None = None, log: str = "", kept: str | None = None):
+        self.netlist = netlist
+        self.log = log
+        self.kept = kept
+        detail = message
+        if log:
+            detail += "\n--- simulator log (last lines) ---\n" + log
+        if kept:
+            detail += f"\n--- netlist kept at {kept}"
+        super().__init__(detail)
+        self.summary = message
+
+
+class CheckpointError(MetamaterialError, ValueError):
+    """A run directory cannot be resumed (missing or inconsistent checkpoint)."""

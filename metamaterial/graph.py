@@ -1,0 +1,166 @@
+"""Network description: networkx builders, node roles and their validation.
+
+First stage of the flow (description -> compile -> emit -> solve -> learn -> report). A network is a
+plain ``nx.Graph`` whose nodes are integers 0..N-1 (lattice node (r, c) is r*cols + c, with its
+``pos`` attribute kept) and whose ``graph`` dict holds the roles:
+
+  * ``inputs``: list of node ids driven by the data;
+  * ``rails``: list of (node id, volts) held constant;
+  * ``outputs``: list of (pos, neg) node ids, neg ``None`` for a single-ended output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from .errors import ValidationError
+
+
+def lattice_network(rows: int, cols: int, periodic: bool = True) -> nx.Graph:
+    """Square lattice of rows x cols nodes; periodic wraps both directions (a torus).
+
+    Node (r, c) gets id r*cols + c and attribute ``pos=(r, c)``. The default of the paper is 4x4 periodic:
+    16 nodes, 32 edges. A periodic dimension needs at least 3 nodes, or edges would double up.
+    """
+    if rows < 1 or cols < 1 or rows * cols < 2:
+        raise ValidationError(f"network: a lattice needs at least 2 nodes (got rows={rows}, cols={cols})")
+    if periodic and (rows == 2 or cols == 2):
+        raise ValidationError(f"network.periodic: a periodic side of length 2 would double its edges (got {rows}x{cols})")
+    g = nx.grid_2d_graph(rows, cols, periodic=periodic)
+    out = nx.Graph(kind="lattice", rows=rows, cols=cols, periodic=periodic)
+    for r, c in sorted(g.nodes):
+        out.add_node(r * cols + c, pos=(r, c))
+    out.add_edges_from(sorted(tuple(sorted((r1 * cols + c1, r2 * cols + c2))) for (r1, c1), (r2, c2) in g.edges))
+    return out
+
+
+def random_network(n_nodes: int, n_edges: int, seed: int | np.random.Generator | None = None) -> nx.Graph:
+    """Connected random graph: a random spanning tree plus uniformly chosen extra edges (seeded)."""
+    max_edges = n_nodes * (n_nodes - 1) // 2
+    if n_nodes < 2 or not (n_nodes - 1 <= n_edges <= max_edges):
+        raise ValidationError(f"network.n_edges: must be in [{n_nodes - 1}, {max_edges}] for {n_nodes} nodes (got {n_edges})")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n_nodes)
+    edges = {tuple(sorted((int(order[i]), int(order[rng.integers(i)])))) for i in range(1, n_nodes)}
+    while len(edges) < n_edges:
+        a, b = rng.choice(n_nodes, size=2, replace=False)
+        edges.add(tuple(sorted((int(a), int(b)))))
+    g = nx.Graph(kind="random", seed=None if isinstance(seed, np.random.Generator) else seed)
+    g.add_nodes_from(range(n_nodes))
+    g.add_edges_from(sorted(edges))
+    return g
+
+
+def load_network(path: str | Path) -> nx.Graph:
+    """Graph from an edge list (``.txt``/``.edges``/``.csv``: two node names per line) or GraphML (``.graphml``).
+
+    Nodes are relabelled 0..N-1 in sorted order of their names; the original name is kept as ``label``.
+    """
+    p = Path(path)
+    try:
+        if p.suffix.lower() == ".graphml":
+            raw = nx.read_graphml(p)
+        else:
+            raw = nx.Graph()
+            for i, line in enumerate(p.read_text().splitlines(), 1):
+                line = line.split("#")[0].replace(",", " ").strip()
+                if not line:
+                    continue
+                parts = line.split()
+                if len(parts) != 2:
+                    raise ValidationError(f"network.file: {p}:{i}: expected two node names (got {line!r})")
+                raw.add_edge(parts[0], parts[1])
+    except OSError as err:
+        raise ValidationError(f"network.file: cannot read (got {str(p)!r}): {err.strerror}") from err
+    except nx.NetworkXError as err:
+        raise ValidationError(f"network.file: {p}: not a valid GraphML file ({err})") from err
+    except Exception as err:  # ElementTree parse errors for broken GraphML
+        if isinstance(err, ValidationError):
+            raise
+        raise ValidationError(f"network.file: {p}: cannot parse ({err})") from err
+    if raw.is_directed() or raw.is_multigraph():
+        raw = nx.Graph(raw)
+    if any(a == b for a, b in raw.edges):
+        raise ValidationError(f"network.file: {p}: self-loops are not allowed")
+    names = sorted(raw.nodes, key=lambda n: (len(str(n)), str(n)))
+    index = {n: i for i, n in enumerate(names)}
+    g = nx.Graph(kind="file", file=str(p))
+    for n in names:
+        g.add_node(index[n], label=str(n))
+    g.add_edges_from(sorted(tuple(sorted((index[a], index[b]))) for a, b in raw.edges))
+    return g
+
+
+def resolve_node(g: nx.Graph, ref: int | Sequence[int], where: str) -> int:
+    """Node id for a reference given as an index or as a (row, col) pair on a lattice."""
+    if isinstance(ref, (list, tuple)):
+        if g.graph.get("kind") != "lattice" or len(ref) != 2:
+            raise ValidationError(f"{where}: (row, col) addressing needs a lattice network (got {list(ref)})")
+        r, c = int(ref[0]), int(ref[1])
+        rows, cols = g.graph["rows"], g.graph["cols"]
+        if not (0 <= r < rows and 0 <= c < cols):
+            raise ValidationError(f"{where}: node ({r}, {c}) is outside the {rows}x{cols} lattice")
+        return r * cols + c
+    node = int(ref)
+    if node not in g:
+        raise ValidationError(f"{where}: node {node} does not exist (nodes are 0..{g.number_of_nodes() - 1})")
+    return node
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Node roles by node id. ``outputs`` pairs are (pos, neg) with neg None for single-ended."""
+
+    inputs: tuple[int, ...]
+    rails: tuple[tuple[int, float], ...]
+    outputs: tuple[tuple[int, int | None], ...]
+
+
+def assign_roles(g: nx.Graph, roles: Roles) -> nx.Graph:
+    """Return a copy of ``g`` carrying ``roles``, after validating them against the graph."""
+    validate_network(g, roles)
+    out = g.copy()
+    out.graph["inputs"] = list(roles.inputs)
+    out.graph["rails"] = [list(r) for r in roles.rails]
+    out.graph["outputs"] = [list(o) for o in roles.outputs]
+    return out
+
+
+def validate_network(g: nx.Graph, roles: Roles) -> None:
+    """Connected graph, no self-loops, roles on existing nodes, distinct roles, at least one source and output."""
+    if g.number_of_nodes() < 2 or g.number_of_edges() < 1:
+        raise ValidationError(f"network: needs at least 2 nodes and 1 edge (got {g.number_of_nodes()} nodes, "
+                              f"{g.number_of_edges()} edges)")
+    if not nx.is_connected(g):
+        parts = sorted(nx.connected_components(g), key=len)
+        raise ValidationError(f"network: graph is disconnected ({len(parts)} components; nodes {sorted(parts[0])[:8]} "
+                              "are cut off); connect them or remove them")
+    if nx.number_of_selfloops(g):
+        raise ValidationError("network: self-loops are not allowed")
+    if not roles.inputs and not roles.rails:
+        raise ValidationError("roles: at least one input or rail (a source) is required")
+    if not roles.outputs:
+        raise ValidationError("roles.outputs: at least one output is required")
+    used: dict[int, str] = {}
+
+    def claim(node: int | None, what: str) -> None:
+        if node is None:
+            return
+        if node not in g:
+            raise ValidationError(f"{what}: node {node} does not exist (nodes are 0..{g.number_of_nodes() - 1})")
+        if node in used:
+            raise ValidationError(f"{what}: node {node} already has role {used[node]}; roles must be distinct")
+        used[node] = what
+
+    for i, n in enumerate(roles.inputs):
+        claim(n, f"roles.inputs[{i}]")
+    for i, (n, _) in enumerate(roles.rails):
+        claim(n, f"roles.rails[{i}]")
+    for i, (pos, neg) in enumerate(roles.outputs):
+        claim(pos, f"roles.outputs[{i}]")
+        claim(neg, f"roles.outputs[{i}].neg")

@@ -1,0 +1,146 @@
+"""Circuit + controls + drive -> deterministic ngspice netlist text. No file I/O, no simulator import.
+
+Third stage of the flow. Every identifier comes from an index (``n12`` node, ``g3`` gate node, ``M3``
+transistor, ``VG3`` gate source, ``VI0`` input, ``VR0`` rail, ``VC0`` clamp), and every number is written
+as its shortest round-trip decimal, so the same input gives the same bytes.
+
+A batch of B data points is emitted as B copies of the network (node ``n12_b``) that share the gate
+nodes and the rails: one ngspice operating point then solves the whole batch.
+
+The gate node of each edge is explicit and driven by a source standing for the gate capacitor's stored
+voltage (in a DC operating point a capacitor is an open circuit).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .circuit import Circuit
+from .devices import NmosParams, PotentiometerParams, ResistorParams
+from .errors import ValidationError
+
+_SAFE_TEXT = re.compile(r"[^A-Za-z0-9_(), .:+-]")
+
+
+@dataclass(frozen=True)
+class SpiceOptions:
+    """Simulator options written to ``.options`` (ngspice names). Tight defaults: KCL closes to ~1e-12 A."""
+
+    reltol: float = 1e-6
+    abstol: float = 1e-15
+    vntol: float = 1e-9
+    itl1: int = 500
+
+    def __post_init__(self) -> None:
+        for name in ("reltol", "abstol", "vntol"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and 0 < v < 1):
+                raise ValidationError(f"SpiceOptions.{name}: must be in (0, 1) (got {v!r})")
+        if int(self.itl1) != self.itl1 or not 10 <= self.itl1 <= 100000:
+            raise ValidationError(f"SpiceOptions.itl1: must be an integer in [10, 100000] (got {self.itl1!r})")
+
+
+def num(x: float) -> str:
+    """Shortest exact decimal of a finite float; refuses NaN and infinities."""
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValidationError(f"netlist: refusing a non-finite value (got {x!r})")
+    return repr(x)
+
+
+def node_name(i: int, b: int | None = None) -> str:
+    return f"n{i}" if b is None else f"n{i}_{b}"
+
+
+def to_spice(
+    c: Circuit,
+    controls: np.ndarray,
+    inputs: np.ndarray,
+    clamps: np.ndarray | None = None,
+    *,
+    options: SpiceOptions = SpiceOptions(),
+    title: str = "network",
+    control_block: bool = True,
+) -> str:
+    """Netlist of the free (``clamps is None``) or clamped twin for B data points.
+
+    Args:
+        controls: [E] gate voltages (V), conductances (S) or integer taps, per ``c.device``.
+        inputs: [B, n_in] input voltages (V); B = 1 gives plain node names ``n{i}``.
+        clamps: [B, n_clamp] voltages (V) of ``c.clamp_nodes`` in the clamped twin, or None.
+        control_block: append ``.control op / print .endc`` so ``ngspice -b`` prints every node voltage.
+    """
+    inputs = np.atleast_2d(np.asarray(inputs, float))
+    controls = np.asarray(controls, float)
+    if controls.shape != (c.n_edges,):
+        raise ValidationError(f"netlist: controls must have shape ({c.n_edges},) (got {controls.shape})")
+    if inputs.shape[1] != c.n_inputs:
+        raise ValidationError(f"netlist: inputs must have {c.n_inputs} columns (got {inputs.shape[1]})")
+    batch = inputs.shape[0]
+    phase = "free" if clamps is None else "clamped"
+    if clamps is not None:
+        clamps = np.atleast_2d(np.asarray(clamps, float))
+        if clamps.shape != (batch, len(c.clamp_nodes)):
+            raise ValidationError(f"netlist: clamps must have shape ({batch}, {len(c.clamp_nodes)}) (got {clamps.shape})")
+    copies = [None] if batch == 1 else list(range(batch))
+    shared = set(c.rails.tolist())
+
+    def nn(i: int, b: int | None) -> str:
+        return node_name(i) if i in shared else node_name(i, b)
+
+    lines = [f"* metamaterial {phase} twin: {_SAFE_TEXT.sub('?', title)}",
+             f"* {c.n_nodes} nodes, {c.n_edges} edges, device {_SAFE_TEXT.sub('?', c.device.name)}, batch {batch}"]
+    lines.append("* node labels: " + " ".join(f"n{i}={_SAFE_TEXT.sub('?', lab).replace(' ', '')}"
+                                             for i, lab in enumerate(c.node_labels[:64])))
+    lines.append(f".options gmin={num(c.gmin)} reltol={num(options.reltol)} abstol={num(options.abstol)} "
+                 f"vntol={num(options.vntol)} itl1={int(options.itl1)}")
+    dev = c.device
+    if isinstance(dev, NmosParams):
+        lines.append(dev.model_text())
+    for k, (node, volts) in enumerate(zip(c.rails, c.rail_voltages)):
+        lines.append(f"VR{k} {node_name(int(node))} 0 dc {num(volts)}")
+    if isinstance(dev, NmosParams):
+        for e, vg in enumerate(controls):
+            lines.append(f"VG{e} g{e} 0 dc {num(vg)}")
+    for b in copies:
+        sfx = "" if b is None else f"_{b}"
+        row = 0 if b is None else b
+        for k, node in enumerate(c.inputs):
+            lines.append(f"VI{k}{sfx} {nn(int(node), b)} 0 dc {num(inputs[row, k])}")
+        if clamps is not None:
+            for k, node in enumerate(c.clamp_nodes):
+                lines.append(f"VC{k}{sfx} {nn(int(node), b)} 0 dc {num(clamps[row, k])}")
+        for e, (a, z) in enumerate(c.edges):
+            na, nz = nn(int(a), b), nn(int(z), b)
+            if isinstance(dev, NmosParams):
+                lines.append(f"M{e}{sfx} {na} g{e} {nz} 0 {dev.model_name} w={num(dev.w)} l={num(dev.l)}")
+            elif isinstance(dev, ResistorParams):
+                lines.append(f"R{e}{sfx} {na} {nz} {num(1.0 / controls[e])}")
+            elif isinstance(dev, PotentiometerParams):
+                lines.append(f"R{e}{sfx} {na} {nz} {num(1.0 / float(dev.conductance(controls[e])))}")
+    if control_block:
+        lines += [".control", "set numdgt=15", "op", "print all", ".endc"]
+    lines.append(".end")
+    return "\n".join(lines) + "\n"
+
+
+def node_vector_names(c: Circuit, batch: int) -> list[list[str]]:
+    """ngspice vector name of every node of every copy: [B][N] (rails are shared across copies)."""
+    shared = set(c.rails.tolist())
+    if batch == 1:
+        return [[node_name(i) for i in range(c.n_nodes)]]
+    return [[node_name(i) if i in shared else node_name(i, b) for i in range(c.n_nodes)] for b in range(batch)]
+
+
+def parse_print_all(text: str) -> dict[str, float]:
+    """Parse ``print all`` output of ``ngspice -b`` (``name = value`` lines) into a dict of floats."""
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^\s*([A-Za-z0-9_#().]+)\s*=\s*([-+0-9.eE]+)\s*$", line)
+        if m:
+            out[m.group(1).lower()] = float(m.group(2))
+    return out

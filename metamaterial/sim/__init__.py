@@ -1,0 +1,1 @@
+"""Solvers behind one interface (``base.AbstractSolver``): ``ngspice`` (the reference) and ``native``."""

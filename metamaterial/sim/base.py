@@ -1,0 +1,71 @@
+"""The one solver interface every backend implements.
+
+A solver turns (circuit, per-edge controls, input drive, optional output clamps) into node voltages.
+The free phase passes ``clamps=None``; the clamped phase holds ``circuit.clamp_nodes`` at ``clamps``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from ..circuit import Circuit, OperatingPoint
+from ..errors import ValidationError
+
+
+class AbstractSolver(ABC):
+    """DC operating points of a batch of drives.
+
+    Attributes:
+        name: backend name as used in configs and on the command line.
+        n_solves: number of sample-solves done so far (one data point, one phase = one solve).
+    """
+
+    name: str = "abstract"
+
+    def __init__(self) -> None:
+        self.n_solves = 0
+
+    @abstractmethod
+    def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
+               clamps: np.ndarray | None) -> OperatingPoint:
+        """Backend work; arguments already validated and shaped (see ``solve``)."""
+
+    def solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
+              clamps: np.ndarray | None = None) -> OperatingPoint:
+        """Solve B operating points.
+
+        Args:
+            controls: [E] per-edge controls shared by the batch (gate V, conductance S, or tap), or [B, E]
+                one row per sample (ensembles of replicas).
+            inputs: [B, n_in] input voltages (V) (a 1-D row is taken as B = 1).
+            clamps: [B, n_clamp] voltages of ``circuit.clamp_nodes`` for the clamped phase, or None (free).
+        Returns:
+            ``OperatingPoint`` with ``voltages`` [B, N] in V.
+        """
+        controls = np.asarray(controls, float)
+        inputs = np.atleast_2d(np.asarray(inputs, float))
+        if controls.shape != (circuit.n_edges,) and controls.shape != (inputs.shape[0], circuit.n_edges):
+            raise ValidationError(f"{type(self).__name__}.solve: controls must have shape ({circuit.n_edges},) or "
+                                  f"({inputs.shape[0]}, {circuit.n_edges}) (got {controls.shape})")
+        if inputs.ndim != 2 or inputs.shape[1] != circuit.n_inputs:
+            raise ValidationError(f"{type(self).__name__}.solve: inputs must have shape (B, {circuit.n_inputs}) "
+                                  f"(got {inputs.shape})")
+        if clamps is not None:
+            clamps = np.atleast_2d(np.asarray(clamps, float))
+            if clamps.shape != (inputs.shape[0], len(circuit.clamp_nodes)):
+                raise ValidationError(f"{type(self).__name__}.solve: clamps must have shape "
+                                      f"({inputs.shape[0]}, {len(circuit.clamp_nodes)}) (got {clamps.shape})")
+        op = self._solve(circuit, controls, inputs, clamps)
+        self.n_solves += inputs.shape[0]
+        return op
+
+    def close(self) -> None:
+        """Release simulator resources (no-op by default)."""
+
+    def __enter__(self) -> "AbstractSolver":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,243 @@
+"""ngspice backend: the reference solver, through ngspice's shared library via PySpice.
+
+The ONLY module that imports PySpice. One ngspice instance per process. Each (circuit, phase, batch size)
+is loaded once as netlist text; afterwards every solve changes sources in place with ``alter`` (only
+those whose value changed), runs ``op``, reads node vectors straight from ngspice memory and destroys
+the plot, so memory stays bounded over any number of solves.
+
+PySpice 1.5 treats every stderr line as an error and refuses ngspice > 34 with a warning; we send
+commands through the shared library ourselves and classify ngspice's output: notes and warnings are
+logged at debug level, real failures become ``SimulationError`` with the netlist and the last log lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..circuit import Circuit, OperatingPoint
+from ..devices import NmosParams, PotentiometerParams
+from ..errors import SimulationError
+from ..netlist import SpiceOptions, node_vector_names, num, to_spice
+from .base import AbstractSolver
+
+_log = logging.getLogger(__name__)
+_FAILURE = re.compile(r"error|singular matrix|iteration limit|no convergence|aborted|failed|too small|"
+                      r"unknown|could not|can't find|not found|fatal", re.IGNORECASE)
+_HARMLESS = re.compile(r"^\s*(note:|warning:|using sparse|circuit:|doing analysis|no\. of data rows|"
+                       r"reference value|\*{3}|$)", re.IGNORECASE)
+_MAX_CACHED_CIRCUITS = 8
+_FREE_HISTORY_EVERY = 5000
+_instance = None
+
+
+def _shared():
+    """The process-wide ngspice shared instance (created on first use)."""
+    global _instance
+    if _instance is None:
+        logging.getLogger("PySpice").setLevel(logging.CRITICAL)
+        try:
+            from PySpice.Spice.NgSpice.Shared import NgSpiceShared
+            _instance = NgSpiceShared.new_instance()
+        except (OSError, ImportError, NameError) as err:
+            raise SimulationError(
+                f"ngspice: cannot load ngspice's shared library through PySpice ({err}); install Debian's "
+                "'ngspice' and 'libngspice0-dev' (or run 'make setup') or choose --backend native") from err
+    return _instance
+
+
+@dataclass
+class _Loaded:
+    """A netlist resident in ngspice, with the source values it currently holds."""
+
+    slot: int
+    circuit: Circuit
+    names: list[list[str]]
+    netlist: str
+    values: dict[str, float] = field(default_factory=dict)
+
+
+class NgspiceSolver(AbstractSolver):
+    """DC operating points with ngspice (shared library, PySpice).
+
+    Args:
+        options: simulator tolerances written into every netlist.
+        keep_failed: directory where a failing netlist is written (default: the system temp dir).
+    """
+
+    name = "ngspice"
+
+    def __init__(self, options: SpiceOptions = SpiceOptions(), keep_failed: str | None = None) -> None:
+        super().__init__()
+        self.options = options
+        self.keep_failed = keep_failed
+        self._ng = _shared()
+        self._loaded: dict[tuple, _Loaded] = {}
+        self._order: list[tuple] = []
+        self._commands = 0
+        self._log_tail: list[str] = []
+
+    # -- ngspice I/O ----------------------------------------------------------------------------
+    def _command(self, command: str) -> list[str]:
+        """Run one ngspice command; return its output lines; raise on a real failure."""
+        ng = self._ng
+        if self._commands >= _FREE_HISTORY_EVERY:
+            ng._ngspice_shared.ngSpice_Command(_null())  # frees ngspice's command history
+            self._commands = 0
+        self._commands += 1
+        ng.clear_output()
+        rc = ng._ngspice_shared.ngSpice_Command(command.encode("ascii"))
+        lines = list(ng._stdout) + list(ng._stderr)
+        self._log_tail = (self._log_tail + [f"> {command}"] + lines)[-40:]
+        bad = [ln for ln in lines if _FAILURE.search(ln) and not _HARMLESS.match(ln)]
+        if rc or bad:
+            raise SimulationError(f"ngspice: command {command!r} failed: {bad[0] if bad else f'return code {rc}'}",
+                                  log="\n".join(self._log_tail[-20:]))
+        for ln in lines:
+            _log.debug("ngspice: %s", ln)
+        return lines
+
+    def _load(self, key: tuple, circuit: Circuit, netlist: str, names: list[list[str]]) -> _Loaded:
+        if len(self._order) >= _MAX_CACHED_CIRCUITS:
+            self._clear_circuits()
+        ng = self._ng
+        before = self._n_circuits()
+        ng.clear_output()
+        try:
+            ng.load_circuit(netlist)
+        except Exception as err:  # PySpice raises NameError subclasses here
+            self._fail("ngspice rejected the netlist", netlist, err)
+        lines = list(ng._stdout) + list(ng._stderr)
+        bad = [ln for ln in lines if _FAILURE.search(ln) and not _HARMLESS.match(ln)]
+        if bad or self._n_circuits() != before + 1:
+            self._log_tail = lines[-20:]
+            self._fail(f"ngspice rejected the netlist: {bad[0] if bad else 'circuit not loaded'}", netlist)
+        self._order.append(key)
+        loaded = _Loaded(slot=len(self._order) - 1, circuit=circuit, names=names, netlist=netlist)
+        self._loaded[key] = loaded
+        return loaded
+
+    def _n_circuits(self) -> int:
+        self._ng.clear_output()
+        self._ng._ngspice_shared.ngSpice_Command(b"setcirc")
+        return sum(1 for ln in self._ng._stdout if re.match(r"^(Current\s+)?\d+\t", ln))
+
+    def _select(self, loaded: _Loaded) -> None:
+        # ngspice numbers circuits newest first: the k-th loaded of T is number T - k.
+        self._command(f"setcirc {len(self._order) - loaded.slot}")
+
+    def _clear_circuits(self) -> None:
+        for _ in range(self._n_circuits()):
+            self._ng._ngspice_shared.ngSpice_Command(b"remcirc")
+        self._loaded.clear()
+        self._order.clear()
+
+    def _fail(self, message: str, netlist: str, err: Exception | None = None) -> None:
+        fd, path = tempfile.mkstemp(prefix="metamaterial-failed-", suffix=".cir", dir=self.keep_failed)
+        with os.fdopen(fd, "w") as f:
+            f.write(netlist)
+        raise SimulationError(message, netlist=netlist, log="\n".join(self._log_tail[-20:]), kept=path) from err
+
+    # -- solving --------------------------------------------------------------------------------
+    def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
+               clamps: np.ndarray | None) -> OperatingPoint:
+        if controls.ndim == 2:  # one control vector per sample: ngspice shares gates, so solve row by row
+            rows = [self._solve(circuit, controls[b], inputs[b:b + 1], None if clamps is None else clamps[b:b + 1])
+                    for b in range(inputs.shape[0])]
+            return OperatingPoint(voltages=np.concatenate([r.voltages for r in rows]))
+        batch = inputs.shape[0]
+        key = (id(circuit), clamps is None, batch)
+        loaded = self._loaded.get(key)
+        if loaded is None or loaded.circuit is not circuit:  # ids of dead circuits get reused
+            text = to_spice(circuit, controls, inputs, clamps, options=self.options, control_block=False,
+                            title=f"{'free' if clamps is None else 'clamped'} batch {batch}")
+            loaded = self._load(key, circuit, text, node_vector_names(circuit, batch))
+            loaded.values.update(self._source_values(circuit, controls, inputs, clamps))
+            self._select(loaded)
+        else:
+            self._select(loaded)
+            for name, value in self._source_values(circuit, controls, inputs, clamps).items():
+                if loaded.values.get(name) != value:
+                    self._command(self._alter(name, value))
+                    loaded.values[name] = value
+        try:
+            self._command("op")
+            voltages = self._read(loaded)
+        except SimulationError as err:
+            self._fail(f"ngspice: operating point failed ({err.summary})", self._current_netlist(circuit, controls,
+                                                                                                 inputs, clamps))
+        finally:
+            self._ng._ngspice_shared.ngSpice_Command(b"destroy all")
+        return OperatingPoint(voltages=voltages)
+
+    def _current_netlist(self, circuit, controls, inputs, clamps) -> str:
+        return to_spice(circuit, controls, inputs, clamps, options=self.options, title="failed solve")
+
+    @staticmethod
+    def _alter(name: str, value: float) -> str:
+        if name.startswith("R"):
+            return f"alter {name} = {num(value)}"
+        return f"alter {name} dc = {num(value)}"
+
+    @staticmethod
+    def _source_values(circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
+                       clamps: np.ndarray | None) -> dict[str, float]:
+        """Value of every alterable element by its netlist name (matches ``netlist.to_spice``)."""
+        batch = inputs.shape[0]
+        out: dict[str, float] = {}
+        dev = circuit.device
+        sfx = [""] if batch == 1 else [f"_{b}" for b in range(batch)]
+        if isinstance(dev, NmosParams):
+            out.update({f"VG{e}": float(v) for e, v in enumerate(controls)})
+        else:
+        # resistors carry one element per copy; their value is the resistance
+            g = dev.conductance(controls) if isinstance(dev, PotentiometerParams) else controls
+            out.update({f"R{e}{s}": 1.0 / float(ge) for s in sfx for e, ge in enumerate(g)})
+        for b, s in enumerate(sfx):
+            out.update({f"VI{k}{s}": float(inputs[b, k]) for k in range(circuit.n_inputs)})
+            if clamps is not None:
+                out.update({f"VC{k}{s}": float(clamps[b, k]) for k in range(clamps.shape[1])})
+        return out
+
+    def _read(self, loaded: _Loaded) -> np.ndarray:
+        shared = self._ng._ngspice_shared
+        from PySpice.Spice.NgSpice.Shared import ffi  # noqa: PLC0415 (PySpice stays inside this module)
+        plot = ffi.string(shared.ngSpice_CurPlot()).decode()
+        if not plot.startswith("op"):
+            raise SimulationError(f"ngspice: no operating point was produced (current plot {plot!r})",
+                                  log="\n".join(self._log_tail[-20:]))
+        out = np.empty((len(loaded.names), len(loaded.names[0])))
+        for b, row in enumerate(loaded.names):
+            for i, name in enumerate(row):
+                info = shared.ngGet_Vec_Info(f"{plot}.{name}".encode())
+                if info == ffi.NULL or info.v_realdata == ffi.NULL:
+                    raise SimulationError(f"ngspice: node vector {name!r} missing from plot {plot!r}",
+                                          log="\n".join(self._log_tail[-20:]))
+                out[b, i] = info.v_realdata[0]
+        return out
+
+    def close(self) -> None:
+        self._clear_circuits()
+
+
+def _null():
+    from PySpice.Spice.NgSpice.Shared import FFI  # noqa: PLC0415
+    return FFI.NULL
+
+
+def run_batch_file(path: str, timeout: float = 120.0) -> str:
+    """Run ``ngspice -b FILE`` as a separate process and return its standard output (for verification)."""
+    import subprocess  # noqa: PLC0415
+
+    try:
+        proc = subprocess.run(["ngspice", "-b", path], capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError as err:
+        raise SimulationError("ngspice: the 'ngspice' program is not installed; install Debian's 'ngspice'") from err
+    if proc.returncode != 0:
+        raise SimulationError(f"ngspice -b {path}: exit code {proc.returncode}", log=proc.stderr[-2000:])
+    return proc.stdout
