@@ -1,0 +1,7 @@
+"""``python -m metamaterial`` is the ``metamaterial`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

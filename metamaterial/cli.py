@@ -1,0 +1,105 @@
+"""Command line ``metamaterial``: the only module that parses argv, prints or exits.
+
+Exit codes: 0 success, 2 bad input (config, graph, arguments), 1 simulation failure.
+User errors print one line ``metamaterial: <message>`` and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import load_config
+from .errors import CheckpointError, ConfigError, MetamaterialError, SimulationError, ValidationError
+
+BACKENDS = ("ngspice", "native")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="metamaterial", description="Simulate and train learning metamaterials.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("config", help="YAML config file (see configs/)")
+        sp.add_argument("--backend", choices=BACKENDS, help="solver backend (default: simulator.backend)")
+        sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override a config value, e.g. --set learning.epochs=200 (repeatable)")
+
+    t = sub.add_parser("train", help="train a network; writes a run directory")
+    common(t)
+    t.add_argument("--out", type=Path, help="run directory (default: runs/<name>)")
+    t.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+    n = sub.add_parser("netlist", help="write free_k.cir / clamped_k.cir per data point at the initial gates")
+    common(n)
+    n.add_argument("--out", type=Path, required=True, help="output directory")
+
+    s = sub.add_parser("solve", help="solve free and clamped operating points of every data point")
+    common(s)
+    s.add_argument("--json", action="store_true", help="print one JSON object (the only output format)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ConfigError, ValidationError, CheckpointError) as err:
+        print(f"metamaterial: {err}", file=sys.stderr)
+        return 2
+    except SimulationError as err:
+        print(f"metamaterial: {err.summary}", file=sys.stderr)
+        if err.log:
+            print("ngspice log (last lines):\n" + err.log, file=sys.stderr)
+        if err.kept:
+            print(f"netlist kept at {err.kept}", file=sys.stderr)
+        return 1
+    except MetamaterialError as err:
+        print(f"metamaterial: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("metamaterial: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import experiment  # noqa: PLC0415 (keeps --help fast)
+
+    cfg = load_config(args.config, args.overrides)
+    if args.command == "train":
+        if args.resume and args.out and args.out != args.resume:
+            raise ConfigError("--out and --resume name different directories; give only --resume DIR")
+        run_dir = args.resume or args.out or Path("runs") / cfg.name
+        result = experiment.train_run(cfg, run_dir, resume=args.resume is not None, backend=args.backend,
+                                      progress=not args.no_progress, plots=not args.no_plots)
+        print(_human_summary(result.summary, result.run_dir))
+        return 0
+    if args.command == "netlist":
+        paths = experiment.write_netlists(cfg, args.out, backend=args.backend)
+        print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir per data point)")
+        return 0
+    result = experiment.solve_points(cfg, backend=args.backend)
+    print(json.dumps(result))
+    return 0
+
+
+def _human_summary(s: dict, run_dir: Path) -> str:
+    lines = [f"{s['task']} on {s['backend']}: {s['epochs']} epochs, loss {s['initial_loss']:.3g} -> "
+             f"{s['final_loss']:.3g} V^2"]
+    if s.get("accuracy") is not None:
+        lines.append(f"accuracy {s['accuracy']:.0%}, smallest margin {1e3 * s['min_margin_v']:.1f} mV "
+                     f"({'all points correct by >= 10 mV' if s['success'] else 'NOT all points correct by 10 mV'})")
+    if s.get("test_accuracy") is not None:
+        lines.append(f"held-out accuracy {s['test_accuracy']:.0%}")
+    lines.append(f"{s['n_solves']} solves in {s['wall_s']:.1f} s; hardware learning time {s['learning_time_s']:.3g} s "
+                 f"(t_learn {s['t_learn_s']:.3g} s per update)")
+    lines.append(f"run directory: {run_dir}/ (summary.json, metrics.csv, gates.csv, loss.png, gates.png, outputs.png)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

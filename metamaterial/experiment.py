@@ -1,0 +1,368 @@
+"""The single place that wires config -> graph -> circuit -> solver -> trainer -> run directory.
+
+``build(cfg)`` gives the typed objects of a run (``Setup``); ``train_run`` trains with checkpoints and
+writes the run directory; ``solve_points`` and ``write_netlists`` serve the ``solve`` and ``netlist``
+commands.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import graph as graphs
+from .circuit import Circuit, compile_graph
+from .config import Config, dump_config
+from .devices import EdgeParams, NmosParams, PotentiometerParams, ResistorParams, nmos_from_card, nmos_preset
+from .errors import CheckpointError, ConfigError, MetamaterialError, ValidationError
+from .learning.gates import EdgeDynamics, HardwareParams
+from .learning.rules import CoupledLearning
+from .learning.schedules import Schedule
+from .learning.trainer import Trainer, TrainParams, TrainState
+from .netlist import SpiceOptions, to_spice
+from .sim.base import AbstractSolver
+from .tasks import Task, allostery_task, csv_task, iris_task, linear_regression_task, regression_task, xor_task
+
+
+def _solver_classes() -> dict[str, type]:
+    from .sim.ngspice import NgspiceSolver  # noqa: PLC0415 (PySpice loads only when asked for)
+    solvers: dict[str, type] = {"ngspice": NgspiceSolver}
+    try:
+        from .sim.native import NativeSolver  # noqa: PLC0415
+        solvers["native"] = NativeSolver
+    except ImportError:
+        pass
+    return solvers
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything a run is made of, built from one ``Config``."""
+
+    config: Config
+    circuit: Circuit
+    task: Task
+    rule: CoupledLearning
+    dynamics: EdgeDynamics
+    hardware: HardwareParams
+    params: TrainParams
+    options: SpiceOptions
+
+
+def build_network(cfg: Config):
+    n = cfg.network
+    if n.kind == "lattice":
+        g = graphs.lattice_network(n.rows, n.cols, n.periodic)
+    elif n.kind == "random":
+        g = graphs.random_network(n.n_nodes, n.n_edges, seed=cfg.seed if n.seed is None else n.seed)
+    else:
+        g = graphs.load_network(n.file)
+    r = cfg.roles
+    roles = graphs.Roles(
+        inputs=tuple(graphs.resolve_node(g, ref, f"roles.inputs[{i}]") for i, ref in enumerate(r.inputs)),
+        rails=tuple((graphs.resolve_node(g, rail.node, f"roles.rails[{i}].node"), rail.volts)
+                    for i, rail in enumerate(r.rails)),
+        outputs=tuple(_output(g, o, i) for i, o in enumerate(r.outputs)),
+    )
+    return graphs.assign_roles(g, roles)
+
+
+def _output(g, o, i: int) -> tuple[int, int | None]:
+    if isinstance(o, (int, list)):
+        return graphs.resolve_node(g, o, f"roles.outputs[{i}]"), None
+    neg = None if o.neg is None else graphs.resolve_node(g, o.neg, f"roles.outputs[{i}].neg")
+    return graphs.resolve_node(g, o.pos, f"roles.outputs[{i}].pos"), neg
+
+
+def build_device(cfg: Config) -> EdgeParams:
+    d = cfg.device
+    if d.kind == "resistor":
+        return ResistorParams(g_min=d.g_min, g_max=d.g_max)
+    if d.kind == "potentiometer":
+        return PotentiometerParams(r_min=d.r_min, r_max=d.r_max, n_taps=d.n_taps)
+    overrides = {k: v for k, v in d.params.model_dump().items() if v is not None}
+    if d.model_file:
+        return nmos_from_card(d.model_file, **overrides)
+    return nmos_preset(d.preset, **overrides)
+
+
+def build_task(cfg: Config) -> Task:
+    t = cfg.task
+    if t.name == "xor":
+        return xor_task(t.low, t.high, tuple(t.labels) if t.labels else (0.0, -0.087))
+    if t.name == "regression":
+        return regression_task() if t.x is None else regression_task(np.array(t.x), np.array(t.y))
+    if t.name == "linear_regression":
+        return linear_regression_task(t.n_points, t.slope, t.offset, t.low, t.high)
+    if t.name == "allostery":
+        return allostery_task(t.source, tuple(t.targets) if t.targets else (0.1, 0.3))
+    if t.name == "iris":
+        return iris_task(t.low, t.high, t.on, t.off, t.test_fraction or 0.2, cfg.seed)
+    return csv_task(t.path, t.n_inputs, t.classification, t.low, t.high, t.on, t.off, t.scale, t.test_fraction,
+                    cfg.seed)
+
+
+def build(cfg: Config) -> Setup:
+    """Typed objects of a run; every cross-section check happens here."""
+    device = build_device(cfg)
+    circuit = compile_graph(build_network(cfg), device, gmin=cfg.simulator.gmin)
+    task = build_task(cfg)
+    if task.n_inputs != circuit.n_inputs:
+        raise ConfigError(f"roles.inputs: task {task.name} needs {task.n_inputs} input node(s) (got {circuit.n_inputs})")
+    if task.n_outputs != circuit.n_outputs:
+        raise ConfigError(f"roles.outputs: task {task.name} needs {task.n_outputs} output(s) (got {circuit.n_outputs})")
+    lc, hc = cfg.learning, cfg.hardware
+    hw_kwargs = {k: v for k, v in hc.model_dump().items() if v is not None}
+    if isinstance(device, NmosParams):
+        low, high = lc.bounds or (0.4, 8.0)
+        dyn = EdgeDynamics("continuous", low, high, lc.leak.tau if lc.leak else None, lc.leak.rest if lc.leak else 0.0)
+        rate = lc.rate if lc.rate is not None else HardwareParams(**hw_kwargs).rate
+        if lc.rate is not None:
+            hw_kwargs["t_learn"] = HardwareParams(**hw_kwargs).t_learn_for(lc.rate) if lc.rate > 0 else 100e-6
+    elif isinstance(device, ResistorParams):
+        low, high = lc.bounds or (device.g_min, device.g_max)
+        if lc.rate is None:
+            raise ConfigError("learning.rate: a resistor network needs an explicit rate in S/V^2 (e.g. 0.01)")
+        rate = lc.rate
+        dyn = EdgeDynamics("continuous", low, high, lc.leak.tau if lc.leak else None, lc.leak.rest if lc.leak else 0.0)
+    else:
+        low, high = lc.bounds or (0, device.n_taps - 1)
+        if not (0 <= low < high <= device.n_taps - 1):
+            raise ConfigError(f"learning.bounds: taps must lie in [0, {device.n_taps - 1}] (got {[low, high]})")
+        rate = 1.0
+        dyn = EdgeDynamics("sign", low, high)
+    if lc.loss == "hinge" and not task.is_classification:
+        raise ConfigError(f"learning.loss: 'hinge' needs a classification task (got task.name={task.name})")
+    if lc.schedule == "mini_batch" and lc.batch_size > task.n_points:
+        raise ConfigError(f"learning.batch_size: must be <= the {task.n_points} data points (got {lc.batch_size})")
+    rule = CoupledLearning(nudge=lc.nudge, rate=rate, loss=lc.loss, margin=lc.margin)
+    params = TrainParams(lc.epochs, Schedule(lc.schedule, lc.batch_size), lc.update_probability, lc.eval_every,
+                         lc.record_every)
+    s = cfg.simulator
+    return Setup(cfg, circuit, task, rule, dyn, HardwareParams(**hw_kwargs), params,
+                 SpiceOptions(s.reltol, s.abstol, s.vntol, s.itl1))
+
+
+def initial_controls(setup: Setup, rng: np.random.Generator) -> np.ndarray:
+    """[E] initial controls from ``learning.init`` with the device's defaults."""
+    init, dev, n = setup.config.learning.init, setup.circuit.device, setup.circuit.n_edges
+    if isinstance(dev, NmosParams):
+        lo, hi = init.low if init.low is not None else 0.5, init.high if init.high is not None else 2.0
+    elif isinstance(dev, ResistorParams):
+        lo, hi = init.low if init.low is not None else dev.g_min, init.high if init.high is not None else dev.g_max
+    else:
+        lo, hi = init.low if init.low is not None else 0, init.high if init.high is not None else dev.n_taps - 1
+    if init.kind == "constant":
+        values = np.full(n, float(init.value))
+    else:
+        values = rng.uniform(lo, hi, n)
+    if isinstance(dev, PotentiometerParams):
+        values = np.round(values)
+    return np.clip(values, setup.dynamics.low, setup.dynamics.high)
+
+
+def make_solver(setup: Setup, backend: str | None = None) -> AbstractSolver:
+    name = backend or setup.config.simulator.backend
+    solvers = _solver_classes()
+    if name not in solvers:
+        raise ConfigError(f"simulator.backend: unknown or unavailable backend (got {name!r}); choose one of "
+                          f"{sorted(solvers)}")
+    if name == "ngspice":
+        return solvers[name](options=setup.options)
+    return solvers[name]()
+
+
+# -- training with a run directory ------------------------------------------------------------------------
+CHECKPOINT = "checkpoint.npz"
+
+
+def save_checkpoint(run_dir: Path, state: TrainState, wall_s: float) -> None:
+    """Atomically write the state (write to a temp file, then rename)."""
+    meta = {"epoch": state.epoch, "rng_state": state.rng_state, "n_steps": state.n_steps, "n_updates": state.n_updates,
+            "n_solves": state.n_solves, "history": state.history, "trajectory_epochs": state.trajectory_epochs,
+            "wall_s": wall_s}
+    tmp = run_dir / (CHECKPOINT + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, controls=state.controls, trajectory=np.array(state.trajectory), meta=np.array(json.dumps(meta)))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, run_dir / CHECKPOINT)
+
+
+def load_checkpoint(run_dir: Path) -> tuple[TrainState, float]:
+    path = run_dir / CHECKPOINT
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            traj = [row for row in z["trajectory"]]
+            controls = z["controls"].copy()
+    except (OSError, KeyError, ValueError) as err:
+        raise CheckpointError(f"{path}: cannot resume: no readable checkpoint ({err}); start a new run") from err
+    state = TrainState(epoch=meta["epoch"], controls=controls, rng_state=meta["rng_state"], n_steps=meta["n_steps"],
+                       n_updates=meta["n_updates"], n_solves=meta["n_solves"], history=meta["history"],
+                       trajectory_epochs=meta["trajectory_epochs"], trajectory=traj)
+    return state, float(meta["wall_s"])
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    summary: dict
+    state: TrainState
+
+
+def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str | None = None,
+              checkpoint_every: int | None = None, progress: bool = True, plots: bool = True) -> RunResult:
+    """Train ``cfg`` into ``run_dir`` (created); with ``resume`` continue from its checkpoint.
+
+    Writes config.yaml, metrics.csv, summary.json, gates.csv, free.cir/clamped.cir (final gates, all
+    training points), PNG plots and checkpoint.npz every ``learning.checkpoint_every`` epochs.
+    """
+    setup = build(cfg)
+    run_dir = Path(run_dir)
+    every = cfg.learning.checkpoint_every if checkpoint_every is None else checkpoint_every
+    resolved = dump_config(cfg)
+    if resume:
+        saved = run_dir / "config.yaml"
+        if not saved.exists():
+            raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); check --resume")
+        if saved.read_text() != resolved:
+            raise CheckpointError(f"{run_dir}/config.yaml: differs from the config given now; resume with the same "
+                                  "config and --set options, or start a new run with --out")
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if (run_dir / CHECKPOINT).exists():
+            raise CheckpointError(f"{run_dir}: already holds a run; use --resume {run_dir} or another --out")
+        (run_dir / "config.yaml").write_text(resolved)
+    with make_solver(setup, backend) as solver:
+        trainer = Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params, solver, setup.hardware)
+        if resume:
+            state, wall_before = load_checkpoint(run_dir)
+        else:
+            rng = np.random.default_rng(cfg.seed)
+            state = trainer.init_state(initial_controls(setup, rng), rng)
+            wall_before = 0.0
+            save_checkpoint(run_dir, state, 0.0)
+        t0 = time.perf_counter()
+        bar = _progress(progress, setup.params.epochs, state.epoch, cfg.name)
+
+        def on_epoch(st: TrainState) -> None:
+            if bar is not None:
+                bar.update(1)
+                if st.history and st.history[-1]["epoch"] == st.epoch:
+                    bar.set_postfix(loss=f"{st.history[-1]['loss']:.3g}")
+            if every and st.epoch % every == 0:
+                save_checkpoint(run_dir, st, wall_before + time.perf_counter() - t0)
+
+        try:
+            state = trainer.run(state, on_epoch)
+        finally:
+            if bar is not None:
+                bar.close()
+        wall = wall_before + time.perf_counter() - t0
+        save_checkpoint(run_dir, state, wall)
+        final = trainer.evaluate(state.controls)
+        summary = _summary(setup, solver.name, state, trainer, final, wall)
+        _write_outputs(run_dir, setup, state, final, summary, plots)
+    return RunResult(run_dir, summary, state)
+
+
+def _progress(enabled: bool, total: int, start: int, name: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm  # noqa: PLC0415
+    return tqdm(total=total, initial=start, desc=f"train {name}", unit="epoch", dynamic_ncols=True)
+
+
+def _summary(setup: Setup, backend: str, state: TrainState, trainer: Trainer, final, wall: float) -> dict:
+    hist = state.history
+    task = setup.task
+    out = {
+        "name": setup.config.name, "task": task.name, "backend": backend, "seed": setup.config.seed,
+        "device": setup.circuit.device.name, "n_nodes": setup.circuit.n_nodes, "n_edges": setup.circuit.n_edges,
+        "epochs": state.epoch, "initial_loss": hist[0]["loss"], "final_loss": final.loss,
+        "accuracy": final.accuracy, "min_margin_v": final.min_margin,
+        "success": None if final.min_margin is None else bool(final.min_margin >= 0.010),
+        "wall_s": round(wall, 3), "n_solves": state.n_solves, "n_steps": state.n_steps, "n_updates": state.n_updates,
+        "learning_time_s": trainer.learning_time(state), "hardware_time_s": trainer.hardware_time(state),
+        "t_learn_s": setup.hardware.t_learn, "rate_per_v": setup.rule.rate,
+        "outputs_v": final.outputs.tolist(), "targets_v": task.targets.tolist(),
+    }
+    if task.test_inputs is not None and len(task.test_inputs):
+        tv = trainer.evaluate(state.controls, test=True)
+        out.update(test_loss=tv.loss, test_accuracy=tv.accuracy)
+    return out
+
+
+def _write_outputs(run_dir: Path, setup: Setup, state: TrainState, final, summary: dict, plots: bool) -> None:
+    keys = sorted({k for row in state.history for k in row}, key=lambda k: (k != "epoch", k))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows({k: ("" if row.get(k) is None else row.get(k)) for k in keys} for row in state.history)
+    (run_dir / "metrics.csv").write_text(buf.getvalue())
+    traj = np.array(state.trajectory)
+    header = "epoch," + ",".join(f"e{e}" for e in range(setup.circuit.n_edges))
+    rows = np.column_stack([np.array(state.trajectory_epochs), traj])
+    np.savetxt(run_dir / "gates.csv", rows, delimiter=",", header=header, comments="", fmt="%.17g")
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    c, task = setup.circuit, setup.task
+    (run_dir / "free.cir").write_text(to_spice(c, state.controls, task.inputs, options=setup.options,
+                                               title=f"{setup.config.name} final free"))
+    clamps = setup.rule.clamp(c, final.free, task.targets)
+    (run_dir / "clamped.cir").write_text(to_spice(c, state.controls, task.inputs, clamps, options=setup.options,
+                                                  title=f"{setup.config.name} final clamped"))
+    if plots:
+        from .plots import plot_run  # noqa: PLC0415
+        plot_run(run_dir, state, task, final.outputs, setup.circuit.device)
+
+
+# -- solve and netlist commands ---------------------------------------------------------------------------
+def solve_points(cfg: Config, backend: str | None = None) -> dict:
+    """Free and clamped operating points of every data point at the initial controls."""
+    setup = build(cfg)
+    c, task = setup.circuit, setup.task
+    controls = initial_controls(setup, np.random.default_rng(cfg.seed))
+    with make_solver(setup, backend) as solver:
+        free = solver.solve(c, controls, task.inputs).voltages
+        clamps = setup.rule.clamp(c, free, task.targets)
+        clamped = solver.solve(c, controls, task.inputs, clamps).voltages
+    names = [f"n{i}" for i in range(c.n_nodes)]
+    return {"nodes": names, "labels": list(c.node_labels), "backend": solver.name,
+            "controls": controls.tolist(),
+            "points": [{"input": task.inputs[p].tolist(), "target": task.targets[p].tolist(),
+                        "free": dict(zip(names, free[p].tolist())), "clamped": dict(zip(names, clamped[p].tolist()))}
+                       for p in range(task.n_points)]}
+
+
+def write_netlists(cfg: Config, out_dir: Path, backend: str | None = None) -> list[Path]:
+    """``free_k.cir`` and ``clamped_k.cir`` for each data point k at the initial controls; the clamped values
+    come from the free solve (on the configured backend)."""
+    setup = build(cfg)
+    c, task = setup.circuit, setup.task
+    controls = initial_controls(setup, np.random.default_rng(cfg.seed))
+    with make_solver(setup, backend) as solver:
+        free = solver.solve(c, controls, task.inputs).voltages
+    clamps = setup.rule.clamp(c, free, task.targets)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in range(task.n_points):
+        for phase, cl in (("free", None), ("clamped", clamps[k:k + 1])):
+            p = out_dir / f"{phase}_{k}.cir"
+            p.write_text(to_spice(c, controls, task.inputs[k:k + 1], cl, options=setup.options,
+                                  title=f"{cfg.name} point {k}"))
+            paths.append(p)
+    return paths
+
+
+__all__ = ["Setup", "RunResult", "build", "build_network", "build_device", "build_task", "initial_controls",
+           "make_solver", "train_run", "solve_points", "write_netlists", "save_checkpoint", "load_checkpoint",
+           "MetamaterialError", "ValidationError"]

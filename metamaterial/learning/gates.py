@@ -1,0 +1,89 @@
+"""Edge learning state: how each edge's control (gate voltage, conductance or tap) changes and is bounded.
+
+The gate capacitor is real state: each update charges it through the learning switch for ``t_learn``,
+dV_G = gain * t_learn / (R C) * U (DOMAIN.md section 2), so a rate alpha/eta corresponds to a switch time
+t_learn = (alpha/eta) R C / gain. Gates are clipped to [low, high] and may leak toward a rest voltage.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ValidationError
+
+
+@dataclass(frozen=True)
+class HardwareParams:
+    """The gate-capacitor charging circuit. SI units.
+
+    Attributes:
+        capacitance: gate capacitor C (F). resistance: charging resistor R (ohm).
+        t_learn: learning-switch on time per update (s). gain: multiplier gain (the 1/10 of DOMAIN.md).
+        t_settle: time for the twins to settle before the contrast is read (s), per presentation.
+    """
+
+    capacitance: float = 2.2e-6
+    resistance: float = 1e3
+    t_learn: float = 100e-6
+    gain: float = 0.1
+    t_settle: float = 10e-6
+
+    def __post_init__(self) -> None:
+        for name in ("capacitance", "resistance", "t_learn", "gain"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValidationError(f"HardwareParams.{name}: must be positive and finite (got {v!r})")
+        if not (math.isfinite(self.t_settle) and self.t_settle >= 0):
+            raise ValidationError(f"HardwareParams.t_settle: must be >= 0 (got {self.t_settle!r})")
+
+    @property
+    def rate(self) -> float:
+        """alpha/eta (1/V) this hardware realises: gain t_learn / (R C)."""
+        return self.gain * self.t_learn / (self.resistance * self.capacitance)
+
+    def t_learn_for(self, rate: float) -> float:
+        """Switch time (s) that realises a given alpha/eta with this R, C and gain."""
+        return rate * self.resistance * self.capacitance / self.gain
+
+
+@dataclass(frozen=True)
+class EdgeDynamics:
+    """How controls move: ``"continuous"`` (gate voltage or conductance += rate U) or ``"sign"``
+    (potentiometer: one tap in the direction of U), then clipped to [low, high], then optional leak.
+
+    Attributes:
+        leak_tau: time constant (s) of relaxation toward ``rest`` between updates, or None for no leak.
+    """
+
+    kind: str = "continuous"
+    low: float = 0.4
+    high: float = 8.0
+    leak_tau: float | None = None
+    rest: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("continuous", "sign"):
+            raise ValidationError(f"EdgeDynamics.kind: must be 'continuous' or 'sign' (got {self.kind!r})")
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
+            raise ValidationError(f"EdgeDynamics: need low < high (got low={self.low}, high={self.high})")
+        if self.leak_tau is not None and not (self.leak_tau > 0):
+            raise ValidationError(f"EdgeDynamics.leak_tau: must be > 0 (got {self.leak_tau!r})")
+
+    def apply(self, controls: np.ndarray, contrast: np.ndarray, mask: np.ndarray, rate: float, dt: float) -> np.ndarray:
+        """New controls [..., E] after one update.
+
+        Args:
+            contrast: [..., E] summed contrast U (V^2) of the step. mask: [..., E] bool, edges that update.
+            rate: alpha/eta. dt: time (s) the step takes on the hardware (for the leak).
+        """
+        if self.kind == "sign":
+            step = np.sign(contrast)
+        else:
+            step = rate * contrast
+        new = np.clip(controls + np.where(mask, step, 0.0), self.low, self.high)
+        if self.leak_tau is not None:
+            new = self.rest + (new - self.rest) * math.exp(-dt / self.leak_tau)
+        return new

@@ -1,0 +1,71 @@
+"""Coupled learning: the nudge (clamped targets) and the local per-edge contrast. Pure numpy.
+
+Dillavou et al., PNAS 2024, and DOMAIN.md section 2:
+  clamped output  V_O^C = V_O^F + eta (L - V_O^F)            (single-ended)
+                  O^C_(+/-) = O^F_(+/-) +/- (eta/2)(L - O^F)  (differential, O = V(+) - V(-))
+  contrast per edge U_i = (dV_i^F)^2 - (dV_i^C)^2  (V^2), update dV_G,i = (alpha/eta) U_i.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..circuit import Circuit
+from ..errors import ValidationError
+
+
+@dataclass(frozen=True)
+class CoupledLearning:
+    """Parameters of the rule.
+
+    Attributes:
+        nudge: eta in (0, 1].
+        rate: alpha / eta, control units per V^2 (1/V for gate voltages).
+        loss: ``"mse"`` (every point updates) or ``"hinge"`` (a classified point stops updating once it is
+            ``margin`` volts past its decision boundary).
+        margin: hinge margin (V).
+    """
+
+    nudge: float = 1.0
+    rate: float = 1.0
+    loss: str = "mse"
+    margin: float = 0.02
+
+    def __post_init__(self) -> None:
+        if not (0 < self.nudge <= 1):
+            raise ValidationError(f"CoupledLearning.nudge: must be in (0, 1] (got {self.nudge!r})")
+        if not (math.isfinite(self.rate) and self.rate >= 0):
+            raise ValidationError(f"CoupledLearning.rate: must be finite and >= 0 (got {self.rate!r})")
+        if self.loss not in ("mse", "hinge"):
+            raise ValidationError(f"CoupledLearning.loss: must be 'mse' or 'hinge' (got {self.loss!r})")
+
+    def clamp(self, c: Circuit, free: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """[B, n_clamp] voltages of ``c.clamp_nodes`` in the clamped phase.
+
+        Args:
+            free: [B, N] free-state node voltages (V).
+            targets: [B, n_out] labels L (V).
+        """
+        free = np.atleast_2d(free)
+        out = c.output_values(free)
+        push = self.nudge * (np.atleast_2d(targets) - out)  # [B, n_out]
+        diff = c.differential
+        pos = free[:, c.out_pos] + np.where(diff, push / 2, push)
+        neg = free[:, c.out_neg[diff]] - push[:, diff] / 2
+        return np.concatenate([pos, neg], axis=1)
+
+    @staticmethod
+    def contrast(c: Circuit, free: np.ndarray, clamped: np.ndarray) -> np.ndarray:
+        """[B, E] U = (dV^F)^2 - (dV^C)^2 per edge, V^2."""
+        a, b = c.edges[:, 0], c.edges[:, 1]
+        dvf = free[:, a] - free[:, b]
+        dvc = clamped[:, a] - clamped[:, b]
+        return dvf * dvf - dvc * dvc
+
+
+def mse(outputs: np.ndarray, targets: np.ndarray) -> float:
+    """Mean squared error over points and outputs (V^2)."""
+    return float(np.mean((np.asarray(outputs) - np.asarray(targets)) ** 2))

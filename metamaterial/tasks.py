@@ -1,0 +1,184 @@
+"""Datasets as arrays (volts) plus how outputs are read as classes. Pure numpy; no node placement here.
+
+Which nodes a task drives is configuration (graph roles); a task only says how many inputs and outputs
+it needs. Every builder returns a frozen ``Task``.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ValidationError
+
+#: The 8-point saturating ramp of a third-party reproduction of the PNAS nonlinear regression.
+REGRESSION_X = np.array([0.0005, 0.0628, 0.1251, 0.1873, 0.2479, 0.3118, 0.3724, 0.4347])
+REGRESSION_Y = np.array([0.1088, 0.1472, 0.1872, 0.2256, 0.2649, 0.3041, 0.3041, 0.3041])
+
+
+@dataclass(frozen=True)
+class Task:
+    """A supervised task in volts.
+
+    Attributes:
+        inputs: [P, n_in] input voltages (V).
+        targets: [P, n_out] target output values (V); differential outputs use V(pos) - V(neg).
+        classes: [P] integer class of each point, or None for regression.
+        decode: how outputs become classes: ``"nearest"`` (one output; nearest of ``levels``),
+            ``"argmax"`` (one output per class), or None.
+        levels: [n_classes] target level of each class for ``"nearest"`` decoding.
+        test_inputs, test_targets, test_classes: held-out points, or None.
+    """
+
+    name: str
+    inputs: np.ndarray
+    targets: np.ndarray
+    classes: np.ndarray | None = None
+    decode: str | None = None
+    levels: np.ndarray | None = None
+    test_inputs: np.ndarray | None = None
+    test_targets: np.ndarray | None = None
+    test_classes: np.ndarray | None = None
+
+    @property
+    def n_points(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.inputs.shape[1]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.targets.shape[1]
+
+    @property
+    def is_classification(self) -> bool:
+        return self.classes is not None
+
+    def predict(self, outputs: np.ndarray) -> np.ndarray:
+        """[P] predicted class of output rows [P, n_out]."""
+        if self.decode == "argmax":
+            return np.argmax(outputs, axis=1)
+        return np.argmin(np.abs(outputs[:, :1] - self.levels[None, :]), axis=1)
+
+    def margins(self, outputs: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """[P] signed margin (V) of the correct class; > 0 means correctly classified.
+
+        ``"nearest"``: half the gap between the distance to the nearest wrong level and to the right one
+        (for two levels: the distance past the midpoint threshold). ``"argmax"``: the correct output minus
+        the largest other output.
+        """
+        if self.decode == "argmax":
+            own = outputs[np.arange(len(outputs)), classes]
+            others = np.where(np.eye(outputs.shape[1], dtype=bool)[classes], -np.inf, outputs)
+            return own - others.max(axis=1)
+        o = outputs[:, 0:1]
+        dist = np.abs(o - self.levels[None, :])
+        own = dist[np.arange(len(o)), classes]
+        dist[np.arange(len(o)), classes] = np.inf
+        return (dist.min(axis=1) - own) / 2
+
+    def accuracy(self, outputs: np.ndarray, classes: np.ndarray | None = None) -> float | None:
+        """Fraction of points whose predicted class is right, or None for regression."""
+        if self.classes is None:
+            return None
+        return float(np.mean(self.predict(outputs) == (self.classes if classes is None else classes)))
+
+
+def xor_task(low: float = 0.0, high: float = 0.45, labels: tuple[float, float] = (0.0, -0.087)) -> Task:
+    """XOR on two inputs at ``low``/``high`` volts; differential output; ``labels`` = (same, different)."""
+    x = np.array([[low, low], [low, high], [high, low], [high, high]])
+    cls = np.array([0, 1, 1, 0])
+    lv = np.asarray(labels, float)
+    if lv[0] == lv[1]:
+        raise ValidationError(f"task.labels: the two XOR labels must differ (got {list(labels)})")
+    return Task("xor", x, lv[cls][:, None], classes=cls, decode="nearest", levels=lv)
+
+
+def regression_task(x: np.ndarray = REGRESSION_X, y: np.ndarray = REGRESSION_Y) -> Task:
+    """Nonlinear regression: one input, one output (default: the 8-point saturating ramp)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 1:
+        raise ValidationError(f"task.x, task.y: need two equal-length lists (got {x.shape} and {y.shape})")
+    return Task("regression", x[:, None], y[:, None])
+
+
+def linear_regression_task(n_points: int = 8, slope: float = -0.4, offset: float = 0.3,
+                           low: float = 0.0, high: float = 0.45) -> Task:
+    """y = offset + slope x on ``n_points`` evenly spaced inputs in [low, high]."""
+    x = np.linspace(low, high, n_points)
+    return Task("linear_regression", x[:, None], (offset + slope * x)[:, None])
+
+
+def allostery_task(source: float = 0.45, targets: tuple[float, ...] = (0.1, 0.3)) -> Task:
+    """Allostery: one fixed drive, several outputs to be set to given voltages (target ratios)."""
+    return Task("allostery", np.array([[source]]), np.asarray(targets, float)[None, :])
+
+
+def iris_task(low: float = 0.0, high: float = 0.45, on: float = 0.3, off: float = 0.15,
+              test_fraction: float = 0.2, seed: int = 0) -> Task:
+    """Iris (150 flowers, 4 features, 3 species); features scaled to [low, high] V; one output per class,
+    target ``on`` for the right class and ``off`` for the others; a seeded stratified test split."""
+    with resources.files("metamaterial").joinpath("data/iris.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    names = sorted({r["species"] for r in rows})
+    x = np.array([[float(r[k]) for k in list(r)[:4]] for r in rows])
+    cls = np.array([names.index(r["species"]) for r in rows])
+    return _split(Task("iris", _scale(x, low, high), np.where(np.eye(3)[cls] > 0, on, off), classes=cls,
+                       decode="argmax"), test_fraction, seed)
+
+
+def csv_task(path: str | Path, n_inputs: int, classification: bool = False, low: float = 0.0, high: float = 0.45,
+             on: float = 0.3, off: float = 0.15, scale: bool = False, test_fraction: float = 0.0,
+             seed: int = 0) -> Task:
+    """Task from a CSV with a header: the first ``n_inputs`` columns are inputs (V, or scaled to [low, high] when
+    ``scale``); the rest are target voltages, or for ``classification`` one column of class names."""
+    p = Path(path)
+    try:
+        with p.open(newline="") as f:
+            rows = [r for r in csv.reader(f) if r]
+    except OSError as err:
+        raise ValidationError(f"task.path: cannot read CSV (got {str(p)!r}): {err.strerror}") from err
+    if len(rows) < 2:
+        raise ValidationError(f"task.path: {p}: needs a header row and at least one data row")
+    header, body = rows[0], rows[1:]
+    if not 0 < n_inputs < len(header):
+        raise ValidationError(f"task.n_inputs: must be in [1, {len(header) - 1}] for {p} (got {n_inputs})")
+    try:
+        x = np.array([[float(v) for v in r[:n_inputs]] for r in body])
+        if classification:
+            names = sorted({r[n_inputs] for r in body})
+            cls = np.array([names.index(r[n_inputs]) for r in body])
+            y = np.where(np.eye(len(names))[cls] > 0, on, off)
+        else:
+            y = np.array([[float(v) for v in r[n_inputs:]] for r in body])
+            cls = None
+    except (ValueError, IndexError) as err:
+        raise ValidationError(f"task.path: {p}: every row needs {len(header)} numeric values ({err})") from err
+    if scale:
+        x = _scale(x, low, high)
+    task = Task(p.stem, x, y, classes=cls, decode="argmax" if classification else None)
+    return _split(task, test_fraction, seed) if test_fraction > 0 else task
+
+
+def _scale(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    return low + (high - low) * (x - lo) / np.where(hi > lo, hi - lo, 1.0)
+
+
+def _split(task: Task, test_fraction: float, seed: int) -> Task:
+    """Seeded stratified split into training and held-out points."""
+    rng = np.random.default_rng(seed)
+    test = np.zeros(task.n_points, bool)
+    groups = task.classes if task.classes is not None else np.zeros(task.n_points, int)
+    for g in np.unique(groups):
+        idx = rng.permutation(np.flatnonzero(groups == g))
+        test[idx[:int(round(test_fraction * len(idx)))]] = True
+    pick = (lambda a: None if a is None else a[~test]), (lambda a: None if a is None else a[test])
+    return Task(task.name, task.inputs[~test], task.targets[~test], pick[0](task.classes), task.decode, task.levels,
+                task.inputs[test], task.targets[test], pick[1](task.classes))
