@@ -102,12 +102,12 @@ class TaskConfig(_Strict):
     x: list[Volts] | None = None
     y: list[Volts] | None = None
     n_points: Annotated[int, Field(ge=1, le=100000)] = 8
-    slope: Annotated[float, Field(ge=-10, le=10)] = -0.4
-    offset: Volts = 0.3
+    slope: Annotated[float, Field(ge=-10, le=10)] = 0.4
+    offset: Volts = 0.1
     source: Volts = 0.45
     targets: list[Volts] | None = None
-    on: Volts = 0.3
-    off: Volts = 0.15
+    target_on: Volts = 0.3
+    target_off: Volts = 0.15
     test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0
     path: str | None = None
     n_inputs: Annotated[int, Field(ge=1)] | None = None
@@ -190,7 +190,7 @@ class SimulatorConfig(_Strict):
     reltol: Annotated[float, Field(gt=0, lt=1)] = 1e-6
     abstol: Annotated[float, Field(gt=0, lt=1)] = 1e-15
     vntol: Annotated[float, Field(gt=0, lt=1)] = 1e-9
-    itl1: Annotated[int, Field(ge=10, le=100000)] = 500
+    itl1: Annotated[int, Field(ge=2, le=100000)] = 500
     gmin: Annotated[float, Field(gt=0, lt=1e-3)] = 1e-12
 
 

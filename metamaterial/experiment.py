@@ -104,8 +104,8 @@ def build_task(cfg: Config) -> Task:
     if t.name == "allostery":
         return allostery_task(t.source, tuple(t.targets) if t.targets else (0.1, 0.3))
     if t.name == "iris":
-        return iris_task(t.low, t.high, t.on, t.off, t.test_fraction or 0.2, cfg.seed)
-    return csv_task(t.path, t.n_inputs, t.classification, t.low, t.high, t.on, t.off, t.scale, t.test_fraction,
+        return iris_task(t.low, t.high, t.target_on, t.target_off, t.test_fraction or 0.2, cfg.seed)
+    return csv_task(t.path, t.n_inputs, t.classification, t.low, t.high, t.target_on, t.target_off, t.scale, t.test_fraction,
                     cfg.seed)
 
 

@@ -40,8 +40,8 @@ class SpiceOptions:
             v = getattr(self, name)
             if not (math.isfinite(v) and 0 < v < 1):
                 raise ValidationError(f"SpiceOptions.{name}: must be in (0, 1) (got {v!r})")
-        if int(self.itl1) != self.itl1 or not 10 <= self.itl1 <= 100000:
-            raise ValidationError(f"SpiceOptions.itl1: must be an integer in [10, 100000] (got {self.itl1!r})")
+        if int(self.itl1) != self.itl1 or not 2 <= self.itl1 <= 100000:
+            raise ValidationError(f"SpiceOptions.itl1: must be an integer in [2, 100000] (got {self.itl1!r})")
 
 
 def num(x: float) -> str:
@@ -123,7 +123,7 @@ def to_spice(
             elif isinstance(dev, PotentiometerParams):
                 lines.append(f"R{e}{sfx} {na} {nz} {num(1.0 / float(dev.conductance(controls[e])))}")
     if control_block:
-        lines += [".control", "set numdgt=15", "op", "print all", ".endc"]
+        lines += [".control", "set numdgt=15", "op", "print all", "quit 0", ".endc"]
     lines.append(".end")
     return "\n".join(lines) + "\n"
 

@@ -108,7 +108,7 @@ def regression_task(x: np.ndarray = REGRESSION_X, y: np.ndarray = REGRESSION_Y) 
     return Task("regression", x[:, None], y[:, None])
 
 
-def linear_regression_task(n_points: int = 8, slope: float = -0.4, offset: float = 0.3,
+def linear_regression_task(n_points: int = 8, slope: float = 0.4, offset: float = 0.1,
                            low: float = 0.0, high: float = 0.45) -> Task:
     """y = offset + slope x on ``n_points`` evenly spaced inputs in [low, high]."""
     x = np.linspace(low, high, n_points)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ _HARMLESS = re.compile(r"^\s*(note:|warning:|using sparse|circuit:|doing analysi
 _MAX_CACHED_CIRCUITS = 8
 _FREE_HISTORY_EVERY = 5000
 _instance = None
+_REGISTRY: dict = {"loaded": {}, "order": [], "commands": 0, "dead": None, "checked_cards": set()}
 
 
 def _shared():
@@ -77,19 +79,19 @@ class NgspiceSolver(AbstractSolver):
         self.options = options
         self.keep_failed = keep_failed
         self._ng = _shared()
-        self._loaded: dict[tuple, _Loaded] = {}
-        self._order: list[tuple] = []
-        self._commands = 0
+        # ngspice holds one set of circuits per process, so the record of what is loaded is process-wide too
+        self._loaded: dict[tuple, _Loaded] = _REGISTRY["loaded"]
+        self._order: list[tuple] = _REGISTRY["order"]
         self._log_tail: list[str] = []
 
     # -- ngspice I/O ----------------------------------------------------------------------------
     def _command(self, command: str) -> list[str]:
         """Run one ngspice command; return its output lines; raise on a real failure."""
         ng = self._ng
-        if self._commands >= _FREE_HISTORY_EVERY:
+        if _REGISTRY["commands"] >= _FREE_HISTORY_EVERY:
             ng._ngspice_shared.ngSpice_Command(_null())  # frees ngspice's command history
-            self._commands = 0
-        self._commands += 1
+            _REGISTRY["commands"] = 0
+        _REGISTRY["commands"] += 1
         ng.clear_output()
         rc = ng._ngspice_shared.ngSpice_Command(command.encode("ascii"))
         lines = list(ng._stdout) + list(ng._stderr)
@@ -103,24 +105,58 @@ class NgspiceSolver(AbstractSolver):
         return lines
 
     def _load(self, key: tuple, circuit: Circuit, netlist: str, names: list[list[str]]) -> _Loaded:
+        self._check_alive()
         if len(self._order) >= _MAX_CACHED_CIRCUITS:
             self._clear_circuits()
+        self._precheck_user_card(circuit, netlist)
         ng = self._ng
         before = self._n_circuits()
         ng.clear_output()
         try:
             ng.load_circuit(netlist)
         except Exception as err:  # PySpice raises NameError subclasses here
+            self._log_tail = (list(ng._stdout) + list(ng._stderr))[-20:]
+            if any("cannot recover" in ln for ln in self._log_tail):
+                _REGISTRY["dead"] = "a netlist it could not parse"
             self._fail("ngspice rejected the netlist", netlist, err)
         lines = list(ng._stdout) + list(ng._stderr)
         bad = [ln for ln in lines if _FAILURE.search(ln) and not _HARMLESS.match(ln)]
         if bad or self._n_circuits() != before + 1:
             self._log_tail = lines[-20:]
+            if self._n_circuits() > before:  # half-loaded: drop it so slot numbers stay right
+                self._ng._ngspice_shared.ngSpice_Command(b"remcirc")
             self._fail(f"ngspice rejected the netlist: {bad[0] if bad else 'circuit not loaded'}", netlist)
         self._order.append(key)
         loaded = _Loaded(slot=len(self._order) - 1, circuit=circuit, names=names, netlist=netlist)
         self._loaded[key] = loaded
         return loaded
+
+    @staticmethod
+    def _check_alive() -> None:
+        if _REGISTRY["dead"]:
+            raise SimulationError(f"ngspice: the shared library stopped after {_REGISTRY['dead']} and cannot be "
+                                  "reused in this process; fix the input and start a new process")
+
+    def _precheck_user_card(self, circuit: Circuit, netlist: str) -> None:
+        """A user model card is text we did not write: try it in a separate ``ngspice -b`` first, because a
+        parse error inside the shared library is fatal to it for the rest of the process."""
+        card = getattr(circuit.device, "model_card", None)
+        if card is None or card in _REGISTRY["checked_cards"]:
+            return
+        fd, path = tempfile.mkstemp(prefix="metamaterial-card-", suffix=".cir")
+        with os.fdopen(fd, "w") as f:
+            f.write(netlist.replace("\n.end\n", "\n.control\nop\nquit 0\n.endc\n.end\n"))
+        try:
+            proc = _run_ngspice(path)
+        finally:
+            os.unlink(path)
+        lines = (proc.stdout + proc.stderr).splitlines()
+        bad = [ln for ln in lines if _FAILURE.search(ln) and not _HARMLESS.match(ln)]
+        if proc.returncode != 0 or bad:
+            self._log_tail = lines[-20:]
+            self._fail(f"ngspice rejected the netlist with model card {circuit.device.name!r}: "
+                       f"{bad[0] if bad else f'exit code {proc.returncode}'}; check the card", netlist)
+        _REGISTRY["checked_cards"].add(card)
 
     def _n_circuits(self) -> int:
         self._ng.clear_output()
@@ -151,7 +187,7 @@ class NgspiceSolver(AbstractSolver):
                     for b in range(inputs.shape[0])]
             return OperatingPoint(voltages=np.concatenate([r.voltages for r in rows]))
         batch = inputs.shape[0]
-        key = (id(circuit), clamps is None, batch)
+        key = (id(circuit), clamps is None, batch, self.options)
         loaded = self._loaded.get(key)
         if loaded is None or loaded.circuit is not circuit:  # ids of dead circuits get reused
             text = to_spice(circuit, controls, inputs, clamps, options=self.options, control_block=False,
@@ -165,6 +201,7 @@ class NgspiceSolver(AbstractSolver):
                 if loaded.values.get(name) != value:
                     self._command(self._alter(name, value))
                     loaded.values[name] = value
+        self._check_alive()
         try:
             self._command("op")
             voltages = self._read(loaded)
@@ -222,7 +259,7 @@ class NgspiceSolver(AbstractSolver):
         return out
 
     def close(self) -> None:
-        self._clear_circuits()
+        """Nothing to release per solver: loaded circuits are a bounded process-wide cache."""
 
 
 def _null():
@@ -230,14 +267,18 @@ def _null():
     return FFI.NULL
 
 
-def run_batch_file(path: str, timeout: float = 120.0) -> str:
-    """Run ``ngspice -b FILE`` as a separate process and return its standard output (for verification)."""
-    import subprocess  # noqa: PLC0415
-
+def _run_ngspice(path: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
     try:
-        proc = subprocess.run(["ngspice", "-b", path], capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(["ngspice", "-b", path], capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError as err:
         raise SimulationError("ngspice: the 'ngspice' program is not installed; install Debian's 'ngspice'") from err
+    except subprocess.TimeoutExpired as err:
+        raise SimulationError(f"ngspice -b {path}: no answer within {timeout:g} s") from err
+
+
+def run_batch_file(path: str, timeout: float = 120.0) -> str:
+    """Run ``ngspice -b FILE`` as a separate process and return its standard output (for verification)."""
+    proc = _run_ngspice(path, timeout)
     if proc.returncode != 0:
         raise SimulationError(f"ngspice -b {path}: exit code {proc.returncode}", log=proc.stderr[-2000:])
     return proc.stdout

@@ -1,0 +1,131 @@
+"""The ngspice backend: agreement with standalone `ngspice -b`, Kirchhoff's law, failures, bounded memory."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from conftest import CONFIGS, ROOT, random_gates, xor_circuit
+from metamaterial.circuit import kcl_residuals
+from metamaterial.config import load_config
+from metamaterial.devices import nmos_from_card
+from metamaterial.errors import SimulationError
+from metamaterial.experiment import build, initial_controls, write_netlists
+from metamaterial.netlist import SpiceOptions, parse_print_all
+from metamaterial.sim.ngspice import NgspiceSolver, run_batch_file
+
+AGREEMENT_V = 1e-6
+KCL_A = 1e-9
+MEMORY_SOLVES = 6000
+
+
+def _cli_solve(cfg_path) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "solve", str(cfg_path), "--json"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("cfg_path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_solve_agrees_with_standalone_ngspice_and_closes_kcl(cfg_path, tmp_path):
+    cfg = load_config(cfg_path)
+    result = _cli_solve(cfg_path)
+    write_netlists(cfg, tmp_path)
+    setup = build(cfg)
+    c = setup.circuit
+    controls = np.array(result["controls"])
+    np.testing.assert_array_equal(controls, initial_controls(setup, np.random.default_rng(cfg.seed)))
+    worst, worst_kcl = 0.0, 0.0
+    points = result["points"][:12]  # iris has 120 points; a dozen exercise the same code
+    for k, point in enumerate(points):
+        for phase in ("free", "clamped"):
+            ref = parse_print_all(run_batch_file(str(tmp_path / f"{phase}_{k}.cir")))
+            got = point[phase]
+            worst = max(worst, max(abs(ref[name] - got[name]) for name in result["nodes"]))
+            v = np.array([[got[name] for name in result["nodes"]]])
+            res = kcl_residuals(c, controls, v, fixed=c.clamp_nodes if phase == "clamped" else None)
+            worst_kcl = max(worst_kcl, float(np.nanmax(np.abs(res))))
+    assert worst <= AGREEMENT_V, f"solve vs ngspice -b differ by {worst} V"
+    assert worst_kcl <= KCL_A, f"KCL residual {worst_kcl} A"
+
+
+def test_batched_solve_equals_one_point_at_a_time(ngspice):
+    c = xor_circuit("ald1106-l1")
+    gates = random_gates(c.n_edges, seed=3, low=0.4, high=8.0)
+    x = np.random.default_rng(4).uniform(0, 0.45, (7, 2))
+    batch = ngspice.solve(c, gates, x).voltages
+    single = np.concatenate([ngspice.solve(c, gates, row).voltages for row in x])
+    np.testing.assert_allclose(batch, single, atol=1e-9, rtol=0)
+    # a physical check of the clamped phase: power delivered by the sources equals power dissipated
+    clamps = np.full((7, 2), 0.2)
+    v = ngspice.solve(c, gates, x, clamps).voltages
+    res = kcl_residuals(c, gates, v, fixed=c.clamp_nodes)
+    assert np.nanmax(np.abs(res)) < KCL_A
+
+
+def test_in_place_updates_match_a_fresh_load(ngspice):
+    c = xor_circuit()
+    x = np.array([[0.45, 0.0]])
+    for seed in range(5):  # alter gates in place, then compare with a solver that loads afresh
+        gates = random_gates(c.n_edges, seed=seed)
+        in_place = ngspice.solve(c, gates, x).voltages
+        with NgspiceSolver() as fresh:
+            fresh_v = fresh.solve(xor_circuit(), gates, x).voltages
+        np.testing.assert_allclose(in_place, fresh_v, atol=1e-12, rtol=0)
+
+
+def test_rejected_model_card_is_a_simulation_error_and_spares_the_engine(ngspice, tmp_path):
+    card = tmp_path / "broken.lib"
+    card.write_text(".model badnmos nmos (level=1 vto= kp=1e-4)\n")  # passes our filter, ngspice cannot parse it
+    c = replace(xor_circuit(), device=nmos_from_card(card))
+    with NgspiceSolver(keep_failed=str(tmp_path)) as solver:
+        with pytest.raises(SimulationError, match=r"ngspice rejected the netlist with model card") as info:
+            solver.solve(c, random_gates(c.n_edges), [[0.0, 0.45]])
+    assert info.value.netlist and "M0" in info.value.netlist and info.value.log
+    assert info.value.kept
+    with open(info.value.kept) as kept:
+        assert kept.read() == info.value.netlist
+    good = xor_circuit()  # the shared engine never saw the broken card and still works
+    gates = random_gates(good.n_edges)
+    v = ngspice.solve(good, gates, [[0.0, 0.45]]).voltages
+    assert np.nanmax(np.abs(kcl_residuals(good, gates, v))) < KCL_A
+
+
+def test_operating_point_without_solution_is_a_simulation_error(ngspice, tmp_path):
+    c = xor_circuit()
+    # node 15 is an input and also a rail at another voltage: two sources fight, no DC solution exists.
+    # Roles validation forbids this; the Circuit is built by hand to reach ngspice's own failure path.
+    fighting = replace(c, rails=np.array([5, 15]), rail_voltages=np.array([0.11, 0.3]))
+    with NgspiceSolver(keep_failed=str(tmp_path)) as solver:
+        with pytest.raises(SimulationError, match=r"operating point failed") as info:
+            solver.solve(fighting, random_gates(c.n_edges), [[0.45, 0.0]])
+    assert "op simulation(s) aborted" in info.value.log or "failed" in info.value.log
+    assert "VR1 n15" in info.value.netlist and info.value.kept
+    # the engine recovers: the next solve of a sound circuit works and closes KCL
+    gates = random_gates(c.n_edges)
+    v = ngspice.solve(c, gates, [[0.45, 0.0]]).voltages
+    assert np.nanmax(np.abs(kcl_residuals(c, gates, v))) < KCL_A
+
+
+def test_memory_stays_bounded_over_many_solves(ngspice):
+    c = xor_circuit()
+    x = np.array([[0.45, 0.0]])
+    gates = random_gates(c.n_edges)
+
+    def run(n):
+        for i in range(n):
+            ngspice.solve(c, gates + 1e-6 * (i % 100), x)
+
+    run(MEMORY_SOLVES // 3)  # warm up allocators and caches
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    run(MEMORY_SOLVES)
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    # an ngspice plot left behind per solve would cost > 2 KiB each (> 12 MiB here)
+    assert grown_kib < 4096, f"peak RSS grew by {grown_kib} KiB over {MEMORY_SOLVES} solves"
