@@ -48,7 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
-    except (ConfigError, ValidationError, CheckpointError) as err:
+    except (ConfigError, ValidationError) as err:
+        where = str(getattr(args, "config", ""))
+        msg = str(err) if str(err).startswith(where) else f"{where}: {err}"
+        print(f"metamaterial: {msg}", file=sys.stderr)
+        return 2
+    except CheckpointError as err:
         print(f"metamaterial: {err}", file=sys.stderr)
         return 2
     except SimulationError as err:

@@ -260,6 +260,7 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str 
                     bar.set_postfix(loss=f"{st.history[-1]['loss']:.3g}")
             if every and st.epoch % every == 0:
                 save_checkpoint(run_dir, st, wall_before + time.perf_counter() - t0)
+                solver.reset()  # what follows a checkpoint must not depend on what preceded it
 
         try:
             state = trainer.run(state, on_epoch)

@@ -61,6 +61,11 @@ class AbstractSolver(ABC):
         self.n_solves += inputs.shape[0]
         return op
 
+    def reset(self) -> None:
+        """Forget cached simulator state (loaded circuits, warm starts) so that the next solves depend only on
+        their arguments. Training calls this at every checkpoint, which makes a resumed run bit-identical to an
+        uninterrupted one. No-op by default."""
+
     def close(self) -> None:
         """Release simulator resources (no-op by default)."""
 

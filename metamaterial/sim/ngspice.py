@@ -258,6 +258,11 @@ class NgspiceSolver(AbstractSolver):
                 out[b, i] = info.v_realdata[0]
         return out
 
+    def reset(self) -> None:
+        """Unload every circuit: ngspice's sparse-matrix pivoting depends on the values at first factorization,
+        so a fresh load makes the next solves independent of history (to the last bit)."""
+        self._clear_circuits()
+
     def close(self) -> None:
         """Nothing to release per solver: loaded circuits are a bounded process-wide cache."""
 
