@@ -3,7 +3,7 @@ PY := .venv/bin/python
 CONFIG ?= configs/xor.yaml
 OUT ?= runs/demo
 
-.PHONY: setup demo test netlists clean
+.PHONY: setup demo test netlists figure clean
 
 setup:
 	@bash scripts/setup.sh
@@ -19,3 +19,6 @@ netlists: setup
 
 clean:
 	rm -rf runs .pytest_cache
+
+figure: setup
+	$(PY) scripts/readme_figure.py
