@@ -279,7 +279,7 @@ def _progress(enabled: bool, total: int, start: int, name: str):
     if not enabled:
         return None
     from tqdm import tqdm  # noqa: PLC0415
-    return tqdm(total=total, initial=start, desc=f"train {name}", unit="epoch", dynamic_ncols=True)
+    return tqdm(total=total, initial=start, desc=f"train {name}", unit="epoch", dynamic_ncols=True, mininterval=0.5)
 
 
 def _summary(setup: Setup, backend: str, state: TrainState, trainer: Trainer, final, wall: float) -> dict:
