@@ -94,22 +94,40 @@ class Trainer:
 
     # -- one step and one epoch -------------------------------------------------------------------
     def step(self, controls: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int, bool]:
-        """One update from the points ``idx``; returns (new controls, solves used, whether any edge moved)."""
+        """One update from the points ``idx``; returns (new controls, solves used, whether the switch closed)."""
+        new, solves, moved = self.step_many(controls[None, :], idx[None, :], [rng])
+        return new[0], solves, bool(moved[0])
+
+    def step_many(self, controls: np.ndarray, idx: np.ndarray, rngs: list[np.random.Generator]
+                  ) -> tuple[np.ndarray, int, np.ndarray]:
+        """One update of R independent replicas at once, each on its own points.
+
+        Args:
+            controls: [R, E] controls of each replica. idx: [R, n] data points each replica presents.
+            rngs: one generator per replica (its desynchronous mask), drawn exactly as a single run would.
+        Returns:
+            new controls [R, E], solves used, bool [R] whether each replica's learning switch closed.
+        """
         c, task, rule = self.circuit, self.task, self.rule
-        x, y = task.inputs[idx], task.targets[idx]
-        free = self.solver.solve(c, controls, x).voltages
-        solves = len(idx)
-        active = np.ones(len(idx), bool)
+        reps, n = idx.shape
+        x = task.inputs[idx].reshape(reps * n, -1)
+        y = task.targets[idx].reshape(reps * n, -1)
+        shared = controls[0] if reps == 1 else np.repeat(controls, n, axis=0)
+        free = self.solver.solve(c, shared, x).voltages
+        solves = reps * n
+        active = np.ones(reps * n, bool)
         if rule.loss == "hinge":
-            active = task.margins(c.output_values(free), task.classes[idx]) < rule.margin
-        mask = rng.random(c.n_edges) < self.params.update_probability if self.params.update_probability < 1 else \
-            np.ones(c.n_edges, bool)
-        if not active.any():
-            return controls, solves, False
-        clamped = self.solver.solve(c, controls, x, rule.clamp(c, free, y)).voltages
-        solves += len(idx)
-        u = (rule.contrast(c, free, clamped) * active[:, None]).sum(axis=0)
-        return self.dynamics.apply(controls, u, mask, rule.rate, self.step_time), solves, True
+            active = task.margins(c.output_values(free), task.classes[idx].ravel()) < rule.margin
+        p = self.params.update_probability
+        masks = np.stack([rng.random(c.n_edges) < p if p < 1 else np.ones(c.n_edges, bool) for rng in rngs])
+        u = np.zeros((reps, c.n_edges))
+        if active.any():  # points past the hinge margin need no clamped phase
+            clamped = self.solver.solve(c, shared, x, rule.clamp(c, free, y)).voltages
+            solves += reps * n
+            u = (rule.contrast(c, free, clamped) * active[:, None]).reshape(reps, n, -1).sum(axis=1)
+        moved = active.reshape(reps, n).any(axis=1)
+        # the leak acts on every replica (time passes); the switch closes only where a point was active
+        return self.dynamics.apply(controls, u, masks & moved[:, None], rule.rate, self.step_time), solves, moved
 
     def evaluate(self, controls: np.ndarray, test: bool = False) -> Evaluation:
         """Free outputs of every training (or held-out) point, with loss, accuracy and smallest margin."""

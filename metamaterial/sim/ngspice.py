@@ -35,7 +35,7 @@ _HARMLESS = re.compile(r"^\s*(note:|warning:|using sparse|circuit:|doing analysi
 _MAX_CACHED_CIRCUITS = 8
 _FREE_HISTORY_EVERY = 5000
 _instance = None
-_REGISTRY: dict = {"loaded": {}, "order": [], "commands": 0, "dead": None, "checked_cards": set()}
+_REGISTRY: dict = {"loaded": {}, "order": [], "commands": 0, "dead": None, "checked_cards": set(), "loads": 0}
 
 
 def _shared():
@@ -163,9 +163,18 @@ class NgspiceSolver(AbstractSolver):
         self._ng._ngspice_shared.ngSpice_Command(b"setcirc")
         return sum(1 for ln in self._ng._stdout if re.match(r"^(Current\s+)?\d+\t", ln))
 
-    def _select(self, loaded: _Loaded) -> None:
+    def _select(self, loaded: _Loaded) -> bool:
+        """Make ``loaded`` ngspice's current circuit; False if ngspice's list is not what we recorded (another
+        user of the shared library, e.g. PySpice's own simulator, added or removed circuits): then start over."""
         # ngspice numbers circuits newest first: the k-th loaded of T is number T - k.
-        self._command(f"setcirc {len(self._order) - loaded.slot}")
+        number = len(self._order) - loaded.slot
+        self._ng.clear_output()
+        self._ng._ngspice_shared.ngSpice_Command(f"setcirc {number}".encode())
+        title = loaded.netlist.split("\n", 1)[0].lstrip("* ").strip()
+        if any(ln.strip().lstrip("* ").strip() == title for ln in self._ng._stdout):
+            return True
+        self._clear_circuits()
+        return False
 
     def _clear_circuits(self) -> None:
         for _ in range(self._n_circuits()):
@@ -189,14 +198,18 @@ class NgspiceSolver(AbstractSolver):
         batch = inputs.shape[0]
         key = (id(circuit), clamps is None, batch, self.options)
         loaded = self._loaded.get(key)
-        if loaded is None or loaded.circuit is not circuit:  # ids of dead circuits get reused
+        if loaded is not None and (loaded.circuit is not circuit or not self._select(loaded)):
+            loaded = None  # a dead circuit's id was reused, or someone else changed ngspice's circuit list
+        if loaded is None:
+            _REGISTRY["loads"] += 1
             text = to_spice(circuit, controls, inputs, clamps, options=self.options, control_block=False,
-                            title=f"{'free' if clamps is None else 'clamped'} batch {batch}")
+                            title=f"{'free' if clamps is None else 'clamped'} batch {batch} load {_REGISTRY['loads']}")
             loaded = self._load(key, circuit, text, node_vector_names(circuit, batch))
             loaded.values.update(self._source_values(circuit, controls, inputs, clamps))
-            self._select(loaded)
+            if not self._select(loaded):
+                raise SimulationError("ngspice: a freshly loaded circuit could not be selected",
+                                      log="\n".join(self._log_tail[-20:]))
         else:
-            self._select(loaded)
             for name, value in self._source_values(circuit, controls, inputs, clamps).items():
                 if loaded.values.get(name) != value:
                     self._command(self._alter(name, value))
