@@ -7,12 +7,12 @@ Also here: ``OperatingPoint`` (what a solver returns) and Kirchhoff residuals re
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import networkx as nx
 import numpy as np
 
-from .devices import EdgeParams, NmosParams, PotentiometerParams, ResistorParams, junction_current, nmos_current
+from .devices import EdgeParams, Mismatch, NmosParams, PotentiometerParams, ResistorParams, junction_current, nmos_current
 from .errors import ValidationError
 
 
@@ -24,6 +24,7 @@ class Circuit:
         node_labels: human name of each node, e.g. ``(2, 2)`` on a lattice; netlists use ``n{index}``.
         edges: int [E, 2], node indices (a, b) of each edge, a < b.
         device: the edge device shared by all edges.
+        mismatch: per-transistor V_T and K deviations of the two twins, or None (identical twins).
         inputs: int [n_in], nodes driven by the data.
         rails: int [n_rail], nodes held at ``rail_voltages`` (V).
         out_pos, out_neg: int [n_out]; ``out_neg`` is -1 for a single-ended output.
@@ -38,7 +39,13 @@ class Circuit:
     out_pos: np.ndarray
     out_neg: np.ndarray
     gmin: float = 1e-12
-    key: str = field(default="", compare=False)
+    mismatch: Mismatch | None = None
+
+    def transistor_params(self, twin: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(vto [E], beta [E]) of the given twin (0 free, 1 clamped) under mismatch, or (None, None)."""
+        if self.mismatch is None or not isinstance(self.device, NmosParams):
+            return None, None
+        return self.device.vto + self.mismatch.dvto[twin], self.device.beta * self.mismatch.kscale[twin]
 
     @property
     def n_nodes(self) -> int:
@@ -113,8 +120,8 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12) -> Circu
 def without_edges(c: Circuit, cut: np.ndarray) -> Circuit:
     """The circuit with the given edge indices removed (damage)."""
     keep = np.setdiff1d(np.arange(c.n_edges), np.asarray(cut, int))
-    return Circuit(c.node_labels, c.edges[keep], c.device, c.inputs, c.rails, c.rail_voltages, c.out_pos, c.out_neg,
-                   c.gmin)
+    mm = None if c.mismatch is None else Mismatch(c.mismatch.dvto[:, keep], c.mismatch.kscale[:, keep])
+    return replace(c, edges=c.edges[keep], mismatch=mm)
 
 
 @dataclass(frozen=True)
@@ -125,17 +132,19 @@ class OperatingPoint:
     iterations: np.ndarray | None = None
 
 
-def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray) -> np.ndarray:
+def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: int = 0) -> np.ndarray:
     """[B, E] current (A) through each edge from node a to node b at the given node voltages [B, N].
 
-    ``controls`` is [E] or [B, E]: gate voltages (V), conductances (S) or taps, per ``c.device``.
+    ``controls`` is [E] or [B, E]: gate voltages (V), conductances (S) or taps, per ``c.device``;
+    ``twin`` (0 free, 1 clamped) picks the transistors' mismatch.
     """
     v = np.atleast_2d(voltages)
     va, vb = v[:, c.edges[:, 0]], v[:, c.edges[:, 1]]
     ctrl = np.broadcast_to(np.asarray(controls, float), va.shape)
     dev = c.device
     if isinstance(dev, NmosParams):
-        return nmos_current(dev, va, vb, ctrl).current
+        vto, beta = c.transistor_params(twin)
+        return nmos_current(dev, va, vb, ctrl, vto, beta).current
     if isinstance(dev, ResistorParams):
         return ctrl * (va - vb)
     if isinstance(dev, PotentiometerParams):
@@ -143,14 +152,16 @@ def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray) -> np.
     raise ValidationError(f"Circuit.device: unknown device {type(dev).__name__}")
 
 
-def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed: np.ndarray | None = None) -> np.ndarray:
+def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed: np.ndarray | None = None,
+                  twin: int | None = None) -> np.ndarray:
     """[B, N] net current (A) leaving each node through the edges and bulk junctions; NaN at driven nodes.
 
     ``fixed`` lists extra driven node indices (the clamped outputs); sources are always excluded.
-    At a correct DC operating point every finite entry is ~0 (Kirchhoff's current law).
+    At a correct DC operating point every finite entry is ~0 (Kirchhoff's current law). ``twin`` defaults to
+    the clamped twin when ``fixed`` is given, else the free twin.
     """
     v = np.atleast_2d(voltages)
-    i_edge = edge_currents(c, controls, v)
+    i_edge = edge_currents(c, controls, v, twin=(0 if fixed is None else 1) if twin is None else twin)
     out = np.zeros_like(v)
     np.add.at(out.T, c.edges[:, 0], i_edge.T)
     np.add.at(out.T, c.edges[:, 1], -i_edge.T)

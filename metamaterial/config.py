@@ -74,11 +74,20 @@ class NmosOverrides(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class MismatchConfig(_Strict):
+    """Twin mismatch: independent Gaussian V_T shift and relative K error for every transistor."""
+
+    vto_sigma: Annotated[float, Field(ge=0, le=1)] = 0.0
+    k_sigma: Annotated[float, Field(ge=0, le=0.5)] = 0.0
+    seed: Annotated[int, Field(ge=0)] | None = None
+
+
 class DeviceConfig(_Strict):
     kind: Literal["nmos", "resistor", "potentiometer"] = "nmos"
     preset: Literal["ald1106-fit", "ald1106-l1"] = "ald1106-fit"
     model_file: str | None = None
     params: NmosOverrides = NmosOverrides()
+    mismatch: MismatchConfig | None = None
     g_min: Positive = 1e-5
     g_max: Positive = 1e-2
     r_min: Positive = 40.0

@@ -130,6 +130,32 @@ class PotentiometerParams:
 
 EdgeParams = NmosParams | ResistorParams | PotentiometerParams
 
+
+@dataclass(frozen=True, eq=False)
+class Mismatch:
+    """Per-transistor deviations of the twin networks: ``dvto`` [2, E] (V) and ``kscale`` [2, E] (relative K),
+    row 0 the free twin's transistor of each edge, row 1 the clamped twin's."""
+
+    dvto: np.ndarray
+    kscale: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.dvto.shape != self.kscale.shape or self.dvto.ndim != 2 or self.dvto.shape[0] != 2:
+            raise ValidationError(f"Mismatch: dvto and kscale must both be [2, E] (got {self.dvto.shape}, "
+                                  f"{self.kscale.shape})")
+        if not (np.all(np.isfinite(self.dvto)) and np.all(self.kscale > 0)):
+            raise ValidationError("Mismatch: dvto must be finite and kscale > 0")
+
+
+def draw_mismatch(n_edges: int, vto_sigma: float, k_sigma: float, seed: int | np.random.Generator | None) -> Mismatch:
+    """Independent Gaussian V_T shifts (V) and relative K errors for every transistor of both twins."""
+    if vto_sigma < 0 or k_sigma < 0:
+        raise ValidationError(f"device.mismatch: sigmas must be >= 0 (got vto {vto_sigma}, k {k_sigma})")
+    rng = np.random.default_rng(seed)
+    dvto = rng.normal(0.0, vto_sigma, (2, n_edges))
+    kscale = np.clip(1.0 + rng.normal(0.0, k_sigma, (2, n_edges)), 0.05, None)
+    return Mismatch(dvto, kscale)
+
 PRESETS: dict[str, NmosParams] = {
     # Authors' fit (Dillavou et al. 2024, Experiment2.m): K = 8.5e-4 A/V^2, V_T = 0.62 V, no body effect.
     "ald1106-fit": NmosParams(vto=0.62, kp=8.5e-4, w=10e-6, l=10e-6, lambda_=0.02, gamma=0.0, phi=0.6,
@@ -229,14 +255,16 @@ class MosCurrents:
     d_vg: np.ndarray = field(repr=False)
 
 
-def nmos_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray) -> MosCurrents:
+def nmos_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,
+                 vto: np.ndarray | float | None = None, beta: np.ndarray | float | None = None) -> MosCurrents:
     """Channel current a -> b of a level-1 NMOS with body at ground, ngspice ``mos1load.c`` semantics.
 
     The terminal at the lower voltage acts as source (source/drain symmetry). Threshold
     V_T = vto + gamma (sqrt(phi - V_BS) - sqrt(phi)); linear region
     I = beta (1 + lambda V_DS) V_DS (V_GS - V_T - V_DS/2); saturation I = beta/2 (1 + lambda V_DS)(V_GS - V_T)^2;
     zero below threshold (level 1 has no subthreshold branch). Bulk junction currents are not included
-    (see ``junction_current``).
+    (see ``junction_current``). ``vto`` and ``beta`` override the card's values per transistor (mismatch),
+    broadcasting like the voltages.
     """
     va, vb, vg = np.broadcast_arrays(np.asarray(va, float), np.asarray(vb, float), np.asarray(vg, float))
     forward = va >= vb
@@ -248,11 +276,11 @@ def nmos_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray) 
     sqphi = math.sqrt(p.phi)
     neg = vbs <= 0
     sarg = np.where(neg, np.sqrt(np.maximum(p.phi - vbs, 0.0)), np.maximum(sqphi - vbs / (2 * sqphi), 0.0))
-    von = (p.vto - p.gamma * sqphi) + p.gamma * sarg
+    von = ((p.vto if vto is None else vto) - p.gamma * sqphi) + p.gamma * sarg
     dvon_dvbs = np.where(sarg > 0, np.where(neg, -p.gamma / (2 * np.where(sarg > 0, sarg, 1.0)), -p.gamma / (2 * sqphi)), 0.0)
     # ngspice uses arg = gamma / (2 sarg) for gmbs; identical to -dvon/dvbs in the vbs<=0 branch.
     vgst = vgs - von
-    beta = p.beta
+    beta = p.beta if beta is None else beta
     betap = beta * (1 + p.lambda_ * vds)
     on = vgst > 0
     sat = on & (vgst <= vds)

@@ -12,7 +12,7 @@ import io
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import numpy as np
 from . import graph as graphs
 from .circuit import Circuit, compile_graph
 from .config import Config, dump_config
-from .devices import EdgeParams, NmosParams, PotentiometerParams, ResistorParams, nmos_from_card, nmos_preset
+from .devices import EdgeParams, NmosParams, draw_mismatch, PotentiometerParams, ResistorParams, nmos_from_card, nmos_preset
 from .errors import CheckpointError, ConfigError, MetamaterialError, ValidationError
 from .learning.gates import EdgeDynamics, HardwareParams
 from .learning.rules import CoupledLearning
@@ -113,6 +113,13 @@ def build(cfg: Config) -> Setup:
     """Typed objects of a run; every cross-section check happens here."""
     device = build_device(cfg)
     circuit = compile_graph(build_network(cfg), device, gmin=cfg.simulator.gmin)
+    mm = cfg.device.mismatch
+    if mm is not None and (mm.vto_sigma > 0 or mm.k_sigma > 0):
+        if not isinstance(device, NmosParams) or device.model_card is not None:
+            raise ConfigError("device.mismatch: needs an nmos device with a built-in preset")
+        seed = cfg.seed if mm.seed is None else mm.seed
+        circuit = replace(circuit, mismatch=draw_mismatch(circuit.n_edges, mm.vto_sigma, mm.k_sigma,
+                                                          np.random.default_rng([seed, 1])))
     task = build_task(cfg)
     if task.n_inputs != circuit.n_inputs:
         raise ConfigError(f"roles.inputs: task {task.name} needs {task.n_inputs} input node(s) (got {circuit.n_inputs})")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -99,8 +99,16 @@ def to_spice(
     lines.append(f".options gmin={num(c.gmin)} reltol={num(options.reltol)} abstol={num(options.abstol)} "
                  f"vntol={num(options.vntol)} itl1={int(options.itl1)}")
     dev = c.device
+    twin = 0 if clamps is None else 1
+    mismatch = c.mismatch if isinstance(dev, NmosParams) else None
     if isinstance(dev, NmosParams):
         lines.append(dev.model_text())
+        if mismatch is not None:  # one card per transistor: V_T shifted, K scaled through the width
+            if dev.model_card is not None:
+                raise ValidationError("netlist: mismatch needs a built-in preset (a user model card cannot be shifted)")
+            for e in range(c.n_edges):
+                lines.append(replace(dev, vto=dev.vto + float(mismatch.dvto[twin, e]),
+                                     model_name=f"{dev.model_name}_{e}").model_text())
     for k, (node, volts) in enumerate(zip(c.rails, c.rail_voltages)):
         lines.append(f"VR{k} {node_name(int(node))} 0 dc {num(volts)}")
     if isinstance(dev, NmosParams):
@@ -116,7 +124,10 @@ def to_spice(
                 lines.append(f"VC{k}{sfx} {nn(int(node), b)} 0 dc {num(clamps[row, k])}")
         for e, (a, z) in enumerate(c.edges):
             na, nz = nn(int(a), b), nn(int(z), b)
-            if isinstance(dev, NmosParams):
+            if isinstance(dev, NmosParams) and mismatch is not None:
+                w = dev.w * float(mismatch.kscale[twin, e])
+                lines.append(f"M{e}{sfx} {na} g{e} {nz} 0 {dev.model_name}_{e} w={num(w)} l={num(dev.l)}")
+            elif isinstance(dev, NmosParams):
                 lines.append(f"M{e}{sfx} {na} g{e} {nz} 0 {dev.model_name} w={num(dev.w)} l={num(dev.l)}")
             elif isinstance(dev, ResistorParams):
                 lines.append(f"R{e}{sfx} {na} {nz} {num(1.0 / controls[e])}")

@@ -15,7 +15,7 @@ import pytest
 from conftest import CONFIGS, ROOT, random_gates, xor_circuit
 from metamaterial.circuit import kcl_residuals
 from metamaterial.config import load_config
-from metamaterial.devices import nmos_from_card
+from metamaterial.devices import draw_mismatch, nmos_from_card
 from metamaterial.errors import SimulationError
 from metamaterial.experiment import build, initial_controls, write_netlists
 from metamaterial.netlist import SpiceOptions, parse_print_all
@@ -129,3 +129,19 @@ def test_memory_stays_bounded_over_many_solves(ngspice):
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     # an ngspice plot left behind per solve would cost > 2 KiB each (> 12 MiB here)
     assert grown_kib < 4096, f"peak RSS grew by {grown_kib} KiB over {MEMORY_SOLVES} solves"
+
+
+def test_twin_mismatch_closes_kcl_with_each_twins_own_transistors(ngspice):
+    c0 = xor_circuit("ald1106-l1")
+    c = replace(c0, mismatch=draw_mismatch(c0.n_edges, 0.01, 0.005, seed=0))
+    gates = random_gates(c.n_edges, seed=1)
+    x = np.array([[0.45, 0.0], [0.0, 0.45]])
+    clamps = np.array([[0.10, 0.20], [0.15, 0.20]])
+    free = ngspice.solve(c, gates, x).voltages
+    clamped = ngspice.solve(c, gates, x, clamps).voltages
+    assert np.nanmax(np.abs(kcl_residuals(c, gates, free, twin=0))) < KCL_A
+    assert np.nanmax(np.abs(kcl_residuals(c, gates, clamped, fixed=c.clamp_nodes, twin=1))) < KCL_A
+    # the mismatch is physical: the identical-twin law does not balance the mismatched solution
+    assert np.nanmax(np.abs(kcl_residuals(c0, gates, free))) > 1e3 * KCL_A
+    # and the twins really differ: the clamped twin's law does not balance the free solution
+    assert np.nanmax(np.abs(kcl_residuals(c, gates, free, twin=1))) > 1e3 * KCL_A
