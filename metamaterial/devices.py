@@ -22,8 +22,8 @@ import numpy as np
 
 from .errors import ValidationError
 
-#: Boltzmann voltage kT/q at ngspice's default 27 C (CONSTKoverQ * REFTEMP in ngspice).
-THERMAL_VOLTAGE = 1.3806226e-23 / 1.6021918e-19 * (27.0 + 273.15)
+#: Thermal voltage kT/q (V) at ngspice's default 27 C, with ngspice 39's constants (CODATA 2014).
+THERMAL_VOLTAGE = 1.38064852e-23 / 1.6021766208e-19 * (27.0 + 273.15)
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 
@@ -224,13 +224,19 @@ def _parse_number(raw: str, where: str) -> float:
     return value
 
 
-def nmos_from_card(path: str | Path, **overrides: float) -> NmosParams:
-    """NmosParams for a user model card; level-1 parameters are parsed so the analytic law can check it."""
+#: ngspice's MOS level-1 defaults, used for parameters a user card leaves out
+NGSPICE_MOS1_DEFAULTS = {"vto": 0.0, "kp": 2e-5, "lambda_": 0.0, "gamma": 0.0, "phi": 0.6, "ld": 0.0, "is_": 1e-14}
+
+
+def nmos_from_card(path: str | Path, w: float = 10e-6, l: float = 10e-6) -> NmosParams:
+    """NmosParams for a user model card (used verbatim in netlists). The level-1 parameters are parsed, missing
+    ones taking ngspice's defaults, so that the analytic law matches what ngspice computes; ``w`` and ``l``
+    are the instance size."""
     card, name, params = load_model_card(path)
     level = params.get("level", 1.0)
     mapping = {"vto": "vto", "kp": "kp", "lambda": "lambda_", "gamma": "gamma", "phi": "phi", "ld": "ld", "is": "is_"}
-    values = {mapping[k]: v for k, v in params.items() if k in mapping}
-    return NmosParams(**{**values, **overrides}, name=f"card:{Path(path).name}" + ("" if level == 1 else f":level{level:g}"),
+    values = {**NGSPICE_MOS1_DEFAULTS, **{mapping[k]: v for k, v in params.items() if k in mapping}}
+    return NmosParams(**values, w=w, l=l, name=f"card:{Path(path).name}" + ("" if level == 1 else f":level{level:g}"),
                       model_card=card, model_name=name)
 
 
@@ -311,7 +317,7 @@ def junction_current(p: NmosParams, v_node: np.ndarray, gmin: float = 1e-12) -> 
     vbx = -np.asarray(v_node, float)
     vt = THERMAL_VOLTAGE
     deep = vbx <= -3 * vt
-    ev = np.exp(np.minimum(vbx / vt, 40.0))
+    ev = np.exp(np.minimum(vbx / vt, 709.0))  # ngspice's MAX_EXP_ARG
     ibx = np.where(deep, gmin * vbx - p.is_, p.is_ * (ev - 1) + gmin * vbx)
     gbx = np.where(deep, gmin, p.is_ * ev / vt + gmin)
     return -ibx, gbx

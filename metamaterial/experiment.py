@@ -89,7 +89,11 @@ def build_device(cfg: Config) -> EdgeParams:
         return PotentiometerParams(r_min=d.r_min, r_max=d.r_max, n_taps=d.n_taps)
     overrides = {k: v for k, v in d.params.model_dump().items() if v is not None}
     if d.model_file:
-        return nmos_from_card(d.model_file, **overrides)
+        size = {k: overrides.pop(k) for k in ("w", "l") if k in overrides}
+        if overrides:
+            raise ConfigError(f"device.params: {sorted(overrides)} cannot override a model_file card (ngspice reads "
+                              "the card as written); edit the card, or set only w and l")
+        return nmos_from_card(d.model_file, **size)
     return nmos_preset(d.preset, **overrides)
 
 

@@ -1,0 +1,52 @@
+"""Analyses of training results, pure numpy: error modes, crossing epochs, recovery, update-direction noise.
+
+Error modes (DOMAIN.md section 5): orthonormal polynomials of order 0, 1, 2 on the actual training inputs
+(QR of the Vandermonde matrix {1, x, x^2}); projecting the per-point error on them gives the mean,
+slope and curvature components of the error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ValidationError
+
+
+def mode_basis(x: np.ndarray, order: int = 2) -> np.ndarray:
+    """[P, order+1] orthonormal columns spanning {1, x, ..., x^order} on the points ``x`` [P] (signs fixed so
+    that column k has a positive coefficient on x^k)."""
+    x = np.asarray(x, float).ravel()
+    if len(np.unique(x)) <= order:
+        raise ValidationError(f"analysis.mode_basis: need more than {order} distinct inputs (got {len(np.unique(x))})")
+    q, r = np.linalg.qr(np.vander(x, order + 1, increasing=True))
+    return q * np.sign(np.diag(r))[None, :]
+
+
+def error_modes(x: np.ndarray, errors: np.ndarray, order: int = 2) -> np.ndarray:
+    """[..., order+1] projections of per-point errors [..., P] (V) on the orthonormal modes of ``x``."""
+    return np.asarray(errors, float) @ mode_basis(x, order)
+
+
+def fall_epoch(epochs: np.ndarray, values: np.ndarray, fraction: float = 0.1) -> float:
+    """First epoch from which |values| stays below ``fraction`` of its initial magnitude (NaN if never)."""
+    v = np.abs(np.asarray(values, float))
+    below = v < fraction * v[0]
+    if not below[-1]:
+        return float("nan")
+    last_above = np.flatnonzero(~below)
+    return float(epochs[last_above[-1] + 1] if len(last_above) else epochs[0])
+
+
+def recovery_epoch(epochs: np.ndarray, losses: np.ndarray, reference: float, factor: float = 2.0) -> float:
+    """First epoch at which the loss is within ``factor`` x ``reference`` (NaN if never)."""
+    hit = np.flatnonzero(np.asarray(losses) <= factor * reference)
+    return float(np.asarray(epochs)[hit[0]]) if len(hit) else float("nan")
+
+
+def direction_noise(updates: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """1 - cosine similarity between each update [S, E] and the reference direction [E] (0 = same direction)."""
+    u = np.asarray(updates, float)
+    ref = np.asarray(reference, float)
+    norms = np.linalg.norm(u, axis=1) * np.linalg.norm(ref)
+    cos = np.divide(u @ ref, norms, out=np.zeros(len(u)), where=norms > 0)
+    return 1.0 - cos

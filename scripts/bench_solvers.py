@@ -1,0 +1,250 @@
+"""Solver benchmark: native vs our ngspice backend vs the naive per-sample PySpice way, side by side in one run.
+
+For each torus size it measures, each backend in its own worker process (so peak memory is its own):
+  * sample-solve time: one data point, one phase, gates fixed (batch 1; native also amortized at batch 1024;
+    ngspice also with a batch of copies in one netlist),
+  * training-update time: free solve + clamped solve + writing every gate back (all gates change),
+  * peak resident memory of the worker.
+Then the training epoch of the shipped 4x4 XOR and regression configs on native and ngspice, the growth
+exponent of the update time with the number of edges, and the comparison with a published third-party
+ngspice trainer (DOMAIN.md section 6). Prints tables and writes JSON.
+
+    python scripts/bench_solvers.py [--sizes 4 8 16 32 50 100] [--out runs/bench_solvers.json] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: the third-party trainer's time per training update (s) by number of edges (DOMAIN.md section 6)
+PEER_UPDATE_S = {18: 0.38e-3, 200: 4.1e-3, 800: 28.7e-3, 5000: 0.97, 20000: 31.3}
+BUDGET_S = 60.0  # per measurement: stop repeating once this much time is spent
+
+
+def torus_circuit(n: int, preset: str = "ald1106-fit"):
+    """n x n torus with the XOR roles of the 4x4 paper placement scaled to n."""
+    from metamaterial.circuit import compile_graph
+    from metamaterial.devices import nmos_preset
+    from metamaterial.graph import Roles, assign_roles, lattice_network
+
+    def node(r4: int, c4: int) -> int:
+        return (r4 * n // 4) * n + (c4 * n // 4)
+
+    roles = Roles(inputs=(node(3, 3), node(3, 1)), rails=((node(1, 1), 0.11), (node(1, 3), 0.33)),
+                  outputs=((node(2, 2), node(0, 0)),))
+    return compile_graph(assign_roles(lattice_network(n, n), roles), nmos_preset(preset))
+
+
+def _timed(fn, min_reps: int, budget: float = BUDGET_S) -> tuple[float, int]:
+    """Mean seconds per call of ``fn(i)`` over at least ``min_reps`` calls or until the budget runs out."""
+    fn(0)  # warm-up: loads, compiles, caches
+    t0 = time.perf_counter()
+    reps = 0
+    while reps < min_reps and time.perf_counter() - t0 < budget:
+        fn(reps + 1)
+        reps += 1
+    return (time.perf_counter() - t0) / max(reps, 1), reps
+
+
+def naive_solve(circuit, gates: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """What peers do: build a PySpice circuit for the sample and call ``operating_point()``."""
+    from PySpice.Spice.Netlist import Circuit as PyCircuit
+
+    dev = circuit.device
+    pc = PyCircuit("naive")
+    pc.model("nm", "nmos", level=1, vto=dev.vto, kp=dev.kp, gamma=dev.gamma, phi=dev.phi, **{"lambda": dev.lambda_})
+    for k, (node, volts) in enumerate(zip(circuit.rails, circuit.rail_voltages)):
+        pc.V(f"r{k}", f"n{node}", pc.gnd, float(volts))
+    for k, node in enumerate(circuit.inputs):
+        pc.V(f"i{k}", f"n{node}", pc.gnd, float(x[k]))
+    for e, (a, b) in enumerate(circuit.edges):
+        pc.V(f"g{e}", f"g{e}", pc.gnd, float(gates[e]))
+        pc.M(e, f"n{a}", f"g{e}", f"n{b}", pc.gnd, model="nm", w=dev.w, l=dev.l)
+    sim = pc.simulator(simulator="ngspice-shared", temperature=27, nominal_temperature=27)
+    sim.options(reltol=1e-6, abstol=1e-15, vntol=1e-9, gmin=1e-12)
+    op = sim.operating_point()
+    return np.array([float(op.nodes[f"n{i}"][0]) for i in range(circuit.n_nodes)])
+
+
+def worker(backend: str, n: int, quick: bool) -> dict:
+    """Measurements of one backend on one size, in this process."""
+    import logging
+    logging.getLogger("PySpice").setLevel(logging.CRITICAL)
+    from metamaterial.learning.rules import CoupledLearning
+
+    c = torus_circuit(n)
+    rng = np.random.default_rng(0)
+    gates = rng.uniform(1.0, 3.0, c.n_edges)
+    xs = rng.uniform(0, 0.45, (4096, c.n_inputs))
+    targets = np.full((1, 1), -0.05)
+    rule = CoupledLearning(nudge=0.5, rate=1.0)
+    reps = 20 if quick else 200
+    out: dict = {"backend": backend, "size": f"{n}x{n}", "n_edges": int(c.n_edges), "n_nodes": int(c.n_nodes)}
+    if backend == "naive":
+        out["sample_s"], out["sample_reps"] = _timed(lambda i: naive_solve(c, gates, xs[i % 4096]), max(3, reps // 10))
+    else:
+        if backend == "native":
+            from metamaterial.sim.native import NativeSolver
+            solver = NativeSolver()
+        else:
+            from metamaterial.sim.ngspice import NgspiceSolver
+            solver = NgspiceSolver()
+        out["sample_s"], out["sample_reps"] = _timed(lambda i: solver.solve(c, gates, xs[i % 4096]), reps)
+        batch = 1024 if backend == "native" else 64
+        if n <= 32:
+            per_batch, r = _timed(lambda i: solver.solve(c, gates, xs[:batch]), max(3, reps // 20))
+            out[f"batch{batch}_sample_s"] = per_batch / batch
+        state = {"gates": gates.copy()}
+
+        def update(i: int) -> None:
+            x = xs[i % 4096][None, :]
+            free = solver.solve(c, state["gates"], x).voltages
+            clamped = solver.solve(c, state["gates"], x, rule.clamp(c, free, targets)).voltages
+            u = rule.contrast(c, free, clamped)[0]
+            state["gates"] = np.clip(state["gates"] + 1.0 * u + 1e-6, 0.4, 8.0)  # every gate changes
+
+        out["update_s"], out["update_reps"] = _timed(update, max(3, reps // 4))
+    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def epoch_worker(backend: str, config: str, quick: bool) -> dict:
+    """Seconds per training epoch of a shipped config (evaluation every epoch off)."""
+    from metamaterial.config import load_config
+    from metamaterial.experiment import build, initial_controls, make_solver
+    from metamaterial.learning.trainer import Trainer
+
+    epochs = 20 if quick else 200
+    cfg = load_config(ROOT / "configs" / config, [f"learning.epochs={epochs}", f"learning.eval_every={epochs}"])
+    setup = build(cfg)
+    solver = make_solver(setup, backend)
+    tr = Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params, solver, setup.hardware)
+    rng = np.random.default_rng(cfg.seed)
+    state = tr.init_state(initial_controls(setup, rng), rng)
+    warm = Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params, solver, setup.hardware)
+    warm.step(state.controls.copy(), np.arange(1), np.random.default_rng(0))  # compile / load once
+    t0 = time.perf_counter()
+    tr.run(state)
+    return {"backend": backend, "config": config, "epoch_s": (time.perf_counter() - t0) / epochs, "epochs": epochs,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _spawn(args: list[str], timeout: float) -> dict | None:
+    cmd = [sys.executable, __file__, "--worker", *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        print(f"  {' '.join(args)}: gave up after {timeout:.0f} s", flush=True)
+        return None
+    if proc.returncode != 0:
+        print(f"  {' '.join(args)}: failed: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def peer_update_s(edges: int) -> float:
+    """The third-party trainer's update time at ``edges``, log-log interpolated between its published points."""
+    e = np.array(sorted(PEER_UPDATE_S))
+    t = np.array([PEER_UPDATE_S[k] for k in e])
+    return float(np.exp(np.interp(np.log(edges), np.log(e), np.log(t))))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16, 32, 50, 100])
+    ap.add_argument("--naive-max", type=int, default=32, help="largest size the naive way is run at")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_solvers.json")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (for a smoke run)")
+    ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        kind, *rest = args.worker
+        result = epoch_worker(rest[0], rest[1], args.quick) if kind == "epoch" else worker(kind, int(rest[0]), args.quick)
+        print(json.dumps(result))
+        return 0
+
+    quick = ["--quick"] if args.quick else []
+    rows = []
+    print(f"{'size':>8} {'edges':>6} {'backend':>8} {'sample':>11} {'batched/sample':>15} {'update':>11} "
+          f"{'peak MiB':>9}")
+    for n in args.sizes:
+        for backend in ("native", "ngspice", "naive"):
+            if backend == "naive" and n > args.naive_max:
+                continue
+            r = _spawn([backend, str(n), *quick], timeout=1800)
+            if r is None:
+                continue
+            rows.append(r)
+            batched = r.get("batch1024_sample_s", r.get("batch64_sample_s"))
+            print(f"{r['size']:>8} {r['n_edges']:>6} {backend:>8} {_fmt(r['sample_s']):>11} "
+                  f"{_fmt(batched) if batched else '-':>15} {_fmt(r.get('update_s')):>11} {r['peak_rss_mib']:>9.0f}",
+                  flush=True)
+    epochs = [e for e in (_spawn(["epoch", b, cfg, *quick], timeout=1800) for cfg in ("xor.yaml", "regression.yaml")
+                          for b in ("native", "ngspice")) if e]
+    print("\nper training epoch (shipped configs, 4x4 torus):")
+    for cfg in ("xor.yaml", "regression.yaml"):
+        by = {e["backend"]: e["epoch_s"] for e in epochs if e["config"] == cfg}
+        if len(by) == 2:
+            print(f"  {cfg:16s} native {_fmt(by['native'])}  ngspice {_fmt(by['ngspice'])}  "
+                  f"ratio ngspice/native {by['ngspice'] / by['native']:.0f}x")
+    summary = _ratios(rows)
+    for line in summary["lines"]:
+        print(line)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"rows": rows, "epochs": epochs, "summary": summary["data"]}, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+def _ratios(rows: list[dict]) -> dict:
+    lines, data = ["\nratios measured side by side in this run:"], {}
+    by = {(r["backend"], r["n_edges"]): r for r in rows}
+    for edges in sorted({r["n_edges"] for r in rows}):
+        nat, ng, nv = by.get(("native", edges)), by.get(("ngspice", edges)), by.get(("naive", edges))
+        parts = [f"{edges:>6} edges:"]
+        if ng and nv:
+            parts.append(f"ngspice vs naive per sample {nv['sample_s'] / ng['sample_s']:.0f}x")
+        if nat and ng:
+            parts.append(f"native vs ngspice per update {ng['update_s'] / nat['update_s']:.0f}x")
+        peer = peer_update_s(edges)
+        if ng:
+            parts.append(f"ngspice vs peer trainer ({_fmt(peer)}/update) {peer / ng['update_s']:.1f}x")
+        if nat:
+            parts.append(f"native update {_fmt(nat['update_s'])}")
+        lines.append("  " + "; ".join(parts))
+        data[str(edges)] = {"peer_update_s": peer}
+    for backend in ("native", "ngspice", "naive"):
+        pts = sorted((r["n_edges"], r.get("update_s") or r["sample_s"]) for r in rows if r["backend"] == backend)
+        if len(pts) >= 2:
+            e, t = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
+            big = [i for i, p in enumerate(pts) if p[0] >= 500] or list(range(len(pts)))
+            slope = np.polyfit(e[big], t[big], 1)[0] if len(big) >= 2 else np.polyfit(e, t, 1)[0]
+            lines.append(f"  growth of {backend} {'update' if backend != 'naive' else 'sample'} time: "
+                         f"~ edges^{slope:.2f} (fit over >= 500 edges where available)")
+            data[f"exponent_{backend}"] = float(slope)
+    return {"lines": lines, "data": data}
+
+
+def _fmt(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
