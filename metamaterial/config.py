@@ -174,6 +174,9 @@ class LearningConfig(_Strict):
     init: InitConfig = InitConfig()
     bounds: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
     leak: LeakConfig | None = None
+    read_noise: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    bias: Annotated[float, Field(ge=-1, le=1)] = 0.0
+    bias_sigma: Annotated[float, Field(ge=0, le=1)] = 0.0
     eval_every: Annotated[int, Field(ge=1)] = 1
     record_every: Annotated[int, Field(ge=1)] = 1
     checkpoint_every: Annotated[int, Field(ge=0)] = 100

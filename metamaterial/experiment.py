@@ -153,9 +153,12 @@ def build(cfg: Config) -> Setup:
         raise ConfigError(f"learning.loss: 'hinge' needs a classification task (got task.name={task.name})")
     if lc.schedule == "mini_batch" and lc.batch_size > task.n_points:
         raise ConfigError(f"learning.batch_size: must be <= the {task.n_points} data points (got {lc.batch_size})")
+    if lc.bias or lc.bias_sigma:  # a constant per-edge learning bias, drawn once from the run's seed
+        bias_rng = np.random.default_rng([cfg.seed, 2])
+        dyn = replace(dyn, bias=lc.bias + lc.bias_sigma * bias_rng.standard_normal(circuit.n_edges))
     rule = CoupledLearning(nudge=lc.nudge, rate=rate, loss=lc.loss, margin=lc.margin)
     params = TrainParams(lc.epochs, Schedule(lc.schedule, lc.batch_size), lc.update_probability, lc.eval_every,
-                         lc.record_every)
+                         lc.record_every, lc.read_noise)
     s = cfg.simulator
     return Setup(cfg, circuit, task, rule, dyn, HardwareParams(**hw_kwargs), params,
                  SpiceOptions(s.reltol, s.abstol, s.vntol, s.itl1))

@@ -8,7 +8,7 @@ t_learn = (alpha/eta) R C / gain. Gates are clipped to [low, high] and may leak 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -56,6 +56,8 @@ class EdgeDynamics:
 
     Attributes:
         leak_tau: time constant (s) of relaxation toward ``rest`` between updates, or None for no leak.
+        bias: [E] constant offset (control units) each edge adds to every update it applies (a learning bias,
+            e.g. an amplifier offset; Dillavou, Guzman et al. 2025), or None.
     """
 
     kind: str = "continuous"
@@ -63,6 +65,7 @@ class EdgeDynamics:
     high: float = 8.0
     leak_tau: float | None = None
     rest: float = 0.0
+    bias: np.ndarray | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ("continuous", "sign"):
@@ -83,6 +86,8 @@ class EdgeDynamics:
             step = np.sign(contrast)
         else:
             step = rate * contrast
+        if self.bias is not None:
+            step = step + self.bias
         new = np.clip(controls + np.where(mask, step, 0.0), self.low, self.high)
         if self.leak_tau is not None:
             new = self.rest + (new - self.rest) * math.exp(-dt / self.leak_tau)

@@ -27,6 +27,8 @@ class TrainParams:
 
     Attributes:
         update_probability: p of desynchronous learning: each edge applies each update with probability p.
+        read_noise: standard deviation (V) of Gaussian noise on every node voltage the learning circuit reads
+            (both phases), drawn from the run's generator; 0 for an ideal read.
         eval_every: epochs between loss evaluations (a batched free solve of every point).
         record_every: epochs between stored snapshots of the controls (the gate trajectory).
     """
@@ -36,12 +38,15 @@ class TrainParams:
     update_probability: float = 1.0
     eval_every: int = 1
     record_every: int = 1
+    read_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
             raise ValidationError(f"TrainParams.epochs: must be >= 0 (got {self.epochs})")
         if not (0 < self.update_probability <= 1):
             raise ValidationError(f"TrainParams.update_probability: must be in (0, 1] (got {self.update_probability})")
+        if not (0 <= self.read_noise < 1):
+            raise ValidationError(f"TrainParams.read_noise: must be in [0, 1) V (got {self.read_noise})")
         if self.eval_every < 1 or self.record_every < 1:
             raise ValidationError("TrainParams: eval_every and record_every must be >= 1")
 
@@ -124,6 +129,9 @@ class Trainer:
         if active.any():  # points past the hinge margin need no clamped phase
             clamped = self.solver.solve(c, shared, x, rule.clamp(c, free, y)).voltages
             solves += reps * n
+            if self.params.read_noise > 0:
+                free, clamped = (v + self.params.read_noise * np.concatenate(
+                    [rng.standard_normal((n, v.shape[1])) for rng in rngs]) for v in (free, clamped))
             u = (rule.contrast(c, free, clamped) * active[:, None]).reshape(reps, n, -1).sum(axis=1)
         moved = active.reshape(reps, n).any(axis=1)
         # the leak acts on every replica (time passes); the switch closes only where a point was active

@@ -1,0 +1,99 @@
+"""What every claim experiment receives (``Context``) and returns (``ClaimResult``), and shared helpers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config, load_config
+from ..experiment import Setup, build, initial_controls, make_solver
+from ..learning.ensemble import EnsembleState, EnsembleTrainer
+from ..learning.trainer import Trainer
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where to write, how big to go, which backend runs the many-seed ensembles."""
+
+    out: Path
+    quick: bool = False
+    backend: str = "native"
+    progress: bool = True
+
+    def seeds(self, full: int, quick: int) -> list[int]:
+        return list(range(quick if self.quick else full))
+
+    def path(self, name: str) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        return self.out / name
+
+
+@dataclass
+class ClaimResult:
+    """One claim: the paper's statement, what we measured, the verdict and the evidence files."""
+
+    key: str
+    title: str
+    paper: str
+    verdict: str
+    reason: str
+    measured: dict = field(default_factory=dict)
+    figures: list[str] = field(default_factory=list)
+    data: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.verdict not in ("reproduced", "partly", "not reproduced"):
+            raise ValueError(f"ClaimResult.verdict: unknown verdict {self.verdict!r}")
+
+
+def claim_config(name: str, overrides: list[str] | None = None) -> Config:
+    """A shipped config (``configs/<name>.yaml``) with overrides."""
+    return load_config(CONFIGS / f"{name}.yaml", overrides or [])
+
+
+def train_ensemble(cfg: Config, seeds: list[int], backend: str) -> tuple[Setup, EnsembleState, EnsembleTrainer]:
+    """Train one replica per seed as one batch; replica r starts exactly like ``seed=seeds[r]`` would."""
+    setup = build(cfg)
+    solver = make_solver(setup, backend)
+    trainer = Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params, solver, setup.hardware)
+    rngs = [np.random.default_rng(s) for s in seeds]
+    controls = np.stack([initial_controls(setup, rng) for rng in rngs])
+    ens = EnsembleTrainer(trainer)
+    state = ens.run(ens.init_state(controls, rngs))
+    return setup, state, ens
+
+
+def train_single(cfg: Config, backend: str):
+    """One run (the shipped single-run path) returning (setup, trainer, final state)."""
+    setup = build(cfg)
+    solver = make_solver(setup, backend)
+    trainer = Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params, solver, setup.hardware)
+    rng = np.random.default_rng(cfg.seed)
+    state = trainer.run(trainer.init_state(initial_controls(setup, rng), rng))
+    return setup, trainer, state
+
+
+def save_json(ctx: Context, name: str, payload: dict) -> str:
+    ctx.path(name).write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
+    return name
+
+
+def _jsonable(x):
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    raise TypeError(type(x).__name__)
+
+
+def pyplot():
+    import matplotlib  # noqa: PLC0415
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    return plt

@@ -1,0 +1,378 @@
+"""Native batched DC solver: Newton's method on Kirchhoff's current law, reproducing ngspice's answer.
+
+A backend behind ``base.AbstractSolver`` (name ``native``). It owns: turning a ``Circuit`` into index
+arrays once (cached per circuit and phase), the warm start of each (circuit, phase, batch size), the
+choice between a dense path (numba, one small LU per sample, the whole batch in one call, threads from
+a few dozen samples) and a sparse path (``scipy.sparse`` SuperLU, for large networks), and reporting
+samples that do not converge. The compiled kernels live in ``native_kernels``.
+
+Physics (ngspice 39, ``mos1load.c``, the options of ``netlist.SpiceOptions``): every node that is not
+driven obeys KCL with the edge currents (level-1 NMOS with body effect, lambda and source/drain symmetry,
+V_T and K per transistor under twin mismatch: the free phase uses twin 0, the clamped phase twin 1;
+or linear conductances) plus, for transistors, one grounded bulk diode with ngspice's gmin per transistor
+terminal. Newton steps are limited per node (to ``dv_max``, less for a node whose steps keep reversing)
+and kept inside the span of 0 V and the driven voltages, where every solution lies. A sample is converged
+when its largest KCL residual is below ``tol_i`` and its last Newton step below ``tol_v``; one that is not
+raises ``SimulationError`` (or, with ``throw=False``, comes back as a NaN row flagged in
+``NativeOperatingPoint.converged``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from numba import get_num_threads
+from scipy.sparse.csgraph import connected_components
+from scipy.sparse.linalg import splu
+
+from ..circuit import Circuit, OperatingPoint
+from ..devices import (NGSPICE_MOS1_DEFAULTS, THERMAL_VOLTAGE, NmosParams, PotentiometerParams, ResistorParams,
+                       card_level)
+from ..errors import SimulationError, ValidationError
+from . import native_kernels as nk
+from .base import AbstractSolver
+
+_MAX_CACHED_CIRCUITS = 16
+_MAX_WARM_STARTS = 64
+_PARALLEL_FROM = 32  # samples; below this, thread start-up costs more than it saves
+
+
+@dataclass(frozen=True)
+class NativeOperatingPoint(OperatingPoint):
+    """``OperatingPoint`` plus convergence: ``converged`` bool [B]; ``residual`` [B] largest KCL residual (A)."""
+
+    converged: np.ndarray | None = None
+    residual: np.ndarray | None = None
+
+
+@dataclass(eq=False)
+class _Prepared:
+    """Index arrays and device constants of one (circuit, phase), built once. Unknowns are numbered in
+    elimination order."""
+
+    circuit: Circuit
+    driven: np.ndarray       # int [n_driven]: inputs, rails, then clamps (clamped phase)
+    kind: int
+    prm: np.ndarray          # [nk.N_PRM] device constants shared by every edge
+    vbi: np.ndarray          # [E] V_T0 - gamma sqrt(phi) (V) of each edge's transistor in this phase's twin
+    beta: np.ndarray         # [E] K (A/V^2) of each edge's transistor in this phase's twin
+    ea: np.ndarray           # int [E]
+    eb: np.ndarray           # int [E]
+    pos: np.ndarray          # int [N]: unknown index of each node, -1 if driven
+    unk: np.ndarray          # int [n_u]
+    n_junctions: np.ndarray  # float [n_u]: bulk diodes at each unknown (its degree for transistors)
+    slots: np.ndarray        # int [E, 4]: Jacobian slots (dense row-major, or CSC data positions)
+    diag: np.ndarray         # int [n_u]
+    dense: bool
+    indices: np.ndarray | None = None  # CSC structure of the sparse path
+    indptr: np.ndarray | None = None
+
+
+class NativeSolver(AbstractSolver):
+    """DC operating points by Newton's method, batched, with an analytic Jacobian.
+
+    Args:
+        throw: raise ``SimulationError`` when a sample does not converge (default); if False, return its row
+            as NaN and flag it in ``NativeOperatingPoint.converged``.
+        max_iter: Newton iterations allowed per sample.
+        tol_v: convergence: largest Newton step (V).
+        tol_i: convergence: largest KCL residual (A).
+        dv_max: largest change of one node voltage in one Newton step (V), like SPICE's limiting; each node's
+            limit shrinks while its steps keep reversing (``native_kernels.apply_step``).
+        dense_limit: up to this many unknown nodes the dense path is used, above it the sparse one.
+        warm_start: start each solve from the last solution of the same (circuit, phase, batch size).
+    """
+
+    name = "native"
+
+    def __init__(self, throw: bool = True, max_iter: int = 500, tol_v: float = 1e-12, tol_i: float = 1e-13,
+                 dv_max: float = 0.3, dense_limit: int = 150, warm_start: bool = True) -> None:
+        super().__init__()
+        if int(max_iter) != max_iter or max_iter < 1:
+            raise ValidationError(f"NativeSolver.max_iter: must be an integer >= 1 (got {max_iter!r})")
+        for attr, value in (("tol_v", tol_v), ("tol_i", tol_i), ("dv_max", dv_max)):
+            if not (math.isfinite(value) and value > 0):
+                raise ValidationError(f"NativeSolver.{attr}: must be a positive finite number (got {value!r})")
+        self.throw = throw
+        self.max_iter = int(max_iter)
+        self.tol_v = float(tol_v)
+        self.tol_i = float(tol_i)
+        self.dv_max = float(dv_max)
+        self.dense_limit = int(dense_limit)
+        self.warm_start = warm_start
+        self._tol = np.array([self.tol_v, self.tol_i, self.dv_max])
+        self._prepared: dict[tuple, _Prepared] = {}
+        self._warm: dict[tuple, tuple[Circuit, np.ndarray]] = {}
+
+    # -- solving --------------------------------------------------------------------------------
+    def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
+               clamps: np.ndarray | None) -> NativeOperatingPoint:
+        clamped = clamps is not None
+        prep = self._prepare(circuit, clamped)
+        ctrl = self._edge_controls(circuit, controls)
+        batch, n_in, n_rail = inputs.shape[0], circuit.n_inputs, len(circuit.rails)
+        drv = np.empty((batch, len(prep.driven)))  # voltages of prep.driven: inputs, rails, clamps
+        drv[:, :n_in] = inputs
+        drv[:, n_in:n_in + n_rail] = circuit.rail_voltages
+        if clamped:
+            drv[:, n_in + n_rail:] = clamps
+        key = (id(circuit), clamped, batch)
+        warm = self._warm.get(key) if self.warm_start else None
+        if warm is not None and warm[0] is circuit:
+            v = warm[1].copy()
+            cold = np.isnan(v[:, 0])  # rows that failed last time start afresh
+        else:
+            v = np.empty((batch, circuit.n_nodes))
+            cold = np.ones(batch, dtype=bool)
+        iters = np.empty(batch, dtype=np.int64)
+        resid = np.empty(batch)
+        status = np.empty(batch, dtype=np.int64)
+        if not prep.dense:
+            for b in range(batch):
+                iters[b], resid[b], status[b] = self._newton_sparse(prep, v[b], bool(cold[b]), drv[b],
+                                                                    ctrl[0 if len(ctrl) == 1 else b])
+        elif batch < _PARALLEL_FROM:
+            nk.newton_dense(v, cold, prep.driven, drv, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea,
+                            prep.eb, prep.pos, prep.slots, prep.unk, prep.n_junctions, prep.diag, self.max_iter,
+                            self._tol, iters, resid, status)
+        else:
+            nk.newton_dense_parallel(v, cold, prep.driven, drv, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta,
+                                     prep.ea, prep.eb, prep.pos, prep.slots, prep.unk, prep.n_junctions, prep.diag,
+                                     self.max_iter, self._tol, iters, resid, status, min(batch, get_num_threads()))
+        converged = status == nk.CONVERGED
+        if not converged.all():
+            if (status == nk.NOT_FINITE).any():
+                raise ValidationError("NativeSolver.solve: controls, inputs and clamps must be finite "
+                                      f"(got NaN or infinity in sample(s) {np.flatnonzero(status == nk.NOT_FINITE)})")
+            v[~converged] = np.nan
+            if self.throw:
+                self._warm.pop(key, None)
+                raise SimulationError(self._failure_message(circuit, converged, resid))
+        if self.warm_start:
+            if len(self._warm) >= _MAX_WARM_STARTS:
+                self._warm.clear()
+            self._warm[key] = (circuit, v.copy())
+        return NativeOperatingPoint(voltages=v, iterations=iters, converged=converged, residual=resid)
+
+    def _newton_sparse(self, prep: _Prepared, v: np.ndarray, cold: bool, drv: np.ndarray,
+                       ctrl: np.ndarray) -> tuple[int, float, int]:
+        """Newton for one sample of a large network (SuperLU per step), in place on v [N]; drv [n_driven] (V)."""
+        v[prep.driven] = drv
+        if cold:
+            v[prep.unk] = drv.mean() if len(drv) else 0.0
+        if not math.isfinite(drv.sum() + ctrl.sum()):
+            return 0, math.nan, nk.NOT_FINITE
+        lo, hi = min(drv.min(initial=0.0), 0.0), max(drv.max(initial=0.0), 0.0)
+        n = len(prep.unk)
+        limit, last = np.full(n, self.dv_max), np.zeros(n)
+        f = np.empty(n)
+        data = np.empty(len(prep.indices))
+        fmax = math.inf
+        for it in range(1, self.max_iter + 1):
+            nk.assemble(v, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb, prep.pos, prep.slots,
+                        prep.unk, prep.n_junctions, prep.diag, f, data)
+            fmax = float(np.abs(f).max())
+            jac = sp.csc_matrix((data, prep.indices, prep.indptr), shape=(n, n))
+            # unknowns are already in a fill-reducing order, and the Jacobian is an M-matrix: no pivoting
+            try:
+                step = splu(jac, permc_spec="NATURAL", diag_pivot_thresh=0.0,
+                            options={"SymmetricMode": True}).solve(-f)
+            except RuntimeError as err:  # SuperLU: singular factor, cannot happen for an M-matrix
+                raise SimulationError(f"NativeSolver: sparse LU failed at Newton iteration {it} ({err})") from err
+            dmax = nk.apply_step(v, step, prep.unk, lo, hi, limit, last, self.dv_max)
+            if fmax < self.tol_i and dmax < self.tol_v:
+                return it, fmax, nk.CONVERGED
+            if math.isnan(dmax):
+                break
+        return self.max_iter, fmax, nk.NOT_CONVERGED
+
+    def _failure_message(self, circuit: Circuit, converged: np.ndarray, resid: np.ndarray) -> str:
+        bad = np.flatnonzero(~converged)
+        worst = int(bad[np.nanargmax(np.where(np.isnan(resid[bad]), np.inf, resid[bad]))])
+        shown = ", ".join(str(b) for b in bad[:10]) + (", ..." if len(bad) > 10 else "")
+        return (f"NativeSolver: Newton did not converge for sample(s) {shown} of {len(converged)} after "
+                f"{self.max_iter} iterations (got largest KCL residual {resid[worst]:.3g} A at sample {worst}; "
+                f"circuit of {circuit.n_nodes} nodes, {circuit.n_edges} edges, device {circuit.device.name}); "
+                "raise max_iter, or use --backend ngspice")
+
+    @staticmethod
+    def _edge_controls(circuit: Circuit, controls: np.ndarray) -> np.ndarray:
+        """[1, E] or [B, E] gate voltages (V) or conductances (S), C-contiguous (finiteness: see the kernels)."""
+        ctrl = np.ascontiguousarray(controls.reshape(1, -1) if controls.ndim == 1 else controls)
+        dev = circuit.device
+        if isinstance(dev, PotentiometerParams):
+            return dev.conductance(ctrl)
+        if isinstance(dev, ResistorParams) and not ctrl.min() > 0:
+            raise ValidationError(f"NativeSolver.solve: resistor conductances must be > 0 (got min {ctrl.min():.3g} S)")
+        return ctrl
+
+    # -- per-circuit preparation -----------------------------------------------------------------
+    def _prepare(self, circuit: Circuit, clamped: bool) -> _Prepared:
+        key = (id(circuit), clamped)
+        prep = self._prepared.get(key)
+        if prep is not None and prep.circuit is circuit:  # ids of dead circuits get reused
+            return prep
+        if len(self._prepared) >= _MAX_CACHED_CIRCUITS:
+            self._prepared.clear()
+            self._warm.clear()
+        prep = _index_arrays(circuit, clamped, self.dense_limit)
+        self._prepared[key] = prep
+        return prep
+
+    def close(self) -> None:
+        self._prepared.clear()
+        self._warm.clear()
+
+
+def _index_arrays(c: Circuit, clamped: bool, dense_limit: int) -> _Prepared:
+    """Everything the kernels need about one circuit and phase (see ``_Prepared``)."""
+    kind, prm, vbi, beta = _device_constants(c, twin=1 if clamped else 0)
+    driven = c.source_nodes if not clamped else np.concatenate([c.source_nodes, c.clamp_nodes])
+    driven = driven.astype(np.int64)
+    free = np.ones(c.n_nodes, bool)
+    free[driven] = False
+    unk = np.flatnonzero(free).astype(np.int64)
+    n = len(unk)
+    ea = c.edges[:, 0].astype(np.int64).copy()
+    eb = c.edges[:, 1].astype(np.int64).copy()
+    if kind == nk.KIND_CONDUCTANCE:
+        _check_every_node_is_held(c, driven)
+    dense = n <= dense_limit
+    if not dense:
+        unk = unk[_elimination_order(c, unk)]
+    pos = np.full(c.n_nodes, -1, dtype=np.int64)
+    pos[unk] = np.arange(n)
+    degree = np.bincount(c.edges.ravel(), minlength=c.n_nodes)
+    n_junctions = (degree[unk] if kind == nk.KIND_NMOS else np.zeros(n)).astype(float)
+    ia, ib = pos[ea], pos[eb]
+    rows = np.stack([ia, ia, ib, ib], axis=1)
+    cols = np.stack([ia, ib, ia, ib], axis=1)
+    present = (rows >= 0) & (cols >= 0)
+    prep = dict(circuit=c, driven=driven, kind=kind, prm=prm, vbi=vbi, beta=beta, ea=ea, eb=eb, pos=pos, unk=unk,
+                n_junctions=n_junctions, dense=dense)
+    if dense:
+        slots = np.where(present, rows * n + cols, -1)
+        return _Prepared(**prep, slots=slots.astype(np.int64), diag=np.arange(n, dtype=np.int64) * (n + 1))
+    # CSC with sorted row indices: the position of entry (r, c) is its rank among the keys c * n + r
+    keys = np.concatenate([(cols * n + rows)[present], np.arange(n) * (n + 1)])
+    uniq, rank = np.unique(keys, return_inverse=True)
+    slots = np.full(rows.shape, -1, dtype=np.int64)
+    slots[present] = rank[:present.sum()]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(uniq // n, minlength=n))])
+    return _Prepared(**prep, slots=slots, diag=rank[present.sum():].astype(np.int64),
+                     indices=(uniq % n).astype(np.int32), indptr=indptr.astype(np.int32))
+
+
+def _check_every_node_is_held(c: Circuit, driven: np.ndarray) -> None:
+    """Without bulk junctions, a part of the network with no driven node has no defined voltage."""
+    adjacency = sp.coo_matrix((np.ones(c.n_edges), (c.edges[:, 0], c.edges[:, 1])), shape=(c.n_nodes, c.n_nodes))
+    _, part = connected_components(adjacency, directed=False)
+    floating = np.flatnonzero(~np.isin(part, part[driven]))
+    if len(floating):
+        raise ValidationError(f"NativeSolver: node(s) {floating[:10].tolist()} have no path through the edges to an "
+                              f"input, rail or clamp, so their voltage is undefined (got {len(floating)} such nodes); "
+                              "reconnect them or remove them")
+
+
+def _elimination_order(c: Circuit, unk: np.ndarray) -> np.ndarray:
+    """A fill-reducing order of the unknown nodes (SuperLU's minimum degree on A^T + A), computed once."""
+    n = len(unk)
+    pos = np.full(c.n_nodes, -1)
+    pos[unk] = np.arange(n)
+    a, b = pos[c.edges[:, 0]], pos[c.edges[:, 1]]
+    keep = (a >= 0) & (b >= 0)
+    a, b = a[keep], b[keep]
+    ones = np.ones(len(a))
+    laplacian = sp.coo_matrix((np.concatenate([-ones, -ones]), (np.concatenate([a, b]), np.concatenate([b, a]))),
+                              shape=(n, n)).tocsc()
+    laplacian = (laplacian + sp.diags(1.0 - np.asarray(laplacian.sum(axis=0)).ravel())).tocsc()
+    return np.argsort(splu(laplacian, permc_spec="MMD_AT_PLUS_A").perm_c)
+
+
+def _device_constants(c: Circuit, twin: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """(kernel kind, shared constants ``prm``, per-edge ``vbi`` [E] in V, per-edge ``beta`` [E] in A/V^2) of the
+    circuit's edge device, with the transistors of the given twin (0 free, 1 clamped) under mismatch."""
+    dev = c.device
+    prm = np.zeros(nk.N_PRM)
+    if isinstance(dev, (ResistorParams, PotentiometerParams)):
+        return nk.KIND_CONDUCTANCE, prm, np.zeros(c.n_edges), np.zeros(c.n_edges)
+    if not isinstance(dev, NmosParams):
+        raise ValidationError(f"NativeSolver: unknown edge device {type(dev).__name__}")
+    level = card_level(dev)
+    if level != 1:
+        raise ValidationError(f"NativeSolver: device model card level {level} cannot be reproduced natively; "
+                              "use --backend ngspice")
+    if dev.model_card is not None and c.mismatch is not None:
+        raise ValidationError("NativeSolver: twin mismatch needs a built-in preset (a user model card cannot be "
+                              "shifted); remove the mismatch or the model card")
+    p = card_parameters(dev.model_card) if dev.model_card is not None else {
+        k: getattr(dev, k) for k in NGSPICE_MOS1_DEFAULTS}
+    l_eff = dev.l - 2 * p["ld"]
+    if l_eff <= 0 or p["phi"] <= 0:
+        raise ValidationError(f"NativeSolver: model card gives l - 2 ld = {l_eff:g} m and phi = {p['phi']:g} V; "
+                              "both must be > 0")
+    vto, beta = c.transistor_params(twin)  # per transistor under mismatch (built-in presets only, see above)
+    if vto is None:
+        vto, beta = np.full(c.n_edges, p["vto"]), np.full(c.n_edges, p["kp"] * dev.w / l_eff)
+    prm[nk.P_GAMMA] = p["gamma"]
+    prm[nk.P_PHI] = p["phi"]
+    prm[nk.P_SQPHI] = math.sqrt(p["phi"])
+    prm[nk.P_LAMBDA] = p["lambda_"]
+    prm[nk.P_IS] = p["is_"]
+    prm[nk.P_VT] = THERMAL_VOLTAGE
+    prm[nk.P_GMIN] = c.gmin
+    vbi = vto - p["gamma"] * math.sqrt(p["phi"])
+    return nk.KIND_NMOS, prm, np.ascontiguousarray(vbi, float), np.ascontiguousarray(beta, float)
+
+
+# card names of the parameters the DC law uses: ``NGSPICE_MOS1_DEFAULTS``' keys without the trailing underscore
+_DC_NAMES = {k.rstrip("_"): k for k in NGSPICE_MOS1_DEFAULTS}
+_ALIASES = {"vt0": "vto", "u0": "uo"}
+# parameters with no effect on a DC operating point of this netlist (capacitances, noise; js needs ad/as)
+_NO_DC_EFFECT = {"level", "cbd", "cbs", "pb", "cgso", "cgdo", "cgbo", "cj", "mj", "cjsw", "mjsw", "fc", "kf", "af",
+                 "js"}
+_ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([^\s()=,]+)")
+_NUMBER = re.compile(r"^([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[-+]?[0-9]+)?)(meg|mil|[tgkmunpf])?[a-z]*$",
+                     re.IGNORECASE)
+_SCALE = {"t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "m": 1e-3, "mil": 25.4e-6, "u": 1e-6, "n": 1e-9, "p": 1e-12,
+          "f": 1e-15}
+
+
+def card_parameters(card: str) -> dict[str, float]:
+    """The DC parameters ngspice uses for a level-1 ``.model`` card: given values, else ngspice's defaults
+    (``devices.NGSPICE_MOS1_DEFAULTS``; keyed like it and like ``NmosParams``: ``lambda_``, ``is_``).
+
+    The values come from the card text itself (what ngspice reads), not from ``NmosParams``' fields, which a
+    hand-made ``NmosParams(model_card=...)`` need not keep in step with its card. Parameters that would change the DC answer in a way
+    this solver does not model (series resistances, a kp or threshold derived from process parameters, a
+    nominal temperature other than 27 C, unknown names) are refused.
+    """
+    given: dict[str, float] = {}
+    for name, raw in _ASSIGN.findall(card):
+        m = _NUMBER.match(raw)
+        if not m:
+            raise ValidationError(f"NativeSolver: model card parameter {name} is not a number (got {raw!r})")
+        scale = _SCALE[m.group(2).lower()] if m.group(2) else 1.0
+        given[_ALIASES.get(name.lower(), name.lower())] = float(m.group(1)) * scale
+    problems = []
+    for name, value in given.items():
+        if name in _DC_NAMES or name in _NO_DC_EFFECT:
+            continue
+        if name in ("rd", "rs", "rsh") and value == 0:
+            continue
+        if name == "tnom" and value == 27:
+            continue
+        if name == "tox" and "kp" in given:
+            continue
+        if name in ("uo", "nsub", "nss", "tpg") and ("tox" not in given or all(
+                k in given for k in (("kp",) if name == "uo" else ("vto", "gamma", "phi")))):
+            continue
+        problems.append(f"{name}={value:g}")
+    if problems:
+        raise ValidationError(f"NativeSolver: model card parameter(s) {', '.join(problems)} change the DC answer "
+                              "in ways the native solver does not model; remove them or use --backend ngspice")
+    return {field: given.get(name, NGSPICE_MOS1_DEFAULTS[field]) for name, field in _DC_NAMES.items()}
