@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR from its last checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    t.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="train N replicas (seeds seed..seed+N-1) as one batch and report the success rate "
+                        "(use --backend native; no checkpoints)")
 
     n = sub.add_parser("netlist", help="write free_k.cir / clamped_k.cir per data point at the initial gates")
     common(n)
@@ -79,6 +82,18 @@ def _run(args: argparse.Namespace) -> int:
         if args.resume and args.out and args.out != args.resume:
             raise ConfigError("--out and --resume name different directories; give only --resume DIR")
         run_dir = args.resume or args.out or Path("runs") / cfg.name
+        if args.seeds > 1:
+            if args.resume:
+                raise ConfigError("--seeds: ensembles are not checkpointed; drop --resume")
+            s = experiment.ensemble_run(cfg, run_dir, args.seeds, backend=args.backend, progress=not args.no_progress)
+            rate = "" if s["success_rate"] is None else (f"; {s['success_count']}/{len(s['seeds'])} seeds have every "
+                                                         "point correct by >= 10 mV")
+            print(f"{s['task']} x{len(s['seeds'])} seeds on {s['backend']}: {s['epochs']} epochs in {s['wall_s']:.1f} s, "
+                  f"median final loss {s['final_loss_median']:.3g} V^2{rate}\nrun directory: {run_dir}/ "
+                  "(summary.json, ensemble.csv)")
+            return 0
+        elif args.seeds < 1:
+            raise ConfigError(f"--seeds: must be >= 1 (got {args.seeds})")
         result = experiment.train_run(cfg, run_dir, resume=args.resume is not None, backend=args.backend,
                                       progress=not args.no_progress, plots=not args.no_plots)
         print(_human_summary(result.summary, result.run_dir))

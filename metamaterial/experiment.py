@@ -25,6 +25,7 @@ from .errors import CheckpointError, ConfigError, MetamaterialError, ValidationE
 from .learning.gates import EdgeDynamics, HardwareParams
 from .learning.rules import CoupledLearning
 from .learning.schedules import Schedule
+from .learning.ensemble import EnsembleState, EnsembleTrainer
 from .learning.trainer import Trainer, TrainParams, TrainState
 from .netlist import SpiceOptions, to_spice
 from .sim.base import AbstractSolver
@@ -337,6 +338,54 @@ def _write_outputs(run_dir: Path, setup: Setup, state: TrainState, final, summar
     if plots:
         from .plots import plot_run  # noqa: PLC0415
         plot_run(run_dir, state, task, final.outputs, setup.circuit.device)
+
+
+# -- ensembles ----------------------------------------------------------------------------------------------
+def train_ensemble(cfg: Config, seeds: list[int], backend: str | None = None,
+                   progress: bool = False) -> tuple[Setup, EnsembleState, EnsembleTrainer]:
+    """Train one replica per seed as one batch; replica r starts exactly like ``seed=seeds[r]`` would."""
+    setup = build(cfg)
+    solver = make_solver(setup, backend)
+    trainer = Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params, solver, setup.hardware)
+    rngs = [np.random.default_rng(s) for s in seeds]
+    controls = np.stack([initial_controls(setup, rng) for rng in rngs])
+    ens = EnsembleTrainer(trainer)
+    bar = _progress(progress, setup.params.epochs, 0, f"{cfg.name} x{len(seeds)}")
+    try:
+        state = ens.run(ens.init_state(controls, rngs), None if bar is None else (lambda st: bar.update(1)))
+    finally:
+        if bar is not None:
+            bar.close()
+    return setup, state, ens
+
+
+def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None = None,
+                 progress: bool = True) -> dict:
+    """Train seeds cfg.seed .. cfg.seed + n_seeds - 1 as one batch; write ensemble.csv and summary.json."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_config(cfg))
+    seeds = list(range(cfg.seed, cfg.seed + n_seeds))
+    t0 = time.perf_counter()
+    setup, state, ens = train_ensemble(cfg, seeds, backend, progress)
+    wall = time.perf_counter() - t0
+    last, first = state.history[-1], state.history[0]
+    rows = ["seed,initial_loss,final_loss,accuracy,min_margin_v,success"]
+    success = None if last["min_margin"] is None else last["min_margin"] >= 0.010
+    for r, seed in enumerate(seeds):
+        acc = "" if last["accuracy"] is None else repr(float(last["accuracy"][r]))
+        mm = "" if last["min_margin"] is None else repr(float(last["min_margin"][r]))
+        ok = "" if success is None else str(bool(success[r])).lower()
+        rows.append(f"{seed},{float(first['loss'][r])!r},{float(last['loss'][r])!r},{acc},{mm},{ok}")
+    (run_dir / "ensemble.csv").write_text("\n".join(rows) + "\n")
+    summary = {"name": cfg.name, "task": setup.task.name, "backend": ens.trainer.solver.name, "seeds": seeds,
+               "epochs": state.epoch, "wall_s": round(wall, 3), "n_solves": state.n_solves,
+               "final_loss_median": float(np.median(last["loss"])),
+               "success_count": None if success is None else int(success.sum()),
+               "success_rate": None if success is None else float(success.mean()),
+               "accuracy_mean": None if last["accuracy"] is None else float(np.mean(last["accuracy"]))}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 # -- solve and netlist commands ---------------------------------------------------------------------------

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config, load_config
-from ..experiment import Setup, build, initial_controls, make_solver
-from ..learning.ensemble import EnsembleState, EnsembleTrainer
+from ..experiment import build, initial_controls, make_solver, train_ensemble  # noqa: F401 (re-exported)
 from ..learning.trainer import Trainer
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -55,18 +54,6 @@ class ClaimResult:
 def claim_config(name: str, overrides: list[str] | None = None) -> Config:
     """A shipped config (``configs/<name>.yaml``) with overrides."""
     return load_config(CONFIGS / f"{name}.yaml", overrides or [])
-
-
-def train_ensemble(cfg: Config, seeds: list[int], backend: str) -> tuple[Setup, EnsembleState, EnsembleTrainer]:
-    """Train one replica per seed as one batch; replica r starts exactly like ``seed=seeds[r]`` would."""
-    setup = build(cfg)
-    solver = make_solver(setup, backend)
-    trainer = Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params, solver, setup.hardware)
-    rngs = [np.random.default_rng(s) for s in seeds]
-    controls = np.stack([initial_controls(setup, rng) for rng in rngs])
-    ens = EnsembleTrainer(trainer)
-    state = ens.run(ens.init_state(controls, rngs))
-    return setup, state, ens
 
 
 def train_single(cfg: Config, backend: str):

@@ -1,0 +1,53 @@
+"""Native against ngspice where it matters most: whole training runs, ensembles against single runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from metamaterial.config import load_config
+from metamaterial.experiment import train_ensemble, train_run
+
+EQUIVALENCE_EPOCHS = 1000
+GATE_AGREEMENT_V = 1e-6
+ENSEMBLE_SEEDS = 6
+
+
+@pytest.mark.parametrize("config", ["xor", "regression"])
+def test_training_ends_with_the_same_gates_on_both_backends(config, tmp_path):
+    cfg = load_config(ROOT / "configs" / f"{config}.yaml",
+                      [f"learning.epochs={EQUIVALENCE_EPOCHS}", "learning.eval_every=100", "learning.record_every=100"])
+    runs = {b: train_run(cfg, tmp_path / b, backend=b, progress=False, plots=False) for b in ("ngspice", "native")}
+    gates = {b: r.state.controls for b, r in runs.items()}
+    assert np.max(np.abs(gates["native"] - gates["ngspice"])) <= GATE_AGREEMENT_V
+    assert runs["native"].summary["final_loss"] == pytest.approx(runs["ngspice"].summary["final_loss"], rel=1e-4)
+    moved = np.max(np.abs(runs["native"].state.trajectory[0] - gates["native"]))
+    assert moved > 0.1, "training must move the gates for this comparison to mean anything"
+
+
+def test_ensemble_replicas_equal_single_runs(tmp_path):
+    cfg = load_config(ROOT / "configs" / "xor.yaml", ["learning.epochs=400", "learning.eval_every=400",
+                                                      "learning.schedule=shuffle", "learning.update_probability=0.5"])
+    seeds = list(range(ENSEMBLE_SEEDS))
+    _, state, _ = train_ensemble(cfg, seeds, backend="native")
+    for r, seed in enumerate(seeds):
+        single = train_run(cfg.model_copy(update={"seed": seed}), tmp_path / str(seed), backend="native",
+                           progress=False, plots=False)
+        np.testing.assert_allclose(state.controls[r], single.state.controls, atol=1e-9, rtol=0)
+
+
+def test_cli_ensemble_reports_the_success_rate(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "train", str(ROOT / "configs" / "xor.yaml"),
+                           "--backend", "native", "--seeds", "8", "--out", str(tmp_path), "--no-progress",
+                           "--set", "learning.epochs=600"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    rows = (tmp_path / "ensemble.csv").read_text().strip().splitlines()[1:]
+    assert len(rows) == 8 and summary["seeds"] == list(range(8))
+    assert summary["success_count"] == sum(r.endswith(",true") for r in rows)
+    assert f"{summary['success_count']}/8 seeds" in proc.stdout
