@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("solve", help="solve free and clamped operating points of every data point")
     common(s)
     s.add_argument("--json", action="store_true", help="print one JSON object (the only output format)")
+
+    r = sub.add_parser("reproduce", help="reproduce the published claims; writes figures, data and REPORT.md")
+    r.add_argument("claims", nargs="*", metavar="CLAIM", help="claims to run (default: all)")
+    r.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="output directory")
+    r.add_argument("--quick", action="store_true", help="few seeds, short training (a smoke run)")
+    r.add_argument("--backend", choices=BACKENDS, default="native", help="backend of the many-seed ensembles")
     return p
 
 
@@ -77,6 +83,14 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from . import experiment  # noqa: PLC0415 (keeps --help fast)
 
+    if args.command == "reproduce":
+        from .claims.registry import reproduce  # noqa: PLC0415
+        results, report, crashed = reproduce(args.claims, args.out, quick=args.quick, backend=args.backend,
+                                             log=lambda line: print(line, flush=True))
+        print(f"report: {report}")
+        for r in results:
+            print(f"  {r.verdict:>15}  {r.title}")
+        return 1 if crashed else 0
     cfg = load_config(args.config, args.overrides)
     if args.command == "train":
         if args.resume and args.out and args.out != args.resume:
