@@ -194,6 +194,12 @@ def make_solver(setup: Setup, backend: str | None = None) -> AbstractSolver:
     return solvers[name]()
 
 
+def make_trainer(setup: Setup, backend: str | None = None) -> Trainer:
+    """The trainer of a setup on the chosen backend (default: the config's)."""
+    return Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params, make_solver(setup, backend),
+                   setup.hardware)
+
+
 # -- training with a run directory ------------------------------------------------------------------------
 CHECKPOINT = "checkpoint.npz"
 
@@ -256,8 +262,8 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str 
         if (run_dir / CHECKPOINT).exists():
             raise CheckpointError(f"{run_dir}: already holds a run; use --resume {run_dir} or another --out")
         (run_dir / "config.yaml").write_text(resolved)
-    with make_solver(setup, backend) as solver:
-        trainer = Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params, solver, setup.hardware)
+    trainer = make_trainer(setup, backend)
+    with trainer.solver as solver:
         if resume:
             state, wall_before = load_checkpoint(run_dir)
         else:
@@ -345,8 +351,7 @@ def train_ensemble(cfg: Config, seeds: list[int], backend: str | None = None,
                    progress: bool = False) -> tuple[Setup, EnsembleState, EnsembleTrainer]:
     """Train one replica per seed as one batch; replica r starts exactly like ``seed=seeds[r]`` would."""
     setup = build(cfg)
-    solver = make_solver(setup, backend)
-    trainer = Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params, solver, setup.hardware)
+    trainer = make_trainer(setup, backend)
     rngs = [np.random.default_rng(s) for s in seeds]
     controls = np.stack([initial_controls(setup, rng) for rng in rngs])
     ens = EnsembleTrainer(trainer)
@@ -389,17 +394,25 @@ def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None =
 
 
 # -- solve and netlist commands ---------------------------------------------------------------------------
-def solve_points(cfg: Config, backend: str | None = None) -> dict:
-    """Free and clamped operating points of every data point at the initial controls."""
+def initial_phases(cfg: Config, backend: str | None = None, clamped: bool = True):
+    """(setup, controls, free [P, N], clamps [P, n_clamp], clamped [P, N] or None, solver name) of every data
+    point at the initial controls; the clamp values come from the free solve."""
     setup = build(cfg)
     c, task = setup.circuit, setup.task
     controls = initial_controls(setup, np.random.default_rng(cfg.seed))
     with make_solver(setup, backend) as solver:
         free = solver.solve(c, controls, task.inputs).voltages
         clamps = setup.rule.clamp(c, free, task.targets)
-        clamped = solver.solve(c, controls, task.inputs, clamps).voltages
+        twin = solver.solve(c, controls, task.inputs, clamps).voltages if clamped else None
+    return setup, controls, free, clamps, twin, solver.name
+
+
+def solve_points(cfg: Config, backend: str | None = None) -> dict:
+    """Free and clamped operating points of every data point at the initial controls."""
+    setup, controls, free, _, clamped, solver_name = initial_phases(cfg, backend)
+    c, task = setup.circuit, setup.task
     names = [f"n{i}" for i in range(c.n_nodes)]
-    return {"nodes": names, "labels": list(c.node_labels), "backend": solver.name,
+    return {"nodes": names, "labels": list(c.node_labels), "backend": solver_name,
             "controls": controls.tolist(),
             "points": [{"input": task.inputs[p].tolist(), "target": task.targets[p].tolist(),
                         "free": dict(zip(names, free[p].tolist())), "clamped": dict(zip(names, clamped[p].tolist()))}
@@ -409,12 +422,8 @@ def solve_points(cfg: Config, backend: str | None = None) -> dict:
 def write_netlists(cfg: Config, out_dir: Path, backend: str | None = None) -> list[Path]:
     """``free_k.cir`` and ``clamped_k.cir`` for each data point k at the initial controls; the clamped values
     come from the free solve (on the configured backend)."""
-    setup = build(cfg)
+    setup, controls, _, clamps, _, _ = initial_phases(cfg, backend, clamped=False)
     c, task = setup.circuit, setup.task
-    controls = initial_controls(setup, np.random.default_rng(cfg.seed))
-    with make_solver(setup, backend) as solver:
-        free = solver.solve(c, controls, task.inputs).voltages
-    clamps = setup.rule.clamp(c, free, task.targets)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []

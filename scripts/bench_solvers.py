@@ -122,18 +122,15 @@ def worker(backend: str, n: int, quick: bool) -> dict:
 def epoch_worker(backend: str, config: str, quick: bool) -> dict:
     """Seconds per training epoch of a shipped config (evaluation every epoch off)."""
     from metamaterial.config import load_config
-    from metamaterial.experiment import build, initial_controls, make_solver
-    from metamaterial.learning.trainer import Trainer
+    from metamaterial.experiment import build, initial_controls, make_trainer
 
     epochs = 20 if quick else 200
     cfg = load_config(ROOT / "configs" / config, [f"learning.epochs={epochs}", f"learning.eval_every={epochs}"])
     setup = build(cfg)
-    solver = make_solver(setup, backend)
-    tr = Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params, solver, setup.hardware)
+    tr = make_trainer(setup, backend)
     rng = np.random.default_rng(cfg.seed)
     state = tr.init_state(initial_controls(setup, rng), rng)
-    warm = Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params, solver, setup.hardware)
-    warm.step(state.controls.copy(), np.arange(1), np.random.default_rng(0))  # compile / load once
+    tr.step(state.controls.copy(), np.arange(1), np.random.default_rng(0))  # compile / load once
     t0 = time.perf_counter()
     tr.run(state)
     return {"backend": backend, "config": config, "epoch_s": (time.perf_counter() - t0) / epochs, "epochs": epochs,

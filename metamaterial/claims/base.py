@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config, load_config
-from ..experiment import build, initial_controls, make_solver, train_ensemble  # noqa: F401 (re-exported)
-from ..learning.trainer import Trainer
+from ..experiment import build, initial_controls, make_trainer, train_ensemble  # noqa: F401 (re-exported)
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -59,8 +58,7 @@ def claim_config(name: str, overrides: list[str] | None = None) -> Config:
 def train_single(cfg: Config, backend: str):
     """One run (the shipped single-run path) returning (setup, trainer, final state)."""
     setup = build(cfg)
-    solver = make_solver(setup, backend)
-    trainer = Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params, solver, setup.hardware)
+    trainer = make_trainer(setup, backend)
     rng = np.random.default_rng(cfg.seed)
     state = trainer.run(trainer.init_state(initial_controls(setup, rng), rng))
     return setup, trainer, state
