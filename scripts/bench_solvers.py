@@ -102,7 +102,7 @@ def worker(backend: str, n: int, quick: bool) -> dict:
             solver = NgspiceSolver()
         out["sample_s"], out["sample_reps"] = _timed(lambda i: solver.solve(c, gates, xs[i % 4096]), reps)
         batch = 1024 if backend == "native" else 64
-        if n <= 32:
+        if n <= (32 if backend == "native" else 8):  # ngspice's op grows faster than linearly with copies
             per_batch, r = _timed(lambda i: solver.solve(c, gates, xs[:batch]), max(3, reps // 20))
             out[f"batch{batch}_sample_s"] = per_batch / batch
         state = {"gates": gates.copy()}
