@@ -145,6 +145,9 @@ def build(cfg: Config) -> Setup:
         rate = lc.rate
         dyn = EdgeDynamics("continuous", low, high, lc.leak.tau if lc.leak else None, lc.leak.rest if lc.leak else 0.0)
     else:
+        if lc.rate is not None or lc.bias or lc.bias_sigma:
+            raise ConfigError("learning.rate, learning.bias: potentiometers step one whole tap per update (sign rule); "
+                              "remove these keys")
         low, high = lc.bounds or (0, device.n_taps - 1)
         if not (0 <= low < high <= device.n_taps - 1):
             raise ConfigError(f"learning.bounds: taps must lie in [0, {device.n_taps - 1}] (got {[low, high]})")
@@ -349,7 +352,9 @@ def _write_outputs(run_dir: Path, setup: Setup, state: TrainState, final, summar
 # -- ensembles ----------------------------------------------------------------------------------------------
 def train_ensemble(cfg: Config, seeds: list[int], backend: str | None = None,
                    progress: bool = False) -> tuple[Setup, EnsembleState, EnsembleTrainer]:
-    """Train one replica per seed as one batch; replica r starts exactly like ``seed=seeds[r]`` would."""
+    """Train one replica per seed as one batch. Replica r draws its initial gates, shuffles and desynchronous
+    masks exactly as a run with ``seed=seeds[r]`` would; what ``build`` draws from the config's own seed (twin
+    mismatch without its own seed, the per-edge learning bias) is shared by every replica."""
     setup = build(cfg)
     trainer = make_trainer(setup, backend)
     rngs = [np.random.default_rng(s) for s in seeds]

@@ -1,0 +1,415 @@
+"""Claim: desynchronous learning (Wycoff, Dillavou, Stern, Liu, Durian, J. Chem. Phys. 156, 144903, 2022).
+
+Each edge applies each update with probability p (``learning.update_probability``, independent Bernoulli masks
+per replica). A run at p < 1 is trained for epochs / p with the rate unchanged, so every p gets the same
+expected number of updates per edge; losses are compared at equal updates per edge (evaluations fall at the
+same update counts for every p).
+
+(a) continuous gates (transistor regression and allostery): does the error get worse as p falls?
+(b) the first-generation network, digital-potentiometer edges stepped one tap by the sign of the contrast
+    (pot_allostery, pot_regression, pot_iris): does the error floor fall as p falls?
+(c) the mini-batch analogy, on transistor regression: full batch at p in PS against mini-batches at p = 1
+    (equal epochs, so equal data presentations and equal summed contrast per epoch), and the noise of the
+    update direction (``analysis.direction_noise``) against the full-batch contrast sum at the same gates.
+
+The error floor of a run is the mean loss over the last quarter of its updates.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+from ..analysis import direction_noise
+from ..config import Config
+from ..devices import PotentiometerParams
+from ..experiment import build, initial_controls, make_trainer
+from ..learning.ensemble import EnsembleState, EnsembleTrainer
+from .base import ClaimResult, Context, claim_config, pyplot, save_json, train_single
+
+KEY = "desync"
+TITLE = "Desynchronous learning"
+PAPER = ("Edges that update randomly and independently (probability p per update) learn as well as synchronous "
+         "ones in simulation; on the first-generation network of digital potentiometers desynchronization "
+         "improves the result by helping it explore the discrete states; it acts like mini-batching in SGD "
+         "(Wycoff et al., J. Chem. Phys. 2022).")
+PS = (1.0, 0.5, 0.25, 0.1)
+N_EVALS = 40
+TAIL = 0.25
+#: per-seed initial gates around the shipped constant 3.0 V, so that seeds differ at p = 1 too
+RANDOM_INIT = ("learning.init.kind=uniform", "learning.init.low=2.5", "learning.init.high=3.5")
+BATCHES = (1, 2, 4, 8)     # part (c): mini-batch sizes of the 8-point ramp (8 = full batch)
+N_DRAWS = 200              # part (c): masks or batches drawn per gate state for the direction noise
+
+
+@dataclass(frozen=True)
+class Study:
+    """One task of parts (a) and (b): a shipped config, overrides, and its update budget at p = 1."""
+
+    label: str
+    config: str
+    overrides: tuple[str, ...]
+    epochs: int
+    quick_epochs: int
+    continuous: bool
+    ngspice_epochs: int
+
+
+STUDIES = (
+    Study("regression", "regression", RANDOM_INIT, 500, 40, True, 6),
+    Study("allostery", "allostery", (), 150, 30, True, 30),
+    Study("pot_allostery", "pot_allostery", (), 200, 40, False, 30),
+    Study("pot_regression", "pot_regression", (), 100, 20, False, 6),
+    Study("pot_iris", "pot_iris", (), 100, 10, False, 4),
+)
+MINIBATCH = Study("regression_full_batch", "regression", (*RANDOM_INIT, "learning.schedule=full_batch"), 500, 40,
+                  True, 6)
+
+
+def study_config(study: Study, p: float, quick: bool, extra: tuple[str, ...] = ()) -> Config:
+    """The config of ``study`` at update probability ``p``: epochs / p, evaluations at equal updates per edge;
+    ``extra`` overrides come last."""
+    base = study.quick_epochs if quick else study.epochs
+    every = max(1, base // N_EVALS)
+    return claim_config(study.config, [*study.overrides, f"learning.update_probability={p}",
+                                       f"learning.epochs={round(base / p)}", f"learning.eval_every={round(every / p)}",
+                                       f"learning.record_every={round(base / p)}", *extra])
+
+
+@contextmanager
+def serial_native():
+    """Run numba's kernels on one thread: on a shared 2-core machine its worker threads wait on each other
+    (measured 10-30x slower from 32 samples per solve while other jobs ran)."""
+    try:
+        import numba  # noqa: PLC0415
+    except ImportError:
+        yield
+        return
+    n = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(n)
+
+
+def run_ensemble(cfg: Config, seeds: list[int], backend: str, snapshot_epochs: tuple[int, ...] = ()):
+    """``experiment.train_ensemble`` plus snapshots: (setup, final state, ensemble trainer, {epoch: [R, E]})."""
+    setup = build(cfg)
+    ens = EnsembleTrainer(make_trainer(setup, backend))
+    rngs = [np.random.default_rng(s) for s in seeds]
+    state = ens.init_state(np.stack([initial_controls(setup, rng) for rng in rngs]), rngs)
+    snaps = {0: state.controls.copy()} if 0 in snapshot_epochs else {}
+
+    def on_epoch(st: EnsembleState) -> None:
+        if st.epoch in snapshot_epochs:
+            snaps[st.epoch] = st.controls.copy()
+
+    return setup, ens.run(state, on_epoch), ens, snaps
+
+
+def _steps_per_epoch(setup) -> int:
+    return len(setup.params.schedule.batches(setup.task.n_points, np.random.default_rng(0)))
+
+
+def _curves(setup, state: EnsembleState, ens: EnsembleTrainer, p: float) -> dict:
+    """Loss (and accuracy) against updates per edge, the floor per seed and the final controls."""
+    hist = state.history
+    updates = np.array([h["epoch"] for h in hist], float) * _steps_per_epoch(setup) * p
+    loss = np.array([h["loss"] for h in hist])                                     # [T, R]
+    tail = updates >= (1 - TAIL) * updates[-1]
+    out = {"updates_per_edge": updates, "loss": loss, "floor": loss[tail].mean(axis=0),
+           "final_controls": state.controls}
+    if hist[-1]["accuracy"] is not None:
+        acc = np.array([h["accuracy"] for h in hist])
+        out.update(accuracy=acc, accuracy_floor=acc[tail].mean(axis=0), test_accuracy=_test_accuracy(setup, state, ens))
+    return out
+
+
+def _test_accuracy(setup, state: EnsembleState, ens: EnsembleTrainer) -> np.ndarray | None:
+    task, c = setup.task, setup.circuit
+    if task.test_inputs is None or not len(task.test_inputs):
+        return None
+    reps, n = len(state.controls), len(task.test_inputs)
+    free = ens.trainer.solver.solve(c, np.repeat(state.controls, n, axis=0), np.tile(task.test_inputs, (reps, 1)))
+    out = c.output_values(free.voltages).reshape(reps, n, -1)
+    return np.array([task.accuracy(o, task.test_classes) for o in out])
+
+
+def _study(study: Study, seeds: list[int], ctx: Context) -> dict:
+    runs = {}
+    for p in PS:
+        setup, state, ens, _ = run_ensemble(study_config(study, p, ctx.quick), seeds, ctx.backend)
+        runs[p] = _curves(setup, state, ens, p)
+    if isinstance(setup.circuit.device, PotentiometerParams):
+        runs["n_taps"] = setup.circuit.device.n_taps
+    return runs
+
+
+def _ngspice_check(study: Study, quick: bool) -> dict:
+    """One seed at p = 0.5 for a few epochs on both backends: largest control and loss differences."""
+    epochs = max(2, study.ngspice_epochs // (3 if quick else 1))
+    cfg = study_config(study, 0.5, quick, (f"learning.epochs={epochs}", "learning.eval_every=1",
+                                           f"learning.record_every={epochs}"))
+    t = time.perf_counter()
+    _, _, ng = train_single(cfg, "ngspice")
+    ng_s = time.perf_counter() - t
+    _, _, nat = train_single(cfg, "native")
+    return {"epochs": epochs, "p": 0.5, "max_control_diff": float(np.max(np.abs(ng.controls - nat.controls))),
+            "loss_ngspice": ng.history[-1]["loss"], "loss_native": nat.history[-1]["loss"], "ngspice_s": ng_s}
+
+
+# -- (c) mini-batching -------------------------------------------------------------------------------------
+def _contrasts(setup, controls: np.ndarray, solver) -> np.ndarray:
+    """[S, P, E] per-point contrasts U (V^2) at each of S gate states [S, E]."""
+    c, task, rule = setup.circuit, setup.task, setup.rule
+    s, p = len(controls), task.n_points
+    shared = np.repeat(controls, p, axis=0)
+    x, y = np.tile(task.inputs, (s, 1)), np.tile(task.targets, (s, 1))
+    free = solver.solve(c, shared, x).voltages
+    clamped = solver.solve(c, shared, x, rule.clamp(c, free, y)).voltages
+    return rule.contrast(c, free, clamped).reshape(s, p, -1)
+
+
+def _direction_noise(u: np.ndarray, rng: np.random.Generator) -> dict:
+    """Mean direction noise per gate state [S] of desync masks (each p) and of mini-batches (each size)."""
+    s, n, e = u.shape
+    full = u.sum(axis=1)
+    desync = {p: np.array([direction_noise(full[k] * (rng.random((N_DRAWS, e)) < p), full[k]).mean()
+                           for k in range(s)]) for p in PS}
+    batch = {}
+    for b in BATCHES:
+        picks = np.array([rng.permutation(n)[:b] for _ in range(N_DRAWS)])
+        batch[b] = np.array([direction_noise(u[k][picks].sum(axis=1), full[k]).mean() for k in range(s)])
+    return {"desync": desync, "batch": batch, "full_norm": np.linalg.norm(full, axis=1)}
+
+
+def _minibatch(seeds: list[int], ctx: Context) -> dict:
+    study = MINIBATCH
+    base = study.quick_epochs if ctx.quick else study.epochs
+    stages = (0, base // 8, base // 4, base // 2, base)
+    desync, batch = {}, {}
+    for p in PS:
+        snaps_at = stages if p == 1.0 else ()
+        setup, state, ens, snaps = run_ensemble(study_config(study, p, ctx.quick), seeds, ctx.backend, snaps_at)
+        desync[p] = _curves(setup, state, ens, p)
+        if p == 1.0:
+            batch[setup.task.n_points] = desync[p]
+            states = np.concatenate([snaps[t] for t in stages])
+            u = _contrasts(setup, states, ens.trainer.solver)
+    n_points = setup.task.n_points
+    for b in BATCHES:
+        if b == n_points:
+            continue
+        cfg = study_config(study, 1.0, ctx.quick, ("learning.schedule=mini_batch", f"learning.batch_size={b}"))
+        setup_b, state, ens, _ = run_ensemble(cfg, seeds, ctx.backend)
+        batch[b] = _curves(setup_b, state, ens, 1.0)
+    noise = _direction_noise(u, np.random.default_rng(0))
+    r = len(seeds)
+    per_stage = {k: {key: v.reshape(len(stages), r).mean(axis=1) for key, v in noise[k].items()}
+                 for k in ("desync", "batch")}
+    return {"desync": desync, "batch": batch, "stages": stages, "noise": per_stage,
+            "full_norm": noise["full_norm"].reshape(len(stages), r).mean(axis=1), "n_points": n_points}
+
+
+# -- the claim ----------------------------------------------------------------------------------------------
+def _med_iqr(x: np.ndarray) -> tuple[float, float, float]:
+    q1, m, q3 = np.percentile(x, [25, 50, 75])
+    return float(m), float(q1), float(q3)
+
+
+def _judge_study(s: Study, runs: dict, n_seeds: int, epochs: int) -> tuple[dict, bool, str]:
+    """(summary, passed, report line) of one task. (a) passes when no p has a median floor above
+    max(2 x the p = 1 median, the p = 1 upper quartile); (b) when a one-sided Mann-Whitney test finds the p = 0.1
+    floor below p = 1's (p-value < 0.05) and, for a classifier, its accuracy above."""
+    stats = {p: _med_iqr(runs[p]["floor"]) for p in PS}
+    m1, _, q3 = stats[1.0]
+    entry = {"floor_median_iqr": {str(p): stats[p] for p in PS},
+             "ratio_to_p1": {str(p): stats[p][0] / m1 if m1 > 0 else float("nan") for p in PS}}
+    floors = ", ".join(f"p={p:g}: {stats[p][0]:.2g} [{stats[p][1]:.2g}, {stats[p][2]:.2g}]" for p in PS)
+    line = (f"- {'(a) transistors' if s.continuous else '(b) potentiometers'}, {s.label} ({n_seeds} seeds, {epochs}/p "
+            f"epochs): error floor (V^2, median [IQR]) {floors}")
+    if s.continuous:
+        passed = all(stats[p][0] <= max(2 * m1, q3) for p in PS)
+    else:
+        entry["mannwhitney_p_0.1_vs_1"] = float(mannwhitneyu(runs[0.1]["floor"], runs[1.0]["floor"],
+                                                             alternative="less").pvalue)
+        passed = entry["mannwhitney_p_0.1_vs_1"] < 0.05
+        line += f"; floor at p=0.1 below p=1: Mann-Whitney one-sided p = {entry['mannwhitney_p_0.1_vs_1']:.2g}"
+    if "accuracy_floor" in runs[1.0]:
+        entry["accuracy_median"] = {str(p): float(np.median(runs[p]["accuracy_floor"])) for p in PS}
+        entry["test_accuracy_median"] = {str(p): float(np.median(runs[p]["test_accuracy"])) for p in PS}
+        entry["mannwhitney_accuracy_p_0.1_vs_1"] = float(mannwhitneyu(
+            runs[0.1]["accuracy_floor"], runs[1.0]["accuracy_floor"], alternative="greater").pvalue)
+        passed = passed and entry["mannwhitney_accuracy_p_0.1_vs_1"] < 0.05
+        acc = ", ".join(f"p={k}: {v:.2f}" for k, v in entry["accuracy_median"].items())
+        test = ", ".join(f"p={k}: {v:.2f}" for k, v in entry["test_accuracy_median"].items())
+        line += (f"; training accuracy (median) {acc} (p=0.1 above p=1: Mann-Whitney p = "
+                 f"{entry['mannwhitney_accuracy_p_0.1_vs_1']:.2g}); test accuracy {test}")
+    return entry, bool(passed), line
+
+
+def _judge_minibatch(mb: dict, n_seeds: int) -> tuple[dict, bool, list[str]]:
+    """Desync and mini-batching "act alike" when the noisiest desync (p = 0.1) and the smallest batch (B = 1) move
+    the full-batch floor the same way and their direction noise, averaged along training, is within a factor 3."""
+    floor = {f"p={p:g}": _med_iqr(mb["desync"][p]["floor"]) for p in PS}
+    floor.update({f"B={b}": _med_iqr(mb["batch"][b]["floor"]) for b in BATCHES})
+    noise = {}
+    for name, pick in (("mean", np.mean), ("initial", lambda v: v[0]), ("end", lambda v: v[-1])):
+        noise[name] = {f"p={p:g}": float(pick(mb["noise"]["desync"][p])) for p in PS}
+        noise[name].update({f"B={b}": float(pick(mb["noise"]["batch"][b])) for b in BATCHES})
+    full = floor["p=1"][0]
+    same_way = np.sign(floor["p=0.1"][0] - full) == np.sign(floor["B=1"][0] - full)
+    nd, nb = noise["mean"]["p=0.1"], noise["mean"]["B=1"]
+    similar = bool(same_way and nb > 0 and 1 / 3 <= nd / nb <= 3)
+    fmt = lambda d, f: ", ".join(f"{k}: {v:{f}}" for k, v in d.items())  # noqa: E731
+    lines = [f"- (c) regression, full batch at p (epochs/p) vs mini-batches of B of the {mb['n_points']} points at "
+             f"p = 1 (equal epochs), {n_seeds} seeds: error floor (median, V^2) "
+             + fmt({k: v[0] for k, v in floor.items()}, ".2g"),
+             "- (c) direction noise 1 - cos(update, full-batch contrast sum) at the gates of the full-batch run "
+             f"(epochs {', '.join(map(str, mb['stages']))}; {N_DRAWS} masks or batches per state): mean over those "
+             f"states {fmt(noise['mean'], '.2f')}; at the initial gates {fmt(noise['initial'], '.2f')}; at the end "
+             f"{fmt(noise['end'], '.2f')}"]
+    return {"floor_median_iqr": floor, "direction_noise": noise, "similar": similar,
+            "floor_ratio_p0.1": floor["p=0.1"][0] / full, "floor_ratio_B1": floor["B=1"][0] / full}, similar, lines
+
+
+def run(ctx: Context) -> ClaimResult:
+    t0 = time.perf_counter()
+    seeds = ctx.seeds(12, 3)
+    with serial_native():
+        results = {s.label: _study(s, seeds, ctx) for s in STUDIES}
+        mb = _minibatch(seeds, ctx)
+    native_s = time.perf_counter() - t0
+    checks = {s.label: _ngspice_check(s, ctx.quick) for s in (*STUDIES, MINIBATCH)}
+
+    summary, passed, lines = {}, {}, []
+    for s in STUDIES:
+        summary[s.label], passed[s.label], line = _judge_study(s, results[s.label], len(seeds),
+                                                               s.quick_epochs if ctx.quick else s.epochs)
+        lines.append(line)
+    summary["minibatch"], similar, mb_lines = _judge_minibatch(mb, len(seeds))
+    lines += mb_lines
+    lines += [f"- ngspice vs native, {label} (seed 0, p = 0.5, {ch['epochs']} epochs): controls agree to "
+              f"{ch['max_control_diff']:.1e}; loss {ch['loss_ngspice']:.4g} vs {ch['loss_native']:.4g} V^2"
+              for label, ch in checks.items()]
+
+    figures = [_figure_floors(ctx, results), _figure_curves(ctx, results), _figure_minibatch(ctx, mb)]
+    data = [save_json(ctx, f"{KEY}_results.json", {
+        "ps": PS, "seeds": seeds, "tail_fraction": TAIL, "quick": ctx.quick,
+        "studies": {s.label: {"config": s.config, "overrides": s.overrides, "continuous": s.continuous,
+                              "epochs_at_p1": s.quick_epochs if ctx.quick else s.epochs,
+                              "runs": {str(p): results[s.label][p] for p in PS},
+                              **({"n_taps": results[s.label]["n_taps"]} if "n_taps" in results[s.label] else {})}
+                    for s in STUDIES},
+        "minibatch": {"desync": {str(p): mb["desync"][p] for p in PS},
+                      "batch": {str(b): mb["batch"][b] for b in BATCHES}, "noise_stages_epochs": mb["stages"],
+                      "noise": {k: {str(kk): vv for kk, vv in v.items()} for k, v in mb["noise"].items()},
+                      "full_contrast_norm": mb["full_norm"]},
+        "ngspice_checks": checks, "summary": summary})]
+
+    cont = {s.label: passed[s.label] for s in STUDIES if s.continuous}
+    pots = {s.label: passed[s.label] for s in STUDIES if not s.continuous}
+    iris, m = summary["pot_iris"], summary["minibatch"]
+    reason = (f"no degradation with p on {sum(cont.values())}/{len(cont)} transistor tasks; with potentiometers "
+              f"p = 0.1 improves {sum(pots.values())}/{len(pots)} tasks significantly (floor x"
+              + ", x".join(f"{summary[k]['ratio_to_p1']['0.1']:.2g} {k}" for k in pots)
+              + f"; Iris accuracy {iris['accuracy_median']['0.1']:.2f} vs {iris['accuracy_median']['1.0']:.2f}); "
+              f"desync and mini-batching {'act alike' if similar else 'differ'} on regression (floor vs full batch: "
+              f"p=0.1 x{m['floor_ratio_p0.1']:.2g}, B=1 x{m['floor_ratio_B1']:.2g}; direction noise "
+              f"{m['direction_noise']['mean']['p=0.1']:.2f} vs {m['direction_noise']['mean']['B=1']:.2f})")
+    n_pass = sum(cont.values()) + sum(pots.values()) + similar
+    verdict = "reproduced" if n_pass == len(STUDIES) + 1 else ("partly" if n_pass else "not reproduced")
+    measured = {"summary": summary, "no_degradation": cont, "improves": pots, "minibatch_similar": similar,
+                "ngspice_max_control_diff": {k: v["max_control_diff"] for k, v in checks.items()},
+                "native_s": round(native_s, 1)}
+    return ClaimResult(KEY, TITLE, PAPER, verdict, reason, measured=measured, figures=figures, data=data, lines=lines)
+
+
+# -- figures ------------------------------------------------------------------------------------------------
+def _scatter(ax, xs, values, color, label):
+    med = [np.median(v) for v in values]
+    for x, v in zip(xs, values):
+        jitter = x * np.exp(np.random.default_rng(0).uniform(-0.06, 0.06, len(v)))
+        ax.plot(jitter, v, ".", color=color, alpha=0.35, ms=4)
+    ax.plot(xs, med, "o-", color=color, label=label)
+
+
+def _figure_floors(ctx: Context, results: dict) -> str:
+    plt = pyplot()
+    panels = [(s.label, "floor") for s in STUDIES] + [("pot_iris", "accuracy_floor")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.1 * len(panels), 3.2))
+    for ax, (label, key) in zip(axes, panels):
+        runs = results[label]
+        _scatter(ax, PS, [runs[p][key] for p in PS], "C0" if "pot" in label else "C1", "median")
+        ax.set_xscale("log")
+        if key == "floor":
+            ax.set_yscale("log")
+            ax.set_ylabel("error floor (V$^2$)")
+        else:
+            ax.set_ylabel("training accuracy")
+        ax.set_xlabel("update probability p")
+        ax.set_title(label + (" (accuracy)" if key != "floor" else ""), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(ctx.path(f"{KEY}_error_vs_p.png"), dpi=100)
+    plt.close(fig)
+    return f"{KEY}_error_vs_p.png"
+
+
+def _figure_curves(ctx: Context, results: dict) -> str:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(STUDIES), figsize=(3.1 * len(STUDIES), 3.2))
+    for ax, s in zip(axes, STUDIES):
+        for i, p in enumerate(PS):
+            r = results[s.label][p]
+            ax.plot(r["updates_per_edge"], np.median(r["loss"], axis=1), color=f"C{i}", label=f"p={p:g}")
+        ax.set_yscale("log")
+        ax.set_xlabel("updates per edge")
+        ax.set_title(s.label, fontsize=9)
+    axes[0].set_ylabel("loss (V$^2$, median over seeds)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(ctx.path(f"{KEY}_curves.png"), dpi=100)
+    plt.close(fig)
+    return f"{KEY}_curves.png"
+
+
+def _figure_minibatch(ctx: Context, mb: dict) -> str:
+    plt = pyplot()
+    n = mb["n_points"]
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(12, 3.4))
+    _scatter(a, PS, [mb["desync"][p]["floor"] for p in PS], "C0", "full batch, desync p")
+    _scatter(a, [bb / n for bb in BATCHES], [mb["batch"][bb]["floor"] for bb in BATCHES], "C3", "mini-batch B/N, p=1")
+    a.set_xscale("log")
+    a.set_yscale("log")
+    a.set_xlabel("p, or B/N")
+    a.set_ylabel("error floor (V$^2$)")
+    a.legend(fontsize=7)
+    a.set_title("regression: error floor", fontsize=9)
+    stages = mb["stages"]
+    for i, t in enumerate(stages):
+        b.plot(PS, [mb["noise"]["desync"][p][i] for p in PS], "o-", color=plt.cm.Blues(0.35 + 0.6 * i / len(stages)),
+               label=f"desync, epoch {t}")
+        b.plot([bb / n for bb in BATCHES], [mb["noise"]["batch"][bb][i] for bb in BATCHES], "s--",
+               color=plt.cm.Reds(0.35 + 0.6 * i / len(stages)), label=f"mini-batch, epoch {t}")
+    b.set_xscale("log")
+    b.set_xlabel("p, or B/N")
+    b.set_ylabel("1 - cos(update, full-batch sum)")
+    b.set_title("direction noise vs p and vs batch size", fontsize=9)
+    b.legend(fontsize=6, ncol=2)
+    for p in PS[1:]:
+        c.plot(stages, mb["noise"]["desync"][p], "o-", label=f"desync p={p:g}")
+    for bb in BATCHES[:-1]:
+        c.plot(stages, mb["noise"]["batch"][bb], "s--", label=f"mini-batch B={bb}")
+    c.set_xlabel("full-batch training epoch of the gate state")
+    c.set_ylabel("direction noise")
+    c.legend(fontsize=6)
+    c.set_title("noise along training", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(ctx.path(f"{KEY}_minibatch.png"), dpi=100)
+    plt.close(fig)
+    return f"{KEY}_minibatch.png"
