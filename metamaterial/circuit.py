@@ -118,8 +118,18 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12) -> Circu
 
 
 def without_edges(c: Circuit, cut: np.ndarray) -> Circuit:
-    """The circuit with the given edge indices removed (damage)."""
+    """The circuit with the given edge indices removed (damage). Refuses a cut that leaves a node with no path
+    to a driven node: its voltage would be set by leakage alone."""
     keep = np.setdiff1d(np.arange(c.n_edges), np.asarray(cut, int))
+    g = nx.Graph()
+    g.add_nodes_from(range(c.n_nodes))
+    g.add_edges_from(map(tuple, c.edges[keep]))
+    reached = set().union(*(nx.node_connected_component(g, int(s)) for s in c.source_nodes)) if len(c.source_nodes) \
+        else set()
+    stranded = sorted(set(range(c.n_nodes)) - reached)
+    if stranded:
+        raise ValidationError(f"without_edges: cutting edges {sorted(np.asarray(cut, int).tolist())} leaves nodes "
+                              f"{stranded[:10]} with no path to a source; cut fewer or other edges")
     mm = None if c.mismatch is None else Mismatch(c.mismatch.dvto[:, keep], c.mismatch.kscale[:, keep])
     return replace(c, edges=c.edges[keep], mismatch=mm)
 

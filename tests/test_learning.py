@@ -128,3 +128,13 @@ def test_training_lowers_the_regression_error(ngspice):
     state = tr.run(tr.init_state(np.full(c.n_edges, 3.0), rng))
     assert state.history[-1]["loss"] < 0.5 * state.history[0]["loss"]
     assert state.history[-1]["loss"] == pytest.approx(mse(tr.evaluate(state.controls).outputs, task.targets))
+
+
+def test_a_cut_that_strands_a_node_is_refused():
+    from metamaterial.circuit import without_edges
+    from metamaterial.errors import ValidationError
+    c = xor_circuit()
+    node1 = np.flatnonzero((c.edges == 1).any(axis=1))  # the four edges of node 1
+    assert without_edges(c, node1[:3]).n_edges == c.n_edges - 3
+    with pytest.raises(ValidationError, match=r"leaves nodes \[1\] with no path to a source"):
+        without_edges(c, node1)

@@ -7,11 +7,11 @@ import traceback
 from pathlib import Path
 
 from ..errors import ConfigError, MetamaterialError
-from . import desync, imperfection, learning_time, xor
+from . import damage, desync, imperfection, learning_time, modes, xor
 from .base import ClaimResult, Context
 from .report import write_report
 
-CLAIMS = {m.KEY: m for m in (xor, desync, learning_time, imperfection)}
+CLAIMS = {m.KEY: m for m in (xor, modes, damage, desync, learning_time, imperfection)}
 
 
 def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: str = "native",

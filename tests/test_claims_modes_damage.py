@@ -1,0 +1,90 @@
+"""The error-modes and damage claims in quick mode: their evidence files, and the physics they rest on."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from metamaterial.analysis import error_modes
+from metamaterial.claims import damage, modes
+from metamaterial.claims.base import Context, claim_config
+from metamaterial.experiment import build
+
+MODE_SEEDS = [0, 1, 2]
+MODE_EPOCHS = 60
+BACKEND_AGREEMENT_V = 1e-6
+FLOATING_NODE = 2  # (0, 2): neither input, rail nor output in configs/xor.yaml
+
+
+def _rows(path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _assert_evidence(result, out) -> None:
+    assert result.figures and result.data
+    for name in (*result.figures, *result.data):
+        assert name.startswith(result.key) and (out / name).stat().st_size > 0, name
+    assert result.lines and result.reason
+
+
+@pytest.fixture(scope="module")
+def mode_run():
+    return modes.train_modes(claim_config("regression", [*modes.RANDOM_INIT, f"learning.epochs={MODE_EPOCHS}"]),
+                             MODE_SEEDS, "native")
+
+
+def test_mode_projections_are_the_mean_error_and_reconstruct_the_errors(mode_run):
+    err = mode_run.errors                                  # [T, R, P]
+    p = err.shape[-1]
+    # mode 0 is the mean error times sqrt(P): the constant, normalised
+    np.testing.assert_allclose(mode_run.modes[..., 0], err.mean(axis=-1) * np.sqrt(p), atol=1e-12)
+    # on the full orthonormal basis (order P - 1) the projections keep the error's norm (Parseval) ...
+    full = error_modes(mode_run.x, err, order=p - 1)
+    np.testing.assert_allclose(np.sum(full ** 2, axis=-1), np.sum(err ** 2, axis=-1), rtol=1e-9)
+    # ... and three modes never hold more than the whole error (Bessel)
+    assert np.all(np.sum(mode_run.modes ** 2, axis=-1) <= np.sum(err ** 2, axis=-1) * (1 + 1e-12))
+
+
+def test_modes_claim_quick(tmp_path):
+    result = modes.run(Context(out=tmp_path, quick=True))
+    _assert_evidence(result, tmp_path)
+    ramp = [r for r in _rows(tmp_path / "modes_fall_epochs.csv") if r["target"] == "ramp"]
+    assert len(ramp) == len(Context(tmp_path, quick=True).seeds(20, 3))
+    for r in ramp:  # the mean error falls below 10% in every seed, and before the curvature does (if it does)
+        mean, curvature = float(r["first_mean"]), float(r["first_curvature"])
+        assert np.isfinite(mean) and not (curvature <= mean)
+        assert float(r["final_mse"]) < float(r["initial_mse"])
+    for a in result.measured["ngspice_agreement"].values():
+        assert a["max_gate_move_v"] > 0.1 and a["max_gate_diff_v"] < BACKEND_AGREEMENT_V
+
+
+def test_a_cut_that_leaves_nodes_without_a_path_to_a_source_is_refused():
+    c = build(claim_config("xor")).circuit
+    around = np.flatnonzero((c.edges == FLOATING_NODE).any(axis=1))
+    assert len(around) == 4                                    # the torus: every node has degree 4
+    assert not damage.is_valid_cut(c, around)                  # an isolated node
+    assert damage.is_valid_cut(c, around[:3])
+    island = {FLOATING_NODE, FLOATING_NODE + 1}                # (0, 2)-(0, 3): neither drives nor is driven
+    assert not set(c.source_nodes.tolist()) & island
+    boundary = np.flatnonzero([(a in island) != (b in island) for a, b in c.edges])
+    assert not damage.is_valid_cut(c, boundary)                # a two-node island
+    assert damage.is_valid_cut(c, boundary[:-1])
+
+
+def test_damage_claim_quick(tmp_path):
+    result = damage.run(Context(out=tmp_path, quick=True))
+    _assert_evidence(result, tmp_path)
+    rows = _rows(tmp_path / "damage_cuts.csv")
+    for task in ("regression", "xor"):
+        worst = [r for r in rows if r["task"] == task and r["strategy"] == "conductive" and r["k"] == "1"]
+        assert worst
+        for r in worst:  # cutting the most conductive edge hurts; retraining the damaged network helps
+            assert float(r["loss_after"]) > float(r["loss_before"])
+            assert float(r["loss_final"]) < float(r["loss_after"])
+        assert {len(r["cut"].split()) for r in rows if r["task"] == task} == set(damage.KS)
+    for a in result.measured["ngspice_agreement"].values():
+        assert a["max_gate_diff_v"] < BACKEND_AGREEMENT_V
+        assert a["loss_after_cut_ngspice"] == pytest.approx(a["loss_after_cut_native"], rel=1e-6)
