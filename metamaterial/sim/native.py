@@ -12,8 +12,11 @@ V_T and K per transistor under twin mismatch: the free phase uses twin 0, the cl
 or linear conductances) plus, for transistors, one grounded bulk diode with ngspice's gmin per transistor
 terminal. Newton steps are limited per node (to ``dv_max``, less for a node whose steps keep reversing)
 and kept inside the span of 0 V and the driven voltages, where every solution lies. A sample is converged
-when its largest KCL residual is below ``tol_i`` and its last Newton step below ``tol_v``; one that is not
-raises ``SimulationError`` (or, with ``throw=False``, comes back as a NaN row flagged in
+when its largest KCL residual is below ``tol_i`` and its last Newton step below ``tol_v``. A sample that is
+not, after ``max_iter`` iterations, is retried alone (``NativeSolver._retry``): from a cold start, by gmin
+stepping the way SPICE does, and with nodes held at the point where ngspice's junction current jumps; each
+retry ends with plain Newton on the circuit itself, to the same tolerances. One that still fails raises
+``SimulationError`` (or, with ``throw=False``, comes back as a NaN row flagged in
 ``NativeOperatingPoint.converged``).
 """
 
@@ -39,6 +42,12 @@ from .base import AbstractSolver
 _MAX_CACHED_CIRCUITS = 16
 _MAX_WARM_STARTS = 64
 _PARALLEL_FROM = 32  # samples; below this, thread start-up costs more than it saves
+# gmin stepping (ngspice's dynamic gmin stepping, cktop.c): the shunt (S) of the first stage, the largest factor
+# between stages, the smallest factor before giving up, and the shunt below which the next stage is the circuit itself
+_GMIN_START, _GMIN_FACTOR, _GMIN_MIN_FACTOR, _GMIN_LAST = 1e-3, 10.0, 1.00005, 1e-12
+_GMIN_MAX_STAGES = 200
+_CORNER_WINDOW = 1e-3  # V: nodes this close to the junctions' branch point 3 V_T may sit on it (``_junction_corner``)
+_CORNER_TRIES = 24     # sets of such nodes tried
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,8 @@ class _Prepared:
     elimination order."""
 
     circuit: Circuit
-    driven: np.ndarray       # int [n_driven]: inputs, rails, then clamps (clamped phase)
+    clamped: bool
+    driven: np.ndarray       # int [n_driven]: inputs, rails, then clamps (clamped phase), then held nodes
     kind: int
     prm: np.ndarray          # [nk.N_PRM] device constants shared by every edge
     vbi: np.ndarray          # [E] V_T0 - gamma sqrt(phi) (V) of each edge's transistor in this phase's twin
@@ -78,7 +88,8 @@ class NativeSolver(AbstractSolver):
     Args:
         throw: raise ``SimulationError`` when a sample does not converge (default); if False, return its row
             as NaN and flag it in ``NativeOperatingPoint.converged``.
-        max_iter: Newton iterations allowed per sample.
+        max_iter: Newton iterations allowed per sample and attempt (the first one, and each retry or gmin
+            stepping stage of a sample that failed it).
         tol_v: convergence: largest Newton step (V).
         tol_i: convergence: largest KCL residual (A).
         dv_max: largest change of one node voltage in one Newton step (V), like SPICE's limiting; each node's
@@ -148,19 +159,158 @@ class NativeSolver(AbstractSolver):
             if (status == nk.NOT_FINITE).any():
                 raise ValidationError("NativeSolver.solve: controls, inputs and clamps must be finite "
                                       f"(got NaN or infinity in sample(s) {np.flatnonzero(status == nk.NOT_FINITE)})")
-            v[~converged] = np.nan
-            if self.throw:
-                self._warm.pop(key, None)
-                raise SimulationError(self._failure_message(circuit, converged, resid))
+            self._retry(prep, v, cold, drv, ctrl, iters, resid, status)
+            converged = status == nk.CONVERGED
+            if not converged.all():
+                v[~converged] = np.nan
+                if self.throw:
+                    self._warm.pop(key, None)
+                    raise SimulationError(self._failure_message(circuit, converged, resid))
         if self.warm_start:
             if len(self._warm) >= _MAX_WARM_STARTS:
                 self._warm.clear()
             self._warm[key] = (circuit, v.copy())
         return NativeOperatingPoint(voltages=v, iterations=iters, converged=converged, residual=resid)
 
-    def _newton_sparse(self, prep: _Prepared, v: np.ndarray, cold: bool, drv: np.ndarray,
+    def _retry(self, prep: _Prepared, v: np.ndarray, cold: np.ndarray, drv: np.ndarray, ctrl: np.ndarray,
+               iters: np.ndarray, resid: np.ndarray, status: np.ndarray) -> None:
+        """Solve again, one at a time and in place, the samples whose Newton did not converge (rare).
+
+        Two ways Newton fails here, both seen in training ensembles:
+
+        * a cycle of the step limiter: two nodes, each held only by one transistor at its threshold as a source
+          follower (a few 1e-8 S) and by bulk junctions (a few 1e-12 S); started warm from a neighbouring
+          solution, the limited steps throw them across their thresholds and back without end. A cold start
+          or gmin stepping (``_gmin_stepping``) reaches the solution.
+        * no zero to find: ngspice's junction law (``native_kernels.junction_current``) jumps by I_S e^-3 per
+          junction at 3 V_T, and a node's KCL can jump across zero there. Newton then swings across 3 V_T
+          forever with a residual of ~1e-15 A (ngspice fails too). ``_junction_corner`` pins the node at 3 V_T
+          and checks that its KCL changes sign there.
+
+        Tried in turn until one converges: a cold start (if the sample started warm), the junction corner (if a
+        node is near 3 V_T), gmin stepping, the junction corner again. ``iters`` counts every attempt.
+        """
+        for b in np.flatnonzero(status == nk.NOT_CONVERGED):
+            row, c, x = drv[b], ctrl[0 if len(ctrl) == 1 else b], v[b]
+            spent, r, st = int(iters[b]), float(resid[b]), nk.NOT_CONVERGED
+            for attempt in ("cold", "corner", "gmin", "corner"):
+                if attempt == "cold" and cold[b]:
+                    continue
+                if attempt == "cold":
+                    it, r_new, st = self._newton_one(prep, x, True, row, c, 0.0)
+                elif attempt == "gmin":
+                    it, r_new, st = self._gmin_stepping(prep, x, row, c)
+                else:
+                    it, r_new, st = self._junction_corner(prep, x, row, c)
+                spent += it
+                r = r_new if it else r
+                if st == nk.CONVERGED:
+                    break
+            iters[b], resid[b], status[b] = spent, r, st
+
+    def _newton_one(self, prep: _Prepared, x: np.ndarray, cold: bool, drv: np.ndarray, ctrl: np.ndarray,
+                    gshunt: float) -> tuple[int, float, int]:
+        """Newton for one sample x [N] in place, on either path; drv [n_driven] (V), ctrl [E]; ``gshunt`` (S):
+        an extra conductance from every unknown node to ground. Returns (iterations, residual in A, status)."""
+        if prep.dense:
+            return nk.newton_dense_one(x, cold, prep.driven, drv, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta,
+                                       prep.ea, prep.eb, prep.pos, prep.slots, prep.unk, prep.n_junctions, prep.diag,
+                                       self.max_iter, self._tol, gshunt)
+        return self._newton_sparse(prep, x, cold, drv, ctrl, gshunt)
+
+    def _gmin_stepping(self, prep: _Prepared, x: np.ndarray, drv: np.ndarray,
                        ctrl: np.ndarray) -> tuple[int, float, int]:
-        """Newton for one sample of a large network (SuperLU per step), in place on v [N]; drv [n_driven] (V)."""
+        """ngspice's dynamic gmin stepping (``cktop.c``) for one sample x [N], in place: a shunt from every
+        unknown node to ground, ``_GMIN_START`` at first (from a cold start: a well-conditioned, nearly linear
+        problem), cut by up to ``_GMIN_FACTOR`` per stage, each stage started from the last one's solution; a
+        stage that fails is started again from there with a smaller cut (down to ``_GMIN_MIN_FACTOR``), a
+        fast one lets the cut grow back. Below ``_GMIN_LAST`` the last stage is the circuit itself (no shunt),
+        so the answer is the circuit's own, to the usual tolerances. At most ``_GMIN_MAX_STAGES`` stages.
+        Returns (iterations, residual, status).
+        """
+        spent, r, st = self._newton_one(prep, x, True, drv, ctrl, _GMIN_START)
+        if st != nk.CONVERGED:
+            return spent, r, st
+        g, factor, saved = _GMIN_START, _GMIN_FACTOR, x.copy()
+        for _ in range(_GMIN_MAX_STAGES):
+            g_next = g / factor if g / factor >= _GMIN_LAST else 0.0
+            it, r, st = self._newton_one(prep, x, False, drv, ctrl, g_next)
+            spent += it
+            if st == nk.CONVERGED:
+                if g_next == 0.0:
+                    return spent, r, st
+                g = g_next
+                saved[:] = x
+                if it <= self.max_iter // 4:
+                    factor = min(factor * math.sqrt(factor), _GMIN_FACTOR)
+            else:
+                x[:] = saved
+                factor = math.sqrt(math.sqrt(factor))
+                if factor < _GMIN_MIN_FACTOR:
+                    break
+        return spent, r, nk.NOT_CONVERGED
+
+    def _junction_corner(self, prep: _Prepared, x: np.ndarray, drv: np.ndarray,
+                         ctrl: np.ndarray) -> tuple[int, float, int]:
+        """The solution of one sample x [N] (in place, started from x) in which some nodes sit exactly at the
+        branch point V_C = 3 V_T of the bulk junctions, where ngspice's junction current jumps up by I_S e^-3
+        (``native_kernels.junction_current``): such a node's KCL has no zero, only a jump across zero (or a
+        zero closer to V_C than floating point resolves, which Newton cannot settle on either).
+
+        A set of the nodes within ``_CORNER_WINDOW`` of V_C is held at V_C and the other nodes solved by Newton,
+        to the usual tolerances. Then each held node's KCL residual (net current out, increasing with its
+        voltage) should be <= 0 just below V_C and >= 0 at V_C: the node is where its current changes sign,
+        the only solution there is. The check: one more Newton step of the whole circuit, in which a held node
+        has the residual of the side that has the wrong sign (0 if neither), must be below ``tol_v``, and the
+        largest residual (at V_C: ngspice's branch) below ``tol_i`` -- the usual tolerances. Sets tried in turn
+        (at most ``_CORNER_TRIES``): each node alone (the 8 closest to V_C, closest first), all of them, then
+        pairs (two nodes joined by a conducting transistor straddle V_C together, but only one sits on it).
+        Returns (iterations, residual, status); (0, NaN, not converged) if no node is near V_C.
+        """
+        if prep.kind != nk.KIND_NMOS:
+            return 0, math.nan, nk.NOT_CONVERGED
+        corner = 3.0 * prep.prm[nk.P_VT]  # as the kernel writes it: exactly its branch point
+        jump = nk.junction_current(corner, prep.prm)[0] - nk.junction_current(np.nextafter(corner, 0.0), prep.prm)[0]
+        near = prep.unk[np.abs(x[prep.unk] - corner) < _CORNER_WINDOW]
+        near = near[np.argsort(np.abs(x[near] - corner), kind="stable")]
+        closest = near[:8]
+        tries = [closest[i:i + 1] for i in range(len(closest))]
+        if len(near) > 1:
+            tries += [near] + [closest[[i, j]] for i in range(len(closest)) for j in range(i + 1, len(closest))]
+        spent, r, start = 0, math.nan, x.copy()
+        n = len(prep.unk)
+        f, jac = np.empty(n), np.empty(n * n if prep.dense else len(prep.indices))
+        for held in tries[:_CORNER_TRIES]:
+            x[:] = start
+            sub = _index_arrays(prep.circuit, prep.clamped, self.dense_limit, held)
+            it, r, st = self._newton_one(sub, x, False, np.concatenate([drv, np.full(len(held), corner)]), ctrl, 0.0)
+            spent += it
+            if st != nk.CONVERGED:
+                continue
+            nk.assemble(x, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb, prep.pos, prep.slots,
+                        prep.unk, prep.n_junctions, prep.diag, f, jac)
+            r = float(np.abs(f).max())
+            k = prep.pos[held]
+            at = f[k]  # at V_C, where the kernel takes the deep branch
+            below = at - prep.n_junctions[k] * jump
+            f[k] = np.where(at < 0.0, at, np.where(below > 0.0, below, 0.0))
+            if r < self.tol_i and np.abs(self._linear_solve(prep, jac, f)).max() < self.tol_v:
+                return spent, r, nk.CONVERGED
+        x[:] = start
+        return spent, r, nk.NOT_CONVERGED
+
+    @staticmethod
+    def _linear_solve(prep: _Prepared, jac: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """The Newton step -J^-1 f for the Jacobian slots ``jac`` of ``prep`` (dense or CSC)."""
+        n = len(prep.unk)
+        if prep.dense:
+            return np.linalg.solve(jac.reshape(n, n), -f)
+        return splu(sp.csc_matrix((jac, prep.indices, prep.indptr), shape=(n, n))).solve(-f)
+
+    def _newton_sparse(self, prep: _Prepared, v: np.ndarray, cold: bool, drv: np.ndarray,
+                       ctrl: np.ndarray, gshunt: float = 0.0) -> tuple[int, float, int]:
+        """Newton for one sample of a large network (SuperLU per step), in place on v [N]; drv [n_driven] (V);
+        ``gshunt`` (S): an extra conductance from every unknown node to ground (0 for the circuit itself)."""
         v[prep.driven] = drv
         if cold:
             v[prep.unk] = drv.mean() if len(drv) else 0.0
@@ -175,6 +325,8 @@ class NativeSolver(AbstractSolver):
         for it in range(1, self.max_iter + 1):
             nk.assemble(v, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb, prep.pos, prep.slots,
                         prep.unk, prep.n_junctions, prep.diag, f, data)
+            if gshunt:
+                nk.add_shunt(v, prep.unk, prep.diag, gshunt, f, data)
             fmax = float(np.abs(f).max())
             jac = sp.csc_matrix((data, prep.indices, prep.indptr), shape=(n, n))
             # unknowns are already in a fill-reducing order, and the Jacobian is an M-matrix: no pivoting
@@ -196,7 +348,8 @@ class NativeSolver(AbstractSolver):
         shown = ", ".join(str(b) for b in bad[:10]) + (", ..." if len(bad) > 10 else "")
         return (f"NativeSolver: Newton did not converge for sample(s) {shown} of {len(converged)} after "
                 f"{self.max_iter} iterations (got largest KCL residual {resid[worst]:.3g} A at sample {worst}; "
-                f"circuit of {circuit.n_nodes} nodes, {circuit.n_edges} edges, device {circuit.device.name}); "
+                f"circuit of {circuit.n_nodes} nodes, {circuit.n_edges} edges, device {circuit.device.name}; "
+                "also retried from a cold start, with gmin stepping and at the junctions' branch point); "
                 "raise max_iter, or use --backend ngspice")
 
     @staticmethod
@@ -228,10 +381,13 @@ class NativeSolver(AbstractSolver):
         self._warm.clear()
 
 
-def _index_arrays(c: Circuit, clamped: bool, dense_limit: int) -> _Prepared:
-    """Everything the kernels need about one circuit and phase (see ``_Prepared``)."""
+def _index_arrays(c: Circuit, clamped: bool, dense_limit: int, held: np.ndarray | None = None) -> _Prepared:
+    """Everything the kernels need about one circuit and phase (see ``_Prepared``); ``held``: more nodes whose
+    voltage is given (driven after the others)."""
     kind, prm, vbi, beta = _device_constants(c, twin=1 if clamped else 0)
     driven = c.source_nodes if not clamped else np.concatenate([c.source_nodes, c.clamp_nodes])
+    if held is not None:
+        driven = np.concatenate([driven, held])
     driven = driven.astype(np.int64)
     free = np.ones(c.n_nodes, bool)
     free[driven] = False
@@ -252,8 +408,8 @@ def _index_arrays(c: Circuit, clamped: bool, dense_limit: int) -> _Prepared:
     rows = np.stack([ia, ia, ib, ib], axis=1)
     cols = np.stack([ia, ib, ia, ib], axis=1)
     present = (rows >= 0) & (cols >= 0)
-    prep = dict(circuit=c, driven=driven, kind=kind, prm=prm, vbi=vbi, beta=beta, ea=ea, eb=eb, pos=pos, unk=unk,
-                n_junctions=n_junctions, dense=dense)
+    prep = dict(circuit=c, clamped=clamped, driven=driven, kind=kind, prm=prm, vbi=vbi, beta=beta, ea=ea, eb=eb,
+                pos=pos, unk=unk, n_junctions=n_junctions, dense=dense)
     if dense:
         slots = np.where(present, rows * n + cols, -1)
         return _Prepared(**prep, slots=slots.astype(np.int64), diag=np.arange(n, dtype=np.int64) * (n + 1))

@@ -82,7 +82,10 @@ def mos_current(va, vb, vg, vbi, beta, prm):
 
 @njit(cache=True, inline="always")
 def junction_current(v, prm):
-    """Current (A) out of a node through one grounded bulk diode (with ngspice's gmin), and its derivative (S)."""
+    """Current (A) out of a node through one grounded bulk diode (with ngspice's gmin), and its derivative (S).
+
+    As in ngspice, the current jumps up by I_S e^-3 where the node passes 3 V_T (the deep branch from there on),
+    so a node's KCL can jump across zero without a zero (``native.NativeSolver._junction_corner``)."""
     vbx = -v
     vt = prm[P_VT]
     gmin = prm[P_GMIN]
@@ -134,6 +137,15 @@ def assemble(v, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions
             i, g = junction_current(v[unk[k]], prm)
             f[k] += n_junctions[k] * i
             jac[diag[k]] += n_junctions[k] * g
+
+
+@njit(cache=True)
+def add_shunt(v, unk, diag, g, f, jac):
+    """Add a conductance ``g`` (S) from every unknown node to ground to the residual and Jacobian (the
+    continuation of gmin stepping, see ``native.NativeSolver``)."""
+    for k in range(unk.shape[0]):
+        f[k] += g * v[unk[k]]
+        jac[diag[k]] += g
 
 
 #: per-node step limit: factor on a reversal of the node's step, factor while the limit cuts its step, floor (V)
@@ -200,11 +212,12 @@ def lu_solve(a, b):
 
 @njit(cache=True)
 def _newton_one(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions,
-                diag, max_iter, tol, f, jac, limit, last):
+                diag, max_iter, tol, gshunt, f, jac, limit, last):
     """Dense Newton for one sample, in place on v [N]; f, limit, last [n_u] and jac [n_u * n_u] are work space.
 
     Sets the driven nodes, starts from the mean driven voltage if ``cold``, and returns
     (iterations, max |residual| in A, status); status ``NOT_FINITE`` if a driven voltage or control is not finite.
+    ``gshunt`` (S): an extra conductance from every unknown node to ground (0 for the circuit itself).
     """
     n = unk.shape[0]
     lo = 0.0
@@ -231,6 +244,8 @@ def _newton_one(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, eb
     fmax = np.inf
     for it in range(1, max_iter + 1):
         assemble(v, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions, diag, f, jac)
+        if gshunt != 0.0:
+            add_shunt(v, unk, diag, gshunt, f, jac)
         fmax = 0.0
         for k in range(n):
             fmax = max(fmax, abs(f[k]))
@@ -256,8 +271,19 @@ def _newton_range(start, stop, v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vb
     for b in range(start, stop):
         c = ctrl[0] if shared else ctrl[b]
         iters[b], resid[b], status[b] = _newton_one(v[b], cold[b], drv_nodes, drv_vals[b], c, kind, prm, vbi, beta,
-                                                    ea, eb, pos, slots, unk, n_junctions, diag, max_iter, tol, f, jac,
-                                                    limit, last)
+                                                    ea, eb, pos, slots, unk, n_junctions, diag, max_iter, tol, 0.0,
+                                                    f, jac, limit, last)
+
+
+@njit(cache=True)
+def newton_dense_one(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions,
+                     diag, max_iter, tol, gshunt):
+    """Dense Newton for one sample v [N] (in place) with a shunt ``gshunt`` (S) from every unknown node to
+    ground; drv_vals [n_driven], ctrl [E]. Returns (iterations, max |residual| in A, status). For the
+    retries of ``native.NativeSolver`` (a cold start, gmin stepping), not for the common path."""
+    n = unk.shape[0]
+    return _newton_one(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions,
+                       diag, max_iter, tol, gshunt, np.empty(n), np.empty(n * n), np.empty(n), np.empty(n))
 
 
 @njit(cache=True)
