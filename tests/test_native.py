@@ -500,3 +500,23 @@ def test_nodes_driven_onto_the_junction_branch_point_are_solved():
             np.testing.assert_allclose(op.voltages, loose.solve(c, gates, x, clamps).voltages, rtol=0,
                                        atol=AGREEMENT_V)
     assert landed >= 3 and retried >= 3
+
+
+def test_sparse_factorization_reuse_matches_fresh_newton_over_gate_updates():
+    """Sparse path (30x30 torus): chord steps on a reused LU (of this solve or of the previous update's) give
+    the same operating points as fresh Newton (a new LU every step), over a few small gate updates, and KCL
+    closes."""
+    rng = np.random.default_rng(SEED)
+    c = circuit.compile_graph(_with_roles(graph.lattice_network(30, 30), rng), devices.nmos_preset("ald1106-fit"))
+    gates = rng.uniform(1.0, 3.0, c.n_edges)
+    reuse, fresh = NativeSolver(), NativeSolver(reuse_factorization=False)
+    for _ in range(4):
+        x, clamps = _drive(c, rng, True, batch=1)
+        for cl in (None, clamps):
+            a, b = reuse.solve(c, gates, x, cl), fresh.solve(c, gates, x, cl)
+            assert a.converged.all() and b.converged.all()
+            np.testing.assert_allclose(a.voltages, b.voltages, rtol=0, atol=1e-9)
+            fixed = c.clamp_nodes if cl is not None else None
+            assert np.nanmax(np.abs(circuit.kcl_residuals(c, gates, a.voltages, fixed=fixed))) < KCL_A
+        gates = np.clip(gates + rng.normal(0.0, 0.01, c.n_edges), *GATES)
+    assert reuse._prepared[(id(c), False)].lu is not None  # the factorization was kept for the next solve
