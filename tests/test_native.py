@@ -520,3 +520,17 @@ def test_sparse_factorization_reuse_matches_fresh_newton_over_gate_updates():
             assert np.nanmax(np.abs(circuit.kcl_residuals(c, gates, a.voltages, fixed=fixed))) < KCL_A
         gates = np.clip(gates + rng.normal(0.0, 0.01, c.n_edges), *GATES)
     assert reuse._prepared[(id(c), False)].lu is not None  # the factorization was kept for the next solve
+
+
+def test_threaded_kernel_equals_the_serial_one(monkeypatch):
+    """Huge batches run the numba-parallel kernel; it must give the serial kernel's answer."""
+    from metamaterial.sim import native as native_module
+    rng = np.random.default_rng(11)
+    c = circuit.compile_graph(graph.assign_roles(graph.lattice_network(4, 4), graph.Roles(
+        inputs=(15, 13), rails=((5, 0.11), (7, 0.33)), outputs=((10, 0),))), devices.nmos_preset("ald1106-l1"))
+    controls = rng.uniform(0.4, 8.0, (64, c.n_edges))
+    x = rng.uniform(0, 0.45, (64, 2))
+    serial = NativeSolver(warm_start=False).solve(c, controls, x).voltages
+    monkeypatch.setattr(native_module, "_PARALLEL_FROM", 2)
+    threaded = NativeSolver(warm_start=False).solve(c, controls, x).voltages
+    np.testing.assert_allclose(threaded, serial, atol=1e-12, rtol=0)

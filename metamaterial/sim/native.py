@@ -41,7 +41,8 @@ from .base import AbstractSolver
 
 _MAX_CACHED_CIRCUITS = 16
 _MAX_WARM_STARTS = 64
-_PARALLEL_FROM = 32  # samples; below this, thread start-up costs more than it saves
+_PARALLEL_FROM = 2048  # samples; threads pay off from ~32 samples on an idle machine, but numba threads
+#: slow down 10-30x when other processes hold the cores (seen on 2-core machines), so only huge batches use them
 # gmin stepping (ngspice's dynamic gmin stepping, cktop.c): the shunt (S) of the first stage, the largest factor
 # between stages, the smallest factor before giving up, and the shunt below which the next stage is the circuit itself
 _CHORD_CONTRACTION = 0.25  # sparse path: least fall of the residual per chord step, else refactor
