@@ -77,6 +77,14 @@ def _jsonable(x):
     raise TypeError(type(x).__name__)
 
 
+def save_figure(ctx: Context, fig, name: str) -> str:
+    """Lay out, write ``ctx.out/name`` as PNG, close; returns ``name`` for ``ClaimResult.figures``."""
+    fig.tight_layout()
+    fig.savefig(ctx.path(name), dpi=100)
+    pyplot().close(fig)
+    return name
+
+
 def pyplot():
     import matplotlib  # noqa: PLC0415
     matplotlib.use("Agg")

@@ -29,7 +29,7 @@ from ..config import Config
 from ..devices import PotentiometerParams
 from ..experiment import build, initial_controls, make_trainer
 from ..learning.ensemble import EnsembleState, EnsembleTrainer
-from .base import ClaimResult, Context, claim_config, pyplot, save_json, train_single
+from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_single
 
 KEY = "desync"
 TITLE = "Desynchronous learning"
@@ -354,10 +354,7 @@ def _figure_floors(ctx: Context, results: dict) -> str:
             ax.set_ylabel("training accuracy")
         ax.set_xlabel("update probability p")
         ax.set_title(label + (" (accuracy)" if key != "floor" else ""), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(ctx.path(f"{KEY}_error_vs_p.png"), dpi=100)
-    plt.close(fig)
-    return f"{KEY}_error_vs_p.png"
+    return save_figure(ctx, fig, f"{KEY}_error_vs_p.png")
 
 
 def _figure_curves(ctx: Context, results: dict) -> str:
@@ -372,10 +369,7 @@ def _figure_curves(ctx: Context, results: dict) -> str:
         ax.set_title(s.label, fontsize=9)
     axes[0].set_ylabel("loss (V$^2$, median over seeds)")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(ctx.path(f"{KEY}_curves.png"), dpi=100)
-    plt.close(fig)
-    return f"{KEY}_curves.png"
+    return save_figure(ctx, fig, f"{KEY}_curves.png")
 
 
 def _figure_minibatch(ctx: Context, mb: dict) -> str:
@@ -409,7 +403,4 @@ def _figure_minibatch(ctx: Context, mb: dict) -> str:
     c.set_ylabel("direction noise")
     c.legend(fontsize=6)
     c.set_title("noise along training", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(ctx.path(f"{KEY}_minibatch.png"), dpi=100)
-    plt.close(fig)
-    return f"{KEY}_minibatch.png"
+    return save_figure(ctx, fig, f"{KEY}_minibatch.png")

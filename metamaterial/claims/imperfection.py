@@ -28,7 +28,7 @@ from ..config import Config
 from ..experiment import build, build_task, initial_controls, make_solver
 from ..learning.ensemble import EnsembleState, EnsembleTrainer
 from ..learning.trainer import Trainer
-from .base import ClaimResult, Context, claim_config, pyplot, save_json, train_single
+from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_single
 from .desync import serial_native
 
 KEY = "imperfection"
@@ -254,7 +254,4 @@ def _figure(ctx: Context, sweeps: dict) -> str:
             if i == 0:
                 ax.set_title(title)
                 ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(ctx.path(f"{KEY}_floor_span.png"), dpi=100)
-    plt.close(fig)
-    return f"{KEY}_floor_span.png"
+    return save_figure(ctx, fig, f"{KEY}_floor_span.png")

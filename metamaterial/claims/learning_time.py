@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..experiment import build, train_run
-from .base import ClaimResult, Context, claim_config, pyplot, save_json
+from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json
 
 KEY = "learning_time"
 TITLE = "Learning time in seconds"
@@ -56,9 +56,7 @@ def run(ctx: Context) -> ClaimResult:
     ax.set_ylabel("learning time to done (s)")
     ax.set_title("switch-on time with C = 2.2 uF, R = 1 kohm, gain 0.1")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(ctx.path("learning_time.png"), dpi=100)
-    plt.close(fig)
+    save_figure(ctx, fig, "learning_time.png")
     lines = [f"- {n}: done after {r['epochs_to_done']:.0f} epochs = **{r['learning_time_s']:.3g} s** of switch-on time "
              f"(rate alpha/eta = {r['rate_per_v']:g} /V, i.e. t_learn = {r['t_learn_s']:.3g} s per update; the same "
              f"number of updates at the hardware's 100 us per update would take "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..experiment import train_run
-from .base import ClaimResult, Context, claim_config, pyplot, save_json, train_ensemble
+from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_ensemble
 
 KEY = "xor"
 TITLE = "XOR needs nonlinearity"
@@ -120,7 +120,4 @@ def _figure(ctx: Context, margins: dict, sensitivity: dict, n_sweep: int) -> str
     b.set_ylim(-0.05, 1.05)
     b.legend(fontsize=7)
     b.set_title("sensitivity of the success rate")
-    fig.tight_layout()
-    fig.savefig(ctx.path("xor_margins.png"), dpi=100)
-    plt.close(fig)
-    return "xor_margins.png"
+    return save_figure(ctx, fig, "xor_margins.png")
