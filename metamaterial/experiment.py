@@ -21,7 +21,7 @@ from . import graph as graphs
 from .circuit import Circuit, compile_graph
 from .config import Config, dump_config
 from .devices import EdgeParams, NmosParams, draw_mismatch, PotentiometerParams, ResistorParams, nmos_from_card, nmos_preset
-from .errors import CheckpointError, ConfigError, MetamaterialError, ValidationError
+from .errors import CheckpointError, ConfigError
 from .learning.gates import EdgeDynamics, HardwareParams
 from .learning.rules import CoupledLearning
 from .learning.schedules import Schedule
@@ -442,5 +442,4 @@ def write_netlists(cfg: Config, out_dir: Path, backend: str | None = None) -> li
 
 
 __all__ = ["Setup", "RunResult", "build", "build_network", "build_device", "build_task", "initial_controls",
-           "make_solver", "train_run", "solve_points", "write_netlists", "save_checkpoint", "load_checkpoint",
-           "MetamaterialError", "ValidationError"]
+           "make_solver", "train_run", "solve_points", "write_netlists", "save_checkpoint", "load_checkpoint"]

@@ -160,11 +160,16 @@ def test_mismatched_twins_close_kcl_with_their_own_transistors(preset, clamped):
         assert np.nanmax(np.abs(circuit.kcl_residuals(c, gates, v, fixed=fixed, twin=1 - twin))) > 1e3 * KCL_A
 
 
-def test_mismatch_with_a_model_card_is_refused(tmp_path):
+def _card_circuit(tmp_path, card_text: str):
+    """The 4x4 torus with random roles whose transistors come from a user model card."""
     card = tmp_path / "edge.lib"
-    card.write_text(".model myfet nmos (level=1 vto=0.7 kp=5e-5)\n")
-    c = circuit.compile_graph(_with_roles(graph.lattice_network(4, 4), np.random.default_rng(SEED)),
-                              devices.nmos_from_card(card))
+    card.write_text(card_text + "\n")
+    return circuit.compile_graph(_with_roles(graph.lattice_network(4, 4), np.random.default_rng(SEED)),
+                                 devices.nmos_from_card(card))
+
+
+def test_mismatch_with_a_model_card_is_refused(tmp_path):
+    c = _card_circuit(tmp_path, ".model myfet nmos (level=1 vto=0.7 kp=5e-5)")
     with pytest.raises(ValidationError, match=r"NativeSolver: twin mismatch needs a built-in preset"):
         NativeSolver().solve(_mismatched(c, SEED), np.ones(c.n_edges), np.zeros((1, c.n_inputs)))
 
@@ -262,20 +267,14 @@ def test_warm_start_takes_fewer_iterations_and_gives_the_same_answer():
 
 
 def test_level3_model_card_is_refused(tmp_path):
-    card = tmp_path / "level3.lib"
-    card.write_text(".model fet3 nmos (level=3 vto=0.7 kp=5e-5 theta=0.1)\n")
-    c = circuit.compile_graph(_with_roles(graph.lattice_network(4, 4), np.random.default_rng(SEED)),
-                              devices.nmos_from_card(card))
+    c = _card_circuit(tmp_path, ".model fet3 nmos (level=3 vto=0.7 kp=5e-5 theta=0.1)")
     with pytest.raises(ValidationError, match="NativeSolver: device model card level 3 cannot be reproduced "
                                               "natively; use --backend ngspice"):
         NativeSolver().solve(c, np.ones(c.n_edges), np.zeros((1, c.n_inputs)))
 
 
 def test_level1_card_with_series_resistance_is_refused(tmp_path):
-    card = tmp_path / "rd.lib"
-    card.write_text(".model fetr nmos (level=1 vto=0.7 kp=5e-5 rd=10)\n")
-    c = circuit.compile_graph(_with_roles(graph.lattice_network(4, 4), np.random.default_rng(SEED)),
-                              devices.nmos_from_card(card))
+    c = _card_circuit(tmp_path, ".model fetr nmos (level=1 vto=0.7 kp=5e-5 rd=10)")
     with pytest.raises(ValidationError, match=r"model card parameter\(s\) rd=10 change the DC answer"):
         NativeSolver().solve(c, np.ones(c.n_edges), np.zeros((1, c.n_inputs)))
 

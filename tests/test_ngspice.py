@@ -18,7 +18,7 @@ from metamaterial.config import load_config
 from metamaterial.devices import draw_mismatch, nmos_from_card
 from metamaterial.errors import SimulationError
 from metamaterial.experiment import build, initial_controls, write_netlists
-from metamaterial.netlist import SpiceOptions, parse_print_all
+from metamaterial.netlist import parse_print_all
 from metamaterial.sim.ngspice import NgspiceSolver, run_batch_file
 
 AGREEMENT_V = 1e-6

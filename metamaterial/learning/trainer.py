@@ -6,7 +6,6 @@ that can be checkpointed and resumed bit for bit (random generator state include
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -190,6 +189,3 @@ class Trainer:
         """Estimated hardware wall time (s): every step settles twice and, if it updates, closes the switch."""
         return state.n_steps * 2 * self.hardware.t_settle + self.learning_time(state)
 
-
-def is_finite_state(state: TrainState) -> bool:
-    return bool(np.all(np.isfinite(state.controls))) and all(math.isfinite(r["loss"]) for r in state.history)
