@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -279,7 +280,7 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str 
 
         def on_epoch(st: TrainState) -> None:
             if bar is not None:
-                bar.update(1)
+                bar.update(st.epoch - bar.n)
                 if st.history and st.history[-1]["epoch"] == st.epoch:
                     bar.set_postfix(loss=f"{st.history[-1]['loss']:.3g}")
             if every and st.epoch % every == 0:
@@ -287,7 +288,8 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str 
                 solver.reset()  # what follows a checkpoint must not depend on what preceded it
 
         try:
-            state = trainer.run(state, on_epoch)
+            # called at least at every checkpoint and evaluation; the epochs between run in one go
+            state = trainer.run(state, on_epoch, every=math.gcd(every, setup.params.eval_every))
         finally:
             if bar is not None:
                 bar.close()
@@ -362,7 +364,8 @@ def train_ensemble(cfg: Config, seeds: list[int], backend: str | None = None,
     ens = EnsembleTrainer(trainer)
     bar = _progress(progress, setup.params.epochs, 0, f"{cfg.name} x{len(seeds)}")
     try:
-        state = ens.run(ens.init_state(controls, rngs), None if bar is None else (lambda st: bar.update(1)))
+        state = ens.run(ens.init_state(controls, rngs), None if bar is None else (lambda st: bar.update(st.epoch - bar.n)),
+                        every=cfg.learning.eval_every)
     finally:
         if bar is not None:
             bar.close()

@@ -40,7 +40,7 @@ class EnsembleEvaluation:
 
 
 class EnsembleTrainer:
-    """Train replicas in lockstep through ``Trainer.step_many`` (one code path with single runs)."""
+    """Train replicas in lockstep through ``Trainer.advance`` (one code path with single runs)."""
 
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
@@ -56,7 +56,7 @@ class EnsembleTrainer:
         task, c = tr.task, tr.circuit
         reps, points = len(controls), task.n_points
         x = np.tile(task.inputs, (reps, 1))
-        free = tr.solver.solve(c, np.repeat(controls, points, axis=0), x).voltages
+        free = tr.solver.solve(c, np.repeat(controls, points, axis=0), x, tags=np.arange(reps * points)).voltages
         out = c.output_values(free).reshape(reps, points, -1)
         loss = np.mean((out - task.targets[None]) ** 2, axis=(1, 2))
         if task.classes is None:
@@ -65,21 +65,22 @@ class EnsembleTrainer:
         margin = np.array([task.margins(o, task.classes).min() for o in out])
         return EnsembleEvaluation(out, loss, acc, margin)
 
-    def run(self, state: EnsembleState, on_epoch: Callable[[EnsembleState], None] | None = None) -> EnsembleState:
+    def run(self, state: EnsembleState, on_epoch: Callable[[EnsembleState], None] | None = None,
+            every: int = 1) -> EnsembleState:
+        """Train every replica up to ``params.epochs``; calls ``on_epoch(state)`` after every epoch that is a
+        multiple of ``every``, and after the last."""
         tr = self.trainer
-        sched, points = tr.params.schedule, tr.task.n_points
-        while state.epoch < tr.params.epochs:
-            per_replica = [sched.batches(points, rng) for rng in state.rngs]
-            for k in range(len(per_replica[0])):
-                idx = np.stack([batches[k] for batches in per_replica])
-                state.controls, solves, moved = tr.step_many(state.controls, idx, state.rngs)
-                state.n_solves += solves
-                state.n_steps += 1
-                state.n_updates += moved
-            state.epoch += 1
-            if state.epoch % tr.params.eval_every == 0 or state.epoch == tr.params.epochs:
+        epochs, reps = tr.params.epochs, len(state.controls)
+        while state.epoch < epochs:
+            stop = tr.next_stop(state.epoch, every if on_epoch is not None else epochs, reps)
+            state.controls, solves, steps, updates = tr.advance(state.controls, state.rngs, stop - state.epoch)
+            state.n_solves += solves
+            state.n_steps += steps
+            state.n_updates += updates
+            state.epoch = stop
+            if state.epoch % tr.params.eval_every == 0 or state.epoch == epochs:
                 self._record(state)
-            if on_epoch is not None:
+            if on_epoch is not None and (state.epoch % every == 0 or state.epoch == epochs):
                 on_epoch(state)
         return state
 

@@ -36,3 +36,27 @@ class Schedule:
         order = rng.permutation(n_points)
         size = 1 if self.kind == "shuffle" else self.batch_size
         return [order[i:i + size] for i in range(0, n_points, size)]
+
+    def steps_per_epoch(self, n_points: int) -> int:
+        if self.kind in ("cycle", "shuffle"):
+            return n_points
+        if self.kind == "full_batch":
+            return 1
+        return -(-n_points // self.batch_size)
+
+    def equal_steps(self, n_points: int) -> bool:
+        """Whether every step of an epoch presents the same number of points (see ``epoch_steps``)."""
+        return self.kind != "mini_batch" or n_points % self.batch_size == 0
+
+    def epoch_steps(self, n_points: int, rng: np.random.Generator, epochs: int = 1) -> np.ndarray:
+        """int [epochs x steps per epoch, points per step]: the ``batches`` of ``epochs`` epochs in a row, drawn
+        from ``rng`` exactly as that many calls of ``batches`` draw them. Needs ``equal_steps``."""
+        if not self.equal_steps(n_points):
+            raise ValidationError(f"Schedule.epoch_steps: {n_points} points do not split into mini-batches of "
+                                  f"{self.batch_size}; use batches()")
+        if self.kind == "cycle":
+            return np.tile(np.arange(n_points), epochs)[:, None]
+        if self.kind == "full_batch":
+            return np.tile(np.arange(n_points), (epochs, 1))
+        size = 1 if self.kind == "shuffle" else self.batch_size
+        return np.stack([rng.permutation(n_points) for _ in range(epochs)]).reshape(-1, size)

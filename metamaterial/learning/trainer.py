@@ -15,9 +15,14 @@ from ..circuit import Circuit
 from ..errors import ValidationError
 from ..sim.base import AbstractSolver
 from ..tasks import Task
+from .fused import FusedLoop, fused_support
 from .gates import EdgeDynamics, HardwareParams
 from .rules import CoupledLearning, mse
 from .schedules import Schedule
+
+
+#: most steps ``Trainer.run`` hands to ``advance`` at once (bounds the memory of the drawn plan)
+MAX_CHUNK_STEPS = 20_000
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,8 @@ class Trainer:
     """
 
     def __init__(self, circuit: Circuit, task: Task, rule: CoupledLearning, dynamics: EdgeDynamics,
-                 params: TrainParams, solver: AbstractSolver, hardware: HardwareParams = HardwareParams()) -> None:
+                 params: TrainParams, solver: AbstractSolver, hardware: HardwareParams = HardwareParams(),
+                 fused: bool = True) -> None:
         if task.n_inputs != circuit.n_inputs or task.n_outputs != circuit.n_outputs:
             raise ValidationError(f"task {task.name}: needs {task.n_inputs} inputs and {task.n_outputs} outputs, but "
                                   f"roles give {circuit.n_inputs} inputs and {circuit.n_outputs} outputs")
@@ -90,6 +96,14 @@ class Trainer:
         self.circuit, self.task, self.rule, self.dynamics = circuit, task, rule, dynamics
         self.params, self.solver, self.hardware = params, solver, hardware
         self.step_time = 2 * hardware.t_settle + hardware.t_learn
+        self.fused = fused
+        self._fused_loop: FusedLoop | None | bool = None  # built on first use; False: not possible
+
+    def fused_loop(self) -> FusedLoop | None:
+        """The compiled training loop (``fused.FusedLoop``) if this run can use it (``fused_support``), else None."""
+        if self._fused_loop is None:
+            self._fused_loop = FusedLoop(self) if self.fused and fused_support(self) is None else False
+        return self._fused_loop or None
 
     def init_state(self, controls: np.ndarray, rng: np.random.Generator) -> TrainState:
         state = TrainState(epoch=0, controls=np.array(controls, float), rng_state=rng.bit_generator.state)
@@ -102,13 +116,15 @@ class Trainer:
         new, solves, moved = self.step_many(controls[None, :], idx[None, :], [rng])
         return new[0], solves, bool(moved[0])
 
-    def step_many(self, controls: np.ndarray, idx: np.ndarray, rngs: list[np.random.Generator]
-                  ) -> tuple[np.ndarray, int, np.ndarray]:
+    def step_many(self, controls: np.ndarray, idx: np.ndarray, rngs: list[np.random.Generator] | None,
+                  masks: np.ndarray | None = None) -> tuple[np.ndarray, int, np.ndarray]:
         """One update of R independent replicas at once, each on its own points.
 
         Args:
             controls: [R, E] controls of each replica. idx: [R, n] data points each replica presents.
-            rngs: one generator per replica (its desynchronous mask), drawn exactly as a single run would.
+            rngs: one generator per replica (its desynchronous mask and read noise), drawn exactly as a single
+                run would; None if ``masks`` are given and there is no read noise.
+            masks: bool [R, E] edges that may update (drawn beforehand), or None to draw them from ``rngs``.
         Returns:
             new controls [R, E], solves used, bool [R] whether each replica's learning switch closed.
         """
@@ -117,16 +133,18 @@ class Trainer:
         x = task.inputs[idx].reshape(reps * n, -1)
         y = task.targets[idx].reshape(reps * n, -1)
         shared = controls[0] if reps == 1 else np.repeat(controls, n, axis=0)
-        free = self.solver.solve(c, shared, x).voltages
+        tags = (np.arange(reps)[:, None] * task.n_points + idx).ravel()  # warm start per replica and data point
+        free = self.solver.solve(c, shared, x, tags=tags).voltages
         solves = reps * n
         active = np.ones(reps * n, bool)
         if rule.loss == "hinge":
             active = task.margins(c.output_values(free), task.classes[idx].ravel()) < rule.margin
         p = self.params.update_probability
-        masks = np.stack([rng.random(c.n_edges) < p if p < 1 else np.ones(c.n_edges, bool) for rng in rngs])
+        if masks is None:
+            masks = np.stack([rng.random(c.n_edges) < p for rng in rngs]) if p < 1 else np.ones((reps, c.n_edges), bool)
         u = np.zeros((reps, c.n_edges))
         if active.any():  # points past the hinge margin need no clamped phase
-            clamped = self.solver.solve(c, shared, x, rule.clamp(c, free, y)).voltages
+            clamped = self.solver.solve(c, shared, x, rule.clamp(c, free, y), tags=tags).voltages
             solves += reps * n
             if self.params.read_noise > 0:
                 free, clamped = (v + self.params.read_noise * np.concatenate(
@@ -141,26 +159,75 @@ class Trainer:
         task = self.task
         x, y, cls = (task.test_inputs, task.test_targets, task.test_classes) if test else \
             (task.inputs, task.targets, task.classes)
-        free = self.solver.solve(self.circuit, controls, x).voltages
+        tags = None if test else np.arange(task.n_points)
+        free = self.solver.solve(self.circuit, controls, x, tags=tags).voltages
         out = self.circuit.output_values(free)
         margin = float(task.margins(out, cls).min()) if cls is not None else None
         return Evaluation(out, mse(out, y), task.accuracy(out, cls), margin, free)
 
-    def run(self, state: TrainState, on_epoch: Callable[[TrainState], None] | None = None) -> TrainState:
-        """Train from ``state`` up to ``params.epochs``; calls ``on_epoch(state)`` after each epoch."""
+    def advance(self, controls: np.ndarray, rngs: list[np.random.Generator], epochs: int
+                ) -> tuple[np.ndarray, int, int, np.ndarray]:
+        """Train R replicas for ``epochs`` epochs: the compiled loop if possible (``fused_loop``), else step by step.
+
+        Args:
+            controls: [R, E]. rngs: one generator per replica (data order, desynchronous masks, read noise).
+        Returns:
+            (controls [R, E], solves, steps, int [R] updates that closed each replica's learning switch).
+        """
+        loop = self.fused_loop()
+        sched, points, p = self.params.schedule, self.task.n_points, self.params.update_probability
+        if loop is None:
+            solves = steps = 0
+            updates = np.zeros(len(rngs), int)
+            for _ in range(epochs):
+                per_replica = [sched.batches(points, rng) for rng in rngs]
+                for k in range(len(per_replica[0])):
+                    idx = np.stack([batches[k] for batches in per_replica])
+                    controls, used, moved = self.step_many(controls, idx, rngs)
+                    solves, steps, updates = solves + used, steps + 1, updates + moved
+            return controls, solves, steps, updates
+        # draw each replica's data order and masks in the order the Python step draws them
+        plans, masks = [], []
+        for rng in rngs:
+            if p < 1:  # each epoch: its data order, then one mask per step
+                orders, drawn = [], []
+                for _ in range(epochs):
+                    orders.append(sched.epoch_steps(points, rng))
+                    drawn.append(rng.random((len(orders[-1]), self.circuit.n_edges)) < p)
+                plans.append(np.concatenate(orders))
+                masks.append(np.concatenate(drawn))
+            else:
+                plans.append(sched.epoch_steps(points, rng, epochs))
+        idx = np.stack(plans, axis=1)
+        controls, solves, moved = loop.run(controls, idx, np.stack(masks, axis=1) if masks else None)
+        return controls, solves, len(idx), moved.sum(axis=0)
+
+    def next_stop(self, epoch: int, every: int = 1, replicas: int = 1) -> int:
+        """The epoch up to which to train from ``epoch`` in one go: the next multiple of ``every``, of
+        ``eval_every`` and of ``record_every``, the last epoch, or ``MAX_CHUNK_STEPS`` replica-steps on."""
+        p = self.params
+        cap = epoch + max(1, MAX_CHUNK_STEPS // (p.schedule.steps_per_epoch(self.task.n_points) * replicas))
+        return min([p.epochs, cap] + [(epoch // k + 1) * k for k in (every, p.eval_every, p.record_every)])
+
+    def run(self, state: TrainState, on_epoch: Callable[[TrainState], None] | None = None,
+            every: int = 1) -> TrainState:
+        """Train from ``state`` up to ``params.epochs``; calls ``on_epoch(state)`` after every epoch that is a
+        multiple of ``every``, and after the last. Epochs between those run in one go (``advance``)."""
+        if every < 1:
+            raise ValidationError(f"Trainer.run: every must be >= 1 (got {every})")
         rng = np.random.default_rng()
         rng.bit_generator.state = state.rng_state
-        sched = self.params.schedule
         while state.epoch < self.params.epochs:
-            for idx in sched.batches(self.task.n_points, rng):
-                state.controls, solves, moved = self.step(state.controls, idx, rng)
-                state.n_solves += solves
-                state.n_steps += 1
-                state.n_updates += int(moved)
-            state.epoch += 1
+            stop = self.next_stop(state.epoch, every if on_epoch is not None else self.params.epochs)
+            controls, solves, steps, updates = self.advance(state.controls[None, :], [rng], stop - state.epoch)
+            state.controls = controls[0]
+            state.n_solves += solves
+            state.n_steps += steps
+            state.n_updates += int(updates[0])
+            state.epoch = stop
             state.rng_state = rng.bit_generator.state
             self._record(state)
-            if on_epoch is not None:
+            if on_epoch is not None and (state.epoch % every == 0 or state.epoch == self.params.epochs):
                 on_epoch(state)
         return state
 

@@ -29,11 +29,11 @@ class AbstractSolver(ABC):
 
     @abstractmethod
     def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
-               clamps: np.ndarray | None) -> OperatingPoint:
+               clamps: np.ndarray | None, tags: np.ndarray | None) -> OperatingPoint:
         """Backend work; arguments already validated and shaped (see ``solve``)."""
 
     def solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
-              clamps: np.ndarray | None = None) -> OperatingPoint:
+              clamps: np.ndarray | None = None, tags: np.ndarray | None = None) -> OperatingPoint:
         """Solve B operating points.
 
         Args:
@@ -41,6 +41,10 @@ class AbstractSolver(ABC):
                 one row per sample (ensembles of replicas).
             inputs: [B, n_in] input voltages (V) (a 1-D row is taken as B = 1).
             clamps: [B, n_clamp] voltages of ``circuit.clamp_nodes`` for the clamped phase, or None (free).
+            tags: int [B] >= 0 naming each sample across calls (training: replica x points + data point), or
+                None. A solver may start a sample from its last solution of the same tag and phase (the native
+                solver does: the same data point a step ago is the closest known solution); the answer does not
+                depend on it beyond the solver's tolerance.
         Returns:
             ``OperatingPoint`` with ``voltages`` [B, N] in V.
         """
@@ -57,7 +61,12 @@ class AbstractSolver(ABC):
             if clamps.shape != (inputs.shape[0], len(circuit.clamp_nodes)):
                 raise ValidationError(f"{type(self).__name__}.solve: clamps must have shape "
                                       f"({inputs.shape[0]}, {len(circuit.clamp_nodes)}) (got {clamps.shape})")
-        op = self._solve(circuit, controls, inputs, clamps)
+        if tags is not None:
+            tags = np.asarray(tags)
+            if tags.shape != (inputs.shape[0],) or tags.dtype.kind not in "iu" or (tags < 0).any():
+                raise ValidationError(f"{type(self).__name__}.solve: tags must be {inputs.shape[0]} integers >= 0 "
+                                      f"(got shape {tags.shape}, dtype {tags.dtype})")
+        op = self._solve(circuit, controls, inputs, clamps, tags)
         self.n_solves += inputs.shape[0]
         return op
 

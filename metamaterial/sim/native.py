@@ -127,9 +127,9 @@ class NativeSolver(AbstractSolver):
 
     # -- solving --------------------------------------------------------------------------------
     def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
-               clamps: np.ndarray | None) -> NativeOperatingPoint:
+               clamps: np.ndarray | None, tags: np.ndarray | None = None) -> NativeOperatingPoint:
         clamped = clamps is not None
-        prep = self._prepare(circuit, clamped)
+        prep = self.prepared(circuit, clamped)
         ctrl = self._edge_controls(circuit, controls)
         batch, n_in, n_rail = inputs.shape[0], circuit.n_inputs, len(circuit.rails)
         drv = np.empty((batch, len(prep.driven)))  # voltages of prep.driven: inputs, rails, clamps
@@ -137,14 +137,8 @@ class NativeSolver(AbstractSolver):
         drv[:, n_in:n_in + n_rail] = circuit.rail_voltages
         if clamped:
             drv[:, n_in + n_rail:] = clamps
-        key = (id(circuit), clamped, batch)
-        warm = self._warm.get(key) if self.warm_start else None
-        if warm is not None and warm[0] is circuit:
-            v = warm[1].copy()
-            cold = np.isnan(v[:, 0])  # rows that failed last time start afresh
-        else:
-            v = np.empty((batch, circuit.n_nodes))
-            cold = np.ones(batch, dtype=bool)
+        v = self.warm_start_rows(circuit, clamped, batch, tags)
+        cold = np.isnan(v[:, 0])  # no warm start, or rows that failed last time: start afresh
         iters = np.empty(batch, dtype=np.int64)
         resid = np.empty(batch)
         status = np.empty(batch, dtype=np.int64)
@@ -170,13 +164,52 @@ class NativeSolver(AbstractSolver):
             if not converged.all():
                 v[~converged] = np.nan
                 if self.throw:
-                    self._warm.pop(key, None)
+                    if tags is None:
+                        self._warm.pop((id(circuit), clamped, batch), None)
+                    else:  # the failed samples' tags start cold next time
+                        self.keep_warm_start(circuit, clamped, v, tags)
                     raise SimulationError(self._failure_message(circuit, converged, resid))
-        if self.warm_start:
-            if len(self._warm) >= _MAX_WARM_STARTS:
-                self._warm.clear()
-            self._warm[key] = (circuit, v.copy())
+        self.keep_warm_start(circuit, clamped, v, tags)
         return NativeOperatingPoint(voltages=v, iterations=iters, converged=converged, residual=resid)
+
+    @property
+    def tolerances(self) -> np.ndarray:
+        """[3] = (tol_v in V, tol_i in A, dv_max in V), as the kernels take them."""
+        return self._tol
+
+    def warm_start_rows(self, circuit: Circuit, clamped: bool, batch: int,
+                        tags: np.ndarray | None = None) -> np.ndarray:
+        """[batch, N] start of the next solve of (circuit, phase): a copy of the last solution of each sample's
+        tag (with ``tags``), else of the last solve of this batch size; NaN rows where there is none (never
+        solved, ``warm_start=False``, or a sample that failed)."""
+        rows = np.full((batch, circuit.n_nodes), np.nan)
+        key = (id(circuit), clamped) if tags is not None else (id(circuit), clamped, batch)
+        warm = self._warm.get(key) if self.warm_start else None
+        if warm is None or warm[0] is not circuit:  # ids of dead circuits get reused
+            return rows
+        if tags is None:
+            return warm[1].copy()
+        known = tags < len(warm[1])
+        rows[known] = warm[1][tags[known]]
+        return rows
+
+    def keep_warm_start(self, circuit: Circuit, clamped: bool, v: np.ndarray, tags: np.ndarray | None = None) -> None:
+        """Remember v [batch, N] as the start of the next solve of (circuit, phase): per tag, or for this batch
+        size."""
+        if not self.warm_start:
+            return
+        if len(self._warm) >= _MAX_WARM_STARTS:
+            self._warm.clear()
+        if tags is None:
+            self._warm[(id(circuit), clamped, v.shape[0])] = (circuit, v.copy())
+            return
+        key = (id(circuit), clamped)
+        warm = self._warm.get(key)
+        table = warm[1] if warm is not None and warm[0] is circuit else np.full((0, circuit.n_nodes), np.nan)
+        if len(table) <= tags.max():
+            table = np.concatenate([table, np.full((tags.max() + 1 - len(table), circuit.n_nodes), np.nan)])
+        table[tags] = v
+        self._warm[key] = (circuit, table)
 
     def _retry(self, prep: _Prepared, v: np.ndarray, cold: np.ndarray, drv: np.ndarray, ctrl: np.ndarray,
                iters: np.ndarray, resid: np.ndarray, status: np.ndarray) -> None:
@@ -383,7 +416,8 @@ class NativeSolver(AbstractSolver):
         return ctrl
 
     # -- per-circuit preparation -----------------------------------------------------------------
-    def _prepare(self, circuit: Circuit, clamped: bool) -> _Prepared:
+    def prepared(self, circuit: Circuit, clamped: bool) -> _Prepared:
+        """The index arrays and device constants of (circuit, phase), built on first use and cached."""
         key = (id(circuit), clamped)
         prep = self._prepared.get(key)
         if prep is not None and prep.circuit is circuit:  # ids of dead circuits get reused
@@ -395,9 +429,13 @@ class NativeSolver(AbstractSolver):
         self._prepared[key] = prep
         return prep
 
-    def close(self) -> None:
+    def reset(self) -> None:
+        """Forget warm starts and reused factorizations: the next solves depend only on their arguments."""
         self._prepared.clear()
         self._warm.clear()
+
+    def close(self) -> None:
+        self.reset()
 
 
 def _index_arrays(c: Circuit, clamped: bool, dense_limit: int, held: np.ndarray | None = None) -> _Prepared:

@@ -211,7 +211,7 @@ def lu_solve(a, b):
 
 
 @njit(cache=True)
-def _newton_one(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions,
+def newton_sample(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions,
                 diag, max_iter, tol, gshunt, f, jac, limit, last):
     """Dense Newton for one sample, in place on v [N]; f, limit, last [n_u] and jac [n_u * n_u] are work space.
 
@@ -270,7 +270,7 @@ def _newton_range(start, stop, v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vb
     shared = ctrl.shape[0] == 1
     for b in range(start, stop):
         c = ctrl[0] if shared else ctrl[b]
-        iters[b], resid[b], status[b] = _newton_one(v[b], cold[b], drv_nodes, drv_vals[b], c, kind, prm, vbi, beta,
+        iters[b], resid[b], status[b] = newton_sample(v[b], cold[b], drv_nodes, drv_vals[b], c, kind, prm, vbi, beta,
                                                     ea, eb, pos, slots, unk, n_junctions, diag, max_iter, tol, 0.0,
                                                     f, jac, limit, last)
 
@@ -282,7 +282,7 @@ def newton_dense_one(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, e
     ground; drv_vals [n_driven], ctrl [E]. Returns (iterations, max |residual| in A, status). For the
     retries of ``native.NativeSolver`` (a cold start, gmin stepping), not for the common path."""
     n = unk.shape[0]
-    return _newton_one(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions,
+    return newton_sample(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions,
                        diag, max_iter, tol, gshunt, np.empty(n), np.empty(n * n), np.empty(n), np.empty(n))
 
 

@@ -190,7 +190,8 @@ class NgspiceSolver(AbstractSolver):
 
     # -- solving --------------------------------------------------------------------------------
     def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
-               clamps: np.ndarray | None) -> OperatingPoint:
+               clamps: np.ndarray | None, tags: np.ndarray | None = None) -> OperatingPoint:
+        # tags are not used: ngspice starts every op from its own initial guess
         if controls.ndim == 2:  # one control vector per sample: ngspice shares gates, so solve row by row
             rows = [self._solve(circuit, controls[b], inputs[b:b + 1], None if clamps is None else clamps[b:b + 1])
                     for b in range(inputs.shape[0])]

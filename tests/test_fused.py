@@ -1,0 +1,151 @@
+"""The compiled training loop (``learning.fused``) against the Python step it replaces, on the native solver.
+
+Both paths draw the same data order and masks and start each solve from the same point, so they must end with
+the same gates; every learning feature the kernel implements is exercised by one case. Training equivalence
+with ngspice is tests/test_backends.py (which runs the compiled loop).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from metamaterial import experiment
+from metamaterial.config import load_config
+from metamaterial.errors import ValidationError
+from metamaterial.experiment import build, initial_controls, make_solver, train_run
+from metamaterial.learning.ensemble import EnsembleTrainer
+from metamaterial.learning.fused import fused_support
+from metamaterial.learning.trainer import Trainer
+from metamaterial.sim.native import NativeSolver
+
+SAME_GATES_V = 1e-12  # both paths do the same arithmetic; observed bit-identical
+CASES = {
+    "xor: full batch, hinge, differential output": ("xor", ["learning.epochs=300"]),
+    "regression: cycle, mse": ("regression", ["learning.epochs=100"]),
+    "iris: shuffle, hinge on argmax, held-out set": ("iris", ["learning.epochs=8"]),
+    "desync p=0.5, shuffle, leak, bias": ("xor", ["learning.epochs=200", "learning.schedule=shuffle",
+                                                   "learning.update_probability=0.5", "learning.leak.tau=20",
+                                                   "learning.leak.rest=1.5", "learning.bias=0.001",
+                                                   "learning.bias_sigma=0.002"]),
+    "mini-batches of 4": ("linear_regression", ["learning.epochs=100", "learning.schedule=mini_batch",
+                                                "learning.batch_size=4"]),
+    "twin mismatch": ("xor", ["learning.epochs=200", "device.mismatch.vto_sigma=0.01",
+                              "device.mismatch.k_sigma=0.005", "device.mismatch.seed=3"]),
+    "potentiometers: sign rule on taps": ("pot_regression", ["learning.epochs=60"]),
+    "linear resistors": ("xor_linear", ["learning.epochs=200"]),
+    "allostery: two single-ended outputs": ("allostery", ["learning.epochs=100"]),
+}
+ENSEMBLE_SEEDS = 5
+
+
+def _trainer(name: str, overrides: list[str], fused: bool, solver=None) -> tuple[Trainer, experiment.Setup]:
+    setup = build(load_config(ROOT / "configs" / f"{name}.yaml", ["learning.eval_every=7", *overrides]))
+    return Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params,
+                   solver or make_solver(setup, "native"), setup.hardware, fused=fused), setup
+
+
+def _train(name: str, overrides: list[str], fused: bool, solver: NativeSolver | None = None):  # -> (trainer, state)
+    tr, setup = _trainer(name, overrides, fused, solver)
+    rng = np.random.default_rng(setup.config.seed)
+    state = tr.run(tr.init_state(initial_controls(setup, rng), rng))
+    return tr, state
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_compiled_loop_ends_where_the_python_step_does(case):
+    name, overrides = CASES[case]
+    tr_py, python = _train(name, overrides, fused=False)
+    tr_fused, fused = _train(name, overrides, fused=True)
+    assert tr_fused.fused_loop() is not None and tr_py.fused_loop() is None
+    np.testing.assert_allclose(fused.controls, python.controls, rtol=0, atol=SAME_GATES_V)
+    assert (fused.n_steps, fused.n_updates, fused.n_solves) == (python.n_steps, python.n_updates, python.n_solves)
+    assert [h["epoch"] for h in fused.history] == [h["epoch"] for h in python.history]
+    np.testing.assert_allclose([h["loss"] for h in fused.history], [h["loss"] for h in python.history],
+                               rtol=1e-9, atol=0)
+    assert fused.rng_state == python.rng_state
+    moved = np.max(np.abs(fused.controls - fused.trajectory[0])) / np.max(np.abs(fused.trajectory[0]))
+    assert moved > 0.01, "the case must train for the comparison to mean anything"
+
+
+def test_ensemble_compiled_equals_python():
+    cfg = ["learning.epochs=150", "learning.schedule=shuffle", "learning.update_probability=0.5"]
+    finals = {}
+    for fused in (False, True):
+        tr, setup = _trainer("xor", cfg, fused)
+        rngs = [np.random.default_rng(s) for s in range(ENSEMBLE_SEEDS)]
+        ens = EnsembleTrainer(tr)
+        state = ens.run(ens.init_state(np.stack([initial_controls(setup, r) for r in rngs]), rngs))
+        finals[fused] = state
+    np.testing.assert_allclose(finals[True].controls, finals[False].controls, rtol=0, atol=SAME_GATES_V)
+    np.testing.assert_array_equal(finals[True].n_updates, finals[False].n_updates)
+
+
+def test_steps_the_kernel_cannot_converge_go_to_the_solver_retries(monkeypatch):
+    """Started from unrelated voltages with 4 Newton iterations allowed, the kernel stops at the first step of each
+    data point; the Python step retries it (from a cold start), and the run ends where the Python path ends."""
+    calls = {"n": 0}
+    real = Trainer.step_many
+
+    def counting(self, *args, **kwargs):
+        calls["n"] += 1
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "step_many", counting)
+    finals = {}
+    for fused in (False, True):
+        calls["n"] = 0
+        tr, setup = _trainer("regression", ["learning.epochs=3", "learning.eval_every=3"], fused,
+                             NativeSolver(max_iter=4))
+        rng = np.random.default_rng(0)
+        state = tr.init_state(initial_controls(setup, rng), rng)
+        points = setup.task.n_points
+        unrelated = np.random.default_rng(1).uniform(0.0, 0.45, (points, setup.circuit.n_nodes))
+        for clamped in (False, True):
+            tr.solver.keep_warm_start(setup.circuit, clamped, unrelated, np.arange(points))
+        finals[fused] = tr.run(state)
+        if fused:
+            assert calls["n"] == points < state.n_steps  # one Python step per data point, then the kernel again
+    np.testing.assert_allclose(finals[True].controls, finals[False].controls, rtol=0, atol=SAME_GATES_V)
+
+
+def test_non_finite_controls_get_the_solver_error_on_both_paths():
+    for fused in (False, True):
+        tr, setup = _trainer("regression", ["learning.epochs=3"], fused)
+        rng = np.random.default_rng(0)
+        state = tr.init_state(initial_controls(setup, rng), rng)
+        state.controls[4] = np.nan
+        with pytest.raises(ValidationError, match="must be finite"):
+            tr.run(state)
+
+
+def test_what_the_compiled_loop_does_not_cover_runs_the_python_step(ngspice):
+    tr, _ = _trainer("xor", ["learning.read_noise=0.001"], fused=True)
+    assert "read noise" in fused_support(tr) and tr.fused_loop() is None
+    tr, _ = _trainer("linear_regression", ["learning.schedule=mini_batch", "learning.batch_size=3"], fused=True)
+    assert "unequal" in fused_support(tr)
+    tr, _ = _trainer("xor", [], fused=True, solver=ngspice)
+    assert "ngspice" in fused_support(tr)
+    tr, _ = _trainer("regression", ["network.rows=16", "network.cols=16"], fused=True)
+    assert "sparse" in fused_support(tr)
+
+
+def test_resumed_native_run_ends_where_the_whole_run_does(tmp_path, monkeypatch):
+    """A native run stopped right after a checkpoint and resumed ends with the uninterrupted run's gates."""
+    cfg = load_config(ROOT / "configs" / "xor.yaml", ["learning.epochs=400", "learning.checkpoint_every=100"])
+    whole = train_run(cfg, tmp_path / "whole", backend="native", progress=False, plots=False)
+    saved = experiment.save_checkpoint
+
+    def save_then_die(run_dir, state, wall_s):
+        saved(run_dir, state, wall_s)
+        if state.epoch == 200:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, tmp_path / "killed", backend="native", progress=False, plots=False)
+    monkeypatch.setattr(experiment, "save_checkpoint", saved)
+    resumed = train_run(cfg, tmp_path / "killed", resume=True, backend="native", progress=False, plots=False)
+    np.testing.assert_array_equal(resumed.state.controls, whole.state.controls)
+    assert resumed.state.n_updates == whole.state.n_updates and resumed.state.n_steps == whole.state.n_steps
