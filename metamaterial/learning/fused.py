@@ -62,6 +62,7 @@ class FusedLoop:
         self.out_neg = np.ascontiguousarray(c.out_neg, np.int64)
         self.rails = np.ascontiguousarray(c.rail_voltages, float)
         self.iterations = 0  # Newton iterations spent in the kernel so far
+        self._empty_masks: np.ndarray | None = None
 
     def run(self, controls: np.ndarray, idx: np.ndarray, masks: np.ndarray | None
             ) -> tuple[np.ndarray, int, np.ndarray]:
@@ -75,25 +76,21 @@ class FusedLoop:
         solver, c = tr.solver, tr.circuit
         controls = np.array(controls, float, order="C")
         idx = np.ascontiguousarray(idx, np.int64)
-        n_steps, reps, n = idx.shape
-        masks_arr = np.zeros((0, reps, c.n_edges), bool) if masks is None else np.ascontiguousarray(masks)
+        n_steps, reps, _ = idx.shape
+        masks_arr = self._no_masks(reps) if masks is None else np.ascontiguousarray(masks)
         moved = np.zeros((n_steps, reps), bool)
-        tags = np.arange(reps * tr.task.n_points)  # replica r, data point p: tag r P + p, as step_many
+        n_tags = reps * tr.task.n_points  # replica r, data point p: tag r P + p, as step_many
         solves, first = 0, 0
         while first < n_steps:
             pf, pc = solver.prepared(c, False), solver.prepared(c, True)
-            warm_f = solver.warm_start_rows(c, False, len(tags), tags)
-            warm_c = solver.warm_start_rows(c, True, len(tags), tags)
-            done, used, iterations = fk.train_steps(first, controls, idx, masks_arr, self.inputs, self.targets, self.classes,
-                                        self.levels, self.rule, self.dyn, self.bias, self.out_pos, self.out_neg,
-                                        self.rails, pf.kind, pf.prm, pf.ea, pf.eb, self.pot, _phase(pf), _phase(pc),
-                                        solver.max_iter, solver.tolerances, solver.warm_start, warm_f,
-                                        warm_c, moved)
+            done, used, iterations = fk.train_steps(
+                first, controls, idx, masks_arr, self.inputs, self.targets, self.classes, self.levels, self.rule,
+                self.dyn, self.bias, self.out_pos, self.out_neg, self.rails, pf.kind, pf.prm, pf.ea, pf.eb, self.pot,
+                _phase(pf), _phase(pc), solver.max_iter, solver.tolerances, solver.warm_start,
+                solver.warm_table(c, False, n_tags), solver.warm_table(c, True, n_tags), moved)
             solves += used
             solver.n_solves += used
             self.iterations += iterations
-            solver.keep_warm_start(c, False, warm_f, tags)
-            solver.keep_warm_start(c, True, warm_c, tags)
             if done < n_steps:  # the Python step, with the solver's retries (or its error message)
                 controls, used, moved[done] = tr.step_many(controls, idx[done], None,
                                                            masks=None if masks is None else masks[done])
@@ -101,6 +98,11 @@ class FusedLoop:
                 done += 1
             first = done
         return controls, solves, moved
+
+    def _no_masks(self, reps: int) -> np.ndarray:
+        if self._empty_masks is None or self._empty_masks.shape[1] != reps:
+            self._empty_masks = np.zeros((0, reps, self.trainer.circuit.n_edges), bool)
+        return self._empty_masks
 
 
 def _phase(prep) -> tuple:

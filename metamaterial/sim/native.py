@@ -177,39 +177,44 @@ class NativeSolver(AbstractSolver):
         """[3] = (tol_v in V, tol_i in A, dv_max in V), as the kernels take them."""
         return self._tol
 
+    def warm_table(self, circuit: Circuit, clamped: bool, n_tags: int) -> np.ndarray:
+        """The live table [>= n_tags, N] of the last solution per tag of (circuit, phase), NaN rows where there is
+        none; callers that solve tagged samples themselves (the compiled training loop) update it in place. With
+        ``warm_start=False``, a table of NaN that is not kept."""
+        key = (id(circuit), clamped)
+        warm = self._warm.get(key)
+        table = warm[1] if warm is not None and warm[0] is circuit else np.full((0, circuit.n_nodes), np.nan)
+        if len(table) < n_tags:
+            table = np.concatenate([table, np.full((n_tags - len(table), circuit.n_nodes), np.nan)])
+            if self.warm_start:
+                if len(self._warm) >= _MAX_WARM_STARTS:
+                    self._warm.clear()
+                self._warm[key] = (circuit, table)
+        return table if self.warm_start else np.full((n_tags, circuit.n_nodes), np.nan)
+
     def warm_start_rows(self, circuit: Circuit, clamped: bool, batch: int,
                         tags: np.ndarray | None = None) -> np.ndarray:
         """[batch, N] start of the next solve of (circuit, phase): a copy of the last solution of each sample's
         tag (with ``tags``), else of the last solve of this batch size; NaN rows where there is none (never
         solved, ``warm_start=False``, or a sample that failed)."""
-        rows = np.full((batch, circuit.n_nodes), np.nan)
-        key = (id(circuit), clamped) if tags is not None else (id(circuit), clamped, batch)
-        warm = self._warm.get(key) if self.warm_start else None
+        if tags is not None:
+            return self.warm_table(circuit, clamped, int(tags.max()) + 1)[tags]  # fancy indexing: a copy
+        warm = self._warm.get((id(circuit), clamped, batch)) if self.warm_start else None
         if warm is None or warm[0] is not circuit:  # ids of dead circuits get reused
-            return rows
-        if tags is None:
-            return warm[1].copy()
-        known = tags < len(warm[1])
-        rows[known] = warm[1][tags[known]]
-        return rows
+            return np.full((batch, circuit.n_nodes), np.nan)
+        return warm[1].copy()
 
     def keep_warm_start(self, circuit: Circuit, clamped: bool, v: np.ndarray, tags: np.ndarray | None = None) -> None:
         """Remember v [batch, N] as the start of the next solve of (circuit, phase): per tag, or for this batch
         size."""
         if not self.warm_start:
             return
+        if tags is not None:
+            self.warm_table(circuit, clamped, int(tags.max()) + 1)[tags] = v
+            return
         if len(self._warm) >= _MAX_WARM_STARTS:
             self._warm.clear()
-        if tags is None:
-            self._warm[(id(circuit), clamped, v.shape[0])] = (circuit, v.copy())
-            return
-        key = (id(circuit), clamped)
-        warm = self._warm.get(key)
-        table = warm[1] if warm is not None and warm[0] is circuit else np.full((0, circuit.n_nodes), np.nan)
-        if len(table) <= tags.max():
-            table = np.concatenate([table, np.full((tags.max() + 1 - len(table), circuit.n_nodes), np.nan)])
-        table[tags] = v
-        self._warm[key] = (circuit, table)
+        self._warm[(id(circuit), clamped, v.shape[0])] = (circuit, v.copy())
 
     def _retry(self, prep: _Prepared, v: np.ndarray, cold: np.ndarray, drv: np.ndarray, ctrl: np.ndarray,
                iters: np.ndarray, resid: np.ndarray, status: np.ndarray) -> None:
