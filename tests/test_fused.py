@@ -102,8 +102,9 @@ def test_steps_the_kernel_cannot_converge_go_to_the_solver_retries(monkeypatch):
         state = tr.init_state(initial_controls(setup, rng), rng)
         points = setup.task.n_points
         unrelated = np.random.default_rng(1).uniform(0.0, 0.45, (points, setup.circuit.n_nodes))
-        for clamped in (False, True):
-            tr.solver.keep_warm_start(setup.circuit, clamped, unrelated, np.arange(points))
+        for clamped in (False, True):  # what each data point's next solve starts from (solved for nothing)
+            memory = tr.solver.tag_memory(setup.circuit, clamped, points)
+            memory.v[:], memory.controls[:] = unrelated, np.nan
         finals[fused] = tr.run(state)
         if fused:
             assert calls["n"] == points < state.n_steps  # one Python step per data point, then the kernel again

@@ -266,6 +266,31 @@ def test_warm_start_takes_fewer_iterations_and_gives_the_same_answer():
     np.testing.assert_allclose(again.voltages, cold.voltages, rtol=0, atol=1e-13)
 
 
+def test_tagged_samples_start_from_their_own_last_solution_and_are_not_solved_twice():
+    rng = np.random.default_rng(SEED)
+    c = circuit.compile_graph(_with_roles(graph.lattice_network(4, 4), rng), devices.nmos_preset("ald1106-fit"))
+    gates = rng.uniform(*GATES, c.n_edges)
+    x = rng.uniform(0, V_MAX, (BATCH, c.n_inputs))
+    tags = np.arange(BATCH)
+    solver = NativeSolver()
+    first = solver.solve(c, gates, x, tags=tags)
+    # the same points in another order and batch: each tag is recognised, nothing is solved again
+    again = solver.solve(c, gates, x[::-1], tags=tags[::-1])
+    assert (again.iterations == 0).all()
+    np.testing.assert_array_equal(again.voltages, first.voltages[::-1])
+    # one gate one ulp away is a new problem: solved, from the tag's last solution, to the cold answer
+    nudged = gates.copy()
+    nudged[3] = np.nextafter(nudged[3], np.inf)
+    moved = solver.solve(c, nudged, x, tags=tags)
+    cold = NativeSolver(warm_start=False).solve(c, nudged, x)
+    assert (moved.iterations >= 1).all() and (moved.iterations < cold.iterations).all()
+    np.testing.assert_allclose(moved.voltages, cold.voltages, rtol=0, atol=1e-13)
+    assert np.isclose(moved.residual, 0, atol=KCL_A).all() and (moved.residual < solver.tol_i).all()
+    # after reset nothing is remembered
+    solver.reset()
+    assert (solver.solve(c, gates, x, tags=tags).iterations > 0).all()
+
+
 def test_level3_model_card_is_refused(tmp_path):
     c = _card_circuit(tmp_path, ".model fet3 nmos (level=3 vto=0.7 kp=5e-5 theta=0.1)")
     with pytest.raises(ValidationError, match="NativeSolver: device model card level 3 cannot be reproduced "

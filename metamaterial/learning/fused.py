@@ -87,7 +87,7 @@ class FusedLoop:
                 first, controls, idx, masks_arr, self.inputs, self.targets, self.classes, self.levels, self.rule,
                 self.dyn, self.bias, self.out_pos, self.out_neg, self.rails, pf.kind, pf.prm, pf.ea, pf.eb, self.pot,
                 _phase(pf), _phase(pc), solver.max_iter, solver.tolerances, solver.warm_start,
-                solver.warm_table(c, False, n_tags), solver.warm_table(c, True, n_tags), moved)
+                _memory(solver.tag_memory(c, False, n_tags)), _memory(solver.tag_memory(c, True, n_tags)), moved)
             solves += used
             solver.n_solves += used
             self.iterations += iterations
@@ -107,3 +107,7 @@ class FusedLoop:
 
 def _phase(prep) -> tuple:
     return (prep.driven, prep.pos, prep.slots, prep.unk, prep.n_junctions, prep.diag, prep.vbi, prep.beta)
+
+
+def _memory(memory) -> tuple:
+    return (memory.v, memory.controls, memory.drive, memory.residual)

@@ -3,8 +3,8 @@ update for many steps in one call, with no Python in between.
 
 The same arithmetic, in the same order, as ``Trainer.step_many`` on ``NativeSolver`` (the dense path):
 ``rules.CoupledLearning.clamp`` and ``contrast``, ``tasks.Task.margins`` for the hinge, ``gates.EdgeDynamics.apply``,
-and each sample's Newton solve from the last solution of the same data point and phase (the solver's warm start
-by tag, ``sim.base.AbstractSolver.solve``).
+and each sample solved as ``NativeSolver`` solves a tagged sample (``native.TagMemory``: from the last solution of
+the same data point and phase, not at all if nothing changed since).
 ``fused.FusedLoop`` prepares the arrays and falls back to ``Trainer.step_many`` for a step this kernel cannot
 finish (a sample whose Newton does not converge here goes to the solver's retries).
 """
@@ -54,10 +54,42 @@ def _edge_controls(controls, kind, pot, ctrl):
 
 
 @njit(cache=True)
+def _same(a, b):
+    for k in range(a.shape[0]):
+        if a[k] != b[k]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _solve_sample(v, drv, ctrl, raw, tag, warm, memory, prep, kind, prm, ea, eb, max_iter, tol, work):
+    """One tagged sample into v [N], as ``NativeSolver._solve`` does it: the remembered solution if the controls
+    ``raw`` [E] and the drive are bit for bit what it solved, else Newton from it (cold if none or not ``warm``).
+    Returns (iterations, residual in A, status)."""
+    mem_v, mem_ctrl, mem_drv, mem_res = memory
+    drv_nodes, pos, slots, unk, n_junctions, diag, vbi, beta = prep
+    v[:] = mem_v[tag]
+    if warm and _same(mem_ctrl[tag], raw) and _same(mem_drv[tag], drv):
+        return 0, mem_res[tag], nk.CONVERGED
+    cold = not warm or math.isnan(v[0])
+    return nk.newton_sample(v, cold, drv_nodes, drv, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions,
+                            diag, max_iter, tol, 0.0, work[0], work[1], work[2], work[3])
+
+
+@njit(cache=True)
+def _remember(memory, tag, v, raw, drv, residual):
+    mem_v, mem_ctrl, mem_drv, mem_res = memory
+    mem_v[tag] = v
+    mem_ctrl[tag] = raw
+    mem_drv[tag] = drv
+    mem_res[tag] = residual
+
+
+@njit(cache=True)
 def train_steps(first, controls, idx, masks, inputs, targets, classes, levels, rule, dyn, bias, out_pos, out_neg,
-                rails, kind, prm, ea, eb, pot, free_prep, clamped_prep, max_iter, tol, warm, warm_free, warm_clamped,
-                moved):
-    """Steps ``first`` .. S-1 of a plan, in place on ``controls``, the warm starts and ``moved``.
+                rails, kind, prm, ea, eb, pot, free_prep, clamped_prep, max_iter, tol, warm, free_memory,
+                clamped_memory, moved):
+    """Steps ``first`` .. S-1 of a plan, in place on ``controls``, the solver's memories and ``moved``.
 
     Args:
         controls: [R, E] controls of each replica. idx: int [S, R, n] data points of each step and replica.
@@ -70,28 +102,27 @@ def train_steps(first, controls, idx, masks, inputs, targets, classes, levels, r
         kind, prm, ea, eb: device kind, constants and edge ends (``native_kernels``). pot: [3] potentiometer
             conductance law (0, 0, 0 if the controls are the edge controls themselves).
         free_prep, clamped_prep: (driven, pos, slots, unk, n_junctions, diag, vbi, beta) of each phase.
-        max_iter, tol: Newton's limits (``NativeSolver``). warm: start each solve from the last solution of its
-            phase and tag (the solver's ``warm_start``), else cold.
-        warm_free, warm_clamped: [R P, N] last solution of each phase per tag r P + p (replica r, data point p),
-            as ``NativeSolver.warm_start_rows`` keeps them; NaN rows: start cold.
+        max_iter, tol: Newton's limits (``NativeSolver``). warm: use the memories (the solver's ``warm_start``).
+        free_memory, clamped_memory: (v, controls, drive, residual) of ``native.TagMemory`` of each phase, with
+            tag r P + p for replica r and data point p.
         moved: bool [S, R] out: whether each replica's learning switch closed at each step.
     Returns:
         (steps done up to, solves done, Newton iterations): the first value is S, or the step at which a sample
-        did not converge (that step is left undone: controls and warm starts as before it).
+        did not converge (that step is left undone: controls and memories as before it).
     """
     reps, n_edges = controls.shape
     n_steps, _, n = idx.shape
-    batch, n_nodes, n_points = reps * n, warm_free.shape[1], inputs.shape[0]
+    batch, n_nodes, n_points = reps * n, free_memory[0].shape[1], inputs.shape[0]
     n_in, n_rail, n_out = inputs.shape[1], rails.shape[0], out_pos.shape[0]
-    f_drv, f_pos, f_slots, f_unk, f_nj, f_diag, f_vbi, f_beta = free_prep
-    c_drv, c_pos, c_slots, c_unk, c_nj, c_diag, c_vbi, c_beta = clamped_prep
-    nf, nc = f_unk.shape[0], c_unk.shape[0]
+    nf, nc = free_prep[3].shape[0], clamped_prep[3].shape[0]
     wf = (np.empty(nf), np.empty(nf * nf), np.empty(nf), np.empty(nf))
     wc = (np.empty(nc), np.empty(nc * nc), np.empty(nc), np.empty(nc))
     vf = np.empty((batch, n_nodes))
     vc = np.empty((batch, n_nodes))
-    drv_f = np.empty(f_drv.shape[0])
-    drv_c = np.empty(c_drv.shape[0])
+    drv_f = np.empty((batch, free_prep[0].shape[0]))
+    drv_c = np.empty((batch, clamped_prep[0].shape[0]))
+    res_f = np.empty(batch)
+    res_c = np.empty(batch)
     ctrl = np.empty((reps, n_edges))
     out = np.empty(n_out)
     active = np.empty(batch, dtype=np.bool_)
@@ -110,15 +141,12 @@ def train_steps(first, controls, idx, masks, inputs, targets, classes, levels, r
         any_active = False
         for b in range(batch):  # free phase
             r, p = b // n, idx[s, b // n, b % n]
-            vf[b] = warm_free[r * n_points + p]
             for k in range(n_in):
-                drv_f[k] = inputs[p, k]
+                drv_f[b, k] = inputs[p, k]
             for k in range(n_rail):
-                drv_f[n_in + k] = rails[k]
-            cold = not warm or math.isnan(vf[b, 0])
-            it, _, status = nk.newton_sample(vf[b], cold, f_drv, drv_f, ctrl[r], kind, prm, f_vbi, f_beta, ea, eb,
-                                            f_pos, f_slots, f_unk, f_nj, f_diag, max_iter, tol, 0.0,
-                                            wf[0], wf[1], wf[2], wf[3])
+                drv_f[b, n_in + k] = rails[k]
+            it, res_f[b], status = _solve_sample(vf[b], drv_f[b], ctrl[r], controls[r], r * n_points + p, warm,
+                                                 free_memory, free_prep, kind, prm, ea, eb, max_iter, tol, wf)
             iterations += it
             if status != nk.CONVERGED:
                 return s, solves, iterations
@@ -129,34 +157,31 @@ def train_steps(first, controls, idx, masks, inputs, targets, classes, levels, r
         if any_active:  # clamped phase, for every sample as soon as one point is active (as step_many)
             for b in range(batch):
                 r, p = b // n, idx[s, b // n, b % n]
-                vc[b] = warm_clamped[r * n_points + p]
-                for k in range(n_in):
-                    drv_c[k] = inputs[p, k]
-                for k in range(n_rail):
-                    drv_c[n_in + k] = rails[k]
+                for k in range(n_in + n_rail):
+                    drv_c[b, k] = drv_f[b, k]
                 n_diff = 0
                 for k in range(n_out):
                     o = vf[b, out_pos[k]] - (vf[b, out_neg[k]] if out_neg[k] >= 0 else 0.0)
                     push = nudge * (targets[p, k] - o)
                     if out_neg[k] >= 0:
-                        drv_c[n_in + n_rail + k] = vf[b, out_pos[k]] + push / 2
-                        drv_c[n_in + n_rail + n_out + n_diff] = vf[b, out_neg[k]] - push / 2
+                        drv_c[b, n_in + n_rail + k] = vf[b, out_pos[k]] + push / 2
+                        drv_c[b, n_in + n_rail + n_out + n_diff] = vf[b, out_neg[k]] - push / 2
                         n_diff += 1
                     else:
-                        drv_c[n_in + n_rail + k] = vf[b, out_pos[k]] + push
-                cold = not warm or math.isnan(vc[b, 0])
-                it, _, status = nk.newton_sample(vc[b], cold, c_drv, drv_c, ctrl[r], kind, prm, c_vbi, c_beta, ea,
-                                                eb, c_pos, c_slots, c_unk, c_nj, c_diag, max_iter, tol, 0.0,
-                                                wc[0], wc[1], wc[2], wc[3])
+                        drv_c[b, n_in + n_rail + k] = vf[b, out_pos[k]] + push
+                it, res_c[b], status = _solve_sample(vc[b], drv_c[b], ctrl[r], controls[r], r * n_points + p, warm,
+                                                     clamped_memory, clamped_prep, kind, prm, ea, eb, max_iter, tol, wc)
                 iterations += it
                 if status != nk.CONVERGED:
                     return s, solves, iterations
-        # the step is complete: commit solutions and update every replica
-        for b in range(batch):
-            tag = (b // n) * n_points + idx[s, b // n, b % n]
-            warm_free[tag] = vf[b]
-            if any_active:
-                warm_clamped[tag] = vc[b]
+        # the step is complete: remember the solutions, then update every replica
+        if warm:
+            for b in range(batch):
+                r = b // n
+                tag = r * n_points + idx[s, r, b % n]
+                _remember(free_memory, tag, vf[b], controls[r], drv_f[b], res_f[b])
+                if any_active:
+                    _remember(clamped_memory, tag, vc[b], controls[r], drv_c[b], res_c[b])
         solves += batch * (2 if any_active else 1)
         for r in range(reps):
             u[:] = 0.0

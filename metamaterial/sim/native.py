@@ -62,6 +62,37 @@ class NativeOperatingPoint(OperatingPoint):
 
 
 @dataclass(eq=False)
+class TagMemory:
+    """What the native solver remembers per tag (``base.AbstractSolver.solve``) of one (circuit, phase): the last
+    solution v [T, N] (V) and what it solved, controls [T, E] and driven voltages [T, n_driven] (V), with its
+    largest KCL residual [T] (A). NaN rows: nothing yet (or a failed sample). A tagged sample starts Newton from its
+    last solution; one whose controls and drive are bit for bit the same as then is not solved again."""
+
+    circuit: Circuit
+    v: np.ndarray
+    controls: np.ndarray
+    drive: np.ndarray
+    residual: np.ndarray
+
+    @classmethod
+    def empty(cls, circuit: Circuit, n_driven: int) -> TagMemory:
+        n = 0
+        return cls(circuit, np.full((n, circuit.n_nodes), np.nan), np.full((n, circuit.n_edges), np.nan),
+                   np.full((n, n_driven), np.nan), np.full(n, np.nan))
+
+    def grow(self, n_tags: int) -> None:
+        extra = n_tags - len(self.v)
+        if extra > 0:
+            for name in ("v", "controls", "drive", "residual"):
+                old = getattr(self, name)
+                setattr(self, name, np.concatenate([old, np.full((extra, *old.shape[1:]), np.nan)]))
+
+    def keep(self, tags: np.ndarray, v: np.ndarray, controls: np.ndarray, drive: np.ndarray,
+             residual: np.ndarray) -> None:
+        self.v[tags], self.controls[tags], self.drive[tags], self.residual[tags] = v, controls, drive, residual
+
+
+@dataclass(eq=False)
 class _Prepared:
     """Index arrays and device constants of one (circuit, phase), built once. Unknowns are numbered in
     elimination order."""
@@ -123,7 +154,8 @@ class NativeSolver(AbstractSolver):
         self.reuse_factorization = bool(reuse_factorization)
         self._tol = np.array([self.tol_v, self.tol_i, self.dv_max])
         self._prepared: dict[tuple, _Prepared] = {}
-        self._warm: dict[tuple, tuple[Circuit, np.ndarray]] = {}
+        self._warm: dict[tuple, tuple[Circuit, np.ndarray]] = {}  # (circuit, phase, batch size): last solution
+        self._tagged: dict[tuple, TagMemory] = {}  # (circuit, phase): last solution per tag
 
     # -- solving --------------------------------------------------------------------------------
     def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
@@ -137,11 +169,45 @@ class NativeSolver(AbstractSolver):
         drv[:, n_in:n_in + n_rail] = circuit.rail_voltages
         if clamped:
             drv[:, n_in + n_rail:] = clamps
-        v = self.warm_start_rows(circuit, clamped, batch, tags)
-        cold = np.isnan(v[:, 0])  # no warm start, or rows that failed last time: start afresh
-        iters = np.empty(batch, dtype=np.int64)
+        iters = np.zeros(batch, dtype=np.int64)
         resid = np.empty(batch)
-        status = np.empty(batch, dtype=np.int64)
+        status = np.full(batch, nk.CONVERGED, dtype=np.int64)
+        if tags is None:
+            warm = self._warm.get((id(circuit), clamped, batch)) if self.warm_start else None
+            v = warm[1].copy() if warm is not None and warm[0] is circuit else np.full((batch, circuit.n_nodes), np.nan)
+            todo = np.arange(batch)
+        else:
+            memory = self.tag_memory(circuit, clamped, int(tags.max()) + 1)
+            v = memory.v[tags]
+            raw = np.broadcast_to(controls, (batch, circuit.n_edges))
+            same = (memory.controls[tags] == raw).all(axis=1) & (memory.drive[tags] == drv).all(axis=1)
+            resid[same] = memory.residual[tags[same]]  # solved for exactly this before: nothing to do
+            todo = np.flatnonzero(~same)
+        if len(todo) == batch:
+            self._newton_batch(prep, v, drv, ctrl, iters, resid, status)
+        elif len(todo):
+            sub = [a[todo] for a in (v, drv, iters, resid, status)]
+            self._newton_batch(prep, sub[0], sub[1], ctrl if len(ctrl) == 1 else ctrl[todo], *sub[2:])
+            for a, b in zip((v, drv, iters, resid, status), sub):
+                a[todo] = b
+        converged = status == nk.CONVERGED
+        if not converged.all():
+            v[~converged] = np.nan
+        if tags is not None:
+            memory.keep(tags, v, np.where(converged[:, None], raw, np.nan), drv, resid)
+        elif self.warm_start:
+            if len(self._warm) >= _MAX_WARM_STARTS:
+                self._warm.clear()
+            self._warm[(id(circuit), clamped, batch)] = (circuit, v.copy())
+        if not converged.all() and self.throw:
+            raise SimulationError(self._failure_message(circuit, converged, resid))
+        return NativeOperatingPoint(voltages=v, iterations=iters, converged=converged, residual=resid)
+
+    def _newton_batch(self, prep: _Prepared, v: np.ndarray, drv: np.ndarray, ctrl: np.ndarray, iters: np.ndarray,
+                      resid: np.ndarray, status: np.ndarray) -> None:
+        """Newton on every row of v [B, N] in place (rows of NaN start cold), with retries for those that fail."""
+        batch = v.shape[0]
+        cold = np.isnan(v[:, 0])
         if not prep.dense:
             for b in range(batch):
                 iters[b], resid[b], status[b] = self._newton_sparse(prep, v[b], bool(cold[b]), drv[b],
@@ -154,67 +220,31 @@ class NativeSolver(AbstractSolver):
             nk.newton_dense_parallel(v, cold, prep.driven, drv, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta,
                                      prep.ea, prep.eb, prep.pos, prep.slots, prep.unk, prep.n_junctions, prep.diag,
                                      self.max_iter, self._tol, iters, resid, status, min(batch, get_num_threads()))
-        converged = status == nk.CONVERGED
-        if not converged.all():
+        if not (status == nk.CONVERGED).all():
             if (status == nk.NOT_FINITE).any():
                 raise ValidationError("NativeSolver.solve: controls, inputs and clamps must be finite "
                                       f"(got NaN or infinity in sample(s) {np.flatnonzero(status == nk.NOT_FINITE)})")
             self._retry(prep, v, cold, drv, ctrl, iters, resid, status)
-            converged = status == nk.CONVERGED
-            if not converged.all():
-                v[~converged] = np.nan
-                if self.throw:
-                    if tags is None:
-                        self._warm.pop((id(circuit), clamped, batch), None)
-                    else:  # the failed samples' tags start cold next time
-                        self.keep_warm_start(circuit, clamped, v, tags)
-                    raise SimulationError(self._failure_message(circuit, converged, resid))
-        self.keep_warm_start(circuit, clamped, v, tags)
-        return NativeOperatingPoint(voltages=v, iterations=iters, converged=converged, residual=resid)
 
     @property
     def tolerances(self) -> np.ndarray:
         """[3] = (tol_v in V, tol_i in A, dv_max in V), as the kernels take them."""
         return self._tol
 
-    def warm_table(self, circuit: Circuit, clamped: bool, n_tags: int) -> np.ndarray:
-        """The live table [>= n_tags, N] of the last solution per tag of (circuit, phase), NaN rows where there is
-        none; callers that solve tagged samples themselves (the compiled training loop) update it in place. With
-        ``warm_start=False``, a table of NaN that is not kept."""
+    def tag_memory(self, circuit: Circuit, clamped: bool, n_tags: int) -> TagMemory:
+        """The live ``TagMemory`` of (circuit, phase), with room for ``n_tags`` tags; callers that solve tagged
+        samples themselves (the compiled training loop) update it in place. With ``warm_start=False``, an empty
+        one that is not kept (every solve starts cold)."""
         key = (id(circuit), clamped)
-        warm = self._warm.get(key)
-        table = warm[1] if warm is not None and warm[0] is circuit else np.full((0, circuit.n_nodes), np.nan)
-        if len(table) < n_tags:
-            table = np.concatenate([table, np.full((n_tags - len(table), circuit.n_nodes), np.nan)])
+        memory = self._tagged.get(key)
+        if memory is None or memory.circuit is not circuit or not self.warm_start:
+            memory = TagMemory.empty(circuit, len(self.prepared(circuit, clamped).driven))
             if self.warm_start:
-                if len(self._warm) >= _MAX_WARM_STARTS:
-                    self._warm.clear()
-                self._warm[key] = (circuit, table)
-        return table if self.warm_start else np.full((n_tags, circuit.n_nodes), np.nan)
-
-    def warm_start_rows(self, circuit: Circuit, clamped: bool, batch: int,
-                        tags: np.ndarray | None = None) -> np.ndarray:
-        """[batch, N] start of the next solve of (circuit, phase): a copy of the last solution of each sample's
-        tag (with ``tags``), else of the last solve of this batch size; NaN rows where there is none (never
-        solved, ``warm_start=False``, or a sample that failed)."""
-        if tags is not None:
-            return self.warm_table(circuit, clamped, int(tags.max()) + 1)[tags]  # fancy indexing: a copy
-        warm = self._warm.get((id(circuit), clamped, batch)) if self.warm_start else None
-        if warm is None or warm[0] is not circuit:  # ids of dead circuits get reused
-            return np.full((batch, circuit.n_nodes), np.nan)
-        return warm[1].copy()
-
-    def keep_warm_start(self, circuit: Circuit, clamped: bool, v: np.ndarray, tags: np.ndarray | None = None) -> None:
-        """Remember v [batch, N] as the start of the next solve of (circuit, phase): per tag, or for this batch
-        size."""
-        if not self.warm_start:
-            return
-        if tags is not None:
-            self.warm_table(circuit, clamped, int(tags.max()) + 1)[tags] = v
-            return
-        if len(self._warm) >= _MAX_WARM_STARTS:
-            self._warm.clear()
-        self._warm[(id(circuit), clamped, v.shape[0])] = (circuit, v.copy())
+                if len(self._tagged) >= _MAX_WARM_STARTS:
+                    self._tagged.clear()
+                self._tagged[key] = memory
+        memory.grow(n_tags)
+        return memory
 
     def _retry(self, prep: _Prepared, v: np.ndarray, cold: np.ndarray, drv: np.ndarray, ctrl: np.ndarray,
                iters: np.ndarray, resid: np.ndarray, status: np.ndarray) -> None:
@@ -428,8 +458,7 @@ class NativeSolver(AbstractSolver):
         if prep is not None and prep.circuit is circuit:  # ids of dead circuits get reused
             return prep
         if len(self._prepared) >= _MAX_CACHED_CIRCUITS:
-            self._prepared.clear()
-            self._warm.clear()
+            self.reset()
         prep = _index_arrays(circuit, clamped, self.dense_limit)
         self._prepared[key] = prep
         return prep
@@ -438,6 +467,7 @@ class NativeSolver(AbstractSolver):
         """Forget warm starts and reused factorizations: the next solves depend only on their arguments."""
         self._prepared.clear()
         self._warm.clear()
+        self._tagged.clear()
 
     def close(self) -> None:
         self.reset()
