@@ -364,8 +364,8 @@ def train_ensemble(cfg: Config, seeds: list[int], backend: str | None = None,
     ens = EnsembleTrainer(trainer)
     bar = _progress(progress, setup.params.epochs, 0, f"{cfg.name} x{len(seeds)}")
     try:
-        state = ens.run(ens.init_state(controls, rngs), None if bar is None else (lambda st: bar.update(st.epoch - bar.n)),
-                        every=cfg.learning.eval_every)
+        on_epoch = None if bar is None else (lambda st: bar.update(st.epoch - bar.n))
+        state = ens.run(ens.init_state(controls, rngs), on_epoch, every=cfg.learning.eval_every)
     finally:
         if bar is not None:
             bar.close()
