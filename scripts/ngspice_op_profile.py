@@ -97,7 +97,7 @@ def main() -> int:
               f"{_ms(op['reorder_s'], 8)} {_ms(op['factor_s'])} {_ms(op['load_s'] + op['solve_s'], 10)} "
               f"{op['iterations']:>5.0f} | {'':>24} {_ms(extra)} {_ms(dc['reorder_s'], 8)}", flush=True)
     print("\nngspice reorders the matrix (Markowitz, Sparse 1.3) at every op and keeps the ordering across the points"
-          " of a dc sweep; per op it reorders in 'reorder' and refactors in 'factor' (seconds, ngspice's own clock)")
+          " of a dc sweep; per op it reorders in 'reorder' and refactors in 'factor' (ngspice's own clock)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
     print(f"wrote {args.out}")
