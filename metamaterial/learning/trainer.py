@@ -1,7 +1,9 @@
 """The learning loop: free solve, nudge, clamped solve, local contrast, gate-capacitor update; epoch after epoch.
 
 Receives its solver as an argument (any ``sim.base.AbstractSolver``). State is a plain ``TrainState``
-that can be checkpointed and resumed bit for bit (random generator state included).
+that can be checkpointed and resumed bit for bit (random generator state included). ``advance`` trains whole
+chunks of epochs; on the native solver they run in a compiled loop (``fused``) that ends where the Python step
+(``step_many``) ends.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Native batched DC solver: Newton's method on Kirchhoff's current law, reproducing ngspice's answer.
 
 A backend behind ``base.AbstractSolver`` (name ``native``). It owns: turning a ``Circuit`` into index
-arrays once (cached per circuit and phase), the warm start of each (circuit, phase, batch size), the
-choice between a dense path (numba, one small LU per sample, the whole batch in one call, threads from
-a few dozen samples) and a sparse path (``scipy.sparse`` SuperLU, for large networks), and reporting
+arrays once (cached per circuit and phase), the warm start of each (circuit, phase, batch size) or, for tagged
+samples, of each (circuit, phase, tag) (``TagMemory``: an unchanged tagged sample is not solved again), the
+choice between a dense path (numba, one small LU per sample, the whole batch in one call, threads only
+for batches of thousands) and a sparse path (``scipy.sparse`` SuperLU, for large networks), and reporting
 samples that do not converge. The compiled kernels live in ``native_kernels``.
 
 Physics (ngspice 39, ``mos1load.c``, the options of ``netlist.SpiceOptions``): every node that is not
