@@ -222,7 +222,7 @@ def _ratios(rows: list[dict]) -> dict:
     by = {(r["backend"], r["n_edges"]): r for r in rows}
     for edges in sorted({r["n_edges"] for r in rows}):
         nat, ng, nv = by.get(("native", edges)), by.get(("ngspice", edges)), by.get(("naive", edges))
-        parts = [f"{edges:>6} edges:"]
+        parts = []
         if ng and nv:
             parts.append(f"ngspice vs naive per sample {nv['sample_s'] / ng['sample_s']:.0f}x")
         if nat and ng:
@@ -232,7 +232,7 @@ def _ratios(rows: list[dict]) -> dict:
             parts.append(f"ngspice vs peer trainer ({_fmt(peer)}/update) {peer / ng['update_s']:.1f}x")
         if nat:
             parts.append(f"native update {_fmt(nat['update_s'])}")
-        lines.append("  " + "; ".join(parts))
+        lines.append(f"  {edges:>6} edges: " + "; ".join(parts))
         data[str(edges)] = {"peer_update_s": peer}
     for backend in ("native", "ngspice", "naive"):
         pts = sorted((r["n_edges"], r.get("update_s") or r["sample_s"]) for r in rows if r["backend"] == backend)
