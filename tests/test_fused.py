@@ -41,7 +41,8 @@ ENSEMBLE_SEEDS = 5
 
 
 def _trainer(name: str, overrides: list[str], fused: bool, solver=None) -> tuple[Trainer, experiment.Setup]:
-    setup = build(load_config(ROOT / "configs" / f"{name}.yaml", ["learning.eval_every=7", *overrides]))
+    setup = build(load_config(ROOT / "configs" / f"{name}.yaml",
+                              ["learning.eval_every=7", "learning.record_every=3", *overrides]))
     return Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params,
                    solver or make_solver(setup, "native"), setup.hardware, fused=fused), setup
 
@@ -65,6 +66,8 @@ def test_compiled_loop_ends_where_the_python_step_does(case):
     np.testing.assert_allclose([h["loss"] for h in fused.history], [h["loss"] for h in python.history],
                                rtol=1e-9, atol=0)
     assert fused.rng_state == python.rng_state
+    assert fused.trajectory_epochs == python.trajectory_epochs
+    np.testing.assert_allclose(np.array(fused.trajectory), np.array(python.trajectory), rtol=0, atol=SAME_GATES_V)
     moved = np.max(np.abs(fused.controls - fused.trajectory[0])) / np.max(np.abs(fused.trajectory[0]))
     assert moved > 0.01, "the case must train for the comparison to mean anything"
 

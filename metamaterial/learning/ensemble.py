@@ -73,7 +73,7 @@ class EnsembleTrainer:
         epochs, reps = tr.params.epochs, len(state.controls)
         while state.epoch < epochs:
             stop = tr.next_stop(state.epoch, every if on_epoch is not None else epochs, reps)
-            state.controls, solves, steps, updates = tr.advance(state.controls, state.rngs, stop - state.epoch)
+            state.controls, solves, steps, updates, _ = tr.advance(state.controls, state.rngs, stop - state.epoch)
             state.n_solves += solves
             state.n_steps += steps
             state.n_updates += updates

@@ -64,11 +64,12 @@ class FusedLoop:
         self.iterations = 0  # Newton iterations spent in the kernel so far
         self._empty_masks: np.ndarray | None = None
 
-    def run(self, controls: np.ndarray, idx: np.ndarray, masks: np.ndarray | None
-            ) -> tuple[np.ndarray, int, np.ndarray]:
+    def run(self, controls: np.ndarray, idx: np.ndarray, masks: np.ndarray | None, snap_after: np.ndarray
+            ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
         """Apply the steps idx [S, R, n] (masks [S, R, E] or None) to controls [R, E].
 
-        Returns (new controls [R, E], solves, bool [S, R] whether each replica's switch closed at each step).
+        Returns (new controls [R, E], solves, bool [S, R] whether each replica's switch closed at each step,
+        [K, R, E] the controls after each step of ``snap_after`` (int [K], increasing step indices)).
         A step the kernel stops at (a sample it could not converge) is done by ``Trainer.step_many``, whose
         solver retries it, and the kernel goes on after it.
         """
@@ -79,6 +80,9 @@ class FusedLoop:
         n_steps, reps, _ = idx.shape
         masks_arr = self._no_masks(reps) if masks is None else np.ascontiguousarray(masks)
         moved = np.zeros((n_steps, reps), bool)
+        snap_slot = np.full(n_steps, -1, np.int64)
+        snap_slot[snap_after] = np.arange(len(snap_after))
+        snaps = np.empty((len(snap_after), reps, c.n_edges))
         n_tags = reps * tr.task.n_points  # replica r, data point p: tag r P + p, as step_many
         solves, first = 0, 0
         while first < n_steps:
@@ -87,7 +91,8 @@ class FusedLoop:
                 first, controls, idx, masks_arr, self.inputs, self.targets, self.classes, self.levels, self.rule,
                 self.dyn, self.bias, self.out_pos, self.out_neg, self.rails, pf.kind, pf.prm, pf.ea, pf.eb, self.pot,
                 _phase(pf), _phase(pc), solver.max_iter, solver.tolerances, solver.warm_start,
-                _memory(solver.tag_memory(c, False, n_tags)), _memory(solver.tag_memory(c, True, n_tags)), moved)
+                _memory(solver.tag_memory(c, False, n_tags)), _memory(solver.tag_memory(c, True, n_tags)), moved,
+                snap_slot, snaps)
             solves += used
             solver.n_solves += used
             self.iterations += iterations
@@ -95,9 +100,11 @@ class FusedLoop:
                 controls, used, moved[done] = tr.step_many(controls, idx[done], None,
                                                            masks=None if masks is None else masks[done])
                 solves += used
+                if snap_slot[done] >= 0:
+                    snaps[snap_slot[done]] = controls
                 done += 1
             first = done
-        return controls, solves, moved
+        return controls, solves, moved, snaps
 
     def _no_masks(self, reps: int) -> np.ndarray:
         if self._empty_masks is None or self._empty_masks.shape[1] != reps:

@@ -88,7 +88,7 @@ def _remember(memory, tag, v, raw, drv, residual):
 @njit(cache=True)
 def train_steps(first, controls, idx, masks, inputs, targets, classes, levels, rule, dyn, bias, out_pos, out_neg,
                 rails, kind, prm, ea, eb, pot, free_prep, clamped_prep, max_iter, tol, warm, free_memory,
-                clamped_memory, moved):
+                clamped_memory, moved, snap_slot, snaps):
     """Steps ``first`` .. S-1 of a plan, in place on ``controls``, the solver's memories and ``moved``.
 
     Args:
@@ -106,6 +106,8 @@ def train_steps(first, controls, idx, masks, inputs, targets, classes, levels, r
         free_memory, clamped_memory: (v, controls, drive, residual) of ``native.TagMemory`` of each phase, with
             tag r P + p for replica r and data point p.
         moved: bool [S, R] out: whether each replica's learning switch closed at each step.
+        snap_slot: int [S]: after step s, copy the controls into snaps[snap_slot[s]] (-1: no copy).
+        snaps: [K, R, E] out: the copies (the trajectory between evaluations).
     Returns:
         (steps done up to, solves done, Newton iterations): the first value is S, or the step at which a sample
         did not converge (that step is left undone: controls and memories as before it).
@@ -210,4 +212,6 @@ def train_steps(first, controls, idx, masks, inputs, targets, classes, levels, r
                 if leak:
                     x = rest + (x - rest) * leak_factor
                 controls[r, e] = x
+        if snap_slot[s] >= 0:
+            snaps[snap_slot[s]] = controls
     return n_steps, solves, iterations

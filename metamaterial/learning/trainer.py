@@ -167,27 +167,35 @@ class Trainer:
         margin = float(task.margins(out, cls).min()) if cls is not None else None
         return Evaluation(out, mse(out, y), task.accuracy(out, cls), margin, free)
 
-    def advance(self, controls: np.ndarray, rngs: list[np.random.Generator], epochs: int
-                ) -> tuple[np.ndarray, int, int, np.ndarray]:
+    def advance(self, controls: np.ndarray, rngs: list[np.random.Generator], epochs: int, snapshot_every: int = 0,
+                first_epoch: int = 0) -> tuple[np.ndarray, int, int, np.ndarray, list[tuple[int, np.ndarray]]]:
         """Train R replicas for ``epochs`` epochs: the compiled loop if possible (``fused_loop``), else step by step.
 
         Args:
             controls: [R, E]. rngs: one generator per replica (data order, desynchronous masks, read noise).
+            snapshot_every: keep a copy of the controls after every epoch that is a multiple of it (0: none),
+                counting epochs from ``first_epoch``, the epoch the controls are at.
         Returns:
-            (controls [R, E], solves, steps, int [R] updates that closed each replica's learning switch).
+            (controls [R, E], solves, steps, int [R] updates that closed each replica's learning switch,
+            [(epoch, controls [R, E])] the copies).
         """
         loop = self.fused_loop()
         sched, points, p = self.params.schedule, self.task.n_points, self.params.update_probability
+        snap_epochs = [e for e in range(first_epoch + 1, first_epoch + epochs + 1)
+                       if snapshot_every and e % snapshot_every == 0]
         if loop is None:
             solves = steps = 0
             updates = np.zeros(len(rngs), int)
-            for _ in range(epochs):
+            snapshots = []
+            for epoch in range(first_epoch + 1, first_epoch + epochs + 1):
                 per_replica = [sched.batches(points, rng) for rng in rngs]
                 for k in range(len(per_replica[0])):
                     idx = np.stack([batches[k] for batches in per_replica])
                     controls, used, moved = self.step_many(controls, idx, rngs)
                     solves, steps, updates = solves + used, steps + 1, updates + moved
-            return controls, solves, steps, updates
+                if snapshot_every and epoch % snapshot_every == 0:
+                    snapshots.append((epoch, controls.copy()))
+            return controls, solves, steps, updates, snapshots
         # draw each replica's data order and masks in the order the Python step draws them
         plans, masks = [], []
         for rng in rngs:
@@ -201,15 +209,17 @@ class Trainer:
             else:
                 plans.append(sched.epoch_steps(points, rng, epochs))
         idx = np.stack(plans, axis=1)
-        controls, solves, moved = loop.run(controls, idx, np.stack(masks, axis=1) if masks else None)
-        return controls, solves, len(idx), moved.sum(axis=0)
+        per_epoch = len(idx) // epochs
+        snap_after = np.array([(e - first_epoch) * per_epoch - 1 for e in snap_epochs], np.int64)
+        controls, solves, moved, snaps = loop.run(controls, idx, np.stack(masks, axis=1) if masks else None, snap_after)
+        return controls, solves, len(idx), moved.sum(axis=0), list(zip(snap_epochs, snaps))
 
     def next_stop(self, epoch: int, every: int = 1, replicas: int = 1) -> int:
-        """The epoch up to which to train from ``epoch`` in one go: the next multiple of ``every``, of
-        ``eval_every`` and of ``record_every``, the last epoch, or ``MAX_CHUNK_STEPS`` replica-steps on."""
+        """The epoch up to which to train from ``epoch`` in one go: the next multiple of ``every`` and of
+        ``eval_every``, the last epoch, or ``MAX_CHUNK_STEPS`` replica-steps on."""
         p = self.params
         cap = epoch + max(1, MAX_CHUNK_STEPS // (p.schedule.steps_per_epoch(self.task.n_points) * replicas))
-        return min([p.epochs, cap] + [(epoch // k + 1) * k for k in (every, p.eval_every, p.record_every)])
+        return min([p.epochs, cap] + [(epoch // k + 1) * k for k in (every, p.eval_every)])
 
     def run(self, state: TrainState, on_epoch: Callable[[TrainState], None] | None = None,
             every: int = 1) -> TrainState:
@@ -221,7 +231,12 @@ class Trainer:
         rng.bit_generator.state = state.rng_state
         while state.epoch < self.params.epochs:
             stop = self.next_stop(state.epoch, every if on_epoch is not None else self.params.epochs)
-            controls, solves, steps, updates = self.advance(state.controls[None, :], [rng], stop - state.epoch)
+            controls, solves, steps, updates, snapshots = self.advance(
+                state.controls[None, :], [rng], stop - state.epoch, self.params.record_every, state.epoch)
+            for epoch, snap in snapshots:
+                if epoch < stop:  # ``_record`` keeps the last one
+                    state.trajectory_epochs.append(epoch)
+                    state.trajectory.append(snap[0])
             state.controls = controls[0]
             state.n_solves += solves
             state.n_steps += steps
