@@ -172,11 +172,11 @@ class NativeSolver(AbstractSolver):
             drv[:, n_in + n_rail:] = clamps
         iters = np.zeros(batch, dtype=np.int64)
         resid = np.empty(batch)
-        status = np.full(batch, nk.CONVERGED, dtype=np.int64)
+        status = np.zeros(batch, dtype=np.int64)  # nk.CONVERGED
         if tags is None:
             warm = self._warm.get((id(circuit), clamped, batch)) if self.warm_start else None
             v = warm[1].copy() if warm is not None and warm[0] is circuit else np.full((batch, circuit.n_nodes), np.nan)
-            todo = np.arange(batch)
+            todo = None
         else:
             memory = self.tag_memory(circuit, clamped, int(tags.max()) + 1)
             v = memory.v[tags]
@@ -184,7 +184,7 @@ class NativeSolver(AbstractSolver):
             same = (memory.controls[tags] == raw).all(axis=1) & (memory.drive[tags] == drv).all(axis=1)
             resid[same] = memory.residual[tags[same]]  # solved for exactly this before: nothing to do
             todo = np.flatnonzero(~same)
-        if len(todo) == batch:
+        if todo is None or len(todo) == batch:
             self._newton_batch(prep, v, drv, ctrl, iters, resid, status)
         elif len(todo):
             sub = [a[todo] for a in (v, drv, iters, resid, status)]
@@ -192,7 +192,8 @@ class NativeSolver(AbstractSolver):
             for a, b in zip((v, drv, iters, resid, status), sub):
                 a[todo] = b
         converged = status == nk.CONVERGED
-        if not converged.all():
+        failed = bool(status.any())
+        if failed:
             v[~converged] = np.nan
         if tags is not None:
             memory.keep(tags, v, np.where(converged[:, None], raw, np.nan), drv, resid)
@@ -200,7 +201,7 @@ class NativeSolver(AbstractSolver):
             if len(self._warm) >= _MAX_WARM_STARTS:
                 self._warm.clear()
             self._warm[(id(circuit), clamped, batch)] = (circuit, v.copy())
-        if not converged.all() and self.throw:
+        if failed and self.throw:
             raise SimulationError(self._failure_message(circuit, converged, resid))
         return NativeOperatingPoint(voltages=v, iterations=iters, converged=converged, residual=resid)
 
@@ -221,7 +222,7 @@ class NativeSolver(AbstractSolver):
             nk.newton_dense_parallel(v, cold, prep.driven, drv, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta,
                                      prep.ea, prep.eb, prep.pos, prep.slots, prep.unk, prep.n_junctions, prep.diag,
                                      self.max_iter, self._tol, iters, resid, status, min(batch, get_num_threads()))
-        if not (status == nk.CONVERGED).all():
+        if status.any():  # CONVERGED is 0
             if (status == nk.NOT_FINITE).any():
                 raise ValidationError("NativeSolver.solve: controls, inputs and clamps must be finite "
                                       f"(got NaN or infinity in sample(s) {np.flatnonzero(status == nk.NOT_FINITE)})")
