@@ -7,6 +7,8 @@ with ngspice is tests/test_backends.py (which runs the compiled loop).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -112,6 +114,18 @@ def test_steps_the_kernel_cannot_converge_go_to_the_solver_retries(monkeypatch):
         if fused:
             assert calls["n"] == points < state.n_steps  # one Python step per data point, then the kernel again
     np.testing.assert_allclose(finals[True].controls, finals[False].controls, rtol=0, atol=SAME_GATES_V)
+
+
+def test_a_replaced_rule_takes_effect_in_the_compiled_loop():
+    finals = {}
+    for fused in (False, True):
+        tr, setup = _trainer("regression", ["learning.epochs=30"], fused)
+        rng = np.random.default_rng(0)
+        state = tr.run(tr.init_state(initial_controls(setup, rng), rng))
+        tr.rule = replace(tr.rule, rate=3 * tr.rule.rate)
+        tr.params = replace(tr.params, epochs=60)
+        finals[fused] = tr.run(state).controls
+    np.testing.assert_allclose(finals[True], finals[False], rtol=0, atol=SAME_GATES_V)
 
 
 def test_non_finite_controls_get_the_solver_error_on_both_paths():

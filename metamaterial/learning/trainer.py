@@ -99,13 +99,15 @@ class Trainer:
         self.params, self.solver, self.hardware = params, solver, hardware
         self.step_time = 2 * hardware.t_settle + hardware.t_learn
         self.fused = fused
-        self._fused_loop: FusedLoop | None | bool = None  # built on first use; False: not possible
+        self._fused: tuple[tuple, FusedLoop | None] | None = None  # (what it was built for, the loop or None)
 
     def fused_loop(self) -> FusedLoop | None:
-        """The compiled training loop (``fused.FusedLoop``) if this run can use it (``fused_support``), else None."""
-        if self._fused_loop is None:
-            self._fused_loop = FusedLoop(self) if self.fused and fused_support(self) is None else False
-        return self._fused_loop or None
+        """The compiled training loop (``fused.FusedLoop``) if this run can use it (``fused_support``), else None;
+        built on first use and again if a part of the trainer was replaced since."""
+        key = (self.fused, self.circuit, self.task, self.rule, self.dynamics, self.params, self.solver, self.hardware)
+        if self._fused is None or any(a is not b for a, b in zip(self._fused[0], key)):
+            self._fused = key, (FusedLoop(self) if self.fused and fused_support(self) is None else None)
+        return self._fused[1]
 
     def init_state(self, controls: np.ndarray, rng: np.random.Generator) -> TrainState:
         state = TrainState(epoch=0, controls=np.array(controls, float), rng_state=rng.bit_generator.state)
