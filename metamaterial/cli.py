@@ -102,6 +102,8 @@ def _run(args: argparse.Namespace) -> int:
             s = experiment.ensemble_run(cfg, run_dir, args.seeds, backend=args.backend, progress=not args.no_progress)
             rate = "" if s["success_rate"] is None else (f"; {s['success_count']}/{len(s['seeds'])} seeds have every "
                                                          "point correct by >= 10 mV")
+            if s.get("test_accuracy_mean") is not None:
+                rate += f"; mean accuracy {s['accuracy_mean']:.0%} (training), {s['test_accuracy_mean']:.0%} (held out)"
             print(f"{s['task']} x{len(s['seeds'])} seeds on {s['backend']}: {s['epochs']} epochs in {s['wall_s']:.1f} s, "
                   f"median final loss {s['final_loss_median']:.3g} V^2{rate}\nrun directory: {run_dir}/ "
                   "(summary.json, ensemble.csv)")

@@ -383,13 +383,19 @@ def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None =
     setup, state, ens = train_ensemble(cfg, seeds, backend, progress)
     wall = time.perf_counter() - t0
     last, first = state.history[-1], state.history[0]
-    rows = ["seed,initial_loss,final_loss,accuracy,min_margin_v,success"]
+    held_out = "test_loss" in last
+    rows = ["seed,initial_loss,final_loss,accuracy,min_margin_v," + ("test_loss,test_accuracy," if held_out else "")
+            + "success"]
     success = None if last["min_margin"] is None else last["min_margin"] >= 0.010
+
+    def cell(key: str, r: int) -> str:
+        return "" if last.get(key) is None else repr(float(last[key][r]))
+
     for r, seed in enumerate(seeds):
-        acc = "" if last["accuracy"] is None else repr(float(last["accuracy"][r]))
-        mm = "" if last["min_margin"] is None else repr(float(last["min_margin"][r]))
         ok = "" if success is None else str(bool(success[r])).lower()
-        rows.append(f"{seed},{float(first['loss'][r])!r},{float(last['loss'][r])!r},{acc},{mm},{ok}")
+        test = f"{cell('test_loss', r)},{cell('test_accuracy', r)}," if held_out else ""
+        rows.append(f"{seed},{float(first['loss'][r])!r},{float(last['loss'][r])!r},{cell('accuracy', r)},"
+                    f"{cell('min_margin', r)},{test}{ok}")
     (run_dir / "ensemble.csv").write_text("\n".join(rows) + "\n")
     summary = {"name": cfg.name, "task": setup.task.name, "backend": ens.trainer.solver.name, "seeds": seeds,
                "epochs": state.epoch, "wall_s": round(wall, 3), "n_solves": state.n_solves,
@@ -397,6 +403,10 @@ def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None =
                "success_count": None if success is None else int(success.sum()),
                "success_rate": None if success is None else float(success.mean()),
                "accuracy_mean": None if last["accuracy"] is None else float(np.mean(last["accuracy"]))}
+    if held_out:
+        summary["test_loss_median"] = float(np.median(last["test_loss"]))
+        summary["test_accuracy_mean"] = (None if last["test_accuracy"] is None
+                                         else float(np.mean(last["test_accuracy"])))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

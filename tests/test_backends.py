@@ -11,11 +11,12 @@ import pytest
 
 from conftest import ROOT
 from metamaterial.config import load_config
-from metamaterial.experiment import train_ensemble, train_run
+from metamaterial.experiment import ensemble_run, train_ensemble, train_run
 
 EQUIVALENCE_EPOCHS = 1000
 GATE_AGREEMENT_V = 1e-6
 ENSEMBLE_SEEDS = 6
+HELD_OUT_SEEDS = 3
 
 
 @pytest.mark.parametrize("config", ["xor", "regression"])
@@ -51,3 +52,23 @@ def test_cli_ensemble_reports_the_success_rate(tmp_path):
     assert len(rows) == 8 and summary["seeds"] == list(range(8))
     assert summary["success_count"] == sum(r.endswith(",true") for r in rows)
     assert f"{summary['success_count']}/8 seeds" in proc.stdout
+
+
+def test_ensemble_reports_held_out_accuracy_of_each_replica(tmp_path):
+    """Held-out loss and accuracy per replica, as the single-run evaluation gives them for that replica's gates
+    (the train/test split comes from the config's seed and is shared, so only replica 0 is also a single run)."""
+    cfg = load_config(ROOT / "configs" / "iris.yaml", ["learning.epochs=6", "learning.eval_every=3"])
+    seeds = list(range(cfg.seed, cfg.seed + HELD_OUT_SEEDS))
+    _, state, ens = train_ensemble(cfg, seeds, backend="native")
+    last = state.history[-1]
+    for r in range(HELD_OUT_SEEDS):
+        single = ens.trainer.evaluate(state.controls[r], test=True)
+        assert last["test_accuracy"][r] == single.accuracy
+        assert last["test_loss"][r] == pytest.approx(single.loss, rel=1e-9)
+    summary = ensemble_run(cfg, tmp_path / "ens", HELD_OUT_SEEDS, backend="native", progress=False)
+    lines = (tmp_path / "ens" / "ensemble.csv").read_text().split()
+    rows = [dict(zip(lines[0].split(","), line.split(","))) for line in lines[1:]]
+    assert [float(row["test_accuracy"]) for row in rows] == pytest.approx(list(last["test_accuracy"]))
+    assert summary["test_accuracy_mean"] == pytest.approx(np.mean(last["test_accuracy"]))
+    single = train_run(cfg, tmp_path / "single", backend="native", progress=False, plots=False).summary
+    assert float(rows[0]["test_accuracy"]) == pytest.approx(single["test_accuracy"], abs=1e-12)

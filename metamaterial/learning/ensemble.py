@@ -51,18 +51,21 @@ class EnsembleTrainer:
         self._record(state)
         return state
 
-    def evaluate(self, controls: np.ndarray) -> EnsembleEvaluation:
+    def evaluate(self, controls: np.ndarray, test: bool = False) -> EnsembleEvaluation:
+        """Free outputs of every training (or held-out) point for every replica, with loss, accuracy, margin."""
         tr = self.trainer
         task, c = tr.task, tr.circuit
-        reps, points = len(controls), task.n_points
-        x = np.tile(task.inputs, (reps, 1))
-        free = tr.solver.solve(c, np.repeat(controls, points, axis=0), x, tags=np.arange(reps * points)).voltages
+        x, y, cls = (task.test_inputs, task.test_targets, task.test_classes) if test else \
+            (task.inputs, task.targets, task.classes)
+        reps, points = len(controls), len(x)
+        tags = None if test else np.arange(reps * points)  # training points: replica r, point p -> r P + p
+        free = tr.solver.solve(c, np.repeat(controls, points, axis=0), np.tile(x, (reps, 1)), tags=tags).voltages
         out = c.output_values(free).reshape(reps, points, -1)
-        loss = np.mean((out - task.targets[None]) ** 2, axis=(1, 2))
-        if task.classes is None:
+        loss = np.mean((out - y[None]) ** 2, axis=(1, 2))
+        if cls is None:
             return EnsembleEvaluation(out, loss, None, None)
-        acc = np.array([task.accuracy(o) for o in out])
-        margin = np.array([task.margins(o, task.classes).min() for o in out])
+        acc = np.array([task.accuracy(o, cls) for o in out])
+        margin = np.array([task.margins(o, cls).min() for o in out])
         return EnsembleEvaluation(out, loss, acc, margin)
 
     def run(self, state: EnsembleState, on_epoch: Callable[[EnsembleState], None] | None = None,
@@ -86,6 +89,11 @@ class EnsembleTrainer:
 
     def _record(self, state: EnsembleState) -> None:
         ev = self.evaluate(state.controls)
-        state.n_solves += state.controls.shape[0] * self.trainer.task.n_points
-        state.history.append({"epoch": state.epoch, "loss": ev.loss, "accuracy": ev.accuracy,
-                              "min_margin": ev.min_margin})
+        task = self.trainer.task
+        state.n_solves += state.controls.shape[0] * task.n_points
+        row = {"epoch": state.epoch, "loss": ev.loss, "accuracy": ev.accuracy, "min_margin": ev.min_margin}
+        if task.test_inputs is not None and len(task.test_inputs):
+            tv = self.evaluate(state.controls, test=True)
+            state.n_solves += state.controls.shape[0] * len(task.test_inputs)
+            row.update(test_loss=tv.loss, test_accuracy=tv.accuracy)
+        state.history.append(row)
