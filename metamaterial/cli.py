@@ -97,9 +97,8 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError("--out and --resume name different directories; give only --resume DIR")
         run_dir = args.resume or args.out or Path("runs") / cfg.name
         if args.seeds > 1:
-            if args.resume:
-                raise ConfigError("--seeds: ensembles are not checkpointed; drop --resume")
-            s = experiment.ensemble_run(cfg, run_dir, args.seeds, backend=args.backend, progress=not args.no_progress)
+            s = experiment.ensemble_run(cfg, run_dir, args.seeds, backend=args.backend, progress=not args.no_progress,
+                                        resume=bool(args.resume))
             rate = "" if s["success_rate"] is None else (f"; {s['success_count']}/{len(s['seeds'])} seeds have every "
                                                          "point correct by >= 10 mV")
             if s.get("test_accuracy_mean") is not None:

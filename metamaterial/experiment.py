@@ -206,6 +206,36 @@ def make_trainer(setup: Setup, backend: str | None = None) -> Trainer:
 
 # -- training with a run directory ------------------------------------------------------------------------
 CHECKPOINT = "checkpoint.npz"
+ENSEMBLE_CHECKPOINT = "ensemble_checkpoint.npz"
+
+
+def _open_run_dir(cfg: Config, run_dir: Path, resume: bool) -> Path:
+    """Check a run directory to resume (same resolved config), or create a new one (refusing one that holds a
+    run) and write config.yaml into it."""
+    resolved = dump_config(cfg)
+    if resume:
+        saved = run_dir / "config.yaml"
+        if not saved.exists():
+            raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); check --resume")
+        if saved.read_text() != resolved:
+            raise CheckpointError(f"{run_dir}/config.yaml: differs from the config given now; resume with the same "
+                                  "config and --set options, or start a new run with --out")
+        return run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / CHECKPOINT).exists() or (run_dir / ENSEMBLE_CHECKPOINT).exists():
+        raise CheckpointError(f"{run_dir}: already holds a run; use --resume {run_dir} or another --out")
+    (run_dir / "config.yaml").write_text(resolved)
+    return run_dir
+
+
+def _write_atomically(path: Path, **arrays: np.ndarray) -> None:
+    """np.savez to a temporary file, flushed to disk, then renamed over ``path``: a kill leaves the old or the new."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def save_checkpoint(run_dir: Path, state: TrainState, wall_s: float) -> None:
@@ -213,12 +243,8 @@ def save_checkpoint(run_dir: Path, state: TrainState, wall_s: float) -> None:
     meta = {"epoch": state.epoch, "rng_state": state.rng_state, "n_steps": state.n_steps, "n_updates": state.n_updates,
             "n_solves": state.n_solves, "history": state.history, "trajectory_epochs": state.trajectory_epochs,
             "wall_s": wall_s}
-    tmp = run_dir / (CHECKPOINT + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, controls=state.controls, trajectory=np.array(state.trajectory), meta=np.array(json.dumps(meta)))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, run_dir / CHECKPOINT)
+    _write_atomically(run_dir / CHECKPOINT, controls=state.controls, trajectory=np.array(state.trajectory),
+                      meta=np.array(json.dumps(meta)))
 
 
 def load_checkpoint(run_dir: Path) -> tuple[TrainState, float]:
@@ -251,21 +277,8 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str 
     training points), PNG plots and checkpoint.npz every ``learning.checkpoint_every`` epochs.
     """
     setup = build(cfg)
-    run_dir = Path(run_dir)
+    run_dir = _open_run_dir(cfg, Path(run_dir), resume)
     every = cfg.learning.checkpoint_every if checkpoint_every is None else checkpoint_every
-    resolved = dump_config(cfg)
-    if resume:
-        saved = run_dir / "config.yaml"
-        if not saved.exists():
-            raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); check --resume")
-        if saved.read_text() != resolved:
-            raise CheckpointError(f"{run_dir}/config.yaml: differs from the config given now; resume with the same "
-                                  "config and --set options, or start a new run with --out")
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if (run_dir / CHECKPOINT).exists():
-            raise CheckpointError(f"{run_dir}: already holds a run; use --resume {run_dir} or another --out")
-        (run_dir / "config.yaml").write_text(resolved)
     trainer = make_trainer(setup, backend)
     with trainer.solver as solver:
         if resume:
@@ -352,35 +365,85 @@ def _write_outputs(run_dir: Path, setup: Setup, state: TrainState, final, summar
 
 
 # -- ensembles ----------------------------------------------------------------------------------------------
-def train_ensemble(cfg: Config, seeds: list[int], backend: str | None = None,
-                   progress: bool = False) -> tuple[Setup, EnsembleState, EnsembleTrainer]:
+def train_ensemble(cfg: Config, seeds: list[int], backend: str | None = None, progress: bool = False,
+                   run_dir: Path | None = None, resume: bool = False) -> tuple[Setup, EnsembleState, EnsembleTrainer]:
     """Train one replica per seed as one batch. Replica r draws its initial gates, shuffles and desynchronous
     masks exactly as a run with ``seed=seeds[r]`` would; what ``build`` draws from the config's own seed (twin
-    mismatch without its own seed, the per-edge learning bias) is shared by every replica."""
+    mismatch without its own seed, the per-edge learning bias) is shared by every replica.
+
+    With ``run_dir``, the state is checkpointed there (ensemble_checkpoint.npz) every ``learning.checkpoint_every``
+    epochs, and ``resume`` continues from it; a resumed ensemble ends where an uninterrupted one does.
+    """
     setup = build(cfg)
     trainer = make_trainer(setup, backend)
-    rngs = [np.random.default_rng(s) for s in seeds]
-    controls = np.stack([initial_controls(setup, rng) for rng in rngs])
     ens = EnsembleTrainer(trainer)
-    bar = _progress(progress, setup.params.epochs, 0, f"{cfg.name} x{len(seeds)}")
+    every = cfg.learning.checkpoint_every if run_dir is not None else 0
+    if resume:
+        state, saved_seeds = load_ensemble_checkpoint(run_dir)
+        if saved_seeds != seeds:
+            raise CheckpointError(f"{run_dir}: holds an ensemble of seeds {saved_seeds[0]}..{saved_seeds[-1]} "
+                                  f"({len(saved_seeds)}), not {seeds[0]}..{seeds[-1]} ({len(seeds)}); resume with the "
+                                  "same --seeds")
+    else:
+        rngs = [np.random.default_rng(s) for s in seeds]
+        state = ens.init_state(np.stack([initial_controls(setup, rng) for rng in rngs]), rngs)
+        if every:
+            save_ensemble_checkpoint(run_dir, state, seeds)
+    bar = _progress(progress, setup.params.epochs, state.epoch, f"{cfg.name} x{len(seeds)}")
+
+    def on_epoch(st: EnsembleState) -> None:
+        if bar is not None:
+            bar.update(st.epoch - bar.n)
+        if every and st.epoch % every == 0:
+            save_ensemble_checkpoint(run_dir, st, seeds)
+            trainer.solver.reset()  # what follows a checkpoint must not depend on what preceded it
+
     try:
-        on_epoch = None if bar is None else (lambda st: bar.update(st.epoch - bar.n))
-        state = ens.run(ens.init_state(controls, rngs), on_epoch, every=cfg.learning.eval_every)
+        state = ens.run(state, on_epoch, every=math.gcd(every, cfg.learning.eval_every))
     finally:
         if bar is not None:
             bar.close()
+    if every:
+        save_ensemble_checkpoint(run_dir, state, seeds)
     return setup, state, ens
 
 
+def save_ensemble_checkpoint(run_dir: Path, state: EnsembleState, seeds: list[int]) -> None:
+    """Atomically write an ensemble's state: controls, each replica's generator, counters, history."""
+    history = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in row.items()} for row in state.history]
+    meta = {"epoch": state.epoch, "seeds": seeds, "rng_states": [rng.bit_generator.state for rng in state.rngs],
+            "n_steps": state.n_steps, "n_solves": state.n_solves, "history": history}
+    _write_atomically(run_dir / ENSEMBLE_CHECKPOINT, controls=state.controls, n_updates=state.n_updates,
+                      meta=np.array(json.dumps(meta)))
+
+
+def load_ensemble_checkpoint(run_dir: Path) -> tuple[EnsembleState, list[int]]:
+    path = run_dir / ENSEMBLE_CHECKPOINT
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            controls, n_updates = z["controls"].copy(), z["n_updates"].copy()
+    except (OSError, KeyError, ValueError) as err:
+        raise CheckpointError(f"{path}: cannot resume: no readable ensemble checkpoint ({err}); start a new run") \
+            from err
+    rngs = []
+    for saved in meta["rng_states"]:
+        rng = np.random.default_rng()
+        rng.bit_generator.state = saved
+        rngs.append(rng)
+    history = [{k: (np.array(v) if isinstance(v, list) else v) for k, v in row.items()} for row in meta["history"]]
+    return EnsembleState(meta["epoch"], controls, rngs, meta["n_steps"], n_updates, meta["n_solves"], history), \
+        meta["seeds"]
+
+
 def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None = None,
-                 progress: bool = True) -> dict:
-    """Train seeds cfg.seed .. cfg.seed + n_seeds - 1 as one batch; write ensemble.csv and summary.json."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_config(cfg))
+                 progress: bool = True, resume: bool = False) -> dict:
+    """Train seeds cfg.seed .. cfg.seed + n_seeds - 1 as one batch into ``run_dir`` (checkpointed; ``resume``
+    continues); write ensemble.csv and summary.json."""
+    run_dir = _open_run_dir(cfg, Path(run_dir), resume)
     seeds = list(range(cfg.seed, cfg.seed + n_seeds))
     t0 = time.perf_counter()
-    setup, state, ens = train_ensemble(cfg, seeds, backend, progress)
+    setup, state, ens = train_ensemble(cfg, seeds, backend, progress, run_dir=run_dir, resume=resume)
     wall = time.perf_counter() - t0
     last, first = state.history[-1], state.history[0]
     held_out = "test_loss" in last
@@ -455,4 +518,5 @@ def write_netlists(cfg: Config, out_dir: Path, backend: str | None = None) -> li
 
 
 __all__ = ["Setup", "RunResult", "build", "build_network", "build_device", "build_task", "initial_controls",
-           "make_solver", "train_run", "solve_points", "write_netlists", "save_checkpoint", "load_checkpoint"]
+           "make_solver", "train_run", "solve_points", "write_netlists", "save_checkpoint", "load_checkpoint",
+           "save_ensemble_checkpoint", "load_ensemble_checkpoint"]

@@ -72,3 +72,41 @@ def test_ensemble_reports_held_out_accuracy_of_each_replica(tmp_path):
     assert summary["test_accuracy_mean"] == pytest.approx(np.mean(last["test_accuracy"]))
     single = train_run(cfg, tmp_path / "single", backend="native", progress=False, plots=False).summary
     assert float(rows[0]["test_accuracy"]) == pytest.approx(single["test_accuracy"], abs=1e-12)
+
+
+def test_killed_ensemble_resumes_to_the_same_gates(tmp_path, monkeypatch):
+    """An ensemble stopped right after a checkpoint and resumed (CLI --resume with --seeds) ends where the
+    uninterrupted ensemble ends."""
+    from metamaterial import experiment
+
+    overrides = ["learning.epochs=300", "learning.checkpoint_every=100", "learning.schedule=shuffle",
+                 "learning.update_probability=0.5"]
+    cfg = load_config(ROOT / "configs" / "xor.yaml", overrides)
+    whole = ensemble_run(cfg, tmp_path / "whole", HELD_OUT_SEEDS, backend="native", progress=False)
+    saved = experiment.save_ensemble_checkpoint
+
+    def save_then_die(run_dir, state, seeds):
+        saved(run_dir, state, seeds)
+        if state.epoch == 200:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "save_ensemble_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        ensemble_run(cfg, tmp_path / "killed", HELD_OUT_SEEDS, backend="native", progress=False)
+    monkeypatch.setattr(experiment, "save_ensemble_checkpoint", saved)
+    args = [sys.executable, "-m", "metamaterial", "train", str(ROOT / "configs" / "xor.yaml"), "--backend", "native",
+            "--no-progress", "--seeds", str(HELD_OUT_SEEDS), *[a for o in overrides for a in ("--set", o)]]
+    again = subprocess.run([*args, "--resume", str(tmp_path / "killed"), "--seeds", "2"], capture_output=True,
+                           text=True, cwd=ROOT, timeout=600)
+    assert again.returncode == 2 and "resume with the same --seeds" in again.stderr
+    resumed = subprocess.run([*args, "--resume", str(tmp_path / "killed")], capture_output=True, text=True, cwd=ROOT,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    for name in ("ensemble.csv",):
+        assert (tmp_path / "killed" / name).read_text() == (tmp_path / "whole" / name).read_text()
+    killed = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    for key in ("final_loss_median", "success_count", "n_solves", "epochs"):
+        assert killed[key] == whole[key], key
+    with np.load(tmp_path / "killed" / "ensemble_checkpoint.npz") as a, \
+            np.load(tmp_path / "whole" / "ensemble_checkpoint.npz") as b:
+        np.testing.assert_array_equal(a["controls"], b["controls"])
