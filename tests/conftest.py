@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,3 +31,23 @@ def xor_circuit(preset: str = "ald1106-fit"):
 
 def random_gates(n: int, seed: int = 0, low: float = 0.5, high: float = 3.0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(low, high, n)
+
+
+@contextmanager
+def stopped_after_checkpoint(monkeypatch, writer: str, epoch: int):
+    """Within the block, ``experiment.<writer>`` (a checkpoint writer whose second argument is the state) raises
+    KeyboardInterrupt right after writing the checkpoint of ``epoch``, as a kill at that moment would."""
+    from metamaterial import experiment
+    saved = getattr(experiment, writer)
+
+    def write_then_stop(run_dir, state, *args):
+        saved(run_dir, state, *args)
+        if state.epoch == epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, writer, write_then_stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield
+    finally:
+        monkeypatch.setattr(experiment, writer, saved)

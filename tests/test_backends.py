@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, stopped_after_checkpoint
 from metamaterial.config import load_config
 from metamaterial.experiment import ensemble_run, train_ensemble, train_run
 
@@ -77,23 +77,12 @@ def test_ensemble_reports_held_out_accuracy_of_each_replica(tmp_path):
 def test_killed_ensemble_resumes_to_the_same_gates(tmp_path, monkeypatch):
     """An ensemble stopped right after a checkpoint and resumed (CLI --resume with --seeds) ends where the
     uninterrupted ensemble ends."""
-    from metamaterial import experiment
-
     overrides = ["learning.epochs=300", "learning.checkpoint_every=100", "learning.schedule=shuffle",
                  "learning.update_probability=0.5"]
     cfg = load_config(ROOT / "configs" / "xor.yaml", overrides)
     whole = ensemble_run(cfg, tmp_path / "whole", HELD_OUT_SEEDS, backend="native", progress=False)
-    saved = experiment.save_ensemble_checkpoint
-
-    def save_then_die(run_dir, state, seeds):
-        saved(run_dir, state, seeds)
-        if state.epoch == 200:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(experiment, "save_ensemble_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with stopped_after_checkpoint(monkeypatch, "save_ensemble_checkpoint", 200):
         ensemble_run(cfg, tmp_path / "killed", HELD_OUT_SEEDS, backend="native", progress=False)
-    monkeypatch.setattr(experiment, "save_ensemble_checkpoint", saved)
     args = [sys.executable, "-m", "metamaterial", "train", str(ROOT / "configs" / "xor.yaml"), "--backend", "native",
             "--no-progress", "--seeds", str(HELD_OUT_SEEDS), *[a for o in overrides for a in ("--set", o)]]
     again = subprocess.run([*args, "--resume", str(tmp_path / "killed"), "--seeds", "2"], capture_output=True,

@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, stopped_after_checkpoint
 from metamaterial import experiment
 from metamaterial.config import load_config
 from metamaterial.errors import ValidationError
@@ -153,17 +153,8 @@ def test_resumed_native_run_ends_where_the_whole_run_does(tmp_path, monkeypatch)
     """A native run stopped right after a checkpoint and resumed ends with the uninterrupted run's gates."""
     cfg = load_config(ROOT / "configs" / "xor.yaml", ["learning.epochs=400", "learning.checkpoint_every=100"])
     whole = train_run(cfg, tmp_path / "whole", backend="native", progress=False, plots=False)
-    saved = experiment.save_checkpoint
-
-    def save_then_die(run_dir, state, wall_s):
-        saved(run_dir, state, wall_s)
-        if state.epoch == 200:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(experiment, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with stopped_after_checkpoint(monkeypatch, "save_checkpoint", 200):
         train_run(cfg, tmp_path / "killed", backend="native", progress=False, plots=False)
-    monkeypatch.setattr(experiment, "save_checkpoint", saved)
     resumed = train_run(cfg, tmp_path / "killed", resume=True, backend="native", progress=False, plots=False)
     np.testing.assert_array_equal(resumed.state.controls, whole.state.controls)
     assert resumed.state.n_updates == whole.state.n_updates and resumed.state.n_steps == whole.state.n_steps
