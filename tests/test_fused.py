@@ -18,7 +18,7 @@ from metamaterial.config import load_config
 from metamaterial.errors import ValidationError
 from metamaterial.experiment import build, initial_controls, make_solver, train_run
 from metamaterial.learning.ensemble import EnsembleTrainer
-from metamaterial.learning.fused import fused_support
+from metamaterial.learning.fused import FusedLoop, fused_support
 from metamaterial.learning.trainer import Trainer
 from metamaterial.sim.native import NativeSolver
 
@@ -147,6 +147,8 @@ def test_what_the_compiled_loop_does_not_cover_runs_the_python_step(ngspice):
     assert "ngspice" in fused_support(tr)
     tr, _ = _trainer("regression", ["network.rows=16", "network.cols=16"], fused=True)
     assert "sparse" in fused_support(tr)
+    with pytest.raises(ValidationError, match="FusedLoop: cannot run this trainer .*sparse path"):
+        FusedLoop(tr)
 
 
 def test_resumed_native_run_ends_where_the_whole_run_does(tmp_path, monkeypatch):

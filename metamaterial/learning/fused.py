@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..devices import PotentiometerParams
+from ..errors import ValidationError
 from ..sim.native import NativeSolver
 from . import fused_kernel as fk
 
@@ -41,7 +42,7 @@ class FusedLoop:
     def __init__(self, trainer: Trainer) -> None:
         reason = fused_support(trainer)
         if reason is not None:
-            raise ValueError(f"FusedLoop: cannot run this trainer ({reason})")
+            raise ValidationError(f"FusedLoop: cannot run this trainer ({reason}); use Trainer.step_many")
         self.trainer = trainer
         c, task, rule, dyn = trainer.circuit, trainer.task, trainer.rule, trainer.dynamics
         self.inputs = np.ascontiguousarray(task.inputs, float)
