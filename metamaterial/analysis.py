@@ -50,3 +50,14 @@ def direction_noise(updates: np.ndarray, reference: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(u, axis=1) * np.linalg.norm(ref)
     cos = np.divide(u @ ref, norms, out=np.zeros(len(u)), where=norms > 0)
     return 1.0 - cos
+
+
+def quartiles(values: np.ndarray, count_key: str = "n_finite") -> dict:
+    """Median and quartiles of the finite values (NaN or inf = never happened), with how many were finite under
+    ``count_key``; None for each statistic when none was."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return {"median": None, "q25": None, "q75": None, count_key: 0}
+    q25, med, q75 = np.percentile(v, [25, 50, 75])
+    return {"median": float(med), "q25": float(q25), "q75": float(q75), count_key: int(len(v))}

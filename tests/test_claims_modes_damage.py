@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from metamaterial.analysis import error_modes
+from metamaterial.analysis import error_modes, quartiles
 from metamaterial.claims import damage, modes
 from metamaterial.claims.base import Context, claim_config
 from metamaterial.experiment import build
@@ -46,6 +46,12 @@ def test_mode_projections_are_the_mean_error_and_reconstruct_the_errors(mode_run
     np.testing.assert_allclose(np.sum(full ** 2, axis=-1), np.sum(err ** 2, axis=-1), rtol=1e-9)
     # ... and three modes never hold more than the whole error (Bessel)
     assert np.all(np.sum(mode_run.modes ** 2, axis=-1) <= np.sum(err ** 2, axis=-1) * (1 + 1e-12))
+
+
+def test_quartiles_ignore_what_never_happened():
+    q = quartiles(np.array([4.0, np.nan, 1.0, np.inf, 3.0, 2.0, 5.0]), "n_fell")
+    assert q == {"median": 3.0, "q25": 2.0, "q75": 4.0, "n_fell": 5}
+    assert quartiles(np.array([np.nan, np.inf])) == {"median": None, "q25": None, "q75": None, "n_finite": 0}
 
 
 def test_modes_claim_quick(tmp_path):

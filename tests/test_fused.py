@@ -19,7 +19,7 @@ from metamaterial.errors import ValidationError
 from metamaterial.experiment import build, initial_controls, make_solver, train_run
 from metamaterial.learning.ensemble import EnsembleTrainer
 from metamaterial.learning.fused import FusedLoop, fused_support
-from metamaterial.learning.trainer import Trainer
+from metamaterial.learning.trainer import Trainer, TrainState
 from metamaterial.sim.native import NativeSolver
 
 SAME_GATES_V = 1e-12  # both paths do the same arithmetic; observed bit-identical
@@ -49,7 +49,8 @@ def _trainer(name: str, overrides: list[str], fused: bool, solver=None) -> tuple
                    solver or make_solver(setup, "native"), setup.hardware, fused=fused), setup
 
 
-def _train(name: str, overrides: list[str], fused: bool, solver: NativeSolver | None = None):  # -> (trainer, state)
+def _train(name: str, overrides: list[str], fused: bool,
+           solver: NativeSolver | None = None) -> tuple[Trainer, TrainState]:
     tr, setup = _trainer(name, overrides, fused, solver)
     rng = np.random.default_rng(setup.config.seed)
     state = tr.run(tr.init_state(initial_controls(setup, rng), rng))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 import networkx as nx
 import numpy as np
 
-from ..analysis import recovery_epoch
+from ..analysis import quartiles, recovery_epoch
 from ..circuit import Circuit, edge_currents, without_edges
 from ..config import Config
 from ..experiment import Setup, build, initial_controls, make_solver
@@ -250,10 +250,10 @@ def summarize(results: list[Outcome], classification: bool, target_mse: float | 
             jump = np.array([o.jump for o in rows])
             rec = np.array([o.recovery_epoch for o in rows])
             rtime = np.array([o.recovery_time_s for o in rows])
-            s = {"n": len(rows), "jump": _quart(jump),
+            s = {"n": len(rows), "jump": quartiles(jump),
                  "loss_after_median": float(np.median([o.loss_after for o in rows])),
-                 "recovered_fraction": float(np.mean(np.isfinite(rec))), "recovery_epoch": _quart(rec),
-                 "recovery_time_s": _quart(rtime), "jump_above_1_fraction": float(np.mean(jump > 1)),
+                 "recovered_fraction": float(np.mean(np.isfinite(rec))), "recovery_epoch": quartiles(rec),
+                 "recovery_time_s": quartiles(rtime), "jump_above_1_fraction": float(np.mean(jump > 1)),
                  "final_over_before_median": float(np.median([o.loss_final / o.loss_before for o in rows]))}
             if target_mse is not None:
                 s["below_target_before"] = int(sum(o.loss_before <= target_mse for o in rows))
@@ -264,19 +264,10 @@ def summarize(results: list[Outcome], classification: bool, target_mse: float | 
                 s["still_solved_after_cut"] = int(sum(o.margin_after >= SUCCESS_V for o in pre))
                 s["resolved"] = int(sum(np.isfinite(o.resolve_epoch) for o in pre))
                 s["solved_at_end"] = int(sum(o.margin_final >= SUCCESS_V for o in pre))
-                s["resolve_epoch"] = _quart(np.array([o.resolve_epoch for o in pre]))
-                s["resolve_time_s"] = _quart(np.array([o.resolve_time_s for o in pre]))
+                s["resolve_epoch"] = quartiles(np.array([o.resolve_epoch for o in pre]))
+                s["resolve_time_s"] = quartiles(np.array([o.resolve_time_s for o in pre]))
             out[strategy][k] = s
     return out
-
-
-def _quart(v: np.ndarray) -> dict:
-    """Median and quartiles of the finite values (NaN = never), with how many were finite."""
-    f = v[np.isfinite(v)]
-    if not len(f):
-        return {"median": None, "q25": None, "q75": None, "n_finite": 0}
-    q25, med, q75 = np.percentile(f, [25, 50, 75])
-    return {"median": float(med), "q25": float(q25), "q75": float(q75), "n_finite": int(len(f))}
 
 
 def backend_agreement(name: str, overrides: list[str], pre_epochs: int, epochs: int) -> dict:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..analysis import error_modes, fall_epoch
+from ..analysis import error_modes, fall_epoch, quartiles
 from ..config import Config
 from ..experiment import build, initial_controls, make_solver
 from ..learning.ensemble import EnsembleTrainer
@@ -122,14 +122,6 @@ def not_contradicted(falls: np.ndarray) -> np.ndarray:
     return (f[:, 0] < f[:, 1]) & ((f[:, 1] < f[:, 2]) | np.isinf(f[:, 1]) & np.isinf(f[:, 2])) & np.isfinite(f[:, 0])
 
 
-def _stats(values: np.ndarray) -> dict:
-    v = values[np.isfinite(values)]
-    if not len(v):
-        return {"median": None, "q25": None, "q75": None, "n_fell": 0}
-    q25, med, q75 = np.percentile(v, [25, 50, 75])
-    return {"median": float(med), "q25": float(q25), "q75": float(q75), "n_fell": int(len(v))}
-
-
 def summarize(run: ModeRun, target_mse: float | None = None) -> dict:
     first, settled = fall_table(run)
     mse = run.mse
@@ -137,8 +129,8 @@ def summarize(run: ModeRun, target_mse: float | None = None) -> dict:
         "seeds": int(first.shape[0]),
         "initial_abs_mode_v_median": np.median(np.abs(run.modes[0]), axis=0).tolist(),
         "final_abs_mode_v_median": np.median(np.abs(run.modes[-1]), axis=0).tolist(),
-        "first_fall_epoch": {n: _stats(first[:, k]) for k, n in enumerate(MODE_NAMES)},
-        "settled_fall_epoch": {n: _stats(settled[:, k]) for k, n in enumerate(MODE_NAMES)},
+        "first_fall_epoch": {n: quartiles(first[:, k], "n_fell") for k, n in enumerate(MODE_NAMES)},
+        "settled_fall_epoch": {n: quartiles(settled[:, k], "n_fell") for k, n in enumerate(MODE_NAMES)},
         "order_first_fraction": float(ordered(first).mean()),
         "order_first_not_contradicted_fraction": float(not_contradicted(first).mean()),
         "order_settled_fraction": float(ordered(settled).mean()),
@@ -154,14 +146,14 @@ def summarize(run: ModeRun, target_mse: float | None = None) -> dict:
         "learning_time_total_s": run.learning_time_per_epoch * int(run.epochs[-1]),
         "first_fall_learning_time_s_median": {
             n: (None if s["median"] is None else s["median"] * run.learning_time_per_epoch)
-            for n, s in zip(MODE_NAMES, (_stats(first[:, k]) for k in range(3)))},
+            for n, s in zip(MODE_NAMES, (quartiles(first[:, k], "n_fell") for k in range(3)))},
         "wall_s": round(run.wall_s, 1),
     }
     if target_mse is not None:
         reach = _reach_epochs(run.epochs, mse, target_mse)
         out["target_mse"] = target_mse
         out["final_below_target_fraction"] = float(np.mean(mse[-1] <= target_mse))
-        out["reach_target_epoch"] = _stats(reach)
+        out["reach_target_epoch"] = quartiles(reach, "n_fell")
         out["reach_target_learning_time_s_median"] = (None if out["reach_target_epoch"]["median"] is None else
                                                       out["reach_target_epoch"]["median"] * run.learning_time_per_epoch)
     return out
