@@ -1,25 +1,61 @@
 #!/usr/bin/env bash
-# Install what metamaterial needs: ngspice and its shared library (Debian packages) and the Python
-# environment in .venv. Skips whatever is already there. Without root, says what to install and stops.
+# Install what metamaterial needs: ngspice >= 42 and its shared library (Debian packages; KLU arrived in
+# ngspice 42) and the Python environment in .venv. Skips whatever is already there. Without root, says
+# exactly what to install and stops. An older ngspice already installed still works (Sparse solver).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+MIN_NGSPICE=42
 
-have_ngspice() {
-    command -v ngspice >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep -q 'libngspice\.so\b'
+ngspice_major() {
+    # "ngspice-46 : Circuit level simulation program" -> 46; nothing when ngspice is absent
+    command -v ngspice >/dev/null 2>&1 || return 0
+    ngspice --version 2>/dev/null | sed -n 's/.*ngspice-\([0-9][0-9]*\).*/\1/p' | head -n1
+}
+have_libngspice() { ldconfig -p 2>/dev/null | grep -q 'libngspice\.so\b'; }
+codename() { . /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}"; }
+
+install_ngspice() {
+    local release suite=""
+    release=$(codename)
+    apt-get update -qq
+    if [ "$release" = "bookworm" ]; then
+        # bookworm's own ngspice is 39 (no KLU); its backports suite carries 46.
+        if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+            echo "setup: adding Debian's bookworm-backports suite"
+            echo "deb http://deb.debian.org/debian bookworm-backports main" \
+                > /etc/apt/sources.list.d/metamaterial-bookworm-backports.list
+            apt-get update -qq
+        fi
+        suite="-t bookworm-backports"
+    fi
+    echo "setup: installing ngspice and libngspice0-dev (Debian packages${suite:+, $suite})"
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $suite ngspice libngspice0-dev >/dev/null
 }
 
-if ! have_ngspice; then
+major=$(ngspice_major)
+if [ -z "$major" ] || ! have_libngspice || [ "$major" -lt "$MIN_NGSPICE" ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-        echo "setup: installing ngspice and libngspice0-dev (Debian packages)"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngspice libngspice0-dev >/dev/null
+        install_ngspice
+        major=$(ngspice_major)
+    elif [ -n "$major" ] && have_libngspice; then
+        echo "setup: ngspice $major found; ngspice >= $MIN_NGSPICE solves large networks much faster (KLU)." >&2
+        echo "  On Debian bookworm (as root):" >&2
+        echo "    echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/backports.list" >&2
+        echo "    apt-get update && apt-get install -t bookworm-backports ngspice libngspice0-dev" >&2
     else
-        echo "setup: ngspice is missing. Install it, then rerun:" >&2
-        echo "    sudo apt-get install ngspice libngspice0-dev      # Debian/Ubuntu" >&2
+        echo "setup: ngspice is missing. Install it (as root), then rerun:" >&2
+        echo "    Debian bookworm:  echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/backports.list" >&2
+        echo "                      apt-get update && apt-get install -t bookworm-backports ngspice libngspice0-dev" >&2
+        echo "    Debian trixie or later, Ubuntu:  apt-get install ngspice libngspice0-dev" >&2
         echo "  (the 'ngspice' program and the shared library libngspice.so are both needed)" >&2
         exit 1
     fi
+fi
+if [ -z "$major" ] || ! have_libngspice; then
+    echo "setup: ngspice or libngspice.so still missing after installing; see the messages above" >&2
+    exit 1
 fi
 
 if [ ! -x .venv/bin/python ]; then
