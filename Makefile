@@ -12,7 +12,7 @@ demo: setup
 	$(PY) -m metamaterial train $(CONFIG) --out $(OUT)
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --require-ngspice
 
 netlists: setup
 	$(PY) scripts/emit_netlists.py
