@@ -1,6 +1,6 @@
 """Analyses of training results, pure numpy: error modes, crossing epochs, recovery, update-direction noise.
 
-Error modes (DOMAIN.md section 5): orthonormal polynomials of order 0, 1, 2 on the actual training inputs
+Error modes (docs/physics.md, section 5.1): orthonormal polynomials of order 0, 1, 2 on the actual training inputs
 (QR of the Vandermonde matrix {1, x, x^2}); projecting the per-point error on them gives the mean,
 slope and curvature components of the error.
 """

@@ -300,7 +300,7 @@ def run(ctx: Context) -> ClaimResult:
     figures = [_plot(ctx, runs, summaries)]
 
     lines = [_target_line(label, s, init) for label, s in summaries.items()]
-    lines.append("- Targets: the ramp of configs/regression.yaml (DOMAIN.md section 4) and configs/parabola.yaml, "
+    lines.append("- Targets: the ramp of configs/regression.yaml (docs/physics.md 4.2) and configs/parabola.yaml, "
                  "its least-squares parabola y = 0.10 + 0.88 x - 0.90 x^2 (the same mean, slope and curvature "
                  "content, without the ramp's kink). Network, rule (eta = 1, alpha/eta = 5 /V, points in order) as "
                  "shipped.")

@@ -1,7 +1,7 @@
 """Edge learning state: how each edge's control (gate voltage, conductance or tap) changes and is bounded.
 
 The gate capacitor is real state: each update charges it through the learning switch for ``t_learn``,
-dV_G = gain * t_learn / (R C) * U (DOMAIN.md section 2), so a rate alpha/eta corresponds to a switch time
+dV_G = gain * t_learn / (R C) * U (docs/physics.md, section 3.5), so a rate alpha/eta corresponds to a switch time
 t_learn = (alpha/eta) R C / gain. Gates are clipped to [low, high] and may leak toward a rest voltage.
 """
 
@@ -21,7 +21,7 @@ class HardwareParams:
 
     Attributes:
         capacitance: gate capacitor C (F). resistance: charging resistor R (ohm).
-        t_learn: learning-switch on time per update (s). gain: multiplier gain (the 1/10 of DOMAIN.md).
+        t_learn: learning-switch on time per update (s). gain: multiplier gain (the 1/10; docs/physics.md 3.5).
         t_settle: time for the twins to settle before the contrast is read (s), per presentation.
     """
 
