@@ -1,14 +1,21 @@
 """Circuit + controls + drive -> deterministic ngspice netlist text. No file I/O, no simulator import.
 
 Third stage of the flow. Every identifier comes from an index (``n12`` node, ``g3`` gate node, ``M3``
-transistor, ``VG3`` gate source, ``VI0`` input, ``VR0`` rail, ``VC0`` clamp), and every number is written
+transistor, ``IG3`` and ``RG3`` gate source, ``VI0`` input, ``VR0`` rail, ``VC0`` clamp), and every number is written
 as its shortest round-trip decimal, so the same input gives the same bytes.
 
 A batch of B data points is emitted as B copies of the network (node ``n12_b``) that share the gate
 nodes and the rails: one ngspice operating point then solves the whole batch.
 
-The gate node of each edge is explicit and driven by a source standing for the gate capacitor's stored
-voltage (in a DC operating point a capacitor is an open circuit).
+The gate node of each edge is explicit and held at the gate capacitor's stored voltage (in a DC operating
+point a capacitor is an open circuit) by a Norton source: ``IG{e}`` drives ``vg`` amperes into ``RG{e}`` = 1 ohm,
+so the node sits at exactly ``vg`` volts (the MOS gate draws no DC current). A current source, unlike a voltage
+source, adds no branch equation: the matrix has one row per gate instead of two, and ngspice's per-``op``
+teardown, which deletes every branch equation with a walk over the whole node list (``CKTdltNNum``), stays
+linear in the circuit size instead of quadratic.
+
+``.options klu`` selects ngspice's KLU sparse solver (ngspice >= 42 when compiled with it); ``sparse`` selects
+Sparse 1.3, ngspice's default and the only solver of older versions.
 """
 
 from __future__ import annotations
@@ -24,16 +31,22 @@ from .devices import NmosParams, PotentiometerParams, ResistorParams
 from .errors import ValidationError
 
 _SAFE_TEXT = re.compile(r"[^A-Za-z0-9_(), .:+-]")
+LINEAR_SOLVERS = ("klu", "sparse")
+GATE_OHMS = 1.0  # the Norton resistor of each gate source: 1 ohm makes the gate node's voltage equal the current
 
 
 @dataclass(frozen=True)
 class SpiceOptions:
-    """Simulator options written to ``.options`` (ngspice names). Tight defaults: KCL closes to ~1e-12 A."""
+    """Simulator options written to ``.options`` (ngspice names). Tight defaults: KCL closes to ~1e-12 A.
+
+    ``linear_solver``: ``"klu"`` (ngspice >= 42 compiled with KLU) or ``"sparse"`` (Sparse 1.3, every ngspice).
+    """
 
     reltol: float = 1e-6
     abstol: float = 1e-15
     vntol: float = 1e-9
     itl1: int = 500
+    linear_solver: str = "klu"
 
     def __post_init__(self) -> None:
         for name in ("reltol", "abstol", "vntol"):
@@ -42,6 +55,9 @@ class SpiceOptions:
                 raise ValidationError(f"SpiceOptions.{name}: must be in (0, 1) (got {v!r})")
         if int(self.itl1) != self.itl1 or not 2 <= self.itl1 <= 100000:
             raise ValidationError(f"SpiceOptions.itl1: must be an integer in [2, 100000] (got {self.itl1!r})")
+        if self.linear_solver not in LINEAR_SOLVERS:
+            raise ValidationError(f"SpiceOptions.linear_solver: must be one of {', '.join(LINEAR_SOLVERS)} "
+                                  f"(got {self.linear_solver!r})")
 
 
 def num(x: float) -> str:
@@ -98,6 +114,7 @@ def to_spice(
                                              for i, lab in enumerate(c.node_labels[:64])))
     lines.append(f".options gmin={num(c.gmin)} reltol={num(options.reltol)} abstol={num(options.abstol)} "
                  f"vntol={num(options.vntol)} itl1={int(options.itl1)}")
+    lines.append(f".options {options.linear_solver}")
     dev = c.device
     twin = 0 if clamps is None else 1
     mismatch = c.mismatch if isinstance(dev, NmosParams) else None
@@ -113,7 +130,8 @@ def to_spice(
         lines.append(f"VR{k} {node_name(int(node))} 0 dc {num(volts)}")
     if isinstance(dev, NmosParams):
         for e, vg in enumerate(controls):
-            lines.append(f"VG{e} g{e} 0 dc {num(vg)}")
+            lines.append(f"IG{e} 0 g{e} dc {num(vg / GATE_OHMS)}")
+            lines.append(f"RG{e} g{e} 0 {num(GATE_OHMS)}")
     for b in copies:
         sfx = "" if b is None else f"_{b}"
         row = 0 if b is None else b

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from conftest import CONFIGS, ROOT, random_gates, xor_circuit
 from metamaterial.config import load_config
-from metamaterial.experiment import write_netlists
-from metamaterial.netlist import to_spice
+from metamaterial.errors import ValidationError
+from metamaterial.netlist import SpiceOptions, to_spice
+
+try:
+    from metamaterial.points import write_netlists
+except ImportError:  # a checkout from before the netlist command moved to metamaterial.points
+    from metamaterial.experiment import write_netlists
 
 
 def test_same_input_gives_same_bytes():
@@ -17,15 +23,24 @@ def test_same_input_gives_same_bytes():
     b = to_spice(xor_circuit(), gates.copy(), x.copy(), np.array([[0.1, 0.2]]))
     assert a == b
     # every element name and node comes from an index; numbers are exact round-trip decimals
-    assert f"VG5 g5 0 dc {float(gates[5])!r}" in a
+    assert f"IG5 0 g5 dc {float(gates[5])!r}\nRG5 g5 0 1.0\n" in a
     assert "VC0 n10 0 dc 0.1" in a and "VC1 n0 0 dc 0.2" in a
     assert "M0 n0 g0 n1 0 nmos_edge" in a
 
 
 def test_batched_netlist_shares_gates_and_rails():
     text = to_spice(xor_circuit(), random_gates(32), np.zeros((3, 2)))
-    assert text.count("\nVG0 ") == 1 and text.count("\nVR0 ") == 1
+    assert text.count("\nIG0 ") == 1 and text.count("\nRG0 ") == 1 and text.count("\nVR0 ") == 1
     assert {"M0_0 ", "M0_1 ", "M0_2 "} <= {ln[:5] for ln in text.splitlines()}
+
+
+def test_linear_solver_option_is_emitted_and_checked():
+    gates, x = random_gates(32), np.zeros((1, 2))
+    assert "\n.options klu\n" in to_spice(xor_circuit(), gates, x)
+    sparse = to_spice(xor_circuit(), gates, x, options=SpiceOptions(linear_solver="sparse"))
+    assert "\n.options sparse\n" in sparse and "klu" not in sparse
+    with pytest.raises(ValidationError, match=r"SpiceOptions.linear_solver: must be one of klu, sparse \(got 'umfpack'\)"):
+        SpiceOptions(linear_solver="umfpack")
 
 
 def test_shipped_netlists_are_current(tmp_path):

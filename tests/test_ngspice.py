@@ -17,9 +17,14 @@ from metamaterial.circuit import kcl_residuals
 from metamaterial.config import load_config
 from metamaterial.devices import draw_mismatch, nmos_from_card
 from metamaterial.errors import SimulationError
-from metamaterial.experiment import build, initial_controls, write_netlists
-from metamaterial.netlist import parse_print_all
+from metamaterial.experiment import build, initial_controls
+from metamaterial.netlist import SpiceOptions, parse_print_all
 from metamaterial.sim.ngspice import NgspiceSolver, run_batch_file
+
+try:
+    from metamaterial.points import write_netlists
+except ImportError:  # a checkout from before the netlist command moved to metamaterial.points
+    from metamaterial.experiment import write_netlists
 
 AGREEMENT_V = 1e-6
 KCL_A = 1e-9
@@ -145,3 +150,33 @@ def test_twin_mismatch_closes_kcl_with_each_twins_own_transistors(ngspice):
     assert np.nanmax(np.abs(kcl_residuals(c0, gates, free))) > 1e3 * KCL_A
     # and the twins really differ: the clamped twin's law does not balance the free solution
     assert np.nanmax(np.abs(kcl_residuals(c, gates, free, twin=1))) > 1e3 * KCL_A
+
+
+def test_info_reports_the_version_and_the_linear_solver_ngspice_used(ngspice):
+    standalone = subprocess.run(["ngspice", "--version"], capture_output=True, text=True, timeout=60).stdout
+    assert f"ngspice-{ngspice.info()['ngspice_version']} " in standalone
+    c = xor_circuit()
+    gates, x = random_gates(c.n_edges, seed=11), np.array([[0.45, 0.0], [0.1, 0.3]])
+    klu = ngspice.solve(c, gates, x).voltages
+    assert ngspice.info()["linear_solver"] == ("KLU" if ngspice.has_klu else "SPARSE 1.3")
+    with NgspiceSolver(SpiceOptions(linear_solver="sparse")) as sparse_solver:
+        sparse = sparse_solver.solve(c, gates, x).voltages
+        assert sparse_solver.info()["linear_solver"] == "SPARSE 1.3"
+    np.testing.assert_allclose(klu, sparse, atol=1e-9, rtol=0)
+    assert np.nanmax(np.abs(kcl_residuals(c, gates, klu))) < KCL_A
+
+
+def test_failed_alter_is_a_simulation_error_and_the_next_solve_rewrites_every_source(ngspice, monkeypatch):
+    c = xor_circuit()
+    x = np.array([[0.45, 0.0]])
+    ngspice.solve(c, random_gates(c.n_edges, seed=20), x)
+    gates = random_gates(c.n_edges, seed=21)
+    with monkeypatch.context() as m:
+        m.setattr(NgspiceSolver, "_alter", staticmethod(lambda name, value: f"alter no_such_{name} dc = {value!r}"))
+        with pytest.raises(SimulationError, match=r"ngspice: alter failed: .*no_such_ig0"):
+            ngspice.solve(c, gates, x)
+    v = ngspice.solve(c, gates, x).voltages  # ngspice still holds seed 20's gates: all must be written again
+    with NgspiceSolver() as fresh:
+        fresh.reset()
+        np.testing.assert_allclose(v, fresh.solve(c, gates, x).voltages, atol=1e-12, rtol=0)
+    assert np.nanmax(np.abs(kcl_residuals(c, gates, v))) < KCL_A

@@ -2,8 +2,15 @@
 
 The ONLY module that imports PySpice. One ngspice instance per process. Each (circuit, phase, batch size)
 is loaded once as netlist text; afterwards every solve changes sources in place with ``alter`` (only
-those whose value changed), runs ``op``, reads node vectors straight from ngspice memory and destroys
-the plot, so memory stays bounded over any number of solves.
+those whose value changed, sent straight to the library with one check of ngspice's output per solve),
+runs ``op``, reads node vectors straight from ngspice memory and destroys the plot, so memory stays
+bounded over any number of solves.
+
+Netlists ask for KLU (``.options klu``) when this ngspice was compiled with it (``version`` says so,
+ngspice >= 42), else Sparse 1.3; ``info()`` reports the version and the solver ngspice says it used.
+Gates are Norton current sources (see ``netlist``): every ``op`` tears the circuit down and sets it up
+again, and ngspice's teardown of a voltage source's branch equation walks the whole node list, which made
+a repeated ``op`` quadratic in the circuit size.
 
 PySpice 1.5 treats every stderr line as an error and refuses ngspice > 34 with a warning; we send
 commands through the shared library ourselves and classify ngspice's output: notes and warnings are
@@ -17,25 +24,31 @@ import os
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..circuit import Circuit, OperatingPoint
 from ..devices import NmosParams, PotentiometerParams
 from ..errors import SimulationError
-from ..netlist import SpiceOptions, node_vector_names, num, to_spice
+from ..netlist import GATE_OHMS, SpiceOptions, node_vector_names, num, to_spice
 from .base import AbstractSolver
 
 _log = logging.getLogger(__name__)
 _FAILURE = re.compile(r"error|singular matrix|iteration limit|no convergence|aborted|failed|too small|"
                       r"unknown|could not|can't find|not found|fatal", re.IGNORECASE)
-_HARMLESS = re.compile(r"^\s*(note:|warning:|using sparse|circuit:|doing analysis|no\. of data rows|"
-                       r"reference value|\*{3}|$)", re.IGNORECASE)
+_HARMLESS = re.compile(r"^\s*(note:|warning:|using \S+( \S+)? as direct linear solver|circuit:|doing analysis|"
+                       r"no\. of data rows|reference value|\*{3}|$)", re.IGNORECASE)
+_LINEAR_SOLVER = re.compile(r"using (\S+(?: [0-9.]+)?) as direct linear solver", re.IGNORECASE)
+_STATISTICS = {"iterations": "Total iterations", "reorder_s": "Matrix reorder time", "factor_s": "Matrix factor time",
+               "load_s": "Matrix load time", "solve_s": "Matrix solve time", "analysis_s": "Total analysis time",
+               "equations": "Circuit Equations", "fill_in": "Circuit fill-in non-zeroes"}
 _MAX_CACHED_CIRCUITS = 8
 _FREE_HISTORY_EVERY = 5000
 _instance = None
-_REGISTRY: dict = {"loaded": {}, "order": [], "commands": 0, "dead": None, "checked_cards": set(), "loads": 0}
+_REGISTRY: dict = {"loaded": {}, "order": [], "commands": 0, "dead": None, "checked_cards": set(), "loads": 0,
+                   "version": None, "linear_solver": None}
 
 
 def _shared():
@@ -68,7 +81,8 @@ class NgspiceSolver(AbstractSolver):
     """DC operating points with ngspice (shared library, PySpice).
 
     Args:
-        options: simulator tolerances written into every netlist.
+        options: simulator tolerances and linear solver written into every netlist. KLU is asked for only when
+            this ngspice has it (``self.options`` then says ``sparse``).
         keep_failed: directory where a failing netlist is written (default: the system temp dir).
     """
 
@@ -76,13 +90,55 @@ class NgspiceSolver(AbstractSolver):
 
     def __init__(self, options: SpiceOptions = SpiceOptions(), keep_failed: str | None = None) -> None:
         super().__init__()
-        self.options = options
         self.keep_failed = keep_failed
         self._ng = _shared()
+        self._log_tail: list[str] = []
+        version = self._version()
+        self.ngspice_version: str = version["ngspice_version"]
+        self.has_klu: bool = version["has_klu"]
+        self.options = options if self.has_klu or options.linear_solver != "klu" else \
+            replace(options, linear_solver="sparse")
         # ngspice holds one set of circuits per process, so the record of what is loaded is process-wide too
         self._loaded: dict[tuple, _Loaded] = _REGISTRY["loaded"]
         self._order: list[tuple] = _REGISTRY["order"]
-        self._log_tail: list[str] = []
+        #: wall seconds spent in each part of the solves so far (load, alter, op, read, destroy), for profiling
+        self.timings: dict[str, float] = dict.fromkeys(("load", "alter", "op", "read", "destroy"), 0.0)
+
+    # -- what ngspice this is ---------------------------------------------------------------------
+    def _version(self) -> dict:
+        """ngspice's version and whether it was compiled with KLU, from its ``version`` command."""
+        if _REGISTRY["version"] is None:
+            lines = self._command("version")
+            m = next((re.search(r"ngspice-(\S+)", ln) for ln in lines if "ngspice-" in ln), None)
+            _REGISTRY["version"] = {"ngspice_version": m.group(1) if m else "unknown",
+                                    "has_klu": any("compiled with klu" in ln.lower() for ln in lines)}
+        return dict(_REGISTRY["version"])
+
+    def info(self) -> dict[str, str]:
+        """ngspice's version and the direct linear solver it uses, both as ngspice itself reports them.
+
+        Returns:
+            ``{"ngspice_version": "46", "linear_solver": "KLU"}`` (``"SPARSE 1.3"`` on an ngspice without KLU).
+            The solver is the one ngspice named at this process's last ``op``; before any, a two-element probe
+            circuit with this solver's options is solved once to ask it.
+        """
+        if _REGISTRY["linear_solver"] is None:
+            self._probe_linear_solver()
+        return {"ngspice_version": self.ngspice_version, "linear_solver": _REGISTRY["linear_solver"] or "unknown"}
+
+    def _probe_linear_solver(self) -> None:
+        self._check_alive()
+        ng = self._ng
+        before = self._n_circuits()
+        ng.clear_output()
+        ng.load_circuit(f"* metamaterial linear-solver probe\n.options {self.options.linear_solver}\n"
+                        "VP1 p1 0 dc 1\nRP1 p1 0 1\n.end\n")
+        try:
+            self._command("op")
+        finally:
+            self._ng._ngspice_shared.ngSpice_Command(b"destroy all")
+            if self._n_circuits() > before:  # the probe is the newest and current circuit: drop it
+                self._ng._ngspice_shared.ngSpice_Command(b"remcirc")
 
     # -- ngspice I/O ----------------------------------------------------------------------------
     def _command(self, command: str) -> list[str]:
@@ -102,7 +158,30 @@ class NgspiceSolver(AbstractSolver):
                                   log="\n".join(self._log_tail[-20:]))
         for ln in lines:
             _log.debug("ngspice: %s", ln)
+            m = _LINEAR_SOLVER.search(ln)
+            if m:
+                _REGISTRY["linear_solver"] = m.group(1)
         return lines
+
+    def _alter_all(self, commands: list[str]) -> None:
+        """Send many ``alter`` commands straight to the library (no Python per output line: a good alter prints
+        nothing), then look at what ngspice printed once."""
+        if not commands:
+            return
+        ng = self._ng
+        send = ng._ngspice_shared.ngSpice_Command
+        ng.clear_output()
+        bad_rc = [c for c in commands if send(c.encode("ascii"))]
+        _REGISTRY["commands"] += len(commands)
+        lines = list(ng._stdout) + list(ng._stderr)
+        bad = [ln for ln in lines if _FAILURE.search(ln) and not _HARMLESS.match(ln)]
+        if bad or bad_rc:
+            self._log_tail = (self._log_tail + [f"> {len(commands)} alter commands"] + lines)[-40:]
+            raise SimulationError(f"ngspice: alter failed: {bad[0] if bad else f'{bad_rc[0]!r} returned an error'}",
+                                  log="\n".join(self._log_tail[-20:]))
+        if _REGISTRY["commands"] >= _FREE_HISTORY_EVERY:
+            send(_null())  # frees ngspice's command history, which keeps every command sent
+            _REGISTRY["commands"] = 0
 
     def _load(self, key: tuple, circuit: Circuit, netlist: str, names: list[list[str]]) -> _Loaded:
         self._check_alive()
@@ -201,6 +280,7 @@ class NgspiceSolver(AbstractSolver):
         loaded = self._loaded.get(key)
         if loaded is not None and (loaded.circuit is not circuit or not self._select(loaded)):
             loaded = None  # a dead circuit's id was reused, or someone else changed ngspice's circuit list
+        clock = time.perf_counter()
         if loaded is None:
             _REGISTRY["loads"] += 1
             text = to_spice(circuit, controls, inputs, clamps, options=self.options, control_block=False,
@@ -210,21 +290,47 @@ class NgspiceSolver(AbstractSolver):
             if not self._select(loaded):
                 raise SimulationError("ngspice: a freshly loaded circuit could not be selected",
                                       log="\n".join(self._log_tail[-20:]))
+            clock = self._tick("load", clock)
         else:
-            for name, value in self._source_values(circuit, controls, inputs, clamps).items():
-                if loaded.values.get(name) != value:
-                    self._command(self._alter(name, value))
-                    loaded.values[name] = value
+            changed = {name: value for name, value in self._source_values(circuit, controls, inputs, clamps).items()
+                       if loaded.values.get(name) != value}
+            try:
+                self._alter_all([self._alter(name, value) for name, value in changed.items()])
+            except SimulationError:
+                loaded.values.clear()  # what ngspice holds is unknown now: alter everything next time
+                raise
+            loaded.values.update(changed)
+            clock = self._tick("alter", clock)
         self._check_alive()
         try:
             self._command("op")
+            clock = self._tick("op", clock)
             voltages = self._read(loaded)
+            clock = self._tick("read", clock)
         except SimulationError as err:
             self._fail(f"ngspice: operating point failed ({err.summary})", self._current_netlist(circuit, controls,
                                                                                                  inputs, clamps))
         finally:
             self._ng._ngspice_shared.ngSpice_Command(b"destroy all")
+        self._tick("destroy", clock)
         return OperatingPoint(voltages=voltages)
+
+    def _tick(self, part: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings[part] += now - since
+        return now
+
+    def statistics(self) -> dict[str, float]:
+        """ngspice's own cumulative statistics (``rusage all``) of the circuit solved last: Newton iterations,
+        matrix load, reorder, factor and solve seconds, analysis seconds, equations and fill-in. ngspice keeps
+        them per loaded circuit over all its analyses; difference two calls to get one solve's share."""
+        out = {}
+        for line in self._command("rusage all"):
+            for key, label in _STATISTICS.items():
+                m = re.match(rf"^{re.escape(label)}(?: \(seconds\))?\s*=\s*([-+0-9.eE]+)", line.strip())
+                if m:
+                    out[key] = float(m.group(1))
+        return out
 
     def _current_netlist(self, circuit, controls, inputs, clamps) -> str:
         return to_spice(circuit, controls, inputs, clamps, options=self.options, title="failed solve")
@@ -233,7 +339,7 @@ class NgspiceSolver(AbstractSolver):
     def _alter(name: str, value: float) -> str:
         if name.startswith("R"):
             return f"alter {name} = {num(value)}"
-        return f"alter {name} dc = {num(value)}"
+        return f"alter {name} dc = {num(value)}"  # VI, VC and the gates' IG (1 ohm: amperes = volts)
 
     @staticmethod
     def _source_values(circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
@@ -244,7 +350,7 @@ class NgspiceSolver(AbstractSolver):
         dev = circuit.device
         sfx = [""] if batch == 1 else [f"_{b}" for b in range(batch)]
         if isinstance(dev, NmosParams):
-            out.update({f"VG{e}": float(v) for e, v in enumerate(controls)})
+            out.update({f"IG{e}": float(v) / GATE_OHMS for e, v in enumerate(controls)})
         else:
         # resistors carry one element per copy; their value is the resistance
             g = dev.conductance(controls) if isinstance(dev, PotentiometerParams) else controls
@@ -273,8 +379,8 @@ class NgspiceSolver(AbstractSolver):
         return out
 
     def reset(self) -> None:
-        """Unload every circuit: ngspice's sparse-matrix pivoting depends on the values at first factorization,
-        so a fresh load makes the next solves independent of history (to the last bit)."""
+        """Unload every circuit, so the next solves load afresh and are independent of history to the last bit
+        (Sparse 1.3 keeps its pivot order from the first factorization; KLU orders anew at every ``op``)."""
         self._clear_circuits()
 
     def close(self) -> None:
