@@ -9,7 +9,12 @@ Then the training epoch of the shipped 4x4 XOR and regression configs on native 
 exponent of the update time with the number of edges, and the comparison with a published third-party
 ngspice trainer (DOMAIN.md section 6). Prints tables and writes JSON.
 
-    python scripts/bench_solvers.py [--sizes 4 8 16 32 50 100] [--out runs/bench_solvers.json] [--quick]
+The ngspice rows also split the update into the backend's own parts (alter, op, vector reads, ...) where the
+checkout's solver keeps them, and ``--memory N`` runs N ngspice updates at the largest size and reports how much
+the worker's resident memory grew after the first one. Sizes are square tori: 3x3 = 18 edges, 10x10 = 200, 20x20
+= 800, 32x32 = 2,048, 50x50 = 5,000, 100x100 = 20,000.
+
+    python scripts/bench_solvers.py [--sizes 3 10 20 32 50 100] [--out runs/bench_solvers.json] [--quick] [--memory 100]
 """
 
 from __future__ import annotations
@@ -42,8 +47,9 @@ def torus_circuit(n: int, preset: str = "ald1106-fit"):
     def node(r4: int, c4: int) -> int:
         return (r4 * n // 4) * n + (c4 * n // 4)
 
+    neg = node(0, 0) if n >= 4 else 1  # below 4x4 the scaled placement puts a rail on (0, 0)
     roles = Roles(inputs=(node(3, 3), node(3, 1)), rails=((node(1, 1), 0.11), (node(1, 3), 0.33)),
-                  outputs=((node(2, 2), node(0, 0)),))
+                  outputs=((node(2, 2), neg),))
     return compile_graph(assign_roles(lattice_network(n, n), roles), nmos_preset(preset))
 
 
@@ -117,9 +123,43 @@ def worker(backend: str, n: int, quick: bool) -> dict:
             u = rule.contrast(c, free, clamped)[0]
             state["gates"] = np.clip(state["gates"] + 1.0 * u + 1e-6, 0.4, 8.0)  # every gate changes
 
+        if hasattr(solver, "timings"):
+            solver.timings = dict.fromkeys(solver.timings, 0.0)
         out["update_s"], out["update_reps"] = _timed(update, max(3, reps // 4))
+        if hasattr(solver, "timings"):  # the warm-up update is in the parts too
+            out["update_parts_s"] = {k: v / (out["update_reps"] + 1) for k, v in solver.timings.items()}
+        if hasattr(solver, "info"):
+            out.update(solver.info())
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
+
+
+def memory_worker(n: int, updates: int) -> dict:
+    """Resident memory of this process (now, not peak) after one ngspice update and after ``updates`` more."""
+    import logging
+    logging.getLogger("PySpice").setLevel(logging.CRITICAL)
+    from metamaterial.learning.rules import CoupledLearning
+    from metamaterial.sim.ngspice import NgspiceSolver
+
+    def rss_mib() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+    c = torus_circuit(n)
+    rng = np.random.default_rng(0)
+    gates = rng.uniform(1.0, 3.0, c.n_edges)
+    rule, targets, solver = CoupledLearning(nudge=0.5, rate=1.0), np.full((1, 1), -0.05), NgspiceSolver()
+    samples = []
+    t0 = time.perf_counter()
+    for i in range(updates + 1):
+        x = rng.uniform(0, 0.45, (1, c.n_inputs))
+        free = solver.solve(c, gates, x).voltages
+        clamped = solver.solve(c, gates, x, rule.clamp(c, free, targets)).voltages
+        gates = np.clip(gates + rule.contrast(c, free, clamped)[0] + 1e-6, 0.4, 8.0)
+        samples.append(rss_mib())
+    return {"size": f"{n}x{n}", "n_edges": int(c.n_edges), "updates": updates, "rss_after_first_mib": samples[0],
+            "rss_last_mib": samples[-1], "rss_growth_mib": samples[-1] - samples[0], "rss_max_mib": max(samples),
+            "seconds_per_update": (time.perf_counter() - t0) / (updates + 1)}
 
 
 def epoch_worker(backend: str, config: str, quick: bool) -> dict:
@@ -137,14 +177,18 @@ def epoch_worker(backend: str, config: str, quick: bool) -> dict:
     cfg = load_config(ROOT / "configs" / config, [f"learning.epochs={epochs}", f"learning.eval_every={epochs}"])
     setup = build(cfg)
     tr = make_trainer(setup, "native" if backend == "native-python" else backend)
-    tr.fused = backend != "native-python"
+    # the compiled-loop switch is ``compiled`` (``fused`` in older checkouts)
+    setattr(tr, "compiled" if hasattr(tr, "compiled") else "fused", backend != "native-python")
 
     def fresh():
         rng = np.random.default_rng(cfg.seed)
         return tr.init_state(initial_controls(setup, rng), rng)
 
     warm = fresh()  # loads ngspice or the compiled kernels once, outside the timing
-    tr.advance(warm.controls[None, :], [np.random.default_rng(0)], 1)
+    try:
+        tr.advance(warm.controls, [np.random.default_rng(0)], 1)
+    except (ValueError, IndexError):  # older checkouts take a [replicas, E] array
+        tr.advance(warm.controls[None, :], [np.random.default_rng(0)], 1)
     tr.solver.reset()
     state = fresh()
     t0 = time.perf_counter()
@@ -175,16 +219,22 @@ def peer_update_s(edges: int) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="*", default=[4, 8, 16, 32, 50, 100],
+    ap.add_argument("--sizes", type=int, nargs="*", default=[3, 10, 20, 32, 50, 100],
                     help="torus sizes (none: only the per-epoch comparison)")
     ap.add_argument("--naive-max", type=int, default=32, help="largest size the naive way is run at")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_solvers.json")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (for a smoke run)")
+    ap.add_argument("--memory", type=int, default=0, metavar="N",
+                    help="also run N ngspice updates at the largest size and report resident-memory growth")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         kind, *rest = args.worker
-        result = epoch_worker(rest[0], rest[1], args.quick) if kind == "epoch" else worker(kind, int(rest[0]), args.quick)
+        if kind == "memory":
+            result = memory_worker(int(rest[0]), int(rest[1]))
+        else:
+            result = epoch_worker(rest[0], rest[1], args.quick) if kind == "epoch" else \
+                worker(kind, int(rest[0]), args.quick)
         print(json.dumps(result))
         return 0
 
@@ -204,6 +254,17 @@ def main() -> int:
             print(f"{r['size']:>8} {r['n_edges']:>6} {backend:>8} {_fmt(r['sample_s']):>11} "
                   f"{_fmt(batched) if batched else '-':>15} {_fmt(r.get('update_s')):>11} {r['peak_rss_mib']:>9.0f}",
                   flush=True)
+            if r.get("update_parts_s"):
+                print(f"{'':>17} update parts: " + ", ".join(f"{k} {_fmt(v)}" for k, v in r["update_parts_s"].items()),
+                      flush=True)
+    memory = None
+    if args.memory and args.sizes:
+        memory = _spawn(["memory", str(max(args.sizes)), str(args.memory)], timeout=7200)
+        if memory:
+            print(f"\nngspice memory over {memory['updates']} updates at {memory['n_edges']} edges: resident "
+                  f"{memory['rss_after_first_mib']:.0f} MiB after the first, {memory['rss_last_mib']:.0f} MiB after the "
+                  f"last (growth {memory['rss_growth_mib']:+.1f} MiB, max {memory['rss_max_mib']:.0f}); "
+                  f"{_fmt(memory['seconds_per_update'])} per update", flush=True)
     # the machine's speed drifts between minutes: the backends take turns, EPOCH_ROUNDS times, best of each kept
     epochs = []
     for cfg in ("xor.yaml", "regression.yaml"):
@@ -228,7 +289,8 @@ def main() -> int:
     for line in summary["lines"]:
         print(line)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "epochs": epochs, "summary": summary["data"]}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"rows": rows, "epochs": epochs, "summary": summary["data"], "memory": memory},
+                               indent=2) + "\n")
     print(f"\nwrote {args.out}")
     return 0
 
@@ -259,6 +321,11 @@ def _ratios(rows: list[dict]) -> dict:
             lines.append(f"  growth of {backend} {'update' if backend != 'naive' else 'sample'} time: "
                          f"~ edges^{slope:.2f} (fit over >= 500 edges where available)")
             data[f"exponent_{backend}"] = float(slope)
+            ends = dict(pts)
+            if 800 in ends and 20000 in ends:
+                two = float(np.log(ends[20000] / ends[800]) / np.log(20000 / 800))
+                lines.append(f"  {backend} from 800 to 20,000 edges: ~ edges^{two:.2f}")
+                data[f"exponent_800_20000_{backend}"] = two
     return {"lines": lines, "data": data}
 
 

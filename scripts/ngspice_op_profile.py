@@ -1,22 +1,20 @@
-"""Where ngspice's own time goes in one operating point of a large torus: ngspice's statistics, not ours.
+"""Where the time of one training update goes on the ngspice backend, per torus size.
 
-For each size, the free netlist the backend loads (gates uniform in 1-3 V) runs in a standalone ``ngspice -b``
-with a control block: ``op``; ``alter`` of every gate; ``op`` again (what one training solve costs); then a
-``dc`` sweep of one input over a few points. After each analysis ``rusage all`` reports ngspice's cumulative
-matrix reorder, factor, load and solve times and Newton iterations; the table shows the second ``op``'s share
-of each, and the cost of one more ``dc`` point (same matrix, ordering kept) next to an ``op`` (ordering redone).
+An update is what the trainer does: free solve, clamped solve (clamps from the free solution), every gate
+written back (all change). For each size this runs a few updates through ``NgspiceSolver`` in this process and
+splits each update's wall time into our parts (load, alter, op, vector reads, plot destroy: the solver's own
+clocks) and, inside ``op``, ngspice's own statistics (``rusage all``: matrix load, reorder, factor, solve, the
+rest of the analysis, Newton iterations per solve). The first solve of each twin loads its netlist; it is
+reported apart and not counted in the update.
 
-    python scripts/ngspice_op_profile.py [--sizes 30 50 100] [--points 5] [--out runs/ngspice_op_profile.json]
+    python scripts/ngspice_op_profile.py [--sizes 3 10 20 50 100] [--updates 3] [--out runs/ngspice_op_profile.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,78 +24,82 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-STATS = {"iterations": "Total iterations", "reorder_s": "Matrix reorder time", "factor_s": "Matrix factor time",
-         "load_s": "Matrix load time", "solve_s": "Matrix solve time", "analysis_s": "Total analysis time",
-         "equations": "Circuit Equations", "fill_in": "Circuit fill-in non-zeroes"}
+MATRIX = ("load_s", "reorder_s", "factor_s", "solve_s")
 
 
-def profile(n: int, points: int) -> dict:
+def profile(n: int, updates: int) -> dict:
     from bench_solvers import torus_circuit
-    from metamaterial.netlist import num, to_spice
+    from metamaterial.learning.rules import CoupledLearning
+    from metamaterial.sim.ngspice import NgspiceSolver
 
     c = torus_circuit(n)
     rng = np.random.default_rng(0)
-    gates, again = rng.uniform(1.0, 3.0, (2, c.n_edges))
-    netlist = to_spice(c, gates, np.zeros((1, c.n_inputs)), control_block=False, title=f"profile {n}x{n}")
-    alters = "\n".join(f"alter VG{e} dc = {num(v)}" for e, v in enumerate(again))
-    control = (f".control\nop\nrusage all\ndestroy all\n{alters}\nop\nrusage all\ndestroy all\n"
-               f"dc VI0 0 0.45 {0.45 / max(points - 1, 1)!r}\nrusage all\nquit 0\n.endc\n")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "profile.cir"
-        path.write_text(netlist.replace("\n.end", "\n" + control + ".end"))
+    gates = rng.uniform(1.0, 3.0, c.n_edges)
+    xs = rng.uniform(0, 0.45, (updates + 1, c.n_inputs))
+    rule = CoupledLearning(nudge=0.5, rate=1.0)
+    targets = np.full((1, 1), -0.05)
+    solver = NgspiceSolver()
+    stats = {"free": solver.statistics, "clamped": solver.statistics}
+    ngspice = dict.fromkeys((*MATRIX, "analysis_s", "iterations"), 0.0)
+    last = {}
+
+    def solve(phase: str, x, clamps=None):
+        v = solver.solve(c, gates, x, clamps).voltages
+        s = stats[phase]()  # cumulative per loaded circuit: difference with this twin's previous call
+        if phase in last:
+            for k in ngspice:
+                ngspice[k] += s[k] - last[phase][k]
+        last[phase] = s
+        return v, s
+
+    t0 = time.perf_counter()
+    free, s = solve("free", xs[:1])
+    solve("clamped", xs[:1], rule.clamp(c, free, targets))
+    first = {"wall_s": time.perf_counter() - t0, "load_s": solver.timings["load"], "equations": int(s["equations"]),
+             "fill_in": int(s["fill_in"])}
+    ngspice = dict.fromkeys(ngspice, 0.0)
+    solver.timings = dict.fromkeys(solver.timings, 0.0)
+    wall = 0.0
+    for i in range(1, updates + 1):
+        gates = np.clip(gates + rng.normal(0, 1e-3, c.n_edges) + 1e-6, 0.4, 8.0)
         t0 = time.perf_counter()
-        proc = subprocess.run(["ngspice", "-b", str(path)], capture_output=True, text=True, timeout=3600)
-        wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"ngspice failed on {n}x{n}: {proc.stderr.strip().splitlines()[-3:]}")
-    blocks = _rusage_blocks(proc.stdout + proc.stderr)
-    if len(blocks) != 3:
-        raise SystemExit(f"ngspice printed {len(blocks)} rusage blocks for {n}x{n}, expected 3")
-    first, second, sweep = blocks
-    op2 = {k: second[k] - first[k] for k in ("iterations", "reorder_s", "factor_s", "load_s", "solve_s", "analysis_s")}
-    dc = {k: sweep[k] - second[k] for k in ("iterations", "reorder_s", "factor_s", "analysis_s")}
-    return {"size": f"{n}x{n}", "edges": int(c.n_edges), "equations": int(second["equations"]),
-            "fill_in": int(second["fill_in"]), "op": op2, "dc_points": points, "dc": dc, "wall_s": wall}
+        free, _ = solve("free", xs[i:i + 1])
+        solve("clamped", xs[i:i + 1], rule.clamp(c, free, targets))
+        wall += time.perf_counter() - t0  # includes the statistics calls, which are also in the parts below
+    per = {k: v / updates for k, v in solver.timings.items()}
+    per.update({f"ngspice_{k}": v / updates for k, v in ngspice.items()})
+    per["op_outside_matrix_s"] = per["op"] - sum(per[f"ngspice_{k}"] for k in MATRIX)
+    per["iterations_per_solve"] = ngspice["iterations"] / (2 * updates)
+    per["update_s"] = sum(solver.timings.values()) / updates
+    per["wall_with_statistics_s"] = wall / updates
+    return {"size": f"{n}x{n}", "edges": int(c.n_edges), "first": first, "per_update": per, "updates": updates,
+            **solver.info()}
 
 
-def _ms(seconds: float, width: int = 7) -> str:
+def _ms(seconds: float, width: int = 8) -> str:
     return f"{seconds * 1e3:.1f}ms".rjust(width)
-
-
-def _rusage_blocks(text: str) -> list[dict]:
-    """Cumulative statistics after each ``rusage all``, in order (ngspice prints 0 for what has not run)."""
-    blocks, current = [], {}
-    for line in text.splitlines():
-        for key, label in STATS.items():
-            m = re.match(rf"^{re.escape(label)}(?: \(seconds\))?\s*=\s*([-+0-9.eE]+)", line.strip())
-            if m:
-                current[key] = float(m.group(1))
-        if line.strip().startswith("AC solve time") and current:
-            blocks.append({k: current.get(k, 0.0) for k in STATS})
-            current = {}
-    return blocks
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[30, 50, 100])
-    ap.add_argument("--points", type=int, default=5, help="points of the dc sweep")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[3, 10, 20, 50, 100])
+    ap.add_argument("--updates", type=int, default=3, help="updates measured per size (after the loading solves)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "ngspice_op_profile.json")
     args = ap.parse_args()
-    print(f"{'size':>8} {'edges':>6} {'eqs':>6} {'fill-in':>8} | second op: {'total':>7} {'reorder':>8} {'factor':>7} "
-          f"{'load+solve':>10} {'iters':>5} | dc sweep: per extra point {'time':>7} {'reorder':>8}")
+    head = ["update", "alter", "op", "reorder", "factor", "mat.load", "mat.solve", "op other", "read", "destroy"]
+    print(f"{'size':>8} {'edges':>6} {'eqs':>6} {'load':>8} | per update: " + " ".join(f"{h:>8}" for h in head)
+          + f" {'iters/solve':>11}")
     rows = []
     for n in args.sizes:
-        r = profile(n, args.points)
+        r = profile(n, args.updates)
         rows.append(r)
-        op, dc = r["op"], r["dc"]
-        extra = (dc["analysis_s"] - op["analysis_s"]) / max(args.points - 1, 1)
-        r["dc_extra_point_s"] = extra
-        print(f"{r['size']:>8} {r['edges']:>6} {r['equations']:>6} {r['fill_in']:>8} | {'':>10} {_ms(op['analysis_s'])} "
-              f"{_ms(op['reorder_s'], 8)} {_ms(op['factor_s'])} {_ms(op['load_s'] + op['solve_s'], 10)} "
-              f"{op['iterations']:>5.0f} | {'':>24} {_ms(extra)} {_ms(dc['reorder_s'], 8)}", flush=True)
-    print("\nngspice reorders the matrix (Markowitz, Sparse 1.3) at every op and keeps the ordering across the points"
-          " of a dc sweep; per op it reorders in 'reorder' and refactors in 'factor' (ngspice's own clock)")
+        p = r["per_update"]
+        parts = [p["update_s"], p["alter"], p["op"], p["ngspice_reorder_s"], p["ngspice_factor_s"], p["ngspice_load_s"],
+                 p["ngspice_solve_s"], p["op_outside_matrix_s"], p["read"], p["destroy"]]
+        print(f"{r['size']:>8} {r['edges']:>6} {r['first']['equations']:>6} {_ms(r['first']['load_s'])} | "
+              f"{'':>11} " + " ".join(_ms(v) for v in parts) + f" {p['iterations_per_solve']:>11.1f}", flush=True)
+    print(f"\nngspice {rows[0]['ngspice_version']}, linear solver {rows[0]['linear_solver']}. 'op other' is the op's wall "
+          "time outside ngspice's matrix routines: circuit setup and teardown (every op), device evaluation, output")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
     print(f"wrote {args.out}")
