@@ -7,7 +7,9 @@ An edge of the network is one of
   * ``PotentiometerParams``: a digital potentiometer with N taps, geometrically spaced conductances.
 
 The per-edge learning degree of freedom ("control") is the gate voltage (V) for a transistor, the
-conductance (S) for a resistor and the integer tap index for a potentiometer.
+conductance (S) for a resistor and the integer tap index for a potentiometer. Each kind says itself what its
+control means (unit, label, default range, how it is updated, what the solver sees), so layers above never
+switch on the type. The module also owns the one reader of SPICE ``.model`` cards (ngspice's number grammar).
 This module sits at the bottom of the flow: graph -> circuit -> netlist/solver all read it.
 """
 
@@ -15,12 +17,14 @@ from __future__ import annotations
 
 import math
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from .errors import ValidationError
+from .errors import ConfigError, ValidationError
 
 #: Thermal voltage kT/q (V) at ngspice's default 27 C, with ngspice 39's constants (CODATA 2014).
 THERMAL_VOLTAGE = 1.38064852e-23 / 1.6021766208e-19 * (27.0 + 273.15)
@@ -28,14 +32,64 @@ THERMAL_VOLTAGE = 1.38064852e-23 / 1.6021766208e-19 * (27.0 + 273.15)
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 
 
+class EdgeDevice(ABC):
+    """What an edge kind says about its control; the kinds below are frozen dataclasses over it.
+
+    ``control_unit`` ("V", "S" or "tap") and ``control_label`` name the control; ``update_kind`` is
+    "continuous" (a rate times the contrast) or "sign" (one step of fixed size per update); ``discrete`` controls
+    are integers; ``rate_unit`` is the unit of the learning rate ("" when there is none).
+    """
+
+    kind: ClassVar[str]
+    control_unit: ClassVar[str]
+    control_label: ClassVar[str]
+    update_kind: ClassVar[str] = "continuous"
+    discrete: ClassVar[bool] = False
+    rate_unit: ClassVar[str]
+
+    @property
+    def supports_mismatch(self) -> bool:
+        """Whether twin mismatch (``Mismatch``) can be applied to this device."""
+        return False
+
+    def default_bounds(self) -> tuple[float, float]:
+        """(low, high) the controls are kept in when the configuration gives no bounds."""
+        return self._physical_range()
+
+    def default_init(self) -> tuple[float, float]:
+        """(low, high) of the uniform draw of initial controls."""
+        return self.default_bounds()
+
+    def check_bounds(self, low: float, high: float, where: str) -> None:
+        """Raise ``ConfigError`` unless low < high are finite and inside the kind's physical range."""
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ConfigError(f"{where}: must be two finite numbers with low < high (got [{low!r}, {high!r}]); "
+                              "give [low, high]")
+        lo, hi = self._physical_range()
+        if low < lo or high > hi:
+            raise ConfigError(f"{where}: {self.kind} controls must lie in [{lo:g}, {hi:g}] {self.control_unit} "
+                              f"(got [{low:g}, {high:g}]); {self._range_hint}")
+
+    def edge_controls(self, controls: np.ndarray) -> np.ndarray:
+        """What the solver sees per edge (gate voltage in V or conductance in S) for controls of any shape."""
+        return controls
+
+    @abstractmethod
+    def _physical_range(self) -> tuple[float, float]:
+        """(low, high) any control of this kind can take."""
+
+    _range_hint: ClassVar[str] = ""
+
+
 @dataclass(frozen=True)
-class NmosParams:
+class NmosParams(EdgeDevice):
     """NMOS level-1 parameters (ngspice names, SI units).
 
     K = kp * w / (l - 2 ld) is the transconductance factor of the ohmic law
     I = K (V_G - V_T - Vbar)(V_a - V_b)(1 + lambda |V_ab|), Vbar the mean terminal voltage.
-    ``model_card`` is the text of a user-supplied ``.model`` card; when set, the netlist uses it
-    verbatim (after validation) and the analytic law is available only if the card is level 1.
+    ``model_card`` is the text of a user-supplied ``.model`` card (``nmos_from_card``); when set, the netlist
+    uses it verbatim, the DC fields must be the card's values (``parse_model_card``), and the analytic law is
+    available only if the card is level 1.
     """
 
     vto: float = 0.62
@@ -52,6 +106,9 @@ class NmosParams:
     model_name: str = "nmos_edge"
 
     kind = "nmos"
+    control_unit = "V"
+    control_label = "gate voltage (V)"
+    rate_unit = "1/V"
 
     def __post_init__(self) -> None:
         for attr in ("kp", "w", "l", "phi"):
@@ -68,11 +125,36 @@ class NmosParams:
             raise ValidationError(f"NmosParams.ld: effective length l - 2 ld must be > 0 (got l={self.l}, ld={self.ld})")
         if not _IDENT.match(self.model_name):
             raise ValidationError(f"NmosParams.model_name: must match {_IDENT.pattern} (got {self.model_name!r})")
+        if self.model_card is not None:  # the fields are the card's values: the law and ngspice then agree
+            card = parse_model_card(self.model_card, "NmosParams.model_card")
+            if card.name != self.model_name:
+                raise ValidationError(f"NmosParams.model_name: must be the card's model name (got "
+                                      f"{self.model_name!r}, card {card.name!r}); build it with nmos_from_card")
+            for attr, value in card.nmos_values().items():
+                if getattr(self, attr) != value:
+                    raise ValidationError(f"NmosParams.{attr}: must equal the model card's value (got "
+                                          f"{getattr(self, attr)!r}, card {value!r}); build it with nmos_from_card")
 
     @property
     def beta(self) -> float:
         """K = kp w / l_eff in A/V^2."""
         return self.kp * self.w / (self.l - 2 * self.ld)
+
+    @property
+    def supports_mismatch(self) -> bool:
+        """Only a built-in preset can be shifted per transistor; a user card is used as written."""
+        return self.model_card is None
+
+    def default_bounds(self) -> tuple[float, float]:
+        # The authors' simulations clip gates to [1.0, 5.5] V; this reproduction clips to [0.4, 8] V
+        # (below threshold up to well into the ohmic region of the ALD1106).
+        return (0.4, 8.0)
+
+    def default_init(self) -> tuple[float, float]:
+        return (0.5, 2.0)
+
+    def _physical_range(self) -> tuple[float, float]:
+        return (-math.inf, math.inf)  # any gate voltage can be applied
 
     def model_text(self) -> str:
         """The ``.model`` card this edge uses in netlists."""
@@ -86,7 +168,7 @@ class NmosParams:
 
 
 @dataclass(frozen=True)
-class ResistorParams:
+class ResistorParams(EdgeDevice):
     """A linear resistor edge; the control is its conductance in S, kept in [g_min, g_max]."""
 
     g_min: float = 1e-5
@@ -94,14 +176,28 @@ class ResistorParams:
     name: str = "resistor"
 
     kind = "resistor"
+    control_unit = "S"
+    control_label = "conductance (S)"
+    rate_unit = "S/V^2"
+    _range_hint = "keep the bounds inside device.g_min and device.g_max"
 
     def __post_init__(self) -> None:
         if not (0 < self.g_min < self.g_max and math.isfinite(self.g_max)):
             raise ValidationError(f"ResistorParams: need 0 < g_min < g_max (got g_min={self.g_min}, g_max={self.g_max})")
 
+    def edge_controls(self, controls: np.ndarray) -> np.ndarray:
+        """The conductances themselves (S), which must be > 0 (a zero conductance leaves nodes floating)."""
+        if not np.min(controls) > 0:
+            raise ValidationError(f"ResistorParams.edge_controls: resistor conductances must be > 0 (got min "
+                                  f"{np.min(controls):.3g} S); keep the controls inside [g_min, g_max]")
+        return controls
+
+    def _physical_range(self) -> tuple[float, float]:
+        return (self.g_min, self.g_max)
+
 
 @dataclass(frozen=True)
-class PotentiometerParams:
+class PotentiometerParams(EdgeDevice):
     """A digital potentiometer edge (first-generation hardware): N taps, geometric spacing.
 
     Tap n in 0..n_taps-1 has conductance G(n) = (1/r_max) (r_max/r_min)^(n/(n_taps-1)),
@@ -115,6 +211,12 @@ class PotentiometerParams:
     name: str = "potentiometer"
 
     kind = "potentiometer"
+    control_unit = "tap"
+    control_label = "tap"
+    update_kind = "sign"  # the hardware steps one tap per update: no rate
+    discrete = True
+    rate_unit = ""
+    _range_hint = "keep the bounds inside 0 and device.n_taps - 1"
 
     def __post_init__(self) -> None:
         if not (0 < self.r_min < self.r_max and math.isfinite(self.r_max)):
@@ -126,6 +228,13 @@ class PotentiometerParams:
         """Conductance in S of integer taps (any shape)."""
         frac = np.asarray(taps, dtype=float) / (self.n_taps - 1)
         return (1.0 / self.r_max) * (self.r_max / self.r_min) ** frac
+
+    def edge_controls(self, controls: np.ndarray) -> np.ndarray:
+        """The conductance (S) of each tap."""
+        return self.conductance(controls)
+
+    def _physical_range(self) -> tuple[float, float]:
+        return (0.0, float(self.n_taps - 1))
 
 
 EdgeParams = NmosParams | ResistorParams | PotentiometerParams
@@ -173,13 +282,148 @@ def nmos_preset(name: str, **overrides: float) -> NmosParams:
     return replace(PRESETS[name], **overrides)
 
 
+# -- SPICE model cards --------------------------------------------------------------------------------------------
+# ngspice's number grammar (INPevaluate; ngspice manual, "Conventions"): a mantissa, an optional exponent ("e",
+# optional sign, optional digits: "1e" reads 1 and "1ek" 1e3), an optional scale factor, then letters that are
+# ignored ("10V", "1kOhm"). "meg" and "mil" are read before "m": "3milli" is 3 mil, "1meter" is 1e-3.
+# Trailing characters other than letters ("1k2") are refused here, where ngspice would drop them silently.
+_SCALE = {"t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "mil": 25.4e-6, "m": 1e-3, "u": 1e-6, "n": 1e-9, "p": 1e-12,
+          "f": 1e-15, "a": 1e-18}
+_NUMBER = re.compile(r"([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))(?:e([-+]?[0-9]*))?(meg|mil|[tgkmunpfa])?[a-z]*",
+                     re.IGNORECASE)
 _CARD_LINE = re.compile(r"^\s*(\*.*|\.model\s+.*|\+.*|)$", re.IGNORECASE)
-_CARD_PARAM = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([-+0-9.eE]+[a-zA-Z]*)")
-_SUFFIX = {"t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "m": 1e-3, "u": 1e-6, "n": 1e-9, "p": 1e-12, "f": 1e-15}
+_CARD_TOKENS = re.compile(r"=|[^\s=(),]+")  # ngspice reads "name=value" and "name value"; ( ) , separate
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ALIASES = {"vt0": "vto", "u0": "uo"}
+
+# The parameters ngspice's MOS levels 1 to 3 accept (as ngspice 46 reads a card; it ignores any other name with
+# only a warning, so a misspelt "lamda" would silently give lambda = 0).
+_MOS_COMMON = frozenset({"level", "vto", "kp", "gamma", "phi", "rd", "rs", "cbd", "cbs", "is", "pb", "cgso", "cgdo",
+                         "cgbo", "rsh", "cj", "mj", "cjsw", "mjsw", "js", "tox", "ld", "uo", "fc", "nsub", "tpg",
+                         "nss", "tnom", "kf", "af", "nlev", "gdsnoi"})
+_MOS_PARAMETERS = {
+    1: _MOS_COMMON | {"lambda"},
+    2: _MOS_COMMON | {"lambda", "delta", "uexp", "ucrit", "vmax", "xj", "neff", "nfs"},
+    3: _MOS_COMMON | {"delta", "vmax", "xj", "nfs", "xl", "wd", "xw", "xd", "alpha", "eta", "input_delta", "theta",
+                      "kappa"},
+}
+# card names of NmosParams' DC fields, and level-1 parameters with no effect on a DC operating point of our
+# netlists (capacitances, noise; js needs drain/source areas, which the instances do not give)
+_LAW_FIELDS = {"vto": "vto", "kp": "kp", "lambda": "lambda_", "gamma": "gamma", "phi": "phi", "ld": "ld", "is": "is_"}
+_NO_DC_EFFECT = frozenset({"level", "cbd", "cbs", "pb", "cgso", "cgdo", "cgbo", "cj", "mj", "cjsw", "mjsw", "fc",
+                           "kf", "af", "js", "nlev", "gdsnoi"})
+
+#: ngspice's MOS level-1 defaults, used for parameters a user card leaves out
+NGSPICE_MOS1_DEFAULTS = {"vto": 0.0, "kp": 2e-5, "lambda_": 0.0, "gamma": 0.0, "phi": 0.6, "ld": 0.0, "is_": 1e-14}
 
 
-def load_model_card(path: str | Path, where: str = "device.model_file") -> tuple[str, str, dict[str, float]]:
-    """Read a user ``.model`` card file; return (card text, model name, numeric parameters).
+def parse_number(raw: str, where: str) -> float:
+    """A SPICE number as ngspice reads it: ``1.5k`` = 1500, ``2MEG`` = 2e6, ``1mil`` = 25.4e-6, ``10pF`` = 1e-11.
+
+    Scale factors (any case): T, G, Meg, K, mil, m, u, n, p, f, a. Raises ``ConfigError`` naming ``where``.
+    """
+    m = _NUMBER.fullmatch(raw)
+    if m is None:
+        raise ConfigError(f"{where} is not a number (got {raw!r}); write digits with an optional exponent and "
+                          "scale suffix (T, G, Meg, K, mil, m, u, n, p, f, a), e.g. 0.7 or 10u")
+    mantissa, exponent, scale = m.groups()
+    has_digits = exponent is not None and exponent.lstrip("+-") != ""  # a bare "e" is an exponent of 0
+    value = float(f"{mantissa}e{exponent}" if has_digits else mantissa)
+    value *= _SCALE[scale.lower()] if scale else 1.0
+    if not math.isfinite(value):
+        raise ConfigError(f"{where} is not a finite number (got {raw!r}); write a value within double range")
+    return value
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A parsed ``.model NAME nmos (...)`` card: model name, MOS level, and the parameters it gives, keyed by
+    lower-case ngspice names (``vt0`` read as ``vto``, ``u0`` as ``uo``), values in SI units."""
+
+    name: str
+    level: int
+    given: dict[str, float]
+
+    def nmos_values(self) -> dict[str, float]:
+        """``NmosParams``' DC fields (``vto``, ``kp``, ``lambda_``, ...): the card's values, else ngspice's
+        level-1 defaults (``NGSPICE_MOS1_DEFAULTS``). They define the analytic law only for a level-1 card."""
+        return {**NGSPICE_MOS1_DEFAULTS, **{f: self.given[k] for k, f in _LAW_FIELDS.items() if k in self.given}}
+
+
+def parse_model_card(text: str, where: str) -> ModelCard:
+    """Read a ``.model NAME nmos (...)`` card (``+`` continuations, ``*`` comments) the way ngspice does, and
+    hold it to the one rule both backends share:
+
+    * the MOS level is 1, 2 or 3, and every parameter is one ngspice's model of that level knows;
+    * a level-1 card gives only parameters the analytic law (``nmos_current``, ``junction_current``) follows,
+      so the native solver and the KCL check compute what ngspice computes: no series resistances, the nominal
+      temperature 27 C, and kp, vto, gamma, phi not derived from process parameters (tox, uo, nsub, ...).
+
+    Levels 2 and 3 run on ngspice only (the native solver refuses them). Raises ``ConfigError`` naming ``where``
+    (the card's file, or ``NmosParams.model_card``).
+    """
+    lines = [ln.strip() for ln in text.splitlines()]
+    body = " ".join(ln.lstrip("+") for ln in lines if ln and not ln.startswith("*"))
+    tokens = _CARD_TOKENS.findall(body)
+    if len(tokens) < 3 or tokens[0].lower() != ".model" or not _IDENT.match(tokens[1]) or tokens[2].lower() != "nmos":
+        raise ConfigError(f"{where}: the card must read '.model NAME nmos (...)' with NAME a plain identifier "
+                          f"(got {' '.join(tokens[:3])!r}); write one such .model line")
+    given: dict[str, float] = {}
+    rest, i = tokens[3:], 0
+    while i < len(rest):
+        raw_name = rest[i]
+        if not _PARAM_NAME.match(raw_name):
+            raise ConfigError(f"{where}: expected a parameter name (got {raw_name!r}); write name=value pairs")
+        i += 2 if i + 1 < len(rest) and rest[i + 1] == "=" else 1
+        if i >= len(rest):
+            raise ConfigError(f"{where}: model card parameter {raw_name} has no value (got {raw_name!r} at the end "
+                              f"of the card); write {raw_name}=<number>")
+        raw_value, i = rest[i], i + 1
+        name = _ALIASES.get(raw_name.lower(), raw_name.lower())
+        if name in given:
+            raise ConfigError(f"{where}: model card parameter {name} is given twice (got {given[name]:g} and "
+                              f"{raw_value}); keep one")
+        given[name] = parse_number(raw_value, f"{where}: model card parameter {raw_name}")
+    level = given.get("level", 1.0)
+    if level not in _MOS_PARAMETERS:
+        raise ConfigError(f"{where}: model card level must be 1, 2 or 3 (got level={level:g}); the native backend "
+                          "reads level 1, ngspice levels 1 to 3")
+    level = int(level)
+    for name in given:
+        if name not in _MOS_PARAMETERS[level]:
+            raise ConfigError(f"{where}: model card parameter {name} is not a level-{level} MOS parameter (got "
+                              f"{name}={given[name]:g}); remove it or correct its spelling (ngspice would ignore it)")
+    if level == 1:
+        outside = _outside_level1_law(given)
+        if outside:
+            raise ConfigError(f"{where}: model card parameters change the DC answer in ways the level-1 law does "
+                              f"not model (got {', '.join(outside)}); remove them: give kp, vto, gamma and phi "
+                              "directly, leave rd, rs and rsh at 0 and tnom at 27")
+    return ModelCard(name=tokens[1], level=level, given=given)
+
+
+def _outside_level1_law(given: dict[str, float]) -> list[str]:
+    """``name=value`` of each given level-1 parameter that would make ngspice's DC answer differ from the law."""
+    outside = []
+    for name, value in given.items():
+        if name in _LAW_FIELDS or name in _NO_DC_EFFECT:
+            continue
+        if name in ("rd", "rs", "rsh") and value == 0:
+            continue
+        if name == "tnom" and value == 27:
+            continue
+        # with tox given, ngspice derives kp from uo, and vto, gamma, phi from nsub (with nss, tpg), unless given
+        if name == "tox" and "kp" in given:
+            continue
+        derived = ("kp",) if name == "uo" else ("vto", "gamma", "phi")
+        if name in ("uo", "nsub", "nss", "tpg") and ("tox" not in given or all(k in given for k in derived)):
+            continue
+        outside.append(f"{name}={value:g}")
+    return outside
+
+
+def load_model_card(path: str | Path) -> tuple[str, ModelCard]:
+    """Read a user ``.model`` card file; return (the card text a netlist uses, its ``parse_model_card``).
 
     Only comment lines, one ``.model NAME nmos ...`` line and ``+`` continuation lines are accepted,
     so a card cannot smuggle netlist elements or control commands into a netlist.
@@ -188,64 +432,40 @@ def load_model_card(path: str | Path, where: str = "device.model_file") -> tuple
     try:
         text = p.read_text()
     except OSError as err:
-        raise ValidationError(f"{where}: cannot read model card (got {str(p)!r}): {err.strerror}") from err
+        raise ConfigError(f"{p}: cannot read the model card (got {err.strerror}); check device.model_file") from err
     lines = [ln.rstrip() for ln in text.splitlines()]
     models = []
     for i, ln in enumerate(lines, 1):
-        if not _CARD_LINE.match(ln) or any(c in ln for c in ";`$\\") or ln.lower().lstrip().startswith((".control", ".endc")):
-            raise ValidationError(
-                f"{where}: {p}:{i}: only comments, one '.model NAME nmos (...)' line and '+' continuations are "
-                f"allowed (got {ln.strip()[:60]!r})")
+        if not _CARD_LINE.match(ln) or any(c in ln for c in ";`$\\") or ln.lower().lstrip().startswith(
+                (".control", ".endc")):
+            raise ConfigError(f"{p}:{i}: only comments, one '.model NAME nmos (...)' line and '+' continuations are "
+                              f"allowed (got {ln.strip()[:60]!r}); remove the line")
         if ln.lower().lstrip().startswith(".model"):
             models.append(i)
     if len(models) != 1:
-        raise ValidationError(f"{where}: {p}: expected exactly one .model line (got {len(models)})")
-    body = " ".join(ln.lstrip("+ ").strip() if ln.lstrip().startswith("+") else ln.strip()
-                    for ln in lines if ln.strip() and not ln.lstrip().startswith("*"))
-    head = body.split()
-    if len(head) < 3 or not _IDENT.match(head[1]) or not head[2].lower().startswith("nmos"):
-        raise ValidationError(f"{where}: {p}: the .model line must read '.model NAME nmos (...)' with NAME a plain "
-                              f"identifier (got {' '.join(head[:3])!r})")
-    params = {}
-    for key, raw in _CARD_PARAM.findall(body):
-        params[key.lower()] = _parse_number(raw, f"{where}: {p}: parameter {key}")
+        raise ConfigError(f"{p}: expected exactly one .model line (got {len(models)}); keep one card per file")
     card = "\n".join(ln for ln in lines if ln.strip() and not ln.lstrip().startswith("*"))
-    return card, head[1], params
-
-
-def _parse_number(raw: str, where: str) -> float:
-    m = re.match(r"^([-+0-9.eE]+?)(meg|[tgkmunpf])?[a-zA-Z]*$", raw, re.IGNORECASE)
-    try:
-        value = float(m.group(1)) if m else float(raw)
-    except (ValueError, AttributeError) as err:
-        raise ValidationError(f"{where}: not a number (got {raw!r})") from err
-    if m and m.group(2):
-        value *= _SUFFIX[m.group(2).lower()]
-    return value
-
-
-#: ngspice's MOS level-1 defaults, used for parameters a user card leaves out
-NGSPICE_MOS1_DEFAULTS = {"vto": 0.0, "kp": 2e-5, "lambda_": 0.0, "gamma": 0.0, "phi": 0.6, "ld": 0.0, "is_": 1e-14}
+    return card, parse_model_card(card, str(p))
 
 
 def nmos_from_card(path: str | Path, w: float = 10e-6, l: float = 10e-6) -> NmosParams:
-    """NmosParams for a user model card (used verbatim in netlists). The level-1 parameters are parsed, missing
-    ones taking ngspice's defaults, so that the analytic law matches what ngspice computes; ``w`` and ``l``
-    are the instance size."""
-    card, name, params = load_model_card(path)
-    level = params.get("level", 1.0)
-    mapping = {"vto": "vto", "kp": "kp", "lambda": "lambda_", "gamma": "gamma", "phi": "phi", "ld": "ld", "is": "is_"}
-    values = {**NGSPICE_MOS1_DEFAULTS, **{mapping[k]: v for k, v in params.items() if k in mapping}}
-    return NmosParams(**values, w=w, l=l, name=f"card:{Path(path).name}" + ("" if level == 1 else f":level{level:g}"),
-                      model_card=card, model_name=name)
+    """NmosParams for a user model card (used verbatim in netlists); ``w`` and ``l`` are the instance size (m).
+
+    The DC fields are the card's values, missing ones taking ngspice's defaults, so that for a level-1 card the
+    analytic law is what ngspice computes."""
+    text, card = load_model_card(path)
+    name = f"card:{Path(path).name}" + ("" if card.level == 1 else f":level{card.level}")
+    try:
+        return NmosParams(**card.nmos_values(), w=w, l=l, name=name, model_card=text, model_name=card.name)
+    except ValidationError as err:
+        raise ConfigError(f"{path}: {err}; fix the card") from err
 
 
 def card_level(params: NmosParams) -> int:
     """The MOS level a model card declares (1 for the built-in presets)."""
     if params.model_card is None:
         return 1
-    m = re.search(r"level\s*=\s*([0-9.]+)", params.model_card, re.IGNORECASE)
-    return int(float(m.group(1))) if m else 1
+    return parse_model_card(params.model_card, "NmosParams.model_card").level
 
 
 @dataclass(frozen=True)

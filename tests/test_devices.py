@@ -1,19 +1,28 @@
-"""The level-1 NMOS law against closed forms and its symmetries; device presets and model cards."""
+"""The level-1 NMOS law against closed forms and its symmetries; device presets; what each device kind says
+about its control; model cards and SPICE numbers read as ngspice reads them."""
 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 
 from metamaterial.devices import (NmosParams, PotentiometerParams, ResistorParams, card_level, load_model_card,
-                                  nmos_current, nmos_from_card, nmos_preset)
-from metamaterial.errors import ValidationError
+                                  nmos_current, nmos_from_card, nmos_preset, parse_model_card, parse_number)
+from metamaterial.errors import ConfigError, ValidationError
+from metamaterial.sim.ngspice import run_batch_file
 
 FIT = nmos_preset("ald1106-fit")
 L1 = nmos_preset("ald1106-l1")
 RNG_POINTS = 2000
+# SPICE numbers and what they mean; the test asks ngspice for each one. Values stay above 1e-12, the smallest
+# resistance ngspice keeps, so that a resistor can carry them.
+SPICE_NUMBERS = ("2T", "3g", "5Meg", "2MEG", "1mega", "4k", "4K", "1.5kOhm", "0.001mil", "7MIL", "3milli", "2m",
+                 "1meter", "3u", "3U", "10n", "47p", "2e6f", "3e9a", "10V", "1e", "1ek", "2e-", "1.e3", ".5", "-.5e1k",
+                 "1.25E-3", "+7", "1e-3u", "12345.678e-2meg")
+CARD_RTOL = 1e-5  # showmod prints 6 significant digits
 
 
 def test_fit_preset_is_the_authors_ohmic_law():
@@ -59,6 +68,42 @@ def test_jacobian_matches_finite_differences(p):
         np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-10)
 
 
+def test_each_kind_says_what_its_control_is():
+    nmos, res, pot = FIT, ResistorParams(g_min=1e-4, g_max=1e-3), PotentiometerParams(n_taps=64)
+    assert [(d.control_unit, d.control_label, d.update_kind, d.discrete, d.rate_unit) for d in (nmos, res, pot)] == [
+        ("V", "gate voltage (V)", "continuous", False, "1/V"),
+        ("S", "conductance (S)", "continuous", False, "S/V^2"),
+        ("tap", "tap", "sign", True, "")]
+    assert [d.default_bounds() for d in (nmos, res, pot)] == [(0.4, 8.0), (1e-4, 1e-3), (0, 63)]
+    assert [d.default_init() for d in (nmos, res, pot)] == [(0.5, 2.0), (1e-4, 1e-3), (0, 63)]
+    assert [d.supports_mismatch for d in (nmos, res, pot)] == [True, False, False]
+    # the solver sees gate voltages and conductances: a potentiometer's taps become its conductances
+    taps = np.array([[0.0, 63.0]])
+    np.testing.assert_array_equal(pot.edge_controls(taps), pot.conductance(taps))
+    np.testing.assert_array_equal(res.edge_controls(np.array([2e-4])), [2e-4])
+    np.testing.assert_array_equal(nmos.edge_controls(np.array([-1.0, 9.0])), [-1.0, 9.0])
+    for d in (nmos, res, pot):
+        d.check_bounds(*d.default_bounds(), "learning.bounds")
+    nmos.check_bounds(-1.0, 20.0, "learning.bounds")  # any gate voltage can be applied
+
+
+def test_bounds_outside_a_kinds_range_are_refused():
+    with pytest.raises(ConfigError, match=r"learning.bounds: must be two finite numbers with low < high "
+                                          r"\(got \[2.0, 1.0\]\); give \[low, high\]"):
+        FIT.check_bounds(2.0, 1.0, "learning.bounds")
+    with pytest.raises(ConfigError, match=r"learning.bounds: must be two finite numbers .*\(got \[0.4, inf\]\)"):
+        FIT.check_bounds(0.4, math.inf, "learning.bounds")
+    with pytest.raises(ConfigError, match=r"learning.bounds: resistor controls must lie in \[1e-05, 0.01\] S "
+                                          r"\(got \[0, 0.01\]\); keep the bounds inside device.g_min and"):
+        ResistorParams().check_bounds(0.0, 1e-2, "learning.bounds")
+    with pytest.raises(ConfigError, match=r"learning.bounds: potentiometer controls must lie in \[0, 99\] tap "
+                                          r"\(got \[0, 100\]\); keep the bounds inside 0 and device.n_taps - 1"):
+        PotentiometerParams().check_bounds(0, 100, "learning.bounds")
+    with pytest.raises(ValidationError, match=r"ResistorParams.edge_controls: resistor conductances must be > 0 "
+                                              r"\(got min -1e-05 S\)"):
+        ResistorParams().edge_controls(np.array([1e-3, -1e-5]))
+
+
 def test_bad_parameters_are_refused():
     with pytest.raises(ValidationError, match=r"NmosParams.kp: must be a positive"):
         NmosParams(kp=-1.0)
@@ -82,18 +127,124 @@ def test_model_card_file(tmp_path):
     card.write_text("* my transistor\n.model mynmos nmos (level=1 vto=0.7 kp=1e-4\n+ lambda=0.05 gamma=0.5 phi=0.9)\n")
     p = nmos_from_card(card, w=20e-6, l=10e-6)
     assert (p.vto, p.kp, p.lambda_, p.gamma, p.model_name, card_level(p)) == (0.7, 1e-4, 0.05, 0.5, "mynmos", 1)
-    assert "mynmos" in p.model_text()
+    assert (p.ld, p.is_) == (0.0, 1e-14)  # ngspice's defaults for what the card leaves out
+    assert "mynmos" in p.model_text() and not p.supports_mismatch
+    level3 = tmp_path / "l3.lib"
+    level3.write_text(".model fet3 nmos (level=3 vto=0.7 kp=5e-5 theta=0.1)\n")
+    assert (card_level(nmos_from_card(level3)), nmos_from_card(level3).name) == (3, "card:l3.lib:level3")
+
+
+def _ngspice_output(tmp_path, lines: list[str]) -> str:
+    path = tmp_path / "probe.cir"
+    path.write_text("* what ngspice reads\n" + "\n".join(lines) + "\n.end\n")
+    return run_batch_file(str(path))
+
+
+def test_spice_numbers_read_as_ngspice_reads_them(tmp_path):
+    """Each number is a resistor's value; ngspice prints the resistance it read, to 17 digits."""
+    lines = [f"R{i} a 0 {raw}" for i, raw in enumerate(SPICE_NUMBERS)] + ["V1 a 0 1", ".control", "set numdgt=17"]
+    lines += [f"print @r{i}[resistance]" for i in range(len(SPICE_NUMBERS))] + ["quit 0", ".endc"]
+    out = _ngspice_output(tmp_path, lines)
+    theirs = {int(i): float(v) for i, v in re.findall(r"@r(\d+)\[resistance\] = (\S+)", out)}
+    assert sorted(theirs) == list(range(len(SPICE_NUMBERS)))
+    for i, raw in enumerate(SPICE_NUMBERS):
+        assert parse_number(raw, "test") == pytest.approx(theirs[i], rel=1e-14, abs=0), raw
+
+
+def test_model_card_values_read_as_ngspice_reads_them(tmp_path):
+    """``showmod`` of the transistor prints the parameters ngspice read from its card; ours must be the same."""
+    card = (".model fet NMOS(LEVEL 1, VTO=0.7 KP=5E-5u\n+ lambda = 30milli gamma=0.5 PHI=0.65 ld=0.001mil, "
+            "is=2e3a cgso=1nF)")
+    ours = parse_model_card(card, "test").nmos_values()
+    assert ours["ld"] == pytest.approx(25.4e-9) and ours["lambda_"] == pytest.approx(30 * 25.4e-6)
+    out = _ngspice_output(tmp_path, [card, "M1 d g 0 0 fet w=10u l=10u", "V1 d 0 1", "V2 g 0 2", ".control",
+                                     "showmod m1", "quit 0", ".endc"])
+    theirs = {k: float(v) for k, v in re.findall(r"^\s*(vto|kp|lambda|gamma|phi|ld|is)\s+(\S+)\s*$", out, re.M)}
+    assert len(theirs) == 7
+    for name, field in (("vto", "vto"), ("kp", "kp"), ("lambda", "lambda_"), ("gamma", "gamma"), ("phi", "phi"),
+                        ("ld", "ld"), ("is", "is_")):
+        assert ours[field] == pytest.approx(theirs[name], rel=CARD_RTOL), name
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    ("abc", r"f.lib: model card parameter vto is not a number \(got 'abc'\); write digits with an optional"),
+    ("1k2", r"model card parameter vto is not a number \(got '1k2'\)"),
+    ("e3", r"model card parameter vto is not a number \(got 'e3'\)"),
+    ("1e999", r"model card parameter vto is not a finite number \(got '1e999'\); write a value within double"),
+])
+def test_bad_numbers_are_config_errors(raw, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        parse_number(raw, "f.lib: model card parameter vto")
+
+
+@pytest.mark.parametrize("card, fragment", [
+    (".model m1 pmos (level=1)", r"f.lib: the card must read '.model NAME nmos \(...\)' with NAME a plain "
+                                 r"identifier \(got '.model m1 pmos'\); write one such .model line"),
+    (".model m1 nmos (level=1 vto=abc)", r"f.lib: model card parameter vto is not a number \(got 'abc'\)"),
+    (".model m1 nmos (level=1 vto= kp=1e-4)", r"f.lib: model card parameter vto is not a number \(got 'kp'\)"),
+    (".model m1 nmos (level=1 = 3)", r"f.lib: expected a parameter name \(got '='\); write name=value pairs"),
+    (".model m1 nmos (level=1 vto)", r"f.lib: model card parameter vto has no value \(got 'vto' at the end of the "
+                                     r"card\); write vto=<number>"),
+    (".model m1 nmos (vto=0.7 vt0=0.9)", r"f.lib: model card parameter vto is given twice \(got 0.7 and 0.9\); keep"),
+    (".model m1 nmos (level=8)", r"f.lib: model card level must be 1, 2 or 3 \(got level=8\); the native backend"),
+    (".model m1 nmos (level=1 lamda=0.05)", r"f.lib: model card parameter lamda is not a level-1 MOS parameter "
+                                            r"\(got lamda=0.05\); remove it or correct its spelling"),
+    (".model m1 nmos (level=3 lambda=0.05)", r"model card parameter lambda is not a level-3 MOS parameter"),
+    (".model m1 nmos (level=1 vto=0.7 pmos=1)", r"model card parameter pmos is not a level-1 MOS parameter"),
+    (".model m1 nmos (level=1 vto=0.7 kp=5e-5 rd=10)", r"f.lib: model card parameters change the DC answer in ways "
+                                                       r"the level-1 law does not model \(got rd=10\); remove them"),
+    (".model m1 nmos (level=1 vto=0.7 tox=1e-7 uo=500)", r"does not model \(got tox=1e-07, uo=500\)"),
+    (".model m1 nmos (level=1 kp=5e-5 tox=1e-7 nsub=1e15)", r"does not model \(got nsub=1e\+15\)"),
+    (".model m1 nmos (level=1 tnom=50)", r"does not model \(got tnom=50\)"),
+])
+def test_model_cards_outside_the_shared_rule_are_refused(card, fragment):
+    """One rule for both backends: what the level-1 law cannot follow, and what ngspice would ignore, is refused."""
+    with pytest.raises(ConfigError, match=fragment):
+        parse_model_card(card, "f.lib")
+
+
+def test_model_cards_the_law_follows_are_accepted():
+    """Capacitances, noise, zero series resistances, tnom = 27 and process parameters whose results are given."""
+    card = parse_model_card(".model m nmos (level=1 vto=0.7 kp=5e-5 gamma=0.4 phi=0.7 tox=1e-7 uo=500 nsub=1e15 "
+                            "cgso=1n cj=2e-4 rd=0 rs=0 tnom=27 kf=1e-25)", "f.lib")
+    assert (card.name, card.level, card.nmos_values()["kp"]) == ("m", 1, 5e-5)
+
+
+def test_nmos_params_must_carry_their_cards_values():
+    card = ".model fet nmos (level=1 vto=0.7 kp=5e-5)"
+    with pytest.raises(ValidationError, match=r"NmosParams.vto: must equal the model card's value \(got 0.62, card "
+                                              r"0.7\); build it with nmos_from_card"):
+        NmosParams(model_card=card, model_name="fet")
+    with pytest.raises(ValidationError, match=r"NmosParams.model_name: must be the card's model name \(got "
+                                              r"'nmos_edge', card 'fet'\); build it with nmos_from_card"):
+        NmosParams(vto=0.7, kp=5e-5, model_card=card)
+    with pytest.raises(ConfigError, match=r"NmosParams.model_card: model card parameter vto is not a number"):
+        NmosParams(model_card=".model nmos_edge nmos (vto=x)")
+
+
+def test_model_card_values_the_device_refuses_name_the_file(tmp_path):
+    card = tmp_path / "neg.lib"
+    card.write_text(".model fet nmos (level=1 kp=-1e-4)\n")
+    with pytest.raises(ConfigError, match=r"neg.lib: NmosParams.kp: must be a positive finite number "
+                                          r"\(got -0.0001\); fix the card"):
+        nmos_from_card(card)
 
 
 @pytest.mark.parametrize("text, fragment", [
-    (".model m nmos (level=1)\nV1 a 0 dc 1\n", "only comments"),
+    (".model m nmos (level=1)\nV1 a 0 dc 1\n", r"bad.lib:2: only comments, one '.model NAME nmos \(...\)' line"),
     (".model m nmos (level=1)\n.control\nshell rm -rf /\n.endc\n", "only comments"),
     (".model m nmos (level=1 vto=1; shell)\n", "only comments"),
     (".model m pmos (level=1)\n", "must read '.model NAME nmos"),
-    ("* nothing here\n", "expected exactly one .model line"),
+    ("* nothing here\n", r"bad.lib: expected exactly one .model line \(got 0\); keep one card per file"),
 ])
 def test_model_card_cannot_inject_netlist_lines(tmp_path, text, fragment):
     card = tmp_path / "bad.lib"
     card.write_text(text)
-    with pytest.raises(ValidationError, match=fragment):
+    with pytest.raises(ConfigError, match=fragment):
         load_model_card(card)
+
+
+def test_missing_model_card_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"absent.lib: cannot read the model card \(got No such file or "
+                                          r"directory\); check device.model_file"):
+        nmos_from_card(tmp_path / "absent.lib")

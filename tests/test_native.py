@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
 
 from metamaterial import circuit, devices, graph
-from metamaterial.errors import SimulationError, ValidationError
+from metamaterial.errors import ConfigError, SimulationError, ValidationError
 from metamaterial.sim import native_kernels as nk
-from metamaterial.sim.native import NativeSolver, _device_constants, card_parameters
+from metamaterial.sim.native import NativeSolver, _device_constants
 
 SEED = 0
 RANDOM_SIZES = (4, 16, 60, 400)    # nodes; 400 takes the sparse path
@@ -107,10 +107,25 @@ def test_level1_model_card_uses_ngspice_defaults_for_missing_parameters(tmp_path
     card.write_text("* level-1 card\n.model myfet nmos (level=1 vto=0.7 kp=5e-5\n+ gamma=0.5 phi=0.7)\n")
     rng = np.random.default_rng(SEED)
     c = circuit.compile_graph(_with_roles(graph.lattice_network(4, 4), rng), devices.nmos_from_card(card, w=100e-6))
-    assert card_parameters(c.device.model_card)["lambda_"] == 0.0
-    # the card's parser here and the one in devices agree, so the analytic law is the one ngspice uses
-    assert card_parameters(c.device.model_card) == {k: getattr(c.device, k) for k in devices.NGSPICE_MOS1_DEFAULTS}
+    assert (c.device.lambda_, c.device.is_) == (0.0, 1e-14)
     _check_against_ngspice(c, rng.uniform(*GATES, c.n_edges), *_drive(c, rng, True), spice)
+
+
+@pytest.mark.parametrize("clamped", [False, True], ids=["free", "clamped"])
+def test_card_with_ld_in_mils_closes_kcl_and_matches_ngspice(tmp_path, clamped, spice):
+    """ld = 0.001 mil is 25.4 nm (not 1 um: "mil" is read before "m"); the native solution closes KCL under the
+    law of ``devices`` and is the one ngspice finds, so all three read the card alike. Scaling every K alike
+    leaves node voltages unchanged but for the bulk junctions, so a large is (1 nA) makes ld visible."""
+    c = _card_circuit(tmp_path, ".model milfet nmos (level=1 vto=0.7 kp=5e-5 gamma=0.4 phi=0.7 is=1n ld=0.001mil)")
+    assert c.device.ld == pytest.approx(25.4e-9, rel=1e-15)
+    rng = np.random.default_rng([SEED, clamped, 2])
+    gates, (x, clamps) = rng.uniform(*GATES, c.n_edges), _drive(c, rng, clamped)
+    ours = _check_against_ngspice(c, gates, x, clamps, spice)
+    fixed = c.clamp_nodes if clamped else None
+    assert np.nanmax(np.abs(circuit.kcl_residuals(c, gates, ours.voltages, fixed=fixed))) < KCL_A
+    # the old reading (1 um) gives a law this solution does not balance: the test sees the difference
+    misread = replace(c, device=replace(c.device, ld=1e-6, model_card=None))
+    assert np.nanmax(np.abs(circuit.kcl_residuals(misread, gates, ours.voltages, fixed=fixed))) > 100 * KCL_A
 
 
 @pytest.mark.parametrize("clamped", [False, True], ids=["free", "clamped"])
@@ -298,10 +313,10 @@ def test_level3_model_card_is_refused(tmp_path):
         NativeSolver().solve(c, np.ones(c.n_edges), np.zeros((1, c.n_inputs)))
 
 
-def test_level1_card_with_series_resistance_is_refused(tmp_path):
-    c = _card_circuit(tmp_path, ".model fetr nmos (level=1 vto=0.7 kp=5e-5 rd=10)")
-    with pytest.raises(ValidationError, match=r"model card parameter\(s\) rd=10 change the DC answer"):
-        NativeSolver().solve(c, np.ones(c.n_edges), np.zeros((1, c.n_inputs)))
+def test_level1_card_with_series_resistance_is_refused_before_any_backend(tmp_path):
+    with pytest.raises(ConfigError, match=r"edge.lib: model card parameters change the DC answer in ways the "
+                                          r"level-1 law does not model \(got rd=10\)"):
+        _card_circuit(tmp_path, ".model fetr nmos (level=1 vto=0.7 kp=5e-5 rd=10)")
 
 
 def _xor_like(rng):
@@ -343,19 +358,28 @@ def test_bad_values_are_refused():
         NativeSolver(tol_v=-1.0)
 
 
-def test_model_cards_the_native_law_cannot_follow_are_refused():
-    with pytest.raises(ValidationError, match=r"NativeSolver: model card parameter vto is not a number \(got 'x1'\)"):
-        card_parameters(".model m nmos (level=1 vto=x1)")
-    with pytest.raises(ValidationError, match=r"model card parameter\(s\) tox=1e-07, uo=500 change the DC answer"):
-        card_parameters(".model m nmos (level=1 vto=0.7 tox=1e-7 uo=500)")  # kp would come from uo and tox
-    assert card_parameters(".model m nmos (level=1 vto=0.7 kp=5e-5 tox=1e-7 cgso=1n)")["kp"] == 5e-5
-    rng = np.random.default_rng(SEED)
-    c = circuit.compile_graph(_with_roles(graph.lattice_network(4, 4), rng),
-                              devices.NmosParams(model_card=".model nmos_edge nmos (level=1 ld=6u)"))
-    with pytest.raises(ValidationError, match=r"NativeSolver: model card gives l - 2 ld = -2e-06 m"):
-        NativeSolver().solve(c, np.ones(c.n_edges), np.zeros((1, c.n_inputs)))
-    with pytest.raises(ValidationError, match=r"NativeSolver: unknown edge device str"):
-        NativeSolver().solve(replace(c, device="diode"), np.ones(c.n_edges), np.zeros((1, c.n_inputs)))
+@dataclass(frozen=True)
+class _Diode(devices.EdgeDevice):
+    """A device kind with no solver physics yet."""
+
+    name: str = "diode"
+    kind = "diode"
+    control_unit = "V"
+    control_label = "bias (V)"
+    rate_unit = "1/V"
+
+    def _physical_range(self) -> tuple[float, float]:
+        return (0.0, 1.0)
+
+
+def test_model_cards_and_devices_the_native_law_cannot_follow_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"edge.lib: NmosParams.ld: effective length l - 2 ld must be > 0 "
+                                          r"\(got l=1e-05, ld=6e-06\)"):
+        _card_circuit(tmp_path, ".model nmos_edge nmos (level=1 ld=6u)")
+    c = _card_circuit(tmp_path, ".model fet nmos (level=1 vto=0.7 kp=5e-5 tox=1e-7 cgso=1n)")
+    assert _device_constants(c, twin=0)[3][0] == pytest.approx(5e-5)  # kp given: tox does not derive it
+    with pytest.raises(ValidationError, match=r"NativeSolver: unknown edge device _Diode"):
+        NativeSolver().solve(replace(c, device=_Diode()), np.ones(c.n_edges), np.zeros((1, c.n_inputs)))
 
 
 def test_resistor_network_cut_in_two_is_refused():

@@ -24,7 +24,6 @@ retry ends with plain Newton on the circuit itself, to the same tolerances. One 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,8 +33,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 
 from ..circuit import Circuit, OperatingPoint
-from ..devices import (NGSPICE_MOS1_DEFAULTS, THERMAL_VOLTAGE, NmosParams, PotentiometerParams, ResistorParams,
-                       card_level)
+from ..devices import THERMAL_VOLTAGE, NmosParams, PotentiometerParams, ResistorParams, card_level
 from ..errors import SimulationError, ValidationError
 from . import native_kernels as nk
 from .base import AbstractSolver
@@ -445,12 +443,7 @@ class NativeSolver(AbstractSolver):
     def _edge_controls(circuit: Circuit, controls: np.ndarray) -> np.ndarray:
         """[1, E] or [B, E] gate voltages (V) or conductances (S), C-contiguous (finiteness: see the kernels)."""
         ctrl = np.ascontiguousarray(controls.reshape(1, -1) if controls.ndim == 1 else controls)
-        dev = circuit.device
-        if isinstance(dev, PotentiometerParams):
-            return dev.conductance(ctrl)
-        if isinstance(dev, ResistorParams) and not ctrl.min() > 0:
-            raise ValidationError(f"NativeSolver.solve: resistor conductances must be > 0 (got min {ctrl.min():.3g} S)")
-        return ctrl
+        return np.ascontiguousarray(circuit.device.edge_controls(ctrl))
 
     # -- per-circuit preparation -----------------------------------------------------------------
     def prepared(self, circuit: Circuit, clamped: bool) -> _Prepared:
@@ -556,73 +549,20 @@ def _device_constants(c: Circuit, twin: int) -> tuple[int, np.ndarray, np.ndarra
     if level != 1:
         raise ValidationError(f"NativeSolver: device model card level {level} cannot be reproduced natively; "
                               "use --backend ngspice")
-    if dev.model_card is not None and c.mismatch is not None:
+    if not dev.supports_mismatch and c.mismatch is not None:
         raise ValidationError("NativeSolver: twin mismatch needs a built-in preset (a user model card cannot be "
                               "shifted); remove the mismatch or the model card")
-    p = card_parameters(dev.model_card) if dev.model_card is not None else {
-        k: getattr(dev, k) for k in NGSPICE_MOS1_DEFAULTS}
-    l_eff = dev.l - 2 * p["ld"]
-    if l_eff <= 0 or p["phi"] <= 0:
-        raise ValidationError(f"NativeSolver: model card gives l - 2 ld = {l_eff:g} m and phi = {p['phi']:g} V; "
-                              "both must be > 0")
+    # a user card's values are NmosParams' fields (devices.parse_model_card), the ones the KCL check uses too
     vto, beta = c.transistor_params(twin)  # per transistor under mismatch (built-in presets only, see above)
     if vto is None:
-        vto, beta = np.full(c.n_edges, p["vto"]), np.full(c.n_edges, p["kp"] * dev.w / l_eff)
-    prm[nk.P_GAMMA] = p["gamma"]
-    prm[nk.P_PHI] = p["phi"]
-    prm[nk.P_SQPHI] = math.sqrt(p["phi"])
-    prm[nk.P_LAMBDA] = p["lambda_"]
-    prm[nk.P_IS] = p["is_"]
+        vto, beta = np.full(c.n_edges, dev.vto), np.full(c.n_edges, dev.beta)
+    prm[nk.P_GAMMA] = dev.gamma
+    prm[nk.P_PHI] = dev.phi
+    prm[nk.P_SQPHI] = math.sqrt(dev.phi)
+    prm[nk.P_LAMBDA] = dev.lambda_
+    prm[nk.P_IS] = dev.is_
     prm[nk.P_VT] = THERMAL_VOLTAGE
     prm[nk.P_GMIN] = c.gmin
-    vbi = vto - p["gamma"] * math.sqrt(p["phi"])
+    vbi = vto - dev.gamma * math.sqrt(dev.phi)
     return nk.KIND_NMOS, prm, np.ascontiguousarray(vbi, float), np.ascontiguousarray(beta, float)
 
-
-# card names of the parameters the DC law uses: ``NGSPICE_MOS1_DEFAULTS``' keys without the trailing underscore
-_DC_NAMES = {k.rstrip("_"): k for k in NGSPICE_MOS1_DEFAULTS}
-_ALIASES = {"vt0": "vto", "u0": "uo"}
-# parameters with no effect on a DC operating point of this netlist (capacitances, noise; js needs ad/as)
-_NO_DC_EFFECT = {"level", "cbd", "cbs", "pb", "cgso", "cgdo", "cgbo", "cj", "mj", "cjsw", "mjsw", "fc", "kf", "af",
-                 "js"}
-_ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([^\s()=,]+)")
-_NUMBER = re.compile(r"^([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[-+]?[0-9]+)?)(meg|mil|[tgkmunpf])?[a-z]*$",
-                     re.IGNORECASE)
-_SCALE = {"t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "m": 1e-3, "mil": 25.4e-6, "u": 1e-6, "n": 1e-9, "p": 1e-12,
-          "f": 1e-15}
-
-
-def card_parameters(card: str) -> dict[str, float]:
-    """The DC parameters ngspice uses for a level-1 ``.model`` card: given values, else ngspice's defaults
-    (``devices.NGSPICE_MOS1_DEFAULTS``; keyed like it and like ``NmosParams``: ``lambda_``, ``is_``).
-
-    The values come from the card text itself (what ngspice reads), not from ``NmosParams``' fields, which a
-    hand-made ``NmosParams(model_card=...)`` need not keep in step with its card. Parameters that would change the DC answer in a way
-    this solver does not model (series resistances, a kp or threshold derived from process parameters, a
-    nominal temperature other than 27 C, unknown names) are refused.
-    """
-    given: dict[str, float] = {}
-    for name, raw in _ASSIGN.findall(card):
-        m = _NUMBER.match(raw)
-        if not m:
-            raise ValidationError(f"NativeSolver: model card parameter {name} is not a number (got {raw!r})")
-        scale = _SCALE[m.group(2).lower()] if m.group(2) else 1.0
-        given[_ALIASES.get(name.lower(), name.lower())] = float(m.group(1)) * scale
-    problems = []
-    for name, value in given.items():
-        if name in _DC_NAMES or name in _NO_DC_EFFECT:
-            continue
-        if name in ("rd", "rs", "rsh") and value == 0:
-            continue
-        if name == "tnom" and value == 27:
-            continue
-        if name == "tox" and "kp" in given:
-            continue
-        if name in ("uo", "nsub", "nss", "tpg") and ("tox" not in given or all(
-                k in given for k in (("kp",) if name == "uo" else ("vto", "gamma", "phi")))):
-            continue
-        problems.append(f"{name}={value:g}")
-    if problems:
-        raise ValidationError(f"NativeSolver: model card parameter(s) {', '.join(problems)} change the DC answer "
-                              "in ways the native solver does not model; remove them or use --backend ngspice")
-    return {field: given.get(name, NGSPICE_MOS1_DEFAULTS[field]) for name, field in _DC_NAMES.items()}
