@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .devices import EdgeParams, NmosParams, ResistorParams
+from .devices import EdgeParams
 from .tasks import Task
 
 
@@ -35,10 +35,8 @@ def plot_run(run_dir: Path, state, task: Task, outputs: np.ndarray, device: Edge
     traj = np.array(state.trajectory)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(state.trajectory_epochs, traj, lw=0.8)
-    unit = "gate voltage (V)" if isinstance(device, NmosParams) else (
-        "conductance (S)" if isinstance(device, ResistorParams) else "tap")
     ax.set_xlabel("epoch")
-    ax.set_ylabel(unit)
+    ax.set_ylabel(device.control_label)
     ax.set_title(f"{task.name}: {traj.shape[1] if traj.ndim == 2 else 0} edges")
     ax.grid(alpha=0.3)
     paths.append(_save(fig, run_dir / "gates.png", plt))
