@@ -9,13 +9,15 @@ from .config import Config, load_config
 from .devices import (NmosParams, PotentiometerParams, ResistorParams, nmos_current, nmos_from_card, nmos_preset,
                       PRESETS)
 from .errors import CheckpointError, ConfigError, MetamaterialError, SimulationError, ValidationError
-from .experiment import build, initial_controls, make_solver, solve_points, train_run, write_netlists
+from .experiment import build, initial_controls, make_solver, make_trainer
 from .graph import Roles, assign_roles, lattice_network, load_network, random_network
 from .learning.gates import EdgeDynamics, HardwareParams
 from .learning.rules import CoupledLearning, mse
 from .learning.schedules import Schedule
 from .learning.trainer import Trainer, TrainParams, TrainState
 from .netlist import SpiceOptions, to_spice
+from .points import solve_points, write_netlists
+from .runs import ensemble_run, train_replicas, train_run
 from .tasks import Task, allostery_task, csv_task, iris_task, linear_regression_task, regression_task, xor_task
 
 __version__ = "0.1.0"
@@ -25,7 +27,8 @@ __all__ = [
     "Config", "load_config",
     "NmosParams", "PotentiometerParams", "ResistorParams", "nmos_current", "nmos_from_card", "nmos_preset", "PRESETS",
     "CheckpointError", "ConfigError", "MetamaterialError", "SimulationError", "ValidationError",
-    "build", "initial_controls", "make_solver", "solve_points", "train_run", "write_netlists",
+    "build", "initial_controls", "make_solver", "make_trainer", "solve_points", "write_netlists",
+    "ensemble_run", "train_replicas", "train_run",
     "Roles", "assign_roles", "lattice_network", "load_network", "random_network",
     "EdgeDynamics", "HardwareParams", "CoupledLearning", "mse", "Schedule", "Trainer", "TrainParams", "TrainState",
     "SpiceOptions", "to_spice",

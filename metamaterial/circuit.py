@@ -13,6 +13,7 @@ import networkx as nx
 import numpy as np
 
 from .devices import EdgeParams, Mismatch, NmosParams, PotentiometerParams, ResistorParams, junction_current, nmos_current
+from . import step
 from .errors import ValidationError
 
 
@@ -85,9 +86,7 @@ class Circuit:
 
     def output_values(self, voltages: np.ndarray) -> np.ndarray:
         """[B, n_out] output values (V): V(pos), or V(pos) - V(neg) for differential outputs."""
-        v = np.atleast_2d(voltages)
-        neg = np.where(self.out_neg >= 0, v[:, np.maximum(self.out_neg, 0)], 0.0)
-        return v[:, self.out_pos] - neg
+        return step.output_values(np.atleast_2d(voltages), self.out_pos, self.out_neg)
 
 
 def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12) -> Circuit:

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import experiment  # noqa: PLC0415 (keeps --help fast)
+    from . import points, runs  # noqa: PLC0415 (keeps --help fast)
 
     if args.command == "reproduce":
         from .claims.registry import reproduce  # noqa: PLC0415
@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError("--out and --resume name different directories; give only --resume DIR")
         run_dir = args.resume or args.out or Path("runs") / cfg.name
         if args.seeds > 1:
-            s = experiment.ensemble_run(cfg, run_dir, args.seeds, backend=args.backend, progress=not args.no_progress,
+            s = runs.ensemble_run(cfg, run_dir, args.seeds, backend=args.backend, progress=not args.no_progress,
                                         resume=bool(args.resume))
             rate = "" if s["success_rate"] is None else (f"; {s['success_count']}/{len(s['seeds'])} seeds have every "
                                                          "point correct by >= 10 mV")
@@ -109,15 +109,15 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         elif args.seeds < 1:
             raise ConfigError(f"--seeds: must be >= 1 (got {args.seeds})")
-        result = experiment.train_run(cfg, run_dir, resume=args.resume is not None, backend=args.backend,
+        result = runs.train_run(cfg, run_dir, resume=args.resume is not None, backend=args.backend,
                                       progress=not args.no_progress, plots=not args.no_plots)
         print(_human_summary(result.summary, result.run_dir))
         return 0
     if args.command == "netlist":
-        paths = experiment.write_netlists(cfg, args.out, backend=args.backend)
+        paths = points.write_netlists(cfg, args.out, backend=args.backend)
         print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir per data point)")
         return 0
-    result = experiment.solve_points(cfg, backend=args.backend)
+    result = points.solve_points(cfg, backend=args.backend)
     print(json.dumps(result))
     return 0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import step
 from .errors import ValidationError
 
 #: The 8-point saturating ramp of a third-party reproduction of the PNAS nonlinear regression.
@@ -73,15 +74,8 @@ class Task:
         (for two levels: the distance past the midpoint threshold). ``"argmax"``: the correct output minus
         the largest other output.
         """
-        if self.decode == "argmax":
-            own = outputs[np.arange(len(outputs)), classes]
-            others = np.where(np.eye(outputs.shape[1], dtype=bool)[classes], -np.inf, outputs)
-            return own - others.max(axis=1)
-        o = outputs[:, 0:1]
-        dist = np.abs(o - self.levels[None, :])
-        own = dist[np.arange(len(o)), classes]
-        dist[np.arange(len(o)), classes] = np.inf
-        return (dist.min(axis=1) - own) / 2
+        levels = np.zeros(1) if self.levels is None else np.asarray(self.levels, float)
+        return step.class_margins(np.asarray(outputs, float), np.asarray(classes), step.DECODES[self.decode], levels)
 
     def accuracy(self, outputs: np.ndarray, classes: np.ndarray | None = None) -> float | None:
         """Fraction of points whose predicted class is right, or None for regression."""

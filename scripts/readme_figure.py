@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from metamaterial.config import load_config  # noqa: E402
-from metamaterial.experiment import build, train_run  # noqa: E402
+from metamaterial.experiment import build  # noqa: E402
+from metamaterial.runs import train_run  # noqa: E402
 
 
 def main() -> int:

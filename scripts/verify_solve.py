@@ -18,8 +18,9 @@ sys.path.insert(0, str(ROOT))
 
 from metamaterial.circuit import kcl_residuals  # noqa: E402
 from metamaterial.config import load_config  # noqa: E402
-from metamaterial.experiment import build, solve_points, write_netlists  # noqa: E402
+from metamaterial.experiment import build  # noqa: E402
 from metamaterial.netlist import parse_print_all  # noqa: E402
+from metamaterial.points import solve_points, write_netlists  # noqa: E402
 from metamaterial.sim.ngspice import run_batch_file  # noqa: E402
 
 

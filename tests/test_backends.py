@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT, stopped_after_checkpoint
 from metamaterial.config import load_config
-from metamaterial.experiment import ensemble_run, train_ensemble, train_run
+from metamaterial.runs import ensemble_run, train_replicas, train_run
 
 EQUIVALENCE_EPOCHS = 1000
 GATE_AGREEMENT_V = 1e-6
@@ -35,11 +35,11 @@ def test_ensemble_replicas_equal_single_runs(tmp_path):
     cfg = load_config(ROOT / "configs" / "xor.yaml", ["learning.epochs=400", "learning.eval_every=400",
                                                       "learning.schedule=shuffle", "learning.update_probability=0.5"])
     seeds = list(range(ENSEMBLE_SEEDS))
-    _, state, _ = train_ensemble(cfg, seeds, backend="native")
+    state = train_replicas(cfg, seeds, backend="native").state
     for r, seed in enumerate(seeds):
         single = train_run(cfg.model_copy(update={"seed": seed}), tmp_path / str(seed), backend="native",
                            progress=False, plots=False)
-        np.testing.assert_allclose(state.controls[r], single.state.controls, atol=1e-9, rtol=0)
+        np.testing.assert_allclose(state.controls[r], single.state.controls[0], atol=1e-9, rtol=0)
 
 
 def test_cli_ensemble_reports_the_success_rate(tmp_path):
@@ -59,10 +59,10 @@ def test_ensemble_reports_held_out_accuracy_of_each_replica(tmp_path):
     (the train/test split comes from the config's seed and is shared, so only replica 0 is also a single run)."""
     cfg = load_config(ROOT / "configs" / "iris.yaml", ["learning.epochs=6", "learning.eval_every=3"])
     seeds = list(range(cfg.seed, cfg.seed + HELD_OUT_SEEDS))
-    _, state, ens = train_ensemble(cfg, seeds, backend="native")
-    last = state.history[-1]
+    done = train_replicas(cfg, seeds, backend="native")
+    state, last = done.state, done.state.history[-1]
     for r in range(HELD_OUT_SEEDS):
-        single = ens.trainer.evaluate(state.controls[r], test=True)
+        single = done.trainer.evaluate(state.controls[r], test=True)
         assert last["test_accuracy"][r] == single.accuracy
         assert last["test_loss"][r] == pytest.approx(single.loss, rel=1e-9)
     summary = ensemble_run(cfg, tmp_path / "ens", HELD_OUT_SEEDS, backend="native", progress=False)
@@ -81,7 +81,7 @@ def test_killed_ensemble_resumes_to_the_same_gates(tmp_path, monkeypatch):
                  "learning.update_probability=0.5"]
     cfg = load_config(ROOT / "configs" / "xor.yaml", overrides)
     whole = ensemble_run(cfg, tmp_path / "whole", HELD_OUT_SEEDS, backend="native", progress=False)
-    with stopped_after_checkpoint(monkeypatch, "save_ensemble_checkpoint", 200):
+    with stopped_after_checkpoint(monkeypatch, "save_checkpoint", 200):
         ensemble_run(cfg, tmp_path / "killed", HELD_OUT_SEEDS, backend="native", progress=False)
     args = [sys.executable, "-m", "metamaterial", "train", str(ROOT / "configs" / "xor.yaml"), "--backend", "native",
             "--no-progress", "--seeds", str(HELD_OUT_SEEDS), *[a for o in overrides for a in ("--set", o)]]
@@ -96,6 +96,6 @@ def test_killed_ensemble_resumes_to_the_same_gates(tmp_path, monkeypatch):
     killed = json.loads((tmp_path / "killed" / "summary.json").read_text())
     for key in ("final_loss_median", "success_count", "n_solves", "epochs"):
         assert killed[key] == whole[key], key
-    with np.load(tmp_path / "killed" / "ensemble_checkpoint.npz") as a, \
-            np.load(tmp_path / "whole" / "ensemble_checkpoint.npz") as b:
+    with np.load(tmp_path / "killed" / "checkpoint.npz") as a, \
+            np.load(tmp_path / "whole" / "checkpoint.npz") as b:
         np.testing.assert_array_equal(a["controls"], b["controls"])

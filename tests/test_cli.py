@@ -25,8 +25,9 @@ def _cli(*args, cwd=ROOT, **kw) -> subprocess.CompletedProcess:
 
 
 def _final_gates(run_dir) -> np.ndarray:
+    """[E] the checkpointed gates of a single run (its one replica)."""
     with np.load(run_dir / "checkpoint.npz") as z:
-        return z["controls"].copy()
+        return z["controls"][0].copy()
 
 
 def test_train_writes_a_complete_run_directory(tmp_path):

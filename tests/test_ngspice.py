@@ -88,7 +88,8 @@ def test_in_place_updates_match_a_fresh_load(ngspice):
 
 def test_rejected_model_card_is_a_simulation_error_and_spares_the_engine(ngspice, tmp_path):
     card = tmp_path / "broken.lib"
-    card.write_text(".model badnmos nmos (level=1 vto= kp=1e-4)\n")  # passes our filter, ngspice cannot parse it
+    # passes our checks (known parameters, numbers); ngspice rejects it: "Nsub < Ni"
+    card.write_text(".model badnmos nmos (level=1 vto=0.7 kp=1e-4 gamma=0.5 phi=0.6 tox=1e-7 nsub=1)\n")
     c = replace(xor_circuit(), device=nmos_from_card(card))
     with NgspiceSolver(keep_failed=str(tmp_path)) as solver:
         with pytest.raises(SimulationError, match=r"ngspice rejected the netlist with model card") as info:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config, load_config
-from ..experiment import build, initial_controls, make_trainer, train_ensemble  # noqa: F401 (re-exported)
+from ..runs import Trained, one_replica, train_replicas
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -56,12 +56,14 @@ def claim_config(name: str, overrides: list[str] | None = None) -> Config:
 
 
 def train_single(cfg: Config, backend: str):
-    """One run (the shipped single-run path) returning (setup, trainer, final state)."""
-    setup = build(cfg)
-    trainer = make_trainer(setup, backend)
-    rng = np.random.default_rng(cfg.seed)
-    state = trainer.run(trainer.init_state(initial_controls(setup, rng), rng))
-    return setup, trainer, state
+    """One run (the shipped single-run path) returning (setup, trainer, the run as ``runs.one_replica`` reads it)."""
+    done = train_replicas(cfg, [cfg.seed], backend=backend)
+    return done.setup, done.trainer, one_replica(done.state)
+
+
+def train_seeds(cfg: Config, seeds: list[int], backend: str, **kwargs) -> Trained:
+    """One replica per seed as one batch (``runs.train_replicas``) on ``backend``."""
+    return train_replicas(cfg, seeds, backend=backend, **kwargs)
 
 
 def save_json(ctx: Context, name: str, payload: dict) -> str:

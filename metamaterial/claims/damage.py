@@ -22,9 +22,10 @@ import numpy as np
 from ..analysis import quartiles, recovery_epoch
 from ..circuit import Circuit, edge_currents, without_edges
 from ..config import Config
-from ..experiment import Setup, build, initial_controls, make_solver
-from ..learning.ensemble import EnsembleTrainer
+from ..experiment import Setup, make_trainer
+from ..learning.trainer import SUCCESS_MARGIN_V as SUCCESS_V
 from ..learning.trainer import Trainer
+from ..runs import train_replicas
 from .base import ClaimResult, Context, claim_config, pyplot, save_json
 
 KEY = "damage"
@@ -32,7 +33,6 @@ TITLE = "Robust to damage, retrainable"
 PAPER = ("A trained network keeps working when edges are cut and relearns the task by continuing to train: "
          "robust to damage and retrainable in seconds of learning time (Dillavou et al., PNAS 2024).")
 KS = (1, 2, 4, 8)
-SUCCESS_V = 0.010
 RECOVERY_FACTOR = 2.0
 #: the regression networks start from per-seed random gates (as in the modes claim) so that they differ
 REGRESSION_INIT = ["learning.init.kind=uniform", "learning.init.low=2.0", "learning.init.high=4.0"]
@@ -99,11 +99,11 @@ class Retrain:
 
 
 def damaged_trainer(setup: Setup, cut: np.ndarray, epochs: int, eval_every: int, backend: str) -> Trainer:
-    circuit = without_edges(setup.circuit, cut)
+    """A trainer of the setup with the edges ``cut`` removed (and their learning bias)."""
     dyn = setup.dynamics if setup.dynamics.bias is None else replace(setup.dynamics,
                                                                      bias=np.delete(setup.dynamics.bias, cut))
-    params = replace(setup.params, epochs=epochs, eval_every=eval_every, record_every=max(epochs, 1))
-    return Trainer(circuit, setup.task, setup.rule, dyn, params, make_solver(setup, backend), setup.hardware)
+    damaged = replace(setup, circuit=without_edges(setup.circuit, cut), dynamics=dyn)
+    return make_trainer(damaged, backend, epochs=epochs, eval_every=eval_every, record_every=max(epochs, 1))
 
 
 def retrain(trainer: Trainer, controls: np.ndarray, seeds: list[int], before: np.ndarray | None = None,
@@ -112,21 +112,17 @@ def retrain(trainer: Trainer, controls: np.ndarray, seeds: list[int], before: np
 
     With ``before`` [R] (pre-damage losses), training stops at the end of the first ``chunk`` of epochs after which
     every replica has been back within 2x its loss (and, with ``margin``, solved) at least once: the first
-    recovery, the quantity measured, does not depend on what follows it.
+    recovery, the quantity measured, does not depend on what follows it. ``chunk`` is a multiple of the trainer's
+    ``eval_every``, so each chunk ends with an evaluation.
     """
-    ens = EnsembleTrainer(trainer)
-    state = ens.init_state(controls, [np.random.default_rng([s, 7]) for s in seeds])
+    state = trainer.init_state(controls, [np.random.default_rng([s, 7]) for s in seeds], keep_trajectory=False)
     t_learn = trainer.hardware.t_learn
     times = [np.zeros(len(controls))]
-    params = trainer.params
-    try:
-        while state.epoch < params.epochs:
-            trainer.params = replace(params, epochs=min(state.epoch + chunk, params.epochs))
-            state = ens.run(state, lambda st: times.append(st.n_updates * t_learn))
-            if before is not None and _all_recovered(state.history, before, margin):
-                break
-    finally:
-        trainer.params = params
+    end = trainer.params.epochs
+    while state.epoch < end:
+        state = trainer.run(state, lambda st: times.append(st.n_updates * t_learn), until=min(state.epoch + chunk, end))
+        if before is not None and _all_recovered(state.history, before, margin):
+            break
     hist = state.history
     margins = None if hist[0]["min_margin"] is None else np.array([h["min_margin"] for h in hist])
     return Retrain(np.array([h["epoch"] for h in hist]), np.array([h["loss"] for h in hist]), margins,
@@ -144,14 +140,9 @@ def _all_recovered(history: list[dict], before: np.ndarray, margin: bool) -> boo
 def pretrain(cfg: Config, seeds: list[int], backend: str
              ) -> tuple[Setup, Trainer, np.ndarray, np.ndarray, np.ndarray | None]:
     """(setup, trainer, trained controls [R, E], loss [R], min margin [R] or None) of one replica per seed."""
-    setup = build(cfg)
-    trainer = Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params,
-                      make_solver(setup, backend), setup.hardware)
-    ens = EnsembleTrainer(trainer)
-    rngs = [np.random.default_rng(s) for s in seeds]
-    state = ens.run(ens.init_state(np.stack([initial_controls(setup, rng) for rng in rngs]), rngs))
-    last = state.history[-1]
-    return setup, trainer, state.controls, np.asarray(last["loss"]), last["min_margin"]
+    done = train_replicas(cfg, seeds, backend=backend)
+    last = done.state.history[-1]
+    return done.setup, done.trainer, done.state.controls, np.asarray(last["loss"]), last["min_margin"]
 
 
 @dataclass

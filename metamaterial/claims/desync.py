@@ -26,10 +26,8 @@ from scipy.stats import mannwhitneyu
 
 from ..analysis import direction_noise
 from ..config import Config
-from ..devices import PotentiometerParams
-from ..experiment import build, initial_controls, make_trainer
-from ..learning.ensemble import EnsembleState, EnsembleTrainer
-from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_single
+from ..learning.trainer import Trainer, TrainState
+from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_seeds, train_single
 
 KEY = "desync"
 TITLE = "Desynchronous learning"
@@ -98,25 +96,22 @@ def serial_native():
 
 
 def run_ensemble(cfg: Config, seeds: list[int], backend: str, snapshot_epochs: tuple[int, ...] = ()):
-    """``experiment.train_ensemble`` plus snapshots: (setup, final state, ensemble trainer, {epoch: [R, E]})."""
-    setup = build(cfg)
-    ens = EnsembleTrainer(make_trainer(setup, backend))
-    rngs = [np.random.default_rng(s) for s in seeds]
-    state = ens.init_state(np.stack([initial_controls(setup, rng) for rng in rngs]), rngs)
-    snaps = {0: state.controls.copy()} if 0 in snapshot_epochs else {}
+    """``runs.train_replicas`` plus snapshots: (setup, final state, trainer, {epoch: [R, E]})."""
+    snaps = {}
 
-    def on_epoch(st: EnsembleState) -> None:
+    def on_epoch(_: Trainer, st: TrainState) -> None:
         if st.epoch in snapshot_epochs:
             snaps[st.epoch] = st.controls.copy()
 
-    return setup, ens.run(state, on_epoch), ens, snaps
+    done = train_seeds(cfg, seeds, backend, on_epoch=on_epoch)
+    return done.setup, done.state, done.trainer, snaps
 
 
 def _steps_per_epoch(setup) -> int:
     return len(setup.params.schedule.batches(setup.task.n_points, np.random.default_rng(0)))
 
 
-def _curves(setup, state: EnsembleState, ens: EnsembleTrainer, p: float) -> dict:
+def _curves(setup, state: TrainState, trainer: Trainer, p: float) -> dict:
     """Loss (and accuracy) against updates per edge, the floor per seed and the final controls."""
     hist = state.history
     updates = np.array([h["epoch"] for h in hist], float) * _steps_per_epoch(setup) * p
@@ -126,26 +121,23 @@ def _curves(setup, state: EnsembleState, ens: EnsembleTrainer, p: float) -> dict
            "final_controls": state.controls}
     if hist[-1]["accuracy"] is not None:
         acc = np.array([h["accuracy"] for h in hist])
-        out.update(accuracy=acc, accuracy_floor=acc[tail].mean(axis=0), test_accuracy=_test_accuracy(setup, state, ens))
+        out.update(accuracy=acc, accuracy_floor=acc[tail].mean(axis=0), test_accuracy=_test_accuracy(state, trainer))
     return out
 
 
-def _test_accuracy(setup, state: EnsembleState, ens: EnsembleTrainer) -> np.ndarray | None:
-    task, c = setup.task, setup.circuit
+def _test_accuracy(state: TrainState, trainer: Trainer) -> np.ndarray | None:
+    task = trainer.task
     if task.test_inputs is None or not len(task.test_inputs):
         return None
-    reps, n = len(state.controls), len(task.test_inputs)
-    free = ens.trainer.solver.solve(c, np.repeat(state.controls, n, axis=0), np.tile(task.test_inputs, (reps, 1)))
-    out = c.output_values(free.voltages).reshape(reps, n, -1)
-    return np.array([task.accuracy(o, task.test_classes) for o in out])
+    return trainer.evaluate(state.controls, test=True).accuracy
 
 
 def _study(study: Study, seeds: list[int], ctx: Context) -> dict:
     runs = {}
     for p in PS:
-        setup, state, ens, _ = run_ensemble(study_config(study, p, ctx.quick), seeds, ctx.backend)
-        runs[p] = _curves(setup, state, ens, p)
-    if isinstance(setup.circuit.device, PotentiometerParams):
+        setup, state, trainer, _ = run_ensemble(study_config(study, p, ctx.quick), seeds, ctx.backend)
+        runs[p] = _curves(setup, state, trainer, p)
+    if setup.circuit.device.discrete:
         runs["n_taps"] = setup.circuit.device.n_taps
     return runs
 
@@ -195,19 +187,19 @@ def _minibatch(seeds: list[int], ctx: Context) -> dict:
     desync, batch = {}, {}
     for p in PS:
         snaps_at = stages if p == 1.0 else ()
-        setup, state, ens, snaps = run_ensemble(study_config(study, p, ctx.quick), seeds, ctx.backend, snaps_at)
-        desync[p] = _curves(setup, state, ens, p)
+        setup, state, trainer, snaps = run_ensemble(study_config(study, p, ctx.quick), seeds, ctx.backend, snaps_at)
+        desync[p] = _curves(setup, state, trainer, p)
         if p == 1.0:
             batch[setup.task.n_points] = desync[p]
             states = np.concatenate([snaps[t] for t in stages])
-            u = _contrasts(setup, states, ens.trainer.solver)
+            u = _contrasts(setup, states, trainer.solver)
     n_points = setup.task.n_points
     for b in BATCHES:
         if b == n_points:
             continue
         cfg = study_config(study, 1.0, ctx.quick, ("learning.schedule=mini_batch", f"learning.batch_size={b}"))
-        setup_b, state, ens, _ = run_ensemble(cfg, seeds, ctx.backend)
-        batch[b] = _curves(setup_b, state, ens, 1.0)
+        setup_b, state, trainer_b, _ = run_ensemble(cfg, seeds, ctx.backend)
+        batch[b] = _curves(setup_b, state, trainer_b, 1.0)
     noise = _direction_noise(u, np.random.default_rng(0))
     r = len(seeds)
     per_stage = {k: {key: v.reshape(len(stages), r).mean(axis=1) for key, v in noise[k].items()}

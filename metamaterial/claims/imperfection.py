@@ -19,16 +19,13 @@ edges of each gate's peak-to-peak over that same window (V).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import numpy as np
 from scipy.stats import spearmanr
 
 from ..config import Config
-from ..experiment import build, build_task, initial_controls, make_solver
-from ..learning.ensemble import EnsembleState, EnsembleTrainer
-from ..learning.trainer import Trainer
-from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_single
+from ..experiment import build_task
+from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_seeds, train_single
 from .desync import serial_native
 
 KEY = "imperfection"
@@ -63,38 +60,25 @@ def task_config(task: str, knob: str, level: float, quick: bool, seed: int = 0) 
 
 def train_tail(cfg: Config, seeds: list[int], backend: str) -> dict:
     """Train an ensemble and measure, per replica, the floor [R], the loss span [R] and the gate span [R]."""
-    setup = build(cfg)
-    epochs = setup.params.epochs
+    epochs = cfg.learning.epochs
     stepped = max(2, round(SPAN_TAIL * epochs))           # the last epochs, evaluated after every update
-    trainer = Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics,
-                      replace(setup.params, epochs=epochs - stepped), make_solver(setup, backend), setup.hardware)
-    ens = EnsembleTrainer(trainer)
-    rngs = [np.random.default_rng(s) for s in seeds]
-    state = ens.run(ens.init_state(np.stack([initial_controls(setup, rng) for rng in rngs]), rngs))
-    losses, gates = _step_epochs(ens, state, stepped)
-    epoch_loss = np.array([h["loss"] for h in state.history[1:]])             # [epochs - stepped, R]
+    done = train_seeds(cfg, seeds, backend, epochs=epochs - stepped)
+    trainer, state = done.trainer, done.state
+    losses, gates = [], []
+
+    def after_step(controls: np.ndarray) -> None:
+        losses.append(trainer.evaluate(controls).loss)
+        gates.append(controls.copy())
+
+    trainer.run(state, until=epochs, on_step=after_step)
+    losses, gates = np.array(losses), np.array(gates)    # [S, R], [S, R, E]
+    epoch_loss = np.array([h["loss"] for h in state.history if 0 < h["epoch"] <= epochs - stepped])
     per_epoch = np.concatenate([epoch_loss, losses[len(losses) // stepped - 1::len(losses) // stepped]])
     tail = per_epoch[-max(1, round(FLOOR_TAIL * epochs)):]
     return {"floor": tail.mean(axis=0), "span": np.ptp(losses, axis=0),
             "gate_span": np.sqrt(np.mean(np.ptp(gates, axis=0) ** 2, axis=-1)),
             "final_loss": losses[-1], "final_controls": state.controls,
             "gate_range": [float(state.controls.min()), float(state.controls.max())]}
-
-
-def _step_epochs(ens: EnsembleTrainer, state: EnsembleState, epochs: int) -> tuple[np.ndarray, np.ndarray]:
-    """Continue ``epochs`` epochs exactly as ``EnsembleTrainer.run`` would, evaluating after every update:
-    losses [S, R] and controls [S, R, E]."""
-    tr = ens.trainer
-    losses, gates = [], []
-    for _ in range(epochs):
-        per_replica = [tr.params.schedule.batches(tr.task.n_points, rng) for rng in state.rngs]
-        for k in range(len(per_replica[0])):
-            idx = np.stack([b[k] for b in per_replica])
-            state.controls, _, _ = tr.step_many(state.controls, idx, state.rngs)
-            losses.append(ens.evaluate(state.controls).loss)
-            gates.append(state.controls.copy())
-        state.epoch += 1
-    return np.array(losses), np.array(gates)
 
 
 def _sweep(task: str, knob: str, levels: tuple[float, ...], draws: list[int], ctx: Context) -> dict:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..experiment import build, train_run
+from ..experiment import build
+from ..runs import one_replica, succeeded, train_run
 from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json
 
 KEY = "learning_time"
@@ -21,7 +22,7 @@ def _time_to_criterion(history: list[dict], success: bool) -> tuple[float, float
     epochs = np.array([h["epoch"] for h in history], float)
     times = np.array([h["learning_time_s"] for h in history], float)
     if success:
-        ok = np.array([(h["min_margin"] or -1) >= 0.010 for h in history])
+        ok = np.array([bool(succeeded(h["min_margin"])) for h in history])
         if not ok[-1]:
             return float("nan"), float("nan")
         first = np.flatnonzero(~ok)
@@ -39,7 +40,7 @@ def run(ctx: Context) -> ClaimResult:
         cfg = claim_config(name, overrides)
         setup = build(cfg)
         res = train_run(cfg, ctx.path(f"learning_time_{name}"), backend=ctx.backend, progress=False, plots=False)
-        epoch, seconds = _time_to_criterion(res.state.history, setup.task.is_classification)
+        epoch, seconds = _time_to_criterion(one_replica(res.state).history, setup.task.is_classification)
         hw = setup.hardware
         rows[name] = {"epochs_to_done": epoch, "learning_time_s": seconds, "t_learn_s": hw.t_learn,
                       "rate_per_v": setup.rule.rate, "updates_total": res.summary["n_updates"],

@@ -14,16 +14,14 @@ The verdict uses the first fall; the settled one is reported next to it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..analysis import error_modes, fall_epoch, quartiles
 from ..config import Config
-from ..experiment import build, initial_controls, make_solver
-from ..learning.ensemble import EnsembleTrainer
-from ..learning.trainer import Trainer
-from .base import ClaimResult, Context, claim_config, pyplot, save_json, train_single
+from ..learning.trainer import Trainer, TrainState
+from .base import ClaimResult, Context, claim_config, pyplot, save_json, train_seeds, train_single
 
 KEY = "modes"
 TITLE = "Nonlinear regression and modes of error"
@@ -70,28 +68,20 @@ def eval_grid(epochs: int) -> set[int]:
 
 def train_modes(cfg: Config, seeds: list[int], backend: str) -> ModeRun:
     """Train one replica per seed as one batch, evaluating every replica's errors on ``eval_grid``."""
-    setup = build(cfg)
-    params = replace(setup.params, eval_every=max(setup.params.epochs, 1))  # the errors are evaluated here instead
-    trainer = Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, params, make_solver(setup, backend),
-                      setup.hardware)
-    ens = EnsembleTrainer(trainer)
-    rngs = [np.random.default_rng(s) for s in seeds]
-    state = ens.init_state(np.stack([initial_controls(setup, rng) for rng in rngs]), rngs)
-    targets = setup.task.targets[None, :, 0]
-    grid = eval_grid(setup.params.epochs)
-    epochs, errors = [0], [ens.evaluate(state.controls).outputs[..., 0] - targets]
+    grid = eval_grid(cfg.learning.epochs)
+    epochs, errors = [], []
 
-    def record(st) -> None:
-        if st.epoch in grid and st.epoch != epochs[-1]:
+    def record(trainer: Trainer, st: TrainState) -> None:
+        if st.epoch in grid and (not epochs or st.epoch != epochs[-1]):
             epochs.append(st.epoch)
-            errors.append(ens.evaluate(st.controls).outputs[..., 0] - targets)
+            errors.append(trainer.evaluate(st.controls).outputs[..., 0] - trainer.task.targets[None, :, 0])
 
     t0 = time.perf_counter()
-    state = ens.run(state, record)
+    done = train_seeds(cfg, seeds, backend, on_epoch=record, eval_every=max(cfg.learning.epochs, 1))
     wall = time.perf_counter() - t0
-    x = setup.task.inputs[:, 0]
+    x = done.setup.task.inputs[:, 0]
     err = np.array(errors)
-    per_epoch = float(np.median(state.n_updates)) / max(state.epoch, 1) * trainer.hardware.t_learn
+    per_epoch = float(np.median(done.state.n_updates)) / max(done.state.epoch, 1) * done.trainer.hardware.t_learn
     return ModeRun(x, np.array(epochs), err, error_modes(x, err), per_epoch, wall)
 
 

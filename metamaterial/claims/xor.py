@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..experiment import train_run
-from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_ensemble
+from ..learning.trainer import SUCCESS_MARGIN_V as SUCCESS_V
+from ..runs import train_run
+from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_seeds
 
 KEY = "xor"
 TITLE = "XOR needs nonlinearity"
 PAPER = ("The nonlinear transistor network learns XOR, a task no linear network can do (Dillavou et al., PNAS "
          "2024). A third-party ngspice reproduction solved it in 2 of 5 seeds and lost it under twin mismatch.")
-SUCCESS_V = 0.010
 #: the hardware's schedule: points cycled in order, one gate update per presentation. With the shipped eta = 0.5
 #: this solved 84/100 seeds; a smaller nudge (eta = 0.25, same alpha/eta) solved 95/100 (sweep of 2026-11-29).
 HARDWARE = ["learning.schedule=cycle", "learning.nudge=0.25"]
@@ -32,7 +32,7 @@ KNOBS = {  # knob -> values; the shipped value is in each list
 
 
 def _margins(name: str, overrides: list[str], seeds: list[int], backend: str) -> np.ndarray:
-    _, state, _ = train_ensemble(claim_config(name, overrides), seeds, backend)
+    state = train_seeds(claim_config(name, overrides), seeds, backend).state
     return np.asarray(state.history[-1]["min_margin"], float)
 
 
@@ -40,7 +40,7 @@ def _mismatch_margins(seeds: list[int], backend: str, extra: list[str]) -> np.nd
     """Each seed draws its own twin mismatch, so each replica is its own circuit: one run per seed."""
     out = []
     for s in seeds:
-        _, state, _ = train_ensemble(claim_config("xor", [*MISMATCH, *extra, f"seed={s}"]), [s], backend)
+        state = train_seeds(claim_config("xor", [*MISMATCH, *extra, f"seed={s}"]), [s], backend).state
         out.append(float(state.history[-1]["min_margin"][0]))
     return np.array(out)
 

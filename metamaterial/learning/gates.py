@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import step
 from ..errors import ValidationError
 
 
@@ -82,13 +83,7 @@ class EdgeDynamics:
             contrast: [..., E] summed contrast U (V^2) of the step. mask: [..., E] bool, edges that update.
             rate: alpha/eta. dt: time (s) the step takes on the hardware (for the leak).
         """
-        if self.kind == "sign":
-            step = np.sign(contrast)
-        else:
-            step = rate * contrast
-        if self.bias is not None:
-            step = step + self.bias
-        new = np.clip(controls + np.where(mask, step, 0.0), self.low, self.high)
-        if self.leak_tau is not None:
-            new = self.rest + (new - self.rest) * math.exp(-dt / self.leak_tau)
-        return new
+        leak = 1.0 if self.leak_tau is None else math.exp(-dt / self.leak_tau)
+        bias = np.zeros(0) if self.bias is None else self.bias
+        return step.update_controls(np.asarray(controls, float), np.asarray(contrast, float), np.asarray(mask),
+                                    self.kind == "sign", rate, bias, self.low, self.high, leak, self.rest)

@@ -1,9 +1,7 @@
-"""Coupled learning: the nudge (clamped targets) and the local per-edge contrast. Pure numpy.
+"""Coupled learning's parameters: the nudge eta, the rate alpha/eta (its one owner), the loss and its margin.
 
-Dillavou et al., PNAS 2024, and DOMAIN.md section 2:
-  clamped output  V_O^C = V_O^F + eta (L - V_O^F)            (single-ended)
-                  O^C_(+/-) = O^F_(+/-) +/- (eta/2)(L - O^F)  (differential, O = V(+) - V(-))
-  contrast per edge U_i = (dV_i^F)^2 - (dV_i^C)^2  (V^2), update dV_G,i = (alpha/eta) U_i.
+Dillavou et al., PNAS 2024; the equations are in ``metamaterial.step``, whose functions ``clamp`` and
+``contrast`` call. Pure numpy.
 """
 
 from __future__ import annotations
@@ -13,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import step
 from ..circuit import Circuit
 from ..errors import ValidationError
 
@@ -50,20 +49,15 @@ class CoupledLearning:
             targets: [B, n_out] labels L (V).
         """
         free = np.atleast_2d(free)
-        out = c.output_values(free)
-        push = self.nudge * (np.atleast_2d(targets) - out)  # [B, n_out]
-        diff = c.differential
-        pos = free[:, c.out_pos] + np.where(diff, push / 2, push)
-        neg = free[:, c.out_neg[diff]] - push[:, diff] / 2
-        return np.concatenate([pos, neg], axis=1)
+        out = step.output_values(free, c.out_pos, c.out_neg)
+        return step.clamp_values(free, out, np.atleast_2d(targets), self.nudge, c.out_pos, c.out_neg)
 
     @staticmethod
     def contrast(c: Circuit, free: np.ndarray, clamped: np.ndarray) -> np.ndarray:
         """[B, E] U = (dV^F)^2 - (dV^C)^2 per edge, V^2."""
-        a, b = c.edges[:, 0], c.edges[:, 1]
-        dvf = free[:, a] - free[:, b]
-        dvc = clamped[:, a] - clamped[:, b]
-        return dvf * dvf - dvc * dvc
+        free, clamped = np.atleast_2d(free), np.atleast_2d(clamped)
+        every = np.ones(len(free), np.bool_)
+        return step.summed_contrast(free, clamped, c.edges[:, 0], c.edges[:, 1], every, len(free))
 
 
 def mse(outputs: np.ndarray, targets: np.ndarray) -> float:

@@ -1,30 +1,37 @@
 """The learning loop: free solve, nudge, clamped solve, local contrast, gate-capacitor update; epoch after epoch.
 
-Receives its solver as an argument (any ``sim.base.AbstractSolver``). State is a plain ``TrainState``
-that can be checkpointed and resumed bit for bit (random generator state included). ``advance`` trains whole
-chunks of epochs; on the native solver they run in a compiled loop (``fused``) that ends where the Python step
-(``step_many``) ends.
+One replica axis: a ``TrainState`` holds R replicas of one circuit and task (each with its own controls and
+random generator), and a single run is the case R = 1. Replica r draws its data order, desynchronous masks and
+read noise from its own generator exactly as a run of that generator alone would, so an ensemble of seeds is
+that many single runs trained as one batch.
+
+The step's arithmetic is ``metamaterial.step``; a solver that has a compiled training loop
+(``AbstractSolver.train_steps``) runs whole chunks of planned steps in it, and the Python step here
+(``step_many``) runs everything else. Both draw the same plan and end with the same controls. The trainer
+receives its solver as an argument; state can be checkpointed and resumed bit for bit.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .. import step as st
 from ..circuit import Circuit
 from ..errors import ValidationError
 from ..sim.base import AbstractSolver
 from ..tasks import Task
-from .fused import FusedLoop, fused_support
 from .gates import EdgeDynamics, HardwareParams
-from .rules import CoupledLearning, mse
+from .rules import CoupledLearning
 from .schedules import Schedule
 
-
-#: most steps ``Trainer.run`` hands to ``advance`` at once (bounds the memory of the drawn plan)
+#: most replica-steps ``Trainer.run`` plans at once (bounds the memory of the drawn plan)
 MAX_CHUNK_STEPS = 20_000
+#: a classification is "solved" when every point is correct by at least this much (V)
+SUCCESS_MARGIN_V = 0.010
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,7 @@ class TrainParams:
     Attributes:
         update_probability: p of desynchronous learning: each edge applies each update with probability p.
         read_noise: standard deviation (V) of Gaussian noise on every node voltage the learning circuit reads
-            (both phases), drawn from the run's generator; 0 for an ideal read.
+            (both phases), drawn from the replica's generator; 0 for an ideal read.
         eval_every: epochs between loss evaluations (a batched free solve of every point).
         record_every: epochs between stored snapshots of the controls (the gate trajectory).
     """
@@ -59,219 +66,346 @@ class TrainParams:
 
 @dataclass
 class TrainState:
-    """Everything a run needs to continue exactly where it stopped."""
+    """Everything R replicas need to continue exactly where they stopped.
+
+    Attributes:
+        controls: [R, E] controls. rngs: R generators (data order, masks, noise). n_updates: int [R] updates that
+            closed each replica's learning switch. n_steps: steps taken (the same for every replica).
+        history: one row per evaluation: ``epoch`` and per-replica arrays [R] (``loss``, ``accuracy``,
+            ``min_margin``, ``learning_time_s``, and ``test_loss``/``test_accuracy`` with a held-out set).
+        trajectory: the controls [R, E] at ``trajectory_epochs`` (kept only if ``keep_trajectory``).
+    """
 
     epoch: int
     controls: np.ndarray
-    rng_state: dict
+    rngs: list[np.random.Generator]
+    n_updates: np.ndarray
     n_steps: int = 0
-    n_updates: int = 0
     n_solves: int = 0
+    keep_trajectory: bool = True
     history: list[dict] = field(default_factory=list)
     trajectory_epochs: list[int] = field(default_factory=list)
     trajectory: list[np.ndarray] = field(default_factory=list)
 
+    @property
+    def replicas(self) -> int:
+        return self.controls.shape[0]
+
 
 @dataclass(frozen=True)
 class Evaluation:
+    """Free outputs of every point for every replica. outputs [R, P, n_out] V; loss [R] V^2; accuracy and
+    min_margin [R] or None; free [R P, N] node voltages (V). ``Trainer.evaluate`` of one replica's controls [E]
+    gives the same without the replica axis (loss a float)."""
+
     outputs: np.ndarray
-    loss: float
-    accuracy: float | None
-    min_margin: float | None
+    loss: np.ndarray | float
+    accuracy: np.ndarray | float | None
+    min_margin: np.ndarray | float | None
     free: np.ndarray
 
 
 class Trainer:
-    """Coupled learning of one circuit on one task, on the given solver.
+    """Coupled learning of one circuit on one task, on the given solver, for any number of replicas.
 
-    ``hardware`` gives the clock: t_learn per update that moved a gate, t_settle per phase.
+    ``hardware`` gives the clock: t_learn per update that moved a gate, t_settle per phase. With
+    ``compiled=False`` the solver's compiled loop is never used (the reference for tests and benchmarks).
     """
 
     def __init__(self, circuit: Circuit, task: Task, rule: CoupledLearning, dynamics: EdgeDynamics,
                  params: TrainParams, solver: AbstractSolver, hardware: HardwareParams = HardwareParams(),
-                 fused: bool = True) -> None:
+                 compiled: bool = True) -> None:
         if task.n_inputs != circuit.n_inputs or task.n_outputs != circuit.n_outputs:
             raise ValidationError(f"task {task.name}: needs {task.n_inputs} inputs and {task.n_outputs} outputs, but "
                                   f"roles give {circuit.n_inputs} inputs and {circuit.n_outputs} outputs")
         if rule.loss == "hinge" and not task.is_classification:
             raise ValidationError(f"learning.loss: 'hinge' needs a classification task (got {task.name})")
+        if dynamics.bias is not None and dynamics.bias.shape != (circuit.n_edges,):
+            raise ValidationError(f"EdgeDynamics.bias: needs one value per edge ({circuit.n_edges}) "
+                                  f"(got shape {dynamics.bias.shape})")
         self.circuit, self.task, self.rule, self.dynamics = circuit, task, rule, dynamics
         self.params, self.solver, self.hardware = params, solver, hardware
-        self.step_time = 2 * hardware.t_settle + hardware.t_learn
-        self.fused = fused
-        self._fused: tuple[tuple, FusedLoop | None] | None = None  # (what it was built for, the loop or None)
+        self.compiled = compiled
+        self._program_for: tuple | None = None
 
-    def fused_loop(self) -> FusedLoop | None:
-        """The compiled training loop (``fused.FusedLoop``) if this run can use it (``fused_support``), else None;
-        built on first use and again if a part of the trainer was replaced since."""
-        key = (self.fused, self.circuit, self.task, self.rule, self.dynamics, self.params, self.solver, self.hardware)
-        if self._fused is None or any(a is not b for a, b in zip(self._fused[0], key)):
-            self._fused = key, (FusedLoop(self) if self.fused and fused_support(self) is None else None)
-        return self._fused[1]
+    @property
+    def program(self) -> st.StepProgram:
+        """The step as ``step.StepProgram`` (rebuilt if a part of the trainer was replaced since)."""
+        parts = (self.circuit, self.task, self.rule, self.dynamics, self.params, self.hardware)
+        if self._program_for is None or any(a is not b for a, b in zip(self._program_for[0], parts)):
+            self._program_for = parts, self._program()
+        return self._program_for[1]
 
-    def init_state(self, controls: np.ndarray, rng: np.random.Generator) -> TrainState:
-        state = TrainState(epoch=0, controls=np.array(controls, float), rng_state=rng.bit_generator.state)
+    @property
+    def step_time(self) -> float:
+        """Hardware time (s) of one step: two settles and one learning window."""
+        return 2 * self.hardware.t_settle + self.hardware.t_learn
+
+    def _program(self) -> st.StepProgram:
+        task, rule, dyn = self.task, self.rule, self.dynamics
+        return st.StepProgram(
+            circuit=self.circuit, inputs=np.ascontiguousarray(task.inputs, float),
+            targets=np.ascontiguousarray(task.targets, float),
+            classes=(np.zeros(task.n_points, np.int64) if task.classes is None
+                     else np.ascontiguousarray(task.classes, np.int64)),
+            levels=np.ascontiguousarray(task.levels if task.levels is not None else np.zeros(1), float),
+            decode=st.DECODES[task.decode], nudge=rule.nudge, hinge=rule.loss == "hinge", margin=rule.margin,
+            sign_rule=dyn.kind == "sign", rate=rule.rate, low=dyn.low, high=dyn.high,
+            leak_factor=1.0 if dyn.leak_tau is None else math.exp(-self.step_time / dyn.leak_tau), rest=dyn.rest,
+            bias=np.zeros(0) if dyn.bias is None else np.ascontiguousarray(dyn.bias, float),
+            read_noise=self.params.read_noise)
+
+    def with_params(self, **changes) -> Trainer:
+        """The same trainer (same solver, hence its warm starts) with some ``TrainParams`` changed."""
+        return Trainer(self.circuit, self.task, self.rule, self.dynamics, replace(self.params, **changes),
+                       self.solver, self.hardware, self.compiled)
+
+    def init_state(self, controls: np.ndarray, rngs: list[np.random.Generator] | np.random.Generator,
+                   keep_trajectory: bool | None = None) -> TrainState:
+        """The state at epoch 0 (evaluated). controls: [R, E], or [E] for one replica; rngs: one generator per
+        replica (or one generator). The trajectory is kept by default for a single replica only."""
+        controls = np.array(np.atleast_2d(controls), float)
+        rngs = [rngs] if isinstance(rngs, np.random.Generator) else list(rngs)
+        if controls.shape != (len(rngs), self.circuit.n_edges):
+            raise ValidationError(f"Trainer.init_state: controls must have shape ({len(rngs)}, "
+                                  f"{self.circuit.n_edges}) for {len(rngs)} generator(s) (got {controls.shape})")
+        keep = len(rngs) == 1 if keep_trajectory is None else keep_trajectory
+        state = TrainState(0, controls, rngs, np.zeros(len(rngs), np.int64), keep_trajectory=keep)
         self._record(state, force=True)
         return state
 
-    # -- one step and one epoch -------------------------------------------------------------------
+    # -- the Python step ------------------------------------------------------------------------------
     def step(self, controls: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int, bool]:
-        """One update from the points ``idx``; returns (new controls, solves used, whether the switch closed)."""
-        new, solves, moved = self.step_many(controls[None, :], idx[None, :], [rng])
+        """One update of one replica from the points ``idx`` (its desynchronous mask drawn from ``rng``);
+        returns (new controls [E], solves used, whether the learning switch closed)."""
+        masks = self._draw_masks([rng], 1)
+        new, solves, moved = self.step_many(controls[None, :], idx[None, :], [rng],
+                                            None if masks is None else masks[0])
         return new[0], solves, bool(moved[0])
 
     def step_many(self, controls: np.ndarray, idx: np.ndarray, rngs: list[np.random.Generator] | None,
                   masks: np.ndarray | None = None) -> tuple[np.ndarray, int, np.ndarray]:
-        """One update of R independent replicas at once, each on its own points.
+        """One update of R replicas at once, each on its own points, through ``solver.solve``.
 
         Args:
-            controls: [R, E] controls of each replica. idx: [R, n] data points each replica presents.
-            rngs: one generator per replica (its desynchronous mask and read noise), drawn exactly as a single
-                run would; None if ``masks`` are given and there is no read noise.
-            masks: bool [R, E] edges that may update (drawn beforehand), or None to draw them from ``rngs``.
+            controls: [R, E]. idx: int [R, n] data points each replica presents.
+            rngs: one generator per replica (read noise only); may be None without read noise.
+            masks: bool [R, E] edges allowed to update (desynchronous learning), or None for all.
         Returns:
             new controls [R, E], solves used, bool [R] whether each replica's learning switch closed.
         """
-        c, task, rule = self.circuit, self.task, self.rule
+        c, pr = self.circuit, self.program
         reps, n = idx.shape
-        x = task.inputs[idx].reshape(reps * n, -1)
-        y = task.targets[idx].reshape(reps * n, -1)
+        points = idx.ravel()
+        x = pr.inputs[points]
         shared = controls[0] if reps == 1 else np.repeat(controls, n, axis=0)
-        tags = (np.arange(reps)[:, None] * task.n_points + idx).ravel()  # warm start per replica and data point
+        tags = (np.arange(reps)[:, None] * self.task.n_points + idx).ravel()  # warm start per replica and point
         free = self.solver.solve(c, shared, x, tags=tags).voltages
         solves = reps * n
-        active = np.ones(reps * n, bool)
-        if rule.loss == "hinge":
-            active = task.margins(c.output_values(free), task.classes[idx].ravel()) < rule.margin
-        p = self.params.update_probability
-        if masks is None:
-            masks = np.stack([rng.random(c.n_edges) < p for rng in rngs]) if p < 1 else np.ones((reps, c.n_edges), bool)
+        out = st.output_values(free, c.out_pos, c.out_neg)
+        active = st.active_points(st.class_margins(out, pr.classes[points], pr.decode, pr.levels), pr.hinge, pr.margin)
         u = np.zeros((reps, c.n_edges))
         if active.any():  # points past the hinge margin need no clamped phase
-            clamped = self.solver.solve(c, shared, x, rule.clamp(c, free, y), tags=tags).voltages
+            clamps = st.clamp_values(free, out, pr.targets[points], pr.nudge, c.out_pos, c.out_neg)
+            clamped = self.solver.solve(c, shared, x, clamps, tags=tags).voltages
             solves += reps * n
-            if self.params.read_noise > 0:
-                free, clamped = (v + self.params.read_noise * np.concatenate(
+            if pr.read_noise > 0:
+                free, clamped = (v + pr.read_noise * np.concatenate(
                     [rng.standard_normal((n, v.shape[1])) for rng in rngs]) for v in (free, clamped))
-            u = (rule.contrast(c, free, clamped) * active[:, None]).reshape(reps, n, -1).sum(axis=1)
-        moved = active.reshape(reps, n).any(axis=1)
-        # the leak acts on every replica (time passes); the switch closes only where a point was active
-        return self.dynamics.apply(controls, u, masks & moved[:, None], rule.rate, self.step_time), solves, moved
+            u = st.summed_contrast(free, clamped, c.edges[:, 0], c.edges[:, 1], active, reps)
+        closed = st.switch_closed(active, reps)
+        allowed = closed[:, None] if masks is None else masks & closed[:, None]
+        mask = np.broadcast_to(allowed, controls.shape)
+        new = st.update_controls(controls, u, mask, pr.sign_rule, pr.rate, pr.bias, pr.low, pr.high,
+                                 pr.leak_factor, pr.rest)
+        return new, solves, closed
 
+    # -- evaluation -----------------------------------------------------------------------------------
     def evaluate(self, controls: np.ndarray, test: bool = False) -> Evaluation:
-        """Free outputs of every training (or held-out) point, with loss, accuracy and smallest margin."""
-        task = self.task
+        """Free outputs of every training (or held-out) point, with loss, accuracy and smallest margin, for
+        controls [R, E] (or one replica's [E]: the same without the replica axis)."""
+        task, c = self.task, self.circuit
         x, y, cls = (task.test_inputs, task.test_targets, task.test_classes) if test else \
             (task.inputs, task.targets, task.classes)
-        tags = None if test else np.arange(task.n_points)
-        free = self.solver.solve(self.circuit, controls, x, tags=tags).voltages
-        out = self.circuit.output_values(free)
-        margin = float(task.margins(out, cls).min()) if cls is not None else None
-        return Evaluation(out, mse(out, y), task.accuracy(out, cls), margin, free)
+        many = np.atleast_2d(controls)
+        reps, points = len(many), len(x)
+        tags = None if test else np.arange(reps * points)  # training points: replica r, point p -> r P + p
+        shared = many[0] if reps == 1 else np.repeat(many, points, axis=0)
+        free = self.solver.solve(c, shared, np.tile(x, (reps, 1)), tags=tags).voltages
+        out = st.output_values(free, c.out_pos, c.out_neg).reshape(reps, points, -1)
+        loss = np.mean((out - y[None]) ** 2, axis=(1, 2))
+        acc = margin = None
+        if cls is not None:
+            acc = np.array([task.accuracy(o, cls) for o in out])
+            margin = np.array([task.margins(o, cls).min() for o in out])
+        if np.ndim(controls) == 1:
+            return Evaluation(out[0], float(loss[0]), None if acc is None else float(acc[0]),
+                              None if margin is None else float(margin[0]), free)
+        return Evaluation(out, loss, acc, margin, free)
+
+    def learning_time(self, state: TrainState) -> np.ndarray:
+        """[R] cumulative learning-switch time (s): updates that closed the switch x t_learn."""
+        return state.n_updates * self.hardware.t_learn
+
+    def hardware_time(self, state: TrainState) -> np.ndarray:
+        """[R] estimated hardware time (s): every step settles twice and, if it updates, closes the switch."""
+        return state.n_steps * 2 * self.hardware.t_settle + self.learning_time(state)
+
+    # -- many epochs ----------------------------------------------------------------------------------
+    def run(self, state: TrainState, on_epoch: Callable[[TrainState], None] | None = None, every: int = 1,
+            until: int | None = None, on_step: Callable[[np.ndarray], None] | None = None) -> TrainState:
+        """Train from ``state`` up to epoch ``until`` (default ``params.epochs``); calls ``on_epoch(state)``
+        after every epoch that is a multiple of ``every``, and after the last, and ``on_step(controls [R, E])``
+        after every step if given. Evaluations (``eval_every``) and trajectory snapshots (``record_every``) happen
+        at the same epochs whatever ``every`` and ``until`` are, so a run continued in pieces ends where one
+        whole run does."""
+        if every < 1:
+            raise ValidationError(f"Trainer.run: every must be >= 1 (got {every})")
+        end = self.params.epochs if until is None else until
+        while state.epoch < end:
+            stop = self._next_stop(state.epoch, end, every if on_epoch is not None else end, state.replicas)
+            snap_every = self.params.record_every if state.keep_trajectory else 0
+            controls, solves, steps, updates, snapshots = self.advance(
+                state.controls, state.rngs, stop - state.epoch, snap_every, state.epoch, on_step)
+            for epoch, snap in snapshots:
+                if epoch < stop:  # ``_record`` keeps the last one
+                    state.trajectory_epochs.append(epoch)
+                    state.trajectory.append(snap)
+            state.controls = controls
+            state.n_solves += solves
+            state.n_steps += steps
+            state.n_updates = state.n_updates + updates
+            state.epoch = stop
+            self._record(state)
+            if on_epoch is not None and (state.epoch % every == 0 or state.epoch == end):
+                on_epoch(state)
+        return state
+
+    def _next_stop(self, epoch: int, end: int, every: int, replicas: int) -> int:
+        """The epoch up to which to train from ``epoch`` in one go: the next multiple of ``every`` or of
+        ``eval_every``, the end, or ``MAX_CHUNK_STEPS`` replica-steps on."""
+        p = self.params
+        cap = epoch + max(1, MAX_CHUNK_STEPS // (p.schedule.steps_per_epoch(self.task.n_points) * replicas))
+        return min([end, cap] + [(epoch // k + 1) * k for k in (every, p.eval_every)])
 
     def advance(self, controls: np.ndarray, rngs: list[np.random.Generator], epochs: int, snapshot_every: int = 0,
-                first_epoch: int = 0) -> tuple[np.ndarray, int, int, np.ndarray, list[tuple[int, np.ndarray]]]:
-        """Train R replicas for ``epochs`` epochs: the compiled loop if possible (``fused_loop``), else step by step.
+                first_epoch: int = 0, on_step: Callable[[np.ndarray], None] | None = None
+                ) -> tuple[np.ndarray, int, int, np.ndarray, list[tuple[int, np.ndarray]]]:
+        """Train R replicas for ``epochs`` epochs: the solver's compiled loop where it has one, else the Python step.
 
         Args:
             controls: [R, E]. rngs: one generator per replica (data order, desynchronous masks, read noise).
             snapshot_every: keep a copy of the controls after every epoch that is a multiple of it (0: none),
                 counting epochs from ``first_epoch``, the epoch the controls are at.
+            on_step: called with the controls [R, E] after every step (the compiled loop then runs one step a call).
         Returns:
             (controls [R, E], solves, steps, int [R] updates that closed each replica's learning switch,
             [(epoch, controls [R, E])] the copies).
         """
-        loop = self.fused_loop()
-        sched, points, p = self.params.schedule, self.task.n_points, self.params.update_probability
+        controls = np.array(controls, float, order="C")
         snap_epochs = [e for e in range(first_epoch + 1, first_epoch + epochs + 1)
                        if snapshot_every and e % snapshot_every == 0]
-        if loop is None:
+        planned = self.program.read_noise == 0 and self.params.schedule.equal_steps(self.task.n_points)
+        if not planned:  # epoch by epoch: this epoch's plan, then its steps (noise drawn as the steps go)
             solves = steps = 0
-            updates = np.zeros(len(rngs), int)
+            updates = np.zeros(len(rngs), np.int64)
             snapshots = []
             for epoch in range(first_epoch + 1, first_epoch + epochs + 1):
-                per_replica = [sched.batches(points, rng) for rng in rngs]
-                for k in range(len(per_replica[0])):
-                    idx = np.stack([batches[k] for batches in per_replica])
-                    controls, used, moved = self.step_many(controls, idx, rngs)
+                batches, masks = self._draw_epoch(rngs)
+                for k, idx in enumerate(batches):
+                    controls, used, moved = self.step_many(controls, idx, rngs, None if masks is None else masks[k])
                     solves, steps, updates = solves + used, steps + 1, updates + moved
-                if snapshot_every and epoch % snapshot_every == 0:
+                    if on_step is not None:
+                        on_step(controls)
+                if epoch in snap_epochs:
                     snapshots.append((epoch, controls.copy()))
             return controls, solves, steps, updates, snapshots
-        # draw each replica's data order and masks in the order the Python step draws them
-        plans, masks = [], []
+        plan = self._plan(controls, rngs, epochs, snap_epochs, first_epoch)
+        if on_step is None:
+            solves = self._run_plan(plan)
+        else:
+            solves = 0
+            for s in range(plan.n_steps):
+                one = st.StepRun(plan.controls, plan.idx[s:s + 1], plan.masks[s:s + 1], plan.moved[s:s + 1],
+                                 plan.snap_slot[s:s + 1], plan.snaps)
+                solves += self._run_plan(one)
+                on_step(plan.controls)
+        return plan.controls, solves, plan.n_steps, plan.moved.sum(axis=0), list(zip(snap_epochs, plan.snaps))
+
+    def _run_plan(self, plan: st.StepRun) -> int:
+        """Apply every step of ``plan``: the compiled loop while it can, the Python step for the rest."""
+        solves, first = 0, 0
+        while first < plan.n_steps:
+            got = self.solver.train_steps(self.program, plan, first) if self.compiled else None
+            done = first if got is None else got[0]
+            solves += 0 if got is None else got[1]
+            stop = plan.n_steps if got is None else min(done + 1, plan.n_steps)
+            for s in range(done, stop):  # the Python step (after the compiled loop: the step it stopped at)
+                plan.controls[:], used, plan.moved[s] = self.step_many(
+                    plan.controls, plan.idx[s], None, plan.masks[s] if plan.masks.shape[0] else None)
+                solves += used
+                if plan.snap_slot[s] >= 0:
+                    plan.snaps[plan.snap_slot[s]] = plan.controls
+            first = stop
+        return solves
+
+    def _plan(self, controls: np.ndarray, rngs: list[np.random.Generator], epochs: int, snap_epochs: list[int],
+              first_epoch: int) -> st.StepRun:
+        """Draw ``epochs`` epochs of data order and masks of every replica, in the order the epoch-by-epoch
+        path draws them (per epoch: the order, then one mask per step)."""
+        sched, points, p, n_edges = self.params.schedule, self.task.n_points, self.params.update_probability, \
+            self.circuit.n_edges
+        orders, masks = [], []
         for rng in rngs:
-            if p < 1:  # each epoch: its data order, then one mask per step
-                orders, drawn = [], []
+            if p < 1:
+                per_epoch, drawn = [], []
                 for _ in range(epochs):
-                    orders.append(sched.epoch_steps(points, rng))
-                    drawn.append(rng.random((len(orders[-1]), self.circuit.n_edges)) < p)
-                plans.append(np.concatenate(orders))
+                    per_epoch.append(sched.epoch_steps(points, rng))
+                    drawn.append(rng.random((len(per_epoch[-1]), n_edges)) < p)
+                orders.append(np.concatenate(per_epoch))
                 masks.append(np.concatenate(drawn))
             else:
-                plans.append(sched.epoch_steps(points, rng, epochs))
-        idx = np.stack(plans, axis=1)
-        per_epoch = len(idx) // epochs
-        snap_after = np.array([(e - first_epoch) * per_epoch - 1 for e in snap_epochs], np.int64)
-        controls, solves, moved, snaps = loop.run(controls, idx, np.stack(masks, axis=1) if masks else None, snap_after)
-        return controls, solves, len(idx), moved.sum(axis=0), list(zip(snap_epochs, snaps))
+                orders.append(sched.epoch_steps(points, rng, epochs))
+        idx = np.ascontiguousarray(np.stack(orders, axis=1), np.int64)
+        n_steps, reps = idx.shape[:2]
+        per_epoch_steps = n_steps // max(epochs, 1)
+        snap_slot = np.full(n_steps, -1, np.int64)
+        for k, e in enumerate(snap_epochs):
+            snap_slot[(e - first_epoch) * per_epoch_steps - 1] = k
+        return st.StepRun(controls=controls, idx=idx,
+                          masks=np.ascontiguousarray(np.stack(masks, axis=1)) if masks else
+                          np.zeros((0, reps, n_edges), np.bool_),
+                          moved=np.zeros((n_steps, reps), np.bool_), snap_slot=snap_slot,
+                          snaps=np.empty((len(snap_epochs), reps, n_edges)))
 
-    def next_stop(self, epoch: int, every: int = 1, replicas: int = 1) -> int:
-        """The epoch up to which to train from ``epoch`` in one go: the next multiple of ``every`` and of
-        ``eval_every``, the last epoch, or ``MAX_CHUNK_STEPS`` replica-steps on."""
-        p = self.params
-        cap = epoch + max(1, MAX_CHUNK_STEPS // (p.schedule.steps_per_epoch(self.task.n_points) * replicas))
-        return min([p.epochs, cap] + [(epoch // k + 1) * k for k in (every, p.eval_every)])
+    def _draw_epoch(self, rngs: list[np.random.Generator]) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """One epoch's steps for every replica: idx int [R, n] per step, and masks bool [S, R, E] or None."""
+        per_replica = [self.params.schedule.batches(self.task.n_points, rng) for rng in rngs]
+        steps = [np.stack([batches[k] for batches in per_replica]) for k in range(len(per_replica[0]))]
+        return steps, self._draw_masks(rngs, len(steps))
 
-    def run(self, state: TrainState, on_epoch: Callable[[TrainState], None] | None = None,
-            every: int = 1) -> TrainState:
-        """Train from ``state`` up to ``params.epochs``; calls ``on_epoch(state)`` after every epoch that is a
-        multiple of ``every``, and after the last. Epochs between those run in one go (``advance``)."""
-        if every < 1:
-            raise ValidationError(f"Trainer.run: every must be >= 1 (got {every})")
-        rng = np.random.default_rng()
-        rng.bit_generator.state = state.rng_state
-        while state.epoch < self.params.epochs:
-            stop = self.next_stop(state.epoch, every if on_epoch is not None else self.params.epochs)
-            controls, solves, steps, updates, snapshots = self.advance(
-                state.controls[None, :], [rng], stop - state.epoch, self.params.record_every, state.epoch)
-            for epoch, snap in snapshots:
-                if epoch < stop:  # ``_record`` keeps the last one
-                    state.trajectory_epochs.append(epoch)
-                    state.trajectory.append(snap[0])
-            state.controls = controls[0]
-            state.n_solves += solves
-            state.n_steps += steps
-            state.n_updates += int(updates[0])
-            state.epoch = stop
-            state.rng_state = rng.bit_generator.state
-            self._record(state)
-            if on_epoch is not None and (state.epoch % every == 0 or state.epoch == self.params.epochs):
-                on_epoch(state)
-        return state
+    def _draw_masks(self, rngs: list[np.random.Generator], n_steps: int) -> np.ndarray | None:
+        """bool [S, R, E] desynchronous masks (each edge updates with probability p), or None when p = 1."""
+        p = self.params.update_probability
+        if p >= 1:
+            return None
+        return np.stack([rng.random((n_steps, self.circuit.n_edges)) < p for rng in rngs], axis=1)
 
     def _record(self, state: TrainState, force: bool = False) -> None:
         p = self.params
         last = state.epoch == p.epochs
         if force or last or state.epoch % p.eval_every == 0:
             ev = self.evaluate(state.controls)
-            state.n_solves += self.task.n_points
+            state.n_solves += state.replicas * self.task.n_points
             row = {"epoch": state.epoch, "loss": ev.loss, "accuracy": ev.accuracy, "min_margin": ev.min_margin,
                    "learning_time_s": self.learning_time(state)}
             if self.task.test_inputs is not None and len(self.task.test_inputs):
                 tv = self.evaluate(state.controls, test=True)
-                state.n_solves += len(self.task.test_inputs)
+                state.n_solves += state.replicas * len(self.task.test_inputs)
                 row.update(test_loss=tv.loss, test_accuracy=tv.accuracy)
-            state.history.append(row)
-        if force or last or state.epoch % p.record_every == 0:
-            state.trajectory_epochs.append(state.epoch)
-            state.trajectory.append(state.controls.copy())
-
-    def learning_time(self, state: TrainState) -> float:
-        """Cumulative learning-switch time (s): updates that moved an edge x t_learn."""
-        return state.n_updates * self.hardware.t_learn
-
-    def hardware_time(self, state: TrainState) -> float:
-        """Estimated hardware wall time (s): every step settles twice and, if it updates, closes the switch."""
-        return state.n_steps * 2 * self.hardware.t_settle + self.learning_time(state)
-
+            if not state.history or state.history[-1]["epoch"] != state.epoch:
+                state.history.append(row)
+        if state.keep_trajectory and (force or last or state.epoch % p.record_every == 0):
+            if not state.trajectory_epochs or state.trajectory_epochs[-1] != state.epoch:
+                state.trajectory_epochs.append(state.epoch)
+                state.trajectory.append(state.controls.copy())

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..circuit import Circuit, OperatingPoint
 from ..errors import ValidationError
+from ..step import StepProgram, StepRun
 
 
 class AbstractSolver(ABC):
@@ -69,6 +70,17 @@ class AbstractSolver(ABC):
         op = self._solve(circuit, controls, inputs, clamps, tags)
         self.n_solves += inputs.shape[0]
         return op
+
+    def train_steps(self, program: StepProgram, plan: StepRun, first: int) -> tuple[int, int] | None:
+        """Optional capability: run planned training steps in the solver's own compiled loop.
+
+        Applies steps ``first`` .. of ``plan`` (in place on ``plan.controls``, ``plan.moved``, ``plan.snaps``) with
+        exactly the arithmetic of ``metamaterial.step`` and the answers ``solve`` would give with tags replica x
+        points + data point. Returns (steps done up to, sample-solves used); it may stop early at a step it cannot
+        finish (left undone, for the caller's Python step). None: this solver has no such loop, or not for this
+        program; the caller runs the Python step. The default has none.
+        """
+        return None
 
     def reset(self) -> None:
         """Forget cached simulator state (loaded circuits, warm starts) so that the next solves depend only on

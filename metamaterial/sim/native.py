@@ -36,6 +36,7 @@ from ..circuit import Circuit, OperatingPoint
 from ..devices import THERMAL_VOLTAGE, NmosParams, PotentiometerParams, ResistorParams, card_level
 from ..errors import SimulationError, ValidationError
 from . import native_kernels as nk
+from ..step import StepProgram, StepRun
 from .base import AbstractSolver
 
 _MAX_CACHED_CIRCUITS = 16
@@ -155,6 +156,7 @@ class NativeSolver(AbstractSolver):
         self._prepared: dict[tuple, _Prepared] = {}
         self._warm: dict[tuple, tuple[Circuit, np.ndarray]] = {}  # (circuit, phase, batch size): last solution
         self._tagged: dict[tuple, TagMemory] = {}  # (circuit, phase): last solution per tag
+        self.loop_iterations = 0  # Newton iterations spent in the compiled training loop so far
 
     # -- solving --------------------------------------------------------------------------------
     def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
@@ -444,6 +446,12 @@ class NativeSolver(AbstractSolver):
         """[1, E] or [B, E] gate voltages (V) or conductances (S), C-contiguous (finiteness: see the kernels)."""
         ctrl = np.ascontiguousarray(controls.reshape(1, -1) if controls.ndim == 1 else controls)
         return np.ascontiguousarray(circuit.device.edge_controls(ctrl))
+
+    def train_steps(self, program: StepProgram, plan: StepRun, first: int) -> tuple[int, int] | None:
+        """The compiled training loop (``native_loop``) on the dense path; None on the sparse path or with read
+        noise (``native_loop.unsupported``)."""
+        from . import native_loop  # noqa: PLC0415 (compiles on first use)
+        return native_loop.run(self, program, plan, first)
 
     # -- per-circuit preparation -----------------------------------------------------------------
     def prepared(self, circuit: Circuit, clamped: bool) -> _Prepared:

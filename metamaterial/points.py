@@ -1,0 +1,57 @@
+"""The ``solve`` and ``netlist`` commands: every data point's free and clamped phase at the initial controls.
+
+The clamp values come from the free solve on the configured backend; the netlists are the exact text a
+``ngspice -b`` run reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config
+from .experiment import build, initial_controls, make_solver
+from .netlist import to_spice
+
+
+def initial_phases(cfg: Config, backend: str | None = None, clamped: bool = True):
+    """(setup, controls, free [P, N], clamps [P, n_clamp], clamped [P, N] or None, solver name) of every data
+    point at the initial controls; the clamp values come from the free solve."""
+    setup = build(cfg)
+    c, task = setup.circuit, setup.task
+    controls = initial_controls(setup, np.random.default_rng(cfg.seed))
+    with make_solver(setup, backend) as solver:
+        free = solver.solve(c, controls, task.inputs).voltages
+        clamps = setup.rule.clamp(c, free, task.targets)
+        twin = solver.solve(c, controls, task.inputs, clamps).voltages if clamped else None
+    return setup, controls, free, clamps, twin, solver.name
+
+
+def solve_points(cfg: Config, backend: str | None = None) -> dict:
+    """Free and clamped operating points of every data point at the initial controls."""
+    setup, controls, free, _, clamped, solver_name = initial_phases(cfg, backend)
+    c, task = setup.circuit, setup.task
+    names = [f"n{i}" for i in range(c.n_nodes)]
+    return {"nodes": names, "labels": list(c.node_labels), "backend": solver_name,
+            "controls": controls.tolist(),
+            "points": [{"input": task.inputs[p].tolist(), "target": task.targets[p].tolist(),
+                        "free": dict(zip(names, free[p].tolist())), "clamped": dict(zip(names, clamped[p].tolist()))}
+                       for p in range(task.n_points)]}
+
+
+def write_netlists(cfg: Config, out_dir: Path, backend: str | None = None) -> list[Path]:
+    """``free_k.cir`` and ``clamped_k.cir`` for each data point k at the initial controls; the clamped values
+    come from the free solve (on the configured backend)."""
+    setup, controls, _, clamps, _, _ = initial_phases(cfg, backend, clamped=False)
+    c, task = setup.circuit, setup.task
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in range(task.n_points):
+        for phase, cl in (("free", None), ("clamped", clamps[k:k + 1])):
+            p = out_dir / f"{phase}_{k}.cir"
+            p.write_text(to_spice(c, controls, task.inputs[k:k + 1], cl, options=setup.options,
+                                  title=f"{cfg.name} point {k}"))
+            paths.append(p)
+    return paths

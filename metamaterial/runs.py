@@ -1,0 +1,302 @@
+"""Training into a run directory: one orchestrator for one replica or many, checkpoints, and what a run leaves.
+
+``train_replicas`` trains one replica per seed as one batch (a single run is the case of one seed), checkpointed
+every ``learning.checkpoint_every`` epochs and resumable from its directory; ``train_run`` and ``ensemble_run``
+are the ``train`` command's two reports of it: a single run's metrics, gate trajectory, netlists and plots, or an
+ensemble's per-seed table and success rate.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from .config import Config, config_differences, dump_config
+from .errors import CheckpointError
+from .experiment import Setup, build, initial_controls, make_trainer
+from .learning.trainer import SUCCESS_MARGIN_V, Trainer, TrainState
+from .netlist import to_spice
+
+CHECKPOINT = "checkpoint.npz"
+
+
+# -- run directories and checkpoints ------------------------------------------------------------------------
+def open_run_dir(cfg: Config, run_dir: Path, resume: bool) -> Path:
+    """Check a run directory to resume (same resolved config, key by key), or create a new one (refusing one that
+    holds a run) and write config.yaml into it."""
+    resolved = dump_config(cfg)
+    if resume:
+        saved = run_dir / "config.yaml"
+        if not saved.exists():
+            raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); check --resume")
+        differ = config_differences(saved.read_text(), cfg)
+        if differ:
+            raise CheckpointError(f"{saved}: differs from the config given now in {', '.join(differ)}; resume with "
+                                  "the same config and --set options, or start a new run with --out")
+        return run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / CHECKPOINT).exists():
+        raise CheckpointError(f"{run_dir}: already holds a run; use --resume {run_dir} or another --out")
+    (run_dir / "config.yaml").write_text(resolved)
+    return run_dir
+
+
+def _write_atomically(path: Path, **arrays: np.ndarray) -> None:
+    """np.savez to a temporary file, flushed to disk, then renamed over ``path``: a kill leaves the old or the new."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(run_dir: Path, state: TrainState, seeds: list[int], wall_s: float) -> None:
+    """Atomically write the state of every replica: controls, generators, counters, history, trajectory."""
+    history = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in row.items()} for row in state.history]
+    meta = {"epoch": state.epoch, "seeds": seeds, "rng_states": [rng.bit_generator.state for rng in state.rngs],
+            "n_steps": state.n_steps, "n_solves": state.n_solves, "history": history,
+            "keep_trajectory": state.keep_trajectory, "trajectory_epochs": state.trajectory_epochs, "wall_s": wall_s}
+    trajectory = np.array(state.trajectory) if state.trajectory else np.zeros((0, *state.controls.shape))
+    _write_atomically(run_dir / CHECKPOINT, controls=state.controls, n_updates=state.n_updates,
+                      trajectory=trajectory, meta=np.array(json.dumps(meta)))
+
+
+def load_checkpoint(run_dir: Path) -> tuple[TrainState, list[int], float]:
+    """(state, seeds, wall time so far in s) of the run in ``run_dir``."""
+    path = run_dir / CHECKPOINT
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            controls, n_updates, trajectory = z["controls"].copy(), z["n_updates"].copy(), list(z["trajectory"])
+    except (OSError, KeyError, ValueError) as err:
+        raise CheckpointError(f"{path}: cannot resume: no readable checkpoint ({err}); start a new run") from err
+    rngs = []
+    for saved in meta["rng_states"]:
+        rng = np.random.default_rng()
+        rng.bit_generator.state = saved
+        rngs.append(rng)
+    history = [{k: (np.array(v) if isinstance(v, list) else v) for k, v in row.items()} for row in meta["history"]]
+    state = TrainState(meta["epoch"], controls, rngs, n_updates, meta["n_steps"], meta["n_solves"],
+                       meta["keep_trajectory"], history, meta["trajectory_epochs"], trajectory)
+    return state, meta["seeds"], float(meta["wall_s"])
+
+
+# -- the one orchestrator -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Trained:
+    """What ``train_replicas`` gives: the setup, its trainer (its solver still open: close it when done), the
+    final state, the seeds and the wall time (s, including the time before a resume)."""
+
+    setup: Setup
+    trainer: Trainer
+    state: TrainState
+    seeds: list[int]
+    wall_s: float
+
+
+def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None, resume: bool = False,
+                   progress: bool = False, on_epoch: Callable[[Trainer, TrainState], None] | None = None, every: int = 1,
+                   backend: str | None = None, **params) -> Trained:
+    """Train one replica per seed as one batch. Replica r draws its initial controls, data order, desynchronous
+    masks and read noise exactly as a run with ``seed=seeds[r]`` does; what ``build`` draws from the config's own
+    seed (twin mismatch without its own seed, the per-edge learning bias) is shared by every replica.
+
+    With ``run_dir`` (already opened by ``open_run_dir``), the state is checkpointed there every
+    ``learning.checkpoint_every`` epochs and at the end, and ``resume`` continues from it; a resumed run ends where
+    an uninterrupted one does. ``on_epoch(trainer, state)`` is called at the start (a new run's epoch 0) and after
+    every epoch that is a multiple of ``every``.
+    ``params`` change ``TrainParams`` (e.g. ``eval_every``) without touching the config.
+    """
+    setup = build(cfg)
+    trainer = make_trainer(setup, backend, **params)
+    every_ckpt = cfg.learning.checkpoint_every if run_dir is not None else 0
+    try:
+        if resume:
+            state, saved_seeds, wall_before = load_checkpoint(run_dir)
+            if saved_seeds != seeds:
+                raise CheckpointError(f"{run_dir}: holds a run of seeds {_span(saved_seeds)}, not {_span(seeds)}; "
+                                      "resume with the same --seeds")
+        else:
+            rngs = [np.random.default_rng(s) for s in seeds]
+            state = trainer.init_state(np.stack([initial_controls(setup, rng) for rng in rngs]), rngs)
+            wall_before = 0.0
+            if every_ckpt:
+                save_checkpoint(run_dir, state, seeds, 0.0)
+            if on_epoch is not None:
+                on_epoch(trainer, state)
+        t0 = time.perf_counter()
+        bar = _progress(progress, trainer.params.epochs, state.epoch,
+                        cfg.name if len(seeds) == 1 else f"{cfg.name} x{len(seeds)}")
+
+        def after_epoch(st: TrainState) -> None:
+            if bar is not None:
+                bar.update(st.epoch - bar.n)
+                if st.history and st.history[-1]["epoch"] == st.epoch:
+                    bar.set_postfix(loss=f"{float(np.median(st.history[-1]['loss'])):.3g}")
+            if every_ckpt and st.epoch % every_ckpt == 0:
+                save_checkpoint(run_dir, st, seeds, wall_before + time.perf_counter() - t0)
+                trainer.solver.reset()  # what follows a checkpoint must not depend on what preceded it
+            if on_epoch is not None and st.epoch % every == 0:
+                on_epoch(trainer, st)
+
+        stops = [k for k in (every_ckpt, every if on_epoch else 0) if k]
+        try:
+            # called at every checkpoint, callback and evaluation; the epochs between run in one go
+            state = trainer.run(state, after_epoch, every=math.gcd(*stops, trainer.params.eval_every))
+        finally:
+            if bar is not None:
+                bar.close()
+        wall = wall_before + time.perf_counter() - t0
+        if every_ckpt:
+            save_checkpoint(run_dir, state, seeds, wall)
+    except BaseException:
+        trainer.solver.close()
+        raise
+    return Trained(setup, trainer, state, seeds, wall)
+
+
+def _span(seeds: list[int]) -> str:
+    return f"{seeds[0]}..{seeds[-1]} ({len(seeds)})"
+
+
+def _progress(enabled: bool, total: int, start: int, name: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm  # noqa: PLC0415
+    return tqdm(total=total, initial=start, desc=f"train {name}", unit="epoch", dynamic_ncols=True, mininterval=0.5)
+
+
+def succeeded(min_margin: np.ndarray | float | None) -> np.ndarray | bool | None:
+    """Whether a classification is solved: every point correct by ``SUCCESS_MARGIN_V`` (None for regression)."""
+    if min_margin is None:
+        return None
+    return np.asarray(min_margin) >= SUCCESS_MARGIN_V
+
+
+# -- the train command's reports ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    summary: dict
+    state: TrainState
+
+
+def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str | None = None,
+              progress: bool = True, plots: bool = True) -> RunResult:
+    """Train ``cfg`` (one replica, seed ``cfg.seed``) into ``run_dir``; with ``resume`` continue from its checkpoint.
+
+    Writes config.yaml, metrics.csv, summary.json, gates.csv, free.cir/clamped.cir (final gates, all training
+    points), PNG plots and checkpoint.npz every ``learning.checkpoint_every`` epochs.
+    """
+    run_dir = open_run_dir(cfg, Path(run_dir), resume)
+    done = train_replicas(cfg, [cfg.seed], run_dir=run_dir, resume=resume, progress=progress, backend=backend)
+    with done.trainer.solver:
+        one = one_replica(done.state)
+        final = done.trainer.evaluate(one.controls)
+        summary = _summary(done, one, final)
+    _write_single(run_dir, done.setup, one, final, summary, plots)
+    return RunResult(run_dir, summary, done.state)
+
+
+def one_replica(state: TrainState, r: int = 0) -> SimpleNamespace:
+    """Replica r of a state as a single run reads it: controls [E], counters, history rows of numbers, trajectory
+    [T, E]."""
+    rows = [{k: (v[r].item() if isinstance(v, np.ndarray) else v) for k, v in row.items()} for row in state.history]
+    return SimpleNamespace(epoch=state.epoch, controls=state.controls[r], n_steps=state.n_steps,
+                           n_updates=int(state.n_updates[r]), n_solves=state.n_solves, history=rows,
+                           trajectory_epochs=state.trajectory_epochs, trajectory=[t[r] for t in state.trajectory])
+
+
+def _summary(done: Trained, one: SimpleNamespace, final) -> dict:
+    setup, trainer, state = done.setup, done.trainer, done.state
+    task = setup.task
+    out = {
+        "name": setup.config.name, "task": task.name, "backend": trainer.solver.name, "seed": done.seeds[0],
+        "device": setup.circuit.device.name, "n_nodes": setup.circuit.n_nodes, "n_edges": setup.circuit.n_edges,
+        "epochs": state.epoch, "initial_loss": one.history[0]["loss"], "final_loss": final.loss,
+        "accuracy": final.accuracy, "min_margin_v": final.min_margin,
+        "success": None if final.min_margin is None else bool(succeeded(final.min_margin)),
+        "wall_s": round(done.wall_s, 3), "n_solves": state.n_solves, "n_steps": state.n_steps,
+        "n_updates": one.n_updates, "learning_time_s": float(trainer.learning_time(state)[0]),
+        "hardware_time_s": float(trainer.hardware_time(state)[0]), "t_learn_s": setup.hardware.t_learn,
+        "rate_per_v": setup.rule.rate, "outputs_v": final.outputs.tolist(), "targets_v": task.targets.tolist(),
+    }
+    if task.test_inputs is not None and len(task.test_inputs):
+        tv = trainer.evaluate(one.controls, test=True)
+        out.update(test_loss=tv.loss, test_accuracy=tv.accuracy)
+    return out
+
+
+def _write_single(run_dir: Path, setup: Setup, one: SimpleNamespace, final, summary: dict, plots: bool) -> None:
+    keys = sorted({k for row in one.history for k in row}, key=lambda k: (k != "epoch", k))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows({k: ("" if row.get(k) is None else row.get(k)) for k in keys} for row in one.history)
+    (run_dir / "metrics.csv").write_text(buf.getvalue())
+    header = "epoch," + ",".join(f"e{e}" for e in range(setup.circuit.n_edges))
+    rows = np.column_stack([np.array(one.trajectory_epochs), np.array(one.trajectory)])
+    np.savetxt(run_dir / "gates.csv", rows, delimiter=",", header=header, comments="", fmt="%.17g")
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    c, task = setup.circuit, setup.task
+    (run_dir / "free.cir").write_text(to_spice(c, one.controls, task.inputs, options=setup.options,
+                                               title=f"{setup.config.name} final free"))
+    clamps = setup.rule.clamp(c, final.free, task.targets)
+    (run_dir / "clamped.cir").write_text(to_spice(c, one.controls, task.inputs, clamps, options=setup.options,
+                                                  title=f"{setup.config.name} final clamped"))
+    if plots:
+        from .plots import plot_run  # noqa: PLC0415
+        plot_run(run_dir, one, task, final.outputs, setup.circuit.device)
+
+
+def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None = None,
+                 progress: bool = True, resume: bool = False) -> dict:
+    """Train seeds cfg.seed .. cfg.seed + n_seeds - 1 as one batch into ``run_dir`` (checkpointed; ``resume``
+    continues); write ensemble.csv and summary.json."""
+    run_dir = open_run_dir(cfg, Path(run_dir), resume)
+    seeds = list(range(cfg.seed, cfg.seed + n_seeds))
+    done = train_replicas(cfg, seeds, run_dir=run_dir, resume=resume, progress=progress, backend=backend)
+    done.trainer.solver.close()
+    state = done.state
+    last, first = state.history[-1], state.history[0]
+    held_out = "test_loss" in last
+    rows = ["seed,initial_loss,final_loss,accuracy,min_margin_v," + ("test_loss,test_accuracy," if held_out else "")
+            + "success"]
+    success = succeeded(last["min_margin"])
+
+    def cell(key: str, r: int) -> str:
+        return "" if last.get(key) is None else repr(float(last[key][r]))
+
+    for r, seed in enumerate(seeds):
+        ok = "" if success is None else str(bool(success[r])).lower()
+        test = f"{cell('test_loss', r)},{cell('test_accuracy', r)}," if held_out else ""
+        rows.append(f"{seed},{float(first['loss'][r])!r},{float(last['loss'][r])!r},{cell('accuracy', r)},"
+                    f"{cell('min_margin', r)},{test}{ok}")
+    (run_dir / "ensemble.csv").write_text("\n".join(rows) + "\n")
+    summary = {"name": cfg.name, "task": done.setup.task.name, "backend": done.trainer.solver.name, "seeds": seeds,
+               "epochs": state.epoch, "wall_s": round(done.wall_s, 3), "n_solves": state.n_solves,
+               "final_loss_median": float(np.median(last["loss"])),
+               "success_count": None if success is None else int(success.sum()),
+               "success_rate": None if success is None else float(success.mean()),
+               "accuracy_mean": None if last["accuracy"] is None else float(np.mean(last["accuracy"]))}
+    if held_out:
+        summary["test_loss_median"] = float(np.median(last["test_loss"]))
+        summary["test_accuracy_mean"] = (None if last["test_accuracy"] is None
+                                         else float(np.mean(last["test_accuracy"])))
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+__all__ = ["RunResult", "Trained", "open_run_dir", "save_checkpoint", "load_checkpoint", "train_replicas",
+           "train_run", "ensemble_run", "one_replica", "succeeded"]

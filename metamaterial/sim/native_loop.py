@@ -1,0 +1,210 @@
+"""The native solver's compiled training loop: many training steps in one numba call, no Python in between.
+
+Python orchestration costs ~50-100 us per step (two solver calls, the nudge, the hinge, the update), ten times
+the 4x4 torus's own solves. ``NativeSolver.train_steps`` (the optional capability of ``base.AbstractSolver``)
+runs a ``step.StepRun`` here: each step's free solve, the nudge, the hinge, the clamped solve, the contrast and
+the update, with the step's arithmetic compiled from the very functions of ``metamaterial.step`` that the Python
+step calls, and each sample solved as ``NativeSolver`` solves a tagged sample (``native.TagMemory``: from the
+last solution of the same replica, data point and phase; not at all if nothing it depends on changed).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .. import step as st
+from ..devices import PotentiometerParams
+from . import native_kernels as nk
+
+_outputs = njit(cache=True)(st.output_values)
+_clamps = njit(cache=True)(st.clamp_values)
+_margins = njit(cache=True)(st.class_margins)
+_active = njit(cache=True)(st.active_points)
+_contrast = njit(cache=True)(st.summed_contrast)
+_closed = njit(cache=True)(st.switch_closed)
+_update = njit(cache=True)(st.update_controls)
+
+
+def unsupported(solver, program: st.StepProgram) -> str | None:
+    """Why the compiled loop cannot run ``program`` on ``solver``, or None if it can."""
+    c = program.circuit
+    if not (solver.prepared(c, False).dense and solver.prepared(c, True).dense):
+        return f"{c.n_nodes} nodes: the native solver takes its sparse path, which is not compiled"
+    if program.read_noise > 0:
+        return "read noise is drawn per step, depending on the hinge"
+    return None
+
+
+def run(solver, program: st.StepProgram, plan: st.StepRun, first: int) -> tuple[int, int] | None:
+    """Steps ``first`` .. of ``plan`` on ``solver`` (a ``NativeSolver``): (steps done up to, solves), or None if
+    the compiled loop cannot run this program (``unsupported``). Stops early at a step whose samples it cannot
+    converge; that step is left undone for the caller's Python step (with the solver's retries)."""
+    if unsupported(solver, program) is not None:
+        return None
+    c = program.circuit
+    pf, pc = solver.prepared(c, False), solver.prepared(c, True)
+    dev = c.device
+    pot = (np.array([1.0 / dev.r_max, dev.r_max / dev.r_min, dev.n_taps - 1.0])
+           if isinstance(dev, PotentiometerParams) else np.zeros(3))
+    reps = plan.controls.shape[0]
+    n_tags = reps * program.inputs.shape[0]  # replica r, data point p: tag r P + p (as the Python step)
+    done, solves, iterations = _train_steps(
+        first, plan.controls, plan.idx, plan.masks, plan.moved, plan.snap_slot, plan.snaps,
+        program.inputs, program.targets, program.classes, program.levels, program.decode,
+        program.nudge, program.hinge, program.margin, program.sign_rule, program.rate, program.bias, program.low,
+        program.high, program.leak_factor, program.rest,
+        np.ascontiguousarray(c.out_pos, np.int64), np.ascontiguousarray(c.out_neg, np.int64),
+        np.ascontiguousarray(c.rail_voltages, float), pf.kind, pf.prm, pf.ea, pf.eb, pot, _phase(pf), _phase(pc),
+        solver.max_iter, solver.tolerances, solver.warm_start,
+        _memory(solver.tag_memory(c, False, n_tags)), _memory(solver.tag_memory(c, True, n_tags)))
+    solver.n_solves += solves
+    solver.loop_iterations += iterations
+    return done, solves
+
+
+def _phase(prep) -> tuple:
+    return (prep.driven, prep.pos, prep.slots, prep.unk, prep.n_junctions, prep.diag, prep.vbi, prep.beta)
+
+
+def _memory(memory) -> tuple:
+    return (memory.v, memory.controls, memory.drive, memory.residual)
+
+
+@njit(cache=True)
+def _edge_controls(controls, kind, pot, ctrl):
+    """ctrl [E] = the solver's edge controls for one replica's controls [E] (``NativeSolver._edge_controls``):
+    the controls themselves, or a potentiometer's conductance g0 * ratio ** (tap / span) for pot = (g0, ratio,
+    span). Returns False if a conductance is not > 0 (the Python step then reports it)."""
+    for e in range(controls.shape[0]):
+        if pot[0] > 0.0:
+            ctrl[e] = pot[0] * pot[1] ** (controls[e] / pot[2])
+        else:
+            ctrl[e] = controls[e]
+        if kind == nk.KIND_CONDUCTANCE and not ctrl[e] > 0.0:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _same(a, b):
+    for k in range(a.shape[0]):
+        if a[k] != b[k]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _solve_sample(v, drv, ctrl, raw, tag, warm, memory, prep, kind, prm, ea, eb, max_iter, tol, work):
+    """One tagged sample into v [N], as ``NativeSolver._solve`` does it: the remembered solution if the controls
+    ``raw`` [E] and the drive are bit for bit what it solved, else Newton from it (cold if none or not ``warm``).
+    Returns (iterations, residual in A, status)."""
+    mem_v, mem_ctrl, mem_drv, mem_res = memory
+    drv_nodes, pos, slots, unk, n_junctions, diag, vbi, beta = prep
+    v[:] = mem_v[tag]
+    if warm and _same(mem_ctrl[tag], raw) and _same(mem_drv[tag], drv):
+        return 0, mem_res[tag], nk.CONVERGED
+    cold = not warm or math.isnan(v[0])
+    return nk.newton_sample(v, cold, drv_nodes, drv, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions,
+                            diag, max_iter, tol, 0.0, work[0], work[1], work[2], work[3])
+
+
+@njit(cache=True)
+def _solve_phase(v, drv, res, ctrl, controls, tags, n, warm, memory, prep, kind, prm, ea, eb, max_iter, tol):
+    """Every sample b of a phase (replica b // n); returns (iterations, whether all converged)."""
+    nu = prep[3].shape[0]
+    work = (np.empty(nu), np.empty(nu * nu), np.empty(nu), np.empty(nu))
+    iterations = 0
+    for b in range(v.shape[0]):
+        r = b // n
+        it, res[b], status = _solve_sample(v[b], drv[b], ctrl[r], controls[r], tags[b], warm, memory, prep, kind,
+                                           prm, ea, eb, max_iter, tol, work)
+        iterations += it
+        if status != nk.CONVERGED:
+            return iterations, False
+    return iterations, True
+
+
+@njit(cache=True)
+def _remember(memory, tags, n, v, controls, drv, residual):
+    mem_v, mem_ctrl, mem_drv, mem_res = memory
+    for b in range(v.shape[0]):
+        mem_v[tags[b]] = v[b]
+        mem_ctrl[tags[b]] = controls[b // n]
+        mem_drv[tags[b]] = drv[b]
+        mem_res[tags[b]] = residual[b]
+
+
+@njit(cache=True)
+def _train_steps(first, controls, idx, masks, moved, snap_slot, snaps, inputs, targets, classes, levels, decode,
+                 nudge, hinge, margin, sign_rule, rate, bias, low, high, leak_factor, rest, out_pos, out_neg, rails,
+                 kind, prm, ea, eb, pot, free_prep, clamped_prep, max_iter, tol, warm, free_memory, clamped_memory):
+    """Steps ``first`` .. S-1 of a plan (``step.StepRun``'s arrays), in place on the controls, the solver's memories,
+    ``moved`` and ``snaps``; the program's numbers as in ``step.StepProgram``; the solver's arrays as in
+    ``native._Prepared`` (``free_prep``, ``clamped_prep``: driven, pos, slots, unk, n_junctions, diag, vbi, beta)
+    and ``native.TagMemory`` (v, controls, drive, residual).
+
+    Returns (steps done up to, solves, Newton iterations): S, or the step at which a sample did not converge
+    (that step is left undone: controls and memories as before it).
+    """
+    reps, n_edges = controls.shape
+    n_steps, _, n = idx.shape
+    batch, n_points = reps * n, inputs.shape[0]
+    n_in, n_rail = inputs.shape[1], rails.shape[0]
+    n_clamp = clamped_prep[0].shape[0] - n_in - n_rail
+    vf = np.empty((batch, free_memory[0].shape[1]))
+    vc = np.empty_like(vf)
+    drv_f = np.empty((batch, n_in + n_rail))
+    drv_c = np.empty((batch, n_in + n_rail + n_clamp))
+    res_f = np.empty(batch)
+    res_c = np.empty(batch)
+    ctrl = np.empty((reps, n_edges))
+    tags = np.empty(batch, np.int64)
+    points = np.empty(batch, np.int64)
+    use_masks = masks.shape[0] > 0
+    solves = 0
+    iterations = 0
+    for s in range(first, n_steps):
+        for r in range(reps):
+            if not _edge_controls(controls[r], kind, pot, ctrl[r]):
+                return s, solves, iterations
+        for b in range(batch):
+            points[b] = idx[s, b // n, b % n]
+            tags[b] = (b // n) * n_points + points[b]
+            drv_f[b, :n_in] = inputs[points[b]]
+            drv_f[b, n_in:] = rails
+        it, ok = _solve_phase(vf, drv_f, res_f, ctrl, controls, tags, n, warm, free_memory, free_prep, kind, prm, ea,
+                              eb, max_iter, tol)
+        iterations += it
+        if not ok:
+            return s, solves, iterations
+        out = _outputs(vf, out_pos, out_neg)
+        active = _active(_margins(out, classes[points], decode, levels), hinge, margin)
+        any_active = active.any()
+        if any_active:  # clamped phase, for every sample as soon as one point is active (as the Python step)
+            drv_c[:, :n_in + n_rail] = drv_f
+            drv_c[:, n_in + n_rail:] = _clamps(vf, out, targets[points], nudge, out_pos, out_neg)
+            it, ok = _solve_phase(vc, drv_c, res_c, ctrl, controls, tags, n, warm, clamped_memory, clamped_prep, kind,
+                                  prm, ea, eb, max_iter, tol)
+            iterations += it
+            if not ok:
+                return s, solves, iterations
+        # the step is complete: remember the solutions, then update every replica
+        if warm:
+            _remember(free_memory, tags, n, vf, controls, drv_f, res_f)
+            if any_active:
+                _remember(clamped_memory, tags, n, vc, controls, drv_c, res_c)
+        solves += batch * (2 if any_active else 1)
+        closed = _closed(active, reps)
+        moved[s] = closed
+        u = _contrast(vf, vc, ea, eb, active, reps) if any_active else np.zeros((reps, n_edges))
+        mask = np.empty((reps, n_edges), np.bool_)
+        for r in range(reps):
+            for e in range(n_edges):
+                mask[r, e] = closed[r] and (not use_masks or masks[s, r, e])
+        controls[:] = _update(controls, u, mask, sign_rule, rate, bias, low, high, leak_factor, rest)
+        if snap_slot[s] >= 0:
+            snaps[snap_slot[s]] = controls
+    return n_steps, solves, iterations

@@ -1,0 +1,192 @@
+"""One coupled-learning training step, written once: its description and its arithmetic as array functions.
+
+``StepProgram`` is the frozen description of a step (the task's arrays, the nudge, the hinge, the update with
+its clip, leak, bias and sign rule); ``StepRun`` is a plan of steps to apply (data points and desynchronous
+masks drawn beforehand) with room for what they produce. The functions below are the step's math (docs/physics.md,
+section 3):
+
+    clamped output  V_O^C = V_O^F + eta (L - V_O^F)              (single-ended)
+                    O^C_(+/-) = O^F_(+/-) +/- (eta/2)(L - O^F)    (differential, O = V(+) - V(-))
+    contrast        U_i = sum over the step's active points of (dV_i^F)^2 - (dV_i^C)^2         (V^2)
+    update          x_i <- rest + (clip(x_i + s_i, low, high) - rest) * exp(-dt / tau)
+                    s_i = rate U_i (continuous) or sign(U_i) (one potentiometer tap), plus the edge's bias,
+                    where the edge's learning switch closes (its replica had an active point and its
+                    desynchronous mask allows it), else 0
+
+They are plain numpy written in the subset numba compiles, so the Python step (``learning.trainer``) calls them
+as they are and a solver's compiled training loop (``sim.native_loop``) compiles the very same functions. This
+module imports nothing but numpy: it sits beside ``circuit`` and ``tasks`` at the bottom of the flow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DECODE_NONE, DECODE_NEAREST, DECODE_ARGMAX = 0, 1, 2
+DECODES = {None: DECODE_NONE, "nearest": DECODE_NEAREST, "argmax": DECODE_ARGMAX}
+
+
+@dataclass(frozen=True, eq=False)
+class StepProgram:
+    """What one training step does, as arrays and numbers a compiled loop can take.
+
+    Attributes:
+        circuit: the ``circuit.Circuit`` trained (its outputs, edges, rails and device).
+        inputs: [P, n_in] V; targets: [P, n_out] V; classes: int [P] (zeros for regression); levels: [L] V;
+            decode: DECODE_* of the task (how outputs are read as classes, for the hinge).
+        nudge: eta in (0, 1]. hinge: stop updating a point once it is ``margin`` volts past its boundary.
+        sign_rule: step one unit in the direction of U (potentiometer taps) instead of ``rate`` U.
+        rate: alpha / eta (control units per V^2). low, high: control range.
+        leak_factor: exp(-dt / tau) per step (1.0: no leak); rest: what the leak relaxes toward.
+        bias: [E] per-edge offset added to each applied update, or [0] for none.
+        read_noise: std (V) of noise on every node voltage the learning circuit reads (drawn per step).
+    """
+
+    circuit: object
+    inputs: np.ndarray
+    targets: np.ndarray
+    classes: np.ndarray
+    levels: np.ndarray
+    decode: int
+    nudge: float
+    hinge: bool
+    margin: float
+    sign_rule: bool
+    rate: float
+    low: float
+    high: float
+    leak_factor: float
+    rest: float
+    bias: np.ndarray
+    read_noise: float = 0.0
+
+
+@dataclass
+class StepRun:
+    """A plan of S steps for R replicas, and where its results go (filled in place by whoever runs it).
+
+    Attributes:
+        controls: [R, E] controls, updated in place step by step.
+        idx: int [S, R, n] data points each replica presents at each step.
+        masks: bool [S, R, E] edges allowed to update (desynchronous learning), or [0, R, E] for all.
+        moved: bool [S, R] out: whether each replica's learning switch closed at each step.
+        snap_slot: int [S]: after step s copy the controls into ``snaps[snap_slot[s]]`` (-1: no copy).
+        snaps: [K, R, E] out: those copies.
+    """
+
+    controls: np.ndarray
+    idx: np.ndarray
+    masks: np.ndarray
+    moved: np.ndarray
+    snap_slot: np.ndarray
+    snaps: np.ndarray
+
+    @property
+    def n_steps(self) -> int:
+        return self.idx.shape[0]
+
+    def mask(self, s: int) -> np.ndarray:
+        """bool [R, E] edges allowed to update at step s."""
+        return self.masks[s] if self.masks.shape[0] else np.ones(self.controls.shape, np.bool_)
+
+
+def output_values(v, out_pos, out_neg):
+    """[B, n_out] output values (V) of node voltages v [B, N]: V(pos), or V(pos) - V(neg) where out_neg >= 0."""
+    out = np.empty((v.shape[0], out_pos.shape[0]))
+    for k in range(out_pos.shape[0]):
+        if out_neg[k] >= 0:
+            out[:, k] = v[:, out_pos[k]] - v[:, out_neg[k]]
+        else:
+            out[:, k] = v[:, out_pos[k]]
+    return out
+
+
+def clamp_values(v, out, targets, nudge, out_pos, out_neg):
+    """[B, n_clamp] clamped-phase voltages of the clamp nodes (every output's pos node, then the neg node of each
+    differential output in order), from the free voltages v [B, N], outputs [B, n_out] and labels [B, n_out]."""
+    n_out = out_pos.shape[0]
+    n_diff = 0
+    for k in range(n_out):
+        if out_neg[k] >= 0:
+            n_diff += 1
+    cl = np.empty((v.shape[0], n_out + n_diff))
+    j = n_out
+    for k in range(n_out):
+        push = nudge * (targets[:, k] - out[:, k])
+        if out_neg[k] >= 0:
+            cl[:, k] = v[:, out_pos[k]] + push / 2
+            cl[:, j] = v[:, out_neg[k]] - push / 2
+            j += 1
+        else:
+            cl[:, k] = v[:, out_pos[k]] + push
+    return cl
+
+
+def class_margins(out, classes, decode, levels):
+    """[B] signed margin (V) of each point's correct class; > 0 means correctly classified.
+
+    DECODE_NEAREST: half the gap between the distance to the nearest wrong level and to the right one (for two
+    levels, the distance past the midpoint). DECODE_ARGMAX: the correct output minus the largest other one.
+    """
+    n = out.shape[0]
+    own = np.zeros(n)
+    if decode == DECODE_ARGMAX:
+        best = np.full(n, -np.inf)
+        for k in range(out.shape[1]):
+            is_own = classes == k
+            own = np.where(is_own, out[:, k], own)
+            best = np.where(is_own, best, np.maximum(best, out[:, k]))
+        return own - best
+    best = np.full(n, np.inf)
+    for k in range(levels.shape[0]):
+        dist = np.abs(out[:, 0] - levels[k])
+        is_own = classes == k
+        own = np.where(is_own, dist, own)
+        best = np.where(is_own, best, np.minimum(best, dist))
+    return (best - own) / 2
+
+
+def active_points(margins, hinge, margin):
+    """bool [B]: points that update: all of them, or under the hinge those whose ``margins`` [B] (``class_margins``)
+    are not yet ``margin`` past the boundary."""
+    if not hinge:
+        return np.ones(margins.shape[0], np.bool_)
+    return margins < margin
+
+
+def summed_contrast(vf, vc, ea, eb, active, reps):
+    """[R, E] contrast U summed over each replica's active points (V^2); vf, vc [R n, N], replica r's points
+    being rows r n .. r n + n - 1; ea, eb int [E] edge ends."""
+    n = vf.shape[0] // reps
+    u = np.zeros((reps, ea.shape[0]))
+    for b in range(vf.shape[0]):
+        if active[b]:
+            dvf = vf[b, ea] - vf[b, eb]
+            dvc = vc[b, ea] - vc[b, eb]
+            u[b // n] += dvf * dvf - dvc * dvc
+    return u
+
+
+def switch_closed(active, reps):
+    """bool [R]: whether each replica had an active point (its learning switch closes)."""
+    n = active.shape[0] // reps
+    closed = np.zeros(reps, np.bool_)
+    for b in range(active.shape[0]):
+        if active[b]:
+            closed[b // n] = True
+    return closed
+
+
+def update_controls(controls, u, mask, sign_rule, rate, bias, low, high, leak_factor, rest):
+    """[R, E] controls after one update: where ``mask`` [R, E] (the switch closed and the edge may update) add
+    rate U or sign(U), plus ``bias`` [E] if it has entries; clip to [low, high]; relax toward ``rest`` by
+    ``leak_factor`` (every edge: time passes for all)."""
+    step = np.sign(u) if sign_rule else rate * u
+    if bias.shape[0] > 0:
+        step = step + bias
+    new = np.minimum(np.maximum(controls + np.where(mask, step, 0.0), low), high)
+    if leak_factor != 1.0:
+        new = rest + (new - rest) * leak_factor
+    return new
