@@ -187,19 +187,19 @@ def random_gates(n: int, seed: int = 0, low: float = 0.5, high: float = 3.0) -> 
 
 @contextmanager
 def stopped_after_checkpoint(monkeypatch, writer: str, epoch: int):
-    """Within the block, ``experiment.<writer>`` (a checkpoint writer whose second argument is the state) raises
+    """Within the block, ``runs.<writer>`` (a checkpoint writer whose second argument is the state) raises
     KeyboardInterrupt right after writing the checkpoint of ``epoch``, as a kill at that moment would."""
-    from metamaterial import experiment
-    saved = getattr(experiment, writer)
+    from metamaterial import runs
+    saved = getattr(runs, writer)
 
     def write_then_stop(run_dir, state, *args):
         saved(run_dir, state, *args)
         if state.epoch == epoch:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(experiment, writer, write_then_stop)
+    monkeypatch.setattr(runs, writer, write_then_stop)
     try:
         with pytest.raises(KeyboardInterrupt):
             yield
     finally:
-        monkeypatch.setattr(experiment, writer, saved)
+        monkeypatch.setattr(runs, writer, saved)
