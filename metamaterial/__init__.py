@@ -6,8 +6,7 @@ Flow: description (``graph``) -> compile (``circuit``) -> emit (``netlist``) -> 
 
 from .circuit import Circuit, OperatingPoint, compile_graph, edge_currents, kcl_residuals, without_edges
 from .config import Config, load_config
-from .devices import (NmosParams, PotentiometerParams, ResistorParams, nmos_current, nmos_from_card, nmos_preset,
-                      PRESETS)
+from .devices import PRESETS, NmosParams, PotentiometerParams, ResistorParams, nmos_current, nmos_from_card, nmos_preset
 from .errors import CheckpointError, ConfigError, MetamaterialError, SimulationError, ValidationError
 from .experiment import build, initial_controls, make_solver, make_trainer
 from .graph import Roles, assign_roles, lattice_network, load_network, random_network

@@ -12,8 +12,16 @@ from dataclasses import dataclass, replace
 import networkx as nx
 import numpy as np
 
-from .devices import EdgeParams, Mismatch, NmosParams, PotentiometerParams, ResistorParams, junction_current, nmos_current
 from . import step
+from .devices import (
+    EdgeParams,
+    Mismatch,
+    NmosParams,
+    PotentiometerParams,
+    ResistorParams,
+    junction_current,
+    nmos_current,
+)
 from .errors import ValidationError
 
 

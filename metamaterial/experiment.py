@@ -93,8 +93,8 @@ def build_task(cfg: Config) -> Task:
         return allostery_task(t.source, tuple(t.targets) if t.targets else (0.1, 0.3))
     if t.name == "iris":
         return iris_task(t.low, t.high, t.target_on, t.target_off, t.test_fraction or 0.2, cfg.seed)
-    return csv_task(t.path, t.n_inputs, t.classification, t.low, t.high, t.target_on, t.target_off, t.scale, t.test_fraction,
-                    cfg.seed)
+    return csv_task(t.path, t.n_inputs, t.classification, t.low, t.high, t.target_on, t.target_off, t.scale,
+                    t.test_fraction, cfg.seed)
 
 
 def build(cfg: Config) -> Setup:
@@ -110,7 +110,8 @@ def build(cfg: Config) -> Setup:
                                                           np.random.default_rng([seed, 1])))
     task = build_task(cfg)
     if task.n_inputs != circuit.n_inputs:
-        raise ConfigError(f"roles.inputs: task {task.name} needs {task.n_inputs} input node(s) (got {circuit.n_inputs})")
+        raise ConfigError(f"roles.inputs: task {task.name} needs {task.n_inputs} input node(s) "
+                          f"(got {circuit.n_inputs})")
     if task.n_outputs != circuit.n_outputs:
         raise ConfigError(f"roles.outputs: task {task.name} needs {task.n_outputs} output(s) (got {circuit.n_outputs})")
     lc, hc = cfg.learning, cfg.hardware

@@ -106,8 +106,8 @@ class Trained:
 
 
 def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None, resume: bool = False,
-                   progress: bool = False, on_epoch: Callable[[Trainer, TrainState], None] | None = None, every: int = 1,
-                   backend: str | None = None, **params) -> Trained:
+                   progress: bool = False, on_epoch: Callable[[Trainer, TrainState], None] | None = None,
+                   every: int = 1, backend: str | None = None, **params) -> Trained:
     """Train one replica per seed as one batch. Replica r draws its initial controls, data order, desynchronous
     masks and read noise exactly as a run with ``seed=seeds[r]`` does; what ``build`` draws from the config's own
     seed (twin mismatch without its own seed, the per-edge learning bias) is shared by every replica.

@@ -61,11 +61,12 @@ def run(ctx: Context) -> ClaimResult:
     lines = [f"- {n}: done after {r['epochs_to_done']:.0f} epochs = **{r['learning_time_s']:.3g} s** of switch-on time "
              f"(rate alpha/eta = {r['rate_per_v']:g} /V, i.e. t_learn = {r['t_learn_s']:.3g} s per update; the same "
              f"number of updates at the hardware's 100 us per update would take "
-             f"{(r['at_100us_switch_s'] or float('nan')):.3g} s but move the gates {r['t_learn_s'] / 100e-6:.0f}x less)"
+             f"{(r['at_100us_switch_s'] or float('nan')):.3g} s but move the gates "
+             f"{r['t_learn_s'] / 100e-6:.0f}x less)"
              for n, r in rows.items()]
-    lines.append("- The learning time is set by the charge the gates need: with this circuit dV_G = gain t_learn U / (R C), "
-                 "so for small steps it barely depends on how the charge is split into updates; it scales as R C / gain "
-                 "(the multiplier gain of 1/10 is not confirmed by the authors).")
+    lines.append("- The learning time is set by the charge the gates need: with this circuit "
+                 "dV_G = gain t_learn U / (R C), so for small steps it barely depends on how the charge is split into "
+                 "updates; it scales as R C / gain (the multiplier gain of 1/10 is not confirmed by the authors).")
     times = [r["learning_time_s"] for r in rows.values() if np.isfinite(r["learning_time_s"])]
     worst = max(times) if times else float("nan")
     verdict = "reproduced" if times and worst <= 10 else ("partly" if times and min(times) <= 10 else "not reproduced")

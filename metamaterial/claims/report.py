@@ -16,7 +16,8 @@ def write_report(out: Path, results: list[ClaimResult], quick: bool, wall_s: flo
              f"{time.strftime('%Y-%m-%d %H:%M')} ({platform.machine()}, Python {platform.python_version()}), "
              f"{wall_s / 60:.1f} min. Every number below was measured in this run.", ""]
     if quick:
-        lines += ["**Quick mode**: few seeds and short training; verdicts here check the machinery, not the claims.", ""]
+        lines += ["**Quick mode**: few seeds and short training; verdicts here check the machinery, not the claims.",
+                  ""]
     lines += ["| claim | verdict | in one line |", "|---|---|---|"]
     lines += [f"| [{r.title}](#{r.key}) | **{r.verdict}** | {r.reason} |" for r in results]
     for r in results:

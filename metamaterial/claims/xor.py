@@ -81,7 +81,8 @@ def run(ctx: Context) -> ClaimResult:
     lines = [f"- {label}: **{rates[label]}/{len(m)}** seeds with all four cases correct by >= 10 mV "
              f"(median smallest margin {1e3 * np.median(m):+.1f} mV)" for label, m in margins.items()]
     lines += [f"- sensitivity ({len(sweep_seeds)} seeds per value, successes): " + "; ".join(
-        f"{knob.split('.')[-1]} " + ", ".join(f"{v}: {c}" for v, c in vals.items()) for knob, vals in sensitivity.items())]
+        f"{knob.split('.')[-1]} " + ", ".join(f"{v}: {c}" for v, c in vals.items())
+        for knob, vals in sensitivity.items())]
     lines += [f"- twin mismatch, settings ({len(mm_sweep_seeds)} seeds each, successes): "
               + "; ".join(f"{k}: {v}" for k, v in mm_sweep.items())]
     lines += [f"- ngspice vs native, seed 0 of configs/xor.yaml: gates agree to {gate_diff:.1e} V; smallest margin "

@@ -82,15 +82,15 @@ class AbstractSolver(ABC):
         """
         return None
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 (an optional hook; no-op by default)
         """Forget cached simulator state (loaded circuits, warm starts) so that the next solves depend only on
         their arguments. Training calls this at every checkpoint, which makes a resumed run bit-identical to an
         uninterrupted one. No-op by default."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook; no-op by default)
         """Release simulator resources (no-op by default)."""
 
-    def __enter__(self) -> "AbstractSolver":
+    def __enter__(self) -> AbstractSolver:
         return self
 
     def __exit__(self, *exc: object) -> None:
