@@ -13,12 +13,14 @@ V_T and K per transistor under twin mismatch: the free phase uses twin 0, the cl
 or linear conductances) plus, for transistors, one grounded bulk diode with ngspice's gmin per transistor
 terminal. Newton steps are limited per node (to ``dv_max``, less for a node whose steps keep reversing)
 and kept inside the span of 0 V and the driven voltages, where every solution lies. A sample is converged
-when its largest KCL residual is below ``tol_i`` and its last Newton step below ``tol_v``. A sample that is
-not, after ``max_iter`` iterations, is retried alone (``NativeSolver._retry``): from a cold start, by gmin
-stepping the way SPICE does, and with nodes held at the point where ngspice's junction current jumps; each
-retry ends with plain Newton on the circuit itself, to the same tolerances. One that still fails raises
-``SimulationError`` (or, with ``throw=False``, comes back as a NaN row flagged in
-``NativeOperatingPoint.converged``).
+by ngspice's test with the simulator options (``netlist.SpiceOptions``), capped by the native floors: its last
+Newton step is within reltol max(|v_new|, |v_old|) + vntol (at most ``tol_v``) at every node, and KCL closes
+at every node to reltol (sum of the node's device currents) + abstol (at most ``tol_i``); see ``NativeSolver``.
+A sample that is not, after ``max_iter`` iterations (ngspice's itl1), is retried alone
+(``NativeSolver._retry``): from a cold start, by gmin stepping the way SPICE does, and with nodes held at the
+point where ngspice's junction current jumps; each retry ends with plain Newton on the circuit itself, to the
+same tolerances. One that still fails raises ``SimulationError`` (or, with ``throw=False``, comes back as a NaN
+row flagged in ``NativeOperatingPoint.converged``).
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ from scipy.sparse.linalg import splu
 from ..circuit import Circuit, OperatingPoint
 from ..devices import THERMAL_VOLTAGE, NmosParams, PotentiometerParams, ResistorParams, card_level
 from ..errors import SimulationError, ValidationError
-from . import native_kernels as nk
+from ..netlist import SpiceOptions
 from ..step import StepProgram, StepRun
+from . import native_kernels as nk
 from .base import AbstractSolver
 
 _MAX_CACHED_CIRCUITS = 16
@@ -120,25 +123,41 @@ class _Prepared:
 class NativeSolver(AbstractSolver):
     """DC operating points by Newton's method, batched, with an analytic Jacobian.
 
+    Convergence is ngspice's test (``NIconvTest`` and the devices' current checks) with ``options``, capped by
+    two native floors. A sample's voltages v are its answer when, at every unknown node k,
+
+    * the Newton step that led to v is within min(reltol max(|v_k|, |v_k,old|) + vntol, ``tol_v``), and
+    * its KCL residual at v is within min(reltol S_k + abstol, ``tol_i``), S_k being the sum of the magnitudes
+      of the currents of node k's edges and bulk junctions (A). ngspice allows each device reltol |I| + abstol;
+      a node's residual is the sum of its devices' errors.
+
+    At the default options (reltol 1e-6, vntol 1e-9 V, abstol 1e-15 A) the floors decide: every step below
+    1e-12 V and every residual below 1e-13 A, except where S_k is so small that reltol S_k + abstol is tighter.
+    Why floors tighter than ngspice's: an answer then does not depend on where Newton started (warm starts,
+    the training loop, a resumed run) beyond 1e-13 V, and it closes KCL to 1e-13 A. Options tighter than the
+    floors tighten the test; looser ones cannot loosen it.
+
     Args:
         throw: raise ``SimulationError`` when a sample does not converge (default); if False, return its row
             as NaN and flag it in ``NativeOperatingPoint.converged``.
-        max_iter: Newton iterations allowed per sample and attempt (the first one, and each retry or gmin
-            stepping stage of a sample that failed it).
-        tol_v: convergence: largest Newton step (V).
-        tol_i: convergence: largest KCL residual (A).
+        max_iter: Newton steps allowed per sample and attempt (the first one, and each retry or gmin
+            stepping stage of a sample that failed it); default ``options.itl1``.
+        tol_v: floor of the step test (V): no node's converged step exceeds it.
+        tol_i: floor of the KCL test (A): no node's converged residual exceeds it.
         dv_max: largest change of one node voltage in one Newton step (V), like SPICE's limiting; each node's
             limit shrinks while its steps keep reversing (``native_kernels.apply_step``).
         dense_limit: up to this many unknown nodes the dense path is used, above it the sparse one.
         warm_start: start each solve from the last solution of the same (circuit, phase, batch size).
+        options: ngspice's tolerances (reltol, abstol in A, vntol in V, itl1); ``linear_solver`` is not used.
     """
 
     name = "native"
 
-    def __init__(self, throw: bool = True, max_iter: int = 500, tol_v: float = 1e-12, tol_i: float = 1e-13,
+    def __init__(self, throw: bool = True, max_iter: int | None = None, tol_v: float = 1e-12, tol_i: float = 1e-13,
                  dv_max: float = 0.3, dense_limit: int = 150, warm_start: bool = True,
-                 reuse_factorization: bool = True) -> None:
+                 reuse_factorization: bool = True, options: SpiceOptions = SpiceOptions()) -> None:
         super().__init__()
+        max_iter = options.itl1 if max_iter is None else max_iter
         if int(max_iter) != max_iter or max_iter < 1:
             raise ValidationError(f"NativeSolver.max_iter: must be an integer >= 1 (got {max_iter!r})")
         for attr, value in (("tol_v", tol_v), ("tol_i", tol_i), ("dv_max", dv_max)):
@@ -152,7 +171,10 @@ class NativeSolver(AbstractSolver):
         self.dense_limit = int(dense_limit)
         self.warm_start = warm_start
         self.reuse_factorization = bool(reuse_factorization)
-        self._tol = np.array([self.tol_v, self.tol_i, self.dv_max])
+        self.options = options
+        self._tol = np.zeros(nk.N_TOL)
+        self._tol[[nk.T_V, nk.T_I, nk.T_DV, nk.T_RELTOL, nk.T_VNTOL, nk.T_ABSTOL]] = (
+            self.tol_v, self.tol_i, self.dv_max, options.reltol, options.vntol, options.abstol)
         self._prepared: dict[tuple, _Prepared] = {}
         self._warm: dict[tuple, tuple[Circuit, np.ndarray]] = {}  # (circuit, phase, batch size): last solution
         self._tagged: dict[tuple, TagMemory] = {}  # (circuit, phase): last solution per tag
@@ -230,7 +252,8 @@ class NativeSolver(AbstractSolver):
 
     @property
     def tolerances(self) -> np.ndarray:
-        """[3] = (tol_v in V, tol_i in A, dv_max in V), as the kernels take them."""
+        """[``native_kernels.N_TOL``] = (tol_v in V, tol_i in A, dv_max in V, reltol, vntol in V, abstol in A),
+        indexed by ``native_kernels.T_*``, as the kernels take them."""
         return self._tol
 
     def tag_memory(self, circuit: Circuit, clamped: bool, n_tags: int) -> TagMemory:
@@ -336,9 +359,10 @@ class NativeSolver(AbstractSolver):
         A set of the nodes within ``_CORNER_WINDOW`` of V_C is held at V_C and the other nodes solved by Newton,
         to the usual tolerances. Then each held node's KCL residual (net current out, increasing with its
         voltage) should be <= 0 just below V_C and >= 0 at V_C: the node is where its current changes sign,
-        the only solution there is. The check: one more Newton step of the whole circuit, in which a held node
-        has the residual of the side that has the wrong sign (0 if neither), must be below ``tol_v``, and the
-        largest residual (at V_C: ngspice's branch) below ``tol_i`` -- the usual tolerances. Sets tried in turn
+        the only solution there is. The check: KCL must close at the other nodes, a held node's residual at V_C
+        (ngspice's branch) must be below ``tol_i``, and one more Newton step of the whole circuit, in which a held
+        node has the residual of the side that has the wrong sign (0 if neither), must be converged -- the usual
+        tests (``native_kernels.kcl_converged``, ``step_ratio``). Sets tried in turn
         (at most ``_CORNER_TRIES``): each node alone (the 8 closest to V_C, closest first), all of them, then
         pairs (two nodes joined by a conducting transistor straddle V_C together, but only one sits on it).
         Returns (iterations, residual, status); (0, NaN, not converged) if no node is near V_C.
@@ -367,10 +391,15 @@ class NativeSolver(AbstractSolver):
                         prep.unk, prep.n_junctions, prep.diag, f, jac)
             r = float(np.abs(f).max())
             k = prep.pos[held]
-            at = f[k]  # at V_C, where the kernel takes the deep branch
+            at = f[k].copy()  # at V_C, where the kernel takes the deep branch
+            # a held node's KCL jumps across zero at V_C (checked below), within the native floor only
+            f[k] = 0.0
+            closed = np.abs(at).max() < self.tol_i and nk.kcl_converged(
+                x, f, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb, prep.pos, prep.unk,
+                prep.n_junctions, self._tol)
             below = at - prep.n_junctions[k] * jump
             f[k] = np.where(at < 0.0, at, np.where(below > 0.0, below, 0.0))
-            if r < self.tol_i and np.abs(self._linear_solve(prep, jac, f)).max() < self.tol_v:
+            if closed and nk.step_ratio(x[prep.unk], self._linear_solve(prep, jac, f), self._tol) <= 1.0:
                 return spent, r, nk.CONVERGED
         x[:] = start
         return spent, r, nk.NOT_CONVERGED
@@ -387,7 +416,8 @@ class NativeSolver(AbstractSolver):
                        ctrl: np.ndarray, gshunt: float = 0.0) -> tuple[int, float, int]:
         """Newton for one sample of a large network, in place on v [N]: chord steps on the last SuperLU
         factorization while the true residual falls fast enough, a new one when it does not; the convergence test
-        is plain Newton's (tol_i on the true residual, tol_v on the step). drv [n_driven] (V);
+        is the dense path's (``native_kernels.newton_sample``: the step, then KCL at the true residual).
+        drv [n_driven] (V);
         ``gshunt`` (S): an extra conductance from every unknown node to ground (0 for the circuit itself)."""
         v[prep.driven] = drv
         if cold:
@@ -405,12 +435,20 @@ class NativeSolver(AbstractSolver):
         reuse = self.reuse_factorization
         lu = prep.lu if reuse and not gshunt else None
         chord_run = 0
-        for it in range(1, self.max_iter + 1):
+        step_converged = False
+        for it in range(self.max_iter + 1):  # it: steps taken so far
             nk.assemble(v, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb, prep.pos, prep.slots,
                         prep.unk, prep.n_junctions, prep.diag, f, data)
             if gshunt:
                 nk.add_shunt(v, prep.unk, prep.diag, gshunt, f, data)
             fprev, fmax = fmax, float(np.abs(f).max())
+            if step_converged and nk.kcl_converged(v, f, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea,
+                                                   prep.eb, prep.pos, prep.unk, prep.n_junctions, self._tol):
+                if reuse and not gshunt:
+                    prep.lu = lu
+                return it, fmax, nk.CONVERGED
+            if it == self.max_iter:
+                break
             chord_run += 1
             if (not reuse or lu is None or chord_run > _CHORD_MAX_RUN
                     or not (fmax < self.tol_i or fmax <= _CHORD_CONTRACTION * fprev)):
@@ -419,16 +457,14 @@ class NativeSolver(AbstractSolver):
                     lu = splu(sp.csc_matrix((data, prep.indices, prep.indptr), shape=(n, n)), permc_spec="NATURAL",
                               diag_pivot_thresh=0.0, options={"SymmetricMode": True})
                 except RuntimeError as err:  # SuperLU: singular factor, cannot happen for an M-matrix
-                    raise SimulationError(f"NativeSolver: sparse LU failed at Newton iteration {it} ({err})") from err
+                    raise SimulationError(f"NativeSolver: sparse LU failed at Newton iteration {it + 1} "
+                                          f"({err})") from err
                 chord_run = 0
             step = lu.solve(-f)
-            dmax = nk.apply_step(v, step, prep.unk, lo, hi, limit, last, self.dv_max)
-            if fmax < self.tol_i and dmax < self.tol_v:
-                if reuse and not gshunt:
-                    prep.lu = lu
-                return it, fmax, nk.CONVERGED
-            if math.isnan(dmax):
+            ratio = nk.apply_step(v, step, prep.unk, lo, hi, limit, last, self._tol)
+            if math.isnan(ratio):
                 break
+            step_converged = ratio <= 1.0
         return self.max_iter, fmax, nk.NOT_CONVERGED
 
     def _failure_message(self, circuit: Circuit, converged: np.ndarray, resid: np.ndarray) -> str:

@@ -32,6 +32,11 @@ MAX_EXP_ARG = 709.0
 # status per sample
 CONVERGED, NOT_CONVERGED, NOT_FINITE = 0, 1, 2
 
+# indices into the tolerance vector ``tol`` (``native.NativeSolver.tolerances``): the native floors of the step
+# (V) and of the KCL residual (A), the step limit (V), then ngspice's reltol, vntol (V) and abstol (A)
+T_V, T_I, T_DV, T_RELTOL, T_VNTOL, T_ABSTOL = range(6)
+N_TOL = 6
+
 
 @njit(cache=True, inline="always")
 def mos_current(va, vb, vg, vbi, beta, prm):
@@ -148,13 +153,65 @@ def add_shunt(v, unk, diag, g, f, jac):
         jac[diag[k]] += g
 
 
+@njit(cache=True, inline="always")
+def node_tolerance(new, old, tol):
+    """Largest converged change (V) of a node voltage from ``old`` to ``new``: ngspice's ``NIconvTest``,
+    reltol max(|new|, |old|) + vntol, capped by the native floor ``tol[T_V]``."""
+    return min(tol[T_RELTOL] * max(abs(new), abs(old)) + tol[T_VNTOL], tol[T_V])
+
+
+@njit(cache=True)
+def step_ratio(old, dx, tol):
+    """Largest |dx| / ``node_tolerance`` over nodes at voltages old [n] (V) stepping by dx [n] (V): <= 1 when the
+    step is converged."""
+    worst = 0.0
+    for k in range(old.shape[0]):
+        worst = max(worst, abs(dx[k]) / node_tolerance(old[k] + dx[k], old[k], tol))
+    return worst
+
+
+@njit(cache=True)
+def kcl_converged(v, f, ctrl, kind, prm, vbi, beta, ea, eb, pos, unk, n_junctions, tol):
+    """Whether the KCL residual f [n_u] (A, as ``assemble`` gives it at v [N]) is converged at every unknown node:
+    |f_k| <= reltol sum_k + abstol, capped by the native floor ``tol[T_I]``, where sum_k (A) is the sum of the
+    magnitudes of the device currents at node k (edges and bulk junctions). A node's residual is the sum of its
+    devices' errors; ngspice's device check (``MOS1convTest``) allows each device reltol |I| + abstol.
+    The sums are evaluated only when the residual alone does not decide."""
+    n = unk.shape[0]
+    fmax = 0.0
+    for k in range(n):
+        fmax = max(fmax, abs(f[k]))
+    if fmax <= min(tol[T_ABSTOL], tol[T_I]):
+        return True
+    if not fmax <= tol[T_I]:
+        return False
+    total = np.zeros(n)
+    for e in range(ea.shape[0]):
+        if kind == KIND_NMOS:
+            i = mos_current(v[ea[e]], v[eb[e]], ctrl[e], vbi[e], beta[e], prm)[0]
+        else:
+            i = ctrl[e] * (v[ea[e]] - v[eb[e]])
+        if pos[ea[e]] >= 0:
+            total[pos[ea[e]]] += abs(i)
+        if pos[eb[e]] >= 0:
+            total[pos[eb[e]]] += abs(i)
+    if kind == KIND_NMOS:
+        for k in range(n):
+            total[k] += n_junctions[k] * abs(junction_current(v[unk[k]], prm)[0])
+    for k in range(n):
+        if abs(f[k]) > min(tol[T_RELTOL] * total[k] + tol[T_ABSTOL], tol[T_I]):
+            return False
+    return True
+
+
 #: per-node step limit: factor on a reversal of the node's step, factor while the limit cuts its step, floor (V)
 LIMIT_SHRINK, LIMIT_GROW, LIMIT_FLOOR = 0.5, 1.2, 1e-3
 
 
 @njit(cache=True)
-def apply_step(v, dx, unk, lo, hi, limit, last, dv_max):
-    """v[unk] += dx, limited per node and kept in [lo, hi]; return the largest change (V).
+def apply_step(v, dx, unk, lo, hi, limit, last, tol):
+    """v[unk] += dx, limited per node and kept in [lo, hi]; return the largest change relative to its
+    ``node_tolerance`` (the step is converged when <= 1; NaN if a step is NaN). ``tol``: see ``T_*``.
 
     ``limit`` [n_u] (V, start at ``dv_max``) adapts per node: halved when the node's step reverses
     direction, grown by ``LIMIT_GROW`` (up to ``dv_max``) while it cuts the node's Newton step. Why: a node
@@ -168,6 +225,7 @@ def apply_step(v, dx, unk, lo, hi, limit, last, dv_max):
     [lo, hi] spans 0 V and every driven voltage: by Kirchhoff's law a solution lies inside it (every edge
     and junction current flows from the higher to the lower voltage).
     """
+    dv_max = tol[T_DV]
     worst = 0.0
     for k in range(unk.shape[0]):
         step = dx[k]
@@ -180,7 +238,7 @@ def apply_step(v, dx, unk, lo, hi, limit, last, dv_max):
         new = min(max(old + step, lo), hi)
         v[unk[k]] = new
         last[k] = step  # the step before the box: a node pushing against a bound still has a direction
-        worst = max(worst, abs(new - old))
+        worst = max(worst, abs(new - old) / node_tolerance(new, old, tol))
     return worst
 
 
@@ -218,6 +276,10 @@ def newton_sample(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, 
     Sets the driven nodes, starts from the mean driven voltage if ``cold``, and returns
     (iterations, max |residual| in A, status); status ``NOT_FINITE`` if a driven voltage or control is not finite.
     ``gshunt`` (S): an extra conductance from every unknown node to ground (0 for the circuit itself).
+
+    Convergence as in ngspice's ``NIiter``: v is the answer when the Newton step that led to it was converged at
+    every node (``apply_step``) and KCL closes at v (``kcl_converged``, on the load that would start the next
+    step). At least one step, at most ``max_iter`` (ngspice's itl1); the iterations returned are the steps.
     """
     n = unk.shape[0]
     lo = 0.0
@@ -239,23 +301,28 @@ def newton_sample(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, 
         for k in range(n):
             v[unk[k]] = mean
     a = jac.reshape((n, n))
-    limit[:] = tol[2]
+    limit[:] = tol[T_DV]
     last[:] = 0.0
     fmax = np.inf
-    for it in range(1, max_iter + 1):
+    step_converged = False
+    for it in range(max_iter + 1):  # it: steps taken so far
         assemble(v, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions, diag, f, jac)
         if gshunt != 0.0:
             add_shunt(v, unk, diag, gshunt, f, jac)
         fmax = 0.0
         for k in range(n):
             fmax = max(fmax, abs(f[k]))
+        if step_converged and kcl_converged(v, f, ctrl, kind, prm, vbi, beta, ea, eb, pos, unk, n_junctions, tol):
+            return it, fmax, CONVERGED
+        if it == max_iter:
+            break
+        for k in range(n):
             f[k] = -f[k]
         lu_solve(a, f)
-        dmax = apply_step(v, f, unk, lo, hi, limit, last, tol[2])
-        if fmax < tol[1] and dmax < tol[0]:
-            return it, fmax, CONVERGED
-        if not (dmax == dmax):  # NaN: give up on this sample
+        ratio = apply_step(v, f, unk, lo, hi, limit, last, tol)
+        if not (ratio == ratio):  # NaN: give up on this sample
             break
+        step_converged = ratio <= 1.0
     return max_iter, fmax, NOT_CONVERGED
 
 
@@ -296,7 +363,7 @@ def newton_dense(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, e
         drv_nodes: int [n_driven]; drv_vals: [B, n_driven] their voltages (V).
         ctrl: [1, E] shared or [B, E] per sample.
         vbi, beta: [E] per-transistor constants (see ``assemble``).
-        tol: [3] = (tol_v in V, tol_i in A, dv_max in V, see ``apply_step``).
+        tol: [N_TOL] tolerances, indexed by ``T_*`` (see ``node_tolerance``, ``kcl_converged``, ``apply_step``).
         iters, resid (A), status: [B] outputs.
     """
     _newton_range(0, v.shape[0], v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk,

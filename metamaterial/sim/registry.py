@@ -1,0 +1,49 @@
+"""The solver registry: the one place a backend is named.
+
+``SOLVERS`` maps each backend name (``simulator.backend`` in a config, ``--backend`` on the command line) to
+where its class lives. A backend's module is imported only when ``make_solver`` makes that backend, so importing
+this registry loads neither PySpice nor numba. Config validation, the command line and the experiment wiring
+all take their choices from ``backend_names()``.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+from ..netlist import SpiceOptions
+
+if TYPE_CHECKING:
+    from .base import AbstractSolver
+
+#: The simulator tolerances every backend takes (``simulator.reltol``, ``abstol``, ``vntol``, ``itl1``).
+SolverOptions = SpiceOptions
+
+#: backend name -> (module inside ``metamaterial.sim``, class name). ``ngspice`` is the reference.
+SOLVERS: dict[str, tuple[str, str]] = {
+    "ngspice": ("ngspice", "NgspiceSolver"),
+    "native": ("native", "NativeSolver"),
+}
+
+
+def backend_names() -> tuple[str, ...]:
+    """The backend names, in registry order (the reference first)."""
+    return tuple(SOLVERS)
+
+
+def solver_class(name: str) -> type[AbstractSolver]:
+    """The class of backend ``name``, importing its module on first use."""
+    if name not in SOLVERS:
+        raise ConfigError(f"simulator.backend: unknown backend (got {name!r}); choose one of "
+                          f"{', '.join(backend_names())}")
+    module, cls = SOLVERS[name]
+    return getattr(import_module(f"{__package__}.{module}"), cls)
+
+
+def make_solver(name: str, options: SolverOptions) -> AbstractSolver:
+    """A new solver of backend ``name`` that honours the simulator tolerances ``options``."""
+    return solver_class(name)(options=options)
+
+
+__all__ = ["SOLVERS", "SolverOptions", "backend_names", "make_solver", "solver_class"]
