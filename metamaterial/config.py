@@ -1,8 +1,13 @@
 """YAML -> typed, validated configuration. Config stops here: the rest of the package takes typed values.
 
-Unknown keys, wrong types and out-of-range values are errors that name the file and the key path, e.g.
-``configs/xor.yaml: learning.nudge: must be in (0, 1] (got 1.5)``. ``--set key.path=value`` overrides
-are applied to the raw document before validation, so they are checked the same way.
+Unknown keys, duplicate keys, wrong types (no coercion: ``epochs: "300"`` and ``epochs: true`` are refused) and
+out-of-range values are errors that name the file and the key path, e.g.
+``configs/xor.yaml: learning.nudge: Input should be less than or equal to 1 (got 1.5)``; list items read
+``roles.inputs[1]``. ``--set key.path=value`` overrides are applied to the raw document before validation, so
+they are checked the same way.
+
+Every default lives in these models: a validated ``Config`` has each value resolved (``dump_config`` spells
+them all out, and each run saves that text); ``config_differences`` compares a saved one with a new one.
 """
 
 from __future__ import annotations
@@ -17,15 +22,32 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .errors import ConfigError
+from .sim.registry import backend_names
+from .tasks import REGRESSION_X, REGRESSION_Y
 
-NodeRef = Union[Annotated[int, Field(ge=0)], Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]]
+NodeRef = Union[Annotated[int, Field(ge=0)],  # noqa: UP007 (a type alias evaluated at import: py3.10 needs Union)
+                Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]]
 Volts = Annotated[float, Field(ge=-10.0, le=10.0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
+#: hardware.t_learn (s) when no learning.rate fixes it: the learning switch's on time per update
+T_LEARN = 100e-6
+#: task.test_fraction when not given: Iris holds out a fifth of its flowers, the other tasks nothing
+TEST_FRACTION = {"iris": 0.2}
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """No unknown keys, no coercion (a string or a bool is not a number), frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _resolve(model: BaseModel, **values: Any) -> None:
+    """Fill resolved defaults into a just-validated frozen model (its own fresh instance)."""
+    for key, value in values.items():
+        object.__setattr__(model, key, value)
 
 
 class NetworkConfig(_Strict):
@@ -39,7 +61,7 @@ class NetworkConfig(_Strict):
     file: str | None = None
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> "NetworkConfig":
+    def _kind_fields(self) -> NetworkConfig:
         if self.kind == "random" and (self.n_nodes is None or self.n_edges is None):
             raise ValueError("a random network needs n_nodes and n_edges")
         if self.kind == "file" and not self.file:
@@ -60,7 +82,7 @@ class OutputConfig(_Strict):
 class RolesConfig(_Strict):
     inputs: list[NodeRef] = []
     rails: list[RailConfig] = []
-    outputs: Annotated[list[Union[OutputConfig, NodeRef]], Field(min_length=1)]
+    outputs: Annotated[list[OutputConfig | NodeRef], Field(min_length=1)]
 
 
 class NmosOverrides(_Strict):
@@ -71,7 +93,7 @@ class NmosOverrides(_Strict):
     lambda_: Annotated[float | None, Field(ge=0, le=10, alias="lambda")] = None
     gamma: Annotated[float, Field(ge=0, le=10)] | None = None
     phi: Positive | None = None
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 
 class MismatchConfig(_Strict):
@@ -95,7 +117,7 @@ class DeviceConfig(_Strict):
     n_taps: Annotated[int, Field(ge=2, le=100000)] = 100
 
     @model_validator(mode="after")
-    def _ranges(self) -> "DeviceConfig":
+    def _ranges(self) -> DeviceConfig:
         if self.g_min >= self.g_max:
             raise ValueError(f"g_min must be < g_max (got {self.g_min}, {self.g_max})")
         if self.r_min >= self.r_max:
@@ -104,27 +126,30 @@ class DeviceConfig(_Strict):
 
 
 class TaskConfig(_Strict):
+    """The data set. ``test_fraction`` left unset (or null) resolves to 0.2 for iris and 0.0 otherwise; a
+    regression task's x and y left unset resolve to the 8-point ramp ``tasks.REGRESSION_X``, ``REGRESSION_Y``."""
+
     name: Literal["xor", "regression", "linear_regression", "allostery", "iris", "csv"]
     low: Volts = 0.0
     high: Volts = 0.45
-    labels: Annotated[list[Volts], Field(min_length=2, max_length=2)] | None = None
+    labels: Annotated[list[Volts], Field(min_length=2, max_length=2)] = [0.0, -0.087]
     x: list[Volts] | None = None
     y: list[Volts] | None = None
     n_points: Annotated[int, Field(ge=1, le=100000)] = 8
     slope: Annotated[float, Field(ge=-10, le=10)] = 0.4
     offset: Volts = 0.1
     source: Volts = 0.45
-    targets: list[Volts] | None = None
+    targets: Annotated[list[Volts], Field(min_length=1)] = [0.1, 0.3]
     target_on: Volts = 0.3
     target_off: Volts = 0.15
-    test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    test_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
     path: str | None = None
     n_inputs: Annotated[int, Field(ge=1)] | None = None
     classification: bool = False
     scale: bool = False
 
     @model_validator(mode="after")
-    def _task_fields(self) -> "TaskConfig":
+    def _task_fields(self) -> TaskConfig:
         if self.name == "csv" and (not self.path or self.n_inputs is None):
             raise ValueError("a csv task needs 'path' and 'n_inputs'")
         if (self.x is None) != (self.y is None):
@@ -133,6 +158,10 @@ class TaskConfig(_Strict):
             raise ValueError(f"x and y must have equal length (got {len(self.x)} and {len(self.y)})")
         if self.low >= self.high:
             raise ValueError(f"low must be < high (got {self.low}, {self.high})")
+        if self.test_fraction is None:
+            _resolve(self, test_fraction=TEST_FRACTION.get(self.name, 0.0))
+        if self.name == "regression" and self.x is None:
+            _resolve(self, x=REGRESSION_X.tolist(), y=REGRESSION_Y.tolist())
         return self
 
 
@@ -146,7 +175,7 @@ class InitConfig(_Strict):
     value: float | None = None
 
     @model_validator(mode="after")
-    def _order(self) -> "InitConfig":
+    def _order(self) -> InitConfig:
         for v in (self.low, self.high, self.value):
             if v is not None and not math.isfinite(v):
                 raise ValueError("init values must be finite")
@@ -190,6 +219,9 @@ class LearningConfig(_Strict):
 
 
 class HardwareConfig(_Strict):
+    """The gate-capacitor charging circuit (SI units). ``t_learn`` left unset resolves to the switch time that
+    realises ``learning.rate`` on an nmos gate (rate R C / gain), else to ``T_LEARN``."""
+
     capacitance: Positive = 2.2e-6
     resistance: Positive = 1e3
     t_learn: Positive | None = None
@@ -198,12 +230,21 @@ class HardwareConfig(_Strict):
 
 
 class SimulatorConfig(_Strict):
-    backend: Literal["ngspice", "native"] = "ngspice"
+    """The solver (a name of ``sim.registry``) and ngspice's tolerances, which the native solver honours too."""
+
+    backend: str = "ngspice"
     reltol: Annotated[float, Field(gt=0, lt=1)] = 1e-6
     abstol: Annotated[float, Field(gt=0, lt=1)] = 1e-15
     vntol: Annotated[float, Field(gt=0, lt=1)] = 1e-9
     itl1: Annotated[int, Field(ge=2, le=100000)] = 500
     gmin: Annotated[float, Field(gt=0, lt=1e-3)] = 1e-12
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        if v not in backend_names():
+            raise ValueError(f"unknown backend (got {v!r}); choose one of {', '.join(backend_names())}")
+        return v
 
 
 class Config(_Strict):
@@ -227,76 +268,154 @@ class Config(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _rate_source(self) -> "Config":
-        if self.learning.rate is not None and self.hardware.t_learn is not None:
-            raise ValueError("give learning.rate or hardware.t_learn, not both (the rate fixes the switch time)")
+    def _rate_source(self) -> Config:
+        hw, rate = self.hardware, self.learning.rate
+        if rate is not None and rate > 0 and self.device.kind == "nmos":  # the rate fixes the gate's switch time
+            t_learn = rate * hw.resistance * hw.capacitance / hw.gain
+            if hw.t_learn is not None and not math.isclose(hw.t_learn, t_learn, rel_tol=1e-12):
+                raise ValueError(f"learning.rate, hardware.t_learn: both given, and the rate fixes the gate's switch "
+                                 f"time (got t_learn {hw.t_learn:g} s; the rate needs {t_learn:g} s); give only one "
+                                 "of them")
+        else:
+            t_learn = T_LEARN if hw.t_learn is None else hw.t_learn
+        if hw.t_learn != t_learn:
+            _resolve(self, hardware=hw.model_copy(update={"t_learn": t_learn}))
         return self
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that gives one key twice (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in first:
+                raise ConfigError(f"{self.name}:{line}: duplicate key {key!r} (got it first at line {first[key]}); "
+                                  "keep one of them")
+            first.setdefault(key, line)
+        return super().construct_mapping(node, deep)
+
+
+# YAML 1.2 floats: plain YAML 1.1 reads 1e-4 (no dot) as a string, which the strict models would refuse
+_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+    r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+)$"),
+    list("-+0123456789."))
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    loader = _UniqueKeyLoader(text)
+    loader.name = source
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', None) or err}); fix the syntax") from err
+    finally:
+        loader.dispose()
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read, override and validate a YAML config; relative paths in it resolve against its folder."""
     p = Path(path)
     try:
-        raw = yaml.safe_load(p.read_text())
+        text = p.read_text()
     except OSError as err:
         raise ConfigError(f"{p}: cannot read config ({err.strerror}); check the path") from err
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
-        raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', None) or err}); fix the syntax") from err
+    raw = _parse_yaml(text, str(p))
     if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: the top level must be a mapping of sections (got {type(raw).__name__})")
+        raise ConfigError(f"{p}: the top level must be a mapping of sections (got {type(raw).__name__}); "
+                          "start the file with keys such as name:, roles:, task:")
     for item in overrides or []:
         apply_override(raw, item, str(p))
     cfg = validate_config(raw, str(p))
     return _resolve_paths(cfg, p.parent)
 
 
+# parts of pydantic's error locations that name a member of a union, not a key of the document
+_UNION_MEMBER = re.compile(r"^(int|float|str|bool|list\[.*\]|OutputConfig|constrained-\w+|function-.*|tagged-union.*)$")
+
+
+def key_path(loc: tuple) -> str:
+    """A key path as the document reads: ``roles.rails[0].volts`` (empty for the top level)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _UNION_MEMBER.match(part):
+            out += f".{part}" if out else part
+    return out
+
+
 def validate_config(raw: dict, source: str = "<config>") -> Config:
+    """Validate a raw config document; the first problem is raised as ``ConfigError`` naming its key path."""
     try:
         return Config.model_validate(raw)
     except pydantic.ValidationError as err:
         first = err.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"] if not str(x).startswith(("function-", "tagged-union")))
-        loc = re.sub(r"\.(int|list\[.*?\]|OutputConfig|constrained-int)(?=\.|$)", "", loc)
+        loc = key_path(first["loc"])
         msg = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             msg = "unknown key; remove it or check its spelling (see README, config reference)"
         elif first["type"] == "missing":
             msg = "required key is missing"
         got = first.get("input")
-        got_s = "" if first["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {got!r})"
+        if first["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict) and "(got " not in msg:
+            msg += f" (got {got!r})"
         more = f" [{len(err.errors()) - 1} more problem(s)]" if len(err.errors()) > 1 else ""
-        raise ConfigError(f"{source}: {loc or '<top>'}: {msg}{got_s}{more}") from None
+        raise ConfigError(f"{source}: {loc + ': ' if loc else ''}{msg}{more}") from None
+
+
+_PART = re.compile(r"([A-Za-z][A-Za-z0-9_-]{0,63}|[0-9]+)((?:\[[0-9]+\])*)$")
+
+
+def _key_parts(key: str) -> list[str] | None:
+    """``roles.rails[0].volts`` or ``roles.rails.0.volts`` -> ["roles", "rails", "0", "volts"]; None if it is not
+    a key path."""
+    parts: list[str] = []
+    for piece in key.split("."):
+        m = _PART.match(piece)
+        if not m:
+            return None
+        parts.append(m.group(1))
+        parts.extend(re.findall(r"\[([0-9]+)\]", m.group(2)))
+    return parts
 
 
 def apply_override(raw: dict, item: str, source: str = "--set") -> None:
-    """Apply ``key.path=value`` (value parsed as YAML) to a raw config dict in place."""
+    """Apply ``key.path=value`` (value parsed as YAML; list items as ``rails[0]`` or ``rails.0``) to a raw config
+    dict in place."""
     if "=" not in item:
-        raise ConfigError(f"--set {item}: expected key.path=value")
+        raise ConfigError(f"--set {item}: expected key.path=value (got no '='); e.g. --set learning.epochs=200")
     key, value = item.split("=", 1)
-    parts = key.strip().split(".")
-    if not all(_NAME.match(x) or x.isdigit() for x in parts):
-        raise ConfigError(f"--set {key}: not a key path like learning.nudge")
-    try:
-        parsed = yaml.safe_load(value)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"--set {key}: value is not valid YAML (got {value!r})") from err
+    key = key.strip()
+    parts = _key_parts(key)
+    if not parts:
+        raise ConfigError(f"--set {key}: not a key path (got {key!r}); write it like learning.nudge or "
+                          "roles.rails[0].volts")
+    parsed = _parse_yaml(value, f"--set {key}")
     node: Any = raw
-    for part in parts[:-1]:
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-            continue
-        if not isinstance(node, dict):
-            raise ConfigError(f"--set {key}: {part} is not a section")
-        node = node.setdefault(part, {})
-    last = parts[-1]
-    if isinstance(node, list) and last.isdigit() and int(last) < len(node):
-        node[int(last)] = parsed
-    elif isinstance(node, dict):
-        node[last] = parsed
-    else:
-        raise ConfigError(f"--set {key}: cannot set inside a {type(node).__name__}")
+    for depth, part in enumerate(parts):
+        where = key_path(tuple(int(x) if x.isdigit() else x for x in parts[:depth]))
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {key}: {where} is a list of {len(node)} item(s) (got index {part!r}); "
+                                  f"give an index from 0 to {len(node) - 1}")
+            if last:
+                node[int(part)] = parsed
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = parsed
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"--set {key}: {where} is a value, not a section (got {node!r}); check the key path "
+                              "against the config")
 
 
 def _resolve_paths(cfg: Config, base: Path) -> Config:
@@ -314,3 +433,26 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
 def dump_config(cfg: Config) -> str:
     """The resolved config as YAML (every default spelled out), saved with each run."""
     return yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False)
+
+
+def config_differences(saved_yaml_text: str, cfg: Config) -> list[str]:
+    """Key paths (``simulator.backend``, ``roles.inputs[1]``) at which a saved resolved config (the text
+    ``dump_config`` wrote into a run directory) and ``cfg`` differ, in ``cfg``'s order; [] if they are the same.
+
+    A key only one of them has is a difference too; so is a list of another length (named as the list)."""
+    saved = _parse_yaml(saved_yaml_text, "saved config.yaml")
+    if not isinstance(saved, dict):
+        raise ConfigError(f"saved config.yaml: the top level must be a mapping of sections (got "
+                          f"{type(saved).__name__}); resume only a run directory that train wrote")
+    return _differences(saved, cfg.model_dump(mode="json", by_alias=True), ())
+
+
+def _differences(saved: Any, now: Any, loc: tuple) -> list[str]:
+    if isinstance(saved, dict) and isinstance(now, dict):
+        keys = list(now) + [k for k in saved if k not in now]
+        missing = object()
+        return [d for k in keys for d in _differences(saved.get(k, missing), now.get(k, missing), (*loc, k))]
+    if isinstance(saved, list) and isinstance(now, list) and len(saved) == len(now):
+        return [d for i, (a, b) in enumerate(zip(saved, now)) for d in _differences(a, b, (*loc, i))]
+    same = type(saved) is type(now) or {type(saved), type(now)} == {int, float}
+    return [] if same and saved == now else [key_path(loc) or "<top>"]

@@ -1,7 +1,8 @@
 """Datasets as arrays (volts) plus how outputs are read as classes. Pure numpy; no node placement here.
 
 Which nodes a task drives is configuration (graph roles); a task only says how many inputs and outputs
-it needs. Every builder returns a frozen ``Task``.
+it needs. Every builder returns a frozen ``Task``. The defaults of a run's task live in ``config.TaskConfig``;
+only the two builders the tests call bare (``xor_task``, ``regression_task``) keep defaults of their own.
 """
 
 from __future__ import annotations
@@ -102,20 +103,18 @@ def regression_task(x: np.ndarray = REGRESSION_X, y: np.ndarray = REGRESSION_Y) 
     return Task("regression", x[:, None], y[:, None])
 
 
-def linear_regression_task(n_points: int = 8, slope: float = 0.4, offset: float = 0.1,
-                           low: float = 0.0, high: float = 0.45) -> Task:
+def linear_regression_task(n_points: int, slope: float, offset: float, low: float, high: float) -> Task:
     """y = offset + slope x on ``n_points`` evenly spaced inputs in [low, high]."""
     x = np.linspace(low, high, n_points)
     return Task("linear_regression", x[:, None], (offset + slope * x)[:, None])
 
 
-def allostery_task(source: float = 0.45, targets: tuple[float, ...] = (0.1, 0.3)) -> Task:
+def allostery_task(source: float, targets: tuple[float, ...]) -> Task:
     """Allostery: one fixed drive, several outputs to be set to given voltages (target ratios)."""
     return Task("allostery", np.array([[source]]), np.asarray(targets, float)[None, :])
 
 
-def iris_task(low: float = 0.0, high: float = 0.45, on: float = 0.3, off: float = 0.15,
-              test_fraction: float = 0.2, seed: int = 0) -> Task:
+def iris_task(low: float, high: float, on: float, off: float, test_fraction: float, seed: int) -> Task:
     """Iris (150 flowers, 4 features, 3 species); features scaled to [low, high] V; one output per class,
     target ``on`` for the right class and ``off`` for the others; a seeded stratified test split."""
     with resources.files("metamaterial").joinpath("data/iris.csv").open() as f:
@@ -127,9 +126,8 @@ def iris_task(low: float = 0.0, high: float = 0.45, on: float = 0.3, off: float 
                        decode="argmax"), test_fraction, seed)
 
 
-def csv_task(path: str | Path, n_inputs: int, classification: bool = False, low: float = 0.0, high: float = 0.45,
-             on: float = 0.3, off: float = 0.15, scale: bool = False, test_fraction: float = 0.0,
-             seed: int = 0) -> Task:
+def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, high: float, on: float, off: float,
+             scale: bool, test_fraction: float, seed: int) -> Task:
     """Task from a CSV with a header: the first ``n_inputs`` columns are inputs (V, or scaled to [low, high] when
     ``scale``); the rest are target voltages, or for ``classification`` one column of class names."""
     p = Path(path)

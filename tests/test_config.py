@@ -10,7 +10,10 @@ import pytest
 import yaml
 
 from conftest import CONFIGS, ROOT
-from metamaterial.config import dump_config, load_config
+from metamaterial.cli import _parser, config_overrides
+from metamaterial.config import T_LEARN, apply_override, config_differences, dump_config, load_config
+from metamaterial.errors import ConfigError
+from metamaterial.tasks import REGRESSION_X, REGRESSION_Y, iris_task
 
 XOR = yaml.safe_load((ROOT / "configs" / "xor.yaml").read_text())
 
@@ -48,16 +51,38 @@ CASES = [
     ("unknown-preset", _edit("device.preset", "ald9999"), [], "device.preset"),
     ("bounds-reversed", _edit("learning.bounds", [8.0, 0.4]), [], "learning.bounds"),
     ("name-injection", _edit("name", "xor\n.control\nshell touch /tmp/pwned\n.endc"), [], "name: must be a plain name"),
-    ("rail-not-number", _edit("roles.rails.0.volts", ".endc"), [], "roles.rails.0.volts"),
-    ("rail-infinite", _edit("roles.rails.0.volts", float("inf")), [], "roles.rails.0.volts"),
+    ("rail-not-number", _edit("roles.rails.0.volts", ".endc"), [], "roles.rails[0].volts: Input should be a valid "
+     "number (got '.endc')"),
+    ("rail-infinite", _edit("roles.rails.0.volts", float("inf")), [], "roles.rails[0].volts"),
+    ("input-not-a-node", _edit("roles.inputs.1", "abc"), [], "roles.inputs[1]: Input should be a valid integer "
+     "(got 'abc')"),
+    ("epochs-bool", _edit("learning.epochs", True), [], "learning.epochs: Input should be a valid integer (got True)"),
+    ("epochs-string", _edit("learning.epochs", "300"), [], "learning.epochs: Input should be a valid integer "
+     "(got '300')"),
+    ("periodic-string", _edit("network.periodic", "yes"), [], "network.periodic: Input should be a valid boolean"),
+    ("unknown-backend", _edit("simulator.backend", "spectre"), [], "simulator.backend: unknown backend (got "
+     "'spectre'); choose one of ngspice, native"),
+    ("duplicate-key", "name: xor\nlearning:\n  epochs: 3\n  nudge: 0.5\n  epochs: 4\n", [],
+     ":5: duplicate key 'epochs' (got it first at line 3); keep one of them"),
     ("task-needs-two-inputs", _edit("roles.inputs", [[3, 3]]), [], "roles.inputs: task xor needs 2 input"),
     ("hinge-on-regression", _edit("learning.loss", "hinge", REG), [], "learning.loss: 'hinge' needs a classification"),
-    ("rate-and-t-learn", _edit("hardware.t_learn", 1e-4), [], "give learning.rate or hardware.t_learn"),
+    ("rate-and-t-learn", _edit("hardware.t_learn", 1e-4), [], "learning.rate, hardware.t_learn: both given, and the "
+     "rate fixes the gate's switch time (got t_learn 0.0001 s; the rate needs 0.66 s); give only one of them"),
     ("negative-capacitance", _edit("hardware.capacitance", -1e-6), [], "hardware.capacitance"),
     ("random-too-few-edges", _edit("network", {"kind": "random", "n_nodes": 20, "n_edges": 5}), [],
      "network.n_edges: must be in [19,"),
     ("set-unknown-key", XOR, ["--set", "learning.speed=3"], "learning.speed: unknown key"),
     ("set-bad-range", XOR, ["--set", "learning.update_probability=0"], "learning.update_probability"),
+    ("set-bracket-index", XOR, ["--set", "roles.rails[0].volts=abc"], "roles.rails[0].volts: Input should be a valid "
+     "number (got 'abc')"),
+    ("set-no-equals", XOR, ["--set", "learning"], "--set learning: expected key.path=value (got no '=')"),
+    ("set-not-a-path", XOR, ["--set", "learning..nudge=1"], "--set learning..nudge: not a key path (got "
+     "'learning..nudge'); write it like learning.nudge or roles.rails[0].volts"),
+    ("set-index-out-of-range", XOR, ["--set", "roles.rails[5].volts=0.1"], "--set roles.rails[5].volts: roles.rails "
+     "is a list of 2 item(s) (got index '5'); give an index from 0 to 1"),
+    ("set-inside-a-value", XOR, ["--set", "learning.epochs.x=1"], "--set learning.epochs.x: learning.epochs is a "
+     "value, not a section (got 3000); check the key path"),
+    ("set-bad-yaml", XOR, ["--set", "learning.epochs=[1"], "--set learning.epochs:1:3: invalid YAML"),
     ("no-outputs", _edit("roles.outputs", []), [], "roles.outputs"),
 ]
 
@@ -80,6 +105,7 @@ def test_malformed_config_exits_2_with_one_line(tmp_path, case_id, doc, extra, f
     assert "Traceback" not in proc.stderr
     assert lines[0].startswith(f"metamaterial: {path}"), lines[0]
     assert fragment in lines[0], lines[0]
+    assert lines[0].count("(got ") <= 1, lines[0]
     assert not (tmp_path / "run" / "checkpoint.npz").exists()
 
 
@@ -107,3 +133,115 @@ def test_shipped_configs_round_trip(cfg_path, tmp_path):
     resolved = tmp_path / "resolved.yaml"
     resolved.write_text(dump_config(cfg))
     assert load_config(resolved) == cfg
+
+
+# -- defaults live in the config models, and the resolved config spells each one out ----------------------------
+def _load(doc: dict, tmp_path: Path, overrides: list[str] | None = None):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return load_config(path, overrides)
+
+
+def test_task_defaults_are_resolved_in_the_config(tmp_path):
+    xor = _load(_edit("task", {"name": "xor"}), tmp_path).task
+    assert xor.labels == [0.0, -0.087] and xor.targets == [0.1, 0.3] and xor.test_fraction == 0.0
+    assert xor.x is None and xor.y is None  # the ramp is the regression task's only
+    reg = load_config(ROOT / "configs" / "regression.yaml").task
+    assert reg.x == REGRESSION_X.tolist() and reg.y == REGRESSION_Y.tolist()
+    text = dump_config(load_config(ROOT / "configs" / "xor.yaml"))
+    assert "null" not in yaml.safe_dump(yaml.safe_load(text)["task"]["labels"])
+    for key in ("labels:", "targets:", "test_fraction: 0.0", "t_learn: 0.66", "backend: ngspice", "itl1: 500"):
+        assert key in text, key
+
+
+def test_iris_holds_out_a_fifth_by_default_and_none_when_told(tmp_path):
+    iris = ROOT / "configs" / "iris.yaml"
+    assert load_config(iris).task.test_fraction == 0.2
+    zero = load_config(iris, ["task.test_fraction=0"]).task
+    assert zero.test_fraction == 0.0
+    task = iris_task(zero.low, zero.high, zero.target_on, zero.target_off, zero.test_fraction, 0)
+    assert task.n_points == 150 and (task.test_inputs is None or len(task.test_inputs) == 0)
+    assert load_config(iris, ["task.test_fraction=null"]).task.test_fraction == 0.2
+
+
+def test_t_learn_is_the_rate_s_switch_time_or_the_default(tmp_path):
+    xor = load_config(ROOT / "configs" / "xor.yaml")  # nmos, rate 30 / V
+    hw = xor.hardware
+    assert hw.t_learn == xor.learning.rate * hw.resistance * hw.capacitance / hw.gain == pytest.approx(0.66)
+    no_rate = load_config(ROOT / "configs" / "xor.yaml", ["learning.rate=null"])
+    assert no_rate.hardware.t_learn == T_LEARN
+    # a resistor network's rate is in S per V^2: it does not set a gate's switch time
+    assert load_config(ROOT / "configs" / "xor_linear.yaml").hardware.t_learn == T_LEARN
+    # a saved resolved config (both keys, consistent) loads again as itself
+    saved = tmp_path / "config.yaml"
+    saved.write_text(dump_config(xor))
+    assert load_config(saved) == xor
+
+
+# -- YAML strictness --------------------------------------------------------------------------------------------
+def test_duplicate_key_is_refused_naming_key_and_lines(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("name: xor\nseed: 1\nseed: 2\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:3: duplicate key 'seed' \(got it first at line 2\); keep one"):
+        load_config(path)
+
+
+def test_yaml_floats_without_a_dot_are_numbers(tmp_path):
+    cfg = load_config(ROOT / "configs" / "xor.yaml", ["learning.rate=null", "hardware.t_learn=1e-4"])
+    assert cfg.hardware.t_learn == 1e-4
+
+
+@pytest.mark.parametrize("key", ["roles.rails.1.volts", "roles.rails[1].volts"])
+def test_set_reads_list_items_with_dots_or_brackets(key):
+    assert load_config(ROOT / "configs" / "xor.yaml", [f"{key}=0.2"]).roles.rails[1].volts == 0.2
+
+
+def test_set_errors_name_the_override():
+    raw = yaml.safe_load(yaml.safe_dump(XOR))
+    with pytest.raises(ConfigError, match=r"^--set x\[0\]\[: not a key path"):
+        apply_override(raw, "x[0][=1")
+
+
+# -- --backend is --set simulator.backend, and what a resume compares ---------------------------------------------
+def _cli_config(*argv: str):
+    args = _parser().parse_args(list(argv))
+    return load_config(args.config, config_overrides(args))
+
+
+@pytest.mark.parametrize("command", ["train", "netlist", "solve"])
+def test_backend_option_is_the_simulator_backend_override(command):
+    extra = ["--out", "unused"] if command == "netlist" else []
+    by_option = _cli_config(command, str(ROOT / "configs" / "xor.yaml"), "--backend", "native", *extra)
+    by_set = _cli_config(command, str(ROOT / "configs" / "xor.yaml"), "--set", "simulator.backend=native", *extra)
+    assert by_option == by_set and by_option.simulator.backend == "native"
+    assert "backend: native" in dump_config(by_option)
+
+
+def test_resuming_a_native_run_with_backend_ngspice_names_simulator_backend():
+    xor = str(ROOT / "configs" / "xor.yaml")
+    saved = dump_config(_cli_config("train", xor, "--backend", "native"))
+    assert config_differences(saved, _cli_config("train", xor, "--backend", "native", "--resume", "r")) == []
+    again = _cli_config("train", xor, "--backend", "ngspice", "--resume", "r")
+    assert config_differences(saved, again) == ["simulator.backend"]
+
+
+def test_config_differences_name_each_key_path():
+    xor = load_config(ROOT / "configs" / "xor.yaml")
+    saved = yaml.safe_load(dump_config(xor))
+    saved["roles"]["inputs"][1] = [3, 2]          # an item of a list in a list
+    saved["roles"]["rails"].append({"node": 0, "volts": 0.0})  # a list of another length
+    saved["network"]["periodic"] = 1              # a bool is not a number
+    saved["learning"]["epochs"] = 3000.0          # an int and an equal float are the same value
+    del saved["simulator"]["gmin"]                # a key only the new config has
+    saved["task"]["old_key"] = 1                  # a key only the saved config has
+    assert config_differences(yaml.safe_dump(saved, sort_keys=False), xor) == [
+        "network.periodic", "roles.inputs[1][1]", "roles.rails", "task.old_key", "simulator.gmin"]
+
+
+def test_config_differences_refuse_a_saved_file_that_is_not_a_config():
+    xor = load_config(ROOT / "configs" / "xor.yaml")
+    with pytest.raises(ConfigError, match=r"^saved config.yaml: the top level must be a mapping of sections \(got "
+                                          r"list\); resume only a run directory that train wrote$"):
+        config_differences("- 1\n", xor)
+    with pytest.raises(ConfigError, match=r"^saved config.yaml:2:1: invalid YAML"):
+        config_differences("name: [\n", xor)
