@@ -13,8 +13,7 @@ from pathlib import Path
 
 from .config import load_config
 from .errors import CheckpointError, ConfigError, MetamaterialError, SimulationError, ValidationError
-
-BACKENDS = ("ngspice", "native")
+from .sim.registry import backend_names
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("config", help="YAML config file (see configs/)")
-        sp.add_argument("--backend", choices=BACKENDS, help="solver backend (default: simulator.backend)")
+        sp.add_argument("--backend", choices=backend_names(),
+                        help="solver backend: the same as --set simulator.backend=NAME (default: the config's)")
         sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override a config value, e.g. --set learning.epochs=200 (repeatable)")
 
@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     t.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="train N replicas (seeds seed..seed+N-1) as one batch and report the success rate "
-                        "(use --backend native; no checkpoints)")
+                        "(use --backend native)")
 
     n = sub.add_parser("netlist", help="write free_k.cir / clamped_k.cir per data point at the initial gates")
     common(n)
@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("claims", nargs="*", metavar="CLAIM", help="claims to run (default: all)")
     r.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="output directory")
     r.add_argument("--quick", action="store_true", help="few seeds, short training (a smoke run)")
-    r.add_argument("--backend", choices=BACKENDS, default="native", help="backend of the many-seed ensembles")
+    r.add_argument("--backend", choices=backend_names(), default="native",
+                   help="backend of the many-seed ensembles (each claim names the backends of its other runs)")
     return p
 
 
@@ -91,35 +92,40 @@ def _run(args: argparse.Namespace) -> int:
         for r in results:
             print(f"  {r.verdict:>15}  {r.title}")
         return 1 if crashed else 0
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, config_overrides(args))
     if args.command == "train":
         if args.resume and args.out and args.out != args.resume:
             raise ConfigError("--out and --resume name different directories; give only --resume DIR")
         run_dir = args.resume or args.out or Path("runs") / cfg.name
         if args.seeds > 1:
-            s = runs.ensemble_run(cfg, run_dir, args.seeds, backend=args.backend, progress=not args.no_progress,
-                                        resume=bool(args.resume))
+            s = runs.ensemble_run(cfg, run_dir, args.seeds, progress=not args.no_progress, resume=bool(args.resume))
             rate = "" if s["success_rate"] is None else (f"; {s['success_count']}/{len(s['seeds'])} seeds have every "
                                                          "point correct by >= 10 mV")
             if s.get("test_accuracy_mean") is not None:
                 rate += f"; mean accuracy {s['accuracy_mean']:.0%} (training), {s['test_accuracy_mean']:.0%} (held out)"
-            print(f"{s['task']} x{len(s['seeds'])} seeds on {s['backend']}: {s['epochs']} epochs in {s['wall_s']:.1f} s, "
-                  f"median final loss {s['final_loss_median']:.3g} V^2{rate}\nrun directory: {run_dir}/ "
-                  "(summary.json, ensemble.csv)")
+            print(f"{s['task']} x{len(s['seeds'])} seeds on {s['backend']}: {s['epochs']} epochs in "
+                  f"{s['wall_s']:.1f} s, median final loss {s['final_loss_median']:.3g} V^2{rate}\n"
+                  f"run directory: {run_dir}/ (summary.json, ensemble.csv)")
             return 0
         elif args.seeds < 1:
             raise ConfigError(f"--seeds: must be >= 1 (got {args.seeds})")
-        result = runs.train_run(cfg, run_dir, resume=args.resume is not None, backend=args.backend,
-                                      progress=not args.no_progress, plots=not args.no_plots)
+        result = runs.train_run(cfg, run_dir, resume=args.resume is not None, progress=not args.no_progress,
+                                plots=not args.no_plots)
         print(_human_summary(result.summary, result.run_dir))
         return 0
     if args.command == "netlist":
-        paths = points.write_netlists(cfg, args.out, backend=args.backend)
+        paths = points.write_netlists(cfg, args.out)
         print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir per data point)")
         return 0
-    result = points.solve_points(cfg, backend=args.backend)
+    result = points.solve_points(cfg)
     print(json.dumps(result))
     return 0
+
+
+def config_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``--set`` overrides of a train, netlist or solve command, with ``--backend X`` as its
+    ``simulator.backend=X`` (last, so it wins), applied before validation: a run's saved config names its backend."""
+    return [*args.overrides, *([f"simulator.backend={args.backend}"] if args.backend else [])]
 
 
 def _human_summary(s: dict, run_dir: Path) -> str:

@@ -91,8 +91,31 @@ def test_resume_with_another_config_is_refused(tmp_path):
     out = tmp_path / "run"
     assert _cli("train", XOR, "--out", str(out), *SHORT).returncode == 0
     proc = _cli("train", XOR, "--resume", str(out), "--set", "learning.nudge=0.9", "--no-progress")
-    assert proc.returncode == 2 and "differs from the config given now" in proc.stderr
+    assert proc.returncode == 2 and "from the config given now" in proc.stderr, proc.stderr
+    assert "learning.nudge" in proc.stderr  # the key that differs is named
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_backend_option_is_saved_and_a_resume_on_another_backend_is_refused(tmp_path):
+    out = tmp_path / "run"
+    proc = _cli("train", XOR, "--out", str(out), "--backend", "native", "--set", "learning.epochs=20",
+                "--no-progress", "--no-plots")
+    assert proc.returncode == 0, proc.stderr
+    assert "simulator:\n  backend: native\n" in (out / "config.yaml").read_text()
+    assert json.loads((out / "summary.json").read_text())["backend"] == "native"
+    proc = _cli("train", XOR, "--resume", str(out), "--backend", "ngspice", "--set", "learning.epochs=20",
+                "--no-progress")
+    assert proc.returncode == 2 and "from the config given now" in proc.stderr, proc.stderr
+    assert "simulator.backend" in proc.stderr and "learning." not in proc.stderr  # the one key that differs
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_backend_choices_come_from_the_registry():
+    for argv in (["solve", XOR, "--backend", "spectre"], ["reproduce", "--backend", "spectre"]):
+        proc = _cli(*argv)
+        assert proc.returncode == 2
+        assert "invalid choice: 'spectre' (choose from ngspice, native)" in proc.stderr or \
+            "invalid choice: 'spectre' (choose from 'ngspice', 'native')" in proc.stderr, proc.stderr
 
 
 def test_netlist_command_writes_pairs_that_ngspice_runs(tmp_path):
@@ -108,7 +131,18 @@ def test_solve_json_shape():
     proc = _cli("solve", XOR, "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
+    assert result["backend"] == "ngspice"
     assert result["nodes"] == [f"n{i}" for i in range(16)] and len(result["points"]) == 4
     p = result["points"][1]
     assert p["input"] == [0.0, 0.45] and set(p["free"]) == set(result["nodes"]) == set(p["clamped"])
     assert p["free"]["n15"] == 0.0 and p["free"]["n13"] == 0.45 and p["free"]["n5"] == 0.11
+
+
+def test_solve_on_the_native_backend_agrees_with_ngspice():
+    runs = {b: _cli("solve", XOR, "--json", "--backend", b) for b in ("ngspice", "native")}
+    assert all(p.returncode == 0 for p in runs.values()), [p.stderr for p in runs.values()]
+    spice, native = (json.loads(runs[b].stdout) for b in ("ngspice", "native"))
+    assert native["backend"] == "native"
+    for a, b in zip(spice["points"], native["points"]):
+        for phase in ("free", "clamped"):
+            np.testing.assert_allclose(list(b[phase].values()), list(a[phase].values()), rtol=0, atol=1e-6)
