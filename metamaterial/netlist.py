@@ -33,6 +33,7 @@ from .errors import ValidationError
 _SAFE_TEXT = re.compile(r"[^A-Za-z0-9_(), .:+-]")
 LINEAR_SOLVERS = ("klu", "sparse")
 GATE_OHMS = 1.0  # the Norton resistor of each gate source: 1 ohm makes the gate node's voltage equal the current
+CLAMP_SIEMENS = 1e9  # the sweep form's clamp conductance: a clamped node is off its target by (net current) / 1e9 S
 
 
 @dataclass(frozen=True)
@@ -102,12 +103,76 @@ def to_spice(
         clamps = np.atleast_2d(np.asarray(clamps, float))
         if clamps.shape != (batch, len(c.clamp_nodes)):
             raise ValidationError(f"netlist: clamps must have shape ({batch}, {len(c.clamp_nodes)}) (got {clamps.shape})")
-    copies = [None] if batch == 1 else list(range(batch))
+    nn = _namer(c)
+    twin = 0 if clamps is None else 1
+    lines = _head_lines(c, phase, batch, options, title, twin)
+    if isinstance(c.device, NmosParams):
+        for e, vg in enumerate(controls):
+            lines.append(f"IG{e} 0 g{e} dc {num(vg / GATE_OHMS)}")
+            lines.append(f"RG{e} g{e} 0 {num(GATE_OHMS)}")
+    for b in [None] if batch == 1 else range(batch):
+        sfx = "" if b is None else f"_{b}"
+        row = 0 if b is None else b
+        for k, node in enumerate(c.inputs):
+            lines.append(f"VI{k}{sfx} {nn(int(node), b)} 0 dc {num(inputs[row, k])}")
+        if clamps is not None:
+            for k, node in enumerate(c.clamp_nodes):
+                lines.append(f"VC{k}{sfx} {nn(int(node), b)} 0 dc {num(clamps[row, k])}")
+        lines += _edge_lines(c, controls, b, twin)
+    if control_block:
+        lines += [".control", "set numdgt=15", "op", "print all", "quit 0", ".endc"]
+    lines.append(".end")
+    return "\n".join(lines) + "\n"
+
+
+def to_spice_sweep(c: Circuit, batch: int, points: int, *, options: SpiceOptions = SpiceOptions(),
+                   title: str = "network") -> str:
+    """One netlist for both twins of B data points, for solvers that feed its sources from a running analysis.
+
+    Gates ``IG{e}``, inputs ``VI{k}_b`` and clamp currents ``IC{k}_b`` are ``external`` sources: ngspice asks the
+    program that loaded the netlist for their values at every matrix load. Each clamped node has a Norton clamp:
+    ``IC{k}_b`` drives ``CLAMP_SIEMENS * V`` amperes into ``GC{k}_b``, a conductance from the node to ground whose
+    value is switched between ``CLAMP_SIEMENS`` (clamped twin: the node sits at ``V`` less its net current over
+    ``CLAMP_SIEMENS``) and exactly 0 (free twin: the clamp stamps zeros). ``.dc`` sweeps ``VSWEEP``, a source
+    on its own ``RSWEEP`` loop that touches nothing else, over ``points`` points; each point is one operating point
+    started from the previous one. ``.save`` keeps only the network nodes. A batch of B copies shares gates and rails
+    as in ``to_spice``. Only transistor networks without mismatch (both twins are the same circuit).
+    """
+    if not isinstance(c.device, NmosParams) or c.mismatch is not None:
+        raise ValidationError("netlist: the sweep form needs a transistor network without mismatch "
+                              f"(got device {c.device.name!r}, mismatch {c.mismatch is not None})")
+    if int(points) != points or not 1 <= points <= 10**9 or int(batch) != batch or batch < 1:
+        raise ValidationError(f"netlist: sweep points and batch must be positive integers (got {points!r}, {batch!r})")
+    nn = _namer(c)
+    lines = _head_lines(c, "free-and-clamped", batch, options, title, twin=0)
+    for e in range(c.n_edges):
+        lines.append(f"IG{e} 0 g{e} external")
+        lines.append(f"RG{e} g{e} 0 {num(GATE_OHMS)}")
+    controls = np.zeros(c.n_edges)
+    for b in [None] if batch == 1 else range(batch):
+        sfx = "" if b is None else f"_{b}"
+        for k, node in enumerate(c.inputs):
+            lines.append(f"VI{k}{sfx} {nn(int(node), b)} 0 external")
+        for k, node in enumerate(c.clamp_nodes):
+            lines.append(f"IC{k}{sfx} 0 {nn(int(node), b)} external")
+            lines.append(f"GC{k}{sfx} {nn(int(node), b)} 0 {nn(int(node), b)} 0 0")
+        lines += _edge_lines(c, controls, b, twin=0)
+    lines += ["VSWEEP sweep 0 dc 0", "RSWEEP sweep 0 1", f".dc VSWEEP 0 {int(points) - 1} 1"]
+    names = [name for row in node_vector_names(c, batch) for name in row]
+    names = list(dict.fromkeys(names))  # rails appear once per copy
+    lines += [".save " + " ".join(names[i:i + 100]) for i in range(0, len(names), 100)]
+    lines.append(".end")
+    return "\n".join(lines) + "\n"
+
+
+def _namer(c: Circuit):
+    """Node name in copy ``b`` of the batch (rails are shared by all copies)."""
     shared = set(c.rails.tolist())
+    return lambda i, b: node_name(i) if i in shared else node_name(i, b)
 
-    def nn(i: int, b: int | None) -> str:
-        return node_name(i) if i in shared else node_name(i, b)
 
+def _head_lines(c: Circuit, phase: str, batch: int, options: SpiceOptions, title: str, twin: int) -> list[str]:
+    """Title, comments, options, model cards and rails: everything before the sources and edges."""
     lines = [f"* metamaterial {phase} twin: {_SAFE_TEXT.sub('?', title)}",
              f"* {c.n_nodes} nodes, {c.n_edges} edges, device {_SAFE_TEXT.sub('?', c.device.name)}, batch {batch}"]
     lines.append("* node labels: " + " ".join(f"n{i}={_SAFE_TEXT.sub('?', lab).replace(' ', '')}"
@@ -116,7 +181,6 @@ def to_spice(
                  f"vntol={num(options.vntol)} itl1={int(options.itl1)}")
     lines.append(f".options {options.linear_solver}")
     dev = c.device
-    twin = 0 if clamps is None else 1
     mismatch = c.mismatch if isinstance(dev, NmosParams) else None
     if isinstance(dev, NmosParams):
         lines.append(dev.model_text())
@@ -128,33 +192,26 @@ def to_spice(
                                      model_name=f"{dev.model_name}_{e}").model_text())
     for k, (node, volts) in enumerate(zip(c.rails, c.rail_voltages)):
         lines.append(f"VR{k} {node_name(int(node))} 0 dc {num(volts)}")
-    if isinstance(dev, NmosParams):
-        for e, vg in enumerate(controls):
-            lines.append(f"IG{e} 0 g{e} dc {num(vg / GATE_OHMS)}")
-            lines.append(f"RG{e} g{e} 0 {num(GATE_OHMS)}")
-    for b in copies:
-        sfx = "" if b is None else f"_{b}"
-        row = 0 if b is None else b
-        for k, node in enumerate(c.inputs):
-            lines.append(f"VI{k}{sfx} {nn(int(node), b)} 0 dc {num(inputs[row, k])}")
-        if clamps is not None:
-            for k, node in enumerate(c.clamp_nodes):
-                lines.append(f"VC{k}{sfx} {nn(int(node), b)} 0 dc {num(clamps[row, k])}")
-        for e, (a, z) in enumerate(c.edges):
-            na, nz = nn(int(a), b), nn(int(z), b)
-            if isinstance(dev, NmosParams) and mismatch is not None:
-                w = dev.w * float(mismatch.kscale[twin, e])
-                lines.append(f"M{e}{sfx} {na} g{e} {nz} 0 {dev.model_name}_{e} w={num(w)} l={num(dev.l)}")
-            elif isinstance(dev, NmosParams):
-                lines.append(f"M{e}{sfx} {na} g{e} {nz} 0 {dev.model_name} w={num(dev.w)} l={num(dev.l)}")
-            elif isinstance(dev, ResistorParams):
-                lines.append(f"R{e}{sfx} {na} {nz} {num(1.0 / controls[e])}")
-            elif isinstance(dev, PotentiometerParams):
-                lines.append(f"R{e}{sfx} {na} {nz} {num(1.0 / float(dev.conductance(controls[e])))}")
-    if control_block:
-        lines += [".control", "set numdgt=15", "op", "print all", "quit 0", ".endc"]
-    lines.append(".end")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _edge_lines(c: Circuit, controls: np.ndarray, b: int | None, twin: int) -> list[str]:
+    """One element per edge in copy ``b`` (transistor, or resistor of the control's resistance)."""
+    dev, nn, sfx = c.device, _namer(c), "" if b is None else f"_{b}"
+    mismatch = c.mismatch if isinstance(dev, NmosParams) else None
+    lines = []
+    for e, (a, z) in enumerate(c.edges):
+        na, nz = nn(int(a), b), nn(int(z), b)
+        if isinstance(dev, NmosParams) and mismatch is not None:
+            w = dev.w * float(mismatch.kscale[twin, e])
+            lines.append(f"M{e}{sfx} {na} g{e} {nz} 0 {dev.model_name}_{e} w={num(w)} l={num(dev.l)}")
+        elif isinstance(dev, NmosParams):
+            lines.append(f"M{e}{sfx} {na} g{e} {nz} 0 {dev.model_name} w={num(dev.w)} l={num(dev.l)}")
+        elif isinstance(dev, ResistorParams):
+            lines.append(f"R{e}{sfx} {na} {nz} {num(1.0 / controls[e])}")
+        elif isinstance(dev, PotentiometerParams):
+            lines.append(f"R{e}{sfx} {na} {nz} {num(1.0 / float(dev.conductance(controls[e])))}")
+    return lines
 
 
 def node_vector_names(c: Circuit, batch: int) -> list[list[str]]:

@@ -31,6 +31,13 @@ KCL_A = 1e-9
 MEMORY_SOLVES = 6000
 
 
+@pytest.fixture()
+def op_solver(ngspice):
+    """The op path (one ``op`` per solve, sources altered in place), for the tests of that path."""
+    with NgspiceSolver(sweep=False) as solver:
+        yield solver
+
+
 def _cli_solve(cfg_path) -> dict:
     proc = subprocess.run([sys.executable, "-m", "metamaterial", "solve", str(cfg_path), "--json"],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -61,7 +68,8 @@ def test_solve_agrees_with_standalone_ngspice_and_closes_kcl(cfg_path, tmp_path)
     assert worst_kcl <= KCL_A, f"KCL residual {worst_kcl} A"
 
 
-def test_batched_solve_equals_one_point_at_a_time(ngspice):
+def test_batched_solve_equals_one_point_at_a_time(op_solver):
+    ngspice = op_solver  # one op per solve: every answer from ngspice's own initial guess, so equal to 1e-9 V
     c = xor_circuit("ald1106-l1")
     gates = random_gates(c.n_edges, seed=3, low=0.4, high=8.0)
     x = np.random.default_rng(4).uniform(0, 0.45, (7, 2))
@@ -75,13 +83,14 @@ def test_batched_solve_equals_one_point_at_a_time(ngspice):
     assert np.nanmax(np.abs(res)) < KCL_A
 
 
-def test_in_place_updates_match_a_fresh_load(ngspice):
+def test_in_place_updates_match_a_fresh_load(op_solver):
+    ngspice = op_solver
     c = xor_circuit()
     x = np.array([[0.45, 0.0]])
     for seed in range(5):  # alter gates in place, then compare with a solver that loads afresh
         gates = random_gates(c.n_edges, seed=seed)
         in_place = ngspice.solve(c, gates, x).voltages
-        with NgspiceSolver() as fresh:
+        with NgspiceSolver(sweep=False) as fresh:
             fresh_v = fresh.solve(xor_circuit(), gates, x).voltages
         np.testing.assert_allclose(in_place, fresh_v, atol=1e-12, rtol=0)
 
@@ -167,7 +176,8 @@ def test_info_reports_the_version_and_the_linear_solver_ngspice_used(ngspice):
     assert np.nanmax(np.abs(kcl_residuals(c, gates, klu))) < KCL_A
 
 
-def test_failed_alter_is_a_simulation_error_and_the_next_solve_rewrites_every_source(ngspice, monkeypatch):
+def test_failed_alter_is_a_simulation_error_and_the_next_solve_rewrites_every_source(op_solver, monkeypatch):
+    ngspice = op_solver  # the sweep feeds gates and inputs by callback; only the op path alters them
     c = xor_circuit()
     x = np.array([[0.45, 0.0]])
     ngspice.solve(c, random_gates(c.n_edges, seed=20), x)
@@ -177,7 +187,7 @@ def test_failed_alter_is_a_simulation_error_and_the_next_solve_rewrites_every_so
         with pytest.raises(SimulationError, match=r"ngspice: alter failed: .*no_such_ig0"):
             ngspice.solve(c, gates, x)
     v = ngspice.solve(c, gates, x).voltages  # ngspice still holds seed 20's gates: all must be written again
-    with NgspiceSolver() as fresh:
+    with NgspiceSolver(sweep=False) as fresh:
         fresh.reset()
         np.testing.assert_allclose(v, fresh.solve(c, gates, x).voltages, atol=1e-12, rtol=0)
     assert np.nanmax(np.abs(kcl_residuals(c, gates, v))) < KCL_A

@@ -32,7 +32,7 @@ import numpy as np
 from ..circuit import Circuit, OperatingPoint
 from ..devices import NmosParams, PotentiometerParams
 from ..errors import SimulationError
-from ..netlist import GATE_OHMS, SpiceOptions, node_vector_names, num, to_spice
+from ..netlist import CLAMP_SIEMENS, GATE_OHMS, SpiceOptions, node_vector_names, num, to_spice, to_spice_sweep
 from .base import AbstractSolver
 
 _log = logging.getLogger(__name__)
@@ -47,8 +47,13 @@ _STATISTICS = {"iterations": "Total iterations", "reorder_s": "Matrix reorder ti
 _MAX_CACHED_CIRCUITS = 8
 _FREE_HISTORY_EVERY = 5000
 _instance = None
+_SWEEP_POINTS = 256  # operating points per dc sweep before it is ended and started afresh (bounds its plot)
+_SWEEP_RELTOL = 1e-10
 _REGISTRY: dict = {"loaded": {}, "order": [], "commands": 0, "dead": None, "checked_cards": set(), "loads": 0,
-                   "version": None, "linear_solver": None}
+                   "version": None, "linear_solver": None, "paused": None, "callbacks": None}
+#: what the compiled callback reads: address of the values, edges, inputs, clamps, batch, and a flag it sets when
+#: ngspice asks for a name outside that layout
+_FEED_HEADER = np.zeros(6, dtype=np.int64)
 
 
 def _shared():
@@ -77,6 +82,45 @@ class _Loaded:
     values: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class _Feed:
+    """Values of a sweep netlist's external sources, in ``_feed_positions`` order, and their layout.
+
+    ngspice asks for every external source at every matrix load. The callback is compiled (``_FEED_HEADER`` tells
+    it where the values are), so a load costs nanoseconds per source instead of a Python call.
+    """
+
+    n_edges: int
+    n_inputs: int
+    n_clamps: int
+    batch: int
+    values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def install(self, values: list[float]) -> None:
+        """Make ``values`` what the callback hands to ngspice from now on."""
+        self.values = np.ascontiguousarray(values, dtype=np.float64)
+        _FEED_HEADER[:] = (self.values.ctypes.data, self.n_edges, self.n_inputs, self.n_clamps, self.batch, 0)
+
+    @staticmethod
+    def unknown() -> bool:
+        """Whether ngspice asked for a source the layout does not have (the callback then gave 0)."""
+        return bool(_FEED_HEADER[5])
+
+
+@dataclass
+class _Swept(_Loaded):
+    """A sweep netlist (``netlist.to_spice_sweep``) resident in ngspice: both twins, sources fed by callback.
+
+    ``plot`` is the dc plot of its running (paused) sweep and ``points`` how many operating points that sweep has
+    solved; ``clamped`` what the clamp conductances hold now (None: unknown).
+    """
+
+    feed: _Feed | None = None
+    plot: str | None = None
+    points: int = 0
+    clamped: bool | None = None
+
+
 class NgspiceSolver(AbstractSolver):
     """DC operating points with ngspice (shared library, PySpice).
 
@@ -84,13 +128,17 @@ class NgspiceSolver(AbstractSolver):
         options: simulator tolerances and linear solver written into every netlist. KLU is asked for only when
             this ngspice has it (``self.options`` then says ``sparse``).
         keep_failed: directory where a failing netlist is written (default: the system temp dir).
+        sweep: solve transistor networks without mismatch as points of one paused dc sweep (see ``_solve_swept``);
+            False: one ``op`` per solve, every solve from ngspice's own initial guess.
     """
 
     name = "ngspice"
 
-    def __init__(self, options: SpiceOptions = SpiceOptions(), keep_failed: str | None = None) -> None:
+    def __init__(self, options: SpiceOptions = SpiceOptions(), keep_failed: str | None = None,
+                 sweep: bool = True) -> None:
         super().__init__()
         self.keep_failed = keep_failed
+        self.sweep = sweep
         self._ng = _shared()
         self._log_tail: list[str] = []
         version = self._version()
@@ -128,6 +176,7 @@ class NgspiceSolver(AbstractSolver):
 
     def _probe_linear_solver(self) -> None:
         self._check_alive()
+        self._end_sweep()  # the probe ends with "destroy all", which would take the paused sweep's plot
         ng = self._ng
         before = self._n_circuits()
         ng.clear_output()
@@ -256,6 +305,7 @@ class NgspiceSolver(AbstractSolver):
         return False
 
     def _clear_circuits(self) -> None:
+        self._end_sweep()
         for _ in range(self._n_circuits()):
             self._ng._ngspice_shared.ngSpice_Command(b"remcirc")
         self._loaded.clear()
@@ -275,6 +325,9 @@ class NgspiceSolver(AbstractSolver):
             rows = [self._solve(circuit, controls[b], inputs[b:b + 1], None if clamps is None else clamps[b:b + 1])
                     for b in range(inputs.shape[0])]
             return OperatingPoint(voltages=np.concatenate([r.voltages for r in rows]))
+        if self.sweep and isinstance(circuit.device, NmosParams) and circuit.mismatch is None:
+            return self._solve_swept(circuit, controls, inputs, clamps)
+        self._end_sweep()  # the op below ends with 'destroy all', which would take the paused sweep's plot
         batch = inputs.shape[0]
         key = (id(circuit), clamps is None, batch, self.options)
         loaded = self._loaded.get(key)
@@ -305,7 +358,7 @@ class NgspiceSolver(AbstractSolver):
         try:
             self._command("op")
             clock = self._tick("op", clock)
-            voltages = self._read(loaded)
+            voltages = self._read(loaded, self._op_plot())
             clock = self._tick("read", clock)
         except SimulationError as err:
             self._fail(f"ngspice: operating point failed ({err.summary})", self._current_netlist(circuit, controls,
@@ -314,6 +367,130 @@ class NgspiceSolver(AbstractSolver):
             self._ng._ngspice_shared.ngSpice_Command(b"destroy all")
         self._tick("destroy", clock)
         return OperatingPoint(voltages=voltages)
+
+    # -- solving as points of a paused dc sweep ---------------------------------------------------
+    def _solve_swept(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
+                     clamps: np.ndarray | None) -> OperatingPoint:
+        """One operating point as the next point of a dc sweep that ngspice keeps paused between solves.
+
+        An ``op`` sets the circuit up afresh (``CKTdoJob`` with reset: ``CKTunsetup``, ``CKTsetup``, ``CKTtemp``),
+        orders and factors the matrix anew, and starts Newton from ngspice's initial guess. A dc sweep does the setup
+        and the ordering once, and starts each point from the last point's solution (``DCtrCurv``: ``MODEINITPRED``,
+        KLU refactors on the kept pivot order). ``step`` runs exactly one more point and pauses the sweep again
+        (``com_step``), without setup (``CKTdoJob`` without reset). Between points nothing is sent as a command for
+        the gates and inputs: they are ``external`` sources whose values our callback gives at every load; only the
+        clamp conductances are altered, when the phase changes. The answer is the operating point of the same
+        equations to ngspice's tolerances; it depends on the previous point only through Newton's starting point.
+        """
+        batch = inputs.shape[0]
+        key = (id(circuit), "sweep", batch, self.options)
+        swept = self._loaded.get(key)
+        if swept is not None and (swept.circuit is not circuit or not self._select(swept)):
+            swept = None
+        clock = time.perf_counter()
+        if swept is None:
+            self._end_sweep()
+            _REGISTRY["loads"] += 1
+            # a warm start stops Newton as soon as the step is within reltol, where a cold op's last quadratic step
+            # lands far inside it: the sweep asks for _SWEEP_RELTOL so its answers stay those of an op to ~1e-12 V
+            options = replace(self.options, reltol=min(self.options.reltol, _SWEEP_RELTOL))
+            text = to_spice_sweep(circuit, batch, _SWEEP_POINTS, options=options,
+                                  title=f"sweep batch {batch} load {_REGISTRY['loads']}")
+            self._install_callbacks()
+            loaded = self._load(key, circuit, text, node_vector_names(circuit, batch))
+            swept = _Swept(**{f: getattr(loaded, f) for f in ("slot", "circuit", "names", "netlist")},
+                           feed=_Feed(circuit.n_edges, circuit.n_inputs, len(circuit.clamp_nodes), batch))
+            self._loaded[key] = swept
+            if not self._select(swept):
+                raise SimulationError("ngspice: a freshly loaded circuit could not be selected",
+                                      log="\n".join(self._log_tail[-20:]))
+            clock = self._tick("load", clock)
+        paused = _REGISTRY["paused"]
+        if paused is not None and (paused is not swept or paused.points >= _SWEEP_POINTS):
+            self._end_sweep()  # only one dc sweep can be paused in ngspice (its output plot is a static of DCtrCurv)
+            if not self._select(swept):  # someone else changed ngspice's circuit list: everything was unloaded
+                return self._solve_swept(circuit, controls, inputs, clamps)
+            clock = self._tick("destroy", clock)
+        swept.feed.install(_feed_values(circuit, controls, inputs, clamps))
+        if swept.clamped != (clamps is not None):
+            siemens = num(CLAMP_SIEMENS if clamps is not None else 0.0)
+            sfx = [""] if batch == 1 else [f"_{b}" for b in range(batch)]
+            self._alter_all([f"alter GC{k}{s} gain = {siemens}" for s in sfx for k in range(len(circuit.clamp_nodes))])
+            swept.clamped = clamps is not None
+        clock = self._tick("alter", clock)
+        self._check_alive()
+        try:
+            self._command("step")  # starts the netlist's .dc when none is paused (com_resume runs it)
+        except SimulationError as err:  # ngspice ended the sweep itself ("dc simulation(s) aborted")
+            self._abandon_sweep(swept)
+            self._fail(f"ngspice: operating point failed ({err.summary})", self._current_netlist(circuit, controls,
+                                                                                                 inputs, clamps))
+        try:
+            if swept.plot is None:
+                swept.plot = self._current_plot()
+                _REGISTRY["paused"] = swept
+            swept.points += 1
+            if swept.feed.unknown():
+                raise SimulationError("ngspice: asked for an external source the sweep netlist does not feed")
+            clock = self._tick("op", clock)
+            voltages = self._read(swept, swept.plot)
+            self._tick("read", clock)
+        except SimulationError as err:
+            self._end_sweep()
+            self._fail(f"ngspice: operating point failed ({err.summary})", self._current_netlist(circuit, controls,
+                                                                                                 inputs, clamps))
+        return OperatingPoint(voltages=voltages)
+
+    def _install_callbacks(self) -> None:
+        """Register the compiled external-source callback with ngspice once per process (``ngSpice_Init_Sync``)."""
+        if _REGISTRY["callbacks"] is not None:
+            return
+        from PySpice.Spice.NgSpice.Shared import ffi  # noqa: PLC0415
+
+        address = _external_source_callback()
+        pointer = ffi.cast("int (*)(double *, double, char *, int, void *)", address)
+        ng = self._ng  # PySpice's own identity and user data, so its other callbacks keep theirs
+        rc = ng._ngspice_shared.ngSpice_Init_Sync(pointer, pointer, ffi.NULL, ng._ngspice_id, ng._self_c)
+        if rc:
+            raise SimulationError(f"ngspice: ngSpice_Init_Sync returned {rc}")
+        _REGISTRY["callbacks"] = pointer
+
+    def _end_sweep(self) -> None:
+        """Finish the paused dc sweep, if any, without solving another point: move its swept source past the end,
+        resume (``DCtrCurv`` then restores the source and closes its plot) and drop the plot."""
+        swept = _REGISTRY["paused"]
+        if swept is None:
+            return
+        _REGISTRY["paused"] = None
+        try:
+            if self._select(swept):
+                self._command("alter VSWEEP dc = 1e30")
+                self._command("resume")
+        finally:
+            self._drop_plot(swept)
+
+    def _abandon_sweep(self, swept: _Swept) -> None:
+        """After a failed point ngspice has ended the sweep itself: forget it and drop whatever plot it left."""
+        if _REGISTRY["paused"] is swept:
+            _REGISTRY["paused"] = None
+        swept.plot = swept.plot or self._current_plot(required=False)
+        self._drop_plot(swept)
+        swept.clamped = None
+
+    def _drop_plot(self, swept: _Swept) -> None:
+        if swept.plot:
+            self._ng._ngspice_shared.ngSpice_Command(f"destroy {swept.plot}".encode())
+        swept.plot, swept.points = None, 0
+
+    def _current_plot(self, required: bool = True) -> str | None:
+        from PySpice.Spice.NgSpice.Shared import ffi  # noqa: PLC0415
+        plot = ffi.string(self._ng._ngspice_shared.ngSpice_CurPlot()).decode()
+        if plot.startswith("dc"):
+            return plot
+        if required:
+            raise SimulationError(f"ngspice: the sweep produced no dc plot (current plot {plot!r})",
+                                  log="\n".join(self._log_tail[-20:]))
+        return None
 
     def _tick(self, part: str, since: float) -> float:
         now = time.perf_counter()
@@ -361,13 +538,18 @@ class NgspiceSolver(AbstractSolver):
                 out.update({f"VC{k}{s}": float(clamps[b, k]) for k in range(clamps.shape[1])})
         return out
 
-    def _read(self, loaded: _Loaded) -> np.ndarray:
-        shared = self._ng._ngspice_shared
+    def _op_plot(self) -> str:
         from PySpice.Spice.NgSpice.Shared import ffi  # noqa: PLC0415 (PySpice stays inside this module)
-        plot = ffi.string(shared.ngSpice_CurPlot()).decode()
+        plot = ffi.string(self._ng._ngspice_shared.ngSpice_CurPlot()).decode()
         if not plot.startswith("op"):
             raise SimulationError(f"ngspice: no operating point was produced (current plot {plot!r})",
                                   log="\n".join(self._log_tail[-20:]))
+        return plot
+
+    def _read(self, loaded: _Loaded, plot: str) -> np.ndarray:
+        """Node voltages [B, N] (V): the last value of each node's vector in ``plot``."""
+        shared = self._ng._ngspice_shared
+        from PySpice.Spice.NgSpice.Shared import ffi  # noqa: PLC0415 (PySpice stays inside this module)
         out = np.empty((len(loaded.names), len(loaded.names[0])))
         for b, row in enumerate(loaded.names):
             for i, name in enumerate(row):
@@ -375,7 +557,7 @@ class NgspiceSolver(AbstractSolver):
                 if info == ffi.NULL or info.v_realdata == ffi.NULL:
                     raise SimulationError(f"ngspice: node vector {name!r} missing from plot {plot!r}",
                                           log="\n".join(self._log_tail[-20:]))
-                out[b, i] = info.v_realdata[0]
+                out[b, i] = info.v_realdata[info.v_length - 1]
         return out
 
     def reset(self) -> None:
@@ -385,6 +567,71 @@ class NgspiceSolver(AbstractSolver):
 
     def close(self) -> None:
         """Nothing to release per solver: loaded circuits are a bounded process-wide cache."""
+
+
+def _feed_values(circuit: Circuit, controls: np.ndarray, inputs: np.ndarray, clamps: np.ndarray | None) -> list[float]:
+    """Gate currents (1 ohm: amperes = volts), input volts [B, n_in] and clamp currents [B, n_clamp], flat."""
+    clamp_amps = np.zeros((inputs.shape[0], len(circuit.clamp_nodes))) if clamps is None else clamps * CLAMP_SIEMENS
+    return (np.asarray(controls, float) / GATE_OHMS).tolist() + inputs.ravel().tolist() + clamp_amps.ravel().tolist()
+
+
+def _external_source_callback() -> int:
+    """Address of a compiled ``GetVSRCData``/``GetISRCData`` callback for the sources of ``to_spice_sweep``.
+
+    It reads the source's name (``ig{e}``, ``vi{k}[_{b}]``, ``ic{k}[_{b}]``, any case), and writes the matching
+    entry of the values ``_FEED_HEADER`` points to: gates first, then inputs and clamp currents row by row.
+    """
+    from numba import cfunc, types  # noqa: PLC0415 (compiled once per process, on first use of the sweep)
+    from numba.extending import intrinsic  # noqa: PLC0415
+
+    @intrinsic
+    def as_pointer(typingctx, address):
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(types.CPointer(types.float64)))
+        return types.CPointer(types.float64)(types.int64), codegen
+
+    header = _FEED_HEADER.ctypes.data
+    signature = types.int32(types.CPointer(types.float64), types.float64, types.CPointer(types.uint8), types.int32,
+                            types.voidptr)
+
+    @intrinsic
+    def as_int_pointer(typingctx, address):
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(types.CPointer(types.int64)))
+        return types.CPointer(types.int64)(types.int64), codegen
+
+    @cfunc(signature, nopython=True)
+    def external(out, _time, name, _ident, _user):
+        head = as_int_pointer(header)
+        values = as_pointer(head[0])
+        kind0, kind1 = name[0] | 32, name[1] | 32
+        k, b, i, seen = 0, 0, 2, False
+        while name[i] >= 48 and name[i] <= 57:
+            k = 10 * k + (name[i] - 48)
+            i += 1
+        if name[i] == 95:  # "_": the copy of the batch
+            i += 1
+            while name[i] >= 48 and name[i] <= 57:
+                b = 10 * b + (name[i] - 48)
+                i += 1
+                seen = True
+        n_edges, n_in, n_cl, batch = head[1], head[2], head[3], head[4]
+        position = -1
+        per_copy = name[i] == 0 and seen == (batch > 1) and b < batch  # copies carry "_b" when B > 1
+        if kind0 == 105 and kind1 == 103 and name[i] == 0 and not seen and k < n_edges:  # "ig": shared gates
+            position = k
+        elif per_copy and kind0 == 118 and kind1 == 105 and k < n_in:  # "vi"
+            position = n_edges + b * n_in + k
+        elif per_copy and kind0 == 105 and kind1 == 99 and k < n_cl:  # "ic"
+            position = n_edges + batch * n_in + b * n_cl + k
+        if position < 0:
+            head[5] = 1
+            out[0] = 0.0
+        else:
+            out[0] = values[position]
+        return 0
+
+    return external.address
 
 
 def _null():

@@ -1,0 +1,122 @@
+"""The ngspice backend's sweep path: free and clamped solves as points of one paused dc sweep, sources fed by a
+compiled callback. Agreement with the native solver and with one op per solve, Kirchhoff's law, the clamp, sweeps
+ended and restarted, and a failing point."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from conftest import random_gates, xor_circuit
+from metamaterial.circuit import kcl_residuals
+from metamaterial.devices import draw_mismatch
+from metamaterial.errors import SimulationError, ValidationError
+from metamaterial.learning.rules import CoupledLearning
+from metamaterial.netlist import CLAMP_SIEMENS, to_spice_sweep
+from metamaterial.sim import ngspice as ngspice_module
+from metamaterial.sim.native import NativeSolver
+from metamaterial.sim.ngspice import NgspiceSolver
+
+AGREEMENT_V = 1e-6
+KCL_A = 1e-9
+UPDATES = 12
+BATCH = 3
+SHORT_SWEEP = 5  # points per sweep in the restart test: several sweeps end and start within UPDATES updates
+
+
+def _train(solver, c, updates: int, batch: int = 1, seed: int = 0):
+    """Coupled-learning updates (free solve, clamped solve, every gate moves); yields each update's arrays."""
+    rng = np.random.default_rng(seed)
+    gates = random_gates(c.n_edges, seed=seed)
+    rule, targets = CoupledLearning(nudge=0.5, rate=1.0), np.full((batch, 1), 0.05)
+    for _ in range(updates):
+        x = rng.uniform(0, 0.45, (batch, c.n_inputs))
+        free = solver.solve(c, gates, x).voltages
+        clamps = rule.clamp(c, free, targets)
+        clamped = solver.solve(c, gates, x, clamps).voltages
+        yield gates, x, clamps, free, clamped
+        gates = np.clip(gates + rule.contrast(c, free, clamped).mean(axis=0) + 1e-6, 0.4, 8.0)
+
+
+@pytest.mark.parametrize("batch", [1, BATCH])
+def test_sweep_agrees_with_native_and_closes_kcl_over_training_updates(ngspice, batch):
+    c, native = xor_circuit(), NativeSolver()
+    worst, worst_kcl, worst_clamp = 0.0, 0.0, 0.0
+    for gates, x, clamps, free, clamped in _train(ngspice, c, UPDATES, batch):
+        worst = max(worst, np.abs(free - native.solve(c, gates, x).voltages).max(),
+                    np.abs(clamped - native.solve(c, gates, x, clamps).voltages).max())
+        worst_kcl = max(worst_kcl, np.nanmax(np.abs(kcl_residuals(c, gates, free))),
+                        np.nanmax(np.abs(kcl_residuals(c, gates, clamped, fixed=c.clamp_nodes))))
+        worst_clamp = max(worst_clamp, np.abs(clamped[:, c.clamp_nodes] - clamps).max())
+    assert worst <= AGREEMENT_V, f"sweep vs native differ by {worst} V"
+    assert worst_kcl <= KCL_A, f"KCL residual {worst_kcl} A"
+    # the Norton clamp holds its node to (net current) / CLAMP_SIEMENS: far below the agreement
+    assert worst_clamp <= 1e-3 / CLAMP_SIEMENS, f"clamped nodes off their targets by {worst_clamp} V"
+
+
+def test_sweep_agrees_with_one_op_per_solve(ngspice):
+    c = xor_circuit("ald1106-l1")
+    with NgspiceSolver(sweep=False) as op:
+        for gates, x, clamps, free, clamped in _train(ngspice, c, UPDATES, seed=3):
+            np.testing.assert_allclose(free, op.solve(c, gates, x).voltages, atol=AGREEMENT_V, rtol=0)
+            np.testing.assert_allclose(clamped, op.solve(c, gates, x, clamps).voltages, atol=AGREEMENT_V, rtol=0)
+
+
+def test_sweeps_end_and_restart_and_circuits_take_turns(ngspice, monkeypatch):
+    """A sweep ends after its points and a new one starts; two circuits and the op path (mismatch) interleave,
+    each switch ending the paused sweep; every answer still agrees with native and closes KCL."""
+    monkeypatch.setattr(ngspice_module, "_SWEEP_POINTS", SHORT_SWEEP)
+    a, b = xor_circuit(), xor_circuit("ald1106-l1")
+    mismatched = replace(b, mismatch=draw_mismatch(b.n_edges, 0.01, 0.005, seed=0))
+    native = NativeSolver()
+    runs = [_train(ngspice, a, UPDATES, seed=5), _train(ngspice, b, UPDATES, batch=2, seed=6)]
+    for step in range(UPDATES):
+        for c, run in zip((a, b), runs):
+            gates, x, clamps, free, clamped = next(run)
+            assert np.abs(free - native.solve(c, gates, x).voltages).max() <= AGREEMENT_V
+            assert np.abs(clamped - native.solve(c, gates, x, clamps).voltages).max() <= AGREEMENT_V
+        if step % 4 == 0:  # a transistor network with mismatch goes through one op per solve
+            gates = random_gates(b.n_edges, seed=step)
+            v = ngspice.solve(mismatched, gates, [[0.45, 0.0]]).voltages
+            assert np.nanmax(np.abs(kcl_residuals(mismatched, gates, v, twin=0))) < KCL_A
+
+
+def test_reset_makes_the_next_solves_depend_only_on_their_arguments(ngspice):
+    c = xor_circuit()
+    list(_train(ngspice, c, 3, seed=8))  # some history in the paused sweep
+    ngspice.reset()
+    first = [u[3:] for u in _train(ngspice, c, 4, seed=9)]
+    ngspice.reset()
+    again = [u[3:] for u in _train(ngspice, c, 4, seed=9)]
+    for (f1, c1), (f2, c2) in zip(first, again):
+        np.testing.assert_array_equal(f1, f2)
+        np.testing.assert_array_equal(c1, c2)
+
+
+def test_failed_point_is_a_simulation_error_and_the_next_solve_starts_a_new_sweep(ngspice, tmp_path):
+    c = xor_circuit()
+    # node 15 is an input and also a rail at another voltage: two sources fight, no DC solution exists
+    fighting = replace(c, rails=np.array([5, 15]), rail_voltages=np.array([0.11, 0.3]))
+    with NgspiceSolver(keep_failed=str(tmp_path)) as solver:
+        with pytest.raises(SimulationError, match=r"operating point failed") as info:
+            solver.solve(fighting, random_gates(c.n_edges), [[0.45, 0.0]])
+    assert "VR1 n15" in info.value.netlist and info.value.kept
+    gates, x, clamps, free, clamped = next(_train(ngspice, c, 1, seed=10))
+    assert np.nanmax(np.abs(kcl_residuals(c, gates, free))) < KCL_A
+    assert np.nanmax(np.abs(kcl_residuals(c, gates, clamped, fixed=c.clamp_nodes))) < KCL_A
+
+
+def test_sweep_netlist_feeds_sources_from_outside_and_refuses_mismatch():
+    c = xor_circuit()
+    text = to_spice_sweep(c, 2, 7)
+    assert "\nIG3 0 g3 external\nRG3 g3 0 1.0\n" in text and "\nVI1_1 n13_1 0 external\n" in text
+    assert "\nIC0_0 0 n10_0 external\nGC0_0 n10_0 0 n10_0 0 0\n" in text
+    assert "\n.dc VSWEEP 0 6 1\n" in text and "\n.save n0_0 " in text and " dc " not in text.split("VSWEEP")[0][-400:]
+    assert to_spice_sweep(c, 2, 7) == text
+    mismatched = replace(c, mismatch=draw_mismatch(c.n_edges, 0.01, 0.005, seed=0))
+    with pytest.raises(ValidationError, match=r"netlist: the sweep form needs a transistor network without mismatch"):
+        to_spice_sweep(mismatched, 1, 7)
+    with pytest.raises(ValidationError, match=r"netlist: sweep points and batch must be positive integers"):
+        to_spice_sweep(c, 0, 7)
