@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 MATRIX = ("load_s", "reorder_s", "factor_s", "solve_s")
 
 
-def profile(n: int, updates: int) -> dict:
+def profile(n: int, updates: int, sweep: bool = True) -> dict:
     from bench_solvers import torus_circuit
     from metamaterial.learning.rules import CoupledLearning
     from metamaterial.sim.ngspice import NgspiceSolver
@@ -38,18 +38,19 @@ def profile(n: int, updates: int) -> dict:
     xs = rng.uniform(0, 0.45, (updates + 1, c.n_inputs))
     rule = CoupledLearning(nudge=0.5, rate=1.0)
     targets = np.full((1, 1), -0.05)
-    solver = NgspiceSolver()
-    stats = {"free": solver.statistics, "clamped": solver.statistics}
+    solver = NgspiceSolver(sweep=sweep)
     ngspice = dict.fromkeys((*MATRIX, "analysis_s", "iterations"), 0.0)
     last = {}
 
     def solve(phase: str, x, clamps=None):
         v = solver.solve(c, gates, x, clamps).voltages
-        s = stats[phase]()  # cumulative per loaded circuit: difference with this twin's previous call
-        if phase in last:
+        # ngspice's statistics are cumulative per loaded circuit: one per twin (op), or one for both (sweep)
+        circuit_key = "both" if sweep else phase
+        s = solver.statistics()
+        if circuit_key in last:
             for k in ngspice:
-                ngspice[k] += s[k] - last[phase][k]
-        last[phase] = s
+                ngspice[k] += s[k] - last[circuit_key][k]
+        last[circuit_key] = s
         return v, s
 
     t0 = time.perf_counter()
@@ -73,7 +74,7 @@ def profile(n: int, updates: int) -> dict:
     per["update_s"] = sum(solver.timings.values()) / updates
     per["wall_with_statistics_s"] = wall / updates
     return {"size": f"{n}x{n}", "edges": int(c.n_edges), "first": first, "per_update": per, "updates": updates,
-            **solver.info()}
+            "mode": "sweep" if sweep else "op", **solver.info()}
 
 
 def _ms(seconds: float, width: int = 8) -> str:
@@ -84,22 +85,27 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[3, 10, 20, 50, 100])
     ap.add_argument("--updates", type=int, default=3, help="updates measured per size (after the loading solves)")
+    ap.add_argument("--modes", nargs="+", choices=("sweep", "op"), default=["sweep", "op"],
+                    help="sweep: the backend's paused dc sweep; op: one op per solve (side by side, same process)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "ngspice_op_profile.json")
     args = ap.parse_args()
     head = ["update", "alter", "op", "reorder", "factor", "mat.load", "mat.solve", "op other", "read", "destroy"]
-    print(f"{'size':>8} {'edges':>6} {'eqs':>6} {'load':>8} | per update: " + " ".join(f"{h:>8}" for h in head)
-          + f" {'iters/solve':>11}")
+    print(f"{'size':>8} {'edges':>6} {'mode':>5} {'eqs':>6} {'load':>8} | per update: "
+          + " ".join(f"{h:>8}" for h in head) + f" {'iters/solve':>11}")
     rows = []
     for n in args.sizes:
-        r = profile(n, args.updates)
-        rows.append(r)
-        p = r["per_update"]
-        parts = [p["update_s"], p["alter"], p["op"], p["ngspice_reorder_s"], p["ngspice_factor_s"], p["ngspice_load_s"],
-                 p["ngspice_solve_s"], p["op_outside_matrix_s"], p["read"], p["destroy"]]
-        print(f"{r['size']:>8} {r['edges']:>6} {r['first']['equations']:>6} {_ms(r['first']['load_s'])} | "
-              f"{'':>11} " + " ".join(_ms(v) for v in parts) + f" {p['iterations_per_solve']:>11.1f}", flush=True)
+        for mode in args.modes:
+            r = profile(n, args.updates, sweep=mode == "sweep")
+            rows.append(r)
+            p = r["per_update"]
+            parts = [p["update_s"], p["alter"], p["op"], p["ngspice_reorder_s"], p["ngspice_factor_s"], p["ngspice_load_s"],
+                     p["ngspice_solve_s"], p["op_outside_matrix_s"], p["read"], p["destroy"]]
+            print(f"{r['size']:>8} {r['edges']:>6} {mode:>5} {r['first']['equations']:>6} {_ms(r['first']['load_s'])} | "
+                  f"{'':>11} " + " ".join(_ms(v) for v in parts) + f" {p['iterations_per_solve']:>11.1f}", flush=True)
     print(f"\nngspice {rows[0]['ngspice_version']}, linear solver {rows[0]['linear_solver']}. 'op other' is the op's wall "
-          "time outside ngspice's matrix routines: circuit setup and teardown (every op), device evaluation, output")
+          "time outside ngspice's matrix routines: circuit setup and teardown (every op; once per sweep), device\n"
+          "evaluation (with the sweep: our callbacks for the external sources), output. 'alter' is the clamp switch "
+          "(sweep) or every changed source (op); 'destroy' ending a sweep (sweep) or the op's plot (op)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
     print(f"wrote {args.out}")
