@@ -430,6 +430,17 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     })
 
 
+def with_backend(cfg: Config, backend: str | None) -> Config:
+    """``cfg`` with ``simulator.backend`` set to ``backend`` (None: unchanged), for programs that run one config on
+    several backends; the run's saved config then names the backend it ran on."""
+    if backend is None or backend == cfg.simulator.backend:
+        return cfg
+    if backend not in backend_names():
+        raise ConfigError(f"simulator.backend: unknown backend (got {backend!r}); choose one of "
+                          f"{', '.join(backend_names())}")
+    return cfg.model_copy(update={"simulator": cfg.simulator.model_copy(update={"backend": backend})})
+
+
 def dump_config(cfg: Config) -> str:
     """The resolved config as YAML (every default spelled out), saved with each run."""
     return yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False)

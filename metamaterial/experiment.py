@@ -84,15 +84,15 @@ def build_device(cfg: Config) -> EdgeParams:
 def build_task(cfg: Config) -> Task:
     t = cfg.task
     if t.name == "xor":
-        return xor_task(t.low, t.high, tuple(t.labels) if t.labels else (0.0, -0.087))
+        return xor_task(t.low, t.high, tuple(t.labels))
     if t.name == "regression":
-        return regression_task() if t.x is None else regression_task(np.array(t.x), np.array(t.y))
+        return regression_task(np.array(t.x), np.array(t.y))
     if t.name == "linear_regression":
         return linear_regression_task(t.n_points, t.slope, t.offset, t.low, t.high)
     if t.name == "allostery":
-        return allostery_task(t.source, tuple(t.targets) if t.targets else (0.1, 0.3))
+        return allostery_task(t.source, tuple(t.targets))
     if t.name == "iris":
-        return iris_task(t.low, t.high, t.target_on, t.target_off, t.test_fraction or 0.2, cfg.seed)
+        return iris_task(t.low, t.high, t.target_on, t.target_off, t.test_fraction, cfg.seed)
     return csv_task(t.path, t.n_inputs, t.classification, t.low, t.high, t.target_on, t.target_off, t.scale,
                     t.test_fraction, cfg.seed)
 
@@ -117,7 +117,7 @@ def build(cfg: Config) -> Setup:
     lc, hc = cfg.learning, cfg.hardware
     low, high = lc.bounds or device.default_bounds()
     device.check_bounds(low, high, "learning.bounds")
-    hw_kwargs = {k: v for k, v in hc.model_dump().items() if v is not None}
+    hardware = HardwareParams(**hc.model_dump())  # t_learn resolved by the config (from the rate, if given)
     if device.update_kind == "sign":
         if lc.rate is not None or lc.bias or lc.bias_sigma or lc.leak:
             raise ConfigError("learning.rate, learning.bias, learning.leak: potentiometers step one whole tap per "
@@ -125,10 +125,8 @@ def build(cfg: Config) -> Setup:
         rate = 1.0
     elif lc.rate is not None:
         rate = lc.rate
-        if device.control_unit == "V" and rate > 0:  # the switch time that realises this rate on the gate capacitor
-            hw_kwargs["t_learn"] = HardwareParams(**hw_kwargs).t_learn_for(rate)
     elif device.control_unit == "V":  # a gate voltage: the charging circuit (hardware.*) sets the rate
-        rate = HardwareParams(**hw_kwargs).rate
+        rate = hardware.rate
     else:
         raise ConfigError(f"learning.rate: a {device.kind} network needs an explicit rate in {device.rate_unit} "
                           "(e.g. 0.01)")
@@ -145,7 +143,7 @@ def build(cfg: Config) -> Setup:
     params = TrainParams(lc.epochs, Schedule(lc.schedule, lc.batch_size), lc.update_probability, lc.eval_every,
                          lc.record_every, lc.read_noise)
     s = cfg.simulator
-    return Setup(cfg, circuit, task, rule, dyn, HardwareParams(**hw_kwargs), params,
+    return Setup(cfg, circuit, task, rule, dyn, hardware, params,
                  SpiceOptions(s.reltol, s.abstol, s.vntol, s.itl1))
 
 
@@ -160,16 +158,16 @@ def initial_controls(setup: Setup, rng: np.random.Generator) -> np.ndarray:
     return np.clip(values, setup.dynamics.low, setup.dynamics.high)
 
 
-def make_solver(setup: Setup, backend: str | None = None) -> AbstractSolver:
-    """The setup's solver: ``simulator.backend`` (or ``backend``, for programs that run one config on several),
-    made by ``sim.registry`` with the config's tolerances."""
-    return registry.make_solver(backend or setup.config.simulator.backend, setup.options)
+def make_solver(setup: Setup) -> AbstractSolver:
+    """The setup's solver: ``simulator.backend``, made by ``sim.registry`` with the config's tolerances (to run a
+    config on another backend, ``config.with_backend``)."""
+    return registry.make_solver(setup.config.simulator.backend, setup.options)
 
 
-def make_trainer(setup: Setup, backend: str | None = None, solver: AbstractSolver | None = None, **params) -> Trainer:
+def make_trainer(setup: Setup, solver: AbstractSolver | None = None, **params) -> Trainer:
     """The trainer of a setup on its solver (``make_solver``, or the one given), with ``TrainParams`` changes."""
     return Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, replace(setup.params, **params),
-                   solver or make_solver(setup, backend), setup.hardware)
+                   solver or make_solver(setup), setup.hardware)
 
 
 __all__ = ["Setup", "build", "build_network", "build_device", "build_task", "initial_controls", "make_solver",

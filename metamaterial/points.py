@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config
+from .config import Config, with_backend
 from .experiment import build, initial_controls, make_solver
 from .netlist import to_spice
 
@@ -18,10 +18,10 @@ from .netlist import to_spice
 def initial_phases(cfg: Config, backend: str | None = None, clamped: bool = True):
     """(setup, controls, free [P, N], clamps [P, n_clamp], clamped [P, N] or None, solver name) of every data
     point at the initial controls; the clamp values come from the free solve."""
-    setup = build(cfg)
+    setup = build(with_backend(cfg, backend))
     c, task = setup.circuit, setup.task
     controls = initial_controls(setup, np.random.default_rng(cfg.seed))
-    with make_solver(setup, backend) as solver:
+    with make_solver(setup) as solver:
         free = solver.solve(c, controls, task.inputs).voltages
         clamps = setup.rule.clamp(c, free, task.targets)
         twin = solver.solve(c, controls, task.inputs, clamps).voltages if clamped else None

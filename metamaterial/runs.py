@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .config import Config, config_differences, dump_config
+from .config import Config, config_differences, dump_config, with_backend
 from .errors import CheckpointError
 from .experiment import Setup, build, initial_controls, make_trainer
 from .learning.trainer import SUCCESS_MARGIN_V, Trainer, TrainState
@@ -116,10 +116,11 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
     ``learning.checkpoint_every`` epochs and at the end, and ``resume`` continues from it; a resumed run ends where
     an uninterrupted one does. ``on_epoch(trainer, state)`` is called at the start (a new run's epoch 0) and after
     every epoch that is a multiple of ``every``.
-    ``params`` change ``TrainParams`` (e.g. ``eval_every``) without touching the config.
+    ``params`` change ``TrainParams`` (e.g. ``eval_every``) without touching the config; ``backend`` replaces
+    ``simulator.backend`` (``config.with_backend``).
     """
-    setup = build(cfg)
-    trainer = make_trainer(setup, backend, **params)
+    setup = build(with_backend(cfg, backend))
+    trainer = make_trainer(setup, **params)
     every_ckpt = cfg.learning.checkpoint_every if run_dir is not None else 0
     try:
         if resume:
@@ -199,6 +200,7 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str 
     Writes config.yaml, metrics.csv, summary.json, gates.csv, free.cir/clamped.cir (final gates, all training
     points), PNG plots and checkpoint.npz every ``learning.checkpoint_every`` epochs.
     """
+    cfg = with_backend(cfg, backend)  # the run directory's config.yaml names the backend it ran on
     run_dir = open_run_dir(cfg, Path(run_dir), resume)
     done = train_replicas(cfg, [cfg.seed], run_dir=run_dir, resume=resume, progress=progress, backend=backend)
     with done.trainer.solver:
@@ -264,6 +266,7 @@ def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None =
                  progress: bool = True, resume: bool = False) -> dict:
     """Train seeds cfg.seed .. cfg.seed + n_seeds - 1 as one batch into ``run_dir`` (checkpointed; ``resume``
     continues); write ensemble.csv and summary.json."""
+    cfg = with_backend(cfg, backend)  # the run directory's config.yaml names the backend it ran on
     run_dir = open_run_dir(cfg, Path(run_dir), resume)
     seeds = list(range(cfg.seed, cfg.seed + n_seeds))
     done = train_replicas(cfg, seeds, run_dir=run_dir, resume=resume, progress=progress, backend=backend)

@@ -7,7 +7,7 @@ For each torus size it measures, each backend in its own worker process (so peak
   * peak resident memory of the worker.
 Then the training epoch of the shipped 4x4 XOR and regression configs on native and ngspice, the growth
 exponent of the update time with the number of edges, and the comparison with a published third-party
-ngspice trainer (DOMAIN.md section 6). Prints tables and writes JSON.
+ngspice trainer (its published timing; github Ma-Lab-Cal/pyclln). Prints tables and writes JSON.
 
 The ngspice rows also split the update into the backend's own parts (alter, op, vector reads, ...) where the
 checkout's solver keeps them, and ``--memory N`` runs N ngspice updates at the largest size and reports how much
@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-#: the third-party trainer's time per training update (s) by number of edges (DOMAIN.md section 6)
+#: the third-party trainer's time per training update (s) by number of edges (its published timing; github Ma-Lab-Cal/pyclln)
 PEER_UPDATE_S = {18: 0.38e-3, 200: 4.1e-3, 800: 28.7e-3, 5000: 0.97, 20000: 31.3}
 BUDGET_S = 60.0  # per measurement: stop repeating once this much time is spent
 EPOCH_ROUNDS = 3  # alternating rounds of the per-epoch measurement
@@ -174,9 +174,11 @@ def epoch_worker(backend: str, config: str, quick: bool) -> dict:
     # a hinge run are cheaper than the first ones, so a shorter run would not be the same mix
     cfg = load_config(ROOT / "configs" / config)
     epochs = 200 if quick else cfg.learning.epochs
-    cfg = load_config(ROOT / "configs" / config, [f"learning.epochs={epochs}", f"learning.eval_every={epochs}"])
+    solver = "native" if backend == "native-python" else backend
+    cfg = load_config(ROOT / "configs" / config, [f"learning.epochs={epochs}", f"learning.eval_every={epochs}",
+                                                  f"simulator.backend={solver}"])
     setup = build(cfg)
-    tr = make_trainer(setup, "native" if backend == "native-python" else backend)
+    tr = make_trainer(setup)
     # the compiled-loop switch is ``compiled`` (``fused`` in older checkouts)
     setattr(tr, "compiled" if hasattr(tr, "compiled") else "fused", backend != "native-python")
 

@@ -44,9 +44,10 @@ ENSEMBLE_SEEDS = 5
 
 def _trainer(name: str, overrides: list[str], fused: bool, solver=None) -> tuple[Trainer, experiment.Setup]:
     setup = build(load_config(ROOT / "configs" / f"{name}.yaml",
-                              ["learning.eval_every=7", "learning.record_every=3", *overrides]))
+                              ["learning.eval_every=7", "learning.record_every=3", "simulator.backend=native",
+                               *overrides]))
     return Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, setup.params,
-                   solver or make_solver(setup, "native"), setup.hardware, compiled=fused), setup
+                   solver or make_solver(setup), setup.hardware, compiled=fused), setup
 
 
 def _rng_states(state: TrainState) -> list[dict]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..analysis import quartiles, recovery_epoch
 from ..circuit import Circuit, edge_currents, without_edges
-from ..config import Config
+from ..config import Config, with_backend
 from ..experiment import Setup, make_trainer
 from ..learning.trainer import SUCCESS_MARGIN_V as SUCCESS_V
 from ..learning.trainer import Trainer
@@ -102,8 +102,9 @@ def damaged_trainer(setup: Setup, cut: np.ndarray, epochs: int, eval_every: int,
     """A trainer of the setup with the edges ``cut`` removed (and their learning bias)."""
     dyn = setup.dynamics if setup.dynamics.bias is None else replace(setup.dynamics,
                                                                      bias=np.delete(setup.dynamics.bias, cut))
-    damaged = replace(setup, circuit=without_edges(setup.circuit, cut), dynamics=dyn)
-    return make_trainer(damaged, backend, epochs=epochs, eval_every=eval_every, record_every=max(epochs, 1))
+    damaged = replace(setup, config=with_backend(setup.config, backend), circuit=without_edges(setup.circuit, cut),
+                      dynamics=dyn)
+    return make_trainer(damaged, epochs=epochs, eval_every=eval_every, record_every=max(epochs, 1))
 
 
 def retrain(trainer: Trainer, controls: np.ndarray, seeds: list[int], before: np.ndarray | None = None,

@@ -272,8 +272,10 @@ class NgspiceSolver(AbstractSolver):
         if card is None or card in _REGISTRY["checked_cards"]:
             return
         fd, path = tempfile.mkstemp(prefix="metamaterial-card-", suffix=".cir")
+        # standalone ngspice has no shared-library callback: an ``external`` source is read as a 0 V/A one there
+        standalone = re.sub(r" external$", " dc 0", netlist, flags=re.MULTILINE)
         with os.fdopen(fd, "w") as f:
-            f.write(netlist.replace("\n.end\n", "\n.control\nop\nquit 0\n.endc\n.end\n"))
+            f.write(standalone.replace("\n.end\n", "\n.control\nop\nquit 0\n.endc\n.end\n"))
         try:
             proc = _run_ngspice(path)
         finally:
