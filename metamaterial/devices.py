@@ -122,7 +122,8 @@ class NmosParams(EdgeDevice):
         if self.lambda_ < 0 or self.gamma < 0 or self.is_ < 0 or self.ld < 0:
             raise ValidationError("NmosParams: lambda_, gamma, is_ and ld must be >= 0")
         if self.l - 2 * self.ld <= 0:
-            raise ValidationError(f"NmosParams.ld: effective length l - 2 ld must be > 0 (got l={self.l}, ld={self.ld})")
+            raise ValidationError(f"NmosParams.ld: effective length l - 2 ld must be > 0 "
+                                  f"(got l={self.l}, ld={self.ld})")
         if not _IDENT.match(self.model_name):
             raise ValidationError(f"NmosParams.model_name: must match {_IDENT.pattern} (got {self.model_name!r})")
         if self.model_card is not None:  # the fields are the card's values: the law and ngspice then agree
@@ -183,7 +184,8 @@ class ResistorParams(EdgeDevice):
 
     def __post_init__(self) -> None:
         if not (0 < self.g_min < self.g_max and math.isfinite(self.g_max)):
-            raise ValidationError(f"ResistorParams: need 0 < g_min < g_max (got g_min={self.g_min}, g_max={self.g_max})")
+            raise ValidationError(f"ResistorParams: need 0 < g_min < g_max "
+                                  f"(got g_min={self.g_min}, g_max={self.g_max})")
 
     def edge_controls(self, controls: np.ndarray) -> np.ndarray:
         """The conductances themselves (S), which must be > 0 (a zero conductance leaves nodes floating)."""
@@ -503,7 +505,8 @@ def nmos_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,
     neg = vbs <= 0
     sarg = np.where(neg, np.sqrt(np.maximum(p.phi - vbs, 0.0)), np.maximum(sqphi - vbs / (2 * sqphi), 0.0))
     von = ((p.vto if vto is None else vto) - p.gamma * sqphi) + p.gamma * sarg
-    dvon_dvbs = np.where(sarg > 0, np.where(neg, -p.gamma / (2 * np.where(sarg > 0, sarg, 1.0)), -p.gamma / (2 * sqphi)), 0.0)
+    dvon_dvbs = np.where(sarg > 0, np.where(neg, -p.gamma / (2 * np.where(sarg > 0, sarg, 1.0)),
+                                            -p.gamma / (2 * sqphi)), 0.0)
     # ngspice uses arg = gamma / (2 sarg) for gmbs; identical to -dvon/dvbs in the vbs<=0 branch.
     vgst = vgs - von
     beta = p.beta if beta is None else beta

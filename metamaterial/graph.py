@@ -30,7 +30,8 @@ def lattice_network(rows: int, cols: int, periodic: bool = True) -> nx.Graph:
     if rows < 1 or cols < 1 or rows * cols < 2:
         raise ValidationError(f"network: a lattice needs at least 2 nodes (got rows={rows}, cols={cols})")
     if periodic and (rows == 2 or cols == 2):
-        raise ValidationError(f"network.periodic: a periodic side of length 2 would double its edges (got {rows}x{cols})")
+        raise ValidationError(f"network.periodic: a periodic side of length 2 would double its edges "
+                              f"(got {rows}x{cols})")
     g = nx.grid_2d_graph(rows, cols, periodic=periodic)
     out = nx.Graph(kind="lattice", rows=rows, cols=cols, periodic=periodic)
     for r, c in sorted(g.nodes):
@@ -43,7 +44,8 @@ def random_network(n_nodes: int, n_edges: int, seed: int | np.random.Generator |
     """Connected random graph: a random spanning tree plus uniformly chosen extra edges (seeded)."""
     max_edges = n_nodes * (n_nodes - 1) // 2
     if n_nodes < 2 or not (n_nodes - 1 <= n_edges <= max_edges):
-        raise ValidationError(f"network.n_edges: must be in [{n_nodes - 1}, {max_edges}] for {n_nodes} nodes (got {n_edges})")
+        raise ValidationError(f"network.n_edges: must be in [{n_nodes - 1}, {max_edges}] for {n_nodes} nodes "
+                              f"(got {n_edges})")
     rng = np.random.default_rng(seed)
     order = rng.permutation(n_nodes)
     edges = {tuple(sorted((int(order[i]), int(order[rng.integers(i)])))) for i in range(1, n_nodes)}

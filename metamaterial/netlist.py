@@ -102,7 +102,8 @@ def to_spice(
     if clamps is not None:
         clamps = np.atleast_2d(np.asarray(clamps, float))
         if clamps.shape != (batch, len(c.clamp_nodes)):
-            raise ValidationError(f"netlist: clamps must have shape ({batch}, {len(c.clamp_nodes)}) (got {clamps.shape})")
+            raise ValidationError(f"netlist: clamps must have shape ({batch}, {len(c.clamp_nodes)}) "
+                                  f"(got {clamps.shape})")
     nn = _namer(c)
     twin = 0 if clamps is None else 1
     lines = _head_lines(c, phase, batch, options, title, twin)

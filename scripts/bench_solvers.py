@@ -32,7 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-#: the third-party trainer's time per training update (s) by number of edges (its published timing; github Ma-Lab-Cal/pyclln)
+#: the third-party trainer's time per training update (s) by number of edges
+#: (its published timing; github Ma-Lab-Cal/pyclln)
 PEER_UPDATE_S = {18: 0.38e-3, 200: 4.1e-3, 800: 28.7e-3, 5000: 0.97, 20000: 31.3}
 BUDGET_S = 60.0  # per measurement: stop repeating once this much time is spent
 EPOCH_ROUNDS = 3  # alternating rounds of the per-epoch measurement
@@ -151,7 +152,7 @@ def memory_worker(n: int, updates: int) -> dict:
     rule, targets, solver = CoupledLearning(nudge=0.5, rate=1.0), np.full((1, 1), -0.05), NgspiceSolver()
     samples = []
     t0 = time.perf_counter()
-    for i in range(updates + 1):
+    for _ in range(updates + 1):
         x = rng.uniform(0, 0.45, (1, c.n_inputs))
         free = solver.solve(c, gates, x).voltages
         clamped = solver.solve(c, gates, x, rule.clamp(c, free, targets)).voltages
@@ -264,8 +265,9 @@ def main() -> int:
         memory = _spawn(["memory", str(max(args.sizes)), str(args.memory)], timeout=7200)
         if memory:
             print(f"\nngspice memory over {memory['updates']} updates at {memory['n_edges']} edges: resident "
-                  f"{memory['rss_after_first_mib']:.0f} MiB after the first, {memory['rss_last_mib']:.0f} MiB after the "
-                  f"last (growth {memory['rss_growth_mib']:+.1f} MiB, max {memory['rss_max_mib']:.0f}); "
+                  f"{memory['rss_after_first_mib']:.0f} MiB after the first, "
+                  f"{memory['rss_last_mib']:.0f} MiB after the last (growth {memory['rss_growth_mib']:+.1f} MiB, "
+                  f"max {memory['rss_max_mib']:.0f}); "
                   f"{_fmt(memory['seconds_per_update'])} per update", flush=True)
     # the machine's speed drifts between minutes: the backends take turns, EPOCH_ROUNDS times, best of each kept
     epochs = []

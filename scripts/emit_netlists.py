@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from metamaterial.config import load_config  # noqa: E402
+
 try:
     from metamaterial.points import write_netlists  # noqa: E402
 except ImportError:  # a checkout from before the netlist command moved to metamaterial.points

@@ -29,6 +29,7 @@ MATRIX = ("load_s", "reorder_s", "factor_s", "solve_s")
 
 def profile(n: int, updates: int, sweep: bool = True) -> dict:
     from bench_solvers import torus_circuit
+
     from metamaterial.learning.rules import CoupledLearning
     from metamaterial.sim.ngspice import NgspiceSolver
 
@@ -98,12 +99,13 @@ def main() -> int:
             r = profile(n, args.updates, sweep=mode == "sweep")
             rows.append(r)
             p = r["per_update"]
-            parts = [p["update_s"], p["alter"], p["op"], p["ngspice_reorder_s"], p["ngspice_factor_s"], p["ngspice_load_s"],
-                     p["ngspice_solve_s"], p["op_outside_matrix_s"], p["read"], p["destroy"]]
-            print(f"{r['size']:>8} {r['edges']:>6} {mode:>5} {r['first']['equations']:>6} {_ms(r['first']['load_s'])} | "
-                  f"{'':>11} " + " ".join(_ms(v) for v in parts) + f" {p['iterations_per_solve']:>11.1f}", flush=True)
-    print(f"\nngspice {rows[0]['ngspice_version']}, linear solver {rows[0]['linear_solver']}. 'op other' is the op's wall "
-          "time outside ngspice's matrix routines: circuit setup and teardown (every op; once per sweep), device\n"
+            parts = [p["update_s"], p["alter"], p["op"], p["ngspice_reorder_s"], p["ngspice_factor_s"],
+                     p["ngspice_load_s"], p["ngspice_solve_s"], p["op_outside_matrix_s"], p["read"], p["destroy"]]
+            print(f"{r['size']:>8} {r['edges']:>6} {mode:>5} {r['first']['equations']:>6} "
+                  f"{_ms(r['first']['load_s'])} | {'':>11} " + " ".join(_ms(v) for v in parts)
+                  + f" {p['iterations_per_solve']:>11.1f}", flush=True)
+    print(f"\nngspice {rows[0]['ngspice_version']}, linear solver {rows[0]['linear_solver']}. 'op other' is the op's "
+          "wall time outside ngspice's matrix routines: circuit setup and teardown (every op; once per sweep), device\n"
           "evaluation (with the sweep: our callbacks for the external sources), output. 'alter' is the clamp switch "
           "(sweep) or every changed source (op); 'destroy' ending a sweep (sweep) or the op's plot (op)")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,20 +1,13 @@
-"""Lint: ``ruff check`` (rules in pyproject.toml, [tool.ruff]) over the package, the tests and the scripts.
-
-Off until the existing violations are fixed: set ``METAMATERIAL_LINT=1`` to run it.
-"""
+"""Lint: ``ruff check`` (rules in pyproject.toml, [tool.ruff]) over the package, the tests and the scripts."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
 from conftest import ROOT
-
-pytestmark = pytest.mark.skipif(os.environ.get("METAMATERIAL_LINT") != "1",
-                                reason="lint is off until existing violations are fixed; set METAMATERIAL_LINT=1")
 
 
 def test_ruff_finds_no_violations():

@@ -526,10 +526,10 @@ def test_nodes_driven_onto_the_junction_branch_point_are_solved():
             node = int(rng.choice(np.setdiff1d(np.arange(c.n_nodes), fixed)))
             edge = int(rng.choice(np.flatnonzero((c.edges == node).any(axis=1))))
 
-            def above(gate):
-                gates[edge] = gate
-                op = solver.solve(c, gates, x, clamps)
-                return op, op.voltages[0, node] - corner
+            def above(gate):  # used only within this iteration, so the loop's variables are the ones meant
+                gates[edge] = gate  # noqa: B023
+                op = solver.solve(c, gates, x, clamps)  # noqa: B023
+                return op, op.voltages[0, node] - corner  # noqa: B023
 
             lo, hi = 0.4, 3.0
             if above(lo)[1] * above(hi)[1] < 0:

@@ -39,7 +39,8 @@ def test_linear_solver_option_is_emitted_and_checked():
     assert "\n.options klu\n" in to_spice(xor_circuit(), gates, x)
     sparse = to_spice(xor_circuit(), gates, x, options=SpiceOptions(linear_solver="sparse"))
     assert "\n.options sparse\n" in sparse and "klu" not in sparse
-    with pytest.raises(ValidationError, match=r"SpiceOptions.linear_solver: must be one of klu, sparse \(got 'umfpack'\)"):
+    with pytest.raises(ValidationError,
+                       match=r"SpiceOptions.linear_solver: must be one of klu, sparse \(got 'umfpack'\)"):
         SpiceOptions(linear_solver="umfpack")
 
 

@@ -6,7 +6,6 @@ import json
 import resource
 import subprocess
 import sys
-
 from dataclasses import replace
 
 import numpy as np
