@@ -22,8 +22,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field, replace
 
@@ -54,6 +56,26 @@ _REGISTRY: dict = {"loaded": {}, "order": [], "commands": 0, "dead": None, "chec
 #: what the compiled callback reads: address of the values, edges, inputs, clamps, batch, and a flag it sets when
 #: ngspice asks for a name outside that layout
 _FEED_HEADER = np.zeros(6, dtype=np.int64)
+#: a Ctrl-C that arrived while PySpice's own Python code ran (its cffi output callback swallows exceptions), to be
+#: raised when ngspice's library call returns; and the folder of PySpice's source files
+_INTERRUPT = {"pending": False, "pyspice": None}
+
+
+def _on_sigint(signum, frame) -> None:
+    """SIGINT handler: KeyboardInterrupt at once, unless the signal landed in PySpice's code (a cffi callback,
+    which would print "Exception ignored from cffi callback" and go on): then after the library call returns."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_INTERRUPT["pyspice"]):
+            _INTERRUPT["pending"] = True
+            return
+        frame = frame.f_back
+    raise KeyboardInterrupt
+
+
+def _raise_pending_interrupt() -> None:
+    if _INTERRUPT["pending"]:
+        _INTERRUPT["pending"] = False
+        raise KeyboardInterrupt
 
 
 def _shared():
@@ -62,12 +84,17 @@ def _shared():
     if _instance is None:
         logging.getLogger("PySpice").setLevel(logging.CRITICAL)
         try:
+            import PySpice
             from PySpice.Spice.NgSpice.Shared import NgSpiceShared
             _instance = NgSpiceShared.new_instance()
         except (OSError, ImportError, NameError) as err:
             raise SimulationError(
                 f"ngspice: cannot load ngspice's shared library through PySpice ({err}); install Debian's "
                 "'ngspice' and 'libngspice0-dev' (or run 'make setup') or choose --backend native") from err
+        _INTERRUPT["pyspice"] = os.path.dirname(PySpice.__file__)
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _on_sigint)
     return _instance
 
 
@@ -323,6 +350,7 @@ class NgspiceSolver(AbstractSolver):
     def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
                clamps: np.ndarray | None, tags: np.ndarray | None = None) -> OperatingPoint:
         # tags are not used: ngspice starts every op from its own initial guess
+        _raise_pending_interrupt()
         if controls.ndim == 2:  # one control vector per sample: ngspice shares gates, so solve row by row
             rows = [self._solve(circuit, controls[b], inputs[b:b + 1], None if clamps is None else clamps[b:b + 1])
                     for b in range(inputs.shape[0])]
@@ -368,6 +396,7 @@ class NgspiceSolver(AbstractSolver):
         finally:
             self._ng._ngspice_shared.ngSpice_Command(b"destroy all")
         self._tick("destroy", clock)
+        _raise_pending_interrupt()
         return OperatingPoint(voltages=voltages)
 
     # -- solving as points of a paused dc sweep ---------------------------------------------------
@@ -441,6 +470,7 @@ class NgspiceSolver(AbstractSolver):
             self._end_sweep()
             self._fail(f"ngspice: operating point failed ({err.summary})", self._current_netlist(circuit, controls,
                                                                                                  inputs, clamps))
+        _raise_pending_interrupt()
         return OperatingPoint(voltages=voltages)
 
     def _install_callbacks(self) -> None:
