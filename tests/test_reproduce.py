@@ -1,12 +1,19 @@
-"""`metamaterial reproduce --quick`: every claim runs, writes its evidence, and the report holds a verdict each."""
+"""`metamaterial reproduce --quick`: every claim runs, writes its evidence, and the report holds a verdict each;
+running again into one folder keeps finished claims, reports a crash as an error (never a verdict) and covers
+every claim the folder holds."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 from conftest import ROOT
+from metamaterial.claims import registry
+from metamaterial.claims.base import ClaimResult
 from metamaterial.claims.registry import CLAIMS
+from metamaterial.config import load_config
+from metamaterial.runs import train_run
 
 
 def test_quick_reproduction_writes_a_complete_report(tmp_path):
@@ -31,3 +38,64 @@ def test_unknown_claim_is_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "metamaterial", "reproduce", "nonsense", "--out", str(tmp_path)],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 2 and "unknown claim(s) ['nonsense']" in proc.stderr
+
+
+# -- running again into one folder (fake claims: one trains a real run directory, one crashes) ---------------
+FAKE_EPOCHS = 5
+
+
+def _fake_claims(calls: dict) -> dict:
+    def trains(ctx):
+        calls["trains"] += 1
+        cfg = load_config(ROOT / "configs" / "xor.yaml", [f"learning.epochs={FAKE_EPOCHS}"])
+        res = train_run(cfg, ctx.path("trains_run"), backend="native", progress=False, plots=False)
+        return ClaimResult("trains", "Trains a run", "it trains", "reproduced", "it trained",
+                           measured={"epochs": res.summary["epochs"]})
+
+    def crashes(ctx):
+        calls["crashes"] += 1
+        raise ValueError("boom: the experiment broke")
+
+    return {key: SimpleNamespace(KEY=key, TITLE=title, PAPER="a statement", run=run)
+            for key, title, run in (("trains", "Trains a run", trains), ("crashes", "Crashes", crashes))}
+
+
+def test_a_crash_is_an_error_not_a_verdict_and_reruns_keep_finished_claims(tmp_path, monkeypatch):
+    calls = {"trains": 0, "crashes": 0}
+    monkeypatch.setattr(registry, "CLAIMS", _fake_claims(calls))
+    results, report, crashed = registry.reproduce([], tmp_path, log=lambda line: None)
+    assert crashed == ["crashes"] and [r.verdict for r in results] == ["reproduced", "error"]
+    assert results[1].reason == "the experiment failed: boom: the experiment broke (see crashes_error.txt)"
+    text = report.read_text()
+    assert "not reproduced" not in text and "| [Crashes](#crashes) | **error** |" in text
+    assert "**Error (no verdict).** the experiment failed: boom" in text
+    assert "ValueError: boom" in (tmp_path / "crashes_error.txt").read_text()
+
+    # again into the same folder, only the crashed claim: the finished one is kept and still reported
+    results, report, crashed = registry.reproduce(["crashes"], tmp_path, log=lambda line: None)
+    assert calls == {"trains": 1, "crashes": 2} and crashed == ["crashes"]
+    assert [r.key for r in results] == ["trains", "crashes"]
+    assert "## Trains a run" in report.read_text() and "## Crashes" in report.read_text()
+
+    # all claims again: the finished one is kept, the crashed one runs again
+    registry.reproduce([], tmp_path, log=lambda line: None)
+    assert calls == {"trains": 1, "crashes": 3}
+
+    # --force runs the finished claim again from scratch (its run directory is not "already a run")
+    results, _, _ = registry.reproduce(["trains"], tmp_path, force=True, log=lambda line: None)
+    assert calls == {"trains": 2, "crashes": 3}
+    assert results[0].verdict == "reproduced" and results[0].measured["epochs"] == FAKE_EPOCHS
+
+    # a full run after a quick one runs the claim again: quick results are not kept for it
+    registry.reproduce(["trains"], tmp_path, quick=True, log=lambda line: None)
+    assert calls["trains"] == 3
+
+
+def test_reproduce_twice_into_one_folder_from_the_command_line(tmp_path):
+    argv = [sys.executable, "-m", "metamaterial", "reproduce", "learning_time", "--quick", "--out", str(tmp_path)]
+    for extra, kept in (([], False), ([], True), (["--force"], False)):
+        proc = subprocess.run(argv + extra, capture_output=True, text=True, cwd=ROOT, timeout=1200)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert ("kept from an earlier run" in proc.stdout) == kept, proc.stdout
+        assert "## Learning time" in (tmp_path / "REPORT.md").read_text()
+        assert not (tmp_path / "learning_time_error.txt").exists()

@@ -1,9 +1,19 @@
-"""The claims, listed explicitly, and ``reproduce``: run them, record failures, write REPORT.md."""
+"""The claims, listed explicitly, and ``reproduce``: run them into one folder, keep each outcome there, write
+REPORT.md over every claim the folder holds.
+
+Each claim's outcome is saved as ``<key>.result.json``: a verdict (``ClaimResult``) or, when the experiment
+crashed, a ``ClaimError`` with its message (state "error", never a verdict). Running again into the same folder
+keeps the claims already finished with the same ``quick`` and backend and runs the others; ``force`` runs the
+named claims again from scratch.
+"""
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 import traceback
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, MetamaterialError
@@ -12,13 +22,31 @@ from .base import ClaimResult, Context
 from .report import write_report
 
 CLAIMS = {m.KEY: m for m in (xor, modes, damage, desync, learning_time, imperfection)}
+RESULT_SUFFIX = ".result.json"
+
+
+@dataclass
+class ClaimError:
+    """A claim whose experiment crashed: no verdict, the error's first line and where its traceback is."""
+
+    key: str
+    title: str
+    paper: str
+    reason: str
+    measured: dict = field(default_factory=dict)
+    verdict: str = "error"
+    figures: list[str] = field(default_factory=list)
+    data: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
 
 
 def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: str = "native",
-              progress: bool = True, log=print) -> tuple[list[ClaimResult], Path, list[str]]:
-    """Run the named claims (all when empty); returns results, the report path and the keys that crashed.
+              progress: bool = True, force: bool = False, log=print) -> tuple[list, Path, list[str]]:
+    """Run the named claims (all when empty) into ``out``; returns the outcome of every claim the folder holds
+    (``ClaimResult`` or ``ClaimError``, in ``CLAIMS`` order), the report path and the named keys that crashed.
 
-    A claim that raises is recorded as "not reproduced" with its error and the others still run.
+    A claim that raises is recorded as a ``ClaimError`` with its message and the others still run. A claim
+    already finished in ``out`` (same ``quick`` and ``backend``) is kept unless ``force``.
     """
     keys = keys or list(CLAIMS)
     unknown = [k for k in keys if k not in CLAIMS]
@@ -26,21 +54,57 @@ def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: s
         raise ConfigError(f"reproduce: unknown claim(s) {unknown}; choose from {sorted(CLAIMS)}")
     ctx = Context(Path(out), quick=quick, backend=backend, progress=progress)
     ctx.out.mkdir(parents=True, exist_ok=True)
-    results, crashed = [], []
-    t0 = time.perf_counter()
+    crashed = []
     for i, key in enumerate(keys, 1):
         module = CLAIMS[key]
+        saved = _load_outcome(ctx.out, key)
+        if not force and saved is not None and saved[0] == {"quick": quick, "backend": backend} \
+                and saved[1].verdict != "error":
+            log(f"[{i}/{len(keys)}] {module.TITLE}: kept from an earlier run ({saved[1].verdict}; --force reruns it)")
+            continue
         log(f"[{i}/{len(keys)}] {module.TITLE} ...")
+        _clear_claim(ctx.out, key)
         t = time.perf_counter()
         try:
             result = module.run(ctx)
-        except (MetamaterialError, ArithmeticError, ValueError, RuntimeError) as err:
+        except (MetamaterialError, ArithmeticError, ValueError, RuntimeError, OSError) as err:
             crashed.append(key)
             (ctx.out / f"{key}_error.txt").write_text(traceback.format_exc())
-            result = ClaimResult(key, module.TITLE, module.PAPER, "not reproduced",
-                                 f"the experiment failed: {str(err).splitlines()[0]} (see {key}_error.txt)")
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            result = ClaimError(key, module.TITLE, module.PAPER, f"the experiment failed: {first} "
+                                                                 f"(see {key}_error.txt)")
         result.measured["run_s"] = round(time.perf_counter() - t, 1)
-        results.append(result)
+        _save_outcome(ctx.out, result, quick, backend)
         log(f"      {result.verdict}: {result.reason} ({result.measured['run_s']:.0f} s)")
-    report = write_report(ctx.out, results, quick, time.perf_counter() - t0)
-    return results, report, crashed
+    outcomes = [(s[0], s[1]) for s in (_load_outcome(ctx.out, k) for k in CLAIMS) if s is not None]
+    report = write_report(ctx.out, [r for _, r in outcomes], any(s["quick"] for s, _ in outcomes),
+                          sum(r.measured.get("run_s", 0.0) for _, r in outcomes))
+    return [r for _, r in outcomes], report, crashed
+
+
+def _clear_claim(out: Path, key: str) -> None:
+    """Remove what an earlier attempt of claim ``key`` left that would stop it now: its outcome, its error file
+    and its run directories (``<key>_*/`` holding a checkpoint, which a new run refuses to overwrite)."""
+    for path in (out / f"{key}{RESULT_SUFFIX}", out / f"{key}_error.txt"):
+        path.unlink(missing_ok=True)
+    for path in out.glob(f"{key}_*"):
+        if path.is_dir() and (path / "checkpoint.npz").exists():
+            shutil.rmtree(path)
+
+
+def _save_outcome(out: Path, result, quick: bool, backend: str) -> None:
+    payload = {"quick": quick, "backend": backend, "state": "error" if isinstance(result, ClaimError) else "done",
+               "result": asdict(result)}
+    (out / f"{result.key}{RESULT_SUFFIX}").write_text(
+        json.dumps(payload, indent=2, default=lambda x: x.tolist() if hasattr(x, "tolist") else str(x)) + "\n")
+
+
+def _load_outcome(out: Path, key: str):
+    """({"quick", "backend"}, ClaimResult or ClaimError) saved for ``key`` in ``out``, or None (none, or unreadable:
+    the claim then runs again)."""
+    try:
+        payload = json.loads((out / f"{key}{RESULT_SUFFIX}").read_text())
+        cls = ClaimError if payload["state"] == "error" else ClaimResult
+        return {"quick": payload["quick"], "backend": payload["backend"]}, cls(**payload["result"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
