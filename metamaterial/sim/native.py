@@ -124,12 +124,13 @@ class NativeSolver(AbstractSolver):
     """DC operating points by Newton's method, batched, with an analytic Jacobian.
 
     Convergence is ngspice's test (``NIconvTest`` and the devices' current checks) with ``options``, capped by
-    two native floors. A sample's voltages v are its answer when, at every unknown node k,
+    two native floors. As in ngspice's ``NIiter``, a Newton step from v_old to v makes v the answer when, at every
+    unknown node k,
 
-    * the Newton step that led to v is within min(reltol max(|v_k|, |v_k,old|) + vntol, ``tol_v``), and
-    * its KCL residual at v is within min(reltol S_k + abstol, ``tol_i``), S_k being the sum of the magnitudes
-      of the currents of node k's edges and bulk junctions (A). ngspice allows each device reltol |I| + abstol;
-      a node's residual is the sum of its devices' errors.
+    * the KCL residual at v_old (the load the step was solved from) is within min(reltol S_k + abstol, ``tol_i``),
+      S_k being the sum of the magnitudes of the currents of node k's edges and bulk junctions (A); ngspice
+      allows each device reltol |I| + abstol, and a node's residual is the sum of its devices' errors; and
+    * the step is within min(reltol max(|v_k|, |v_k,old|) + vntol, ``tol_v``) (``NIconvTest``).
 
     At the default options (reltol 1e-6, vntol 1e-9 V, abstol 1e-15 A) the floors decide: every step below
     1e-12 V and every residual below 1e-13 A, except where S_k is so small that reltol S_k + abstol is tighter.
@@ -435,20 +436,14 @@ class NativeSolver(AbstractSolver):
         reuse = self.reuse_factorization
         lu = prep.lu if reuse and not gshunt else None
         chord_run = 0
-        step_converged = False
-        for it in range(self.max_iter + 1):  # it: steps taken so far
+        for it in range(1, self.max_iter + 1):
             nk.assemble(v, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb, prep.pos, prep.slots,
                         prep.unk, prep.n_junctions, prep.diag, f, data)
             if gshunt:
                 nk.add_shunt(v, prep.unk, prep.diag, gshunt, f, data)
             fprev, fmax = fmax, float(np.abs(f).max())
-            if step_converged and nk.kcl_converged(v, f, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea,
-                                                   prep.eb, prep.pos, prep.unk, prep.n_junctions, self._tol):
-                if reuse and not gshunt:
-                    prep.lu = lu
-                return it, fmax, nk.CONVERGED
-            if it == self.max_iter:
-                break
+            kcl_ok = nk.kcl_converged(v, f, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb,
+                                      prep.pos, prep.unk, prep.n_junctions, self._tol)
             chord_run += 1
             if (not reuse or lu is None or chord_run > _CHORD_MAX_RUN
                     or not (fmax < self.tol_i or fmax <= _CHORD_CONTRACTION * fprev)):
@@ -464,7 +459,10 @@ class NativeSolver(AbstractSolver):
             ratio = nk.apply_step(v, step, prep.unk, lo, hi, limit, last, self._tol)
             if math.isnan(ratio):
                 break
-            step_converged = ratio <= 1.0
+            if kcl_ok and ratio <= 1.0:  # as the dense kernel (``native_kernels.newton_sample``)
+                if reuse and not gshunt:
+                    prep.lu = lu
+                return it, fmax, nk.CONVERGED
         return self.max_iter, fmax, nk.NOT_CONVERGED
 
     def _failure_message(self, circuit: Circuit, converged: np.ndarray, resid: np.ndarray) -> str:

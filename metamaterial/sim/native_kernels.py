@@ -277,9 +277,10 @@ def newton_sample(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, 
     (iterations, max |residual| in A, status); status ``NOT_FINITE`` if a driven voltage or control is not finite.
     ``gshunt`` (S): an extra conductance from every unknown node to ground (0 for the circuit itself).
 
-    Convergence as in ngspice's ``NIiter``: v is the answer when the Newton step that led to it was converged at
-    every node (``apply_step``) and KCL closes at v (``kcl_converged``, on the load that would start the next
-    step). At least one step, at most ``max_iter`` (ngspice's itl1); the iterations returned are the steps.
+    Convergence as in ngspice's ``NIiter``: the load at the current point checks KCL there (``kcl_converged``, as
+    the device tests during ``CKTload`` do), the step is solved and applied, and the new point is the answer when
+    KCL closed at the point it started from and the step was converged at every node (``apply_step``, as
+    ``NIconvTest``). At most ``max_iter`` steps (ngspice's itl1); the iterations returned are the steps.
     """
     n = unk.shape[0]
     lo = 0.0
@@ -304,25 +305,22 @@ def newton_sample(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, 
     limit[:] = tol[T_DV]
     last[:] = 0.0
     fmax = np.inf
-    step_converged = False
-    for it in range(max_iter + 1):  # it: steps taken so far
+    for it in range(1, max_iter + 1):
         assemble(v, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions, diag, f, jac)
         if gshunt != 0.0:
             add_shunt(v, unk, diag, gshunt, f, jac)
         fmax = 0.0
         for k in range(n):
             fmax = max(fmax, abs(f[k]))
-        if step_converged and kcl_converged(v, f, ctrl, kind, prm, vbi, beta, ea, eb, pos, unk, n_junctions, tol):
-            return it, fmax, CONVERGED
-        if it == max_iter:
-            break
+        kcl_ok = kcl_converged(v, f, ctrl, kind, prm, vbi, beta, ea, eb, pos, unk, n_junctions, tol)
         for k in range(n):
             f[k] = -f[k]
         lu_solve(a, f)
         ratio = apply_step(v, f, unk, lo, hi, limit, last, tol)
         if not (ratio == ratio):  # NaN: give up on this sample
             break
-        step_converged = ratio <= 1.0
+        if kcl_ok and ratio <= 1.0:
+            return it, fmax, CONVERGED
     return max_iter, fmax, NOT_CONVERGED
 
 
