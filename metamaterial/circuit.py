@@ -94,7 +94,7 @@ class Circuit:
 
     def output_values(self, voltages: np.ndarray) -> np.ndarray:
         """[B, n_out] output values (V): V(pos), or V(pos) - V(neg) for differential outputs."""
-        return step.output_values(np.atleast_2d(voltages), self.out_pos, self.out_neg)
+        return step.compiled().output_values(np.atleast_2d(voltages), self.out_pos, self.out_neg)
 
 
 def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12) -> Circuit:

@@ -1,41 +1,52 @@
 """Command line ``metamaterial``: the only module that parses argv, prints or exits.
 
-Exit codes: 0 success, 2 bad input (config, graph, arguments), 1 simulation failure.
-User errors print one line ``metamaterial: <message>`` and no traceback.
+Exit codes: 0 success, 2 bad input (config, graph, arguments, paths), 1 simulation failure, 130 interrupted
+(Ctrl-C: the run directory keeps its last checkpoint and the resume command is printed). User errors print one
+line ``metamaterial: <message>`` and no traceback; a closed pipe (``solve --json | head``) ends quietly with 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import sys
 from pathlib import Path
 
-from .config import load_config
+from . import __version__
+from .config import Config, load_config
 from .errors import CheckpointError, ConfigError, MetamaterialError, SimulationError, ValidationError
 from .sim.registry import backend_names
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="metamaterial", description="Simulate and train learning metamaterials.")
+    p.add_argument("--version", action=_Version, help="print the version (and ngspice's, if it loads) and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("config", help="YAML config file (see configs/)")
+    def common(sp: argparse.ArgumentParser, optional: bool = False) -> None:
+        if optional:
+            sp.add_argument("config", nargs="?", help="YAML config file (see configs/); with --resume DIR alone, "
+                                                      "DIR/config.yaml")
+        else:
+            sp.add_argument("config", help="YAML config file (see configs/)")
         sp.add_argument("--backend", choices=backend_names(),
                         help="solver backend: the same as --set simulator.backend=NAME (default: the config's)")
         sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override a config value, e.g. --set learning.epochs=200 (repeatable)")
 
     t = sub.add_parser("train", help="train a network; writes a run directory")
-    common(t)
+    common(t, optional=True)
     t.add_argument("--out", type=Path, help="run directory (default: runs/<name>)")
-    t.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR from its last checkpoint")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--resume", type=Path, metavar="DIR",
+                   help="continue the run in DIR from its last checkpoint (its config.yaml when CONFIG is not given)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not a "
+                                                              "terminal)")
     t.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    t.add_argument("--seeds", type=int, default=1, metavar="N",
-                   help="train N replicas (seeds seed..seed+N-1) as one batch and report the success rate "
-                        "(use --backend native)")
+    t.add_argument("--seeds", type=int, metavar="N",
+                   help="train N replicas (seeds seed..seed+N-1) as one batch on any backend and report the success "
+                        "rate; checkpointed and resumable like a single run (default 1; on --resume, the run's own)")
 
     n = sub.add_parser("netlist", help="write free_k.cir / clamped_k.cir per data point at the initial gates")
     common(n)
@@ -49,9 +60,30 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("claims", nargs="*", metavar="CLAIM", help="claims to run (default: all)")
     r.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="output directory")
     r.add_argument("--quick", action="store_true", help="few seeds, short training (a smoke run)")
+    r.add_argument("--force", action="store_true",
+                   help="run the named claims (default: all) again from scratch (without it, claims already "
+                        "finished in --out with the same --quick and --backend are kept)")
     r.add_argument("--backend", choices=backend_names(), default="native",
                    help="backend of the many-seed ensembles (each claim names the backends of its other runs)")
     return p
+
+
+class _Version(argparse.Action):
+    """``--version``: the package's version and, when its library loads, ngspice's version and linear solver."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        lines = [f"metamaterial {__version__}"]
+        try:
+            from .sim.ngspice import NgspiceSolver  # noqa: PLC0415
+            info = NgspiceSolver().info()
+            lines.append("ngspice " + ", ".join(f"{k}: {v}" for k, v in info.items()))
+        except MetamaterialError as err:
+            lines.append(f"ngspice: not available ({str(err).splitlines()[0]})")
+        print("\n".join(lines))
+        parser.exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except (ConfigError, ValidationError) as err:
-        where = str(getattr(args, "config", ""))
+        where = str(getattr(args, "config", None) or "")
         msg = str(err) if str(err).startswith(where) else f"{where}: {err}"
         print(f"metamaterial: {msg}", file=sys.stderr)
         return 2
@@ -76,9 +108,53 @@ def main(argv: list[str] | None = None) -> int:
     except MetamaterialError as err:
         print(f"metamaterial: {err}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader went away (``| head``): say nothing more, and keep Python's exit-time flush from failing too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as err:  # a path given on the command line cannot be read or written
+        print(f"metamaterial: {err.filename or ''}{': ' if err.filename else ''}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("metamaterial: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
+        print(f"metamaterial: interrupted; {_resume_hint(args)}", file=sys.stderr)
         return 130
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    """What an interrupted command leaves: the checkpointed epoch and the exact command that continues it."""
+    from . import runs  # noqa: PLC0415
+
+    if args.command == "reproduce":
+        return f"the claims finished so far are kept in {args.out}; the same command runs the others"
+    run_dir = getattr(args, "run_dir", None)
+    if run_dir is None:
+        return "nothing was saved"
+    try:
+        state, _, _ = runs.load_checkpoint(run_dir)
+    except CheckpointError:
+        return f"{run_dir} holds no checkpoint yet; run the same command again to start over"
+    return f"{run_dir} holds the checkpoint of epoch {state.epoch}; resume with: metamaterial train --resume " \
+           f"{shlex.quote(str(run_dir))}"
+
+
+def _load(args: argparse.Namespace) -> Config:
+    """The command's config with its ``--set``/``--backend`` overrides; ``train --resume DIR`` alone reads
+    DIR/config.yaml."""
+    path = args.config
+    if path is None:
+        if getattr(args, "resume", None) is None:
+            raise ConfigError("train: give a CONFIG file, or --resume DIR to continue a run")
+        path = args.resume / "config.yaml"
+        if not path.is_file():
+            raise CheckpointError(f"{args.resume}: not a run directory (no config.yaml); check --resume")
+    try:
+        Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text (UTF-8) file ({err.reason} at byte {err.start}); give a YAML "
+                          "config") from err
+    except OSError:
+        pass  # load_config says what is wrong with the path
+    return load_config(path, config_overrides(args))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -87,18 +163,24 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "reproduce":
         from .claims.registry import reproduce  # noqa: PLC0415
         results, report, crashed = reproduce(args.claims, args.out, quick=args.quick, backend=args.backend,
-                                             log=lambda line: print(line, flush=True))
+                                             force=args.force, log=lambda line: print(line, flush=True))
         print(f"report: {report}")
         for r in results:
             print(f"  {r.verdict:>15}  {r.title}")
         return 1 if crashed else 0
-    cfg = load_config(args.config, config_overrides(args))
+    cfg = _load(args)
     if args.command == "train":
         if args.resume and args.out and args.out != args.resume:
             raise ConfigError("--out and --resume name different directories; give only --resume DIR")
         run_dir = args.resume or args.out or Path("runs") / cfg.name
-        if args.seeds > 1:
-            s = runs.ensemble_run(cfg, run_dir, args.seeds, progress=not args.no_progress, resume=bool(args.resume))
+        seeds = args.seeds
+        if seeds is None:
+            seeds = len(runs.load_checkpoint(run_dir)[1]) if args.resume else 1
+        if seeds < 1:
+            raise ConfigError(f"--seeds: must be >= 1 (got {seeds})")
+        args.run_dir = run_dir  # what an interrupt names
+        if seeds > 1:
+            s = runs.ensemble_run(cfg, run_dir, seeds, progress=not args.no_progress, resume=bool(args.resume))
             rate = "" if s["success_rate"] is None else (f"; {s['success_count']}/{len(s['seeds'])} seeds have every "
                                                          "point correct by >= 10 mV")
             if s.get("test_accuracy_mean") is not None:
@@ -107,8 +189,6 @@ def _run(args: argparse.Namespace) -> int:
                   f"{s['wall_s']:.1f} s, median final loss {s['final_loss_median']:.3g} V^2{rate}\n"
                   f"run directory: {run_dir}/ (summary.json, ensemble.csv)")
             return 0
-        elif args.seeds < 1:
-            raise ConfigError(f"--seeds: must be >= 1 (got {args.seeds})")
         result = runs.train_run(cfg, run_dir, resume=args.resume is not None, progress=not args.no_progress,
                                 plots=not args.no_plots)
         print(_human_summary(result.summary, result.run_dir))
@@ -118,7 +198,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir per data point)")
         return 0
     result = points.solve_points(cfg)
-    print(json.dumps(result))
+    print(json.dumps(result), flush=True)
     return 0
 
 

@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +45,11 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool) -> Path:
             raise CheckpointError(f"{saved}: differs from the config given now in {', '.join(differ)}; resume with "
                                   "the same config and --set options, or start a new run with --out")
         return run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CheckpointError(f"{run_dir}: cannot create the run directory ({err.strerror}); choose another --out") \
+            from err
     if (run_dir / CHECKPOINT).exists():
         raise CheckpointError(f"{run_dir}: already holds a run; use --resume {run_dir} or another --out")
     (run_dir / "config.yaml").write_text(resolved)
@@ -121,6 +126,8 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
     """
     setup = build(with_backend(cfg, backend))
     trainer = make_trainer(setup, **params)
+    if run_dir is not None and hasattr(trainer.solver, "keep_failed"):
+        trainer.solver.keep_failed = str(run_dir)  # a failing netlist is kept with the run, not in the temp folder
     every_ckpt = cfg.learning.checkpoint_every if run_dir is not None else 0
     try:
         if resume:
@@ -172,7 +179,7 @@ def _span(seeds: list[int]) -> str:
 
 
 def _progress(enabled: bool, total: int, start: int, name: str):
-    if not enabled:
+    if not enabled or not sys.stderr.isatty():  # a log file would get every redraw
         return None
     from tqdm import tqdm  # noqa: PLC0415
     return tqdm(total=total, initial=start, desc=f"train {name}", unit="epoch", dynamic_ncols=True, mininterval=0.5)

@@ -13,14 +13,17 @@ section 3):
                     where the edge's learning switch closes (its replica had an active point and its
                     desynchronous mask allows it), else 0
 
-They are plain numpy written in the subset numba compiles, so the Python step (``learning.trainer``) calls them
-as they are and a solver's compiled training loop (``sim.native_loop``) compiles the very same functions. This
-module imports nothing but numpy: it sits beside ``circuit`` and ``tasks`` at the bottom of the flow.
+They are plain loops in the subset of Python that numba compiles. ``compiled()`` gives them compiled (on first
+use; numba's cache keeps them between runs), and both the Python step (``learning.trainer``) and a solver's
+compiled training loop (``sim.native_loop``) call those same compiled functions, so the two paths do the same
+arithmetic by construction. This module imports only numpy at import time: it sits beside ``circuit`` and
+``tasks`` at the bottom of the flow.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -95,11 +98,9 @@ class StepRun:
 def output_values(v, out_pos, out_neg):
     """[B, n_out] output values (V) of node voltages v [B, N]: V(pos), or V(pos) - V(neg) where out_neg >= 0."""
     out = np.empty((v.shape[0], out_pos.shape[0]))
-    for k in range(out_pos.shape[0]):
-        if out_neg[k] >= 0:
-            out[:, k] = v[:, out_pos[k]] - v[:, out_neg[k]]
-        else:
-            out[:, k] = v[:, out_pos[k]]
+    for b in range(v.shape[0]):
+        for k in range(out_pos.shape[0]):
+            out[b, k] = v[b, out_pos[k]] - v[b, out_neg[k]] if out_neg[k] >= 0 else v[b, out_pos[k]]
     return out
 
 
@@ -112,15 +113,16 @@ def clamp_values(v, out, targets, nudge, out_pos, out_neg):
         if out_neg[k] >= 0:
             n_diff += 1
     cl = np.empty((v.shape[0], n_out + n_diff))
-    j = n_out
-    for k in range(n_out):
-        push = nudge * (targets[:, k] - out[:, k])
-        if out_neg[k] >= 0:
-            cl[:, k] = v[:, out_pos[k]] + push / 2
-            cl[:, j] = v[:, out_neg[k]] - push / 2
-            j += 1
-        else:
-            cl[:, k] = v[:, out_pos[k]] + push
+    for b in range(v.shape[0]):
+        j = n_out
+        for k in range(n_out):
+            push = nudge * (targets[b, k] - out[b, k])
+            if out_neg[k] >= 0:
+                cl[b, k] = v[b, out_pos[k]] + push / 2
+                cl[b, j] = v[b, out_neg[k]] - push / 2
+                j += 1
+            else:
+                cl[b, k] = v[b, out_pos[k]] + push
     return cl
 
 
@@ -130,30 +132,32 @@ def class_margins(out, classes, decode, levels):
     DECODE_NEAREST: half the gap between the distance to the nearest wrong level and to the right one (for two
     levels, the distance past the midpoint). DECODE_ARGMAX: the correct output minus the largest other one.
     """
-    n = out.shape[0]
-    own = np.zeros(n)
-    if decode == DECODE_ARGMAX:
-        best = np.full(n, -np.inf)
-        for k in range(out.shape[1]):
-            is_own = classes == k
-            own = np.where(is_own, out[:, k], own)
-            best = np.where(is_own, best, np.maximum(best, out[:, k]))
-        return own - best
-    best = np.full(n, np.inf)
-    for k in range(levels.shape[0]):
-        dist = np.abs(out[:, 0] - levels[k])
-        is_own = classes == k
-        own = np.where(is_own, dist, own)
-        best = np.where(is_own, best, np.minimum(best, dist))
-    return (best - own) / 2
+    margins = np.empty(out.shape[0])
+    for b in range(out.shape[0]):
+        c = classes[b]
+        if decode == DECODE_ARGMAX:
+            best = -np.inf
+            for k in range(out.shape[1]):
+                if k != c:
+                    best = max(best, out[b, k])
+            margins[b] = out[b, c] - best
+        else:
+            best = np.inf
+            for k in range(levels.shape[0]):
+                if k != c:
+                    best = min(best, abs(out[b, 0] - levels[k]))
+            margins[b] = (best - abs(out[b, 0] - levels[c])) / 2
+    return margins
 
 
 def active_points(margins, hinge, margin):
     """bool [B]: points that update: all of them, or under the hinge those whose ``margins`` [B] (``class_margins``)
     are not yet ``margin`` past the boundary."""
-    if not hinge:
-        return np.ones(margins.shape[0], np.bool_)
-    return margins < margin
+    active = np.ones(margins.shape[0], np.bool_)
+    if hinge:
+        for b in range(margins.shape[0]):
+            active[b] = margins[b] < margin
+    return active
 
 
 def summed_contrast(vf, vc, ea, eb, active, reps):
@@ -163,9 +167,11 @@ def summed_contrast(vf, vc, ea, eb, active, reps):
     u = np.zeros((reps, ea.shape[0]))
     for b in range(vf.shape[0]):
         if active[b]:
-            dvf = vf[b, ea] - vf[b, eb]
-            dvc = vc[b, ea] - vc[b, eb]
-            u[b // n] += dvf * dvf - dvc * dvc
+            r = b // n
+            for e in range(ea.shape[0]):
+                dvf = vf[b, ea[e]] - vf[b, eb[e]]
+                dvc = vc[b, ea[e]] - vc[b, eb[e]]
+                u[r, e] += dvf * dvf - dvc * dvc
     return u
 
 
@@ -183,10 +189,32 @@ def update_controls(controls, u, mask, sign_rule, rate, bias, low, high, leak_fa
     """[R, E] controls after one update: where ``mask`` [R, E] (the switch closed and the edge may update) add
     rate U or sign(U), plus ``bias`` [E] if it has entries; clip to [low, high]; relax toward ``rest`` by
     ``leak_factor`` (every edge: time passes for all)."""
-    step = np.sign(u) if sign_rule else rate * u
-    if bias.shape[0] > 0:
-        step = step + bias
-    new = np.minimum(np.maximum(controls + np.where(mask, step, 0.0), low), high)
-    if leak_factor != 1.0:
-        new = rest + (new - rest) * leak_factor
+    new = np.empty(controls.shape)
+    for r in range(controls.shape[0]):
+        for e in range(controls.shape[1]):
+            x = controls[r, e]
+            if mask[r, e]:
+                step = (1.0 if u[r, e] > 0 else (-1.0 if u[r, e] < 0 else 0.0)) if sign_rule else rate * u[r, e]
+                if bias.shape[0] > 0:
+                    step = step + bias[e]
+                x = x + step
+            x = min(max(x, low), high)
+            if leak_factor != 1.0:
+                x = rest + (x - rest) * leak_factor
+            new[r, e] = x
     return new
+
+
+_FUNCTIONS = ("output_values", "clamp_values", "class_margins", "active_points", "summed_contrast", "switch_closed",
+              "update_controls")
+_compiled: SimpleNamespace | None = None
+
+
+def compiled() -> SimpleNamespace:
+    """The step's functions compiled by numba (attributes named as above); compiled, or loaded from numba's cache,
+    on first use."""
+    global _compiled
+    if _compiled is None:
+        from numba import njit  # noqa: PLC0415 (numba loads only when a step is taken)
+        _compiled = SimpleNamespace(**{name: njit(cache=True)(globals()[name]) for name in _FUNCTIONS})
+    return _compiled

@@ -76,7 +76,8 @@ class Task:
         the largest other output.
         """
         levels = np.zeros(1) if self.levels is None else np.asarray(self.levels, float)
-        return step.class_margins(np.asarray(outputs, float), np.asarray(classes), step.DECODES[self.decode], levels)
+        return step.compiled().class_margins(np.atleast_2d(np.asarray(outputs, float)), np.asarray(classes, np.int64),
+                                             step.DECODES[self.decode], levels)
 
     def accuracy(self, outputs: np.ndarray, classes: np.ndarray | None = None) -> float | None:
         """Fraction of points whose predicted class is right, or None for regression."""

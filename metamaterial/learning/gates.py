@@ -85,5 +85,10 @@ class EdgeDynamics:
         """
         leak = 1.0 if self.leak_tau is None else math.exp(-dt / self.leak_tau)
         bias = np.zeros(0) if self.bias is None else self.bias
-        return step.update_controls(np.asarray(controls, float), np.asarray(contrast, float), np.asarray(mask),
-                                    self.kind == "sign", rate, bias, self.low, self.high, leak, self.rest)
+        controls = np.asarray(controls, float)
+        shape = (-1, controls.shape[-1])
+        u, allowed = np.broadcast_arrays(np.asarray(contrast, float), np.asarray(mask, bool))
+        new = step.compiled().update_controls(controls.reshape(shape), u.reshape(shape), allowed.reshape(shape),
+                                              self.kind == "sign", float(rate), np.asarray(bias, float), self.low,
+                                              self.high, leak, self.rest)
+        return new.reshape(controls.shape)

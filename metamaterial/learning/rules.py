@@ -49,15 +49,15 @@ class CoupledLearning:
             targets: [B, n_out] labels L (V).
         """
         free = np.atleast_2d(free)
-        out = step.output_values(free, c.out_pos, c.out_neg)
-        return step.clamp_values(free, out, np.atleast_2d(targets), self.nudge, c.out_pos, c.out_neg)
+        out = step.compiled().output_values(free, c.out_pos, c.out_neg)
+        return step.compiled().clamp_values(free, out, np.atleast_2d(targets), self.nudge, c.out_pos, c.out_neg)
 
     @staticmethod
     def contrast(c: Circuit, free: np.ndarray, clamped: np.ndarray) -> np.ndarray:
         """[B, E] U = (dV^F)^2 - (dV^C)^2 per edge, V^2."""
         free, clamped = np.atleast_2d(free), np.atleast_2d(clamped)
         every = np.ones(len(free), np.bool_)
-        return step.summed_contrast(free, clamped, c.edges[:, 0], c.edges[:, 1], every, len(free))
+        return step.compiled().summed_contrast(free, clamped, c.edges[:, 0], c.edges[:, 1], every, len(free))
 
 
 def mse(outputs: np.ndarray, targets: np.ndarray) -> float:

@@ -202,22 +202,23 @@ class Trainer:
         tags = (np.arange(reps)[:, None] * self.task.n_points + idx).ravel()  # warm start per replica and point
         free = self.solver.solve(c, shared, x, tags=tags).voltages
         solves = reps * n
-        out = st.output_values(free, c.out_pos, c.out_neg)
-        active = st.active_points(st.class_margins(out, pr.classes[points], pr.decode, pr.levels), pr.hinge, pr.margin)
+        f = st.compiled()
+        out = f.output_values(free, c.out_pos, c.out_neg)
+        active = f.active_points(f.class_margins(out, pr.classes[points], pr.decode, pr.levels), pr.hinge, pr.margin)
         u = np.zeros((reps, c.n_edges))
         if active.any():  # points past the hinge margin need no clamped phase
-            clamps = st.clamp_values(free, out, pr.targets[points], pr.nudge, c.out_pos, c.out_neg)
+            clamps = f.clamp_values(free, out, pr.targets[points], pr.nudge, c.out_pos, c.out_neg)
             clamped = self.solver.solve(c, shared, x, clamps, tags=tags).voltages
             solves += reps * n
             if pr.read_noise > 0:
                 free, clamped = (v + pr.read_noise * np.concatenate(
                     [rng.standard_normal((n, v.shape[1])) for rng in rngs]) for v in (free, clamped))
-            u = st.summed_contrast(free, clamped, c.edges[:, 0], c.edges[:, 1], active, reps)
-        closed = st.switch_closed(active, reps)
+            u = f.summed_contrast(free, clamped, c.edges[:, 0], c.edges[:, 1], active, reps)
+        closed = f.switch_closed(active, reps)
         allowed = closed[:, None] if masks is None else masks & closed[:, None]
         mask = np.broadcast_to(allowed, controls.shape)
-        new = st.update_controls(controls, u, mask, pr.sign_rule, pr.rate, pr.bias, pr.low, pr.high,
-                                 pr.leak_factor, pr.rest)
+        new = f.update_controls(controls, u, mask, pr.sign_rule, pr.rate, pr.bias, pr.low, pr.high, pr.leak_factor,
+                                pr.rest)
         return new, solves, closed
 
     # -- evaluation -----------------------------------------------------------------------------------
@@ -232,7 +233,7 @@ class Trainer:
         tags = None if test else np.arange(reps * points)  # training points: replica r, point p -> r P + p
         shared = many[0] if reps == 1 else np.repeat(many, points, axis=0)
         free = self.solver.solve(c, shared, np.tile(x, (reps, 1)), tags=tags).voltages
-        out = st.output_values(free, c.out_pos, c.out_neg).reshape(reps, points, -1)
+        out = st.compiled().output_values(free, c.out_pos, c.out_neg).reshape(reps, points, -1)
         loss = np.mean((out - y[None]) ** 2, axis=(1, 2))
         acc = margin = None
         if cls is not None:

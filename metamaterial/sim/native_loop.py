@@ -19,13 +19,9 @@ from .. import step as st
 from ..devices import PotentiometerParams
 from . import native_kernels as nk
 
-_outputs = njit(cache=True)(st.output_values)
-_clamps = njit(cache=True)(st.clamp_values)
-_margins = njit(cache=True)(st.class_margins)
-_active = njit(cache=True)(st.active_points)
-_contrast = njit(cache=True)(st.summed_contrast)
-_closed = njit(cache=True)(st.switch_closed)
-_update = njit(cache=True)(st.update_controls)
+_step = st.compiled()
+_outputs, _clamps, _margins, _active = _step.output_values, _step.clamp_values, _step.class_margins, _step.active_points
+_contrast, _closed, _update = _step.summed_contrast, _step.switch_closed, _step.update_controls
 
 
 def unsupported(solver, program: st.StepProgram) -> str | None:
@@ -112,10 +108,9 @@ def _solve_sample(v, drv, ctrl, raw, tag, warm, memory, prep, kind, prm, ea, eb,
 
 
 @njit(cache=True)
-def _solve_phase(v, drv, res, ctrl, controls, tags, n, warm, memory, prep, kind, prm, ea, eb, max_iter, tol):
-    """Every sample b of a phase (replica b // n); returns (iterations, whether all converged)."""
-    nu = prep[3].shape[0]
-    work = (np.empty(nu), np.empty(nu * nu), np.empty(nu), np.empty(nu))
+def _solve_phase(v, drv, res, ctrl, controls, tags, n, warm, memory, prep, kind, prm, ea, eb, max_iter, tol, work):
+    """Every sample b of a phase (replica b // n), with Newton's work space ``work`` (``_work``); returns
+    (iterations, whether all converged)."""
     iterations = 0
     for b in range(v.shape[0]):
         r = b // n
@@ -125,6 +120,12 @@ def _solve_phase(v, drv, res, ctrl, controls, tags, n, warm, memory, prep, kind,
         if status != nk.CONVERGED:
             return iterations, False
     return iterations, True
+
+
+@njit(cache=True)
+def _work(prep):
+    nu = prep[3].shape[0]
+    return np.empty(nu), np.empty(nu * nu), np.empty(nu), np.empty(nu)
 
 
 @njit(cache=True)
@@ -164,6 +165,8 @@ def _train_steps(first, controls, idx, masks, moved, snap_slot, snaps, inputs, t
     tags = np.empty(batch, np.int64)
     points = np.empty(batch, np.int64)
     use_masks = masks.shape[0] > 0
+    work_f, work_c = _work(free_prep), _work(clamped_prep)
+    mask = np.empty((reps, n_edges), np.bool_)
     solves = 0
     iterations = 0
     for s in range(first, n_steps):
@@ -176,18 +179,19 @@ def _train_steps(first, controls, idx, masks, moved, snap_slot, snaps, inputs, t
             drv_f[b, :n_in] = inputs[points[b]]
             drv_f[b, n_in:] = rails
         it, ok = _solve_phase(vf, drv_f, res_f, ctrl, controls, tags, n, warm, free_memory, free_prep, kind, prm, ea,
-                              eb, max_iter, tol)
+                              eb, max_iter, tol, work_f)
         iterations += it
         if not ok:
             return s, solves, iterations
         out = _outputs(vf, out_pos, out_neg)
-        active = _active(_margins(out, classes[points], decode, levels), hinge, margin)
+        margins = _margins(out, classes[points], decode, levels) if hinge else np.zeros(batch)  # (regression: unused)
+        active = _active(margins, hinge, margin)
         any_active = active.any()
         if any_active:  # clamped phase, for every sample as soon as one point is active (as the Python step)
             drv_c[:, :n_in + n_rail] = drv_f
             drv_c[:, n_in + n_rail:] = _clamps(vf, out, targets[points], nudge, out_pos, out_neg)
             it, ok = _solve_phase(vc, drv_c, res_c, ctrl, controls, tags, n, warm, clamped_memory, clamped_prep, kind,
-                                  prm, ea, eb, max_iter, tol)
+                                  prm, ea, eb, max_iter, tol, work_c)
             iterations += it
             if not ok:
                 return s, solves, iterations
@@ -200,7 +204,6 @@ def _train_steps(first, controls, idx, masks, moved, snap_slot, snaps, inputs, t
         closed = _closed(active, reps)
         moved[s] = closed
         u = _contrast(vf, vc, ea, eb, active, reps) if any_active else np.zeros((reps, n_edges))
-        mask = np.empty((reps, n_edges), np.bool_)
         for r in range(reps):
             for e in range(n_edges):
                 mask[r, e] = closed[r] and (not use_masks or masks[s, r, e])
