@@ -2,14 +2,17 @@
 PY := .venv/bin/python
 CONFIG ?= configs/xor.yaml
 OUT ?= runs/demo
+TRAIN_ARGS ?=
 
 .PHONY: setup demo test netlists figure clean
 
 setup:
 	@bash scripts/setup.sh
 
+# every `make demo` trains afresh: the previous demo run in $(OUT) (a folder holding config.yaml) is replaced
 demo: setup
-	$(PY) -m metamaterial train $(CONFIG) --out $(OUT)
+	@if [ -f "$(OUT)/config.yaml" ]; then echo "demo: replacing the previous demo run in $(OUT)"; rm -rf "$(OUT)"; fi
+	$(PY) -m metamaterial train $(CONFIG) --out $(OUT) $(TRAIN_ARGS)
 
 test: setup
 	$(PY) -m pytest -q --require-ngspice

@@ -1,18 +1,25 @@
-"""The command line end to end on ngspice: train, outputs, kill -9 and resume, netlist and solve commands."""
+"""The command line end to end on ngspice: train, outputs, kill -9 and resume, Ctrl-C and resume by the run
+directory alone, netlist and solve commands, bad paths and closed pipes, progress bars, --version, make demo."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 
 import numpy as np
 import pytest
 
 from conftest import ROOT
+from metamaterial import __version__
+from metamaterial.sim.ngspice import NgspiceSolver
 
 XOR = str(ROOT / "configs" / "xor.yaml")
 KILL_EPOCHS = 3000
@@ -146,3 +153,150 @@ def test_solve_on_the_native_backend_agrees_with_ngspice():
     for a, b in zip(spice["points"], native["points"]):
         for phase in ("free", "clamped"):
             np.testing.assert_allclose(list(b[phase].values()), list(a[phase].values()), rtol=0, atol=1e-6)
+
+
+# -- issue 10: interrupts, resuming by the run directory, bad paths, pipes, progress, version, make demo -------
+REGRESSION = str(ROOT / "configs" / "regression.yaml")
+#: backend -> (epochs, checkpoint_every): Ctrl-C is sent once the first checkpoint after epoch 0 is written
+INTERRUPTED_RUNS = {"ngspice": (2000, 100), "native": (20000, 1000)}
+NO_HANG_S = 20  # only keeps a broken interrupt from hanging the suite; not a speed claim
+
+
+def _wait_for_checkpoint(run_dir, epoch: int, proc: subprocess.Popen) -> None:
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with np.load(run_dir / "checkpoint.npz") as z:
+                if json.loads(str(z["meta"]))["epoch"] >= epoch:
+                    return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("backend", sorted(INTERRUPTED_RUNS))
+def test_ctrl_c_stops_and_the_printed_command_resumes_to_the_same_gates(tmp_path, backend):
+    epochs, every = INTERRUPTED_RUNS[backend]
+    args = ["--backend", backend, "--set", f"learning.epochs={epochs}", "--set", f"learning.checkpoint_every={every}",
+            "--no-plots"]
+    whole = tmp_path / "whole"
+    assert _cli("train", REGRESSION, "--out", str(whole), *args).returncode == 0
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen([sys.executable, "-m", "metamaterial", "train", REGRESSION, "--out", str(cut), *args],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_checkpoint(cut, every, proc)
+    assert proc.poll() is None, "training finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    _, err = proc.communicate(timeout=NO_HANG_S)
+    assert proc.returncode == 130, err
+    assert "Exception ignored" not in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    with np.load(cut / "checkpoint.npz") as z:
+        stopped_at = json.loads(str(z["meta"]))["epoch"]
+    assert every <= stopped_at < epochs
+    assert f"holds the checkpoint of epoch {stopped_at}" in err
+    command = err.split("resume with: ")[1].split()
+    assert command == ["metamaterial", "train", "--resume", str(cut)]  # the run directory alone: its config.yaml
+    resumed = _cli(*command[1:], "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    np.testing.assert_array_equal(_final_gates(cut), _final_gates(whole))
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (whole, cut))
+    for key in ("final_loss", "n_updates", "n_steps", "n_solves", "epochs"):
+        assert a[key] == b[key], key
+
+
+def test_resume_by_directory_alone_and_its_errors(tmp_path):
+    out = tmp_path / "run"
+    assert _cli("train", XOR, "--out", str(out), "--backend", "native", "--seeds", "3", "--set",
+                "learning.epochs=10", "--no-progress").returncode == 0
+    proc = _cli("train", "--resume", str(out), "--no-progress")  # seeds and backend from the run itself
+    assert proc.returncode == 0, proc.stderr
+    assert "x3 seeds on native: 10 epochs" in proc.stdout
+    proc = _cli("train", "--resume", str(tmp_path), "--no-progress")
+    assert proc.returncode == 2 and proc.stderr == f"metamaterial: {tmp_path}: not a run directory (no config.yaml); " \
+                                                   "check --resume\n"
+    proc = _cli("train", "--no-progress")
+    assert proc.returncode == 2
+    assert proc.stderr == "metamaterial: train: give a CONFIG file, or --resume DIR to continue a run\n"
+    proc = _cli("train", XOR, "--seeds", "0")
+    assert proc.returncode == 2 and proc.stderr == f"metamaterial: {XOR}: --seeds: must be >= 1 (got 0)\n"
+
+
+def test_bad_paths_exit_2_with_one_line(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for out, why in ((a_file, "File exists"), (a_file / "sub", "Not a directory")):
+        proc = _cli("train", XOR, "--out", str(out), *SHORT)
+        assert proc.returncode == 2
+        assert proc.stderr == f"metamaterial: {out}: cannot create the run directory ({why}); choose another --out\n"
+    proc = _cli("netlist", XOR, "--out", str(a_file))
+    assert proc.returncode == 2 and proc.stderr == f"metamaterial: {a_file}: File exists\n"
+    png = ROOT / "docs" / "figures" / "overview.png"
+    proc = _cli("train", str(png), *SHORT)
+    assert proc.returncode == 2
+    assert proc.stderr == (f"metamaterial: {png}: not a text (UTF-8) file (invalid start byte at byte 0); give a "
+                           "YAML config\n")
+
+
+def test_a_closed_pipe_ends_quietly():
+    proc = subprocess.Popen([sys.executable, "-m", "metamaterial", "solve", XOR, "--json"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before anything is written, as with `| head -c0`
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0 and err == b""
+
+
+def test_a_failed_netlist_is_kept_in_the_run_directory(tmp_path):
+    card = tmp_path / "broken.lib"  # ngspice rejects it: "Nsub < Ni"
+    card.write_text(".model badnmos nmos (level=1 vto=0.7 kp=1e-4 gamma=0.5 phi=0.6 tox=1e-7 nsub=1)\n")
+    out = tmp_path / "run"
+    proc = _cli("train", XOR, "--out", str(out), "--set", f"device.model_file={card}", *SHORT)
+    assert proc.returncode == 1 and "Nsub < Ni" in proc.stderr
+    kept = list(out.glob("metamaterial-failed-*.cir"))
+    assert len(kept) == 1 and f"netlist kept at {kept[0]}" in proc.stderr
+    assert "badnmos" in kept[0].read_text()
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path):
+    args = ["train", XOR, "--set", "learning.epochs=20", "--no-plots"]
+    piped = _cli(*args, "--out", str(tmp_path / "piped"))
+    assert piped.returncode == 0 and piped.stderr == ""
+
+    main_fd, sub_fd = pty.openpty()
+    fcntl.ioctl(sub_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", *args, "--out", str(tmp_path / "tty")], cwd=ROOT,
+                          stdout=subprocess.DEVNULL, stderr=sub_fd, timeout=600)
+    os.close(sub_fd)
+    shown = b""
+    try:
+        while chunk := os.read(main_fd, 65536):
+            shown += chunk
+    except OSError:  # EIO: the terminal's other side is closed and everything was read
+        pass
+    os.close(main_fd)
+    assert proc.returncode == 0 and b"train xor" in shown and b"20/20" in shown
+
+
+def test_version_names_the_package_and_ngspice():
+    proc = _cli("--version")
+    info = NgspiceSolver().info()
+    assert proc.returncode == 0
+    assert proc.stdout.splitlines() == [f"metamaterial {__version__}",
+                                        "ngspice " + ", ".join(f"{k}: {v}" for k, v in info.items())]
+
+
+def test_seeds_help_says_what_is_true():
+    text = " ".join(_cli("train", "--help").stdout.split())
+    assert "on any backend" in text and "checkpointed and resumable" in text
+    assert "no checkpoints" not in text and "use --backend native" not in text
+
+
+def test_make_demo_works_twice(tmp_path):
+    out = tmp_path / "demo"
+    for attempt in range(2):  # `-o setup`: the environment is already set up; the demo target itself is tested
+        proc = subprocess.run(["make", "-s", "-o", "setup", "demo", f"OUT={out}", f"PY={sys.executable}",
+                               "TRAIN_ARGS=--set learning.epochs=5 --no-plots"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        assert ("replacing the previous demo run" in proc.stdout) == (attempt == 1)
+        assert json.loads((out / "summary.json").read_text())["epochs"] == 5
