@@ -113,11 +113,12 @@ def test_rejected_model_card_is_a_simulation_error_and_spares_the_engine(ngspice
 
 
 def test_operating_point_without_solution_is_a_simulation_error(ngspice, tmp_path):
+    """The one-op-per-solve path (the sweep path's failure: tests/test_ngspice_sweep.py)."""
     c = xor_circuit()
     # node 15 is an input and also a rail at another voltage: two sources fight, no DC solution exists.
     # Roles validation forbids this; the Circuit is built by hand to reach ngspice's own failure path.
     fighting = replace(c, rails=np.array([5, 15]), rail_voltages=np.array([0.11, 0.3]))
-    with NgspiceSolver(keep_failed=str(tmp_path)) as solver:
+    with NgspiceSolver(keep_failed=str(tmp_path), sweep=False) as solver:
         with pytest.raises(SimulationError, match=r"operating point failed") as info:
             solver.solve(fighting, random_gates(c.n_edges), [[0.45, 0.0]])
     assert "op simulation(s) aborted" in info.value.log or "failed" in info.value.log
