@@ -25,8 +25,10 @@ from .errors import ConfigError
 from .sim.registry import backend_names
 from .tasks import REGRESSION_X, REGRESSION_Y
 
+#: a node: its index, its [row, col] on a lattice, or its name in a network file (an edge list's name, a GraphML id)
 NodeRef = Union[Annotated[int, Field(ge=0)],  # noqa: UP007 (a type alias evaluated at import: py3.10 needs Union)
-                Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]]
+                Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)],
+                Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]]
 Volts = Annotated[float, Field(ge=-10.0, le=10.0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -330,8 +332,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
                           "start the file with keys such as name:, roles:, task:")
     for item in overrides or []:
         apply_override(raw, item, str(p))
-    cfg = validate_config(raw, str(p))
-    return _resolve_paths(cfg, p.parent)
+    cfg = _resolve_paths(validate_config(raw, str(p)), p.parent)
+    for key, value in (("network.file", cfg.network.file if cfg.network.kind == "file" else None),
+                       ("device.model_file", cfg.device.model_file), ("task.path", cfg.task.path)):
+        if value is not None and not Path(value).exists():
+            raise ConfigError(f"{p}: file not found: {value} ({key}); check the path (relative to the config's "
+                              "folder)")
+    return cfg
 
 
 # parts of pydantic's error locations that name a member of a union, not a key of the document

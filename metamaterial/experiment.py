@@ -59,7 +59,7 @@ def build_network(cfg: Config):
 
 
 def _output(g, o, i: int) -> tuple[int, int | None]:
-    if isinstance(o, (int, list)):
+    if isinstance(o, (int, str, list)):
         return graphs.resolve_node(g, o, f"roles.outputs[{i}]"), None
     neg = None if o.neg is None else graphs.resolve_node(g, o.neg, f"roles.outputs[{i}].neg")
     return graphs.resolve_node(g, o.pos, f"roles.outputs[{i}].pos"), neg

@@ -59,9 +59,12 @@ def random_network(n_nodes: int, n_edges: int, seed: int | np.random.Generator |
 
 
 def load_network(path: str | Path) -> nx.Graph:
-    """Graph from an edge list (``.txt``/``.edges``/``.csv``: two node names per line) or GraphML (``.graphml``).
+    """Graph from an edge list (``.txt``/``.edges``/``.csv``: two node names per line) or GraphML (``.graphml``,
+    names are the node ids).
 
-    Nodes are relabelled 0..N-1 in sorted order of their names; the original name is kept as ``label``.
+    Nodes are relabelled 0..N-1 in the order of their names sorted by length, then character by character, so
+    names that are numbers keep their numeric order (``2`` before ``10``) and the names 0..N-1 keep their number
+    as index; the original name is kept as ``label`` (roles may name it: ``resolve_node``).
     """
     p = Path(path)
     try:
@@ -77,6 +80,9 @@ def load_network(path: str | Path) -> nx.Graph:
                 if len(parts) != 2:
                     raise ValidationError(f"network.file: {p}:{i}: expected two node names (got {line!r})")
                 raw.add_edge(parts[0], parts[1])
+    except FileNotFoundError as err:
+        raise ValidationError(f"file not found: {p} (network.file); check the path (relative to the config's "
+                              "folder)") from err
     except OSError as err:
         raise ValidationError(f"network.file: cannot read (got {str(p)!r}): {err.strerror}") from err
     except nx.NetworkXError as err:
@@ -98,8 +104,20 @@ def load_network(path: str | Path) -> nx.Graph:
     return g
 
 
-def resolve_node(g: nx.Graph, ref: int | Sequence[int], where: str) -> int:
-    """Node id for a reference given as an index or as a (row, col) pair on a lattice."""
+def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int:
+    """Node id for a reference given as an index, as a (row, col) pair on a lattice, or as a node's name in a
+    network file (``load_network``'s ``label``)."""
+    if isinstance(ref, str):
+        if g.graph.get("kind") != "file":
+            raise ValidationError(f"{where}: nodes are named only in a network file (got {ref!r}); give an index"
+                                  + (" or [row, col]" if g.graph.get("kind") == "lattice" else ""))
+        index = {attrs.get("label"): n for n, attrs in g.nodes(data=True)}
+        if ref not in index:
+            names = sorted(index, key=lambda n: (len(n), n))
+            shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            raise ValidationError(f"{where}: no node is named {ref!r} in {g.graph.get('file')} (its names: {shown}); "
+                                  "check the spelling")
+        return index[ref]
     if isinstance(ref, (list, tuple)):
         if g.graph.get("kind") != "lattice" or len(ref) != 2:
             raise ValidationError(f"{where}: (row, col) addressing needs a lattice network (got {list(ref)})")
@@ -110,7 +128,9 @@ def resolve_node(g: nx.Graph, ref: int | Sequence[int], where: str) -> int:
         return r * cols + c
     node = int(ref)
     if node not in g:
-        raise ValidationError(f"{where}: node {node} does not exist (nodes are 0..{g.number_of_nodes() - 1})")
+        named = "; or name a node as a string, e.g. " + repr(g.nodes[0].get("label")) if g.graph.get("kind") == "file" \
+            else ""
+        raise ValidationError(f"{where}: node {node} does not exist (nodes are 0..{g.number_of_nodes() - 1}){named}")
     return node
 
 

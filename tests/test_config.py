@@ -54,8 +54,9 @@ CASES = [
     ("rail-not-number", _edit("roles.rails.0.volts", ".endc"), [], "roles.rails[0].volts: Input should be a valid "
      "number (got '.endc')"),
     ("rail-infinite", _edit("roles.rails.0.volts", float("inf")), [], "roles.rails[0].volts"),
-    ("input-not-a-node", _edit("roles.inputs.1", "abc"), [], "roles.inputs[1]: Input should be a valid integer "
-     "(got 'abc')"),
+    ("input-name-on-lattice", _edit("roles.inputs.1", "abc"), [], "roles.inputs[1]: nodes are named only in a "
+     "network file (got 'abc')"),
+    ("input-not-a-node", _edit("roles.inputs.1", {"a": 1}), [], "roles.inputs[1]: Input should be a valid integer"),
     ("epochs-bool", _edit("learning.epochs", True), [], "learning.epochs: Input should be a valid integer (got True)"),
     ("epochs-string", _edit("learning.epochs", "300"), [], "learning.epochs: Input should be a valid integer "
      "(got '300')"),
@@ -245,3 +246,69 @@ def test_config_differences_refuse_a_saved_file_that_is_not_a_config():
         config_differences("- 1\n", xor)
     with pytest.raises(ConfigError, match=r"^saved config.yaml:2:1: invalid YAML"):
         config_differences("name: [\n", xor)
+
+
+# -- network files: roles by node name, the documented index order, a missing file named as such ------------------
+NAMED_EDGES = "in n10\nn10 n2\nn2 out\nrail n2\nin out\nout rail\nn10 rail\n"
+#: load_network's index order: names sorted by length, then character by character
+NAMED_ORDER = ["in", "n2", "n10", "out", "rail"]
+NAMED_ROLES_BY_NAME = {"inputs": ["in"], "rails": [{"node": "rail", "volts": 0.45}], "outputs": ["out"]}
+NAMED_ROLES_BY_INDEX = {"inputs": [0], "rails": [{"node": 4, "volts": 0.45}], "outputs": [3]}
+
+
+def _named_network_doc(path: Path, roles: dict) -> dict:
+    return {"name": "named", "network": {"kind": "file", "file": str(path)}, "roles": roles,
+            "device": {"kind": "resistor"}, "task": {"name": "regression"}, "learning": {"rate": 0.01}}
+
+
+def _graphml(path: Path) -> Path:
+    edges = [line.split() for line in NAMED_EDGES.splitlines()]
+    nodes = sorted({n for e in edges for n in e})
+    path.write_text('<?xml version="1.0" encoding="UTF-8"?>\n<graphml xmlns="http://graphml.graphdrawing.org/xmlns">\n'
+                    '<graph edgedefault="undirected">\n' + "".join(f'<node id="{n}"/>\n' for n in nodes)
+                    + "".join(f'<edge source="{a}" target="{b}"/>\n' for a, b in edges) + "</graph>\n</graphml>\n")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["edges", "graphml"])
+def test_network_file_roles_by_name_are_the_documented_indices(tmp_path, kind):
+    from metamaterial.experiment import build_network  # noqa: PLC0415
+
+    path = tmp_path / "named.edges"
+    path.write_text(NAMED_EDGES)
+    if kind == "graphml":
+        path = _graphml(tmp_path / "named.graphml")
+    by_name = build_network(_load(_named_network_doc(path, NAMED_ROLES_BY_NAME), tmp_path))
+    by_index = build_network(_load(_named_network_doc(path, NAMED_ROLES_BY_INDEX), tmp_path))
+    assert [by_name.nodes[i]["label"] for i in range(len(NAMED_ORDER))] == NAMED_ORDER
+    for key in ("inputs", "rails", "outputs"):
+        assert by_name.graph[key] == by_index.graph[key], key
+    assert by_name.graph["inputs"] == [NAMED_ORDER.index("in")]
+    assert by_name.graph["outputs"] == [[NAMED_ORDER.index("out"), None]]
+    assert sorted(map(sorted, by_name.edges)) == sorted(sorted(NAMED_ORDER.index(n) for n in line.split())
+                                                        for line in NAMED_EDGES.splitlines())
+
+
+@pytest.mark.parametrize("roles, fragment", [
+    ({**NAMED_ROLES_BY_NAME, "outputs": ["outt"]}, "roles.outputs[0]: no node is named 'outt' in"),
+    ({**NAMED_ROLES_BY_NAME, "inputs": [9]}, "roles.inputs[0]: node 9 does not exist (nodes are 0..4); or name a "
+                                             "node as a string"),
+    ({**NAMED_ROLES_BY_NAME, "rails": [{"node": [0, 1], "volts": 0.1}]}, "roles.rails[0].node: (row, col) addressing "
+                                                                          "needs a lattice network"),
+])
+def test_network_file_role_errors_name_the_key(tmp_path, roles, fragment):
+    (tmp_path / "named.edges").write_text(NAMED_EDGES)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(_named_network_doc(Path("named.edges"), roles)))
+    proc = _run_cli(["train", str(path), "--out", str(tmp_path / "run"), "--no-progress"], tmp_path)
+    assert proc.returncode == 2 and fragment in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+
+
+@pytest.mark.parametrize("roles", [NAMED_ROLES_BY_NAME, NAMED_ROLES_BY_INDEX])
+def test_missing_network_file_is_reported_before_roles(tmp_path, roles):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(_named_network_doc(Path("absent.edges"), roles)))
+    proc = _run_cli(["train", str(path), "--out", str(tmp_path / "run"), "--no-progress"], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == (f"metamaterial: {path}: file not found: {tmp_path / 'absent.edges'} "
+                                   "(network.file); check the path (relative to the config's folder)"), proc.stderr
