@@ -25,12 +25,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action=_Version, help="print the version (and ngspice's, if it loads) and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def common(sp: argparse.ArgumentParser, optional: bool = False) -> None:
+    def common(sp: argparse.ArgumentParser, optional: bool = False, what: str = "YAML config file (see configs/)"
+               ) -> None:
         if optional:
-            sp.add_argument("config", nargs="?", help="YAML config file (see configs/); with --resume DIR alone, "
-                                                      "DIR/config.yaml")
+            sp.add_argument("config", nargs="?", help=f"{what}; with --resume DIR alone, DIR/config.yaml")
         else:
-            sp.add_argument("config", help="YAML config file (see configs/)")
+            sp.add_argument("config", help=what)
         sp.add_argument("--backend", choices=backend_names(),
                         help="solver backend: the same as --set simulator.backend=NAME (default: the config's)")
         sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
@@ -48,13 +48,34 @@ def _parser() -> argparse.ArgumentParser:
                    help="train N replicas (seeds seed..seed+N-1) as one batch on any backend and report the success "
                         "rate; checkpointed and resumable like a single run (default 1; on --resume, the run's own)")
 
-    n = sub.add_parser("netlist", help="write free_k.cir / clamped_k.cir per data point at the initial gates")
-    common(n)
+    n = sub.add_parser("netlist", help="write free_k.cir / clamped_k.cir per data point: at a config's initial gates "
+                                       "or a run directory's trained ones")
+    common(n, what="YAML config file (netlists at its initial gates), or a run directory written by train "
+                   "(netlists at its trained gates; --set is refused there, --backend only computes the clamps)")
     n.add_argument("--out", type=Path, required=True, help="output directory")
+    n.add_argument("--replica", type=int, metavar="SEED",
+                   help="of an ensemble run directory (--seeds): the replica trained with seed SEED")
 
     s = sub.add_parser("solve", help="solve free and clamped operating points of every data point")
     common(s)
     s.add_argument("--json", action="store_true", help="print one JSON object (the only output format)")
+
+    e = sub.add_parser("eval", help="outputs, loss and accuracy of a trained run directory (training points, "
+                                    "held-out points, or new inputs)")
+    e.add_argument("run_path", type=Path, metavar="RUN_DIR", help="a run directory written by train")
+    e.add_argument("--inputs", type=Path, metavar="CSV",
+                   help="new inputs: a CSV whose header names the input nodes (n15, ...; a CSV task's own input "
+                        "columns also work), one row of input voltages (V) per point")
+    e.add_argument("--split", choices=("train", "test"), default="train",
+                   help="which of the task's points to evaluate without --inputs: the training points (default) or "
+                        "the held-out ones")
+    e.add_argument("--replica", type=int, metavar="SEED",
+                   help="of an ensemble run directory: only the replica trained with seed SEED (default: every one)")
+    e.add_argument("--backend", choices=backend_names(), help="solve on this backend (default: the run's)")
+    e.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+
+    pl = sub.add_parser("plot", help="redraw every figure of a run directory from its files alone")
+    pl.add_argument("run_path", type=Path, metavar="RUN_DIR", help="a run directory written by train")
 
     r = sub.add_parser("reproduce", help="reproduce the published claims; writes figures, data and REPORT.md")
     r.add_argument("claims", nargs="*", metavar="CLAIM", help="claims to run (default: all)")
@@ -91,11 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except (ConfigError, ValidationError) as err:
-        where = str(getattr(args, "config", None) or "")
+        where = str(getattr(args, "config", None) or getattr(args, "run_path", None) or "")
         msg = str(err) if str(err).startswith(where) else f"{where}: {err}"
         print(f"metamaterial: {msg}", file=sys.stderr)
         return 2
-    except CheckpointError as err:
+    except (CheckpointError, _PathError) as err:
         print(f"metamaterial: {err}", file=sys.stderr)
         return 2
     except SimulationError as err:
@@ -147,18 +168,12 @@ def _load(args: argparse.Namespace) -> Config:
         path = args.resume / "config.yaml"
         if not path.is_file():
             raise CheckpointError(f"{args.resume}: not a run directory (no config.yaml); check --resume")
-    try:
-        Path(path).read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not a text (UTF-8) file ({err.reason} at byte {err.start}); give a YAML "
-                          "config") from err
-    except OSError:
-        pass  # load_config says what is wrong with the path
     return load_config(path, config_overrides(args))
 
 
 def _run(args: argparse.Namespace) -> int:
     from . import points, runs  # noqa: PLC0415 (keeps --help fast)
+    from .plots import plot_run_dir  # noqa: PLC0415
 
     if args.command == "reproduce":
         from .claims.registry import reproduce  # noqa: PLC0415
@@ -168,6 +183,8 @@ def _run(args: argparse.Namespace) -> int:
         for r in results:
             print(f"  {r.verdict:>15}  {r.title}")
         return 1 if crashed else 0
+    if args.command in ("eval", "plot") or (args.command == "netlist" and Path(args.config).is_dir()):
+        return _run_dir_command(args)
     cfg = _load(args)
     if args.command == "train":
         if args.resume and args.out and args.out != args.resume:
@@ -185,21 +202,107 @@ def _run(args: argparse.Namespace) -> int:
                                                          "point correct by >= 10 mV")
             if s.get("test_accuracy_mean") is not None:
                 rate += f"; mean accuracy {s['accuracy_mean']:.0%} (training), {s['test_accuracy_mean']:.0%} (held out)"
+            figures = "" if args.no_plots else "".join(f", {p.name}" for p in plot_run_dir(run_dir))
             print(f"{s['task']} x{len(s['seeds'])} seeds on {s['backend']}: {s['epochs']} epochs in "
                   f"{s['wall_s']:.1f} s, median final loss {s['final_loss_median']:.3g} V^2{rate}\n"
-                  f"run directory: {run_dir}/ (summary.json, ensemble.csv)")
+                  f"run directory: {run_dir}/ (summary.json, ensemble.csv{figures})")
             return 0
         result = runs.train_run(cfg, run_dir, resume=args.resume is not None, progress=not args.no_progress,
                                 plots=not args.no_plots)
-        print(_human_summary(result.summary, result.run_dir))
+        print(_human_summary(result.summary, result.run_dir, plots=not args.no_plots))
         return 0
     if args.command == "netlist":
-        paths = points.write_netlists(cfg, args.out)
+        if args.replica is not None:
+            raise ConfigError("--replica: names a replica of a run directory; give a run directory instead of a config")
+        paths = points.write_netlists(cfg, _out_dir(args.out))
         print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir per data point)")
         return 0
     result = points.solve_points(cfg)
     print(json.dumps(result), flush=True)
     return 0
+
+
+class _PathError(MetamaterialError, ValueError):
+    """A path on the command line that cannot be used (exit 2); its message names the path."""
+
+
+def _out_dir(path: Path) -> Path:
+    """An output directory, created if need be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _PathError(f"{path}: cannot create the output directory ({err.strerror}); choose another --out") \
+            from err
+    return path
+
+
+# -- commands on a run directory: eval, netlist RUN_DIR, plot ----------------------------------------------
+def _run_dir_command(args: argparse.Namespace) -> int:
+    from . import rundir  # noqa: PLC0415
+    from .experiment import build  # noqa: PLC0415
+    from .plots import plot_run_dir  # noqa: PLC0415
+
+    if args.command == "plot":
+        paths = plot_run_dir(args.run_path)
+        print(f"wrote {', '.join(p.name for p in paths)} to {args.run_path}/")
+        return 0
+    if args.command == "netlist":
+        if args.overrides:
+            raise ConfigError("--set: a run directory's config is the one it was trained with; give no --set (or a "
+                              "CONFIG file to get netlists at its initial gates)")
+        run = rundir.load_run(args.config)
+        paths = rundir.write_run_netlists(run, _out_dir(args.out), args.replica, args.backend)
+        seed = run.seeds[run.replicas(args.replica)[0]]
+        print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir per data point) at the gates "
+              f"of {args.config} (seed {seed}, epoch {run.epoch})")
+        return 0
+    run = rundir.load_run(args.run_path)
+    inputs = None
+    if args.inputs is not None:
+        inputs = rundir.read_inputs_csv(args.inputs, build(run.config))
+    result = rundir.evaluate_run(run, args.split, inputs, args.replica, args.backend)
+    print(json.dumps(result) if args.json else _eval_table(result), flush=True)
+    return 0
+
+
+def _eval_table(r: dict) -> str:
+    """The eval result for a person: a per-point table (one replica, or new inputs), per-replica lines."""
+    from .learning.trainer import SUCCESS_MARGIN_V  # noqa: PLC0415
+
+    where = {"train": "training points", "test": "held-out points", "inputs": "new inputs"}[r["split"]]
+    reps = r["replicas"]
+    lines = [f"{r['name']} ({r['task']}, epoch {r['epoch']}, {r['backend']}): {where}, "
+             f"{len(r['inputs'])} point(s), {len(reps)} replica(s)"]
+    if len(reps) == 1 or r["split"] == "inputs":
+        head = (["seed"] if len(reps) > 1 else []) + ["point", *r["input_names"]]
+        if "targets" in r:
+            head += [f"target {n}" for n in r["output_names"]]
+        head += [f"output {n}" for n in r["output_names"]]
+        if "predicted" in reps[0]:
+            head += (["class"] if "true" in r else []) + ["predicted"]
+        rows = []
+        for rep in reps:
+            for p, x in enumerate(r["inputs"]):
+                row = ([str(rep["seed"])] if len(reps) > 1 else []) + [str(p), *(f"{v:.6g}" for v in x)]
+                if "targets" in r:
+                    row += [f"{v:.6g}" for v in r["targets"][p]]
+                row += [f"{v:.6g}" for v in rep["outputs"][p]]
+                if "predicted" in rep:
+                    row += ([str(r["true"][p])] if "true" in r else []) + [str(rep["predicted"][p])]
+                rows.append(row)
+        widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+        lines += ["  ".join(x.rjust(w) for x, w in zip(row, widths)).rstrip() for row in [head, *rows]]
+    elif len(reps) > 1:
+        lines.append("(per-point outputs: --replica SEED, or --json)")
+    for rep in reps if "loss" in reps[0] else []:
+        line = f"seed {rep['seed']}: loss (MSE) {rep['loss']:.3g} V^2"
+        if "accuracy" in rep:
+            line += f", accuracy {rep['accuracy']:.0%}, smallest margin {1e3 * rep['min_margin_v']:.1f} mV"
+        lines.append(line)
+    if len(reps) > 1 and "success" in reps[0]:
+        lines.append(f"{sum(rep['success'] for rep in reps)}/{len(reps)} replicas have every point correct by >= "
+                     f"{1e3 * SUCCESS_MARGIN_V:g} mV")
+    return "\n".join(lines)
 
 
 def config_overrides(args: argparse.Namespace) -> list[str]:
@@ -208,7 +311,7 @@ def config_overrides(args: argparse.Namespace) -> list[str]:
     return [*args.overrides, *([f"simulator.backend={args.backend}"] if args.backend else [])]
 
 
-def _human_summary(s: dict, run_dir: Path) -> str:
+def _human_summary(s: dict, run_dir: Path, plots: bool = True) -> str:
     lines = [f"{s['task']} on {s['backend']}: {s['epochs']} epochs, loss {s['initial_loss']:.3g} -> "
              f"{s['final_loss']:.3g} V^2"]
     if s.get("accuracy") is not None:
@@ -218,7 +321,8 @@ def _human_summary(s: dict, run_dir: Path) -> str:
         lines.append(f"held-out accuracy {s['test_accuracy']:.0%}")
     lines.append(f"{s['n_solves']} solves in {s['wall_s']:.1f} s; hardware learning time {s['learning_time_s']:.3g} s "
                  f"(t_learn {s['t_learn_s']:.3g} s per update)")
-    lines.append(f"run directory: {run_dir}/ (summary.json, metrics.csv, gates.csv, loss.png, gates.png, outputs.png)")
+    figures = ", loss.png, gates.png, outputs.png" if plots else ""
+    lines.append(f"run directory: {run_dir}/ (summary.json, metrics.csv, gates.csv, outputs.csv{figures})")
     return "\n".join(lines)
 
 

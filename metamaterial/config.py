@@ -323,9 +323,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read, override and validate a YAML config; relative paths in it resolve against its folder."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_bytes().decode("utf-8")
     except OSError as err:
         raise ConfigError(f"{p}: cannot read config ({err.strerror}); check the path") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{p}: not a text (UTF-8) file ({err.reason} at byte {err.start}); give a YAML "
+                          "config") from err
     raw = _parse_yaml(text, str(p))
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of sections (got {type(raw).__name__}); "

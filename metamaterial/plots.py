@@ -1,13 +1,28 @@
-"""PNG figures of a run: loss curve, controls over time, outputs against targets. Pure functions of results."""
+"""PNG figures of a run directory, drawn from its files alone (config.yaml, summary.json, metrics.csv, gates.csv,
+outputs.csv; an ensemble's ensemble.csv and checkpoint.npz), so ``metamaterial plot RUN_DIR`` redraws exactly what
+training drew. The last stage of the flow: it reads results and never simulates.
+
+A single run gets loss.png (the MSE to the targets; with the hinge loss also the smallest margin, the quantity
+the hinge acts on), gates.png (controls over time) and outputs.png (outputs against targets, labelled with the
+task's column names); an ensemble gets loss.png (median and spread over replicas), and for a classification
+success.png (fraction of replicas solved, per epoch) and margins.png (histogram of the final smallest margins).
+"""
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 import numpy as np
 
-from .devices import EdgeParams
-from .tasks import Task
+from .config import load_config
+from .errors import CheckpointError
+from .experiment import build_device
+from .learning.trainer import SUCCESS_MARGIN_V
+
+SINGLE_FIGURES = ("loss.png", "gates.png", "outputs.png")
+MANY_TICKS = 20  # at most this many data points get one tick each
 
 
 def _pyplot():
@@ -17,51 +32,158 @@ def _pyplot():
     return plt
 
 
-def plot_run(run_dir: Path, state, task: Task, outputs: np.ndarray, device: EdgeParams) -> list[Path]:
-    """Write loss.png, gates.png and outputs.png into ``run_dir``; return their paths."""
+def plot_run_dir(run_dir: str | Path) -> list[Path]:
+    """Draw every figure of the run in ``run_dir`` from its files; return the paths written."""
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "summary.json"):
+        if not (run_dir / name).is_file():
+            raise CheckpointError(f"{run_dir}: no {name} (not a finished run directory); give a directory written "
+                                  "by `metamaterial train` that ran to its end")
+    cfg = load_config(run_dir / "config.yaml")
+    summary = json.loads((run_dir / "summary.json").read_text())
     plt = _pyplot()
-    paths = []
-    hist = state.history
-    epochs = np.array([h["epoch"] for h in hist])
-    loss = np.array([h["loss"] for h in hist])
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.semilogy(np.maximum(epochs, 0), np.maximum(loss, 1e-16), lw=1.5)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training MSE (V$^2$)")
-    ax.set_title(f"{task.name}: loss")
-    ax.grid(alpha=0.3)
-    paths.append(_save(fig, run_dir / "loss.png", plt))
+    if "seeds" in summary:
+        return _plot_ensemble(run_dir, cfg, summary, plt)
+    return [_loss_figure(run_dir, cfg, plt), _gates_figure(run_dir, cfg, plt), _outputs_figure(run_dir, summary, plt)]
 
-    traj = np.array(state.trajectory)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(state.trajectory_epochs, traj, lw=0.8)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(device.control_label)
-    ax.set_title(f"{task.name}: {traj.shape[1] if traj.ndim == 2 else 0} edges")
-    ax.grid(alpha=0.3)
-    paths.append(_save(fig, run_dir / "gates.png", plt))
 
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    with path.open(newline="") as f:
+        header, *rows = [r for r in csv.reader(f) if r]
+    return header, rows
+
+
+def _column(header: list[str], rows: list[list[str]], key: str) -> np.ndarray:
+    j = header.index(key)
+    return np.array([float(r[j]) if r[j] != "" else np.nan for r in rows])
+
+
+def _loss_title(cfg) -> str:
+    lc = cfg.learning
+    if lc.loss == "hinge":
+        return f"{cfg.name}: trained on the hinge loss (margin {lc.margin * 1e3:g} mV)"
+    return f"{cfg.name}: trained on the MSE loss"
+
+
+def _loss_figure(run_dir: Path, cfg, plt) -> Path:
+    header, rows = _read_csv(run_dir / "metrics.csv")
+    epochs, loss = _column(header, rows, "epoch"), _column(header, rows, "loss")
+    hinge = cfg.learning.loss == "hinge"
+    fig, axes = plt.subplots(2 if hinge else 1, 1, figsize=(5, 5.5 if hinge else 3.5), sharex=True, squeeze=False)
+    ax = axes[0, 0]
+    ax.semilogy(epochs, np.maximum(loss, 1e-16), lw=1.5, label="training points")
+    if "test_loss" in header:
+        ax.semilogy(epochs, np.maximum(_column(header, rows, "test_loss"), 1e-16), lw=1.2, label="held out")
+        ax.legend(fontsize=7)
+    ax.set_ylabel("MSE to the targets (V$^2$)" if hinge else "MSE loss (V$^2$)")
+    ax.set_title(_loss_title(cfg), fontsize=9)
+    ax.grid(alpha=0.3)
+    if hinge:
+        ax = axes[1, 0]
+        ax.plot(epochs, 1e3 * _column(header, rows, "min_margin"), lw=1.5, label="smallest margin")
+        ax.axhline(1e3 * cfg.learning.margin, color="gray", ls="--", lw=1, label="hinge margin (updates stop)")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_ylabel("smallest margin (mV)")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("epoch")
+    return _save(fig, run_dir / "loss.png", plt)
+
+
+def _gates_figure(run_dir: Path, cfg, plt) -> Path:
+    traj = np.loadtxt(run_dir / "gates.csv", delimiter=",", skiprows=1, ndmin=2)
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    if task.n_inputs == 1:
-        x = task.inputs[:, 0]
-        for k in range(task.n_outputs):
-            ax.plot(x, task.targets[:, k], "o", mfc="none", label=f"target {k}")
-            ax.plot(x, outputs[:, k], "x-", label=f"output {k}")
-        ax.set_xlabel("input (V)")
+    ax.plot(traj[:, 0], traj[:, 1:], lw=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(build_device(cfg).control_label)
+    ax.set_title(f"{cfg.name}: {traj.shape[1] - 1} edges", fontsize=9)
+    ax.grid(alpha=0.3)
+    return _save(fig, run_dir / "gates.png", plt)
+
+
+def _outputs_figure(run_dir: Path, summary: dict, plt) -> Path:
+    from .rundir import OUTPUTS_CSV  # noqa: PLC0415 (rundir imports the training stack)
+
+    header, rows = _read_csv(run_dir / OUTPUTS_CSV)
+    outs = [h[len("output "):] for h in header if h.startswith("output ")]
+    ins = header[1:header.index(f"target {outs[0]}")]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    if len(ins) == 1:
+        x = _column(header, rows, ins[0])
+        order = np.argsort(x)
+        for name in outs:
+            line, = ax.plot(x[order], _column(header, rows, f"target {name}")[order], "o", mfc="none",
+                            label=f"target {name}")
+            ax.plot(x[order], _column(header, rows, f"output {name}")[order], "x-", color=line.get_color(),
+                    label=f"output {name}")
+        ax.set_xlabel(f"{ins[0]} (V)")
     else:
-        idx = np.arange(task.n_points)
-        for k in range(task.n_outputs):
-            ax.plot(idx, task.targets[:, k], "o", mfc="none", label=f"target {k}")
-            ax.plot(idx, outputs[:, k], "x", label=f"output {k}")
-        if task.decode == "nearest" and task.levels is not None and len(task.levels) == 2:
-            ax.axhline(task.levels.mean(), color="gray", ls="--", lw=1, label="threshold")
-        ax.set_xlabel("data point")
+        x = _column(header, rows, "point").astype(int)
+        for name in outs:
+            line, = ax.plot(x, _column(header, rows, f"target {name}"), "o", mfc="none", label=f"target {name}")
+            ax.plot(x, _column(header, rows, f"output {name}"), "x", color=line.get_color(), label=f"output {name}")
+        levels = np.unique(_column(header, rows, f"target {outs[0]}"))
+        if "class" in header and len(outs) == 1 and len(levels) == 2:  # read by the nearest of two levels
+            ax.axhline(levels.mean(), color="gray", ls="--", lw=1, label="threshold")
+        _integer_ticks(ax, x)
+        ax.set_xlabel("data point (" + ", ".join(ins) + ")" if len(ins) <= 3 else "data point")
     ax.set_ylabel("output (V)")
-    ax.set_title(f"{task.name}: outputs vs targets")
-    if task.n_outputs <= 4:
+    ax.set_title(f"{summary['name']}: outputs vs targets ({summary['task']}, {summary['backend']})", fontsize=9)
+    if len(outs) <= 4:
         ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    paths.append(_save(fig, run_dir / "outputs.png", plt))
+    return _save(fig, run_dir / "outputs.png", plt)
+
+
+def _integer_ticks(ax, points: np.ndarray) -> None:
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
+
+    if len(points) <= MANY_TICKS:
+        ax.set_xticks(points)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _plot_ensemble(run_dir: Path, cfg, summary: dict, plt) -> list[Path]:
+    from .runs import load_checkpoint  # noqa: PLC0415 (runs imports the training stack)
+
+    state, seeds, _ = load_checkpoint(run_dir)
+    epochs = np.array([h["epoch"] for h in state.history])
+    loss = np.array([np.asarray(h["loss"], float) for h in state.history])  # [T, R]
+    n = len(seeds)
+    paths = []
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.fill_between(epochs, np.quantile(loss, 0.1, axis=1), np.quantile(loss, 0.9, axis=1), alpha=0.3,
+                    label="10-90% of replicas")
+    ax.semilogy(epochs, np.median(loss, axis=1), lw=1.5, label="median")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE to the targets (V$^2$)" if cfg.learning.loss == "hinge" else "MSE loss (V$^2$)")
+    ax.set_title(f"{_loss_title(cfg)}, {n} seeds", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    paths.append(_save(fig, run_dir / "loss.png", plt))
+    if state.history[-1].get("min_margin") is None:
+        return paths
+    margins = np.array([np.asarray(h["min_margin"], float) for h in state.history])  # [T, R]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(epochs, 100 * np.mean(margins >= SUCCESS_MARGIN_V, axis=1), lw=1.5)
+    ax.set_ylim(-2, 102)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"replicas solved (%)\n(every point right by >= {SUCCESS_MARGIN_V * 1e3:g} mV)")
+    ax.set_title(f"{cfg.name}: {summary['success_count']}/{n} seeds solved at epoch {summary['epochs']}", fontsize=9)
+    ax.grid(alpha=0.3)
+    paths.append(_save(fig, run_dir / "success.png", plt))
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.hist(1e3 * margins[-1], bins=max(10, min(50, n // 2)), color="C0", alpha=0.8)
+    ax.axvline(1e3 * SUCCESS_MARGIN_V, color="k", ls="--", lw=1, label=f"{SUCCESS_MARGIN_V * 1e3:g} mV: solved")
+    ax.set_xlabel("final smallest margin (mV)")
+    ax.set_ylabel("replicas")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_title(f"{cfg.name}: smallest margin of each of {n} seeds", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    paths.append(_save(fig, run_dir / "margins.png", plt))
     return paths
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config, with_backend
-from .experiment import build, initial_controls, make_solver
+from .experiment import Setup, build, initial_controls, make_solver
 from .netlist import to_spice
 
 
@@ -44,6 +44,13 @@ def write_netlists(cfg: Config, out_dir: Path, backend: str | None = None) -> li
     """``free_k.cir`` and ``clamped_k.cir`` for each data point k at the initial controls; the clamped values
     come from the free solve (on the configured backend)."""
     setup, controls, _, clamps, _, _ = initial_phases(cfg, backend, clamped=False)
+    return write_point_netlists(setup, controls, clamps, out_dir, cfg.name)
+
+
+def write_point_netlists(setup: Setup, controls: np.ndarray, clamps: np.ndarray, out_dir: Path, title: str
+                         ) -> list[Path]:
+    """``free_k.cir`` and ``clamped_k.cir`` (nudged outputs held at ``clamps`` [P, n_clamp] V) for each training
+    point k of ``setup`` at ``controls`` [E]; ``title`` heads each netlist."""
     c, task = setup.circuit, setup.task
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -52,6 +59,6 @@ def write_netlists(cfg: Config, out_dir: Path, backend: str | None = None) -> li
         for phase, cl in (("free", None), ("clamped", clamps[k:k + 1])):
             p = out_dir / f"{phase}_{k}.cir"
             p.write_text(to_spice(c, controls, task.inputs[k:k + 1], cl, options=setup.options,
-                                  title=f"{cfg.name} point {k}"))
+                                  title=f"{title} point {k}"))
             paths.append(p)
     return paths

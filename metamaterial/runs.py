@@ -204,8 +204,9 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str 
               progress: bool = True, plots: bool = True) -> RunResult:
     """Train ``cfg`` (one replica, seed ``cfg.seed``) into ``run_dir``; with ``resume`` continue from its checkpoint.
 
-    Writes config.yaml, metrics.csv, summary.json, gates.csv, free.cir/clamped.cir (final gates, all training
-    points), PNG plots and checkpoint.npz every ``learning.checkpoint_every`` epochs.
+    Writes config.yaml, metrics.csv, summary.json, gates.csv, outputs.csv (per training point: inputs, targets,
+    final outputs), free.cir/clamped.cir (final gates, all training points), PNG plots and checkpoint.npz every
+    ``learning.checkpoint_every`` epochs.
     """
     cfg = with_backend(cfg, backend)  # the run directory's config.yaml names the backend it ran on
     run_dir = open_run_dir(cfg, Path(run_dir), resume)
@@ -264,9 +265,11 @@ def _write_single(run_dir: Path, setup: Setup, one: SimpleNamespace, final, summ
     clamps = setup.rule.clamp(c, final.free, task.targets)
     (run_dir / "clamped.cir").write_text(to_spice(c, one.controls, task.inputs, clamps, options=setup.options,
                                                   title=f"{setup.config.name} final clamped"))
-    if plots:
-        from .plots import plot_run  # noqa: PLC0415
-        plot_run(run_dir, one, task, final.outputs, setup.circuit.device)
+    from .rundir import write_outputs_csv  # noqa: PLC0415 (rundir reads run directories back: it imports runs)
+    write_outputs_csv(run_dir, setup, final.outputs)
+    if plots:  # drawn from the files just written, as `metamaterial plot RUN_DIR` redraws them
+        from .plots import plot_run_dir  # noqa: PLC0415
+        plot_run_dir(run_dir)
 
 
 def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None = None,

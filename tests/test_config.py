@@ -128,6 +128,14 @@ def test_missing_config_file(tmp_path):
     assert proc.returncode == 2 and "nope.yaml: cannot read config" in proc.stderr
 
 
+def test_a_config_that_is_not_text_is_refused_by_load_config(tmp_path):
+    png = tmp_path / "picture.yaml"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(ConfigError, match=r"^.*picture\.yaml: not a text \(UTF-8\) file \(invalid start byte at byte "
+                                          r"0\); give a YAML config$"):
+        load_config(png)
+
+
 @pytest.mark.parametrize("cfg_path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_shipped_configs_round_trip(cfg_path, tmp_path):
     cfg = load_config(cfg_path)

@@ -1,0 +1,226 @@
+"""A run directory as an artifact: load a trained run, evaluate it, write its netlists at the trained gates, and
+the per-point table its figures are drawn from.
+
+Sits after ``runs`` (which writes a run directory) in the flow: everything here reads ``config.yaml`` and
+``checkpoint.npz`` of a finished (or interrupted) run and rebuilds the network with ``experiment.build``; the
+trained controls are the checkpoint's. The ``eval``, ``netlist RUN_DIR`` and ``plot`` commands are these functions.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config, load_config, with_backend
+from .errors import CheckpointError, ConfigError
+from .experiment import Setup, build, make_solver, make_trainer
+from .points import write_point_netlists
+from .runs import load_checkpoint, succeeded
+
+#: the per-point table of a single run: inputs, targets and final outputs under the task's own column names
+OUTPUTS_CSV = "outputs.csv"
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    """A trained run read back from its directory: the resolved config, the controls [R, E] of its R replicas
+    (one per seed) and the epoch they were saved at."""
+
+    run_dir: Path
+    config: Config
+    controls: np.ndarray
+    seeds: list[int]
+    epoch: int
+
+    def replicas(self, seed: int | None) -> list[int]:
+        """Indices of the replicas to use: all of them, or the one trained with ``seed``."""
+        if seed is None:
+            return list(range(len(self.seeds)))
+        if seed not in self.seeds:
+            raise ConfigError(f"--replica: the run holds the replicas of seeds {_span(self.seeds)} (got {seed}); "
+                              "give one of those seeds")
+        return [self.seeds.index(seed)]
+
+
+def load_run(run_dir: str | Path) -> SavedRun:
+    """Read ``run_dir``'s config.yaml and checkpoint.npz (the controls every replica ended with)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); give a directory written by "
+                              "`metamaterial train`")
+    cfg = load_config(run_dir / "config.yaml")
+    state, seeds, _ = load_checkpoint(run_dir)
+    return SavedRun(run_dir, cfg, state.controls, list(seeds), state.epoch)
+
+
+def _span(seeds: list[int]) -> str:
+    return str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}..{seeds[-1]}"
+
+
+# -- names of a task's columns -------------------------------------------------------------------------------
+def column_names(setup: Setup) -> tuple[list[str], list[str], list[str] | None]:
+    """(input names, output names, class names or None) of a run: a CSV task's (and Iris's) own column and class
+    names; otherwise the netlist names of the input nodes and of the outputs (``n10-n0`` for a differential one)."""
+    c, cfg = setup.circuit, setup.config
+    inputs = [f"n{i}" for i in c.inputs]
+    outputs = [f"n{p}" if n < 0 else f"n{p}-n{n}" for p, n in zip(c.out_pos, c.out_neg)]
+    classes = None
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    if cfg.task.name == "iris":
+        with resources.files("metamaterial").joinpath("data/iris.csv").open() as f:
+            header, *rows = [r for r in csv.reader(f) if r]
+        n_in, is_class = 4, True
+    elif cfg.task.name == "csv":
+        try:
+            with open(cfg.task.path, newline="") as f:
+                header, *rows = [r for r in csv.reader(f) if r]
+        except OSError:  # the training data moved away since: the nodes' names still describe the run
+            header = None
+        n_in, is_class = cfg.task.n_inputs, cfg.task.classification
+    if header is not None:
+        inputs = header[:n_in]
+        if is_class:
+            classes = sorted({r[n_in] for r in rows})
+            outputs = [f"{header[n_in]}={name}" for name in classes]
+        else:
+            outputs = header[n_in:]
+    elif setup.task.is_classification and setup.task.decode == "nearest":
+        classes = [f"{v * 1e3:g} mV" for v in setup.task.levels]
+    return inputs, outputs, classes
+
+
+def write_outputs_csv(run_dir: Path, setup: Setup, outputs: np.ndarray) -> Path:
+    """``outputs.csv``: one row per training point: its inputs, targets and final outputs [P, n_out] (V), and for
+    a classification its class and the predicted one."""
+    task = setup.task
+    ins, outs, classes = column_names(setup)
+    header = ["point", *ins, *(f"target {n}" for n in outs), *(f"output {n}" for n in outs)]
+    body = [[p, *task.inputs[p], *task.targets[p], *outputs[p]] for p in range(task.n_points)]
+    if task.is_classification:
+        header += ["class", "predicted"]
+        predicted = task.predict(outputs)
+        name = (lambda k: k) if classes is None else (lambda k: classes[k])
+        body = [[*row, name(task.classes[p]), name(predicted[p])] for p, row in enumerate(body)]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows([[repr(float(v)) if isinstance(v, (float, np.floating)) else v for v in row] for row in body])
+    path = run_dir / OUTPUTS_CSV
+    path.write_text(buf.getvalue())
+    return path
+
+
+# -- eval ----------------------------------------------------------------------------------------------------
+def read_inputs_csv(path: str | Path, setup: Setup) -> np.ndarray:
+    """[P, n_in] input voltages from a CSV whose header names the run's input nodes (``n15``, or a CSV task's
+    input column names), in any order; one row per point."""
+    p = Path(path)
+    names, _, _ = column_names(setup)
+    nodes = [f"n{i}" for i in setup.circuit.inputs]
+    try:
+        with p.open(newline="") as f:
+            rows = [r for r in csv.reader(f) if r]
+    except (OSError, UnicodeDecodeError) as err:
+        why = err.strerror if isinstance(err, OSError) else "not a text (UTF-8) file"
+        raise ConfigError(f"{p}: cannot read the inputs ({why}); give a CSV file") from err
+    want = " ".join(nodes) + ("" if names == nodes else f" (or {' '.join(names)})")
+    if len(rows) < 2:
+        raise ConfigError(f"{p}: needs a header naming the input nodes ({want}) and at least one row")
+    header = [h.strip() for h in rows[0]]
+    order = []
+    for k in range(len(nodes)):
+        hit = [j for j, h in enumerate(header) if h in (nodes[k], names[k])]
+        if len(hit) != 1:
+            raise ConfigError(f"{p}: the header must name each input node once ({want}) (got {','.join(header)})")
+        order.append(hit[0])
+    if len(header) != len(nodes):
+        raise ConfigError(f"{p}: the columns are the input nodes only ({want}) (got {','.join(header)})")
+    try:
+        x = np.array([[float(r[j]) for j in order] for r in rows[1:]])
+    except (ValueError, IndexError) as err:
+        raise ConfigError(f"{p}: every row needs {len(nodes)} numbers, input voltages in V ({err})") from err
+    if not np.isfinite(x).all():
+        raise ConfigError(f"{p}: input voltages must be finite numbers (got {x[~np.isfinite(x)][0]})")
+    return x
+
+
+def evaluate_run(run: SavedRun, split: str = "train", inputs: np.ndarray | None = None, seed: int | None = None,
+                 backend: str | None = None) -> dict:
+    """Outputs of the trained network for each chosen replica (all, or the one of ``seed``): on the training
+    points (``split="train"``), the held-out ones (``"test"``), or new ``inputs`` [P, n_in] (V; no targets, so
+    no loss). Returns a JSON-ready dict; outputs [P, n_out] V, loss (MSE to the targets) V^2."""
+    setup = build(with_backend(run.config, backend))
+    task, c = setup.task, setup.circuit
+    picked = run.replicas(seed)
+    controls = run.controls[picked]
+    ins, outs, classes = column_names(setup)
+    result = {"run": str(run.run_dir), "name": run.config.name, "task": task.name, "epoch": run.epoch,
+              "input_names": ins, "output_names": outs, "classes": classes}
+    if inputs is not None:
+        x, y = np.atleast_2d(inputs), None
+        split = "inputs"
+        with make_solver(setup) as solver:
+            result["backend"] = solver.name
+            reps, points = len(controls), len(x)
+            shared = controls[0] if reps == 1 else np.repeat(controls, points, axis=0)
+            free = solver.solve(c, shared, np.tile(x, (reps, 1))).voltages
+        out = c.output_values(free).reshape(reps, points, -1)
+        rows = [{"seed": run.seeds[r], "outputs": o.tolist()} for r, o in zip(picked, out)]
+        if task.is_classification:
+            for row, o in zip(rows, out):
+                row["predicted"] = _names(task.predict(o), classes)
+    else:
+        if split == "test" and (task.test_inputs is None or not len(task.test_inputs)):
+            raise ConfigError(f"--split test: the run holds out no points (task {task.name}, task.test_fraction "
+                              f"{run.config.task.test_fraction}); evaluate --split train or new --inputs")
+        test = split == "test"
+        x, y = (task.test_inputs, task.test_targets) if test else (task.inputs, task.targets)
+        with make_solver(setup) as solver:
+            result["backend"] = solver.name
+            ev = make_trainer(setup, solver).evaluate(controls, test=test)
+        rows = []
+        for i, r in enumerate(picked):
+            row = {"seed": run.seeds[r], "outputs": ev.outputs[i].tolist(), "loss": float(ev.loss[i])}
+            if ev.accuracy is not None:
+                margin = float(ev.min_margin[i])
+                row.update(accuracy=float(ev.accuracy[i]), min_margin_v=margin, success=bool(succeeded(margin)),
+                           predicted=_names(task.predict(ev.outputs[i]), classes))
+            rows.append(row)
+        result["targets"] = y.tolist()
+        if task.is_classification:
+            result["true"] = _names((task.test_classes if test else task.classes), classes)
+    result.update(split=split, inputs=np.asarray(x).tolist(), replicas=rows)
+    return result
+
+
+def _names(idx: np.ndarray, classes: list[str] | None) -> list:
+    return [int(k) if classes is None else classes[k] for k in idx]
+
+
+# -- netlist RUN_DIR -----------------------------------------------------------------------------------------
+def write_run_netlists(run: SavedRun, out_dir: Path, seed: int | None = None, backend: str | None = None
+                       ) -> list[Path]:
+    """``free_k.cir`` and ``clamped_k.cir`` for every training point k at the trained controls of one replica
+    (the run's only one, or the one of ``seed``); the clamped values come from the free solve on the run's
+    backend (or ``backend``)."""
+    if seed is None and len(run.seeds) > 1:
+        raise ConfigError(f"--replica: the run holds {len(run.seeds)} replicas (seeds {_span(run.seeds)}); "
+                          "choose one with --replica SEED")
+    (r,) = run.replicas(seed)
+    setup = build(with_backend(run.config, backend))
+    controls = run.controls[r]
+    with make_solver(setup) as solver:
+        free = solver.solve(setup.circuit, controls, setup.task.inputs).voltages
+    clamps = setup.rule.clamp(setup.circuit, free, setup.task.targets)
+    return write_point_netlists(setup, controls, clamps, out_dir,
+                                f"{run.config.name} seed {run.seeds[r]} epoch {run.epoch}")
+
+
+__all__ = ["OUTPUTS_CSV", "SavedRun", "load_run", "column_names", "write_outputs_csv", "read_inputs_csv",
+           "evaluate_run", "write_run_netlists"]
