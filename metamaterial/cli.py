@@ -25,12 +25,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action=_Version, help="print the version (and ngspice's, if it loads) and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def common(sp: argparse.ArgumentParser, optional: bool = False, what: str = "YAML config file (see configs/)"
-               ) -> None:
+    def common(sp: argparse.ArgumentParser, optional: bool = False, what: str = "YAML config file (see configs/)",
+               metavar: str = "CONFIG") -> None:
         if optional:
-            sp.add_argument("config", nargs="?", help=f"{what}; with --resume DIR alone, DIR/config.yaml")
+            sp.add_argument("config", nargs="?", metavar=metavar,
+                            help=f"{what}; with --resume DIR alone, DIR/config.yaml")
         else:
-            sp.add_argument("config", help=what)
+            sp.add_argument("config", metavar=metavar, help=what)
         sp.add_argument("--backend", choices=backend_names(),
                         help="solver backend: the same as --set simulator.backend=NAME (default: the config's)")
         sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
@@ -38,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a network; writes a run directory")
     common(t, optional=True)
-    t.add_argument("--out", type=Path, help="run directory (default: runs/<name>)")
+    t.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<name>)")
     t.add_argument("--resume", type=Path, metavar="DIR",
                    help="continue the run in DIR from its last checkpoint (its config.yaml when CONFIG is not given)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not a "
@@ -51,8 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     n = sub.add_parser("netlist", help="write free_k.cir / clamped_k.cir per data point: at a config's initial gates "
                                        "or a run directory's trained ones")
     common(n, what="YAML config file (netlists at its initial gates), or a run directory written by train "
-                   "(netlists at its trained gates; --set is refused there, --backend only computes the clamps)")
-    n.add_argument("--out", type=Path, required=True, help="output directory")
+                   "(netlists at its trained gates; --set is refused there, --backend only computes the clamps)",
+           metavar="CONFIG|RUN_DIR")
+    n.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     n.add_argument("--replica", type=int, metavar="SEED",
                    help="of an ensemble run directory (--seeds): the replica trained with seed SEED")
 
@@ -77,9 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="redraw every figure of a run directory from its files alone")
     pl.add_argument("run_path", type=Path, metavar="RUN_DIR", help="a run directory written by train")
 
-    r = sub.add_parser("reproduce", help="reproduce the published claims; writes figures, data and REPORT.md")
-    r.add_argument("claims", nargs="*", metavar="CLAIM", help="claims to run (default: all)")
-    r.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="output directory")
+    r = sub.add_parser("reproduce", help="reproduce the published claims; writes figures, data and REPORT.md",
+                       formatter_class=_ClaimsHelp, epilog="claims: %(claims)s")
+    r.add_argument("claims", nargs="*", metavar="CLAIM", help="claims to run (default: all; names below)")
+    r.add_argument("--out", type=Path, default=Path("runs/reproduce"), metavar="DIR",
+                   help="output directory (default: runs/reproduce)")
     r.add_argument("--quick", action="store_true", help="few seeds, short training (a smoke run)")
     r.add_argument("--force", action="store_true",
                    help="run the named claims (default: all) again from scratch (without it, claims already "
@@ -87,6 +91,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", choices=backend_names(), default="native",
                    help="backend of the many-seed ensembles (each claim names the backends of its other runs)")
     return p
+
+
+class _ClaimsHelp(argparse.HelpFormatter):
+    """Fills ``%(claims)s`` with each claim's name and title, importing the claims only when help is shown."""
+
+    def _format_text(self, text: str) -> str:
+        if "%(claims)s" in text:
+            from .claims.registry import CLAIMS  # noqa: PLC0415
+            text = text.replace("%(claims)s", "; ".join(f"{k} ({m.TITLE})" for k, m in CLAIMS.items()))
+        return super()._format_text(text)
 
 
 class _Version(argparse.Action):

@@ -1,0 +1,214 @@
+"""Run directories as artifacts, end to end through the command line: ``eval`` (training points, held-out points,
+new inputs, ensembles), ``netlist RUN_DIR`` (trained gates; ngspice on those netlists gives the run's saved outputs)
+and ``plot RUN_DIR`` (figures redrawn from the run directory's files alone)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from metamaterial.config import load_config
+from metamaterial.netlist import parse_print_all
+from metamaterial.sim.ngspice import run_batch_file
+
+XOR = str(ROOT / "configs" / "xor.yaml")
+EPOCHS = 300  # short native training: enough for the gates to leave their initial values
+N_SEEDS = 4
+SAME_BACKEND_V = 1e-9  # a fresh solve on the run's backend vs the outputs saved at the end of training
+NGSPICE_V = 1e-6  # ngspice -b on the trained-gate netlists vs the native run's saved outputs
+NATIVE = ["--backend", "native", "--set", f"learning.epochs={EPOCHS}", "--no-progress"]
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "metamaterial", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600)
+
+
+def _ok(*args) -> subprocess.CompletedProcess:
+    proc = _cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def _refused(*args) -> str:
+    """The one-line message of a command that must exit 2."""
+    proc = _cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return proc.stderr
+
+
+@pytest.fixture(scope="module")
+def xor_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("xor") / "run"
+    _ok("train", XOR, "--out", str(run), *NATIVE, "--no-plots")
+    return run
+
+
+@pytest.fixture(scope="module")
+def xor_ensemble(tmp_path_factory):
+    run = tmp_path_factory.mktemp("ensemble") / "run"
+    proc = _ok("train", XOR, "--out", str(run), *NATIVE, "--seeds", str(N_SEEDS))
+    return run, proc.stdout
+
+
+def test_eval_gives_the_outputs_saved_at_the_end_of_training(xor_run):
+    summary = json.loads((xor_run / "summary.json").read_text())
+    result = json.loads(_ok("eval", str(xor_run), "--json").stdout)
+    assert result["backend"] == "native" and result["split"] == "train" and result["epoch"] == EPOCHS
+    assert result["input_names"] == ["n15", "n13"] and result["output_names"] == ["n10-n0"]
+    (rep,) = result["replicas"]
+    np.testing.assert_allclose(rep["outputs"], summary["outputs_v"], rtol=0, atol=SAME_BACKEND_V)
+    assert result["targets"] == summary["targets_v"]
+    assert rep["loss"] == pytest.approx(summary["final_loss"], rel=1e-6)
+    assert rep["accuracy"] == summary["accuracy"] and rep["success"] == summary["success"]
+    assert rep["min_margin_v"] == pytest.approx(summary["min_margin_v"], abs=SAME_BACKEND_V)
+    # the table a person reads carries the same numbers
+    table = _ok("eval", str(xor_run)).stdout
+    assert f"loss (MSE) {summary['final_loss']:.3g} V^2" in table
+    assert f"{summary['outputs_v'][1][0]:.6g}" in table
+    # outputs.csv: the same outputs per point, under the node names
+    with (xor_run / "outputs.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["point", "n15", "n13", "target n10-n0", "output n10-n0", "class", "predicted"]
+    assert [float(r["output n10-n0"]) for r in rows] == [o[0] for o in summary["outputs_v"]]
+
+
+def test_ngspice_on_the_trained_gate_netlists_gives_the_runs_outputs(xor_run, tmp_path):
+    summary = json.loads((xor_run / "summary.json").read_text())
+    nudge = load_config(xor_run / "config.yaml").learning.nudge
+    out = tmp_path / "netlists"
+    proc = _ok("netlist", str(xor_run), "--out", str(out))
+    assert f"at the gates of {xor_run} (seed 0, epoch {EPOCHS})" in proc.stdout
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{ph}_{k}.cir" for k in range(4)
+                                                           for ph in ("free", "clamped"))
+    for k, ((saved,), (target,)) in enumerate(zip(summary["outputs_v"], summary["targets_v"])):
+        free = parse_print_all(run_batch_file(str(out / f"free_{k}.cir")))
+        assert free["n10"] - free["n0"] == pytest.approx(saved, abs=NGSPICE_V)
+        clamped = parse_print_all(run_batch_file(str(out / f"clamped_{k}.cir")))
+        # the clamped twin holds the nudged output V_O^C = V_O^F + eta (L - V_O^F)
+        assert clamped["n10"] - clamped["n0"] == pytest.approx(saved + nudge * (target - saved), abs=NGSPICE_V)
+    # the netlists of the config itself are at the initial gates: not these
+    initial = tmp_path / "initial"
+    _ok("netlist", XOR, "--out", str(initial))
+    assert (initial / "free_0.cir").read_text() != (out / "free_0.cir").read_text()
+
+
+def test_eval_new_inputs_from_a_csv(xor_run, tmp_path):
+    saved = json.loads((xor_run / "summary.json").read_text())["outputs_v"]
+    new = tmp_path / "new.csv"  # columns in another order than the roles: matched by name
+    new.write_text("n13,n15\n0,0\n0.45,0\n0,0.45\n0.45,0.45\n0.3,0.2\n")
+    result = json.loads(_ok("eval", str(xor_run), "--inputs", str(new), "--json").stdout)
+    assert result["split"] == "inputs" and "targets" not in result
+    assert result["inputs"] == [[0, 0], [0, 0.45], [0.45, 0], [0.45, 0.45], [0.2, 0.3]]  # in the roles' order
+    (rep,) = result["replicas"]
+    np.testing.assert_allclose(rep["outputs"][:4], saved, rtol=0, atol=SAME_BACKEND_V)
+    assert len(rep["outputs"]) == 5 and len(rep["predicted"]) == 5
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n0,0\n")
+    err = _refused("eval", str(xor_run), "--inputs", str(bad))
+    assert f"{bad}: the header must name each input node once (n15 n13) (got a,b)" in err
+    bad.write_text("n15,n13\n0,x\n")
+    assert f"{bad}: every row needs 2 numbers" in _refused("eval", str(xor_run), "--inputs", str(bad))
+    assert f"{tmp_path / 'nope.csv'}: cannot read the inputs" in _refused("eval", str(xor_run), "--inputs",
+                                                                        str(tmp_path / "nope.csv"))
+
+
+def test_run_directory_commands_refuse_what_they_cannot_use(xor_run, tmp_path):
+    assert _refused("eval", str(tmp_path)) == (f"metamaterial: {tmp_path}: not a run directory (no config.yaml); give "
+                                               "a directory written by `metamaterial train`\n")
+    assert "--split test: the run holds out no points (task xor" in _refused("eval", str(xor_run), "--split", "test")
+    assert "--replica: the run holds the replicas of seeds 0 (got 3)" in _refused("eval", str(xor_run), "--replica",
+                                                                                 "3")
+    assert "--set: a run directory's config" in _refused("netlist", str(xor_run), "--out", str(tmp_path / "n"),
+                                                         "--set", "seed=1")
+    assert "no config.yaml (not a finished run directory)" in _refused("plot", str(tmp_path))
+    started = tmp_path / "started"  # a run interrupted before its end has no summary yet
+    started.mkdir()
+    shutil.copy(xor_run / "config.yaml", started)
+    assert f"{started}: no summary.json (not a finished run directory)" in _refused("plot", str(started))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    assert _refused("netlist", str(xor_run), "--out", str(a_file)) == (
+        f"metamaterial: {a_file}: cannot create the output directory (File exists); choose another --out\n")
+
+
+def test_ensemble_eval_per_replica_and_its_figures(xor_ensemble, tmp_path):
+    run, stdout = xor_ensemble
+    assert f"run directory: {run}/ (summary.json, ensemble.csv, loss.png, success.png, margins.png)" in stdout
+    with (run / "ensemble.csv").open() as f:
+        table = list(csv.DictReader(f))
+    result = json.loads(_ok("eval", str(run), "--json").stdout)
+    assert [r["seed"] for r in result["replicas"]] == list(range(N_SEEDS))
+    for row, rep in zip(table, result["replicas"]):
+        assert rep["loss"] == pytest.approx(float(row["final_loss"]), rel=1e-6)
+        assert rep["min_margin_v"] == pytest.approx(float(row["min_margin_v"]), abs=SAME_BACKEND_V)
+        assert str(rep["success"]).lower() == row["success"]
+    one = json.loads(_ok("eval", str(run), "--replica", "2", "--json").stdout)
+    (rep,) = one["replicas"]
+    assert rep["seed"] == 2 and rep["outputs"] == result["replicas"][2]["outputs"]
+    text = _ok("eval", str(run)).stdout
+    solved = sum(r["success"] == "true" for r in table)
+    assert f"{solved}/{N_SEEDS} replicas have every point correct by >= 10 mV" in text
+    assert "--replica: the run holds 4 replicas (seeds 0..3); choose one with --replica SEED" in \
+        _refused("netlist", str(run), "--out", str(tmp_path / "n"))
+    _ok("netlist", str(run), "--out", str(tmp_path / "n"), "--replica", "2")
+    figures = {name: (run / name).read_bytes() for name in ("loss.png", "success.png", "margins.png")}
+    for name in figures:
+        (run / name).unlink()
+    assert _ok("plot", str(run)).stdout == f"wrote loss.png, success.png, margins.png to {run}/\n"
+    for name, before in figures.items():
+        assert (run / name).read_bytes() == before, name
+
+
+def test_held_out_split_with_the_tasks_own_names(tmp_path):
+    run = tmp_path / "iris"
+    _ok("train", str(ROOT / "configs" / "iris.yaml"), "--out", str(run), "--backend", "native", "--set",
+        "learning.epochs=3", "--no-progress", "--no-plots")
+    summary = json.loads((run / "summary.json").read_text())
+    result = json.loads(_ok("eval", str(run), "--split", "test", "--json").stdout)
+    (rep,) = result["replicas"]
+    assert result["split"] == "test" and len(result["inputs"]) == 30  # a fifth of 150 flowers
+    assert rep["accuracy"] == summary["test_accuracy"]
+    assert rep["loss"] == pytest.approx(summary["test_loss"], rel=1e-6)
+    assert result["input_names"] == ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
+    assert result["output_names"] == [f"species={s}" for s in ("setosa", "versicolor", "virginica")]
+    assert set(result["true"]) == {"setosa", "versicolor", "virginica"}
+    assert np.mean(np.array(rep["predicted"]) == np.array(result["true"])) == rep["accuracy"]
+
+
+def test_plot_redraws_the_figures_from_the_run_directory_alone(tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(ROOT / "configs", work)
+    run = tmp_path / "run"
+    proc = _ok("train", str(work / "csv_example.yaml"), "--out", str(run), "--backend", "native", "--set",
+               "learning.epochs=20", "--no-progress")
+    assert "outputs.csv, loss.png, gates.png, outputs.png)" in proc.stdout
+    data = (work / "data" / "two_outputs.csv").read_text().splitlines()[0].split(",")
+    with (run / "outputs.csv").open() as f:
+        header = next(csv.reader(f))
+    assert header == ["point", data[0], *(f"target {n}" for n in data[1:]), *(f"output {n}" for n in data[1:])]
+    figures = {name: (run / name).read_bytes() for name in ("loss.png", "gates.png", "outputs.png")}
+    for name in figures:
+        (run / name).unlink()
+    shutil.rmtree(work)  # the config and its data are gone: the run directory is all there is
+    assert _ok("plot", str(run)).stdout == f"wrote loss.png, gates.png, outputs.png to {run}/\n"
+    for name, before in figures.items():
+        assert (run / name).read_bytes() == before, name
+
+
+def test_no_plots_lists_no_figures(tmp_path):
+    run = tmp_path / "run"
+    proc = _ok("train", XOR, "--out", str(run), *NATIVE, "--no-plots", "--set", "learning.epochs=5")
+    assert ".png" not in proc.stdout and not list(run.glob("*.png"))
+    assert f"run directory: {run}/ (summary.json, metrics.csv, gates.csv, outputs.csv)" in proc.stdout
+    proc = _ok("train", XOR, "--out", str(tmp_path / "ens"), *NATIVE, "--no-plots", "--set", "learning.epochs=5",
+               "--seeds", "2")
+    assert ".png" not in proc.stdout and not list((tmp_path / "ens").glob("*.png"))
