@@ -1,0 +1,96 @@
+"""Help texts and the README cannot drift from the program: every subcommand's ``--help`` runs and names only
+options that exist, every option the README names exists, and every ``metamaterial ...`` command line in the README
+parses."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from metamaterial.claims.registry import CLAIMS
+from metamaterial.cli import _parser
+
+README = (ROOT / "README.md").read_text()
+OPTION = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
+#: README placeholders and a value of the right kind for each
+PLACEHOLDERS = {"CONFIG": "configs/xor.yaml", "N": "3", "SEED": "0", "CLAIM": "xor", "X": "native"}
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def _options(parser: argparse.ArgumentParser) -> set[str]:
+    return {s for a in parser._actions for s in a.option_strings}
+
+
+PARSER = _parser()
+COMMANDS = _subparsers(PARSER)
+ALL_OPTIONS = _options(PARSER).union(*(_options(p) for p in COMMANDS.values()))
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_help_runs_and_names_only_existing_options(command):
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", command, "--help"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    text = " ".join(proc.stdout.split())
+    for option in _options(COMMANDS[command]):
+        assert option in text, option
+    named = set(OPTION.findall(text))
+    assert named <= ALL_OPTIONS, f"{command} --help names options no parser has: {sorted(named - ALL_OPTIONS)}"
+
+
+def test_reproduce_help_names_every_claim():
+    text = " ".join(COMMANDS["reproduce"].format_help().split())
+    for key, module in CLAIMS.items():
+        assert f"{key} ({module.TITLE})" in text
+
+
+def _code() -> tuple[list[str], list[str]]:
+    """(lines of the README's code blocks, its inline code spans)."""
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", README, flags=re.S)
+    prose = re.sub(r"```[a-z]*\n.*?```", "", README, flags=re.S)
+    return [line for b in blocks for line in b.splitlines()], re.findall(r"`([^`\n]+)`", prose)
+
+
+def _command_lines() -> list[str]:
+    lines, spans = _code()
+    found = [line.removeprefix("$ ") for line in lines if line.startswith(("metamaterial ", "$ metamaterial "))]
+    return found + [s for s in spans if s.startswith("metamaterial ")]
+
+
+#: the command lines to parse: not `metamaterial solve` in prose (a command's name; checked below), nor --version,
+#: which acts while parsing (it loads ngspice; tests/test_cli.py runs it)
+PARSED = [line for line in _command_lines() if len(line.split()) > 2 and "--version" not in line]
+
+
+def test_every_option_the_readme_names_exists():
+    lines, spans = _code()
+    ours = [t for t in lines + spans if not t.lstrip("$ ").startswith(("python ", "ngspice "))]
+    named = {o for t in ours for o in OPTION.findall(t)}
+    assert named and named <= ALL_OPTIONS, f"the README names options no parser has: {sorted(named - ALL_OPTIONS)}"
+    assert set(OPTION.findall(" ".join(_command_lines()))) >= {"--inputs", "--replica", "--split", "--json",
+                                                               "--no-plots", "--no-progress", "--resume", "--force"}
+
+
+@pytest.mark.parametrize("line", PARSED)
+def test_every_readme_command_line_parses(line):
+    words = line.split("#")[0].split("|")[0].replace("[", " ").replace("]", " ").split()
+    argv = [PLACEHOLDERS.get(w, w) for w in words[1:] if w != "..."]
+    try:
+        PARSER.parse_args(argv)
+    except SystemExit as stop:
+        if stop.code != 0:
+            pytest.fail(f"README: `{line}` does not parse (argv {argv})")
+
+
+def test_every_command_is_in_the_readme():
+    commands = {line.split()[1] for line in _command_lines() if not line.split()[1].startswith("-")}
+    assert commands == set(COMMANDS)
