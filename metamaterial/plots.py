@@ -13,15 +13,16 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import yaml
 
-from .config import load_config
+from .devices import NmosParams, PotentiometerParams, ResistorParams
 from .errors import CheckpointError
-from .experiment import build_device
 from .learning.trainer import SUCCESS_MARGIN_V
 
-SINGLE_FIGURES = ("loss.png", "gates.png", "outputs.png")
+CONTROL_LABELS = {d.kind: d.control_label for d in (NmosParams, ResistorParams, PotentiometerParams)}
 MANY_TICKS = 20  # at most this many data points get one tick each
 
 
@@ -39,12 +40,23 @@ def plot_run_dir(run_dir: str | Path) -> list[Path]:
         if not (run_dir / name).is_file():
             raise CheckpointError(f"{run_dir}: no {name} (not a finished run directory); give a directory written "
                                   "by `metamaterial train` that ran to its end")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = _saved_config(run_dir / "config.yaml")
     summary = json.loads((run_dir / "summary.json").read_text())
     plt = _pyplot()
     if "seeds" in summary:
         return _plot_ensemble(run_dir, cfg, summary, plt)
     return [_loss_figure(run_dir, cfg, plt), _gates_figure(run_dir, cfg, plt), _outputs_figure(run_dir, summary, plt)]
+
+
+def _saved_config(path: Path) -> SimpleNamespace:
+    """What the figures need of a run's resolved config.yaml (read as saved: its data files may be gone)."""
+    raw = yaml.safe_load(path.read_text())
+    try:
+        return SimpleNamespace(name=raw["name"], device_kind=raw["device"]["kind"],
+                               learning=SimpleNamespace(loss=raw["learning"]["loss"], margin=raw["learning"]["margin"]))
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"{path}: not the config.yaml of a run (no {err}); give a directory written by "
+                              "`metamaterial train`") from err
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -95,7 +107,7 @@ def _gates_figure(run_dir: Path, cfg, plt) -> Path:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(traj[:, 0], traj[:, 1:], lw=0.8)
     ax.set_xlabel("epoch")
-    ax.set_ylabel(build_device(cfg).control_label)
+    ax.set_ylabel(CONTROL_LABELS[cfg.device_kind])
     ax.set_title(f"{cfg.name}: {traj.shape[1] - 1} edges", fontsize=9)
     ax.grid(alpha=0.3)
     return _save(fig, run_dir / "gates.png", plt)
