@@ -20,7 +20,6 @@ from .devices import (
     PotentiometerParams,
     ResistorParams,
     junction_current,
-    nmos_current,
 )
 from .errors import ValidationError
 
@@ -161,7 +160,7 @@ def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: 
     dev = c.device
     if isinstance(dev, NmosParams):
         vto, beta = c.transistor_params(twin)
-        return nmos_current(dev, va, vb, ctrl, vto, beta).current
+        return dev.channel_current(va, vb, ctrl, vto, beta, c.gmin).current
     if isinstance(dev, ResistorParams):
         return ctrl * (va - vb)
     if isinstance(dev, PotentiometerParams):
@@ -182,7 +181,7 @@ def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed:
     out = np.zeros_like(v)
     np.add.at(out.T, c.edges[:, 0], i_edge.T)
     np.add.at(out.T, c.edges[:, 1], -i_edge.T)
-    if isinstance(c.device, NmosParams):
+    if isinstance(c.device, NmosParams) and c.device.bulk_junctions:
         # each transistor has a bulk diode at each of its two terminals (free twin: one transistor per edge)
         i_j, _ = junction_current(c.device, v, c.gmin)
         degree = np.bincount(c.edges.ravel(), minlength=c.n_nodes)

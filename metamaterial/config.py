@@ -108,7 +108,7 @@ class MismatchConfig(_Strict):
 
 class DeviceConfig(_Strict):
     kind: Literal["nmos", "resistor", "potentiometer"] = "nmos"
-    preset: Literal["ald1106-fit", "ald1106-l1"] = "ald1106-fit"
+    preset: Literal["ald1106-fit", "ald1106-hw", "ald1106-l1"] = "ald1106-fit"
     model_file: str | None = None
     params: NmosOverrides = NmosOverrides()
     mismatch: MismatchConfig | None = None

@@ -1,8 +1,9 @@
 """Edge devices: parameter sets and their current laws, pure numpy, SI units.
 
 An edge of the network is one of
-  * ``NmosParams``: an NMOS transistor used as a gate-controlled resistor, body to ground
-    (ngspice MOS level 1, Shichman-Hodges, exactly as ngspice's ``mos1load.c`` computes it);
+  * ``NmosParams``: an NMOS transistor used as a gate-controlled resistor, body to ground, with one of two laws:
+    ngspice MOS level 1 (Shichman-Hodges, exactly as ngspice's ``mos1load.c`` computes it), or the authors'
+    three-regime fit of their transistor (``three_regime_current``; docs/hardware.md);
   * ``ResistorParams``: a linear resistor whose conductance is the learning degree of freedom;
   * ``PotentiometerParams``: a digital potentiometer with N taps, geometrically spaced conductances.
 
@@ -30,6 +31,14 @@ from .errors import ConfigError, ValidationError
 THERMAL_VOLTAGE = 1.38064852e-23 / 1.6021766208e-19 * (27.0 + 273.15)
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+
+#: the transistor laws ``NmosParams.law`` names
+LEVEL1, THREE_REGIME = "level1", "three-regime"
+LAWS = (LEVEL1, THREE_REGIME)
+#: gate overdrive (V) above which the three-regime law's square branch stops growing. No operating point comes near
+#: it (gates of at most ~10 V, nodes inside the driven range); it keeps a diverging Newton iterate from overflowing
+#: ngspice's expression evaluator, which has no voltage limiting for behavioural sources.
+OVERDRIVE_CAP = 100.0
 
 
 class EdgeDevice(ABC):
@@ -83,10 +92,13 @@ class EdgeDevice(ABC):
 
 @dataclass(frozen=True)
 class NmosParams(EdgeDevice):
-    """NMOS level-1 parameters (ngspice names, SI units).
+    """NMOS parameters (ngspice names, SI units) and the law the transistor follows.
 
     K = kp * w / (l - 2 ld) is the transconductance factor of the ohmic law
     I = K (V_G - V_T - Vbar)(V_a - V_b)(1 + lambda |V_ab|), Vbar the mean terminal voltage.
+    ``law`` is ``"level1"`` (ngspice MOS level 1, ``nmos_current``, with bulk junctions) or ``"three-regime"``
+    (the authors' fit, ``three_regime_current``: subthreshold ``sub_decade`` V/decade below V_T + ``sub_join``,
+    no body effect, no lambda, no bulk junctions; netlists write it as a behavioural source).
     ``model_card`` is the text of a user-supplied ``.model`` card (``nmos_from_card``); when set, the netlist
     uses it verbatim, the DC fields must be the card's values (``parse_model_card``), and the analytic law is
     available only if the card is level 1.
@@ -104,6 +116,9 @@ class NmosParams(EdgeDevice):
     name: str = "ald1106-fit"
     model_card: str | None = None
     model_name: str = "nmos_edge"
+    law: str = LEVEL1
+    sub_join: float = 0.096
+    sub_decade: float = 0.1
 
     kind = "nmos"
     control_unit = "V"
@@ -126,6 +141,17 @@ class NmosParams(EdgeDevice):
                                   f"(got l={self.l}, ld={self.ld})")
         if not _IDENT.match(self.model_name):
             raise ValidationError(f"NmosParams.model_name: must match {_IDENT.pattern} (got {self.model_name!r})")
+        if self.law not in LAWS:
+            raise ValidationError(f"NmosParams.law: must be one of {', '.join(LAWS)} (got {self.law!r})")
+        if self.law == THREE_REGIME:
+            if self.model_card is not None or self.gamma != 0 or self.lambda_ != 0:
+                raise ValidationError(f"NmosParams: the {THREE_REGIME} law has no model card, body effect or lambda "
+                                      f"(got model card {self.model_card is not None}, gamma={self.gamma!r}, "
+                                      f"lambda={self.lambda_!r}); leave device.params.gamma and lambda unset")
+            for attr in ("sub_join", "sub_decade"):
+                value = getattr(self, attr)
+                if not (math.isfinite(value) and value > 0):
+                    raise ValidationError(f"NmosParams.{attr}: must be a positive finite number (got {value!r})")
         if self.model_card is not None:  # the fields are the card's values: the law and ngspice then agree
             card = parse_model_card(self.model_card, "NmosParams.model_card")
             if card.name != self.model_name:
@@ -146,6 +172,19 @@ class NmosParams(EdgeDevice):
         """Only a built-in preset can be shifted per transistor; a user card is used as written."""
         return self.model_card is None
 
+    @property
+    def bulk_junctions(self) -> bool:
+        """Whether each terminal has a bulk diode to the grounded body (level 1 does; the three-regime law not)."""
+        return self.law == LEVEL1
+
+    def channel_current(self, va: np.ndarray, vb: np.ndarray, vg: np.ndarray, vto: np.ndarray | float | None = None,
+                        beta: np.ndarray | float | None = None, gmin: float = 1e-12) -> MosCurrents:
+        """Current a -> b through the channel (A) and its derivatives, by this transistor's law (``nmos_current``
+        or ``three_regime_current``, the latter with its ``gmin`` (S) across the channel)."""
+        if self.law == THREE_REGIME:
+            return three_regime_current(self, va, vb, vg, vto, beta, gmin)
+        return nmos_current(self, va, vb, vg, vto, beta)
+
     def default_bounds(self) -> tuple[float, float]:
         # The authors' simulations clip gates to [1.0, 5.5] V; this reproduction clips to [0.4, 8] V
         # (below threshold up to well into the ohmic region of the ALD1106).
@@ -161,6 +200,8 @@ class NmosParams(EdgeDevice):
         """The ``.model`` card this edge uses in netlists."""
         if self.model_card is not None:
             return self.model_card
+        if self.law == THREE_REGIME:
+            return f"* {self.model_name}: {THREE_REGIME} law, one behavioural current source per transistor"
         return (
             f".model {self.model_name} nmos (level=1 vto={_num(self.vto)} kp={_num(self.kp)} "
             f"lambda={_num(self.lambda_)} gamma={_num(self.gamma)} phi={_num(self.phi)} "
@@ -268,9 +309,15 @@ def draw_mismatch(n_edges: int, vto_sigma: float, k_sigma: float, seed: int | np
     return Mismatch(dvto, kscale)
 
 PRESETS: dict[str, NmosParams] = {
-    # Authors' fit (Dillavou et al. 2024, Experiment2.m): K = 8.5e-4 A/V^2, V_T = 0.62 V, no body effect.
+    # Authors' fit (Dillavou et al. 2024, Experiment2.m): K = 8.5e-4 A/V^2, V_T = 0.62 V, no body effect, in level 1
+    # (no subthreshold current); lambda = 0.02 /V is the value of their lambda(), which their law never applies.
     "ald1106-fit": NmosParams(vto=0.62, kp=8.5e-4, w=10e-6, l=10e-6, lambda_=0.02, gamma=0.0, phi=0.6,
                               name="ald1106-fit"),
+    # The authors' three-regime law (Experiment2.m: Vt, C0, Ohmic, Sat, Sub, SubDecade, SubTransV; docs/hardware.md):
+    # ohmic and saturation as level 1 with lambda = 0 (their lambda() is never called), subthreshold 0.1 V/decade
+    # below V_T + 0.096 V, as forward minus reverse current so that it is continuous and zero at zero drop.
+    "ald1106-hw": NmosParams(vto=0.62, kp=8.5e-4, w=10e-6, l=10e-6, lambda_=0.0, gamma=0.0, phi=0.6,
+                             name="ald1106-hw", law=THREE_REGIME, sub_join=0.096, sub_decade=0.1),
     # ALD1106 level-1 card used by a third-party ngspice reproduction, with body effect.
     "ald1106-l1": NmosParams(vto=0.75, kp=6.2496e-5, w=138e-6, l=7.8e-6, lambda_=0.19998, gamma=1.09,
                              phi=0.94995, name="ald1106-l1"),
@@ -527,6 +574,40 @@ def nmos_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,
     d_va = sign * np.where(forward, d_vd, d_vs)
     d_vb = sign * np.where(forward, d_vs, d_vd)
     return MosCurrents(current=current, d_va=d_va, d_vb=d_vb, d_vg=sign * gm)
+
+
+def three_regime_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,
+                         vto: np.ndarray | float | None = None, beta: np.ndarray | float | None = None,
+                         gmin: float = 1e-12) -> MosCurrents:
+    """Channel current a -> b (A) of the authors' three-regime law, and its derivatives (docs/hardware.md).
+
+    I = F(V_G - V_T - V_b) - F(V_G - V_T - V_a) + gmin (V_a - V_b), with the forward current
+    F(x) = (K/2) x^2 for x > x_j and F(x) = (K/2) x_j^2 10^((x - x_j)/s) below, x_j = ``sub_join`` (V),
+    s = ``sub_decade`` (V/decade), x capped at ``OVERDRIVE_CAP`` (far from any operating point).
+    Where both terminals see x > x_j this is the authors' ohmic law K (V_G - V_T - Vbar)(V_a - V_b); with the
+    drain's x <= x_j, their saturation (K/2)(V_G - V_T - V_S)^2 less a reverse subthreshold current; with the
+    source's x <= x_j, their subthreshold branch times (1 - 10^(-|V_a - V_b|/s)). So the current is continuous and
+    zero at zero drop (the authors' law as written is neither). Source/drain symmetric by construction; no body
+    effect, no lambda. ``vto`` and ``beta`` override V_T and K per transistor (mismatch); ``gmin`` (S) keeps
+    cut-off edges from leaving nodes undefined.
+    """
+    va, vb, vg = np.broadcast_arrays(np.asarray(va, float), np.asarray(vb, float), np.asarray(vg, float))
+    vt = p.vto if vto is None else vto
+    k = p.beta if beta is None else beta
+    f_b, g_b = _forward_current(vg - vt - vb, k, p.sub_join, p.sub_decade)
+    f_a, g_a = _forward_current(vg - vt - va, k, p.sub_join, p.sub_decade)
+    current = f_b - f_a + gmin * (va - vb)
+    return MosCurrents(current=current, d_va=g_a + gmin, d_vb=-g_b - gmin, d_vg=g_b - g_a)
+
+
+def _forward_current(x: np.ndarray, k: np.ndarray | float, join: float, decade: float) -> tuple[np.ndarray, np.ndarray]:
+    """F(x) of ``three_regime_current`` (A) and dF/dx (S) at gate overdrives x (V) over one terminal."""
+    slope = math.log(10.0) / decade
+    sub = 0.5 * k * join * join * np.exp(np.minimum(x - join, 0.0) * slope)
+    above = x > join
+    xc = np.minimum(x, OVERDRIVE_CAP)
+    return (np.where(above, 0.5 * k * xc * xc, sub),
+            np.where(above, np.where(x < OVERDRIVE_CAP, k * xc, 0.0), sub * slope))
 
 
 def junction_current(p: NmosParams, v_node: np.ndarray, gmin: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:

@@ -1,8 +1,9 @@
 """Circuit + controls + drive -> deterministic ngspice netlist text. No file I/O, no simulator import.
 
-Third stage of the flow. Every identifier comes from an index (``n12`` node, ``g3`` gate node, ``M3``
-transistor, ``IG3`` and ``RG3`` gate source, ``VI0`` input, ``VR0`` rail, ``VC0`` clamp), and every number is written
-as its shortest round-trip decimal, so the same input gives the same bytes.
+Third stage of the flow. Every identifier comes from an index (``n12`` node, ``g3`` gate node, ``M3`` transistor
+(``B3``, a behavioural current source, under the three-regime law), ``IG3`` and ``RG3`` gate source, ``VI0`` input,
+``VR0`` rail, ``VC0`` clamp), and every number is written as its shortest round-trip decimal, so the same input
+gives the same bytes.
 
 A batch of B data points is emitted as B copies of the network (node ``n12_b``) that share the gate
 nodes and the rails: one ngspice operating point then solves the whole batch.
@@ -27,7 +28,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .circuit import Circuit
-from .devices import NmosParams, PotentiometerParams, ResistorParams
+from .devices import OVERDRIVE_CAP, THREE_REGIME, NmosParams, PotentiometerParams, ResistorParams
 from .errors import ValidationError
 
 _SAFE_TEXT = re.compile(r"[^A-Za-z0-9_(), .:+-]")
@@ -185,7 +186,7 @@ def _head_lines(c: Circuit, phase: str, batch: int, options: SpiceOptions, title
     mismatch = c.mismatch if isinstance(dev, NmosParams) else None
     if isinstance(dev, NmosParams):
         lines.append(dev.model_text())
-        if mismatch is not None:  # one card per transistor: V_T shifted, K scaled through the width
+        if mismatch is not None and dev.law != THREE_REGIME:  # one card per transistor: V_T shifted, K via the width
             if dev.model_card is not None:
                 raise ValidationError("netlist: mismatch needs a built-in preset (a user model card cannot be shifted)")
             for e in range(c.n_edges):
@@ -201,6 +202,14 @@ def _edge_lines(c: Circuit, controls: np.ndarray, b: int | None, twin: int) -> l
     dev, nn, sfx = c.device, _namer(c), "" if b is None else f"_{b}"
     mismatch = c.mismatch if isinstance(dev, NmosParams) else None
     lines = []
+    if isinstance(dev, NmosParams) and dev.law == THREE_REGIME:
+        vto, beta = c.transistor_params(twin)
+        for e, (a, z) in enumerate(c.edges):
+            vt = dev.vto if vto is None else float(vto[e])
+            k = dev.beta if beta is None else float(beta[e])
+            lines.append(f"B{e}{sfx} {nn(int(a), b)} {nn(int(z), b)} "
+                         f"I={three_regime_expression(dev, nn(int(a), b), nn(int(z), b), f'g{e}', vt, k, c.gmin)}")
+        return lines
     for e, (a, z) in enumerate(c.edges):
         na, nz = nn(int(a), b), nn(int(z), b)
         if isinstance(dev, NmosParams) and mismatch is not None:
@@ -213,6 +222,22 @@ def _edge_lines(c: Circuit, controls: np.ndarray, b: int | None, twin: int) -> l
         elif isinstance(dev, PotentiometerParams):
             lines.append(f"R{e}{sfx} {na} {nz} {num(1.0 / float(dev.conductance(controls[e])))}")
     return lines
+
+
+def three_regime_expression(dev: NmosParams, na: str, nb: str, gate: str, vto: float, beta: float,
+                            gmin: float) -> str:
+    """The B-source current a -> b of ``devices.three_regime_current`` between nodes ``na`` and ``nb`` with gate node
+    ``gate``, threshold ``vto`` (V) and K ``beta`` (A/V^2): F(V_G - V_T - V_b) - F(V_G - V_T - V_a) + gmin (V_a - V_b),
+    the same operations in the same order as the numpy law, so that the two agree to rounding."""
+    join, slope = dev.sub_join, math.log(10.0) / dev.sub_decade
+
+    def forward(node: str) -> str:
+        x = f"(v({gate})-{num(vto)}-v({node}))"
+        xc = f"min({x},{num(OVERDRIVE_CAP)})"
+        return (f"({x}>{num(join)} ? {num(0.5 * beta)}*{xc}*{xc} : "
+                f"{num(0.5 * beta * join * join)}*exp(({x}-{num(join)})*{num(slope)}))")
+
+    return f"{forward(nb)}-{forward(na)}+{num(gmin)}*(v({na})-v({nb}))"
 
 
 def node_vector_names(c: Circuit, batch: int) -> list[list[str]]:

@@ -215,6 +215,9 @@ def transient_netlist(c: Circuit, controls: np.ndarray, before: np.ndarray | Non
             raise ValidationError(f"transient: {name} must hold {c.n_inputs} input voltages (got shape {x.shape}); "
                                   "pass one data point")
     dev = c.device
+    if isinstance(dev, NmosParams) and not dev.bulk_junctions:
+        raise ValidationError(f"transient: device {dev.name!r} ({dev.law} law) has no capacitance model; use a "
+                              "level-1 preset (ald1106-fit or ald1106-l1) for transients")
     lines = [f"* metamaterial transient: {c.n_nodes} nodes, {c.n_edges} edges, device {dev.name}",
              f".options gmin={num(c.gmin)} reltol={num(options.reltol)} abstol={num(options.abstol)} "
              f"vntol={num(options.vntol)} itl1={int(options.itl1)}"]

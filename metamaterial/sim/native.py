@@ -35,7 +35,15 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 
 from ..circuit import Circuit, OperatingPoint
-from ..devices import THERMAL_VOLTAGE, NmosParams, PotentiometerParams, ResistorParams, card_level
+from ..devices import (
+    OVERDRIVE_CAP,
+    THERMAL_VOLTAGE,
+    THREE_REGIME,
+    NmosParams,
+    PotentiometerParams,
+    ResistorParams,
+    card_level,
+)
 from ..errors import SimulationError, ValidationError
 from ..netlist import SpiceOptions
 from ..step import StepProgram, StepRun
@@ -524,7 +532,7 @@ def _index_arrays(c: Circuit, clamped: bool, dense_limit: int, held: np.ndarray 
     n = len(unk)
     ea = c.edges[:, 0].astype(np.int64).copy()
     eb = c.edges[:, 1].astype(np.int64).copy()
-    if kind == nk.KIND_CONDUCTANCE:
+    if kind != nk.KIND_NMOS:
         _check_every_node_is_held(c, driven)
     dense = n <= dense_limit
     if not dense:
@@ -598,6 +606,13 @@ def _device_constants(c: Circuit, twin: int) -> tuple[int, np.ndarray, np.ndarra
     vto, beta = c.transistor_params(twin)  # per transistor under mismatch (built-in presets only, see above)
     if vto is None:
         vto, beta = np.full(c.n_edges, dev.vto), np.full(c.n_edges, dev.beta)
+    if dev.law == THREE_REGIME:  # V_T per transistor in place of vbi; gmin across each channel
+        prm[nk.P_GMIN] = c.gmin
+        prm[nk.P_JOIN] = dev.sub_join
+        prm[nk.P_SUBSLOPE] = math.log(10.0) / dev.sub_decade
+        prm[nk.P_XCAP] = OVERDRIVE_CAP
+        return (nk.KIND_THREE_REGIME, prm, np.ascontiguousarray(vto, float),
+                np.ascontiguousarray(beta, float))
     prm[nk.P_GAMMA] = dev.gamma
     prm[nk.P_PHI] = dev.phi
     prm[nk.P_SQPHI] = math.sqrt(dev.phi)

@@ -1,13 +1,14 @@
 """Compiled (numba) kernels of the native DC solver: device laws, KCL assembly, Newton on a batch.
 
-Owned here: the scalar level-1 NMOS law and bulk junction law (the same equations as ngspice 39
-``mos1load.c``, see ``devices.nmos_current``), the assembly of the KCL residual and its Jacobian into
-"slots" of a flat matrix (dense row-major or the ``data`` array of a CSC matrix), the limited and
-projected Newton update, and the whole-batch dense Newton. ``native.py`` prepares the index arrays and
+Owned here: the scalar level-1 NMOS law and bulk junction law (the same equations as ngspice 39 ``mos1load.c``, see
+``devices.nmos_current``), the authors' three-regime law (``devices.three_regime_current``), the assembly of the KCL
+residual and its Jacobian into "slots" of a flat matrix (dense row-major or the ``data`` array of a CSC matrix), the
+limited and projected Newton update, and the whole-batch dense Newton. ``native.py`` prepares the index arrays and
 calls these; nothing here knows about ``Circuit`` objects.
 
 Conventions: voltages in V, currents in A, conductances in S. ``kind`` is ``KIND_NMOS`` (the control is the
-gate voltage) or ``KIND_CONDUCTANCE`` (the control is the edge conductance). ``prm`` packs the device
+gate voltage), ``KIND_CONDUCTANCE`` (the control is the edge conductance) or ``KIND_THREE_REGIME`` (the control
+is the gate voltage; ``vbi`` is then V_T itself, and there are no bulk junctions). ``prm`` packs the device
 constants shared by every edge, as indexed by the ``P_*`` names below; the two that differ per transistor
 under twin mismatch come as arrays [E]: ``vbi`` = V_T0 - gamma sqrt(phi) (V) and ``beta`` = K (A/V^2).
 """
@@ -21,10 +22,12 @@ from numba import njit, prange
 
 KIND_NMOS = 0
 KIND_CONDUCTANCE = 1
+KIND_THREE_REGIME = 2
 
-# indices into the packed parameter vector ``prm``
-P_GAMMA, P_PHI, P_SQPHI, P_LAMBDA, P_IS, P_VT, P_GMIN = range(7)
-N_PRM = 7
+# indices into the packed parameter vector ``prm`` (the last three: the three-regime law's join x_j (V),
+# subthreshold exponent ln(10) / (V/decade) in 1/V, and overdrive cap in V)
+P_GAMMA, P_PHI, P_SQPHI, P_LAMBDA, P_IS, P_VT, P_GMIN, P_JOIN, P_SUBSLOPE, P_XCAP = range(10)
+N_PRM = 10
 
 #: ngspice's cap on exponent arguments (``MAX_EXP_ARG`` for IEEE doubles).
 MAX_EXP_ARG = 709.0
@@ -86,6 +89,29 @@ def mos_current(va, vb, vg, vbi, beta, prm):
 
 
 @njit(cache=True, inline="always")
+def forward_current(x, beta, prm):
+    """F(x) (A) of the three-regime law and dF/dx (S) at gate overdrive x (V) over one terminal: (K/2) x^2 above
+    the join, (K/2) x_j^2 exp((x - x_j) ln10 / decade) below (``devices.three_regime_current``)."""
+    join = prm[P_JOIN]
+    if x > join:
+        if x < prm[P_XCAP]:
+            return 0.5 * beta * x * x, beta * x
+        return 0.5 * beta * prm[P_XCAP] * prm[P_XCAP], 0.0
+    sub = 0.5 * beta * join * join * math.exp((x - join) * prm[P_SUBSLOPE])
+    return sub, sub * prm[P_SUBSLOPE]
+
+
+@njit(cache=True, inline="always")
+def three_regime_current(va, vb, vg, vt, beta, prm):
+    """Three-regime channel current a -> b (A) and its derivatives in va and vb (S):
+    F(vg - vt - vb) - F(vg - vt - va) + gmin (va - vb)."""
+    f_b, g_b = forward_current(vg - vt - vb, beta, prm)
+    f_a, g_a = forward_current(vg - vt - va, beta, prm)
+    gmin = prm[P_GMIN]
+    return f_b - f_a + gmin * (va - vb), g_a + gmin, -g_b - gmin
+
+
+@njit(cache=True, inline="always")
 def junction_current(v, prm):
     """Current (A) out of a node through one grounded bulk diode (with ngspice's gmin), and its derivative (S).
 
@@ -118,6 +144,8 @@ def assemble(v, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions
         vb = v[eb[e]]
         if kind == KIND_NMOS:
             i, d_a, d_b = mos_current(va, vb, ctrl[e], vbi[e], beta[e], prm)
+        elif kind == KIND_THREE_REGIME:
+            i, d_a, d_b = three_regime_current(va, vb, ctrl[e], vbi[e], beta[e], prm)
         else:
             i = ctrl[e] * (va - vb)
             d_a = ctrl[e]
@@ -189,6 +217,8 @@ def kcl_converged(v, f, ctrl, kind, prm, vbi, beta, ea, eb, pos, unk, n_junction
     for e in range(ea.shape[0]):
         if kind == KIND_NMOS:
             i = mos_current(v[ea[e]], v[eb[e]], ctrl[e], vbi[e], beta[e], prm)[0]
+        elif kind == KIND_THREE_REGIME:
+            i = three_regime_current(v[ea[e]], v[eb[e]], ctrl[e], vbi[e], beta[e], prm)[0]
         else:
             i = ctrl[e] * (v[ea[e]] - v[eb[e]])
         if pos[ea[e]] >= 0:
