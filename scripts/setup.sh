@@ -69,3 +69,16 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q -e '.[test]'
     touch "$stamp"
 fi
+
+# numba compiles the training and native-solver kernels on their first use (20 s to over a minute, depending on the
+# machine) and caches them next to the sources: compile them here, once per change of the package's sources, so
+# that no first run waits for it.
+compiled=.venv/.metamaterial-compiled
+if [ ! -f "$compiled" ] || [ -n "$(find metamaterial -name '*.py' -newer "$compiled" | head -n 1)" ]; then
+    echo "setup: compiling the training kernels (numba; once per change of the sources)"
+    warm=$(mktemp -d)
+    .venv/bin/python -m metamaterial train configs/xor.yaml --backend native --set learning.epochs=2 --no-plots \
+        --no-progress --out "$warm/run" >/dev/null
+    rm -rf "$warm"
+    touch "$compiled"
+fi
