@@ -13,10 +13,11 @@ section 3):
                     where the edge's learning switch closes (its replica had an active point and its
                     desynchronous mask allows it), else 0
 
-They are plain loops in the subset of Python that numba compiles. ``compiled()`` gives them compiled (on first
-use; numba's cache keeps them between runs), and both the Python step (``learning.trainer``) and a solver's
-compiled training loop (``sim.native_loop``) call those same compiled functions, so the two paths do the same
-arithmetic by construction. This module imports only numpy at import time: it sits beside ``circuit`` and
+They are plain loops in the subset of Python that numba compiles; each takes an optional last argument, the array
+to write its result into (a compiled loop allocates its arrays once, not per step). ``compiled()`` gives them
+compiled (on first use; numba's cache keeps them between runs), and both the Python step (``learning.trainer``)
+and a solver's compiled training loop (``sim.native_loop``) call those same compiled functions, so the two paths
+do the same arithmetic by construction. This module imports only numpy at import time: it sits beside ``circuit`` and
 ``tasks`` at the bottom of the flow.
 """
 
@@ -95,16 +96,17 @@ class StepRun:
         return self.masks[s] if self.masks.shape[0] else np.ones(self.controls.shape, np.bool_)
 
 
-def output_values(v, out_pos, out_neg):
+def output_values(v, out_pos, out_neg, out=None):
     """[B, n_out] output values (V) of node voltages v [B, N]: V(pos), or V(pos) - V(neg) where out_neg >= 0."""
-    out = np.empty((v.shape[0], out_pos.shape[0]))
+    if out is None:
+        out = np.empty((v.shape[0], out_pos.shape[0]))
     for b in range(v.shape[0]):
         for k in range(out_pos.shape[0]):
             out[b, k] = v[b, out_pos[k]] - v[b, out_neg[k]] if out_neg[k] >= 0 else v[b, out_pos[k]]
     return out
 
 
-def clamp_values(v, out, targets, nudge, out_pos, out_neg):
+def clamp_values(v, out, targets, nudge, out_pos, out_neg, cl=None):
     """[B, n_clamp] clamped-phase voltages of the clamp nodes (every output's pos node, then the neg node of each
     differential output in order), from the free voltages v [B, N], outputs [B, n_out] and labels [B, n_out]."""
     n_out = out_pos.shape[0]
@@ -112,7 +114,8 @@ def clamp_values(v, out, targets, nudge, out_pos, out_neg):
     for k in range(n_out):
         if out_neg[k] >= 0:
             n_diff += 1
-    cl = np.empty((v.shape[0], n_out + n_diff))
+    if cl is None:
+        cl = np.empty((v.shape[0], n_out + n_diff))
     for b in range(v.shape[0]):
         j = n_out
         for k in range(n_out):
@@ -126,13 +129,14 @@ def clamp_values(v, out, targets, nudge, out_pos, out_neg):
     return cl
 
 
-def class_margins(out, classes, decode, levels):
+def class_margins(out, classes, decode, levels, margins=None):
     """[B] signed margin (V) of each point's correct class; > 0 means correctly classified.
 
     DECODE_NEAREST: half the gap between the distance to the nearest wrong level and to the right one (for two
     levels, the distance past the midpoint). DECODE_ARGMAX: the correct output minus the largest other one.
     """
-    margins = np.empty(out.shape[0])
+    if margins is None:
+        margins = np.empty(out.shape[0])
     for b in range(out.shape[0]):
         c = classes[b]
         if decode == DECODE_ARGMAX:
@@ -150,21 +154,23 @@ def class_margins(out, classes, decode, levels):
     return margins
 
 
-def active_points(margins, hinge, margin):
+def active_points(margins, hinge, margin, active=None):
     """bool [B]: points that update: all of them, or under the hinge those whose ``margins`` [B] (``class_margins``)
     are not yet ``margin`` past the boundary."""
-    active = np.ones(margins.shape[0], np.bool_)
-    if hinge:
-        for b in range(margins.shape[0]):
-            active[b] = margins[b] < margin
+    if active is None:
+        active = np.empty(margins.shape[0], np.bool_)
+    for b in range(margins.shape[0]):
+        active[b] = not hinge or margins[b] < margin
     return active
 
 
-def summed_contrast(vf, vc, ea, eb, active, reps):
+def summed_contrast(vf, vc, ea, eb, active, reps, u=None):
     """[R, E] contrast U summed over each replica's active points (V^2); vf, vc [R n, N], replica r's points
-    being rows r n .. r n + n - 1; ea, eb int [E] edge ends."""
+    being rows r n .. r n + n - 1 (vc is read only at active points); ea, eb int [E] edge ends."""
     n = vf.shape[0] // reps
-    u = np.zeros((reps, ea.shape[0]))
+    if u is None:
+        u = np.empty((reps, ea.shape[0]))
+    u[:] = 0.0
     for b in range(vf.shape[0]):
         if active[b]:
             r = b // n
@@ -175,21 +181,24 @@ def summed_contrast(vf, vc, ea, eb, active, reps):
     return u
 
 
-def switch_closed(active, reps):
+def switch_closed(active, reps, closed=None):
     """bool [R]: whether each replica had an active point (its learning switch closes)."""
     n = active.shape[0] // reps
-    closed = np.zeros(reps, np.bool_)
+    if closed is None:
+        closed = np.empty(reps, np.bool_)
+    closed[:] = False
     for b in range(active.shape[0]):
         if active[b]:
             closed[b // n] = True
     return closed
 
 
-def update_controls(controls, u, mask, sign_rule, rate, bias, low, high, leak_factor, rest):
+def update_controls(controls, u, mask, sign_rule, rate, bias, low, high, leak_factor, rest, new=None):
     """[R, E] controls after one update: where ``mask`` [R, E] (the switch closed and the edge may update) add
     rate U or sign(U), plus ``bias`` [E] if it has entries; clip to [low, high]; relax toward ``rest`` by
-    ``leak_factor`` (every edge: time passes for all)."""
-    new = np.empty(controls.shape)
+    ``leak_factor`` (every edge: time passes for all). ``new`` may be ``controls`` itself (updated in place)."""
+    if new is None:
+        new = np.empty(controls.shape)
     for r in range(controls.shape[0]):
         for e in range(controls.shape[1]):
             x = controls[r, e]

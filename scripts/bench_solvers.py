@@ -15,6 +15,12 @@ the worker's resident memory grew after the first one. Sizes are square tori: 3x
 = 800, 32x32 = 2,048, 50x50 = 5,000, 100x100 = 20,000.
 
     python scripts/bench_solvers.py [--sizes 3 10 20 32 50 100] [--out runs/bench_solvers.json] [--quick] [--memory 100]
+
+``--against DIR`` (a checkout of another commit, e.g. ``git worktree add --detach ../before COMMIT``) runs only the
+per-epoch comparison: the same worker code times this checkout's package and DIR's package in turn, ``--rounds``
+alternating rounds, and prints each config's median and best per-epoch time for both and their ratios:
+
+    python scripts/bench_solvers.py --against ../before --rounds 7
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+if "--package-root" in sys.argv:  # a worker timing another checkout's package (--against)
+    ROOT = Path(sys.argv[sys.argv.index("--package-root") + 1]).resolve()
 sys.path.insert(0, str(ROOT))
 
 #: the third-party trainer's time per training update (s) by number of edges
@@ -163,9 +171,9 @@ def memory_worker(n: int, updates: int) -> dict:
             "seconds_per_update": (time.perf_counter() - t0) / (updates + 1)}
 
 
-def epoch_worker(backend: str, config: str, quick: bool) -> dict:
+def epoch_worker(backend: str, config: str, quick: bool, repeats: int = 1) -> dict:
     """Seconds per training epoch of a shipped config's whole training, from its initial gates (evaluation only
-    at the end).
+    at the end), the best of ``repeats`` trainings in this process.
 
     ``native-python`` is the Python step on the native solver (the compiled training loop switched off)."""
     from metamaterial.config import load_config
@@ -188,22 +196,25 @@ def epoch_worker(backend: str, config: str, quick: bool) -> dict:
         return tr.init_state(initial_controls(setup, rng), rng)
 
     warm = fresh()  # loads ngspice or the compiled kernels once, outside the timing
-    try:
-        tr.advance(warm.controls, [np.random.default_rng(0)], 1)
-    except (ValueError, IndexError):  # older checkouts take a [replicas, E] array
-        tr.advance(warm.controls[None, :], [np.random.default_rng(0)], 1)
-    tr.solver.reset()
-    state = fresh()
-    t0 = time.perf_counter()
-    tr.run(state)
-    return {"backend": backend, "config": config, "epoch_s": (time.perf_counter() - t0) / epochs, "epochs": epochs,
+    # older checkouts keep a single run's controls as [E] and step a [replicas, E] array
+    controls = warm.controls if warm.controls.ndim == 2 else warm.controls[None, :]
+    tr.advance(controls, [np.random.default_rng(0)], 1)
+    best = np.inf
+    for _ in range(repeats):  # the same training from the same start, the fastest kept (the machine is shared)
+        tr.solver.reset()
+        state = fresh()
+        t0 = time.perf_counter()
+        tr.run(state)
+        best = min(best, time.perf_counter() - t0)
+    return {"backend": backend, "config": config, "epoch_s": best / epochs, "epochs": epochs, "repeats": repeats,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _spawn(args: list[str], timeout: float) -> dict | None:
-    cmd = [sys.executable, __file__, "--worker", *args]
+def _spawn(args: list[str], timeout: float, root: Path = ROOT) -> dict | None:
+    """Run one worker in a fresh process, importing the package of the checkout at ``root``."""
+    cmd = [sys.executable, __file__, "--worker", *args, *(["--package-root", str(root)] if root != ROOT else [])]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=root)
     except subprocess.TimeoutExpired:
         print(f"  {' '.join(args)}: gave up after {timeout:.0f} s", flush=True)
         return None
@@ -229,19 +240,25 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (for a smoke run)")
     ap.add_argument("--memory", type=int, default=0, metavar="N",
                     help="also run N ngspice updates at the largest size and report resident-memory growth")
+    ap.add_argument("--against", type=Path, metavar="DIR",
+                    help="only the per-epoch comparison, this checkout against the checkout in DIR, side by side")
+    ap.add_argument("--rounds", type=int, default=EPOCH_ROUNDS, help="alternating rounds of the per-epoch comparison")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--package-root", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         kind, *rest = args.worker
         if kind == "memory":
             result = memory_worker(int(rest[0]), int(rest[1]))
         else:
-            result = epoch_worker(rest[0], rest[1], args.quick) if kind == "epoch" else \
-                worker(kind, int(rest[0]), args.quick)
+            result = epoch_worker(rest[0], rest[1], args.quick, int(rest[2]) if len(rest) > 2 else 1) \
+                if kind == "epoch" else worker(kind, int(rest[0]), args.quick)
         print(json.dumps(result))
         return 0
 
     quick = ["--quick"] if args.quick else []
+    if args.against:
+        return against(args.against.resolve(), args.rounds, quick, args.out)
     rows = []
     print(f"{'size':>8} {'edges':>6} {'backend':>8} {'sample':>11} {'batched/sample':>15} {'update':>11} "
           f"{'peak MiB':>9}")
@@ -296,6 +313,47 @@ def main() -> int:
     args.out.write_text(json.dumps({"rows": rows, "epochs": epochs, "summary": summary["data"], "memory": memory},
                                indent=2) + "\n")
     print(f"\nwrote {args.out}")
+    return 0
+
+
+def against(other: Path, rounds: int, quick: list[str], out: Path) -> int:
+    """Per-epoch time of the shipped configs, this checkout's package vs ``other``'s, in alternating rounds (the
+    order within a round alternates too), each epoch worker a fresh process; prints medians, bests and ratios."""
+    if not (other / "metamaterial" / "__init__.py").is_file():
+        print(f"--against: {other} is not a checkout of this project (no metamaterial/__init__.py)", file=sys.stderr)
+        return 2
+    sides = {"this": ROOT, "other": other}
+    times: dict[tuple[str, str, str], list[float]] = {}
+    configs, backends = ("xor.yaml", "regression.yaml"), ("native", "native-python")
+    repeats = {"native": 20, "native-python": 2}  # trainings per worker, the fastest kept: ~1-3 s of work each
+    for r in range(rounds):
+        for cfg in configs:
+            for backend in backends:
+                for side in (("this", "other") if r % 2 == 0 else ("other", "this")):
+                    e = _spawn(["epoch", backend, cfg, str(repeats[backend]), *quick], timeout=1800,
+                               root=sides[side])
+                    if e:
+                        times.setdefault((side, cfg, backend), []).append(e["epoch_s"])
+        print(f"  round {r + 1}/{rounds} done", flush=True)
+    print(f"\nper training epoch, this checkout ({ROOT.name}) vs {other}: median (best) of {rounds} alternating "
+          "rounds, each the fastest of a worker's repeated trainings")
+    rows = []
+    for cfg in configs:
+        for backend in backends:
+            a, b = times.get(("this", cfg, backend)), times.get(("other", cfg, backend))
+            if not a or not b:
+                print(f"  {cfg:16s} {backend:14s} missing: this {len(a or [])} runs, other {len(b or [])}")
+                continue
+            ratio_med, ratio_best = float(np.median(a) / np.median(b)), min(a) / min(b)
+            pair = [x / y for x, y in zip(a, b)]
+            print(f"  {cfg:16s} {backend:14s} this {_fmt(float(np.median(a)))} ({_fmt(min(a))})  other "
+                  f"{_fmt(float(np.median(b)))} ({_fmt(min(b))})  this/other median {ratio_med:.3f}, best "
+                  f"{ratio_best:.3f}, round by round {', '.join(f'{x:.2f}' for x in pair)}")
+            rows.append({"config": cfg, "backend": backend, "this_s": a, "other_s": b, "ratio_median": ratio_med,
+                         "ratio_best": ratio_best})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"this": str(ROOT), "other": str(other), "rows": rows}, indent=2) + "\n")
+    print(f"\nwrote {out}")
     return 0
 
 

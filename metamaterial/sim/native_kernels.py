@@ -299,9 +299,16 @@ def lu_solve(a, b):
 
 
 @njit(cache=True)
+def newton_work(n_nodes, n):
+    """Work space of ``newton_sample`` for N = ``n_nodes`` nodes and ``n`` unknowns, allocated once per batch:
+    (f, jac, limit, last, v_old, f_old) with f, limit, last, f_old [n], jac [n * n], v_old [N]."""
+    return np.empty(n), np.empty(n * n), np.empty(n), np.empty(n), np.empty(n_nodes), np.empty(n)
+
+
+@njit(cache=True)
 def newton_sample(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions,
-                diag, max_iter, tol, gshunt, f, jac, limit, last):
-    """Dense Newton for one sample, in place on v [N]; f, limit, last [n_u] and jac [n_u * n_u] are work space.
+                diag, max_iter, tol, gshunt, work):
+    """Dense Newton for one sample, in place on v [N]; ``work`` is its work space (``newton_work``).
 
     Sets the driven nodes, starts from the mean driven voltage if ``cold``, and returns
     (iterations, max |residual| in A, status); status ``NOT_FINITE`` if a driven voltage or control is not finite.
@@ -313,6 +320,7 @@ def newton_sample(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, 
     ``NIconvTest``). At most ``max_iter`` steps (ngspice's itl1); the iterations returned are the steps.
     """
     n = unk.shape[0]
+    f, jac, limit, last, v_old, f_old = work
     lo = 0.0
     hi = 0.0
     mean = 0.0
@@ -335,8 +343,6 @@ def newton_sample(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, 
     limit[:] = tol[T_DV]
     last[:] = 0.0
     fmax = np.inf
-    v_old = np.empty(0)  # the load's point and residual, kept when KCL needs the node sums (see below)
-    f_old = np.empty(0)
     for it in range(1, max_iter + 1):
         assemble(v, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions, diag, f, jac)
         if gshunt != 0.0:
@@ -347,9 +353,7 @@ def newton_sample(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, 
         # KCL closes outright below both floors and fails above tol_i; in between it needs each node's sum of
         # device currents, evaluated only if the step turns out converged (on a copy of this load's point)
         undecided = min(tol[T_ABSTOL], tol[T_I]) < fmax <= tol[T_I]
-        if undecided:
-            if v_old.shape[0] == 0:
-                v_old, f_old = np.empty(v.shape[0]), np.empty(n)
+        if undecided:  # keep the load's point and residual for those sums
             v_old[:] = v
             f_old[:] = f
         for k in range(n):
@@ -367,17 +371,13 @@ def newton_sample(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, 
 @njit(cache=True)
 def _newton_range(start, stop, v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk,
                   n_junctions, diag, max_iter, tol, iters, resid, status):
-    n = unk.shape[0]
-    f = np.empty(n)
-    jac = np.empty(n * n)
-    limit = np.empty(n)
-    last = np.empty(n)
+    work = newton_work(v.shape[1], unk.shape[0])
     shared = ctrl.shape[0] == 1
     for b in range(start, stop):
         c = ctrl[0] if shared else ctrl[b]
         iters[b], resid[b], status[b] = newton_sample(v[b], cold[b], drv_nodes, drv_vals[b], c, kind, prm, vbi, beta,
                                                     ea, eb, pos, slots, unk, n_junctions, diag, max_iter, tol, 0.0,
-                                                    f, jac, limit, last)
+                                                    work)
 
 
 @njit(cache=True)
@@ -386,9 +386,8 @@ def newton_dense_one(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, e
     """Dense Newton for one sample v [N] (in place) with a shunt ``gshunt`` (S) from every unknown node to
     ground; drv_vals [n_driven], ctrl [E]. Returns (iterations, max |residual| in A, status). For the
     retries of ``native.NativeSolver`` (a cold start, gmin stepping), not for the common path."""
-    n = unk.shape[0]
     return newton_sample(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions,
-                       diag, max_iter, tol, gshunt, np.empty(n), np.empty(n * n), np.empty(n), np.empty(n))
+                         diag, max_iter, tol, gshunt, newton_work(v.shape[0], unk.shape[0]))
 
 
 @njit(cache=True)

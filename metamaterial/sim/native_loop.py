@@ -92,7 +92,7 @@ def _same(a, b):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _solve_sample(v, drv, ctrl, raw, tag, warm, memory, prep, kind, prm, ea, eb, max_iter, tol, work):
     """One tagged sample into v [N], as ``NativeSolver._solve`` does it: the remembered solution if the controls
     ``raw`` [E] and the drive are bit for bit what it solved, else Newton from it (cold if none or not ``warm``).
@@ -104,13 +104,13 @@ def _solve_sample(v, drv, ctrl, raw, tag, warm, memory, prep, kind, prm, ea, eb,
         return 0, mem_res[tag], nk.CONVERGED
     cold = not warm or math.isnan(v[0])
     return nk.newton_sample(v, cold, drv_nodes, drv, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions,
-                            diag, max_iter, tol, 0.0, work[0], work[1], work[2], work[3])
+                            diag, max_iter, tol, 0.0, work)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _solve_phase(v, drv, res, ctrl, controls, tags, n, warm, memory, prep, kind, prm, ea, eb, max_iter, tol, work):
-    """Every sample b of a phase (replica b // n), with Newton's work space ``work`` (``_work``); returns
-    (iterations, whether all converged)."""
+    """Every sample b of a phase (replica b // n), with Newton's work space ``work``
+    (``native_kernels.newton_work``); returns (iterations, whether all converged)."""
     iterations = 0
     for b in range(v.shape[0]):
         r = b // n
@@ -122,13 +122,7 @@ def _solve_phase(v, drv, res, ctrl, controls, tags, n, warm, memory, prep, kind,
     return iterations, True
 
 
-@njit(cache=True)
-def _work(prep):
-    nu = prep[3].shape[0]
-    return np.empty(nu), np.empty(nu * nu), np.empty(nu), np.empty(nu)
-
-
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _remember(memory, tags, n, v, controls, drv, residual):
     mem_v, mem_ctrl, mem_drv, mem_res = memory
     for b in range(v.shape[0]):
@@ -163,9 +157,16 @@ def _train_steps(first, controls, idx, masks, moved, snap_slot, snaps, inputs, t
     res_c = np.empty(batch)
     ctrl = np.empty((reps, n_edges))
     tags = np.empty(batch, np.int64)
-    points = np.empty(batch, np.int64)
+    cls = np.empty(batch, np.int64)
+    tgt = np.empty((batch, targets.shape[1]))
+    out = np.empty((batch, out_pos.shape[0]))
+    margins = np.zeros(batch)  # (regression: unused)
+    active = np.empty(batch, np.bool_)
+    closed = np.empty(reps, np.bool_)
+    u = np.empty((reps, n_edges))
     use_masks = masks.shape[0] > 0
-    work_f, work_c = _work(free_prep), _work(clamped_prep)
+    work_f = nk.newton_work(vf.shape[1], free_prep[3].shape[0])
+    work_c = nk.newton_work(vf.shape[1], clamped_prep[3].shape[0])
     mask = np.empty((reps, n_edges), np.bool_)
     solves = 0
     iterations = 0
@@ -174,22 +175,30 @@ def _train_steps(first, controls, idx, masks, moved, snap_slot, snaps, inputs, t
             if not _edge_controls(controls[r], kind, pot, ctrl[r]):
                 return s, solves, iterations
         for b in range(batch):
-            points[b] = idx[s, b // n, b % n]
-            tags[b] = (b // n) * n_points + points[b]
-            drv_f[b, :n_in] = inputs[points[b]]
-            drv_f[b, n_in:] = rails
+            p = idx[s, b // n, b % n]
+            tags[b] = (b // n) * n_points + p
+            cls[b] = classes[p]
+            for k in range(tgt.shape[1]):
+                tgt[b, k] = targets[p, k]
+            for k in range(n_in):
+                drv_f[b, k] = inputs[p, k]
+            for k in range(n_rail):
+                drv_f[b, n_in + k] = rails[k]
         it, ok = _solve_phase(vf, drv_f, res_f, ctrl, controls, tags, n, warm, free_memory, free_prep, kind, prm, ea,
                               eb, max_iter, tol, work_f)
         iterations += it
         if not ok:
             return s, solves, iterations
-        out = _outputs(vf, out_pos, out_neg)
-        margins = _margins(out, classes[points], decode, levels) if hinge else np.zeros(batch)  # (regression: unused)
-        active = _active(margins, hinge, margin)
+        _outputs(vf, out_pos, out_neg, out)
+        if hinge:
+            _margins(out, cls, decode, levels, margins)
+        _active(margins, hinge, margin, active)
         any_active = active.any()
         if any_active:  # clamped phase, for every sample as soon as one point is active (as the Python step)
-            drv_c[:, :n_in + n_rail] = drv_f
-            drv_c[:, n_in + n_rail:] = _clamps(vf, out, targets[points], nudge, out_pos, out_neg)
+            for b in range(batch):
+                for k in range(n_in + n_rail):
+                    drv_c[b, k] = drv_f[b, k]
+            _clamps(vf, out, tgt, nudge, out_pos, out_neg, drv_c[:, n_in + n_rail:])
             it, ok = _solve_phase(vc, drv_c, res_c, ctrl, controls, tags, n, warm, clamped_memory, clamped_prep, kind,
                                   prm, ea, eb, max_iter, tol, work_c)
             iterations += it
@@ -201,13 +210,13 @@ def _train_steps(first, controls, idx, masks, moved, snap_slot, snaps, inputs, t
             if any_active:
                 _remember(clamped_memory, tags, n, vc, controls, drv_c, res_c)
         solves += batch * (2 if any_active else 1)
-        closed = _closed(active, reps)
+        _closed(active, reps, closed)
         moved[s] = closed
-        u = _contrast(vf, vc, ea, eb, active, reps) if any_active else np.zeros((reps, n_edges))
+        _contrast(vf, vc, ea, eb, active, reps, u)
         for r in range(reps):
             for e in range(n_edges):
                 mask[r, e] = closed[r] and (not use_masks or masks[s, r, e])
-        controls[:] = _update(controls, u, mask, sign_rule, rate, bias, low, high, leak_factor, rest)
+        _update(controls, u, mask, sign_rule, rate, bias, low, high, leak_factor, rest, controls)
         if snap_slot[s] >= 0:
             snaps[snap_slot[s]] = controls
     return n_steps, solves, iterations
