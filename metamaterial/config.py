@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .errors import ConfigError
+from .learning.gates import HardwareParams
 from .sim.registry import backend_names
 from .tasks import REGRESSION_X, REGRESSION_Y
 
@@ -35,7 +36,7 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
 #: hardware.t_learn (s) when no learning.rate fixes it: the learning switch's on time per update
-T_LEARN = 100e-6
+T_LEARN = HardwareParams.t_learn  # the charging circuit's constants live in HardwareParams
 #: task.test_fraction when not given: Iris holds out a fifth of its flowers, the other tasks nothing
 TEST_FRACTION = {"iris": 0.2}
 
@@ -224,11 +225,11 @@ class HardwareConfig(_Strict):
     """The gate-capacitor charging circuit (SI units). ``t_learn`` left unset resolves to the switch time that
     realises ``learning.rate`` on an nmos gate (rate R C / gain), else to ``T_LEARN``."""
 
-    capacitance: Positive = 2.2e-6
-    resistance: Positive = 1e3
+    capacitance: Positive = HardwareParams.capacitance
+    resistance: Positive = HardwareParams.resistance
     t_learn: Positive | None = None
-    gain: Positive = 0.1
-    t_settle: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 10e-6
+    gain: Positive = HardwareParams.gain
+    t_settle: Annotated[float, Field(ge=0, allow_inf_nan=False)] = HardwareParams.t_settle
 
 
 class SimulatorConfig(_Strict):
