@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
                         "finished in --out with the same --quick and --backend are kept)")
     r.add_argument("--backend", choices=backend_names(), default="native",
                    help="backend of the many-seed ensembles (each claim names the backends of its other runs)")
+    _add_sweep_commands(sub)
     return p
 
 
@@ -161,6 +162,8 @@ def _resume_hint(args: argparse.Namespace) -> str:
 
     if args.command == "reproduce":
         return f"the claims finished so far are kept in {args.out}; the same command runs the others"
+    if args.command == "sweep":
+        return f"the points finished so far are kept in {args.out}; the same command runs the others"
     run_dir = getattr(args, "run_dir", None)
     if run_dir is None:
         return "nothing was saved"
@@ -188,6 +191,9 @@ def _load(args: argparse.Namespace) -> Config:
 def _run(args: argparse.Namespace) -> int:
     from . import points, runs  # noqa: PLC0415 (keeps --help fast)
     from .plots import plot_run_dir  # noqa: PLC0415
+
+    if args.command in ("sweep", "sweep-report"):
+        return _run_sweep(args)
 
     if args.command == "reproduce":
         from .claims.registry import reproduce  # noqa: PLC0415
@@ -338,6 +344,105 @@ def _human_summary(s: dict, run_dir: Path, plots: bool = True) -> str:
     figures = ", loss.png, gates.png, outputs.png" if plots else ""
     lines.append(f"run directory: {run_dir}/ (summary.json, metrics.csv, gates.csv, outputs.csv{figures})")
     return "\n".join(lines)
+
+
+# -- sweep and sweep-report -------------------------------------------------------------------------------
+def _add_sweep_commands(sub) -> None:
+    w = sub.add_parser("sweep", help="run a parameter sweep from a YAML spec on Dask (resumable)")
+    w.add_argument("spec", help="sweep spec (see configs/sweeps/)")
+    w.add_argument("--out", type=Path, help="sweep folder (default: runs/sweeps/<name>); rerunning resumes it")
+    w.add_argument("--dry-run", action="store_true", help="validate every point and print them; run nothing")
+    w.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
+    w.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this existing Dask cluster instead")
+    w.add_argument("--recycle-after", type=int, metavar="K", default=None,
+                   help="restart a worker process after it trained K points (default 200; 0: never)")
+    w.add_argument("--retry-failed", action="store_true", help="run the points recorded as failed again")
+    w.add_argument("--backend", choices=backend_names(),
+                   help="solver backend of every point: --set simulator.backend=NAME on the base config")
+    w.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a value of the base config (repeatable)")
+    w.add_argument("--metric", help="metric of the figures (default: success for classification, else final_loss)")
+    w.add_argument("--no-progress", action="store_true", help="no progress bar")
+    w.add_argument("--no-plots", action="store_true", help="skip the figures")
+    r = sub.add_parser("sweep-report", help="rewrite a sweep's table and figures from its folder")
+    r.add_argument("dir", type=Path, help="the sweep's --out folder")
+    r.add_argument("--metric", help="metric of the figures (default: success for classification, else final_loss)")
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    from .sweep.report import report_sweep  # noqa: PLC0415
+
+    if args.command == "sweep-report":
+        counts, files = report_sweep(args.dir, args.metric)
+        print(_sweep_counts(counts) + f"\nwrote {', '.join(str(f) for f in files)}")
+        return 0
+    from .sweep import execute, load_sweep  # noqa: PLC0415
+
+    spec = load_sweep(args.spec, config_overrides(args))
+    args.out = args.out or Path("runs") / "sweeps" / spec.name
+    if args.dry_run:
+        print(_sweep_points(spec, args.out, args.workers))
+        return 0
+    recycle = execute.RECYCLE_AFTER if args.recycle_after is None else args.recycle_after
+    if recycle < 0:
+        raise ConfigError(f"--recycle-after: must be >= 0 (got {recycle})")
+    bar = _SweepProgress(not args.no_progress)
+    run = execute.run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, recycle_after=recycle,
+                            retry_failed=args.retry_failed, on_start=bar.start, on_progress=bar.update)
+    bar.close()
+    counts, files = report_sweep(args.out, args.metric, plots=not args.no_plots)
+    rate = f", {run.ok + run.failed} points in {run.wall_s:.1f} s ({(run.ok + run.failed) / run.wall_s:.2f}/s)" \
+        if run.wall_s > 0 and run.ok + run.failed else ""
+    print(f"sweep {spec.name}: {run.total} points, {run.skipped} already done{rate}\n" + _sweep_counts(counts)
+          + f"\nsweep folder: {args.out}/ (results.csv, results/, events.jsonl, figures/)")
+    return 1 if counts["failed"] else 0
+
+
+def _sweep_counts(c: dict) -> str:
+    from .sweep.report import PARQUET_HINT, has_parquet  # noqa: PLC0415
+
+    hint = "" if has_parquet() else f"\n{PARQUET_HINT}"
+    errors = "" if not c["errors"] else " (" + ", ".join(f"{k} x{v}" for k, v in c["errors"].items()) + ")"
+    return f"{c['ok']}/{c['points']} ok, {c['failed']} failed{errors}, {c['pending']} pending{hint}"
+
+
+def _sweep_points(spec, out: Path, workers: int) -> str:
+    from .sweep.execute import plan_tasks  # noqa: PLC0415
+    from .sweep.store import is_done  # noqa: PLC0415
+
+    done = sum(is_done(out, p.key) for p in spec.points)
+    tasks = plan_tasks(spec.points, workers)
+    lines = [f"sweep {spec.name}: {len(spec.points)} points in {len(tasks)} task(s) (largest ensemble "
+             f"{max((len(t) for t in tasks), default=0)}); {done} already done in {out}/",
+             "\t".join(["index", "key", *spec.axes])]
+    lines += ["\t".join([str(p.index), p.key, *(json.dumps(p.values[a]) for a in spec.axes)]) for p in spec.points]
+    return "\n".join(lines)
+
+
+class _SweepProgress:
+    """A tqdm bar with ETA on a terminal; elsewhere a line every tenth of the points."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.bar, self.shown = enabled, None, 0
+
+    def start(self, total: int, skipped: int) -> None:
+        if skipped:
+            print(f"sweep: {skipped} point(s) already done, {total} to run", file=sys.stderr)
+        if self.enabled and sys.stderr.isatty() and total:
+            from tqdm import tqdm  # noqa: PLC0415
+            self.bar = tqdm(total=total, desc="sweep", unit="point", dynamic_ncols=True, mininterval=0.5)
+
+    def update(self, done: int, total: int, failed: int) -> None:
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            self.bar.set_postfix(failed=failed)
+        elif self.enabled and (done == total or done * 10 // total > self.shown * 10 // total):
+            self.shown = done
+            print(f"sweep: {done}/{total} points ({failed} failed)", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 if __name__ == "__main__":

@@ -323,6 +323,12 @@ def _parse_yaml(text: str, source: str) -> Any:
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read, override and validate a YAML config; relative paths in it resolve against its folder."""
     p = Path(path)
+    return config_from_document(read_document(p), str(p), p.parent, overrides)
+
+
+def read_document(path: str | Path) -> dict:
+    """The raw mapping of a YAML file, read with this module's strict YAML (no duplicate keys, 1e-4 a float)."""
+    p = Path(path)
     try:
         text = p.read_bytes().decode("utf-8")
     except OSError as err:
@@ -334,13 +340,19 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of sections (got {type(raw).__name__}); "
                           "start the file with keys such as name:, roles:, task:")
+    return raw
+
+
+def config_from_document(raw: dict, source: str, base_dir: str | Path, overrides: list[str] | None = None) -> Config:
+    """Validate a raw config document (changed in place by ``--set`` style ``overrides``); errors name ``source``,
+    relative paths in it resolve against ``base_dir``."""
     for item in overrides or []:
-        apply_override(raw, item, str(p))
-    cfg = _resolve_paths(validate_config(raw, str(p)), p.parent)
+        apply_override(raw, item, source)
+    cfg = _resolve_paths(validate_config(raw, source), Path(base_dir))
     for key, value in (("network.file", cfg.network.file if cfg.network.kind == "file" else None),
                        ("device.model_file", cfg.device.model_file), ("task.path", cfg.task.path)):
         if value is not None and not Path(value).exists():
-            raise ConfigError(f"{p}: file not found: {value} ({key}); check the path (relative to the config's "
+            raise ConfigError(f"{source}: file not found: {value} ({key}); check the path (relative to the config's "
                               "folder)")
     return cfg
 
@@ -402,30 +414,35 @@ def apply_override(raw: dict, item: str, source: str = "--set") -> None:
         raise ConfigError(f"--set {item}: expected key.path=value (got no '='); e.g. --set learning.epochs=200")
     key, value = item.split("=", 1)
     key = key.strip()
+    set_key_path(raw, key, _parse_yaml(value, f"--set {key}"), f"--set {key}")
+
+
+def set_key_path(raw: dict, key: str, value: Any, where: str) -> None:
+    """Set ``key`` (a key path such as ``learning.nudge`` or ``roles.rails[0].volts``) of a raw config dict to
+    ``value`` in place, creating missing sections; errors start with ``where``."""
     parts = _key_parts(key)
     if not parts:
-        raise ConfigError(f"--set {key}: not a key path (got {key!r}); write it like learning.nudge or "
+        raise ConfigError(f"{where}: not a key path (got {key!r}); write it like learning.nudge or "
                           "roles.rails[0].volts")
-    parsed = _parse_yaml(value, f"--set {key}")
     node: Any = raw
     for depth, part in enumerate(parts):
-        where = key_path(tuple(int(x) if x.isdigit() else x for x in parts[:depth]))
+        at = key_path(tuple(int(x) if x.isdigit() else x for x in parts[:depth]))
         last = depth == len(parts) - 1
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"--set {key}: {where} is a list of {len(node)} item(s) (got index {part!r}); "
+                raise ConfigError(f"{where}: {at} is a list of {len(node)} item(s) (got index {part!r}); "
                                   f"give an index from 0 to {len(node) - 1}")
             if last:
-                node[int(part)] = parsed
+                node[int(part)] = value
             else:
                 node = node[int(part)]
         elif isinstance(node, dict):
             if last:
-                node[part] = parsed
+                node[part] = value
             else:
                 node = node.setdefault(part, {})
         else:
-            raise ConfigError(f"--set {key}: {where} is a value, not a section (got {node!r}); check the key path "
+            raise ConfigError(f"{where}: {at} is a value, not a section (got {node!r}); check the key path "
                               "against the config")
 
 

@@ -1,0 +1,298 @@
+"""Running a sweep's points on Dask (``dask.distributed``): tasks, worker recycling, and the client's loop.
+
+Each task trains one point, or several points that differ only in ``seed`` on the native backend whose built
+network, task and devices do not depend on the seed (no twin mismatch or random network without its own seed, no
+per-edge ``learning.bias_sigma``, no held-out split): those train as one ensemble (``runs.train_replicas``), which
+ends for each replica where that point alone would. A task skips points that already have a result (resume, or a
+task run twice after a worker died), records each point's summary or its error (class and message) and goes on.
+
+Workers run one task at a time (a process-wide lock: one ngspice per process even on a worker with several
+threads) and are restarted by their nanny after ``recycle_after`` points, which bounds any memory a simulator
+library keeps. By default the client starts a ``LocalCluster`` of worker processes; given a scheduler address it
+uses that cluster unchanged (start its workers with ``--nthreads 1``; they must import this same package and see
+the output folder).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from ..errors import ConfigError
+from .spec import Point, SweepSpec, config_key
+from .store import POINTS, is_done, log_event, read_result, write_json_atomically, write_result
+
+#: default number of points a worker process trains before its nanny restarts it
+RECYCLE_AFTER = 200
+#: largest ensemble one task trains
+MAX_BATCH = 64
+
+_LOCK = threading.Lock()  # one task at a time per process: ngspice's shared library is one per process
+_TRAINED = [0]  # points this worker process has trained (the recycling plugin reads it)
+
+
+# -- what a worker runs ---------------------------------------------------------------------------------
+def run_points(points: list[Point], out: str, retry_failed: bool = False) -> list[dict]:
+    """Train the points of one task (as one ensemble when there are several) and store each result; returns one
+    ``{key, status, ran}`` per point (``ran`` False: it already had a result)."""
+    with _LOCK:
+        todo = [p for p in points if not is_done(Path(out), p.key, retry_failed)]
+        brief = {p.key: {"key": p.key, "status": (read_result(Path(out), p.key) or {}).get("status"), "ran": False}
+                 for p in points}
+        if todo:
+            for record in _train(todo, Path(out)):
+                brief[record["key"]] = {"key": record["key"], "status": record["status"], "ran": True}
+            _TRAINED[0] += len(todo)
+        return list(brief.values())
+
+
+def _train(points: list[Point], out: Path) -> list[dict]:
+    """Records of ``points`` (one ensemble); if the ensemble fails, each point is tried alone, so only the points
+    that fail by themselves are recorded as failed."""
+    from .. import runs  # noqa: PLC0415 (workers import the training code on first use)
+    from ..experiment import build, make_solver  # noqa: PLC0415
+
+    worker = _worker_name()
+    for p in points:
+        log_event(out, "started", p.key, worker=worker, batch=len(points))
+    t0 = time.perf_counter()
+    try:
+        cfg = points[0].config
+        make_solver(build(cfg)).reset()  # a point's result must not depend on what this process solved before
+        done = runs.train_replicas(cfg, [p.config.seed for p in points])
+        try:
+            summaries = _summaries(done)
+        finally:
+            done.trainer.solver.close()
+    except Exception as err:  # noqa: BLE001 (a sweep records a failed point with its reason and goes on)
+        if len(points) > 1:
+            return [r for p in points for r in _train([p], out)]
+        record = _record(points[0], "failed", worker, time.perf_counter() - t0,
+                         error={"class": type(err).__name__, "message": str(err).splitlines()[0] if str(err) else ""})
+        _store(out, record)
+        return [record]
+    wall = time.perf_counter() - t0
+    records = [_record(p, "ok", worker, wall, summary=s) for p, s in zip(points, summaries)]
+    for record in records:
+        _store(out, record)
+    return records
+
+
+def _record(point: Point, status: str, worker: str, wall_s: float, **fields) -> dict:
+    from ..config import dump_config  # noqa: PLC0415
+
+    return {"key": point.key, "index": point.index, "status": status, "values": point.values, **fields,
+            "worker": worker, "pid": os.getpid(), "task_wall_s": round(wall_s, 3), "config": dump_config(point.config)}
+
+
+def _store(out: Path, record: dict) -> None:
+    written = write_result(out, record["key"], record)
+    event = ("finished" if record["status"] == "ok" else "failed") if written else "duplicate"
+    extra = {"error": record["error"]} if record["status"] != "ok" else {}
+    log_event(out, event, record["key"], worker=record["worker"], **extra)
+
+
+def _summaries(done) -> list[dict]:
+    """One summary per replica of a ``runs.Trained``: losses, accuracy, margin, success, learning time."""
+    from ..runs import succeeded  # noqa: PLC0415
+
+    state, trainer = done.state, done.trainer
+    first, last = state.history[0], state.history[-1]
+    success = succeeded(last["min_margin"])
+    learning, hardware = trainer.learning_time(state), trainer.hardware_time(state)
+
+    def value(row: dict, key: str, r: int) -> float | None:
+        return None if row.get(key) is None else float(row[key][r])
+
+    out = []
+    for r, seed in enumerate(done.seeds):
+        s = {"task": done.setup.task.name, "backend": trainer.solver.name, "seed": seed, "epochs": state.epoch,
+             "initial_loss": value(first, "loss", r), "final_loss": value(last, "loss", r),
+             "accuracy": value(last, "accuracy", r), "min_margin_v": value(last, "min_margin", r),
+             "success": None if success is None else bool(success[r]),
+             "learning_time_s": float(learning[r]), "hardware_time_s": float(hardware[r]),
+             "n_updates": int(state.n_updates[r]), "t_learn_s": done.setup.hardware.t_learn,
+             "batch": len(done.seeds), "wall_s": round(done.wall_s, 4)}
+        if "test_loss" in last:
+            s.update(test_loss=value(last, "test_loss", r), test_accuracy=value(last, "test_accuracy", r))
+        out.append(s)
+    return out
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker  # noqa: PLC0415
+        return get_worker().address
+    except (ImportError, ValueError):
+        return f"pid{os.getpid()}"
+
+
+class RecyclePlugin(WorkerPlugin):
+    """A worker plugin: once its process has trained ``after`` points, the worker retires gracefully (the scheduler
+    keeps its finished results) and its nanny starts a fresh process."""
+
+    name = "metamaterial-sweep-recycle"
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.worker = None
+        self.closing = False
+
+    def setup(self, worker) -> None:
+        self.worker = worker
+
+    def teardown(self, worker) -> None:
+        pass
+
+    def transition(self, key, start, finish, **kwargs) -> None:
+        if finish == "memory" and not self.closing and self.after and _TRAINED[0] >= self.after:
+            self.closing = True
+            self.worker.loop.add_callback(self.worker.close_gracefully, restart=True,
+                                          reason=f"metamaterial sweep: recycled after {_TRAINED[0]} points")
+
+
+# -- planning -------------------------------------------------------------------------------------------
+def seed_free(cfg) -> bool:
+    """Whether what ``build`` makes of ``cfg`` is the same for every seed (so seeds can train as one ensemble):
+    built for two seeds and compared."""
+    from ..experiment import build  # noqa: PLC0415
+
+    def built(seed: int) -> bytes:
+        return pickle.dumps(replace(build(cfg.model_copy(update={"seed": seed})), config=None))
+    try:
+        return built(0) == built(1)
+    except Exception:  # noqa: BLE001 (a point that cannot be built runs alone and records its error)
+        return False
+
+
+def plan_tasks(points: Iterable[Point], workers: int = 1, max_batch: int = MAX_BATCH) -> list[list[Point]]:
+    """Tasks in sweep order: native points that differ only in seed (and build alike for every seed) grouped,
+    each group cut into ensembles of at most ``max_batch`` points, smaller when there are too few groups to keep
+    every worker busy."""
+    groups: dict[str, list[Point]] = {}
+    free: dict[str, bool] = {}
+    for p in points:
+        if p.config.simulator.backend == "native":
+            shape = config_key(p.config.model_copy(update={"seed": 0}))
+            if shape not in free:
+                free[shape] = seed_free(p.config)
+            gk = shape if free[shape] else p.key
+        else:
+            gk = p.key
+        groups.setdefault(gk, []).append(p)
+    pieces = max(1, math.ceil(2 * workers / len(groups))) if groups else 1
+    tasks = []
+    for group in groups.values():
+        size = max(1, min(max_batch, math.ceil(len(group) / pieces)))
+        tasks += [group[i:i + size] for i in range(0, len(group), size)]
+    return tasks
+
+
+# -- the client -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SweepRun:
+    """What ``run_sweep`` did: points of the spec, already done before, run now (ok, failed), wall time (s)."""
+
+    out: Path
+    total: int
+    skipped: int
+    ok: int
+    failed: int
+    wall_s: float
+
+
+def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | None = None,
+              recycle_after: int = RECYCLE_AFTER, retry_failed: bool = False,
+              on_progress: Callable[[int, int, int], None] | None = None,
+              on_start: Callable[[int, int], None] | None = None) -> SweepRun:
+    """Run every point of ``spec`` that has no result in ``out`` on Dask; ``on_start(to_run, already_done)``
+    once, then ``on_progress(points_done, to_run, failed)`` after every task."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{out}: cannot create the sweep folder ({err.strerror}); choose another --out") from err
+    write_json_atomically(out / POINTS, {"name": spec.name, "spec": spec.source, "axes": list(spec.axes),
+                                         "points": [{"index": p.index, "key": p.key, "values": p.values}
+                                                    for p in spec.points]})
+    todo = [p for p in spec.points if not is_done(out, p.key, retry_failed)]
+    skipped = len(spec.points) - len(todo)
+    if on_start is not None:
+        on_start(len(todo), skipped)
+    t0 = time.perf_counter()
+    ok = failed = 0
+    if todo:
+        ok, failed = _submit_all(todo, out, workers, scheduler, recycle_after, retry_failed, on_progress)
+    return SweepRun(out, len(spec.points), skipped, ok, failed, time.perf_counter() - t0)
+
+
+def _submit_all(todo: list[Point], out: Path, workers: int, scheduler: str | None, recycle_after: int,
+                retry_failed: bool, on_progress) -> tuple[int, int]:
+    from distributed import as_completed  # noqa: PLC0415
+
+    client, cluster = _connect(workers, scheduler)
+    try:
+        if recycle_after:
+            client.register_plugin(RecyclePlugin(recycle_after), name=RecyclePlugin.name)
+        n_workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]) if scheduler else workers)
+        tasks = plan_tasks(todo, n_workers)
+        futures = {client.submit(run_points, t, str(out), retry_failed, key=f"sweep-{t[0].key}-{len(t)}",
+                                 pure=False, retries=0): t for t in tasks}
+        done = ok = failed = 0
+        for future in as_completed(futures):
+            points = futures[future]
+            try:
+                brief = future.result()
+            except Exception as err:  # noqa: BLE001 (e.g. KilledWorker: the task killed every worker it ran on)
+                brief = [_record_lost(out, p, err) for p in points]
+            ok += sum(b["status"] == "ok" for b in brief)
+            failed += sum(b["status"] != "ok" for b in brief)
+            done += len(points)
+            if on_progress is not None:
+                on_progress(done, len(todo), failed)
+        return ok, failed
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _record_lost(out: Path, point: Point, err: BaseException) -> dict:
+    """A point whose task failed outside the training (its workers died): recorded as failed unless a result got
+    stored after all."""
+    record = read_result(out, point.key)
+    if record is not None:
+        return {"key": point.key, "status": record.get("status"), "ran": False}
+    record = _record(point, "failed", "client", 0.0, error={"class": type(err).__name__, "message": str(err)})
+    _store(out, record)
+    return {"key": point.key, "status": "failed", "ran": False}
+
+
+def _connect(workers: int, scheduler: str | None):
+    import logging  # noqa: PLC0415
+
+    from distributed import Client, LocalCluster  # noqa: PLC0415
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="20s"), None
+        except (OSError, TimeoutError) as err:
+            raise ConfigError(f"--scheduler {scheduler}: cannot connect ({err}); start a scheduler there (dask "
+                              "scheduler) or leave out --scheduler for a local cluster") from err
+    if workers < 1:
+        raise ConfigError(f"--workers: must be >= 1 (got {workers})")
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           memory_limit=0, silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "run_points", "run_sweep", "plan_tasks", "seed_free",
+           "RecyclePlugin"]

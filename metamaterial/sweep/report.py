@@ -1,0 +1,258 @@
+"""A sweep's table and figures, from its folder alone (``metamaterial sweep-report DIR`` redraws them).
+
+``results.csv`` (and ``results.parquet`` when pyarrow is installed) has one row per point of the spec in spec
+order: index, key, status, one column per axis, the summary's metrics, and the error of a failed point.
+Figures (``figures/``): a metric against each swept axis (mean over seeds with its spread: the standard deviation
+band of a continuous metric, the binomial standard error of a success rate; one line per value of the other
+axes when they have few combinations) and heat maps of the mean over pairs of axes (one panel per value of a
+third axis when it has at most four).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .spec import SEED_AXIS
+from .store import POINTS, read_result
+
+#: summary keys, in table order (others follow, sorted)
+METRICS = ("final_loss", "initial_loss", "accuracy", "min_margin_v", "success", "test_loss", "test_accuracy",
+           "learning_time_s", "hardware_time_s", "n_updates", "t_learn_s", "epochs", "backend", "batch", "wall_s")
+MAX_LINES = 6
+PARQUET_HINT = "no results.parquet: pyarrow is not installed (pip install 'metamaterial[parquet]')"
+MAX_PANELS = 4
+
+
+def load_table(out: Path) -> tuple[list[str], list[dict]]:
+    """(axes, rows) of the sweep in ``out``: one row per point of its last spec, metrics of finished points."""
+    out = Path(out)
+    try:
+        meta = json.loads((out / POINTS).read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{out}: not a sweep folder (no readable {POINTS}); give the --out of a sweep") from err
+    axes = list(meta["axes"])
+    rows = []
+    for p in meta["points"]:
+        record = read_result(out, p["key"]) or {"status": "pending"}
+        row = {"index": p["index"], "key": p["key"], "status": record["status"], **p["values"]}
+        summary = {k: v for k, v in (record.get("summary") or {}).items() if k != "seed"}
+        row.update(summary)
+        error = record.get("error") or {}
+        row["error_class"], row["error_message"] = error.get("class"), error.get("message")
+        rows.append(row)
+    return axes, rows
+
+
+def write_table(out: Path) -> list[Path]:
+    """Write ``results.csv`` (and ``results.parquet`` with pyarrow); returns the files written."""
+    out = Path(out)
+    axes, rows = load_table(out)
+    present = {k for r in rows for k in r}
+    columns = ["index", "key", "status", *axes] + [m for m in METRICS if m in present]
+    columns += sorted(present - set(columns) - {"error_class", "error_message"}) + ["error_class", "error_message"]
+    flat = [{c: _cell(r.get(c)) for c in columns} for r in rows]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    w.writerows({c: ("" if v is None else v) for c, v in r.items()} for r in flat)
+    (out / "results.csv").write_text(buf.getvalue())
+    written = [out / "results.csv"]
+    try:
+        import pyarrow as pa  # noqa: PLC0415 (optional: pip install 'metamaterial[parquet]')
+        import pyarrow.parquet as pq  # noqa: PLC0415
+    except ImportError:  # the CLI says how to get it (PARQUET_HINT)
+        return written
+    table = pa.Table.from_pylist(flat) if flat else pa.table({c: [] for c in columns})
+    pq.write_table(table, out / "results.parquet")
+    return written + [out / "results.parquet"]
+
+
+def _cell(v: Any) -> Any:
+    """Lists and mappings (an axis over learning.bounds) as JSON text; booleans stay booleans."""
+    return json.dumps(v) if isinstance(v, (list, dict)) else v
+
+
+def default_metric(rows: list[dict]) -> str:
+    """``success`` when the points are classifications (a success rate), else ``final_loss``."""
+    return "success" if any(r.get("success") is not None for r in rows) else "final_loss"
+
+
+def plot_sweep(out: Path, metric: str | None = None) -> list[Path]:
+    """Draw the figures of the sweep in ``out`` into ``out/figures``; returns their paths."""
+    out = Path(out)
+    axes, rows = load_table(out)
+    ok = [r for r in rows if r["status"] == "ok"]
+    metric = metric or default_metric(ok)
+    if ok and metric not in ok[0]:
+        numeric = sorted(k for k, v in ok[0].items() if isinstance(v, (int, float)) and k not in axes)
+        raise ConfigError(f"--metric {metric}: not a metric of this sweep; choose one of {', '.join(numeric)}")
+    swept = [a for a in axes if a != SEED_AXIS and len({_key(r[a]) for r in rows}) > 1]
+    if not ok or not swept:
+        return []
+    import matplotlib  # noqa: PLC0415
+    matplotlib.use("Agg")
+    figures = out / "figures"
+    figures.mkdir(exist_ok=True)
+    paths = [_line_plot(figures, ok, swept, a, metric, len(rows) - len(ok)) for a in swept]
+    for i, a in enumerate(swept):
+        for b in swept[i + 1:]:
+            paths.append(_heat_map(figures, ok, swept, a, b, metric))
+    return paths
+
+
+def _key(v: Any) -> Any:
+    return json.dumps(v) if isinstance(v, (list, dict)) else v
+
+
+def _values(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _ordered(values: set) -> list:
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    return sorted(values) if numeric else sorted(values, key=str)
+
+
+def _log(values: list) -> bool:
+    v = [x for x in values if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    return len(v) == len(values) and min(v) > 0 and max(v) / min(v) >= 50
+
+
+def _stat(samples: list[float], rate: bool) -> tuple[float, float, int]:
+    """(mean, spread, n): the spread of a rate is its binomial standard error, else the standard deviation."""
+    x = np.array([s for s in samples if not math.isnan(s)])
+    if not len(x):
+        return float("nan"), float("nan"), 0
+    mean = float(x.mean())
+    spread = math.sqrt(mean * (1 - mean) / len(x)) if rate else float(x.std())
+    return mean, spread, len(x)
+
+
+def _label(metric: str) -> str:
+    return {"success": "success rate", "final_loss": "final loss (V^2)", "test_loss": "held-out loss (V^2)",
+            "learning_time_s": "learning time (s)", "accuracy": "accuracy"}.get(metric, metric)
+
+
+def _line_plot(figures: Path, ok: list[dict], swept: list[str], axis: str, metric: str, n_failed: int) -> Path:
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    others = [a for a in swept if a != axis]
+    combos = _ordered({tuple(_key(r[a]) for a in others) for r in ok}) if others else [()]
+    split = len(combos) <= MAX_LINES
+    xs = _ordered({_key(r[axis]) for r in ok})
+    rate = metric == "success"
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for combo in (combos if split else [None]):
+        mine = [r for r in ok if combo is None or tuple(_key(r[a]) for a in others) == combo]
+        stats = [_stat([_values(r[metric]) for r in mine if _key(r[axis]) == x], rate) for x in xs]
+        mean, spread = np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
+        pos = np.array(xs, float) if all(isinstance(x, (int, float)) for x in xs) else np.arange(len(xs))
+        label = None if not others else ("all" if combo is None else
+                                         ", ".join(f"{a.split('.')[-1]}={v}" for a, v in zip(others, combo)))
+        line, = ax.plot(pos, mean, "o-", label=label)
+        ax.fill_between(pos, mean - spread, mean + spread, color=line.get_color(), alpha=0.2, lw=0)
+    if not all(isinstance(x, (int, float)) for x in xs):
+        ax.set_xticks(np.arange(len(xs)), [str(x) for x in xs])
+    elif _log(xs):
+        ax.set_xscale("log")
+    values = [_values(r[metric]) for r in ok]
+    if metric != "success" and all(v > 0 for v in values if not math.isnan(v)) and \
+            _log([v for v in values if not math.isnan(v)] or [1]):
+        ax.set_yscale("log")
+    ax.set_xlabel(axis)
+    ax.set_ylabel(_label(metric))
+    spread = "binomial standard error" if rate else "one standard deviation"
+    ax.set_title(f"{_label(metric)} vs {axis}\n(mean over seeds; band: {spread}"
+                 f"{f'; {n_failed} point(s) failed or pending' if n_failed else ''})", fontsize=9)
+    if others:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = figures / f"{metric}_vs_{axis}.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _heat_map(figures: Path, ok: list[dict], swept: list[str], a: str, b: str, metric: str) -> Path:
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    rest = [x for x in swept if x not in (a, b)]
+    panel_axis = rest[0] if len(rest) >= 1 and len({_key(r[rest[0]]) for r in ok}) <= MAX_PANELS else None
+    panels = _ordered({_key(r[panel_axis]) for r in ok}) if panel_axis else [None]
+    xa, xb = _ordered({_key(r[a]) for r in ok}), _ordered({_key(r[b]) for r in ok})
+    rate = metric == "success"
+    grids = []
+    for pv in panels:
+        cell: dict = defaultdict(list)
+        for r in ok:
+            if pv is None or _key(r[panel_axis]) == pv:
+                cell[(_key(r[a]), _key(r[b]))].append(_values(r[metric]))
+        grids.append(np.array([[_stat(cell.get((va, vb), []), rate)[0] for va in xa] for vb in xb]))
+    finite = np.concatenate([g[np.isfinite(g)] for g in grids]) if grids else np.array([])
+    lo, hi = (0.0, 1.0) if rate else ((finite.min(), finite.max()) if finite.size else (0, 1))
+    log = not rate and finite.size and finite.min() > 0 and hi / lo >= 50
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.2 + 3.6 * len(panels), 3.8), squeeze=False)
+    for ax, pv, grid in zip(axes[0], panels, grids):
+        shown = np.log10(grid) if log else grid
+        im = ax.imshow(shown, origin="lower", aspect="auto", cmap="viridis",
+                       vmin=np.log10(lo) if log else lo, vmax=np.log10(hi) if log else hi)
+        for (j, i), v in np.ndenumerate(grid):
+            if np.isfinite(v):
+                ax.text(i, j, f"{v:.2f}" if rate else f"{v:.3g}", ha="center", va="center", fontsize=7,
+                        color="white" if (shown[j, i] - (np.log10(lo) if log else lo)) <
+                        0.5 * ((np.log10(hi) - np.log10(lo)) if log else (hi - lo)) else "black")
+        ax.set_xticks(np.arange(len(xa)), [f"{v:.3g}" if isinstance(v, float) else str(v) for v in xa], fontsize=7)
+        ax.set_yticks(np.arange(len(xb)), [f"{v:.3g}" if isinstance(v, float) else str(v) for v in xb], fontsize=7)
+        ax.set_xlabel(a)
+        ax.set_ylabel(b)
+        if pv is not None:
+            ax.set_title(f"{panel_axis} = {pv}", fontsize=9)
+    fig.colorbar(im, ax=list(axes[0]), label=("log10 " if log else "") + _label(metric) + " (mean over seeds"
+                 + (", other axes" if len(rest) > (1 if panel_axis else 0) else "") + ")")
+    path = figures / f"{metric}_heatmap_{a}_{b}.png"
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def summarize(out: Path) -> dict:
+    """Counts of the sweep in ``out``: points, ok, failed, pending; and the failures' error classes."""
+    _, rows = load_table(out)
+    status = defaultdict(int)
+    errors = defaultdict(int)
+    for r in rows:
+        status[r["status"]] += 1
+        if r["status"] == "failed":
+            errors[r["error_class"]] += 1
+    return {"points": len(rows), "ok": status["ok"], "failed": status["failed"], "pending": status["pending"],
+            "errors": dict(errors)}
+
+
+def report_sweep(out: Path, metric: str | None = None, plots: bool = True) -> tuple[dict, list[Path]]:
+    """Write the table and (with ``plots``) the figures of the sweep in ``out``; (counts, files written)."""
+    files = write_table(out)
+    if plots:
+        files += plot_sweep(out, metric)
+    counts = summarize(out)
+    (Path(out) / "summary.json").write_text(json.dumps(counts, indent=1) + "\n")
+    return counts, files
+
+
+def has_parquet() -> bool:
+    try:
+        import pyarrow.parquet  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+__all__ = ["PARQUET_HINT", "has_parquet", "METRICS", "load_table", "write_table", "plot_sweep", "default_metric", "summarize", "report_sweep"]

@@ -1,0 +1,226 @@
+"""Sweep specs: YAML -> a deterministic list of validated points. Nothing here runs a simulation.
+
+A spec names a base config (a path, relative to the spec, or an inline mapping), optional ``set`` overrides of it
+(``--set`` syntax) and axes over config key paths, in four groups combined as a product, in this order (the last
+varies fastest):
+
+``grid``   every combination of its axes' values;
+``zip``    its axes walked together (equal lengths);
+``random`` ``n`` samples drawn from ``seed``: each axis ``{uniform: [a, b]}``, ``{loguniform: [a, b]}`` or a list
+           (one item drawn with equal odds);
+``seeds``  the run seed: ``N`` (the base config's seed .. seed + N - 1) or a list.
+
+Values are lists or ``{linspace: [a, b, n]}`` / ``{logspace: [a, b, n]}`` (n values from a to b, evenly or
+geometrically spaced: ``logspace: [1e-4, 1e-2, 3]`` is 1e-4, 1e-3, 1e-2). Every axis value is checked on the
+base config alone (an error names the group, the key and the value), then every point is validated as a whole,
+before anything runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import Config, apply_override, config_from_document, dump_config, read_document, set_key_path
+from ..errors import ConfigError
+
+GROUPS = ("grid", "zip", "random", "seeds")
+SPEC_KEYS = ("name", "base", "set", *GROUPS)
+#: the axis column of the seeds group
+SEED_AXIS = "seed"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of a sweep: its axis values (key path -> value, in axis order), its resolved config and the hash
+    of that config (the key of its result file)."""
+
+    index: int
+    values: dict[str, Any]
+    config: Config
+    key: str
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """An expanded sweep: its name, the axis key paths (columns of the result table) and the points."""
+
+    name: str
+    source: str
+    axes: tuple[str, ...]
+    points: tuple[Point, ...]
+
+
+def config_key(cfg: Config) -> str:
+    """The hash of a resolved config (every default spelled out): 16 hex digits of its SHA-256."""
+    return hashlib.sha256(dump_config(cfg).encode()).hexdigest()[:16]
+
+
+def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
+    """Read and expand the sweep spec at ``path``; ``overrides`` (``key.path=value``) change its base config."""
+    p = Path(path)
+    doc = read_document(p)
+    return expand_sweep(doc, str(p), p.parent, overrides)
+
+
+def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[str] | None = None) -> SweepSpec:
+    """Expand a spec document (relative paths against ``base_dir``); raises ``ConfigError`` naming the spec's key
+    or the axis at fault."""
+    unknown = [k for k in doc if k not in SPEC_KEYS]
+    if unknown:
+        raise ConfigError(f"{source}: {unknown[0]}: unknown key of a sweep spec; use {', '.join(SPEC_KEYS)}")
+    base_raw, base_source, base_dir = _base(doc, source, Path(base_dir))
+    sets = doc.get("set") or []
+    if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
+        raise ConfigError(f"{source}: set: must be a list of 'key.path=value' strings (got {sets!r})")
+    changes = [*sets, *(overrides or [])]
+    for item in changes:  # the raw base every point starts from
+        apply_override(base_raw, item)
+    base = config_from_document(copy.deepcopy(base_raw), f"{base_source} with set/--set" if changes else base_source,
+                                base_dir)
+    blocks = [_block(group, doc[group], source, base) for group in GROUPS if doc.get(group) is not None]
+    axes = [key for block in blocks for key in block[0]]
+    seen: set[str] = set()
+    for key in axes:
+        if key in seen:
+            raise ConfigError(f"{source}: {key}: swept by two axes; give each key path one axis")
+        seen.add(key)
+    for group, (keys, rows) in zip([g for g in GROUPS if doc.get(g) is not None], blocks):
+        for key in keys:  # each value alone on the base: an error names its axis, key and value
+            for value in dict.fromkeys(json.dumps(row[keys.index(key)]) for row in rows):
+                _point_config(base_raw, {key: json.loads(value)}, f"{source}: {group} {key}={value}", base_dir)
+    points = []
+    for i, combo in enumerate(itertools.product(*[rows for _, rows in blocks])):
+        values = {k: v for (keys, _), row in zip(blocks, combo) for k, v in zip(keys, row)}
+        where = f"{source}: point {i} ({', '.join(f'{k}={v!r}' for k, v in values.items())})"
+        cfg = _point_config(base_raw, values, where, base_dir)
+        points.append(Point(i, values, cfg, config_key(cfg)))
+    name = doc.get("name", Path(source).stem)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{source}: name: must be a non-empty string (got {name!r})")
+    return SweepSpec(name, source, tuple(axes), tuple(points))
+
+
+def _base(doc: dict, source: str, spec_dir: Path) -> tuple[dict, str, Path]:
+    base = doc.get("base")
+    if isinstance(base, str):
+        path = (spec_dir / base) if not Path(base).is_absolute() else Path(base)
+        return read_document(path), str(path), path.parent
+    if isinstance(base, dict):
+        return copy.deepcopy(base), f"{source}: base", spec_dir
+    raise ConfigError(f"{source}: base: required: a config file path (relative to the spec) or an inline config "
+                      f"mapping (got {base!r})")
+
+
+def _point_config(base_raw: dict, values: dict[str, Any], where: str, base_dir: Path) -> Config:
+    raw = copy.deepcopy(base_raw)
+    for key, value in values.items():
+        set_key_path(raw, key, value, where)
+    return config_from_document(raw, where, base_dir)
+
+
+def _block(group: str, body: Any, source: str, base: Config) -> tuple[list[str], list[tuple]]:
+    """(axis keys, rows of values) of one group of the spec."""
+    at = f"{source}: {group}"
+    if group == "seeds":
+        if isinstance(body, int) and not isinstance(body, bool) and body >= 1:
+            return [SEED_AXIS], [(base.seed + i,) for i in range(body)]
+        if isinstance(body, list) and body and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                   for s in body):
+            return [SEED_AXIS], [(s,) for s in body]
+        raise ConfigError(f"{at}: must be a count N >= 1 or a list of seeds >= 0 (got {body!r})")
+    if not isinstance(body, dict) or not body:
+        raise ConfigError(f"{at}: must be a mapping of key paths to values (got {body!r})")
+    if group == "random":
+        return _random(body, at)
+    keys = [_axis_key(k, at) for k in body]
+    columns = [_values(body[k], f"{at}.{k}") for k in body]
+    if group == "grid":
+        return keys, list(itertools.product(*columns))
+    lengths = {len(c) for c in columns}
+    if len(lengths) > 1:
+        got = ", ".join(f"{k}: {len(c)}" for k, c in zip(keys, columns))
+        raise ConfigError(f"{at}: zipped axes need equal lengths (got {got})")
+    return keys, list(zip(*columns))
+
+
+def _axis_key(key: Any, at: str) -> str:
+    if not isinstance(key, str) or key == SEED_AXIS:
+        raise ConfigError(f"{at}: {key!r}: not an axis key path (seeds go in the 'seeds' group)")
+    return key
+
+
+def _values(body: Any, at: str) -> list:
+    if isinstance(body, list):
+        if not body:
+            raise ConfigError(f"{at}: an empty list of values; give at least one")
+        return [_plain(v) for v in body]
+    if isinstance(body, dict) and len(body) == 1 and next(iter(body)) in ("linspace", "logspace"):
+        kind, args = next(iter(body.items()))
+        ok = (isinstance(args, list) and len(args) == 3 and all(_number(a) for a in args[:2])
+              and isinstance(args[2], int) and not isinstance(args[2], bool) and args[2] >= 1)
+        if not ok or (kind == "logspace" and (args[0] <= 0 or args[1] <= 0)):
+            positive = ", a, b > 0" if kind == "logspace" else ""
+            raise ConfigError(f"{at}: {kind} needs [a, b, n] (numbers, n >= 1 an integer{positive}) (got {args!r})")
+        grid = np.linspace(*args) if kind == "linspace" else np.geomspace(*args)
+        return [_round(v) for v in grid]
+    raise ConfigError(f"{at}: values must be a list or {{linspace: [a, b, n]}} or {{logspace: [a, b, n]}} "
+                      f"(got {body!r})")
+
+
+def _random(body: dict, at: str) -> tuple[list[str], list[tuple]]:
+    extra = [k for k in body if k not in ("n", "seed", "axes")]
+    if extra:
+        raise ConfigError(f"{at}: {extra[0]}: unknown key; a random group has n, seed and axes")
+    n, seed, axes = body.get("n"), body.get("seed", 0), body.get("axes")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"{at}.n: the number of samples, an integer >= 1 (got {n!r})")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"{at}.seed: an integer >= 0 (got {seed!r})")
+    if not isinstance(axes, dict) or not axes:
+        raise ConfigError(f"{at}.axes: a mapping of key paths to distributions (got {axes!r})")
+    keys = [_axis_key(k, f"{at}.axes") for k in axes]
+    draws = [_distribution(axes[k], f"{at}.axes.{k}") for k in axes]
+    rng = np.random.default_rng(seed)
+    return keys, [tuple(draw(rng) for draw in draws) for _ in range(n)]
+
+
+def _distribution(body: Any, at: str):
+    if isinstance(body, list) and body:
+        items = [_plain(v) for v in body]
+        return lambda rng: items[int(rng.integers(len(items)))]
+    if isinstance(body, dict) and len(body) == 1 and next(iter(body)) in ("uniform", "loguniform"):
+        kind, args = next(iter(body.items()))
+        if not (isinstance(args, list) and len(args) == 2 and all(_number(a) for a in args) and args[0] < args[1]
+                and (kind == "uniform" or args[0] > 0)):
+            raise ConfigError(f"{at}: {kind} needs [a, b] with a < b{' and a > 0' if kind == 'loguniform' else ''} "
+                              f"(got {args!r})")
+        if kind == "uniform":
+            return lambda rng: _round(rng.uniform(args[0], args[1]))
+        return lambda rng: _round(math.exp(rng.uniform(math.log(args[0]), math.log(args[1]))))
+    raise ConfigError(f"{at}: a distribution is a list to draw from, {{uniform: [a, b]}} or {{loguniform: [a, b]}} "
+                      f"(got {body!r})")
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _round(v: float) -> float:
+    """12 significant digits: linspace(0, 0.02, 5) gives 0.015, not 0.015000000000000001."""
+    return float(f"{float(v):.12g}")
+
+
+def _plain(v: Any) -> Any:
+    return _round(v) if isinstance(v, float) else v
+
+
+__all__ = ["GROUPS", "SEED_AXIS", "Point", "SweepSpec", "config_key", "load_sweep", "expand_sweep"]
