@@ -6,11 +6,13 @@ per-edge ``learning.bias_sigma``, no held-out split): those train as one ensembl
 ends for each replica where that point alone would. A task skips points that already have a result (resume, or a
 task run twice after a worker died), records each point's summary or its error (class and message) and goes on.
 
-Workers run one task at a time (a process-wide lock: one ngspice per process even on a worker with several
-threads) and are restarted by their nanny after ``recycle_after`` points, which bounds any memory a simulator
-library keeps. By default the client starts a ``LocalCluster`` of worker processes; given a scheduler address it
-uses that cluster unchanged (start its workers with ``--nthreads 1``; they must import this same package and see
-the output folder).
+A Dask worker trains in one child process of its own (one task at a time, even on a worker with several threads,
+so one ngspice per worker), replaced by a fresh one after ``recycle_after`` points, which bounds any memory a
+simulator library keeps; a child that dies (a crash inside the simulator) fails its points, not the worker.
+
+By default the client starts a ``LocalCluster`` of worker processes; given a scheduler address it uses that
+cluster unchanged (its workers must import this same package and see the output folder; start them with
+``DASK_DISTRIBUTED__WORKER__DAEMON=False`` so they may start their training process).
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from distributed.diagnostics.plugin import WorkerPlugin
-
 from ..errors import ConfigError
 from .spec import Point, SweepSpec, config_key
 from .store import POINTS, is_done, log_event, read_result, write_json_atomically, write_result
@@ -35,32 +35,63 @@ RECYCLE_AFTER = 200
 #: largest ensemble one task trains
 MAX_BATCH = 64
 
-_LOCK = threading.Lock()  # one task at a time per process: ngspice's shared library is one per process
-_TRAINED = [0]  # points this worker process has trained (the recycling plugin reads it)
+_LOCK = threading.Lock()  # one task at a time per worker process, so one training process (and ngspice) each
+_POOL: dict = {"pool": None, "trained": 0}  # this worker's training process and the points it has trained
 
 
 # -- what a worker runs ---------------------------------------------------------------------------------
-def run_points(points: list[Point], out: str, retry_failed: bool = False) -> list[dict]:
-    """Train the points of one task (as one ensemble when there are several) and store each result; returns one
-    ``{key, status, ran}`` per point (``ran`` False: it already had a result)."""
+def run_points(points: list[Point], out: str, retry_failed: bool = False,
+               recycle_after: int = RECYCLE_AFTER) -> list[dict]:
+    """Train the points of one task (as one ensemble when there are several) in this worker's training process
+    and store each result; returns one ``{key, status, ran}`` per point (``ran`` False: it already had a result).
+
+    The training process (a one-process pool, so the simulator never runs in the Dask worker itself) is replaced
+    after it trained ``recycle_after`` points (0: never), and after it died (its points are recorded as failed).
+    A daemonic worker process (Dask's default, which may not start children) trains in itself instead: start
+    such workers with ``DASK_DISTRIBUTED__WORKER__DAEMON=False`` to get the training process and its recycling.
+    """
+    import multiprocessing  # noqa: PLC0415
+    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+    from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415
+
     with _LOCK:
-        todo = [p for p in points if not is_done(Path(out), p.key, retry_failed)]
         brief = {p.key: {"key": p.key, "status": (read_result(Path(out), p.key) or {}).get("status"), "ran": False}
                  for p in points}
-        if todo:
-            for record in _train(todo, Path(out)):
-                brief[record["key"]] = {"key": record["key"], "status": record["status"], "ran": True}
-            _TRAINED[0] += len(todo)
+        todo = [p for p in points if not is_done(Path(out), p.key, retry_failed)]
+        if not todo:
+            return list(brief.values())
+        worker = _worker_name()
+        if multiprocessing.current_process().daemon:  # a Dask worker started without worker.daemon=False
+            return [{"key": r["key"], "status": r["status"], "ran": True} for r in _train(todo, Path(out), worker)]
+        if _POOL["pool"] is None:
+            _POOL["pool"] = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            _POOL["trained"] = 0
+        try:
+            records = _POOL["pool"].submit(_train, todo, Path(out), worker).result()
+        except BrokenProcessPool as err:
+            _drop_pool()
+            records = [_store(Path(out), _record(p, "failed", worker, 0.0, error={
+                "class": type(err).__name__, "message": f"the training process died ({err})"})) for p in todo]
+        _POOL["trained"] += len(todo)
+        if recycle_after and _POOL["trained"] >= recycle_after:
+            _drop_pool()
+        for record in records:
+            brief[record["key"]] = {"key": record["key"], "status": record["status"], "ran": True}
         return list(brief.values())
 
 
-def _train(points: list[Point], out: Path) -> list[dict]:
+def _drop_pool() -> None:
+    pool, _POOL["pool"] = _POOL["pool"], None
+    if pool is not None:
+        pool.shutdown(wait=True)
+
+
+def _train(points: list[Point], out: Path, worker: str) -> list[dict]:
     """Records of ``points`` (one ensemble); if the ensemble fails, each point is tried alone, so only the points
     that fail by themselves are recorded as failed."""
     from .. import runs  # noqa: PLC0415 (workers import the training code on first use)
     from ..experiment import build, make_solver  # noqa: PLC0415
 
-    worker = _worker_name()
     for p in points:
         log_event(out, "started", p.key, worker=worker, batch=len(points))
     t0 = time.perf_counter()
@@ -74,16 +105,12 @@ def _train(points: list[Point], out: Path) -> list[dict]:
             done.trainer.solver.close()
     except Exception as err:  # noqa: BLE001 (a sweep records a failed point with its reason and goes on)
         if len(points) > 1:
-            return [r for p in points for r in _train([p], out)]
+            return [r for p in points for r in _train([p], out, worker)]
         record = _record(points[0], "failed", worker, time.perf_counter() - t0,
                          error={"class": type(err).__name__, "message": str(err).splitlines()[0] if str(err) else ""})
-        _store(out, record)
-        return [record]
+        return [_store(out, record)]
     wall = time.perf_counter() - t0
-    records = [_record(p, "ok", worker, wall, summary=s) for p, s in zip(points, summaries)]
-    for record in records:
-        _store(out, record)
-    return records
+    return [_store(out, _record(p, "ok", worker, wall, summary=s)) for p, s in zip(points, summaries)]
 
 
 def _record(point: Point, status: str, worker: str, wall_s: float, **fields) -> dict:
@@ -93,11 +120,13 @@ def _record(point: Point, status: str, worker: str, wall_s: float, **fields) -> 
             "worker": worker, "pid": os.getpid(), "task_wall_s": round(wall_s, 3), "config": dump_config(point.config)}
 
 
-def _store(out: Path, record: dict) -> None:
+def _store(out: Path, record: dict) -> dict:
+    """Write a point's record (unless it has one: then a 'duplicate' event) and log it; returns the record."""
     written = write_result(out, record["key"], record)
     event = ("finished" if record["status"] == "ok" else "failed") if written else "duplicate"
     extra = {"error": record["error"]} if record["status"] != "ok" else {}
     log_event(out, event, record["key"], worker=record["worker"], **extra)
+    return record
 
 
 def _summaries(done) -> list[dict]:
@@ -133,30 +162,6 @@ def _worker_name() -> str:
         return get_worker().address
     except (ImportError, ValueError):
         return f"pid{os.getpid()}"
-
-
-class RecyclePlugin(WorkerPlugin):
-    """A worker plugin: once its process has trained ``after`` points, the worker retires gracefully (the scheduler
-    keeps its finished results) and its nanny starts a fresh process."""
-
-    name = "metamaterial-sweep-recycle"
-
-    def __init__(self, after: int) -> None:
-        self.after = after
-        self.worker = None
-        self.closing = False
-
-    def setup(self, worker) -> None:
-        self.worker = worker
-
-    def teardown(self, worker) -> None:
-        pass
-
-    def transition(self, key, start, finish, **kwargs) -> None:
-        if finish == "memory" and not self.closing and self.after and _TRAINED[0] >= self.after:
-            self.closing = True
-            self.worker.loop.add_callback(self.worker.close_gracefully, restart=True,
-                                          reason=f"metamaterial sweep: recycled after {_TRAINED[0]} points")
 
 
 # -- planning -------------------------------------------------------------------------------------------
@@ -240,11 +245,9 @@ def _submit_all(todo: list[Point], out: Path, workers: int, scheduler: str | Non
 
     client, cluster = _connect(workers, scheduler)
     try:
-        if recycle_after:
-            client.register_plugin(RecyclePlugin(recycle_after), name=RecyclePlugin.name)
         n_workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]) if scheduler else workers)
         tasks = plan_tasks(todo, n_workers)
-        futures = {client.submit(run_points, t, str(out), retry_failed, key=f"sweep-{t[0].key}-{len(t)}",
+        futures = {client.submit(run_points, t, str(out), retry_failed, recycle_after, key=f"sweep-{t[0].key}-{len(t)}",
                                  pure=False, retries=0): t for t in tasks}
         done = ok = failed = 0
         for future in as_completed(futures):
@@ -289,10 +292,12 @@ def _connect(workers: int, scheduler: str | None):
                               "scheduler) or leave out --scheduler for a local cluster") from err
     if workers < 1:
         raise ConfigError(f"--workers: must be >= 1 (got {workers})")
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           memory_limit=0, silence_logs=logging.ERROR)
+    import dask  # noqa: PLC0415
+
+    with dask.config.set({"distributed.worker.daemon": False}):  # a worker starts its own training process
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               memory_limit=0, silence_logs=logging.ERROR)
     return Client(cluster), cluster
 
 
-__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "run_points", "run_sweep", "plan_tasks", "seed_free",
-           "RecyclePlugin"]
+__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "run_points", "run_sweep", "plan_tasks", "seed_free"]

@@ -255,4 +255,5 @@ def has_parquet() -> bool:
     return True
 
 
-__all__ = ["PARQUET_HINT", "has_parquet", "METRICS", "load_table", "write_table", "plot_sweep", "default_metric", "summarize", "report_sweep"]
+__all__ = ["PARQUET_HINT", "has_parquet", "METRICS", "load_table", "write_table", "plot_sweep", "default_metric",
+           "summarize", "report_sweep"]
