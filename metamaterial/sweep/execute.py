@@ -40,8 +40,8 @@ _POOL: dict = {"pool": None, "trained": 0}  # this worker's training process and
 
 
 # -- what a worker runs ---------------------------------------------------------------------------------
-def run_points(points: list[Point], out: str, retry_failed: bool = False,
-               recycle_after: int = RECYCLE_AFTER) -> list[dict]:
+def run_points(points: list[Point], out: str, retry_failed: bool = False, recycle_after: int = RECYCLE_AFTER,
+               target_loss: float | None = None) -> list[dict]:
     """Train the points of one task (as one ensemble when there are several) in this worker's training process
     and store each result; returns one ``{key, status, ran}`` per point (``ran`` False: it already had a result).
 
@@ -62,12 +62,13 @@ def run_points(points: list[Point], out: str, retry_failed: bool = False,
             return list(brief.values())
         worker = _worker_name()
         if multiprocessing.current_process().daemon:  # a Dask worker started without worker.daemon=False
-            return [{"key": r["key"], "status": r["status"], "ran": True} for r in _train(todo, Path(out), worker)]
+            records = _train(todo, Path(out), worker, target_loss)
+            return [{"key": r["key"], "status": r["status"], "ran": True} for r in records]
         if _POOL["pool"] is None:
             _POOL["pool"] = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
             _POOL["trained"] = 0
         try:
-            records = _POOL["pool"].submit(_train, todo, Path(out), worker).result()
+            records = _POOL["pool"].submit(_train, todo, Path(out), worker, target_loss).result()
         except BrokenProcessPool as err:
             _drop_pool()
             records = [_store(Path(out), _record(p, "failed", worker, 0.0, error={
@@ -86,7 +87,7 @@ def _drop_pool() -> None:
         pool.shutdown(wait=True)
 
 
-def _train(points: list[Point], out: Path, worker: str) -> list[dict]:
+def _train(points: list[Point], out: Path, worker: str, target_loss: float | None = None) -> list[dict]:
     """Records of ``points`` (one ensemble); if the ensemble fails, each point is tried alone, so only the points
     that fail by themselves are recorded as failed."""
     from .. import runs  # noqa: PLC0415 (workers import the training code on first use)
@@ -100,12 +101,12 @@ def _train(points: list[Point], out: Path, worker: str) -> list[dict]:
         make_solver(build(cfg)).reset()  # a point's result must not depend on what this process solved before
         done = runs.train_replicas(cfg, [p.config.seed for p in points])
         try:
-            summaries = _summaries(done)
+            summaries = _summaries(done, target_loss)
         finally:
             done.trainer.solver.close()
     except Exception as err:  # noqa: BLE001 (a sweep records a failed point with its reason and goes on)
         if len(points) > 1:
-            return [r for p in points for r in _train([p], out, worker)]
+            return [r for p in points for r in _train([p], out, worker, target_loss)]
         record = _record(points[0], "failed", worker, time.perf_counter() - t0,
                          error={"class": type(err).__name__, "message": str(err).splitlines()[0] if str(err) else ""})
         return [_store(out, record)]
@@ -129,8 +130,9 @@ def _store(out: Path, record: dict) -> dict:
     return record
 
 
-def _summaries(done) -> list[dict]:
-    """One summary per replica of a ``runs.Trained``: losses, accuracy, margin, success, learning time."""
+def _summaries(done, target_loss: float | None = None) -> list[dict]:
+    """One summary per replica of a ``runs.Trained``: losses, accuracy, margin, success, learning time (and with
+    ``target_loss`` the learning time at the first evaluation whose loss was at most it, None if none was)."""
     from ..runs import succeeded  # noqa: PLC0415
 
     state, trainer = done.state, done.trainer
@@ -150,6 +152,9 @@ def _summaries(done) -> list[dict]:
              "learning_time_s": float(learning[r]), "hardware_time_s": float(hardware[r]),
              "n_updates": int(state.n_updates[r]), "t_learn_s": done.setup.hardware.t_learn,
              "batch": len(done.seeds), "wall_s": round(done.wall_s, 4)}
+        if target_loss is not None:
+            hit = [row["learning_time_s"][r] for row in state.history if row["loss"][r] <= target_loss]
+            s["learning_time_to_target_s"] = float(hit[0]) if hit else None
         if "test_loss" in last:
             s.update(test_loss=value(last, "test_loss", r), test_accuracy=value(last, "test_accuracy", r))
         out.append(s)
@@ -235,20 +240,21 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
     t0 = time.perf_counter()
     ok = failed = 0
     if todo:
-        ok, failed = _submit_all(todo, out, workers, scheduler, recycle_after, retry_failed, on_progress)
+        ok, failed = _submit_all(todo, out, workers, scheduler, recycle_after, retry_failed, spec.target_loss,
+                                 on_progress)
     return SweepRun(out, len(spec.points), skipped, ok, failed, time.perf_counter() - t0)
 
 
 def _submit_all(todo: list[Point], out: Path, workers: int, scheduler: str | None, recycle_after: int,
-                retry_failed: bool, on_progress) -> tuple[int, int]:
+                retry_failed: bool, target_loss: float | None, on_progress) -> tuple[int, int]:
     from distributed import as_completed  # noqa: PLC0415
 
     client, cluster = _connect(workers, scheduler)
     try:
         n_workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]) if scheduler else workers)
         tasks = plan_tasks(todo, n_workers)
-        futures = {client.submit(run_points, t, str(out), retry_failed, recycle_after, key=f"sweep-{t[0].key}-{len(t)}",
-                                 pure=False, retries=0): t for t in tasks}
+        futures = {client.submit(run_points, t, str(out), retry_failed, recycle_after, target_loss,
+                                 key=f"sweep-{t[0].key}-{len(t)}", pure=False, retries=0): t for t in tasks}
         done = ok = failed = 0
         for future in as_completed(futures):
             points = futures[future]

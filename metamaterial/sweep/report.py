@@ -26,7 +26,8 @@ from .store import POINTS, read_result
 
 #: summary keys, in table order (others follow, sorted)
 METRICS = ("final_loss", "initial_loss", "accuracy", "min_margin_v", "success", "test_loss", "test_accuracy",
-           "learning_time_s", "hardware_time_s", "n_updates", "t_learn_s", "epochs", "backend", "batch", "wall_s")
+           "learning_time_s", "learning_time_to_target_s", "hardware_time_s", "n_updates", "t_learn_s", "epochs",
+           "backend", "batch", "wall_s")
 MAX_LINES = 6
 PARQUET_HINT = "no results.parquet: pyarrow is not installed (pip install 'metamaterial[parquet]')"
 MAX_PANELS = 4
@@ -139,7 +140,8 @@ def _stat(samples: list[float], rate: bool) -> tuple[float, float, int]:
 
 def _label(metric: str) -> str:
     return {"success": "success rate", "final_loss": "final loss (V^2)", "test_loss": "held-out loss (V^2)",
-            "learning_time_s": "learning time (s)", "accuracy": "accuracy"}.get(metric, metric)
+            "learning_time_s": "learning time (s)", "accuracy": "accuracy",
+            "learning_time_to_target_s": "learning time to the target loss (s)"}.get(metric, metric)
 
 
 def _line_plot(figures: Path, ok: list[dict], swept: list[str], axis: str, metric: str, n_failed: int) -> Path:

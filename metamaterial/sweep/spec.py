@@ -10,6 +10,8 @@ varies fastest):
            (one item drawn with equal odds);
 ``seeds``  the run seed: ``N`` (the base config's seed .. seed + N - 1) or a list.
 
+``target_loss`` (V^2, optional) adds each point's learning time until its loss first reached it.
+
 Values are lists or ``{linspace: [a, b, n]}`` / ``{logspace: [a, b, n]}`` (n values from a to b, evenly or
 geometrically spaced: ``logspace: [1e-4, 1e-2, 3]`` is 1e-4, 1e-3, 1e-2). Every axis value is checked on the
 base config alone (an error names the group, the key and the value), then every point is validated as a whole,
@@ -33,7 +35,7 @@ from ..config import Config, apply_override, config_from_document, dump_config, 
 from ..errors import ConfigError
 
 GROUPS = ("grid", "zip", "random", "seeds")
-SPEC_KEYS = ("name", "base", "set", *GROUPS)
+SPEC_KEYS = ("name", "base", "set", "target_loss", *GROUPS)
 #: the axis column of the seeds group
 SEED_AXIS = "seed"
 
@@ -51,12 +53,14 @@ class Point:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """An expanded sweep: its name, the axis key paths (columns of the result table) and the points."""
+    """An expanded sweep: its name, the axis key paths (columns of the result table) and the points; with
+    ``target_loss`` (V^2) each point also reports the learning time until its loss first reached it."""
 
     name: str
     source: str
     axes: tuple[str, ...]
     points: tuple[Point, ...]
+    target_loss: float | None = None
 
 
 def config_key(cfg: Config) -> str:
@@ -106,7 +110,10 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
     name = doc.get("name", Path(source).stem)
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{source}: name: must be a non-empty string (got {name!r})")
-    return SweepSpec(name, source, tuple(axes), tuple(points))
+    target = doc.get("target_loss")
+    if target is not None and not (_number(target) and target > 0):
+        raise ConfigError(f"{source}: target_loss: a loss in V^2 > 0 (got {target!r})")
+    return SweepSpec(name, source, tuple(axes), tuple(points), None if target is None else float(target))
 
 
 def _base(doc: dict, source: str, spec_dir: Path) -> tuple[dict, str, Path]:
