@@ -292,7 +292,7 @@ def _eval_table(r: dict) -> str:
     where = {"train": "training points", "test": "held-out points", "inputs": "new inputs"}[r["split"]]
     reps = r["replicas"]
     lines = [f"{r['name']} ({r['task']}, epoch {r['epoch']}, {r['backend']}): {where}, "
-             f"{len(r['inputs'])} point(s), {len(reps)} replica(s)"]
+             f"{len(r['inputs'])} point(s), {len(reps)} replica(s); inputs and outputs in V"]
     if len(reps) == 1 or r["split"] == "inputs":
         head = (["seed"] if len(reps) > 1 else []) + ["point", *r["input_names"]]
         if "targets" in r:

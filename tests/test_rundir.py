@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,11 @@ import pytest
 
 from conftest import ROOT
 from metamaterial.config import load_config
+from metamaterial.errors import CheckpointError, ConfigError
+from metamaterial.experiment import build
 from metamaterial.netlist import parse_print_all
+from metamaterial.plots import plot_run_dir
+from metamaterial.rundir import read_inputs_csv
 from metamaterial.sim.ngspice import run_batch_file
 
 XOR = str(ROOT / "configs" / "xor.yaml")
@@ -212,3 +217,28 @@ def test_no_plots_lists_no_figures(tmp_path):
     proc = _ok("train", XOR, "--out", str(tmp_path / "ens"), *NATIVE, "--no-plots", "--set", "learning.epochs=5",
                "--seeds", "2")
     assert ".png" not in proc.stdout and not list((tmp_path / "ens").glob("*.png"))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("n15,n13\n", "needs a header naming the input nodes (n15 n13) and at least one row"),
+    ("n15,n13,n10\n0,0,0\n", "the columns are the input nodes only (n15 n13) (got n15,n13,n10)"),
+    ("n15,n13\n0,nan\n", "input voltages must be finite numbers (got nan)"),
+])
+def test_new_inputs_csv_errors(tmp_path, text, message):
+    path = tmp_path / "new.csv"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"^{re.escape(f'{path}: {message}')}"):
+        read_inputs_csv(path, build(load_config(XOR)))
+
+
+def test_plot_refuses_a_config_yaml_that_is_not_a_runs(tmp_path):
+    (tmp_path / "config.yaml").write_text("name: x\n")
+    (tmp_path / "summary.json").write_text("{}\n")
+    with pytest.raises(CheckpointError, match=f"^{re.escape(str(tmp_path / 'config.yaml'))}: not the config.yaml of "
+                                              "a run \\(no 'device'\\)"):
+        plot_run_dir(tmp_path)
+
+
+def test_replica_needs_a_run_directory(tmp_path):
+    assert "--replica: names a replica of a run directory; give a run directory instead of a config" in \
+        _refused("netlist", XOR, "--out", str(tmp_path), "--replica", "1")
