@@ -217,7 +217,8 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--seeds: must be >= 1 (got {seeds})")
         args.run_dir = run_dir  # what an interrupt names
         if seeds > 1:
-            s = runs.ensemble_run(cfg, run_dir, seeds, progress=not args.no_progress, resume=bool(args.resume))
+            s = runs.ensemble_run(cfg, run_dir, seeds, progress=not args.no_progress, resume=bool(args.resume),
+                                  on_warning=_print_warning)
             rate = "" if s["success_rate"] is None else (f"; {s['success_count']}/{len(s['seeds'])} seeds have every "
                                                          "point correct by >= 10 mV")
             if s.get("test_accuracy_mean") is not None:
@@ -228,7 +229,7 @@ def _run(args: argparse.Namespace) -> int:
                   f"run directory: {run_dir}/ (summary.json, ensemble.csv{figures})")
             return 0
         result = runs.train_run(cfg, run_dir, resume=args.resume is not None, progress=not args.no_progress,
-                                plots=not args.no_plots)
+                                plots=not args.no_plots, on_warning=_print_warning)
         print(_human_summary(result.summary, result.run_dir, plots=not args.no_plots))
         return 0
     if args.command == "netlist":
@@ -323,6 +324,11 @@ def _eval_table(r: dict) -> str:
         lines.append(f"{sum(rep['success'] for rep in reps)}/{len(reps)} replicas have every point correct by >= "
                      f"{1e3 * SUCCESS_MARGIN_V:g} mV")
     return "\n".join(lines)
+
+
+def _print_warning(kind: str, text: str) -> None:
+    """A check before or after training (``diagnostics``): one ``warning: ...`` or ``note: ...`` line on stderr."""
+    print(f"{kind}: {text}", file=sys.stderr, flush=True)
 
 
 def config_overrides(args: argparse.Namespace) -> list[str]:

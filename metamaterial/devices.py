@@ -56,10 +56,19 @@ class EdgeDevice(ABC):
     discrete: ClassVar[bool] = False
     rate_unit: ClassVar[str]
 
+    #: whether the edge also conducts to ground (a transistor's grounded body), which then acts as a 0 V source
+    conducts_to_ground: ClassVar[bool] = False
+
     @property
     def supports_mismatch(self) -> bool:
         """Whether twin mismatch (``Mismatch``) can be applied to this device."""
         return False
+
+    @property
+    def monotone(self) -> bool:
+        """Whether the current out of each terminal is known to grow with that terminal's voltage and fall with the
+        other's (then every node voltage is a non-decreasing function of every source: ``diagnostics``)."""
+        return True
 
     def default_bounds(self) -> tuple[float, float]:
         """(low, high) the controls are kept in when the configuration gives no bounds."""
@@ -184,6 +193,17 @@ class NmosParams(EdgeDevice):
         if self.law == THREE_REGIME:
             return three_regime_current(self, va, vb, vg, vto, beta, gmin)
         return nmos_current(self, va, vb, vg, vto, beta)
+
+    @property
+    def conducts_to_ground(self) -> bool:  # type: ignore[override]
+        """Through the bulk junctions of level 1; the three-regime law has none."""
+        return self.bulk_junctions
+
+    @property
+    def monotone(self) -> bool:
+        """True at level 1 (gm, gds, gmbs >= 0 in every region) and for the three-regime law (forward minus reverse
+        current of one increasing function); not established for a level-2 or 3 card."""
+        return card_level(self) == 1
 
     def default_bounds(self) -> tuple[float, float]:
         # The authors' simulations clip gates to [1.0, 5.5] V; this reproduction clips to [0.4, 8] V

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import diagnostics
 from . import graph as graphs
 from .circuit import Circuit, compile_graph
 from .config import Config
@@ -117,6 +118,13 @@ def build(cfg: Config) -> Setup:
     lc, hc = cfg.learning, cfg.hardware
     low, high = lc.bounds or device.default_bounds()
     device.check_bounds(low, high, "learning.bounds")
+    for key in ("value",) if lc.init.kind == "constant" else ("low", "high"):
+        v = getattr(lc.init, key)
+        if v is not None and not low <= v <= high:
+            raise ConfigError(f"learning.init.{key}: {device.kind} initial controls must lie within the bounds "
+                              f"[{low:g}, {high:g}] {device.control_unit} (got {v:g}); give values in "
+                              f"{device.control_unit} inside them, or leave learning.init unset for the "
+                              f"{device.kind}'s default")
     hardware = HardwareParams(**hc.model_dump())  # t_learn resolved by the config (from the rate, if given)
     if device.update_kind == "sign":
         if lc.rate is not None or lc.bias or lc.bias_sigma or lc.leak:
@@ -147,6 +155,24 @@ def build(cfg: Config) -> Setup:
                  SpiceOptions(s.reltol, s.abstol, s.vntol, s.itl1))
 
 
+def rate_source(setup: Setup) -> str:
+    """Where the rate in use came from, in words: the config's ``learning.rate``, or the charging circuit."""
+    if setup.circuit.device.update_kind == "sign":
+        return "potentiometers step one tap per update"
+    if setup.config.learning.rate is not None:
+        return "learning.rate as given"
+    hw = setup.hardware
+    return (f"no learning.rate given: the hardware default gain t_learn / (R C) = {hw.gain:g} x {hw.t_learn:g} s / "
+            f"({hw.resistance:g} ohm x {hw.capacitance:g} F)")
+
+
+def check_learnable(setup: Setup) -> list[str]:
+    """Warnings before training (``diagnostics.before_training``): targets the network cannot output, target
+    orders it cannot follow, a rate that crosses the whole control range in one update."""
+    return diagnostics.before_training(setup.circuit, setup.task, setup.rule.rate, setup.dynamics.low,
+                                       setup.dynamics.high)
+
+
 def initial_controls(setup: Setup, rng: np.random.Generator) -> np.ndarray:
     """[E] initial controls from ``learning.init``; unset bounds of a uniform draw take the device's range."""
     init, dev, n = setup.config.learning.init, setup.circuit.device, setup.circuit.n_edges
@@ -170,5 +196,5 @@ def make_trainer(setup: Setup, solver: AbstractSolver | None = None, **params) -
                    solver or make_solver(setup), setup.hardware)
 
 
-__all__ = ["Setup", "build", "build_network", "build_device", "build_task", "initial_controls", "make_solver",
-           "make_trainer"]
+__all__ = ["Setup", "build", "check_learnable", "rate_source", "build_network", "build_device", "build_task",
+           "initial_controls", "make_solver", "make_trainer"]

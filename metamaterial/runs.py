@@ -22,13 +22,16 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from . import diagnostics
 from .config import Config, config_differences, dump_config, with_backend
 from .errors import CheckpointError
-from .experiment import Setup, build, initial_controls, make_trainer
+from .experiment import Setup, build, check_learnable, initial_controls, make_trainer, rate_source
 from .learning.trainer import SUCCESS_MARGIN_V, Trainer, TrainState
 from .netlist import to_spice
 
 CHECKPOINT = "checkpoint.npz"
+#: ``on_warning(kind, text)``: kind "warning" (learning cannot or did not happen) or "note" (how it ended)
+Report = Callable[[str, str], None]
 
 
 # -- run directories and checkpoints ------------------------------------------------------------------------
@@ -108,11 +111,13 @@ class Trained:
     state: TrainState
     seeds: list[int]
     wall_s: float
+    warnings: list[str]
 
 
 def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None, resume: bool = False,
                    progress: bool = False, on_epoch: Callable[[Trainer, TrainState], None] | None = None,
-                   every: int = 1, backend: str | None = None, **params) -> Trained:
+                   every: int = 1, backend: str | None = None, on_warning: Report | None = None,
+                   **params) -> Trained:
     """Train one replica per seed as one batch. Replica r draws its initial controls, data order, desynchronous
     masks and read noise exactly as a run with ``seed=seeds[r]`` does; what ``build`` draws from the config's own
     seed (twin mismatch without its own seed, the per-edge learning bias) is shared by every replica.
@@ -122,9 +127,14 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
     an uninterrupted one does. ``on_epoch(trainer, state)`` is called at the start (a new run's epoch 0) and after
     every epoch that is a multiple of ``every``.
     ``params`` change ``TrainParams`` (e.g. ``eval_every``) without touching the config; ``backend`` replaces
-    ``simulator.backend`` (``config.with_backend``).
+    ``simulator.backend`` (``config.with_backend``). The checks before training (``experiment.check_learnable``)
+    are passed to ``on_warning("warning", text)`` before the first epoch and returned in ``Trained.warnings``.
     """
     setup = build(with_backend(cfg, backend))
+    warnings = check_learnable(setup)
+    for text in warnings:
+        if on_warning is not None:
+            on_warning("warning", text)
     trainer = make_trainer(setup, **params)
     if run_dir is not None and hasattr(trainer.solver, "keep_failed"):
         trainer.solver.keep_failed = str(run_dir)  # a failing netlist is kept with the run, not in the temp folder
@@ -171,7 +181,26 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
     except BaseException:
         trainer.solver.close()
         raise
-    return Trained(setup, trainer, state, seeds, wall)
+    return Trained(setup, trainer, state, seeds, wall, warnings)
+
+
+def after_training(done: Trained, on_warning: Report | None = None) -> tuple[list[str], list[str]]:
+    """(warnings, notes) after training: controls that barely moved (``diagnostics.moved_warnings``, measured from
+    each replica's initial controls, drawn again from its seed), and when hinge training stopped updating; each is
+    also passed to ``on_warning(kind, text)`` with kind "warning" or "note"."""
+    setup, state = done.setup, done.state
+    initial = np.stack([initial_controls(setup, np.random.default_rng(s)) for s in done.seeds])
+    dyn = setup.dynamics
+    losses = state.history[0]["loss"], state.history[-1]["loss"]
+    warnings = diagnostics.moved_warnings(setup.circuit.device, initial, state.controls, state.n_updates, losses,
+                                          dyn.low, dyn.high, setup.rule.rate, rate_source(setup), state.epoch)
+    notes = diagnostics.hinge_notes(state.history, state.epoch, setup.rule.margin) \
+        if setup.rule.loss == "hinge" else []
+    if on_warning is not None:
+        for kind, texts in (("warning", warnings), ("note", notes)):
+            for text in texts:
+                on_warning(kind, text)
+    return warnings, notes
 
 
 def _span(seeds: list[int]) -> str:
@@ -201,20 +230,24 @@ class RunResult:
 
 
 def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str | None = None,
-              progress: bool = True, plots: bool = True) -> RunResult:
+              progress: bool = True, plots: bool = True, on_warning: Report | None = None) -> RunResult:
     """Train ``cfg`` (one replica, seed ``cfg.seed``) into ``run_dir``; with ``resume`` continue from its checkpoint.
 
-    Writes config.yaml, metrics.csv, summary.json, gates.csv, outputs.csv (per training point: inputs, targets,
-    final outputs), free.cir/clamped.cir (final gates, all training points), PNG plots and checkpoint.npz every
-    ``learning.checkpoint_every`` epochs.
+    Writes config.yaml, metrics.csv, summary.json (with the ``warnings`` and ``notes`` of the checks before and
+    after training, each also passed to ``on_warning``), gates.csv, outputs.csv (per training point: inputs,
+    targets, final outputs), free.cir/clamped.cir (final gates, all training points), PNG plots and checkpoint.npz
+    every ``learning.checkpoint_every`` epochs.
     """
     cfg = with_backend(cfg, backend)  # the run directory's config.yaml names the backend it ran on
     run_dir = open_run_dir(cfg, Path(run_dir), resume)
-    done = train_replicas(cfg, [cfg.seed], run_dir=run_dir, resume=resume, progress=progress, backend=backend)
+    done = train_replicas(cfg, [cfg.seed], run_dir=run_dir, resume=resume, progress=progress, backend=backend,
+                          on_warning=on_warning)
     with done.trainer.solver:
         one = one_replica(done.state)
         final = done.trainer.evaluate(one.controls)
         summary = _summary(done, one, final)
+    warnings, notes = after_training(done, on_warning)
+    summary.update(warnings=done.warnings + warnings, notes=notes)
     _write_single(run_dir, done.setup, one, final, summary, plots)
     return RunResult(run_dir, summary, done.state)
 
@@ -240,7 +273,8 @@ def _summary(done: Trained, one: SimpleNamespace, final) -> dict:
         "wall_s": round(done.wall_s, 3), "n_solves": state.n_solves, "n_steps": state.n_steps,
         "n_updates": one.n_updates, "learning_time_s": float(trainer.learning_time(state)[0]),
         "hardware_time_s": float(trainer.hardware_time(state)[0]), "t_learn_s": setup.hardware.t_learn,
-        "rate_per_v": setup.rule.rate, "outputs_v": final.outputs.tolist(), "targets_v": task.targets.tolist(),
+        "rate_per_v": setup.rule.rate, "rate_unit": setup.circuit.device.rate_unit,
+        "outputs_v": final.outputs.tolist(), "targets_v": task.targets.tolist(),
     }
     if task.test_inputs is not None and len(task.test_inputs):
         tv = trainer.evaluate(one.controls, test=True)
@@ -273,14 +307,16 @@ def _write_single(run_dir: Path, setup: Setup, one: SimpleNamespace, final, summ
 
 
 def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None = None,
-                 progress: bool = True, resume: bool = False) -> dict:
+                 progress: bool = True, resume: bool = False, on_warning: Report | None = None) -> dict:
     """Train seeds cfg.seed .. cfg.seed + n_seeds - 1 as one batch into ``run_dir`` (checkpointed; ``resume``
-    continues); write ensemble.csv and summary.json."""
+    continues); write ensemble.csv and summary.json (with the ``warnings`` and ``notes`` of ``train_run``)."""
     cfg = with_backend(cfg, backend)  # the run directory's config.yaml names the backend it ran on
     run_dir = open_run_dir(cfg, Path(run_dir), resume)
     seeds = list(range(cfg.seed, cfg.seed + n_seeds))
-    done = train_replicas(cfg, seeds, run_dir=run_dir, resume=resume, progress=progress, backend=backend)
+    done = train_replicas(cfg, seeds, run_dir=run_dir, resume=resume, progress=progress, backend=backend,
+                          on_warning=on_warning)
     done.trainer.solver.close()
+    warnings, notes = after_training(done, on_warning)
     state = done.state
     last, first = state.history[-1], state.history[0]
     held_out = "test_loss" in last
@@ -307,9 +343,10 @@ def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None =
         summary["test_loss_median"] = float(np.median(last["test_loss"]))
         summary["test_accuracy_mean"] = (None if last["test_accuracy"] is None
                                          else float(np.mean(last["test_accuracy"])))
+    summary.update(warnings=done.warnings + warnings, notes=notes)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 __all__ = ["RunResult", "Trained", "open_run_dir", "save_checkpoint", "load_checkpoint", "train_replicas",
-           "train_run", "ensemble_run", "one_replica", "succeeded"]
+           "after_training", "train_run", "ensemble_run", "one_replica", "succeeded"]

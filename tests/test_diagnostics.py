@@ -1,0 +1,157 @@
+"""Telling the user when learning cannot or did not happen (diagnostics), and device kinds' own defaults.
+
+Real runs on ngspice produce each warning, and the physics each warning states is checked on the trained network:
+outputs stay within the sources, a single-ended output never falls as its input rises, gates stop moving once hinge
+training stops. One run produces none.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from metamaterial.config import load_config
+from metamaterial.diagnostics import MIN_GAP_V, source_extremes
+from metamaterial.errors import ConfigError
+from metamaterial.experiment import build, check_learnable, initial_controls
+from metamaterial.runs import train_run
+
+XOR = ROOT / "configs" / "xor.yaml"
+REGRESSION = ROOT / "configs" / "regression.yaml"
+#: a single-input regression whose targets dip: no monotone network can follow it
+DIP_X = [0.0, 0.06, 0.12, 0.18, 0.24, 0.3, 0.36, 0.42]
+DIP_Y = [0.3, 0.2, 0.1, 0.05, 0.1, 0.2, 0.3, 0.35]
+SHORT = 300  # epochs of the short runs
+#: XOR read single-ended at node (2, 2): its -87 mV label lies below every source and ground
+SINGLE_ENDED_XOR = ["roles.outputs[0]=[2, 2]", f"learning.epochs={SHORT}", "learning.eval_every=10"]
+
+
+def _train(tmp_path, config, overrides, name="run"):
+    seen = []
+    result = train_run(load_config(config, overrides), tmp_path / name, backend="ngspice", progress=False,
+                       plots=False, on_warning=lambda kind, text: seen.append((kind, text)))
+    return result, seen
+
+
+def _outputs(result) -> np.ndarray:
+    return np.array(result.summary["outputs_v"])
+
+
+def test_single_ended_xor_is_refused_by_range_and_order_and_the_network_obeys_both(tmp_path):
+    result, seen = _train(tmp_path, XOR, SINGLE_ENDED_XOR)
+    warnings = result.summary["warnings"]
+    assert [k for k, _ in seen if k == "warning"] == ["warning"] * len(warnings) and len(warnings) == 2, warnings
+    assert warnings[0].startswith("task: point(s) 1, 2 cannot be classified correctly: point 1's class needs the "
+                                  "output below -0.0435 V, but it can only lie in [0 V, 0.45 V]"), warnings[0]
+    assert "the accuracy cannot exceed 50%" in warnings[0]
+    assert warnings[1].startswith("task: points 0 and 1 cannot both be classified correctly"), warnings[1]
+    # what the warnings say, on the trained network: outputs inside the sources and ground, and a rising input
+    # (point 0 = (0, 0) -> point 1 = (0, 0.45 V) and point 2 = (0.45 V, 0)) never lowers the output
+    setup = build(load_config(XOR, SINGLE_ENDED_XOR))
+    lo, hi = source_extremes(setup.circuit, setup.task.inputs)
+    out = _outputs(result)[:, 0]
+    assert np.all(out >= lo - 1e-9) and np.all(out <= hi + 1e-9), out
+    assert out[1] >= out[0] - 1e-9 and out[2] >= out[0] - 1e-9 and out[3] >= max(out[1], out[2]) - 1e-9, out
+    assert result.summary["accuracy"] <= 0.5
+
+
+def test_a_dip_in_one_input_regression_is_refused_and_the_output_only_rises(tmp_path):
+    overrides = [f"task.x={DIP_X}", f"task.y={DIP_Y}", f"learning.epochs={SHORT}"]
+    result, _ = _train(tmp_path, REGRESSION, overrides)
+    (warning,) = result.summary["warnings"]
+    assert warning.startswith("task: single-ended output 0 cannot follow its targets: it must be at least as high "
+                              "at point 3 (inputs (0.18) V) as at point 0 (inputs (0) V)"), warning
+    floor = float(warning.split("the loss cannot fall below ")[1].split(" V^2")[0])
+    assert floor == pytest.approx((0.3 - 0.05) ** 2 / 2 / 8, rel=1e-2)
+    out = _outputs(result)[:, 0]
+    assert np.all(np.diff(out) >= -1e-9), out  # the theorem the warning rests on, after 300 epochs of pushing
+    assert result.summary["final_loss"] >= floor
+
+
+def test_hardware_default_rate_barely_moves_the_gates_and_says_so(tmp_path):
+    result, seen = _train(tmp_path, REGRESSION, ["learning.rate=null", f"learning.epochs={SHORT}"])
+    (warning,) = result.summary["warnings"]
+    assert ("warning", warning) in seen
+    assert warning.startswith(f"the gate voltages barely moved: the largest change in {SHORT} epochs was "), warning
+    assert "at learning.rate 0.00455 1/V (no learning.rate given: the hardware default gain t_learn / (R C)" in warning
+    gates = np.loadtxt(tmp_path / "run" / "gates.csv", delimiter=",", skiprows=1)[:, 1:]
+    moved = np.abs(gates[-1] - gates[0]).max()
+    assert 0 < moved < 0.05 * 7.6
+    assert f"was {moved:.3g} V" in warning
+    assert result.summary["rate_per_v"] == pytest.approx(0.1 * 100e-6 / (1e3 * 2.2e-6))
+
+
+def test_hinge_stop_is_noted_at_the_epoch_the_gates_stop(tmp_path):
+    result, seen = _train(tmp_path, XOR, [])
+    assert result.summary["warnings"] == [] and result.summary["success"]
+    (note,) = result.summary["notes"]
+    assert ("note", note) in seen
+    epoch = int(note.split("stopped updating by epoch ")[1].split(" ")[0])
+    assert 0 < epoch < 3000, note
+    gates = np.loadtxt(tmp_path / "run" / "gates.csv", delimiter=",", skiprows=1)
+    after = gates[gates[:, 0] >= epoch, 1:]
+    before = gates[gates[:, 0] == epoch - 10, 1:]  # record_every = eval_every = 10 in xor.yaml
+    assert np.all(after == after[0]), "gates moved after the noted epoch"
+    assert np.any(before != after[0]), "gates had already stopped one evaluation earlier"
+
+
+def test_a_run_that_learns_has_no_warnings_or_notes(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "train", str(REGRESSION), "--out",
+                           str(tmp_path / "run"), "--no-plots", "--set", f"learning.epochs={SHORT}"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning:" not in proc.stderr and "note:" not in proc.stderr, proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["warnings"] == [] and summary["notes"] == []
+    assert summary["final_loss"] < summary["initial_loss"] / 2
+
+
+def test_cli_prints_warnings_on_stderr_and_records_them(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "train", str(XOR), "--out", str(tmp_path / "run"),
+                           "--no-plots", *[a for o in SINGLE_ENDED_XOR for a in ("--set", o)]],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: ")]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert [ln.removeprefix("warning: ") for ln in lines] == summary["warnings"] and len(lines) == 2
+
+
+# -- device.kind changed alone: defaults follow the kind, explicit values of another kind are errors ------------------
+def test_resistor_kind_on_the_xor_config_names_each_key_of_the_other_kind(tmp_path):
+    kind = ["device.kind=resistor"]
+    with pytest.raises(ConfigError, match=r"learning.bounds: resistor controls must lie in \[1e-05, 0.01\] S \(got "
+                                          r"\[0.4, 8\]\)"):
+        build(load_config(XOR, kind))
+    with pytest.raises(ConfigError, match=r"learning.init.low: resistor initial controls must lie within the bounds "
+                                          r"\[1e-05, 0.01\] S \(got 0.5\)"):
+        build(load_config(XOR, [*kind, "learning.bounds=null"]))
+    with pytest.raises(ConfigError, match=r"learning.init.value: resistor initial controls must lie within the "
+                                          r"bounds \[1e-05, 0.01\] S \(got 3\)"):
+        build(load_config(XOR, [*kind, "learning.bounds=null", "learning.init={kind: constant, value: 3.0}"]))
+    setup = build(load_config(XOR, [*kind, "learning.bounds=null", "learning.init={}"]))
+    assert (setup.dynamics.low, setup.dynamics.high) == (1e-5, 1e-2)
+    g = initial_controls(setup, np.random.default_rng(0))
+    assert np.all((g > 1e-5) & (g < 1e-2)) and np.ptp(g) > 1e-3  # drawn in the kind's range, not clipped to it
+    (warning,) = check_learnable(setup)  # rate 30 is 1/V for gates; as S/V^2 one update spans the range 600 times
+    assert warning.startswith("learning.rate: 30 S/V^2 lets one update move a resistor control by up to 6.08 S"), \
+        warning
+    assert check_learnable(build(load_config(XOR, [*kind, "learning.bounds=null", "learning.init={}",
+                                                   "learning.rate=0.05"]))) == []
+
+
+def test_resistor_kind_from_the_command_line_exits_2_naming_the_key(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "train", str(XOR), "--out", str(tmp_path / "run"),
+                           "--set", "device.kind=resistor", "--set", "learning.bounds=null"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "learning.init.low: resistor initial controls must lie within the bounds" in proc.stderr
+
+
+def test_gaps_below_a_millivolt_are_not_reported(tmp_path):
+    y = [0.1, 0.2, 0.3, 0.3 - MIN_GAP_V / 2, 0.35, 0.4, 0.41, 0.42]
+    assert check_learnable(build(load_config(REGRESSION, [f"task.x={DIP_X}", f"task.y={y}"]))) == []
