@@ -100,11 +100,21 @@ class NmosOverrides(_Strict):
 
 
 class MismatchConfig(_Strict):
-    """Twin mismatch: independent Gaussian V_T shift and relative K error for every transistor."""
+    """Twin mismatch: independent Gaussian V_T shift and relative K error for every transistor, drawn from ``seed``
+    (unset: the run's seed). ``per_replica``: every replica of an ensemble (``--seeds``) is its own chip, drawn from
+    its own seed as the single run of that seed draws it; unset, all replicas share the config's draw."""
 
     vto_sigma: Annotated[float, Field(ge=0, le=1)] = 0.0
     k_sigma: Annotated[float, Field(ge=0, le=0.5)] = 0.0
     seed: Annotated[int, Field(ge=0)] | None = None
+    per_replica: bool = False
+
+    @model_validator(mode="after")
+    def _one_seed(self) -> MismatchConfig:
+        if self.per_replica and self.seed is not None:
+            raise ValueError(f"per_replica draws each chip from its replica's seed, and seed fixes one chip for all "
+                             f"(got seed {self.seed}); remove one of them")
+        return self
 
 
 class DeviceConfig(_Strict):

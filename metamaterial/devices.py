@@ -64,6 +64,11 @@ class EdgeDevice(ABC):
         """Whether twin mismatch (``Mismatch``) can be applied to this device."""
         return False
 
+    def mismatch_refusal(self, where: str) -> str:
+        """Why this device cannot take twin mismatch, as an error message naming ``where``."""
+        return (f"{where}: twin mismatch shifts transistors, and a {self.kind} network has none (got device.kind="
+                f"{self.kind}); remove device.mismatch or use device.kind: nmos")
+
     @property
     def monotone(self) -> bool:
         """Whether the current out of each terminal is known to grow with that terminal's voltage and fall with the
@@ -178,8 +183,23 @@ class NmosParams(EdgeDevice):
 
     @property
     def supports_mismatch(self) -> bool:
-        """Only a built-in preset can be shifted per transistor; a user card is used as written."""
-        return self.model_card is None
+        """A built-in preset or a level-1 card: V_T is shifted in a card per transistor, K scaled through the width
+        (exact at level 1, K = kp W / (L - 2 LD)); a level-2 or 3 card is refused (``mismatch_refusal``)."""
+        return card_level(self) == 1
+
+    def mismatch_refusal(self, where: str) -> str:
+        return (f"{where}: a level-{card_level(self)} model card (device.model_file) cannot be mismatched exactly (K "
+                "scales with the width only at level 1, and the native backend reads level 1 only); use a level-1 "
+                "card or remove device.mismatch")
+
+    def mismatch_card(self, model_name: str, vto: float) -> str:
+        """The ``.model`` card of one mismatched transistor: this device's card (preset or user card, every
+        parameter as given) named ``model_name``, with threshold ``vto`` (V)."""
+        if self.model_card is None:
+            return replace(self, vto=vto, model_name=model_name).model_text()
+        given = {**parse_model_card(self.model_card, "NmosParams.model_card").given, "vto": vto}
+        text = " ".join(f"{k}={int(v) if k == 'level' else _num(v)}" for k, v in given.items())
+        return f".model {model_name} nmos ({text})"
 
     @property
     def bulk_junctions(self) -> bool:

@@ -105,10 +105,8 @@ def build(cfg: Config) -> Setup:
     mm = cfg.device.mismatch
     if mm is not None and (mm.vto_sigma > 0 or mm.k_sigma > 0):
         if not device.supports_mismatch:
-            raise ConfigError("device.mismatch: needs an nmos device with a built-in preset")
-        seed = cfg.seed if mm.seed is None else mm.seed
-        circuit = replace(circuit, mismatch=draw_mismatch(circuit.n_edges, mm.vto_sigma, mm.k_sigma,
-                                                          np.random.default_rng([seed, 1])))
+            raise ConfigError(device.mismatch_refusal("device.mismatch"))
+        circuit = _with_mismatch(cfg, circuit, cfg.seed if mm.seed is None else mm.seed)
     task = build_task(cfg)
     if task.n_inputs != circuit.n_inputs:
         raise ConfigError(f"roles.inputs: task {task.name} needs {task.n_inputs} input node(s) "
@@ -155,6 +153,26 @@ def build(cfg: Config) -> Setup:
                  SpiceOptions(s.reltol, s.abstol, s.vntol, s.itl1))
 
 
+def _with_mismatch(cfg: Config, circuit: Circuit, seed: int) -> Circuit:
+    mm = cfg.device.mismatch
+    return replace(circuit, mismatch=draw_mismatch(circuit.n_edges, mm.vto_sigma, mm.k_sigma,
+                                                   np.random.default_rng([seed, 1])))
+
+
+def chips_per_replica(setup: Setup) -> bool:
+    """Whether every replica is its own chip (``device.mismatch.per_replica`` with a mismatch to draw)."""
+    mm = setup.config.device.mismatch
+    return setup.circuit.mismatch is not None and mm is not None and mm.per_replica
+
+
+def replica_setup(setup: Setup, seed: int) -> Setup:
+    """The setup of the replica trained from ``seed``: its own chip under ``device.mismatch.per_replica`` (the
+    draw a single run with ``seed`` makes, from ``numpy.random.default_rng([seed, 1])``), else ``setup``."""
+    if not chips_per_replica(setup):
+        return setup
+    return replace(setup, circuit=_with_mismatch(setup.config, setup.circuit, seed))
+
+
 def rate_source(setup: Setup) -> str:
     """Where the rate in use came from, in words: the config's ``learning.rate``, or the charging circuit."""
     if setup.circuit.device.update_kind == "sign":
@@ -196,5 +214,5 @@ def make_trainer(setup: Setup, solver: AbstractSolver | None = None, **params) -
                    solver or make_solver(setup), setup.hardware)
 
 
-__all__ = ["Setup", "build", "check_learnable", "rate_source", "build_network", "build_device", "build_task",
-           "initial_controls", "make_solver", "make_trainer"]
+__all__ = ["Setup", "build", "check_learnable", "rate_source", "chips_per_replica", "replica_setup",
+           "build_network", "build_device", "build_task", "initial_controls", "make_solver", "make_trainer"]

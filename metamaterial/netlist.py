@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -187,11 +187,10 @@ def _head_lines(c: Circuit, phase: str, batch: int, options: SpiceOptions, title
     if isinstance(dev, NmosParams):
         lines.append(dev.model_text())
         if mismatch is not None and dev.law != THREE_REGIME:  # one card per transistor: V_T shifted, K via the width
-            if dev.model_card is not None:
-                raise ValidationError("netlist: mismatch needs a built-in preset (a user model card cannot be shifted)")
+            if not dev.supports_mismatch:
+                raise ValidationError(dev.mismatch_refusal("netlist"))
             for e in range(c.n_edges):
-                lines.append(replace(dev, vto=dev.vto + float(mismatch.dvto[twin, e]),
-                                     model_name=f"{dev.model_name}_{e}").model_text())
+                lines.append(dev.mismatch_card(f"{dev.model_name}_{e}", dev.vto + float(mismatch.dvto[twin, e])))
     for k, (node, volts) in enumerate(zip(c.rails, c.rail_voltages)):
         lines.append(f"VR{k} {node_name(int(node))} 0 dc {num(volts)}")
     return lines

@@ -25,9 +25,19 @@ import numpy as np
 from . import diagnostics
 from .config import Config, config_differences, dump_config, with_backend
 from .errors import CheckpointError
-from .experiment import Setup, build, check_learnable, initial_controls, make_trainer, rate_source
+from .experiment import (
+    Setup,
+    build,
+    check_learnable,
+    chips_per_replica,
+    initial_controls,
+    make_trainer,
+    rate_source,
+    replica_setup,
+)
 from .learning.trainer import SUCCESS_MARGIN_V, Trainer, TrainState
 from .netlist import to_spice
+from .replicas import ChipTrainers
 
 CHECKPOINT = "checkpoint.npz"
 #: ``on_warning(kind, text)``: kind "warning" (learning cannot or did not happen) or "note" (how it ended)
@@ -103,11 +113,12 @@ def load_checkpoint(run_dir: Path) -> tuple[TrainState, list[int], float]:
 # -- the one orchestrator -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Trained:
-    """What ``train_replicas`` gives: the setup, its trainer (its solver still open: close it when done), the
-    final state, the seeds and the wall time (s, including the time before a resume)."""
+    """What ``train_replicas`` gives: the setup, its trainer (its solver still open: close it when done; one trainer
+    per chip under per-replica mismatch), the final state, the seeds, the wall time (s, including the time before a
+    resume) and the warnings of the checks before training."""
 
     setup: Setup
-    trainer: Trainer
+    trainer: Trainer | ChipTrainers
     state: TrainState
     seeds: list[int]
     wall_s: float
@@ -120,7 +131,9 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
                    **params) -> Trained:
     """Train one replica per seed as one batch. Replica r draws its initial controls, data order, desynchronous
     masks and read noise exactly as a run with ``seed=seeds[r]`` does; what ``build`` draws from the config's own
-    seed (twin mismatch without its own seed, the per-edge learning bias) is shared by every replica.
+    seed (twin mismatch without its own seed, the per-edge learning bias) is shared by every replica, except the
+    mismatch under ``device.mismatch.per_replica``: then replica r is the chip a run with ``seed=seeds[r]`` draws
+    (``replicas.ChipTrainers`` trains such replicas in step).
 
     With ``run_dir`` (already opened by ``open_run_dir``), the state is checkpointed there every
     ``learning.checkpoint_every`` epochs and at the end, and ``resume`` continues from it; a resumed run ends where
@@ -135,7 +148,10 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
     for text in warnings:
         if on_warning is not None:
             on_warning("warning", text)
-    trainer = make_trainer(setup, **params)
+    if chips_per_replica(setup) and len(seeds) > 1:  # one chip per replica: one trainer (and solver) each
+        trainer = ChipTrainers([make_trainer(replica_setup(setup, s), **params) for s in seeds])
+    else:
+        trainer = make_trainer(setup, **params)
     if run_dir is not None and hasattr(trainer.solver, "keep_failed"):
         trainer.solver.keep_failed = str(run_dir)  # a failing netlist is kept with the run, not in the temp folder
     every_ckpt = cfg.learning.checkpoint_every if run_dir is not None else 0
@@ -182,6 +198,26 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
         trainer.solver.close()
         raise
     return Trained(setup, trainer, state, seeds, wall, warnings)
+
+
+def mismatch_record(done: Trained, run_dir: Path | None = None) -> dict | None:
+    """How the replicas' twin mismatch was drawn (None without one), for summary.json; with ``run_dir``, also the
+    draws themselves in mismatch.npz: ``seeds`` [R], ``dvto`` [R, 2, E] (V) and ``kscale`` [R, 2, E] (row 0 of each
+    replica's pair the free twin)."""
+    setup = done.setup
+    if setup.circuit.mismatch is None:
+        return None
+    mm = setup.config.device.mismatch
+    per = chips_per_replica(setup)
+    shared = setup.config.seed if mm.seed is None else mm.seed
+    draws = [replica_setup(setup, s).circuit.mismatch for s in done.seeds]
+    if run_dir is not None:
+        _write_atomically(run_dir / "mismatch.npz", seeds=np.array(done.seeds),
+                          dvto=np.stack([m.dvto for m in draws]), kscale=np.stack([m.kscale for m in draws]))
+    return {"vto_sigma_v": mm.vto_sigma, "k_sigma": mm.k_sigma, "per_replica": per,
+            "drawn_from": ("numpy.random.default_rng([replica seed, 1]), one chip per replica" if per else
+                           f"numpy.random.default_rng([{shared}, 1]), shared by every replica"),
+            "file": None if run_dir is None else "mismatch.npz"}
 
 
 def after_training(done: Trained, on_warning: Report | None = None) -> tuple[list[str], list[str]]:
@@ -247,7 +283,7 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str 
         final = done.trainer.evaluate(one.controls)
         summary = _summary(done, one, final)
     warnings, notes = after_training(done, on_warning)
-    summary.update(warnings=done.warnings + warnings, notes=notes)
+    summary.update(mismatch=mismatch_record(done, run_dir), warnings=done.warnings + warnings, notes=notes)
     _write_single(run_dir, done.setup, one, final, summary, plots)
     return RunResult(run_dir, summary, done.state)
 
@@ -343,10 +379,10 @@ def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None =
         summary["test_loss_median"] = float(np.median(last["test_loss"]))
         summary["test_accuracy_mean"] = (None if last["test_accuracy"] is None
                                          else float(np.mean(last["test_accuracy"])))
-    summary.update(warnings=done.warnings + warnings, notes=notes)
+    summary.update(mismatch=mismatch_record(done, run_dir), warnings=done.warnings + warnings, notes=notes)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 __all__ = ["RunResult", "Trained", "open_run_dir", "save_checkpoint", "load_checkpoint", "train_replicas",
-           "after_training", "train_run", "ensemble_run", "one_replica", "succeeded"]
+           "after_training", "mismatch_record", "train_run", "ensemble_run", "one_replica", "succeeded"]

@@ -138,10 +138,15 @@ def test_model_card_file(tmp_path):
     p = nmos_from_card(card, w=20e-6, l=10e-6)
     assert (p.vto, p.kp, p.lambda_, p.gamma, p.model_name, card_level(p)) == (0.7, 1e-4, 0.05, 0.5, "mynmos", 1)
     assert (p.ld, p.is_) == (0.0, 1e-14)  # ngspice's defaults for what the card leaves out
-    assert "mynmos" in p.model_text() and not p.supports_mismatch
+    assert "mynmos" in p.model_text() and p.supports_mismatch  # level 1: V_T per card, K through the width
+    shifted = p.mismatch_card("mynmos_3", 0.71)
+    assert shifted == ".model mynmos_3 nmos (level=1 vto=0.71 kp=0.0001 lambda=0.05 gamma=0.5 phi=0.9)"
     level3 = tmp_path / "l3.lib"
     level3.write_text(".model fet3 nmos (level=3 vto=0.7 kp=5e-5 theta=0.1)\n")
     assert (card_level(nmos_from_card(level3)), nmos_from_card(level3).name) == (3, "card:l3.lib:level3")
+    assert not nmos_from_card(level3).supports_mismatch
+    assert nmos_from_card(level3).mismatch_refusal("device.mismatch").startswith(
+        "device.mismatch: a level-3 model card (device.model_file) cannot be mismatched exactly")
 
 
 def _ngspice_output(tmp_path, lines: list[str]) -> str:

@@ -183,10 +183,17 @@ def _card_circuit(tmp_path, card_text: str):
                                  devices.nmos_from_card(card))
 
 
-def test_mismatch_with_a_model_card_is_refused(tmp_path):
-    c = _card_circuit(tmp_path, ".model myfet nmos (level=1 vto=0.7 kp=5e-5)")
-    with pytest.raises(ValidationError, match=r"NativeSolver: twin mismatch needs a built-in preset"):
-        NativeSolver().solve(_mismatched(c, SEED), np.ones(c.n_edges), np.zeros((1, c.n_inputs)))
+@pytest.mark.parametrize("clamped", [False, True], ids=["free", "clamped"])
+def test_mismatch_with_a_level1_model_card_matches_ngspice(tmp_path, clamped, spice):
+    """A user's level-1 card takes twin mismatch on both backends: V_T shifted in a card per transistor (every other
+    parameter as the user wrote it), K scaled through the width."""
+    rng = np.random.default_rng([SEED, clamped, 7])
+    c = _mismatched(_card_circuit(tmp_path, ".model myfet nmos (level=1 vto=0.7 kp=5e-5 lambda=0.05 gamma=0.4 "
+                                            "phi=0.7 ld=0.2u)"), rng)
+    gates, (x, clamps) = rng.uniform(*GATES, c.n_edges), _drive(c, rng, clamped)
+    ours = _check_against_ngspice(c, gates, x, clamps, spice)
+    identical = NativeSolver().solve(replace(c, mismatch=None), gates, x, clamps)
+    assert np.max(np.abs(ours.voltages - identical.voltages)) > 100 * AGREEMENT_V  # the mismatch was really used
 
 
 def _nmos_point(orientation, region):

@@ -600,10 +600,9 @@ def _device_constants(c: Circuit, twin: int) -> tuple[int, np.ndarray, np.ndarra
         raise ValidationError(f"NativeSolver: device model card level {level} cannot be reproduced natively; "
                               "use --backend ngspice")
     if not dev.supports_mismatch and c.mismatch is not None:
-        raise ValidationError("NativeSolver: twin mismatch needs a built-in preset (a user model card cannot be "
-                              "shifted); remove the mismatch or the model card")
+        raise ValidationError(dev.mismatch_refusal("NativeSolver"))
     # a user card's values are NmosParams' fields (devices.parse_model_card), the ones the KCL check uses too
-    vto, beta = c.transistor_params(twin)  # per transistor under mismatch (built-in presets only, see above)
+    vto, beta = c.transistor_params(twin)  # per transistor under mismatch (presets and level-1 cards)
     if vto is None:
         vto, beta = np.full(c.n_edges, dev.vto), np.full(c.n_edges, dev.beta)
     if dev.law == THREE_REGIME:  # V_T per transistor in place of vbi; gmin across each channel

@@ -1,0 +1,117 @@
+"""Monte Carlo over chips: per-replica twin-mismatch draws, and mismatch with a user's model card on both backends."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, stopped_after_checkpoint
+from metamaterial.config import load_config
+from metamaterial.devices import draw_mismatch
+from metamaterial.errors import ConfigError
+from metamaterial.experiment import build
+from metamaterial.runs import ensemble_run, train_replicas, train_run
+
+XOR = ROOT / "configs" / "xor.yaml"
+VTO_SIGMA, K_SIGMA = 0.01, 0.005  # V, relative: a reproduction's mismatch model (docs/physics.md)
+CHIPS = 3
+EPOCHS = 200
+GATE_AGREEMENT_V = 1e-6  # native vs ngspice, as tests/test_backends.py
+PER_REPLICA = [f"device.mismatch={{vto_sigma: {VTO_SIGMA}, k_sigma: {K_SIGMA}, per_replica: true}}",
+               f"learning.epochs={EPOCHS}", "learning.eval_every=50", "learning.schedule=shuffle",
+               "learning.checkpoint_every=100"]
+LEVEL1_CARD = ".model mine nmos (level=1 vto=0.62 kp=8.5e-4 lambda=0.02 gamma=0.3 phi=0.7)\n"
+
+
+def test_each_replica_is_the_chip_of_its_seed_and_equals_its_single_run(tmp_path):
+    cfg = load_config(XOR, PER_REPLICA)
+    summary = ensemble_run(cfg, tmp_path / "ens", CHIPS, backend="native", progress=False)
+    assert summary["mismatch"]["per_replica"] and summary["mismatch"]["file"] == "mismatch.npz"
+    with np.load(tmp_path / "ens" / "mismatch.npz") as z:
+        seeds, dvto, kscale = [int(s) for s in z["seeds"]], z["dvto"], z["kscale"]
+    assert seeds == list(range(CHIPS)) and dvto.shape == (CHIPS, 2, 32)
+    for r, seed in enumerate(seeds):  # reproducible from the replica's seed alone
+        draw = draw_mismatch(32, VTO_SIGMA, K_SIGMA, np.random.default_rng([seed, 1]))
+        np.testing.assert_array_equal(dvto[r], draw.dvto)
+        np.testing.assert_array_equal(kscale[r], draw.kscale)
+    assert np.all(np.abs(dvto[0] - dvto[1]) > 0), "replicas must be different chips"
+    with np.load(tmp_path / "ens" / "checkpoint.npz") as z:
+        ensemble_gates = z["controls"].copy()
+    for r, seed in enumerate(seeds):
+        single = train_run(cfg.model_copy(update={"seed": seed}), tmp_path / str(seed), backend="native",
+                           progress=False, plots=False)
+        np.testing.assert_allclose(ensemble_gates[r], single.state.controls[0], atol=1e-9, rtol=0)
+        with np.load(tmp_path / str(seed) / "mismatch.npz") as z:
+            np.testing.assert_array_equal(z["dvto"][0], dvto[r])
+    rows = (tmp_path / "ens" / "ensemble.csv").read_text().strip().splitlines()[1:]
+    single_loss = json.loads((tmp_path / "1" / "summary.json").read_text())["final_loss"]
+    assert float(rows[1].split(",")[2]) == pytest.approx(single_loss, rel=1e-9)
+
+
+def test_shared_draw_is_the_default_and_the_same_for_every_replica(tmp_path):
+    cfg = load_config(XOR, [f"device.mismatch={{vto_sigma: {VTO_SIGMA}, k_sigma: {K_SIGMA}}}", "learning.epochs=10",
+                            "learning.eval_every=10"])
+    summary = ensemble_run(cfg, tmp_path / "ens", CHIPS, backend="native", progress=False)
+    assert not summary["mismatch"]["per_replica"]
+    with np.load(tmp_path / "ens" / "mismatch.npz") as z:
+        assert np.all(z["dvto"] == z["dvto"][0]) and np.all(z["kscale"] == z["kscale"][0])
+
+
+def test_a_per_replica_ensemble_stopped_after_a_checkpoint_resumes_to_the_same_gates(tmp_path, monkeypatch):
+    cfg = load_config(XOR, PER_REPLICA)
+    ensemble_run(cfg, tmp_path / "whole", CHIPS, backend="native", progress=False)
+    with stopped_after_checkpoint(monkeypatch, "save_checkpoint", 100):
+        ensemble_run(cfg, tmp_path / "killed", CHIPS, backend="native", progress=False)
+    ensemble_run(cfg, tmp_path / "killed", CHIPS, backend="native", progress=False, resume=True)
+    assert (tmp_path / "killed" / "ensemble.csv").read_text() == (tmp_path / "whole" / "ensemble.csv").read_text()
+    with np.load(tmp_path / "killed" / "checkpoint.npz") as a, np.load(tmp_path / "whole" / "checkpoint.npz") as b:
+        np.testing.assert_array_equal(a["controls"], b["controls"])
+
+
+def test_per_replica_chips_train_alike_on_ngspice_and_native():
+    cfg = load_config(XOR, [*PER_REPLICA, "learning.epochs=60"])
+    gates = {b: train_replicas(cfg, [0, 1], backend=b) for b in ("ngspice", "native")}
+    for done in gates.values():
+        done.trainer.solver.close()
+    a, b = gates["ngspice"].state.controls, gates["native"].state.controls
+    assert np.max(np.abs(a - b)) <= GATE_AGREEMENT_V
+    assert np.max(np.abs(a[0] - a[1])) > 0.01  # two chips (and two seeds) end apart
+
+
+def test_mismatch_with_a_level1_model_file_trains_alike_on_both_backends(tmp_path):
+    card = tmp_path / "mine.lib"
+    card.write_text(LEVEL1_CARD)
+    cfg = load_config(XOR, [f"device.model_file={card}", f"device.mismatch={{vto_sigma: {VTO_SIGMA}, "
+                            f"k_sigma: {K_SIGMA}}}", "learning.epochs=100", "learning.eval_every=50"])
+    runs = {b: train_run(cfg, tmp_path / b, backend=b, progress=False, plots=False) for b in ("ngspice", "native")}
+    gates = {b: r.state.controls for b, r in runs.items()}
+    assert np.max(np.abs(gates["native"] - gates["ngspice"])) <= GATE_AGREEMENT_V
+    free = (tmp_path / "ngspice" / "free.cir").read_text()
+    assert ".model mine_0 nmos (level=1 vto=" in free and "gamma=0.3 phi=0.7)" in free  # the user's card, shifted
+    plain = train_run(load_config(XOR, [f"device.model_file={card}", "learning.epochs=100",
+                                        "learning.eval_every=50"]), tmp_path / "plain", backend="native",
+                      progress=False, plots=False)
+    assert np.max(np.abs(plain.state.controls - gates["native"])) > 1e-3  # the mismatch changed the training
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ([f"device.mismatch={{vto_sigma: {VTO_SIGMA}, seed: 4, per_replica: true}}"],
+     "device.mismatch: per_replica draws each chip from its replica's seed, and seed fixes one chip for all (got "
+     "seed 4); remove one of them"),
+    (["device.kind=resistor", "learning.bounds=null", "learning.init={}", "learning.rate=0.05",
+      f"device.mismatch={{vto_sigma: {VTO_SIGMA}}}"],
+     "device.mismatch: twin mismatch shifts transistors, and a resistor network has none"),
+])
+def test_mismatch_refusals_name_the_key(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build(load_config(XOR, overrides))
+
+
+def test_mismatch_with_a_level3_model_file_is_refused_naming_the_key(tmp_path):
+    card = tmp_path / "l3.lib"
+    card.write_text(".model fet3 nmos (level=3 vto=0.7 kp=5e-5 theta=0.1)\n")
+    with pytest.raises(ConfigError, match=r"device.mismatch: a level-3 model card \(device.model_file\) cannot be "
+                                          r"mismatched exactly"):
+        build(load_config(XOR, [f"device.model_file={card}", f"device.mismatch={{vto_sigma: {VTO_SIGMA}}}"]))
