@@ -245,3 +245,10 @@ def test_three_regime_law_refuses_what_it_does_not_model():
         replace(DEV, law="level3")
     with pytest.raises(ValidationError, match="NmosParams.sub_decade: must be a positive finite number"):
         replace(DEV, sub_decade=0.0)
+
+
+def test_transients_refuse_the_three_regime_law():
+    from metamaterial.transient import transient_netlist
+    c = circuit.compile_graph(_with_roles(graph.lattice_network(4, 4), np.random.default_rng(SEED)), DEV)
+    with pytest.raises(ValidationError, match="three-regime law\\) has no capacitance model"):
+        transient_netlist(c, np.full(c.n_edges, 2.0), None, np.zeros(c.n_inputs))
