@@ -155,3 +155,20 @@ def test_resistor_kind_from_the_command_line_exits_2_naming_the_key(tmp_path):
 def test_gaps_below_a_millivolt_are_not_reported(tmp_path):
     y = [0.1, 0.2, 0.3, 0.3 - MIN_GAP_V / 2, 0.35, 0.4, 0.41, 0.42]
     assert check_learnable(build(load_config(REGRESSION, [f"task.x={DIP_X}", f"task.y={y}"]))) == []
+
+
+def test_a_gate_rate_on_resistors_warns_and_the_conductances_do_jump_between_the_bounds(tmp_path):
+    sets = ["device.kind=resistor", "learning.bounds=null", "learning.init={}", "learning.epochs=20",
+            "learning.eval_every=10", "learning.record_every=10"]
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "train", str(XOR), "--out", str(tmp_path / "run"),
+                           "--no-plots", *[a for o in sets for a in ("--set", o)]],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: ")]
+    assert line.startswith("warning: learning.rate: 30 S/V^2 lets one update move a resistor control by up to "), line
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["warnings"] == [line.removeprefix("warning: ")] and summary["rate_unit"] == "S/V^2"
+    gates = np.loadtxt(tmp_path / "run" / "gates.csv", delimiter=",", skiprows=1)[:, 1:]
+    assert np.all((gates[0] > 1e-5) & (gates[0] < 1e-2))  # drawn inside the resistor's range ...
+    at_bounds = np.isclose(gates[-1], 1e-5, rtol=1e-9) | np.isclose(gates[-1], 1e-2, rtol=1e-9)
+    assert at_bounds.mean() > 0.5, gates[-1]  # ... and thrown onto its bounds by updates larger than the range
