@@ -13,12 +13,13 @@ import io
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from .config import Config, load_config, with_backend
 from .errors import CheckpointError, ConfigError
-from .experiment import Setup, build, make_solver, make_trainer
+from .experiment import Setup, build, chips_per_replica, make_solver, make_trainer, replica_setup
 from .points import write_point_netlists
 from .runs import load_checkpoint, succeeded
 
@@ -156,21 +157,27 @@ def evaluate_run(run: SavedRun, split: str = "train", inputs: np.ndarray | None 
     points (``split="train"``), the held-out ones (``"test"``), or new ``inputs`` [P, n_in] (V; no targets, so
     no loss). Returns a JSON-ready dict; outputs [P, n_out] V, loss (MSE to the targets) V^2."""
     setup = build(with_backend(run.config, backend))
-    task, c = setup.task, setup.circuit
+    task = setup.task
     picked = run.replicas(seed)
     controls = run.controls[picked]
     ins, outs, classes = column_names(setup)
     result = {"run": str(run.run_dir), "name": run.config.name, "task": task.name, "epoch": run.epoch,
               "input_names": ins, "output_names": outs, "classes": classes}
+    # replicas sharing a circuit are solved together; under per-replica mismatch each is its own chip
+    groups = ([(replica_setup(setup, run.seeds[r]), [i]) for i, r in enumerate(picked)] if chips_per_replica(setup)
+              else [(setup, list(range(len(picked))))])
     if inputs is not None:
         x, y = np.atleast_2d(inputs), None
         split = "inputs"
-        with make_solver(setup) as solver:
-            result["backend"] = solver.name
-            reps, points = len(controls), len(x)
-            shared = controls[0] if reps == 1 else np.repeat(controls, points, axis=0)
-            free = solver.solve(c, shared, np.tile(x, (reps, 1))).voltages
-        out = c.output_values(free).reshape(reps, points, -1)
+        out = []
+        for s, idx in groups:
+            with make_solver(s) as solver:
+                result["backend"] = solver.name
+                reps, points = len(idx), len(x)
+                shared = controls[idx[0]] if reps == 1 else np.repeat(controls[idx], points, axis=0)
+                free = solver.solve(s.circuit, shared, np.tile(x, (reps, 1))).voltages
+            out.append(s.circuit.output_values(free).reshape(reps, points, -1))
+        out = np.concatenate(out)
         rows = [{"seed": run.seeds[r], "outputs": o.tolist()} for r, o in zip(picked, out)]
         if task.is_classification:
             for row, o in zip(rows, out):
@@ -181,9 +188,14 @@ def evaluate_run(run: SavedRun, split: str = "train", inputs: np.ndarray | None 
                               f"{run.config.task.test_fraction}); evaluate --split train or new --inputs")
         test = split == "test"
         x, y = (task.test_inputs, task.test_targets) if test else (task.inputs, task.targets)
-        with make_solver(setup) as solver:
-            result["backend"] = solver.name
-            ev = make_trainer(setup, solver).evaluate(controls, test=test)
+        parts = []
+        for s, idx in groups:
+            with make_solver(s) as solver:
+                result["backend"] = solver.name
+                parts.append(make_trainer(s, solver).evaluate(controls[idx], test=test))
+        ev = SimpleNamespace(**{k: None if getattr(parts[0], k) is None else
+                                np.concatenate([getattr(p, k) for p in parts])
+                                for k in ("outputs", "loss", "accuracy", "min_margin")})
         rows = []
         for i, r in enumerate(picked):
             row = {"seed": run.seeds[r], "outputs": ev.outputs[i].tolist(), "loss": float(ev.loss[i])}
@@ -213,7 +225,7 @@ def write_run_netlists(run: SavedRun, out_dir: Path, seed: int | None = None, ba
         raise ConfigError(f"--replica: the run holds {len(run.seeds)} replicas (seeds {_span(run.seeds)}); "
                           "choose one with --replica SEED")
     (r,) = run.replicas(seed)
-    setup = build(with_backend(run.config, backend))
+    setup = replica_setup(build(with_backend(run.config, backend)), run.seeds[r])  # its own chip, if per replica
     controls = run.controls[r]
     with make_solver(setup) as solver:
         free = solver.solve(setup.circuit, controls, setup.task.inputs).voltages

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -115,3 +117,27 @@ def test_mismatch_with_a_level3_model_file_is_refused_naming_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"device.mismatch: a level-3 model card \(device.model_file\) cannot be "
                                           r"mismatched exactly"):
         build(load_config(XOR, [f"device.model_file={card}", f"device.mismatch={{vto_sigma: {VTO_SIGMA}}}"]))
+
+
+def test_per_replica_chips_from_the_command_line_and_eval_reads_each_chip(tmp_path):
+    """End to end: train --seeds with per_replica mismatch, then eval RUN_DIR evaluates each replica on its own chip
+    (its loss is the one training recorded for it) and netlist RUN_DIR writes that chip's cards."""
+    run = tmp_path / "chips"
+    args = [sys.executable, "-m", "metamaterial", "train", str(XOR), "--backend", "native", "--seeds", str(CHIPS),
+            "--out", str(run), "--no-progress", *[a for o in PER_REPLICA for a in ("--set", o)]]
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split(",") for line in (run / "ensemble.csv").read_text().strip().splitlines()[1:]]
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "eval", str(run), "--json"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    evaluated = json.loads(proc.stdout)["replicas"]
+    assert [rep["seed"] for rep in evaluated] == list(range(CHIPS))
+    for rep, row in zip(evaluated, rows):
+        assert rep["loss"] == pytest.approx(float(row[2]), rel=1e-9, abs=1e-15)
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "netlist", str(run), "--replica", "2", "--out",
+                           str(tmp_path / "cir")], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(run / "mismatch.npz") as z:
+        vto_edge0 = 0.62 + float(z["dvto"][2, 0, 0])
+    assert f".model nmos_edge_0 nmos (level=1 vto={vto_edge0!r} " in (tmp_path / "cir" / "free_0.cir").read_text()
