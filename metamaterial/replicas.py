@@ -2,10 +2,11 @@
 
 A ``Trainer`` trains many replicas of one circuit as one batch. With ``device.mismatch.per_replica`` every replica
 is its own chip, so ``ChipTrainers`` holds one trainer per replica (each on its own solver) and advances them epoch
-by epoch together; it offers the part of the ``Trainer`` interface ``runs.train_replicas`` uses (``params``,
-``solver``, ``init_state``, ``run``) and keeps one merged ``TrainState`` of all replicas, so checkpoints, resumes
-and reports are those of any ensemble. Replica r is exactly the single run of its seed: the same trainer on the
-same circuit, advanced through the same epochs (``Trainer.run`` ends at the same state whatever pieces it runs in).
+by epoch together. It offers the part of the ``Trainer`` interface that ``runs.train_replicas`` and its callers use
+(``params``, ``solver``, ``init_state``, ``run``, ``evaluate``, ``learning_time``, ``hardware_time``) and keeps one
+merged ``TrainState`` of all replicas, so checkpoints, resumes and reports are those of any ensemble. Replica r is
+exactly the single run of its seed: the same trainer on the same circuit, advanced through the same epochs
+(``Trainer.run`` ends at the same state whatever pieces it runs in).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .learning.trainer import Trainer, TrainParams, TrainState
+from .learning.trainer import Evaluation, Trainer, TrainParams, TrainState
 
 
 class _Solvers:
@@ -82,6 +83,21 @@ class ChipTrainers:
             if on_epoch is not None:
                 on_epoch(state)
         return state
+
+    def evaluate(self, controls: np.ndarray, test: bool = False) -> Evaluation:
+        """``Trainer.evaluate`` of controls [R, E], each row on its own replica's chip."""
+        evs = [t.evaluate(controls[r:r + 1], test) for r, t in enumerate(self.trainers)]
+        joined = {k: None if getattr(evs[0], k) is None else np.concatenate([getattr(e, k) for e in evs])
+                  for k in ("outputs", "loss", "accuracy", "min_margin", "free")}
+        return Evaluation(**joined)
+
+    def learning_time(self, state: TrainState) -> np.ndarray:
+        """[R] cumulative learning-switch time (s), as ``Trainer.learning_time``."""
+        return self.trainers[0].learning_time(state)
+
+    def hardware_time(self, state: TrainState) -> np.ndarray:
+        """[R] estimated hardware time (s), as ``Trainer.hardware_time``."""
+        return self.trainers[0].hardware_time(state)
 
     def _merge(self, parts: list[TrainState], previous: TrainState | None) -> TrainState:
         """One state of all replicas; history rows already merged in ``previous`` are kept, new ones joined."""

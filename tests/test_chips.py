@@ -141,3 +141,13 @@ def test_per_replica_chips_from_the_command_line_and_eval_reads_each_chip(tmp_pa
     with np.load(run / "mismatch.npz") as z:
         vto_edge0 = 0.62 + float(z["dvto"][2, 0, 0])
     assert f".model nmos_edge_0 nmos (level=1 vto={vto_edge0!r} " in (tmp_path / "cir" / "free_0.cir").read_text()
+
+
+def test_chip_trainers_evaluate_each_replica_on_its_own_chip():
+    cfg = load_config(XOR, [*PER_REPLICA, "learning.epochs=20", "learning.eval_every=10"])
+    done = train_replicas(cfg, [0, 1], backend="native")
+    with done.trainer.solver:
+        ev = done.trainer.evaluate(done.state.controls)
+        swapped = done.trainer.evaluate(done.state.controls[::-1])  # replica 0's gates on chip 1 and back
+    np.testing.assert_allclose(ev.loss, done.state.history[-1]["loss"], rtol=1e-12, atol=0)
+    assert not np.allclose(swapped.loss, ev.loss[::-1], rtol=1e-6, atol=0)
