@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--inputs", type=Path, metavar="CSV",
                    help="new inputs: a CSV whose header names the input nodes (n15, ...; a CSV task's own input "
                         "columns also work), one row of input voltages (V) per point")
-    e.add_argument("--split", choices=("train", "test"), default="train",
+    e.add_argument("--split", choices=("train", "test"),
                    help="which of the task's points to evaluate without --inputs: the training points (default) or "
                         "the held-out ones")
     e.add_argument("--replica", type=int, metavar="SEED",
@@ -280,8 +280,10 @@ def _run_dir_command(args: argparse.Namespace) -> int:
     run = rundir.load_run(args.run_path)
     inputs = None
     if args.inputs is not None:
+        if args.split is not None:
+            raise ConfigError("--split, --inputs: give one (--inputs evaluates new points, --split the task's own)")
         inputs = rundir.read_inputs_csv(args.inputs, build(run.config))
-    result = rundir.evaluate_run(run, args.split, inputs, args.replica, args.backend)
+    result = rundir.evaluate_run(run, args.split or "train", inputs, args.replica, args.backend)
     print(json.dumps(result) if args.json else _eval_table(result), flush=True)
     return 0
 

@@ -116,6 +116,7 @@ def test_eval_new_inputs_from_a_csv(xor_run, tmp_path):
     (rep,) = result["replicas"]
     np.testing.assert_allclose(rep["outputs"][:4], saved, rtol=0, atol=SAME_BACKEND_V)
     assert len(rep["outputs"]) == 5 and len(rep["predicted"]) == 5
+    assert "--split, --inputs: give one" in _refused("eval", str(xor_run), "--inputs", str(new), "--split", "train")
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n0,0\n")
     err = _refused("eval", str(xor_run), "--inputs", str(bad))
