@@ -93,6 +93,8 @@ def _train(points: list[Point], out: Path, worker: str, target_loss: float | Non
     from .. import runs  # noqa: PLC0415 (workers import the training code on first use)
     from ..experiment import build, make_solver  # noqa: PLC0415
 
+    if len({_shape(p.config) for p in points}) > 1:  # only points that differ in seed alone share an ensemble
+        return [r for p in points for r in _train([p], out, worker, target_loss)]
     for p in points:
         log_event(out, "started", p.key, worker=worker, batch=len(points))
     t0 = time.perf_counter()
@@ -170,6 +172,11 @@ def _worker_name() -> str:
 
 
 # -- planning -------------------------------------------------------------------------------------------
+def _shape(cfg) -> str:
+    """The key of a config with its seed left out: points of one shape differ in seed alone."""
+    return config_key(cfg.model_copy(update={"seed": 0}))
+
+
 def seed_free(cfg) -> bool:
     """Whether what ``build`` makes of ``cfg`` is the same for every seed (so seeds can train as one ensemble):
     built for two seeds and compared."""
@@ -191,14 +198,14 @@ def plan_tasks(points: Iterable[Point], workers: int = 1, max_batch: int = MAX_B
     free: dict[str, bool] = {}
     for p in points:
         if p.config.simulator.backend == "native":
-            shape = config_key(p.config.model_copy(update={"seed": 0}))
+            shape = _shape(p.config)
             if shape not in free:
                 free[shape] = seed_free(p.config)
             gk = shape if free[shape] else p.key
         else:
             gk = p.key
         groups.setdefault(gk, []).append(p)
-    pieces = max(1, math.ceil(2 * workers / len(groups))) if groups else 1
+    pieces = max(1, math.ceil(workers / len(groups))) if groups else 1
     tasks = []
     for group in groups.values():
         size = max(1, min(max_batch, math.ceil(len(group) / pieces)))

@@ -1,0 +1,196 @@
+"""Sweeps on a real Dask cluster on 127.0.0.1: a ``dask scheduler`` and two ``dask worker`` processes started here,
+ngspice points. A worker killed mid-sweep: every point still ends with exactly one result, run to the end once.
+The client killed: the same command resumes and runs no finished point again. A point whose config fails at run
+time is recorded as failed while the others finish. Every process started here is killed at the end, pass or fail;
+every wait has a deadline."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from metamaterial.sweep.store import read_events, read_result
+
+N_POINTS = 8
+EPOCHS = 60          # about a second per point on ngspice
+FAILING = 3          # the zip's point whose loss (hinge on a regression) fails when the point is built
+STARTUP_S = 180      # scheduler and workers up (imports, a loaded machine)
+SWEEP_S = 600        # a whole sweep
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+
+
+class Cluster:
+    """A scheduler and named workers, each its own process session (killed as a whole)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp, self.port, self.procs, self.logs = tmp, _free_port(), {}, []
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self._start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"])
+
+    def _start(self, name: str, args: list[str]) -> None:
+        log = open(self.tmp / f"{name}.log", "w")
+        self.logs.append(log)
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", "dask", *args], stdout=log, stderr=log,
+                                            env=_env(), cwd=self.tmp, start_new_session=True)
+
+    def add_worker(self, name: str) -> str:
+        port = _free_port()
+        self._start(name, ["worker", self.address, "--host", "127.0.0.1", "--worker-port", str(port), "--nthreads",
+                           "1", "--nworkers", "1", "--no-dashboard", "--name", name])
+        return f"tcp://127.0.0.1:{port}"
+
+    def wait_for_workers(self, n: int) -> None:
+        from distributed import Client
+        deadline = time.monotonic() + STARTUP_S
+        with Client(self.address, timeout=f"{STARTUP_S}s") as client:
+            while len(client.scheduler_info(n_workers=-1)["workers"]) < n:
+                assert time.monotonic() < deadline, "the workers did not connect in time; see the logs in " \
+                                                    f"{self.tmp}"
+                time.sleep(0.5)
+
+    def kill(self, name: str) -> None:
+        proc = self.procs[name]
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+
+    def close(self) -> None:
+        for name in list(self.procs):
+            self.kill(name)
+        for log in self.logs:
+            log.close()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def _spec(tmp_path: Path) -> Path:
+    losses = ["hinge" if i == FAILING else "mse" for i in range(N_POINTS)]
+    doc = {"name": "cluster", "base": str(ROOT / "configs" / "regression.yaml"),
+           "set": [f"learning.epochs={EPOCHS}", "learning.eval_every=20", "learning.record_every=20"],
+           "zip": {"learning.rate": [float(2 + i) for i in range(N_POINTS)], "learning.loss": losses}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _sweep(spec: Path, out: Path, address: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "metamaterial", "sweep", str(spec), "--out", str(out),
+                             "--scheduler", address, "--no-plots"], cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _wait(predicate, what: str, proc: subprocess.Popen, deadline_s: float = SWEEP_S) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not predicate():
+        assert proc.poll() is None, f"the sweep ended before {what}: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=SWEEP_S)
+    finally:
+        _kill(proc)
+    return proc.returncode, out, err
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill a sweep command (and its session) if it still runs, and close its pipes."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    if not proc.stdout.closed:
+        proc.communicate(timeout=30)
+
+
+def _keys(out: Path) -> list[str]:
+    return [p["key"] for p in json.loads((out / "points.json").read_text())["points"]]
+
+
+def _check_all_done_once(out: Path) -> list[dict]:
+    keys = _keys(out)
+    assert len(keys) == N_POINTS
+    assert sorted(p.name for p in (out / "results").iterdir()) == sorted(f"{k}.json" for k in keys)
+    events = read_events(out)
+    for i, key in enumerate(keys):
+        record = read_result(out, key)
+        assert record["status"] == ("failed" if i == FAILING else "ok"), (i, record.get("error"))
+        ends = [e for e in events if e["key"] == key and e["event"] in ("finished", "failed", "duplicate")]
+        assert [e["event"] for e in ends] == ["failed" if i == FAILING else "finished"], (i, ends)
+    failed = read_result(out, keys[FAILING])
+    assert failed["error"]["class"] == "ConfigError" and "hinge" in failed["error"]["message"]
+    return events
+
+
+def test_a_worker_killed_mid_sweep_loses_no_point_and_repeats_none(cluster, tmp_path):
+    a, b = cluster.add_worker("a"), cluster.add_worker("b")
+    cluster.wait_for_workers(2)
+    out = tmp_path / "out"
+    proc = _sweep(_spec(tmp_path), out, cluster.address)
+    try:
+        def busy_on_a() -> bool:  # a point started on worker a, not yet ended, and one point finished somewhere
+            events = read_events(out)
+            ended = {e["key"] for e in events if e["event"] != "started"}
+            return bool(ended) and any(e["event"] == "started" and e["worker"] == a and e["key"] not in ended
+                                       for e in events)
+        _wait(busy_on_a, "a point running on worker a", proc)
+        cluster.kill("a")
+        code, stdout, stderr = _finish(proc)
+    finally:
+        _kill(proc)
+    assert code == 1, stderr  # one point failed
+    assert f"{N_POINTS - 1}/{N_POINTS} ok, 1 failed (ConfigError x1)" in stdout
+    events = _check_all_done_once(out)
+    cut = [e["key"] for e in events if e["event"] == "started" and e["worker"] == a
+           and not any(f["key"] == e["key"] and f["worker"] == a and f["event"] != "started" for f in events)]
+    assert cut, "no point was cut by the kill"
+    for key in cut:  # run again, to the end, on the worker left
+        assert read_result(out, key)["worker"] == b
+
+
+def test_a_killed_client_resumes_without_repeating_finished_points(cluster, tmp_path):
+    cluster.add_worker("a"), cluster.add_worker("b")
+    cluster.wait_for_workers(2)
+    out, spec = tmp_path / "out", _spec(tmp_path)
+    first = _sweep(spec, out, cluster.address)
+    try:
+        _wait(lambda: sum(e["event"] == "finished" for e in read_events(out)) >= 2, "two finished points", first)
+    finally:
+        _kill(first)
+    killed_at = time.time()
+    done_before = {e["key"] for e in read_events(out) if e["event"] in ("finished", "failed")}
+    assert 2 <= len(done_before) < N_POINTS
+    code, stdout, stderr = _finish(_sweep(spec, out, cluster.address))
+    assert code == 1, stderr
+    assert f"{N_POINTS - 1}/{N_POINTS} ok, 1 failed" in stdout
+    _check_all_done_once(out)
+    again = [e for e in read_events(out) if e["event"] == "started" and e["t"] > killed_at and e["key"] in done_before]
+    assert again == [], "a point finished before the kill was started again"

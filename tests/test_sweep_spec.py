@@ -1,0 +1,187 @@
+"""Sweep specs expand deterministically and are validated before anything runs; results are stored once per point;
+seeds batch into ensembles only when that changes nothing; the table holds what the points recorded."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT
+from metamaterial.cli import main
+from metamaterial.config import dump_config
+from metamaterial.errors import ConfigError
+from metamaterial.sweep import expand_sweep, load_sweep
+from metamaterial.sweep.execute import plan_tasks, run_points
+from metamaterial.sweep.report import load_table, write_table
+from metamaterial.sweep.store import read_events, read_result, write_result
+
+REGRESSION = str(ROOT / "configs" / "regression.yaml")
+N_SEEDS = 3
+EPOCHS = 40
+
+
+def _spec(tmp_path, **body) -> str:
+    doc = {"base": REGRESSION, "set": ["simulator.backend=native", f"learning.epochs={EPOCHS}",
+                                       "learning.init={kind: uniform, low: 1.0, high: 5.0}"], **body}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(path)
+
+
+def test_groups_combine_as_a_product_in_a_fixed_order(tmp_path):
+    spec = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0], "learning.rate": {"linspace": [1, 3, 3]}},
+                            zip={"task.low": [0.0, 0.01], "task.high": [0.45, 0.4]}, seeds=N_SEEDS))
+    assert spec.axes == ("learning.nudge", "learning.rate", "task.low", "task.high", "seed")
+    assert len(spec.points) == 2 * 3 * 2 * N_SEEDS
+    first = [tuple(p.values.values()) for p in spec.points[:7]]
+    assert first == [(0.5, 1.0, 0.0, 0.45, 0), (0.5, 1.0, 0.0, 0.45, 1), (0.5, 1.0, 0.0, 0.45, 2),
+                     (0.5, 1.0, 0.01, 0.4, 0), (0.5, 1.0, 0.01, 0.4, 1), (0.5, 1.0, 0.01, 0.4, 2),
+                     (0.5, 2.0, 0.0, 0.45, 0)]
+    p = spec.points[7]
+    assert (p.config.learning.nudge, p.config.learning.rate, p.config.task.low, p.config.task.high, p.config.seed) \
+        == (0.5, 2.0, 0.0, 0.45, 1)
+    assert p.config.learning.epochs == EPOCHS and p.config.simulator.backend == "native"
+    assert p.key == hashlib.sha256(dump_config(p.config).encode()).hexdigest()[:16]
+    again = load_sweep(spec.source)
+    assert [q.key for q in again.points] == [q.key for q in spec.points]
+    assert len({q.key for q in spec.points}) == len(spec.points)
+
+
+def test_value_ranges_and_random_draws_are_reproducible(tmp_path):
+    spec = load_sweep(_spec(tmp_path, grid={"device.params.kp": {"logspace": [1e-4, 1e-2, 3]}},
+                            random={"n": 5, "seed": 7, "axes": {"device.params.vto": {"uniform": [0.5, 0.7]},
+                                                                "learning.schedule": ["cycle", "shuffle"]}},
+                            seeds=[4, 9]))
+    kps = sorted({p.values["device.params.kp"] for p in spec.points})
+    assert kps == [1e-4, 1e-3, 1e-2]
+    vtos = [p.values["device.params.vto"] for p in spec.points[:10:2]]
+    assert all(0.5 <= v <= 0.7 for v in vtos) and len(set(vtos)) == 5
+    assert [p.values["seed"] for p in spec.points[:4]] == [4, 9, 4, 9]
+    same = load_sweep(spec.source)
+    assert [p.values for p in same.points] == [p.values for p in spec.points]
+    other = load_sweep(_spec(tmp_path, random={"n": 5, "seed": 8, "axes": {"device.params.vto": {"uniform":
+                                                                                                   [0.5, 0.7]}}}))
+    assert [p.values["device.params.vto"] for p in other.points] != vtos
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ({"grid": {"learning.nudge": [0.5, 1.5]}}, "grid learning.nudge=1.5: learning.nudge: Input should be less than"),
+    ({"grid": {"learning.nudg": [0.5]}}, "grid learning.nudg=0.5: learning.nudg: unknown key"),
+    ({"zip": {"learning.nudge": [0.5, 1.0], "learning.rate": [1.0]}}, "zip: zipped axes need equal lengths"),
+    ({"grid": {"learning.bounds[5]": [0.2]}}, "learning.bounds is a list of 2 item(s)"),
+    ({"grid": {"learning.nudge": {"linspace": [0.1, 0.5]}}}, "grid.learning.nudge: linspace needs [a, b, n]"),
+    ({"random": {"n": 3, "axes": {"device.params.kp": {"loguniform": [0, 1e-3]}}}}, "loguniform needs [a, b]"),
+    ({"seeds": 0}, "seeds: must be a count N >= 1"),
+    ({"grids": {"learning.nudge": [0.5]}}, "grids: unknown key of a sweep spec"),
+    ({"grid": {"learning.nudge": [0.5]}, "zip": {"learning.nudge": [1.0]}}, "learning.nudge: swept by two axes"),
+    ({"grid": {"task.low": [0.3], "task.high": [0.2]}}, "point 0 (task.low=0.3, task.high=0.2): task: low "
+                                                        "must be < high"),
+])
+def test_a_bad_spec_exits_2_naming_the_axis_and_runs_nothing(tmp_path, capsys, body, fragment):
+    path = _spec(tmp_path, **body)
+    out = tmp_path / "out"
+    assert main(["sweep", path, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and fragment in err and err.startswith(f"metamaterial: {path}"), err
+    assert not out.exists()
+    with pytest.raises(ConfigError):
+        load_sweep(path)
+
+
+def test_dry_run_prints_every_point_and_the_batching(tmp_path, capsys):
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}, seeds=N_SEEDS)
+    assert main(["sweep", path, "--out", str(tmp_path / "out"), "--dry-run", "--workers", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"sweep spec: {2 * N_SEEDS} points in 2 task(s) (largest ensemble {N_SEEDS})")
+    assert lines[1].split("\t") == ["index", "key", "learning.nudge", "seed"]
+    assert [line.split("\t")[2:] for line in lines[2:4]] == [["0.5", "0"], ["0.5", "1"]]
+    assert not (tmp_path / "out").exists()
+
+
+def test_seeds_batch_only_on_native_when_the_build_ignores_the_seed(tmp_path):
+    native = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}, seeds=N_SEEDS)).points
+    assert [len(t) for t in plan_tasks(native, workers=1)] == [N_SEEDS, N_SEEDS]
+    assert [len(t) for t in plan_tasks(native, workers=4)] == [2, 1, 2, 1]  # cut so four workers have work
+    chips = load_sweep(_spec(tmp_path, grid={"device.mismatch.vto_sigma": [0.01]}, seeds=N_SEEDS)).points
+    assert [len(t) for t in plan_tasks(chips, workers=1)] == [1] * N_SEEDS  # each seed draws its own mismatch
+    fixed = load_sweep(_spec(tmp_path, grid={"device.mismatch": [{"vto_sigma": 0.01, "seed": 3}]},
+                             seeds=N_SEEDS)).points
+    assert [len(t) for t in plan_tasks(fixed, workers=1)] == [N_SEEDS]
+    spice = load_sweep(_spec(tmp_path, set=["simulator.backend=ngspice"], seeds=N_SEEDS)).points
+    assert [len(t) for t in plan_tasks(spice, workers=1)] == [1] * N_SEEDS
+
+
+def test_an_ensemble_task_records_what_each_point_alone_records(tmp_path):
+    spec = load_sweep(_spec(tmp_path, seeds=N_SEEDS))
+    together, alone = tmp_path / "together", tmp_path / "alone"
+    together.mkdir()
+    alone.mkdir()
+    assert all(b["status"] == "ok" and b["ran"] for b in run_points(list(spec.points), str(together)))
+    for p in spec.points:
+        run_points([p], str(alone))
+    for p in spec.points:
+        a, b = read_result(together, p.key)["summary"], read_result(alone, p.key)["summary"]
+        assert a["batch"] == N_SEEDS and b["batch"] == 1
+        assert a["final_loss"] == pytest.approx(b["final_loss"], rel=1e-9, abs=1e-15)
+        assert a["final_loss"] < a["initial_loss"]
+    losses = [read_result(together, p.key)["summary"]["final_loss"] for p in spec.points]
+    assert len(set(losses)) == N_SEEDS  # the seeds are different runs
+    again = run_points(list(spec.points), str(together))  # resumed: nothing runs twice
+    assert not any(b["ran"] for b in again)
+    assert sum(e["event"] == "finished" for e in read_events(together)) == N_SEEDS
+
+
+def test_a_point_failing_at_run_time_is_recorded_and_the_others_finish(tmp_path):
+    spec = load_sweep(_spec(tmp_path, grid={"learning.loss": ["mse", "hinge"]}))
+    brief = run_points(list(spec.points), str(tmp_path))
+    assert [b["status"] for b in brief] == ["ok", "failed"]
+    record = read_result(tmp_path, spec.points[1].key)
+    assert record["error"]["class"] == "ConfigError"
+    assert "learning.loss: 'hinge' needs a classification task" in record["error"]["message"]
+
+
+def test_a_point_has_one_result(tmp_path):
+    ok, failed = {"key": "k", "status": "ok", "summary": {"final_loss": 1.0}}, {"key": "k", "status": "failed"}
+    assert write_result(tmp_path, "k", failed)
+    assert not write_result(tmp_path, "k", dict(failed, error="again"))  # a failure does not replace a failure
+    assert write_result(tmp_path, "k", ok)  # a retried failure that succeeds does
+    assert not write_result(tmp_path, "k", dict(ok, summary={"final_loss": 2.0}))
+    assert read_result(tmp_path, "k") == ok
+    assert [p.name for p in (tmp_path / "results").iterdir()] == ["k.json"]  # no temporary file left
+
+
+def test_the_table_has_one_row_per_point_with_axes_and_metrics(tmp_path):
+    spec = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}, seeds=2))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "points.json").write_text(json.dumps({"name": spec.name, "spec": spec.source, "axes": list(spec.axes),
+                                                 "points": [{"index": p.index, "key": p.key, "values": p.values}
+                                                            for p in spec.points]}))
+    rng = np.random.default_rng(0)
+    losses = rng.uniform(1e-5, 1e-3, len(spec.points))
+    for p, loss in zip(spec.points[:-1], losses):
+        write_result(out, p.key, {"key": p.key, "status": "ok", "summary": {"final_loss": loss, "seed": 1}})
+    write_table(out)
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:6] == ["index", "key", "status", "learning.nudge", "seed", "final_loss"]
+    assert [float(r["final_loss"]) for r in rows[:-1]] == pytest.approx(losses[:-1].tolist(), rel=1e-15)
+    assert [r["seed"] for r in rows] == ["0", "1", "0", "1"]
+    assert rows[-1]["status"] == "pending" and rows[-1]["final_loss"] == ""
+    axes, table = load_table(out)
+    assert axes == list(spec.axes) and [r["learning.nudge"] for r in table] == [0.5, 0.5, 1.0, 1.0]
+    pq = pytest.importorskip("pyarrow.parquet")
+    assert pq.read_table(out / "results.parquet").column("final_loss").to_pylist()[:-1] == \
+        pytest.approx(losses[:-1].tolist(), rel=1e-15)
+
+
+def test_expand_sweep_takes_an_inline_base(tmp_path):
+    base = yaml.safe_load((ROOT / "configs" / "regression.yaml").read_text())
+    spec = expand_sweep({"base": base, "grid": {"learning.rate": [1.0, 2.0]}}, "inline.yaml", tmp_path)
+    assert [p.config.learning.rate for p in spec.points] == [1.0, 2.0]
+    assert spec.name == "inline"
