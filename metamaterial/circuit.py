@@ -16,9 +16,6 @@ from . import step
 from .devices import (
     EdgeParams,
     Mismatch,
-    NmosParams,
-    PotentiometerParams,
-    ResistorParams,
     junction_current,
 )
 from .errors import ValidationError
@@ -51,7 +48,7 @@ class Circuit:
 
     def transistor_params(self, twin: int) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(vto [E], beta [E]) of the given twin (0 free, 1 clamped) under mismatch, or (None, None)."""
-        if self.mismatch is None or not isinstance(self.device, NmosParams):
+        if self.mismatch is None or not self.device.supports_mismatch:
             return None, None
         return self.device.vto + self.mismatch.dvto[twin], self.device.beta * self.mismatch.kscale[twin]
 
@@ -157,15 +154,7 @@ def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: 
     v = np.atleast_2d(voltages)
     va, vb = v[:, c.edges[:, 0]], v[:, c.edges[:, 1]]
     ctrl = np.broadcast_to(np.asarray(controls, float), va.shape)
-    dev = c.device
-    if isinstance(dev, NmosParams):
-        vto, beta = c.transistor_params(twin)
-        return dev.channel_current(va, vb, ctrl, vto, beta, c.gmin).current
-    if isinstance(dev, ResistorParams):
-        return ctrl * (va - vb)
-    if isinstance(dev, PotentiometerParams):
-        return dev.conductance(ctrl) * (va - vb)
-    raise ValidationError(f"Circuit.device: unknown device {type(dev).__name__}")
+    return c.device.edge_current(va, vb, ctrl, *c.transistor_params(twin), c.gmin)
 
 
 def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed: np.ndarray | None = None,
@@ -181,7 +170,7 @@ def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed:
     out = np.zeros_like(v)
     np.add.at(out.T, c.edges[:, 0], i_edge.T)
     np.add.at(out.T, c.edges[:, 1], -i_edge.T)
-    if isinstance(c.device, NmosParams) and c.device.bulk_junctions:
+    if c.device.bulk_junctions:
         # each transistor has a bulk diode at each of its two terminals (free twin: one transistor per edge)
         i_j, _ = junction_current(c.device, v, c.gmin)
         degree = np.bincount(c.edges.ravel(), minlength=c.n_nodes)

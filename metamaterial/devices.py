@@ -58,6 +58,19 @@ class EdgeDevice(ABC):
 
     #: whether the edge also conducts to ground (a transistor's grounded body), which then acts as a 0 V source
     conducts_to_ground: ClassVar[bool] = False
+    #: whether each terminal has a bulk diode to ground (``junction_current``)
+    bulk_junctions: ClassVar[bool] = False
+
+    def edge_current(self, va: np.ndarray, vb: np.ndarray, controls: np.ndarray, vto: np.ndarray | None = None,
+                     beta: np.ndarray | None = None, gmin: float = 1e-12) -> np.ndarray:
+        """Current a -> b (A) through edges with these controls at node voltages va, vb (V), all of one shape;
+        ``vto``, ``beta``: per-transistor values under twin mismatch (transistors only). A linear edge: its
+        conductance times the drop."""
+        return self.conductance(controls) * (va - vb)
+
+    def conductance(self, controls: np.ndarray) -> np.ndarray:
+        """Conductance (S) of a linear edge's controls (the controls themselves, unless a kind says otherwise)."""
+        return np.asarray(controls, float)
 
     @property
     def supports_mismatch(self) -> bool:
@@ -205,6 +218,11 @@ class NmosParams(EdgeDevice):
     def bulk_junctions(self) -> bool:
         """Whether each terminal has a bulk diode to the grounded body (level 1 does; the three-regime law not)."""
         return self.law == LEVEL1
+
+    def edge_current(self, va: np.ndarray, vb: np.ndarray, controls: np.ndarray, vto: np.ndarray | None = None,
+                     beta: np.ndarray | None = None, gmin: float = 1e-12) -> np.ndarray:
+        """The channel current a -> b (A) at gate voltages ``controls`` (``channel_current``)."""
+        return self.channel_current(va, vb, controls, vto, beta, gmin).current
 
     def channel_current(self, va: np.ndarray, vb: np.ndarray, vg: np.ndarray, vto: np.ndarray | float | None = None,
                         beta: np.ndarray | float | None = None, gmin: float = 1e-12) -> MosCurrents:

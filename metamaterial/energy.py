@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .circuit import Circuit, edge_currents
-from .devices import NmosParams, junction_current
+from .devices import junction_current
 from .errors import ValidationError
 from .learning.gates import HardwareParams
 
@@ -49,7 +49,7 @@ def transistor_power(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twi
                               f"{v.shape}); pass node voltages [B, N] of this circuit")
     drop = v[:, c.edges[:, 0]] - v[:, c.edges[:, 1]]
     power = edge_currents(c, controls, v, twin) * drop
-    if isinstance(c.device, NmosParams) and c.device.bulk_junctions:
+    if c.device.bulk_junctions:
         i_out, _ = junction_current(c.device, v, c.gmin)  # out of each node into the grounded body
         p_node = i_out * v
         power = power + p_node[:, c.edges[:, 0]] + p_node[:, c.edges[:, 1]]
