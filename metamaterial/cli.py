@@ -79,6 +79,23 @@ def _parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="redraw every figure of a run directory from its files alone")
     pl.add_argument("run_path", type=Path, metavar="RUN_DIR", help="a run directory written by train")
 
+    for name, what in (("energy", "operating-point power of every data point's free and clamped twin"),
+                       ("transient", "settling time and energy per inference from ngspice transients")):
+        e = sub.add_parser(name, help=f"{what}; writes JSON, CSV and figures")
+        e.add_argument("config", help="YAML config file (its initial gates) or a run directory (its trained gates)")
+        if name == "energy":
+            e.add_argument("--backend", choices=backend_names(),
+                           help="solver backend: the same as --set simulator.backend=NAME (default: the config's)")
+        else:
+            e.add_argument("--steps", type=int, metavar="N", help="input steps from one data point to the next, "
+                                                                  "cycling the points in order (default: each once)")
+        e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                       help="override a config value, e.g. --set timing.periphery.wiring_capacitance=1e-11")
+        e.add_argument("--out", type=Path, help=f"output directory (default: RUN_DIR/{name}, or runs/<name>-{name})")
+        e.add_argument("--replica", type=int, default=0, help="replica of an ensemble run directory (default 0)")
+        e.add_argument("--no-progress", action="store_true", help="no progress bar")
+        e.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+
     r = sub.add_parser("reproduce", help="reproduce the published claims; writes figures, data and REPORT.md",
                        formatter_class=_ClaimsHelp, epilog="claims: %(claims)s")
     r.add_argument("claims", nargs="*", metavar="CLAIM", help="claims to run (default: all; names below)")
@@ -205,6 +222,8 @@ def _run(args: argparse.Namespace) -> int:
         return 1 if crashed else 0
     if args.command in ("eval", "plot") or (args.command == "netlist" and Path(args.config).is_dir()):
         return _run_dir_command(args)
+    if args.command in ("energy", "transient"):
+        return _costs(args)
     cfg = _load(args)
     if args.command == "train":
         if args.resume and args.out and args.out != args.resume:
@@ -333,10 +352,46 @@ def _print_warning(kind: str, text: str) -> None:
     print(f"{kind}: {text}", file=sys.stderr, flush=True)
 
 
+def _costs(args: argparse.Namespace) -> int:
+    """``energy`` / ``transient`` of a config (its initial gates) or a run directory (its trained gates)."""
+    from . import costs  # noqa: PLC0415
+
+    if getattr(args, "steps", None) is not None and args.steps < 1:
+        raise ConfigError(f"--steps: must be >= 1 (got {args.steps})")
+    path = Path(args.config)
+    run_dir = path if path.is_dir() else None
+    cfg = costs.run_dir_config(run_dir, config_overrides(args)) if run_dir else _load(args)
+    src = costs.load_source(cfg, run_dir, args.replica)
+    out = args.out or (run_dir / args.command if run_dir else Path("runs") / f"{cfg.name}-{args.command}")
+    if args.command == "energy":
+        r = costs.energy_run(src, out, plots=not args.no_plots, progress=not args.no_progress)
+        s = r["summary"]
+        print(f"{r['task']} on {r['backend']}, {src.label}: {r['n_edges']} transistors, {r['n_points']} points\n"
+              f"power per transistor, free twin: median {s['free_median_w'] * 1e6:.3g} uW, max "
+              f"{s['free_max_w'] * 1e6:.3g} uW; clamped twin: median {s['clamped_median_w'] * 1e6:.3g} uW, max "
+              f"{s['clamped_max_w'] * 1e6:.3g} uW\nnetwork power (free, median over points) "
+              f"{s['free_total_median_w'] * 1e3:.3g} mW\noutput directory: {out}/ ({', '.join(r['files'])})")
+        return 0
+    r = costs.transient_run(src, out, steps=args.steps, plots=not args.no_plots, progress=not args.no_progress)
+    s = r["summary"]
+
+    def show(v, scale, unit):
+        return "n/a" if v is None else f"{v * scale:.3g} {unit}"
+
+    print(f"{r['task']} on ngspice, {src.label}: {s['steps']} input steps, {s['not_settled']} not settled\n"
+          f"settling time: median {show(s['settling_median_s'], 1e9, 'ns')}, max {show(s['settling_max_s'], 1e9, 'ns')}"
+          f"\nenergy per inference per transistor: median {show(s['energy_per_transistor_median_j'], 1e12, 'pJ')}, "
+          f"max {show(s['energy_per_transistor_max_j'], 1e12, 'pJ')}\n"
+          f"transient end state vs DC operating point: {s['max_final_vs_dc_v']:.1e} V\n"
+          f"output directory: {out}/ ({', '.join(r['files'])})")
+    return 0
+
+
 def config_overrides(args: argparse.Namespace) -> list[str]:
     """The ``--set`` overrides of a train, netlist or solve command, with ``--backend X`` as its
     ``simulator.backend=X`` (last, so it wins), applied before validation: a run's saved config names its backend."""
-    return [*args.overrides, *([f"simulator.backend={args.backend}"] if args.backend else [])]
+    backend = getattr(args, "backend", None)
+    return [*args.overrides, *([f"simulator.backend={backend}"] if backend else [])]
 
 
 def _human_summary(s: dict, run_dir: Path, plots: bool = True) -> str:

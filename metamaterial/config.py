@@ -25,6 +25,7 @@ from .errors import ConfigError
 from .learning.gates import HardwareParams
 from .sim.registry import backend_names
 from .tasks import REGRESSION_X, REGRESSION_Y
+from .timing import MosCapacitances, PeripheryParams, SettleParams
 
 #: a node: its index, its [row, col] on a lattice, or its name in a network file (an edge list's name, a GraphML id)
 NodeRef = Union[Annotated[int, Field(ge=0)],  # noqa: UP007 (a type alias evaluated at import: py3.10 needs Union)
@@ -260,6 +261,53 @@ class SimulatorConfig(_Strict):
         return v
 
 
+# -- timing: the transient's capacitances, periphery and settling criterion (energy and transient commands) ---
+Farads = Annotated[float, Field(ge=0, lt=1e-6, allow_inf_nan=False)]
+Seconds = Annotated[float, Field(gt=0, le=1.0, allow_inf_nan=False)]
+
+
+class DeviceCapacitanceConfig(_Strict):
+    """Capacitances of each edge transistor (F; ``timing.MosCapacitances``, the ALD1106 class of docs/physics.md
+    section 8.2); all zero for none. Not used with ``device.model_file``: ngspice reads the user's card,
+    capacitances included, as written."""
+
+    cgs: Farads = MosCapacitances.cgs
+    cgd: Farads = MosCapacitances.cgd
+    cgb: Farads = MosCapacitances.cgb
+    cbd: Farads = MosCapacitances.cbd
+    cbs: Farads = MosCapacitances.cbs
+    pb: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = MosCapacitances.pb
+    mj: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = MosCapacitances.mj
+
+
+class PeripheryConfig(_Strict):
+    """What surrounds the network in a transient (``timing.PeripheryParams``; docs/physics.md section 8.2)."""
+
+    driver_resistance: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] = PeripheryParams.driver_resistance
+    input_rise: Seconds = PeripheryParams.input_rise
+    amplifier_capacitance: Farads = PeripheryParams.amplifier_capacitance
+    wiring_capacitance: Farads = PeripheryParams.wiring_capacitance
+
+
+class SettleConfig(_Strict):
+    """When an output counts as settled, and the transient's window (``timing.SettleParams``)."""
+
+    rel_tol: Annotated[float, Field(gt=0, lt=1)] = SettleParams.rel_tol
+    abs_tol: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = SettleParams.abs_tol
+    t_stop: Seconds | None = SettleParams.t_stop
+    first_window: Seconds = SettleParams.first_window
+    max_doublings: Annotated[int, Field(ge=0, le=20)] = SettleParams.max_doublings
+    points: Annotated[int, Field(ge=100, le=1_000_000)] = SettleParams.points
+
+
+class TimingConfig(_Strict):
+    """The time scale of an inference, read by ``metamaterial transient`` and ``energy`` (training ignores it)."""
+
+    capacitances: DeviceCapacitanceConfig = DeviceCapacitanceConfig()
+    periphery: PeripheryConfig = PeripheryConfig()
+    settle: SettleConfig = SettleConfig()
+
+
 class Config(_Strict):
     """The whole run description; see README's config reference."""
 
@@ -272,6 +320,7 @@ class Config(_Strict):
     learning: LearningConfig = LearningConfig()
     hardware: HardwareConfig = HardwareConfig()
     simulator: SimulatorConfig = SimulatorConfig()
+    timing: TimingConfig = TimingConfig()
 
     @field_validator("name")
     @classmethod

@@ -30,7 +30,7 @@ from metamaterial.transient import (
     step_response,
     transient_netlist,
 )
-from tests.conftest import random_gates, xor_circuit
+from tests.conftest import ROOT, random_gates, xor_circuit
 
 CLOSED_FORM_REL = 0.02   # the issue's bar for settling time and energy against the analytic answer
 DC_ATOL = 1e-6           # V: end of the transient against the DC operating point
@@ -198,3 +198,22 @@ def test_simulator_output_that_cannot_be_read_raises(monkeypatch):
     with pytest.raises(SimulationError, match=r"transient: the waveform table has the wrong shape \(got \(1, 2\), "
                                               r"expected 25 columns\)"):
         tr._parse_waves("time v\n1 2\n", c, "")
+
+
+def test_an_aborted_transient_raises_and_the_abstol_floor_prevents_it(monkeypatch):
+    """configs/xor.yaml's initial gates, step 00 -> 01: with the DC solvers' abstol (1e-15 A) ngspice's timestep
+    collapses at the input edge and it keeps only the samples before it; that is an error, not a short window."""
+    import metamaterial.transient as tr
+    from metamaterial.config import load_config
+    from metamaterial.costs import load_source
+    from metamaterial.experiment import build
+
+    cfg = load_config(ROOT / "configs" / "xor.yaml")
+    setup, gates = build(cfg), load_source(cfg, None).controls
+    x = setup.task.inputs
+    r = step_response(setup.circuit, gates, x[0], x[1], options=setup.options)
+    assert r.settled and np.abs(r.voltages[-1] - r.dc_after).max() < DC_ATOL
+    monkeypatch.setattr(tr, "ABSTOL_FLOOR", setup.options.abstol)
+    with pytest.raises(SimulationError, match=r"transient: ngspice stopped at t = 2e-08 s of 1.02e-06 s \(got an "
+                                              r"aborted transient\)"):
+        step_response(setup.circuit, gates, x[0], x[1], options=setup.options)

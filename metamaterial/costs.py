@@ -1,0 +1,353 @@
+"""The ``energy`` and ``transient`` commands: what a config or a trained run costs in power, time and energy.
+
+A report stage (solve -> report) wired like ``points`` and ``runs``: it takes a validated ``Config`` and the
+controls to evaluate (a run directory's trained gates, or the config's initial ones), runs the solvers and
+``transient``, and writes JSON, CSV and PNG files into an output directory. The physics is ``energy``
+(operating-point power) and ``transient`` (ngspice step responses); the capacitances, the periphery and the
+settling criterion come from the config's ``timing:`` section (docs/physics.md, section 8).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config, load_config
+from .errors import CheckpointError
+from .experiment import Setup, build, build_network, initial_controls, make_solver
+from .timing import MosCapacitances, PeripheryParams, SettleParams
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a command evaluates: the config, the controls [E] and, for a run directory, where it came from."""
+
+    config: Config
+    controls: np.ndarray
+    run_dir: Path | None
+    epoch: int | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.run_dir} (epoch {self.epoch})" if self.run_dir is not None else "initial controls"
+
+
+def load_source(cfg: Config, run_dir: Path | None, replica: int = 0) -> Source:
+    """``Source`` of a config (its initial controls, drawn from ``cfg.seed``) or of a run directory (the
+    controls of its last checkpoint, replica ``replica``)."""
+    if run_dir is None:
+        controls = initial_controls(build(cfg), np.random.default_rng(cfg.seed))
+        return Source(cfg, controls, None, None)
+    from .runs import load_checkpoint  # noqa: PLC0415 (runs pulls in the trainer)
+
+    state, seeds, _ = load_checkpoint(run_dir)
+    if not 0 <= replica < len(seeds):
+        raise CheckpointError(f"{run_dir}: holds {len(seeds)} replica(s) (got replica {replica}); give 0 to "
+                              f"{len(seeds) - 1}")
+    return Source(cfg, state.controls[replica].copy(), Path(run_dir), state.epoch)
+
+
+def run_dir_config(run_dir: Path, overrides: list[str]) -> Config:
+    """The resolved config a run directory saved, with ``--set`` overrides (``timing.*`` changes the transient)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); give a CONFIG file or a directory "
+                              "that `metamaterial train` wrote")
+    return load_config(path, overrides)
+
+
+def timing_params(cfg: Config) -> tuple[MosCapacitances, PeripheryParams, SettleParams]:
+    """The ``timing:`` section as the transient's typed parameters."""
+    t = cfg.timing
+    return (MosCapacitances(**t.capacitances.model_dump()), PeripheryParams(**t.periphery.model_dump()),
+            SettleParams(**t.settle.model_dump()))
+
+
+def _progress(enabled: bool, total: int, desc: str, unit: str):
+    if not enabled or not sys.stderr.isatty():  # a log file would get every redraw
+        return None
+    from tqdm import tqdm  # noqa: PLC0415
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, mininterval=0.5)
+
+
+# -- energy: operating-point power --------------------------------------------------------------------------
+def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = True) -> dict:
+    """Operating-point power of every data point's free and clamped twin on the config's backend.
+
+    Writes energy.json (summary, per point, per edge), power.csv (one row per point, twin and edge) and
+    power_map.png (the median power of each edge over the points on the network, log colour scale).
+    Returns the JSON's content.
+    """
+    from .energy import power_report  # noqa: PLC0415
+
+    setup = build(src.config)
+    c, task = setup.circuit, setup.task
+    bar = _progress(progress, 2, f"energy {src.config.name}", "phase")
+    with make_solver(setup) as solver:
+        free = solver.solve(c, src.controls, task.inputs).voltages
+        _tick(bar)
+        clamps = setup.rule.clamp(c, free, task.targets)
+        clamped = solver.solve(c, src.controls, task.inputs, clamps).voltages
+        _tick(bar)
+        backend = solver.name
+    if bar is not None:
+        bar.close()
+    power = power_report(c, src.controls, free, clamped)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "power.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["point", "twin", "edge", "node_a", "node_b", "drop_v", "power_w"])
+        for twin, v, p in (("free", free, power.free), ("clamped", clamped, power.clamped)):
+            drop = v[:, c.edges[:, 0]] - v[:, c.edges[:, 1]]
+            for d in range(task.n_points):
+                for e, (a, b) in enumerate(c.edges):
+                    w.writerow([d, twin, e, int(a), int(b), repr(float(drop[d, e])), repr(float(p[d, e]))])
+    s = power.summary()
+    result = {
+        "name": src.config.name, "task": task.name, "source": src.label, "backend": backend,
+        "n_edges": c.n_edges, "n_points": task.n_points, "summary": s,
+        "points": [{"input_v": task.inputs[d].tolist(), "free_total_w": float(power.total_free[d]),
+                    "clamped_total_w": float(power.total_clamped[d])} for d in range(task.n_points)],
+        "edges": [{"edge": e, "nodes": [int(a), int(b)], "free_median_w": float(np.median(power.free[:, e])),
+                   "free_max_w": float(power.free[:, e].max()),
+                   "clamped_median_w": float(np.median(power.clamped[:, e]))} for e, (a, b) in enumerate(c.edges)],
+        "files": ["energy.json", "power.csv"] + (["power_map.png"] if plots else []),
+    }
+    (out / "energy.json").write_text(json.dumps(result, indent=2) + "\n")
+    if plots:
+        plot_power_map(out / "power_map.png", setup, power.free, power.clamped)
+    return result
+
+
+def _tick(bar) -> None:
+    if bar is not None:
+        bar.update(1)
+
+
+# -- transient: settling and energy per inference -------------------------------------------------------------
+def inference_steps(n_points: int, steps: int | None) -> list[tuple[int, int]]:
+    """(from, to) data points of ``steps`` successive inferences cycling the points in order (default: each
+    point once, the last stepping back to the first)."""
+    n = n_points if steps is None else steps
+    return [(k % n_points, (k + 1) % n_points) for k in range(n)]
+
+
+def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bool = True,
+                  progress: bool = True) -> dict:
+    """ngspice transients of the free network for ``steps`` input steps from one data point to the next.
+
+    Writes transient.json (settings, summary, per step), transient.csv (per step), waves.csv (outputs and the
+    drivers' power against time, per step), waves.npz (every node voltage), and the figures waveforms.png and
+    settling.png. Returns the JSON's content.
+    """
+    from .transient import step_response  # noqa: PLC0415
+
+    setup = build(src.config)
+    c, x = setup.circuit, setup.task.inputs
+    caps, periphery, settle = timing_params(src.config)
+    pairs = inference_steps(setup.task.n_points, steps)
+    bar = _progress(progress, len(pairs), f"transient {src.config.name}", "step")
+    responses = []
+    try:
+        for a, b in pairs:
+            responses.append(step_response(c, src.controls, x[a], x[b], capacitances=caps, periphery=periphery,
+                                           settle=settle, options=setup.options))
+            _tick(bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k, ((a, b), r) in enumerate(zip(pairs, responses)):
+        o_before, o_after = c.output_values(r.dc_before)[0], c.output_values(r.dc_after)[0]
+        rows.append({"step": k, "from": a, "to": b, "settled": r.settled, "settling_time_s": r.settling_time,
+                     "energy_j": r.energy, "energy_per_transistor_j": r.energy_per_transistor,
+                     "dc_power_after_w": r.power_after,
+                     "static_fraction": r.static_energy / r.energy if r.settled and r.energy > 0 else None,
+                     "output_step_v": float(np.max(np.abs(o_after - o_before))),
+                     "final_vs_dc_v": float(np.max(np.abs(r.voltages[-1] - r.dc_after)))})
+    with open(out / "transient.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    _write_waves(out, c, pairs, responses)
+    t_s = np.array([r["settling_time_s"] for r in rows], float)
+    e_t = np.array([r["energy_per_transistor_j"] for r in rows], float)
+    summary = {"steps": len(rows), "not_settled": int(np.isnan(t_s).sum()),
+               "settling_median_s": _nan_stat(np.nanmedian, t_s), "settling_max_s": _nan_stat(np.nanmax, t_s),
+               "energy_per_transistor_median_j": _nan_stat(np.nanmedian, e_t),
+               "energy_per_transistor_max_j": _nan_stat(np.nanmax, e_t),
+               "max_final_vs_dc_v": max(r["final_vs_dc_v"] for r in rows)}
+    result = {"name": src.config.name, "task": setup.task.name, "source": src.label, "simulator": "ngspice",
+              "n_edges": c.n_edges, "timing": src.config.timing.model_dump(), "summary": summary, "steps": rows,
+              "files": ["transient.json", "transient.csv", "waves.csv", "waves.npz"]
+              + (["waveforms.png", "settling.png"] if plots else [])}
+    (out / "transient.json").write_text(json.dumps(result, indent=2, default=_json_value) + "\n")
+    if plots:
+        plot_waveforms(out / "waveforms.png", c, src.controls, pairs, responses)
+        plot_settling(out / "settling.png", t_s)
+    return result
+
+
+def _nan_stat(fn, values: np.ndarray) -> float | None:
+    return None if np.all(np.isnan(values)) else float(fn(values))
+
+
+def _json_value(x):
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    raise TypeError(type(x).__name__)
+
+
+def _write_waves(out: Path, c, pairs, responses) -> None:
+    """waves.csv: step, time from the step (s), each output (V), drivers' power (W); waves.npz: every node."""
+    names = [f"out{k}_v" for k in range(c.n_outputs)]
+    with open(out / "waves.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "time_s", *names, "supply_power_w"])
+        for k, r in enumerate(responses):
+            for t, o, p in zip(r.time - r.t_step, r.outputs, r.supply_power):
+                w.writerow([k, f"{t:.9e}", *(f"{v:.9e}" for v in o), f"{p:.9e}"])
+    arrays = {f"step{k}_time": r.time - r.t_step for k, r in enumerate(responses)}
+    arrays.update({f"step{k}_voltages": r.voltages for k, r in enumerate(responses)})
+    np.savez_compressed(out / "waves.npz", pairs=np.array(pairs), **arrays)
+
+
+# -- figures ------------------------------------------------------------------------------------------------
+def _pyplot():
+    import matplotlib  # noqa: PLC0415
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    return plt
+
+
+def _layout(setup: Setup) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
+    """Node positions (x, y) for drawing, and the lattice's size (rows, cols) when it is one (else None)."""
+    import networkx as nx  # noqa: PLC0415
+
+    g = build_network(setup.config)
+    if all("pos" in g.nodes[n] for n in g.nodes):
+        pos = {n: np.array([g.nodes[n]["pos"][1], -g.nodes[n]["pos"][0]], float) for n in g.nodes}
+        net = setup.config.network
+        return pos, np.array([net.rows, net.cols]) if net.kind == "lattice" and net.periodic else None
+    return {n: np.asarray(p) for n, p in nx.spring_layout(g, seed=0).items()}, None
+
+
+def _segments(setup: Setup, pos: dict, size: np.ndarray | None) -> list[list[np.ndarray]]:
+    """Per edge, the line segments that draw it: one, or two half edges leaving the picture for a periodic wrap."""
+    segs = []
+    for a, b in setup.circuit.edges:
+        pa, pb = pos[int(a)], pos[int(b)]
+        d = pb - pa
+        if size is not None and np.any(np.abs(d) > 1.5):
+            span = np.array([size[1], size[0]], float)  # x spans the columns, y the rows
+            d = d - np.sign(d) * span * (np.abs(d) > 1.5)
+            segs.append([np.array([pa, pa + d / 2]), np.array([pb, pb - d / 2])])
+        else:
+            segs.append([np.array([pa, pb])])
+    return segs
+
+
+def plot_power_map(path: Path, setup: Setup, free: np.ndarray, clamped: np.ndarray) -> Path:
+    """Each edge coloured by its median power over the data points (W, log scale), free and clamped twins."""
+    from matplotlib.collections import LineCollection  # noqa: PLC0415
+    from matplotlib.colors import LogNorm  # noqa: PLC0415
+
+    plt = _pyplot()
+    c = setup.circuit
+    pos, size = _layout(setup)
+    segs = _segments(setup, pos, size)
+    med = [np.median(free, axis=0), np.median(clamped, axis=0)]
+    positive = np.concatenate([m[m > 0] for m in med])
+    hi = float(positive.max()) if len(positive) else 1e-3
+    lo = max(float(positive.min()) if len(positive) else hi * 1e-6, hi * 1e-6)
+    norm = LogNorm(lo, hi)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    roles = {**{int(n): ("input", "C0") for n in c.inputs}, **{int(n): ("rail", "C3") for n in c.rails},
+             **{int(n): ("output", "C2") for n in c.clamp_nodes}}
+    for ax, m, title in zip(axes, med, ("free twin", "clamped twin")):
+        lines, values = [], []
+        for e, parts in enumerate(segs):
+            lines += parts
+            values += [max(float(m[e]), lo)] * len(parts)
+        lc = LineCollection(lines, array=np.array(values), cmap="inferno", norm=norm, linewidths=4)
+        ax.add_collection(lc)
+        xy = np.array(list(pos.values()))
+        ax.scatter(xy[:, 0], xy[:, 1], s=30, c="lightgray", edgecolors="k", zorder=3)
+        for n, (label, colour) in roles.items():
+            ax.scatter(*pos[n], s=90, c=colour, edgecolors="k", zorder=4, label=label)
+        handles, labels = ax.get_legend_handles_labels()
+        keep = dict(zip(labels, handles))
+        ax.legend(keep.values(), keep.keys(), fontsize=7, loc="upper right")
+        ax.set_title(f"{setup.task.name}, {title}: median power per transistor")
+        ax.set_aspect("equal")
+        ax.autoscale()
+        ax.margins(0.12)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(lc, ax=ax, label="power (W)", shrink=0.8)
+    return _save(fig, path, plt)
+
+
+def plot_waveforms(path: Path, c, controls: np.ndarray, pairs, responses) -> Path:
+    """Outputs against time from each step (left), every node of the slowest step (middle), and the gates, held
+    at their values over an inference (right)."""
+    plt = _pyplot()
+    fig, (a, b, g) = plt.subplots(1, 3, figsize=(14, 4))
+    for k, r in enumerate(responses):
+        t = (r.time - r.t_step) * 1e6
+        for o in range(r.outputs.shape[1]):
+            a.plot(t, r.outputs[:, o] * 1e3, lw=1, label=f"step {pairs[k][0]}->{pairs[k][1]}" if o == 0 else None)
+    a.set_xlabel("time from the step (us)")
+    a.set_ylabel("output (mV)")
+    a.set_title("outputs")
+    if len(responses) <= 10:
+        a.legend(fontsize=7)
+    times = np.array([r.settling_time for r in responses])
+    slow = int(np.nanargmax(times)) if np.any(np.isfinite(times)) else 0
+    r = responses[slow]
+    t = (r.time - r.t_step) * 1e6
+    b.plot(t, r.voltages * 1e3, lw=0.8)
+    if r.settled:
+        b.axvline(r.settling_time * 1e6, color="k", ls="--", lw=1, label=f"settled {r.settling_time * 1e9:.0f} ns")
+        b.legend(fontsize=7)
+    b.set_xlabel("time from the step (us)")
+    b.set_ylabel("node voltage (mV)")
+    b.set_title(f"every node, slowest step ({pairs[slow][0]}->{pairs[slow][1]})")
+    g.plot(t, np.broadcast_to(controls, (len(t), len(controls))), lw=0.8)
+    g.set_xlabel("time from the step (us)")
+    g.set_ylabel("gate voltage (V)")
+    g.set_title("gates (held: the gate capacitors hold uF)")
+    for ax in (a, b, g):
+        ax.grid(alpha=0.3)
+    return _save(fig, path, plt)
+
+
+def plot_settling(path: Path, settling: np.ndarray) -> Path:
+    """Histogram of the settling times (log bins); steps whose outputs never leave the band settle in 0 s."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    moved = settling[np.isfinite(settling) & (settling > 0)]
+    if len(moved):
+        lo, hi = moved.min(), moved.max()
+        bins = np.geomspace(lo / 1.2, hi * 1.2, max(5, min(30, len(moved) + 1)))
+        ax.hist(moved * 1e6, bins=bins * 1e6, color="C0")
+        ax.set_xscale("log")
+    zero, unsettled = int(np.sum(settling == 0)), int(np.sum(np.isnan(settling)))
+    ax.set_xlabel("settling time (us)")
+    ax.set_ylabel("steps")
+    ax.set_title(f"settling: {len(moved)} steps; {zero} inside the band (0 s), {unsettled} not settled", fontsize=9)
+    ax.grid(alpha=0.3)
+    return _save(fig, path, plt)
+
+
+def _save(fig, path: Path, plt) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

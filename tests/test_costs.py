@@ -1,0 +1,132 @@
+"""The ``energy`` and ``transient`` commands end to end (child processes, real ngspice): what they write agrees
+with itself and with physics (power sums, backends, the transient's end state against DC, the energy against
+the integral of the waveform it writes, more capacitance settling slower), trained gates come from the run
+directory, and bad input exits 2 with one line naming the key."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+XOR = str(ROOT / "configs" / "xor.yaml")
+REGRESSION = str(ROOT / "configs" / "regression.yaml")
+TRAIN_EPOCHS = 30          # a short native training: the gates only need to differ from the initial ones
+STEPS = 2                  # input steps per transient command
+BACKEND_REL = 1e-9         # native vs ngspice power
+DC_ATOL = 1e-6             # V: transient end state vs the DC operating point
+ENERGY_REL = 0.01          # the reported energy vs the trapezoid integral of the written waveform
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "metamaterial", *args, "--no-progress"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=900)
+
+
+def _power_rows(path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_energy_command_agrees_across_backends_and_with_its_csv(tmp_path):
+    results = {}
+    for backend in ("native", "ngspice"):
+        out = tmp_path / backend
+        proc = _cli("energy", XOR, "--backend", backend, "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+        assert "power per transistor, free twin: median" in proc.stdout and f"on {backend}" in proc.stdout
+        results[backend] = json.loads((out / "energy.json").read_text())
+        assert (out / "power_map.png").stat().st_size > 0
+    nat, ng = results["native"], results["ngspice"]
+    for key, value in ng["summary"].items():
+        assert nat["summary"][key] == pytest.approx(value, rel=BACKEND_REL), key
+    rows = _power_rows(tmp_path / "ngspice" / "power.csv")
+    assert len(rows) == 2 * ng["n_points"] * ng["n_edges"]
+    power = np.array([float(r["power_w"]) for r in rows])
+    assert (power >= 0).all()  # every transistor dissipates
+    for d, point in enumerate(ng["points"]):
+        for twin in ("free", "clamped"):
+            total = sum(float(r["power_w"]) for r in rows if r["point"] == str(d) and r["twin"] == twin)
+            assert total == pytest.approx(point[f"{twin}_total_w"], rel=1e-12)
+    assert ng["summary"]["free_max_w"] == pytest.approx(
+        max(float(r["power_w"]) for r in rows if r["twin"] == "free"), rel=1e-12)
+
+
+def test_energy_and_transient_of_a_trained_run_directory(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "train", REGRESSION, "--out", str(run), "--backend",
+                           "native", "--set", f"learning.epochs={TRAIN_EPOCHS}", "--no-progress", "--no-plots"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    energy = _cli("energy", str(run))
+    assert energy.returncode == 0, energy.stderr
+    assert f"epoch {TRAIN_EPOCHS}" in energy.stdout and (run / "energy" / "energy.json").exists()
+
+    proc = _cli("transient", str(run), "--steps", str(STEPS))
+    assert proc.returncode == 0, proc.stderr
+    out = run / "transient"
+    result = json.loads((out / "transient.json").read_text())
+    assert result["summary"]["steps"] == STEPS and result["source"].endswith(f"(epoch {TRAIN_EPOCHS})")
+    assert result["summary"]["max_final_vs_dc_v"] < DC_ATOL
+    with open(out / "waves.csv") as f:
+        waves = np.array([[float(x) for x in row] for row in list(csv.reader(f))[1:]])
+    with np.load(out / "waves.npz") as z:
+        assert z["step0_voltages"].shape[1] == result["n_edges"] // 2  # a 4x4 torus: 16 nodes, 32 edges
+    for row in result["steps"]:
+        assert row["settled"] and row["settling_time_s"] > 0
+        w = waves[waves[:, 0] == row["step"]]
+        t, p = w[:, 1], w[:, -1]
+        inside = (t > 0) & (t < row["settling_time_s"])
+        tt = np.concatenate([[0.0], t[inside], [row["settling_time_s"]]])
+        pp = np.concatenate([[np.interp(0.0, t, p)], p[inside], [np.interp(row["settling_time_s"], t, p)]])
+        assert row["energy_j"] == pytest.approx(np.sum(0.5 * (pp[1:] + pp[:-1]) * np.diff(tt)), rel=ENERGY_REL)
+        assert row["energy_per_transistor_j"] == pytest.approx(row["energy_j"] / result["n_edges"], rel=1e-12)
+    for name in ("transient.csv", "waveforms.png", "settling.png"):
+        assert (out / name).stat().st_size > 0, name
+
+    # ten times the wiring capacitance on every node: each step settles later and costs more
+    slow = _cli("transient", str(run), "--steps", str(STEPS), "--out", str(tmp_path / "slow"), "--no-plots",
+                "--set", "timing.periphery.wiring_capacitance=50e-12")
+    assert slow.returncode == 0, slow.stderr
+    slower = json.loads((tmp_path / "slow" / "transient.json").read_text())
+    assert slower["timing"]["periphery"]["wiring_capacitance"] == 50e-12
+    for fast_row, slow_row in zip(result["steps"], slower["steps"]):
+        assert slow_row["settling_time_s"] > 1.5 * fast_row["settling_time_s"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["transient", XOR, "--set", "timing.periphery.driver_resistance=-1"],
+     f"metamaterial: {XOR}: timing.periphery.driver_resistance: Input should be greater than or equal to 0 (got -1)"),
+    (["energy", XOR, "--set", "timing.periphery.wiring=1e-12"],
+     f"metamaterial: {XOR}: timing.periphery.wiring: unknown key; remove it or check its spelling (see README, "
+     "config reference)"),
+    (["transient", XOR, "--set", "timing.capacitances.cgs=2e-6"],
+     f"metamaterial: {XOR}: timing.capacitances.cgs: Input should be less than 0.000001 (got 2e-06)"),
+    (["transient", XOR, "--set", "timing.settle.rel_tol=0"],
+     f"metamaterial: {XOR}: timing.settle.rel_tol: Input should be greater than 0 (got 0)"),
+    (["transient", XOR, "--steps", "0"], f"metamaterial: {XOR}: --steps: must be >= 1 (got 0)"),
+])
+def test_bad_timing_values_exit_2_naming_the_key(args, message):
+    proc = _cli(*args)
+    assert proc.returncode == 2
+    assert proc.stderr == message + "\n"
+
+
+def test_bad_sources_exit_2_with_one_line(tmp_path):
+    proc = _cli("energy", str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr == (f"metamaterial: {tmp_path}: not a run directory (no config.yaml); give a CONFIG file or a "
+                           "directory that `metamaterial train` wrote\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(Path(XOR).read_text() + "timing:\n  settle:\n    points: 10\n")
+    proc = _cli("transient", str(bad))
+    assert proc.returncode == 2
+    assert proc.stderr == (f"metamaterial: {bad}: timing.settle.points: Input should be greater than or equal to 100 "
+                           "(got 10)\n")
