@@ -36,7 +36,6 @@ from .netlist import SpiceOptions, node_name, num
 from .sim.ngspice import run_batch_file
 from .timing import CAPACITANCES, DEFAULT_POINTS, MosCapacitances, PeripheryParams, SettleParams
 
-
 #: A (ngspice's default abstol): the transient's current tolerance is at least this. The gate sources carry only
 #: the overlap capacitances' currents; with the DC solvers' 1e-15 A and reltol 1e-6 ngspice's timestep collapses
 #: at the first input edge ("timestep too small" on a gate or rail branch) whenever a driven node has a capacitor
@@ -124,7 +123,8 @@ def transient_netlist(c: Circuit, controls: np.ndarray, before: np.ndarray | Non
         raise ValidationError(f"transient: device {dev.name!r} ({dev.law} law) has no capacitance model; use a "
                               "level-1 preset (ald1106-fit or ald1106-l1) for transients")
     lines = [f"* metamaterial transient: {c.n_nodes} nodes, {c.n_edges} edges, device {dev.name}",
-             f".options gmin={num(c.gmin)} reltol={num(options.reltol)} abstol={num(max(options.abstol, ABSTOL_FLOOR))} "
+             f".options gmin={num(c.gmin)} reltol={num(options.reltol)} "
+             f"abstol={num(max(options.abstol, ABSTOL_FLOOR))} "
              f"vntol={num(options.vntol)} itl1={int(options.itl1)}"]
     if isinstance(dev, NmosParams):
         lines += _mos_cards(c, capacitances)
