@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +192,39 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
         plot_waveforms(out / "waveforms.png", c, src.controls, pairs, responses)
         plot_settling(out / "settling.png", t_s)
     return result
+
+
+def timing_sensitivity(src: Source, base: dict, factor: float = 2.0, progress: bool = False) -> dict[str, float]:
+    """Which term of the ``timing:`` section sets the settling time: the same steps as ``base`` (a
+    ``transient_run`` result) with one term at a time multiplied by ``factor`` (device capacitances, wiring,
+    amplifier input, input rise). Returns, per term, the median over the steps whose outputs moved of
+    t_settle(scaled) / t_settle(base) - 1 (0: no effect; factor - 1: the term alone sets the time)."""
+    from .transient import step_response  # noqa: PLC0415
+
+    setup = build(src.config)
+    c, x = setup.circuit, setup.task.inputs
+    caps, per, settle = timing_params(src.config)
+    device = {k: factor * getattr(caps, k) for k in ("cgs", "cgd", "cgb", "cbd", "cbs")}
+    variants = {"device capacitances": (replace(caps, **device), per),
+                "wiring capacitance": (caps, replace(per, wiring_capacitance=factor * per.wiring_capacitance)),
+                "amplifier capacitance": (caps, replace(per, amplifier_capacitance=factor * per.amplifier_capacitance)),
+                "input rise": (caps, replace(per, input_rise=factor * per.input_rise))}
+    rows = [r for r in base["steps"] if r["settled"] and r["settling_time_s"] > 0]
+    bar = _progress(progress, len(variants) * len(rows), f"sensitivity {src.config.name}", "step")
+    out = {}
+    try:
+        for name, (cv, pv) in variants.items():
+            ratios = []
+            for r in rows:
+                t = step_response(c, src.controls, x[r["from"]], x[r["to"]], capacitances=cv, periphery=pv,
+                                  settle=settle, options=setup.options).settling_time
+                ratios.append(t / r["settling_time_s"] - 1)
+                _tick(bar)
+            out[name] = float(np.nanmedian(ratios)) if ratios else float("nan")
+    finally:
+        if bar is not None:
+            bar.close()
+    return out
 
 
 def _nan_stat(fn, values: np.ndarray) -> float | None:

@@ -1,0 +1,158 @@
+"""Learning time to a task criterion, and to re-learn it after damage, counted per learning window.
+
+A report stage over the trainer (learn -> report): it runs ``Trainer.run`` step by step and counts the learning
+windows the hardware would need. Every presented point whose contrast is applied closes the learning switch once
+for t_learn (docs/physics.md, section 8.3): a step presenting one point takes one window if that point is active
+(``n_updates``), a full-batch step over P points takes one window per active point (under a hinge, the points
+not yet past the margin), not one. The learning time is windows x t_learn; at a fixed rate alpha/eta
+t_learn = (alpha/eta) R C / gain, so ``energy.learning_band`` spreads it over the uncertain gate capacitor and
+multiplier gain.
+
+Criteria (absolute, hardware-level): a classification is done when every point is correct by
+``SUCCESS_MARGIN_V`` (10 mV); a regression when the RMS error over the training points is at most
+``RMS_CRITERION_V`` (5 mV, a few times the read noise of a 5 V-scale amplifier chain, our choice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .circuit import edge_currents, without_edges
+from .energy import LearningBand, learning_band
+from .errors import ValidationError
+from .experiment import Setup, make_solver, make_trainer
+from .learning.trainer import SUCCESS_MARGIN_V
+
+#: V: a regression is learned when the RMS error over its training points is at most this (our choice)
+RMS_CRITERION_V = 5e-3
+
+
+@dataclass(frozen=True)
+class LearningRun:
+    """Training from given controls until the task criterion holds (or ``max_epochs``).
+
+    Attributes:
+        reached: whether the criterion held. epochs, steps: when it first held (or where training stopped).
+        windows: learning windows up to then (per applied point). updates: steps that closed a switch.
+        controls: [E] gates (V) when it held. gate_steps: [S, E] gate change of each step (V).
+        gates: [S, E] gates before each step (V). windows_per_step: [S] windows each step took.
+        band: learning time and charging energy over the band of gate capacitors and multiplier gains.
+    """
+
+    reached: bool
+    epochs: int
+    steps: int
+    windows: int
+    updates: int
+    controls: np.ndarray
+    gate_steps: np.ndarray
+    gates: np.ndarray
+    windows_per_step: np.ndarray
+    t_learn: float
+    band: LearningBand
+
+    @property
+    def learning_time(self) -> float:
+        """Cumulative switch-on time (s) with the run's own hardware constants."""
+        return self.windows * self.t_learn
+
+
+def criterion_met(setup: Setup, out: np.ndarray) -> bool:
+    """Whether outputs [P, n_out] (V) meet the task's criterion (module docstring)."""
+    task = setup.task
+    if task.is_classification:
+        return bool(task.margins(out, task.classes).min() >= SUCCESS_MARGIN_V)
+    return bool(np.sqrt(np.mean((out - task.targets) ** 2)) <= RMS_CRITERION_V)
+
+
+def active_count(setup: Setup, out: np.ndarray) -> int:
+    """Points [P] of a full-batch step whose contrast is applied at outputs [P, n_out]: all, or under the hinge
+    those not yet ``margin`` past their boundary."""
+    rule, task = setup.rule, setup.task
+    if rule.loss != "hinge":
+        return task.n_points
+    return int(np.sum(task.margins(out, task.classes) < rule.margin))
+
+
+def train_to_criterion(setup: Setup, controls: np.ndarray, seed: int, max_epochs: int,
+                       chunk: int = 10) -> LearningRun:
+    """Train one replica from ``controls`` [E] until ``criterion_met`` (checked after every step) or
+    ``max_epochs``; count the learning windows. Schedules: cycle, shuffle (one point per step) and full_batch.
+    """
+    kind = setup.params.schedule.kind
+    if kind not in ("cycle", "shuffle", "full_batch"):
+        raise ValidationError(f"retraining: learning.schedule {kind!r} is not counted per window; use cycle, shuffle "
+                         "or full_batch")
+    trainer = make_trainer(setup, epochs=max_epochs, eval_every=max_epochs, record_every=max_epochs)
+    state = trainer.init_state(np.asarray(controls, float)[None], np.random.default_rng(seed), keep_trajectory=False)
+    gates, steps, windows = [], [], []
+    first = trainer.evaluate(state.controls[0]).outputs
+    track = {"out": first, "prev": state.controls[0].copy(), "done": criterion_met(setup, first), "updates": 0}
+
+    def on_step(new: np.ndarray) -> None:
+        if track["done"]:
+            return
+        before, after = track["prev"], new[0].copy()
+        moved = bool(np.any(after != before))
+        if kind == "full_batch":
+            windows.append(active_count(setup, track["out"]))
+        else:  # one point per step: a window when the point is active; the gates move exactly then (no leak)
+            windows.append(int(moved))
+        gates.append(before)
+        steps.append(after - before)
+        track["updates"] += int(moved)
+        track["prev"] = after
+        track["out"] = trainer.evaluate(after).outputs
+        track["done"] = criterion_met(setup, track["out"])
+
+    while not track["done"] and state.epoch < max_epochs:
+        state = trainer.run(state, until=min(state.epoch + chunk, max_epochs), on_step=on_step)
+    trainer.solver.close()
+    n = len(steps)
+    per_epoch = setup.params.schedule.steps_per_epoch(setup.task.n_points)
+    g = np.array(gates) if n else np.zeros((0, len(controls)))
+    d = np.array(steps) if n else np.zeros((0, len(controls)))
+    w = np.array(windows, int)
+    win = int(w.sum())
+    band = learning_band(setup.rule.rate, win, *_per_window(d, g, w), setup.hardware)
+    return LearningRun(track["done"], -(-n // per_epoch), n, win, track["updates"], track["prev"], d, g, w,
+                       setup.hardware.t_learn, band)
+
+
+def _per_window(steps: np.ndarray, gates: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """([W, E] gate change, [W, E] gates before) of every window: a step of k windows moves the gates in k equal
+    parts (its points' contrasts are summed; the parts approximate each point's own), for the charging energy."""
+    idx = np.repeat(np.arange(len(windows)), windows)
+    if len(idx) == 0:
+        return np.zeros((1, steps.shape[1])), np.zeros((1, steps.shape[1]))
+    part = steps[idx] / windows[idx][:, None]
+    offset = (np.arange(len(idx)) - np.repeat(np.cumsum(windows) - windows, windows))[:, None]
+    return part, gates[idx] + offset * part
+
+
+def conductive_cut(setup: Setup, controls: np.ndarray, k: int) -> np.ndarray:
+    """The k edges carrying the largest mean |current| over the training points at ``controls`` [E] whose removal
+    leaves every node a path to a driven node (sorted edge indices)."""
+    c = setup.circuit
+    with make_solver(setup) as solver:
+        free = solver.solve(c, controls, setup.task.inputs).voltages
+    scores = np.mean(np.abs(edge_currents(c, controls, free)), axis=0)
+    cut: list[int] = []
+    for e in np.argsort(-scores, kind="stable"):
+        if len(cut) == k:
+            break
+        try:
+            without_edges(c, [*cut, int(e)])
+        except ValidationError:  # it would strand a node
+            continue
+        cut.append(int(e))
+    return np.sort(np.array(cut, int))
+
+
+def damaged(setup: Setup, cut: np.ndarray) -> Setup:
+    """The setup with edges ``cut`` removed (their learning bias too)."""
+    dyn = setup.dynamics if setup.dynamics.bias is None else replace(
+        setup.dynamics, bias=np.delete(setup.dynamics.bias, cut))
+    return replace(setup, circuit=without_edges(setup.circuit, cut), dynamics=dyn)
