@@ -88,7 +88,12 @@ def _parser() -> argparse.ArgumentParser:
                            help="solver backend: the same as --set simulator.backend=NAME (default: the config's)")
         else:
             e.add_argument("--steps", type=int, metavar="N", help="input steps from one data point to the next, "
-                                                                  "cycling the points in order (default: each once)")
+                                                                  "cycling the points in order (default: each once); "
+                                                                  "with --learning, training steps (default 100)")
+            e.add_argument("--learning", action="store_true",
+                           help="simulate N training steps of the learning hardware (twins, gate capacitors, "
+                                "charging currents, learning switch) as one transient and compare the gates with "
+                                "the quasi-static training loop")
         e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                        help="override a config value, e.g. --set timing.periphery.wiring_capacitance=1e-11")
         e.add_argument("--out", type=Path, help=f"output directory (default: RUN_DIR/{name}, or runs/<name>-{name})")
@@ -362,7 +367,8 @@ def _costs(args: argparse.Namespace) -> int:
     run_dir = path if path.is_dir() else None
     cfg = costs.run_dir_config(run_dir, config_overrides(args)) if run_dir else _load(args)
     src = costs.load_source(cfg, run_dir, args.replica)
-    out = args.out or (run_dir / args.command if run_dir else Path("runs") / f"{cfg.name}-{args.command}")
+    what = "learning" if getattr(args, "learning", False) else args.command
+    out = args.out or (run_dir / what if run_dir else Path("runs") / f"{cfg.name}-{what}")
     if args.command == "energy":
         r = costs.energy_run(src, out, plots=not args.no_plots, progress=not args.no_progress)
         s = r["summary"]
@@ -371,6 +377,17 @@ def _costs(args: argparse.Namespace) -> int:
               f"{s['free_max_w'] * 1e6:.3g} uW; clamped twin: median {s['clamped_median_w'] * 1e6:.3g} uW, max "
               f"{s['clamped_max_w'] * 1e6:.3g} uW\nnetwork power (free, median over points) "
               f"{s['free_total_median_w'] * 1e3:.3g} mW\noutput directory: {out}/ ({', '.join(r['files'])})")
+        return 0
+    if args.learning:
+        r = costs.learning_run(src, out, steps=args.steps or 100, plots=not args.no_plots,
+                               progress=not args.no_progress)
+        a = r["agreement"]
+        print(f"{r['task']}, {src.label}: {r['steps']} training steps as one ngspice transient "
+              f"({r['simulated_time_s']:.3g} s simulated: t_settle {r['t_settle_s']:.3g} s + t_learn "
+              f"{r['t_learn_s']:.3g} s per step) in {r['transient_wall_s']:.1f} s\n"
+              f"gates after each step vs the quasi-static loop ({r['quasi_static_backend']}): max difference "
+              f"{a['max_diff_v']:.3g} V while the gates moved up to {a['max_moved_v']:.3g} V "
+              f"({a['relative']:.2%})\noutput directory: {out}/ ({', '.join(r['files'])})")
         return 0
     r = costs.transient_run(src, out, steps=args.steps, plots=not args.no_plots, progress=not args.no_progress)
     s = r["summary"]

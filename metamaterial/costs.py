@@ -227,6 +227,79 @@ def timing_sensitivity(src: Source, base: dict, factor: float = 2.0, progress: b
     return out
 
 
+# -- the learning hardware in one transient ---------------------------------------------------------------
+def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True, progress: bool = True) -> dict:
+    """``steps`` training steps of the learning hardware as one ngspice transient (``learning_hardware``), and
+    the same steps of the quasi-static training loop on the config's backend, from the same gates.
+
+    Writes learning.json (settings, agreement, wall times), learning_gates.csv (per step and edge: both gates)
+    and learning_gates.png (the trajectories over each other). Returns the JSON's content.
+    """
+    import time  # noqa: PLC0415
+
+    from .learning_hardware import compare, quasi_static, run_learning  # noqa: PLC0415
+
+    setup = build(src.config)
+    caps, periphery, _ = timing_params(src.config)
+    bar = _progress(progress, 2, f"learning transient {src.config.name}", "run")
+    t0 = time.perf_counter()
+    tran = run_learning(setup, src.controls, steps, caps, periphery)
+    t_tran = time.perf_counter() - t0
+    _tick(bar)
+    t0 = time.perf_counter()
+    ref = quasi_static(setup, src.controls, steps, seed=src.config.seed)
+    t_ref = time.perf_counter() - t0
+    _tick(bar)
+    if bar is not None:
+        bar.close()
+    agreement = compare(tran, ref, src.controls)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "learning_gates.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "edge", "transient_v", "quasi_static_v"])
+        for k in range(steps):
+            for e in range(setup.circuit.n_edges):
+                w.writerow([k, e, repr(float(tran.gates_after[k, e])), repr(float(ref[k, e]))])
+    hw = setup.hardware
+    result = {"name": src.config.name, "task": setup.task.name, "source": src.label, "steps": steps,
+              "t_settle_s": tran.plan.t_settle, "t_learn_s": tran.plan.t_learn, "capacitance_f": hw.capacitance,
+              "resistance_ohm": hw.resistance, "gain": hw.gain, "rate_per_v": setup.rule.rate,
+              "simulated_time_s": steps * tran.plan.period, "transient_wall_s": round(t_tran, 3),
+              "quasi_static_wall_s": round(t_ref, 3), "quasi_static_backend": src.config.simulator.backend,
+              "time_points": int(len(tran.time)), "agreement": agreement,
+              "files": ["learning.json", "learning_gates.csv"] + (["learning_gates.png"] if plots else [])}
+    (out / "learning.json").write_text(json.dumps(result, indent=2) + "\n")
+    if plots:
+        plot_learning(out / "learning_gates.png", tran, ref, src.controls)
+    return result
+
+
+def plot_learning(path: Path, tran, ref: np.ndarray, start: np.ndarray) -> Path:
+    """Gate trajectories of the transient (lines, against time in steps) and of the quasi-static loop (dots after
+    each step), and their difference."""
+    plt = _pyplot()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    steps_axis = tran.time / tran.plan.period
+    a.plot(steps_axis, tran.gates, lw=0.8)
+    a.set_prop_cycle(None)
+    k = np.arange(1, len(ref) + 1)
+    a.plot(k, ref, ".", ms=3)
+    a.set_xlabel("training step")
+    a.set_ylabel("gate voltage (V)")
+    a.set_title("gates: ngspice transient (lines), quasi-static loop (dots)", fontsize=9)
+    diff = np.abs(tran.gates_after - ref).max(axis=1)
+    moved = np.abs(ref - np.asarray(start)[None]).max(axis=1)
+    b.semilogy(k, np.maximum(diff, 1e-16), label="max |transient - quasi-static|")
+    b.semilogy(k, np.maximum(moved, 1e-16), label="max |gate - start|")
+    b.set_xlabel("training step")
+    b.set_ylabel("V")
+    b.legend(fontsize=8)
+    b.set_title(f"t_settle {tran.plan.t_settle:.3g} s, t_learn {tran.plan.t_learn:.3g} s", fontsize=9)
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    return _save(fig, path, plt)
+
+
 def _nan_stat(fn, values: np.ndarray) -> float | None:
     return None if np.all(np.isnan(values)) else float(fn(values))
 
