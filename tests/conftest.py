@@ -42,6 +42,7 @@ NGSPICE_USE = re.compile(r"metamaterial\.sim\.ngspice|NgspiceSolver|run_batch_fi
 NGSPICE_INDIRECT = {
     "test_cli.py": {"*"},
     "test_costs.py": {"*"},
+    "test_learning_hardware.py": {"*"},
     "test_reproduce.py": {"test_quick_reproduction_writes_a_complete_report"},
     "test_claims_desync_imperfection.py": {"test_desync_quick", "test_imperfection_quick"},
     "test_claims_modes_damage.py": {"test_modes_claim_quick", "test_damage_claim_quick"},

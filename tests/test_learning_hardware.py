@@ -1,0 +1,114 @@
+"""The learning hardware in one ngspice transient (metamaterial.learning_hardware) against the quasi-static
+training loop: the continuous charging and the loop's Euler step agree to first order in the step, so their
+difference shrinks in proportion to the rate; a learning window that opens before the twins have settled parts
+them; the command line writes what it reports; what the transient does not model is refused."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from metamaterial.config import load_config
+from metamaterial.costs import timing_params
+from metamaterial.errors import ValidationError
+from metamaterial.experiment import build, initial_controls
+from metamaterial.learning_hardware import compare, learning_netlist, quasi_static, run_learning
+
+REGRESSION = ROOT / "configs" / "regression.yaml"
+STEPS = 8                       # one pass over the regression's points
+SLOW_RATES = (0.5, 0.05)        # alpha/eta (1/V): a tenth and a hundredth of the shipped 5
+#: "fast hardware": R 1 ohm and C 2 nF make t_learn 10 ns at rate 0.5, shorter than the network's settling
+FAST = ["hardware.resistance=1", "hardware.capacitance=2e-9"]
+
+
+def _run(overrides: list[str], steps: int = STEPS):
+    cfg = load_config(REGRESSION, ["simulator.backend=native", *overrides])
+    setup = build(cfg)
+    start = initial_controls(setup, np.random.default_rng(cfg.seed))
+    caps, periphery, _ = timing_params(cfg)
+    tran = run_learning(setup, start, steps, caps, periphery)
+    ref = quasi_static(setup, start, steps)
+    return tran, ref, start
+
+
+def test_transient_gates_follow_the_quasi_static_loop_to_first_order_in_the_rate():
+    rel = []
+    for rate in SLOW_RATES:
+        tran, ref, start = _run([f"learning.rate={rate}"])
+        agreement = compare(tran, ref, start)
+        rel.append(agreement["relative"])
+        assert agreement["max_moved_v"] > 0
+        # the transient's own end of each window is where its waveform says
+        np.testing.assert_allclose(tran.gates_after[-1], tran.gates[-1], atol=1e-9)
+    assert rel[0] < 0.01 and rel[1] < 0.001
+    assert 5 < rel[0] / rel[1] < 20  # a tenth of the rate, a tenth of the difference
+
+
+def test_a_window_that_opens_before_the_network_settles_parts_the_two():
+    settled, ref, start = _run([f"learning.rate={SLOW_RATES[0]}", *FAST, "hardware.t_settle=1e-5"])
+    early, _, _ = _run([f"learning.rate={SLOW_RATES[0]}", *FAST, "hardware.t_settle=0"])
+    assert settled.plan.t_learn == pytest.approx(1e-8)
+    apart, together = compare(early, ref, start)["relative"], compare(settled, ref, start)["relative"]
+    assert apart > 0.1 and apart > 5 * together
+
+
+def test_the_learning_command_writes_what_it_reports(tmp_path):
+    out = tmp_path / "learning"
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "transient", str(REGRESSION), "--learning",
+                           "--steps", "4", "--out", str(out), "--no-progress", "--set", "simulator.backend=native"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "learning.json").read_text())
+    assert result["steps"] == 4 and result["quasi_static_backend"] == "native"
+    with open(out / "learning_gates.csv") as f:
+        rows = list(csv.DictReader(f))
+    diff = max(abs(float(r["transient_v"]) - float(r["quasi_static_v"])) for r in rows)
+    assert len(rows) == 4 * 32 and diff == pytest.approx(result["agreement"]["max_diff_v"], rel=1e-12)
+    assert f"max difference {result['agreement']['max_diff_v']:.3g} V" in proc.stdout
+    assert (out / "learning_gates.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("config, overrides, message", [
+    ("xor", [], r"learning_hardware: the learning transient presents points in order and applies every contrast "
+                r"\(got learning.schedule=full_batch, loss=hinge, update_probability=1.0\)"),
+    ("regression", ["learning.leak.tau=1.0"], r"learning_hardware: leak, learning bias and read noise are not "
+                                              r"modelled"),
+    ("regression", ["device.mismatch.vto_sigma=0.01"], r"learning_hardware: twin mismatch is not modelled"),
+])
+def test_what_the_transient_does_not_model_is_refused(config, overrides, message):
+    cfg = load_config(ROOT / "configs" / f"{config}.yaml", overrides)
+    setup = build(cfg)
+    caps, periphery, _ = timing_params(cfg)
+    with pytest.raises(ValidationError, match=message):
+        learning_netlist(setup, np.full(setup.circuit.n_edges, 2.0), None, caps, periphery)
+
+
+def test_steps_must_be_positive():
+    cfg = load_config(REGRESSION)
+    caps, periphery, _ = timing_params(cfg)
+    with pytest.raises(ValidationError, match=r"learning_hardware: steps must be >= 1 \(got 0\)"):
+        run_learning(build(cfg), np.full(32, 3.0), 0, caps, periphery)
+
+
+def test_wrong_gates_and_unreadable_waveforms_are_errors(monkeypatch):
+    import metamaterial.learning_hardware as lh
+    from metamaterial.errors import SimulationError
+
+    cfg = load_config(REGRESSION)
+    setup = build(cfg)
+    caps, periphery, _ = timing_params(cfg)
+    with pytest.raises(ValidationError, match=r"learning_hardware: controls must have shape \(32,\) \(got \(3,\)\)"):
+        run_learning(setup, np.ones(3), 1, caps, periphery)
+    monkeypatch.setattr(lh, "_run", lambda text, name: ("", "time v(g0)\n0 1\n"))
+    with pytest.raises(SimulationError, match=r"learning_hardware: the waveform table has the wrong shape \(got "
+                                              r"\(1, 2\)\)"):
+        run_learning(setup, np.full(32, 3.0), 1, caps, periphery)
+    monkeypatch.setattr(lh, "_run", lambda text, name: ("", "time\n" + "0 " * (1 + 32 + 16) + "\n"))
+    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = 0 s of "):
+        run_learning(setup, np.full(32, 3.0), 1, caps, periphery)
