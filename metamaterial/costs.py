@@ -34,7 +34,9 @@ class Source:
 
     @property
     def label(self) -> str:
-        return f"{self.run_dir} (epoch {self.epoch})" if self.run_dir is not None else "initial controls"
+        if self.run_dir is not None:
+            return f"{self.run_dir} (epoch {self.epoch})"
+        return "initial controls" if self.epoch is None else f"trained gates (epoch {self.epoch})"
 
 
 def load_source(cfg: Config, run_dir: Path | None, replica: int = 0) -> Source:
