@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
         e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                        help="override a config value, e.g. --set timing.periphery.wiring_capacitance=1e-11")
         e.add_argument("--out", type=Path, help=f"output directory (default: RUN_DIR/{name}, or runs/<name>-{name})")
-        e.add_argument("--replica", type=int, default=0, help="replica of an ensemble run directory (default 0)")
+        e.add_argument("--replica", type=int, metavar="SEED",
+                       help="of an ensemble run directory (--seeds): the replica trained with seed SEED")
         e.add_argument("--no-progress", action="store_true", help="no progress bar")
         e.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
 

@@ -18,40 +18,51 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config, load_config
-from .errors import CheckpointError
-from .experiment import Setup, build, build_network, initial_controls, make_solver
+from .errors import CheckpointError, ConfigError
+from .experiment import Setup, build, build_network, initial_controls, make_solver, replica_setup
 from .timing import MosCapacitances, PeripheryParams, SettleParams
 
 
 @dataclass(frozen=True)
 class Source:
-    """What a command evaluates: the config, the controls [E] and, for a run directory, where it came from."""
+    """What a command evaluates: the config, the controls [E], the seed of their replica and, for a run
+    directory, where they came from (the epoch of its checkpoint)."""
 
     config: Config
     controls: np.ndarray
     run_dir: Path | None
     epoch: int | None
+    seed: int | None = None
 
     @property
     def label(self) -> str:
         if self.run_dir is not None:
-            return f"{self.run_dir} (epoch {self.epoch})"
+            return f"{self.run_dir} (seed {self.seed}, epoch {self.epoch})"
         return "initial controls" if self.epoch is None else f"trained gates (epoch {self.epoch})"
 
+    def setup(self) -> Setup:
+        """The typed objects of the config; under ``device.mismatch.per_replica`` the replica's own chip."""
+        setup = build(self.config)
+        return setup if self.seed is None else replica_setup(setup, self.seed)
 
-def load_source(cfg: Config, run_dir: Path | None, replica: int = 0) -> Source:
+
+def load_source(cfg: Config, run_dir: Path | None, seed: int | None = None) -> Source:
     """``Source`` of a config (its initial controls, drawn from ``cfg.seed``) or of a run directory (the
-    controls of its last checkpoint, replica ``replica``)."""
+    controls of its last checkpoint: the replica trained with ``seed``, which an ensemble needs)."""
     if run_dir is None:
         controls = initial_controls(build(cfg), np.random.default_rng(cfg.seed))
         return Source(cfg, controls, None, None)
     from .runs import load_checkpoint  # noqa: PLC0415 (runs pulls in the trainer)
 
     state, seeds, _ = load_checkpoint(run_dir)
-    if not 0 <= replica < len(seeds):
-        raise CheckpointError(f"{run_dir}: holds {len(seeds)} replica(s) (got replica {replica}); give 0 to "
-                              f"{len(seeds) - 1}")
-    return Source(cfg, state.controls[replica].copy(), Path(run_dir), state.epoch)
+    if seed is None and len(seeds) > 1:
+        raise ConfigError(f"--replica: the run holds {len(seeds)} replicas (seeds {seeds[0]}..{seeds[-1]}); give "
+                          "--replica SEED")
+    seed = seeds[0] if seed is None else seed
+    if seed not in seeds:
+        raise ConfigError(f"--replica: the run holds the replicas of seeds {seeds[0]}..{seeds[-1]} (got {seed}); "
+                          "give one of those seeds")
+    return Source(cfg, state.controls[seeds.index(seed)].copy(), Path(run_dir), state.epoch, seed)
 
 
 def run_dir_config(run_dir: Path, overrides: list[str]) -> Config:
@@ -87,7 +98,7 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = T
     """
     from .energy import power_report  # noqa: PLC0415
 
-    setup = build(src.config)
+    setup = src.setup()
     c, task = setup.circuit, setup.task
     bar = _progress(progress, 2, f"energy {src.config.name}", "phase")
     with make_solver(setup) as solver:
@@ -149,7 +160,7 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
     """
     from .transient import step_response  # noqa: PLC0415
 
-    setup = build(src.config)
+    setup = src.setup()
     c, x = setup.circuit, setup.task.inputs
     caps, periphery, settle = timing_params(src.config)
     pairs = inference_steps(setup.task.n_points, steps)
@@ -203,7 +214,7 @@ def timing_sensitivity(src: Source, base: dict, factor: float = 2.0, progress: b
     t_settle(scaled) / t_settle(base) - 1 (0: no effect; factor - 1: the term alone sets the time)."""
     from .transient import step_response  # noqa: PLC0415
 
-    setup = build(src.config)
+    setup = src.setup()
     c, x = setup.circuit, setup.task.inputs
     caps, per, settle = timing_params(src.config)
     device = {k: factor * getattr(caps, k) for k in ("cgs", "cgd", "cgb", "cbd", "cbs")}
@@ -241,7 +252,7 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
 
     from .learning_hardware import compare, quasi_static, run_learning  # noqa: PLC0415
 
-    setup = build(src.config)
+    setup = src.setup()
     caps, periphery, _ = timing_params(src.config)
     bar = _progress(progress, 2, f"learning transient {src.config.name}", "run")
     t0 = time.perf_counter()

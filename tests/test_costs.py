@@ -15,6 +15,10 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
+from metamaterial.config import load_config
+from metamaterial.energy import transistor_power
+from metamaterial.experiment import build
+from metamaterial.sim.native import NativeSolver
 
 XOR = str(ROOT / "configs" / "xor.yaml")
 REGRESSION = str(ROOT / "configs" / "regression.yaml")
@@ -73,7 +77,7 @@ def test_energy_and_transient_of_a_trained_run_directory(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = run / "transient"
     result = json.loads((out / "transient.json").read_text())
-    assert result["summary"]["steps"] == STEPS and result["source"].endswith(f"(epoch {TRAIN_EPOCHS})")
+    assert result["summary"]["steps"] == STEPS and result["source"] == f"{run} (seed 0, epoch {TRAIN_EPOCHS})"
     assert result["summary"]["max_final_vs_dc_v"] < DC_ATOL
     with open(out / "waves.csv") as f:
         waves = np.array([[float(x) for x in row] for row in list(csv.reader(f))[1:]])
@@ -130,3 +134,27 @@ def test_bad_sources_exit_2_with_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == (f"metamaterial: {bad}: timing.settle.points: Input should be greater than or equal to 100 "
                            "(got 10)\n")
+
+
+def test_an_ensemble_run_directory_needs_the_replica_by_its_seed(tmp_path):
+    run = tmp_path / "ensemble"
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "train", XOR, "--out", str(run), "--backend", "native",
+                           "--seeds", "2", "--set", f"learning.epochs={TRAIN_EPOCHS}", "--no-progress"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    proc = _cli("energy", str(run))
+    assert proc.returncode == 2
+    assert proc.stderr == (f"metamaterial: {run}: --replica: the run holds 2 replicas (seeds 0..1); give --replica "
+                           "SEED\n")
+    proc = _cli("energy", str(run), "--replica", "7")
+    assert proc.returncode == 2 and "holds the replicas of seeds 0..1 (got 7); give one of those seeds" in proc.stderr
+    one = _cli("energy", str(run), "--replica", "1", "--backend", "native", "--no-plots")
+    assert one.returncode == 0, one.stderr
+    result = json.loads((run / "energy" / "energy.json").read_text())
+    assert result["source"] == f"{run} (seed 1, epoch {TRAIN_EPOCHS})"
+    with np.load(run / "checkpoint.npz") as z:
+        gates = z["controls"][1]
+    setup = build(load_config(run / "config.yaml", ["simulator.backend=native"]))
+    free = NativeSolver().solve(setup.circuit, gates, setup.task.inputs).voltages
+    power = transistor_power(setup.circuit, gates, free)
+    assert result["summary"]["free_max_w"] == pytest.approx(power.max(), rel=1e-12)
