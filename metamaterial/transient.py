@@ -1,7 +1,7 @@
 """Latency and energy of one inference: an ngspice transient of the free network after an input step.
 
 A simulation stage beside the DC solvers (solve -> report): it writes its own netlist text (the DC netlist's
-elements plus node capacitances and the periphery), runs ``ngspice -b`` through ``sim.ngspice.run_batch_file``
+elements plus node capacitances and the periphery), runs ``ngspice -b`` through ``sim.ngspice``'s runner
 and reads the waveforms ngspice writes. It never imports PySpice. docs/physics.md, section 8, gives the model
 and the source of every default.
 
@@ -33,7 +33,7 @@ from .circuit import Circuit
 from .devices import NmosParams, PotentiometerParams, ResistorParams
 from .errors import SimulationError, ValidationError
 from .netlist import SpiceOptions, node_name, num
-from .sim.ngspice import run_batch_file
+from .sim.ngspice import _run_ngspice
 from .timing import CAPACITANCES, DEFAULT_POINTS, MosCapacitances, PeripheryParams, SettleParams
 
 #: A (ngspice's default abstol): the transient's current tolerance is at least this. The gate sources carry only
@@ -191,14 +191,20 @@ def _mos_cards(c: Circuit, caps: MosCapacitances) -> list[str]:
 
 # -- running ------------------------------------------------------------------------------------------------
 def _run(text: str, data_name: str | None = None) -> tuple[str, str | None]:
-    """Run ``ngspice -b`` on ``text`` in a scratch directory; return its stdout and the data file's text."""
+    """Run ``ngspice -b`` on ``text`` in a scratch directory; return its output (stdout, then stderr) and the data
+    file's text."""
     with tempfile.TemporaryDirectory(prefix="metamaterial-tran-") as tmp:
         path = os.path.join(tmp, "circuit.cir")
         if data_name is not None:
             text = text.replace(f"wrdata {data_name} ", f"wrdata {os.path.join(tmp, data_name)} ")
         with open(path, "w") as f:
             f.write(text)
-        out = run_batch_file(path)
+        proc = _run_ngspice(path)
+        if proc.returncode != 0:
+            raise SimulationError(f"transient: ngspice -b exited with code {proc.returncode} (got no answer); read "
+                                  "the simulator log below", netlist=text, log=proc.stderr[-2000:])
+        # ngspice says why a transient stopped ("timestep too small ...") on stderr: keep it with the output
+        out = proc.stdout + ("\n" + proc.stderr if proc.stderr.strip() else "")
         data = None
         if data_name is not None:
             data_path = os.path.join(tmp, data_name)

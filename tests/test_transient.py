@@ -8,6 +8,7 @@ transient's end state is the DC operating point of the package's solvers to 1e-6
 from __future__ import annotations
 
 import math
+import subprocess
 from dataclasses import replace
 
 import numpy as np
@@ -185,7 +186,7 @@ def test_user_card_with_mismatch_is_refused(tmp_path):
 def test_simulator_output_that_cannot_be_read_raises(monkeypatch):
     import metamaterial.transient as tr
     c = xor_circuit()
-    monkeypatch.setattr(tr, "run_batch_file", lambda path: "no numbers here\n")
+    monkeypatch.setattr(tr, "_run_ngspice", lambda path: subprocess.CompletedProcess([], 0, "no numbers here\n", ""))
     with pytest.raises(SimulationError, match=r"transient: ngspice's operating point lacks nodes \(got none for "
                                               r"\['n0'"):
         dc_point(c, np.ones(32), [0.0, 0.0])
@@ -215,5 +216,14 @@ def test_an_aborted_transient_raises_and_the_abstol_floor_prevents_it(monkeypatc
     assert r.settled and np.abs(r.voltages[-1] - r.dc_after).max() < DC_ATOL
     monkeypatch.setattr(tr, "ABSTOL_FLOOR", setup.options.abstol)
     with pytest.raises(SimulationError, match=r"transient: ngspice stopped at t = 2e-08 s of 1.02e-06 s \(got an "
-                                              r"aborted transient\)"):
+                                              r"aborted transient\)") as err:
         step_response(setup.circuit, gates, x[0], x[1], options=setup.options)
+    assert "Timestep too small" in err.value.log  # ngspice's own reason, from its stderr
+
+
+def test_a_failing_ngspice_is_an_error_with_its_log(monkeypatch):
+    import metamaterial.transient as tr
+    monkeypatch.setattr(tr, "_run_ngspice", lambda path: subprocess.CompletedProcess([], 1, "", "Error: boom\n"))
+    with pytest.raises(SimulationError, match=r"transient: ngspice -b exited with code 1 \(got no answer\)") as err:
+        dc_point(xor_circuit(), np.ones(32), [0.0, 0.0])
+    assert "Error: boom" in err.value.log
