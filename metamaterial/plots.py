@@ -21,6 +21,7 @@ import yaml
 from .devices import NmosParams, PotentiometerParams, ResistorParams
 from .errors import CheckpointError
 from .learning.trainer import SUCCESS_MARGIN_V
+from .runfiles import OUTPUTS_CSV, load_checkpoint
 
 CONTROL_LABELS = {d.kind: d.control_label for d in (NmosParams, ResistorParams, PotentiometerParams)}
 MANY_TICKS = 20  # at most this many data points get one tick each
@@ -114,8 +115,6 @@ def _gates_figure(run_dir: Path, cfg, plt) -> Path:
 
 
 def _outputs_figure(run_dir: Path, summary: dict, plt) -> Path:
-    from .rundir import OUTPUTS_CSV  # noqa: PLC0415 (rundir imports the training stack)
-
     header, rows = _read_csv(run_dir / OUTPUTS_CSV)
     outs = [h[len("output "):] for h in header if h.startswith("output ")]
     ins = header[1:header.index(f"target {outs[0]}")]
@@ -157,8 +156,6 @@ def _integer_ticks(ax, points: np.ndarray) -> None:
 
 
 def _plot_ensemble(run_dir: Path, cfg, summary: dict, plt) -> list[Path]:
-    from .runs import load_checkpoint  # noqa: PLC0415 (runs imports the training stack)
-
     state, seeds, _ = load_checkpoint(run_dir)
     epochs = np.array([h["epoch"] for h in state.history])
     loss = np.array([np.asarray(h["loss"], float) for h in state.history])  # [T, R]

@@ -9,9 +9,7 @@ trained controls are the checkpoint's. The ``eval``, ``netlist RUN_DIR`` and ``p
 from __future__ import annotations
 
 import csv
-import io
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,10 +19,8 @@ from .config import Config, load_config, with_backend
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, chips_per_replica, make_solver, make_trainer, replica_setup
 from .points import write_point_netlists
-from .runs import load_checkpoint, succeeded
-
-#: the per-point table of a single run: inputs, targets and final outputs under the task's own column names
-OUTPUTS_CSV = "outputs.csv"
+from .runfiles import OUTPUTS_CSV, column_names, load_checkpoint, write_outputs_csv
+from .runs import succeeded
 
 
 @dataclass(frozen=True)
@@ -61,60 +57,6 @@ def load_run(run_dir: str | Path) -> SavedRun:
 
 def _span(seeds: list[int]) -> str:
     return str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}..{seeds[-1]}"
-
-
-# -- names of a task's columns -------------------------------------------------------------------------------
-def column_names(setup: Setup) -> tuple[list[str], list[str], list[str] | None]:
-    """(input names, output names, class names or None) of a run: a CSV task's (and Iris's) own column and class
-    names; otherwise the netlist names of the input nodes and of the outputs (``n10-n0`` for a differential one)."""
-    c, cfg = setup.circuit, setup.config
-    inputs = [f"n{i}" for i in c.inputs]
-    outputs = [f"n{p}" if n < 0 else f"n{p}-n{n}" for p, n in zip(c.out_pos, c.out_neg)]
-    classes = None
-    header: list[str] | None = None
-    rows: list[list[str]] = []
-    if cfg.task.name == "iris":
-        with resources.files("metamaterial").joinpath("data/iris.csv").open() as f:
-            header, *rows = [r for r in csv.reader(f) if r]
-        n_in, is_class = 4, True
-    elif cfg.task.name == "csv":
-        try:
-            with open(cfg.task.path, newline="") as f:
-                header, *rows = [r for r in csv.reader(f) if r]
-        except OSError:  # the training data moved away since: the nodes' names still describe the run
-            header = None
-        n_in, is_class = cfg.task.n_inputs, cfg.task.classification
-    if header is not None:
-        inputs = header[:n_in]
-        if is_class:
-            classes = sorted({r[n_in] for r in rows})
-            outputs = [f"{header[n_in]}={name}" for name in classes]
-        else:
-            outputs = header[n_in:]
-    elif setup.task.is_classification and setup.task.decode == "nearest":
-        classes = [f"{v * 1e3:g} mV" for v in setup.task.levels]
-    return inputs, outputs, classes
-
-
-def write_outputs_csv(run_dir: Path, setup: Setup, outputs: np.ndarray) -> Path:
-    """``outputs.csv``: one row per training point: its inputs, targets and final outputs [P, n_out] (V), and for
-    a classification its class and the predicted one."""
-    task = setup.task
-    ins, outs, classes = column_names(setup)
-    header = ["point", *ins, *(f"target {n}" for n in outs), *(f"output {n}" for n in outs)]
-    body = [[p, *task.inputs[p], *task.targets[p], *outputs[p]] for p in range(task.n_points)]
-    if task.is_classification:
-        header += ["class", "predicted"]
-        predicted = task.predict(outputs)
-        name = (lambda k: k) if classes is None else (lambda k: classes[k])
-        body = [[*row, name(task.classes[p]), name(predicted[p])] for p, row in enumerate(body)]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows([[repr(float(v)) if isinstance(v, (float, np.floating)) else v for v in row] for row in body])
-    path = run_dir / OUTPUTS_CSV
-    path.write_text(buf.getvalue())
-    return path
 
 
 # -- eval ----------------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -38,10 +37,11 @@ from .experiment import (
 from .learning.trainer import SUCCESS_MARGIN_V, Trainer, TrainState
 from .netlist import to_spice
 from .replicas import ChipTrainers
+from .runfiles import CHECKPOINT, load_checkpoint, save_checkpoint, write_atomically, write_outputs_csv
 
-CHECKPOINT = "checkpoint.npz"
 #: ``on_warning(kind, text)``: kind "warning" (learning cannot or did not happen) or "note" (how it ended)
 Report = Callable[[str, str], None]
+
 
 
 # -- run directories and checkpoints ------------------------------------------------------------------------
@@ -67,47 +67,6 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool) -> Path:
         raise CheckpointError(f"{run_dir}: already holds a run; use --resume {run_dir} or another --out")
     (run_dir / "config.yaml").write_text(resolved)
     return run_dir
-
-
-def _write_atomically(path: Path, **arrays: np.ndarray) -> None:
-    """np.savez to a temporary file, flushed to disk, then renamed over ``path``: a kill leaves the old or the new."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def save_checkpoint(run_dir: Path, state: TrainState, seeds: list[int], wall_s: float) -> None:
-    """Atomically write the state of every replica: controls, generators, counters, history, trajectory."""
-    history = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in row.items()} for row in state.history]
-    meta = {"epoch": state.epoch, "seeds": seeds, "rng_states": [rng.bit_generator.state for rng in state.rngs],
-            "n_steps": state.n_steps, "n_solves": state.n_solves, "history": history,
-            "keep_trajectory": state.keep_trajectory, "trajectory_epochs": state.trajectory_epochs, "wall_s": wall_s}
-    trajectory = np.array(state.trajectory) if state.trajectory else np.zeros((0, *state.controls.shape))
-    _write_atomically(run_dir / CHECKPOINT, controls=state.controls, n_updates=state.n_updates,
-                      trajectory=trajectory, meta=np.array(json.dumps(meta)))
-
-
-def load_checkpoint(run_dir: Path) -> tuple[TrainState, list[int], float]:
-    """(state, seeds, wall time so far in s) of the run in ``run_dir``."""
-    path = run_dir / CHECKPOINT
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            controls, n_updates, trajectory = z["controls"].copy(), z["n_updates"].copy(), list(z["trajectory"])
-    except (OSError, KeyError, ValueError) as err:
-        raise CheckpointError(f"{path}: cannot resume: no readable checkpoint ({err}); start a new run") from err
-    rngs = []
-    for saved in meta["rng_states"]:
-        rng = np.random.default_rng()
-        rng.bit_generator.state = saved
-        rngs.append(rng)
-    history = [{k: (np.array(v) if isinstance(v, list) else v) for k, v in row.items()} for row in meta["history"]]
-    state = TrainState(meta["epoch"], controls, rngs, n_updates, meta["n_steps"], meta["n_solves"],
-                       meta["keep_trajectory"], history, meta["trajectory_epochs"], trajectory)
-    return state, meta["seeds"], float(meta["wall_s"])
 
 
 # -- the one orchestrator -----------------------------------------------------------------------------------
@@ -212,8 +171,8 @@ def mismatch_record(done: Trained, run_dir: Path | None = None) -> dict | None:
     shared = setup.config.seed if mm.seed is None else mm.seed
     draws = [replica_setup(setup, s).circuit.mismatch for s in done.seeds]
     if run_dir is not None:
-        _write_atomically(run_dir / "mismatch.npz", seeds=np.array(done.seeds),
-                          dvto=np.stack([m.dvto for m in draws]), kscale=np.stack([m.kscale for m in draws]))
+        write_atomically(run_dir / "mismatch.npz", seeds=np.array(done.seeds),
+                         dvto=np.stack([m.dvto for m in draws]), kscale=np.stack([m.kscale for m in draws]))
     return {"vto_sigma_v": mm.vto_sigma, "k_sigma": mm.k_sigma, "per_replica": per,
             "drawn_from": ("numpy.random.default_rng([replica seed, 1]), one chip per replica" if per else
                            f"numpy.random.default_rng([{shared}, 1]), shared by every replica"),
@@ -335,7 +294,6 @@ def _write_single(run_dir: Path, setup: Setup, one: SimpleNamespace, final, summ
     clamps = setup.rule.clamp(c, final.free, task.targets)
     (run_dir / "clamped.cir").write_text(to_spice(c, one.controls, task.inputs, clamps, options=setup.options,
                                                   title=f"{setup.config.name} final clamped"))
-    from .rundir import write_outputs_csv  # noqa: PLC0415 (rundir reads run directories back: it imports runs)
     write_outputs_csv(run_dir, setup, final.outputs)
     if plots:  # drawn from the files just written, as `metamaterial plot RUN_DIR` redraws them
         from .plots import plot_run_dir  # noqa: PLC0415
