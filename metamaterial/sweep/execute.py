@@ -128,8 +128,15 @@ def _store(out: Path, record: dict) -> dict:
     written = write_result(out, record["key"], record)
     event = ("finished" if record["status"] == "ok" else "failed") if written else "duplicate"
     extra = {"error": record["error"]} if record["status"] != "ok" else {}
-    log_event(out, event, record["key"], worker=record["worker"], **extra)
+    log_event(out, event, record["key"], worker=record["worker"], rss_mb=_rss_mb(), **extra)
     return record
+
+
+def _rss_mb() -> float:
+    """This process's resident memory (MiB): the event log shows whether a training process grows."""
+    import psutil  # noqa: PLC0415 (a dependency of dask.distributed)
+
+    return round(psutil.Process().memory_info().rss / 2**20, 1)
 
 
 def _summaries(done, target_loss: float | None = None) -> list[dict]:
