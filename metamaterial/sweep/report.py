@@ -215,7 +215,8 @@ def _heat_map(figures: Path, ok: list[dict], swept: list[str], a: str, b: str, m
         ax.set_xticks(np.arange(len(xa)), [f"{v:.3g}" if isinstance(v, float) else str(v) for v in xa], fontsize=7)
         ax.set_yticks(np.arange(len(xb)), [f"{v:.3g}" if isinstance(v, float) else str(v) for v in xb], fontsize=7)
         ax.set_xlabel(a)
-        ax.set_ylabel(b)
+        if ax is axes[0][0]:
+            ax.set_ylabel(b)
         if pv is not None:
             ax.set_title(f"{panel_axis} = {pv}", fontsize=9)
     fig.colorbar(im, ax=list(axes[0]), label=("log10 " if log else "") + _label(metric) + " (mean over seeds"
