@@ -3,6 +3,8 @@
 Error modes (docs/physics.md, section 5.1): orthonormal polynomials of order 0, 1, 2 on the actual training inputs
 (QR of the Vandermonde matrix {1, x, x^2}); projecting the per-point error on them gives the mean,
 slope and curvature components of the error.
+
+Classification: ``confusion_matrix`` counts points by true and predicted class.
 """
 
 from __future__ import annotations
@@ -61,3 +63,10 @@ def quartiles(values: np.ndarray, count_key: str = "n_finite") -> dict:
         return {"median": None, "q25": None, "q75": None, count_key: 0}
     q25, med, q75 = np.percentile(v, [25, 50, 75])
     return {"median": float(med), "q25": float(q25), "q75": float(q75), count_key: int(len(v))}
+
+
+def confusion_matrix(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """int [n_classes, n_classes]: entry [t, p] counts the points of true class t predicted as class p."""
+    counts = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(counts, (np.asarray(true, np.int64), np.asarray(predicted, np.int64)), 1)
+    return counts

@@ -38,8 +38,8 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 #: hardware.t_learn (s) when no learning.rate fixes it: the learning switch's on time per update
 T_LEARN = HardwareParams.t_learn  # the charging circuit's constants live in HardwareParams
-#: task.test_fraction when not given: Iris holds out a fifth of its flowers, the other tasks nothing
-TEST_FRACTION = {"iris": 0.2}
+#: task.test_fraction when not given: Iris and digits hold out a fifth of their points, the other tasks nothing
+TEST_FRACTION = {"iris": 0.2, "digits": 0.2}
 
 
 class _Strict(BaseModel):
@@ -55,7 +55,12 @@ def _resolve(model: BaseModel, **values: Any) -> None:
 
 
 class NetworkConfig(_Strict):
-    kind: Literal["lattice", "random", "file"] = "lattice"
+    """The graph. ``layered``: ``n_inputs`` -> ``n_hidden`` (0: none) -> ``n_outputs`` nodes, edges between
+    adjacent layers, ``n_edges`` of them (or the fraction ``density`` of the possible pairs) drawn with ``seed``;
+    its roles default to the input layer and the output layer (``differential``: output k is the pair (out k,
+    out n_outputs/2 + k))."""
+
+    kind: Literal["lattice", "random", "file", "layered"] = "lattice"
     rows: Annotated[int, Field(ge=1, le=1000)] = 4
     cols: Annotated[int, Field(ge=1, le=1000)] = 4
     periodic: bool = True
@@ -63,9 +68,19 @@ class NetworkConfig(_Strict):
     n_edges: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
     seed: int | None = None
     file: str | None = None
+    n_inputs: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    n_hidden: Annotated[int, Field(ge=0, le=100_000)] = 0
+    n_outputs: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    density: Annotated[float, Field(gt=0, le=1)] = 1.0
+    differential: bool = False
 
     @model_validator(mode="after")
     def _kind_fields(self) -> NetworkConfig:
+        if self.kind == "layered" and (self.n_inputs is None or self.n_outputs is None):
+            raise ValueError("a layered network needs n_inputs and n_outputs")
+        if self.kind == "layered" and self.differential and self.n_outputs % 2:
+            raise ValueError(f"differential outputs pair the output layer's nodes: n_outputs must be even (got "
+                             f"{self.n_outputs})")
         if self.kind == "random" and (self.n_nodes is None or self.n_edges is None):
             raise ValueError("a random network needs n_nodes and n_edges")
         if self.kind == "file" and not self.file:
@@ -140,10 +155,10 @@ class DeviceConfig(_Strict):
 
 
 class TaskConfig(_Strict):
-    """The data set. ``test_fraction`` left unset (or null) resolves to 0.2 for iris and 0.0 otherwise; a
+    """The data set. ``test_fraction`` left unset (or null) resolves to 0.2 for iris and digits and 0.0 otherwise; a
     regression task's x and y left unset resolve to the 8-point ramp ``tasks.REGRESSION_X``, ``REGRESSION_Y``."""
 
-    name: Literal["xor", "regression", "linear_regression", "allostery", "iris", "csv"]
+    name: Literal["xor", "regression", "linear_regression", "allostery", "iris", "digits", "csv"]
     low: Volts = 0.0
     high: Volts = 0.45
     labels: Annotated[list[Volts], Field(min_length=2, max_length=2)] = [0.0, -0.087]
@@ -212,7 +227,7 @@ class LearningConfig(_Strict):
     schedule: Literal["cycle", "shuffle", "full_batch", "mini_batch"] = "cycle"
     batch_size: Annotated[int, Field(ge=1)] = 1
     update_probability: Annotated[float, Field(gt=0, le=1)] = 1.0
-    loss: Literal["mse", "hinge"] = "mse"
+    loss: Literal["mse", "hinge", "multiclass_hinge"] = "mse"  # multiclass_hinge: nudge is the push in V
     margin: Annotated[float, Field(ge=0, le=1)] = 0.02
     init: InitConfig = InitConfig()
     bounds: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
@@ -314,7 +329,7 @@ class Config(_Strict):
     name: str = "run"
     seed: Annotated[int, Field(ge=0)] = 0
     network: NetworkConfig = NetworkConfig()
-    roles: RolesConfig
+    roles: RolesConfig | None = None
     device: DeviceConfig = DeviceConfig()
     task: TaskConfig
     learning: LearningConfig = LearningConfig()
@@ -328,6 +343,12 @@ class Config(_Strict):
         if not _NAME.match(v):
             raise ValueError(f"must be a plain name matching {_NAME.pattern} (got {v!r})")
         return v
+
+    @model_validator(mode="after")
+    def _roles_given(self) -> Config:
+        if self.roles is None and self.network.kind != "layered":
+            raise ValueError("roles: required key is missing (only a layered network has default roles)")
+        return self
 
     @model_validator(mode="after")
     def _rate_source(self) -> Config:

@@ -104,7 +104,7 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = T
     with make_solver(setup) as solver:
         free = solver.solve(c, src.controls, task.inputs).voltages
         _tick(bar)
-        clamps = setup.rule.clamp(c, free, task.targets)
+        clamps = setup.rule.clamp(c, free, task.targets, task.classes)
         clamped = solver.solve(c, src.controls, task.inputs, clamps).voltages
         _tick(bar)
         backend = solver.name

@@ -24,7 +24,16 @@ from .learning.trainer import Trainer, TrainParams
 from .netlist import SpiceOptions
 from .sim import registry
 from .sim.base import AbstractSolver
-from .tasks import Task, allostery_task, csv_task, iris_task, linear_regression_task, regression_task, xor_task
+from .tasks import (
+    Task,
+    allostery_task,
+    csv_task,
+    digits_task,
+    iris_task,
+    linear_regression_task,
+    regression_task,
+    xor_task,
+)
 
 
 @dataclass(frozen=True)
@@ -47,9 +56,18 @@ def build_network(cfg: Config):
         g = graphs.lattice_network(n.rows, n.cols, n.periodic)
     elif n.kind == "random":
         g = graphs.random_network(n.n_nodes, n.n_edges, seed=cfg.seed if n.seed is None else n.seed)
+    elif n.kind == "layered":
+        g = graphs.layered_network(n.n_inputs, n.n_outputs, n.n_hidden, n.density, n.n_edges,
+                                   seed=cfg.seed if n.seed is None else n.seed)
     else:
         g = graphs.load_network(n.file)
     r = cfg.roles
+    if r is None:  # a layered network's own roles: its input layer, its output layer (as pairs if differential)
+        ins, _, outs = g.graph["layers"]
+        half = len(outs) // 2
+        outputs = tuple((outs[k], outs[half + k]) for k in range(half)) if n.differential else \
+            tuple((o, None) for o in outs)
+        return graphs.assign_roles(g, graphs.Roles(inputs=tuple(ins), rails=(), outputs=outputs))
     roles = graphs.Roles(
         inputs=tuple(graphs.resolve_node(g, ref, f"roles.inputs[{i}]") for i, ref in enumerate(r.inputs)),
         rails=tuple((graphs.resolve_node(g, rail.node, f"roles.rails[{i}].node"), rail.volts)
@@ -94,6 +112,8 @@ def build_task(cfg: Config) -> Task:
         return allostery_task(t.source, tuple(t.targets))
     if t.name == "iris":
         return iris_task(t.low, t.high, t.target_on, t.target_off, t.test_fraction, cfg.seed)
+    if t.name == "digits":
+        return digits_task(t.low, t.high, t.target_on, t.target_off, t.test_fraction, cfg.seed)
     return csv_task(t.path, t.n_inputs, t.classification, t.low, t.high, t.target_on, t.target_off, t.scale,
                     t.test_fraction, cfg.seed)
 
@@ -138,8 +158,11 @@ def build(cfg: Config) -> Setup:
                           "(e.g. 0.01)")
     dyn = EdgeDynamics(device.update_kind, low, high, lc.leak.tau if lc.leak else None,
                        lc.leak.rest if lc.leak else 0.0)
-    if lc.loss == "hinge" and not task.is_classification:
-        raise ConfigError(f"learning.loss: 'hinge' needs a classification task (got task.name={task.name})")
+    if lc.loss in ("hinge", "multiclass_hinge") and not task.is_classification:
+        raise ConfigError(f"learning.loss: {lc.loss!r} needs a classification task (got task.name={task.name})")
+    if lc.loss == "multiclass_hinge" and task.decode != "argmax":
+        raise ConfigError(f"learning.loss: 'multiclass_hinge' needs one output per class (got task.name={task.name}, "
+                          "which reads one output against levels); use 'hinge'")
     if lc.schedule == "mini_batch" and lc.batch_size > task.n_points:
         raise ConfigError(f"learning.batch_size: must be <= the {task.n_points} data points (got {lc.batch_size})")
     if lc.bias or lc.bias_sigma:  # a constant per-edge learning bias, drawn once from the run's seed

@@ -7,6 +7,9 @@ plain ``nx.Graph`` whose nodes are integers 0..N-1 (lattice node (r, c) is r*col
   * ``inputs``: list of node ids driven by the data;
   * ``rails``: list of (node id, volts) held constant;
   * ``outputs``: list of (pos, neg) node ids, neg ``None`` for a single-ended output.
+
+Builders: ``lattice_network`` (the paper's torus), ``random_network``, ``layered_network`` (inputs -> optional
+hidden layer -> outputs, as the third-party 8x8-digits network), ``load_network`` (edge list or GraphML).
 """
 
 from __future__ import annotations
@@ -58,6 +61,45 @@ def random_network(n_nodes: int, n_edges: int, seed: int | np.random.Generator |
     return g
 
 
+def layered_network(n_inputs: int, n_outputs: int, hidden: int = 0, density: float = 1.0,
+                    n_edges: int | None = None, seed: int | np.random.Generator | None = None) -> nx.Graph:
+    """Layered network: an input layer, an optional hidden layer, an output layer; edges only between adjacent
+    layers (inputs -> outputs when ``hidden`` is 0, else inputs -> hidden -> outputs).
+
+    Nodes are numbered layer after layer: inputs 0..n_inputs-1, then the hidden nodes, then the outputs; each
+    carries ``layer`` (0 input, 1 hidden, 2 output) and ``label`` (``in3``, ``h0``, ``out7``). Of the possible
+    pairs between adjacent layers a seeded uniform choice of ``n_edges`` is kept (default: ``round(density x
+    pairs)``; every pair when density is 1). The graph's ``layers`` attribute lists the node ids of each layer.
+    A wiring that leaves a node unconnected is an error (raise the density or change the seed).
+    """
+    if n_inputs < 1 or n_outputs < 1 or hidden < 0:
+        raise ValidationError(f"network: a layered network needs >= 1 input and >= 1 output node and >= 0 hidden "
+                              f"(got inputs={n_inputs}, outputs={n_outputs}, hidden={hidden})")
+    if not 0 < density <= 1:
+        raise ValidationError(f"network.density: must be in (0, 1] (got {density})")
+    first = range(n_inputs)
+    mid = range(n_inputs, n_inputs + hidden)
+    last = range(n_inputs + hidden, n_inputs + hidden + n_outputs)
+    pairs = [(a, b) for a in first for b in (mid if hidden else last)] + [(a, b) for a in mid for b in last]
+    keep = int(round(density * len(pairs))) if n_edges is None else n_edges
+    if not 1 <= keep <= len(pairs):
+        raise ValidationError(f"network.n_edges: must be in [1, {len(pairs)}] for these layers (got {keep})")
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(pairs), size=keep, replace=False)) if keep < len(pairs) else range(len(pairs))
+    g = nx.Graph(kind="layered", seed=None if isinstance(seed, np.random.Generator) else seed,
+                 layers=[list(first), list(mid), list(last)])
+    for layer, (nodes, prefix) in enumerate(((first, "in"), (mid, "h"), (last, "out"))):
+        for k, n in enumerate(nodes):
+            g.add_node(n, layer=layer, label=f"{prefix}{k}")
+    g.add_edges_from(pairs[i] for i in chosen)
+    lonely = [g.nodes[n]["label"] for n in g if g.degree(n) == 0]
+    if lonely:
+        shown = ", ".join(lonely[:6]) + (", ..." if len(lonely) > 6 else "")
+        raise ValidationError(f"network: the drawn wiring leaves {len(lonely)} node(s) unconnected ({shown}); raise "
+                              "network.density or n_edges, or change network.seed")
+    return g
+
+
 def load_network(path: str | Path) -> nx.Graph:
     """Graph from an edge list (``.txt``/``.edges``/``.csv``: two node names per line) or GraphML (``.graphml``,
     names are the node ids).
@@ -106,17 +148,19 @@ def load_network(path: str | Path) -> nx.Graph:
 
 def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int:
     """Node id for a reference given as an index, as a (row, col) pair on a lattice, or as a node's name in a
-    network file (``load_network``'s ``label``)."""
+    network file (``load_network``'s ``label``), or in a layered network (``in0``, ``h0``, ``out0``)."""
     if isinstance(ref, str):
-        if g.graph.get("kind") != "file":
-            raise ValidationError(f"{where}: nodes are named only in a network file (got {ref!r}); give an index"
+        if g.graph.get("kind") not in ("file", "layered"):
+            raise ValidationError(f"{where}: nodes are named only in a network file or a layered network (got "
+                                  f"{ref!r}); give an index"
                                   + (" or [row, col]" if g.graph.get("kind") == "lattice" else ""))
         index = {attrs.get("label"): n for n, attrs in g.nodes(data=True)}
         if ref not in index:
             names = sorted(index, key=lambda n: (len(n), n))
             shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-            raise ValidationError(f"{where}: no node is named {ref!r} in {g.graph.get('file')} (its names: {shown}); "
-                                  "check the spelling")
+            source = g.graph.get("file") or "the layered network"
+            raise ValidationError(f"{where}: no node is named {ref!r} in {source} (its names: {shown}); check the "
+                                  "spelling")
         return index[ref]
     if isinstance(ref, (list, tuple)):
         if g.graph.get("kind") != "lattice" or len(ref) != 2:

@@ -62,6 +62,17 @@ class SpiceOptions:
                                   f"(got {self.linear_solver!r})")
 
 
+#: netlists of many data points (a run's free.cir, the netlist and solve commands) take the first points whose
+#: copies of the network stay within this many edges: every point of the small tasks, 8 of the 8x8 digits' 1,437
+#: on its 1,247 edges (all of them would be 117 MB of text per phase)
+NETLIST_EDGES = 10_000
+
+
+def netlist_points(n_points: int, n_edges: int) -> int:
+    """How many of ``n_points`` data points a netlist of many points holds (the first ones; at least one)."""
+    return min(n_points, max(1, NETLIST_EDGES // n_edges))
+
+
 def num(x: float) -> str:
     """Shortest exact decimal of a finite float; refuses NaN and infinities."""
     x = float(x)

@@ -3,8 +3,9 @@ outputs.csv; an ensemble's ensemble.csv and checkpoint.npz), so ``metamaterial p
 training drew. The last stage of the flow: it reads results and never simulates.
 
 A single run gets loss.png (the MSE to the targets; with the hinge loss also the smallest margin, the quantity
-the hinge acts on), gates.png (controls over time) and outputs.png (outputs against targets, labelled with the
-task's column names); an ensemble gets loss.png (median and spread over replicas), and for a classification
+the hinge acts on), gates.png (controls over time), outputs.png (outputs against targets, labelled with the
+task's column names) and for a classification confusion.png (true against predicted class, of the held-out points
+if there are any); an ensemble gets loss.png (median and spread over replicas), and for a classification
 success.png (fraction of replicas solved, per epoch) and margins.png (histogram of the final smallest margins).
 """
 
@@ -46,7 +47,11 @@ def plot_run_dir(run_dir: str | Path) -> list[Path]:
     plt = _pyplot()
     if "seeds" in summary:
         return _plot_ensemble(run_dir, cfg, summary, plt)
-    return [_loss_figure(run_dir, cfg, plt), _gates_figure(run_dir, cfg, plt), _outputs_figure(run_dir, summary, plt)]
+    figures = [_loss_figure(run_dir, cfg, plt), _gates_figure(run_dir, cfg, plt),
+               _outputs_figure(run_dir, summary, plt)]
+    if "confusion" in summary:
+        figures.append(_confusion_figure(run_dir, summary, plt))
+    return figures
 
 
 def _saved_config(path: Path) -> SimpleNamespace:
@@ -73,7 +78,7 @@ def _column(header: list[str], rows: list[list[str]], key: str) -> np.ndarray:
 
 def _loss_title(cfg) -> str:
     lc = cfg.learning
-    if lc.loss == "hinge":
+    if lc.loss in ("hinge", "multiclass_hinge"):
         return f"{cfg.name}: trained on the hinge loss (margin {lc.margin * 1e3:g} mV)"
     return f"{cfg.name}: trained on the MSE loss"
 
@@ -81,7 +86,7 @@ def _loss_title(cfg) -> str:
 def _loss_figure(run_dir: Path, cfg, plt) -> Path:
     header, rows = _read_csv(run_dir / "metrics.csv")
     epochs, loss = _column(header, rows, "epoch"), _column(header, rows, "loss")
-    hinge = cfg.learning.loss == "hinge"
+    hinge = cfg.learning.loss in ("hinge", "multiclass_hinge")
     fig, axes = plt.subplots(2 if hinge else 1, 1, figsize=(5, 5.5 if hinge else 3.5), sharex=True, squeeze=False)
     ax = axes[0, 0]
     ax.semilogy(epochs, np.maximum(loss, 1e-16), lw=1.5, label="training points")
@@ -146,6 +151,28 @@ def _outputs_figure(run_dir: Path, summary: dict, plt) -> Path:
     return _save(fig, run_dir / "outputs.png", plt)
 
 
+def _confusion_figure(run_dir: Path, summary: dict, plt) -> Path:
+    """confusion.png: points by true and predicted class, held-out points if the run has them."""
+    held_out = "test_confusion" in summary
+    counts = np.array(summary["test_confusion" if held_out else "confusion"])
+    n = len(counts)
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    im = ax.imshow(counts, cmap="Blues")
+    for t in range(n):
+        for p in range(n):
+            if counts[t, p]:
+                ax.text(p, t, str(counts[t, p]), ha="center", va="center", fontsize=7 if n > 5 else 9,
+                        color="white" if counts[t, p] > counts.max() / 2 else "black")
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    which, acc = ("held-out", summary.get("test_accuracy")) if held_out else ("training", summary.get("accuracy"))
+    ax.set_title(f"{summary['name']}: {counts.sum()} {which} points, accuracy {acc:.4f}", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return _save(fig, run_dir / "confusion.png", plt)
+
+
 def _integer_ticks(ax, points: np.ndarray) -> None:
     from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
 
@@ -167,7 +194,8 @@ def _plot_ensemble(run_dir: Path, cfg, summary: dict, plt) -> list[Path]:
     ax.semilogy(epochs, np.median(loss, axis=1), lw=1.5, label="median")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE to the targets (V$^2$)" if cfg.learning.loss == "hinge" else "MSE loss (V$^2$)")
+    hinge = cfg.learning.loss in ("hinge", "multiclass_hinge")
+    ax.set_ylabel("MSE to the targets (V$^2$)" if hinge else "MSE loss (V$^2$)")
     ax.set_title(f"{_loss_title(cfg)}, {n} seeds", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)

@@ -1,4 +1,5 @@
-"""The ``solve`` and ``netlist`` commands: every data point's free and clamped phase at the initial controls.
+"""The ``solve`` and ``netlist`` commands: every data point's free and clamped phase at the initial controls (of a
+large task, the first points up to ``netlist.NETLIST_EDGES`` edge copies).
 
 The clamp values come from the free solve on the configured backend; the netlists are the exact text a
 ``ngspice -b`` run reads.
@@ -12,19 +13,22 @@ import numpy as np
 
 from .config import Config, with_backend
 from .experiment import Setup, build, initial_controls, make_solver
-from .netlist import to_spice
+from .netlist import netlist_points, to_spice
 
 
 def initial_phases(cfg: Config, backend: str | None = None, clamped: bool = True):
     """(setup, controls, free [P, N], clamps [P, n_clamp], clamped [P, N] or None, solver name) of every data
-    point at the initial controls; the clamp values come from the free solve."""
+    point at the initial controls (of the first ``netlist.netlist_points`` of a large task); the clamp values come
+    from the free solve."""
     setup = build(with_backend(cfg, backend))
     c, task = setup.circuit, setup.task
+    k = netlist_points(task.n_points, c.n_edges)
+    x, classes = task.inputs[:k], None if task.classes is None else task.classes[:k]
     controls = initial_controls(setup, np.random.default_rng(cfg.seed))
     with make_solver(setup) as solver:
-        free = solver.solve(c, controls, task.inputs).voltages
-        clamps = setup.rule.clamp(c, free, task.targets)
-        twin = solver.solve(c, controls, task.inputs, clamps).voltages if clamped else None
+        free = solver.solve(c, controls, x).voltages
+        clamps = setup.rule.clamp(c, free, task.targets[:k], classes)
+        twin = solver.solve(c, controls, x, clamps).voltages if clamped else None
     return setup, controls, free, clamps, twin, solver.name
 
 
@@ -37,7 +41,7 @@ def solve_points(cfg: Config, backend: str | None = None) -> dict:
             "controls": controls.tolist(),
             "points": [{"input": task.inputs[p].tolist(), "target": task.targets[p].tolist(),
                         "free": dict(zip(names, free[p].tolist())), "clamped": dict(zip(names, clamped[p].tolist()))}
-                       for p in range(task.n_points)]}
+                       for p in range(len(free))]}
 
 
 def write_netlists(cfg: Config, out_dir: Path, backend: str | None = None) -> list[Path]:
@@ -49,13 +53,13 @@ def write_netlists(cfg: Config, out_dir: Path, backend: str | None = None) -> li
 
 def write_point_netlists(setup: Setup, controls: np.ndarray, clamps: np.ndarray, out_dir: Path, title: str
                          ) -> list[Path]:
-    """``free_k.cir`` and ``clamped_k.cir`` (nudged outputs held at ``clamps`` [P, n_clamp] V) for each training
-    point k of ``setup`` at ``controls`` [E]; ``title`` heads each netlist."""
+    """``free_k.cir`` and ``clamped_k.cir`` (nudged outputs held at ``clamps`` [P, n_clamp] V) for each of the
+    first P training points k of ``setup`` at ``controls`` [E]; ``title`` heads each netlist."""
     c, task = setup.circuit, setup.task
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for k in range(task.n_points):
+    for k in range(len(clamps)):
         for phase, cl in (("free", None), ("clamped", clamps[k:k + 1])):
             p = out_dir / f"{phase}_{k}.cir"
             p.write_text(to_spice(c, controls, task.inputs[k:k + 1], cl, options=setup.options,

@@ -18,6 +18,7 @@ import numpy as np
 from .config import Config, load_config, with_backend
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, chips_per_replica, make_solver, make_trainer, replica_setup
+from .netlist import netlist_points
 from .points import write_point_netlists
 from .runfiles import OUTPUTS_CSV, column_names, load_checkpoint, write_outputs_csv
 from .runs import succeeded
@@ -169,9 +170,10 @@ def write_run_netlists(run: SavedRun, out_dir: Path, seed: int | None = None, ba
     (r,) = run.replicas(seed)
     setup = replica_setup(build(with_backend(run.config, backend)), run.seeds[r])  # its own chip, if per replica
     controls = run.controls[r]
+    task, k = setup.task, netlist_points(setup.task.n_points, setup.circuit.n_edges)
     with make_solver(setup) as solver:
-        free = solver.solve(setup.circuit, controls, setup.task.inputs).voltages
-    clamps = setup.rule.clamp(setup.circuit, free, setup.task.targets)
+        free = solver.solve(setup.circuit, controls, task.inputs[:k]).voltages
+    clamps = setup.rule.clamp(setup.circuit, free, task.targets[:k], None if task.classes is None else task.classes[:k])
     return write_point_netlists(setup, controls, clamps, out_dir,
                                 f"{run.config.name} seed {run.seeds[r]} epoch {run.epoch}")
 

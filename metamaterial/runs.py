@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import diagnostics
+from .analysis import confusion_matrix
 from .config import Config, config_differences, dump_config, with_backend
 from .errors import CheckpointError
 from .experiment import (
@@ -35,7 +36,7 @@ from .experiment import (
     replica_setup,
 )
 from .learning.trainer import SUCCESS_MARGIN_V, Trainer, TrainState
-from .netlist import to_spice
+from .netlist import netlist_points, to_spice
 from .replicas import ChipTrainers
 from .runfiles import CHECKPOINT, load_checkpoint, save_checkpoint, write_atomically, write_outputs_csv
 
@@ -190,7 +191,7 @@ def after_training(done: Trained, on_warning: Report | None = None) -> tuple[lis
     warnings = diagnostics.moved_warnings(setup.circuit.device, initial, state.controls, state.n_updates, losses,
                                           dyn.low, dyn.high, setup.rule.rate, rate_source(setup), state.epoch)
     notes = diagnostics.hinge_notes(state.history, state.epoch, setup.rule.margin) \
-        if setup.rule.loss == "hinge" else []
+        if setup.rule.hinge else []
     if on_warning is not None:
         for kind, texts in (("warning", warnings), ("note", notes)):
             for text in texts:
@@ -274,6 +275,11 @@ def _summary(done: Trained, one: SimpleNamespace, final) -> dict:
     if task.test_inputs is not None and len(task.test_inputs):
         tv = trainer.evaluate(one.controls, test=True)
         out.update(test_loss=tv.loss, test_accuracy=tv.accuracy)
+    if task.is_classification:  # rows: true class, columns: predicted class (confusion.png)
+        n = task.n_outputs if task.decode == "argmax" else len(task.levels)
+        out["confusion"] = confusion_matrix(task.classes, task.predict(final.outputs), n).tolist()
+        if "test_accuracy" in out:
+            out["test_confusion"] = confusion_matrix(task.test_classes, task.predict(tv.outputs), n).tolist()
     return out
 
 
@@ -289,11 +295,13 @@ def _write_single(run_dir: Path, setup: Setup, one: SimpleNamespace, final, summ
     np.savetxt(run_dir / "gates.csv", rows, delimiter=",", header=header, comments="", fmt="%.17g")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     c, task = setup.circuit, setup.task
-    (run_dir / "free.cir").write_text(to_spice(c, one.controls, task.inputs, options=setup.options,
-                                               title=f"{setup.config.name} final free"))
-    clamps = setup.rule.clamp(c, final.free, task.targets)
-    (run_dir / "clamped.cir").write_text(to_spice(c, one.controls, task.inputs, clamps, options=setup.options,
-                                                  title=f"{setup.config.name} final clamped"))
+    k = netlist_points(task.n_points, c.n_edges)
+    some = "" if k == task.n_points else f", training points 0-{k - 1} of {task.n_points}"
+    (run_dir / "free.cir").write_text(to_spice(c, one.controls, task.inputs[:k], options=setup.options,
+                                               title=f"{setup.config.name} final free{some}"))
+    clamps = setup.rule.clamp(c, final.free[:k], task.targets[:k], None if task.classes is None else task.classes[:k])
+    (run_dir / "clamped.cir").write_text(to_spice(c, one.controls, task.inputs[:k], clamps, options=setup.options,
+                                                  title=f"{setup.config.name} final clamped{some}"))
     write_outputs_csv(run_dir, setup, final.outputs)
     if plots:  # drawn from the files just written, as `metamaterial plot RUN_DIR` redraws them
         from .plots import plot_run_dir  # noqa: PLC0415

@@ -5,8 +5,11 @@ its clip, leak, bias and sign rule); ``StepRun`` is a plan of steps to apply (da
 masks drawn beforehand) with room for what they produce. The functions below are the step's math (docs/physics.md,
 section 3):
 
-    clamped output  V_O^C = V_O^F + eta (L - V_O^F)              (single-ended)
-                    O^C_(+/-) = O^F_(+/-) +/- (eta/2)(L - O^F)    (differential, O = V(+) - V(-))
+    push            p_k = eta (L_k - O^F_k)                        (a target for every output)
+                    p_c = +delta, p_r = -delta, others 0           (multi-class hinge: c the true class, r the
+                                                                    top rival, delta = the nudge in V)
+    clamped output  V_O^C = V_O^F + p                              (single-ended)
+                    O^C_(+/-) = O^F_(+/-) +/- p/2                  (differential, O = V(+) - V(-))
     contrast        U_i = sum over the step's active points of (dV_i^F)^2 - (dV_i^C)^2         (V^2)
     update          x_i <- rest + (clip(x_i + s_i, low, high) - rest) * exp(-dt / tau)
                     s_i = rate U_i (continuous) or sign(U_i) (one potentiometer tap), plus the edge's bias,
@@ -40,7 +43,9 @@ class StepProgram:
         circuit: the ``circuit.Circuit`` trained (its outputs, edges, rails and device).
         inputs: [P, n_in] V; targets: [P, n_out] V; classes: int [P] (zeros for regression); levels: [L] V;
             decode: DECODE_* of the task (how outputs are read as classes, for the hinge).
-        nudge: eta in (0, 1]. hinge: stop updating a point once it is ``margin`` volts past its boundary.
+        nudge: eta in (0, 1], or with ``rival`` the push delta (V). hinge: stop updating a point once it is
+            ``margin`` volts past its boundary. rival: the multi-class hinge's nudge (push the true class's output
+            up by ``nudge`` and the top rival's down by as much, hold the others at their free values).
         sign_rule: step one unit in the direction of U (potentiometer taps) instead of ``rate`` U.
         rate: alpha / eta (control units per V^2). low, high: control range.
         leak_factor: exp(-dt / tau) per step (1.0: no leak); rest: what the leak relaxes toward.
@@ -65,6 +70,7 @@ class StepProgram:
     rest: float
     bias: np.ndarray
     read_noise: float = 0.0
+    rival: bool = False
 
 
 @dataclass
@@ -106,9 +112,33 @@ def output_values(v, out_pos, out_neg, out=None):
     return out
 
 
-def clamp_values(v, out, targets, nudge, out_pos, out_neg, cl=None):
+def output_pushes(out, targets, classes, nudge, rival, push=None):
+    """[B, n_out] how far (V) the clamped phase moves each output from its free value ``out`` [B, n_out]:
+    nudge (L - O) toward the labels ``targets`` [B, n_out], or with ``rival`` (multi-class hinge) +nudge on the
+    true class ``classes`` [B], -nudge on the largest other output (the first of equals) and 0 elsewhere."""
+    if push is None:
+        push = np.empty(out.shape)
+    for b in range(out.shape[0]):
+        if rival:
+            c = classes[b]
+            r = -1
+            for k in range(out.shape[1]):
+                push[b, k] = 0.0
+                if k != c and (r < 0 or out[b, k] > out[b, r]):
+                    r = k
+            push[b, c] = nudge
+            if r >= 0:
+                push[b, r] = -nudge
+        else:
+            for k in range(out.shape[1]):
+                push[b, k] = nudge * (targets[b, k] - out[b, k])
+    return push
+
+
+def clamp_values(v, push, out_pos, out_neg, cl=None):
     """[B, n_clamp] clamped-phase voltages of the clamp nodes (every output's pos node, then the neg node of each
-    differential output in order), from the free voltages v [B, N], outputs [B, n_out] and labels [B, n_out]."""
+    differential output in order), from the free voltages v [B, N] and each output's push [B, n_out]
+    (``output_pushes``): a differential output moves each of its nodes by half its push, in opposite ways."""
     n_out = out_pos.shape[0]
     n_diff = 0
     for k in range(n_out):
@@ -119,13 +149,12 @@ def clamp_values(v, out, targets, nudge, out_pos, out_neg, cl=None):
     for b in range(v.shape[0]):
         j = n_out
         for k in range(n_out):
-            push = nudge * (targets[b, k] - out[b, k])
             if out_neg[k] >= 0:
-                cl[b, k] = v[b, out_pos[k]] + push / 2
-                cl[b, j] = v[b, out_neg[k]] - push / 2
+                cl[b, k] = v[b, out_pos[k]] + push[b, k] / 2
+                cl[b, j] = v[b, out_neg[k]] - push[b, k] / 2
                 j += 1
             else:
-                cl[b, k] = v[b, out_pos[k]] + push
+                cl[b, k] = v[b, out_pos[k]] + push[b, k]
     return cl
 
 
@@ -214,8 +243,8 @@ def update_controls(controls, u, mask, sign_rule, rate, bias, low, high, leak_fa
     return new
 
 
-_FUNCTIONS = ("output_values", "clamp_values", "class_margins", "active_points", "summed_contrast", "switch_closed",
-              "update_controls")
+_FUNCTIONS = ("output_values", "output_pushes", "clamp_values", "class_margins", "active_points", "summed_contrast",
+              "switch_closed", "update_controls")
 _compiled: SimpleNamespace | None = None
 
 

@@ -127,6 +127,28 @@ def iris_task(low: float, high: float, on: float, off: float, test_fraction: flo
                        decode="argmax"), test_fraction, seed)
 
 
+def digits_task(low: float, high: float, on: float, off: float, test_fraction: float, seed: int) -> Task:
+    """scikit-learn's 8x8 handwritten digits (1,797 images, 64 pixels of 0-16, 10 classes; the copy bundled with
+    scikit-learn, no download): pixel p drives input p at low + (high - low) p / 16 V (the third-party trainer's
+    pixel/16 V for [0, 1], github Ma-Lab-Cal/pyclln, scikit_digits/train_scikit.py); one output per class, target
+    ``on`` for the right class and ``off`` for the others; held out: scikit-learn's stratified split with
+    ``random_state=seed`` (``test_fraction`` 0.2 and seed 0 give that trainer's 1,437 / 360 points)."""
+    try:
+        from sklearn.datasets import load_digits  # noqa: PLC0415 (an optional dependency, loaded when needed)
+        from sklearn.model_selection import train_test_split  # noqa: PLC0415
+    except ImportError as err:
+        raise ValidationError("task.name: the digits task needs scikit-learn (got none installed); install it with "
+                              "pip install 'metamaterial[digits]'") from err
+    x, cls = load_digits(return_X_y=True)
+    x = low + (high - low) * np.asarray(x, float) / 16.0
+    cls = np.asarray(cls, np.int64)
+    y = np.where(np.eye(10)[cls] > 0, on, off)
+    if test_fraction <= 0:
+        return Task("digits", x, y, classes=cls, decode="argmax")
+    train, test = train_test_split(np.arange(len(cls)), test_size=test_fraction, random_state=seed, stratify=cls)
+    return Task("digits", x[train], y[train], cls[train], "argmax", None, x[test], y[test], cls[test])
+
+
 def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, high: float, on: float, off: float,
              scale: bool, test_fraction: float, seed: int) -> Task:
     """Task from a CSV with a header: the first ``n_inputs`` columns are inputs (V, or scaled to [low, high] when

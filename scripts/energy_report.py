@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from metamaterial import step as st
 from metamaterial.config import load_config
 from metamaterial.energy import learning_band, learning_clock, power_report
 from metamaterial.experiment import build
@@ -55,7 +54,7 @@ def report(name: str, setup, controls: np.ndarray, state) -> None:
     solver = NativeSolver()
     free = solver.solve(c, controls, x).voltages
     out = c.output_values(free)
-    clamps = st.clamp_values(free, out, task.targets, rule.nudge, c.out_pos, c.out_neg)
+    clamps = rule.clamp(c, free, task.targets, task.classes)
     clamped = solver.solve(c, controls, x, clamps).voltages
     power = power_report(c, controls, free, clamped)
     s = power.summary()

@@ -27,6 +27,8 @@ CASES = {
     "xor: full batch, hinge, differential output": ("xor", ["learning.epochs=300"]),
     "regression: cycle, mse": ("regression", ["learning.epochs=100"]),
     "iris: shuffle, hinge on argmax, held-out set": ("iris", ["learning.epochs=8"]),
+    "iris: multi-class hinge, top-rival nudge": ("iris", ["learning.epochs=8", "learning.loss=multiclass_hinge",
+                                                          "learning.nudge=0.05"]),
     "desync p=0.5, shuffle, leak, bias": ("xor", ["learning.epochs=200", "learning.schedule=shuffle",
                                                    "learning.update_probability=0.5", "learning.leak.tau=20",
                                                    "learning.leak.rest=1.5", "learning.bias=0.001",

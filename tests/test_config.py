@@ -55,7 +55,7 @@ CASES = [
      "number (got '.endc')"),
     ("rail-infinite", _edit("roles.rails.0.volts", float("inf")), [], "roles.rails[0].volts"),
     ("input-name-on-lattice", _edit("roles.inputs.1", "abc"), [], "roles.inputs[1]: nodes are named only in a "
-     "network file (got 'abc')"),
+     "network file or a layered network (got 'abc')"),
     ("input-not-a-node", _edit("roles.inputs.1", {"a": 1}), [], "roles.inputs[1]: Input should be a valid integer"),
     ("epochs-bool", _edit("learning.epochs", True), [], "learning.epochs: Input should be a valid integer (got True)"),
     ("epochs-string", _edit("learning.epochs", "300"), [], "learning.epochs: Input should be a valid integer "
@@ -85,6 +85,16 @@ CASES = [
      "value, not a section (got 3000); check the key path"),
     ("set-bad-yaml", XOR, ["--set", "learning.epochs=[1"], "--set learning.epochs:1:3: invalid YAML"),
     ("no-outputs", _edit("roles.outputs", []), [], "roles.outputs"),
+    ("no-roles-on-a-lattice", _edit("roles", _DELETE), [], "roles: required key is missing (only a layered network "
+     "has default roles)"),
+    ("layered-without-sizes", _edit("network", {"kind": "layered", "n_inputs": 2}), [],
+     "network: a layered network needs n_inputs and n_outputs"),
+    ("layered-odd-pairs", _edit("network", {"kind": "layered", "n_inputs": 2, "n_outputs": 3, "differential": True}),
+     [], "differential outputs pair the output layer's nodes: n_outputs must be even (got 3)"),
+    ("layered-lonely-node", _edit("network", {"kind": "layered", "n_inputs": 2, "n_outputs": 2, "n_edges": 1}),
+     ["--set", "roles=null"], "network: the drawn wiring leaves"),
+    ("multiclass-hinge-on-xor", _edit("learning.loss", "multiclass_hinge"), [],
+     "learning.loss: 'multiclass_hinge' needs one output per class"),
 ]
 
 

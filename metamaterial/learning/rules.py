@@ -15,6 +15,9 @@ from .. import step
 from ..circuit import Circuit
 from ..errors import ValidationError
 
+#: the losses a rule knows
+LOSSES = ("mse", "hinge", "multiclass_hinge")
+
 
 @dataclass(frozen=True)
 class CoupledLearning:
@@ -23,8 +26,11 @@ class CoupledLearning:
     Attributes:
         nudge: eta in (0, 1].
         rate: alpha / eta, control units per V^2 (1/V for gate voltages).
-        loss: ``"mse"`` (every point updates) or ``"hinge"`` (a classified point stops updating once it is
-            ``margin`` volts past its decision boundary).
+        loss: ``"mse"`` (every point updates), ``"hinge"`` (a classified point stops updating once it is
+            ``margin`` volts past its decision boundary) or ``"multiclass_hinge"`` (the hinge on an argmax
+            classification, whose clamped phase pushes the true class's output up by ``nudge`` volts and the top
+            rival's down by as much, holding the other outputs at their free values: the rule of the third-party
+            8x8-digits trainer, github Ma-Lab-Cal/pyclln, scikit_digits/README.md).
         margin: hinge margin (V).
     """
 
@@ -38,19 +44,34 @@ class CoupledLearning:
             raise ValidationError(f"CoupledLearning.nudge: must be in (0, 1] (got {self.nudge!r})")
         if not (math.isfinite(self.rate) and self.rate >= 0):
             raise ValidationError(f"CoupledLearning.rate: must be finite and >= 0 (got {self.rate!r})")
-        if self.loss not in ("mse", "hinge"):
-            raise ValidationError(f"CoupledLearning.loss: must be 'mse' or 'hinge' (got {self.loss!r})")
+        if self.loss not in LOSSES:
+            raise ValidationError(f"CoupledLearning.loss: must be one of {', '.join(LOSSES)} (got {self.loss!r})")
 
-    def clamp(self, c: Circuit, free: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    @property
+    def hinge(self) -> bool:
+        """Whether points past the margin stop updating."""
+        return self.loss in ("hinge", "multiclass_hinge")
+
+    @property
+    def rival(self) -> bool:
+        """Whether the clamped phase pushes the true class and its top rival (``step.output_pushes``)."""
+        return self.loss == "multiclass_hinge"
+
+    def clamp(self, c: Circuit, free: np.ndarray, targets: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
         """[B, n_clamp] voltages of ``c.clamp_nodes`` in the clamped phase.
 
         Args:
             free: [B, N] free-state node voltages (V).
             targets: [B, n_out] labels L (V).
+            classes: int [B] true classes (needed by ``multiclass_hinge``).
         """
-        free = np.atleast_2d(free)
-        out = step.compiled().output_values(free, c.out_pos, c.out_neg)
-        return step.compiled().clamp_values(free, out, np.atleast_2d(targets), self.nudge, c.out_pos, c.out_neg)
+        free, f = np.atleast_2d(free), step.compiled()
+        if self.rival and classes is None:
+            raise ValidationError("CoupledLearning.clamp: the multiclass_hinge nudge needs each point's class")
+        cls = np.zeros(len(free), np.int64) if classes is None else np.asarray(classes, np.int64)
+        out = f.output_values(free, c.out_pos, c.out_neg)
+        push = f.output_pushes(out, np.atleast_2d(np.asarray(targets, float)), cls, self.nudge, self.rival)
+        return f.clamp_values(free, push, c.out_pos, c.out_neg)
 
     @staticmethod
     def contrast(c: Circuit, free: np.ndarray, clamped: np.ndarray) -> np.ndarray:

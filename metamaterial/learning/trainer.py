@@ -118,8 +118,11 @@ class Trainer:
         if task.n_inputs != circuit.n_inputs or task.n_outputs != circuit.n_outputs:
             raise ValidationError(f"task {task.name}: needs {task.n_inputs} inputs and {task.n_outputs} outputs, but "
                                   f"roles give {circuit.n_inputs} inputs and {circuit.n_outputs} outputs")
-        if rule.loss == "hinge" and not task.is_classification:
-            raise ValidationError(f"learning.loss: 'hinge' needs a classification task (got {task.name})")
+        if rule.hinge and not task.is_classification:
+            raise ValidationError(f"learning.loss: {rule.loss!r} needs a classification task (got {task.name})")
+        if rule.rival and task.decode != "argmax":
+            raise ValidationError(f"learning.loss: 'multiclass_hinge' needs one output per class (argmax decoding; "
+                                  f"got task {task.name})")
         if dynamics.bias is not None and dynamics.bias.shape != (circuit.n_edges,):
             raise ValidationError(f"EdgeDynamics.bias: needs one value per edge ({circuit.n_edges}) "
                                   f"(got shape {dynamics.bias.shape})")
@@ -149,11 +152,11 @@ class Trainer:
             classes=(np.zeros(task.n_points, np.int64) if task.classes is None
                      else np.ascontiguousarray(task.classes, np.int64)),
             levels=np.ascontiguousarray(task.levels if task.levels is not None else np.zeros(1), float),
-            decode=st.DECODES[task.decode], nudge=rule.nudge, hinge=rule.loss == "hinge", margin=rule.margin,
+            decode=st.DECODES[task.decode], nudge=rule.nudge, hinge=rule.hinge, margin=rule.margin,
             sign_rule=dyn.kind == "sign", rate=rule.rate, low=dyn.low, high=dyn.high,
             leak_factor=1.0 if dyn.leak_tau is None else math.exp(-self.step_time / dyn.leak_tau), rest=dyn.rest,
             bias=np.zeros(0) if dyn.bias is None else np.ascontiguousarray(dyn.bias, float),
-            read_noise=self.params.read_noise)
+            read_noise=self.params.read_noise, rival=rule.rival)
 
     def with_params(self, **changes) -> Trainer:
         """The same trainer (same solver, hence its warm starts) with some ``TrainParams`` changed."""
@@ -207,7 +210,8 @@ class Trainer:
         active = f.active_points(f.class_margins(out, pr.classes[points], pr.decode, pr.levels), pr.hinge, pr.margin)
         u = np.zeros((reps, c.n_edges))
         if active.any():  # points past the hinge margin need no clamped phase
-            clamps = f.clamp_values(free, out, pr.targets[points], pr.nudge, c.out_pos, c.out_neg)
+            push = f.output_pushes(out, pr.targets[points], pr.classes[points], pr.nudge, pr.rival)
+            clamps = f.clamp_values(free, push, c.out_pos, c.out_neg)
             clamped = self.solver.solve(c, shared, x, clamps, tags=tags).voltages
             solves += reps * n
             if pr.read_noise > 0:

@@ -20,7 +20,8 @@ from ..devices import PotentiometerParams
 from . import native_kernels as nk
 
 _step = st.compiled()
-_outputs, _clamps, _margins, _active = _step.output_values, _step.clamp_values, _step.class_margins, _step.active_points
+_outputs, _pushes, _clamps = _step.output_values, _step.output_pushes, _step.clamp_values
+_margins, _active = _step.class_margins, _step.active_points
 _contrast, _closed, _update = _step.summed_contrast, _step.switch_closed, _step.update_controls
 
 
@@ -50,8 +51,8 @@ def run(solver, program: st.StepProgram, plan: st.StepRun, first: int) -> tuple[
     done, solves, iterations = _train_steps(
         first, plan.controls, plan.idx, plan.masks, plan.moved, plan.snap_slot, plan.snaps,
         program.inputs, program.targets, program.classes, program.levels, program.decode,
-        program.nudge, program.hinge, program.margin, program.sign_rule, program.rate, program.bias, program.low,
-        program.high, program.leak_factor, program.rest,
+        program.nudge, program.rival, program.hinge, program.margin, program.sign_rule, program.rate, program.bias,
+        program.low, program.high, program.leak_factor, program.rest,
         np.ascontiguousarray(c.out_pos, np.int64), np.ascontiguousarray(c.out_neg, np.int64),
         np.ascontiguousarray(c.rail_voltages, float), pf.kind, pf.prm, pf.ea, pf.eb, pot, _phase(pf), _phase(pc),
         solver.max_iter, solver.tolerances, solver.warm_start,
@@ -134,8 +135,9 @@ def _remember(memory, tags, n, v, controls, drv, residual):
 
 @njit(cache=True)
 def _train_steps(first, controls, idx, masks, moved, snap_slot, snaps, inputs, targets, classes, levels, decode,
-                 nudge, hinge, margin, sign_rule, rate, bias, low, high, leak_factor, rest, out_pos, out_neg, rails,
-                 kind, prm, ea, eb, pot, free_prep, clamped_prep, max_iter, tol, warm, free_memory, clamped_memory):
+                 nudge, rival, hinge, margin, sign_rule, rate, bias, low, high, leak_factor, rest, out_pos, out_neg,
+                 rails, kind, prm, ea, eb, pot, free_prep, clamped_prep, max_iter, tol, warm, free_memory,
+                 clamped_memory):
     """Steps ``first`` .. S-1 of a plan (``step.StepRun``'s arrays), in place on the controls, the solver's memories,
     ``moved`` and ``snaps``; the program's numbers as in ``step.StepProgram``; the solver's arrays as in
     ``native._Prepared`` (``free_prep``, ``clamped_prep``: driven, pos, slots, unk, n_junctions, diag, vbi, beta)
@@ -160,6 +162,7 @@ def _train_steps(first, controls, idx, masks, moved, snap_slot, snaps, inputs, t
     cls = np.empty(batch, np.int64)
     tgt = np.empty((batch, targets.shape[1]))
     out = np.empty((batch, out_pos.shape[0]))
+    push = np.empty_like(out)
     margins = np.zeros(batch)  # (regression: unused)
     active = np.empty(batch, np.bool_)
     closed = np.empty(reps, np.bool_)
@@ -198,7 +201,8 @@ def _train_steps(first, controls, idx, masks, moved, snap_slot, snaps, inputs, t
             for b in range(batch):
                 for k in range(n_in + n_rail):
                     drv_c[b, k] = drv_f[b, k]
-            _clamps(vf, out, tgt, nudge, out_pos, out_neg, drv_c[:, n_in + n_rail:])
+            _pushes(out, tgt, cls, nudge, rival, push)
+            _clamps(vf, push, out_pos, out_neg, drv_c[:, n_in + n_rail:])
             it, ok = _solve_phase(vc, drv_c, res_c, ctrl, controls, tags, n, warm, clamped_memory, clamped_prep, kind,
                                   prm, ea, eb, max_iter, tol, work_c)
             iterations += it
