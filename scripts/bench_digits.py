@@ -1,0 +1,87 @@
+"""Time per epoch of the 8x8 digits config (configs/digits.yaml) on the native backend, beside the published
+third-party ngspice trainer's ~7.5 s per epoch on the same task and network size (github Ma-Lab-Cal/pyclln,
+scikit_digits/README.md: 1,437 training images, per-sample updates, then the 360 held-out images evaluated).
+
+It trains the config's first epoch untimed (numba's kernels load or compile), then ``--epochs`` more, timing each
+epoch's training steps alone and each evaluation (the held-out 360, and the 1,437 training images) alone, and
+prints per epoch and per training image: the steps, the steps plus the held-out evaluation (what the peer's
+figure covers), the CPU time of both, the number of solves and Newton iterations, the held-out accuracy, and the
+machine's load (the peer's figure is its own machine's wall time).
+
+    python scripts/bench_digits.py [--epochs 3] [--config configs/digits.yaml] [--set key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from metamaterial.config import load_config
+from metamaterial.experiment import build, initial_controls, make_trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+#: the published trainer's time per epoch (s) on ngspice, 1,247 edges (github Ma-Lab-Cal/pyclln, scikit_digits)
+PEER_EPOCH_S = 7.5
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=str(ROOT / "configs" / "digits.yaml"))
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs after the untimed first one")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    a = ap.parse_args()
+    cfg = load_config(a.config, ["simulator.backend=native", *a.set])
+    setup = build(cfg)
+    total = 1 + a.epochs
+    trainer = make_trainer(setup, epochs=total + 1, eval_every=10**9, record_every=10**9)
+    rng = np.random.default_rng(cfg.seed)
+    state = trainer.init_state(initial_controls(setup, rng), rng, keep_trajectory=False)
+    state = trainer.run(state, until=1)  # untimed: loads (or compiles) the kernels, as any first epoch would
+    points, held_out = setup.task.n_points, len(setup.task.test_inputs)
+    steps_s, test_s, train_eval_s, solves, iterations, cpu_s = [], [], [], [], [], []
+    for epoch in range(2, total + 1):
+        s0, i0 = trainer.solver.n_solves, trainer.solver.loop_iterations
+        t0, c0 = time.perf_counter(), time.process_time()
+        state = trainer.run(state, until=epoch)
+        t1 = time.perf_counter()
+        test = trainer.evaluate(state.controls[0], test=True)
+        t2, c2 = time.perf_counter(), time.process_time()
+        trainer.evaluate(state.controls[0])
+        t3 = time.perf_counter()
+        steps_s.append(t1 - t0)
+        test_s.append(t2 - t1)
+        train_eval_s.append(t3 - t2)
+        cpu_s.append(c2 - c0)
+        solves.append(trainer.solver.n_solves - s0)
+        iterations.append(trainer.solver.loop_iterations - i0)
+        print(f"epoch {epoch}: steps {t1 - t0:.3f} s ({solves[-1]} solves, {iterations[-1]} Newton iterations in the "
+              f"compiled loop), held-out evaluation {t2 - t1:.3f} s, training-set evaluation {t3 - t2:.3f} s, "
+              f"CPU time of steps + held-out evaluation {c2 - c0:.3f} s, held-out accuracy {test.accuracy:.4f}",
+              flush=True)
+    step, ev = statistics.median(steps_s), statistics.median(test_s)
+    c = setup.circuit
+    print(f"\n{cfg.name}: {c.n_edges} edges, {c.n_nodes} nodes, {points} training / {held_out} held-out images, "
+          f"native backend, median of {a.epochs} epochs")
+    print(f"  training steps per epoch:        {step:8.3f} s   ({step / points * 1e6:7.1f} us per training image)")
+    print(f"  held-out evaluation per epoch:   {ev:8.3f} s   ({ev / held_out * 1e6:7.1f} us per image)")
+    print(f"  epoch (steps + held-out eval):   {step + ev:8.3f} s   ({(step + ev) / points * 1e6:7.1f} us per "
+          f"training image)")
+    cpu = statistics.median(cpu_s)
+    print(f"  CPU time of that epoch:          {cpu:8.3f} s   (this process's CPU time, all threads; on a busy "
+          "machine the wall time above is longer)")
+    print(f"  training-set evaluation:         {statistics.median(train_eval_s):8.3f} s   (a run's metrics.csv adds "
+          "it every learning.eval_every epochs)")
+    print(f"  published ngspice trainer:       {PEER_EPOCH_S:8.3f} s per epoch  -> this is "
+          f"{PEER_EPOCH_S / (step + ev):.1f}x faster in wall time, {PEER_EPOCH_S / cpu:.1f}x in CPU time "
+          "(target: >= 10x)")
+    load = os.getloadavg()[0]
+    print(f"  load average while measuring:    {load:8.1f}   on {os.cpu_count()} CPUs")
+
+
+if __name__ == "__main__":
+    main()
