@@ -422,7 +422,7 @@ def _human_summary(s: dict, run_dir: Path, plots: bool = True) -> str:
         lines.append(f"held-out accuracy {s['test_accuracy']:.0%}")
     lines.append(f"{s['n_solves']} solves in {s['wall_s']:.1f} s; hardware learning time {s['learning_time_s']:.3g} s "
                  f"(t_learn {s['t_learn_s']:.3g} s per update)")
-    figures = ", loss.png, gates.png, outputs.png" if plots else ""
+    figures = (", loss.png, gates.png, outputs.png" + (", confusion.png" if "confusion" in s else "")) if plots else ""
     lines.append(f"run directory: {run_dir}/ (summary.json, metrics.csv, gates.csv, outputs.csv{figures})")
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import ROOT
 from metamaterial import step as st
+from metamaterial.analysis import confusion_matrix
 from metamaterial.config import load_config
 from metamaterial.errors import ValidationError
 from metamaterial.experiment import build, initial_controls, make_solver
@@ -154,3 +155,10 @@ def test_ngspice_trains_the_digits_subset_to_the_native_gates(ngspice):
     assert np.max(np.abs(spice.controls - native.controls)) <= GATE_AGREEMENT_V
     assert spice.n_updates.tolist() == native.n_updates.tolist()
     assert np.max(np.abs(native.controls - native.trajectory[0])) > 0.01, "the subset must train"
+
+
+def test_confusion_matrix_counts_true_against_predicted():
+    true, predicted = np.array([0, 0, 1, 2, 2, 2]), np.array([0, 1, 1, 2, 0, 2])
+    counts = confusion_matrix(true, predicted, 3)
+    np.testing.assert_array_equal(counts, [[1, 1, 0], [0, 1, 0], [1, 0, 2]])
+    assert counts.sum() == len(true) and np.trace(counts) / counts.sum() == np.mean(true == predicted)
