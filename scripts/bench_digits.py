@@ -9,6 +9,11 @@ figure covers), the CPU time of both, the number of solves and Newton iterations
 machine's load (the peer's figure is its own machine's wall time).
 
     python scripts/bench_digits.py [--epochs 3] [--config configs/digits.yaml] [--set key=value ...]
+
+``--ngspice`` instead trains the config's first epoch on both backends from the same gates and data order (no
+evaluations) and prints each backend's time and the largest gate difference between them.
+
+    python scripts/bench_digits.py --ngspice
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 
 from metamaterial.config import load_config
 from metamaterial.experiment import build, initial_controls, make_trainer
+from metamaterial.learning.trainer import TrainState
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the published trainer's time per epoch (s) on ngspice, 1,247 edges (github Ma-Lab-Cal/pyclln, scikit_digits)
@@ -34,7 +40,10 @@ def main() -> None:
     ap.add_argument("--config", default=str(ROOT / "configs" / "digits.yaml"))
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs after the untimed first one")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    ap.add_argument("--ngspice", action="store_true", help="one epoch on ngspice and on native: time, gate agreement")
     a = ap.parse_args()
+    if a.ngspice:
+        return first_epoch_on_both(a.config, a.set)
     cfg = load_config(a.config, ["simulator.backend=native", *a.set])
     setup = build(cfg)
     total = 1 + a.epochs
@@ -81,6 +90,31 @@ def main() -> None:
           "(target: >= 10x)")
     load = os.getloadavg()[0]
     print(f"  load average while measuring:    {load:8.1f}   on {os.cpu_count()} CPUs")
+
+
+def first_epoch_on_both(config: str, overrides: list[str]) -> None:
+    """Train epoch 1 on ngspice and on native from the same initial gates and data order; print both times and
+    the largest difference of the gates after it."""
+    gates, times, solves = {}, {}, {}
+    for backend in ("native", "ngspice"):
+        cfg = load_config(config, [f"simulator.backend={backend}", *overrides])
+        setup = build(cfg)
+        trainer = make_trainer(setup, epochs=10**9, eval_every=10**9, record_every=10**9)  # no evaluation
+        rng = np.random.default_rng(cfg.seed)
+        state = TrainState(0, np.atleast_2d(initial_controls(setup, rng)), [rng], np.zeros(1, np.int64),
+                           keep_trajectory=False)
+        t0, c0 = time.perf_counter(), time.process_time()
+        state = trainer.run(state, until=1)
+        times[backend] = (time.perf_counter() - t0, time.process_time() - c0)
+        solves[backend] = trainer.solver.n_solves
+        trainer.solver.close()
+        gates[backend] = state.controls[0]
+        print(f"{backend}: epoch 1 in {times[backend][0]:.1f} s wall, {times[backend][1]:.1f} s CPU of this process "
+              f"({solves[backend]} solves, {int(state.n_updates[0])} updates)", flush=True)
+    moved = np.max(np.abs(gates["native"] - initial_controls(setup, np.random.default_rng(cfg.seed))))
+    worst = np.max(np.abs(gates["ngspice"] - gates["native"]))
+    print(f"largest gate difference after epoch 1, ngspice vs native: {worst:.3g} V "
+          f"(the gates moved by up to {moved:.3g} V); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
