@@ -14,6 +14,9 @@ machine's load (the peer's figure is its own machine's wall time).
 evaluations) and prints each backend's time and the largest gate difference between them.
 
     python scripts/bench_digits.py --ngspice
+
+``--memory N`` trains N epochs on native (evaluating every epoch, as a run does) and prints the resident memory
+after the first and the last epoch.
 """
 
 from __future__ import annotations
@@ -41,9 +44,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs after the untimed first one")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     ap.add_argument("--ngspice", action="store_true", help="one epoch on ngspice and on native: time, gate agreement")
+    ap.add_argument("--memory", type=int, default=0, metavar="N", help="resident memory over N native epochs")
     a = ap.parse_args()
     if a.ngspice:
         return first_epoch_on_both(a.config, a.set)
+    if a.memory:
+        return memory_over_epochs(a.config, a.set, a.memory)
     cfg = load_config(a.config, ["simulator.backend=native", *a.set])
     setup = build(cfg)
     total = 1 + a.epochs
@@ -90,6 +96,26 @@ def main() -> None:
           "(target: >= 10x)")
     load = os.getloadavg()[0]
     print(f"  load average while measuring:    {load:8.1f}   on {os.cpu_count()} CPUs")
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def memory_over_epochs(config: str, overrides: list[str], epochs: int) -> None:
+    """Resident memory (MiB) after epoch 1 and after epoch ``epochs`` of a native run (evaluated every epoch)."""
+    cfg = load_config(config, ["simulator.backend=native", f"learning.epochs={epochs}", *overrides])
+    setup = build(cfg)
+    trainer = make_trainer(setup)
+    rng = np.random.default_rng(cfg.seed)
+    state = trainer.init_state(initial_controls(setup, rng), rng)
+    state = trainer.run(state, until=1)
+    first = _rss_mib()
+    state = trainer.run(state)
+    last = _rss_mib()
+    print(f"resident memory after epoch 1: {first:.1f} MiB, after epoch {state.epoch}: {last:.1f} MiB "
+          f"(growth {last - first:+.1f} MiB; the history and gate trajectory a run keeps are included)")
 
 
 def first_epoch_on_both(config: str, overrides: list[str]) -> None:
