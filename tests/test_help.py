@@ -94,3 +94,8 @@ def test_every_readme_command_line_parses(line):
 def test_every_command_is_in_the_readme():
     commands = {line.split()[1] for line in _command_lines() if not line.split()[1].startswith("-")}
     assert commands == set(COMMANDS)
+
+
+def test_the_readme_lists_every_claim():
+    listed = re.search(r"The claims `reproduce` knows[^:]*:(.*?)\(see", README, flags=re.S).group(1)
+    assert re.findall(r"`(\w+)`", listed) == list(CLAIMS)
