@@ -12,6 +12,7 @@ them all out, and each run saves that text); ``config_differences`` compares a s
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from pathlib import Path
@@ -558,11 +559,17 @@ def config_differences(saved_yaml_text: str, cfg: Config) -> list[str]:
     """Key paths (``simulator.backend``, ``roles.inputs[1]``) at which a saved resolved config (the text
     ``dump_config`` wrote into a run directory) and ``cfg`` differ, in ``cfg``'s order; [] if they are the same.
 
-    A key only one of them has is a difference too; so is a list of another length (named as the list)."""
+    A key only one of them has is a difference too; so is a list of another length (named as the list). Keys
+    this version added since the run was saved take their defaults first (a run directory written before a new
+    section existed still resumes when the new keys keep their defaults)."""
     saved = _parse_yaml(saved_yaml_text, "saved config.yaml")
     if not isinstance(saved, dict):
         raise ConfigError(f"saved config.yaml: the top level must be a mapping of sections (got "
                           f"{type(saved).__name__}); resume only a run directory that train wrote")
+    try:
+        saved = validate_config(copy.deepcopy(saved), "saved config.yaml").model_dump(mode="json", by_alias=True)
+    except ConfigError:
+        pass  # a key this version does not know: compared as written, so the difference names it
     return _differences(saved, cfg.model_dump(mode="json", by_alias=True), ())
 
 

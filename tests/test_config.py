@@ -257,6 +257,16 @@ def test_config_differences_name_each_key_path():
         "network.periodic", "roles.inputs[1][1]", "roles.rails", "task.old_key", "simulator.gmin"]
 
 
+def test_a_run_saved_before_a_section_existed_resumes_when_the_new_keys_keep_their_defaults():
+    xor = load_config(ROOT / "configs" / "xor.yaml")
+    saved = yaml.safe_load(dump_config(xor))
+    del saved["timing"]                           # a section this version added since
+    del saved["simulator"]["gmin"]                # and a key
+    assert config_differences(yaml.safe_dump(saved, sort_keys=False), xor) == []
+    changed = load_config(ROOT / "configs" / "xor.yaml", ["simulator.gmin=1e-10"])
+    assert config_differences(yaml.safe_dump(saved, sort_keys=False), changed) == ["simulator.gmin"]
+
+
 def test_config_differences_refuse_a_saved_file_that_is_not_a_config():
     xor = load_config(ROOT / "configs" / "xor.yaml")
     with pytest.raises(ConfigError, match=r"^saved config.yaml: the top level must be a mapping of sections \(got "
