@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,43 +27,62 @@ STARTUP_S = 180      # scheduler and workers up (imports, a loaded machine)
 SWEEP_S = 600        # a whole sweep
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _env() -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
 
 
 class Cluster:
-    """A scheduler and named workers, each its own process session (killed as a whole)."""
+    """A scheduler and named workers, each its own process session (killed as a whole). Every process binds a port
+    of its own choosing (no port is picked here and handed over, so none can be taken in between); the scheduler's
+    address comes from its scheduler file, a worker's from the scheduler, by name."""
 
     def __init__(self, tmp: Path) -> None:
-        self.tmp, self.port, self.procs, self.logs = tmp, _free_port(), {}, []
-        self.address = f"tcp://127.0.0.1:{self.port}"
-        self._start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"])
+        self.tmp, self.procs, self.logs = tmp, {}, {}
+        self.file = tmp / "scheduler.json"
+        self._start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                  "--scheduler-file", str(self.file)])
 
     def _start(self, name: str, args: list[str]) -> None:
         log = open(self.tmp / f"{name}.log", "w")
-        self.logs.append(log)
+        self.logs[name] = log
         self.procs[name] = subprocess.Popen([sys.executable, "-m", "dask", *args], stdout=log, stderr=log,
                                             env=_env(), cwd=self.tmp, start_new_session=True)
 
-    def add_worker(self, name: str) -> str:
-        port = _free_port()
-        self._start(name, ["worker", self.address, "--host", "127.0.0.1", "--worker-port", str(port), "--nthreads",
-                           "1", "--nworkers", "1", "--no-dashboard", "--name", name])
-        return f"tcp://127.0.0.1:{port}"
+    def _logs(self) -> str:
+        for log in self.logs.values():
+            log.flush()
+        return "\n".join(f"--- {name}.log (last lines):\n" + "\n".join(
+            (self.tmp / f"{name}.log").read_text(errors="replace").splitlines()[-15:]) for name in self.logs)
 
-    def wait_for_workers(self, n: int) -> None:
+    def _check_alive(self, what: str, deadline: float) -> None:
+        dead = {name: proc.returncode for name, proc in self.procs.items() if proc.poll() is not None}
+        assert not dead, f"{what}: process(es) ended {dead}\n{self._logs()}"
+        assert time.monotonic() < deadline, f"{what}: timed out\n{self._logs()}"
+
+    @property
+    def address(self) -> str:
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            try:
+                return json.loads(self.file.read_text())["address"]
+            except (OSError, ValueError, KeyError):  # not written yet, or half written
+                self._check_alive("the scheduler did not write its address", deadline)
+                time.sleep(0.2)
+
+    def add_worker(self, name: str) -> None:
+        self._start(name, ["worker", "--scheduler-file", str(self.file), "--host", "127.0.0.1", "--nthreads", "1",
+                           "--nworkers", "1", "--no-dashboard", "--name", name])
+
+    def wait_for_workers(self, *names: str) -> dict[str, str]:
+        """Wait until every named worker is connected; return each one's address."""
         from distributed import Client
         deadline = time.monotonic() + STARTUP_S
         with Client(self.address, timeout=f"{STARTUP_S}s") as client:
-            while len(client.scheduler_info(n_workers=-1)["workers"]) < n:
-                assert time.monotonic() < deadline, "the workers did not connect in time; see the logs in " \
-                                                    f"{self.tmp}"
+            while True:
+                by_name = {w["name"]: addr for addr, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+                if all(n in by_name for n in names):
+                    return {n: by_name[n] for n in names}
+                self._check_alive(f"workers {names} did not all connect (connected: {sorted(by_name)})", deadline)
                 time.sleep(0.5)
 
     def kill(self, name: str) -> None:
@@ -78,7 +96,7 @@ class Cluster:
     def close(self) -> None:
         for name in list(self.procs):
             self.kill(name)
-        for log in self.logs:
+        for log in self.logs.values():
             log.close()
 
 
@@ -151,8 +169,9 @@ def _check_all_done_once(out: Path) -> list[dict]:
 
 
 def test_a_worker_killed_mid_sweep_loses_no_point_and_repeats_none(cluster, tmp_path):
-    a, b = cluster.add_worker("a"), cluster.add_worker("b")
-    cluster.wait_for_workers(2)
+    cluster.add_worker("a"), cluster.add_worker("b")
+    workers = cluster.wait_for_workers("a", "b")
+    a, b = workers["a"], workers["b"]
     out = tmp_path / "out"
     proc = _sweep(_spec(tmp_path), out, cluster.address)
     try:
@@ -178,7 +197,7 @@ def test_a_worker_killed_mid_sweep_loses_no_point_and_repeats_none(cluster, tmp_
 
 def test_a_killed_client_resumes_without_repeating_finished_points(cluster, tmp_path):
     cluster.add_worker("a"), cluster.add_worker("b")
-    cluster.wait_for_workers(2)
+    cluster.wait_for_workers("a", "b")
     out, spec = tmp_path / "out", _spec(tmp_path)
     first = _sweep(spec, out, cluster.address)
     try:
