@@ -33,7 +33,12 @@ class Context:
 
 @dataclass
 class ClaimResult:
-    """One claim: the paper's statement, what we measured, the verdict and the evidence files."""
+    """One claim: the paper's statement, what we measured, the verdict and the evidence files.
+
+    ``profiles`` names each settings profile the claim ran (e.g. "idealized", "hardware") with what it is (config,
+    device law, gate range...); a claim may run one or several. ``seeds`` says which seeds chose any tuned setting
+    and which seeds the reported numbers come from (held out). REPORT.md shows both next to the paper's statement.
+    """
 
     key: str
     title: str
@@ -44,6 +49,8 @@ class ClaimResult:
     figures: list[str] = field(default_factory=list)
     data: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    profiles: dict[str, str] = field(default_factory=dict)
+    seeds: str = ""
 
     def __post_init__(self) -> None:
         if self.verdict not in ("reproduced", "partly", "not reproduced"):

@@ -1,0 +1,66 @@
+"""REPORT.md's layout (paper, profiles, seeds, measured, verdict per claim) and its constants section, which is read
+from the code: the values are the configs' and presets' own, and a constant without a recorded source says so."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from metamaterial import devices
+from metamaterial.claims import constants
+from metamaterial.claims.base import ClaimResult
+from metamaterial.claims.registry import CLAIMS
+from metamaterial.claims.report import CONSTANTS_TITLE, write_report
+
+
+def _rows(lines: list[str]) -> dict[tuple[str, str], list[str]]:
+    """(constant, configs) -> [value, source] of the configs table."""
+    start = lines.index("### Configs")
+    end = lines.index("### Timing model (energy claim)")
+    out = {}
+    for line in lines[start + 4:end - 1]:
+        name, value, where, source = (c.strip() for c in line.strip("|").split(" | "))
+        for stem in where.split(", "):
+            out[(name, stem)] = [value, source]
+    return out
+
+
+def test_the_claims_configs_are_found_in_the_claim_modules():
+    stems = constants.claim_configs(list(CLAIMS.values()))
+    assert {"xor", "xor_linear", "regression", "parabola", "allostery"} <= set(stems)
+    assert len(stems) == len(set(stems))
+
+
+def test_constants_are_the_codes_values_with_their_sources():
+    rows = _rows(constants.constants_lines(list(CLAIMS.values())))
+    fit = devices.PRESETS["ald1106-fit"]
+    assert rows[("V_T (V)", "xor")] == [f"{fit.vto:g}", "E2 `Vt()`"]
+    assert rows[("K = kp W/L (A/V^2)", "regression")][0] == f"{fit.kp * fit.w / fit.l:g}"
+    assert rows[("gate bounds (V)", "xor")][0] == "[0.4, 8]"
+    assert rows[("XOR labels (V)", "xor")][0] == "[0, -0.087]"
+    # t_learn is resolved from the rate by the config: alpha/eta R C / gain = 30 x 1e3 x 2.2e-6 / 0.1 = 0.66 s
+    value, source = rows[("t_learn per update (s)", "xor")]
+    assert value == "0.66" and source.startswith("derived")
+    assert rows[("capacitor C (F)", "xor")] == ["2.2e-06", "E2:116 CCHARGE (0.47 uF is commented out on the same "
+                                                           "line); PNAS 2024"]
+
+
+def test_a_changed_constant_loses_its_citation(monkeypatch):
+    monkeypatch.setitem(devices.PRESETS, "ald1106-fit", replace(devices.PRESETS["ald1106-fit"], vto=0.7))
+    rows = _rows(constants.constants_lines(list(CLAIMS.values())))
+    assert rows[("V_T (V)", "xor")] == ["0.7", "ours (no source recorded)"]
+
+
+def test_the_report_shows_profiles_seeds_and_the_constants(tmp_path):
+    one = ClaimResult("one", "One profile", "a statement", "reproduced", "it held", lines=["- a number"],
+                      profiles={"idealized": "configs/xor.yaml"}, seeds="tuned on 0-99, reported on 100-199")
+    two = ClaimResult("two", "Two profiles", "a statement", "partly", "half held",
+                      profiles={"idealized": "configs/xor.yaml", "hardware": "configs/xor_hardware.yaml"})
+    text = write_report(tmp_path, [one, two], False, 1.0, list(CLAIMS.values())).read_text()
+    first, second = text.split("\n## ")[1:3]
+    assert "**Profile.** idealized: configs/xor.yaml" in first
+    assert "**Seeds.** tuned on 0-99, reported on 100-199" in first
+    assert first.index("**Paper.**") < first.index("**Profile.**") < first.index("**Measured.**") \
+        < first.index("**Verdict: reproduced.**")
+    assert "**Profiles.**\n\n- **idealized**: configs/xor.yaml\n- **hardware**: configs/xor_hardware.yaml" in second
+    assert "**Seeds.** not stated by this claim." in second
+    assert f"\n## {CONSTANTS_TITLE}\n" in text and "| V_T (V) | 0.62 |" in text
