@@ -228,6 +228,8 @@ class LearningConfig(_Strict):
     schedule: Literal["cycle", "shuffle", "full_batch", "mini_batch"] = "cycle"
     batch_size: Annotated[int, Field(ge=1)] = 1
     update_probability: Annotated[float, Field(gt=0, le=1)] = 1.0
+    update_mask: Literal["bernoulli", "fixed_count"] = "bernoulli"
+    dead_band: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
     loss: Literal["mse", "hinge", "multiclass_hinge"] = "mse"  # multiclass_hinge: nudge is the push in V
     margin: Annotated[float, Field(ge=0, le=1)] = 0.02
     init: InitConfig = InitConfig()

@@ -157,7 +157,7 @@ def build(cfg: Config) -> Setup:
         raise ConfigError(f"learning.rate: a {device.kind} network needs an explicit rate in {device.rate_unit} "
                           "(e.g. 0.01)")
     dyn = EdgeDynamics(device.update_kind, low, high, lc.leak.tau if lc.leak else None,
-                       lc.leak.rest if lc.leak else 0.0)
+                       lc.leak.rest if lc.leak else 0.0, dead_band=lc.dead_band)
     if lc.loss in ("hinge", "multiclass_hinge") and not task.is_classification:
         raise ConfigError(f"learning.loss: {lc.loss!r} needs a classification task (got task.name={task.name})")
     if lc.loss == "multiclass_hinge" and task.decode != "argmax":
@@ -170,7 +170,7 @@ def build(cfg: Config) -> Setup:
         dyn = replace(dyn, bias=lc.bias + lc.bias_sigma * bias_rng.standard_normal(circuit.n_edges))
     rule = CoupledLearning(nudge=lc.nudge, rate=rate, loss=lc.loss, margin=lc.margin)
     params = TrainParams(lc.epochs, Schedule(lc.schedule, lc.batch_size), lc.update_probability, lc.eval_every,
-                         lc.record_every, lc.read_noise)
+                         lc.record_every, lc.read_noise, lc.update_mask)
     s = cfg.simulator
     return Setup(cfg, circuit, task, rule, dyn, hardware, params,
                  SpiceOptions(s.reltol, s.abstol, s.vntol, s.itl1))

@@ -14,7 +14,7 @@ section 3):
     update          x_i <- rest + (clip(x_i + s_i, low, high) - rest) * exp(-dt / tau)
                     s_i = rate U_i (continuous) or sign(U_i) (one potentiometer tap), plus the edge's bias,
                     where the edge's learning switch closes (its replica had an active point and its
-                    desynchronous mask allows it), else 0
+                    desynchronous mask allows it) and |U_i| >= the dead band, else 0
 
 They are plain loops in the subset of Python that numba compiles; each takes an optional last argument, the array
 to write its result into (a compiled loop allocates its arrays once, not per step). ``compiled()`` gives them
@@ -51,6 +51,7 @@ class StepProgram:
         leak_factor: exp(-dt / tau) per step (1.0: no leak); rest: what the leak relaxes toward.
         bias: [E] per-edge offset added to each applied update, or [0] for none.
         read_noise: std (V) of noise on every node voltage the learning circuit reads (drawn per step).
+        dead_band: |U| (V^2) below which an edge does not update (its comparator does not fire); 0: none.
     """
 
     circuit: object
@@ -71,6 +72,7 @@ class StepProgram:
     bias: np.ndarray
     read_noise: float = 0.0
     rival: bool = False
+    dead_band: float = 0.0
 
 
 @dataclass
@@ -222,16 +224,17 @@ def switch_closed(active, reps, closed=None):
     return closed
 
 
-def update_controls(controls, u, mask, sign_rule, rate, bias, low, high, leak_factor, rest, new=None):
-    """[R, E] controls after one update: where ``mask`` [R, E] (the switch closed and the edge may update) add
-    rate U or sign(U), plus ``bias`` [E] if it has entries; clip to [low, high]; relax toward ``rest`` by
-    ``leak_factor`` (every edge: time passes for all). ``new`` may be ``controls`` itself (updated in place)."""
+def update_controls(controls, u, mask, sign_rule, rate, bias, low, high, leak_factor, rest, dead_band, new=None):
+    """[R, E] controls after one update: where ``mask`` [R, E] (the switch closed and the edge may update) and
+    |U| >= ``dead_band`` (V^2) add rate U or sign(U), plus ``bias`` [E] if it has entries; clip to [low, high];
+    relax toward ``rest`` by ``leak_factor`` (every edge: time passes for all). ``new`` may be ``controls`` itself
+    (updated in place). A dead band of 0 moves every masked edge."""
     if new is None:
         new = np.empty(controls.shape)
     for r in range(controls.shape[0]):
         for e in range(controls.shape[1]):
             x = controls[r, e]
-            if mask[r, e]:
+            if mask[r, e] and abs(u[r, e]) >= dead_band:
                 step = (1.0 if u[r, e] > 0 else (-1.0 if u[r, e] < 0 else 0.0)) if sign_rule else rate * u[r, e]
                 if bias.shape[0] > 0:
                     step = step + bias[e]

@@ -38,6 +38,9 @@ CASES = {
     "twin mismatch": ("xor", ["learning.epochs=200", "device.mismatch.vto_sigma=0.01",
                               "device.mismatch.k_sigma=0.005", "device.mismatch.seed=3"]),
     "potentiometers: sign rule on taps": ("pot_regression", ["learning.epochs=60"]),
+    "potentiometers: dead band": ("pot_regression", ["learning.epochs=60", "learning.dead_band=0.0005"]),
+    "desync p=0.25, fixed-count masks": ("regression", ["learning.epochs=100", "learning.update_probability=0.25",
+                                                        "learning.update_mask=fixed_count"]),
     "linear resistors": ("xor_linear", ["learning.epochs=200"]),
     "allostery: two single-ended outputs": ("allostery", ["learning.epochs=100"]),
 }

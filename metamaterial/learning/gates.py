@@ -59,6 +59,7 @@ class EdgeDynamics:
         leak_tau: time constant (s) of relaxation toward ``rest`` between updates, or None for no leak.
         bias: [E] constant offset (control units) each edge adds to every update it applies (a learning bias,
             e.g. an amplifier offset; Dillavou, Guzman et al. 2025), or None.
+        dead_band: |U| (V^2) below which an edge does not update (a comparator threshold); 0 for none.
     """
 
     kind: str = "continuous"
@@ -67,6 +68,7 @@ class EdgeDynamics:
     leak_tau: float | None = None
     rest: float = 0.0
     bias: np.ndarray | None = field(default=None, compare=False)
+    dead_band: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in ("continuous", "sign"):
@@ -75,6 +77,8 @@ class EdgeDynamics:
             raise ValidationError(f"EdgeDynamics: need low < high (got low={self.low}, high={self.high})")
         if self.leak_tau is not None and not (self.leak_tau > 0):
             raise ValidationError(f"EdgeDynamics.leak_tau: must be > 0 (got {self.leak_tau!r})")
+        if not (math.isfinite(self.dead_band) and self.dead_band >= 0):
+            raise ValidationError(f"EdgeDynamics.dead_band: must be >= 0 V^2 (got {self.dead_band!r})")
 
     def apply(self, controls: np.ndarray, contrast: np.ndarray, mask: np.ndarray, rate: float, dt: float) -> np.ndarray:
         """New controls [..., E] after one update.
@@ -90,5 +94,5 @@ class EdgeDynamics:
         u, allowed = np.broadcast_arrays(np.asarray(contrast, float), np.asarray(mask, bool))
         new = step.compiled().update_controls(controls.reshape(shape), u.reshape(shape), allowed.reshape(shape),
                                               self.kind == "sign", float(rate), np.asarray(bias, float), self.low,
-                                              self.high, leak, self.rest)
+                                              self.high, leak, self.rest, self.dead_band)
         return new.reshape(controls.shape)

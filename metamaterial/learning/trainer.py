@@ -32,6 +32,19 @@ from .schedules import Schedule
 MAX_CHUNK_STEPS = 20_000
 #: a classification is "solved" when every point is correct by at least this much (V)
 SUCCESS_MARGIN_V = 0.010
+#: how the desynchronous masks are drawn (``TrainParams.update_mask``)
+MASK_KINDS = ("bernoulli", "fixed_count")
+
+
+def draw_masks(rng: np.random.Generator, n_steps: int, n_edges: int, p: float, kind: str = "bernoulli") -> np.ndarray:
+    """bool [n_steps, n_edges] desynchronous masks from ``rng``: Bernoulli(p) per edge and step, or with
+    ``kind="fixed_count"`` exactly max(1, round(p n_edges)) edges per step, drawn uniformly without replacement."""
+    draws = rng.random((n_steps, n_edges))
+    if kind == "bernoulli":
+        return draws < p
+    k = max(1, round(p * n_edges))
+    ranks = np.argsort(np.argsort(draws, axis=1), axis=1)  # a uniform random permutation of the edges per step
+    return ranks < k
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,9 @@ class TrainParams:
 
     Attributes:
         update_probability: p of desynchronous learning: each edge applies each update with probability p.
+        update_mask: how the edges that update are drawn when p < 1: ``"bernoulli"``, each edge independently
+            with probability p; ``"fixed_count"``, exactly max(1, round(p E)) of the E edges, uniformly without
+            replacement (the same mean as Bernoulli, no spread in the count).
         read_noise: standard deviation (V) of Gaussian noise on every node voltage the learning circuit reads
             (both phases), drawn from the replica's generator; 0 for an ideal read.
         eval_every: epochs between loss evaluations (a batched free solve of every point).
@@ -52,12 +68,16 @@ class TrainParams:
     eval_every: int = 1
     record_every: int = 1
     read_noise: float = 0.0
+    update_mask: str = "bernoulli"
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
             raise ValidationError(f"TrainParams.epochs: must be >= 0 (got {self.epochs})")
         if not (0 < self.update_probability <= 1):
             raise ValidationError(f"TrainParams.update_probability: must be in (0, 1] (got {self.update_probability})")
+        if self.update_mask not in MASK_KINDS:
+            raise ValidationError(f"TrainParams.update_mask: must be one of {', '.join(MASK_KINDS)} "
+                                  f"(got {self.update_mask!r})")
         if not (0 <= self.read_noise < 1):
             raise ValidationError(f"TrainParams.read_noise: must be in [0, 1) V (got {self.read_noise})")
         if self.eval_every < 1 or self.record_every < 1:
@@ -156,7 +176,7 @@ class Trainer:
             sign_rule=dyn.kind == "sign", rate=rule.rate, low=dyn.low, high=dyn.high,
             leak_factor=1.0 if dyn.leak_tau is None else math.exp(-self.step_time / dyn.leak_tau), rest=dyn.rest,
             bias=np.zeros(0) if dyn.bias is None else np.ascontiguousarray(dyn.bias, float),
-            read_noise=self.params.read_noise, rival=rule.rival)
+            read_noise=self.params.read_noise, rival=rule.rival, dead_band=dyn.dead_band)
 
     def with_params(self, **changes) -> Trainer:
         """The same trainer (same solver, hence its warm starts) with some ``TrainParams`` changed."""
@@ -222,7 +242,7 @@ class Trainer:
         allowed = closed[:, None] if masks is None else masks & closed[:, None]
         mask = np.broadcast_to(allowed, controls.shape)
         new = f.update_controls(controls, u, mask, pr.sign_rule, pr.rate, pr.bias, pr.low, pr.high, pr.leak_factor,
-                                pr.rest)
+                                pr.rest, pr.dead_band)
         return new, solves, closed
 
     # -- evaluation -----------------------------------------------------------------------------------
@@ -366,7 +386,7 @@ class Trainer:
                 per_epoch, drawn = [], []
                 for _ in range(epochs):
                     per_epoch.append(sched.epoch_steps(points, rng))
-                    drawn.append(rng.random((len(per_epoch[-1]), n_edges)) < p)
+                    drawn.append(draw_masks(rng, len(per_epoch[-1]), n_edges, p, self.params.update_mask))
                 orders.append(np.concatenate(per_epoch))
                 masks.append(np.concatenate(drawn))
             else:
@@ -390,11 +410,12 @@ class Trainer:
         return steps, self._draw_masks(rngs, len(steps))
 
     def _draw_masks(self, rngs: list[np.random.Generator], n_steps: int) -> np.ndarray | None:
-        """bool [S, R, E] desynchronous masks (each edge updates with probability p), or None when p = 1."""
+        """bool [S, R, E] desynchronous masks (``draw_masks``), or None when p = 1."""
         p = self.params.update_probability
         if p >= 1:
             return None
-        return np.stack([rng.random((n_steps, self.circuit.n_edges)) < p for rng in rngs], axis=1)
+        return np.stack([draw_masks(rng, n_steps, self.circuit.n_edges, p, self.params.update_mask) for rng in rngs],
+                        axis=1)
 
     def _record(self, state: TrainState, force: bool = False) -> None:
         p = self.params

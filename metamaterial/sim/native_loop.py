@@ -52,7 +52,7 @@ def run(solver, program: st.StepProgram, plan: st.StepRun, first: int) -> tuple[
         first, plan.controls, plan.idx, plan.masks, plan.moved, plan.snap_slot, plan.snaps,
         program.inputs, program.targets, program.classes, program.levels, program.decode,
         program.nudge, program.rival, program.hinge, program.margin, program.sign_rule, program.rate, program.bias,
-        program.low, program.high, program.leak_factor, program.rest,
+        program.low, program.high, program.leak_factor, program.rest, program.dead_band,
         np.ascontiguousarray(c.out_pos, np.int64), np.ascontiguousarray(c.out_neg, np.int64),
         np.ascontiguousarray(c.rail_voltages, float), pf.kind, pf.prm, pf.ea, pf.eb, pot, _phase(pf), _phase(pc),
         solver.max_iter, solver.tolerances, solver.warm_start,
@@ -135,7 +135,8 @@ def _remember(memory, tags, n, v, controls, drv, residual):
 
 @njit(cache=True)
 def _train_steps(first, controls, idx, masks, moved, snap_slot, snaps, inputs, targets, classes, levels, decode,
-                 nudge, rival, hinge, margin, sign_rule, rate, bias, low, high, leak_factor, rest, out_pos, out_neg,
+                 nudge, rival, hinge, margin, sign_rule, rate, bias, low, high, leak_factor, rest, dead_band, out_pos,
+                 out_neg,
                  rails, kind, prm, ea, eb, pot, free_prep, clamped_prep, max_iter, tol, warm, free_memory,
                  clamped_memory):
     """Steps ``first`` .. S-1 of a plan (``step.StepRun``'s arrays), in place on the controls, the solver's memories,
@@ -220,7 +221,7 @@ def _train_steps(first, controls, idx, masks, moved, snap_slot, snaps, inputs, t
         for r in range(reps):
             for e in range(n_edges):
                 mask[r, e] = closed[r] and (not use_masks or masks[s, r, e])
-        _update(controls, u, mask, sign_rule, rate, bias, low, high, leak_factor, rest, controls)
+        _update(controls, u, mask, sign_rule, rate, bias, low, high, leak_factor, rest, dead_band, controls)
         if snap_slot[s] >= 0:
             snaps[snap_slot[s]] = controls
     return n_steps, solves, iterations
