@@ -297,8 +297,8 @@ def _run_dir_command(args: argparse.Namespace) -> int:
             raise ConfigError("--set: a run directory's config is the one it was trained with; give no --set (or a "
                               "CONFIG file to get netlists at its initial gates)")
         run = rundir.load_run(args.config)
+        seed = run.seeds[run.one_replica(args.replica)]  # before --out is created
         paths = rundir.write_run_netlists(run, _out_dir(args.out), args.replica, args.backend)
-        seed = run.seeds[run.replicas(args.replica)[0]]
         print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir per data point) at the gates "
               f"of {args.config} (seed {seed}, epoch {run.epoch})")
         return 0

@@ -44,6 +44,14 @@ class SavedRun:
                               "give one of those seeds")
         return [self.seeds.index(seed)]
 
+    def one_replica(self, seed: int | None) -> int:
+        """Index of one replica: the run's only one, or the one trained with ``seed``."""
+        if seed is None and len(self.seeds) > 1:
+            raise ConfigError(f"--replica: the run holds {len(self.seeds)} replicas (seeds {_span(self.seeds)}); "
+                              "choose one with --replica SEED")
+        (r,) = self.replicas(seed)
+        return r
+
 
 def load_run(run_dir: str | Path) -> SavedRun:
     """Read ``run_dir``'s config.yaml and checkpoint.npz (the controls every replica ended with)."""
@@ -164,10 +172,7 @@ def write_run_netlists(run: SavedRun, out_dir: Path, seed: int | None = None, ba
     """``free_k.cir`` and ``clamped_k.cir`` for every training point k at the trained controls of one replica
     (the run's only one, or the one of ``seed``); the clamped values come from the free solve on the run's
     backend (or ``backend``)."""
-    if seed is None and len(run.seeds) > 1:
-        raise ConfigError(f"--replica: the run holds {len(run.seeds)} replicas (seeds {_span(run.seeds)}); "
-                          "choose one with --replica SEED")
-    (r,) = run.replicas(seed)
+    r = run.one_replica(seed)
     setup = replica_setup(build(with_backend(run.config, backend)), run.seeds[r])  # its own chip, if per replica
     controls = run.controls[r]
     task, k = setup.task, netlist_points(setup.task.n_points, setup.circuit.n_edges)

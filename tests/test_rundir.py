@@ -165,6 +165,7 @@ def test_ensemble_eval_per_replica_and_its_figures(xor_ensemble, tmp_path):
     assert f"{solved}/{N_SEEDS} replicas have every point correct by >= 10 mV" in text
     assert "--replica: the run holds 4 replicas (seeds 0..3); choose one with --replica SEED" in \
         _refused("netlist", str(run), "--out", str(tmp_path / "n"))
+    assert not (tmp_path / "n").exists()  # a refused command creates no folder
     _ok("netlist", str(run), "--out", str(tmp_path / "n"), "--replica", "2")
     figures = {name: (run / name).read_bytes() for name in ("loss.png", "success.png", "margins.png")}
     for name in figures:
