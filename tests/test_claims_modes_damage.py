@@ -94,3 +94,20 @@ def test_damage_claim_quick(tmp_path):
     for a in result.measured["ngspice_agreement"].values():
         assert a["max_gate_diff_v"] < BACKEND_AGREEMENT_V
         assert a["loss_after_cut_ngspice"] == pytest.approx(a["loss_after_cut_native"], rel=1e-6)
+
+
+def _mode_summary(order: float, loose: float, curvature_fell: int, settled: float = 0.0) -> dict:
+    fall = {"median": 1.0, "q25": 1.0, "q75": 1.0, "n_fell": curvature_fell}
+    return {"seeds": 20, "epochs": 4000, "order_first_fraction": order,
+            "order_first_not_contradicted_fraction": loose, "order_settled_fraction": settled,
+            "first_fall_epoch": {"mean": fall, "slope": fall, "curvature": fall}, "final_mse_median": 4e-6}
+
+
+def test_the_modes_verdict_is_on_the_papers_task_and_the_parabola_is_a_finding():
+    ramp, parabola = _mode_summary(0.9, 1.0, 18), _mode_summary(0.35, 1.0, 7)
+    verdict, reason = modes._verdict({"ramp": ramp, "parabola": parabola})
+    assert verdict == "reproduced"
+    assert "finding on our parabola target (not the paper's): order in 35% of 20 seeds" in reason
+    assert "settled order (modes staying below 10%) in 0%" in reason
+    assert modes._verdict({"ramp": parabola, "parabola": ramp})[0] == "partly"
+    assert modes._verdict({"ramp": _mode_summary(0.1, 0.2, 2), "parabola": ramp})[0] == "not reproduced"

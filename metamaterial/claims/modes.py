@@ -8,7 +8,10 @@ below 10% of its initial magnitude. Two fall epochs are measured:
 * *settled fall*: ``analysis.fall_epoch``, from which the mode stays below 10% to the end of training (a mode
   that is reduced early and pushed back up later, while another mode is learned, settles late).
 
-The verdict uses the first fall; the settled one is reported next to it.
+The verdict is on the paper's task, the ramp (docs/physics.md 4.2), by the first fall; the settled fall is
+reported next to it (in practice no seed keeps the order settled: the mean and slope rebound above 10% while the
+curvature is learned). The parabola is our target, not the paper's: its slow curvature is reported as a finding and
+does not enter the verdict.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ TITLE = "Nonlinear regression and modes of error"
 PAPER = ("The nonlinear network learns a nonlinear regression, and reduces its error's modes in order: the mean "
          "first, then the slope, then the curvature, like the spectral bias of neural networks (Dillavou et al., "
          "PNAS 2024). The ramp's target training MSE: <= 2e-5 V^2.")
+#: the paper's task, on which the verdict is given; the other targets are findings
+VERDICT_TARGET = "ramp"
 FRACTION = 0.1
 TARGET_MSE = 2e-5
 MODE_NAMES = ("mean", "slope", "curvature")
@@ -313,22 +318,52 @@ def run(ctx: Context) -> ClaimResult:
                      f"{a['loss_ngspice']:.4g} vs {a['loss_native']:.4g} V^2 (relative {a['loss_rel_diff']:.1g}), "
                      f"max mode difference {a['max_mode_diff_v']:.2g} V.")
 
+    lines.insert(len(summaries), _settled_line(summaries))
     verdict, reason = _verdict(summaries)
-    return ClaimResult(KEY, TITLE, PAPER, verdict, reason, measured, figures, data, lines)
+    profiles = {"idealized": "configs/regression.yaml and configs/parabola.yaml as shipped (level-1 `ald1106-fit`, "
+                             "gate bounds [0.4, 8] V, eta = 1, alpha/eta = 5 /V, points cycled in order) with per-seed "
+                             f"uniform initial gates 2.0-4.0 V; {epochs} epochs. No hardware profile of these tasks "
+                             "exists yet."}
+    seeds_text = (f"seeds 0-{seeds[-1]} on both targets (the diagnostic convex parabola: the first 10). None of this "
+                  "claim's settings was tuned on a seed range, so there is no held-out split: every number is from "
+                  "the only seeds run.")
+    return ClaimResult(KEY, TITLE, PAPER, verdict, reason, measured, figures, data, lines, profiles, seeds_text)
+
+
+def _settled_line(s: dict[str, dict]) -> str:
+    """The settled order, said plainly: the fraction of seeds in which it holds and the settled fall epochs."""
+    parts = []
+    for label, v in s.items():
+        st = v["settled_fall_epoch"]
+        parts.append(f"{label} {v['order_settled_fraction']:.0%} (median settled fall: "
+                     + ", ".join(f"{m} {_epoch(st[m]['median'])}" for m in MODE_NAMES)
+                     + f"; mean or slope back above 10% after its first fall in {v['reexcited_fraction']:.0%} of "
+                     "seeds)")
+    return ("- **Settled order.** Counting the epoch from which each mode *stays* below 10%, the order mean < slope "
+            "< curvature holds in " + "; ".join(parts) + ". The mean and slope fall first, then rise again while "
+            "the curvature is learned and settle only with it, so the order holds for the first fall only.")
 
 
 def _verdict(s: dict[str, dict]) -> tuple[str, str]:
-    strict = {k: v["order_first_fraction"] for k, v in s.items()}
-    loose = {k: v["order_first_not_contradicted_fraction"] for k, v in s.items()}
-    curv = {k: f"{v['first_fall_epoch']['curvature']['n_fell']}/{v['seeds']}" for k, v in s.items()}
-    nums = "; ".join(f"{k}: order in {strict[k]:.0%} of seeds, never contradicted in {loose[k]:.0%}, curvature "
-                     f"fell in {curv[k]}" for k in s)
-    ramp_mse = s["ramp"]["final_mse_median"]
-    mse_note = f"; ramp MSE {ramp_mse:.2g} V^2 (target 2e-5)"
-    if all(v > 0.5 for v in strict.values()):
-        return "reproduced", f"mean, then slope, then curvature fell below 10% in most seeds ({nums}){mse_note}."
-    if all(v > 0.5 for v in loose.values()):
-        short = [k for k, v in strict.items() if v <= 0.5]
-        return "partly", (f"no mode fell before a lower one in most seeds, but on the {' and '.join(short)} the "
-                          f"curvature did not fall below 10% within training in most seeds ({nums}){mse_note}.")
-    return "not reproduced", f"the modes did not fall in order in most seeds ({nums}){mse_note}."
+    """On the paper's task (``VERDICT_TARGET``), by the first fall: reproduced if most seeds show mean < slope <
+    curvature, partly if in most no mode fell before a lower one (the curvature may not have fallen), else not.
+    The other targets, the settled order and the MSE are stated in the reason, not judged."""
+    def nums(v: dict) -> str:
+        return (f"order in {v['order_first_fraction']:.0%} of {v['seeds']} seeds, never contradicted in "
+                f"{v['order_first_not_contradicted_fraction']:.0%}, curvature fell in "
+                f"{v['first_fall_epoch']['curvature']['n_fell']}/{v['seeds']}")
+
+    main = s[VERDICT_TARGET]
+    notes = [f"{VERDICT_TARGET} MSE {main['final_mse_median']:.2g} V^2 (target 2e-5)",
+             f"settled order (modes staying below 10%) in {main['order_settled_fraction']:.0%}: mean and slope "
+             f"rebound while the curvature is learned"]
+    notes += [f"finding on our {k} target (not the paper's): {nums(v)} in {v['epochs']} epochs, a slow curvature"
+              for k, v in s.items() if k != VERDICT_TARGET]
+    tail = f" ({VERDICT_TARGET}: {nums(main)}; " + "; ".join(notes) + ")."
+    if main["order_first_fraction"] > 0.5:
+        return "reproduced", f"on the {VERDICT_TARGET}, mean, then slope, then curvature fell below 10% in most seeds" \
+            + tail
+    if main["order_first_not_contradicted_fraction"] > 0.5:
+        return "partly", (f"on the {VERDICT_TARGET} no mode fell before a lower one in most seeds, but the curvature "
+                          "did not fall below 10% within training in most" + tail)
+    return "not reproduced", f"on the {VERDICT_TARGET} the modes did not fall in order in most seeds" + tail
