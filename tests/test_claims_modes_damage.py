@@ -85,12 +85,14 @@ def test_damage_claim_quick(tmp_path):
     _assert_evidence(result, tmp_path)
     rows = _rows(tmp_path / "damage_cuts.csv")
     for task in ("regression", "xor"):
-        worst = [r for r in rows if r["task"] == task and r["strategy"] == "conductive" and r["k"] == "1"]
+        worst = [r for r in rows if r["task"] == task and r["strategy"] == "conductive" and r["k"] == "1"
+                 and r["chip"] == "no mismatch"]
         assert worst
         for r in worst:  # cutting the most conductive edge hurts; retraining the damaged network helps
             assert float(r["loss_after"]) > float(r["loss_before"])
             assert float(r["loss_final"]) < float(r["loss_after"])
         assert {len(r["cut"].split()) for r in rows if r["task"] == task} == set(damage.KS)
+        assert {r["chip"] for r in rows if r["task"] == task} == set(damage.CHIPS)
     for a in result.measured["ngspice_agreement"].values():
         assert a["max_gate_diff_v"] < BACKEND_AGREEMENT_V
         assert a["loss_after_cut_ngspice"] == pytest.approx(a["loss_after_cut_native"], rel=1e-6)
@@ -111,3 +113,20 @@ def test_the_modes_verdict_is_on_the_papers_task_and_the_parabola_is_a_finding()
     assert "settled order (modes staying below 10%) in 0%" in reason
     assert modes._verdict({"ramp": parabola, "parabola": ramp})[0] == "partly"
     assert modes._verdict({"ramp": _mode_summary(0.1, 0.2, 2), "parabola": ramp})[0] == "not reproduced"
+
+
+def test_damage_recovery_is_absolute_unless_the_network_was_worse_before():
+    crit = damage.RMS_CRITERION_V ** 2
+    assert damage.recovery_threshold(np.array([1.6e-6, 4 * crit])) == pytest.approx([crit, 4 * crit])
+
+
+def test_a_damage_case_without_solved_networks_is_not_judged():
+    s = {"n": 4, "recovered_fraction": 1.0}
+    solved = {**s, "pre_solved": 4, "resolved": 3}
+    unsolved = {**s, "pre_solved": 0, "resolved": 0}
+    summaries = {"xor, no mismatch": {"random": {1: solved}, "conductive": {1: solved}},
+                 "xor, twin mismatch": {"random": {1: unsolved}, "conductive": {1: unsolved}}}
+    verdict, reason = damage._verdict(summaries)
+    assert verdict == "reproduced"
+    assert "xor, twin mismatch re-solved" not in reason and "not judged where no network was solved before the " \
+        "cut: xor, twin mismatch k=1 random, xor, twin mismatch k=1 conductive" in reason

@@ -3,8 +3,19 @@
 Train an ensemble on native, cut k edges of each trained network (``circuit.without_edges``; the remaining
 edges keep their gates), chosen at random or as the k edges carrying the largest mean |current| over the
 training points at the trained state, then keep training the damaged circuit with the same rule. Measured:
-the error jump (loss right after the cut / loss before), the epochs and learning-switch time to recover
-to within 2x the pre-damage loss (``analysis.recovery_epoch``), and for XOR whether it re-solves.
+the error jump (loss right after the cut / loss before), the epochs and learning-switch time to recover, and for
+XOR whether it re-solves (every point >= 10 mV past the threshold).
+
+Recovery is judged on an absolute, hardware-level scale, not relative to the pre-damage loss (a trained clean
+network reaches ~1.6e-6 V^2, 1.3 mV RMS, below what the hardware resolves): a damaged network has recovered when
+its RMS training error is back within ``RMS_CRITERION_V`` = 5 mV, or within its own pre-damage RMS error if that
+was larger (a chip whose mismatch floor is above 5 mV is not asked to beat it). 5 mV is 1.1% of the node full
+scale (NODEMULT = 0.4532 V, E2:227; docs/hardware.md 4), about three steps of the 8-bit inputs (1.8 mV), and the
+scale of the error floors the imperfection claim measures for the smallest twin mismatch it sweeps (0.25 mV of
+V_T sigma: ~2e-5 V^2, 4.5 mV RMS) and for the third party's read noise (2.25 mV: ~5e-5 V^2, 7 mV RMS).
+
+Each task runs on two chips: without mismatch, and with twin mismatch at the level docs/physics.md 2.5 uses
+(V_T sigma 10 mV, K sigma 0.5%; one chip, the draw of the config's seed, shared by every network).
 
 A cut that leaves a group of nodes with no path to an input or rail (a floating island: it no longer takes part
 in the task, and a fully isolated node has no element at all, which both solvers reject) is not used: random
@@ -33,14 +44,19 @@ TITLE = "Robust to damage, retrainable"
 PAPER = ("A trained network keeps working when edges are cut and relearns the task by continuing to train: "
          "robust to damage and retrainable in seconds of learning time (Dillavou et al., PNAS 2024).")
 KS = (1, 2, 4, 8)
-RECOVERY_FACTOR = 2.0
+#: the RMS training error (V) a recovered network is back within (or its own pre-damage RMS, if larger)
+RMS_CRITERION_V = 0.005
+#: twin mismatch of the second chip: docs/physics.md 2.5 (the third party's model [REPRO])
+MISMATCH = ["device.mismatch.vto_sigma=0.01", "device.mismatch.k_sigma=0.005"]
+CHIPS = {"no mismatch": [], "twin mismatch": MISMATCH}
+#: XOR on the mismatched chip trains with the xor claim's settings for one (eta 1, alpha/eta 10 /V: 10/20 seeds
+#: solved there against 5/20 with the shipped ones), so that enough networks are solved before the cut
+CHIP_SETTINGS = {("xor", "twin mismatch"): ["learning.nudge=1.0", "learning.rate=10"]}
 #: the regression networks start from per-seed random gates (as in the modes claim) so that they differ
 REGRESSION_INIT = ["learning.init.kind=uniform", "learning.init.low=2.0", "learning.init.high=4.0"]
 TASKS = {"regression": ("regression", REGRESSION_INIT), "xor": ("xor", [])}
 #: epochs between evaluations while retraining (the resolution of the recovery epoch)
 EVAL_EVERY = {"regression": 5, "xor": 2}
-#: the ramp's target training MSE (V^2), an absolute yardstick next to the 2x-of-before one
-TARGET_MSE = 2e-5
 
 
 # -- choosing cuts ----------------------------------------------------------------------------------------
@@ -108,12 +124,13 @@ def damaged_trainer(setup: Setup, cut: np.ndarray, epochs: int, eval_every: int,
 
 
 def retrain(trainer: Trainer, controls: np.ndarray, seeds: list[int], before: np.ndarray | None = None,
-            margin: bool = False, chunk: int = 100) -> Retrain:
+            solved_before: np.ndarray | None = None, chunk: int = 100) -> Retrain:
     """Keep training replicas [R, E'] of the damaged circuit; epoch 0 is evaluated right after the cut.
 
     With ``before`` [R] (pre-damage losses), training stops at the end of the first ``chunk`` of epochs after which
-    every replica has been back within 2x its loss (and, with ``margin``, solved) at least once: the first
-    recovery, the quantity measured, does not depend on what follows it. ``chunk`` is a multiple of the trainer's
+    every replica has recovered (``recovery_threshold``) at least once and, with ``solved_before`` [R] (bool,
+    classification), every replica solved before the cut has been solved again: the first recovery, the quantity
+    measured, does not depend on what follows it. ``chunk`` is a multiple of the trainer's
     ``eval_every``, so each chunk ends with an evaluation.
     """
     state = trainer.init_state(controls, [np.random.default_rng([s, 7]) for s in seeds], keep_trajectory=False)
@@ -122,7 +139,7 @@ def retrain(trainer: Trainer, controls: np.ndarray, seeds: list[int], before: np
     end = trainer.params.epochs
     while state.epoch < end:
         state = trainer.run(state, lambda st: times.append(st.n_updates * t_learn), until=min(state.epoch + chunk, end))
-        if before is not None and _all_recovered(state.history, before, margin):
+        if before is not None and _all_recovered(state.history, before, solved_before):
             break
     hist = state.history
     margins = None if hist[0]["min_margin"] is None else np.array([h["min_margin"] for h in hist])
@@ -130,11 +147,16 @@ def retrain(trainer: Trainer, controls: np.ndarray, seeds: list[int], before: np
                    np.array(times), state.controls)
 
 
-def _all_recovered(history: list[dict], before: np.ndarray, margin: bool) -> bool:
+def recovery_threshold(before: np.ndarray | float) -> np.ndarray:
+    """The MSE (V^2) a damaged network must get back to: RMS_CRITERION_V^2, or its pre-damage MSE if larger."""
+    return np.maximum(RMS_CRITERION_V ** 2, np.asarray(before, float))
+
+
+def _all_recovered(history: list[dict], before: np.ndarray, solved_before: np.ndarray | None) -> bool:
     loss = np.array([h["loss"] for h in history])
-    done = np.any(loss <= RECOVERY_FACTOR * before[None, :], axis=0)
-    if margin:
-        done &= np.any(np.array([h["min_margin"] for h in history]) >= SUCCESS_V, axis=0)
+    done = np.any(loss <= recovery_threshold(before)[None, :], axis=0)
+    if solved_before is not None:
+        done &= np.any(np.array([h["min_margin"] for h in history]) >= SUCCESS_V, axis=0) | ~solved_before
     return bool(done.all())
 
 
@@ -174,7 +196,7 @@ def outcomes(strategy: str, k: int, seeds: list[int], cut: np.ndarray, before: n
              margin_before: np.ndarray | None, rt: Retrain) -> list[Outcome]:
     out = []
     for r, seed in enumerate(seeds):
-        rec = recovery_epoch(rt.epochs, rt.loss[:, r], float(before[r]), RECOVERY_FACTOR)
+        rec = recovery_epoch(rt.epochs, rt.loss[:, r], float(recovery_threshold(before[r])), 1.0)
         o = Outcome(strategy, k, seed, cut.tolist(), float(before[r]), float(rt.loss[0, r]), float(rt.loss[-1, r]),
                     rec, float("nan") if np.isnan(rec) else float(rt.learning_time[int(rec), r]))
         if rt.min_margin is not None:
@@ -203,7 +225,7 @@ def damage_study(name: str, overrides: list[str], seeds: list[int], draws: int, 
             reps = list(range(d % 2, len(seeds), 2)) if len(seeds) > 1 else [0]
             rt = retrain(damaged_trainer(setup, cut, retrain_epochs, eval_every, backend),
                          np.delete(trained[reps], cut, axis=1), [seeds[r] for r in reps], loss[reps],
-                         margin is not None)
+                         None if margin is None else margin[reps] >= SUCCESS_V)
             results += outcomes("random", k, [seeds[r] for r in reps], cut, loss[reps],
                                 None if margin is None else margin[reps], rt)
         groups: dict[tuple, list[int]] = {}
@@ -217,7 +239,7 @@ def damage_study(name: str, overrides: list[str], seeds: list[int], draws: int, 
             cut = np.array(cut_t, int)
             rt = retrain(damaged_trainer(setup, cut, retrain_epochs, eval_every, backend),
                          np.delete(trained[reps], cut, axis=1), [seeds[r] for r in reps], loss[reps],
-                         margin is not None)
+                         None if margin is None else margin[reps] >= SUCCESS_V)
             results += outcomes("conductive", k, [seeds[r] for r in reps], cut, loss[reps],
                                 None if margin is None else margin[reps], rt)
     info = {"config": f"configs/{name}.yaml", "overrides": overrides, "seeds": seeds, "draws_per_k": draws,
@@ -230,7 +252,7 @@ def damage_study(name: str, overrides: list[str], seeds: list[int], draws: int, 
     return results, info
 
 
-def summarize(results: list[Outcome], classification: bool, target_mse: float | None = None) -> dict:
+def summarize(results: list[Outcome], classification: bool) -> dict:
     """Per strategy and k: medians and quartiles of the jump and the recovery, fractions recovered/re-solved."""
     out: dict = {}
     for strategy in ("random", "conductive"):
@@ -246,10 +268,12 @@ def summarize(results: list[Outcome], classification: bool, target_mse: float | 
                  "loss_after_median": float(np.median([o.loss_after for o in rows])),
                  "recovered_fraction": float(np.mean(np.isfinite(rec))), "recovery_epoch": quartiles(rec),
                  "recovery_time_s": quartiles(rtime), "jump_above_1_fraction": float(np.mean(jump > 1)),
-                 "final_over_before_median": float(np.median([o.loss_final / o.loss_before for o in rows]))}
-            if target_mse is not None:
-                s["below_target_before"] = int(sum(o.loss_before <= target_mse for o in rows))
-                s["below_target_at_end"] = int(sum(o.loss_final <= target_mse for o in rows))
+                 "final_over_before_median": float(np.median([o.loss_final / o.loss_before for o in rows])),
+                 "rms_before_mv": quartiles(1e3 * np.sqrt([o.loss_before for o in rows])),
+                 "rms_after_mv": quartiles(1e3 * np.sqrt([o.loss_after for o in rows])),
+                 "rms_final_mv": quartiles(1e3 * np.sqrt([o.loss_final for o in rows])),
+                 "within_criterion_before": int(sum(o.loss_before <= RMS_CRITERION_V ** 2 for o in rows)),
+                 "within_criterion_at_end": int(sum(o.loss_final <= RMS_CRITERION_V ** 2 for o in rows))}
             if classification:
                 pre = [o for o in rows if o.margin_before >= SUCCESS_V]
                 s["pre_solved"] = len(pre)
@@ -298,10 +322,11 @@ def _plot(ctx: Context, summaries: dict[str, dict]) -> str:
             row[1].plot(ks, frac, marker=marker, label=label)
         row[0].axhline(1.0, color="k", lw=0.8, ls=":")
         row[0].set(yscale="log", ylabel="loss right after the cut / before")
+        crit = f"RMS <= {1e3 * RMS_CRITERION_V:g} mV"
         row[1].set(ylim=(-0.05, 1.05), ylabel=("fraction re-solved (min margin >= 10 mV)" if solved else
-                                               "fraction back within 2x pre-damage loss"))
+                                               f"fraction back within {crit}\n(or the pre-damage RMS)"))
         row[2].set(yscale="symlog", ylabel="learning time to " + ("re-solve (s)" if solved else
-                                                                   "2x pre-damage loss (s)"))
+                                                                   f"{crit} (s)"))
         row[2].yaxis.set_minor_locator(plt.NullLocator())
         for ax in row:
             ax.set(xscale="log", xlabel="edges cut k (of 32)", title=task)
@@ -317,14 +342,15 @@ def _plot(ctx: Context, summaries: dict[str, dict]) -> str:
     return name
 
 
-def _csv(results: dict[str, list[Outcome]]) -> str:
-    rows = ["task,strategy,k,seed,cut,loss_before,loss_after,loss_final,jump,recovery_epoch,recovery_time_s,"
+def _csv(results: dict[str, list[Outcome]], infos: dict[str, dict]) -> str:
+    rows = ["task,chip,strategy,k,seed,cut,loss_before,loss_after,loss_final,jump,recovery_epoch,recovery_time_s,"
             "margin_before,margin_after,margin_final,resolve_epoch"]
-    for task, outs in results.items():
+    for label, outs in results.items():
+        task, chip = infos[label]["task"], infos[label]["chip"]
         for o in outs:
             vals = [o.loss_before, o.loss_after, o.loss_final, o.jump, o.recovery_epoch, o.recovery_time_s,
                     o.margin_before, o.margin_after, o.margin_final, o.resolve_epoch]
-            rows.append(f"{task},{o.strategy},{o.k},{o.seed},{' '.join(map(str, o.cut))},"
+            rows.append(f"{task},{chip},{o.strategy},{o.k},{o.seed},{' '.join(map(str, o.cut))},"
                         + ",".join("" if v is None else f"{v:.6g}" for v in vals))
     return "\n".join(rows) + "\n"
 
@@ -347,45 +373,63 @@ def run(ctx: Context) -> ClaimResult:
     results, infos, summaries, agreement = {}, {}, {}, {}
     for task, (overrides, epochs, (ng_pre, ng_epochs)) in plan.items():
         name = TASKS[task][0]
-        results[task], infos[task] = damage_study(name, overrides, seeds, draws, epochs, EVAL_EVERY[task],
-                                                  ctx.backend)
-        summaries[task] = summarize(results[task], task == "xor", TARGET_MSE if task == "regression" else None)
+        for chip, extra in CHIPS.items():
+            label = f"{task}, {chip}"
+            chip_overrides = [*overrides, *extra, *CHIP_SETTINGS.get((task, chip), [])]
+            results[label], infos[label] = damage_study(name, chip_overrides, seeds, draws, epochs,
+                                                        EVAL_EVERY[task], ctx.backend)
+            infos[label].update(task=task, chip=chip)
+            summaries[label] = summarize(results[label], task == "xor")
         agreement[task] = backend_agreement(name, [o for o in overrides if not o.startswith("learning.epochs")],
                                             ng_pre, ng_epochs)
-    ctx.path(f"{KEY}_cuts.csv").write_text(_csv(results))
+    ctx.path(f"{KEY}_cuts.csv").write_text(_csv(results, infos))
     measured = {"setup": infos, "summary": summaries, "ngspice_agreement": agreement,
-                "recovery_factor": RECOVERY_FACTOR, "success_margin_v": SUCCESS_V}
+                "rms_criterion_v": RMS_CRITERION_V, "success_margin_v": SUCCESS_V}
     data = [f"{KEY}_cuts.csv", save_json(ctx, f"{KEY}_summary.json", measured)]
     figures = [_plot(ctx, summaries)]
     lines = _lines(infos, summaries, agreement)
     verdict, reason = _verdict(summaries)
-    return ClaimResult(KEY, TITLE, PAPER, verdict, reason, measured, figures, data, lines)
+    profiles = {"idealized": "configs/regression.yaml (with per-seed uniform initial gates 2.0-4.0 V) and "
+                             "configs/xor.yaml as shipped (level-1 `ald1106-fit`, gate bounds [0.4, 8] V), each on a "
+                             "chip without mismatch and on one with twin mismatch (V_T sigma 10 mV, K sigma 0.5%, "
+                             "docs/physics.md 2.5). No hardware profile of these tasks is run here."}
+    seeds_text = (f"networks from seeds 0-{seeds[-1]}; cuts drawn from a fixed generator. None of this claim's "
+                  "settings was tuned on a seed range, so there is no held-out split.")
+    return ClaimResult(KEY, TITLE, PAPER, verdict, reason, measured, figures, data, lines, profiles, seeds_text)
 
 
 def _lines(infos: dict, summaries: dict, agreement: dict) -> list[str]:
-    lines = []
+    crit = f"RMS <= {1e3 * RMS_CRITERION_V:g} mV"
+    lines = [f"- Recovered: RMS training error back within {1e3 * RMS_CRITERION_V:g} mV (MSE "
+             f"{RMS_CRITERION_V ** 2:.2g} V^2), or within the network's own pre-damage RMS if that was larger: 1.1% of "
+             "the 0.4532 V node full scale (E2:227), about three 8-bit input steps, and the scale of the error floors "
+             "the imperfection claim measures at 0.25 mV of V_T mismatch and at 2.25 mV of read noise (see its "
+             "section). Re-solved (XOR): every point >= 10 mV past the threshold."]
     for task, info in infos.items():
         setup = (f"- **{task}** ({info['config']} {' '.join(info['overrides'])}; {len(info['seeds'])} trained "
                  f"networks, "
-                 f"loss before damage {info['loss_before_median']:.2g} V^2 median (worst {info['loss_before_max']:.2g})"
+                 f"loss before damage {info['loss_before_median']:.2g} V^2 median = "
+                 f"{1e3 * np.sqrt(info['loss_before_median']):.2g} mV RMS (worst {info['loss_before_max']:.2g} V^2)"
                  + (f", {info['solved_before']}/{len(info['seeds'])} solved (min margin >= 10 mV)"
                     if "solved_before" in info else "")
                  + f"; {info['draws_per_k']} random cuts per k, each applied to every other network; retrained up to "
                  f"{info['retrain_epochs']} epochs, evaluated every {info['eval_every']} (a batch stops at the first "
-                 f"100-epoch mark at which all its networks have recovered once); learning-switch time "
+                 f"100-epoch mark at which all its networks have recovered once, and re-solved if solved before); "
+                 f"learning-switch time "
                  f"{info['t_learn_s']:.3g} s per update). "
                  f"Refused random draws (floating island) per k: {info['random_draws_refused']}; most-conductive "
                  f"edges skipped for the same reason: {info['conductive_edges_skipped']}.")
         lines.append(setup)
         for strategy, by_k in summaries[task].items():
             for k, s in by_k.items():
-                line = (f"  - {strategy}, k = {k} (n = {s['n']}): jump x{_fmt(s['jump'])}; recovered to 2x in "
-                        f"{s['recovered_fraction']:.0%}, after {_fmt(s['recovery_epoch'], '', '.0f')} epochs = "
-                        f"{_fmt(s['recovery_time_s'], ' s')} learning time; loss at the end / before "
-                        f"{s['final_over_before_median']:.2g}")
-                if "below_target_before" in s:
-                    line += (f"; MSE <= {TARGET_MSE:.0e} V^2 before the cut in {s['below_target_before']}/{s['n']}, "
-                             f"after retraining in {s['below_target_at_end']}/{s['n']}")
+                line = (f"  - {strategy}, k = {k} (n = {s['n']}): jump x{_fmt(s['jump'])}; RMS error (mV) before "
+                        f"{_fmt(s['rms_before_mv'])}, right after the cut {_fmt(s['rms_after_mv'])}, at the end "
+                        f"{_fmt(s['rms_final_mv'])}")
+                if "pre_solved" not in s:  # XOR's hinge does not minimise the RMS error: judged by re-solving
+                    line += (f"; recovered in {s['recovered_fraction']:.0%}, after "
+                             f"{_fmt(s['recovery_epoch'], '', '.0f')} epochs = {_fmt(s['recovery_time_s'], ' s')} "
+                             f"learning time; {crit} before the cut in {s['within_criterion_before']}/{s['n']}, at "
+                             f"the end in {s['within_criterion_at_end']}/{s['n']}")
                 if "pre_solved" in s:
                     line += (f"; of {s['pre_solved']} solved networks {s['still_solved_after_cut']} still solved right "
                              f"after the cut, {s['resolved']} re-solved within the budget (at epoch "
@@ -403,20 +447,30 @@ def _lines(infos: dict, summaries: dict, agreement: dict) -> list[str]:
 
 
 def _verdict(summaries: dict[str, dict]) -> tuple[str, str]:
-    """Retrainable: most damaged regression networks recover to 2x their pre-damage loss; most solved XOR networks
-    re-solve (the hinge stops training 20 mV past the threshold, so XOR's MSE is not what it minimises).
-    Reproduced if that holds for every task, strategy and k; partly if for some; not reproduced if for none."""
+    """Retrainable: most damaged regression networks recover (``recovery_threshold``: RMS back within 5 mV, or the
+    pre-damage RMS if larger); most solved XOR networks re-solve (the hinge stops training 20 mV past the threshold,
+    so XOR's MSE is not what it minimises). Reproduced if that holds for every task, chip, strategy and k; partly if
+    for some; not reproduced if for none. A case with no solved XOR network before the cut is not judged."""
     def fraction(s: dict) -> float:
-        return s["resolved"] / max(s["pre_solved"], 1) if "pre_solved" in s else s["recovered_fraction"]
+        return s["resolved"] / s["pre_solved"] if "pre_solved" in s else s["recovered_fraction"]
 
     table = {(t, st, k): fraction(s) for t, summ in summaries.items() for st, by_k in summ.items()
-             for k, s in by_k.items()}
-    what = {t: "re-solved" if "pre_solved" in next(iter(summ["random"].values())) else "recovered to 2x its loss"
-            for t, summ in summaries.items()}
+             for k, s in by_k.items() if s.get("pre_solved", 1) > 0}
+    what = {t: "re-solved" if "pre_solved" in next(iter(summ["random"].values())) else
+            f"back within {1e3 * RMS_CRITERION_V:g} mV RMS" for t, summ in summaries.items()}
     nums = "; ".join(f"{t} {what[t]}: " + ", ".join(
         f"{'random' if st == 'random' else 'most conductive'} k={k} {table[(t, st, k)]:.0%}"
-        for st in ("random", "conductive") for k in (min(KS), max(KS)) if (t, st, k) in table) for t in summaries)
+        for st in ("random", "conductive") for k in (min(KS), max(KS)) if (t, st, k) in table)
+        for t in summaries if any(key[0] == t for key in table))
+    unjudged = sorted({t for t, summ in summaries.items() for by_k in summ.values() for s in by_k.values()
+                       if s.get("pre_solved", 1) == 0})
+    if unjudged:
+        nums += "; not judged where no network was solved before the cut: " + ", ".join(
+            f"{t} k={k} {st}" for t in unjudged for st, by_k in summaries[t].items() for k, s in by_k.items()
+            if s.get("pre_solved", 1) == 0)
     good = [key for key, v in table.items() if v > 0.5]
+    if not table:
+        return "not reproduced", "no damaged network could be judged (no XOR network was solved before the cut)."
     if len(good) == len(table):
         return "reproduced", f"after every cut of k = 1-8 edges most networks retrained ({nums})."
     if good:
