@@ -383,9 +383,10 @@ def _costs(args: argparse.Namespace) -> int:
         r = costs.learning_run(src, out, steps=args.steps or 100, plots=not args.no_plots,
                                progress=not args.no_progress)
         a = r["agreement"]
-        print(f"{r['task']}, {src.label}: {r['steps']} training steps as one ngspice transient "
+        print(f"{r['task']}, {src.label}: {r['steps']} training steps ({r['schedule']}, {r['loss']}: {r['windows']} "
+              f"of {r['slots']} learning windows closed) as one ngspice transient "
               f"({r['simulated_time_s']:.3g} s simulated: t_settle {r['t_settle_s']:.3g} s + t_learn "
-              f"{r['t_learn_s']:.3g} s per step) in {r['transient_wall_s']:.1f} s\n"
+              f"{r['t_learn_s']:.3g} s per presented point) in {r['transient_wall_s']:.1f} s\n"
               f"gates after each step vs the quasi-static loop ({r['quasi_static_backend']}): max difference "
               f"{a['max_diff_v']:.3g} V while the gates moved up to {a['max_moved_v']:.3g} V "
               f"({a['relative']:.2%})\noutput directory: {out}/ ({', '.join(r['files'])})")

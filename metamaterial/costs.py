@@ -243,7 +243,8 @@ def timing_sensitivity(src: Source, base: dict, factor: float = 2.0, progress: b
 # -- the learning hardware in one transient ---------------------------------------------------------------
 def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True, progress: bool = True) -> dict:
     """``steps`` training steps of the learning hardware as one ngspice transient (``learning_hardware``), and
-    the same steps of the quasi-static training loop on the config's backend, from the same gates.
+    the same steps of the quasi-static training loop on the config's backend, from the same gates. A full-batch
+    step is one learning window per data point (a point past the hinge's margin closes none).
 
     Writes learning.json (settings, agreement, wall times), learning_gates.csv (per step and edge: both gates)
     and learning_gates.png (the trajectories over each other). Returns the JSON's content.
@@ -275,9 +276,11 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
                 w.writerow([k, e, repr(float(tran.gates_after[k, e])), repr(float(ref[k, e]))])
     hw = setup.hardware
     result = {"name": src.config.name, "task": setup.task.name, "source": src.label, "steps": steps,
+              "schedule": setup.params.schedule.kind, "loss": setup.rule.loss,
+              "slots": len(tran.plan.points), "windows": tran.windows,
               "t_settle_s": tran.plan.t_settle, "t_learn_s": tran.plan.t_learn, "capacitance_f": hw.capacitance,
               "resistance_ohm": hw.resistance, "gain": hw.gain, "rate_per_v": setup.rule.rate,
-              "simulated_time_s": steps * tran.plan.period, "transient_wall_s": round(t_tran, 3),
+              "simulated_time_s": len(tran.plan.points) * tran.plan.period, "transient_wall_s": round(t_tran, 3),
               "quasi_static_wall_s": round(t_ref, 3), "quasi_static_backend": src.config.simulator.backend,
               "time_points": int(len(tran.time)), "agreement": agreement,
               "files": ["learning.json", "learning_gates.csv"] + (["learning_gates.png"] if plots else [])}
@@ -292,7 +295,7 @@ def plot_learning(path: Path, tran, ref: np.ndarray, start: np.ndarray) -> Path:
     each step), and their difference."""
     plt = _pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    steps_axis = tran.time / tran.plan.period
+    steps_axis = tran.time / (tran.plan.period * tran.plan.per_step)
     a.plot(steps_axis, tran.gates, lw=0.8)
     a.set_prop_cycle(None)
     k = np.arange(1, len(ref) + 1)

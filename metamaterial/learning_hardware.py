@@ -12,13 +12,20 @@ A simulation stage beside ``transient`` (learn, in the circuit itself): it write
   (for a differential output, +/- eta/2 (L - O^F) on its two nodes), computed from the free twin live;
 * per edge, the contrast U_e = (dV_e^F)^2 - (dV_e^C)^2 from the twins' node voltages (the squarer) and a charging
   current gain U_e / R into the gate capacitor (the multiplier's output through R), gated by the learning switch
-  (a PWL signal from 0 to 1 for t_learn after t_settle of every step) and stopped at the gate bounds;
+  (a PWL signal from 0 to 1 for t_learn after t_settle of every presented point) and stopped at the gate bounds;
+* under the hinge loss, a comparator on the free output (``act``: 1 while the presented point is less than the
+  margin past its decision boundary, from its class's level and the nearest other level, both sources) that
+  gates the charging current, so a point already past the margin closes no switch;
 * the transistors' and the periphery's capacitances of the ``timing:`` section (ideal drivers).
 
-One step: the inputs move to the next point, the twins settle for ``hardware.t_settle``, the switch closes for
-``hardware.t_learn``. The quasi-static training loop takes the same step as: solve both twins, then
-V_G += (alpha/eta) U. They agree while the gates move little within a window and the window starts after the
-network has settled; they part when the window is shorter than the settling (``compare``).
+One presented point (a *slot*): the inputs move to it, the twins settle for ``hardware.t_settle``, the switch
+closes for ``hardware.t_learn``. A training step is one slot under ``schedule: cycle`` and one slot per data
+point under ``full_batch`` (the hardware opens one window per presented point: the summed update of the loop is
+applied point by point). The quasi-static training loop takes the same step as: solve both twins (at every point
+of the batch, with the gates before the step), then V_G += (alpha/eta) sum of U over the active points. They agree
+while the gates move little within a step and each window starts after the network has settled; they part when
+the window is shorter than the settling (``compare``). Within a full-batch step the transient's later points see
+the gates the earlier windows moved, and the hinge is read live: second-order differences in the rate.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from .netlist import num
 from .timing import MosCapacitances, PeripheryParams
 from .transient import ABSTOL_FLOOR, _mos_cards, _run
 
-#: samples of the gate waveforms per step (ngspice's largest step is the step's period over this)
+#: samples of the gate waveforms per slot (ngspice's largest step is the slot's period over this)
 POINTS_PER_STEP = 40
 #: the learning switch's edges, as a fraction of t_learn (the integral of the switch signal is t_learn)
 SWITCH_EDGE = 0.01
@@ -43,23 +50,43 @@ SWITCH_EDGE = 0.01
 
 @dataclass(frozen=True)
 class StepPlan:
-    """Timing of N training steps: step k presents ``points[k]`` from ``k * period``."""
+    """Timing of the slots: slot k presents ``points[k]`` from ``k * period``; ``per_step`` slots make one training
+    step (1 under ``cycle``, the number of data points under ``full_batch``)."""
 
     points: np.ndarray
     t_settle: float
     t_learn: float
     rise: float
+    per_step: int = 1
 
     @property
     def period(self) -> float:
+        """Seconds of one slot."""
         return self.rise + self.t_settle + self.t_learn * (1 + SWITCH_EDGE)
+
+    @property
+    def steps(self) -> int:
+        return len(self.points) // self.per_step
 
     def window_start(self, k: int) -> float:
         return k * self.period + self.rise + self.t_settle
 
     def window_end(self, k: int) -> float:
-        """When the switch of step k is fully open again."""
+        """When the switch of slot k is fully open again."""
         return self.window_start(k) + self.t_learn * (1 + SWITCH_EDGE)
+
+    def step_end(self, s: int) -> float:
+        """When the last window of training step s is fully open again."""
+        return self.window_end((s + 1) * self.per_step - 1)
+
+
+def slots(setup: Setup, steps: int) -> tuple[np.ndarray, int]:
+    """(data point of every slot of ``steps`` training steps, slots per step): points in order, one slot per
+    step under ``cycle``, every point once per step under ``full_batch``."""
+    n = setup.task.n_points
+    if setup.params.schedule.kind == "full_batch":
+        return np.tile(np.arange(n), steps), n
+    return np.arange(steps) % n, 1
 
 
 def _check(setup: Setup) -> None:
@@ -70,11 +97,17 @@ def _check(setup: Setup) -> None:
     if c.mismatch is not None:
         raise ValidationError("learning_hardware: twin mismatch is not modelled in the learning transient (got "
                               "device.mismatch); remove it")
-    if setup.params.schedule.kind != "cycle" or rule.loss != "mse" or setup.params.update_probability != 1.0:
-        raise ValidationError(f"learning_hardware: the learning transient presents points in order and applies "
-                              f"every contrast (got learning.schedule={setup.params.schedule.kind}, "
+    kind = setup.params.schedule.kind
+    if kind not in ("cycle", "full_batch") or rule.rival or setup.params.update_probability != 1.0:
+        raise ValidationError(f"learning_hardware: the learning transient presents the points in order, one "
+                              f"learning window each, on every edge (got learning.schedule={kind}, "
                               f"loss={rule.loss}, update_probability={setup.params.update_probability}); use "
-                              "schedule: cycle, loss: mse, update_probability: 1")
+                              "schedule: cycle or full_batch, loss: mse or hinge, update_probability: 1")
+    task = setup.task
+    if rule.hinge and (task.decode != "nearest" or c.n_outputs != 1 or task.levels is None):
+        raise ValidationError(f"learning_hardware: the hinge in the transient compares one output with its class "
+                              f"levels (got decode={task.decode}, {c.n_outputs} outputs); use a task read by "
+                              "its nearest level on one output, or loss: mse")
     if setup.dynamics.leak_tau is not None or setup.dynamics.bias is not None or setup.params.read_noise:
         raise ValidationError("learning_hardware: leak, learning bias and read noise are not modelled in the "
                               "learning transient; remove learning.leak, learning.bias/bias_sigma, learning.read_noise")
@@ -128,6 +161,10 @@ def learning_netlist(setup: Setup, controls: np.ndarray, plan: StepPlan, capacit
     for k in range(c.n_outputs):
         lines.append(f"VL{k} lab{k} 0 {_stepped(plan, y[:, k])}")
     lines.append(f"VLW lw 0 {_switch(plan)}")
+    switch = "V(lw)"
+    if rule.hinge:
+        lines += _hinge(setup, plan)
+        switch = "V(lw) * V(act)"
     eta = rule.nudge
     for k, (p, n) in enumerate(zip(c.out_pos, c.out_neg)):
         if n < 0:
@@ -144,7 +181,7 @@ def learning_netlist(setup: Setup, controls: np.ndarray, plan: StepPlan, capacit
         lines.append(f"CG{e} g{e} 0 {num(hw.capacitance)}")
         lines.append(f"BU{e} u{e} 0 V = (V(f{a}) - V(f{b}))^2 - (V(c{a}) - V(c{b}))^2")
         stop = (f"(V(g{e}) >= {num(dyn.high)} && V(u{e}) > 0) || (V(g{e}) <= {num(dyn.low)} && V(u{e}) < 0)")
-        lines.append(f"BQ{e} 0 g{e} I = V(lw) * {num(k_q)} * ({stop} ? 0 : V(u{e}))")
+        lines.append(f"BQ{e} 0 g{e} I = {switch} * {num(k_q)} * ({stop} ? 0 : V(u{e}))")
     if periphery.wiring_capacitance > 0:
         lines += [f"CW{t}{i} {t}{i} 0 {num(periphery.wiring_capacitance)}" for t in "fc" for i in range(c.n_nodes)]
     if periphery.amplifier_capacitance > 0:
@@ -153,10 +190,27 @@ def learning_netlist(setup: Setup, controls: np.ndarray, plan: StepPlan, capacit
     t_stop = len(plan.points) * plan.period
     t_max = plan.period / POINTS_PER_STEP
     vectors = [f"v(g{e})" for e in range(c.n_edges)] + [f"v(f{i})" for i in range(c.n_nodes)]
+    vectors += ["v(act)"] if rule.hinge else []
     lines += [".control", "set numdgt=15", f"tran {num(t_max)} {num(t_stop)} 0 {num(t_max)}", "set wr_singlescale",
               "set wr_vecnames", "option numdgt=15", f"wrdata {data_file} " + " ".join(vectors), "quit 0", ".endc",
               ".end"]
     return "\n".join(lines) + "\n"
+
+
+def _hinge(setup: Setup, plan: StepPlan) -> list[str]:
+    """Sources of the hinge's comparator ``act``: 1 while the presented point's margin (``step.class_margins``,
+    nearest-level decoding) is below ``rule.margin``, else 0."""
+    c, task, rule = setup.circuit, setup.task, setup.rule
+    levels, classes = np.asarray(task.levels, float), np.asarray(task.classes)[plan.points]
+    others = np.array([[lv for j, lv in enumerate(levels) if j != k] for k in classes])
+    lines = [f"VLC lc 0 {_stepped(plan, levels[classes])}"]
+    lines += [f"VLO{j} lo{j} 0 {_stepped(plan, others[:, j])}" for j in range(others.shape[1])]
+    p, n = int(c.out_pos[0]), int(c.out_neg[0])
+    out = f"(V(f{p}) - V(f{n}))" if n >= 0 else f"V(f{p})"
+    nearest = f"abs({out} - V(lo0))"
+    for j in range(1, others.shape[1]):
+        nearest = f"min({nearest}, abs({out} - V(lo{j})))"
+    return lines + [f"BACT act 0 V = (({nearest} - abs({out} - V(lc))) / 2 < {num(rule.margin)}) ? 1 : 0"]
 
 
 @dataclass(frozen=True)
@@ -165,45 +219,57 @@ class LearningTransient:
 
     Attributes:
         time: [T] s. gates: [T, E] gate voltages (V). free: [T, N] free-twin node voltages (V).
-        gates_after: [S, E] gates at the end of each step's learning window (V).
-        plan: the steps' timing. netlist: the text ngspice ran.
+        gates_after: [S, E] gates at the end of each training step's last learning window (V).
+        active: bool [slots]: whether each slot's switch closed (the hinge's comparator at mid-window; all True
+            without a hinge). plan: the slots' timing. netlist: the text ngspice ran.
     """
 
     time: np.ndarray
     gates: np.ndarray
     free: np.ndarray
     gates_after: np.ndarray
+    active: np.ndarray
     plan: StepPlan
     netlist: str
+
+    @property
+    def windows(self) -> int:
+        """Learning windows that closed a switch."""
+        return int(self.active.sum())
 
 
 def run_learning(setup: Setup, controls: np.ndarray, steps: int, capacitances: MosCapacitances,
                  periphery: PeripheryParams, t_settle: float | None = None) -> LearningTransient:
-    """``steps`` training steps (points cycled in order) of the learning hardware from gates ``controls`` [E];
+    """``steps`` training steps (``slots``: points in order) of the learning hardware from gates ``controls`` [E];
     ``t_settle`` (s) replaces ``hardware.t_settle``."""
     if steps < 1:
         raise ValidationError(f"learning_hardware: steps must be >= 1 (got {steps}); give a number of steps")
     hw = setup.hardware
-    plan = StepPlan(np.arange(steps) % setup.task.n_points, hw.t_settle if t_settle is None else t_settle,
-                    hw.t_learn, periphery.input_rise)
+    _check(setup)
+    points, per_step = slots(setup, steps)
+    plan = StepPlan(points, hw.t_settle if t_settle is None else t_settle, hw.t_learn, periphery.input_rise,
+                    per_step)
     text = learning_netlist(setup, controls, plan, capacitances, periphery)
     log, data = _run(text, "gates.txt")
     rows = data.strip().splitlines()
     c = setup.circuit
     table = np.array([[float(v) for v in r.split()] for r in rows[1:]])
-    if table.ndim != 2 or table.shape[1] != 1 + c.n_edges + c.n_nodes:
+    hinge = setup.rule.hinge
+    if table.ndim != 2 or table.shape[1] != 1 + c.n_edges + c.n_nodes + hinge:
         raise SimulationError(f"learning_hardware: the waveform table has the wrong shape (got {table.shape}); the "
                               "netlist and the reader disagree", netlist=text)
     time = table[:, 0]
-    t_stop = steps * plan.period
+    t_stop = len(points) * plan.period
     if time[-1] < t_stop * (1 - 1e-9):
         raise SimulationError(f"learning_hardware: ngspice stopped at t = {time[-1]:.4g} s of {t_stop:.4g} s (got an "
                               "aborted transient); read the simulator log below", netlist=text,
                               log="\n".join(log.splitlines()[-20:]))
-    gates, free = table[:, 1:1 + c.n_edges], table[:, 1 + c.n_edges:]
-    ends = np.array([min(plan.window_end(k), time[-1]) for k in range(steps)])
+    gates, free = table[:, 1:1 + c.n_edges], table[:, 1 + c.n_edges:1 + c.n_edges + c.n_nodes]
+    ends = np.array([min(plan.step_end(k), time[-1]) for k in range(steps)])
     after = np.stack([np.interp(ends, time, gates[:, e]) for e in range(c.n_edges)], axis=1)
-    return LearningTransient(time, gates, free, after, plan, text)
+    mid = np.array([plan.window_start(k) + plan.t_learn / 2 for k in range(len(points))])
+    active = np.interp(mid, time, table[:, -1]) > 0.5 if hinge else np.ones(len(points), bool)
+    return LearningTransient(time, gates, free, after, active, plan, text)
 
 
 def quasi_static(setup: Setup, controls: np.ndarray, steps: int, seed: int = 0) -> np.ndarray:
@@ -227,4 +293,4 @@ def compare(transient: LearningTransient, reference: np.ndarray, start: np.ndarr
             "max_moved_v": float(moved.max()), "relative": float(diff.max() / max(moved.max(), 1e-300))}
 
 
-__all__ = ["StepPlan", "LearningTransient", "learning_netlist", "run_learning", "quasi_static", "compare"]
+__all__ = ["StepPlan", "LearningTransient", "slots", "learning_netlist", "run_learning", "quasi_static", "compare"]

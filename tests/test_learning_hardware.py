@@ -1,7 +1,9 @@
 """The learning hardware in one ngspice transient (metamaterial.learning_hardware) against the quasi-static
 training loop: the continuous charging and the loop's Euler step agree to first order in the step, so their
-difference shrinks in proportion to the rate; a learning window that opens before the twins have settled parts
-them; the command line writes what it reports; what the transient does not model is refused."""
+difference shrinks in proportion to the rate, point by point (regression, cycle) and for XOR's full-batch hinge
+(one window per point, the hinge's comparator closing the windows of the points the loop finds active); a
+learning window that opens before the twins have settled parts them; the command line writes what it reports;
+what the transient does not model is refused."""
 
 from __future__ import annotations
 
@@ -19,16 +21,20 @@ from metamaterial.costs import timing_params
 from metamaterial.errors import ValidationError
 from metamaterial.experiment import build, initial_controls
 from metamaterial.learning_hardware import compare, learning_netlist, quasi_static, run_learning
+from metamaterial.sim.native import NativeSolver
 
 REGRESSION = ROOT / "configs" / "regression.yaml"
+XOR = ROOT / "configs" / "xor.yaml"
 STEPS = 8                       # one pass over the regression's points
 SLOW_RATES = (0.5, 0.05)        # alpha/eta (1/V): a tenth and a hundredth of the shipped 5
+XOR_STEPS = 3                   # full-batch epochs: 12 learning windows, one per point
+XOR_RATES = (3.0, 0.3)          # a tenth and a hundredth of the shipped 30 /V
 #: "fast hardware": R 1 ohm and C 2 nF make t_learn 10 ns at rate 0.5, shorter than the network's settling
 FAST = ["hardware.resistance=1", "hardware.capacitance=2e-9"]
 
 
-def _run(overrides: list[str], steps: int = STEPS):
-    cfg = load_config(REGRESSION, ["simulator.backend=native", *overrides])
+def _run(overrides: list[str], steps: int = STEPS, config=REGRESSION):
+    cfg = load_config(config, ["simulator.backend=native", *overrides])
     setup = build(cfg)
     start = initial_controls(setup, np.random.default_rng(cfg.seed))
     caps, periphery, _ = timing_params(cfg)
@@ -48,6 +54,25 @@ def test_transient_gates_follow_the_quasi_static_loop_to_first_order_in_the_rate
         np.testing.assert_allclose(tran.gates_after[-1], tran.gates[-1], atol=1e-9)
     assert rel[0] < 0.01 and rel[1] < 0.001
     assert 5 < rel[0] / rel[1] < 20  # a tenth of the rate, a tenth of the difference
+
+
+def test_full_batch_hinge_opens_one_window_per_active_point_and_follows_the_loop():
+    rel = []
+    for rate in XOR_RATES:
+        tran, ref, start = _run([f"learning.rate={rate}"], XOR_STEPS, XOR)
+        setup = build(load_config(XOR))
+        n = setup.task.n_points
+        assert tran.plan.per_step == n and len(tran.active) == XOR_STEPS * n and ref.shape == (XOR_STEPS, 32)
+        # the circuit's hinge closes the first step's windows of exactly the points the loop finds active
+        free = NativeSolver().solve(setup.circuit, start, setup.task.inputs).voltages
+        active = setup.task.margins(setup.circuit.output_values(free), setup.task.classes) < setup.rule.margin
+        assert 0 < active.sum() < n  # both kinds of point, or the hinge goes untested
+        np.testing.assert_array_equal(tran.active[:n], active)
+        agreement = compare(tran, ref, start)
+        assert agreement["max_moved_v"] > 0
+        rel.append(agreement["relative"])
+    assert rel[0] < 0.05 and rel[1] < 0.005
+    assert 5 < rel[0] / rel[1] < 20
 
 
 def test_a_window_that_opens_before_the_network_settles_parts_the_two():
@@ -75,8 +100,11 @@ def test_the_learning_command_writes_what_it_reports(tmp_path):
 
 
 @pytest.mark.parametrize("config, overrides, message", [
-    ("xor", [], r"learning_hardware: the learning transient presents points in order and applies every contrast "
-                r"\(got learning.schedule=full_batch, loss=hinge, update_probability=1.0\)"),
+    ("xor", ["learning.schedule=shuffle"], r"learning_hardware: the learning transient presents the points in "
+                                           r"order, one learning window each, on every edge \(got "
+                                           r"learning.schedule=shuffle, loss=hinge, update_probability=1.0\)"),
+    ("iris", ["learning.schedule=cycle"], r"learning_hardware: the hinge in the transient compares one output "
+                                          r"with its class levels \(got decode=argmax, 3 outputs\)"),
     ("regression", ["learning.leak.tau=1.0"], r"learning_hardware: leak, learning bias and read noise are not "
                                               r"modelled"),
     ("regression", ["device.mismatch.vto_sigma=0.01"], r"learning_hardware: twin mismatch is not modelled"),
