@@ -108,9 +108,11 @@ def _check(setup: Setup) -> None:
         raise ValidationError(f"learning_hardware: the hinge in the transient compares one output with its class "
                               f"levels (got decode={task.decode}, {c.n_outputs} outputs); use a task read by "
                               "its nearest level on one output, or loss: mse")
-    if setup.dynamics.leak_tau is not None or setup.dynamics.bias is not None or setup.params.read_noise:
-        raise ValidationError("learning_hardware: leak, learning bias and read noise are not modelled in the "
-                              "learning transient; remove learning.leak, learning.bias/bias_sigma, learning.read_noise")
+    dyn = setup.dynamics
+    if dyn.leak_tau is not None or dyn.bias is not None or setup.params.read_noise or dyn.dead_band:
+        raise ValidationError("learning_hardware: leak, learning bias, read noise and a dead band are not modelled "
+                              "in the learning transient; remove learning.leak, learning.bias/bias_sigma, "
+                              "learning.read_noise, learning.dead_band")
 
 
 def _pwl(times: list[float], values: list[float]) -> str:

@@ -105,8 +105,10 @@ def test_the_learning_command_writes_what_it_reports(tmp_path):
                                            r"learning.schedule=shuffle, loss=hinge, update_probability=1.0\)"),
     ("iris", ["learning.schedule=cycle"], r"learning_hardware: the hinge in the transient compares one output "
                                           r"with its class levels \(got decode=argmax, 3 outputs\)"),
-    ("regression", ["learning.leak.tau=1.0"], r"learning_hardware: leak, learning bias and read noise are not "
-                                              r"modelled"),
+    ("regression", ["learning.leak.tau=1.0"], r"learning_hardware: leak, learning bias, read noise and a dead band "
+                                              r"are not modelled"),
+    ("regression", ["learning.dead_band=1e-4"], r"learning_hardware: leak, learning bias, read noise and a dead "
+                                                r"band are not modelled"),
     ("regression", ["device.mismatch.vto_sigma=0.01"], r"learning_hardware: twin mismatch is not modelled"),
 ])
 def test_what_the_transient_does_not_model_is_refused(config, overrides, message):
