@@ -366,6 +366,8 @@ def draw_mismatch(n_edges: int, vto_sigma: float, k_sigma: float, seed: int | np
     kscale = np.clip(1.0 + rng.normal(0.0, k_sigma, (2, n_edges)), 0.05, None)
     return Mismatch(dvto, kscale)
 
+# In transients these presets carry the capacitances of timing.CAPACITANCES["ald1106"] (each number's source there and
+# in docs/physics.md 8.2).
 PRESETS: dict[str, NmosParams] = {
     # Authors' fit (Dillavou et al. 2024, Experiment2.m): K = 8.5e-4 A/V^2, V_T = 0.62 V, no body effect, in level 1
     # (no subthreshold current); lambda = 0.02 /V is the value of their lambda(), which their law never applies.

@@ -22,16 +22,20 @@ class MosCapacitances:
     ``cgs``, ``cgd``: gate-source and gate-drain capacitance (ngspice ``cgso``/``cgdo`` are these per metre of
     width); ``cgb``: gate-bulk (``cgbo`` per metre of length); ``cbd``, ``cbs``: zero-bias bulk-junction
     capacitances of drain and source, which fall with reverse bias as (1 + V_R / pb)^-mj.
-    The defaults are the ``ald1106`` class of docs/physics.md, section 8.2.
+    The defaults are the ``ald1106`` preset of docs/physics.md, section 8.2, where each number's source is given.
     """
 
-    cgs: float = 0.5e-12
-    cgd: float = 0.5e-12
-    cgb: float = 0.0
+    # Source of the defaults: the ALD1106 level-1 card of the University of Maine's ECE 343 model library
+    # (umaine.lib; "based upon data provided on [the] spec sheets"): CGSO = CGDO = 0.1p, CBD = CBS = 0.5p, no CGBO,
+    # PB, MJ. Reading its 0.1p as a per-device capacitance (ngspice would read F per metre of width, 2 aF at its
+    # W = 20 um) is ours. The third-party ALD1106 card (github Ma-Lab-Cal/pyclln) gives no capacitance at all.
+    cgs: float = 0.1e-12
+    cgd: float = 0.1e-12
+    cgb: float = 0.0     # not in either card: ngspice's default cgbo
     cbd: float = 0.5e-12
     cbs: float = 0.5e-12
-    pb: float = 0.8
-    mj: float = 0.5
+    pb: float = 0.8      # not in either card: ngspice's default
+    mj: float = 0.5      # not in either card: ngspice's default
 
     def __post_init__(self) -> None:
         for name in ("cgs", "cgd", "cgb", "cbd", "cbs"):

@@ -199,7 +199,8 @@ def _order(name: str, rows: dict) -> int:
 def fixed_table() -> list[Constant]:
     """The charging circuit's and the timing model's defaults (dataclass defaults, which the configs inherit)."""
     out = []
-    for cls, where, src in ((MosCapacitances, "timing.capacitances", "ours, the ALD1106 class (docs/physics.md 8.2)"),
+    caps = "an ALD1106 level-1 card [UMAINE], read per device; pb, mj, cgb ngspice's defaults (docs/physics.md 8.2)"
+    for cls, where, src in ((MosCapacitances, "timing.capacitances", caps),
                             (PeripheryParams, "timing.periphery", "ours (docs/physics.md 8.2)")):
         for name, field in cls.__dataclass_fields__.items():
             out.append(Constant(f"{where}.{name}", _show(_value(field.default)), "energy claim (every config)", src))

@@ -118,8 +118,12 @@ def run(ctx: Context) -> ClaimResult:
     lines.append(f"  - the learning time scales as C / gain: over these bands the capacitor spans x"
                  f"{spans['capacitance']:.2f} and the gain x{spans['gain']:.2f}, so the capacitor dominates, by "
                  "the width of the bands alone (neither constant is confirmed by the authors)")
+    lines.append(f"- the paper's orders of magnitude, as read here: a median settling time of at most "
+                 f"{_si(MICROSECONDS, 's')} (\"microseconds\") and a median energy per inference per transistor "
+                 f"between {_si(PICOJOULES[0], 'J')} and {_si(PICOJOULES[1], 'J')} (\"picojoules\"); the verdict "
+                 "holds both tasks to both")
     lines.append(f"- assumptions (docs/physics.md 8.2): device capacitances {timing['capacitances']} F "
-                 f"(ALD1106 class, data-sheet values quoted from memory, junctions ours); wiring "
+                 f"(an ALD1106 level-1 card of a course model library; its 0.1p read per device is ours); wiring "
                  f"{per['wiring_capacitance']:g} F per node and amplifier input {per['amplifier_capacitance']:g} F "
                  f"per output (ours); ideal input drivers (0 ohm) ramping in {per['input_rise']:g} s (ours); settled "
                  f"within max(1% of the step, 0.1 mV). The time scales with these capacitances; the energy is almost "
