@@ -40,11 +40,12 @@ N_EDGES = 32          # the paper's 4x4 torus
 NUDGE = 0.5
 
 
-def _ngspice_device_power(circuit, controls, inputs, clamps=None) -> tuple[np.ndarray, np.ndarray]:
-    """(node voltages [N], ngspice's power of every transistor [E]) from ``ngspice -b`` on the package's netlist."""
+def _ngspice_device_power(circuit, controls, inputs, clamps=None, field="p") -> tuple[np.ndarray, np.ndarray]:
+    """(node voltages [N], ngspice's ``@m<e>[field]`` of every transistor [E]: its power ``p`` by default, or a
+    terminal current ``id``, ``is``, ``ig`` (A, into the terminal)) from ``ngspice -b`` on the package's netlist."""
     text = to_spice(circuit, controls, inputs, clamps, control_block=False)
     block = [".control", "set numdgt=15", "op", "print all"]
-    block += [f"print @m{e}[p]" for e in range(circuit.n_edges)] + ["quit 0", ".endc", ".end"]
+    block += [f"print @m{e}[{field}]" for e in range(circuit.n_edges)] + ["quit 0", ".endc", ".end"]
     text = text.replace(".end\n", "\n".join(block) + "\n")
     fd, path = tempfile.mkstemp(suffix=".cir")
     with os.fdopen(fd, "w") as f:
@@ -56,7 +57,7 @@ def _ngspice_device_power(circuit, controls, inputs, clamps=None) -> tuple[np.nd
     values = {m.group(1).lower(): float(m.group(2))
               for m in re.finditer(r"^\s*(\S+)\s*=\s*([-+0-9.eE]+)\s*$", out, re.MULTILINE)}
     v = np.array([values[f"n{i}"] for i in range(circuit.n_nodes)])
-    return v, np.array([values[f"@m{e}[p]"] for e in range(circuit.n_edges)])
+    return v, np.array([values[f"@m{e}[{field}]"] for e in range(circuit.n_edges)])
 
 
 def _mismatched_xor():
@@ -80,6 +81,28 @@ def test_transistor_power_matches_ngspice_device_power(point):
     v_clamped, p_clamped = _ngspice_device_power(c, gates, x, clamps)
     ours = transistor_power(c, gates, v_clamped, twin=1)[0]
     assert np.abs(ours - p_clamped).max() <= REL * np.abs(p_clamped).max()
+
+
+@pytest.mark.parametrize("point", [1, 3])
+def test_transistor_power_is_ngspice_terminal_currents_times_node_voltages(point):
+    """Independent of ngspice's own power sum: its drain, source and gate currents (``@m<e>[id]``, ``[is]``,
+    ``[ig]``) times the node voltages (the drops to the grounded body) give our power; the channel current alone
+    (``[id]`` less the drain junction's current) is our I_DS."""
+    c = _mismatched_xor()
+    gates = random_gates(c.n_edges, seed=10 + point, low=0.5, high=3.0)
+    x = xor_task().inputs[point:point + 1]
+    v, i_d = _ngspice_device_power(c, gates, x, field="id")
+    currents = {f: _ngspice_device_power(c, gates, x, field=f)[1] for f in ("is", "ig")}
+    np.testing.assert_array_equal(currents["ig"], 0.0)
+    va, vb = v[c.edges[:, 0]], v[c.edges[:, 1]]  # drain and source of M<e> (netlist order)
+    ours = transistor_power(c, gates, v[None], twin=0)[0]
+    terminal = i_d * va + currents["is"] * vb
+    assert np.abs(ours - terminal).max() <= REL * np.abs(terminal).max()
+    from metamaterial.circuit import edge_currents
+    from metamaterial.devices import junction_current
+    channel = i_d - junction_current(c.device, v[None], c.gmin)[0][0][c.edges[:, 0]]
+    i_ds = edge_currents(c, gates, v[None])[0]
+    assert np.abs(i_ds - channel).max() <= REL * np.abs(channel).max()
 
 
 def test_native_power_equals_ngspice_power(ngspice):
