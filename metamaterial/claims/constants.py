@@ -73,6 +73,10 @@ MODULE_SOURCES: dict[str, str] = {
     "imperfection.READ_NOISES": "2.25 mV: the third party's 0.5% of 0.45 V [REPRO] (docs/physics.md 3.9); the "
                                 "other levels ours",
     "learning_time.TASKS": "tasks of docs/physics.md 4",
+    "damage.MISMATCH": "the third party's mismatch model [REPRO] (docs/physics.md 2.5)",
+    "damage.RMS_CRITERION_V": "ours: 1.1% of the 0.4532 V node full scale (E2:227), about three 8-bit input steps "
+                              "(E2 constructor), the scale of the imperfection claim's floors (docs/physics.md 5.2)",
+    "modes.TARGET_MSE": "ours, near the third party's test MSE 1.7e-5 V^2 on the ramp [REPRO] (docs/physics.md 4.2)",
 }
 
 
