@@ -7,6 +7,7 @@ Also here: ``OperatingPoint`` (what a solver returns) and Kirchhoff residuals re
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import networkx as nx
@@ -14,9 +15,12 @@ import numpy as np
 
 from . import step
 from .devices import (
+    NOMINAL_CELSIUS,
+    TEMPERATURE_RANGE,
     EdgeParams,
     Mismatch,
     junction_current,
+    thermal_voltage,
 )
 from .errors import ValidationError
 
@@ -33,6 +37,9 @@ class Circuit:
         inputs: int [n_in], nodes driven by the data.
         rails: int [n_rail], nodes held at ``rail_voltages`` (V).
         out_pos, out_neg: int [n_out]; ``out_neg`` is -1 for a single-ended output.
+        temperature: the circuit's temperature (C), in ``devices.TEMPERATURE_RANGE``; ``device`` holds the
+            parameters at the nominal 27 C (what a netlist's card says) and ``law`` the device at ``temperature``
+            (``EdgeDevice.at_temperature``), which the analytic law and the native solver use.
     """
 
     node_labels: tuple[str, ...]
@@ -45,12 +52,31 @@ class Circuit:
     out_neg: np.ndarray
     gmin: float = 1e-12
     mismatch: Mismatch | None = None
+    temperature: float = NOMINAL_CELSIUS
+
+    def __post_init__(self) -> None:
+        low, high = TEMPERATURE_RANGE
+        if not (math.isfinite(self.temperature) and low <= self.temperature <= high):
+            raise ValidationError(f"simulator.temperature: must be a temperature in C from {low:g} to {high:g} (got "
+                                  f"{self.temperature!r}); give one in that range")
+        object.__setattr__(self, "_law", self.device.at_temperature(self.temperature))
+
+    @property
+    def law(self) -> EdgeParams:
+        """The edge device at the circuit's temperature: the parameters the current laws use."""
+        return self._law
+
+    @property
+    def thermal_voltage(self) -> float:
+        """kT/q (V) at the circuit's temperature, for the bulk junctions."""
+        return thermal_voltage(self.temperature)
 
     def transistor_params(self, twin: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """(vto [E], beta [E]) of the given twin (0 free, 1 clamped) under mismatch, or (None, None)."""
+        """(vto [E], beta [E]) at the circuit's temperature of the given twin (0 free, 1 clamped) under mismatch,
+        or (None, None)."""
         if self.mismatch is None or not self.device.supports_mismatch:
             return None, None
-        return self.device.vto + self.mismatch.dvto[twin], self.device.beta * self.mismatch.kscale[twin]
+        return self.law.vto + self.mismatch.dvto[twin], self.law.beta * self.mismatch.kscale[twin]
 
     @property
     def n_nodes(self) -> int:
@@ -93,8 +119,9 @@ class Circuit:
         return step.compiled().output_values(np.atleast_2d(voltages), self.out_pos, self.out_neg)
 
 
-def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12) -> Circuit:
-    """Freeze a role-carrying graph (see ``graph.assign_roles``) into a ``Circuit``."""
+def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12,
+                  temperature: float = NOMINAL_CELSIUS) -> Circuit:
+    """Freeze a role-carrying graph (see ``graph.assign_roles``) into a ``Circuit`` at ``temperature`` (C)."""
     n = g.number_of_nodes()
     if sorted(g.nodes) != list(range(n)):
         raise ValidationError("network: node ids must be 0..N-1 (use the builders in metamaterial.graph)")
@@ -117,6 +144,7 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12) -> Circu
         out_pos=np.array([o[0] for o in outputs], dtype=int),
         out_neg=np.array([-1 if o[1] is None else o[1] for o in outputs], dtype=int),
         gmin=gmin,
+        temperature=temperature,
     )
 
 
@@ -154,7 +182,7 @@ def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: 
     v = np.atleast_2d(voltages)
     va, vb = v[:, c.edges[:, 0]], v[:, c.edges[:, 1]]
     ctrl = np.broadcast_to(np.asarray(controls, float), va.shape)
-    return c.device.edge_current(va, vb, ctrl, *c.transistor_params(twin), c.gmin)
+    return c.law.edge_current(va, vb, ctrl, *c.transistor_params(twin), c.gmin)
 
 
 def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed: np.ndarray | None = None,
@@ -172,7 +200,7 @@ def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed:
     np.add.at(out.T, c.edges[:, 1], -i_edge.T)
     if c.device.bulk_junctions:
         # each transistor has a bulk diode at each of its two terminals (free twin: one transistor per edge)
-        i_j, _ = junction_current(c.device, v, c.gmin)
+        i_j, _ = junction_current(c.law, v, c.gmin, c.thermal_voltage)
         degree = np.bincount(c.edges.ravel(), minlength=c.n_nodes)
         out += i_j * degree
     driven = np.concatenate([c.source_nodes, [] if fixed is None else np.asarray(fixed, int)]).astype(int)

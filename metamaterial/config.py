@@ -20,8 +20,9 @@ from typing import Annotated, Any, Literal, Union
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from .devices import CORNERS, NOMINAL_CELSIUS, TEMPERATURE_RANGE, ProcessCorner
 from .errors import ConfigError
 from .learning.gates import HardwareParams
 from .sim.registry import backend_names
@@ -134,17 +135,55 @@ class MismatchConfig(_Strict):
         return self
 
 
+class CornerConfig(_Strict):
+    """A user-defined process corner: V_T shift (V) and K scale applied to every transistor."""
+
+    vto_shift: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)] = 0.0
+    k_scale: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = 1.0
+
+
 class DeviceConfig(_Strict):
+    """The edge device. ``corner``: a process corner, built-in (``devices.CORNERS``: typical, slow, fast) or one
+    defined under ``corners`` (name -> ``{vto_shift, k_scale}``), applied after ``preset``/``params``/``model_file``
+    and before ``mismatch``."""
+
     kind: Literal["nmos", "resistor", "potentiometer"] = "nmos"
     preset: Literal["ald1106-fit", "ald1106-hw", "ald1106-l1"] = "ald1106-fit"
     model_file: str | None = None
     params: NmosOverrides = NmosOverrides()
+    corners: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")], CornerConfig] = {}
+    corner: str = "typical"
     mismatch: MismatchConfig | None = None
     g_min: Positive = 1e-5
     g_max: Positive = 1e-2
     r_min: Positive = 40.0
     r_max: Positive = 32e3
     n_taps: Annotated[int, Field(ge=2, le=100000)] = 100
+
+    @field_validator("corners")
+    @classmethod
+    def _new_names(cls, v: dict[str, CornerConfig]) -> dict[str, CornerConfig]:
+        taken = sorted(set(v) & set(CORNERS))
+        if taken:
+            raise ValueError(f"{', '.join(taken)} is a built-in corner (got a definition of it); give your corner "
+                             f"another name (built-in: {', '.join(CORNERS)})")
+        return v
+
+    @field_validator("corner")
+    @classmethod
+    def _known_corner(cls, v: str, info: ValidationInfo) -> str:
+        defined = [*CORNERS, *info.data.get("corners", {})]
+        if v not in defined:
+            raise ValueError(f"unknown corner (got {v!r}); choose one of {', '.join(defined)}, or define it under "
+                             "device.corners as {vto_shift: V, k_scale: factor}")
+        return v
+
+    def process_corner(self) -> ProcessCorner:
+        """The ``devices.ProcessCorner`` that ``corner`` names."""
+        if self.corner in CORNERS:
+            return CORNERS[self.corner]
+        c = self.corners[self.corner]
+        return ProcessCorner(self.corner, vto_shift=c.vto_shift, k_scale=c.k_scale)
 
     @model_validator(mode="after")
     def _ranges(self) -> DeviceConfig:
@@ -262,7 +301,10 @@ class HardwareConfig(_Strict):
 
 
 class SimulatorConfig(_Strict):
-    """The solver (a name of ``sim.registry``) and ngspice's tolerances, which the native solver honours too."""
+    """The solver (a name of ``sim.registry``) and ngspice's tolerances, which the native solver honours too.
+    ``temperature``: the circuit's temperature in C (``devices.TEMPERATURE_RANGE``; default ngspice's nominal 27):
+    ngspice runs at it, and the native solver applies ngspice's level-1 temperature equations
+    (``NmosParams.at_temperature``); a device kind without a temperature model refuses any other value."""
 
     backend: str = "ngspice"
     reltol: Annotated[float, Field(gt=0, lt=1)] = 1e-6
@@ -270,6 +312,8 @@ class SimulatorConfig(_Strict):
     vntol: Annotated[float, Field(gt=0, lt=1)] = 1e-9
     itl1: Annotated[int, Field(ge=2, le=100000)] = 500
     gmin: Annotated[float, Field(gt=0, lt=1e-3)] = 1e-12
+    temperature: Annotated[float, Field(ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1],
+                                        allow_inf_nan=False)] = NOMINAL_CELSIUS
 
     @field_validator("backend")
     @classmethod

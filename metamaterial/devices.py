@@ -27,8 +27,22 @@ import numpy as np
 
 from .errors import ConfigError, ValidationError
 
-#: Thermal voltage kT/q (V) at ngspice's default 27 C, with ngspice 39's constants (CODATA 2014).
-THERMAL_VOLTAGE = 1.38064852e-23 / 1.6021766208e-19 * (27.0 + 273.15)
+#: ngspice's nominal temperature (C): circuits run at it unless told otherwise, and model cards give their values at
+#: it (tnom, which our cards leave at 27)
+NOMINAL_CELSIUS = 27.0
+#: the circuit temperatures (C) a run may ask for: the military range -55..125 C with margin; the level-1
+#: temperature equations (``NmosParams.at_temperature``) are SPICE's empirical fits, not meant for beyond it
+TEMPERATURE_RANGE = (-55.0, 150.0)
+_BOLTZMANN, _CHARGE, _KELVIN = 1.38064852e-23, 1.6021766208e-19, 273.15  # ngspice 39's constants (CODATA 2014)
+
+
+def thermal_voltage(celsius: float) -> float:
+    """kT/q (V) at ``celsius``, as ngspice computes it."""
+    return _BOLTZMANN / _CHARGE * (celsius + _KELVIN)
+
+
+#: Thermal voltage kT/q (V) at ngspice's default 27 C.
+THERMAL_VOLTAGE = thermal_voltage(NOMINAL_CELSIUS)
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 
@@ -109,6 +123,26 @@ class EdgeDevice(ABC):
     def edge_controls(self, controls: np.ndarray) -> np.ndarray:
         """What the solver sees per edge (gate voltage in V or conductance in S) for controls of any shape."""
         return controls
+
+    def at_corner(self, corner: ProcessCorner) -> EdgeDevice:
+        """The device at process corner ``corner``. A kind without transistors has no corners: it is itself at the
+        typical one and refuses any other (``ValidationError``)."""
+        if corner.is_typical:
+            return self
+        raise ValidationError(f"device.corner: a {self.kind} network has no transistors whose V_T and K a process "
+                              f"corner shifts (got device.corner={corner.name} with device.kind={self.kind}); remove "
+                              "device.corner or use device.kind: nmos")
+
+    def at_temperature(self, celsius: float) -> EdgeDevice:
+        """The device as its law sees it at circuit temperature ``celsius`` (C). A kind without a temperature model
+        is itself at the nominal 27 C and refuses any other temperature (``ValidationError``), so that a run never
+        claims a temperature it did not simulate."""
+        if celsius == NOMINAL_CELSIUS:
+            return self
+        raise ValidationError(f"simulator.temperature: a {self.kind} edge has no temperature model in either backend "
+                              f"(got {celsius:g} C with device.kind={self.kind}); leave simulator.temperature at "
+                              f"{NOMINAL_CELSIUS:g} or use a level-1 transistor (device.kind: nmos, preset ald1106-fit "
+                              "or ald1106-l1)")
 
     @abstractmethod
     def _physical_range(self) -> tuple[float, float]:
@@ -210,9 +244,24 @@ class NmosParams(EdgeDevice):
         parameter as given) named ``model_name``, with threshold ``vto`` (V)."""
         if self.model_card is None:
             return replace(self, vto=vto, model_name=model_name).model_text()
-        given = {**parse_model_card(self.model_card, "NmosParams.model_card").given, "vto": vto}
-        text = " ".join(f"{k}={int(v) if k == 'level' else _num(v)}" for k, v in given.items())
-        return f".model {model_name} nmos ({text})"
+        return _card_with(self.model_card, model_name, vto=vto)
+
+    def at_corner(self, corner: ProcessCorner) -> NmosParams:
+        """This transistor at process corner ``corner``: V_T shifted by ``corner.vto_shift``, kp (so K) scaled by
+        ``corner.k_scale``, named ``<name>:<corner>``. A level-1 user card is rewritten with the two values (every
+        other parameter as given), so that the netlist carries the corner; a level-2 or 3 card is refused (kp and vto
+        are not the whole of K and V_T there)."""
+        if corner.is_typical:
+            return self
+        vto, kp, name = self.vto + corner.vto_shift, self.kp * corner.k_scale, f"{self.name}:{corner.name}"
+        if self.model_card is None:
+            return replace(self, vto=vto, kp=kp, name=name)
+        if card_level(self) != 1:
+            raise ValidationError(f"device.corner: a level-{card_level(self)} model card cannot be moved to a corner "
+                                  f"by V_T and K alone (got device.corner={corner.name}); use a level-1 card, or give "
+                                  "each corner its own device.model_file")
+        return replace(self, vto=vto, kp=kp, name=name,
+                       model_card=_card_with(self.model_card, self.model_name, vto=vto, kp=kp))
 
     @property
     def bulk_junctions(self) -> bool:
@@ -231,6 +280,45 @@ class NmosParams(EdgeDevice):
         if self.law == THREE_REGIME:
             return three_regime_current(self, va, vb, vg, vto, beta, gmin)
         return nmos_current(self, va, vb, vg, vto, beta)
+
+    def at_temperature(self, celsius: float) -> NmosParams:
+        """This level-1 transistor's law at circuit temperature ``celsius`` (C), its parameters given at the nominal
+        27 C (ngspice's ``mos1temp.c``, the SPICE level-1 temperature equations; T in K, T_0 = 300.15 K):
+
+          kp(T) = kp (T/T_0)^-1.5                              (mobility)
+          phi(T) = (T/T_0) phi - 2 V_t(T) [1.5 ln(T/T_0) + q a(T)] + (T/T_0) 2 V_t(T_0) q a(T_0)
+          vbi(T) = vto - gamma sqrt(phi) + (E_g(T_0) - E_g(T))/2 + (phi(T) - phi)/2
+          vto(T) = vbi(T) + gamma sqrt(phi(T))
+          is(T) = is exp(E_g(T_0)/V_t(T_0) - E_g(T)/V_t(T))   (bulk junctions, whose V_t is kT/q at T too)
+
+        with the silicon band gap E_g(T) = 1.16 - 7.02e-4 T^2 / (T + 1108) (eV) and
+        a(T) = -E_g(T) / (2 k T) + 1.1150877 / (2 k T_0). Mismatch and process corners shift the nominal vto
+        and scale the nominal K, so they carry over unchanged. The result is for the analytic law and the native
+        solver (``model_card`` cleared); netlists keep the nominal card and tell ngspice the temperature, which
+        applies the same equations. The three-regime law (a behavioural source) and level-2 and 3 cards are refused:
+        the first has no temperature model in either backend, the second none the native solver follows.
+        """
+        if celsius == NOMINAL_CELSIUS:
+            return self
+        if self.law == THREE_REGIME or card_level(self) != 1:
+            what = f"the {THREE_REGIME} law (a behavioural source)" if self.law == THREE_REGIME else \
+                f"a level-{card_level(self)} model card"
+            raise ValidationError(f"simulator.temperature: {what} has no temperature model both backends follow "
+                                  f"(got {celsius:g} C with device {self.name}); leave simulator.temperature at "
+                                  f"{NOMINAL_CELSIUS:g} or use a level-1 transistor (preset ald1106-fit or ald1106-l1)")
+        t0, t = NOMINAL_CELSIUS + _KELVIN, celsius + _KELVIN
+        ratio = t / t0
+        phi = ratio * (self.phi - _phi_shift(t0)) + _phi_shift(t)
+        if not phi > 0:
+            raise ValidationError(f"simulator.temperature: the surface potential phi falls to {phi:.3g} V at "
+                                  f"{celsius:g} C (phi = {self.phi:g} V at {NOMINAL_CELSIUS:g} C); raise "
+                                  "device.params.phi or the temperature")
+        gap = 0.5 * (_band_gap(t0) - _band_gap(t))
+        vbi = self.vto - self.gamma * math.sqrt(self.phi) + gap + 0.5 * (phi - self.phi)
+        return replace(self, vto=vbi + self.gamma * math.sqrt(phi), kp=self.kp / (ratio * math.sqrt(ratio)), phi=phi,
+                       is_=self.is_ * math.exp(_band_gap(t0) / thermal_voltage(NOMINAL_CELSIUS)
+                                               - _band_gap(t) / thermal_voltage(celsius)),
+                       model_card=None)
 
     @property
     def conducts_to_ground(self) -> bool:  # type: ignore[override]
@@ -339,6 +427,35 @@ class PotentiometerParams(EdgeDevice):
 
 
 EdgeParams = NmosParams | ResistorParams | PotentiometerParams
+
+
+@dataclass(frozen=True)
+class ProcessCorner:
+    """A process corner: every transistor's V_T shifted by ``vto_shift`` (V) and its K scaled by ``k_scale``."""
+
+    name: str
+    vto_shift: float = 0.0
+    k_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.vto_shift) and math.isfinite(self.k_scale) and self.k_scale > 0):
+            raise ValidationError(f"ProcessCorner.{self.name}: vto_shift must be finite and k_scale > 0 (got "
+                                  f"{self.vto_shift!r}, {self.k_scale!r})")
+
+    @property
+    def is_typical(self) -> bool:
+        return self.vto_shift == 0 and self.k_scale == 1
+
+
+#: the built-in corners (``device.corner``). There is no foundry corner data for this part, and no data-sheet spread
+#: was at hand: slow and fast are an **assumption**, V_T +-0.1 V and K -+20 % around the preset, the same order as
+#: the spread between the two ALD1106 fits shipped here (V_T 0.62 and 0.75 V). Define other corners under
+#: ``device.corners`` in a config.
+CORNERS: dict[str, ProcessCorner] = {
+    "typical": ProcessCorner("typical"),
+    "slow": ProcessCorner("slow", vto_shift=0.1, k_scale=0.8),
+    "fast": ProcessCorner("fast", vto_shift=-0.1, k_scale=1.2),
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -670,21 +787,44 @@ def _forward_current(x: np.ndarray, k: np.ndarray | float, join: float, decade: 
             np.where(above, np.where(x < OVERDRIVE_CAP, k * xc, 0.0), sub * slope))
 
 
-def junction_current(p: NmosParams, v_node: np.ndarray, gmin: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+def junction_current(p: NmosParams, v_node: np.ndarray, gmin: float = 1e-12,
+                     vt: float = THERMAL_VOLTAGE) -> tuple[np.ndarray, np.ndarray]:
     """Current (A) flowing *out of* a drain/source node into the grounded body through one bulk diode,
-    and its derivative (S). Includes ngspice's gmin across the junction.
+    and its derivative (S). Includes ngspice's gmin across the junction; ``vt`` is kT/q (V) at the circuit's
+    temperature (``thermal_voltage``), ``p.is_`` the saturation current at it (``NmosParams.at_temperature``).
 
     V_BX = -v_node. ngspice: for V_BX <= -3 V_t, I_BX = gmin V_BX - I_S (1 + (3 V_t / (e V_BX))^3) ...
     we use the form of ngspice 39 ``mos1load.c``: I_BX = I_S (exp(V_BX/V_t) - 1) + gmin V_BX for V_BX > -3 V_t
     and gmin V_BX - I_S for V_BX <= -3 V_t. The returned current is -I_BX (out of the node).
     """
     vbx = -np.asarray(v_node, float)
-    vt = THERMAL_VOLTAGE
     deep = vbx <= -3 * vt
     ev = np.exp(np.minimum(vbx / vt, 709.0))  # ngspice's MAX_EXP_ARG
     ibx = np.where(deep, gmin * vbx - p.is_, p.is_ * (ev - 1) + gmin * vbx)
     gbx = np.where(deep, gmin, p.is_ * ev / vt + gmin)
     return -ibx, gbx
+
+
+def _card_with(card: str, model_name: str, **values: float) -> str:
+    """A user card's ``.model`` line named ``model_name``, every parameter as the card gives it except ``values``
+    (ngspice names), which replace or add to them."""
+    given = {**parse_model_card(card, "NmosParams.model_card").given, **values}
+    text = " ".join(f"{k}={int(v) if k == 'level' else _num(v)}" for k, v in given.items())
+    return f".model {model_name} nmos ({text})"
+
+
+def _band_gap(kelvin: float) -> float:
+    """Silicon's band gap (eV) at ``kelvin``: SPICE's fit."""
+    return 1.16 - 7.02e-4 * kelvin * kelvin / (kelvin + 1108.0)
+
+
+def _phi_shift(kelvin: float) -> float:
+    """-2 V_t [1.5 ln(T/T_0) + q a(T)] (V) of ``NmosParams.at_temperature``: the part of phi(T) (and, by the same
+    form, of a junction potential) that is not proportional to T."""
+    kt = _BOLTZMANN * kelvin
+    ref = NOMINAL_CELSIUS + _KELVIN
+    arg = -_band_gap(kelvin) / (kt + kt) + 1.1150877 / (_BOLTZMANN * (ref + ref))
+    return -2.0 * thermal_voltage(kelvin - _KELVIN) * (1.5 * math.log(kelvin / ref) + _CHARGE * arg)
 
 
 def _num(x: float) -> str:

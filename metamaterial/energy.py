@@ -50,7 +50,7 @@ def transistor_power(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twi
     drop = v[:, c.edges[:, 0]] - v[:, c.edges[:, 1]]
     power = edge_currents(c, controls, v, twin) * drop
     if c.device.bulk_junctions:
-        i_out, _ = junction_current(c.device, v, c.gmin)  # out of each node into the grounded body
+        i_out, _ = junction_current(c.law, v, c.gmin, c.thermal_voltage)  # out of each node into the grounded body
         p_node = i_out * v
         power = power + p_node[:, c.edges[:, 0]] + p_node[:, c.edges[:, 1]]
     return power

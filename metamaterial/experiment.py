@@ -85,19 +85,24 @@ def _output(g, o, i: int) -> tuple[int, int | None]:
 
 
 def build_device(cfg: Config) -> EdgeParams:
+    """The edge device at its process corner (``device.corner``; a kind without transistors refuses any but typical).
+    """
     d = cfg.device
     if d.kind == "resistor":
-        return ResistorParams(g_min=d.g_min, g_max=d.g_max)
-    if d.kind == "potentiometer":
-        return PotentiometerParams(r_min=d.r_min, r_max=d.r_max, n_taps=d.n_taps)
-    overrides = {k: v for k, v in d.params.model_dump().items() if v is not None}
-    if d.model_file:
-        size = {k: overrides.pop(k) for k in ("w", "l") if k in overrides}
-        if overrides:
-            raise ConfigError(f"device.params: {sorted(overrides)} cannot override a model_file card (ngspice reads "
-                              "the card as written); edit the card, or set only w and l")
-        return nmos_from_card(d.model_file, **size)
-    return nmos_preset(d.preset, **overrides)
+        device = ResistorParams(g_min=d.g_min, g_max=d.g_max)
+    elif d.kind == "potentiometer":
+        device = PotentiometerParams(r_min=d.r_min, r_max=d.r_max, n_taps=d.n_taps)
+    else:
+        overrides = {k: v for k, v in d.params.model_dump().items() if v is not None}
+        if d.model_file:
+            size = {k: overrides.pop(k) for k in ("w", "l") if k in overrides}
+            if overrides:
+                raise ConfigError(f"device.params: {sorted(overrides)} cannot override a model_file card (ngspice "
+                                  "reads the card as written); edit the card, or set only w and l")
+            device = nmos_from_card(d.model_file, **size)
+        else:
+            device = nmos_preset(d.preset, **overrides)
+    return device.at_corner(d.process_corner())
 
 
 def build_task(cfg: Config) -> Task:
@@ -121,7 +126,8 @@ def build_task(cfg: Config) -> Task:
 def build(cfg: Config) -> Setup:
     """Typed objects of a run; every cross-section check happens here."""
     device = build_device(cfg)
-    circuit = compile_graph(build_network(cfg), device, gmin=cfg.simulator.gmin)
+    # a device kind without a temperature model refuses a non-nominal simulator.temperature here (exit 2)
+    circuit = compile_graph(build_network(cfg), device, gmin=cfg.simulator.gmin, temperature=cfg.simulator.temperature)
     mm = cfg.device.mismatch
     if mm is not None and (mm.vto_sigma > 0 or mm.k_sigma > 0):
         if not device.supports_mismatch:

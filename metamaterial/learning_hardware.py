@@ -38,7 +38,7 @@ import numpy as np
 from .devices import NmosParams
 from .errors import SimulationError, ValidationError
 from .experiment import Setup, make_trainer
-from .netlist import num
+from .netlist import num, temperature_options
 from .timing import MosCapacitances, PeripheryParams
 from .transient import ABSTOL_FLOOR, _mos_cards, _run
 
@@ -152,7 +152,7 @@ def learning_netlist(setup: Setup, controls: np.ndarray, plan: StepPlan, capacit
     opt = setup.options
     lines = [f"* metamaterial learning hardware: {len(plan.points)} steps, {c.n_edges} edges x 2 twins",
              f".options gmin={num(c.gmin)} reltol={num(opt.reltol)} abstol={num(max(opt.abstol, ABSTOL_FLOOR))} "
-             f"vntol={num(opt.vntol)} itl1={int(opt.itl1)}"]
+             f"vntol={num(opt.vntol)} itl1={int(opt.itl1)}", *temperature_options(c)]
     lines += _mos_cards(c, capacitances)
     x, y = task.inputs[plan.points], task.targets[plan.points]
     for twin in ("f", "c"):

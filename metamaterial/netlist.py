@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .circuit import Circuit
-from .devices import OVERDRIVE_CAP, THREE_REGIME, NmosParams, PotentiometerParams, ResistorParams
+from .devices import NOMINAL_CELSIUS, OVERDRIVE_CAP, THREE_REGIME, NmosParams, PotentiometerParams, ResistorParams
 from .errors import ValidationError
 
 _SAFE_TEXT = re.compile(r"[^A-Za-z0-9_(), .:+-]")
@@ -178,6 +178,14 @@ def to_spice_sweep(c: Circuit, batch: int, points: int, *, options: SpiceOptions
     return "\n".join(lines) + "\n"
 
 
+def temperature_options(c: Circuit) -> list[str]:
+    """The ``.options temp=`` line of a circuit away from the nominal 27 C (none at 27 C, so netlists of nominal
+    circuits keep their text): ngspice then adjusts the nominal card's parameters itself (``mos1temp.c``)."""
+    if c.temperature == NOMINAL_CELSIUS:
+        return []
+    return [f".options temp={num(c.temperature)}"]
+
+
 def _namer(c: Circuit):
     """Node name in copy ``b`` of the batch (rails are shared by all copies)."""
     shared = set(c.rails.tolist())
@@ -193,6 +201,7 @@ def _head_lines(c: Circuit, phase: str, batch: int, options: SpiceOptions, title
     lines.append(f".options gmin={num(c.gmin)} reltol={num(options.reltol)} abstol={num(options.abstol)} "
                  f"vntol={num(options.vntol)} itl1={int(options.itl1)}")
     lines.append(f".options {options.linear_solver}")
+    lines += temperature_options(c)
     dev = c.device
     mismatch = c.mismatch if isinstance(dev, NmosParams) else None
     if isinstance(dev, NmosParams):

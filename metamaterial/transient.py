@@ -32,7 +32,7 @@ import numpy as np
 from .circuit import Circuit
 from .devices import NmosParams, PotentiometerParams, ResistorParams
 from .errors import SimulationError, ValidationError
-from .netlist import SpiceOptions, node_name, num
+from .netlist import SpiceOptions, node_name, num, temperature_options
 from .sim.ngspice import _run_ngspice
 from .timing import CAPACITANCES, DEFAULT_POINTS, MosCapacitances, PeripheryParams, SettleParams
 
@@ -125,7 +125,7 @@ def transient_netlist(c: Circuit, controls: np.ndarray, before: np.ndarray | Non
     lines = [f"* metamaterial transient: {c.n_nodes} nodes, {c.n_edges} edges, device {dev.name}",
              f".options gmin={num(c.gmin)} reltol={num(options.reltol)} "
              f"abstol={num(max(options.abstol, ABSTOL_FLOOR))} "
-             f"vntol={num(options.vntol)} itl1={int(options.itl1)}"]
+             f"vntol={num(options.vntol)} itl1={int(options.itl1)}", *temperature_options(c)]
     if isinstance(dev, NmosParams):
         lines += _mos_cards(c, capacitances)
         for e, vg in enumerate(controls):

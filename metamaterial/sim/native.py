@@ -37,7 +37,6 @@ from scipy.sparse.linalg import splu
 from ..circuit import Circuit, OperatingPoint
 from ..devices import (
     OVERDRIVE_CAP,
-    THERMAL_VOLTAGE,
     THREE_REGIME,
     NmosParams,
     PotentiometerParams,
@@ -589,7 +588,7 @@ def _elimination_order(c: Circuit, unk: np.ndarray) -> np.ndarray:
 def _device_constants(c: Circuit, twin: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """(kernel kind, shared constants ``prm``, per-edge ``vbi`` [E] in V, per-edge ``beta`` [E] in A/V^2) of the
     circuit's edge device, with the transistors of the given twin (0 free, 1 clamped) under mismatch."""
-    dev = c.device
+    dev = c.law  # at the circuit's temperature (a netlist gives ngspice the nominal card and the temperature)
     prm = np.zeros(nk.N_PRM)
     if isinstance(dev, (ResistorParams, PotentiometerParams)):
         return nk.KIND_CONDUCTANCE, prm, np.zeros(c.n_edges), np.zeros(c.n_edges)
@@ -617,7 +616,7 @@ def _device_constants(c: Circuit, twin: int) -> tuple[int, np.ndarray, np.ndarra
     prm[nk.P_SQPHI] = math.sqrt(dev.phi)
     prm[nk.P_LAMBDA] = dev.lambda_
     prm[nk.P_IS] = dev.is_
-    prm[nk.P_VT] = THERMAL_VOLTAGE
+    prm[nk.P_VT] = c.thermal_voltage
     prm[nk.P_GMIN] = c.gmin
     vbi = vto - dev.gamma * math.sqrt(dev.phi)
     return nk.KIND_NMOS, prm, np.ascontiguousarray(vbi, float), np.ascontiguousarray(beta, float)
