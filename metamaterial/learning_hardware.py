@@ -46,6 +46,9 @@ from .transient import ABSTOL_FLOOR, _mos_cards, _run
 POINTS_PER_STEP = 40
 #: the learning switch's edges, as a fraction of t_learn (the integral of the switch signal is t_learn)
 SWITCH_EDGE = 0.01
+#: s of ngspice allowed per slot before a learning transient is taken for hung (plus a fixed 120 s): a guard
+#: against a stuck simulator, generous for a loaded machine (100 full-batch XOR steps, 400 slots, ran in minutes)
+SECONDS_PER_SLOT = 5.0
 
 
 @dataclass(frozen=True)
@@ -252,7 +255,7 @@ def run_learning(setup: Setup, controls: np.ndarray, steps: int, capacitances: M
     plan = StepPlan(points, hw.t_settle if t_settle is None else t_settle, hw.t_learn, periphery.input_rise,
                     per_step)
     text = learning_netlist(setup, controls, plan, capacitances, periphery)
-    log, data = _run(text, "gates.txt")
+    log, data = _run(text, "gates.txt", timeout=120.0 + SECONDS_PER_SLOT * len(points))
     rows = data.strip().splitlines()
     c = setup.circuit
     table = np.array([[float(v) for v in r.split()] for r in rows[1:]])

@@ -190,16 +190,16 @@ def _mos_cards(c: Circuit, caps: MosCapacitances) -> list[str]:
 
 
 # -- running ------------------------------------------------------------------------------------------------
-def _run(text: str, data_name: str | None = None) -> tuple[str, str | None]:
-    """Run ``ngspice -b`` on ``text`` in a scratch directory; return its output (stdout, then stderr) and the data
-    file's text."""
+def _run(text: str, data_name: str | None = None, timeout: float = 120.0) -> tuple[str, str | None]:
+    """Run ``ngspice -b`` on ``text`` in a scratch directory (given up after ``timeout`` s); return its output
+    (stdout, then stderr) and the data file's text."""
     with tempfile.TemporaryDirectory(prefix="metamaterial-tran-") as tmp:
         path = os.path.join(tmp, "circuit.cir")
         if data_name is not None:
             text = text.replace(f"wrdata {data_name} ", f"wrdata {os.path.join(tmp, data_name)} ")
         with open(path, "w") as f:
             f.write(text)
-        proc = _run_ngspice(path)
+        proc = _run_ngspice(path, timeout)
         if proc.returncode != 0:
             raise SimulationError(f"transient: ngspice -b exited with code {proc.returncode} (got no answer); read "
                                   "the simulator log below", netlist=text, log=proc.stderr[-2000:])

@@ -135,10 +135,10 @@ def test_wrong_gates_and_unreadable_waveforms_are_errors(monkeypatch):
     caps, periphery, _ = timing_params(cfg)
     with pytest.raises(ValidationError, match=r"learning_hardware: controls must have shape \(32,\) \(got \(3,\)\)"):
         run_learning(setup, np.ones(3), 1, caps, periphery)
-    monkeypatch.setattr(lh, "_run", lambda text, name: ("", "time v(g0)\n0 1\n"))
+    monkeypatch.setattr(lh, "_run", lambda text, name, timeout: ("", "time v(g0)\n0 1\n"))
     with pytest.raises(SimulationError, match=r"learning_hardware: the waveform table has the wrong shape \(got "
                                               r"\(1, 2\)\)"):
         run_learning(setup, np.full(32, 3.0), 1, caps, periphery)
-    monkeypatch.setattr(lh, "_run", lambda text, name: ("", "time\n" + "0 " * (1 + 32 + 16) + "\n"))
+    monkeypatch.setattr(lh, "_run", lambda text, name, timeout: ("", "time\n" + "0 " * (1 + 32 + 16) + "\n"))
     with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = 0 s of "):
         run_learning(setup, np.full(32, 3.0), 1, caps, periphery)

@@ -186,7 +186,7 @@ def test_user_card_with_mismatch_is_refused(tmp_path):
 def test_simulator_output_that_cannot_be_read_raises(monkeypatch):
     import metamaterial.transient as tr
     c = xor_circuit()
-    monkeypatch.setattr(tr, "_run_ngspice", lambda path: subprocess.CompletedProcess([], 0, "no numbers here\n", ""))
+    monkeypatch.setattr(tr, "_run_ngspice", lambda *_: subprocess.CompletedProcess([], 0, "no numbers here\n", ""))
     with pytest.raises(SimulationError, match=r"transient: ngspice's operating point lacks nodes \(got none for "
                                               r"\['n0'"):
         dc_point(c, np.ones(32), [0.0, 0.0])
@@ -223,7 +223,7 @@ def test_an_aborted_transient_raises_and_the_abstol_floor_prevents_it(monkeypatc
 
 def test_a_failing_ngspice_is_an_error_with_its_log(monkeypatch):
     import metamaterial.transient as tr
-    monkeypatch.setattr(tr, "_run_ngspice", lambda path: subprocess.CompletedProcess([], 1, "", "Error: boom\n"))
+    monkeypatch.setattr(tr, "_run_ngspice", lambda *_: subprocess.CompletedProcess([], 1, "", "Error: boom\n"))
     with pytest.raises(SimulationError, match=r"transient: ngspice -b exited with code 1 \(got no answer\)") as err:
         dc_point(xor_circuit(), np.ones(32), [0.0, 0.0])
     assert "Error: boom" in err.value.log
