@@ -1,11 +1,15 @@
 """Claim: retrainable in seconds. Training converted to the hardware's learning time (cumulative switch-on time of
-the gate-capacitor charging circuit), per task, next to the paper's statement."""
+the gate-capacitor charging circuit), per task, next to the paper's statement. Time is counted per learning window:
+a step presenting one point takes one window when it updates; a full-batch step takes one window per active point
+(``retraining.train_to_criterion`` counts them), not one."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..experiment import build
+from ..config import with_backend
+from ..experiment import build, initial_controls
+from ..retraining import train_to_criterion
 from ..runs import one_replica, succeeded, train_run
 from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json
 
@@ -42,10 +46,17 @@ def run(ctx: Context) -> ClaimResult:
         res = train_run(cfg, ctx.path(f"learning_time_{name}"), backend=ctx.backend, progress=False, plots=False)
         epoch, seconds = _time_to_criterion(one_replica(res.state).history, setup.task.is_classification)
         hw = setup.hardware
-        rows[name] = {"epochs_to_done": epoch, "learning_time_s": seconds, "t_learn_s": hw.t_learn,
+        windows = seconds / hw.t_learn if np.isfinite(seconds) else float("nan")
+        if setup.params.schedule.kind == "full_batch":  # the history counts one window per step: count per point
+            start = initial_controls(setup, np.random.default_rng(cfg.seed))
+            counted = train_to_criterion(build(with_backend(cfg, ctx.backend)), start, cfg.seed, cfg.learning.epochs)
+            epoch, windows = (counted.epochs, counted.windows) if counted.reached else (float("nan"), float("nan"))
+            seconds = windows * hw.t_learn
+        rows[name] = {"epochs_to_done": epoch, "learning_time_s": seconds, "windows": windows,
+                      "schedule": setup.params.schedule.kind, "t_learn_s": hw.t_learn,
                       "rate_per_v": setup.rule.rate, "updates_total": res.summary["n_updates"],
                       "final_loss": res.summary["final_loss"],
-                      "at_100us_switch_s": seconds / hw.t_learn * 100e-6 if np.isfinite(seconds) else None}
+                      "at_100us_switch_s": windows * 100e-6 if np.isfinite(seconds) else None}
     data = save_json(ctx, "learning_time.json", {"hardware": {"capacitance_F": 2.2e-6, "resistance_ohm": 1e3,
                                                               "gain": 0.1}, "tasks": rows})
     plt = pyplot()
@@ -58,12 +69,17 @@ def run(ctx: Context) -> ClaimResult:
     ax.set_title("switch-on time with C = 2.2 uF, R = 1 kohm, gain 0.1")
     ax.legend()
     save_figure(ctx, fig, "learning_time.png")
-    lines = [f"- {n}: done after {r['epochs_to_done']:.0f} epochs = **{r['learning_time_s']:.3g} s** of switch-on time "
-             f"(rate alpha/eta = {r['rate_per_v']:g} /V, i.e. t_learn = {r['t_learn_s']:.3g} s per update; the same "
-             f"number of updates at the hardware's 100 us per update would take "
+    lines = [f"- {n}: done after {r['epochs_to_done']:.0f} epochs, {r['windows']:.0f} learning windows "
+             f"({r['schedule']}) = **{r['learning_time_s']:.3g} s** of switch-on time "
+             f"(rate alpha/eta = {r['rate_per_v']:g} /V, i.e. t_learn = {r['t_learn_s']:.3g} s per window; the same "
+             f"number of windows at the hardware's 100 us per window would take "
              f"{(r['at_100us_switch_s'] or float('nan')):.3g} s but move the gates "
              f"{r['t_learn_s'] / 100e-6:.0f}x less)"
              for n, r in rows.items()]
+    lines.append("- Done: a classification when every point is correct by 10 mV (under full batch, counted step by "
+                 "step until it first holds, one window per point not yet past the hinge's margin; otherwise from the "
+                 "evaluations, staying so to the end), a regression when the loss first comes within 2x of its "
+                 "final value.")
     lines.append("- The learning time is set by the charge the gates need: with this circuit "
                  "dV_G = gain t_learn U / (R C), so for small steps it barely depends on how the charge is split into "
                  "updates; it scales as R C / gain (the multiplier gain of 1/10 is not confirmed by the authors).")
