@@ -99,6 +99,18 @@ def test_the_learning_command_writes_what_it_reports(tmp_path):
     assert (out / "learning_gates.png").stat().st_size > 0
 
 
+def test_the_learning_command_runs_xors_full_batch_hinge(tmp_path):
+    out = tmp_path / "xor"
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "transient", str(XOR), "--learning", "--steps", "1",
+                           "--out", str(out), "--no-progress", "--no-plots", "--set", "simulator.backend=native"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "learning.json").read_text())
+    assert result["schedule"] == "full_batch" and result["loss"] == "hinge" and result["slots"] == 4
+    assert 0 < result["windows"] < 4  # the initial gates leave one point past the margin (see the test above)
+    assert f"{result['windows']} of 4 learning windows closed" in proc.stdout
+
+
 @pytest.mark.parametrize("config, overrides, message", [
     ("xor", ["learning.schedule=shuffle"], r"learning_hardware: the learning transient presents the points in "
                                            r"order, one learning window each, on every edge \(got "
