@@ -26,7 +26,7 @@ class MosCapacitances:
     """
 
     # Source of the defaults: the ALD1106 level-1 card of the University of Maine's ECE 343 model library
-    # (umaine.lib; "based upon data provided on [the] spec sheets"): CGSO = CGDO = 0.1p, CBD = CBS = 0.5p, no CGBO,
+    # (umaine.lib, its values attributed to the data sheets): CGSO = CGDO = 0.1p, CBD = CBS = 0.5p, no CGBO,
     # PB, MJ. Reading its 0.1p as a per-device capacitance (ngspice would read F per metre of width, 2 aF at its
     # W = 20 um) is ours. The third-party ALD1106 card (github Ma-Lab-Cal/pyclln) gives no capacitance at all.
     cgs: float = 0.1e-12
