@@ -462,6 +462,10 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
     spec = load_sweep(args.spec, config_overrides(args))
     args.out = args.out or Path("runs") / "sweeps" / spec.name
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if not args.scheduler and args.workers > cores:
+        print(f"metamaterial: warning: --workers {args.workers} is more than the {cores} cores of this machine: the "
+              "workers take turns on them, and each point takes longer", file=sys.stderr)
     if args.dry_run:
         print(_sweep_points(spec, args.out, args.workers))
         return 0

@@ -1,21 +1,28 @@
 """Sweep throughput and memory, measured side by side in one run (issue 12).
 
-1. ``throughput``: one 40-point ngspice sweep (the regression, a short training per point) run with 1 local worker,
-   then 2, then 1 and 2 again, each into a fresh folder; prints points per second over the whole sweep (cluster
-   start included) and between the first and last finished point (the steady state), and the ratio 2 vs 1.
+1. ``throughput``: one 40-point ngspice sweep (the regression, each point a realistic training of ``--epochs``,
+   default 200, a few seconds on an idle core) run with 1 local worker, then 2, then 1 and 2 again (``--rounds``),
+   each into a fresh folder; prints points per second over the whole sweep (cluster start included) and between
+   the first and last finished point (the steady state), the ratio 2 vs 1 of each, and the fixed cost (from the
+   call to the first point started).
 2. ``native``: the 1,000-point native sweep ``configs/sweeps/regression_kp_lambda.yaml`` (kp x lambda x 10 seeds,
-   seeds batched as ensembles) with 2 workers: its wall time.
-3. ``memory``: a long ngspice sweep (``--points``, default 500) on 2 workers without recycling: each training
-   process's resident memory after its first and its last point (from the event log), and the growth.
+   seeds batched as ensembles) with 2 workers: its wall time, from the spec file to the last result (expansion
+   and validation of the points included).
+3. ``memory``: a long ngspice sweep (``--points``, default 500, of ``--epochs`` 1 each: short points, so that it
+   is affordable) on 2 workers without recycling: each training process's resident memory after its first and
+   its last point (from the event log), and the growth.
 
-The machine is shared: numbers drift between minutes; the rounds of (1) alternate to share the drift.
-Usage: python scripts/bench_sweep.py [throughput|native|memory ...] [--points N] [--out DIR]
+Every part prints the load average before and after it. The machine is shared: numbers drift between minutes;
+the rounds of (1) alternate to share the drift.
+Usage: python scripts/bench_sweep.py [throughput|native|memory ...] [--points N] [--epochs N] [--rounds N]
+[--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -31,52 +38,65 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _spec(folder: Path, n: int, epochs: int, name: str) -> Path:
     """A regression ngspice sweep of n points: learning.rate over n values (each point a different config)."""
+    every = min(10, epochs)
     doc = {"name": name, "base": str(ROOT / "configs" / "regression.yaml"),
-           "set": [f"learning.epochs={epochs}", "learning.eval_every=10", "learning.record_every=10"],
+           "set": [f"learning.epochs={epochs}", f"learning.eval_every={every}", f"learning.record_every={every}"],
            "grid": {"learning.rate": {"linspace": [1.0, 10.0, n]}}}
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
 
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def _run(spec: Path, out: Path, workers: int, recycle_after: int = 200) -> dict:
     sweep = load_sweep(spec)
+    t0 = time.time()
     run = run_sweep(sweep, out, workers=workers, recycle_after=recycle_after)
-    finished = sorted(e["t"] for e in read_events(out) if e["event"] == "finished")
+    events = read_events(out)
+    finished = sorted(e["t"] for e in events if e["event"] == "finished")
+    first = min((e["t"] for e in events if e["event"] == "started"), default=float("nan"))
     steady = (len(finished) - 1) / (finished[-1] - finished[0]) if len(finished) > 1 else float("nan")
     return {"workers": workers, "points": run.ok + run.failed, "failed": run.failed, "wall_s": round(run.wall_s, 2),
-            "points_per_s": round((run.ok + run.failed) / run.wall_s, 3), "steady_points_per_s": round(steady, 3)}
+            "points_per_s": round((run.ok + run.failed) / run.wall_s, 4), "steady_points_per_s": round(steady, 4),
+            "to_first_start_s": round(first - t0, 2), "load": _load()}
 
 
-def throughput(folder: Path, rounds: int = 2) -> dict:
-    spec = _spec(folder, 40, 40, "throughput")
+def throughput(folder: Path, points: int, epochs: int, rounds: int) -> dict:
+    spec = _spec(folder, points, epochs, "throughput")
     rows = []
     for r in range(rounds):
         for workers in (1, 2):
             row = _run(spec, folder / f"throughput_{r}_{workers}", workers)
             rows.append(row)
             print(f"  round {r}: {workers} worker(s): {row['points']} points in {row['wall_s']} s, "
-                  f"{row['points_per_s']} points/s overall, {row['steady_points_per_s']} steady", flush=True)
+                  f"{row['points_per_s']} points/s overall, {row['steady_points_per_s']} steady; first point "
+                  f"started {row['to_first_start_s']} s after the call; load {row['load']}", flush=True)
     best = {w: max(x["points_per_s"] for x in rows if x["workers"] == w) for w in (1, 2)}
     steady = {w: max(x["steady_points_per_s"] for x in rows if x["workers"] == w) for w in (1, 2)}
-    out = {"rows": rows, "ratio_overall": round(best[2] / best[1], 2), "ratio_steady": round(steady[2] / steady[1], 2)}
-    print(f"throughput: 2 workers vs 1: x{out['ratio_overall']} overall, x{out['ratio_steady']} steady (best of "
-          f"{rounds} rounds each)")
+    out = {"points": points, "epochs": epochs, "rows": rows, "ratio_overall": round(best[2] / best[1], 2),
+           "ratio_steady": round(steady[2] / steady[1], 2)}
+    print(f"throughput: 2 workers vs 1 ({points} ngspice points of {epochs} epochs): x{out['ratio_overall']} overall, "
+          f"x{out['ratio_steady']} steady (best of {rounds} rounds each)")
     return out
 
 
 def native(folder: Path) -> dict:
     out = folder / "native"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     run = run_sweep(load_sweep(ROOT / "configs" / "sweeps" / "regression_kp_lambda.yaml"), out, workers=2)
-    wall = time.perf_counter() - t0
-    print(f"native: {run.ok} ok, {run.failed} failed of {run.total} points in {wall:.1f} s (2 workers)")
-    return {"points": run.total, "ok": run.ok, "failed": run.failed, "wall_s": round(wall, 1)}
+    wall, client_cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"native: {run.ok} ok, {run.failed} failed of {run.total} points in {wall:.1f} s (2 workers; the client "
+          f"used {client_cpu:.1f} s CPU; load {_load()})")
+    return {"points": run.total, "ok": run.ok, "failed": run.failed, "wall_s": round(wall, 1),
+            "client_cpu_s": round(client_cpu, 1), "load": _load()}
 
 
-def memory(folder: Path, points: int) -> dict:
+def memory(folder: Path, points: int, epochs: int) -> dict:
     out = folder / "memory"
-    run = run_sweep(load_sweep(_spec(folder, points, 10, "memory")), out, workers=2, recycle_after=0)
+    run = run_sweep(load_sweep(_spec(folder, points, epochs, "memory")), out, workers=2, recycle_after=0)
     per_pid: dict[int, list[tuple[float, float]]] = {}
     for e in read_events(out):
         if e["event"] == "finished":
@@ -96,16 +116,23 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("parts", nargs="*", default=["throughput", "native", "memory"],
                    choices=["throughput", "native", "memory"])
-    p.add_argument("--points", type=int, default=500, help="points of the memory sweep (default 500)")
+    p.add_argument("--points", type=int, help="points of the sweep (default: 40 for throughput, 500 for memory)")
+    p.add_argument("--epochs", type=int, help="epochs of each ngspice point (default: 200 for throughput, 1 for "
+                                              "memory)")
+    p.add_argument("--rounds", type=int, default=2, help="rounds of 1 and 2 workers in throughput (default 2)")
     p.add_argument("--out", type=Path, help="keep the sweeps and bench_sweep.json here (default: a temp folder)")
     args = p.parse_args()
     folder = args.out or Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     folder.mkdir(parents=True, exist_ok=True)
     results = {}
     for part in args.parts:
-        print(f"{part}:", flush=True)
-        results[part] = throughput(folder) if part == "throughput" else native(folder) if part == "native" \
-            else memory(folder, args.points)
+        print(f"{part}: load {_load()}", flush=True)
+        if part == "throughput":
+            results[part] = throughput(folder, args.points or 40, args.epochs or 200, args.rounds)
+        elif part == "native":
+            results[part] = native(folder)
+        else:
+            results[part] = memory(folder, args.points or 500, args.epochs or 1)
     (folder / "bench_sweep.json").write_text(json.dumps(results, indent=1) + "\n")
     print(f"results: {folder / 'bench_sweep.json'}")
 

@@ -18,6 +18,7 @@ from metamaterial.errors import ConfigError
 from metamaterial.sweep import expand_sweep, load_sweep
 from metamaterial.sweep.execute import plan_tasks, run_points
 from metamaterial.sweep.report import load_table, write_table
+from metamaterial.sweep.spec import config_text
 from metamaterial.sweep.store import read_events, read_result, write_result
 
 REGRESSION = str(ROOT / "configs" / "regression.yaml")
@@ -136,6 +137,35 @@ def test_an_ensemble_task_records_what_each_point_alone_records(tmp_path):
     assert sum(e["event"] == "finished" for e in read_events(together)) == N_SEEDS
 
 
+def test_a_batched_point_ends_where_train_with_seeds_ends(tmp_path):
+    """An ensemble task trains each seed as ``metamaterial train --backend native --seeds N`` does, to the last bit,
+    with the evaluation cadence of a sweep spec and a checkpoint (and solver reset) inside the run of train."""
+    spec = load_sweep(_spec(tmp_path, set=["simulator.backend=native", f"learning.epochs={EPOCHS}",
+                                          "learning.init={kind: uniform, low: 1.0, high: 5.0}",
+                                          "learning.eval_every=20", "learning.checkpoint_every=10"], seeds=N_SEEDS))
+    out = tmp_path / "sweep"
+    out.mkdir()
+    assert [b["status"] for b in run_points(list(spec.points), str(out))] == ["ok"] * N_SEEDS
+    config = tmp_path / "point.yaml"
+    config.write_text(dump_config(spec.points[0].config))
+    run = tmp_path / "run"
+    assert main(["train", str(config), "--backend", "native", "--seeds", str(N_SEEDS), "--out", str(run),
+                 "--no-progress", "--no-plots"]) == 0
+    with open(run / "ensemble.csv") as f:
+        rows = list(csv.DictReader(f))
+    for p, row in zip(spec.points, rows, strict=True):
+        s = read_result(out, p.key)["summary"]
+        assert (s["seed"], s["batch"], s["epochs"]) == (int(row["seed"]), N_SEEDS, EPOCHS)
+        assert (s["initial_loss"], s["final_loss"]) == (float(row["initial_loss"]), float(row["final_loss"]))
+
+
+def test_more_workers_than_cores_warns(tmp_path, capsys):
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    assert main(["sweep", path, "--out", str(tmp_path / "out"), "--dry-run", "--workers", "1000"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --workers 1000 is more than the" in err and "cores of this machine" in err
+
+
 def test_a_point_failing_at_run_time_is_recorded_and_the_others_finish(tmp_path):
     spec = load_sweep(_spec(tmp_path, grid={"learning.loss": ["mse", "hinge"]}))
     brief = run_points(list(spec.points), str(tmp_path))
@@ -185,3 +215,10 @@ def test_expand_sweep_takes_an_inline_base(tmp_path):
     spec = expand_sweep({"base": base, "grid": {"learning.rate": [1.0, 2.0]}}, "inline.yaml", tmp_path)
     assert [p.config.learning.rate for p in spec.points] == [1.0, 2.0]
     assert spec.name == "inline"
+
+
+def test_the_result_key_hashes_the_config_text_that_train_saves():
+    for spec_file in sorted((ROOT / "configs" / "sweeps").glob("*.yaml")):
+        for p in load_sweep(spec_file).points[:20]:
+            assert config_text(p.config) == dump_config(p.config)
+            assert p.key == hashlib.sha256(dump_config(p.config).encode()).hexdigest()[:16]

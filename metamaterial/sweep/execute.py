@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import ConfigError
-from .spec import Point, SweepSpec, config_key
+from .spec import Point, SweepSpec, config_text, shape_key
 from .store import POINTS, is_done, log_event, read_result, write_json_atomically, write_result
 
 #: default number of points a worker process trains before its nanny restarts it
@@ -51,7 +51,6 @@ def run_points(points: list[Point], out: str, retry_failed: bool = False, recycl
     such workers with ``DASK_DISTRIBUTED__WORKER__DAEMON=False`` to get the training process and its recycling.
     """
     import multiprocessing  # noqa: PLC0415
-    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
     from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415
 
     with _LOCK:
@@ -65,8 +64,7 @@ def run_points(points: list[Point], out: str, retry_failed: bool = False, recycl
             records = _train(todo, Path(out), worker, target_loss)
             return [{"key": r["key"], "status": r["status"], "ran": True} for r in records]
         if _POOL["pool"] is None:
-            _POOL["pool"] = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            _POOL["trained"] = 0
+            _new_pool()
         try:
             records = _POOL["pool"].submit(_train, todo, Path(out), worker, target_loss).result()
         except BrokenProcessPool as err:
@@ -79,6 +77,55 @@ def run_points(points: list[Point], out: str, retry_failed: bool = False, recycl
         for record in records:
             brief[record["key"]] = {"key": record["key"], "status": record["status"], "ran": True}
         return list(brief.values())
+
+
+def warm_up(cfg) -> bool:
+    """Start this worker's training process (unless it has one) and have it import the package and load the
+    solver (numba's compiled kernels, ngspice's library) by training ``cfg`` for one epoch; returns at once, so
+    a client calls it on every worker (``Client.run``) while it plans, and the first point starts warm. False
+    (nothing done) in a daemonic worker, which has no training process, or while this worker trains."""
+    import multiprocessing  # noqa: PLC0415
+
+    if multiprocessing.current_process().daemon or not _LOCK.acquire(blocking=False):
+        return False
+    try:
+        if _POOL["pool"] is None:
+            _new_pool()
+        _POOL["pool"].submit(_warm, cfg)
+        return True
+    finally:
+        _LOCK.release()
+
+
+def _warm(cfg) -> None:
+    """One epoch of ``cfg`` (one seed), thrown away: what a training process loads before its first point."""
+    from .. import runs  # noqa: PLC0415
+
+    try:
+        runs.train_replicas(cfg, [cfg.seed], epochs=1).trainer.solver.close()
+    except Exception:  # noqa: BLE001 (the point itself reports what is wrong with its config)
+        pass
+
+
+def _new_pool() -> None:
+    """This worker's training process: a one-process pool (spawned: a fresh interpreter) that ends by itself when
+    the worker is gone."""
+    import multiprocessing  # noqa: PLC0415
+    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
+    _POOL["pool"] = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_end_with_parent, initargs=(os.getpid(),))
+    _POOL["trained"] = 0
+
+
+def _end_with_parent(parent: int) -> None:
+    """Pool initializer: end this training process within a second of its worker going away (killed, or closed
+    on Ctrl-C), which a pool's process waiting for work does not notice by itself: it would be left behind."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+    threading.Thread(target=watch, name="end-with-worker", daemon=True).start()
 
 
 def _drop_pool() -> None:
@@ -101,7 +148,9 @@ def _train(points: list[Point], out: Path, worker: str, target_loss: float | Non
     try:
         cfg = points[0].config
         make_solver(build(cfg)).reset()  # a point's result must not depend on what this process solved before
-        done = runs.train_replicas(cfg, [p.config.seed for p in points])
+        every = cfg.learning.checkpoint_every
+        done = runs.train_replicas(cfg, [p.config.seed for p in points], on_epoch=_reset_solver if every else None,
+                                   every=every or 1)
         try:
             summaries = _summaries(done, target_loss)
         finally:
@@ -116,11 +165,17 @@ def _train(points: list[Point], out: Path, worker: str, target_loss: float | Non
     return [_store(out, _record(p, "ok", worker, wall, summary=s)) for p, s in zip(points, summaries)]
 
 
-def _record(point: Point, status: str, worker: str, wall_s: float, **fields) -> dict:
-    from ..config import dump_config  # noqa: PLC0415
+def _reset_solver(trainer, state) -> None:
+    """Where ``train`` checkpoints (every ``learning.checkpoint_every`` epochs) it also resets the solver, so that
+    what follows does not depend on what preceded; a point does the same without the checkpoint, and so ends
+    where ``train`` ends to the last bit (the solver's warm starts differ otherwise)."""
+    if state.epoch > 0:
+        trainer.solver.reset()
 
+
+def _record(point: Point, status: str, worker: str, wall_s: float, **fields) -> dict:
     return {"key": point.key, "index": point.index, "status": status, "values": point.values, **fields,
-            "worker": worker, "pid": os.getpid(), "task_wall_s": round(wall_s, 3), "config": dump_config(point.config)}
+            "worker": worker, "pid": os.getpid(), "task_wall_s": round(wall_s, 3), "config": config_text(point.config)}
 
 
 def _store(out: Path, record: dict) -> dict:
@@ -181,7 +236,7 @@ def _worker_name() -> str:
 # -- planning -------------------------------------------------------------------------------------------
 def _shape(cfg) -> str:
     """The key of a config with its seed left out: points of one shape differ in seed alone."""
-    return config_key(cfg.model_copy(update={"seed": 0}))
+    return shape_key(cfg)
 
 
 def seed_free(cfg) -> bool:
@@ -238,8 +293,13 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
               on_progress: Callable[[int, int, int], None] | None = None,
               on_start: Callable[[int, int], None] | None = None) -> SweepRun:
     """Run every point of ``spec`` that has no result in ``out`` on Dask; ``on_start(to_run, already_done)``
-    once, then ``on_progress(points_done, to_run, failed)`` after every task."""
+    once, then ``on_progress(points_done, to_run, failed)`` after every task.
+
+    The cluster starts (or the client connects) in the background while the points are grouped into tasks; then
+    every worker starts its training process and warms it up (``warm_up``) while the tasks are submitted."""
     out = Path(out)
+    if not scheduler and workers < 1:
+        raise ConfigError(f"--workers: must be >= 1 (got {workers})")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -254,38 +314,36 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
     t0 = time.perf_counter()
     ok = failed = 0
     if todo:
-        ok, failed = _submit_all(todo, out, workers, scheduler, recycle_after, retry_failed, spec.target_loss,
-                                 on_progress)
+        with _Connection(workers, scheduler) as connection:
+            ok, failed = _submit_all(todo, out, connection, workers, scheduler, recycle_after, retry_failed,
+                                     spec.target_loss, on_progress)
     return SweepRun(out, len(spec.points), skipped, ok, failed, time.perf_counter() - t0)
 
 
-def _submit_all(todo: list[Point], out: Path, workers: int, scheduler: str | None, recycle_after: int,
-                retry_failed: bool, target_loss: float | None, on_progress) -> tuple[int, int]:
+def _submit_all(todo: list[Point], out: Path, connection: _Connection, workers: int, scheduler: str | None,
+                recycle_after: int, retry_failed: bool, target_loss: float | None, on_progress) -> tuple[int, int]:
     from distributed import as_completed  # noqa: PLC0415
 
-    client, cluster = _connect(workers, scheduler)
-    try:
-        n_workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]) if scheduler else workers)
-        tasks = plan_tasks(todo, n_workers)
-        futures = {client.submit(run_points, t, str(out), retry_failed, recycle_after, target_loss,
-                                 key=f"sweep-{t[0].key}-{len(t)}", pure=False, retries=0): t for t in tasks}
-        done = ok = failed = 0
-        for future in as_completed(futures):
-            points = futures[future]
-            try:
-                brief = future.result()
-            except Exception as err:  # noqa: BLE001 (e.g. KilledWorker: the task killed every worker it ran on)
-                brief = [_record_lost(out, p, err) for p in points]
-            ok += sum(b["status"] == "ok" for b in brief)
-            failed += sum(b["status"] != "ok" for b in brief)
-            done += len(points)
-            if on_progress is not None:
-                on_progress(done, len(todo), failed)
-        return ok, failed
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    planned = plan_tasks(todo, workers) if not scheduler else None  # while the local cluster starts
+    client = connection.client()
+    client.run(warm_up, todo[0].config, on_error="ignore")  # returns at once; the training processes load
+    if planned is None:
+        planned = plan_tasks(todo, max(1, len(client.scheduler_info(n_workers=-1)["workers"])))
+    futures = {client.submit(run_points, t, str(out), retry_failed, recycle_after, target_loss,
+                             key=f"sweep-{t[0].key}-{len(t)}", pure=False, retries=0): t for t in planned}
+    done = ok = failed = 0
+    for future in as_completed(futures):
+        points = futures[future]
+        try:
+            brief = future.result()
+        except Exception as err:  # noqa: BLE001 (e.g. KilledWorker: the task killed every worker it ran on)
+            brief = [_record_lost(out, p, err) for p in points]
+        ok += sum(b["status"] == "ok" for b in brief)
+        failed += sum(b["status"] != "ok" for b in brief)
+        done += len(points)
+        if on_progress is not None:
+            on_progress(done, len(todo), failed)
+    return ok, failed
 
 
 def _record_lost(out: Path, point: Point, err: BaseException) -> dict:
@@ -299,6 +357,46 @@ def _record_lost(out: Path, point: Point, err: BaseException) -> dict:
     return {"key": point.key, "status": "failed", "ran": False}
 
 
+class _Connection:
+    """A Dask client made in a background thread (``_connect``: a local cluster started, or an existing
+    scheduler reached), so that the caller plans meanwhile; closing it (also on Ctrl-C) waits for the start to
+    end, then closes the client and the cluster, so no worker process is left behind."""
+
+    def __init__(self, workers: int, scheduler: str | None) -> None:
+        self._made: tuple | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._make, args=(workers, scheduler), name="sweep-connect",
+                                        daemon=True)
+        self._thread.start()
+
+    def _make(self, workers: int, scheduler: str | None) -> None:
+        try:
+            self._made = _connect(workers, scheduler)
+        except BaseException as err:  # noqa: BLE001 (re-raised in the caller's thread by client())
+            self._error = err
+
+    def client(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._made[0]
+
+    def __enter__(self) -> _Connection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        while self._thread.is_alive():  # a Ctrl-C while joining is taken after the cluster is up and closed
+            try:
+                self._thread.join()
+            except KeyboardInterrupt:
+                continue
+        if self._made is not None:
+            client, cluster = self._made
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
 def _connect(workers: int, scheduler: str | None):
     import logging  # noqa: PLC0415
 
@@ -310,14 +408,17 @@ def _connect(workers: int, scheduler: str | None):
         except (OSError, TimeoutError) as err:
             raise ConfigError(f"--scheduler {scheduler}: cannot connect ({err}); start a scheduler there (dask "
                               "scheduler) or leave out --scheduler for a local cluster") from err
-    if workers < 1:
-        raise ConfigError(f"--workers: must be >= 1 (got {workers})")
     import dask  # noqa: PLC0415
 
     with dask.config.set({"distributed.worker.daemon": False}):  # a worker starts its own training process
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                memory_limit=0, silence_logs=logging.ERROR)
-    return Client(cluster), cluster
+    try:
+        return Client(cluster), cluster
+    except BaseException:
+        cluster.close()
+        raise
 
 
-__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "run_points", "run_sweep", "plan_tasks", "seed_free"]
+__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "run_points", "run_sweep", "plan_tasks", "seed_free",
+           "warm_up"]
