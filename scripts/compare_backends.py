@@ -1,10 +1,13 @@
 """Compare the native solver with ngspice on many random circuits; time both on the paper's 4x4 torus.
 
     python scripts/compare_backends.py --circuits 1000 --seed 0
+    python scripts/compare_backends.py --circuits 200 --temperature -40 --temperature 125 --no-timing
 
 Each random circuit has 4..400 nodes (a random graph or a lattice), a random device (NMOS preset
 'ald1106-fit' or 'ald1106-l1', resistor or potentiometer), random roles, controls, inputs and phase;
 one NMOS circuit in MISMATCH_EVERY has twin mismatch (each phase solves its own twin's transistors).
+With ``--temperature C`` (repeatable) every transistor circuit is solved again at each of those circuit
+temperatures (``simulator.temperature``; resistor and potentiometer circuits stay at 27 C, which is all they have).
 Prints progress, the worst node-voltage difference and the circuit that produced it, and the worst KCL
 residual of the native solution; exits 1 if the worst difference exceeds --limit (default 1e-6 V).
 """
@@ -89,14 +92,23 @@ def random_case(rng: np.random.Generator) -> Case:
     return Case(desc, c, controls, x, clamps)
 
 
-def compare(n_circuits: int, seed: int, limit: float) -> float:
+def at_temperatures(case: Case, temperatures: list[float]) -> list[Case]:
+    """The case at 27 C and, for a transistor circuit, at each of ``temperatures`` (C)."""
+    if not isinstance(case.circuit.device, devices.NmosParams):
+        return [case]
+    return [case] + [replace(case, description=f"{case.description}, {t:g} C",
+                             circuit=replace(case.circuit, temperature=t)) for t in temperatures]
+
+
+def compare(n_circuits: int, seed: int, limit: float, temperatures: list[float] = ()) -> float:
     rng = np.random.default_rng(seed)
     native, spice = NativeSolver(), NgspiceSolver()
     worst, worst_case, worst_kcl = 0.0, "no circuit", 0.0
     worst_mismatch, n_mismatch = 0.0, 0
+    worst_hot, n_hot = 0.0, 0
     start = time.perf_counter()
-    for k in range(n_circuits):
-        case = random_case(rng)
+    cases = (c for k in range(n_circuits) for c in at_temperatures(random_case(rng), temperatures))
+    for k, case in enumerate(cases):
         ref = spice.solve(case.circuit, case.controls, case.inputs, case.clamps).voltages
         ours = native.solve(case.circuit, case.controls, case.inputs, case.clamps).voltages
         diff = float(np.abs(ref - ours).max())
@@ -105,16 +117,21 @@ def compare(n_circuits: int, seed: int, limit: float) -> float:
         kcl = circuit.kcl_residuals(case.circuit, case.controls, ours, fixed=fixed, twin=twin)
         if case.circuit.mismatch is not None:
             worst_mismatch, n_mismatch = max(worst_mismatch, diff), n_mismatch + 1
+        if case.circuit.temperature != devices.NOMINAL_CELSIUS:
+            worst_hot, n_hot = max(worst_hot, diff), n_hot + 1
         worst_kcl = max(worst_kcl, float(np.nanmax(np.abs(kcl), initial=0.0)))
         if diff > worst or k == 0:
             worst, worst_case = diff, f"circuit {k}: {case.description}"
         if diff > limit:
             print(f"  circuit {k}: difference {diff:.3g} V > {limit:g} V ({case.description})", flush=True)
-        if (k + 1) % max(1, n_circuits // 20) == 0 or k + 1 == n_circuits:
-            print(f"{k + 1}/{n_circuits} circuits, worst difference so far {worst:.3g} V "
+        if (k + 1) % max(1, n_circuits // 20) == 0:
+            print(f"{k + 1} solves ({n_circuits} circuits in all), worst difference so far {worst:.3g} V "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
     print(f"worst node-voltage difference native vs ngspice: {worst:.3g} V, at {worst_case}")
     print(f"worst difference over the {n_mismatch} circuits with twin mismatch: {worst_mismatch:.3g} V")
+    if temperatures:
+        print(f"worst difference over the {n_hot} transistor circuits at {', '.join(f'{t:g}' for t in temperatures)} "
+              f"C: {worst_hot:.3g} V")
     print(f"worst KCL residual of the native solutions: {worst_kcl:.3g} A")
     spice.close()
     return worst
@@ -155,8 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=float, default=1e-6, help="largest allowed difference in V (default 1e-6)")
     parser.add_argument("--no-timing", action="store_true", help="skip the 4x4 torus timing")
+    parser.add_argument("--temperature", type=float, action="append", default=[], metavar="C",
+                        help="also solve every transistor circuit at this circuit temperature (repeatable)")
     args = parser.parse_args(argv)
-    worst = compare(args.circuits, args.seed, args.limit)
+    worst = compare(args.circuits, args.seed, args.limit, args.temperature)
     if not args.no_timing:
         torus_timing(args.seed)
     if worst > args.limit:
