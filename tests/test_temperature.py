@@ -20,6 +20,7 @@ from metamaterial.experiment import build
 from metamaterial.netlist import to_spice
 from metamaterial.runs import train_run
 from metamaterial.sim.native import NativeSolver
+from metamaterial.transient import dc_point
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from compare_backends import random_case  # noqa: E402 (the random circuits of the backend comparison)
@@ -148,3 +149,13 @@ def test_a_level_2_card_refuses_a_non_nominal_temperature(tmp_path):
     assert dev.at_temperature(27.0) is dev
     with pytest.raises(ValueError, match="simulator.temperature: a level-2 model card has no temperature model"):
         dev.at_temperature(60.0)
+
+
+def test_the_transient_netlist_runs_at_the_temperature_too(ngspice):  # ngspice: its program runs the netlist
+    """The transient's own netlist (capacitances, drivers) states the temperature: its DC point equals native's."""
+    for t in (125.0, -40.0):
+        c = replace(xor_circuit(), temperature=t)
+        gates = random_gates(c.n_edges, 1)
+        ref = dc_point(c, gates, XOR_POINTS[2])
+        ours = NativeSolver().solve(c, gates, XOR_POINTS[2:3]).voltages[0]
+        assert np.max(np.abs(ref - ours)) <= AGREEMENT_V, t
