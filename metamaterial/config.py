@@ -107,6 +107,10 @@ class RolesConfig(_Strict):
 
 
 class NmosOverrides(_Strict):
+    """Preset parameters replaced (unset: the preset's value). ``rd`` and ``rs``: level-1 series resistances (ohm)
+    of each transistor's drain (the edge's first node) and source; ``ald1106-l1`` has 21.96 and 73.21, the others
+    0."""
+
     vto: Volts | None = None
     kp: Positive | None = None
     w: Positive | None = None
@@ -114,6 +118,8 @@ class NmosOverrides(_Strict):
     lambda_: Annotated[float | None, Field(ge=0, le=10, alias="lambda")] = None
     gamma: Annotated[float, Field(ge=0, le=10)] | None = None
     phi: Positive | None = None
+    rd: Annotated[float, Field(ge=0, le=1e6)] | None = None
+    rs: Annotated[float, Field(ge=0, le=1e6)] | None = None
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 

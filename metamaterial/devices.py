@@ -163,6 +163,9 @@ class NmosParams(EdgeDevice):
     ``model_card`` is the text of a user-supplied ``.model`` card (``nmos_from_card``); when set, the netlist
     uses it verbatim, the DC fields must be the card's values (``parse_model_card``), and the analytic law is
     available only if the card is level 1.
+    ``rd`` and ``rs`` (ohm, level 1 only) are the series resistances of the transistor's drain and source, in a
+    netlist the edge's first and second node: the channel then sees its terminals through them
+    (``series_current``). 0 (the default) is none, and the law is ``nmos_current`` itself.
     """
 
     vto: float = 0.62
@@ -180,6 +183,8 @@ class NmosParams(EdgeDevice):
     law: str = LEVEL1
     sub_join: float = 0.096
     sub_decade: float = 0.1
+    rd: float = 0.0
+    rs: float = 0.0
 
     kind = "nmos"
     control_unit = "V"
@@ -191,12 +196,15 @@ class NmosParams(EdgeDevice):
             value = getattr(self, attr)
             if not (math.isfinite(value) and value > 0):
                 raise ValidationError(f"NmosParams.{attr}: must be a positive finite number (got {value!r})")
-        for attr in ("vto", "lambda_", "gamma", "ld", "is_"):
+        for attr in ("vto", "lambda_", "gamma", "ld", "is_", "rd", "rs"):
             value = getattr(self, attr)
             if not math.isfinite(value):
                 raise ValidationError(f"NmosParams.{attr}: must be finite (got {value!r})")
         if self.lambda_ < 0 or self.gamma < 0 or self.is_ < 0 or self.ld < 0:
             raise ValidationError("NmosParams: lambda_, gamma, is_ and ld must be >= 0")
+        if self.rd < 0 or self.rs < 0:
+            raise ValidationError(f"NmosParams: the series resistances rd and rs must be >= 0 ohm (got rd={self.rd!r}, "
+                                  f"rs={self.rs!r}); give 0 for none")
         if self.l - 2 * self.ld <= 0:
             raise ValidationError(f"NmosParams.ld: effective length l - 2 ld must be > 0 "
                                   f"(got l={self.l}, ld={self.ld})")
@@ -205,10 +213,11 @@ class NmosParams(EdgeDevice):
         if self.law not in LAWS:
             raise ValidationError(f"NmosParams.law: must be one of {', '.join(LAWS)} (got {self.law!r})")
         if self.law == THREE_REGIME:
-            if self.model_card is not None or self.gamma != 0 or self.lambda_ != 0:
-                raise ValidationError(f"NmosParams: the {THREE_REGIME} law has no model card, body effect or lambda "
-                                      f"(got model card {self.model_card is not None}, gamma={self.gamma!r}, "
-                                      f"lambda={self.lambda_!r}); leave device.params.gamma and lambda unset")
+            if self.model_card is not None or self.gamma != 0 or self.lambda_ != 0 or self.rd != 0 or self.rs != 0:
+                raise ValidationError(f"NmosParams: the {THREE_REGIME} law has no model card, body effect, lambda or "
+                                      f"series resistances (got model card {self.model_card is not None}, "
+                                      f"gamma={self.gamma!r}, lambda={self.lambda_!r}, rd={self.rd!r}, rs={self.rs!r});"
+                                      " leave device.params.gamma, lambda, rd and rs unset")
             for attr in ("sub_join", "sub_decade"):
                 value = getattr(self, attr)
                 if not (math.isfinite(value) and value > 0):
@@ -275,10 +284,13 @@ class NmosParams(EdgeDevice):
 
     def channel_current(self, va: np.ndarray, vb: np.ndarray, vg: np.ndarray, vto: np.ndarray | float | None = None,
                         beta: np.ndarray | float | None = None, gmin: float = 1e-12) -> MosCurrents:
-        """Current a -> b through the channel (A) and its derivatives, by this transistor's law (``nmos_current``
-        or ``three_regime_current``, the latter with its ``gmin`` (S) across the channel)."""
+        """Current a -> b through the channel (A) and its derivatives, by this transistor's law (``nmos_current``,
+        ``series_current`` when it has series resistances, or ``three_regime_current``, the latter with its ``gmin``
+        (S) across the channel)."""
         if self.law == THREE_REGIME:
             return three_regime_current(self, va, vb, vg, vto, beta, gmin)
+        if self.rd or self.rs:
+            return series_current(self, va, vb, vg, vto, beta)
         return nmos_current(self, va, vb, vg, vto, beta)
 
     def at_temperature(self, celsius: float) -> NmosParams:
@@ -348,10 +360,11 @@ class NmosParams(EdgeDevice):
             return self.model_card
         if self.law == THREE_REGIME:
             return f"* {self.model_name}: {THREE_REGIME} law, one behavioural current source per transistor"
+        series = f" rd={_num(self.rd)} rs={_num(self.rs)}" if self.rd or self.rs else ""
         return (
             f".model {self.model_name} nmos (level=1 vto={_num(self.vto)} kp={_num(self.kp)} "
             f"lambda={_num(self.lambda_)} gamma={_num(self.gamma)} phi={_num(self.phi)} "
-            f"ld={_num(self.ld)} is={_num(self.is_)})"
+            f"ld={_num(self.ld)} is={_num(self.is_)}{series})"
         )
 
 
@@ -495,9 +508,14 @@ PRESETS: dict[str, NmosParams] = {
     # below V_T + 0.096 V, as forward minus reverse current so that it is continuous and zero at zero drop.
     "ald1106-hw": NmosParams(vto=0.62, kp=8.5e-4, w=10e-6, l=10e-6, lambda_=0.0, gamma=0.0, phi=0.6,
                              name="ald1106-hw", law=THREE_REGIME, sub_join=0.096, sub_decade=0.1),
-    # ALD1106 level-1 card used by a third-party ngspice reproduction, with body effect.
-    "ald1106-l1": NmosParams(vto=0.75, kp=6.2496e-5, w=138e-6, l=7.8e-6, lambda_=0.19998, gamma=1.09,
-                             phi=0.94995, name="ald1106-l1"),
+    # The ALD1106 level-1 card of a third-party ngspice reproduction (pyclln, device_model/nmos_lvl1_ald1106.lib),
+    # every DC parameter at the card's own digits, with body effect, and its series resistances: the card gives
+    # rsh = 73.21306042358299 ohm per square and the instance nrd = 0.3, nrs = 1 squares, so ngspice's level 1 puts
+    # rsh * nrd on the drain and rsh * nrs on the source. The card's tpg (with no tox) and junction areas (with no
+    # js) do not change a DC operating point.
+    "ald1106-l1": NmosParams(vto=0.75, kp=6.249608378152027e-05, w=138e-6, l=7.8e-6, lambda_=0.19998491299329302,
+                             gamma=1.09, phi=0.9499477708465783, rd=73.21306042358299 * 0.3, rs=73.21306042358299,
+                             name="ald1106-l1"),
 }
 
 
@@ -541,6 +559,7 @@ _NO_DC_EFFECT = frozenset({"level", "cbd", "cbs", "pb", "cgso", "cgdo", "cgbo", 
 
 #: ngspice's MOS level-1 defaults, used for parameters a user card leaves out
 NGSPICE_MOS1_DEFAULTS = {"vto": 0.0, "kp": 2e-5, "lambda_": 0.0, "gamma": 0.0, "phi": 0.6, "ld": 0.0, "is_": 1e-14}
+# (the series resistances, rd, rs and rsh, default to 0 and are read by ``ModelCard.nmos_values``)
 
 
 def parse_number(raw: str, where: str) -> float:
@@ -572,8 +591,13 @@ class ModelCard:
 
     def nmos_values(self) -> dict[str, float]:
         """``NmosParams``' DC fields (``vto``, ``kp``, ``lambda_``, ...): the card's values, else ngspice's
-        level-1 defaults (``NGSPICE_MOS1_DEFAULTS``). They define the analytic law only for a level-1 card."""
-        return {**NGSPICE_MOS1_DEFAULTS, **{f: self.given[k] for k, f in _LAW_FIELDS.items() if k in self.given}}
+        level-1 defaults (``NGSPICE_MOS1_DEFAULTS``). They define the analytic law only for a level-1 card.
+
+        The series resistances are ngspice's: ``rd`` (``rs``) if given and nonzero, else the sheet resistance
+        ``rsh`` times the instance's drain (source) squares, which our netlists leave at ngspice's default of 1."""
+        values = {**NGSPICE_MOS1_DEFAULTS, **{f: self.given[k] for k, f in _LAW_FIELDS.items() if k in self.given}}
+        rsh = self.given.get("rsh", 0.0)
+        return {**values, "rd": self.given.get("rd", 0.0) or rsh, "rs": self.given.get("rs", 0.0) or rsh}
 
 
 def parse_model_card(text: str, where: str) -> ModelCard:
@@ -582,8 +606,9 @@ def parse_model_card(text: str, where: str) -> ModelCard:
 
     * the MOS level is 1, 2 or 3, and every parameter is one ngspice's model of that level knows;
     * a level-1 card gives only parameters the analytic law (``nmos_current``, ``junction_current``) follows,
-      so the native solver and the KCL check compute what ngspice computes: no series resistances, the nominal
-      temperature 27 C, and kp, vto, gamma, phi not derived from process parameters (tox, uo, nsub, ...).
+      so the native solver and the KCL check compute what ngspice computes: the nominal temperature 27 C, and kp,
+      vto, gamma, phi not derived from process parameters (tox, uo, nsub, ...). Series resistances (rd, rs, rsh)
+      are followed (``series_current``).
 
     Levels 2 and 3 run on ngspice only (the native solver refuses them). Raises ``ConfigError`` naming ``where``
     (the card's file, or ``NmosParams.model_card``).
@@ -624,7 +649,7 @@ def parse_model_card(text: str, where: str) -> ModelCard:
         if outside:
             raise ConfigError(f"{where}: model card parameters change the DC answer in ways the level-1 law does "
                               f"not model (got {', '.join(outside)}); remove them: give kp, vto, gamma and phi "
-                              "directly, leave rd, rs and rsh at 0 and tnom at 27")
+                              "directly and leave tnom at 27")
     return ModelCard(name=tokens[1], level=level, given=given)
 
 
@@ -632,9 +657,7 @@ def _outside_level1_law(given: dict[str, float]) -> list[str]:
     """``name=value`` of each given level-1 parameter that would make ngspice's DC answer differ from the law."""
     outside = []
     for name, value in given.items():
-        if name in _LAW_FIELDS or name in _NO_DC_EFFECT:
-            continue
-        if name in ("rd", "rs", "rsh") and value == 0:
+        if name in _LAW_FIELDS or name in _NO_DC_EFFECT or name in ("rd", "rs", "rsh"):  # series R: series_current
             continue
         if name == "tnom" and value == 27:
             continue
@@ -751,6 +774,48 @@ def nmos_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,
     d_va = sign * np.where(forward, d_vd, d_vs)
     d_vb = sign * np.where(forward, d_vs, d_vd)
     return MosCurrents(current=current, d_va=d_va, d_vb=d_vb, d_vg=sign * gm)
+
+
+#: the local solve of ``series_current``: Newton steps at most (each bisects when it would leave the bracket), and the
+#: relative change of the current, or width of the bracket, below which it stops (a few units of rounding; where a
+#: small drop makes the law's own rounding larger, Newton's steps alternate in sign and the bracket closes instead)
+SERIES_MAX_STEPS, SERIES_RTOL = 60, 1e-14
+
+
+def series_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,
+                   vto: np.ndarray | float | None = None, beta: np.ndarray | float | None = None) -> MosCurrents:
+    """Current a -> b (A) of a level-1 NMOS with series resistances ``p.rd`` at terminal a (the drain of the
+    netlist's instance) and ``p.rs`` at terminal b (its source), and its derivatives, ngspice's level-1 semantics.
+
+    The channel sees the internal nodes a' = V_a - I R_d and b' = V_b + I R_s, so the current solves
+    I = f(V_a - I R_d, V_b + I R_s, V_G), f being ``nmos_current`` (which swaps the roles of source and drain when
+    b' > a'; the resistors stay where they are). g(I) = I - f(...) grows with slope D = 1 + f_a R_d - f_b R_s >= 1
+    (f_a >= 0 >= f_b), and its root lies between 0 and f(V_a, V_b, V_G): a safeguarded Newton iteration from
+    I_0 / D_0. By the implicit function theorem, dI/dV_a = f_a / D, dI/dV_b = f_b / D, dI/dV_G = f_g / D, all at the
+    root. Bulk junctions are not included (``junction_current``; ngspice puts them on the internal nodes, where
+    they differ from the terminals' by I R, a few mV: at the reverse-biased ~1e-14 A they carry, immaterial).
+    """
+    va, vb, vg = np.broadcast_arrays(np.asarray(va, float), np.asarray(vb, float), np.asarray(vg, float))
+    ra, rb = p.rd, p.rs
+    m = nmos_current(p, va, vb, vg, vto, beta)
+    lo, hi = np.minimum(m.current, 0.0), np.maximum(m.current, 0.0)
+    i = m.current / (1.0 + m.d_va * ra - m.d_vb * rb)
+    done = np.zeros(i.shape, bool)
+    for _ in range(SERIES_MAX_STEPS):
+        m = nmos_current(p, va - i * ra, vb + i * rb, vg, vto, beta)
+        g = i - m.current
+        lo, hi = np.where(g < 0, i, lo), np.where(g > 0, i, hi)
+        new = i - g / (1.0 + m.d_va * ra - m.d_vb * rb)
+        # stop at an exact root or a converged step; else bisect where the step leaves the bracket (also where
+        # rounding makes Newton alternate between two points), and stop when the bracket has closed
+        stop = (g == 0) | (np.abs(new - i) <= SERIES_RTOL * np.abs(new))
+        new = np.where(stop | ((lo < new) & (new < hi)), new, 0.5 * (lo + hi))
+        i = np.where(done, i, new)
+        done |= stop | (hi - lo <= SERIES_RTOL * np.abs(new))
+        if done.all():
+            break
+    den = 1.0 + m.d_va * ra - m.d_vb * rb
+    return MosCurrents(current=i, d_va=m.d_va / den, d_vb=m.d_vb / den, d_vg=m.d_vg / den)
 
 
 def three_regime_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,

@@ -5,11 +5,13 @@
 
 Each random circuit has 4..400 nodes (a random graph or a lattice), a random device (NMOS preset
 'ald1106-fit' or 'ald1106-l1', resistor or potentiometer), random roles, controls, inputs and phase;
-one NMOS circuit in MISMATCH_EVERY has twin mismatch (each phase solves its own twin's transistors).
-With ``--temperature C`` (repeatable) every transistor circuit is solved again at each of those circuit
-temperatures (``simulator.temperature``; resistor and potentiometer circuits stay at 27 C, which is all they have).
-Prints progress, the worst node-voltage difference and the circuit that produced it, and the worst KCL
-residual of the native solution; exits 1 if the worst difference exceeds --limit (default 1e-6 V).
+one NMOS circuit in MISMATCH_EVERY has twin mismatch (each phase solves its own twin's transistors), and one in
+SERIES_EVERY random drain and source series resistances (log-uniform in SERIES_OHMS; 'ald1106-l1' otherwise has
+the card's own). With ``--temperature C`` (repeatable) every transistor circuit is solved again at each of those
+circuit temperatures (``simulator.temperature``; resistor and potentiometer circuits stay at 27 C, which is all they
+have). Prints progress, the worst node-voltage difference and the circuit that produced it (also over the circuits
+with series resistances), and the worst KCL residual of the native solution; exits 1 if the worst difference
+exceeds --limit (default 1e-6 V).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ V_MAX = 0.45  # V, top of the input and rail range
 GATE_RANGE = (0.4, 8.0)  # V
 MISMATCH_EVERY = 4  # one NMOS circuit in this many gets twin mismatch
 VTO_SIGMA, K_SIGMA = 0.01, 0.005  # V, relative
+SERIES_EVERY = 3  # one NMOS circuit in this many gets random series resistances
+SERIES_OHMS = (1.0, 500.0)
 
 
 @dataclass
@@ -73,6 +77,10 @@ def random_case(rng: np.random.Generator) -> Case:
         dev = devices.PotentiometerParams()
     else:
         dev = devices.nmos_preset(str(kind))
+        if rng.random() < 1 / SERIES_EVERY:
+            rd, rs = np.exp(rng.uniform(*np.log(SERIES_OHMS), 2))
+            dev = replace(dev, rd=float(rd), rs=float(rs))
+            kind = f"{kind} rd={rd:.3g} rs={rs:.3g} ohm"
     c = circuit.compile_graph(g, dev)
     if isinstance(dev, devices.NmosParams) and rng.random() < 1 / MISMATCH_EVERY:
         c = replace(c, mismatch=devices.draw_mismatch(c.n_edges, VTO_SIGMA, K_SIGMA, rng))
@@ -106,6 +114,7 @@ def compare(n_circuits: int, seed: int, limit: float, temperatures: list[float] 
     worst, worst_case, worst_kcl = 0.0, "no circuit", 0.0
     worst_mismatch, n_mismatch = 0.0, 0
     worst_hot, n_hot = 0.0, 0
+    worst_series, n_series = 0.0, 0
     start = time.perf_counter()
     cases = (c for k in range(n_circuits) for c in at_temperatures(random_case(rng), temperatures))
     for k, case in enumerate(cases):
@@ -119,6 +128,8 @@ def compare(n_circuits: int, seed: int, limit: float, temperatures: list[float] 
             worst_mismatch, n_mismatch = max(worst_mismatch, diff), n_mismatch + 1
         if case.circuit.temperature != devices.NOMINAL_CELSIUS:
             worst_hot, n_hot = max(worst_hot, diff), n_hot + 1
+        if getattr(case.circuit.device, "rd", 0.0) or getattr(case.circuit.device, "rs", 0.0):
+            worst_series, n_series = max(worst_series, diff), n_series + 1
         worst_kcl = max(worst_kcl, float(np.nanmax(np.abs(kcl), initial=0.0)))
         if diff > worst or k == 0:
             worst, worst_case = diff, f"circuit {k}: {case.description}"
@@ -132,6 +143,7 @@ def compare(n_circuits: int, seed: int, limit: float, temperatures: list[float] 
     if temperatures:
         print(f"worst difference over the {n_hot} transistor circuits at {', '.join(f'{t:g}' for t in temperatures)} "
               f"C: {worst_hot:.3g} V")
+    print(f"worst difference over the {n_series} circuits with series resistances: {worst_series:.3g} V")
     print(f"worst KCL residual of the native solutions: {worst_kcl:.3g} A")
     spice.close()
     return worst

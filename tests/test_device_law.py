@@ -239,7 +239,7 @@ def test_xor_lattice_and_mismatched_twins_match_ngspice(clamped, spice):
 
 
 def test_three_regime_law_refuses_what_it_does_not_model():
-    with pytest.raises(ValidationError, match="three-regime law has no model card, body effect or lambda"):
+    with pytest.raises(ValidationError, match="three-regime law has no model card, body effect, lambda or series "):
         devices.nmos_preset(PRESET, lambda_=0.02)
     with pytest.raises(ValidationError, match="NmosParams.law: must be one of"):
         replace(DEV, law="level3")

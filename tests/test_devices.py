@@ -149,6 +149,31 @@ def test_model_card_file(tmp_path):
         "device.mismatch: a level-3 model card (device.model_file) cannot be mismatched exactly")
 
 
+@pytest.mark.parametrize("text, rd, rs", [
+    ("rsh=50", 50.0, 50.0),  # our instances give no nrd, nrs: ngspice's 1 square each
+    ("rd=10 rsh=50", 10.0, 50.0),  # a given rd wins over rsh
+    ("rd=10 rs=0.02k", 10.0, 20.0),
+    ("rd=0 rs=0 rsh=0", 0.0, 0.0),
+])
+def test_model_card_series_resistances_are_ngspices(tmp_path, text, rd, rs):
+    card = tmp_path / "r.lib"
+    card.write_text(f".model rfet nmos (level=1 vto=0.7 kp=5e-5 {text})\n")
+    p = nmos_from_card(card)
+    assert (p.rd, p.rs) == (rd, rs)
+    assert p.model_text() == card.read_text().strip()  # the card itself goes to the netlist
+
+
+def test_negative_series_resistance_is_refused(tmp_path):
+    card = tmp_path / "neg.lib"
+    card.write_text(".model rfet nmos (level=1 vto=0.7 kp=5e-5 rs=-5)\n")
+    with pytest.raises(ConfigError, match=r"neg.lib: NmosParams: the series resistances rd and rs must be >= 0 ohm "
+                                          r"\(got rd=0.0, rs=-5.0\); give 0 for none; fix the card"):
+        nmos_from_card(card)
+    with pytest.raises(ValidationError, match=r"NmosParams: the three-regime law has no model card, body effect, "
+                                              r"lambda or series resistances .*rd=1.0"):
+        nmos_preset("ald1106-hw", rd=1.0)
+
+
 def _ngspice_output(tmp_path, lines: list[str]) -> str:
     path = tmp_path / "probe.cir"
     path.write_text("* what ngspice reads\n" + "\n".join(lines) + "\n.end\n")
@@ -206,9 +231,9 @@ def test_bad_numbers_are_config_errors(raw, fragment):
                                             r"\(got lamda=0.05\); remove it or correct its spelling"),
     (".model m1 nmos (level=3 lambda=0.05)", r"model card parameter lambda is not a level-3 MOS parameter"),
     (".model m1 nmos (level=1 vto=0.7 pmos=1)", r"model card parameter pmos is not a level-1 MOS parameter"),
-    (".model m1 nmos (level=1 vto=0.7 kp=5e-5 rd=10)", r"f.lib: model card parameters change the DC answer in ways "
-                                                       r"the level-1 law does not model \(got rd=10\); remove them"),
-    (".model m1 nmos (level=1 vto=0.7 tox=1e-7 uo=500)", r"does not model \(got tox=1e-07, uo=500\)"),
+    (".model m1 nmos (level=1 vto=0.7 tox=1e-7 uo=500)", r"f.lib: model card parameters change the DC answer in "
+                                                         r"ways the level-1 law does not model \(got tox=1e-07, "
+                                                         r"uo=500\); remove them"),
     (".model m1 nmos (level=1 kp=5e-5 tox=1e-7 nsub=1e15)", r"does not model \(got nsub=1e\+15\)"),
     (".model m1 nmos (level=1 tnom=50)", r"does not model \(got tnom=50\)"),
 ])

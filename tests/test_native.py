@@ -320,12 +320,6 @@ def test_level3_model_card_is_refused(tmp_path):
         NativeSolver().solve(c, np.ones(c.n_edges), np.zeros((1, c.n_inputs)))
 
 
-def test_level1_card_with_series_resistance_is_refused_before_any_backend(tmp_path):
-    with pytest.raises(ConfigError, match=r"edge.lib: model card parameters change the DC answer in ways the "
-                                          r"level-1 law does not model \(got rd=10\)"):
-        _card_circuit(tmp_path, ".model fetr nmos (level=1 vto=0.7 kp=5e-5 rd=10)")
-
-
 def _xor_like(rng):
     """4x4 torus with two inputs and no rails: all-zero inputs are solved exactly by the starting point."""
     g = graph.assign_roles(graph.lattice_network(4, 4), graph.Roles(inputs=(15, 13), rails=(), outputs=((10, 0),)))

@@ -618,6 +618,8 @@ def _device_constants(c: Circuit, twin: int) -> tuple[int, np.ndarray, np.ndarra
     prm[nk.P_IS] = dev.is_
     prm[nk.P_VT] = c.thermal_voltage
     prm[nk.P_GMIN] = c.gmin
+    prm[nk.P_RD] = dev.rd  # the drain is the edge's first node, as in the netlist's instance line
+    prm[nk.P_RS] = dev.rs
     vbi = vto - dev.gamma * math.sqrt(dev.phi)
     return nk.KIND_NMOS, prm, np.ascontiguousarray(vbi, float), np.ascontiguousarray(beta, float)
 

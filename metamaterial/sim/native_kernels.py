@@ -1,9 +1,10 @@
 """Compiled (numba) kernels of the native DC solver: device laws, KCL assembly, Newton on a batch.
 
 Owned here: the scalar level-1 NMOS law and bulk junction law (the same equations as ngspice 39 ``mos1load.c``, see
-``devices.nmos_current``), the authors' three-regime law (``devices.three_regime_current``), the assembly of the KCL
-residual and its Jacobian into "slots" of a flat matrix (dense row-major or the ``data`` array of a CSC matrix), the
-limited and projected Newton update, and the whole-batch dense Newton. ``native.py`` prepares the index arrays and
+``devices.nmos_current``; series drain and source resistances solved per edge, ``devices.series_current``), the
+authors' three-regime law (``devices.three_regime_current``), the assembly of the KCL residual and its Jacobian
+into "slots" of a flat matrix (dense row-major or the ``data`` array of a CSC matrix), the limited and projected
+Newton update, and the whole-batch dense Newton. ``native.py`` prepares the index arrays and
 calls these; nothing here knows about ``Circuit`` objects.
 
 Conventions: voltages in V, currents in A, conductances in S. ``kind`` is ``KIND_NMOS`` (the control is the
@@ -24,10 +25,11 @@ KIND_NMOS = 0
 KIND_CONDUCTANCE = 1
 KIND_THREE_REGIME = 2
 
-# indices into the packed parameter vector ``prm`` (the last three: the three-regime law's join x_j (V),
-# subthreshold exponent ln(10) / (V/decade) in 1/V, and overdrive cap in V)
-P_GAMMA, P_PHI, P_SQPHI, P_LAMBDA, P_IS, P_VT, P_GMIN, P_JOIN, P_SUBSLOPE, P_XCAP = range(10)
-N_PRM = 10
+# indices into the packed parameter vector ``prm`` (then: the three-regime law's join x_j (V), subthreshold exponent
+# ln(10) / (V/decade) in 1/V, and overdrive cap in V; last, level 1's series resistances at the drain (terminal a) and
+# source (terminal b) in ohm, 0 for none)
+P_GAMMA, P_PHI, P_SQPHI, P_LAMBDA, P_IS, P_VT, P_GMIN, P_JOIN, P_SUBSLOPE, P_XCAP, P_RD, P_RS = range(12)
+N_PRM = 12
 
 #: ngspice's cap on exponent arguments (``MAX_EXP_ARG`` for IEEE doubles).
 MAX_EXP_ARG = 709.0
@@ -88,6 +90,53 @@ def mos_current(va, vb, vg, vbi, beta, prm):
     return -ids, -d_vs, -gds
 
 
+#: the local solve of ``series_mos_current`` (as ``devices.SERIES_MAX_STEPS``, ``devices.SERIES_RTOL``)
+SERIES_MAX_STEPS, SERIES_RTOL = 60, 1e-14
+
+
+@njit(cache=True, inline="always")
+def nmos_edge_current(va, vb, vg, vbi, beta, prm):
+    """Level-1 edge current a -> b (A) and its derivatives in va and vb (S): ``mos_current`` itself when the
+    transistor has no series resistances, else ``series_mos_current``."""
+    if prm[P_RD] == 0.0 and prm[P_RS] == 0.0:
+        return mos_current(va, vb, vg, vbi, beta, prm)
+    return series_mos_current(va, vb, vg, vbi, beta, prm)
+
+
+@njit(cache=True)
+def series_mos_current(va, vb, vg, vbi, beta, prm):
+    """``mos_current`` through series resistances R_d = prm[P_RD] at terminal a and R_s = prm[P_RS] at terminal b:
+    the current I with I = f(va - I R_d, vb + I R_s), by a scalar Newton iteration safeguarded by bisection inside
+    [0, f(va, vb)], and dI/dv_a = f_a / D, dI/dv_b = f_b / D with D = 1 + f_a R_d - f_b R_s at the root (the implicit
+    function theorem). The same iteration as ``devices.series_current``."""
+    ra = prm[P_RD]
+    rb = prm[P_RS]
+    i0, fa, fb = mos_current(va, vb, vg, vbi, beta, prm)
+    lo = min(i0, 0.0)
+    hi = max(i0, 0.0)
+    i = i0 / (1.0 + fa * ra - fb * rb)
+    for _ in range(SERIES_MAX_STEPS):
+        f, fa, fb = mos_current(va - i * ra, vb + i * rb, vg, vbi, beta, prm)
+        g = i - f
+        if g == 0.0:
+            break
+        if g < 0.0:
+            lo = i
+        else:
+            hi = i
+        new = i - g / (1.0 + fa * ra - fb * rb)
+        if abs(new - i) <= SERIES_RTOL * abs(new):
+            i = new
+            break
+        if not lo < new < hi:  # also where rounding makes Newton alternate between two points: bisect
+            new = 0.5 * (lo + hi)
+        i = new
+        if hi - lo <= SERIES_RTOL * abs(new):
+            break
+    den = 1.0 + fa * ra - fb * rb
+    return i, fa / den, fb / den
+
+
 @njit(cache=True, inline="always")
 def forward_current(x, beta, prm):
     """F(x) (A) of the three-regime law and dF/dx (S) at gate overdrive x (V) over one terminal: (K/2) x^2 above
@@ -143,7 +192,7 @@ def assemble(v, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions
         va = v[ea[e]]
         vb = v[eb[e]]
         if kind == KIND_NMOS:
-            i, d_a, d_b = mos_current(va, vb, ctrl[e], vbi[e], beta[e], prm)
+            i, d_a, d_b = nmos_edge_current(va, vb, ctrl[e], vbi[e], beta[e], prm)
         elif kind == KIND_THREE_REGIME:
             i, d_a, d_b = three_regime_current(va, vb, ctrl[e], vbi[e], beta[e], prm)
         else:
@@ -216,7 +265,7 @@ def kcl_converged(v, f, ctrl, kind, prm, vbi, beta, ea, eb, pos, unk, n_junction
     total = np.zeros(n)
     for e in range(ea.shape[0]):
         if kind == KIND_NMOS:
-            i = mos_current(v[ea[e]], v[eb[e]], ctrl[e], vbi[e], beta[e], prm)[0]
+            i = nmos_edge_current(v[ea[e]], v[eb[e]], ctrl[e], vbi[e], beta[e], prm)[0]
         elif kind == KIND_THREE_REGIME:
             i = three_regime_current(v[ea[e]], v[eb[e]], ctrl[e], vbi[e], beta[e], prm)[0]
         else:
