@@ -40,7 +40,8 @@ def transistor_power(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twi
     """[B, E] power (W) dissipated by each edge's device at the node voltages [B, N] (V).
 
     Transistors: I_DS |V_a - V_b| + I_j(V_a) V_a + I_j(V_b) V_b (the first term includes what series drain and
-    source resistances dissipate), with I_j the bulk-junction current of one terminal (``devices.junction_current``, gmin included); ``twin`` (0 free, 1 clamped) picks the mismatch.
+    source resistances dissipate), with I_j the bulk-junction current of one terminal (``devices.junction_current``,
+    gmin included); ``twin`` (0 free, 1 clamped) picks the mismatch.
     Linear edges: I (V_a - V_b). ``controls`` is [E] or [B, E] as in ``circuit.edge_currents``.
     """
     v = np.atleast_2d(np.asarray(voltages, float))

@@ -32,11 +32,13 @@ SOURCES: dict[tuple[str, object], str] = {
     ("V_T (V)", 0.62): "E2 `Vt()`",
     ("V_T (V)", 0.75): "the third party's ALD1106 card [REPRO] (docs/physics.md 2.2)",
     ("K = kp W/L (A/V^2)", 0.00085): "E2 `C0()` \"from fits in PNAS paper\", `S()`",
-    ("K = kp W/L (A/V^2)", 0.00110574): "the third party's ALD1106 card [REPRO] (docs/physics.md 2.2)",
+    ("K = kp W/L (A/V^2)", 0.0011057): "the third party's ALD1106 card [REPRO] (docs/physics.md 2.2)",
     ("lambda (1/V)", 0.02): "E2 `lambda()`, which the authors' law never calls (their law has lambda = 0; "
                             "docs/hardware.md 1)",
     ("lambda (1/V)", 0.0): "E2 `Ohmic`, `Sat`, `Sub` (no channel-length modulation)",
-    ("lambda (1/V)", 0.19998): "the third party's ALD1106 card [REPRO]",
+    ("lambda (1/V)", 0.199985): "the third party's ALD1106 card [REPRO]",
+    ("series resistances drain, source (ohm)", (21.9639, 73.2131)): "the third party's ALD1106 card [REPRO]: rsh "
+                                                                     "times nrd = 0.3, nrs = 1 (docs/physics.md 2.2)",
     ("gamma (V^0.5)", 0.0): "E2 law (no body effect)",
     ("gamma (V^0.5)", 1.09): "the third party's ALD1106 card [REPRO]",
     ("subthreshold join above V_T (V)", 0.096): "E2 `SubTransV()`",
@@ -132,6 +134,8 @@ def config_constants(stem: str) -> list[tuple[str, object]]:
         out += [("device law", dev.law), ("V_T (V)", dev.vto),
                 ("K = kp W/L (A/V^2)", dev.kp * dev.w / (dev.l - 2 * dev.ld)), ("lambda (1/V)", dev.lambda_),
                 ("gamma (V^0.5)", dev.gamma)]
+        if dev.rd or dev.rs:
+            out.append(("series resistances drain, source (ohm)", (dev.rd, dev.rs)))
         if dev.law == "three-regime":
             out += [("subthreshold join above V_T (V)", dev.sub_join),
                     ("subthreshold slope (V/decade)", dev.sub_decade)]
