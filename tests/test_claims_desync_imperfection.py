@@ -50,7 +50,9 @@ def test_desync_quick(tmp_path):
         assert abs(state.history[-1]["loss"] - runs["1.0"]["loss"][-1][SEED]) <= 1e-12 * state.history[-1]["loss"]
         assert not np.allclose(runs["0.5"]["final_controls"][SEED], runs["1.0"]["final_controls"][SEED])
 
-    # the same training on ngspice agrees with native (taps exactly, gates to rounding)
+    # the same training on ngspice agrees with native (taps exactly, gates and conductances to rounding), the
+    # synchronous dead band included
+    assert {"flow_allostery", "flow_regression", "pot_allostery_dead_band"} <= set(data["ngspice_checks"])
     for label, check in data["ngspice_checks"].items():
         assert check["max_control_diff"] < 1e-9, label
 
@@ -58,6 +60,25 @@ def test_desync_quick(tmp_path):
     noise = data["minibatch"]["noise"]["desync"]
     means = [np.mean(noise[str(p)]) for p in desync.PS]
     assert abs(means[0]) < 1e-9 and all(a < b for a, b in zip(means, means[1:]))
+
+    # (d) the linear flow networks and (e) every control are compared at equal updates per edge, evaluated at the
+    # same update counts as Bernoulli desync
+    for label, study in data["linear"]["studies"].items():
+        first = study["runs"]["1.0"]["updates_per_edge"]
+        for run in study["runs"].values():
+            np.testing.assert_allclose(run["updates_per_edge"], first, rtol=1e-12, err_msg=label)
+    for label, task in data["controls"]["tasks"].items():
+        runs = task["runs"]
+        for kind, run in runs.items():  # the dead band is a synchronous run: at the updates of the p = 1 run
+            np.testing.assert_allclose(run["updates_per_edge"], runs["sync"]["updates_per_edge"], rtol=1e-12,
+                                       err_msg=f"{label} {kind}")
+        if "dead_band" in task:  # tuned on seeds never reported
+            assert task["dead_band"] in desync.DEAD_BANDS
+            assert not set(task["tuning"]["seeds"]) & set(data["seeds"])
+    # the control that removes randomness at the same mean step, at p = 1 and rate x p, is a different run
+    flow = data["controls"]["tasks"]["flow_allostery"]["runs"]
+    assert not np.allclose(flow["sync_scaled"]["final_controls"], flow["bernoulli"]["final_controls"], rtol=1e-9,
+                           atol=0)
 
 
 def test_imperfection_quick(tmp_path):

@@ -12,11 +12,22 @@ same update counts for every p).
     (equal epochs, so equal data presentations and equal summed contrast per epoch), and the noise of the
     update direction (``analysis.direction_noise``) against the full-batch contrast sum at the same gates.
 
-The error floor of a run is the mean loss over the last quarter of its updates.
+(d) the idealised setting of the paper: large disordered *linear* flow networks (continuous resistor conductances
+    on a 150-node, 375-edge random graph: configs/flow_allostery.yaml, five targets; configs/flow_regression.yaml)
+    at p in LINEAR_PS, equal updates per edge (epochs / p, rate unchanged): is the loss curve the same for every p?
+(e) controls that separate the randomness of desynchronization from its smaller collective step, at p = 0.1:
+    ``fixed_count`` masks (exactly round(p E) edges per step: no spread in the count); a synchronous run with the
+    rate scaled by p (the same mean step, no randomness; continuous edges only); for potentiometers, a synchronous
+    sign rule with a dead band (``learning.dead_band``, tuned on seeds TUNE_SEEDS, reported on the held-out ones),
+    and the limit cycle each variant ends in (the tap span over the last quarter).
+
+The error floor of a run is the mean loss over the last quarter of its updates. Settings chosen by us (the flow
+networks' rates, the dead band) were chosen on seeds 100 and up; every reported number is on seeds from 0.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,6 +77,19 @@ STUDIES = (
 )
 MINIBATCH = Study("regression_full_batch", "regression", (*RANDOM_INIT, "learning.schedule=full_batch"), 500, 40,
                   True, 6)
+#: (d) linear flow networks: the epochs at p = 1 are the shipped configs' (rates chosen on seeds 100-103)
+LINEAR = (
+    Study("flow_allostery", "flow_allostery", (), 400, 60, True, 3),
+    Study("flow_regression", "flow_regression", (), 60, 8, True, 1),
+)
+LINEAR_PS = (1.0, 0.5, 0.1)
+#: (e) the controls run at this p; the potentiometer tasks they run on
+CONTROL_P = 0.1
+POT_CONTROLS = ("pot_allostery", "pot_regression")
+#: (e) dead bands tried (V^2) on the tuning seeds; the one with the lowest median floor is reported on held-out seeds
+DEAD_BANDS = (1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+TUNE_SEEDS = (100, 106, 102)  # range(start, stop, quick stop)
+N_TAIL_SNAPS = 10        # tail snapshots of the taps (at the last evaluations) for the limit-cycle span
 
 
 def study_config(study: Study, p: float, quick: bool, extra: tuple[str, ...] = ()) -> Config:
@@ -76,6 +100,24 @@ def study_config(study: Study, p: float, quick: bool, extra: tuple[str, ...] = (
     return claim_config(study.config, [*study.overrides, f"learning.update_probability={p}",
                                        f"learning.epochs={round(base / p)}", f"learning.eval_every={round(every / p)}",
                                        f"learning.record_every={round(base / p)}", *extra])
+
+
+def variant_config(study: Study, kind: str, quick: bool, dead_band: float = 0.0) -> Config:
+    """(e) one control of ``study`` at CONTROL_P, at the same updates per edge as Bernoulli desync at CONTROL_P:
+    ``bernoulli`` (desync itself), ``fixed_count`` (exactly round(p E) edges per step), ``sync_scaled`` (p = 1,
+    rate x p, epochs / p: the same mean step without randomness), ``dead_band`` (p = 1 with ``dead_band``, epochs
+    at p = 1 as the synchronous run)."""
+    p = CONTROL_P
+    if kind == "bernoulli":
+        return study_config(study, p, quick)
+    if kind == "fixed_count":
+        return study_config(study, p, quick, ("learning.update_mask=fixed_count",))
+    if kind == "sync_scaled":
+        rate = claim_config(study.config, list(study.overrides)).learning.rate
+        return study_config(study, p, quick, ("learning.update_probability=1", f"learning.rate={rate * p!r}"))
+    if kind == "dead_band":
+        return study_config(study, 1.0, quick, (f"learning.dead_band={dead_band!r}",))
+    raise ValueError(f"variant_config: unknown kind {kind!r}")
 
 
 @contextmanager
@@ -103,12 +145,37 @@ def run_ensemble(cfg: Config, seeds: list[int], backend: str, snapshot_epochs: t
         if st.epoch in snapshot_epochs:
             snaps[st.epoch] = st.controls.copy()
 
-    done = train_seeds(cfg, seeds, backend, on_epoch=on_epoch)
+    if not snapshot_epochs:
+        done = train_seeds(cfg, seeds, backend)
+    else:  # stop the training loop only where a snapshot falls
+        done = train_seeds(cfg, seeds, backend, on_epoch=on_epoch, every=max(1, math.gcd(*snapshot_epochs)))
     return done.setup, done.state, done.trainer, snaps
 
 
 def _steps_per_epoch(setup) -> int:
     return len(setup.params.schedule.batches(setup.task.n_points, np.random.default_rng(0)))
+
+
+def _tail_epochs(cfg: Config) -> tuple[int, ...]:
+    """The last N_TAIL_SNAPS evaluation epochs of ``cfg`` (all in its last quarter, at equal updates for every p)."""
+    lc = cfg.learning
+    evals = [e for e in range(0, lc.epochs + 1, lc.eval_every) if e >= (1 - TAIL) * lc.epochs]
+    return tuple(evals[-N_TAIL_SNAPS:])
+
+
+def _tail_span(snaps: dict) -> dict:
+    """Limit cycle in the tail: per seed, the mean over edges of the control's span (max - min over the tail
+    snapshots; taps for potentiometers) and the fraction of edges that still move."""
+    stack = np.stack([snaps[e] for e in sorted(snaps)])                            # [K, R, E]
+    span = stack.max(axis=0) - stack.min(axis=0)
+    return {"tail_span": span.mean(axis=1), "tail_moving": (span > 0).mean(axis=1)}
+
+
+def _run_variant(cfg: Config, seeds: list[int], backend: str, p_axis: float) -> dict:
+    """Train ``cfg`` on ``seeds``; curves against updates per edge as if at ``p_axis``, with the tail span."""
+    tail = _tail_epochs(cfg)
+    setup, state, trainer, snaps = run_ensemble(cfg, seeds, backend, tail)
+    return {**_curves(setup, state, trainer, p_axis), **_tail_span(snaps)}
 
 
 def _curves(setup, state: TrainState, trainer: Trainer, p: float) -> dict:
@@ -132,26 +199,68 @@ def _test_accuracy(state: TrainState, trainer: Trainer) -> np.ndarray | None:
     return trainer.evaluate(state.controls, test=True).accuracy
 
 
-def _study(study: Study, seeds: list[int], ctx: Context) -> dict:
+def _study(study: Study, seeds: list[int], ctx: Context, ps: tuple[float, ...] = PS) -> dict:
+    """Every p of ``ps`` on ``seeds``; potentiometer runs also record their tail span (the limit cycle)."""
     runs = {}
-    for p in PS:
-        setup, state, trainer, _ = run_ensemble(study_config(study, p, ctx.quick), seeds, ctx.backend)
-        runs[p] = _curves(setup, state, trainer, p)
-    if setup.circuit.device.discrete:
-        runs["n_taps"] = setup.circuit.device.n_taps
+    for p in ps:
+        cfg = study_config(study, p, ctx.quick)
+        if study.continuous:
+            setup, state, trainer, _ = run_ensemble(cfg, seeds, ctx.backend)
+            runs[p] = _curves(setup, state, trainer, p)
+        else:
+            runs[p] = _run_variant(cfg, seeds, ctx.backend, p)
+    if not study.continuous:
+        runs["n_taps"] = claim_config(study.config).device.n_taps
     return runs
 
 
-def _ngspice_check(study: Study, quick: bool) -> dict:
-    """One seed at p = 0.5 for a few epochs on both backends: largest control and loss differences."""
+def _tune_dead_band(study: Study, ctx: Context) -> tuple[float, dict]:
+    """The dead band of DEAD_BANDS with the lowest median floor at p = 1 on the tuning seeds (never reported)."""
+    start, stop, quick_stop = TUNE_SEEDS
+    seeds = list(range(start, quick_stop if ctx.quick else stop))
+    floors = {}
+    for band in DEAD_BANDS:
+        setup, state, trainer, _ = run_ensemble(variant_config(study, "dead_band", ctx.quick, band), seeds,
+                                                ctx.backend)
+        floors[band] = float(np.median(_curves(setup, state, trainer, 1.0)["floor"]))
+    best = min(DEAD_BANDS, key=lambda b: floors[b])
+    return best, {"seeds": seeds, "median_floor": {str(b): f for b, f in floors.items()}}
+
+
+def _controls(seeds: list[int], pot_seeds: list[int], ctx: Context, linear: dict, pots: dict) -> dict:
+    """(e) the controls at CONTROL_P. ``linear`` and ``pots`` hold the Bernoulli and p = 1 runs of (d) on ``seeds``
+    and of (b) on ``pot_seeds``."""
+    out = {}
+    for s in LINEAR:
+        runs = {"sync": linear[s.label][1.0], "bernoulli": linear[s.label][CONTROL_P]}
+        for kind in ("fixed_count", "sync_scaled"):
+            setup, state, trainer, _ = run_ensemble(variant_config(s, kind, ctx.quick), seeds, ctx.backend)
+            runs[kind] = _curves(setup, state, trainer, CONTROL_P)
+        out[s.label] = {"runs": runs}
+    by_label = {s.label: s for s in STUDIES}
+    for label in POT_CONTROLS:
+        s = by_label[label]
+        band, tuning = _tune_dead_band(s, ctx)
+        runs = {"sync": pots[label][1.0], "bernoulli": pots[label][CONTROL_P],
+                "fixed_count": _run_variant(variant_config(s, "fixed_count", ctx.quick), pot_seeds, ctx.backend,
+                                            CONTROL_P),
+                "dead_band": _run_variant(variant_config(s, "dead_band", ctx.quick, band), pot_seeds, ctx.backend,
+                                          1.0)}
+        out[label] = {"runs": runs, "dead_band": band, "tuning": tuning}
+    return out
+
+
+def _ngspice_check(study: Study, quick: bool, p: float = 0.5, extra: tuple[str, ...] = ()) -> dict:
+    """One seed at ``p`` for a few epochs on both backends: largest control and loss differences."""
     epochs = max(2, study.ngspice_epochs // (3 if quick else 1))
-    cfg = study_config(study, 0.5, quick, (f"learning.epochs={epochs}", "learning.eval_every=1",
-                                           f"learning.record_every={epochs}"))
+    cfg = study_config(study, p, quick, (f"learning.epochs={epochs}", "learning.eval_every=1",
+                                         f"learning.record_every={epochs}", *extra))
     t = time.perf_counter()
     _, _, ng = train_single(cfg, "ngspice")
     ng_s = time.perf_counter() - t
     _, _, nat = train_single(cfg, "native")
-    return {"epochs": epochs, "p": 0.5, "max_control_diff": float(np.max(np.abs(ng.controls - nat.controls))),
+    return {"epochs": epochs, "p": p, "extra": list(extra),
+            "max_control_diff": float(np.max(np.abs(ng.controls - nat.controls))),
             "loss_ngspice": ng.history[-1]["loss"], "loss_native": nat.history[-1]["loss"], "ngspice_s": ng_s}
 
 
@@ -270,14 +379,113 @@ def _judge_minibatch(mb: dict, n_seeds: int) -> tuple[dict, bool, list[str]]:
             "floor_ratio_p0.1": floor["p=0.1"][0] / full, "floor_ratio_B1": floor["B=1"][0] / full}, similar, lines
 
 
+def _curve_ratio(run: dict, ref: dict) -> np.ndarray:
+    """Per seed: the geometric mean over the evaluations after the first (equal updates per edge) of
+    loss(run) / loss(ref); 1 when the two learning curves are the same."""
+    a, b = np.asarray(run["loss"])[1:], np.asarray(ref["loss"])[1:]
+    tiny = np.finfo(float).tiny
+    return np.exp(np.mean(np.log(np.maximum(a, tiny) / np.maximum(b, tiny)), axis=0))
+
+
+def _judge_linear(s: Study, runs: dict, n_seeds: int, epochs: int) -> tuple[dict, bool, str]:
+    """(d) passes as (a): no p has a median floor above max(2 x the p = 1 median, the p = 1 upper quartile); the
+    learning curves' ratio to p = 1 (``_curve_ratio``, median over seeds) is reported beside it."""
+    stats = {p: _med_iqr(runs[p]["floor"]) for p in LINEAR_PS}
+    m1, _, q3 = stats[1.0]
+    curve = {p: float(np.median(_curve_ratio(runs[p], runs[1.0]))) for p in LINEAR_PS}
+    passed = all(stats[p][0] <= max(2 * m1, q3) for p in LINEAR_PS)
+    floors = ", ".join(f"p={p:g}: {stats[p][0]:.2g} [{stats[p][1]:.2g}, {stats[p][2]:.2g}]" for p in LINEAR_PS)
+    ratios = ", ".join(f"p={p:g}: x{curve[p]:.2g}" for p in LINEAR_PS[1:])
+    line = (f"- (d) linear flow network, {s.label} ({n_seeds} seeds, {epochs}/p epochs, equal updates per edge): "
+            f"error floor (V^2, median [IQR]) {floors}; loss along the curve vs p=1 (geometric mean, median over "
+            f"seeds) {ratios}: {'no degradation' if passed else 'degraded'}")
+    entry = {"floor_median_iqr": {str(p): stats[p] for p in LINEAR_PS},
+             "ratio_to_p1": {str(p): stats[p][0] / m1 if m1 > 0 else float("nan") for p in LINEAR_PS},
+             "curve_ratio_to_p1": {str(p): curve[p] for p in LINEAR_PS}, "no_degradation": passed}
+    return entry, passed, line
+
+
+CONTROL_NAMES = {"sync": "synchronous (p = 1)", "bernoulli": f"Bernoulli p = {CONTROL_P:g}",
+                 "fixed_count": f"fixed count round({CONTROL_P:g} E)", "sync_scaled": f"p = 1, rate x {CONTROL_P:g}",
+                 "dead_band": "p = 1, dead band"}
+
+
+def _judge_controls(ctrl: dict) -> tuple[dict, list[str]]:
+    """(e) per task and variant: floor median [IQR], its ratio to the Bernoulli run, the learning curve's ratio to
+    it, a two-sided Mann-Whitney test against Bernoulli and a one-sided one (variant below p = 1); potentiometers
+    also the tail span (taps) and the fraction of edges still moving."""
+    summary, lines = {}, []
+    for label, entry in ctrl.items():
+        runs = entry["runs"]
+        bern, sync = runs["bernoulli"], runs["sync"]
+        rows = {}
+        for kind, r in runs.items():
+            row = {"floor_median_iqr": _med_iqr(r["floor"]),
+                   "floor_ratio_to_bernoulli": float(np.median(r["floor"]) / np.median(bern["floor"])),
+                   "floor_ratio_to_sync": float(np.median(r["floor"]) / np.median(sync["floor"]))}
+            if kind not in ("bernoulli", "sync"):
+                row["mannwhitney_vs_bernoulli"] = float(mannwhitneyu(r["floor"], bern["floor"]).pvalue)
+            if kind != "sync":
+                row["mannwhitney_below_sync"] = float(mannwhitneyu(r["floor"], sync["floor"],
+                                                                   alternative="less").pvalue)
+            if len(r["loss"]) == len(bern["loss"]) and kind != "dead_band":
+                row["curve_ratio_to_bernoulli"] = float(np.median(_curve_ratio(r, bern)))
+            if "tail_span" in r:
+                row["tail_span_taps"] = float(np.median(r["tail_span"]))
+                row["tail_moving_fraction"] = float(np.median(r["tail_moving"]))
+            rows[kind] = row
+        summary[label] = {"variants": rows, **({"dead_band": entry["dead_band"], "tuning": entry["tuning"]}
+                                               if "dead_band" in entry else {})}
+        parts = []
+        for kind, row in rows.items():
+            m, q1, q3 = row["floor_median_iqr"]
+            name = CONTROL_NAMES[kind] + (f" {entry['dead_band']:g} V^2" if kind == "dead_band" else "")
+            text = f"{name} {m:.2g} [{q1:.2g}, {q3:.2g}]"
+            if "mannwhitney_below_sync" in row:
+                text += f" (below p=1: MW p = {row['mannwhitney_below_sync']:.2g}"
+                if "mannwhitney_vs_bernoulli" in row:
+                    text += f"; vs Bernoulli x{row['floor_ratio_to_bernoulli']:.2g}, MW p = " \
+                            f"{row['mannwhitney_vs_bernoulli']:.2g}"
+                text += ")"
+            if "tail_span_taps" in row:
+                text += (f", tail span {row['tail_span_taps']:.2f} taps ({row['tail_moving_fraction']:.0%} of edges "
+                         "moving)")
+            parts.append(text)
+        lines.append(f"- (e) controls, {label}, at equal updates per edge: error floor (V^2, median [IQR]) "
+                     + "; ".join(parts))
+    return summary, lines
+
+
+def _controls_reason(ctrl: dict) -> str:
+    """One clause of the verdict: what the potentiometers' improvement survives."""
+    parts = []
+    for label in POT_CONTROLS:
+        v = ctrl[label]["variants"]
+        parts.append(f"{label} floor vs p=1: Bernoulli x{v['bernoulli']['floor_ratio_to_sync']:.2g}, fixed count "
+                     f"x{v['fixed_count']['floor_ratio_to_sync']:.2g}, synchronous dead band "
+                     f"x{v['dead_band']['floor_ratio_to_sync']:.2g} (tail span {v['sync']['tail_span_taps']:.2f} -> "
+                     f"{v['dead_band']['tail_span_taps']:.2f} taps)")
+    lin = [f"{label} loss along the curve, p = 1 at rate x p vs Bernoulli: "
+           f"x{ctrl[label]['variants']['sync_scaled']['curve_ratio_to_bernoulli']:.2g}, fixed count vs Bernoulli: "
+           f"x{ctrl[label]['variants']['fixed_count']['curve_ratio_to_bernoulli']:.2g}"
+           for label in ctrl if label not in POT_CONTROLS]
+    return "controls at p = 0.1: " + "; ".join(parts + lin)
+
+
 def run(ctx: Context) -> ClaimResult:
     t0 = time.perf_counter()
     seeds = ctx.seeds(12, 3)
+    linear_seeds = ctx.seeds(6, 3)
     with serial_native():
         results = {s.label: _study(s, seeds, ctx) for s in STUDIES}
         mb = _minibatch(seeds, ctx)
+        linear = {s.label: _study(s, linear_seeds, ctx, LINEAR_PS) for s in LINEAR}
+        ctrl = _controls(linear_seeds, seeds, ctx, linear, results)
     native_s = time.perf_counter() - t0
-    checks = {s.label: _ngspice_check(s, ctx.quick) for s in (*STUDIES, MINIBATCH)}
+    checks = {s.label: _ngspice_check(s, ctx.quick) for s in (*STUDIES, MINIBATCH, *LINEAR)}
+    band = ctrl["pot_allostery"]["dead_band"]
+    pot = next(s for s in STUDIES if s.label == "pot_allostery")
+    checks["pot_allostery_dead_band"] = _ngspice_check(pot, ctx.quick, 1.0, (f"learning.dead_band={band!r}",))
 
     summary, passed, lines = {}, {}, []
     for s in STUDIES:
@@ -286,11 +494,18 @@ def run(ctx: Context) -> ClaimResult:
         lines.append(line)
     summary["minibatch"], similar, mb_lines = _judge_minibatch(mb, len(seeds))
     lines += mb_lines
-    lines += [f"- ngspice vs native, {label} (seed 0, p = 0.5, {ch['epochs']} epochs): controls agree to "
-              f"{ch['max_control_diff']:.1e}; loss {ch['loss_ngspice']:.4g} vs {ch['loss_native']:.4g} V^2"
-              for label, ch in checks.items()]
+    for s in LINEAR:
+        summary[s.label], passed[s.label], line = _judge_linear(s, linear[s.label], len(linear_seeds),
+                                                                s.quick_epochs if ctx.quick else s.epochs)
+        lines.append(line)
+    summary["controls"], ctrl_lines = _judge_controls(ctrl)
+    lines += ctrl_lines
+    lines += [f"- ngspice vs native, {label} (seed 0, p = {ch['p']:g}{''.join(', ' + e for e in ch['extra'])}, "
+              f"{ch['epochs']} epochs): controls agree to {ch['max_control_diff']:.1e}; loss {ch['loss_ngspice']:.4g} "
+              f"vs {ch['loss_native']:.4g} V^2" for label, ch in checks.items()]
 
-    figures = [_figure_floors(ctx, results), _figure_curves(ctx, results), _figure_minibatch(ctx, mb)]
+    figures = [_figure_floors(ctx, results), _figure_curves(ctx, results), _figure_minibatch(ctx, mb),
+               _figure_linear_controls(ctx, linear, ctrl)]
     data = [save_json(ctx, f"{KEY}_results.json", {
         "ps": PS, "seeds": seeds, "tail_fraction": TAIL, "quick": ctx.quick,
         "studies": {s.label: {"config": s.config, "overrides": s.overrides, "continuous": s.continuous,
@@ -302,21 +517,33 @@ def run(ctx: Context) -> ClaimResult:
                       "batch": {str(b): mb["batch"][b] for b in BATCHES}, "noise_stages_epochs": mb["stages"],
                       "noise": {k: {str(kk): vv for kk, vv in v.items()} for k, v in mb["noise"].items()},
                       "full_contrast_norm": mb["full_norm"]},
+        "linear": {"ps": LINEAR_PS, "seeds": linear_seeds,
+                   "studies": {s.label: {"config": s.config, "epochs_at_p1": s.quick_epochs if ctx.quick else s.epochs,
+                                         "runs": {str(p): linear[s.label][p] for p in LINEAR_PS}} for s in LINEAR}},
+        "controls": {"p": CONTROL_P, "dead_bands_tried": DEAD_BANDS,
+                     "tasks": {label: {"runs": entry["runs"], **({"dead_band": entry["dead_band"],
+                                                                  "tuning": entry["tuning"]}
+                                                                 if "dead_band" in entry else {})}
+                               for label, entry in ctrl.items()}},
         "ngspice_checks": checks, "summary": summary})]
 
     cont = {s.label: passed[s.label] for s in STUDIES if s.continuous}
+    lin = {s.label: passed[s.label] for s in LINEAR}
     pots = {s.label: passed[s.label] for s in STUDIES if not s.continuous}
     iris, m = summary["pot_iris"], summary["minibatch"]
-    reason = (f"no degradation with p on {sum(cont.values())}/{len(cont)} transistor tasks; with potentiometers "
-              f"p = 0.1 improves {sum(pots.values())}/{len(pots)} tasks significantly (floor x"
+    reason = (f"no degradation with p on {sum(lin.values())}/{len(lin)} linear flow-network tasks (150 nodes, "
+              f"p down to {min(LINEAR_PS):g}) and {sum(cont.values())}/{len(cont)} transistor tasks; with "
+              f"potentiometers p = 0.1 improves {sum(pots.values())}/{len(pots)} tasks significantly (floor x"
               + ", x".join(f"{summary[k]['ratio_to_p1']['0.1']:.2g} {k}" for k in pots)
               + f"; Iris accuracy {iris['accuracy_median']['0.1']:.2f} vs {iris['accuracy_median']['1.0']:.2f}); "
+              + _controls_reason(summary["controls"]) + "; "
               f"desync and mini-batching {'act alike' if similar else 'differ'} on regression (floor vs full batch: "
               f"p=0.1 x{m['floor_ratio_p0.1']:.2g}, B=1 x{m['floor_ratio_B1']:.2g}; direction noise "
               f"{m['direction_noise']['mean']['p=0.1']:.2f} vs {m['direction_noise']['mean']['B=1']:.2f})")
-    n_pass = sum(cont.values()) + sum(pots.values()) + similar
-    verdict = "reproduced" if n_pass == len(STUDIES) + 1 else ("partly" if n_pass else "not reproduced")
-    measured = {"summary": summary, "no_degradation": cont, "improves": pots, "minibatch_similar": similar,
+    n_pass = sum(cont.values()) + sum(lin.values()) + sum(pots.values()) + similar
+    verdict = ("reproduced" if n_pass == len(STUDIES) + len(LINEAR) + 1 else
+               ("partly" if n_pass else "not reproduced"))
+    measured = {"summary": summary, "no_degradation": {**lin, **cont}, "improves": pots, "minibatch_similar": similar,
                 "ngspice_max_control_diff": {k: v["max_control_diff"] for k, v in checks.items()},
                 "native_s": round(native_s, 1)}
     return ClaimResult(KEY, TITLE, PAPER, verdict, reason, measured=measured, figures=figures, data=data, lines=lines)
@@ -396,3 +623,45 @@ def _figure_minibatch(ctx: Context, mb: dict) -> str:
     c.legend(fontsize=6)
     c.set_title("noise along training", fontsize=9)
     return save_figure(ctx, fig, f"{KEY}_minibatch.png")
+
+
+def _figure_linear_controls(ctx: Context, linear: dict, ctrl: dict) -> str:
+    """(d) and (e): the linear flow networks' learning curves for every p and control; the potentiometers' floors
+    and tail spans per variant."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(LINEAR) + len(POT_CONTROLS) + 1, figsize=(3.3 * (len(LINEAR) + 3), 3.4))
+    for ax, s in zip(axes, LINEAR):
+        for i, p in enumerate(LINEAR_PS):
+            r = linear[s.label][p]
+            ax.plot(r["updates_per_edge"], np.median(r["loss"], axis=1), color=f"C{i}", label=f"Bernoulli p={p:g}")
+        for kind, style in (("fixed_count", "--"), ("sync_scaled", ":")):
+            r = ctrl[s.label]["runs"][kind]
+            ax.plot(r["updates_per_edge"], np.median(r["loss"], axis=1), style, color="k", label=CONTROL_NAMES[kind])
+        ax.set_yscale("log")
+        ax.set_xlabel("updates per edge")
+        ax.set_title(f"{s.label} (linear, 150 nodes)", fontsize=9)
+    axes[0].set_ylabel("loss (V$^2$, median over seeds)")
+    axes[0].legend(fontsize=6)
+    kinds = ("sync", "bernoulli", "fixed_count", "dead_band")
+    for ax, label in zip(axes[len(LINEAR):], POT_CONTROLS):
+        runs = ctrl[label]["runs"]
+        for i, kind in enumerate(kinds):
+            v = runs[kind]["floor"]
+            ax.plot(np.full(len(v), i) + np.random.default_rng(0).uniform(-0.1, 0.1, len(v)), v, ".", color=f"C{i}",
+                    alpha=0.5)
+            ax.plot([i], [np.median(v)], "o", color=f"C{i}")
+        ax.set_xticks(range(len(kinds)), ["p=1", f"p={CONTROL_P:g}", "fixed", "band"], fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel("error floor (V$^2$)")
+        ax.set_title(f"{label}: controls", fontsize=9)
+    ax = axes[-1]
+    width = 0.8 / len(POT_CONTROLS)
+    for j, label in enumerate(POT_CONTROLS):
+        runs = ctrl[label]["runs"]
+        ax.bar(np.arange(len(kinds)) + j * width, [np.median(runs[k]["tail_span"]) for k in kinds], width,
+               label=label)
+    ax.set_xticks(np.arange(len(kinds)) + width / 2, ["p=1", f"p={CONTROL_P:g}", "fixed", "band"], fontsize=8)
+    ax.set_ylabel("tail span (taps, mean over edges)")
+    ax.set_title("limit cycle in the last quarter", fontsize=9)
+    ax.legend(fontsize=7)
+    return save_figure(ctx, fig, f"{KEY}_linear_controls.png")
