@@ -15,10 +15,12 @@ import numpy as np
 
 from . import step
 from .devices import (
+    LEVEL1,
     NOMINAL_CELSIUS,
     TEMPERATURE_RANGE,
     EdgeParams,
     Mismatch,
+    NmosParams,
     junction_current,
     thermal_voltage,
 )
@@ -40,6 +42,8 @@ class Circuit:
         temperature: the circuit's temperature (C), in ``devices.TEMPERATURE_RANGE``; ``device`` holds the
             parameters at the nominal 27 C (what a netlist's card says) and ``law`` the device at ``temperature``
             (``EdgeDevice.at_temperature``), which the analytic law and the native solver use.
+        body: int [E], the node each edge's transistor has its body tied to (one of the edge's two ends), or None
+            (every body grounded). A tied body conducts through the bulk diode of the edge's other terminal.
     """
 
     node_labels: tuple[str, ...]
@@ -53,6 +57,7 @@ class Circuit:
     gmin: float = 1e-12
     mismatch: Mismatch | None = None
     temperature: float = NOMINAL_CELSIUS
+    body: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         low, high = TEMPERATURE_RANGE
@@ -119,9 +124,17 @@ class Circuit:
         return step.compiled().output_values(np.atleast_2d(voltages), self.out_pos, self.out_neg)
 
 
+#: where transistors' bodies go (``compile_graph``): all to ground, or each to its edge's input end
+BODY_GROUND, BODY_INPUT = "ground", "input"
+BODY_CHOICES = (BODY_GROUND, BODY_INPUT)
+
+
 def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12,
-                  temperature: float = NOMINAL_CELSIUS) -> Circuit:
-    """Freeze a role-carrying graph (see ``graph.assign_roles``) into a ``Circuit`` at ``temperature`` (C)."""
+                  temperature: float = NOMINAL_CELSIUS, body: str = BODY_GROUND) -> Circuit:
+    """Freeze a role-carrying graph (see ``graph.assign_roles``) into a ``Circuit`` at ``temperature`` (C).
+
+    ``body``: ``"ground"`` (every transistor's body at 0 V) or ``"input"`` (each transistor's body tied to the end
+    of its edge that is an input node: every edge needs exactly one such end; level-1 transistors only)."""
     n = g.number_of_nodes()
     if sorted(g.nodes) != list(range(n)):
         raise ValidationError("network: node ids must be 0..N-1 (use the builders in metamaterial.graph)")
@@ -134,6 +147,7 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12,
     edges = np.array(sorted(tuple(sorted(e)) for e in g.edges), dtype=int).reshape(-1, 2)
     rails = g.graph.get("rails", [])
     outputs = g.graph["outputs"]
+    body_nodes = _body_nodes(edges, np.array(g.graph["inputs"], dtype=int), device, body, labels)
     return Circuit(
         node_labels=tuple(labels),
         edges=edges,
@@ -145,7 +159,34 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12,
         out_neg=np.array([-1 if o[1] is None else o[1] for o in outputs], dtype=int),
         gmin=gmin,
         temperature=temperature,
+        body=body_nodes,
     )
+
+
+def _body_nodes(edges: np.ndarray, inputs: np.ndarray, device: EdgeParams, body: str,
+                labels: list[str]) -> np.ndarray | None:
+    """int [E] body node of each edge's transistor for ``compile_graph``'s ``body``, or None (grounded)."""
+    if body not in BODY_CHOICES:
+        raise ValidationError(f"device.body: must be one of {', '.join(BODY_CHOICES)} (got {body!r})")
+    if body == BODY_GROUND:
+        return None
+    if not (isinstance(device, NmosParams) and device.law == LEVEL1):
+        raise ValidationError(f"device.body: only level-1 transistors have a body terminal (got device "
+                              f"{getattr(device, 'name', device.kind)!r}); remove device.body or use device.kind: "
+                              "nmos with a level-1 preset or card")
+    if device.rd or device.rs:
+        raise ValidationError(f"device.body: a tied body with series resistances is not modelled (got "
+                              f"rd={device.rd:g}, rs={device.rs:g} ohm); set device.params.rd and rs to 0, or use "
+                              "device.body: ground")
+    is_input = np.isin(edges, inputs)
+    bad = np.flatnonzero(is_input.sum(axis=1) != 1)
+    if len(bad):
+        a, b = edges[bad[0]]
+        raise ValidationError(f"device.body: input ties each body to its edge's input end, and edge {int(bad[0])} "
+                              f"({labels[a]} - {labels[b]}) has {int(is_input[bad[0]].sum())} input ends (got "
+                              f"{len(bad)} such edges); every edge needs exactly one input end, or use device.body: "
+                              "ground")
+    return np.where(is_input[:, 0], edges[:, 0], edges[:, 1]).astype(int)
 
 
 def without_edges(c: Circuit, cut: np.ndarray) -> Circuit:
@@ -162,7 +203,7 @@ def without_edges(c: Circuit, cut: np.ndarray) -> Circuit:
         raise ValidationError(f"without_edges: cutting edges {sorted(np.asarray(cut, int).tolist())} leaves nodes "
                               f"{stranded[:10]} with no path to a source; cut fewer or other edges")
     mm = None if c.mismatch is None else Mismatch(c.mismatch.dvto[:, keep], c.mismatch.kscale[:, keep])
-    return replace(c, edges=c.edges[keep], mismatch=mm)
+    return replace(c, edges=c.edges[keep], mismatch=mm, body=None if c.body is None else c.body[keep])
 
 
 @dataclass(frozen=True)
@@ -182,7 +223,8 @@ def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: 
     v = np.atleast_2d(voltages)
     va, vb = v[:, c.edges[:, 0]], v[:, c.edges[:, 1]]
     ctrl = np.broadcast_to(np.asarray(controls, float), va.shape)
-    return c.law.edge_current(va, vb, ctrl, *c.transistor_params(twin), c.gmin)
+    vbody = None if c.body is None else v[:, c.body]
+    return c.law.edge_current(va, vb, ctrl, *c.transistor_params(twin), c.gmin, vbody)
 
 
 def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed: np.ndarray | None = None,
@@ -198,11 +240,17 @@ def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed:
     out = np.zeros_like(v)
     np.add.at(out.T, c.edges[:, 0], i_edge.T)
     np.add.at(out.T, c.edges[:, 1], -i_edge.T)
-    if c.device.bulk_junctions:
+    if c.device.bulk_junctions and c.body is None:
         # each transistor has a bulk diode at each of its two terminals (free twin: one transistor per edge)
         i_j, _ = junction_current(c.law, v, c.gmin, c.thermal_voltage)
         degree = np.bincount(c.edges.ravel(), minlength=c.n_nodes)
         out += i_j * degree
+    elif c.device.bulk_junctions:  # the diodes conduct from each terminal into the tied body (its own: 0 V, 0 A)
+        for end in (0, 1):
+            node = c.edges[:, end]
+            i_j, _ = junction_current(c.law, v[:, node] - v[:, c.body], c.gmin, c.thermal_voltage)
+            np.add.at(out.T, node, i_j.T)
+            np.add.at(out.T, c.body, -i_j.T)
     driven = np.concatenate([c.source_nodes, [] if fixed is None else np.asarray(fixed, int)]).astype(int)
     out[:, driven] = np.nan
     return out

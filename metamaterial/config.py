@@ -160,6 +160,7 @@ class DeviceConfig(_Strict):
     corners: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")], CornerConfig] = {}
     corner: str = "typical"
     mismatch: MismatchConfig | None = None
+    body: Literal["ground", "input"] = "ground"
     g_min: Positive = 1e-5
     g_max: Positive = 1e-2
     r_min: Positive = 40.0
@@ -197,6 +198,9 @@ class DeviceConfig(_Strict):
             raise ValueError(f"g_min must be < g_max (got {self.g_min}, {self.g_max})")
         if self.r_min >= self.r_max:
             raise ValueError(f"r_min must be < r_max (got {self.r_min}, {self.r_max})")
+        if self.body != "ground" and self.kind != "nmos":
+            raise ValueError(f"body ties a transistor's body terminal, and a {self.kind} has none (got body "
+                             f"{self.body!r}); remove device.body or use kind: nmos")
         return self
 
 

@@ -76,10 +76,11 @@ class EdgeDevice(ABC):
     bulk_junctions: ClassVar[bool] = False
 
     def edge_current(self, va: np.ndarray, vb: np.ndarray, controls: np.ndarray, vto: np.ndarray | None = None,
-                     beta: np.ndarray | None = None, gmin: float = 1e-12) -> np.ndarray:
+                     beta: np.ndarray | None = None, gmin: float = 1e-12,
+                     vbody: np.ndarray | None = None) -> np.ndarray:
         """Current a -> b (A) through edges with these controls at node voltages va, vb (V), all of one shape;
-        ``vto``, ``beta``: per-transistor values under twin mismatch (transistors only). A linear edge: its
-        conductance times the drop."""
+        ``vto``, ``beta``: per-transistor values under twin mismatch, ``vbody``: body voltages of tied bodies
+        (transistors only). A linear edge: its conductance times the drop."""
         return self.conductance(controls) * (va - vb)
 
     def conductance(self, controls: np.ndarray) -> np.ndarray:
@@ -278,20 +279,23 @@ class NmosParams(EdgeDevice):
         return self.law == LEVEL1
 
     def edge_current(self, va: np.ndarray, vb: np.ndarray, controls: np.ndarray, vto: np.ndarray | None = None,
-                     beta: np.ndarray | None = None, gmin: float = 1e-12) -> np.ndarray:
+                     beta: np.ndarray | None = None, gmin: float = 1e-12,
+                     vbody: np.ndarray | None = None) -> np.ndarray:
         """The channel current a -> b (A) at gate voltages ``controls`` (``channel_current``)."""
-        return self.channel_current(va, vb, controls, vto, beta, gmin).current
+        return self.channel_current(va, vb, controls, vto, beta, gmin, vbody).current
 
     def channel_current(self, va: np.ndarray, vb: np.ndarray, vg: np.ndarray, vto: np.ndarray | float | None = None,
-                        beta: np.ndarray | float | None = None, gmin: float = 1e-12) -> MosCurrents:
+                        beta: np.ndarray | float | None = None, gmin: float = 1e-12,
+                        vbody: np.ndarray | None = None) -> MosCurrents:
         """Current a -> b through the channel (A) and its derivatives, by this transistor's law (``nmos_current``,
         ``series_current`` when it has series resistances, or ``three_regime_current``, the latter with its ``gmin``
-        (S) across the channel)."""
+        (S) across the channel). ``vbody``: body voltages (V) of level-1 transistors whose body is tied to a node
+        (None: grounded; not with series resistances, ``circuit.compile_graph`` refuses that)."""
         if self.law == THREE_REGIME:
             return three_regime_current(self, va, vb, vg, vto, beta, gmin)
         if self.rd or self.rs:
             return series_current(self, va, vb, vg, vto, beta)
-        return nmos_current(self, va, vb, vg, vto, beta)
+        return nmos_current(self, va, vb, vg, vto, beta, vbody)
 
     def at_temperature(self, celsius: float) -> NmosParams:
         """This level-1 transistor's law at circuit temperature ``celsius`` (C), its parameters given at the nominal
@@ -731,15 +735,19 @@ class MosCurrents:
 
 
 def nmos_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,
-                 vto: np.ndarray | float | None = None, beta: np.ndarray | float | None = None) -> MosCurrents:
-    """Channel current a -> b of a level-1 NMOS with body at ground, ngspice ``mos1load.c`` semantics.
+                 vto: np.ndarray | float | None = None, beta: np.ndarray | float | None = None,
+                 vbody: np.ndarray | float | None = None) -> MosCurrents:
+    """Channel current a -> b of a level-1 NMOS, ngspice ``mos1load.c`` semantics; body at ground, or at the
+    voltages ``vbody`` (V, broadcasting like va: a body tied to a node).
 
     The terminal at the lower voltage acts as source (source/drain symmetry). Threshold
-    V_T = vto + gamma (sqrt(phi - V_BS) - sqrt(phi)); linear region
+    V_T = vto + gamma (sqrt(phi - V_BS) - sqrt(phi)) for V_BS <= 0, ngspice's linearised
+    vto + gamma (sqrt(phi) - V_BS / (2 sqrt(phi)) - sqrt(phi)) above (clipped at sarg = 0); linear region
     I = beta (1 + lambda V_DS) V_DS (V_GS - V_T - V_DS/2); saturation I = beta/2 (1 + lambda V_DS)(V_GS - V_T)^2;
     zero below threshold (level 1 has no subthreshold branch). Bulk junction currents are not included
     (see ``junction_current``). ``vto`` and ``beta`` override the card's values per transistor (mismatch),
-    broadcasting like the voltages.
+    broadcasting like the voltages. ``d_va`` and ``d_vb`` hold the terminals' own derivatives; the body's,
+    gmbs = -d_vs - gm - gds, is not returned (a body tied to a terminal adds it to that terminal's).
     """
     va, vb, vg = np.broadcast_arrays(np.asarray(va, float), np.asarray(vb, float), np.asarray(vg, float))
     forward = va >= vb
@@ -747,7 +755,7 @@ def nmos_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,
     vs = np.where(forward, vb, va)
     vds = vd - vs
     vgs = vg - vs
-    vbs = -vs
+    vbs = (0.0 if vbody is None else np.asarray(vbody, float)) - vs
     sqphi = math.sqrt(p.phi)
     neg = vbs <= 0
     sarg = np.where(neg, np.sqrt(np.maximum(p.phi - vbs, 0.0)), np.maximum(sqphi - vbs / (2 * sqphi), 0.0))

@@ -39,9 +39,10 @@ GAIN_BAND = (0.05, 0.2)
 def transistor_power(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: int = 0) -> np.ndarray:
     """[B, E] power (W) dissipated by each edge's device at the node voltages [B, N] (V).
 
-    Transistors: I_DS |V_a - V_b| + I_j(V_a) V_a + I_j(V_b) V_b (the first term includes what series drain and
-    source resistances dissipate), with I_j the bulk-junction current of one terminal (``devices.junction_current``,
-    gmin included); ``twin`` (0 free, 1 clamped) picks the mismatch.
+    Transistors: I_DS |V_a - V_b| + I_j(V_a - V_B) (V_a - V_B) + I_j(V_b - V_B) (V_b - V_B) (the first term includes
+    what series drain and source resistances dissipate), with I_j the bulk-junction current of one terminal
+    (``devices.junction_current``, gmin included) and V_B the body (0 V, or the node it is tied to); ``twin`` (0 free,
+    1 clamped) picks the mismatch.
     Linear edges: I (V_a - V_b). ``controls`` is [E] or [B, E] as in ``circuit.edge_currents``.
     """
     v = np.atleast_2d(np.asarray(voltages, float))
@@ -51,9 +52,11 @@ def transistor_power(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twi
     drop = v[:, c.edges[:, 0]] - v[:, c.edges[:, 1]]
     power = edge_currents(c, controls, v, twin) * drop
     if c.device.bulk_junctions:
-        i_out, _ = junction_current(c.law, v, c.gmin, c.thermal_voltage)  # out of each node into the grounded body
-        p_node = i_out * v
-        power = power + p_node[:, c.edges[:, 0]] + p_node[:, c.edges[:, 1]]
+        vbody = 0.0 if c.body is None else v[:, c.body]  # grounded, or tied to a node (``Circuit.body``)
+        for end in (0, 1):
+            over = v[:, c.edges[:, end]] - vbody
+            i_out, _ = junction_current(c.law, over, c.gmin, c.thermal_voltage)  # out of the terminal into the body
+            power = power + i_out * over
     return power
 
 

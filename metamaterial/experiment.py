@@ -127,7 +127,8 @@ def build(cfg: Config) -> Setup:
     """Typed objects of a run; every cross-section check happens here."""
     device = build_device(cfg)
     # a device kind without a temperature model refuses a non-nominal simulator.temperature here (exit 2)
-    circuit = compile_graph(build_network(cfg), device, gmin=cfg.simulator.gmin, temperature=cfg.simulator.temperature)
+    circuit = compile_graph(build_network(cfg), device, gmin=cfg.simulator.gmin, temperature=cfg.simulator.temperature,
+                            body=cfg.device.body)
     mm = cfg.device.mismatch
     if mm is not None and (mm.vto_sigma > 0 or mm.k_sigma > 0):
         if not device.supports_mismatch:

@@ -182,7 +182,9 @@ def learning_netlist(setup: Setup, controls: np.ndarray, plan: StepPlan, capacit
     k_q = hw.gain / hw.resistance  # A per V^2: the multiplier's gain U into R
     for e, (a, b) in enumerate(c.edges):
         for twin in ("f", "c"):
-            lines.append(f"M{twin}{e} {twin}{a} g{e} {twin}{b} 0 {dev.model_name} w={num(dev.w)} l={num(dev.l)}")
+            bulk = "0" if c.body is None else f"{twin}{int(c.body[e])}"
+            lines.append(f"M{twin}{e} {twin}{a} g{e} {twin}{b} {bulk} {dev.model_name} w={num(dev.w)} "
+                         f"l={num(dev.l)}")
         lines.append(f"CG{e} g{e} 0 {num(hw.capacitance)}")
         lines.append(f"BU{e} u{e} 0 V = (V(f{a}) - V(f{b}))^2 - (V(c{a}) - V(c{b}))^2")
         stop = (f"(V(g{e}) >= {num(dyn.high)} && V(u{e}) > 0) || (V(g{e}) <= {num(dyn.low)} && V(u{e}) < 0)")

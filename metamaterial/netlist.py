@@ -231,11 +231,12 @@ def _edge_lines(c: Circuit, controls: np.ndarray, b: int | None, twin: int) -> l
         return lines
     for e, (a, z) in enumerate(c.edges):
         na, nz = nn(int(a), b), nn(int(z), b)
+        bulk = "0" if c.body is None else nn(int(c.body[e]), b)  # the body: ground, or the node it is tied to
         if isinstance(dev, NmosParams) and mismatch is not None:
             w = dev.w * float(mismatch.kscale[twin, e])
-            lines.append(f"M{e}{sfx} {na} g{e} {nz} 0 {dev.model_name}_{e} w={num(w)} l={num(dev.l)}")
+            lines.append(f"M{e}{sfx} {na} g{e} {nz} {bulk} {dev.model_name}_{e} w={num(w)} l={num(dev.l)}")
         elif isinstance(dev, NmosParams):
-            lines.append(f"M{e}{sfx} {na} g{e} {nz} 0 {dev.model_name} w={num(dev.w)} l={num(dev.l)}")
+            lines.append(f"M{e}{sfx} {na} g{e} {nz} {bulk} {dev.model_name} w={num(dev.w)} l={num(dev.l)}")
         elif isinstance(dev, ResistorParams):
             lines.append(f"R{e}{sfx} {na} {nz} {num(1.0 / controls[e])}")
         elif isinstance(dev, PotentiometerParams):

@@ -151,7 +151,8 @@ def transient_netlist(c: Circuit, controls: np.ndarray, before: np.ndarray | Non
         if isinstance(dev, NmosParams):
             model = dev.model_name if c.mismatch is None else f"{dev.model_name}_{e}"
             w = dev.w if c.mismatch is None else dev.w * float(c.mismatch.kscale[0, e])
-            lines.append(f"M{e} {na} g{e} {nb} 0 {model} w={num(w)} l={num(dev.l)}")
+            bulk = "0" if c.body is None else node_name(int(c.body[e]))
+            lines.append(f"M{e} {na} g{e} {nb} {bulk} {model} w={num(w)} l={num(dev.l)}")
         elif isinstance(dev, ResistorParams):
             lines.append(f"R{e} {na} {nb} {num(1.0 / controls[e])}")
         elif isinstance(dev, PotentiometerParams):

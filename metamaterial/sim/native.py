@@ -531,6 +531,19 @@ def _index_arrays(c: Circuit, clamped: bool, dense_limit: int, held: np.ndarray 
     n = len(unk)
     ea = c.edges[:, 0].astype(np.int64).copy()
     eb = c.edges[:, 1].astype(np.int64).copy()
+    if c.body is not None:  # the kernels take a tied body at terminal a: swap the ends of edges whose body is b
+        elsewhere = np.flatnonzero((c.body != ea) & (c.body != eb))
+        if len(elsewhere):
+            e = int(elsewhere[0])
+            raise ValidationError(f"NativeSolver: edge {e} ({c.node_labels[ea[e]]} - {c.node_labels[eb[e]]}) has its "
+                                  f"body at node {c.node_labels[c.body[e]]}, not at one of its ends (got "
+                                  f"{len(elsewhere)} such edges); tie each body to an end of its edge, or use "
+                                  "--backend ngspice")
+        if isinstance(c.device, NmosParams) and (c.device.rd or c.device.rs):
+            raise ValidationError("NativeSolver: a tied body with series resistances is not modelled (the junctions "
+                                  "sit behind the resistances); set device.params.rd and rs to 0")
+        flip = c.body == eb
+        ea[flip], eb[flip] = eb[flip], ea[flip].copy()
     if kind != nk.KIND_NMOS:
         _check_every_node_is_held(c, driven)
     dense = n <= dense_limit
@@ -539,7 +552,8 @@ def _index_arrays(c: Circuit, clamped: bool, dense_limit: int, held: np.ndarray 
     pos = np.full(c.n_nodes, -1, dtype=np.int64)
     pos[unk] = np.arange(n)
     degree = np.bincount(c.edges.ravel(), minlength=c.n_nodes)
-    n_junctions = (degree[unk] if kind == nk.KIND_NMOS else np.zeros(n)).astype(float)
+    grounded = kind == nk.KIND_NMOS and c.body is None  # tied bodies: the diodes join the edge's ends instead
+    n_junctions = (degree[unk] if grounded else np.zeros(n)).astype(float)
     ia, ib = pos[ea], pos[eb]
     rows = np.stack([ia, ia, ib, ib], axis=1)
     cols = np.stack([ia, ib, ia, ib], axis=1)
@@ -620,6 +634,7 @@ def _device_constants(c: Circuit, twin: int) -> tuple[int, np.ndarray, np.ndarra
     prm[nk.P_GMIN] = c.gmin
     prm[nk.P_RD] = dev.rd  # the drain is the edge's first node, as in the netlist's instance line
     prm[nk.P_RS] = dev.rs
+    prm[nk.P_BODY] = 0.0 if c.body is None else 1.0
     vbi = vto - dev.gamma * math.sqrt(dev.phi)
     return nk.KIND_NMOS, prm, np.ascontiguousarray(vbi, float), np.ascontiguousarray(beta, float)
 

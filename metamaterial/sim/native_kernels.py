@@ -26,10 +26,11 @@ KIND_CONDUCTANCE = 1
 KIND_THREE_REGIME = 2
 
 # indices into the packed parameter vector ``prm`` (then: the three-regime law's join x_j (V), subthreshold exponent
-# ln(10) / (V/decade) in 1/V, and overdrive cap in V; last, level 1's series resistances at the drain (terminal a) and
-# source (terminal b) in ohm, 0 for none)
-P_GAMMA, P_PHI, P_SQPHI, P_LAMBDA, P_IS, P_VT, P_GMIN, P_JOIN, P_SUBSLOPE, P_XCAP, P_RD, P_RS = range(12)
-N_PRM = 12
+# ln(10) / (V/decade) in 1/V, and overdrive cap in V; then level 1's series resistances at the drain (terminal a) and
+# source (terminal b) in ohm, 0 for none; last ``P_BODY``: 0.0 when every transistor's body is grounded, 1.0 when
+# every body is tied to the edge's terminal a, see ``mos_current``)
+P_GAMMA, P_PHI, P_SQPHI, P_LAMBDA, P_IS, P_VT, P_GMIN, P_JOIN, P_SUBSLOPE, P_XCAP, P_RD, P_RS, P_BODY = range(13)
+N_PRM = 13
 
 #: ngspice's cap on exponent arguments (``MAX_EXP_ARG`` for IEEE doubles).
 MAX_EXP_ARG = 709.0
@@ -45,7 +46,8 @@ N_TOL = 6
 
 @njit(cache=True, inline="always")
 def mos_current(va, vb, vg, vbi, beta, prm):
-    """Level-1 NMOS channel current a -> b (A) and its derivatives in va and vb (S); body at ground.
+    """Level-1 NMOS channel current a -> b (A) and its derivatives in va and vb (S); body at ground, or at
+    terminal a when ``prm[P_BODY]`` is 1 (then V_BS = va - V_S, and d/dva also carries the body's gmbs).
 
     ``vbi`` = V_T0 - gamma sqrt(phi) (V) and ``beta`` = K (A/V^2) of this transistor, so that
     V_T = vbi + gamma sarg. The lower terminal is the source. Same branches as ``devices.nmos_current``.
@@ -56,7 +58,8 @@ def mos_current(va, vb, vg, vbi, beta, prm):
     else:
         vd, vs = vb, va
     vds = vd - vs
-    vbs = -vs
+    tie = prm[P_BODY]
+    vbs = tie * va - vs
     gamma = prm[P_GAMMA]
     if gamma == 0.0:  # no body effect: skip the square root
         sarg = 0.0
@@ -84,10 +87,11 @@ def mos_current(va, vb, vg, vbi, beta, prm):
         ids = betap * vds * (vgst - 0.5 * vds)
         gm = betap * vds
         gds = betap * (vgst - vds) + lam * beta * vds * (vgst - 0.5 * vds)
-    d_vs = -(gm + gds - gm * dvon)
+    gmbs = -gm * dvon
+    d_vs = -(gm + gds + gmbs)
     if forward:
-        return ids, gds, d_vs
-    return -ids, -d_vs, -gds
+        return ids, gds + tie * gmbs, d_vs
+    return -ids, -d_vs - tie * gmbs, -gds
 
 
 #: the local solve of ``series_mos_current`` (as ``devices.SERIES_MAX_STEPS``, ``devices.SERIES_RTOL``)
@@ -175,6 +179,13 @@ def junction_current(v, prm):
     return -(prm[P_IS] * (ev - 1.0) + gmin * vbx), prm[P_IS] * ev / vt + gmin
 
 
+@njit(cache=True, inline="always")
+def body_junction(va, vb, prm):
+    """Current (A) out of terminal b into a body tied to terminal a through b's bulk diode (a's own diode is
+    shorted), and its derivative in vb (S): ``junction_current`` at V_BX = va - vb."""
+    return junction_current(vb - va, prm)
+
+
 @njit(cache=True)
 def assemble(v, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions, diag, f, jac):
     """KCL residual ``f`` [n_u] (A, net current out of each unknown node) and Jacobian slots ``jac`` (S).
@@ -214,6 +225,20 @@ def assemble(v, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions
             jac[s[2]] -= d_a
         if s[3] >= 0:
             jac[s[3]] -= d_b
+        if kind == KIND_NMOS and prm[P_BODY] != 0.0:
+            i, g = body_junction(va, vb, prm)
+            if ib >= 0:
+                f[ib] += i
+            if ia >= 0:
+                f[ia] -= i
+            if s[0] >= 0:
+                jac[s[0]] += g
+            if s[1] >= 0:
+                jac[s[1]] -= g
+            if s[2] >= 0:
+                jac[s[2]] -= g
+            if s[3] >= 0:
+                jac[s[3]] += g
     if kind == KIND_NMOS:
         for k in range(unk.shape[0]):
             i, g = junction_current(v[unk[k]], prm)
@@ -274,6 +299,12 @@ def kcl_converged(v, f, ctrl, kind, prm, vbi, beta, ea, eb, pos, unk, n_junction
             total[pos[ea[e]]] += abs(i)
         if pos[eb[e]] >= 0:
             total[pos[eb[e]]] += abs(i)
+        if kind == KIND_NMOS and prm[P_BODY] != 0.0:
+            i = abs(body_junction(v[ea[e]], v[eb[e]], prm)[0])
+            if pos[ea[e]] >= 0:
+                total[pos[ea[e]]] += i
+            if pos[eb[e]] >= 0:
+                total[pos[eb[e]]] += i
     if kind == KIND_NMOS:
         for k in range(n):
             total[k] += n_junctions[k] * abs(junction_current(v[unk[k]], prm)[0])

@@ -1,0 +1,124 @@
+"""Transistor bodies tied to a node (``device.body: input``): the level-1 law with the body at a terminal, its bulk
+diodes between the edge's ends, native against ngspice and Kirchhoff's law at every node, and the refusals."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from metamaterial import circuit, devices, graph
+from metamaterial.config import load_config
+from metamaterial.errors import ConfigError, ValidationError
+from metamaterial.experiment import build
+from metamaterial.netlist import to_spice
+from metamaterial.sim import native_kernels as nk
+from metamaterial.sim.native import NativeSolver, _device_constants
+
+SEED = 0
+SIZES = (16, 60, 400)          # nodes; 400 takes the sparse path
+EDGES_PER_NODE = 2
+PRESETS = ("ald1106-fit", "ald1106-l1")
+V_MAX = 1.0                    # V: a bright digits pixel, enough to forward-bias a bulk diode
+GATES = (0.4, 8.0)             # V
+BATCH = 3
+AGREEMENT_V = 1e-6
+KCL_A = 1e-12
+VTO_SIGMA, K_SIGMA = 0.01, 0.005
+TIED = ["device.body=input", "device.params.rd=0.0", "device.params.rs=0.0"]  # the digits config, bodies tied
+
+
+@pytest.fixture(scope="module")
+def spice():
+    from metamaterial.sim.ngspice import NgspiceSolver
+    return NgspiceSolver()
+
+
+def _tied_circuit(n, preset, rng, mismatch=False):
+    """A random network with random roles, every transistor's body tied to a randomly chosen end of its edge."""
+    g = graph.random_network(n, EDGES_PER_NODE * n, seed=rng)
+    nodes = [int(x) for x in rng.permutation(n)]
+    roles = graph.Roles(inputs=tuple(nodes[:3]), rails=((nodes[3], 0.2),), outputs=((nodes[4], nodes[5]),))
+    c = circuit.compile_graph(graph.assign_roles(g, roles), devices.nmos_preset(preset, rd=0.0, rs=0.0))
+    c = replace(c, body=c.edges[np.arange(c.n_edges), rng.integers(0, 2, c.n_edges)])
+    if mismatch:
+        c = replace(c, mismatch=devices.draw_mismatch(c.n_edges, VTO_SIGMA, K_SIGMA, rng))
+    return c
+
+
+@pytest.mark.parametrize("clamped", [False, True], ids=["free", "clamped"])
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("n", SIZES)
+def test_tied_bodies_match_ngspice_and_close_kcl(n, preset, clamped, spice):
+    rng = np.random.default_rng([SEED, n, PRESETS.index(preset), clamped])
+    c = _tied_circuit(n, preset, rng, mismatch=n == 60)
+    gates = rng.uniform(*GATES, c.n_edges)
+    x = rng.uniform(0, V_MAX, (BATCH, c.n_inputs))
+    clamps = rng.uniform(0, 0.45, (BATCH, len(c.clamp_nodes))) if clamped else None
+    ours = NativeSolver().solve(c, gates, x, clamps)
+    ref = spice.solve(c, gates, x, clamps)
+    assert ours.converged.all()
+    np.testing.assert_allclose(ours.voltages, ref.voltages, rtol=0, atol=AGREEMENT_V)
+    fixed = c.clamp_nodes if clamped else None
+    twin = int(clamped)
+    assert np.nanmax(np.abs(circuit.kcl_residuals(c, gates, ours.voltages, fixed=fixed, twin=twin))) < KCL_A
+    if preset == "ald1106-l1":  # body effect: the grounded-body circuit is not balanced by these voltages
+        grounded = replace(c, body=None)
+        residual = circuit.kcl_residuals(grounded, gates, ours.voltages, fixed=fixed, twin=twin)
+        assert np.nanmax(np.abs(residual)) > 1e3 * KCL_A
+
+
+def test_kernel_law_with_the_body_at_terminal_a_is_the_numpy_law_and_its_derivatives():
+    """``mos_current`` with P_BODY = 1 (body at a) against ``devices.nmos_current`` at vbody = va: the current, and
+    d/dva (the body's gmbs included) and d/dvb against central differences, forward and reverse, every region."""
+    p = devices.nmos_preset("ald1106-l1", rd=0.0, rs=0.0)
+    c = circuit.compile_graph(graph.assign_roles(graph.lattice_network(2, 2, periodic=False), graph.Roles(
+        inputs=(0,), rails=(), outputs=((3, None),))), p)
+    _, prm, vbi, beta = _device_constants(replace(c, body=c.edges[:, 0]), twin=0)
+    assert prm[nk.P_BODY] == 1.0
+    rng = np.random.default_rng(SEED)
+    h = 1e-7
+    for _ in range(300):
+        va, vb = rng.uniform(0, V_MAX, 2)
+        vg = rng.uniform(0.5, 4.0)
+        i, d_a, d_b = nk.mos_current(va, vb, vg, vbi[0], beta[0], prm)
+        law = lambda a, b, vg=vg: devices.nmos_current(p, a, b, vg, vbody=a).current  # noqa: E731
+        assert i == pytest.approx(float(law(va, vb)), rel=1e-12, abs=1e-18)
+        assert d_a == pytest.approx(float(law(va + h, vb) - law(va - h, vb)) / (2 * h), rel=1e-5, abs=1e-9)
+        assert d_b == pytest.approx(float(law(va, vb + h) - law(va, vb - h)) / (2 * h), rel=1e-5, abs=1e-9)
+
+
+def test_digits_body_input_ties_each_body_to_its_pixel_and_writes_it_on_the_m_line():
+    setup = build(load_config(ROOT / "configs" / "digits.yaml", TIED))
+    c = setup.circuit
+    np.testing.assert_array_equal(c.body, c.edges[:, 0])  # inputs are nodes 0..63, every edge's lower end
+    assert np.isin(c.body, c.inputs).all()
+    text = to_spice(c, np.full(c.n_edges, 2.0), np.zeros((1, c.n_inputs)), control_block=False)
+    m_lines = [ln.split() for ln in text.splitlines() if ln.startswith("M")]
+    assert len(m_lines) == c.n_edges
+    assert all(f[4] == f[1] for f in m_lines)  # M<e> drain gate source BODY: the body is the pixel node
+
+
+def test_body_input_needs_one_input_end_per_edge():
+    with pytest.raises(ValidationError, match=r"device.body: .*edge \d+ \(.*\) has 0 input ends .*every edge needs "
+                                              "exactly one input end, or use device.body: ground"):
+        build(load_config(ROOT / "configs" / "digits.yaml", [*TIED, "network.n_hidden=4", "network.n_edges=null"]))
+
+
+def test_body_input_needs_a_transistor_with_a_body():
+    with pytest.raises(ConfigError, match="device: .*body ties a transistor's body terminal, and a resistor has none"):
+        load_config(ROOT / "configs" / "digits.yaml", ["device.body=input", "device.kind=resistor"])
+    with pytest.raises(ValidationError, match="device.body: only level-1 transistors have a body terminal"):
+        build(load_config(ROOT / "configs" / "digits.yaml", ["device.body=input", "device.preset=ald1106-hw"]))
+    with pytest.raises(ConfigError, match="device.body"):
+        load_config(ROOT / "configs" / "digits.yaml", ["device.body=drain"])
+
+
+def test_body_input_refuses_series_resistances():
+    """ngspice puts the junctions behind the series resistances; the native law does not model that (yet)."""
+    with pytest.raises(ValidationError, match=r"device.body: a tied body with series resistances is not modelled "
+                                              r"\(got rd=21.96, rs=73.21 ohm\); set device.params.rd and rs to 0"):
+        build(load_config(ROOT / "configs" / "digits.yaml", [*TIED, "device.params.rd=21.96",
+                                                                  "device.params.rs=73.21"]))
