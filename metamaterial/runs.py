@@ -137,7 +137,7 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
             if bar is not None:
                 bar.update(st.epoch - bar.n)
                 if st.history and st.history[-1]["epoch"] == st.epoch:
-                    bar.set_postfix(loss=f"{float(np.median(st.history[-1]['loss'])):.3g}")
+                    bar.set_postfix(_postfix(st.history[-1]))
             if every_ckpt and st.epoch % every_ckpt == 0:
                 save_checkpoint(run_dir, st, seeds, wall_before + time.perf_counter() - t0)
                 trainer.solver.reset()  # what follows a checkpoint must not depend on what preceded it
@@ -201,6 +201,16 @@ def after_training(done: Trained, on_warning: Report | None = None) -> tuple[lis
 
 def _span(seeds: list[int]) -> str:
     return f"{seeds[0]}..{seeds[-1]} ({len(seeds)})"
+
+
+def _postfix(row: dict) -> dict[str, str]:
+    """The progress bar's postfix of one history row: loss, then training and held-out accuracy where the task
+    has them (medians over replicas)."""
+    out = {"loss": f"{float(np.median(row['loss'])):.3g}"}
+    for key, name in (("accuracy", "acc"), ("test_accuracy", "test_acc")):
+        if row.get(key) is not None:
+            out[name] = f"{float(np.median(row[key])):.4f}"
+    return out
 
 
 def _progress(enabled: bool, total: int, start: int, name: str):

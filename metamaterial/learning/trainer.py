@@ -254,7 +254,9 @@ class Trainer:
             (task.inputs, task.targets, task.classes)
         many = np.atleast_2d(controls)
         reps, points = len(many), len(x)
-        tags = None if test else np.arange(reps * points)  # training points: replica r, point p -> r P + p
+        # warm start from this point's last solution: training point p of replica r is tag r P + p (as in training),
+        # held-out point t is tag R P + r T + t
+        tags = np.arange(reps * points) + (reps * task.n_points if test else 0)
         shared = many[0] if reps == 1 else np.repeat(many, points, axis=0)
         free = self.solver.solve(c, shared, np.tile(x, (reps, 1)), tags=tags).voltages
         out = st.compiled().output_values(free, c.out_pos, c.out_neg).reshape(reps, points, -1)
