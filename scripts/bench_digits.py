@@ -17,6 +17,12 @@ evaluations) and prints each backend's time and the largest gate difference betw
 
 ``--memory N`` trains N epochs on native (evaluating every epoch, as a run does) and prints the resident memory
 after the first and the last epoch.
+
+``--versus KEY=VALUE`` (repeatable) times the config against the config with these overrides side by side: each
+trains its untimed first epoch, then the two take turns for ``--epochs`` epochs each (steps and held-out
+evaluation); it prints both CPU times per epoch (medians) and their ratio, e.g. grounded against tied bodies:
+
+    python scripts/bench_digits.py --versus device.body=input --epochs 5
 """
 
 from __future__ import annotations
@@ -45,7 +51,11 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     ap.add_argument("--ngspice", action="store_true", help="one epoch on ngspice and on native: time, gate agreement")
     ap.add_argument("--memory", type=int, default=0, metavar="N", help="resident memory over N native epochs")
+    ap.add_argument("--versus", action="append", default=[], metavar="KEY=VALUE",
+                    help="time the config against the config with these overrides, taking turns")
     a = ap.parse_args()
+    if a.versus:
+        return side_by_side(a.config, a.set, a.versus, a.epochs)
     if a.ngspice:
         return first_epoch_on_both(a.config, a.set)
     if a.memory:
@@ -96,6 +106,33 @@ def main() -> None:
           "(target: >= 10x)")
     load = os.getloadavg()[0]
     print(f"  load average while measuring:    {load:8.1f}   on {os.cpu_count()} CPUs")
+
+
+def side_by_side(config: str, overrides: list[str], versus: list[str], epochs: int) -> None:
+    """CPU time per epoch (steps + held-out evaluation) of the config and of the config with ``versus``, taking
+    turns epoch by epoch so that both see the same machine load."""
+    runs = {}
+    for name, extra in (("config", []), (" ".join(versus), versus)):
+        cfg = load_config(config, ["simulator.backend=native", *overrides, *extra])
+        setup = build(cfg)
+        trainer = make_trainer(setup, epochs=epochs + 2, eval_every=10**9, record_every=10**9)
+        rng = np.random.default_rng(cfg.seed)
+        state = trainer.run(trainer.init_state(initial_controls(setup, rng), rng, keep_trajectory=False), until=1)
+        runs[name] = [trainer, state, [], []]
+    for epoch in range(2, epochs + 2):
+        for run in runs.values():
+            trainer, state, cpu, wall = run
+            t0, c0 = time.perf_counter(), time.process_time()
+            run[1] = trainer.run(state, until=epoch)
+            trainer.evaluate(run[1].controls[0], test=True)
+            cpu.append(time.process_time() - c0)
+            wall.append(time.perf_counter() - t0)
+    for name, (_, _, cpu, wall) in runs.items():
+        print(f"{name}: epoch (steps + held-out evaluation) median CPU {statistics.median(cpu):.3f} s (min "
+              f"{min(cpu):.3f}), wall {statistics.median(wall):.3f} s over {epochs} epochs")
+    (a_cpu, b_cpu) = (statistics.median(r[2]) for r in runs.values())
+    print(f"ratio of CPU times ({' '.join(versus)} / config): {b_cpu / a_cpu:.2f}; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 def _rss_mib() -> float:
