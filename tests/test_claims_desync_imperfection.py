@@ -94,3 +94,13 @@ def test_imperfection_quick(tmp_path):
         assert min(worst["floor"]) > max(clean["floor"]), knob  # every imperfect draw above every clean one
     assert len(sweeps["mismatch"]["runs"][-1]["floor"]) == len(data["draws"])  # one run per mismatch draw
     assert data["ngspice_check"]["max_control_diff"] < 1e-9
+
+
+def test_per_draw_line_counts_draws_whose_floor_rose_and_the_benign_ones():
+    levels = (0.0, 0.001, 0.005, 0.01)
+    floors = {0.0: [1e-6] * 3, 0.001: [1e-5, 1e-4, 2e-4], 0.005: [1e-5, 5e-4, 1e-4], 0.01: [2e-5, 4e-4, 3e-4]}
+    res = {lv: {"floor": np.array(f)} for lv, f in floors.items()}
+    line = imperfection._per_draw_line("regression", "mismatch", levels, res, "mV")
+    assert "floor above the level below's in 5: 1/3, 10: 2/3 draws" in line   # draw 0 at 5 mV equals 1 mV: not above
+    assert "(the ramp's target) at every level: draws [0]" in line
+    assert "1 mV: 0.0001 [5.5e-05-0.00015]" in line                            # median [IQR] of the three draws
