@@ -224,7 +224,7 @@ def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: 
     va, vb = v[:, c.edges[:, 0]], v[:, c.edges[:, 1]]
     ctrl = np.broadcast_to(np.asarray(controls, float), va.shape)
     vbody = None if c.body is None else v[:, c.body]
-    return c.law.edge_current(va, vb, ctrl, *c.transistor_params(twin), c.gmin, vbody)
+    return c.law.edge_current(va, vb, ctrl, *c.transistor_params(twin), c.gmin, vbody, c.thermal_voltage)
 
 
 def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed: np.ndarray | None = None,

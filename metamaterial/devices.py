@@ -77,10 +77,11 @@ class EdgeDevice(ABC):
 
     def edge_current(self, va: np.ndarray, vb: np.ndarray, controls: np.ndarray, vto: np.ndarray | None = None,
                      beta: np.ndarray | None = None, gmin: float = 1e-12,
-                     vbody: np.ndarray | None = None) -> np.ndarray:
+                     vbody: np.ndarray | None = None, vt: float = THERMAL_VOLTAGE) -> np.ndarray:
         """Current a -> b (A) through edges with these controls at node voltages va, vb (V), all of one shape;
         ``vto``, ``beta``: per-transistor values under twin mismatch, ``vbody``: body voltages of tied bodies
-        (transistors only). A linear edge: its conductance times the drop."""
+        (transistors only); ``gmin`` (S) and ``vt`` (kT/q in V) for the bulk junctions, where the current depends on
+        them. A linear edge: its conductance times the drop."""
         return self.conductance(controls) * (va - vb)
 
     def conductance(self, controls: np.ndarray) -> np.ndarray:
@@ -280,21 +281,22 @@ class NmosParams(EdgeDevice):
 
     def edge_current(self, va: np.ndarray, vb: np.ndarray, controls: np.ndarray, vto: np.ndarray | None = None,
                      beta: np.ndarray | None = None, gmin: float = 1e-12,
-                     vbody: np.ndarray | None = None) -> np.ndarray:
+                     vbody: np.ndarray | None = None, vt: float = THERMAL_VOLTAGE) -> np.ndarray:
         """The channel current a -> b (A) at gate voltages ``controls`` (``channel_current``)."""
-        return self.channel_current(va, vb, controls, vto, beta, gmin, vbody).current
+        return self.channel_current(va, vb, controls, vto, beta, gmin, vbody, vt).current
 
     def channel_current(self, va: np.ndarray, vb: np.ndarray, vg: np.ndarray, vto: np.ndarray | float | None = None,
                         beta: np.ndarray | float | None = None, gmin: float = 1e-12,
-                        vbody: np.ndarray | None = None) -> MosCurrents:
+                        vbody: np.ndarray | None = None, vt: float = THERMAL_VOLTAGE) -> MosCurrents:
         """Current a -> b through the channel (A) and its derivatives, by this transistor's law (``nmos_current``,
-        ``series_current`` when it has series resistances, or ``three_regime_current``, the latter with its ``gmin``
-        (S) across the channel). ``vbody``: body voltages (V) of level-1 transistors whose body is tied to a node
-        (None: grounded; not with series resistances, ``circuit.compile_graph`` refuses that)."""
+        ``series_current`` when it has series resistances, whose drops carry the bulk junctions' currents at
+        ``gmin`` (S) and kT/q ``vt`` (V), or ``three_regime_current``, with its ``gmin`` across the channel).
+        ``vbody``: body voltages (V) of level-1 transistors whose body is tied to a node (None: grounded; not with
+        series resistances, ``circuit.compile_graph`` refuses that)."""
         if self.law == THREE_REGIME:
             return three_regime_current(self, va, vb, vg, vto, beta, gmin)
         if self.rd or self.rs:
-            return series_current(self, va, vb, vg, vto, beta)
+            return series_current(self, va, vb, vg, vto, beta, gmin, vt)
         return nmos_current(self, va, vb, vg, vto, beta, vbody)
 
     def at_temperature(self, celsius: float) -> NmosParams:
@@ -791,20 +793,27 @@ SERIES_MAX_STEPS, SERIES_RTOL = 60, 1e-14
 
 
 def series_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,
-                   vto: np.ndarray | float | None = None, beta: np.ndarray | float | None = None) -> MosCurrents:
+                   vto: np.ndarray | float | None = None, beta: np.ndarray | float | None = None, gmin: float = 1e-12,
+                   vt: float = THERMAL_VOLTAGE) -> MosCurrents:
     """Current a -> b (A) of a level-1 NMOS with series resistances ``p.rd`` at terminal a (the drain of the
     netlist's instance) and ``p.rs`` at terminal b (its source), and its derivatives, ngspice's level-1 semantics.
 
-    The channel sees the internal nodes a' = V_a - I R_d and b' = V_b + I R_s, so the current solves
-    I = f(V_a - I R_d, V_b + I R_s, V_G), f being ``nmos_current`` (which swaps the roles of source and drain when
-    b' > a'; the resistors stay where they are). g(I) = I - f(...) grows with slope D = 1 + f_a R_d - f_b R_s >= 1
-    (f_a >= 0 >= f_b), and its root lies between 0 and f(V_a, V_b, V_G): a safeguarded Newton iteration from
-    I_0 / D_0. By the implicit function theorem, dI/dV_a = f_a / D, dI/dV_b = f_b / D, dI/dV_G = f_g / D, all at the
-    root. Bulk junctions are not included (``junction_current``; ngspice puts them on the internal nodes, where
-    they differ from the terminals' by I R, a few mV: at the reverse-biased ~1e-14 A they carry, immaterial).
+    ngspice puts the bulk junctions on the internal nodes a' and b', so the drain resistance carries the channel
+    current I plus the junction current J_a out of a', and the source resistance I less J_b:
+    a' = V_a - (I + J_a) R_d and b' = V_b + (I - J_b) R_s. Here J is taken at the terminal's own voltage
+    (``junction_current`` with ``gmin`` in S and kT/q ``vt`` in V, as the node's KCL counts it), which differs from
+    J at a' by J' (I + J) R: 1e-12 S x 10 mV in reverse bias, 1e-10 A at most near 0 V at 150 C. The current then
+    solves I = f(A - I R_d, B + I R_s, V_G) with A = V_a - J_a R_d, B = V_b - J_b R_s, f being ``nmos_current``
+    (which swaps the roles of source and drain when b' > a'; the resistors stay where they are).
+    g(I) = I - f(...) grows with slope D = 1 + f_a R_d - f_b R_s >= 1 (f_a >= 0 >= f_b), and its root lies between 0
+    and f(A, B, V_G): a safeguarded Newton iteration from I_0 / D_0. By the implicit function theorem
+    dI/dV_a = (f_a / D)(1 - J_a' R_d), dI/dV_b = (f_b / D)(1 - J_b' R_s), dI/dV_G = f_g / D, all at the root.
     """
     va, vb, vg = np.broadcast_arrays(np.asarray(va, float), np.asarray(vb, float), np.asarray(vg, float))
     ra, rb = p.rd, p.rs
+    j_a, dj_a = junction_current(p, va, gmin, vt)
+    j_b, dj_b = junction_current(p, vb, gmin, vt)
+    va, vb = va - j_a * ra, vb - j_b * rb
     m = nmos_current(p, va, vb, vg, vto, beta)
     lo, hi = np.minimum(m.current, 0.0), np.maximum(m.current, 0.0)
     i = m.current / (1.0 + m.d_va * ra - m.d_vb * rb)
@@ -823,7 +832,8 @@ def series_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray
         if done.all():
             break
     den = 1.0 + m.d_va * ra - m.d_vb * rb
-    return MosCurrents(current=i, d_va=m.d_va / den, d_vb=m.d_vb / den, d_vg=m.d_vg / den)
+    return MosCurrents(current=i, d_va=m.d_va / den * (1.0 - dj_a * ra), d_vb=m.d_vb / den * (1.0 - dj_b * rb),
+                       d_vg=m.d_vg / den)
 
 
 def three_regime_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,

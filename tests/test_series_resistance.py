@@ -59,14 +59,15 @@ def _series(preset: str, rng) -> devices.NmosParams:
 
 def test_source_resistance_in_saturation_matches_the_closed_form():
     """No lambda, no body effect, source at b through R_s, drain in saturation: I = (K/2)(V_G - V_T - V_b - I R_s)^2,
-    so with u = V_G - V_T - V_b, I = (1 + K R u - sqrt(1 + 2 K R u)) / (K R^2)."""
-    p = devices.nmos_preset("ald1106-fit", lambda_=0.0, rd=0.0, rs=150.0)
+    so with u = V_G - V_T - V_b, I = (1 + K R u - sqrt(1 + 2 K R u)) / (K R^2) (bulk junctions and gmin off: their
+    currents also flow through R_s)."""
+    p = devices.nmos_preset("ald1106-fit", lambda_=0.0, rd=0.0, rs=150.0, is_=0.0)
     vb, vg = np.linspace(0.0, 0.2, 9), np.linspace(1.0, 5.0, 9)[:, None]
     va = vg - p.vto + 0.5  # far into saturation whatever the source's drop
     u = vg - p.vto - vb
     k, r = p.beta, p.rs
     expected = (1 + k * r * u - np.sqrt(1 + 2 * k * r * u)) / (k * r * r)
-    law = devices.series_current(p, va, vb, vg)
+    law = devices.series_current(p, va, vb, vg, gmin=0.0)
     np.testing.assert_allclose(law.current, expected, rtol=1e-12)
     # the drop really moved the current: without R_s it is (K/2) u^2
     assert np.min(0.5 * k * u * u / expected) > 1.02
@@ -88,8 +89,11 @@ def test_series_law_derivatives_and_compiled_law(preset):
             down[arg] -= h
             numeric = (devices.series_current(p, *up).current - devices.series_current(p, *down).current) / (2 * h)
             assert d == pytest.approx(numeric, rel=1e-5, abs=1e-12)
-        assert law.current == pytest.approx(
-            devices.nmos_current(p, va - law.current * p.rd, vb + law.current * p.rs, vg).current, rel=1e-13, abs=0)
+        # ngspice's circuit: the drain resistance carries the channel current and the junction current out of the
+        # internal drain node, the source resistance the channel current less the source junction's
+        j_a, j_b = devices.junction_current(p, va)[0], devices.junction_current(p, vb)[0]
+        internal = (va - (law.current + j_a) * p.rd, vb + (law.current - j_b) * p.rs)
+        assert law.current == pytest.approx(devices.nmos_current(p, *internal, vg).current, rel=1e-13, abs=0)
         np.testing.assert_allclose(nk.series_mos_current(va, vb, vg, vbi[0], beta[0], prm),
                                    [law.current, law.d_va, law.d_vb], rtol=1e-12, atol=1e-22)
 
@@ -193,3 +197,15 @@ def test_ald1106_l1_is_the_third_party_card(tmp_path):
         effect = max(effect, np.max(np.abs(no_r.voltages - volts[1])))
     assert worst < CARD_AGREEMENT_V
     assert effect > 1e-3  # the series resistances move the XOR's nodes by millivolts
+
+
+@pytest.mark.parametrize("celsius", [-55.0, 125.0, 150.0])
+def test_series_resistances_at_temperature_match_ngspice(celsius, spice):
+    """The junction currents through the series resistances grow with I_S: at the ends of the temperature range the
+    backends still agree (ngspice evaluates the junctions at the internal nodes, the native law at the terminals)."""
+    rng = np.random.default_rng([SEED, 6, int(celsius) + 273])
+    c = replace(xor_circuit("ald1106-l1"), temperature=celsius)
+    gates = rng.uniform(0.5, 5.0, c.n_edges)
+    ours, ref = NativeSolver().solve(c, gates, XOR_POINTS), spice.solve(c, gates, XOR_POINTS)
+    np.testing.assert_allclose(ours.voltages, ref.voltages, rtol=0, atol=AGREEMENT_V)
+    assert np.nanmax(np.abs(circuit.kcl_residuals(c, gates, ours.voltages))) < KCL_A

@@ -112,9 +112,14 @@ def series_mos_current(va, vb, vg, vbi, beta, prm):
     """``mos_current`` through series resistances R_d = prm[P_RD] at terminal a and R_s = prm[P_RS] at terminal b:
     the current I with I = f(va - I R_d, vb + I R_s), by a scalar Newton iteration safeguarded by bisection inside
     [0, f(va, vb)], and dI/dv_a = f_a / D, dI/dv_b = f_b / D with D = 1 + f_a R_d - f_b R_s at the root (the implicit
-    function theorem). The same iteration as ``devices.series_current``."""
+    function theorem). As there, the resistances also carry the bulk junctions' currents, taken at the terminals
+    (A = va - J(va) R_d and B = vb - J(vb) R_s in place of va and vb, and dI/dv_a, dI/dv_b times 1 - J' R)."""
     ra = prm[P_RD]
     rb = prm[P_RS]
+    j_a, dj_a = junction_current(va, prm)
+    j_b, dj_b = junction_current(vb, prm)
+    va = va - j_a * ra
+    vb = vb - j_b * rb
     i0, fa, fb = mos_current(va, vb, vg, vbi, beta, prm)
     lo = min(i0, 0.0)
     hi = max(i0, 0.0)
@@ -138,7 +143,7 @@ def series_mos_current(va, vb, vg, vbi, beta, prm):
         if hi - lo <= SERIES_RTOL * abs(new):
             break
     den = 1.0 + fa * ra - fb * rb
-    return i, fa / den, fb / den
+    return i, fa / den * (1.0 - dj_a * ra), fb / den * (1.0 - dj_b * rb)
 
 
 @njit(cache=True, inline="always")
