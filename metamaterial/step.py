@@ -83,7 +83,7 @@ class StepRun:
         controls: [R, E] controls, updated in place step by step.
         idx: int [S, R, n] data points each replica presents at each step.
         masks: bool [S, R, E] edges allowed to update (desynchronous learning), or [0, R, E] for all.
-        moved: bool [S, R] out: whether each replica's learning switch closed at each step.
+        windows: int [S, R] out: learning windows each replica opened at each step (one per active point).
         snap_slot: int [S]: after step s copy the controls into ``snaps[snap_slot[s]]`` (-1: no copy).
         snaps: [K, R, E] out: those copies.
     """
@@ -91,7 +91,7 @@ class StepRun:
     controls: np.ndarray
     idx: np.ndarray
     masks: np.ndarray
-    moved: np.ndarray
+    windows: np.ndarray
     snap_slot: np.ndarray
     snaps: np.ndarray
 
@@ -212,16 +212,18 @@ def summed_contrast(vf, vc, ea, eb, active, reps, u=None):
     return u
 
 
-def switch_closed(active, reps, closed=None):
-    """bool [R]: whether each replica had an active point (its learning switch closes)."""
+def learning_windows(active, reps, windows=None):
+    """int [R]: learning windows each replica opens: one per active point (the hardware closes the learning switch
+    once per presented point whose contrast it applies; a full-batch step of P active points takes P windows). A
+    replica with no window leaves its gates unmoved (bar the leak)."""
     n = active.shape[0] // reps
-    if closed is None:
-        closed = np.empty(reps, np.bool_)
-    closed[:] = False
+    if windows is None:
+        windows = np.empty(reps, np.int64)
+    windows[:] = 0
     for b in range(active.shape[0]):
         if active[b]:
-            closed[b // n] = True
-    return closed
+            windows[b // n] += 1
+    return windows
 
 
 def update_controls(controls, u, mask, sign_rule, rate, bias, low, high, leak_factor, rest, dead_band, new=None):
@@ -247,7 +249,7 @@ def update_controls(controls, u, mask, sign_rule, rate, bias, low, high, leak_fa
 
 
 _FUNCTIONS = ("output_values", "output_pushes", "clamp_values", "class_margins", "active_points", "summed_contrast",
-              "switch_closed", "update_controls")
+              "learning_windows", "update_controls")
 _compiled: SimpleNamespace | None = None
 
 

@@ -89,8 +89,10 @@ class TrainState:
     """Everything R replicas need to continue exactly where they stopped.
 
     Attributes:
-        controls: [R, E] controls. rngs: R generators (data order, masks, noise). n_updates: int [R] updates that
-            closed each replica's learning switch. n_steps: steps taken (the same for every replica).
+        controls: [R, E] controls. rngs: R generators (data order, masks, noise). n_updates: int [R] learning windows
+            each replica opened (one per presented point whose contrast was applied: a full-batch step of P
+            active points counts P, as the hardware presents them one by one). n_steps: steps taken (the same for
+            every replica).
         history: one row per evaluation: ``epoch`` and per-replica arrays [R] (``loss``, ``accuracy``,
             ``min_margin``, ``learning_time_s``, and ``test_loss``/``test_accuracy`` with a held-out set).
         trajectory: the controls [R, E] at ``trajectory_epochs`` (kept only if ``keep_trajectory``).
@@ -128,7 +130,8 @@ class Evaluation:
 class Trainer:
     """Coupled learning of one circuit on one task, on the given solver, for any number of replicas.
 
-    ``hardware`` gives the clock: t_learn per update that moved a gate, t_settle per phase. With
+    ``hardware`` gives the clock: t_learn per learning window (one per active point presented), t_settle per
+    phase. With
     ``compiled=False`` the solver's compiled loop is never used (the reference for tests and benchmarks).
     """
 
@@ -202,9 +205,9 @@ class Trainer:
         """One update of one replica from the points ``idx`` (its desynchronous mask drawn from ``rng``);
         returns (new controls [E], solves used, whether the learning switch closed)."""
         masks = self._draw_masks([rng], 1)
-        new, solves, moved = self.step_many(controls[None, :], idx[None, :], [rng],
-                                            None if masks is None else masks[0])
-        return new[0], solves, bool(moved[0])
+        new, solves, windows = self.step_many(controls[None, :], idx[None, :], [rng],
+                                              None if masks is None else masks[0])
+        return new[0], solves, bool(windows[0])
 
     def step_many(self, controls: np.ndarray, idx: np.ndarray, rngs: list[np.random.Generator] | None,
                   masks: np.ndarray | None = None) -> tuple[np.ndarray, int, np.ndarray]:
@@ -215,7 +218,7 @@ class Trainer:
             rngs: one generator per replica (read noise only); may be None without read noise.
             masks: bool [R, E] edges allowed to update (desynchronous learning), or None for all.
         Returns:
-            new controls [R, E], solves used, bool [R] whether each replica's learning switch closed.
+            new controls [R, E], solves used, int [R] learning windows each replica opened (its active points).
         """
         c, pr = self.circuit, self.program
         reps, n = idx.shape
@@ -238,12 +241,13 @@ class Trainer:
                 free, clamped = (v + pr.read_noise * np.concatenate(
                     [rng.standard_normal((n, v.shape[1])) for rng in rngs]) for v in (free, clamped))
             u = f.summed_contrast(free, clamped, c.edges[:, 0], c.edges[:, 1], active, reps)
-        closed = f.switch_closed(active, reps)
+        windows = f.learning_windows(active, reps)
+        closed = windows > 0
         allowed = closed[:, None] if masks is None else masks & closed[:, None]
         mask = np.broadcast_to(allowed, controls.shape)
         new = f.update_controls(controls, u, mask, pr.sign_rule, pr.rate, pr.bias, pr.low, pr.high, pr.leak_factor,
                                 pr.rest, pr.dead_band)
-        return new, solves, closed
+        return new, solves, windows
 
     # -- evaluation -----------------------------------------------------------------------------------
     def evaluate(self, controls: np.ndarray, test: bool = False) -> Evaluation:
@@ -271,11 +275,12 @@ class Trainer:
         return Evaluation(out, loss, acc, margin, free)
 
     def learning_time(self, state: TrainState) -> np.ndarray:
-        """[R] cumulative learning-switch time (s): updates that closed the switch x t_learn."""
+        """[R] cumulative learning-switch time (s): learning windows x t_learn."""
         return state.n_updates * self.hardware.t_learn
 
     def hardware_time(self, state: TrainState) -> np.ndarray:
-        """[R] estimated hardware time (s): every step settles twice and, if it updates, closes the switch."""
+        """[R] estimated hardware time (s): every step settles twice (once per phase; a lower bound for steps of
+        several points), plus the learning windows."""
         return state.n_steps * 2 * self.hardware.t_settle + self.learning_time(state)
 
     # -- many epochs ----------------------------------------------------------------------------------
@@ -340,8 +345,8 @@ class Trainer:
             for epoch in range(first_epoch + 1, first_epoch + epochs + 1):
                 batches, masks = self._draw_epoch(rngs)
                 for k, idx in enumerate(batches):
-                    controls, used, moved = self.step_many(controls, idx, rngs, None if masks is None else masks[k])
-                    solves, steps, updates = solves + used, steps + 1, updates + moved
+                    controls, used, windows = self.step_many(controls, idx, rngs, None if masks is None else masks[k])
+                    solves, steps, updates = solves + used, steps + 1, updates + windows
                     if on_step is not None:
                         on_step(controls)
                 if epoch in snap_epochs:
@@ -353,11 +358,11 @@ class Trainer:
         else:
             solves = 0
             for s in range(plan.n_steps):
-                one = st.StepRun(plan.controls, plan.idx[s:s + 1], plan.masks[s:s + 1], plan.moved[s:s + 1],
+                one = st.StepRun(plan.controls, plan.idx[s:s + 1], plan.masks[s:s + 1], plan.windows[s:s + 1],
                                  plan.snap_slot[s:s + 1], plan.snaps)
                 solves += self._run_plan(one)
                 on_step(plan.controls)
-        return plan.controls, solves, plan.n_steps, plan.moved.sum(axis=0), list(zip(snap_epochs, plan.snaps))
+        return plan.controls, solves, plan.n_steps, plan.windows.sum(axis=0), list(zip(snap_epochs, plan.snaps))
 
     def _run_plan(self, plan: st.StepRun) -> int:
         """Apply every step of ``plan``: the compiled loop while it can, the Python step for the rest."""
@@ -368,7 +373,7 @@ class Trainer:
             solves += 0 if got is None else got[1]
             stop = plan.n_steps if got is None else min(done + 1, plan.n_steps)
             for s in range(done, stop):  # the Python step (after the compiled loop: the step it stopped at)
-                plan.controls[:], used, plan.moved[s] = self.step_many(
+                plan.controls[:], used, plan.windows[s] = self.step_many(
                     plan.controls, plan.idx[s], None, plan.masks[s] if plan.masks.shape[0] else None)
                 solves += used
                 if plan.snap_slot[s] >= 0:
@@ -402,7 +407,7 @@ class Trainer:
         return st.StepRun(controls=controls, idx=idx,
                           masks=np.ascontiguousarray(np.stack(masks, axis=1)) if masks else
                           np.zeros((0, reps, n_edges), np.bool_),
-                          moved=np.zeros((n_steps, reps), np.bool_), snap_slot=snap_slot,
+                          windows=np.zeros((n_steps, reps), np.int64), snap_slot=snap_slot,
                           snaps=np.empty((len(snap_epochs), reps, n_edges)))
 
     def _draw_epoch(self, rngs: list[np.random.Generator]) -> tuple[list[np.ndarray], np.ndarray | None]:

@@ -74,7 +74,7 @@ class AbstractSolver(ABC):
     def train_steps(self, program: StepProgram, plan: StepRun, first: int) -> tuple[int, int] | None:
         """Optional capability: run planned training steps in the solver's own compiled loop.
 
-        Applies steps ``first`` .. of ``plan`` (in place on ``plan.controls``, ``plan.moved``, ``plan.snaps``) with
+        Applies steps ``first`` .. of ``plan`` (in place on ``plan.controls``, ``plan.windows``, ``plan.snaps``) with
         exactly the arithmetic of ``metamaterial.step`` and the answers ``solve`` would give with tags replica x
         points + data point. Returns (steps done up to, sample-solves used); it may stop early at a step it cannot
         finish (left undone, for the caller's Python step). None: this solver has no such loop, or not for this

@@ -22,7 +22,7 @@ from . import native_kernels as nk
 _step = st.compiled()
 _outputs, _pushes, _clamps = _step.output_values, _step.output_pushes, _step.clamp_values
 _margins, _active = _step.class_margins, _step.active_points
-_contrast, _closed, _update = _step.summed_contrast, _step.switch_closed, _step.update_controls
+_contrast, _windows, _update = _step.summed_contrast, _step.learning_windows, _step.update_controls
 
 
 def unsupported(solver, program: st.StepProgram) -> str | None:
@@ -49,7 +49,7 @@ def run(solver, program: st.StepProgram, plan: st.StepRun, first: int) -> tuple[
     reps = plan.controls.shape[0]
     n_tags = reps * program.inputs.shape[0]  # replica r, data point p: tag r P + p (as the Python step)
     done, solves, iterations = _train_steps(
-        first, plan.controls, plan.idx, plan.masks, plan.moved, plan.snap_slot, plan.snaps,
+        first, plan.controls, plan.idx, plan.masks, plan.windows, plan.snap_slot, plan.snaps,
         program.inputs, program.targets, program.classes, program.levels, program.decode,
         program.nudge, program.rival, program.hinge, program.margin, program.sign_rule, program.rate, program.bias,
         program.low, program.high, program.leak_factor, program.rest, program.dead_band,
@@ -134,13 +134,13 @@ def _remember(memory, tags, n, v, controls, drv, residual):
 
 
 @njit(cache=True)
-def _train_steps(first, controls, idx, masks, moved, snap_slot, snaps, inputs, targets, classes, levels, decode,
+def _train_steps(first, controls, idx, masks, windows, snap_slot, snaps, inputs, targets, classes, levels, decode,
                  nudge, rival, hinge, margin, sign_rule, rate, bias, low, high, leak_factor, rest, dead_band, out_pos,
                  out_neg,
                  rails, kind, prm, ea, eb, pot, free_prep, clamped_prep, max_iter, tol, warm, free_memory,
                  clamped_memory):
     """Steps ``first`` .. S-1 of a plan (``step.StepRun``'s arrays), in place on the controls, the solver's memories,
-    ``moved`` and ``snaps``; the program's numbers as in ``step.StepProgram``; the solver's arrays as in
+    ``windows`` and ``snaps``; the program's numbers as in ``step.StepProgram``; the solver's arrays as in
     ``native._Prepared`` (``free_prep``, ``clamped_prep``: driven, pos, slots, unk, n_junctions, diag, vbi, beta)
     and ``native.TagMemory`` (v, controls, drive, residual).
 
@@ -166,7 +166,7 @@ def _train_steps(first, controls, idx, masks, moved, snap_slot, snaps, inputs, t
     push = np.empty_like(out)
     margins = np.zeros(batch)  # (regression: unused)
     active = np.empty(batch, np.bool_)
-    closed = np.empty(reps, np.bool_)
+    opened = np.empty(reps, np.int64)
     u = np.empty((reps, n_edges))
     use_masks = masks.shape[0] > 0
     work_f = nk.newton_work(vf.shape[1], free_prep[3].shape[0])
@@ -215,12 +215,12 @@ def _train_steps(first, controls, idx, masks, moved, snap_slot, snaps, inputs, t
             if any_active:
                 _remember(clamped_memory, tags, n, vc, controls, drv_c, res_c)
         solves += batch * (2 if any_active else 1)
-        _closed(active, reps, closed)
-        moved[s] = closed
+        _windows(active, reps, opened)
+        windows[s] = opened
         _contrast(vf, vc, ea, eb, active, reps, u)
         for r in range(reps):
             for e in range(n_edges):
-                mask[r, e] = closed[r] and (not use_masks or masks[s, r, e])
+                mask[r, e] = opened[r] > 0 and (not use_masks or masks[s, r, e])
         _update(controls, u, mask, sign_rule, rate, bias, low, high, leak_factor, rest, dead_band, controls)
         if snap_slot[s] >= 0:
             snaps[snap_slot[s]] = controls
