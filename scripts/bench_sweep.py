@@ -88,10 +88,16 @@ def native(folder: Path) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     run = run_sweep(load_sweep(ROOT / "configs" / "sweeps" / "regression_kp_lambda.yaml"), out, workers=2)
     wall, client_cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"native: {run.ok} ok, {run.failed} failed of {run.total} points in {wall:.1f} s (2 workers; the client "
-          f"used {client_cpu:.1f} s CPU; load {_load()})")
-    return {"points": run.total, "ok": run.ok, "failed": run.failed, "wall_s": round(wall, 1),
-            "client_cpu_s": round(client_cpu, 1), "load": _load()}
+    tasks = {}  # one task's CPU time is in each of its points' records
+    for path in (out / "results").glob("*.json"):
+        record = json.loads(path.read_text())
+        if "task_cpu_s" in record:
+            tasks[(record["pid"], record["task_wall_s"], record["task_cpu_s"])] = record["task_cpu_s"]
+    train_cpu = sum(tasks.values())
+    print(f"native: {run.ok} ok, {run.failed} failed of {run.total} points in {wall:.1f} s (2 workers; load "
+          f"{_load()}); CPU time: {train_cpu:.1f} s in {len(tasks)} training tasks, {client_cpu:.1f} s in the client")
+    return {"points": run.total, "ok": run.ok, "failed": run.failed, "wall_s": round(wall, 1), "tasks": len(tasks),
+            "train_cpu_s": round(train_cpu, 1), "client_cpu_s": round(client_cpu, 1), "load": _load()}
 
 
 def memory(folder: Path, points: int, epochs: int) -> dict:

@@ -144,7 +144,7 @@ def _train(points: list[Point], out: Path, worker: str, target_loss: float | Non
         return [r for p in points for r in _train([p], out, worker, target_loss)]
     for p in points:
         log_event(out, "started", p.key, worker=worker, batch=len(points))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         cfg = points[0].config
         make_solver(build(cfg)).reset()  # a point's result must not depend on what this process solved before
@@ -161,8 +161,8 @@ def _train(points: list[Point], out: Path, worker: str, target_loss: float | Non
         record = _record(points[0], "failed", worker, time.perf_counter() - t0,
                          error={"class": type(err).__name__, "message": str(err).splitlines()[0] if str(err) else ""})
         return [_store(out, record)]
-    wall = time.perf_counter() - t0
-    return [_store(out, _record(p, "ok", worker, wall, summary=s)) for p, s in zip(points, summaries)]
+    wall, cpu = time.perf_counter() - t0, round(time.process_time() - c0, 3)
+    return [_store(out, _record(p, "ok", worker, wall, task_cpu_s=cpu, summary=s)) for p, s in zip(points, summaries)]
 
 
 def _reset_solver(trainer, state) -> None:
