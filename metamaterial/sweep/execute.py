@@ -8,7 +8,9 @@ task run twice after a worker died), records each point's summary or its error (
 
 A Dask worker trains in one child process of its own (one task at a time, even on a worker with several threads,
 so one ngspice per worker), replaced by a fresh one after ``recycle_after`` points, which bounds any memory a
-simulator library keeps; a child that dies (a crash inside the simulator) fails its points, not the worker.
+simulator library keeps; a child that dies (a crash inside the simulator) fails its points, not the worker, and
+a child whose worker has gone ends by itself. The client warms every worker's child up (``warm_up``) while it
+submits the tasks, so the fixed costs of the workers are paid at once, not one after the other.
 
 By default the client starts a ``LocalCluster`` of worker processes; given a scheduler address it uses that
 cluster unchanged (its workers must import this same package and see the output folder; start them with
