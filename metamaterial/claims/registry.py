@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, MetamaterialError
-from . import damage, desync, energy, imperfection, learning_time, modes, xor
+from . import damage, desync, digits, energy, imperfection, learning_time, modes, xor
 from .base import ClaimResult, Context
 from .report import write_report
 
-CLAIMS = {m.KEY: m for m in (xor, modes, damage, desync, learning_time, imperfection, energy)}
+CLAIMS = {m.KEY: m for m in (xor, modes, damage, desync, learning_time, imperfection, energy, digits)}
 RESULT_SUFFIX = ".result.json"
 
 

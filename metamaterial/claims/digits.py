@@ -1,0 +1,121 @@
+"""Claim: beyond the 4x4 torus. The 8x8 handwritten digits on a 1,247-edge layered network (configs/digits.yaml) and
+on three mismatched chips (configs/digits_chips.yaml), trained on the native backend, beside the published numbers
+of the third-party ngspice trainer of the same task and network size (github Ma-Lab-Cal/pyclln, scikit_digits/).
+
+Measured: held-out accuracy after every epoch (the last epoch's is the result), and the time per epoch (wall and
+CPU, each epoch's training steps plus its evaluation of the 1,437 training and 360 held-out images; the median over
+the epochs after the first, which loads or compiles the kernels) and per training image. The verdict is against
+issue 14's targets: held-out accuracy >= 0.98 clean and >= 0.97 on each of three chips, in under a tenth of the
+peer's ~7.5 s per epoch (compared here with our CPU time, the peer's figure being its own machine's wall time).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import numpy as np
+
+from ..runs import one_replica, train_replicas
+from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json
+
+KEY = "digits"
+TITLE = "Beyond the 4x4 torus: 8x8 digits"
+PAPER = ("Not a claim of the paper: a third-party ngspice trainer (github Ma-Lab-Cal/pyclln, scikit_digits/) trains "
+         "scikit-learn's 8x8 digits on a 1,247-edge transistor network to 0.9806 held-out accuracy after 15 epochs "
+         "clean and 0.9694 on each of three mismatched chips after 30, at about 7.5 s per epoch; issue 14 asks for "
+         ">= 0.98 clean and >= 0.97 on three chips on the native backend, in under a tenth of that time per epoch.")
+#: the peer's published numbers (github Ma-Lab-Cal/pyclln, scikit_digits/README.md and results/results.json)
+PEER = {"clean_accuracy": 0.9806, "chip_accuracy": 0.9694, "epoch_s": 7.5, "clean_epochs": 15, "chip_epochs": 30}
+CLEAN_TARGET, CHIP_TARGET, SPEEDUP_TARGET = 0.98, 0.97, 10.0
+CHIPS = (1, 2, 3)
+QUICK_EPOCHS = 2  # the smoke run: two epochs of the clean config and of chip 1 (the second one timed)
+
+
+def _train_timed(name: str, overrides: list[str], backend: str) -> dict:
+    """Train a shipped config once; per epoch: held-out and training accuracy, wall and CPU time (s)."""
+    cfg = claim_config(name, overrides)
+    marks = []
+
+    def on_epoch(trainer, state) -> None:
+        marks.append((state.epoch, time.perf_counter(), time.process_time()))
+
+    done = train_replicas(cfg, [cfg.seed], backend=backend, on_epoch=on_epoch)
+    with done.trainer.solver:
+        one = one_replica(done.state)
+    history = [h for h in one.history if h["epoch"] > 0]
+    wall = [b[1] - a[1] for a, b in zip(marks, marks[1:])]
+    cpu = [b[2] - a[2] for a, b in zip(marks, marks[1:])]
+    timed = slice(1, None) if len(wall) > 1 else slice(None)  # epoch 1 loads or compiles the kernels
+    points = done.setup.task.n_points
+    return {"config": name, "overrides": overrides, "seed": cfg.seed, "epochs": one.epoch, "training_points": points,
+            "held_out_points": len(done.setup.task.test_inputs),
+            "test_accuracy": [h["test_accuracy"] for h in history], "accuracy": [h["accuracy"] for h in history],
+            "final_test_accuracy": history[-1]["test_accuracy"], "epoch_wall_s": wall, "epoch_cpu_s": cpu,
+            "median_epoch_wall_s": statistics.median(wall[timed]), "median_epoch_cpu_s": statistics.median(cpu[timed]),
+            "cpu_per_point_s": statistics.median(cpu[timed]) / points}
+
+
+def run(ctx: Context) -> ClaimResult:
+    epochs = [f"learning.epochs={QUICK_EPOCHS}"] if ctx.quick else []
+    load = os.getloadavg()[0]
+    clean = _train_timed("digits", epochs, ctx.backend)
+    chips = {n: _train_timed("digits_chips", [f"device.mismatch.seed={n}", *epochs], ctx.backend)
+             for n in (CHIPS[:1] if ctx.quick else CHIPS)}
+    data = save_json(ctx, "digits.json", {"peer": PEER, "targets": {"clean": CLEAN_TARGET, "chips": CHIP_TARGET,
+                                                                    "speedup": SPEEDUP_TARGET},
+                                          "load_average_1min": load, "clean": clean,
+                                          "chips": {str(k): v for k, v in chips.items()}})
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for label, r in [("clean", clean), *[(f"chip {k}", v) for k, v in chips.items()]]:
+        ax.plot(np.arange(1, r["epochs"] + 1), r["test_accuracy"], marker=".", label=label)
+    ax.axhline(PEER["clean_accuracy"], color="k", ls="--", lw=1, label=f"peer clean {PEER['clean_accuracy']}")
+    ax.axhline(PEER["chip_accuracy"], color="gray", ls=":", lw=1, label=f"peer chips {PEER['chip_accuracy']}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("held-out accuracy (360 images)")
+    ax.legend(fontsize=8)
+    save_figure(ctx, fig, "digits_accuracy.png")
+
+    speedup = PEER["epoch_s"] / clean["median_epoch_cpu_s"]
+    chip_acc = {k: v["final_test_accuracy"] for k, v in chips.items()}
+    met = {"clean": clean["final_test_accuracy"] >= CLEAN_TARGET,
+           "chips": len(chips) == len(CHIPS) and all(a >= CHIP_TARGET for a in chip_acc.values()),
+           "speed": speedup >= SPEEDUP_TARGET}
+    verdict = "reproduced" if all(met.values()) else ("partly" if any(met.values()) else "not reproduced")
+    lines = [
+        "| | ours (native) | peer (ngspice) | target |",
+        "|---|---|---|---|",
+        f"| held-out accuracy, clean, epoch {clean['epochs']} | {clean['final_test_accuracy']:.4f} | "
+        f"{PEER['clean_accuracy']} (epoch {PEER['clean_epochs']}) | >= {CLEAN_TARGET} |",
+        *[f"| held-out accuracy, chip {k}, epoch {chips[k]['epochs']} | {a:.4f} | {PEER['chip_accuracy']} "
+          f"(epoch {PEER['chip_epochs']}) | >= {CHIP_TARGET} |" for k, a in chip_acc.items()],
+        f"| time per epoch, clean (median; CPU / wall) | {clean['median_epoch_cpu_s']:.2f} s / "
+        f"{clean['median_epoch_wall_s']:.2f} s | ~{PEER['epoch_s']} s (its wall time) | < "
+        f"{PEER['epoch_s'] / SPEEDUP_TARGET:.2f} s |",
+        f"| CPU time per training image, clean | {1e3 * clean['cpu_per_point_s']:.2f} ms | "
+        f"{1e3 * PEER['epoch_s'] / clean['training_points']:.1f} ms | |",
+        "",
+        f"- Each epoch: {clean['training_points']} per-image steps, then the {clean['training_points']} training and "
+        f"{clean['held_out_points']} held-out images evaluated (the peer evaluates only the held-out ones); "
+        f"1-minute load average {load:.1f} on this machine when the claim started, so wall times are noisy.",
+        f"- Chips: `configs/digits_chips.yaml` with `device.mismatch.seed` = {', '.join(map(str, chips))} "
+        "(seeded draws of the peer's spreads, not its chip files).",
+    ]
+    if ctx.quick:
+        lines.append(f"- Quick run: {QUICK_EPOCHS} epochs and chip 1 only; the targets need the full run.")
+    reason = (f"held-out {clean['final_test_accuracy']:.4f} clean (target {CLEAN_TARGET}), chips "
+              f"{', '.join(f'{a:.4f}' for a in chip_acc.values())} (target {CHIP_TARGET} each), "
+              f"{speedup:.0f}x less CPU time per epoch than the peer's {PEER['epoch_s']} s "
+              f"(target {SPEEDUP_TARGET:.0f}x)")
+    measured = {"clean_test_accuracy": clean["final_test_accuracy"], "chip_test_accuracy": chip_acc,
+                "epoch_cpu_s": clean["median_epoch_cpu_s"], "epoch_wall_s": clean["median_epoch_wall_s"],
+                "speedup_cpu": speedup, "targets_met": met}
+    profiles = {"clean": "configs/digits.yaml", "chips": "configs/digits_chips.yaml, device.mismatch.seed = "
+                + ", ".join(map(str, chips))}
+    seeds = (f"training seed {clean['seed']} on scikit-learn's split (random_state 0); the recipe was chosen on a "
+             "validation split of the training images (scripts/tune_digits.py, split seed 0, seeds 0-3), the "
+             "held-out 360 images are reported here only")
+    return ClaimResult(KEY, TITLE, PAPER, verdict, reason, measured=measured, figures=["digits_accuracy.png"],
+                       data=[data], lines=lines, profiles=profiles, seeds=seeds)
