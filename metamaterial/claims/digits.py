@@ -3,8 +3,9 @@ on three mismatched chips (configs/digits_chips.yaml), trained on the native bac
 of the third-party ngspice trainer of the same task and network size (github Ma-Lab-Cal/pyclln, scikit_digits/).
 
 Measured: held-out accuracy after every epoch (the last epoch's is the result), and the time per epoch (wall and
-CPU, each epoch's training steps plus its evaluation of the 1,437 training and 360 held-out images; the median over
-the epochs after the first, which loads or compiles the kernels) and per training image. The verdict is against
+CPU) and per training image of what the peer's figure covers: an epoch's training steps plus the evaluation of the
+360 held-out images, timed on a separate trainer of the clean config, the median over ``TIMED_EPOCHS`` epochs after
+an untimed first one (which loads or compiles the kernels). The verdict is against
 issue 14's targets: held-out accuracy >= 0.98 clean and >= 0.97 on each of three chips, in under a tenth of the
 peer's ~7.5 s per epoch (compared here with our CPU time, the peer's figure being its own machine's wall time).
 """
@@ -17,6 +18,7 @@ import time
 
 import numpy as np
 
+from ..experiment import build, initial_controls, make_trainer
 from ..runs import one_replica, train_replicas
 from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json
 
@@ -30,11 +32,34 @@ PAPER = ("Not a claim of the paper: a third-party ngspice trainer (github Ma-Lab
 PEER = {"clean_accuracy": 0.9806, "chip_accuracy": 0.9694, "epoch_s": 7.5, "clean_epochs": 15, "chip_epochs": 30}
 CLEAN_TARGET, CHIP_TARGET, SPEEDUP_TARGET = 0.98, 0.97, 10.0
 CHIPS = (1, 2, 3)
-QUICK_EPOCHS = 2  # the smoke run: two epochs of the clean config and of chip 1 (the second one timed)
+QUICK_EPOCHS = 2  # the smoke run: two epochs of the clean config and of chip 1
+TIMED_EPOCHS = 3  # epochs timed after the untimed first one (1 in the smoke run)
+
+
+def _epoch_time(name: str, backend: str, epochs: int) -> dict:
+    """Wall and CPU time (s) of an epoch's training steps plus the held-out evaluation (the peer's per-epoch work),
+    medians over ``epochs`` epochs after an untimed first one; no training-set evaluation."""
+    cfg = claim_config(name, [f"simulator.backend={backend}"])
+    setup = build(cfg)
+    trainer = make_trainer(setup, epochs=epochs + 2, eval_every=10**9, record_every=10**9)
+    rng = np.random.default_rng(cfg.seed)
+    state = trainer.run(trainer.init_state(initial_controls(setup, rng), rng, keep_trajectory=False), until=1)
+    wall, cpu = [], []
+    with trainer.solver:
+        for epoch in range(2, epochs + 2):
+            t0, c0 = time.perf_counter(), time.process_time()
+            state = trainer.run(state, until=epoch)
+            trainer.evaluate(state.controls[0], test=True)
+            cpu.append(time.process_time() - c0)
+            wall.append(time.perf_counter() - t0)
+    return {"epoch_wall_s": wall, "epoch_cpu_s": cpu, "median_epoch_wall_s": statistics.median(wall),
+            "median_epoch_cpu_s": statistics.median(cpu),
+            "cpu_per_point_s": statistics.median(cpu) / setup.task.n_points}
 
 
 def _train_timed(name: str, overrides: list[str], backend: str) -> dict:
-    """Train a shipped config once; per epoch: held-out and training accuracy, wall and CPU time (s)."""
+    """Train a shipped config once; per epoch: held-out and training accuracy, wall and CPU time (s) with the
+    evaluations."""
     cfg = claim_config(name, overrides)
     marks = []
 
@@ -45,16 +70,12 @@ def _train_timed(name: str, overrides: list[str], backend: str) -> dict:
     with done.trainer.solver:
         one = one_replica(done.state)
     history = [h for h in one.history if h["epoch"] > 0]
-    wall = [b[1] - a[1] for a, b in zip(marks, marks[1:])]
-    cpu = [b[2] - a[2] for a, b in zip(marks, marks[1:])]
-    timed = slice(1, None) if len(wall) > 1 else slice(None)  # epoch 1 loads or compiles the kernels
-    points = done.setup.task.n_points
-    return {"config": name, "overrides": overrides, "seed": cfg.seed, "epochs": one.epoch, "training_points": points,
-            "held_out_points": len(done.setup.task.test_inputs),
+    return {"config": name, "overrides": overrides, "seed": cfg.seed, "epochs": one.epoch,
+            "training_points": done.setup.task.n_points, "held_out_points": len(done.setup.task.test_inputs),
             "test_accuracy": [h["test_accuracy"] for h in history], "accuracy": [h["accuracy"] for h in history],
-            "final_test_accuracy": history[-1]["test_accuracy"], "epoch_wall_s": wall, "epoch_cpu_s": cpu,
-            "median_epoch_wall_s": statistics.median(wall[timed]), "median_epoch_cpu_s": statistics.median(cpu[timed]),
-            "cpu_per_point_s": statistics.median(cpu[timed]) / points}
+            "final_test_accuracy": history[-1]["test_accuracy"],
+            "wall_s_with_evaluations": [b[1] - a[1] for a, b in zip(marks, marks[1:])],
+            "cpu_s_with_evaluations": [b[2] - a[2] for a, b in zip(marks, marks[1:])]}
 
 
 def run(ctx: Context) -> ClaimResult:
@@ -63,9 +84,10 @@ def run(ctx: Context) -> ClaimResult:
     clean = _train_timed("digits", epochs, ctx.backend)
     chips = {n: _train_timed("digits_chips", [f"device.mismatch.seed={n}", *epochs], ctx.backend)
              for n in (CHIPS[:1] if ctx.quick else CHIPS)}
+    timing = _epoch_time("digits", ctx.backend, 1 if ctx.quick else TIMED_EPOCHS)
     data = save_json(ctx, "digits.json", {"peer": PEER, "targets": {"clean": CLEAN_TARGET, "chips": CHIP_TARGET,
                                                                     "speedup": SPEEDUP_TARGET},
-                                          "load_average_1min": load, "clean": clean,
+                                          "load_average_1min": load, "clean": clean, "timing": timing,
                                           "chips": {str(k): v for k, v in chips.items()}})
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
@@ -78,7 +100,7 @@ def run(ctx: Context) -> ClaimResult:
     ax.legend(fontsize=8)
     save_figure(ctx, fig, "digits_accuracy.png")
 
-    speedup = PEER["epoch_s"] / clean["median_epoch_cpu_s"]
+    speedup = PEER["epoch_s"] / timing["median_epoch_cpu_s"]
     chip_acc = {k: v["final_test_accuracy"] for k, v in chips.items()}
     met = {"clean": clean["final_test_accuracy"] >= CLEAN_TARGET,
            "chips": len(chips) == len(CHIPS) and all(a >= CHIP_TARGET for a in chip_acc.values()),
@@ -91,15 +113,17 @@ def run(ctx: Context) -> ClaimResult:
         f"{PEER['clean_accuracy']} (epoch {PEER['clean_epochs']}) | >= {CLEAN_TARGET} |",
         *[f"| held-out accuracy, chip {k}, epoch {chips[k]['epochs']} | {a:.4f} | {PEER['chip_accuracy']} "
           f"(epoch {PEER['chip_epochs']}) | >= {CHIP_TARGET} |" for k, a in chip_acc.items()],
-        f"| time per epoch, clean (median; CPU / wall) | {clean['median_epoch_cpu_s']:.2f} s / "
-        f"{clean['median_epoch_wall_s']:.2f} s | ~{PEER['epoch_s']} s (its wall time) | < "
+        f"| time per epoch, clean: steps + held-out evaluation (median; CPU / wall) | "
+        f"{timing['median_epoch_cpu_s']:.2f} s / {timing['median_epoch_wall_s']:.2f} s | ~{PEER['epoch_s']} s (its "
+        "wall time) | < "
         f"{PEER['epoch_s'] / SPEEDUP_TARGET:.2f} s |",
-        f"| CPU time per training image, clean | {1e3 * clean['cpu_per_point_s']:.2f} ms | "
+        f"| CPU time per training image, clean | {1e3 * timing['cpu_per_point_s']:.2f} ms | "
         f"{1e3 * PEER['epoch_s'] / clean['training_points']:.1f} ms | |",
         "",
-        f"- Each epoch: {clean['training_points']} per-image steps, then the {clean['training_points']} training and "
-        f"{clean['held_out_points']} held-out images evaluated (the peer evaluates only the held-out ones); "
-        f"1-minute load average {load:.1f} on this machine when the claim started, so wall times are noisy.",
+        f"- A timed epoch: {clean['training_points']} per-image steps, then the {clean['held_out_points']} held-out "
+        f"images evaluated, as the peer's figure; median of {len(timing['epoch_cpu_s'])} epoch(s) after an untimed "
+        f"first one (the accuracy runs also evaluate the training images every epoch: not timed here). 1-minute load "
+        f"average {load:.1f} on this machine when the claim started, so wall times are noisy.",
         f"- Chips: `configs/digits_chips.yaml` with `device.mismatch.seed` = {', '.join(map(str, chips))} "
         "(seeded draws of the peer's spreads, not its chip files).",
     ]
@@ -110,7 +134,7 @@ def run(ctx: Context) -> ClaimResult:
               f"{speedup:.0f}x less CPU time per epoch than the peer's {PEER['epoch_s']} s "
               f"(target {SPEEDUP_TARGET:.0f}x)")
     measured = {"clean_test_accuracy": clean["final_test_accuracy"], "chip_test_accuracy": chip_acc,
-                "epoch_cpu_s": clean["median_epoch_cpu_s"], "epoch_wall_s": clean["median_epoch_wall_s"],
+                "epoch_cpu_s": timing["median_epoch_cpu_s"], "epoch_wall_s": timing["median_epoch_wall_s"],
                 "speedup_cpu": speedup, "targets_met": met}
     profiles = {"clean": "configs/digits.yaml", "chips": "configs/digits_chips.yaml, device.mismatch.seed = "
                 + ", ".join(map(str, chips))}
