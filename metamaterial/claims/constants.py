@@ -66,6 +66,13 @@ SOURCES: dict[tuple[str, object], str] = {
     ("twin mismatch V_T sigma (V), K sigma", (0.01, 0.005)): "the third party's model [REPRO] (docs/physics.md "
                                                                "2.5); not measured by the authors' code",
     ("read noise (V)", 0.00225): "the third party's 0.5% of a 0.45 V full scale [REPRO] (docs/physics.md 3.9)",
+    # the 8x8 digits configs: the third party's digits trainer [REPRO], folder scikit_digits/ (train_scikit.py)
+    ("initial gates (V)", "uniform 0.5-4.5"): "the third party's digits trainer, 2.5 +/- 2 V [REPRO] scikit_digits/",
+    ("input high (V)", 1.0): "pixel / 16 V, the third party's digits trainer [REPRO] scikit_digits/",
+    ("schedule", "shuffle"): "per-image updates in shuffled order, the third party's digits trainer [REPRO]",
+    ("loss", "multiclass_hinge"): "the third party's digits trainer's hinge with a top-rival clamp [REPRO] "
+                                  "scikit_digits/ (docs/physics.md 3.4)",
+    ("read noise (V)", 0.005): "the third party's digits trainer, 0.5% of its 1 V inputs [REPRO] scikit_digits/",
 }
 
 #: claim-module constants with a source other than "ours"
