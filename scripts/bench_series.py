@@ -93,7 +93,8 @@ def main() -> None:
                     iters[name, mode] = it
         for mode in ("cold", "warm"):
             a, b = best["no R", mode], best["R", mode]
-            print(f"{n}x{n:<5} {circuits['R'].n_edges:>6} {mode:>5} {a * 1e3:>10.3f} {b * 1e3:>12.3f} {b / a:>6.2f} "
+            size = f"{n}x{n}"
+            print(f"{size:>7} {circuits['R'].n_edges:>6} {mode:>5} {a * 1e3:>10.3f} {b * 1e3:>12.3f} {b / a:>6.2f} "
                   f"{iters['no R', mode]:>11} {iters['R', mode]:>8}", flush=True)
     print(f"load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
