@@ -1,5 +1,7 @@
 """Claim: XOR needs nonlinearity. Transistor vs linear-resistor networks, same rule and schedule, many seeds;
-the hardware's schedule; twin mismatch; and how sensitive the success rate is to each knob."""
+the hardware's schedule; twin mismatch; how sensitive the success rate is to each knob; and the hardware profile
+(configs/xor_hardware.yaml: the authors' device law, gate range, start, labels and presentation) on held-out
+seeds, with its tolerance to twin mismatch."""
 
 from __future__ import annotations
 
@@ -23,6 +25,18 @@ MISMATCH_SETTINGS = ["learning.nudge=1.0", "learning.rate=10"]
 MISMATCH_SWEEP = {"shipped (eta 0.5, rate 30)": [], "eta 1, rate 10": MISMATCH_SETTINGS,
                   "eta 1, rate 30": ["learning.nudge=1.0"], "eta 1, rate 10, points in order": [
                       *MISMATCH_SETTINGS, "learning.schedule=cycle"]}
+#: the hardware profile: its free values (nudge, hinge margin, rate, epochs) were chosen on seeds 0-99
+#: (docs/hardware.md section 6); it is reported on the held-out seeds 100-199, which were not used to choose them
+HW_CONFIG = "xor_hardware"
+HW_TUNING_SEEDS = (0, 99)
+HW_FIRST_SEED = 100
+#: the tolerance curve under the hardware profile, each seed its own chip: twin V_T mismatch (V) with K matched,
+#: then K mismatch (relative) with V_T matched
+HW_VTO = [0.0, 0.001, 0.0025, 0.005, 0.01]
+HW_K = [0.005, 0.01, 0.02]
+#: seeds per point of the tolerance curve in the claim (the first of the held-out seeds); the full 100-seed curve is
+#: ``scripts/xor_hardware_mismatch.py`` (docs/figures/xor_hardware_mismatch.png)
+HW_CURVE_SEEDS = 20
 KNOBS = {  # knob -> values; the shipped value is in each list
     "learning.rate": [10.0, 30.0, 100.0],
     "learning.nudge": [0.25, 0.5, 1.0],
@@ -72,10 +86,21 @@ def run(ctx: Context) -> ClaimResult:
     nat = train_run(cfg, ctx.path("xor_native_run"), backend="native", progress=False, plots=False)
     gate_diff = float(np.max(np.abs(ng.state.controls - nat.state.controls)))
 
-    figures = [_figure(ctx, margins, sensitivity, len(sweep_seeds))]
+    hw_seeds = [HW_FIRST_SEED + i for i in range(2 if ctx.quick else 100)]
+    hw_margins = hardware_margins(hw_seeds, ctx.backend, short)
+    hw_ok = int((hw_margins >= SUCCESS_V).sum())
+    n_curve = min(HW_CURVE_SEEDS, len(hw_seeds))
+    curve = tolerance_curve(hw_seeds[:n_curve], ctx.backend, short, hw_margins[:n_curve])
+
+    figures = [_figure(ctx, margins, sensitivity, len(sweep_seeds)), curve_figure(ctx, curve, n_curve)]
     data = save_json(ctx, "xor_results.json", {"seeds": seeds, "margins_v": margins, "successes": rates,
                                                "sensitivity_successes": sensitivity, "sensitivity_seeds": sweep_seeds,
                                                "mismatch_settings_successes": mm_sweep,
+                                               "hardware_profile": {"config": f"configs/{HW_CONFIG}.yaml",
+                                                                    "tuning_seeds": list(HW_TUNING_SEEDS),
+                                                                    "seeds": hw_seeds, "margins_v": hw_margins,
+                                                                    "successes": hw_ok, "tolerance": curve,
+                                                                    "tolerance_seeds": hw_seeds[:n_curve]},
                                                "ngspice_vs_native_max_gate_diff_v": gate_diff})
     n = len(seeds)
     lines = [f"- {label}: **{rates[label]}/{len(m)}** seeds with all four cases correct by >= 10 mV "
@@ -85,22 +110,69 @@ def run(ctx: Context) -> ClaimResult:
         for knob, vals in sensitivity.items())]
     lines += [f"- twin mismatch, settings ({len(mm_sweep_seeds)} seeds each, successes): "
               + "; ".join(f"{k}: {v}" for k, v in mm_sweep.items())]
+    lines += [f"- **hardware profile** (configs/{HW_CONFIG}.yaml; free values chosen on seeds {HW_TUNING_SEEDS[0]}-"
+              f"{HW_TUNING_SEEDS[1]}), held-out seeds {hw_seeds[0]}-{hw_seeds[-1]}: **{hw_ok}/{len(hw_seeds)}** "
+              f"(median smallest margin {1e3 * np.median(hw_margins):+.1f} mV)"]
+    lines += ["- hardware profile under twin mismatch (held-out seeds, each its own chip, successes): " + "; ".join(
+        f"{row['label']}: {row['successes']}/{n_curve}" for row in curve)]
     lines += [f"- ngspice vs native, seed 0 of configs/xor.yaml: gates agree to {gate_diff:.1e} V; smallest margin "
               f"{1e3 * ng.summary['min_margin_v']:.2f} mV (ngspice) vs {1e3 * nat.summary['min_margin_v']:.2f} mV "
               "(native)"]
     t, hw, lin, mm = (rates[k] for k in margins)
-    verdict = "reproduced" if lin == 0 and t >= 0.95 * n and hw >= 0.9 * n else (
+    hw_profile_ok = hw_ok >= 0.9 * len(hw_seeds)
+    verdict = "reproduced" if lin == 0 and t >= 0.95 * n and hw >= 0.9 * n and hw_profile_ok else (
         "partly" if lin == 0 and t > 0 else "not reproduced")
     reason = (f"transistors solve XOR in {t}/{n} seeds ({hw}/{n} on the hardware schedule), linear resistors in "
               f"{lin}/{n}; with twin mismatch {mm}/{len(mm_seeds)}")
-    if verdict == "partly":
+    if verdict == "partly" and not (t >= 0.95 * n and hw >= 0.9 * n):
         reason += " (targets: >= 95 and >= 90 of 100)"
     if mm < 0.8 * len(mm_seeds):
         reason += "; the mismatch rate is below the 80% aimed for"
+    reason += (f"; hardware profile (the authors' law, gate range, start, labels, one point per step) "
+               f"{hw_ok}/{len(hw_seeds)} on held-out seeds" + ("" if hw_profile_ok else " (target >= 90%)"))
     return ClaimResult(KEY, TITLE, PAPER, verdict, reason,
                        measured={"successes": rates, "seeds": n, "sensitivity": sensitivity, "mismatch_sweep": mm_sweep,
-                                 "ngspice_native_gate_diff_v": gate_diff},
+                                 "ngspice_native_gate_diff_v": gate_diff, "hardware_successes": hw_ok,
+                                 "hardware_seeds": len(hw_seeds),
+                                 "hardware_tolerance": {row["label"]: row["successes"] for row in curve}},
                        figures=figures, data=[data], lines=lines)
+
+
+def hardware_margins(seeds: list[int], backend: str, extra: list[str]) -> np.ndarray:
+    """Smallest margins of the hardware profile; under ``per_replica`` mismatch each seed is its own chip."""
+    return _margins(HW_CONFIG, extra, seeds, backend)
+
+
+def tolerance_curve(seeds: list[int], backend: str, extra: list[str], clean: np.ndarray) -> list[dict]:
+    """Successes of the hardware profile against twin V_T mismatch (K matched) and K mismatch (V_T matched);
+    ``clean`` holds the margins of the same seeds without mismatch."""
+    rows = []
+    for kind, values in (("vto_sigma", HW_VTO), ("k_sigma", HW_K)):
+        for v in values:
+            if v == 0.0:
+                m = clean
+            else:
+                m = hardware_margins(seeds, backend, [*extra, f"device.mismatch.{kind}={v}",
+                                                       "device.mismatch.per_replica=true"])
+            label = f"V_T {1e3 * v:g} mV" if kind == "vto_sigma" else f"K {1e2 * v:g}%"
+            rows.append({"kind": kind, "sigma": v, "label": label, "successes": int((m >= SUCCESS_V).sum()),
+                         "median_margin_v": float(np.median(m))})
+    return rows
+
+
+def curve_figure(ctx: Context, curve: list[dict], n: int) -> str:
+    plt = pyplot()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for ax, kind, scale, unit in ((a, "vto_sigma", 1e3, "twin V_T mismatch sigma (mV), K matched"),
+                                  (b, "k_sigma", 1e2, "twin K mismatch sigma (%), V_T matched")):
+        rows = [r for r in curve if r["kind"] == kind or (kind == "k_sigma" and r["sigma"] == 0.0)]
+        ax.plot([scale * r["sigma"] for r in rows], [r["successes"] / n for r in rows], "o-")
+        ax.axhline(0.8, color="k", ls="--", lw=1)
+        ax.set_xlabel(unit)
+        ax.set_ylim(-0.05, 1.05)
+    a.set_ylabel(f"success rate ({n} held-out seeds)")
+    fig.suptitle(f"XOR, hardware profile (configs/{HW_CONFIG}.yaml): tolerance to twin mismatch", fontsize=9)
+    return save_figure(ctx, fig, "xor_hardware_mismatch.png")
 
 
 def _figure(ctx: Context, margins: dict, sensitivity: dict, n_sweep: int) -> str:
