@@ -34,8 +34,8 @@ HW_FIRST_SEED = 100
 #: then K mismatch (relative) with V_T matched
 HW_VTO = [0.0, 0.001, 0.0025, 0.005, 0.01]
 HW_K = [0.005, 0.01, 0.02]
-#: seeds per point of the tolerance curve in the claim (the first of the held-out seeds); the full 100-seed curve is
-#: ``scripts/xor_hardware_mismatch.py`` (docs/figures/xor_hardware_mismatch.png)
+#: seeds per point of the tolerance curve (the first of the held-out seeds): a mismatched replica trains as its own
+#: chip, unbatched; ``scripts/xor_hardware_mismatch.py`` draws the same curve (docs/figures/xor_hardware_mismatch.png)
 HW_CURVE_SEEDS = 20
 KNOBS = {  # knob -> values; the shipped value is in each list
     "learning.rate": [10.0, 30.0, 100.0],
