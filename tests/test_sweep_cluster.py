@@ -213,3 +213,31 @@ def test_a_killed_client_resumes_without_repeating_finished_points(cluster, tmp_
     _check_all_done_once(out)
     again = [e for e in read_events(out) if e["event"] == "started" and e["t"] > killed_at and e["key"] in done_before]
     assert again == [], "a point finished before the kill was started again"
+
+
+def test_a_local_sweep_leaves_no_training_process_behind(tmp_path):
+    """`metamaterial sweep` on its own local cluster: once it has ended, so have its workers' training processes
+    (a process pool's child waiting for work does not notice that its worker is gone; it ends by itself)."""
+    import psutil
+
+    doc = {"name": "local", "base": str(ROOT / "configs" / "regression.yaml"),
+           "set": ["simulator.backend=native", "learning.epochs=20"], "seeds": 2}
+    spec, out = tmp_path / "spec.yaml", tmp_path / "out"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with open(tmp_path / "sweep.log", "w") as log:  # a file, not a pipe: a process left behind would hold a pipe
+        proc = subprocess.run([sys.executable, "-m", "metamaterial", "sweep", str(spec), "--out", str(out),
+                               "--workers", "1", "--no-plots", "--no-progress"], cwd=ROOT, env=_env(), stdout=log,
+                              stderr=subprocess.STDOUT, timeout=SWEEP_S, start_new_session=True)
+    assert proc.returncode == 0, (tmp_path / "sweep.log").read_text()
+    trainers = {e["pid"] for e in read_events(out) if e["event"] == "finished"}
+    assert len(trainers) == 1 and os.getpid() not in trainers
+
+    def alive(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in trainers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in trainers), f"training process(es) {trainers} left behind"
