@@ -16,8 +16,10 @@ TITLE = "XOR needs nonlinearity"
 PAPER = ("The nonlinear transistor network learns XOR, a task no linear network can do (Dillavou et al., PNAS "
          "2024). A third-party ngspice reproduction solved it in 2 of 5 seeds and lost it under twin mismatch.")
 #: the hardware's schedule: points cycled in order, one gate update per presentation. With the shipped eta = 0.5
-#: this solved 84/100 seeds; a smaller nudge (eta = 0.25, same alpha/eta) solved 95/100 (sweep of 2026-11-29).
+#: this solved 84/100 seeds; a smaller nudge (eta = 0.25, same alpha/eta) solved 95/100 (sweep of 2026-11-29 on
+#: seeds 0-99, which chose eta): reported on the held-out seeds from HW_FIRST_SEED on.
 HARDWARE = ["learning.schedule=cycle", "learning.nudge=0.25"]
+SCHEDULE_LABEL = "transistor, points in order (eta 0.25 chosen on seeds 0-99; held-out seeds)"
 MISMATCH = ["device.mismatch.vto_sigma=0.01", "device.mismatch.k_sigma=0.005"]
 #: settings for mismatched twins: the full nudge (eta = 1) and a smaller step beat the shipped eta = 0.5, rate 30
 MISMATCH_SETTINGS = ["learning.nudge=1.0", "learning.rate=10"]
@@ -37,6 +39,13 @@ HW_K = [0.005, 0.01, 0.02]
 #: seeds per point of the tolerance curve (the first of the held-out seeds): a mismatched replica trains as its own
 #: chip, unbatched; ``scripts/xor_hardware_mismatch.py`` draws the same curve (docs/figures/xor_hardware_mismatch.png)
 HW_CURVE_SEEDS = 20
+PROFILES = {
+    "idealized": "configs/xor.yaml: level-1 `ald1106-fit`, gates U(0.5, 2.0) V in [0.4, 8] V, labels {0, -87 mV} (the "
+                 "third party's), four updates summed per epoch, hinge 20 mV, eta 0.5, alpha/eta 30 /V",
+    "hardware": "configs/xor_hardware.yaml: the authors' three-regime law (`ald1106-hw`), gate floor 0.75 V and start "
+                "~5.03 V, labels +/-87 mV, one point per step in order, hinge (E2:N citations in the config and "
+                "docs/hardware.md); nudge, margin, rate and epochs are ours, chosen on the tuning seeds",
+}
 KNOBS = {  # knob -> values; the shipped value is in each list
     "learning.rate": [10.0, 30.0, 100.0],
     "learning.nudge": [0.25, 0.5, 1.0],
@@ -62,12 +71,13 @@ def _mismatch_margins(seeds: list[int], backend: str, extra: list[str]) -> np.nd
 def run(ctx: Context) -> ClaimResult:
     seeds = ctx.seeds(100, 4)
     short = ["learning.epochs=300"] if ctx.quick else []
+    held_out = [HW_FIRST_SEED + s for s in seeds]
     variants = {
-        "transistor, summed updates (configs/xor.yaml)": ("xor", short),
-        "transistor, hardware schedule (points in order, eta 0.25)": ("xor", [*HARDWARE, *short]),
-        "linear resistors, same rule (configs/xor_linear.yaml)": ("xor_linear", short),
+        "transistor, summed updates (configs/xor.yaml)": ("xor", short, seeds),
+        SCHEDULE_LABEL: ("xor", [*HARDWARE, *short], held_out),
+        "linear resistors, same rule (configs/xor_linear.yaml)": ("xor_linear", short, seeds),
     }
-    margins = {label: _margins(name, ov, seeds, ctx.backend) for label, (name, ov) in variants.items()}
+    margins = {label: _margins(name, ov, s, ctx.backend) for label, (name, ov, s) in variants.items()}
     mm_seeds = seeds[: (4 if ctx.quick else 100)]
     margins["transistor with twin mismatch (V_T 10 mV, K 0.5%; eta 1, rate 10)"] = _mismatch_margins(
         mm_seeds, ctx.backend, [*MISMATCH_SETTINGS, *short])
@@ -122,7 +132,7 @@ def run(ctx: Context) -> ClaimResult:
     hw_profile_ok = hw_ok >= 0.9 * len(hw_seeds)
     verdict = "reproduced" if lin == 0 and t >= 0.95 * n and hw >= 0.9 * n and hw_profile_ok else (
         "partly" if lin == 0 and t > 0 else "not reproduced")
-    reason = (f"transistors solve XOR in {t}/{n} seeds ({hw}/{n} on the hardware schedule), linear resistors in "
+    reason = (f"transistors solve XOR in {t}/{n} seeds ({hw}/{n} in order, held-out seeds), linear resistors in "
               f"{lin}/{n}; with twin mismatch {mm}/{len(mm_seeds)}")
     if verdict == "partly" and not (t >= 0.95 * n and hw >= 0.9 * n):
         reason += " (targets: >= 95 and >= 90 of 100)"
@@ -135,7 +145,12 @@ def run(ctx: Context) -> ClaimResult:
                                  "ngspice_native_gate_diff_v": gate_diff, "hardware_successes": hw_ok,
                                  "hardware_seeds": len(hw_seeds),
                                  "hardware_tolerance": {row["label"]: row["successes"] for row in curve}},
-                       figures=figures, data=[data], lines=lines)
+                       figures=figures, data=[data], lines=lines, profiles=PROFILES,
+                       seeds=(f"idealized: seeds {seeds[0]}-{seeds[-1]} (the shipped settings were chosen on seeds "
+                              f"0-99 on 2026-11-29, so these are not held out); in-order schedule and hardware profile:"
+                              f" held-out seeds {held_out[0]}-{held_out[-1]} (their free values chosen on seeds "
+                              f"{HW_TUNING_SEEDS[0]}-{HW_TUNING_SEEDS[1]}); tolerance curve: the first {n_curve} of "
+                              "those"))
 
 
 def hardware_margins(seeds: list[int], backend: str, extra: list[str]) -> np.ndarray:
