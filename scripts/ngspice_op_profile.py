@@ -82,6 +82,27 @@ def _ms(seconds: float, width: int = 8) -> str:
     return f"{seconds * 1e3:.1f}ms".rjust(width)
 
 
+def growth(rows: list[dict], part) -> float:
+    """Exponent a of part ~ edges^a between the first and the last of ``rows`` (one mode, sizes ascending)."""
+    lo, hi = rows[0], rows[-1]
+    return float(np.log(part(hi) / part(lo)) / np.log(hi["edges"] / lo["edges"]))
+
+
+def print_growth(rows: list[dict]) -> None:
+    """Growth exponents per mode from the smallest size of 800 edges or more to the largest: the whole update,
+    ngspice's sparse factorization (reorder + factor), and the update without it (what is on our side of the
+    linear algebra: device loads, callbacks, reads, setup), plus the fill-in that drives the factorization."""
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        mine = [r for r in rows if r["mode"] == mode and r["edges"] >= 800]
+        if len(mine) < 2:
+            continue
+        factor = lambda r: r["per_update"]["ngspice_reorder_s"] + r["per_update"]["ngspice_factor_s"]  # noqa: E731
+        print(f"growth ({mode}, {mine[0]['edges']:,} -> {mine[-1]['edges']:,} edges): update "
+              f"edges^{growth(mine, lambda r: r['per_update']['update_s']):.2f}, sparse factorization "
+              f"edges^{growth(mine, factor):.2f} (fill-in edges^{growth(mine, lambda r: r['first']['fill_in']):.2f}), "
+              f"the rest of the update edges^{growth(mine, lambda r: r['per_update']['update_s'] - factor(r)):.2f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[3, 10, 20, 50, 100])
@@ -108,6 +129,7 @@ def main() -> int:
           "wall time outside ngspice's matrix routines: circuit setup and teardown (every op; once per sweep), device\n"
           "evaluation (with the sweep: our callbacks for the external sources), output. 'alter' is the clamp switch "
           "(sweep) or every changed source (op); 'destroy' ending a sweep (sweep) or the op's plot (op)")
+    print_growth(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
     print(f"wrote {args.out}")
