@@ -10,7 +10,6 @@ settling criterion come from the config's ``timing:`` section (docs/physics.md, 
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 from .config import Config, load_config
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, initial_controls, make_solver, replica_setup
+from .runfiles import json_text
 from .timing import MosCapacitances, PeripheryParams, SettleParams
 
 
@@ -131,7 +131,7 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = T
                    "clamped_median_w": float(np.median(power.clamped[:, e]))} for e, (a, b) in enumerate(c.edges)],
         "files": ["energy.json", "power.csv"] + (["power_map.png"] if plots else []),
     }
-    (out / "energy.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "energy.json").write_text(json_text(result))
     if plots:
         plot_power_map(out / "power_map.png", setup, power.free, power.clamped)
     return result
@@ -200,7 +200,7 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
               "n_edges": c.n_edges, "timing": src.config.timing.model_dump(), "summary": summary, "steps": rows,
               "files": ["transient.json", "transient.csv", "waves.csv", "waves.npz"]
               + (["waveforms.png", "settling.png"] if plots else [])}
-    (out / "transient.json").write_text(json.dumps(result, indent=2, default=_json_value) + "\n")
+    (out / "transient.json").write_text(json_text(result))
     if plots:
         plot_waveforms(out / "waveforms.png", c, src.controls, pairs, responses)
         plot_settling(out / "settling.png", t_s)
@@ -284,7 +284,7 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
               "quasi_static_wall_s": round(t_ref, 3), "quasi_static_backend": src.config.simulator.backend,
               "time_points": int(len(tran.time)), "agreement": agreement,
               "files": ["learning.json", "learning_gates.csv"] + (["learning_gates.png"] if plots else [])}
-    (out / "learning.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "learning.json").write_text(json_text(result))
     if plots:
         plot_learning(out / "learning_gates.png", tran, ref, src.controls)
     return result
@@ -318,12 +318,6 @@ def plot_learning(path: Path, tran, ref: np.ndarray, start: np.ndarray) -> Path:
 
 def _nan_stat(fn, values: np.ndarray) -> float | None:
     return None if np.all(np.isnan(values)) else float(fn(values))
-
-
-def _json_value(x):
-    if isinstance(x, (np.floating, np.integer, np.bool_)):
-        return x.item()
-    raise TypeError(type(x).__name__)
 
 
 def _write_waves(out: Path, c, pairs, responses) -> None:

@@ -29,6 +29,30 @@ CHECKPOINT = "checkpoint.npz"
 OUTPUTS_CSV = "outputs.csv"
 
 
+def json_text(payload, default=None) -> str:
+    """``payload`` as JSON text, indented by two spaces, with every list of plain values (numbers, strings,
+    booleans, null) on one line: a per-epoch curve is one line, not one line per number. ``default`` converts
+    what ``json`` cannot (as in ``json.dumps``); numpy arrays and scalars are always converted."""
+
+    def plain(x):
+        if isinstance(x, np.ndarray) or isinstance(x, np.generic):
+            return x.tolist()
+        if default is not None:
+            return default(x)
+        raise TypeError(f"{type(x).__name__} is not JSON serializable")
+
+    def text(x, indent: str) -> str:
+        inner = indent + "  "
+        if isinstance(x, dict) and x:
+            body = ",\n".join(f"{inner}{json.dumps(str(k))}: {text(v, inner)}" for k, v in x.items())
+            return "{\n" + body + "\n" + indent + "}"
+        if isinstance(x, list) and any(isinstance(v, (dict, list)) for v in x):
+            return "[\n" + ",\n".join(inner + text(v, inner) for v in x) + "\n" + indent + "]"
+        return json.dumps(x)
+
+    return text(json.loads(json.dumps(payload, default=plain)), "") + "\n"
+
+
 def write_atomically(path: Path, **arrays: np.ndarray) -> None:
     """np.savez to a temporary file, flushed to disk, then renamed over ``path``: a kill leaves the old or the new."""
     tmp = path.with_name(path.name + ".tmp")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import sys
 import time
@@ -38,7 +37,7 @@ from .experiment import (
 from .learning.trainer import SUCCESS_MARGIN_V, Trainer, TrainState
 from .netlist import netlist_points, to_spice
 from .replicas import ChipTrainers
-from .runfiles import CHECKPOINT, load_checkpoint, save_checkpoint, write_atomically, write_outputs_csv
+from .runfiles import CHECKPOINT, json_text, load_checkpoint, save_checkpoint, write_atomically, write_outputs_csv
 
 #: ``on_warning(kind, text)``: kind "warning" (learning cannot or did not happen) or "note" (how it ended)
 Report = Callable[[str, str], None]
@@ -303,7 +302,7 @@ def _write_single(run_dir: Path, setup: Setup, one: SimpleNamespace, final, summ
     header = "epoch," + ",".join(f"e{e}" for e in range(setup.circuit.n_edges))
     rows = np.column_stack([np.array(one.trajectory_epochs), np.array(one.trajectory)])
     np.savetxt(run_dir / "gates.csv", rows, delimiter=",", header=header, comments="", fmt="%.17g")
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (run_dir / "summary.json").write_text(json_text(summary))
     c, task = setup.circuit, setup.task
     k = netlist_points(task.n_points, c.n_edges)
     some = "" if k == task.n_points else f", training points 0-{k - 1} of {task.n_points}"
@@ -356,7 +355,7 @@ def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None =
         summary["test_accuracy_mean"] = (None if last["test_accuracy"] is None
                                          else float(np.mean(last["test_accuracy"])))
     summary.update(mismatch=mismatch_record(done, run_dir), warnings=done.warnings + warnings, notes=notes)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (run_dir / "summary.json").write_text(json_text(summary))
     return summary
 
 

@@ -88,6 +88,11 @@ def growth(rows: list[dict], part) -> float:
     return float(np.log(part(hi) / part(lo)) / np.log(hi["edges"] / lo["edges"]))
 
 
+def factorization_s(row: dict) -> float:
+    """ngspice's sparse factorization time per update (reorder + factor, s) of one profile row."""
+    return row["per_update"]["ngspice_reorder_s"] + row["per_update"]["ngspice_factor_s"]
+
+
 def print_growth(rows: list[dict]) -> None:
     """Growth exponents per mode from the smallest size of 800 edges or more to the largest: the whole update,
     ngspice's sparse factorization (reorder + factor), and the update without it (what is on our side of the
@@ -96,11 +101,12 @@ def print_growth(rows: list[dict]) -> None:
         mine = [r for r in rows if r["mode"] == mode and r["edges"] >= 800]
         if len(mine) < 2:
             continue
-        factor = lambda r: r["per_update"]["ngspice_reorder_s"] + r["per_update"]["ngspice_factor_s"]  # noqa: E731
-        print(f"growth ({mode}, {mine[0]['edges']:,} -> {mine[-1]['edges']:,} edges): update "
-              f"edges^{growth(mine, lambda r: r['per_update']['update_s']):.2f}, sparse factorization "
-              f"edges^{growth(mine, factor):.2f} (fill-in edges^{growth(mine, lambda r: r['first']['fill_in']):.2f}), "
-              f"the rest of the update edges^{growth(mine, lambda r: r['per_update']['update_s'] - factor(r)):.2f}")
+        update = growth(mine, lambda r: r["per_update"]["update_s"])
+        fill = growth(mine, lambda r: r["first"]["fill_in"])
+        rest = growth(mine, lambda r: r["per_update"]["update_s"] - factorization_s(r))
+        print(f"growth ({mode}, {mine[0]['edges']:,} -> {mine[-1]['edges']:,} edges): update edges^{update:.2f}, "
+              f"sparse factorization edges^{growth(mine, factorization_s):.2f} (fill-in edges^{fill:.2f}), "
+              f"the rest of the update edges^{rest:.2f}")
 
 
 def main() -> int:

@@ -244,3 +244,19 @@ def test_plot_refuses_a_config_yaml_that_is_not_a_runs(tmp_path):
 def test_replica_needs_a_run_directory(tmp_path):
     assert "--replica: names a replica of a run directory; give a run directory instead of a config" in \
         _refused("netlist", XOR, "--out", str(tmp_path), "--replica", "1")
+
+
+def test_json_text_keeps_every_value_and_puts_a_curve_on_one_line():
+    from metamaterial.runfiles import json_text
+
+    curve = np.linspace(0.0, 1.0, 500)
+    payload = {"curve": curve, "rows": [[1, 2.5], [np.float64(3.25), None]], "name": "xor", "n": np.int64(7),
+               "nested": {"ok": np.bool_(True), "empty": {}, "none": []}, "items": [{"a": 1}, {"b": [True, "x"]}]}
+    text = json_text(payload)
+    back = json.loads(text)
+    assert back["curve"] == curve.tolist()  # exact: shortest round-trip floats
+    assert back["rows"] == [[1, 2.5], [3.25, None]] and back["n"] == 7 and back["nested"]["ok"] is True
+    assert back["nested"]["empty"] == {} and back["nested"]["none"] == [] and back["items"][1]["b"] == [True, "x"]
+    assert len(text.splitlines()) < 25  # one line per key or row, not one per number
+    with pytest.raises(TypeError, match="object is not JSON serializable"):
+        json_text({"bad": object()})

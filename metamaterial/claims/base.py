@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from ..config import Config, load_config
+from ..runfiles import json_text
 from ..runs import Trained, one_replica, train_replicas
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -74,16 +72,8 @@ def train_seeds(cfg: Config, seeds: list[int], backend: str, **kwargs) -> Traine
 
 
 def save_json(ctx: Context, name: str, payload: dict) -> str:
-    ctx.path(name).write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
+    ctx.path(name).write_text(json_text(payload))
     return name
-
-
-def _jsonable(x):
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, (np.floating, np.integer, np.bool_)):
-        return x.item()
-    raise TypeError(type(x).__name__)
 
 
 def save_figure(ctx: Context, fig, name: str) -> str:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, MetamaterialError
+from ..runfiles import json_text
 from . import damage, desync, digits, energy, imperfection, learning_time, modes, xor
 from .base import ClaimResult, Context
 from .report import write_report
@@ -97,8 +98,7 @@ def _clear_claim(out: Path, key: str) -> None:
 def _save_outcome(out: Path, result, quick: bool, backend: str) -> None:
     payload = {"quick": quick, "backend": backend, "state": "error" if isinstance(result, ClaimError) else "done",
                "result": asdict(result)}
-    (out / f"{result.key}{RESULT_SUFFIX}").write_text(
-        json.dumps(payload, indent=2, default=lambda x: x.tolist() if hasattr(x, "tolist") else str(x)) + "\n")
+    (out / f"{result.key}{RESULT_SUFFIX}").write_text(json_text(payload, default=str))
 
 
 def _load_outcome(out: Path, key: str):
