@@ -9,17 +9,15 @@ import re
 import numpy as np
 import pytest
 
+from metamaterial.cards import load_model_card, parse_model_card, parse_number
 from metamaterial.devices import (
     NmosParams,
     PotentiometerParams,
     ResistorParams,
     card_level,
-    load_model_card,
     nmos_current,
     nmos_from_card,
     nmos_preset,
-    parse_model_card,
-    parse_number,
 )
 from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.sim.ngspice import run_batch_file

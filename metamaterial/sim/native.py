@@ -614,7 +614,7 @@ def _device_constants(c: Circuit, twin: int) -> tuple[int, np.ndarray, np.ndarra
                               "use --backend ngspice")
     if not dev.supports_mismatch and c.mismatch is not None:
         raise ValidationError(dev.mismatch_refusal("NativeSolver"))
-    # a user card's values are NmosParams' fields (devices.parse_model_card), the ones the KCL check uses too
+    # a user card's values are NmosParams' fields (cards.parse_model_card), the ones the KCL check uses too
     vto, beta = c.transistor_params(twin)  # per transistor under mismatch (presets and level-1 cards)
     if vto is None:
         vto, beta = np.full(c.n_edges, dev.vto), np.full(c.n_edges, dev.beta)
