@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import step
 from .circuit import edge_currents, without_edges
 from .energy import LearningBand, learning_band
 from .errors import ValidationError
@@ -69,11 +70,11 @@ def criterion_met(setup: Setup, out: np.ndarray) -> bool:
 
 def active_count(setup: Setup, out: np.ndarray) -> int:
     """Points [P] of a full-batch step whose contrast is applied at outputs [P, n_out]: all, or under the hinge
-    those not yet ``margin`` past their boundary."""
+    those not yet ``margin`` past their boundary (the step's own rule, ``step.active_points``)."""
     rule, task = setup.rule, setup.task
     if rule.loss != "hinge":
         return task.n_points
-    return int(np.sum(task.margins(out, task.classes) < rule.margin))
+    return int(step.active_points(task.margins(out, task.classes), True, rule.margin).sum())
 
 
 def train_to_criterion(setup: Setup, controls: np.ndarray, seed: int, max_epochs: int,
