@@ -94,10 +94,11 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
     mismatch under ``device.mismatch.per_replica``: then replica r is the chip a run with ``seed=seeds[r]`` draws
     (``replicas.ChipTrainers`` trains such replicas in step).
 
-    With ``run_dir`` (already opened by ``open_run_dir``), the state is checkpointed there every
-    ``learning.checkpoint_every`` epochs and at the end, and ``resume`` continues from it; a resumed run ends where
-    an uninterrupted one does. ``on_epoch(trainer, state)`` is called at the start (a new run's epoch 0) and after
-    every epoch that is a multiple of ``every``.
+    Every ``learning.checkpoint_every`` epochs the solver forgets its warm starts, so that what follows does not
+    depend on what preceded; with ``run_dir`` (already opened by ``open_run_dir``) the state is also checkpointed
+    there then and at the end, and ``resume`` continues from it: a resumed run ends where an uninterrupted one does,
+    and a run with a run directory ends where one without does, to the last bit. ``on_epoch(trainer, state)`` is
+    called at the start (a new run's epoch 0) and after every epoch that is a multiple of ``every``.
     ``params`` change ``TrainParams`` (e.g. ``eval_every``) without touching the config; ``backend`` replaces
     ``simulator.backend`` (``config.with_backend``). The checks before training (``experiment.check_learnable``)
     are passed to ``on_warning("warning", text)`` before the first epoch and returned in ``Trained.warnings``.
@@ -113,7 +114,8 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
         trainer = make_trainer(setup, **params)
     if run_dir is not None and hasattr(trainer.solver, "keep_failed"):
         trainer.solver.keep_failed = str(run_dir)  # a failing netlist is kept with the run, not in the temp folder
-    every_ckpt = cfg.learning.checkpoint_every if run_dir is not None else 0
+    every_reset = cfg.learning.checkpoint_every
+    every_ckpt = every_reset if run_dir is not None else 0
     try:
         if resume:
             state, saved_seeds, wall_before = load_checkpoint(run_dir)
@@ -137,13 +139,14 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
                 bar.update(st.epoch - bar.n)
                 if st.history and st.history[-1]["epoch"] == st.epoch:
                     bar.set_postfix(_postfix(st.history[-1]))
-            if every_ckpt and st.epoch % every_ckpt == 0:
-                save_checkpoint(run_dir, st, seeds, wall_before + time.perf_counter() - t0)
+            if every_reset and st.epoch % every_reset == 0:
+                if every_ckpt:
+                    save_checkpoint(run_dir, st, seeds, wall_before + time.perf_counter() - t0)
                 trainer.solver.reset()  # what follows a checkpoint must not depend on what preceded it
             if on_epoch is not None and st.epoch % every == 0:
                 on_epoch(trainer, st)
 
-        stops = [k for k in (every_ckpt, every if on_epoch else 0) if k]
+        stops = [k for k in (every_reset, every if on_epoch else 0) if k]
         try:
             # called at every checkpoint, callback and evaluation; the epochs between run in one go
             state = trainer.run(state, after_epoch, every=math.gcd(*stops, trainer.params.eval_every))

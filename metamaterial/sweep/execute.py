@@ -150,9 +150,7 @@ def _train(points: list[Point], out: Path, worker: str, target_loss: float | Non
     try:
         cfg = points[0].config
         make_solver(build(cfg)).reset()  # a point's result must not depend on what this process solved before
-        every = cfg.learning.checkpoint_every
-        done = runs.train_replicas(cfg, [p.config.seed for p in points], on_epoch=_reset_solver if every else None,
-                                   every=every or 1)
+        done = runs.train_replicas(cfg, [p.config.seed for p in points])  # resets where train checkpoints
         try:
             summaries = _summaries(done, target_loss)
         finally:
@@ -165,14 +163,6 @@ def _train(points: list[Point], out: Path, worker: str, target_loss: float | Non
         return [_store(out, record)]
     wall, cpu = time.perf_counter() - t0, round(time.process_time() - c0, 3)
     return [_store(out, _record(p, "ok", worker, wall, task_cpu_s=cpu, summary=s)) for p, s in zip(points, summaries)]
-
-
-def _reset_solver(trainer, state) -> None:
-    """Where ``train`` checkpoints (every ``learning.checkpoint_every`` epochs) it also resets the solver, so that
-    what follows does not depend on what preceded; a point does the same without the checkpoint, and so ends
-    where ``train`` ends to the last bit (the solver's warm starts differ otherwise)."""
-    if state.epoch > 0:
-        trainer.solver.reset()
 
 
 def _record(point: Point, status: str, worker: str, wall_s: float, **fields) -> dict:
