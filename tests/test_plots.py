@@ -1,0 +1,116 @@
+"""What a run directory's figures show, read from the drawn figures themselves: the run's name in every title,
+one integer tick per data point, legends with the task's column names, the loss axis and title naming the loss
+trained on (the hinge's panel shows the margin it acts on); an ensemble gets a success rate per epoch and a histogram
+of every replica's smallest margin, whose counts add up to the replicas and match ensemble.csv."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from metamaterial import plots
+from metamaterial.config import load_config
+from metamaterial.runs import ensemble_run, train_run
+
+EPOCHS = 30  # short native trainings: the figures' content, not the learning, is under test
+N_SEEDS = 5
+NAME = "first_hour"  # a run name that is neither a config's nor a task's
+CONFIGS = ROOT / "configs"
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """file name -> the matplotlib figure ``plots`` saved under it (a closed figure keeps its axes and texts)."""
+    figures = {}
+    save = plots._save
+
+    def keep(fig, path, plt):
+        figures[path.name] = fig
+        return save(fig, path, plt)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return figures
+
+
+def _train(tmp_path, config: str, *overrides: str, seeds: int = 1):
+    cfg = load_config(CONFIGS / config, ["simulator.backend=native", f"learning.epochs={EPOCHS}", f"name={NAME}",
+                                         *overrides])
+    run = tmp_path / "run"
+    if seeds > 1:
+        ensemble_run(cfg, run, seeds)
+    else:
+        train_run(cfg, run, plots=False)
+    return run
+
+
+def _legend(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_a_hinge_run_names_its_loss_its_points_and_its_output(tmp_path, drawn):
+    run = _train(tmp_path, "xor.yaml")
+    assert sorted(p.name for p in plots.plot_run_dir(run)) == ["confusion.png", "gates.png", "loss.png", "outputs.png"]
+    for name, fig in drawn.items():
+        assert all(ax.get_title().startswith(f"{NAME}: ") for ax in fig.axes if ax.get_title()), name
+    loss, margin = drawn["loss.png"].axes
+    assert loss.get_title() == f"{NAME}: trained on the hinge loss (margin 20 mV)"
+    assert loss.get_ylabel() == "MSE to the targets (V$^2$)" and loss.get_yscale() == "log"
+    assert margin.get_ylabel() == "smallest margin (mV)" and margin.get_xlabel() == "epoch"
+    assert _legend(margin) == ["smallest margin", "hinge margin (updates stop)"]
+    assert 20.0 in [line.get_ydata()[0] for line in margin.get_lines()]  # the hinge margin, in mV
+    (out,) = drawn["outputs.png"].axes
+    assert list(out.get_xticks()) == [0, 1, 2, 3]  # one integer tick per XOR point
+    assert out.get_xlabel() == "data point (n15, n13)"  # the input nodes, as outputs.csv names them
+    assert _legend(out) == ["target n10-n0", "output n10-n0", "threshold"]
+    assert out.get_title() == f"{NAME}: outputs vs targets (xor, native)"
+    (gates,) = drawn["gates.png"].axes
+    assert gates.get_title() == f"{NAME}: 32 edges" and len(gates.get_lines()) == 32
+
+
+def test_an_mse_run_names_its_loss_and_a_csv_tasks_columns(tmp_path, drawn):
+    run = _train(tmp_path, "csv_example.yaml")
+    plots.plot_run_dir(run)
+    (loss,) = drawn["loss.png"].axes
+    assert loss.get_title() == f"{NAME}: trained on the MSE loss" and loss.get_ylabel() == "MSE loss (V$^2$)"
+    with (CONFIGS / "data" / "two_outputs.csv").open() as f:
+        x_name, *y_names = next(csv.reader(f))
+    (out,) = drawn["outputs.png"].axes
+    assert out.get_xlabel() == f"{x_name} (V)"  # one input: the outputs against it
+    assert _legend(out) == [f"{kind} {n}" for n in y_names for kind in ("target", "output")]
+
+
+def test_many_points_get_integer_ticks_only(tmp_path, drawn):
+    run = _train(tmp_path, "iris.yaml", "learning.epochs=2")
+    plots.plot_run_dir(run)
+    (out,) = drawn["outputs.png"].axes
+    ticks = [t for t in out.get_xticks() if out.get_xlim()[0] <= t <= out.get_xlim()[1]]
+    assert len(ticks) < plots.MANY_TICKS and all(float(t).is_integer() for t in ticks), ticks
+    loss = drawn["loss.png"].axes[0]
+    assert _legend(loss) == ["training points", "held out"]  # iris holds out a fifth of its flowers
+
+
+def test_an_ensemble_shows_its_success_rate_and_every_replicas_margin(tmp_path, drawn):
+    run = _train(tmp_path, "xor.yaml", "learning.epochs=300", seeds=N_SEEDS)
+    names = [p.name for p in plots.plot_run_dir(run)]
+    assert names == ["loss.png", "success.png", "margins.png"]
+    with (run / "ensemble.csv").open() as f:
+        table = list(csv.DictReader(f))
+    solved = sum(row["success"] == "true" for row in table)
+    (loss,) = drawn["loss.png"].axes
+    assert loss.get_title() == f"{NAME}: trained on the hinge loss (margin 20 mV), {N_SEEDS} seeds"
+    assert _legend(loss) == ["10-90% of replicas", "median"]
+    (success,) = drawn["success.png"].axes
+    assert success.get_title() == f"{NAME}: {solved}/{N_SEEDS} seeds solved at epoch 300"
+    (line,) = success.get_lines()
+    assert line.get_ydata()[-1] == pytest.approx(100 * solved / N_SEEDS)  # the curve ends at the table's count
+    (hist,) = drawn["margins.png"].axes
+    heights = np.array([p.get_height() for p in hist.patches])
+    counts, edges = np.histogram([1e3 * float(row["min_margin_v"]) for row in table], bins=len(heights))
+    assert heights.sum() == N_SEEDS  # every replica counted once, in the bin of its margin in ensemble.csv
+    np.testing.assert_array_equal(heights, counts)
+    np.testing.assert_allclose([p.get_x() for p in hist.patches], edges[:-1], rtol=0, atol=1e-12)
+    assert [line.get_xdata()[0] for line in hist.get_lines()] == [10.0]  # the success line, in mV
+    assert hist.get_title() == f"{NAME}: smallest margin of each of {N_SEEDS} seeds"
