@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Union
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .devices import CORNERS, NOMINAL_CELSIUS, TEMPERATURE_RANGE, ProcessCorner
 from .errors import ConfigError
@@ -34,6 +34,18 @@ NodeRef = Union[Annotated[int, Field(ge=0)],  # noqa: UP007 (a type alias evalua
                 Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)],
                 Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]]
 Volts = Annotated[float, Field(ge=-10.0, le=10.0, allow_inf_nan=False)]
+
+
+def _printable_path(v: str) -> str:
+    # a newline or escape in a file name would be printed raw into messages, summaries and run names
+    if any(ord(c) < 32 or ord(c) == 127 for c in v):
+        raise ValueError(f"a file name must not contain control characters such as newlines (got {v!r}); rename "
+                         "the file")
+    return v
+
+
+#: a file the config names (relative to the config's folder): printable text
+FilePath = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_printable_path)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
@@ -69,7 +81,7 @@ class NetworkConfig(_Strict):
     n_nodes: Annotated[int, Field(ge=2, le=1_000_000)] | None = None
     n_edges: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
     seed: int | None = None
-    file: str | None = None
+    file: FilePath | None = None
     n_inputs: Annotated[int, Field(ge=1, le=100_000)] | None = None
     n_hidden: Annotated[int, Field(ge=0, le=100_000)] = 0
     n_outputs: Annotated[int, Field(ge=1, le=100_000)] | None = None
@@ -155,7 +167,7 @@ class DeviceConfig(_Strict):
 
     kind: Literal["nmos", "resistor", "potentiometer"] = "nmos"
     preset: Literal["ald1106-fit", "ald1106-hw", "ald1106-l1"] = "ald1106-fit"
-    model_file: str | None = None
+    model_file: FilePath | None = None
     params: NmosOverrides = NmosOverrides()
     corners: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")], CornerConfig] = {}
     corner: str = "typical"
@@ -222,7 +234,7 @@ class TaskConfig(_Strict):
     target_on: Volts = 0.3
     target_off: Volts = 0.15
     test_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
-    path: str | None = None
+    path: FilePath | None = None
     n_inputs: Annotated[int, Field(ge=1)] | None = None
     classification: bool = False
     scale: bool = False

@@ -93,6 +93,10 @@ CASES = [
      [], "differential outputs pair the output layer's nodes: n_outputs must be even (got 3)"),
     ("layered-lonely-node", _edit("network", {"kind": "layered", "n_inputs": 2, "n_outputs": 2, "n_edges": 1}),
      ["--set", "roles=null"], "network: the drawn wiring leaves"),
+    ("csv-path-newline", _edit("task", {"name": "csv", "path": "a\nb.csv", "n_inputs": 1}), [],
+     "task.path: a file name must not contain control characters such as newlines (got 'a\\nb.csv'); rename"),
+    ("model-file-escape", _edit("device.model_file", "card\x1b[2J.lib"), [], "device.model_file: a file name must not "
+     "contain control characters"),
     ("multiclass-hinge-on-xor", _edit("learning.loss", "multiclass_hinge"), [],
      "learning.loss: 'multiclass_hinge' needs one output per class"),
 ]
