@@ -144,12 +144,37 @@ def test_resistor_kind_on_the_xor_config_names_each_key_of_the_other_kind(tmp_pa
                                                    "learning.rate=0.05"]))) == []
 
 
-def test_resistor_kind_from_the_command_line_exits_2_naming_the_key(tmp_path):
+@pytest.mark.parametrize("sets, message", [
+    ([], "learning.bounds: resistor controls must lie in [1e-05, 0.01] S (got [0.4, 8])"),
+    (["learning.bounds=null"], "learning.init.low: resistor initial controls must lie within the bounds"),
+    (["learning.bounds=[1e-4, 0.02]"], "learning.bounds: resistor controls must lie in [1e-05, 0.01] S (got "
+                                       "[0.0001, 0.02])"),
+    (["learning.bounds=null", "learning.init={}", "learning.rate=null"], "learning.rate: a resistor network needs "
+                                                                          "an explicit rate in S/V^2"),
+])
+def test_resistor_kind_from_the_command_line_exits_2_naming_the_key(tmp_path, sets, message):
+    """``--set device.kind=resistor`` alone on the XOR config: its gate-volt bounds, then its gate-volt initial
+    values, then an explicit range too wide for resistors, then a missing rate (no default in S/V^2), each named."""
+    args = [a for o in ["device.kind=resistor", *sets] for a in ("--set", o)]
     proc = subprocess.run([sys.executable, "-m", "metamaterial", "train", str(XOR), "--out", str(tmp_path / "run"),
-                           "--set", "device.kind=resistor", "--set", "learning.bounds=null"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+                           *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
-    assert "learning.init.low: resistor initial controls must lie within the bounds" in proc.stderr
+    assert "Traceback" not in proc.stderr and message in proc.stderr, proc.stderr
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def test_resistor_kind_from_the_command_line_takes_the_kinds_defaults(tmp_path):
+    """With the gate-volt values removed, the resistor's own bounds and initial range are used and saved."""
+    sets = ["device.kind=resistor", "learning.bounds=null", "learning.init={}", "learning.rate=0.05",
+            "learning.epochs=2", "learning.eval_every=1", "learning.record_every=1"]
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "train", str(XOR), "--out", str(tmp_path / "run"),
+                           "--no-plots", *[a for o in sets for a in ("--set", o)]],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0 and "warning:" not in proc.stderr, proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["rate_unit"] == "S/V^2" and summary["warnings"] == []
+    gates = np.loadtxt(tmp_path / "run" / "gates.csv", delimiter=",", skiprows=1)[:, 1:]
+    assert np.all((gates >= 1e-5) & (gates <= 1e-2)) and np.ptp(gates[0]) > 1e-3  # drawn over the kind's range
 
 
 def test_gaps_below_a_millivolt_are_not_reported(tmp_path):

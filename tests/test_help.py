@@ -47,6 +47,16 @@ def test_every_help_runs_and_names_only_existing_options(command):
     assert named <= ALL_OPTIONS, f"{command} --help names options no parser has: {sorted(named - ALL_OPTIONS)}"
 
 
+def test_top_level_help_names_every_command_and_only_existing_options():
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "--help"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    text = " ".join(proc.stdout.split())
+    assert all(command in text for command in COMMANDS) and "--version" in text
+    named = set(OPTION.findall(text))
+    assert named <= ALL_OPTIONS, f"metamaterial --help names options no parser has: {sorted(named - ALL_OPTIONS)}"
+
+
 def test_reproduce_help_names_every_claim():
     text = " ".join(COMMANDS["reproduce"].format_help().split())
     for key, module in CLAIMS.items():
