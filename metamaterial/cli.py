@@ -20,8 +20,17 @@ from .errors import CheckpointError, ConfigError, MetamaterialError, SimulationE
 from .sim.registry import backend_names
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other bad input (exit 2):
+    ``metamaterial train: argument --seeds: invalid int value: 'abc'; see metamaterial train --help``. Subcommands'
+    parsers are of this class too (argparse makes them of their parent's)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="metamaterial", description="Simulate and train learning metamaterials.")
+    p = _Parser(prog="metamaterial", description="Simulate and train learning metamaterials.")
     p.add_argument("--version", action=_Version, help="print the version (and ngspice's, if it loads) and exit")
     sub = p.add_subparsers(dest="command", required=True)
 

@@ -125,6 +125,19 @@ def test_backend_choices_come_from_the_registry():
             "invalid choice: 'spectre' (choose from 'ngspice', 'native')" in proc.stderr, proc.stderr
 
 
+@pytest.mark.parametrize("argv, line", [
+    (["train", XOR, "--seeds", "abc"], "metamaterial train: argument --seeds: invalid int value: 'abc'; see "
+                                       "metamaterial train --help"),
+    (["eval"], "metamaterial eval: the following arguments are required: RUN_DIR; see metamaterial eval --help"),
+    (["trian", XOR], "metamaterial: argument command: invalid choice: 'trian' (choose from "),
+    (["reproduce", "--quik"], "metamaterial: unrecognized arguments: --quik; see metamaterial --help"),
+])
+def test_a_wrong_argument_is_one_line(argv, line):
+    proc = _cli(*argv)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith(line), proc.stderr
+
+
 def test_netlist_command_writes_pairs_that_ngspice_runs(tmp_path):
     proc = _cli("netlist", XOR, "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
