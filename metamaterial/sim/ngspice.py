@@ -608,62 +608,12 @@ def _feed_values(circuit: Circuit, controls: np.ndarray, inputs: np.ndarray, cla
 
 
 def _external_source_callback() -> int:
-    """Address of a compiled ``GetVSRCData``/``GetISRCData`` callback for the sources of ``to_spice_sweep``.
+    """Address of the compiled ``GetVSRCData``/``GetISRCData`` callback for the sources of ``to_spice_sweep``,
+    reading ``_FEED_HEADER`` (``ngspice_feed``: loaded from numba's cache once per process, on first use of the
+    sweep)."""
+    from .ngspice_feed import callback_address  # noqa: PLC0415 (numba loads only when a sweep netlist does)
 
-    It reads the source's name (``ig{e}``, ``vi{k}[_{b}]``, ``ic{k}[_{b}]``, any case), and writes the matching
-    entry of the values ``_FEED_HEADER`` points to: gates first, then inputs and clamp currents row by row.
-    """
-    from numba import cfunc, types  # noqa: PLC0415 (compiled once per process, on first use of the sweep)
-    from numba.extending import intrinsic  # noqa: PLC0415
-
-    @intrinsic
-    def as_pointer(typingctx, address):
-        def codegen(context, builder, signature, args):
-            return builder.inttoptr(args[0], context.get_value_type(types.CPointer(types.float64)))
-        return types.CPointer(types.float64)(types.int64), codegen
-
-    header = _FEED_HEADER.ctypes.data
-    signature = types.int32(types.CPointer(types.float64), types.float64, types.CPointer(types.uint8), types.int32,
-                            types.voidptr)
-
-    @intrinsic
-    def as_int_pointer(typingctx, address):
-        def codegen(context, builder, signature, args):
-            return builder.inttoptr(args[0], context.get_value_type(types.CPointer(types.int64)))
-        return types.CPointer(types.int64)(types.int64), codegen
-
-    @cfunc(signature, nopython=True)
-    def external(out, _time, name, _ident, _user):
-        head = as_int_pointer(header)
-        values = as_pointer(head[0])
-        kind0, kind1 = name[0] | 32, name[1] | 32
-        k, b, i, seen = 0, 0, 2, False
-        while name[i] >= 48 and name[i] <= 57:
-            k = 10 * k + (name[i] - 48)
-            i += 1
-        if name[i] == 95:  # "_": the copy of the batch
-            i += 1
-            while name[i] >= 48 and name[i] <= 57:
-                b = 10 * b + (name[i] - 48)
-                i += 1
-                seen = True
-        n_edges, n_in, n_cl, batch = head[1], head[2], head[3], head[4]
-        position = -1
-        per_copy = name[i] == 0 and seen == (batch > 1) and b < batch  # copies carry "_b" when B > 1
-        if kind0 == 105 and kind1 == 103 and name[i] == 0 and not seen and k < n_edges:  # "ig": shared gates
-            position = k
-        elif per_copy and kind0 == 118 and kind1 == 105 and k < n_in:  # "vi"
-            position = n_edges + b * n_in + k
-        elif per_copy and kind0 == 105 and kind1 == 99 and k < n_cl:  # "ic"
-            position = n_edges + batch * n_in + b * n_cl + k
-        if position < 0:
-            head[5] = 1
-            out[0] = 0.0
-        else:
-            out[0] = values[position]
-        return 0
-
-    return external.address
+    return callback_address(_FEED_HEADER.ctypes.data)
 
 
 def _null():
