@@ -503,9 +503,11 @@ def _sweep_counts(c: dict) -> str:
 
 def _sweep_points(spec, out: Path, workers: int) -> str:
     from .sweep.execute import plan_tasks  # noqa: PLC0415
-    from .sweep.store import is_done  # noqa: PLC0415
+    from .sweep.spec import saved_config_key  # noqa: PLC0415
+    from .sweep.store import adopt_results, is_done  # noqa: PLC0415
 
-    done = sum(is_done(out, p.key) for p in spec.points)
+    adopted = set(adopt_results(out, [p.key for p in spec.points], saved_config_key, move=False).values())
+    done = sum(is_done(out, p.key) or p.key in adopted for p in spec.points)
     tasks = plan_tasks(spec.points, workers)
     lines = [f"sweep {spec.name}: {len(spec.points)} points in {len(tasks)} task(s) (largest ensemble "
              f"{max((len(t) for t in tasks), default=0)}); {done} already done in {out}/",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +17,9 @@ from metamaterial.cli import main
 from metamaterial.config import dump_config
 from metamaterial.errors import ConfigError
 from metamaterial.sweep import expand_sweep, load_sweep
-from metamaterial.sweep.execute import plan_tasks, run_points
-from metamaterial.sweep.report import load_table, write_table
-from metamaterial.sweep.spec import config_text
+from metamaterial.sweep.execute import plan_tasks, run_points, run_sweep
+from metamaterial.sweep.report import load_table, plot_sweep, write_table
+from metamaterial.sweep.spec import config_text, saved_config_key
 from metamaterial.sweep.store import read_events, read_result, write_result
 
 REGRESSION = str(ROOT / "configs" / "regression.yaml")
@@ -222,3 +223,71 @@ def test_the_result_key_hashes_the_config_text_that_train_saves():
         for p in load_sweep(spec_file).points[:20]:
             assert config_text(p.config) == dump_config(p.config)
             assert p.key == hashlib.sha256(dump_config(p.config).encode()).hexdigest()[:16]
+            assert saved_config_key({"config": config_text(p.config)}) == p.key  # a saved config reads back alike
+
+
+def test_a_config_key_added_since_keeps_finished_points_and_a_changed_value_does_not(tmp_path):
+    """Records written before ``simulator.temperature`` existed (their saved configs lack it, so their keys hash
+    other text) are today's points once that key takes its default: resuming runs none of them. A record whose
+    saved config differs in a value is another point: it stays where it is."""
+    spec = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}))
+    out = tmp_path / "out"
+    old_keys = []
+    for p, nudge in [(p, p.config.learning.nudge) for p in spec.points] + [(spec.points[1], 0.75)]:
+        doc = p.config.model_dump(mode="json", by_alias=True)
+        del doc["simulator"]["temperature"]  # as written before the key existed
+        doc["learning"]["nudge"] = nudge
+        text = yaml.safe_dump(doc, sort_keys=False)
+        old = hashlib.sha256(text.encode()).hexdigest()[:16]
+        assert old not in [q.key for q in spec.points]
+        assert write_result(out, old, {"key": old, "status": "ok", "values": {"learning.nudge": nudge}, "config": text,
+                                       "summary": {"final_loss": nudge}})
+        old_keys.append(old)
+    assert main(["sweep", _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}), "--out", str(out), "--dry-run"]) == 0
+    assert sorted(p.name for p in (out / "results").iterdir()) == sorted(f"{k}.json" for k in old_keys)  # dry run
+    run = run_sweep(spec, out, workers=1)
+    assert (run.total, run.skipped, run.ok, run.failed) == (2, 2, 0, 0)
+    for p, old in zip(spec.points, old_keys):
+        record = read_result(out, p.key)
+        assert record["key_before"] == old and record["summary"]["final_loss"] == p.config.learning.nudge
+    assert sorted(p.name for p in (out / "results").iterdir()) == \
+        sorted([f"{spec.points[0].key}.json", f"{spec.points[1].key}.json", f"{old_keys[2]}.json"])
+    assert [r["final_loss"] for r in load_table(out)[1]] == [0.5, 1.0]
+
+
+def test_the_dry_run_counts_points_filed_under_an_older_schema_as_done(tmp_path, capsys):
+    spec = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}))
+    doc = spec.points[0].config.model_dump(mode="json", by_alias=True)
+    del doc["timing"]  # a whole section added since
+    write_result(tmp_path / "out", "0123456789abcdef", {"key": "0123456789abcdef", "status": "ok",
+                                                        "config": yaml.safe_dump(doc, sort_keys=False)})
+    assert main(["sweep", _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}), "--out", str(tmp_path / "out"),
+                 "--dry-run"]) == 0
+    assert "1 already done in" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "out" / "results").iterdir()] == ["0123456789abcdef.json"]
+
+
+def test_a_categorical_axis_is_plotted_in_the_spec_order(tmp_path, monkeypatch):
+    import matplotlib.figure  # noqa: PLC0415
+
+    order = ["shuffle", "full_batch", "cycle"]  # not alphabetical
+    spec = load_sweep(_spec(tmp_path, grid={"learning.schedule": order, "learning.nudge": [0.5, 1.0]}))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "points.json").write_text(json.dumps({"name": spec.name, "spec": spec.source, "axes": list(spec.axes),
+                                                 "points": [{"index": p.index, "key": p.key, "values": p.values}
+                                                            for p in spec.points]}))
+    for p in spec.points[1:]:  # the first point (shuffle) pending: the order still comes from the spec
+        write_result(out, p.key, {"key": p.key, "status": "ok", "summary": {"final_loss": 1e-3 * (p.index + 1)}})
+    drawn = {}
+
+    def savefig(fig, path, **kwargs):
+        ax = fig.axes[0]
+        drawn[Path(path).name] = ([t.get_text() for t in ax.get_xticklabels()],
+                                  [t.get_text() for t in ax.get_yticklabels()],
+                                  [t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else [])
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    plot_sweep(out)
+    assert drawn["final_loss_vs_learning.schedule.png"][0] == order
+    assert drawn["final_loss_vs_learning.nudge.png"][2] == [f"schedule={s}" for s in order]
+    assert drawn["final_loss_heatmap_learning.schedule_learning.nudge.png"][0] == order

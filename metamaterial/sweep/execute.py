@@ -29,8 +29,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import ConfigError
-from .spec import Point, SweepSpec, config_text, shape_key
-from .store import POINTS, is_done, log_event, read_result, write_json_atomically, write_result
+from .spec import Point, SweepSpec, config_text, saved_config_key, shape_key
+from .store import POINTS, adopt_results, is_done, log_event, read_result, write_json_atomically, write_result
 
 #: default number of points a worker process trains before its nanny restarts it
 RECYCLE_AFTER = 200
@@ -299,6 +299,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
     write_json_atomically(out / POINTS, {"name": spec.name, "spec": spec.source, "axes": list(spec.axes),
                                          "points": [{"index": p.index, "key": p.key, "values": p.values}
                                                     for p in spec.points]})
+    adopt_results(out, [p.key for p in spec.points], saved_config_key)  # records keyed under an older schema
     todo = [p for p in spec.points if not is_done(out, p.key, retry_failed)]
     skipped = len(spec.points) - len(todo)
     if on_start is not None:

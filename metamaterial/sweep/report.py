@@ -5,7 +5,7 @@ order: index, key, status, one column per axis, the summary's metrics, and the e
 Figures (``figures/``): a metric against each swept axis (mean over seeds with its spread: the standard deviation
 band of a continuous metric, the binomial standard error of a success rate; one line per value of the other
 axes when they have few combinations) and heat maps of the mean over pairs of axes (one panel per value of a
-third axis when it has at most four).
+third axis when it has at most four). A numeric axis runs in ascending order, any other in the spec's order.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import io
 import json
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +104,11 @@ def plot_sweep(out: Path, metric: str | None = None) -> list[Path]:
     matplotlib.use("Agg")
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
-    paths = [_line_plot(figures, ok, swept, a, metric, len(rows) - len(ok)) for a in swept]
+    orders = _orders(rows, swept)
+    paths = [_line_plot(figures, ok, swept, a, metric, len(rows) - len(ok), orders) for a in swept]
     for i, a in enumerate(swept):
         for b in swept[i + 1:]:
-            paths.append(_heat_map(figures, ok, swept, a, b, metric))
+            paths.append(_heat_map(figures, ok, swept, a, b, metric, orders))
     return paths
 
 
@@ -118,9 +120,18 @@ def _values(v: Any) -> float:
     return float("nan") if v is None else float(v)
 
 
-def _ordered(values: set) -> list:
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    return sorted(values) if numeric else sorted(values, key=str)
+def _orders(rows: list[dict], axes: list[str]) -> dict[str, Callable[[Any], Any]]:
+    """A sort key per axis: a numeric axis ascending; any other (a categorical axis: names, booleans, lists) in the
+    order the spec's points first take its values (``rows`` in spec order: a grid or zip axis in the order the spec
+    lists them), not alphabetically."""
+    keys: dict[str, Callable[[Any], Any]] = {}
+    for a in axes:
+        seen = list(dict.fromkeys(_key(r[a]) for r in rows))
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen):
+            keys[a] = float
+        else:
+            keys[a] = {v: i for i, v in enumerate(seen)}.__getitem__
+    return keys
 
 
 def _log(values: list) -> bool:
@@ -144,13 +155,15 @@ def _label(metric: str) -> str:
             "learning_time_to_target_s": "learning time to the target loss (s)"}.get(metric, metric)
 
 
-def _line_plot(figures: Path, ok: list[dict], swept: list[str], axis: str, metric: str, n_failed: int) -> Path:
+def _line_plot(figures: Path, ok: list[dict], swept: list[str], axis: str, metric: str, n_failed: int,
+               orders: dict[str, Callable[[Any], Any]]) -> Path:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     others = [a for a in swept if a != axis]
-    combos = _ordered({tuple(_key(r[a]) for a in others) for r in ok}) if others else [()]
+    combos = sorted({tuple(_key(r[a]) for a in others) for r in ok},
+                    key=lambda c: tuple(orders[a](v) for a, v in zip(others, c))) if others else [()]
     split = len(combos) <= MAX_LINES
-    xs = _ordered({_key(r[axis]) for r in ok})
+    xs = sorted({_key(r[axis]) for r in ok}, key=orders[axis])
     rate = metric == "success"
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for combo in (combos if split else [None]):
@@ -184,13 +197,14 @@ def _line_plot(figures: Path, ok: list[dict], swept: list[str], axis: str, metri
     return path
 
 
-def _heat_map(figures: Path, ok: list[dict], swept: list[str], a: str, b: str, metric: str) -> Path:
+def _heat_map(figures: Path, ok: list[dict], swept: list[str], a: str, b: str, metric: str,
+              orders: dict[str, Callable[[Any], Any]]) -> Path:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     rest = [x for x in swept if x not in (a, b)]
     panel_axis = rest[0] if len(rest) >= 1 and len({_key(r[rest[0]]) for r in ok}) <= MAX_PANELS else None
-    panels = _ordered({_key(r[panel_axis]) for r in ok}) if panel_axis else [None]
-    xa, xb = _ordered({_key(r[a]) for r in ok}), _ordered({_key(r[b]) for r in ok})
+    panels = sorted({_key(r[panel_axis]) for r in ok}, key=orders[panel_axis]) if panel_axis else [None]
+    xa, xb = sorted({_key(r[a]) for r in ok}, key=orders[a]), sorted({_key(r[b]) for r in ok}, key=orders[b])
     rate = metric == "success"
     grids = []
     for pv in panels:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..config import Config, apply_override, config_from_document, read_document, set_key_path
+from ..config import Config, apply_override, config_from_document, read_document, set_key_path, validate_config
 from ..errors import ConfigError
 
 GROUPS = ("grid", "zip", "random", "seeds")
@@ -67,6 +67,7 @@ class SweepSpec:
 #: PyYAML's libyaml emitter when it was built with it: the same text as the pure-Python one, 4x faster (a
 #: 1,000-point spec spent ~10 s of its expansion writing each point's config as YAML to hash it)
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def config_text(cfg: Config) -> str:
@@ -78,6 +79,21 @@ def config_key(cfg: Config) -> str:
     """The hash of a resolved config (every default spelled out): 16 hex digits of the SHA-256 of its YAML text
     (``config.dump_config``)."""
     return hashlib.sha256(config_text(cfg).encode()).hexdigest()[:16]
+
+
+def saved_config_key(record: dict) -> str | None:
+    """Today's key of the point whose resolved config a result record holds (``config``, the YAML text of
+    ``config_text``): that config read under today's schema, where keys added since it was written take their
+    defaults, then hashed; None if the record holds no config or it is not valid today. A value that differs from
+    today's point, a changed default included, gives another key."""
+    text = record.get("config")
+    if not isinstance(text, str):
+        return None
+    try:
+        doc = yaml.load(text, Loader=_LOADER)
+        return config_key(validate_config(doc, "saved config")) if isinstance(doc, dict) else None
+    except (ConfigError, yaml.YAMLError):
+        return None
 
 
 def shape_key(cfg: Config) -> str:
@@ -250,5 +266,5 @@ def _plain(v: Any) -> Any:
     return _round(v) if isinstance(v, float) else v
 
 
-__all__ = ["GROUPS", "SEED_AXIS", "Point", "SweepSpec", "config_key", "config_text", "shape_key", "load_sweep",
-           "expand_sweep"]
+__all__ = ["GROUPS", "SEED_AXIS", "Point", "SweepSpec", "config_key", "config_text", "saved_config_key", "shape_key",
+           "load_sweep", "expand_sweep"]

@@ -3,13 +3,16 @@
 Layout of ``DIR``::
 
     points.json          the spec's points: index, key, axis values (rewritten by every run of the spec)
-    results/<key>.json   one point's record: status ok/failed, axis values, summary or error, worker, time
+    results/<key>.json   one point's record: status ok/failed, axis values, resolved config, summary or error,
+                         worker, time
     events.jsonl         started / finished / failed / duplicate, one JSON line each, from every worker
 
 A record is written to a temporary file, flushed, and hard-linked to its name, which fails if the name exists:
 whatever crashes or races, a point has at most one result, and a finished one is never overwritten (a failed one
-is, when ``--retry-failed`` runs it again). Event lines are single ``O_APPEND`` writes, whole even when several
-processes append at once.
+is, when ``--retry-failed`` runs it again). A key hashes the whole resolved config, so a config key added to the
+schema since a record was written changes its point's key: ``adopt_results`` files such records under the keys
+their saved configs have today (a new key takes its default), so resuming does not run them again. Event lines
+are single ``O_APPEND`` writes, whole even when several processes append at once.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +73,35 @@ def write_result(out: Path, key: str, record: dict) -> bool:
         tmp.unlink(missing_ok=True)
 
 
+def adopt_results(out: Path, keys: Iterable[str], key_of: Callable[[dict], str | None],
+                  move: bool = True) -> dict[str, str]:
+    """File the records of earlier runs under the keys their points have today: each record in ``out/results``
+    whose name is not one of ``keys`` is passed to ``key_of`` (a record -> its point's key today, None if it has
+    none), and if that is one of ``keys`` without a record yet, the record moves there (its ``key`` updated, the old
+    one kept as ``key_before``). ``move`` False: nothing is written. Returns {old key: new key} of the records
+    adopted."""
+    wanted = set(keys)
+    try:
+        names = sorted(os.listdir(Path(out) / RESULTS))
+    except OSError:
+        return {}
+    adopted: dict[str, str] = {}
+    for name in names:
+        old = name.removesuffix(".json")
+        if name.startswith(".") or old == name or old in wanted:
+            continue
+        record = read_result(out, old)
+        new = key_of(record) if record is not None else None
+        if new is None or new not in wanted or new in adopted.values() or read_result(out, new) is not None:
+            continue
+        if move:
+            if not write_result(out, new, {**record, "key": new, "key_before": old}):
+                continue
+            result_path(out, old).unlink(missing_ok=True)
+        adopted[old] = new
+    return adopted
+
+
 def log_event(out: Path, event: str, key: str, **fields: Any) -> None:
     """Append one event line: time, event, point key, host and process, and ``fields``."""
     line = json.dumps({"t": round(time.time(), 3), "event": event, "key": key, "host": socket.gethostname(),
@@ -108,5 +141,5 @@ def _plain(v: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(v).__name__}")
 
 
-__all__ = ["RESULTS", "EVENTS", "POINTS", "result_path", "read_result", "is_done", "write_result", "log_event",
-           "read_events", "write_json_atomically"]
+__all__ = ["RESULTS", "EVENTS", "POINTS", "result_path", "read_result", "is_done", "write_result", "adopt_results",
+           "log_event", "read_events", "write_json_atomically"]
