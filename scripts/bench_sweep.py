@@ -12,10 +12,17 @@
    is affordable) on 2 workers without recycling: each training process's resident memory after its first and
    its last point (from the event log), and the growth.
 
+4. ``--profile``: the CPU time (``resource.getrusage`` of the process, not wall time) a new training process
+   spends before its first point, stage by stage, started as a sweep's worker starts it (``execute._new_pool``: a
+   spawned interpreter that imports the main module): the interpreter and its imports, numba, PySpice and ngspice's
+   library, the external-source callback, the first build, the warm-up epoch (``execute._warm``: netlist load,
+   dc sweep setup, the step's kernels), then a second warm-up and two points of ``--epochs`` (default 200) for
+   comparison. Runs only the parts named besides it.
+
 Every part prints the load average before and after it. The machine is shared: numbers drift between minutes;
 the rounds of (1) alternate to share the drift.
 Usage: python scripts/bench_sweep.py [throughput|native|memory ...] [--points N] [--epochs N] [--rounds N]
-[--out DIR]
+[--out DIR] [--profile]
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from metamaterial.sweep import load_sweep
+from metamaterial.sweep import execute, load_sweep
 from metamaterial.sweep.execute import run_sweep
 from metamaterial.sweep.store import read_events
 
@@ -118,19 +125,85 @@ def memory(folder: Path, points: int, epochs: int) -> dict:
     return {"points": run.total, "ok": run.ok, "processes": rows}
 
 
+def _cpu() -> float:
+    """CPU seconds (user + system) this process has used since it started."""
+    import resource  # noqa: PLC0415
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _startup_stages(points: list, out: str) -> dict:
+    """In a fresh training process: the CPU each stage of its start costs, in the order a sweep meets them."""
+    import sys  # noqa: PLC0415
+
+    from metamaterial.experiment import build  # noqa: PLC0415
+
+    stages = [("interpreter, spawn, imports of the main module and the task", _cpu())]
+    modules = len(sys.modules)
+
+    def stage(name: str, run) -> None:
+        c0 = _cpu()
+        run()
+        stages.append((name, _cpu() - c0))
+
+    cfg = points[0].config
+    stage("import numba", lambda: __import__("numba"))
+    from metamaterial.sim import ngspice  # noqa: PLC0415
+
+    stage("import PySpice, load libngspice (ngspice._shared)", ngspice._shared)
+    stage("ngspice solver, external-source callback (numba cfunc)",
+          lambda: ngspice.NgspiceSolver()._install_callbacks())
+    stage("first build of the config (experiment.build)", lambda: build(cfg))
+    stage("warm-up epoch (execute._warm: build, netlist load, dc sweep, step kernels, 1 epoch)",
+          lambda: execute._warm(cfg))
+    stage("  a second warm-up epoch, for comparison", lambda: execute._warm(cfg))
+    before_first = sum(c for name, c in stages[:-1])
+    stage("first point (execute._train)", lambda: execute._train(points[:1], Path(out), "profile"))
+    stage("second point (execute._train)", lambda: execute._train(points[1:2], Path(out), "profile"))
+    return {"stages": stages, "before_first_point_s": before_first, "modules_at_start": modules,
+            "modules": len(sys.modules)}
+
+
+def profile(folder: Path, epochs: int) -> dict:
+    sweep = load_sweep(_spec(folder, 2, epochs, "profile"))
+    (folder / "profile").mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+    execute._new_pool()  # the training process as a sweep's worker starts it
+    try:
+        got = execute._POOL["pool"].submit(_startup_stages, list(sweep.points), str(folder / "profile")).result()
+    finally:
+        execute._drop_pool()
+    for name, cpu in got["stages"]:
+        print(f"  {cpu:6.2f} s CPU  {name}")
+    print(f"profile: a new training process spent {got['before_first_point_s']:.2f} s CPU before its first point "
+          f"({got['modules_at_start']} modules imported at start, {got['modules']} at the end; {epochs} epochs per "
+          f"point; {time.perf_counter() - t0:.1f} s wall in all; load {_load()})")
+    return got
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("parts", nargs="*", default=["throughput", "native", "memory"],
-                   choices=["throughput", "native", "memory"])
+    p.add_argument("parts", nargs="*", metavar="{throughput,native,memory}",
+                   help="parts to run (default: all three, or none with --profile)")
     p.add_argument("--points", type=int, help="points of the sweep (default: 40 for throughput, 500 for memory)")
     p.add_argument("--epochs", type=int, help="epochs of each ngspice point (default: 200 for throughput, 1 for "
                                               "memory)")
     p.add_argument("--rounds", type=int, default=2, help="rounds of 1 and 2 workers in throughput (default 2)")
     p.add_argument("--out", type=Path, help="keep the sweeps and bench_sweep.json here (default: a temp folder)")
+    p.add_argument("--profile", action="store_true", help="the CPU a new training process spends before its first "
+                                                          "point, by stage")
     args = p.parse_args()
+    if not args.parts and not args.profile:
+        args.parts = ["throughput", "native", "memory"]
+    for part in args.parts:
+        if part not in ("throughput", "native", "memory"):
+            p.error(f"argument parts: invalid choice: {part!r} (choose from throughput, native, memory)")
     folder = args.out or Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     folder.mkdir(parents=True, exist_ok=True)
     results = {}
+    if args.profile:
+        results["profile"] = profile(folder, args.epochs or 200)
     for part in args.parts:
         print(f"{part}: load {_load()}", flush=True)
         if part == "throughput":
