@@ -16,7 +16,14 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config, load_config
-from .errors import CheckpointError, ConfigError, MetamaterialError, SimulationError, ValidationError
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    MetamaterialError,
+    SimulationError,
+    ValidationError,
+    caused_by_interrupt,
+)
 from .sim.registry import backend_names
 
 
@@ -157,7 +164,12 @@ class _Version(argparse.Action):
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _run(args)
+        try:
+            return _run(args)
+        except Exception as err:
+            if caused_by_interrupt(err):  # e.g. an ImportError raised from the Ctrl-C that cut its import short
+                raise KeyboardInterrupt from err
+            raise
     except (ConfigError, ValidationError) as err:
         where = str(getattr(args, "config", None) or getattr(args, "run_path", None) or "")
         msg = str(err) if str(err).startswith(where) else f"{where}: {err}"

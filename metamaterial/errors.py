@@ -44,3 +44,16 @@ class SimulationError(MetamaterialError, RuntimeError):
 
 class CheckpointError(MetamaterialError, ValueError):
     """A run directory cannot be resumed (missing or inconsistent checkpoint)."""
+
+
+def caused_by_interrupt(err: BaseException) -> bool:
+    """Whether ``err`` stems from a Ctrl-C: a ``KeyboardInterrupt`` among its causes and contexts. A C extension
+    interrupted while it initialises (matplotlib's font module, imported on first use) raises ``ImportError`` from
+    the interrupt; such an error is the user's Ctrl-C, not a failure of the program."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False

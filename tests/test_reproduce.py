@@ -13,6 +13,7 @@ from metamaterial.claims import registry
 from metamaterial.claims.base import ClaimResult
 from metamaterial.claims.registry import CLAIMS
 from metamaterial.claims.report import CONSTANTS_TITLE
+from metamaterial.cli import main
 from metamaterial.config import load_config
 from metamaterial.runs import train_run
 
@@ -102,3 +103,30 @@ def test_reproduce_twice_into_one_folder_from_the_command_line(tmp_path):
         assert ("kept from an earlier run" in proc.stdout) == kept, proc.stdout
         assert "## Learning time" in (tmp_path / "REPORT.md").read_text()
         assert not (tmp_path / "learning_time_error.txt").exists()
+
+
+def test_ctrl_c_inside_a_claim_is_an_interrupt_not_a_crash(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C that lands while a C extension initialises (matplotlib's ft2font, imported by a claim's first
+    figure) surfaces as ``ImportError: initialization failed`` raised from the KeyboardInterrupt: the command stops
+    as interrupted (exit 130, one line), records no error and no verdict for the claim, and keeps what finished."""
+    calls = {"trains": 0, "crashes": 0}
+    claims = _fake_claims(calls)
+
+    def interrupted(ctx):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as stop:
+            raise ImportError("initialization failed") from stop
+
+    claims["interrupted"] = SimpleNamespace(KEY="interrupted", TITLE="Interrupted", PAPER="a statement",
+                                            run=interrupted)
+    monkeypatch.setattr(registry, "CLAIMS", claims)
+    code = main(["reproduce", "trains", "interrupted", "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 130 and "Traceback" not in err
+    assert err == f"metamaterial: interrupted; the claims finished so far are kept in {tmp_path}; the same command " \
+                  "runs the others\n"
+    assert not (tmp_path / "interrupted_error.txt").exists() and not list(tmp_path.glob("interrupted*.json"))
+    assert calls["trains"] == 1 and "reproduced" in out  # the claim that finished is kept ...
+    code = main(["reproduce", "trains", "--out", str(tmp_path)])
+    assert code == 0 and calls["trains"] == 1 and "kept from an earlier run" in capsys.readouterr().out  # ... reused

@@ -16,7 +16,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError, MetamaterialError
+from ..errors import ConfigError, MetamaterialError, caused_by_interrupt
 from ..runfiles import json_text
 from . import damage, desync, digits, energy, imperfection, learning_time, modes, xor
 from .base import ClaimResult, Context
@@ -70,7 +70,9 @@ def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: s
         t = time.perf_counter()
         try:
             result = module.run(ctx)
-        except (MetamaterialError, ArithmeticError, ValueError, RuntimeError, OSError) as err:
+        except (MetamaterialError, ArithmeticError, ValueError, RuntimeError, OSError, ImportError) as err:
+            if caused_by_interrupt(err):  # Ctrl-C, not a crash: no verdict, no error recorded
+                raise KeyboardInterrupt from err
             crashed.append(key)
             (ctx.out / f"{key}_error.txt").write_text(traceback.format_exc())
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
