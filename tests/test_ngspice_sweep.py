@@ -4,7 +4,10 @@ ended and restarted, and a failing point."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,3 +123,24 @@ def test_sweep_netlist_feeds_sources_from_outside_and_refuses_mismatch():
         to_spice_sweep(mismatched, 1, 7)
     with pytest.raises(ValidationError, match=r"netlist: sweep points and batch must be positive integers"):
         to_spice_sweep(c, 0, 7)
+
+
+def test_a_new_process_loads_the_external_source_callback_from_numba_cache(ngspice):
+    """The callback holds no address of its process (it reads its header through a symbol bound per process), so
+    every process after the first loads it from numba's cache: a sweep's new training process does not compile it.
+    The loaded callback feeds the sources: a sweep solve in that process closes Kirchhoff's law."""
+    code = ("import numpy as np\n"
+            "from conftest import random_gates, xor_circuit\n"
+            "from metamaterial.circuit import kcl_residuals\n"
+            "from metamaterial.sim import ngspice_feed\n"
+            "from metamaterial.sim.ngspice import NgspiceSolver\n"
+            "c = xor_circuit()\n"
+            "gates = random_gates(c.n_edges, seed=3)\n"
+            "v = NgspiceSolver().solve(c, gates, [[0.45, 0.1]]).voltages\n"
+            "print(ngspice_feed._compiled['callback'].cache_hits, np.nanmax(np.abs(kcl_residuals(c, gates, v))))\n")
+    tests = str(Path(__file__).parent)
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tests, timeout=300)
+            for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr[-2000:]
+    hits, residual = runs[1].stdout.split()
+    assert hits == "1" and float(residual) < KCL_A
