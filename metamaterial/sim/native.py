@@ -404,7 +404,7 @@ class NativeSolver(AbstractSolver):
             f[k] = 0.0
             closed = np.abs(at).max() < self.tol_i and nk.kcl_converged(
                 x, f, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb, prep.pos, prep.unk,
-                prep.n_junctions, self._tol)
+                prep.n_junctions, self._tol, np.empty(n))
             below = at - prep.n_junctions[k] * jump
             f[k] = np.where(at < 0.0, at, np.where(below > 0.0, below, 0.0))
             if closed and nk.step_ratio(x[prep.unk], self._linear_solve(prep, jac, f), self._tol) <= 1.0:
@@ -435,7 +435,7 @@ class NativeSolver(AbstractSolver):
         lo, hi = min(drv.min(initial=0.0), 0.0), max(drv.max(initial=0.0), 0.0)
         n = len(prep.unk)
         limit, last = np.full(n, self.dv_max), np.zeros(n)
-        f = np.empty(n)
+        f, total = np.empty(n), np.empty(n)
         data = np.empty(len(prep.indices))
         fmax = math.inf
         # chord (modified) Newton: the last factorization (of this solve, or of the previous solve of this circuit
@@ -450,7 +450,7 @@ class NativeSolver(AbstractSolver):
                 nk.add_shunt(v, prep.unk, prep.diag, gshunt, f, data)
             fprev, fmax = fmax, float(np.abs(f).max())
             kcl_ok = nk.kcl_converged(v, f, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb,
-                                      prep.pos, prep.unk, prep.n_junctions, self._tol)
+                                      prep.pos, prep.unk, prep.n_junctions, self._tol, total)
             chord_run += 1
             if (not reuse or lu is None or chord_run > _CHORD_MAX_RUN
                     or not (fmax < self.tol_i or fmax <= _CHORD_CONTRACTION * fprev)):
