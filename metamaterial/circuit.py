@@ -189,16 +189,22 @@ def _body_nodes(edges: np.ndarray, inputs: np.ndarray, device: EdgeParams, body:
     return np.where(is_input[:, 0], edges[:, 0], edges[:, 1]).astype(int)
 
 
-def without_edges(c: Circuit, cut: np.ndarray) -> Circuit:
-    """The circuit with the given edge indices removed (damage). Refuses a cut that leaves a node with no path
-    to a driven node: its voltage would be set by leakage alone."""
+def stranded_nodes(c: Circuit, cut: np.ndarray) -> list[int]:
+    """Nodes (sorted) left with no path to a driven node (an input or a rail) once the edges ``cut`` are removed."""
     keep = np.setdiff1d(np.arange(c.n_edges), np.asarray(cut, int))
     g = nx.Graph()
     g.add_nodes_from(range(c.n_nodes))
     g.add_edges_from(map(tuple, c.edges[keep]))
     reached = set().union(*(nx.node_connected_component(g, int(s)) for s in c.source_nodes)) if len(c.source_nodes) \
         else set()
-    stranded = sorted(set(range(c.n_nodes)) - reached)
+    return sorted(set(range(c.n_nodes)) - reached)
+
+
+def without_edges(c: Circuit, cut: np.ndarray) -> Circuit:
+    """The circuit with the given edge indices removed (damage). Refuses a cut that leaves a node with no path
+    to a driven node (``stranded_nodes``): its voltage would be set by leakage alone."""
+    keep = np.setdiff1d(np.arange(c.n_edges), np.asarray(cut, int))
+    stranded = stranded_nodes(c, cut)
     if stranded:
         raise ValidationError(f"without_edges: cutting edges {sorted(np.asarray(cut, int).tolist())} leaves nodes "
                               f"{stranded[:10]} with no path to a source; cut fewer or other edges")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import step
-from .circuit import edge_currents, without_edges
+from .circuit import Circuit, edge_currents, stranded_nodes, without_edges
 from .energy import LearningBand, learning_band
 from .errors import ValidationError
 from .experiment import Setup, make_solver, make_trainer
@@ -139,17 +139,22 @@ def conductive_cut(setup: Setup, controls: np.ndarray, k: int) -> np.ndarray:
     c = setup.circuit
     with make_solver(setup) as solver:
         free = solver.solve(c, controls, setup.task.inputs).voltages
-    scores = np.mean(np.abs(edge_currents(c, controls, free)), axis=0)
+    return busiest_cut(c, np.mean(np.abs(edge_currents(c, controls, free)), axis=0), k)[0]
+
+
+def busiest_cut(circuit: Circuit, scores: np.ndarray, k: int) -> tuple[np.ndarray, int]:
+    """The k edges of highest ``scores`` [E], taken greedily, skipping any that would strand a node together with
+    those already taken (``circuit.stranded_nodes``): (sorted edge indices, number of edges skipped)."""
     cut: list[int] = []
+    skipped = 0
     for e in np.argsort(-scores, kind="stable"):
         if len(cut) == k:
             break
-        try:
-            without_edges(c, [*cut, int(e)])
-        except ValidationError:  # it would strand a node
-            continue
-        cut.append(int(e))
-    return np.sort(np.array(cut, int))
+        if stranded_nodes(circuit, [*cut, int(e)]):
+            skipped += 1
+        else:
+            cut.append(int(e))
+    return np.sort(np.array(cut, int)), skipped
 
 
 def damaged(setup: Setup, cut: np.ndarray) -> Setup:

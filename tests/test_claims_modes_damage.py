@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from metamaterial.analysis import error_modes, quartiles
+from metamaterial.circuit import stranded_nodes
 from metamaterial.claims import damage, modes
 from metamaterial.claims.base import Context, claim_config
 from metamaterial.experiment import build
@@ -71,13 +72,13 @@ def test_a_cut_that_leaves_nodes_without_a_path_to_a_source_is_refused():
     c = build(claim_config("xor")).circuit
     around = np.flatnonzero((c.edges == FLOATING_NODE).any(axis=1))
     assert len(around) == 4                                    # the torus: every node has degree 4
-    assert not damage.is_valid_cut(c, around)                  # an isolated node
-    assert damage.is_valid_cut(c, around[:3])
+    assert stranded_nodes(c, around) == [FLOATING_NODE]        # an isolated node
+    assert not stranded_nodes(c, around[:3])
     island = {FLOATING_NODE, FLOATING_NODE + 1}                # (0, 2)-(0, 3): neither drives nor is driven
     assert not set(c.source_nodes.tolist()) & island
     boundary = np.flatnonzero([(a in island) != (b in island) for a, b in c.edges])
-    assert not damage.is_valid_cut(c, boundary)                # a two-node island
-    assert damage.is_valid_cut(c, boundary[:-1])
+    assert stranded_nodes(c, boundary) == sorted(island)       # a two-node island
+    assert not stranded_nodes(c, boundary[:-1])
 
 
 def test_damage_claim_quick(tmp_path):

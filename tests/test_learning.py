@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import random_gates, xor_circuit
+from metamaterial import step
 from metamaterial.circuit import compile_graph
 from metamaterial.devices import PotentiometerParams, ResistorParams
 from metamaterial.graph import Roles, assign_roles, lattice_network
@@ -90,15 +91,24 @@ def test_desynchronous_updates_touch_a_fraction_p_of_edges(ngspice):
     assert abs(frac - p) < 4 * sigma, (frac, p)
 
 
+def _update(dyn: EdgeDynamics, controls: np.ndarray, u: np.ndarray, rate: float, dt: float) -> np.ndarray:
+    """One update of every edge of one replica by the step's compiled update, with ``dyn``'s rule, clip and leak."""
+    leak = 1.0 if dyn.leak_tau is None else math.exp(-dt / dyn.leak_tau)
+    new = step.compiled().update_controls(controls[None], u[None], np.ones((1, len(controls)), bool),
+                                          dyn.kind == "sign", rate, np.zeros(0), dyn.low, dyn.high, leak, dyn.rest,
+                                          dyn.dead_band)
+    return new[0]
+
+
 def test_edge_dynamics_closed_forms():
     cont = EdgeDynamics("continuous", 0.4, 8.0)
-    np.testing.assert_allclose(cont.apply(np.array([1.0, 7.9, 0.5]), np.array([0.01, 1.0, -1.0]), np.ones(3, bool),
-                                          30.0, 1e-4), [1.3, 8.0, 0.4])
+    np.testing.assert_allclose(_update(cont, np.array([1.0, 7.9, 0.5]), np.array([0.01, 1.0, -1.0]), 30.0, 1e-4),
+                               [1.3, 8.0, 0.4])
     leaky = EdgeDynamics("continuous", 0.0, 10.0, leak_tau=2.0, rest=1.0)
-    out = leaky.apply(np.array([3.0]), np.array([0.0]), np.ones(1, bool), 1.0, dt=0.5)
+    out = _update(leaky, np.array([3.0]), np.array([0.0]), 1.0, dt=0.5)
     assert out[0] == pytest.approx(1.0 + 2.0 * math.exp(-0.25))
     taps = EdgeDynamics("sign", 0, PotentiometerParams().n_taps - 1)
-    new = taps.apply(np.array([0.0, 50.0, 99.0, 10.0]), np.array([-1e-6, 3e-3, 1e-2, 0.0]), np.ones(4, bool), 1.0, 1.0)
+    new = _update(taps, np.array([0.0, 50.0, 99.0, 10.0]), np.array([-1e-6, 3e-3, 1e-2, 0.0]), 1.0, 1.0)
     np.testing.assert_array_equal(new, [0.0, 51.0, 99.0, 10.0])
 
 

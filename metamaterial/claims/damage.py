@@ -28,15 +28,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-import networkx as nx
 import numpy as np
 
 from ..analysis import quartiles, recovery_epoch
-from ..circuit import Circuit, edge_currents, without_edges
+from ..circuit import Circuit, edge_currents, stranded_nodes, without_edges
 from ..config import Config, with_backend
 from ..experiment import Setup, make_trainer
 from ..learning.trainer import SUCCESS_MARGIN_V as SUCCESS_V
 from ..learning.trainer import Trainer
+from ..retraining import busiest_cut
 from ..runs import train_replicas
 from .base import ClaimResult, Context, claim_config, pyplot, save_json
 
@@ -61,40 +61,16 @@ EVAL_EVERY = {"regression": 5, "xor": 2}
 
 
 # -- choosing cuts ----------------------------------------------------------------------------------------
-def is_valid_cut(circuit: Circuit, cut) -> bool:
-    """True if every node keeps a path through the remaining edges to an input or a rail."""
-    keep = np.setdiff1d(np.arange(circuit.n_edges), np.asarray(cut, int))
-    g = nx.Graph()
-    g.add_nodes_from(range(circuit.n_nodes))
-    g.add_edges_from(map(tuple, circuit.edges[keep]))
-    sources = set(circuit.source_nodes.tolist())
-    return all(sources & comp for comp in nx.connected_components(g))
-
-
 def random_cuts(circuit: Circuit, k: int, n_draws: int, rng: np.random.Generator) -> tuple[list[np.ndarray], int]:
     """``n_draws`` valid random k-edge cuts (sorted edge indices) and the number of refused draws."""
     cuts, refused = [], 0
     while len(cuts) < n_draws and refused < 100 * n_draws:
         cut = np.sort(rng.choice(circuit.n_edges, k, replace=False))
-        if is_valid_cut(circuit, cut):
+        if not stranded_nodes(circuit, cut):
             cuts.append(cut)
         else:
             refused += 1
     return cuts, refused
-
-
-def conductive_cut(circuit: Circuit, scores: np.ndarray, k: int) -> tuple[np.ndarray, int]:
-    """The k highest-scoring edges that keep the circuit valid (greedy), and how many were skipped."""
-    cut: list[int] = []
-    skipped = 0
-    for e in np.argsort(-scores, kind="stable"):
-        if len(cut) == k:
-            break
-        if is_valid_cut(circuit, [*cut, int(e)]):
-            cut.append(int(e))
-        else:
-            skipped += 1
-    return np.sort(np.array(cut, int)), skipped
 
 
 def current_scores(trainer: Trainer, controls: np.ndarray) -> np.ndarray:
@@ -232,7 +208,7 @@ def damage_study(name: str, overrides: list[str], seeds: list[int], draws: int, 
         groups: dict[tuple, list[int]] = {}
         skipped = 0
         for r in range(len(seeds)):
-            cut, sk = conductive_cut(setup.circuit, scores[r], k)
+            cut, sk = busiest_cut(setup.circuit, scores[r], k)
             groups.setdefault(tuple(cut.tolist()), []).append(r)
             skipped += sk
         refused["conductive_edges_skipped"][k] = skipped
@@ -291,7 +267,7 @@ def backend_agreement(name: str, overrides: list[str], pre_epochs: int, epochs: 
     """Seed 0 pretrained on native, its most conductive edge cut, then retrained on native and on ngspice."""
     setup, trainer, trained, loss, _ = pretrain(claim_config(name, [*overrides, f"learning.epochs={pre_epochs}"]),
                                                 [0], "native")
-    cut, _ = conductive_cut(setup.circuit, current_scores(trainer, trained[0]), 1)
+    cut, _ = busiest_cut(setup.circuit, current_scores(trainer, trained[0]), 1)
     res = {b: retrain(damaged_trainer(setup, cut, epochs, epochs, b), np.delete(trained, cut, axis=1), [0])
            for b in ("native", "ngspice")}
     n, s = res["native"], res["ngspice"]

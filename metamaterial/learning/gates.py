@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import step
 from ..errors import ValidationError
 
 
@@ -79,20 +78,3 @@ class EdgeDynamics:
             raise ValidationError(f"EdgeDynamics.leak_tau: must be > 0 (got {self.leak_tau!r})")
         if not (math.isfinite(self.dead_band) and self.dead_band >= 0):
             raise ValidationError(f"EdgeDynamics.dead_band: must be >= 0 V^2 (got {self.dead_band!r})")
-
-    def apply(self, controls: np.ndarray, contrast: np.ndarray, mask: np.ndarray, rate: float, dt: float) -> np.ndarray:
-        """New controls [..., E] after one update.
-
-        Args:
-            contrast: [..., E] summed contrast U (V^2) of the step. mask: [..., E] bool, edges that update.
-            rate: alpha/eta. dt: time (s) the step takes on the hardware (for the leak).
-        """
-        leak = 1.0 if self.leak_tau is None else math.exp(-dt / self.leak_tau)
-        bias = np.zeros(0) if self.bias is None else self.bias
-        controls = np.asarray(controls, float)
-        shape = (-1, controls.shape[-1])
-        u, allowed = np.broadcast_arrays(np.asarray(contrast, float), np.asarray(mask, bool))
-        new = step.compiled().update_controls(controls.reshape(shape), u.reshape(shape), allowed.reshape(shape),
-                                              self.kind == "sign", float(rate), np.asarray(bias, float), self.low,
-                                              self.high, leak, self.rest, self.dead_band)
-        return new.reshape(controls.shape)

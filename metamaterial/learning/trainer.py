@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -180,11 +180,6 @@ class Trainer:
             leak_factor=1.0 if dyn.leak_tau is None else math.exp(-self.step_time / dyn.leak_tau), rest=dyn.rest,
             bias=np.zeros(0) if dyn.bias is None else np.ascontiguousarray(dyn.bias, float),
             read_noise=self.params.read_noise, rival=rule.rival, dead_band=dyn.dead_band)
-
-    def with_params(self, **changes) -> Trainer:
-        """The same trainer (same solver, hence its warm starts) with some ``TrainParams`` changed."""
-        return Trainer(self.circuit, self.task, self.rule, self.dynamics, replace(self.params, **changes),
-                       self.solver, self.hardware, self.compiled)
 
     def init_state(self, controls: np.ndarray, rngs: list[np.random.Generator] | np.random.Generator,
                    keep_trajectory: bool | None = None) -> TrainState:
