@@ -293,6 +293,7 @@ class LearningConfig(_Strict):
     dead_band: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
     loss: Literal["mse", "hinge", "multiclass_hinge"] = "mse"  # multiclass_hinge: nudge is the push in V
     margin: Annotated[float, Field(ge=0, le=1)] = 0.02
+    update_edges: Literal["all", "pushed"] = "all"  # pushed: only edges touching a pushed output's nodes
     init: InitConfig = InitConfig()
     bounds: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
     leak: LeakConfig | None = None

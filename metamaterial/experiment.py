@@ -175,7 +175,7 @@ def build(cfg: Config) -> Setup:
     if lc.bias or lc.bias_sigma:  # a constant per-edge learning bias, drawn once from the run's seed
         bias_rng = np.random.default_rng([cfg.seed, 2])
         dyn = replace(dyn, bias=lc.bias + lc.bias_sigma * bias_rng.standard_normal(circuit.n_edges))
-    rule = CoupledLearning(nudge=lc.nudge, rate=rate, loss=lc.loss, margin=lc.margin)
+    rule = CoupledLearning(nudge=lc.nudge, rate=rate, loss=lc.loss, margin=lc.margin, update_edges=lc.update_edges)
     params = TrainParams(lc.epochs, Schedule(lc.schedule, lc.batch_size), lc.update_probability, lc.eval_every,
                          lc.record_every, lc.read_noise, lc.update_mask)
     s = cfg.simulator

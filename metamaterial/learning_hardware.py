@@ -106,6 +106,9 @@ def _check(setup: Setup) -> None:
                               f"learning window each, on every edge (got learning.schedule={kind}, "
                               f"loss={rule.loss}, update_probability={setup.params.update_probability}); use "
                               "schedule: cycle or full_batch, loss: mse or hinge, update_probability: 1")
+    if rule.update_edges != "all":
+        raise ValidationError(f"learning_hardware: the learning transient charges every edge's gate (got "
+                              f"learning.update_edges={rule.update_edges}); use update_edges: all")
     task = setup.task
     if rule.hinge and (task.decode != "nearest" or c.n_outputs != 1 or task.levels is None):
         raise ValidationError(f"learning_hardware: the hinge in the transient compares one output with its class "

@@ -11,6 +11,8 @@ section 3):
     clamped output  V_O^C = V_O^F + p                              (single-ended)
                     O^C_(+/-) = O^F_(+/-) +/- p/2                  (differential, O = V(+) - V(-))
     contrast        U_i = sum over the step's active points of (dV_i^F)^2 - (dV_i^C)^2         (V^2)
+                    (with ``pushed_only``: a point counts only on the edges touching a node of an output
+                    it pushes, p_k != 0; the third-party digits trainer's rule)
     update          x_i <- rest + (clip(x_i + s_i, low, high) - rest) * exp(-dt / tau)
                     s_i = rate U_i (continuous) or sign(U_i) (one potentiometer tap), plus the edge's bias,
                     where the edge's learning switch closes (its replica had an active point and its
@@ -52,6 +54,8 @@ class StepProgram:
         bias: [E] per-edge offset added to each applied update, or [0] for none.
         read_noise: std (V) of noise on every node voltage the learning circuit reads (drawn per step).
         dead_band: |U| (V^2) below which an edge does not update (its comparator does not fire); 0: none.
+        pushed_only: a point's contrast reaches only the edges touching a node of an output it pushes
+            (``pushed_nodes``), not every edge.
     """
 
     circuit: object
@@ -73,6 +77,7 @@ class StepProgram:
     read_noise: float = 0.0
     rival: bool = False
     dead_band: float = 0.0
+    pushed_only: bool = False
 
 
 @dataclass
@@ -191,17 +196,39 @@ def active_points(margins, hinge, margin, active=None):
     return active
 
 
-def summed_contrast(vf, vc, ea, eb, active, reps, u=None):
+def pushed_nodes(push, out_pos, out_neg, n_nodes, touch=None):
+    """bool [B, N]: the nodes of the outputs each point pushes (``output_pushes`` [B, n_out] != 0): an output's
+    pos node, and its neg node if differential."""
+    if touch is None:
+        touch = np.empty((push.shape[0], n_nodes), np.bool_)
+    for b in range(push.shape[0]):
+        touch[b, :] = False
+        for k in range(push.shape[1]):
+            if push[b, k] != 0.0:
+                touch[b, out_pos[k]] = True
+                if out_neg[k] >= 0:
+                    touch[b, out_neg[k]] = True
+    return touch
+
+
+def summed_contrast(vf, vc, ea, eb, active, reps, touch=None, u=None):
     """[R, E] contrast U summed over each replica's active points (V^2); vf, vc [R n, N], replica r's points
-    being rows r n .. r n + n - 1 (vc is read only at active points); ea, eb int [E] edge ends."""
+    being rows r n .. r n + n - 1 (vc is read only at active points); ea, eb int [E] edge ends. ``touch``: bool
+    [R n, N] (``pushed_nodes``) to count a point only on the edges with an end among its True nodes, or None
+    (or 0 rows) for every edge."""
     n = vf.shape[0] // reps
     if u is None:
         u = np.empty((reps, ea.shape[0]))
     u[:] = 0.0
+    if touch is None:
+        touch = np.zeros((0, 0), np.bool_)
+    some = touch.shape[0] > 0
     for b in range(vf.shape[0]):
         if active[b]:
             r = b // n
             for e in range(ea.shape[0]):
+                if some and not (touch[b, ea[e]] or touch[b, eb[e]]):
+                    continue
                 dvf = vf[b, ea[e]] - vf[b, eb[e]]
                 dvc = vc[b, ea[e]] - vc[b, eb[e]]
                 u[r, e] += dvf * dvf - dvc * dvc
@@ -244,8 +271,8 @@ def update_controls(controls, u, mask, sign_rule, rate, bias, low, high, leak_fa
     return new
 
 
-_FUNCTIONS = ("output_values", "output_pushes", "clamp_values", "class_margins", "active_points", "summed_contrast",
-              "learning_windows", "update_controls")
+_FUNCTIONS = ("output_values", "output_pushes", "clamp_values", "class_margins", "active_points", "pushed_nodes",
+              "summed_contrast", "learning_windows", "update_controls")
 _compiled: SimpleNamespace | None = None
 
 

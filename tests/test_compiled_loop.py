@@ -44,6 +44,8 @@ CASES = {
                                                         "learning.update_mask=fixed_count"]),
     "linear resistors": ("xor_linear", ["learning.epochs=200"]),
     "allostery: two single-ended outputs": ("allostery", ["learning.epochs=100"]),
+    "iris: only the pushed outputs' edges update": ("iris", ["learning.epochs=8", "learning.loss=multiclass_hinge",
+                                                             "learning.nudge=0.05", "learning.update_edges=pushed"]),
 }
 ENSEMBLE_SEEDS = 5
 

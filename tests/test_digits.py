@@ -12,7 +12,7 @@ from conftest import ROOT
 from metamaterial import step as st
 from metamaterial.analysis import confusion_matrix
 from metamaterial.config import load_config
-from metamaterial.errors import ValidationError
+from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.experiment import build, initial_controls, make_solver
 from metamaterial.graph import layered_network
 from metamaterial.learning.rules import CoupledLearning
@@ -27,6 +27,7 @@ SUBSET = 40              # training points of the step-path and backend comparis
 SUBSET_EPOCHS = 2
 SAME_GATES_V = 1e-12     # the two step paths do the same arithmetic
 GATE_AGREEMENT_V = 1e-6  # native against ngspice
+NOISE_V = 0.005           # read noise of the mismatched-chip config
 
 
 def test_layered_network_wires_only_adjacent_layers():
@@ -122,9 +123,9 @@ def test_multiclass_hinge_needs_an_argmax_task():
                 setup.params, make_solver(setup), setup.hardware)
 
 
-def _subset_trainer(backend: str, compiled: bool, solver=None) -> tuple[Trainer, np.ndarray]:
+def _subset_trainer(backend: str, compiled: bool, solver=None, overrides=()) -> tuple[Trainer, np.ndarray]:
     setup = build(load_config(ROOT / "configs" / "digits.yaml", [f"simulator.backend={backend}",
-                                                                 f"learning.epochs={SUBSET_EPOCHS}"]))
+                                                                 f"learning.epochs={SUBSET_EPOCHS}", *overrides]))
     t = setup.task
     task = replace(t, inputs=t.inputs[:SUBSET], targets=t.targets[:SUBSET], classes=t.classes[:SUBSET],
                    test_inputs=t.test_inputs[:SUBSET], test_targets=t.test_targets[:SUBSET],
@@ -134,8 +135,8 @@ def _subset_trainer(backend: str, compiled: bool, solver=None) -> tuple[Trainer,
     return tr, initial_controls(setup, np.random.default_rng(0))
 
 
-def _train_subset(backend: str, compiled: bool, solver=None):
-    tr, gates = _subset_trainer(backend, compiled, solver)
+def _train_subset(backend: str, compiled: bool, solver=None, overrides=()):
+    tr, gates = _subset_trainer(backend, compiled, solver, overrides)
     rng = np.random.default_rng(0)
     return tr, tr.run(tr.init_state(gates, rng))
 
@@ -155,6 +156,55 @@ def test_ngspice_trains_the_digits_subset_to_the_native_gates(ngspice):
     assert np.max(np.abs(spice.controls - native.controls)) <= GATE_AGREEMENT_V
     assert spice.n_updates.tolist() == native.n_updates.tolist()
     assert np.max(np.abs(native.controls - native.trajectory[0])) > 0.01, "the subset must train"
+
+
+def test_pushed_edges_only_is_the_same_training_on_the_peer_layout():
+    """Without a hidden layer the held outputs' edges see a contrast of exactly 0, so updating only the pushed
+    outputs' edges (the peer's rule) trains to the same gates as updating every edge."""
+    _, every = _train_subset("native", compiled=True)
+    _, pushed = _train_subset("native", compiled=True, overrides=["learning.update_edges=pushed"])
+    np.testing.assert_allclose(pushed.controls, every.controls, rtol=0, atol=SAME_GATES_V)
+    assert np.max(np.abs(every.controls - every.trajectory[0])) > 0.01, "the subset must train"
+
+
+def test_with_read_noise_only_the_pushed_outputs_edges_move():
+    """Read noise gives every edge a contrast; with update_edges: pushed a step moves only the edges of the true
+    class's and the top rival's output nodes, with 'all' the others move too."""
+    moved = {}
+    for edges in ("all", "pushed"):
+        tr, gates = _subset_trainer("native", compiled=False,
+                                    overrides=[f"learning.update_edges={edges}", f"learning.read_noise={NOISE_V}"])
+        point = np.array([0])
+        free = tr.solver.solve(tr.circuit, gates, tr.task.inputs[point]).voltages
+        out = tr.circuit.output_values(free)[0]
+        cls = int(tr.task.classes[0])
+        rival = int(np.argmax(np.where(np.arange(10) == cls, -np.inf, out)))
+        assert out[cls] - out[rival] < tr.rule.margin, "the point must be active"
+        new, _, windows = tr.step_many(gates[None], point[None], [np.random.default_rng(0)])
+        assert windows.tolist() == [1]
+        c = tr.circuit
+        nodes = {int(c.out_pos[k]) for k in (cls, rival)} | {int(c.out_neg[k]) for k in (cls, rival)}
+        touching = np.array([a in nodes or b in nodes for a, b in c.edges])
+        moved[edges] = np.abs(new[0] - gates)
+        assert np.min(moved[edges][touching]) > 0
+    assert np.max(moved["pushed"][~touching]) == 0
+    assert np.min(moved["all"][~touching]) > 0
+
+
+def test_ngspice_trains_the_digits_subset_with_read_noise_and_pushed_edges_to_the_native_gates(ngspice):
+    noisy = [f"learning.read_noise={NOISE_V}", "learning.update_edges=pushed"]
+    _, native = _train_subset("native", compiled=False, overrides=noisy)
+    _, spice = _train_subset("ngspice", compiled=False, solver=ngspice, overrides=noisy)
+    assert np.max(np.abs(spice.controls - native.controls)) <= GATE_AGREEMENT_V
+    assert spice.n_updates.tolist() == native.n_updates.tolist()
+    assert np.max(np.abs(native.controls - native.trajectory[0])) > 0.01, "the subset must train"
+
+
+def test_update_edges_is_checked():
+    with pytest.raises(ValidationError, match="CoupledLearning.update_edges: must be one of all, pushed"):
+        CoupledLearning(update_edges="rails")
+    with pytest.raises(ConfigError, match="learning.update_edges"):
+        load_config(ROOT / "configs" / "digits.yaml", ["learning.update_edges=rails"])
 
 
 def test_confusion_matrix_counts_true_against_predicted():

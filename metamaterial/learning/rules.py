@@ -17,6 +17,8 @@ from ..errors import ValidationError
 
 #: the losses a rule knows
 LOSSES = ("mse", "hinge", "multiclass_hinge")
+#: which edges a point's contrast reaches (``CoupledLearning.update_edges``)
+UPDATE_EDGES = ("all", "pushed")
 
 
 @dataclass(frozen=True)
@@ -32,12 +34,18 @@ class CoupledLearning:
             rival's down by as much, holding the other outputs at their free values: the rule of the third-party
             8x8-digits trainer, github Ma-Lab-Cal/pyclln, scikit_digits/README.md).
         margin: hinge margin (V).
+        update_edges: ``"all"`` (every edge takes a point's contrast) or ``"pushed"`` (only the edges touching a
+            node of an output the clamped phase pushes: under ``multiclass_hinge`` the true class's and the top
+            rival's, as the third-party digits trainer updates only its clamped rails' edges). Where the other
+            outputs hang between driven nodes only (a layered network without a hidden layer) their edges' contrast
+            is exactly 0 and the two agree, unless read noise is added to what the learning circuit reads.
     """
 
     nudge: float = 1.0
     rate: float = 1.0
     loss: str = "mse"
     margin: float = 0.02
+    update_edges: str = "all"
 
     def __post_init__(self) -> None:
         if not (0 < self.nudge <= 1):
@@ -46,6 +54,9 @@ class CoupledLearning:
             raise ValidationError(f"CoupledLearning.rate: must be finite and >= 0 (got {self.rate!r})")
         if self.loss not in LOSSES:
             raise ValidationError(f"CoupledLearning.loss: must be one of {', '.join(LOSSES)} (got {self.loss!r})")
+        if self.update_edges not in UPDATE_EDGES:
+            raise ValidationError(f"CoupledLearning.update_edges: must be one of {', '.join(UPDATE_EDGES)} "
+                                  f"(got {self.update_edges!r})")
 
     @property
     def hinge(self) -> bool:

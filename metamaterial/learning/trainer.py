@@ -179,7 +179,8 @@ class Trainer:
             sign_rule=dyn.kind == "sign", rate=rule.rate, low=dyn.low, high=dyn.high,
             leak_factor=1.0 if dyn.leak_tau is None else math.exp(-self.step_time / dyn.leak_tau), rest=dyn.rest,
             bias=np.zeros(0) if dyn.bias is None else np.ascontiguousarray(dyn.bias, float),
-            read_noise=self.params.read_noise, rival=rule.rival, dead_band=dyn.dead_band)
+            read_noise=self.params.read_noise, rival=rule.rival, dead_band=dyn.dead_band,
+            pushed_only=rule.update_edges == "pushed")
 
     def init_state(self, controls: np.ndarray, rngs: list[np.random.Generator] | np.random.Generator,
                    keep_trajectory: bool | None = None) -> TrainState:
@@ -235,7 +236,8 @@ class Trainer:
             if pr.read_noise > 0:
                 free, clamped = (v + pr.read_noise * np.concatenate(
                     [rng.standard_normal((n, v.shape[1])) for rng in rngs]) for v in (free, clamped))
-            u = f.summed_contrast(free, clamped, c.edges[:, 0], c.edges[:, 1], active, reps)
+            touch = f.pushed_nodes(push, c.out_pos, c.out_neg, c.n_nodes) if pr.pushed_only else None
+            u = f.summed_contrast(free, clamped, c.edges[:, 0], c.edges[:, 1], active, reps, touch)
         windows = f.learning_windows(active, reps)
         closed = windows > 0
         allowed = closed[:, None] if masks is None else masks & closed[:, None]

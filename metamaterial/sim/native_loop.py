@@ -21,7 +21,7 @@ from . import native_kernels as nk
 
 _step = st.compiled()
 _outputs, _pushes, _clamps = _step.output_values, _step.output_pushes, _step.clamp_values
-_margins, _active = _step.class_margins, _step.active_points
+_margins, _active, _pushed = _step.class_margins, _step.active_points, _step.pushed_nodes
 _contrast, _windows, _update = _step.summed_contrast, _step.learning_windows, _step.update_controls
 
 
@@ -51,8 +51,8 @@ def run(solver, program: st.StepProgram, plan: st.StepRun, first: int) -> tuple[
     done, solves, iterations = _train_steps(
         first, plan.controls, plan.idx, plan.masks, plan.windows, plan.snap_slot, plan.snaps,
         program.inputs, program.targets, program.classes, program.levels, program.decode,
-        program.nudge, program.rival, program.hinge, program.margin, program.sign_rule, program.rate, program.bias,
-        program.low, program.high, program.leak_factor, program.rest, program.dead_band,
+        program.nudge, program.rival, program.hinge, program.margin, program.pushed_only, program.sign_rule,
+        program.rate, program.bias, program.low, program.high, program.leak_factor, program.rest, program.dead_band,
         np.ascontiguousarray(c.out_pos, np.int64), np.ascontiguousarray(c.out_neg, np.int64),
         np.ascontiguousarray(c.rail_voltages, float), pf.kind, pf.prm, pf.ea, pf.eb, pot, _phase(pf), _phase(pc),
         solver.max_iter, solver.tolerances, solver.warm_start,
@@ -135,10 +135,9 @@ def _remember(memory, tags, n, v, controls, drv, residual):
 
 @njit(cache=True)
 def _train_steps(first, controls, idx, masks, windows, snap_slot, snaps, inputs, targets, classes, levels, decode,
-                 nudge, rival, hinge, margin, sign_rule, rate, bias, low, high, leak_factor, rest, dead_band, out_pos,
-                 out_neg,
-                 rails, kind, prm, ea, eb, pot, free_prep, clamped_prep, max_iter, tol, warm, free_memory,
-                 clamped_memory):
+                 nudge, rival, hinge, margin, pushed_only, sign_rule, rate, bias, low, high, leak_factor, rest,
+                 dead_band, out_pos, out_neg, rails, kind, prm, ea, eb, pot, free_prep, clamped_prep, max_iter, tol,
+                 warm, free_memory, clamped_memory):
     """Steps ``first`` .. S-1 of a plan (``step.StepRun``'s arrays), in place on the controls, the solver's memories,
     ``windows`` and ``snaps``; the program's numbers as in ``step.StepProgram``; the solver's arrays as in
     ``native._Prepared`` (``free_prep``, ``clamped_prep``: driven, pos, slots, unk, n_junctions, diag, vbi, beta)
@@ -168,6 +167,7 @@ def _train_steps(first, controls, idx, masks, windows, snap_slot, snaps, inputs,
     active = np.empty(batch, np.bool_)
     opened = np.empty(reps, np.int64)
     u = np.empty((reps, n_edges))
+    touch = np.zeros((batch if pushed_only else 0, vf.shape[1]), np.bool_)
     use_masks = masks.shape[0] > 0
     work_f = nk.newton_work(vf.shape[1], free_prep[3].shape[0])
     work_c = nk.newton_work(vf.shape[1], clamped_prep[3].shape[0])
@@ -204,6 +204,8 @@ def _train_steps(first, controls, idx, masks, windows, snap_slot, snaps, inputs,
                     drv_c[b, k] = drv_f[b, k]
             _pushes(out, tgt, cls, nudge, rival, push)
             _clamps(vf, push, out_pos, out_neg, drv_c[:, n_in + n_rail:])
+            if pushed_only:
+                _pushed(push, out_pos, out_neg, vf.shape[1], touch)
             it, ok = _solve_phase(vc, drv_c, res_c, ctrl, controls, tags, n, warm, clamped_memory, clamped_prep, kind,
                                   prm, ea, eb, max_iter, tol, work_c)
             iterations += it
@@ -217,7 +219,7 @@ def _train_steps(first, controls, idx, masks, windows, snap_slot, snaps, inputs,
         solves += batch * (2 if any_active else 1)
         _windows(active, reps, opened)
         windows[s] = opened
-        _contrast(vf, vc, ea, eb, active, reps, u)
+        _contrast(vf, vc, ea, eb, active, reps, touch, u)
         for r in range(reps):
             for e in range(n_edges):
                 mask[r, e] = opened[r] > 0 and (not use_masks or masks[s, r, e])
