@@ -161,7 +161,7 @@ def test_ngspice_trains_the_digits_subset_to_the_native_gates(ngspice):
 def test_pushed_edges_only_is_the_same_training_on_the_peer_layout():
     """Without a hidden layer the held outputs' edges see a contrast of exactly 0, so updating only the pushed
     outputs' edges (the peer's rule) trains to the same gates as updating every edge."""
-    _, every = _train_subset("native", compiled=True)
+    _, every = _train_subset("native", compiled=True, overrides=["learning.update_edges=all"])
     _, pushed = _train_subset("native", compiled=True, overrides=["learning.update_edges=pushed"])
     np.testing.assert_allclose(pushed.controls, every.controls, rtol=0, atol=SAME_GATES_V)
     assert np.max(np.abs(every.controls - every.trajectory[0])) > 0.01, "the subset must train"

@@ -73,6 +73,8 @@ SOURCES: dict[tuple[str, object], str] = {
     ("loss", "multiclass_hinge"): "the third party's digits trainer's hinge with a top-rival clamp [REPRO] "
                                   "scikit_digits/ (docs/physics.md 3.4)",
     ("read noise (V)", 0.005): "the third party's digits trainer, 0.5% of its 1 V inputs [REPRO] scikit_digits/",
+    ("edges a step updates", "pushed"): "the third party's digits trainer updates only its clamped rails' edges "
+                                        "[REPRO] scikit_digits/ (docs/physics.md 3.4)",
 }
 
 #: claim-module constants with a source other than "ours"
@@ -169,6 +171,8 @@ def config_constants(stem: str) -> list[tuple[str, object]]:
                                       else lc.rate), ("schedule", lc.schedule), ("loss", lc.loss)]
     if lc.loss != "mse":
         out.append(("hinge margin (V)", lc.margin))
+    if lc.update_edges != "all":
+        out.append(("edges a step updates", lc.update_edges))
     if lc.read_noise:
         out.append(("read noise (V)", lc.read_noise))
     if lc.bias or lc.bias_sigma:
