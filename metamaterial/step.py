@@ -282,5 +282,9 @@ def compiled() -> SimpleNamespace:
     global _compiled
     if _compiled is None:
         from numba import njit  # noqa: PLC0415 (numba loads only when a step is taken)
+
+        from . import kernelcache  # noqa: PLC0415
+
+        kernelcache.refresh()  # before numba can load the cached code
         _compiled = SimpleNamespace(**{name: njit(cache=True, inline="always")(globals()[name]) for name in _FUNCTIONS})
     return _compiled

@@ -21,6 +21,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .. import kernelcache
+
+kernelcache.refresh()  # before numba can load this module's cached code
+
 KIND_NMOS = 0
 KIND_CONDUCTANCE = 1
 KIND_THREE_REGIME = 2

@@ -17,7 +17,7 @@ from numba import njit
 
 from .. import step as st
 from ..devices import PotentiometerParams
-from . import native_kernels as nk
+from . import native_kernels as nk  # refreshes numba's cache (kernelcache) first
 
 _step = st.compiled()
 _outputs, _pushes, _clamps = _step.output_values, _step.output_pushes, _step.clamp_values

@@ -18,6 +18,10 @@ from llvmlite import binding, ir
 from numba import cfunc, types
 from numba.extending import intrinsic
 
+from .. import kernelcache
+
+kernelcache.refresh()  # before numba can load this module's cached code
+
 #: the process-wide symbol the compiled callback reads its header through
 HEADER_SYMBOL = "metamaterial_ngspice_feed_header"
 HEADER_LENGTH = 6

@@ -1,0 +1,58 @@
+"""numba's on-disk cache of the compiled kernels, kept in step with their sources.
+
+numba files a cached function under its own source file's time stamp only. The compiled training loop
+(``sim/native_loop.py``) inlines functions of ``step`` and ``sim/native_kernels``, so after those modules change
+(an edit, a ``git pull``) numba would load the loop's old machine code: the old physics, silently. ``refresh()``
+hashes every module that holds compiled code and, when the hash differs from the one recorded beside the cache,
+deletes the cached code of all of them, so that numba compiles afresh. Each of those modules calls it before its
+first compiled function can load (once per process; cheap).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+#: the modules that hold numba-compiled code kept in numba's cache (``cache=True``), relative to the package
+SOURCES = ("step.py", "sim/native_kernels.py", "sim/native_loop.py", "sim/ngspice_feed.py")
+#: where the hash of ``SOURCES`` the cache was compiled from is recorded, relative to the package
+STAMP = "__pycache__/kernels.sha256"
+
+_refreshed = False
+
+
+def refresh() -> None:
+    """Drop the package's cached compiled code if any module in ``SOURCES`` changed since it was cached (once per
+    process)."""
+    global _refreshed
+    if not _refreshed:
+        _refreshed = True
+        drop_stale(PACKAGE)
+
+
+def drop_stale(package: Path) -> bool:
+    """Delete the numba cache files (``__pycache__/<module>.*.nbi`` / ``.nbc``) of the modules ``SOURCES`` under
+    ``package`` when their sources' hash differs from the recorded one, and record the new hash; True if it
+    deleted. Where the package is not writable (an installed copy: numba then caches elsewhere and its sources do
+    not change piecemeal) it leaves everything as it is."""
+    digest = hashlib.sha256(b"".join((package / s).read_bytes() for s in SOURCES)).hexdigest()
+    stamp = package / STAMP
+    try:
+        if stamp.read_text() == digest:
+            return False
+    except OSError:
+        pass
+    try:
+        for source in SOURCES:
+            path = package / source
+            for cached in (path.parent / "__pycache__").glob(f"{path.stem}.*.nb[ic]"):
+                cached.unlink(missing_ok=True)
+        stamp.parent.mkdir(exist_ok=True)
+        tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
+        tmp.write_text(digest)
+        os.replace(tmp, stamp)  # processes starting together agree on the file
+    except OSError:
+        return False
+    return True
