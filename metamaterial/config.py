@@ -298,6 +298,7 @@ class LearningConfig(_Strict):
     bounds: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
     leak: LeakConfig | None = None
     read_noise: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    noisy_decisions: bool = False  # the noisy free read also decides the hinge, rival and clamps
     bias: Annotated[float, Field(ge=-1, le=1)] = 0.0
     bias_sigma: Annotated[float, Field(ge=0, le=1)] = 0.0
     eval_every: Annotated[int, Field(ge=1)] = 1

@@ -177,7 +177,7 @@ def build(cfg: Config) -> Setup:
         dyn = replace(dyn, bias=lc.bias + lc.bias_sigma * bias_rng.standard_normal(circuit.n_edges))
     rule = CoupledLearning(nudge=lc.nudge, rate=rate, loss=lc.loss, margin=lc.margin, update_edges=lc.update_edges)
     params = TrainParams(lc.epochs, Schedule(lc.schedule, lc.batch_size), lc.update_probability, lc.eval_every,
-                         lc.record_every, lc.read_noise, lc.update_mask)
+                         lc.record_every, lc.read_noise, lc.update_mask, lc.noisy_decisions)
     s = cfg.simulator
     return Setup(cfg, circuit, task, rule, dyn, hardware, params,
                  SpiceOptions(s.reltol, s.abstol, s.vntol, s.itl1))

@@ -191,8 +191,9 @@ def test_with_read_noise_only_the_pushed_outputs_edges_move():
     assert np.min(moved["all"][~touching]) > 0
 
 
-def test_ngspice_trains_the_digits_subset_with_read_noise_and_pushed_edges_to_the_native_gates(ngspice):
-    noisy = [f"learning.read_noise={NOISE_V}", "learning.update_edges=pushed"]
+@pytest.mark.parametrize("decide", [False, True])
+def test_ngspice_trains_the_digits_subset_with_read_noise_and_pushed_edges_to_the_native_gates(ngspice, decide):
+    noisy = [f"learning.read_noise={NOISE_V}", "learning.update_edges=pushed", f"learning.noisy_decisions={decide}"]
     _, native = _train_subset("native", compiled=False, overrides=noisy)
     _, spice = _train_subset("ngspice", compiled=False, solver=ngspice, overrides=noisy)
     assert np.max(np.abs(spice.controls - native.controls)) <= GATE_AGREEMENT_V
@@ -200,11 +201,42 @@ def test_ngspice_trains_the_digits_subset_with_read_noise_and_pushed_edges_to_th
     assert np.max(np.abs(native.controls - native.trajectory[0])) > 0.01, "the subset must train"
 
 
+def test_noisy_decisions_clamp_from_the_noisy_free_read():
+    """With learning.noisy_decisions one noisy read of the free phase decides the rival and sets the clamps, and
+    the clamped read adds its own noise: the step equals that computed by hand from the same generator, and
+    differs from the step whose decisions and clamps use the exact free voltages."""
+    tr, gates = _subset_trainer("native", compiled=False, overrides=[
+        f"learning.read_noise={NOISE_V}", "learning.update_edges=pushed", "learning.noisy_decisions=true"])
+    c, rule, f = tr.circuit, tr.rule, st.compiled()
+    point = np.array([0])
+    x, cls = tr.task.inputs[point], tr.task.classes[point]
+    new, _, windows = tr.step_many(gates[None], point[None], [np.random.default_rng(1)])
+    assert windows.tolist() == [1]
+    rng = np.random.default_rng(1)
+    free = tr.solver.solve(c, gates, x).voltages + NOISE_V * rng.standard_normal((1, c.n_nodes))
+    push = f.output_pushes(f.output_values(free, c.out_pos, c.out_neg), tr.task.targets[point], cls, rule.nudge, True)
+    clamped = tr.solver.solve(c, gates, x, f.clamp_values(free, push, c.out_pos, c.out_neg)).voltages
+    clamped = clamped + NOISE_V * rng.standard_normal((1, c.n_nodes))
+    touch = f.pushed_nodes(push, c.out_pos, c.out_neg, c.n_nodes)
+    u = f.summed_contrast(free, clamped, c.edges[:, 0], c.edges[:, 1], np.ones(1, np.bool_), 1, touch)
+    low, high = tr.dynamics.low, tr.dynamics.high
+    np.testing.assert_allclose(new[0], np.clip(gates + rule.rate * u[0], low, high), rtol=0, atol=SAME_GATES_V)
+    exact = replace(tr.params, noisy_decisions=False)
+    tr_exact = Trainer(c, tr.task, rule, tr.dynamics, exact, tr.solver, tr.hardware, compiled=False)
+    other, _, _ = tr_exact.step_many(gates[None], point[None], [np.random.default_rng(1)])
+    assert np.max(np.abs(other[0] - new[0])) > 1e-4
+
+
 def test_update_edges_is_checked():
     with pytest.raises(ValidationError, match="CoupledLearning.update_edges: must be one of all, pushed"):
         CoupledLearning(update_edges="rails")
     with pytest.raises(ConfigError, match="learning.update_edges"):
         load_config(ROOT / "configs" / "digits.yaml", ["learning.update_edges=rails"])
+
+
+def test_noisy_decisions_need_read_noise():
+    with pytest.raises(ValidationError, match=r"TrainParams.noisy_decisions: needs read noise \(got read_noise 0\)"):
+        build(load_config(ROOT / "configs" / "digits.yaml", ["learning.noisy_decisions=true"]))
 
 
 def test_confusion_matrix_counts_true_against_predicted():

@@ -58,6 +58,9 @@ class TrainParams:
             replacement (the same mean as Bernoulli, no spread in the count).
         read_noise: standard deviation (V) of Gaussian noise on every node voltage the learning circuit reads
             (both phases), drawn from the replica's generator; 0 for an ideal read.
+        noisy_decisions: the free phase's noisy read also decides the hinge, the rival and the clamp values (as
+            the third-party digits trainer reads once per phase); False: they come from the exact free voltages and
+            the noise enters through the contrast only. Needs read noise.
         eval_every: epochs between loss evaluations (a batched free solve of every point).
         record_every: epochs between stored snapshots of the controls (the gate trajectory).
     """
@@ -69,6 +72,7 @@ class TrainParams:
     record_every: int = 1
     read_noise: float = 0.0
     update_mask: str = "bernoulli"
+    noisy_decisions: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
@@ -80,6 +84,9 @@ class TrainParams:
                                   f"(got {self.update_mask!r})")
         if not (0 <= self.read_noise < 1):
             raise ValidationError(f"TrainParams.read_noise: must be in [0, 1) V (got {self.read_noise})")
+        if self.noisy_decisions and self.read_noise == 0:
+            raise ValidationError("TrainParams.noisy_decisions: needs read noise (got read_noise 0); set "
+                                  "learning.read_noise > 0 or noisy_decisions: false")
         if self.eval_every < 1 or self.record_every < 1:
             raise ValidationError("TrainParams: eval_every and record_every must be >= 1")
 
@@ -225,6 +232,9 @@ class Trainer:
         free = self.solver.solve(c, shared, x, tags=tags).voltages
         solves = reps * n
         f = st.compiled()
+        decide = pr.read_noise > 0 and self.params.noisy_decisions
+        if decide:  # one noisy read of the free phase decides, clamps and enters the contrast
+            free = free + self._read_noise(rngs, n, free.shape[1])
         out = f.output_values(free, c.out_pos, c.out_neg)
         active = f.active_points(f.class_margins(out, pr.classes[points], pr.decode, pr.levels), pr.hinge, pr.margin)
         u = np.zeros((reps, c.n_edges))
@@ -234,8 +244,9 @@ class Trainer:
             clamped = self.solver.solve(c, shared, x, clamps, tags=tags).voltages
             solves += reps * n
             if pr.read_noise > 0:
-                free, clamped = (v + pr.read_noise * np.concatenate(
-                    [rng.standard_normal((n, v.shape[1])) for rng in rngs]) for v in (free, clamped))
+                if not decide:
+                    free = free + self._read_noise(rngs, n, free.shape[1])
+                clamped = clamped + self._read_noise(rngs, n, clamped.shape[1])
             touch = f.pushed_nodes(push, c.out_pos, c.out_neg, c.n_nodes) if pr.pushed_only else None
             u = f.summed_contrast(free, clamped, c.edges[:, 0], c.edges[:, 1], active, reps, touch)
         windows = f.learning_windows(active, reps)
@@ -245,6 +256,10 @@ class Trainer:
         new = f.update_controls(controls, u, mask, pr.sign_rule, pr.rate, pr.bias, pr.low, pr.high, pr.leak_factor,
                                 pr.rest, pr.dead_band)
         return new, solves, windows
+
+    def _read_noise(self, rngs: list[np.random.Generator], n: int, n_nodes: int) -> np.ndarray:
+        """[R n, N] read noise (V) of one phase: n rows from each replica's generator in turn."""
+        return self.program.read_noise * np.concatenate([rng.standard_normal((n, n_nodes)) for rng in rngs])
 
     # -- evaluation -----------------------------------------------------------------------------------
     def evaluate(self, controls: np.ndarray, test: bool = False) -> Evaluation:
