@@ -64,7 +64,16 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool) -> Path:
         raise CheckpointError(f"{run_dir}: cannot create the run directory ({err.strerror}); choose another --out") \
             from err
     if (run_dir / CHECKPOINT).exists():
-        raise CheckpointError(f"{run_dir}: already holds a run; use --resume {run_dir} or another --out")
+        try:
+            epoch = load_checkpoint(run_dir)[0].epoch
+        except CheckpointError:
+            epoch = None
+        if epoch is not None and epoch >= cfg.learning.epochs:
+            raise CheckpointError(f"{run_dir}: already holds a finished run (epoch {epoch}); choose another --out, "
+                                  f"or remove {run_dir} to train it again")
+        stopped = "" if epoch is None else f" stopped at epoch {epoch} of {cfg.learning.epochs}"
+        raise CheckpointError(f"{run_dir}: already holds a run{stopped}; continue it with --resume {run_dir}, or "
+                              "choose another --out")
     (run_dir / "config.yaml").write_text(resolved)
     return run_dir
 

@@ -59,7 +59,9 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     assert summary["learning_time_s"] == pytest.approx(summary["n_updates"] * summary["t_learn_s"])
     # training again into the same directory is refused rather than overwriting it
     again = _cli("train", XOR, "--out", str(out), *SHORT)
-    assert again.returncode == 2 and "already holds a run" in again.stderr
+    assert again.returncode == 2 and again.stderr == (f"metamaterial: {out}: already holds a finished run (epoch "
+                                                      f"300); choose another --out, or remove {out} to train it "
+                                                      "again\n")
 
 
 def test_killed_run_resumes_to_the_same_gates(tmp_path):
@@ -85,6 +87,10 @@ def test_killed_run_resumes_to_the_same_gates(tmp_path):
     with np.load(killed / "checkpoint.npz") as z:
         stopped_at = json.loads(str(z["meta"]))["epoch"]
     assert 200 <= stopped_at < KILL_EPOCHS
+    again = _cli("train", XOR, "--out", str(killed), *args)  # the same command again: it names --resume
+    assert again.returncode == 2 and again.stderr == (f"metamaterial: {killed}: already holds a run stopped at "
+                                                      f"epoch {stopped_at} of {KILL_EPOCHS}; continue it with "
+                                                      f"--resume {killed}, or choose another --out\n")
     resumed = _cli("train", XOR, "--resume", str(killed), *args)
     assert resumed.returncode == 0, resumed.stderr
     np.testing.assert_array_equal(_final_gates(killed), _final_gates(whole))
