@@ -241,3 +241,54 @@ def test_a_local_sweep_leaves_no_training_process_behind(tmp_path):
     while any(alive(p) for p in trainers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(alive(p) for p in trainers), f"training process(es) {trainers} left behind"
+
+
+def test_ctrl_c_on_a_local_sweep_stops_it_at_once_in_one_line_and_the_same_command_finishes(tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while points train: exit 130 within
+    seconds, one line on stderr, no point recorded as failed, no training process left; the same command then runs
+    the rest, and no point finished before the interrupt runs again."""
+    import psutil
+
+    doc = {"name": "interrupted", "base": str(ROOT / "configs" / "regression.yaml"),
+           "set": ["simulator.backend=ngspice", f"learning.epochs={EPOCHS}"], "seeds": 6}
+    spec, out = tmp_path / "spec.yaml", tmp_path / "out"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    cmd = [sys.executable, "-m", "metamaterial", "sweep", str(spec), "--out", str(out), "--workers", "2",
+           "--no-plots", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + SWEEP_S
+        while not any(e["event"] == "started" for e in read_events(out)):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        time.sleep(0.3)  # inside a point's training
+        trainers = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr
+    assert stderr.splitlines() == [f"metamaterial: interrupted; the points finished so far are kept in {out}; the "
+                                   "same command runs the others"]
+    def alive() -> list[str]:
+        names = []
+        for pid in trainers:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    names.append(" ".join(psutil.Process(pid).cmdline())[:120])
+            except psutil.NoSuchProcess:
+                pass
+        return names
+    deadline = time.monotonic() + 10  # a training process notices within a second that its parent is gone
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert trainers and not alive(), alive()
+    before = {e["key"] for e in read_events(out) if e["event"] == "finished"}
+    assert not [e for e in read_events(out) if e["event"] == "failed"]
+    again = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=SWEEP_S)
+    assert again.returncode == 0, again.stderr
+    finished = [e["key"] for e in read_events(out) if e["event"] == "finished"]
+    assert len(set(finished)) == 6 and len(finished) == 6  # each point once: none finished before ran again
+    assert before < set(finished)
