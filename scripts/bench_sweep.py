@@ -10,7 +10,8 @@
    and validation of the points included).
 3. ``memory``: a long ngspice sweep (``--points``, default 500, of ``--epochs`` 1 each: short points, so that it
    is affordable) on 2 workers without recycling: each training process's resident memory after its first and
-   its last point (from the event log), and the growth.
+   its last point (from the event log), and the growth; and the client's (which holds the local cluster's
+   workers) after the first and the last task.
 
 4. ``--profile``: the CPU time (``resource.getrusage`` of the process, not wall time) a new training process
    spends before its first point, stage by stage, started as a sweep's worker starts it (``execute._new_pool``: a
@@ -108,8 +109,16 @@ def native(folder: Path) -> dict:
 
 
 def memory(folder: Path, points: int, epochs: int) -> dict:
+    import psutil  # noqa: PLC0415 (a dependency of dask.distributed)
+
     out = folder / "memory"
-    run = run_sweep(load_sweep(_spec(folder, points, epochs, "memory")), out, workers=2, recycle_after=0)
+    client: list[float] = []  # this process's RSS (MiB) after each task: it holds the local cluster's workers
+
+    def sample(done: int, total: int, failed: int) -> None:
+        client.append(round(psutil.Process().memory_info().rss / 2**20, 1))
+
+    run = run_sweep(load_sweep(_spec(folder, points, epochs, "memory")), out, workers=2, recycle_after=0,
+                    on_progress=sample)
     per_pid: dict[int, list[tuple[float, float]]] = {}
     for e in read_events(out):
         if e["event"] == "finished":
@@ -121,8 +130,11 @@ def memory(folder: Path, points: int, epochs: int) -> dict:
                      "max_mb": max(s[1] for s in series), "growth_mb": round(series[-1][1] - series[0][1], 1)})
         print(f"memory: training process {pid}: {len(series)} points, RSS {series[0][1]} MiB after the first, "
               f"{series[-1][1]} MiB after the last (growth {rows[-1]['growth_mb']} MiB, max {rows[-1]['max_mb']})")
+    print(f"memory: the client (with its thread workers): RSS {client[0]} MiB after the first task, {client[-1]} "
+          f"MiB after the last (growth {client[-1] - client[0]:.1f} MiB, max {max(client)})")
     print(f"memory: {run.ok} ok, {run.failed} failed in {run.wall_s:.0f} s")
-    return {"points": run.total, "ok": run.ok, "processes": rows}
+    return {"points": run.total, "ok": run.ok, "processes": rows,
+            "client": {"first_mb": client[0], "last_mb": client[-1], "max_mb": max(client)}}
 
 
 def _cpu() -> float:
