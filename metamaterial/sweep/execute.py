@@ -43,14 +43,20 @@ MAX_BATCH = 64
 
 _SLOTS: dict[str, dict] = {}  # per worker (address): its lock, training process and the points that process trained
 _SLOTS_LOCK = threading.Lock()
-_STOPPED = threading.Event()  # set when the training processes were stopped on purpose (Ctrl-C): no point failed
 
 
 def _slot(worker: str) -> dict:
     """The training slot of ``worker`` (several workers may share a process: a local cluster's are threads):
-    ``lock`` (one task at a time, so one training process and one ngspice per worker), ``pool`` and ``trained``."""
+    ``lock`` (one task at a time, so one training process and one ngspice per worker), ``pool``, ``trained``, and
+    ``stopped`` (its training process was stopped on purpose, ``stop_training``: its points did not fail)."""
     with _SLOTS_LOCK:
-        return _SLOTS.setdefault(worker, {"lock": threading.Lock(), "pool": None, "trained": 0})
+        return _SLOTS.setdefault(worker, {"lock": threading.Lock(), "pool": None, "trained": 0, "stopped": False})
+
+
+def _forget(worker: str) -> dict | None:
+    """Remove ``worker``'s slot (its worker is closing) and return it, or None."""
+    with _SLOTS_LOCK:
+        return _SLOTS.pop(worker, None)
 
 
 # -- what a worker runs ---------------------------------------------------------------------------------
@@ -84,7 +90,7 @@ def run_points(points: list[Point], out: str, retry_failed: bool = False, recycl
             records = slot["pool"].submit(_train, todo, Path(out), worker, target_loss).result()
         except BrokenProcessPool as err:
             _drop_pool(slot)
-            if _STOPPED.is_set():  # stopped by the client (Ctrl-C): the points stay to do, nothing failed
+            if slot["stopped"]:  # stopped by the client (Ctrl-C): the points stay to do, nothing failed
                 return list(brief.values())
             records = [_store(Path(out), _record(p, "failed", worker, 0.0, error={
                 "class": type(err).__name__, "message": f"the training process died ({err})"})) for p in todo]
@@ -162,10 +168,11 @@ def _drop_pool(slot: dict) -> None:
 def stop_training() -> None:
     """Stop every training process of this process's workers at once, the points they train left to do (Ctrl-C on
     a local sweep: the client's process holds its workers)."""
-    _STOPPED.set()
     with _SLOTS_LOCK:
         slots = list(_SLOTS.values())
+        _SLOTS.clear()
     for slot in slots:
+        slot["stopped"] = True
         pool = slot["pool"]
         if pool is not None:
             for process in list(getattr(pool, "_processes", {}).values()):  # the executor's own processes
@@ -177,9 +184,10 @@ def end_training(dask_worker=None) -> None:
     """Let this worker's training process end, without waiting for it (a point it is training still finishes and
     is stored): a client calls it on every worker of its local cluster before closing it, whose close otherwise
     waits about 4 s for each worker's process pool (measured: 4.0 s, and 0.8 s after this)."""
-    slot = _slot(_worker_name(dask_worker))
-    pool, slot["pool"] = slot["pool"], None
+    slot = _forget(_worker_name(dask_worker))
+    pool = slot["pool"] if slot is not None else None
     if pool is not None:
+        slot["pool"] = None
         pool.shutdown(wait=False, cancel_futures=True)
 
 
