@@ -344,6 +344,8 @@ def test_ctrl_c_while_the_command_starts_is_one_line_never_a_traceback(tmp_path,
         assert "Traceback" not in stderr, (delay, stderr)
         assert proc.returncode in (130, -signal.SIGINT, 0), (delay, proc.returncode, stderr)
         if proc.returncode == 130:
-            assert len(stderr.strip().splitlines()) == 1 and stderr.startswith("metamaterial: interrupted"), stderr
+            # a fast machine may get far enough for the run's own notes (e.g. the hinge stop) to come first
+            lines = [line for line in stderr.strip().splitlines() if not line.startswith("note: ")]
+            assert len(lines) == 1 and lines[0].startswith("metamaterial: interrupted"), stderr
         seen.add(proc.returncode)
     assert 130 in seen  # the delays did reach the command itself
