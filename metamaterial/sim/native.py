@@ -463,10 +463,10 @@ class NativeSolver(AbstractSolver):
                                           f"({err})") from err
                 chord_run = 0
             step = lu.solve(-f)
-            ratio = nk.apply_step(v, step, prep.unk, lo, hi, limit, last, self._tol)
-            if math.isnan(ratio):
+            excess = nk.apply_step(v, step, prep.unk, lo, hi, limit, last, self._tol)
+            if math.isnan(excess):
                 break
-            if kcl_ok and ratio <= 1.0:  # as the dense kernel (``native_kernels.newton_sample``)
+            if kcl_ok and excess <= 0.0:  # as the dense kernel (``native_kernels.newton_sample``)
                 if reuse and not gshunt:
                     prep.lu = lu
                 return it, fmax, nk.CONVERGED
