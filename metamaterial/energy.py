@@ -33,6 +33,9 @@ from .learning.gates import HardwareParams
 CAPACITOR_BAND = (0.47e-6, 2.2e-6)
 #: the band of the multiplier's effective gain (1/V): the nominal 1/10 halved and doubled, our assumption
 GAIN_BAND = (0.05, 0.2)
+#: the effective gain (1/V) as the authors' code reads (docs/hardware.md section 3, **Rate**): 2.43 /V from its
+#: own predicted update (E2 ``getTrainUpdate``), 12.1 /V if the multiplier's 1/10 acts on the x11-amplified drops
+CODE_GAIN_BAND = (2.43, 12.1)
 
 
 # -- operating-point power ------------------------------------------------------------------------------------
@@ -205,6 +208,14 @@ class LearningBand:
         """(min, max) of a ``BandCorner`` field over the corners."""
         values = [getattr(k, field) for k in self.corners]
         return min(values), max(values)
+
+
+def time_band(rate: float, windows: float, hardware: HardwareParams, capacitances: tuple[float, float] = CAPACITOR_BAND,
+              gains: tuple[float, float] = GAIN_BAND) -> tuple[float, float]:
+    """(min, max) learning time (s) of ``windows`` learning windows at alpha/eta = ``rate`` (1/V) over a band of gate
+    capacitors (F) and effective gains (1/V): windows x t_learn with t_learn = (alpha/eta) R C / gain."""
+    per_window = windows * rate * hardware.resistance
+    return per_window * min(capacitances) / max(gains), per_window * max(capacitances) / min(gains)
 
 
 def learning_band(rate: float, windows: int, gate_steps: np.ndarray, gates: np.ndarray, hardware: HardwareParams,

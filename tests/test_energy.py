@@ -19,10 +19,12 @@ from metamaterial.circuit import compile_graph
 from metamaterial.devices import ResistorParams, draw_mismatch
 from metamaterial.energy import (
     CAPACITOR_BAND,
+    CODE_GAIN_BAND,
     GAIN_BAND,
     learning_band,
     learning_clock,
     power_report,
+    time_band,
     transistor_power,
     update_cost,
 )
@@ -197,6 +199,12 @@ def test_learning_band_spans_the_constants_and_names_the_dominant_one():
     ratio = (CAPACITOR_BAND[1] / CAPACITOR_BAND[0]) * (GAIN_BAND[1] / GAIN_BAND[0])
     assert hi / lo == pytest.approx(ratio)
     assert band.dominant == "capacitance"  # 2.2/0.47 = 4.7 against the gain's 4
+    # the time alone, without the energies: the same corners; at the gain the authors' code implies (x24-x121 the
+    # nominal 0.1 /V) every time is that much shorter
+    assert time_band(rate, 1000, hw) == pytest.approx((lo, hi), rel=1e-12)
+    code = learning_band(rate, 1000, steps, gates, hw, gains=CODE_GAIN_BAND).range("learning_time")
+    assert time_band(rate, 1000, hw, gains=CODE_GAIN_BAND) == pytest.approx(code, rel=1e-12)
+    assert code[1] == pytest.approx(hi * GAIN_BAND[0] / CODE_GAIN_BAND[0], rel=1e-12)
     assert learning_band(rate, 1000, steps, gates, hw, gains=(0.01, 1.0)).dominant == "gain"
     # heat per window (C dV)^2 R / t_learn scales with C * gain; stored energy with C alone
     d_lo, d_hi = band.range("dissipated")

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..config import with_backend
 from ..costs import Source, energy_run, timing_sensitivity, transient_run
+from ..energy import CODE_GAIN_BAND, time_band
 from ..experiment import build, initial_controls
 from ..retraining import RMS_CRITERION_V, conductive_cut, damaged, train_to_criterion
 from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_single
@@ -68,7 +69,8 @@ def _learning(ctx: Context, cfg) -> dict:
         d_lo, d_hi = r.band.range("dissipated")
         return {"reached": r.reached, "epochs": r.epochs, "steps": r.steps, "windows": r.windows,
                 "updates": r.updates, "learning_time_s": r.learning_time, "band_s": [lo, hi],
-                "charging_heat_band_j": [d_lo, d_hi]}
+                "charging_heat_band_j": [d_lo, d_hi],
+                "code_gain_band_s": list(time_band(setup.rule.rate, r.windows, hw, gains=CODE_GAIN_BAND))}
 
     return {"t_learn_s": hw.t_learn, "rate_per_v": setup.rule.rate, "capacitance_f": hw.capacitance,
             "gain": hw.gain, "dominant": first.band.dominant, "spans": first.band.spans,
@@ -112,12 +114,17 @@ def run(ctx: Context) -> ClaimResult:
             state = "" if x["reached"] else " (criterion NOT reached)"
             lines.append(f"  - {name}, {label}: {x['epochs']} epochs, {x['windows']} windows ({x['updates']} steps "
                          f"closed a switch) of {lr['t_learn_s']:.3g} s = **{x['learning_time_s']:.3g} s**{state}; "
-                         f"band {x['band_s'][0]:.3g} .. {x['band_s'][1]:.3g} s; charging heat "
+                         f"band {x['band_s'][0]:.3g} .. {x['band_s'][1]:.3g} s (at the gain the authors' code "
+                         f"implies: {x['code_gain_band_s'][0]:.3g} .. {x['code_gain_band_s'][1]:.3g} s); charging heat "
                          f"{_si(x['charging_heat_band_j'][0], 'J')} .. {_si(x['charging_heat_band_j'][1], 'J')}")
-    spans = rows[TASKS[0]]["learning"]["spans"]
+    spans, gain = rows[TASKS[0]]["learning"]["spans"], rows[TASKS[0]]["learning"]["gain"]
     lines.append(f"  - the learning time scales as C / gain: over these bands the capacitor spans x"
                  f"{spans['capacitance']:.2f} and the gain x{spans['gain']:.2f}, so the capacitor dominates, by "
-                 "the width of the bands alone (neither constant is confirmed by the authors)")
+                 "the width of the bands alone (neither constant is confirmed by the authors); the gain the authors' "
+                 f"code implies, {CODE_GAIN_BAND[0]:g}-{CODE_GAIN_BAND[1]:g} /V (docs/hardware.md section 3, "
+                 f"**Rate**), is x{CODE_GAIN_BAND[0] / gain:.0f}-x{CODE_GAIN_BAND[1] / gain:.0f} the nominal "
+                 f"{gain:g} /V, "
+                 "which divides every time by as much")
     lines.append(f"- the paper's orders of magnitude, as read here: a median settling time of at most "
                  f"{_si(MICROSECONDS, 's')} (\"microseconds\") and a median energy per inference per transistor "
                  f"between {_si(PICOJOULES[0], 'J')} and {_si(PICOJOULES[1], 'J')} (\"picojoules\"); the verdict "

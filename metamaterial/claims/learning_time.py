@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import with_backend
+from ..energy import CODE_GAIN_BAND
 from ..experiment import build, initial_controls
 from ..learning.gates import HardwareParams
 from ..retraining import train_to_criterion
@@ -60,7 +61,10 @@ def run(ctx: Context) -> ClaimResult:
                       "rate_per_v": setup.rule.rate, "updates_total": res.summary["n_updates"],
                       "final_loss": res.summary["final_loss"],
                       "at_100us_switch_s": windows * SWITCH_S if np.isfinite(seconds) else None,
-                      "capacitance_F": hw.capacitance, "resistance_ohm": hw.resistance, "gain": hw.gain}
+                      "capacitance_F": hw.capacitance, "resistance_ohm": hw.resistance, "gain": hw.gain,
+                      # the same windows at the gain the authors' code reads (time scales as 1 / gain)
+                      "at_code_gain_s": ([seconds * hw.gain / g for g in sorted(CODE_GAIN_BAND, reverse=True)]
+                                         if np.isfinite(seconds) else None)}
     data = save_json(ctx, "learning_time.json", {"tasks": rows})
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -87,11 +91,28 @@ def run(ctx: Context) -> ClaimResult:
     lines.append("- The learning time is set by the charge the gates need: with this circuit "
                  "dV_G = gain t_learn U / (R C), so for small steps it barely depends on how the charge is split into "
                  "updates; it scales as R C / gain (the multiplier gain of 1/10 is not confirmed by the authors).")
+    lo_gain, hi_gain = CODE_GAIN_BAND
+    code = {n: r["at_code_gain_s"] for n, r in rows.items() if r["at_code_gain_s"]}
+    lines.append(f"- At the effective gain the authors' code implies, {lo_gain:g}-{hi_gain:g} /V (docs/hardware.md "
+                 "section 3, **Rate**: its predicted update, or the 1/10 acting on the x11-amplified drops), the same "
+                 "windows take " + "; ".join(f"{n} {a:.3g}-{b:.3g} s" for n, (a, b) in code.items())
+                 + f" (windows of {hw.gain / hi_gain:.2g}-{hw.gain / lo_gain:.2g}x the t_learn above). What would "
+                 "pin the gain: one measured gate step for a known contrast and window (the authors' `checkUpdates` "
+                 "compares exactly these).")
     times = [r["learning_time_s"] for r in rows.values() if np.isfinite(r["learning_time_s"])]
     worst = max(times) if times else float("nan")
-    verdict = "reproduced" if times and worst <= 10 else ("partly" if times and min(times) <= 10 else "not reproduced")
-    reason = (f"with the published C and R and a gain of 0.1, the tasks need {min(times):.3g}-{worst:.3g} s of "
-              "switch-on time" if times else "no task reached its criterion")
+    fastest = min((a for a, _ in code.values()), default=np.inf)
+    slowest = max((b for _, b in code.values()), default=np.inf)
+    # "partly": some task takes seconds at the nominal gain, or at the high end of the code's reading
+    if times and worst <= 10:
+        verdict = "reproduced"
+    elif times and (min(times) <= 10 or fastest <= 10):
+        verdict = "partly"
+    else:
+        verdict = "not reproduced"
+    reason = (f"with the published C and R and a gain of 0.1 /V, the tasks need {min(times):.3g}-{worst:.3g} s of "
+              f"switch-on time; at the {lo_gain:g}-{hi_gain:g} /V the authors' code implies, {fastest:.3g}-"
+              f"{slowest:.3g} s (the gain is unconfirmed)" if times else "no task reached its criterion")
     return ClaimResult(KEY, TITLE, PAPER, verdict, reason, measured={"tasks": rows}, figures=["learning_time.png"],
                        data=[data], lines=lines,
                        profiles={"idealized": ", ".join(f"configs/{t}.yaml" for t in TASKS)
