@@ -286,6 +286,7 @@ class LearningConfig(_Strict):
     epochs: Annotated[int, Field(ge=0, le=100_000_000)] = 1000
     nudge: Annotated[float, Field(gt=0, le=1)] = 1.0
     rate: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] | None = None
+    rate_decay: Annotated[float, Field(gt=0, le=1)] = 1.0  # the rate's factor per epoch: rate * decay ** (epoch - 1)
     schedule: Literal["cycle", "shuffle", "full_batch", "mini_batch"] = "cycle"
     batch_size: Annotated[int, Field(ge=1)] = 1
     update_probability: Annotated[float, Field(gt=0, le=1)] = 1.0

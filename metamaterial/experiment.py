@@ -152,9 +152,9 @@ def build(cfg: Config) -> Setup:
                               f"{device.kind}'s default")
     hardware = HardwareParams(**hc.model_dump())  # t_learn resolved by the config (from the rate, if given)
     if device.update_kind == "sign":
-        if lc.rate is not None or lc.bias or lc.bias_sigma or lc.leak:
-            raise ConfigError("learning.rate, learning.bias, learning.leak: potentiometers step one whole tap per "
-                              "update (sign rule); remove these keys")
+        if lc.rate is not None or lc.rate_decay != 1 or lc.bias or lc.bias_sigma or lc.leak:
+            raise ConfigError("learning.rate, learning.rate_decay, learning.bias, learning.leak: potentiometers step "
+                              "one whole tap per update (sign rule); remove these keys")
         rate = 1.0
     elif lc.rate is not None:
         rate = lc.rate
@@ -175,7 +175,8 @@ def build(cfg: Config) -> Setup:
     if lc.bias or lc.bias_sigma:  # a constant per-edge learning bias, drawn once from the run's seed
         bias_rng = np.random.default_rng([cfg.seed, 2])
         dyn = replace(dyn, bias=lc.bias + lc.bias_sigma * bias_rng.standard_normal(circuit.n_edges))
-    rule = CoupledLearning(nudge=lc.nudge, rate=rate, loss=lc.loss, margin=lc.margin, update_edges=lc.update_edges)
+    rule = CoupledLearning(nudge=lc.nudge, rate=rate, loss=lc.loss, margin=lc.margin, update_edges=lc.update_edges,
+                           rate_decay=lc.rate_decay)
     params = TrainParams(lc.epochs, Schedule(lc.schedule, lc.batch_size), lc.update_probability, lc.eval_every,
                          lc.record_every, lc.read_noise, lc.update_mask, lc.noisy_decisions)
     s = cfg.simulator

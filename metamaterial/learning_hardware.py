@@ -109,6 +109,9 @@ def _check(setup: Setup) -> None:
     if rule.update_edges != "all":
         raise ValidationError(f"learning_hardware: the learning transient charges every edge's gate (got "
                               f"learning.update_edges={rule.update_edges}); use update_edges: all")
+    if rule.rate_decay != 1.0:
+        raise ValidationError(f"learning_hardware: the learning transient keeps one switch time, one rate (got "
+                              f"learning.rate_decay={rule.rate_decay}); remove learning.rate_decay")
     task = setup.task
     if rule.hinge and (task.decode != "nearest" or c.n_outputs != 1 or task.levels is None):
         raise ValidationError(f"learning_hardware: the hinge in the transient compares one output with its class "

@@ -14,7 +14,8 @@ section 3):
                     (with ``pushed_only``: a point counts only on the edges touching a node of an output
                     it pushes, p_k != 0; the third-party digits trainer's rule)
     update          x_i <- rest + (clip(x_i + s_i, low, high) - rest) * exp(-dt / tau)
-                    s_i = rate U_i (continuous) or sign(U_i) (one potentiometer tap), plus the edge's bias,
+                    s_i = rate_e U_i (continuous) or sign(U_i) (one potentiometer tap), plus the edge's bias,
+                    rate_e = rate * decay ** (e - 1) in epoch e = 1, 2, ... (``epoch_rate``),
                     where the edge's learning switch closes (its replica had an active point and its
                     desynchronous mask allows it) and |U_i| >= the dead band, else 0
 
@@ -49,7 +50,8 @@ class StepProgram:
             ``margin`` volts past its boundary. rival: the multi-class hinge's nudge (push the true class's output
             up by ``nudge`` and the top rival's down by as much, hold the others at their free values).
         sign_rule: step one unit in the direction of U (potentiometer taps) instead of ``rate`` U.
-        rate: alpha / eta (control units per V^2). low, high: control range.
+        rate: alpha / eta (control units per V^2) in the first epoch. rate_decay: the factor on the rate from one
+            epoch to the next (``epoch_rate``; 1.0: a constant rate). low, high: control range.
         leak_factor: exp(-dt / tau) per step (1.0: no leak); rest: what the leak relaxes toward.
         bias: [E] per-edge offset added to each applied update, or [0] for none.
         read_noise: std (V) of noise on every node voltage the learning circuit reads (drawn per step).
@@ -78,6 +80,7 @@ class StepProgram:
     rival: bool = False
     dead_band: float = 0.0
     pushed_only: bool = False
+    rate_decay: float = 1.0
 
 
 @dataclass
@@ -87,6 +90,7 @@ class StepRun:
     Attributes:
         controls: [R, E] controls, updated in place step by step.
         idx: int [S, R, n] data points each replica presents at each step.
+        epochs: int [S] the epoch (1, 2, ...) each step belongs to (its rate: ``epoch_rate``).
         masks: bool [S, R, E] edges allowed to update (desynchronous learning), or [0, R, E] for all.
         windows: int [S, R] out: learning windows each replica opened at each step (one per active point).
         snap_slot: int [S]: after step s copy the controls into ``snaps[snap_slot[s]]`` (-1: no copy).
@@ -95,6 +99,7 @@ class StepRun:
 
     controls: np.ndarray
     idx: np.ndarray
+    epochs: np.ndarray
     masks: np.ndarray
     windows: np.ndarray
     snap_slot: np.ndarray
@@ -249,6 +254,13 @@ def learning_windows(active, reps, windows=None):
     return windows
 
 
+def epoch_rate(rate, decay, epoch):
+    """The rate (control units per V^2) of the steps of epoch ``epoch`` (1, 2, ...): rate * decay ** (epoch - 1),
+    a rate that falls by the factor ``decay`` from one epoch to the next (1.0: constant). Per-sample steps at a
+    constant rate keep jumping around a minimum; a falling rate lets them settle."""
+    return rate * decay ** (epoch - 1)
+
+
 def update_controls(controls, u, mask, sign_rule, rate, bias, low, high, leak_factor, rest, dead_band, new=None):
     """[R, E] controls after one update: where ``mask`` [R, E] (the switch closed and the edge may update) and
     |U| >= ``dead_band`` (V^2) add rate U or sign(U), plus ``bias`` [E] if it has entries; clip to [low, high];
@@ -272,7 +284,7 @@ def update_controls(controls, u, mask, sign_rule, rate, bias, low, high, leak_fa
 
 
 _FUNCTIONS = ("output_values", "output_pushes", "clamp_values", "class_margins", "active_points", "pushed_nodes",
-              "summed_contrast", "learning_windows", "update_controls")
+              "summed_contrast", "learning_windows", "epoch_rate", "update_controls")
 _compiled: SimpleNamespace | None = None
 
 

@@ -15,8 +15,9 @@ import pytest
 from conftest import ROOT, stopped_after_checkpoint
 from metamaterial import experiment
 from metamaterial.config import load_config
-from metamaterial.errors import ValidationError
+from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.experiment import build, initial_controls, make_solver
+from metamaterial.learning.rules import CoupledLearning
 from metamaterial.learning.trainer import Trainer, TrainState
 from metamaterial.runfiles import load_checkpoint
 from metamaterial.runs import open_run_dir, train_replicas, train_run
@@ -46,6 +47,7 @@ CASES = {
     "allostery: two single-ended outputs": ("allostery", ["learning.epochs=100"]),
     "iris: only the pushed outputs' edges update": ("iris", ["learning.epochs=8", "learning.loss=multiclass_hinge",
                                                              "learning.nudge=0.05", "learning.update_edges=pushed"]),
+    "iris: a rate falling by 0.7 per epoch": ("iris", ["learning.epochs=8", "learning.rate_decay=0.7"]),
 }
 ENSEMBLE_SEEDS = 5
 
@@ -139,6 +141,44 @@ def test_a_replaced_rule_takes_effect_in_the_compiled_loop():
         tr.rule = replace(tr.rule, rate=3 * tr.rule.rate)
         finals[fused] = tr.run(state, until=60).controls
     np.testing.assert_allclose(finals[True], finals[False], rtol=0, atol=SAME_GATES_V)
+
+
+def test_a_step_of_epoch_e_takes_the_rate_times_the_decay_to_the_e_minus_1():
+    """step.epoch_rate's closed form, through the Python step: a step of epoch 4 with decay 0.5 moves the gates as a
+    step of epoch 1 at an eighth of the rate."""
+    decayed, _ = _trainer("iris", ["learning.rate_decay=0.5"], fused=False)
+    plain, setup = _trainer("iris", [], fused=False)
+    plain.rule = replace(plain.rule, rate=plain.rule.rate / 8)
+    gates = initial_controls(setup, np.random.default_rng(0))[None]
+    idx = np.arange(setup.task.n_points)[None, :]  # every point in one step: surely some active
+    new, _, windows = decayed.step_many(gates, idx, None, epoch=4)
+    same, _, _ = plain.step_many(gates, idx, None, epoch=1)
+    assert windows[0] > 0 and np.max(np.abs(new - gates)) > 1e-4
+    np.testing.assert_allclose(new, same, rtol=0, atol=SAME_GATES_V)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.001])
+def test_a_vanishing_rate_decay_stops_training_after_the_first_epoch(noise):
+    """With decay 1e-9 every epoch after the first moves the gates by almost nothing, on the compiled loop's plan
+    (no noise) and on the epoch-by-epoch Python step (read noise); with decay 1 they keep moving."""
+    moved = {}
+    for decay in (1e-9, 1.0):
+        tr, setup = _trainer("iris", ["learning.epochs=3", f"learning.read_noise={noise}",
+                                      f"learning.rate_decay={decay}"], fused=True)
+        rng = np.random.default_rng(0)
+        state = tr.run(tr.init_state(initial_controls(setup, rng), rng), until=1)
+        first = state.controls.copy()
+        state = tr.run(state)
+        assert (tr.solver.loop_iterations > 0) == (noise == 0)
+        moved[decay] = np.max(np.abs(state.controls - first))
+    assert moved[1e-9] < 1e-6 < 1e-3 < moved[1.0]
+
+
+def test_rate_decay_is_checked():
+    with pytest.raises(ValidationError, match=r"CoupledLearning.rate_decay: must be in \(0, 1\] \(got 1.5\)"):
+        CoupledLearning(rate_decay=1.5)
+    with pytest.raises(ConfigError, match="learning.rate_decay.*potentiometers step one whole tap"):
+        build(load_config(ROOT / "configs" / "pot_regression.yaml", ["learning.rate_decay=0.9"]))
 
 
 def test_non_finite_controls_get_the_solver_error_on_both_paths():

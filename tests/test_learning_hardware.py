@@ -124,6 +124,8 @@ def test_the_learning_command_runs_xors_full_batch_hinge(tmp_path):
     ("regression", ["device.mismatch.vto_sigma=0.01"], r"learning_hardware: twin mismatch is not modelled"),
     ("regression", ["learning.update_edges=pushed"], r"learning_hardware: the learning transient charges every "
                                                      r"edge's gate \(got learning.update_edges=pushed\)"),
+    ("regression", ["learning.rate_decay=0.9"], r"learning_hardware: the learning transient keeps one switch time, "
+                                                r"one rate \(got learning.rate_decay=0.9\)"),
 ])
 def test_what_the_transient_does_not_model_is_refused(config, overrides, message):
     cfg = load_config(ROOT / "configs" / f"{config}.yaml", overrides)

@@ -27,7 +27,9 @@ class CoupledLearning:
 
     Attributes:
         nudge: eta in (0, 1].
-        rate: alpha / eta, control units per V^2 (1/V for gate voltages).
+        rate: alpha / eta, control units per V^2 (1/V for gate voltages), in the first epoch.
+        rate_decay: the factor on the rate from one epoch to the next (``step.epoch_rate``: rate * rate_decay **
+            (epoch - 1)); 1.0, the default, keeps the rate constant.
         loss: ``"mse"`` (every point updates), ``"hinge"`` (a classified point stops updating once it is
             ``margin`` volts past its decision boundary) or ``"multiclass_hinge"`` (the hinge on an argmax
             classification, whose clamped phase pushes the true class's output up by ``nudge`` volts and the top
@@ -46,12 +48,15 @@ class CoupledLearning:
     loss: str = "mse"
     margin: float = 0.02
     update_edges: str = "all"
+    rate_decay: float = 1.0
 
     def __post_init__(self) -> None:
         if not (0 < self.nudge <= 1):
             raise ValidationError(f"CoupledLearning.nudge: must be in (0, 1] (got {self.nudge!r})")
         if not (math.isfinite(self.rate) and self.rate >= 0):
             raise ValidationError(f"CoupledLearning.rate: must be finite and >= 0 (got {self.rate!r})")
+        if not (0 < self.rate_decay <= 1):
+            raise ValidationError(f"CoupledLearning.rate_decay: must be in (0, 1] (got {self.rate_decay!r})")
         if self.loss not in LOSSES:
             raise ValidationError(f"CoupledLearning.loss: must be one of {', '.join(LOSSES)} (got {self.loss!r})")
         if self.update_edges not in UPDATE_EDGES:

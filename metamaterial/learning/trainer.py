@@ -187,7 +187,7 @@ class Trainer:
             leak_factor=1.0 if dyn.leak_tau is None else math.exp(-self.step_time / dyn.leak_tau), rest=dyn.rest,
             bias=np.zeros(0) if dyn.bias is None else np.ascontiguousarray(dyn.bias, float),
             read_noise=self.params.read_noise, rival=rule.rival, dead_band=dyn.dead_band,
-            pushed_only=rule.update_edges == "pushed")
+            pushed_only=rule.update_edges == "pushed", rate_decay=rule.rate_decay)
 
     def init_state(self, controls: np.ndarray, rngs: list[np.random.Generator] | np.random.Generator,
                    keep_trajectory: bool | None = None) -> TrainState:
@@ -204,22 +204,24 @@ class Trainer:
         return state
 
     # -- the Python step ------------------------------------------------------------------------------
-    def step(self, controls: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int, bool]:
-        """One update of one replica from the points ``idx`` (its desynchronous mask drawn from ``rng``);
-        returns (new controls [E], solves used, whether the learning switch closed)."""
+    def step(self, controls: np.ndarray, idx: np.ndarray, rng: np.random.Generator,
+             epoch: int = 1) -> tuple[np.ndarray, int, bool]:
+        """One update of one replica from the points ``idx`` (its desynchronous mask drawn from ``rng``) at the
+        rate of epoch ``epoch``; returns (new controls [E], solves used, whether the learning switch closed)."""
         masks = self._draw_masks([rng], 1)
         new, solves, windows = self.step_many(controls[None, :], idx[None, :], [rng],
-                                              None if masks is None else masks[0])
+                                              None if masks is None else masks[0], epoch)
         return new[0], solves, bool(windows[0])
 
     def step_many(self, controls: np.ndarray, idx: np.ndarray, rngs: list[np.random.Generator] | None,
-                  masks: np.ndarray | None = None) -> tuple[np.ndarray, int, np.ndarray]:
+                  masks: np.ndarray | None = None, epoch: int = 1) -> tuple[np.ndarray, int, np.ndarray]:
         """One update of R replicas at once, each on its own points, through ``solver.solve``.
 
         Args:
             controls: [R, E]. idx: int [R, n] data points each replica presents.
             rngs: one generator per replica (read noise only); may be None without read noise.
             masks: bool [R, E] edges allowed to update (desynchronous learning), or None for all.
+            epoch: the epoch (1, 2, ...) the step belongs to, which sets its rate (``step.epoch_rate``).
         Returns:
             new controls [R, E], solves used, int [R] learning windows each replica opened (its active points).
         """
@@ -253,8 +255,8 @@ class Trainer:
         closed = windows > 0
         allowed = closed[:, None] if masks is None else masks & closed[:, None]
         mask = np.broadcast_to(allowed, controls.shape)
-        new = f.update_controls(controls, u, mask, pr.sign_rule, pr.rate, pr.bias, pr.low, pr.high, pr.leak_factor,
-                                pr.rest, pr.dead_band)
+        new = f.update_controls(controls, u, mask, pr.sign_rule, f.epoch_rate(pr.rate, pr.rate_decay, epoch), pr.bias,
+                                pr.low, pr.high, pr.leak_factor, pr.rest, pr.dead_band)
         return new, solves, windows
 
     def _read_noise(self, rngs: list[np.random.Generator], n: int, n_nodes: int) -> np.ndarray:
@@ -357,7 +359,8 @@ class Trainer:
             for epoch in range(first_epoch + 1, first_epoch + epochs + 1):
                 batches, masks = self._draw_epoch(rngs)
                 for k, idx in enumerate(batches):
-                    controls, used, windows = self.step_many(controls, idx, rngs, None if masks is None else masks[k])
+                    controls, used, windows = self.step_many(controls, idx, rngs, None if masks is None else masks[k],
+                                                             epoch)
                     solves, steps, updates = solves + used, steps + 1, updates + windows
                     if on_step is not None:
                         on_step(controls)
@@ -370,8 +373,8 @@ class Trainer:
         else:
             solves = 0
             for s in range(plan.n_steps):
-                one = st.StepRun(plan.controls, plan.idx[s:s + 1], plan.masks[s:s + 1], plan.windows[s:s + 1],
-                                 plan.snap_slot[s:s + 1], plan.snaps)
+                one = st.StepRun(plan.controls, plan.idx[s:s + 1], plan.epochs[s:s + 1], plan.masks[s:s + 1],
+                                 plan.windows[s:s + 1], plan.snap_slot[s:s + 1], plan.snaps)
                 solves += self._run_plan(one)
                 on_step(plan.controls)
         return plan.controls, solves, plan.n_steps, plan.windows.sum(axis=0), list(zip(snap_epochs, plan.snaps))
@@ -386,7 +389,8 @@ class Trainer:
             stop = plan.n_steps if got is None else min(done + 1, plan.n_steps)
             for s in range(done, stop):  # the Python step (after the compiled loop: the step it stopped at)
                 plan.controls[:], used, plan.windows[s] = self.step_many(
-                    plan.controls, plan.idx[s], None, plan.masks[s] if plan.masks.shape[0] else None)
+                    plan.controls, plan.idx[s], None, plan.masks[s] if plan.masks.shape[0] else None,
+                    int(plan.epochs[s]))
                 solves += used
                 if plan.snap_slot[s] >= 0:
                     plan.snaps[plan.snap_slot[s]] = plan.controls
@@ -416,7 +420,8 @@ class Trainer:
         snap_slot = np.full(n_steps, -1, np.int64)
         for k, e in enumerate(snap_epochs):
             snap_slot[(e - first_epoch) * per_epoch_steps - 1] = k
-        return st.StepRun(controls=controls, idx=idx,
+        epoch_of_step = first_epoch + 1 + np.arange(n_steps, dtype=np.int64) // max(per_epoch_steps, 1)
+        return st.StepRun(controls=controls, idx=idx, epochs=epoch_of_step,
                           masks=np.ascontiguousarray(np.stack(masks, axis=1)) if masks else
                           np.zeros((0, reps, n_edges), np.bool_),
                           windows=np.zeros((n_steps, reps), np.int64), snap_slot=snap_slot,

@@ -23,6 +23,7 @@ _step = st.compiled()
 _outputs, _pushes, _clamps = _step.output_values, _step.output_pushes, _step.clamp_values
 _margins, _active, _pushed = _step.class_margins, _step.active_points, _step.pushed_nodes
 _contrast, _windows, _update = _step.summed_contrast, _step.learning_windows, _step.update_controls
+_rate = _step.epoch_rate
 
 
 def unsupported(solver, program: st.StepProgram) -> str | None:
@@ -49,10 +50,11 @@ def run(solver, program: st.StepProgram, plan: st.StepRun, first: int) -> tuple[
     reps = plan.controls.shape[0]
     n_tags = reps * program.inputs.shape[0]  # replica r, data point p: tag r P + p (as the Python step)
     done, solves, iterations = _train_steps(
-        first, plan.controls, plan.idx, plan.masks, plan.windows, plan.snap_slot, plan.snaps,
+        first, plan.controls, plan.idx, plan.epochs, plan.masks, plan.windows, plan.snap_slot, plan.snaps,
         program.inputs, program.targets, program.classes, program.levels, program.decode,
         program.nudge, program.rival, program.hinge, program.margin, program.pushed_only, program.sign_rule,
-        program.rate, program.bias, program.low, program.high, program.leak_factor, program.rest, program.dead_band,
+        program.rate, program.rate_decay, program.bias, program.low, program.high, program.leak_factor, program.rest,
+        program.dead_band,
         np.ascontiguousarray(c.out_pos, np.int64), np.ascontiguousarray(c.out_neg, np.int64),
         np.ascontiguousarray(c.rail_voltages, float), pf.kind, pf.prm, pf.ea, pf.eb, pot, _phase(pf), _phase(pc),
         solver.max_iter, solver.tolerances, solver.warm_start,
@@ -134,10 +136,10 @@ def _remember(memory, tags, n, v, controls, drv, residual):
 
 
 @njit(cache=True)
-def _train_steps(first, controls, idx, masks, windows, snap_slot, snaps, inputs, targets, classes, levels, decode,
-                 nudge, rival, hinge, margin, pushed_only, sign_rule, rate, bias, low, high, leak_factor, rest,
-                 dead_band, out_pos, out_neg, rails, kind, prm, ea, eb, pot, free_prep, clamped_prep, max_iter, tol,
-                 warm, free_memory, clamped_memory):
+def _train_steps(first, controls, idx, epochs, masks, windows, snap_slot, snaps, inputs, targets, classes, levels,
+                 decode, nudge, rival, hinge, margin, pushed_only, sign_rule, rate, rate_decay, bias, low, high,
+                 leak_factor, rest, dead_band, out_pos, out_neg, rails, kind, prm, ea, eb, pot, free_prep, clamped_prep,
+                 max_iter, tol, warm, free_memory, clamped_memory):
     """Steps ``first`` .. S-1 of a plan (``step.StepRun``'s arrays), in place on the controls, the solver's memories,
     ``windows`` and ``snaps``; the program's numbers as in ``step.StepProgram``; the solver's arrays as in
     ``native._Prepared`` (``free_prep``, ``clamped_prep``: driven, pos, slots, unk, n_junctions, diag, vbi, beta)
@@ -223,7 +225,8 @@ def _train_steps(first, controls, idx, masks, windows, snap_slot, snaps, inputs,
         for r in range(reps):
             for e in range(n_edges):
                 mask[r, e] = opened[r] > 0 and (not use_masks or masks[s, r, e])
-        _update(controls, u, mask, sign_rule, rate, bias, low, high, leak_factor, rest, dead_band, controls)
+        _update(controls, u, mask, sign_rule, _rate(rate, rate_decay, epochs[s]), bias, low, high, leak_factor, rest,
+                dead_band, controls)
         if snap_slot[s] >= 0:
             snaps[snap_slot[s]] = controls
     return n_steps, solves, iterations
