@@ -27,7 +27,7 @@ BATCH = 3
 AGREEMENT_V = 1e-6
 KCL_A = 1e-12
 VTO_SIGMA, K_SIGMA = 0.01, 0.005
-TIED = ["device.body=input", "device.params.rd=0.0", "device.params.rs=0.0"]  # the digits config, bodies tied
+TIED = ["device.body=input", "device.params.rd=0.0", "device.params.rs=0.0"]  # bodies tied, as digits_chips.yaml
 
 
 @pytest.fixture(scope="module")
