@@ -138,12 +138,15 @@ class NmosOverrides(_Strict):
 class MismatchConfig(_Strict):
     """Twin mismatch: independent Gaussian V_T shift and relative K error for every transistor, drawn from ``seed``
     (unset: the run's seed). ``per_replica``: every replica of an ensemble (``--seeds``) is its own chip, drawn from
-    its own seed as the single run of that seed draws it; unset, all replicas share the config's draw."""
+    its own seed as the single run of that seed draws it; unset, all replicas share the config's draw.
+    ``twins``: ``independent`` (every transistor of both twins drawn on its own) or ``matched`` (each clamped
+    transistor takes its free twin's draw: device-to-device spread without twin mismatch)."""
 
     vto_sigma: Annotated[float, Field(ge=0, le=1)] = 0.0
     k_sigma: Annotated[float, Field(ge=0, le=0.5)] = 0.0
     seed: Annotated[int, Field(ge=0)] | None = None
     per_replica: bool = False
+    twins: Literal["independent", "matched"] = "independent"
 
     @model_validator(mode="after")
     def _one_seed(self) -> MismatchConfig:

@@ -492,13 +492,18 @@ class Mismatch:
             raise ValidationError("Mismatch: dvto must be finite and kscale > 0")
 
 
-def draw_mismatch(n_edges: int, vto_sigma: float, k_sigma: float, seed: int | np.random.Generator | None) -> Mismatch:
-    """Independent Gaussian V_T shifts (V) and relative K errors for every transistor of both twins."""
+def draw_mismatch(n_edges: int, vto_sigma: float, k_sigma: float, seed: int | np.random.Generator | None,
+                  matched_twins: bool = False) -> Mismatch:
+    """Independent Gaussian V_T shifts (V) and relative K errors for every transistor of both twins; with
+    ``matched_twins`` each clamped transistor takes its free twin's (the same draw's free row): the chip's devices
+    still vary, the twins do not differ."""
     if vto_sigma < 0 or k_sigma < 0:
         raise ValidationError(f"device.mismatch: sigmas must be >= 0 (got vto {vto_sigma}, k {k_sigma})")
     rng = np.random.default_rng(seed)
     dvto = rng.normal(0.0, vto_sigma, (2, n_edges))
     kscale = np.clip(1.0 + rng.normal(0.0, k_sigma, (2, n_edges)), 0.05, None)
+    if matched_twins:
+        dvto[1], kscale[1] = dvto[0], kscale[0]
     return Mismatch(dvto, kscale)
 
 # In transients these presets carry the capacitances of timing.CAPACITANCES["ald1106"] (each number's source there and

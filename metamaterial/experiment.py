@@ -187,7 +187,7 @@ def build(cfg: Config) -> Setup:
 def _with_mismatch(cfg: Config, circuit: Circuit, seed: int) -> Circuit:
     mm = cfg.device.mismatch
     return replace(circuit, mismatch=draw_mismatch(circuit.n_edges, mm.vto_sigma, mm.k_sigma,
-                                                   np.random.default_rng([seed, 1])))
+                                                   np.random.default_rng([seed, 1]), mm.twins == "matched"))
 
 
 def chips_per_replica(setup: Setup) -> bool:

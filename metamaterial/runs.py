@@ -185,7 +185,7 @@ def mismatch_record(done: Trained, run_dir: Path | None = None) -> dict | None:
     if run_dir is not None:
         write_atomically(run_dir / "mismatch.npz", seeds=np.array(done.seeds),
                          dvto=np.stack([m.dvto for m in draws]), kscale=np.stack([m.kscale for m in draws]))
-    return {"vto_sigma_v": mm.vto_sigma, "k_sigma": mm.k_sigma, "per_replica": per,
+    return {"vto_sigma_v": mm.vto_sigma, "k_sigma": mm.k_sigma, "per_replica": per, "twins": mm.twins,
             "drawn_from": ("numpy.random.default_rng([replica seed, 1]), one chip per replica" if per else
                            f"numpy.random.default_rng([{shared}, 1]), shared by every replica"),
             "file": None if run_dir is None else "mismatch.npz"}

@@ -13,7 +13,7 @@ from conftest import ROOT, stopped_after_checkpoint
 from metamaterial.config import load_config
 from metamaterial.devices import draw_mismatch
 from metamaterial.errors import ConfigError
-from metamaterial.experiment import build
+from metamaterial.experiment import build, make_solver
 from metamaterial.runs import ensemble_run, train_replicas, train_run
 
 XOR = ROOT / "configs" / "xor.yaml"
@@ -151,3 +151,30 @@ def test_chip_trainers_evaluate_each_replica_on_its_own_chip():
         swapped = done.trainer.evaluate(done.state.controls[::-1])  # replica 0's gates on chip 1 and back
     np.testing.assert_allclose(ev.loss, done.state.history[-1]["loss"], rtol=1e-12, atol=0)
     assert not np.allclose(swapped.loss, ev.loss[::-1], rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["native", "ngspice"])
+def test_matched_twins_clamped_at_the_free_outputs_reproduce_the_free_state(backend):
+    """``device.mismatch.twins: matched``: the chip's transistors still vary, the twins do not, so a clamped phase
+    that holds the outputs at their free values (zero nudge) lands on the free state, and the contrast is zero;
+    with independent twins it does not, which is the learning bias of twin mismatch."""
+    sigmas = f"vto_sigma: {VTO_SIGMA}, k_sigma: {K_SIGMA}"
+    gaps = {}
+    for twins in ("matched", "independent"):
+        setup = build(load_config(XOR, [f"device.mismatch={{{sigmas}, twins: {twins}}}",
+                                        f"simulator.backend={backend}"]))
+        c, mm = setup.circuit, setup.circuit.mismatch
+        if twins == "matched":  # the free twin of the independent draw from the same seed
+            independent = draw_mismatch(c.n_edges, VTO_SIGMA, K_SIGMA, np.random.default_rng([setup.config.seed, 1]))
+            np.testing.assert_array_equal(mm.dvto, independent.dvto[[0, 0]])
+            np.testing.assert_array_equal(mm.kscale, independent.kscale[[0, 0]])
+        gates = np.random.default_rng(3).uniform(1.0, 3.0, c.n_edges)
+        solver = make_solver(setup)
+        try:
+            free = solver.solve(c, gates, setup.task.inputs).voltages
+            clamped = solver.solve(c, gates, setup.task.inputs, clamps=free[:, c.clamp_nodes]).voltages
+        finally:
+            solver.close()
+        gaps[twins] = np.abs(clamped - free).max()
+    assert gaps["matched"] < 1e-7, gaps  # solver tolerance (ngspice's reltol 1e-6 of ~0.4 V)
+    assert gaps["independent"] > 1e-4, gaps  # 10 mV of V_T spread moves the clamped twin's nodes
