@@ -50,7 +50,7 @@ def main() -> int:
     print(f"configs/{HW_CONFIG}.yaml, held-out seeds {seeds[0]}-{seeds[-1]} (free values chosen on seeds "
           f"{HW_TUNING_SEEDS[0]}-{HW_TUNING_SEEDS[1]}): {int((clean >= SUCCESS_V).sum())}/{len(seeds)} solved")
     for row in curve:
-        print(f"  {row['label']:>10}: {row['successes']:3d}/{n_curve}  median smallest margin "
+        print(f"  {row['label']:<24}: {row['successes']:3d}/{n_curve}  median smallest margin "
               f"{1e3 * row['median_margin_v']:+6.1f} mV")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"wall {wall:.0f} s, CPU {cpu:.0f} s, load average {load:.1f}; figure {figure}")

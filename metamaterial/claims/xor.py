@@ -161,33 +161,45 @@ def hardware_margins(seeds: list[int], backend: str, extra: list[str]) -> np.nda
 
 def tolerance_curve(seeds: list[int], backend: str, extra: list[str], clean: np.ndarray) -> list[dict]:
     """Successes of the hardware profile against twin V_T mismatch (K matched) and K mismatch (V_T matched);
-    ``clean`` holds the margins of the same seeds without mismatch."""
+    ``clean`` holds the margins of the same seeds without mismatch. Each spread twice: with independent twins
+    (twin mismatch) and with matched twins (``device.mismatch.twins: matched``: the same devices' spread, no
+    difference between the twins)."""
     rows = []
-    for kind, values in (("vto_sigma", HW_VTO), ("k_sigma", HW_K)):
-        for v in values:
-            if v == 0.0:
-                m = clean
-            else:
-                m = hardware_margins(seeds, backend, [*extra, f"device.mismatch.{kind}={v}",
-                                                       "device.mismatch.per_replica=true"])
-            label = f"V_T {1e3 * v:g} mV" if kind == "vto_sigma" else f"K {1e2 * v:g}%"
-            rows.append({"kind": kind, "sigma": v, "label": label, "successes": int((m >= SUCCESS_V).sum()),
-                         "median_margin_v": float(np.median(m))})
+    for twins in ("independent", "matched"):
+        for kind, values in (("vto_sigma", HW_VTO), ("k_sigma", HW_K)):
+            for v in values:
+                if v == 0.0:
+                    if twins == "matched":
+                        continue  # the clean row serves both
+                    m = clean
+                else:
+                    m = hardware_margins(seeds, backend, [*extra, f"device.mismatch.{kind}={v}",
+                                                           "device.mismatch.per_replica=true",
+                                                           f"device.mismatch.twins={twins}"])
+                label = f"V_T {1e3 * v:g} mV" if kind == "vto_sigma" else f"K {1e2 * v:g}%"
+                rows.append({"kind": kind, "sigma": v, "twins": twins,
+                             "label": label + (", matched twins" if twins == "matched" else ""),
+                             "successes": int((m >= SUCCESS_V).sum()), "median_margin_v": float(np.median(m))})
     return rows
 
 
 def curve_figure(ctx: Context, curve: list[dict], n: int) -> str:
     plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
-    for ax, kind, scale, unit in ((a, "vto_sigma", 1e3, "twin V_T mismatch sigma (mV), K matched"),
-                                  (b, "k_sigma", 1e2, "twin K mismatch sigma (%), V_T matched")):
-        rows = [r for r in curve if r["kind"] == kind or (kind == "k_sigma" and r["sigma"] == 0.0)]
-        ax.plot([scale * r["sigma"] for r in rows], [r["successes"] / n for r in rows], "o-")
+    for ax, kind, scale, unit in ((a, "vto_sigma", 1e3, "V_T sigma per transistor (mV), K not spread"),
+                                  (b, "k_sigma", 1e2, "K sigma per transistor (%), V_T not spread")):
+        for twins, style in (("independent", "o-"), ("matched", "s--")):
+            rows = [r for r in curve if r["sigma"] == 0.0 or (r["kind"] == kind and r["twins"] == twins)]
+            rows.sort(key=lambda r: r["sigma"])
+            ax.plot([scale * r["sigma"] for r in rows], [r["successes"] / n for r in rows], style,
+                    label=f"{twins} twins")
         ax.axhline(0.8, color="k", ls="--", lw=1)
         ax.set_xlabel(unit)
         ax.set_ylim(-0.05, 1.05)
     a.set_ylabel(f"success rate ({n} held-out seeds)")
-    fig.suptitle(f"XOR, hardware profile (configs/{HW_CONFIG}.yaml): tolerance to twin mismatch", fontsize=9)
+    a.legend(fontsize=8)
+    fig.suptitle(f"XOR, hardware profile (configs/{HW_CONFIG}.yaml): device spread with independent twins (twin "
+                 "mismatch) or matched twins", fontsize=9)
     return save_figure(ctx, fig, "xor_hardware_mismatch.png")
 
 
