@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import with_backend
-from ..energy import CODE_GAIN_BAND
+from ..energy import CODE_GAIN_BAND, time_band
 from ..experiment import build, initial_controls
 from ..learning.gates import HardwareParams
 from ..retraining import train_to_criterion
@@ -62,9 +62,9 @@ def run(ctx: Context) -> ClaimResult:
                       "final_loss": res.summary["final_loss"],
                       "at_100us_switch_s": windows * SWITCH_S if np.isfinite(seconds) else None,
                       "capacitance_F": hw.capacitance, "resistance_ohm": hw.resistance, "gain": hw.gain,
-                      # the same windows at the gain the authors' code reads (time scales as 1 / gain)
-                      "at_code_gain_s": ([seconds * hw.gain / g for g in sorted(CODE_GAIN_BAND, reverse=True)]
-                                         if np.isfinite(seconds) else None)}
+                      # the same windows at the gain the authors' code reads, this run's capacitor
+                      "at_code_gain_s": (list(time_band(setup.rule.rate, windows, hw, (hw.capacitance,) * 2,
+                                                        CODE_GAIN_BAND)) if np.isfinite(seconds) else None)}
     data = save_json(ctx, "learning_time.json", {"tasks": rows})
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))

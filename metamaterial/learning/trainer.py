@@ -204,13 +204,12 @@ class Trainer:
         return state
 
     # -- the Python step ------------------------------------------------------------------------------
-    def step(self, controls: np.ndarray, idx: np.ndarray, rng: np.random.Generator,
-             epoch: int = 1) -> tuple[np.ndarray, int, bool]:
+    def step(self, controls: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int, bool]:
         """One update of one replica from the points ``idx`` (its desynchronous mask drawn from ``rng``) at the
-        rate of epoch ``epoch``; returns (new controls [E], solves used, whether the learning switch closed)."""
+        first epoch's rate; returns (new controls [E], solves used, whether the learning switch closed)."""
         masks = self._draw_masks([rng], 1)
         new, solves, windows = self.step_many(controls[None, :], idx[None, :], [rng],
-                                              None if masks is None else masks[0], epoch)
+                                              None if masks is None else masks[0])
         return new[0], solves, bool(windows[0])
 
     def step_many(self, controls: np.ndarray, idx: np.ndarray, rngs: list[np.random.Generator] | None,

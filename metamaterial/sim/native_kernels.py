@@ -352,7 +352,7 @@ LIMIT_SHRINK, LIMIT_GROW, LIMIT_FLOOR = 0.5, 1.2, 1e-3
 def apply_step(v, dx, unk, lo, hi, limit, last, tol):
     """v[unk] += dx, limited per node and kept in [lo, hi]; return the largest excess (V) of a node's change over
     its ``node_tolerance`` (the step is converged when <= 0; NaN if a step is NaN). ``tol``: see ``T_*``. (A
-    difference, not a ratio: a division per node and iteration cost the 4x4 regression's compiled loop ~3%.)
+    difference, not a ratio: a division per node and iteration cost the 4x4 regression's compiled loop 1-3%.)
 
     ``limit`` [n_u] (V, start at ``dv_max``) adapts per node: halved when the node's step reverses
     direction, grown by ``LIMIT_GROW`` (up to ``dv_max``) while it cuts the node's Newton step. Why: a node
