@@ -144,3 +144,23 @@ def test_a_new_process_loads_the_external_source_callback_from_numba_cache(ngspi
     assert all(r.returncode == 0 for r in runs), runs[-1].stderr[-2000:]
     hits, residual = runs[1].stdout.split()
     assert hits == "1" and float(residual) < KCL_A
+
+
+@pytest.mark.parametrize("sweep", [True, False])
+def test_a_batch_larger_than_one_netlist_holds_is_solved_in_chunks(ngspice, monkeypatch, sweep):
+    """A batch of more than _MAX_BATCH_EDGES / n_edges samples goes in chunks (the last padded): every sample's
+    answer, free and clamped, is native's; the padding loads no netlist of another size."""
+    c, native = xor_circuit(), NativeSolver()
+    monkeypatch.setattr(ngspice_module, "_MAX_BATCH_EDGES", 3 * c.n_edges)  # chunks of 3: 7 = 3 + 3 + 1 (+ 2 pad)
+    rng = np.random.default_rng(11)
+    gates, x = random_gates(c.n_edges, seed=11), rng.uniform(0, 0.45, (7, c.n_inputs))
+    clamps = CoupledLearning(nudge=0.5).clamp(c, native.solve(c, gates, x).voltages, np.full((7, 1), 0.05))
+    with NgspiceSolver(sweep=sweep) as solver:
+        free = solver.solve(c, gates, x).voltages
+        loads = ngspice_module._REGISTRY["loads"]
+        clamped = solver.solve(c, gates, x, clamps).voltages
+        assert ngspice_module._REGISTRY["loads"] - loads == (0 if sweep else 1)  # the sweep serves both phases
+        assert {key[2] for key in solver._loaded if key[0] == id(c)} == {3}  # each netlist of c holds one chunk
+    assert free.shape == clamped.shape == (7, c.n_nodes)
+    assert np.abs(free - native.solve(c, gates, x).voltages).max() <= AGREEMENT_V
+    assert np.abs(clamped - native.solve(c, gates, x, clamps).voltages).max() <= AGREEMENT_V

@@ -51,6 +51,9 @@ _FREE_HISTORY_EVERY = 5000
 _instance = None
 _SWEEP_POINTS = 256  # operating points per dc sweep before it is ended and started afresh (bounds its plot)
 _SWEEP_RELTOL = 1e-10
+#: the most transistors (edges x samples) one netlist carries: a larger batch is solved in chunks (a batch netlist
+#: holds one copy of the network per sample, and loading 1,437 copies of a 1,247-edge network takes minutes)
+_MAX_BATCH_EDGES = 10_000
 _REGISTRY: dict = {"loaded": {}, "order": [], "commands": 0, "dead": None, "checked_cards": set(), "loads": 0,
                    "version": None, "linear_solver": None, "paused": None, "callbacks": None}
 #: what the compiled callback reads: address of the values, edges, inputs, clamps, batch, and a flag it sets when
@@ -355,6 +358,9 @@ class NgspiceSolver(AbstractSolver):
             rows = [self._solve(circuit, controls[b], inputs[b:b + 1], None if clamps is None else clamps[b:b + 1])
                     for b in range(inputs.shape[0])]
             return OperatingPoint(voltages=np.concatenate([r.voltages for r in rows]))
+        size = max(1, _MAX_BATCH_EDGES // max(circuit.n_edges, 1))
+        if inputs.shape[0] > size:
+            return self._solve_chunks(circuit, controls, inputs, clamps, size)
         if self.sweep and isinstance(circuit.device, NmosParams) and circuit.mismatch is None:
             return self._solve_swept(circuit, controls, inputs, clamps)
         self._end_sweep()  # the op below ends with 'destroy all', which would take the paused sweep's plot
@@ -398,6 +404,18 @@ class NgspiceSolver(AbstractSolver):
         self._tick("destroy", clock)
         _raise_pending_interrupt()
         return OperatingPoint(voltages=voltages)
+
+    def _solve_chunks(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray, clamps: np.ndarray | None,
+                      size: int) -> OperatingPoint:
+        """A batch of more than ``size`` samples, ``size`` at a time; the last chunk is padded with its own last
+        sample, so that one loaded netlist serves every chunk."""
+        n = inputs.shape[0]
+        parts = []
+        for lo in range(0, n, size):
+            rows = np.minimum(np.arange(lo, lo + size), n - 1)
+            op = self._solve(circuit, controls, inputs[rows], None if clamps is None else clamps[rows])
+            parts.append(op.voltages[:n - lo])
+        return OperatingPoint(voltages=np.concatenate(parts))
 
     # -- solving as points of a paused dc sweep ---------------------------------------------------
     def _solve_swept(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
