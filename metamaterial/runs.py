@@ -145,9 +145,9 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
 
         def after_epoch(st: TrainState) -> None:
             if bar is not None:
-                bar.update(st.epoch - bar.n)
                 if st.history and st.history[-1]["epoch"] == st.epoch:
-                    bar.set_postfix(_postfix(st.history[-1]))
+                    bar.set_postfix(_postfix(st.history[-1]), refresh=False)
+                bar.update(st.epoch - bar.n)
             if every_reset and st.epoch % every_reset == 0:
                 if every_ckpt:
                     save_checkpoint(run_dir, st, seeds, wall_before + time.perf_counter() - t0)
@@ -225,10 +225,40 @@ def _postfix(row: dict) -> dict[str, str]:
 
 
 def _progress(enabled: bool, total: int, start: int, name: str):
-    if not enabled or not sys.stderr.isatty():  # a log file would get every redraw
+    if not enabled:
         return None
+    if not sys.stderr.isatty():  # a log file would get every redraw: a plain line now and then instead
+        return _LogLines(total, start, f"train {name}")
     from tqdm import tqdm  # noqa: PLC0415
     return tqdm(total=total, initial=start, desc=f"train {name}", unit="epoch", dynamic_ncols=True, mininterval=0.5)
+
+
+class _LogLines:
+    """Progress where stderr is not a terminal (a log file, a batch job): one line per ``every`` seconds at most,
+    the first after ``every`` seconds (a short run prints none), with the epoch, the elapsed time, an estimate of
+    the time left and the last evaluation (the calls tqdm's bar takes in ``train_replicas``)."""
+
+    def __init__(self, total: int, start: int, name: str, every: float = 30.0) -> None:
+        self.total, self.n, self.first, self.name, self.every = total, start, start, name, every
+        self.t0 = self.last = time.monotonic()
+        self.postfix: dict[str, str] = {}
+
+    def set_postfix(self, postfix: dict[str, str], refresh: bool = False) -> None:
+        self.postfix = postfix
+
+    def update(self, k: int) -> None:
+        self.n += k
+        now = time.monotonic()
+        if now - self.last < self.every or self.n >= self.total:
+            return
+        self.last, took = now, now - self.t0
+        left = took / max(self.n - self.first, 1) * (self.total - self.n)
+        shown = "".join(f", {k} {v}" for k, v in self.postfix.items())
+        print(f"{self.name}: epoch {self.n}/{self.total}, {took:.0f} s, about {left:.0f} s left{shown}",
+              file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
 
 
 def succeeded(min_margin: np.ndarray | float | None) -> np.ndarray | bool | None:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
+from metamaterial import runs
 from metamaterial.config import load_config
 from metamaterial.errors import CheckpointError, ConfigError
 from metamaterial.experiment import build
@@ -260,3 +261,17 @@ def test_json_text_keeps_every_value_and_puts_a_curve_on_one_line():
     assert len(text.splitlines()) < 25  # one line per key or row, not one per number
     with pytest.raises(TypeError, match="object is not JSON serializable"):
         json_text({"bad": object()})
+
+
+def test_progress_in_a_log_file_is_plain_lines_with_the_time_left(capsys, monkeypatch):
+    """Where stderr is not a terminal, training's progress is a plain line at most every ``every`` seconds (no
+    redraws), naming the epoch, the time so far, the time left at the rate so far, and the last evaluation."""
+    clock = iter([100.0, 110.0, 115.0, 140.0, 200.0])  # start, then one reading per update
+    monkeypatch.setattr(runs.time, "monotonic", lambda: next(clock))
+    lines = runs._LogLines(total=10, start=2, name="train xor", every=30.0)
+    lines.set_postfix({"loss": "0.01"})
+    for _ in range(4):
+        lines.update(2)  # epochs 4, 6, 8, 10 at 110, 115, 140, 200 s
+    out = capsys.readouterr().err.splitlines()
+    # 10 s and 15 s in: too soon; 40 s in (epoch 8, 6 epochs done, 2 left): one line; the last epoch: none
+    assert out == ["train xor: epoch 8/10, 40 s, about 13 s left, loss 0.01"]
