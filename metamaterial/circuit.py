@@ -174,10 +174,6 @@ def _body_nodes(edges: np.ndarray, inputs: np.ndarray, device: EdgeParams, body:
         raise ValidationError(f"device.body: only level-1 transistors have a body terminal (got device "
                               f"{getattr(device, 'name', device.kind)!r}); remove device.body or use device.kind: "
                               "nmos with a level-1 preset or card")
-    if device.rd or device.rs:
-        raise ValidationError(f"device.body: a tied body with series resistances is not modelled (got "
-                              f"rd={device.rd:g}, rs={device.rs:g} ohm); set device.params.rd and rs to 0, or use "
-                              "device.body: ground")
     is_input = np.isin(edges, inputs)
     bad = np.flatnonzero(is_input.sum(axis=1) != 1)
     if len(bad):
@@ -226,6 +222,11 @@ def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: 
     ``controls`` is [E] or [B, E]: gate voltages (V), conductances (S) or taps, per ``c.device``;
     ``twin`` (0 free, 1 clamped) picks the transistors' mismatch.
     """
+    if c.body is not None and (c.device.rd or c.device.rs):  # a tied body: a level-1 transistor
+        raise ValidationError(f"a tied body with series resistances (rd={c.device.rd:g}, rs={c.device.rs:g} ohm): "
+                              "its bulk junctions sit behind the resistances, at nodes only ngspice solves, so the "
+                              "edge currents (power, Kirchhoff check) are not computed here; set device.params.rd "
+                              "and rs to 0 or use device.body: ground for them")
     v = np.atleast_2d(voltages)
     va, vb = v[:, c.edges[:, 0]], v[:, c.edges[:, 1]]
     ctrl = np.broadcast_to(np.asarray(controls, float), va.shape)

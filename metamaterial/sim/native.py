@@ -541,7 +541,8 @@ def _index_arrays(c: Circuit, clamped: bool, dense_limit: int, held: np.ndarray 
                                   "--backend ngspice")
         if isinstance(c.device, NmosParams) and (c.device.rd or c.device.rs):
             raise ValidationError("NativeSolver: a tied body with series resistances is not modelled (the junctions "
-                                  "sit behind the resistances); set device.params.rd and rs to 0")
+                                  "sit behind the resistances, at nodes of their own); set device.params.rd and rs "
+                                  "to 0, or use --backend ngspice")
         flip = c.body == eb
         ea[flip], eb[flip] = eb[flip], ea[flip].copy()
     if kind != nk.KIND_NMOS:
