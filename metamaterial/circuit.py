@@ -224,9 +224,9 @@ def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: 
     """
     if c.body is not None and (c.device.rd or c.device.rs):  # a tied body: a level-1 transistor
         raise ValidationError(f"a tied body with series resistances (rd={c.device.rd:g}, rs={c.device.rs:g} ohm): "
-                              "its bulk junctions sit behind the resistances, at nodes only ngspice solves, so the "
-                              "edge currents (power, Kirchhoff check) are not computed here; set device.params.rd "
-                              "and rs to 0 or use device.body: ground for them")
+                              "its bulk junctions sit behind the resistances, at internal nodes the solvers solve, "
+                              "so the edge currents (power, Kirchhoff check) are not computed here; set "
+                              "device.params.rd and rs to 0 or use device.body: ground for them")
     v = np.atleast_2d(voltages)
     va, vb = v[:, c.edges[:, 0]], v[:, c.edges[:, 1]]
     ctrl = np.broadcast_to(np.asarray(controls, float), va.shape)

@@ -291,7 +291,7 @@ class NmosParams(EdgeDevice):
         ``series_current`` when it has series resistances, whose drops carry the bulk junctions' currents at
         ``gmin`` (S) and kT/q ``vt`` (V), or ``three_regime_current``, with its ``gmin`` across the channel).
         ``vbody``: body voltages (V) of level-1 transistors whose body is tied to a node (None: grounded; not with
-        series resistances: only ngspice solves that circuit, ``circuit.edge_currents`` refuses it)."""
+        series resistances: the solvers solve that circuit's internal nodes, ``circuit.edge_currents`` refuses it)."""
         if self.law == THREE_REGIME:
             return three_regime_current(self, va, vb, vg, vto, beta, gmin)
         if self.rd or self.rs:

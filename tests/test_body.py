@@ -116,11 +116,31 @@ def test_body_input_needs_a_transistor_with_a_body():
         load_config(ROOT / "configs" / "digits.yaml", ["device.body=drain"])
 
 
-def test_tied_body_with_series_resistances_is_solved_by_ngspice_and_refused_elsewhere(spice):
-    """ngspice puts the bulk junctions behind the series resistances, at internal nodes it solves (the third-party
-    digits circuit, docs/physics.md 2.1). As the resistances shrink its answer goes to the native solver's tied
-    body without them, in proportion to R; at the card's 22 and 73 ohm it moves by millivolts; the native solver
-    and the numpy law (power, Kirchhoff check) refuse the circuit, naming what to do."""
+@pytest.mark.parametrize("params", ["{}", "{rd: 0.0, rs: 50.0}", "{rd: 30.0, rs: 0.0}"],
+                         ids=["card", "source-only", "drain-only"])
+@pytest.mark.parametrize("mismatch", [False, True], ids=["matched", "mismatch"])
+def test_tied_body_behind_series_resistances_native_matches_ngspice(params, mismatch, spice):
+    """ngspice puts the bulk junctions behind the series resistances, at the internal drain and source (the
+    third-party digits circuit, docs/physics.md 2.1); the native solver solves the two internal nodes per edge
+    (``native_kernels.body_series_mos_current``). On the digits network with bright pixels, free and clamped."""
+    over = ["device.body=input", f"device.params={params}"]
+    if mismatch:
+        over.append(f"device.mismatch={{vto_sigma: {VTO_SIGMA}, k_sigma: {K_SIGMA}, seed: 1}}")
+    setup = build(load_config(ROOT / "configs" / "digits.yaml", over))
+    c = setup.circuit
+    rng = np.random.default_rng(SEED)
+    gates, x = rng.uniform(0.5, 4.5, c.n_edges), setup.task.inputs[:BATCH]
+    free = NativeSolver().solve(c, gates, x).voltages
+    np.testing.assert_allclose(free, spice.solve(c, gates, x).voltages, atol=AGREEMENT_V, rtol=0)
+    clamps = free[:, c.clamp_nodes] + rng.uniform(-0.025, 0.025, (BATCH, len(c.clamp_nodes)))
+    clamped = NativeSolver().solve(c, gates, x, clamps).voltages
+    np.testing.assert_allclose(clamped, spice.solve(c, gates, x, clamps).voltages, atol=AGREEMENT_V, rtol=0)
+
+
+def test_tied_body_behind_series_resistances_goes_to_the_tied_body_without_them(spice):
+    """As the resistances shrink, ngspice's answer goes to the native tied body without them in proportion to R;
+    at the card's 22 and 73 ohm it moves by millivolts. The numpy law (power, Kirchhoff check) refuses the circuit,
+    and the native solver a body behind series resistances at an edge's second node, each naming what to do."""
     digits = ROOT / "configs" / "digits.yaml"
     setup = build(load_config(digits, TIED))
     gates = np.random.default_rng(SEED).uniform(0.5, 4.5, setup.circuit.n_edges)
@@ -136,8 +156,9 @@ def test_tied_body_with_series_resistances_is_solved_by_ngspice_and_refused_else
     assert (card.device.rd, card.device.rs) == pytest.approx((21.96, 73.21), abs=0.01)
     with_r = spice.solve(card, gates, x).voltages
     assert np.abs(with_r - without).max() > 1e-3
-    with pytest.raises(ValidationError, match=r"NativeSolver: a tied body with series resistances is not modelled "
-                                              r".*or use --backend ngspice"):
-        NativeSolver().solve(card, gates, x)
-    with pytest.raises(ValidationError, match="a tied body with series resistances .*only ngspice solves"):
+    with pytest.raises(ValidationError, match="a tied body with series resistances .*not computed here"):
         circuit.edge_currents(card, gates, with_r)
+    at_source = replace(card, body=card.edges[:, 1])
+    with pytest.raises(ValidationError, match=r"NativeSolver: a tied body with series resistances is solved only at "
+                                              r"the edge's first node, .*or use --backend ngspice"):
+        NativeSolver().solve(at_source, gates, x)

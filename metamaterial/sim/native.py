@@ -539,11 +539,13 @@ def _index_arrays(c: Circuit, clamped: bool, dense_limit: int, held: np.ndarray 
                                   f"body at node {c.node_labels[c.body[e]]}, not at one of its ends (got "
                                   f"{len(elsewhere)} such edges); tie each body to an end of its edge, or use "
                                   "--backend ngspice")
-        if isinstance(c.device, NmosParams) and (c.device.rd or c.device.rs):
-            raise ValidationError("NativeSolver: a tied body with series resistances is not modelled (the junctions "
-                                  "sit behind the resistances, at nodes of their own); set device.params.rd and rs "
-                                  "to 0, or use --backend ngspice")
         flip = c.body == eb
+        if prm[nk.P_BODY_SERIES] and flip.any():
+            e = int(np.flatnonzero(flip)[0])
+            raise ValidationError(f"NativeSolver: a tied body with series resistances is solved only at the edge's "
+                                  f"first node, its drain, and edge {e} ({c.node_labels[ea[e]]} - "
+                                  f"{c.node_labels[eb[e]]}) has it at its second (got {int(flip.sum())} such edges); "
+                                  "set device.params.rd and rs to 0, or use --backend ngspice")
         ea[flip], eb[flip] = eb[flip], ea[flip].copy()
     if kind != nk.KIND_NMOS:
         _check_every_node_is_held(c, driven)
@@ -635,7 +637,9 @@ def _device_constants(c: Circuit, twin: int) -> tuple[int, np.ndarray, np.ndarra
     prm[nk.P_GMIN] = c.gmin
     prm[nk.P_RD] = dev.rd  # the drain is the edge's first node, as in the netlist's instance line
     prm[nk.P_RS] = dev.rs
-    prm[nk.P_BODY] = 0.0 if c.body is None else 1.0
+    tied, series = c.body is not None, bool(dev.rd or dev.rs)
+    prm[nk.P_BODY] = 1.0 if tied and not series else 0.0  # with series resistances the law carries the junctions
+    prm[nk.P_BODY_SERIES] = 1.0 if tied and series else 0.0
     vbi = vto - dev.gamma * math.sqrt(dev.phi)
     return nk.KIND_NMOS, prm, np.ascontiguousarray(vbi, float), np.ascontiguousarray(beta, float)
 

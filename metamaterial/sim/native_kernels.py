@@ -34,7 +34,10 @@ KIND_THREE_REGIME = 2
 # source (terminal b) in ohm, 0 for none; last ``P_BODY``: 0.0 when every transistor's body is grounded, 1.0 when
 # every body is tied to the edge's terminal a, see ``mos_current``)
 P_GAMMA, P_PHI, P_SQPHI, P_LAMBDA, P_IS, P_VT, P_GMIN, P_JOIN, P_SUBSLOPE, P_XCAP, P_RD, P_RS, P_BODY = range(13)
-N_PRM = 13
+# 1.0 where every body is tied to terminal a behind series resistances (``body_series_mos_current``; P_BODY is
+# then 0.0: that law carries the junctions itself)
+P_BODY_SERIES = 13
+N_PRM = 14
 
 #: ngspice's cap on exponent arguments (``MAX_EXP_ARG`` for IEEE doubles).
 MAX_EXP_ARG = 709.0
@@ -103,7 +106,9 @@ SERIES_MAX_STEPS, SERIES_RTOL = 60, 1e-14
 
 
 # the edge law of a (kind, prm), decided once per call of ``assemble`` / ``kcl_converged`` rather than per edge
-LAW_MOS, LAW_SERIES_MOS, LAW_THREE_REGIME, LAW_CONDUCTANCE = range(4)
+LAW_MOS, LAW_SERIES_MOS, LAW_THREE_REGIME, LAW_CONDUCTANCE, LAW_BODY_SERIES_MOS = range(5)
+#: the step (V) at which ``body_series_mos_current`` differentiates the channel current in its body's voltage
+BODY_STEP = 1e-6
 
 
 @njit(cache=True, inline="always")
@@ -111,6 +116,8 @@ def edge_law(kind, prm):
     """LAW_* of the edges: level 1 (``mos_current``; ``series_mos_current`` with series resistances), the
     three-regime law, or a conductance."""
     if kind == KIND_NMOS:
+        if prm[P_BODY_SERIES] != 0.0:
+            return LAW_BODY_SERIES_MOS
         return LAW_MOS if prm[P_RD] == 0.0 and prm[P_RS] == 0.0 else LAW_SERIES_MOS
     return LAW_THREE_REGIME if kind == KIND_THREE_REGIME else LAW_CONDUCTANCE
 
@@ -125,6 +132,8 @@ def edge_current(law, va, vb, ctrl, vbi, beta, prm):
         return series_mos_current(va, vb, ctrl, vbi, beta, prm)
     if law == LAW_THREE_REGIME:
         return three_regime_current(va, vb, ctrl, vbi, beta, prm)
+    if law == LAW_BODY_SERIES_MOS:
+        return body_series_mos_current(va, vb, ctrl, vbi, beta, prm)
     return ctrl * (va - vb), ctrl, -ctrl
 
 
@@ -165,6 +174,66 @@ def series_mos_current(va, vb, vg, vbi, beta, prm):
             break
     den = 1.0 + fa * ra - fb * rb
     return i, fa / den * (1.0 - dj_a * ra), fb / den * (1.0 - dj_b * rb)
+
+
+@njit(cache=True)
+def body_series_mos_current(va, vb, vg, vbi, beta, prm):
+    """Level-1 channel a -> b with series resistances R_d = prm[P_RD] at a and R_s = prm[P_RS] at b and its body
+    tied to a: ngspice's bulk junctions then join the body to the internal drain d' and source s', behind the
+    resistances (docs/physics.md 2.1). Newton on Kirchhoff's law at d' and s',
+
+        (va - d) / R_d + J(va - d) = I_ch(d, s),    I_ch(d, s) + J(va - s) = (s - vb) / R_s
+
+    (a zero resistance pins its node: d = va or s = vb), with I_ch the channel current with the body at va
+    (``mos_current`` on the voltages less va, prm[P_BODY] being 0 for this law) and J the junction current from the
+    body into a node (``junction_current``). Returns the edge current I = I_ch + J(va - s), which leaves a and
+    enters b, and dI/dva, dI/dvb by the implicit function theorem (dI_ch/dv_body by a central difference of
+    ``BODY_STEP``: level 1 returns no gate derivative)."""
+    rd = prm[P_RD]
+    rs = prm[P_RS]
+    gd = 1.0 / rd if rd > 0.0 else 0.0
+    gs = 1.0 / rs if rs > 0.0 else 0.0
+    d = va
+    s = vb
+    for _ in range(SERIES_MAX_STEPS):
+        ich, ia, ib = mos_current(d - va, s - va, vg - va, vbi, beta, prm)
+        jd, gjd = junction_current(d - va, prm)  # out of d' into the body: J(va - d) = -jd, dJ/dd = -gjd
+        js, gjs = junction_current(s - va, prm)
+        f1 = gd * (va - d) - jd - ich if rd > 0.0 else d - va
+        f2 = ich - js - gs * (s - vb) if rs > 0.0 else s - vb
+        a11, a12 = (-gd - gjd - ia, -ib) if rd > 0.0 else (1.0, 0.0)
+        a21, a22 = (ia, ib - gjs - gs) if rs > 0.0 else (0.0, 1.0)
+        det = a11 * a22 - a12 * a21
+        dd = (-f1 * a22 + f2 * a12) / det
+        ds = (-f2 * a11 + f1 * a21) / det
+        big = max(abs(dd), abs(ds))
+        if big > 0.05:  # the junctions are exponential: at most 50 mV a step
+            dd *= 0.05 / big
+            ds *= 0.05 / big
+        d += dd
+        s += ds
+        if big <= SERIES_RTOL * max(abs(d), abs(s), 1.0):
+            break
+    ich, ia, ib = mos_current(d - va, s - va, vg - va, vbi, beta, prm)
+    jd, gjd = junction_current(d - va, prm)
+    js, gjs = junction_current(s - va, prm)
+    hi = mos_current(d - va - BODY_STEP, s - va - BODY_STEP, vg - va - BODY_STEP, vbi, beta, prm)[0]
+    lo = mos_current(d - va + BODY_STEP, s - va + BODY_STEP, vg - va + BODY_STEP, vbi, beta, prm)[0]
+    ibody = (hi - lo) / (2.0 * BODY_STEP)  # dI_ch / dva at fixed d, s, vg
+    a11, a12 = (-gd - gjd - ia, -ib) if rd > 0.0 else (1.0, 0.0)
+    a21, a22 = (ia, ib - gjs - gs) if rs > 0.0 else (0.0, 1.0)
+    det = a11 * a22 - a12 * a21
+    # dF/dva and dF/dvb of the two equations; then [dd, ds]/dv = -A^-1 dF/dv
+    f1a, f1b = (gd + gjd - ibody, 0.0) if rd > 0.0 else (-1.0, 0.0)
+    f2a, f2b = (ibody + gjs, gs) if rs > 0.0 else (0.0, -1.0)
+    dda = -(a22 * f1a - a12 * f2a) / det
+    dsa = -(a11 * f2a - a21 * f1a) / det
+    ddb = -(a22 * f1b - a12 * f2b) / det
+    dsb = -(a11 * f2b - a21 * f1b) / det
+    # I = I_ch(d, s; body va) - js(s - va): dI/dd = ia, dI/ds = ib - gjs, dI/dva directly = ibody + gjs
+    di_a = ia * dda + (ib - gjs) * dsa + ibody + gjs
+    di_b = ia * ddb + (ib - gjs) * dsb
+    return ich - js, di_a, di_b
 
 
 @njit(cache=True, inline="always")
