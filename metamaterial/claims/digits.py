@@ -36,7 +36,7 @@ QUICK_EPOCHS = 2  # the smoke run: two epochs of the clean config and of chip 1
 #: accuracy against mismatch level: multiples of the peer's spreads (V_T 10 mV, K 0.5 %) on the chips config (its
 #: read noise included), each a batch of chips, replica r being the chip and the training of seed CURVE_SEEDS[r]
 PEER_SPREADS = (0.01, 0.005)
-CURVE_MULTIPLES = (0, 1, 2, 4, 8)
+CURVE_MULTIPLES = (0, 1, 4, 16, 32)
 CURVE_SEEDS = (1, 2, 3)
 TIMED_EPOCHS = 3  # epochs timed after the untimed first one (1 in the smoke run)
 
