@@ -222,11 +222,11 @@ def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: 
     ``controls`` is [E] or [B, E]: gate voltages (V), conductances (S) or taps, per ``c.device``;
     ``twin`` (0 free, 1 clamped) picks the transistors' mismatch.
     """
-    if c.body is not None and (c.device.rd or c.device.rs):  # a tied body: a level-1 transistor
-        raise ValidationError(f"a tied body with series resistances (rd={c.device.rd:g}, rs={c.device.rs:g} ohm): "
-                              "its bulk junctions sit behind the resistances, at internal nodes the solvers solve, "
-                              "so the edge currents (power, Kirchhoff check) are not computed here; set "
-                              "device.params.rd and rs to 0 or use device.body: ground for them")
+    if c.body is not None and (c.device.rd or c.device.rs) and (c.body != c.edges[:, 0]).any():
+        e = int(np.flatnonzero(c.body != c.edges[:, 0])[0])
+        raise ValidationError(f"edge {e} ({c.node_labels[c.edges[e, 0]]} - {c.node_labels[c.edges[e, 1]]}): a body "
+                              "behind series resistances is modelled here only at the edge's first node, its drain; "
+                              "set device.params.rd and rs to 0 for its currents (power, Kirchhoff check)")
     v = np.atleast_2d(voltages)
     va, vb = v[:, c.edges[:, 0]], v[:, c.edges[:, 1]]
     ctrl = np.broadcast_to(np.asarray(controls, float), va.shape)
@@ -252,7 +252,9 @@ def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed:
         i_j, _ = junction_current(c.law, v, c.gmin, c.thermal_voltage)
         degree = np.bincount(c.edges.ravel(), minlength=c.n_nodes)
         out += i_j * degree
-    elif c.device.bulk_junctions:  # the diodes conduct from each terminal into the tied body (its own: 0 V, 0 A)
+    elif c.device.bulk_junctions and not (c.device.rd or c.device.rs):
+        # the diodes conduct from each terminal into the tied body (its own: 0 V, 0 A); behind series resistances
+        # they sit inside the edge's own current (``devices.body_series_current``)
         for end in (0, 1):
             node = c.edges[:, end]
             i_j, _ = junction_current(c.law, v[:, node] - v[:, c.body], c.gmin, c.thermal_voltage)

@@ -290,10 +290,12 @@ class NmosParams(EdgeDevice):
         """Current a -> b through the channel (A) and its derivatives, by this transistor's law (``nmos_current``,
         ``series_current`` when it has series resistances, whose drops carry the bulk junctions' currents at
         ``gmin`` (S) and kT/q ``vt`` (V), or ``three_regime_current``, with its ``gmin`` across the channel).
-        ``vbody``: body voltages (V) of level-1 transistors whose body is tied to a node (None: grounded; not with
-        series resistances: the solvers solve that circuit's internal nodes, ``circuit.edge_currents`` refuses it)."""
+        ``vbody``: body voltages (V) of level-1 transistors whose body is tied to a node (None: grounded); with
+        series resistances the body must be terminal a's (``body_series_current``)."""
         if self.law == THREE_REGIME:
             return three_regime_current(self, va, vb, vg, vto, beta, gmin)
+        if (self.rd or self.rs) and vbody is not None:
+            return body_series_current(self, va, vb, vg, vto, beta, gmin, vt)
         if self.rd or self.rs:
             return series_current(self, va, vb, vg, vto, beta, gmin, vt)
         return nmos_current(self, va, vb, vg, vto, beta, vbody)
@@ -667,6 +669,59 @@ def series_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray
     den = 1.0 + m.d_va * ra - m.d_vb * rb
     return MosCurrents(current=i, d_va=m.d_va / den * (1.0 - dj_a * ra), d_vb=m.d_vb / den * (1.0 - dj_b * rb),
                        d_vg=m.d_vg / den)
+
+
+def body_series_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,
+                        vto: np.ndarray | float | None = None, beta: np.ndarray | float | None = None,
+                        gmin: float = 1e-12, vt: float = THERMAL_VOLTAGE) -> MosCurrents:
+    """Current a -> b (A) of a level-1 NMOS with series resistances ``p.rd`` at terminal a and ``p.rs`` at b and its
+    body tied to a, and its derivatives. ngspice puts the bulk junctions between the body and the internal drain
+    d' and source s', behind the resistances, so d' and s' solve (a zero resistance pins its node to its terminal)
+
+        (V_a - V_d') / R_d + J(V_a - V_d') = I_ch,    I_ch + J(V_a - V_s') = (V_s' - V_b) / R_s,
+
+    I_ch being ``nmos_current`` between d' and s' with the body at V_a and J the current from the body into a node
+    (``junction_current``). Newton from V_d' = V_a, V_s' = V_b, steps capped at 50 mV; the edge's current is
+    I_ch + J(V_a - V_s'), its derivatives by the implicit function theorem (dI_ch/dV_body = -(d_va + d_vb + d_vg):
+    the law depends on voltage differences only). The numpy reference of ``native_kernels.body_series_mos_current``.
+    """
+    va, vb, vg = np.broadcast_arrays(np.asarray(va, float), np.asarray(vb, float), np.asarray(vg, float))
+    gd = 1.0 / p.rd if p.rd else 0.0
+    gs = 1.0 / p.rs if p.rs else 0.0
+    d, s = va.copy(), vb.copy()
+
+    def system(d, s):
+        m = nmos_current(p, d, s, vg, vto, beta, vbody=va)
+        jd, gjd = junction_current(p, d - va, gmin, vt)  # out of d' into the body: J(V_a - V_d') = -jd
+        js, gjs = junction_current(p, s - va, gmin, vt)
+        f1 = gd * (va - d) - jd - m.current if p.rd else d - va
+        f2 = m.current - js - gs * (s - vb) if p.rs else s - vb
+        a11, a12 = (-gd - gjd - m.d_va, -m.d_vb) if p.rd else (np.ones_like(d), np.zeros_like(d))
+        a21, a22 = (m.d_va, m.d_vb - gjs - gs) if p.rs else (np.zeros_like(d), np.ones_like(d))
+        return m, js, gjd, gjs, f1, f2, a11, a12, a21, a22
+
+    for _ in range(SERIES_MAX_STEPS):
+        m, js, gjd, gjs, f1, f2, a11, a12, a21, a22 = system(d, s)
+        det = a11 * a22 - a12 * a21
+        dd, ds = (-f1 * a22 + f2 * a12) / det, (-f2 * a11 + f1 * a21) / det
+        big = np.maximum(np.abs(dd), np.abs(ds))
+        cut = np.minimum(1.0, 0.05 / np.maximum(big, 1e-300))
+        d, s = d + dd * cut, s + ds * cut
+        if (big <= SERIES_RTOL * np.maximum(np.maximum(np.abs(d), np.abs(s)), 1.0)).all():
+            break
+    m, js, gjd, gjs, f1, f2, a11, a12, a21, a22 = system(d, s)
+    det = a11 * a22 - a12 * a21
+    body = -(m.d_va + m.d_vb + m.d_vg)
+    f1a = gd + gjd - body if p.rd else -np.ones_like(d)
+    f2a, f2b = (body + gjs, np.full_like(d, gs)) if p.rs else (np.zeros_like(d), -np.ones_like(d))
+    dd_a, ds_a = -(a22 * f1a - a12 * f2a) / det, -(a11 * f2a - a21 * f1a) / det
+    dd_b, ds_b = a12 * f2b / det, -a11 * f2b / det
+    f1g = -m.d_vg if p.rd else np.zeros_like(d)
+    f2g = m.d_vg if p.rs else np.zeros_like(d)
+    dd_g, ds_g = -(a22 * f1g - a12 * f2g) / det, -(a11 * f2g - a21 * f1g) / det
+    d_vs = m.d_vb - gjs  # of I = I_ch - js(s - va) in V_s'
+    return MosCurrents(current=m.current - js, d_va=m.d_va * dd_a + d_vs * ds_a + body + gjs,
+                       d_vb=m.d_va * dd_b + d_vs * ds_b, d_vg=m.d_vg + m.d_va * dd_g + d_vs * ds_g)
 
 
 def three_regime_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,

@@ -132,15 +132,45 @@ def test_tied_body_behind_series_resistances_native_matches_ngspice(params, mism
     gates, x = rng.uniform(0.5, 4.5, c.n_edges), setup.task.inputs[:BATCH]
     free = NativeSolver().solve(c, gates, x).voltages
     np.testing.assert_allclose(free, spice.solve(c, gates, x).voltages, atol=AGREEMENT_V, rtol=0)
+    # Kirchhoff's law at every free node, by the numpy law (devices.body_series_current), which the same voltages
+    # do not satisfy without the resistances
+    assert np.nanmax(np.abs(circuit.kcl_residuals(c, gates, free))) < KCL_A
+    without = replace(c, device=replace(c.device, rd=0.0, rs=0.0))
+    assert np.nanmax(np.abs(circuit.kcl_residuals(without, gates, free))) > 1e3 * KCL_A
     clamps = free[:, c.clamp_nodes] + rng.uniform(-0.025, 0.025, (BATCH, len(c.clamp_nodes)))
     clamped = NativeSolver().solve(c, gates, x, clamps).voltages
     np.testing.assert_allclose(clamped, spice.solve(c, gates, x, clamps).voltages, atol=AGREEMENT_V, rtol=0)
 
 
+def test_body_series_law_numpy_and_kernel_agree_and_derivatives_are_exact():
+    """The numpy reference (devices.body_series_current) and the kernel (native_kernels.body_series_mos_current),
+    written apart: the same current, and each one's derivatives against central differences of the numpy current,
+    over random terminal and gate voltages (bright pixels forward-bias the junctions)."""
+    p = devices.nmos_preset("ald1106-l1")
+    roles = graph.Roles(inputs=(0, 1), rails=(), outputs=((2, 3),))
+    c = circuit.compile_graph(graph.assign_roles(graph.layered_network(2, 2, seed=0), roles), p, body="input")
+    _, prm, vbi, beta = _device_constants(c, twin=0)
+    assert prm[nk.P_BODY_SERIES] == 1.0 and prm[nk.P_BODY] == 0.0
+    rng = np.random.default_rng(SEED)
+    va, vb, vg = rng.uniform(0, V_MAX, 200), rng.uniform(0, 0.6, 200), rng.uniform(*GATES, 200)
+    m = devices.body_series_current(p, va, vb, vg)
+    h = 1e-7
+    law = lambda a, b, g: devices.body_series_current(p, a, b, g).current  # noqa: E731
+    for got, num in ((m.d_va, (law(va + h, vb, vg) - law(va - h, vb, vg)) / (2 * h)),
+                     (m.d_vb, (law(va, vb + h, vg) - law(va, vb - h, vg)) / (2 * h)),
+                     (m.d_vg, (law(va, vb, vg + h) - law(va, vb, vg - h)) / (2 * h))):
+        np.testing.assert_allclose(got, num, rtol=1e-5, atol=1e-9)
+    for k in range(len(va)):
+        i, d_a, d_b = nk.body_series_mos_current(va[k], vb[k], vg[k], vbi[0], beta[0], prm)
+        assert i == pytest.approx(float(m.current[k]), rel=1e-10, abs=1e-18)
+        assert d_a == pytest.approx(float(m.d_va[k]), rel=1e-5, abs=1e-9)
+        assert d_b == pytest.approx(float(m.d_vb[k]), rel=1e-5, abs=1e-9)
+
+
 def test_tied_body_behind_series_resistances_goes_to_the_tied_body_without_them(spice):
     """As the resistances shrink, ngspice's answer goes to the native tied body without them in proportion to R;
-    at the card's 22 and 73 ohm it moves by millivolts. The numpy law (power, Kirchhoff check) refuses the circuit,
-    and the native solver a body behind series resistances at an edge's second node, each naming what to do."""
+    at the card's 22 and 73 ohm it moves by millivolts. The native solver and the numpy law (power, Kirchhoff
+    check) refuse a body behind series resistances at an edge's second node, naming what to do."""
     digits = ROOT / "configs" / "digits.yaml"
     setup = build(load_config(digits, TIED))
     gates = np.random.default_rng(SEED).uniform(0.5, 4.5, setup.circuit.n_edges)
@@ -156,9 +186,10 @@ def test_tied_body_behind_series_resistances_goes_to_the_tied_body_without_them(
     assert (card.device.rd, card.device.rs) == pytest.approx((21.96, 73.21), abs=0.01)
     with_r = spice.solve(card, gates, x).voltages
     assert np.abs(with_r - without).max() > 1e-3
-    with pytest.raises(ValidationError, match="a tied body with series resistances .*not computed here"):
-        circuit.edge_currents(card, gates, with_r)
     at_source = replace(card, body=card.edges[:, 1])
+    with pytest.raises(ValidationError, match=r"edge 0 \(.*\): a body behind series resistances is modelled here "
+                                              r"only at the edge's first node"):
+        circuit.edge_currents(at_source, gates, with_r)
     with pytest.raises(ValidationError, match=r"NativeSolver: a tied body with series resistances is solved only at "
                                               r"the edge's first node, .*or use --backend ngspice"):
         NativeSolver().solve(at_source, gates, x)
