@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import random_gates, xor_circuit
+from metamaterial import netlist as netlist_module
 from metamaterial.circuit import kcl_residuals
 from metamaterial.devices import draw_mismatch
 from metamaterial.errors import SimulationError, ValidationError
@@ -148,10 +149,10 @@ def test_a_new_process_loads_the_external_source_callback_from_numba_cache(ngspi
 
 @pytest.mark.parametrize("sweep", [True, False])
 def test_a_batch_larger_than_one_netlist_holds_is_solved_in_chunks(ngspice, monkeypatch, sweep):
-    """A batch of more than _MAX_BATCH_EDGES / n_edges samples goes in chunks (the last padded): every sample's
+    """A batch of more than NETLIST_EDGES / n_edges samples goes in chunks (the last padded): every sample's
     answer, free and clamped, is native's; the padding loads no netlist of another size."""
     c, native = xor_circuit(), NativeSolver()
-    monkeypatch.setattr(ngspice_module, "_MAX_BATCH_EDGES", 3 * c.n_edges)  # chunks of 3: 7 = 3 + 3 + 1 (+ 2 pad)
+    monkeypatch.setattr(netlist_module, "NETLIST_EDGES", 3 * c.n_edges)  # chunks of 3: 7 = 3 + 3 + 1 (+ 2 pad)
     rng = np.random.default_rng(11)
     gates, x = random_gates(c.n_edges, seed=11), rng.uniform(0, 0.45, (7, c.n_inputs))
     clamps = CoupledLearning(nudge=0.5).clamp(c, native.solve(c, gates, x).voltages, np.full((7, 1), 0.05))

@@ -176,6 +176,27 @@ def series_mos_current(va, vb, vg, vbi, beta, prm):
     return i, fa / den * (1.0 - dj_a * ra), fb / den * (1.0 - dj_b * rb)
 
 
+@njit(cache=True, inline="always")
+def _body_series_system(d, s, va, vb, vg, vbi, beta, prm):
+    """``body_series_mos_current``'s system at internal drain d and source s (V): the channel current and its
+    derivatives in d and s, the source junction's current out of s' and the two junctions' conductances, the two
+    residuals and the Jacobian (a11, a12; a21, a22) in (d, s)."""
+    rd = prm[P_RD]
+    rs = prm[P_RS]
+    ich, ia, ib = mos_current(d - va, s - va, vg - va, vbi, beta, prm)
+    jd, gjd = junction_current(d - va, prm)  # out of d' into the body: J(va - d) = -jd, dJ/dd = -gjd
+    js, gjs = junction_current(s - va, prm)
+    if rd > 0.0:
+        f1, a11, a12 = (va - d) / rd - jd - ich, -1.0 / rd - gjd - ia, -ib
+    else:
+        f1, a11, a12 = d - va, 1.0, 0.0
+    if rs > 0.0:
+        f2, a21, a22 = ich - js - (s - vb) / rs, ia, ib - gjs - 1.0 / rs
+    else:
+        f2, a21, a22 = s - vb, 0.0, 1.0
+    return ich, ia, ib, js, gjd, gjs, f1, f2, a11, a12, a21, a22
+
+
 @njit(cache=True)
 def body_series_mos_current(va, vb, vg, vbi, beta, prm):
     """Level-1 channel a -> b with series resistances R_d = prm[P_RD] at a and R_s = prm[P_RS] at b and its body
@@ -196,13 +217,7 @@ def body_series_mos_current(va, vb, vg, vbi, beta, prm):
     d = va
     s = vb
     for _ in range(SERIES_MAX_STEPS):
-        ich, ia, ib = mos_current(d - va, s - va, vg - va, vbi, beta, prm)
-        jd, gjd = junction_current(d - va, prm)  # out of d' into the body: J(va - d) = -jd, dJ/dd = -gjd
-        js, gjs = junction_current(s - va, prm)
-        f1 = gd * (va - d) - jd - ich if rd > 0.0 else d - va
-        f2 = ich - js - gs * (s - vb) if rs > 0.0 else s - vb
-        a11, a12 = (-gd - gjd - ia, -ib) if rd > 0.0 else (1.0, 0.0)
-        a21, a22 = (ia, ib - gjs - gs) if rs > 0.0 else (0.0, 1.0)
+        ich, ia, ib, js, gjd, gjs, f1, f2, a11, a12, a21, a22 = _body_series_system(d, s, va, vb, vg, vbi, beta, prm)
         det = a11 * a22 - a12 * a21
         dd = (-f1 * a22 + f2 * a12) / det
         ds = (-f2 * a11 + f1 * a21) / det
@@ -214,14 +229,10 @@ def body_series_mos_current(va, vb, vg, vbi, beta, prm):
         s += ds
         if big <= SERIES_RTOL * max(abs(d), abs(s), 1.0):
             break
-    ich, ia, ib = mos_current(d - va, s - va, vg - va, vbi, beta, prm)
-    jd, gjd = junction_current(d - va, prm)
-    js, gjs = junction_current(s - va, prm)
+    ich, ia, ib, js, gjd, gjs, f1, f2, a11, a12, a21, a22 = _body_series_system(d, s, va, vb, vg, vbi, beta, prm)
     hi = mos_current(d - va - BODY_STEP, s - va - BODY_STEP, vg - va - BODY_STEP, vbi, beta, prm)[0]
     lo = mos_current(d - va + BODY_STEP, s - va + BODY_STEP, vg - va + BODY_STEP, vbi, beta, prm)[0]
     ibody = (hi - lo) / (2.0 * BODY_STEP)  # dI_ch / dva at fixed d, s, vg
-    a11, a12 = (-gd - gjd - ia, -ib) if rd > 0.0 else (1.0, 0.0)
-    a21, a22 = (ia, ib - gjs - gs) if rs > 0.0 else (0.0, 1.0)
     det = a11 * a22 - a12 * a21
     # dF/dva and dF/dvb of the two equations; then [dd, ds]/dv = -A^-1 dF/dv
     f1a, f1b = (gd + gjd - ibody, 0.0) if rd > 0.0 else (-1.0, 0.0)

@@ -34,7 +34,16 @@ import numpy as np
 from ..circuit import Circuit, OperatingPoint
 from ..devices import NmosParams, PotentiometerParams
 from ..errors import SimulationError
-from ..netlist import CLAMP_SIEMENS, GATE_OHMS, SpiceOptions, node_vector_names, num, to_spice, to_spice_sweep
+from ..netlist import (
+    CLAMP_SIEMENS,
+    GATE_OHMS,
+    SpiceOptions,
+    netlist_points,
+    node_vector_names,
+    num,
+    to_spice,
+    to_spice_sweep,
+)
 from .base import AbstractSolver
 
 _log = logging.getLogger(__name__)
@@ -51,9 +60,6 @@ _FREE_HISTORY_EVERY = 5000
 _instance = None
 _SWEEP_POINTS = 256  # operating points per dc sweep before it is ended and started afresh (bounds its plot)
 _SWEEP_RELTOL = 1e-10
-#: the most transistors (edges x samples) one netlist carries: a larger batch is solved in chunks (a batch netlist
-#: holds one copy of the network per sample, and loading 1,437 copies of a 1,247-edge network takes minutes)
-_MAX_BATCH_EDGES = 10_000
 _REGISTRY: dict = {"loaded": {}, "order": [], "commands": 0, "dead": None, "checked_cards": set(), "loads": 0,
                    "version": None, "linear_solver": None, "paused": None, "callbacks": None}
 #: what the compiled callback reads: address of the values, edges, inputs, clamps, batch, and a flag it sets when
@@ -358,7 +364,7 @@ class NgspiceSolver(AbstractSolver):
             rows = [self._solve(circuit, controls[b], inputs[b:b + 1], None if clamps is None else clamps[b:b + 1])
                     for b in range(inputs.shape[0])]
             return OperatingPoint(voltages=np.concatenate([r.voltages for r in rows]))
-        size = max(1, _MAX_BATCH_EDGES // max(circuit.n_edges, 1))
+        size = netlist_points(inputs.shape[0], circuit.n_edges)  # a batch netlist holds a network copy per sample
         if inputs.shape[0] > size:
             return self._solve_chunks(circuit, controls, inputs, clamps, size)
         if self.sweep and isinstance(circuit.device, NmosParams) and circuit.mismatch is None:
