@@ -37,6 +37,18 @@ def validation_split(task, fraction: float, seed: int):
                    test_inputs=task.inputs[val], test_targets=task.targets[val], test_classes=task.classes[val]), val
 
 
+def _overrides(recipe: str) -> list[str]:
+    """A recipe's KEY=VALUE overrides: split on the commas outside YAML brackets, so a flow map or list
+    (``device.mismatch={vto_sigma: 0.01, k_sigma: 0.005}``) stays one override."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(recipe):
+        depth += (ch in "[{") - (ch in "]}")
+        if ch == "," and depth == 0:
+            parts.append(recipe[start:i])
+            start = i + 1
+    return [*parts, recipe[start:]]
+
+
 def _seeds(text: str) -> list[int]:
     lo, _, hi = text.partition("-")
     return list(range(int(lo), int(hi or lo) + 1))
@@ -46,14 +58,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "digits.yaml"))
     ap.add_argument("--try", dest="tries", action="append", default=[], metavar="K=V,K=V",
-                    help="a recipe: config overrides separated by commas ('config': as shipped)")
+                    help="a recipe: config overrides separated by commas outside brackets ('config': as shipped)")
     ap.add_argument("--seeds", default="0-3", help="training seeds, e.g. 0-3")
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--val-fraction", type=float, default=0.2)
     a = ap.parse_args()
     seeds = _seeds(a.seeds)
     for recipe in a.tries or ["config"]:
-        overrides = [] if recipe == "config" else recipe.split(",")
+        overrides = [] if recipe == "config" else _overrides(recipe)
         cfg = load_config(a.config, ["simulator.backend=native", *overrides])
         setup = build(cfg)
         task, val = validation_split(setup.task, a.val_fraction, a.split_seed)

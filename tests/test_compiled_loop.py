@@ -233,3 +233,26 @@ def test_a_run_with_a_run_directory_ends_where_one_without_does(tmp_path):
     bare = train_replicas(cfg, seeds, backend="native")
     np.testing.assert_array_equal(bare.state.controls, saved.state.controls)
     np.testing.assert_array_equal(load_checkpoint(tmp_path / "run")[0].controls, saved.state.controls)
+
+
+@pytest.mark.parametrize("overrides", [["learning.epochs=3"], ["learning.epochs=3", "learning.read_noise=0.001"]],
+                         ids=["planned steps", "steps drawn as they go"])
+def test_on_step_observes_the_run_and_cannot_steer_it(overrides):
+    """A callback gets the controls after every step as a read-only view: writing to it is an error, and a run
+    watched step by step ends with the gates of a run not watched."""
+    seen = []
+
+    def watch(controls: np.ndarray) -> None:
+        seen.append(controls.copy())
+        with pytest.raises(ValueError, match="read-only"):
+            controls[0, 0] = 0.0
+
+    tr, setup = _trainer("xor", overrides, fused=True)
+    rng = np.random.default_rng(0)
+    watched = tr.run(tr.init_state(initial_controls(setup, rng), rng), on_step=watch)
+    tr, setup = _trainer("xor", overrides, fused=True)
+    rng = np.random.default_rng(0)
+    plain = tr.run(tr.init_state(initial_controls(setup, rng), rng))
+    assert len(seen) == 3 * setup.params.schedule.steps_per_epoch(setup.task.n_points)
+    np.testing.assert_array_equal(seen[-1], plain.controls)
+    np.testing.assert_array_equal(watched.controls, plain.controls)

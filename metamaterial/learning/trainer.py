@@ -301,7 +301,8 @@ class Trainer:
             until: int | None = None, on_step: Callable[[np.ndarray], None] | None = None) -> TrainState:
         """Train from ``state`` up to epoch ``until`` (default ``params.epochs``); calls ``on_epoch(state)``
         after every epoch that is a multiple of ``every``, and after the last, and ``on_step(controls [R, E])``
-        after every step if given. Evaluations (``eval_every``) and trajectory snapshots (``record_every``) happen
+        after every step if given (a read-only view: a callback observes the run, it cannot steer it; copy what
+        it keeps). Evaluations (``eval_every``) and trajectory snapshots (``record_every``) happen
         at the same epochs whatever ``every`` and ``until`` are, so a run continued in pieces ends where one
         whole run does."""
         if every < 1:
@@ -342,7 +343,8 @@ class Trainer:
             controls: [R, E]. rngs: one generator per replica (data order, desynchronous masks, read noise).
             snapshot_every: keep a copy of the controls after every epoch that is a multiple of it (0: none),
                 counting epochs from ``first_epoch``, the epoch the controls are at.
-            on_step: called with the controls [R, E] after every step (the compiled loop then runs one step a call).
+            on_step: called with a read-only view of the controls [R, E] after every step (the compiled loop then
+                runs one step a call).
         Returns:
             (controls [R, E], solves, steps, int [R] updates that closed each replica's learning switch,
             [(epoch, controls [R, E])] the copies).
@@ -362,7 +364,7 @@ class Trainer:
                                                              epoch)
                     solves, steps, updates = solves + used, steps + 1, updates + windows
                     if on_step is not None:
-                        on_step(controls)
+                        on_step(_read_only(controls))
                 if epoch in snap_epochs:
                     snapshots.append((epoch, controls.copy()))
             return controls, solves, steps, updates, snapshots
@@ -375,7 +377,7 @@ class Trainer:
                 one = st.StepRun(plan.controls, plan.idx[s:s + 1], plan.epochs[s:s + 1], plan.masks[s:s + 1],
                                  plan.windows[s:s + 1], plan.snap_slot[s:s + 1], plan.snaps)
                 solves += self._run_plan(one)
-                on_step(plan.controls)
+                on_step(_read_only(plan.controls))
         return plan.controls, solves, plan.n_steps, plan.windows.sum(axis=0), list(zip(snap_epochs, plan.snaps))
 
     def _run_plan(self, plan: st.StepRun) -> int:
@@ -458,3 +460,10 @@ class Trainer:
             if not state.trajectory_epochs or state.trajectory_epochs[-1] != state.epoch:
                 state.trajectory_epochs.append(state.epoch)
                 state.trajectory.append(state.controls.copy())
+
+
+def _read_only(controls: np.ndarray) -> np.ndarray:
+    """A view of ``controls`` that cannot be written: what ``on_step`` callbacks receive."""
+    view = controls.view()
+    view.flags.writeable = False
+    return view
