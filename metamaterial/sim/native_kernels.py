@@ -447,6 +447,8 @@ def apply_step(v, dx, unk, lo, hi, limit, last, tol):
     and junction current flows from the higher to the lower voltage).
     """
     dv_max = tol[T_DV]
+    # with ngspice's vntol at or above the native floor every node's tolerance is that floor (the common case)
+    flat = tol[T_VNTOL] >= tol[T_V]
     worst = 0.0
     for k in range(unk.shape[0]):
         step = dx[k]
@@ -459,7 +461,7 @@ def apply_step(v, dx, unk, lo, hi, limit, last, tol):
         new = min(max(old + step, lo), hi)
         v[unk[k]] = new
         last[k] = step  # the step before the box: a node pushing against a bound still has a direction
-        worst = max(worst, abs(new - old) - node_tolerance(new, old, tol))
+        worst = max(worst, abs(new - old) - (tol[T_V] if flat else node_tolerance(new, old, tol)))
     return worst
 
 
