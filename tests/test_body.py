@@ -83,7 +83,7 @@ def test_kernel_law_with_the_body_at_terminal_a_is_the_numpy_law_and_its_derivat
     for _ in range(300):
         va, vb = rng.uniform(0, V_MAX, 2)
         vg = rng.uniform(0.5, 4.0)
-        i, d_a, d_b = nk.mos_current(va, vb, vg, vbi[0], beta[0], prm)
+        i, d_a, d_b = nk.mos_current(va, vb, vg, vbi[0], beta[0], prm, prm[nk.P_BODY])
         law = lambda a, b, vg=vg: devices.nmos_current(p, a, b, vg, vbody=a).current  # noqa: E731
         assert i == pytest.approx(float(law(va, vb)), rel=1e-12, abs=1e-18)
         assert d_a == pytest.approx(float(law(va + h, vb) - law(va - h, vb)) / (2 * h), rel=1e-5, abs=1e-9)

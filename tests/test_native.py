@@ -220,15 +220,15 @@ def test_nmos_jacobian_matches_finite_differences(preset, region, orientation):
     # the compiled law is the same function with the same derivatives, also per transistor under mismatch
     c = circuit.compile_graph(_with_roles(graph.lattice_network(4, 4), np.random.default_rng(SEED)), p)
     _, prm, vbi, beta = _device_constants(c, twin=0)
-    np.testing.assert_allclose(nk.mos_current(va, vb, vg, vbi[0], beta[0], prm), [law.current, law.d_va, law.d_vb],
-                               rtol=1e-12)
+    np.testing.assert_allclose(nk.mos_current(va, vb, vg, vbi[0], beta[0], prm, prm[nk.P_BODY]),
+                               [law.current, law.d_va, law.d_vb], rtol=1e-12)
     c = replace(c, mismatch=devices.draw_mismatch(c.n_edges, VTO_SIGMA, K_SIGMA, SEED))
     for twin in (0, 1):
         _, prm, vbi, beta = _device_constants(c, twin)
         vto_e, beta_e = c.transistor_params(twin)
         for e in range(c.n_edges):
             law = devices.nmos_current(p, va, vb, vg, vto_e[e], beta_e[e])
-            np.testing.assert_allclose(nk.mos_current(va, vb, vg, vbi[e], beta[e], prm),
+            np.testing.assert_allclose(nk.mos_current(va, vb, vg, vbi[e], beta[e], prm, prm[nk.P_BODY]),
                                        [law.current, law.d_va, law.d_vb], rtol=1e-12)
 
 

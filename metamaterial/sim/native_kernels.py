@@ -52,9 +52,10 @@ N_TOL = 6
 
 
 @njit(cache=True, inline="always")
-def mos_current(va, vb, vg, vbi, beta, prm):
-    """Level-1 NMOS channel current a -> b (A) and its derivatives in va and vb (S); body at ground, or at
-    terminal a when ``prm[P_BODY]`` is 1 (then V_BS = va - V_S, and d/dva also carries the body's gmbs).
+def mos_current(va, vb, vg, vbi, beta, prm, tie):
+    """Level-1 NMOS channel current a -> b (A) and its derivatives in va and vb (S); body at ground (``tie`` 0.0),
+    or at terminal a (``tie`` 1.0, where ``prm[P_BODY]`` is 1: then V_BS = va - V_S, and d/dva also carries the
+    body's gmbs). ``tie`` is an argument so that a caller's constant folds away.
 
     ``vbi`` = V_T0 - gamma sqrt(phi) (V) and ``beta`` = K (A/V^2) of this transistor, so that
     V_T = vbi + gamma sarg. The lower terminal is the source. Same branches as ``devices.nmos_current``.
@@ -65,7 +66,6 @@ def mos_current(va, vb, vg, vbi, beta, prm):
     else:
         vd, vs = vb, va
     vds = vd - vs
-    tie = prm[P_BODY]
     vbs = tie * va - vs
     gamma = prm[P_GAMMA]
     if gamma == 0.0:  # no body effect: skip the square root
@@ -123,11 +123,11 @@ def edge_law(kind, prm):
 
 
 @njit(cache=True, inline="always")
-def edge_current(law, va, vb, ctrl, vbi, beta, prm):
-    """Edge current a -> b (A) and its derivatives in va and vb (S) by the law ``law`` (``edge_law``); ``ctrl``
-    is the gate voltage (V) or the conductance (S)."""
+def edge_current(law, tied, va, vb, ctrl, vbi, beta, prm):
+    """Edge current a -> b (A) and its derivatives in va and vb (S) by the law ``law`` (``edge_law``), with level
+    1's body at terminal a if ``tied``; ``ctrl`` is the gate voltage (V) or the conductance (S)."""
     if law == LAW_MOS:
-        return mos_current(va, vb, ctrl, vbi, beta, prm)
+        return mos_current(va, vb, ctrl, vbi, beta, prm, 1.0 if tied else 0.0)
     if law == LAW_SERIES_MOS:
         return series_mos_current(va, vb, ctrl, vbi, beta, prm)
     if law == LAW_THREE_REGIME:
@@ -150,12 +150,12 @@ def series_mos_current(va, vb, vg, vbi, beta, prm):
     j_b, dj_b = junction_current(vb, prm)
     va = va - j_a * ra
     vb = vb - j_b * rb
-    i0, fa, fb = mos_current(va, vb, vg, vbi, beta, prm)
+    i0, fa, fb = mos_current(va, vb, vg, vbi, beta, prm, 0.0)
     lo = min(i0, 0.0)
     hi = max(i0, 0.0)
     i = i0 / (1.0 + fa * ra - fb * rb)
     for _ in range(SERIES_MAX_STEPS):
-        f, fa, fb = mos_current(va - i * ra, vb + i * rb, vg, vbi, beta, prm)
+        f, fa, fb = mos_current(va - i * ra, vb + i * rb, vg, vbi, beta, prm, 0.0)
         g = i - f
         if g == 0.0:
             break
@@ -183,7 +183,7 @@ def _body_series_system(d, s, va, vb, vg, vbi, beta, prm):
     residuals and the Jacobian (a11, a12; a21, a22) in (d, s)."""
     rd = prm[P_RD]
     rs = prm[P_RS]
-    ich, ia, ib = mos_current(d - va, s - va, vg - va, vbi, beta, prm)
+    ich, ia, ib = mos_current(d - va, s - va, vg - va, vbi, beta, prm, 0.0)
     jd, gjd = junction_current(d - va, prm)  # out of d' into the body: J(va - d) = -jd, dJ/dd = -gjd
     js, gjs = junction_current(s - va, prm)
     if rd > 0.0:
@@ -230,8 +230,8 @@ def body_series_mos_current(va, vb, vg, vbi, beta, prm):
         if big <= SERIES_RTOL * max(abs(d), abs(s), 1.0):
             break
     ich, ia, ib, js, gjd, gjs, f1, f2, a11, a12, a21, a22 = _body_series_system(d, s, va, vb, vg, vbi, beta, prm)
-    hi = mos_current(d - va - BODY_STEP, s - va - BODY_STEP, vg - va - BODY_STEP, vbi, beta, prm)[0]
-    lo = mos_current(d - va + BODY_STEP, s - va + BODY_STEP, vg - va + BODY_STEP, vbi, beta, prm)[0]
+    hi = mos_current(d - va - BODY_STEP, s - va - BODY_STEP, vg - va - BODY_STEP, vbi, beta, prm, 0.0)[0]
+    lo = mos_current(d - va + BODY_STEP, s - va + BODY_STEP, vg - va + BODY_STEP, vbi, beta, prm, 0.0)[0]
     ibody = (hi - lo) / (2.0 * BODY_STEP)  # dI_ch / dva at fixed d, s, vg
     det = a11 * a22 - a12 * a21
     # dF/dva and dF/dvb of the two equations; then [dd, ds]/dv = -A^-1 dF/dv
@@ -311,13 +311,19 @@ def assemble(v, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions
     # code in the loop costs it ~12% even where not taken (measured on the 4x4 torus)
     if law == LAW_MOS and not tied:
         _assemble_edges(v, ctrl, LAW_MOS, False, prm, vbi, beta, ea, eb, pos, slots, f, jac)
-    else:
-        _assemble_edges(v, ctrl, law, tied, prm, vbi, beta, ea, eb, pos, slots, f, jac)
+    else:  # a call, not inlined: the other laws' code out of the common path's way
+        _assemble_general(v, ctrl, law, tied, prm, vbi, beta, ea, eb, pos, slots, f, jac)
     if kind == KIND_NMOS:
         for k in range(unk.shape[0]):
             i, g = junction_current(v[unk[k]], prm)
             f[k] += n_junctions[k] * i
             jac[diag[k]] += n_junctions[k] * g
+
+
+@njit(cache=True)
+def _assemble_general(v, ctrl, law, tied, prm, vbi, beta, ea, eb, pos, slots, f, jac):
+    """``_assemble_edges`` for any law, compiled on its own."""
+    _assemble_edges(v, ctrl, law, tied, prm, vbi, beta, ea, eb, pos, slots, f, jac)
 
 
 @njit(cache=True, inline="always")
@@ -327,7 +333,7 @@ def _assemble_edges(v, ctrl, law, tied, prm, vbi, beta, ea, eb, pos, slots, f, j
     for e in range(ea.shape[0]):
         va = v[ea[e]]
         vb = v[eb[e]]
-        i, d_a, d_b = edge_current(law, va, vb, ctrl[e], vbi[e], beta[e], prm)
+        i, d_a, d_b = edge_current(law, tied, va, vb, ctrl[e], vbi[e], beta[e], prm)
         ia = pos[ea[e]]
         ib = pos[eb[e]]
         if ia >= 0:
@@ -404,7 +410,7 @@ def kcl_converged(v, f, ctrl, kind, prm, vbi, beta, ea, eb, pos, unk, n_junction
     law = edge_law(kind, prm)
     tied = kind == KIND_NMOS and prm[P_BODY] != 0.0
     for e in range(ea.shape[0]):
-        i = edge_current(law, v[ea[e]], v[eb[e]], ctrl[e], vbi[e], beta[e], prm)[0]
+        i = edge_current(law, tied, v[ea[e]], v[eb[e]], ctrl[e], vbi[e], beta[e], prm)[0]
         if pos[ea[e]] >= 0:
             total[pos[ea[e]]] += abs(i)
         if pos[eb[e]] >= 0:
@@ -498,7 +504,7 @@ def newton_work(n_nodes, n):
     return np.empty(n), np.empty(n * n), np.empty(n), np.empty(n), np.empty(n_nodes), np.empty(n), np.empty(n)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def newton_sample(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions,
                 diag, max_iter, tol, gshunt, work):
     """Dense Newton for one sample, in place on v [N]; ``work`` is its work space (``newton_work``).
