@@ -434,14 +434,24 @@ def config_overrides(args: argparse.Namespace) -> list[str]:
     return [*args.overrides, *([f"simulator.backend={backend}"] if backend else [])]
 
 
+def _percent(fraction: float) -> str:
+    """An accuracy as a percentage, to a tenth where it is not whole (0.9639: 96.4%)."""
+    return f"{fraction:.0%}" if round(fraction * 100, 1) % 1 == 0 else f"{fraction:.1%}"
+
+
 def _human_summary(s: dict, run_dir: Path, plots: bool = True) -> str:
-    lines = [f"{s['task']} on {s['backend']}: {s['epochs']} epochs, loss {s['initial_loss']:.3g} -> "
-             f"{s['final_loss']:.3g} V^2"]
+    mse = f"{s['initial_loss']:.3g} -> {s['final_loss']:.3g} V^2"
+    if s.get("final_hinge_loss") is None:
+        lines = [f"{s['task']} on {s['backend']}: {s['epochs']} epochs, loss (output MSE) {mse}"]
+    else:  # a hinge trains the class margins, not the outputs' distance to their labels
+        lines = [f"{s['task']} on {s['backend']}: {s['epochs']} epochs, hinge loss (mean shortfall of the class "
+                 f"margin below {1e3 * s['hinge_margin_v']:g} mV) {1e3 * s['initial_hinge_loss']:.3g} -> "
+                 f"{1e3 * s['final_hinge_loss']:.3g} mV; output MSE to the labels {mse}"]
     if s.get("accuracy") is not None:
-        lines.append(f"accuracy {s['accuracy']:.0%}, smallest margin {1e3 * s['min_margin_v']:.1f} mV "
+        lines.append(f"accuracy {_percent(s['accuracy'])}, smallest margin {1e3 * s['min_margin_v']:.1f} mV "
                      f"({'all points correct by >= 10 mV' if s['success'] else 'NOT all points correct by 10 mV'})")
     if s.get("test_accuracy") is not None:
-        lines.append(f"held-out accuracy {s['test_accuracy']:.0%}")
+        lines.append(f"held-out accuracy {_percent(s['test_accuracy'])}")
     lines.append(f"{s['n_solves']} solves in {s['wall_s']:.1f} s; hardware learning time {s['learning_time_s']:.3g} s "
                  f"(t_learn {s['t_learn_s']:.3g} s per update)")
     figures = (", loss.png, gates.png, outputs.png" + (", confusion.png" if "confusion" in s else "")) if plots else ""

@@ -89,11 +89,16 @@ def _loss_figure(run_dir: Path, cfg, plt) -> Path:
     hinge = cfg.learning.loss in ("hinge", "multiclass_hinge")
     fig, axes = plt.subplots(2 if hinge else 1, 1, figsize=(5, 5.5 if hinge else 3.5), sharex=True, squeeze=False)
     ax = axes[0, 0]
-    ax.semilogy(epochs, np.maximum(loss, 1e-16), lw=1.5, label="training points")
-    if "test_loss" in header:
-        ax.semilogy(epochs, np.maximum(_column(header, rows, "test_loss"), 1e-16), lw=1.2, label="held out")
+    # under a hinge the objective trained is the hinge loss (metrics.csv has it since 2026-12-01), else the MSE
+    key, scale, floor = ("hinge_loss", 1e3, 1e-6) if hinge and "hinge_loss" in header else ("loss", 1.0, 1e-16)
+    curve = loss if key == "loss" else _column(header, rows, key)
+    ax.semilogy(epochs, np.maximum(scale * curve, floor), lw=1.5, label="training points")
+    if "test_" + key in header:
+        ax.semilogy(epochs, np.maximum(scale * _column(header, rows, "test_" + key), floor), lw=1.2,
+                    label="held out")
         ax.legend(fontsize=7)
-    ax.set_ylabel("MSE to the targets (V$^2$)" if hinge else "MSE loss (V$^2$)")
+    ax.set_ylabel({"hinge_loss": "hinge loss (mV)", "loss": "MSE to the targets (V$^2$)" if hinge else
+                   "MSE loss (V$^2$)"}[key])
     ax.set_title(_loss_title(cfg), fontsize=9)
     ax.grid(alpha=0.3)
     if hinge:

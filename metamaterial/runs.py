@@ -323,9 +323,14 @@ def _summary(done: Trained, one: SimpleNamespace, final) -> dict:
         "rate_per_v": setup.rule.rate, "rate_unit": setup.circuit.device.rate_unit,
         "outputs_v": final.outputs.tolist(), "targets_v": task.targets.tolist(),
     }
+    if final.hinge_loss is not None:  # the objective a hinge trains (the loss above is the outputs' MSE)
+        out.update(hinge_margin_v=setup.rule.margin, initial_hinge_loss=one.history[0].get("hinge_loss"),
+                   final_hinge_loss=final.hinge_loss)
     if task.test_inputs is not None and len(task.test_inputs):
         tv = trainer.evaluate(one.controls, test=True)
         out.update(test_loss=tv.loss, test_accuracy=tv.accuracy)
+        if tv.hinge_loss is not None:
+            out["test_hinge_loss"] = tv.hinge_loss
     if task.is_classification:  # rows: true class, columns: predicted class (confusion.png)
         n = task.n_outputs if task.decode == "argmax" else len(task.levels)
         out["confusion"] = confusion_matrix(task.classes, task.predict(final.outputs), n).tolist()

@@ -275,3 +275,31 @@ def test_progress_in_a_log_file_is_plain_lines_with_the_time_left(capsys, monkey
     out = capsys.readouterr().err.splitlines()
     # 10 s and 15 s in: too soon; 40 s in (epoch 8, 6 epochs done, 2 left): one line; the last epoch: none
     assert out == ["train xor: epoch 8/10, 40 s, about 13 s left, loss 0.01"]
+
+
+def test_a_hinge_run_reports_the_hinge_loss_it_trains(tmp_path):
+    """Under the multi-class hinge the summary, metrics.csv and the printed summary carry the objective trained:
+    the mean over points of max(0, margin - the point's class margin), here recomputed from the saved outputs
+    (held out: from ``eval``'s outputs), beside the outputs' MSE to their labels."""
+    run = tmp_path / "iris"
+    proc = _ok("train", str(ROOT / "configs" / "iris.yaml"), "--out", str(run), "--backend", "native", "--set",
+               "learning.epochs=4", "--set", "learning.loss=multiclass_hinge", "--set", "learning.nudge=0.05",
+               "--set", "learning.margin=0.03", "--no-progress", "--no-plots")
+    summary = json.loads((run / "summary.json").read_text())
+    setup = build(load_config(run / "config.yaml"))
+    for outputs, classes, key in ((np.array(summary["outputs_v"]), setup.task.classes, "final_hinge_loss"),
+                                  (None, setup.task.test_classes, "test_hinge_loss")):
+        if outputs is None:
+            (rep,) = json.loads(_ok("eval", str(run), "--split", "test", "--json").stdout)["replicas"]
+            outputs = np.array(rep["outputs"])
+        margins = np.array([o[c] - np.delete(o, c).max() for o, c in zip(outputs, classes)])
+        assert summary[key] == pytest.approx(np.maximum(0.03 - margins, 0).mean(), rel=1e-9, abs=1e-12), key
+    assert summary["hinge_margin_v"] == 0.03 and summary["initial_hinge_loss"] > summary["final_hinge_loss"]
+    with (run / "metrics.csv").open() as f:
+        last = list(csv.DictReader(f))[-1]
+    assert float(last["hinge_loss"]) == summary["final_hinge_loss"]
+    assert (f"hinge loss (mean shortfall of the class margin below 30 mV) {1e3 * summary['initial_hinge_loss']:.3g}"
+            f" -> {1e3 * summary['final_hinge_loss']:.3g} mV; output MSE to the labels") in proc.stdout
+    mse = _ok("train", XOR, "--out", str(tmp_path / "mse"), *NATIVE, "--no-plots", "--set", "learning.loss=mse")
+    assert "loss (output MSE)" in mse.stdout and "hinge loss" not in mse.stdout
+    assert "hinge_loss" not in json.loads((tmp_path / "mse" / "summary.json").read_text())

@@ -123,15 +123,18 @@ class TrainState:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Free outputs of every point for every replica. outputs [R, P, n_out] V; loss [R] V^2; accuracy and
-    min_margin [R] or None; free [R P, N] node voltages (V). ``Trainer.evaluate`` of one replica's controls [E]
-    gives the same without the replica axis (loss a float)."""
+    """Free outputs of every point for every replica. outputs [R, P, n_out] V; loss [R] V^2 (the outputs' mean
+    squared error to their labels); accuracy and min_margin [R] or None; free [R P, N] node voltages (V);
+    hinge_loss [R] V or None: under a hinge loss the objective trained, the mean over points of
+    max(0, margin - the point's class margin). ``Trainer.evaluate`` of one replica's controls [E] gives the same
+    without the replica axis (loss a float)."""
 
     outputs: np.ndarray
     loss: np.ndarray | float
     accuracy: np.ndarray | float | None
     min_margin: np.ndarray | float | None
     free: np.ndarray
+    hinge_loss: np.ndarray | float | None = None
 
 
 class Trainer:
@@ -278,14 +281,18 @@ class Trainer:
         free = self.solver.solve(c, shared, np.tile(x, (reps, 1)), tags=tags).voltages
         out = st.compiled().output_values(free, c.out_pos, c.out_neg).reshape(reps, points, -1)
         loss = np.mean((out - y[None]) ** 2, axis=(1, 2))
-        acc = margin = None
+        acc = margin = hinge = None
         if cls is not None:
             acc = np.array([task.accuracy(o, cls) for o in out])
-            margin = np.array([task.margins(o, cls).min() for o in out])
+            margins = np.array([task.margins(o, cls) for o in out])  # [R, P]
+            margin = margins.min(axis=1)
+            if self.rule.hinge:
+                hinge = np.maximum(self.rule.margin - margins, 0.0).mean(axis=1)
         if np.ndim(controls) == 1:
             return Evaluation(out[0], float(loss[0]), None if acc is None else float(acc[0]),
-                              None if margin is None else float(margin[0]), free)
-        return Evaluation(out, loss, acc, margin, free)
+                              None if margin is None else float(margin[0]), free,
+                              None if hinge is None else float(hinge[0]))
+        return Evaluation(out, loss, acc, margin, free, hinge)
 
     def learning_time(self, state: TrainState) -> np.ndarray:
         """[R] cumulative learning-switch time (s): learning windows x t_learn."""
@@ -450,10 +457,14 @@ class Trainer:
             state.n_solves += state.replicas * self.task.n_points
             row = {"epoch": state.epoch, "loss": ev.loss, "accuracy": ev.accuracy, "min_margin": ev.min_margin,
                    "learning_time_s": self.learning_time(state)}
+            if ev.hinge_loss is not None:
+                row["hinge_loss"] = ev.hinge_loss
             if self.task.test_inputs is not None and len(self.task.test_inputs):
                 tv = self.evaluate(state.controls, test=True)
                 state.n_solves += state.replicas * len(self.task.test_inputs)
                 row.update(test_loss=tv.loss, test_accuracy=tv.accuracy)
+                if tv.hinge_loss is not None:
+                    row["test_hinge_loss"] = tv.hinge_loss
             if not state.history or state.history[-1]["epoch"] != state.epoch:
                 state.history.append(row)
         if state.keep_trajectory and (force or last or state.epoch % p.record_every == 0):
