@@ -215,9 +215,12 @@ def _span(seeds: list[int]) -> str:
 
 
 def _postfix(row: dict) -> dict[str, str]:
-    """The progress bar's postfix of one history row: loss, then training and held-out accuracy where the task
-    has them (medians over replicas)."""
-    out = {"loss": f"{float(np.median(row['loss'])):.3g}"}
+    """The progress bar's postfix of one history row: the loss trained (under a hinge the hinge loss, in mV, else
+    the MSE in V^2), then training and held-out accuracy where the task has them (medians over replicas)."""
+    if row.get("hinge_loss") is not None:
+        out = {"hinge_mV": f"{1e3 * float(np.median(row['hinge_loss'])):.3g}"}
+    else:
+        out = {"loss": f"{float(np.median(row['loss'])):.3g}"}
     for key, name in (("accuracy", "acc"), ("test_accuracy", "test_acc")):
         if row.get(key) is not None:
             out[name] = f"{float(np.median(row[key])):.4f}"
