@@ -268,10 +268,14 @@ def _run(args: argparse.Namespace) -> int:
             rate = "" if s["success_rate"] is None else (f"; {s['success_count']}/{len(s['seeds'])} seeds have every "
                                                          "point correct by >= 10 mV")
             if s.get("test_accuracy_mean") is not None:
-                rate += f"; mean accuracy {s['accuracy_mean']:.0%} (training), {s['test_accuracy_mean']:.0%} (held out)"
+                rate += (f"; mean accuracy {_percent(s['accuracy_mean'])} (training), "
+                         f"{_percent(s['test_accuracy_mean'])} (held out)")
+            loss = (f"median final loss (output MSE) {s['final_loss_median']:.3g} V^2" if
+                    s.get("final_hinge_loss_median") is None else
+                    f"median final hinge loss {1e3 * s['final_hinge_loss_median']:.3g} mV")
             figures = "" if args.no_plots else "".join(f", {p.name}" for p in plot_run_dir(run_dir))
             print(f"{s['task']} x{len(s['seeds'])} seeds on {s['backend']}: {s['epochs']} epochs in "
-                  f"{s['wall_s']:.1f} s, median final loss {s['final_loss_median']:.3g} V^2{rate}\n"
+                  f"{s['wall_s']:.1f} s, {loss}{rate}\n"
                   f"run directory: {run_dir}/ (summary.json, ensemble.csv{figures})")
             return 0
         result = runs.train_run(cfg, run_dir, resume=args.resume is not None, progress=not args.no_progress,

@@ -90,12 +90,13 @@ def _loss_figure(run_dir: Path, cfg, plt) -> Path:
     fig, axes = plt.subplots(2 if hinge else 1, 1, figsize=(5, 5.5 if hinge else 3.5), sharex=True, squeeze=False)
     ax = axes[0, 0]
     # under a hinge the objective trained is the hinge loss (metrics.csv has it since 2026-12-01), else the MSE
-    key, scale, floor = ("hinge_loss", 1e3, 1e-6) if hinge and "hinge_loss" in header else ("loss", 1.0, 1e-16)
-    curve = loss if key == "loss" else _column(header, rows, key)
-    ax.semilogy(epochs, np.maximum(scale * curve, floor), lw=1.5, label="training points")
+    # (in mV on a linear axis: it reaches 0 once every point is past the margin)
+    key = "hinge_loss" if hinge and "hinge_loss" in header else "loss"
+    draw = ax.plot if key == "hinge_loss" else ax.semilogy
+    scaled = (lambda x: 1e3 * x) if key == "hinge_loss" else (lambda x: np.maximum(x, 1e-16))
+    draw(epochs, scaled(loss if key == "loss" else _column(header, rows, key)), lw=1.5, label="training points")
     if "test_" + key in header:
-        ax.semilogy(epochs, np.maximum(scale * _column(header, rows, "test_" + key), floor), lw=1.2,
-                    label="held out")
+        draw(epochs, scaled(_column(header, rows, "test_" + key)), lw=1.2, label="held out")
         ax.legend(fontsize=7)
     ax.set_ylabel({"hinge_loss": "hinge loss (mV)", "loss": "MSE to the targets (V$^2$)" if hinge else
                    "MSE loss (V$^2$)"}[key])

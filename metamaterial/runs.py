@@ -381,8 +381,9 @@ def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None =
     state = done.state
     last, first = state.history[-1], state.history[0]
     held_out = "test_loss" in last
-    rows = ["seed,initial_loss,final_loss,accuracy,min_margin_v," + ("test_loss,test_accuracy," if held_out else "")
-            + "success"]
+    hinge = last.get("hinge_loss") is not None
+    rows = ["seed,initial_loss,final_loss," + ("final_hinge_loss," if hinge else "") + "accuracy,min_margin_v,"
+            + ("test_loss,test_accuracy," if held_out else "") + "success"]
     success = succeeded(last["min_margin"])
 
     def cell(key: str, r: int) -> str:
@@ -391,12 +392,14 @@ def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None =
     for r, seed in enumerate(seeds):
         ok = "" if success is None else str(bool(success[r])).lower()
         test = f"{cell('test_loss', r)},{cell('test_accuracy', r)}," if held_out else ""
-        rows.append(f"{seed},{float(first['loss'][r])!r},{float(last['loss'][r])!r},{cell('accuracy', r)},"
+        rows.append(f"{seed},{float(first['loss'][r])!r},{float(last['loss'][r])!r},"
+                    + (f"{cell('hinge_loss', r)}," if hinge else "") + f"{cell('accuracy', r)},"
                     f"{cell('min_margin', r)},{test}{ok}")
     (run_dir / "ensemble.csv").write_text("\n".join(rows) + "\n")
     summary = {"name": cfg.name, "task": done.setup.task.name, "backend": done.trainer.solver.name, "seeds": seeds,
                "epochs": state.epoch, "wall_s": round(done.wall_s, 3), "n_solves": state.n_solves,
                "final_loss_median": float(np.median(last["loss"])),
+               "final_hinge_loss_median": float(np.median(last["hinge_loss"])) if hinge else None,
                "success_count": None if success is None else int(success.sum()),
                "success_rate": None if success is None else float(success.mean()),
                "accuracy_mean": None if last["accuracy"] is None else float(np.mean(last["accuracy"]))}

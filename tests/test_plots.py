@@ -57,7 +57,12 @@ def test_a_hinge_run_names_its_loss_its_points_and_its_output(tmp_path, drawn):
         assert all(ax.get_title().startswith(f"{NAME}: ") for ax in fig.axes if ax.get_title()), name
     loss, margin = drawn["loss.png"].axes
     assert loss.get_title() == f"{NAME}: trained on the hinge loss (margin 20 mV)"
-    assert loss.get_ylabel() == "MSE to the targets (V$^2$)" and loss.get_yscale() == "log"
+    # the objective trained, from metrics.csv, in mV (it reaches 0 once every point is past the margin)
+    assert loss.get_ylabel() == "hinge loss (mV)" and loss.get_yscale() == "linear"
+    with (run / "metrics.csv").open() as f:
+        hinge = [1e3 * float(row["hinge_loss"]) for row in csv.DictReader(f)]
+    (curve,) = loss.get_lines()
+    assert list(curve.get_ydata()) == pytest.approx(hinge, rel=1e-12) and hinge[-1] < hinge[0]
     assert margin.get_ylabel() == "smallest margin (mV)" and margin.get_xlabel() == "epoch"
     assert _legend(margin) == ["smallest margin", "hinge margin (updates stop)"]
     assert 20.0 in [line.get_ydata()[0] for line in margin.get_lines()]  # the hinge margin, in mV

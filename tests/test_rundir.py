@@ -303,3 +303,11 @@ def test_a_hinge_run_reports_the_hinge_loss_it_trains(tmp_path):
     mse = _ok("train", XOR, "--out", str(tmp_path / "mse"), *NATIVE, "--no-plots", "--set", "learning.loss=mse")
     assert "loss (output MSE)" in mse.stdout and "hinge loss" not in mse.stdout
     assert "hinge_loss" not in json.loads((tmp_path / "mse" / "summary.json").read_text())
+    ens = tmp_path / "ens"
+    proc = _ok("train", str(ROOT / "configs" / "iris.yaml"), "--out", str(ens), "--backend", "native", "--seeds", "2",
+               "--set", "learning.epochs=4", "--no-progress", "--no-plots")
+    with (ens / "ensemble.csv").open() as f:
+        table = list(csv.DictReader(f))
+    median = json.loads((ens / "summary.json").read_text())["final_hinge_loss_median"]
+    assert median == pytest.approx(np.median([float(row["final_hinge_loss"]) for row in table]), rel=1e-12)
+    assert f"median final hinge loss {1e3 * median:.3g} mV" in proc.stdout
