@@ -369,8 +369,10 @@ def _eval_table(r: dict) -> str:
         lines.append("(per-point outputs: --replica SEED, or --json)")
     for rep in reps if "loss" in reps[0] else []:
         line = f"seed {rep['seed']}: loss (MSE) {rep['loss']:.3g} V^2"
+        if "hinge_loss" in rep:
+            line += f", hinge loss {1e3 * rep['hinge_loss']:.3g} mV"
         if "accuracy" in rep:
-            line += f", accuracy {rep['accuracy']:.0%}, smallest margin {1e3 * rep['min_margin_v']:.1f} mV"
+            line += f", accuracy {_percent(rep['accuracy'])}, smallest margin {1e3 * rep['min_margin_v']:.1f} mV"
         lines.append(line)
     if len(reps) > 1 and "success" in reps[0]:
         lines.append(f"{sum(rep['success'] for rep in reps)}/{len(reps)} replicas have every point correct by >= "

@@ -106,7 +106,8 @@ def evaluate_run(run: SavedRun, split: str = "train", inputs: np.ndarray | None 
                  backend: str | None = None) -> dict:
     """Outputs of the trained network for each chosen replica (all, or the one of ``seed``): on the training
     points (``split="train"``), the held-out ones (``"test"``), or new ``inputs`` [P, n_in] (V; no targets, so
-    no loss). Returns a JSON-ready dict; outputs [P, n_out] V, loss (MSE to the targets) V^2."""
+    no loss). Returns a JSON-ready dict; outputs [P, n_out] V, loss (MSE to the targets) V^2, and under a hinge
+    loss hinge_loss V (``Trainer.evaluate``)."""
     setup = build(with_backend(run.config, backend))
     task = setup.task
     picked = run.replicas(seed)
@@ -146,10 +147,12 @@ def evaluate_run(run: SavedRun, split: str = "train", inputs: np.ndarray | None 
                 parts.append(make_trainer(s, solver).evaluate(controls[idx], test=test))
         ev = SimpleNamespace(**{k: None if getattr(parts[0], k) is None else
                                 np.concatenate([getattr(p, k) for p in parts])
-                                for k in ("outputs", "loss", "accuracy", "min_margin")})
+                                for k in ("outputs", "loss", "accuracy", "min_margin", "hinge_loss")})
         rows = []
         for i, r in enumerate(picked):
             row = {"seed": run.seeds[r], "outputs": ev.outputs[i].tolist(), "loss": float(ev.loss[i])}
+            if ev.hinge_loss is not None:
+                row["hinge_loss"] = float(ev.hinge_loss[i])
             if ev.accuracy is not None:
                 margin = float(ev.min_margin[i])
                 row.update(accuracy=float(ev.accuracy[i]), min_margin_v=margin, success=bool(succeeded(margin)),

@@ -292,6 +292,7 @@ def test_a_hinge_run_reports_the_hinge_loss_it_trains(tmp_path):
         if outputs is None:
             (rep,) = json.loads(_ok("eval", str(run), "--split", "test", "--json").stdout)["replicas"]
             outputs = np.array(rep["outputs"])
+            assert rep["hinge_loss"] == pytest.approx(summary[key], rel=1e-9)
         margins = np.array([o[c] - np.delete(o, c).max() for o, c in zip(outputs, classes)])
         assert summary[key] == pytest.approx(np.maximum(0.03 - margins, 0).mean(), rel=1e-9, abs=1e-12), key
     assert summary["hinge_margin_v"] == 0.03 and summary["initial_hinge_loss"] > summary["final_hinge_loss"]
