@@ -193,3 +193,21 @@ def test_tied_body_behind_series_resistances_goes_to_the_tied_body_without_them(
     with pytest.raises(ValidationError, match=r"NativeSolver: a tied body with series resistances is solved only at "
                                               r"the edge's first node, .*or use --backend ngspice"):
         NativeSolver().solve(at_source, gates, x)
+
+
+def test_a_sweep_point_that_fails_falls_back_to_op_and_stays_there():
+    """At 1 mohm series resistances behind a tied body ngspice's dc sweep fails ("timestep too small") where its op
+    converges: the sweep-path solver then answers by op, exactly as a solver built for op, for that circuit from
+    then on, and that answer is the native solver's within 1e-6 V."""
+    from metamaterial.sim.ngspice import NgspiceSolver
+
+    digits = ROOT / "configs" / "digits.yaml"
+    c = build(load_config(digits, ["device.body=input", "device.params.rd=0.001", "device.params.rs=0.001"])).circuit
+    gates = np.random.default_rng(SEED).uniform(0.5, 4.5, c.n_edges)
+    x = build(load_config(digits)).task.inputs[:2]
+    with NgspiceSolver() as swept, NgspiceSolver(sweep=False) as op:  # the failing sweep takes ngspice ~20 s
+        for image in (x[:1], x[1:]):
+            np.testing.assert_array_equal(swept.solve(c, gates, image).voltages, op.solve(c, gates, image).voltages)
+            assert swept.sweep_fallbacks == 1  # the second image went to op directly
+        native = NativeSolver().solve(c, gates, x).voltages
+        assert np.abs(op.solve(c, gates, x).voltages - native).max() < 1e-6

@@ -59,6 +59,10 @@ _MAX_CACHED_CIRCUITS = 8
 _FREE_HISTORY_EVERY = 5000
 _instance = None
 _SWEEP_POINTS = 256  # operating points per dc sweep before it is ended and started afresh (bounds its plot)
+
+
+class _SweepFailed(Exception):
+    """A dc-sweep point did not converge (ngspice ended the sweep): the solve falls back to ``op``."""
 _SWEEP_RELTOL = 1e-10
 _REGISTRY: dict = {"loaded": {}, "order": [], "commands": 0, "dead": None, "checked_cards": set(), "loads": 0,
                    "version": None, "linear_solver": None, "paused": None, "callbacks": None}
@@ -165,7 +169,10 @@ class NgspiceSolver(AbstractSolver):
             this ngspice has it (``self.options`` then says ``sparse``).
         keep_failed: directory where a failing netlist is written (default: the system temp dir).
         sweep: solve transistor networks without mismatch as points of one paused dc sweep (see ``_solve_swept``);
-            False: one ``op`` per solve, every solve from ngspice's own initial guess.
+            False: one ``op`` per solve, every solve from ngspice's own initial guess. A circuit whose sweep point
+            fails is solved by ``op`` instead, from then on (``sweep_fallbacks`` counts such circuits): a dc sweep
+            can fail where ``op``, with its gmin and source stepping from ngspice's initial guess, converges (a
+            tied body behind 1 mohm series resistances).
     """
 
     name = "ngspice"
@@ -187,6 +194,9 @@ class NgspiceSolver(AbstractSolver):
         self._order: list[tuple] = _REGISTRY["order"]
         #: wall seconds spent in each part of the solves so far (load, alter, op, read, destroy), for profiling
         self.timings: dict[str, float] = dict.fromkeys(("load", "alter", "op", "read", "destroy"), 0.0)
+        #: circuits whose dc-sweep point failed, solved by ``op`` since (id -> circuit: ids of dead ones get reused)
+        self._op_only: dict[int, Circuit] = {}
+        self.sweep_fallbacks = 0
 
     # -- what ngspice this is ---------------------------------------------------------------------
     def _version(self) -> dict:
@@ -367,8 +377,13 @@ class NgspiceSolver(AbstractSolver):
         size = netlist_points(inputs.shape[0], circuit.n_edges)  # a batch netlist holds a network copy per sample
         if inputs.shape[0] > size:
             return self._solve_chunks(circuit, controls, inputs, clamps, size)
-        if self.sweep and isinstance(circuit.device, NmosParams) and circuit.mismatch is None:
-            return self._solve_swept(circuit, controls, inputs, clamps)
+        if self.sweep and isinstance(circuit.device, NmosParams) and circuit.mismatch is None and \
+                self._op_only.get(id(circuit)) is not circuit:
+            try:
+                return self._solve_swept(circuit, controls, inputs, clamps)
+            except _SweepFailed:  # solved below by op instead, and so from now on
+                self._op_only[id(circuit)] = circuit
+                self.sweep_fallbacks += 1
         self._end_sweep()  # the op below ends with 'destroy all', which would take the paused sweep's plot
         batch = inputs.shape[0]
         key = (id(circuit), clamps is None, batch, self.options)
@@ -478,8 +493,7 @@ class NgspiceSolver(AbstractSolver):
             self._command("step")  # starts the netlist's .dc when none is paused (com_resume runs it)
         except SimulationError as err:  # ngspice ended the sweep itself ("dc simulation(s) aborted")
             self._abandon_sweep(swept)
-            self._fail(f"ngspice: operating point failed ({err.summary})", self._current_netlist(circuit, controls,
-                                                                                                 inputs, clamps))
+            raise _SweepFailed from err
         try:
             if swept.plot is None:
                 swept.plot = self._current_plot()
