@@ -244,3 +244,20 @@ def test_confusion_matrix_counts_true_against_predicted():
     counts = confusion_matrix(true, predicted, 3)
     np.testing.assert_array_equal(counts, [[1, 1, 0], [0, 1, 0], [1, 0, 2]])
     assert counts.sum() == len(true) and np.trace(counts) / counts.sum() == np.mean(true == predicted)
+
+
+def test_the_claims_references_are_fitted_on_scikit_learns_own_split():
+    """``claims.digits.references`` scores classifiers on the digits task's split and inputs: the same figure as
+    scikit-learn on its bundled digits / 16 split by ``train_test_split(test_size=0.2, stratify, random_state=0)``
+    (the peer's split), and an additive score (level indicators per pixel) is at least the linear one there."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    from metamaterial.claims.digits import references
+
+    task = build(load_config(ROOT / "configs" / "digits.yaml")).task
+    refs = references(task, quick=True)
+    x, y = datasets.load_digits(return_X_y=True)
+    xa, xt, ya, yt = train_test_split(x / 16, y, test_size=0.2, stratify=y, random_state=0)
+    assert refs["pixels"]["best"] == LogisticRegression(C=1.0, max_iter=20_000).fit(xa, ya).score(xt, yt)
+    assert refs["level indicators x >= k/16, k = 1, 3, ..., 15"]["best"] >= refs["pixels"]["best"]
