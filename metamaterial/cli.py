@@ -162,7 +162,11 @@ class _Version(argparse.Action):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:  # building the parser takes a moment in which a Ctrl-C can land too
+        args = _parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("metamaterial: interrupted while starting; nothing was run", file=sys.stderr)
+        return 130
     try:
         try:
             return _run(args)

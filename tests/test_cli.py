@@ -349,3 +349,16 @@ def test_ctrl_c_while_the_command_starts_is_one_line_never_a_traceback(tmp_path,
             assert len(lines) == 1 and lines[0].startswith("metamaterial: interrupted"), stderr
         seen.add(proc.returncode)
     assert 130 in seen  # the delays did reach the command itself
+
+
+def test_ctrl_c_while_the_arguments_are_parsed_is_one_line(monkeypatch, capsys):
+    """The parser is built and run before the command's own interrupt handling: a Ctrl-C there (seen on CI at
+    0.5 s, inside argparse) is answered the same way, exit 130 and one line, not a traceback."""
+    from metamaterial import cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_parser", interrupted)
+    assert cli.main(["train", "configs/xor.yaml"]) == 130
+    assert capsys.readouterr().err == "metamaterial: interrupted while starting; nothing was run\n"
