@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -59,10 +60,6 @@ _MAX_CACHED_CIRCUITS = 8
 _FREE_HISTORY_EVERY = 5000
 _instance = None
 _SWEEP_POINTS = 256  # operating points per dc sweep before it is ended and started afresh (bounds its plot)
-
-
-class _SweepFailed(Exception):
-    """A dc-sweep point did not converge (ngspice ended the sweep): the solve falls back to ``op``."""
 _SWEEP_RELTOL = 1e-10
 _REGISTRY: dict = {"loaded": {}, "order": [], "commands": 0, "dead": None, "checked_cards": set(), "loads": 0,
                    "version": None, "linear_solver": None, "paused": None, "callbacks": None}
@@ -72,6 +69,10 @@ _FEED_HEADER = np.zeros(6, dtype=np.int64)
 #: a Ctrl-C that arrived while PySpice's own Python code ran (its cffi output callback swallows exceptions), to be
 #: raised when ngspice's library call returns; and the folder of PySpice's source files
 _INTERRUPT = {"pending": False, "pyspice": None}
+
+
+class _SweepFailed(Exception):
+    """A dc-sweep point did not converge (ngspice ended the sweep): the solve falls back to ``op``."""
 
 
 def _on_sigint(signum, frame) -> None:
@@ -194,8 +195,8 @@ class NgspiceSolver(AbstractSolver):
         self._order: list[tuple] = _REGISTRY["order"]
         #: wall seconds spent in each part of the solves so far (load, alter, op, read, destroy), for profiling
         self.timings: dict[str, float] = dict.fromkeys(("load", "alter", "op", "read", "destroy"), 0.0)
-        #: circuits whose dc-sweep point failed, solved by ``op`` since (id -> circuit: ids of dead ones get reused)
-        self._op_only: dict[int, Circuit] = {}
+        #: circuits whose dc-sweep point failed, solved by ``op`` since (held weakly: a circuit dropped leaves it)
+        self._op_only: weakref.WeakSet[Circuit] = weakref.WeakSet()
         self.sweep_fallbacks = 0
 
     # -- what ngspice this is ---------------------------------------------------------------------
@@ -378,11 +379,11 @@ class NgspiceSolver(AbstractSolver):
         if inputs.shape[0] > size:
             return self._solve_chunks(circuit, controls, inputs, clamps, size)
         if self.sweep and isinstance(circuit.device, NmosParams) and circuit.mismatch is None and \
-                self._op_only.get(id(circuit)) is not circuit:
+                circuit not in self._op_only:
             try:
                 return self._solve_swept(circuit, controls, inputs, clamps)
             except _SweepFailed:  # solved below by op instead, and so from now on
-                self._op_only[id(circuit)] = circuit
+                self._op_only.add(circuit)
                 self.sweep_fallbacks += 1
         self._end_sweep()  # the op below ends with 'destroy all', which would take the paused sweep's plot
         batch = inputs.shape[0]
