@@ -140,27 +140,16 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12,
         raise ValidationError("network: node ids must be 0..N-1 (use the builders in metamaterial.graph)")
     if "inputs" not in g.graph or "outputs" not in g.graph:
         raise ValidationError("network: roles missing; call graph.assign_roles first")
-    labels = []
-    for i in range(n):
-        attrs = g.nodes[i]
-        labels.append(f"({attrs['pos'][0]}, {attrs['pos'][1]})" if "pos" in attrs else str(attrs.get("label", i)))
+    attrs = [g.nodes[i] for i in range(n)]
+    labels = [f"({a['pos'][0]}, {a['pos'][1]})" if "pos" in a else str(a.get("label", i)) for i, a in enumerate(attrs)]
     edges = np.array(sorted(tuple(sorted(e)) for e in g.edges), dtype=int).reshape(-1, 2)
-    rails = g.graph.get("rails", [])
-    outputs = g.graph["outputs"]
-    body_nodes = _body_nodes(edges, np.array(g.graph["inputs"], dtype=int), device, body, labels)
-    return Circuit(
-        node_labels=tuple(labels),
-        edges=edges,
-        device=device,
-        inputs=np.array(g.graph["inputs"], dtype=int),
-        rails=np.array([r[0] for r in rails], dtype=int),
-        rail_voltages=np.array([r[1] for r in rails], dtype=float),
-        out_pos=np.array([o[0] for o in outputs], dtype=int),
-        out_neg=np.array([-1 if o[1] is None else o[1] for o in outputs], dtype=int),
-        gmin=gmin,
-        temperature=temperature,
-        body=body_nodes,
-    )
+    inputs, rails, outputs = np.array(g.graph["inputs"], dtype=int), g.graph.get("rails", []), g.graph["outputs"]
+    return Circuit(node_labels=tuple(labels), edges=edges, device=device, inputs=inputs,
+                   rails=np.array([r[0] for r in rails], dtype=int),
+                   rail_voltages=np.array([r[1] for r in rails], dtype=float),
+                   out_pos=np.array([o[0] for o in outputs], dtype=int),
+                   out_neg=np.array([-1 if o[1] is None else o[1] for o in outputs], dtype=int),
+                   gmin=gmin, temperature=temperature, body=_body_nodes(edges, inputs, device, body, labels))
 
 
 def _body_nodes(edges: np.ndarray, inputs: np.ndarray, device: EdgeParams, body: str,
@@ -191,8 +180,7 @@ def stranded_nodes(c: Circuit, cut: np.ndarray) -> list[int]:
     g = nx.Graph()
     g.add_nodes_from(range(c.n_nodes))
     g.add_edges_from(map(tuple, c.edges[keep]))
-    reached = set().union(*(nx.node_connected_component(g, int(s)) for s in c.source_nodes)) if len(c.source_nodes) \
-        else set()
+    reached = set().union(*(nx.node_connected_component(g, int(s)) for s in c.source_nodes))
     return sorted(set(range(c.n_nodes)) - reached)
 
 

@@ -140,8 +140,7 @@ def load_network(path: str | Path) -> nx.Graph:
     names = sorted(raw.nodes, key=lambda n: (len(str(n)), str(n)))
     index = {n: i for i, n in enumerate(names)}
     g = nx.Graph(kind="file", file=str(p))
-    for n in names:
-        g.add_node(index[n], label=str(n))
+    g.add_nodes_from((i, {"label": str(n)}) for i, n in enumerate(names))
     g.add_edges_from(sorted(tuple(sorted((index[a], index[b]))) for a, b in raw.edges))
     return g
 
@@ -191,9 +190,8 @@ def assign_roles(g: nx.Graph, roles: Roles) -> nx.Graph:
     """Return a copy of ``g`` carrying ``roles``, after validating them against the graph."""
     validate_network(g, roles)
     out = g.copy()
-    out.graph["inputs"] = list(roles.inputs)
-    out.graph["rails"] = [list(r) for r in roles.rails]
-    out.graph["outputs"] = [list(o) for o in roles.outputs]
+    out.graph.update(inputs=list(roles.inputs), rails=[list(r) for r in roles.rails],
+                     outputs=[list(o) for o in roles.outputs])
     return out
 
 
@@ -212,21 +210,16 @@ def validate_network(g: nx.Graph, roles: Roles) -> None:
         raise ValidationError("roles: at least one input or rail (a source) is required")
     if not roles.outputs:
         raise ValidationError("roles.outputs: at least one output is required")
+    claims = [(n, f"roles.inputs[{i}]") for i, n in enumerate(roles.inputs)]
+    claims += [(n, f"roles.rails[{i}]") for i, (n, _) in enumerate(roles.rails)]
+    claims += [(n, f"roles.outputs[{i}]{end}") for i, (pos, neg) in enumerate(roles.outputs)
+               for n, end in ((pos, ""), (neg, ".neg"))]
     used: dict[int, str] = {}
-
-    def claim(node: int | None, what: str) -> None:
-        if node is None:
-            return
+    for node, what in claims:
+        if node is None:  # a single-ended output's neg
+            continue
         if node not in g:
             raise ValidationError(f"{what}: node {node} does not exist (nodes are 0..{g.number_of_nodes() - 1})")
         if node in used:
             raise ValidationError(f"{what}: node {node} already has role {used[node]}; roles must be distinct")
         used[node] = what
-
-    for i, n in enumerate(roles.inputs):
-        claim(n, f"roles.inputs[{i}]")
-    for i, (n, _) in enumerate(roles.rails):
-        claim(n, f"roles.rails[{i}]")
-    for i, (pos, neg) in enumerate(roles.outputs):
-        claim(pos, f"roles.outputs[{i}]")
-        claim(neg, f"roles.outputs[{i}].neg")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .circuit import Circuit
-from .devices import NOMINAL_CELSIUS, OVERDRIVE_CAP, THREE_REGIME, NmosParams, PotentiometerParams, ResistorParams
+from .devices import NOMINAL_CELSIUS, OVERDRIVE_CAP, THREE_REGIME, NmosParams, ResistorParams
 from .errors import ValidationError
 
 _SAFE_TEXT = re.compile(r"[^A-Za-z0-9_(), .:+-]")
@@ -111,7 +111,6 @@ def to_spice(
     if inputs.shape[1] != c.n_inputs:
         raise ValidationError(f"netlist: inputs must have {c.n_inputs} columns (got {inputs.shape[1]})")
     batch = inputs.shape[0]
-    phase = "free" if clamps is None else "clamped"
     if clamps is not None:
         clamps = np.atleast_2d(np.asarray(clamps, float))
         if clamps.shape != (batch, len(c.clamp_nodes)):
@@ -119,11 +118,10 @@ def to_spice(
                                   f"(got {clamps.shape})")
     nn = _namer(c)
     twin = 0 if clamps is None else 1
-    lines = _head_lines(c, phase, batch, options, title, twin)
+    lines = _head_lines(c, ("free", "clamped")[twin], batch, options, title, twin)
     if isinstance(c.device, NmosParams):
         for e, vg in enumerate(controls):
-            lines.append(f"IG{e} 0 g{e} dc {num(vg / GATE_OHMS)}")
-            lines.append(f"RG{e} g{e} 0 {num(GATE_OHMS)}")
+            lines += [f"IG{e} 0 g{e} dc {num(vg / GATE_OHMS)}", f"RG{e} g{e} 0 {num(GATE_OHMS)}"]
     for b in [None] if batch == 1 else range(batch):
         sfx = "" if b is None else f"_{b}"
         row = 0 if b is None else b
@@ -160,8 +158,7 @@ def to_spice_sweep(c: Circuit, batch: int, points: int, *, options: SpiceOptions
     nn = _namer(c)
     lines = _head_lines(c, "free-and-clamped", batch, options, title, twin=0)
     for e in range(c.n_edges):
-        lines.append(f"IG{e} 0 g{e} external")
-        lines.append(f"RG{e} g{e} 0 {num(GATE_OHMS)}")
+        lines += [f"IG{e} 0 g{e} external", f"RG{e} g{e} 0 {num(GATE_OHMS)}"]
     controls = np.zeros(c.n_edges)
     for b in [None] if batch == 1 else range(batch):
         sfx = "" if b is None else f"_{b}"
@@ -172,8 +169,7 @@ def to_spice_sweep(c: Circuit, batch: int, points: int, *, options: SpiceOptions
             lines.append(f"GC{k}{sfx} {nn(int(node), b)} 0 {nn(int(node), b)} 0 0")
         lines += _edge_lines(c, controls, b, twin=0)
     lines += ["VSWEEP sweep 0 dc 0", "RSWEEP sweep 0 1", f".dc VSWEEP 0 {int(points) - 1} 1"]
-    names = [name for row in node_vector_names(c, batch) for name in row]
-    names = list(dict.fromkeys(names))  # rails appear once per copy
+    names = list(dict.fromkeys(name for row in node_vector_names(c, batch) for name in row))  # rails: once per copy
     lines += [".save " + " ".join(names[i:i + 100]) for i in range(0, len(names), 100)]
     lines.append(".end")
     return "\n".join(lines) + "\n"
@@ -196,22 +192,20 @@ def _namer(c: Circuit):
 def _head_lines(c: Circuit, phase: str, batch: int, options: SpiceOptions, title: str, twin: int) -> list[str]:
     """Title, comments, options, model cards and rails: everything before the sources and edges."""
     lines = [f"* metamaterial {phase} twin: {_SAFE_TEXT.sub('?', title)}",
-             f"* {c.n_nodes} nodes, {c.n_edges} edges, device {_SAFE_TEXT.sub('?', c.device.name)}, batch {batch}"]
-    lines.append("* node labels: " + " ".join(f"n{i}={_SAFE_TEXT.sub('?', lab).replace(' ', '')}"
-                                             for i, lab in enumerate(c.node_labels[:64])))
-    lines.append(f".options gmin={num(c.gmin)} reltol={num(options.reltol)} abstol={num(options.abstol)} "
-                 f"vntol={num(options.vntol)} itl1={int(options.itl1)}")
-    lines.append(f".options {options.linear_solver}")
-    lines += temperature_options(c)
+             f"* {c.n_nodes} nodes, {c.n_edges} edges, device {_SAFE_TEXT.sub('?', c.device.name)}, batch {batch}",
+             "* node labels: " + " ".join(f"n{i}={_SAFE_TEXT.sub('?', lab).replace(' ', '')}"
+                                          for i, lab in enumerate(c.node_labels[:64])),
+             f".options gmin={num(c.gmin)} reltol={num(options.reltol)} abstol={num(options.abstol)} "
+             f"vntol={num(options.vntol)} itl1={int(options.itl1)}",
+             f".options {options.linear_solver}", *temperature_options(c)]
     dev = c.device
-    mismatch = c.mismatch if isinstance(dev, NmosParams) else None
     if isinstance(dev, NmosParams):
         lines.append(dev.model_text())
-        if mismatch is not None and dev.law != THREE_REGIME:  # one card per transistor: V_T shifted, K via the width
+        if c.mismatch is not None and dev.law != THREE_REGIME:  # one card per transistor: V_T shifted, K via the width
             if not dev.supports_mismatch:
                 raise ValidationError(dev.mismatch_refusal("netlist"))
             for e in range(c.n_edges):
-                lines.append(dev.mismatch_card(f"{dev.model_name}_{e}", dev.vto + float(mismatch.dvto[twin, e])))
+                lines.append(dev.mismatch_card(f"{dev.model_name}_{e}", dev.vto + float(c.mismatch.dvto[twin, e])))
     for k, (node, volts) in enumerate(zip(c.rails, c.rail_voltages)):
         lines.append(f"VR{k} {node_name(int(node))} 0 dc {num(volts)}")
     return lines
@@ -220,28 +214,22 @@ def _head_lines(c: Circuit, phase: str, batch: int, options: SpiceOptions, title
 def _edge_lines(c: Circuit, controls: np.ndarray, b: int | None, twin: int) -> list[str]:
     """One element per edge in copy ``b`` (transistor, or resistor of the control's resistance)."""
     dev, nn, sfx = c.device, _namer(c), "" if b is None else f"_{b}"
-    mismatch = c.mismatch if isinstance(dev, NmosParams) else None
+    three = isinstance(dev, NmosParams) and dev.law == THREE_REGIME
+    vto, beta = c.transistor_params(twin) if three else (None, None)
     lines = []
-    if isinstance(dev, NmosParams) and dev.law == THREE_REGIME:
-        vto, beta = c.transistor_params(twin)
-        for e, (a, z) in enumerate(c.edges):
-            vt = dev.vto if vto is None else float(vto[e])
-            k = dev.beta if beta is None else float(beta[e])
-            lines.append(f"B{e}{sfx} {nn(int(a), b)} {nn(int(z), b)} "
-                         f"I={three_regime_expression(dev, nn(int(a), b), nn(int(z), b), f'g{e}', vt, k, c.gmin)}")
-        return lines
     for e, (a, z) in enumerate(c.edges):
         na, nz = nn(int(a), b), nn(int(z), b)
         bulk = "0" if c.body is None else nn(int(c.body[e]), b)  # the body: ground, or the node it is tied to
-        if isinstance(dev, NmosParams) and mismatch is not None:
-            w = dev.w * float(mismatch.kscale[twin, e])
-            lines.append(f"M{e}{sfx} {na} g{e} {nz} {bulk} {dev.model_name}_{e} w={num(w)} l={num(dev.l)}")
+        if three:
+            vt, k = (dev.vto, dev.beta) if vto is None else (float(vto[e]), float(beta[e]))
+            lines.append(f"B{e}{sfx} {na} {nz} I={three_regime_expression(dev, na, nz, f'g{e}', vt, k, c.gmin)}")
         elif isinstance(dev, NmosParams):
-            lines.append(f"M{e}{sfx} {na} g{e} {nz} {bulk} {dev.model_name} w={num(dev.w)} l={num(dev.l)}")
-        elif isinstance(dev, ResistorParams):
-            lines.append(f"R{e}{sfx} {na} {nz} {num(1.0 / controls[e])}")
-        elif isinstance(dev, PotentiometerParams):
-            lines.append(f"R{e}{sfx} {na} {nz} {num(1.0 / float(dev.conductance(controls[e])))}")
+            model, w = (dev.model_name, dev.w) if c.mismatch is None else \
+                (f"{dev.model_name}_{e}", dev.w * float(c.mismatch.kscale[twin, e]))
+            lines.append(f"M{e}{sfx} {na} g{e} {nz} {bulk} {model} w={num(w)} l={num(dev.l)}")
+        else:  # resistor or potentiometer: the control's resistance
+            g = controls[e] if isinstance(dev, ResistorParams) else float(dev.conductance(controls[e]))
+            lines.append(f"R{e}{sfx} {na} {nz} {num(1.0 / g)}")
     return lines
 
 
@@ -263,10 +251,8 @@ def three_regime_expression(dev: NmosParams, na: str, nb: str, gate: str, vto: f
 
 def node_vector_names(c: Circuit, batch: int) -> list[list[str]]:
     """ngspice vector name of every node of every copy: [B][N] (rails are shared across copies)."""
-    shared = set(c.rails.tolist())
-    if batch == 1:
-        return [[node_name(i) for i in range(c.n_nodes)]]
-    return [[node_name(i) if i in shared else node_name(i, b) for i in range(c.n_nodes)] for b in range(batch)]
+    nn = _namer(c)
+    return [[nn(i, b) for i in range(c.n_nodes)] for b in ([None] if batch == 1 else range(batch))]
 
 
 def parse_print_all(text: str) -> dict[str, float]:

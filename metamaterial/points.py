@@ -37,8 +37,7 @@ def solve_points(cfg: Config, backend: str | None = None) -> dict:
     setup, controls, free, _, clamped, solver_name = initial_phases(cfg, backend)
     c, task = setup.circuit, setup.task
     names = [f"n{i}" for i in range(c.n_nodes)]
-    return {"nodes": names, "labels": list(c.node_labels), "backend": solver_name,
-            "controls": controls.tolist(),
+    return {"nodes": names, "labels": list(c.node_labels), "backend": solver_name, "controls": controls.tolist(),
             "points": [{"input": task.inputs[p].tolist(), "target": task.targets[p].tolist(),
                         "free": dict(zip(names, free[p].tolist())), "clamped": dict(zip(names, clamped[p].tolist()))}
                        for p in range(len(free))]}

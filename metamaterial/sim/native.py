@@ -86,9 +86,8 @@ class TagMemory:
 
     @classmethod
     def empty(cls, circuit: Circuit, n_driven: int) -> TagMemory:
-        n = 0
-        return cls(circuit, np.full((n, circuit.n_nodes), np.nan), np.full((n, circuit.n_edges), np.nan),
-                   np.full((n, n_driven), np.nan), np.full(n, np.nan))
+        return cls(circuit, np.full((0, circuit.n_nodes), np.nan), np.full((0, circuit.n_edges), np.nan),
+                   np.full((0, n_driven), np.nan), np.full(0, np.nan))
 
     def grow(self, n_tags: int) -> None:
         extra = n_tags - len(self.v)
@@ -171,11 +170,9 @@ class NativeSolver(AbstractSolver):
         for attr, value in (("tol_v", tol_v), ("tol_i", tol_i), ("dv_max", dv_max)):
             if not (math.isfinite(value) and value > 0):
                 raise ValidationError(f"NativeSolver.{attr}: must be a positive finite number (got {value!r})")
+            setattr(self, attr, float(value))
         self.throw = throw
         self.max_iter = int(max_iter)
-        self.tol_v = float(tol_v)
-        self.tol_i = float(tol_i)
-        self.dv_max = float(dv_max)
         self.dense_limit = int(dense_limit)
         self.warm_start = warm_start
         self.reuse_factorization = bool(reuse_factorization)
@@ -300,15 +297,12 @@ class NativeSolver(AbstractSolver):
         for b in np.flatnonzero(status == nk.NOT_CONVERGED):
             row, c, x = drv[b], ctrl[0 if len(ctrl) == 1 else b], v[b]
             spent, r, st = int(iters[b]), float(resid[b]), nk.NOT_CONVERGED
-            for attempt in ("cold", "corner", "gmin", "corner"):
-                if attempt == "cold" and cold[b]:
-                    continue
+            for attempt in ("corner", "gmin", "corner") if cold[b] else ("cold", "corner", "gmin", "corner"):
                 if attempt == "cold":
                     it, r_new, st = self._newton_one(prep, x, True, row, c, 0.0)
-                elif attempt == "gmin":
-                    it, r_new, st = self._gmin_stepping(prep, x, row, c)
                 else:
-                    it, r_new, st = self._junction_corner(prep, x, row, c)
+                    retry = self._gmin_stepping if attempt == "gmin" else self._junction_corner
+                    it, r_new, st = retry(prep, x, row, c)
                 spent += it
                 r = r_new if it else r
                 if st == nk.CONVERGED:
@@ -521,13 +515,9 @@ def _index_arrays(c: Circuit, clamped: bool, dense_limit: int, held: np.ndarray 
     """Everything the kernels need about one circuit and phase (see ``_Prepared``); ``held``: more nodes whose
     voltage is given (driven after the others)."""
     kind, prm, vbi, beta = _device_constants(c, twin=1 if clamped else 0)
-    driven = c.source_nodes if not clamped else np.concatenate([c.source_nodes, c.clamp_nodes])
-    if held is not None:
-        driven = np.concatenate([driven, held])
-    driven = driven.astype(np.int64)
-    free = np.ones(c.n_nodes, bool)
-    free[driven] = False
-    unk = np.flatnonzero(free).astype(np.int64)
+    parts = [c.source_nodes] + ([c.clamp_nodes] if clamped else []) + ([] if held is None else [held])
+    driven = np.concatenate(parts).astype(np.int64)
+    unk = np.setdiff1d(np.arange(c.n_nodes), driven).astype(np.int64)
     n = len(unk)
     ea = c.edges[:, 0].astype(np.int64).copy()
     eb = c.edges[:, 1].astype(np.int64).copy()
@@ -595,8 +585,7 @@ def _elimination_order(c: Circuit, unk: np.ndarray) -> np.ndarray:
     a, b = pos[c.edges[:, 0]], pos[c.edges[:, 1]]
     keep = (a >= 0) & (b >= 0)
     a, b = a[keep], b[keep]
-    ones = np.ones(len(a))
-    laplacian = sp.coo_matrix((np.concatenate([-ones, -ones]), (np.concatenate([a, b]), np.concatenate([b, a]))),
+    laplacian = sp.coo_matrix((np.full(2 * len(a), -1.0), (np.concatenate([a, b]), np.concatenate([b, a]))),
                               shape=(n, n)).tocsc()
     laplacian = (laplacian + sp.diags(1.0 - np.asarray(laplacian.sum(axis=0)).ravel())).tocsc()
     return np.argsort(splu(laplacian, permc_spec="MMD_AT_PLUS_A").perm_c)
@@ -622,21 +611,12 @@ def _device_constants(c: Circuit, twin: int) -> tuple[int, np.ndarray, np.ndarra
     if vto is None:
         vto, beta = np.full(c.n_edges, dev.vto), np.full(c.n_edges, dev.beta)
     if dev.law == THREE_REGIME:  # V_T per transistor in place of vbi; gmin across each channel
-        prm[nk.P_GMIN] = c.gmin
-        prm[nk.P_JOIN] = dev.sub_join
-        prm[nk.P_SUBSLOPE] = math.log(10.0) / dev.sub_decade
-        prm[nk.P_XCAP] = OVERDRIVE_CAP
-        return (nk.KIND_THREE_REGIME, prm, np.ascontiguousarray(vto, float),
-                np.ascontiguousarray(beta, float))
-    prm[nk.P_GAMMA] = dev.gamma
-    prm[nk.P_PHI] = dev.phi
-    prm[nk.P_SQPHI] = math.sqrt(dev.phi)
-    prm[nk.P_LAMBDA] = dev.lambda_
-    prm[nk.P_IS] = dev.is_
-    prm[nk.P_VT] = c.thermal_voltage
-    prm[nk.P_GMIN] = c.gmin
-    prm[nk.P_RD] = dev.rd  # the drain is the edge's first node, as in the netlist's instance line
-    prm[nk.P_RS] = dev.rs
+        prm[[nk.P_GMIN, nk.P_JOIN, nk.P_SUBSLOPE, nk.P_XCAP]] = (
+            c.gmin, dev.sub_join, math.log(10.0) / dev.sub_decade, OVERDRIVE_CAP)
+        return nk.KIND_THREE_REGIME, prm, np.ascontiguousarray(vto, float), np.ascontiguousarray(beta, float)
+    # rd at the drain, the edge's first node, as in the netlist's instance line
+    prm[[nk.P_GAMMA, nk.P_PHI, nk.P_SQPHI, nk.P_LAMBDA, nk.P_IS, nk.P_VT, nk.P_GMIN, nk.P_RD, nk.P_RS]] = (
+        dev.gamma, dev.phi, math.sqrt(dev.phi), dev.lambda_, dev.is_, c.thermal_voltage, c.gmin, dev.rd, dev.rs)
     tied, series = c.body is not None, bool(dev.rd or dev.rs)
     prm[nk.P_BODY] = 1.0 if tied and not series else 0.0  # with series resistances the law carries the junctions
     prm[nk.P_BODY_SERIES] = 1.0 if tied and series else 0.0

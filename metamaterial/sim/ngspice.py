@@ -124,39 +124,16 @@ class _Loaded:
 
 
 @dataclass
-class _Feed:
-    """Values of a sweep netlist's external sources, in ``_feed_positions`` order, and their layout.
-
-    ngspice asks for every external source at every matrix load. The callback is compiled (``_FEED_HEADER`` tells
-    it where the values are), so a load costs nanoseconds per source instead of a Python call.
-    """
-
-    n_edges: int
-    n_inputs: int
-    n_clamps: int
-    batch: int
-    values: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-    def install(self, values: list[float]) -> None:
-        """Make ``values`` what the callback hands to ngspice from now on."""
-        self.values = np.ascontiguousarray(values, dtype=np.float64)
-        _FEED_HEADER[:] = (self.values.ctypes.data, self.n_edges, self.n_inputs, self.n_clamps, self.batch, 0)
-
-    @staticmethod
-    def unknown() -> bool:
-        """Whether ngspice asked for a source the layout does not have (the callback then gave 0)."""
-        return bool(_FEED_HEADER[5])
-
-
-@dataclass
 class _Swept(_Loaded):
     """A sweep netlist (``netlist.to_spice_sweep``) resident in ngspice: both twins, sources fed by callback.
 
-    ``plot`` is the dc plot of its running (paused) sweep and ``points`` how many operating points that sweep has
-    solved; ``clamped`` what the clamp conductances hold now (None: unknown).
+    ``feed`` holds the values of its external sources (``_feed_values``). ngspice asks for every one at every matrix
+    load; the callback is compiled and finds them through ``_FEED_HEADER``, so a load costs nanoseconds per source
+    instead of a Python call. ``plot`` is the dc plot of its running (paused) sweep and ``points`` how many
+    operating points that sweep has solved; ``clamped`` what the clamp conductances hold now (None: unknown).
     """
 
-    feed: _Feed | None = None
+    feed: np.ndarray | None = None
     plot: str | None = None
     points: int = 0
     clamped: bool | None = None
@@ -184,10 +161,15 @@ class NgspiceSolver(AbstractSolver):
         self.keep_failed = keep_failed
         self.sweep = sweep
         self._ng = _shared()
+        from PySpice.Spice.NgSpice.Shared import ffi  # noqa: PLC0415 (PySpice stays inside this module)
+        self._ffi = ffi
         self._log_tail: list[str] = []
-        version = self._version()
-        self.ngspice_version: str = version["ngspice_version"]
-        self.has_klu: bool = version["has_klu"]
+        if _REGISTRY["version"] is None:  # ngspice's version and whether it was compiled with KLU
+            lines = self._command("version")
+            m = next((re.search(r"ngspice-(\S+)", ln) for ln in lines if "ngspice-" in ln), None)
+            has_klu = any("compiled with klu" in ln.lower() for ln in lines)
+            _REGISTRY["version"] = (m.group(1) if m else "unknown", has_klu)
+        self.ngspice_version, self.has_klu = _REGISTRY["version"]
         self.options = options if self.has_klu or options.linear_solver != "klu" else \
             replace(options, linear_solver="sparse")
         # ngspice holds one set of circuits per process, so the record of what is loaded is process-wide too
@@ -200,15 +182,6 @@ class NgspiceSolver(AbstractSolver):
         self.sweep_fallbacks = 0
 
     # -- what ngspice this is ---------------------------------------------------------------------
-    def _version(self) -> dict:
-        """ngspice's version and whether it was compiled with KLU, from its ``version`` command."""
-        if _REGISTRY["version"] is None:
-            lines = self._command("version")
-            m = next((re.search(r"ngspice-(\S+)", ln) for ln in lines if "ngspice-" in ln), None)
-            _REGISTRY["version"] = {"ngspice_version": m.group(1) if m else "unknown",
-                                    "has_klu": any("compiled with klu" in ln.lower() for ln in lines)}
-        return dict(_REGISTRY["version"])
-
     def info(self) -> dict[str, str]:
         """ngspice's version and the direct linear solver it uses, both as ngspice itself reports them.
 
@@ -218,30 +191,26 @@ class NgspiceSolver(AbstractSolver):
             circuit with this solver's options is solved once to ask it.
         """
         if _REGISTRY["linear_solver"] is None:
-            self._probe_linear_solver()
+            self._check_alive()
+            self._end_sweep()  # the probe ends with "destroy all", which would take the paused sweep's plot
+            before = self._n_circuits()
+            self._ng.clear_output()
+            self._ng.load_circuit(f"* metamaterial linear-solver probe\n.options {self.options.linear_solver}\n"
+                                  "VP1 p1 0 dc 1\nRP1 p1 0 1\n.end\n")
+            try:
+                self._command("op")
+            finally:
+                self._ng._ngspice_shared.ngSpice_Command(b"destroy all")
+                if self._n_circuits() > before:  # the probe is the newest and current circuit: drop it
+                    self._ng._ngspice_shared.ngSpice_Command(b"remcirc")
         return {"ngspice_version": self.ngspice_version, "linear_solver": _REGISTRY["linear_solver"] or "unknown"}
-
-    def _probe_linear_solver(self) -> None:
-        self._check_alive()
-        self._end_sweep()  # the probe ends with "destroy all", which would take the paused sweep's plot
-        ng = self._ng
-        before = self._n_circuits()
-        ng.clear_output()
-        ng.load_circuit(f"* metamaterial linear-solver probe\n.options {self.options.linear_solver}\n"
-                        "VP1 p1 0 dc 1\nRP1 p1 0 1\n.end\n")
-        try:
-            self._command("op")
-        finally:
-            self._ng._ngspice_shared.ngSpice_Command(b"destroy all")
-            if self._n_circuits() > before:  # the probe is the newest and current circuit: drop it
-                self._ng._ngspice_shared.ngSpice_Command(b"remcirc")
 
     # -- ngspice I/O ----------------------------------------------------------------------------
     def _command(self, command: str) -> list[str]:
         """Run one ngspice command; return its output lines; raise on a real failure."""
         ng = self._ng
         if _REGISTRY["commands"] >= _FREE_HISTORY_EVERY:
-            ng._ngspice_shared.ngSpice_Command(_null())  # frees ngspice's command history
+            ng._ngspice_shared.ngSpice_Command(self._ffi.NULL)  # frees ngspice's command history
             _REGISTRY["commands"] = 0
         _REGISTRY["commands"] += 1
         ng.clear_output()
@@ -250,8 +219,7 @@ class NgspiceSolver(AbstractSolver):
         self._log_tail = (self._log_tail + [f"> {command}"] + lines)[-40:]
         bad = [ln for ln in lines if _FAILURE.search(ln) and not _HARMLESS.match(ln)]
         if rc or bad:
-            raise SimulationError(f"ngspice: command {command!r} failed: {bad[0] if bad else f'return code {rc}'}",
-                                  log="\n".join(self._log_tail[-20:]))
+            raise self._error(f"ngspice: command {command!r} failed: {bad[0] if bad else f'return code {rc}'}")
         for ln in lines:
             _log.debug("ngspice: %s", ln)
             m = _LINEAR_SOLVER.search(ln)
@@ -273,16 +241,16 @@ class NgspiceSolver(AbstractSolver):
         bad = [ln for ln in lines if _FAILURE.search(ln) and not _HARMLESS.match(ln)]
         if bad or bad_rc:
             self._log_tail = (self._log_tail + [f"> {len(commands)} alter commands"] + lines)[-40:]
-            raise SimulationError(f"ngspice: alter failed: {bad[0] if bad else f'{bad_rc[0]!r} returned an error'}",
-                                  log="\n".join(self._log_tail[-20:]))
+            raise self._error(f"ngspice: alter failed: {bad[0] if bad else f'{bad_rc[0]!r} returned an error'}")
         if _REGISTRY["commands"] >= _FREE_HISTORY_EVERY:
-            send(_null())  # frees ngspice's command history, which keeps every command sent
+            send(self._ffi.NULL)  # frees ngspice's command history, which keeps every command sent
             _REGISTRY["commands"] = 0
 
-    def _load(self, key: tuple, circuit: Circuit, netlist: str, names: list[list[str]]) -> _Loaded:
+    def _load(self, key: tuple, circuit: Circuit, netlist: str, kind: type[_Loaded] = _Loaded) -> _Loaded:
+        """Load ``netlist`` into ngspice as a ``kind`` under ``key`` and make it the current circuit."""
         self._check_alive()
         if len(self._order) >= _MAX_CACHED_CIRCUITS:
-            self._clear_circuits()
+            self.reset()
         self._precheck_user_card(circuit, netlist)
         ng = self._ng
         before = self._n_circuits()
@@ -302,9 +270,18 @@ class NgspiceSolver(AbstractSolver):
                 self._ng._ngspice_shared.ngSpice_Command(b"remcirc")
             self._fail(f"ngspice rejected the netlist: {bad[0] if bad else 'circuit not loaded'}", netlist)
         self._order.append(key)
-        loaded = _Loaded(slot=len(self._order) - 1, circuit=circuit, names=names, netlist=netlist)
+        names = node_vector_names(circuit, key[2])  # keys are (circuit id, phase, batch size, options)
+        loaded = kind(slot=len(self._order) - 1, circuit=circuit, names=names, netlist=netlist)
         self._loaded[key] = loaded
+        if not self._select(loaded):
+            raise self._error("ngspice: a freshly loaded circuit could not be selected")
         return loaded
+
+    def _resident(self, key: tuple, circuit: Circuit) -> _Loaded | None:
+        """The netlist loaded under ``key``, made current; None if a dead circuit's id was reused, or someone else
+        changed ngspice's circuit list."""
+        loaded = self._loaded.get(key)
+        return loaded if loaded is not None and loaded.circuit is circuit and self._select(loaded) else None
 
     @staticmethod
     def _check_alive() -> None:
@@ -318,15 +295,12 @@ class NgspiceSolver(AbstractSolver):
         card = getattr(circuit.device, "model_card", None)
         if card is None or card in _REGISTRY["checked_cards"]:
             return
-        fd, path = tempfile.mkstemp(prefix="metamaterial-card-", suffix=".cir")
         # standalone ngspice has no shared-library callback: an ``external`` source is read as a 0 V/A one there
         standalone = re.sub(r" external$", " dc 0", netlist, flags=re.MULTILINE)
-        with os.fdopen(fd, "w") as f:
+        with tempfile.NamedTemporaryFile("w", prefix="metamaterial-card-", suffix=".cir") as f:
             f.write(standalone.replace("\n.end\n", "\n.control\nop\nquit 0\n.endc\n.end\n"))
-        try:
-            proc = _run_ngspice(path)
-        finally:
-            os.unlink(path)
+            f.flush()
+            proc = _run_ngspice(f.name)
         lines = (proc.stdout + proc.stderr).splitlines()
         bad = [ln for ln in lines if _FAILURE.search(ln) and not _HARMLESS.match(ln)]
         if proc.returncode != 0 or bad:
@@ -350,10 +324,12 @@ class NgspiceSolver(AbstractSolver):
         title = loaded.netlist.split("\n", 1)[0].lstrip("* ").strip()
         if any(ln.strip().lstrip("* ").strip() == title for ln in self._ng._stdout):
             return True
-        self._clear_circuits()
+        self.reset()
         return False
 
-    def _clear_circuits(self) -> None:
+    def reset(self) -> None:
+        """Unload every circuit, so the next solves load afresh and are independent of history to the last bit
+        (Sparse 1.3 keeps its pivot order from the first factorization; KLU orders anew at every ``op``)."""
         self._end_sweep()
         for _ in range(self._n_circuits()):
             self._ng._ngspice_shared.ngSpice_Command(b"remcirc")
@@ -361,10 +337,10 @@ class NgspiceSolver(AbstractSolver):
         self._order.clear()
 
     def _fail(self, message: str, netlist: str, err: Exception | None = None) -> None:
-        fd, path = tempfile.mkstemp(prefix="metamaterial-failed-", suffix=".cir", dir=self.keep_failed)
-        with os.fdopen(fd, "w") as f:
+        with tempfile.NamedTemporaryFile("w", prefix="metamaterial-failed-", suffix=".cir", dir=self.keep_failed,
+                                         delete=False) as f:
             f.write(netlist)
-        raise SimulationError(message, netlist=netlist, log="\n".join(self._log_tail[-20:]), kept=path) from err
+        raise SimulationError(message, netlist=netlist, log="\n".join(self._log_tail[-20:]), kept=f.name) from err
 
     # -- solving --------------------------------------------------------------------------------
     def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
@@ -388,19 +364,14 @@ class NgspiceSolver(AbstractSolver):
         self._end_sweep()  # the op below ends with 'destroy all', which would take the paused sweep's plot
         batch = inputs.shape[0]
         key = (id(circuit), clamps is None, batch, self.options)
-        loaded = self._loaded.get(key)
-        if loaded is not None and (loaded.circuit is not circuit or not self._select(loaded)):
-            loaded = None  # a dead circuit's id was reused, or someone else changed ngspice's circuit list
+        loaded = self._resident(key, circuit)
         clock = time.perf_counter()
         if loaded is None:
             _REGISTRY["loads"] += 1
             text = to_spice(circuit, controls, inputs, clamps, options=self.options, control_block=False,
                             title=f"{'free' if clamps is None else 'clamped'} batch {batch} load {_REGISTRY['loads']}")
-            loaded = self._load(key, circuit, text, node_vector_names(circuit, batch))
+            loaded = self._load(key, circuit, text)
             loaded.values.update(self._source_values(circuit, controls, inputs, clamps))
-            if not self._select(loaded):
-                raise SimulationError("ngspice: a freshly loaded circuit could not be selected",
-                                      log="\n".join(self._log_tail[-20:]))
             clock = self._tick("load", clock)
         else:
             changed = {name: value for name, value in self._source_values(circuit, controls, inputs, clamps).items()
@@ -416,11 +387,11 @@ class NgspiceSolver(AbstractSolver):
         try:
             self._command("op")
             clock = self._tick("op", clock)
-            voltages = self._read(loaded, self._op_plot())
+            voltages = self._read(loaded, self._current_plot("op"))
             clock = self._tick("read", clock)
         except SimulationError as err:
-            self._fail(f"ngspice: operating point failed ({err.summary})", self._current_netlist(circuit, controls,
-                                                                                                 inputs, clamps))
+            self._fail(f"ngspice: operating point failed ({err.summary})",
+                       to_spice(circuit, controls, inputs, clamps, options=self.options, title="failed solve"))
         finally:
             self._ng._ngspice_shared.ngSpice_Command(b"destroy all")
         self._tick("destroy", clock)
@@ -455,9 +426,7 @@ class NgspiceSolver(AbstractSolver):
         """
         batch = inputs.shape[0]
         key = (id(circuit), "sweep", batch, self.options)
-        swept = self._loaded.get(key)
-        if swept is not None and (swept.circuit is not circuit or not self._select(swept)):
-            swept = None
+        swept = self._resident(key, circuit)
         clock = time.perf_counter()
         if swept is None:
             self._end_sweep()
@@ -468,13 +437,7 @@ class NgspiceSolver(AbstractSolver):
             text = to_spice_sweep(circuit, batch, _SWEEP_POINTS, options=options,
                                   title=f"sweep batch {batch} load {_REGISTRY['loads']}")
             self._install_callbacks()
-            loaded = self._load(key, circuit, text, node_vector_names(circuit, batch))
-            swept = _Swept(**{f: getattr(loaded, f) for f in ("slot", "circuit", "names", "netlist")},
-                           feed=_Feed(circuit.n_edges, circuit.n_inputs, len(circuit.clamp_nodes), batch))
-            self._loaded[key] = swept
-            if not self._select(swept):
-                raise SimulationError("ngspice: a freshly loaded circuit could not be selected",
-                                      log="\n".join(self._log_tail[-20:]))
+            swept = self._load(key, circuit, text, _Swept)
             clock = self._tick("load", clock)
         paused = _REGISTRY["paused"]
         if paused is not None and (paused is not swept or paused.points >= _SWEEP_POINTS):
@@ -482,7 +445,9 @@ class NgspiceSolver(AbstractSolver):
             if not self._select(swept):  # someone else changed ngspice's circuit list: everything was unloaded
                 return self._solve_swept(circuit, controls, inputs, clamps)
             clock = self._tick("destroy", clock)
-        swept.feed.install(_feed_values(circuit, controls, inputs, clamps))
+        swept.feed = _feed_values(circuit, controls, inputs, clamps)  # the callback reads it by address from now on
+        _FEED_HEADER[:] = (swept.feed.ctypes.data, circuit.n_edges, circuit.n_inputs, len(circuit.clamp_nodes),
+                           batch, 0)
         if swept.clamped != (clamps is not None):
             siemens = num(CLAMP_SIEMENS if clamps is not None else 0.0)
             sfx = [""] if batch == 1 else [f"_{b}" for b in range(batch)]
@@ -500,15 +465,15 @@ class NgspiceSolver(AbstractSolver):
                 swept.plot = self._current_plot()
                 _REGISTRY["paused"] = swept
             swept.points += 1
-            if swept.feed.unknown():
+            if _FEED_HEADER[5]:  # the callback gave 0 for a name outside the layout
                 raise SimulationError("ngspice: asked for an external source the sweep netlist does not feed")
             clock = self._tick("op", clock)
             voltages = self._read(swept, swept.plot)
             self._tick("read", clock)
         except SimulationError as err:
             self._end_sweep()
-            self._fail(f"ngspice: operating point failed ({err.summary})", self._current_netlist(circuit, controls,
-                                                                                                 inputs, clamps))
+            self._fail(f"ngspice: operating point failed ({err.summary})",
+                       to_spice(circuit, controls, inputs, clamps, options=self.options, title="failed solve"))
         _raise_pending_interrupt()
         return OperatingPoint(voltages=voltages)
 
@@ -516,11 +481,12 @@ class NgspiceSolver(AbstractSolver):
         """Register the compiled external-source callback with ngspice once per process (``ngSpice_Init_Sync``)."""
         if _REGISTRY["callbacks"] is not None:
             return
-        from PySpice.Spice.NgSpice.Shared import ffi  # noqa: PLC0415
+        # the callback reads _FEED_HEADER (``ngspice_feed``: loaded from numba's cache once per process)
+        from .ngspice_feed import callback_address  # noqa: PLC0415 (numba loads only when a sweep netlist does)
 
-        address = _external_source_callback()
-        pointer = ffi.cast("int (*)(double *, double, char *, int, void *)", address)
-        ng = self._ng  # PySpice's own identity and user data, so its other callbacks keep theirs
+        ffi, ng = self._ffi, self._ng
+        pointer = ffi.cast("int (*)(double *, double, char *, int, void *)", callback_address(_FEED_HEADER.ctypes.data))
+        # PySpice's own identity and user data, so its other callbacks keep theirs
         rc = ng._ngspice_shared.ngSpice_Init_Sync(pointer, pointer, ffi.NULL, ng._ngspice_id, ng._self_c)
         if rc:
             raise SimulationError(f"ngspice: ngSpice_Init_Sync returned {rc}")
@@ -553,15 +519,18 @@ class NgspiceSolver(AbstractSolver):
             self._ng._ngspice_shared.ngSpice_Command(f"destroy {swept.plot}".encode())
         swept.plot, swept.points = None, 0
 
-    def _current_plot(self, required: bool = True) -> str | None:
-        from PySpice.Spice.NgSpice.Shared import ffi  # noqa: PLC0415
-        plot = ffi.string(self._ng._ngspice_shared.ngSpice_CurPlot()).decode()
-        if plot.startswith("dc"):
+    def _current_plot(self, kind: str = "dc", required: bool = True) -> str | None:
+        """ngspice's current plot if it is of ``kind`` (``dc`` of the sweep, ``op``); else raise, or None."""
+        plot = self._ffi.string(self._ng._ngspice_shared.ngSpice_CurPlot()).decode()
+        if plot.startswith(kind):
             return plot
         if required:
-            raise SimulationError(f"ngspice: the sweep produced no dc plot (current plot {plot!r})",
-                                  log="\n".join(self._log_tail[-20:]))
+            what = "the sweep produced no dc plot" if kind == "dc" else "no operating point was produced"
+            raise self._error(f"ngspice: {what} (current plot {plot!r})")
         return None
+
+    def _error(self, message: str) -> SimulationError:
+        return SimulationError(message, log="\n".join(self._log_tail[-20:]))
 
     def _tick(self, part: str, since: float) -> float:
         now = time.perf_counter()
@@ -580,9 +549,6 @@ class NgspiceSolver(AbstractSolver):
                     out[key] = float(m.group(1))
         return out
 
-    def _current_netlist(self, circuit, controls, inputs, clamps) -> str:
-        return to_spice(circuit, controls, inputs, clamps, options=self.options, title="failed solve")
-
     @staticmethod
     def _alter(name: str, value: float) -> str:
         if name.startswith("R"):
@@ -593,71 +559,39 @@ class NgspiceSolver(AbstractSolver):
     def _source_values(circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
                        clamps: np.ndarray | None) -> dict[str, float]:
         """Value of every alterable element by its netlist name (matches ``netlist.to_spice``)."""
-        batch = inputs.shape[0]
-        out: dict[str, float] = {}
         dev = circuit.device
-        sfx = [""] if batch == 1 else [f"_{b}" for b in range(batch)]
+        sfx = [""] if inputs.shape[0] == 1 else [f"_{b}" for b in range(inputs.shape[0])]
         if isinstance(dev, NmosParams):
-            out.update({f"IG{e}": float(v) / GATE_OHMS for e, v in enumerate(controls)})
-        else:
-        # resistors carry one element per copy; their value is the resistance
+            out = {f"IG{e}": float(v) / GATE_OHMS for e, v in enumerate(controls)}
+        else:  # resistors carry one element per copy; their value is the resistance
             g = dev.conductance(controls) if isinstance(dev, PotentiometerParams) else controls
-            out.update({f"R{e}{s}": 1.0 / float(ge) for s in sfx for e, ge in enumerate(g)})
+            out = {f"R{e}{s}": 1.0 / float(ge) for s in sfx for e, ge in enumerate(g)}
         for b, s in enumerate(sfx):
             out.update({f"VI{k}{s}": float(inputs[b, k]) for k in range(circuit.n_inputs)})
             if clamps is not None:
                 out.update({f"VC{k}{s}": float(clamps[b, k]) for k in range(clamps.shape[1])})
         return out
 
-    def _op_plot(self) -> str:
-        from PySpice.Spice.NgSpice.Shared import ffi  # noqa: PLC0415 (PySpice stays inside this module)
-        plot = ffi.string(self._ng._ngspice_shared.ngSpice_CurPlot()).decode()
-        if not plot.startswith("op"):
-            raise SimulationError(f"ngspice: no operating point was produced (current plot {plot!r})",
-                                  log="\n".join(self._log_tail[-20:]))
-        return plot
-
     def _read(self, loaded: _Loaded, plot: str) -> np.ndarray:
         """Node voltages [B, N] (V): the last value of each node's vector in ``plot``."""
         shared = self._ng._ngspice_shared
-        from PySpice.Spice.NgSpice.Shared import ffi  # noqa: PLC0415 (PySpice stays inside this module)
         out = np.empty((len(loaded.names), len(loaded.names[0])))
         for b, row in enumerate(loaded.names):
             for i, name in enumerate(row):
                 info = shared.ngGet_Vec_Info(f"{plot}.{name}".encode())
-                if info == ffi.NULL or info.v_realdata == ffi.NULL:
-                    raise SimulationError(f"ngspice: node vector {name!r} missing from plot {plot!r}",
-                                          log="\n".join(self._log_tail[-20:]))
+                if info == self._ffi.NULL or info.v_realdata == self._ffi.NULL:
+                    raise self._error(f"ngspice: node vector {name!r} missing from plot {plot!r}")
                 out[b, i] = info.v_realdata[info.v_length - 1]
         return out
-
-    def reset(self) -> None:
-        """Unload every circuit, so the next solves load afresh and are independent of history to the last bit
-        (Sparse 1.3 keeps its pivot order from the first factorization; KLU orders anew at every ``op``)."""
-        self._clear_circuits()
 
     def close(self) -> None:
         """Nothing to release per solver: loaded circuits are a bounded process-wide cache."""
 
 
-def _feed_values(circuit: Circuit, controls: np.ndarray, inputs: np.ndarray, clamps: np.ndarray | None) -> list[float]:
+def _feed_values(circuit: Circuit, controls: np.ndarray, inputs: np.ndarray, clamps: np.ndarray | None) -> np.ndarray:
     """Gate currents (1 ohm: amperes = volts), input volts [B, n_in] and clamp currents [B, n_clamp], flat."""
     clamp_amps = np.zeros((inputs.shape[0], len(circuit.clamp_nodes))) if clamps is None else clamps * CLAMP_SIEMENS
-    return (np.asarray(controls, float) / GATE_OHMS).tolist() + inputs.ravel().tolist() + clamp_amps.ravel().tolist()
-
-
-def _external_source_callback() -> int:
-    """Address of the compiled ``GetVSRCData``/``GetISRCData`` callback for the sources of ``to_spice_sweep``,
-    reading ``_FEED_HEADER`` (``ngspice_feed``: loaded from numba's cache once per process, on first use of the
-    sweep)."""
-    from .ngspice_feed import callback_address  # noqa: PLC0415 (numba loads only when a sweep netlist does)
-
-    return callback_address(_FEED_HEADER.ctypes.data)
-
-
-def _null():
-    from PySpice.Spice.NgSpice.Shared import FFI  # noqa: PLC0415
-    return FFI.NULL
+    return np.concatenate([np.asarray(controls, float) / GATE_OHMS, inputs.ravel(), clamp_amps.ravel()])
 
 
 def _run_ngspice(path: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
