@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..config import Config, load_config
 from ..runfiles import json_text
-from ..runs import Trained, one_replica, train_replicas
+from ..runs import one_replica, train_replicas
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -66,20 +66,15 @@ def train_single(cfg: Config, backend: str):
     return done.setup, done.trainer, one_replica(done.state)
 
 
-def train_seeds(cfg: Config, seeds: list[int], backend: str, **kwargs) -> Trained:
-    """One replica per seed as one batch (``runs.train_replicas``) on ``backend``."""
-    return train_replicas(cfg, seeds, backend=backend, **kwargs)
-
-
 def save_json(ctx: Context, name: str, payload: dict) -> str:
     ctx.path(name).write_text(json_text(payload))
     return name
 
 
-def save_figure(ctx: Context, fig, name: str) -> str:
+def save_figure(ctx: Context, fig, name: str, dpi: int = 100) -> str:
     """Lay out, write ``ctx.out/name`` as PNG, close; returns ``name`` for ``ClaimResult.figures``."""
     fig.tight_layout()
-    fig.savefig(ctx.path(name), dpi=100)
+    fig.savefig(ctx.path(name), dpi=dpi)
     pyplot().close(fig)
     return name
 

@@ -125,7 +125,9 @@ def _value(x):
 
 
 def _show(x) -> str:
-    if isinstance(x, tuple):
+    if isinstance(x, dict):
+        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in x.items()) + "}"
+    if isinstance(x, (list, tuple)):
         return "[" + ", ".join(_show(v) for v in x) + "]"
     if isinstance(x, float):
         return f"{x:g}"
@@ -206,24 +208,18 @@ def config_table(stems: list[str]) -> list[Constant]:
     for stem in stems:
         for name, value in config_constants(stem):
             rows.setdefault((name, value), []).append(stem)
-    return [Constant(name, _show(value), ", ".join(stems_), _source(name, value))
-            for (name, value), stems_ in sorted(rows.items(), key=lambda kv: _order(kv[0][0], rows))]
-
-
-def _order(name: str, rows: dict) -> int:
     names = list(dict.fromkeys(n for n, _ in rows))
-    return names.index(name)
+    return [Constant(name, _show(value), ", ".join(stems_), _source(name, value))
+            for (name, value), stems_ in sorted(rows.items(), key=lambda kv: names.index(kv[0][0]))]
 
 
 def fixed_table() -> list[Constant]:
     """The charging circuit's and the timing model's defaults (dataclass defaults, which the configs inherit)."""
-    out = []
     caps = "an ALD1106 level-1 card [UMAINE], read per device; pb, mj, cgb ngspice's defaults (docs/physics.md 8.2)"
-    for cls, where, src in ((MosCapacitances, "timing.capacitances", caps),
-                            (PeripheryParams, "timing.periphery", "ours (docs/physics.md 8.2)")):
-        for name, field in cls.__dataclass_fields__.items():
-            out.append(Constant(f"{where}.{name}", _show(_value(field.default)), "energy claim (every config)", src))
-    return out
+    return [Constant(f"{where}.{name}", _show(_value(field.default)), "energy claim (every config)", src)
+            for cls, where, src in ((MosCapacitances, "timing.capacitances", caps),
+                                    (PeripheryParams, "timing.periphery", "ours (docs/physics.md 8.2)"))
+            for name, field in cls.__dataclass_fields__.items()]
 
 
 def module_table(modules: list[ModuleType]) -> list[Constant]:
@@ -237,29 +233,17 @@ def module_table(modules: list[ModuleType]) -> list[Constant]:
             if not name.isupper() or name in ("KEY", "TITLE", "PAPER") or not _plain(value):
                 continue
             where = f"{key}.{name}"
-            out.append(Constant(name, _show_plain(value), f"claims/{module.__name__.rsplit('.', 1)[-1]}.py",
+            out.append(Constant(name, _show(value), f"claims/{module.__name__.rsplit('.', 1)[-1]}.py",
                                 MODULE_SOURCES.get(where, "ours")))
     return out
 
 
 def _plain(x) -> bool:
-    if isinstance(x, bool) or isinstance(x, (int, float, str)):
-        return True
     if isinstance(x, (list, tuple)):
         return all(_plain(v) for v in x)
     if isinstance(x, dict):
         return all(_plain(k) and _plain(v) for k, v in x.items())
-    return False
-
-
-def _show_plain(x) -> str:
-    if isinstance(x, dict):
-        return "{" + ", ".join(f"{k}: {_show_plain(v)}" for k, v in x.items()) + "}"
-    if isinstance(x, (list, tuple)):
-        return "[" + ", ".join(_show_plain(v) for v in x) + "]"
-    if isinstance(x, float):
-        return f"{x:g}"
-    return str(x)
+    return isinstance(x, (int, float, str))  # bool is an int
 
 
 def constants_lines(modules: list[ModuleType]) -> list[str]:
@@ -272,13 +256,12 @@ def constants_lines(modules: list[ModuleType]) -> list[str]:
              "maguzj/imperfect-learning-physical-systems, commit 994f0ab; docs/hardware.md); [REPRO] is the "
              "third-party ngspice reproductions, [SDRL] the first author's simulator of the first-generation "
              "network (docs/physics.md 7). \"ours\" marks a choice of this package with no value in the authors' "
-             "code.", "",
-             "### Configs", "", "| constant | value | configs | source |", "|---|---|---|---|"]
-    lines += [_row(c) for c in config_table(stems)]
-    lines += ["", "### Timing model (energy claim)", "", "| constant | value | where | source |", "|---|---|---|---|"]
-    lines += [_row(c) for c in fixed_table()]
-    lines += ["", "### Claim modules", "", "| constant | value | module | source |", "|---|---|---|---|"]
-    lines += [_row(c) for c in module_table(modules)]
+             "code."]
+    for title, column, rows in (("Configs", "configs", config_table(stems)),
+                                ("Timing model (energy claim)", "where", fixed_table()),
+                                ("Claim modules", "module", module_table(modules))):
+        lines += ["", f"### {title}", "", f"| constant | value | {column} | source |", "|---|---|---|---|",
+                  *map(_row, rows)]
     return lines
 
 

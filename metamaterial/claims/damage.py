@@ -31,14 +31,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..analysis import quartiles, recovery_epoch
-from ..circuit import Circuit, edge_currents, stranded_nodes, without_edges
+from ..circuit import Circuit, edge_currents, stranded_nodes
 from ..config import Config, with_backend
 from ..experiment import Setup, make_trainer
 from ..learning.trainer import SUCCESS_MARGIN_V as SUCCESS_V
 from ..learning.trainer import Trainer
-from ..retraining import busiest_cut
+from ..retraining import busiest_cut, damaged
 from ..runs import train_replicas
-from .base import ClaimResult, Context, claim_config, pyplot, save_json
+from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json
 
 KEY = "damage"
 TITLE = "Robust to damage, retrainable"
@@ -93,11 +93,8 @@ class Retrain:
 
 def damaged_trainer(setup: Setup, cut: np.ndarray, epochs: int, eval_every: int, backend: str) -> Trainer:
     """A trainer of the setup with the edges ``cut`` removed (and their learning bias)."""
-    dyn = setup.dynamics if setup.dynamics.bias is None else replace(setup.dynamics,
-                                                                     bias=np.delete(setup.dynamics.bias, cut))
-    damaged = replace(setup, config=with_backend(setup.config, backend), circuit=without_edges(setup.circuit, cut),
-                      dynamics=dyn)
-    return make_trainer(damaged, epochs=epochs, eval_every=eval_every, record_every=max(epochs, 1))
+    cut_setup = replace(damaged(setup, cut), config=with_backend(setup.config, backend))
+    return make_trainer(cut_setup, epochs=epochs, eval_every=eval_every, record_every=max(epochs, 1))
 
 
 def retrain(trainer: Trainer, controls: np.ndarray, seeds: list[int], before: np.ndarray | None = None,
@@ -196,15 +193,18 @@ def damage_study(name: str, overrides: list[str], seeds: list[int], draws: int, 
     scores = np.stack([current_scores(trainer, c) for c in trained])
     results: list[Outcome] = []
     refused = {"random_draws_refused": {}, "conductive_edges_skipped": {}}
+
+    def cut_and_retrain(strategy: str, k: int, cut: np.ndarray, reps: list[int]) -> None:
+        margins = None if margin is None else margin[reps]
+        rt = retrain(damaged_trainer(setup, cut, retrain_epochs, eval_every, backend),
+                     np.delete(trained[reps], cut, axis=1), [seeds[r] for r in reps], loss[reps],
+                     None if margins is None else margins >= SUCCESS_V)
+        results.extend(outcomes(strategy, k, [seeds[r] for r in reps], cut, loss[reps], margins, rt))
+
     for k in KS:
         cuts, refused["random_draws_refused"][k] = random_cuts(setup.circuit, k, draws, rng)
         for d, cut in enumerate(cuts):  # each draw damages every other network: more distinct cuts per cost
-            reps = list(range(d % 2, len(seeds), 2)) if len(seeds) > 1 else [0]
-            rt = retrain(damaged_trainer(setup, cut, retrain_epochs, eval_every, backend),
-                         np.delete(trained[reps], cut, axis=1), [seeds[r] for r in reps], loss[reps],
-                         None if margin is None else margin[reps] >= SUCCESS_V)
-            results += outcomes("random", k, [seeds[r] for r in reps], cut, loss[reps],
-                                None if margin is None else margin[reps], rt)
+            cut_and_retrain("random", k, cut, list(range(d % 2, len(seeds), 2)) if len(seeds) > 1 else [0])
         groups: dict[tuple, list[int]] = {}
         skipped = 0
         for r in range(len(seeds)):
@@ -213,12 +213,7 @@ def damage_study(name: str, overrides: list[str], seeds: list[int], draws: int, 
             skipped += sk
         refused["conductive_edges_skipped"][k] = skipped
         for cut_t, reps in groups.items():
-            cut = np.array(cut_t, int)
-            rt = retrain(damaged_trainer(setup, cut, retrain_epochs, eval_every, backend),
-                         np.delete(trained[reps], cut, axis=1), [seeds[r] for r in reps], loss[reps],
-                         None if margin is None else margin[reps] >= SUCCESS_V)
-            results += outcomes("conductive", k, [seeds[r] for r in reps], cut, loss[reps],
-                                None if margin is None else margin[reps], rt)
+            cut_and_retrain("conductive", k, np.array(cut_t, int), reps)
     info = {"config": f"configs/{name}.yaml", "overrides": overrides, "seeds": seeds, "draws_per_k": draws,
             "retrain_epochs": retrain_epochs, "eval_every": eval_every, "pretrain_epochs": setup.params.epochs,
             "t_learn_s": setup.hardware.t_learn, "pretrain_wall_s": round(t_pre, 1),
@@ -302,8 +297,7 @@ def _plot(ctx: Context, summaries: dict[str, dict]) -> str:
         crit = f"RMS <= {1e3 * RMS_CRITERION_V:g} mV"
         row[1].set(ylim=(-0.05, 1.05), ylabel=("fraction re-solved (min margin >= 10 mV)" if solved else
                                                f"fraction back within {crit}\n(or the pre-damage RMS)"))
-        row[2].set(yscale="symlog", ylabel="learning time to " + ("re-solve (s)" if solved else
-                                                                   f"{crit} (s)"))
+        row[2].set(yscale="symlog", ylabel="learning time to " + ("re-solve (s)" if solved else f"{crit} (s)"))
         row[2].yaxis.set_minor_locator(plt.NullLocator())
         for ax in row:
             ax.set(xscale="log", xlabel="edges cut k (of 32)", title=task)
@@ -312,11 +306,7 @@ def _plot(ctx: Context, summaries: dict[str, dict]) -> str:
             ax.legend(fontsize=8)
     fig.suptitle("damage and retraining: median and quartiles over networks and draws; learning times of the "
                  "recovered cases", fontsize=9)
-    fig.tight_layout()
-    name = f"{KEY}_vs_k.png"
-    fig.savefig(ctx.path(name), dpi=120)
-    plt.close(fig)
-    return name
+    return save_figure(ctx, fig, f"{KEY}_vs_k.png", dpi=120)
 
 
 def _csv(results: dict[str, list[Outcome]], infos: dict[str, dict]) -> str:
@@ -383,20 +373,18 @@ def _lines(infos: dict, summaries: dict, agreement: dict) -> list[str]:
              "floors the imperfection claim measures at 0.25 mV of V_T mismatch and at 1 mV of mismatch or 2.25 mV of "
              "read noise (see its section). Re-solved (XOR): every point >= 10 mV past the threshold."]
     for task, info in infos.items():
-        setup = (f"- **{task}** ({info['config']} {' '.join(info['overrides'])}; {len(info['seeds'])} trained "
-                 f"networks, "
-                 f"loss before damage {info['loss_before_median']:.2g} V^2 median = "
-                 f"{1e3 * np.sqrt(info['loss_before_median']):.2g} mV RMS (worst {info['loss_before_max']:.2g} V^2)"
-                 + (f", {info['solved_before']}/{len(info['seeds'])} solved (min margin >= 10 mV)"
-                    if "solved_before" in info else "")
-                 + f"; {info['draws_per_k']} random cuts per k, each applied to every other network; retrained up to "
-                 f"{info['retrain_epochs']} epochs, evaluated every {info['eval_every']} (a batch stops at the first "
-                 f"100-epoch mark at which all its networks have recovered once, and re-solved if solved before); "
-                 f"learning-switch time "
-                 f"{info['t_learn_s']:.3g} s per update). "
-                 f"Refused random draws (floating island) per k: {info['random_draws_refused']}; most-conductive "
-                 f"edges skipped for the same reason: {info['conductive_edges_skipped']}.")
-        lines.append(setup)
+        lines.append(
+            f"- **{task}** ({info['config']} {' '.join(info['overrides'])}; {len(info['seeds'])} trained networks, "
+            f"loss before damage {info['loss_before_median']:.2g} V^2 median = "
+            f"{1e3 * np.sqrt(info['loss_before_median']):.2g} mV RMS (worst {info['loss_before_max']:.2g} V^2)"
+            + (f", {info['solved_before']}/{len(info['seeds'])} solved (min margin >= 10 mV)"
+               if "solved_before" in info else "")
+            + f"; {info['draws_per_k']} random cuts per k, each applied to every other network; retrained up to "
+            f"{info['retrain_epochs']} epochs, evaluated every {info['eval_every']} (a batch stops at the first "
+            f"100-epoch mark at which all its networks have recovered once, and re-solved if solved before); "
+            f"learning-switch time {info['t_learn_s']:.3g} s per update). "
+            f"Refused random draws (floating island) per k: {info['random_draws_refused']}; most-conductive "
+            f"edges skipped for the same reason: {info['conductive_edges_skipped']}.")
         for strategy, by_k in summaries[task].items():
             for k, s in by_k.items():
                 line = (f"  - {strategy}, k = {k} (n = {s['n']}): jump x{_fmt(s['jump'])}; RMS error (mV) before "
@@ -407,7 +395,7 @@ def _lines(infos: dict, summaries: dict, agreement: dict) -> list[str]:
                              f"{_fmt(s['recovery_epoch'], '', '.0f')} epochs = {_fmt(s['recovery_time_s'], ' s')} "
                              f"learning time; {crit} before the cut in {s['within_criterion_before']}/{s['n']}, at "
                              f"the end in {s['within_criterion_at_end']}/{s['n']}")
-                if "pre_solved" in s:
+                else:
                     line += (f"; of {s['pre_solved']} solved networks {s['still_solved_after_cut']} still solved right "
                              f"after the cut, {s['resolved']} re-solved within the budget (at epoch "
                              f"{_fmt(s['resolve_epoch'], '', '.0f')} = {_fmt(s['resolve_time_s'], ' s')} learning "

@@ -39,7 +39,8 @@ from scipy.stats import mannwhitneyu
 from ..analysis import direction_noise
 from ..config import Config
 from ..learning.trainer import Trainer, TrainState
-from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_seeds, train_single
+from ..runs import train_replicas
+from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_single
 
 KEY = "desync"
 TITLE = "Desynchronous learning"
@@ -125,11 +126,7 @@ def variant_config(study: Study, kind: str, quick: bool, dead_band: float = 0.0)
 def serial_native():
     """Run numba's kernels on one thread: on a shared 2-core machine its worker threads wait on each other
     (measured 10-30x slower from 32 samples per solve while other jobs ran)."""
-    try:
-        import numba  # noqa: PLC0415
-    except ImportError:
-        yield
-        return
+    import numba  # noqa: PLC0415
     n = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
@@ -146,15 +143,10 @@ def run_ensemble(cfg: Config, seeds: list[int], backend: str, snapshot_epochs: t
         if st.epoch in snapshot_epochs:
             snaps[st.epoch] = st.controls.copy()
 
-    if not snapshot_epochs:
-        done = train_seeds(cfg, seeds, backend)
-    else:  # stop the training loop only where a snapshot falls
-        done = train_seeds(cfg, seeds, backend, on_epoch=on_epoch, every=max(1, math.gcd(*snapshot_epochs)))
+    # stop the training loop only where a snapshot falls
+    done = train_replicas(cfg, seeds, backend=backend, on_epoch=on_epoch if snapshot_epochs else None,
+                          every=max(1, math.gcd(*snapshot_epochs)))
     return done.setup, done.state, done.trainer, snaps
-
-
-def _steps_per_epoch(setup) -> int:
-    return len(setup.params.schedule.batches(setup.task.n_points, np.random.default_rng(0)))
 
 
 def _tail_epochs(cfg: Config) -> tuple[int, ...]:
@@ -172,44 +164,35 @@ def _tail_span(snaps: dict) -> dict:
     return {"tail_span": span.mean(axis=1), "tail_moving": (span > 0).mean(axis=1)}
 
 
-def _run_variant(cfg: Config, seeds: list[int], backend: str, p_axis: float) -> dict:
-    """Train ``cfg`` on ``seeds``; curves against updates per edge as if at ``p_axis``, with the tail span."""
-    tail = _tail_epochs(cfg)
-    setup, state, trainer, snaps = run_ensemble(cfg, seeds, backend, tail)
-    return {**_curves(setup, state, trainer, p_axis), **_tail_span(snaps)}
+def _train_curves(cfg: Config, seeds: list[int], backend: str, p_axis: float, tail: bool = True) -> dict:
+    """Train ``cfg`` on ``seeds``; curves against updates per edge as if at ``p_axis``, with the tail span if
+    ``tail``."""
+    setup, state, trainer, snaps = run_ensemble(cfg, seeds, backend, _tail_epochs(cfg) if tail else ())
+    return {**_curves(setup, state, trainer, p_axis), **(_tail_span(snaps) if tail else {})}
 
 
 def _curves(setup, state: TrainState, trainer: Trainer, p: float) -> dict:
     """Loss (and accuracy) against updates per edge, the floor per seed and the final controls."""
     hist = state.history
-    updates = np.array([h["epoch"] for h in hist], float) * _steps_per_epoch(setup) * p
+    steps_per_epoch = len(setup.params.schedule.batches(setup.task.n_points, np.random.default_rng(0)))
+    updates = np.array([h["epoch"] for h in hist], float) * steps_per_epoch * p
     loss = np.array([h["loss"] for h in hist])                                     # [T, R]
     tail = updates >= (1 - TAIL) * updates[-1]
     out = {"updates_per_edge": updates, "loss": loss, "floor": loss[tail].mean(axis=0),
            "final_controls": state.controls}
     if hist[-1]["accuracy"] is not None:
         acc = np.array([h["accuracy"] for h in hist])
-        out.update(accuracy=acc, accuracy_floor=acc[tail].mean(axis=0), test_accuracy=_test_accuracy(state, trainer))
+        test = trainer.task.test_inputs
+        out.update(accuracy=acc, accuracy_floor=acc[tail].mean(axis=0),
+                   test_accuracy=None if test is None or not len(test) else
+                   trainer.evaluate(state.controls, test=True).accuracy)
     return out
-
-
-def _test_accuracy(state: TrainState, trainer: Trainer) -> np.ndarray | None:
-    task = trainer.task
-    if task.test_inputs is None or not len(task.test_inputs):
-        return None
-    return trainer.evaluate(state.controls, test=True).accuracy
 
 
 def _study(study: Study, seeds: list[int], ctx: Context, ps: tuple[float, ...] = PS) -> dict:
     """Every p of ``ps`` on ``seeds``; potentiometer runs also record their tail span (the limit cycle)."""
-    runs = {}
-    for p in ps:
-        cfg = study_config(study, p, ctx.quick)
-        if study.continuous:
-            setup, state, trainer, _ = run_ensemble(cfg, seeds, ctx.backend)
-            runs[p] = _curves(setup, state, trainer, p)
-        else:
-            runs[p] = _run_variant(cfg, seeds, ctx.backend, p)
+    runs = {p: _train_curves(study_config(study, p, ctx.quick), seeds, ctx.backend, p, tail=not study.continuous)
+            for p in ps}
     if not study.continuous:
         runs["n_taps"] = claim_config(study.config).device.n_taps
     return runs
@@ -219,11 +202,8 @@ def _tune_dead_band(study: Study, ctx: Context) -> tuple[float, dict]:
     """The dead band of DEAD_BANDS with the lowest median floor at p = 1 on the tuning seeds (never reported)."""
     start, stop, quick_stop = TUNE_SEEDS
     seeds = list(range(start, quick_stop if ctx.quick else stop))
-    floors = {}
-    for band in DEAD_BANDS:
-        setup, state, trainer, _ = run_ensemble(variant_config(study, "dead_band", ctx.quick, band), seeds,
-                                                ctx.backend)
-        floors[band] = float(np.median(_curves(setup, state, trainer, 1.0)["floor"]))
+    floors = {band: float(np.median(_train_curves(variant_config(study, "dead_band", ctx.quick, band), seeds,
+                                                  ctx.backend, 1.0, tail=False)["floor"])) for band in DEAD_BANDS}
     best = min(DEAD_BANDS, key=lambda b: floors[b])
     return best, {"seeds": seeds, "median_floor": {str(b): f for b, f in floors.items()}}
 
@@ -233,19 +213,18 @@ def _controls(seeds: list[int], pot_seeds: list[int], ctx: Context, linear: dict
     and of (b) on ``pot_seeds``."""
     out = {}
     for s in LINEAR:
-        runs = {"sync": linear[s.label][1.0], "bernoulli": linear[s.label][CONTROL_P]}
-        setup, state, trainer, _ = run_ensemble(variant_config(s, "sync_scaled", ctx.quick), seeds, ctx.backend)
-        runs["sync_scaled"] = _curves(setup, state, trainer, CONTROL_P)
-        out[s.label] = {"runs": runs}
+        out[s.label] = {"runs": {"sync": linear[s.label][1.0], "bernoulli": linear[s.label][CONTROL_P],
+                                 "sync_scaled": _train_curves(variant_config(s, "sync_scaled", ctx.quick), seeds,
+                                                              ctx.backend, CONTROL_P, tail=False)}}
     by_label = {s.label: s for s in STUDIES}
     for label in POT_CONTROLS:
         s = by_label[label]
         band, tuning = _tune_dead_band(s, ctx)
         runs = {"sync": pots[label][1.0], "bernoulli": pots[label][CONTROL_P],
-                "fixed_count": _run_variant(variant_config(s, "fixed_count", ctx.quick), pot_seeds, ctx.backend,
-                                            CONTROL_P),
-                "dead_band": _run_variant(variant_config(s, "dead_band", ctx.quick, band), pot_seeds, ctx.backend,
-                                          1.0)}
+                "fixed_count": _train_curves(variant_config(s, "fixed_count", ctx.quick), pot_seeds, ctx.backend,
+                                             CONTROL_P),
+                "dead_band": _train_curves(variant_config(s, "dead_band", ctx.quick, band), pot_seeds, ctx.backend,
+                                           1.0)}
         out[label] = {"runs": runs, "dead_band": band, "tuning": tuning}
     return out
 
@@ -304,11 +283,9 @@ def _minibatch(seeds: list[int], ctx: Context) -> dict:
             u = _contrasts(setup, states, trainer.solver)
     n_points = setup.task.n_points
     for b in BATCHES:
-        if b == n_points:
-            continue
-        cfg = study_config(study, 1.0, ctx.quick, ("learning.schedule=mini_batch", f"learning.batch_size={b}"))
-        setup_b, state, trainer_b, _ = run_ensemble(cfg, seeds, ctx.backend)
-        batch[b] = _curves(setup_b, state, trainer_b, 1.0)
+        if b != n_points:
+            cfg = study_config(study, 1.0, ctx.quick, ("learning.schedule=mini_batch", f"learning.batch_size={b}"))
+            batch[b] = _train_curves(cfg, seeds, ctx.backend, 1.0, tail=False)
     noise = _direction_noise(u, np.random.default_rng(0))
     r = len(seeds)
     per_stage = {k: {key: v.reshape(len(stages), r).mean(axis=1) for key, v in noise[k].items()}
@@ -323,20 +300,25 @@ def _med_iqr(x: np.ndarray) -> tuple[float, float, float]:
     return float(m), float(q1), float(q3)
 
 
+def _floors(runs: dict, ps: tuple[float, ...]) -> tuple[dict, str, bool]:
+    """(summary entry, report text) of the floors' median [IQR] per p, and whether no p has a median floor above
+    max(2 x the p = 1 median, the p = 1 upper quartile)."""
+    stats = {p: _med_iqr(runs[p]["floor"]) for p in ps}
+    m1, _, q3 = stats[1.0]
+    entry = {"floor_median_iqr": {str(p): stats[p] for p in ps},
+             "ratio_to_p1": {str(p): stats[p][0] / m1 if m1 > 0 else float("nan") for p in ps}}
+    text = ", ".join(f"p={p:g}: {stats[p][0]:.2g} [{stats[p][1]:.2g}, {stats[p][2]:.2g}]" for p in ps)
+    return entry, text, all(stats[p][0] <= max(2 * m1, q3) for p in ps)
+
+
 def _judge_study(s: Study, runs: dict, n_seeds: int, epochs: int) -> tuple[dict, bool, str]:
     """(summary, passed, report line) of one task. (a) passes when no p has a median floor above
     max(2 x the p = 1 median, the p = 1 upper quartile); (b) when a one-sided Mann-Whitney test finds the p = 0.1
     floor below p = 1's (p-value < 0.05) and, for a classifier, its accuracy above."""
-    stats = {p: _med_iqr(runs[p]["floor"]) for p in PS}
-    m1, _, q3 = stats[1.0]
-    entry = {"floor_median_iqr": {str(p): stats[p] for p in PS},
-             "ratio_to_p1": {str(p): stats[p][0] / m1 if m1 > 0 else float("nan") for p in PS}}
-    floors = ", ".join(f"p={p:g}: {stats[p][0]:.2g} [{stats[p][1]:.2g}, {stats[p][2]:.2g}]" for p in PS)
+    entry, floors, passed = _floors(runs, PS)
     line = (f"- {'(a) transistors' if s.continuous else '(b) potentiometers'}, {s.label} ({n_seeds} seeds, {epochs}/p "
             f"epochs): error floor (V^2, median [IQR]) {floors}")
-    if s.continuous:
-        passed = all(stats[p][0] <= max(2 * m1, q3) for p in PS)
-    else:
+    if not s.continuous:
         entry["mannwhitney_p_0.1_vs_1"] = float(mannwhitneyu(runs[0.1]["floor"], runs[1.0]["floor"],
                                                              alternative="less").pvalue)
         passed = entry["mannwhitney_p_0.1_vs_1"] < 0.05
@@ -390,18 +372,13 @@ def _curve_ratio(run: dict, ref: dict) -> np.ndarray:
 def _judge_linear(s: Study, runs: dict, n_seeds: int, epochs: int) -> tuple[dict, bool, str]:
     """(d) passes as (a): no p has a median floor above max(2 x the p = 1 median, the p = 1 upper quartile); the
     learning curves' ratio to p = 1 (``_curve_ratio``, median over seeds) is reported beside it."""
-    stats = {p: _med_iqr(runs[p]["floor"]) for p in LINEAR_PS}
-    m1, _, q3 = stats[1.0]
+    entry, floors, passed = _floors(runs, LINEAR_PS)
     curve = {p: float(np.median(_curve_ratio(runs[p], runs[1.0]))) for p in LINEAR_PS}
-    passed = all(stats[p][0] <= max(2 * m1, q3) for p in LINEAR_PS)
-    floors = ", ".join(f"p={p:g}: {stats[p][0]:.2g} [{stats[p][1]:.2g}, {stats[p][2]:.2g}]" for p in LINEAR_PS)
     ratios = ", ".join(f"p={p:g}: x{curve[p]:.2g}" for p in LINEAR_PS[1:])
     line = (f"- (d) linear flow network, {s.label} ({n_seeds} seeds, {epochs}/p epochs, equal updates per edge): "
             f"error floor (V^2, median [IQR]) {floors}; loss along the curve vs p=1 (geometric mean, median over "
             f"seeds) {ratios}: {'no degradation' if passed else 'degraded'}")
-    entry = {"floor_median_iqr": {str(p): stats[p] for p in LINEAR_PS},
-             "ratio_to_p1": {str(p): stats[p][0] / m1 if m1 > 0 else float("nan") for p in LINEAR_PS},
-             "curve_ratio_to_p1": {str(p): curve[p] for p in LINEAR_PS}, "no_degradation": passed}
+    entry.update(curve_ratio_to_p1={str(p): curve[p] for p in LINEAR_PS}, no_degradation=passed)
     return entry, passed, line
 
 
@@ -434,8 +411,7 @@ def _judge_controls(ctrl: dict) -> tuple[dict, list[str]]:
                 row["tail_span_taps"] = float(np.median(r["tail_span"]))
                 row["tail_moving_fraction"] = float(np.median(r["tail_moving"]))
             rows[kind] = row
-        summary[label] = {"variants": rows, **({"dead_band": entry["dead_band"], "tuning": entry["tuning"]}
-                                               if "dead_band" in entry else {})}
+        summary[label] = {"variants": rows, **{k: v for k, v in entry.items() if k != "runs"}}
         parts = []
         for kind, row in rows.items():
             m, q1, q3 = row["floor_median_iqr"]
@@ -520,10 +496,7 @@ def run(ctx: Context) -> ClaimResult:
                    "studies": {s.label: {"config": s.config, "epochs_at_p1": s.quick_epochs if ctx.quick else s.epochs,
                                          "runs": {str(p): linear[s.label][p] for p in LINEAR_PS}} for s in LINEAR}},
         "controls": {"p": CONTROL_P, "dead_bands_tried": DEAD_BANDS,
-                     "tasks": {label: {"runs": entry["runs"], **({"dead_band": entry["dead_band"],
-                                                                  "tuning": entry["tuning"]}
-                                                                 if "dead_band" in entry else {})}
-                               for label, entry in ctrl.items()}},
+                     "tasks": ctrl},
         "ngspice_checks": checks, "summary": summary})]
 
     cont = {s.label: passed[s.label] for s in STUDIES if s.continuous}
@@ -577,8 +550,7 @@ def _figure_floors(ctx: Context, results: dict) -> str:
         _scatter(ax, PS, [runs[p][key] for p in PS], "C0" if "pot" in label else "C1", "median")
         ax.set_xscale("log")
         if key == "floor":
-            ax.set_yscale("log")
-            ax.set_ylabel("error floor (V$^2$)")
+            ax.set(yscale="log", ylabel="error floor (V$^2$)")
         else:
             ax.set_ylabel("training accuracy")
         ax.set_xlabel("update probability p")
@@ -593,8 +565,7 @@ def _figure_curves(ctx: Context, results: dict) -> str:
         for i, p in enumerate(PS):
             r = results[s.label][p]
             ax.plot(r["updates_per_edge"], np.median(r["loss"], axis=1), color=f"C{i}", label=f"p={p:g}")
-        ax.set_yscale("log")
-        ax.set_xlabel("updates per edge")
+        ax.set(yscale="log", xlabel="updates per edge")
         ax.set_title(s.label, fontsize=9)
     axes[0].set_ylabel("loss (V$^2$, median over seeds)")
     axes[0].legend(fontsize=7)
@@ -607,10 +578,7 @@ def _figure_minibatch(ctx: Context, mb: dict) -> str:
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(12, 3.4))
     _scatter(a, PS, [mb["desync"][p]["floor"] for p in PS], "C0", "full batch, desync p")
     _scatter(a, [bb / n for bb in BATCHES], [mb["batch"][bb]["floor"] for bb in BATCHES], "C3", "mini-batch B/N, p=1")
-    a.set_xscale("log")
-    a.set_yscale("log")
-    a.set_xlabel("p, or B/N")
-    a.set_ylabel("error floor (V$^2$)")
+    a.set(xscale="log", yscale="log", xlabel="p, or B/N", ylabel="error floor (V$^2$)")
     a.legend(fontsize=7)
     a.set_title("regression: error floor", fontsize=9)
     stages = mb["stages"]
@@ -619,17 +587,14 @@ def _figure_minibatch(ctx: Context, mb: dict) -> str:
                label=f"desync, epoch {t}")
         b.plot([bb / n for bb in BATCHES], [mb["noise"]["batch"][bb][i] for bb in BATCHES], "s--",
                color=plt.cm.Reds(0.35 + 0.6 * i / len(stages)), label=f"mini-batch, epoch {t}")
-    b.set_xscale("log")
-    b.set_xlabel("p, or B/N")
-    b.set_ylabel("1 - cos(update, full-batch sum)")
+    b.set(xscale="log", xlabel="p, or B/N", ylabel="1 - cos(update, full-batch sum)")
     b.set_title("direction noise vs p and vs batch size", fontsize=9)
     b.legend(fontsize=6, ncol=2)
     for p in PS[1:]:
         c.plot(stages, mb["noise"]["desync"][p], "o-", label=f"desync p={p:g}")
     for bb in BATCHES[:-1]:
         c.plot(stages, mb["noise"]["batch"][bb], "s--", label=f"mini-batch B={bb}")
-    c.set_xlabel("full-batch training epoch of the gate state")
-    c.set_ylabel("direction noise")
+    c.set(xlabel="full-batch training epoch of the gate state", ylabel="direction noise")
     c.legend(fontsize=6)
     c.set_title("noise along training", fontsize=9)
     return save_figure(ctx, fig, f"{KEY}_minibatch.png")
@@ -646,8 +611,7 @@ def _figure_linear_controls(ctx: Context, linear: dict, ctrl: dict) -> str:
             ax.plot(r["updates_per_edge"], np.median(r["loss"], axis=1), color=f"C{i}", label=f"Bernoulli p={p:g}")
         r = ctrl[s.label]["runs"]["sync_scaled"]
         ax.plot(r["updates_per_edge"], np.median(r["loss"], axis=1), ":", color="k", label=CONTROL_NAMES["sync_scaled"])
-        ax.set_yscale("log")
-        ax.set_xlabel("updates per edge")
+        ax.set(yscale="log", xlabel="updates per edge")
         ax.set_title(f"{s.label} (linear, 150 nodes)", fontsize=9)
     axes[0].set_ylabel("loss (V$^2$, median over seeds)")
     axes[0].legend(fontsize=6)
@@ -660,8 +624,7 @@ def _figure_linear_controls(ctx: Context, linear: dict, ctrl: dict) -> str:
                     alpha=0.5)
             ax.plot([i], [np.median(v)], "o", color=f"C{i}")
         ax.set_xticks(range(len(kinds)), ["p=1", f"p={CONTROL_P:g}", "fixed", "band"], fontsize=8)
-        ax.set_yscale("log")
-        ax.set_ylabel("error floor (V$^2$)")
+        ax.set(yscale="log", ylabel="error floor (V$^2$)")
         ax.set_title(f"{label}: controls", fontsize=9)
     ax = axes[-1]
     width = 0.8 / len(POT_CONTROLS)

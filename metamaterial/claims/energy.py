@@ -164,11 +164,10 @@ def _figure(ctx: Context, rows: dict) -> str:
     plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     for k, (name, r) in enumerate(rows.items()):
-        t = np.array([p[0] for p in r["per_step"]], float)
-        e = np.array([p[1] for p in r["per_step"]], float)
+        t, e = np.array(r["per_step"], float).reshape(-1, 2).T
         moved = np.isfinite(t) & (t > 0)
-        a.scatter(np.full(moved.sum(), k) + np.linspace(-0.15, 0.15, moved.sum()), t[moved] * 1e6, label=name)
-        b.scatter(np.full(moved.sum(), k) + np.linspace(-0.15, 0.15, moved.sum()), e[moved] * 1e12, label=name)
+        for ax, v in ((a, t * 1e6), (b, e * 1e12)):
+            ax.scatter(np.full(moved.sum(), k) + np.linspace(-0.15, 0.15, moved.sum()), v[moved], label=name)
     for ax, limit, label in ((a, [MICROSECONDS * 1e6], "10 us"), (b, [p * 1e12 for p in PICOJOULES], "0.1-100 pJ")):
         for v in limit:
             ax.axhline(v, color="k", ls="--", lw=1)

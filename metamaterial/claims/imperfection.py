@@ -34,7 +34,8 @@ from scipy.stats import spearmanr
 
 from ..config import Config
 from ..experiment import build_task
-from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_seeds, train_single
+from ..runs import train_replicas
+from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_single
 from .desync import serial_native
 
 KEY = "imperfection"
@@ -73,7 +74,7 @@ def train_tail(cfg: Config, seeds: list[int], backend: str) -> dict:
     """Train an ensemble and measure, per replica, the floor [R], the loss span [R] and the gate span [R]."""
     epochs = cfg.learning.epochs
     stepped = max(2, round(SPAN_TAIL * epochs))           # the last epochs, evaluated after every update
-    done = train_seeds(cfg, seeds, backend, epochs=epochs - stepped)
+    done = train_replicas(cfg, seeds, backend=backend, epochs=epochs - stepped)
     trainer, state = done.trainer, done.state
     losses, gates = [], []
 
@@ -96,8 +97,7 @@ def _sweep(task: str, knob: str, levels: tuple[float, ...], draws: list[int], ct
     """Per level, floors / spans over draws (separate runs) or over replicas of one ensemble."""
     out = {}
     for level in levels:
-        separate = knob in ("mismatch", "bias_sigma") and level > 0
-        if separate:
+        if knob in ("mismatch", "bias_sigma") and level > 0:  # the pattern is the seed's: one run per draw
             runs = [train_tail(task_config(task, knob, level, ctx.quick, d), [d], ctx.backend) for d in draws]
             res = {k: np.concatenate([np.atleast_1d(r[k]) for r in runs]) for k in ("floor", "span", "gate_span",
                                                                                       "final_loss")}
@@ -170,7 +170,7 @@ def run(ctx: Context) -> ClaimResult:
     data = save_json(ctx, f"{KEY}_results.json", {
         "quick": ctx.quick, "draws": draws, "k_per_v": K_PER_V, "floor_tail": FLOOR_TAIL, "span_tail": SPAN_TAIL,
         "tasks": {t: {"epochs": TASKS[t]["quick_epochs" if ctx.quick else "epochs"],
-                      "sweeps": {k: {"levels": list(v), "runs": [_jsonable_run(v[lv]) for lv in v]}
+                      "sweeps": {k: {"levels": list(v), "runs": list(v.values())}
                                  for k, v in by_knob.items()}} for t, by_knob in sweeps.items()},
         "ngspice_check": check, "summary": summary})
     n_up = sum(grows.values())
@@ -229,9 +229,6 @@ def _spearman(levels: tuple[float, ...], values: list[np.ndarray]) -> float:
     return float(spearmanr(np.repeat(levels, [len(v) for v in values]), y).statistic)
 
 
-def _jsonable_run(r: dict) -> dict:
-    return {k: v for k, v in r.items() if k != "final_controls"}
-
 
 def _knob_label(knob: str) -> str:
     return {"mismatch": "twin mismatch V_T sigma", "read_noise": "read noise", "bias": "common learning bias",
@@ -265,8 +262,7 @@ def _figure(ctx: Context, sweeps: dict) -> str:
                         ax.plot(np.full(len(v), xx), v, ".", color=color, alpha=0.3, ms=4)
                     label = task + ("" if len(knobs) == 1 else (" common" if knob == "bias" else " per-edge"))
                     ax.plot(x, [np.median(v) for v in vals], "o" + style, color=color, label=label)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
+            ax.set(xscale="log", yscale="log")
             ax.set_ylim(bottom=bottom / 2)
             ax.set_xticks(x, ["none"] + [f"{v:g}" for v in x[1:]])
             ax.minorticks_off()

@@ -44,8 +44,7 @@ def _time_to_criterion(history: list[dict], success: bool) -> tuple[float, float
 def run(ctx: Context) -> ClaimResult:
     rows = {}
     for name in TASKS:
-        overrides = ["learning.eval_every=1"] + (["learning.epochs=200"] if ctx.quick else [])
-        cfg = claim_config(name, overrides)
+        cfg = claim_config(name, ["learning.eval_every=1"] + (["learning.epochs=200"] if ctx.quick else []))
         setup = build(cfg)
         res = train_run(cfg, ctx.path(f"learning_time_{name}"), backend=ctx.backend, progress=False, plots=False)
         epoch, seconds = _time_to_criterion(one_replica(res.state).history, setup.task.is_classification)
@@ -71,8 +70,7 @@ def run(ctx: Context) -> ClaimResult:
     names = list(rows)
     ax.bar(names, [rows[n]["learning_time_s"] for n in names], color="C0")
     ax.axhline(1.0, color="k", ls="--", lw=1, label="1 s")
-    ax.set_yscale("log")
-    ax.set_ylabel("learning time to done (s)")
+    ax.set(yscale="log", ylabel="learning time to done (s)")
     ax.set_title(f"switch-on time with C = {hw.capacitance * 1e6:g} uF, R = {hw.resistance / 1e3:g} kohm, "
                  f"gain {hw.gain:g}")
     ax.legend()
@@ -100,16 +98,12 @@ def run(ctx: Context) -> ClaimResult:
                  "pin the gain: one measured gate step for a known contrast and window (the authors' `checkUpdates` "
                  "compares exactly these).")
     times = [r["learning_time_s"] for r in rows.values() if np.isfinite(r["learning_time_s"])]
-    worst = max(times) if times else float("nan")
+    worst = max(times, default=float("nan"))
     fastest = min((a for a, _ in code.values()), default=np.inf)
     slowest = max((b for _, b in code.values()), default=np.inf)
     # "partly": some task takes seconds at the nominal gain, or at the high end of the code's reading
-    if times and worst <= 10:
-        verdict = "reproduced"
-    elif times and (min(times) <= 10 or fastest <= 10):
-        verdict = "partly"
-    else:
-        verdict = "not reproduced"
+    verdict = ("reproduced" if times and worst <= 10 else
+               "partly" if times and (min(times) <= 10 or fastest <= 10) else "not reproduced")
     reason = (f"with the published C and R and a gain of 0.1 /V, the tasks need {min(times):.3g}-{worst:.3g} s of "
               f"switch-on time; at the {lo_gain:g}-{hi_gain:g} /V the authors' code implies, {fastest:.3g}-"
               f"{slowest:.3g} s (the gain is unconfirmed)" if times else "no task reached its criterion")

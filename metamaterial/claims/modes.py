@@ -24,7 +24,8 @@ import numpy as np
 from ..analysis import error_modes, fall_epoch, quartiles
 from ..config import Config
 from ..learning.trainer import Trainer, TrainState
-from .base import ClaimResult, Context, claim_config, pyplot, save_json, train_seeds, train_single
+from ..runs import train_replicas
+from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_single
 
 KEY = "modes"
 TITLE = "Nonlinear regression and modes of error"
@@ -82,7 +83,8 @@ def train_modes(cfg: Config, seeds: list[int], backend: str) -> ModeRun:
             errors.append(trainer.evaluate(st.controls).outputs[..., 0] - trainer.task.targets[None, :, 0])
 
     t0 = time.perf_counter()
-    done = train_seeds(cfg, seeds, backend, on_epoch=record, eval_every=max(cfg.learning.epochs, 1))
+    done = train_replicas(cfg, seeds, backend=backend, on_epoch=record,
+                          eval_every=max(cfg.learning.epochs, 1))
     wall = time.perf_counter() - t0
     x = done.setup.task.inputs[:, 0]
     err = np.array(errors)
@@ -120,11 +122,12 @@ def not_contradicted(falls: np.ndarray) -> np.ndarray:
 def summarize(run: ModeRun, target_mse: float | None = None) -> dict:
     first, settled = fall_table(run)
     mse = run.mse
+    falls = {n: quartiles(first[:, k], "n_fell") for k, n in enumerate(MODE_NAMES)}
     out = {
         "seeds": int(first.shape[0]),
         "initial_abs_mode_v_median": np.median(np.abs(run.modes[0]), axis=0).tolist(),
         "final_abs_mode_v_median": np.median(np.abs(run.modes[-1]), axis=0).tolist(),
-        "first_fall_epoch": {n: quartiles(first[:, k], "n_fell") for k, n in enumerate(MODE_NAMES)},
+        "first_fall_epoch": falls,
         "settled_fall_epoch": {n: quartiles(settled[:, k], "n_fell") for k, n in enumerate(MODE_NAMES)},
         "order_first_fraction": float(ordered(first).mean()),
         "order_first_not_contradicted_fraction": float(not_contradicted(first).mean()),
@@ -141,26 +144,17 @@ def summarize(run: ModeRun, target_mse: float | None = None) -> dict:
         "learning_time_total_s": run.learning_time_per_epoch * int(run.epochs[-1]),
         "first_fall_learning_time_s_median": {
             n: (None if s["median"] is None else s["median"] * run.learning_time_per_epoch)
-            for n, s in zip(MODE_NAMES, (quartiles(first[:, k], "n_fell") for k in range(3)))},
+            for n, s in falls.items()},
         "wall_s": round(run.wall_s, 1),
     }
     if target_mse is not None:
-        reach = _reach_epochs(run.epochs, mse, target_mse)
+        hit = mse <= target_mse  # [T, R]: the first evaluated epoch with MSE <= target (NaN if never)
+        reach = np.where(hit.any(axis=0), run.epochs[hit.argmax(axis=0)], np.nan)
         out["target_mse"] = target_mse
         out["final_below_target_fraction"] = float(np.mean(mse[-1] <= target_mse))
         out["reach_target_epoch"] = quartiles(reach, "n_fell")
         out["reach_target_learning_time_s_median"] = (None if out["reach_target_epoch"]["median"] is None else
                                                       out["reach_target_epoch"]["median"] * run.learning_time_per_epoch)
-    return out
-
-
-def _reach_epochs(epochs: np.ndarray, mse: np.ndarray, target: float) -> np.ndarray:
-    """[R] first evaluated epoch with MSE <= target (NaN if never)."""
-    out = np.full(mse.shape[1], np.nan)
-    for r in range(mse.shape[1]):
-        hit = np.flatnonzero(mse[:, r] <= target)
-        if len(hit):
-            out[r] = epochs[hit[0]]
     return out
 
 
@@ -212,11 +206,7 @@ def _plot(ctx: Context, runs: dict[str, ModeRun], summaries: dict[str, dict]) ->
                  title="training error")
     axes[-1].legend(fontsize=8)
     fig.suptitle("error modes: median and quartiles over seeds; dotted: median first fall below 10%", fontsize=9)
-    fig.tight_layout()
-    name = f"{KEY}_vs_epoch.png"
-    fig.savefig(ctx.path(name), dpi=120)
-    plt.close(fig)
-    return name
+    return save_figure(ctx, fig, f"{KEY}_vs_epoch.png", dpi=120)
 
 
 def _epoch(value: float | None) -> str:
@@ -260,9 +250,7 @@ def run(ctx: Context) -> ClaimResult:
     epochs = 150 if ctx.quick else 4000
     length = [f"learning.epochs={epochs}"]
     init = "per-seed uniform initial gates 2.0-4.0 V (learning.init.kind=uniform, low=2.0, high=4.0)"
-    runs: dict[str, ModeRun] = {}
-    summaries: dict[str, dict] = {}
-    shipped: dict[str, dict] = {}
+    runs, summaries, shipped = {}, {}, {}
     for label, name in TARGETS.items():
         runs[label] = train_modes(claim_config(name, [*RANDOM_INIT, *length]), seeds, ctx.backend)
         summaries[label] = summarize(runs[label], TARGET_MSE if label == "ramp" else None)
@@ -276,8 +264,7 @@ def run(ctx: Context) -> ClaimResult:
     ng_epochs = 3 if ctx.quick else 150
     agreement = {label: backend_agreement(name, RANDOM_INIT, ng_epochs) for label, name in TARGETS.items()}
 
-    header = "target,seed," + ",".join(f"first_{m},settled_{m}" for m in MODE_NAMES) + ",initial_mse,final_mse"
-    rows = [header]
+    rows = ["target,seed," + ",".join(f"first_{m},settled_{m}" for m in MODE_NAMES) + ",initial_mse,final_mse"]
     for label, run_ in runs.items():
         first, settled = fall_table(run_)
         for r, seed in enumerate(seeds):
@@ -302,8 +289,7 @@ def run(ctx: Context) -> ClaimResult:
     for label, s in shipped.items():
         f = s["first_fall_epoch"]
         lines.append(f"- Shipped constant init (3.0 V, one run) on the {label}: first fall "
-                     + ", ".join(f"{m} {_epoch(f[m]['median'])}"
-                                 for m in MODE_NAMES)
+                     + ", ".join(f"{m} {_epoch(f[m]['median'])}" for m in MODE_NAMES)
                      + f"; MSE {s['initial_mse_median']:.2g} -> {s['final_mse_median']:.2g} V^2.")
     for label, s in extra.items():
         f = s["first_fall_epoch"]

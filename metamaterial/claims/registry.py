@@ -81,7 +81,7 @@ def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: s
         result.measured["run_s"] = round(time.perf_counter() - t, 1)
         _save_outcome(ctx.out, result, quick, backend)
         log(f"      {result.verdict}: {result.reason} ({result.measured['run_s']:.0f} s)")
-    outcomes = [(s[0], s[1]) for s in (_load_outcome(ctx.out, k) for k in CLAIMS) if s is not None]
+    outcomes = [s for s in (_load_outcome(ctx.out, k) for k in CLAIMS) if s is not None]
     report = write_report(ctx.out, [r for _, r in outcomes], any(s["quick"] for s, _ in outcomes),
                           sum(r.measured.get("run_s", 0.0) for _, r in outcomes), list(CLAIMS.values()))
     return [r for _, r in outcomes], report, crashed

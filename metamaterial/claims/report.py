@@ -38,10 +38,8 @@ def write_report(out: Path, results: list[ClaimResult], quick: bool, wall_s: flo
         lines += [""] + [f"![{r.key}]({f})" for f in r.figures]
         if r.data:
             lines += ["", "Data: " + ", ".join(f"[{d}]({d})" for d in r.data)]
-        if r.verdict == "error":
-            lines += ["", f"**Error (no verdict).** {r.reason}"]
-        else:
-            lines += ["", f"**Verdict: {r.verdict}.** {r.reason}"]
+        lines += ["", f"**Error (no verdict).** {r.reason}" if r.verdict == "error" else
+                  f"**Verdict: {r.verdict}.** {r.reason}"]
     lines += ["", "<a id=\"constants\"></a>", f"## {CONSTANTS_TITLE}", "", *constants_lines(modules or [])]
     path = out / "REPORT.md"
     path.write_text("\n".join(lines) + "\n")

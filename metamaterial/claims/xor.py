@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..learning.trainer import SUCCESS_MARGIN_V as SUCCESS_V
-from ..runs import train_run
-from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_seeds
+from ..runs import train_replicas, train_run
+from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json
 
 KEY = "xor"
 TITLE = "XOR needs nonlinearity"
@@ -56,7 +56,7 @@ KNOBS = {  # knob -> values; the shipped value is in each list
 
 
 def _margins(name: str, overrides: list[str], seeds: list[int], backend: str) -> np.ndarray:
-    state = train_seeds(claim_config(name, overrides), seeds, backend).state
+    state = train_replicas(claim_config(name, overrides), seeds, backend=backend).state
     return np.asarray(state.history[-1]["min_margin"], float)
 
 
@@ -64,7 +64,7 @@ def _mismatch_margins(seeds: list[int], backend: str, extra: list[str]) -> np.nd
     """Each seed draws its own twin mismatch, so each replica is its own circuit: one run per seed."""
     out = []
     for s in seeds:
-        state = train_seeds(claim_config("xor", [*MISMATCH, *extra, f"seed={s}"]), [s], backend).state
+        state = train_replicas(claim_config("xor", [*MISMATCH, *extra, f"seed={s}"]), [s], backend=backend).state
         out.append(float(state.history[-1]["min_margin"][0]))
     return np.array(out)
 
@@ -168,14 +168,11 @@ def tolerance_curve(seeds: list[int], backend: str, extra: list[str], clean: np.
     for twins in ("independent", "matched"):
         for kind, values in (("vto_sigma", HW_VTO), ("k_sigma", HW_K)):
             for v in values:
-                if v == 0.0:
-                    if twins == "matched":
-                        continue  # the clean row serves both
-                    m = clean
-                else:
-                    m = hardware_margins(seeds, backend, [*extra, f"device.mismatch.{kind}={v}",
-                                                           "device.mismatch.per_replica=true",
-                                                           f"device.mismatch.twins={twins}"])
+                if v == 0.0 and twins == "matched":
+                    continue  # the clean row serves both
+                m = clean if v == 0.0 else hardware_margins(seeds, backend, [
+                    *extra, f"device.mismatch.{kind}={v}", "device.mismatch.per_replica=true",
+                    f"device.mismatch.twins={twins}"])
                 label = f"V_T {1e3 * v:g} mV" if kind == "vto_sigma" else f"K {1e2 * v:g}%"
                 rows.append({"kind": kind, "sigma": v, "twins": twins,
                              "label": label + (", matched twins" if twins == "matched" else ""),
@@ -194,8 +191,7 @@ def curve_figure(ctx: Context, curve: list[dict], n: int) -> str:
             ax.plot([scale * r["sigma"] for r in rows], [r["successes"] / n for r in rows], style,
                     label=f"{twins} twins")
         ax.axhline(0.8, color="k", ls="--", lw=1)
-        ax.set_xlabel(unit)
-        ax.set_ylim(-0.05, 1.05)
+        ax.set(xlabel=unit, ylim=(-0.05, 1.05))
     a.set_ylabel(f"success rate ({n} held-out seeds)")
     a.legend(fontsize=8)
     fig.suptitle(f"XOR, hardware profile (configs/{HW_CONFIG}.yaml): device spread with independent twins (twin "
@@ -210,15 +206,13 @@ def _figure(ctx: Context, margins: dict, sensitivity: dict, n_sweep: int) -> str
     for label, m in margins.items():
         a.hist(1e3 * np.clip(m, -0.06, 0.04), bins=bins, alpha=0.5, label=label.split(" (")[0])
     a.axvline(10, color="k", ls="--", lw=1)
-    a.set_xlabel("smallest margin over the 4 cases (mV)")
-    a.set_ylabel("seeds")
+    a.set(xlabel="smallest margin over the 4 cases (mV)", ylabel="seeds")
     a.legend(fontsize=7)
     for knob, vals in sensitivity.items():
         xs = list(vals)
         b.plot(range(len(xs)), [vals[x] / n_sweep for x in xs], "o-", label=f"{knob.split('.', 1)[1]} {xs}")
     b.set_xticks(range(3), ["low", "shipped", "high"])
-    b.set_ylabel("success rate")
-    b.set_ylim(-0.05, 1.05)
+    b.set(ylabel="success rate", ylim=(-0.05, 1.05))
     b.legend(fontsize=7)
     b.set_title("sensitivity of the success rate")
     return save_figure(ctx, fig, "xor_margins.png")
