@@ -88,7 +88,7 @@ class ChipTrainers:
         """``Trainer.evaluate`` of controls [R, E], each row on its own replica's chip."""
         evs = [t.evaluate(controls[r:r + 1], test) for r, t in enumerate(self.trainers)]
         joined = {k: None if getattr(evs[0], k) is None else np.concatenate([getattr(e, k) for e in evs])
-                  for k in ("outputs", "loss", "accuracy", "min_margin", "free")}
+                  for k in ("outputs", "loss", "accuracy", "min_margin", "free", "hinge_loss")}
         return Evaluation(**joined)
 
     def learning_time(self, state: TrainState) -> np.ndarray:
@@ -101,9 +101,8 @@ class ChipTrainers:
 
     def _merge(self, parts: list[TrainState], previous: TrainState | None) -> TrainState:
         """One state of all replicas; history rows already merged in ``previous`` are kept, new ones joined."""
-        done = 0 if previous is None else len(previous.history)
-        rows = list(previous.history) if previous is not None else []
-        for i in range(done, len(parts[0].history)):
+        rows = [] if previous is None else list(previous.history)
+        for i in range(len(rows), len(parts[0].history)):
             first = parts[0].history[i]
             rows.append({k: (np.concatenate([np.atleast_1d(p.history[i][k]) for p in parts])
                              if isinstance(v, np.ndarray) else v) for k, v in first.items()})

@@ -153,6 +153,20 @@ def test_chip_trainers_evaluate_each_replica_on_its_own_chip():
     assert not np.allclose(swapped.loss, ev.loss[::-1], rtol=1e-6, atol=0)
 
 
+def test_chip_trainers_report_each_chips_hinge_loss_as_its_single_run():
+    cfg = load_config(XOR, [*PER_REPLICA, "learning.epochs=20", "learning.eval_every=10", "learning.loss=hinge"])
+    done = train_replicas(cfg, [0, 1], backend="native")
+    with done.trainer.solver:
+        ev = done.trainer.evaluate(done.state.controls)
+    hinge = done.state.history[-1]["hinge_loss"]
+    assert hinge.shape == (2,) and np.all(hinge > 0)
+    np.testing.assert_allclose(ev.hinge_loss, hinge, rtol=1e-12, atol=0)  # the evaluation, each on its own chip
+    for r in (0, 1):
+        single = train_replicas(cfg.model_copy(update={"seed": r}), [r], backend="native")
+        single.trainer.solver.close()
+        np.testing.assert_allclose(hinge[r], single.state.history[-1]["hinge_loss"][0], rtol=1e-12, atol=0)
+
+
 @pytest.mark.parametrize("backend", ["native", "ngspice"])
 def test_matched_twins_clamped_at_the_free_outputs_reproduce_the_free_state(backend):
     """``device.mismatch.twins: matched``: the chip's transistors still vary, the twins do not, so a clamped phase
