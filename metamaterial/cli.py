@@ -41,20 +41,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action=_Version, help="print the version (and ngspice's, if it loads) and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def common(sp: argparse.ArgumentParser, optional: bool = False, what: str = "YAML config file (see configs/)",
-               metavar: str = "CONFIG") -> None:
-        if optional:
-            sp.add_argument("config", nargs="?", metavar=metavar,
-                            help=f"{what}; with --resume DIR alone, DIR/config.yaml")
-        else:
-            sp.add_argument("config", metavar=metavar, help=what)
+    def common(sp: argparse.ArgumentParser, what: str = "YAML config file (see configs/)", metavar: str = "CONFIG",
+               **config) -> None:
+        sp.add_argument("config", metavar=metavar, help=what, **config)
         sp.add_argument("--backend", choices=backend_names(),
                         help="solver backend: the same as --set simulator.backend=NAME (default: the config's)")
         sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override a config value, e.g. --set learning.epochs=200 (repeatable)")
 
     t = sub.add_parser("train", help="train a network; writes a run directory")
-    common(t, optional=True)
+    common(t, "YAML config file (see configs/); with --resume DIR alone, DIR/config.yaml", nargs="?")
     t.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<name>)")
     t.add_argument("--resume", type=Path, metavar="DIR",
                    help="continue the run in DIR from its last checkpoint (its config.yaml when CONFIG is not given)")
@@ -208,10 +204,9 @@ def _resume_hint(args: argparse.Namespace) -> str:
     """What an interrupted command leaves: the checkpointed epoch and the exact command that continues it."""
     from . import runs  # noqa: PLC0415
 
-    if args.command == "reproduce":
-        return f"the claims finished so far are kept in {args.out}; the same command runs the others"
-    if args.command == "sweep":
-        return f"the points finished so far are kept in {args.out}; the same command runs the others"
+    if args.command in ("reproduce", "sweep"):
+        done = "claims" if args.command == "reproduce" else "points"
+        return f"the {done} finished so far are kept in {args.out}; the same command runs the others"
     run_dir = getattr(args, "run_dir", None)
     if run_dir is None:
         return "nothing was saved"
@@ -292,8 +287,7 @@ def _run(args: argparse.Namespace) -> int:
         paths = points.write_netlists(cfg, _out_dir(args.out))
         print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir per data point)")
         return 0
-    result = points.solve_points(cfg)
-    print(json.dumps(result), flush=True)
+    print(json.dumps(points.solve_points(cfg)), flush=True)
     return 0
 
 

@@ -26,6 +26,7 @@ from .runfiles import OUTPUTS_CSV, load_checkpoint
 
 CONTROL_LABELS = {d.kind: d.control_label for d in (NmosParams, ResistorParams, PotentiometerParams)}
 MANY_TICKS = 20  # at most this many data points get one tick each
+HINGES = ("hinge", "multiclass_hinge")
 
 
 def _pyplot():
@@ -59,7 +60,7 @@ def _saved_config(path: Path) -> SimpleNamespace:
     raw = yaml.safe_load(path.read_text())
     try:
         return SimpleNamespace(name=raw["name"], device_kind=raw["device"]["kind"],
-                               learning=SimpleNamespace(loss=raw["learning"]["loss"], margin=raw["learning"]["margin"]))
+                               hinge=raw["learning"]["loss"] in HINGES, margin=raw["learning"]["margin"])
     except (KeyError, TypeError) as err:
         raise CheckpointError(f"{path}: not the config.yaml of a run (no {err}); give a directory written by "
                               "`metamaterial train`") from err
@@ -77,35 +78,44 @@ def _column(header: list[str], rows: list[list[str]], key: str) -> np.ndarray:
 
 
 def _loss_title(cfg) -> str:
-    lc = cfg.learning
-    if lc.loss in ("hinge", "multiclass_hinge"):
-        return f"{cfg.name}: trained on the hinge loss (margin {lc.margin * 1e3:g} mV)"
+    if cfg.hinge:
+        return f"{cfg.name}: trained on the hinge loss (margin {cfg.margin * 1e3:g} mV)"
     return f"{cfg.name}: trained on the MSE loss"
+
+
+def _axes(plt, xlabel: str, ylabel: str, title: str):
+    """(figure, axes) of a one-panel figure, labelled and gridded."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    return fig, ax
 
 
 def _loss_figure(run_dir: Path, cfg, plt) -> Path:
     header, rows = _read_csv(run_dir / "metrics.csv")
-    epochs, loss = _column(header, rows, "epoch"), _column(header, rows, "loss")
-    hinge = cfg.learning.loss in ("hinge", "multiclass_hinge")
-    fig, axes = plt.subplots(2 if hinge else 1, 1, figsize=(5, 5.5 if hinge else 3.5), sharex=True, squeeze=False)
+    epochs = _column(header, rows, "epoch")
+    fig, axes = plt.subplots(2 if cfg.hinge else 1, 1, figsize=(5, 5.5 if cfg.hinge else 3.5), sharex=True,
+                             squeeze=False)
     ax = axes[0, 0]
     # under a hinge the objective trained is the hinge loss (metrics.csv has it since 2026-12-01), else the MSE
     # (in mV on a linear axis: it reaches 0 once every point is past the margin)
-    key = "hinge_loss" if hinge and "hinge_loss" in header else "loss"
+    key = "hinge_loss" if cfg.hinge and "hinge_loss" in header else "loss"
     draw = ax.plot if key == "hinge_loss" else ax.semilogy
     scaled = (lambda x: 1e3 * x) if key == "hinge_loss" else (lambda x: np.maximum(x, 1e-16))
-    draw(epochs, scaled(loss if key == "loss" else _column(header, rows, key)), lw=1.5, label="training points")
+    draw(epochs, scaled(_column(header, rows, key)), lw=1.5, label="training points")
     if "test_" + key in header:
         draw(epochs, scaled(_column(header, rows, "test_" + key)), lw=1.2, label="held out")
         ax.legend(fontsize=7)
-    ax.set_ylabel({"hinge_loss": "hinge loss (mV)", "loss": "MSE to the targets (V$^2$)" if hinge else
+    ax.set_ylabel({"hinge_loss": "hinge loss (mV)", "loss": "MSE to the targets (V$^2$)" if cfg.hinge else
                    "MSE loss (V$^2$)"}[key])
     ax.set_title(_loss_title(cfg), fontsize=9)
     ax.grid(alpha=0.3)
-    if hinge:
+    if cfg.hinge:
         ax = axes[1, 0]
         ax.plot(epochs, 1e3 * _column(header, rows, "min_margin"), lw=1.5, label="smallest margin")
-        ax.axhline(1e3 * cfg.learning.margin, color="gray", ls="--", lw=1, label="hinge margin (updates stop)")
+        ax.axhline(1e3 * cfg.margin, color="gray", ls="--", lw=1, label="hinge margin (updates stop)")
         ax.axhline(0, color="k", lw=0.8)
         ax.set_ylabel("smallest margin (mV)")
         ax.legend(fontsize=7)
@@ -116,12 +126,8 @@ def _loss_figure(run_dir: Path, cfg, plt) -> Path:
 
 def _gates_figure(run_dir: Path, cfg, plt) -> Path:
     traj = np.loadtxt(run_dir / "gates.csv", delimiter=",", skiprows=1, ndmin=2)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = _axes(plt, "epoch", CONTROL_LABELS[cfg.device_kind], f"{cfg.name}: {traj.shape[1] - 1} edges")
     ax.plot(traj[:, 0], traj[:, 1:], lw=0.8)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(CONTROL_LABELS[cfg.device_kind])
-    ax.set_title(f"{cfg.name}: {traj.shape[1] - 1} edges", fontsize=9)
-    ax.grid(alpha=0.3)
     return _save(fig, run_dir / "gates.png", plt)
 
 
@@ -129,31 +135,28 @@ def _outputs_figure(run_dir: Path, summary: dict, plt) -> Path:
     header, rows = _read_csv(run_dir / OUTPUTS_CSV)
     outs = [h[len("output "):] for h in header if h.startswith("output ")]
     ins = header[1:header.index(f"target {outs[0]}")]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    if len(ins) == 1:
-        x = _column(header, rows, ins[0])
-        order = np.argsort(x)
-        for name in outs:
-            line, = ax.plot(x[order], _column(header, rows, f"target {name}")[order], "o", mfc="none",
-                            label=f"target {name}")
-            ax.plot(x[order], _column(header, rows, f"output {name}")[order], "x-", color=line.get_color(),
-                    label=f"output {name}")
-        ax.set_xlabel(f"{ins[0]} (V)")
-    else:
-        x = _column(header, rows, "point").astype(int)
-        for name in outs:
-            line, = ax.plot(x, _column(header, rows, f"target {name}"), "o", mfc="none", label=f"target {name}")
-            ax.plot(x, _column(header, rows, f"output {name}"), "x", color=line.get_color(), label=f"output {name}")
+    one = len(ins) == 1  # against the input voltage (a line through the points), else against the point index
+    x = _column(header, rows, ins[0]) if one else _column(header, rows, "point").astype(int)
+    order = np.argsort(x) if one else slice(None)
+    xlabel = f"{ins[0]} (V)" if one else "data point" + (f" ({', '.join(ins)})" if len(ins) <= 3 else "")
+    fig, ax = _axes(plt, xlabel, "output (V)",
+                    f"{summary['name']}: outputs vs targets ({summary['task']}, {summary['backend']})")
+    for name in outs:
+        line, = ax.plot(x[order], _column(header, rows, f"target {name}")[order], "o", mfc="none",
+                        label=f"target {name}")
+        ax.plot(x[order], _column(header, rows, f"output {name}")[order], "x-" if one else "x",
+                color=line.get_color(), label=f"output {name}")
+    if not one:
         levels = np.unique(_column(header, rows, f"target {outs[0]}"))
         if "class" in header and len(outs) == 1 and len(levels) == 2:  # read by the nearest of two levels
             ax.axhline(levels.mean(), color="gray", ls="--", lw=1, label="threshold")
-        _integer_ticks(ax, x)
-        ax.set_xlabel("data point (" + ", ".join(ins) + ")" if len(ins) <= 3 else "data point")
-    ax.set_ylabel("output (V)")
-    ax.set_title(f"{summary['name']}: outputs vs targets ({summary['task']}, {summary['backend']})", fontsize=9)
+        if len(x) <= MANY_TICKS:
+            ax.set_xticks(x)
+        else:
+            from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if len(outs) <= 4:
         ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
     return _save(fig, run_dir / "outputs.png", plt)
 
 
@@ -179,53 +182,33 @@ def _confusion_figure(run_dir: Path, summary: dict, plt) -> Path:
     return _save(fig, run_dir / "confusion.png", plt)
 
 
-def _integer_ticks(ax, points: np.ndarray) -> None:
-    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
-
-    if len(points) <= MANY_TICKS:
-        ax.set_xticks(points)
-    else:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-
 def _plot_ensemble(run_dir: Path, cfg, summary: dict, plt) -> list[Path]:
     state, seeds, _ = load_checkpoint(run_dir)
     epochs = np.array([h["epoch"] for h in state.history])
     loss = np.array([np.asarray(h["loss"], float) for h in state.history])  # [T, R]
     n = len(seeds)
     paths = []
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = _axes(plt, "epoch", "MSE to the targets (V$^2$)" if cfg.hinge else "MSE loss (V$^2$)",
+                    f"{_loss_title(cfg)}, {n} seeds")
     ax.fill_between(epochs, np.quantile(loss, 0.1, axis=1), np.quantile(loss, 0.9, axis=1), alpha=0.3,
                     label="10-90% of replicas")
     ax.semilogy(epochs, np.median(loss, axis=1), lw=1.5, label="median")
     ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    hinge = cfg.learning.loss in ("hinge", "multiclass_hinge")
-    ax.set_ylabel("MSE to the targets (V$^2$)" if hinge else "MSE loss (V$^2$)")
-    ax.set_title(f"{_loss_title(cfg)}, {n} seeds", fontsize=9)
     ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
     paths.append(_save(fig, run_dir / "loss.png", plt))
     if state.history[-1].get("min_margin") is None:
         return paths
     margins = np.array([np.asarray(h["min_margin"], float) for h in state.history])  # [T, R]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = _axes(plt, "epoch", f"replicas solved (%)\n(every point right by >= {SUCCESS_MARGIN_V * 1e3:g} mV)",
+                    f"{cfg.name}: {summary['success_count']}/{n} seeds solved at epoch {summary['epochs']}")
     ax.plot(epochs, 100 * np.mean(margins >= SUCCESS_MARGIN_V, axis=1), lw=1.5)
     ax.set_ylim(-2, 102)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"replicas solved (%)\n(every point right by >= {SUCCESS_MARGIN_V * 1e3:g} mV)")
-    ax.set_title(f"{cfg.name}: {summary['success_count']}/{n} seeds solved at epoch {summary['epochs']}", fontsize=9)
-    ax.grid(alpha=0.3)
     paths.append(_save(fig, run_dir / "success.png", plt))
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = _axes(plt, "final smallest margin (mV)", "replicas", f"{cfg.name}: smallest margin of each of {n} seeds")
     ax.hist(1e3 * margins[-1], bins=max(10, min(50, n // 2)), color="C0", alpha=0.8)
     ax.axvline(1e3 * SUCCESS_MARGIN_V, color="k", ls="--", lw=1, label=f"{SUCCESS_MARGIN_V * 1e3:g} mV: solved")
-    ax.set_xlabel("final smallest margin (mV)")
-    ax.set_ylabel("replicas")
     ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.set_title(f"{cfg.name}: smallest margin of each of {n} seeds", fontsize=9)
     ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
     paths.append(_save(fig, run_dir / "margins.png", plt))
     return paths
 

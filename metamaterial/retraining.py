@@ -113,8 +113,7 @@ def train_to_criterion(setup: Setup, controls: np.ndarray, seed: int, max_epochs
     trainer.solver.close()
     n = len(steps)
     per_epoch = setup.params.schedule.steps_per_epoch(setup.task.n_points)
-    g = np.array(gates) if n else np.zeros((0, len(controls)))
-    d = np.array(steps) if n else np.zeros((0, len(controls)))
+    g, d = (np.array(x).reshape(n, len(controls)) for x in (gates, steps))  # [S, E], also when S = 0
     w = np.array(windows, int)
     win = int(w.sum())
     band = learning_band(setup.rule.rate, win, *_per_window(d, g, w), setup.hardware)

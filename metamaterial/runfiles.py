@@ -8,7 +8,6 @@ Sits below ``runs`` (which trains into a run directory), ``rundir`` (which uses 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 from importlib import resources
@@ -35,7 +34,7 @@ def json_text(payload, default=None) -> str:
     what ``json`` cannot (as in ``json.dumps``); numpy arrays and scalars are always converted."""
 
     def plain(x):
-        if isinstance(x, np.ndarray) or isinstance(x, np.generic):
+        if isinstance(x, (np.ndarray, np.generic)):
             return x.tolist()
         if default is not None:
             return default(x)
@@ -83,11 +82,9 @@ def load_checkpoint(run_dir: Path) -> tuple[TrainState, list[int], float]:
             controls, n_updates, trajectory = z["controls"].copy(), z["n_updates"].copy(), list(z["trajectory"])
     except (OSError, KeyError, ValueError) as err:
         raise CheckpointError(f"{path}: cannot resume: no readable checkpoint ({err}); start a new run") from err
-    rngs = []
-    for saved in meta["rng_states"]:
-        rng = np.random.default_rng()
+    rngs = [np.random.default_rng() for _ in meta["rng_states"]]
+    for rng, saved in zip(rngs, meta["rng_states"]):
         rng.bit_generator.state = saved
-        rngs.append(rng)
     history = [{k: (np.array(v) if isinstance(v, list) else v) for k, v in row.items()} for row in meta["history"]]
     state = TrainState(meta["epoch"], controls, rngs, n_updates, meta["n_steps"], meta["n_solves"],
                        meta["keep_trajectory"], history, meta["trajectory_epochs"], trajectory)
@@ -102,8 +99,7 @@ def column_names(setup: Setup) -> tuple[list[str], list[str], list[str] | None]:
     inputs = [f"n{i}" for i in c.inputs]
     outputs = [f"n{p}" if n < 0 else f"n{p}-n{n}" for p, n in zip(c.out_pos, c.out_neg)]
     classes = None
-    header: list[str] | None = None
-    rows: list[list[str]] = []
+    header: list[str] | None = None  # with the rows below it, when the task reads a CSV file
     if cfg.task.name == "iris":
         with resources.files("metamaterial").joinpath("data/iris.csv").open() as f:
             header, *rows = [r for r in csv.reader(f) if r]
@@ -139,10 +135,9 @@ def write_outputs_csv(run_dir: Path, setup: Setup, outputs: np.ndarray) -> Path:
         predicted = task.predict(outputs)
         name = (lambda k: k) if classes is None else (lambda k: classes[k])
         body = [[*row, name(task.classes[p]), name(predicted[p])] for p, row in enumerate(body)]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows([[repr(float(v)) if isinstance(v, (float, np.floating)) else v for v in row] for row in body])
     path = run_dir / OUTPUTS_CSV
-    path.write_text(buf.getvalue())
+    with path.open("w") as f:  # as write_text: newlines translated
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows([[repr(float(v)) if isinstance(v, (float, np.floating)) else v for v in row] for row in body])
     return path

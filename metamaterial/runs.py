@@ -9,7 +9,6 @@ ensemble's per-seed table and success rate.
 from __future__ import annotations
 
 import csv
-import io
 import math
 import sys
 import time
@@ -41,7 +40,6 @@ from .runfiles import CHECKPOINT, json_text, load_checkpoint, save_checkpoint, w
 
 #: ``on_warning(kind, text)``: kind "warning" (learning cannot or did not happen) or "note" (how it ended)
 Report = Callable[[str, str], None]
-
 
 
 # -- run directories and checkpoints ------------------------------------------------------------------------
@@ -288,10 +286,7 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str 
     targets, final outputs), free.cir/clamped.cir (final gates, all training points), PNG plots and checkpoint.npz
     every ``learning.checkpoint_every`` epochs.
     """
-    cfg = with_backend(cfg, backend)  # the run directory's config.yaml names the backend it ran on
-    run_dir = open_run_dir(cfg, Path(run_dir), resume)
-    done = train_replicas(cfg, [cfg.seed], run_dir=run_dir, resume=resume, progress=progress, backend=backend,
-                          on_warning=on_warning)
+    run_dir, done = _train_into(cfg, run_dir, 1, resume, backend, progress, on_warning)
     with done.trainer.solver:
         one = one_replica(done.state)
         final = done.trainer.evaluate(one.controls)
@@ -300,6 +295,15 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str 
     summary.update(mismatch=mismatch_record(done, run_dir), warnings=done.warnings + warnings, notes=notes)
     _write_single(run_dir, done.setup, one, final, summary, plots)
     return RunResult(run_dir, summary, done.state)
+
+
+def _train_into(cfg: Config, run_dir: Path, n_seeds: int, resume: bool, backend: str | None, progress: bool,
+                on_warning: Report | None) -> tuple[Path, Trained]:
+    """``train_replicas`` of seeds cfg.seed .. cfg.seed + n_seeds - 1 into ``run_dir`` (``open_run_dir``)."""
+    cfg = with_backend(cfg, backend)  # the run directory's config.yaml names the backend it ran on
+    run_dir = open_run_dir(cfg, Path(run_dir), resume)
+    return run_dir, train_replicas(cfg, list(range(cfg.seed, cfg.seed + n_seeds)), run_dir=run_dir, resume=resume,
+                                   progress=progress, backend=backend, on_warning=on_warning)
 
 
 def one_replica(state: TrainState, r: int = 0) -> SimpleNamespace:
@@ -344,11 +348,10 @@ def _summary(done: Trained, one: SimpleNamespace, final) -> dict:
 
 def _write_single(run_dir: Path, setup: Setup, one: SimpleNamespace, final, summary: dict, plots: bool) -> None:
     keys = sorted({k for row in one.history for k in row}, key=lambda k: (k != "epoch", k))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys)
-    w.writeheader()
-    w.writerows({k: ("" if row.get(k) is None else row.get(k)) for k in keys} for row in one.history)
-    (run_dir / "metrics.csv").write_text(buf.getvalue())
+    with (run_dir / "metrics.csv").open("w") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows({k: ("" if row.get(k) is None else row.get(k)) for k in keys} for row in one.history)
     header = "epoch," + ",".join(f"e{e}" for e in range(setup.circuit.n_edges))
     rows = np.column_stack([np.array(one.trajectory_epochs), np.array(one.trajectory)])
     np.savetxt(run_dir / "gates.csv", rows, delimiter=",", header=header, comments="", fmt="%.17g")
@@ -371,11 +374,8 @@ def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None =
                  progress: bool = True, resume: bool = False, on_warning: Report | None = None) -> dict:
     """Train seeds cfg.seed .. cfg.seed + n_seeds - 1 as one batch into ``run_dir`` (checkpointed; ``resume``
     continues); write ensemble.csv and summary.json (with the ``warnings`` and ``notes`` of ``train_run``)."""
-    cfg = with_backend(cfg, backend)  # the run directory's config.yaml names the backend it ran on
-    run_dir = open_run_dir(cfg, Path(run_dir), resume)
-    seeds = list(range(cfg.seed, cfg.seed + n_seeds))
-    done = train_replicas(cfg, seeds, run_dir=run_dir, resume=resume, progress=progress, backend=backend,
-                          on_warning=on_warning)
+    run_dir, done = _train_into(cfg, run_dir, n_seeds, resume, backend, progress, on_warning)
+    seeds = done.seeds
     done.trainer.solver.close()
     warnings, notes = after_training(done, on_warning)
     state = done.state

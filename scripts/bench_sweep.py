@@ -181,11 +181,12 @@ def profile(folder: Path, epochs: int) -> dict:
     sweep = load_sweep(_spec(folder, 2, epochs, "profile"))
     (folder / "profile").mkdir(exist_ok=True)
     t0 = time.perf_counter()
-    execute._new_pool()  # the training process as a sweep's worker starts it
+    slot = {"pool": None}
+    execute._new_pool(slot)  # the training process as a sweep's worker starts it
     try:
-        got = execute._POOL["pool"].submit(_startup_stages, list(sweep.points), str(folder / "profile")).result()
+        got = slot["pool"].submit(_startup_stages, list(sweep.points), str(folder / "profile")).result()
     finally:
-        execute._drop_pool()
+        execute._drop_pool(slot)
     for name, cpu in got["stages"]:
         print(f"  {cpu:6.2f} s CPU  {name}")
     print(f"profile: a new training process spent {got['before_first_point_s']:.2f} s CPU before its first point "

@@ -23,7 +23,10 @@ they may start their training process).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+import multiprocessing
 import os
 import pickle
 import threading
@@ -53,12 +56,6 @@ def _slot(worker: str) -> dict:
         return _SLOTS.setdefault(worker, {"lock": threading.Lock(), "pool": None, "trained": 0, "stopped": False})
 
 
-def _forget(worker: str) -> dict | None:
-    """Remove ``worker``'s slot (its worker is closing) and return it, or None."""
-    with _SLOTS_LOCK:
-        return _SLOTS.pop(worker, None)
-
-
 # -- what a worker runs ---------------------------------------------------------------------------------
 def run_points(points: list[Point], out: str, retry_failed: bool = False, recycle_after: int = RECYCLE_AFTER,
                target_loss: float | None = None) -> list[dict]:
@@ -70,7 +67,6 @@ def run_points(points: list[Point], out: str, retry_failed: bool = False, recycl
     A daemonic worker process (Dask's default, which may not start children) trains in itself instead: start
     such workers with ``DASK_DISTRIBUTED__WORKER__DAEMON=False`` to get the training process and its recycling.
     """
-    import multiprocessing  # noqa: PLC0415
     from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415
 
     worker = _worker_name()
@@ -108,8 +104,6 @@ def warm_up(cfg, dask_worker=None) -> bool:
     a client calls it on every worker (``Client.run``, which passes ``dask_worker``) while it plans, and the first
     point starts warm. False (nothing done) in a daemonic worker, which has no training process, or while this
     worker trains."""
-    import multiprocessing  # noqa: PLC0415
-
     slot = _slot(_worker_name(dask_worker))
     if multiprocessing.current_process().daemon or not slot["lock"].acquire(blocking=False):
         return False
@@ -126,16 +120,13 @@ def _warm(cfg) -> None:
     """One epoch of ``cfg`` (one seed), thrown away: what a training process loads before its first point."""
     from .. import runs  # noqa: PLC0415
 
-    try:
+    with contextlib.suppress(Exception):  # the point itself reports what is wrong with its config
         runs.train_replicas(cfg, [cfg.seed], epochs=1).trainer.solver.close()
-    except Exception:  # noqa: BLE001 (the point itself reports what is wrong with its config)
-        pass
 
 
 def _new_pool(slot: dict) -> None:
     """A worker's training process: a one-process pool (spawned: a fresh interpreter) that ends by itself when the
     worker's process is gone."""
-    import multiprocessing  # noqa: PLC0415
     from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
 
     slot["pool"] = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
@@ -184,7 +175,8 @@ def end_training(dask_worker=None) -> None:
     """Let this worker's training process end, without waiting for it (a point it is training still finishes and
     is stored): a client calls it on every worker of its local cluster before closing it, whose close otherwise
     waits about 4 s for each worker's process pool (measured: 4.0 s, and 0.8 s after this)."""
-    slot = _forget(_worker_name(dask_worker))
+    with _SLOTS_LOCK:  # its worker is closing: forget its slot
+        slot = _SLOTS.pop(_worker_name(dask_worker), None)
     pool = slot["pool"] if slot is not None else None
     if pool is not None:
         slot["pool"] = None
@@ -197,7 +189,7 @@ def _train(points: list[Point], out: Path, worker: str, target_loss: float | Non
     from .. import runs  # noqa: PLC0415 (workers import the training code on first use)
     from ..experiment import build, make_solver  # noqa: PLC0415
 
-    if len({_shape(p.config) for p in points}) > 1:  # only points that differ in seed alone share an ensemble
+    if len({shape_key(p.config) for p in points}) > 1:  # only points that differ in seed alone share an ensemble
         return [r for p in points for r in _train([p], out, worker, target_loss)]
     for p in points:
         log_event(out, "started", p.key, worker=worker, batch=len(points))
@@ -284,11 +276,6 @@ def _worker_name(dask_worker=None) -> str:
 
 
 # -- planning -------------------------------------------------------------------------------------------
-def _shape(cfg) -> str:
-    """The key of a config with its seed left out: points of one shape differ in seed alone."""
-    return shape_key(cfg)
-
-
 def seed_free(cfg) -> bool:
     """Whether what ``build`` makes of ``cfg`` is the same for every seed (so seeds can train as one ensemble):
     built for two seeds and compared."""
@@ -309,13 +296,12 @@ def plan_tasks(points: Iterable[Point], workers: int = 1, max_batch: int = MAX_B
     groups: dict[str, list[Point]] = {}
     free: dict[str, bool] = {}
     for p in points:
+        gk = p.key
         if p.config.simulator.backend == "native":
-            shape = _shape(p.config)
+            shape = shape_key(p.config)  # points of one shape differ in seed alone
             if shape not in free:
                 free[shape] = seed_free(p.config)
             gk = shape if free[shape] else p.key
-        else:
-            gk = p.key
         groups.setdefault(gk, []).append(p)
     pieces = max(1, math.ceil(workers / len(groups))) if groups else 1
     tasks = []
@@ -403,8 +389,7 @@ def _record_lost(out: Path, point: Point, err: BaseException) -> dict:
     record = read_result(out, point.key)
     if record is not None:
         return {"key": point.key, "status": record.get("status"), "ran": False}
-    record = _record(point, "failed", "client", 0.0, error={"class": type(err).__name__, "message": str(err)})
-    _store(out, record)
+    _store(out, _record(point, "failed", "client", 0.0, error={"class": type(err).__name__, "message": str(err)}))
     return {"key": point.key, "status": "failed", "ran": False}
 
 
@@ -438,30 +423,22 @@ class _Connection:
     def __exit__(self, kind, *exc) -> None:
         interrupted = kind is not None and issubclass(kind, KeyboardInterrupt)
         while self._thread.is_alive():  # a Ctrl-C while joining is taken after the cluster is up and closed
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 self._thread.join()
-            except KeyboardInterrupt:
-                continue
         if self._made is not None:
             client, cluster = self._made
             if cluster is not None and interrupted:  # our workers are threads of this process: stop them now
-                import logging  # noqa: PLC0415
-
                 logging.getLogger("distributed").setLevel(logging.CRITICAL)  # the tasks cut short, not news
                 stop_training()
             elif cluster is not None:  # our own workers: end their training processes first (a remote cluster's stay)
-                try:
+                with contextlib.suppress(Exception):  # closing goes on; the training processes end with their workers
                     client.run(end_training, on_error="ignore")
-                except Exception:  # noqa: BLE001 (closing goes on; the training processes end with their workers)
-                    pass
             client.close()
             if cluster is not None:
                 cluster.close()
 
 
 def _connect(workers: int, scheduler: str | None):
-    import logging  # noqa: PLC0415
-
     from distributed import Client, LocalCluster  # noqa: PLC0415
 
     if scheduler:

@@ -11,10 +11,9 @@ third axis when it has at most four). A numeric axis runs in ascending order, an
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,8 +45,7 @@ def load_table(out: Path) -> tuple[list[str], list[dict]]:
     for p in meta["points"]:
         record = read_result(out, p["key"]) or {"status": "pending"}
         row = {"index": p["index"], "key": p["key"], "status": record["status"], **p["values"]}
-        summary = {k: v for k, v in (record.get("summary") or {}).items() if k != "seed"}
-        row.update(summary)
+        row.update({k: v for k, v in (record.get("summary") or {}).items() if k != "seed"})
         error = record.get("error") or {}
         row["error_class"], row["error_message"] = error.get("class"), error.get("message")
         rows.append(row)
@@ -61,12 +59,11 @@ def write_table(out: Path) -> list[Path]:
     present = {k for r in rows for k in r}
     columns = ["index", "key", "status", *axes] + [m for m in METRICS if m in present]
     columns += sorted(present - set(columns) - {"error_class", "error_message"}) + ["error_class", "error_message"]
-    flat = [{c: _cell(r.get(c)) for c in columns} for r in rows]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    w.writeheader()
-    w.writerows({c: ("" if v is None else v) for c, v in r.items()} for r in flat)
-    (out / "results.csv").write_text(buf.getvalue())
+    flat = [{c: _key(r.get(c)) for c in columns} for r in rows]
+    with (out / "results.csv").open("w") as f:
+        w = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
+        w.writeheader()
+        w.writerows({c: ("" if v is None else v) for c, v in r.items()} for r in flat)
     written = [out / "results.csv"]
     try:
         import pyarrow as pa  # noqa: PLC0415 (optional: pip install 'metamaterial[parquet]')
@@ -76,11 +73,6 @@ def write_table(out: Path) -> list[Path]:
     table = pa.Table.from_pylist(flat) if flat else pa.table({c: [] for c in columns})
     pq.write_table(table, out / "results.parquet")
     return written + [out / "results.parquet"]
-
-
-def _cell(v: Any) -> Any:
-    """Lists and mappings (an axis over learning.bounds) as JSON text; booleans stay booleans."""
-    return json.dumps(v) if isinstance(v, (list, dict)) else v
 
 
 def default_metric(rows: list[dict]) -> str:
@@ -100,19 +92,22 @@ def plot_sweep(out: Path, metric: str | None = None) -> list[Path]:
     swept = [a for a in axes if a != SEED_AXIS and len({_key(r[a]) for r in rows}) > 1]
     if not ok or not swept:
         return []
-    import matplotlib  # noqa: PLC0415
-    matplotlib.use("Agg")
+    from ..plots import _pyplot  # noqa: PLC0415
+
+    plt = _pyplot()
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     orders = _orders(rows, swept)
-    paths = [_line_plot(figures, ok, swept, a, metric, len(rows) - len(ok), orders) for a in swept]
+    paths = [_line_plot(plt, figures, ok, swept, a, metric, len(rows) - len(ok), orders) for a in swept]
     for i, a in enumerate(swept):
         for b in swept[i + 1:]:
-            paths.append(_heat_map(figures, ok, swept, a, b, metric, orders))
+            paths.append(_heat_map(plt, figures, ok, swept, a, b, metric, orders))
     return paths
 
 
 def _key(v: Any) -> Any:
+    """Lists and mappings (an axis over learning.bounds) as JSON text (a table cell, a hashable key); booleans stay
+    booleans."""
     return json.dumps(v) if isinstance(v, (list, dict)) else v
 
 
@@ -127,10 +122,8 @@ def _orders(rows: list[dict], axes: list[str]) -> dict[str, Callable[[Any], Any]
     keys: dict[str, Callable[[Any], Any]] = {}
     for a in axes:
         seen = list(dict.fromkeys(_key(r[a]) for r in rows))
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen):
-            keys[a] = float
-        else:
-            keys[a] = {v: i for i, v in enumerate(seen)}.__getitem__
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen)
+        keys[a] = float if numeric else {v: i for i, v in enumerate(seen)}.__getitem__
     return keys
 
 
@@ -155,10 +148,8 @@ def _label(metric: str) -> str:
             "learning_time_to_target_s": "learning time to the target loss (s)"}.get(metric, metric)
 
 
-def _line_plot(figures: Path, ok: list[dict], swept: list[str], axis: str, metric: str, n_failed: int,
+def _line_plot(plt, figures: Path, ok: list[dict], swept: list[str], axis: str, metric: str, n_failed: int,
                orders: dict[str, Callable[[Any], Any]]) -> Path:
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
     others = [a for a in swept if a != axis]
     combos = sorted({tuple(_key(r[a]) for a in others) for r in ok},
                     key=lambda c: tuple(orders[a](v) for a, v in zip(others, c))) if others else [()]
@@ -179,9 +170,8 @@ def _line_plot(figures: Path, ok: list[dict], swept: list[str], axis: str, metri
         ax.set_xticks(np.arange(len(xs)), [str(x) for x in xs])
     elif _log(xs):
         ax.set_xscale("log")
-    values = [_values(r[metric]) for r in ok]
-    if metric != "success" and all(v > 0 for v in values if not math.isnan(v)) and \
-            _log([v for v in values if not math.isnan(v)] or [1]):
+    finite = [v for v in (_values(r[metric]) for r in ok) if not math.isnan(v)]
+    if metric != "success" and _log(finite or [1]):  # _log: every value > 0 and spanning a factor 50
         ax.set_yscale("log")
     ax.set_xlabel(axis)
     ax.set_ylabel(_label(metric))
@@ -197,10 +187,8 @@ def _line_plot(figures: Path, ok: list[dict], swept: list[str], axis: str, metri
     return path
 
 
-def _heat_map(figures: Path, ok: list[dict], swept: list[str], a: str, b: str, metric: str,
+def _heat_map(plt, figures: Path, ok: list[dict], swept: list[str], a: str, b: str, metric: str,
               orders: dict[str, Callable[[Any], Any]]) -> Path:
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
     rest = [x for x in swept if x not in (a, b)]
     panel_axis = rest[0] if len(rest) >= 1 and len({_key(r[rest[0]]) for r in ok}) <= MAX_PANELS else None
     panels = sorted({_key(r[panel_axis]) for r in ok}, key=orders[panel_axis]) if panel_axis else [None]
@@ -216,16 +204,15 @@ def _heat_map(figures: Path, ok: list[dict], swept: list[str], a: str, b: str, m
     finite = np.concatenate([g[np.isfinite(g)] for g in grids]) if grids else np.array([])
     lo, hi = (0.0, 1.0) if rate else ((finite.min(), finite.max()) if finite.size else (0, 1))
     log = not rate and finite.size and finite.min() > 0 and hi / lo >= 50
+    vmin, vmax = (np.log10(lo), np.log10(hi)) if log else (lo, hi)
     fig, axes = plt.subplots(1, len(panels), figsize=(1.2 + 3.6 * len(panels), 3.8), squeeze=False)
     for ax, pv, grid in zip(axes[0], panels, grids):
         shown = np.log10(grid) if log else grid
-        im = ax.imshow(shown, origin="lower", aspect="auto", cmap="viridis",
-                       vmin=np.log10(lo) if log else lo, vmax=np.log10(hi) if log else hi)
+        im = ax.imshow(shown, origin="lower", aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax)
         for (j, i), v in np.ndenumerate(grid):
             if np.isfinite(v):
                 ax.text(i, j, f"{v:.2f}" if rate else f"{v:.3g}", ha="center", va="center", fontsize=7,
-                        color="white" if (shown[j, i] - (np.log10(lo) if log else lo)) <
-                        0.5 * ((np.log10(hi) - np.log10(lo)) if log else (hi - lo)) else "black")
+                        color="white" if shown[j, i] - vmin < 0.5 * (vmax - vmin) else "black")
         ax.set_xticks(np.arange(len(xa)), [f"{v:.3g}" if isinstance(v, float) else str(v) for v in xa], fontsize=7)
         ax.set_yticks(np.arange(len(xb)), [f"{v:.3g}" if isinstance(v, float) else str(v) for v in xb], fontsize=7)
         ax.set_xlabel(a)
@@ -244,12 +231,8 @@ def _heat_map(figures: Path, ok: list[dict], swept: list[str], a: str, b: str, m
 def summarize(out: Path) -> dict:
     """Counts of the sweep in ``out``: points, ok, failed, pending; and the failures' error classes."""
     _, rows = load_table(out)
-    status = defaultdict(int)
-    errors = defaultdict(int)
-    for r in rows:
-        status[r["status"]] += 1
-        if r["status"] == "failed":
-            errors[r["error_class"]] += 1
+    status = Counter(r["status"] for r in rows)
+    errors = Counter(r["error_class"] for r in rows if r["status"] == "failed")
     return {"points": len(rows), "ok": status["ok"], "failed": status["failed"], "pending": status["pending"],
             "errors": dict(errors)}
 

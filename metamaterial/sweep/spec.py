@@ -107,8 +107,7 @@ def shape_key(cfg: Config) -> str:
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
     """Read and expand the sweep spec at ``path``; ``overrides`` (``key.path=value``) change its base config."""
     p = Path(path)
-    doc = read_document(p)
-    return expand_sweep(doc, str(p), p.parent, overrides)
+    return expand_sweep(read_document(p), str(p), p.parent, overrides)
 
 
 def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[str] | None = None) -> SweepSpec:
@@ -126,16 +125,15 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
         apply_override(base_raw, item)
     base = config_from_document(copy.deepcopy(base_raw), f"{base_source} with set/--set" if changes else base_source,
                                 base_dir)
-    blocks = [_block(group, doc[group], source, base) for group in GROUPS if doc.get(group) is not None]
-    axes = [key for block in blocks for key in block[0]]
-    seen: set[str] = set()
-    for key in axes:
-        if key in seen:
+    groups = [g for g in GROUPS if doc.get(g) is not None]
+    blocks = [_block(group, doc[group], source, base) for group in groups]
+    axes = [key for keys, _ in blocks for key in keys]
+    for i, key in enumerate(axes):
+        if key in axes[:i]:
             raise ConfigError(f"{source}: {key}: swept by two axes; give each key path one axis")
-        seen.add(key)
-    for group, (keys, rows) in zip([g for g in GROUPS if doc.get(g) is not None], blocks):
-        for key in keys:  # each value alone on the base: an error names its axis, key and value
-            for value in dict.fromkeys(json.dumps(row[keys.index(key)]) for row in rows):
+    for group, (keys, rows) in zip(groups, blocks):
+        for j, key in enumerate(keys):  # each value alone on the base: an error names its axis, key and value
+            for value in dict.fromkeys(json.dumps(row[j]) for row in rows):
                 _point_config(base_raw, {key: json.loads(value)}, f"{source}: {group} {key}={value}", base_dir)
     points = []
     for i, combo in enumerate(itertools.product(*[rows for _, rows in blocks])):
@@ -155,7 +153,7 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
 def _base(doc: dict, source: str, spec_dir: Path) -> tuple[dict, str, Path]:
     base = doc.get("base")
     if isinstance(base, str):
-        path = (spec_dir / base) if not Path(base).is_absolute() else Path(base)
+        path = spec_dir / base  # an absolute base replaces spec_dir
         return read_document(path), str(path), path.parent
     if isinstance(base, dict):
         return copy.deepcopy(base), f"{source}: base", spec_dir

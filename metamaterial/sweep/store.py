@@ -17,6 +17,7 @@ are single ``O_APPEND`` writes, whole even when several processes append at once
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -60,15 +61,14 @@ def write_result(out: Path, key: str, record: dict) -> bool:
         f.flush()
         os.fsync(f.fileno())
     try:
-        try:
-            os.link(tmp, path)
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        old = read_result(out, key)
+        if old is None or (old.get("status") != "ok" and record.get("status") == "ok"):
+            os.replace(tmp, path)  # an unreadable record, or a failure retried with success
             return True
-        except FileExistsError:
-            old = read_result(out, key)
-            if old is None or (old.get("status") != "ok" and record.get("status") == "ok"):
-                os.replace(tmp, path)  # an unreadable record, or a failure retried with success
-                return True
-            return False
+        return False
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -121,10 +121,8 @@ def read_events(out: Path) -> list[dict]:
         return []
     events = []
     for line in lines:
-        try:
+        with contextlib.suppress(ValueError):
             events.append(json.loads(line))
-        except ValueError:
-            continue
     return events
 
 
