@@ -175,15 +175,13 @@ def load_model_card(path: str | Path) -> tuple[str, ModelCard]:
     except OSError as err:
         raise ConfigError(f"{p}: cannot read the model card (got {err.strerror}); check device.model_file") from err
     lines = [ln.rstrip() for ln in text.splitlines()]
-    models = []
     for i, ln in enumerate(lines, 1):
         if not _CARD_LINE.match(ln) or any(c in ln for c in ";`$\\") or ln.lower().lstrip().startswith(
                 (".control", ".endc")):
             raise ConfigError(f"{p}:{i}: only comments, one '.model NAME nmos (...)' line and '+' continuations are "
                               f"allowed (got {ln.strip()[:60]!r}); remove the line")
-        if ln.lower().lstrip().startswith(".model"):
-            models.append(i)
-    if len(models) != 1:
-        raise ConfigError(f"{p}: expected exactly one .model line (got {len(models)}); keep one card per file")
+    models = sum(ln.lower().lstrip().startswith(".model") for ln in lines)
+    if models != 1:
+        raise ConfigError(f"{p}: expected exactly one .model line (got {models}); keep one card per file")
     card = "\n".join(ln for ln in lines if ln.strip() and not ln.lstrip().startswith("*"))
     return card, parse_model_card(card, str(p))

@@ -204,8 +204,7 @@ class DeviceConfig(_Strict):
         """The ``devices.ProcessCorner`` that ``corner`` names."""
         if self.corner in CORNERS:
             return CORNERS[self.corner]
-        c = self.corners[self.corner]
-        return ProcessCorner(self.corner, vto_shift=c.vto_shift, k_scale=c.k_scale)
+        return ProcessCorner(self.corner, **self.corners[self.corner].model_dump())
 
     @model_validator(mode="after")
     def _ranges(self) -> DeviceConfig:
@@ -582,30 +581,23 @@ def set_key_path(raw: dict, key: str, value: Any, where: str) -> None:
     node: Any = raw
     for depth, part in enumerate(parts):
         at = key_path(tuple(int(x) if x.isdigit() else x for x in parts[:depth]))
-        last = depth == len(parts) - 1
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
                 raise ConfigError(f"{where}: {at} is a list of {len(node)} item(s) (got index {part!r}); "
                                   f"give an index from 0 to {len(node) - 1}")
-            if last:
-                node[int(part)] = value
-            else:
-                node = node[int(part)]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = value
-            else:
-                node = node.setdefault(part, {})
-        else:
+            part = int(part)
+        elif not isinstance(node, dict):
             raise ConfigError(f"{where}: {at} is a value, not a section (got {node!r}); check the key path "
                               "against the config")
+        if depth == len(parts) - 1:
+            node[part] = value
+        else:
+            node = node[part] if isinstance(node, list) else node.setdefault(part, {})
 
 
 def _resolve_paths(cfg: Config, base: Path) -> Config:
     def fix(v: str | None) -> str | None:
-        if v is None or Path(v).is_absolute():
-            return v
-        return str((base / v).resolve())
+        return v if v is None or Path(v).is_absolute() else str((base / v).resolve())
     return cfg.model_copy(update={
         "network": cfg.network.model_copy(update={"file": fix(cfg.network.file)}),
         "device": cfg.device.model_copy(update={"model_file": fix(cfg.device.model_file)}),

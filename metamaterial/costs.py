@@ -19,6 +19,7 @@ import numpy as np
 from .config import Config, load_config
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, initial_controls, make_solver, replica_setup
+from .plots import _pyplot, _save
 from .runfiles import json_text
 from .timing import MosCapacitances, PeripheryParams, SettleParams
 
@@ -82,10 +83,10 @@ def timing_params(cfg: Config) -> tuple[MosCapacitances, PeripheryParams, Settle
 
 
 def _progress(enabled: bool, total: int, desc: str, unit: str):
-    if not enabled or not sys.stderr.isatty():  # a log file would get every redraw
-        return None
+    """A tqdm bar, drawn only on a terminal (a log file would get every redraw); use it as a context manager."""
     from tqdm import tqdm  # noqa: PLC0415
-    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, mininterval=0.5)
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, mininterval=0.5,
+                disable=not enabled or not sys.stderr.isatty())
 
 
 # -- energy: operating-point power --------------------------------------------------------------------------
@@ -100,30 +101,23 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = T
 
     setup = src.setup()
     c, task = setup.circuit, setup.task
-    bar = _progress(progress, 2, f"energy {src.config.name}", "phase")
-    with make_solver(setup) as solver:
+    with _progress(progress, 2, f"energy {src.config.name}", "phase") as bar, make_solver(setup) as solver:
         free = solver.solve(c, src.controls, task.inputs).voltages
-        _tick(bar)
+        bar.update(1)
         clamps = setup.rule.clamp(c, free, task.targets, task.classes)
         clamped = solver.solve(c, src.controls, task.inputs, clamps).voltages
-        _tick(bar)
+        bar.update(1)
         backend = solver.name
-    if bar is not None:
-        bar.close()
     power = power_report(c, src.controls, free, clamped)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "power.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["point", "twin", "edge", "node_a", "node_b", "drop_v", "power_w"])
-        for twin, v, p in (("free", free, power.free), ("clamped", clamped, power.clamped)):
-            drop = v[:, c.edges[:, 0]] - v[:, c.edges[:, 1]]
-            for d in range(task.n_points):
-                for e, (a, b) in enumerate(c.edges):
-                    w.writerow([d, twin, e, int(a), int(b), repr(float(drop[d, e])), repr(float(p[d, e]))])
-    s = power.summary()
+    drops = [v[:, c.edges[:, 0]] - v[:, c.edges[:, 1]] for v in (free, clamped)]
+    _write_csv(out / "power.csv", ["point", "twin", "edge", "node_a", "node_b", "drop_v", "power_w"],
+               ([d, twin, e, int(a), int(b), repr(float(drop[d, e])), repr(float(p[d, e]))]
+                for twin, drop, p in zip(("free", "clamped"), drops, (power.free, power.clamped))
+                for d in range(task.n_points) for e, (a, b) in enumerate(c.edges)))
     result = {
         "name": src.config.name, "task": task.name, "source": src.label, "backend": backend,
-        "n_edges": c.n_edges, "n_points": task.n_points, "summary": s,
+        "n_edges": c.n_edges, "n_points": task.n_points, "summary": power.summary(),
         "points": [{"input_v": task.inputs[d].tolist(), "free_total_w": float(power.total_free[d]),
                     "clamped_total_w": float(power.total_clamped[d])} for d in range(task.n_points)],
         "edges": [{"edge": e, "nodes": [int(a), int(b)], "free_median_w": float(np.median(power.free[:, e])),
@@ -135,11 +129,6 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = T
     if plots:
         plot_power_map(out / "power_map.png", setup, power.free, power.clamped)
     return result
-
-
-def _tick(bar) -> None:
-    if bar is not None:
-        bar.update(1)
 
 
 # -- transient: settling and energy per inference -------------------------------------------------------------
@@ -164,16 +153,12 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
     c, x = setup.circuit, setup.task.inputs
     caps, periphery, settle = timing_params(src.config)
     pairs = inference_steps(setup.task.n_points, steps)
-    bar = _progress(progress, len(pairs), f"transient {src.config.name}", "step")
     responses = []
-    try:
+    with _progress(progress, len(pairs), f"transient {src.config.name}", "step") as bar:
         for a, b in pairs:
             responses.append(step_response(c, src.controls, x[a], x[b], capacitances=caps, periphery=periphery,
                                            settle=settle, options=setup.options))
-            _tick(bar)
-    finally:
-        if bar is not None:
-            bar.close()
+            bar.update(1)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for k, ((a, b), r) in enumerate(zip(pairs, responses)):
@@ -184,10 +169,7 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
                      "static_fraction": r.static_energy / r.energy if r.settled and r.energy > 0 else None,
                      "output_step_v": float(np.max(np.abs(o_after - o_before))),
                      "final_vs_dc_v": float(np.max(np.abs(r.voltages[-1] - r.dc_after)))})
-    with open(out / "transient.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    _write_csv(out / "transient.csv", list(rows[0]), (["" if v is None else v for v in row.values()] for row in rows))
     _write_waves(out, c, pairs, responses)
     t_s = np.array([r["settling_time_s"] for r in rows], float)
     e_t = np.array([r["energy_per_transistor_j"] for r in rows], float)
@@ -223,20 +205,16 @@ def timing_sensitivity(src: Source, base: dict, factor: float = 2.0, progress: b
                 "amplifier capacitance": (caps, replace(per, amplifier_capacitance=factor * per.amplifier_capacitance)),
                 "input rise": (caps, replace(per, input_rise=factor * per.input_rise))}
     rows = [r for r in base["steps"] if r["settled"] and r["settling_time_s"] > 0]
-    bar = _progress(progress, len(variants) * len(rows), f"sensitivity {src.config.name}", "step")
     out = {}
-    try:
+    with _progress(progress, len(variants) * len(rows), f"sensitivity {src.config.name}", "step") as bar:
         for name, (cv, pv) in variants.items():
             ratios = []
             for r in rows:
                 t = step_response(c, src.controls, x[r["from"]], x[r["to"]], capacitances=cv, periphery=pv,
                                   settle=settle, options=setup.options).settling_time
                 ratios.append(t / r["settling_time_s"] - 1)
-                _tick(bar)
+                bar.update(1)
             out[name] = float(np.nanmedian(ratios)) if ratios else float("nan")
-    finally:
-        if bar is not None:
-            bar.close()
     return out
 
 
@@ -255,25 +233,20 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
 
     setup = src.setup()
     caps, periphery, _ = timing_params(src.config)
-    bar = _progress(progress, 2, f"learning transient {src.config.name}", "run")
-    t0 = time.perf_counter()
-    tran = run_learning(setup, src.controls, steps, caps, periphery)
-    t_tran = time.perf_counter() - t0
-    _tick(bar)
-    t0 = time.perf_counter()
-    ref = quasi_static(setup, src.controls, steps, seed=src.config.seed)
-    t_ref = time.perf_counter() - t0
-    _tick(bar)
-    if bar is not None:
-        bar.close()
+    with _progress(progress, 2, f"learning transient {src.config.name}", "run") as bar:
+        t0 = time.perf_counter()
+        tran = run_learning(setup, src.controls, steps, caps, periphery)
+        t_tran = time.perf_counter() - t0
+        bar.update(1)
+        t0 = time.perf_counter()
+        ref = quasi_static(setup, src.controls, steps, seed=src.config.seed)
+        t_ref = time.perf_counter() - t0
+        bar.update(1)
     agreement = compare(tran, ref, src.controls)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "learning_gates.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["step", "edge", "transient_v", "quasi_static_v"])
-        for k in range(steps):
-            for e in range(setup.circuit.n_edges):
-                w.writerow([k, e, repr(float(tran.gates_after[k, e])), repr(float(ref[k, e]))])
+    _write_csv(out / "learning_gates.csv", ["step", "edge", "transient_v", "quasi_static_v"],
+               ([k, e, repr(float(tran.gates_after[k, e])), repr(float(ref[k, e]))]
+                for k in range(steps) for e in range(setup.circuit.n_edges)))
     hw = setup.hardware
     result = {"name": src.config.name, "task": setup.task.name, "source": src.label, "steps": steps,
               "schedule": setup.params.schedule.kind, "loss": setup.rule.loss,
@@ -300,15 +273,13 @@ def plot_learning(path: Path, tran, ref: np.ndarray, start: np.ndarray) -> Path:
     a.set_prop_cycle(None)
     k = np.arange(1, len(ref) + 1)
     a.plot(k, ref, ".", ms=3)
-    a.set_xlabel("training step")
-    a.set_ylabel("gate voltage (V)")
+    a.set(xlabel="training step", ylabel="gate voltage (V)")
     a.set_title("gates: ngspice transient (lines), quasi-static loop (dots)", fontsize=9)
     diff = np.abs(tran.gates_after - ref).max(axis=1)
     moved = np.abs(ref - np.asarray(start)[None]).max(axis=1)
     b.semilogy(k, np.maximum(diff, 1e-16), label="max |transient - quasi-static|")
     b.semilogy(k, np.maximum(moved, 1e-16), label="max |gate - start|")
-    b.set_xlabel("training step")
-    b.set_ylabel("V")
+    b.set(xlabel="training step", ylabel="V")
     b.legend(fontsize=8)
     b.set_title(f"t_settle {tran.plan.t_settle:.3g} s, t_learn {tran.plan.t_learn:.3g} s", fontsize=9)
     for ax in (a, b):
@@ -322,46 +293,42 @@ def _nan_stat(fn, values: np.ndarray) -> float | None:
 
 def _write_waves(out: Path, c, pairs, responses) -> None:
     """waves.csv: step, time from the step (s), each output (V), drivers' power (W); waves.npz: every node."""
-    names = [f"out{k}_v" for k in range(c.n_outputs)]
-    with open(out / "waves.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["step", "time_s", *names, "supply_power_w"])
-        for k, r in enumerate(responses):
-            for t, o, p in zip(r.time - r.t_step, r.outputs, r.supply_power):
-                w.writerow([k, f"{t:.9e}", *(f"{v:.9e}" for v in o), f"{p:.9e}"])
+    _write_csv(out / "waves.csv", ["step", "time_s", *(f"out{k}_v" for k in range(c.n_outputs)), "supply_power_w"],
+               ([k, f"{t:.9e}", *(f"{v:.9e}" for v in o), f"{p:.9e}"] for k, r in enumerate(responses)
+                for t, o, p in zip(r.time - r.t_step, r.outputs, r.supply_power)))
     arrays = {f"step{k}_time": r.time - r.t_step for k, r in enumerate(responses)}
     arrays.update({f"step{k}_voltages": r.voltages for k, r in enumerate(responses)})
     np.savez_compressed(out / "waves.npz", pairs=np.array(pairs), **arrays)
 
 
+def _write_csv(path: Path, header: list, rows) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
 # -- figures ------------------------------------------------------------------------------------------------
-def _pyplot():
-    import matplotlib  # noqa: PLC0415
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    return plt
-
-
 def _layout(setup: Setup) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
-    """Node positions (x, y) for drawing, and the lattice's size (rows, cols) when it is one (else None)."""
+    """Node positions (x, y) for drawing, and the periodic lattice's span (x: its columns, y: its rows) when it is
+    one (else None)."""
     import networkx as nx  # noqa: PLC0415
 
     g = build_network(setup.config)
     if all("pos" in g.nodes[n] for n in g.nodes):
         pos = {n: np.array([g.nodes[n]["pos"][1], -g.nodes[n]["pos"][0]], float) for n in g.nodes}
         net = setup.config.network
-        return pos, np.array([net.rows, net.cols]) if net.kind == "lattice" and net.periodic else None
+        return pos, np.array([net.cols, net.rows], float) if net.kind == "lattice" and net.periodic else None
     return {n: np.asarray(p) for n, p in nx.spring_layout(g, seed=0).items()}, None
 
 
-def _segments(setup: Setup, pos: dict, size: np.ndarray | None) -> list[list[np.ndarray]]:
+def _segments(setup: Setup, pos: dict, span: np.ndarray | None) -> list[list[np.ndarray]]:
     """Per edge, the line segments that draw it: one, or two half edges leaving the picture for a periodic wrap."""
     segs = []
     for a, b in setup.circuit.edges:
         pa, pb = pos[int(a)], pos[int(b)]
         d = pb - pa
-        if size is not None and np.any(np.abs(d) > 1.5):
-            span = np.array([size[1], size[0]], float)  # x spans the columns, y the rows
+        if span is not None and np.any(np.abs(d) > 1.5):
             d = d - np.sign(d) * span * (np.abs(d) > 1.5)
             segs.append([np.array([pa, pa + d / 2]), np.array([pb, pb - d / 2])])
         else:
@@ -376,8 +343,9 @@ def plot_power_map(path: Path, setup: Setup, free: np.ndarray, clamped: np.ndarr
 
     plt = _pyplot()
     c = setup.circuit
-    pos, size = _layout(setup)
-    segs = _segments(setup, pos, size)
+    pos, span = _layout(setup)
+    segs = _segments(setup, pos, span)
+    lines = [s for parts in segs for s in parts]
     med = [np.median(free, axis=0), np.median(clamped, axis=0)]
     positive = np.concatenate([m[m > 0] for m in med])
     hi = float(positive.max()) if len(positive) else 1e-3
@@ -387,10 +355,7 @@ def plot_power_map(path: Path, setup: Setup, free: np.ndarray, clamped: np.ndarr
     roles = {**{int(n): ("input", "C0") for n in c.inputs}, **{int(n): ("rail", "C3") for n in c.rails},
              **{int(n): ("output", "C2") for n in c.clamp_nodes}}
     for ax, m, title in zip(axes, med, ("free twin", "clamped twin")):
-        lines, values = [], []
-        for e, parts in enumerate(segs):
-            lines += parts
-            values += [max(float(m[e]), lo)] * len(parts)
+        values = [max(float(m[e]), lo) for e, parts in enumerate(segs) for _ in parts]
         lc = LineCollection(lines, array=np.array(values), cmap="inferno", norm=norm, linewidths=4)
         ax.add_collection(lc)
         xy = np.array(list(pos.values()))
@@ -400,12 +365,10 @@ def plot_power_map(path: Path, setup: Setup, free: np.ndarray, clamped: np.ndarr
         handles, labels = ax.get_legend_handles_labels()
         keep = dict(zip(labels, handles))
         ax.legend(keep.values(), keep.keys(), fontsize=7, loc="upper right")
-        ax.set_title(f"{setup.task.name}, {title}: median power per transistor")
-        ax.set_aspect("equal")
+        ax.set(title=f"{setup.task.name}, {title}: median power per transistor", aspect="equal")
         ax.autoscale()
         ax.margins(0.12)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
         fig.colorbar(lc, ax=ax, label="power (W)", shrink=0.8)
     return _save(fig, path, plt)
 
@@ -419,9 +382,7 @@ def plot_waveforms(path: Path, c, controls: np.ndarray, pairs, responses) -> Pat
         t = (r.time - r.t_step) * 1e6
         for o in range(r.outputs.shape[1]):
             a.plot(t, r.outputs[:, o] * 1e3, lw=1, label=f"step {pairs[k][0]}->{pairs[k][1]}" if o == 0 else None)
-    a.set_xlabel("time from the step (us)")
-    a.set_ylabel("output (mV)")
-    a.set_title("outputs")
+    a.set(xlabel="time from the step (us)", ylabel="output (mV)", title="outputs")
     if len(responses) <= 10:
         a.legend(fontsize=7)
     times = np.array([r.settling_time for r in responses])
@@ -432,13 +393,11 @@ def plot_waveforms(path: Path, c, controls: np.ndarray, pairs, responses) -> Pat
     if r.settled:
         b.axvline(r.settling_time * 1e6, color="k", ls="--", lw=1, label=f"settled {r.settling_time * 1e9:.0f} ns")
         b.legend(fontsize=7)
-    b.set_xlabel("time from the step (us)")
-    b.set_ylabel("node voltage (mV)")
-    b.set_title(f"every node, slowest step ({pairs[slow][0]}->{pairs[slow][1]})")
+    b.set(xlabel="time from the step (us)", ylabel="node voltage (mV)",
+          title=f"every node, slowest step ({pairs[slow][0]}->{pairs[slow][1]})")
     g.plot(t, np.broadcast_to(controls, (len(t), len(controls))), lw=0.8)
-    g.set_xlabel("time from the step (us)")
-    g.set_ylabel("gate voltage (V)")
-    g.set_title("gates (held: the gate capacitors hold uF)")
+    g.set(xlabel="time from the step (us)", ylabel="gate voltage (V)",
+          title="gates (held: the gate capacitors hold uF)")
     for ax in (a, b, g):
         ax.grid(alpha=0.3)
     return _save(fig, path, plt)
@@ -455,15 +414,7 @@ def plot_settling(path: Path, settling: np.ndarray) -> Path:
         ax.hist(moved * 1e6, bins=bins * 1e6, color="C0")
         ax.set_xscale("log")
     zero, unsettled = int(np.sum(settling == 0)), int(np.sum(np.isnan(settling)))
-    ax.set_xlabel("settling time (us)")
-    ax.set_ylabel("steps")
+    ax.set(xlabel="settling time (us)", ylabel="steps")
     ax.set_title(f"settling: {len(moved)} steps; {zero} inside the band (0 s), {unsettled} not settled", fontsize=9)
     ax.grid(alpha=0.3)
     return _save(fig, path, plt)
-
-
-def _save(fig, path: Path, plt) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

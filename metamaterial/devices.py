@@ -73,6 +73,11 @@ class EdgeDevice(ABC):
     conducts_to_ground: ClassVar[bool] = False
     #: whether each terminal has a bulk diode to ground (``junction_current``)
     bulk_junctions: ClassVar[bool] = False
+    #: whether twin mismatch (``Mismatch``) can be applied to this device
+    supports_mismatch: ClassVar[bool] = False
+    #: whether the current out of each terminal is known to grow with that terminal's voltage and fall with the
+    #: other's (then every node voltage is a non-decreasing function of every source: ``diagnostics``)
+    monotone: ClassVar[bool] = True
 
     def edge_current(self, va: np.ndarray, vb: np.ndarray, controls: np.ndarray, vto: np.ndarray | None = None,
                      beta: np.ndarray | None = None, gmin: float = 1e-12,
@@ -87,21 +92,10 @@ class EdgeDevice(ABC):
         """Conductance (S) of a linear edge's controls (the controls themselves, unless a kind says otherwise)."""
         return np.asarray(controls, float)
 
-    @property
-    def supports_mismatch(self) -> bool:
-        """Whether twin mismatch (``Mismatch``) can be applied to this device."""
-        return False
-
     def mismatch_refusal(self, where: str) -> str:
         """Why this device cannot take twin mismatch, as an error message naming ``where``."""
         return (f"{where}: twin mismatch shifts transistors, and a {self.kind} network has none (got device.kind="
                 f"{self.kind}); remove device.mismatch or use device.kind: nmos")
-
-    @property
-    def monotone(self) -> bool:
-        """Whether the current out of each terminal is known to grow with that terminal's voltage and fall with the
-        other's (then every node voltage is a non-decreasing function of every source: ``diagnostics``)."""
-        return True
 
     def default_bounds(self) -> tuple[float, float]:
         """(low, high) the controls are kept in when the configuration gives no bounds."""
@@ -239,7 +233,7 @@ class NmosParams(EdgeDevice):
         return self.kp * self.w / (self.l - 2 * self.ld)
 
     @property
-    def supports_mismatch(self) -> bool:
+    def supports_mismatch(self) -> bool:  # type: ignore[override]
         """A built-in preset or a level-1 card: V_T is shifted in a card per transistor, K scaled through the width
         (exact at level 1, K = kp W / (L - 2 LD)); a level-2 or 3 card is refused (``mismatch_refusal``)."""
         return card_level(self) == 1
@@ -294,10 +288,9 @@ class NmosParams(EdgeDevice):
         series resistances the body must be terminal a's (``body_series_current``)."""
         if self.law == THREE_REGIME:
             return three_regime_current(self, va, vb, vg, vto, beta, gmin)
-        if (self.rd or self.rs) and vbody is not None:
-            return body_series_current(self, va, vb, vg, vto, beta, gmin, vt)
         if self.rd or self.rs:
-            return series_current(self, va, vb, vg, vto, beta, gmin, vt)
+            law = series_current if vbody is None else body_series_current
+            return law(self, va, vb, vg, vto, beta, gmin, vt)
         return nmos_current(self, va, vb, vg, vto, beta, vbody)
 
     def at_temperature(self, celsius: float) -> NmosParams:
@@ -345,7 +338,7 @@ class NmosParams(EdgeDevice):
         return self.bulk_junctions
 
     @property
-    def monotone(self) -> bool:
+    def monotone(self) -> bool:  # type: ignore[override]
         """True at level 1 (gm, gds, gmbs >= 0 in every region) and for the three-regime law (forward minus reverse
         current of one increasing function); not established for a level-2 or 3 card."""
         return card_level(self) == 1
@@ -438,9 +431,7 @@ class PotentiometerParams(EdgeDevice):
         frac = np.asarray(taps, dtype=float) / (self.n_taps - 1)
         return (1.0 / self.r_max) * (self.r_max / self.r_min) ** frac
 
-    def edge_controls(self, controls: np.ndarray) -> np.ndarray:
-        """The conductance (S) of each tap."""
-        return self.conductance(controls)
+    edge_controls = conductance  # the solver sees each tap's conductance (S)
 
     def _physical_range(self) -> tuple[float, float]:
         return (0.0, float(self.n_taps - 1))
@@ -553,9 +544,7 @@ def nmos_from_card(path: str | Path, w: float = 10e-6, l: float = 10e-6) -> Nmos
 
 def card_level(params: NmosParams) -> int:
     """The MOS level a model card declares (1 for the built-in presets)."""
-    if params.model_card is None:
-        return 1
-    return parse_model_card(params.model_card, "NmosParams.model_card").level
+    return 1 if params.model_card is None else parse_model_card(params.model_card, "NmosParams.model_card").level
 
 
 @dataclass(frozen=True)
@@ -612,13 +601,10 @@ def nmos_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,
                    np.where(lin, betap * (vgst - vds) + p.lambda_ * beta * vds * (vgst - 0.5 * vds), 0.0))
     gmbs = -gm * dvon_dvbs
     # d ids / d vs = -(gm + gds + gmbs) since vgs, vds, vbs all fall with vs; d/dvd = gds; d/dvg = gm.
-    d_vd = gds
     d_vs = -(gm + gds + gmbs)
     sign = np.where(forward, 1.0, -1.0)
-    current = sign * ids
-    d_va = sign * np.where(forward, d_vd, d_vs)
-    d_vb = sign * np.where(forward, d_vs, d_vd)
-    return MosCurrents(current=current, d_va=d_va, d_vb=d_vb, d_vg=sign * gm)
+    return MosCurrents(current=sign * ids, d_va=sign * np.where(forward, gds, d_vs),
+                       d_vb=sign * np.where(forward, d_vs, gds), d_vg=sign * gm)
 
 
 #: the local solve of ``series_current``: Newton steps at most (each bisects when it would leave the bracket), and the
@@ -744,8 +730,7 @@ def three_regime_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.n
     k = p.beta if beta is None else beta
     f_b, g_b = _forward_current(vg - vt - vb, k, p.sub_join, p.sub_decade)
     f_a, g_a = _forward_current(vg - vt - va, k, p.sub_join, p.sub_decade)
-    current = f_b - f_a + gmin * (va - vb)
-    return MosCurrents(current=current, d_va=g_a + gmin, d_vb=-g_b - gmin, d_vg=g_b - g_a)
+    return MosCurrents(current=f_b - f_a + gmin * (va - vb), d_va=g_a + gmin, d_vb=-g_b - gmin, d_vg=g_b - g_a)
 
 
 def _forward_current(x: np.ndarray, k: np.ndarray | float, join: float, decade: float) -> tuple[np.ndarray, np.ndarray]:

@@ -85,8 +85,7 @@ def range_warnings(circuit: Circuit, task: Task) -> list[str]:
            + ")")
     out = []
     if not task.is_classification:
-        below, above = np.maximum(lo - task.targets, 0), np.maximum(task.targets - hi, 0)
-        miss = below + above
+        miss = np.maximum(lo - task.targets, 0) + np.maximum(task.targets - hi, 0)  # distance outside [lo, hi]
         for k in np.flatnonzero((miss > MIN_GAP_V).any(axis=0)):
             bad = np.flatnonzero(miss[:, k] > MIN_GAP_V)
             kind = "differential output" if circuit.differential[k] else "single-ended output"

@@ -138,9 +138,8 @@ def update_cost(before: np.ndarray, after: np.ndarray, hardware: HardwareParams)
                               f"{after.shape}); pass the gate voltages [E] of one network")
     dv = after - before
     q = hardware.capacitance * dv
-    dissipated = float((q**2).sum() * hardware.resistance / hardware.t_learn)
-    stored = float((hardware.capacitance * (before * dv + 0.5 * dv**2)).sum())
-    return UpdateCost(charge=q, dissipated=dissipated, stored=stored)
+    return UpdateCost(charge=q, dissipated=float((q**2).sum() * hardware.resistance / hardware.t_learn),
+                      stored=float((hardware.capacitance * (before * dv + 0.5 * dv**2)).sum()))
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,9 @@ import numpy as np
 from .devices import NmosParams
 from .errors import SimulationError, ValidationError
 from .experiment import Setup, make_trainer
-from .netlist import num, temperature_options
+from .netlist import num
 from .timing import MosCapacitances, PeripheryParams
-from .transient import ABSTOL_FLOOR, _mos_cards, _run
+from .transient import _mos_cards, _options, _run, _tran
 
 #: samples of the gate waveforms per slot (ngspice's largest step is the slot's period over this)
 POINTS_PER_STEP = 40
@@ -67,20 +67,12 @@ class StepPlan:
         """Seconds of one slot."""
         return self.rise + self.t_settle + self.t_learn * (1 + SWITCH_EDGE)
 
-    @property
-    def steps(self) -> int:
-        return len(self.points) // self.per_step
-
     def window_start(self, k: int) -> float:
         return k * self.period + self.rise + self.t_settle
 
-    def window_end(self, k: int) -> float:
-        """When the switch of slot k is fully open again."""
-        return self.window_start(k) + self.t_learn * (1 + SWITCH_EDGE)
-
     def step_end(self, s: int) -> float:
-        """When the last window of training step s is fully open again."""
-        return self.window_end((s + 1) * self.per_step - 1)
+        """When the switch of the last window of training step s is fully open again."""
+        return self.window_start((s + 1) * self.per_step - 1) + self.t_learn * (1 + SWITCH_EDGE)
 
 
 def slots(setup: Setup, steps: int) -> tuple[np.ndarray, int]:
@@ -93,7 +85,7 @@ def slots(setup: Setup, steps: int) -> tuple[np.ndarray, int]:
 
 
 def _check(setup: Setup) -> None:
-    c, rule = setup.circuit, setup.rule
+    c, rule, task, dyn = setup.circuit, setup.rule, setup.task, setup.dynamics
     if not isinstance(c.device, NmosParams):
         raise ValidationError(f"learning_hardware: needs a transistor network (got device {c.device.name}); set "
                               "device.kind: nmos")
@@ -112,12 +104,10 @@ def _check(setup: Setup) -> None:
     if rule.rate_decay != 1.0:
         raise ValidationError(f"learning_hardware: the learning transient keeps one switch time, one rate (got "
                               f"learning.rate_decay={rule.rate_decay}); remove learning.rate_decay")
-    task = setup.task
     if rule.hinge and (task.decode != "nearest" or c.n_outputs != 1 or task.levels is None):
         raise ValidationError(f"learning_hardware: the hinge in the transient compares one output with its class "
                               f"levels (got decode={task.decode}, {c.n_outputs} outputs); use a task read by "
                               "its nearest level on one output, or loss: mse")
-    dyn = setup.dynamics
     if dyn.leak_tau is not None or dyn.bias is not None or setup.params.read_noise or dyn.dead_band:
         raise ValidationError("learning_hardware: leak, learning bias, read noise and a dead band are not modelled "
                               "in the learning transient; remove learning.leak, learning.bias/bias_sigma, "
@@ -158,11 +148,8 @@ def learning_netlist(setup: Setup, controls: np.ndarray, plan: StepPlan, capacit
     if controls.shape != (c.n_edges,):
         raise ValidationError(f"learning_hardware: controls must have shape ({c.n_edges},) (got {controls.shape}); "
                               "pass one gate voltage per edge")
-    opt = setup.options
     lines = [f"* metamaterial learning hardware: {len(plan.points)} steps, {c.n_edges} edges x 2 twins",
-             f".options gmin={num(c.gmin)} reltol={num(opt.reltol)} abstol={num(max(opt.abstol, ABSTOL_FLOOR))} "
-             f"vntol={num(opt.vntol)} itl1={int(opt.itl1)}", *temperature_options(c)]
-    lines += _mos_cards(c, capacitances)
+             *_options(c, setup.options), *_mos_cards(c, capacitances)]
     x, y = task.inputs[plan.points], task.targets[plan.points]
     for twin in ("f", "c"):
         for k, node in enumerate(c.inputs):
@@ -171,19 +158,15 @@ def learning_netlist(setup: Setup, controls: np.ndarray, plan: StepPlan, capacit
             lines.append(f"VR{k}{twin} {twin}{int(node)} 0 dc {num(volts)}")
     for k in range(c.n_outputs):
         lines.append(f"VL{k} lab{k} 0 {_stepped(plan, y[:, k])}")
-    lines.append(f"VLW lw 0 {_switch(plan)}")
-    switch = "V(lw)"
-    if rule.hinge:
-        lines += _hinge(setup, plan)
-        switch = "V(lw) * V(act)"
+    lines += [f"VLW lw 0 {_switch(plan)}", *(_hinge(setup, plan) if rule.hinge else [])]
+    switch = "V(lw) * V(act)" if rule.hinge else "V(lw)"
     eta = rule.nudge
     for k, (p, n) in enumerate(zip(c.out_pos, c.out_neg)):
         if n < 0:
             lines.append(f"BCL{k} c{p} 0 V = V(f{p}) + {num(eta)} * (V(lab{k}) - V(f{p}))")
         else:
             push = f"{num(eta / 2)} * (V(lab{k}) - (V(f{p}) - V(f{n})))"
-            lines.append(f"BCL{k} c{p} 0 V = V(f{p}) + {push}")
-            lines.append(f"BCN{k} c{n} 0 V = V(f{n}) - {push}")
+            lines += [f"BCL{k} c{p} 0 V = V(f{p}) + {push}", f"BCN{k} c{n} 0 V = V(f{n}) - {push}"]
     dev = c.device
     k_q = hw.gain / hw.resistance  # A per V^2: the multiplier's gain U into R
     for e, (a, b) in enumerate(c.edges):
@@ -200,14 +183,10 @@ def learning_netlist(setup: Setup, controls: np.ndarray, plan: StepPlan, capacit
     if periphery.amplifier_capacitance > 0:
         lines += [f"CA{k} f{int(n)} 0 {num(periphery.amplifier_capacitance)}" for k, n in enumerate(c.clamp_nodes)]
     lines.append(".ic " + " ".join(f"v(g{e})={num(v)}" for e, v in enumerate(controls)))
-    t_stop = len(plan.points) * plan.period
-    t_max = plan.period / POINTS_PER_STEP
     vectors = [f"v(g{e})" for e in range(c.n_edges)] + [f"v(f{i})" for i in range(c.n_nodes)]
     vectors += ["v(act)"] if rule.hinge else []
-    lines += [".control", "set numdgt=15", f"tran {num(t_max)} {num(t_stop)} 0 {num(t_max)}", "set wr_singlescale",
-              "set wr_vecnames", "option numdgt=15", f"wrdata {data_file} " + " ".join(vectors), "quit 0", ".endc",
-              ".end"]
-    return "\n".join(lines) + "\n"
+    tran = _tran(plan.period / POINTS_PER_STEP, len(plan.points) * plan.period, data_file, vectors)
+    return "\n".join([*lines, ".control", "set numdgt=15", *tran, "quit 0", ".endc", ".end"]) + "\n"
 
 
 def _hinge(setup: Setup, plan: StepPlan) -> list[str]:
@@ -258,15 +237,13 @@ def run_learning(setup: Setup, controls: np.ndarray, steps: int, capacitances: M
     if steps < 1:
         raise ValidationError(f"learning_hardware: steps must be >= 1 (got {steps}); give a number of steps")
     hw = setup.hardware
-    _check(setup)
     points, per_step = slots(setup, steps)
     plan = StepPlan(points, hw.t_settle if t_settle is None else t_settle, hw.t_learn, periphery.input_rise,
                     per_step)
     text = learning_netlist(setup, controls, plan, capacitances, periphery)
     log, data = _run(text, "gates.txt", timeout=120.0 + SECONDS_PER_SLOT * len(points))
-    rows = data.strip().splitlines()
     c = setup.circuit
-    table = np.array([[float(v) for v in r.split()] for r in rows[1:]])
+    table = np.array([[float(v) for v in r.split()] for r in data.strip().splitlines()[1:]])
     hinge = setup.rule.hinge
     if table.ndim != 2 or table.shape[1] != 1 + c.n_edges + c.n_nodes + hinge:
         raise SimulationError(f"learning_hardware: the waveform table has the wrong shape (got {table.shape}); the "

@@ -26,11 +26,12 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
 from .circuit import Circuit
-from .devices import NmosParams, PotentiometerParams, ResistorParams
+from .devices import NmosParams
 from .errors import SimulationError, ValidationError
 from .netlist import SpiceOptions, node_name, num, temperature_options
 from .sim.ngspice import _run_ngspice
@@ -41,6 +42,8 @@ from .timing import CAPACITANCES, DEFAULT_POINTS, MosCapacitances, PeripheryPara
 #: at the first input edge ("timestep too small" on a gate or rail branch) whenever a driven node has a capacitor
 #: of its own. The DC answers it gives stay within 1e-6 V of the package's solvers (tests/test_transient.py).
 ABSTOL_FLOOR = 1e-12
+#: a line of ngspice's ``print all``: ``name = value``
+_OP_LINE = re.compile(r"^\s*([A-Za-z0-9_#]+)\s*=\s*([-+0-9.eE]+)\s*$")
 
 @dataclass(frozen=True)
 class StepResponse:
@@ -88,14 +91,6 @@ class StepResponse:
 
 
 # -- netlist ------------------------------------------------------------------------------------------------
-def _source_nodes(c: Circuit, periphery: PeripheryParams) -> tuple[list[str], list[str]]:
-    """Netlist node of each input driver and each rail driver (its own node behind the driver resistance)."""
-    direct = periphery.driver_resistance == 0
-    ins = [node_name(int(n)) if direct else f"s_i{k}" for k, n in enumerate(c.inputs)]
-    rails = [node_name(int(n)) if direct else f"s_r{k}" for k, n in enumerate(c.rails)]
-    return ins, rails
-
-
 def transient_netlist(c: Circuit, controls: np.ndarray, before: np.ndarray | None, after: np.ndarray, *,
                       t_step: float = 0.0, t_stop: float = 1e-6, points: int = DEFAULT_POINTS,
                       capacitances: MosCapacitances = CAPACITANCES["ald1106"],
@@ -111,10 +106,11 @@ def transient_netlist(c: Circuit, controls: np.ndarray, before: np.ndarray | Non
     """
     controls = np.asarray(controls, float)
     after = np.asarray(after, float).ravel()
+    before = None if before is None else np.asarray(before, float).ravel()
     if controls.shape != (c.n_edges,):
         raise ValidationError(f"transient: controls must have shape ({c.n_edges},) (got {controls.shape}); pass one "
                               "control per edge")
-    for name, x in (("after", after), ("before", None if before is None else np.asarray(before, float).ravel())):
+    for name, x in (("after", after), ("before", before)):
         if x is not None and x.shape != (c.n_inputs,):
             raise ValidationError(f"transient: {name} must hold {c.n_inputs} input voltages (got shape {x.shape}); "
                                   "pass one data point")
@@ -123,29 +119,26 @@ def transient_netlist(c: Circuit, controls: np.ndarray, before: np.ndarray | Non
         raise ValidationError(f"transient: device {dev.name!r} ({dev.law} law) has no capacitance model; use a "
                               "level-1 preset (ald1106-fit or ald1106-l1) for transients")
     lines = [f"* metamaterial transient: {c.n_nodes} nodes, {c.n_edges} edges, device {dev.name}",
-             f".options gmin={num(c.gmin)} reltol={num(options.reltol)} "
-             f"abstol={num(max(options.abstol, ABSTOL_FLOOR))} "
-             f"vntol={num(options.vntol)} itl1={int(options.itl1)}", *temperature_options(c)]
+             *_options(c, options)]
     if isinstance(dev, NmosParams):
         lines += _mos_cards(c, capacitances)
         for e, vg in enumerate(controls):
             lines.append(f"VG{e} g{e} 0 dc {num(vg)}")
-    ins, rails = _source_nodes(c, periphery)
+    # each driver sits on its network node, or on a node of its own behind the driver resistance
     rd = periphery.driver_resistance
-    for k, node in enumerate(c.inputs):
-        if before is None:
-            wave = f"dc {num(after[k])}"
-        else:
-            v0 = float(np.ravel(before)[k])
-            wave = (f"pwl(0 {num(v0)} {num(t_step)} {num(v0)} {num(t_step + periphery.input_rise)} "
-                    f"{num(after[k])})")
-        lines.append(f"VI{k} {ins[k]} 0 {wave}")
-        if rd > 0:
-            lines.append(f"RDI{k} {ins[k]} {node_name(int(node))} {num(rd)}")
-    for k, (node, volts) in enumerate(zip(c.rails, c.rail_voltages)):
-        lines.append(f"VR{k} {rails[k]} 0 dc {num(volts)}")
-        if rd > 0:
-            lines.append(f"RDR{k} {rails[k]} {node_name(int(node))} {num(rd)}")
+    ins = [node_name(int(n)) if rd == 0 else f"s_i{k}" for k, n in enumerate(c.inputs)]
+    rails = [node_name(int(n)) if rd == 0 else f"s_r{k}" for k, n in enumerate(c.rails)]
+    if before is None:
+        waves = [f"dc {num(v)}" for v in after]
+    else:
+        rise = num(t_step + periphery.input_rise)
+        waves = [f"pwl(0 {num(v0)} {num(t_step)} {num(v0)} {rise} {num(v1)})" for v0, v1 in zip(before, after)]
+    for tag, nodes, drivers, wave in (("I", c.inputs, ins, waves),
+                                      ("R", c.rails, rails, [f"dc {num(v)}" for v in c.rail_voltages])):
+        for k, node in enumerate(nodes):
+            lines.append(f"V{tag}{k} {drivers[k]} 0 {wave[k]}")
+            if rd > 0:
+                lines.append(f"RD{tag}{k} {drivers[k]} {node_name(int(node))} {num(rd)}")
     for e, (a, b) in enumerate(c.edges):
         na, nb = node_name(int(a)), node_name(int(b))
         if isinstance(dev, NmosParams):
@@ -153,26 +146,33 @@ def transient_netlist(c: Circuit, controls: np.ndarray, before: np.ndarray | Non
             w = dev.w if c.mismatch is None else dev.w * float(c.mismatch.kscale[0, e])
             bulk = "0" if c.body is None else node_name(int(c.body[e]))
             lines.append(f"M{e} {na} g{e} {nb} {bulk} {model} w={num(w)} l={num(dev.l)}")
-        elif isinstance(dev, ResistorParams):
-            lines.append(f"R{e} {na} {nb} {num(1.0 / controls[e])}")
-        elif isinstance(dev, PotentiometerParams):
-            lines.append(f"R{e} {na} {nb} {num(1.0 / float(dev.conductance(controls[e])))}")
+        else:  # a resistor's or a potentiometer's conductance
+            lines.append(f"R{e} {na} {nb} {num(1.0 / dev.conductance(controls[e]))}")
     if periphery.wiring_capacitance > 0:
         lines += [f"CW{i} {node_name(i)} 0 {num(periphery.wiring_capacitance)}" for i in range(c.n_nodes)]
     if periphery.amplifier_capacitance > 0:
         lines += [f"CA{k} {node_name(int(n))} 0 {num(periphery.amplifier_capacitance)}"
                   for k, n in enumerate(c.clamp_nodes)]
-    lines += [".control", "set numdgt=15"]
     if before is None:
-        lines += ["op", "print all"]
+        commands = ["op", "print all"]
     else:
         vectors = [f"v({node_name(i)})" for i in range(c.n_nodes)] + [f"v({s})" for s in ins + rails]
         vectors += [f"i(VI{k})" for k in range(c.n_inputs)] + [f"i(VR{k})" for k in range(len(c.rails))]
-        t_max = t_stop / points
-        lines += [f"tran {num(t_max)} {num(t_stop)} 0 {num(t_max)}", "set wr_singlescale", "set wr_vecnames",
-                  "option numdgt=15", f"wrdata {data_file} " + " ".join(vectors)]
-    lines += ["quit 0", ".endc", ".end"]
-    return "\n".join(lines) + "\n"
+        commands = _tran(t_stop / points, t_stop, data_file, vectors)
+    return "\n".join([*lines, ".control", "set numdgt=15", *commands, "quit 0", ".endc", ".end"]) + "\n"
+
+
+def _options(c: Circuit, options: SpiceOptions) -> list[str]:
+    """The ``.options`` lines of a transient: the DC solvers' tolerances, abstol raised to ``ABSTOL_FLOOR``."""
+    return [f".options gmin={num(c.gmin)} reltol={num(options.reltol)} abstol={num(max(options.abstol, ABSTOL_FLOOR))} "
+            f"vntol={num(options.vntol)} itl1={int(options.itl1)}", *temperature_options(c)]
+
+
+def _tran(t_max: float, t_stop: float, data_file: str, vectors: list[str]) -> list[str]:
+    """Control commands of a transient to ``t_stop`` (s), steps of at most ``t_max``, writing ``vectors`` to
+    ``data_file`` (one time column, names on top: ``_parse_waves``)."""
+    return [f"tran {num(t_max)} {num(t_stop)} 0 {num(t_max)}", "set wr_singlescale", "set wr_vecnames",
+            "option numdgt=15", f"wrdata {data_file} " + " ".join(vectors)]
 
 
 def _mos_cards(c: Circuit, caps: MosCapacitances) -> list[str]:
@@ -198,24 +198,21 @@ def _run(text: str, data_name: str | None = None, timeout: float = 120.0) -> tup
         path = os.path.join(tmp, "circuit.cir")
         if data_name is not None:
             text = text.replace(f"wrdata {data_name} ", f"wrdata {os.path.join(tmp, data_name)} ")
-        with open(path, "w") as f:
-            f.write(text)
+        Path(path).write_text(text)
         proc = _run_ngspice(path, timeout)
         if proc.returncode != 0:
             raise SimulationError(f"transient: ngspice -b exited with code {proc.returncode} (got no answer); read "
                                   "the simulator log below", netlist=text, log=proc.stderr[-2000:])
         # ngspice says why a transient stopped ("timestep too small ...") on stderr: keep it with the output
         out = proc.stdout + ("\n" + proc.stderr if proc.stderr.strip() else "")
-        data = None
-        if data_name is not None:
-            data_path = os.path.join(tmp, data_name)
-            if not os.path.exists(data_path):
-                raise SimulationError(f"transient: ngspice wrote no waveforms (got no {data_name}); the transient "
-                                      "failed: read the simulator log below", netlist=text,
-                                      log="\n".join(out.splitlines()[-20:]))
-            with open(data_path) as f:
-                data = f.read()
-    return out, data
+        if data_name is None:
+            return out, None
+        data = Path(tmp, data_name)
+        if not data.exists():
+            raise SimulationError(f"transient: ngspice wrote no waveforms (got no {data_name}); the transient "
+                                  "failed: read the simulator log below", netlist=text,
+                                  log="\n".join(out.splitlines()[-20:]))
+        return out, data.read_text()
 
 
 def dc_point(c: Circuit, controls: np.ndarray, inputs: np.ndarray, *,
@@ -223,11 +220,7 @@ def dc_point(c: Circuit, controls: np.ndarray, inputs: np.ndarray, *,
     """[N] DC node voltages (V) of the transient's circuit (drivers included) at one data point, by ngspice."""
     text = transient_netlist(c, controls, None, inputs, periphery=periphery, options=options)
     out, _ = _run(text)
-    values = {}
-    for line in out.splitlines():
-        m = re.match(r"^\s*([A-Za-z0-9_#]+)\s*=\s*([-+0-9.eE]+)\s*$", line)
-        if m:
-            values[m.group(1).lower()] = float(m.group(2))
+    values = {m.group(1).lower(): float(m.group(2)) for m in map(_OP_LINE.match, out.splitlines()) if m}
     missing = [node_name(i) for i in range(c.n_nodes) if node_name(i) not in values]
     if missing:
         raise SimulationError(f"transient: ngspice's operating point lacks nodes (got none for {missing[:5]}); "
@@ -265,8 +258,7 @@ def step_response(c: Circuit, controls: np.ndarray, before: np.ndarray, after: n
                                   "simulator: tolerances", netlist=text, log="\n".join(log.splitlines()[-20:]))
         outputs = c.output_values(v)
         t_settle = _settling_time(time, outputs, o_after, tol, t_step)
-        fixed = settle.t_stop is not None
-        if fixed or (math.isfinite(t_settle) and t_settle <= 0.5 * window):
+        if settle.t_stop is not None or (math.isfinite(t_settle) and t_settle <= 0.5 * window):
             break
         if attempt == settle.max_doublings:
             t_settle = math.nan
@@ -293,12 +285,9 @@ def _parse_waves(data: str, c: Circuit, text: str) -> tuple[np.ndarray, np.ndarr
         raise SimulationError(f"transient: the waveform table has the wrong shape (got {table.shape}, expected "
                               f"{1 + c.n_nodes + 2 * n_src} columns); the netlist and the reader disagree",
                               netlist=text)
-    time = table[:, 0]
-    v = table[:, 1:1 + c.n_nodes]
-    v_src = table[:, 1 + c.n_nodes:1 + c.n_nodes + n_src]
-    i_src = table[:, 1 + c.n_nodes + n_src:]
+    time, v, v_src, i_src = np.split(table, np.cumsum([1, c.n_nodes, n_src]), axis=1)
     # ngspice's branch current flows into the source's + terminal from the circuit: delivered power is -V I
-    return time, v, -(v_src * i_src).sum(axis=1)
+    return time[:, 0], v, -(v_src * i_src).sum(axis=1)
 
 
 def _settling_time(time: np.ndarray, outputs: np.ndarray, final: np.ndarray, tol: np.ndarray, t0: float) -> float:
