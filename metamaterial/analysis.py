@@ -47,8 +47,7 @@ def recovery_epoch(epochs: np.ndarray, losses: np.ndarray, reference: float, fac
 
 def direction_noise(updates: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """1 - cosine similarity between each update [S, E] and the reference direction [E] (0 = same direction)."""
-    u = np.asarray(updates, float)
-    ref = np.asarray(reference, float)
+    u, ref = np.asarray(updates, float), np.asarray(reference, float)
     norms = np.linalg.norm(u, axis=1) * np.linalg.norm(ref)
     cos = np.divide(u @ ref, norms, out=np.zeros(len(u)), where=norms > 0)
     return 1.0 - cos

@@ -30,9 +30,7 @@ class SimulationError(MetamaterialError, RuntimeError):
     """
 
     def __init__(self, message: str, netlist: str | None = None, log: str = "", kept: str | None = None):
-        self.netlist = netlist
-        self.log = log
-        self.kept = kept
+        self.netlist, self.log, self.kept = netlist, log, kept
         detail = message
         if log:
             detail += "\n--- simulator log (last lines) ---\n" + log

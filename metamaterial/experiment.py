@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import diagnostics
+from . import diagnostics, tasks
 from . import graph as graphs
 from .circuit import Circuit, compile_graph
 from .config import Config
@@ -24,16 +24,7 @@ from .learning.trainer import Trainer, TrainParams
 from .netlist import SpiceOptions
 from .sim import registry
 from .sim.base import AbstractSolver
-from .tasks import (
-    Task,
-    allostery_task,
-    csv_task,
-    digits_task,
-    iris_task,
-    linear_regression_task,
-    regression_task,
-    xor_task,
-)
+from .tasks import Task
 
 
 @dataclass(frozen=True)
@@ -65,8 +56,7 @@ def build_network(cfg: Config):
     if r is None:  # a layered network's own roles: its input layer, its output layer (as pairs if differential)
         ins, _, outs = g.graph["layers"]
         half = len(outs) // 2
-        outputs = tuple((outs[k], outs[half + k]) for k in range(half)) if n.differential else \
-            tuple((o, None) for o in outs)
+        outputs = tuple(zip(outs[:half], outs[half:])) if n.differential else tuple((o, None) for o in outs)
         return graphs.assign_roles(g, graphs.Roles(inputs=tuple(ins), rails=(), outputs=outputs))
     roles = graphs.Roles(
         inputs=tuple(graphs.resolve_node(g, ref, f"roles.inputs[{i}]") for i, ref in enumerate(r.inputs)),
@@ -108,19 +98,18 @@ def build_device(cfg: Config) -> EdgeParams:
 def build_task(cfg: Config) -> Task:
     t = cfg.task
     if t.name == "xor":
-        return xor_task(t.low, t.high, tuple(t.labels))
+        return tasks.xor_task(t.low, t.high, tuple(t.labels))
     if t.name == "regression":
-        return regression_task(np.array(t.x), np.array(t.y))
+        return tasks.regression_task(np.array(t.x), np.array(t.y))
     if t.name == "linear_regression":
-        return linear_regression_task(t.n_points, t.slope, t.offset, t.low, t.high)
+        return tasks.linear_regression_task(t.n_points, t.slope, t.offset, t.low, t.high)
     if t.name == "allostery":
-        return allostery_task(t.source, tuple(t.targets))
-    if t.name == "iris":
-        return iris_task(t.low, t.high, t.target_on, t.target_off, t.test_fraction, cfg.seed)
-    if t.name == "digits":
-        return digits_task(t.low, t.high, t.target_on, t.target_off, t.test_fraction, cfg.seed)
-    return csv_task(t.path, t.n_inputs, t.classification, t.low, t.high, t.target_on, t.target_off, t.scale,
-                    t.test_fraction, cfg.seed)
+        return tasks.allostery_task(t.source, tuple(t.targets))
+    if t.name in ("iris", "digits"):
+        build_labelled = tasks.iris_task if t.name == "iris" else tasks.digits_task
+        return build_labelled(t.low, t.high, t.target_on, t.target_off, t.test_fraction, cfg.seed)
+    return tasks.csv_task(t.path, t.n_inputs, t.classification, t.low, t.high, t.target_on, t.target_off, t.scale,
+                          t.test_fraction, cfg.seed)
 
 
 def build(cfg: Config) -> Setup:
@@ -163,8 +152,11 @@ def build(cfg: Config) -> Setup:
     else:
         raise ConfigError(f"learning.rate: a {device.kind} network needs an explicit rate in {device.rate_unit} "
                           "(e.g. 0.01)")
+    # a constant per-edge learning bias, drawn once from the run's seed
+    bias = (lc.bias + lc.bias_sigma * np.random.default_rng([cfg.seed, 2]).standard_normal(circuit.n_edges)
+            if lc.bias or lc.bias_sigma else None)
     dyn = EdgeDynamics(device.update_kind, low, high, lc.leak.tau if lc.leak else None,
-                       lc.leak.rest if lc.leak else 0.0, dead_band=lc.dead_band)
+                       lc.leak.rest if lc.leak else 0.0, bias, lc.dead_band)
     if lc.loss in ("hinge", "multiclass_hinge") and not task.is_classification:
         raise ConfigError(f"learning.loss: {lc.loss!r} needs a classification task (got task.name={task.name})")
     if lc.loss == "multiclass_hinge" and task.decode != "argmax":
@@ -172,16 +164,12 @@ def build(cfg: Config) -> Setup:
                           "which reads one output against levels); use 'hinge'")
     if lc.schedule == "mini_batch" and lc.batch_size > task.n_points:
         raise ConfigError(f"learning.batch_size: must be <= the {task.n_points} data points (got {lc.batch_size})")
-    if lc.bias or lc.bias_sigma:  # a constant per-edge learning bias, drawn once from the run's seed
-        bias_rng = np.random.default_rng([cfg.seed, 2])
-        dyn = replace(dyn, bias=lc.bias + lc.bias_sigma * bias_rng.standard_normal(circuit.n_edges))
     rule = CoupledLearning(nudge=lc.nudge, rate=rate, loss=lc.loss, margin=lc.margin, update_edges=lc.update_edges,
                            rate_decay=lc.rate_decay)
     params = TrainParams(lc.epochs, Schedule(lc.schedule, lc.batch_size), lc.update_probability, lc.eval_every,
                          lc.record_every, lc.read_noise, lc.update_mask, lc.noisy_decisions)
     s = cfg.simulator
-    return Setup(cfg, circuit, task, rule, dyn, hardware, params,
-                 SpiceOptions(s.reltol, s.abstol, s.vntol, s.itl1))
+    return Setup(cfg, circuit, task, rule, dyn, hardware, params, SpiceOptions(s.reltol, s.abstol, s.vntol, s.itl1))
 
 
 def _with_mismatch(cfg: Config, circuit: Circuit, seed: int) -> Circuit:

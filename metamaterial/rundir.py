@@ -18,6 +18,7 @@ import numpy as np
 from .config import Config, load_config, with_backend
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, chips_per_replica, make_solver, make_trainer, replica_setup
+from .learning.trainer import Evaluation
 from .netlist import netlist_points
 from .points import write_point_netlists
 from .runfiles import OUTPUTS_CSV, column_names, load_checkpoint, write_outputs_csv
@@ -119,48 +120,43 @@ def evaluate_run(run: SavedRun, split: str = "train", inputs: np.ndarray | None 
     groups = ([(replica_setup(setup, run.seeds[r]), [i]) for i, r in enumerate(picked)] if chips_per_replica(setup)
               else [(setup, list(range(len(picked))))])
     if inputs is not None:
-        x, y = np.atleast_2d(inputs), None
-        split = "inputs"
-        out = []
-        for s, idx in groups:
-            with make_solver(s) as solver:
-                result["backend"] = solver.name
+        x, y, split = np.atleast_2d(inputs), None, "inputs"
+    elif split == "test" and (task.test_inputs is None or not len(task.test_inputs)):
+        raise ConfigError(f"--split test: the run holds out no points (task {task.name}, task.test_fraction "
+                          f"{run.config.task.test_fraction}); evaluate --split train or new --inputs")
+    else:
+        x, y = (task.test_inputs, task.test_targets) if split == "test" else (task.inputs, task.targets)
+    parts = []
+    for s, idx in groups:
+        with make_solver(s) as solver:
+            result["backend"] = solver.name
+            if inputs is None:
+                parts.append(make_trainer(s, solver).evaluate(controls[idx], test=split == "test"))
+            else:  # new inputs: the outputs only
                 reps, points = len(idx), len(x)
                 shared = controls[idx[0]] if reps == 1 else np.repeat(controls[idx], points, axis=0)
                 free = solver.solve(s.circuit, shared, np.tile(x, (reps, 1))).voltages
-            out.append(s.circuit.output_values(free).reshape(reps, points, -1))
-        out = np.concatenate(out)
-        rows = [{"seed": run.seeds[r], "outputs": o.tolist()} for r, o in zip(picked, out)]
+                out = s.circuit.output_values(free).reshape(reps, points, -1)
+                parts.append(Evaluation(out, None, None, None, free))
+    ev = SimpleNamespace(**{k: None if getattr(parts[0], k) is None else np.concatenate([getattr(p, k) for p in parts])
+                            for k in ("outputs", "loss", "accuracy", "min_margin", "hinge_loss")})
+    rows = []
+    for i, r in enumerate(picked):
+        row = {"seed": run.seeds[r], "outputs": ev.outputs[i].tolist()}
+        if ev.loss is not None:
+            row["loss"] = float(ev.loss[i])
+        if ev.hinge_loss is not None:
+            row["hinge_loss"] = float(ev.hinge_loss[i])
+        if ev.accuracy is not None:
+            margin = float(ev.min_margin[i])
+            row.update(accuracy=float(ev.accuracy[i]), min_margin_v=margin, success=bool(succeeded(margin)))
         if task.is_classification:
-            for row, o in zip(rows, out):
-                row["predicted"] = _names(task.predict(o), classes)
-    else:
-        if split == "test" and (task.test_inputs is None or not len(task.test_inputs)):
-            raise ConfigError(f"--split test: the run holds out no points (task {task.name}, task.test_fraction "
-                              f"{run.config.task.test_fraction}); evaluate --split train or new --inputs")
-        test = split == "test"
-        x, y = (task.test_inputs, task.test_targets) if test else (task.inputs, task.targets)
-        parts = []
-        for s, idx in groups:
-            with make_solver(s) as solver:
-                result["backend"] = solver.name
-                parts.append(make_trainer(s, solver).evaluate(controls[idx], test=test))
-        ev = SimpleNamespace(**{k: None if getattr(parts[0], k) is None else
-                                np.concatenate([getattr(p, k) for p in parts])
-                                for k in ("outputs", "loss", "accuracy", "min_margin", "hinge_loss")})
-        rows = []
-        for i, r in enumerate(picked):
-            row = {"seed": run.seeds[r], "outputs": ev.outputs[i].tolist(), "loss": float(ev.loss[i])}
-            if ev.hinge_loss is not None:
-                row["hinge_loss"] = float(ev.hinge_loss[i])
-            if ev.accuracy is not None:
-                margin = float(ev.min_margin[i])
-                row.update(accuracy=float(ev.accuracy[i]), min_margin_v=margin, success=bool(succeeded(margin)),
-                           predicted=_names(task.predict(ev.outputs[i]), classes))
-            rows.append(row)
+            row["predicted"] = _names(task.predict(ev.outputs[i]), classes)
+        rows.append(row)
+    if y is not None:
         result["targets"] = y.tolist()
         if task.is_classification:
-            result["true"] = _names((task.test_classes if test else task.classes), classes)
+            result["true"] = _names((task.test_classes if split == "test" else task.classes), classes)
     result.update(split=split, inputs=np.asarray(x).tolist(), replicas=rows)
     return result
 

@@ -69,12 +69,7 @@ class Task:
         return np.argmin(np.abs(outputs[:, :1] - self.levels[None, :]), axis=1)
 
     def margins(self, outputs: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        """[P] signed margin (V) of the correct class; > 0 means correctly classified.
-
-        ``"nearest"``: half the gap between the distance to the nearest wrong level and to the right one
-        (for two levels: the distance past the midpoint threshold). ``"argmax"``: the correct output minus
-        the largest other output.
-        """
+        """[P] signed margin (V) of the correct class; > 0 means correctly classified (``step.class_margins``)."""
         levels = np.zeros(1) if self.levels is None else np.asarray(self.levels, float)
         return step.compiled().class_margins(np.atleast_2d(np.asarray(outputs, float)), np.asarray(classes, np.int64),
                                              step.DECODES[self.decode], levels)

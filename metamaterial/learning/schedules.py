@@ -27,22 +27,20 @@ class Schedule:
         if self.batch_size < 1:
             raise ValidationError(f"Schedule.batch_size: must be >= 1 (got {self.batch_size!r})")
 
+    @property
+    def _size(self) -> int:
+        """Points per step (``full_batch`` steps take all of them)."""
+        return self.batch_size if self.kind == "mini_batch" else 1
+
     def batches(self, n_points: int, rng: np.random.Generator) -> list[np.ndarray]:
         """Index arrays, one per update step of one epoch."""
-        if self.kind == "cycle":
-            return [np.array([i]) for i in range(n_points)]
         if self.kind == "full_batch":
             return [np.arange(n_points)]
-        order = rng.permutation(n_points)
-        size = 1 if self.kind == "shuffle" else self.batch_size
-        return [order[i:i + size] for i in range(0, n_points, size)]
+        order = np.arange(n_points) if self.kind == "cycle" else rng.permutation(n_points)
+        return [order[i:i + self._size] for i in range(0, n_points, self._size)]
 
     def steps_per_epoch(self, n_points: int) -> int:
-        if self.kind in ("cycle", "shuffle"):
-            return n_points
-        if self.kind == "full_batch":
-            return 1
-        return -(-n_points // self.batch_size)
+        return 1 if self.kind == "full_batch" else -(-n_points // self._size)
 
     def equal_steps(self, n_points: int) -> bool:
         """Whether every step of an epoch presents the same number of points (see ``epoch_steps``)."""
@@ -58,5 +56,4 @@ class Schedule:
             return np.tile(np.arange(n_points), epochs)[:, None]
         if self.kind == "full_batch":
             return np.tile(np.arange(n_points), (epochs, 1))
-        size = 1 if self.kind == "shuffle" else self.batch_size
-        return np.stack([rng.permutation(n_points) for _ in range(epochs)]).reshape(-1, size)
+        return np.stack([rng.permutation(n_points) for _ in range(epochs)]).reshape(-1, self._size)

@@ -141,8 +141,7 @@ class Trainer:
     """Coupled learning of one circuit on one task, on the given solver, for any number of replicas.
 
     ``hardware`` gives the clock: t_learn per learning window (one per active point presented), t_settle per
-    phase. With
-    ``compiled=False`` the solver's compiled loop is never used (the reference for tests and benchmarks).
+    phase. With ``compiled=False`` the solver's compiled loop is never used (the reference for tests and benchmarks).
     """
 
     def __init__(self, circuit: Circuit, task: Task, rule: CoupledLearning, dynamics: EdgeDynamics,
@@ -169,28 +168,21 @@ class Trainer:
         """The step as ``step.StepProgram`` (rebuilt if a part of the trainer was replaced since)."""
         parts = (self.circuit, self.task, self.rule, self.dynamics, self.params, self.hardware)
         if self._program_for is None or any(a is not b for a, b in zip(self._program_for[0], parts)):
-            self._program_for = parts, self._program()
+            task, rule, dyn, hw = self.task, self.rule, self.dynamics, self.hardware
+            step_time = 2 * hw.t_settle + hw.t_learn  # two settles and one learning window (s)
+            self._program_for = parts, st.StepProgram(
+                circuit=self.circuit, inputs=np.ascontiguousarray(task.inputs, float),
+                targets=np.ascontiguousarray(task.targets, float),
+                classes=(np.zeros(task.n_points, np.int64) if task.classes is None
+                         else np.ascontiguousarray(task.classes, np.int64)),
+                levels=np.ascontiguousarray(task.levels if task.levels is not None else np.zeros(1), float),
+                decode=st.DECODES[task.decode], nudge=rule.nudge, hinge=rule.hinge, margin=rule.margin,
+                sign_rule=dyn.kind == "sign", rate=rule.rate, low=dyn.low, high=dyn.high,
+                leak_factor=1.0 if dyn.leak_tau is None else math.exp(-step_time / dyn.leak_tau), rest=dyn.rest,
+                bias=np.zeros(0) if dyn.bias is None else np.ascontiguousarray(dyn.bias, float),
+                read_noise=self.params.read_noise, rival=rule.rival, dead_band=dyn.dead_band,
+                pushed_only=rule.update_edges == "pushed", rate_decay=rule.rate_decay)
         return self._program_for[1]
-
-    @property
-    def step_time(self) -> float:
-        """Hardware time (s) of one step: two settles and one learning window."""
-        return 2 * self.hardware.t_settle + self.hardware.t_learn
-
-    def _program(self) -> st.StepProgram:
-        task, rule, dyn = self.task, self.rule, self.dynamics
-        return st.StepProgram(
-            circuit=self.circuit, inputs=np.ascontiguousarray(task.inputs, float),
-            targets=np.ascontiguousarray(task.targets, float),
-            classes=(np.zeros(task.n_points, np.int64) if task.classes is None
-                     else np.ascontiguousarray(task.classes, np.int64)),
-            levels=np.ascontiguousarray(task.levels if task.levels is not None else np.zeros(1), float),
-            decode=st.DECODES[task.decode], nudge=rule.nudge, hinge=rule.hinge, margin=rule.margin,
-            sign_rule=dyn.kind == "sign", rate=rule.rate, low=dyn.low, high=dyn.high,
-            leak_factor=1.0 if dyn.leak_tau is None else math.exp(-self.step_time / dyn.leak_tau), rest=dyn.rest,
-            bias=np.zeros(0) if dyn.bias is None else np.ascontiguousarray(dyn.bias, float),
-            read_noise=self.params.read_noise, rival=rule.rival, dead_band=dyn.dead_band,
-            pushed_only=rule.update_edges == "pushed", rate_decay=rule.rate_decay)
 
     def init_state(self, controls: np.ndarray, rngs: list[np.random.Generator] | np.random.Generator,
                    keep_trajectory: bool | None = None) -> TrainState:
@@ -254,9 +246,8 @@ class Trainer:
             touch = f.pushed_nodes(push, c.out_pos, c.out_neg, c.n_nodes) if pr.pushed_only else None
             u = f.summed_contrast(free, clamped, c.edges[:, 0], c.edges[:, 1], active, reps, touch)
         windows = f.learning_windows(active, reps)
-        closed = windows > 0
-        allowed = closed[:, None] if masks is None else masks & closed[:, None]
-        mask = np.broadcast_to(allowed, controls.shape)
+        closed = (windows > 0)[:, None]
+        mask = np.broadcast_to(closed if masks is None else masks & closed, controls.shape)
         new = f.update_controls(controls, u, mask, pr.sign_rule, f.epoch_rate(pr.rate, pr.rate_decay, epoch), pr.bias,
                                 pr.low, pr.high, pr.leak_factor, pr.rest, pr.dead_band)
         return new, solves, windows
@@ -288,10 +279,9 @@ class Trainer:
             margin = margins.min(axis=1)
             if self.rule.hinge:
                 hinge = np.maximum(self.rule.margin - margins, 0.0).mean(axis=1)
-        if np.ndim(controls) == 1:
-            return Evaluation(out[0], float(loss[0]), None if acc is None else float(acc[0]),
-                              None if margin is None else float(margin[0]), free,
-                              None if hinge is None else float(hinge[0]))
+        if np.ndim(controls) == 1:  # one replica: no replica axis
+            loss, acc, margin, hinge = (None if a is None else float(a[0]) for a in (loss, acc, margin, hinge))
+            out = out[0]
         return Evaluation(out, loss, acc, margin, free, hinge)
 
     def learning_time(self, state: TrainState) -> np.ndarray:
@@ -314,10 +304,14 @@ class Trainer:
         whole run does."""
         if every < 1:
             raise ValidationError(f"Trainer.run: every must be >= 1 (got {every})")
-        end = self.params.epochs if until is None else until
+        p = self.params
+        end = p.epochs if until is None else until
+        chunk = max(1, MAX_CHUNK_STEPS // (p.schedule.steps_per_epoch(self.task.n_points) * state.replicas))
+        periods = (p.eval_every,) if on_epoch is None else (p.eval_every, every)
         while state.epoch < end:
-            stop = self._next_stop(state.epoch, end, every if on_epoch is not None else end, state.replicas)
-            snap_every = self.params.record_every if state.keep_trajectory else 0
+            # in one go: to the next multiple of a period, the end, or MAX_CHUNK_STEPS replica-steps on
+            stop = min(end, state.epoch + chunk, *((state.epoch // k + 1) * k for k in periods))
+            snap_every = p.record_every if state.keep_trajectory else 0
             controls, solves, steps, updates, snapshots = self.advance(
                 state.controls, state.rngs, stop - state.epoch, snap_every, state.epoch, on_step)
             for epoch, snap in snapshots:
@@ -333,13 +327,6 @@ class Trainer:
             if on_epoch is not None and (state.epoch % every == 0 or state.epoch == end):
                 on_epoch(state)
         return state
-
-    def _next_stop(self, epoch: int, end: int, every: int, replicas: int) -> int:
-        """The epoch up to which to train from ``epoch`` in one go: the next multiple of ``every`` or of
-        ``eval_every``, the end, or ``MAX_CHUNK_STEPS`` replica-steps on."""
-        p = self.params
-        cap = epoch + max(1, MAX_CHUNK_STEPS // (p.schedule.steps_per_epoch(self.task.n_points) * replicas))
-        return min([end, cap] + [(epoch // k + 1) * k for k in (every, p.eval_every)])
 
     def advance(self, controls: np.ndarray, rngs: list[np.random.Generator], epochs: int, snapshot_every: int = 0,
                 first_epoch: int = 0, on_step: Callable[[np.ndarray], None] | None = None
@@ -365,7 +352,9 @@ class Trainer:
             updates = np.zeros(len(rngs), np.int64)
             snapshots = []
             for epoch in range(first_epoch + 1, first_epoch + epochs + 1):
-                batches, masks = self._draw_epoch(rngs)
+                per_replica = [self.params.schedule.batches(self.task.n_points, rng) for rng in rngs]
+                batches = [np.stack(b) for b in zip(*per_replica)]  # idx int [R, n] per step
+                masks = self._draw_masks(rngs, len(batches))  # bool [S, R, E] or None
                 for k, idx in enumerate(batches):
                     controls, used, windows = self.step_many(controls, idx, rngs, None if masks is None else masks[k],
                                                              epoch)
@@ -409,37 +398,28 @@ class Trainer:
               first_epoch: int) -> st.StepRun:
         """Draw ``epochs`` epochs of data order and masks of every replica, in the order the epoch-by-epoch
         path draws them (per epoch: the order, then one mask per step)."""
-        sched, points, p, n_edges = self.params.schedule, self.task.n_points, self.params.update_probability, \
-            self.circuit.n_edges
+        sched, points, n_edges, p = self.params.schedule, self.task.n_points, self.circuit.n_edges, \
+            self.params.update_probability
+        per_epoch = sched.steps_per_epoch(points)
         orders, masks = [], []
         for rng in rngs:
-            if p < 1:
-                per_epoch, drawn = [], []
-                for _ in range(epochs):
-                    per_epoch.append(sched.epoch_steps(points, rng))
-                    drawn.append(draw_masks(rng, len(per_epoch[-1]), n_edges, p, self.params.update_mask))
-                orders.append(np.concatenate(per_epoch))
-                masks.append(np.concatenate(drawn))
-            else:
+            if p == 1:
                 orders.append(sched.epoch_steps(points, rng, epochs))
+                continue
+            drawn = [(sched.epoch_steps(points, rng), draw_masks(rng, per_epoch, n_edges, p, self.params.update_mask))
+                     for _ in range(epochs)]
+            orders.append(np.concatenate([order for order, _ in drawn]))
+            masks.append(np.concatenate([mask for _, mask in drawn]))
         idx = np.ascontiguousarray(np.stack(orders, axis=1), np.int64)
         n_steps, reps = idx.shape[:2]
-        per_epoch_steps = n_steps // max(epochs, 1)
         snap_slot = np.full(n_steps, -1, np.int64)
-        for k, e in enumerate(snap_epochs):
-            snap_slot[(e - first_epoch) * per_epoch_steps - 1] = k
-        epoch_of_step = first_epoch + 1 + np.arange(n_steps, dtype=np.int64) // max(per_epoch_steps, 1)
+        snap_slot[(np.array(snap_epochs, np.int64) - first_epoch) * per_epoch - 1] = np.arange(len(snap_epochs))
+        epoch_of_step = first_epoch + 1 + np.arange(n_steps, dtype=np.int64) // per_epoch
         return st.StepRun(controls=controls, idx=idx, epochs=epoch_of_step,
                           masks=np.ascontiguousarray(np.stack(masks, axis=1)) if masks else
                           np.zeros((0, reps, n_edges), np.bool_),
                           windows=np.zeros((n_steps, reps), np.int64), snap_slot=snap_slot,
                           snaps=np.empty((len(snap_epochs), reps, n_edges)))
-
-    def _draw_epoch(self, rngs: list[np.random.Generator]) -> tuple[list[np.ndarray], np.ndarray | None]:
-        """One epoch's steps for every replica: idx int [R, n] per step, and masks bool [S, R, E] or None."""
-        per_replica = [self.params.schedule.batches(self.task.n_points, rng) for rng in rngs]
-        steps = [np.stack([batches[k] for batches in per_replica]) for k in range(len(per_replica[0]))]
-        return steps, self._draw_masks(rngs, len(steps))
 
     def _draw_masks(self, rngs: list[np.random.Generator], n_steps: int) -> np.ndarray | None:
         """bool [S, R, E] desynchronous masks (``draw_masks``), or None when p = 1."""

@@ -32,18 +32,14 @@ def backend_names() -> tuple[str, ...]:
     return tuple(SOLVERS)
 
 
-def solver_class(name: str) -> type[AbstractSolver]:
-    """The class of backend ``name``, importing its module on first use."""
+def make_solver(name: str, options: SolverOptions) -> AbstractSolver:
+    """A new solver of backend ``name`` (its module imported on first use) that honours the simulator tolerances
+    ``options``."""
     if name not in SOLVERS:
         raise ConfigError(f"simulator.backend: unknown backend (got {name!r}); choose one of "
                           f"{', '.join(backend_names())}")
     module, cls = SOLVERS[name]
-    return getattr(import_module(f"{__package__}.{module}"), cls)
+    return getattr(import_module(f"{__package__}.{module}"), cls)(options=options)
 
 
-def make_solver(name: str, options: SolverOptions) -> AbstractSolver:
-    """A new solver of backend ``name`` that honours the simulator tolerances ``options``."""
-    return solver_class(name)(options=options)
-
-
-__all__ = ["SOLVERS", "SolverOptions", "backend_names", "make_solver", "solver_class"]
+__all__ = ["SOLVERS", "SolverOptions", "backend_names", "make_solver"]
