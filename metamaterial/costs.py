@@ -19,7 +19,7 @@ import numpy as np
 from .config import Config, load_config
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, initial_controls, make_solver, replica_setup
-from .plots import _pyplot, _save
+from .plots import _axes, _pyplot, _save
 from .runfiles import json_text
 from .timing import MosCapacitances, PeripheryParams, SettleParams
 
@@ -406,15 +406,13 @@ def plot_waveforms(path: Path, c, controls: np.ndarray, pairs, responses) -> Pat
 def plot_settling(path: Path, settling: np.ndarray) -> Path:
     """Histogram of the settling times (log bins); steps whose outputs never leave the band settle in 0 s."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.5))
     moved = settling[np.isfinite(settling) & (settling > 0)]
+    zero, unsettled = int(np.sum(settling == 0)), int(np.sum(np.isnan(settling)))
+    fig, ax = _axes(plt, "settling time (us)", "steps",
+                    f"settling: {len(moved)} steps; {zero} inside the band (0 s), {unsettled} not settled")
     if len(moved):
         lo, hi = moved.min(), moved.max()
         bins = np.geomspace(lo / 1.2, hi * 1.2, max(5, min(30, len(moved) + 1)))
         ax.hist(moved * 1e6, bins=bins * 1e6, color="C0")
         ax.set_xscale("log")
-    zero, unsettled = int(np.sum(settling == 0)), int(np.sum(np.isnan(settling)))
-    ax.set(xlabel="settling time (us)", ylabel="steps")
-    ax.set_title(f"settling: {len(moved)} steps; {zero} inside the band (0 s), {unsettled} not settled", fontsize=9)
-    ax.grid(alpha=0.3)
     return _save(fig, path, plt)

@@ -238,8 +238,7 @@ def run_learning(setup: Setup, controls: np.ndarray, steps: int, capacitances: M
         raise ValidationError(f"learning_hardware: steps must be >= 1 (got {steps}); give a number of steps")
     hw = setup.hardware
     points, per_step = slots(setup, steps)
-    plan = StepPlan(points, hw.t_settle if t_settle is None else t_settle, hw.t_learn, periphery.input_rise,
-                    per_step)
+    plan = StepPlan(points, hw.t_settle if t_settle is None else t_settle, hw.t_learn, periphery.input_rise, per_step)
     text = learning_netlist(setup, controls, plan, capacitances, periphery)
     log, data = _run(text, "gates.txt", timeout=120.0 + SECONDS_PER_SLOT * len(points))
     c = setup.circuit

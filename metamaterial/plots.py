@@ -86,8 +86,7 @@ def _loss_title(cfg) -> str:
 def _axes(plt, xlabel: str, ylabel: str, title: str):
     """(figure, axes) of a one-panel figure, labelled and gridded."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     return fig, ax
@@ -172,10 +171,7 @@ def _confusion_figure(run_dir: Path, summary: dict, plt) -> Path:
             if counts[t, p]:
                 ax.text(p, t, str(counts[t, p]), ha="center", va="center", fontsize=7 if n > 5 else 9,
                         color="white" if counts[t, p] > counts.max() / 2 else "black")
-    ax.set_xticks(range(n))
-    ax.set_yticks(range(n))
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
+    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted class", ylabel="true class")
     which, acc = ("held-out", summary.get("test_accuracy")) if held_out else ("training", summary.get("accuracy"))
     ax.set_title(f"{summary['name']}: {counts.sum()} {which} points, accuracy {acc:.4f}", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -213,8 +209,8 @@ def _plot_ensemble(run_dir: Path, cfg, summary: dict, plt) -> list[Path]:
     return paths
 
 
-def _save(fig, path: Path, plt) -> Path:
+def _save(fig, path: Path, plt, dpi: int = 110) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

@@ -65,8 +65,7 @@ class ChipTrainers:
 
     def init_state(self, controls: np.ndarray, rngs: list[np.random.Generator]) -> TrainState:
         """The merged state at epoch 0 of controls [R, E], one generator per replica (no trajectory kept)."""
-        parts = [t.init_state(controls[r:r + 1], [rngs[r]], keep_trajectory=False)
-                 for r, t in enumerate(self.trainers)]
+        parts = [t.init_state(controls[r:r + 1], [rngs[r]], keep_trajectory=False) for r, t in enumerate(self.trainers)]
         return self._merge(parts, None)
 
     def run(self, state: TrainState, on_epoch: Callable[[TrainState], None] | None = None,

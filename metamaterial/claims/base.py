@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..config import Config, load_config
+from ..plots import _pyplot as pyplot
+from ..plots import _save
 from ..runfiles import json_text
 from ..runs import one_replica, train_replicas
 
@@ -66,6 +71,17 @@ def train_single(cfg: Config, backend: str):
     return done.setup, done.trainer, one_replica(done.state)
 
 
+def backend_check(cfg: Config) -> dict:
+    """``cfg`` trained on ngspice, then on native: the largest control difference, both final losses and ngspice's
+    wall time (s)."""
+    t = time.perf_counter()
+    _, _, ng = train_single(cfg, "ngspice")
+    ng_s = time.perf_counter() - t
+    _, _, nat = train_single(cfg, "native")
+    return {"max_control_diff": float(np.max(np.abs(ng.controls - nat.controls))),
+            "loss_ngspice": ng.history[-1]["loss"], "loss_native": nat.history[-1]["loss"], "ngspice_s": ng_s}
+
+
 def save_json(ctx: Context, name: str, payload: dict) -> str:
     ctx.path(name).write_text(json_text(payload))
     return name
@@ -73,14 +89,5 @@ def save_json(ctx: Context, name: str, payload: dict) -> str:
 
 def save_figure(ctx: Context, fig, name: str, dpi: int = 100) -> str:
     """Lay out, write ``ctx.out/name`` as PNG, close; returns ``name`` for ``ClaimResult.figures``."""
-    fig.tight_layout()
-    fig.savefig(ctx.path(name), dpi=dpi)
-    pyplot().close(fig)
+    _save(fig, ctx.path(name), pyplot(), dpi)
     return name
-
-
-def pyplot():
-    import matplotlib  # noqa: PLC0415
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    return plt

@@ -14,15 +14,12 @@ import ast
 import inspect
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 
-from ..config import load_config
 from ..experiment import build_device
 from ..learning.gates import HardwareParams
 from ..timing import MosCapacitances, PeripheryParams
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+from .base import CONFIGS, claim_config
 
 #: (constant, value) -> source. Values are as ``_value`` normalises them (floats rounded to 6 significant digits).
 SOURCES: dict[tuple[str, object], str] = {
@@ -137,7 +134,7 @@ def _show(x) -> str:
 def config_constants(stem: str) -> list[tuple[str, object]]:
     """(constant, value) of the shipped config ``stem`` as the claims load it (device preset resolved, bounds
     defaulted by the device, t_learn resolved from the rate by the config)."""
-    cfg = load_config(CONFIGS / f"{stem}.yaml", [])
+    cfg = claim_config(stem)
     dev = build_device(cfg)
     lc, hc, task = cfg.learning, cfg.hardware, cfg.task
     out: list[tuple[str, object]] = [("device", cfg.device.preset if dev.kind == "nmos" else dev.kind)]

@@ -40,7 +40,7 @@ from ..analysis import direction_noise
 from ..config import Config
 from ..learning.trainer import Trainer, TrainState
 from ..runs import train_replicas
-from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_single
+from .base import ClaimResult, Context, backend_check, claim_config, pyplot, save_figure, save_json
 
 KEY = "desync"
 TITLE = "Desynchronous learning"
@@ -234,13 +234,7 @@ def _ngspice_check(study: Study, quick: bool, p: float = 0.5, extra: tuple[str, 
     epochs = max(2, study.ngspice_epochs // (3 if quick else 1))
     cfg = study_config(study, p, quick, (f"learning.epochs={epochs}", "learning.eval_every=1",
                                          f"learning.record_every={epochs}", *extra))
-    t = time.perf_counter()
-    _, _, ng = train_single(cfg, "ngspice")
-    ng_s = time.perf_counter() - t
-    _, _, nat = train_single(cfg, "native")
-    return {"epochs": epochs, "p": p, "extra": list(extra),
-            "max_control_diff": float(np.max(np.abs(ng.controls - nat.controls))),
-            "loss_ngspice": ng.history[-1]["loss"], "loss_native": nat.history[-1]["loss"], "ngspice_s": ng_s}
+    return {"epochs": epochs, "p": p, "extra": list(extra), **backend_check(cfg)}
 
 
 # -- (c) mini-batching -------------------------------------------------------------------------------------
@@ -512,9 +506,8 @@ def run(ctx: Context) -> ClaimResult:
               f"desync and mini-batching {'act alike' if similar else 'differ'} on regression (floor vs full batch: "
               f"p=0.1 x{m['floor_ratio_p0.1']:.2g}, B=1 x{m['floor_ratio_B1']:.2g}; direction noise "
               f"{m['direction_noise']['mean']['p=0.1']:.2f} vs {m['direction_noise']['mean']['B=1']:.2f})")
-    n_pass = sum(cont.values()) + sum(lin.values()) + sum(pots.values()) + similar
-    verdict = ("reproduced" if n_pass == len(STUDIES) + len(LINEAR) + 1 else
-               ("partly" if n_pass else "not reproduced"))
+    n_pass = sum(passed.values()) + similar
+    verdict = "reproduced" if n_pass == len(passed) + 1 else ("partly" if n_pass else "not reproduced")
     measured = {"summary": summary, "no_degradation": {**lin, **cont}, "improves": pots, "minibatch_similar": similar,
                 "ngspice_max_control_diff": {k: v["max_control_diff"] for k, v in checks.items()},
                 "native_s": round(native_s, 1)}
@@ -528,8 +521,7 @@ def run(ctx: Context) -> ClaimResult:
                   f"{linear_seeds[0]}-{linear_seeds[-1]} (linear networks); tuned: the dead band on seeds "
                   f"{start}-{(quick_stop if ctx.quick else stop) - 1} (best median floor of {len(DEAD_BANDS)} "
                   "bands at p = 1), the flow networks' rates on seeds 100-103 (by hand, in the configs)")
-    return ClaimResult(KEY, TITLE, PAPER, verdict, reason, measured=measured, figures=figures, data=data, lines=lines,
-                       profiles=profiles, seeds=seeds_text)
+    return ClaimResult(KEY, TITLE, PAPER, verdict, reason, measured, figures, data, lines, profiles, seeds_text)
 
 
 # -- figures ------------------------------------------------------------------------------------------------
@@ -548,12 +540,11 @@ def _figure_floors(ctx: Context, results: dict) -> str:
     for ax, (label, key) in zip(axes, panels):
         runs = results[label]
         _scatter(ax, PS, [runs[p][key] for p in PS], "C0" if "pot" in label else "C1", "median")
-        ax.set_xscale("log")
+        ax.set(xscale="log", xlabel="update probability p")
         if key == "floor":
             ax.set(yscale="log", ylabel="error floor (V$^2$)")
         else:
             ax.set_ylabel("training accuracy")
-        ax.set_xlabel("update probability p")
         ax.set_title(label + (" (accuracy)" if key != "floor" else ""), fontsize=9)
     return save_figure(ctx, fig, f"{KEY}_error_vs_p.png")
 
@@ -630,8 +621,7 @@ def _figure_linear_controls(ctx: Context, linear: dict, ctrl: dict) -> str:
     width = 0.8 / len(POT_CONTROLS)
     for j, label in enumerate(POT_CONTROLS):
         runs = ctrl[label]["runs"]
-        ax.bar(np.arange(len(kinds)) + j * width, [np.median(runs[k]["tail_span"]) for k in kinds], width,
-               label=label)
+        ax.bar(np.arange(len(kinds)) + j * width, [np.median(runs[k]["tail_span"]) for k in kinds], width, label=label)
     ax.set_xticks(np.arange(len(kinds)) + width / 2, ["p=1", f"p={CONTROL_P:g}", "fixed", "band"], fontsize=8)
     ax.set_ylabel("tail span (taps at epoch ends, mean over edges)")
     ax.set_title("limit cycle in the last quarter", fontsize=9)

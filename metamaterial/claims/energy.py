@@ -35,8 +35,7 @@ def _task(ctx: Context, name: str) -> dict:
     trainer.solver.close()
     src = Source(cfg, one.controls, None, one.epoch)
     power = energy_run(src, ctx.path(f"energy_{name}"), progress=False)
-    tran = transient_run(src, ctx.path(f"transient_{name}"), steps=QUICK_STEPS if ctx.quick else None,
-                         progress=False)
+    tran = transient_run(src, ctx.path(f"transient_{name}"), steps=QUICK_STEPS if ctx.quick else None, progress=False)
     sens = timing_sensitivity(src, tran)
     s, t = power["summary"], tran["summary"]
     fractions = [r["static_fraction"] for r in tran["steps"] if r["static_fraction"] is not None]
@@ -86,8 +85,7 @@ def run(ctx: Context) -> ClaimResult:
     fast = [r["settling_median_s"] is not None and r["settling_median_s"] <= MICROSECONDS for r in rows.values()]
     cheap = [r["energy_per_transistor_median_j"] is not None
              and PICOJOULES[0] <= r["energy_per_transistor_median_j"] <= PICOJOULES[1] for r in rows.values()]
-    verdict = "reproduced" if all(fast) and all(cheap) else ("partly" if any(fast) or any(cheap) else
-                                                             "not reproduced")
+    verdict = "reproduced" if all(fast) and all(cheap) else ("partly" if any(fast) or any(cheap) else "not reproduced")
     per = timing["periphery"]
     lines = []
     for name, r in rows.items():

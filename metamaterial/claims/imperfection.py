@@ -35,7 +35,7 @@ from scipy.stats import spearmanr
 from ..config import Config
 from ..experiment import build_task
 from ..runs import train_replicas
-from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_single
+from .base import ClaimResult, Context, backend_check, claim_config, pyplot, save_figure, save_json
 from .desync import serial_native
 
 KEY = "imperfection"
@@ -49,8 +49,7 @@ READ_NOISES = (0.0, 0.001, 0.00225, 0.005)     # V; 2.25 mV = 0.5% of a 0.45 V f
 BIASES = (0.0, 1e-5, 1e-4, 1e-3)               # V per update
 FLOOR_TAIL = 0.2
 SPAN_TAIL = 0.05
-TASKS = {"regression": {"epochs": 1000, "quick_epochs": 150},
-         "allostery": {"epochs": 1000, "quick_epochs": 150}}
+TASKS = {"regression": {"epochs": 1000, "quick_epochs": 150}, "allostery": {"epochs": 1000, "quick_epochs": 150}}
 KNOBS = ("mismatch", "read_noise", "bias", "bias_sigma")
 #: the ramp's target MSE (V^2, the modes claim's): a regression draw below it at every level is a benign pattern
 LOW_FLOOR = 2e-5
@@ -114,12 +113,7 @@ def _ngspice_check(ctx: Context) -> dict:
     epochs = 3 if ctx.quick else 20
     cfg = claim_config("regression", [f"learning.epochs={epochs}", *knob_overrides("mismatch", 0.01),
                                       "learning.read_noise=0.00225", "learning.bias_sigma=0.0001"])
-    t = time.perf_counter()
-    _, _, ng = train_single(cfg, "ngspice")
-    ng_s = time.perf_counter() - t
-    _, _, nat = train_single(cfg, "native")
-    return {"epochs": epochs, "max_control_diff": float(np.max(np.abs(ng.controls - nat.controls))),
-            "loss_ngspice": ng.history[-1]["loss"], "loss_native": nat.history[-1]["loss"], "ngspice_s": ng_s}
+    return {"epochs": epochs, **backend_check(cfg)}
 
 
 def _levels(knob: str, quick: bool = False) -> tuple[float, ...]:
@@ -192,8 +186,7 @@ def run(ctx: Context) -> ClaimResult:
     seeds_text = (f"mismatch and per-edge bias: draws 0-{draws[-1]}, one run each (draw d is seed d's pattern scaled "
                   f"by the level); read noise and common bias: replicas 0-{draws[-1]} of one ensemble per level. No "
                   "setting was tuned on a seed range, so there is no held-out split.")
-    return ClaimResult(KEY, TITLE, PAPER, verdict, reason, measured=measured, figures=[figure], data=[data],
-                       lines=lines, profiles=profiles, seeds=seeds_text)
+    return ClaimResult(KEY, TITLE, PAPER, verdict, reason, measured, [figure], [data], lines, profiles, seeds_text)
 
 
 def _per_draw_line(task: str, knob: str, levels: tuple[float, ...], res: dict, unit: str) -> str:

@@ -83,8 +83,7 @@ def train_modes(cfg: Config, seeds: list[int], backend: str) -> ModeRun:
             errors.append(trainer.evaluate(st.controls).outputs[..., 0] - trainer.task.targets[None, :, 0])
 
     t0 = time.perf_counter()
-    done = train_replicas(cfg, seeds, backend=backend, on_epoch=record,
-                          eval_every=max(cfg.learning.epochs, 1))
+    done = train_replicas(cfg, seeds, backend=backend, on_epoch=record, eval_every=max(cfg.learning.epochs, 1))
     wall = time.perf_counter() - t0
     x = done.setup.task.inputs[:, 0]
     err = np.array(errors)
