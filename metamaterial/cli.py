@@ -175,9 +175,6 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(err) if str(err).startswith(where) else f"{where}: {err}"
         print(f"metamaterial: {msg}", file=sys.stderr)
         return 2
-    except (CheckpointError, _PathError) as err:
-        print(f"metamaterial: {err}", file=sys.stderr)
-        return 2
     except SimulationError as err:
         print(f"metamaterial: {err.summary}", file=sys.stderr)
         if err.log:
@@ -185,9 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         if err.kept:
             print(f"netlist kept at {err.kept}", file=sys.stderr)
         return 1
-    except MetamaterialError as err:
+    except MetamaterialError as err:  # a bad checkpoint or path is bad input too
         print(f"metamaterial: {err}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, (CheckpointError, _PathError)) else 1
     except BrokenPipeError:
         # the reader went away (``| head``): say nothing more, and keep Python's exit-time flush from failing too
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -332,10 +332,7 @@ class NmosParams(EdgeDevice):
                                                - _band_gap(t) / thermal_voltage(celsius)),
                        model_card=None)
 
-    @property
-    def conducts_to_ground(self) -> bool:  # type: ignore[override]
-        """Through the bulk junctions of level 1; the three-regime law has none."""
-        return self.bulk_junctions
+    conducts_to_ground = bulk_junctions  # through the bulk junctions of level 1; the three-regime law has none
 
     @property
     def monotone(self) -> bool:  # type: ignore[override]
@@ -360,11 +357,11 @@ class NmosParams(EdgeDevice):
             return self.model_card
         if self.law == THREE_REGIME:
             return f"* {self.model_name}: {THREE_REGIME} law, one behavioural current source per transistor"
-        series = f" rd={_num(self.rd)} rs={_num(self.rs)}" if self.rd or self.rs else ""
+        series = f" rd={num(self.rd)} rs={num(self.rs)}" if self.rd or self.rs else ""
         return (
-            f".model {self.model_name} nmos (level=1 vto={_num(self.vto)} kp={_num(self.kp)} "
-            f"lambda={_num(self.lambda_)} gamma={_num(self.gamma)} phi={_num(self.phi)} "
-            f"ld={_num(self.ld)} is={_num(self.is_)}{series})"
+            f".model {self.model_name} nmos (level=1 vto={num(self.vto)} kp={num(self.kp)} "
+            f"lambda={num(self.lambda_)} gamma={num(self.gamma)} phi={num(self.phi)} "
+            f"ld={num(self.ld)} is={num(self.is_)}{series})"
         )
 
 
@@ -765,7 +762,7 @@ def _card_with(card: str, model_name: str, **values: float) -> str:
     """A user card's ``.model`` line named ``model_name``, every parameter as the card gives it except ``values``
     (ngspice names), which replace or add to them."""
     given = {**parse_model_card(card, "NmosParams.model_card").given, **values}
-    text = " ".join(f"{k}={int(v) if k == 'level' else _num(v)}" for k, v in given.items())
+    text = " ".join(f"{k}={int(v) if k == 'level' else num(v)}" for k, v in given.items())
     return f".model {model_name} nmos ({text})"
 
 
@@ -783,6 +780,10 @@ def _phi_shift(kelvin: float) -> float:
     return -2.0 * thermal_voltage(kelvin - _KELVIN) * (1.5 * math.log(kelvin / ref) + _CHARGE * arg)
 
 
-def _num(x: float) -> str:
-    """Format a number for a netlist: shortest round-trip repr, so text is deterministic and exact."""
-    return repr(float(x))
+def num(x: float) -> str:
+    """Shortest exact decimal of a finite float, for netlists and model cards (deterministic, exact text); refuses
+    NaN and infinities."""
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValidationError(f"netlist: refusing a non-finite value (got {x!r})")
+    return repr(x)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .circuit import Circuit
-from .devices import NOMINAL_CELSIUS, OVERDRIVE_CAP, THREE_REGIME, NmosParams, ResistorParams
+from .devices import NOMINAL_CELSIUS, OVERDRIVE_CAP, THREE_REGIME, NmosParams, ResistorParams, num
 from .errors import ValidationError
 
 _SAFE_TEXT = re.compile(r"[^A-Za-z0-9_(), .:+-]")
@@ -72,14 +72,6 @@ NETLIST_EDGES = 10_000
 def netlist_points(n_points: int, n_edges: int) -> int:
     """How many of ``n_points`` data points a netlist of many points holds (the first ones; at least one)."""
     return min(n_points, max(1, NETLIST_EDGES // n_edges))
-
-
-def num(x: float) -> str:
-    """Shortest exact decimal of a finite float; refuses NaN and infinities."""
-    x = float(x)
-    if not math.isfinite(x):
-        raise ValidationError(f"netlist: refusing a non-finite value (got {x!r})")
-    return repr(x)
 
 
 def node_name(i: int, b: int | None = None) -> str:

@@ -7,6 +7,7 @@ Sits below ``runs`` (which trains into a run directory), ``rundir`` (which uses 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -105,11 +106,9 @@ def column_names(setup: Setup) -> tuple[list[str], list[str], list[str] | None]:
             header, *rows = [r for r in csv.reader(f) if r]
         n_in, is_class = 4, True
     elif cfg.task.name == "csv":
-        try:
-            with open(cfg.task.path, newline="") as f:
-                header, *rows = [r for r in csv.reader(f) if r]
-        except OSError:  # the training data moved away since: the nodes' names still describe the run
-            header = None
+        # the training data may have moved away since: then the nodes' names still describe the run
+        with contextlib.suppress(OSError), open(cfg.task.path, newline="") as f:
+            header, *rows = [r for r in csv.reader(f) if r]
         n_in, is_class = cfg.task.n_inputs, cfg.task.classification
     if header is not None:
         inputs = header[:n_in]

@@ -46,7 +46,6 @@ Report = Callable[[str, str], None]
 def open_run_dir(cfg: Config, run_dir: Path, resume: bool) -> Path:
     """Check a run directory to resume (same resolved config, key by key), or create a new one (refusing one that
     holds a run) and write config.yaml into it."""
-    resolved = dump_config(cfg)
     if resume:
         saved = run_dir / "config.yaml"
         if not saved.exists():
@@ -72,7 +71,7 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool) -> Path:
         stopped = "" if epoch is None else f" stopped at epoch {epoch} of {cfg.learning.epochs}"
         raise CheckpointError(f"{run_dir}: already holds a run{stopped}; continue it with --resume {run_dir}, or "
                               "choose another --out")
-    (run_dir / "config.yaml").write_text(resolved)
+    (run_dir / "config.yaml").write_text(dump_config(cfg))
     return run_dir
 
 
@@ -199,8 +198,7 @@ def after_training(done: Trained, on_warning: Report | None = None) -> tuple[lis
     losses = state.history[0]["loss"], state.history[-1]["loss"]
     warnings = diagnostics.moved_warnings(setup.circuit.device, initial, state.controls, state.n_updates, losses,
                                           dyn.low, dyn.high, setup.rule.rate, rate_source(setup), state.epoch)
-    notes = diagnostics.hinge_notes(state.history, state.epoch, setup.rule.margin) \
-        if setup.rule.hinge else []
+    notes = diagnostics.hinge_notes(state.history, state.epoch, setup.rule.margin) if setup.rule.hinge else []
     if on_warning is not None:
         for kind, texts in (("warning", warnings), ("note", notes)):
             for text in texts:

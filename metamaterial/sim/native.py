@@ -96,10 +96,6 @@ class TagMemory:
                 old = getattr(self, name)
                 setattr(self, name, np.concatenate([old, np.full((extra, *old.shape[1:]), np.nan)]))
 
-    def keep(self, tags: np.ndarray, v: np.ndarray, controls: np.ndarray, drive: np.ndarray,
-             residual: np.ndarray) -> None:
-        self.v[tags], self.controls[tags], self.drive[tags], self.residual[tags] = v, controls, drive, residual
-
 
 @dataclass(eq=False)
 class _Prepared:
@@ -223,7 +219,8 @@ class NativeSolver(AbstractSolver):
         if failed:
             v[~converged] = np.nan
         if tags is not None:
-            memory.keep(tags, v, np.where(converged[:, None], raw, np.nan), drv, resid)
+            memory.v[tags], memory.controls[tags], memory.drive[tags], memory.residual[tags] = (
+                v, np.where(converged[:, None], raw, np.nan), drv, resid)
         elif self.warm_start:
             if len(self._warm) >= _MAX_WARM_STARTS:
                 self._warm.clear()
@@ -401,18 +398,14 @@ class NativeSolver(AbstractSolver):
                 prep.n_junctions, self._tol, np.empty(n))
             below = at - prep.n_junctions[k] * jump
             f[k] = np.where(at < 0.0, at, np.where(below > 0.0, below, 0.0))
-            if closed and nk.step_ratio(x[prep.unk], self._linear_solve(prep, jac, f), self._tol) <= 1.0:
+            if not closed:
+                continue
+            step = np.linalg.solve(jac.reshape(n, n), -f) if prep.dense else \
+                splu(sp.csc_matrix((jac, prep.indices, prep.indptr), shape=(n, n))).solve(-f)
+            if nk.step_ratio(x[prep.unk], step, self._tol) <= 1.0:
                 return spent, r, nk.CONVERGED
         x[:] = start
         return spent, r, nk.NOT_CONVERGED
-
-    @staticmethod
-    def _linear_solve(prep: _Prepared, jac: np.ndarray, f: np.ndarray) -> np.ndarray:
-        """The Newton step -J^-1 f for the Jacobian slots ``jac`` of ``prep`` (dense or CSC)."""
-        n = len(prep.unk)
-        if prep.dense:
-            return np.linalg.solve(jac.reshape(n, n), -f)
-        return splu(sp.csc_matrix((jac, prep.indices, prep.indptr), shape=(n, n))).solve(-f)
 
     def _newton_sparse(self, prep: _Prepared, v: np.ndarray, cold: bool, drv: np.ndarray,
                        ctrl: np.ndarray, gshunt: float = 0.0) -> tuple[int, float, int]:
@@ -519,8 +512,7 @@ def _index_arrays(c: Circuit, clamped: bool, dense_limit: int, held: np.ndarray 
     driven = np.concatenate(parts).astype(np.int64)
     unk = np.setdiff1d(np.arange(c.n_nodes), driven).astype(np.int64)
     n = len(unk)
-    ea = c.edges[:, 0].astype(np.int64).copy()
-    eb = c.edges[:, 1].astype(np.int64).copy()
+    ea, eb = c.edges[:, 0].astype(np.int64), c.edges[:, 1].astype(np.int64)
     if c.body is not None:  # the kernels take a tied body at terminal a: swap the ends of edges whose body is b
         elsewhere = np.flatnonzero((c.body != ea) & (c.body != eb))
         if len(elsewhere):

@@ -351,9 +351,15 @@ class NgspiceSolver(AbstractSolver):
             rows = [self._solve(circuit, controls[b], inputs[b:b + 1], None if clamps is None else clamps[b:b + 1])
                     for b in range(inputs.shape[0])]
             return OperatingPoint(voltages=np.concatenate([r.voltages for r in rows]))
-        size = netlist_points(inputs.shape[0], circuit.n_edges)  # a batch netlist holds a network copy per sample
-        if inputs.shape[0] > size:
-            return self._solve_chunks(circuit, controls, inputs, clamps, size)
+        batch = inputs.shape[0]
+        size = netlist_points(batch, circuit.n_edges)  # a batch netlist holds a network copy per sample
+        if batch > size:  # in chunks of ``size``, the last padded with its own last sample: one netlist serves all
+            parts = []
+            for lo in range(0, batch, size):
+                rows = np.minimum(np.arange(lo, lo + size), batch - 1)
+                op = self._solve(circuit, controls, inputs[rows], None if clamps is None else clamps[rows])
+                parts.append(op.voltages[:batch - lo])
+            return OperatingPoint(voltages=np.concatenate(parts))
         if self.sweep and isinstance(circuit.device, NmosParams) and circuit.mismatch is None and \
                 circuit not in self._op_only:
             try:
@@ -362,7 +368,6 @@ class NgspiceSolver(AbstractSolver):
                 self._op_only.add(circuit)
                 self.sweep_fallbacks += 1
         self._end_sweep()  # the op below ends with 'destroy all', which would take the paused sweep's plot
-        batch = inputs.shape[0]
         key = (id(circuit), clamps is None, batch, self.options)
         loaded = self._resident(key, circuit)
         clock = time.perf_counter()
@@ -397,18 +402,6 @@ class NgspiceSolver(AbstractSolver):
         self._tick("destroy", clock)
         _raise_pending_interrupt()
         return OperatingPoint(voltages=voltages)
-
-    def _solve_chunks(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray, clamps: np.ndarray | None,
-                      size: int) -> OperatingPoint:
-        """A batch of more than ``size`` samples, ``size`` at a time; the last chunk is padded with its own last
-        sample, so that one loaded netlist serves every chunk."""
-        n = inputs.shape[0]
-        parts = []
-        for lo in range(0, n, size):
-            rows = np.minimum(np.arange(lo, lo + size), n - 1)
-            op = self._solve(circuit, controls, inputs[rows], None if clamps is None else clamps[rows])
-            parts.append(op.voltages[:n - lo])
-        return OperatingPoint(voltages=np.concatenate(parts))
 
     # -- solving as points of a paused dc sweep ---------------------------------------------------
     def _solve_swept(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
@@ -457,8 +450,12 @@ class NgspiceSolver(AbstractSolver):
         self._check_alive()
         try:
             self._command("step")  # starts the netlist's .dc when none is paused (com_resume runs it)
-        except SimulationError as err:  # ngspice ended the sweep itself ("dc simulation(s) aborted")
-            self._abandon_sweep(swept)
+        except SimulationError as err:  # ngspice ended the sweep itself ("dc simulation(s) aborted"):
+            if _REGISTRY["paused"] is swept:  # forget it, and drop whatever plot it left
+                _REGISTRY["paused"] = None
+            swept.plot = swept.plot or self._current_plot(required=False)
+            self._drop_plot(swept)
+            swept.clamped = None
             raise _SweepFailed from err
         try:
             if swept.plot is None:
@@ -505,14 +502,6 @@ class NgspiceSolver(AbstractSolver):
                 self._command("resume")
         finally:
             self._drop_plot(swept)
-
-    def _abandon_sweep(self, swept: _Swept) -> None:
-        """After a failed point ngspice has ended the sweep itself: forget it and drop whatever plot it left."""
-        if _REGISTRY["paused"] is swept:
-            _REGISTRY["paused"] = None
-        swept.plot = swept.plot or self._current_plot(required=False)
-        self._drop_plot(swept)
-        swept.clamped = None
 
     def _drop_plot(self, swept: _Swept) -> None:
         if swept.plot:

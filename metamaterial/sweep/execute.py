@@ -61,12 +61,9 @@ def run_points(points: list[Point], out: str, retry_failed: bool = False, recycl
                target_loss: float | None = None) -> list[dict]:
     """Train the points of one task (as one ensemble when there are several) in this worker's training process
     and store each result; returns one ``{key, status, ran}`` per point (``ran`` False: it already had a result).
-
-    The training process (a one-process pool, so the simulator never runs in the Dask worker itself) is replaced
-    after it trained ``recycle_after`` points (0: never), and after it died (its points are recorded as failed).
-    A daemonic worker process (Dask's default, which may not start children) trains in itself instead: start
-    such workers with ``DASK_DISTRIBUTED__WORKER__DAEMON=False`` to get the training process and its recycling.
-    """
+    The training process is replaced after it trained ``recycle_after`` points (0: never), and after it died (its
+    points are recorded as failed); a daemonic worker process (Dask's default, which may not start children) trains
+    in itself instead, without recycling (see the module docstring for how to start workers)."""
     from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415
 
     worker = _worker_name()
@@ -150,10 +147,11 @@ def _start_training_process(parent: int) -> None:
     threading.Thread(target=watch, name="end-with-worker", daemon=True).start()
 
 
-def _drop_pool(slot: dict) -> None:
+def _drop_pool(slot: dict, wait: bool = True) -> None:
+    """End ``slot``'s training process: after its work (``wait``), or now, its queued work cancelled."""
     pool, slot["pool"] = slot["pool"], None
     if pool is not None:
-        pool.shutdown(wait=True)
+        pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
 def stop_training() -> None:
@@ -177,10 +175,8 @@ def end_training(dask_worker=None) -> None:
     waits about 4 s for each worker's process pool (measured: 4.0 s, and 0.8 s after this)."""
     with _SLOTS_LOCK:  # its worker is closing: forget its slot
         slot = _SLOTS.pop(_worker_name(dask_worker), None)
-    pool = slot["pool"] if slot is not None else None
-    if pool is not None:
-        slot["pool"] = None
-        pool.shutdown(wait=False, cancel_futures=True)
+    if slot is not None:
+        _drop_pool(slot, wait=False)
 
 
 def _train(points: list[Point], out: Path, worker: str, target_loss: float | None = None) -> list[dict]:
@@ -218,19 +214,16 @@ def _record(point: Point, status: str, worker: str, wall_s: float, **fields) -> 
 
 
 def _store(out: Path, record: dict) -> dict:
-    """Write a point's record (unless it has one: then a 'duplicate' event) and log it; returns the record."""
+    """Write a point's record (unless it has one: then a 'duplicate' event) and log it with this process's resident
+    memory (MiB: the event log shows whether a training process grows); returns the record."""
+    import psutil  # noqa: PLC0415 (a dependency of dask.distributed)
+
     written = write_result(out, record["key"], record)
     event = ("finished" if record["status"] == "ok" else "failed") if written else "duplicate"
     extra = {"error": record["error"]} if record["status"] != "ok" else {}
-    log_event(out, event, record["key"], worker=record["worker"], rss_mb=_rss_mb(), **extra)
+    log_event(out, event, record["key"], worker=record["worker"],
+              rss_mb=round(psutil.Process().memory_info().rss / 2**20, 1), **extra)
     return record
-
-
-def _rss_mb() -> float:
-    """This process's resident memory (MiB): the event log shows whether a training process grows."""
-    import psutil  # noqa: PLC0415 (a dependency of dask.distributed)
-
-    return round(psutil.Process().memory_info().rss / 2**20, 1)
 
 
 def _summaries(done, target_loss: float | None = None) -> list[dict]:
