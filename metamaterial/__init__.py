@@ -10,7 +10,6 @@ import importlib
 
 __version__ = "0.1.0"
 
-#: every public name and the module (under this package) it comes from
 _EXPORTS = {
     **dict.fromkeys(("Circuit", "OperatingPoint", "compile_graph", "edge_currents", "kcl_residuals",
                      "without_edges"), "circuit"),

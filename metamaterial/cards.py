@@ -50,7 +50,6 @@ _NO_DC_EFFECT = frozenset({"level", "cbd", "cbs", "pb", "cgso", "cgdo", "cgbo", 
 
 #: ngspice's MOS level-1 defaults, used for parameters a user card leaves out
 NGSPICE_MOS1_DEFAULTS = {"vto": 0.0, "kp": 2e-5, "lambda_": 0.0, "gamma": 0.0, "phi": 0.6, "ld": 0.0, "is_": 1e-14}
-# (the series resistances, rd, rs and rsh, default to 0 and are read by ``ModelCard.nmos_values``)
 
 
 def parse_number(raw: str, where: str) -> float:
@@ -136,31 +135,24 @@ def parse_model_card(text: str, where: str) -> ModelCard:
         if name not in _MOS_PARAMETERS[level]:
             raise ConfigError(f"{where}: model card parameter {name} is not a level-{level} MOS parameter (got "
                               f"{name}={given[name]:g}); remove it or correct its spelling (ngspice would ignore it)")
-    if level == 1:
-        outside = _outside_level1_law(given)
-        if outside:
-            raise ConfigError(f"{where}: model card parameters change the DC answer in ways the level-1 law does "
-                              f"not model (got {', '.join(outside)}); remove them: give kp, vto, gamma and phi "
-                              "directly and leave tnom at 27")
+    if level == 1 and (outside := _outside_level1_law(given)):
+        raise ConfigError(f"{where}: model card parameters change the DC answer in ways the level-1 law does "
+                          f"not model (got {', '.join(outside)}); remove them: give kp, vto, gamma and phi "
+                          "directly and leave tnom at 27")
     return ModelCard(name=tokens[1], level=level, given=given)
 
 
 def _outside_level1_law(given: dict[str, float]) -> list[str]:
     """``name=value`` of each given level-1 parameter that would make ngspice's DC answer differ from the law."""
-    outside = []
-    for name, value in given.items():
-        if name in _LAW_FIELDS or name in _NO_DC_EFFECT or name in ("rd", "rs", "rsh"):  # series R: series_current
-            continue
-        if name == "tnom" and value == 27:
-            continue
-        # with tox given, ngspice derives kp from uo, and vto, gamma, phi from nsub (with nss, tpg), unless given
-        if name == "tox" and "kp" in given:
-            continue
-        derived = ("kp",) if name == "uo" else ("vto", "gamma", "phi")
-        if name in ("uo", "nsub", "nss", "tpg") and ("tox" not in given or all(k in given for k in derived)):
-            continue
-        outside.append(f"{name}={value:g}")
-    return outside
+    followed = {*_LAW_FIELDS, *_NO_DC_EFFECT, "rd", "rs", "rsh"}  # series R: series_current
+    if given.get("tnom") == 27:
+        followed.add("tnom")
+    # with tox given, ngspice derives kp from uo, and vto, gamma, phi from nsub (with nss, tpg), unless given
+    if "tox" not in given or "kp" in given:
+        followed |= {"tox", "uo"}
+    if "tox" not in given or all(k in given for k in ("vto", "gamma", "phi")):
+        followed |= {"nsub", "nss", "tpg"}
+    return [f"{name}={value:g}" for name, value in given.items() if name not in followed]
 
 
 def load_model_card(path: str | Path) -> tuple[str, ModelCard]:

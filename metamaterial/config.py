@@ -52,7 +52,6 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 #: hardware.t_learn (s) when no learning.rate fixes it: the learning switch's on time per update
 T_LEARN = HardwareParams.t_learn  # the charging circuit's constants live in HardwareParams
-#: task.test_fraction when not given: Iris and digits hold out a fifth of their points, the other tasks nothing
 TEST_FRACTION = {"iris": 0.2, "digits": 0.2}
 
 
@@ -201,7 +200,6 @@ class DeviceConfig(_Strict):
         return v
 
     def process_corner(self) -> ProcessCorner:
-        """The ``devices.ProcessCorner`` that ``corner`` names."""
         if self.corner in CORNERS:
             return CORNERS[self.corner]
         return ProcessCorner(self.corner, **self.corners[self.corner].model_dump())
@@ -269,9 +267,8 @@ class InitConfig(_Strict):
 
     @model_validator(mode="after")
     def _order(self) -> InitConfig:
-        for v in (self.low, self.high, self.value):
-            if v is not None and not math.isfinite(v):
-                raise ValueError("init values must be finite")
+        if any(v is not None and not math.isfinite(v) for v in (self.low, self.high, self.value)):
+            raise ValueError("init values must be finite")
         if self.kind == "constant" and self.value is None:
             raise ValueError("a constant init needs 'value'")
         if self.low is not None and self.high is not None and self.low > self.high:
@@ -533,13 +530,11 @@ def validate_config(raw: dict, source: str = "<config>") -> Config:
     except pydantic.ValidationError as err:
         first = err.errors()[0]
         loc = key_path(first["loc"])
-        msg = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            msg = "unknown key; remove it or check its spelling (see README, config reference)"
-        elif first["type"] == "missing":
-            msg = "required key is missing"
+        fixed = {"extra_forbidden": "unknown key; remove it or check its spelling (see README, config reference)",
+                 "missing": "required key is missing"}
+        msg = fixed.get(first["type"]) or first["msg"].removeprefix("Value error, ")
         got = first.get("input")
-        if first["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict) and "(got " not in msg:
+        if first["type"] not in fixed and not isinstance(got, dict) and "(got " not in msg:
             msg += f" (got {got!r})"
         more = f" [{len(err.errors()) - 1} more problem(s)]" if len(err.errors()) > 1 else ""
         raise ConfigError(f"{source}: {loc + ': ' if loc else ''}{msg}{more}") from None
@@ -596,13 +591,11 @@ def set_key_path(raw: dict, key: str, value: Any, where: str) -> None:
 
 
 def _resolve_paths(cfg: Config, base: Path) -> Config:
-    def fix(v: str | None) -> str | None:
-        return v if v is None or Path(v).is_absolute() else str((base / v).resolve())
-    return cfg.model_copy(update={
-        "network": cfg.network.model_copy(update={"file": fix(cfg.network.file)}),
-        "device": cfg.device.model_copy(update={"model_file": fix(cfg.device.model_file)}),
-        "task": cfg.task.model_copy(update={"path": fix(cfg.task.path)}),
-    })
+    def fix(part: BaseModel, key: str) -> BaseModel:
+        v = getattr(part, key)
+        return part if v is None or Path(v).is_absolute() else part.model_copy(update={key: str((base / v).resolve())})
+    return cfg.model_copy(update={"network": fix(cfg.network, "file"), "device": fix(cfg.device, "model_file"),
+                                  "task": fix(cfg.task, "path")})
 
 
 def with_backend(cfg: Config, backend: str | None) -> Config:

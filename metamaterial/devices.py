@@ -41,7 +41,6 @@ def thermal_voltage(celsius: float) -> float:
     return _BOLTZMANN / _CHARGE * (celsius + _KELVIN)
 
 
-#: Thermal voltage kT/q (V) at ngspice's default 27 C.
 THERMAL_VOLTAGE = thermal_voltage(NOMINAL_CELSIUS)
 
 
@@ -251,10 +250,9 @@ class NmosParams(EdgeDevice):
         return _card_with(self.model_card, model_name, vto=vto)
 
     def at_corner(self, corner: ProcessCorner) -> NmosParams:
-        """This transistor at process corner ``corner``: V_T shifted by ``corner.vto_shift``, kp (so K) scaled by
-        ``corner.k_scale``, named ``<name>:<corner>``. A level-1 user card is rewritten with the two values (every
-        other parameter as given), so that the netlist carries the corner; a level-2 or 3 card is refused (kp and vto
-        are not the whole of K and V_T there)."""
+        """This transistor at process corner ``corner``, named ``<name>:<corner>``. A level-1 user card is rewritten
+        with the corner's vto and kp (every other parameter as given), so that the netlist carries the corner; a
+        level-2 or 3 card is refused (kp and vto are not the whole of K and V_T there)."""
         if corner.is_typical:
             return self
         vto, kp, name = self.vto + corner.vto_shift, self.kp * corner.k_scale, f"{self.name}:{corner.name}"
@@ -275,7 +273,6 @@ class NmosParams(EdgeDevice):
     def edge_current(self, va: np.ndarray, vb: np.ndarray, controls: np.ndarray, vto: np.ndarray | None = None,
                      beta: np.ndarray | None = None, gmin: float = 1e-12,
                      vbody: np.ndarray | None = None, vt: float = THERMAL_VOLTAGE) -> np.ndarray:
-        """The channel current a -> b (A) at gate voltages ``controls`` (``channel_current``)."""
         return self.channel_current(va, vb, controls, vto, beta, gmin, vbody, vt).current
 
     def channel_current(self, va: np.ndarray, vb: np.ndarray, vg: np.ndarray, vto: np.ndarray | float | None = None,
@@ -546,10 +543,8 @@ def card_level(params: NmosParams) -> int:
 
 @dataclass(frozen=True)
 class MosCurrents:
-    """Drain current of an NMOS edge from node a to node b and its partial derivatives.
-
-    Shapes follow the broadcast of the inputs. Units: A, and A/V for the derivatives.
-    """
+    """Drain current (A) of an NMOS edge from node a to node b and its partial derivatives (A/V), shaped as the
+    broadcast of the inputs."""
 
     current: np.ndarray
     d_va: np.ndarray

@@ -127,11 +127,8 @@ class UpdateCost:
 
 
 def update_cost(before: np.ndarray, after: np.ndarray, hardware: HardwareParams) -> UpdateCost:
-    """``UpdateCost`` of moving the gates from ``before`` to ``after`` ([E] V) in one window of ``hardware``.
-
-    The charging current is taken as constant over the window (t_learn << R C, docs/physics.md section 3.5),
-    so the resistor's heat is Q^2 R / t_learn.
-    """
+    """``UpdateCost`` of moving the gates from ``before`` to ``after`` ([E] V) in one window of ``hardware``, the
+    charging current taken as constant over the window (t_learn << R C, docs/physics.md section 3.5)."""
     before, after = np.asarray(before, float), np.asarray(after, float)
     if before.shape != after.shape:
         raise ValidationError(f"energy.update_cost: before and after must have one shape (got {before.shape} and "
@@ -169,7 +166,6 @@ class LearningClock:
 
 
 def learning_clock(windows: int, presentations: int, hardware: HardwareParams) -> LearningClock:
-    """``LearningClock`` of ``windows`` learning windows over ``presentations`` presented points."""
     if not (0 <= windows <= presentations):
         raise ValidationError(f"energy.learning_clock: need 0 <= windows <= presentations (got windows={windows}, "
                               f"presentations={presentations}); count one window per applied point")

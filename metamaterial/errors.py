@@ -30,14 +30,9 @@ class SimulationError(MetamaterialError, RuntimeError):
     """
 
     def __init__(self, message: str, netlist: str | None = None, log: str = "", kept: str | None = None):
-        self.netlist, self.log, self.kept = netlist, log, kept
-        detail = message
-        if log:
-            detail += "\n--- simulator log (last lines) ---\n" + log
-        if kept:
-            detail += f"\n--- netlist kept at {kept}"
-        super().__init__(detail)
-        self.summary = message
+        self.netlist, self.log, self.kept, self.summary = netlist, log, kept, message
+        super().__init__(message + ("\n--- simulator log (last lines) ---\n" + log if log else "")
+                         + (f"\n--- netlist kept at {kept}" if kept else ""))
 
 
 class CheckpointError(MetamaterialError, ValueError):

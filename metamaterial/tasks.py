@@ -115,9 +115,8 @@ def iris_task(low: float, high: float, on: float, off: float, test_fraction: flo
     target ``on`` for the right class and ``off`` for the others; a seeded stratified test split."""
     with resources.files("metamaterial").joinpath("data/iris.csv").open() as f:
         rows = list(csv.DictReader(f))
-    names = sorted({r["species"] for r in rows})
     x = np.array([[float(r[k]) for k in list(r)[:4]] for r in rows])
-    cls = np.array([names.index(r["species"]) for r in rows])
+    _, cls = np.unique([r["species"] for r in rows], return_inverse=True)
     return _split(Task("iris", _scale(x, low, high), np.where(np.eye(3)[cls] > 0, on, off), classes=cls,
                        decode="argmax"), test_fraction, seed)
 
@@ -162,16 +161,14 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
     try:
         x = np.array([[float(v) for v in r[:n_inputs]] for r in body])
         if classification:
-            names = sorted({r[n_inputs] for r in body})
-            cls = np.array([names.index(r[n_inputs]) for r in body])
+            names, cls = np.unique([r[n_inputs] for r in body], return_inverse=True)
             y = np.where(np.eye(len(names))[cls] > 0, on, off)
         else:
             y = np.array([[float(v) for v in r[n_inputs:]] for r in body])
             cls = None
     except (ValueError, IndexError) as err:
         raise ValidationError(f"task.path: {p}: every row needs {len(header)} numeric values ({err})") from err
-    if scale:
-        x = _scale(x, low, high)
+    x = _scale(x, low, high) if scale else x
     task = Task(p.stem, x, y, classes=cls, decode="argmax" if classification else None)
     return _split(task, test_fraction, seed) if test_fraction > 0 else task
 
@@ -185,10 +182,10 @@ def _split(task: Task, test_fraction: float, seed: int) -> Task:
     """Seeded stratified split into training and held-out points."""
     rng = np.random.default_rng(seed)
     test = np.zeros(task.n_points, bool)
-    groups = task.classes if task.classes is not None else np.zeros(task.n_points, int)
+    cls = task.classes
+    groups = cls if cls is not None else np.zeros(task.n_points, int)
     for g in np.unique(groups):
         idx = rng.permutation(np.flatnonzero(groups == g))
         test[idx[:int(round(test_fraction * len(idx)))]] = True
-    pick = (lambda a: None if a is None else a[~test]), (lambda a: None if a is None else a[test])
-    return Task(task.name, task.inputs[~test], task.targets[~test], pick[0](task.classes), task.decode, task.levels,
-                task.inputs[test], task.targets[test], pick[1](task.classes))
+    return Task(task.name, task.inputs[~test], task.targets[~test], None if cls is None else cls[~test], task.decode,
+                task.levels, task.inputs[test], task.targets[test], None if cls is None else cls[test])

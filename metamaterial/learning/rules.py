@@ -15,7 +15,6 @@ from .. import step
 from ..circuit import Circuit
 from ..errors import ValidationError
 
-#: the losses a rule knows
 LOSSES = ("mse", "hinge", "multiclass_hinge")
 #: which edges a point's contrast reaches (``CoupledLearning.update_edges``)
 UPDATE_EDGES = ("all", "pushed")
