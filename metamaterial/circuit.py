@@ -68,7 +68,6 @@ class Circuit:
 
     @property
     def law(self) -> EdgeParams:
-        """The edge device at the circuit's temperature: the parameters the current laws use."""
         return self._law
 
     @property

@@ -37,8 +37,7 @@ def lattice_network(rows: int, cols: int, periodic: bool = True) -> nx.Graph:
                               f"(got {rows}x{cols})")
     g = nx.grid_2d_graph(rows, cols, periodic=periodic)
     out = nx.Graph(kind="lattice", rows=rows, cols=cols, periodic=periodic)
-    for r, c in sorted(g.nodes):
-        out.add_node(r * cols + c, pos=(r, c))
+    out.add_nodes_from((r * cols + c, {"pos": (r, c)}) for r, c in sorted(g.nodes))
     out.add_edges_from(sorted(tuple(sorted((r1 * cols + c1, r2 * cols + c2))) for (r1, c1), (r2, c2) in g.edges))
     return out
 
@@ -89,8 +88,7 @@ def layered_network(n_inputs: int, n_outputs: int, hidden: int = 0, density: flo
     g = nx.Graph(kind="layered", seed=None if isinstance(seed, np.random.Generator) else seed,
                  layers=[list(first), list(mid), list(last)])
     for layer, (nodes, prefix) in enumerate(((first, "in"), (mid, "h"), (last, "out"))):
-        for k, n in enumerate(nodes):
-            g.add_node(n, layer=layer, label=f"{prefix}{k}")
+        g.add_nodes_from((n, {"layer": layer, "label": f"{prefix}{k}"}) for k, n in enumerate(nodes))
     g.add_edges_from(pairs[i] for i in chosen)
     lonely = [g.nodes[n]["label"] for n in g if g.degree(n) == 0]
     if lonely:

@@ -10,6 +10,7 @@ first compiled function can load (once per process; cheap).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -24,8 +25,7 @@ _refreshed = False
 
 
 def refresh() -> None:
-    """Drop the package's cached compiled code if any module in ``SOURCES`` changed since it was cached (once per
-    process)."""
+    """``drop_stale`` of this package, once per process."""
     global _refreshed
     if not _refreshed:
         _refreshed = True
@@ -39,11 +39,9 @@ def drop_stale(package: Path) -> bool:
     not change piecemeal) it leaves everything as it is."""
     digest = hashlib.sha256(b"".join((package / s).read_bytes() for s in SOURCES)).hexdigest()
     stamp = package / STAMP
-    try:
+    with contextlib.suppress(OSError):
         if stamp.read_text() == digest:
             return False
-    except OSError:
-        pass
     try:
         for source in SOURCES:
             path = package / source

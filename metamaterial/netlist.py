@@ -117,8 +117,7 @@ def to_spice(
     for b in [None] if batch == 1 else range(batch):
         sfx = "" if b is None else f"_{b}"
         row = 0 if b is None else b
-        for k, node in enumerate(c.inputs):
-            lines.append(f"VI{k}{sfx} {nn(int(node), b)} 0 dc {num(inputs[row, k])}")
+        lines += [f"VI{k}{sfx} {nn(int(node), b)} 0 dc {num(inputs[row, k])}" for k, node in enumerate(c.inputs)]
         if clamps is not None:
             for k, node in enumerate(c.clamp_nodes):
                 lines.append(f"VC{k}{sfx} {nn(int(node), b)} 0 dc {num(clamps[row, k])}")
@@ -154,8 +153,7 @@ def to_spice_sweep(c: Circuit, batch: int, points: int, *, options: SpiceOptions
     controls = np.zeros(c.n_edges)
     for b in [None] if batch == 1 else range(batch):
         sfx = "" if b is None else f"_{b}"
-        for k, node in enumerate(c.inputs):
-            lines.append(f"VI{k}{sfx} {nn(int(node), b)} 0 external")
+        lines += [f"VI{k}{sfx} {nn(int(node), b)} 0 external" for k, node in enumerate(c.inputs)]
         for k, node in enumerate(c.clamp_nodes):
             lines.append(f"IC{k}{sfx} 0 {nn(int(node), b)} external")
             lines.append(f"GC{k}{sfx} {nn(int(node), b)} 0 {nn(int(node), b)} 0 0")
@@ -170,9 +168,7 @@ def to_spice_sweep(c: Circuit, batch: int, points: int, *, options: SpiceOptions
 def temperature_options(c: Circuit) -> list[str]:
     """The ``.options temp=`` line of a circuit away from the nominal 27 C (none at 27 C, so netlists of nominal
     circuits keep their text): ngspice then adjusts the nominal card's parameters itself (``mos1temp.c``)."""
-    if c.temperature == NOMINAL_CELSIUS:
-        return []
-    return [f".options temp={num(c.temperature)}"]
+    return [] if c.temperature == NOMINAL_CELSIUS else [f".options temp={num(c.temperature)}"]
 
 
 def _namer(c: Circuit):

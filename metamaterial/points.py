@@ -18,8 +18,7 @@ from .netlist import netlist_points, to_spice
 
 def initial_phases(cfg: Config, backend: str | None = None, clamped: bool = True):
     """(setup, controls, free [P, N], clamps [P, n_clamp], clamped [P, N] or None, solver name) of every data
-    point at the initial controls (of the first ``netlist.netlist_points`` of a large task); the clamp values come
-    from the free solve."""
+    point at the initial controls (of the first ``netlist.netlist_points`` of a large task)."""
     setup = build(with_backend(cfg, backend))
     c, task = setup.circuit, setup.task
     k = netlist_points(task.n_points, c.n_edges)
@@ -44,8 +43,7 @@ def solve_points(cfg: Config, backend: str | None = None) -> dict:
 
 
 def write_netlists(cfg: Config, out_dir: Path, backend: str | None = None) -> list[Path]:
-    """``free_k.cir`` and ``clamped_k.cir`` for each data point k at the initial controls; the clamped values
-    come from the free solve (on the configured backend)."""
+    """``free_k.cir`` and ``clamped_k.cir`` for each data point k at the initial controls."""
     setup, controls, _, clamps, _, _ = initial_phases(cfg, backend, clamped=False)
     return write_point_netlists(setup, controls, clamps, out_dir, cfg.name)
 

@@ -12,15 +12,13 @@ driven obeys KCL with the edge currents (level-1 NMOS with body effect, lambda a
 V_T and K per transistor under twin mismatch: the free phase uses twin 0, the clamped phase twin 1;
 or linear conductances) plus, for transistors, one grounded bulk diode with ngspice's gmin per transistor
 terminal. Newton steps are limited per node (to ``dv_max``, less for a node whose steps keep reversing)
-and kept inside the span of 0 V and the driven voltages, where every solution lies. A sample is converged
-by ngspice's test with the simulator options (``netlist.SpiceOptions``), capped by the native floors: its last
-Newton step is within reltol max(|v_new|, |v_old|) + vntol (at most ``tol_v``) at every node, and KCL closes
-at every node to reltol (sum of the node's device currents) + abstol (at most ``tol_i``); see ``NativeSolver``.
-A sample that is not, after ``max_iter`` iterations (ngspice's itl1), is retried alone
-(``NativeSolver._retry``): from a cold start, by gmin stepping the way SPICE does, and with nodes held at the
-point where ngspice's junction current jumps; each retry ends with plain Newton on the circuit itself, to the
-same tolerances. One that still fails raises ``SimulationError`` (or, with ``throw=False``, comes back as a NaN
-row flagged in ``NativeOperatingPoint.converged``).
+and kept inside the span of 0 V and the driven voltages, where every solution lies. A sample is converged by
+ngspice's test on its last Newton step and its KCL residual, capped by the native floors ``tol_v`` and ``tol_i``
+(``NativeSolver`` states the test). A sample that is not, after ``max_iter`` iterations (ngspice's itl1), is
+retried alone (``NativeSolver._retry``): from a cold start, by gmin stepping the way SPICE does, and with nodes
+held at the point where ngspice's junction current jumps; each retry ends with plain Newton on the circuit itself,
+to the same tolerances. One that still fails raises ``SimulationError`` (or, with ``throw=False``, comes back as a
+NaN row flagged in ``NativeOperatingPoint.converged``).
 """
 
 from __future__ import annotations
@@ -53,10 +51,10 @@ _MAX_CACHED_CIRCUITS = 16
 _MAX_WARM_STARTS = 64
 _PARALLEL_FROM = 2048  # samples; threads pay off from ~32 samples on an idle machine, but numba threads
 #: slow down 10-30x when other processes hold the cores (seen on 2-core machines), so only huge batches use them
-# gmin stepping (ngspice's dynamic gmin stepping, cktop.c): the shunt (S) of the first stage, the largest factor
-# between stages, the smallest factor before giving up, and the shunt below which the next stage is the circuit itself
 _CHORD_CONTRACTION = 0.25  # sparse path: least fall of the residual per chord step, else refactor
 _CHORD_MAX_RUN = 12  # sparse path: most chord steps in a row on one factorization
+# gmin stepping (ngspice's dynamic gmin stepping, cktop.c): the shunt (S) of the first stage, the largest factor
+# between stages, the smallest factor before giving up, and the shunt below which the next stage is the circuit itself
 _GMIN_START, _GMIN_FACTOR, _GMIN_MIN_FACTOR, _GMIN_LAST = 1e-3, 10.0, 1.00005, 1e-12
 _GMIN_MAX_STAGES = 200
 _CORNER_WINDOW = 1e-3  # V: nodes this close to the junctions' branch point 3 V_T may sit on it (``_junction_corner``)
@@ -173,8 +171,10 @@ class NativeSolver(AbstractSolver):
         self.warm_start = warm_start
         self.reuse_factorization = bool(reuse_factorization)
         self.options = options
-        self._tol = np.zeros(nk.N_TOL)
-        self._tol[[nk.T_V, nk.T_I, nk.T_DV, nk.T_RELTOL, nk.T_VNTOL, nk.T_ABSTOL]] = (
+        #: [``native_kernels.N_TOL``] = (tol_v in V, tol_i in A, dv_max in V, reltol, vntol in V, abstol in A),
+        #: indexed by ``native_kernels.T_*``, as the kernels take them
+        self.tolerances = np.zeros(nk.N_TOL)
+        self.tolerances[[nk.T_V, nk.T_I, nk.T_DV, nk.T_RELTOL, nk.T_VNTOL, nk.T_ABSTOL]] = (
             self.tol_v, self.tol_i, self.dv_max, options.reltol, options.vntol, options.abstol)
         self._prepared: dict[tuple, _Prepared] = {}
         self._warm: dict[tuple, tuple[Circuit, np.ndarray]] = {}  # (circuit, phase, batch size): last solution
@@ -241,22 +241,17 @@ class NativeSolver(AbstractSolver):
         elif batch < _PARALLEL_FROM:
             nk.newton_dense(v, cold, prep.driven, drv, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea,
                             prep.eb, prep.pos, prep.slots, prep.unk, prep.n_junctions, prep.diag, self.max_iter,
-                            self._tol, iters, resid, status)
+                            self.tolerances, iters, resid, status)
         else:
             nk.newton_dense_parallel(v, cold, prep.driven, drv, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta,
                                      prep.ea, prep.eb, prep.pos, prep.slots, prep.unk, prep.n_junctions, prep.diag,
-                                     self.max_iter, self._tol, iters, resid, status, min(batch, get_num_threads()))
+                                     self.max_iter, self.tolerances, iters, resid, status,
+                                     min(batch, get_num_threads()))
         if status.any():  # CONVERGED is 0
             if (status == nk.NOT_FINITE).any():
                 raise ValidationError("NativeSolver.solve: controls, inputs and clamps must be finite "
                                       f"(got NaN or infinity in sample(s) {np.flatnonzero(status == nk.NOT_FINITE)})")
             self._retry(prep, v, cold, drv, ctrl, iters, resid, status)
-
-    @property
-    def tolerances(self) -> np.ndarray:
-        """[``native_kernels.N_TOL``] = (tol_v in V, tol_i in A, dv_max in V, reltol, vntol in V, abstol in A),
-        indexed by ``native_kernels.T_*``, as the kernels take them."""
-        return self._tol
 
     def tag_memory(self, circuit: Circuit, clamped: bool, n_tags: int) -> TagMemory:
         """The live ``TagMemory`` of (circuit, phase), with room for ``n_tags`` tags; callers that solve tagged
@@ -313,7 +308,7 @@ class NativeSolver(AbstractSolver):
         if prep.dense:
             return nk.newton_dense_one(x, cold, prep.driven, drv, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta,
                                        prep.ea, prep.eb, prep.pos, prep.slots, prep.unk, prep.n_junctions, prep.diag,
-                                       self.max_iter, self._tol, gshunt)
+                                       self.max_iter, self.tolerances, gshunt)
         return self._newton_sparse(prep, x, cold, drv, ctrl, gshunt)
 
     def _gmin_stepping(self, prep: _Prepared, x: np.ndarray, drv: np.ndarray,
@@ -324,7 +319,6 @@ class NativeSolver(AbstractSolver):
         stage that fails is started again from there with a smaller cut (down to ``_GMIN_MIN_FACTOR``), a
         fast one lets the cut grow back. Below ``_GMIN_LAST`` the last stage is the circuit itself (no shunt),
         so the answer is the circuit's own, to the usual tolerances. At most ``_GMIN_MAX_STAGES`` stages.
-        Returns (iterations, residual, status).
         """
         spent, r, st = self._newton_one(prep, x, True, drv, ctrl, _GMIN_START)
         if st != nk.CONVERGED:
@@ -395,14 +389,14 @@ class NativeSolver(AbstractSolver):
             f[k] = 0.0
             closed = np.abs(at).max() < self.tol_i and nk.kcl_converged(
                 x, f, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb, prep.pos, prep.unk,
-                prep.n_junctions, self._tol, np.empty(n))
+                prep.n_junctions, self.tolerances, np.empty(n))
             below = at - prep.n_junctions[k] * jump
             f[k] = np.where(at < 0.0, at, np.where(below > 0.0, below, 0.0))
             if not closed:
                 continue
             step = np.linalg.solve(jac.reshape(n, n), -f) if prep.dense else \
                 splu(sp.csc_matrix((jac, prep.indices, prep.indptr), shape=(n, n))).solve(-f)
-            if nk.step_ratio(x[prep.unk], step, self._tol) <= 1.0:
+            if nk.step_ratio(x[prep.unk], step, self.tolerances) <= 1.0:
                 return spent, r, nk.CONVERGED
         x[:] = start
         return spent, r, nk.NOT_CONVERGED
@@ -412,8 +406,7 @@ class NativeSolver(AbstractSolver):
         """Newton for one sample of a large network, in place on v [N]: chord steps on the last SuperLU
         factorization while the true residual falls fast enough, a new one when it does not; the convergence test
         is the dense path's (``native_kernels.newton_sample``: the step, then KCL at the true residual).
-        drv [n_driven] (V);
-        ``gshunt`` (S): an extra conductance from every unknown node to ground (0 for the circuit itself)."""
+        drv [n_driven] (V); ``gshunt`` (S): an extra conductance from every unknown node to ground (0: none)."""
         v[prep.driven] = drv
         if cold:
             v[prep.unk] = drv.mean() if len(drv) else 0.0
@@ -437,7 +430,7 @@ class NativeSolver(AbstractSolver):
                 nk.add_shunt(v, prep.unk, prep.diag, gshunt, f, data)
             fprev, fmax = fmax, float(np.abs(f).max())
             kcl_ok = nk.kcl_converged(v, f, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb,
-                                      prep.pos, prep.unk, prep.n_junctions, self._tol, total)
+                                      prep.pos, prep.unk, prep.n_junctions, self.tolerances, total)
             chord_run += 1
             if (not reuse or lu is None or chord_run > _CHORD_MAX_RUN
                     or not (fmax < self.tol_i or fmax <= _CHORD_CONTRACTION * fprev)):
@@ -450,7 +443,7 @@ class NativeSolver(AbstractSolver):
                                           f"({err})") from err
                 chord_run = 0
             step = lu.solve(-f)
-            excess = nk.apply_step(v, step, prep.unk, lo, hi, limit, last, self._tol)
+            excess = nk.apply_step(v, step, prep.unk, lo, hi, limit, last, self.tolerances)
             if math.isnan(excess):
                 break
             if kcl_ok and excess <= 0.0:  # as the dense kernel (``native_kernels.newton_sample``)

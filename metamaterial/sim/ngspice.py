@@ -8,9 +8,7 @@ bounded over any number of solves.
 
 Netlists ask for KLU (``.options klu``) when this ngspice was compiled with it (``version`` says so,
 ngspice >= 42), else Sparse 1.3; ``info()`` reports the version and the solver ngspice says it used.
-Gates are Norton current sources (see ``netlist``): every ``op`` tears the circuit down and sets it up
-again, and ngspice's teardown of a voltage source's branch equation walks the whole node list, which made
-a repeated ``op`` quadratic in the circuit size.
+Gates are Norton current sources, which keep a repeated ``op`` linear in the circuit size (``netlist`` says why).
 
 PySpice 1.5 treats every stderr line as an error and refuses ngspice > 34 with a warning; we send
 commands through the shared library ourselves and classify ngspice's output: notes and warnings are
@@ -140,7 +138,8 @@ class _Swept(_Loaded):
 
 
 class NgspiceSolver(AbstractSolver):
-    """DC operating points with ngspice (shared library, PySpice).
+    """DC operating points with ngspice (shared library, PySpice). ``close`` has nothing to release: loaded
+    circuits are a bounded process-wide cache.
 
     Args:
         options: simulator tolerances and linear solver written into every netlist. KLU is asked for only when
@@ -347,17 +346,16 @@ class NgspiceSolver(AbstractSolver):
                clamps: np.ndarray | None, tags: np.ndarray | None = None) -> OperatingPoint:
         # tags are not used: ngspice starts every op from its own initial guess
         _raise_pending_interrupt()
-        if controls.ndim == 2:  # one control vector per sample: ngspice shares gates, so solve row by row
-            rows = [self._solve(circuit, controls[b], inputs[b:b + 1], None if clamps is None else clamps[b:b + 1])
-                    for b in range(inputs.shape[0])]
-            return OperatingPoint(voltages=np.concatenate([r.voltages for r in rows]))
-        batch = inputs.shape[0]
-        size = netlist_points(batch, circuit.n_edges)  # a batch netlist holds a network copy per sample
-        if batch > size:  # in chunks of ``size``, the last padded with its own last sample: one netlist serves all
+        batch, per_sample = inputs.shape[0], controls.ndim == 2
+        # a batch netlist holds a network copy per sample, and they share the gates: one control vector per sample
+        # is solved row by row
+        size = 1 if per_sample else netlist_points(batch, circuit.n_edges)
+        if batch > size or per_sample:  # in chunks of ``size``, the last padded with its own last sample
             parts = []
             for lo in range(0, batch, size):
                 rows = np.minimum(np.arange(lo, lo + size), batch - 1)
-                op = self._solve(circuit, controls, inputs[rows], None if clamps is None else clamps[rows])
+                op = self._solve(circuit, controls[lo] if per_sample else controls, inputs[rows],
+                                 None if clamps is None else clamps[rows])
                 parts.append(op.voltages[:batch - lo])
             return OperatingPoint(voltages=np.concatenate(parts))
         if self.sweep and isinstance(circuit.device, NmosParams) and circuit.mismatch is None and \
@@ -540,9 +538,8 @@ class NgspiceSolver(AbstractSolver):
 
     @staticmethod
     def _alter(name: str, value: float) -> str:
-        if name.startswith("R"):
-            return f"alter {name} = {num(value)}"
-        return f"alter {name} dc = {num(value)}"  # VI, VC and the gates' IG (1 ohm: amperes = volts)
+        # a resistor's value is its resistance; VI, VC and the gates' IG (1 ohm: amperes = volts) have a dc value
+        return f"alter {name}{'' if name.startswith('R') else ' dc'} = {num(value)}"
 
     @staticmethod
     def _source_values(circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
@@ -572,9 +569,6 @@ class NgspiceSolver(AbstractSolver):
                     raise self._error(f"ngspice: node vector {name!r} missing from plot {plot!r}")
                 out[b, i] = info.v_realdata[info.v_length - 1]
         return out
-
-    def close(self) -> None:
-        """Nothing to release per solver: loaded circuits are a bounded process-wide cache."""
 
 
 def _feed_values(circuit: Circuit, controls: np.ndarray, inputs: np.ndarray, clamps: np.ndarray | None) -> np.ndarray:

@@ -97,10 +97,9 @@ def run_points(points: list[Point], out: str, retry_failed: bool = False, recycl
 
 def warm_up(cfg, dask_worker=None) -> bool:
     """Start this worker's training process (unless it has one) and have it import the package and load the
-    solver (numba's compiled kernels, ngspice's library) by training ``cfg`` for one epoch; returns at once, so
-    a client calls it on every worker (``Client.run``, which passes ``dask_worker``) while it plans, and the first
-    point starts warm. False (nothing done) in a daemonic worker, which has no training process, or while this
-    worker trains."""
+    solver (numba's compiled kernels, ngspice's library) by training ``cfg`` for one epoch; returns at once (a
+    client calls it with ``Client.run``, which passes ``dask_worker``). False (nothing done) in a daemonic worker,
+    which has no training process, or while this worker trains."""
     slot = _slot(_worker_name(dask_worker))
     if multiprocessing.current_process().daemon or not slot["lock"].acquire(blocking=False):
         return False
@@ -322,10 +321,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
               on_progress: Callable[[int, int, int], None] | None = None,
               on_start: Callable[[int, int], None] | None = None) -> SweepRun:
     """Run every point of ``spec`` that has no result in ``out`` on Dask; ``on_start(to_run, already_done)``
-    once, then ``on_progress(points_done, to_run, failed)`` after every task.
-
-    The cluster starts (or the client connects) in the background while the points are grouped into tasks; then
-    every worker starts its training process and warms it up (``warm_up``) while the tasks are submitted."""
+    once, then ``on_progress(points_done, to_run, failed)`` after every task."""
     out = Path(out)
     if not scheduler and workers < 1:
         raise ConfigError(f"--workers: must be >= 1 (got {workers})")

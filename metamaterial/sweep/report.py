@@ -150,6 +150,8 @@ def _label(metric: str) -> str:
 
 def _line_plot(plt, figures: Path, ok: list[dict], swept: list[str], axis: str, metric: str, n_failed: int,
                orders: dict[str, Callable[[Any], Any]]) -> Path:
+    from ..plots import _save  # noqa: PLC0415 (plot_sweep has imported it)
+
     others = [a for a in swept if a != axis]
     combos = sorted({tuple(_key(r[a]) for a in others) for r in ok},
                     key=lambda c: tuple(orders[a](v) for a, v in zip(others, c))) if others else [()]
@@ -180,11 +182,7 @@ def _line_plot(plt, figures: Path, ok: list[dict], swept: list[str], axis: str, 
                  f"{f'; {n_failed} point(s) failed or pending' if n_failed else ''})", fontsize=9)
     if others:
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = figures / f"{metric}_vs_{axis}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, figures / f"{metric}_vs_{axis}.png", plt, dpi=120)
 
 
 def _heat_map(plt, figures: Path, ok: list[dict], swept: list[str], a: str, b: str, metric: str,
