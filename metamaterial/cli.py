@@ -38,7 +38,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="metamaterial", description="Simulate and train learning metamaterials.")
-    p.add_argument("--version", action=_Version, help="print the version (and ngspice's, if it loads) and exit")
+    p.add_argument("--version", action=_Version, nargs=0,
+                   help="print the version (and ngspice's, if it loads) and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser, what: str = "YAML config file (see configs/)", metavar: str = "CONFIG",
@@ -141,9 +142,6 @@ class _ClaimsHelp(argparse.HelpFormatter):
 
 class _Version(argparse.Action):
     """``--version``: the package's version and, when its library loads, ngspice's version and linear solver."""
-
-    def __init__(self, option_strings, dest, **kwargs):
-        super().__init__(option_strings, dest, nargs=0, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
         lines = [f"metamaterial {__version__}"]
@@ -293,7 +291,6 @@ class _PathError(MetamaterialError, ValueError):
 
 
 def _out_dir(path: Path) -> Path:
-    """An output directory, created if need be."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -227,8 +228,6 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
     Writes learning.json (settings, agreement, wall times), learning_gates.csv (per step and edge: both gates)
     and learning_gates.png (the trajectories over each other). Returns the JSON's content.
     """
-    import time  # noqa: PLC0415
-
     from .learning_hardware import compare, quasi_static, run_learning  # noqa: PLC0415
 
     setup = src.setup()
@@ -236,12 +235,11 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
     with _progress(progress, 2, f"learning transient {src.config.name}", "run") as bar:
         t0 = time.perf_counter()
         tran = run_learning(setup, src.controls, steps, caps, periphery)
-        t_tran = time.perf_counter() - t0
         bar.update(1)
-        t0 = time.perf_counter()
+        t1 = time.perf_counter()
         ref = quasi_static(setup, src.controls, steps, seed=src.config.seed)
-        t_ref = time.perf_counter() - t0
         bar.update(1)
+    t_tran, t_ref = t1 - t0, time.perf_counter() - t1
     agreement = compare(tran, ref, src.controls)
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(out / "learning_gates.csv", ["step", "edge", "transient_v", "quasi_static_v"],

@@ -75,8 +75,7 @@ def _output(g, o, i: int) -> tuple[int, int | None]:
 
 
 def build_device(cfg: Config) -> EdgeParams:
-    """The edge device at its process corner (``device.corner``; a kind without transistors refuses any but typical).
-    """
+    """The edge device at its ``device.corner`` (a kind without transistors refuses any but typical)."""
     d = cfg.device
     if d.kind == "resistor":
         device = ResistorParams(g_min=d.g_min, g_max=d.g_max)

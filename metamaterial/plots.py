@@ -160,7 +160,6 @@ def _outputs_figure(run_dir: Path, summary: dict, plt) -> Path:
 
 
 def _confusion_figure(run_dir: Path, summary: dict, plt) -> Path:
-    """confusion.png: points by true and predicted class, held-out points if the run has them."""
     held_out = "test_confusion" in summary
     counts = np.array(summary["test_confusion" if held_out else "confusion"])
     n = len(counts)
@@ -189,7 +188,6 @@ def _plot_ensemble(run_dir: Path, cfg, summary: dict, plt) -> list[Path]:
     ax.fill_between(epochs, np.quantile(loss, 0.1, axis=1), np.quantile(loss, 0.9, axis=1), alpha=0.3,
                     label="10-90% of replicas")
     ax.semilogy(epochs, np.median(loss, axis=1), lw=1.5, label="median")
-    ax.set_yscale("log")
     ax.legend(fontsize=7)
     paths.append(_save(fig, run_dir / "loss.png", plt))
     if state.history[-1].get("min_margin") is None:

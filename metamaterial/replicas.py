@@ -91,11 +91,9 @@ class ChipTrainers:
         return Evaluation(**joined)
 
     def learning_time(self, state: TrainState) -> np.ndarray:
-        """[R] cumulative learning-switch time (s), as ``Trainer.learning_time``."""
         return self.trainers[0].learning_time(state)
 
     def hardware_time(self, state: TrainState) -> np.ndarray:
-        """[R] estimated hardware time (s), as ``Trainer.hardware_time``."""
         return self.trainers[0].hardware_time(state)
 
     def _merge(self, parts: list[TrainState], previous: TrainState | None) -> TrainState:

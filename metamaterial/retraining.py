@@ -80,8 +80,7 @@ def active_count(setup: Setup, out: np.ndarray) -> int:
 def train_to_criterion(setup: Setup, controls: np.ndarray, seed: int, max_epochs: int,
                        chunk: int = 10) -> LearningRun:
     """Train one replica from ``controls`` [E] until ``criterion_met`` (checked after every step) or
-    ``max_epochs``; count the learning windows. Schedules: cycle, shuffle (one point per step) and full_batch.
-    """
+    ``max_epochs``; count the learning windows. Schedules: cycle, shuffle (one point per step) and full_batch."""
     kind = setup.params.schedule.kind
     if kind not in ("cycle", "shuffle", "full_batch"):
         raise ValidationError(f"retraining: learning.schedule {kind!r} is not counted per window; use cycle, shuffle "

@@ -50,8 +50,7 @@ class SavedRun:
         if seed is None and len(self.seeds) > 1:
             raise ConfigError(f"--replica: the run holds {len(self.seeds)} replicas (seeds {_span(self.seeds)}); "
                               "choose one with --replica SEED")
-        (r,) = self.replicas(seed)
-        return r
+        return self.replicas(seed)[0]
 
 
 def load_run(run_dir: str | Path) -> SavedRun:
@@ -143,10 +142,7 @@ def evaluate_run(run: SavedRun, split: str = "train", inputs: np.ndarray | None 
     rows = []
     for i, r in enumerate(picked):
         row = {"seed": run.seeds[r], "outputs": ev.outputs[i].tolist()}
-        if ev.loss is not None:
-            row["loss"] = float(ev.loss[i])
-        if ev.hinge_loss is not None:
-            row["hinge_loss"] = float(ev.hinge_loss[i])
+        row.update({k: float(getattr(ev, k)[i]) for k in ("loss", "hinge_loss") if getattr(ev, k) is not None})
         if ev.accuracy is not None:
             margin = float(ev.min_margin[i])
             row.update(accuracy=float(ev.accuracy[i]), min_margin_v=margin, success=bool(succeeded(margin)))

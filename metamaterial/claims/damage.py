@@ -401,14 +401,12 @@ def _lines(infos: dict, summaries: dict, agreement: dict) -> list[str]:
                              f"{_fmt(s['resolve_epoch'], '', '.0f')} = {_fmt(s['resolve_time_s'], ' s')} learning "
                              f"time), {s['solved_at_end']} solved at the end")
                 lines.append(line + ".")
-    for task, a in agreement.items():
-        lines.append(f"- ngspice vs native, {task}, seed 0 pretrained {a['pretrain_epochs']} epochs, edge {a['cut']} "
-                     f"cut, retrained {a['retrain_epochs']} epochs (gates moved up to {a['max_gate_move_v']:.2g} V): "
-                     f"loss right after the cut {a['loss_after_cut_ngspice']:.4g} (ngspice) vs "
-                     f"{a['loss_after_cut_native']:.4g} V^2 (native); final {a['loss_final_ngspice']:.4g} vs "
-                     f"{a['loss_final_native']:.4g} (relative {a['loss_rel_diff']:.1g}); max gate difference "
-                     f"{a['max_gate_diff_v']:.2g} V.")
-    return lines
+    return lines + [f"- ngspice vs native, {task}, seed 0 pretrained {a['pretrain_epochs']} epochs, edge {a['cut']} "
+                    f"cut, retrained {a['retrain_epochs']} epochs (gates moved up to {a['max_gate_move_v']:.2g} V): "
+                    f"loss right after the cut {a['loss_after_cut_ngspice']:.4g} (ngspice) vs "
+                    f"{a['loss_after_cut_native']:.4g} V^2 (native); final {a['loss_final_ngspice']:.4g} vs "
+                    f"{a['loss_final_native']:.4g} (relative {a['loss_rel_diff']:.1g}); max gate difference "
+                    f"{a['max_gate_diff_v']:.2g} V." for task, a in agreement.items()]
 
 
 def _verdict(summaries: dict[str, dict]) -> tuple[str, str]:

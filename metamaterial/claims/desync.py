@@ -165,8 +165,7 @@ def _tail_span(snaps: dict) -> dict:
 
 
 def _train_curves(cfg: Config, seeds: list[int], backend: str, p_axis: float, tail: bool = True) -> dict:
-    """Train ``cfg`` on ``seeds``; curves against updates per edge as if at ``p_axis``, with the tail span if
-    ``tail``."""
+    """Train ``cfg`` on ``seeds``: ``_curves`` at ``p_axis``, and ``_tail_span`` if ``tail``."""
     setup, state, trainer, snaps = run_ensemble(cfg, seeds, backend, _tail_epochs(cfg) if tail else ())
     return {**_curves(setup, state, trainer, p_axis), **(_tail_span(snaps) if tail else {})}
 
@@ -489,8 +488,7 @@ def run(ctx: Context) -> ClaimResult:
         "linear": {"ps": LINEAR_PS, "seeds": linear_seeds,
                    "studies": {s.label: {"config": s.config, "epochs_at_p1": s.quick_epochs if ctx.quick else s.epochs,
                                          "runs": {str(p): linear[s.label][p] for p in LINEAR_PS}} for s in LINEAR}},
-        "controls": {"p": CONTROL_P, "dead_bands_tried": DEAD_BANDS,
-                     "tasks": ctrl},
+        "controls": {"p": CONTROL_P, "dead_bands_tried": DEAD_BANDS, "tasks": ctrl},
         "ngspice_checks": checks, "summary": summary})]
 
     cont = {s.label: passed[s.label] for s in STUDIES if s.continuous}

@@ -121,8 +121,7 @@ def run(ctx: Context) -> ClaimResult:
                  "the width of the bands alone (neither constant is confirmed by the authors); the gain the authors' "
                  f"code implies, {CODE_GAIN_BAND[0]:g}-{CODE_GAIN_BAND[1]:g} /V (docs/hardware.md section 3, "
                  f"**Rate**), is x{CODE_GAIN_BAND[0] / gain:.0f}-x{CODE_GAIN_BAND[1] / gain:.0f} the nominal "
-                 f"{gain:g} /V, "
-                 "which divides every time by as much")
+                 f"{gain:g} /V, which divides every time by as much")
     lines.append(f"- the paper's orders of magnitude, as read here: a median settling time of at most "
                  f"{_si(MICROSECONDS, 's')} (\"microseconds\") and a median energy per inference per transistor "
                  f"between {_si(PICOJOULES[0], 'J')} and {_si(PICOJOULES[1], 'J')} (\"picojoules\"); the verdict "
@@ -138,8 +137,7 @@ def run(ctx: Context) -> ClaimResult:
                        for n, r in rows.items())
     reason += f" (with our assumed node capacitances; {rows[TASKS[0]]['dominant']} dominates XOR's settling)"
     measured = {n: {k: v for k, v in r.items() if k != "per_step"} for n, r in rows.items()}
-    files = [f"{kind}_{n}/{f}" for n in TASKS for kind, f in (("energy", "energy.json"), ("transient",
-                                                                                        "transient.json"))]
+    files = [f"{kind}_{n}/{kind}.json" for n in TASKS for kind in ("energy", "transient")]
     return ClaimResult(KEY, TITLE, PAPER, verdict, reason, measured=measured,
                        figures=[figure] + [f"energy_{n}/power_map.png" for n in TASKS]
                        + [f"transient_{n}/waveforms.png" for n in TASKS],

@@ -222,7 +222,6 @@ def _spearman(levels: tuple[float, ...], values: list[np.ndarray]) -> float:
     return float(spearmanr(np.repeat(levels, [len(v) for v in values]), y).statistic)
 
 
-
 def _knob_label(knob: str) -> str:
     return {"mismatch": "twin mismatch V_T sigma", "read_noise": "read noise", "bias": "common learning bias",
             "bias_sigma": "per-edge learning bias spread"}[knob]

@@ -285,11 +285,10 @@ def run(ctx: Context) -> ClaimResult:
                  "its least-squares parabola y = 0.10 + 0.88 x - 0.90 x^2 (the same mean, slope and curvature "
                  "content, without the ramp's kink). Network, rule (eta = 1, alpha/eta = 5 /V, points in order) as "
                  "shipped.")
-    for label, s in shipped.items():
-        f = s["first_fall_epoch"]
-        lines.append(f"- Shipped constant init (3.0 V, one run) on the {label}: first fall "
-                     + ", ".join(f"{m} {_epoch(f[m]['median'])}" for m in MODE_NAMES)
-                     + f"; MSE {s['initial_mse_median']:.2g} -> {s['final_mse_median']:.2g} V^2.")
+    lines += [f"- Shipped constant init (3.0 V, one run) on the {label}: first fall "
+              + ", ".join(f"{m} {_epoch(s['first_fall_epoch'][m]['median'])}" for m in MODE_NAMES)
+              + f"; MSE {s['initial_mse_median']:.2g} -> {s['final_mse_median']:.2g} V^2."
+              for label, s in shipped.items()]
     for label, s in extra.items():
         f = s["first_fall_epoch"]
         lines.append(f"- Diagnostic, {label} ({s['seeds']} seeds, {s['epochs']} epochs): curvature fell in "
@@ -297,11 +296,10 @@ def run(ctx: Context) -> ClaimResult:
                      f"{s['best_mse_median']:.2g} -> final {s['final_mse_median']:.2g} V^2 (median): "
                      + ("the error grows again late in training." if s["final_mse_median"] > 2 * s["best_mse_median"]
                         else "no late growth."))
-    for label, a in agreement.items():
-        lines.append(f"- ngspice vs native, {label}, seed 0, {a['epochs']} epochs (gates moved up to "
-                     f"{a['max_gate_move_v']:.2g} V): max gate difference {a['max_gate_diff_v']:.2g} V, loss "
-                     f"{a['loss_ngspice']:.4g} vs {a['loss_native']:.4g} V^2 (relative {a['loss_rel_diff']:.1g}), "
-                     f"max mode difference {a['max_mode_diff_v']:.2g} V.")
+    lines += [f"- ngspice vs native, {label}, seed 0, {a['epochs']} epochs (gates moved up to "
+              f"{a['max_gate_move_v']:.2g} V): max gate difference {a['max_gate_diff_v']:.2g} V, loss "
+              f"{a['loss_ngspice']:.4g} vs {a['loss_native']:.4g} V^2 (relative {a['loss_rel_diff']:.1g}), "
+              f"max mode difference {a['max_mode_diff_v']:.2g} V." for label, a in agreement.items()]
 
     lines.insert(len(summaries), _settled_line(summaries))
     verdict, reason = _verdict(summaries)
@@ -317,13 +315,10 @@ def run(ctx: Context) -> ClaimResult:
 
 def _settled_line(s: dict[str, dict]) -> str:
     """The settled order, said plainly: the fraction of seeds in which it holds and the settled fall epochs."""
-    parts = []
-    for label, v in s.items():
-        st = v["settled_fall_epoch"]
-        parts.append(f"{label} {v['order_settled_fraction']:.0%} (median settled fall: "
-                     + ", ".join(f"{m} {_epoch(st[m]['median'])}" for m in MODE_NAMES)
-                     + f"; mean or slope back above 10% after its first fall in {v['reexcited_fraction']:.0%} of "
-                     "seeds)")
+    parts = [f"{label} {v['order_settled_fraction']:.0%} (median settled fall: "
+             + ", ".join(f"{m} {_epoch(v['settled_fall_epoch'][m]['median'])}" for m in MODE_NAMES)
+             + f"; mean or slope back above 10% after its first fall in {v['reexcited_fraction']:.0%} of seeds)"
+             for label, v in s.items()]
     return ("- **Settled order.** Counting the epoch from which each mode *stays* below 10%, the order mean < slope "
             "< curvature holds in " + "; ".join(parts) + ". The mean and slope fall first, then rise again while "
             "the curvature is learned and settle only with it, so the order holds for the first fall only.")

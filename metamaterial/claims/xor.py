@@ -91,7 +91,6 @@ def run(ctx: Context) -> ClaimResult:
     sensitivity = {knob: {str(v): int((_margins("xor", [f"{knob}={v}", *short], sweep_seeds, ctx.backend)
                                        >= SUCCESS_V).sum()) for v in values} for knob, values in KNOBS.items()}
 
-    # the same training on ngspice: one seed of the shipped config
     cfg = claim_config("xor", short)
     ng = train_run(cfg, ctx.path("xor_ngspice_run"), backend="ngspice", progress=False, plots=False)
     nat = train_run(cfg, ctx.path("xor_native_run"), backend="native", progress=False, plots=False)

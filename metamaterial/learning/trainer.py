@@ -454,7 +454,6 @@ class Trainer:
 
 
 def _read_only(controls: np.ndarray) -> np.ndarray:
-    """A view of ``controls`` that cannot be written: what ``on_step`` callbacks receive."""
     view = controls.view()
     view.flags.writeable = False
     return view
