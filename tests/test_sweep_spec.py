@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from conftest import ROOT
 from metamaterial.cli import main
 from metamaterial.config import dump_config
 from metamaterial.errors import ConfigError
-from metamaterial.sweep import expand_sweep, load_sweep
+from metamaterial.sweep import execute, expand_sweep, load_sweep
 from metamaterial.sweep.execute import plan_tasks, run_points, run_sweep
 from metamaterial.sweep.report import load_table, plot_sweep, write_table
 from metamaterial.sweep.spec import config_text, saved_config_key
@@ -174,6 +175,20 @@ def test_a_point_failing_at_run_time_is_recorded_and_the_others_finish(tmp_path)
     record = read_result(tmp_path, spec.points[1].key)
     assert record["error"]["class"] == "ConfigError"
     assert "learning.loss: 'hinge' needs a classification task" in record["error"]["message"]
+
+
+def test_a_daemonic_worker_trains_in_itself_and_briefs_every_point_of_its_task(tmp_path, monkeypatch):
+    """A Dask worker left daemonic (it may not start a training process) trains in its own process, and still
+    answers for every point it was given, the ones already done included (the client counts its answers)."""
+    points = list(load_sweep(_spec(tmp_path, seeds=N_SEEDS)).points)
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(execute.multiprocessing, "current_process", lambda: SimpleNamespace(daemon=True))
+    assert run_points(points[:1], str(out))[0]["ran"]
+    brief = run_points(points, str(out))
+    assert [b["key"] for b in brief] == [p.key for p in points]
+    assert [b["ran"] for b in brief] == [False] + [True] * (N_SEEDS - 1)
+    assert all(b["status"] == "ok" for b in brief)
 
 
 def test_a_point_has_one_result(tmp_path):

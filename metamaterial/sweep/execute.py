@@ -75,8 +75,9 @@ def run_points(points: list[Point], out: str, retry_failed: bool = False, recycl
         if not todo:
             return list(brief.values())
         if multiprocessing.current_process().daemon:  # a Dask worker started without worker.daemon=False
-            records = _train(todo, Path(out), worker, target_loss)
-            return [{"key": r["key"], "status": r["status"], "ran": True} for r in records]
+            for r in _train(todo, Path(out), worker, target_loss):
+                brief[r["key"]] = {"key": r["key"], "status": r["status"], "ran": True}
+            return list(brief.values())
         if slot["pool"] is None:
             _new_pool(slot)
         try:
