@@ -84,7 +84,7 @@ def train_to_criterion(setup: Setup, controls: np.ndarray, seed: int, max_epochs
     kind = setup.params.schedule.kind
     if kind not in ("cycle", "shuffle", "full_batch"):
         raise ValidationError(f"retraining: learning.schedule {kind!r} is not counted per window; use cycle, shuffle "
-                         "or full_batch")
+                              "or full_batch")
     trainer = make_trainer(setup, epochs=max_epochs, eval_every=max_epochs, record_every=max_epochs)
     state = trainer.init_state(np.asarray(controls, float)[None], np.random.default_rng(seed), keep_trajectory=False)
     gates, steps, windows = [], [], []

@@ -45,6 +45,7 @@ ABSTOL_FLOOR = 1e-12
 #: a line of ngspice's ``print all``: ``name = value``
 _OP_LINE = re.compile(r"^\s*([A-Za-z0-9_#]+)\s*=\s*([-+0-9.eE]+)\s*$")
 
+
 @dataclass(frozen=True)
 class StepResponse:
     """One input step of the free network, as ngspice integrates it.

@@ -1,7 +1,7 @@
 """Coupled learning's parameters: the nudge eta, the rate alpha/eta (its one owner), the loss and its margin.
 
 Dillavou et al., PNAS 2024; the equations are in ``metamaterial.step``, whose functions ``clamp`` and
-``contrast`` call. Pure numpy.
+``contrast`` call (compiled by numba on first use; this module itself imports only numpy).
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ class Schedule:
 
     @property
     def _size(self) -> int:
-        """Points per step (``full_batch`` steps take all of them)."""
+        """Points per step of ``cycle``, ``shuffle`` and ``mini_batch`` (``full_batch``, one step of every point, is
+        drawn apart)."""
         return self.batch_size if self.kind == "mini_batch" else 1
 
     def batches(self, n_points: int, rng: np.random.Generator) -> list[np.ndarray]:
