@@ -15,12 +15,10 @@ import numpy as np
 
 from . import step
 from .devices import (
-    LEVEL1,
     NOMINAL_CELSIUS,
     TEMPERATURE_RANGE,
     EdgeParams,
     Mismatch,
-    NmosParams,
     junction_current,
     thermal_voltage,
 )
@@ -158,7 +156,7 @@ def _body_nodes(edges: np.ndarray, inputs: np.ndarray, device: EdgeParams, body:
         raise ValidationError(f"device.body: must be one of {', '.join(BODY_CHOICES)} (got {body!r})")
     if body == BODY_GROUND:
         return None
-    if not (isinstance(device, NmosParams) and device.law == LEVEL1):
+    if not device.bulk_junctions:  # the body terminal of a level-1 transistor, where its bulk junctions sit
         raise ValidationError(f"device.body: only level-1 transistors have a body terminal (got device "
                               f"{getattr(device, 'name', device.kind)!r}); remove device.body or use device.kind: "
                               "nmos with a level-1 preset or card")
