@@ -245,8 +245,8 @@ class NgspiceSolver(AbstractSolver):
             send(self._ffi.NULL)  # frees ngspice's command history, which keeps every command sent
             _REGISTRY["commands"] = 0
 
-    def _load(self, key: tuple, circuit: Circuit, netlist: str, kind: type[_Loaded] = _Loaded) -> _Loaded:
-        """Load ``netlist`` into ngspice as a ``kind`` under ``key`` and make it the current circuit."""
+    def _load(self, key: tuple, circuit: Circuit, netlist: str, batch: int, kind: type[_Loaded] = _Loaded) -> _Loaded:
+        """Load ``netlist`` (``batch`` samples) into ngspice as a ``kind`` under ``key``, made the current circuit."""
         self._check_alive()
         if len(self._order) >= _MAX_CACHED_CIRCUITS:
             self.reset()
@@ -269,8 +269,8 @@ class NgspiceSolver(AbstractSolver):
                 self._ng._ngspice_shared.ngSpice_Command(b"remcirc")
             self._fail(f"ngspice rejected the netlist: {bad[0] if bad else 'circuit not loaded'}", netlist)
         self._order.append(key)
-        names = node_vector_names(circuit, key[2])  # keys are (circuit id, phase, batch size, options)
-        loaded = kind(slot=len(self._order) - 1, circuit=circuit, names=names, netlist=netlist)
+        loaded = kind(slot=len(self._order) - 1, circuit=circuit, names=node_vector_names(circuit, batch),
+                      netlist=netlist)
         self._loaded[key] = loaded
         if not self._select(loaded):
             raise self._error("ngspice: a freshly loaded circuit could not be selected")
@@ -339,7 +339,13 @@ class NgspiceSolver(AbstractSolver):
         with tempfile.NamedTemporaryFile("w", prefix="metamaterial-failed-", suffix=".cir", dir=self.keep_failed,
                                          delete=False) as f:
             f.write(netlist)
-        raise SimulationError(message, netlist=netlist, log="\n".join(self._log_tail[-20:]), kept=f.name) from err
+        raise self._error(message, netlist=netlist, kept=f.name) from err
+
+    def _fail_solve(self, err: SimulationError, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
+                    clamps: np.ndarray | None) -> None:
+        """An operating point that failed: raise with the netlist one ``op`` of these values loads, kept."""
+        self._fail(f"ngspice: operating point failed ({err.summary})",
+                   to_spice(circuit, controls, inputs, clamps, options=self.options, title="failed solve"))
 
     # -- solving --------------------------------------------------------------------------------
     def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
@@ -373,7 +379,7 @@ class NgspiceSolver(AbstractSolver):
             _REGISTRY["loads"] += 1
             text = to_spice(circuit, controls, inputs, clamps, options=self.options, control_block=False,
                             title=f"{'free' if clamps is None else 'clamped'} batch {batch} load {_REGISTRY['loads']}")
-            loaded = self._load(key, circuit, text)
+            loaded = self._load(key, circuit, text, batch)
             loaded.values.update(self._source_values(circuit, controls, inputs, clamps))
             clock = self._tick("load", clock)
         else:
@@ -393,8 +399,7 @@ class NgspiceSolver(AbstractSolver):
             voltages = self._read(loaded, self._current_plot("op"))
             clock = self._tick("read", clock)
         except SimulationError as err:
-            self._fail(f"ngspice: operating point failed ({err.summary})",
-                       to_spice(circuit, controls, inputs, clamps, options=self.options, title="failed solve"))
+            self._fail_solve(err, circuit, controls, inputs, clamps)
         finally:
             self._ng._ngspice_shared.ngSpice_Command(b"destroy all")
         self._tick("destroy", clock)
@@ -428,7 +433,7 @@ class NgspiceSolver(AbstractSolver):
             text = to_spice_sweep(circuit, batch, _SWEEP_POINTS, options=options,
                                   title=f"sweep batch {batch} load {_REGISTRY['loads']}")
             self._install_callbacks()
-            swept = self._load(key, circuit, text, _Swept)
+            swept = self._load(key, circuit, text, batch, _Swept)
             clock = self._tick("load", clock)
         paused = _REGISTRY["paused"]
         if paused is not None and (paused is not swept or paused.points >= _SWEEP_POINTS):
@@ -467,8 +472,7 @@ class NgspiceSolver(AbstractSolver):
             self._tick("read", clock)
         except SimulationError as err:
             self._end_sweep()
-            self._fail(f"ngspice: operating point failed ({err.summary})",
-                       to_spice(circuit, controls, inputs, clamps, options=self.options, title="failed solve"))
+            self._fail_solve(err, circuit, controls, inputs, clamps)
         _raise_pending_interrupt()
         return OperatingPoint(voltages=voltages)
 
@@ -516,8 +520,8 @@ class NgspiceSolver(AbstractSolver):
             raise self._error(f"ngspice: {what} (current plot {plot!r})")
         return None
 
-    def _error(self, message: str) -> SimulationError:
-        return SimulationError(message, log="\n".join(self._log_tail[-20:]))
+    def _error(self, message: str, **details) -> SimulationError:
+        return SimulationError(message, log="\n".join(self._log_tail[-20:]), **details)
 
     def _tick(self, part: str, since: float) -> float:
         now = time.perf_counter()
