@@ -18,7 +18,7 @@ from .config import Config
 from .devices import EdgeParams, PotentiometerParams, ResistorParams, draw_mismatch, nmos_from_card, nmos_preset
 from .errors import ConfigError
 from .learning.gates import EdgeDynamics, HardwareParams
-from .learning.rules import CoupledLearning
+from .learning.rules import HINGE_LOSSES, CoupledLearning
 from .learning.schedules import Schedule
 from .learning.trainer import Trainer, TrainParams
 from .netlist import SpiceOptions
@@ -156,7 +156,7 @@ def build(cfg: Config) -> Setup:
             if lc.bias or lc.bias_sigma else None)
     dyn = EdgeDynamics(device.update_kind, low, high, lc.leak.tau if lc.leak else None,
                        lc.leak.rest if lc.leak else 0.0, bias, lc.dead_band)
-    if lc.loss in ("hinge", "multiclass_hinge") and not task.is_classification:
+    if lc.loss in HINGE_LOSSES and not task.is_classification:
         raise ConfigError(f"learning.loss: {lc.loss!r} needs a classification task (got task.name={task.name})")
     if lc.loss == "multiclass_hinge" and task.decode != "argmax":
         raise ConfigError(f"learning.loss: 'multiclass_hinge' needs one output per class (got task.name={task.name}, "

@@ -21,12 +21,12 @@ import yaml
 
 from .devices import NmosParams, PotentiometerParams, ResistorParams
 from .errors import CheckpointError
+from .learning.rules import HINGE_LOSSES
 from .learning.trainer import SUCCESS_MARGIN_V
 from .runfiles import OUTPUTS_CSV, load_checkpoint
 
 CONTROL_LABELS = {d.kind: d.control_label for d in (NmosParams, ResistorParams, PotentiometerParams)}
 MANY_TICKS = 20  # at most this many data points get one tick each
-HINGES = ("hinge", "multiclass_hinge")
 
 
 def _pyplot():
@@ -60,7 +60,7 @@ def _saved_config(path: Path) -> SimpleNamespace:
     raw = yaml.safe_load(path.read_text())
     try:
         return SimpleNamespace(name=raw["name"], device_kind=raw["device"]["kind"],
-                               hinge=raw["learning"]["loss"] in HINGES, margin=raw["learning"]["margin"])
+                               hinge=raw["learning"]["loss"] in HINGE_LOSSES, margin=raw["learning"]["margin"])
     except (KeyError, TypeError) as err:
         raise CheckpointError(f"{path}: not the config.yaml of a run (no {err}); give a directory written by "
                               "`metamaterial train`") from err

@@ -15,7 +15,9 @@ from .. import step
 from ..circuit import Circuit
 from ..errors import ValidationError
 
-LOSSES = ("mse", "hinge", "multiclass_hinge")
+#: the losses under which a point past the margin stops updating
+HINGE_LOSSES = ("hinge", "multiclass_hinge")
+LOSSES = ("mse", *HINGE_LOSSES)
 #: which edges a point's contrast reaches (``CoupledLearning.update_edges``)
 UPDATE_EDGES = ("all", "pushed")
 
@@ -65,7 +67,7 @@ class CoupledLearning:
     @property
     def hinge(self) -> bool:
         """Whether points past the margin stop updating."""
-        return self.loss in ("hinge", "multiclass_hinge")
+        return self.loss in HINGE_LOSSES
 
     @property
     def rival(self) -> bool:
