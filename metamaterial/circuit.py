@@ -232,22 +232,29 @@ def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed:
     out = np.zeros_like(v)
     np.add.at(out.T, c.edges[:, 0], i_edge.T)
     np.add.at(out.T, c.edges[:, 1], -i_edge.T)
-    if c.device.bulk_junctions and c.body is None:
-        # each transistor has a bulk diode at each of its two terminals (free twin: one transistor per edge)
-        i_j, _ = junction_current(c.law, v, c.gmin, c.thermal_voltage)
-        degree = np.bincount(c.edges.ravel(), minlength=c.n_nodes)
-        out += i_j * degree
-    elif c.device.bulk_junctions and not (c.device.rd or c.device.rs):
-        # the diodes conduct from each terminal into the tied body (its own: 0 V, 0 A); behind series resistances
-        # they sit inside the edge's own current (``devices.body_series_current``)
-        for end in (0, 1):
-            node = c.edges[:, end]
-            i_j, _ = junction_current(c.law, v[:, node] - v[:, c.body], c.gmin, c.thermal_voltage)
-            np.add.at(out.T, node, i_j.T)
-            np.add.at(out.T, c.body, -i_j.T)
+    for node, body, i_j, _ in _junctions(c, v):
+        np.add.at(out.T, node, i_j.T)
+        if body is not None:
+            np.add.at(out.T, body, -i_j.T)
     driven = np.concatenate([c.source_nodes, [] if fixed is None else np.asarray(fixed, int)]).astype(int)
     out[:, driven] = np.nan
     return out
+
+
+def _junctions(c: Circuit, v: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]]:
+    """The bulk junctions outside the edges' own law, at node voltages v [B, N]: per group (terminal nodes [k],
+    their bodies [k] or None for ground, current out of each terminal into its body [B, k] (A), its derivative in
+    the terminal's voltage [B, k] (S; minus that in the body's))."""
+    if not c.device.bulk_junctions or (c.body is not None and (c.device.rd or c.device.rs)):
+        return []  # behind series resistances they sit inside the edge's own current (``devices.body_series_current``)
+    if c.body is None:
+        # each transistor has a bulk diode at each of its two terminals (free twin: one transistor per edge)
+        degree = np.bincount(c.edges.ravel(), minlength=c.n_nodes)
+        i_j, g_j = junction_current(c.law, v, c.gmin, c.thermal_voltage)
+        return [(np.arange(c.n_nodes), None, i_j * degree, g_j * degree)]
+    # the diodes conduct from each terminal into the tied body (its own: 0 V, 0 A)
+    return [(c.edges[:, end], c.body, *junction_current(c.law, v[:, c.edges[:, end]] - v[:, c.body], c.gmin,
+                                                         c.thermal_voltage)) for end in (0, 1)]
 
 
 #: relative step of the central differences in ``control_gradient``: node voltages move by this many volts, and
@@ -263,10 +270,10 @@ def control_gradient(c: Circuit, controls: np.ndarray, voltages: np.ndarray, d_l
     With r(V, x) the net currents leaving the free nodes (``kcl_residuals``: edges and bulk junctions) and J = dr/dV
     there, the free state moves as dV = -J^-1 (dr/dx) dx, so dL/dx_e = -lambda . dr/dx_e with J^T lambda = dL/dV.
     Edge e's control moves only its own current I_e (a -> b), so dr/dx_e is +dI_e/dx_e at a and -dI_e/dx_e at b:
-    dL/dx_e = -(lambda_a - lambda_b) dI_e/dx_e. J and dI/dx come from central differences of the circuit's own
-    law (``GRADIENT_STEP``), so every device, body and mismatch is covered; free nodes no two of which share a
-    free node in their neighbourhoods are stepped together (one step for a network without free-free edges).
-    J is dense per point: meant for up to a few hundred free nodes (hidden and output nodes).
+    dL/dx_e = -(lambda_a - lambda_b) dI_e/dx_e. Each edge's derivatives in V_a, V_b and x_e are central differences
+    of the circuit's own law (``GRADIENT_STEP``; a body tied to an end moves with it), so every device, body and
+    mismatch is covered; the junctions' derivatives are their law's. J is dense per point: meant for up to a few
+    hundred free nodes (hidden and output nodes).
 
     Args:
         controls: [E] or [B, E], as given to the solver (the free twin's transistors).
@@ -276,29 +283,36 @@ def control_gradient(c: Circuit, controls: np.ndarray, voltages: np.ndarray, d_l
     v = np.atleast_2d(np.asarray(voltages, float))
     d_loss = np.atleast_2d(np.asarray(d_loss, float))
     n_points, h = v.shape[0], GRADIENT_STEP
+    x = np.broadcast_to(np.asarray(controls, float), (n_points, c.n_edges))
+    a, b = c.edges[:, 0], c.edges[:, 1]
+    vto, beta = c.transistor_params(0)
+
+    def current(va, vb, body, ctrl):
+        return c.law.edge_current(va, vb, ctrl, vto, beta, c.gmin, body, c.thermal_voltage)
+
+    body = None if c.body is None else v[:, c.body]
+    slopes = []
+    for end, at in ((0, a), (1, b)):
+        moved = None if c.body is None else (c.body == at)[None, :] * h
+        ends = [v[:, a] + h * (end == 0), v[:, b] + h * (end == 1)]
+        up = current(*ends, None if body is None else body + moved, x)
+        ends = [v[:, a] - h * (end == 0), v[:, b] - h * (end == 1)]
+        slopes.append((up - current(*ends, None if body is None else body - moved, x)) / (2 * h))
     free = np.setdiff1d(np.arange(c.n_nodes), c.source_nodes)
     column = np.full(c.n_nodes, -1)
     column[free] = np.arange(len(free))
-    g = nx.Graph()
-    g.add_nodes_from(free.tolist())
-    g.add_edges_from((int(a), int(b)) for a, b in c.edges if column[a] >= 0 and column[b] >= 0)
-    neighbours = {n: [n, *g[n]] for n in g}
-    groups: dict[int, list[int]] = {}
-    for n, colour in nx.greedy_color(nx.power(g, 2) if g.number_of_edges() else g).items():
-        groups.setdefault(colour, []).append(n)
-    jac = np.zeros((n_points, len(free), len(free)))
-    for group in groups.values():
-        stepped = v.copy()
-        stepped[:, group] += h
-        up = kcl_residuals(c, controls, stepped, twin=0)
-        stepped[:, group] -= 2 * h
-        slope = (up - kcl_residuals(c, controls, stepped, twin=0)) / (2 * h)
-        rows = [(m, n) for n in group for m in neighbours[n]]  # each row has one stepped neighbour (the colouring)
-        m, n = np.array(rows).T
-        jac[:, column[m], column[n]] = slope[:, m]
+    jac = np.zeros((n_points, len(free) + 1, len(free) + 1))  # the last row and column collect driven nodes
+    for row, sign in ((a, 1.0), (b, -1.0)):  # the current leaves a and enters b
+        for col, slope in ((a, slopes[0]), (b, slopes[1])):
+            np.add.at(jac, (slice(None), column[row], column[col]), sign * slope)
+    for node, tied, _, g_j in _junctions(c, v):
+        np.add.at(jac, (slice(None), column[node], column[node]), g_j)
+        if tied is not None:
+            for row, col, sign in ((node, tied, -1.0), (tied, node, -1.0), (tied, tied, 1.0)):
+                np.add.at(jac, (slice(None), column[row], column[col]), sign * g_j)
+    jac = jac[:, :-1, :-1]
     lam = np.zeros((n_points, c.n_nodes))
     lam[:, free] = np.linalg.solve(np.swapaxes(jac, 1, 2), d_loss[:, free, None])[..., 0]
-    x = np.broadcast_to(np.asarray(controls, float), (n_points, c.n_edges))
     dx = h * np.maximum(np.abs(x), 1e-300)
-    d_current = (edge_currents(c, x + dx, v) - edge_currents(c, x - dx, v)) / (2 * dx)
-    return -(lam[:, c.edges[:, 0]] - lam[:, c.edges[:, 1]]) * d_current
+    d_current = (current(v[:, a], v[:, b], body, x + dx) - current(v[:, a], v[:, b], body, x - dx)) / (2 * dx)
+    return -(lam[:, a] - lam[:, b]) * d_current
