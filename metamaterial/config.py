@@ -71,7 +71,7 @@ class NetworkConfig(_Strict):
     """The graph. ``layered``: ``n_inputs`` -> ``n_hidden`` (0: none) -> ``n_outputs`` nodes, edges between
     adjacent layers, ``n_edges`` of them (or the fraction ``density`` of the possible pairs) drawn with ``seed``;
     its roles default to the input layer and the output layer (``differential``: output k is the pair (out k,
-    out n_outputs/2 + k))."""
+    out n_outputs/2 + k)); ``direct`` also wires inputs to outputs beside the hidden layer."""
 
     kind: Literal["lattice", "random", "file", "layered"] = "lattice"
     rows: Annotated[int, Field(ge=1, le=1000)] = 4
@@ -86,6 +86,7 @@ class NetworkConfig(_Strict):
     n_outputs: Annotated[int, Field(ge=1, le=100_000)] | None = None
     density: Annotated[float, Field(gt=0, le=1)] = 1.0
     differential: bool = False
+    direct: bool = False
 
     @model_validator(mode="after")
     def _kind_fields(self) -> NetworkConfig:

@@ -49,7 +49,7 @@ def build_network(cfg: Config):
         g = graphs.random_network(n.n_nodes, n.n_edges, seed=cfg.seed if n.seed is None else n.seed)
     elif n.kind == "layered":
         g = graphs.layered_network(n.n_inputs, n.n_outputs, n.n_hidden, n.density, n.n_edges,
-                                   seed=cfg.seed if n.seed is None else n.seed)
+                                   seed=cfg.seed if n.seed is None else n.seed, direct=n.direct)
     else:
         g = graphs.load_network(n.file)
     r = cfg.roles

@@ -61,9 +61,11 @@ def random_network(n_nodes: int, n_edges: int, seed: int | np.random.Generator |
 
 
 def layered_network(n_inputs: int, n_outputs: int, hidden: int = 0, density: float = 1.0,
-                    n_edges: int | None = None, seed: int | np.random.Generator | None = None) -> nx.Graph:
+                    n_edges: int | None = None, seed: int | np.random.Generator | None = None,
+                    direct: bool = False) -> nx.Graph:
     """Layered network: an input layer, an optional hidden layer, an output layer; edges only between adjacent
-    layers (inputs -> outputs when ``hidden`` is 0, else inputs -> hidden -> outputs).
+    layers (inputs -> outputs when ``hidden`` is 0, else inputs -> hidden -> outputs), and with ``direct`` also
+    inputs -> outputs beside the hidden layer (skip edges).
 
     Nodes are numbered layer after layer: inputs 0..n_inputs-1, then the hidden nodes, then the outputs; each
     carries ``layer`` (0 input, 1 hidden, 2 output) and ``label`` (``in3``, ``h0``, ``out7``). Of the possible
@@ -76,10 +78,15 @@ def layered_network(n_inputs: int, n_outputs: int, hidden: int = 0, density: flo
                               f"(got inputs={n_inputs}, outputs={n_outputs}, hidden={hidden})")
     if not 0 < density <= 1:
         raise ValidationError(f"network.density: must be in (0, 1] (got {density})")
+    if direct and not hidden:
+        raise ValidationError("network.direct: wires inputs to outputs beside a hidden layer, and there is none "
+                              "(n_hidden 0 wires them directly already); remove it or give n_hidden")
     first = range(n_inputs)
     mid = range(n_inputs, n_inputs + hidden)
     last = range(n_inputs + hidden, n_inputs + hidden + n_outputs)
     pairs = [(a, b) for a in first for b in (mid if hidden else last)] + [(a, b) for a in mid for b in last]
+    if direct:  # after the layers' pairs, so a draw without skip edges is unchanged
+        pairs += [(a, b) for a in first for b in last]
     keep = int(round(density * len(pairs))) if n_edges is None else n_edges
     if not 1 <= keep <= len(pairs):
         raise ValidationError(f"network.n_edges: must be in [1, {len(pairs)}] for these layers (got {keep})")
