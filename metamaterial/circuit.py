@@ -287,17 +287,13 @@ def control_gradient(c: Circuit, controls: np.ndarray, voltages: np.ndarray, d_l
     a, b = c.edges[:, 0], c.edges[:, 1]
     vto, beta = c.transistor_params(0)
 
-    def current(va, vb, body, ctrl):
-        return c.law.edge_current(va, vb, ctrl, vto, beta, c.gmin, body, c.thermal_voltage)
+    def current(ctrl, da=0.0, db=0.0):
+        """[B, E] edge currents at controls ``ctrl`` with every end a moved by da and end b by db (V); a tied
+        body moves with the end it is tied to."""
+        body = None if c.body is None else v[:, c.body] + np.where(c.body == a, da, db)
+        return c.law.edge_current(v[:, a] + da, v[:, b] + db, ctrl, vto, beta, c.gmin, body, c.thermal_voltage)
 
-    body = None if c.body is None else v[:, c.body]
-    slopes = []
-    for end, at in ((0, a), (1, b)):
-        moved = None if c.body is None else (c.body == at)[None, :] * h
-        ends = [v[:, a] + h * (end == 0), v[:, b] + h * (end == 1)]
-        up = current(*ends, None if body is None else body + moved, x)
-        ends = [v[:, a] - h * (end == 0), v[:, b] - h * (end == 1)]
-        slopes.append((up - current(*ends, None if body is None else body - moved, x)) / (2 * h))
+    slopes = ((current(x, da=h) - current(x, da=-h)) / (2 * h), (current(x, db=h) - current(x, db=-h)) / (2 * h))
     free = np.setdiff1d(np.arange(c.n_nodes), c.source_nodes)
     column = np.full(c.n_nodes, -1)
     column[free] = np.arange(len(free))
@@ -314,5 +310,5 @@ def control_gradient(c: Circuit, controls: np.ndarray, voltages: np.ndarray, d_l
     lam = np.zeros((n_points, c.n_nodes))
     lam[:, free] = np.linalg.solve(np.swapaxes(jac, 1, 2), d_loss[:, free, None])[..., 0]
     dx = h * np.maximum(np.abs(x), 1e-300)
-    d_current = (current(v[:, a], v[:, b], body, x + dx) - current(v[:, a], v[:, b], body, x - dx)) / (2 * dx)
+    d_current = (current(x + dx) - current(x - dx)) / (2 * dx)
     return -(lam[:, a] - lam[:, b]) * d_current

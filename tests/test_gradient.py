@@ -19,7 +19,7 @@ CHECKED_EDGES = 6
 AGREEMENT = 1e-5         # |adjoint - difference| over the largest checked gradient
 
 
-def _layered(device, hidden, rng):
+def _layered(device, hidden):
     """Inputs -> (hidden ->) two differential output pairs, every allowed pair wired."""
     g = graph.layered_network(N_IN, N_OUT, hidden=hidden)
     outs = list(range(N_IN + hidden, N_IN + hidden + N_OUT))
@@ -27,18 +27,27 @@ def _layered(device, hidden, rng):
     return circuit.compile_graph(graph.assign_roles(g, roles), device)
 
 
-def _cases():
-    nmos = devices.nmos_preset("ald1106-l1", rd=0.0, rs=0.0)
-    return {
-        "hidden layer": (lambda rng: _layered(nmos, N_HIDDEN, rng), (0.5, 4.0)),
-        "tied bodies, series R": (lambda rng: replace(c := _layered(devices.nmos_preset("ald1106-l1"), 0, rng),
-                                                      body=c.edges[:, 0]), (0.5, 4.0)),
-        "mismatch, hidden layer": (lambda rng: replace(c := _layered(nmos, N_HIDDEN, rng),
-                                                       mismatch=devices.draw_mismatch(c.n_edges, 0.01, 0.05, rng)),
-                                   (0.5, 4.0)),
-        "resistors": (lambda rng: _layered(devices.ResistorParams(g_min=1e-5, g_max=1e-3), N_HIDDEN, rng),
-                      (1e-5, 1e-3)),
-    }
+NMOS = devices.nmos_preset("ald1106-l1", rd=0.0, rs=0.0)
+GATES, CONDUCTANCES = (0.5, 4.0), (1e-5, 1e-3)
+
+
+def _tied_behind_series_resistances(rng):
+    c = _layered(devices.nmos_preset("ald1106-l1"), 0)  # the card's rd and rs
+    return replace(c, body=c.edges[:, 0])  # each body at its pixel, the drain
+
+
+def _mismatched_hidden_layer(rng):
+    c = _layered(NMOS, N_HIDDEN)
+    return replace(c, mismatch=devices.draw_mismatch(c.n_edges, 0.01, 0.05, rng))
+
+
+#: name -> (circuit from a generator, range of its controls)
+CASES = {
+    "hidden layer": (lambda rng: _layered(NMOS, N_HIDDEN), GATES),
+    "tied bodies, series R": (_tied_behind_series_resistances, GATES),
+    "mismatch, hidden layer": (_mismatched_hidden_layer, GATES),
+    "resistors": (lambda rng: _layered(devices.ResistorParams(g_min=1e-5, g_max=1e-3), N_HIDDEN), CONDUCTANCES),
+}
 
 
 def _check(c, controls, x, weights, solver):
@@ -57,10 +66,10 @@ def _check(c, controls, x, weights, solver):
     return worst, np.abs(grad).max()
 
 
-@pytest.mark.parametrize("case", list(_cases()))
+@pytest.mark.parametrize("case", list(CASES))
 def test_adjoint_gradient_matches_differences_of_native_operating_points(case):
-    make, (low, high) = _cases()[case]
-    rng = np.random.default_rng(list(_cases()).index(case))
+    make, (low, high) = CASES[case]
+    rng = np.random.default_rng(list(CASES).index(case))
     c = make(rng)
     controls = rng.uniform(low, high, c.n_edges)
     x = rng.uniform(0.0, 1.0, (BATCH, c.n_inputs))
@@ -71,9 +80,9 @@ def test_adjoint_gradient_matches_differences_of_native_operating_points(case):
 
 
 def test_adjoint_gradient_matches_differences_of_ngspice_operating_points(ngspice):
-    c = _layered(devices.nmos_preset("ald1106-l1", rd=0.0, rs=0.0), N_HIDDEN, None)
+    c = _layered(NMOS, N_HIDDEN)
     rng = np.random.default_rng(7)
-    controls = rng.uniform(0.5, 4.0, c.n_edges)
+    controls = rng.uniform(*GATES, c.n_edges)
     x = rng.uniform(0.0, 1.0, (BATCH, c.n_inputs))
     weights = rng.standard_normal((BATCH, c.n_nodes))
     worst, size = _check(c, controls, x, weights, ngspice)
@@ -82,9 +91,9 @@ def test_adjoint_gradient_matches_differences_of_ngspice_operating_points(ngspic
 
 def test_a_gradient_step_lowers_the_loss():
     """Along -gradient the loss falls at the rate the gradient predicts (first order), on a hidden-layer circuit."""
-    c = _layered(devices.nmos_preset("ald1106-l1", rd=0.0, rs=0.0), N_HIDDEN, None)
+    c = _layered(NMOS, N_HIDDEN)
     rng = np.random.default_rng(3)
-    controls = rng.uniform(0.5, 4.0, c.n_edges)
+    controls = rng.uniform(*GATES, c.n_edges)
     x = rng.uniform(0.0, 1.0, (BATCH, c.n_inputs))
     target = rng.uniform(0.1, 0.4, (BATCH, N_OUT))
     solver = NativeSolver()
