@@ -28,6 +28,7 @@ from tune_digits import validation_split
 
 from metamaterial.circuit import control_gradient
 from metamaterial.config import load_config
+from metamaterial.errors import MetamaterialError
 from metamaterial.experiment import build, initial_controls, make_solver
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,13 +60,16 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=50, help="score every this many iterations")
     ap.add_argument("--json", type=Path, default=None, help="write the scores per iteration here")
     a = ap.parse_args()
-    setup = build(load_config(a.config, ["simulator.backend=native", *a.overrides]))
+    try:
+        setup = build(load_config(a.config, ["simulator.backend=native", *a.overrides]))
+    except MetamaterialError as exc:  # a wrong config or override: one line, exit 2
+        ap.error(str(exc))
     task, scored = setup.task, "held-out"
     if a.split_seed is not None:
         task, _ = validation_split(task, 0.2, a.split_seed)
         scored = f"validation (split seed {a.split_seed})"
     if task.decode != "argmax" or not setup.circuit.differential.all():
-        raise SystemExit(f"{a.config}: this fit needs one differential output per class (a digits-like task)")
+        ap.error(f"{a.config}: this fit needs one differential output per class (a digits-like task)")
     c, solver = setup.circuit, make_solver(setup)
     low, high = setup.dynamics.low, setup.dynamics.high
     gates = initial_controls(setup, np.random.default_rng(a.seed))
