@@ -46,10 +46,12 @@ def recovery_epoch(epochs: np.ndarray, losses: np.ndarray, reference: float, fac
 
 
 def direction_noise(updates: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """1 - cosine similarity between each update [S, E] and the reference direction [E] (0 = same direction)."""
-    u, ref = np.asarray(updates, float), np.asarray(reference, float)
-    norms = np.linalg.norm(u, axis=1) * np.linalg.norm(ref)
-    cos = np.divide(u @ ref, norms, out=np.zeros(len(u)), where=norms > 0)
+    """1 - cosine similarity between each update [S, E] and the reference direction [E], or row by row with its
+    own reference [S, E] (0 = same direction; 1 where either is zero)."""
+    u = np.atleast_2d(np.asarray(updates, float))
+    ref = np.broadcast_to(np.asarray(reference, float), u.shape)
+    norms = np.linalg.norm(u, axis=1) * np.linalg.norm(ref, axis=1)
+    cos = np.divide(np.einsum("se,se->s", u, ref), norms, out=np.zeros(len(u)), where=norms > 0)
     return 1.0 - cos
 
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import step as st
-from ..circuit import Circuit
+from ..circuit import Circuit, control_gradient, kcl_residuals
 from ..errors import ValidationError
 from ..sim.base import AbstractSolver
 from ..tasks import Task
@@ -137,6 +138,18 @@ class Evaluation:
     hinge_loss: np.ndarray | float | None = None
 
 
+class RuleAndGradient(NamedTuple):
+    """``Trainer.rule_and_gradient``: per point [B, E], the contrast the rule applies (the step moves the controls
+    by rate U; zero where the point is inactive or, with ``update_edges: pushed``, on edges it does not reach), and
+    dL/dx of the task's and of the clamps' loss; which points are active [B]. ``analysis.direction_noise(u,
+    -task)`` row by row is 1 - the cosine between the rule's step and steepest descent."""
+
+    u: np.ndarray
+    task: np.ndarray
+    clamps: np.ndarray
+    active: np.ndarray
+
+
 class Trainer:
     """Coupled learning of one circuit on one task, on the given solver, for any number of replicas.
 
@@ -251,6 +264,37 @@ class Trainer:
         new = f.update_controls(controls, u, mask, pr.sign_rule, f.epoch_rate(pr.rate, pr.rate_decay, epoch), pr.bias,
                                 pr.low, pr.high, pr.leak_factor, pr.rest, pr.dead_band)
         return new, solves, windows
+
+    def rule_and_gradient(self, controls: np.ndarray, idx: np.ndarray) -> RuleAndGradient:
+        """Each point's own step against the gradients of the losses its clamped phase asks to lower (exact reads).
+
+        Two losses, to first order in the push (docs/physics.md 3.10): the task's, L = -p . O with the outputs' push
+        p held fixed (``step.output_pushes``: nudge (L - O), or the hinge's +/- delta on the true class and its top
+        rival); and the clamps', L = -f . V over the clamped nodes, f the current each clamp source drives into its
+        node (the clamped twin's Kirchhoff residual there). For a reciprocal network (resistors) the rule's
+        contrast is exactly -2 dL/dx of the clamps' loss as the nudge goes to 0; the task's loss differs from it by
+        the network's own response between the clamped nodes, unless one node is clamped.
+        """
+        c, pr, f = self.circuit, self.program, st.compiled()
+        idx = np.asarray(idx, np.int64)
+        x = pr.inputs[idx]
+        free = self.solver.solve(c, controls, x).voltages
+        out = f.output_values(free, c.out_pos, c.out_neg)
+        active = f.active_points(f.class_margins(out, pr.classes[idx], pr.decode, pr.levels), pr.hinge, pr.margin)
+        push = f.output_pushes(out, pr.targets[idx], pr.classes[idx], pr.nudge, pr.rival)
+        clamped = self.solver.solve(c, controls, x, f.clamp_values(free, push, c.out_pos, c.out_neg)).voltages
+        touch = f.pushed_nodes(push, c.out_pos, c.out_neg, c.n_nodes) if pr.pushed_only else None
+        u = f.summed_contrast(free, clamped, c.edges[:, 0], c.edges[:, 1], active, len(idx), touch)
+        task = np.zeros(free.shape)  # dL/dV of L = -p . O, O = V(pos) [- V(neg)]
+        rows = np.arange(len(idx))[:, None]
+        np.add.at(task, (rows, c.out_pos[None, :]), -push)
+        diff = c.out_neg >= 0
+        np.add.at(task, (rows, c.out_neg[None, diff]), push[:, diff])
+        nodes = c.clamp_nodes
+        clamps = np.zeros(free.shape)  # dL/dV of L = -f . V: f the current the clamps drive in, the net leaving
+        clamps[:, nodes] = -kcl_residuals(c, controls, clamped, twin=1)[:, nodes]
+        grads = control_gradient(c, controls, np.concatenate([free, free]), np.concatenate([task, clamps]))
+        return RuleAndGradient(u, grads[:len(idx)], grads[len(idx):], active)
 
     def _read_noise(self, rngs: list[np.random.Generator], n: int, n_nodes: int) -> np.ndarray:
         """[R n, N] read noise (V) of one phase: n rows from each replica's generator in turn."""
