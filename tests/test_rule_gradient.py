@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from metamaterial.analysis import direction_noise
+from metamaterial.circuit import edge_currents
 from metamaterial.config import load_config
 from metamaterial.experiment import build, initial_controls, make_trainer
 
@@ -72,3 +73,19 @@ def test_inactive_points_have_no_step():
     assert r.active.any() and not r.active.all()
     assert not r.u[~r.active].any() and r.u[r.active].any(axis=1).all()
     assert (np.abs(r.task).max(axis=1) > 0).all()
+
+
+def test_transistors_off_take_steps_the_gradient_does_not():
+    """A level-1 transistor below threshold carries no current, so no loss of the operating point depends on its
+    gate there (zero gradient, exactly); the rule still moves it by the drop across it (docs/physics.md 3.10). On
+    the conducting edges the step is close to the clamps' descent."""
+    cfg = load_config("configs/xor.yaml", overrides=["simulator.backend=native", "learning.nudge=1e-3"])
+    setup = build(cfg)
+    controls = initial_controls(setup, np.random.default_rng(0))
+    r = make_trainer(setup).rule_and_gradient(controls, np.arange(setup.task.n_points))
+    a = r.active
+    off = edge_currents(setup.circuit, controls, r.free[a]) == 0.0
+    assert off.any(axis=1).all()
+    assert not r.task[a][off].any() and not r.clamps[a][off].any()
+    assert np.abs(r.u[a][off]).max() > 0.1 * np.abs(r.u[a]).max()
+    assert direction_noise(r.u[a] * ~off, -r.clamps[a] * ~off).max() < 0.03

@@ -142,12 +142,14 @@ class RuleAndGradient(NamedTuple):
     """``Trainer.rule_and_gradient``: per point [B, E], the contrast the rule applies (the step moves the controls
     by rate U; zero where the point is inactive or, with ``update_edges: pushed``, on edges it does not reach), and
     dL/dx of the task's and of the clamps' loss; which points are active [B]. ``analysis.direction_noise(u,
-    -task)`` row by row is 1 - the cosine between the rule's step and steepest descent."""
+    -task)`` row by row is 1 - the cosine between the rule's step and steepest descent. free: [B, N] the free
+    operating point (V) both were taken at."""
 
     u: np.ndarray
     task: np.ndarray
     clamps: np.ndarray
     active: np.ndarray
+    free: np.ndarray
 
 
 class Trainer:
@@ -294,7 +296,7 @@ class Trainer:
         clamps = np.zeros(free.shape)  # dL/dV of L = -f . V: f the current the clamps drive in, the net leaving
         clamps[:, nodes] = -kcl_residuals(c, controls, clamped, twin=1)[:, nodes]
         grads = control_gradient(c, controls, np.concatenate([free, free]), np.concatenate([task, clamps]))
-        return RuleAndGradient(u, grads[:len(idx)], grads[len(idx):], active)
+        return RuleAndGradient(u, grads[:len(idx)], grads[len(idx):], active, free)
 
     def _read_noise(self, rngs: list[np.random.Generator], n: int, n_nodes: int) -> np.ndarray:
         """[R n, N] read noise (V) of one phase: n rows from each replica's generator in turn."""
