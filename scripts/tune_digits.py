@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from metamaterial.config import load_config
+from metamaterial.errors import MetamaterialError
 from metamaterial.experiment import build, initial_controls, make_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +67,10 @@ def main() -> None:
     seeds = _seeds(a.seeds)
     for recipe in a.tries or ["config"]:
         overrides = [] if recipe == "config" else _overrides(recipe)
-        cfg = load_config(a.config, ["simulator.backend=native", *overrides])
-        setup = build(cfg)
+        try:
+            setup = build(load_config(a.config, ["simulator.backend=native", *overrides]))
+        except MetamaterialError as err:
+            ap.error(f"--try {recipe}: {err}")
         task, val = validation_split(setup.task, a.val_fraction, a.split_seed)
         setup = replace(setup, task=task)
         trainer = make_trainer(setup)
