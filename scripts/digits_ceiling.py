@@ -6,6 +6,10 @@ through the native solver's free operating point (``circuit.control_gradient``: 
 the circuit's own device law), and the gates stay within the config's learning.bounds. A global optimiser that sees
 every image in every step and knows the circuit's equations is a reference for what the circuit can do with this
 layout; when it scores no better than a local learning rule, the gap to a target is the layout's, not the rule's.
+A transistor below threshold at every image carries no current, so no gradient reaches its gate and the fit never
+moves it (the rule does, by the drop across it): the script says how many edges start so, and a fit of every edge
+starts them above threshold (configs/digits.yaml's 0.5-2.0 V draw leaves 195 of 1,247 dead; --set
+"learning.init={kind: uniform, low: 1.0, high: 2.5}" none; docs/physics.md 4.4).
 
 With --split-seed the fit runs on scripts/tune_digits.py's validation split of the training images and is scored
 on its validation images (the held-out images are never solved); without, it fits all training images and is
@@ -26,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from tune_digits import validation_split
 
-from metamaterial.circuit import control_gradient
+from metamaterial.circuit import control_gradient, edge_currents
 from metamaterial.config import load_config
 from metamaterial.errors import MetamaterialError
 from metamaterial.experiment import build, initial_controls, make_solver
@@ -79,6 +83,12 @@ def main() -> None:
     history, t0 = [], time.perf_counter()
     for it in range(1, a.iterations + 1):
         v = solver.solve(c, gates, task.inputs).voltages
+        if it == 1:
+            dead = int((edge_currents(c, gates, v) == 0.0).all(axis=0).sum())
+            if dead:
+                print(f"  {dead} of {c.n_edges} edges carry no current at any training image at the start (gates "
+                      f"below threshold): no gradient reaches them, so this fit never moves them; start them higher "
+                      f"(--set learning.init=...) for a fit of every edge", flush=True)
         scores = c.output_values(v)
         loss, d_scores = softmax_loss(scores, task.classes, a.temperature)
         d_v = np.zeros_like(v)
@@ -102,7 +112,7 @@ def main() -> None:
     if a.json:
         a.json.write_text(json.dumps({"config": a.config, "overrides": a.overrides, "scored": scored,
                                       "temperature": a.temperature, "lr": a.lr, "seed": a.seed,
-                                      "history": history}, indent=1) + "\n")
+                                      "dead_at_start": dead, "history": history}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
