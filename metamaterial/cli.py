@@ -452,6 +452,9 @@ def _human_summary(s: dict, run_dir: Path, plots: bool = True) -> str:
         lines.append(f"held-out accuracy {_percent(s['test_accuracy'])}")
     lines.append(f"{s['n_solves']} solves in {s['wall_s']:.1f} s; hardware learning time {s['learning_time_s']:.3g} s "
                  f"(t_learn {s['t_learn_s']:.3g} s per update)")
+    if s.get("sweep_fallbacks"):
+        lines.append(f"ngspice: {s['sweep_fallbacks']} circuit(s) solved by one op per solve after their dc sweep "
+                     f"failed to converge (the same operating points, more slowly)")
     figures = (", loss.png, gates.png, outputs.png" + (", confusion.png" if "confusion" in s else "")) if plots else ""
     lines.append(f"run directory: {run_dir}/ (summary.json, metrics.csv, gates.csv, outputs.csv{figures})")
     return "\n".join(lines)

@@ -328,6 +328,9 @@ def _summary(done: Trained, one: SimpleNamespace, final) -> dict:
         "rate_per_v": setup.rule.rate, "rate_unit": setup.circuit.device.rate_unit,
         "outputs_v": final.outputs.tolist(), "targets_v": task.targets.tolist(),
     }
+    fallbacks = getattr(trainer.solver, "sweep_fallbacks", 0)
+    if fallbacks:  # ngspice solved these circuits by one op per solve after their dc sweep failed: slower, same points
+        out["sweep_fallbacks"] = fallbacks
     if final.hinge_loss is not None:  # the objective a hinge trains (the loss above is the outputs' MSE)
         out.update(hinge_margin_v=setup.rule.margin, initial_hinge_loss=one.history[0].get("hinge_loss"),
                    final_hinge_loss=final.hinge_loss)
