@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ import numpy as np
 from . import diagnostics
 from .analysis import confusion_matrix
 from .config import Config, config_differences, dump_config, with_backend
-from .errors import CheckpointError
+from .errors import CheckpointError, MetamaterialError
 from .experiment import (
     Setup,
     build,
@@ -299,9 +300,19 @@ def _train_into(cfg: Config, run_dir: Path, n_seeds: int, resume: bool, backend:
                 on_warning: Report | None) -> tuple[Path, Trained]:
     """``train_replicas`` of seeds cfg.seed .. cfg.seed + n_seeds - 1 into ``run_dir`` (``open_run_dir``)."""
     cfg = with_backend(cfg, backend)  # the run directory's config.yaml names the backend it ran on
-    run_dir = open_run_dir(cfg, Path(run_dir), resume)
-    return run_dir, train_replicas(cfg, list(range(cfg.seed, cfg.seed + n_seeds)), run_dir=run_dir, resume=resume,
-                                   progress=progress, backend=backend, on_warning=on_warning)
+    run_dir = Path(run_dir)
+    created, empty = not run_dir.exists(), run_dir.is_dir() and not any(run_dir.iterdir())
+    open_run_dir(cfg, run_dir, resume)
+    try:
+        return run_dir, train_replicas(cfg, list(range(cfg.seed, cfg.seed + n_seeds)), run_dir=run_dir,
+                                       resume=resume, progress=progress, backend=backend, on_warning=on_warning)
+    except MetamaterialError:  # refused before it trained anything: leave the directory as it was found
+        if not resume and [p.name for p in run_dir.iterdir()] == ["config.yaml"]:
+            if created:
+                shutil.rmtree(run_dir)
+            elif empty:
+                (run_dir / "config.yaml").unlink()
+        raise
 
 
 def one_replica(state: TrainState, r: int = 0) -> SimpleNamespace:

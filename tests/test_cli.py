@@ -100,6 +100,17 @@ def test_killed_run_resumes_to_the_same_gates(tmp_path):
         assert a[key] == b[key], key
 
 
+def test_a_start_the_setup_refuses_leaves_the_out_directory_as_it_was(tmp_path):
+    """A config that validates but that the setup refuses (a resistor's bounds left at the gates' volts) is one
+    line and exit 2, and leaves --out as it found it: absent if it was, empty if it was empty."""
+    for out, existed in ((tmp_path / "new", False), (tmp_path / "empty", True)):
+        if existed:
+            out.mkdir()
+        proc = _cli("train", XOR, "--out", str(out), "--set", "device.kind=resistor", "--no-progress")
+        assert proc.returncode == 2 and "learning.bounds" in proc.stderr and "Traceback" not in proc.stderr
+        assert (out.is_dir() and not any(out.iterdir())) if existed else not out.exists()
+
+
 def test_resume_with_another_config_is_refused(tmp_path):
     out = tmp_path / "run"
     assert _cli("train", XOR, "--out", str(out), *SHORT).returncode == 0
