@@ -16,8 +16,8 @@ on its validation images (the held-out images are never solved); without, it fit
 scored on the held-out ones, a reference for the targets only (the best of the printed scores is then chosen on
 the very images it scores, an upper reference).
 
-    python scripts/digits_ceiling.py [--config FILE] [--set KEY=VALUE ...] [--split-seed S] [--temperature 0.03]
-        [--iterations 400] [--lr 0.05] [--seed 0] [--every 50] [--json FILE]
+    python scripts/digits_ceiling.py [--config FILE] [--set KEY=VALUE ...] [--split-seed S] [--loss softmax|hinge]
+        [--temperature 0.03] [--iterations 400] [--lr 0.05] [--seed 0] [--every 50] [--json FILE]
 """
 
 from __future__ import annotations
@@ -51,6 +51,19 @@ def softmax_loss(scores: np.ndarray, classes: np.ndarray, temperature: float) ->
     return loss, p / temperature / len(classes)
 
 
+def hinge_loss(scores: np.ndarray, classes: np.ndarray, margin: float) -> tuple[float, np.ndarray]:
+    """(mean multi-class hinge max(0, margin - (s_c - s_r)), r the top rival, as the rule's loss; its gradient in the
+    scores [P, K] per V): the fit of the rule's own objective, to tell the loss's part from the rule's."""
+    rows = np.arange(len(classes))
+    rivals = np.where(np.arange(scores.shape[1]) == classes[:, None], -np.inf, scores).argmax(axis=1)
+    short = margin - (scores[rows, classes] - scores[rows, rivals])
+    active = short > 0
+    grad = np.zeros_like(scores)
+    grad[rows[active], classes[active]] = -1.0 / len(classes)
+    grad[rows[active], rivals[active]] = 1.0 / len(classes)
+    return float(np.maximum(short, 0.0).mean()), grad
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "digits.yaml"))
@@ -58,6 +71,8 @@ def main() -> None:
     ap.add_argument("--split-seed", type=int, default=None,
                     help="fit on a validation split of the training images (never solve the held-out ones)")
     ap.add_argument("--temperature", type=float, default=0.03, help="softmax temperature (V) of the class scores")
+    ap.add_argument("--loss", choices=("softmax", "hinge"), default="softmax",
+                    help="softmax cross-entropy, or the rule's own multi-class hinge at the config's learning.margin")
     ap.add_argument("--iterations", type=int, default=400)
     ap.add_argument("--lr", type=float, default=0.05, help="Adam's step (V)")
     ap.add_argument("--seed", type=int, default=0, help="draw of the initial gates (the config's learning.init)")
@@ -78,8 +93,11 @@ def main() -> None:
     low, high = setup.dynamics.low, setup.dynamics.high
     gates = initial_controls(setup, np.random.default_rng(a.seed))
     m1, m2 = np.zeros_like(gates), np.zeros_like(gates)
+    margin = setup.rule.margin
+    objective = (f"softmax cross-entropy at T = {a.temperature:g} V" if a.loss == "softmax" else
+                 f"the multi-class hinge at a margin of {margin:g} V (the top rival)")
     print(f"{a.config}: {c.n_edges} edges, {task.n_points} training images, scored on {len(task.test_classes)} "
-          f"{scored} images; Adam on softmax cross-entropy at T = {a.temperature:g} V, step {a.lr:g} V", flush=True)
+          f"{scored} images; Adam on {objective}, step {a.lr:g} V", flush=True)
     history, t0 = [], time.perf_counter()
     for it in range(1, a.iterations + 1):
         v = solver.solve(c, gates, task.inputs).voltages
@@ -90,7 +108,8 @@ def main() -> None:
                       f"below threshold): no gradient reaches them, so this fit never moves them; start them higher "
                       f"(--set learning.init=...) for a fit of every edge", flush=True)
         scores = c.output_values(v)
-        loss, d_scores = softmax_loss(scores, task.classes, a.temperature)
+        loss, d_scores = (softmax_loss(scores, task.classes, a.temperature) if a.loss == "softmax" else
+                          hinge_loss(scores, task.classes, margin))
         d_v = np.zeros_like(v)
         d_v[:, c.out_pos] = d_scores
         d_v[:, c.out_neg] = -d_scores
@@ -111,7 +130,7 @@ def main() -> None:
           f"(iteration {best['iteration']}); training {history[-1]['train_accuracy']:.4f}")
     if a.json:
         a.json.write_text(json.dumps({"config": a.config, "overrides": a.overrides, "scored": scored,
-                                      "temperature": a.temperature, "lr": a.lr, "seed": a.seed,
+                                      "loss": a.loss, "temperature": a.temperature, "lr": a.lr, "seed": a.seed,
                                       "dead_at_start": dead, "history": history}, indent=1) + "\n")
 
 
