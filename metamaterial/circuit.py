@@ -270,9 +270,10 @@ def control_gradient(c: Circuit, controls: np.ndarray, voltages: np.ndarray, d_l
     With r(V, x) the net currents leaving the free nodes (``kcl_residuals``: edges and bulk junctions) and J = dr/dV
     there, the free state moves as dV = -J^-1 (dr/dx) dx, so dL/dx_e = -lambda . dr/dx_e with J^T lambda = dL/dV.
     Edge e's control moves only its own current I_e (a -> b), so dr/dx_e is +dI_e/dx_e at a and -dI_e/dx_e at b:
-    dL/dx_e = -(lambda_a - lambda_b) dI_e/dx_e. Each edge's derivatives in V_a, V_b and x_e are central differences
-    of the circuit's own law (``GRADIENT_STEP``; a body tied to an end moves with it), so every device, body and
-    mismatch is covered; the junctions' derivatives are their law's. J is dense per point: meant for up to a few
+    dL/dx_e = -(lambda_a - lambda_b) dI_e/dx_e. Each edge's derivatives in V_a, V_b and x_e are the transistor law's
+    own (``channel_current``) where the bodies are grounded, else central differences of the circuit's law
+    (``GRADIENT_STEP``; a body tied to an end moves with it), so every device, body and mismatch is covered; the
+    junctions' derivatives are their law's. J is dense per point: meant for up to a few
     hundred free nodes (hidden and output nodes).
 
     Args:
@@ -293,7 +294,13 @@ def control_gradient(c: Circuit, controls: np.ndarray, voltages: np.ndarray, d_l
         body = None if c.body is None else v[:, c.body] + np.where(c.body == a, da, db)
         return c.law.edge_current(v[:, a] + da, v[:, b] + db, ctrl, vto, beta, c.gmin, body, c.thermal_voltage)
 
-    slopes = ((current(x, da=h) - current(x, da=-h)) / (2 * h), (current(x, db=h) - current(x, db=-h)) / (2 * h))
+    if c.body is None and hasattr(c.law, "channel_current"):  # a transistor law that gives its own derivatives
+        own = c.law.channel_current(v[:, a], v[:, b], x, vto, beta, c.gmin, None, c.thermal_voltage)
+        slopes, d_current = (own.d_va, own.d_vb), own.d_vg
+    else:
+        slopes = ((current(x, da=h) - current(x, da=-h)) / (2 * h), (current(x, db=h) - current(x, db=-h)) / (2 * h))
+        dx = h * np.maximum(np.abs(x), 1e-300)
+        d_current = (current(x + dx) - current(x - dx)) / (2 * dx)
     free = np.setdiff1d(np.arange(c.n_nodes), c.source_nodes)
     column = np.full(c.n_nodes, -1)
     column[free] = np.arange(len(free))
@@ -309,6 +316,4 @@ def control_gradient(c: Circuit, controls: np.ndarray, voltages: np.ndarray, d_l
     jac = jac[:, :-1, :-1]
     lam = np.zeros((n_points, c.n_nodes))
     lam[:, free] = np.linalg.solve(np.swapaxes(jac, 1, 2), d_loss[:, free, None])[..., 0]
-    dx = h * np.maximum(np.abs(x), 1e-300)
-    d_current = (current(x + dx) - current(x - dx)) / (2 * dx)
     return -(lam[:, a] - lam[:, b]) * d_current

@@ -45,6 +45,8 @@ def _mismatched_hidden_layer(rng):
 CASES = {
     "hidden layer": (lambda rng: _layered(NMOS, N_HIDDEN), GATES),
     "tied bodies, series R": (_tied_behind_series_resistances, GATES),
+    "series R": (lambda rng: _layered(devices.nmos_preset("ald1106-l1"), N_HIDDEN), GATES),
+    "three-regime law": (lambda rng: _layered(devices.nmos_preset("ald1106-hw"), N_HIDDEN), GATES),
     "mismatch, hidden layer": (_mismatched_hidden_layer, GATES),
     "resistors": (lambda rng: _layered(devices.ResistorParams(g_min=1e-5, g_max=1e-3), N_HIDDEN), CONDUCTANCES),
 }
