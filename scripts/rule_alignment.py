@@ -5,8 +5,10 @@ Kirchhoff's law, of two losses its clamped phase asks to lower (``Trainer.rule_a
 3.10): the task's, -p . O (p the push on the outputs), and the clamps', -f . V (f the current each clamp drives
 in). Printed per gate state (the config's initial draw, then after each of --epochs of its own training) and per
 nudge (--nudges, the config's when not given): the cosine between U and the steepest descent of each loss, point by
-point (median and quartiles over the active points) and summed over them (a full-batch step), and for networks with
-edges away from the outputs (a hidden layer), each edge group's share of the step's and of the gradient's length.
+point (median and quartiles over the active points) and summed over them (a full-batch step); the edges off at a
+point (current below ``OFF`` of its largest: transistors below threshold, where the gradient is 0), their share of
+the step's length and the cosine on the other edges; and for networks with edges away from the outputs (a hidden
+layer), that edge group's share of the step's and of the gradient's length.
 A cosine of 1 is gradient descent; resistors reach it against the clamps' loss as the nudge goes to 0.
 
     python scripts/rule_alignment.py [--config configs/xor.yaml] [--set KEY=VALUE ...] [--epochs 5,30]
