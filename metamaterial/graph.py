@@ -85,7 +85,7 @@ def layered_network(n_inputs: int, n_outputs: int, hidden: int = 0, density: flo
     mid = range(n_inputs, n_inputs + hidden)
     last = range(n_inputs + hidden, n_inputs + hidden + n_outputs)
     pairs = [(a, b) for a in first for b in (mid if hidden else last)] + [(a, b) for a in mid for b in last]
-    if direct:  # after the layers' pairs, so a draw without skip edges is unchanged
+    if direct:  # skip edges: every input to every output
         pairs += [(a, b) for a in first for b in last]
     keep = int(round(density * len(pairs))) if n_edges is None else n_edges
     if not 1 <= keep <= len(pairs):

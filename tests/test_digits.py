@@ -44,10 +44,6 @@ def test_direct_edges_wire_inputs_to_outputs_beside_the_hidden_layer():
     skip = layered_network(N_IN, N_OUT, hidden=N_HIDDEN, direct=True)
     assert skip.number_of_edges() == N_IN * N_HIDDEN + N_HIDDEN * N_OUT + N_IN * N_OUT
     assert {(skip.nodes[a]["layer"], skip.nodes[b]["layer"]) for a, b in skip.edges} == {(0, 1), (1, 2), (0, 2)}
-    pairs = N_IN * N_HIDDEN + N_HIDDEN * N_OUT
-    # the skip pairs come after the layers' own: a seed draws the same wiring without them as before
-    assert sorted(layered_network(N_IN, N_OUT, hidden=N_HIDDEN, n_edges=pairs - 4, seed=2).edges) == sorted(
-        layered_network(N_IN, N_OUT, hidden=N_HIDDEN, n_edges=pairs - 4, seed=2, direct=False).edges)
     with pytest.raises(ValidationError, match="network.direct: .*there is none"):
         layered_network(N_IN, N_OUT, direct=True)
 
