@@ -120,6 +120,17 @@ class Circuit:
         """[B, n_out] output values (V): V(pos), or V(pos) - V(neg) for differential outputs."""
         return step.compiled().output_values(np.atleast_2d(voltages), self.out_pos, self.out_neg)
 
+    def output_weights(self, d_outputs: np.ndarray) -> np.ndarray:
+        """[B, N] dL/dV of a loss whose gradient in the output values is ``d_outputs`` [B, n_out]: at each output's
+        pos node, and with the opposite sign at its neg node (the transpose of ``output_values``)."""
+        d_outputs = np.atleast_2d(d_outputs)
+        out = np.zeros((len(d_outputs), self.n_nodes))
+        rows = np.arange(len(d_outputs))[:, None]
+        np.add.at(out, (rows, self.out_pos[None, :]), d_outputs)
+        diff = self.out_neg >= 0
+        np.add.at(out, (rows, self.out_neg[None, diff]), -d_outputs[:, diff])
+        return out
+
 
 #: where transistors' bodies go (``compile_graph``): all to ground, or each to its edge's input end
 BODY_GROUND, BODY_INPUT = "ground", "input"

@@ -110,10 +110,7 @@ def main() -> None:
         scores = c.output_values(v)
         loss, d_scores = (softmax_loss(scores, task.classes, a.temperature) if a.loss == "softmax" else
                           hinge_loss(scores, task.classes, margin))
-        d_v = np.zeros_like(v)
-        d_v[:, c.out_pos] = d_scores
-        d_v[:, c.out_neg] = -d_scores
-        grad = control_gradient(c, gates, v, d_v).sum(axis=0)
+        grad = control_gradient(c, gates, v, c.output_weights(d_scores)).sum(axis=0)
         m1 = ADAM_BETAS[0] * m1 + (1 - ADAM_BETAS[0]) * grad
         m2 = ADAM_BETAS[1] * m2 + (1 - ADAM_BETAS[1]) * grad**2
         step = (m1 / (1 - ADAM_BETAS[0] ** it)) / (np.sqrt(m2 / (1 - ADAM_BETAS[1] ** it)) + ADAM_EPS)

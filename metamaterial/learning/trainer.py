@@ -287,11 +287,7 @@ class Trainer:
         clamped = self.solver.solve(c, controls, x, f.clamp_values(free, push, c.out_pos, c.out_neg)).voltages
         touch = f.pushed_nodes(push, c.out_pos, c.out_neg, c.n_nodes) if pr.pushed_only else None
         u = f.summed_contrast(free, clamped, c.edges[:, 0], c.edges[:, 1], active, len(idx), touch)
-        task = np.zeros(free.shape)  # dL/dV of L = -p . O, O = V(pos) [- V(neg)]
-        rows = np.arange(len(idx))[:, None]
-        np.add.at(task, (rows, c.out_pos[None, :]), -push)
-        diff = c.out_neg >= 0
-        np.add.at(task, (rows, c.out_neg[None, diff]), push[:, diff])
+        task = c.output_weights(-push)  # dL/dV of L = -p . O
         nodes = c.clamp_nodes
         clamps = np.zeros(free.shape)  # dL/dV of L = -f . V: f the current the clamps drive in, the net leaving
         clamps[:, nodes] = -kcl_residuals(c, controls, clamped, twin=1)[:, nodes]
