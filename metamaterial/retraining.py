@@ -137,7 +137,13 @@ def conductive_cut(setup: Setup, controls: np.ndarray, k: int) -> np.ndarray:
     c = setup.circuit
     with make_solver(setup) as solver:
         free = solver.solve(c, controls, setup.task.inputs).voltages
-    return busiest_cut(c, np.mean(np.abs(edge_currents(c, controls, free)), axis=0), k)[0]
+    return busiest_cut(c, current_scores(c, controls, free), k)[0]
+
+
+def current_scores(circuit: Circuit, controls: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """[E] each edge's mean |current| (A) over the points of the free voltages ``free`` [P, N] at ``controls`` [E]:
+    how busy an edge is, the damage claims' measure of which edges matter most."""
+    return np.mean(np.abs(edge_currents(circuit, controls, free)), axis=0)
 
 
 def busiest_cut(circuit: Circuit, scores: np.ndarray, k: int) -> tuple[np.ndarray, int]:

@@ -64,3 +64,19 @@ def test_the_report_shows_profiles_seeds_and_the_constants(tmp_path):
     assert "**Profiles.**\n\n- **idealized**: configs/xor.yaml\n- **hardware**: configs/xor_hardware.yaml" in second
     assert "**Seeds.** not stated by this claim." in second
     assert f"\n## {CONSTANTS_TITLE}\n" in text and "| V_T (V) | 0.62 |" in text
+
+
+def test_a_claim_modules_constants_are_listed_where_they_are_defined():
+    rows = constants.module_table(list(CLAIMS.values()))
+    where = {(c.name, c.where) for c in rows}
+    assert len(where) == len(rows)  # every constant once
+    # imported under another name by two claims: one row, under the module that defines it, naming both users
+    (success,) = [c for c in rows if c.name == "SUCCESS_MARGIN_V"]
+    assert success.where == "learning/trainer.py (used by claims/xor.py as SUCCESS_V, claims/damage.py as SUCCESS_V)"
+    assert not [c for c in rows if c.name == "SUCCESS_V"]
+    # one definition, its citation kept wherever it is used
+    (criterion,) = [c for c in rows if c.name == "RMS_CRITERION_V"]
+    assert criterion.where.startswith("retraining.py (used by ") and "E2:227" in criterion.source
+    # a claim module's own constant stays under it, and a third party's number names its source
+    (peer,) = [c for c in rows if c.name == "PEER"]
+    assert peer.where == "claims/digits.py" and "[PYCLLN]" in peer.source

@@ -11,6 +11,7 @@ unsourced rather than keeping an old citation.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import inspect
 import math
 from dataclasses import dataclass
@@ -82,8 +83,14 @@ MODULE_SOURCES: dict[str, str] = {
                                 "other levels ours",
     "learning_time.TASKS": "tasks of docs/physics.md 4",
     "damage.MISMATCH": "the third party's mismatch model [REPRO] (docs/physics.md 2.5)",
-    "damage.RMS_CRITERION_V": "ours: 1.1% of the 0.4532 V node full scale (E2:227), about three 8-bit input steps "
+    "retraining.RMS_CRITERION_V": "ours: 1.1% of the 0.4532 V node full scale (E2:227), about three 8-bit input steps "
                               "(E2 constructor), the scale of the imperfection claim's floors (docs/physics.md 5.2)",
+    "energy.CODE_GAIN_BAND": "the authors' predicted update (E2 `getTrainUpdate`: 2.43 /V), and 12.1 /V if its "
+                             "multiplier's 1/10 acts on the x11-amplified drops (docs/hardware.md 3, Rate)",
+    "digits.PEER": "the third-party digits trainer's published results [PYCLLN] `scikit_digits/results/results.json` "
+                   "(docs/physics.md 4.4)",
+    "digits.PEER_SPREADS": "the third-party digits trainer's chip model, V_T 10 mV and K 0.5 % [PYCLLN] "
+                           "(docs/physics.md 4.4)",
     "modes.TARGET_MSE": "ours, near the third party's test MSE 1.7e-5 V^2 on the ramp [REPRO] (docs/physics.md 4.2)",
 }
 
@@ -220,19 +227,49 @@ def fixed_table() -> list[Constant]:
 
 
 def module_table(modules: list[ModuleType]) -> list[Constant]:
-    """The claim modules' own upper-case constants (numbers, strings, and tuples, lists or dicts of them)."""
-    out = []
+    """The claim modules' upper-case constants (numbers, strings, and tuples, lists or dicts of them). A constant a
+    claim module defines is listed under it; one it imports is listed once, under the module that defines it,
+    with the claim modules that use it (and the name they give it)."""
+    out, imported = [], {}
     for module in modules:
         if not isinstance(module, ModuleType):
             continue
-        key = getattr(module, "KEY", module.__name__.rsplit(".", 1)[-1])
+        stem = module.__name__.rsplit(".", 1)[-1]
+        key = getattr(module, "KEY", stem)
+        own, origins = _top_level_names(module)
         for name, value in vars(module).items():
             if not name.isupper() or name in ("KEY", "TITLE", "PAPER") or not _plain(value):
                 continue
-            where = f"{key}.{name}"
-            out.append(Constant(name, _show(value), f"claims/{module.__name__.rsplit('.', 1)[-1]}.py",
-                                MODULE_SOURCES.get(where, "ours")))
+            if name in origins:  # imported: grouped under where it is defined
+                defining, original = origins[name]
+                user = f"claims/{stem}.py" + ("" if name == original else f" as {name}")
+                imported.setdefault((defining, original), (value, []))[1].append(user)
+            elif name in own:
+                out.append(Constant(name, _show(value), f"claims/{stem}.py",
+                                    MODULE_SOURCES.get(f"{key}.{name}", "ours")))
+    for (defining, original), (value, users) in imported.items():
+        where = defining.removeprefix("metamaterial.").replace(".", "/") + ".py"
+        out.append(Constant(original, _show(value), f"{where} (used by {', '.join(users)})",
+                            MODULE_SOURCES.get(f"{defining.rsplit('.', 1)[-1]}.{original}", "ours")))
     return out
+
+
+def _top_level_names(module: ModuleType) -> tuple[set[str], dict[str, tuple[str, str]]]:
+    """(names the module's own top-level statements assign, {name it imports: (defining module, original name)})."""
+    tree = ast.parse(inspect.getsource(module))
+    own: set[str] = set()
+    origins: dict[str, tuple[str, str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            source = importlib.util.resolve_name("." * node.level + (node.module or ""), module.__package__)
+            for alias in node.names:
+                origins[alias.asname or alias.name] = (source, alias.name)
+        else:
+            targets = (node.targets if isinstance(node, ast.Assign) else
+                       [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else [])
+            for target in targets:
+                own.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return own, origins
 
 
 def _plain(x) -> bool:
@@ -251,9 +288,10 @@ def constants_lines(modules: list[ModuleType]) -> list[str]:
              "overrides (given in its section); the device presets they resolve to; the timing defaults; and the claim "
              "modules' own constants. E2:N is line N of `big network/Experiment2.m` (github "
              "maguzj/imperfect-learning-physical-systems, commit 994f0ab; docs/hardware.md); [REPRO] is the "
-             "third-party ngspice reproductions, [SDRL] the first author's simulator of the first-generation "
-             "network (docs/physics.md 7). \"ours\" marks a choice of this package with no value in the authors' "
-             "code."]
+             "third-party ngspice reproductions, [PYCLLN] the third-party 8x8-digits trainer, [SDRL] the first "
+             "author's simulator of the first-generation network (docs/physics.md 7). \"ours\" marks a choice of "
+             "this package with no value in the authors' code. A constant a claim module imports is listed under "
+             "the module that defines it, with the claim modules that use it."]
     for title, column, rows in (("Configs", "configs", config_table(stems)),
                                 ("Timing model (energy claim)", "where", fixed_table()),
                                 ("Claim modules", "module", module_table(modules))):

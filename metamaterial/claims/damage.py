@@ -31,12 +31,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..analysis import quartiles, recovery_epoch
-from ..circuit import Circuit, edge_currents, stranded_nodes
+from ..circuit import Circuit, stranded_nodes
 from ..config import Config, with_backend
 from ..experiment import Setup, make_trainer
 from ..learning.trainer import SUCCESS_MARGIN_V as SUCCESS_V
 from ..learning.trainer import Trainer
-from ..retraining import busiest_cut, damaged
+from ..retraining import RMS_CRITERION_V, busiest_cut, current_scores, damaged
 from ..runs import train_replicas
 from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json
 
@@ -45,8 +45,6 @@ TITLE = "Robust to damage, retrainable"
 PAPER = ("A trained network keeps working when edges are cut and relearns the task by continuing to train: "
          "robust to damage and retrainable in seconds of learning time (Dillavou et al., PNAS 2024).")
 KS = (1, 2, 4, 8)
-#: the RMS training error (V) a recovered network is back within (or its own pre-damage RMS, if larger)
-RMS_CRITERION_V = 0.005
 #: twin mismatch of the second chip: docs/physics.md 2.5 (the third party's model [REPRO])
 MISMATCH = ["device.mismatch.vto_sigma=0.01", "device.mismatch.k_sigma=0.005"]
 CHIPS = {"no mismatch": [], "twin mismatch": MISMATCH}
@@ -71,12 +69,6 @@ def random_cuts(circuit: Circuit, k: int, n_draws: int, rng: np.random.Generator
         else:
             refused += 1
     return cuts, refused
-
-
-def current_scores(trainer: Trainer, controls: np.ndarray) -> np.ndarray:
-    """[E] mean |current| (A) of each edge over the training points, free state, at ``controls`` [E]."""
-    free = trainer.evaluate(controls).free
-    return np.mean(np.abs(edge_currents(trainer.circuit, controls, free)), axis=0)
 
 
 # -- training ---------------------------------------------------------------------------------------------
@@ -190,7 +182,7 @@ def damage_study(name: str, overrides: list[str], seeds: list[int], draws: int, 
     setup, trainer, trained, loss, margin = pretrain(claim_config(name, overrides), seeds, backend)
     t_pre = time.perf_counter() - t0
     rng = np.random.default_rng([len(name), 2024])
-    scores = np.stack([current_scores(trainer, c) for c in trained])
+    scores = np.stack([current_scores(trainer.circuit, c, trainer.evaluate(c).free) for c in trained])
     results: list[Outcome] = []
     refused = {"random_draws_refused": {}, "conductive_edges_skipped": {}}
 
@@ -262,7 +254,8 @@ def backend_agreement(name: str, overrides: list[str], pre_epochs: int, epochs: 
     """Seed 0 pretrained on native, its most conductive edge cut, then retrained on native and on ngspice."""
     setup, trainer, trained, loss, _ = pretrain(claim_config(name, [*overrides, f"learning.epochs={pre_epochs}"]),
                                                 [0], "native")
-    cut, _ = busiest_cut(setup.circuit, current_scores(trainer, trained[0]), 1)
+    busy = current_scores(trainer.circuit, trained[0], trainer.evaluate(trained[0]).free)
+    cut, _ = busiest_cut(setup.circuit, busy, 1)
     res = {b: retrain(damaged_trainer(setup, cut, epochs, epochs, b), np.delete(trained, cut, axis=1), [0])
            for b in ("native", "ngspice")}
     n, s = res["native"], res["ngspice"]
