@@ -25,7 +25,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from .devices import CORNERS, NOMINAL_CELSIUS, TEMPERATURE_RANGE, ProcessCorner
 from .errors import ConfigError
 from .learning.gates import HardwareParams
-from .sim.registry import backend_names
+from .sim.registry import backend_refusal
 from .tasks import REGRESSION_X, REGRESSION_Y
 from .timing import MosCapacitances, PeripheryParams, SettleParams
 
@@ -343,8 +343,8 @@ class SimulatorConfig(_Strict):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, v: str) -> str:
-        if v not in backend_names():
-            raise ValueError(f"unknown backend (got {v!r}); choose one of {', '.join(backend_names())}")
+        if why := backend_refusal(v):
+            raise ValueError(why)
         return v
 
 
@@ -604,9 +604,8 @@ def with_backend(cfg: Config, backend: str | None) -> Config:
     several backends; the run's saved config then names the backend it ran on."""
     if backend is None or backend == cfg.simulator.backend:
         return cfg
-    if backend not in backend_names():
-        raise ConfigError(f"simulator.backend: unknown backend (got {backend!r}); choose one of "
-                          f"{', '.join(backend_names())}")
+    if why := backend_refusal(backend):
+        raise ConfigError(f"simulator.backend: {why}")
     return cfg.model_copy(update={"simulator": cfg.simulator.model_copy(update={"backend": backend})})
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import ROOT
 from metamaterial import circuit, devices, graph
+from metamaterial.config import load_config, with_backend
 from metamaterial.errors import ConfigError, SimulationError
 from metamaterial.sim import registry
 from metamaterial.sim.native import NativeSolver
@@ -37,6 +38,15 @@ def test_unknown_backend_names_the_config_key_and_the_choices():
     with pytest.raises(ConfigError, match=r"^simulator\.backend: unknown backend \(got 'spectre'\); choose one of "
                                           r"ngspice, native$"):
         make_solver("spectre", SolverOptions())
+
+
+def test_an_unknown_backend_is_refused_alike_by_the_config_the_backend_switch_and_the_registry():
+    expected = "simulator.backend: unknown backend (got 'spectre'); choose one of ngspice, native"
+    with pytest.raises(ConfigError) as by_config:
+        load_config(ROOT / "configs" / "xor.yaml", ["simulator.backend=spectre"])
+    with pytest.raises(ConfigError) as by_switch:
+        with_backend(load_config(ROOT / "configs" / "xor.yaml"), "spectre")
+    assert str(by_config.value).endswith(expected) and str(by_switch.value) == expected
 
 
 def test_importing_the_registry_loads_no_backend():

@@ -32,14 +32,18 @@ def backend_names() -> tuple[str, ...]:
     return tuple(SOLVERS)
 
 
+def backend_refusal(name: str) -> str | None:
+    """Why ``name`` is not a backend (to follow the key ``simulator.backend``), or None if it is one."""
+    return None if name in SOLVERS else f"unknown backend (got {name!r}); choose one of {', '.join(backend_names())}"
+
+
 def make_solver(name: str, options: SolverOptions) -> AbstractSolver:
     """A new solver of backend ``name`` (its module imported on first use) that honours the simulator tolerances
     ``options``."""
-    if name not in SOLVERS:
-        raise ConfigError(f"simulator.backend: unknown backend (got {name!r}); choose one of "
-                          f"{', '.join(backend_names())}")
+    if why := backend_refusal(name):
+        raise ConfigError(f"simulator.backend: {why}")
     module, cls = SOLVERS[name]
     return getattr(import_module(f"{__package__}.{module}"), cls)(options=options)
 
 
-__all__ = ["SOLVERS", "SolverOptions", "backend_names", "make_solver"]
+__all__ = ["SOLVERS", "SolverOptions", "backend_names", "backend_refusal", "make_solver"]
