@@ -22,7 +22,7 @@ from .learning.trainer import Evaluation
 from .netlist import netlist_points
 from .points import write_point_netlists
 from .runfiles import OUTPUTS_CSV, column_names, load_checkpoint, write_outputs_csv
-from .runs import succeeded
+from .runs import seed_span, succeeded
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,14 @@ class SavedRun:
         if seed is None:
             return list(range(len(self.seeds)))
         if seed not in self.seeds:
-            raise ConfigError(f"--replica: the run holds the replicas of seeds {_span(self.seeds)} (got {seed}); "
+            raise ConfigError(f"--replica: the run holds the replicas of seeds {seed_span(self.seeds)} (got {seed}); "
                               "give one of those seeds")
         return [self.seeds.index(seed)]
 
     def one_replica(self, seed: int | None) -> int:
         """Index of one replica: the run's only one, or the one trained with ``seed``."""
         if seed is None and len(self.seeds) > 1:
-            raise ConfigError(f"--replica: the run holds {len(self.seeds)} replicas (seeds {_span(self.seeds)}); "
+            raise ConfigError(f"--replica: the run holds {len(self.seeds)} replicas (seeds {seed_span(self.seeds)}); "
                               "choose one with --replica SEED")
         return self.replicas(seed)[0]
 
@@ -62,10 +62,6 @@ def load_run(run_dir: str | Path) -> SavedRun:
     cfg = load_config(run_dir / "config.yaml")
     state, seeds, _ = load_checkpoint(run_dir)
     return SavedRun(run_dir, cfg, state.controls, list(seeds), state.epoch)
-
-
-def _span(seeds: list[int]) -> str:
-    return str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}..{seeds[-1]}"
 
 
 # -- eval ----------------------------------------------------------------------------------------------------

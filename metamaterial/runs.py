@@ -127,8 +127,8 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
         if resume:
             state, saved_seeds, wall_before = load_checkpoint(run_dir)
             if saved_seeds != seeds:
-                raise CheckpointError(f"{run_dir}: holds a run of seeds {_span(saved_seeds)}, not {_span(seeds)}; "
-                                      "resume with the same --seeds")
+                raise CheckpointError(f"{run_dir}: holds a run of seeds {seed_span(saved_seeds)} ({len(saved_seeds)}), "
+                                      f"not {seed_span(seeds)} ({len(seeds)}); resume with the same --seeds")
         else:
             rngs = [np.random.default_rng(s) for s in seeds]
             state = trainer.init_state(np.stack([initial_controls(setup, rng) for rng in rngs]), rngs)
@@ -207,8 +207,9 @@ def after_training(done: Trained, on_warning: Report | None = None) -> tuple[lis
     return warnings, notes
 
 
-def _span(seeds: list[int]) -> str:
-    return f"{seeds[0]}..{seeds[-1]} ({len(seeds)})"
+def seed_span(seeds: list[int]) -> str:
+    """Consecutive seeds as one would write them: ``0..7``, or ``3`` for one."""
+    return str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}..{seeds[-1]}"
 
 
 def _postfix(row: dict) -> dict[str, str]:
