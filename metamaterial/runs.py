@@ -23,7 +23,7 @@ import numpy as np
 from . import diagnostics
 from .analysis import confusion_matrix
 from .config import Config, config_differences, dump_config, with_backend
-from .errors import CheckpointError, MetamaterialError
+from .errors import CheckpointError
 from .experiment import (
     Setup,
     build,
@@ -307,7 +307,7 @@ def _train_into(cfg: Config, run_dir: Path, n_seeds: int, resume: bool, backend:
     try:
         return run_dir, train_replicas(cfg, list(range(cfg.seed, cfg.seed + n_seeds)), run_dir=run_dir,
                                        resume=resume, progress=progress, backend=backend, on_warning=on_warning)
-    except MetamaterialError:  # refused before it trained anything: leave the directory as it was found
+    except BaseException:  # refused or failed before it trained anything: leave the directory as it was found
         if not resume and [p.name for p in run_dir.iterdir()] == ["config.yaml"]:
             if created:
                 shutil.rmtree(run_dir)

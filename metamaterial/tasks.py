@@ -139,7 +139,14 @@ def digits_task(low: float, high: float, on: float, off: float, test_fraction: f
     y = np.where(np.eye(10)[cls] > 0, on, off)
     if test_fraction <= 0:
         return Task("digits", x, y, classes=cls, decode="argmax")
-    train, test = train_test_split(np.arange(len(cls)), test_size=test_fraction, random_state=seed, stratify=cls)
+    n, k = len(cls), len(np.unique(cls))
+    n_test = int(np.ceil(test_fraction * n))  # how scikit-learn sizes the held-out side
+    if min(n_test, n - n_test) < k:
+        raise ValidationError(f"task.test_fraction: a stratified split of the {n:,} images needs at least {k} (one "
+                              f"per class) on each side, and {test_fraction:g} holds out {n_test} and keeps "
+                              f"{n - n_test} to train; give a value from {k / n:.3g} to {(n - k) / n:.4g}, or 0 to "
+                              "hold out nothing")
+    train, test = train_test_split(np.arange(n), test_size=test_fraction, random_state=seed, stratify=cls)
     return Task("digits", x[train], y[train], cls[train], "argmax", None, x[test], y[test], cls[test])
 
 
@@ -187,5 +194,14 @@ def _split(task: Task, test_fraction: float, seed: int) -> Task:
     for g in np.unique(groups):
         idx = rng.permutation(np.flatnonzero(groups == g))
         test[idx[:int(round(test_fraction * len(idx)))]] = True
+    if not test.any():
+        raise ValidationError(f"task.test_fraction: {test_fraction:g} of the {task.n_points} points rounds to none "
+                              f"held out{' in every class' if cls is not None else ''}; give a larger value, or 0 to "
+                              "hold out nothing")
+    short = [g for g in np.unique(groups) if test[groups == g].all()]
+    if short:
+        which = f"class {short[0]} keeps no training point" if cls is not None else "no training point is left"
+        raise ValidationError(f"task.test_fraction: with {test_fraction:g} held out, {which} (of {task.n_points} "
+                              "points); give a smaller value")
     return Task(task.name, task.inputs[~test], task.targets[~test], None if cls is None else cls[~test], task.decode,
                 task.levels, task.inputs[test], task.targets[test], None if cls is None else cls[test])

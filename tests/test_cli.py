@@ -111,6 +111,34 @@ def test_a_start_the_setup_refuses_leaves_the_out_directory_as_it_was(tmp_path):
         assert (out.is_dir() and not any(out.iterdir())) if existed else not out.exists()
 
 
+@pytest.mark.parametrize(("config", "fraction", "says"), [
+    ("iris", "0.999", "class 0 keeps no training point"), ("iris", "0.001", "rounds to none held out"),
+    ("csv_example", "0.999", "no training point is left"), ("digits", "0.999", "holds out 1796 and keeps 1"),
+    ("digits", "0.001", "holds out 2 and keeps 1795")])
+def test_a_held_out_fraction_that_empties_a_side_is_one_line_naming_the_key(tmp_path, config, fraction, says):
+    out = tmp_path / "run"
+    proc = _cli("train", str(ROOT / "configs" / f"{config}.yaml"), "--out", str(out), "--set",
+                f"task.test_fraction={fraction}", "--set", "simulator.backend=native", "--no-progress")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert "task.test_fraction: " in proc.stderr and says in proc.stderr and not out.exists()
+
+
+def test_a_start_that_fails_before_training_leaves_no_config_behind(tmp_path, monkeypatch):
+    """Not only a refusal: any failure before the first checkpoint (here a stand-in for a bug) leaves --out as it
+    was found."""
+    from metamaterial import runs
+    from metamaterial.config import load_config
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(runs, "train_replicas", broken)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError):
+        runs.train_run(load_config(XOR), out, progress=False)
+    assert not out.exists()
+
+
 def test_resume_with_another_config_is_refused(tmp_path):
     out = tmp_path / "run"
     assert _cli("train", XOR, "--out", str(out), *SHORT).returncode == 0
