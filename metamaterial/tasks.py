@@ -194,7 +194,7 @@ def _split(task: Task, test_fraction: float, seed: int) -> Task:
     for g in np.unique(groups):
         idx = rng.permutation(np.flatnonzero(groups == g))
         test[idx[:int(round(test_fraction * len(idx)))]] = True
-    if not test.any():
+    if test_fraction > 0 and not test.any():
         raise ValidationError(f"task.test_fraction: {test_fraction:g} of the {task.n_points} points rounds to none "
                               f"held out{' in every class' if cls is not None else ''}; give a larger value, or 0 to "
                               "hold out nothing")
