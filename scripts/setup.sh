@@ -7,12 +7,20 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 MIN_NGSPICE=42
 
+# No pipes in these two checks: under pipefail, a reader that stops early (grep -q, head) can kill the writer
+# with SIGPIPE on a loaded machine and turn a found ngspice into a missing one.
 ngspice_major() {
     # "ngspice-46 : Circuit level simulation program" -> 46; nothing when ngspice is absent
     command -v ngspice >/dev/null 2>&1 || return 0
-    ngspice --version 2>/dev/null | sed -n 's/.*ngspice-\([0-9][0-9]*\).*/\1/p' | head -n1
+    local out
+    out=$(ngspice --version 2>/dev/null) || true
+    if [[ $out =~ ngspice-([0-9]+) ]]; then echo "${BASH_REMATCH[1]}"; fi
 }
-have_libngspice() { ldconfig -p 2>/dev/null | grep -q 'libngspice\.so\b'; }
+have_libngspice() {
+    local cache
+    cache=$(ldconfig -p 2>/dev/null) || return 1
+    [[ $cache =~ libngspice\.so([^[:alnum:]_]|$) ]]
+}
 codename() { . /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}"; }
 
 install_ngspice() {
