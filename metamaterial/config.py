@@ -218,8 +218,10 @@ class DeviceConfig(_Strict):
 
 
 class TaskConfig(_Strict):
-    """The data set. ``test_fraction`` left unset (or null) resolves to 0.2 for iris and digits and 0.0 otherwise; a
-    regression task's x and y left unset resolve to the 8-point ramp ``tasks.REGRESSION_X``, ``REGRESSION_Y``."""
+    """The data set. ``test_fraction`` left unset (or null) resolves to 0.2 for iris and digits and 0.0 otherwise; the
+    held-out points are drawn from ``split_seed``, not from the run's seed, so every seed of a single run, an
+    ensemble or a sweep trains and is scored on the same points; a regression task's x and y left unset resolve to
+    the 8-point ramp ``tasks.REGRESSION_X``, ``REGRESSION_Y``."""
 
     name: Literal["xor", "regression", "linear_regression", "allostery", "iris", "digits", "csv"]
     low: Volts = 0.0
@@ -235,6 +237,7 @@ class TaskConfig(_Strict):
     target_on: Volts = 0.3
     target_off: Volts = 0.15
     test_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
+    split_seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
     path: FilePath | None = None
     n_inputs: Annotated[int, Field(ge=1)] | None = None
     classification: bool = False

@@ -106,9 +106,9 @@ def build_task(cfg: Config) -> Task:
         return tasks.allostery_task(t.source, tuple(t.targets))
     if t.name in ("iris", "digits"):
         build_labelled = tasks.iris_task if t.name == "iris" else tasks.digits_task
-        return build_labelled(t.low, t.high, t.target_on, t.target_off, t.test_fraction, cfg.seed)
+        return build_labelled(t.low, t.high, t.target_on, t.target_off, t.test_fraction, t.split_seed)
     return tasks.csv_task(t.path, t.n_inputs, t.classification, t.low, t.high, t.target_on, t.target_off, t.scale,
-                          t.test_fraction, cfg.seed)
+                          t.test_fraction, t.split_seed)
 
 
 def build(cfg: Config) -> Setup:

@@ -55,8 +55,9 @@ def test_cli_ensemble_reports_the_success_rate(tmp_path):
 
 
 def test_ensemble_reports_held_out_accuracy_of_each_replica(tmp_path):
-    """Held-out loss and accuracy per replica, as the single-run evaluation gives them for that replica's gates
-    (the train/test split comes from the config's seed and is shared, so only replica 0 is also a single run)."""
+    """Held-out loss and accuracy per replica, as the single-run evaluation gives them for that replica's gates;
+    the held-out split comes from task.split_seed, not the run's seed, so replica r is also the single run of seed
+    r (replicas 0 and the last checked)."""
     cfg = load_config(ROOT / "configs" / "iris.yaml", ["learning.epochs=6", "learning.eval_every=3"])
     seeds = list(range(cfg.seed, cfg.seed + HELD_OUT_SEEDS))
     done = train_replicas(cfg, seeds, backend="native")
@@ -70,8 +71,11 @@ def test_ensemble_reports_held_out_accuracy_of_each_replica(tmp_path):
     rows = [dict(zip(lines[0].split(","), line.split(","))) for line in lines[1:]]
     assert [float(row["test_accuracy"]) for row in rows] == pytest.approx(list(last["test_accuracy"]))
     assert summary["test_accuracy_mean"] == pytest.approx(np.mean(last["test_accuracy"]))
-    single = train_run(cfg, tmp_path / "single", backend="native", progress=False, plots=False).summary
-    assert float(rows[0]["test_accuracy"]) == pytest.approx(single["test_accuracy"], abs=1e-12)
+    for r in (0, HELD_OUT_SEEDS - 1):
+        one = cfg.model_copy(update={"seed": cfg.seed + r})
+        single = train_run(one, tmp_path / f"single{r}", backend="native", progress=False, plots=False).summary
+        assert float(rows[r]["test_accuracy"]) == pytest.approx(single["test_accuracy"], abs=1e-12)
+        assert float(rows[r]["test_loss"]) == pytest.approx(single["test_loss"], rel=1e-9)
 
 
 def test_killed_ensemble_resumes_to_the_same_gates(tmp_path, monkeypatch):

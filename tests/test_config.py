@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -13,6 +14,8 @@ from conftest import CONFIGS, ROOT
 from metamaterial.cli import _parser, config_overrides
 from metamaterial.config import T_LEARN, apply_override, config_differences, dump_config, load_config
 from metamaterial.errors import ConfigError
+from metamaterial.experiment import build
+from metamaterial.sweep.execute import seed_free
 from metamaterial.tasks import REGRESSION_X, REGRESSION_Y, iris_task
 
 XOR = yaml.safe_load((ROOT / "configs" / "xor.yaml").read_text())
@@ -344,3 +347,21 @@ def test_missing_network_file_is_reported_before_roles(tmp_path, roles):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == (f"metamaterial: {path}: file not found: {tmp_path / 'absent.edges'} "
                                    "(network.file); check the path (relative to the config's folder)"), proc.stderr
+
+
+def test_the_held_out_split_is_drawn_from_task_split_seed_not_the_run_seed():
+    """Every seed of a run, an ensemble or a sweep is scored on the same held-out points: the run's seed does not
+    move the split (nor the digits' wiring, which its configs pin with network.seed); task.split_seed does."""
+    iris = ROOT / "configs" / "iris.yaml"
+    base = build(load_config(iris)).task
+    other_seed = build(load_config(iris, ["seed=3"])).task
+    other_split = build(load_config(iris, ["task.split_seed=3"])).task
+    np.testing.assert_array_equal(base.test_inputs, other_seed.test_inputs)
+    assert not np.array_equal(base.test_inputs, other_split.test_inputs)
+    assert len(other_split.test_inputs) == len(base.test_inputs)
+    assert seed_free(load_config(iris, ["simulator.backend=native"]))  # so a sweep's seeds train as one ensemble
+    pytest.importorskip("sklearn")
+    digits = ROOT / "configs" / "digits.yaml"
+    a, b = build(load_config(digits)), build(load_config(digits, ["seed=5"]))
+    np.testing.assert_array_equal(a.task.test_classes, b.task.test_classes)
+    np.testing.assert_array_equal(a.circuit.edges, b.circuit.edges)
