@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
                         "columns also work), one row of input voltages (V) per point")
     e.add_argument("--split", choices=("train", "test"),
                    help="which of the task's points to evaluate without --inputs: the training points (default) or "
-                        "the held-out ones")
+                        "the held-out ones (the validation set of a run with task.validation)")
     e.add_argument("--replica", type=int, metavar="SEED",
                    help="of an ensemble run directory: only the replica trained with seed SEED (default: every one)")
     e.add_argument("--backend", choices=backend_names(), help="solve on this backend (default: the run's)")
@@ -263,7 +263,7 @@ def _run(args: argparse.Namespace) -> int:
                                                          "point correct by >= 10 mV")
             if s.get("test_accuracy_mean") is not None:
                 rate += (f"; mean accuracy {_percent(s['accuracy_mean'])} (training), "
-                         f"{_percent(s['test_accuracy_mean'])} (held out)")
+                         f"{_percent(s['test_accuracy_mean'])} ({_scored(s)})")
             loss = (f"median final loss (output MSE) {s['final_loss_median']:.3g} V^2" if
                     s.get("final_hinge_loss_median") is None else
                     f"median final hinge loss {1e3 * s['final_hinge_loss_median']:.3g} mV")
@@ -334,7 +334,8 @@ def _eval_table(r: dict) -> str:
     """The eval result for a person: a per-point table (one replica, or new inputs), per-replica lines."""
     from .learning.trainer import SUCCESS_MARGIN_V  # noqa: PLC0415
 
-    where = {"train": "training points", "test": "held-out points", "inputs": "new inputs"}[r["split"]]
+    where = {"train": "training points", "test": f"{r.get('scored_on', 'held-out')} points",
+             "inputs": "new inputs"}[r["split"]]
     reps = r["replicas"]
     lines = [f"{r['name']} ({r['task']}, epoch {r['epoch']}, {r['backend']}): {where}, "
              f"{len(r['inputs'])} point(s), {len(reps)} replica(s); inputs and outputs in V"]
@@ -437,6 +438,11 @@ def _percent(fraction: float) -> str:
     return f"{fraction:.0%}" if round(fraction * 100, 1) % 1 == 0 else f"{fraction:.1%}"
 
 
+def _scored(s: dict) -> str:
+    """What the test_* figures of a summary score: "held-out" points, or a "validation" set (task.validation)."""
+    return s.get("scored_on", "held-out")
+
+
 def _human_summary(s: dict, run_dir: Path, plots: bool = True) -> str:
     mse = f"{s['initial_loss']:.3g} -> {s['final_loss']:.3g} V^2"
     if s.get("final_hinge_loss") is None:
@@ -449,7 +455,7 @@ def _human_summary(s: dict, run_dir: Path, plots: bool = True) -> str:
         lines.append(f"accuracy {_percent(s['accuracy'])}, smallest margin {1e3 * s['min_margin_v']:.1f} mV "
                      f"({'all points correct by >= 10 mV' if s['success'] else 'NOT all points correct by 10 mV'})")
     if s.get("test_accuracy") is not None:
-        lines.append(f"held-out accuracy {_percent(s['test_accuracy'])}")
+        lines.append(f"{_scored(s)} accuracy {_percent(s['test_accuracy'])}")
     lines.append(f"{s['n_solves']} solves in {s['wall_s']:.1f} s; hardware learning time {s['learning_time_s']:.3g} s "
                  f"(t_learn {s['t_learn_s']:.3g} s per update)")
     if s.get("sweep_fallbacks"):

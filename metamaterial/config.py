@@ -217,6 +217,14 @@ class DeviceConfig(_Strict):
         return self
 
 
+class ValidationConfig(_Strict):
+    """A validation set carved from the training points (``tasks.validation_split``): the run trains on the rest and
+    is scored on it, and never solves the held-out points."""
+
+    fraction: Annotated[float, Field(gt=0, lt=1)]
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+
+
 class TaskConfig(_Strict):
     """The data set. ``test_fraction`` left unset (or null) resolves to 0.2 for iris and digits and 0.0 otherwise; the
     held-out points are drawn from ``split_seed``, not from the run's seed, so every seed of a single run, an
@@ -238,6 +246,7 @@ class TaskConfig(_Strict):
     target_off: Volts = 0.15
     test_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
     split_seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    validation: ValidationConfig | None = None
     path: FilePath | None = None
     n_inputs: Annotated[int, Field(ge=1)] | None = None
     classification: bool = False

@@ -95,6 +95,12 @@ def build_device(cfg: Config) -> EdgeParams:
 
 
 def build_task(cfg: Config) -> Task:
+    task = _data_task(cfg)
+    v = cfg.task.validation
+    return task if v is None else tasks.validation_split(task, v.fraction, v.seed)[0]
+
+
+def _data_task(cfg: Config) -> Task:
     t = cfg.task
     if t.name == "xor":
         return tasks.xor_task(t.low, t.high, tuple(t.labels))

@@ -60,7 +60,8 @@ def _saved_config(path: Path) -> SimpleNamespace:
     raw = yaml.safe_load(path.read_text())
     try:
         return SimpleNamespace(name=raw["name"], device_kind=raw["device"]["kind"],
-                               hinge=raw["learning"]["loss"] in HINGE_LOSSES, margin=raw["learning"]["margin"])
+                               hinge=raw["learning"]["loss"] in HINGE_LOSSES, margin=raw["learning"]["margin"],
+                               scored="validation" if raw["task"].get("validation") else "held out")
     except (KeyError, TypeError) as err:
         raise CheckpointError(f"{path}: not the config.yaml of a run (no {err}); give a directory written by "
                               "`metamaterial train`") from err
@@ -105,7 +106,7 @@ def _loss_figure(run_dir: Path, cfg, plt) -> Path:
     scaled = (lambda x: 1e3 * x) if key == "hinge_loss" else (lambda x: np.maximum(x, 1e-16))
     draw(epochs, scaled(_column(header, rows, key)), lw=1.5, label="training points")
     if "test_" + key in header:
-        draw(epochs, scaled(_column(header, rows, "test_" + key)), lw=1.2, label="held out")
+        draw(epochs, scaled(_column(header, rows, "test_" + key)), lw=1.2, label=cfg.scored)
         ax.legend(fontsize=7)
     ax.set_ylabel({"hinge_loss": "hinge loss (mV)", "loss": "MSE to the targets (V$^2$)" if cfg.hinge else
                    "MSE loss (V$^2$)"}[key])
@@ -171,7 +172,8 @@ def _confusion_figure(run_dir: Path, summary: dict, plt) -> Path:
                 ax.text(p, t, str(counts[t, p]), ha="center", va="center", fontsize=7 if n > 5 else 9,
                         color="white" if counts[t, p] > counts.max() / 2 else "black")
     ax.set(xticks=range(n), yticks=range(n), xlabel="predicted class", ylabel="true class")
-    which, acc = ("held-out", summary.get("test_accuracy")) if held_out else ("training", summary.get("accuracy"))
+    which, acc = ((summary.get("scored_on", "held-out"), summary.get("test_accuracy")) if held_out else
+                  ("training", summary.get("accuracy")))
     ax.set_title(f"{summary['name']}: {counts.sum()} {which} points, accuracy {acc:.4f}", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     return _save(fig, run_dir / "confusion.png", plt)

@@ -101,9 +101,9 @@ def read_inputs_csv(path: str | Path, setup: Setup) -> np.ndarray:
 def evaluate_run(run: SavedRun, split: str = "train", inputs: np.ndarray | None = None, seed: int | None = None,
                  backend: str | None = None) -> dict:
     """Outputs of the trained network for each chosen replica (all, or the one of ``seed``): on the training
-    points (``split="train"``), the held-out ones (``"test"``), or new ``inputs`` [P, n_in] (V; no targets, so
-    no loss). Returns a JSON-ready dict; outputs [P, n_out] V, loss (MSE to the targets) V^2, and under a hinge
-    loss hinge_loss V (``Trainer.evaluate``)."""
+    points (``split="train"``), the held-out ones (``"test"``; under ``task.validation`` its validation set), or
+    new ``inputs`` [P, n_in] (V; no targets, so no loss). Returns a JSON-ready dict; outputs [P, n_out] V, loss
+    (MSE to the targets) V^2, and under a hinge loss hinge_loss V (``Trainer.evaluate``)."""
     setup = build(with_backend(run.config, backend))
     task = setup.task
     picked = run.replicas(seed)
@@ -150,6 +150,8 @@ def evaluate_run(run: SavedRun, split: str = "train", inputs: np.ndarray | None 
         if task.is_classification:
             result["true"] = _names((task.test_classes if split == "test" else task.classes), classes)
     result.update(split=split, inputs=np.asarray(x).tolist(), replicas=rows)
+    if split == "test":
+        result["scored_on"] = task.scored  # held-out points, or the validation set of task.validation
     return result
 
 

@@ -348,7 +348,7 @@ def _summary(done: Trained, one: SimpleNamespace, final) -> dict:
                    final_hinge_loss=final.hinge_loss)
     if task.test_inputs is not None and len(task.test_inputs):
         tv = trainer.evaluate(one.controls, test=True)
-        out.update(test_loss=tv.loss, test_accuracy=tv.accuracy)
+        out.update(test_loss=tv.loss, test_accuracy=tv.accuracy, scored_on=task.scored)
         if tv.hinge_loss is not None:
             out["test_hinge_loss"] = tv.hinge_loss
     if task.is_classification:  # rows: true class, columns: predicted class (confusion.png)
@@ -417,6 +417,7 @@ def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None =
                "success_rate": None if success is None else float(success.mean()),
                "accuracy_mean": None if last["accuracy"] is None else float(np.mean(last["accuracy"]))}
     if held_out:
+        summary["scored_on"] = done.setup.task.scored
         summary["test_loss_median"] = float(np.median(last["test_loss"]))
         summary["test_accuracy_mean"] = (None if last["test_accuracy"] is None
                                          else float(np.mean(last["test_accuracy"])))

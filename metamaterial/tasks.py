@@ -8,7 +8,7 @@ only the two builders the tests call bare (``xor_task``, ``regression_task``) ke
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -33,7 +33,9 @@ class Task:
         decode: how outputs become classes: ``"nearest"`` (one output; nearest of ``levels``),
             ``"argmax"`` (one output per class), or None.
         levels: [n_classes] target level of each class for ``"nearest"`` decoding.
-        test_inputs, test_targets, test_classes: held-out points, or None.
+        test_inputs, test_targets, test_classes: the points scored apart from training, or None.
+        scored: what those are: ``"held-out"`` (the task's test split) or ``"validation"`` (carved from the
+            training points by ``validation_split``; the held-out points are then left out of the run).
     """
 
     name: str
@@ -45,6 +47,7 @@ class Task:
     test_inputs: np.ndarray | None = None
     test_targets: np.ndarray | None = None
     test_classes: np.ndarray | None = None
+    scored: str = "held-out"
 
     @property
     def n_points(self) -> int:
@@ -183,6 +186,29 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
 def _scale(x: np.ndarray, low: float, high: float) -> np.ndarray:
     lo, hi = x.min(axis=0), x.max(axis=0)
     return low + (high - low) * (x - lo) / np.where(hi > lo, hi - lo, 1.0)
+
+
+def validation_split(task: Task, fraction: float, seed: int) -> tuple[Task, np.ndarray]:
+    """(the task on its remaining training points, scored on a validation set in place of its held-out points,
+    the validation points' indices among the training points): ``fraction`` of each class's training points (of all
+    of them for a regression), drawn from ``seed``. The held-out points are dropped, so a run of this task never
+    solves them: what a recipe is chosen on."""
+    rng = np.random.default_rng(seed)
+    groups = task.classes if task.classes is not None else np.zeros(task.n_points, int)
+    val = np.sort(np.concatenate([rng.permutation(np.flatnonzero(groups == g))[:round(fraction * np.sum(groups == g))]
+                                  for g in np.unique(groups)]))
+    keep = np.setdiff1d(np.arange(task.n_points), val)
+    if not len(val):
+        raise ValidationError(f"task.validation.fraction: {fraction:g} of the {task.n_points} training points rounds "
+                              "to none; give a larger value")
+    if task.classes is not None and len(np.unique(task.classes[keep])) < len(np.unique(task.classes)) or not len(keep):
+        raise ValidationError(f"task.validation.fraction: {fraction:g} leaves a class without a training point (of "
+                              f"{task.n_points}); give a smaller value")
+    cls = task.classes
+    return replace(task, inputs=task.inputs[keep], targets=task.targets[keep],
+                   classes=None if cls is None else cls[keep], test_inputs=task.inputs[val],
+                   test_targets=task.targets[val], test_classes=None if cls is None else cls[val],
+                   scored="validation"), val
 
 
 def _split(task: Task, test_fraction: float, seed: int) -> Task:

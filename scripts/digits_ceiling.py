@@ -28,12 +28,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tune_digits import validation_split
 
 from metamaterial.circuit import control_gradient, edge_currents
 from metamaterial.config import load_config
 from metamaterial.errors import MetamaterialError
 from metamaterial.experiment import build, initial_controls, make_solver
+from metamaterial.tasks import validation_split
 
 ROOT = Path(__file__).resolve().parents[1]
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-12
@@ -85,7 +85,7 @@ def main() -> None:
         ap.error(str(exc))
     task, scored = setup.task, "held-out"
     if a.split_seed is not None:
-        task, _ = validation_split(task, 0.2, a.split_seed)
+        task, _ = validation_split(task, 0.2, a.split_seed)  # as scripts/tune_digits.py, task.validation
         scored = f"validation (split seed {a.split_seed})"
     if task.decode != "argmax" or not setup.circuit.differential.all():
         ap.error(f"{a.config}: this fit needs one differential output per class (a digits-like task)")

@@ -1,7 +1,8 @@
 """Validation accuracy of the 8x8 digits recipe, without looking at the held-out images.
 
 A seeded validation split is carved from the config's 1,437 training images (stratified by class, ``--val-fraction``
-of each class, drawn from ``--split-seed``); the network trains on the rest and is scored on the validation images
+of each class, drawn from ``--split-seed``: the config key ``task.validation``, which a sweep spec can set as well);
+the network trains on the rest and is scored on the validation images
 after every epoch. Each ``--try`` is one recipe (config overrides separated by commas, or "config" for the config
 as shipped), trained for every seed of ``--seeds`` (one batch of replicas). The held-out 360 images are never solved.
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,17 +25,6 @@ from metamaterial.errors import MetamaterialError
 from metamaterial.experiment import build, initial_controls, make_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def validation_split(task, fraction: float, seed: int):
-    """(the task on the kept training images with the validation images as its held-out set, validation indices):
-    ``fraction`` of each class's training images, drawn from ``seed``."""
-    rng = np.random.default_rng(seed)
-    val = np.sort(np.concatenate([rng.permutation(np.flatnonzero(task.classes == k))[
-        :round(fraction * np.sum(task.classes == k))] for k in np.unique(task.classes)]))
-    keep = np.setdiff1d(np.arange(task.n_points), val)
-    return replace(task, inputs=task.inputs[keep], targets=task.targets[keep], classes=task.classes[keep],
-                   test_inputs=task.inputs[val], test_targets=task.targets[val], test_classes=task.classes[val]), val
 
 
 def _overrides(recipe: str) -> list[str]:
@@ -67,12 +56,11 @@ def main() -> None:
     seeds = _seeds(a.seeds)
     for recipe in a.tries or ["config"]:
         overrides = [] if recipe == "config" else _overrides(recipe)
+        split = f"task.validation={{fraction: {a.val_fraction}, seed: {a.split_seed}}}"
         try:
-            setup = build(load_config(a.config, ["simulator.backend=native", *overrides]))
+            setup = build(load_config(a.config, ["simulator.backend=native", *overrides, split]))
         except MetamaterialError as err:
             ap.error(f"--try {recipe}: {err}")
-        task, val = validation_split(setup.task, a.val_fraction, a.split_seed)
-        setup = replace(setup, task=task)
         trainer = make_trainer(setup)
         rngs = [np.random.default_rng(s) for s in seeds]
         gates = np.stack([initial_controls(setup, rng) for rng in rngs])
@@ -80,8 +68,9 @@ def main() -> None:
         state = trainer.run(trainer.init_state(gates, rngs))
         curve = np.array([np.atleast_1d(h["test_accuracy"]) for h in state.history if h["epoch"] > 0])
         mean = curve.mean(axis=1)
-        total = setup.task.n_points + len(val)
-        print(f"{recipe}: validation accuracy (split seed {a.split_seed}, {len(val)} of {total} training images)"
+        n_val = len(setup.task.test_inputs)
+        print(f"{recipe}: validation accuracy (split seed {a.split_seed}, {n_val} of {setup.task.n_points + n_val} "
+              "training images)"
               f" seeds {a.seeds}: {' '.join(f'{x:.4f}' for x in curve[-1])}, mean {mean[-1]:.4f} at "
               f"epoch {len(mean)} (best mean {mean.max():.4f} at epoch {int(np.argmax(mean)) + 1}); "
               f"{time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU, load "

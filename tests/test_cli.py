@@ -123,6 +123,18 @@ def test_a_held_out_fraction_that_empties_a_side_is_one_line_naming_the_key(tmp_
     assert "task.test_fraction: " in proc.stderr and says in proc.stderr and not out.exists()
 
 
+def test_a_validation_run_says_it_is_scored_on_validation_points(tmp_path):
+    out = tmp_path / "run"
+    proc = _cli("train", str(ROOT / "configs" / "iris.yaml"), "--out", str(out), "--backend", "native", "--set",
+                "learning.epochs=10", "--set", "task.validation={fraction: 0.25}", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["scored_on"] == "validation" and "validation accuracy " in proc.stdout
+    assert "held-out" not in proc.stdout
+    shown = _cli("eval", str(out), "--split", "test")
+    assert shown.returncode == 0 and ": validation points, 30 point(s)" in shown.stdout
+
+
 def test_a_start_that_fails_before_training_leaves_no_config_behind(tmp_path, monkeypatch):
     """Not only a refusal: any failure before the first checkpoint (here a stand-in for a bug) leaves --out as it
     was found."""

@@ -13,7 +13,7 @@ import yaml
 from conftest import CONFIGS, ROOT
 from metamaterial.cli import _parser, config_overrides
 from metamaterial.config import T_LEARN, apply_override, config_differences, dump_config, load_config
-from metamaterial.errors import ConfigError
+from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.experiment import build
 from metamaterial.sweep.execute import seed_free
 from metamaterial.tasks import REGRESSION_X, REGRESSION_Y, iris_task
@@ -365,3 +365,22 @@ def test_the_held_out_split_is_drawn_from_task_split_seed_not_the_run_seed():
     a, b = build(load_config(digits)), build(load_config(digits, ["seed=5"]))
     np.testing.assert_array_equal(a.task.test_classes, b.task.test_classes)
     np.testing.assert_array_equal(a.circuit.edges, b.circuit.edges)
+
+
+def test_task_validation_carves_a_validation_set_from_the_training_points_and_drops_the_held_out_ones():
+    """task.validation: the run trains on the rest of the training points and is scored on the validation set; the
+    held-out points are not part of the run at all (a recipe chosen on it never saw them)."""
+    iris = ROOT / "configs" / "iris.yaml"
+    whole = build(load_config(iris)).task
+    task = build(load_config(iris, ["task.validation={fraction: 0.25, seed: 1}"])).task
+    assert task.scored == "validation" and whole.scored == "held-out"
+    rows = {tuple(x) for x in whole.inputs}
+    assert {tuple(x) for x in task.inputs} | {tuple(x) for x in task.test_inputs} == rows
+    assert not {tuple(x) for x in task.inputs} & {tuple(x) for x in task.test_inputs}
+    assert not {tuple(x) for x in task.test_inputs} & {tuple(x) for x in whole.test_inputs}
+    assert np.bincount(task.test_classes).tolist() == [10, 10, 10]  # a quarter of each class's 40
+    again = build(load_config(iris, ["task.validation={fraction: 0.25, seed: 2}"])).task
+    assert not np.array_equal(again.test_inputs, task.test_inputs)
+    for fraction, says in (("0.999", "leaves a class without a training point"), ("0.001", "rounds to none")):
+        with pytest.raises(ValidationError, match=rf"task\.validation\.fraction: {fraction} .*{says}"):
+            build(load_config(iris, [f"task.validation={{fraction: {fraction}}}"]))
