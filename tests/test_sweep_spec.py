@@ -306,3 +306,13 @@ def test_a_categorical_axis_is_plotted_in_the_spec_order(tmp_path, monkeypatch):
     assert drawn["final_loss_vs_learning.schedule.png"][0] == order
     assert drawn["final_loss_vs_learning.nudge.png"][2] == [f"schedule={s}" for s in order]
     assert drawn["final_loss_heatmap_learning.schedule_learning.nudge.png"][0] == order
+
+
+def test_a_legend_names_an_axis_by_its_last_key_unless_that_would_read_as_another():
+    from metamaterial.sweep.report import _short
+
+    swept = ["task.validation.seed", "learning.margin", "device.params.vto", "device.mismatch.vto"]
+    assert _short("learning.margin", swept) == "margin"
+    assert _short("task.validation.seed", swept) == "validation.seed"  # not the run's seed
+    assert _short("device.params.vto", swept) == "params.vto" and _short("device.mismatch.vto", swept) == "mismatch.vto"
+    assert _short("seed", ["seed"]) == "seed"

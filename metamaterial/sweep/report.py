@@ -142,8 +142,17 @@ def _stat(samples: list[float], rate: bool) -> tuple[float, float, int]:
     return mean, spread, len(x)
 
 
+def _short(axis: str, swept: list[str]) -> str:
+    """An axis as a legend names it: its last key, or its last two where that alone would be the run's ``seed``
+    or another axis's name (``validation.seed``)."""
+    last = axis.rsplit(".", 1)[-1]
+    clash = last == "seed" and axis != "seed" or sum(a.rsplit(".", 1)[-1] == last for a in swept) > 1
+    return ".".join(axis.split(".")[-2:]) if clash else last
+
+
 def _label(metric: str) -> str:
     return {"success": "success rate", "final_loss": "final loss (V^2)", "test_loss": "held-out loss (V^2)",
+            "test_accuracy": "held-out (or validation) accuracy",
             "learning_time_s": "learning time (s)", "accuracy": "accuracy",
             "learning_time_to_target_s": "learning time to the target loss (s)"}.get(metric, metric)
 
@@ -165,7 +174,7 @@ def _line_plot(plt, figures: Path, ok: list[dict], swept: list[str], axis: str, 
         mean, spread = np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
         pos = np.array(xs, float) if all(isinstance(x, (int, float)) for x in xs) else np.arange(len(xs))
         label = None if not others else ("all" if combo is None else
-                                         ", ".join(f"{a.split('.')[-1]}={v}" for a, v in zip(others, combo)))
+                                         ", ".join(f"{_short(a, swept)}={v}" for a, v in zip(others, combo)))
         line, = ax.plot(pos, mean, "o-", label=label)
         ax.fill_between(pos, mean - spread, mean + spread, color=line.get_color(), alpha=0.2, lw=0)
     if not all(isinstance(x, (int, float)) for x in xs):
