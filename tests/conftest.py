@@ -16,6 +16,7 @@ import inspect
 import os
 import re
 import shutil
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +49,14 @@ NGSPICE_INDIRECT = {
     "test_claims_modes_damage.py": {"test_modes_claim_quick", "test_damage_claim_quick"},
     "test_sweep_cluster.py": {"*"},
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A launcher without job control (a shell's background job, some CI runners) starts the suite with SIGINT
+    # ignored, and every child inherits that: the tests of Ctrl-C would see nothing arrive. Restore Python's own
+    # handler here, so this process and its children receive SIGINT as from a terminal.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
