@@ -191,43 +191,43 @@ def _scale(x: np.ndarray, low: float, high: float) -> np.ndarray:
 def validation_split(task: Task, fraction: float, seed: int) -> tuple[Task, np.ndarray]:
     """(the task on its remaining training points, scored on a validation set in place of its held-out points,
     the validation points' indices among the training points): ``fraction`` of each class's training points (of all
-    of them for a regression), drawn from ``seed``. The held-out points are dropped, so a run of this task never
-    solves them: what a recipe is chosen on."""
-    rng = np.random.default_rng(seed)
-    groups = task.classes if task.classes is not None else np.zeros(task.n_points, int)
-    val = np.sort(np.concatenate([rng.permutation(np.flatnonzero(groups == g))[:round(fraction * np.sum(groups == g))]
-                                  for g in np.unique(groups)]))
-    keep = np.setdiff1d(np.arange(task.n_points), val)
-    if not len(val):
-        raise ValidationError(f"task.validation.fraction: {fraction:g} of the {task.n_points} training points rounds "
-                              "to none; give a larger value")
-    if task.classes is not None and len(np.unique(task.classes[keep])) < len(np.unique(task.classes)) or not len(keep):
-        raise ValidationError(f"task.validation.fraction: {fraction:g} leaves a class without a training point (of "
-                              f"{task.n_points}); give a smaller value")
+    of them for a regression), drawn from ``seed`` as ``_split`` draws a held-out set. The held-out points are
+    dropped, so a run of this task never solves them: what a recipe is chosen on."""
+    val = _stratified_pick(task, fraction, seed, "task.validation.fraction")
     cls = task.classes
-    return replace(task, inputs=task.inputs[keep], targets=task.targets[keep],
-                   classes=None if cls is None else cls[keep], test_inputs=task.inputs[val],
+    return replace(task, inputs=task.inputs[~val], targets=task.targets[~val],
+                   classes=None if cls is None else cls[~val], test_inputs=task.inputs[val],
                    test_targets=task.targets[val], test_classes=None if cls is None else cls[val],
-                   scored="validation"), val
+                   scored="validation"), np.flatnonzero(val)
 
 
 def _split(task: Task, test_fraction: float, seed: int) -> Task:
-    """Seeded stratified split into training and held-out points."""
-    rng = np.random.default_rng(seed)
-    test = np.zeros(task.n_points, bool)
+    """Seeded stratified split into training and held-out points (none held out at a fraction of 0)."""
+    if test_fraction <= 0:
+        return task
+    test = _stratified_pick(task, test_fraction, seed, "task.test_fraction")
     cls = task.classes
-    groups = cls if cls is not None else np.zeros(task.n_points, int)
-    for g in np.unique(groups):
-        idx = rng.permutation(np.flatnonzero(groups == g))
-        test[idx[:int(round(test_fraction * len(idx)))]] = True
-    if test_fraction > 0 and not test.any():
-        raise ValidationError(f"task.test_fraction: {test_fraction:g} of the {task.n_points} points rounds to none "
-                              f"held out{' in every class' if cls is not None else ''}; give a larger value, or 0 to "
-                              "hold out nothing")
-    short = [g for g in np.unique(groups) if test[groups == g].all()]
-    if short:
-        which = f"class {short[0]} keeps no training point" if cls is not None else "no training point is left"
-        raise ValidationError(f"task.test_fraction: with {test_fraction:g} held out, {which} (of {task.n_points} "
-                              "points); give a smaller value")
     return Task(task.name, task.inputs[~test], task.targets[~test], None if cls is None else cls[~test], task.decode,
                 task.levels, task.inputs[test], task.targets[test], None if cls is None else cls[test])
+
+
+def _stratified_pick(task: Task, fraction: float, seed: int, key: str) -> np.ndarray:
+    """[P] bool: ``fraction`` of each class's points (of all points for a regression), rounded per class, drawn
+    from ``seed``; refused, naming ``key``, when that picks no point or leaves a class without a training point."""
+    rng = np.random.default_rng(seed)
+    picked = np.zeros(task.n_points, bool)
+    groups = task.classes if task.classes is not None else np.zeros(task.n_points, int)
+    for g in np.unique(groups):
+        idx = rng.permutation(np.flatnonzero(groups == g))
+        picked[idx[:int(round(fraction * len(idx)))]] = True
+    if not picked.any():
+        raise ValidationError(f"{key}: {fraction:g} of the {task.n_points} points rounds to none"
+                              f"{' in every class' if task.classes is not None else ''}; give a larger value"
+                              f"{', or 0 to hold out nothing' if key == 'task.test_fraction' else ''}")
+    short = [g for g in np.unique(groups) if picked[groups == g].all()]
+    if short:
+        which = (f"class {short[0]} keeps no training point" if task.classes is not None else
+                 "no training point is left")
+        raise ValidationError(f"{key}: with {fraction:g} taken, {which} (of {task.n_points} points); give a smaller "
+                              "value")
+    return picked

@@ -112,7 +112,7 @@ def test_a_start_the_setup_refuses_leaves_the_out_directory_as_it_was(tmp_path):
 
 
 @pytest.mark.parametrize(("config", "fraction", "says"), [
-    ("iris", "0.999", "class 0 keeps no training point"), ("iris", "0.001", "rounds to none held out"),
+    ("iris", "0.999", "class 0 keeps no training point"), ("iris", "0.001", "rounds to none in every class"),
     ("csv_example", "0.999", "no training point is left"), ("digits", "0.999", "holds out 1796 and keeps 1"),
     ("digits", "0.001", "holds out 2 and keeps 1795")])
 def test_a_held_out_fraction_that_empties_a_side_is_one_line_naming_the_key(tmp_path, config, fraction, says):

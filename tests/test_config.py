@@ -381,6 +381,6 @@ def test_task_validation_carves_a_validation_set_from_the_training_points_and_dr
     assert np.bincount(task.test_classes).tolist() == [10, 10, 10]  # a quarter of each class's 40
     again = build(load_config(iris, ["task.validation={fraction: 0.25, seed: 2}"])).task
     assert not np.array_equal(again.test_inputs, task.test_inputs)
-    for fraction, says in (("0.999", "leaves a class without a training point"), ("0.001", "rounds to none")):
-        with pytest.raises(ValidationError, match=rf"task\.validation\.fraction: {fraction} .*{says}"):
+    for fraction, says in (("0.999", "class 0 keeps no training point"), ("0.001", "rounds to none")):
+        with pytest.raises(ValidationError, match=rf"task\.validation\.fraction: .*{fraction} .*{says}"):
             build(load_config(iris, [f"task.validation={{fraction: {fraction}}}"]))
