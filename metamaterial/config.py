@@ -541,7 +541,8 @@ def validate_config(raw: dict, source: str = "<config>") -> Config:
     try:
         return Config.model_validate(raw)
     except pydantic.ValidationError as err:
-        first = err.errors()[0]
+        # a misspelt key is also reported as the right one missing: name the misspelling first, the cause
+        first = next((e for e in err.errors() if e["type"] == "extra_forbidden"), err.errors()[0])
         loc = key_path(first["loc"])
         fixed = {"extra_forbidden": "unknown key; remove it or check its spelling (see README, config reference)",
                  "missing": "required key is missing"}

@@ -76,6 +76,9 @@ CASES = [
     ("random-too-few-edges", _edit("network", {"kind": "random", "n_nodes": 20, "n_edges": 5}), [],
      "network.n_edges: must be in [19,"),
     ("set-unknown-key", XOR, ["--set", "learning.speed=3"], "learning.speed: unknown key"),
+    # a misspelt required key is named as the misspelling, not as the right key missing
+    ("set-misspelt-required-key", XOR, ["--set", "task.validation={fractio: 0.2}"],
+     "task.validation.fractio: unknown key"),
     ("set-bad-range", XOR, ["--set", "learning.update_probability=0"], "learning.update_probability"),
     ("set-bracket-index", XOR, ["--set", "roles.rails[0].volts=abc"], "roles.rails[0].volts: Input should be a valid "
      "number (got 'abc')"),
