@@ -33,7 +33,6 @@ from metamaterial.circuit import control_gradient, edge_currents
 from metamaterial.config import load_config
 from metamaterial.errors import MetamaterialError
 from metamaterial.experiment import build, initial_controls, make_solver
-from metamaterial.tasks import validation_split
 
 ROOT = Path(__file__).resolve().parents[1]
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-12
@@ -79,14 +78,14 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=50, help="score every this many iterations")
     ap.add_argument("--json", type=Path, default=None, help="write the scores per iteration here")
     a = ap.parse_args()
+    # the validation split as scripts/tune_digits.py draws it: the config key task.validation
+    split = [] if a.split_seed is None else [f"task.validation={{fraction: 0.2, seed: {a.split_seed}}}"]
     try:
-        setup = build(load_config(a.config, ["simulator.backend=native", *a.overrides]))
+        setup = build(load_config(a.config, ["simulator.backend=native", *a.overrides, *split]))
     except MetamaterialError as exc:  # a wrong config or override: one line, exit 2
         ap.error(str(exc))
-    task, scored = setup.task, "held-out"
-    if a.split_seed is not None:
-        task, _ = validation_split(task, 0.2, a.split_seed)  # as scripts/tune_digits.py, task.validation
-        scored = f"validation (split seed {a.split_seed})"
+    task = setup.task
+    scored = "held-out" if a.split_seed is None else f"validation (split seed {a.split_seed})"
     if task.decode != "argmax" or not setup.circuit.differential.all():
         ap.error(f"{a.config}: this fit needs one differential output per class (a digits-like task)")
     c, solver = setup.circuit, make_solver(setup)
