@@ -10,6 +10,8 @@ section 3):
                                                                     top rival, delta = the nudge in V)
     clamped output  V_O^C = V_O^F + p                              (single-ended)
                     O^C_(+/-) = O^F_(+/-) +/- p/2                  (differential, O = V(+) - V(-))
+    read            V -> V + sigma z                               (read noise: z standard normal, drawn
+                                                                    for both phases at every step)
     contrast        U_i = sum over the step's active points of (dV_i^F)^2 - (dV_i^C)^2         (V^2)
                     (with ``pushed_only``: a point counts only on the edges touching a node of an output
                     it pushes, p_k != 0; the third-party digits trainer's rule)
@@ -54,7 +56,10 @@ class StepProgram:
             epoch to the next (``epoch_rate``; 1.0: a constant rate). low, high: control range.
         leak_factor: exp(-dt / tau) per step (1.0: no leak); rest: what the leak relaxes toward.
         bias: [E] per-edge offset added to each applied update, or [0] for none.
-        read_noise: std (V) of noise on every node voltage the learning circuit reads (drawn per step).
+        read_noise: std (V) of noise on every node voltage the learning circuit reads (``noisy_reads``); the draws
+            come with the plan (``StepRun.noise``) or from the replica's generator, two phases every step.
+        noisy_decisions: the free phase's noisy read also decides the hinge, the rival and the clamp values;
+            False: they come from the exact free voltages and the noise enters through the contrast only.
         dead_band: |U| (V^2) below which an edge does not update (its comparator does not fire); 0: none.
         pushed_only: a point's contrast reaches only the edges touching a node of an output it pushes
             (``pushed_nodes``), not every edge.
@@ -81,6 +86,7 @@ class StepProgram:
     dead_band: float = 0.0
     pushed_only: bool = False
     rate_decay: float = 1.0
+    noisy_decisions: bool = False
 
 
 @dataclass
@@ -95,6 +101,9 @@ class StepRun:
         windows: int [S, R] out: learning windows each replica opened at each step (one per active point).
         snap_slot: int [S]: after step s copy the controls into ``snaps[snap_slot[s]]`` (-1: no copy).
         snaps: [K, R, E] out: those copies.
+        noise: [S, 2, R n, N] standard normal draws of each step's reads (free, then clamped; row r n + j is
+            replica r's point j), or [0, 2, R n, N] without read noise. Every step and both phases draw, whether
+            or not the clamped phase runs, so a replica's draws do not depend on its or any other replica's hinge.
     """
 
     controls: np.ndarray
@@ -104,6 +113,7 @@ class StepRun:
     windows: np.ndarray
     snap_slot: np.ndarray
     snaps: np.ndarray
+    noise: np.ndarray
 
     @property
     def n_steps(self) -> int:
@@ -254,6 +264,17 @@ def learning_windows(active, reps, windows=None):
     return windows
 
 
+def noisy_reads(v, z, sigma, out=None):
+    """[B, N] what the learning circuit reads of node voltages v [B, N] (V): v + sigma z, z [B, N] standard normal
+    draws, sigma the read noise (V)."""
+    if out is None:
+        out = np.empty(v.shape)
+    for b in range(v.shape[0]):
+        for k in range(v.shape[1]):
+            out[b, k] = v[b, k] + sigma * z[b, k]
+    return out
+
+
 def epoch_rate(rate, decay, epoch):
     """The rate (control units per V^2) of the steps of epoch ``epoch`` (1, 2, ...): rate * decay ** (epoch - 1),
     a rate that falls by the factor ``decay`` from one epoch to the next (1.0: constant). Per-sample steps at a
@@ -284,7 +305,7 @@ def update_controls(controls, u, mask, sign_rule, rate, bias, low, high, leak_fa
 
 
 _FUNCTIONS = ("output_values", "output_pushes", "clamp_values", "class_margins", "active_points", "pushed_nodes",
-              "summed_contrast", "learning_windows", "epoch_rate", "update_controls")
+              "summed_contrast", "learning_windows", "noisy_reads", "epoch_rate", "update_controls")
 _compiled: SimpleNamespace | None = None
 
 

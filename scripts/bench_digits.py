@@ -23,6 +23,12 @@ trains its untimed first epoch, then the two take turns for ``--epochs`` epochs 
 evaluation); it prints both CPU times per epoch (medians) and their ratio, e.g. grounded against tied bodies:
 
     python scripts/bench_digits.py --versus device.body=input --epochs 5
+
+``--python-step`` times the config's compiled training loop against the Python step (the loop switched off) side
+by side the same way, from the same gates and draws, and prints the largest gate difference between the two at
+the end (they do the same arithmetic), e.g. the mismatched chip with its read noise:
+
+    python scripts/bench_digits.py --config configs/digits_chips.yaml --python-step --epochs 3
 """
 
 from __future__ import annotations
@@ -53,9 +59,11 @@ def main() -> None:
     ap.add_argument("--memory", type=int, default=0, metavar="N", help="resident memory over N native epochs")
     ap.add_argument("--versus", action="append", default=[], metavar="KEY=VALUE",
                     help="time the config against the config with these overrides, taking turns")
+    ap.add_argument("--python-step", action="store_true",
+                    help="time the compiled training loop against the Python step, taking turns")
     a = ap.parse_args()
-    if a.versus:
-        return side_by_side(a.config, a.set, a.versus, a.epochs)
+    if a.versus or a.python_step:
+        return side_by_side(a.config, a.set, a.versus, a.epochs, a.python_step)
     if a.ngspice:
         return first_epoch_on_both(a.config, a.set)
     if a.memory:
@@ -108,14 +116,17 @@ def main() -> None:
     print(f"  load average while measuring:    {load:8.1f}   on {os.cpu_count()} CPUs")
 
 
-def side_by_side(config: str, overrides: list[str], versus: list[str], epochs: int) -> None:
-    """CPU time per epoch (steps + held-out evaluation) of the config and of the config with ``versus``, taking
-    turns epoch by epoch so that both see the same machine load."""
+def side_by_side(config: str, overrides: list[str], versus: list[str], epochs: int, python_step: bool = False) -> None:
+    """CPU time per epoch (steps + held-out evaluation) of the config and of the config with ``versus`` (or, with
+    ``python_step``, of the same config on the Python step), taking turns epoch by epoch so that both see the same
+    machine load."""
     runs = {}
-    for name, extra in (("config", []), (" ".join(versus), versus)):
+    other = "the Python step" if python_step else " ".join(versus)
+    for name, extra in (("config", []), (other, versus)):
         cfg = load_config(config, ["simulator.backend=native", *overrides, *extra])
         setup = build(cfg)
         trainer = make_trainer(setup, epochs=epochs + 2, eval_every=10**9, record_every=10**9)
+        trainer.compiled = not (python_step and name == other)
         rng = np.random.default_rng(cfg.seed)
         state = trainer.run(trainer.init_state(initial_controls(setup, rng), rng, keep_trajectory=False), until=1)
         runs[name] = [trainer, state, [], []]
@@ -131,8 +142,11 @@ def side_by_side(config: str, overrides: list[str], versus: list[str], epochs: i
         print(f"{name}: epoch (steps + held-out evaluation) median CPU {statistics.median(cpu):.3f} s (min "
               f"{min(cpu):.3f}), wall {statistics.median(wall):.3f} s over {epochs} epochs")
     (a_cpu, b_cpu) = (statistics.median(r[2]) for r in runs.values())
-    print(f"ratio of CPU times ({' '.join(versus)} / config): {b_cpu / a_cpu:.2f}; load average "
+    print(f"ratio of CPU times ({other} / config): {b_cpu / a_cpu:.2f}; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    if python_step:
+        (a, b) = (r[1].controls for r in runs.values())
+        print(f"largest gate difference between the two after {epochs + 1} epochs: {np.max(np.abs(a - b)):.1e} V")
 
 
 def _rss_mib() -> float:

@@ -17,6 +17,8 @@ EQUIVALENCE_EPOCHS = 1000
 GATE_AGREEMENT_V = 1e-6
 ENSEMBLE_SEEDS = 6
 HELD_OUT_SEEDS = 3
+NOISY_EPOCHS = 20
+READ_NOISE_V = 0.002
 
 
 @pytest.mark.parametrize("config", ["xor", "regression"])
@@ -40,6 +42,22 @@ def test_ensemble_replicas_equal_single_runs(tmp_path):
         single = train_run(cfg.model_copy(update={"seed": seed}), tmp_path / str(seed), backend="native",
                            progress=False, plots=False)
         np.testing.assert_allclose(state.controls[r], single.state.controls[0], atol=1e-9, rtol=0)
+
+
+def test_with_read_noise_and_a_hinge_replicas_equal_single_runs():
+    """Every step draws its read noise for both phases, whether or not a point is past the hinge, so a replica's
+    noise does not depend on the other replicas' hinges. (It once did: a replica drew the clamped phase's noise
+    whenever any replica had an active point, and these ensembles ended 0.2 V from their single runs.)"""
+    cfg = load_config(ROOT / "configs" / "iris.yaml", [f"learning.epochs={NOISY_EPOCHS}", "learning.eval_every=5",
+                                                       f"learning.read_noise={READ_NOISE_V}"])
+    seeds = list(range(HELD_OUT_SEEDS))
+    ensemble = train_replicas(cfg, seeds, backend="native").state
+    assert 0 < ensemble.n_updates.min() and ensemble.n_updates.max() < ensemble.n_steps, \
+        "some steps must be past the hinge for this test to mean anything"
+    for r, seed in enumerate(seeds):
+        single = train_replicas(cfg, [seed], backend="native").state
+        np.testing.assert_array_equal(ensemble.controls[r], single.controls[0])
+        assert ensemble.n_updates[r] == single.n_updates[0]
 
 
 def test_cli_ensemble_reports_the_success_rate(tmp_path):

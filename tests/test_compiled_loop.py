@@ -17,6 +17,7 @@ from metamaterial import experiment
 from metamaterial.config import load_config
 from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.experiment import build, initial_controls, make_solver
+from metamaterial.learning import trainer as trainer_module
 from metamaterial.learning.rules import CoupledLearning
 from metamaterial.learning.trainer import Trainer, TrainState
 from metamaterial.runfiles import load_checkpoint
@@ -48,6 +49,14 @@ CASES = {
     "iris: only the pushed outputs' edges update": ("iris", ["learning.epochs=8", "learning.loss=multiclass_hinge",
                                                              "learning.nudge=0.05", "learning.update_edges=pushed"]),
     "iris: a rate falling by 0.7 per epoch": ("iris", ["learning.epochs=8", "learning.rate_decay=0.7"]),
+    "iris: read noise under a multi-class hinge, pushed edges": ("iris", [
+        "learning.epochs=8", "learning.loss=multiclass_hinge", "learning.nudge=0.05", "learning.update_edges=pushed",
+        "learning.read_noise=0.002"]),
+    "iris: the noisy free read decides": ("iris", ["learning.epochs=8", "learning.read_noise=0.002",
+                                                   "learning.noisy_decisions=true"]),
+    "read noise with desync masks and mini-batches": ("linear_regression", [
+        "learning.epochs=100", "learning.schedule=mini_batch", "learning.batch_size=4",
+        "learning.update_probability=0.5", "learning.read_noise=0.001"]),
 }
 ENSEMBLE_SEEDS = 5
 
@@ -157,19 +166,19 @@ def test_a_step_of_epoch_e_takes_the_rate_times_the_decay_to_the_e_minus_1():
     np.testing.assert_allclose(new, same, rtol=0, atol=SAME_GATES_V)
 
 
-@pytest.mark.parametrize("noise", [0.0, 0.001])
-def test_a_vanishing_rate_decay_stops_training_after_the_first_epoch(noise):
+@pytest.mark.parametrize("batch", [1, 7], ids=["planned: the compiled loop", "unequal mini-batches: epoch by epoch"])
+def test_a_vanishing_rate_decay_stops_training_after_the_first_epoch(batch):
     """With decay 1e-9 every epoch after the first moves the gates by almost nothing, on the compiled loop's plan
-    (no noise) and on the epoch-by-epoch Python step (read noise); with decay 1 they keep moving."""
+    and on the epoch-by-epoch Python step (mini-batches of 7 of the 120 flowers); with decay 1 they keep moving."""
     moved = {}
     for decay in (1e-9, 1.0):
-        tr, setup = _trainer("iris", ["learning.epochs=3", f"learning.read_noise={noise}",
-                                      f"learning.rate_decay={decay}"], fused=True)
+        tr, setup = _trainer("iris", ["learning.epochs=3", "learning.schedule=mini_batch",
+                                      f"learning.batch_size={batch}", f"learning.rate_decay={decay}"], fused=True)
         rng = np.random.default_rng(0)
         state = tr.run(tr.init_state(initial_controls(setup, rng), rng), until=1)
         first = state.controls.copy()
         state = tr.run(state)
-        assert (tr.solver.loop_iterations > 0) == (noise == 0)
+        assert (tr.solver.loop_iterations > 0) == (batch == 1)
         moved[decay] = np.max(np.abs(state.controls - first))
     assert moved[1e-9] < 1e-6 < 1e-3 < moved[1.0]
 
@@ -192,12 +201,9 @@ def test_non_finite_controls_get_the_solver_error_on_both_paths():
 
 
 def test_what_the_compiled_loop_does_not_cover_runs_the_python_step(ngspice):
-    tr, _ = _trainer("xor", ["learning.read_noise=0.001"], fused=True)
-    assert "read noise" in native_loop.unsupported(tr.solver, tr.program)
     tr, _ = _trainer("regression", ["network.rows=16", "network.cols=16"], fused=True)
     assert "sparse" in native_loop.unsupported(tr.solver, tr.program)
-    for name, overrides, solver in (("xor", ["learning.read_noise=0.001"], None),
-                                    ("regression", ["network.rows=16", "network.cols=16"], None),
+    for name, overrides, solver in (("regression", ["network.rows=16", "network.cols=16"], None),
                                     ("xor", [], ngspice)):
         tr, setup = _trainer(name, [*overrides, "learning.epochs=2"], fused=True, solver=solver)
         rng = np.random.default_rng(0)
@@ -256,3 +262,16 @@ def test_on_step_observes_the_run_and_cannot_steer_it(overrides):
     assert len(seen) == 3 * setup.params.schedule.steps_per_epoch(setup.task.n_points)
     np.testing.assert_array_equal(seen[-1], plain.controls)
     np.testing.assert_array_equal(watched.controls, plain.controls)
+
+
+def test_noise_beyond_the_plan_budget_is_drawn_step_by_step_to_the_same_gates(monkeypatch):
+    """Read noise is drawn with the plan (both phases of every step) or, when an epoch's draws would not fit in
+    ``MAX_NOISE_BYTES``, step by step on the Python step: the same draws from the same generators either way."""
+    overrides = ["learning.epochs=20", "learning.read_noise=0.002"]
+    planned = _train("iris", overrides, fused=True)[1]
+    monkeypatch.setattr(trainer_module, "MAX_NOISE_BYTES", 0)
+    tr, stepwise = _train("iris", overrides, fused=True)
+    assert tr.solver.loop_iterations == 0  # nothing was planned
+    np.testing.assert_allclose(stepwise.controls, planned.controls, rtol=0, atol=SAME_GATES_V)
+    assert _rng_states(stepwise) == _rng_states(planned)
+    assert 0 < planned.n_updates[0] < planned.n_steps  # some steps past the hinge drew noise they did not use

@@ -43,6 +43,10 @@ class Schedule:
     def steps_per_epoch(self, n_points: int) -> int:
         return 1 if self.kind == "full_batch" else -(-n_points // self._size)
 
+    def points_per_step(self, n_points: int) -> int:
+        """Points each step presents (the last step of an epoch may present fewer unless ``equal_steps``)."""
+        return n_points if self.kind == "full_batch" else min(self._size, n_points)
+
     def equal_steps(self, n_points: int) -> bool:
         """Whether every step of an epoch presents the same number of points (see ``epoch_steps``)."""
         return self.kind != "mini_batch" or n_points % self.batch_size == 0

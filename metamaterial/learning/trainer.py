@@ -31,6 +31,8 @@ from .schedules import Schedule
 
 #: most replica-steps ``Trainer.run`` plans at once (bounds the memory of the drawn plan)
 MAX_CHUNK_STEPS = 20_000
+#: most bytes of read-noise draws a plan holds; an epoch that needs more runs epoch by epoch (draws as it goes)
+MAX_NOISE_BYTES = 64 * 2**20
 #: a classification is "solved" when every point is correct by at least this much (V)
 SUCCESS_MARGIN_V = 0.010
 #: how the desynchronous masks are drawn (``TrainParams.update_mask``)
@@ -58,7 +60,8 @@ class TrainParams:
             with probability p; ``"fixed_count"``, exactly max(1, round(p E)) of the E edges, uniformly without
             replacement (the same mean as Bernoulli, no spread in the count).
         read_noise: standard deviation (V) of Gaussian noise on every node voltage the learning circuit reads
-            (both phases), drawn from the replica's generator; 0 for an ideal read.
+            (both phases), drawn from the replica's generator for both phases at every step, whether or not the
+            clamped phase runs; 0 for an ideal read.
         noisy_decisions: the free phase's noisy read also decides the hinge, the rival and the clamp values (as
             the third-party digits trainer reads once per phase); False: they come from the exact free voltages and
             the noise enters through the contrast only. Needs read noise.
@@ -196,7 +199,8 @@ class Trainer:
                 leak_factor=1.0 if dyn.leak_tau is None else math.exp(-step_time / dyn.leak_tau), rest=dyn.rest,
                 bias=np.zeros(0) if dyn.bias is None else np.ascontiguousarray(dyn.bias, float),
                 read_noise=self.params.read_noise, rival=rule.rival, dead_band=dyn.dead_band,
-                pushed_only=rule.update_edges == "pushed", rate_decay=rule.rate_decay)
+                pushed_only=rule.update_edges == "pushed", rate_decay=rule.rate_decay,
+                noisy_decisions=self.params.noisy_decisions)
         return self._program_for[1]
 
     def init_state(self, controls: np.ndarray, rngs: list[np.random.Generator] | np.random.Generator,
@@ -223,14 +227,17 @@ class Trainer:
         return new[0], solves, bool(windows[0])
 
     def step_many(self, controls: np.ndarray, idx: np.ndarray, rngs: list[np.random.Generator] | None,
-                  masks: np.ndarray | None = None, epoch: int = 1) -> tuple[np.ndarray, int, np.ndarray]:
+                  masks: np.ndarray | None = None, epoch: int = 1, noise: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, int, np.ndarray]:
         """One update of R replicas at once, each on its own points, through ``solver.solve``.
 
         Args:
             controls: [R, E]. idx: int [R, n] data points each replica presents.
-            rngs: one generator per replica (read noise only); may be None without read noise.
+            rngs: one generator per replica (read noise only, ``draw_noise``); may be None without read noise or
+                with ``noise``.
             masks: bool [R, E] edges allowed to update (desynchronous learning), or None for all.
             epoch: the epoch (1, 2, ...) the step belongs to, which sets its rate (``step.epoch_rate``).
+            noise: [2, R n, N] this step's read-noise draws (``step.StepRun.noise``), or None to draw them.
         Returns:
             new controls [R, E], solves used, int [R] learning windows each replica opened (its active points).
         """
@@ -240,26 +247,26 @@ class Trainer:
         x = pr.inputs[points]
         shared = controls[0] if reps == 1 else np.repeat(controls, n, axis=0)
         tags = (np.arange(reps)[:, None] * self.task.n_points + idx).ravel()  # warm start per replica and point
+        if pr.read_noise > 0 and noise is None:
+            noise = self.draw_noise(rngs, n)
         free = self.solver.solve(c, shared, x, tags=tags).voltages
         solves = reps * n
         f = st.compiled()
-        decide = pr.read_noise > 0 and self.params.noisy_decisions
-        if decide:  # one noisy read of the free phase decides, clamps and enters the contrast
-            free = free + self._read_noise(rngs, n, free.shape[1])
-        out = f.output_values(free, c.out_pos, c.out_neg)
+        decide = pr.read_noise > 0 and pr.noisy_decisions
+        read = f.noisy_reads(free, noise[0], pr.read_noise) if decide else free  # decides, clamps, contrast
+        out = f.output_values(read, c.out_pos, c.out_neg)
         active = f.active_points(f.class_margins(out, pr.classes[points], pr.decode, pr.levels), pr.hinge, pr.margin)
         u = np.zeros((reps, c.n_edges))
         if active.any():  # points past the hinge margin need no clamped phase
             push = f.output_pushes(out, pr.targets[points], pr.classes[points], pr.nudge, pr.rival)
-            clamps = f.clamp_values(free, push, c.out_pos, c.out_neg)
+            clamps = f.clamp_values(read, push, c.out_pos, c.out_neg)
             clamped = self.solver.solve(c, shared, x, clamps, tags=tags).voltages
             solves += reps * n
             if pr.read_noise > 0:
-                if not decide:
-                    free = free + self._read_noise(rngs, n, free.shape[1])
-                clamped = clamped + self._read_noise(rngs, n, clamped.shape[1])
+                read = f.noisy_reads(free, noise[0], pr.read_noise)
+                clamped = f.noisy_reads(clamped, noise[1], pr.read_noise)
             touch = f.pushed_nodes(push, c.out_pos, c.out_neg, c.n_nodes) if pr.pushed_only else None
-            u = f.summed_contrast(free, clamped, c.edges[:, 0], c.edges[:, 1], active, reps, touch)
+            u = f.summed_contrast(read, clamped, c.edges[:, 0], c.edges[:, 1], active, reps, touch)
         windows = f.learning_windows(active, reps)
         closed = (windows > 0)[:, None]
         mask = np.broadcast_to(closed if masks is None else masks & closed, controls.shape)
@@ -294,9 +301,13 @@ class Trainer:
         grads = control_gradient(c, controls, np.concatenate([free, free]), np.concatenate([task, clamps]))
         return RuleAndGradient(u, grads[:len(idx)], grads[len(idx):], active, free)
 
-    def _read_noise(self, rngs: list[np.random.Generator], n: int, n_nodes: int) -> np.ndarray:
-        """[R n, N] read noise (V) of one phase: n rows from each replica's generator in turn."""
-        return self.program.read_noise * np.concatenate([rng.standard_normal((n, n_nodes)) for rng in rngs])
+    def draw_noise(self, rngs: list[np.random.Generator], n: int, steps: int | None = None) -> np.ndarray:
+        """Standard normal read-noise draws for steps of n points per replica: [2, R n, N] for one step, or
+        [steps, 2, R n, N]; each replica draws [steps, 2, n, N] from its own generator (free phase, then clamped)."""
+        shape = (1 if steps is None else steps, 2, n, self.circuit.n_nodes)
+        z = np.stack([rng.standard_normal(shape) for rng in rngs], axis=2)  # [S, 2, R, n, N]
+        z = z.reshape(shape[0], 2, len(rngs) * n, shape[3])
+        return z[0] if steps is None else z
 
     # -- evaluation -----------------------------------------------------------------------------------
     def evaluate(self, controls: np.ndarray, test: bool = False) -> Evaluation:
@@ -348,7 +359,8 @@ class Trainer:
             raise ValidationError(f"Trainer.run: every must be >= 1 (got {every})")
         p = self.params
         end = p.epochs if until is None else until
-        chunk = max(1, MAX_CHUNK_STEPS // (p.schedule.steps_per_epoch(self.task.n_points) * state.replicas))
+        chunk = max(1, min(MAX_CHUNK_STEPS // (p.schedule.steps_per_epoch(self.task.n_points) * state.replicas),
+                           MAX_NOISE_BYTES // max(1, self._noise_bytes(state.replicas))))
         periods = (p.eval_every,) if on_epoch is None else (p.eval_every, every)
         while state.epoch < end:
             # in one go: to the next multiple of a period, the end, or MAX_CHUNK_STEPS replica-steps on
@@ -388,7 +400,8 @@ class Trainer:
         controls = np.array(controls, float, order="C")
         snap_epochs = [e for e in range(first_epoch + 1, first_epoch + epochs + 1)
                        if snapshot_every and e % snapshot_every == 0]
-        planned = self.program.read_noise == 0 and self.params.schedule.equal_steps(self.task.n_points)
+        planned = self.params.schedule.equal_steps(self.task.n_points) and \
+            self._noise_bytes(len(rngs)) * epochs <= MAX_NOISE_BYTES
         if not planned:  # epoch by epoch: this epoch's plan, then its steps (noise drawn as the steps go)
             solves = steps = 0
             updates = np.zeros(len(rngs), np.int64)
@@ -413,10 +426,17 @@ class Trainer:
             solves = 0
             for s in range(plan.n_steps):
                 one = st.StepRun(plan.controls, plan.idx[s:s + 1], plan.epochs[s:s + 1], plan.masks[s:s + 1],
-                                 plan.windows[s:s + 1], plan.snap_slot[s:s + 1], plan.snaps)
+                                 plan.windows[s:s + 1], plan.snap_slot[s:s + 1], plan.snaps, plan.noise[s:s + 1])
                 solves += self._run_plan(one)
                 on_step(_read_only(plan.controls))
         return plan.controls, solves, plan.n_steps, plan.windows.sum(axis=0), list(zip(snap_epochs, plan.snaps))
+
+    def _noise_bytes(self, reps: int) -> int:
+        """Bytes of one epoch's read-noise draws for ``reps`` replicas (0 without read noise)."""
+        if self.program.read_noise == 0:
+            return 0
+        sched, points = self.params.schedule, self.task.n_points
+        return sched.steps_per_epoch(points) * 2 * reps * sched.points_per_step(points) * self.circuit.n_nodes * 8
 
     def _run_plan(self, plan: st.StepRun) -> int:
         """Apply every step of ``plan``: the compiled loop while it can, the Python step for the rest."""
@@ -429,7 +449,7 @@ class Trainer:
             for s in range(done, stop):  # the Python step (after the compiled loop: the step it stopped at)
                 plan.controls[:], used, plan.windows[s] = self.step_many(
                     plan.controls, plan.idx[s], None, plan.masks[s] if plan.masks.shape[0] else None,
-                    int(plan.epochs[s]))
+                    int(plan.epochs[s]), plan.noise[s] if plan.noise.shape[0] else None)
                 solves += used
                 if plan.snap_slot[s] >= 0:
                     plan.snaps[plan.snap_slot[s]] = plan.controls
@@ -438,20 +458,26 @@ class Trainer:
 
     def _plan(self, controls: np.ndarray, rngs: list[np.random.Generator], epochs: int, snap_epochs: list[int],
               first_epoch: int) -> st.StepRun:
-        """Draw ``epochs`` epochs of data order and masks of every replica, in the order the epoch-by-epoch
-        path draws them (per epoch: the order, then one mask per step)."""
+        """Draw ``epochs`` epochs of data order, masks and read noise of every replica, in the order the
+        epoch-by-epoch path draws them (per epoch: the order, then one mask per step, then each step's noise)."""
         sched, points, n_edges, p = self.params.schedule, self.task.n_points, self.circuit.n_edges, \
             self.params.update_probability
-        per_epoch = sched.steps_per_epoch(points)
-        orders, masks = [], []
+        per_epoch, noisy = sched.steps_per_epoch(points), self.program.read_noise > 0
+        orders, masks, noise = [], [], []  # per replica: [S, n], [S, E], [S, 2, n, N]
         for rng in rngs:
-            if p == 1:
+            if p == 1 and not noisy:
                 orders.append(sched.epoch_steps(points, rng, epochs))
                 continue
-            drawn = [(sched.epoch_steps(points, rng), draw_masks(rng, per_epoch, n_edges, p, self.params.update_mask))
-                     for _ in range(epochs)]
-            orders.append(np.concatenate([order for order, _ in drawn]))
-            masks.append(np.concatenate([mask for _, mask in drawn]))
+            drawn = []
+            for _ in range(epochs):
+                order = sched.epoch_steps(points, rng)
+                mask = draw_masks(rng, per_epoch, n_edges, p, self.params.update_mask) if p < 1 else None
+                drawn.append((order, mask, self.draw_noise([rng], order.shape[1], per_epoch) if noisy else None))
+            orders.append(np.concatenate([order for order, _, _ in drawn]))
+            if p < 1:
+                masks.append(np.concatenate([mask for _, mask, _ in drawn]))
+            if noisy:
+                noise.append(np.concatenate([z for _, _, z in drawn]))
         idx = np.ascontiguousarray(np.stack(orders, axis=1), np.int64)
         n_steps, reps = idx.shape[:2]
         snap_slot = np.full(n_steps, -1, np.int64)
@@ -461,7 +487,9 @@ class Trainer:
                           masks=np.ascontiguousarray(np.stack(masks, axis=1)) if masks else
                           np.zeros((0, reps, n_edges), np.bool_),
                           windows=np.zeros((n_steps, reps), np.int64), snap_slot=snap_slot,
-                          snaps=np.empty((len(snap_epochs), reps, n_edges)))
+                          snaps=np.empty((len(snap_epochs), reps, n_edges)),
+                          noise=np.ascontiguousarray(np.concatenate(noise, axis=2)) if noise else
+                          np.zeros((0, 2, reps * idx.shape[2], self.circuit.n_nodes)))
 
     def _draw_masks(self, rngs: list[np.random.Generator], n_steps: int) -> np.ndarray | None:
         """bool [S, R, E] desynchronous masks (``draw_masks``), or None when p = 1."""

@@ -469,8 +469,8 @@ class NativeSolver(AbstractSolver):
         return np.ascontiguousarray(circuit.device.edge_controls(ctrl))
 
     def train_steps(self, program: StepProgram, plan: StepRun, first: int) -> tuple[int, int] | None:
-        """The compiled training loop (``native_loop``) on the dense path; None on the sparse path or with read
-        noise (``native_loop.unsupported``)."""
+        """The compiled training loop (``native_loop``) on the dense path; None on the sparse path
+        (``native_loop.unsupported``)."""
         from . import native_loop  # noqa: PLC0415 (compiles on first use)
         return native_loop.run(self, program, plan, first)
 

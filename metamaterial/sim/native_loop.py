@@ -23,7 +23,7 @@ _step = st.compiled()
 _outputs, _pushes, _clamps = _step.output_values, _step.output_pushes, _step.clamp_values
 _margins, _active, _pushed = _step.class_margins, _step.active_points, _step.pushed_nodes
 _contrast, _windows, _update = _step.summed_contrast, _step.learning_windows, _step.update_controls
-_rate = _step.epoch_rate
+_rate, _reads = _step.epoch_rate, _step.noisy_reads
 
 
 def unsupported(solver, program: st.StepProgram) -> str | None:
@@ -31,8 +31,6 @@ def unsupported(solver, program: st.StepProgram) -> str | None:
     c = program.circuit
     if not (solver.prepared(c, False).dense and solver.prepared(c, True).dense):
         return f"{c.n_nodes} nodes: the native solver takes its sparse path, which is not compiled"
-    if program.read_noise > 0:
-        return "read noise is drawn per step, depending on the hinge"
     return None
 
 
@@ -54,7 +52,7 @@ def run(solver, program: st.StepProgram, plan: st.StepRun, first: int) -> tuple[
         program.inputs, program.targets, program.classes, program.levels, program.decode,
         program.nudge, program.rival, program.hinge, program.margin, program.pushed_only, program.sign_rule,
         program.rate, program.rate_decay, program.bias, program.low, program.high, program.leak_factor, program.rest,
-        program.dead_band,
+        program.dead_band, plan.noise, program.read_noise, program.noisy_decisions,
         np.ascontiguousarray(c.out_pos, np.int64), np.ascontiguousarray(c.out_neg, np.int64),
         np.ascontiguousarray(c.rail_voltages, float), pf.kind, pf.prm, pf.ea, pf.eb, pot, _phase(pf), _phase(pc),
         solver.max_iter, solver.tolerances, solver.warm_start,
@@ -138,12 +136,14 @@ def _remember(memory, tags, n, v, controls, drv, residual):
 @njit(cache=True)
 def _train_steps(first, controls, idx, epochs, masks, windows, snap_slot, snaps, inputs, targets, classes, levels,
                  decode, nudge, rival, hinge, margin, pushed_only, sign_rule, rate, rate_decay, bias, low, high,
-                 leak_factor, rest, dead_band, out_pos, out_neg, rails, kind, prm, ea, eb, pot, free_prep, clamped_prep,
-                 max_iter, tol, warm, free_memory, clamped_memory):
+                 leak_factor, rest, dead_band, noise, sigma, decide, out_pos, out_neg, rails, kind, prm, ea, eb, pot,
+                 free_prep, clamped_prep, max_iter, tol, warm, free_memory, clamped_memory):
     """Steps ``first`` .. S-1 of a plan (``step.StepRun``'s arrays), in place on the controls, the solver's memories,
     ``windows`` and ``snaps``; the program's numbers as in ``step.StepProgram``; the solver's arrays as in
     ``native._Prepared`` (``free_prep``, ``clamped_prep``: driven, pos, slots, unk, n_junctions, diag, vbi, beta)
-    and ``native.TagMemory`` (v, controls, drive, residual).
+    and ``native.TagMemory`` (v, controls, drive, residual). ``noise`` [S, 2, R n, N] (or no steps without read
+    noise): each step's standard normal draws, read as v + ``sigma`` z (``step.noisy_reads``); ``decide``: the noisy
+    free read also decides the hinge, the rival and the clamps (``StepProgram.noisy_decisions``).
 
     Returns (steps done up to, solves, Newton iterations): S, or the step at which a sample did not converge
     (that step is left undone: controls and memories as before it).
@@ -155,6 +155,9 @@ def _train_steps(first, controls, idx, epochs, masks, windows, snap_slot, snaps,
     n_clamp = clamped_prep[0].shape[0] - n_in - n_rail
     vf = np.empty((batch, free_memory[0].shape[1]))
     vc = np.empty_like(vf)
+    noisy = noise.shape[0] > 0
+    rf = np.empty_like(vf) if noisy else vf  # what the learning circuit reads of each phase
+    rc = np.empty_like(vf) if noisy else vc
     drv_f = np.empty((batch, n_in + n_rail))
     drv_c = np.empty((batch, n_in + n_rail + n_clamp))
     res_f = np.empty(batch)
@@ -195,7 +198,10 @@ def _train_steps(first, controls, idx, epochs, masks, windows, snap_slot, snaps,
         iterations += it
         if not ok:
             return s, solves, iterations
-        _outputs(vf, out_pos, out_neg, out)
+        if noisy:
+            _reads(vf, noise[s, 0], sigma, rf)
+        fd = rf if decide else vf  # what decides the hinge, the rival and the clamps
+        _outputs(fd, out_pos, out_neg, out)
         if hinge:
             _margins(out, cls, decode, levels, margins)
         _active(margins, hinge, margin, active)
@@ -205,7 +211,7 @@ def _train_steps(first, controls, idx, epochs, masks, windows, snap_slot, snaps,
                 for k in range(n_in + n_rail):
                     drv_c[b, k] = drv_f[b, k]
             _pushes(out, tgt, cls, nudge, rival, push)
-            _clamps(vf, push, out_pos, out_neg, drv_c[:, n_in + n_rail:])
+            _clamps(fd, push, out_pos, out_neg, drv_c[:, n_in + n_rail:])
             if pushed_only:
                 _pushed(push, out_pos, out_neg, vf.shape[1], touch)
             it, ok = _solve_phase(vc, drv_c, res_c, ctrl, controls, tags, n, warm, clamped_memory, clamped_prep, kind,
@@ -213,6 +219,8 @@ def _train_steps(first, controls, idx, epochs, masks, windows, snap_slot, snaps,
             iterations += it
             if not ok:
                 return s, solves, iterations
+            if noisy:
+                _reads(vc, noise[s, 1], sigma, rc)
         # the step is complete: remember the solutions, then update every replica
         if warm:
             _remember(free_memory, tags, n, vf, controls, drv_f, res_f)
@@ -221,7 +229,7 @@ def _train_steps(first, controls, idx, epochs, masks, windows, snap_slot, snaps,
         solves += batch * (2 if any_active else 1)
         _windows(active, reps, opened)
         windows[s] = opened
-        _contrast(vf, vc, ea, eb, active, reps, touch, u)
+        _contrast(rf, rc, ea, eb, active, reps, touch, u)
         for r in range(reps):
             for e in range(n_edges):
                 mask[r, e] = opened[r] > 0 and (not use_masks or masks[s, r, e])
