@@ -14,7 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, interrupts
 from .config import Config, load_config
 from .errors import (
     CheckpointError,
@@ -156,6 +156,7 @@ class _Version(argparse.Action):
 
 
 def main(argv: list[str] | None = None) -> int:
+    interrupts.install()  # a Ctrl-C that lands in a library's callback is held, not dropped (``interrupts``)
     try:  # building the parser takes a moment in which a Ctrl-C can land too
         args = _parser().parse_args(argv)
     except KeyboardInterrupt:

@@ -15,6 +15,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from . import interrupts
+
 PACKAGE = Path(__file__).resolve().parent
 #: the modules that hold numba-compiled code kept in numba's cache (``cache=True``), relative to the package
 SOURCES = ("step.py", "sim/native_kernels.py", "sim/native_loop.py", "sim/ngspice_feed.py")
@@ -25,11 +27,13 @@ _refreshed = False
 
 
 def refresh() -> None:
-    """``drop_stale`` of this package, once per process."""
+    """``drop_stale`` of this package, once per process; and, as numba is about to load the cached code through
+    llvmlite's callbacks, ``interrupts.install()`` (a Ctrl-C landing in them is held, not dropped)."""
     global _refreshed
     if not _refreshed:
         _refreshed = True
         drop_stale(PACKAGE)
+        interrupts.install()
 
 
 def drop_stale(package: Path) -> bool:

@@ -1,20 +1,27 @@
-"""Ctrl-C on the ngspice backend: a SIGINT that lands in PySpice's cffi output callback (where an exception is
-printed as "Exception ignored from cffi callback" and dropped) still stops the caller, right after the library
-call. The end-to-end case (a real ``metamaterial train`` interrupted and resumed) is in tests/test_cli.py."""
+"""A Ctrl-C that lands in a library's callback (``metamaterial.interrupts``), where an exception is printed as
+"Exception ignored ..." and dropped: held while the callback runs, then answered, never lost. First on ngspice (a
+SIGINT in PySpice's cffi output callback stops the caller right after the library call), then the mechanism with
+real signals sent to this process and a "library" module written to a temporary folder (llvmlite's ctypes
+callbacks, as numba loads its cached kernels, are held the same way). The end-to-end case (a real ``metamaterial
+train`` interrupted and resumed) is in tests/test_cli.py."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
 
 from conftest import random_gates, xor_circuit
+from metamaterial import interrupts
 from metamaterial.sim.ngspice import NgspiceSolver
 
 SOLVES = 50  # far more than the one that is interrupted
 INPUTS = np.array([[0.45, 0.0]])
+NO_HANG_S = 5  # only keeps a lost interrupt from hanging the suite; the resend comes after interrupts.RESEND_S
 
 
 def test_ctrl_c_inside_pyspice_output_callback_reaches_the_caller(monkeypatch):
@@ -40,3 +47,65 @@ def test_ctrl_c_inside_pyspice_output_callback_reaches_the_caller(monkeypatch):
     monkeypatch.undo()
     v = solver.solve(c, gates, INPUTS).voltages  # the engine is still usable
     assert np.all(np.isfinite(v))
+
+
+CALLBACK = """import os, signal
+
+def callback():
+    os.kill(os.getpid(), signal.SIGINT)  # lands in this frame: the handler runs at the next bytecode
+    total = 0
+    for k in range(10000):
+        total += k
+    return "returned"
+"""
+
+
+@pytest.fixture
+def library(tmp_path, monkeypatch):
+    """A module in a folder that ``interrupts`` treats as a library's, with our handler installed."""
+    folder = tmp_path / "somelib"
+    folder.mkdir()
+    (folder / "callbacks.py").write_text(CALLBACK)
+    monkeypatch.setitem(interrupts._state, "dirs", (str(folder) + os.sep,))
+    monkeypatch.setitem(interrupts._state, "pending", False)
+    monkeypatch.setitem(interrupts._state, "resent", False)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    interrupts.install()
+    assert signal.getsignal(signal.SIGINT) is interrupts._on_sigint
+    spec = importlib.util.spec_from_file_location("somelib_callbacks", folder / "callbacks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_ctrl_c_in_a_library_frame_lets_it_return_then_arrives(library):
+    assert library.callback() == "returned"  # not cut short (where C called it, it would have been dropped)
+    with pytest.raises(KeyboardInterrupt):
+        time.sleep(NO_HANG_S)  # sent again, and this time it lands outside the library
+
+
+def test_a_held_ctrl_c_raised_as_the_library_call_returns_is_answered_once(library):
+    assert library.callback() == "returned"
+    with pytest.raises(KeyboardInterrupt):
+        interrupts.raise_pending()
+    time.sleep(5 * interrupts.RESEND_S)  # the resend that was already on its way is not a second Ctrl-C
+    interrupts.raise_pending()  # nothing left
+
+
+def test_a_ctrl_c_outside_the_libraries_raises_at_once(library):
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(NO_HANG_S)
+
+
+def test_a_handler_of_the_host_program_is_left_alone():
+    def host(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGINT, host)
+    try:
+        interrupts.install()
+        assert signal.getsignal(signal.SIGINT) is host
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -18,18 +18,16 @@ logged at debug level, real failures become ``SimulationError`` with the netlist
 from __future__ import annotations
 
 import logging
-import os
 import re
-import signal
 import subprocess
 import tempfile
-import threading
 import time
 import weakref
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .. import interrupts
 from ..circuit import Circuit, OperatingPoint
 from ..devices import NmosParams, PotentiometerParams
 from ..errors import SimulationError
@@ -64,30 +62,10 @@ _REGISTRY: dict = {"loaded": {}, "order": [], "commands": 0, "dead": None, "chec
 #: what the compiled callback reads: address of the values, edges, inputs, clamps, batch, and a flag it sets when
 #: ngspice asks for a name outside that layout
 _FEED_HEADER = np.zeros(6, dtype=np.int64)
-#: a Ctrl-C that arrived while PySpice's own Python code ran (its cffi output callback swallows exceptions), to be
-#: raised when ngspice's library call returns; and the folder of PySpice's source files
-_INTERRUPT = {"pending": False, "pyspice": None}
 
 
 class _SweepFailed(Exception):
     """A dc-sweep point did not converge (ngspice ended the sweep): the solve falls back to ``op``."""
-
-
-def _on_sigint(signum, frame) -> None:
-    """SIGINT handler: KeyboardInterrupt at once, unless the signal landed in PySpice's code (a cffi callback,
-    which would print "Exception ignored from cffi callback" and go on): then after the library call returns."""
-    while frame is not None:
-        if frame.f_code.co_filename.startswith(_INTERRUPT["pyspice"]):
-            _INTERRUPT["pending"] = True
-            return
-        frame = frame.f_back
-    raise KeyboardInterrupt
-
-
-def _raise_pending_interrupt() -> None:
-    if _INTERRUPT["pending"]:
-        _INTERRUPT["pending"] = False
-        raise KeyboardInterrupt
 
 
 def _shared():
@@ -96,17 +74,13 @@ def _shared():
     if _instance is None:
         logging.getLogger("PySpice").setLevel(logging.CRITICAL)
         try:
-            import PySpice
             from PySpice.Spice.NgSpice.Shared import NgSpiceShared
             _instance = NgSpiceShared.new_instance()
         except (OSError, ImportError, NameError) as err:
             raise SimulationError(
                 f"ngspice: cannot load ngspice's shared library through PySpice ({err}); install Debian's "
                 "'ngspice' and 'libngspice0-dev' (or run 'make setup') or choose --backend native") from err
-        _INTERRUPT["pyspice"] = os.path.dirname(PySpice.__file__)
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            signal.signal(signal.SIGINT, _on_sigint)
+        interrupts.install()  # a Ctrl-C in PySpice's output callback is held, not dropped (raised as calls return)
     return _instance
 
 
@@ -351,7 +325,7 @@ class NgspiceSolver(AbstractSolver):
     def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
                clamps: np.ndarray | None, tags: np.ndarray | None = None) -> OperatingPoint:
         # tags are not used: ngspice starts every op from its own initial guess
-        _raise_pending_interrupt()
+        interrupts.raise_pending()
         batch, per_sample = inputs.shape[0], controls.ndim == 2
         # a batch netlist holds a network copy per sample, and they share the gates: one control vector per sample
         # is solved row by row
@@ -403,7 +377,7 @@ class NgspiceSolver(AbstractSolver):
         finally:
             self._ng._ngspice_shared.ngSpice_Command(b"destroy all")
         self._tick("destroy", clock)
-        _raise_pending_interrupt()
+        interrupts.raise_pending()
         return OperatingPoint(voltages=voltages)
 
     # -- solving as points of a paused dc sweep ---------------------------------------------------
@@ -473,7 +447,7 @@ class NgspiceSolver(AbstractSolver):
         except SimulationError as err:
             self._end_sweep()
             self._fail_solve(err, circuit, controls, inputs, clamps)
-        _raise_pending_interrupt()
+        interrupts.raise_pending()
         return OperatingPoint(voltages=voltages)
 
     def _install_callbacks(self) -> None:
