@@ -260,11 +260,15 @@ def _run(args: argparse.Namespace) -> int:
         if seeds > 1:
             s = runs.ensemble_run(cfg, run_dir, seeds, progress=not args.no_progress, resume=bool(args.resume),
                                   on_warning=_print_warning)
-            rate = "" if s["success_rate"] is None else (f"; {s['success_count']}/{len(s['seeds'])} seeds have every "
-                                                         "point correct by >= 10 mV")
-            if s.get("test_accuracy_mean") is not None:
-                rate += (f"; mean accuracy {_percent(s['accuracy_mean'])} (training), "
-                         f"{_percent(s['test_accuracy_mean'])} ({_scored(s)})")
+            rate = ""
+            if s.get("test_accuracy_mean") is not None:  # first what a classifier is judged by
+                rate += (f"; {_scored(s)} accuracy mean {_percent(s['test_accuracy_mean'])} (sd "
+                         f"{_percent(s['test_accuracy_sd'])}, {_percent(s['test_accuracy_min'])}-"
+                         f"{_percent(s['test_accuracy_max'])} over seeds), "
+                         f"training mean {_percent(s['accuracy_mean'])}")
+            if s["success_rate"] is not None:
+                rate += (f"; {s['success_count']}/{len(s['seeds'])} seeds have every training point correct by "
+                         ">= 10 mV")
             loss = (f"median final loss (output MSE) {s['final_loss_median']:.3g} V^2" if
                     s.get("final_hinge_loss_median") is None else
                     f"median final hinge loss {1e3 * s['final_hinge_loss_median']:.3g} mV")

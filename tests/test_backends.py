@@ -72,6 +72,19 @@ def test_cli_ensemble_reports_the_success_rate(tmp_path):
     assert f"{summary['success_count']}/8 seeds" in proc.stdout
 
 
+def test_cli_ensemble_leads_with_the_held_out_accuracy_and_its_spread(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "train", str(ROOT / "configs" / "iris.yaml"),
+                           "--backend", "native", "--seeds", str(HELD_OUT_SEEDS), "--out", str(tmp_path),
+                           "--no-progress", "--no-plots", "--set", "learning.epochs=40"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = (tmp_path / "ensemble.csv").read_text().split()
+    acc = [float(dict(zip(lines[0].split(","), line.split(",")))["test_accuracy"]) for line in lines[1:]]
+    assert len(set(acc)) > 1, "the seeds must differ for the spread to mean anything"
+    pct = [f"{a:.0%}" if round(a * 100, 1) % 1 == 0 else f"{a:.1%}" for a in (min(acc), max(acc))]
+    assert "held-out accuracy mean" in proc.stdout and f"{pct[0]}-{pct[1]} over seeds" in proc.stdout, proc.stdout
+
+
 def test_ensemble_reports_held_out_accuracy_of_each_replica(tmp_path):
     """Held-out loss and accuracy per replica, as the single-run evaluation gives them for that replica's gates;
     the held-out split comes from task.split_seed, not the run's seed, so replica r is also the single run of seed
@@ -89,6 +102,9 @@ def test_ensemble_reports_held_out_accuracy_of_each_replica(tmp_path):
     rows = [dict(zip(lines[0].split(","), line.split(","))) for line in lines[1:]]
     assert [float(row["test_accuracy"]) for row in rows] == pytest.approx(list(last["test_accuracy"]))
     assert summary["test_accuracy_mean"] == pytest.approx(np.mean(last["test_accuracy"]))
+    assert summary["test_accuracy_sd"] == pytest.approx(np.std(last["test_accuracy"], ddof=1))
+    assert (summary["test_accuracy_min"], summary["test_accuracy_max"]) == \
+        (min(last["test_accuracy"]), max(last["test_accuracy"]))
     for r in (0, HELD_OUT_SEEDS - 1):
         one = cfg.model_copy(update={"seed": cfg.seed + r})
         single = train_run(one, tmp_path / f"single{r}", backend="native", progress=False, plots=False).summary
