@@ -194,6 +194,16 @@ def _plot_ensemble(run_dir: Path, cfg, summary: dict, plt) -> list[Path]:
     paths.append(_save(fig, run_dir / "loss.png", plt))
     if state.history[-1].get("min_margin") is None:
         return paths
+    fig, ax = _axes(plt, "epoch", "accuracy (%)", f"{cfg.name}: accuracy of {n} seeds")
+    for key, label in (("accuracy", "training"), ("test_accuracy", summary.get("scored_on", "held-out"))):
+        if state.history[-1].get(key) is None:
+            continue
+        acc = 100 * np.array([np.asarray(h[key], float) for h in state.history])  # [T, R]
+        line, = ax.plot(epochs, np.median(acc, axis=1), lw=1.5, label=f"{label}: median")
+        ax.fill_between(epochs, np.quantile(acc, 0.1, axis=1), np.quantile(acc, 0.9, axis=1), alpha=0.25,
+                        color=line.get_color(), label=f"{label}: 10-90% of replicas")
+    ax.legend(fontsize=7)
+    paths.append(_save(fig, run_dir / "accuracy.png", plt))
     margins = np.array([np.asarray(h["min_margin"], float) for h in state.history])  # [T, R]
     fig, ax = _axes(plt, "epoch", f"replicas solved (%)\n(every point right by >= {SUCCESS_MARGIN_V * 1e3:g} mV)",
                     f"{cfg.name}: {summary['success_count']}/{n} seeds solved at epoch {summary['epochs']}")

@@ -1,7 +1,8 @@
 """What a run directory's figures show, read from the drawn figures themselves: the run's name in every title,
 one integer tick per data point, legends with the task's column names, the loss axis and title naming the loss
-trained on (the hinge's panel shows the margin it acts on); an ensemble gets a success rate per epoch and a histogram
-of every replica's smallest margin, whose counts add up to the replicas and match ensemble.csv."""
+trained on (the hinge's panel shows the margin it acts on); an ensemble gets its accuracy per epoch (training and
+held-out, ending at ensemble.csv's medians), a success rate per epoch and a histogram of every replica's smallest
+margin, whose counts add up to the replicas and match ensemble.csv."""
 
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ def test_many_points_get_integer_ticks_only(tmp_path, drawn):
 def test_an_ensemble_shows_its_success_rate_and_every_replicas_margin(tmp_path, drawn):
     run = _train(tmp_path, "xor.yaml", "learning.epochs=300", seeds=N_SEEDS)
     names = [p.name for p in plots.plot_run_dir(run)]
-    assert names == ["loss.png", "success.png", "margins.png"]
+    assert names == ["loss.png", "accuracy.png", "success.png", "margins.png"]
     with (run / "ensemble.csv").open() as f:
         table = list(csv.DictReader(f))
     solved = sum(row["success"] == "true" for row in table)
@@ -119,3 +120,18 @@ def test_an_ensemble_shows_its_success_rate_and_every_replicas_margin(tmp_path, 
     np.testing.assert_allclose([p.get_x() for p in hist.patches], edges[:-1], rtol=0, atol=1e-12)
     assert [line.get_xdata()[0] for line in hist.get_lines()] == [10.0]  # the success line, in mV
     assert hist.get_title() == f"{NAME}: smallest margin of each of {N_SEEDS} seeds"
+
+
+def test_an_ensemble_with_a_held_out_split_shows_both_accuracies(tmp_path, drawn):
+    run = _train(tmp_path, "iris.yaml", "learning.eval_every=5", seeds=N_SEEDS)
+    plots.plot_run_dir(run)
+    with (run / "ensemble.csv").open() as f:
+        table = list(csv.DictReader(f))
+    (ax,) = drawn["accuracy.png"].axes
+    assert ax.get_title() == f"{NAME}: accuracy of {N_SEEDS} seeds"
+    assert _legend(ax) == ["training: median", "training: 10-90% of replicas", "held-out: median",
+                           "held-out: 10-90% of replicas"]
+    training, held_out = ax.get_lines()
+    assert training.get_xdata()[-1] == held_out.get_xdata()[-1] == EPOCHS
+    assert training.get_ydata()[-1] == pytest.approx(100 * np.median([float(r["accuracy"]) for r in table]))
+    assert held_out.get_ydata()[-1] == pytest.approx(100 * np.median([float(r["test_accuracy"]) for r in table]))
