@@ -149,7 +149,7 @@ def test_run_directory_commands_refuse_what_they_cannot_use(xor_run, tmp_path):
 
 def test_ensemble_eval_per_replica_and_its_figures(xor_ensemble, tmp_path):
     run, stdout = xor_ensemble
-    assert f"run directory: {run}/ (summary.json, ensemble.csv, loss.png, success.png, margins.png)" in stdout
+    assert f"run directory: {run}/ (summary.json, ensemble.csv, loss.png, accuracy.png, success.png, margins.png)" in stdout
     with (run / "ensemble.csv").open() as f:
         table = list(csv.DictReader(f))
     result = json.loads(_ok("eval", str(run), "--json").stdout)
@@ -168,10 +168,10 @@ def test_ensemble_eval_per_replica_and_its_figures(xor_ensemble, tmp_path):
         _refused("netlist", str(run), "--out", str(tmp_path / "n"))
     assert not (tmp_path / "n").exists()  # a refused command creates no folder
     _ok("netlist", str(run), "--out", str(tmp_path / "n"), "--replica", "2")
-    figures = {name: (run / name).read_bytes() for name in ("loss.png", "success.png", "margins.png")}
+    figures = {name: (run / name).read_bytes() for name in ("loss.png", "accuracy.png", "success.png", "margins.png")}
     for name in figures:
         (run / name).unlink()
-    assert _ok("plot", str(run)).stdout == f"wrote loss.png, success.png, margins.png to {run}/\n"
+    assert _ok("plot", str(run)).stdout == f"wrote loss.png, accuracy.png, success.png, margins.png to {run}/\n"
     for name, before in figures.items():
         assert (run / name).read_bytes() == before, name
 
