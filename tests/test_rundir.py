@@ -149,7 +149,8 @@ def test_run_directory_commands_refuse_what_they_cannot_use(xor_run, tmp_path):
 
 def test_ensemble_eval_per_replica_and_its_figures(xor_ensemble, tmp_path):
     run, stdout = xor_ensemble
-    assert f"run directory: {run}/ (summary.json, ensemble.csv, loss.png, accuracy.png, success.png, margins.png)" in stdout
+    assert f"run directory: {run}/ (summary.json, ensemble.csv, loss.png, accuracy.png, success.png, " \
+           "margins.png)" in stdout
     with (run / "ensemble.csv").open() as f:
         table = list(csv.DictReader(f))
     result = json.loads(_ok("eval", str(run), "--json").stdout)
