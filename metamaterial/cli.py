@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, interrupts
-from .config import Config, load_config
+from .config import Config, load_config, load_saved_config
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -224,6 +224,7 @@ def _load(args: argparse.Namespace) -> Config:
         path = args.resume / "config.yaml"
         if not path.is_file():
             raise CheckpointError(f"{args.resume}: not a run directory (no config.yaml); check --resume")
+        return load_saved_config(path, config_overrides(args))
     return load_config(path, config_overrides(args))
 
 

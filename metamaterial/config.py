@@ -490,6 +490,23 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     return config_from_document(read_document(p), str(p), p.parent, overrides)
 
 
+def load_saved_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """A run directory's config.yaml (the text ``dump_config`` wrote), read as that run was trained: keys this
+    version added since take their defaults, except where the default would change what the run did
+    (``_as_trained``)."""
+    p = Path(path)
+    return config_from_document(_as_trained(read_document(p)), str(p), p.parent, overrides)
+
+
+def _as_trained(raw: dict) -> dict:
+    """``raw`` (a saved config, changed in place) with what its version did spelled out: a run saved before
+    ``task.split_seed`` existed (2026-12-02) drew its held-out split from the run's seed."""
+    task = raw.get("task")
+    if isinstance(task, dict) and "split_seed" not in task and isinstance(raw.get("seed"), int):
+        task["split_seed"] = raw["seed"]
+    return raw
+
+
 def read_document(path: str | Path) -> dict:
     """The raw mapping of a YAML file, read with this module's strict YAML (no duplicate keys, 1e-4 a float)."""
     p = Path(path)
@@ -633,13 +650,15 @@ def config_differences(saved_yaml_text: str, cfg: Config) -> list[str]:
 
     A key only one of them has is a difference too; so is a list of another length (named as the list). Keys
     this version added since the run was saved take their defaults first (a run directory written before a new
-    section existed still resumes when the new keys keep their defaults)."""
+    section existed still resumes when the new keys keep their defaults), or what the run did where that differs
+    from the default (``_as_trained``)."""
     saved = _parse_yaml(saved_yaml_text, "saved config.yaml")
     if not isinstance(saved, dict):
         raise ConfigError(f"saved config.yaml: the top level must be a mapping of sections (got "
                           f"{type(saved).__name__}); resume only a run directory that train wrote")
     try:
-        saved = validate_config(copy.deepcopy(saved), "saved config.yaml").model_dump(mode="json", by_alias=True)
+        saved = validate_config(_as_trained(copy.deepcopy(saved)), "saved config.yaml").model_dump(mode="json",
+                                                                                                   by_alias=True)
     except ConfigError:
         pass  # a key this version does not know: compared as written, so the difference names it
     return _differences(saved, cfg.model_dump(mode="json", by_alias=True), ())

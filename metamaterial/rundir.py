@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .config import Config, load_config, with_backend
+from .config import Config, load_saved_config, with_backend
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, chips_per_replica, make_solver, make_trainer, replica_setup
 from .learning.trainer import Evaluation
@@ -59,7 +59,7 @@ def load_run(run_dir: str | Path) -> SavedRun:
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); give a directory written by "
                               "`metamaterial train`")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_saved_config(run_dir / "config.yaml")
     state, seeds, _ = load_checkpoint(run_dir)
     return SavedRun(run_dir, cfg, state.controls, list(seeds), state.epoch)
 

@@ -12,7 +12,14 @@ import yaml
 
 from conftest import CONFIGS, ROOT
 from metamaterial.cli import _parser, config_overrides
-from metamaterial.config import T_LEARN, apply_override, config_differences, dump_config, load_config
+from metamaterial.config import (
+    T_LEARN,
+    apply_override,
+    config_differences,
+    dump_config,
+    load_config,
+    load_saved_config,
+)
 from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.experiment import build
 from metamaterial.sweep.execute import seed_free
@@ -275,6 +282,26 @@ def test_a_run_saved_before_a_section_existed_resumes_when_the_new_keys_keep_the
     assert config_differences(yaml.safe_dump(saved, sort_keys=False), xor) == []
     changed = load_config(ROOT / "configs" / "xor.yaml", ["simulator.gmin=1e-10"])
     assert config_differences(yaml.safe_dump(saved, sort_keys=False), changed) == ["simulator.gmin"]
+
+
+def test_a_run_saved_before_split_seed_keeps_the_held_out_split_of_its_seed(tmp_path):
+    """Until task.split_seed existed (2026-12-02) the held-out split came from the run's seed: a run directory saved
+    then (no split_seed key) reads back with split_seed = its seed, so eval scores, and a resume trains on, the
+    points it was trained on; resuming it with today's config (split 0) names the key."""
+    iris3 = load_config(ROOT / "configs" / "iris.yaml", ["seed=3"])
+    saved = yaml.safe_load(dump_config(iris3))
+    del saved["task"]["split_seed"]
+    old = tmp_path / "old" / "config.yaml"
+    old.parent.mkdir()
+    old.write_text(yaml.safe_dump(saved, sort_keys=False))
+    assert load_saved_config(old).task.split_seed == 3
+    assert config_differences(old.read_text(), iris3) == ["task.split_seed"]
+    assert config_differences(old.read_text(), load_config(ROOT / "configs" / "iris.yaml",
+                                                           ["seed=3", "task.split_seed=3"])) == []
+    new = tmp_path / "new" / "config.yaml"
+    new.parent.mkdir()
+    new.write_text(dump_config(iris3))
+    assert load_saved_config(new).task.split_seed == 0 and config_differences(new.read_text(), iris3) == []
 
 
 def test_config_differences_refuse_a_saved_file_that_is_not_a_config():
