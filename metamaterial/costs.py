@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config, load_config
+from .config import Config, load_saved_config
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, initial_controls, make_solver, replica_setup
 from .plots import _axes, _pyplot, _save
@@ -73,7 +73,7 @@ def run_dir_config(run_dir: Path, overrides: list[str]) -> Config:
     if not path.is_file():
         raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); give a CONFIG file or a directory "
                               "that `metamaterial train` wrote")
-    return load_config(path, overrides)
+    return load_saved_config(path, overrides)
 
 
 def timing_params(cfg: Config) -> tuple[MosCapacitances, PeripheryParams, SettleParams]:
