@@ -493,12 +493,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
 def load_saved_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """A run directory's config.yaml (the text ``dump_config`` wrote), read as that run was trained: keys this
     version added since take their defaults, except where the default would change what the run did
-    (``_as_trained``)."""
+    (``as_trained``)."""
     p = Path(path)
-    return config_from_document(_as_trained(read_document(p)), str(p), p.parent, overrides)
+    return config_from_document(as_trained(read_document(p)), str(p), p.parent, overrides)
 
 
-def _as_trained(raw: dict) -> dict:
+def as_trained(raw: dict) -> dict:
     """``raw`` (a saved config, changed in place) with what its version did spelled out: a run saved before
     ``task.split_seed`` existed (2026-12-02) drew its held-out split from the run's seed."""
     task = raw.get("task")
@@ -651,13 +651,13 @@ def config_differences(saved_yaml_text: str, cfg: Config) -> list[str]:
     A key only one of them has is a difference too; so is a list of another length (named as the list). Keys
     this version added since the run was saved take their defaults first (a run directory written before a new
     section existed still resumes when the new keys keep their defaults), or what the run did where that differs
-    from the default (``_as_trained``)."""
+    from the default (``as_trained``)."""
     saved = _parse_yaml(saved_yaml_text, "saved config.yaml")
     if not isinstance(saved, dict):
         raise ConfigError(f"saved config.yaml: the top level must be a mapping of sections (got "
                           f"{type(saved).__name__}); resume only a run directory that train wrote")
     try:
-        saved = validate_config(_as_trained(copy.deepcopy(saved)), "saved config.yaml").model_dump(mode="json",
+        saved = validate_config(as_trained(copy.deepcopy(saved)), "saved config.yaml").model_dump(mode="json",
                                                                                                    by_alias=True)
     except ConfigError:
         pass  # a key this version does not know: compared as written, so the difference names it

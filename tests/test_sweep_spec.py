@@ -15,12 +15,12 @@ import yaml
 
 from conftest import ROOT
 from metamaterial.cli import main
-from metamaterial.config import dump_config
+from metamaterial.config import dump_config, load_config
 from metamaterial.errors import ConfigError
 from metamaterial.sweep import execute, expand_sweep, load_sweep
 from metamaterial.sweep.execute import plan_tasks, run_points, run_sweep
 from metamaterial.sweep.report import load_table, plot_sweep, write_table
-from metamaterial.sweep.spec import config_text, saved_config_key
+from metamaterial.sweep.spec import config_key, config_text, saved_config_key
 from metamaterial.sweep.store import read_events, read_result, write_result
 
 REGRESSION = str(ROOT / "configs" / "regression.yaml")
@@ -316,3 +316,14 @@ def test_a_legend_names_an_axis_by_its_last_key_unless_that_would_read_as_anothe
     assert _short("task.validation.seed", swept) == "validation.seed"  # not the run's seed
     assert _short("device.params.vto", swept) == "params.vto" and _short("device.mismatch.vto", swept) == "mismatch.vto"
     assert _short("seed", ["seed"]) == "seed"
+
+
+def test_a_record_saved_before_split_seed_is_not_taken_for_todays_point_of_its_seed():
+    """Until task.split_seed existed, a point of seed 3 on a split task trained on the split of seed 3: its record
+    is today's point with split_seed 3, not the seed-3 point of today's sweep (split 0), which must run anew."""
+    today = load_config(ROOT / "configs" / "iris.yaml", ["seed=3"])
+    doc = today.model_dump(mode="json", by_alias=True)
+    del doc["task"]["split_seed"]  # as written before the key existed
+    record = {"config": yaml.safe_dump(doc, sort_keys=False)}
+    as_then = load_config(ROOT / "configs" / "iris.yaml", ["seed=3", "task.split_seed=3"])
+    assert saved_config_key(record) == config_key(as_then) != config_key(today)

@@ -32,7 +32,15 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..config import Config, apply_override, config_from_document, read_document, set_key_path, validate_config
+from ..config import (
+    Config,
+    apply_override,
+    as_trained,
+    config_from_document,
+    read_document,
+    set_key_path,
+    validate_config,
+)
 from ..errors import ConfigError
 
 GROUPS = ("grid", "zip", "random", "seeds")
@@ -84,14 +92,15 @@ def config_key(cfg: Config) -> str:
 def saved_config_key(record: dict) -> str | None:
     """Today's key of the point whose resolved config a result record holds (``config``, the YAML text of
     ``config_text``): that config read under today's schema, where keys added since it was written take their
-    defaults, then hashed; None if the record holds no config or it is not valid today. A value that differs from
-    today's point, a changed default included, gives another key."""
+    defaults (or what the run did, where that differs: ``config.as_trained``), then hashed; None if the record holds
+    no config or it is not valid today. A value that differs from today's point, a changed default included, gives
+    another key."""
     text = record.get("config")
     if not isinstance(text, str):
         return None
     try:
         doc = yaml.load(text, Loader=_LOADER)
-        return config_key(validate_config(doc, "saved config")) if isinstance(doc, dict) else None
+        return config_key(validate_config(as_trained(doc), "saved config")) if isinstance(doc, dict) else None
     except (ConfigError, yaml.YAMLError):
         return None
 
