@@ -336,6 +336,10 @@ def _run_dir_command(args: argparse.Namespace) -> int:
     return 0
 
 
+#: most inputs a per-point eval table shows; a classifier of more (digits: 64) is shown by its classes alone
+TABLE_MAX_INPUTS = 16
+
+
 def _eval_table(r: dict) -> str:
     """The eval result for a person: a per-point table (one replica, or new inputs), per-replica lines."""
     from .learning.trainer import SUCCESS_MARGIN_V  # noqa: PLC0415
@@ -346,24 +350,30 @@ def _eval_table(r: dict) -> str:
     lines = [f"{r['name']} ({r['task']}, epoch {r['epoch']}, {r['backend']}): {where}, "
              f"{len(r['inputs'])} point(s), {len(reps)} replica(s); inputs and outputs in V"]
     if len(reps) == 1 or r["split"] == "inputs":
-        head = (["seed"] if len(reps) > 1 else []) + ["point", *r["input_names"]]
-        if "targets" in r:
+        # a point of many inputs (the digits' 64 pixels) does not fit a terminal's line: a classifier's table then
+        # gives the classes alone, and --json everything
+        brief = len(r["input_names"]) > TABLE_MAX_INPUTS and "predicted" in reps[0]
+        head = (["seed"] if len(reps) > 1 else []) + ["point", *([] if brief else r["input_names"])]
+        if "targets" in r and not brief:
             head += [f"target {n}" for n in r["output_names"]]
-        head += [f"output {n}" for n in r["output_names"]]
+        head += [] if brief else [f"output {n}" for n in r["output_names"]]
         if "predicted" in reps[0]:
             head += (["class"] if "true" in r else []) + ["predicted"]
         rows = []
         for rep in reps:
             for p, x in enumerate(r["inputs"]):
-                row = ([str(rep["seed"])] if len(reps) > 1 else []) + [str(p), *(f"{v:.6g}" for v in x)]
-                if "targets" in r:
-                    row += [f"{v:.6g}" for v in r["targets"][p]]
-                row += [f"{v:.6g}" for v in rep["outputs"][p]]
+                row = ([str(rep["seed"])] if len(reps) > 1 else []) + [str(p)]
+                if not brief:
+                    row += [f"{v:.6g}" for v in x]
+                    row += [f"{v:.6g}" for v in r["targets"][p]] if "targets" in r else []
+                    row += [f"{v:.6g}" for v in rep["outputs"][p]]
                 if "predicted" in rep:
                     row += ([str(r["true"][p])] if "true" in r else []) + [str(rep["predicted"][p])]
                 rows.append(row)
         widths = [max(len(x) for x in col) for col in zip(head, *rows)]
         lines += ["  ".join(x.rjust(w) for x, w in zip(row, widths)).rstrip() for row in [head, *rows]]
+        if brief:
+            lines.append(f"({len(r['input_names'])} inputs and {len(r['output_names'])} outputs per point: --json)")
     elif len(reps) > 1:
         lines.append("(per-point outputs: --replica SEED, or --json)")
     for rep in reps if "loss" in reps[0] else []:

@@ -313,3 +313,25 @@ def test_a_hinge_run_reports_the_hinge_loss_it_trains(tmp_path):
     median = json.loads((ens / "summary.json").read_text())["final_hinge_loss_median"]
     assert median == pytest.approx(np.median([float(row["final_hinge_loss"]) for row in table]), rel=1e-12)
     assert f"median final hinge loss {1e3 * median:.3g} mV" in proc.stdout
+
+
+def test_an_eval_table_of_many_inputs_gives_a_classifiers_classes_alone():
+    """Formatting only: a point of 64 pixels does not fit a line, so the per-point table of such a classifier keeps
+    the point, its class and the predicted one, and says where the rest is; a few inputs are shown in full."""
+    from metamaterial.cli import TABLE_MAX_INPUTS, _eval_table  # noqa: PLC0415
+
+    def result(n_inputs: int) -> dict:
+        return {"name": "d", "task": "digits", "epoch": 3, "backend": "native", "split": "test",
+                "scored_on": "held-out", "input_names": [f"n{i}" for i in range(n_inputs)],
+                "output_names": ["n70-n80", "n71-n81"],
+                "inputs": [[0.5] * n_inputs, [0.25] * n_inputs], "targets": [[0.3, 0.15], [0.15, 0.3]],
+                "true": [0, 1], "replicas": [{"seed": 0, "outputs": [[0.2, 0.1], [0.2, 0.1]], "predicted": [0, 0]}]}
+
+    wide = _eval_table(result(TABLE_MAX_INPUTS + 1)).splitlines()
+    assert wide[1].split() == ["point", "class", "predicted"]
+    assert [row.split() for row in wide[2:4]] == [["0", "0", "0"], ["1", "1", "0"]]
+    assert wide[4] == f"({TABLE_MAX_INPUTS + 1} inputs and 2 outputs per point: --json)"
+    narrow = _eval_table(result(2)).splitlines()
+    assert narrow[1].split() == ["point", "n0", "n1", "target", "n70-n80", "target", "n71-n81", "output", "n70-n80",
+                                 "output", "n71-n81", "class", "predicted"]
+    assert narrow[2].split() == ["0", "0.5", "0.5", "0.3", "0.15", "0.2", "0.1", "0", "0"]
