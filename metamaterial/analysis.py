@@ -66,6 +66,14 @@ def quartiles(values: np.ndarray, count_key: str = "n_finite") -> dict:
     return {"median": float(med), "q25": float(q25), "q75": float(q75), count_key: int(len(v))}
 
 
+def spread(values: np.ndarray) -> dict:
+    """Mean, sample standard deviation (0 for one value), lowest and highest of ``values`` (e.g. one accuracy per
+    seed)."""
+    v = np.asarray(values, float)
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "min": float(v.min()),
+            "max": float(v.max())}
+
+
 def confusion_matrix(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
     """int [n_classes, n_classes]: entry [t, p] counts the points of true class t predicted as class p."""
     counts = np.zeros((n_classes, n_classes), np.int64)

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import diagnostics
-from .analysis import confusion_matrix
+from .analysis import confusion_matrix, spread
 from .config import Config, config_differences, dump_config, with_backend
 from .errors import CheckpointError
 from .experiment import (
@@ -419,11 +419,8 @@ def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None =
     if held_out:
         summary["scored_on"] = done.setup.task.scored
         summary["test_loss_median"] = float(np.median(last["test_loss"]))
-        acc = last["test_accuracy"]
-        summary.update(test_accuracy_mean=None if acc is None else float(np.mean(acc)),
-                       test_accuracy_sd=None if acc is None else float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
-                       test_accuracy_min=None if acc is None else float(np.min(acc)),
-                       test_accuracy_max=None if acc is None else float(np.max(acc)))
+        acc = None if last["test_accuracy"] is None else spread(last["test_accuracy"])
+        summary.update({f"test_accuracy_{k}": None if acc is None else acc[k] for k in ("mean", "sd", "min", "max")})
     summary.update(mismatch=mismatch_record(done, run_dir), warnings=done.warnings + warnings, notes=notes)
     (run_dir / "summary.json").write_text(json_text(summary))
     return summary

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from ..analysis import spread
 from ..experiment import build, initial_controls, make_trainer
 from ..runs import one_replica, seed_span, train_replicas
 from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json
@@ -106,8 +107,7 @@ def _seed_spread(name: str, first: dict, seeds: tuple, overrides: list[str], bac
         by_seed = dict(zip(rest, (float(a) for a in done.state.history[-1]["test_accuracy"])))
     by_seed[first["seed"]] = first["final_test_accuracy"]
     acc = [by_seed[s] for s in seeds]
-    return {"config": name, "seeds": list(seeds), "test_accuracy": acc, "mean": float(np.mean(acc)),
-            "sd": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0, "min": min(acc), "max": max(acc)}
+    return {"config": name, "seeds": list(seeds), "test_accuracy": acc, **spread(acc)}
 
 
 def _mismatch_curve(multiples: tuple, seeds: tuple, epochs: list[str], backend: str) -> list[dict]:
