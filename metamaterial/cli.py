@@ -25,6 +25,7 @@ from .errors import (
     caused_by_interrupt,
 )
 from .sim.registry import backend_names
+from .tasks import scored_on
 
 
 class _Parser(argparse.ArgumentParser):
@@ -263,7 +264,7 @@ def _run(args: argparse.Namespace) -> int:
                                   on_warning=_print_warning)
             rate = ""
             if s.get("test_accuracy_mean") is not None:  # first what a classifier is judged by
-                rate += (f"; {_scored(s)} accuracy mean {_percent(s['test_accuracy_mean'])} (sd "
+                rate += (f"; {scored_on(s)} accuracy mean {_percent(s['test_accuracy_mean'])} (sd "
                          f"{_percent(s['test_accuracy_sd'])}, {_percent(s['test_accuracy_min'])}-"
                          f"{_percent(s['test_accuracy_max'])} over seeds), "
                          f"training mean {_percent(s['accuracy_mean'])}")
@@ -344,7 +345,7 @@ def _eval_table(r: dict) -> str:
     """The eval result for a person: a per-point table (one replica, or new inputs), per-replica lines."""
     from .learning.trainer import SUCCESS_MARGIN_V  # noqa: PLC0415
 
-    where = {"train": "training points", "test": f"{r.get('scored_on', 'held-out')} points",
+    where = {"train": "training points", "test": f"{scored_on(r)} points",
              "inputs": "new inputs"}[r["split"]]
     reps = r["replicas"]
     lines = [f"{r['name']} ({r['task']}, epoch {r['epoch']}, {r['backend']}): {where}, "
@@ -454,11 +455,6 @@ def _percent(fraction: float) -> str:
     return f"{fraction:.0%}" if round(fraction * 100, 1) % 1 == 0 else f"{fraction:.1%}"
 
 
-def _scored(s: dict) -> str:
-    """What the test_* figures of a summary score: "held-out" points, or a "validation" set (task.validation)."""
-    return s.get("scored_on", "held-out")
-
-
 def _human_summary(s: dict, run_dir: Path, plots: bool = True) -> str:
     mse = f"{s['initial_loss']:.3g} -> {s['final_loss']:.3g} V^2"
     if s.get("final_hinge_loss") is None:
@@ -471,7 +467,7 @@ def _human_summary(s: dict, run_dir: Path, plots: bool = True) -> str:
         lines.append(f"accuracy {_percent(s['accuracy'])}, smallest margin {1e3 * s['min_margin_v']:.1f} mV "
                      f"({'all points correct by >= 10 mV' if s['success'] else 'NOT all points correct by 10 mV'})")
     if s.get("test_accuracy") is not None:
-        lines.append(f"{_scored(s)} accuracy {_percent(s['test_accuracy'])}")
+        lines.append(f"{scored_on(s)} accuracy {_percent(s['test_accuracy'])}")
     lines.append(f"{s['n_solves']} solves in {s['wall_s']:.1f} s; hardware learning time {s['learning_time_s']:.3g} s "
                  f"(t_learn {s['t_learn_s']:.3g} s per update)")
     if s.get("sweep_fallbacks"):

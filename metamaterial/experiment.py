@@ -97,7 +97,7 @@ def build_device(cfg: Config) -> EdgeParams:
 def build_task(cfg: Config) -> Task:
     task = _data_task(cfg)
     v = cfg.task.validation
-    return task if v is None else tasks.validation_split(task, v.fraction, v.seed)[0]
+    return task if v is None else tasks.validation_split(task, v.fraction, v.seed)
 
 
 def _data_task(cfg: Config) -> Task:

@@ -24,6 +24,7 @@ from .errors import CheckpointError
 from .learning.rules import HINGE_LOSSES
 from .learning.trainer import SUCCESS_MARGIN_V
 from .runfiles import OUTPUTS_CSV, load_checkpoint
+from .tasks import scored_on
 
 CONTROL_LABELS = {d.kind: d.control_label for d in (NmosParams, ResistorParams, PotentiometerParams)}
 MANY_TICKS = 20  # at most this many data points get one tick each
@@ -48,7 +49,7 @@ def plot_run_dir(run_dir: str | Path) -> list[Path]:
     plt = _pyplot()
     if "seeds" in summary:
         return _plot_ensemble(run_dir, cfg, summary, plt)
-    figures = [_loss_figure(run_dir, cfg, plt), _gates_figure(run_dir, cfg, plt),
+    figures = [_loss_figure(run_dir, cfg, scored_on(summary), plt), _gates_figure(run_dir, cfg, plt),
                _outputs_figure(run_dir, summary, plt)]
     if "confusion" in summary:
         figures.append(_confusion_figure(run_dir, summary, plt))
@@ -60,8 +61,7 @@ def _saved_config(path: Path) -> SimpleNamespace:
     raw = yaml.safe_load(path.read_text())
     try:
         return SimpleNamespace(name=raw["name"], device_kind=raw["device"]["kind"],
-                               hinge=raw["learning"]["loss"] in HINGE_LOSSES, margin=raw["learning"]["margin"],
-                               scored="validation" if raw["task"].get("validation") else "held out")
+                               hinge=raw["learning"]["loss"] in HINGE_LOSSES, margin=raw["learning"]["margin"])
     except (KeyError, TypeError) as err:
         raise CheckpointError(f"{path}: not the config.yaml of a run (no {err}); give a directory written by "
                               "`metamaterial train`") from err
@@ -93,7 +93,7 @@ def _axes(plt, xlabel: str, ylabel: str, title: str):
     return fig, ax
 
 
-def _loss_figure(run_dir: Path, cfg, plt) -> Path:
+def _loss_figure(run_dir: Path, cfg, scored: str, plt) -> Path:
     header, rows = _read_csv(run_dir / "metrics.csv")
     epochs = _column(header, rows, "epoch")
     fig, axes = plt.subplots(2 if cfg.hinge else 1, 1, figsize=(5, 5.5 if cfg.hinge else 3.5), sharex=True,
@@ -106,7 +106,7 @@ def _loss_figure(run_dir: Path, cfg, plt) -> Path:
     scaled = (lambda x: 1e3 * x) if key == "hinge_loss" else (lambda x: np.maximum(x, 1e-16))
     draw(epochs, scaled(_column(header, rows, key)), lw=1.5, label="training points")
     if "test_" + key in header:
-        draw(epochs, scaled(_column(header, rows, "test_" + key)), lw=1.2, label=cfg.scored)
+        draw(epochs, scaled(_column(header, rows, "test_" + key)), lw=1.2, label=scored)
         ax.legend(fontsize=7)
     ax.set_ylabel({"hinge_loss": "hinge loss (mV)", "loss": "MSE to the targets (V$^2$)" if cfg.hinge else
                    "MSE loss (V$^2$)"}[key])
@@ -172,7 +172,7 @@ def _confusion_figure(run_dir: Path, summary: dict, plt) -> Path:
                 ax.text(p, t, str(counts[t, p]), ha="center", va="center", fontsize=7 if n > 5 else 9,
                         color="white" if counts[t, p] > counts.max() / 2 else "black")
     ax.set(xticks=range(n), yticks=range(n), xlabel="predicted class", ylabel="true class")
-    which, acc = ((summary.get("scored_on", "held-out"), summary.get("test_accuracy")) if held_out else
+    which, acc = ((scored_on(summary), summary.get("test_accuracy")) if held_out else
                   ("training", summary.get("accuracy")))
     ax.set_title(f"{summary['name']}: {counts.sum()} {which} points, accuracy {acc:.4f}", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -195,7 +195,7 @@ def _plot_ensemble(run_dir: Path, cfg, summary: dict, plt) -> list[Path]:
     if state.history[-1].get("min_margin") is None:
         return paths
     fig, ax = _axes(plt, "epoch", "accuracy (%)", f"{cfg.name}: accuracy of {n} seeds")
-    for key, label in (("accuracy", "training"), ("test_accuracy", summary.get("scored_on", "held-out"))):
+    for key, label in (("accuracy", "training"), ("test_accuracy", scored_on(summary))):
         if state.history[-1].get(key) is None:
             continue
         acc = 100 * np.array([np.asarray(h[key], float) for h in state.history])  # [T, R]

@@ -188,17 +188,23 @@ def _scale(x: np.ndarray, low: float, high: float) -> np.ndarray:
     return low + (high - low) * (x - lo) / np.where(hi > lo, hi - lo, 1.0)
 
 
-def validation_split(task: Task, fraction: float, seed: int) -> tuple[Task, np.ndarray]:
-    """(the task on its remaining training points, scored on a validation set in place of its held-out points,
-    the validation points' indices among the training points): ``fraction`` of each class's training points (of all
-    of them for a regression), drawn from ``seed`` as ``_split`` draws a held-out set. The held-out points are
-    dropped, so a run of this task never solves them: what a recipe is chosen on."""
+def scored_on(record: dict) -> str:
+    """What the ``test_*`` figures of a run's summary or an eval result score (``Task.scored``): ``"held-out"``
+    points or a ``"validation"`` set; a record written before it said so scored held-out points."""
+    return record.get("scored_on", "held-out")
+
+
+def validation_split(task: Task, fraction: float, seed: int) -> Task:
+    """The task on its remaining training points, scored on a validation set in place of its held-out points:
+    ``fraction`` of each class's training points (of all of them for a regression), drawn from ``seed`` as
+    ``_split`` draws a held-out set. The held-out points are dropped, so a run of this task never solves them: what
+    a recipe is chosen on."""
     val = _stratified_pick(task, fraction, seed, "task.validation.fraction")
     cls = task.classes
     return replace(task, inputs=task.inputs[~val], targets=task.targets[~val],
                    classes=None if cls is None else cls[~val], test_inputs=task.inputs[val],
                    test_targets=task.targets[val], test_classes=None if cls is None else cls[val],
-                   scored="validation"), np.flatnonzero(val)
+                   scored="validation")
 
 
 def _split(task: Task, test_fraction: float, seed: int) -> Task:

@@ -95,7 +95,7 @@ def test_many_points_get_integer_ticks_only(tmp_path, drawn):
     ticks = [t for t in out.get_xticks() if out.get_xlim()[0] <= t <= out.get_xlim()[1]]
     assert len(ticks) < plots.MANY_TICKS and all(float(t).is_integer() for t in ticks), ticks
     loss = drawn["loss.png"].axes[0]
-    assert _legend(loss) == ["training points", "held out"]  # iris holds out a fifth of its flowers
+    assert _legend(loss) == ["training points", "held-out"]  # iris holds out a fifth of its flowers
 
 
 def test_an_ensemble_shows_its_success_rate_and_every_replicas_margin(tmp_path, drawn):
