@@ -31,6 +31,7 @@ def install() -> None:
     host program's own handler, or an ignored SIGINT, is left as it is). Idempotent."""
     if threading.current_thread() is threading.main_thread() and \
             signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        _library_dirs()  # found now, not by the handler in the middle of whatever the signal interrupts
         signal.signal(signal.SIGINT, _on_sigint)
 
 
