@@ -262,8 +262,9 @@ class Trainer:
             clamps = f.clamp_values(read, push, c.out_pos, c.out_neg)
             clamped = self.solver.solve(c, shared, x, clamps, tags=tags).voltages
             solves += reps * n
-            if pr.read_noise > 0:
-                read = f.noisy_reads(free, noise[0], pr.read_noise)
+            if pr.read_noise > 0:  # what the contrast reads (the free read taken once, by now if it decided)
+                if not decide:
+                    read = f.noisy_reads(free, noise[0], pr.read_noise)
                 clamped = f.noisy_reads(clamped, noise[1], pr.read_noise)
             touch = f.pushed_nodes(push, c.out_pos, c.out_neg, c.n_nodes) if pr.pushed_only else None
             u = f.summed_contrast(read, clamped, c.edges[:, 0], c.edges[:, 1], active, reps, touch)

@@ -198,7 +198,7 @@ def _train_steps(first, controls, idx, epochs, masks, windows, snap_slot, snaps,
         iterations += it
         if not ok:
             return s, solves, iterations
-        if noisy:
+        if noisy and decide:
             _reads(vf, noise[s, 0], sigma, rf)
         fd = rf if decide else vf  # what decides the hinge, the rival and the clamps
         _outputs(fd, out_pos, out_neg, out)
@@ -219,7 +219,9 @@ def _train_steps(first, controls, idx, epochs, masks, windows, snap_slot, snaps,
             iterations += it
             if not ok:
                 return s, solves, iterations
-            if noisy:
+            if noisy:  # what the contrast reads (the free read taken once, by now if it decided)
+                if not decide:
+                    _reads(vf, noise[s, 0], sigma, rf)
                 _reads(vc, noise[s, 1], sigma, rc)
         # the step is complete: remember the solutions, then update every replica
         if warm:
