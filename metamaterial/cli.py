@@ -516,6 +516,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
     if not args.scheduler and args.workers > cores:
         print(f"metamaterial: warning: --workers {args.workers} is more than the {cores} cores of this machine: the "
               "workers take turns on them, and each point takes longer", file=sys.stderr)
+    for line in _outdated(spec, args.out):
+        print(f"sweep: {line}", file=sys.stderr)
     if args.dry_run:
         print(_sweep_points(spec, args.out, args.workers))
         return 0
@@ -540,6 +542,14 @@ def _sweep_counts(c: dict) -> str:
     hint = "" if has_parquet() else f"\n{PARQUET_HINT}"
     errors = "" if not c["errors"] else " (" + ", ".join(f"{k} x{v}" for k, v in c["errors"].items()) + ")"
     return f"{c['ok']}/{c['points']} ok, {c['failed']} failed{errors}, {c['pending']} pending{hint}"
+
+
+def _outdated(spec, out: Path) -> list[str]:
+    """A line per revision of the dynamics that made some of the folder's results outdated for their points."""
+    from .sweep.execute import outdated_results  # noqa: PLC0415
+
+    return [f"{n} point(s) have a result trained before {r.what} (revision {r.number}, {r.date}), which changed "
+            "how their config trains: they run again" for r, n in outdated_results(spec, out).items()]
 
 
 def _sweep_points(spec, out: Path, workers: int) -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import revisions
 from .errors import CheckpointError
 from .learning.trainer import TrainState
 
@@ -68,7 +69,8 @@ def save_checkpoint(run_dir: Path, state: TrainState, seeds: list[int], wall_s: 
     history = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in row.items()} for row in state.history]
     meta = {"epoch": state.epoch, "seeds": seeds, "rng_states": [rng.bit_generator.state for rng in state.rngs],
             "n_steps": state.n_steps, "n_solves": state.n_solves, "history": history,
-            "keep_trajectory": state.keep_trajectory, "trajectory_epochs": state.trajectory_epochs, "wall_s": wall_s}
+            "keep_trajectory": state.keep_trajectory, "trajectory_epochs": state.trajectory_epochs, "wall_s": wall_s,
+            "revision": revisions.CURRENT}
     trajectory = np.array(state.trajectory) if state.trajectory else np.zeros((0, *state.controls.shape))
     write_atomically(run_dir / CHECKPOINT, controls=state.controls, n_updates=state.n_updates,
                      trajectory=trajectory, meta=np.array(json.dumps(meta)))
@@ -90,6 +92,17 @@ def load_checkpoint(run_dir: Path) -> tuple[TrainState, list[int], float]:
     state = TrainState(meta["epoch"], controls, rngs, n_updates, meta["n_steps"], meta["n_solves"],
                        meta["keep_trajectory"], history, meta["trajectory_epochs"], trajectory)
     return state, meta["seeds"], float(meta["wall_s"])
+
+
+def checkpoint_revision(run_dir: Path) -> int | None:
+    """The revision of the training dynamics (``revisions``) the checkpoint in ``run_dir`` was trained under (1:
+    before the first); None if it has no readable checkpoint."""
+    try:
+        with np.load(run_dir / CHECKPOINT, allow_pickle=False) as z:
+            made_under = json.loads(str(z["meta"])).get("revision", 1)
+    except (OSError, KeyError, ValueError):
+        return None
+    return made_under if isinstance(made_under, int) else 1
 
 
 # -- names of a task's columns -------------------------------------------------------------------------------

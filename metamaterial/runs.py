@@ -37,7 +37,16 @@ from .experiment import (
 from .learning.trainer import SUCCESS_MARGIN_V, Trainer, TrainState
 from .netlist import netlist_points, to_spice
 from .replicas import ChipTrainers
-from .runfiles import CHECKPOINT, json_text, load_checkpoint, save_checkpoint, write_atomically, write_outputs_csv
+from .revisions import changed_since
+from .runfiles import (
+    CHECKPOINT,
+    checkpoint_revision,
+    json_text,
+    load_checkpoint,
+    save_checkpoint,
+    write_atomically,
+    write_outputs_csv,
+)
 
 #: ``on_warning(kind, text)``: kind "warning" (learning cannot or did not happen) or "note" (how it ended)
 Report = Callable[[str, str], None]
@@ -55,6 +64,13 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool) -> Path:
         if differ:
             raise CheckpointError(f"{saved}: differs from the config given now in {', '.join(differ)}; resume with "
                                   "the same config and --set options, or start a new run with --out")
+        made_under = checkpoint_revision(run_dir)
+        change = None if made_under is None else changed_since(cfg, made_under)
+        if change is not None:
+            raise CheckpointError(f"{run_dir}: was trained before {change.what} (revision {change.number}, "
+                                  f"{change.date}), which changed how this config trains: resumed, it would not end "
+                                  "where an uninterrupted run does; train it anew with another --out (this run "
+                                  "directory stays as it is)")
         return run_dir
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -35,9 +35,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .. import revisions
 from ..errors import ConfigError
-from .spec import Point, SweepSpec, config_text, saved_config_key, shape_key
-from .store import POINTS, adopt_results, is_done, log_event, read_result, write_json_atomically, write_result
+from .spec import Point, SweepSpec, config_text, saved_config_key, saved_point, shape_key
+from .store import (
+    POINTS,
+    adopt_results,
+    is_done,
+    log_event,
+    other_records,
+    read_result,
+    write_json_atomically,
+    write_result,
+)
 
 #: default number of points a worker's training process trains before it is replaced by a fresh one
 RECYCLE_AFTER = 200
@@ -210,7 +220,8 @@ def _train(points: list[Point], out: Path, worker: str, target_loss: float | Non
 
 def _record(point: Point, status: str, worker: str, wall_s: float, **fields) -> dict:
     return {"key": point.key, "index": point.index, "status": status, "values": point.values, **fields,
-            "worker": worker, "pid": os.getpid(), "task_wall_s": round(wall_s, 3), "config": config_text(point.config)}
+            "worker": worker, "pid": os.getpid(), "task_wall_s": round(wall_s, 3), "config": config_text(point.config),
+            "revision": revisions.CURRENT}
 
 
 def _store(out: Path, record: dict) -> dict:
@@ -315,6 +326,18 @@ class SweepRun:
     ok: int
     failed: int
     wall_s: float
+
+
+def outdated_results(spec: SweepSpec, out: Path) -> dict[revisions.Revision, int]:
+    """How many points of ``spec`` without a result have one in ``out`` made before a revision of the dynamics that
+    changed how their config trains (``revisions``), by the first such revision: they run again."""
+    pending = {p.key for p in spec.points if read_result(out, p.key) is None}
+    found: dict[revisions.Revision, set[str]] = {}
+    for _, record in other_records(out, [p.key for p in spec.points]):
+        saved = saved_point(record)
+        if saved is not None and saved[1] is not None and saved[0] in pending:
+            found.setdefault(saved[1], set()).add(saved[0])
+    return {r: len(keys) for r, keys in sorted(found.items(), key=lambda item: item[0].number)}
 
 
 def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | None = None,
@@ -447,5 +470,5 @@ def _connect(workers: int, scheduler: str | None):
         raise
 
 
-__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "run_points", "run_sweep", "plan_tasks", "seed_free",
-           "warm_up", "end_training"]
+__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "outdated_results", "run_points", "run_sweep", "plan_tasks",
+           "seed_free", "warm_up", "end_training"]

@@ -42,6 +42,7 @@ from ..config import (
     validate_config,
 )
 from ..errors import ConfigError
+from ..revisions import Revision, changed_since, revision_of
 
 GROUPS = ("grid", "zip", "random", "seeds")
 SPEC_KEYS = ("name", "base", "set", "target_loss", *GROUPS)
@@ -85,24 +86,38 @@ def config_text(cfg: Config) -> str:
 
 def config_key(cfg: Config) -> str:
     """The hash of a resolved config (every default spelled out): 16 hex digits of the SHA-256 of its YAML text
-    (``config.dump_config``)."""
-    return hashlib.sha256(config_text(cfg).encode()).hexdigest()[:16]
+    (``config.dump_config``), and of the latest revision of the dynamics that changed how it trains, if one did
+    (``revisions``: results made before it are under another key)."""
+    revision = revision_of(cfg)
+    text = config_text(cfg) + (f"# trained under revision {revision}\n" if revision > 1 else "")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def saved_config_key(record: dict) -> str | None:
+def saved_point(record: dict) -> tuple[str, Revision | None] | None:
     """Today's key of the point whose resolved config a result record holds (``config``, the YAML text of
-    ``config_text``): that config read under today's schema, where keys added since it was written take their
-    defaults (or what the run did, where that differs: ``config.as_trained``), then hashed; None if the record holds
-    no config or it is not valid today. A value that differs from today's point, a changed default included, gives
-    another key."""
+    ``config_text``), and the first revision of the dynamics since the record was made (its ``revision``; none:
+    1) that changed how that config trains (None: the record is still that point's result). The config is read
+    under today's schema, where keys added since it was written take their defaults (or what the run did, where
+    that differs: ``config.as_trained``), so a value that differs from today's point, a changed default included,
+    gives another key. None if the record holds no config or it is not valid today."""
     text = record.get("config")
     if not isinstance(text, str):
         return None
     try:
         doc = yaml.load(text, Loader=_LOADER)
-        return config_key(validate_config(as_trained(doc), "saved config")) if isinstance(doc, dict) else None
+        cfg = validate_config(as_trained(doc), "saved config") if isinstance(doc, dict) else None
     except (ConfigError, yaml.YAMLError):
         return None
+    made_under = record.get("revision", 1)
+    return None if cfg is None else (config_key(cfg), changed_since(cfg, made_under if isinstance(made_under, int)
+                                                                     else 1))
+
+
+def saved_config_key(record: dict) -> str | None:
+    """``saved_point``'s key of a record that is still its point's result; None otherwise (no valid config, or
+    trained before a revision that changed how its config trains: the point runs again)."""
+    saved = saved_point(record)
+    return saved[0] if saved is not None and saved[1] is None else None
 
 
 def shape_key(cfg: Config) -> str:
@@ -273,5 +288,5 @@ def _plain(v: Any) -> Any:
     return _round(v) if isinstance(v, float) else v
 
 
-__all__ = ["GROUPS", "SEED_AXIS", "Point", "SweepSpec", "config_key", "config_text", "saved_config_key", "shape_key",
-           "load_sweep", "expand_sweep"]
+__all__ = ["GROUPS", "SEED_AXIS", "Point", "SweepSpec", "config_key", "config_text", "saved_config_key", "saved_point",
+           "shape_key", "load_sweep", "expand_sweep"]

@@ -11,7 +11,8 @@ A record is written to a temporary file, flushed, and hard-linked to its name, w
 whatever crashes or races, a point has at most one result, and a finished one is never overwritten (a failed one
 is, when ``--retry-failed`` runs it again). A key hashes the whole resolved config, so a config key added to the
 schema since a record was written changes its point's key: ``adopt_results`` files such records under the keys
-their saved configs have today (a new key takes its default), so resuming does not run them again. Event lines
+their saved configs have today (a new key takes its default), so resuming does not run them again, unless a
+revision of the training dynamics since changed what their config trains to (``revisions``). Event lines
 are single ``O_APPEND`` writes, whole even when several processes append at once.
 """
 
@@ -23,7 +24,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,22 @@ def write_result(out: Path, key: str, record: dict) -> bool:
         tmp.unlink(missing_ok=True)
 
 
+def other_records(out: Path, keys: Iterable[str]) -> Iterator[tuple[str, dict]]:
+    """(key, record) of each readable record in ``out/results`` whose key is not one of ``keys``, by key."""
+    wanted = set(keys)
+    try:
+        names = sorted(os.listdir(Path(out) / RESULTS))
+    except OSError:
+        return
+    for name in names:
+        key = name.removesuffix(".json")
+        if name.startswith(".") or key == name or key in wanted:
+            continue
+        record = read_result(out, key)
+        if record is not None:
+            yield key, record
+
+
 def adopt_results(out: Path, keys: Iterable[str], key_of: Callable[[dict], str | None],
                   move: bool = True) -> dict[str, str]:
     """File the records of earlier runs under the keys their points have today: each record in ``out/results``
@@ -81,17 +98,9 @@ def adopt_results(out: Path, keys: Iterable[str], key_of: Callable[[dict], str |
     one kept as ``key_before``). ``move`` False: nothing is written. Returns {old key: new key} of the records
     adopted."""
     wanted = set(keys)
-    try:
-        names = sorted(os.listdir(Path(out) / RESULTS))
-    except OSError:
-        return {}
     adopted: dict[str, str] = {}
-    for name in names:
-        old = name.removesuffix(".json")
-        if name.startswith(".") or old == name or old in wanted:
-            continue
-        record = read_result(out, old)
-        new = key_of(record) if record is not None else None
+    for old, record in other_records(out, wanted):
+        new = key_of(record)
         if new is None or new not in wanted or new in adopted.values() or read_result(out, new) is not None:
             continue
         if move:

@@ -1,0 +1,63 @@
+"""Changes of what a config trains to: a result made before one is not taken for the same config after it.
+
+A sweep keeps each point's result under a hash of its resolved config, and a run directory resumes from its
+checkpoint; both assume that the config alone decides the run. A change of the training dynamics that gives
+some configs other gates (a bug fixed, random draws reordered) breaks that for those configs only. Each such
+change is a ``Revision`` here, with the configs it touches; every result and checkpoint records the revision it
+was made under (none recorded: before revision 2). Then:
+
+* a sweep point whose config a later revision touches gets another key (``revision_of`` enters its hash), and a
+  result made before that revision is not adopted under it: the point runs again (``sweep.spec``);
+* a run directory checkpointed before such a revision is not resumed (``runs.open_run_dir``): its resumed run
+  would not end where an uninterrupted one does.
+
+Configs no revision touches keep their keys and results, so a revision costs only the runs it changes. Add one
+when a change alters the gates some config trains to, with the narrowest ``touches`` that is still true.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .config import Config
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A change of the training dynamics: its number (the first is 2; 1 is every result before them), when, what
+    changed (a clause that follows "trained before"), and which resolved configs it gives other gates."""
+
+    number: int
+    date: str
+    what: str
+    touches: Callable[[Config], bool]
+
+
+def _noisy_hinge(cfg: Config) -> bool:
+    """Read noise under a hinge loss: steps past the hinge drew no clamped-phase noise before revision 2, so every
+    later draw of the run moved (with no hinge every step is active, and the draws were the same)."""
+    return cfg.learning.read_noise > 0 and cfg.learning.loss in ("hinge", "multiclass_hinge")
+
+
+REVISIONS: tuple[Revision, ...] = (
+    Revision(2, "2026-12-02", "read noise was drawn for both phases of every step (docs/physics.md 3.9)",
+             _noisy_hinge),
+)
+
+#: the revision results are made under now
+CURRENT = REVISIONS[-1].number
+
+
+def revision_of(cfg: Config) -> int:
+    """The latest revision that changed how ``cfg`` trains (1: none did)."""
+    return max((r.number for r in REVISIONS if r.touches(cfg)), default=1)
+
+
+def changed_since(cfg: Config, made_under: int) -> Revision | None:
+    """The first revision after ``made_under`` that changed how ``cfg`` trains (None: a result made under
+    ``made_under`` is still what ``cfg`` trains to)."""
+    return next((r for r in REVISIONS if r.number > made_under and r.touches(cfg)), None)
+
+
+__all__ = ["CURRENT", "REVISIONS", "Revision", "changed_since", "revision_of"]
