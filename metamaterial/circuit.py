@@ -19,6 +19,7 @@ from .devices import (
     TEMPERATURE_RANGE,
     EdgeParams,
     Mismatch,
+    NmosParams,
     junction_current,
     thermal_voltage,
 )
@@ -305,7 +306,7 @@ def control_gradient(c: Circuit, controls: np.ndarray, voltages: np.ndarray, d_l
         body = None if c.body is None else v[:, c.body] + np.where(c.body == a, da, db)
         return c.law.edge_current(v[:, a] + da, v[:, b] + db, ctrl, vto, beta, c.gmin, body, c.thermal_voltage)
 
-    if c.body is None and hasattr(c.law, "channel_current"):  # a transistor law that gives its own derivatives
+    if c.body is None and isinstance(c.law, NmosParams):  # a transistor law gives its own derivatives
         own = c.law.channel_current(v[:, a], v[:, b], x, vto, beta, c.gmin, None, c.thermal_voltage)
         slopes, d_current = (own.d_va, own.d_vb), own.d_vg
     else:
