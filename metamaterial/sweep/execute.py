@@ -2,9 +2,10 @@
 
 Each task trains one point, or several points that differ only in ``seed`` on the native backend whose built
 network, task and devices do not depend on the seed (no twin mismatch or random network without its own seed, no
-per-edge ``learning.bias_sigma``, no held-out split): those train as one ensemble (``runs.train_replicas``), which
-ends for each replica where that point alone would. A task skips points that already have a result (resume, or a
-task run twice after a worker died), records each point's summary or its error (class and message) and goes on.
+per-edge ``learning.bias_sigma``; a held-out split is drawn from ``task.split_seed``, not the seed): those train as
+one ensemble (``runs.train_replicas``), which ends for each replica where that point alone would. A task skips
+points that already have a result (resume, or a task run twice after a worker died), records each point's summary
+or its error (class and message) and goes on.
 
 A Dask worker trains in one child process of its own, its training process (one task at a time, even on a worker
 with several threads, so one ngspice per worker), replaced by a fresh one after ``recycle_after`` points, which
