@@ -548,8 +548,8 @@ def _outdated(spec, out: Path) -> list[str]:
     """A line per revision of the dynamics that made some of the folder's results outdated for their points."""
     from .sweep.execute import outdated_results  # noqa: PLC0415
 
-    return [f"{n} point(s) have a result trained before {r.what} (revision {r.number}, {r.date}), which changed "
-            "how their config trains: they run again" for r, n in outdated_results(spec, out).items()]
+    return [f"{n} point(s) have a result trained before revision {r.number} of the dynamics ({r.date}: {r.what}), "
+            "which changed how their config trains: they run again" for r, n in outdated_results(spec, out).items()]
 
 
 def _sweep_points(spec, out: Path, workers: int) -> str:

@@ -26,7 +26,7 @@ from .config import Config
 @dataclass(frozen=True)
 class Revision:
     """A change of the training dynamics: its number (the first is 2; 1 is every result before them), when, what
-    changed (a clause that follows "trained before"), and which resolved configs it gives other gates."""
+    changed (a few words, and where it is told), and which resolved configs it gives other gates."""
 
     number: int
     date: str
@@ -41,8 +41,7 @@ def _noisy_hinge(cfg: Config) -> bool:
 
 
 REVISIONS: tuple[Revision, ...] = (
-    Revision(2, "2026-12-02", "read noise was drawn for both phases of every step (docs/physics.md 3.9)",
-             _noisy_hinge),
+    Revision(2, "2026-12-02", "read noise drawn for both phases of every step; docs/physics.md 3.9", _noisy_hinge),
 )
 
 #: the revision results are made under now

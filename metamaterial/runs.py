@@ -67,10 +67,10 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool) -> Path:
         made_under = checkpoint_revision(run_dir)
         change = None if made_under is None else changed_since(cfg, made_under)
         if change is not None:
-            raise CheckpointError(f"{run_dir}: was trained before {change.what} (revision {change.number}, "
-                                  f"{change.date}), which changed how this config trains: resumed, it would not end "
-                                  "where an uninterrupted run does; train it anew with another --out (this run "
-                                  "directory stays as it is)")
+            raise CheckpointError(f"{run_dir}: was trained before revision {change.number} of the dynamics "
+                                  f"({change.date}: {change.what}), which changed how this config trains: resumed, it "
+                                  "would not end where an uninterrupted run does; train it anew with another --out "
+                                  "(this run directory stays as it is)")
         return run_dir
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

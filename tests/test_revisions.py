@@ -64,7 +64,8 @@ def test_a_sweep_runs_again_the_points_whose_results_a_revision_made_outdated(tm
     assert main(["sweep", str(spec_file), "--out", str(out), "--dry-run"]) == 0
     said = capsys.readouterr()
     assert "1 already done in" in said.out
-    assert "sweep: 1 point(s) have a result trained before read noise was drawn for both phases" in said.err
+    assert "sweep: 1 point(s) have a result trained before revision 2 of the dynamics (2026-12-02: read noise" \
+        in said.err
     run = run_sweep(spec, out, workers=1)
     assert (run.total, run.skipped, run.ok, run.failed) == (2, 1, 1, 0)
     assert read_result(out, quiet.key)["summary"]["final_loss"] == -1.0  # untouched by the revision: kept
@@ -102,6 +103,6 @@ def test_a_run_directory_trained_before_a_revision_of_its_config_is_not_resumed(
     capsys.readouterr()
     assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "was trained before read noise was drawn for both phases" in err[0], err
+    assert len(err) == 1 and "was trained before revision 2 of the dynamics" in err[0], err
     assert "another --out" in err[0]
     assert sorted((p.name, p.stat().st_mtime_ns) for p in run_dir.iterdir()) == before  # nothing touched
