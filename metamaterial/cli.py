@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
         if name == "energy":
             e.add_argument("--backend", choices=backend_names(),
                            help="solver backend: the same as --set simulator.backend=NAME (default: the config's)")
+            e.add_argument("--csv", action="store_true",
+                           help="write power.csv however many rows it has (by default a table of over 250,000 rows "
+                                "is left out; power.npz always holds the same numbers)")
         else:
             e.add_argument("--steps", type=int, metavar="N", help="input steps from one data point to the next, "
                                                                   "cycling the points in order (default: each once); "
@@ -408,13 +411,17 @@ def _costs(args: argparse.Namespace) -> int:
     what = "learning" if getattr(args, "learning", False) else args.command
     out = args.out or (run_dir / what if run_dir else Path("runs") / f"{cfg.name}-{what}")
     if args.command == "energy":
-        r = costs.energy_run(src, out, plots=not args.no_plots, progress=not args.no_progress)
+        r = costs.energy_run(src, out, plots=not args.no_plots, progress=not args.no_progress,
+                             csv_table=True if args.csv else None)
         s = r["summary"]
         print(f"{r['task']} on {r['backend']}, {src.label}: {r['n_edges']} transistors, {r['n_points']} points\n"
               f"power per transistor, free twin: median {s['free_median_w'] * 1e6:.3g} uW, max "
               f"{s['free_max_w'] * 1e6:.3g} uW; clamped twin: median {s['clamped_median_w'] * 1e6:.3g} uW, max "
               f"{s['clamped_max_w'] * 1e6:.3g} uW\nnetwork power (free, median over points) "
               f"{s['free_total_median_w'] * 1e3:.3g} mW\noutput directory: {out}/ ({', '.join(r['files'])})")
+        if "power.csv" not in r["files"]:
+            print(f"power.csv not written ({r['csv_rows']:,} rows, over {costs.CSV_MAX_ROWS:,}): power.npz holds the "
+                  "same numbers as [point, edge] arrays; --csv writes it anyway")
         return 0
     if args.learning:
         r = costs.learning_run(src, out, steps=args.steps or 100, plots=not args.no_plots,

@@ -61,6 +61,33 @@ def test_energy_command_agrees_across_backends_and_with_its_csv(tmp_path):
             assert total == pytest.approx(point[f"{twin}_total_w"], rel=1e-12)
     assert ng["summary"]["free_max_w"] == pytest.approx(
         max(float(r["power_w"]) for r in rows if r["twin"] == "free"), rel=1e-12)
+    with np.load(tmp_path / "ngspice" / "power.npz") as z:  # the same table as arrays [point, edge]
+        for twin in ("free", "clamped"):
+            mine = [r for r in rows if r["twin"] == twin]
+            for key, column in (("w", "power_w"), ("drop_v", "drop_v")):
+                assert z[f"{twin}_{key}"].ravel().tolist() == [float(r[column]) for r in mine]  # repr round-trips
+        assert z["edges"].tolist() == [[int(r["node_a"]), int(r["node_b"])] for r in rows[:ng["n_edges"]]]
+
+
+def test_a_large_power_table_is_left_to_the_npz_unless_asked_for(tmp_path, monkeypatch):
+    """Past CSV_MAX_ROWS rows (digits: 3.6 million, 230 MB) power.csv is not written, and a stale one from an
+    earlier evaluation is removed; ``csv_table`` (``--csv``) writes it anyway."""
+    from metamaterial import costs  # noqa: PLC0415
+
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "energy", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    assert f"{costs.CSV_MAX_ROWS:,} rows" in " ".join(proc.stdout.split())  # the help states today's limit
+    src = costs.load_source(load_config(XOR, ["simulator.backend=native"]), None)
+    out = tmp_path / "energy"
+    full = costs.energy_run(src, out, plots=False, progress=False)
+    rows = 2 * full["n_points"] * full["n_edges"]
+    assert full["csv_rows"] == rows and "power.csv" in full["files"] and (out / "power.csv").exists()
+    monkeypatch.setattr(costs, "CSV_MAX_ROWS", rows - 1)
+    left = costs.energy_run(src, out, plots=False, progress=False)
+    assert left["files"] == ["energy.json", "power.npz"] and not (out / "power.csv").exists()
+    assert left["summary"] == full["summary"]
+    asked = costs.energy_run(src, out, plots=False, progress=False, csv_table=True)
+    assert "power.csv" in asked["files"] and len(_power_rows(out / "power.csv")) == rows
 
 
 def test_energy_and_transient_of_a_trained_run_directory(tmp_path):
