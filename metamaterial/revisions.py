@@ -9,7 +9,9 @@ was made under (none recorded: before revision 2). Then:
 * a sweep point whose config a later revision touches gets another key (``revision_of`` enters its hash), and a
   result made before that revision is not adopted under it: the point runs again (``sweep.spec``);
 * a run directory checkpointed before such a revision is not resumed (``runs.open_run_dir``): its resumed run
-  would not end where an uninterrupted one does.
+  would not end where an uninterrupted one does;
+* a claim of ``metamaterial reproduce`` finished before a revision that touches its runs (``claims``) is run again,
+  not kept (``claims.registry``).
 
 Configs no revision touches keep their keys and results, so a revision costs only the runs it changes. Add one
 when a change alters the gates some config trains to, with the narrowest ``touches`` that is still true.
@@ -26,12 +28,14 @@ from .config import Config
 @dataclass(frozen=True)
 class Revision:
     """A change of the training dynamics: its number (the first is 2; 1 is every result before them), when, what
-    changed (a few words, and where it is told), and which resolved configs it gives other gates."""
+    changed (a few words, and where it is told), which resolved configs it gives other gates, and the claims of
+    ``metamaterial reproduce`` that train such a config."""
 
     number: int
     date: str
     what: str
     touches: Callable[[Config], bool]
+    claims: tuple[str, ...] = ()
 
 
 def _noisy_hinge(cfg: Config) -> bool:
@@ -41,7 +45,8 @@ def _noisy_hinge(cfg: Config) -> bool:
 
 
 REVISIONS: tuple[Revision, ...] = (
-    Revision(2, "2026-12-02", "read noise drawn for both phases of every step; docs/physics.md 3.9", _noisy_hinge),
+    Revision(2, "2026-12-02", "read noise drawn for both phases of every step; docs/physics.md 3.9", _noisy_hinge,
+             claims=("digits",)),  # its chips; the imperfection claim's read noise is under the MSE
 )
 
 #: the revision results are made under now
@@ -59,4 +64,9 @@ def changed_since(cfg: Config, made_under: int) -> Revision | None:
     return next((r for r in REVISIONS if r.number > made_under and r.touches(cfg)), None)
 
 
-__all__ = ["CURRENT", "REVISIONS", "Revision", "changed_since", "revision_of"]
+def claim_changed_since(key: str, made_under: int) -> Revision | None:
+    """The first revision after ``made_under`` that changed a run of claim ``key`` (None: none did)."""
+    return next((r for r in REVISIONS if r.number > made_under and key in r.claims), None)
+
+
+__all__ = ["CURRENT", "REVISIONS", "Revision", "changed_since", "claim_changed_since", "revision_of"]

@@ -95,6 +95,34 @@ def test_a_crash_is_an_error_not_a_verdict_and_reruns_keep_finished_claims(tmp_p
     assert calls["trains"] == 3
 
 
+def test_a_claim_finished_before_a_revision_of_its_runs_runs_again(tmp_path, monkeypatch):
+    """A claim kept from an earlier run is run again when a revision of the dynamics since touched its runs
+    (``revisions``: read noise under a hinge, the digits claim's chips); a revision of other claims keeps it."""
+    import json  # noqa: PLC0415
+
+    from metamaterial import revisions  # noqa: PLC0415
+
+    assert "digits" in revisions.REVISIONS[0].claims  # the chips: read noise under the multi-class hinge
+    assert revisions.revision_of(load_config(ROOT / "configs" / "digits_chips.yaml")) == 2
+    calls = {"trains": 0, "crashes": 0}
+    monkeypatch.setattr(registry, "CLAIMS", _fake_claims(calls))
+    registry.reproduce(["trains"], tmp_path, log=lambda line: None)
+    saved = tmp_path / f"trains{registry.RESULT_SUFFIX}"
+    payload = json.loads(saved.read_text())
+    assert payload.pop("revision") == revisions.CURRENT
+    saved.write_text(json.dumps(payload))  # as written before revisions were recorded
+    registry.reproduce(["trains"], tmp_path, log=lambda line: None)
+    assert calls["trains"] == 1  # revision 2 touches the digits claim alone: kept
+    later = revisions.Revision(3, "2026-12-03", "a change of this claim's runs", lambda cfg: False, claims=("trains",))
+    monkeypatch.setattr(revisions, "REVISIONS", (*revisions.REVISIONS, later))
+    monkeypatch.setattr(registry, "CURRENT", 3)
+    said = []
+    registry.reproduce(["trains"], tmp_path, log=said.append)
+    assert calls["trains"] == 2 and "Trains a run (run before revision 3 of the dynamics, 2026-12-03" in said[0]
+    registry.reproduce(["trains"], tmp_path, log=lambda line: None)
+    assert calls["trains"] == 2  # made under revision 3 now: kept
+
+
 def test_reproduce_twice_into_one_folder_from_the_command_line(tmp_path):
     argv = [sys.executable, "-m", "metamaterial", "reproduce", "learning_time", "--quick", "--out", str(tmp_path)]
     for extra, kept in (([], False), ([], True), (["--force"], False)):

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, MetamaterialError, caused_by_interrupt
+from ..revisions import CURRENT, claim_changed_since
 from ..runfiles import json_text
 from . import damage, desync, digits, energy, imperfection, learning_time, modes, xor
 from .base import ClaimResult, Context
@@ -61,11 +62,14 @@ def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: s
     for i, key in enumerate(keys, 1):
         module = CLAIMS[key]
         saved = _load_outcome(ctx.out, key)
-        if not force and saved is not None and saved[0] == {"quick": quick, "backend": backend} \
-                and saved[1].verdict != "error":
+        change = None if saved is None else claim_changed_since(key, saved[0]["revision"])
+        if not force and saved is not None and saved[0]["quick"] == quick and saved[0]["backend"] == backend \
+                and saved[1].verdict != "error" and change is None:
             log(f"[{i}/{len(keys)}] {module.TITLE}: kept from an earlier run ({saved[1].verdict}; --force reruns it)")
             continue
-        log(f"[{i}/{len(keys)}] {module.TITLE} ...")
+        again = "" if change is None or force else f" (run before revision {change.number} of the dynamics, " \
+            f"{change.date}: {change.what}; again)"
+        log(f"[{i}/{len(keys)}] {module.TITLE}{again} ...")
         _clear_claim(ctx.out, key)
         t = time.perf_counter()
         try:
@@ -99,16 +103,19 @@ def _clear_claim(out: Path, key: str) -> None:
 
 def _save_outcome(out: Path, result, quick: bool, backend: str) -> None:
     payload = {"quick": quick, "backend": backend, "state": "error" if isinstance(result, ClaimError) else "done",
-               "result": asdict(result)}
+               "revision": CURRENT, "result": asdict(result)}
     (out / f"{result.key}{RESULT_SUFFIX}").write_text(json_text(payload, default=str))
 
 
 def _load_outcome(out: Path, key: str):
-    """({"quick", "backend"}, ClaimResult or ClaimError) saved for ``key`` in ``out``, or None (none, or unreadable:
-    the claim then runs again)."""
+    """({"quick", "backend", "revision"}, ClaimResult or ClaimError) saved for ``key`` in ``out`` (``revision``: of
+    the dynamics it ran under, 1 before they were recorded), or None (none, or unreadable: the claim then runs
+    again)."""
     try:
         payload = json.loads((out / f"{key}{RESULT_SUFFIX}").read_text())
         cls = ClaimError if payload["state"] == "error" else ClaimResult
-        return {"quick": payload["quick"], "backend": payload["backend"]}, cls(**payload["result"])
+        revision = payload.get("revision", 1)
+        return ({"quick": payload["quick"], "backend": payload["backend"],
+                 "revision": revision if isinstance(revision, int) else 1}, cls(**payload["result"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
