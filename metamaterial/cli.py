@@ -500,12 +500,17 @@ def _add_sweep_commands(sub) -> None:
                    help="solver backend of every point: --set simulator.backend=NAME on the base config")
     w.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a value of the base config (repeatable)")
-    w.add_argument("--metric", help="metric of the figures (default: success for classification, else final_loss)")
+    w.add_argument("--metric", help=METRIC_HELP)
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
     w.add_argument("--no-plots", action="store_true", help="skip the figures")
     r = sub.add_parser("sweep-report", help="rewrite a sweep's table and figures from its folder")
     r.add_argument("dir", type=Path, help="the sweep's --out folder")
-    r.add_argument("--metric", help="metric of the figures (default: success for classification, else final_loss)")
+    r.add_argument("--metric", help=METRIC_HELP)
+
+
+#: ``--metric`` of ``sweep`` and ``sweep-report`` (``sweep.report.default_metric``)
+METRIC_HELP = ("metric of the figures (default: test_accuracy for a classification scored on held-out or validation "
+               "points, success for another, else final_loss)")
 
 
 def _run_sweep(args: argparse.Namespace) -> int:

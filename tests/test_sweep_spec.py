@@ -327,3 +327,28 @@ def test_a_record_saved_before_split_seed_is_not_taken_for_todays_point_of_its_s
     record = {"config": yaml.safe_dump(doc, sort_keys=False)}
     as_then = load_config(ROOT / "configs" / "iris.yaml", ["seed=3", "task.split_seed=3"])
     assert saved_config_key(record) == config_key(as_then) != config_key(today)
+
+
+def test_a_classifier_sweep_scored_on_other_points_plots_their_accuracy_by_default(tmp_path):
+    """A classification scored on held-out or validation points is drawn by that accuracy (a digits sweep's success
+    rate is 0 everywhere: no run has every training image right by 10 mV), labelled by what it scored; other
+    classifications by their success rate, the rest by the final loss."""
+    from metamaterial.sweep.report import _label, default_metric  # noqa: PLC0415
+
+    spec_file = tmp_path / "iris.yaml"
+    spec_file.write_text(yaml.safe_dump({
+        "base": str(ROOT / "configs" / "iris.yaml"),
+        "set": ["simulator.backend=native", "learning.epochs=3", "task.validation={fraction: 0.2}"],
+        "grid": {"learning.margin": [0.02, 0.05]}}))
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec_file), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    rows = [r for r in load_table(out)[1] if r["status"] == "ok"]
+    assert len(rows) == 2 and all(r["scored_on"] == "validation" and r["test_accuracy"] is not None for r in rows)
+    assert default_metric(rows) == "test_accuracy" and _label("test_accuracy", rows) == "validation accuracy"
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["test_accuracy_vs_learning.margin.png"]
+    held_out = [{**r, "scored_on": "held-out"} for r in rows]
+    assert _label("test_accuracy", held_out) == "held-out accuracy"
+    assert _label("test_loss", [{"test_loss": 1.0}]) == "held-out loss (V^2)"  # a record from before scored_on
+    no_test = [{k: v for k, v in r.items() if not k.startswith("test_")} for r in rows]
+    assert default_metric(no_test) == "success"
+    assert default_metric([{"final_loss": 1.0, "success": None}]) == "final_loss"

@@ -264,7 +264,8 @@ def _summaries(done, target_loss: float | None = None) -> list[dict]:
             hit = [row["learning_time_s"][r] for row in state.history if row["loss"][r] <= target_loss]
             s["learning_time_to_target_s"] = float(hit[0]) if hit else None
         if "test_loss" in last:
-            s.update(test_loss=value(last, "test_loss", r), test_accuracy=value(last, "test_accuracy", r))
+            s.update(test_loss=value(last, "test_loss", r), test_accuracy=value(last, "test_accuracy", r),
+                     scored_on=done.setup.task.scored)
         out.append(s)
     return out
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..tasks import scored_on
 from .spec import SEED_AXIS
 from .store import POINTS, read_result
 
@@ -76,7 +77,12 @@ def write_table(out: Path) -> list[Path]:
 
 
 def default_metric(rows: list[dict]) -> str:
-    """``success`` when the points are classifications (a success rate), else ``final_loss``."""
+    """``test_accuracy`` when the points are classifications scored on held-out or validation points, ``success``
+    (a success rate: every training point right by the margin) for other classifications, else ``final_loss``.
+    (A classifier of many classes, such as the digits, never has every training point right: its success rate is
+    0 at every point.)"""
+    if any(r.get("test_accuracy") is not None for r in rows):
+        return "test_accuracy"
     return "success" if any(r.get("success") is not None for r in rows) else "final_loss"
 
 
@@ -150,10 +156,14 @@ def _short(axis: str, swept: list[str]) -> str:
     return ".".join(axis.split(".")[-2:]) if clash else last
 
 
-def _label(metric: str) -> str:
-    return {"success": "success rate", "final_loss": "final loss (V^2)", "test_loss": "held-out loss (V^2)",
-            "test_accuracy": "held-out (or validation) accuracy",
-            "learning_time_s": "learning time (s)", "accuracy": "accuracy",
+def _label(metric: str, ok: list[dict]) -> str:
+    """The axis label of ``metric`` over the finished points ``ok`` (their ``scored_on`` names what the test
+    metrics score: held-out or validation points; a record written before it said so scored held-out ones)."""
+    scored = sorted({scored_on(r) for r in ok if r.get(metric) is not None}) if metric.startswith("test_") else []
+    on = " or ".join(scored) or "held-out"
+    return {"success": "success rate", "final_loss": "final loss (V^2)", "test_loss": f"{on} loss (V^2)",
+            "test_accuracy": f"{on} accuracy", "accuracy": "training accuracy",
+            "learning_time_s": "learning time (s)",
             "learning_time_to_target_s": "learning time to the target loss (s)"}.get(metric, metric)
 
 
@@ -185,9 +195,9 @@ def _line_plot(plt, figures: Path, ok: list[dict], swept: list[str], axis: str, 
     if metric != "success" and _log(finite or [1]):  # _log: every value > 0 and spanning a factor 50
         ax.set_yscale("log")
     ax.set_xlabel(axis)
-    ax.set_ylabel(_label(metric))
+    ax.set_ylabel(_label(metric, ok))
     spread = "binomial standard error" if rate else "one standard deviation"
-    ax.set_title(f"{_label(metric)} vs {axis}\n(mean over seeds; band: {spread}"
+    ax.set_title(f"{_label(metric, ok)} vs {axis}\n(mean over seeds; band: {spread}"
                  f"{f'; {n_failed} point(s) failed or pending' if n_failed else ''})", fontsize=9)
     if others:
         ax.legend(fontsize=7)
@@ -227,7 +237,7 @@ def _heat_map(plt, figures: Path, ok: list[dict], swept: list[str], a: str, b: s
             ax.set_ylabel(b)
         if pv is not None:
             ax.set_title(f"{panel_axis} = {pv}", fontsize=9)
-    fig.colorbar(im, ax=list(axes[0]), label=("log10 " if log else "") + _label(metric) + " (mean over seeds"
+    fig.colorbar(im, ax=list(axes[0]), label=("log10 " if log else "") + _label(metric, ok) + " (mean over seeds"
                  + (", other axes" if len(rest) > (1 if panel_axis else 0) else "") + ")")
     path = figures / f"{metric}_heatmap_{a}_{b}.png"
     fig.savefig(path, dpi=120, bbox_inches="tight")
