@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import Config, load_saved_config, with_backend
 from .errors import CheckpointError, ConfigError
-from .experiment import Setup, build, chips_per_replica, make_solver, make_trainer, replica_setup
+from .experiment import Setup, build, build_network, chips_per_replica, make_solver, make_trainer, replica_setup
 from .learning.trainer import Evaluation
 from .netlist import netlist_points
 from .points import write_point_netlists
@@ -66,24 +66,29 @@ def load_run(run_dir: str | Path) -> SavedRun:
 
 # -- eval ----------------------------------------------------------------------------------------------------
 def read_inputs_csv(path: str | Path, setup: Setup) -> np.ndarray:
-    """[P, n_in] input voltages from a CSV whose header names the run's input nodes (``n15``, or a CSV task's
-    input column names), in any order; one row per point."""
+    """[P, n_in] input voltages from a CSV whose header names the run's input nodes (``n15``; or a CSV task's
+    input column names; or, in a layered network or a network file, the nodes' own names such as ``in0``), in any
+    order; one row per point."""
     p = Path(path)
-    names, _, _ = column_names(setup)
     nodes = [f"n{i}" for i in setup.circuit.inputs]
+    choices = [nodes, column_names(setup)[0]]
+    if setup.config.network.kind in ("layered", "file"):
+        g = build_network(setup.config)
+        choices.append([str(g.nodes[i].get("label", f"n{i}")) for i in setup.circuit.inputs])
+    others = [names for k, names in enumerate(choices) if names != nodes and names not in choices[:k]]
     try:
         with p.open(newline="") as f:
             rows = [r for r in csv.reader(f) if r]
     except (OSError, UnicodeDecodeError) as err:
         why = err.strerror if isinstance(err, OSError) else "not a text (UTF-8) file"
         raise ConfigError(f"{p}: cannot read the inputs ({why}); give a CSV file") from err
-    want = " ".join(nodes) + ("" if names == nodes else f" (or {' '.join(names)})")
+    want = ", or ".join(" ".join(names) for names in [nodes, *others])
     if len(rows) < 2:
         raise ConfigError(f"{p}: needs a header naming the input nodes ({want}) and at least one row")
     header = [h.strip() for h in rows[0]]
     order = []
     for k in range(len(nodes)):
-        hit = [j for j, h in enumerate(header) if h in (nodes[k], names[k])]
+        hit = [j for j, h in enumerate(header) if h in {names[k] for names in choices}]
         if len(hit) != 1:
             raise ConfigError(f"{p}: the header must name each input node once ({want}) (got {','.join(header)})")
         order.append(hit[0])

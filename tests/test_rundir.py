@@ -335,3 +335,23 @@ def test_an_eval_table_of_many_inputs_gives_a_classifiers_classes_alone():
     assert narrow[1].split() == ["point", "n0", "n1", "target", "n70-n80", "target", "n71-n81", "output", "n70-n80",
                                  "output", "n71-n81", "class", "predicted"]
     assert narrow[2].split() == ["0", "0.5", "0.5", "0.3", "0.15", "0.2", "0.1", "0", "0"]
+
+
+def test_new_inputs_of_a_layered_network_may_name_its_nodes_as_the_config_does(tmp_path):
+    """A layered network's inputs are ``in0``.. in its config and roles: a CSV of new digits may name them so (or
+    by their netlist names ``n0``..), in any order."""
+    setup = build(load_config(ROOT / "configs" / "digits.yaml"))
+    x = np.round(setup.task.test_inputs[:3], 6)
+    by_label, by_node = tmp_path / "label.csv", tmp_path / "node.csv"
+    order = np.random.default_rng(0).permutation(64)
+
+    def table(names, columns):
+        return ",".join(names) + "\n" + "".join(",".join(repr(float(v)) for v in row[columns]) + "\n" for row in x)
+
+    by_label.write_text(table([f"in{i}" for i in order], order))
+    by_node.write_text(table([f"n{i}" for i in range(64)], np.arange(64)))
+    np.testing.assert_array_equal(read_inputs_csv(by_label, setup), x)
+    np.testing.assert_array_equal(read_inputs_csv(by_node, setup), x)
+    by_label.write_text("in0,in1\n0,0\n")
+    with pytest.raises(ConfigError, match=r"each input node once \(n0 n1 .* n63, or in0 in1 .* in63\) \(got in0,in1\)"):
+        read_inputs_csv(by_label, setup)
