@@ -8,6 +8,7 @@ line ``metamaterial: <message>`` and no traceback; a closed pipe (``solve --json
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -24,6 +25,7 @@ from .errors import (
     ValidationError,
     caused_by_interrupt,
 )
+from .netlist import NETLIST_EDGES
 from .sim.registry import backend_names
 from .tasks import scored_on
 
@@ -71,9 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     n.add_argument("--replica", type=int, metavar="SEED",
                    help="of an ensemble run directory (--seeds): the replica trained with seed SEED")
+    n.add_argument("--points", metavar="LIST", help=POINTS_HELP)
 
     s = sub.add_parser("solve", help="solve free and clamped operating points of every data point")
     common(s)
+    s.add_argument("--points", metavar="LIST", help=POINTS_HELP)
     s.add_argument("--json", action="store_true", help="print one JSON object (the only output format)")
 
     e = sub.add_parser("eval", help="outputs, loss and accuracy of a trained run directory (training points, "
@@ -289,10 +293,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "netlist":
         if args.replica is not None:
             raise ConfigError("--replica: names a replica of a run directory; give a run directory instead of a config")
-        paths = points.write_netlists(cfg, _out_dir(args.out))
-        print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir per data point)")
+        with _out_dir(args.out) as out:
+            paths, which = points.write_netlists(cfg, out, points=args.points)
+        print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir for {which})")
         return 0
-    print(json.dumps(points.solve_points(cfg)), flush=True)
+    print(json.dumps(points.solve_points(cfg, points=args.points)), flush=True)
     return 0
 
 
@@ -300,13 +305,23 @@ class _PathError(MetamaterialError, ValueError):
     """A path on the command line that cannot be used (exit 2); its message names the path."""
 
 
-def _out_dir(path: Path) -> Path:
+@contextlib.contextmanager
+def _out_dir(path: Path):
+    """The output directory ``path``, created; if the command then fails and it was created here and is still
+    empty, it is removed (a refused command leaves nothing behind)."""
+    made = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise _PathError(f"{path}: cannot create the output directory ({err.strerror}); choose another --out") \
             from err
-    return path
+    try:
+        yield path
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only if empty
+        raise
 
 
 # -- commands on a run directory: eval, netlist RUN_DIR, plot ----------------------------------------------
@@ -325,9 +340,10 @@ def _run_dir_command(args: argparse.Namespace) -> int:
                               "CONFIG file to get netlists at its initial gates)")
         run = rundir.load_run(args.config)
         seed = run.seeds[run.one_replica(args.replica)]  # before --out is created
-        paths = rundir.write_run_netlists(run, _out_dir(args.out), args.replica, args.backend)
-        print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir per data point) at the gates "
-              f"of {args.config} (seed {seed}, epoch {run.epoch})")
+        with _out_dir(args.out) as out:
+            paths, which = rundir.write_run_netlists(run, out, args.replica, args.backend, args.points)
+        print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir for {which}) at the gates of "
+              f"{args.config} (seed {seed}, epoch {run.epoch})")
         return 0
     run = rundir.load_run(args.run_path)
     inputs = None
@@ -508,6 +524,9 @@ def _add_sweep_commands(sub) -> None:
     r.add_argument("--metric", help=METRIC_HELP)
 
 
+#: ``--points`` of ``netlist`` and ``solve`` (``points.point_indices``)
+POINTS_HELP = ("training points: indices and ranges such as 0,5,10-19, or all (default: every point of a small "
+               f"task; of a large one the first that fit {NETLIST_EDGES:,} edge copies, 8 of the digits)")
 #: ``--metric`` of ``sweep`` and ``sweep-report`` (``sweep.report.default_metric``)
 METRIC_HELP = ("metric of the figures (default: test_accuracy for a classification scored on held-out or validation "
                "points, success for another, else final_loss)")

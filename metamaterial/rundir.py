@@ -19,8 +19,7 @@ from .config import Config, load_saved_config, with_backend
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, chips_per_replica, make_solver, make_trainer, replica_setup
 from .learning.trainer import Evaluation
-from .netlist import netlist_points
-from .points import write_point_netlists
+from .points import describe_points, point_indices, write_point_netlists
 from .runfiles import OUTPUTS_CSV, column_names, load_checkpoint, write_outputs_csv
 from .runs import seed_span, succeeded
 
@@ -165,20 +164,23 @@ def _names(idx: np.ndarray, classes: list[str] | None) -> list:
 
 
 # -- netlist RUN_DIR -----------------------------------------------------------------------------------------
-def write_run_netlists(run: SavedRun, out_dir: Path, seed: int | None = None, backend: str | None = None
-                       ) -> list[Path]:
-    """``free_k.cir`` and ``clamped_k.cir`` for every training point k at the trained controls of one replica
-    (the run's only one, or the one of ``seed``); the clamped values come from the free solve on the run's
-    backend (or ``backend``)."""
+def write_run_netlists(run: SavedRun, out_dir: Path, seed: int | None = None, backend: str | None = None,
+                       points: str | None = None) -> tuple[list[Path], str]:
+    """``free_k.cir`` and ``clamped_k.cir`` for each training point k of ``points`` (``points.point_indices``) at
+    the trained controls of one replica (the run's only one, or the one of ``seed``); the clamped values come from
+    the free solve on the run's backend (or ``backend``). (Their paths, which points they are.)"""
     r = run.one_replica(seed)
     setup = replica_setup(build(with_backend(run.config, backend)), run.seeds[r])  # its own chip, if per replica
     controls = run.controls[r]
-    task, k = setup.task, netlist_points(setup.task.n_points, setup.circuit.n_edges)
+    task = setup.task
+    idx = point_indices(points, task.n_points, setup.circuit.n_edges)
     with make_solver(setup) as solver:
-        free = solver.solve(setup.circuit, controls, task.inputs[:k]).voltages
-    clamps = setup.rule.clamp(setup.circuit, free, task.targets[:k], None if task.classes is None else task.classes[:k])
-    return write_point_netlists(setup, controls, clamps, out_dir,
-                                f"{run.config.name} seed {run.seeds[r]} epoch {run.epoch}")
+        free = solver.solve(setup.circuit, controls, task.inputs[idx]).voltages
+    classes = None if task.classes is None else task.classes[idx]
+    clamps = setup.rule.clamp(setup.circuit, free, task.targets[idx], classes)
+    paths = write_point_netlists(setup, idx, controls, clamps, out_dir,
+                                 f"{run.config.name} seed {run.seeds[r]} epoch {run.epoch}")
+    return paths, describe_points(idx, task.n_points)
 
 
 __all__ = ["OUTPUTS_CSV", "SavedRun", "load_run", "column_names", "write_outputs_csv", "read_inputs_csv",

@@ -107,6 +107,26 @@ def test_ngspice_on_the_trained_gate_netlists_gives_the_runs_outputs(xor_run, tm
     assert (initial / "free_0.cir").read_text() != (out / "free_0.cir").read_text()
 
 
+def test_netlists_of_chosen_points_are_those_points(xor_run, tmp_path):
+    """``--points`` picks training points by index: each file is named by its point and ngspice on it gives that
+    point's saved output; a point that does not exist is refused in one line, with no --out left behind."""
+    summary = json.loads((xor_run / "summary.json").read_text())
+    out = tmp_path / "chosen"
+    proc = _ok("netlist", str(xor_run), "--out", str(out), "--points", "3,1")
+    assert "(free_k.cir, clamped_k.cir for training points 3, 1 of 4)" in proc.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["clamped_1.cir", "clamped_3.cir", "free_1.cir", "free_3.cir"]
+    for k in (1, 3):
+        free = parse_print_all(run_batch_file(str(out / f"free_{k}.cir")))
+        assert free["n10"] - free["n0"] == pytest.approx(summary["outputs_v"][k][0], abs=NGSPICE_V)
+    for spec, message in (("4", "--points: '4' is outside the 4 training points (0-3)"),
+                          ("1-x", "--points: '1-x' is not a point index or a range a-b")):
+        assert message in _refused("netlist", str(xor_run), "--out", str(tmp_path / "none"), "--points", spec)
+        assert not (tmp_path / "none").exists()
+    every = json.loads(_ok("solve", XOR, "--backend", "native").stdout)
+    two = json.loads(_ok("solve", XOR, "--backend", "native", "--points", "2").stdout)
+    assert [p["index"] for p in every["points"]] == [0, 1, 2, 3] and two["points"] == [every["points"][2]]
+
+
 def test_eval_new_inputs_from_a_csv(xor_run, tmp_path):
     saved = json.loads((xor_run / "summary.json").read_text())["outputs_v"]
     new = tmp_path / "new.csv"  # columns in another order than the roles: matched by name
