@@ -351,20 +351,24 @@ def _segments(setup: Setup, pos: dict, span: np.ndarray | None) -> list[list[np.
 
 
 def plot_power_map(path: Path, setup: Setup, free: np.ndarray, clamped: np.ndarray) -> Path:
-    """Each edge coloured by its median power over the data points (W, log scale), free and clamped twins."""
+    """Each edge coloured by its median power over the data points (W, log scale), free and clamped twins: on the
+    network's drawing, or for a layered network as a matrix per pair of connected layers (a drawing of its
+    hundreds of crossing edges shows none of them)."""
     from matplotlib.collections import LineCollection  # noqa: PLC0415
     from matplotlib.colors import LogNorm  # noqa: PLC0415
 
     plt = _pyplot()
     c = setup.circuit
-    pos, span = _layout(setup)
-    segs = _segments(setup, pos, span)
-    lines = [s for parts in segs for s in parts]
     med = [np.median(free, axis=0), np.median(clamped, axis=0)]
     positive = np.concatenate([m[m > 0] for m in med])
     hi = float(positive.max()) if len(positive) else 1e-3
     lo = max(float(positive.min()) if len(positive) else hi * 1e-6, hi * 1e-6)
     norm = LogNorm(lo, hi)
+    if setup.config.network.kind == "layered":
+        return _power_matrices(path, setup, med, norm, plt)
+    pos, span = _layout(setup)
+    segs = _segments(setup, pos, span)
+    lines = [s for parts in segs for s in parts]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     roles = {**{int(n): ("input", "C0") for n in c.inputs}, **{int(n): ("rail", "C3") for n in c.rails},
              **{int(n): ("output", "C2") for n in c.clamp_nodes}}
@@ -384,6 +388,35 @@ def plot_power_map(path: Path, setup: Setup, free: np.ndarray, clamped: np.ndarr
         ax.margins(0.12)
         ax.set(xticks=[], yticks=[])
         fig.colorbar(lc, ax=ax, label="power (W)", shrink=0.8)
+    return _save(fig, path, plt)
+
+
+def _power_matrices(path: Path, setup: Setup, med: list[np.ndarray], norm, plt) -> Path:
+    """``plot_power_map`` of a layered network: for each pair of connected layers (inputs -> outputs; with a hidden
+    layer inputs -> hidden, hidden -> outputs and any direct edges) a matrix of the edges' median power, rows the
+    first layer's nodes and columns the second's, missing pairs blank; the free twin above, the clamped below."""
+    g = build_network(setup.config)
+    layers = g.graph["layers"]
+    layer_of = {n: k for k, nodes in enumerate(layers) for n in nodes}
+    index = {n: i for nodes in layers for i, n in enumerate(nodes)}
+    names = ("input", "hidden", "output")
+    pairs = sorted({tuple(sorted((layer_of[int(a)], layer_of[int(b)]))) for a, b in setup.circuit.edges})
+    fig, axes = plt.subplots(2, len(pairs), figsize=(4 + 3.5 * len(pairs), 9), squeeze=False)
+    cmap = plt.get_cmap("inferno").with_extremes(bad="0.85")
+    for row, (m, twin) in enumerate(zip(med, ("free twin", "clamped twin"))):
+        for col, (lp, lq) in enumerate(pairs):
+            grid = np.full((len(layers[lp]), len(layers[lq])), np.nan)
+            for e, (a, b) in enumerate(setup.circuit.edges):
+                a, b = sorted((int(a), int(b)), key=layer_of.get)
+                if (layer_of[a], layer_of[b]) == (lp, lq):
+                    grid[index[a], index[b]] = max(float(m[e]), norm.vmin)
+            ax = axes[row, col]
+            im = ax.imshow(grid, cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
+            ax.set(xlabel=f"{names[lq]} node", ylabel=f"{names[lp]} node",
+                   title=f"{setup.task.name}, {twin}:\n{names[lp]} -> {names[lq]} edges, median power")
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.get_major_locator().set_params(integer=True)
+        fig.colorbar(im, ax=axes[row, -1], label="power per transistor (W)\n(grey: no edge)")
     return _save(fig, path, plt)
 
 

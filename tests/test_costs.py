@@ -185,3 +185,38 @@ def test_an_ensemble_run_directory_needs_the_replica_by_its_seed(tmp_path):
     free = NativeSolver().solve(setup.circuit, gates, setup.task.inputs).voltages
     power = transistor_power(setup.circuit, gates, free)
     assert result["summary"]["free_max_w"] == pytest.approx(power.max(), rel=1e-12)
+
+
+def test_a_layered_networks_power_map_is_a_matrix_per_pair_of_connected_layers(tmp_path, monkeypatch):
+    """A layered network's power map (energy's power_map.png) holds, for each pair of connected layers and each
+    twin, a matrix whose cell (i, j) is the median power of the edge from node i of the first layer to node j of
+    the second (blank where there is no edge)."""
+    from metamaterial import costs  # noqa: PLC0415
+
+    cfg = load_config(ROOT / "configs" / "iris.yaml", [
+        "simulator.backend=native", "roles=null",
+        "network={kind: layered, n_inputs: 4, n_hidden: 3, n_outputs: 3, direct: true, n_edges: 30, seed: 2}"])
+    drawn = {}
+    monkeypatch.setattr(costs, "_save", lambda fig, path, plt: drawn.setdefault("fig", fig) and path)
+    r = costs.energy_run(costs.load_source(cfg, None), tmp_path, progress=False)
+    setup = build(cfg)
+    with np.load(tmp_path / "power.npz") as z:
+        med = [np.median(z["free_w"], axis=0), np.median(z["clamped_w"], axis=0)]
+    images = [ax.get_images()[0].get_array() for ax in drawn["fig"].axes if ax.get_images()]
+    pairs = [(0, 2), (0, 1), (1, 2)]  # the panels' order: sorted layer pairs
+    assert len(images) == 2 * 3 and r["n_edges"] == 30
+    layers = [list(range(4)), list(range(4, 7)), list(range(7, 10))]
+    layer_of = {n: k for k, nodes in enumerate(layers) for n in nodes}
+    floor = drawn["fig"].axes[0].get_images()[0].norm.vmin
+    filled = 0
+    for row, m in enumerate(med):
+        for col, (lp, lq) in enumerate(sorted(pairs)):
+            grid = np.ma.filled(images[row * 3 + col].astype(float), np.nan)
+            for e, (a, b) in enumerate(setup.circuit.edges):
+                a, b = sorted((int(a), int(b)), key=layer_of.get)
+                if (layer_of[a], layer_of[b]) == (lp, lq):
+                    assert grid[layers[lp].index(a), layers[lq].index(b)] == max(m[e], floor)
+                    filled += 1
+            assert np.isnan(grid).sum() == grid.size - sum(
+                1 for a, b in setup.circuit.edges if {layer_of[int(a)], layer_of[int(b)]} == {lp, lq})
+    assert filled == 2 * 30
