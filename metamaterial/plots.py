@@ -3,10 +3,12 @@ outputs.csv; an ensemble's ensemble.csv and checkpoint.npz), so ``metamaterial p
 training drew. The last stage of the flow: it reads results and never simulates.
 
 A single run gets loss.png (the MSE to the targets; with the hinge loss also the smallest margin, the quantity
-the hinge acts on), gates.png (controls over time), outputs.png (outputs against targets, labelled with the
-task's column names) and for a classification confusion.png (true against predicted class, of the held-out points
-if there are any); an ensemble gets loss.png (median and spread over replicas), and for a classification
-success.png (fraction of replicas solved, per epoch) and margins.png (histogram of the final smallest margins).
+the hinge acts on), gates.png (controls over time; of many edges their spread and the five that moved most),
+outputs.png (outputs against targets, labelled with the task's column names; of a classifier of many classes or
+points, each point's class margin as a histogram) and for a classification confusion.png (true against predicted
+class, of the held-out points if there are any); an ensemble gets loss.png (median and spread over replicas), and
+for a classification success.png (fraction of replicas solved, per epoch) and margins.png (histogram of the final
+smallest margins).
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ from .tasks import scored_on
 
 CONTROL_LABELS = {d.kind: d.control_label for d in (NmosParams, ResistorParams, PotentiometerParams)}
 MANY_TICKS = 20  # at most this many data points get one tick each
+#: gates.png draws every edge's line up to this many edges; beyond, the spread over edges and the edges that moved
+#: most (1,247 lines, the digits', show none of them)
+MANY_EDGES = 64
+#: outputs.png of a classifier with more classes or points than these: each point's class margin as a histogram
+#: (the digits' 10 outputs of 1,437 points as points are a cloud)
+MANY_CLASSES, MANY_POINTS = 4, 200
 
 
 def _pyplot():
@@ -126,12 +134,31 @@ def _loss_figure(run_dir: Path, cfg, scored: str, plt) -> Path:
 
 def _gates_figure(run_dir: Path, cfg, plt) -> Path:
     traj = np.loadtxt(run_dir / "gates.csv", delimiter=",", skiprows=1, ndmin=2)
-    fig, ax = _axes(plt, "epoch", CONTROL_LABELS[cfg.device_kind], f"{cfg.name}: {traj.shape[1] - 1} edges")
-    ax.plot(traj[:, 0], traj[:, 1:], lw=0.8)
+    epochs, gates = traj[:, 0], traj[:, 1:]
+    n = gates.shape[1]
+    fig, ax = _axes(plt, "epoch", CONTROL_LABELS[cfg.device_kind], f"{cfg.name}: {n} edges")
+    if n <= MANY_EDGES:
+        ax.plot(epochs, gates, lw=0.8)
+    else:
+        ax.fill_between(epochs, gates.min(axis=1), gates.max(axis=1), color="C0", alpha=0.15, label="all edges")
+        ax.fill_between(epochs, *np.quantile(gates, [0.1, 0.9], axis=1), color="C0", alpha=0.3,
+                        label="10-90% of edges")
+        ax.plot(epochs, np.median(gates, axis=1), color="C0", lw=1.5, label="median")
+        moved = np.argsort(-np.abs(gates[-1] - gates[0]))[:5]
+        for k, e in enumerate(moved):
+            ax.plot(epochs, gates[:, e], lw=0.8, color=f"C{k + 1}", label="the 5 edges that moved most" if k == 0
+                    else None)
+        ax.legend(fontsize=7)
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return _save(fig, run_dir / "gates.png", plt)
 
 
 def _outputs_figure(run_dir: Path, summary: dict, plt) -> Path:
+    outputs, targets = np.array(summary["outputs_v"], float), np.array(summary["targets_v"], float)
+    if "confusion" in summary and outputs.shape[1] > 1 and (outputs.shape[1] > MANY_CLASSES or
+                                                            len(outputs) > MANY_POINTS):
+        return _margins_figure(run_dir, summary, outputs, targets, plt)
     header, rows = _read_csv(run_dir / OUTPUTS_CSV)
     outs = [h[len("output "):] for h in header if h.startswith("output ")]
     ins = header[1:header.index(f"target {outs[0]}")]
@@ -157,6 +184,26 @@ def _outputs_figure(run_dir: Path, summary: dict, plt) -> Path:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if len(outs) <= 4:
         ax.legend(fontsize=7)
+    return _save(fig, run_dir / "outputs.png", plt)
+
+
+def _margins_figure(run_dir: Path, summary: dict, outputs: np.ndarray, targets: np.ndarray, plt) -> Path:
+    """outputs.png of a classifier of many classes or points (one output per class, the largest predicts): each
+    training point's class margin, its own class's output less the best other's (negative: misclassified), as a
+    histogram, with 0 and the hinge margin marked."""
+    rows = np.arange(len(outputs))
+    true = targets.argmax(axis=1)
+    rivals = np.where(np.arange(outputs.shape[1]) == true[:, None], -np.inf, outputs).max(axis=1)
+    margins = 1e3 * (outputs[rows, true] - rivals)
+    wrong = int((margins < 0).sum())
+    fig, ax = _axes(plt, "class margin: own class's output less the best other's (mV)", "training points",
+                    f"{summary['name']}: {len(margins)} training points, {wrong} below 0 (misclassified)")
+    ax.hist(margins, bins=60, color="C0", alpha=0.8)
+    ax.axvline(0, color="k", lw=1, label="0: misclassified below")
+    if summary.get("hinge_margin_v") is not None:
+        ax.axvline(1e3 * summary["hinge_margin_v"], color="gray", ls="--", lw=1,
+                   label=f"hinge margin {1e3 * summary['hinge_margin_v']:g} mV")
+    ax.legend(fontsize=7)
     return _save(fig, run_dir / "outputs.png", plt)
 
 

@@ -7,6 +7,7 @@ margin, whose counts add up to the replicas and match ensemble.csv."""
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -135,3 +136,25 @@ def test_an_ensemble_with_a_held_out_split_shows_both_accuracies(tmp_path, drawn
     assert training.get_xdata()[-1] == held_out.get_xdata()[-1] == EPOCHS
     assert training.get_ydata()[-1] == pytest.approx(100 * np.median([float(r["accuracy"]) for r in table]))
     assert held_out.get_ydata()[-1] == pytest.approx(100 * np.median([float(r["test_accuracy"]) for r in table]))
+
+
+def test_a_classifier_of_many_classes_and_edges_shows_margins_and_the_spread_of_its_gates(tmp_path, drawn):
+    """The digits (10 classes, 1,437 points, 1,247 edges): outputs.png is each training point's class margin as a
+    histogram (its counts add up to the points, those below 0 to the misclassified ones), gates.png the gates'
+    median and spread over edges, not 1,247 lines."""
+    run = _train(tmp_path, "digits.yaml", "learning.epochs=2")
+    plots.plot_run_dir(run)
+    summary = json.loads((run / "summary.json").read_text())
+    (out,) = drawn["outputs.png"].axes
+    heights = [bar.get_height() for bar in out.patches]
+    lefts = np.array([bar.get_x() for bar in out.patches])
+    n = len(summary["outputs_v"])
+    wrong = n - round(summary["accuracy"] * n)
+    assert sum(heights) == n == 1437 and f"{wrong} below 0 (misclassified)" in out.get_title()
+    assert 0 < wrong < n and sum(h for h, x in zip(heights, lefts) if x < 0) >= wrong  # the bars left of 0
+    assert _legend(out) == ["0: misclassified below", "hinge margin 50 mV"]
+    (gates,) = drawn["gates.png"].axes
+    traj = np.loadtxt(run / "gates.csv", delimiter=",", skiprows=1, ndmin=2)
+    median = [line for line in gates.get_lines() if line.get_label() == "median"][0]
+    np.testing.assert_allclose(median.get_ydata(), np.median(traj[:, 1:], axis=1), rtol=1e-12)
+    assert len(gates.get_lines()) == 1 + 5 and gates.get_title() == f"{NAME}: 1247 edges"
