@@ -20,7 +20,7 @@ import numpy as np
 from .config import Config, load_saved_config
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, initial_controls, make_solver, replica_setup
-from .plots import _axes, _pyplot, _save
+from .plots import MANY_EDGES, _axes, _pyplot, _save
 from .runfiles import json_text
 from .timing import MosCapacitances, PeripheryParams, SettleParams
 
@@ -420,9 +420,15 @@ def _power_matrices(path: Path, setup: Setup, med: list[np.ndarray], norm, plt) 
     return _save(fig, path, plt)
 
 
+#: waveforms.png shows the outputs and nodes up to this many times the slowest settling time (the simulated window
+#: runs on long after: 28 ns of the digits' settling in a 1 us window was a vertical line at its left edge)
+WAVEFORM_ZOOM = 4.0
+
+
 def plot_waveforms(path: Path, c, controls: np.ndarray, pairs, responses) -> Path:
-    """Outputs against time from each step (left), every node of the slowest step (middle), and the gates, held
-    at their values over an inference (right)."""
+    """Outputs against time from each step (left) and every node of the slowest step (middle), up to
+    ``WAVEFORM_ZOOM`` times the slowest settling time, and the gates, held at their values over an inference
+    (right; of more than ``plots.MANY_EDGES`` edges, their histogram)."""
     plt = _pyplot()
     fig, (a, b, g) = plt.subplots(1, 3, figsize=(14, 4))
     for k, r in enumerate(responses):
@@ -442,9 +448,18 @@ def plot_waveforms(path: Path, c, controls: np.ndarray, pairs, responses) -> Pat
         b.legend(fontsize=7)
     b.set(xlabel="time from the step (us)", ylabel="node voltage (mV)",
           title=f"every node, slowest step ({pairs[slow][0]}->{pairs[slow][1]})")
-    g.plot(t, np.broadcast_to(controls, (len(t), len(controls))), lw=0.8)
-    g.set(xlabel="time from the step (us)", ylabel="gate voltage (V)",
-          title="gates (held: the gate capacitors hold uF)")
+    if np.any(np.isfinite(times)) and np.nanmax(times) > 0:  # the step's response, not the window's rest
+        end = min(WAVEFORM_ZOOM * float(np.nanmax(times)), max(float(t[-1]) / 1e6, 1e-15)) * 1e6
+        for ax in (a, b):
+            ax.set_xlim(-0.1 * end, end)
+    if len(controls) <= MANY_EDGES:
+        g.plot(t, np.broadcast_to(controls, (len(t), len(controls))), lw=0.8)
+        g.set(xlabel="time from the step (us)", ylabel="gate voltage (V)",
+              title="gates (held: the gate capacitors hold uF)")
+    else:  # as many lines as edges would hide each other: their distribution, which the inference does not move
+        g.hist(controls, bins=40, color="C0")
+        g.set(xlabel="gate voltage (V)", ylabel="edges",
+              title=f"the {len(controls)} gates (held over the inference)")
     for ax in (a, b, g):
         ax.grid(alpha=0.3)
     return _save(fig, path, plt)

@@ -220,3 +220,29 @@ def test_a_layered_networks_power_map_is_a_matrix_per_pair_of_connected_layers(t
             assert np.isnan(grid).sum() == grid.size - sum(
                 1 for a, b in setup.circuit.edges if {layer_of[int(a)], layer_of[int(b)]} == {lp, lq})
     assert filled == 2 * 30
+
+
+def test_the_waveform_figure_shows_the_response_and_the_distribution_of_many_gates(tmp_path, monkeypatch):
+    """waveforms.png (plotting logic alone, on made-up responses): outputs and nodes up to WAVEFORM_ZOOM times the
+    slowest settling time, not the whole simulated window; more gates than plots.MANY_EDGES as a histogram."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from metamaterial import costs, plots  # noqa: PLC0415
+
+    drawn = {}
+    monkeypatch.setattr(costs, "_save", lambda fig, path, plt: drawn.setdefault(path.name, fig) and path)
+    t = np.linspace(0.0, 1e-6, 501)
+    settle = [28e-9, 12e-9]
+    responses = [SimpleNamespace(time=t, t_step=0.0, outputs=np.exp(-t / s)[:, None], voltages=np.ones((501, 3)),
+                                 settling_time=s, settled=True) for s in settle]
+    for n_gates in (8, plots.MANY_EDGES + 1):
+        costs.plot_waveforms(tmp_path / f"w{n_gates}.png", None, np.linspace(0.5, 2.0, n_gates), [(0, 1), (1, 0)],
+                             responses)
+        outputs, nodes, gates = drawn[f"w{n_gates}.png"].axes
+        for ax in (outputs, nodes):
+            assert ax.get_xlim()[1] == pytest.approx(costs.WAVEFORM_ZOOM * max(settle) * 1e6)
+        if n_gates <= plots.MANY_EDGES:
+            assert len(gates.get_lines()) == n_gates
+        else:
+            assert sum(bar.get_height() for bar in gates.patches) == n_gates
+            assert gates.get_xlabel() == "gate voltage (V)"
