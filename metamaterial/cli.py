@@ -288,7 +288,7 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         result = runs.train_run(cfg, run_dir, resume=args.resume is not None, progress=not args.no_progress,
                                 plots=not args.no_plots, on_warning=_print_warning)
-        print(_human_summary(result.summary, result.run_dir, plots=not args.no_plots))
+        print(_human_summary(result.summary, result.run_dir, result.figures))
         return 0
     if args.command == "netlist":
         if args.replica is not None:
@@ -478,7 +478,7 @@ def _percent(fraction: float) -> str:
     return f"{fraction:.0%}" if round(fraction * 100, 1) % 1 == 0 else f"{fraction:.1%}"
 
 
-def _human_summary(s: dict, run_dir: Path, plots: bool = True) -> str:
+def _human_summary(s: dict, run_dir: Path, figures: list[Path]) -> str:
     mse = f"{s['initial_loss']:.3g} -> {s['final_loss']:.3g} V^2"
     if s.get("final_hinge_loss") is None:
         lines = [f"{s['task']} on {s['backend']}: {s['epochs']} epochs, loss (output MSE) {mse}"]
@@ -496,8 +496,8 @@ def _human_summary(s: dict, run_dir: Path, plots: bool = True) -> str:
     if s.get("sweep_fallbacks"):
         lines.append(f"ngspice: {s['sweep_fallbacks']} circuit(s) solved by one op per solve after their dc sweep "
                      f"failed to converge (the same operating points, more slowly)")
-    figures = (", loss.png, gates.png, outputs.png" + (", confusion.png" if "confusion" in s else "")) if plots else ""
-    lines.append(f"run directory: {run_dir}/ (summary.json, metrics.csv, gates.csv, outputs.csv{figures})")
+    drawn = "".join(f", {p.name}" for p in figures)
+    lines.append(f"run directory: {run_dir}/ (summary.json, metrics.csv, gates.csv, outputs.csv{drawn})")
     return "\n".join(lines)
 
 

@@ -3,11 +3,12 @@ outputs.csv; an ensemble's ensemble.csv and checkpoint.npz), so ``metamaterial p
 training drew. The last stage of the flow: it reads results and never simulates.
 
 A single run gets loss.png (the MSE to the targets; with the hinge loss also the smallest margin, the quantity
-the hinge acts on), gates.png (controls over time; of many edges their spread and the five that moved most),
-outputs.png (outputs against targets, labelled with the task's column names; of a classifier of many classes or
-points, each point's class margin as a histogram) and for a classification confusion.png (true against predicted
-class, of the held-out points if there are any); an ensemble gets loss.png (median and spread over replicas), and
-for a classification success.png (fraction of replicas solved, per epoch) and margins.png (histogram of the final
+the hinge acts on), for a classification accuracy.png (training and held-out accuracy per epoch), gates.png
+(controls over time; of many edges their spread and the five that moved most), outputs.png (outputs against
+targets, labelled with the task's column names; of a classifier of many classes or points, each point's class
+margin as a histogram) and for a classification confusion.png (true against predicted class, of the held-out
+points if there are any); an ensemble gets loss.png (median and spread over replicas), and for a classification
+accuracy.png, success.png (fraction of replicas solved, per epoch) and margins.png (histogram of the final
 smallest margins).
 """
 
@@ -57,8 +58,10 @@ def plot_run_dir(run_dir: str | Path) -> list[Path]:
     plt = _pyplot()
     if "seeds" in summary:
         return _plot_ensemble(run_dir, cfg, summary, plt)
-    figures = [_loss_figure(run_dir, cfg, scored_on(summary), plt), _gates_figure(run_dir, cfg, plt),
-               _outputs_figure(run_dir, summary, plt)]
+    figures = [_loss_figure(run_dir, cfg, scored_on(summary), plt)]
+    if "confusion" in summary:
+        figures.append(_accuracy_figure(run_dir, cfg, scored_on(summary), plt))
+    figures += [_gates_figure(run_dir, cfg, plt), _outputs_figure(run_dir, summary, plt)]
     if "confusion" in summary:
         figures.append(_confusion_figure(run_dir, summary, plt))
     return figures
@@ -130,6 +133,21 @@ def _loss_figure(run_dir: Path, cfg, scored: str, plt) -> Path:
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("epoch")
     return _save(fig, run_dir / "loss.png", plt)
+
+
+def _accuracy_figure(run_dir: Path, cfg, scored: str, plt) -> Path:
+    """accuracy.png of a classification: the training points' accuracy per evaluated epoch, and the held-out (or
+    validation) points' where the run has them (metrics.csv)."""
+    header, rows = _read_csv(run_dir / "metrics.csv")
+    epochs = _column(header, rows, "epoch")
+    fig, ax = _axes(plt, "epoch", "accuracy (%)", f"{cfg.name}: accuracy")
+    for key, label in (("accuracy", "training points"), ("test_accuracy", scored)):
+        if key in header:
+            values = 100 * _column(header, rows, key)
+            ax.plot(epochs, values, lw=1.5, label=f"{label}: {values[-1]:.1f}% at the end")
+    ax.set_ylim(-2, 102)
+    ax.legend(fontsize=7)
+    return _save(fig, run_dir / "accuracy.png", plt)
 
 
 def _gates_figure(run_dir: Path, cfg, plt) -> Path:

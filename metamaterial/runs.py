@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -291,6 +291,7 @@ class RunResult:
     run_dir: Path
     summary: dict
     state: TrainState
+    figures: list[Path] = field(default_factory=list)  # the PNG files drawn (none with plots off)
 
 
 def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str | None = None,
@@ -309,8 +310,8 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str 
         summary = _summary(done, one, final)
     warnings, notes = after_training(done, on_warning)
     summary.update(mismatch=mismatch_record(done, run_dir), warnings=done.warnings + warnings, notes=notes)
-    _write_single(run_dir, done.setup, one, final, summary, plots)
-    return RunResult(run_dir, summary, done.state)
+    figures = _write_single(run_dir, done.setup, one, final, summary, plots)
+    return RunResult(run_dir, summary, done.state, figures)
 
 
 def _train_into(cfg: Config, run_dir: Path, n_seeds: int, resume: bool, backend: str | None, progress: bool,
@@ -375,7 +376,8 @@ def _summary(done: Trained, one: SimpleNamespace, final) -> dict:
     return out
 
 
-def _write_single(run_dir: Path, setup: Setup, one: SimpleNamespace, final, summary: dict, plots: bool) -> None:
+def _write_single(run_dir: Path, setup: Setup, one: SimpleNamespace, final, summary: dict, plots: bool
+                  ) -> list[Path]:
     keys = sorted({k for row in one.history for k in row}, key=lambda k: (k != "epoch", k))
     with (run_dir / "metrics.csv").open("w") as f:
         w = csv.DictWriter(f, fieldnames=keys)
@@ -394,9 +396,10 @@ def _write_single(run_dir: Path, setup: Setup, one: SimpleNamespace, final, summ
     (run_dir / "clamped.cir").write_text(to_spice(c, one.controls, task.inputs[:k], clamps, options=setup.options,
                                                   title=f"{setup.config.name} final clamped{some}"))
     write_outputs_csv(run_dir, setup, final.outputs)
-    if plots:  # drawn from the files just written, as `metamaterial plot RUN_DIR` redraws them
-        from .plots import plot_run_dir  # noqa: PLC0415
-        plot_run_dir(run_dir)
+    if not plots:
+        return []
+    from .plots import plot_run_dir  # noqa: PLC0415 (drawn from the files just written, as `plot RUN_DIR` does)
+    return plot_run_dir(run_dir)
 
 
 def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None = None,

@@ -54,7 +54,8 @@ def _legend(ax) -> list[str]:
 
 def test_a_hinge_run_names_its_loss_its_points_and_its_output(tmp_path, drawn):
     run = _train(tmp_path, "xor.yaml")
-    assert sorted(p.name for p in plots.plot_run_dir(run)) == ["confusion.png", "gates.png", "loss.png", "outputs.png"]
+    assert [p.name for p in plots.plot_run_dir(run)] == ["loss.png", "accuracy.png", "gates.png", "outputs.png",
+                                                         "confusion.png"]
     for name, fig in drawn.items():
         assert all(ax.get_title().startswith(f"{NAME}: ") for ax in fig.axes if ax.get_title()), name
     loss, margin = drawn["loss.png"].axes
@@ -153,6 +154,11 @@ def test_a_classifier_of_many_classes_and_edges_shows_margins_and_the_spread_of_
     assert sum(heights) == n == 1437 and f"{wrong} below 0 (misclassified)" in out.get_title()
     assert 0 < wrong < n and sum(h for h, x in zip(heights, lefts) if x < 0) >= wrong  # the bars left of 0
     assert _legend(out) == ["0: misclassified below", "hinge margin 50 mV"]
+    (acc,) = drawn["accuracy.png"].axes  # per epoch, ending at the summary's figures
+    curves = {line.get_label().split(":")[0]: line.get_ydata() for line in acc.get_lines()}
+    assert set(curves) == {"training points", "held-out"}
+    assert curves["training points"][-1] == pytest.approx(100 * summary["accuracy"], rel=1e-12)
+    assert curves["held-out"][-1] == pytest.approx(100 * summary["test_accuracy"], rel=1e-12)
     (gates,) = drawn["gates.png"].axes
     traj = np.loadtxt(run / "gates.csv", delimiter=",", skiprows=1, ndmin=2)
     median = [line for line in gates.get_lines() if line.get_label() == "median"][0]
