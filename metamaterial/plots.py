@@ -58,13 +58,11 @@ def plot_run_dir(run_dir: str | Path) -> list[Path]:
     plt = _pyplot()
     if "seeds" in summary:
         return _plot_ensemble(run_dir, cfg, summary, plt)
-    figures = [_loss_figure(run_dir, cfg, scored_on(summary), plt)]
-    if "confusion" in summary:
-        figures.append(_accuracy_figure(run_dir, cfg, scored_on(summary), plt))
-    figures += [_gates_figure(run_dir, cfg, plt), _outputs_figure(run_dir, summary, plt)]
-    if "confusion" in summary:
-        figures.append(_confusion_figure(run_dir, summary, plt))
-    return figures
+    classified = "confusion" in summary
+    return [_loss_figure(run_dir, cfg, scored_on(summary), plt),
+            *([_accuracy_figure(run_dir, cfg, scored_on(summary), plt)] if classified else []),
+            _gates_figure(run_dir, cfg, plt), _outputs_figure(run_dir, summary, plt),
+            *([_confusion_figure(run_dir, summary, plt)] if classified else [])]
 
 
 def _saved_config(path: Path) -> SimpleNamespace:

@@ -25,7 +25,7 @@ def point_indices(spec: str | None, n_points: int, n_edges: int) -> np.ndarray:
         return np.arange(netlist_points(n_points, n_edges))
     if spec.strip() == "all":
         return np.arange(n_points)
-    out: list[int] = []
+    out: dict[int, None] = {}  # in the order given, each once
     for part in spec.split(","):
         ends = part.strip().split("-")
         if len(ends) > 2 or not all(e.strip().isdigit() for e in ends):
@@ -35,23 +35,29 @@ def point_indices(spec: str | None, n_points: int, n_edges: int) -> np.ndarray:
         if hi < lo or hi >= n_points:
             raise ConfigError(f"--points: {part.strip()!r} is outside the {n_points:,} training points (0-"
                               f"{n_points - 1})")
-        out += [k for k in range(lo, hi + 1) if k not in out]
-    return np.array(out, int)
+        out.update(dict.fromkeys(range(lo, hi + 1)))
+    return np.array(list(out), int)
+
+
+def point_phases(setup: Setup, controls: np.ndarray, idx: np.ndarray, clamped: bool = True):
+    """(free [P, N], clamps [P, n_clamp], clamped [P, N] or None, solver name) of the training points ``idx`` at
+    ``controls``, on the setup's backend: the clamp values come from its free solve."""
+    c, task = setup.circuit, setup.task
+    x, classes = task.inputs[idx], None if task.classes is None else task.classes[idx]
+    with make_solver(setup) as solver:
+        free = solver.solve(c, controls, x).voltages
+        clamps = setup.rule.clamp(c, free, task.targets[idx], classes)
+        twin = solver.solve(c, controls, x, clamps).voltages if clamped else None
+    return free, clamps, twin, solver.name
 
 
 def initial_phases(cfg: Config, backend: str | None = None, clamped: bool = True, points: str | None = None):
     """(setup, indices, controls, free [P, N], clamps [P, n_clamp], clamped [P, N] or None, solver name) of the
     data points ``indices`` (``point_indices`` of ``points``) at the initial controls."""
     setup = build(with_backend(cfg, backend))
-    c, task = setup.circuit, setup.task
-    idx = point_indices(points, task.n_points, c.n_edges)
-    x, classes = task.inputs[idx], None if task.classes is None else task.classes[idx]
+    idx = point_indices(points, setup.task.n_points, setup.circuit.n_edges)
     controls = initial_controls(setup, np.random.default_rng(cfg.seed))
-    with make_solver(setup) as solver:
-        free = solver.solve(c, controls, x).voltages
-        clamps = setup.rule.clamp(c, free, task.targets[idx], classes)
-        twin = solver.solve(c, controls, x, clamps).voltages if clamped else None
-    return setup, idx, controls, free, clamps, twin, solver.name
+    return setup, idx, controls, *point_phases(setup, controls, idx, clamped)
 
 
 def solve_points(cfg: Config, backend: str | None = None, points: str | None = None) -> dict:

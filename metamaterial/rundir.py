@@ -19,7 +19,7 @@ from .config import Config, load_saved_config, with_backend
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, chips_per_replica, make_solver, make_trainer, replica_setup
 from .learning.trainer import Evaluation
-from .points import describe_points, point_indices, write_point_netlists
+from .points import describe_points, point_indices, point_phases, write_point_netlists
 from .runfiles import OUTPUTS_CSV, column_names, load_checkpoint, write_outputs_csv
 from .runs import seed_span, succeeded
 
@@ -174,10 +174,7 @@ def write_run_netlists(run: SavedRun, out_dir: Path, seed: int | None = None, ba
     controls = run.controls[r]
     task = setup.task
     idx = point_indices(points, task.n_points, setup.circuit.n_edges)
-    with make_solver(setup) as solver:
-        free = solver.solve(setup.circuit, controls, task.inputs[idx]).voltages
-    classes = None if task.classes is None else task.classes[idx]
-    clamps = setup.rule.clamp(setup.circuit, free, task.targets[idx], classes)
+    clamps = point_phases(setup, controls, idx, clamped=False)[1]
     paths = write_point_netlists(setup, idx, controls, clamps, out_dir,
                                  f"{run.config.name} seed {run.seeds[r]} epoch {run.epoch}")
     return paths, describe_points(idx, task.n_points)

@@ -333,11 +333,11 @@ class SweepRun:
 def outdated_results(spec: SweepSpec, out: Path) -> dict[revisions.Revision, int]:
     """How many points of ``spec`` without a result have one in ``out`` made before a revision of the dynamics that
     changed how their config trains (``revisions``), by the first such revision: they run again."""
-    pending = {p.key for p in spec.points if read_result(out, p.key) is None}
+    keys = {p.key for p in spec.points}
     found: dict[revisions.Revision, set[str]] = {}
-    for _, record in other_records(out, [p.key for p in spec.points]):
+    for _, record in other_records(out, keys):  # only the records under no point's key: few
         saved = saved_point(record)
-        if saved is not None and saved[1] is not None and saved[0] in pending:
+        if saved is not None and saved[1] is not None and saved[0] in keys and read_result(out, saved[0]) is None:
             found.setdefault(saved[1], set()).add(saved[0])
     return {r: len(keys) for r, keys in sorted(found.items(), key=lambda item: item[0].number)}
 
