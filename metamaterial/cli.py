@@ -536,8 +536,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
     from .sweep.report import report_sweep  # noqa: PLC0415
 
     if args.command == "sweep-report":
-        counts, files = report_sweep(args.dir, args.metric)
-        print(_sweep_counts(counts) + f"\nwrote {', '.join(str(f) for f in files)}")
+        counts, files, stale = report_sweep(args.dir, args.metric)
+        print(_sweep_counts(counts) + f"\nwrote {', '.join(str(f) for f in files)}" + _removed(stale))
         return 0
     from .sweep import execute, load_sweep  # noqa: PLC0415
 
@@ -559,12 +559,17 @@ def _run_sweep(args: argparse.Namespace) -> int:
     run = execute.run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, recycle_after=recycle,
                             retry_failed=args.retry_failed, on_start=bar.start, on_progress=bar.update)
     bar.close()
-    counts, files = report_sweep(args.out, args.metric, plots=not args.no_plots)
+    counts, _, stale = report_sweep(args.out, args.metric, plots=not args.no_plots)
     rate = f", {run.ok + run.failed} points in {run.wall_s:.1f} s ({(run.ok + run.failed) / run.wall_s:.2f}/s)" \
         if run.wall_s > 0 and run.ok + run.failed else ""
     print(f"sweep {spec.name}: {run.total} points, {run.skipped} already done{rate}\n" + _sweep_counts(counts)
-          + f"\nsweep folder: {args.out}/ (results.csv, results/, events.jsonl, figures/)")
+          + f"\nsweep folder: {args.out}/ (results.csv, results/, events.jsonl, figures/)" + _removed(stale))
     return 1 if counts["failed"] else 0
+
+
+def _removed(stale: list[Path]) -> str:
+    """The line naming figures of an axis no longer swept or a metric no longer in the table (``plot_sweep``)."""
+    return f"\nremoved stale figure(s): {', '.join(f.name for f in stale)}" if stale else ""
 
 
 def _sweep_counts(c: dict) -> str:

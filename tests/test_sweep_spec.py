@@ -287,11 +287,7 @@ def test_a_categorical_axis_is_plotted_in_the_spec_order(tmp_path, monkeypatch):
 
     order = ["shuffle", "full_batch", "cycle"]  # not alphabetical
     spec = load_sweep(_spec(tmp_path, grid={"learning.schedule": order, "learning.nudge": [0.5, 1.0]}))
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "points.json").write_text(json.dumps({"name": spec.name, "spec": spec.source, "axes": list(spec.axes),
-                                                 "points": [{"index": p.index, "key": p.key, "values": p.values}
-                                                            for p in spec.points]}))
+    out = _points_folder(tmp_path, spec)
     for p in spec.points[1:]:  # the first point (shuffle) pending: the order still comes from the spec
         write_result(out, p.key, {"key": p.key, "status": "ok", "summary": {"final_loss": 1e-3 * (p.index + 1)}})
     drawn = {}
@@ -306,6 +302,49 @@ def test_a_categorical_axis_is_plotted_in_the_spec_order(tmp_path, monkeypatch):
     assert drawn["final_loss_vs_learning.schedule.png"][0] == order
     assert drawn["final_loss_vs_learning.nudge.png"][2] == [f"schedule={s}" for s in order]
     assert drawn["final_loss_heatmap_learning.schedule_learning.nudge.png"][0] == order
+
+
+def _points_folder(tmp_path, spec) -> Path:
+    """A sweep folder holding only the spec's points.json (its records are the test's to write)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "points.json").write_text(json.dumps({"name": spec.name, "spec": spec.source, "axes": list(spec.axes),
+                                                 "points": [{"index": p.index, "key": p.key, "values": p.values}
+                                                            for p in spec.points]}))
+    return out
+
+
+def test_every_figure_in_the_folder_is_redrawn_from_todays_table_and_stale_ones_go(tmp_path, monkeypatch):
+    """A figure an earlier report drew (another metric: a default since changed, or --metric) is drawn again with
+    every finished point; one of an axis no longer swept is removed; a file not named as a figure stays."""
+    import matplotlib.figure  # noqa: PLC0415
+
+    spec = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.25, 0.5, 1.0]}))
+    out = _points_folder(tmp_path, spec)
+
+    def finish(points):
+        for p in points:
+            write_result(out, p.key, {"key": p.key, "status": "ok",
+                                      "summary": {"success": p.index != 1, "test_accuracy": 0.5 + 0.1 * p.index}})
+    drawn = {}
+
+    def savefig(fig, path, **kwargs):
+        Path(path).write_text("png")
+        drawn[Path(path).name] = [len(line.get_xdata()) for line in fig.axes[0].get_lines()]
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    finish(spec.points[:2])
+    plot_sweep(out, "success")
+    assert drawn == {"success_vs_learning.nudge.png": [2]}
+    old_axis = out / "figures" / "success_vs_learning.rate.png"
+    mine = out / "figures" / "my_notes.png"
+    old_axis.write_text("png")
+    mine.write_text("mine")
+    finish(spec.points[2:])
+    drawn.clear()
+    paths, stale = plot_sweep(out)
+    assert drawn == {"test_accuracy_vs_learning.nudge.png": [3], "success_vs_learning.nudge.png": [3]}
+    assert [p.name for p in paths] == list(drawn) and stale == [old_axis]
+    assert not old_axis.exists() and mine.read_text() == "mine"
 
 
 def test_a_legend_names_an_axis_by_its_last_key_unless_that_would_read_as_another():

@@ -86,29 +86,46 @@ def default_metric(rows: list[dict]) -> str:
     return "success" if any(r.get("success") is not None for r in rows) else "final_loss"
 
 
-def plot_sweep(out: Path, metric: str | None = None) -> list[Path]:
-    """Draw the figures of the sweep in ``out`` into ``out/figures``; returns their paths."""
+def plot_sweep(out: Path, metric: str | None = None) -> tuple[list[Path], list[Path]]:
+    """Draw the figures of the sweep in ``out`` into ``out/figures``; returns (paths drawn, stale paths removed).
+
+    Every figure already in ``figures/`` is drawn again from today's table, so none shows fewer points than the
+    table: the figures of ``metric`` and of each metric an earlier report drew (``sweep-report --metric``, or a
+    default that has since changed). A figure of an axis no longer swept or of a metric no longer in the table is
+    removed."""
     out = Path(out)
     axes, rows = load_table(out)
     ok = [r for r in rows if r["status"] == "ok"]
     metric = metric or default_metric(ok)
+    numeric = sorted({k for r in ok for k, v in r.items() if isinstance(v, (int, float)) and k not in {*axes, "index"}})
     if ok and metric not in ok[0]:
-        numeric = sorted(k for k, v in ok[0].items() if isinstance(v, (int, float)) and k not in axes)
         raise ConfigError(f"--metric {metric}: not a metric of this sweep; choose one of {', '.join(numeric)}")
     swept = [a for a in axes if a != SEED_AXIS and len({_key(r[a]) for r in rows}) > 1]
+    figures = out / "figures"
+    before = sorted(figures.glob("*.png")) if figures.is_dir() else []
     if not ok or not swept:
-        return []
+        return [], []
     from ..plots import _pyplot  # noqa: PLC0415
 
     plt = _pyplot()
-    figures = out / "figures"
     figures.mkdir(exist_ok=True)
     orders = _orders(rows, swept)
-    paths = [_line_plot(plt, figures, ok, swept, a, metric, len(rows) - len(ok), orders) for a in swept]
-    for i, a in enumerate(swept):
-        for b in swept[i + 1:]:
-            paths.append(_heat_map(plt, figures, ok, swept, a, b, metric, orders))
-    return paths
+    metrics = list(dict.fromkeys([metric, *(m for m in numeric if any(_figure_of(f, m) for f in before))]))
+    paths = []
+    for m in metrics:
+        paths += [_line_plot(plt, figures, ok, swept, a, m, len(rows) - len(ok), orders) for a in swept]
+        paths += [_heat_map(plt, figures, ok, swept, a, b, m, orders)
+                  for i, a in enumerate(swept) for b in swept[i + 1:]]
+    names = {*METRICS, *(k for r in rows for k in r)}
+    stale = [f for f in before if f not in paths and any(_figure_of(f, m) for m in names)]
+    for f in stale:
+        f.unlink()
+    return paths, stale
+
+
+def _figure_of(path: Path, metric: str) -> bool:
+    """Whether ``path`` is named as a figure of ``metric`` (``_line_plot``'s and ``_heat_map``'s names)."""
+    return path.name.startswith((f"{metric}_vs_", f"{metric}_heatmap_"))
 
 
 def _key(v: Any) -> Any:
@@ -254,14 +271,16 @@ def summarize(out: Path) -> dict:
             "errors": dict(errors)}
 
 
-def report_sweep(out: Path, metric: str | None = None, plots: bool = True) -> tuple[dict, list[Path]]:
-    """Write the table and (with ``plots``) the figures of the sweep in ``out``; (counts, files written)."""
-    files = write_table(out)
+def report_sweep(out: Path, metric: str | None = None, plots: bool = True) -> tuple[dict, list[Path], list[Path]]:
+    """Write the table and (with ``plots``) the figures of the sweep in ``out``; (counts, files written, stale
+    figures removed: ``plot_sweep``)."""
+    files, stale = write_table(out), []
     if plots:
-        files += plot_sweep(out, metric)
+        drawn, stale = plot_sweep(out, metric)
+        files += drawn
     counts = summarize(out)
     (Path(out) / "summary.json").write_text(json.dumps(counts, indent=1) + "\n")
-    return counts, files
+    return counts, files, stale
 
 
 def has_parquet() -> bool:
