@@ -130,4 +130,14 @@ def test_a_damage_case_without_solved_networks_is_not_judged():
     verdict, reason = damage._verdict(summaries)
     assert verdict == "reproduced"
     assert "xor, twin mismatch re-solved" not in reason and "not judged where no network was solved before the " \
-        "cut: xor, twin mismatch k=1 random, xor, twin mismatch k=1 conductive" in reason
+        "cut: xor, twin mismatch: random (k = 1), most conductive (k = 1)" in reason
+
+
+def test_a_partly_damage_verdict_names_the_failed_cuts_grouped_by_task_and_strategy():
+    ok, bad = {"n": 4, "recovered_fraction": 0.75}, {"n": 4, "recovered_fraction": 0.25}
+    summaries = {"regression, no mismatch": {"random": {1: ok, 4: bad, 8: bad}, "conductive": {1: ok, 8: bad}},
+                 "regression, twin mismatch": {"random": {1: ok, 8: bad}, "conductive": {1: ok, 8: ok}}}
+    verdict, reason = damage._verdict(summaries)
+    assert verdict == "partly"
+    assert "not within the retraining budget after these (regression, no mismatch: random (k = 4, 8), most " \
+        "conductive (k = 8); regression, twin mismatch: random (k = 8); " in reason

@@ -418,19 +418,26 @@ def _verdict(summaries: dict[str, dict]) -> tuple[str, str]:
         f"{'random' if st == 'random' else 'most conductive'} k={k} {table[(t, st, k)]:.0%}"
         for st in ("random", "conductive") for k in (min(KS), max(KS)) if (t, st, k) in table)
         for t in summaries if any(key[0] == t for key in table))
-    unjudged = sorted({t for t, summ in summaries.items() for by_k in summ.values() for s in by_k.values()
-                       if s.get("pre_solved", 1) == 0})
+    unjudged = [(t, st, k) for t, summ in summaries.items() for st, by_k in summ.items() for k, s in by_k.items()
+                if s.get("pre_solved", 1) == 0]
     if unjudged:
-        nums += "; not judged where no network was solved before the cut: " + ", ".join(
-            f"{t} k={k} {st}" for t in unjudged for st, by_k in summaries[t].items() for k, s in by_k.items()
-            if s.get("pre_solved", 1) == 0)
+        nums += f"; not judged where no network was solved before the cut: {_cuts(unjudged)}"
     good = [key for key, v in table.items() if v > 0.5]
     if not table:
         return "not reproduced", "no damaged network could be judged (no XOR network was solved before the cut)."
     if len(good) == len(table):
         return "reproduced", f"after every cut of k = 1-8 edges most networks retrained ({nums})."
     if good:
-        failed = ", ".join(f"{t} {st} k={k}" for (t, st, k), v in table.items() if v <= 0.5)
-        return "partly", (f"most networks retrained after some cuts, but not after {failed} within the retraining "
-                          f"budget ({nums}).")
+        return "partly", (f"most networks retrained after some cuts, but not within the retraining budget after "
+                          f"these ({_cuts([key for key, v in table.items() if v <= 0.5])}; {nums}).")
     return "not reproduced", f"after no kind of cut did most networks retrain ({nums})."
+
+
+def _cuts(keys: list[tuple[str, str, int]]) -> str:
+    """(task, strategy, k) cuts grouped by task and strategy: "regression, no mismatch: random (k = 4, 8); ..."."""
+    by_task: dict[str, dict[str, list[int]]] = {}
+    for t, st, k in keys:
+        by_task.setdefault(t, {}).setdefault(st, []).append(k)
+    return "; ".join(f"{t}: " + ", ".join(f"{'random' if st == 'random' else 'most conductive'} (k = "
+                                          + ", ".join(str(k) for k in sorted(ks)) + ")" for st, ks in by_st.items())
+                     for t, by_st in by_task.items())
