@@ -9,10 +9,9 @@ TRAIN_ARGS ?=
 setup:
 	@bash scripts/setup.sh
 
-# every `make demo` trains afresh: the previous demo run in $(OUT) (a folder holding config.yaml) is replaced
+# every `make demo` trains afresh: --replace removes the files of a previous run in $(OUT), and nothing else
 demo: setup
-	@if [ -f "$(OUT)/config.yaml" ]; then echo "demo: replacing the previous demo run in $(OUT)"; rm -rf "$(OUT)"; fi
-	$(PY) -m metamaterial train $(CONFIG) --out $(OUT) $(TRAIN_ARGS)
+	$(PY) -m metamaterial train $(CONFIG) --out $(OUT) --replace $(TRAIN_ARGS)
 
 test: setup
 	$(PY) -m pytest -q --require-ngspice

@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<name>)")
     t.add_argument("--resume", type=Path, metavar="DIR",
                    help="continue the run in DIR from its last checkpoint (its config.yaml when CONFIG is not given)")
+    t.add_argument("--replace", action="store_true",
+                   help="--out DIR holds an earlier run: remove the files a run and the commands on it write there "
+                        "(nothing else) and train afresh")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not a "
                                                               "terminal)")
     t.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -259,7 +262,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "train":
         if args.resume and args.out and args.out != args.resume:
             raise ConfigError("--out and --resume name different directories; give only --resume DIR")
+        if args.resume and args.replace:
+            raise ConfigError("--replace and --resume: choose one (--replace trains afresh, --resume continues)")
         run_dir = args.resume or args.out or Path("runs") / cfg.name
+        if args.replace:
+            removed, kept = runs.clear_run(run_dir)
+            if removed:
+                print(f"train: replacing the run in {run_dir}/ ({len(removed)} files and folders removed"
+                      + (f"; kept, not written by a run: {', '.join(kept)}" if kept else "") + ")", file=sys.stderr)
         seeds = args.seeds
         if seeds is None:
             seeds = len(runs.load_checkpoint(run_dir)[1]) if args.resume else 1

@@ -28,6 +28,13 @@ if TYPE_CHECKING:
 CHECKPOINT = "checkpoint.npz"
 #: the per-point table of a single run: inputs, targets and final outputs under the task's own column names
 OUTPUTS_CSV = "outputs.csv"
+#: what ``train`` writes into a run directory (a single run's, an ensemble's, the figures of both) and the folders
+#: ``energy``, ``transient`` and ``transient --learning`` write into it: ``train --replace`` removes these and
+#: nothing else (``runs.clear_run``)
+RUN_FILES = (CHECKPOINT, CHECKPOINT + ".tmp", "config.yaml", "metrics.csv", "gates.csv", "summary.json", OUTPUTS_CSV,
+             "free.cir", "clamped.cir", "ensemble.csv", "mismatch.npz", "mismatch.npz.tmp", "loss.png",
+             "accuracy.png", "gates.png", "outputs.png", "confusion.png", "success.png", "margins.png")
+RUN_FOLDERS = ("energy", "transient", "learning")
 
 
 def json_text(payload, default=None) -> str:

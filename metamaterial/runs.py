@@ -40,6 +40,8 @@ from .replicas import ChipTrainers
 from .revisions import changed_since
 from .runfiles import (
     CHECKPOINT,
+    RUN_FILES,
+    RUN_FOLDERS,
     checkpoint_revision,
     json_text,
     load_checkpoint,
@@ -84,12 +86,34 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool) -> Path:
             epoch = None
         if epoch is not None and epoch >= cfg.learning.epochs:
             raise CheckpointError(f"{run_dir}: already holds a finished run (epoch {epoch}); choose another --out, "
-                                  f"or remove {run_dir} to train it again")
+                                  "or train it again there with --replace")
         stopped = "" if epoch is None else f" stopped at epoch {epoch} of {cfg.learning.epochs}"
-        raise CheckpointError(f"{run_dir}: already holds a run{stopped}; continue it with --resume {run_dir}, or "
-                              "choose another --out")
+        raise CheckpointError(f"{run_dir}: already holds a run{stopped}; continue it with --resume {run_dir}, "
+                              "train it again there with --replace, or choose another --out")
+    if (run_dir / "config.yaml").exists():
+        raise CheckpointError(f"{run_dir}: holds a config.yaml but no {CHECKPOINT} (not a run directory, or a run "
+                              "killed before its first checkpoint), which training would overwrite; choose another "
+                              "--out, or remove that config.yaml")
     (run_dir / "config.yaml").write_text(dump_config(cfg))
     return run_dir
+
+
+def clear_run(run_dir: Path) -> tuple[list[str], list[str]]:
+    """Remove from ``run_dir`` what a run and the commands on it wrote (``RUN_FILES``, ``RUN_FOLDERS``) and nothing
+    else, so that ``train`` can start afresh there; (names removed, names kept). A folder without a checkpoint
+    holds no run and is left as it is (a config.yaml there may be the user's: ``open_run_dir`` refuses it)."""
+    if not (run_dir / CHECKPOINT).is_file():
+        return [], []
+    removed = []
+    for name in RUN_FILES:
+        if (run_dir / name).is_file():
+            (run_dir / name).unlink()
+            removed.append(name)
+    for name in RUN_FOLDERS:
+        if (run_dir / name).is_dir():
+            shutil.rmtree(run_dir / name)
+            removed.append(name + "/")
+    return removed, sorted(p.name for p in run_dir.iterdir())
 
 
 # -- the one orchestrator -----------------------------------------------------------------------------------

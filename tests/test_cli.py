@@ -60,8 +60,33 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     # training again into the same directory is refused rather than overwriting it
     again = _cli("train", XOR, "--out", str(out), *SHORT)
     assert again.returncode == 2 and again.stderr == (f"metamaterial: {out}: already holds a finished run (epoch "
-                                                      f"300); choose another --out, or remove {out} to train it "
-                                                      "again\n")
+                                                      "300); choose another --out, or train it again there with "
+                                                      "--replace\n")
+
+
+def test_replace_removes_only_what_a_run_wrote(tmp_path):
+    """``train --replace`` (what ``make demo`` runs) trains afresh where a run was: the run's files and the folders
+    of the commands on it go, a file of the user's stays; a folder holding a config.yaml but no checkpoint (no run)
+    is refused, not overwritten."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("my: settings\n")
+    refused = _cli("train", XOR, "--out", str(mine), "--backend", "native", "--replace", *SHORT)
+    assert refused.returncode == 2 and "holds a config.yaml but no checkpoint.npz" in refused.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["config.yaml"]
+    assert (mine / "config.yaml").read_text() == "my: settings\n"
+    out = tmp_path / "run"
+    first = _cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT, "--set", "learning.epochs=20")
+    assert first.returncode == 0, first.stderr
+    (out / "notes.txt").write_text("mine")
+    (out / "energy").mkdir()
+    (out / "energy" / "power.npz").write_bytes(b"old")
+    again = _cli("train", XOR, "--out", str(out), "--backend", "native", "--replace", *SHORT)
+    assert again.returncode == 0, again.stderr
+    assert f"replacing the run in {out}/" in again.stderr and "kept, not written by a run: notes.txt" in again.stderr
+    assert (out / "notes.txt").read_text() == "mine" and not (out / "energy").exists()
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 300
+    assert _cli("train", XOR, "--resume", str(out), "--replace").returncode == 2
 
 
 def test_killed_run_resumes_to_the_same_gates(tmp_path):
@@ -90,7 +115,8 @@ def test_killed_run_resumes_to_the_same_gates(tmp_path):
     again = _cli("train", XOR, "--out", str(killed), *args)  # the same command again: it names --resume
     assert again.returncode == 2 and again.stderr == (f"metamaterial: {killed}: already holds a run stopped at "
                                                       f"epoch {stopped_at} of {KILL_EPOCHS}; continue it with "
-                                                      f"--resume {killed}, or choose another --out\n")
+                                                      f"--resume {killed}, train it again there with --replace, "
+                                                      "or choose another --out\n")
     resumed = _cli("train", XOR, "--resume", str(killed), *args)
     assert resumed.returncode == 0, resumed.stderr
     np.testing.assert_array_equal(_final_gates(killed), _final_gates(whole))
