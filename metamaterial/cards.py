@@ -16,6 +16,14 @@ from .errors import ConfigError
 
 #: a SPICE identifier as our netlists accept it (model names, parameter names of a card)
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+_UNSAFE_TEXT = re.compile(r"[^A-Za-z0-9_(), .:+-]")
+
+
+def comment_text(text: str) -> str:
+    """``text`` (a title, a device or file name: anything a user can choose) fit for a ``*`` comment line of a
+    netlist: every character but letters, digits and ``_(), .:+-`` becomes ``?``, so that no line break (a new
+    netlist line: ``.control``, ``shell``) or other SPICE syntax gets through."""
+    return _UNSAFE_TEXT.sub("?", text)
 
 # -- the grammar --------------------------------------------------------------------------------------------
 # ngspice's number grammar (INPevaluate; ngspice manual, "Conventions"): a mantissa, an optional exponent ("e",

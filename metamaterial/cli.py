@@ -166,6 +166,11 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
+def _one_line(msg: str) -> str:
+    """An error message as one line: a line break inside it (a file name can hold one) is shown as ``\\n``."""
+    return msg.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     interrupts.install()  # a Ctrl-C that lands in a library's callback is held, not dropped (``interrupts``)
     try:  # building the parser takes a moment in which a Ctrl-C can land too
@@ -183,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValidationError) as err:
         where = str(getattr(args, "config", None) or getattr(args, "run_path", None) or "")
         msg = str(err) if str(err).startswith(where) else f"{where}: {err}"
-        print(f"metamaterial: {msg}", file=sys.stderr)
+        print(f"metamaterial: {_one_line(msg)}", file=sys.stderr)
         return 2
     except SimulationError as err:
         print(f"metamaterial: {err.summary}", file=sys.stderr)
@@ -193,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"netlist kept at {err.kept}", file=sys.stderr)
         return 1
     except MetamaterialError as err:  # a bad checkpoint or path is bad input too
-        print(f"metamaterial: {err}", file=sys.stderr)
+        print(f"metamaterial: {_one_line(str(err))}", file=sys.stderr)
         return 2 if isinstance(err, (CheckpointError, _PathError)) else 1
     except BrokenPipeError:
         # the reader went away (``| head``): say nothing more, and keep Python's exit-time flush from failing too

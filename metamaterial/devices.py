@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .cards import IDENTIFIER, load_model_card, parse_model_card
+from .cards import IDENTIFIER, comment_text, load_model_card, parse_model_card
 from .errors import ConfigError, ValidationError
 
 #: ngspice's nominal temperature (C): circuits run at it unless told otherwise, and model cards give their values at
@@ -529,7 +529,7 @@ def nmos_from_card(path: str | Path, w: float = 10e-6, l: float = 10e-6) -> Nmos
     The DC fields are the card's values, missing ones taking ngspice's defaults, so that for a level-1 card the
     analytic law is what ngspice computes."""
     text, card = load_model_card(path)
-    name = f"card:{Path(path).name}" + ("" if card.level == 1 else f":level{card.level}")
+    name = f"card:{comment_text(Path(path).name)}" + ("" if card.level == 1 else f":level{card.level}")
     try:
         return NmosParams(**card.nmos_values(), w=w, l=l, name=name, model_card=text, model_name=card.name)
     except ValidationError as err:

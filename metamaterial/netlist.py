@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cards import comment_text
 from .circuit import Circuit
 from .devices import NOMINAL_CELSIUS, OVERDRIVE_CAP, THREE_REGIME, NmosParams, ResistorParams, num
 from .errors import ValidationError
 
-_SAFE_TEXT = re.compile(r"[^A-Za-z0-9_(), .:+-]")
 LINEAR_SOLVERS = ("klu", "sparse")
 GATE_OHMS = 1.0  # the Norton resistor of each gate source: 1 ohm makes the gate node's voltage equal the current
 CLAMP_SIEMENS = 1e9  # the sweep form's clamp conductance: a clamped node is off its target by (net current) / 1e9 S
@@ -179,9 +179,9 @@ def _namer(c: Circuit):
 
 def _head_lines(c: Circuit, phase: str, batch: int, options: SpiceOptions, title: str, twin: int) -> list[str]:
     """Title, comments, options, model cards and rails: everything before the sources and edges."""
-    lines = [f"* metamaterial {phase} twin: {_SAFE_TEXT.sub('?', title)}",
-             f"* {c.n_nodes} nodes, {c.n_edges} edges, device {_SAFE_TEXT.sub('?', c.device.name)}, batch {batch}",
-             "* node labels: " + " ".join(f"n{i}={_SAFE_TEXT.sub('?', lab).replace(' ', '')}"
+    lines = [f"* metamaterial {phase} twin: {comment_text(title)}",
+             f"* {c.n_nodes} nodes, {c.n_edges} edges, device {comment_text(c.device.name)}, batch {batch}",
+             "* node labels: " + " ".join(f"n{i}={comment_text(lab).replace(' ', '')}"
                                           for i, lab in enumerate(c.node_labels[:64])),
              f".options gmin={num(c.gmin)} reltol={num(options.reltol)} abstol={num(options.abstol)} "
              f"vntol={num(options.vntol)} itl1={int(options.itl1)}",

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cards import comment_text
 from .circuit import Circuit
 from .devices import NmosParams
 from .errors import SimulationError, ValidationError
@@ -119,7 +120,7 @@ def transient_netlist(c: Circuit, controls: np.ndarray, before: np.ndarray | Non
     if isinstance(dev, NmosParams) and not dev.bulk_junctions:
         raise ValidationError(f"transient: device {dev.name!r} ({dev.law} law) has no capacitance model; use a "
                               "level-1 preset (ald1106-fit or ald1106-l1) for transients")
-    lines = [f"* metamaterial transient: {c.n_nodes} nodes, {c.n_edges} edges, device {dev.name}",
+    lines = [f"* metamaterial transient: {c.n_nodes} nodes, {c.n_edges} edges, device {comment_text(dev.name)}",
              *_options(c, options)]
     if isinstance(dev, NmosParams):
         lines += _mos_cards(c, capacitances)

@@ -443,3 +443,28 @@ def test_ctrl_c_while_the_arguments_are_parsed_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_parser", interrupted)
     assert cli.main(["train", "configs/xor.yaml"]) == 130
     assert capsys.readouterr().err == "metamaterial: interrupted while starting; nothing was run\n"
+
+
+def test_a_card_file_name_cannot_inject_netlist_lines(tmp_path):
+    """The card's file name is the only part of a card that is not parsed: a name holding a line break and a
+    ``.control`` block (here behind a symbolic link, which the config's path resolves to) reaches every netlist
+    comment as '?', and ngspice runs no shell command (netlist and transient, real ngspice)."""
+    marker = tmp_path / "INJECTED"  # ngspice runs in tmp_path: a relative name (a file name holds no "/")
+    card = tmp_path / f"x\n.control\nshell touch {marker.name}\n.endc\n* y.lib"
+    card.write_text(".model mycard nmos (level=1 vto=0.7 kp=1e-3)\n")
+    link = tmp_path / "link.lib"  # a plain name in the config (relative: resolved, to the other name)
+    link.symlink_to(card)
+    card = os.path.relpath(link, ROOT / "configs")
+    out = tmp_path / "nl"
+    proc = _cli("netlist", XOR, "--out", str(out), "--points", "0", "--set", f"device.model_file={card}",
+                cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = (out / "free_0.cir").read_text()
+    assert "card:x?.control?shell" in text and not any(line.startswith("shell") for line in text.splitlines())
+    proc = _cli("transient", XOR, "--steps", "1", "--no-plots", "--out", str(tmp_path / "tr"), "--set",
+                f"device.model_file={card}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists()
+    link.resolve().unlink()  # the link dangles now: the message naming its target is still one line
+    proc = _cli("netlist", XOR, "--out", str(tmp_path / "nl2"), "--set", f"device.model_file={card}", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "x\\n.control\\nshell" in proc.stderr
