@@ -396,7 +396,7 @@ def test_make_demo_works_twice(tmp_path):
                                "TRAIN_ARGS=--set learning.epochs=5 --no-plots"], cwd=ROOT, capture_output=True,
                               text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr
-        assert ("replacing the previous demo run" in proc.stdout) == (attempt == 1)
+        assert (f"replacing the run in {out}/" in proc.stderr) == (attempt == 1)
         assert json.loads((out / "summary.json").read_text())["epochs"] == 5
 
 
