@@ -291,7 +291,7 @@ class InitConfig(_Strict):
 
 class LeakConfig(_Strict):
     tau: Positive
-    rest: float = 0.0
+    rest: Annotated[float, Field(allow_inf_nan=False)] = 0.0
 
 
 class LearningConfig(_Strict):

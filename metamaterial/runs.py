@@ -343,18 +343,33 @@ def _train_into(cfg: Config, run_dir: Path, n_seeds: int, resume: bool, backend:
     """``train_replicas`` of seeds cfg.seed .. cfg.seed + n_seeds - 1 into ``run_dir`` (``open_run_dir``)."""
     cfg = with_backend(cfg, backend)  # the run directory's config.yaml names the backend it ran on
     run_dir = Path(run_dir)
-    created, empty = not run_dir.exists(), run_dir.is_dir() and not any(run_dir.iterdir())
+    created = not run_dir.exists()
+    found = set() if created or not run_dir.is_dir() else {p.name for p in run_dir.iterdir()}
     open_run_dir(cfg, run_dir, resume)
     try:
         return run_dir, train_replicas(cfg, list(range(cfg.seed, cfg.seed + n_seeds)), run_dir=run_dir,
                                        resume=resume, progress=progress, backend=backend, on_warning=on_warning)
-    except BaseException:  # refused or failed before it trained anything: leave the directory as it was found
-        if not resume and [p.name for p in run_dir.iterdir()] == ["config.yaml"]:
+    except BaseException as err:  # refused or failed before it trained anything: leave the folder as it was found
+        if not resume and _untrained(run_dir, interrupted=isinstance(err, KeyboardInterrupt)):
+            for path in run_dir.iterdir():
+                if path.name not in found:
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
             if created:
-                shutil.rmtree(run_dir)
-            elif empty:
-                (run_dir / "config.yaml").unlink()
+                run_dir.rmdir()
         raise
+
+
+def _untrained(run_dir: Path, interrupted: bool) -> bool:
+    """Whether a run that stopped in ``run_dir`` trained nothing to keep: no checkpoint, or (when it failed rather
+    than being interrupted, which names the checkpoint to resume from) one of epoch 0."""
+    if not (run_dir / CHECKPOINT).exists():
+        return True
+    if interrupted:
+        return False
+    try:
+        return load_checkpoint(run_dir)[0].epoch == 0
+    except CheckpointError:
+        return False
 
 
 def one_replica(state: TrainState, r: int = 0) -> SimpleNamespace:

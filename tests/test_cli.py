@@ -468,3 +468,18 @@ def test_a_card_file_name_cannot_inject_netlist_lines(tmp_path):
     link.resolve().unlink()  # the link dangles now: the message naming its target is still one line
     proc = _cli("netlist", XOR, "--out", str(tmp_path / "nl2"), "--set", f"device.model_file={card}", cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "x\\n.control\\nshell" in proc.stderr
+
+
+def test_a_run_that_fails_before_training_leaves_the_folder_as_it_found_it(tmp_path):
+    """A run that fails at its first solve (here Newton on an absurd K) has written config.yaml and an epoch-0
+    checkpoint: both go, a folder it created goes, a user's file stays, and the same --out then trains."""
+    absurd = ["--backend", "native", "--no-plots", "--no-progress", "--set", "device.params.kp=1e300"]
+    new = tmp_path / "new"
+    proc = _cli("train", XOR, "--out", str(new), *absurd)
+    assert proc.returncode == 1 and "Newton did not converge" in proc.stderr and not new.exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    assert _cli("train", XOR, "--out", str(mine), *absurd).returncode == 1
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    assert _cli("train", XOR, "--out", str(mine), "--backend", "native", "--no-plots", *SHORT).returncode == 0
