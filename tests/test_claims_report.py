@@ -66,6 +66,23 @@ def test_the_report_shows_profiles_seeds_and_the_constants(tmp_path):
     assert f"\n## {CONSTANTS_TITLE}\n" in text and "| V_T (V) | 0.62 |" in text
 
 
+def test_the_report_says_when_each_claim_finished_and_which_data_the_folder_holds(tmp_path):
+    """A folder can hold claims run at different times (a claim rerun alone is kept beside the others): the header
+    spans their times and each section gives its own; a data file not in the folder is named, not linked."""
+    (tmp_path / "kept.json").write_text("{}")
+    one = ClaimResult("one", "One", "a statement", "reproduced", "it held", lines=["- a number"],
+                      data=["kept.json", "big.json"], measured={"run_s": 90.0, "finished": "2026-12-01 19:15"})
+    two = ClaimResult("two", "Two", "a statement", "partly", "half held", lines=["- a number"],
+                      measured={"run_s": 30.0, "finished": "2026-12-02 05:30"})
+    text = write_report(tmp_path, [one, two], False, 120.0).read_text()
+    assert "2.0 min of claim runs, claims finished 2026-12-01 19:15 to 2026-12-02 05:30 (each section says when)" \
+        in text
+    first, second = text.split("\n## ")[1:3]
+    assert "Data: [kept.json](kept.json), `big.json` (not in this folder: `metamaterial reproduce one --out DIR` " \
+        "writes it)" in first
+    assert "Finished 2026-12-01 19:15, in 1.5 min." in first and "Finished 2026-12-02 05:30, in 0.5 min." in second
+
+
 def test_a_claim_modules_constants_are_listed_where_they_are_defined():
     rows = constants.module_table(list(CLAIMS.values()))
     where = {(c.name, c.where) for c in rows}

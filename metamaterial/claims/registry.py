@@ -83,6 +83,7 @@ def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: s
             result = ClaimError(key, module.TITLE, module.PAPER, f"the experiment failed: {first} "
                                                                  f"(see {key}_error.txt)")
         result.measured["run_s"] = round(time.perf_counter() - t, 1)
+        result.measured["finished"] = time.strftime("%Y-%m-%d %H:%M")
         _save_outcome(ctx.out, result, quick, backend)
         log(f"      {result.verdict}: {result.reason} ({result.measured['run_s']:.0f} s)")
     outcomes = [s for s in (_load_outcome(ctx.out, k) for k in CLAIMS) if s is not None]
