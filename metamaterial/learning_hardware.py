@@ -275,11 +275,12 @@ def quasi_static(setup: Setup, controls: np.ndarray, steps: int, seed: int = 0) 
 
 def compare(transient: LearningTransient, reference: np.ndarray, start: np.ndarray) -> dict[str, float]:
     """How far the transient's gates after each step are from the quasi-static loop's [S, E] (V), next to how far
-    the gates moved from ``start`` [E]."""
+    the gates moved from ``start`` [E]; ``relative`` is None when no gate moved (no step closed its window)."""
     diff = np.abs(transient.gates_after - reference)
     moved = np.abs(reference - np.asarray(start)[None])
     return {"max_diff_v": float(diff.max()), "final_max_diff_v": float(diff[-1].max()),
-            "max_moved_v": float(moved.max()), "relative": float(diff.max() / max(moved.max(), 1e-300))}
+            "max_moved_v": float(moved.max()),
+            "relative": float(diff.max() / moved.max()) if moved.max() > 0 else None}
 
 
 __all__ = ["StepPlan", "LearningTransient", "slots", "learning_netlist", "run_learning", "quasi_static", "compare"]

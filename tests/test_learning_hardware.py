@@ -111,6 +111,21 @@ def test_the_learning_command_runs_xors_full_batch_hinge(tmp_path):
     assert f"{result['windows']} of 4 learning windows closed" in proc.stdout
 
 
+
+def test_a_run_where_no_window_closes_says_so_instead_of_a_ratio(tmp_path):
+    """Trained XOR has every point past its margin: no gate moves in either form, so there is no ratio to print
+    (it was the difference over 1e-300 V, a 300-digit percentage)."""
+    run = tmp_path / "run"
+    assert subprocess.run([sys.executable, "-m", "metamaterial", "train", str(XOR), "--backend", "native",
+                           "--no-plots", "--no-progress", "--out", str(run)], cwd=ROOT, timeout=600).returncode == 0
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "transient", str(run), "--learning", "--steps", "2",
+                           "--no-progress", "--no-plots"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "0 of 8 learning windows closed" in proc.stdout and "(no gate moved in the quasi-static loop either)" \
+        in proc.stdout and "%" not in proc.stdout
+    assert json.loads((run / "learning" / "learning.json").read_text())["agreement"]["relative"] is None
+
+
 @pytest.mark.parametrize("config, overrides, message", [
     ("xor", ["learning.schedule=shuffle"], r"learning_hardware: the learning transient presents the points in "
                                            r"order, one learning window each, on every edge \(got "
