@@ -2,14 +2,15 @@
 outputs.csv; an ensemble's ensemble.csv and checkpoint.npz), so ``metamaterial plot RUN_DIR`` redraws exactly what
 training drew. The last stage of the flow: it reads results and never simulates.
 
-A single run gets loss.png (the MSE to the targets; with the hinge loss also the smallest margin, the quantity
-the hinge acts on), for a classification accuracy.png (training and held-out accuracy per epoch), gates.png
-(controls over time; of many edges their spread and the five that moved most), outputs.png (outputs against
-targets, labelled with the task's column names; of a classifier of many classes or points, each point's class
-margin as a histogram) and for a classification confusion.png (true against predicted class, of the held-out
-points if there are any); an ensemble gets loss.png (median and spread over replicas), and for a classification
-accuracy.png, success.png (fraction of replicas solved, per epoch) and margins.png (histogram of the final
-smallest margins).
+A single run gets loss.png (the objective trained: the MSE to the targets, or the hinge loss with the smallest
+margin, the quantity the hinge acts on), for a classification accuracy.png (training and held-out accuracy per
+epoch), gates.png (controls over time; of many edges their spread and the five that moved most), outputs.png
+(outputs against targets, labelled with the task's column names; of a classifier of many classes or points, each
+point's class margin as a histogram; of one point and several outputs, each output beside its target by name) and
+for a classification confusion.png (true against predicted class, of the held-out points if there are any); an
+ensemble gets loss.png (the same objective's median and spread over replicas), and for a classification
+accuracy.png, success.png (fraction of replicas solved, per epoch) and margins.png (histogram of the final smallest
+margins).
 """
 
 from __future__ import annotations
@@ -177,6 +178,8 @@ def _outputs_figure(run_dir: Path, summary: dict, plt) -> Path:
         return _margins_figure(run_dir, summary, outputs, targets, plt)
     header, rows = _read_csv(run_dir / OUTPUTS_CSV)
     outs = [h[len("output "):] for h in header if h.startswith("output ")]
+    if len(rows) == 1 and len(outs) > 1:
+        return _one_point_figure(run_dir, summary, header, rows, outs, plt)
     ins = header[1:header.index(f"target {outs[0]}")]
     one = len(ins) == 1  # against the input voltage (a line through the points), else against the point index
     x = _column(header, rows, ins[0]) if one else _column(header, rows, "point").astype(int)
@@ -200,6 +203,34 @@ def _outputs_figure(run_dir: Path, summary: dict, plt) -> Path:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if len(outs) <= 4:
         ax.legend(fontsize=7)
+    else:  # one entry per output (its colour) and one per marker, beside the axes: not 2 x outputs entries on them
+        from matplotlib.lines import Line2D  # noqa: PLC0415
+
+        handles = [Line2D([], [], color=line.get_color(), lw=2, label=name)
+                   for line, name in zip(ax.get_lines()[::2], outs)]
+        handles += [Line2D([], [], color="k", marker="o", mfc="none", ls="none", label="target"),
+                    Line2D([], [], color="k", marker="x", ls="none", label="output")]
+        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        fig.set_figwidth(fig.get_figwidth() + 1.2)
+    return _save(fig, run_dir / "outputs.png", plt)
+
+
+def _one_point_figure(run_dir: Path, summary: dict, header: list[str], rows: list, outs: list[str], plt) -> Path:
+    """outputs.png of one data point and several outputs (allostery): each output beside its target, by name, and
+    the error in mV written over it (against the input voltage they would all stand on one vertical line)."""
+    target = np.array([_column(header, rows, f"target {n}")[0] for n in outs])
+    output = np.array([_column(header, rows, f"output {n}")[0] for n in outs])
+    fig, ax = _axes(plt, "output node", "voltage (V)",
+                    f"{summary['name']}: outputs vs targets ({summary['task']}, {summary['backend']})")
+    x = np.arange(len(outs))
+    ax.plot(x, target, "o", mfc="none", ms=9, label="target")
+    ax.plot(x, output, "x", ms=9, label="output")
+    for i in x:
+        ax.annotate(f"{1e3 * (output[i] - target[i]):+.2g} mV", (i, max(output[i], target[i])),
+                    textcoords="offset points", xytext=(0, 8), ha="center", fontsize=7)
+    ax.set_xticks(x, outs)
+    ax.margins(y=0.15)
+    ax.legend(fontsize=7)
     return _save(fig, run_dir / "outputs.png", plt)
 
 
@@ -245,14 +276,17 @@ def _confusion_figure(run_dir: Path, summary: dict, plt) -> Path:
 def _plot_ensemble(run_dir: Path, cfg, summary: dict, plt) -> list[Path]:
     state, seeds, _ = load_checkpoint(run_dir)
     epochs = np.array([h["epoch"] for h in state.history])
-    loss = np.array([np.asarray(h["loss"], float) for h in state.history])  # [T, R]
+    # the objective trained, as a single run's loss.png draws it: the hinge loss (mV, linear) under a hinge
+    hinge = cfg.hinge and state.history[-1].get("hinge_loss") is not None
+    key, scale = ("hinge_loss", 1e3) if hinge else ("loss", 1.0)
+    loss = scale * np.array([np.asarray(h[key], float) for h in state.history])  # [T, R]
     n = len(seeds)
     paths = []
-    fig, ax = _axes(plt, "epoch", "MSE to the targets (V$^2$)" if cfg.hinge else "MSE loss (V$^2$)",
-                    f"{_loss_title(cfg)}, {n} seeds")
+    fig, ax = _axes(plt, "epoch", "hinge loss (mV)" if hinge else "MSE to the targets (V$^2$)" if cfg.hinge else
+                    "MSE loss (V$^2$)", f"{_loss_title(cfg)}, {n} seeds")
     ax.fill_between(epochs, np.quantile(loss, 0.1, axis=1), np.quantile(loss, 0.9, axis=1), alpha=0.3,
                     label="10-90% of replicas")
-    ax.semilogy(epochs, np.median(loss, axis=1), lw=1.5, label="median")
+    (ax.plot if hinge else ax.semilogy)(epochs, np.median(loss, axis=1), lw=1.5, label="median")
     ax.legend(fontsize=7)
     paths.append(_save(fig, run_dir / "loss.png", plt))
     if state.history[-1].get("min_margin") is None:

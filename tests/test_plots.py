@@ -15,6 +15,7 @@ import pytest
 from conftest import ROOT
 from metamaterial import plots
 from metamaterial.config import load_config
+from metamaterial.runfiles import load_checkpoint
 from metamaterial.runs import ensemble_run, train_run
 
 EPOCHS = 30  # short native trainings: the figures' content, not the learning, is under test
@@ -110,6 +111,11 @@ def test_an_ensemble_shows_its_success_rate_and_every_replicas_margin(tmp_path, 
     (loss,) = drawn["loss.png"].axes
     assert loss.get_title() == f"{NAME}: trained on the hinge loss (margin 20 mV), {N_SEEDS} seeds"
     assert _legend(loss) == ["10-90% of replicas", "median"]
+    # the objective trained, as a single run draws it: the hinge loss in mV, its median over the replicas
+    assert loss.get_ylabel() == "hinge loss (mV)" and loss.get_yscale() == "linear"
+    state = load_checkpoint(run)[0]
+    np.testing.assert_allclose(loss.get_lines()[0].get_ydata(),
+                               [1e3 * np.median(h["hinge_loss"]) for h in state.history])
     (success,) = drawn["success.png"].axes
     assert success.get_title() == f"{NAME}: {solved}/{N_SEEDS} seeds solved at epoch 300"
     (line,) = success.get_lines()
@@ -164,3 +170,21 @@ def test_a_classifier_of_many_classes_and_edges_shows_margins_and_the_spread_of_
     median = [line for line in gates.get_lines() if line.get_label() == "median"][0]
     np.testing.assert_allclose(median.get_ydata(), np.median(traj[:, 1:], axis=1), rtol=1e-12)
     assert len(gates.get_lines()) == 1 + 5 and gates.get_title() == f"{NAME}: 1247 edges"
+
+
+def test_one_point_of_many_outputs_shows_each_output_beside_its_target_by_name(tmp_path, drawn):
+    """Allostery has one data point and five outputs: against the input voltage they stood on one vertical line,
+    where an output off its target sat on another's target unseen; now by name, with each error written."""
+    run = _train(tmp_path, "flow_allostery.yaml")
+    plots.plot_run_dir(run)
+    (ax,) = drawn["outputs.png"].axes
+    with (run / "outputs.csv").open() as f:
+        (row,) = list(csv.DictReader(f))
+    names = [k[len("output "):] for k in row if k.startswith("output ")]
+    assert [t.get_text() for t in ax.get_xticklabels()] == names and len(names) == 5
+    target, output = ax.get_lines()
+    np.testing.assert_allclose(target.get_ydata(), [float(row[f"target {n}"]) for n in names])
+    np.testing.assert_allclose(output.get_ydata(), [float(row[f"output {n}"]) for n in names])
+    errors = [float(t.get_text().removesuffix(" mV")) for t in ax.texts]
+    np.testing.assert_allclose(errors, [1e3 * (float(row[f"output {n}"]) - float(row[f"target {n}"]))
+                                        for n in names], rtol=0.05, atol=0.01)
