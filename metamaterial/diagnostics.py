@@ -221,7 +221,8 @@ def hinge_notes(history: list[dict], epochs: int, margin: float) -> list[str]:
                     "boundary at the start, so the gates stayed as initialised"]
         return [f"hinge training stopped updating by epoch {e} of {epochs}: every point was {margin:g} V past its "
                 f"decision boundary (learning.margin), so the learning switch stayed open for the last {epochs - e} "
-                "epochs; raise learning.margin to keep training, or lower learning.epochs"]
+                "epochs: the task is learned, and they cost only simulation time (lower learning.epochs to save it, "
+                "or raise learning.margin to train on towards a wider margin)"]
     return [f"hinge training stopped updating before the end in {int(stopped.sum())} of {len(last)} replicas "
             f"(median epoch {int(np.median(last[stopped]))} of {epochs}): every point was {margin:g} V past its "
             "decision boundary (learning.margin)"]
@@ -229,3 +230,20 @@ def hinge_notes(history: list[dict], epochs: int, margin: float) -> list[str]:
 
 __all__ = ["BARELY_MOVED", "RATE_TOO_LARGE", "source_extremes", "output_extremes", "range_warnings",
            "order_warnings", "rate_warnings", "before_training", "moved_warnings", "hinge_notes"]
+
+
+#: replicas whose final controls agree to this (V; ngspice's iterations leave ~1e-10 V between equal runs) are one
+SAME_CONTROLS = 1e-6
+
+
+def identical_replicas_notes(initial: np.ndarray, final: np.ndarray) -> list[str]:
+    """A note when the replicas [R, E] of an ensemble started with the same controls and ended with them within
+    ``SAME_CONTROLS``: nothing the config draws depends on the seed, so the ensemble is one run R times and its
+    spread says nothing."""
+    if len(final) < 2 or not (np.all(initial == initial[:1]) and np.abs(final - final[:1]).max() <= SAME_CONTROLS):
+        return []
+    return [f"the {len(final)} replicas started with identical gates and ended within {1e6 * SAME_CONTROLS:g} uV of "
+            "each other: nothing this config draws depends on "
+            "the seed (constant initial gates, points in a fixed order, no mismatch or read noise), so the ensemble "
+            "is one run repeated; to make the seeds differ, draw the initial gates (learning.init.kind: uniform), "
+            "shuffle the points (learning.schedule: shuffle) or give the chips mismatch"]

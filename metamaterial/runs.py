@@ -240,6 +240,7 @@ def after_training(done: Trained, on_warning: Report | None = None) -> tuple[lis
     warnings = diagnostics.moved_warnings(setup.circuit.device, initial, state.controls, state.n_updates, losses,
                                           dyn.low, dyn.high, setup.rule.rate, rate_source(setup), state.epoch)
     notes = diagnostics.hinge_notes(state.history, state.epoch, setup.rule.margin) if setup.rule.hinge else []
+    notes += diagnostics.identical_replicas_notes(initial, state.controls)
     if on_warning is not None:
         for kind, texts in (("warning", warnings), ("note", notes)):
             for text in texts:

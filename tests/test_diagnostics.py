@@ -100,6 +100,22 @@ def test_hinge_stop_is_noted_at_the_epoch_the_gates_stop(tmp_path):
     assert np.any(before != after[0]), "gates had already stopped one evaluation earlier"
 
 
+def test_an_ensemble_whose_seeds_change_nothing_says_so_and_one_that_draws_does_not(tmp_path):
+    """regression.yaml starts every replica from one constant gate and cycles its points in order: on ngspice the
+    replicas end within ~1e-10 V of each other, one run repeated, and the note says so; drawing the initial gates
+    makes them differ and the note goes."""
+    from metamaterial.runs import ensemble_run  # noqa: PLC0415
+
+    cfg = load_config(REGRESSION, ["learning.epochs=30"])
+    same = ensemble_run(cfg, tmp_path / "same", 2, progress=False)
+    (note,) = same["notes"]
+    assert note.startswith("the 2 replicas started with identical gates and ended within 1 uV of each other")
+    with np.load(tmp_path / "same" / "checkpoint.npz") as z:
+        assert np.abs(z["controls"][0] - z["controls"][1]).max() <= 1e-6
+    cfg = load_config(REGRESSION, ["learning.epochs=30", "learning.init={kind: uniform, low: 2.0, high: 4.0}"])
+    assert ensemble_run(cfg, tmp_path / "drawn", 2, progress=False)["notes"] == []
+
+
 def test_a_run_that_learns_has_no_warnings_or_notes(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "metamaterial", "train", str(REGRESSION), "--out",
                            str(tmp_path / "run"), "--no-plots", "--set", f"learning.epochs={SHORT}"],
