@@ -365,7 +365,10 @@ def _run_dir_command(args: argparse.Namespace) -> int:
     if args.inputs is not None:
         if args.split is not None:
             raise ConfigError("--split, --inputs: give one (--inputs evaluates new points, --split the task's own)")
-        inputs = rundir.read_inputs_csv(args.inputs, build(run.config))
+        setup = build(run.config)
+        inputs = rundir.read_inputs_csv(args.inputs, setup)
+        for line in rundir.outside_training(setup, inputs, args.inputs):
+            print(f"metamaterial: warning: {line}", file=sys.stderr)
     result = rundir.evaluate_run(run, args.split or "train", inputs, args.replica, args.backend)
     print(json.dumps(result) if args.json else _eval_table(result), flush=True)
     return 0

@@ -180,5 +180,23 @@ def write_run_netlists(run: SavedRun, out_dir: Path, seed: int | None = None, ba
     return paths, describe_points(idx, task.n_points)
 
 
+def outside_training(setup: Setup, x: np.ndarray, source: str | Path) -> list[str]:
+    """A warning when new inputs ``x`` [P, n_in] leave the range of the training points' inputs by more than a
+    millivolt: the outputs there extrapolate what the network learned. The inputs are the voltages the circuit sees
+    (Iris's features, for one, scaled from cm to task.low-task.high), which a user can mistake for the raw data."""
+    trained = setup.task.inputs
+    lo, hi = trained.min(axis=0), trained.max(axis=0)
+    out = (x < lo - 1e-3) | (x > hi + 1e-3)  # [P, n_in]
+    if not out.any():
+        return []
+    names = column_names(setup)[0]
+    row, k = np.argwhere(out)[0]
+    return [f"{source}: {int(out.any(axis=1).sum())} of {len(x)} row(s) hold inputs outside the training points' "
+            f"range (row {row + 1}: {names[k]} {x[row, k]:.4g} V, trained on {lo[k]:.4g}-{hi[k]:.4g} V), where the "
+            "outputs extrapolate; the inputs are the voltages the circuit sees, not raw data (task.low, task.high "
+            "scale a dataset's features)"]
+
+
 __all__ = ["OUTPUTS_CSV", "SavedRun", "load_run", "column_names", "write_outputs_csv", "read_inputs_csv",
+           "outside_training",
            "evaluate_run", "write_run_netlists"]

@@ -131,7 +131,9 @@ def test_eval_new_inputs_from_a_csv(xor_run, tmp_path):
     saved = json.loads((xor_run / "summary.json").read_text())["outputs_v"]
     new = tmp_path / "new.csv"  # columns in another order than the roles: matched by name
     new.write_text("n13,n15\n0,0\n0.45,0\n0,0.45\n0.45,0.45\n0.3,0.2\n")
-    result = json.loads(_ok("eval", str(xor_run), "--inputs", str(new), "--json").stdout)
+    inside = _ok("eval", str(xor_run), "--inputs", str(new), "--json")
+    result = json.loads(inside.stdout)
+    assert "warning" not in inside.stderr  # within the training points' 0-0.45 V
     assert result["split"] == "inputs" and "targets" not in result
     assert result["inputs"] == [[0, 0], [0, 0.45], [0.45, 0], [0.45, 0.45], [0.2, 0.3]]  # in the roles' order
     (rep,) = result["replicas"]
@@ -146,6 +148,12 @@ def test_eval_new_inputs_from_a_csv(xor_run, tmp_path):
     assert f"{bad}: every row needs 2 numbers" in _refused("eval", str(xor_run), "--inputs", str(bad))
     assert f"{tmp_path / 'nope.csv'}: cannot read the inputs" in _refused("eval", str(xor_run), "--inputs",
                                                                         str(tmp_path / "nope.csv"))
+    raw = tmp_path / "raw.csv"  # data in another unit than the circuit's volts: evaluated, with a warning
+    raw.write_text("n15,n13\n0,0\n0,4.5\n")
+    proc = _ok("eval", str(xor_run), "--inputs", str(raw), "--json")
+    assert len(json.loads(proc.stdout)["replicas"][0]["outputs"]) == 2
+    assert f"warning: {raw}: 1 of 2 row(s) hold inputs outside the training points' range (row 2: n13 4.5 V, " \
+        "trained on 0-0.45 V)" in proc.stderr
 
 
 def test_run_directory_commands_refuse_what_they_cannot_use(xor_run, tmp_path):
