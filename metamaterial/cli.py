@@ -61,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--replace", action="store_true",
                    help="--out DIR holds an earlier run: remove the files a run and the commands on it write there "
                         "(nothing else) and train afresh")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not a "
-                                                              "terminal)")
+    t.add_argument("--no-progress", action="store_true", help="no progress (a bar on a terminal; elsewhere, such as "
+                                                              "a log file, a line every 30 s)")
     t.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     t.add_argument("--seeds", type=int, metavar="N",
                    help="train N replicas (seeds seed..seed+N-1) as one batch on any backend and report the success "
@@ -159,7 +159,7 @@ class _Version(argparse.Action):
         try:
             from .sim.ngspice import NgspiceSolver  # noqa: PLC0415
             info = NgspiceSolver().info()
-            lines.append("ngspice " + ", ".join(f"{k}: {v}" for k, v in info.items()))
+            lines.append(f"ngspice {info['ngspice_version']} (linear solver {info['linear_solver']})")
         except MetamaterialError as err:
             lines.append(f"ngspice: not available ({str(err).splitlines()[0]})")
         print("\n".join(lines))
@@ -307,7 +307,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "netlist":
         if args.replica is not None:
-            raise ConfigError("--replica: names a replica of a run directory; give a run directory instead of a config")
+            raise ConfigError(REPLICA_OF_A_CONFIG)
         with _out_dir(args.out) as out:
             paths, which = points.write_netlists(cfg, out, points=args.points)
         print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir for {which})")
@@ -440,6 +440,8 @@ def _costs(args: argparse.Namespace) -> int:
         raise ConfigError(f"--steps: must be >= 1 (got {args.steps})")
     path = Path(args.config)
     run_dir = path if path.is_dir() else None
+    if run_dir is None and args.replica is not None:
+        raise ConfigError(REPLICA_OF_A_CONFIG)
     cfg = costs.run_dir_config(run_dir, config_overrides(args)) if run_dir else _load(args)
     src = costs.load_source(cfg, run_dir, args.replica)
     what = "learning" if getattr(args, "learning", False) else args.command
@@ -545,6 +547,8 @@ def _add_sweep_commands(sub) -> None:
     r.add_argument("--metric", help=METRIC_HELP)
 
 
+#: ``--replica`` given with a config (``netlist``, ``energy``, ``transient``), which has no replicas
+REPLICA_OF_A_CONFIG = "--replica: names a replica of a run directory; give a run directory instead of a config"
 #: ``--points`` of ``netlist`` and ``solve`` (``points.point_indices``)
 POINTS_HELP = ("training points: indices and ranges such as 0,5,10-19, or all (default: every point of a small "
                f"task; of a large one the first that fit {NETLIST_EDGES:,} edge copies, 8 of the digits)")

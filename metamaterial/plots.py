@@ -265,7 +265,11 @@ def _confusion_figure(run_dir: Path, summary: dict, plt) -> Path:
             if counts[t, p]:
                 ax.text(p, t, str(counts[t, p]), ha="center", va="center", fontsize=7 if n > 5 else 9,
                         color="white" if counts[t, p] > counts.max() / 2 else "black")
-    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted class", ylabel="true class")
+    names = summary.get("class_names") or [str(k) for k in range(n)]  # a run saved before the names were
+    ax.set_xticks(range(n), names, rotation=30 if max(map(len, names)) > 3 else 0,
+                  ha="right" if max(map(len, names)) > 3 else "center")
+    ax.set_yticks(range(n), names)
+    ax.set(xlabel="predicted class", ylabel="true class")
     which, acc = ((scored_on(summary), summary.get("test_accuracy")) if held_out else
                   ("training", summary.get("accuracy")))
     ax.set_title(f"{summary['name']}: {counts.sum()} {which} points, accuracy {acc:.4f}", fontsize=9)

@@ -43,6 +43,7 @@ from .runfiles import (
     RUN_FILES,
     RUN_FOLDERS,
     checkpoint_revision,
+    column_names,
     json_text,
     load_checkpoint,
     save_checkpoint,
@@ -411,6 +412,7 @@ def _summary(done: Trained, one: SimpleNamespace, final) -> dict:
     if task.is_classification:  # rows: true class, columns: predicted class (confusion.png)
         n = task.n_outputs if task.decode == "argmax" else len(task.levels)
         out["confusion"] = confusion_matrix(task.classes, task.predict(final.outputs), n).tolist()
+        out["class_names"] = column_names(setup)[2] or [str(k) for k in range(n)]  # as eval and outputs.csv name them
         if "test_accuracy" in out:
             out["test_confusion"] = confusion_matrix(task.test_classes, task.predict(tv.outputs), n).tolist()
     return out

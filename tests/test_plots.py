@@ -77,6 +77,11 @@ def test_a_hinge_run_names_its_loss_its_points_and_its_output(tmp_path, drawn):
     assert out.get_title() == f"{NAME}: outputs vs targets (xor, native)"
     (gates,) = drawn["gates.png"].axes
     assert gates.get_title() == f"{NAME}: 32 edges" and len(gates.get_lines()) == 32
+    confusion = drawn["confusion.png"].axes[0]  # the classes as eval and outputs.csv name them
+    with (run / "outputs.csv").open() as f:
+        classes = sorted({row["class"] for row in csv.DictReader(f)}, key=lambda c: -float(c.split()[0]))
+    assert [t.get_text() for t in confusion.get_xticklabels()] == classes == ["0 mV", "-87 mV"]
+    assert [t.get_text() for t in confusion.get_yticklabels()] == classes
 
 
 def test_an_mse_run_names_its_loss_and_a_csv_tasks_columns(tmp_path, drawn):

@@ -271,9 +271,12 @@ def test_plot_refuses_a_config_yaml_that_is_not_a_runs(tmp_path):
         plot_run_dir(tmp_path)
 
 
-def test_replica_needs_a_run_directory(tmp_path):
+@pytest.mark.parametrize("command", [["netlist"], ["energy", "--backend", "native"], ["transient", "--steps", "1"]])
+def test_replica_needs_a_run_directory(tmp_path, command):
+    out = tmp_path / "out"
     assert "--replica: names a replica of a run directory; give a run directory instead of a config" in \
-        _refused("netlist", XOR, "--out", str(tmp_path), "--replica", "1")
+        _refused(command[0], XOR, *command[1:], "--out", str(out), "--replica", "1")
+    assert not out.exists()
 
 
 def test_json_text_keeps_every_value_and_puts_a_curve_on_one_line():
