@@ -14,6 +14,7 @@ hidden layer -> outputs, as the third-party 8x8-digits network), ``load_network`
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,7 +127,11 @@ def load_network(path: str | Path) -> nx.Graph:
                 parts = line.split()
                 if len(parts) != 2:
                     raise ValidationError(f"network.file: {p}:{i}: expected two node names (got {line!r})")
-                raw.add_edge(parts[0], parts[1])
+                if raw.has_edge(parts[0], parts[1]):
+                    raise ValidationError(f"network.file: {p}:{i}: the edge {parts[0]}-{parts[1]} is already on line "
+                                          f"{raw.edges[parts[0], parts[1]]['line']} (an edge is one transistor, "
+                                          "either way round); list each pair of nodes once")
+                raw.add_edge(parts[0], parts[1], line=i)
     except FileNotFoundError as err:
         raise ValidationError(f"file not found: {p} (network.file); check the path (relative to the config's "
                               "folder)") from err
@@ -139,6 +144,12 @@ def load_network(path: str | Path) -> nx.Graph:
             raise
         raise ValidationError(f"network.file: {p}: cannot parse ({err})") from err
     if raw.is_directed() or raw.is_multigraph():
+        pairs = Counter(frozenset(map(str, e[:2])) for e in raw.edges)
+        twice = [sorted(q) for q, n in pairs.items() if n > 1]
+        if twice:
+            a, b = twice[0][0], twice[0][-1]
+            raise ValidationError(f"network.file: {p}: the edge {a}-{b} is listed more than once (an edge is one "
+                                  "transistor, either way round); list each pair of nodes once")
         raw = nx.Graph(raw)
     if any(a == b for a, b in raw.edges):
         raise ValidationError(f"network.file: {p}: self-loops are not allowed")

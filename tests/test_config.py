@@ -371,6 +371,27 @@ def test_network_file_role_errors_name_the_key(tmp_path, roles, fragment):
     assert proc.returncode == 2 and fragment in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
 
 
+@pytest.mark.parametrize("kind, extra, fragment", [
+    ("edges", "out in\n", "named.edges:8: the edge out-in is already on line 5 (an edge is one transistor, either "
+                          "way round); list each pair of nodes once"),
+    ("graphml", "out in\n", "named.graphml: the edge in-out is listed more than once"),
+])
+def test_a_network_file_listing_an_edge_twice_is_refused_not_merged(tmp_path, kind, extra, fragment):
+    """A repeated pair was merged into one transistor without a word (5 lines, 3 edges)."""
+    path = tmp_path / "named.edges"
+    path.write_text(NAMED_EDGES + extra)
+    if kind == "graphml":  # a directed GraphML: a -> b and b -> a are one undirected edge
+        _graphml(tmp_path / "named.graphml")
+        text = (tmp_path / "named.graphml").read_text().replace("undirected", "directed")
+        path = tmp_path / "named.graphml"
+        path.write_text(text.replace("</graph>", '<edge source="out" target="in"/>\n</graph>'))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(_named_network_doc(Path(path.name), NAMED_ROLES_BY_NAME)))
+    proc = _run_cli(["netlist", str(cfg), "--out", str(tmp_path / "nl")], tmp_path)
+    assert proc.returncode == 2 and fragment in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "nl").exists()
+
+
 @pytest.mark.parametrize("roles", [NAMED_ROLES_BY_NAME, NAMED_ROLES_BY_INDEX])
 def test_missing_network_file_is_reported_before_roles(tmp_path, roles):
     path = tmp_path / "cfg.yaml"
