@@ -124,12 +124,14 @@ class NmosOverrides(_Strict):
     0."""
 
     vto: Volts | None = None
-    kp: Positive | None = None
-    w: Positive | None = None
-    l: Positive | None = None
+    # upper bounds far past any transistor (the ALD1106: kp 6.2e-5 A/V^2, W/L 138/7.8 um, phi 0.95 V), so that a
+    # slip of the exponent is refused here rather than met as a Newton failure or a 1e289 J estimate
+    kp: Annotated[float, Field(gt=0, le=1.0, allow_inf_nan=False)] | None = None
+    w: Annotated[float, Field(gt=0, le=0.01, allow_inf_nan=False)] | None = None
+    l: Annotated[float, Field(gt=0, le=0.01, allow_inf_nan=False)] | None = None
     lambda_: Annotated[float | None, Field(ge=0, le=10, alias="lambda")] = None
     gamma: Annotated[float, Field(ge=0, le=10)] | None = None
-    phi: Positive | None = None
+    phi: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] | None = None
     rd: Annotated[float, Field(ge=0, le=1e6)] | None = None
     rs: Annotated[float, Field(ge=0, le=1e6)] | None = None
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)

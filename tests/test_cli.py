@@ -471,9 +471,9 @@ def test_a_card_file_name_cannot_inject_netlist_lines(tmp_path):
 
 
 def test_a_run_that_fails_before_training_leaves_the_folder_as_it_found_it(tmp_path):
-    """A run that fails at its first solve (here Newton on an absurd K) has written config.yaml and an epoch-0
-    checkpoint: both go, a folder it created goes, a user's file stays, and the same --out then trains."""
-    absurd = ["--backend", "native", "--no-plots", "--no-progress", "--set", "device.params.kp=1e300"]
+    """A run that fails at its first solve (here Newton allowed 2 iterations) has written config.yaml and an
+    epoch-0 checkpoint: both go, a folder it created goes, a user's file stays, and the same --out then trains."""
+    absurd = ["--backend", "native", "--no-plots", "--no-progress", "--set", "simulator.itl1=2"]
     new = tmp_path / "new"
     proc = _cli("train", XOR, "--out", str(new), *absurd)
     assert proc.returncode == 1 and "Newton did not converge" in proc.stderr and not new.exists()

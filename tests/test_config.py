@@ -64,6 +64,8 @@ CASES = [
     ("rail-not-number", _edit("roles.rails.0.volts", ".endc"), [], "roles.rails[0].volts: Input should be a valid "
      "number (got '.endc')"),
     ("rail-infinite", _edit("roles.rails.0.volts", float("inf")), [], "roles.rails[0].volts"),
+    ("kp-absurd", XOR, ["--set", "device.params.kp=1e300"], "device.params.kp: Input should be less than or equal "
+     "to 1 (got 1e+300)"),
     ("leak-rest-nan", XOR, ["--set", "learning.leak={tau: 1, rest: .nan}"], "learning.leak.rest: Input should be a "
      "finite number"),
     ("input-name-on-lattice", _edit("roles.inputs.1", "abc"), [], "roles.inputs[1]: nodes are named only in a "

@@ -460,7 +460,8 @@ class NativeSolver(AbstractSolver):
                 f"{self.max_iter} iterations (got largest KCL residual {resid[worst]:.3g} A at sample {worst}; "
                 f"circuit of {circuit.n_nodes} nodes, {circuit.n_edges} edges, device {circuit.device.name}; "
                 "also retried from a cold start, with gmin stepping and at the junctions' branch point); "
-                "raise max_iter, or use --backend ngspice")
+                "check the device's parameters and the input voltages, raise simulator.itl1 (the iterations "
+                "allowed), or use --backend ngspice")
 
     @staticmethod
     def _edge_controls(circuit: Circuit, controls: np.ndarray) -> np.ndarray:
