@@ -19,7 +19,12 @@ def run() -> int:
     if noted:
         print("metamaterial: interrupted while starting; nothing was run", file=sys.stderr)
         return 130
-    return main()
+    from . import interrupts
+
+    try:
+        return main()
+    finally:
+        interrupts.finish()
 
 
 if __name__ == "__main__":

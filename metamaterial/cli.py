@@ -253,8 +253,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "reproduce":
         from .claims.registry import reproduce  # noqa: PLC0415
-        results, report, crashed = reproduce(args.claims, args.out, quick=args.quick, backend=args.backend,
-                                             force=args.force, log=lambda line: print(line, flush=True))
+        with _out_dir(args.out):
+            results, report, crashed = reproduce(args.claims, args.out, quick=args.quick, backend=args.backend,
+                                                 force=args.force, log=lambda line: print(line, flush=True))
         print(f"report: {report}")
         for r in results:
             print(f"  {r.verdict:>15}  {r.title}")
@@ -446,6 +447,12 @@ def _costs(args: argparse.Namespace) -> int:
     src = costs.load_source(cfg, run_dir, args.replica)
     what = "learning" if getattr(args, "learning", False) else args.command
     out = args.out or (run_dir / what if run_dir else Path("runs") / f"{cfg.name}-{what}")
+    with _out_dir(out):  # a refused or failed command leaves no folder it created
+        return _cost_run(args, costs, src, out)
+
+
+def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
+    """Run ``energy``, ``transient`` or ``transient --learning`` of ``src`` into ``out`` and print its summary."""
     if args.command == "energy":
         r = costs.energy_run(src, out, plots=not args.no_plots, progress=not args.no_progress,
                              csv_table=True if args.csv else None)

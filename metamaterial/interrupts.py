@@ -23,7 +23,7 @@ LIBRARIES = ("PySpice", "llvmlite")
 #: delay (s) before a held interrupt is sent again
 RESEND_S = 0.05
 
-_state: dict = {"pending": False, "resent": False, "dirs": None}
+_state: dict = {"pending": False, "resent": False, "dirs": None, "timer": None}
 
 
 def install() -> None:
@@ -33,6 +33,20 @@ def install() -> None:
             signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         _library_dirs()  # found now, not by the handler in the middle of whatever the signal interrupts
         signal.signal(signal.SIGINT, _on_sigint)
+
+
+def finish() -> None:
+    """The command is done (its message printed, its exit code chosen): from here a Ctrl-C is ignored, and a held
+    interrupt is not sent again. A resend that came during interpreter shutdown, once Python had put back the
+    default handler, killed the process by SIGINT after its message, in place of exit code 130. Only for the
+    process's own entry point (``__main__.run``): a host program keeps its Ctrl-C."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _state["pending"] = False
+    timer = _state["timer"]
+    if timer is not None:
+        timer.cancel()
+        timer.join()
 
 
 def raise_pending() -> None:
@@ -66,7 +80,7 @@ def _on_sigint(signum, frame) -> None:
             return
     if _in_library(frame):
         _state["pending"] = True
-        timer = threading.Timer(RESEND_S, _resend)
+        timer = _state["timer"] = threading.Timer(RESEND_S, _resend)
         timer.daemon = True
         timer.start()
         return
@@ -80,4 +94,4 @@ def _resend() -> None:
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # to the main thread: wakes a sleep
 
 
-__all__ = ["LIBRARIES", "RESEND_S", "install", "raise_pending"]
+__all__ = ["LIBRARIES", "RESEND_S", "install", "raise_pending", "finish"]

@@ -483,3 +483,14 @@ def test_a_run_that_fails_before_training_leaves_the_folder_as_it_found_it(tmp_p
     assert _cli("train", XOR, "--out", str(mine), *absurd).returncode == 1
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     assert _cli("train", XOR, "--out", str(mine), "--backend", "native", "--no-plots", *SHORT).returncode == 0
+
+
+@pytest.mark.parametrize("command", [["energy", XOR, "--backend", "native"], ["transient", XOR, "--steps", "1"],
+                                     ["reproduce", "learning_time"], ["netlist", XOR]])
+def test_an_out_that_is_a_file_is_refused_with_what_to_do(tmp_path, command):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    proc = _cli(*command, "--out", str(afile))
+    assert proc.returncode == 2 and proc.stderr == (f"metamaterial: {afile}: cannot create the output directory "
+                                                    "(File exists); choose another --out\n")
+    assert afile.read_text() == "mine"
