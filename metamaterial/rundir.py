@@ -59,7 +59,7 @@ def load_run(run_dir: str | Path) -> SavedRun:
         raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); give a directory written by "
                               "`metamaterial train`")
     cfg = load_saved_config(run_dir / "config.yaml")
-    state, seeds, _ = load_checkpoint(run_dir)
+    state, seeds, _ = load_checkpoint(run_dir, build_network(cfg).number_of_edges())
     return SavedRun(run_dir, cfg, state.controls, list(seeds), state.epoch)
 
 

@@ -165,7 +165,7 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
     every_ckpt = every_reset if run_dir is not None else 0
     try:
         if resume:
-            state, saved_seeds, wall_before = load_checkpoint(run_dir)
+            state, saved_seeds, wall_before = load_checkpoint(run_dir, setup.circuit.n_edges)
             if saved_seeds != seeds:
                 raise CheckpointError(f"{run_dir}: holds a run of seeds {seed_span(saved_seeds)} ({len(saved_seeds)}), "
                                       f"not {seed_span(seeds)} ({len(seeds)}); resume with the same --seeds")
