@@ -201,7 +201,7 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
             if bar is not None:
                 bar.close()
         wall = wall_before + time.perf_counter() - t0
-        if every_ckpt:
+        if run_dir is not None:  # the final gates, also under checkpoint_every 0 (no checkpoint on the way)
             save_checkpoint(run_dir, state, seeds, wall)
     except BaseException:
         trainer.solver.close()

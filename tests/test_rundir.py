@@ -245,6 +245,17 @@ def test_every_command_on_a_damaged_checkpoint_says_so_in_one_line_and_writes_no
     assert not (tmp_path / "n").exists() and not (tmp_path / "e").exists()
 
 
+def test_a_run_checkpointed_at_no_epoch_still_ends_with_its_final_checkpoint(tmp_path):
+    """``learning.checkpoint_every: 0`` writes no checkpoint on the way, and still the final one: the run directory
+    is usable by eval and netlist."""
+    run = tmp_path / "run"
+    _ok("train", XOR, "--out", str(run), *NATIVE, "--no-plots", "--set", "learning.epochs=20", "--set",
+        "learning.checkpoint_every=0")
+    assert load_run(run).epoch == 20
+    assert json.loads(_ok("eval", str(run), "--json").stdout)["epoch"] == 20
+    _ok("netlist", str(run), "--out", str(tmp_path / "n"))
+
+
 def test_ensemble_eval_per_replica_and_its_figures(xor_ensemble, tmp_path):
     run, stdout = xor_ensemble
     assert f"run directory: {run}/ (summary.json, ensemble.csv, loss.png, accuracy.png, success.png, " \
