@@ -352,6 +352,34 @@ def test_plot_refuses_a_config_yaml_that_is_not_a_runs(tmp_path):
         plot_run_dir(tmp_path)
 
 
+#: a run directory's file damaged one way -> what ``plot`` says is wrong with it
+BAD_RUN_FILES = {
+    "summary-cut-short": ("summary.json", '{"task": ', "not valid JSON (Expecting value at line 1)"),
+    "summary-a-list": ("summary.json", "[1, 2]\n", "a JSON list, not a mapping"),
+    "metrics-other-header": ("metrics.csv", "foo,bar\n1,2\n", "no column 'epoch'"),
+    "metrics-empty": ("metrics.csv", "", "empty"),
+    "metrics-removed": ("metrics.csv", None, "missing"),
+    "gates-not-numbers": ("gates.csv", "x\nabc\n", "a row that is not comma-separated numbers"),
+    "gates-removed": ("gates.csv", None, "missing"),
+}
+
+
+@pytest.mark.parametrize("how", BAD_RUN_FILES)
+def test_plot_of_a_damaged_run_directory_names_the_file_and_what_to_do(xor_run, tmp_path, how):
+    name, text, what = BAD_RUN_FILES[how]
+    run = tmp_path / "run"
+    shutil.copytree(xor_run, run)
+    if text is None:
+        (run / name).unlink()
+    else:
+        (run / name).write_text(text)
+    message = f"{run / name}: {what}; the run directory is damaged: train it again (--replace) or restore {name}"
+    with pytest.raises(CheckpointError, match=f"^{re.escape(message)}$"):
+        plot_run_dir(run)
+    if how == "summary-a-list":
+        assert _refused("plot", str(run)) == f"metamaterial: {message}\n"
+
+
 def test_replica_needs_a_run_directory(tmp_path):
     assert "--replica: names a replica of a run directory; give a run directory instead of a config" in \
         _refused("netlist", XOR, "--out", str(tmp_path), "--replica", "1")
