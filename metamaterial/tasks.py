@@ -8,6 +8,7 @@ only the two builders the tests call bare (``xor_task``, ``regression_task``) ke
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -159,10 +160,13 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
     ``scale``); the rest are target voltages, or for ``classification`` one column of class names."""
     p = Path(path)
     try:
-        with p.open(newline="") as f:
-            rows = [r for r in csv.reader(f) if r]
+        text = p.read_bytes().decode("utf-8")
     except OSError as err:
         raise ValidationError(f"task.path: cannot read CSV (got {str(p)!r}): {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise ValidationError(f"task.path: {p}: not a text (UTF-8) file ({err.reason} at byte {err.start}); give a "
+                              "CSV file") from err
+    rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
     if len(rows) < 2:
         raise ValidationError(f"task.path: {p}: needs a header row and at least one data row")
     header, body = rows[0], rows[1:]
