@@ -333,14 +333,16 @@ def test_no_plots_lists_no_figures(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("n15,n13\n", "needs a header naming the input nodes (n15 n13) and at least one row"),
-    ("n15,n13,n10\n0,0,0\n", "the columns are the input nodes only (n15 n13) (got n15,n13,n10)"),
-    ("n15,n13\n0,nan\n", "input voltages must be finite numbers (got nan)"),
+    ("n15,n13\n", ": needs a header naming the input nodes (n15 n13) and at least one row"),
+    ("n15,n13,n10\n0,0,0\n", ": the columns are the input nodes only (n15 n13) (got n15,n13,n10)"),
+    ("n15,n13\n0,nan\n", ":2: n13 must be a finite voltage in [-10, 10] V (got nan); correct that value"),
+    ("n13,n15\n0,0\n\n1e6,0.45\n", ":4: n13 must be a finite voltage in [-10, 10] V (got 1e+06); correct that value"),
 ])
 def test_new_inputs_csv_errors(tmp_path, text, message):
+    """Each message names the file, and a bad value its line and column."""
     path = tmp_path / "new.csv"
     path.write_text(text)
-    with pytest.raises(ConfigError, match=f"^{re.escape(f'{path}: {message}')}"):
+    with pytest.raises(ConfigError, match=f"^{re.escape(f'{path}{message}')}$"):
         read_inputs_csv(path, build(load_config(XOR)))
 
 
