@@ -171,9 +171,12 @@ def load_model_card(path: str | Path) -> tuple[str, ModelCard]:
     """
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_bytes().decode("utf-8")
     except OSError as err:
         raise ConfigError(f"{p}: cannot read the model card (got {err.strerror}); check device.model_file") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{p}: not a text (UTF-8) file ({err.reason} at byte {err.start}); give a .model card in "
+                          "device.model_file") from err
     lines = [ln.rstrip() for ln in text.splitlines()]
     for i, ln in enumerate(lines, 1):
         if not _CARD_LINE.match(ln) or any(c in ln for c in ";`$\\") or ln.lower().lstrip().startswith(

@@ -26,14 +26,14 @@ from .devices import CORNERS, NOMINAL_CELSIUS, TEMPERATURE_RANGE, ProcessCorner
 from .errors import ConfigError
 from .learning.gates import HardwareParams
 from .sim.registry import backend_refusal
-from .tasks import REGRESSION_X, REGRESSION_Y
+from .tasks import MAX_VOLTS, REGRESSION_X, REGRESSION_Y
 from .timing import MosCapacitances, PeripheryParams, SettleParams
 
 #: a node: its index, its [row, col] on a lattice, or its name in a network file (an edge list's name, a GraphML id)
 NodeRef = Union[Annotated[int, Field(ge=0)],  # noqa: UP007 (a type alias evaluated at import: py3.10 needs Union)
                 Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)],
                 Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]]
-Volts = Annotated[float, Field(ge=-10.0, le=10.0, allow_inf_nan=False)]
+Volts = Annotated[float, Field(ge=-MAX_VOLTS, le=MAX_VOLTS, allow_inf_nan=False)]
 
 
 def _printable_path(v: str) -> str:

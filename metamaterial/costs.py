@@ -56,7 +56,7 @@ def load_source(cfg: Config, run_dir: Path | None, seed: int | None = None) -> S
         return Source(cfg, controls, None, None)
     from .runs import load_checkpoint  # noqa: PLC0415 (runs pulls in the trainer)
 
-    state, seeds, _ = load_checkpoint(run_dir)
+    state, seeds, _ = load_checkpoint(run_dir, build_network(cfg).number_of_edges())
     if seed is None and len(seeds) > 1:
         raise ConfigError(f"--replica: the run holds {len(seeds)} replicas (seeds {seeds[0]}..{seeds[-1]}); give "
                           "--replica SEED")

@@ -16,7 +16,9 @@ margins).
 from __future__ import annotations
 
 import csv
+import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,7 +29,7 @@ from .devices import NmosParams, PotentiometerParams, ResistorParams
 from .errors import CheckpointError
 from .learning.rules import HINGE_LOSSES
 from .learning.trainer import SUCCESS_MARGIN_V
-from .runfiles import OUTPUTS_CSV, load_checkpoint
+from .runfiles import OUTPUTS_CSV, damaged, load_checkpoint
 from .tasks import scored_on
 
 CONTROL_LABELS = {d.kind: d.control_label for d in (NmosParams, ResistorParams, PotentiometerParams)}
@@ -55,7 +57,7 @@ def plot_run_dir(run_dir: str | Path) -> list[Path]:
             raise CheckpointError(f"{run_dir}: no {name} (not a finished run directory); give a directory written "
                                   "by `metamaterial train` that ran to its end")
     cfg = _saved_config(run_dir / "config.yaml")
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = _summary(run_dir / "summary.json")
     plt = _pyplot()
     if "seeds" in summary:
         return _plot_ensemble(run_dir, cfg, summary, plt)
@@ -77,15 +79,56 @@ def _saved_config(path: Path) -> SimpleNamespace:
                               "`metamaterial train`") from err
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    with path.open(newline="") as f:
-        header, *rows = [r for r in csv.reader(f) if r]
-    return header, rows
+def _text(path: Path) -> str:
+    """The text of one of the run directory's files; one missing or unreadable is a damaged run directory."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError as err:
+        raise damaged(path, "missing") from err
+    except OSError as err:
+        raise damaged(path, f"cannot be read ({err.strerror})") from err
+    except UnicodeDecodeError as err:
+        raise damaged(path, "not a text (UTF-8) file") from err
 
 
-def _column(header: list[str], rows: list[list[str]], key: str) -> np.ndarray:
-    j = header.index(key)
-    return np.array([float(r[j]) if r[j] != "" else np.nan for r in rows])
+def _summary(path: Path) -> dict:
+    text = _text(path)
+    try:
+        summary = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise damaged(path, f"not valid JSON ({err.msg} at line {err.lineno})") from err
+    if not isinstance(summary, dict):
+        raise damaged(path, f"a JSON {type(summary).__name__}, not a mapping")
+    return summary
+
+
+@dataclass(frozen=True)
+class _Table:
+    """One of the run directory's CSV files: its header and its rows of text."""
+
+    path: Path
+    header: list[str]
+    rows: list[list[str]]
+
+    def column(self, key: str) -> np.ndarray:
+        """The numbers of column ``key`` (an empty cell: NaN)."""
+        if key not in self.header:
+            raise damaged(self.path, f"no column {key!r}")
+        j = self.header.index(key)
+        try:
+            return np.array([float(r[j]) if r[j] != "" else np.nan for r in self.rows])
+        except (ValueError, IndexError) as err:
+            raise damaged(self.path, f"column {key!r} holds a row that is not a number") from err
+
+
+def _read_csv(path: Path) -> _Table:
+    try:
+        lines = [r for r in csv.reader(io.StringIO(_text(path), newline="")) if r]
+    except csv.Error as err:
+        raise damaged(path, f"not a CSV file ({err})") from err
+    if len(lines) < 2:
+        raise damaged(path, "empty" if not lines else "a header and no rows")
+    return _Table(path, lines[0], lines[1:])
 
 
 def _loss_title(cfg) -> str:
@@ -104,19 +147,19 @@ def _axes(plt, xlabel: str, ylabel: str, title: str):
 
 
 def _loss_figure(run_dir: Path, cfg, scored: str, plt) -> Path:
-    header, rows = _read_csv(run_dir / "metrics.csv")
-    epochs = _column(header, rows, "epoch")
+    table = _read_csv(run_dir / "metrics.csv")
+    epochs = table.column("epoch")
     fig, axes = plt.subplots(2 if cfg.hinge else 1, 1, figsize=(5, 5.5 if cfg.hinge else 3.5), sharex=True,
                              squeeze=False)
     ax = axes[0, 0]
     # under a hinge the objective trained is the hinge loss (metrics.csv has it since 2026-12-01), else the MSE
     # (in mV on a linear axis: it reaches 0 once every point is past the margin)
-    key = "hinge_loss" if cfg.hinge and "hinge_loss" in header else "loss"
+    key = "hinge_loss" if cfg.hinge and "hinge_loss" in table.header else "loss"
     draw = ax.plot if key == "hinge_loss" else ax.semilogy
     scaled = (lambda x: 1e3 * x) if key == "hinge_loss" else (lambda x: np.maximum(x, 1e-16))
-    draw(epochs, scaled(_column(header, rows, key)), lw=1.5, label="training points")
-    if "test_" + key in header:
-        draw(epochs, scaled(_column(header, rows, "test_" + key)), lw=1.2, label=scored)
+    draw(epochs, scaled(table.column(key)), lw=1.5, label="training points")
+    if "test_" + key in table.header:
+        draw(epochs, scaled(table.column("test_" + key)), lw=1.2, label=scored)
         ax.legend(fontsize=7)
     ax.set_ylabel({"hinge_loss": "hinge loss (mV)", "loss": "MSE to the targets (V$^2$)" if cfg.hinge else
                    "MSE loss (V$^2$)"}[key])
@@ -124,7 +167,7 @@ def _loss_figure(run_dir: Path, cfg, scored: str, plt) -> Path:
     ax.grid(alpha=0.3)
     if cfg.hinge:
         ax = axes[1, 0]
-        ax.plot(epochs, 1e3 * _column(header, rows, "min_margin"), lw=1.5, label="smallest margin")
+        ax.plot(epochs, 1e3 * table.column("min_margin"), lw=1.5, label="smallest margin")
         ax.axhline(1e3 * cfg.margin, color="gray", ls="--", lw=1, label="hinge margin (updates stop)")
         ax.axhline(0, color="k", lw=0.8)
         ax.set_ylabel("smallest margin (mV)")
@@ -137,12 +180,12 @@ def _loss_figure(run_dir: Path, cfg, scored: str, plt) -> Path:
 def _accuracy_figure(run_dir: Path, cfg, scored: str, plt) -> Path:
     """accuracy.png of a classification: the training points' accuracy per evaluated epoch, and the held-out (or
     validation) points' where the run has them (metrics.csv)."""
-    header, rows = _read_csv(run_dir / "metrics.csv")
-    epochs = _column(header, rows, "epoch")
+    table = _read_csv(run_dir / "metrics.csv")
+    epochs = table.column("epoch")
     fig, ax = _axes(plt, "epoch", "accuracy (%)", f"{cfg.name}: accuracy")
     for key, label in (("accuracy", "training points"), ("test_accuracy", scored)):
-        if key in header:
-            values = 100 * _column(header, rows, key)
+        if key in table.header:
+            values = 100 * table.column(key)
             ax.plot(epochs, values, lw=1.5, label=f"{label}: {values[-1]:.1f}% at the end")
     ax.set_ylim(-2, 102)
     ax.legend(fontsize=7)
@@ -150,7 +193,14 @@ def _accuracy_figure(run_dir: Path, cfg, scored: str, plt) -> Path:
 
 
 def _gates_figure(run_dir: Path, cfg, plt) -> Path:
-    traj = np.loadtxt(run_dir / "gates.csv", delimiter=",", skiprows=1, ndmin=2)
+    path = run_dir / "gates.csv"
+    rows = [line for line in _text(path).splitlines()[1:] if line.strip()]
+    try:
+        traj = np.loadtxt(rows, delimiter=",", ndmin=2) if rows else np.zeros((0, 0))
+    except ValueError as err:
+        raise damaged(path, "a row that is not comma-separated numbers") from err
+    if traj.shape[0] == 0 or traj.shape[1] < 2:
+        raise damaged(path, "no rows of an epoch and its gates")
     epochs, gates = traj[:, 0], traj[:, 1:]
     n = gates.shape[1]
     fig, ax = _axes(plt, "epoch", CONTROL_LABELS[cfg.device_kind], f"{cfg.name}: {n} edges")
@@ -176,25 +226,27 @@ def _outputs_figure(run_dir: Path, summary: dict, plt) -> Path:
     if "confusion" in summary and outputs.shape[1] > 1 and (outputs.shape[1] > MANY_CLASSES or
                                                             len(outputs) > MANY_POINTS):
         return _margins_figure(run_dir, summary, outputs, targets, plt)
-    header, rows = _read_csv(run_dir / OUTPUTS_CSV)
-    outs = [h[len("output "):] for h in header if h.startswith("output ")]
-    if len(rows) == 1 and len(outs) > 1:
-        return _one_point_figure(run_dir, summary, header, rows, outs, plt)
-    ins = header[1:header.index(f"target {outs[0]}")]
+    table = _read_csv(run_dir / OUTPUTS_CSV)
+    outs = [h[len("output "):] for h in table.header if h.startswith("output ")]
+    if not outs or f"target {outs[0]}" not in table.header:
+        raise damaged(table.path, "no target and output columns")
+    if len(table.rows) == 1 and len(outs) > 1:
+        return _one_point_figure(run_dir, summary, table, outs, plt)
+    ins = table.header[1:table.header.index(f"target {outs[0]}")]
     one = len(ins) == 1  # against the input voltage (a line through the points), else against the point index
-    x = _column(header, rows, ins[0]) if one else _column(header, rows, "point").astype(int)
+    x = table.column(ins[0]) if one else table.column("point").astype(int)
     order = np.argsort(x) if one else slice(None)
     xlabel = f"{ins[0]} (V)" if one else "data point" + (f" ({', '.join(ins)})" if len(ins) <= 3 else "")
     fig, ax = _axes(plt, xlabel, "output (V)",
                     f"{summary['name']}: outputs vs targets ({summary['task']}, {summary['backend']})")
     for name in outs:
-        line, = ax.plot(x[order], _column(header, rows, f"target {name}")[order], "o", mfc="none",
+        line, = ax.plot(x[order], table.column(f"target {name}")[order], "o", mfc="none",
                         label=f"target {name}")
-        ax.plot(x[order], _column(header, rows, f"output {name}")[order], "x-" if one else "x",
+        ax.plot(x[order], table.column(f"output {name}")[order], "x-" if one else "x",
                 color=line.get_color(), label=f"output {name}")
     if not one:
-        levels = np.unique(_column(header, rows, f"target {outs[0]}"))
-        if "class" in header and len(outs) == 1 and len(levels) == 2:  # read by the nearest of two levels
+        levels = np.unique(table.column(f"target {outs[0]}"))
+        if "class" in table.header and len(outs) == 1 and len(levels) == 2:  # read by the nearest of two levels
             ax.axhline(levels.mean(), color="gray", ls="--", lw=1, label="threshold")
         if len(x) <= MANY_TICKS:
             ax.set_xticks(x)
@@ -215,11 +267,11 @@ def _outputs_figure(run_dir: Path, summary: dict, plt) -> Path:
     return _save(fig, run_dir / "outputs.png", plt)
 
 
-def _one_point_figure(run_dir: Path, summary: dict, header: list[str], rows: list, outs: list[str], plt) -> Path:
+def _one_point_figure(run_dir: Path, summary: dict, table: _Table, outs: list[str], plt) -> Path:
     """outputs.png of one data point and several outputs (allostery): each output beside its target, by name, and
     the error in mV written over it (against the input voltage they would all stand on one vertical line)."""
-    target = np.array([_column(header, rows, f"target {n}")[0] for n in outs])
-    output = np.array([_column(header, rows, f"output {n}")[0] for n in outs])
+    target = np.array([table.column(f"target {n}")[0] for n in outs])
+    output = np.array([table.column(f"output {n}")[0] for n in outs])
     fig, ax = _axes(plt, "output node", "voltage (V)",
                     f"{summary['name']}: outputs vs targets ({summary['task']}, {summary['backend']})")
     x = np.arange(len(outs))

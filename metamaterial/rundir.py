@@ -22,6 +22,7 @@ from .learning.trainer import Evaluation
 from .points import describe_points, point_indices, point_phases, write_point_netlists
 from .runfiles import OUTPUTS_CSV, column_names, load_checkpoint, write_outputs_csv
 from .runs import seed_span, succeeded
+from .tasks import bad_value
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def load_run(run_dir: str | Path) -> SavedRun:
         raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); give a directory written by "
                               "`metamaterial train`")
     cfg = load_saved_config(run_dir / "config.yaml")
-    state, seeds, _ = load_checkpoint(run_dir)
+    state, seeds, _ = load_checkpoint(run_dir, build_network(cfg).number_of_edges())
     return SavedRun(run_dir, cfg, state.controls, list(seeds), state.epoch)
 
 
@@ -77,10 +78,12 @@ def read_inputs_csv(path: str | Path, setup: Setup) -> np.ndarray:
     others = [names for k, names in enumerate(choices) if names != nodes and names not in choices[:k]]
     try:
         with p.open(newline="") as f:
-            rows = [r for r in csv.reader(f) if r]
+            reader = csv.reader(f)
+            numbered = [(reader.line_num, r) for r in reader if r]  # the line of each row, to name a bad value's
     except (OSError, UnicodeDecodeError) as err:
         why = err.strerror if isinstance(err, OSError) else "not a text (UTF-8) file"
         raise ConfigError(f"{p}: cannot read the inputs ({why}); give a CSV file") from err
+    rows = [r for _, r in numbered]
     want = ", or ".join(" ".join(names) for names in [nodes, *others])
     if len(rows) < 2:
         raise ConfigError(f"{p}: needs a header naming the input nodes ({want}) and at least one row")
@@ -97,8 +100,11 @@ def read_inputs_csv(path: str | Path, setup: Setup) -> np.ndarray:
         x = np.array([[float(r[j]) for j in order] for r in rows[1:]])
     except (ValueError, IndexError) as err:
         raise ConfigError(f"{p}: every row needs {len(nodes)} numbers, input voltages in V ({err})") from err
-    if not np.isfinite(x).all():
-        raise ConfigError(f"{p}: input voltages must be finite numbers (got {x[~np.isfinite(x)][0]})")
+    bad = bad_value(x)
+    if bad is not None:
+        i, j, want = bad
+        raise ConfigError(f"{p}:{numbered[i + 1][0]}: {header[order[j]]} must be {want} (got {x[i, j]:g}); correct "
+                          "that value")
     return x
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import os
+import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,33 +85,124 @@ def save_checkpoint(run_dir: Path, state: TrainState, seeds: list[int], wall_s: 
                      trajectory=trajectory, meta=np.array(json.dumps(meta)))
 
 
-def load_checkpoint(run_dir: Path) -> tuple[TrainState, list[int], float]:
-    """(state, seeds, wall time so far in s) of the run in ``run_dir``."""
+def damaged(path: Path, what: str) -> CheckpointError:
+    """The error of a file of a run directory that cannot be used, with what to do about it: the same advice for
+    every command that reads the file (train --resume, eval, netlist, energy, plot)."""
+    return CheckpointError(f"{path}: {what}; the run directory is damaged: train it again (--replace) or restore "
+                           f"{path.name}")
+
+
+#: what numpy raises on a file that is not an intact .npz (or holds other than plain arrays)
+_NOT_NPZ = (EOFError, TypeError, ValueError, zipfile.BadZipFile)
+#: the keys ``save_checkpoint`` writes into a checkpoint's meta (``revision`` since revisions were recorded)
+_META = ("epoch", "seeds", "rng_states", "n_steps", "n_solves", "history", "keep_trajectory", "trajectory_epochs",
+         "wall_s")
+
+
+def load_checkpoint(run_dir: Path, n_edges: int | None = None) -> tuple[TrainState, list[int], float]:
+    """(state, seeds, wall time so far in s) of the run in ``run_dir``. Every part of the file is checked here, and
+    with ``n_edges`` the edges of its controls against the config's network, so that a damaged checkpoint is one
+    ``CheckpointError`` whichever command reads it, before anything is computed or written."""
     path = run_dir / CHECKPOINT
     try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            controls, n_updates, trajectory = z["controls"].copy(), z["n_updates"].copy(), list(z["trajectory"])
-    except (OSError, KeyError, ValueError) as err:
-        raise CheckpointError(f"{path}: cannot resume: no readable checkpoint ({err}); start a new run") from err
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:  # closed also when numpy fails
+            missing = [k for k in ("controls", "n_updates", "trajectory", "meta") if k not in z.files]
+            if not missing:
+                controls, n_updates, trajectory = z["controls"].copy(), z["n_updates"].copy(), z["trajectory"]
+                meta = json.loads(str(z["meta"]))
+    except FileNotFoundError as err:
+        raise CheckpointError(f"{path}: no checkpoint (the run stopped before its first one, or the file was "
+                              "removed); train the run again, or restore the file") from err
+    except OSError as err:
+        raise damaged(path, f"not a readable checkpoint: {err.strerror}") from err
+    except _NOT_NPZ as err:  # numpy's words would advise pickles
+        raise damaged(path, "not a readable checkpoint: not an intact .npz file") from err
+    problem = (f"no {' or '.join(missing)} array" if missing else
+               _problem(controls, n_updates, trajectory, meta, n_edges))
+    if problem is not None:
+        raise damaged(path, f"not a readable checkpoint: {problem}")
+    if meta.get("revision", 1) > revisions.CURRENT:
+        raise CheckpointError(f"{path}: written by a newer version of metamaterial (revision {meta['revision']} of "
+                              f"the training dynamics; this one knows up to {revisions.CURRENT}); use that version, "
+                              "or train the run again with this one")
     rngs = [np.random.default_rng() for _ in meta["rng_states"]]
-    for rng, saved in zip(rngs, meta["rng_states"]):
-        rng.bit_generator.state = saved
+    for i, (rng, saved) in enumerate(zip(rngs, meta["rng_states"])):
+        try:
+            rng.bit_generator.state = saved
+        except (KeyError, TypeError, ValueError) as err:
+            raise damaged(path, f"not a readable checkpoint: rng_states[{i}] is not a generator's state") from err
     history = [{k: (np.array(v) if isinstance(v, list) else v) for k, v in row.items()} for row in meta["history"]]
     state = TrainState(meta["epoch"], controls, rngs, n_updates, meta["n_steps"], meta["n_solves"],
-                       meta["keep_trajectory"], history, meta["trajectory_epochs"], trajectory)
+                       meta["keep_trajectory"], history, meta["trajectory_epochs"], list(trajectory))
     return state, meta["seeds"], float(meta["wall_s"])
+
+
+def _problem(controls: np.ndarray, n_updates: np.ndarray, trajectory: np.ndarray, meta, n_edges: int | None
+             ) -> str | None:
+    """What makes a checkpoint's arrays and meta unusable, in a few words; None if nothing does."""
+    if not isinstance(meta, dict):
+        return f"its meta is a {type(meta).__name__}, not a mapping"
+    absent = [k for k in _META if k not in meta]
+    if absent:
+        return f"its meta has no {', '.join(absent)}"
+    if controls.ndim != 2 or controls.dtype.kind != "f":
+        return f"controls must be numbers [replicas, edges] (got {controls.dtype} {list(controls.shape)})"
+    if not np.isfinite(controls).all():
+        return "controls hold NaN or infinity"
+    r = len(controls)
+    if n_edges is not None and controls.shape[1] != n_edges:
+        return (f"controls of {controls.shape[1]} edges, but the network of config.yaml has {n_edges} (the config, "
+                "its network file or the checkpoint changed since training)")
+    if n_updates.shape != (r,) or n_updates.dtype.kind not in "iu":
+        return f"n_updates must be {r} integers (got {n_updates.dtype} {list(n_updates.shape)})"
+    if trajectory.ndim != 3 or trajectory.shape[1:] != controls.shape or trajectory.dtype.kind != "f":
+        return (f"trajectory must be numbers [records, {r}, {controls.shape[1]}] (got {trajectory.dtype} "
+                f"{list(trajectory.shape)})")
+    seeds, epochs, history, rng_states = meta["seeds"], meta["trajectory_epochs"], meta["history"], meta["rng_states"]
+    checks = (
+        ("seeds", isinstance(seeds, list) and len(seeds) == r > 0 and all(_is_int(s) for s in seeds),
+         f"a list of one integer per row of controls, {r} in all"),
+        ("epoch", _is_count(meta["epoch"]), "an integer >= 0"),
+        ("n_steps", _is_count(meta["n_steps"]), "an integer >= 0"),
+        ("n_solves", _is_count(meta["n_solves"]), "an integer >= 0"),
+        ("history", isinstance(history, list) and all(isinstance(row, dict) for row in history), "a list of mappings"),
+        ("rng_states", isinstance(rng_states, list) and len(rng_states) == r,
+         f"a list of one generator state per row of controls, {r} in all"),
+        ("keep_trajectory", isinstance(meta["keep_trajectory"], bool), "true or false"),
+        ("trajectory_epochs", isinstance(epochs, list) and len(epochs) == len(trajectory)
+         and all(_is_count(e) for e in epochs),
+         f"a list of one integer >= 0 per trajectory row, {len(trajectory)} in all"),
+        ("wall_s", _is_real(meta["wall_s"]) and meta["wall_s"] >= 0, "a number of seconds >= 0"),
+        ("revision", _is_int(meta.get("revision", 1)) and meta.get("revision", 1) >= 1, "an integer >= 1"),
+    )
+    for key, ok, want in checks:
+        if not ok:
+            return f"{key} must be {want} (got {meta[key]!r:.60})"
+    return None
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)  # JSON's true is not a number
+
+
+def _is_count(v) -> bool:
+    return _is_int(v) and v >= 0
+
+
+def _is_real(v) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
 
 
 def checkpoint_revision(run_dir: Path) -> int | None:
     """The revision of the training dynamics (``revisions``) the checkpoint in ``run_dir`` was trained under (1:
-    before the first); None if it has no readable checkpoint."""
+    before the first); None if it has no readable checkpoint (``load_checkpoint`` says what is wrong)."""
     try:
-        with np.load(run_dir / CHECKPOINT, allow_pickle=False) as z:
-            made_under = json.loads(str(z["meta"])).get("revision", 1)
-    except (OSError, KeyError, ValueError):
+        with open(run_dir / CHECKPOINT, "rb") as f, np.load(f, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+    except (OSError, KeyError, *_NOT_NPZ):
         return None
-    return made_under if isinstance(made_under, int) else 1
+    made_under = meta.get("revision", 1) if isinstance(meta, dict) else None
+    return made_under if _is_int(made_under) else None
 
 
 # -- names of a task's columns -------------------------------------------------------------------------------

@@ -166,7 +166,7 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
     every_ckpt = every_reset if run_dir is not None else 0
     try:
         if resume:
-            state, saved_seeds, wall_before = load_checkpoint(run_dir)
+            state, saved_seeds, wall_before = load_checkpoint(run_dir, setup.circuit.n_edges)
             if saved_seeds != seeds:
                 raise CheckpointError(f"{run_dir}: holds a run of seeds {seed_span(saved_seeds)} ({len(saved_seeds)}), "
                                       f"not {seed_span(seeds)} ({len(seeds)}); resume with the same --seeds")
@@ -202,7 +202,7 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
             if bar is not None:
                 bar.close()
         wall = wall_before + time.perf_counter() - t0
-        if every_ckpt:
+        if run_dir is not None:  # the final gates, also under checkpoint_every 0 (no checkpoint on the way)
             save_checkpoint(run_dir, state, seeds, wall)
     except BaseException:
         trainer.solver.close()

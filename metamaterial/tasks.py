@@ -8,6 +8,7 @@ only the two builders the tests call bare (``xor_task``, ``regression_task``) ke
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,10 @@ import numpy as np
 
 from . import step
 from .errors import ValidationError
+
+#: the largest magnitude (V) of a voltage a config or a data file gives: far beyond the supplies simulated, and a
+#: value past it is a mistake the solver would only fail on
+MAX_VOLTS = 10.0
 
 #: The 8-point saturating ramp of a third-party reproduction of the PNAS nonlinear regression.
 REGRESSION_X = np.array([0.0005, 0.0628, 0.1251, 0.1873, 0.2479, 0.3118, 0.3724, 0.4347])
@@ -159,10 +164,15 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
     ``scale``); the rest are target voltages, or for ``classification`` one column of class names."""
     p = Path(path)
     try:
-        with p.open(newline="") as f:
-            rows = [r for r in csv.reader(f) if r]
+        text = p.read_bytes().decode("utf-8")
     except OSError as err:
         raise ValidationError(f"task.path: cannot read CSV (got {str(p)!r}): {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise ValidationError(f"task.path: {p}: not a text (UTF-8) file ({err.reason} at byte {err.start}); give a "
+                              "CSV file") from err
+    reader = csv.reader(io.StringIO(text, newline=""))
+    numbered = [(reader.line_num, r) for r in reader if r]  # the line of each row, to name a bad value's
+    rows = [r for _, r in numbered]
     if len(rows) < 2:
         raise ValidationError(f"task.path: {p}: needs a header row and at least one data row")
     header, body = rows[0], rows[1:]
@@ -178,9 +188,29 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
             cls = None
     except (ValueError, IndexError) as err:
         raise ValidationError(f"task.path: {p}: every row needs {len(header)} numeric values ({err})") from err
+    columns = [(x, header[:n_inputs], not scale)] + ([] if classification else [(y, header[n_inputs:], True)])
+    for values, names, volts in columns:  # inputs to be scaled need only be finite
+        bad = bad_value(values, volts)
+        if bad is not None:
+            i, j, want = bad
+            raise ValidationError(f"task.path: {p}:{numbered[i + 1][0]}: {names[j]} must be {want} (got "
+                                  f"{values[i, j]:g}); correct that value")
     x = _scale(x, low, high) if scale else x
     task = Task(p.stem, x, y, classes=cls, decode="argmax" if classification else None)
     return _split(task, test_fraction, seed) if test_fraction > 0 else task
+
+
+def bad_value(values: np.ndarray, volts: bool = True) -> tuple[int, int, str] | None:
+    """The first value of ``values`` [rows, columns] that is not finite, or (``volts``) not a voltage within
+    ``MAX_VOLTS``, as (row, column, what it must be); None if there is none. Data files are checked with it where
+    they are read: the solver would fail on such a value without naming the file."""
+    bad = ~np.isfinite(values)
+    if volts:
+        bad |= np.abs(values) > MAX_VOLTS
+    if not bad.any():
+        return None
+    i, j = np.argwhere(bad)[0]
+    return int(i), int(j), (f"a finite voltage in [-{MAX_VOLTS:g}, {MAX_VOLTS:g}] V" if volts else "a finite number")
 
 
 def _scale(x: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -167,6 +167,36 @@ def test_a_config_that_is_not_text_is_refused_by_load_config(tmp_path):
         load_config(png)
 
 
+CSV_TASK = yaml.safe_load((ROOT / "configs" / "csv_example.yaml").read_text())
+CSV_HEADER = b"v_in,target_a,target_b\n0.0,0.12,0.10\n"
+#: a CSV task's data, damaged in its third line -> what the one line says after the file's name
+BAD_CSV_TASKS = {
+    "not-text": (CSV_HEADER + b"\xff\xfe,0.16,0.13\n", ": not a text (UTF-8) file (invalid start byte at byte 37); "
+                 "give a CSV file"),
+    "nan-input": (CSV_HEADER + b"nan,0.16,0.13\n", ":3: v_in must be a finite voltage in [-10, 10] V (got nan); "
+                  "correct that value"),
+    "inf-target": (CSV_HEADER + b"\n0.1,0.16,-inf\n", ":4: target_b must be a finite voltage in [-10, 10] V (got "
+                   "-inf); correct that value"),
+    "input-beyond-10-V": (CSV_HEADER + b"500,0.16,0.13\n", ":3: v_in must be a finite voltage in [-10, 10] V (got "
+                          "500); correct that value"),
+    "scaled-nan": (CSV_HEADER + b"nan,0.16,0.13\n", ":3: v_in must be a finite number (got nan); correct that value"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CSV_TASKS)
+def test_a_bad_csv_task_is_one_line_naming_the_file_and_the_line(tmp_path, case):
+    data, what = BAD_CSV_TASKS[case]
+    (tmp_path / "data.csv").write_bytes(data)
+    path = tmp_path / "task.yaml"
+    task = {**CSV_TASK["task"], "path": "data.csv", "scale": case.startswith("scaled")}
+    path.write_text(yaml.safe_dump(_edit("task", task, CSV_TASK)))
+    proc = _run_cli(["train", str(path), "--backend", "native", "--out", str(tmp_path / "run"), "--no-progress"],
+                    tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == f"metamaterial: {path}: task.path: {tmp_path / 'data.csv'}{what}\n"
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("cfg_path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_shipped_configs_round_trip(cfg_path, tmp_path):
     cfg = load_config(cfg_path)

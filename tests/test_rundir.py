@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from metamaterial import runs
+from metamaterial import revisions, runs
 from metamaterial.config import load_config
 from metamaterial.errors import CheckpointError, ConfigError
 from metamaterial.experiment import build
 from metamaterial.netlist import parse_print_all
 from metamaterial.plots import plot_run_dir
-from metamaterial.rundir import read_inputs_csv
+from metamaterial.rundir import load_run, read_inputs_csv
+from metamaterial.runfiles import CHECKPOINT
 from metamaterial.sim.ngspice import run_batch_file
 
 XOR = str(ROOT / "configs" / "xor.yaml")
@@ -175,6 +176,94 @@ def test_run_directory_commands_refuse_what_they_cannot_use(xor_run, tmp_path):
         f"metamaterial: {a_file}: cannot create the output directory (File exists); choose another --out\n")
 
 
+def _rewrite_checkpoint(path, meta=None, **changes) -> None:
+    """Rewrite the checkpoint at ``path`` with the arrays and meta keys of ``changes`` replaced (a meta key given
+    None removed), or its whole ``meta``."""
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    saved = json.loads(str(arrays["meta"]))
+    for key, value in changes.items():
+        if key in arrays:
+            arrays[key] = value
+        elif value is None:
+            del saved[key]
+        else:
+            saved[key] = value
+    arrays["meta"] = np.array(json.dumps(saved if meta is None else meta))
+    np.savez(path, **arrays)
+
+
+DAMAGED = "; the run directory is damaged: train it again (--replace) or restore checkpoint.npz"
+#: a checkpoint damaged one way -> what every command that reads it says after "<its path>: "
+BAD_CHECKPOINTS = {
+    "truncated": (lambda p: p.write_bytes(p.read_bytes()[:300]), "not a readable checkpoint: not an intact .npz file"
+                  + DAMAGED),
+    "empty": (lambda p: p.write_bytes(b""), "not a readable checkpoint: not an intact .npz file" + DAMAGED),
+    "removed": (lambda p: p.unlink(), "no checkpoint (the run stopped before its first one, or the file was "
+                "removed); train the run again, or restore the file"),
+    "no-history": (lambda p: _rewrite_checkpoint(p, history=None), "not a readable checkpoint: its meta has no "
+                   "history" + DAMAGED),
+    "meta-a-list": (lambda p: _rewrite_checkpoint(p, meta=[1, 2]), "not a readable checkpoint: its meta is a list, "
+                    "not a mapping" + DAMAGED),
+    "rng-state": (lambda p: _rewrite_checkpoint(p, rng_states=["x"]), "not a readable checkpoint: rng_states[0] is "
+                  "not a generator's state" + DAMAGED),
+    "seeds-of-two-replicas": (lambda p: _rewrite_checkpoint(p, seeds=[0, 1]), "not a readable checkpoint: seeds must "
+                              "be a list of one integer per row of controls, 1 in all (got [0, 1])" + DAMAGED),
+    "no-seeds": (lambda p: _rewrite_checkpoint(p, seeds=[]), "not a readable checkpoint: seeds must be a list of one "
+                 "integer per row of controls, 1 in all (got [])" + DAMAGED),
+    "epoch-a-string": (lambda p: _rewrite_checkpoint(p, epoch="3000"), "not a readable checkpoint: epoch must be an "
+                       "integer >= 0 (got '3000')" + DAMAGED),
+    "controls-strings": (lambda p: _rewrite_checkpoint(p, controls=np.full((1, 32), "a")), "not a readable "
+                         "checkpoint: controls must be numbers [replicas, edges] (got <U1 [1, 32])" + DAMAGED),
+    "fewer-edges": (lambda p: _rewrite_checkpoint(p, controls=np.full((1, 5), 3.0)), "not a readable checkpoint: "
+                    "controls of 5 edges, but the network of config.yaml has 32 (the config, its network file or the "
+                    "checkpoint changed since training)" + DAMAGED),
+    "revision-a-string": (lambda p: _rewrite_checkpoint(p, revision="x"), "not a readable checkpoint: revision must "
+                          "be an integer >= 1 (got 'x')" + DAMAGED),
+    "newer-revision": (lambda p: _rewrite_checkpoint(p, revision=99), "written by a newer version of metamaterial "
+                       f"(revision 99 of the training dynamics; this one knows up to {revisions.CURRENT}); use that "
+                       "version, or train the run again with this one"),
+}
+
+
+def _damaged_copy(run, to, how: str):
+    shutil.copytree(run, to)
+    BAD_CHECKPOINTS[how][0](to / "checkpoint.npz")
+    return to
+
+
+@pytest.mark.parametrize("how", BAD_CHECKPOINTS)
+def test_a_damaged_checkpoint_is_one_error_naming_the_file_and_what_is_wrong(xor_run, tmp_path, how):
+    run = _damaged_copy(xor_run, tmp_path / "run", how)
+    with pytest.raises(CheckpointError, match=f"^{re.escape(f'{run / CHECKPOINT}: {BAD_CHECKPOINTS[how][1]}')}$"):
+        load_run(run)
+
+
+@pytest.mark.parametrize("how", ["truncated", "seeds-of-two-replicas"])
+def test_every_command_on_a_damaged_checkpoint_says_so_in_one_line_and_writes_nothing(xor_run, tmp_path, how):
+    run = _damaged_copy(xor_run, tmp_path / "run", how)
+    before = (run / CHECKPOINT).read_bytes()
+    line = f"metamaterial: {run / CHECKPOINT}: {BAD_CHECKPOINTS[how][1]}\n"
+    for command in (["eval", str(run)], ["netlist", str(run), "--out", str(tmp_path / "n")],
+                    ["energy", str(run), "--out", str(tmp_path / "e"), "--no-plots"],
+                    ["train", "--resume", str(run), "--no-progress", "--no-plots"],
+                    ["train", "--resume", str(run), "--seeds", "1", "--no-progress", "--no-plots"]):
+        assert _refused(*command) == line, command
+        assert (run / CHECKPOINT).read_bytes() == before, command
+    assert not (tmp_path / "n").exists() and not (tmp_path / "e").exists()
+
+
+def test_a_run_checkpointed_at_no_epoch_still_ends_with_its_final_checkpoint(tmp_path):
+    """``learning.checkpoint_every: 0`` writes no checkpoint on the way, and still the final one: the run directory
+    is usable by eval and netlist."""
+    run = tmp_path / "run"
+    _ok("train", XOR, "--out", str(run), *NATIVE, "--no-plots", "--set", "learning.epochs=20", "--set",
+        "learning.checkpoint_every=0")
+    assert load_run(run).epoch == 20
+    assert json.loads(_ok("eval", str(run), "--json").stdout)["epoch"] == 20
+    _ok("netlist", str(run), "--out", str(tmp_path / "n"))
+
+
 def test_ensemble_eval_per_replica_and_its_figures(xor_ensemble, tmp_path):
     run, stdout = xor_ensemble
     assert f"run directory: {run}/ (summary.json, ensemble.csv, loss.png, accuracy.png, success.png, " \
@@ -252,14 +341,16 @@ def test_no_plots_lists_no_figures(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("n15,n13\n", "needs a header naming the input nodes (n15 n13) and at least one row"),
-    ("n15,n13,n10\n0,0,0\n", "the columns are the input nodes only (n15 n13) (got n15,n13,n10)"),
-    ("n15,n13\n0,nan\n", "input voltages must be finite numbers (got nan)"),
+    ("n15,n13\n", ": needs a header naming the input nodes (n15 n13) and at least one row"),
+    ("n15,n13,n10\n0,0,0\n", ": the columns are the input nodes only (n15 n13) (got n15,n13,n10)"),
+    ("n15,n13\n0,nan\n", ":2: n13 must be a finite voltage in [-10, 10] V (got nan); correct that value"),
+    ("n13,n15\n0,0\n\n1e6,0.45\n", ":4: n13 must be a finite voltage in [-10, 10] V (got 1e+06); correct that value"),
 ])
 def test_new_inputs_csv_errors(tmp_path, text, message):
+    """Each message names the file, and a bad value its line and column."""
     path = tmp_path / "new.csv"
     path.write_text(text)
-    with pytest.raises(ConfigError, match=f"^{re.escape(f'{path}: {message}')}"):
+    with pytest.raises(ConfigError, match=f"^{re.escape(f'{path}{message}')}$"):
         read_inputs_csv(path, build(load_config(XOR)))
 
 
@@ -269,6 +360,34 @@ def test_plot_refuses_a_config_yaml_that_is_not_a_runs(tmp_path):
     with pytest.raises(CheckpointError, match=f"^{re.escape(str(tmp_path / 'config.yaml'))}: not the config.yaml of "
                                               "a run \\(no 'device'\\)"):
         plot_run_dir(tmp_path)
+
+
+#: a run directory's file damaged one way -> what ``plot`` says is wrong with it
+BAD_RUN_FILES = {
+    "summary-cut-short": ("summary.json", '{"task": ', "not valid JSON (Expecting value at line 1)"),
+    "summary-a-list": ("summary.json", "[1, 2]\n", "a JSON list, not a mapping"),
+    "metrics-other-header": ("metrics.csv", "foo,bar\n1,2\n", "no column 'epoch'"),
+    "metrics-empty": ("metrics.csv", "", "empty"),
+    "metrics-removed": ("metrics.csv", None, "missing"),
+    "gates-not-numbers": ("gates.csv", "x\nabc\n", "a row that is not comma-separated numbers"),
+    "gates-removed": ("gates.csv", None, "missing"),
+}
+
+
+@pytest.mark.parametrize("how", BAD_RUN_FILES)
+def test_plot_of_a_damaged_run_directory_names_the_file_and_what_to_do(xor_run, tmp_path, how):
+    name, text, what = BAD_RUN_FILES[how]
+    run = tmp_path / "run"
+    shutil.copytree(xor_run, run)
+    if text is None:
+        (run / name).unlink()
+    else:
+        (run / name).write_text(text)
+    message = f"{run / name}: {what}; the run directory is damaged: train it again (--replace) or restore {name}"
+    with pytest.raises(CheckpointError, match=f"^{re.escape(message)}$"):
+        plot_run_dir(run)
+    if how == "summary-a-list":
+        assert _refused("plot", str(run)) == f"metamaterial: {message}\n"
 
 
 @pytest.mark.parametrize("command", [["netlist"], ["energy", "--backend", "native"], ["transient", "--steps", "1"]])

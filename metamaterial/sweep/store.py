@@ -38,11 +38,13 @@ def result_path(out: Path, key: str) -> Path:
 
 
 def read_result(out: Path, key: str) -> dict | None:
-    """The record of point ``key``, or None if it has none (or only an unreadable one, which a rerun replaces)."""
+    """The record of point ``key``, or None if it has none (or only an unreadable one, which a rerun replaces: a
+    file that is not JSON, or JSON that is not a mapping with a status)."""
     try:
-        return json.loads(result_path(out, key).read_text())
+        record = json.loads(result_path(out, key).read_text())
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) and "status" in record else None
 
 
 def is_done(out: Path, key: str, retry_failed: bool = False) -> bool:
