@@ -47,7 +47,8 @@ def _printable_path(v: str) -> str:
 #: a file the config names (relative to the config's folder): printable text
 FilePath = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_printable_path)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+#: a run's or a sweep's name: it names a folder under runs/, so no path separators, spaces or dots
+PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
 #: hardware.t_learn (s) when no learning.rate fixes it: the learning switch's on time per update
@@ -424,8 +425,8 @@ class Config(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError(f"must be a plain name matching {_NAME.pattern} (got {v!r})")
+        if not PLAIN_NAME.match(v):
+            raise ValueError(f"must be a plain name matching {PLAIN_NAME.pattern} (got {v!r})")
         return v
 
     @model_validator(mode="after")

@@ -84,6 +84,8 @@ def test_value_ranges_and_random_draws_are_reproducible(tmp_path):
     ({"grid": {"learning.nudge": [0.5]}, "zip": {"learning.nudge": [1.0]}}, "learning.nudge: swept by two axes"),
     ({"grid": {"task.low": [0.3], "task.high": [0.2]}}, "point 0 (task.low=0.3, task.high=0.2): task: low "
                                                         "must be < high"),
+    ({"name": "../../../escaped", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
+    ({"name": "a/b c", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
 ])
 def test_a_bad_spec_exits_2_naming_the_axis_and_runs_nothing(tmp_path, capsys, body, fragment):
     path = _spec(tmp_path, **body)
@@ -391,3 +393,13 @@ def test_a_classifier_sweep_scored_on_other_points_plots_their_accuracy_by_defau
     no_test = [{k: v for k, v in r.items() if not k.startswith("test_")} for r in rows]
     assert default_metric(no_test) == "success"
     assert default_metric([{"final_loss": 1.0, "success": None}]) == "final_loss"
+
+
+def test_a_spec_without_a_name_needs_a_plain_file_name(tmp_path):
+    path = Path(_spec(tmp_path, grid={"learning.nudge": [0.5]}))
+    unnamed = path.rename(tmp_path / "my sweep.yaml")
+    with pytest.raises(ConfigError, match=r"name: must be a plain name .* \(got 'my sweep'\) \(the spec has no name: "):
+        load_sweep(unnamed)
+    named = tmp_path / "ok.yaml"
+    named.write_text(unnamed.read_text())
+    assert load_sweep(named).name == "ok"

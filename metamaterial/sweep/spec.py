@@ -33,6 +33,7 @@ import numpy as np
 import yaml
 
 from ..config import (
+    PLAIN_NAME,
     Config,
     apply_override,
     as_trained,
@@ -140,6 +141,7 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
     unknown = [k for k in doc if k not in SPEC_KEYS]
     if unknown:
         raise ConfigError(f"{source}: {unknown[0]}: unknown key of a sweep spec; use {', '.join(SPEC_KEYS)}")
+    name = _name(doc, source)
     base_raw, base_source, base_dir = _base(doc, source, Path(base_dir))
     sets = doc.get("set") or []
     if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
@@ -165,13 +167,21 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
         where = f"{source}: point {i} ({', '.join(f'{k}={v!r}' for k, v in values.items())})"
         cfg = _point_config(base_raw, values, where, base_dir)
         points.append(Point(i, values, cfg, config_key(cfg)))
-    name = doc.get("name", Path(source).stem)
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{source}: name: must be a non-empty string (got {name!r})")
     target = doc.get("target_loss")
     if target is not None and not (_number(target) and target > 0):
         raise ConfigError(f"{source}: target_loss: a loss in V^2 > 0 (got {target!r})")
     return SweepSpec(name, source, tuple(axes), tuple(points), None if target is None else float(target))
+
+
+def _name(doc: dict, source: str) -> str:
+    """The spec's ``name`` (default: its file name), held to a config's rule: it names the sweep's folder under
+    runs/sweeps, so ``../x`` or ``a/b`` would write elsewhere."""
+    name = doc.get("name", Path(source).stem)
+    if not isinstance(name, str) or not PLAIN_NAME.match(name):
+        unnamed = "" if "name" in doc else " (the spec has no name: and its file name is not one; add name:)"
+        raise ConfigError(f"{source}: name: must be a plain name matching {PLAIN_NAME.pattern} (got {name!r})"
+                          f"{unnamed}")
+    return name
 
 
 def _base(doc: dict, source: str, spec_dir: Path) -> tuple[dict, str, Path]:
