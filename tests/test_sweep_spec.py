@@ -18,6 +18,7 @@ from metamaterial.cli import main
 from metamaterial.config import dump_config, load_config
 from metamaterial.errors import ConfigError
 from metamaterial.sweep import execute, expand_sweep, load_sweep
+from metamaterial.sweep import spec as spec_module
 from metamaterial.sweep.execute import plan_tasks, run_points, run_sweep
 from metamaterial.sweep.report import load_table, plot_sweep, write_table
 from metamaterial.sweep.spec import config_key, config_text, saved_config_key
@@ -86,6 +87,20 @@ def test_value_ranges_and_random_draws_are_reproducible(tmp_path):
                                                         "must be < high"),
     ({"name": "../../../escaped", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
     ({"name": "a/b c", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
+    ({"seeds": [0, 0]}, "seeds: seeds 0 and 1 are the same (got 0 twice)"),
+    ({"grid": {"learning.nudge": [0.5, 1.0, 0.5]}}, "grid.learning.nudge: values 0 and 2 are the same (got 0.5 twice)"),
+    ({"grid": {"learning.nudge": {"linspace": [0.5, 0.5, 2]}}}, "grid.learning.nudge: values 0 and 1 are the same"),
+    ({"zip": {"learning.nudge": [0.5, 0.5], "learning.rate": [1.0, 1.0]}},
+     "zip: rows 0 and 1 are the same (got {'learning.nudge': 0.5, 'learning.rate': 1.0} twice)"),
+    ({"random": {"n": 2, "axes": {"learning.schedule": ["cycle"]}}}, "random: draws 0 and 1 are the same"),
+    ({"grid": {"learning.rate": [1, 1.0]}}, "point 0 (learning.rate=1) and point 1 (learning.rate=1.0): the same "
+                                            "config"),
+    ({"grid": {"learning.nudge": {"linspace": [0.1, 0.9, 10**9]}}}, "grid.learning.nudge: 1,000,000,000 points, "
+                                                                   "more than a sweep's limit of 100,000"),
+    ({"seeds": 10**8}, "seeds: 100,000,000 points, more than"),
+    ({"random": {"n": 10**9, "axes": {"learning.nudge": {"uniform": [0.1, 0.9]}}}}, "random.n: 1,000,000,000 points"),
+    ({"grid": {"learning.nudge": {"linspace": [0.1, 0.9, 1000]}, "learning.rate": {"linspace": [1, 9, 1000]}}},
+     "grid: 1,000,000 points (learning.nudge 1,000 x learning.rate 1,000), more than"),
 ])
 def test_a_bad_spec_exits_2_naming_the_axis_and_runs_nothing(tmp_path, capsys, body, fragment):
     path = _spec(tmp_path, **body)
@@ -403,3 +418,15 @@ def test_a_spec_without_a_name_needs_a_plain_file_name(tmp_path):
     named = tmp_path / "ok.yaml"
     named.write_text(unnamed.read_text())
     assert load_sweep(named).name == "ok"
+
+
+def test_the_points_are_counted_from_the_axes_before_anything_is_expanded(tmp_path, monkeypatch):
+    """Every group within the limit, their product beyond it: refused before a point is made."""
+    monkeypatch.setattr(spec_module, "MAX_POINTS", 2 * N_SEEDS - 1)
+    made = []
+    monkeypatch.setattr(spec_module, "config_key", lambda cfg: made.append(cfg) or "k")
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}, seeds=N_SEEDS)
+    with pytest.raises(ConfigError, match=rf"spec.yaml: {2 * N_SEEDS} points \(grid 2 x seeds {N_SEEDS}\), more than "
+                                          rf"a sweep's limit of {2 * N_SEEDS - 1}; sweep fewer values"):
+        load_sweep(path)
+    assert made == []
