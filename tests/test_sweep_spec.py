@@ -430,3 +430,19 @@ def test_the_points_are_counted_from_the_axes_before_anything_is_expanded(tmp_pa
                                           rf"a sweep's limit of {2 * N_SEEDS - 1}; sweep fewer values"):
         load_sweep(path)
     assert made == []
+
+
+def test_a_sweep_refused_before_any_point_ran_leaves_only_what_was_there(tmp_path, monkeypatch, capsys):
+    def unreachable(workers, scheduler):
+        raise ConfigError(f"--scheduler {scheduler}: cannot connect (refused here)")
+    monkeypatch.setattr(execute, "_connect", unreachable)
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    new = tmp_path / "new" / "sweep"
+    assert main(["sweep", path, "--out", str(new), "--scheduler", "tcp://127.0.0.1:1", "--no-plots"]) == 2
+    assert "cannot connect (refused here)" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    assert main(["sweep", path, "--out", str(kept), "--scheduler", "tcp://127.0.0.1:1", "--no-plots"]) == 2
+    assert (kept / "notes.txt").read_text() == "mine"
