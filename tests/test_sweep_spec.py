@@ -88,6 +88,11 @@ def test_value_ranges_and_random_draws_are_reproducible(tmp_path):
     ({"name": "../../../escaped", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
     ({"name": "a/b c", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
     ({"seeds": [0, 0]}, "seeds: seeds 0 and 1 are the same (got 0 twice)"),
+    ({"grid": {"learning.loss": ["mse", "hinge"]}}, "point 1 (learning.loss='hinge'): learning.loss: 'hinge' needs a "
+                                                     "classification task"),
+    ({"grid": {"learning.nudge": [0.5, 1.0], "learning.bounds[0]": [0.4, 1.5]}},
+     "point 1 (learning.nudge=0.5, learning.bounds[0]=1.5): learning.init.low: nmos initial controls must lie within "
+     "the bounds [1.5, 8] V (got 1)"),
     ({"grid": {"learning.nudge": [0.5, 1.0, 0.5]}}, "grid.learning.nudge: values 0 and 2 are the same (got 0.5 twice)"),
     ({"grid": {"learning.nudge": {"linspace": [0.5, 0.5, 2]}}}, "grid.learning.nudge: values 0 and 1 are the same"),
     ({"zip": {"learning.nudge": [0.5, 0.5], "learning.rate": [1.0, 1.0]}},
@@ -111,6 +116,15 @@ def test_a_bad_spec_exits_2_naming_the_axis_and_runs_nothing(tmp_path, capsys, b
     assert not out.exists()
     with pytest.raises(ConfigError):
         load_sweep(path)
+
+
+def test_the_dry_run_refuses_a_point_that_train_refuses(tmp_path, capsys):
+    path = _spec(tmp_path, grid={"learning.bounds[0]": [0.4, 1.5]})
+    assert main(["sweep", path, "--out", str(tmp_path / "out"), "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"metamaterial: {path}: point 1 (learning.bounds[0]=1.5): learning.init.low: nmos initial controls must lie "
+        "within the bounds [1.5, 8] V (got 1); give values in V inside them, or leave learning.init unset for the "
+        "nmos's default")
 
 
 def test_dry_run_prints_every_point_and_the_batching(tmp_path, capsys):
@@ -186,12 +200,13 @@ def test_more_workers_than_cores_warns(tmp_path, capsys):
 
 
 def test_a_point_failing_at_run_time_is_recorded_and_the_others_finish(tmp_path):
-    spec = load_sweep(_spec(tmp_path, grid={"learning.loss": ["mse", "hinge"]}))
+    """Roles are checked against the built network, when the point runs (the validation builds none)."""
+    spec = load_sweep(_spec(tmp_path, grid={"roles.inputs": [[[3, 3]], [[3, 3], [3, 1]]]}))
     brief = run_points(list(spec.points), str(tmp_path))
     assert [b["status"] for b in brief] == ["ok", "failed"]
     record = read_result(tmp_path, spec.points[1].key)
     assert record["error"]["class"] == "ConfigError"
-    assert "learning.loss: 'hinge' needs a classification task" in record["error"]["message"]
+    assert "roles.inputs: task regression needs 1 input node(s) (got 2)" in record["error"]["message"]
 
 
 def test_a_daemonic_worker_trains_in_itself_and_briefs_every_point_of_its_task(tmp_path, monkeypatch):

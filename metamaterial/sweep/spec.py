@@ -44,7 +44,8 @@ from ..config import (
     set_key_path,
     validate_config,
 )
-from ..errors import ConfigError
+from ..errors import ConfigError, ValidationError
+from ..experiment import check_config
 from ..revisions import Revision, changed_since, revision_of
 
 GROUPS = ("grid", "zip", "random", "seeds")
@@ -173,7 +174,12 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
     by_key: dict[str, Point] = {}
     for i, combo in enumerate(itertools.product(*[rows for _, rows in blocks])):
         values = {k: v for (keys, _), row in zip(blocks, combo) for k, v in zip(keys, row)}
-        cfg = _point_config(base_raw, values, f"{source}: {_point_name(i, values)}", base_dir)
+        where = f"{source}: {_point_name(i, values)}"
+        cfg = _point_config(base_raw, values, where, base_dir)
+        try:  # what build checks without building the network (the rest fails the point when it runs)
+            check_config(cfg)
+        except (ConfigError, ValidationError) as err:
+            raise ConfigError(f"{where}: {err}") from None
         point = Point(i, values, cfg, config_key(cfg))
         if point.key in by_key:
             raise ConfigError(f"{source}: {_point_name(by_key[point.key].index, by_key[point.key].values)} and "
