@@ -85,6 +85,8 @@ def test_value_ranges_and_random_draws_are_reproducible(tmp_path):
     ({"grid": {"learning.nudge": [0.5]}, "zip": {"learning.nudge": [1.0]}}, "learning.nudge: swept by two axes"),
     ({"grid": {"task.low": [0.3], "task.high": [0.2]}}, "point 0 (task.low=0.3, task.high=0.2): task: low "
                                                         "must be < high"),
+    ({"set": ["simulator.backend=native", "learning.epochs"]}, "spec.yaml: set[1]: learning.epochs: expected "
+                                                               "key.path=value (got no '='); e.g. learning.epochs=200"),
     ({"name": "../../../escaped", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
     ({"name": "a/b c", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
     ({"seeds": [0, 0]}, "seeds: seeds 0 and 1 are the same (got 0 twice)"),
@@ -461,3 +463,11 @@ def test_a_sweep_refused_before_any_point_ran_leaves_only_what_was_there(tmp_pat
     (kept / "notes.txt").write_text("mine")
     assert main(["sweep", path, "--out", str(kept), "--scheduler", "tcp://127.0.0.1:1", "--no-plots"]) == 2
     assert (kept / "notes.txt").read_text() == "mine"
+
+
+def test_a_spec_that_is_not_a_mapping_is_told_the_keys_of_a_spec(tmp_path, capsys):
+    path = tmp_path / "list.yaml"
+    path.write_text("- base: x.yaml\n")
+    assert main(["sweep", str(path), "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == (f"metamaterial: {path}: the top level must be a mapping of sections "
+                                               "(got list); start the file with keys such as name:, base:, grid:")

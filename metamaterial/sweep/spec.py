@@ -139,7 +139,7 @@ def shape_key(cfg: Config) -> str:
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
     """Read and expand the sweep spec at ``path``; ``overrides`` (``key.path=value``) change its base config."""
     p = Path(path)
-    return expand_sweep(read_document(p), str(p), p.parent, overrides)
+    return expand_sweep(read_document(p, "sweep spec", "name:, base:, grid:"), str(p), p.parent, overrides)
 
 
 def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[str] | None = None) -> SweepSpec:
@@ -154,7 +154,9 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
     if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
         raise ConfigError(f"{source}: set: must be a list of 'key.path=value' strings (got {sets!r})")
     changes = [*sets, *(overrides or [])]
-    for item in changes:  # the raw base every point starts from
+    for i, item in enumerate(sets):  # the raw base every point starts from
+        apply_override(base_raw, item, f"{source}: set[{i}]")
+    for item in overrides or []:
         apply_override(base_raw, item)
     base = config_from_document(copy.deepcopy(base_raw), f"{base_source} with set/--set" if changes else base_source,
                                 base_dir)
