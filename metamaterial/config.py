@@ -47,7 +47,8 @@ def _printable_path(v: str) -> str:
 #: a file the config names (relative to the config's folder): printable text
 FilePath = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_printable_path)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+#: a run's or a sweep's name: it names a folder under runs/, so no path separators, spaces or dots
+PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
 #: hardware.t_learn (s) when no learning.rate fixes it: the learning switch's on time per update
@@ -426,8 +427,8 @@ class Config(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError(f"must be a plain name matching {_NAME.pattern} (got {v!r})")
+        if not PLAIN_NAME.match(v):
+            raise ValueError(f"must be a plain name matching {PLAIN_NAME.pattern} (got {v!r})")
         return v
 
     @model_validator(mode="after")
@@ -509,20 +510,21 @@ def as_trained(raw: dict) -> dict:
     return raw
 
 
-def read_document(path: str | Path) -> dict:
-    """The raw mapping of a YAML file, read with this module's strict YAML (no duplicate keys, 1e-4 a float)."""
+def read_document(path: str | Path, what: str = "config", keys: str = "name:, roles:, task:") -> dict:
+    """The raw mapping of a YAML file, read with this module's strict YAML (no duplicate keys, 1e-4 a float);
+    errors call it ``what`` and suggest its first ``keys``."""
     p = Path(path)
     try:
         text = p.read_bytes().decode("utf-8")
     except OSError as err:
-        raise ConfigError(f"{p}: cannot read config ({err.strerror}); check the path") from err
+        raise ConfigError(f"{p}: cannot read {what} ({err.strerror}); check the path") from err
     except UnicodeDecodeError as err:
         raise ConfigError(f"{p}: not a text (UTF-8) file ({err.reason} at byte {err.start}); give a YAML "
-                          "config") from err
+                          f"{what}") from err
     raw = _parse_yaml(text, str(p))
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of sections (got {type(raw).__name__}); "
-                          "start the file with keys such as name:, roles:, task:")
+                          f"start the file with keys such as {keys}")
     return raw
 
 
@@ -530,7 +532,7 @@ def config_from_document(raw: dict, source: str, base_dir: str | Path, overrides
     """Validate a raw config document (changed in place by ``--set`` style ``overrides``); errors name ``source``,
     relative paths in it resolve against ``base_dir``."""
     for item in overrides or []:
-        apply_override(raw, item, source)
+        apply_override(raw, item)
     cfg = _resolve_paths(validate_config(raw, source), Path(base_dir))
     for key, value in (("network.file", cfg.network.file if cfg.network.kind == "file" else None),
                        ("device.model_file", cfg.device.model_file), ("task.path", cfg.task.path)):
@@ -589,14 +591,17 @@ def _key_parts(key: str) -> list[str] | None:
     return parts
 
 
-def apply_override(raw: dict, item: str, source: str = "--set") -> None:
+def apply_override(raw: dict, item: str, where: str | None = None) -> None:
     """Apply ``key.path=value`` (value parsed as YAML; list items as ``rails[0]`` or ``rails.0``) to a raw config
-    dict in place."""
-    if "=" not in item:
-        raise ConfigError(f"--set {item}: expected key.path=value (got no '='); e.g. --set learning.epochs=200")
-    key, value = item.split("=", 1)
+    dict in place; errors name it as ``--set key`` (from the command line), or as ``where: key`` (a file's
+    ``set:`` item, ``spec.yaml: set[0]``)."""
+    key, value = item.split("=", 1) if "=" in item else (item, None)
     key = key.strip()
-    set_key_path(raw, key, _parse_yaml(value, f"--set {key}"), f"--set {key}")
+    at = f"--set {key}" if where is None else f"{where}: {key}"
+    if value is None:
+        example = "--set learning.epochs=200" if where is None else "learning.epochs=200"
+        raise ConfigError(f"{at}: expected key.path=value (got no '='); e.g. {example}")
+    set_key_path(raw, key, _parse_yaml(value, at), at)
 
 
 def set_key_path(raw: dict, key: str, value: Any, where: str) -> None:

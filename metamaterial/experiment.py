@@ -1,8 +1,9 @@
 """The single place that wires a config to typed objects: graph -> circuit -> task -> rule -> solver -> trainer.
 
-``build(cfg)`` gives the typed objects of a run (``Setup``), ``initial_controls`` each replica's starting
-controls, ``make_solver`` / ``make_trainer`` the backend (from ``sim.registry``) and the trainer. Run directories
-and checkpoints are ``runs``; the ``solve`` and ``netlist`` commands are ``points``.
+``build(cfg)`` gives the typed objects of a run (``Setup``), ``check_config(cfg)`` makes its checks that need no
+network (cheap: a sweep makes them on every point before anything runs), ``initial_controls`` each replica's
+starting controls, ``make_solver`` / ``make_trainer`` the backend (from ``sim.registry``) and the trainer. Run
+directories and checkpoints are ``runs``; the ``solve`` and ``netlist`` commands are ``points``.
 """
 
 from __future__ import annotations
@@ -118,22 +119,62 @@ def _data_task(cfg: Config) -> Task:
 
 
 def build(cfg: Config) -> Setup:
-    """Typed objects of a run; every cross-section check happens here."""
-    device = build_device(cfg)
+    """Typed objects of a run; every cross-section check happens here (``check_config`` makes the ones that need no
+    network, without building it)."""
+    device, task = build_device(cfg), build_task(cfg)
+    low, high, rate = resolve_learning(cfg, device, task)
     # a device kind without a temperature model refuses a non-nominal simulator.temperature here (exit 2)
     circuit = compile_graph(build_network(cfg), device, gmin=cfg.simulator.gmin, temperature=cfg.simulator.temperature,
                             body=cfg.device.body)
-    mm = cfg.device.mismatch
-    if mm is not None and (mm.vto_sigma > 0 or mm.k_sigma > 0):
-        if not device.supports_mismatch:
-            raise ConfigError(device.mismatch_refusal("device.mismatch"))
+    if _draws_mismatch(cfg, device):
+        mm = cfg.device.mismatch
         circuit = _with_mismatch(cfg, circuit, cfg.seed if mm.seed is None else mm.seed)
-    task = build_task(cfg)
     if task.n_inputs != circuit.n_inputs:
         raise ConfigError(f"roles.inputs: task {task.name} needs {task.n_inputs} input node(s) "
                           f"(got {circuit.n_inputs})")
     if task.n_outputs != circuit.n_outputs:
         raise ConfigError(f"roles.outputs: task {task.name} needs {task.n_outputs} output(s) (got {circuit.n_outputs})")
+    lc = cfg.learning
+    # a constant per-edge learning bias, drawn once from the run's seed
+    bias = (lc.bias + lc.bias_sigma * np.random.default_rng([cfg.seed, 2]).standard_normal(circuit.n_edges)
+            if lc.bias or lc.bias_sigma else None)
+    dyn = EdgeDynamics(device.update_kind, low, high, lc.leak.tau if lc.leak else None,
+                       lc.leak.rest if lc.leak else 0.0, bias, lc.dead_band)
+    rule = CoupledLearning(nudge=lc.nudge, rate=rate, loss=lc.loss, margin=lc.margin, update_edges=lc.update_edges,
+                           rate_decay=lc.rate_decay)
+    params = TrainParams(lc.epochs, Schedule(lc.schedule, lc.batch_size), lc.update_probability, lc.eval_every,
+                         lc.record_every, lc.read_noise, lc.update_mask, lc.noisy_decisions)
+    s = cfg.simulator
+    return Setup(cfg, circuit, task, rule, dyn, HardwareParams(**cfg.hardware.model_dump()), params,
+                 SpiceOptions(s.reltol, s.abstol, s.vntol, s.itl1))
+
+
+def check_config(cfg: Config) -> None:
+    """Every check of ``build`` that needs no network (no graph built, no circuit compiled: about 0.1 ms on XOR, so
+    a sweep makes it on each point before anything runs): the device and the task are built, the device is asked
+    for ``simulator.temperature`` and the mismatch, and the learning keys are checked against both
+    (``resolve_learning``). Left to ``build``: roles against the graph and the task, ``device.body``."""
+    device = build_device(cfg)
+    device.at_temperature(cfg.simulator.temperature)
+    _draws_mismatch(cfg, device)
+    resolve_learning(cfg, device, build_task(cfg))
+
+
+def _draws_mismatch(cfg: Config, device: EdgeParams) -> bool:
+    """Whether ``cfg`` asks for a mismatch to draw; refused for a device that has none."""
+    mm = cfg.device.mismatch
+    if mm is None or not (mm.vto_sigma > 0 or mm.k_sigma > 0):
+        return False
+    if not device.supports_mismatch:
+        raise ConfigError(device.mismatch_refusal("device.mismatch"))
+    return True
+
+
+def resolve_learning(cfg: Config, device: EdgeParams, task: Task) -> tuple[float, float, float]:
+    """The control bounds (low, high, in the device's control unit) and the rate of ``cfg``'s learning on
+    ``device`` and ``task``, after checking the learning keys against them: bounds the device takes, initial
+    controls within the bounds, where the rate comes from, the loss against the task, the batch size against its
+    points. Raises ``ConfigError`` naming the key."""
     lc, hc = cfg.learning, cfg.hardware
     low, high = lc.bounds or device.default_bounds()
     device.check_bounds(low, high, "learning.bounds")
@@ -144,7 +185,6 @@ def build(cfg: Config) -> Setup:
                               f"[{low:g}, {high:g}] {device.control_unit} (got {v:g}); give values in "
                               f"{device.control_unit} inside them, or leave learning.init unset for the "
                               f"{device.kind}'s default")
-    hardware = HardwareParams(**hc.model_dump())  # t_learn resolved by the config (from the rate, if given)
     if device.update_kind == "sign":
         if lc.rate is not None or lc.rate_decay != 1 or lc.bias or lc.bias_sigma or lc.leak:
             raise ConfigError("learning.rate, learning.rate_decay, learning.bias, learning.leak: potentiometers step "
@@ -153,15 +193,10 @@ def build(cfg: Config) -> Setup:
     elif lc.rate is not None:
         rate = lc.rate
     elif device.control_unit == "V":  # a gate voltage: the charging circuit (hardware.*) sets the rate
-        rate = hardware.rate
+        rate = HardwareParams(**hc.model_dump()).rate  # t_learn resolved by the config (from the rate, if given)
     else:
         raise ConfigError(f"learning.rate: a {device.kind} network needs an explicit rate in {device.rate_unit} "
                           "(e.g. 0.01)")
-    # a constant per-edge learning bias, drawn once from the run's seed
-    bias = (lc.bias + lc.bias_sigma * np.random.default_rng([cfg.seed, 2]).standard_normal(circuit.n_edges)
-            if lc.bias or lc.bias_sigma else None)
-    dyn = EdgeDynamics(device.update_kind, low, high, lc.leak.tau if lc.leak else None,
-                       lc.leak.rest if lc.leak else 0.0, bias, lc.dead_band)
     if lc.loss in HINGE_LOSSES and not task.is_classification:
         raise ConfigError(f"learning.loss: {lc.loss!r} needs a classification task (got task.name={task.name})")
     if lc.loss == "multiclass_hinge" and task.decode != "argmax":
@@ -169,12 +204,7 @@ def build(cfg: Config) -> Setup:
                           "which reads one output against levels); use 'hinge'")
     if lc.schedule == "mini_batch" and lc.batch_size > task.n_points:
         raise ConfigError(f"learning.batch_size: must be <= the {task.n_points} data points (got {lc.batch_size})")
-    rule = CoupledLearning(nudge=lc.nudge, rate=rate, loss=lc.loss, margin=lc.margin, update_edges=lc.update_edges,
-                           rate_decay=lc.rate_decay)
-    params = TrainParams(lc.epochs, Schedule(lc.schedule, lc.batch_size), lc.update_probability, lc.eval_every,
-                         lc.record_every, lc.read_noise, lc.update_mask, lc.noisy_decisions)
-    s = cfg.simulator
-    return Setup(cfg, circuit, task, rule, dyn, hardware, params, SpiceOptions(s.reltol, s.abstol, s.vntol, s.itl1))
+    return low, high, rate
 
 
 def _with_mismatch(cfg: Config, circuit: Circuit, seed: int) -> Circuit:
@@ -238,5 +268,6 @@ def make_trainer(setup: Setup, solver: AbstractSolver | None = None, **params) -
                    solver or make_solver(setup), setup.hardware)
 
 
-__all__ = ["Setup", "build", "check_learnable", "rate_source", "chips_per_replica", "replica_setup",
-           "build_network", "build_device", "build_task", "initial_controls", "make_solver", "make_trainer"]
+__all__ = ["Setup", "build", "check_config", "resolve_learning", "check_learnable", "rate_source", "chips_per_replica",
+           "replica_setup", "build_network", "build_device", "build_task", "initial_controls", "make_solver",
+           "make_trainer"]

@@ -22,7 +22,7 @@ from metamaterial.sweep.store import read_events, read_result
 
 N_POINTS = 8
 EPOCHS = 60          # about a second per point on ngspice
-FAILING = 3          # the zip's point whose loss (hinge on a regression) fails when the point is built
+FAILING = 3          # the zip's point whose roles (two inputs for a one-input task) fail when the point is built
 STARTUP_S = 180      # scheduler and workers up (imports, a loaded machine)
 SWEEP_S = 600        # a whole sweep
 
@@ -110,10 +110,10 @@ def cluster(tmp_path):
 
 
 def _spec(tmp_path: Path) -> Path:
-    losses = ["hinge" if i == FAILING else "mse" for i in range(N_POINTS)]
+    inputs = [[[3, 3], [3, 1]] if i == FAILING else [[3, 3]] for i in range(N_POINTS)]
     doc = {"name": "cluster", "base": str(ROOT / "configs" / "regression.yaml"),
            "set": [f"learning.epochs={EPOCHS}", "learning.eval_every=20", "learning.record_every=20"],
-           "zip": {"learning.rate": [float(2 + i) for i in range(N_POINTS)], "learning.loss": losses}}
+           "zip": {"learning.rate": [float(2 + i) for i in range(N_POINTS)], "roles.inputs": inputs}}
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -164,7 +164,7 @@ def _check_all_done_once(out: Path) -> list[dict]:
         ends = [e for e in events if e["key"] == key and e["event"] in ("finished", "failed", "duplicate")]
         assert [e["event"] for e in ends] == ["failed" if i == FAILING else "finished"], (i, ends)
     failed = read_result(out, keys[FAILING])
-    assert failed["error"]["class"] == "ConfigError" and "hinge" in failed["error"]["message"]
+    assert failed["error"]["class"] == "ConfigError" and "roles.inputs" in failed["error"]["message"]
     return events
 
 

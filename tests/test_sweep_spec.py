@@ -18,6 +18,7 @@ from metamaterial.cli import main
 from metamaterial.config import dump_config, load_config
 from metamaterial.errors import ConfigError
 from metamaterial.sweep import execute, expand_sweep, load_sweep
+from metamaterial.sweep import spec as spec_module
 from metamaterial.sweep.execute import plan_tasks, run_points, run_sweep
 from metamaterial.sweep.report import load_table, plot_sweep, write_table
 from metamaterial.sweep.spec import config_key, config_text, saved_config_key
@@ -84,6 +85,29 @@ def test_value_ranges_and_random_draws_are_reproducible(tmp_path):
     ({"grid": {"learning.nudge": [0.5]}, "zip": {"learning.nudge": [1.0]}}, "learning.nudge: swept by two axes"),
     ({"grid": {"task.low": [0.3], "task.high": [0.2]}}, "point 0 (task.low=0.3, task.high=0.2): task: low "
                                                         "must be < high"),
+    ({"set": ["simulator.backend=native", "learning.epochs"]}, "spec.yaml: set[1]: learning.epochs: expected "
+                                                               "key.path=value (got no '='); e.g. learning.epochs=200"),
+    ({"name": "../../../escaped", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
+    ({"name": "a/b c", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
+    ({"seeds": [0, 0]}, "seeds: seeds 0 and 1 are the same (got 0 twice)"),
+    ({"grid": {"learning.loss": ["mse", "hinge"]}}, "point 1 (learning.loss='hinge'): learning.loss: 'hinge' needs a "
+                                                     "classification task"),
+    ({"grid": {"learning.nudge": [0.5, 1.0], "learning.bounds[0]": [0.4, 1.5]}},
+     "point 1 (learning.nudge=0.5, learning.bounds[0]=1.5): learning.init.low: nmos initial controls must lie within "
+     "the bounds [1.5, 8] V (got 1)"),
+    ({"grid": {"learning.nudge": [0.5, 1.0, 0.5]}}, "grid.learning.nudge: values 0 and 2 are the same (got 0.5 twice)"),
+    ({"grid": {"learning.nudge": {"linspace": [0.5, 0.5, 2]}}}, "grid.learning.nudge: values 0 and 1 are the same"),
+    ({"zip": {"learning.nudge": [0.5, 0.5], "learning.rate": [1.0, 1.0]}},
+     "zip: rows 0 and 1 are the same (got {'learning.nudge': 0.5, 'learning.rate': 1.0} twice)"),
+    ({"random": {"n": 2, "axes": {"learning.schedule": ["cycle"]}}}, "random: draws 0 and 1 are the same"),
+    ({"grid": {"learning.rate": [1, 1.0]}}, "point 0 (learning.rate=1) and point 1 (learning.rate=1.0): the same "
+                                            "config"),
+    ({"grid": {"learning.nudge": {"linspace": [0.1, 0.9, 10**9]}}}, "grid.learning.nudge: 1,000,000,000 points, "
+                                                                   "more than a sweep's limit of 100,000"),
+    ({"seeds": 10**8}, "seeds: 100,000,000 points, more than"),
+    ({"random": {"n": 10**9, "axes": {"learning.nudge": {"uniform": [0.1, 0.9]}}}}, "random.n: 1,000,000,000 points"),
+    ({"grid": {"learning.nudge": {"linspace": [0.1, 0.9, 1000]}, "learning.rate": {"linspace": [1, 9, 1000]}}},
+     "grid: 1,000,000 points (learning.nudge 1,000 x learning.rate 1,000), more than"),
 ])
 def test_a_bad_spec_exits_2_naming_the_axis_and_runs_nothing(tmp_path, capsys, body, fragment):
     path = _spec(tmp_path, **body)
@@ -94,6 +118,15 @@ def test_a_bad_spec_exits_2_naming_the_axis_and_runs_nothing(tmp_path, capsys, b
     assert not out.exists()
     with pytest.raises(ConfigError):
         load_sweep(path)
+
+
+def test_the_dry_run_refuses_a_point_that_train_refuses(tmp_path, capsys):
+    path = _spec(tmp_path, grid={"learning.bounds[0]": [0.4, 1.5]})
+    assert main(["sweep", path, "--out", str(tmp_path / "out"), "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"metamaterial: {path}: point 1 (learning.bounds[0]=1.5): learning.init.low: nmos initial controls must lie "
+        "within the bounds [1.5, 8] V (got 1); give values in V inside them, or leave learning.init unset for the "
+        "nmos's default")
 
 
 def test_dry_run_prints_every_point_and_the_batching(tmp_path, capsys):
@@ -169,12 +202,13 @@ def test_more_workers_than_cores_warns(tmp_path, capsys):
 
 
 def test_a_point_failing_at_run_time_is_recorded_and_the_others_finish(tmp_path):
-    spec = load_sweep(_spec(tmp_path, grid={"learning.loss": ["mse", "hinge"]}))
+    """Roles are checked against the built network, when the point runs (the validation builds none)."""
+    spec = load_sweep(_spec(tmp_path, grid={"roles.inputs": [[[3, 3]], [[3, 3], [3, 1]]]}))
     brief = run_points(list(spec.points), str(tmp_path))
     assert [b["status"] for b in brief] == ["ok", "failed"]
     record = read_result(tmp_path, spec.points[1].key)
     assert record["error"]["class"] == "ConfigError"
-    assert "learning.loss: 'hinge' needs a classification task" in record["error"]["message"]
+    assert "roles.inputs: task regression needs 1 input node(s) (got 2)" in record["error"]["message"]
 
 
 def test_a_daemonic_worker_trains_in_itself_and_briefs_every_point_of_its_task(tmp_path, monkeypatch):
@@ -409,3 +443,49 @@ def test_a_classifier_sweep_scored_on_other_points_plots_their_accuracy_by_defau
     no_test = [{k: v for k, v in r.items() if not k.startswith("test_")} for r in rows]
     assert default_metric(no_test) == "success"
     assert default_metric([{"final_loss": 1.0, "success": None}]) == "final_loss"
+
+
+def test_a_spec_without_a_name_needs_a_plain_file_name(tmp_path):
+    path = Path(_spec(tmp_path, grid={"learning.nudge": [0.5]}))
+    unnamed = path.rename(tmp_path / "my sweep.yaml")
+    with pytest.raises(ConfigError, match=r"name: must be a plain name .* \(got 'my sweep'\) \(the spec has no name: "):
+        load_sweep(unnamed)
+    named = tmp_path / "ok.yaml"
+    named.write_text(unnamed.read_text())
+    assert load_sweep(named).name == "ok"
+
+
+def test_the_points_are_counted_from_the_axes_before_anything_is_expanded(tmp_path, monkeypatch):
+    """Every group within the limit, their product beyond it: refused before a point is made."""
+    monkeypatch.setattr(spec_module, "MAX_POINTS", 2 * N_SEEDS - 1)
+    made = []
+    monkeypatch.setattr(spec_module, "config_key", lambda cfg: made.append(cfg) or "k")
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}, seeds=N_SEEDS)
+    with pytest.raises(ConfigError, match=rf"spec.yaml: {2 * N_SEEDS} points \(grid 2 x seeds {N_SEEDS}\), more than "
+                                          rf"a sweep's limit of {2 * N_SEEDS - 1}; sweep fewer values"):
+        load_sweep(path)
+    assert made == []
+
+
+def test_a_sweep_refused_before_any_point_ran_leaves_only_what_was_there(tmp_path, monkeypatch, capsys):
+    def unreachable(workers, scheduler):
+        raise ConfigError(f"--scheduler {scheduler}: cannot connect (refused here)")
+    monkeypatch.setattr(execute, "_connect", unreachable)
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    new = tmp_path / "new" / "sweep"
+    assert main(["sweep", path, "--out", str(new), "--scheduler", "tcp://127.0.0.1:1", "--no-plots"]) == 2
+    assert "cannot connect (refused here)" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    assert main(["sweep", path, "--out", str(kept), "--scheduler", "tcp://127.0.0.1:1", "--no-plots"]) == 2
+    assert (kept / "notes.txt").read_text() == "mine"
+
+
+def test_a_spec_that_is_not_a_mapping_is_told_the_keys_of_a_spec(tmp_path, capsys):
+    path = tmp_path / "list.yaml"
+    path.write_text("- base: x.yaml\n")
+    assert main(["sweep", str(path), "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == (f"metamaterial: {path}: the top level must be a mapping of sections "
+                                               "(got list); start the file with keys such as name:, base:, grid:")

@@ -30,6 +30,7 @@ import math
 import multiprocessing
 import os
 import pickle
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -41,6 +42,7 @@ from ..errors import ConfigError
 from .spec import Point, SweepSpec, config_text, saved_config_key, saved_point, shape_key
 from .store import (
     POINTS,
+    RESULTS,
     adopt_results,
     is_done,
     log_event,
@@ -347,14 +349,26 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
               on_progress: Callable[[int, int, int], None] | None = None,
               on_start: Callable[[int, int], None] | None = None) -> SweepRun:
     """Run every point of ``spec`` that has no result in ``out`` on Dask; ``on_start(to_run, already_done)``
-    once, then ``on_progress(points_done, to_run, failed)`` after every task."""
+    once, then ``on_progress(points_done, to_run, failed)`` after every task. A sweep that fails before any point
+    ran (a scheduler it cannot reach) removes the folders it created, and nothing else."""
     out = Path(out)
     if not scheduler and workers < 1:
         raise ConfigError(f"--workers: must be >= 1 (got {workers})")
+    made = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)  # the highest folder made here
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"{out}: cannot create the sweep folder ({err.strerror}); choose another --out") from err
+    try:
+        return _run_in_folder(spec, out, workers, scheduler, recycle_after, retry_failed, on_progress, on_start)
+    except Exception:
+        if made is not None and not (out / RESULTS).exists():  # no point ran: leave nothing behind
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+
+
+def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | None, recycle_after: int,
+                   retry_failed: bool, on_progress, on_start) -> SweepRun:
     write_json_atomically(out / POINTS, {"name": spec.name, "spec": spec.source, "axes": list(spec.axes),
                                          "points": [{"index": p.index, "key": p.key, "values": p.values}
                                                     for p in spec.points]})
