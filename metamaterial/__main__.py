@@ -21,10 +21,12 @@ def run() -> int:
         return 130
     from . import interrupts
 
+    code = 1  # main raised: no code of its own
     try:
-        return main()
+        code = main()
     finally:
-        interrupts.finish()
+        interrupts.finish(code)
+    return code
 
 
 if __name__ == "__main__":

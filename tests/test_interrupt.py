@@ -10,12 +10,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 
-from conftest import random_gates, xor_circuit
+from conftest import ROOT, random_gates, xor_circuit
 from metamaterial import interrupts
 from metamaterial.sim.ngspice import NgspiceSolver
 
@@ -102,7 +104,7 @@ def test_a_held_ctrl_c_is_not_sent_again_once_the_command_is_done(library, monke
     timer = interrupts._state["timer"]
     with pytest.raises(KeyboardInterrupt):
         interrupts.raise_pending()  # answered as the command answers it: message, exit code 130
-    interrupts.finish()
+    interrupts.finish(0)
     assert not timer.is_alive() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     os.kill(os.getpid(), signal.SIGINT)  # a Ctrl-C during shutdown: ignored
     time.sleep(0.2)
@@ -124,3 +126,29 @@ def test_a_handler_of_the_host_program_is_left_alone():
         assert signal.getsignal(signal.SIGINT) is host
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+FLAGGED_EXIT = """import ctypes, sys
+from metamaterial import interrupts
+# as a Ctrl-C leaves it when it passes through a library's call into Python code, the command answering it later
+ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt").value = 1
+if sys.argv[1] == "finish":
+    interrupts.finish(interrupts.INTERRUPTED)
+sys.exit(interrupts.INTERRUPTED)
+"""
+
+
+def test_an_answered_ctrl_c_exits_130_not_by_the_signal(tmp_path):
+    """CPython kills itself by SIGINT at exit when its unhandled-KeyboardInterrupt flag is set, as a Ctrl-C landing
+    in numba's kernel load sets it although the command answered it (-2 in 4 of 30 Ctrl-Cs at 1.05-1.55 s):
+    ``finish`` clears it."""
+    import ctypes  # noqa: PLC0415
+
+    try:
+        ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt")
+    except ValueError:
+        pytest.skip("this Python keeps the flag elsewhere")
+    (tmp_path / "flagged.py").write_text(FLAGGED_EXIT)  # run with -m, as the command is: CPython checks the flag
+    codes = [subprocess.run([sys.executable, "-m", "flagged", how], cwd=tmp_path, timeout=60,  # after -m only
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}).returncode for how in ("exit", "finish")]
+    assert codes == [-signal.SIGINT, 130]
