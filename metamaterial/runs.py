@@ -353,10 +353,10 @@ def _train_into(cfg: Config, run_dir: Path, n_seeds: int, resume: bool, backend:
                                        resume=resume, progress=progress, backend=backend, on_warning=on_warning)
     except BaseException as err:  # refused or failed before it trained anything: leave the folder as it was found
         if not resume and _untrained(run_dir, interrupted=isinstance(err, KeyboardInterrupt)):
-            for path in run_dir.iterdir():
-                if path.name not in found:
+            for path in run_dir.iterdir():  # what the run wrote; a netlist ngspice refused stays, as its message says
+                if path.name not in found and path.name in (*RUN_FILES, *RUN_FOLDERS):
                     shutil.rmtree(path) if path.is_dir() else path.unlink()
-            if created:
+            if created and not any(run_dir.iterdir()):
                 run_dir.rmdir()
         raise
 
