@@ -59,18 +59,25 @@ def plot_run_dir(run_dir: str | Path) -> list[Path]:
     cfg = _saved_config(run_dir / "config.yaml")
     summary = _summary(run_dir / "summary.json")
     plt = _pyplot()
-    if "seeds" in summary:
-        return _plot_ensemble(run_dir, cfg, summary, plt)
-    classified = "confusion" in summary
-    return [_loss_figure(run_dir, cfg, scored_on(summary), plt),
-            *([_accuracy_figure(run_dir, cfg, scored_on(summary), plt)] if classified else []),
-            _gates_figure(run_dir, cfg, plt), _outputs_figure(run_dir, summary, plt),
-            *([_confusion_figure(run_dir, summary, plt)] if classified else [])]
+    try:
+        if "seeds" in summary:
+            return _plot_ensemble(run_dir, cfg, summary, plt)
+        classified = "confusion" in summary
+        return [_loss_figure(run_dir, cfg, scored_on(summary), plt),
+                *([_accuracy_figure(run_dir, cfg, scored_on(summary), plt)] if classified else []),
+                _gates_figure(run_dir, cfg, plt), _outputs_figure(run_dir, summary, plt),
+                *([_confusion_figure(run_dir, summary, plt)] if classified else [])]
+    except (KeyError, TypeError, IndexError) as err:  # summary.json lacks a key or holds a value of another shape
+        raise damaged(run_dir / "summary.json", f"a value the figures read is missing or malformed ({err!r})") \
+            from err
 
 
 def _saved_config(path: Path) -> SimpleNamespace:
     """What the figures need of a run's resolved config.yaml (read as saved: its data files may be gone)."""
-    raw = yaml.safe_load(path.read_text())
+    try:
+        raw = yaml.safe_load(_text(path))
+    except yaml.YAMLError as err:
+        raise damaged(path, f"not valid YAML ({str(err).splitlines()[0]})") from err
     try:
         return SimpleNamespace(name=raw["name"], device_kind=raw["device"]["kind"],
                                hinge=raw["learning"]["loss"] in HINGE_LOSSES, margin=raw["learning"]["margin"])

@@ -176,6 +176,13 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
     if len(rows) < 2:
         raise ValidationError(f"task.path: {p}: needs a header row and at least one data row")
     header, body = rows[0], rows[1:]
+    if len(header) < 2:
+        raise ValidationError(f"task.path: {p}: the header names one column ({','.join(header)!r}): an input and a "
+                              "target at least, separated by commas")
+    for line, r in numbered[1:]:
+        if len(r) != len(header):
+            raise ValidationError(f"task.path: {p}:{line}: {len(r)} values, where the header names {len(header)} "
+                                  "columns; give one value per column")
     if not 0 < n_inputs < len(header):
         raise ValidationError(f"task.n_inputs: must be in [1, {len(header) - 1}] for {p} (got {n_inputs})")
     try:

@@ -180,6 +180,10 @@ BAD_CSV_TASKS = {
     "input-beyond-10-V": (CSV_HEADER + b"500,0.16,0.13\n", ":3: v_in must be a finite voltage in [-10, 10] V (got "
                           "500); correct that value"),
     "scaled-nan": (CSV_HEADER + b"nan,0.16,0.13\n", ":3: v_in must be a finite number (got nan); correct that value"),
+    "a-row-too-wide": (CSV_HEADER + b"0.1,0.16,0.13,5\n", ":3: 4 values, where the header names 3 columns; give one "
+                       "value per column"),
+    "semicolons": (b"v_in;target_a;target_b\n0.0;0.12;0.10\n", ": the header names one column "
+                   "('v_in;target_a;target_b'): an input and a target at least, separated by commas"),
 }
 
 

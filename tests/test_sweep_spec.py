@@ -263,18 +263,15 @@ def test_the_table_has_one_row_per_point_with_axes_and_metrics(tmp_path):
 def test_a_result_file_that_is_not_a_record_leaves_its_point_pending(tmp_path):
     """A results/<key>.json that is not JSON, or JSON that is not a mapping with a status, is no record: the table
     shows its point pending (a rerun replaces the file), as ``sweep-report`` does without a traceback."""
-    spec = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.25, 0.5, 0.75, 1.0]}))
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "points.json").write_text(json.dumps({"name": spec.name, "spec": spec.source, "axes": list(spec.axes),
-                                                 "points": [{"index": p.index, "key": p.key, "values": p.values}
-                                                            for p in spec.points]}))
+    spec = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.125, 0.25, 0.5, 0.75, 1.0, 0.375]}))
+    out = _points_folder(tmp_path, spec)
     first, *others = spec.points
     write_result(out, first.key, {"key": first.key, "status": "ok", "summary": {"final_loss": 1e-4}})
-    for p, text in zip(others, ("[1]\n", '{"key": \n', '{"summary": {"final_loss": 1}}\n')):
+    for p, text in zip(others, ("[1]\n", '{"key": \n', '{"summary": {"final_loss": 1}}\n',
+                                '{"status": "ok", "summary": [1, 2]}\n', '{"status": "done"}\n')):
         (out / "results" / f"{p.key}.json").write_text(text)
         assert read_result(out, p.key) is None
-    assert [r["status"] for r in load_table(out)[1]] == ["ok", "pending", "pending", "pending"]
+    assert [r["status"] for r in load_table(out)[1]] == ["ok"] + ["pending"] * 5
     assert main(["sweep-report", str(out)]) == 0
 
 

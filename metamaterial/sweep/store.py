@@ -37,14 +37,21 @@ def result_path(out: Path, key: str) -> Path:
     return Path(out) / RESULTS / f"{key}.json"
 
 
+#: a record's status: the point trained, or it raised (its error recorded)
+STATUSES = ("ok", "failed")
+
+
 def read_result(out: Path, key: str) -> dict | None:
     """The record of point ``key``, or None if it has none (or only an unreadable one, which a rerun replaces: a
-    file that is not JSON, or JSON that is not a mapping with a status)."""
+    file that is not JSON, or JSON that is not a mapping with a status in ``STATUSES`` and a mapping, if any, as its
+    summary and its error)."""
     try:
         record = json.loads(result_path(out, key).read_text())
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) and "status" in record else None
+    if not isinstance(record, dict) or record.get("status") not in STATUSES:
+        return None
+    return record if all(isinstance(record.get(k) or {}, dict) for k in ("summary", "error")) else None
 
 
 def is_done(out: Path, key: str, retry_failed: bool = False) -> bool:
