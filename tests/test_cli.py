@@ -380,7 +380,7 @@ def test_version_names_the_package_and_ngspice():
     info = NgspiceSolver().info()
     assert proc.returncode == 0
     assert proc.stdout.splitlines() == [f"metamaterial {__version__}",
-                                        "ngspice " + ", ".join(f"{k}: {v}" for k, v in info.items())]
+                                        f"ngspice {info['ngspice_version']} (linear solver {info['linear_solver']})"]
 
 
 def test_seeds_help_says_what_is_true():
