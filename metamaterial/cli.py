@@ -120,7 +120,9 @@ def _parser() -> argparse.ArgumentParser:
                                 "the quasi-static training loop")
         e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                        help="override a config value, e.g. --set timing.periphery.wiring_capacitance=1e-11")
-        e.add_argument("--out", type=Path, help=f"output directory (default: RUN_DIR/{name}, or runs/<name>-{name})")
+        default = f"RUN_DIR/{name}, or runs/<name>-{name}" + ("; with --learning, RUN_DIR/learning or "
+                                                               "runs/<name>-learning" if name == "transient" else "")
+        e.add_argument("--out", type=Path, help=f"output directory (default: {default})")
         e.add_argument("--replica", type=int, metavar="SEED",
                        help="of an ensemble run directory (--seeds): the replica trained with seed SEED")
         e.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -537,7 +539,8 @@ def _add_sweep_commands(sub) -> None:
     w.add_argument("spec", help="sweep spec (see configs/sweeps/)")
     w.add_argument("--out", type=Path, help="sweep folder (default: runs/sweeps/<name>); rerunning resumes it")
     w.add_argument("--dry-run", action="store_true", help="validate every point and print them; run nothing")
-    w.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
+    w.add_argument("--workers", type=int, default=2,
+                   help="local workers: threads of this process, each training in a process of its own (default 2)")
     w.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this existing Dask cluster instead")
     w.add_argument("--recycle-after", type=int, metavar="K", default=None,
                    help="restart a worker process after it trained K points (default 200; 0: never)")

@@ -338,8 +338,8 @@ class NmosParams(EdgeDevice):
         return card_level(self) == 1
 
     def default_bounds(self) -> tuple[float, float]:
-        # The authors' simulations clip gates to [1.0, 5.5] V; this reproduction clips to [0.4, 8] V
-        # (below threshold up to well into the ohmic region of the ALD1106).
+        # A reproduction's [0.4, 8] V: below threshold up to well into the ohmic region of the ALD1106 (the
+        # authors' hardware floor is 0.75 V: docs/hardware.md section 2).
         return (0.4, 8.0)
 
     def default_init(self) -> tuple[float, float]:
