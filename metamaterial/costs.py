@@ -161,7 +161,8 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
     """ngspice transients of the free network for ``steps`` input steps from one data point to the next.
 
     Writes transient.json (settings, summary, per step), transient.csv (per step), waves.csv (outputs and the
-    drivers' power against time, per step), waves.npz (every node voltage), and the figures waveforms.png and
+    drivers' power against time, per step), waves.npz (every node voltage), transient_step0.cir (the netlist ngspice
+    ran for the first step; the others differ in their input sources only), and the figures waveforms.png and
     settling.png. Returns the JSON's content.
     """
     from .transient import step_response  # noqa: PLC0415
@@ -188,6 +189,7 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
                      "final_vs_dc_v": float(np.max(np.abs(r.voltages[-1] - r.dc_after)))})
     _write_csv(out / "transient.csv", list(rows[0]), (["" if v is None else v for v in row.values()] for row in rows))
     _write_waves(out, c, pairs, responses)
+    (out / "transient_step0.cir").write_text(responses[0].netlist)  # runs as it is: ngspice -b transient_step0.cir
     t_s = np.array([r["settling_time_s"] for r in rows], float)
     e_t = np.array([r["energy_per_transistor_j"] for r in rows], float)
     summary = {"steps": len(rows), "not_settled": int(np.isnan(t_s).sum()),
@@ -197,7 +199,7 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
                "max_final_vs_dc_v": max(r["final_vs_dc_v"] for r in rows)}
     result = {"name": src.config.name, "task": setup.task.name, "source": src.label, "simulator": "ngspice",
               "n_edges": c.n_edges, "timing": src.config.timing.model_dump(), "summary": summary, "steps": rows,
-              "files": ["transient.json", "transient.csv", "waves.csv", "waves.npz"]
+              "files": ["transient.json", "transient.csv", "waves.csv", "waves.npz", "transient_step0.cir"]
               + (["waveforms.png", "settling.png"] if plots else [])}
     (out / "transient.json").write_text(json_text(result))
     if plots:
@@ -241,8 +243,9 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
     the same steps of the quasi-static training loop on the config's backend, from the same gates. A full-batch
     step is one learning window per data point (a point past the hinge's margin closes none).
 
-    Writes learning.json (settings, agreement, wall times), learning_gates.csv (per step and edge: both gates)
-    and learning_gates.png (the trajectories over each other). Returns the JSON's content.
+    Writes learning.json (settings, agreement, wall times), learning_gates.csv (per step and edge: both gates),
+    learning.cir (the netlist ngspice ran) and learning_gates.png (the trajectories over each other). Returns the
+    JSON's content.
     """
     from .learning_hardware import compare, quasi_static, run_learning  # noqa: PLC0415
 
@@ -258,6 +261,7 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
     t_tran, t_ref = t1 - t0, time.perf_counter() - t1
     agreement = compare(tran, ref, src.controls)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "learning.cir").write_text(tran.netlist)  # runs as it is: ngspice -b learning.cir
     _write_csv(out / "learning_gates.csv", ["step", "edge", "transient_v", "quasi_static_v"],
                ([k, e, repr(float(tran.gates_after[k, e])), repr(float(ref[k, e]))]
                 for k in range(steps) for e in range(setup.circuit.n_edges)))
@@ -270,7 +274,8 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
               "simulated_time_s": len(tran.plan.points) * tran.plan.period, "transient_wall_s": round(t_tran, 3),
               "quasi_static_wall_s": round(t_ref, 3), "quasi_static_backend": src.config.simulator.backend,
               "time_points": int(len(tran.time)), "agreement": agreement,
-              "files": ["learning.json", "learning_gates.csv"] + (["learning_gates.png"] if plots else [])}
+              "files": ["learning.json", "learning_gates.csv", "learning.cir"]
+              + (["learning_gates.png"] if plots else [])}
     (out / "learning.json").write_text(json_text(result))
     if plots:
         plot_learning(out / "learning_gates.png", tran, ref, src.controls)

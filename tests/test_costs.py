@@ -121,6 +121,17 @@ def test_energy_and_transient_of_a_trained_run_directory(tmp_path):
         assert row["energy_per_transistor_j"] == pytest.approx(row["energy_j"] / result["n_edges"], rel=1e-12)
     for name in ("transient.csv", "waveforms.png", "settling.png"):
         assert (out / name).stat().st_size > 0, name
+    # the netlist kept is the one ngspice ran: run as it is, it gives step 0's waveforms
+    alone = subprocess.run(["ngspice", "-b", str(out / "transient_step0.cir")], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=300)
+    assert alone.returncode == 0, alone.stderr
+    table = np.loadtxt(tmp_path / "waves.txt", skiprows=1)
+    with np.load(out / "waves.npz") as z:
+        # the same time points; waves.npz counts time from the input step, the netlist from its start before it
+        np.testing.assert_allclose(table[:, 0] - table[0, 0] + z["step0_time"][0], z["step0_time"], rtol=0,
+                                   atol=1e-18)
+        nodes = z["step0_voltages"]
+        np.testing.assert_allclose(table[:, 1:1 + nodes.shape[1]], nodes, rtol=0, atol=1e-12)
 
     # ten times the wiring capacitance on every node: each step settles later and costs more
     slow = _cli("transient", str(run), "--steps", str(STEPS), "--out", str(tmp_path / "slow"), "--no-plots",

@@ -97,6 +97,13 @@ def test_the_learning_command_writes_what_it_reports(tmp_path):
     assert len(rows) == 4 * 32 and diff == pytest.approx(result["agreement"]["max_diff_v"], rel=1e-12)
     assert f"max difference {result['agreement']['max_diff_v']:.3g} V" in proc.stdout
     assert (out / "learning_gates.png").stat().st_size > 0
+    # the netlist kept is the one ngspice ran: run as it is, its gates after the last step are the transient's
+    alone = subprocess.run(["ngspice", "-b", str(out / "learning.cir")], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=600)
+    assert alone.returncode == 0, alone.stderr
+    gates = np.loadtxt(tmp_path / "gates.txt", skiprows=1)[-1, 1:33]
+    last = [float(r["transient_v"]) for r in rows if int(r["step"]) == 3]
+    np.testing.assert_allclose(gates, last, rtol=0, atol=1e-6)
 
 
 def test_the_learning_command_runs_xors_full_batch_hinge(tmp_path):
