@@ -34,6 +34,11 @@ from .errors import ValidationError
 
 LINEAR_SOLVERS = ("klu", "sparse")
 GATE_OHMS = 1.0  # the Norton resistor of each gate source: 1 ohm makes the gate node's voltage equal the current
+#: the netlist's note on the gate sources: their amperes are volts, and their power is none of the circuit's
+GATE_COMMENT = ("* gates: IGe drives V_G amperes into RGe = 1 ohm, so gate node ge sits at V_G, the DC value of its "
+                "capacitor; these sources' power (V_G^2 / 1 ohm) is not the network's")
+#: node labels a netlist's header lists (the digits' 84 nodes: the first 64, then a count)
+LABELLED_NODES = 64
 CLAMP_SIEMENS = 1e9  # the sweep form's clamp conductance: a clamped node is off its target by (net current) / 1e9 S
 
 
@@ -112,8 +117,11 @@ def to_spice(
     twin = 0 if clamps is None else 1
     lines = _head_lines(c, ("free", "clamped")[twin], batch, options, title, twin)
     if isinstance(c.device, NmosParams):
+        lines.append(GATE_COMMENT)
         for e, vg in enumerate(controls):
             lines += [f"IG{e} 0 g{e} dc {num(vg / GATE_OHMS)}", f"RG{e} g{e} 0 {num(GATE_OHMS)}"]
+    clamped = ", VC clamped outputs (the nudged values)" if clamps is not None else ""
+    lines.append(f"* sources: VR rails (above), VI inputs{clamped}")
     for b in [None] if batch == 1 else range(batch):
         sfx = "" if b is None else f"_{b}"
         row = 0 if b is None else b
@@ -179,10 +187,13 @@ def _namer(c: Circuit):
 
 def _head_lines(c: Circuit, phase: str, batch: int, options: SpiceOptions, title: str, twin: int) -> list[str]:
     """Title, comments, options, model cards and rails: everything before the sources and edges."""
+    more = c.n_nodes - LABELLED_NODES
     lines = [f"* metamaterial {phase} twin: {comment_text(title)}",
-             f"* {c.n_nodes} nodes, {c.n_edges} edges, device {comment_text(c.device.name)}, batch {batch}",
+             f"* {c.n_nodes} nodes, {c.n_edges} edges, device {comment_text(c.device.name)}, batch {batch}"
+             + (" (copy b of node nK is nK_b)" if batch > 1 else ""),
              "* node labels: " + " ".join(f"n{i}={comment_text(lab).replace(' ', '')}"
-                                          for i, lab in enumerate(c.node_labels[:64])),
+                                          for i, lab in enumerate(c.node_labels[:LABELLED_NODES]))
+             + (f" ... ({more} more)" if more > 0 else ""),
              f".options gmin={num(c.gmin)} reltol={num(options.reltol)} abstol={num(options.abstol)} "
              f"vntol={num(options.vntol)} itl1={int(options.itl1)}",
              f".options {options.linear_solver}", *temperature_options(c)]

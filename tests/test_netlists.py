@@ -34,6 +34,16 @@ def test_batched_netlist_shares_gates_and_rails():
     assert {"M0_0 ", "M0_1 ", "M0_2 "} <= {ln[:5] for ln in text.splitlines()}
 
 
+def test_the_header_says_what_the_sources_are_and_how_many_nodes_it_leaves_unlabelled():
+    """A SPICE reader meets 1 ohm gate resistors carrying amperes: the comment says they stand for the gate
+    capacitors' voltages and that their power is not the network's; the digits' 84 nodes list 64 and count 20."""
+    text = (ROOT / "netlists" / "digits_chips" / "free_0.cir").read_text().splitlines()
+    assert text[2].endswith(" n63=in63 ... (20 more)")
+    assert "* gates: IGe drives V_G amperes into RGe = 1 ohm" in "\n".join(text)
+    xor = (ROOT / "netlists" / "xor" / "clamped_0.cir").read_text()
+    assert "* sources: VR rails (above), VI inputs, VC clamped outputs (the nudged values)" in xor
+
+
 def test_linear_solver_option_is_emitted_and_checked():
     gates, x = random_gates(32), np.zeros((1, 2))
     assert "\n.options klu\n" in to_spice(xor_circuit(), gates, x)
