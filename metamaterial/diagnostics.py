@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .circuit import Circuit
-from .devices import EdgeDevice
+from .circuit import Circuit, edge_currents
+from .devices import LEVEL1, EdgeDevice, NmosParams
 from .tasks import Task
 
 #: controls "barely moved" when none moved by this fraction of its range and the loss did not fall by half
@@ -228,8 +228,6 @@ def hinge_notes(history: list[dict], epochs: int, margin: float) -> list[str]:
             "decision boundary (learning.margin)"]
 
 
-__all__ = ["BARELY_MOVED", "RATE_TOO_LARGE", "source_extremes", "output_extremes", "range_warnings",
-           "order_warnings", "rate_warnings", "before_training", "moved_warnings", "hinge_notes"]
 
 
 #: replicas whose final controls agree to this (V; ngspice's iterations leave ~1e-10 V between equal runs) are one
@@ -247,3 +245,38 @@ def identical_replicas_notes(initial: np.ndarray, final: np.ndarray) -> list[str
             "the seed (constant initial gates, points in a fixed order, no mismatch or read noise), so the ensemble "
             "is one run repeated; to make the seeds differ, draw the initial gates (learning.init.kind: uniform), "
             "shuffle the points (learning.schedule: shuffle) or give the chips mismatch"]
+
+
+#: an output node whose every transistor carries less than this (A) at a point is held by leakage there: the
+#: network's currents are microamperes, gmin's (1e-12 S) and the junctions' (I_S 1e-14 A) picoamperes
+LEAKAGE_HELD_A = 1e-9
+
+
+def leakage_warnings(c: Circuit, controls: np.ndarray, free: np.ndarray) -> list[str]:
+    """A warning when, at the trained gates ``controls`` [E] and free operating points ``free`` [P, N], an output
+    node has every transistor below ``LEAKAGE_HELD_A`` at some point: all of them cut off, and the level-1 law
+    conducts nothing below threshold, so the node's voltage is set by gmin and junction leakage, not by the network
+    (it moves with simulator.gmin by a millivolt per decade; a real transistor, or the three-regime law, would
+    conduct there)."""
+    if not isinstance(c.device, NmosParams) or c.device.law != LEVEL1:
+        return []
+    current = np.abs(edge_currents(c, controls, free))  # [P, E]
+    held = []
+    for node in dict.fromkeys(int(n) for n in (*c.out_pos, *c.out_neg) if n >= 0):
+        largest = current[:, (c.edges[:, 0] == node) | (c.edges[:, 1] == node)].max(axis=1)  # [P]
+        points = np.flatnonzero(largest < LEAKAGE_HELD_A)
+        if points.size:
+            held.append((node, points, largest[points].max()))
+    if not held:
+        return []
+    node, points, top = held[0]
+    more = f"; {len(held) - 1} more output node(s) likewise" if len(held) > 1 else ""
+    return [f"output node {c.node_labels[node]} (n{node}) at training point(s) {_points(points)} is held by "
+            f"currents below {LEAKAGE_HELD_A:g} A (at most {top:.2g} A){more}: every transistor there is cut off, and "
+            "the level-1 law conducts nothing below threshold, so the voltage is set by gmin and junction leakage, "
+            "not by the network (it moves with simulator.gmin; a real transistor would conduct there)"]
+
+
+__all__ = ["BARELY_MOVED", "RATE_TOO_LARGE", "SAME_CONTROLS", "LEAKAGE_HELD_A", "source_extremes", "output_extremes",
+           "range_warnings", "order_warnings", "rate_warnings", "before_training", "moved_warnings", "hinge_notes",
+           "identical_replicas_notes", "leakage_warnings"]

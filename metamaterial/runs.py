@@ -335,7 +335,10 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str 
         final = done.trainer.evaluate(one.controls)
         summary = _summary(done, one, final)
     warnings, notes = after_training(done, on_warning)
-    summary.update(mismatch=mismatch_record(done, run_dir), warnings=done.warnings + warnings, notes=notes)
+    held = diagnostics.leakage_warnings(done.setup.circuit, one.controls, final.free)
+    for text in held if on_warning is not None else []:
+        on_warning("warning", text)
+    summary.update(mismatch=mismatch_record(done, run_dir), warnings=done.warnings + warnings + held, notes=notes)
     figures = _write_single(run_dir, done.setup, one, final, summary, plots)
     return RunResult(run_dir, summary, done.state, figures)
 

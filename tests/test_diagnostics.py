@@ -20,6 +20,7 @@ from metamaterial.diagnostics import MIN_GAP_V, source_extremes
 from metamaterial.errors import ConfigError
 from metamaterial.experiment import build, check_learnable, initial_controls
 from metamaterial.runs import train_run
+from metamaterial.sim.native import NativeSolver
 
 XOR = ROOT / "configs" / "xor.yaml"
 REGRESSION = ROOT / "configs" / "regression.yaml"
@@ -27,6 +28,7 @@ REGRESSION = ROOT / "configs" / "regression.yaml"
 DIP_X = [0.0, 0.06, 0.12, 0.18, 0.24, 0.3, 0.36, 0.42]
 DIP_Y = [0.3, 0.2, 0.1, 0.05, 0.1, 0.2, 0.3, 0.35]
 SHORT = 300  # epochs of the short runs
+HELD = "is held by currents below 1e-09 A"  # diagnostics.leakage_warnings
 #: XOR read single-ended at node (2, 2): its -87 mV label lies below every source and ground
 SINGLE_ENDED_XOR = ["roles.outputs[0]=[2, 2]", f"learning.epochs={SHORT}", "learning.eval_every=10"]
 
@@ -45,11 +47,13 @@ def _outputs(result) -> np.ndarray:
 def test_single_ended_xor_is_refused_by_range_and_order_and_the_network_obeys_both(tmp_path):
     result, seen = _train(tmp_path, XOR, SINGLE_ENDED_XOR)
     warnings = result.summary["warnings"]
-    assert [k for k, _ in seen if k == "warning"] == ["warning"] * len(warnings) and len(warnings) == 2, warnings
+    assert [k for k, _ in seen if k == "warning"] == ["warning"] * len(warnings) and len(warnings) == 3, warnings
     assert warnings[0].startswith("task: point(s) 1, 2 cannot be classified correctly: point 1's class needs the "
                                   "output below -0.0435 V, but it can only lie in [0 V, 0.45 V]"), warnings[0]
     assert "the accuracy cannot exceed 50%" in warnings[0]
     assert warnings[1].startswith("task: points 0 and 1 cannot both be classified correctly"), warnings[1]
+    # pushed below what it can reach, the output ends where every transistor at it is cut off
+    assert warnings[2].startswith("output node (2, 2) (n10) at training point(s) ") and HELD in warnings[2]
     # what the warnings say, on the trained network: outputs inside the sources and ground, and a rising input
     # (point 0 = (0, 0) -> point 1 = (0, 0.45 V) and point 2 = (0.45 V, 0)) never lowers the output
     setup = build(load_config(XOR, SINGLE_ENDED_XOR))
@@ -63,7 +67,8 @@ def test_single_ended_xor_is_refused_by_range_and_order_and_the_network_obeys_bo
 def test_a_dip_in_one_input_regression_is_refused_and_the_output_only_rises(tmp_path):
     overrides = [f"task.x={DIP_X}", f"task.y={DIP_Y}", f"learning.epochs={SHORT}"]
     result, _ = _train(tmp_path, REGRESSION, overrides)
-    (warning,) = result.summary["warnings"]
+    warning, held = result.summary["warnings"]
+    assert HELD in held  # pushed down at the dip, the output ends where every transistor at it is cut off
     assert warning.startswith("task: single-ended output 0 cannot follow its targets: it must be at least as high "
                               "at point 3 (inputs (0.18) V) as at point 0 (inputs (0) V)"), warning
     floor = float(warning.split("the loss cannot fall below ")[1].split(" V^2")[0])
@@ -116,6 +121,24 @@ def test_an_ensemble_whose_seeds_change_nothing_says_so_and_one_that_draws_does_
     assert ensemble_run(cfg, tmp_path / "drawn", 2, progress=False)["notes"] == []
 
 
+def test_an_output_held_by_leakage_is_named_and_moves_with_gmin_where_the_network_does_not(tmp_path):
+    """Trained regression.yaml's output sits on the ramp's flat end (points 5-7) where every transistor at it is
+    cut off: the warning names those points, and there the output follows gmin (1e-12 -> 1e-9 S moves it by 1.6
+    mV) while at the other points the network holds it (2-33 uV, the most next to the flat end)."""
+    result, _ = _train(tmp_path, REGRESSION, [])
+    (held,) = result.summary["warnings"]
+    assert held.startswith("output node (2, 2) (n10) at training point(s) 5, 6, 7 ") and HELD in held
+    with np.load(tmp_path / "run" / "checkpoint.npz") as z:
+        gates = z["controls"][0]
+    out = {}
+    for gmin in (1e-12, 1e-9):
+        setup = build(load_config(REGRESSION, [f"simulator.gmin={gmin}"]))
+        out[gmin] = setup.circuit.output_values(NativeSolver().solve(setup.circuit, gates,
+                                                                      setup.task.inputs).voltages)[:, 0]
+    moved = np.abs(out[1e-9] - out[1e-12])
+    assert moved[5:].min() > 1e-3 and moved[:5].max() < 5e-5, moved
+
+
 def test_a_run_that_learns_has_no_warnings_or_notes(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "metamaterial", "train", str(REGRESSION), "--out",
                            str(tmp_path / "run"), "--no-plots", "--set", f"learning.epochs={SHORT}"],
@@ -134,7 +157,7 @@ def test_cli_prints_warnings_on_stderr_and_records_them(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: ")]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert [ln.removeprefix("warning: ") for ln in lines] == summary["warnings"] and len(lines) == 2
+    assert [ln.removeprefix("warning: ") for ln in lines] == summary["warnings"] and len(lines) == 3
 
 
 # -- device.kind changed alone: defaults follow the kind, explicit values of another kind are errors ------------------
