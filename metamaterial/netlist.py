@@ -204,10 +204,17 @@ def _head_lines(c: Circuit, phase: str, batch: int, options: SpiceOptions, title
             if not dev.supports_mismatch:
                 raise ValidationError(dev.mismatch_refusal("netlist"))
             for e in range(c.n_edges):
-                lines.append(dev.mismatch_card(f"{dev.model_name}_{e}", dev.vto + float(c.mismatch.dvto[twin, e])))
+                lines.append(dev.mismatch_card(edge_model(dev, twin, e), dev.vto + float(c.mismatch.dvto[twin, e])))
     for k, (node, volts) in enumerate(zip(c.rails, c.rail_voltages)):
         lines.append(f"VR{k} {node_name(int(node))} 0 dc {num(volts)}")
     return lines
+
+
+def edge_model(dev: NmosParams, twin: int, e: int) -> str:
+    """The model name of edge ``e``'s own card (under mismatch) in twin ``twin`` (0 free, 1 clamped): the twins'
+    names differ (``nmos_edge_f3``, ``nmos_edge_c3``), so the free and clamped decks merged into one do not
+    redefine each other's cards."""
+    return f"{dev.model_name}_{'fc'[twin]}{e}"
 
 
 def _edge_lines(c: Circuit, controls: np.ndarray, b: int | None, twin: int) -> list[str]:
@@ -224,7 +231,7 @@ def _edge_lines(c: Circuit, controls: np.ndarray, b: int | None, twin: int) -> l
             lines.append(f"B{e}{sfx} {na} {nz} I={three_regime_expression(dev, na, nz, f'g{e}', vt, k, c.gmin)}")
         elif isinstance(dev, NmosParams):
             model, w = (dev.model_name, dev.w) if c.mismatch is None else \
-                (f"{dev.model_name}_{e}", dev.w * float(c.mismatch.kscale[twin, e]))
+                (edge_model(dev, twin, e), dev.w * float(c.mismatch.kscale[twin, e]))
             lines.append(f"M{e}{sfx} {na} g{e} {nz} {bulk} {model} w={num(w)} l={num(dev.l)}")
         else:  # resistor or potentiometer: the control's resistance
             g = controls[e] if isinstance(dev, ResistorParams) else float(dev.conductance(controls[e]))

@@ -34,7 +34,7 @@ from .cards import comment_text
 from .circuit import Circuit
 from .devices import NmosParams
 from .errors import SimulationError, ValidationError
-from .netlist import SpiceOptions, node_name, num, temperature_options
+from .netlist import SpiceOptions, edge_model, node_name, num, temperature_options
 from .sim.ngspice import _run_ngspice
 from .timing import CAPACITANCES, DEFAULT_POINTS, MosCapacitances, PeripheryParams, SettleParams
 
@@ -144,7 +144,7 @@ def transient_netlist(c: Circuit, controls: np.ndarray, before: np.ndarray | Non
     for e, (a, b) in enumerate(c.edges):
         na, nb = node_name(int(a)), node_name(int(b))
         if isinstance(dev, NmosParams):
-            model = dev.model_name if c.mismatch is None else f"{dev.model_name}_{e}"
+            model = dev.model_name if c.mismatch is None else edge_model(dev, 0, e)
             w = dev.w if c.mismatch is None else dev.w * float(c.mismatch.kscale[0, e])
             bulk = "0" if c.body is None else node_name(int(c.body[e]))
             lines.append(f"M{e} {na} g{e} {nb} {bulk} {model} w={num(w)} l={num(dev.l)}")
@@ -187,7 +187,7 @@ def _mos_cards(c: Circuit, caps: MosCapacitances) -> list[str]:
         return [dev.model_card]
     extra = caps.card_params(dev.w, dev.l)
     cards = [dev] if c.mismatch is None else [
-        replace(dev, vto=dev.vto + float(c.mismatch.dvto[0, e]), model_name=f"{dev.model_name}_{e}")
+        replace(dev, vto=dev.vto + float(c.mismatch.dvto[0, e]), model_name=edge_model(dev, 0, e))
         for e in range(c.n_edges)]
     return [d.model_text()[:-1] + f" {extra})" for d in cards]
 

@@ -91,7 +91,7 @@ def test_mismatch_with_a_level1_model_file_trains_alike_on_both_backends(tmp_pat
     gates = {b: r.state.controls for b, r in runs.items()}
     assert np.max(np.abs(gates["native"] - gates["ngspice"])) <= GATE_AGREEMENT_V
     free = (tmp_path / "ngspice" / "free.cir").read_text()
-    assert ".model mine_0 nmos (level=1 vto=" in free and "gamma=0.3 phi=0.7)" in free  # the user's card, shifted
+    assert ".model mine_f0 nmos (level=1 vto=" in free and "gamma=0.3 phi=0.7)" in free  # the user's card, shifted
     plain = train_run(load_config(XOR, [f"device.model_file={card}", "learning.epochs=100",
                                         "learning.eval_every=50"]), tmp_path / "plain", backend="native",
                       progress=False, plots=False)
@@ -140,7 +140,11 @@ def test_per_replica_chips_from_the_command_line_and_eval_reads_each_chip(tmp_pa
     assert proc.returncode == 0, proc.stderr
     with np.load(run / "mismatch.npz") as z:
         vto_edge0 = 0.62 + float(z["dvto"][2, 0, 0])
-    assert f".model nmos_edge_0 nmos (level=1 vto={vto_edge0!r} " in (tmp_path / "cir" / "free_0.cir").read_text()
+        vto_clamped0 = 0.62 + float(z["dvto"][2, 1, 0])
+    assert f".model nmos_edge_f0 nmos (level=1 vto={vto_edge0!r} " in (tmp_path / "cir" / "free_0.cir").read_text()
+    # the clamped twin's own card under its own name: the two decks merged into one redefine nothing
+    clamped = (tmp_path / "cir" / "clamped_0.cir").read_text()
+    assert f".model nmos_edge_c0 nmos (level=1 vto={vto_clamped0!r} " in clamped and "nmos_edge_f0" not in clamped
 
 
 def test_chip_trainers_evaluate_each_replica_on_its_own_chip():
