@@ -25,6 +25,7 @@ import numpy as np
 
 from .circuit import Circuit, edge_currents
 from .devices import LEVEL1, EdgeDevice, NmosParams
+from .errors import ValidationError
 from .tasks import Task
 
 #: controls "barely moved" when none moved by this fraction of its range and the loss did not fall by half
@@ -260,7 +261,10 @@ def leakage_warnings(c: Circuit, controls: np.ndarray, free: np.ndarray) -> list
     conduct there)."""
     if not isinstance(c.device, NmosParams) or c.device.law != LEVEL1:
         return []
-    current = np.abs(edge_currents(c, controls, free))  # [P, E]
+    try:
+        current = np.abs(edge_currents(c, controls, free))  # [P, E]
+    except ValidationError:  # a body behind series resistances away from the drain: currents not modelled here
+        return []
     held = []
     for node in dict.fromkeys(int(n) for n in (*c.out_pos, *c.out_neg) if n >= 0):
         largest = current[:, (c.edges[:, 0] == node) | (c.edges[:, 1] == node)].max(axis=1)  # [P]

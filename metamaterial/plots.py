@@ -59,17 +59,13 @@ def plot_run_dir(run_dir: str | Path) -> list[Path]:
     cfg = _saved_config(run_dir / "config.yaml")
     summary = _summary(run_dir / "summary.json")
     plt = _pyplot()
-    try:
-        if "seeds" in summary:
-            return _plot_ensemble(run_dir, cfg, summary, plt)
-        classified = "confusion" in summary
-        return [_loss_figure(run_dir, cfg, scored_on(summary), plt),
-                *([_accuracy_figure(run_dir, cfg, scored_on(summary), plt)] if classified else []),
-                _gates_figure(run_dir, cfg, plt), _outputs_figure(run_dir, summary, plt),
-                *([_confusion_figure(run_dir, summary, plt)] if classified else [])]
-    except (KeyError, TypeError, IndexError) as err:  # summary.json lacks a key or holds a value of another shape
-        raise damaged(run_dir / "summary.json", f"a value the figures read is missing or malformed ({err!r})") \
-            from err
+    if "seeds" in summary:
+        return _plot_ensemble(run_dir, cfg, summary, plt)
+    classified = "confusion" in summary
+    return [_loss_figure(run_dir, cfg, scored_on(summary), plt),
+            *([_accuracy_figure(run_dir, cfg, scored_on(summary), plt)] if classified else []),
+            _gates_figure(run_dir, cfg, plt), _outputs_figure(run_dir, summary, plt),
+            *([_confusion_figure(run_dir, summary, plt)] if classified else [])]
 
 
 def _saved_config(path: Path) -> SimpleNamespace:
@@ -106,6 +102,11 @@ def _summary(path: Path) -> dict:
         raise damaged(path, f"not valid JSON ({err.msg} at line {err.lineno})") from err
     if not isinstance(summary, dict):
         raise damaged(path, f"a JSON {type(summary).__name__}, not a mapping")
+    need = ("name", "task", "success_count", "epochs") if "seeds" in summary else \
+        ("name", "task", "backend", "outputs_v", "targets_v")  # what every figure of the run reads
+    absent = [k for k in need if k not in summary]
+    if absent:
+        raise damaged(path, f"no {', '.join(absent)}")
     return summary
 
 

@@ -105,16 +105,22 @@ def clear_run(run_dir: Path) -> tuple[list[str], list[str]]:
     holds no run and is left as it is (a config.yaml there may be the user's: ``open_run_dir`` refuses it)."""
     if not (run_dir / CHECKPOINT).is_file():
         return [], []
-    removed = []
-    for name in RUN_FILES:
-        if (run_dir / name).is_file():
-            (run_dir / name).unlink()
-            removed.append(name)
-    for name in RUN_FOLDERS:
-        if (run_dir / name).is_dir():
-            shutil.rmtree(run_dir / name)
-            removed.append(name + "/")
+    removed = _remove_run_files(run_dir)
     return removed, sorted(p.name for p in run_dir.iterdir())
+
+
+def _remove_run_files(run_dir: Path, spare: set[str] = frozenset()) -> list[str]:
+    """Remove the ``RUN_FILES`` and ``RUN_FOLDERS`` in ``run_dir`` but those named in ``spare``; their names (a
+    folder's with a trailing /)."""
+    removed = []
+    for name in (*RUN_FILES, *RUN_FOLDERS):
+        path = run_dir / name
+        if name in spare or not path.exists():
+            continue
+        folder = path.is_dir()
+        shutil.rmtree(path) if folder else path.unlink()
+        removed.append(name + "/" if folder else name)
+    return removed
 
 
 # -- the one orchestrator -----------------------------------------------------------------------------------
@@ -230,16 +236,21 @@ def mismatch_record(done: Trained, run_dir: Path | None = None) -> dict | None:
             "file": None if run_dir is None else "mismatch.npz"}
 
 
-def after_training(done: Trained, on_warning: Report | None = None) -> tuple[list[str], list[str]]:
+def after_training(done: Trained, on_warning: Report | None = None, free: np.ndarray | None = None
+                   ) -> tuple[list[str], list[str]]:
     """(warnings, notes) after training: controls that barely moved (``diagnostics.moved_warnings``, measured from
-    each replica's initial controls, drawn again from its seed), and when hinge training stopped updating; each is
-    also passed to ``on_warning(kind, text)`` with kind "warning" or "note"."""
+    each replica's initial controls, drawn again from its seed), with a single run's final free operating points
+    ``free`` [P, N] an output held by leakage (``diagnostics.leakage_warnings``), when hinge training stopped
+    updating, and replicas that could not differ; each is also passed to ``on_warning(kind, text)`` with kind
+    "warning" or "note"."""
     setup, state = done.setup, done.state
     initial = np.stack([initial_controls(setup, np.random.default_rng(s)) for s in done.seeds])
     dyn = setup.dynamics
     losses = state.history[0]["loss"], state.history[-1]["loss"]
     warnings = diagnostics.moved_warnings(setup.circuit.device, initial, state.controls, state.n_updates, losses,
                                           dyn.low, dyn.high, setup.rule.rate, rate_source(setup), state.epoch)
+    if free is not None:
+        warnings += diagnostics.leakage_warnings(setup.circuit, state.controls[0], free)
     notes = diagnostics.hinge_notes(state.history, state.epoch, setup.rule.margin) if setup.rule.hinge else []
     notes += diagnostics.identical_replicas_notes(initial, state.controls)
     if on_warning is not None:
@@ -334,11 +345,8 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str 
         one = one_replica(done.state)
         final = done.trainer.evaluate(one.controls)
         summary = _summary(done, one, final)
-    warnings, notes = after_training(done, on_warning)
-    held = diagnostics.leakage_warnings(done.setup.circuit, one.controls, final.free)
-    for text in held if on_warning is not None else []:
-        on_warning("warning", text)
-    summary.update(mismatch=mismatch_record(done, run_dir), warnings=done.warnings + warnings + held, notes=notes)
+    warnings, notes = after_training(done, on_warning, final.free)
+    summary.update(mismatch=mismatch_record(done, run_dir), warnings=done.warnings + warnings, notes=notes)
     figures = _write_single(run_dir, done.setup, one, final, summary, plots)
     return RunResult(run_dir, summary, done.state, figures)
 
@@ -356,9 +364,7 @@ def _train_into(cfg: Config, run_dir: Path, n_seeds: int, resume: bool, backend:
                                        resume=resume, progress=progress, backend=backend, on_warning=on_warning)
     except BaseException as err:  # refused or failed before it trained anything: leave the folder as it was found
         if not resume and _untrained(run_dir, interrupted=isinstance(err, KeyboardInterrupt)):
-            for path in run_dir.iterdir():  # what the run wrote; a netlist ngspice refused stays, as its message says
-                if path.name not in found and path.name in (*RUN_FILES, *RUN_FOLDERS):
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+            _remove_run_files(run_dir, spare=found)  # what the run wrote; a netlist ngspice refused stays
             if created and not any(run_dir.iterdir()):
                 run_dir.rmdir()
         raise

@@ -372,7 +372,7 @@ BAD_RUN_FILES = {
     "gates-not-numbers": ("gates.csv", "x\nabc\n", "a row that is not comma-separated numbers"),
     "gates-removed": ("gates.csv", None, "missing"),
     "summary-without-outputs": ("summary.json", '{"name": "x", "task": "xor", "backend": "native"}',
-                                "a value the figures read is missing or malformed (KeyError('outputs_v'))"),
+                                "no outputs_v, targets_v"),
     "config-not-yaml": ("config.yaml", "name: [unclosed\n", "not valid YAML (while parsing a flow sequence)"),
 }
 
