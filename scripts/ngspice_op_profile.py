@@ -5,7 +5,9 @@ written back (all change). For each size this runs a few updates through ``Ngspi
 splits each update's wall time into our parts (load, alter, op, vector reads, plot destroy: the solver's own
 clocks) and, inside ``op``, ngspice's own statistics (``rusage all``: matrix load, reorder, factor, solve, the
 rest of the analysis, Newton iterations per solve). The first solve of each twin loads its netlist; it is
-reported apart and not counted in the update.
+reported apart ('first': the first update's wall time, loads and cold operating points included) and not counted
+in the update. ``--modes savelist`` runs the sweep netlist as it was before 2026-12-02 (a ``.save`` of every
+network node) beside today's, and prints the ratio of their first updates per size.
 
     python scripts/ngspice_op_profile.py [--sizes 3 10 20 50 100] [--updates 3] [--out runs/ngspice_op_profile.json]
 """
@@ -13,7 +15,9 @@ reported apart and not counted in the update.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -27,7 +31,34 @@ sys.path.insert(0, str(ROOT / "scripts"))
 MATRIX = ("load_s", "reorder_s", "factor_s", "solve_s")
 
 
-def profile(n: int, updates: int, sweep: bool = True) -> dict:
+@contextlib.contextmanager
+def save_list():
+    """The sweep netlist as it was before 2026-12-02: gate nodes ``g{e}`` and a ``.save`` naming every network node,
+    which ngspice matches against every node name in turn when a sweep starts (``netlist.to_spice_sweep``)."""
+    from metamaterial.netlist import node_vector_names
+    from metamaterial.sim import ngspice as ngspice_module
+
+    form = ngspice_module.to_spice_sweep
+
+    def listed(c, batch, *args, **kwargs):
+        text = re.sub(r"\be(\d+)\.g\b", r"g\1", form(c, batch, *args, **kwargs))
+        names = list(dict.fromkeys(name for row in node_vector_names(c, batch) for name in row))
+        saves = "\n".join(".save " + " ".join(names[i:i + 100]) for i in range(0, len(names), 100))
+        return text.replace("\n.save nosub\n", "\n" + saves + "\n")
+
+    ngspice_module.to_spice_sweep = listed
+    try:
+        yield
+    finally:
+        ngspice_module.to_spice_sweep = form
+
+
+def profile(n: int, updates: int, mode: str = "sweep") -> dict:
+    with save_list() if mode == "savelist" else contextlib.nullcontext():
+        return _profile(n, updates, sweep=mode != "op") | {"mode": mode}
+
+
+def _profile(n: int, updates: int, sweep: bool) -> dict:
     from bench_solvers import torus_circuit
 
     from metamaterial.learning.rules import CoupledLearning
@@ -75,7 +106,7 @@ def profile(n: int, updates: int, sweep: bool = True) -> dict:
     per["update_s"] = sum(solver.timings.values()) / updates
     per["wall_with_statistics_s"] = wall / updates
     return {"size": f"{n}x{n}", "edges": int(c.n_edges), "first": first, "per_update": per, "updates": updates,
-            "mode": "sweep" if sweep else "op", **solver.info()}
+            **solver.info()}
 
 
 def _ms(seconds: float, width: int = 8) -> str:
@@ -113,29 +144,37 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[3, 10, 20, 50, 100])
     ap.add_argument("--updates", type=int, default=3, help="updates measured per size (after the loading solves)")
-    ap.add_argument("--modes", nargs="+", choices=("sweep", "op"), default=["sweep", "op"],
-                    help="sweep: the backend's paused dc sweep; op: one op per solve (side by side, same process)")
+    ap.add_argument("--modes", nargs="+", choices=("sweep", "op", "savelist"), default=["sweep", "op"],
+                    help="sweep: the backend's paused dc sweep; op: one op per solve; savelist: the sweep with the "
+                         "old .save list of every node (side by side, same process)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "ngspice_op_profile.json")
     args = ap.parse_args()
     head = ["update", "alter", "op", "reorder", "factor", "mat.load", "mat.solve", "op other", "read", "destroy"]
-    print(f"{'size':>8} {'edges':>6} {'mode':>5} {'eqs':>6} {'load':>8} | per update: "
+    print(f"{'size':>8} {'edges':>6} {'mode':>8} {'eqs':>6} {'load':>8} {'first':>8} | per update: "
           + " ".join(f"{h:>8}" for h in head) + f" {'iters/solve':>11}")
     rows = []
+    profile(3, 1, args.modes[0])  # the process's one-time costs (ngspice's start, the callback's compiled code) apart
     for n in args.sizes:
         for mode in args.modes:
-            r = profile(n, args.updates, sweep=mode == "sweep")
+            r = profile(n, args.updates, mode)
             rows.append(r)
             p = r["per_update"]
             parts = [p["update_s"], p["alter"], p["op"], p["ngspice_reorder_s"], p["ngspice_factor_s"],
                      p["ngspice_load_s"], p["ngspice_solve_s"], p["op_outside_matrix_s"], p["read"], p["destroy"]]
-            print(f"{r['size']:>8} {r['edges']:>6} {mode:>5} {r['first']['equations']:>6} "
-                  f"{_ms(r['first']['load_s'])} | {'':>11} " + " ".join(_ms(v) for v in parts)
-                  + f" {p['iterations_per_solve']:>11.1f}", flush=True)
+            print(f"{r['size']:>8} {r['edges']:>6} {mode:>8} {r['first']['equations']:>6} "
+                  f"{_ms(r['first']['load_s'])} {_ms(r['first']['wall_s'])} | {'':>11} "
+                  + " ".join(_ms(v) for v in parts) + f" {p['iterations_per_solve']:>11.1f}", flush=True)
     print(f"\nngspice {rows[0]['ngspice_version']}, linear solver {rows[0]['linear_solver']}. 'op other' is the op's "
           "wall time outside ngspice's matrix routines: circuit setup and teardown (every op; once per sweep), device\n"
           "evaluation (with the sweep: our callbacks for the external sources), output. 'alter' is the clamp switch "
           "(sweep) or every changed source (op); 'destroy' ending a sweep (sweep) or the op's plot (op)")
     print_growth(rows)
+    for n in args.sizes:
+        mine = {r["mode"]: r for r in rows if r["size"] == f"{n}x{n}"}
+        if {"sweep", "savelist"} <= mine.keys():
+            old, new = mine["savelist"]["first"]["wall_s"], mine["sweep"]["first"]["wall_s"]
+            print(f"first update, {n}x{n} ({mine['sweep']['edges']:,} edges): .save list {old:.2f} s, .save nosub "
+                  f"{new:.2f} s, {old / new:.1f}x")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -115,15 +115,33 @@ def test_failed_point_is_a_simulation_error_and_the_next_solve_starts_a_new_swee
 def test_sweep_netlist_feeds_sources_from_outside_and_refuses_mismatch():
     c = xor_circuit()
     text = to_spice_sweep(c, 2, 7)
-    assert "\nIG3 0 g3 external\nRG3 g3 0 1.0\n" in text and "\nVI1_1 n13_1 0 external\n" in text
+    assert "\nIG3 0 e3.g external\nRG3 e3.g 0 1.0\n" in text and "\nVI1_1 n13_1 0 external\n" in text
     assert "\nIC0_0 0 n10_0 external\nGC0_0 n10_0 0 n10_0 0 0\n" in text
-    assert "\n.dc VSWEEP 0 6 1\n" in text and "\n.save n0_0 " in text and " dc " not in text.split("VSWEEP")[0][-400:]
+    assert "\n.dc VSWEEP 0 6 1\n.save nosub\n" in text and " dc " not in text.split("VSWEEP")[0][-400:]
     assert to_spice_sweep(c, 2, 7) == text
     mismatched = replace(c, mismatch=draw_mismatch(c.n_edges, 0.01, 0.005, seed=0))
     with pytest.raises(ValidationError, match=r"netlist: the sweep form needs a transistor network without mismatch"):
         to_spice_sweep(mismatched, 1, 7)
     with pytest.raises(ValidationError, match=r"netlist: sweep points and batch must be positive integers"):
         to_spice_sweep(c, 0, 7)
+
+
+def test_the_sweep_plot_keeps_every_network_node_and_no_gate(ngspice):
+    """``.save nosub`` with gate nodes named ``e{e}.g``: the plot holds each node of each copy once, the sweep's own
+    node and the voltage sources' currents, and none of the 32 gate nodes (a plot of every vector would hold them)."""
+    c = xor_circuit()
+    ngspice.solve(c, random_gates(c.n_edges, seed=1), [[0.45, 0.0], [0.0, 0.45]])
+    ffi, shared = ngspice._ffi, ngspice._ng._ngspice_shared
+    listed = shared.ngSpice_AllVecs(ngspice._current_plot().encode())
+    vectors = []
+    while listed[len(vectors)] != ffi.NULL:
+        vectors.append(ffi.string(listed[len(vectors)]).decode())
+    nodes = {name for row in netlist_module.node_vector_names(c, 2) for name in row}
+    assert len(nodes) == 2 * c.n_nodes - len(c.rails) == 30
+    others = set(vectors) - nodes
+    assert nodes <= set(vectors) and len(vectors) == len(set(vectors))
+    assert others == {"sweep", "v-sweep", "vsweep#branch", "vr0#branch", "vr1#branch",
+                      "vi0_0#branch", "vi0_1#branch", "vi1_0#branch", "vi1_1#branch"}
 
 
 def test_a_new_process_loads_the_external_source_callback_from_numba_cache(ngspice):
