@@ -66,10 +66,14 @@ def solve_points(cfg: Config, backend: str | None = None, points: str | None = N
     setup, idx, controls, free, _, clamped, solver_name = initial_phases(cfg, backend, points=points)
     c, task = setup.circuit, setup.task
     names = [f"n{i}" for i in range(c.n_nodes)]
+    margins = hinge_margins(setup, free, idx)
+    hinge = [{} if margins is None else {"margin_v": float(m), "hinge_skips": bool(m >= setup.rule.margin)}
+             for m in (margins if margins is not None else idx)]
     return {"nodes": names, "labels": list(c.node_labels), "backend": solver_name, "controls": controls.tolist(),
             "n_points": task.n_points,
             "points": [{"index": int(k), "input": task.inputs[k].tolist(), "target": task.targets[k].tolist(),
-                        "free": dict(zip(names, free[j].tolist())), "clamped": dict(zip(names, clamped[j].tolist()))}
+                        **hinge[j], "free": dict(zip(names, free[j].tolist())),
+                        "clamped": dict(zip(names, clamped[j].tolist()))}
                        for j, k in enumerate(idx)]}
 
 
@@ -77,26 +81,44 @@ def write_netlists(cfg: Config, out_dir: Path, backend: str | None = None, point
                    ) -> tuple[list[Path], str]:
     """``free_k.cir`` and ``clamped_k.cir`` for each data point k of ``points`` (``point_indices``) at the initial
     controls; (their paths, which points they are: ``describe_points``)."""
-    setup, idx, controls, _, clamps, _, _ = initial_phases(cfg, backend, clamped=False, points=points)
-    paths = write_point_netlists(setup, idx, controls, clamps, out_dir, cfg.name)
-    return paths, describe_points(idx, setup.task.n_points)
+    setup, idx, controls, free, clamps, _, _ = initial_phases(cfg, backend, clamped=False, points=points)
+    paths, skipped = write_point_netlists(setup, idx, controls, free, clamps, out_dir, cfg.name)
+    return paths, describe_points(idx, setup.task.n_points) + skipped
 
 
-def write_point_netlists(setup: Setup, idx: np.ndarray, controls: np.ndarray, clamps: np.ndarray, out_dir: Path,
-                         title: str) -> list[Path]:
+def hinge_margins(setup: Setup, free: np.ndarray, idx: np.ndarray) -> np.ndarray | None:
+    """[P] margin (V) of each training point of ``idx`` in the free states ``free`` [P, N] under the hinge (the
+    step's ``class_margins``), or None when every point updates (no hinge)."""
+    if not setup.rule.hinge:
+        return None
+    return setup.task.margins(setup.circuit.output_values(free), setup.task.classes[idx])
+
+
+def write_point_netlists(setup: Setup, idx: np.ndarray, controls: np.ndarray, free: np.ndarray, clamps: np.ndarray,
+                         out_dir: Path, title: str) -> tuple[list[Path], str]:
     """``free_k.cir`` and ``clamped_k.cir`` (nudged outputs held at ``clamps`` [P, n_clamp] V) for each training
-    point k of ``idx`` [P] of ``setup`` at ``controls`` [E]; ``title`` heads each netlist."""
+    point k of ``idx`` [P] of ``setup`` at ``controls`` [E], whose free states are ``free`` [P, N]; ``title`` heads
+    each netlist. Under a hinge, a point already ``learning.margin`` past its boundary takes no step, so training
+    runs no clamped phase for it: its clamped netlist says so in its title. (The paths, and "" or a clause naming
+    how many points the hinge skips.)"""
     c, task = setup.circuit, setup.task
+    margins = hinge_margins(setup, free, idx)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths, skipped = [], 0
     for j, k in enumerate(idx):
-        for phase, cl in (("free", None), ("clamped", clamps[j:j + 1])):
+        past = margins is not None and margins[j] >= setup.rule.margin
+        skipped += past
+        note = (f" (the hinge skips this point: its margin {1e3 * margins[j]:.3g} mV is past learning.margin "
+                f"{1e3 * setup.rule.margin:.3g} mV, so training runs no clamped phase for it, and the clamps are those "
+                "it would apply)") if past else ""
+        for phase, cl, more in (("free", None, ""), ("clamped", clamps[j:j + 1], note)):
             p = out_dir / f"{phase}_{k}.cir"
             p.write_text(to_spice(c, controls, task.inputs[k:k + 1], cl, options=setup.options,
-                                  title=f"{title} point {k}"))
+                                  title=f"{title} point {k}{more}"))
             paths.append(p)
-    return paths
+    clause = f"; the hinge skips {skipped} of them, and their clamped_k.cir say so" if skipped else ""
+    return paths, clause
 
 
 def describe_points(idx: np.ndarray, n_points: int) -> str:

@@ -180,10 +180,10 @@ def write_run_netlists(run: SavedRun, out_dir: Path, seed: int | None = None, ba
     controls = run.controls[r]
     task = setup.task
     idx = point_indices(points, task.n_points, setup.circuit.n_edges)
-    clamps = point_phases(setup, controls, idx, clamped=False)[1]
-    paths = write_point_netlists(setup, idx, controls, clamps, out_dir,
-                                 f"{run.config.name} seed {run.seeds[r]} epoch {run.epoch}")
-    return paths, describe_points(idx, task.n_points)
+    free, clamps = point_phases(setup, controls, idx, clamped=False)[:2]
+    paths, skipped = write_point_netlists(setup, idx, controls, free, clamps, out_dir,
+                                          f"{run.config.name} seed {run.seeds[r]} epoch {run.epoch}")
+    return paths, describe_points(idx, task.n_points) + skipped
 
 
 def outside_training(setup: Setup, x: np.ndarray, source: str | Path) -> list[str]:

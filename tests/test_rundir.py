@@ -114,7 +114,7 @@ def test_netlists_of_chosen_points_are_those_points(xor_run, tmp_path):
     summary = json.loads((xor_run / "summary.json").read_text())
     out = tmp_path / "chosen"
     proc = _ok("netlist", str(xor_run), "--out", str(out), "--points", "3,1")
-    assert "(free_k.cir, clamped_k.cir for training points 3, 1 of 4)" in proc.stdout
+    assert "(free_k.cir, clamped_k.cir for training points 3, 1 of 4" in proc.stdout
     assert sorted(p.name for p in out.iterdir()) == ["clamped_1.cir", "clamped_3.cir", "free_1.cir", "free_3.cir"]
     for k in (1, 3):
         free = parse_print_all(run_batch_file(str(out / f"free_{k}.cir")))
@@ -126,6 +126,32 @@ def test_netlists_of_chosen_points_are_those_points(xor_run, tmp_path):
     every = json.loads(_ok("solve", XOR, "--backend", "native").stdout)
     two = json.loads(_ok("solve", XOR, "--backend", "native", "--points", "2").stdout)
     assert [p["index"] for p in every["points"]] == [0, 1, 2, 3] and two["points"] == [every["points"][2]]
+
+
+def test_a_clamped_netlist_of_a_point_the_hinge_skips_says_so(tmp_path):
+    """Training runs no clamped phase for a point already learning.margin past its boundary: its clamped netlist's
+    title says so, the others' do not, the command counts them, and ``solve --json`` gives each point's margin.
+    After 120 epochs two of XOR's points are past the margin and two are not."""
+    run = tmp_path / "run"
+    _ok("train", XOR, "--out", str(run), "--backend", "native", "--set", "learning.epochs=120", "--no-progress",
+        "--no-plots")
+    summary = json.loads((run / "summary.json").read_text())
+    setup = build(load_config(XOR))
+    margins = setup.task.margins(np.array(summary["outputs_v"]), setup.task.classes)
+    skips = margins >= setup.rule.margin
+    assert 0 < skips.sum() < 4 and np.abs(margins - setup.rule.margin).min() > 1e-4  # both kinds, none borderline
+    out = tmp_path / "hinge"
+    proc = _ok("netlist", str(run), "--out", str(out))
+    assert f"; the hinge skips {skips.sum()} of them, and their clamped_k.cir say so)" in proc.stdout
+    for k in range(4):
+        title = (out / f"clamped_{k}.cir").read_text().splitlines()[0]
+        assert ("(the hinge skips this point: its margin" in title) == skips[k], title
+        assert "hinge" not in (out / f"free_{k}.cir").read_text().splitlines()[0]
+    solved = json.loads(_ok("solve", XOR, "--backend", "native").stdout)["points"]
+    free = np.array([[p["free"][f"n{i}"] for i in range(16)] for p in solved])
+    expected = setup.task.margins(setup.circuit.output_values(free), setup.task.classes)
+    assert [p["margin_v"] for p in solved] == pytest.approx(expected, abs=1e-12)
+    assert [p["hinge_skips"] for p in solved] == [bool(m >= setup.rule.margin) for m in expected]
 
 
 def test_eval_new_inputs_from_a_csv(xor_run, tmp_path):
