@@ -46,7 +46,9 @@ CLAMP_SIEMENS = 1e9  # the sweep form's clamp conductance: a clamped node is off
 
 @dataclass(frozen=True)
 class SpiceOptions:
-    """Simulator options written to ``.options`` (ngspice names). Tight defaults: KCL closes to ~1e-12 A.
+    """Simulator options written to ``.options`` (ngspice names). Tight defaults: ngspice stops when every node
+    voltage and device current has settled to reltol relative, plus vntol or abstol, so the KCL residual left
+    scales with the currents (~1e-12 A on the XOR lattice, more where edges carry milliamperes).
 
     ``linear_solver``: ``"klu"`` (ngspice >= 42 compiled with KLU) or ``"sparse"`` (Sparse 1.3, every ngspice).
     """
