@@ -123,9 +123,12 @@ def build(cfg: Config) -> Setup:
     network, without building it)."""
     device, task = build_device(cfg), build_task(cfg)
     low, high, rate = resolve_learning(cfg, device, task)
+    check_memory(cfg, planned_edges(cfg))  # before the graph is built: a layered network can ask for 10^10 edges
     # a device kind without a temperature model refuses a non-nominal simulator.temperature here (exit 2)
     circuit = compile_graph(build_network(cfg), device, gmin=cfg.simulator.gmin, temperature=cfg.simulator.temperature,
                             body=cfg.device.body)
+    if cfg.network.kind == "file":
+        check_memory(cfg, circuit.n_edges)
     if _draws_mismatch(cfg, device):
         mm = cfg.device.mismatch
         circuit = _with_mismatch(cfg, circuit, cfg.seed if mm.seed is None else mm.seed)
@@ -147,6 +150,26 @@ def build(cfg: Config) -> Setup:
     s = cfg.simulator
     return Setup(cfg, circuit, task, rule, dyn, HardwareParams(**cfg.hardware.model_dump()), params,
                  SpiceOptions(s.reltol, s.abstol, s.vntol, s.itl1))
+
+
+def planned_edges(cfg: Config) -> int | None:
+    """How many edges the config's network has, known without building it (None for a network file)."""
+    n = cfg.network
+    if n.kind == "lattice":
+        return graphs.lattice_edges(n.rows, n.cols, n.periodic)
+    if n.kind == "random":
+        return n.n_edges
+    if n.kind == "layered":
+        return n.n_edges or int(round(n.density * graphs.layered_pairs(n.n_inputs, n.n_outputs, n.n_hidden,
+                                                                         n.direct)))
+    return None
+
+
+def check_memory(cfg: Config, n_edges: int | None) -> None:
+    """Refuse a network of ``n_edges`` edges that the config's backend cannot solve in this machine's free memory
+    (``registry.memory_refusal``); None: not known yet."""
+    if n_edges is not None and (why := registry.memory_refusal(cfg.simulator.backend, n_edges)):
+        raise ConfigError(f"network: {why}")
 
 
 def check_config(cfg: Config) -> None:
@@ -270,4 +293,4 @@ def make_trainer(setup: Setup, solver: AbstractSolver | None = None, **params) -
 
 __all__ = ["Setup", "build", "check_config", "resolve_learning", "check_learnable", "rate_source", "chips_per_replica",
            "replica_setup", "build_network", "build_device", "build_task", "initial_controls", "make_solver",
-           "make_trainer"]
+           "make_trainer", "planned_edges", "check_memory"]

@@ -43,6 +43,17 @@ def lattice_network(rows: int, cols: int, periodic: bool = True) -> nx.Graph:
     return out
 
 
+def lattice_edges(rows: int, cols: int, periodic: bool = True) -> int:
+    """How many edges ``lattice_network(rows, cols, periodic)`` has, without building it."""
+    inside = rows * (cols - 1) + cols * (rows - 1)
+    return inside + (rows * (cols >= 3) + cols * (rows >= 3) if periodic else 0)
+
+
+def layered_pairs(n_inputs: int, n_outputs: int, hidden: int = 0, direct: bool = False) -> int:
+    """How many node pairs a layered network may wire (``layered_network``), without listing them."""
+    return n_inputs * (hidden or n_outputs) + hidden * n_outputs + (n_inputs * n_outputs if direct else 0)
+
+
 def random_network(n_nodes: int, n_edges: int, seed: int | np.random.Generator | None = None) -> nx.Graph:
     """Connected random graph: a random spanning tree plus uniformly chosen extra edges (seeded)."""
     max_edges = n_nodes * (n_nodes - 1) // 2
@@ -85,25 +96,42 @@ def layered_network(n_inputs: int, n_outputs: int, hidden: int = 0, density: flo
     first = range(n_inputs)
     mid = range(n_inputs, n_inputs + hidden)
     last = range(n_inputs + hidden, n_inputs + hidden + n_outputs)
-    pairs = [(a, b) for a in first for b in (mid if hidden else last)] + [(a, b) for a in mid for b in last]
-    if direct:  # skip edges: every input to every output
-        pairs += [(a, b) for a in first for b in last]
-    keep = int(round(density * len(pairs))) if n_edges is None else n_edges
-    if not 1 <= keep <= len(pairs):
-        raise ValidationError(f"network.n_edges: must be in [1, {len(pairs)}] for these layers (got {keep})")
+    # the possible pairs, numbered without being listed: inputs x the next layer, hidden x outputs, then (direct)
+    # inputs x outputs, each block row by row
+    total = layered_pairs(n_inputs, n_outputs, hidden, direct)
+    keep = int(round(density * total)) if n_edges is None else n_edges
+    if not 1 <= keep <= total:
+        raise ValidationError(f"network.n_edges: must be in [1, {total}] for these layers (got {keep})")
     rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.choice(len(pairs), size=keep, replace=False)) if keep < len(pairs) else range(len(pairs))
+    chosen = np.sort(rng.choice(total, size=keep, replace=False)) if keep < total else np.arange(total)
     g = nx.Graph(kind="layered", seed=None if isinstance(seed, np.random.Generator) else seed,
                  layers=[list(first), list(mid), list(last)])
     for layer, (nodes, prefix) in enumerate(((first, "in"), (mid, "h"), (last, "out"))):
         g.add_nodes_from((n, {"layer": layer, "label": f"{prefix}{k}"}) for k, n in enumerate(nodes))
-    g.add_edges_from(pairs[i] for i in chosen)
+    g.add_edges_from(zip(*(ends.tolist() for ends in _layered_pair(chosen, n_inputs, n_outputs, hidden))))
     lonely = [g.nodes[n]["label"] for n in g if g.degree(n) == 0]
     if lonely:
         shown = ", ".join(lonely[:6]) + (", ..." if len(lonely) > 6 else "")
         raise ValidationError(f"network: the drawn wiring leaves {len(lonely)} node(s) unconnected ({shown}); raise "
                               "network.density or n_edges, or change network.seed")
     return g
+
+
+def _layered_pair(i: np.ndarray, n_inputs: int, n_outputs: int, hidden: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two nodes of pairs number ``i`` [K] of a layered network (``layered_network``'s numbering)."""
+    to_next = hidden or n_outputs
+    first_block, second_block = n_inputs * to_next, hidden * n_outputs
+    out0 = n_inputs + hidden  # the first output node
+    a, b = np.empty_like(i), np.empty_like(i)
+    one = i < first_block
+    a[one], b[one] = i[one] // to_next, (n_inputs if hidden else out0) + i[one] % to_next
+    two = (i >= first_block) & (i < first_block + second_block)
+    j = i[two] - first_block
+    a[two], b[two] = n_inputs + j // n_outputs, out0 + j % n_outputs
+    three = i >= first_block + second_block  # direct: inputs x outputs
+    k = i[three] - first_block - second_block
+    a[three], b[three] = k // n_outputs, out0 + k % n_outputs
+    return a, b
 
 
 def load_network(path: str | Path) -> nx.Graph:

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from metamaterial import circuit, devices, graph
+from metamaterial import circuit, devices, experiment, graph
 from metamaterial.config import load_config, with_backend
-from metamaterial.errors import ConfigError, SimulationError
+from metamaterial.errors import ConfigError, SimulationError, ValidationError
+from metamaterial.experiment import build, planned_edges
 from metamaterial.sim import registry
 from metamaterial.sim.native import NativeSolver
 from metamaterial.sim.registry import SolverOptions, backend_names, make_solver
@@ -105,3 +106,75 @@ def test_native_steps_follow_reltol_and_vntol_once_the_floors_are_lifted():
         assert (np.abs(op.voltages - tight.voltages) <= reltol * np.abs(tight.voltages) + vntol).all()
         steps.append(op.iterations)
     assert all((a >= b).all() for a, b in zip(steps, steps[1:])) and (steps[0] > steps[-1]).any()
+
+
+def test_a_network_larger_than_the_free_memory_is_refused_before_it_is_solved(monkeypatch, tmp_path):
+    """``build`` compares the backend's memory line (``registry.MEMORY``) with the free memory and refuses, in one
+    line naming the key, the size and a backend that would fit; it says nothing where the memory is not known."""
+    edges = 2 * 100 * 100
+    assert registry.memory_need("ngspice", edges) > registry.memory_need("native", edges) > 1e8
+    assert registry.memory_refusal("ngspice", edges, available=64e9) is None
+    why = registry.memory_refusal("ngspice", edges, available=0.35e9)
+    assert why == ("20,000 edges need at least 0.4 GB on the ngspice backend (11.0 kB per edge), more than the "
+                   "0.3 GB this machine has free; use a smaller network or --backend native (at least 0.2 GB)")
+    assert registry.memory_refusal("native", edges, available=0.1e9).endswith("; use a smaller network")
+    cfg = load_config(ROOT / "configs" / "xor.yaml")
+    big = cfg.model_copy(update={"network": cfg.network.model_copy(update={"rows": 100, "cols": 100})})
+    monkeypatch.setattr(registry, "available_memory", lambda: 0.35e9)
+    with pytest.raises(ConfigError, match=r"^network: 20,000 edges need at least 0\.4 GB on the ngspice backend"):
+        build(with_backend(big, "ngspice"))
+    assert build(with_backend(big, "native")).circuit.n_edges == edges
+    monkeypatch.setattr(registry, "available_memory", lambda: None)
+    assert build(with_backend(big, "ngspice")).circuit.n_edges == edges
+
+
+def test_free_memory_is_the_smaller_of_the_machines_and_its_control_groups(monkeypatch, tmp_path):
+    meminfo, limit, usage = tmp_path / "meminfo", tmp_path / "limit", tmp_path / "usage"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemFree:         1000000 kB\nMemAvailable:    5000000 kB\n")
+    limit.write_text("3000000000\n")
+    usage.write_text("1000000000\n")
+    monkeypatch.setattr(registry, "_MEMINFO", str(meminfo))
+    monkeypatch.setattr(registry, "_CGROUP_FILES", ((str(limit), str(usage)),))
+    assert registry.available_memory() == 2e9  # the group's 3 GB less its 1 GB used, under the machine's 5.12 GB
+    limit.write_text("max\n")  # cgroup v2: no limit
+    assert registry.available_memory() == 5000000 * 1024.0
+    limit.write_text("9223372036854771712\n")  # cgroup v1: no limit
+    assert registry.available_memory() == 5000000 * 1024.0
+    monkeypatch.setattr(registry, "_MEMINFO", str(tmp_path / "absent"))
+    assert registry.available_memory() is None
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_the_edges_planned_before_building_are_the_edges_built(config):
+    cfg = load_config(config)
+    if cfg.task.name == "digits":
+        pytest.importorskip("sklearn")
+    assert planned_edges(cfg) in (None, build(with_backend(cfg, "native")).circuit.n_edges)
+
+
+@pytest.mark.parametrize("network", [
+    {"kind": "lattice", "rows": 5, "cols": 3, "periodic": True}, {"kind": "lattice", "rows": 1, "cols": 7},
+    {"kind": "lattice", "rows": 6, "cols": 4, "periodic": False}, {"kind": "random", "n_nodes": 30, "n_edges": 70},
+    {"kind": "layered", "n_inputs": 7, "n_outputs": 6, "n_hidden": 5, "density": 0.6, "direct": True},
+    {"kind": "layered", "n_inputs": 7, "n_outputs": 4, "density": 0.9, "differential": True},
+    {"kind": "layered", "n_inputs": 7, "n_outputs": 6, "n_hidden": 3, "n_edges": 30}])
+def test_planned_edges_of_each_network_kind(network):
+    cfg = load_config(ROOT / "configs" / "xor.yaml")
+    n = type(cfg.network)(**network)
+    cfg = cfg.model_copy(update={"network": n})
+    if n.kind == "lattice":
+        built = graph.lattice_network(n.rows, n.cols, n.periodic)
+    elif n.kind == "random":
+        built = graph.random_network(n.n_nodes, n.n_edges, seed=0)
+    else:
+        built = experiment.build_network(cfg.model_copy(update={"roles": None}))
+    assert planned_edges(cfg) == built.number_of_edges()
+
+
+def test_a_layered_network_of_ten_billion_pairs_is_refused_before_any_pair_is_listed():
+    cfg = load_config(ROOT / "configs" / "xor.yaml")
+    layered = type(cfg.network)(kind="layered", n_inputs=100_000, n_outputs=100_000)
+    with pytest.raises(ConfigError, match=r"^network: 10,000,000,000 edges need at least \d+\.\d GB on the native "):
+        build(with_backend(cfg.model_copy(update={"network": layered, "roles": None}), "native"))
+    with pytest.raises(ValidationError, match=r"the drawn wiring leaves 199990 node\(s\) unconnected"):
+        graph.layered_network(100_000, 100_000, n_edges=5, seed=1)  # 10^10 pairs numbered, not listed: 5 drawn

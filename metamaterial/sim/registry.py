@@ -27,6 +27,69 @@ SOLVERS: dict[str, tuple[str, str]] = {
 }
 
 
+#: backend name -> (bytes, bytes per edge): the peak resident memory of a process that solves one copy of a
+#: network is at least about the first plus the second times its edges. A line fitted on 2026-12-02 by ``python
+#: scripts/bench_memory.py`` (``metamaterial netlist`` of the XOR config on tori, one free solve and two netlists
+#: written): ngspice 412-1,071 MB at 20,000-80,000 edges; native 361-1,501 MB at 80,000-640,712 edges, growing a
+#: little faster than the line (the sparse LU's fill), which it passes below at the largest. A batch of B points
+#: holds B copies (ngspice solves a batch in chunks of ``NETLIST_EDGES`` transistors); this counts one: a floor.
+MEMORY: dict[str, tuple[float, float]] = {
+    "ngspice": (193e6, 11.0e3),
+    "native": (121e6, 2.1e3),
+}
+
+
+def memory_need(name: str, n_edges: int) -> float:
+    """Bytes that backend ``name`` needs at least to solve a network of ``n_edges`` edges (``MEMORY``)."""
+    fixed, per_edge = MEMORY[name]
+    return fixed + per_edge * n_edges
+
+
+_MEMINFO = "/proc/meminfo"
+#: (limit, usage) files of this process's memory control group: cgroup v2, then v1
+_CGROUP_FILES = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                 ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"))
+
+
+def _read_number(path: str) -> float | None:
+    try:
+        with open(path, encoding="ascii") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):  # absent, unreadable, or "max" (no limit)
+        return None
+
+
+def available_memory() -> float | None:
+    """Bytes this machine can give a new process now: Linux's MemAvailable, or less where a memory control group
+    (a container's limit) leaves less; None where neither is known."""
+    free = None
+    try:
+        with open(_MEMINFO, encoding="ascii") as f:
+            free = next((float(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")), None)
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit_file, usage_file in _CGROUP_FILES:
+        limit, usage = _read_number(limit_file), _read_number(usage_file)
+        if limit is not None and usage is not None and limit < 2.0**60:  # v1 writes ~2^63 for "no limit"
+            free = limit - usage if free is None else min(free, limit - usage)
+            break
+    return free
+
+
+def memory_refusal(name: str, n_edges: int, available: float | None = None) -> str | None:
+    """Why a network of ``n_edges`` edges cannot be solved on backend ``name`` here (it needs more memory than
+    ``available``, by default ``available_memory()``), or None when it fits or the memory is not known."""
+    available = available_memory() if available is None else available
+    need = memory_need(name, n_edges)
+    if available is None or need <= available:
+        return None
+    other = [f"--backend {b} (at least {memory_need(b, n_edges) / 1e9:.1f} GB)" for b in SOLVERS
+             if b != name and memory_need(b, n_edges) <= available]
+    return (f"{n_edges:,} edges need at least {need / 1e9:.1f} GB on the {name} backend "
+            f"({MEMORY[name][1] / 1e3:.1f} kB per edge), more than the {available / 1e9:.1f} GB this machine has "
+            f"free; use a smaller network" + (f" or {other[0]}" if other else ""))
+
+
 def backend_names() -> tuple[str, ...]:
     """The backend names, in registry order (the reference first)."""
     return tuple(SOLVERS)
@@ -46,4 +109,5 @@ def make_solver(name: str, options: SolverOptions) -> AbstractSolver:
     return getattr(import_module(f"{__package__}.{module}"), cls)(options=options)
 
 
-__all__ = ["SOLVERS", "SolverOptions", "backend_names", "backend_refusal", "make_solver"]
+__all__ = ["SOLVERS", "MEMORY", "SolverOptions", "backend_names", "backend_refusal", "make_solver", "memory_need",
+           "available_memory", "memory_refusal"]
