@@ -110,8 +110,9 @@ def write_point_netlists(setup: Setup, idx: np.ndarray, controls: np.ndarray, fr
         past = margins is not None and margins[j] >= setup.rule.margin
         skipped += past
         note = (f" (the hinge skips this point: its margin {1e3 * margins[j]:.3g} mV is past learning.margin "
-                f"{1e3 * setup.rule.margin:.3g} mV, so training runs no clamped phase for it, and the clamps are those "
-                "it would apply)") if past else ""
+                f"{1e3 * setup.rule.margin:.3g} mV, so training runs no clamped phase for it"
+                + (" unless a noisy read says otherwise (learning.noisy_decisions)" if setup.params.noisy_decisions
+                   else "") + ", and the clamps are those it would apply)") if past else ""
         for phase, cl, more in (("free", None, ""), ("clamped", clamps[j:j + 1], note)):
             p = out_dir / f"{phase}_{k}.cir"
             p.write_text(to_spice(c, controls, task.inputs[k:k + 1], cl, options=setup.options,
