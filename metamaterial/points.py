@@ -118,7 +118,8 @@ def write_point_netlists(setup: Setup, idx: np.ndarray, controls: np.ndarray, fr
             p.write_text(to_spice(c, controls, task.inputs[k:k + 1], cl, options=setup.options,
                                   title=f"{title} point {k}{more}"))
             paths.append(p)
-    clause = f"; the hinge skips {skipped} of them, and their clamped_k.cir say so" if skipped else ""
+    clause = "" if not skipped else f"; the hinge skips {skipped} of them, and " + \
+        ("its clamped_k.cir says so" if skipped == 1 else "their clamped_k.cir say so")
     return paths, clause
 
 
