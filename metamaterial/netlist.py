@@ -158,7 +158,7 @@ def to_spice_sweep(c: Circuit, batch: int, points: int, *, options: SpiceOptions
     ngspice names a node inside a subcircuit instance, and ``.save nosub`` saves every vector but those (ngspice's
     ``beginPlot`` skips any name holding a '.'). A ``.save`` listing the N network nodes would do the same, but
     ``beginPlot`` looks each listed name up by comparing it with every node name in turn, once per sweep started:
-    on the 141x141 torus (39,762 edges) that took 13 of the first solve's 15 s, and it grows as N^2.
+    on the 141x141 torus (39,762 edges) that took 13 s of the first solve's 18, and it grows as N^2.
     """
     if not isinstance(c.device, NmosParams) or c.mismatch is not None:
         raise ValidationError("netlist: the sweep form needs a transistor network without mismatch "
