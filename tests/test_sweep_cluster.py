@@ -294,3 +294,27 @@ def test_ctrl_c_on_a_local_sweep_stops_it_at_once_in_one_line_and_the_same_comma
     assert len(keys) == 6 and all(read_result(out, k)["status"] == "ok" for k in keys)
     rerun = [e["key"] for e in read_events(out) if e["event"] == "started" and e["t"] > stopped_at]
     assert sorted(rerun) == sorted(set(keys) - before)  # the rest, each once; none finished before ran again
+
+
+def test_a_local_cluster_starts_quietly_beside_another_scheduler_on_dasks_default_port():
+    """Any dask scheduler on the machine holds port 8787 (its web server, even with --no-dashboard); the local
+    cluster of a sweep then takes a free port instead of warning (warnings are errors in these tests)."""
+    import socket
+
+    from metamaterial.sweep.execute import _connect
+
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            other.bind(("0.0.0.0", 8787))
+        except OSError:
+            pass  # something holds it already: the same situation
+        else:
+            other.listen()
+        client, cluster = _connect(1, None)
+        try:
+            assert client.submit(sum, [1, 2]).result() == 3
+            assert cluster.scheduler.http_server.port != 8787
+        finally:
+            client.close()
+            cluster.close()

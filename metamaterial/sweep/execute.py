@@ -477,8 +477,10 @@ def _connect(workers: int, scheduler: str | None):
             raise ConfigError(f"--scheduler {scheduler}: cannot connect ({err}); start a scheduler there (dask "
                               "scheduler) or leave out --scheduler for a local cluster") from err
 
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=False, dashboard_address=None,
-                           memory_limit=0, silence_logs=logging.ERROR)  # threads; each trains in its own process
+    # threads; each trains in its own process. The scheduler's web server takes a free port: on dask's default,
+    # 8787, any other scheduler on the machine (even one started with --no-dashboard) made it warn
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=False, dashboard_address=":0",
+                           memory_limit=0, silence_logs=logging.ERROR)
     try:
         return Client(cluster), cluster
     except BaseException:
