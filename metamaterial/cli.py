@@ -446,9 +446,12 @@ def _costs(args: argparse.Namespace) -> int:
     if run_dir is None and args.replica is not None:
         raise ConfigError(REPLICA_OF_A_CONFIG)
     cfg = costs.run_dir_config(run_dir, config_overrides(args)) if run_dir else _load(args)
-    src = costs.load_source(cfg, run_dir, args.replica)
+    src = costs.load_source(cfg, run_dir, args.replica, args.overrides)
     what = "learning" if getattr(args, "learning", False) else args.command
-    out = args.out or (run_dir / what if run_dir else Path("runs") / f"{cfg.name}-{what}")
+    # a replica named on the command line gets a folder of its own: another replica's files stay
+    default = run_dir / what / ("" if args.replica is None else f"seed_{src.seed}") if run_dir else \
+        Path("runs") / f"{cfg.name}-{what}"
+    out = args.out or default
     with _out_dir(out):  # a refused or failed command leaves no folder it created
         return _cost_run(args, costs, src, out)
 

@@ -35,12 +35,16 @@ class Source:
     run_dir: Path | None
     epoch: int | None
     seed: int | None = None
+    overrides: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
+        """Where the controls come from, with the ``--set`` overrides the figures were computed under."""
+        changed = "".join(f", --set {item}" for item in self.overrides)
         if self.run_dir is not None:
-            return f"{self.run_dir} (seed {self.seed}, epoch {self.epoch})"
-        return "initial controls" if self.epoch is None else f"trained gates (epoch {self.epoch})"
+            return f"{self.run_dir} (seed {self.seed}, epoch {self.epoch}{changed})"
+        return ("initial controls" if self.epoch is None else f"trained gates (epoch {self.epoch})") + \
+            (f" ({changed[2:]})" if changed else "")
 
     def setup(self) -> Setup:
         """The typed objects of the config; under ``device.mismatch.per_replica`` the replica's own chip."""
@@ -48,15 +52,22 @@ class Source:
         return setup if self.seed is None else replica_setup(setup, self.seed)
 
 
-def load_source(cfg: Config, run_dir: Path | None, seed: int | None = None) -> Source:
+def load_source(cfg: Config, run_dir: Path | None, seed: int | None = None, overrides: list[str] = ()) -> Source:
     """``Source`` of a config (its initial controls, drawn from ``cfg.seed``) or of a run directory (the
-    controls of its last checkpoint: the replica trained with ``seed``, which an ensemble needs)."""
+    controls of its last checkpoint: the replica trained with ``seed``, which an ensemble needs); ``cfg`` holds the
+    ``--set`` ``overrides``, which the source names."""
+    overrides = tuple(overrides)
     if run_dir is None:
         controls = initial_controls(build(cfg), np.random.default_rng(cfg.seed))
-        return Source(cfg, controls, None, None)
+        return Source(cfg, controls, None, None, overrides=overrides)
     from .runs import load_checkpoint  # noqa: PLC0415 (runs pulls in the trainer)
 
-    state, seeds, _ = load_checkpoint(run_dir, build_network(cfg).number_of_edges())
+    n_edges = build_network(cfg).number_of_edges()
+    if overrides and n_edges != (trained := build_network(run_dir_config(run_dir, [])).number_of_edges()):
+        raise ConfigError(f"--set {' '.join(overrides)}: changes the network trained in {run_dir} ({trained} edges "
+                          f"to {n_edges}); a run's gates fit only its own network: leave network and roles keys out "
+                          "of --set on a run directory")
+    state, seeds, _ = load_checkpoint(run_dir, n_edges)
     if seed is None and len(seeds) > 1:
         raise ConfigError(f"--replica: the run holds {len(seeds)} replicas (seeds {seeds[0]}..{seeds[-1]}); give "
                           "--replica SEED")
@@ -64,7 +75,7 @@ def load_source(cfg: Config, run_dir: Path | None, seed: int | None = None) -> S
     if seed not in seeds:
         raise ConfigError(f"--replica: the run holds the replicas of seeds {seeds[0]}..{seeds[-1]} (got {seed}); "
                           "give one of those seeds")
-    return Source(cfg, state.controls[seeds.index(seed)].copy(), Path(run_dir), state.epoch, seed)
+    return Source(cfg, state.controls[seeds.index(seed)].copy(), Path(run_dir), state.epoch, seed, overrides)
 
 
 def run_dir_config(run_dir: Path, overrides: list[str]) -> Config:

@@ -186,16 +186,29 @@ def test_an_ensemble_run_directory_needs_the_replica_by_its_seed(tmp_path):
                            "SEED\n")
     proc = _cli("energy", str(run), "--replica", "7")
     assert proc.returncode == 2 and "holds the replicas of seeds 0..1 (got 7); give one of those seeds" in proc.stderr
-    one = _cli("energy", str(run), "--replica", "1", "--backend", "native", "--no-plots")
-    assert one.returncode == 0, one.stderr
-    result = json.loads((run / "energy" / "energy.json").read_text())
-    assert result["source"] == f"{run} (seed 1, epoch {TRAIN_EPOCHS})"
+    for seed in (1, 0):  # each replica writes into a folder of its own, and one does not replace the other's
+        one = _cli("energy", str(run), "--replica", str(seed), "--backend", "native", "--no-plots")
+        assert one.returncode == 0, one.stderr
     with np.load(run / "checkpoint.npz") as z:
-        gates = z["controls"][1]
+        controls = z["controls"]
     setup = build(load_config(run / "config.yaml", ["simulator.backend=native"]))
-    free = NativeSolver().solve(setup.circuit, gates, setup.task.inputs).voltages
-    power = transistor_power(setup.circuit, gates, free)
-    assert result["summary"]["free_max_w"] == pytest.approx(power.max(), rel=1e-12)
+    for seed in (0, 1):
+        result = json.loads((run / "energy" / f"seed_{seed}" / "energy.json").read_text())
+        assert result["source"] == f"{run} (seed {seed}, epoch {TRAIN_EPOCHS})"
+        free = NativeSolver().solve(setup.circuit, controls[seed], setup.task.inputs).voltages
+        power = transistor_power(setup.circuit, controls[seed], free)
+        assert result["summary"]["free_max_w"] == pytest.approx(power.max(), rel=1e-12)
+    # a --set on a run directory is named wherever the figures go; one that changes the network is refused as such
+    hot = _cli("energy", str(run), "--replica", "1", "--backend", "native", "--no-plots", "--out",
+               str(tmp_path / "hot"), "--set", "simulator.temperature=100")
+    assert hot.returncode == 0, hot.stderr
+    assert json.loads((tmp_path / "hot" / "energy.json").read_text())["source"] == \
+        f"{run} (seed 1, epoch {TRAIN_EPOCHS}, --set simulator.temperature=100)"
+    other = _cli("energy", str(run), "--replica", "1", "--set", "network.rows=5", "--out", str(tmp_path / "other"))
+    assert other.returncode == 2 and not (tmp_path / "other").exists()
+    assert other.stderr == (f"metamaterial: {run}: --set network.rows=5: changes the network trained in {run} (32 "
+                            "edges to 40); a run's gates fit only its own network: leave network and roles keys out "
+                            "of --set on a run directory\n")
 
 
 def test_a_layered_networks_power_map_is_a_matrix_per_pair_of_connected_layers(tmp_path, monkeypatch):
