@@ -524,8 +524,11 @@ def _human_summary(s: dict, run_dir: Path, figures: list[Path]) -> str:
                      f"({'all points correct by >= 10 mV' if s['success'] else 'NOT all points correct by 10 mV'})")
     if s.get("test_accuracy") is not None:
         lines.append(f"{scored_on(s)} accuracy {_percent(s['test_accuracy'])}")
+    rc = s.get("charging_rc_s")  # absent from runs before 2026-12-02
+    integrator = "" if not rc or s["t_learn_s"] <= rc / 10 else \
+        f" = {s['t_learn_s'] / rc:.3g} R C, which assumes an integrating gate drive: docs/physics.md 3.5"
     lines.append(f"{s['n_solves']} solves in {s['wall_s']:.1f} s; hardware learning time {s['learning_time_s']:.3g} s "
-                 f"(t_learn {s['t_learn_s']:.3g} s per update)")
+                 f"(t_learn {s['t_learn_s']:.3g} s per update{integrator})")
     if s.get("sweep_fallbacks"):
         lines.append(f"ngspice: {s['sweep_fallbacks']} circuit(s) solved by one op per solve after their dc sweep "
                      f"failed to converge (the same operating points, more slowly)")

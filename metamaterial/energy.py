@@ -128,7 +128,9 @@ class UpdateCost:
 
 def update_cost(before: np.ndarray, after: np.ndarray, hardware: HardwareParams) -> UpdateCost:
     """``UpdateCost`` of moving the gates from ``before`` to ``after`` ([E] V) in one window of ``hardware``, the
-    charging current taken as constant over the window (t_learn << R C, docs/physics.md section 3.5)."""
+    charging current taken as constant over the window (an integrating drive across R, docs/physics.md section
+    3.5). The heat in R is the charging circuit's alone: the twin networks dissipate far more over the same time
+    (their power times the learning time, docs/physics.md 8.3)."""
     before, after = np.asarray(before, float), np.asarray(after, float)
     if before.shape != after.shape:
         raise ValidationError(f"energy.update_cost: before and after must have one shape (got {before.shape} and "

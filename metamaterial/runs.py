@@ -404,6 +404,7 @@ def _summary(done: Trained, one: SimpleNamespace, final) -> dict:
         "wall_s": round(done.wall_s, 3), "n_solves": state.n_solves, "n_steps": state.n_steps,
         "n_updates": one.n_updates, "learning_time_s": float(trainer.learning_time(state)[0]),
         "hardware_time_s": float(trainer.hardware_time(state)[0]), "t_learn_s": setup.hardware.t_learn,
+        "charging_rc_s": setup.hardware.resistance * setup.hardware.capacitance,
         "rate_per_v": setup.rule.rate, "rate_unit": setup.circuit.device.rate_unit,
         "outputs_v": final.outputs.tolist(), "targets_v": task.targets.tolist(),
     }
