@@ -288,8 +288,9 @@ def _parse_waves(data: str, c: Circuit, text: str) -> tuple[np.ndarray, np.ndarr
                               f"{1 + c.n_nodes + 2 * n_src} columns); the netlist and the reader disagree",
                               netlist=text)
     time, v, v_src, i_src = np.split(table, np.cumsum([1, c.n_nodes, n_src]), axis=1)
-    # ngspice's branch current flows into the source's + terminal from the circuit: delivered power is -V I
-    return time[:, 0], v, -(v_src * i_src).sum(axis=1)
+    # ngspice's branch current flows into the source's + terminal from the circuit: delivered power is -V I.
+    # Copies, not views: a view would keep the whole table (the drivers' columns too) alive with every step kept
+    return time[:, 0].copy(), v.copy(), -(v_src * i_src).sum(axis=1)
 
 
 def _settling_time(time: np.ndarray, outputs: np.ndarray, final: np.ndarray, tol: np.ndarray, t0: float) -> float:
