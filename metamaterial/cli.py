@@ -112,8 +112,10 @@ def _parser() -> argparse.ArgumentParser:
                                 "is left out; power.npz always holds the same numbers)")
         else:
             e.add_argument("--steps", type=int, metavar="N", help="input steps from one data point to the next, "
-                                                                  "cycling the points in order (default: each once); "
-                                                                  "with --learning, training steps (default 100)")
+                                                                  "cycling the points in order (default: each once; "
+                                                                  "at most as many as fit in 2 GB of waveforms); "
+                                                                  "with --learning, training steps "
+                                                                  "(default 100)")
             e.add_argument("--learning", action="store_true",
                            help="simulate N training steps of the learning hardware (twins, gate capacitors, "
                                 "charging currents, learning switch) as one transient and compare the gates with "

@@ -17,12 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .circuit import Circuit
 from .config import Config, load_saved_config
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, initial_controls, make_solver, replica_setup
 from .plots import MANY_EDGES, _axes, _pyplot, _save
 from .runfiles import json_text
 from .timing import MosCapacitances, PeripheryParams, SettleParams
+from .units import si
 
 
 @dataclass(frozen=True)
@@ -149,11 +151,44 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = T
 
 
 # -- transient: settling and energy per inference -------------------------------------------------------------
-def inference_steps(n_points: int, steps: int | None) -> list[tuple[int, int]]:
-    """(from, to) data points of ``steps`` successive inferences cycling the points in order (default: each
-    point once, the last stepping back to the first)."""
+#: bytes of waveforms a ``transient`` run may keep in memory: every step's samples stay there until waves.npz, which
+#: needs them all, is written. Past it the number of steps is refused (``check_steps``): XOR fits 1,644 steps
+#: (about 8 minutes of ngspice at the 0.3 s a step measured), digits 325 (its default, each of its 1,437 points
+#: once, would need 8.8 GB)
+TRANSIENT_MEMORY = 2e9
+#: what one kept step costs in memory over the bytes of its arrays (``step_memory``): the peak resident memory grew
+#: per step by 1.07x them on an 8x8 lattice, 1.22x on XOR, 1.63x on digits (24, 44 and 12 steps against 4, 4
+#: and 2, figures drawn)
+STEP_MEMORY_FACTOR = 2.0
+
+
+def step_memory(c: Circuit, points: int) -> float:
+    """Bytes one input step of ``transient_run`` keeps in memory, from above: ``STEP_MEMORY_FACTOR`` times its
+    arrays of ``points`` samples (time, every node voltage, every output, the drivers' power; 8 bytes each)."""
+    return STEP_MEMORY_FACTOR * 8.0 * points * (c.n_nodes + c.n_outputs + 2)
+
+
+def check_steps(c: Circuit, n_points: int, steps: int | None, points: int) -> int:
+    """The number of input steps ``transient_run`` takes (``steps``, or by default each data point once); a
+    ``ConfigError`` naming --steps when their waveforms would not fit in ``TRANSIENT_MEMORY``."""
     n = n_points if steps is None else steps
-    return [(k % n_points, (k + 1) % n_points) for k in range(n)]
+    per_step = step_memory(c, points)
+    limit = int(TRANSIENT_MEMORY // per_step)
+    if n <= limit:
+        return n
+    got = f"{steps}" if steps is not None else f"the default, each of the {n_points:,} data points once"
+    fix = (f"give --steps {limit} or fewer" if limit >= 1 else
+           "lower timing.settle.points (one step does not fit)")
+    raise ConfigError(f"--steps: at most {limit:,} input steps fit in the {si(TRANSIENT_MEMORY, 'B')} of "
+                      f"waveforms a transient may keep in memory ({si(per_step, 'B')} a step: {points:,} samples of "
+                      f"{c.n_nodes} nodes and {c.n_outputs} output{'s' * (c.n_outputs != 1)}) (got {got}, which "
+                      f"would need {si(n * per_step, 'B')}); {fix}")
+
+
+def inference_steps(n_points: int, steps: int) -> list[tuple[int, int]]:
+    """(from, to) data points of ``steps`` successive inferences cycling the points in order; ``n_points`` steps
+    take each point once, the last stepping back to the first."""
+    return [(k % n_points, (k + 1) % n_points) for k in range(steps)]
 
 
 def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bool = True,
@@ -170,7 +205,7 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
     setup = src.setup()
     c, x = setup.circuit, setup.task.inputs
     caps, periphery, settle = timing_params(src.config)
-    pairs = inference_steps(setup.task.n_points, steps)
+    pairs = inference_steps(setup.task.n_points, check_steps(c, setup.task.n_points, steps, settle.points))
     responses = []
     with _progress(progress, len(pairs), f"transient {src.config.name}", "step") as bar:
         for a, b in pairs:

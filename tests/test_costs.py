@@ -154,6 +154,10 @@ def test_energy_and_transient_of_a_trained_run_directory(tmp_path):
     (["transient", XOR, "--set", "timing.settle.rel_tol=0"],
      f"metamaterial: {XOR}: timing.settle.rel_tol: Input should be greater than 0 (got 0)"),
     (["transient", XOR, "--steps", "0"], f"metamaterial: {XOR}: --steps: must be >= 1 (got 0)"),
+    (["transient", XOR, "--steps", "2000000"],
+     f"metamaterial: {XOR}: --steps: at most 1,644 input steps fit in the 2 GB of waveforms a transient may keep in "
+     "memory (1.22 MB a step: 4,000 samples of 16 nodes and 1 output) (got 2000000, which would need 2.43 TB); "
+     "give --steps 1644 or fewer"),
 ])
 def test_bad_timing_values_exit_2_naming_the_key(args, message):
     proc = _cli(*args)
@@ -257,3 +261,40 @@ def test_the_waveform_figure_shows_the_response_and_the_distribution_of_many_gat
         else:
             assert sum(bar.get_height() for bar in gates.patches) == n_gates
             assert gates.get_xlabel() == "gate voltage (V)"
+
+
+def _held_bytes(a: np.ndarray) -> int:
+    """Bytes an array keeps alive: those of the array it is a view of, if any."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a.nbytes
+
+
+def test_the_steps_a_transient_keeps_in_memory_are_bounded_before_any_is_run(tmp_path, monkeypatch):
+    """Every step's waveforms stay in memory until waves.npz is written: a real step's arrays own their data and
+    fit in what ``step_memory`` counts for it, and a run whose steps would not fit in ``TRANSIENT_MEMORY`` (here
+    the default, each point once) is refused naming --steps before ngspice runs or anything is written."""
+    from metamaterial import costs, transient  # noqa: PLC0415
+    from metamaterial.errors import ConfigError  # noqa: PLC0415
+    from metamaterial.units import si  # noqa: PLC0415
+
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "transient", "--help"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+    assert f"{si(costs.TRANSIENT_MEMORY, 'B')} of waveforms" in " ".join(proc.stdout.split())
+    src = costs.load_source(load_config(XOR), None)
+    setup = src.setup()
+    c, x = setup.circuit, setup.task.inputs
+    points = costs.timing_params(src.config)[2].points
+    r = transient.step_response(c, src.controls, x[0], x[1], options=setup.options)
+    arrays = (r.time, r.voltages, r.outputs, r.supply_power)
+    held = [_held_bytes(a) for a in arrays]
+    assert held == [a.nbytes for a in arrays]  # no view keeps ngspice's whole table (the drivers' columns) alive
+    assert sum(held) <= costs.step_memory(c, points)
+    monkeypatch.setattr(costs, "TRANSIENT_MEMORY", 3.5 * costs.step_memory(c, points))
+    monkeypatch.setattr(transient, "step_response", lambda *a, **k: pytest.fail("ngspice ran"))
+    out = tmp_path / "refused"
+    with pytest.raises(ConfigError, match=r"^--steps: at most 3 input steps fit in the .* \(got the default, "
+                                                r"each of the 4 data points once, which would need .*\); give "
+                                                r"--steps 3 or fewer$"):
+        costs.transient_run(src, out, progress=False)
+    assert not out.exists()
