@@ -484,16 +484,19 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
               f"{a['max_diff_v']:.3g} V {moved}\noutput directory: {out}/ ({', '.join(r['files'])})")
         return 0
     r = costs.transient_run(src, out, steps=args.steps, plots=not args.no_plots, progress=not args.no_progress)
-    s = r["summary"]
+    s, band = r["summary"], r["timing"]["settle"]
 
     def show(v, scale, unit):
         return "n/a" if v is None else f"{v * scale:.3g} {unit}"
 
+    end = f"transient end state vs DC operating point: {s['max_final_vs_dc_v']:.1e} V"
+    if s["ends_off_dc"]:
+        end += (f"; in {s['ends_off_dc']} step(s) a node ended outside its settling band (max({band['rel_tol']:.0%} "
+                f"of its step, {band['abs_tol'] * 1e3:g} mV)): not settled")
     print(f"{r['task']} on ngspice, {src.label}: {s['steps']} input steps, {s['not_settled']} not settled\n"
           f"settling time: median {show(s['settling_median_s'], 1e9, 'ns')}, max {show(s['settling_max_s'], 1e9, 'ns')}"
           f"\nenergy per inference per transistor: median {show(s['energy_per_transistor_median_j'], 1e12, 'pJ')}, "
-          f"max {show(s['energy_per_transistor_max_j'], 1e12, 'pJ')}\n"
-          f"transient end state vs DC operating point: {s['max_final_vs_dc_v']:.1e} V\n"
+          f"max {show(s['energy_per_transistor_max_j'], 1e12, 'pJ')}\n{end}\n"
           f"output directory: {out}/ ({', '.join(r['files'])})")
     return 0
 

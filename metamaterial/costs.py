@@ -231,7 +231,8 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
                "settling_median_s": _nan_stat(np.nanmedian, t_s), "settling_max_s": _nan_stat(np.nanmax, t_s),
                "energy_per_transistor_median_j": _nan_stat(np.nanmedian, e_t),
                "energy_per_transistor_max_j": _nan_stat(np.nanmax, e_t),
-               "max_final_vs_dc_v": max(r["final_vs_dc_v"] for r in rows)}
+               "max_final_vs_dc_v": max(r["final_vs_dc_v"] for r in rows),
+               "ends_off_dc": sum(not r.ends_at_dc for r in responses)}
     result = {"name": src.config.name, "task": setup.task.name, "source": src.label, "simulator": "ngspice",
               "n_edges": c.n_edges, "timing": src.config.timing.model_dump(), "summary": summary, "steps": rows,
               "files": ["transient.json", "transient.csv", "waves.csv", "waves.npz", "transient_step0.cir"]

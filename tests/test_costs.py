@@ -298,3 +298,19 @@ def test_the_steps_a_transient_keeps_in_memory_are_bounded_before_any_is_run(tmp
                                                 r"--steps 3 or fewer$"):
         costs.transient_run(src, out, progress=False)
     assert not out.exists()
+
+
+def test_a_step_whose_nodes_end_away_from_their_dc_answer_is_not_settled(tmp_path):
+    """Drivers of 1 Mohm charge XOR's nodes with a time constant of tens of microseconds: a fixed 1 us window ends
+    with every node ~0.11 V from its DC answer while the output's own step (9 uV) never leaves its 0.1 mV band.
+    The step is not settled, and the summary says the end state is outside the nodes' band."""
+    out = tmp_path / "slow"
+    proc = _cli("transient", XOR, "--steps", "1", "--no-plots", "--out", str(out), "--set",
+                "timing.periphery.driver_resistance=1e6", "--set", "timing.settle.t_stop=1e-6")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "transient.json").read_text())
+    row = result["steps"][0]
+    assert row["output_step_v"] < result["timing"]["settle"]["abs_tol"] < row["final_vs_dc_v"]
+    assert not row["settled"] and result["summary"]["not_settled"] == result["summary"]["ends_off_dc"] == 1
+    assert (f"transient end state vs DC operating point: {row['final_vs_dc_v']:.1e} V; in 1 step(s) a node ended "
+            "outside its settling band (max(1% of its step, 0.1 mV)): not settled") in proc.stdout
