@@ -493,11 +493,19 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
     if s["ends_off_dc"]:
         end += (f"; in {s['ends_off_dc']} step(s) a node ended outside its settling band (max({band['rel_tol']:.0%} "
                 f"of its step, {band['abs_tol'] * 1e3:g} mV)): not settled")
-    print(f"{r['task']} on ngspice, {src.label}: {s['steps']} input steps, {s['not_settled']} not settled\n"
-          f"settling time: median {show(s['settling_median_s'], 1e9, 'ns')}, max {show(s['settling_max_s'], 1e9, 'ns')}"
-          f"\nenergy per inference per transistor: median {show(s['energy_per_transistor_median_j'], 1e12, 'pJ')}, "
-          f"max {show(s['energy_per_transistor_max_j'], 1e12, 'pJ')}\n{end}\n"
-          f"output directory: {out}/ ({', '.join(r['files'])})")
+    inside = (f"the outputs of {s['inside_band']} settled step(s) stayed inside their settling band (0 s, 0 J: "
+              "nothing to time)")
+    if s["timed"]:
+        median, peak = s["energy_per_transistor_median_j"], s["energy_per_transistor_max_j"]
+        timed = (f"medians over the {s['timed']} step(s) whose outputs left their settling band"
+                 + (f"; left out: {inside}" if s["inside_band"] else "")
+                 + f"\nsettling time: median {show(s['settling_median_s'], 1e9, 'ns')}, max "
+                 f"{show(s['settling_max_s'], 1e9, 'ns')}\nenergy per inference per transistor: median "
+                 f"{show(median, 1e12, 'pJ')}, max {show(peak, 1e12, 'pJ')}")
+    else:
+        timed = "no step to time: " + (inside if s["inside_band"] else "none settled")
+    print(f"{r['task']} on ngspice, {src.label}: {s['steps']} input steps, {s['not_settled']} not settled\n{timed}\n"
+          f"{end}\noutput directory: {out}/ ({', '.join(r['files'])})")
     return 0
 
 

@@ -185,6 +185,14 @@ def check_steps(c: Circuit, n_points: int, steps: int | None, points: int) -> in
                       f"would need {si(n * per_step, 'B')}); {fix}")
 
 
+def is_timed(row: dict) -> bool:
+    """Whether a step (a row of ``transient_run``) enters the medians and maxima of settling time and energy: it
+    settled, and its outputs left their settling band on the way (a settling time > 0). A step whose outputs stay
+    inside the band (an input step that barely moves them) settles in 0 s for 0 J: it has nothing to time, and
+    would pull the medians down."""
+    return bool(row["settled"]) and row["settling_time_s"] > 0
+
+
 def inference_steps(n_points: int, steps: int) -> list[tuple[int, int]]:
     """(from, to) data points of ``steps`` successive inferences cycling the points in order; ``n_points`` steps
     take each point once, the last stepping back to the first."""
@@ -198,13 +206,19 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
     Writes transient.json (settings, summary, per step), transient.csv (per step), waves.csv (outputs and the
     drivers' power against time, per step), waves.npz (every node voltage), transient_step0.cir (the netlist ngspice
     ran for the first step; the others differ in their input sources only), and the figures waveforms.png and
-    settling.png. Returns the JSON's content.
+    settling.png. Returns the JSON's content. Its summary's medians and maxima are over the steps ``is_timed`` keeps
+    (``timed`` of them); ``inside_band`` counts the settled steps left out, ``not_settled`` the others. A task of
+    one data point is refused (``ConfigError``): it has no input step to time.
     """
     from .transient import step_response  # noqa: PLC0415
 
     setup = src.setup()
     c, x = setup.circuit, setup.task.inputs
     caps, periphery, settle = timing_params(src.config)
+    if setup.task.n_points < 2:
+        raise ConfigError(f"task: {setup.task.name} has one data point, so there is no input step to time (got "
+                          f"{setup.task.n_points} point); give a task of two or more points, or use `metamaterial "
+                          "energy` for its power")
     pairs = inference_steps(setup.task.n_points, check_steps(c, setup.task.n_points, steps, settle.points))
     responses = []
     with _progress(progress, len(pairs), f"transient {src.config.name}", "step") as bar:
@@ -226,11 +240,14 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
     _write_waves(out, c, pairs, responses)
     (out / "transient_step0.cir").write_text(responses[0].netlist)  # runs as it is: ngspice -b transient_step0.cir
     t_s = np.array([r["settling_time_s"] for r in rows], float)
-    e_t = np.array([r["energy_per_transistor_j"] for r in rows], float)
+    timed = [r for r in rows if is_timed(r)]
+    t_timed = np.array([r["settling_time_s"] for r in timed], float)
+    e_timed = np.array([r["energy_per_transistor_j"] for r in timed], float)
     summary = {"steps": len(rows), "not_settled": int(np.isnan(t_s).sum()),
-               "settling_median_s": _nan_stat(np.nanmedian, t_s), "settling_max_s": _nan_stat(np.nanmax, t_s),
-               "energy_per_transistor_median_j": _nan_stat(np.nanmedian, e_t),
-               "energy_per_transistor_max_j": _nan_stat(np.nanmax, e_t),
+               "inside_band": sum(r["settled"] and not is_timed(r) for r in rows), "timed": len(timed),
+               "settling_median_s": _stat(np.median, t_timed), "settling_max_s": _stat(np.max, t_timed),
+               "energy_per_transistor_median_j": _stat(np.median, e_timed),
+               "energy_per_transistor_max_j": _stat(np.max, e_timed),
                "max_final_vs_dc_v": max(r["final_vs_dc_v"] for r in rows),
                "ends_off_dc": sum(not r.ends_at_dc for r in responses)}
     result = {"name": src.config.name, "task": setup.task.name, "source": src.label, "simulator": "ngspice",
@@ -247,8 +264,9 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
 def timing_sensitivity(src: Source, base: dict, factor: float = 2.0, progress: bool = False) -> dict[str, float]:
     """Which term of the ``timing:`` section sets the settling time: the same steps as ``base`` (a
     ``transient_run`` result) with one term at a time multiplied by ``factor`` (device capacitances, wiring,
-    amplifier input, input rise). Returns, per term, the median over the steps whose outputs moved of
-    t_settle(scaled) / t_settle(base) - 1 (0: no effect; factor - 1: the term alone sets the time)."""
+    amplifier input, input rise). Returns, per term, the median over the steps the medians of ``base`` take
+    (``is_timed``) of t_settle(scaled) / t_settle(base) - 1 (0: no effect; factor - 1: the term alone sets the
+    time)."""
     from .transient import step_response  # noqa: PLC0415
 
     setup = src.setup()
@@ -259,7 +277,7 @@ def timing_sensitivity(src: Source, base: dict, factor: float = 2.0, progress: b
                 "wiring capacitance": (caps, replace(per, wiring_capacitance=factor * per.wiring_capacitance)),
                 "amplifier capacitance": (caps, replace(per, amplifier_capacitance=factor * per.amplifier_capacitance)),
                 "input rise": (caps, replace(per, input_rise=factor * per.input_rise))}
-    rows = [r for r in base["steps"] if r["settled"] and r["settling_time_s"] > 0]
+    rows = [r for r in base["steps"] if is_timed(r)]
     out = {}
     with _progress(progress, len(variants) * len(rows), f"sensitivity {src.config.name}", "step") as bar:
         for name, (cv, pv) in variants.items():
@@ -342,8 +360,9 @@ def plot_learning(path: Path, tran, ref: np.ndarray, start: np.ndarray) -> Path:
     return _save(fig, path, plt)
 
 
-def _nan_stat(fn, values: np.ndarray) -> float | None:
-    return None if np.all(np.isnan(values)) else float(fn(values))
+def _stat(fn, values: np.ndarray) -> float | None:
+    """``fn`` of ``values``, or None when there are none."""
+    return float(fn(values)) if len(values) else None
 
 
 def _write_waves(out: Path, c, pairs, responses) -> None:

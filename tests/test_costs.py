@@ -22,6 +22,7 @@ from metamaterial.sim.native import NativeSolver
 
 XOR = str(ROOT / "configs" / "xor.yaml")
 REGRESSION = str(ROOT / "configs" / "regression.yaml")
+ALLOSTERY = str(ROOT / "configs" / "allostery.yaml")
 TRAIN_EPOCHS = 30          # a short native training: the gates only need to differ from the initial ones
 STEPS = 2                  # input steps per transient command
 BACKEND_REL = 1e-9         # native vs ngspice power
@@ -158,6 +159,9 @@ def test_energy_and_transient_of_a_trained_run_directory(tmp_path):
      f"metamaterial: {XOR}: --steps: at most 1,644 input steps fit in the 2 GB of waveforms a transient may keep in "
      "memory (1.22 MB a step: 4,000 samples of 16 nodes and 1 output) (got 2000000, which would need 2.43 TB); "
      "give --steps 1644 or fewer"),
+    (["transient", ALLOSTERY], f"metamaterial: {ALLOSTERY}: task: allostery has one data point, so there is no "
+                               "input step to time (got 1 point); give a task of two or more points, or use "
+                               "`metamaterial energy` for its power"),
 ])
 def test_bad_timing_values_exit_2_naming_the_key(args, message):
     proc = _cli(*args)
@@ -314,3 +318,34 @@ def test_a_step_whose_nodes_end_away_from_their_dc_answer_is_not_settled(tmp_pat
     assert not row["settled"] and result["summary"]["not_settled"] == result["summary"]["ends_off_dc"] == 1
     assert (f"transient end state vs DC operating point: {row['final_vs_dc_v']:.1e} V; in 1 step(s) a node ended "
             "outside its settling band (max(1% of its step, 0.1 mV)): not settled") in proc.stdout
+
+
+def test_the_medians_leave_out_the_steps_whose_outputs_stay_in_their_band(tmp_path):
+    """A data set whose second and third points are the same input: the step between them moves nothing, so its
+    outputs never leave their band (0 s, 0 J). The row stays in the files; the medians and maxima are over the
+    other two steps alone, and the summary says how many were left out and why."""
+    data = tmp_path / "points.csv"
+    data.write_text("v_in,target_a,target_b\n0.1,0.15,0.11\n0.3,0.2,0.14\n0.3,0.2,0.14\n")
+    cfg = tmp_path / "repeat.yaml"
+    cfg.write_text(Path(ROOT / "configs" / "csv_example.yaml").read_text().replace("data/two_outputs.csv", str(data)))
+    out = tmp_path / "out"
+    proc = _cli("transient", str(cfg), "--no-plots", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "transient.json").read_text())
+    rows, s = result["steps"], result["summary"]
+    assert [(r["from"], r["to"]) for r in rows] == [(0, 1), (1, 2), (2, 0)]
+    still = rows[1]
+    assert still["settled"] and still["settling_time_s"] == 0.0 and still["energy_j"] == 0.0
+    assert still["output_step_v"] < result["timing"]["settle"]["abs_tol"]
+    moved = [rows[0], rows[2]]
+    assert all(r["settled"] and r["settling_time_s"] > 0 and r["energy_j"] > 0 for r in moved)
+    times, energies = [r["settling_time_s"] for r in moved], [r["energy_per_transistor_j"] for r in moved]
+    assert s["settling_median_s"] == pytest.approx(np.median(times), rel=1e-12, abs=0)
+    assert s["settling_max_s"] == max(times)
+    assert s["energy_per_transistor_median_j"] == pytest.approx(np.median(energies), rel=1e-12, abs=0)
+    assert s["energy_per_transistor_max_j"] == max(energies)
+    assert (s["steps"], s["timed"], s["inside_band"], s["not_settled"]) == (3, 2, 1, 0)
+    assert ("medians over the 2 step(s) whose outputs left their settling band; left out: the outputs of 1 settled "
+            "step(s) stayed inside their settling band (0 s, 0 J: nothing to time)") in proc.stdout
+    with open(out / "transient.csv") as f:
+        assert len(list(csv.DictReader(f))) == 3  # every step's row is kept

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import with_backend
-from ..costs import Source, energy_run, timing_sensitivity, transient_run
+from ..costs import Source, energy_run, is_timed, timing_sensitivity, transient_run
 from ..energy import CODE_GAIN_BAND, time_band
 from ..experiment import build, initial_controls
 from ..retraining import RMS_CRITERION_V, conductive_cut, damaged, train_to_criterion
@@ -46,11 +46,11 @@ def _task(ctx: Context, name: str) -> dict:
             "settling_median_s": t["settling_median_s"], "settling_max_s": t["settling_max_s"],
             "energy_per_transistor_median_j": t["energy_per_transistor_median_j"],
             "energy_per_transistor_max_j": t["energy_per_transistor_max_j"], "steps": t["steps"],
-            "not_settled": t["not_settled"], "steps_inside_band": sum(r["settling_time_s"] == 0 for r in tran["steps"]),
+            "not_settled": t["not_settled"], "steps_inside_band": t["inside_band"], "steps_timed": t["timed"],
             "dc_power_share_median": float(np.median(fractions)) if fractions else None,
             "max_final_vs_dc_v": t["max_final_vs_dc_v"], "sensitivity_x2": sens,
             "dominant": max(sens, key=lambda k: sens[k] if np.isfinite(sens[k]) else -np.inf),
-            "per_step": [(r["settling_time_s"], r["energy_per_transistor_j"]) for r in tran["steps"]],
+            "per_step": [(r["settling_time_s"], r["energy_per_transistor_j"]) for r in tran["steps"] if is_timed(r)],
             "learning": _learning(ctx, cfg)}
 
 
@@ -94,8 +94,9 @@ def run(ctx: Context) -> ClaimResult:
             f"- {name} (trained {r['epochs']} epochs, loss {r['final_loss']:.2g} V^2): power per transistor "
             f"{si(r['power_free_median_w'], 'W')} median, {si(r['power_free_max_w'], 'W')} max (free twin; "
             f"network {si(r['network_power_median_w'], 'W')}); settling **{si(r['settling_median_s'], 's')}** "
-            f"median, {si(r['settling_max_s'], 's')} max over {r['steps']} steps ({r['steps_inside_band']} inside "
-            f"the band, {r['not_settled']} not settled); energy per inference per transistor "
+            f"median, {si(r['settling_max_s'], 's')} max over the {r['steps_timed']} of {r['steps']} steps whose "
+            f"outputs left their settling band ({r['steps_inside_band']} stayed inside it, 0 s and 0 J, left out; "
+            f"{r['not_settled']} not settled); energy per inference per transistor "
             f"**{si(r['energy_per_transistor_median_j'], 'J')}** median, "
             f"{si(r['energy_per_transistor_max_j'], 'J')} max; the DC power of the new point times the settling "
             f"time is {r['dc_power_share_median']:.0%} of it (median)")
@@ -152,10 +153,9 @@ def _figure(ctx: Context, rows: dict) -> str:
     plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     for k, (name, r) in enumerate(rows.items()):
-        t, e = np.array(r["per_step"], float).reshape(-1, 2).T
-        moved = np.isfinite(t) & (t > 0)
+        t, e = np.array(r["per_step"], float).reshape(-1, 2).T  # the steps the medians take (``is_timed``)
         for ax, v in ((a, t * 1e6), (b, e * 1e12)):
-            ax.scatter(np.full(moved.sum(), k) + np.linspace(-0.15, 0.15, moved.sum()), v[moved], label=name)
+            ax.scatter(np.full(len(v), k) + np.linspace(-0.15, 0.15, len(v)), v, label=name)
     for ax, limit, label in ((a, [MICROSECONDS * 1e6], "10 us"), (b, [p * 1e12 for p in PICOJOULES], "0.1-100 pJ")):
         for v in limit:
             ax.axhline(v, color="k", ls="--", lw=1)
