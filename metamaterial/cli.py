@@ -28,6 +28,7 @@ from .errors import (
 from .netlist import NETLIST_EDGES
 from .sim.registry import backend_names
 from .tasks import scored_on
+from .units import si
 
 
 class _Parser(argparse.ArgumentParser):
@@ -462,10 +463,10 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
                              csv_table=True if args.csv else None)
         s = r["summary"]
         print(f"{r['task']} on {r['backend']}, {src.label}: {r['n_edges']} transistors, {r['n_points']} points\n"
-              f"power per transistor, free twin: median {s['free_median_w'] * 1e6:.3g} uW, max "
-              f"{s['free_max_w'] * 1e6:.3g} uW; clamped twin: median {s['clamped_median_w'] * 1e6:.3g} uW, max "
-              f"{s['clamped_max_w'] * 1e6:.3g} uW\nnetwork power (free, median over points) "
-              f"{s['free_total_median_w'] * 1e3:.3g} mW\noutput directory: {out}/ ({', '.join(r['files'])})")
+              f"power per transistor, free twin: median {si(s['free_median_w'], 'W')}, max "
+              f"{si(s['free_max_w'], 'W')}; clamped twin: median {si(s['clamped_median_w'], 'W')}, max "
+              f"{si(s['clamped_max_w'], 'W')}\nnetwork power (free, median over points) "
+              f"{si(s['free_total_median_w'], 'W')}\noutput directory: {out}/ ({', '.join(r['files'])})")
         if "power.csv" not in r["files"]:
             print(f"power.csv not written ({r['csv_rows']:,} rows, over {costs.CSV_MAX_ROWS:,}): power.npz holds the "
                   "same numbers as [point, edge] arrays; --csv writes it anyway")
@@ -485,10 +486,6 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
         return 0
     r = costs.transient_run(src, out, steps=args.steps, plots=not args.no_plots, progress=not args.no_progress)
     s, band = r["summary"], r["timing"]["settle"]
-
-    def show(v, scale, unit):
-        return "n/a" if v is None else f"{v * scale:.3g} {unit}"
-
     end = f"transient end state vs DC operating point: {s['max_final_vs_dc_v']:.1e} V"
     if s["ends_off_dc"]:
         end += (f"; in {s['ends_off_dc']} step(s) a node ended outside its settling band (max({band['rel_tol']:.0%} "
@@ -499,9 +496,8 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
         median, peak = s["energy_per_transistor_median_j"], s["energy_per_transistor_max_j"]
         timed = (f"medians over the {s['timed']} step(s) whose outputs left their settling band"
                  + (f"; left out: {inside}" if s["inside_band"] else "")
-                 + f"\nsettling time: median {show(s['settling_median_s'], 1e9, 'ns')}, max "
-                 f"{show(s['settling_max_s'], 1e9, 'ns')}\nenergy per inference per transistor: median "
-                 f"{show(median, 1e12, 'pJ')}, max {show(peak, 1e12, 'pJ')}")
+                 + f"\nsettling time: median {si(s['settling_median_s'], 's')}, max {si(s['settling_max_s'], 's')}"
+                 f"\nenergy per inference per transistor: median {si(median, 'J')}, max {si(peak, 'J')}")
     else:
         timed = "no step to time: " + (inside if s["inside_band"] else "none settled")
     print(f"{r['task']} on ngspice, {src.label}: {s['steps']} input steps, {s['not_settled']} not settled\n{timed}\n"

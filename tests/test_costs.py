@@ -19,6 +19,7 @@ from metamaterial.config import load_config
 from metamaterial.energy import transistor_power
 from metamaterial.experiment import build
 from metamaterial.sim.native import NativeSolver
+from metamaterial.units import si
 
 XOR = str(ROOT / "configs" / "xor.yaml")
 REGRESSION = str(ROOT / "configs" / "regression.yaml")
@@ -49,6 +50,10 @@ def test_energy_command_agrees_across_backends_and_with_its_csv(tmp_path):
         assert "power per transistor, free twin: median" in proc.stdout and f"on {backend}" in proc.stdout
         results[backend] = json.loads((out / "energy.json").read_text())
         assert (out / "power_map.png").stat().st_size > 0
+        s = results[backend]["summary"]  # printed with the SI prefix that fits (717 nW, not 0.717 uW)
+        assert (f"free twin: median {si(s['free_median_w'], 'W')}, max {si(s['free_max_w'], 'W')}; clamped twin: "
+                f"median {si(s['clamped_median_w'], 'W')}, max {si(s['clamped_max_w'], 'W')}\nnetwork power (free, "
+                f"median over points) {si(s['free_total_median_w'], 'W')}\n") in proc.stdout
     nat, ng = results["native"], results["ngspice"]
     for key, value in ng["summary"].items():
         assert nat["summary"][key] == pytest.approx(value, rel=BACKEND_REL), key
@@ -280,7 +285,6 @@ def test_the_steps_a_transient_keeps_in_memory_are_bounded_before_any_is_run(tmp
     the default, each point once) is refused naming --steps before ngspice runs or anything is written."""
     from metamaterial import costs, transient  # noqa: PLC0415
     from metamaterial.errors import ConfigError  # noqa: PLC0415
-    from metamaterial.units import si  # noqa: PLC0415
 
     proc = subprocess.run([sys.executable, "-m", "metamaterial", "transient", "--help"], capture_output=True,
                           text=True, cwd=ROOT, timeout=300)
@@ -349,3 +353,18 @@ def test_the_medians_leave_out_the_steps_whose_outputs_stay_in_their_band(tmp_pa
             "step(s) stayed inside their settling band (0 s, 0 J: nothing to time)") in proc.stdout
     with open(out / "transient.csv") as f:
         assert len(list(csv.DictReader(f))) == 3  # every step's row is kept
+
+
+def test_the_transient_summary_prints_times_and_energies_with_the_prefix_that_fits(tmp_path):
+    """1 nF of wiring on every node makes an XOR step settle in microseconds: the summary reads e.g. 16.9 us and
+    115 pJ (it read 1.69e+04 ns), the same numbers as transient.json."""
+    out = tmp_path / "slow"
+    proc = _cli("transient", XOR, "--steps", "1", "--no-plots", "--out", str(out), "--set",
+                "timing.periphery.wiring_capacitance=1e-9")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads((out / "transient.json").read_text())["summary"]
+    assert s["settling_max_s"] > 1e-6
+    assert (f"settling time: median {si(s['settling_median_s'], 's')}, max {si(s['settling_max_s'], 's')}\n"
+            f"energy per inference per transistor: median {si(s['energy_per_transistor_median_j'], 'J')}, max "
+            f"{si(s['energy_per_transistor_max_j'], 'J')}\n") in proc.stdout
+    assert " us, max " in proc.stdout
