@@ -470,6 +470,7 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
         if "power.csv" not in r["files"]:
             print(f"power.csv not written ({r['csv_rows']:,} rows, over {costs.CSV_MAX_ROWS:,}): power.npz holds the "
                   "same numbers as [point, edge] arrays; --csv writes it anyway")
+        _print_removed(r["removed"])
         return 0
     if args.learning:
         r = costs.learning_run(src, out, steps=args.steps or 100, plots=not args.no_plots,
@@ -502,7 +503,14 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
         timed = "no step to time: " + (inside if s["inside_band"] else "none settled")
     print(f"{r['task']} on ngspice, {src.label}: {s['steps']} input steps, {s['not_settled']} not settled\n{timed}\n"
           f"{end}\noutput directory: {out}/ ({', '.join(r['files'])})")
+    _print_removed(r["removed"])
     return 0
+
+
+def _print_removed(names: list[str]) -> None:
+    """The line naming the files of an earlier run in the output directory that this one removed."""
+    if names:
+        print(f"removed what an earlier run left there and this one did not write: {', '.join(names)}")
 
 
 def config_overrides(args: argparse.Namespace) -> list[str]:

@@ -106,7 +106,8 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = T
     power [point, edge] in W; ``free_drop_v``, ``clamped_drop_v``: its drop a -> b [point, edge] in V; ``edges``
     [edge, 2]: its nodes), power.csv (the same, one row per point, twin and edge: when ``csv_table``, or by default
     when it has at most ``CSV_MAX_ROWS`` rows) and power_map.png (the median power of each edge over the points on
-    the network, log colour scale). Returns the JSON's content; its ``files`` lists what was written.
+    the network, log colour scale). Returns the JSON's content; its ``files`` lists what was written, ``removed``
+    what an earlier run left in ``out`` that this one did not write (``_remove_stale``).
     """
     from .energy import power_report  # noqa: PLC0415
 
@@ -126,13 +127,12 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = T
              clamped_drop_v=drops[1])
     rows = 2 * task.n_points * c.n_edges
     table = rows <= CSV_MAX_ROWS if csv_table is None else csv_table
+    removed = _remove_stale(out, ([] if table else ["power.csv"]) + ([] if plots else ["power_map.png"]))
     if table:
         _write_csv(out / "power.csv", ["point", "twin", "edge", "node_a", "node_b", "drop_v", "power_w"],
                    ([d, twin, e, int(a), int(b), repr(float(drop[d, e])), repr(float(p[d, e]))]
                     for twin, drop, p in zip(("free", "clamped"), drops, (power.free, power.clamped))
                     for d in range(task.n_points) for e, (a, b) in enumerate(c.edges)))
-    else:  # an earlier evaluation's table would disagree with power.npz
-        (out / "power.csv").unlink(missing_ok=True)
     result = {
         "name": src.config.name, "task": task.name, "source": src.label, "backend": backend,
         "n_edges": c.n_edges, "n_points": task.n_points, "summary": power.summary(),
@@ -142,7 +142,7 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = T
                    "free_max_w": float(power.free[:, e].max()),
                    "clamped_median_w": float(np.median(power.clamped[:, e]))} for e, (a, b) in enumerate(c.edges)],
         "files": ["energy.json", "power.npz"] + (["power.csv"] if table else []) + (["power_map.png"] if plots else []),
-        "csv_rows": rows,
+        "removed": removed, "csv_rows": rows,
     }
     (out / "energy.json").write_text(json_text(result))
     if plots:
@@ -206,7 +206,8 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
     Writes transient.json (settings, summary, per step), transient.csv (per step), waves.csv (outputs and the
     drivers' power against time, per step), waves.npz (every node voltage), transient_step0.cir (the netlist ngspice
     ran for the first step; the others differ in their input sources only), and the figures waveforms.png and
-    settling.png. Returns the JSON's content. Its summary's medians and maxima are over the steps ``is_timed`` keeps
+    settling.png. Returns the JSON's content (``files``: what was written; ``removed``: the figures of an earlier run
+    this one did not draw, ``_remove_stale``). Its summary's medians and maxima are over the steps ``is_timed`` keeps
     (``timed`` of them); ``inside_band`` counts the settled steps left out, ``not_settled`` the others. A task of
     one data point is refused (``ConfigError``): it has no input step to time.
     """
@@ -227,6 +228,8 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
                                            settle=settle, options=setup.options))
             bar.update(1)
     out.mkdir(parents=True, exist_ok=True)
+    figures = ["waveforms.png", "settling.png"]
+    removed = [] if plots else _remove_stale(out, figures)
     rows = []
     for k, ((a, b), r) in enumerate(zip(pairs, responses)):
         o_before, o_after = c.output_values(r.dc_before)[0], c.output_values(r.dc_after)[0]
@@ -253,7 +256,7 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
     result = {"name": src.config.name, "task": setup.task.name, "source": src.label, "simulator": "ngspice",
               "n_edges": c.n_edges, "timing": src.config.timing.model_dump(), "summary": summary, "steps": rows,
               "files": ["transient.json", "transient.csv", "waves.csv", "waves.npz", "transient_step0.cir"]
-              + (["waveforms.png", "settling.png"] if plots else [])}
+              + (figures if plots else []), "removed": removed}
     (out / "transient.json").write_text(json_text(result))
     if plots:
         plot_waveforms(out / "waveforms.png", c, src.controls, pairs, responses)
@@ -373,6 +376,15 @@ def _write_waves(out: Path, c, pairs, responses) -> None:
     arrays = {f"step{k}_time": r.time - r.t_step for k, r in enumerate(responses)}
     arrays.update({f"step{k}_voltages": r.voltages for k, r in enumerate(responses)})
     np.savez_compressed(out / "waves.npz", pairs=np.array(pairs), **arrays)
+
+
+def _remove_stale(out: Path, names: list[str]) -> list[str]:
+    """Delete the files ``names`` an earlier run left in ``out`` and this one does not write (a figure drawn from
+    other data, a table that would disagree with this run's arrays); returns the names of those it found."""
+    found = [name for name in names if (out / name).exists()]
+    for name in found:
+        (out / name).unlink()
+    return found
 
 
 def _write_csv(path: Path, header: list, rows) -> None:

@@ -368,3 +368,23 @@ def test_the_transient_summary_prints_times_and_energies_with_the_prefix_that_fi
             f"energy per inference per transistor: median {si(s['energy_per_transistor_median_j'], 'J')}, max "
             f"{si(s['energy_per_transistor_max_j'], 'J')}\n") in proc.stdout
     assert " us, max " in proc.stdout
+
+
+def test_a_rerun_without_figures_removes_the_figures_an_earlier_run_drew(tmp_path):
+    """The figures of an earlier run in the same folder would show other data than the files beside them: a rerun
+    with --no-plots removes them, lists them under ``removed`` and names them in its summary."""
+    out = tmp_path / "out"
+    for command, figures in (("transient", ["waveforms.png", "settling.png"]), ("energy", ["power_map.png"])):
+        args = (command, XOR, "--out", str(out)) + (("--steps", "1") if command == "transient" else
+                                                    ("--backend", "native"))
+        drawn = _cli(*args)
+        assert drawn.returncode == 0, drawn.stderr
+        assert all((out / f).stat().st_size > 0 for f in figures) and "removed" not in drawn.stdout
+        again = _cli(*args, "--no-plots")
+        assert again.returncode == 0, again.stderr
+        assert not any((out / f).exists() for f in figures)
+        result = json.loads((out / f"{command}.json").read_text())
+        assert result["removed"] == figures and not set(figures) & set(result["files"])
+        assert f"removed what an earlier run left there and this one did not write: {', '.join(figures)}\n" \
+            in again.stdout
+    assert (out / "transient.json").exists() and (out / "waves.npz").exists()  # energy left the transient's data
