@@ -462,8 +462,9 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
         r = costs.energy_run(src, out, plots=not args.no_plots, progress=not args.no_progress,
                              csv_table=True if args.csv else None)
         s = r["summary"]
-        print(f"{r['task']} on {r['backend']}, {src.label}: {r['n_edges']} transistors, {r['n_points']} points\n"
-              f"power per transistor, free twin: median {si(s['free_median_w'], 'W')}, max "
+        noun = r["edge_noun"]
+        print(f"{r['task']} on {r['backend']}, {src.label}: {r['n_edges']} {noun}s, {r['n_points']} points\n"
+              f"power per {noun}, free twin: median {si(s['free_median_w'], 'W')}, max "
               f"{si(s['free_max_w'], 'W')}; clamped twin: median {si(s['clamped_median_w'], 'W')}, max "
               f"{si(s['clamped_max_w'], 'W')}\nnetwork power (free, median over points) "
               f"{si(s['free_total_median_w'], 'W')}\noutput directory: {out}/ ({', '.join(r['files'])})")
@@ -498,7 +499,7 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
         timed = (f"medians over the {s['timed']} step(s) whose outputs left their settling band"
                  + (f"; left out: {inside}" if s["inside_band"] else "")
                  + f"\nsettling time: median {si(s['settling_median_s'], 's')}, max {si(s['settling_max_s'], 's')}"
-                 f"\nenergy per inference per transistor: median {si(median, 'J')}, max {si(peak, 'J')}")
+                 f"\nenergy per inference per {r['edge_noun']}: median {si(median, 'J')}, max {si(peak, 'J')}")
     else:
         timed = "no step to time: " + (inside if s["inside_band"] else "none settled")
     print(f"{r['task']} on ngspice, {src.label}: {s['steps']} input steps, {s['not_settled']} not settled\n{timed}\n"

@@ -102,7 +102,7 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = T
                csv_table: bool | None = None) -> dict:
     """Operating-point power of every data point's free and clamped twin on the config's backend.
 
-    Writes energy.json (summary, per point, per edge), power.npz (``free_w``, ``clamped_w``: each transistor's
+    Writes energy.json (summary, per point, per edge), power.npz (``free_w``, ``clamped_w``: each edge's
     power [point, edge] in W; ``free_drop_v``, ``clamped_drop_v``: its drop a -> b [point, edge] in V; ``edges``
     [edge, 2]: its nodes), power.csv (the same, one row per point, twin and edge: when ``csv_table``, or by default
     when it has at most ``CSV_MAX_ROWS`` rows) and power_map.png (the median power of each edge over the points on
@@ -135,7 +135,7 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = T
                     for d in range(task.n_points) for e, (a, b) in enumerate(c.edges)))
     result = {
         "name": src.config.name, "task": task.name, "source": src.label, "backend": backend,
-        "n_edges": c.n_edges, "n_points": task.n_points, "summary": power.summary(),
+        "n_edges": c.n_edges, "edge_noun": c.device.edge_noun, "n_points": task.n_points, "summary": power.summary(),
         "points": [{"input_v": task.inputs[d].tolist(), "free_total_w": float(power.total_free[d]),
                     "clamped_total_w": float(power.total_clamped[d])} for d in range(task.n_points)],
         "edges": [{"edge": e, "nodes": [int(a), int(b)], "free_median_w": float(np.median(power.free[:, e])),
@@ -254,7 +254,8 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
                "max_final_vs_dc_v": max(r["final_vs_dc_v"] for r in rows),
                "ends_off_dc": sum(not r.ends_at_dc for r in responses)}
     result = {"name": src.config.name, "task": setup.task.name, "source": src.label, "simulator": "ngspice",
-              "n_edges": c.n_edges, "timing": src.config.timing.model_dump(), "summary": summary, "steps": rows,
+              "n_edges": c.n_edges, "edge_noun": c.device.edge_noun,
+              "timing": src.config.timing.model_dump(), "summary": summary, "steps": rows,
               "files": ["transient.json", "transient.csv", "waves.csv", "waves.npz", "transient_step0.cir"]
               + (figures if plots else []), "removed": removed}
     (out / "transient.json").write_text(json_text(result))
@@ -455,7 +456,7 @@ def plot_power_map(path: Path, setup: Setup, free: np.ndarray, clamped: np.ndarr
         handles, labels = ax.get_legend_handles_labels()
         keep = dict(zip(labels, handles))
         ax.legend(keep.values(), keep.keys(), fontsize=7, loc="upper right")
-        ax.set(title=f"{setup.task.name}, {title}: median power per transistor", aspect="equal")
+        ax.set(title=f"{setup.task.name}, {title}: median power per {c.device.edge_noun}", aspect="equal")
         ax.autoscale()
         ax.margins(0.12)
         ax.set(xticks=[], yticks=[])
@@ -488,7 +489,7 @@ def _power_matrices(path: Path, setup: Setup, med: list[np.ndarray], norm, plt) 
                    title=f"{setup.task.name}, {twin}:\n{names[lp]} -> {names[lq]} edges, median power")
             for axis in (ax.xaxis, ax.yaxis):
                 axis.get_major_locator().set_params(integer=True)
-        fig.colorbar(im, ax=axes[row, -1], label="power per transistor (W)\n(grey: no edge)")
+        fig.colorbar(im, ax=axes[row, -1], label=f"power per {setup.circuit.device.edge_noun} (W)\n(grey: no edge)")
     return _save(fig, path, plt)
 
 

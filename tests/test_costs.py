@@ -388,3 +388,26 @@ def test_a_rerun_without_figures_removes_the_figures_an_earlier_run_drew(tmp_pat
         assert f"removed what an earlier run left there and this one did not write: {', '.join(figures)}\n" \
             in again.stdout
     assert (out / "transient.json").exists() and (out / "waves.npz").exists()  # energy left the transient's data
+
+
+def test_a_network_of_resistors_is_told_in_edges_not_transistors(tmp_path, monkeypatch):
+    """configs/xor_linear.yaml's edges are resistors: energy's and transient's summaries and the power map count
+    and divide by edges; configs/xor.yaml's are transistors and keep the word."""
+    from metamaterial import costs  # noqa: PLC0415
+
+    linear = str(ROOT / "configs" / "xor_linear.yaml")
+    for config, noun in ((linear, "edge"), (XOR, "transistor")):
+        energy = _cli("energy", config, "--backend", "native", "--no-plots", "--out", str(tmp_path / "e"))
+        assert energy.returncode == 0, energy.stderr
+        assert ": 32 " + noun + "s, 4 points\npower per " + noun + ", free twin: median" in energy.stdout
+        tran = _cli("transient", config, "--steps", "1", "--no-plots", "--out", str(tmp_path / "t"))
+        assert tran.returncode == 0, tran.stderr
+        assert f"\nenergy per inference per {noun}: median" in tran.stdout
+        if noun == "edge":
+            assert "transistor" not in energy.stdout + tran.stdout
+    drawn = {}
+    monkeypatch.setattr(costs, "_save", lambda fig, path, plt: drawn.setdefault("fig", fig) and path)
+    costs.energy_run(costs.load_source(load_config(linear, ["simulator.backend=native"]), None), tmp_path / "map",
+                     progress=False)
+    assert [ax.get_title() for ax in drawn["fig"].axes if ax.get_title()] == [
+        "xor, free twin: median power per edge", "xor, clamped twin: median power per edge"]
