@@ -517,7 +517,7 @@ def plot_waveforms(path: Path, c, controls: np.ndarray, pairs, responses) -> Pat
     t = (r.time - r.t_step) * 1e6
     b.plot(t, r.voltages * 1e3, lw=0.8)
     if r.settled:
-        b.axvline(r.settling_time * 1e6, color="k", ls="--", lw=1, label=f"settled {r.settling_time * 1e9:.0f} ns")
+        b.axvline(r.settling_time * 1e6, color="k", ls="--", lw=1, label=f"settled {si(r.settling_time, 's')}")
         b.legend(fontsize=7)
     b.set(xlabel="time from the step (us)", ylabel="node voltage (mV)",
           title=f"every node, slowest step ({pairs[slow][0]}->{pairs[slow][1]})")

@@ -255,8 +255,8 @@ def test_the_waveform_figure_shows_the_response_and_the_distribution_of_many_gat
 
     drawn = {}
     monkeypatch.setattr(costs, "_save", lambda fig, path, plt: drawn.setdefault(path.name, fig) and path)
-    t = np.linspace(0.0, 1e-6, 501)
-    settle = [28e-9, 12e-9]
+    t = np.linspace(0.0, 1e-4, 501)
+    settle = [2.8e-6, 1.2e-6]
     responses = [SimpleNamespace(time=t, t_step=0.0, outputs=np.exp(-t / s)[:, None], voltages=np.ones((501, 3)),
                                  settling_time=s, settled=True) for s in settle]
     for n_gates in (8, plots.MANY_EDGES + 1):
@@ -265,6 +265,7 @@ def test_the_waveform_figure_shows_the_response_and_the_distribution_of_many_gat
         outputs, nodes, gates = drawn[f"w{n_gates}.png"].axes
         for ax in (outputs, nodes):
             assert ax.get_xlim()[1] == pytest.approx(costs.WAVEFORM_ZOOM * max(settle) * 1e6)
+        assert [t.get_text() for t in nodes.get_legend().get_texts()] == ["settled 2.8 us"]  # not 2800 ns
         if n_gates <= plots.MANY_EDGES:
             assert len(gates.get_lines()) == n_gates
         else:
