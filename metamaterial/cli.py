@@ -28,6 +28,7 @@ from .errors import (
 from .netlist import NETLIST_EDGES
 from .sim.registry import backend_names
 from .tasks import scored_on
+from .units import si
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,8 +113,10 @@ def _parser() -> argparse.ArgumentParser:
                                 "is left out; power.npz always holds the same numbers)")
         else:
             e.add_argument("--steps", type=int, metavar="N", help="input steps from one data point to the next, "
-                                                                  "cycling the points in order (default: each once); "
-                                                                  "with --learning, training steps (default 100)")
+                                                                  "cycling the points in order (default: each once; "
+                                                                  "at most as many as fit in 2 GB of waveforms); "
+                                                                  "with --learning, training steps "
+                                                                  "(default 100)")
             e.add_argument("--learning", action="store_true",
                            help="simulate N training steps of the learning hardware (twins, gate capacitors, "
                                 "charging currents, learning switch) as one transient and compare the gates with "
@@ -462,14 +465,16 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
         r = costs.energy_run(src, out, plots=not args.no_plots, progress=not args.no_progress,
                              csv_table=True if args.csv else None)
         s = r["summary"]
-        print(f"{r['task']} on {r['backend']}, {src.label}: {r['n_edges']} transistors, {r['n_points']} points\n"
-              f"power per transistor, free twin: median {s['free_median_w'] * 1e6:.3g} uW, max "
-              f"{s['free_max_w'] * 1e6:.3g} uW; clamped twin: median {s['clamped_median_w'] * 1e6:.3g} uW, max "
-              f"{s['clamped_max_w'] * 1e6:.3g} uW\nnetwork power (free, median over points) "
-              f"{s['free_total_median_w'] * 1e3:.3g} mW\noutput directory: {out}/ ({', '.join(r['files'])})")
+        noun = r["edge_noun"]
+        print(f"{r['task']} on {r['backend']}, {src.label}: {r['n_edges']} {noun}s, {r['n_points']} points\n"
+              f"power per {noun}, free twin: median {si(s['free_median_w'], 'W')}, max "
+              f"{si(s['free_max_w'], 'W')}; clamped twin: median {si(s['clamped_median_w'], 'W')}, max "
+              f"{si(s['clamped_max_w'], 'W')}\nnetwork power (free, median over points) "
+              f"{si(s['free_total_median_w'], 'W')}\noutput directory: {out}/ ({', '.join(r['files'])})")
         if "power.csv" not in r["files"]:
             print(f"power.csv not written ({r['csv_rows']:,} rows, over {costs.CSV_MAX_ROWS:,}): power.npz holds the "
                   "same numbers as [point, edge] arrays; --csv writes it anyway")
+        _print_removed(r["removed"])
         return 0
     if args.learning:
         r = costs.learning_run(src, out, steps=args.steps or 100, plots=not args.no_plots,
@@ -485,18 +490,31 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
               f"{a['max_diff_v']:.3g} V {moved}\noutput directory: {out}/ ({', '.join(r['files'])})")
         return 0
     r = costs.transient_run(src, out, steps=args.steps, plots=not args.no_plots, progress=not args.no_progress)
-    s = r["summary"]
-
-    def show(v, scale, unit):
-        return "n/a" if v is None else f"{v * scale:.3g} {unit}"
-
-    print(f"{r['task']} on ngspice, {src.label}: {s['steps']} input steps, {s['not_settled']} not settled\n"
-          f"settling time: median {show(s['settling_median_s'], 1e9, 'ns')}, max {show(s['settling_max_s'], 1e9, 'ns')}"
-          f"\nenergy per inference per transistor: median {show(s['energy_per_transistor_median_j'], 1e12, 'pJ')}, "
-          f"max {show(s['energy_per_transistor_max_j'], 1e12, 'pJ')}\n"
-          f"transient end state vs DC operating point: {s['max_final_vs_dc_v']:.1e} V\n"
-          f"output directory: {out}/ ({', '.join(r['files'])})")
+    s, band = r["summary"], r["timing"]["settle"]
+    end = f"transient end state vs DC operating point: {s['max_final_vs_dc_v']:.1e} V"
+    if s["ends_off_dc"]:
+        end += (f"; in {s['ends_off_dc']} step(s) a node ended outside its settling band (max({band['rel_tol']:.0%} "
+                f"of its step, {band['abs_tol'] * 1e3:g} mV)): not settled")
+    inside = (f"the outputs of {s['inside_band']} settled step(s) stayed inside their settling band (0 s, 0 J: "
+              "nothing to time)")
+    if s["timed"]:
+        median, peak = s["energy_per_transistor_median_j"], s["energy_per_transistor_max_j"]
+        timed = (f"medians over the {s['timed']} step(s) whose outputs left their settling band"
+                 + (f"; left out: {inside}" if s["inside_band"] else "")
+                 + f"\nsettling time: median {si(s['settling_median_s'], 's')}, max {si(s['settling_max_s'], 's')}"
+                 f"\nenergy per inference per {r['edge_noun']}: median {si(median, 'J')}, max {si(peak, 'J')}")
+    else:
+        timed = "no step to time: " + (inside if s["inside_band"] else "none settled")
+    print(f"{r['task']} on ngspice, {src.label}: {s['steps']} input steps, {s['not_settled']} not settled\n{timed}\n"
+          f"{end}\noutput directory: {out}/ ({', '.join(r['files'])})")
+    _print_removed(r["removed"])
     return 0
+
+
+def _print_removed(names: list[str]) -> None:
+    """The line naming the files of an earlier run in the output directory that this one removed."""
+    if names:
+        print(f"removed what an earlier run left there and this one did not write: {', '.join(names)}")
 
 
 def config_overrides(args: argparse.Namespace) -> list[str]:

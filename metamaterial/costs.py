@@ -17,12 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .circuit import Circuit
 from .config import Config, load_saved_config
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, initial_controls, make_solver, replica_setup
 from .plots import MANY_EDGES, _axes, _pyplot, _save
 from .runfiles import json_text
 from .timing import MosCapacitances, PeripheryParams, SettleParams
+from .units import si
 
 
 @dataclass(frozen=True)
@@ -111,11 +113,12 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = T
                csv_table: bool | None = None) -> dict:
     """Operating-point power of every data point's free and clamped twin on the config's backend.
 
-    Writes energy.json (summary, per point, per edge), power.npz (``free_w``, ``clamped_w``: each transistor's
+    Writes energy.json (summary, per point, per edge), power.npz (``free_w``, ``clamped_w``: each edge's
     power [point, edge] in W; ``free_drop_v``, ``clamped_drop_v``: its drop a -> b [point, edge] in V; ``edges``
     [edge, 2]: its nodes), power.csv (the same, one row per point, twin and edge: when ``csv_table``, or by default
     when it has at most ``CSV_MAX_ROWS`` rows) and power_map.png (the median power of each edge over the points on
-    the network, log colour scale). Returns the JSON's content; its ``files`` lists what was written.
+    the network, log colour scale). Returns the JSON's content; its ``files`` lists what was written, ``removed``
+    what an earlier run left in ``out`` that this one did not write (``_remove_stale``).
     """
     from .energy import power_report  # noqa: PLC0415
 
@@ -135,23 +138,22 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = T
              clamped_drop_v=drops[1])
     rows = 2 * task.n_points * c.n_edges
     table = rows <= CSV_MAX_ROWS if csv_table is None else csv_table
+    removed = _remove_stale(out, ([] if table else ["power.csv"]) + ([] if plots else ["power_map.png"]))
     if table:
         _write_csv(out / "power.csv", ["point", "twin", "edge", "node_a", "node_b", "drop_v", "power_w"],
                    ([d, twin, e, int(a), int(b), repr(float(drop[d, e])), repr(float(p[d, e]))]
                     for twin, drop, p in zip(("free", "clamped"), drops, (power.free, power.clamped))
                     for d in range(task.n_points) for e, (a, b) in enumerate(c.edges)))
-    else:  # an earlier evaluation's table would disagree with power.npz
-        (out / "power.csv").unlink(missing_ok=True)
     result = {
         "name": src.config.name, "task": task.name, "source": src.label, "backend": backend,
-        "n_edges": c.n_edges, "n_points": task.n_points, "summary": power.summary(),
+        "n_edges": c.n_edges, "edge_noun": c.device.edge_noun, "n_points": task.n_points, "summary": power.summary(),
         "points": [{"input_v": task.inputs[d].tolist(), "free_total_w": float(power.total_free[d]),
                     "clamped_total_w": float(power.total_clamped[d])} for d in range(task.n_points)],
         "edges": [{"edge": e, "nodes": [int(a), int(b)], "free_median_w": float(np.median(power.free[:, e])),
                    "free_max_w": float(power.free[:, e].max()),
                    "clamped_median_w": float(np.median(power.clamped[:, e]))} for e, (a, b) in enumerate(c.edges)],
         "files": ["energy.json", "power.npz"] + (["power.csv"] if table else []) + (["power_map.png"] if plots else []),
-        "csv_rows": rows,
+        "removed": removed, "csv_rows": rows,
     }
     (out / "energy.json").write_text(json_text(result))
     if plots:
@@ -160,11 +162,52 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = T
 
 
 # -- transient: settling and energy per inference -------------------------------------------------------------
-def inference_steps(n_points: int, steps: int | None) -> list[tuple[int, int]]:
-    """(from, to) data points of ``steps`` successive inferences cycling the points in order (default: each
-    point once, the last stepping back to the first)."""
+#: bytes of waveforms a ``transient`` run may keep in memory: every step's samples stay there until waves.npz, which
+#: needs them all, is written. Past it the number of steps is refused (``check_steps``): XOR fits 1,644 steps
+#: (about 8 minutes of ngspice at the 0.3 s a step measured), digits 325 (its default, each of its 1,437 points
+#: once, would need 8.8 GB)
+TRANSIENT_MEMORY = 2e9
+#: what one kept step costs in memory over the bytes of its arrays (``step_memory``): the peak resident memory grew
+#: per step by 1.07x them on an 8x8 lattice, 1.22x on XOR, 1.63x on digits (24, 44 and 12 steps against 4, 4
+#: and 2, figures drawn)
+STEP_MEMORY_FACTOR = 2.0
+
+
+def step_memory(c: Circuit, points: int) -> float:
+    """Bytes one input step of ``transient_run`` keeps in memory, from above: ``STEP_MEMORY_FACTOR`` times its
+    arrays of ``points`` samples (time, every node voltage, every output, the drivers' power; 8 bytes each)."""
+    return STEP_MEMORY_FACTOR * 8.0 * points * (c.n_nodes + c.n_outputs + 2)
+
+
+def check_steps(c: Circuit, n_points: int, steps: int | None, points: int) -> int:
+    """The number of input steps ``transient_run`` takes (``steps``, or by default each data point once); a
+    ``ConfigError`` naming --steps when their waveforms would not fit in ``TRANSIENT_MEMORY``."""
     n = n_points if steps is None else steps
-    return [(k % n_points, (k + 1) % n_points) for k in range(n)]
+    per_step = step_memory(c, points)
+    limit = int(TRANSIENT_MEMORY // per_step)
+    if n <= limit:
+        return n
+    got = f"{steps}" if steps is not None else f"the default, each of the {n_points:,} data points once"
+    fix = (f"give --steps {limit} or fewer" if limit >= 1 else
+           "lower timing.settle.points (one step does not fit)")
+    raise ConfigError(f"--steps: at most {limit:,} input steps fit in the {si(TRANSIENT_MEMORY, 'B')} of "
+                      f"waveforms a transient may keep in memory ({si(per_step, 'B')} a step: {points:,} samples of "
+                      f"{c.n_nodes} nodes and {c.n_outputs} output{'s' * (c.n_outputs != 1)}) (got {got}, which "
+                      f"would need {si(n * per_step, 'B')}); {fix}")
+
+
+def is_timed(row: dict) -> bool:
+    """Whether a step (a row of ``transient_run``) enters the medians and maxima of settling time and energy: it
+    settled, and its outputs left their settling band on the way (a settling time > 0). A step whose outputs stay
+    inside the band (an input step that barely moves them) settles in 0 s for 0 J: it has nothing to time, and
+    would pull the medians down."""
+    return bool(row["settled"]) and row["settling_time_s"] > 0
+
+
+def inference_steps(n_points: int, steps: int) -> list[tuple[int, int]]:
+    """(from, to) data points of ``steps`` successive inferences cycling the points in order; ``n_points`` steps
+    take each point once, the last stepping back to the first."""
+    return [(k % n_points, (k + 1) % n_points) for k in range(steps)]
 
 
 def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bool = True,
@@ -174,14 +217,21 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
     Writes transient.json (settings, summary, per step), transient.csv (per step), waves.csv (outputs and the
     drivers' power against time, per step), waves.npz (every node voltage), transient_step0.cir (the netlist ngspice
     ran for the first step; the others differ in their input sources only), and the figures waveforms.png and
-    settling.png. Returns the JSON's content.
+    settling.png. Returns the JSON's content (``files``: what was written; ``removed``: the figures of an earlier run
+    this one did not draw, ``_remove_stale``). Its summary's medians and maxima are over the steps ``is_timed`` keeps
+    (``timed`` of them); ``inside_band`` counts the settled steps left out, ``not_settled`` the others. A task of
+    one data point is refused (``ConfigError``): it has no input step to time.
     """
     from .transient import step_response  # noqa: PLC0415
 
     setup = src.setup()
     c, x = setup.circuit, setup.task.inputs
     caps, periphery, settle = timing_params(src.config)
-    pairs = inference_steps(setup.task.n_points, steps)
+    if setup.task.n_points < 2:
+        raise ConfigError(f"task: {setup.task.name} has one data point, so there is no input step to time (got "
+                          f"{setup.task.n_points} point); give a task of two or more points, or use `metamaterial "
+                          "energy` for its power")
+    pairs = inference_steps(setup.task.n_points, check_steps(c, setup.task.n_points, steps, settle.points))
     responses = []
     with _progress(progress, len(pairs), f"transient {src.config.name}", "step") as bar:
         for a, b in pairs:
@@ -189,6 +239,8 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
                                            settle=settle, options=setup.options))
             bar.update(1)
     out.mkdir(parents=True, exist_ok=True)
+    figures = ["waveforms.png", "settling.png"]
+    removed = [] if plots else _remove_stale(out, figures)
     rows = []
     for k, ((a, b), r) in enumerate(zip(pairs, responses)):
         o_before, o_after = c.output_values(r.dc_before)[0], c.output_values(r.dc_after)[0]
@@ -202,16 +254,21 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
     _write_waves(out, c, pairs, responses)
     (out / "transient_step0.cir").write_text(responses[0].netlist)  # runs as it is: ngspice -b transient_step0.cir
     t_s = np.array([r["settling_time_s"] for r in rows], float)
-    e_t = np.array([r["energy_per_transistor_j"] for r in rows], float)
+    timed = [r for r in rows if is_timed(r)]
+    t_timed = np.array([r["settling_time_s"] for r in timed], float)
+    e_timed = np.array([r["energy_per_transistor_j"] for r in timed], float)
     summary = {"steps": len(rows), "not_settled": int(np.isnan(t_s).sum()),
-               "settling_median_s": _nan_stat(np.nanmedian, t_s), "settling_max_s": _nan_stat(np.nanmax, t_s),
-               "energy_per_transistor_median_j": _nan_stat(np.nanmedian, e_t),
-               "energy_per_transistor_max_j": _nan_stat(np.nanmax, e_t),
-               "max_final_vs_dc_v": max(r["final_vs_dc_v"] for r in rows)}
+               "inside_band": sum(r["settled"] and not is_timed(r) for r in rows), "timed": len(timed),
+               "settling_median_s": _stat(np.median, t_timed), "settling_max_s": _stat(np.max, t_timed),
+               "energy_per_transistor_median_j": _stat(np.median, e_timed),
+               "energy_per_transistor_max_j": _stat(np.max, e_timed),
+               "max_final_vs_dc_v": max(r["final_vs_dc_v"] for r in rows),
+               "ends_off_dc": sum(not r.ends_at_dc for r in responses)}
     result = {"name": src.config.name, "task": setup.task.name, "source": src.label, "simulator": "ngspice",
-              "n_edges": c.n_edges, "timing": src.config.timing.model_dump(), "summary": summary, "steps": rows,
+              "n_edges": c.n_edges, "edge_noun": c.device.edge_noun,
+              "timing": src.config.timing.model_dump(), "summary": summary, "steps": rows,
               "files": ["transient.json", "transient.csv", "waves.csv", "waves.npz", "transient_step0.cir"]
-              + (["waveforms.png", "settling.png"] if plots else [])}
+              + (figures if plots else []), "removed": removed}
     (out / "transient.json").write_text(json_text(result))
     if plots:
         plot_waveforms(out / "waveforms.png", c, src.controls, pairs, responses)
@@ -222,8 +279,9 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
 def timing_sensitivity(src: Source, base: dict, factor: float = 2.0, progress: bool = False) -> dict[str, float]:
     """Which term of the ``timing:`` section sets the settling time: the same steps as ``base`` (a
     ``transient_run`` result) with one term at a time multiplied by ``factor`` (device capacitances, wiring,
-    amplifier input, input rise). Returns, per term, the median over the steps whose outputs moved of
-    t_settle(scaled) / t_settle(base) - 1 (0: no effect; factor - 1: the term alone sets the time)."""
+    amplifier input, input rise). Returns, per term, the median over the steps the medians of ``base`` take
+    (``is_timed``) of t_settle(scaled) / t_settle(base) - 1 (0: no effect; factor - 1: the term alone sets the
+    time)."""
     from .transient import step_response  # noqa: PLC0415
 
     setup = src.setup()
@@ -234,7 +292,7 @@ def timing_sensitivity(src: Source, base: dict, factor: float = 2.0, progress: b
                 "wiring capacitance": (caps, replace(per, wiring_capacitance=factor * per.wiring_capacitance)),
                 "amplifier capacitance": (caps, replace(per, amplifier_capacitance=factor * per.amplifier_capacitance)),
                 "input rise": (caps, replace(per, input_rise=factor * per.input_rise))}
-    rows = [r for r in base["steps"] if r["settled"] and r["settling_time_s"] > 0]
+    rows = [r for r in base["steps"] if is_timed(r)]
     out = {}
     with _progress(progress, len(variants) * len(rows), f"sensitivity {src.config.name}", "step") as bar:
         for name, (cv, pv) in variants.items():
@@ -317,8 +375,9 @@ def plot_learning(path: Path, tran, ref: np.ndarray, start: np.ndarray) -> Path:
     return _save(fig, path, plt)
 
 
-def _nan_stat(fn, values: np.ndarray) -> float | None:
-    return None if np.all(np.isnan(values)) else float(fn(values))
+def _stat(fn, values: np.ndarray) -> float | None:
+    """``fn`` of ``values``, or None when there are none."""
+    return float(fn(values)) if len(values) else None
 
 
 def _write_waves(out: Path, c, pairs, responses) -> None:
@@ -329,6 +388,15 @@ def _write_waves(out: Path, c, pairs, responses) -> None:
     arrays = {f"step{k}_time": r.time - r.t_step for k, r in enumerate(responses)}
     arrays.update({f"step{k}_voltages": r.voltages for k, r in enumerate(responses)})
     np.savez_compressed(out / "waves.npz", pairs=np.array(pairs), **arrays)
+
+
+def _remove_stale(out: Path, names: list[str]) -> list[str]:
+    """Delete the files ``names`` an earlier run left in ``out`` and this one does not write (a figure drawn from
+    other data, a table that would disagree with this run's arrays); returns the names of those it found."""
+    found = [name for name in names if (out / name).exists()]
+    for name in found:
+        (out / name).unlink()
+    return found
 
 
 def _write_csv(path: Path, header: list, rows) -> None:
@@ -399,7 +467,7 @@ def plot_power_map(path: Path, setup: Setup, free: np.ndarray, clamped: np.ndarr
         handles, labels = ax.get_legend_handles_labels()
         keep = dict(zip(labels, handles))
         ax.legend(keep.values(), keep.keys(), fontsize=7, loc="upper right")
-        ax.set(title=f"{setup.task.name}, {title}: median power per transistor", aspect="equal")
+        ax.set(title=f"{setup.task.name}, {title}: median power per {c.device.edge_noun}", aspect="equal")
         ax.autoscale()
         ax.margins(0.12)
         ax.set(xticks=[], yticks=[])
@@ -432,7 +500,7 @@ def _power_matrices(path: Path, setup: Setup, med: list[np.ndarray], norm, plt) 
                    title=f"{setup.task.name}, {twin}:\n{names[lp]} -> {names[lq]} edges, median power")
             for axis in (ax.xaxis, ax.yaxis):
                 axis.get_major_locator().set_params(integer=True)
-        fig.colorbar(im, ax=axes[row, -1], label="power per transistor (W)\n(grey: no edge)")
+        fig.colorbar(im, ax=axes[row, -1], label=f"power per {setup.circuit.device.edge_noun} (W)\n(grey: no edge)")
     return _save(fig, path, plt)
 
 
@@ -460,7 +528,7 @@ def plot_waveforms(path: Path, c, controls: np.ndarray, pairs, responses) -> Pat
     t = (r.time - r.t_step) * 1e6
     b.plot(t, r.voltages * 1e3, lw=0.8)
     if r.settled:
-        b.axvline(r.settling_time * 1e6, color="k", ls="--", lw=1, label=f"settled {r.settling_time * 1e9:.0f} ns")
+        b.axvline(r.settling_time * 1e6, color="k", ls="--", lw=1, label=f"settled {si(r.settling_time, 's')}")
         b.legend(fontsize=7)
     b.set(xlabel="time from the step (us)", ylabel="node voltage (mV)",
           title=f"every node, slowest step ({pairs[slow][0]}->{pairs[slow][1]})")

@@ -68,6 +68,8 @@ class EdgeDevice(ABC):
     discrete: ClassVar[bool] = False
     rate_unit: ClassVar[str]
 
+    #: what one edge is called in printed text ("per transistor" is wrong of a resistor network)
+    edge_noun: ClassVar[str] = "edge"
     #: whether the edge also conducts to ground (a transistor's grounded body), which then acts as a 0 V source
     conducts_to_ground: ClassVar[bool] = False
     #: whether each terminal has a bulk diode to ground (``junction_current``)
@@ -181,6 +183,7 @@ class NmosParams(EdgeDevice):
     rs: float = 0.0
 
     kind = "nmos"
+    edge_noun = "transistor"
     control_unit = "V"
     control_label = "gate voltage (V)"
     rate_unit = "1/V"

@@ -15,8 +15,9 @@ What sets the time scale:
 
 The gates are ideal voltage sources over the transient: the gate capacitor (microfarads) does not move on the
 network's time scale. An inference is a step of the inputs from one data point to the next; its settling time is
-when every output stays within ``SettleParams.tolerance`` of the DC answer at the new point, and its energy is
-the integral of the power the drivers deliver (sum of V I over inputs and rails) from the step to that time.
+when every output stays within its band (``SettleParams``) of the DC answer at the new point, and its energy is
+the integral of the power the drivers deliver (sum of V I over inputs and rails) from the step to that time. The
+step counts as settled only if, besides, every node ends the window within its own band of that DC answer.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ class StepResponse:
         voltages: [T, N] node voltages (V). outputs: [T, n_out] output values (V).
         supply_power: [T] power (W) the input and rail drivers deliver.
         dc_before, dc_after: [N] DC operating points at the two data points (ngspice ``op`` of the same circuit).
-        tolerance: [n_out] settling band (V). settling_time: s after ``t_step`` (NaN if not settled).
+        tolerance: [n_out] settling band (V) of each output. node_tolerance: [N] the same band of each node, which
+            its voltage at the end of the window must be in (``ends_at_dc``) for the step to count as settled.
+        settling_time: s after ``t_step`` (NaN if not settled).
         energy: J the drivers deliver from ``t_step`` to ``t_step + settling_time`` (NaN if not settled).
         power_after: W the drivers deliver at the end of the window (the DC answer of the new point, once settled).
         n_transistors: transistors of the network (its edges).
@@ -69,6 +72,7 @@ class StepResponse:
     dc_before: np.ndarray
     dc_after: np.ndarray
     tolerance: np.ndarray
+    node_tolerance: np.ndarray
     t_step: float
     settling_time: float
     energy: float
@@ -79,6 +83,11 @@ class StepResponse:
     @property
     def settled(self) -> bool:
         return math.isfinite(self.settling_time)
+
+    @property
+    def ends_at_dc(self) -> bool:
+        """Whether every node ends the window within ``node_tolerance`` of its DC answer at the new point."""
+        return _at_dc(self.voltages[-1], self.dc_after, self.node_tolerance)
 
     @property
     def energy_per_transistor(self) -> float:
@@ -238,14 +247,17 @@ def step_response(c: Circuit, controls: np.ndarray, before: np.ndarray, after: n
     """Transient of the free network when the inputs step from ``before`` to ``after`` ([n_in] V).
 
     The transient starts from the DC state at ``before``; the step begins after 2 % of the window. Without a
-    fixed ``settle.t_stop`` the window doubles until the outputs settle within its first half; if they never
-    do, the result has ``settling_time`` and ``energy`` NaN (``settled`` False) rather than raising.
+    fixed ``settle.t_stop`` the window doubles until the outputs settle within its first half and every node ends
+    it at its DC answer (within its band: an output can stay inside its own band while the network behind it is
+    still charging); if they never do, the result has ``settling_time`` and ``energy`` NaN (``settled`` False)
+    rather than raising.
     """
     before, after = np.asarray(before, float).ravel(), np.asarray(after, float).ravel()
     dc_before = dc_point(c, controls, before, periphery=periphery, options=options)
     dc_after = dc_point(c, controls, after, periphery=periphery, options=options)
     o_before, o_after = c.output_values(dc_before)[0], c.output_values(dc_after)[0]
     tol = np.maximum(settle.rel_tol * np.abs(o_after - o_before), settle.abs_tol)
+    node_tol = np.maximum(settle.rel_tol * np.abs(dc_after - dc_before), settle.abs_tol)
     window = settle.t_stop if settle.t_stop is not None else settle.first_window
     for attempt in range(settle.max_doublings + 1):
         t_step = 0.02 * window
@@ -260,6 +272,8 @@ def step_response(c: Circuit, controls: np.ndarray, before: np.ndarray, after: n
                                   "simulator: tolerances", netlist=text, log="\n".join(log.splitlines()[-20:]))
         outputs = c.output_values(v)
         t_settle = _settling_time(time, outputs, o_after, tol, t_step)
+        if not _at_dc(v[-1], dc_after, node_tol):
+            t_settle = math.nan
         if settle.t_stop is not None or (math.isfinite(t_settle) and t_settle <= 0.5 * window):
             break
         if attempt == settle.max_doublings:
@@ -269,7 +283,7 @@ def step_response(c: Circuit, controls: np.ndarray, before: np.ndarray, after: n
     settled_at = t_step + t_settle
     energy = _integral(time, power, t_step, settled_at) if math.isfinite(t_settle) else math.nan
     return StepResponse(time=time, voltages=v, outputs=outputs, supply_power=power, dc_before=dc_before,
-                        dc_after=dc_after, tolerance=tol, t_step=t_step,
+                        dc_after=dc_after, tolerance=tol, node_tolerance=node_tol, t_step=t_step,
                         settling_time=t_settle, energy=energy, power_after=float(power[-1]),
                         n_transistors=c.n_edges, netlist=text)
 
@@ -288,8 +302,14 @@ def _parse_waves(data: str, c: Circuit, text: str) -> tuple[np.ndarray, np.ndarr
                               f"{1 + c.n_nodes + 2 * n_src} columns); the netlist and the reader disagree",
                               netlist=text)
     time, v, v_src, i_src = np.split(table, np.cumsum([1, c.n_nodes, n_src]), axis=1)
-    # ngspice's branch current flows into the source's + terminal from the circuit: delivered power is -V I
-    return time[:, 0], v, -(v_src * i_src).sum(axis=1)
+    # ngspice's branch current flows into the source's + terminal from the circuit: delivered power is -V I.
+    # Copies, not views: a view would keep the whole table (the drivers' columns too) alive with every step kept
+    return time[:, 0].copy(), v.copy(), -(v_src * i_src).sum(axis=1)
+
+
+def _at_dc(end: np.ndarray, dc: np.ndarray, tol: np.ndarray) -> bool:
+    """Whether the node voltages ``end`` [N] (V) are within ``tol`` [N] of the DC answer ``dc`` [N]."""
+    return bool(np.all(np.abs(end - dc) <= tol))
 
 
 def _settling_time(time: np.ndarray, outputs: np.ndarray, final: np.ndarray, tol: np.ndarray, t0: float) -> float:

@@ -19,9 +19,11 @@ from metamaterial.config import load_config
 from metamaterial.energy import transistor_power
 from metamaterial.experiment import build
 from metamaterial.sim.native import NativeSolver
+from metamaterial.units import si
 
 XOR = str(ROOT / "configs" / "xor.yaml")
 REGRESSION = str(ROOT / "configs" / "regression.yaml")
+ALLOSTERY = str(ROOT / "configs" / "allostery.yaml")
 TRAIN_EPOCHS = 30          # a short native training: the gates only need to differ from the initial ones
 STEPS = 2                  # input steps per transient command
 BACKEND_REL = 1e-9         # native vs ngspice power
@@ -48,6 +50,10 @@ def test_energy_command_agrees_across_backends_and_with_its_csv(tmp_path):
         assert "power per transistor, free twin: median" in proc.stdout and f"on {backend}" in proc.stdout
         results[backend] = json.loads((out / "energy.json").read_text())
         assert (out / "power_map.png").stat().st_size > 0
+        s = results[backend]["summary"]  # printed with the SI prefix that fits (717 nW, not 0.717 uW)
+        assert (f"free twin: median {si(s['free_median_w'], 'W')}, max {si(s['free_max_w'], 'W')}; clamped twin: "
+                f"median {si(s['clamped_median_w'], 'W')}, max {si(s['clamped_max_w'], 'W')}\nnetwork power (free, "
+                f"median over points) {si(s['free_total_median_w'], 'W')}\n") in proc.stdout
     nat, ng = results["native"], results["ngspice"]
     for key, value in ng["summary"].items():
         assert nat["summary"][key] == pytest.approx(value, rel=BACKEND_REL), key
@@ -154,6 +160,13 @@ def test_energy_and_transient_of_a_trained_run_directory(tmp_path):
     (["transient", XOR, "--set", "timing.settle.rel_tol=0"],
      f"metamaterial: {XOR}: timing.settle.rel_tol: Input should be greater than 0 (got 0)"),
     (["transient", XOR, "--steps", "0"], f"metamaterial: {XOR}: --steps: must be >= 1 (got 0)"),
+    (["transient", XOR, "--steps", "2000000"],
+     f"metamaterial: {XOR}: --steps: at most 1,644 input steps fit in the 2 GB of waveforms a transient may keep in "
+     "memory (1.22 MB a step: 4,000 samples of 16 nodes and 1 output) (got 2000000, which would need 2.43 TB); "
+     "give --steps 1644 or fewer"),
+    (["transient", ALLOSTERY], f"metamaterial: {ALLOSTERY}: task: allostery has one data point, so there is no "
+                               "input step to time (got 1 point); give a task of two or more points, or use "
+                               "`metamaterial energy` for its power"),
 ])
 def test_bad_timing_values_exit_2_naming_the_key(args, message):
     proc = _cli(*args)
@@ -255,8 +268,8 @@ def test_the_waveform_figure_shows_the_response_and_the_distribution_of_many_gat
 
     drawn = {}
     monkeypatch.setattr(costs, "_save", lambda fig, path, plt: drawn.setdefault(path.name, fig) and path)
-    t = np.linspace(0.0, 1e-6, 501)
-    settle = [28e-9, 12e-9]
+    t = np.linspace(0.0, 1e-4, 501)
+    settle = [2.8e-6, 1.2e-6]
     responses = [SimpleNamespace(time=t, t_step=0.0, outputs=np.exp(-t / s)[:, None], voltages=np.ones((501, 3)),
                                  settling_time=s, settled=True) for s in settle]
     for n_gates in (8, plots.MANY_EDGES + 1):
@@ -265,8 +278,150 @@ def test_the_waveform_figure_shows_the_response_and_the_distribution_of_many_gat
         outputs, nodes, gates = drawn[f"w{n_gates}.png"].axes
         for ax in (outputs, nodes):
             assert ax.get_xlim()[1] == pytest.approx(costs.WAVEFORM_ZOOM * max(settle) * 1e6)
+        assert [t.get_text() for t in nodes.get_legend().get_texts()] == ["settled 2.8 us"]  # not 2800 ns
         if n_gates <= plots.MANY_EDGES:
             assert len(gates.get_lines()) == n_gates
         else:
             assert sum(bar.get_height() for bar in gates.patches) == n_gates
             assert gates.get_xlabel() == "gate voltage (V)"
+
+
+def _held_bytes(a: np.ndarray) -> int:
+    """Bytes an array keeps alive: those of the array it is a view of, if any."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a.nbytes
+
+
+def test_the_steps_a_transient_keeps_in_memory_are_bounded_before_any_is_run(tmp_path, monkeypatch):
+    """Every step's waveforms stay in memory until waves.npz is written: a real step's arrays own their data and
+    fit in what ``step_memory`` counts for it, and a run whose steps would not fit in ``TRANSIENT_MEMORY`` (here
+    the default, each point once) is refused naming --steps before ngspice runs or anything is written."""
+    from metamaterial import costs, transient  # noqa: PLC0415
+    from metamaterial.errors import ConfigError  # noqa: PLC0415
+
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "transient", "--help"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+    assert f"{si(costs.TRANSIENT_MEMORY, 'B')} of waveforms" in " ".join(proc.stdout.split())
+    src = costs.load_source(load_config(XOR), None)
+    setup = src.setup()
+    c, x = setup.circuit, setup.task.inputs
+    points = costs.timing_params(src.config)[2].points
+    r = transient.step_response(c, src.controls, x[0], x[1], options=setup.options)
+    arrays = (r.time, r.voltages, r.outputs, r.supply_power)
+    held = [_held_bytes(a) for a in arrays]
+    assert held == [a.nbytes for a in arrays]  # no view keeps ngspice's whole table (the drivers' columns) alive
+    assert sum(held) <= costs.step_memory(c, points)
+    monkeypatch.setattr(costs, "TRANSIENT_MEMORY", 3.5 * costs.step_memory(c, points))
+    monkeypatch.setattr(transient, "step_response", lambda *a, **k: pytest.fail("ngspice ran"))
+    out = tmp_path / "refused"
+    with pytest.raises(ConfigError, match=r"^--steps: at most 3 input steps fit in the .* \(got the default, "
+                                                r"each of the 4 data points once, which would need .*\); give "
+                                                r"--steps 3 or fewer$"):
+        costs.transient_run(src, out, progress=False)
+    assert not out.exists()
+
+
+def test_a_step_whose_nodes_end_away_from_their_dc_answer_is_not_settled(tmp_path):
+    """Drivers of 1 Mohm charge XOR's nodes with a time constant of tens of microseconds: a fixed 1 us window ends
+    with every node ~0.11 V from its DC answer while the output's own step (9 uV) never leaves its 0.1 mV band.
+    The step is not settled, and the summary says the end state is outside the nodes' band."""
+    out = tmp_path / "slow"
+    proc = _cli("transient", XOR, "--steps", "1", "--no-plots", "--out", str(out), "--set",
+                "timing.periphery.driver_resistance=1e6", "--set", "timing.settle.t_stop=1e-6")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "transient.json").read_text())
+    row = result["steps"][0]
+    assert row["output_step_v"] < result["timing"]["settle"]["abs_tol"] < row["final_vs_dc_v"]
+    assert not row["settled"] and result["summary"]["not_settled"] == result["summary"]["ends_off_dc"] == 1
+    assert (f"transient end state vs DC operating point: {row['final_vs_dc_v']:.1e} V; in 1 step(s) a node ended "
+            "outside its settling band (max(1% of its step, 0.1 mV)): not settled") in proc.stdout
+
+
+def test_the_medians_leave_out_the_steps_whose_outputs_stay_in_their_band(tmp_path):
+    """A data set whose second and third points are the same input: the step between them moves nothing, so its
+    outputs never leave their band (0 s, 0 J). The row stays in the files; the medians and maxima are over the
+    other two steps alone, and the summary says how many were left out and why."""
+    data = tmp_path / "points.csv"
+    data.write_text("v_in,target_a,target_b\n0.1,0.15,0.11\n0.3,0.2,0.14\n0.3,0.2,0.14\n")
+    cfg = tmp_path / "repeat.yaml"
+    cfg.write_text(Path(ROOT / "configs" / "csv_example.yaml").read_text().replace("data/two_outputs.csv", str(data)))
+    out = tmp_path / "out"
+    proc = _cli("transient", str(cfg), "--no-plots", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "transient.json").read_text())
+    rows, s = result["steps"], result["summary"]
+    assert [(r["from"], r["to"]) for r in rows] == [(0, 1), (1, 2), (2, 0)]
+    still = rows[1]
+    assert still["settled"] and still["settling_time_s"] == 0.0 and still["energy_j"] == 0.0
+    assert still["output_step_v"] < result["timing"]["settle"]["abs_tol"]
+    moved = [rows[0], rows[2]]
+    assert all(r["settled"] and r["settling_time_s"] > 0 and r["energy_j"] > 0 for r in moved)
+    times, energies = [r["settling_time_s"] for r in moved], [r["energy_per_transistor_j"] for r in moved]
+    assert s["settling_median_s"] == pytest.approx(np.median(times), rel=1e-12, abs=0)
+    assert s["settling_max_s"] == max(times)
+    assert s["energy_per_transistor_median_j"] == pytest.approx(np.median(energies), rel=1e-12, abs=0)
+    assert s["energy_per_transistor_max_j"] == max(energies)
+    assert (s["steps"], s["timed"], s["inside_band"], s["not_settled"]) == (3, 2, 1, 0)
+    assert ("medians over the 2 step(s) whose outputs left their settling band; left out: the outputs of 1 settled "
+            "step(s) stayed inside their settling band (0 s, 0 J: nothing to time)") in proc.stdout
+    with open(out / "transient.csv") as f:
+        assert len(list(csv.DictReader(f))) == 3  # every step's row is kept
+
+
+def test_the_transient_summary_prints_times_and_energies_with_the_prefix_that_fits(tmp_path):
+    """1 nF of wiring on every node makes an XOR step settle in microseconds: the summary reads e.g. 16.9 us and
+    115 pJ (it read 1.69e+04 ns), the same numbers as transient.json."""
+    out = tmp_path / "slow"
+    proc = _cli("transient", XOR, "--steps", "1", "--no-plots", "--out", str(out), "--set",
+                "timing.periphery.wiring_capacitance=1e-9")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads((out / "transient.json").read_text())["summary"]
+    assert s["settling_max_s"] > 1e-6
+    assert (f"settling time: median {si(s['settling_median_s'], 's')}, max {si(s['settling_max_s'], 's')}\n"
+            f"energy per inference per transistor: median {si(s['energy_per_transistor_median_j'], 'J')}, max "
+            f"{si(s['energy_per_transistor_max_j'], 'J')}\n") in proc.stdout
+    assert " us, max " in proc.stdout
+
+
+def test_a_rerun_without_figures_removes_the_figures_an_earlier_run_drew(tmp_path):
+    """The figures of an earlier run in the same folder would show other data than the files beside them: a rerun
+    with --no-plots removes them, lists them under ``removed`` and names them in its summary."""
+    out = tmp_path / "out"
+    for command, figures in (("transient", ["waveforms.png", "settling.png"]), ("energy", ["power_map.png"])):
+        args = (command, XOR, "--out", str(out)) + (("--steps", "1") if command == "transient" else
+                                                    ("--backend", "native"))
+        drawn = _cli(*args)
+        assert drawn.returncode == 0, drawn.stderr
+        assert all((out / f).stat().st_size > 0 for f in figures) and "removed" not in drawn.stdout
+        again = _cli(*args, "--no-plots")
+        assert again.returncode == 0, again.stderr
+        assert not any((out / f).exists() for f in figures)
+        result = json.loads((out / f"{command}.json").read_text())
+        assert result["removed"] == figures and not set(figures) & set(result["files"])
+        assert f"removed what an earlier run left there and this one did not write: {', '.join(figures)}\n" \
+            in again.stdout
+    assert (out / "transient.json").exists() and (out / "waves.npz").exists()  # energy left the transient's data
+
+
+def test_a_network_of_resistors_is_told_in_edges_not_transistors(tmp_path, monkeypatch):
+    """configs/xor_linear.yaml's edges are resistors: energy's and transient's summaries and the power map count
+    and divide by edges; configs/xor.yaml's are transistors and keep the word."""
+    from metamaterial import costs  # noqa: PLC0415
+
+    linear = str(ROOT / "configs" / "xor_linear.yaml")
+    for config, noun in ((linear, "edge"), (XOR, "transistor")):
+        energy = _cli("energy", config, "--backend", "native", "--no-plots", "--out", str(tmp_path / "e"))
+        assert energy.returncode == 0, energy.stderr
+        assert ": 32 " + noun + "s, 4 points\npower per " + noun + ", free twin: median" in energy.stdout
+        tran = _cli("transient", config, "--steps", "1", "--no-plots", "--out", str(tmp_path / "t"))
+        assert tran.returncode == 0, tran.stderr
+        assert f"\nenergy per inference per {noun}: median" in tran.stdout
+        if noun == "edge":
+            assert "transistor" not in energy.stdout + tran.stdout
+    drawn = {}
+    monkeypatch.setattr(costs, "_save", lambda fig, path, plt: drawn.setdefault("fig", fig) and path)
+    costs.energy_run(costs.load_source(load_config(linear, ["simulator.backend=native"]), None), tmp_path / "map",
+                     progress=False)
+    assert [ax.get_title() for ax in drawn["fig"].axes if ax.get_title()] == [
+        "xor, free twin: median power per edge", "xor, clamped twin: median power per edge"]

@@ -143,6 +143,28 @@ def test_drivers_with_resistance_end_at_their_own_dc_point():
     assert slow.settling_time > r.settling_time
 
 
+def test_a_step_counts_as_settled_only_once_every_node_is_at_its_dc_answer():
+    """input -- G -- n1 (C) -- G -- rail 0 V -- G -- out: the output sits at the rail and never leaves its band,
+    while n1 relaxes to half the input with tau = C / 2G. The step is settled (in 0 s: the output never moved) only
+    in a window that ends with n1 within 1 % of its own step of the DC answer, i.e. longer than tau ln(100): the
+    window doubles from 1 ns to the first power of two past it (32 ns), and a fixed window of tau is not settled."""
+    roles = Roles(inputs=(0,), rails=((2, 0.0),), outputs=((3, None),))
+    c = compile_graph(assign_roles(lattice_network(1, 4, periodic=False), roles), ResistorParams())
+    g, cap = 1e-3, 10e-12
+    tau = cap / (2 * g)  # 5 ns: n1 is 0.2 exp(-W / tau) V from its answer after a window W; its band is 2 mV
+    per = PeripheryParams(input_rise=RISE, amplifier_capacitance=0.0, wiring_capacitance=cap)
+    doubling = SettleParams(first_window=1e-9)
+    r = step_response(c, np.full(3, g), [0.0], [0.4], periphery=per, settle=doubling)
+    assert r.settled and r.ends_at_dc and r.settling_time == 0.0 and r.energy == 0.0
+    window = r.time[-1] - r.t_step
+    assert window == pytest.approx(doubling.first_window * 2 ** math.ceil(math.log2(tau * math.log(100) / 1e-9)))
+    assert r.dc_after[1] == pytest.approx(0.2, abs=DC_ATOL)
+    assert abs(r.voltages[-1, 1] - 0.2) == pytest.approx(0.2 * math.exp(-window / tau), rel=CLOSED_FORM_REL)
+    short = step_response(c, np.full(3, g), [0.0], [0.4], periphery=per, settle=SettleParams(t_stop=tau))
+    assert np.abs(short.outputs - short.outputs[0]).max() < short.tolerance[0]  # the output never left its band
+    assert not short.ends_at_dc and not short.settled and math.isnan(short.energy)
+
+
 def test_window_too_short_reports_not_settled():
     c = xor_circuit()
     gates = random_gates(c.n_edges, seed=0, low=1.0, high=3.0)

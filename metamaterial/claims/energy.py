@@ -8,10 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import with_backend
-from ..costs import Source, energy_run, timing_sensitivity, transient_run
+from ..costs import Source, energy_run, is_timed, timing_sensitivity, transient_run
 from ..energy import CODE_GAIN_BAND, time_band
 from ..experiment import build, initial_controls
 from ..retraining import RMS_CRITERION_V, conductive_cut, damaged, train_to_criterion
+from ..units import si
 from .base import ClaimResult, Context, claim_config, pyplot, save_figure, save_json, train_single
 
 KEY = "energy"
@@ -45,11 +46,11 @@ def _task(ctx: Context, name: str) -> dict:
             "settling_median_s": t["settling_median_s"], "settling_max_s": t["settling_max_s"],
             "energy_per_transistor_median_j": t["energy_per_transistor_median_j"],
             "energy_per_transistor_max_j": t["energy_per_transistor_max_j"], "steps": t["steps"],
-            "not_settled": t["not_settled"], "steps_inside_band": sum(r["settling_time_s"] == 0 for r in tran["steps"]),
+            "not_settled": t["not_settled"], "steps_inside_band": t["inside_band"], "steps_timed": t["timed"],
             "dc_power_share_median": float(np.median(fractions)) if fractions else None,
             "max_final_vs_dc_v": t["max_final_vs_dc_v"], "sensitivity_x2": sens,
             "dominant": max(sens, key=lambda k: sens[k] if np.isfinite(sens[k]) else -np.inf),
-            "per_step": [(r["settling_time_s"], r["energy_per_transistor_j"]) for r in tran["steps"]],
+            "per_step": [(r["settling_time_s"], r["energy_per_transistor_j"]) for r in tran["steps"] if is_timed(r)],
             "learning": _learning(ctx, cfg)}
 
 
@@ -91,12 +92,13 @@ def run(ctx: Context) -> ClaimResult:
     for name, r in rows.items():
         lines.append(
             f"- {name} (trained {r['epochs']} epochs, loss {r['final_loss']:.2g} V^2): power per transistor "
-            f"{_si(r['power_free_median_w'], 'W')} median, {_si(r['power_free_max_w'], 'W')} max (free twin; "
-            f"network {_si(r['network_power_median_w'], 'W')}); settling **{_si(r['settling_median_s'], 's')}** "
-            f"median, {_si(r['settling_max_s'], 's')} max over {r['steps']} steps ({r['steps_inside_band']} inside "
-            f"the band, {r['not_settled']} not settled); energy per inference per transistor "
-            f"**{_si(r['energy_per_transistor_median_j'], 'J')}** median, "
-            f"{_si(r['energy_per_transistor_max_j'], 'J')} max; the DC power of the new point times the settling "
+            f"{si(r['power_free_median_w'], 'W')} median, {si(r['power_free_max_w'], 'W')} max (free twin; "
+            f"network {si(r['network_power_median_w'], 'W')}); settling **{si(r['settling_median_s'], 's')}** "
+            f"median, {si(r['settling_max_s'], 's')} max over the {r['steps_timed']} of {r['steps']} steps whose "
+            f"outputs left their settling band ({r['steps_inside_band']} stayed inside it, 0 s and 0 J, left out; "
+            f"{r['not_settled']} not settled); energy per inference per transistor "
+            f"**{si(r['energy_per_transistor_median_j'], 'J')}** median, "
+            f"{si(r['energy_per_transistor_max_j'], 'J')} max; the DC power of the new point times the settling "
             f"time is {r['dc_power_share_median']:.0%} of it (median)")
         lines.append("  - doubling each term lengthens the median settling by: " + ", ".join(
             f"{k} {v:+.0%}" for k, v in r["sensitivity_x2"].items()) + f"; **{r['dominant']}** dominates")
@@ -114,7 +116,7 @@ def run(ctx: Context) -> ClaimResult:
                          f"closed a switch) of {lr['t_learn_s']:.3g} s = **{x['learning_time_s']:.3g} s**{state}; "
                          f"band {x['band_s'][0]:.3g} .. {x['band_s'][1]:.3g} s (at the gain the authors' code "
                          f"implies: {x['code_gain_band_s'][0]:.3g} .. {x['code_gain_band_s'][1]:.3g} s); charging heat "
-                         f"{_si(x['charging_heat_band_j'][0], 'J')} .. {_si(x['charging_heat_band_j'][1], 'J')}")
+                         f"{si(x['charging_heat_band_j'][0], 'J')} .. {si(x['charging_heat_band_j'][1], 'J')}")
     spans, gain = rows[TASKS[0]]["learning"]["spans"], rows[TASKS[0]]["learning"]["gain"]
     lines.append(f"  - the learning time scales as C / gain: over these bands the capacitor spans x"
                  f"{spans['capacitance']:.2f} and the gain x{spans['gain']:.2f}, so the capacitor dominates, by "
@@ -123,8 +125,8 @@ def run(ctx: Context) -> ClaimResult:
                  f"**Rate**), is x{CODE_GAIN_BAND[0] / gain:.0f}-x{CODE_GAIN_BAND[1] / gain:.0f} the nominal "
                  f"{gain:g} /V, which divides every time by as much")
     lines.append(f"- the paper's orders of magnitude, as read here: a median settling time of at most "
-                 f"{_si(MICROSECONDS, 's')} (\"microseconds\") and a median energy per inference per transistor "
-                 f"between {_si(PICOJOULES[0], 'J')} and {_si(PICOJOULES[1], 'J')} (\"picojoules\"); the verdict "
+                 f"{si(MICROSECONDS, 's')} (\"microseconds\") and a median energy per inference per transistor "
+                 f"between {PICOJOULES[0] * 1e12:g} pJ and {PICOJOULES[1] * 1e12:g} pJ (\"picojoules\"); the verdict "
                  "holds both tasks to both")
     lines.append(f"- assumptions (docs/physics.md 8.2): device capacitances {timing['capacitances']} F "
                  f"(an ALD1106 level-1 card of a course model library; its 0.1p read per device is ours); wiring "
@@ -132,8 +134,8 @@ def run(ctx: Context) -> ClaimResult:
                  f"per output (ours); ideal input drivers (0 ohm) ramping in {per['input_rise']:g} s (ours); settled "
                  f"within max(1% of the step, 0.1 mV). The time scales with these capacitances; the energy is almost "
                  "all DC power times the settling time, so it scales with them too.")
-    reason = "; ".join(f"{n}: settling {_si(r['settling_median_s'], 's')} median, "
-                       f"{_si(r['energy_per_transistor_median_j'], 'J')} per transistor per inference"
+    reason = "; ".join(f"{n}: settling {si(r['settling_median_s'], 's')} median, "
+                       f"{si(r['energy_per_transistor_median_j'], 'J')} per transistor per inference"
                        for n, r in rows.items())
     reason += f" (with our assumed node capacitances; {rows[TASKS[0]]['dominant']} dominates XOR's settling)"
     measured = {n: {k: v for k, v in r.items() if k != "per_step"} for n, r in rows.items()}
@@ -147,23 +149,13 @@ def run(ctx: Context) -> ClaimResult:
                        seeds="seed 0 of each config; nothing here was tuned on seeds")
 
 
-def _si(x: float | None, unit: str) -> str:
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    for scale, prefix in ((1e-12, "p"), (1e-9, "n"), (1e-6, "u"), (1e-3, "m"), (1.0, "")):
-        if abs(x) < 1000 * scale:
-            return f"{x / scale:.3g} {prefix}{unit}"
-    return f"{x:.3g} {unit}"
-
-
 def _figure(ctx: Context, rows: dict) -> str:
     plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     for k, (name, r) in enumerate(rows.items()):
-        t, e = np.array(r["per_step"], float).reshape(-1, 2).T
-        moved = np.isfinite(t) & (t > 0)
+        t, e = np.array(r["per_step"], float).reshape(-1, 2).T  # the steps the medians take (``is_timed``)
         for ax, v in ((a, t * 1e6), (b, e * 1e12)):
-            ax.scatter(np.full(moved.sum(), k) + np.linspace(-0.15, 0.15, moved.sum()), v[moved], label=name)
+            ax.scatter(np.full(len(v), k) + np.linspace(-0.15, 0.15, len(v)), v, label=name)
     for ax, limit, label in ((a, [MICROSECONDS * 1e6], "10 us"), (b, [p * 1e12 for p in PICOJOULES], "0.1-100 pJ")):
         for v in limit:
             ax.axhline(v, color="k", ls="--", lw=1)
