@@ -603,7 +603,9 @@ def _run_sweep(args: argparse.Namespace) -> int:
         if run.wall_s > 0 and run.ok + run.failed else ""
     print(f"sweep {spec.name}: {run.total} points, {run.skipped} already done{rate}\n" + _sweep_counts(counts)
           + f"\nsweep folder: {args.out}/ (results.csv, results/, events.jsonl, figures/)" + _removed(stale))
-    return 1 if counts["failed"] else 0
+    if run.pending:  # the run ended, yet points it ran have no result here
+        print(f"metamaterial: {run.pending} point(s) run are still pending: {run.why_pending}", file=sys.stderr)
+    return 1 if counts["failed"] or run.pending else 0
 
 
 def _removed(stale: list[Path]) -> str:

@@ -486,3 +486,39 @@ def test_a_spec_that_is_not_a_mapping_is_told_the_keys_of_a_spec(tmp_path, capsy
     assert main(["sweep", str(path), "--dry-run"]) == 2
     assert capsys.readouterr().err.strip() == (f"metamaterial: {path}: the top level must be a mapping of sections "
                                                "(got list); start the file with keys such as name:, base:, grid:")
+
+
+def test_a_relative_out_reaches_the_workers_as_an_absolute_path(tmp_path, monkeypatch):
+    """A worker of a remote cluster resolves a relative path in its own working directory: the client sends the
+    folder as an absolute path."""
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    real, given = execute.run_points, tmp_path / "given.txt"
+
+    def worker(points, out, *args):  # a copy of it runs (the task is serialized): it tells a file
+        with open(given, "a") as f:
+            f.write(out + "\n")
+        return real(points, out, *args)
+    monkeypatch.setattr(execute, "run_points", worker)
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", path, "--out", "rel/out", "--workers", "1", "--no-plots", "--no-progress"]) == 0
+    assert given.read_text().splitlines() == [str(tmp_path / "rel" / "out")] * 2
+    assert all(r["status"] == "ok" for r in load_table(tmp_path / "rel" / "out")[1])
+
+
+def test_points_a_worker_stored_in_another_folder_fail_the_sweep_in_one_line(tmp_path, monkeypatch, capsys):
+    """A worker that does not see the client's folder (another machine, a folder of the same name elsewhere)
+    reports its points done: the sweep says so and does not exit 0."""
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    real = execute.run_points
+    monkeypatch.setattr(execute, "run_points", lambda points, out, *args: real(points, str(elsewhere), *args))
+    out = tmp_path / "out"
+    assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "0/2 ok, 0 failed, 2 pending" in captured.out
+    assert captured.err.splitlines() == [
+        f"metamaterial: 2 point(s) run are still pending: the workers reported them done, but their results are not "
+        f"in {out}: the workers do not see this folder (they need it under the same path: a file system they share); "
+        "once they do, the same command runs them"]
+    assert len(list((elsewhere / "results").iterdir())) == 2

@@ -18,8 +18,8 @@ By default the client starts a ``LocalCluster`` whose workers are threads of the
 own training process: the training runs in as many processes as there are workers, and the cluster starts in
 ~0.05 s instead of the ~2 s (and 0.6 s of CPU per worker) that worker processes take, which on a sweep of short
 points is a real share of the whole. Given a scheduler address it uses that cluster unchanged (its workers must
-import this same package and see the output folder; start them with ``DASK_DISTRIBUTED__WORKER__DAEMON=False`` so
-they may start their training process).
+import this same package and see the output folder under the absolute path the client sends; start them with
+``DASK_DISTRIBUTED__WORKER__DAEMON=False`` so they may start their training process).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from .store import (
     log_event,
     other_records,
     read_result,
+    result_path,
     write_json_atomically,
     write_result,
 )
@@ -322,7 +323,8 @@ def plan_tasks(points: Iterable[Point], workers: int = 1, max_batch: int = MAX_B
 # -- the client -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SweepRun:
-    """What ``run_sweep`` did: points of the spec, already done before, run now (ok, failed), wall time (s)."""
+    """What ``run_sweep`` did: points of the spec, already done before, run now (ok, failed), wall time (s); and
+    the points it ran that still have no result in ``out`` (``pending``), with why (``why_pending``)."""
 
     out: Path
     total: int
@@ -330,6 +332,8 @@ class SweepRun:
     ok: int
     failed: int
     wall_s: float
+    pending: int = 0
+    why_pending: str = ""
 
 
 def outdated_results(spec: SweepSpec, out: Path) -> dict[revisions.Revision, int]:
@@ -379,15 +383,22 @@ def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | No
         on_start(len(todo), skipped)
     t0 = time.perf_counter()
     ok = failed = 0
+    unseen: list[str] = []
     if todo:
         with _Connection(workers, scheduler) as connection:
-            ok, failed = _submit_all(todo, out, connection, workers, scheduler, recycle_after, retry_failed,
-                                     spec.target_loss, on_progress)
-    return SweepRun(out, len(spec.points), skipped, ok, failed, time.perf_counter() - t0)
+            ok, failed, unseen = _submit_all(todo, out, connection, workers, scheduler, recycle_after, retry_failed,
+                                             spec.target_loss, on_progress)
+    why = (f"the workers reported them done, but their results are not in {os.path.abspath(out)}: the workers do "
+           "not see this folder (they need it under the same path: a file system they share); once they do, the same "
+           "command runs them") if unseen else ""
+    return SweepRun(out, len(spec.points), skipped, ok, failed, time.perf_counter() - t0, len(unseen), why)
 
 
 def _submit_all(todo: list[Point], out: Path, connection: _Connection, workers: int, scheduler: str | None,
-                recycle_after: int, retry_failed: bool, target_loss: float | None, on_progress) -> tuple[int, int]:
+                recycle_after: int, retry_failed: bool, target_loss: float | None,
+                on_progress) -> tuple[int, int, list[str]]:
+    """Run ``todo`` on the connection's cluster; (ok, failed, keys of the points a worker reported done whose
+    result is not in ``out``: that worker writes into another folder)."""
     from distributed import as_completed  # noqa: PLC0415
 
     planned = plan_tasks(todo, workers) if not scheduler else None  # while the local cluster starts
@@ -395,21 +406,25 @@ def _submit_all(todo: list[Point], out: Path, connection: _Connection, workers: 
     client.run(warm_up, todo[0].config, on_error="ignore")  # returns at once; the training processes load
     if planned is None:
         planned = plan_tasks(todo, max(1, len(client.scheduler_info(n_workers=-1)["workers"])))
-    futures = {client.submit(run_points, t, str(out), retry_failed, recycle_after, target_loss,
+    # a worker resolves a relative path in its own working directory, not the client's
+    folder = os.path.abspath(out)
+    futures = {client.submit(run_points, t, folder, retry_failed, recycle_after, target_loss,
                              key=f"sweep-{t[0].key}-{len(t)}", pure=False, retries=0): t for t in planned}
     done = ok = failed = 0
+    unseen = []
     for future in as_completed(futures):
         points = futures[future]
         try:
             brief = future.result()
         except Exception as err:  # noqa: BLE001 (e.g. KilledWorker: the task killed every worker it ran on)
             brief = [_record_lost(out, p, err) for p in points]
+        unseen += [b["key"] for b in brief if b["status"] is not None and not result_path(out, b["key"]).exists()]
         ok += sum(b["status"] == "ok" for b in brief)
-        failed += sum(b["status"] != "ok" for b in brief)
+        failed += sum(b["status"] == "failed" for b in brief)
         done += len(points)
         if on_progress is not None:
             on_progress(done, len(todo), failed)
-    return ok, failed
+    return ok, failed, unseen
 
 
 def _record_lost(out: Path, point: Point, err: BaseException) -> dict:
