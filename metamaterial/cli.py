@@ -575,8 +575,9 @@ def _run_sweep(args: argparse.Namespace) -> int:
     from .sweep.report import report_sweep  # noqa: PLC0415
 
     if args.command == "sweep-report":
-        counts, files, stale = report_sweep(args.dir, args.metric)
-        print(_sweep_counts(counts) + f"\nwrote {', '.join(str(f) for f in files)}" + _removed(stale))
+        report = report_sweep(args.dir, args.metric)
+        print(_sweep_counts(report.counts) + f"\nwrote {', '.join(str(f) for f in report.files)}"
+              + _removed(report.stale) + _notes(report.notes))
         return 0
     from .sweep import execute, load_sweep  # noqa: PLC0415
 
@@ -598,11 +599,13 @@ def _run_sweep(args: argparse.Namespace) -> int:
     run = execute.run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, recycle_after=recycle,
                             retry_failed=args.retry_failed, on_start=bar.start, on_progress=bar.update)
     bar.close()
-    counts, _, stale = report_sweep(args.out, args.metric, plots=not args.no_plots)
+    report = report_sweep(args.out, args.metric, plots=not args.no_plots)
+    counts = report.counts
     rate = f", {run.ok + run.failed} points in {run.wall_s:.1f} s ({(run.ok + run.failed) / run.wall_s:.2f}/s)" \
         if run.wall_s > 0 and run.ok + run.failed else ""
     print(f"sweep {spec.name}: {run.total} points, {run.skipped} already done{rate}\n" + _sweep_counts(counts)
-          + f"\nsweep folder: {args.out}/ (results.csv, results/, events.jsonl, figures/)" + _removed(stale))
+          + f"\nsweep folder: {args.out}/ (results.csv, results/, events.jsonl, figures/)" + _removed(report.stale)
+          + _notes(report.notes))
     if run.pending:  # the run ended, yet points it ran have no result here
         print(f"metamaterial: {run.pending} point(s) run are still pending: {run.why_pending}", file=sys.stderr)
     return 1 if counts["failed"] or run.pending else 0
@@ -611,6 +614,11 @@ def _run_sweep(args: argparse.Namespace) -> int:
 def _removed(stale: list[Path]) -> str:
     """The line naming figures of an axis no longer swept or a metric no longer in the table (``plot_sweep``)."""
     return f"\nremoved stale figure(s): {', '.join(f.name for f in stale)}" if stale else ""
+
+
+def _notes(notes: list[str]) -> str:
+    """A line per note of a sweep's report (a metric it did not draw, and why)."""
+    return "".join(f"\nnote: {n}" for n in notes)
 
 
 def _sweep_counts(c: dict) -> str:

@@ -390,9 +390,9 @@ def test_every_figure_in_the_folder_is_redrawn_from_todays_table_and_stale_ones_
     mine.write_text("mine")
     finish(spec.points[2:])
     drawn.clear()
-    paths, stale = plot_sweep(out)
+    paths, stale, notes = plot_sweep(out)
     assert drawn == {"test_accuracy_vs_learning.nudge.png": [3], "success_vs_learning.nudge.png": [3]}
-    assert [p.name for p in paths] == list(drawn) and stale == [old_axis]
+    assert [p.name for p in paths] == list(drawn) and stale == [old_axis] and notes == []
     assert not old_axis.exists() and mine.read_text() == "mine"
 
 
@@ -522,3 +522,20 @@ def test_points_a_worker_stored_in_another_folder_fail_the_sweep_in_one_line(tmp
         f"in {out}: the workers do not see this folder (they need it under the same path: a file system they share); "
         "once they do, the same command runs them"]
     assert len(list((elsewhere / "results").iterdir())) == 2
+
+
+def test_a_metric_empty_at_every_point_draws_nothing_and_says_why(tmp_path, capsys):
+    """learning_time_to_target_s of a sweep no point of which reached its target_loss, over a log-spaced axis (whose
+    empty line plot made matplotlib fail): no figure, a note, exit 0."""
+    spec = load_sweep(_spec(tmp_path, grid={"device.params.kp": {"logspace": [1e-4, 1e-2, 3]}}))
+    out = _points_folder(tmp_path, spec)
+    for p in spec.points:
+        write_result(out, p.key, {"key": p.key, "status": "ok",
+                                  "summary": {"final_loss": 1e-3 * (p.index + 1), "learning_time_to_target_s": None}})
+    assert main(["sweep-report", str(out), "--metric", "learning_time_to_target_s"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "note: no figure of learning_time_to_target_s: it has no value at any of the 3 finished point(s) (no point "
+        "reached the spec's target_loss, or the spec sets none)")
+    assert not list((out / "figures").glob("learning_time_to_target_s_*"))
+    assert main(["sweep-report", str(out)]) == 0  # the default metric is drawn as before
+    assert [f.name for f in (out / "figures").iterdir()] == ["final_loss_vs_device.params.kp.png"]

@@ -15,6 +15,7 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,11 @@ from .store import POINTS, read_result
 METRICS = ("final_loss", "initial_loss", "accuracy", "min_margin_v", "success", "test_loss", "test_accuracy",
            "learning_time_s", "learning_time_to_target_s", "hardware_time_s", "n_updates", "t_learn_s", "epochs",
            "backend", "batch", "wall_s")
+#: why a metric can be empty at every finished point (no figure of it is drawn then)
+EMPTY_BECAUSE = {"learning_time_to_target_s": "no point reached the spec's target_loss, or the spec sets none",
+                 "test_loss": "their task is scored on no held-out or validation points",
+                 "test_accuracy": "their task is no classification scored on held-out or validation points",
+                 **dict.fromkeys(("accuracy", "min_margin_v", "success"), "their task is no classification")}
 MAX_LINES = 6
 PARQUET_HINT = "no results.parquet: pyarrow is not installed (pip install 'metamaterial[parquet]')"
 MAX_PANELS = 4
@@ -86,13 +92,14 @@ def default_metric(rows: list[dict]) -> str:
     return "success" if any(r.get("success") is not None for r in rows) else "final_loss"
 
 
-def plot_sweep(out: Path, metric: str | None = None) -> tuple[list[Path], list[Path]]:
-    """Draw the figures of the sweep in ``out`` into ``out/figures``; returns (paths drawn, stale paths removed).
+def plot_sweep(out: Path, metric: str | None = None) -> tuple[list[Path], list[Path], list[str]]:
+    """Draw the figures of the sweep in ``out`` into ``out/figures``; returns (paths drawn, stale paths removed,
+    notes: why a metric was not drawn).
 
     Every figure already in ``figures/`` is drawn again from today's table, so none shows fewer points than the
     table: the figures of ``metric`` and of each metric an earlier report drew (``sweep-report --metric``, or a
     default that has since changed). A figure of an axis no longer swept or of a metric no longer in the table is
-    removed."""
+    removed. A metric with no value at any finished point (``EMPTY_BECAUSE``) is not drawn: a note says why."""
     out = Path(out)
     axes, rows = load_table(out)
     ok = [r for r in rows if r["status"] == "ok"]
@@ -104,15 +111,20 @@ def plot_sweep(out: Path, metric: str | None = None) -> tuple[list[Path], list[P
     figures = out / "figures"
     before = sorted(figures.glob("*.png")) if figures.is_dir() else []
     if not ok or not swept:
-        return [], []
+        return [], [], []
     from ..plots import _pyplot  # noqa: PLC0415
 
     plt = _pyplot()
     figures.mkdir(exist_ok=True)
     orders = _orders(rows, swept)
     metrics = list(dict.fromkeys([metric, *(m for m in numeric if any(_figure_of(f, m) for f in before))]))
-    paths = []
+    paths, notes = [], []
     for m in metrics:
+        if all(math.isnan(_values(r.get(m))) for r in ok):  # nothing to draw (a log axis of no data would fail)
+            why = EMPTY_BECAUSE.get(m)
+            notes.append(f"no figure of {m}: it has no value at any of the {len(ok)} finished point(s)"
+                         + (f" ({why})" if why else ""))
+            continue
         paths += [_line_plot(plt, figures, ok, swept, a, m, len(rows) - len(ok), orders) for a in swept]
         paths += [_heat_map(plt, figures, ok, swept, a, b, m, orders)
                   for i, a in enumerate(swept) for b in swept[i + 1:]]
@@ -120,7 +132,7 @@ def plot_sweep(out: Path, metric: str | None = None) -> tuple[list[Path], list[P
     stale = [f for f in before if f not in paths and any(_figure_of(f, m) for m in names)]
     for f in stale:
         f.unlink()
-    return paths, stale
+    return paths, stale, notes
 
 
 def _figure_of(path: Path, metric: str) -> bool:
@@ -271,16 +283,26 @@ def summarize(out: Path) -> dict:
             "errors": dict(errors)}
 
 
-def report_sweep(out: Path, metric: str | None = None, plots: bool = True) -> tuple[dict, list[Path], list[Path]]:
-    """Write the table and (with ``plots``) the figures of the sweep in ``out``; (counts, files written, stale
-    figures removed: ``plot_sweep``)."""
-    files, stale = write_table(out), []
+@dataclass(frozen=True)
+class SweepReport:
+    """What ``report_sweep`` wrote: the counts (``summarize``), the files written, the stale figures removed and
+    notes on what it did not draw (``plot_sweep``)."""
+
+    counts: dict
+    files: list[Path]
+    stale: list[Path]
+    notes: list[str]
+
+
+def report_sweep(out: Path, metric: str | None = None, plots: bool = True) -> SweepReport:
+    """Write the table and (with ``plots``) the figures of the sweep in ``out``."""
+    files, stale, notes = write_table(out), [], []
     if plots:
-        drawn, stale = plot_sweep(out, metric)
+        drawn, stale, notes = plot_sweep(out, metric)
         files += drawn
     counts = summarize(out)
     (Path(out) / "summary.json").write_text(json.dumps(counts, indent=1) + "\n")
-    return counts, files, stale
+    return SweepReport(counts, files, stale, notes)
 
 
 def has_parquet() -> bool:
@@ -292,4 +314,4 @@ def has_parquet() -> bool:
 
 
 __all__ = ["PARQUET_HINT", "has_parquet", "METRICS", "load_table", "write_table", "plot_sweep", "default_metric",
-           "summarize", "report_sweep"]
+           "summarize", "SweepReport", "report_sweep"]
