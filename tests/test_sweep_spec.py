@@ -539,3 +539,21 @@ def test_a_metric_empty_at_every_point_draws_nothing_and_says_why(tmp_path, caps
     assert not list((out / "figures").glob("learning_time_to_target_s_*"))
     assert main(["sweep-report", str(out)]) == 0  # the default metric is drawn as before
     assert [f.name for f in (out / "figures").iterdir()] == ["final_loss_vs_device.params.kp.png"]
+
+
+@pytest.mark.parametrize("address, problem", [
+    ("tpc://127.0.0.1:8799", "unknown address scheme 'tpc'"),
+    ("http://127.0.0.1:8787", "unknown address scheme 'http'"),
+    ("tcp://127.0.0.1:notaport", "invalid literal for int()"),
+    ("tcp://127.0.0.1:99999", "port 99999 is not in 1-65535"),
+    ("tcp://127.0.0.1", "missing port number"),
+])
+def test_a_mistyped_scheduler_address_is_refused_in_one_line_before_anything_runs(tmp_path, capsys, address, problem):
+    out = tmp_path / "out"
+    assert main(["sweep", _spec(tmp_path, grid={"learning.nudge": [0.5]}), "--out", str(out), "--scheduler",
+                 address]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(f"metamaterial: --scheduler {address}: not a scheduler "
+                                                         f"address (") and problem in err, err
+    assert "give tcp://HOST:PORT" in err and ("dashboard" in err) == address.startswith("http")
+    assert not out.exists()

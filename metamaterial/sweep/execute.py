@@ -482,13 +482,29 @@ class _Connection:
                 cluster.close()
 
 
+def check_scheduler(address: str) -> None:
+    """Refuse a ``--scheduler`` that is no Dask scheduler address (``tcp://HOST:PORT``), without connecting."""
+    from distributed.comm import get_address_host_port  # noqa: PLC0415
+
+    try:
+        host, port = get_address_host_port(address)  # a known scheme (tcp, tls, ...), a host and a numeric port
+        problem = "no host" if not host else None if 0 < port < 65536 else f"port {port} is not in 1-65535"
+    except ValueError as err:
+        problem = str(err)
+    if problem is not None:
+        dashboard = " (http://... is the scheduler's dashboard, not its address)" if address.startswith("http") else ""
+        raise ConfigError(f"--scheduler {address}: not a scheduler address ({problem}){dashboard}; give "
+                          "tcp://HOST:PORT, as `dask scheduler` prints it (port 8786 by default)")
+
+
 def _connect(workers: int, scheduler: str | None):
     from distributed import Client, LocalCluster  # noqa: PLC0415
 
     if scheduler:
+        check_scheduler(scheduler)
         try:
             return Client(scheduler, timeout="20s"), None
-        except (OSError, TimeoutError) as err:
+        except (OSError, TimeoutError, ValueError) as err:
             raise ConfigError(f"--scheduler {scheduler}: cannot connect ({err}); start a scheduler there (dask "
                               "scheduler) or leave out --scheduler for a local cluster") from err
 
@@ -503,5 +519,5 @@ def _connect(workers: int, scheduler: str | None):
         raise
 
 
-__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "outdated_results", "run_points", "run_sweep", "plan_tasks",
-           "seed_free", "warm_up", "end_training"]
+__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "check_scheduler", "outdated_results", "run_points", "run_sweep",
+           "plan_tasks", "seed_free", "warm_up", "end_training"]
