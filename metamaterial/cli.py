@@ -572,8 +572,9 @@ METRIC_HELP = ("metric of the figures (default: test_accuracy for a classificati
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    from .sweep.report import report_sweep  # noqa: PLC0415
+    from .sweep.report import check_metric, report_sweep  # noqa: PLC0415
 
+    check_metric(args.metric)  # before any point runs
     if args.command == "sweep-report":
         report = report_sweep(args.dir, args.metric)
         print(_sweep_counts(report.counts) + f"\nwrote {', '.join(str(f) for f in report.files)}"

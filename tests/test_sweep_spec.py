@@ -22,7 +22,7 @@ from metamaterial.sweep import spec as spec_module
 from metamaterial.sweep.execute import plan_tasks, run_points, run_sweep
 from metamaterial.sweep.report import load_table, plot_sweep, write_table
 from metamaterial.sweep.spec import config_key, config_text, saved_config_key
-from metamaterial.sweep.store import read_events, read_result, write_result
+from metamaterial.sweep.store import SUMMARY_LABELS, SUMMARY_METRICS, read_events, read_result, write_result
 
 REGRESSION = str(ROOT / "configs" / "regression.yaml")
 N_SEEDS = 3
@@ -427,9 +427,13 @@ def test_a_classifier_sweep_scored_on_other_points_plots_their_accuracy_by_defau
     spec_file.write_text(yaml.safe_dump({
         "base": str(ROOT / "configs" / "iris.yaml"),
         "set": ["simulator.backend=native", "learning.epochs=3", "task.validation={fraction: 0.2}"],
-        "grid": {"learning.margin": [0.02, 0.05]}}))
+        "grid": {"learning.margin": [0.02, 0.05]}, "target_loss": 1.0}))
     out = tmp_path / "out"
     assert main(["sweep", str(spec_file), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    for p in load_sweep(spec_file).points:  # every field of a summary is declared, as a metric or a label
+        summary = read_result(out, p.key)["summary"]
+        assert set(summary) == {*SUMMARY_METRICS, *SUMMARY_LABELS}
+        assert all(summary[m] is None or isinstance(summary[m], (int, float)) for m in SUMMARY_METRICS)
     rows = [r for r in load_table(out)[1] if r["status"] == "ok"]
     assert len(rows) == 2 and all(r["scored_on"] == "validation" and r["test_accuracy"] is not None for r in rows)
     assert default_metric(rows) == "test_accuracy" and _label("test_accuracy", rows) == "validation accuracy"
@@ -535,7 +539,7 @@ def test_a_metric_empty_at_every_point_draws_nothing_and_says_why(tmp_path, caps
     assert main(["sweep-report", str(out), "--metric", "learning_time_to_target_s"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == (
         "note: no figure of learning_time_to_target_s: it has no value at any of the 3 finished point(s) (no point "
-        "reached the spec's target_loss, or the spec sets none)")
+        "reached the spec's target_loss, or it sets none)")
     assert not list((out / "figures").glob("learning_time_to_target_s_*"))
     assert main(["sweep-report", str(out)]) == 0  # the default metric is drawn as before
     assert [f.name for f in (out / "figures").iterdir()] == ["final_loss_vs_device.params.kp.png"]
@@ -556,4 +560,29 @@ def test_a_mistyped_scheduler_address_is_refused_in_one_line_before_anything_run
     assert len(err.splitlines()) == 1 and err.startswith(f"metamaterial: --scheduler {address}: not a scheduler "
                                                          f"address (") and problem in err, err
     assert "give tcp://HOST:PORT" in err and ("dashboard" in err) == address.startswith("http")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("metric", ["backend", "task", "key", "status", "index", "seed", "learning.nudge",
+                                    "error_message", "final_los"])
+def test_only_a_metric_of_the_points_summaries_is_drawn(tmp_path, capsys, metric):
+    """A text column, the index, the seed, an axis or an error message is no metric: refused in one line that lists
+    the metrics, which are the ones accepted."""
+    spec = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}, seeds=2))
+    out = _points_folder(tmp_path, spec)
+    for p in spec.points:
+        write_result(out, p.key, {"key": p.key, "status": "ok", "summary": {"final_loss": 1e-3, "backend": "native",
+                                                                            "task": "regression", "seed": 0}})
+    assert main(["sweep-report", str(out), "--metric", metric]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"metamaterial: --metric {metric}: not a metric of a sweep's points; choose one of "
+                                f"{', '.join(SUMMARY_METRICS)}"]
+    assert not (out / "figures").exists()
+
+
+def test_a_mistyped_metric_is_refused_before_any_point_runs(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["sweep", _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}), "--out", str(out),
+                 "--metric", "final_los"]) == 2
+    assert capsys.readouterr().err.startswith("metamaterial: --metric final_los: not a metric of a sweep's points")
     assert not out.exists()

@@ -24,17 +24,10 @@ import numpy as np
 from ..errors import ConfigError
 from ..tasks import scored_on
 from .spec import SEED_AXIS
-from .store import POINTS, read_result
+from .store import POINTS, SUMMARY_METRICS, read_result
 
-#: summary keys, in table order (others follow, sorted)
-METRICS = ("final_loss", "initial_loss", "accuracy", "min_margin_v", "success", "test_loss", "test_accuracy",
-           "learning_time_s", "learning_time_to_target_s", "hardware_time_s", "n_updates", "t_learn_s", "epochs",
-           "backend", "batch", "wall_s")
-#: why a metric can be empty at every finished point (no figure of it is drawn then)
-EMPTY_BECAUSE = {"learning_time_to_target_s": "no point reached the spec's target_loss, or the spec sets none",
-                 "test_loss": "their task is scored on no held-out or validation points",
-                 "test_accuracy": "their task is no classification scored on held-out or validation points",
-                 **dict.fromkeys(("accuracy", "min_margin_v", "success"), "their task is no classification")}
+#: the metrics of a point's summary, in table order (the labels and any other key follow, sorted)
+METRICS = tuple(SUMMARY_METRICS)
 MAX_LINES = 6
 PARQUET_HINT = "no results.parquet: pyarrow is not installed (pip install 'metamaterial[parquet]')"
 MAX_PANELS = 4
@@ -92,6 +85,15 @@ def default_metric(rows: list[dict]) -> str:
     return "success" if any(r.get("success") is not None for r in rows) else "final_loss"
 
 
+def check_metric(metric: str | None) -> None:
+    """Refuse a ``--metric`` that is not one of a point's summary metrics (``store.SUMMARY_METRICS``): a label
+    (backend, task), the index, a seed, an axis or an error message would make no figure worth drawing. Known
+    without running a point, so ``sweep`` checks it before it runs any."""
+    if metric is not None and metric not in SUMMARY_METRICS:
+        raise ConfigError(f"--metric {metric}: not a metric of a sweep's points; choose one of "
+                          f"{', '.join(SUMMARY_METRICS)}")
+
+
 def plot_sweep(out: Path, metric: str | None = None) -> tuple[list[Path], list[Path], list[str]]:
     """Draw the figures of the sweep in ``out`` into ``out/figures``; returns (paths drawn, stale paths removed,
     notes: why a metric was not drawn).
@@ -99,14 +101,13 @@ def plot_sweep(out: Path, metric: str | None = None) -> tuple[list[Path], list[P
     Every figure already in ``figures/`` is drawn again from today's table, so none shows fewer points than the
     table: the figures of ``metric`` and of each metric an earlier report drew (``sweep-report --metric``, or a
     default that has since changed). A figure of an axis no longer swept or of a metric no longer in the table is
-    removed. A metric with no value at any finished point (``EMPTY_BECAUSE``) is not drawn: a note says why."""
+    removed. A metric (``check_metric``) with no value at any finished point is not drawn: a note says why
+    (``store.SUMMARY_METRICS``)."""
+    check_metric(metric)
     out = Path(out)
     axes, rows = load_table(out)
     ok = [r for r in rows if r["status"] == "ok"]
     metric = metric or default_metric(ok)
-    numeric = sorted({k for r in ok for k, v in r.items() if isinstance(v, (int, float)) and k not in {*axes, "index"}})
-    if ok and metric not in ok[0]:
-        raise ConfigError(f"--metric {metric}: not a metric of this sweep; choose one of {', '.join(numeric)}")
     swept = [a for a in axes if a != SEED_AXIS and len({_key(r[a]) for r in rows}) > 1]
     figures = out / "figures"
     before = sorted(figures.glob("*.png")) if figures.is_dir() else []
@@ -117,11 +118,11 @@ def plot_sweep(out: Path, metric: str | None = None) -> tuple[list[Path], list[P
     plt = _pyplot()
     figures.mkdir(exist_ok=True)
     orders = _orders(rows, swept)
-    metrics = list(dict.fromkeys([metric, *(m for m in numeric if any(_figure_of(f, m) for f in before))]))
+    metrics = list(dict.fromkeys([metric, *(m for m in METRICS if any(_figure_of(f, m) for f in before))]))
     paths, notes = [], []
     for m in metrics:
         if all(math.isnan(_values(r.get(m))) for r in ok):  # nothing to draw (a log axis of no data would fail)
-            why = EMPTY_BECAUSE.get(m)
+            why = SUMMARY_METRICS[m]
             notes.append(f"no figure of {m}: it has no value at any of the {len(ok)} finished point(s)"
                          + (f" ({why})" if why else ""))
             continue
@@ -313,5 +314,5 @@ def has_parquet() -> bool:
     return True
 
 
-__all__ = ["PARQUET_HINT", "has_parquet", "METRICS", "load_table", "write_table", "plot_sweep", "default_metric",
-           "summarize", "SweepReport", "report_sweep"]
+__all__ = ["PARQUET_HINT", "has_parquet", "METRICS", "load_table", "write_table", "check_metric", "plot_sweep",
+           "default_metric", "summarize", "SweepReport", "report_sweep"]

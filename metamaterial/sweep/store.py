@@ -39,6 +39,17 @@ def result_path(out: Path, key: str) -> Path:
 
 #: a record's status: the point trained, or it raised (its error recorded)
 STATUSES = ("ok", "failed")
+#: the numbers a successful record's summary holds (``execute._summaries``): the metrics of a sweep's table and
+#: figures (``--metric``), in table order, each with why it may be None at a point ("": it never is)
+SUMMARY_METRICS = {
+    "final_loss": "", "initial_loss": "",
+    **dict.fromkeys(("accuracy", "min_margin_v", "success"), "their task is no classification"),
+    "test_loss": "their task is scored on no held-out or validation points",
+    "test_accuracy": "their task is no classification scored on held-out or validation points",
+    "learning_time_s": "", "learning_time_to_target_s": "no point reached the spec's target_loss, or it sets none",
+    "hardware_time_s": "", "n_updates": "", "t_learn_s": "", "epochs": "", "batch": "", "wall_s": ""}
+#: the rest of a summary: labels, not metrics
+SUMMARY_LABELS = ("task", "backend", "seed", "scored_on")
 
 
 def read_result(out: Path, key: str) -> dict | None:
@@ -157,5 +168,5 @@ def _plain(v: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(v).__name__}")
 
 
-__all__ = ["RESULTS", "EVENTS", "POINTS", "result_path", "read_result", "is_done", "write_result", "adopt_results",
-           "log_event", "read_events", "write_json_atomically"]
+__all__ = ["RESULTS", "EVENTS", "POINTS", "STATUSES", "SUMMARY_METRICS", "SUMMARY_LABELS", "result_path", "read_result",
+           "is_done", "write_result", "adopt_results", "log_event", "read_events", "write_json_atomically"]
