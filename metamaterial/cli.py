@@ -577,6 +577,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     check_metric(args.metric)  # before any point runs
     if args.command == "sweep-report":
         report = report_sweep(args.dir, args.metric)
+        _warn_damaged(report.damaged)
         print(_sweep_counts(report.counts) + f"\nwrote {', '.join(str(f) for f in report.files)}"
               + _removed(report.stale) + _notes(report.notes))
         return 0
@@ -603,6 +604,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
                             retry_failed=args.retry_failed, on_start=bar.start, on_progress=bar.update)
     bar.close()
     report = report_sweep(args.out, args.metric, plots=not args.no_plots)
+    _warn_damaged(report.damaged)
     counts = report.counts
     rate = f", {run.ok + run.failed} points in {run.wall_s:.1f} s ({(run.ok + run.failed) / run.wall_s:.2f}/s)" \
         if run.wall_s > 0 and run.ok + run.failed else ""
@@ -617,6 +619,15 @@ def _run_sweep(args: argparse.Namespace) -> int:
 def _removed(stale: list[Path]) -> str:
     """The line naming figures of an axis no longer swept or a metric no longer in the table (``plot_sweep``)."""
     return f"\nremoved stale figure(s): {', '.join(f.name for f in stale)}" if stale else ""
+
+
+def _warn_damaged(damaged: list[tuple[Path, str]]) -> None:
+    """One line on the result files of a sweep that cannot be read: their points count as pending."""
+    if damaged:
+        path, problem = damaged[0]
+        others = f" (and {len(damaged) - 1} other result file(s))" if len(damaged) > 1 else ""
+        print(f"metamaterial: warning: {path}: damaged ({problem}){others}: its point counts as pending, and the "
+              "sweep's command runs it again", file=sys.stderr)
 
 
 def _notes(notes: list[str]) -> str:

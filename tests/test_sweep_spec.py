@@ -324,6 +324,7 @@ def test_the_dry_run_counts_points_filed_under_an_older_schema_as_done(tmp_path,
     doc = spec.points[0].config.model_dump(mode="json", by_alias=True)
     del doc["timing"]  # a whole section added since
     write_result(tmp_path / "out", "0123456789abcdef", {"key": "0123456789abcdef", "status": "ok",
+                                                        "summary": {"final_loss": 1e-3},
                                                         "config": yaml.safe_dump(doc, sort_keys=False)})
     assert main(["sweep", _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}), "--out", str(tmp_path / "out"),
                  "--dry-run"]) == 0
@@ -586,3 +587,42 @@ def test_a_mistyped_metric_is_refused_before_any_point_runs(tmp_path, capsys):
                  "--metric", "final_los"]) == 2
     assert capsys.readouterr().err.startswith("metamaterial: --metric final_los: not a metric of a sweep's points")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda meta: {"name": meta["name"]}, "no list of axis names under 'axes'"),
+    (lambda meta: [], "not a mapping (got list)"),
+    (lambda meta: {**meta, "points": {"0": meta["points"][0]}}, "no list of points under 'points'"),
+    (lambda meta: {**meta, "points": [{k: v for k, v in meta["points"][0].items() if k != "values"}]},
+     "point 0 is not a mapping of its index, key and values"),
+    (lambda meta: {**meta, "points": [{**meta["points"][0], "values": {}}]}, "point 0 has no value of axis "
+                                                                            "learning.nudge"),
+])
+def test_a_damaged_points_json_is_named_in_one_line(tmp_path, capsys, damage, problem):
+    spec = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}))
+    out = _points_folder(tmp_path, spec)
+    (out / "points.json").write_text(json.dumps(damage(json.loads((out / "points.json").read_text()))))
+    assert main(["sweep-report", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"metamaterial: {out / 'points.json'}: damaged ({problem}); run the sweep's command again to rewrite it (its "
+        "results stay)"]
+
+
+@pytest.mark.parametrize("summary, problem", [
+    (None, "status ok without a summary"),
+    ({"final_loss": "oops"}, "summary.final_loss is not a number (got 'oops')"),
+])
+def test_a_damaged_result_is_named_its_point_counted_pending_and_run_again(tmp_path, capsys, summary, problem):
+    spec = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}))
+    out = _points_folder(tmp_path, spec)
+    good, bad = spec.points
+    write_result(out, good.key, {"key": good.key, "status": "ok", "summary": {"final_loss": 1e-3}})
+    (out / "results" / f"{bad.key}.json").write_text(json.dumps({"key": bad.key, "status": "ok", "summary": summary}))
+    assert main(["sweep-report", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"metamaterial: warning: {out / 'results' / f'{bad.key}.json'}: damaged ({problem}): its point counts as "
+        "pending, and the sweep's command runs it again"]
+    assert "1/2 ok, 0 failed, 1 pending" in captured.out
+    assert run_points([bad], str(out))[0]["ran"]  # run again, its record replaced
+    assert read_result(out, bad.key)["summary"]["final_loss"] > 0

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..tasks import scored_on
 from .spec import SEED_AXIS
-from .store import POINTS, SUMMARY_METRICS, read_result
+from .store import POINTS, SUMMARY_METRICS, read_record, result_path
 
 #: the metrics of a point's summary, in table order (the labels and any other key follow, sorted)
 METRICS = tuple(SUMMARY_METRICS)
@@ -33,29 +33,77 @@ PARQUET_HINT = "no results.parquet: pyarrow is not installed (pip install 'metam
 MAX_PANELS = 4
 
 
-def load_table(out: Path) -> tuple[list[str], list[dict]]:
-    """(axes, rows) of the sweep in ``out``: one row per point of its last spec, metrics of finished points."""
+@dataclass(frozen=True)
+class SweepTable:
+    """A sweep's folder, read once: its axes, one row per point of its last spec (metrics of finished points), and
+    its damaged result files (path, what is wrong: ``store.read_record``), whose points count as pending."""
+
+    axes: list[str]
+    rows: list[dict]
+    damaged: list[tuple[Path, str]]
+
+
+def read_table(out: Path) -> SweepTable:
+    """The table of the sweep in ``out``; a ``ConfigError`` naming the file if it is no sweep folder or its
+    points.json is damaged."""
     out = Path(out)
-    try:
-        meta = json.loads((out / POINTS).read_text())
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"{out}: not a sweep folder (no readable {POINTS}); give the --out of a sweep") from err
-    axes = list(meta["axes"])
-    rows = []
-    for p in meta["points"]:
-        record = read_result(out, p["key"]) or {"status": "pending"}
+    axes, points = _read_points(out)
+    rows, damaged = [], []
+    for p in points:
+        record, problem = read_record(out, p["key"])
+        if problem:
+            damaged.append((result_path(out, p["key"]), problem))
+        record = record or {"status": "pending"}
         row = {"index": p["index"], "key": p["key"], "status": record["status"], **p["values"]}
         row.update({k: v for k, v in (record.get("summary") or {}).items() if k != "seed"})
         error = record.get("error") or {}
         row["error_class"], row["error_message"] = error.get("class"), error.get("message")
         rows.append(row)
-    return axes, rows
+    return SweepTable(axes, rows, damaged)
 
 
-def write_table(out: Path) -> list[Path]:
-    """Write ``results.csv`` (and ``results.parquet`` with pyarrow); returns the files written."""
+def load_table(out: Path) -> tuple[list[str], list[dict]]:
+    """(axes, rows) of the sweep in ``out`` (``read_table``)."""
+    table = read_table(out)
+    return table.axes, table.rows
+
+
+def _read_points(out: Path) -> tuple[list[str], list[dict]]:
+    """(axes, points) of ``out/points.json``, checked: each point a mapping of its index, key and values, one per
+    axis."""
+    path = out / POINTS
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{out}: not a sweep folder (no readable {POINTS}); give the --out of a sweep") from err
+    problem = None
+    if not isinstance(meta, dict):
+        problem = f"not a mapping (got {type(meta).__name__})"
+    elif not isinstance(meta.get("axes"), list) or not all(isinstance(a, str) for a in meta["axes"]):
+        problem = "no list of axis names under 'axes'"
+    elif not isinstance(meta.get("points"), list):
+        problem = "no list of points under 'points'"
+    else:
+        for i, p in enumerate(meta["points"]):
+            if not (isinstance(p, dict) and isinstance(p.get("index"), int) and isinstance(p.get("key"), str)
+                    and isinstance(p.get("values"), dict)):
+                problem = f"point {i} is not a mapping of its index, key and values"
+            elif any(a not in p["values"] for a in meta["axes"]):
+                problem = f"point {i} has no value of axis {next(a for a in meta['axes'] if a not in p['values'])}"
+            if problem:
+                break
+    if problem:
+        raise ConfigError(f"{path}: damaged ({problem}); run the sweep's command again to rewrite it (its results "
+                          "stay)")
+    return meta["axes"], meta["points"]
+
+
+def write_table(out: Path, table: SweepTable | None = None) -> list[Path]:
+    """Write ``results.csv`` (and ``results.parquet`` with pyarrow) of ``table`` (default: read from ``out``);
+    returns the files written."""
     out = Path(out)
-    axes, rows = load_table(out)
+    table = table or read_table(out)
+    axes, rows = table.axes, table.rows
     present = {k for r in rows for k in r}
     columns = ["index", "key", "status", *axes] + [m for m in METRICS if m in present]
     columns += sorted(present - set(columns) - {"error_class", "error_message"}) + ["error_class", "error_message"]
@@ -70,8 +118,8 @@ def write_table(out: Path) -> list[Path]:
         import pyarrow.parquet as pq  # noqa: PLC0415
     except ImportError:  # the CLI says how to get it (PARQUET_HINT)
         return written
-    table = pa.Table.from_pylist(flat) if flat else pa.table({c: [] for c in columns})
-    pq.write_table(table, out / "results.parquet")
+    parquet = pa.Table.from_pylist(flat) if flat else pa.table({c: [] for c in columns})
+    pq.write_table(parquet, out / "results.parquet")
     return written + [out / "results.parquet"]
 
 
@@ -94,9 +142,10 @@ def check_metric(metric: str | None) -> None:
                           f"{', '.join(SUMMARY_METRICS)}")
 
 
-def plot_sweep(out: Path, metric: str | None = None) -> tuple[list[Path], list[Path], list[str]]:
-    """Draw the figures of the sweep in ``out`` into ``out/figures``; returns (paths drawn, stale paths removed,
-    notes: why a metric was not drawn).
+def plot_sweep(out: Path, metric: str | None = None,
+               table: SweepTable | None = None) -> tuple[list[Path], list[Path], list[str]]:
+    """Draw the figures of the sweep in ``out`` (its ``table``, default: read from ``out``) into ``out/figures``;
+    returns (paths drawn, stale paths removed, notes: why a metric was not drawn).
 
     Every figure already in ``figures/`` is drawn again from today's table, so none shows fewer points than the
     table: the figures of ``metric`` and of each metric an earlier report drew (``sweep-report --metric``, or a
@@ -105,7 +154,8 @@ def plot_sweep(out: Path, metric: str | None = None) -> tuple[list[Path], list[P
     (``store.SUMMARY_METRICS``)."""
     check_metric(metric)
     out = Path(out)
-    axes, rows = load_table(out)
+    table = table or read_table(out)
+    axes, rows = table.axes, table.rows
     ok = [r for r in rows if r["status"] == "ok"]
     metric = metric or default_metric(ok)
     swept = [a for a in axes if a != SEED_AXIS and len({_key(r[a]) for r in rows}) > 1]
@@ -210,7 +260,7 @@ def _line_plot(plt, figures: Path, ok: list[dict], swept: list[str], axis: str, 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for combo in (combos if split else [None]):
         mine = [r for r in ok if combo is None or tuple(_key(r[a]) for a in others) == combo]
-        stats = [_stat([_values(r[metric]) for r in mine if _key(r[axis]) == x], rate) for x in xs]
+        stats = [_stat([_values(r.get(metric)) for r in mine if _key(r[axis]) == x], rate) for x in xs]
         mean, spread = np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
         pos = np.array(xs, float) if all(isinstance(x, (int, float)) for x in xs) else np.arange(len(xs))
         label = None if not others else ("all" if combo is None else
@@ -221,7 +271,7 @@ def _line_plot(plt, figures: Path, ok: list[dict], swept: list[str], axis: str, 
         ax.set_xticks(np.arange(len(xs)), [str(x) for x in xs])
     elif _log(xs):
         ax.set_xscale("log")
-    finite = [v for v in (_values(r[metric]) for r in ok) if not math.isnan(v)]
+    finite = [v for v in (_values(r.get(metric)) for r in ok) if not math.isnan(v)]
     if metric != "success" and _log(finite or [1]):  # _log: every value > 0 and spanning a factor 50
         ax.set_yscale("log")
     ax.set_xlabel(axis)
@@ -246,7 +296,7 @@ def _heat_map(plt, figures: Path, ok: list[dict], swept: list[str], a: str, b: s
         cell: dict = defaultdict(list)
         for r in ok:
             if pv is None or _key(r[panel_axis]) == pv:
-                cell[(_key(r[a]), _key(r[b]))].append(_values(r[metric]))
+                cell[(_key(r[a]), _key(r[b]))].append(_values(r.get(metric)))
         grids.append(np.array([[_stat(cell.get((va, vb), []), rate)[0] for va in xa] for vb in xb]))
     finite = np.concatenate([g[np.isfinite(g)] for g in grids]) if grids else np.array([])
     lo, hi = (0.0, 1.0) if rate else ((finite.min(), finite.max()) if finite.size else (0, 1))
@@ -275,9 +325,9 @@ def _heat_map(plt, figures: Path, ok: list[dict], swept: list[str], a: str, b: s
     return path
 
 
-def summarize(out: Path) -> dict:
+def summarize(out: Path, table: SweepTable | None = None) -> dict:
     """Counts of the sweep in ``out``: points, ok, failed, pending; and the failures' error classes."""
-    _, rows = load_table(out)
+    rows = (table or read_table(out)).rows
     status = Counter(r["status"] for r in rows)
     errors = Counter(r["error_class"] for r in rows if r["status"] == "failed")
     return {"points": len(rows), "ok": status["ok"], "failed": status["failed"], "pending": status["pending"],
@@ -286,24 +336,28 @@ def summarize(out: Path) -> dict:
 
 @dataclass(frozen=True)
 class SweepReport:
-    """What ``report_sweep`` wrote: the counts (``summarize``), the files written, the stale figures removed and
-    notes on what it did not draw (``plot_sweep``)."""
+    """What ``report_sweep`` wrote: the counts (``summarize``), the files written, the stale figures removed,
+    notes on what it did not draw (``plot_sweep``) and the damaged result files it counted as pending (path, what
+    is wrong)."""
 
     counts: dict
     files: list[Path]
     stale: list[Path]
     notes: list[str]
+    damaged: list[tuple[Path, str]]
 
 
 def report_sweep(out: Path, metric: str | None = None, plots: bool = True) -> SweepReport:
-    """Write the table and (with ``plots``) the figures of the sweep in ``out``."""
-    files, stale, notes = write_table(out), [], []
+    """Write the table and (with ``plots``) the figures of the sweep in ``out``, read once."""
+    check_metric(metric)
+    table = read_table(out)
+    files, stale, notes = write_table(out, table), [], []
     if plots:
-        drawn, stale, notes = plot_sweep(out, metric)
+        drawn, stale, notes = plot_sweep(out, metric, table)
         files += drawn
-    counts = summarize(out)
+    counts = summarize(out, table)
     (Path(out) / "summary.json").write_text(json.dumps(counts, indent=1) + "\n")
-    return SweepReport(counts, files, stale, notes)
+    return SweepReport(counts, files, stale, notes, table.damaged)
 
 
 def has_parquet() -> bool:
@@ -314,5 +368,5 @@ def has_parquet() -> bool:
     return True
 
 
-__all__ = ["PARQUET_HINT", "has_parquet", "METRICS", "load_table", "write_table", "check_metric", "plot_sweep",
-           "default_metric", "summarize", "SweepReport", "report_sweep"]
+__all__ = ["PARQUET_HINT", "has_parquet", "METRICS", "SweepTable", "read_table", "load_table", "write_table",
+           "check_metric", "plot_sweep", "default_metric", "summarize", "SweepReport", "report_sweep"]

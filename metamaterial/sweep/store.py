@@ -53,16 +53,43 @@ SUMMARY_LABELS = ("task", "backend", "seed", "scored_on")
 
 
 def read_result(out: Path, key: str) -> dict | None:
-    """The record of point ``key``, or None if it has none (or only an unreadable one, which a rerun replaces: a
-    file that is not JSON, or JSON that is not a mapping with a status in ``STATUSES`` and a mapping, if any, as its
-    summary and its error)."""
+    """The record of point ``key``, or None if it has none (or only a damaged one, ``read_record``, which a rerun
+    replaces)."""
+    return read_record(out, key)[0]
+
+
+def read_record(out: Path, key: str) -> tuple[dict | None, str | None]:
+    """(record, None) of point ``key``; (None, None) if it has no record, (None, what is wrong) if its file is
+    damaged: not JSON, or not a mapping with a status in ``STATUSES``, a mapping (if any) as its error, and (status
+    ok) a summary mapping whose metrics (``SUMMARY_METRICS``) are numbers or None."""
     try:
         record = json.loads(result_path(out, key).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("status") not in STATUSES:
-        return None
-    return record if all(isinstance(record.get(k) or {}, dict) for k in ("summary", "error")) else None
+    except FileNotFoundError:
+        return None, None
+    except OSError as err:
+        return None, f"unreadable ({err.strerror})"
+    except ValueError:
+        return None, "not JSON"
+    problem = _record_problem(record)
+    return (None, problem) if problem else (record, None)
+
+
+def _record_problem(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return f"not a mapping (got {type(record).__name__})"
+    if record.get("status") not in STATUSES:
+        return f"status {record.get('status')!r} is none of {', '.join(STATUSES)}"
+    for part in ("summary", "error"):
+        if not isinstance(record.get(part) or {}, dict):
+            return f"its {part} is not a mapping"
+    summary = record.get("summary")
+    if record["status"] == "ok" and not isinstance(summary, dict):
+        return "status ok without a summary"
+    for metric in SUMMARY_METRICS:
+        value = (summary or {}).get(metric)
+        if not (value is None or isinstance(value, (int, float))):
+            return f"summary.{metric} is not a number (got {value!r})"
+    return None
 
 
 def is_done(out: Path, key: str, retry_failed: bool = False) -> bool:
@@ -169,4 +196,5 @@ def _plain(v: Any) -> Any:
 
 
 __all__ = ["RESULTS", "EVENTS", "POINTS", "STATUSES", "SUMMARY_METRICS", "SUMMARY_LABELS", "result_path", "read_result",
-           "is_done", "write_result", "adopt_results", "log_event", "read_events", "write_json_atomically"]
+           "read_record", "is_done", "write_result", "adopt_results", "log_event", "read_events",
+           "write_json_atomically"]
