@@ -626,3 +626,30 @@ def test_a_damaged_result_is_named_its_point_counted_pending_and_run_again(tmp_p
     assert "1/2 ok, 0 failed, 1 pending" in captured.out
     assert run_points([bad], str(out))[0]["ran"]  # run again, its record replaced
     assert read_result(out, bad.key)["summary"]["final_loss"] > 0
+
+
+def test_an_axis_named_as_a_summary_field_keeps_its_values_in_the_table(tmp_path, monkeypatch):
+    """An axis over ``task``: its column holds each point's task, not the summary's task name (the same for both),
+    so the figures tell the two apart."""
+    import matplotlib.figure  # noqa: PLC0415
+
+    tasks = [{"name": "xor", "labels": [0.0, -0.087]}, {"name": "xor", "labels": [0.0, -0.15]}]
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump({"base": str(ROOT / "configs" / "xor.yaml"),
+                                         "set": ["simulator.backend=native"],
+                                         "grid": {"task": tasks, "learning.nudge": [0.25, 0.5]}}, sort_keys=False))
+    spec = load_sweep(spec_file)
+    out = _points_folder(tmp_path, spec)
+    for p in spec.points:
+        write_result(out, p.key, {"key": p.key, "status": "ok", "summary": {"task": "xor", "success": p.index < 2}})
+    assert [r["task"] for r in load_table(out)[1]] == [tasks[0], tasks[0], tasks[1], tasks[1]]
+    drawn = {}
+
+    def savefig(fig, path, **kwargs):
+        drawn[Path(path).name] = [list(line.get_ydata()) for line in fig.axes[0].get_lines()]
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    plot_sweep(out)
+    assert drawn["success_vs_task.png"] == [[1.0, 0.0], [1.0, 0.0]]  # one line per nudge, over the two tasks
+    write_table(out)
+    with open(out / "results.csv") as f:
+        assert [json.loads(r["task"]) for r in csv.DictReader(f)] == [tasks[0], tasks[0], tasks[1], tasks[1]]

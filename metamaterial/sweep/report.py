@@ -1,7 +1,9 @@
 """A sweep's table and figures, from its folder alone (``metamaterial sweep-report DIR`` redraws them).
 
 ``results.csv`` (and ``results.parquet`` when pyarrow is installed) has one row per point of the spec in spec
-order: index, key, status, one column per axis, the summary's metrics, and the error of a failed point.
+order: index, key, status, one column per axis, the summary's metrics and labels, and the error of a failed point.
+An axis's column holds the point's value of it: a summary field of the same name (``task``, the task's name, of an
+axis over ``task``) is left out.
 Figures (``figures/``): a metric against each swept axis (mean over seeds with its spread: the standard deviation
 band of a continuous metric, the binomial standard error of a success rate; one line per value of the other
 axes when they have few combinations) and heat maps of the mean over pairs of axes (one panel per value of a
@@ -55,7 +57,8 @@ def read_table(out: Path) -> SweepTable:
             damaged.append((result_path(out, p["key"]), problem))
         record = record or {"status": "pending"}
         row = {"index": p["index"], "key": p["key"], "status": record["status"], **p["values"]}
-        row.update({k: v for k, v in (record.get("summary") or {}).items() if k != "seed"})
+        # the axis values win: a summary field of an axis's name (an axis over task) is left out
+        row.update({k: v for k, v in (record.get("summary") or {}).items() if k not in row and k != "seed"})
         error = record.get("error") or {}
         row["error_class"], row["error_message"] = error.get("class"), error.get("message")
         rows.append(row)
