@@ -218,6 +218,8 @@ def _resume_hint(args: argparse.Namespace) -> str:
     """What an interrupted command leaves: the checkpointed epoch and the exact command that continues it."""
     from . import runs  # noqa: PLC0415
 
+    if args.command == "sweep" and not getattr(args, "sweep_started", False):
+        return "no point was run, and nothing was written"
     if args.command in ("reproduce", "sweep"):
         done = "claims" if args.command == "reproduce" else "points"
         return f"the {done} finished so far are kept in {args.out}; the same command runs the others"
@@ -600,6 +602,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     if recycle < 0:
         raise ConfigError(f"--recycle-after: must be >= 0 (got {recycle})")
     bar = _SweepProgress(not args.no_progress)
+    args.sweep_started = True  # an interrupt from here keeps the points finished (``_resume_hint``)
     run = execute.run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, recycle_after=recycle,
                             retry_failed=args.retry_failed, on_start=bar.start, on_progress=bar.update)
     bar.close()

@@ -653,3 +653,14 @@ def test_an_axis_named_as_a_summary_field_keeps_its_values_in_the_table(tmp_path
     write_table(out)
     with open(out / "results.csv") as f:
         assert [json.loads(r["task"]) for r in csv.DictReader(f)] == [tasks[0], tasks[0], tasks[1], tasks[1]]
+
+
+def test_ctrl_c_while_the_spec_is_expanded_says_no_point_ran(tmp_path, monkeypatch, capsys):
+    import metamaterial.sweep  # noqa: PLC0415
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(metamaterial.sweep, "load_sweep", interrupted)
+    assert main(["sweep", _spec(tmp_path, grid={"learning.nudge": [0.5]})]) == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "metamaterial: interrupted; no point was run, and nothing was written"]
