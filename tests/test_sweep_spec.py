@@ -22,7 +22,14 @@ from metamaterial.sweep import spec as spec_module
 from metamaterial.sweep.execute import plan_tasks, run_points, run_sweep
 from metamaterial.sweep.report import load_table, plot_sweep, write_table
 from metamaterial.sweep.spec import config_key, config_text, saved_config_key
-from metamaterial.sweep.store import SUMMARY_LABELS, SUMMARY_METRICS, read_events, read_result, write_result
+from metamaterial.sweep.store import (
+    SUMMARY_LABELS,
+    SUMMARY_METRICS,
+    log_event,
+    read_events,
+    read_result,
+    write_result,
+)
 
 REGRESSION = str(ROOT / "configs" / "regression.yaml")
 N_SEEDS = 3
@@ -523,9 +530,9 @@ def test_points_a_worker_stored_in_another_folder_fail_the_sweep_in_one_line(tmp
     captured = capsys.readouterr()
     assert "0/2 ok, 0 failed, 2 pending" in captured.out
     assert captured.err.splitlines() == [
-        f"metamaterial: 2 point(s) run are still pending: the workers reported them done, but their results are not "
-        f"in {out}: the workers do not see this folder (they need it under the same path: a file system they share); "
-        "once they do, the same command runs them"]
+        f"metamaterial: 2 point(s) run are still pending: 2 reported done by the workers have no result in {out}: the "
+        "workers do not see this folder (they need it under the same path: a file system they share); once the "
+        "cluster is fixed, the same command runs them"]
     assert len(list((elsewhere / "results").iterdir())) == 2
 
 
@@ -664,3 +671,55 @@ def test_ctrl_c_while_the_spec_is_expanded_says_no_point_ran(tmp_path, monkeypat
     assert main(["sweep", _spec(tmp_path, grid={"learning.nudge": [0.5]})]) == 130
     assert capsys.readouterr().err.splitlines() == [
         "metamaterial: interrupted; no point was run, and nothing was written"]
+
+
+def test_a_task_that_fails_before_its_training_leaves_its_points_to_do(tmp_path, monkeypatch, capsys):
+    """A worker that cannot import the package fails every task as Dask's "Error during deserialization of the task
+    graph", before the training: the points are not recorded as failed, the sweep says what happened in one line
+    and exits 1, and the same command runs them once the cluster is fixed."""
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    out = tmp_path / "out"
+
+    def broken(points, out, *args):
+        raise RuntimeError("Error during deserialization of the task graph. This frequently\noccurs if the "
+                           "Scheduler and Client have different environments.")
+    monkeypatch.setattr(execute, "run_points", broken)
+    assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "0/2 ok, 0 failed, 2 pending" in captured.out
+    assert captured.err.splitlines() == [
+        "metamaterial: 2 point(s) run are still pending: 2 never started training: their task failed on the cluster "
+        "(RuntimeError: Error during deserialization of the task graph; the cluster's workers or scheduler likely "
+        "cannot import metamaterial, or have another version of it); once the cluster is fixed, the same command "
+        "runs them"]
+    assert not (out / "results").exists()
+    monkeypatch.undo()
+    assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 0
+    assert "2/2 ok, 0 failed, 0 pending" in capsys.readouterr().out
+
+
+def test_a_task_lost_after_its_training_started_records_its_points_failed(tmp_path, monkeypatch, capsys):
+    """A task whose worker died while it trained (KilledWorker) fails its points, with the error, as before; the
+    summary tells how to run them again."""
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    out = tmp_path / "out"
+
+    def dies(points, out, *args):
+        for p in points:
+            log_event(Path(out), "started", p.key, worker="w")
+        raise RuntimeError("the worker died")
+    monkeypatch.setattr(execute, "run_points", dies)
+    assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[1:3] == [
+        "0/2 ok, 2 failed (RuntimeError x2), 0 pending",
+        "(a failed point stays failed when the sweep runs again: --retry-failed runs it again)"]
+    assert captured.err == ""
+    assert read_result(out, load_sweep(path).points[0].key)["error"]["message"] == "the worker died"
+
+
+def test_a_worker_that_does_not_see_the_folder_trains_nothing(tmp_path):
+    point = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5]})).points[0]
+    with pytest.raises(FileNotFoundError, match="no such folder on the worker .*: the workers do not see the sweep"):
+        run_points([point], str(tmp_path / "elsewhere"))
+    assert not (tmp_path / "elsewhere").exists()

@@ -44,9 +44,11 @@ from .store import (
     POINTS,
     RESULTS,
     adopt_results,
+    events_size,
     is_done,
     log_event,
     other_records,
+    read_events,
     read_result,
     result_path,
     write_json_atomically,
@@ -81,6 +83,9 @@ def run_points(points: list[Point], out: str, retry_failed: bool = False, recycl
     from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415
 
     worker = _worker_name()
+    if not Path(out).is_dir():  # left to do: the client says the workers do not see its folder
+        raise FileNotFoundError(f"{out}: no such folder on the worker {worker}: the workers do not see the sweep "
+                                "folder (they need it under the same path)")
     slot = _slot(worker)
     with slot["lock"]:
         brief = {p.key: {"key": p.key, "status": (read_result(Path(out), p.key) or {}).get("status"), "ran": False}
@@ -384,21 +389,28 @@ def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | No
     t0 = time.perf_counter()
     ok = failed = 0
     unseen: list[str] = []
+    unstarted: list[BaseException] = []
     if todo:
         with _Connection(workers, scheduler) as connection:
-            ok, failed, unseen = _submit_all(todo, out, connection, workers, scheduler, recycle_after, retry_failed,
-                                             spec.target_loss, on_progress)
-    why = (f"the workers reported them done, but their results are not in {os.path.abspath(out)}: the workers do "
-           "not see this folder (they need it under the same path: a file system they share); once they do, the same "
-           "command runs them") if unseen else ""
-    return SweepRun(out, len(spec.points), skipped, ok, failed, time.perf_counter() - t0, len(unseen), why)
+            ok, failed, unseen, unstarted = _submit_all(todo, out, connection, workers, scheduler, recycle_after,
+                                                        retry_failed, spec.target_loss, on_progress)
+    why = []
+    if unseen:
+        why.append(f"{len(unseen)} reported done by the workers have no result in {os.path.abspath(out)}: the "
+                   "workers do not see this folder (they need it under the same path: a file system they share)")
+    if unstarted:
+        why.append(f"{len(unstarted)} never started training: their task failed on the cluster "
+                   f"({_cause(unstarted[0])})")
+    return SweepRun(out, len(spec.points), skipped, ok, failed, time.perf_counter() - t0, len(unseen) + len(unstarted),
+                    "; ".join(why) + ("; once the cluster is fixed, the same command runs them" if why else ""))
 
 
 def _submit_all(todo: list[Point], out: Path, connection: _Connection, workers: int, scheduler: str | None,
                 recycle_after: int, retry_failed: bool, target_loss: float | None,
-                on_progress) -> tuple[int, int, list[str]]:
+                on_progress) -> tuple[int, int, list[str], list[BaseException]]:
     """Run ``todo`` on the connection's cluster; (ok, failed, keys of the points a worker reported done whose
-    result is not in ``out``: that worker writes into another folder)."""
+    result is not in ``out``: that worker writes into another folder, the errors of the points whose task failed
+    before their training started: left to do)."""
     from distributed import as_completed  # noqa: PLC0415
 
     planned = plan_tasks(todo, workers) if not scheduler else None  # while the local cluster starts
@@ -408,28 +420,47 @@ def _submit_all(todo: list[Point], out: Path, connection: _Connection, workers: 
         planned = plan_tasks(todo, max(1, len(client.scheduler_info(n_workers=-1)["workers"])))
     # a worker resolves a relative path in its own working directory, not the client's
     folder = os.path.abspath(out)
+    since = events_size(out)  # the event lines from here on are this run's
     futures = {client.submit(run_points, t, folder, retry_failed, recycle_after, target_loss,
                              key=f"sweep-{t[0].key}-{len(t)}", pure=False, retries=0): t for t in planned}
     done = ok = failed = 0
-    unseen = []
+    unseen, lost = [], []
     for future in as_completed(futures):
         points = futures[future]
         try:
             brief = future.result()
-        except Exception as err:  # noqa: BLE001 (e.g. KilledWorker: the task killed every worker it ran on)
-            brief = [_record_lost(out, p, err) for p in points]
+        except Exception as err:  # noqa: BLE001 (the task failed outside the training: decided after the loop)
+            lost += [(p, err) for p in points]
+            brief = []
         unseen += [b["key"] for b in brief if b["status"] is not None and not result_path(out, b["key"]).exists()]
         ok += sum(b["status"] == "ok" for b in brief)
         failed += sum(b["status"] == "failed" for b in brief)
         done += len(points)
         if on_progress is not None:
             on_progress(done, len(todo), failed)
-    return ok, failed, unseen
+    started = {e["key"] for e in read_events(out, since) if e.get("event") == "started"} if lost else set()
+    unstarted = []
+    for p, err in lost:
+        if p.key in started:  # e.g. KilledWorker: its worker died while it trained
+            status = _record_lost(out, p, err)["status"]
+            ok, failed = ok + (status == "ok"), failed + (status == "failed")
+        else:  # it never reached the training (a worker that cannot import the package, or see the folder)
+            unstarted.append(err)
+    return ok, failed, unseen, unstarted
+
+
+def _cause(err: BaseException) -> str:
+    """An error of a task on the cluster, on one line, with what it likely means."""
+    first = str(err).splitlines()[0].split(". ")[0] if str(err) else ""  # Dask's messages run on over lines
+    text = f"{type(err).__name__}: {first}"
+    if "deserializ" in str(err):
+        text += "; the cluster's workers or scheduler likely cannot import metamaterial, or have another version of it"
+    return text
 
 
 def _record_lost(out: Path, point: Point, err: BaseException) -> dict:
-    """A point whose task failed outside the training (its workers died): recorded as failed unless a result got
-    stored after all."""
+    """A point whose task failed outside the training after that had started (its workers died): recorded as failed
+    unless a result got stored after all."""
     record = read_result(out, point.key)
     if record is not None:
         return {"key": point.key, "status": record.get("status"), "ran": False}

@@ -169,10 +169,21 @@ def log_event(out: Path, event: str, key: str, **fields: Any) -> None:
         os.close(fd)
 
 
-def read_events(out: Path) -> list[dict]:
-    """Every whole event line of ``DIR/events.jsonl`` (a line cut by a kill is skipped)."""
+def events_size(out: Path) -> int:
+    """The length of ``DIR/events.jsonl`` (bytes; 0 if there is none): ``read_events(out, since)`` reads the lines
+    written after it."""
     try:
-        lines = (Path(out) / EVENTS).read_text().splitlines()
+        return (Path(out) / EVENTS).stat().st_size
+    except OSError:
+        return 0
+
+
+def read_events(out: Path, since: int = 0) -> list[dict]:
+    """Every whole event line of ``DIR/events.jsonl`` from byte ``since`` on (a line cut by a kill is skipped)."""
+    try:
+        with open(Path(out) / EVENTS, "rb") as f:
+            f.seek(since)
+            lines = f.read().decode(errors="replace").splitlines()
     except OSError:
         return []
     events = []
@@ -196,5 +207,5 @@ def _plain(v: Any) -> Any:
 
 
 __all__ = ["RESULTS", "EVENTS", "POINTS", "STATUSES", "SUMMARY_METRICS", "SUMMARY_LABELS", "result_path", "read_result",
-           "read_record", "is_done", "write_result", "adopt_results", "log_event", "read_events",
+           "read_record", "is_done", "write_result", "adopt_results", "log_event", "events_size", "read_events",
            "write_json_atomically"]
