@@ -723,3 +723,22 @@ def test_a_worker_that_does_not_see_the_folder_trains_nothing(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such folder on the worker .*: the workers do not see the sweep"):
         run_points([point], str(tmp_path / "elsewhere"))
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_boolean_axis_is_plotted_as_its_values_in_the_spec_order(tmp_path, monkeypatch):
+    import matplotlib.figure  # noqa: PLC0415
+
+    spec = load_sweep(_spec(tmp_path, grid={"network.periodic": [True, False], "learning.nudge": [0.5, 1.0]}))
+    out = _points_folder(tmp_path, spec)
+    for p in spec.points:
+        write_result(out, p.key, {"key": p.key, "status": "ok", "summary": {"final_loss": 1e-3 * (p.index + 1)}})
+    drawn = {}
+
+    def savefig(fig, path, **kwargs):
+        ax = fig.axes[0]
+        drawn[Path(path).name] = ([t.get_text() for t in ax.get_xticklabels()],
+                                  [list(line.get_xdata()) for line in ax.get_lines()])
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    plot_sweep(out)
+    assert drawn["final_loss_vs_network.periodic.png"] == (["True", "False"], [[0, 1], [0, 1]])
+    assert drawn["final_loss_heatmap_network.periodic_learning.nudge.png"][0] == ["True", "False"]

@@ -211,13 +211,17 @@ def _orders(rows: list[dict], axes: list[str]) -> dict[str, Callable[[Any], Any]
     keys: dict[str, Callable[[Any], Any]] = {}
     for a in axes:
         seen = list(dict.fromkeys(_key(r[a]) for r in rows))
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen)
+        numeric = all(_is_number(v) for v in seen)
         keys[a] = float if numeric else {v: i for i, v in enumerate(seen)}.__getitem__
     return keys
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _log(values: list) -> bool:
-    v = [x for x in values if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    v = [x for x in values if _is_number(x)]
     return len(v) == len(values) and min(v) > 0 and max(v) / min(v) >= 50
 
 
@@ -259,18 +263,19 @@ def _line_plot(plt, figures: Path, ok: list[dict], swept: list[str], axis: str, 
                     key=lambda c: tuple(orders[a](v) for a, v in zip(others, c))) if others else [()]
     split = len(combos) <= MAX_LINES
     xs = sorted({_key(r[axis]) for r in ok}, key=orders[axis])
+    numeric = all(_is_number(x) for x in xs)  # booleans are categories, in the spec's order
     rate = metric == "success"
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for combo in (combos if split else [None]):
         mine = [r for r in ok if combo is None or tuple(_key(r[a]) for a in others) == combo]
         stats = [_stat([_values(r.get(metric)) for r in mine if _key(r[axis]) == x], rate) for x in xs]
         mean, spread = np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
-        pos = np.array(xs, float) if all(isinstance(x, (int, float)) for x in xs) else np.arange(len(xs))
+        pos = np.array(xs, float) if numeric else np.arange(len(xs))
         label = None if not others else ("all" if combo is None else
                                          ", ".join(f"{_short(a, swept)}={v}" for a, v in zip(others, combo)))
         line, = ax.plot(pos, mean, "o-", label=label)
         ax.fill_between(pos, mean - spread, mean + spread, color=line.get_color(), alpha=0.2, lw=0)
-    if not all(isinstance(x, (int, float)) for x in xs):
+    if not numeric:
         ax.set_xticks(np.arange(len(xs)), [str(x) for x in xs])
     elif _log(xs):
         ax.set_xscale("log")
