@@ -490,6 +490,12 @@ def test_a_sweep_refused_before_any_point_ran_leaves_only_what_was_there(tmp_pat
     (kept / "notes.txt").write_text("mine")
     assert main(["sweep", path, "--out", str(kept), "--scheduler", "tcp://127.0.0.1:1", "--no-plots"]) == 2
     assert (kept / "notes.txt").read_text() == "mine"
+    (tmp_path / "b").mkdir()
+    other = _points_folder(tmp_path, load_sweep(_spec(tmp_path / "b", grid={"learning.rate": [1.0, 2.0, 3.0]})))
+    points = (other / "points.json").read_text()  # another sweep's folder, given by mistake
+    assert json.loads(points)["axes"] == ["learning.rate"] and load_sweep(path).axes == ("learning.nudge",)
+    assert main(["sweep", path, "--out", str(other), "--scheduler", "tcp://127.0.0.1:1", "--no-plots"]) == 2
+    assert (other / "points.json").read_text() == points
 
 
 def test_a_spec_that_is_not_a_mapping_is_told_the_keys_of_a_spec(tmp_path, capsys):

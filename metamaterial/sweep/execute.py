@@ -358,8 +358,9 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
               on_progress: Callable[[int, int, int], None] | None = None,
               on_start: Callable[[int, int], None] | None = None) -> SweepRun:
     """Run every point of ``spec`` that has no result in ``out`` on Dask; ``on_start(to_run, already_done)``
-    once, then ``on_progress(points_done, to_run, failed)`` after every task. A sweep that fails before any point
-    ran (a scheduler it cannot reach) removes the folders it created, and nothing else."""
+    once, then ``on_progress(points_done, to_run, failed)`` after every task. The folder's points.json becomes the
+    spec's once the cluster is reached: a sweep that fails before (a scheduler it cannot reach) changes nothing in
+    an existing folder, and removes the folders it created."""
     out = Path(out)
     if not scheduler and workers < 1:
         raise ConfigError(f"--workers: must be >= 1 (got {workers})")
@@ -378,22 +379,29 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
 
 def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | None, recycle_after: int,
                    retry_failed: bool, on_progress, on_start) -> SweepRun:
-    write_json_atomically(out / POINTS, {"name": spec.name, "spec": spec.source, "axes": list(spec.axes),
-                                         "points": [{"index": p.index, "key": p.key, "values": p.values}
-                                                    for p in spec.points]})
-    adopt_results(out, [p.key for p in spec.points], saved_config_key)  # records keyed under an older schema
-    todo = [p for p in spec.points if not is_done(out, p.key, retry_failed)]
+    keys = [p.key for p in spec.points]
+    before = {new: old for old, new in adopt_results(out, keys, saved_config_key, move=False).items()}
+    todo = [p for p in spec.points
+            if not (is_done(out, p.key, retry_failed) or p.key in before and is_done(out, before[p.key], retry_failed))]
     skipped = len(spec.points) - len(todo)
+
+    def claim() -> None:  # the folder becomes this spec's once it runs: not when the cluster cannot be reached
+        write_json_atomically(out / POINTS, {"name": spec.name, "spec": spec.source, "axes": list(spec.axes),
+                                             "points": [{"index": p.index, "key": p.key, "values": p.values}
+                                                        for p in spec.points]})
+        adopt_results(out, keys, saved_config_key)  # records keyed under an older schema
     if on_start is not None:
         on_start(len(todo), skipped)
     t0 = time.perf_counter()
     ok = failed = 0
     unseen: list[str] = []
     unstarted: list[BaseException] = []
-    if todo:
+    if not todo:
+        claim()
+    else:
         with _Connection(workers, scheduler) as connection:
             ok, failed, unseen, unstarted = _submit_all(todo, out, connection, workers, scheduler, recycle_after,
-                                                        retry_failed, spec.target_loss, on_progress)
+                                                        retry_failed, spec.target_loss, on_progress, claim)
     why = []
     if unseen:
         why.append(f"{len(unseen)} reported done by the workers have no result in {os.path.abspath(out)}: the "
@@ -406,15 +414,16 @@ def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | No
 
 
 def _submit_all(todo: list[Point], out: Path, connection: _Connection, workers: int, scheduler: str | None,
-                recycle_after: int, retry_failed: bool, target_loss: float | None,
-                on_progress) -> tuple[int, int, list[str], list[BaseException]]:
-    """Run ``todo`` on the connection's cluster; (ok, failed, keys of the points a worker reported done whose
-    result is not in ``out``: that worker writes into another folder, the errors of the points whose task failed
-    before their training started: left to do)."""
+                recycle_after: int, retry_failed: bool, target_loss: float | None, on_progress,
+                on_connected: Callable[[], None]) -> tuple[int, int, list[str], list[BaseException]]:
+    """Run ``todo`` on the connection's cluster (``on_connected()`` once it is reached); (ok, failed, keys of the
+    points a worker reported done whose result is not in ``out``: that worker writes into another folder, the
+    errors of the points whose task failed before their training started: left to do)."""
     from distributed import as_completed  # noqa: PLC0415
 
     planned = plan_tasks(todo, workers) if not scheduler else None  # while the local cluster starts
     client = connection.client()
+    on_connected()
     client.run(warm_up, todo[0].config, on_error="ignore")  # returns at once; the training processes load
     if planned is None:
         planned = plan_tasks(todo, max(1, len(client.scheduler_info(n_workers=-1)["workers"])))

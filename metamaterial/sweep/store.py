@@ -2,7 +2,8 @@
 
 Layout of ``DIR``::
 
-    points.json          the spec's points: index, key, axis values (rewritten by every run of the spec)
+    points.json          the spec's points: index, key, axis values (rewritten by every run of a spec once its
+                         cluster is reached)
     results/<key>.json   one point's record: status ok/failed, axis values, resolved config, summary or error,
                          worker, time
     events.jsonl         started / finished / failed / duplicate, one JSON line each, from every worker
