@@ -585,7 +585,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
         return 0
     from .sweep import execute, load_sweep  # noqa: PLC0415
 
-    if args.scheduler:  # before the spec is expanded, which may take a while
+    execute.check_workers(args.workers, args.scheduler)  # before the spec is expanded, which may take a while
+    if args.scheduler:
         execute.check_scheduler(args.scheduler)
     spec = load_sweep(args.spec, config_overrides(args))
     args.out = args.out or Path("runs") / "sweeps" / spec.name

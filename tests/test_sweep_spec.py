@@ -115,6 +115,10 @@ def test_value_ranges_and_random_draws_are_reproducible(tmp_path):
     ({"random": {"n": 10**9, "axes": {"learning.nudge": {"uniform": [0.1, 0.9]}}}}, "random.n: 1,000,000,000 points"),
     ({"grid": {"learning.nudge": {"linspace": [0.1, 0.9, 1000]}, "learning.rate": {"linspace": [1, 9, 1000]}}},
      "grid: 1,000,000 points (learning.nudge 1,000 x learning.rate 1,000), more than"),
+    ({"base": "nothere.yaml", "grid": {"learning.nudge": [0.5]}}, "spec.yaml: base: "),
+    ({"set": ["simulator.backend=native", "learning.nuge=0.3"], "grid": {"learning.nudge": [0.5]}},
+     "spec.yaml: set[1] (learning.nuge=0.3): learning.nuge: unknown key"),
+    ({"grid": None}, "spec.yaml: grid: empty (null: every entry commented out?); give its axes, or remove grid:"),
 ])
 def test_a_bad_spec_exits_2_naming_the_axis_and_runs_nothing(tmp_path, capsys, body, fragment):
     path = _spec(tmp_path, **body)
@@ -199,6 +203,12 @@ def test_a_batched_point_ends_where_train_with_seeds_ends(tmp_path):
         s = read_result(out, p.key)["summary"]
         assert (s["seed"], s["batch"], s["epochs"]) == (int(row["seed"]), N_SEEDS, EPOCHS)
         assert (s["initial_loss"], s["final_loss"]) == (float(row["initial_loss"]), float(row["final_loss"]))
+
+
+def test_no_local_worker_is_refused_by_the_dry_run_too(tmp_path, capsys):
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    assert main(["sweep", path, "--out", str(tmp_path / "out"), "--dry-run", "--workers", "0"]) == 2
+    assert capsys.readouterr().err.splitlines() == ["metamaterial: --workers: must be >= 1 (got 0)"]
 
 
 def test_more_workers_than_cores_warns(tmp_path, capsys):

@@ -362,8 +362,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
     spec's once the cluster is reached: a sweep that fails before (a scheduler it cannot reach) changes nothing in
     an existing folder, and removes the folders it created."""
     out = Path(out)
-    if not scheduler and workers < 1:
-        raise ConfigError(f"--workers: must be >= 1 (got {workers})")
+    check_workers(workers, scheduler)
     made = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)  # the highest folder made here
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -522,6 +521,12 @@ class _Connection:
                 cluster.close()
 
 
+def check_workers(workers: int, scheduler: str | None) -> None:
+    """Refuse a local cluster of no worker (``--workers``; a scheduler's cluster has its own)."""
+    if not scheduler and workers < 1:
+        raise ConfigError(f"--workers: must be >= 1 (got {workers})")
+
+
 def check_scheduler(address: str) -> None:
     """Refuse a ``--scheduler`` that is no Dask scheduler address (``tcp://HOST:PORT``), without connecting."""
     from distributed.comm import get_address_host_port  # noqa: PLC0415
@@ -559,5 +564,5 @@ def _connect(workers: int, scheduler: str | None):
         raise
 
 
-__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "check_scheduler", "outdated_results", "run_points", "run_sweep",
-           "plan_tasks", "seed_free", "warm_up", "end_training"]
+__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "check_workers", "check_scheduler", "outdated_results",
+           "run_points", "run_sweep", "plan_tasks", "seed_free", "warm_up", "end_training"]
