@@ -5,7 +5,9 @@ network, task and devices do not depend on the seed (no twin mismatch or random 
 per-edge ``learning.bias_sigma``; a held-out split is drawn from ``task.split_seed``, not the seed): those train as
 one ensemble (``runs.train_replicas``), which ends for each replica where that point alone would. A task skips
 points that already have a result (resume, or a task run twice after a worker died), records each point's summary
-or its error (class and message) and goes on.
+or its error (class and message) and goes on. A task that fails on the cluster before its training started (a worker
+that cannot import this package, or does not see the folder) records nothing: its points stay to do, and the client
+says why.
 
 A Dask worker trains in one child process of its own, its training process (one task at a time, even on a worker
 with several threads, so one ngspice per worker), replaced by a fresh one after ``recycle_after`` points, which
