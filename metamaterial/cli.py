@@ -221,6 +221,8 @@ def _resume_hint(args: argparse.Namespace) -> str:
     """What an interrupted command leaves: the checkpointed epoch and the exact command that continues it."""
     from . import runs  # noqa: PLC0415
 
+    if args.command == "sweep" and not getattr(args, "sweep_started", False):
+        return "no point was run, and nothing was written"
     if args.command in ("reproduce", "sweep"):
         done = "claims" if args.command == "reproduce" else "points"
         return f"the {done} finished so far are kept in {args.out}; the same command runs the others"
@@ -590,14 +592,20 @@ METRIC_HELP = ("metric of the figures (default: test_accuracy for a classificati
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    from .sweep.report import report_sweep  # noqa: PLC0415
+    from .sweep.report import check_metric, report_sweep  # noqa: PLC0415
 
+    check_metric(args.metric)  # before any point runs
     if args.command == "sweep-report":
-        counts, files, stale = report_sweep(args.dir, args.metric)
-        print(_sweep_counts(counts) + f"\nwrote {', '.join(str(f) for f in files)}" + _removed(stale))
+        report = report_sweep(args.dir, args.metric)
+        _warn_damaged(report.damaged)
+        print(_sweep_counts(report.counts) + f"\nwrote {', '.join(str(f) for f in report.files)}"
+              + _removed(report.stale) + _notes(report.notes))
         return 0
     from .sweep import execute, load_sweep  # noqa: PLC0415
 
+    execute.check_workers(args.workers, args.scheduler)  # before the spec is expanded, which may take a while
+    if args.scheduler:
+        execute.check_scheduler(args.scheduler)
     spec = load_sweep(args.spec, config_overrides(args))
     args.out = args.out or Path("runs") / "sweeps" / spec.name
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -613,15 +621,21 @@ def _run_sweep(args: argparse.Namespace) -> int:
     if recycle < 0:
         raise ConfigError(f"--recycle-after: must be >= 0 (got {recycle})")
     bar = _SweepProgress(not args.no_progress)
+    args.sweep_started = True  # an interrupt from here keeps the points finished (``_resume_hint``)
     run = execute.run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, recycle_after=recycle,
                             retry_failed=args.retry_failed, on_start=bar.start, on_progress=bar.update)
     bar.close()
-    counts, _, stale = report_sweep(args.out, args.metric, plots=not args.no_plots)
+    report = report_sweep(args.out, args.metric, plots=not args.no_plots)
+    _warn_damaged(report.damaged)
+    counts = report.counts
     rate = f", {run.ok + run.failed} points in {run.wall_s:.1f} s ({(run.ok + run.failed) / run.wall_s:.2f}/s)" \
         if run.wall_s > 0 and run.ok + run.failed else ""
     print(f"sweep {spec.name}: {run.total} points, {run.skipped} already done{rate}\n" + _sweep_counts(counts)
-          + f"\nsweep folder: {args.out}/ (results.csv, results/, events.jsonl, figures/)" + _removed(stale))
-    return 1 if counts["failed"] else 0
+          + f"\nsweep folder: {args.out}/ (results.csv, results/, events.jsonl, figures/)" + _removed(report.stale)
+          + _notes(report.notes))
+    if run.pending:  # the run ended, yet points it ran have no result here
+        print(f"metamaterial: {run.pending} point(s) run are still pending: {run.why_pending}", file=sys.stderr)
+    return 1 if counts["failed"] or run.pending else 0
 
 
 def _removed(stale: list[Path]) -> str:
@@ -629,12 +643,28 @@ def _removed(stale: list[Path]) -> str:
     return f"\nremoved stale figure(s): {', '.join(f.name for f in stale)}" if stale else ""
 
 
+def _warn_damaged(damaged: list[tuple[Path, str]]) -> None:
+    """One line on the result files of a sweep that cannot be read: their points count as pending."""
+    if damaged:
+        path, problem = damaged[0]
+        others = f" (and {len(damaged) - 1} other result file(s))" if len(damaged) > 1 else ""
+        print(f"metamaterial: warning: {path}: damaged ({problem}){others}: its point counts as pending, and the "
+              "sweep's command runs it again", file=sys.stderr)
+
+
+def _notes(notes: list[str]) -> str:
+    """A line per note of a sweep's report (a metric it did not draw, and why)."""
+    return "".join(f"\nnote: {n}" for n in notes)
+
+
 def _sweep_counts(c: dict) -> str:
     from .sweep.report import PARQUET_HINT, has_parquet  # noqa: PLC0415
 
     hint = "" if has_parquet() else f"\n{PARQUET_HINT}"
     errors = "" if not c["errors"] else " (" + ", ".join(f"{k} x{v}" for k, v in c["errors"].items()) + ")"
-    return f"{c['ok']}/{c['points']} ok, {c['failed']} failed{errors}, {c['pending']} pending{hint}"
+    retry = "\n(a failed point stays failed when the sweep runs again: --retry-failed runs it again)" if c["failed"] \
+        else ""
+    return f"{c['ok']}/{c['points']} ok, {c['failed']} failed{errors}, {c['pending']} pending{retry}{hint}"
 
 
 def _outdated(spec, out: Path) -> list[str]:

@@ -215,6 +215,24 @@ def test_a_killed_client_resumes_without_repeating_finished_points(cluster, tmp_
     assert again == [], "a point finished before the kill was started again"
 
 
+def test_a_relative_out_is_the_clients_folder_whatever_the_workers_working_directory(cluster, tmp_path):
+    """The workers run in tmp_path, the client in tmp_path/client with --out out: the results land in the client's
+    out (a worker resolved the relative path in its own directory: its points failed for good)."""
+    cluster.add_worker("a")
+    cluster.wait_for_workers("a")
+    doc = {"name": "relative", "base": str(ROOT / "configs" / "regression.yaml"),
+           "set": ["simulator.backend=native", "learning.epochs=20"], "grid": {"learning.rate": [2.0, 3.0]}}
+    spec, client = tmp_path / "relative.yaml", tmp_path / "client"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    client.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "sweep", str(spec), "--out", "out", "--scheduler",
+                           cluster.address, "--no-plots", "--no-progress"], cwd=client, env=_env(),
+                          capture_output=True, text=True, timeout=SWEEP_S)
+    assert proc.returncode == 0, proc.stderr
+    assert "2/2 ok, 0 failed, 0 pending" in proc.stdout
+    assert len(list((client / "out" / "results").iterdir())) == 2 and not (tmp_path / "out").exists()
+
+
 def test_a_local_sweep_leaves_no_training_process_behind(tmp_path):
     """`metamaterial sweep` on its own local cluster: once it has ended, so have its workers' training processes
     (a process pool's child waiting for work does not notice that its worker is gone; it ends by itself)."""

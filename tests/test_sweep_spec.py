@@ -22,7 +22,14 @@ from metamaterial.sweep import spec as spec_module
 from metamaterial.sweep.execute import plan_tasks, run_points, run_sweep
 from metamaterial.sweep.report import load_table, plot_sweep, write_table
 from metamaterial.sweep.spec import config_key, config_text, saved_config_key
-from metamaterial.sweep.store import read_events, read_result, write_result
+from metamaterial.sweep.store import (
+    SUMMARY_LABELS,
+    SUMMARY_METRICS,
+    log_event,
+    read_events,
+    read_result,
+    write_result,
+)
 
 REGRESSION = str(ROOT / "configs" / "regression.yaml")
 N_SEEDS = 3
@@ -108,6 +115,10 @@ def test_value_ranges_and_random_draws_are_reproducible(tmp_path):
     ({"random": {"n": 10**9, "axes": {"learning.nudge": {"uniform": [0.1, 0.9]}}}}, "random.n: 1,000,000,000 points"),
     ({"grid": {"learning.nudge": {"linspace": [0.1, 0.9, 1000]}, "learning.rate": {"linspace": [1, 9, 1000]}}},
      "grid: 1,000,000 points (learning.nudge 1,000 x learning.rate 1,000), more than"),
+    ({"base": "nothere.yaml", "grid": {"learning.nudge": [0.5]}}, "spec.yaml: base: "),
+    ({"set": ["simulator.backend=native", "learning.nuge=0.3"], "grid": {"learning.nudge": [0.5]}},
+     "spec.yaml: set[1] (learning.nuge=0.3): learning.nuge: unknown key"),
+    ({"grid": None}, "spec.yaml: grid: empty (null: every entry commented out?); give its axes, or remove grid:"),
 ])
 def test_a_bad_spec_exits_2_naming_the_axis_and_runs_nothing(tmp_path, capsys, body, fragment):
     path = _spec(tmp_path, **body)
@@ -192,6 +203,12 @@ def test_a_batched_point_ends_where_train_with_seeds_ends(tmp_path):
         s = read_result(out, p.key)["summary"]
         assert (s["seed"], s["batch"], s["epochs"]) == (int(row["seed"]), N_SEEDS, EPOCHS)
         assert (s["initial_loss"], s["final_loss"]) == (float(row["initial_loss"]), float(row["final_loss"]))
+
+
+def test_no_local_worker_is_refused_by_the_dry_run_too(tmp_path, capsys):
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    assert main(["sweep", path, "--out", str(tmp_path / "out"), "--dry-run", "--workers", "0"]) == 2
+    assert capsys.readouterr().err.splitlines() == ["metamaterial: --workers: must be >= 1 (got 0)"]
 
 
 def test_more_workers_than_cores_warns(tmp_path, capsys):
@@ -324,6 +341,7 @@ def test_the_dry_run_counts_points_filed_under_an_older_schema_as_done(tmp_path,
     doc = spec.points[0].config.model_dump(mode="json", by_alias=True)
     del doc["timing"]  # a whole section added since
     write_result(tmp_path / "out", "0123456789abcdef", {"key": "0123456789abcdef", "status": "ok",
+                                                        "summary": {"final_loss": 1e-3},
                                                         "config": yaml.safe_dump(doc, sort_keys=False)})
     assert main(["sweep", _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}), "--out", str(tmp_path / "out"),
                  "--dry-run"]) == 0
@@ -390,9 +408,9 @@ def test_every_figure_in_the_folder_is_redrawn_from_todays_table_and_stale_ones_
     mine.write_text("mine")
     finish(spec.points[2:])
     drawn.clear()
-    paths, stale = plot_sweep(out)
+    paths, stale, notes = plot_sweep(out)
     assert drawn == {"test_accuracy_vs_learning.nudge.png": [3], "success_vs_learning.nudge.png": [3]}
-    assert [p.name for p in paths] == list(drawn) and stale == [old_axis]
+    assert [p.name for p in paths] == list(drawn) and stale == [old_axis] and notes == []
     assert not old_axis.exists() and mine.read_text() == "mine"
 
 
@@ -427,9 +445,13 @@ def test_a_classifier_sweep_scored_on_other_points_plots_their_accuracy_by_defau
     spec_file.write_text(yaml.safe_dump({
         "base": str(ROOT / "configs" / "iris.yaml"),
         "set": ["simulator.backend=native", "learning.epochs=3", "task.validation={fraction: 0.2}"],
-        "grid": {"learning.margin": [0.02, 0.05]}}))
+        "grid": {"learning.margin": [0.02, 0.05]}, "target_loss": 1.0}))
     out = tmp_path / "out"
     assert main(["sweep", str(spec_file), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    for p in load_sweep(spec_file).points:  # every field of a summary is declared, as a metric or a label
+        summary = read_result(out, p.key)["summary"]
+        assert set(summary) == {*SUMMARY_METRICS, *SUMMARY_LABELS}
+        assert all(summary[m] is None or isinstance(summary[m], (int, float)) for m in SUMMARY_METRICS)
     rows = [r for r in load_table(out)[1] if r["status"] == "ok"]
     assert len(rows) == 2 and all(r["scored_on"] == "validation" and r["test_accuracy"] is not None for r in rows)
     assert default_metric(rows) == "test_accuracy" and _label("test_accuracy", rows) == "validation accuracy"
@@ -478,6 +500,12 @@ def test_a_sweep_refused_before_any_point_ran_leaves_only_what_was_there(tmp_pat
     (kept / "notes.txt").write_text("mine")
     assert main(["sweep", path, "--out", str(kept), "--scheduler", "tcp://127.0.0.1:1", "--no-plots"]) == 2
     assert (kept / "notes.txt").read_text() == "mine"
+    (tmp_path / "b").mkdir()
+    other = _points_folder(tmp_path, load_sweep(_spec(tmp_path / "b", grid={"learning.rate": [1.0, 2.0, 3.0]})))
+    points = (other / "points.json").read_text()  # another sweep's folder, given by mistake
+    assert json.loads(points)["axes"] == ["learning.rate"] and load_sweep(path).axes == ("learning.nudge",)
+    assert main(["sweep", path, "--out", str(other), "--scheduler", "tcp://127.0.0.1:1", "--no-plots"]) == 2
+    assert (other / "points.json").read_text() == points
 
 
 def test_a_spec_that_is_not_a_mapping_is_told_the_keys_of_a_spec(tmp_path, capsys):
@@ -486,3 +514,247 @@ def test_a_spec_that_is_not_a_mapping_is_told_the_keys_of_a_spec(tmp_path, capsy
     assert main(["sweep", str(path), "--dry-run"]) == 2
     assert capsys.readouterr().err.strip() == (f"metamaterial: {path}: the top level must be a mapping of sections "
                                                "(got list); start the file with keys such as name:, base:, grid:")
+
+
+def test_a_relative_out_reaches_the_workers_as_an_absolute_path(tmp_path, monkeypatch):
+    """A worker of a remote cluster resolves a relative path in its own working directory: the client sends the
+    folder as an absolute path."""
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    real, given = execute.run_points, tmp_path / "given.txt"
+
+    def worker(points, out, *args):  # a copy of it runs (the task is serialized): it tells a file
+        with open(given, "a") as f:
+            f.write(out + "\n")
+        return real(points, out, *args)
+    monkeypatch.setattr(execute, "run_points", worker)
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", path, "--out", "rel/out", "--workers", "1", "--no-plots", "--no-progress"]) == 0
+    assert given.read_text().splitlines() == [str(tmp_path / "rel" / "out")] * 2
+    assert all(r["status"] == "ok" for r in load_table(tmp_path / "rel" / "out")[1])
+
+
+def test_points_a_worker_stored_in_another_folder_fail_the_sweep_in_one_line(tmp_path, monkeypatch, capsys):
+    """A worker that does not see the client's folder (another machine, a folder of the same name elsewhere)
+    reports its points done: the sweep says so and does not exit 0."""
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    real = execute.run_points
+    monkeypatch.setattr(execute, "run_points", lambda points, out, *args: real(points, str(elsewhere), *args))
+    out = tmp_path / "out"
+    assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "0/2 ok, 0 failed, 2 pending" in captured.out
+    assert captured.err.splitlines() == [
+        f"metamaterial: 2 point(s) run are still pending: 2 reported done by the workers have no result in {out}: the "
+        "workers do not see this folder (they need it under the same path: a file system they share); once the "
+        "cluster is fixed, the same command runs them"]
+    assert len(list((elsewhere / "results").iterdir())) == 2
+
+
+def test_a_metric_empty_at_every_point_draws_nothing_and_says_why(tmp_path, capsys):
+    """learning_time_to_target_s of a sweep no point of which reached its target_loss, over a log-spaced axis (whose
+    empty line plot made matplotlib fail): no figure, a note, exit 0."""
+    spec = load_sweep(_spec(tmp_path, grid={"device.params.kp": {"logspace": [1e-4, 1e-2, 3]}}))
+    out = _points_folder(tmp_path, spec)
+    for p in spec.points:
+        write_result(out, p.key, {"key": p.key, "status": "ok",
+                                  "summary": {"final_loss": 1e-3 * (p.index + 1), "learning_time_to_target_s": None}})
+    assert main(["sweep-report", str(out), "--metric", "learning_time_to_target_s"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "note: no figure of learning_time_to_target_s: it has no value at any of the 3 finished point(s) (no point "
+        "reached the spec's target_loss, or it sets none)")
+    assert not list((out / "figures").glob("learning_time_to_target_s_*"))
+    assert main(["sweep-report", str(out)]) == 0  # the default metric is drawn as before
+    assert [f.name for f in (out / "figures").iterdir()] == ["final_loss_vs_device.params.kp.png"]
+
+
+@pytest.mark.parametrize("address, problem", [
+    ("tpc://127.0.0.1:8799", "unknown address scheme 'tpc'"),
+    ("http://127.0.0.1:8787", "unknown address scheme 'http'"),
+    ("tcp://127.0.0.1:notaport", "invalid literal for int()"),
+    ("tcp://127.0.0.1:99999", "port 99999 is not in 1-65535"),
+    ("tcp://127.0.0.1", "missing port number"),
+])
+def test_a_mistyped_scheduler_address_is_refused_in_one_line_before_anything_runs(tmp_path, capsys, address, problem):
+    out = tmp_path / "out"
+    assert main(["sweep", _spec(tmp_path, grid={"learning.nudge": [0.5]}), "--out", str(out), "--scheduler",
+                 address]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(f"metamaterial: --scheduler {address}: not a scheduler "
+                                                         f"address (") and problem in err, err
+    assert "give tcp://HOST:PORT" in err and ("dashboard" in err) == address.startswith("http")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("metric", ["backend", "task", "key", "status", "index", "seed", "learning.nudge",
+                                    "error_message", "final_los"])
+def test_only_a_metric_of_the_points_summaries_is_drawn(tmp_path, capsys, metric):
+    """A text column, the index, the seed, an axis or an error message is no metric: refused in one line that lists
+    the metrics, which are the ones accepted."""
+    spec = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}, seeds=2))
+    out = _points_folder(tmp_path, spec)
+    for p in spec.points:
+        write_result(out, p.key, {"key": p.key, "status": "ok", "summary": {"final_loss": 1e-3, "backend": "native",
+                                                                            "task": "regression", "seed": 0}})
+    assert main(["sweep-report", str(out), "--metric", metric]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"metamaterial: --metric {metric}: not a metric of a sweep's points; choose one of "
+                                f"{', '.join(SUMMARY_METRICS)}"]
+    assert not (out / "figures").exists()
+
+
+def test_a_mistyped_metric_is_refused_before_any_point_runs(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["sweep", _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}), "--out", str(out),
+                 "--metric", "final_los"]) == 2
+    assert capsys.readouterr().err.startswith("metamaterial: --metric final_los: not a metric of a sweep's points")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda meta: {"name": meta["name"]}, "no list of axis names under 'axes'"),
+    (lambda meta: [], "not a mapping (got list)"),
+    (lambda meta: {**meta, "points": {"0": meta["points"][0]}}, "no list of points under 'points'"),
+    (lambda meta: {**meta, "points": [{k: v for k, v in meta["points"][0].items() if k != "values"}]},
+     "point 0 is not a mapping of its index, key and values"),
+    (lambda meta: {**meta, "points": [{**meta["points"][0], "values": {}}]}, "point 0 has no value of axis "
+                                                                            "learning.nudge"),
+])
+def test_a_damaged_points_json_is_named_in_one_line(tmp_path, capsys, damage, problem):
+    spec = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}))
+    out = _points_folder(tmp_path, spec)
+    (out / "points.json").write_text(json.dumps(damage(json.loads((out / "points.json").read_text()))))
+    assert main(["sweep-report", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"metamaterial: {out / 'points.json'}: damaged ({problem}); run the sweep's command again to rewrite it (its "
+        "results stay)"]
+
+
+@pytest.mark.parametrize("summary, problem", [
+    (None, "status ok without a summary"),
+    ({"final_loss": "oops"}, "summary.final_loss is not a number (got 'oops')"),
+])
+def test_a_damaged_result_is_named_its_point_counted_pending_and_run_again(tmp_path, capsys, summary, problem):
+    spec = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}))
+    out = _points_folder(tmp_path, spec)
+    good, bad = spec.points
+    write_result(out, good.key, {"key": good.key, "status": "ok", "summary": {"final_loss": 1e-3}})
+    (out / "results" / f"{bad.key}.json").write_text(json.dumps({"key": bad.key, "status": "ok", "summary": summary}))
+    assert main(["sweep-report", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"metamaterial: warning: {out / 'results' / f'{bad.key}.json'}: damaged ({problem}): its point counts as "
+        "pending, and the sweep's command runs it again"]
+    assert "1/2 ok, 0 failed, 1 pending" in captured.out
+    assert run_points([bad], str(out))[0]["ran"]  # run again, its record replaced
+    assert read_result(out, bad.key)["summary"]["final_loss"] > 0
+
+
+def test_an_axis_named_as_a_summary_field_keeps_its_values_in_the_table(tmp_path, monkeypatch):
+    """An axis over ``task``: its column holds each point's task, not the summary's task name (the same for both),
+    so the figures tell the two apart."""
+    import matplotlib.figure  # noqa: PLC0415
+
+    tasks = [{"name": "xor", "labels": [0.0, -0.087]}, {"name": "xor", "labels": [0.0, -0.15]}]
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump({"base": str(ROOT / "configs" / "xor.yaml"),
+                                         "set": ["simulator.backend=native"],
+                                         "grid": {"task": tasks, "learning.nudge": [0.25, 0.5]}}, sort_keys=False))
+    spec = load_sweep(spec_file)
+    out = _points_folder(tmp_path, spec)
+    for p in spec.points:
+        write_result(out, p.key, {"key": p.key, "status": "ok", "summary": {"task": "xor", "success": p.index < 2}})
+    assert [r["task"] for r in load_table(out)[1]] == [tasks[0], tasks[0], tasks[1], tasks[1]]
+    drawn = {}
+
+    def savefig(fig, path, **kwargs):
+        drawn[Path(path).name] = [list(line.get_ydata()) for line in fig.axes[0].get_lines()]
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    plot_sweep(out)
+    assert drawn["success_vs_task.png"] == [[1.0, 0.0], [1.0, 0.0]]  # one line per nudge, over the two tasks
+    write_table(out)
+    with open(out / "results.csv") as f:
+        assert [json.loads(r["task"]) for r in csv.DictReader(f)] == [tasks[0], tasks[0], tasks[1], tasks[1]]
+
+
+def test_ctrl_c_while_the_spec_is_expanded_says_no_point_ran(tmp_path, monkeypatch, capsys):
+    import metamaterial.sweep  # noqa: PLC0415
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(metamaterial.sweep, "load_sweep", interrupted)
+    assert main(["sweep", _spec(tmp_path, grid={"learning.nudge": [0.5]})]) == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "metamaterial: interrupted; no point was run, and nothing was written"]
+
+
+def test_a_task_that_fails_before_its_training_leaves_its_points_to_do(tmp_path, monkeypatch, capsys):
+    """A worker that cannot import the package fails every task as Dask's "Error during deserialization of the task
+    graph", before the training: the points are not recorded as failed, the sweep says what happened in one line
+    and exits 1, and the same command runs them once the cluster is fixed."""
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    out = tmp_path / "out"
+
+    def broken(points, out, *args):
+        raise RuntimeError("Error during deserialization of the task graph. This frequently\noccurs if the "
+                           "Scheduler and Client have different environments.")
+    monkeypatch.setattr(execute, "run_points", broken)
+    assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "0/2 ok, 0 failed, 2 pending" in captured.out
+    assert captured.err.splitlines() == [
+        "metamaterial: 2 point(s) run are still pending: 2 never started training: their task failed on the cluster "
+        "(RuntimeError: Error during deserialization of the task graph; the cluster's workers or scheduler likely "
+        "cannot import metamaterial, or have another version of it); once the cluster is fixed, the same command "
+        "runs them"]
+    assert not (out / "results").exists()
+    monkeypatch.undo()
+    assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 0
+    assert "2/2 ok, 0 failed, 0 pending" in capsys.readouterr().out
+
+
+def test_a_task_lost_after_its_training_started_records_its_points_failed(tmp_path, monkeypatch, capsys):
+    """A task whose worker died while it trained (KilledWorker) fails its points, with the error, as before; the
+    summary tells how to run them again."""
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    out = tmp_path / "out"
+
+    def dies(points, out, *args):
+        for p in points:
+            log_event(Path(out), "started", p.key, worker="w")
+        raise RuntimeError("the worker died")
+    monkeypatch.setattr(execute, "run_points", dies)
+    assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[1:3] == [
+        "0/2 ok, 2 failed (RuntimeError x2), 0 pending",
+        "(a failed point stays failed when the sweep runs again: --retry-failed runs it again)"]
+    assert captured.err == ""
+    assert read_result(out, load_sweep(path).points[0].key)["error"]["message"] == "the worker died"
+
+
+def test_a_worker_that_does_not_see_the_folder_trains_nothing(tmp_path):
+    point = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5]})).points[0]
+    with pytest.raises(FileNotFoundError, match="no such folder on the worker .*: the workers do not see the sweep"):
+        run_points([point], str(tmp_path / "elsewhere"))
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_boolean_axis_is_plotted_as_its_values_in_the_spec_order(tmp_path, monkeypatch):
+    import matplotlib.figure  # noqa: PLC0415
+
+    spec = load_sweep(_spec(tmp_path, grid={"network.periodic": [True, False], "learning.nudge": [0.5, 1.0]}))
+    out = _points_folder(tmp_path, spec)
+    for p in spec.points:
+        write_result(out, p.key, {"key": p.key, "status": "ok", "summary": {"final_loss": 1e-3 * (p.index + 1)}})
+    drawn = {}
+
+    def savefig(fig, path, **kwargs):
+        ax = fig.axes[0]
+        drawn[Path(path).name] = ([t.get_text() for t in ax.get_xticklabels()],
+                                  [list(line.get_xdata()) for line in ax.get_lines()])
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    plot_sweep(out)
+    assert drawn["final_loss_vs_network.periodic.png"] == (["True", "False"], [[0, 1], [0, 1]])
+    assert drawn["final_loss_heatmap_network.periodic_learning.nudge.png"][0] == ["True", "False"]

@@ -5,7 +5,9 @@ network, task and devices do not depend on the seed (no twin mismatch or random 
 per-edge ``learning.bias_sigma``; a held-out split is drawn from ``task.split_seed``, not the seed): those train as
 one ensemble (``runs.train_replicas``), which ends for each replica where that point alone would. A task skips
 points that already have a result (resume, or a task run twice after a worker died), records each point's summary
-or its error (class and message) and goes on.
+or its error (class and message) and goes on. A task that fails on the cluster before its training started (a worker
+that cannot import this package, or does not see the folder) records nothing: its points stay to do, and the client
+says why.
 
 A Dask worker trains in one child process of its own, its training process (one task at a time, even on a worker
 with several threads, so one ngspice per worker), replaced by a fresh one after ``recycle_after`` points, which
@@ -18,8 +20,8 @@ By default the client starts a ``LocalCluster`` whose workers are threads of the
 own training process: the training runs in as many processes as there are workers, and the cluster starts in
 ~0.05 s instead of the ~2 s (and 0.6 s of CPU per worker) that worker processes take, which on a sweep of short
 points is a real share of the whole. Given a scheduler address it uses that cluster unchanged (its workers must
-import this same package and see the output folder; start them with ``DASK_DISTRIBUTED__WORKER__DAEMON=False`` so
-they may start their training process).
+import this same package and see the output folder under the absolute path the client sends; start them with
+``DASK_DISTRIBUTED__WORKER__DAEMON=False`` so they may start their training process).
 """
 
 from __future__ import annotations
@@ -44,10 +46,13 @@ from .store import (
     POINTS,
     RESULTS,
     adopt_results,
+    events_size,
     is_done,
     log_event,
     other_records,
+    read_events,
     read_result,
+    result_path,
     write_json_atomically,
     write_result,
 )
@@ -80,6 +85,9 @@ def run_points(points: list[Point], out: str, retry_failed: bool = False, recycl
     from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415
 
     worker = _worker_name()
+    if not Path(out).is_dir():  # left to do: the client says the workers do not see its folder
+        raise FileNotFoundError(f"{out}: no such folder on the worker {worker}: the workers do not see the sweep "
+                                "folder (they need it under the same path)")
     slot = _slot(worker)
     with slot["lock"]:
         brief = {p.key: {"key": p.key, "status": (read_result(Path(out), p.key) or {}).get("status"), "ran": False}
@@ -322,7 +330,8 @@ def plan_tasks(points: Iterable[Point], workers: int = 1, max_batch: int = MAX_B
 # -- the client -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SweepRun:
-    """What ``run_sweep`` did: points of the spec, already done before, run now (ok, failed), wall time (s)."""
+    """What ``run_sweep`` did: points of the spec, already done before, run now (ok, failed), wall time (s); and
+    the points it ran that still have no result in ``out`` (``pending``), with why (``why_pending``)."""
 
     out: Path
     total: int
@@ -330,6 +339,8 @@ class SweepRun:
     ok: int
     failed: int
     wall_s: float
+    pending: int = 0
+    why_pending: str = ""
 
 
 def outdated_results(spec: SweepSpec, out: Path) -> dict[revisions.Revision, int]:
@@ -349,11 +360,11 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
               on_progress: Callable[[int, int, int], None] | None = None,
               on_start: Callable[[int, int], None] | None = None) -> SweepRun:
     """Run every point of ``spec`` that has no result in ``out`` on Dask; ``on_start(to_run, already_done)``
-    once, then ``on_progress(points_done, to_run, failed)`` after every task. A sweep that fails before any point
-    ran (a scheduler it cannot reach) removes the folders it created, and nothing else."""
+    once, then ``on_progress(points_done, to_run, failed)`` after every task. The folder's points.json becomes the
+    spec's once the cluster is reached: a sweep that fails before (a scheduler it cannot reach) changes nothing in
+    an existing folder, and removes the folders it created."""
     out = Path(out)
-    if not scheduler and workers < 1:
-        raise ConfigError(f"--workers: must be >= 1 (got {workers})")
+    check_workers(workers, scheduler)
     made = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)  # the highest folder made here
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -369,52 +380,97 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
 
 def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | None, recycle_after: int,
                    retry_failed: bool, on_progress, on_start) -> SweepRun:
-    write_json_atomically(out / POINTS, {"name": spec.name, "spec": spec.source, "axes": list(spec.axes),
-                                         "points": [{"index": p.index, "key": p.key, "values": p.values}
-                                                    for p in spec.points]})
-    adopt_results(out, [p.key for p in spec.points], saved_config_key)  # records keyed under an older schema
-    todo = [p for p in spec.points if not is_done(out, p.key, retry_failed)]
+    keys = [p.key for p in spec.points]
+    before = {new: old for old, new in adopt_results(out, keys, saved_config_key, move=False).items()}
+    todo = [p for p in spec.points
+            if not (is_done(out, p.key, retry_failed) or p.key in before and is_done(out, before[p.key], retry_failed))]
     skipped = len(spec.points) - len(todo)
+
+    def claim() -> None:  # the folder becomes this spec's once it runs: not when the cluster cannot be reached
+        write_json_atomically(out / POINTS, {"name": spec.name, "spec": spec.source, "axes": list(spec.axes),
+                                             "points": [{"index": p.index, "key": p.key, "values": p.values}
+                                                        for p in spec.points]})
+        adopt_results(out, keys, saved_config_key)  # records keyed under an older schema
     if on_start is not None:
         on_start(len(todo), skipped)
     t0 = time.perf_counter()
     ok = failed = 0
-    if todo:
+    unseen: list[str] = []
+    unstarted: list[BaseException] = []
+    if not todo:
+        claim()
+    else:
         with _Connection(workers, scheduler) as connection:
-            ok, failed = _submit_all(todo, out, connection, workers, scheduler, recycle_after, retry_failed,
-                                     spec.target_loss, on_progress)
-    return SweepRun(out, len(spec.points), skipped, ok, failed, time.perf_counter() - t0)
+            ok, failed, unseen, unstarted = _submit_all(todo, out, connection, workers, scheduler, recycle_after,
+                                                        retry_failed, spec.target_loss, on_progress, claim)
+    why = []
+    if unseen:
+        why.append(f"{len(unseen)} reported done by the workers have no result in {os.path.abspath(out)}: the "
+                   "workers do not see this folder (they need it under the same path: a file system they share)")
+    if unstarted:
+        why.append(f"{len(unstarted)} never started training: their task failed on the cluster "
+                   f"({_cause(unstarted[0])})")
+    return SweepRun(out, len(spec.points), skipped, ok, failed, time.perf_counter() - t0, len(unseen) + len(unstarted),
+                    "; ".join(why) + ("; once the cluster is fixed, the same command runs them" if why else ""))
 
 
 def _submit_all(todo: list[Point], out: Path, connection: _Connection, workers: int, scheduler: str | None,
-                recycle_after: int, retry_failed: bool, target_loss: float | None, on_progress) -> tuple[int, int]:
+                recycle_after: int, retry_failed: bool, target_loss: float | None, on_progress,
+                on_connected: Callable[[], None]) -> tuple[int, int, list[str], list[BaseException]]:
+    """Run ``todo`` on the connection's cluster (``on_connected()`` once it is reached); (ok, failed, keys of the
+    points a worker reported done whose result is not in ``out``: that worker writes into another folder, the
+    errors of the points whose task failed before their training started: left to do)."""
     from distributed import as_completed  # noqa: PLC0415
 
     planned = plan_tasks(todo, workers) if not scheduler else None  # while the local cluster starts
     client = connection.client()
+    on_connected()
     client.run(warm_up, todo[0].config, on_error="ignore")  # returns at once; the training processes load
     if planned is None:
         planned = plan_tasks(todo, max(1, len(client.scheduler_info(n_workers=-1)["workers"])))
-    futures = {client.submit(run_points, t, str(out), retry_failed, recycle_after, target_loss,
+    # a worker resolves a relative path in its own working directory, not the client's
+    folder = os.path.abspath(out)
+    since = events_size(out)  # the event lines from here on are this run's
+    futures = {client.submit(run_points, t, folder, retry_failed, recycle_after, target_loss,
                              key=f"sweep-{t[0].key}-{len(t)}", pure=False, retries=0): t for t in planned}
     done = ok = failed = 0
+    unseen, lost = [], []
     for future in as_completed(futures):
         points = futures[future]
         try:
             brief = future.result()
-        except Exception as err:  # noqa: BLE001 (e.g. KilledWorker: the task killed every worker it ran on)
-            brief = [_record_lost(out, p, err) for p in points]
+        except Exception as err:  # noqa: BLE001 (the task failed outside the training: decided after the loop)
+            lost += [(p, err) for p in points]
+            brief = []
+        unseen += [b["key"] for b in brief if b["status"] is not None and not result_path(out, b["key"]).exists()]
         ok += sum(b["status"] == "ok" for b in brief)
-        failed += sum(b["status"] != "ok" for b in brief)
+        failed += sum(b["status"] == "failed" for b in brief)
         done += len(points)
         if on_progress is not None:
             on_progress(done, len(todo), failed)
-    return ok, failed
+    started = {e["key"] for e in read_events(out, since) if e.get("event") == "started"} if lost else set()
+    unstarted = []
+    for p, err in lost:
+        if p.key in started:  # e.g. KilledWorker: its worker died while it trained
+            status = _record_lost(out, p, err)["status"]
+            ok, failed = ok + (status == "ok"), failed + (status == "failed")
+        else:  # it never reached the training (a worker that cannot import the package, or see the folder)
+            unstarted.append(err)
+    return ok, failed, unseen, unstarted
+
+
+def _cause(err: BaseException) -> str:
+    """An error of a task on the cluster, on one line, with what it likely means."""
+    first = str(err).splitlines()[0].split(". ")[0] if str(err) else ""  # Dask's messages run on over lines
+    text = f"{type(err).__name__}: {first}"
+    if "deserializ" in str(err):
+        text += "; the cluster's workers or scheduler likely cannot import metamaterial, or have another version of it"
+    return text
 
 
 def _record_lost(out: Path, point: Point, err: BaseException) -> dict:
-    """A point whose task failed outside the training (its workers died): recorded as failed unless a result got
-    stored after all."""
+    """A point whose task failed outside the training after that had started (its workers died): recorded as failed
+    unless a result got stored after all."""
     record = read_result(out, point.key)
     if record is not None:
         return {"key": point.key, "status": record.get("status"), "ran": False}
@@ -467,13 +523,35 @@ class _Connection:
                 cluster.close()
 
 
+def check_workers(workers: int, scheduler: str | None) -> None:
+    """Refuse a local cluster of no worker (``--workers``; a scheduler's cluster has its own)."""
+    if not scheduler and workers < 1:
+        raise ConfigError(f"--workers: must be >= 1 (got {workers})")
+
+
+def check_scheduler(address: str) -> None:
+    """Refuse a ``--scheduler`` that is no Dask scheduler address (``tcp://HOST:PORT``), without connecting."""
+    from distributed.comm import get_address_host_port  # noqa: PLC0415
+
+    try:
+        host, port = get_address_host_port(address)  # a known scheme (tcp, tls, ...), a host and a numeric port
+        problem = "no host" if not host else None if 0 < port < 65536 else f"port {port} is not in 1-65535"
+    except ValueError as err:
+        problem = str(err)
+    if problem is not None:
+        dashboard = " (http://... is the scheduler's dashboard, not its address)" if address.startswith("http") else ""
+        raise ConfigError(f"--scheduler {address}: not a scheduler address ({problem}){dashboard}; give "
+                          "tcp://HOST:PORT, as `dask scheduler` prints it (port 8786 by default)")
+
+
 def _connect(workers: int, scheduler: str | None):
     from distributed import Client, LocalCluster  # noqa: PLC0415
 
     if scheduler:
+        check_scheduler(scheduler)
         try:
             return Client(scheduler, timeout="20s"), None
-        except (OSError, TimeoutError) as err:
+        except (OSError, TimeoutError, ValueError) as err:
             raise ConfigError(f"--scheduler {scheduler}: cannot connect ({err}); start a scheduler there (dask "
                               "scheduler) or leave out --scheduler for a local cluster") from err
 
@@ -488,5 +566,5 @@ def _connect(workers: int, scheduler: str | None):
         raise
 
 
-__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "outdated_results", "run_points", "run_sweep", "plan_tasks",
-           "seed_free", "warm_up", "end_training"]
+__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "check_workers", "check_scheduler", "outdated_results",
+           "run_points", "run_sweep", "plan_tasks", "seed_free", "warm_up", "end_training"]

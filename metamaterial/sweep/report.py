@@ -1,7 +1,9 @@
 """A sweep's table and figures, from its folder alone (``metamaterial sweep-report DIR`` redraws them).
 
 ``results.csv`` (and ``results.parquet`` when pyarrow is installed) has one row per point of the spec in spec
-order: index, key, status, one column per axis, the summary's metrics, and the error of a failed point.
+order: index, key, status, one column per axis, the summary's metrics and labels, and the error of a failed point.
+An axis's column holds the point's value of it: a summary field of the same name (``task``, the task's name, of an
+axis over ``task``) is left out.
 Figures (``figures/``): a metric against each swept axis (mean over seeds with its spread: the standard deviation
 band of a continuous metric, the binomial standard error of a success rate; one line per value of the other
 axes when they have few combinations) and heat maps of the mean over pairs of axes (one panel per value of a
@@ -15,6 +17,7 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,40 +26,87 @@ import numpy as np
 from ..errors import ConfigError
 from ..tasks import scored_on
 from .spec import SEED_AXIS
-from .store import POINTS, read_result
+from .store import POINTS, SUMMARY_METRICS, read_record, result_path
 
-#: summary keys, in table order (others follow, sorted)
-METRICS = ("final_loss", "initial_loss", "accuracy", "min_margin_v", "success", "test_loss", "test_accuracy",
-           "learning_time_s", "learning_time_to_target_s", "hardware_time_s", "n_updates", "t_learn_s", "epochs",
-           "backend", "batch", "wall_s")
+#: the metrics of a point's summary, in table order (the labels and any other key follow, sorted)
+METRICS = tuple(SUMMARY_METRICS)
 MAX_LINES = 6
 PARQUET_HINT = "no results.parquet: pyarrow is not installed (pip install 'metamaterial[parquet]')"
 MAX_PANELS = 4
 
 
-def load_table(out: Path) -> tuple[list[str], list[dict]]:
-    """(axes, rows) of the sweep in ``out``: one row per point of its last spec, metrics of finished points."""
+@dataclass(frozen=True)
+class SweepTable:
+    """A sweep's folder, read once: its axes, one row per point of its last spec (metrics of finished points), and
+    its damaged result files (path, what is wrong: ``store.read_record``), whose points count as pending."""
+
+    axes: list[str]
+    rows: list[dict]
+    damaged: list[tuple[Path, str]]
+
+
+def read_table(out: Path) -> SweepTable:
+    """The table of the sweep in ``out``; a ``ConfigError`` naming the file if it is no sweep folder or its
+    points.json is damaged."""
     out = Path(out)
-    try:
-        meta = json.loads((out / POINTS).read_text())
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"{out}: not a sweep folder (no readable {POINTS}); give the --out of a sweep") from err
-    axes = list(meta["axes"])
-    rows = []
-    for p in meta["points"]:
-        record = read_result(out, p["key"]) or {"status": "pending"}
+    axes, points = _read_points(out)
+    rows, damaged = [], []
+    for p in points:
+        record, problem = read_record(out, p["key"])
+        if problem:
+            damaged.append((result_path(out, p["key"]), problem))
+        record = record or {"status": "pending"}
         row = {"index": p["index"], "key": p["key"], "status": record["status"], **p["values"]}
-        row.update({k: v for k, v in (record.get("summary") or {}).items() if k != "seed"})
+        # the axis values win: a summary field of an axis's name (an axis over task) is left out
+        row.update({k: v for k, v in (record.get("summary") or {}).items() if k not in row and k != "seed"})
         error = record.get("error") or {}
         row["error_class"], row["error_message"] = error.get("class"), error.get("message")
         rows.append(row)
-    return axes, rows
+    return SweepTable(axes, rows, damaged)
 
 
-def write_table(out: Path) -> list[Path]:
-    """Write ``results.csv`` (and ``results.parquet`` with pyarrow); returns the files written."""
+def load_table(out: Path) -> tuple[list[str], list[dict]]:
+    """(axes, rows) of the sweep in ``out`` (``read_table``)."""
+    table = read_table(out)
+    return table.axes, table.rows
+
+
+def _read_points(out: Path) -> tuple[list[str], list[dict]]:
+    """(axes, points) of ``out/points.json``, checked: each point a mapping of its index, key and values, one per
+    axis."""
+    path = out / POINTS
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{out}: not a sweep folder (no readable {POINTS}); give the --out of a sweep") from err
+    problem = None
+    if not isinstance(meta, dict):
+        problem = f"not a mapping (got {type(meta).__name__})"
+    elif not isinstance(meta.get("axes"), list) or not all(isinstance(a, str) for a in meta["axes"]):
+        problem = "no list of axis names under 'axes'"
+    elif not isinstance(meta.get("points"), list):
+        problem = "no list of points under 'points'"
+    else:
+        for i, p in enumerate(meta["points"]):
+            if not (isinstance(p, dict) and isinstance(p.get("index"), int) and isinstance(p.get("key"), str)
+                    and isinstance(p.get("values"), dict)):
+                problem = f"point {i} is not a mapping of its index, key and values"
+            elif any(a not in p["values"] for a in meta["axes"]):
+                problem = f"point {i} has no value of axis {next(a for a in meta['axes'] if a not in p['values'])}"
+            if problem:
+                break
+    if problem:
+        raise ConfigError(f"{path}: damaged ({problem}); run the sweep's command again to rewrite it (its results "
+                          "stay)")
+    return meta["axes"], meta["points"]
+
+
+def write_table(out: Path, table: SweepTable | None = None) -> list[Path]:
+    """Write ``results.csv`` (and ``results.parquet`` with pyarrow) of ``table`` (default: read from ``out``);
+    returns the files written."""
     out = Path(out)
-    axes, rows = load_table(out)
+    table = table or read_table(out)
+    axes, rows = table.axes, table.rows
     present = {k for r in rows for k in r}
     columns = ["index", "key", "status", *axes] + [m for m in METRICS if m in present]
     columns += sorted(present - set(columns) - {"error_class", "error_message"}) + ["error_class", "error_message"]
@@ -71,8 +121,8 @@ def write_table(out: Path) -> list[Path]:
         import pyarrow.parquet as pq  # noqa: PLC0415
     except ImportError:  # the CLI says how to get it (PARQUET_HINT)
         return written
-    table = pa.Table.from_pylist(flat) if flat else pa.table({c: [] for c in columns})
-    pq.write_table(table, out / "results.parquet")
+    parquet = pa.Table.from_pylist(flat) if flat else pa.table({c: [] for c in columns})
+    pq.write_table(parquet, out / "results.parquet")
     return written + [out / "results.parquet"]
 
 
@@ -86,33 +136,49 @@ def default_metric(rows: list[dict]) -> str:
     return "success" if any(r.get("success") is not None for r in rows) else "final_loss"
 
 
-def plot_sweep(out: Path, metric: str | None = None) -> tuple[list[Path], list[Path]]:
-    """Draw the figures of the sweep in ``out`` into ``out/figures``; returns (paths drawn, stale paths removed).
+def check_metric(metric: str | None) -> None:
+    """Refuse a ``--metric`` that is not one of a point's summary metrics (``store.SUMMARY_METRICS``): a label
+    (backend, task), the index, a seed, an axis or an error message would make no figure worth drawing. Known
+    without running a point, so ``sweep`` checks it before it runs any."""
+    if metric is not None and metric not in SUMMARY_METRICS:
+        raise ConfigError(f"--metric {metric}: not a metric of a sweep's points; choose one of "
+                          f"{', '.join(SUMMARY_METRICS)}")
+
+
+def plot_sweep(out: Path, metric: str | None = None,
+               table: SweepTable | None = None) -> tuple[list[Path], list[Path], list[str]]:
+    """Draw the figures of the sweep in ``out`` (its ``table``, default: read from ``out``) into ``out/figures``;
+    returns (paths drawn, stale paths removed, notes: why a metric was not drawn).
 
     Every figure already in ``figures/`` is drawn again from today's table, so none shows fewer points than the
     table: the figures of ``metric`` and of each metric an earlier report drew (``sweep-report --metric``, or a
     default that has since changed). A figure of an axis no longer swept or of a metric no longer in the table is
-    removed."""
+    removed. A metric (``check_metric``) with no value at any finished point is not drawn: a note says why
+    (``store.SUMMARY_METRICS``)."""
+    check_metric(metric)
     out = Path(out)
-    axes, rows = load_table(out)
+    table = table or read_table(out)
+    axes, rows = table.axes, table.rows
     ok = [r for r in rows if r["status"] == "ok"]
     metric = metric or default_metric(ok)
-    numeric = sorted({k for r in ok for k, v in r.items() if isinstance(v, (int, float)) and k not in {*axes, "index"}})
-    if ok and metric not in ok[0]:
-        raise ConfigError(f"--metric {metric}: not a metric of this sweep; choose one of {', '.join(numeric)}")
     swept = [a for a in axes if a != SEED_AXIS and len({_key(r[a]) for r in rows}) > 1]
     figures = out / "figures"
     before = sorted(figures.glob("*.png")) if figures.is_dir() else []
     if not ok or not swept:
-        return [], []
+        return [], [], []
     from ..plots import _pyplot  # noqa: PLC0415
 
     plt = _pyplot()
     figures.mkdir(exist_ok=True)
     orders = _orders(rows, swept)
-    metrics = list(dict.fromkeys([metric, *(m for m in numeric if any(_figure_of(f, m) for f in before))]))
-    paths = []
+    metrics = list(dict.fromkeys([metric, *(m for m in METRICS if any(_figure_of(f, m) for f in before))]))
+    paths, notes = [], []
     for m in metrics:
+        if all(math.isnan(_values(r.get(m))) for r in ok):  # nothing to draw (a log axis of no data would fail)
+            why = SUMMARY_METRICS[m]
+            notes.append(f"no figure of {m}: it has no value at any of the {len(ok)} finished point(s)"
+                         + (f" ({why})" if why else ""))
+            continue
         paths += [_line_plot(plt, figures, ok, swept, a, m, len(rows) - len(ok), orders) for a in swept]
         paths += [_heat_map(plt, figures, ok, swept, a, b, m, orders)
                   for i, a in enumerate(swept) for b in swept[i + 1:]]
@@ -120,7 +186,7 @@ def plot_sweep(out: Path, metric: str | None = None) -> tuple[list[Path], list[P
     stale = [f for f in before if f not in paths and any(_figure_of(f, m) for m in names)]
     for f in stale:
         f.unlink()
-    return paths, stale
+    return paths, stale, notes
 
 
 def _figure_of(path: Path, metric: str) -> bool:
@@ -145,13 +211,17 @@ def _orders(rows: list[dict], axes: list[str]) -> dict[str, Callable[[Any], Any]
     keys: dict[str, Callable[[Any], Any]] = {}
     for a in axes:
         seen = list(dict.fromkeys(_key(r[a]) for r in rows))
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen)
+        numeric = all(_is_number(v) for v in seen)
         keys[a] = float if numeric else {v: i for i, v in enumerate(seen)}.__getitem__
     return keys
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _log(values: list) -> bool:
-    v = [x for x in values if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    v = [x for x in values if _is_number(x)]
     return len(v) == len(values) and min(v) > 0 and max(v) / min(v) >= 50
 
 
@@ -193,22 +263,23 @@ def _line_plot(plt, figures: Path, ok: list[dict], swept: list[str], axis: str, 
                     key=lambda c: tuple(orders[a](v) for a, v in zip(others, c))) if others else [()]
     split = len(combos) <= MAX_LINES
     xs = sorted({_key(r[axis]) for r in ok}, key=orders[axis])
+    numeric = all(_is_number(x) for x in xs)  # booleans are categories, in the spec's order
     rate = metric == "success"
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for combo in (combos if split else [None]):
         mine = [r for r in ok if combo is None or tuple(_key(r[a]) for a in others) == combo]
-        stats = [_stat([_values(r[metric]) for r in mine if _key(r[axis]) == x], rate) for x in xs]
+        stats = [_stat([_values(r.get(metric)) for r in mine if _key(r[axis]) == x], rate) for x in xs]
         mean, spread = np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
-        pos = np.array(xs, float) if all(isinstance(x, (int, float)) for x in xs) else np.arange(len(xs))
+        pos = np.array(xs, float) if numeric else np.arange(len(xs))
         label = None if not others else ("all" if combo is None else
                                          ", ".join(f"{_short(a, swept)}={v}" for a, v in zip(others, combo)))
         line, = ax.plot(pos, mean, "o-", label=label)
         ax.fill_between(pos, mean - spread, mean + spread, color=line.get_color(), alpha=0.2, lw=0)
-    if not all(isinstance(x, (int, float)) for x in xs):
+    if not numeric:
         ax.set_xticks(np.arange(len(xs)), [str(x) for x in xs])
     elif _log(xs):
         ax.set_xscale("log")
-    finite = [v for v in (_values(r[metric]) for r in ok) if not math.isnan(v)]
+    finite = [v for v in (_values(r.get(metric)) for r in ok) if not math.isnan(v)]
     if metric != "success" and _log(finite or [1]):  # _log: every value > 0 and spanning a factor 50
         ax.set_yscale("log")
     ax.set_xlabel(axis)
@@ -233,7 +304,7 @@ def _heat_map(plt, figures: Path, ok: list[dict], swept: list[str], a: str, b: s
         cell: dict = defaultdict(list)
         for r in ok:
             if pv is None or _key(r[panel_axis]) == pv:
-                cell[(_key(r[a]), _key(r[b]))].append(_values(r[metric]))
+                cell[(_key(r[a]), _key(r[b]))].append(_values(r.get(metric)))
         grids.append(np.array([[_stat(cell.get((va, vb), []), rate)[0] for va in xa] for vb in xb]))
     finite = np.concatenate([g[np.isfinite(g)] for g in grids]) if grids else np.array([])
     lo, hi = (0.0, 1.0) if rate else ((finite.min(), finite.max()) if finite.size else (0, 1))
@@ -262,25 +333,39 @@ def _heat_map(plt, figures: Path, ok: list[dict], swept: list[str], a: str, b: s
     return path
 
 
-def summarize(out: Path) -> dict:
+def summarize(out: Path, table: SweepTable | None = None) -> dict:
     """Counts of the sweep in ``out``: points, ok, failed, pending; and the failures' error classes."""
-    _, rows = load_table(out)
+    rows = (table or read_table(out)).rows
     status = Counter(r["status"] for r in rows)
     errors = Counter(r["error_class"] for r in rows if r["status"] == "failed")
     return {"points": len(rows), "ok": status["ok"], "failed": status["failed"], "pending": status["pending"],
             "errors": dict(errors)}
 
 
-def report_sweep(out: Path, metric: str | None = None, plots: bool = True) -> tuple[dict, list[Path], list[Path]]:
-    """Write the table and (with ``plots``) the figures of the sweep in ``out``; (counts, files written, stale
-    figures removed: ``plot_sweep``)."""
-    files, stale = write_table(out), []
+@dataclass(frozen=True)
+class SweepReport:
+    """What ``report_sweep`` wrote: the counts (``summarize``), the files written, the stale figures removed,
+    notes on what it did not draw (``plot_sweep``) and the damaged result files it counted as pending (path, what
+    is wrong)."""
+
+    counts: dict
+    files: list[Path]
+    stale: list[Path]
+    notes: list[str]
+    damaged: list[tuple[Path, str]]
+
+
+def report_sweep(out: Path, metric: str | None = None, plots: bool = True) -> SweepReport:
+    """Write the table and (with ``plots``) the figures of the sweep in ``out``, read once."""
+    check_metric(metric)
+    table = read_table(out)
+    files, stale, notes = write_table(out, table), [], []
     if plots:
-        drawn, stale = plot_sweep(out, metric)
+        drawn, stale, notes = plot_sweep(out, metric, table)
         files += drawn
-    counts = summarize(out)
+    counts = summarize(out, table)
     (Path(out) / "summary.json").write_text(json.dumps(counts, indent=1) + "\n")
-    return counts, files, stale
+    return SweepReport(counts, files, stale, notes, table.damaged)
 
 
 def has_parquet() -> bool:
@@ -291,5 +376,5 @@ def has_parquet() -> bool:
     return True
 
 
-__all__ = ["PARQUET_HINT", "has_parquet", "METRICS", "load_table", "write_table", "plot_sweep", "default_metric",
-           "summarize", "report_sweep"]
+__all__ = ["PARQUET_HINT", "has_parquet", "METRICS", "SweepTable", "read_table", "load_table", "write_table",
+           "check_metric", "plot_sweep", "default_metric", "summarize", "SweepReport", "report_sweep"]

@@ -153,13 +153,20 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
     sets = doc.get("set") or []
     if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
         raise ConfigError(f"{source}: set: must be a list of 'key.path=value' strings (got {sets!r})")
-    changes = [*sets, *(overrides or [])]
-    for i, item in enumerate(sets):  # the raw base every point starts from
-        apply_override(base_raw, item, f"{source}: set[{i}]")
-    for item in overrides or []:
-        apply_override(base_raw, item)
-    base = config_from_document(copy.deepcopy(base_raw), f"{base_source} with set/--set" if changes else base_source,
-                                base_dir)
+    changes = [*((f"{source}: set[{i}]", item) for i, item in enumerate(sets)), *((None, o) for o in overrides or [])]
+    unchanged = copy.deepcopy(base_raw)
+    for where, item in changes:  # the raw base every point starts from (where None: the command line's --set)
+        apply_override(base_raw, item, where)
+    try:
+        base = config_from_document(copy.deepcopy(base_raw), f"{base_source} with set/--set" if changes else
+                                    base_source, base_dir)
+    except ConfigError:
+        _blame_change(unchanged, changes, base_source, base_dir)
+        raise
+    empty = [g for g in GROUPS if g in doc and doc[g] is None]
+    if empty:
+        raise ConfigError(f"{source}: {empty[0]}: empty (null: every entry commented out?); give its axes, or remove "
+                          f"{empty[0]}:")
     groups = [g for g in GROUPS if doc.get(g) is not None]
     blocks = [_block(group, doc[group], source, base) for group in groups]
     axes = [key for keys, _ in blocks for key in keys]
@@ -206,6 +213,19 @@ def _name(doc: dict, source: str) -> str:
     return name
 
 
+def _blame_change(raw: dict, changes: list[tuple[str | None, str]], base_source: str, base_dir: Path) -> None:
+    """When the base config is valid alone and its ``set``/``--set`` items ((where, item): ``apply_override``)
+    make it invalid, raise the error of the first item after which it is, naming that item; else return (the
+    combined error stands)."""
+    try:
+        config_from_document(copy.deepcopy(raw), base_source, base_dir)
+    except ConfigError:
+        return
+    for where, item in changes:
+        apply_override(raw, item, where)
+        config_from_document(copy.deepcopy(raw), f"{where} ({item})" if where else f"--set {item}", base_dir)
+
+
 def _point_name(index: int, values: dict[str, Any]) -> str:
     return f"point {index} ({', '.join(f'{k}={v!r}' for k, v in values.items())})"
 
@@ -214,7 +234,10 @@ def _base(doc: dict, source: str, spec_dir: Path) -> tuple[dict, str, Path]:
     base = doc.get("base")
     if isinstance(base, str):
         path = spec_dir / base  # an absolute base replaces spec_dir
-        return read_document(path), str(path), path.parent
+        try:
+            return read_document(path), str(path), path.parent
+        except ConfigError as err:
+            raise ConfigError(f"{source}: base: {err} (a path relative to the spec)") from None
     if isinstance(base, dict):
         return copy.deepcopy(base), f"{source}: base", spec_dir
     raise ConfigError(f"{source}: base: required: a config file path (relative to the spec) or an inline config "

@@ -2,7 +2,8 @@
 
 Layout of ``DIR``::
 
-    points.json          the spec's points: index, key, axis values (rewritten by every run of the spec)
+    points.json          the spec's points: index, key, axis values (rewritten by every run of a spec once its
+                         cluster is reached)
     results/<key>.json   one point's record: status ok/failed, axis values, resolved config, summary or error,
                          worker, time
     events.jsonl         started / finished / failed / duplicate, one JSON line each, from every worker
@@ -39,19 +40,57 @@ def result_path(out: Path, key: str) -> Path:
 
 #: a record's status: the point trained, or it raised (its error recorded)
 STATUSES = ("ok", "failed")
+#: the numbers a successful record's summary holds (``execute._summaries``): the metrics of a sweep's table and
+#: figures (``--metric``), in table order, each with why it may be None at a point ("": it never is)
+SUMMARY_METRICS = {
+    "final_loss": "", "initial_loss": "",
+    **dict.fromkeys(("accuracy", "min_margin_v", "success"), "their task is no classification"),
+    "test_loss": "their task is scored on no held-out or validation points",
+    "test_accuracy": "their task is no classification scored on held-out or validation points",
+    "learning_time_s": "", "learning_time_to_target_s": "no point reached the spec's target_loss, or it sets none",
+    "hardware_time_s": "", "n_updates": "", "t_learn_s": "", "epochs": "", "batch": "", "wall_s": ""}
+#: the rest of a summary: labels, not metrics
+SUMMARY_LABELS = ("task", "backend", "seed", "scored_on")
 
 
 def read_result(out: Path, key: str) -> dict | None:
-    """The record of point ``key``, or None if it has none (or only an unreadable one, which a rerun replaces: a
-    file that is not JSON, or JSON that is not a mapping with a status in ``STATUSES`` and a mapping, if any, as its
-    summary and its error)."""
+    """The record of point ``key``, or None if it has none (or only a damaged one, ``read_record``, which a rerun
+    replaces)."""
+    return read_record(out, key)[0]
+
+
+def read_record(out: Path, key: str) -> tuple[dict | None, str | None]:
+    """(record, None) of point ``key``; (None, None) if it has no record, (None, what is wrong) if its file is
+    damaged: not JSON, or not a mapping with a status in ``STATUSES``, a mapping (if any) as its error, and (status
+    ok) a summary mapping whose metrics (``SUMMARY_METRICS``) are numbers or None."""
     try:
         record = json.loads(result_path(out, key).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("status") not in STATUSES:
-        return None
-    return record if all(isinstance(record.get(k) or {}, dict) for k in ("summary", "error")) else None
+    except FileNotFoundError:
+        return None, None
+    except OSError as err:
+        return None, f"unreadable ({err.strerror})"
+    except ValueError:
+        return None, "not JSON"
+    problem = _record_problem(record)
+    return (None, problem) if problem else (record, None)
+
+
+def _record_problem(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return f"not a mapping (got {type(record).__name__})"
+    if record.get("status") not in STATUSES:
+        return f"status {record.get('status')!r} is none of {', '.join(STATUSES)}"
+    for part in ("summary", "error"):
+        if not isinstance(record.get(part) or {}, dict):
+            return f"its {part} is not a mapping"
+    summary = record.get("summary")
+    if record["status"] == "ok" and not isinstance(summary, dict):
+        return "status ok without a summary"
+    for metric in SUMMARY_METRICS:
+        value = (summary or {}).get(metric)
+        if not (value is None or isinstance(value, (int, float))):
+            return f"summary.{metric} is not a number (got {value!r})"
+    return None
 
 
 def is_done(out: Path, key: str, retry_failed: bool = False) -> bool:
@@ -131,10 +170,21 @@ def log_event(out: Path, event: str, key: str, **fields: Any) -> None:
         os.close(fd)
 
 
-def read_events(out: Path) -> list[dict]:
-    """Every whole event line of ``DIR/events.jsonl`` (a line cut by a kill is skipped)."""
+def events_size(out: Path) -> int:
+    """The length of ``DIR/events.jsonl`` (bytes; 0 if there is none): ``read_events(out, since)`` reads the lines
+    written after it."""
     try:
-        lines = (Path(out) / EVENTS).read_text().splitlines()
+        return (Path(out) / EVENTS).stat().st_size
+    except OSError:
+        return 0
+
+
+def read_events(out: Path, since: int = 0) -> list[dict]:
+    """Every whole event line of ``DIR/events.jsonl`` from byte ``since`` on (a line cut by a kill is skipped)."""
+    try:
+        with open(Path(out) / EVENTS, "rb") as f:
+            f.seek(since)
+            lines = f.read().decode(errors="replace").splitlines()
     except OSError:
         return []
     events = []
@@ -157,5 +207,6 @@ def _plain(v: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(v).__name__}")
 
 
-__all__ = ["RESULTS", "EVENTS", "POINTS", "result_path", "read_result", "is_done", "write_result", "adopt_results",
-           "log_event", "read_events", "write_json_atomically"]
+__all__ = ["RESULTS", "EVENTS", "POINTS", "STATUSES", "SUMMARY_METRICS", "SUMMARY_LABELS", "result_path", "read_result",
+           "read_record", "is_done", "write_result", "adopt_results", "log_event", "events_size", "read_events",
+           "write_json_atomically"]
