@@ -43,6 +43,7 @@ def _task(ctx: Context, name: str) -> dict:
     return {"epochs": one.epoch, "final_loss": one.history[-1]["loss"],
             "power_free_median_w": s["free_median_w"], "power_free_max_w": s["free_max_w"],
             "power_clamped_median_w": s["clamped_median_w"], "network_power_median_w": s["free_total_median_w"],
+            "twins_power_median_w": s["free_total_median_w"] + s["clamped_total_median_w"],
             "settling_median_s": t["settling_median_s"], "settling_max_s": t["settling_max_s"],
             "energy_per_transistor_median_j": t["energy_per_transistor_median_j"],
             "energy_per_transistor_max_j": t["energy_per_transistor_max_j"], "steps": t["steps"],
@@ -116,7 +117,10 @@ def run(ctx: Context) -> ClaimResult:
                          f"closed a switch) of {lr['t_learn_s']:.3g} s = **{x['learning_time_s']:.3g} s**{state}; "
                          f"band {x['band_s'][0]:.3g} .. {x['band_s'][1]:.3g} s (at the gain the authors' code "
                          f"implies: {x['code_gain_band_s'][0]:.3g} .. {x['code_gain_band_s'][1]:.3g} s); charging heat "
-                         f"{si(x['charging_heat_band_j'][0], 'J')} .. {si(x['charging_heat_band_j'][1], 'J')}")
+                         f"{si(x['charging_heat_band_j'][0], 'J')} .. {si(x['charging_heat_band_j'][1], 'J')}, "
+                         f"while the two twins draw about {si(r['twins_power_median_w'], 'W')} the whole time "
+                         f"(trained gates, median over the points): "
+                         f"{si(r['twins_power_median_w'] * x['learning_time_s'], 'J')} over the learning time")
     spans, gain = rows[TASKS[0]]["learning"]["spans"], rows[TASKS[0]]["learning"]["gain"]
     lines.append(f"  - the learning time scales as C / gain: over these bands the capacitor spans x"
                  f"{spans['capacitance']:.2f} and the gain x{spans['gain']:.2f}, so the capacitor dominates, by "
