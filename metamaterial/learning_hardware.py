@@ -15,7 +15,8 @@ A simulation stage beside ``transient`` (learn, in the circuit itself): it write
   (a PWL signal from 0 to 1 for t_learn after t_settle of every presented point) and stopped at the gate bounds;
 * under the hinge loss, a comparator on the free output (``act``: 1 while the presented point is less than the
   margin past its decision boundary, from its class's level and the nearest other level, both sources) that
-  gates the charging current, so a point already past the margin closes no switch;
+  gates the charging current, so a point already past the margin closes no switch, and one that reaches it
+  within its window opens the switch there;
 * the transistors' and the periphery's capacitances of the ``timing:`` section (ideal drivers).
 
 One presented point (a *slot*): the inputs move to it, the twins settle for ``hardware.t_settle``, the switch
@@ -25,7 +26,10 @@ applied point by point). The quasi-static training loop takes the same step as: 
 of the batch, with the gates before the step), then V_G += (alpha/eta) sum of U over the active points. They agree
 while the gates move little within a step and each window starts after the network has settled; they part when
 the window is shorter than the settling (``compare``). Within a full-batch step the transient's later points see
-the gates the earlier windows moved, and the hinge is read live: second-order differences in the rate.
+the gates the earlier windows moved: a difference second order in the rate. The hinge's comparator is read live:
+a window whose point reaches the margin stops charging there, where the loop takes its whole Euler step, a
+difference first order in the rate (``LearningTransient.on_fraction``: how much of each window the switch was
+closed; docs/physics.md 8.5).
 """
 
 from __future__ import annotations
@@ -35,9 +39,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import step
 from .devices import NmosParams
 from .errors import SimulationError, ValidationError
-from .experiment import Setup, make_trainer
+from .experiment import Setup, make_solver, make_trainer
 from .netlist import num
 from .timing import MosCapacitances, PeripheryParams
 from .transient import _mos_cards, _options, _run, _tran
@@ -49,6 +54,9 @@ SWITCH_EDGE = 0.01
 #: s of ngspice allowed per slot before a learning transient is taken for hung (plus a fixed 120 s): a guard
 #: against a stuck simulator, generous for a loaded machine (100 full-batch XOR steps, 400 slots, ran in minutes)
 SECONDS_PER_SLOT = 5.0
+#: a window whose switch was closed for at least 1 - this of t_learn counts as whole, not partial (a full window's
+#: integral is exact to rounding: ngspice's time points land on the switch's breakpoints)
+FULL_WINDOW_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -128,15 +136,16 @@ def _stepped(plan: StepPlan, values: np.ndarray) -> str:
     return _pwl(t, v)
 
 
-def _switch(plan: StepPlan) -> str:
-    """PWL of the learning switch: 0, ramping to 1 over SWITCH_EDGE t_learn, held, ramping back (area t_learn)."""
+def _switch(plan: StepPlan) -> tuple[list[float], list[float]]:
+    """Breakpoints (s, 1) of the learning switch: 0, ramping to 1 over SWITCH_EDGE t_learn, held, ramping back
+    (area t_learn per slot)."""
     e = SWITCH_EDGE * plan.t_learn
     t, v = [0.0], [0.0]
     for k in range(len(plan.points)):
         s = plan.window_start(k)
         t += [s, s + e, s + plan.t_learn, s + plan.t_learn + e]
         v += [0.0, 1.0, 1.0, 0.0]
-    return _pwl(t, v)
+    return t, v
 
 
 def learning_netlist(setup: Setup, controls: np.ndarray, plan: StepPlan, capacitances: MosCapacitances,
@@ -158,7 +167,7 @@ def learning_netlist(setup: Setup, controls: np.ndarray, plan: StepPlan, capacit
             lines.append(f"VR{k}{twin} {twin}{int(node)} 0 dc {num(volts)}")
     for k in range(c.n_outputs):
         lines.append(f"VL{k} lab{k} 0 {_stepped(plan, y[:, k])}")
-    lines += [f"VLW lw 0 {_switch(plan)}", *(_hinge(setup, plan) if rule.hinge else [])]
+    lines += [f"VLW lw 0 {_pwl(*_switch(plan))}", *(_hinge(setup, plan) if rule.hinge else [])]
     switch = "V(lw) * V(act)" if rule.hinge else "V(lw)"
     eta = rule.nudge
     for k, (p, n) in enumerate(zip(c.out_pos, c.out_neg)):
@@ -212,22 +221,50 @@ class LearningTransient:
     Attributes:
         time: [T] s. gates: [T, E] gate voltages (V). free: [T, N] free-twin node voltages (V).
         gates_after: [S, E] gates at the end of each training step's last learning window (V).
-        active: bool [slots]: whether each slot's switch closed (the hinge's comparator at mid-window; all True
-            without a hinge). plan: the slots' timing. netlist: the text ngspice ran.
+        on_fraction: [slots] how much of each slot's window the learning switch was closed: the integral of the
+            switch signal times the hinge's comparator (1 without a hinge) over the window, over t_learn (1: the
+            whole window; less where the live comparator opened the switch once the margin was reached, or closed
+            it late). plan: the slots' timing. netlist: the text ngspice ran.
     """
 
     time: np.ndarray
     gates: np.ndarray
     free: np.ndarray
     gates_after: np.ndarray
-    active: np.ndarray
+    on_fraction: np.ndarray
     plan: StepPlan
     netlist: str
 
     @property
+    def active(self) -> np.ndarray:
+        """bool [slots]: whether each slot's switch was closed at all."""
+        return self.on_fraction > 0
+
+    @property
     def windows(self) -> int:
-        """Learning windows that closed a switch."""
+        """Learning windows that closed a switch, for any time."""
         return int(self.active.sum())
+
+    @property
+    def partial_windows(self) -> int:
+        """Learning windows whose switch was closed for some of the window only (the comparator opened it)."""
+        return int(np.sum(self.active & (self.on_fraction < 1 - FULL_WINDOW_TOLERANCE)))
+
+    @property
+    def switch_time(self) -> float:
+        """s the learning switch was closed over the whole transient (on_fraction summed, times t_learn)."""
+        return float(self.on_fraction.sum() * self.plan.t_learn)
+
+
+def _on_fractions(plan: StepPlan, time: np.ndarray, comparator: np.ndarray) -> np.ndarray:
+    """[slots] fraction of t_learn the switch was closed in each slot: the switch signal times ``comparator`` [T]
+    (1 while the hinge's comparator lets the current through) integrated over the slot's window (trapezoids
+    on ngspice's time points, which land on the switch's breakpoints)."""
+    closed = np.interp(time, *_switch(plan)) * comparator
+    charge = np.concatenate([[0.0], np.cumsum(0.5 * (closed[1:] + closed[:-1]) * np.diff(time))])
+    starts = np.array([plan.window_start(k) for k in range(len(plan.points))])
+    ends = starts + plan.t_learn * (1 + SWITCH_EDGE)
+    return (np.interp(ends, time, charge) - np.interp(starts, time, charge)) / plan.t_learn
 
 
 def run_learning(setup: Setup, controls: np.ndarray, steps: int, capacitances: MosCapacitances,
@@ -256,9 +293,10 @@ def run_learning(setup: Setup, controls: np.ndarray, steps: int, capacitances: M
     gates, free = table[:, 1:1 + c.n_edges], table[:, 1 + c.n_edges:1 + c.n_edges + c.n_nodes]
     ends = np.array([min(plan.step_end(k), time[-1]) for k in range(steps)])
     after = np.stack([np.interp(ends, time, gates[:, e]) for e in range(c.n_edges)], axis=1)
-    mid = np.array([plan.window_start(k) + plan.t_learn / 2 for k in range(len(points))])
-    active = np.interp(mid, time, table[:, -1]) > 0.5 if hinge else np.ones(len(points), bool)
-    return LearningTransient(time, gates, free, after, active, plan, text)
+    # the live comparator opens the switch once the margin is reached (and may close it late): read its on-time
+    # over the whole window, not one sample of it
+    on = _on_fractions(plan, time, table[:, -1] if hinge else np.ones_like(time))
+    return LearningTransient(time, gates, free, after, on, plan, text)
 
 
 def quasi_static(setup: Setup, controls: np.ndarray, steps: int, seed: int = 0) -> np.ndarray:
@@ -273,6 +311,23 @@ def quasi_static(setup: Setup, controls: np.ndarray, steps: int, seed: int = 0) 
     return np.array(out[:steps])
 
 
+def loop_windows(setup: Setup, controls: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """bool [slots]: the learning windows the quasi-static loop opens in the slots of its steps ``reference``
+    [S, E] from ``controls`` [E]: every one, or under the hinge those of the points not yet ``margin`` past their
+    boundary at the gates before the step (the loop's own decision, ``step.active_points``). The loop's windows
+    are whole; the transient's ``on_fraction`` says how much of each of its own the switch was closed."""
+    points, per_step = slots(setup, len(reference))
+    if not setup.rule.hinge:
+        return np.ones(len(points), bool)
+    c, task = setup.circuit, setup.task
+    before = np.vstack([np.asarray(controls, float)[None], reference[:-1]])
+    with make_solver(setup) as solver:
+        margins = np.array([task.margins(c.output_values(solver.solve(c, g, task.inputs).voltages), task.classes)
+                            for g in before])
+    active = np.array([step.active_points(m, True, setup.rule.margin) for m in margins])  # [S, P]
+    return active[np.arange(len(points)) // per_step, points]
+
+
 def compare(transient: LearningTransient, reference: np.ndarray, start: np.ndarray) -> dict[str, float]:
     """How far the transient's gates after each step are from the quasi-static loop's [S, E] (V), next to how far
     the gates moved from ``start`` [E]; ``relative`` is None when no gate moved (no step closed its window)."""
@@ -283,4 +338,5 @@ def compare(transient: LearningTransient, reference: np.ndarray, start: np.ndarr
             "relative": float(diff.max() / moved.max()) if moved.max() > 0 else None}
 
 
-__all__ = ["StepPlan", "LearningTransient", "slots", "learning_netlist", "run_learning", "quasi_static", "compare"]
+__all__ = ["StepPlan", "LearningTransient", "slots", "learning_netlist", "run_learning", "quasi_static", "loop_windows",
+           "compare"]

@@ -17,10 +17,17 @@ import pytest
 
 from conftest import ROOT
 from metamaterial.config import load_config
-from metamaterial.costs import timing_params
+from metamaterial.costs import load_source, run_dir_config, timing_params
 from metamaterial.errors import ValidationError
 from metamaterial.experiment import build, initial_controls
-from metamaterial.learning_hardware import compare, learning_netlist, quasi_static, run_learning
+from metamaterial.learning_hardware import (
+    SWITCH_EDGE,
+    compare,
+    learning_netlist,
+    loop_windows,
+    quasi_static,
+    run_learning,
+)
 from metamaterial.sim.native import NativeSolver
 
 REGRESSION = ROOT / "configs" / "regression.yaml"
@@ -91,6 +98,9 @@ def test_the_learning_command_writes_what_it_reports(tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "learning.json").read_text())
     assert result["steps"] == 4 and result["quasi_static_backend"] == "native"
+    assert result["windows"] == result["quasi_static_windows"] == 4 and result["partial_windows"] == 0
+    assert result["switch_on_fraction"] == pytest.approx(1, abs=1e-9)
+    assert "4 of 4 learning windows closed, each whole (no comparator under mse)" in proc.stdout
     with open(out / "learning_gates.csv") as f:
         rows = list(csv.DictReader(f))
     diff = max(abs(float(r["transient_v"]) - float(r["quasi_static_v"])) for r in rows)
@@ -115,21 +125,64 @@ def test_the_learning_command_runs_xors_full_batch_hinge(tmp_path):
     result = json.loads((out / "learning.json").read_text())
     assert result["schedule"] == "full_batch" and result["loss"] == "hinge" and result["slots"] == 4
     assert 0 < result["windows"] < 4  # the initial gates leave one point past the margin (see the test above)
-    assert f"{result['windows']} of 4 learning windows closed" in proc.stdout
+    assert 0 <= result["partial_windows"] <= result["windows"] and result["quasi_static_windows"] > 0
+    assert 0 < result["switch_on_fraction"] <= result["windows"] / 4
+    assert result["switch_time_s"] == pytest.approx(4 * result["switch_on_fraction"] * result["t_learn_s"], rel=1e-12)
+    assert (f"{result['windows']} of 4 learning windows closed, {result['partial_windows']} of them for part of the "
+            f"window only (the switch was closed {result['switch_on_fraction']:.1%} of the windows' time); the "
+            f"quasi-static loop opened {result['quasi_static_windows']}, each whole") in proc.stdout
 
 
 
-def test_a_run_where_no_window_closes_says_so_instead_of_a_ratio(tmp_path):
+@pytest.fixture(scope="module")
+def trained_xor(tmp_path_factory):
+    """A run directory of XOR trained on the native backend: its hinge stops updating by epoch 210 (every point
+    20 mV past its boundary), so 300 epochs leave the gates of the shipped 3000."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    assert subprocess.run([sys.executable, "-m", "metamaterial", "train", str(XOR), "--backend", "native",
+                           "--no-plots", "--no-progress", "--out", str(run), "--set", "learning.epochs=300"],
+                          cwd=ROOT, timeout=600).returncode == 0
+    return run
+
+
+def test_a_window_counts_as_closed_exactly_when_its_switch_moved_a_gate(trained_xor):
+    """Trained XOR at 100 C: two points fall just short of their margin, so their windows close the switch and the
+    live comparator opens it again within a quarter of the window. A count from one sample at mid-window saw none
+    of them (0 of 8) while they moved a gate by 24 mV; the switch's on-time sees them all."""
+    cfg = run_dir_config(trained_xor, ["simulator.temperature=100"])
+    src = load_source(cfg, trained_xor)
+    setup = src.setup()
+    caps, periphery, _ = timing_params(cfg)
+    tran = run_learning(setup, src.controls, 2, caps, periphery)
+    plan = tran.plan
+    start = np.array([plan.window_start(k) for k in range(len(plan.points))])
+    ends = start + plan.t_learn * (1 + SWITCH_EDGE)
+    moved = np.abs(np.stack([np.interp(ends, tran.time, g) - np.interp(start, tran.time, g)
+                             for g in tran.gates.T])).max(axis=0)  # [slots] V
+    assert moved.max() > 0.01
+    np.testing.assert_array_equal(tran.active, moved > 1e-9)  # a window moved a gate iff its switch closed
+    assert 0 < tran.windows == tran.partial_windows < len(plan.points)
+    assert np.all(tran.on_fraction[tran.active] < 0.5) and np.all(tran.on_fraction[~tran.active] == 0)
+    assert tran.switch_time == pytest.approx(tran.on_fraction.sum() * plan.t_learn, rel=1e-12)
+    # the loop decides from the gates before the step, as the circuit's comparator does at its first window; then
+    # its whole Euler step carries those points past their margin, where the circuit stopped at it
+    ref = quasi_static(setup, src.controls, 2)
+    loop = loop_windows(setup, src.controls, ref)
+    n = plan.per_step
+    np.testing.assert_array_equal(loop[:n], tran.active[:n])
+    assert not (loop[n:] & tran.active[n:]).any()
+
+
+def test_a_run_where_no_window_closes_says_so_instead_of_a_ratio(trained_xor):
     """Trained XOR has every point past its margin: no gate moves in either form, so there is no ratio to print
     (it was the difference over 1e-300 V, a 300-digit percentage)."""
-    run = tmp_path / "run"
-    assert subprocess.run([sys.executable, "-m", "metamaterial", "train", str(XOR), "--backend", "native",
-                           "--no-plots", "--no-progress", "--out", str(run)], cwd=ROOT, timeout=600).returncode == 0
+    run = trained_xor
     proc = subprocess.run([sys.executable, "-m", "metamaterial", "transient", str(run), "--learning", "--steps", "2",
                            "--no-progress", "--no-plots"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert "0 of 8 learning windows closed" in proc.stdout and "(no gate moved in the quasi-static loop either)" \
-        in proc.stdout and "%" not in proc.stdout
+    agreement = next(line for line in proc.stdout.splitlines() if line.startswith("gates after each step"))
+    assert "0 of 8 learning windows closed" in proc.stdout and agreement.endswith(
+        "(no gate moved in the quasi-static loop either)") and "%" not in agreement
     assert json.loads((run / "learning" / "learning.json").read_text())["agreement"]["relative"] is None
 
 
