@@ -97,6 +97,9 @@ def _check(setup: Setup) -> None:
     if not isinstance(c.device, NmosParams):
         raise ValidationError(f"learning_hardware: needs a transistor network (got device {c.device.name}); set "
                               "device.kind: nmos")
+    if not c.device.bulk_junctions:  # the three-regime law: no level-1 card to carry capacitances (as ``transient``)
+        raise ValidationError(f"learning_hardware: device {c.device.name!r} ({c.device.law} law) has no capacitance "
+                              "model; use a level-1 preset (ald1106-fit or ald1106-l1) for the learning transient")
     if c.mismatch is not None:
         raise ValidationError("learning_hardware: twin mismatch is not modelled in the learning transient (got "
                               "device.mismatch); remove it")

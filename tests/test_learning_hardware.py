@@ -201,6 +201,8 @@ def test_a_run_where_no_window_closes_says_so_instead_of_a_ratio(trained_xor):
                                                      r"edge's gate \(got learning.update_edges=pushed\)"),
     ("regression", ["learning.rate_decay=0.9"], r"learning_hardware: the learning transient keeps one switch time, "
                                                 r"one rate \(got learning.rate_decay=0.9\)"),
+    ("xor_hardware", [], r"learning_hardware: device 'ald1106-hw' \(three-regime law\) has no capacitance model; use "
+                         r"a level-1 preset \(ald1106-fit or ald1106-l1\) for the learning transient"),
 ])
 def test_what_the_transient_does_not_model_is_refused(config, overrides, message):
     cfg = load_config(ROOT / "configs" / f"{config}.yaml", overrides)
@@ -208,6 +210,20 @@ def test_what_the_transient_does_not_model_is_refused(config, overrides, message
     caps, periphery, _ = timing_params(cfg)
     with pytest.raises(ValidationError, match=message):
         learning_netlist(setup, np.full(setup.circuit.n_edges, 2.0), None, caps, periphery)
+
+
+@pytest.mark.parametrize("config, extra, message", [
+    ("xor_hardware", [], "learning_hardware: device 'ald1106-hw' (three-regime law) has no capacitance model; use a "
+                         "level-1 preset (ald1106-fit or ald1106-l1) for the learning transient"),
+])
+def test_the_learning_command_refuses_in_one_line(tmp_path, config, extra, message):
+    path = ROOT / "configs" / f"{config}.yaml"
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "transient", str(path), "--learning", "--steps", "2",
+                           "--no-progress", "--no-plots", "--out", str(tmp_path / "out"), *extra],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == f"metamaterial: {path}: {message}\n"
+    assert not (tmp_path / "out").exists()
 
 
 def test_steps_must_be_positive():
