@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import step
+from .cards import parse_model_card
 from .devices import NmosParams
 from .errors import SimulationError, ValidationError
 from .experiment import Setup, make_solver, make_trainer
@@ -54,6 +55,22 @@ SWITCH_EDGE = 0.01
 #: s of ngspice allowed per slot before a learning transient is taken for hung (plus a fixed 120 s): a guard
 #: against a stuck simulator, generous for a loaded machine (100 full-batch XOR steps, 400 slots, ran in minutes)
 SECONDS_PER_SLOT = 5.0
+#: largest slot period (t_settle + t_learn) over ``timing.periphery.input_rise`` the transient accepts. ngspice's
+#: smallest time step is 1e-11 of its largest (the period over POINTS_PER_STEP), and at each input ramp it needs
+#: steps far below the rise: beyond some ratio it aborts there ("timestep too small"), or hangs. Measured (2026-12-02,
+#: C scaled at the shipped rate): XOR (4x4 and 8x8 lattice, cycle and full batch, mse and hinge) aborts from
+#: t_learn/rise = 3e8 (rise 1e-8 and 1e-9 s) and from 2e8 (rise 1e-7 s); regression, parabola and linear_regression
+#: from 5e9; allostery, csv_example and iris ran to 1e9 and beyond. 1e8 keeps XOR's shipped 6.6e7 (0.66 s over
+#: 10 ns) and a factor 2 below its first failure; 100 XOR steps at 1e8 ran through.
+MAX_PERIOD_OVER_RISE = 1e8
+#: least gate capacitor, in units of the gate capacitance the edge's two transistors put on the same node: the
+#: learning current's charge divides between them, so an update falls short by about their ratio. Measured on the
+#: regression ramp (8 steps at its shipped 5 /V, t_learn held at 0.11 s by R, 0.4 pF of transistor gate): the
+#: transient parts from the loop by 2.11 % of the gate movement at C = 25,000 x, 2.16 % at 1,000 x, 2.31 % at 250 x,
+#: 3.13 % at 100 x, 8.2 % at 25 x, 19 % at 10 x, 61 % at 2.5 x and 214 % at 1 fF. 100 x: the update within 1 %.
+MIN_GATE_CAPACITOR_RATIO = 100.0
+#: F/m: ngspice's oxide permittivity (3.9 eps_0), for a model card's intrinsic gate capacitance W L eps_ox / tox
+EPS_OX = 3.9 * 8.854214871e-12
 #: a window whose switch was closed for at least 1 - this of t_learn counts as whole, not partial (a full window's
 #: integral is exact to rounding: ngspice's time points land on the switch's breakpoints)
 FULL_WINDOW_TOLERANCE = 1e-6
@@ -125,6 +142,52 @@ def _check(setup: Setup) -> None:
                               "learning.read_noise, learning.dead_band")
 
 
+def gate_capacitance(setup: Setup, capacitances: MosCapacitances) -> float:
+    """F the two transistors of an edge (one per twin) put on its gate node, as the netlist writes them: twice the
+    gate-source, gate-drain and gate-bulk capacitances of ``capacitances``, or of a user model card (its cgso and
+    cgdo per metre of width, cgbo per metre of length, and with tox its whole oxide W L eps_ox / tox)."""
+    dev = setup.circuit.device
+    if dev.model_card is None:
+        return 2 * (capacitances.cgs + capacitances.cgd + capacitances.cgb)
+    given = parse_model_card(dev.model_card, "device.model_file").given
+    oxide = EPS_OX * dev.w * dev.l / given["tox"] if given.get("tox") else 0.0
+    return 2 * ((given.get("cgso", 0.0) + given.get("cgdo", 0.0)) * dev.w + given.get("cgbo", 0.0) * dev.l + oxide)
+
+
+def check(setup: Setup, capacitances: MosCapacitances, periphery: PeripheryParams,
+          t_settle: float | None = None) -> None:
+    """Refuse what the learning transient does not model, and hardware constants its update model or ngspice
+    cannot follow (``MAX_PERIOD_OVER_RISE``, ``MIN_GATE_CAPACITOR_RATIO``: what each limit rests on); ``t_settle``
+    (s) replaces ``hardware.t_settle``."""
+    _check(setup)
+    hw = setup.hardware
+    plan = StepPlan(np.empty(0, int), hw.t_settle if t_settle is None else t_settle, hw.t_learn, periphery.input_rise)
+    ratio = plan.period / plan.rise
+    if ratio > MAX_PERIOD_OVER_RISE:
+        longest = ((MAX_PERIOD_OVER_RISE - 1) * plan.rise - plan.t_settle) / (1 + SWITCH_EDGE)  # of t_learn
+        if longest <= 0:
+            keys, fix = "hardware.t_settle", f"give hardware.t_settle < {MAX_PERIOD_OVER_RISE * plan.rise:.3g} s"
+        elif setup.config.learning.rate is None:
+            keys, fix = "hardware.t_learn", f"give hardware.t_learn <= {longest:.3g} s"
+        else:
+            keys = "hardware.capacitance, hardware.gain, learning.rate"
+            fix = (f"lower hardware.capacitance or learning.rate, or raise hardware.gain, to a t_learn (rate R C / "
+                   f"gain) of at most {longest:.3g} s")
+        raise ValidationError(f"{keys}: a presented point (t_settle + t_learn) must take at most "
+                              f"{MAX_PERIOD_OVER_RISE:.0e} times timing.periphery.input_rise ({plan.rise:.3g} s) for "
+                              f"ngspice to integrate its input ramps (measured: it aborts from 2e8, 'timestep too "
+                              f"small') (got {plan.period:.3g} s, {ratio:.2g} times, t_learn {plan.t_learn:.3g} s); "
+                              f"{fix}")
+    c_dev = gate_capacitance(setup, capacitances)
+    if hw.capacitance < MIN_GATE_CAPACITOR_RATIO * c_dev * (1 - 1e-9):
+        raise ValidationError(f"hardware.capacitance: must be at least {MIN_GATE_CAPACITOR_RATIO:g} times the gate "
+                              f"capacitance of the edge's two transistors on its node, {c_dev:.3g} F, or the learning "
+                              f"current's charge divides between them and the update falls short (measured: by 1 % "
+                              f"of the gate movement at 100 times, 17 % at 10 times) (got {hw.capacitance:.3g} F, "
+                              f"{hw.capacitance / c_dev:.3g} times); give hardware.capacitance >= "
+                              f"{MIN_GATE_CAPACITOR_RATIO * c_dev:.3g} F")
+
+
 def _pwl(times: list[float], values: list[float]) -> str:
     return "pwl(" + " ".join(f"{num(t)} {num(v)}" for t, v in zip(times, values)) + ")"
 
@@ -154,7 +217,7 @@ def _switch(plan: StepPlan) -> tuple[list[float], list[float]]:
 def learning_netlist(setup: Setup, controls: np.ndarray, plan: StepPlan, capacitances: MosCapacitances,
                      periphery: PeripheryParams, data_file: str = "gates.txt") -> str:
     """ngspice text of the learning hardware for the steps of ``plan`` from gates ``controls`` [E] (V)."""
-    _check(setup)
+    check(setup, capacitances, periphery, plan.t_settle)
     c, task, rule, hw, dyn = setup.circuit, setup.task, setup.rule, setup.hardware, setup.dynamics
     controls = np.asarray(controls, float)
     if controls.shape != (c.n_edges,):
@@ -342,4 +405,4 @@ def compare(transient: LearningTransient, reference: np.ndarray, start: np.ndarr
 
 
 __all__ = ["StepPlan", "LearningTransient", "slots", "learning_netlist", "run_learning", "quasi_static", "loop_windows",
-           "compare"]
+           "compare", "gate_capacitance"]

@@ -2,8 +2,9 @@
 training loop: the continuous charging and the loop's Euler step agree to first order in the step, so their
 difference shrinks in proportion to the rate, point by point (regression, cycle) and for XOR's full-batch hinge
 (one window per point, the hinge's comparator closing the windows of the points the loop finds active); a
-learning window that opens before the twins have settled parts them; the command line writes what it reports;
-what the transient does not model is refused."""
+learning window that opens before the twins have settled parts them; a window counts as closed when its switch
+was closed at all; the command line writes what it reports; what the transient does not model, and hardware whose
+time scales or gate capacitor it cannot follow, is refused in one line."""
 
 from __future__ import annotations
 
@@ -15,15 +16,17 @@ import sys
 import numpy as np
 import pytest
 
+import metamaterial.learning_hardware as lh
 from conftest import ROOT
 from metamaterial.config import load_config
 from metamaterial.costs import load_source, run_dir_config, timing_params
-from metamaterial.errors import ValidationError
+from metamaterial.errors import SimulationError, ValidationError
 from metamaterial.experiment import build, initial_controls
 from metamaterial.learning_hardware import (
     SWITCH_EDGE,
+    check,
     compare,
-    learning_netlist,
+    gate_capacitance,
     loop_windows,
     quasi_static,
     run_learning,
@@ -36,6 +39,7 @@ STEPS = 8                       # one pass over the regression's points
 SLOW_RATES = (0.5, 0.05)        # alpha/eta (1/V): a tenth and a hundredth of the shipped 5
 XOR_STEPS = 3                   # full-batch epochs: 12 learning windows, one per point
 XOR_RATES = (3.0, 0.3)          # a tenth and a hundredth of the shipped 30 /V
+GATE_OVERLAPS = 4e-13           # F: the two twins' gate-source and gate-drain capacitances (0.1 pF each)
 #: "fast hardware": R 1 ohm and C 2 nF make t_learn 10 ns at rate 0.5, shorter than the network's settling
 FAST = ["hardware.resistance=1", "hardware.capacitance=2e-9"]
 
@@ -209,12 +213,17 @@ def test_what_the_transient_does_not_model_is_refused(config, overrides, message
     setup = build(cfg)
     caps, periphery, _ = timing_params(cfg)
     with pytest.raises(ValidationError, match=message):
-        learning_netlist(setup, np.full(setup.circuit.n_edges, 2.0), None, caps, periphery)
+        check(setup, caps, periphery)
 
 
 @pytest.mark.parametrize("config, extra, message", [
     ("xor_hardware", [], "learning_hardware: device 'ald1106-hw' (three-regime law) has no capacitance model; use a "
                          "level-1 preset (ald1106-fit or ald1106-l1) for the learning transient"),
+    ("regression", ["--set", "hardware.capacitance=1e6"], "hardware.capacitance, hardware.gain, learning.rate: a "
+     "presented point (t_settle + t_learn) must take at most 1e+08 times timing.periphery.input_rise (1e-08 s) for "
+     "ngspice to integrate its input ramps (measured: it aborts from 2e8, 'timestep too small') (got 5.05e+10 s, "
+     "5.1e+18 times, t_learn 5e+10 s); lower hardware.capacitance or learning.rate, or raise hardware.gain, to a "
+     "t_learn (rate R C / gain) of at most 0.99 s"),
 ])
 def test_the_learning_command_refuses_in_one_line(tmp_path, config, extra, message):
     path = ROOT / "configs" / f"{config}.yaml"
@@ -226,6 +235,71 @@ def test_the_learning_command_refuses_in_one_line(tmp_path, config, extra, messa
     assert not (tmp_path / "out").exists()
 
 
+def _check(config: str, overrides: list[str]):
+    cfg = load_config(ROOT / "configs" / f"{config}.yaml", overrides)
+    caps, periphery, _ = timing_params(cfg)
+    return check(build(cfg), caps, periphery)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    # t_learn = rate R C / gain: 5 x 1 kohm x 1 F / 0.1 = 5e4 s, which ngspice aborted on after 5 s
+    (["hardware.capacitance=1"], r"hardware.capacitance, hardware.gain, learning.rate: a presented point \(t_settle \+ "
+                                 r"t_learn\) must take at most 1e\+08 times timing.periphery.input_rise \(1e-08 s\) "
+                                 r".* \(got 5.05e\+04 s, 5.1e\+12 times, t_learn 5e\+04 s\); lower "
+                                 r"hardware.capacitance or learning.rate, or raise hardware.gain, to a t_learn "
+                                 r"\(rate R C / gain\) of at most 0.99 s$"),
+    (["hardware.gain=1e-9"], r"hardware.capacitance, hardware.gain, learning.rate: .*\(got 1.11e\+07 s, 1.1e\+15 "
+                             r"times, t_learn 1.1e\+07 s\)"),
+    (["learning.rate=null", "hardware.t_learn=2"], r"hardware.t_learn: a presented point .*\(got 2.02 s, 2e\+08 "
+                                                   r"times, t_learn 2 s\); give hardware.t_learn <= 0.99 s$"),
+    (["hardware.t_settle=10"], r"hardware.t_settle: .*; give hardware.t_settle < 1 s$"),
+    (["timing.periphery.input_rise=1e-10"], r"hardware.capacitance, hardware.gain, learning.rate: .*\(1e-10 s\).*"
+                                            r"\(got 0.111 s, 1.1e\+09 times"),
+    # the two twins' gate overlaps put 4 x 0.1 pF on the gate node: 1 fF parted the transient from the loop by 214 %
+    (["hardware.capacitance=1e-15"], r"hardware.capacitance: must be at least 100 times the gate capacitance of the "
+                                     r"edge's two transistors on its node, 4e-13 F, .* \(got 1e-15 F, 0.0025 times\); "
+                                     r"give hardware.capacitance >= 4e-11 F$"),
+    (["hardware.capacitance=3.9e-11", "hardware.resistance=5.64e7"], r"\(got 3.9e-11 F, 97.5 times\)"),
+])
+def test_hardware_the_transient_cannot_follow_is_refused_naming_the_key(overrides, message):
+    with pytest.raises(ValidationError, match=message):
+        _check("regression", overrides)
+
+
+def test_the_limits_admit_the_shipped_configs_and_follow_the_device_capacitances(tmp_path):
+    for config in ("regression", "xor", "parabola", "allostery"):
+        _check(config, [])  # XOR's 0.66 s over 10 ns is 6.6e7 input rises
+    _check("regression", ["hardware.capacitance=4e-11", "hardware.resistance=5.5e7"])  # 100 x 0.4 pF
+    _check("regression", ["hardware.capacitance=1e-15", "timing.capacitances.cgs=0", "timing.capacitances.cgd=0"])
+    card = tmp_path / "mine.lib"
+    card.write_text(".model mine nmos (level=1 vto=0.62 kp=8.5e-4 cgso=5e-8 cgdo=5e-8 cgbo=1e-8)\n")
+    cfg = load_config(REGRESSION, [f"device.model_file={card}"])
+    dev = build(cfg).circuit.device
+    assert gate_capacitance(build(cfg), *timing_params(cfg)[:1]) == pytest.approx(2 * (1e-7 * dev.w + 1e-8 * dev.l))
+    with pytest.raises(ValidationError, match=r"hardware.capacitance: must be at least 100 times .* on its node, "
+                                              r"2.2e-12 F"):
+        _check("regression", [f"device.model_file={card}", "hardware.capacitance=1e-10"])
+
+
+def test_the_limits_sit_where_the_transient_parts_from_its_model(monkeypatch):
+    """The basis of the two limits, in ngspice: a gate capacitor of 100 times the transistors' gate capacitance keeps
+    the regression ramp within a point of its usual agreement with the loop, 10 times parts them (the charge
+    divides); XOR's transient runs at 1e8 input rises per presented point and aborts at 3e8."""
+    monkeypatch.setattr(lh, "MIN_GATE_CAPACITOR_RATIO", 1.0)
+    rel = {}
+    for ratio in (100, 10):  # R holds t_learn at the shipped 0.11 s
+        c = ratio * GATE_OVERLAPS
+        tran, ref, start = _run([f"hardware.capacitance={c}", f"hardware.resistance={0.11 * 0.1 / 5 / c}"])
+        rel[ratio] = compare(tran, ref, start)["relative"]
+    usual = compare(*_run([]))["relative"]
+    assert rel[100] - usual < 0.015 and rel[10] - usual > 0.1
+    monkeypatch.setattr(lh, "MAX_PERIOD_OVER_RISE", 1e9)
+    c_per_ratio = 1e-8 / (30 * 1e3 / 0.1)  # F of gate capacitor per input rise of t_learn at XOR's 30 /V
+    _run([f"hardware.capacitance={1e8 * c_per_ratio}"], 2, XOR)
+    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = "):
+        _run([f"hardware.capacitance={3e8 * c_per_ratio}"], 2, XOR)
+
+
 def test_steps_must_be_positive():
     cfg = load_config(REGRESSION)
     caps, periphery, _ = timing_params(cfg)
@@ -234,9 +308,6 @@ def test_steps_must_be_positive():
 
 
 def test_wrong_gates_and_unreadable_waveforms_are_errors(monkeypatch):
-    import metamaterial.learning_hardware as lh
-    from metamaterial.errors import SimulationError
-
     cfg = load_config(REGRESSION)
     setup = build(cfg)
     caps, periphery, _ = timing_params(cfg)
