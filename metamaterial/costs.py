@@ -248,10 +248,15 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
     opened, all of them whole), learning_gates.csv (per step and edge: both gates), learning.cir (the netlist
     ngspice ran) and learning_gates.png (the trajectories over each other). Returns the JSON's content.
     """
-    from .learning_hardware import compare, loop_windows, quasi_static, run_learning  # noqa: PLC0415
+    from .learning_hardware import check, compare, loop_windows, max_steps, quasi_static, run_learning  # noqa: PLC0415
 
     setup = src.setup()
     caps, periphery, _ = timing_params(src.config)
+    check(setup, caps, periphery)
+    most, why = max_steps(setup, periphery)
+    if steps > most:
+        raise ConfigError(f"--steps: the learning transient of this config takes at most {most:,} training steps: "
+                          f"{why} (got {steps:,}); give --steps <= {most}")
     with _progress(progress, 2, f"learning transient {src.config.name}", "run") as bar:
         t0 = time.perf_counter()
         tran = run_learning(setup, src.controls, steps, caps, periphery)

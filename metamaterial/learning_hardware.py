@@ -55,6 +55,19 @@ SWITCH_EDGE = 0.01
 #: s of ngspice allowed per slot before a learning transient is taken for hung (plus a fixed 120 s): a guard
 #: against a stuck simulator, generous for a loaded machine (100 full-batch XOR steps, 400 slots, ran in minutes)
 SECONDS_PER_SLOT = 5.0
+#: most presented points (slots) one learning transient takes: its memory and time grow with them (the PWL
+#: sources, ngspice's vectors, the waveform table). Measured with scripts/bench_learning.py (2026-12-02, 2 cores at
+#: load 2-3, t_learn 100 us): the regression ramp (32 edges, one slot per step) 99 MB + 461 kB and 30 ms per slot,
+#: XOR (32 edges, hinge, 4 slots per step) 73 MB + 708 kB and 81 ms per slot: 2,000 slots take about 1.5 GB and 3
+#: min. A network of more edges and nodes costs more per slot (a waveform column each).
+MAX_SLOTS = 2000
+#: most input rises (timing.periphery.input_rise) of simulated time one learning transient runs. ngspice's time is
+#: absolute: at t its steps cannot be finer than about 1e-16 t, while an input ramp needs steps down to ~1e-5 of
+#: the rise. Measured (2026-12-02): XOR aborted ("timestep too small", at an input ramp) at 2.59e10, 2.63e10,
+#: 2.64e10, 2.76e10 and 3.61e10 rises (t_learn 0.3 to 1 s, rise 1e-8 s: about the same time whatever the slot) and
+#: at 4.19e10 (rise 1e-9 s), the regression ramp at 3.2e10 (rise 1e-9 s); the shipped 100 XOR steps end at 2.67e10
+#: and ran through. A run just below the limit may still abort (an ngspice error, exit 1).
+MAX_TIME_OVER_RISE = 2.7e10
 #: largest slot period (t_settle + t_learn) over ``timing.periphery.input_rise`` the transient accepts. ngspice's
 #: smallest time step is 1e-11 of its largest (the period over POINTS_PER_STEP), and at each input ramp it needs
 #: steps far below the rise: beyond some ratio it aborts there ("timestep too small"), or hangs. Measured (2026-12-02,
@@ -100,13 +113,30 @@ class StepPlan:
         return self.window_start((s + 1) * self.per_step - 1) + self.t_learn * (1 + SWITCH_EDGE)
 
 
+def slots_per_step(setup: Setup) -> int:
+    """Presented points of one training step: 1 under ``cycle``, every data point under ``full_batch``."""
+    return setup.task.n_points if setup.params.schedule.kind == "full_batch" else 1
+
+
 def slots(setup: Setup, steps: int) -> tuple[np.ndarray, int]:
     """(data point of every slot of ``steps`` training steps, slots per step): points in order, one slot per
     step under ``cycle``, every point once per step under ``full_batch``."""
-    n = setup.task.n_points
-    if setup.params.schedule.kind == "full_batch":
-        return np.tile(np.arange(n), steps), n
-    return np.arange(steps) % n, 1
+    n, per_step = setup.task.n_points, slots_per_step(setup)
+    return (np.tile(np.arange(n), steps) if per_step > 1 else np.arange(steps) % n), per_step
+
+
+def max_steps(setup: Setup, periphery: PeripheryParams, t_settle: float | None = None) -> tuple[int, str]:
+    """(most training steps one learning transient of ``setup`` runs, why): ``MAX_SLOTS`` presented points, and
+    ``MAX_TIME_OVER_RISE`` input rises of simulated time; ``t_settle`` (s) replaces ``hardware.t_settle``."""
+    hw, per_step, rise = setup.hardware, slots_per_step(setup), periphery.input_rise
+    period = StepPlan(np.empty(0, int), hw.t_settle if t_settle is None else t_settle, hw.t_learn, rise).period
+    by_time = int(MAX_TIME_OVER_RISE * rise / period) // per_step
+    if MAX_SLOTS // per_step <= by_time:
+        return MAX_SLOTS // per_step, (f"one transient presents at most {MAX_SLOTS:,} points ({per_step} per step), "
+                                       "each about 0.7 MB and 0.1 s (measured on XOR)")
+    return by_time, (f"one transient runs at most {MAX_TIME_OVER_RISE:.2g} input rises of {rise:.3g} s "
+                     f"({MAX_TIME_OVER_RISE * rise:.3g} s; {period:.3g} s per point, {per_step} per step), beyond "
+                     "which ngspice aborts at an input ramp (measured from 2.6e10: 'timestep too small')")
 
 
 def _check(setup: Setup) -> None:
@@ -339,6 +369,11 @@ def run_learning(setup: Setup, controls: np.ndarray, steps: int, capacitances: M
     ``t_settle`` (s) replaces ``hardware.t_settle``."""
     if steps < 1:
         raise ValidationError(f"learning_hardware: steps must be >= 1 (got {steps}); give a number of steps")
+    check(setup, capacitances, periphery, t_settle)
+    most, why = max_steps(setup, periphery, t_settle)
+    if steps > most:
+        raise ValidationError(f"learning_hardware: steps must be at most {most:,}: {why} (got {steps:,}); give "
+                              "fewer steps")
     hw = setup.hardware
     points, per_step = slots(setup, steps)
     plan = StepPlan(points, hw.t_settle if t_settle is None else t_settle, hw.t_learn, periphery.input_rise, per_step)
@@ -404,5 +439,5 @@ def compare(transient: LearningTransient, reference: np.ndarray, start: np.ndarr
             "relative": float(diff.max() / moved.max()) if moved.max() > 0 else None}
 
 
-__all__ = ["StepPlan", "LearningTransient", "slots", "learning_netlist", "run_learning", "quasi_static", "loop_windows",
-           "compare", "gate_capacitance"]
+__all__ = ["StepPlan", "LearningTransient", "slots", "slots_per_step", "max_steps", "check", "gate_capacitance",
+           "learning_netlist", "run_learning", "quasi_static", "loop_windows", "compare"]

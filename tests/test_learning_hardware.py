@@ -23,11 +23,14 @@ from metamaterial.costs import load_source, run_dir_config, timing_params
 from metamaterial.errors import SimulationError, ValidationError
 from metamaterial.experiment import build, initial_controls
 from metamaterial.learning_hardware import (
+    MAX_SLOTS,
+    MAX_TIME_OVER_RISE,
     SWITCH_EDGE,
     check,
     compare,
     gate_capacitance,
     loop_windows,
+    max_steps,
     quasi_static,
     run_learning,
 )
@@ -224,6 +227,13 @@ def test_what_the_transient_does_not_model_is_refused(config, overrides, message
      "ngspice to integrate its input ramps (measured: it aborts from 2e8, 'timestep too small') (got 5.05e+10 s, "
      "5.1e+18 times, t_learn 5e+10 s); lower hardware.capacitance or learning.rate, or raise hardware.gain, to a "
      "t_learn (rate R C / gain) of at most 0.99 s"),
+    # 1e9 steps made a 30 GB array of slots (a MemoryError traceback)
+    ("regression", ["--steps", "1000000000"], "--steps: the learning transient of this config takes at most 2,000 "
+     "training steps: one transient presents at most 2,000 points (1 per step), each about 0.7 MB and 0.1 s "
+     "(measured on XOR) (got 1,000,000,000); give --steps <= 2000"),
+    ("xor", ["--steps", "200"], "--steps: the learning transient of this config takes at most 101 training steps: one "
+     "transient runs at most 2.7e+10 input rises of 1e-08 s (270 s; 0.667 s per point, 4 per step), beyond which "
+     "ngspice aborts at an input ramp (measured from 2.6e10: 'timestep too small') (got 200); give --steps <= 101"),
 ])
 def test_the_learning_command_refuses_in_one_line(tmp_path, config, extra, message):
     path = ROOT / "configs" / f"{config}.yaml"
@@ -298,6 +308,36 @@ def test_the_limits_sit_where_the_transient_parts_from_its_model(monkeypatch):
     _run([f"hardware.capacitance={1e8 * c_per_ratio}"], 2, XOR)
     with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = "):
         _run([f"hardware.capacitance={3e8 * c_per_ratio}"], 2, XOR)
+
+
+def test_one_transient_takes_at_most_max_slots_points_and_max_time_over_rise_rises():
+    def most(config, overrides=()):
+        cfg = load_config(ROOT / "configs" / f"{config}.yaml", list(overrides))
+        return max_steps(build(cfg), timing_params(cfg)[1])[0]
+
+    assert most("regression") == MAX_SLOTS  # 2,000 slots of 0.111 s: 8.2e9 input rises
+    assert most("xor", ["learning.rate=null", "hardware.t_learn=1e-4"]) == MAX_SLOTS // 4  # full batch: 4 per step
+    assert most("xor") == int(MAX_TIME_OVER_RISE * 1e-8 / (0.66 * (1 + SWITCH_EDGE) + 1e-5 + 1e-8)) // 4 == 101
+    cfg = load_config(REGRESSION)
+    caps, periphery, _ = timing_params(cfg)
+    with pytest.raises(ValidationError, match=r"learning_hardware: steps must be at most 2,000: one transient presents "
+                                              r"at most 2,000 points \(1 per step\), .* \(got 2,001\); give fewer"):
+        run_learning(build(cfg), np.full(32, 3.0), MAX_SLOTS + 1, caps, periphery)
+
+
+def test_a_transient_longer_than_max_time_over_rise_rises_aborts_in_ngspice(monkeypatch):
+    """The basis of MAX_TIME_OVER_RISE: ngspice's time is absolute, and late in a long run an input ramp needs finer
+    steps than it can take there. The regression ramp with 1 ns inputs (0.0909 s per point, 9e7 rises) runs its
+    296 allowed steps through and aborts at 32 s (3.2e10 rises) of 400."""
+    fast = ["timing.periphery.input_rise=1e-9", "hardware.capacitance=1.8e-6"]
+    cfg = load_config(REGRESSION, fast)
+    allowed = max_steps(build(cfg), timing_params(cfg)[1])[0]
+    assert allowed == 296
+    tran, _, _ = _run(fast, allowed)
+    assert tran.time[-1] == pytest.approx(allowed * tran.plan.period, rel=1e-9)
+    monkeypatch.setattr(lh, "MAX_TIME_OVER_RISE", 1e12)
+    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = "):
+        _run(fast, 400)
 
 
 def test_steps_must_be_positive():
