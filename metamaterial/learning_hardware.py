@@ -73,8 +73,9 @@ MAX_TIME_OVER_RISE = 2.7e10
 #: steps far below the rise: beyond some ratio it aborts there ("timestep too small"), or hangs. Measured (2026-12-02,
 #: C scaled at the shipped rate): XOR (4x4 and 8x8 lattice, cycle and full batch, mse and hinge) aborts from
 #: t_learn/rise = 3e8 (rise 1e-8 and 1e-9 s) and from 2e8 (rise 1e-7 s); regression, parabola and linear_regression
-#: from 5e9; allostery, csv_example and iris ran to 1e9 and beyond. 1e8 keeps XOR's shipped 6.6e7 (0.66 s over
-#: 10 ns) and a factor 2 below its first failure; 100 XOR steps at 1e8 ran through.
+#: from 5e9; allostery, csv_example and iris ran to 1e9 and beyond (2 to 8 points each). 1e8 keeps XOR's shipped
+#: 6.6e7 (0.66 s over 10 ns) and a factor 2 below its first failure; a long run is bounded by MAX_TIME_OVER_RISE
+#: too (100 XOR steps at 1e8 aborted at 2.63e10 rises).
 MAX_PERIOD_OVER_RISE = 1e8
 #: least gate capacitor, in units of the gate capacitance the edge's two transistors put on the same node: the
 #: learning current's charge divides between them, so an update falls short by about their ratio. Measured on the
