@@ -482,12 +482,18 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
         r = costs.learning_run(src, out, steps=args.steps or 100, plots=not args.no_plots,
                                progress=not args.no_progress)
         a = r["agreement"]
-        moved = ("(no gate moved in the quasi-static loop either)" if a["relative"] is None else
+        either = " either" if r["windows"] == 0 else ""
+        # the hinge's live comparator opens a switch once its point reaches the margin; the loop's windows are whole
+        windows = (f"{r['partial_windows']} of them for part of the window only (the switch was closed "
+                   f"{r['switch_on_fraction']:.1%} of the windows' time); the quasi-static loop opened "
+                   f"{r['quasi_static_windows']}, each whole" if r["loss"] == "hinge" else
+                   f"each whole (no comparator under {r['loss']}), as in the quasi-static loop")
+        moved = (f"(no gate moved in the quasi-static loop{either})" if a["relative"] is None else
                  f"while the gates moved up to {a['max_moved_v']:.3g} V ({a['relative']:.2%})")
-        print(f"{r['task']}, {src.label}: {r['steps']} training steps ({r['schedule']}, {r['loss']}: {r['windows']} "
-              f"of {r['slots']} learning windows closed) as one ngspice transient "
-              f"({r['simulated_time_s']:.3g} s simulated: t_settle {r['t_settle_s']:.3g} s + t_learn "
+        print(f"{r['task']}, {src.label}: {r['steps']} training steps ({r['schedule']}, {r['loss']}) as one ngspice "
+              f"transient ({r['simulated_time_s']:.3g} s simulated: t_settle {r['t_settle_s']:.3g} s + t_learn "
               f"{r['t_learn_s']:.3g} s per presented point) in {r['transient_wall_s']:.1f} s\n"
+              f"{r['windows']} of {r['slots']} learning windows closed, {windows}\n"
               f"gates after each step vs the quasi-static loop ({r['quasi_static_backend']}): max difference "
               f"{a['max_diff_v']:.3g} V {moved}\noutput directory: {out}/ ({', '.join(r['files'])})")
         return 0

@@ -312,14 +312,20 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
     the same steps of the quasi-static training loop on the config's backend, from the same gates. A full-batch
     step is one learning window per data point (a point past the hinge's margin closes none).
 
-    Writes learning.json (settings, agreement, wall times), learning_gates.csv (per step and edge: both gates),
-    learning.cir (the netlist ngspice ran) and learning_gates.png (the trajectories over each other). Returns the
-    JSON's content.
+    Writes learning.json (settings, agreement, wall times; the windows whose switch closed at all, those it
+    closed for part of the window only, the mean fraction of a window it was closed, and the windows the loop
+    opened, all of them whole), learning_gates.csv (per step and edge: both gates), learning.cir (the netlist
+    ngspice ran) and learning_gates.png (the trajectories over each other). Returns the JSON's content.
     """
-    from .learning_hardware import compare, quasi_static, run_learning  # noqa: PLC0415
+    from .learning_hardware import check, compare, loop_windows, max_steps, quasi_static, run_learning  # noqa: PLC0415
 
     setup = src.setup()
     caps, periphery, _ = timing_params(src.config)
+    check(setup, caps, periphery)
+    most, why = max_steps(setup, periphery)
+    if steps > most:
+        raise ConfigError(f"--steps: the learning transient of this config takes at most {most:,} training steps: "
+                          f"{why} (got {steps:,}); give --steps <= {most}")
     with _progress(progress, 2, f"learning transient {src.config.name}", "run") as bar:
         t0 = time.perf_counter()
         tran = run_learning(setup, src.controls, steps, caps, periphery)
@@ -328,6 +334,7 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
         ref = quasi_static(setup, src.controls, steps, seed=src.config.seed)
         bar.update(1)
     t_tran, t_ref = t1 - t0, time.perf_counter() - t1
+    ref_windows = loop_windows(setup, src.controls, ref)
     agreement = compare(tran, ref, src.controls)
     out.mkdir(parents=True, exist_ok=True)
     (out / "learning.cir").write_text(tran.netlist)  # runs as it is: ngspice -b learning.cir
@@ -337,7 +344,9 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
     hw = setup.hardware
     result = {"name": src.config.name, "task": setup.task.name, "source": src.label, "steps": steps,
               "schedule": setup.params.schedule.kind, "loss": setup.rule.loss,
-              "slots": len(tran.plan.points), "windows": tran.windows,
+              "slots": len(tran.plan.points), "windows": tran.windows, "partial_windows": tran.partial_windows,
+              "switch_on_fraction": float(tran.on_fraction.mean()), "switch_time_s": tran.switch_time,
+              "quasi_static_windows": int(ref_windows.sum()),
               "t_settle_s": tran.plan.t_settle, "t_learn_s": tran.plan.t_learn, "capacitance_f": hw.capacitance,
               "resistance_ohm": hw.resistance, "gain": hw.gain, "rate_per_v": setup.rule.rate,
               "simulated_time_s": len(tran.plan.points) * tran.plan.period, "transient_wall_s": round(t_tran, 3),

@@ -15,7 +15,8 @@ A simulation stage beside ``transient`` (learn, in the circuit itself): it write
   (a PWL signal from 0 to 1 for t_learn after t_settle of every presented point) and stopped at the gate bounds;
 * under the hinge loss, a comparator on the free output (``act``: 1 while the presented point is less than the
   margin past its decision boundary, from its class's level and the nearest other level, both sources) that
-  gates the charging current, so a point already past the margin closes no switch;
+  gates the charging current, so a point already past the margin closes no switch, and one that reaches it
+  within its window opens the switch there;
 * the transistors' and the periphery's capacitances of the ``timing:`` section (ideal drivers).
 
 One presented point (a *slot*): the inputs move to it, the twins settle for ``hardware.t_settle``, the switch
@@ -25,7 +26,10 @@ applied point by point). The quasi-static training loop takes the same step as: 
 of the batch, with the gates before the step), then V_G += (alpha/eta) sum of U over the active points. They agree
 while the gates move little within a step and each window starts after the network has settled; they part when
 the window is shorter than the settling (``compare``). Within a full-batch step the transient's later points see
-the gates the earlier windows moved, and the hinge is read live: second-order differences in the rate.
+the gates the earlier windows moved: a difference second order in the rate. The hinge's comparator is read live:
+a window whose point reaches the margin stops charging there, where the loop takes its whole Euler step, a
+difference first order in the rate (``LearningTransient.on_fraction``: how much of each window the switch was
+closed; docs/physics.md 8.5).
 """
 
 from __future__ import annotations
@@ -35,9 +39,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import step
+from .cards import parse_model_card
 from .devices import NmosParams
 from .errors import SimulationError, ValidationError
-from .experiment import Setup, make_trainer
+from .experiment import Setup, make_solver, make_trainer
 from .netlist import num
 from .timing import MosCapacitances, PeripheryParams
 from .transient import _mos_cards, _options, _run, _tran
@@ -49,6 +55,39 @@ SWITCH_EDGE = 0.01
 #: s of ngspice allowed per slot before a learning transient is taken for hung (plus a fixed 120 s): a guard
 #: against a stuck simulator, generous for a loaded machine (100 full-batch XOR steps, 400 slots, ran in minutes)
 SECONDS_PER_SLOT = 5.0
+#: most presented points (slots) one learning transient takes: its memory and time grow with them (the PWL
+#: sources, ngspice's vectors, the waveform table). Measured with scripts/bench_learning.py (2026-12-02, 2 cores at
+#: load 2-3, t_learn 100 us): the regression ramp (32 edges, one slot per step) 99 MB + 461 kB and 30 ms per slot,
+#: XOR (32 edges, hinge, 4 slots per step) 73 MB + 708 kB and 81 ms per slot: 2,000 slots take about 1.5 GB and 3
+#: min. A network of more edges and nodes costs more per slot (a waveform column each).
+MAX_SLOTS = 2000
+#: most input rises (timing.periphery.input_rise) of simulated time one learning transient runs. ngspice's time is
+#: absolute: at t its steps cannot be finer than about 1e-16 t, while an input ramp needs steps down to ~1e-5 of
+#: the rise. Measured (2026-12-02): XOR aborted ("timestep too small", at an input ramp) at 2.59e10, 2.63e10,
+#: 2.64e10, 2.76e10 and 3.61e10 rises (t_learn 0.3 to 1 s, rise 1e-8 s: about the same time whatever the slot) and
+#: at 4.19e10 (rise 1e-9 s), the regression ramp at 3.2e10 (rise 1e-9 s); the shipped 100 XOR steps end at 2.67e10
+#: and ran through. A run just below the limit may still abort (an ngspice error, exit 1).
+MAX_TIME_OVER_RISE = 2.7e10
+#: largest slot period (t_settle + t_learn) over ``timing.periphery.input_rise`` the transient accepts. ngspice's
+#: smallest time step is 1e-11 of its largest (the period over POINTS_PER_STEP), and at each input ramp it needs
+#: steps far below the rise: beyond some ratio it aborts there ("timestep too small"), or hangs. Measured (2026-12-02,
+#: C scaled at the shipped rate): XOR (4x4 and 8x8 lattice, cycle and full batch, mse and hinge) aborts from
+#: t_learn/rise = 3e8 (rise 1e-8 and 1e-9 s) and from 2e8 (rise 1e-7 s); regression, parabola and linear_regression
+#: from 5e9; allostery, csv_example and iris ran to 1e9 and beyond (2 to 8 points each). 1e8 keeps XOR's shipped
+#: 6.6e7 (0.66 s over 10 ns) and a factor 2 below its first failure; a long run is bounded by MAX_TIME_OVER_RISE
+#: too (100 XOR steps at 1e8 aborted at 2.63e10 rises).
+MAX_PERIOD_OVER_RISE = 1e8
+#: least gate capacitor, in units of the gate capacitance the edge's two transistors put on the same node: the
+#: learning current's charge divides between them, so an update falls short by about their ratio. Measured on the
+#: regression ramp (8 steps at its shipped 5 /V, t_learn held at 0.11 s by R, 0.4 pF of transistor gate): the
+#: transient parts from the loop by 2.11 % of the gate movement at C = 25,000 x, 2.16 % at 1,000 x, 2.31 % at 250 x,
+#: 3.13 % at 100 x, 8.2 % at 25 x, 19 % at 10 x, 61 % at 2.5 x and 214 % at 1 fF. 100 x: the update within 1 %.
+MIN_GATE_CAPACITOR_RATIO = 100.0
+#: F/m: ngspice's oxide permittivity (3.9 eps_0), for a model card's intrinsic gate capacitance W L eps_ox / tox
+EPS_OX = 3.9 * 8.854214871e-12
+#: a window whose switch was closed for at least 1 - this of t_learn counts as whole, not partial (a full window's
+#: integral is exact to rounding: ngspice's time points land on the switch's breakpoints)
+FULL_WINDOW_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -75,13 +114,30 @@ class StepPlan:
         return self.window_start((s + 1) * self.per_step - 1) + self.t_learn * (1 + SWITCH_EDGE)
 
 
+def slots_per_step(setup: Setup) -> int:
+    """Presented points of one training step: 1 under ``cycle``, every data point under ``full_batch``."""
+    return setup.task.n_points if setup.params.schedule.kind == "full_batch" else 1
+
+
 def slots(setup: Setup, steps: int) -> tuple[np.ndarray, int]:
     """(data point of every slot of ``steps`` training steps, slots per step): points in order, one slot per
     step under ``cycle``, every point once per step under ``full_batch``."""
-    n = setup.task.n_points
-    if setup.params.schedule.kind == "full_batch":
-        return np.tile(np.arange(n), steps), n
-    return np.arange(steps) % n, 1
+    n, per_step = setup.task.n_points, slots_per_step(setup)
+    return (np.tile(np.arange(n), steps) if per_step > 1 else np.arange(steps) % n), per_step
+
+
+def max_steps(setup: Setup, periphery: PeripheryParams, t_settle: float | None = None) -> tuple[int, str]:
+    """(most training steps one learning transient of ``setup`` runs, why): ``MAX_SLOTS`` presented points, and
+    ``MAX_TIME_OVER_RISE`` input rises of simulated time; ``t_settle`` (s) replaces ``hardware.t_settle``."""
+    hw, per_step, rise = setup.hardware, slots_per_step(setup), periphery.input_rise
+    period = StepPlan(np.empty(0, int), hw.t_settle if t_settle is None else t_settle, hw.t_learn, rise).period
+    by_time = int(MAX_TIME_OVER_RISE * rise / period) // per_step
+    if MAX_SLOTS // per_step <= by_time:
+        return MAX_SLOTS // per_step, (f"one transient presents at most {MAX_SLOTS:,} points ({per_step} per step), "
+                                       "each about 0.7 MB and 0.1 s (measured on XOR)")
+    return by_time, (f"one transient runs at most {MAX_TIME_OVER_RISE:.2g} input rises of {rise:.3g} s "
+                     f"({MAX_TIME_OVER_RISE * rise:.3g} s; {period:.3g} s per point, {per_step} per step), beyond "
+                     "which ngspice aborts at an input ramp (measured from 2.6e10: 'timestep too small')")
 
 
 def _check(setup: Setup) -> None:
@@ -89,6 +145,9 @@ def _check(setup: Setup) -> None:
     if not isinstance(c.device, NmosParams):
         raise ValidationError(f"learning_hardware: needs a transistor network (got device {c.device.name}); set "
                               "device.kind: nmos")
+    if not c.device.bulk_junctions:  # the three-regime law: no level-1 card to carry capacitances (as ``transient``)
+        raise ValidationError(f"learning_hardware: device {c.device.name!r} ({c.device.law} law) has no capacitance "
+                              "model; use a level-1 preset (ald1106-fit or ald1106-l1) for the learning transient")
     if c.mismatch is not None:
         raise ValidationError("learning_hardware: twin mismatch is not modelled in the learning transient (got "
                               "device.mismatch); remove it")
@@ -114,6 +173,52 @@ def _check(setup: Setup) -> None:
                               "learning.read_noise, learning.dead_band")
 
 
+def gate_capacitance(setup: Setup, capacitances: MosCapacitances) -> float:
+    """F the two transistors of an edge (one per twin) put on its gate node, as the netlist writes them: twice the
+    gate-source, gate-drain and gate-bulk capacitances of ``capacitances``, or of a user model card (its cgso and
+    cgdo per metre of width, cgbo per metre of length, and with tox its whole oxide W L eps_ox / tox)."""
+    dev = setup.circuit.device
+    if dev.model_card is None:
+        return 2 * (capacitances.cgs + capacitances.cgd + capacitances.cgb)
+    given = parse_model_card(dev.model_card, "device.model_file").given
+    oxide = EPS_OX * dev.w * dev.l / given["tox"] if given.get("tox") else 0.0
+    return 2 * ((given.get("cgso", 0.0) + given.get("cgdo", 0.0)) * dev.w + given.get("cgbo", 0.0) * dev.l + oxide)
+
+
+def check(setup: Setup, capacitances: MosCapacitances, periphery: PeripheryParams,
+          t_settle: float | None = None) -> None:
+    """Refuse what the learning transient does not model, and hardware constants its update model or ngspice
+    cannot follow (``MAX_PERIOD_OVER_RISE``, ``MIN_GATE_CAPACITOR_RATIO``: what each limit rests on); ``t_settle``
+    (s) replaces ``hardware.t_settle``."""
+    _check(setup)
+    hw = setup.hardware
+    plan = StepPlan(np.empty(0, int), hw.t_settle if t_settle is None else t_settle, hw.t_learn, periphery.input_rise)
+    ratio = plan.period / plan.rise
+    if ratio > MAX_PERIOD_OVER_RISE:
+        longest = ((MAX_PERIOD_OVER_RISE - 1) * plan.rise - plan.t_settle) / (1 + SWITCH_EDGE)  # of t_learn
+        if longest <= 0:
+            keys, fix = "hardware.t_settle", f"give hardware.t_settle < {MAX_PERIOD_OVER_RISE * plan.rise:.3g} s"
+        elif setup.config.learning.rate is None:
+            keys, fix = "hardware.t_learn", f"give hardware.t_learn <= {longest:.3g} s"
+        else:
+            keys = "hardware.capacitance, hardware.gain, learning.rate"
+            fix = (f"lower hardware.capacitance or learning.rate, or raise hardware.gain, to a t_learn (rate R C / "
+                   f"gain) of at most {longest:.3g} s")
+        raise ValidationError(f"{keys}: a presented point (t_settle + t_learn) must take at most "
+                              f"{MAX_PERIOD_OVER_RISE:.0e} times timing.periphery.input_rise ({plan.rise:.3g} s) for "
+                              f"ngspice to integrate its input ramps (measured: it aborts from 2e8, 'timestep too "
+                              f"small') (got {plan.period:.3g} s, {ratio:.2g} times, t_learn {plan.t_learn:.3g} s); "
+                              f"{fix}")
+    c_dev = gate_capacitance(setup, capacitances)
+    if hw.capacitance < MIN_GATE_CAPACITOR_RATIO * c_dev * (1 - 1e-9):
+        raise ValidationError(f"hardware.capacitance: must be at least {MIN_GATE_CAPACITOR_RATIO:g} times the gate "
+                              f"capacitance of the edge's two transistors on its node, {c_dev:.3g} F, or the learning "
+                              f"current's charge divides between them and the update falls short (measured: by 1 % "
+                              f"of the gate movement at 100 times, 17 % at 10 times) (got {hw.capacitance:.3g} F, "
+                              f"{hw.capacitance / c_dev:.3g} times); give hardware.capacitance >= "
+                              f"{MIN_GATE_CAPACITOR_RATIO * c_dev:.3g} F")
+
+
 def _pwl(times: list[float], values: list[float]) -> str:
     return "pwl(" + " ".join(f"{num(t)} {num(v)}" for t, v in zip(times, values)) + ")"
 
@@ -128,21 +233,22 @@ def _stepped(plan: StepPlan, values: np.ndarray) -> str:
     return _pwl(t, v)
 
 
-def _switch(plan: StepPlan) -> str:
-    """PWL of the learning switch: 0, ramping to 1 over SWITCH_EDGE t_learn, held, ramping back (area t_learn)."""
+def _switch(plan: StepPlan) -> tuple[list[float], list[float]]:
+    """Breakpoints (s, 1) of the learning switch: 0, ramping to 1 over SWITCH_EDGE t_learn, held, ramping back
+    (area t_learn per slot)."""
     e = SWITCH_EDGE * plan.t_learn
     t, v = [0.0], [0.0]
     for k in range(len(plan.points)):
         s = plan.window_start(k)
         t += [s, s + e, s + plan.t_learn, s + plan.t_learn + e]
         v += [0.0, 1.0, 1.0, 0.0]
-    return _pwl(t, v)
+    return t, v
 
 
 def learning_netlist(setup: Setup, controls: np.ndarray, plan: StepPlan, capacitances: MosCapacitances,
                      periphery: PeripheryParams, data_file: str = "gates.txt") -> str:
     """ngspice text of the learning hardware for the steps of ``plan`` from gates ``controls`` [E] (V)."""
-    _check(setup)
+    check(setup, capacitances, periphery, plan.t_settle)
     c, task, rule, hw, dyn = setup.circuit, setup.task, setup.rule, setup.hardware, setup.dynamics
     controls = np.asarray(controls, float)
     if controls.shape != (c.n_edges,):
@@ -158,7 +264,7 @@ def learning_netlist(setup: Setup, controls: np.ndarray, plan: StepPlan, capacit
             lines.append(f"VR{k}{twin} {twin}{int(node)} 0 dc {num(volts)}")
     for k in range(c.n_outputs):
         lines.append(f"VL{k} lab{k} 0 {_stepped(plan, y[:, k])}")
-    lines += [f"VLW lw 0 {_switch(plan)}", *(_hinge(setup, plan) if rule.hinge else [])]
+    lines += [f"VLW lw 0 {_pwl(*_switch(plan))}", *(_hinge(setup, plan) if rule.hinge else [])]
     switch = "V(lw) * V(act)" if rule.hinge else "V(lw)"
     eta = rule.nudge
     for k, (p, n) in enumerate(zip(c.out_pos, c.out_neg)):
@@ -212,22 +318,50 @@ class LearningTransient:
     Attributes:
         time: [T] s. gates: [T, E] gate voltages (V). free: [T, N] free-twin node voltages (V).
         gates_after: [S, E] gates at the end of each training step's last learning window (V).
-        active: bool [slots]: whether each slot's switch closed (the hinge's comparator at mid-window; all True
-            without a hinge). plan: the slots' timing. netlist: the text ngspice ran.
+        on_fraction: [slots] how much of each slot's window the learning switch was closed: the integral of the
+            switch signal times the hinge's comparator (1 without a hinge) over the window, over t_learn (1: the
+            whole window; less where the live comparator opened the switch once the margin was reached, or closed
+            it late). plan: the slots' timing. netlist: the text ngspice ran.
     """
 
     time: np.ndarray
     gates: np.ndarray
     free: np.ndarray
     gates_after: np.ndarray
-    active: np.ndarray
+    on_fraction: np.ndarray
     plan: StepPlan
     netlist: str
 
     @property
+    def active(self) -> np.ndarray:
+        """bool [slots]: whether each slot's switch was closed at all."""
+        return self.on_fraction > 0
+
+    @property
     def windows(self) -> int:
-        """Learning windows that closed a switch."""
+        """Learning windows that closed a switch, for any time."""
         return int(self.active.sum())
+
+    @property
+    def partial_windows(self) -> int:
+        """Learning windows whose switch was closed for some of the window only (the comparator opened it)."""
+        return int(np.sum(self.active & (self.on_fraction < 1 - FULL_WINDOW_TOLERANCE)))
+
+    @property
+    def switch_time(self) -> float:
+        """s the learning switch was closed over the whole transient (on_fraction summed, times t_learn)."""
+        return float(self.on_fraction.sum() * self.plan.t_learn)
+
+
+def _on_fractions(plan: StepPlan, time: np.ndarray, comparator: np.ndarray) -> np.ndarray:
+    """[slots] fraction of t_learn the switch was closed in each slot: the switch signal times ``comparator`` [T]
+    (1 while the hinge's comparator lets the current through) integrated over the slot's window (trapezoids
+    on ngspice's time points, which land on the switch's breakpoints)."""
+    closed = np.interp(time, *_switch(plan)) * comparator
+    charge = np.concatenate([[0.0], np.cumsum(0.5 * (closed[1:] + closed[:-1]) * np.diff(time))])
+    starts = np.array([plan.window_start(k) for k in range(len(plan.points))])
+    ends = starts + plan.t_learn * (1 + SWITCH_EDGE)
+    return (np.interp(ends, time, charge) - np.interp(starts, time, charge)) / plan.t_learn
 
 
 def run_learning(setup: Setup, controls: np.ndarray, steps: int, capacitances: MosCapacitances,
@@ -236,6 +370,11 @@ def run_learning(setup: Setup, controls: np.ndarray, steps: int, capacitances: M
     ``t_settle`` (s) replaces ``hardware.t_settle``."""
     if steps < 1:
         raise ValidationError(f"learning_hardware: steps must be >= 1 (got {steps}); give a number of steps")
+    check(setup, capacitances, periphery, t_settle)
+    most, why = max_steps(setup, periphery, t_settle)
+    if steps > most:
+        raise ValidationError(f"learning_hardware: steps must be at most {most:,}: {why} (got {steps:,}); give "
+                              "fewer steps")
     hw = setup.hardware
     points, per_step = slots(setup, steps)
     plan = StepPlan(points, hw.t_settle if t_settle is None else t_settle, hw.t_learn, periphery.input_rise, per_step)
@@ -256,9 +395,10 @@ def run_learning(setup: Setup, controls: np.ndarray, steps: int, capacitances: M
     gates, free = table[:, 1:1 + c.n_edges], table[:, 1 + c.n_edges:1 + c.n_edges + c.n_nodes]
     ends = np.array([min(plan.step_end(k), time[-1]) for k in range(steps)])
     after = np.stack([np.interp(ends, time, gates[:, e]) for e in range(c.n_edges)], axis=1)
-    mid = np.array([plan.window_start(k) + plan.t_learn / 2 for k in range(len(points))])
-    active = np.interp(mid, time, table[:, -1]) > 0.5 if hinge else np.ones(len(points), bool)
-    return LearningTransient(time, gates, free, after, active, plan, text)
+    # the live comparator opens the switch once the margin is reached (and may close it late): read its on-time
+    # over the whole window, not one sample of it
+    on = _on_fractions(plan, time, table[:, -1] if hinge else np.ones_like(time))
+    return LearningTransient(time, gates, free, after, on, plan, text)
 
 
 def quasi_static(setup: Setup, controls: np.ndarray, steps: int, seed: int = 0) -> np.ndarray:
@@ -273,6 +413,23 @@ def quasi_static(setup: Setup, controls: np.ndarray, steps: int, seed: int = 0) 
     return np.array(out[:steps])
 
 
+def loop_windows(setup: Setup, controls: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """bool [slots]: the learning windows the quasi-static loop opens in the slots of its steps ``reference``
+    [S, E] from ``controls`` [E]: every one, or under the hinge those of the points not yet ``margin`` past their
+    boundary at the gates before the step (the loop's own decision, ``step.active_points``). The loop's windows
+    are whole; the transient's ``on_fraction`` says how much of each of its own the switch was closed."""
+    points, per_step = slots(setup, len(reference))
+    if not setup.rule.hinge:
+        return np.ones(len(points), bool)
+    c, task = setup.circuit, setup.task
+    before = np.vstack([np.asarray(controls, float)[None], reference[:-1]])
+    with make_solver(setup) as solver:
+        margins = np.array([task.margins(c.output_values(solver.solve(c, g, task.inputs).voltages), task.classes)
+                            for g in before])
+    active = np.array([step.active_points(m, True, setup.rule.margin) for m in margins])  # [S, P]
+    return active[np.arange(len(points)) // per_step, points]
+
+
 def compare(transient: LearningTransient, reference: np.ndarray, start: np.ndarray) -> dict[str, float]:
     """How far the transient's gates after each step are from the quasi-static loop's [S, E] (V), next to how far
     the gates moved from ``start`` [E]; ``relative`` is None when no gate moved (no step closed its window)."""
@@ -283,4 +440,5 @@ def compare(transient: LearningTransient, reference: np.ndarray, start: np.ndarr
             "relative": float(diff.max() / moved.max()) if moved.max() > 0 else None}
 
 
-__all__ = ["StepPlan", "LearningTransient", "slots", "learning_netlist", "run_learning", "quasi_static", "compare"]
+__all__ = ["StepPlan", "LearningTransient", "slots", "slots_per_step", "max_steps", "check", "gate_capacitance",
+           "learning_netlist", "run_learning", "quasi_static", "loop_windows", "compare"]

@@ -2,8 +2,9 @@
 training loop: the continuous charging and the loop's Euler step agree to first order in the step, so their
 difference shrinks in proportion to the rate, point by point (regression, cycle) and for XOR's full-batch hinge
 (one window per point, the hinge's comparator closing the windows of the points the loop finds active); a
-learning window that opens before the twins have settled parts them; the command line writes what it reports;
-what the transient does not model is refused."""
+learning window that opens before the twins have settled parts them; a window counts as closed when its switch
+was closed at all; the command line writes what it reports; what the transient does not model, and hardware whose
+time scales or gate capacitor it cannot follow, is refused in one line."""
 
 from __future__ import annotations
 
@@ -15,12 +16,24 @@ import sys
 import numpy as np
 import pytest
 
+import metamaterial.learning_hardware as lh
 from conftest import ROOT
 from metamaterial.config import load_config
-from metamaterial.costs import timing_params
-from metamaterial.errors import ValidationError
+from metamaterial.costs import load_source, run_dir_config, timing_params
+from metamaterial.errors import SimulationError, ValidationError
 from metamaterial.experiment import build, initial_controls
-from metamaterial.learning_hardware import compare, learning_netlist, quasi_static, run_learning
+from metamaterial.learning_hardware import (
+    MAX_SLOTS,
+    MAX_TIME_OVER_RISE,
+    SWITCH_EDGE,
+    check,
+    compare,
+    gate_capacitance,
+    loop_windows,
+    max_steps,
+    quasi_static,
+    run_learning,
+)
 from metamaterial.sim.native import NativeSolver
 
 REGRESSION = ROOT / "configs" / "regression.yaml"
@@ -29,6 +42,7 @@ STEPS = 8                       # one pass over the regression's points
 SLOW_RATES = (0.5, 0.05)        # alpha/eta (1/V): a tenth and a hundredth of the shipped 5
 XOR_STEPS = 3                   # full-batch epochs: 12 learning windows, one per point
 XOR_RATES = (3.0, 0.3)          # a tenth and a hundredth of the shipped 30 /V
+GATE_OVERLAPS = 4e-13           # F: the two twins' gate-source and gate-drain capacitances (0.1 pF each)
 #: "fast hardware": R 1 ohm and C 2 nF make t_learn 10 ns at rate 0.5, shorter than the network's settling
 FAST = ["hardware.resistance=1", "hardware.capacitance=2e-9"]
 
@@ -91,6 +105,9 @@ def test_the_learning_command_writes_what_it_reports(tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "learning.json").read_text())
     assert result["steps"] == 4 and result["quasi_static_backend"] == "native"
+    assert result["windows"] == result["quasi_static_windows"] == 4 and result["partial_windows"] == 0
+    assert result["switch_on_fraction"] == pytest.approx(1, abs=1e-9)
+    assert "4 of 4 learning windows closed, each whole (no comparator under mse)" in proc.stdout
     with open(out / "learning_gates.csv") as f:
         rows = list(csv.DictReader(f))
     diff = max(abs(float(r["transient_v"]) - float(r["quasi_static_v"])) for r in rows)
@@ -115,21 +132,64 @@ def test_the_learning_command_runs_xors_full_batch_hinge(tmp_path):
     result = json.loads((out / "learning.json").read_text())
     assert result["schedule"] == "full_batch" and result["loss"] == "hinge" and result["slots"] == 4
     assert 0 < result["windows"] < 4  # the initial gates leave one point past the margin (see the test above)
-    assert f"{result['windows']} of 4 learning windows closed" in proc.stdout
+    assert 0 <= result["partial_windows"] <= result["windows"] and result["quasi_static_windows"] > 0
+    assert 0 < result["switch_on_fraction"] <= result["windows"] / 4
+    assert result["switch_time_s"] == pytest.approx(4 * result["switch_on_fraction"] * result["t_learn_s"], rel=1e-12)
+    assert (f"{result['windows']} of 4 learning windows closed, {result['partial_windows']} of them for part of the "
+            f"window only (the switch was closed {result['switch_on_fraction']:.1%} of the windows' time); the "
+            f"quasi-static loop opened {result['quasi_static_windows']}, each whole") in proc.stdout
 
 
 
-def test_a_run_where_no_window_closes_says_so_instead_of_a_ratio(tmp_path):
+@pytest.fixture(scope="module")
+def trained_xor(tmp_path_factory):
+    """A run directory of XOR trained on the native backend: its hinge stops updating by epoch 210 (every point
+    20 mV past its boundary), so 300 epochs leave the gates of the shipped 3000."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    assert subprocess.run([sys.executable, "-m", "metamaterial", "train", str(XOR), "--backend", "native",
+                           "--no-plots", "--no-progress", "--out", str(run), "--set", "learning.epochs=300"],
+                          cwd=ROOT, timeout=600).returncode == 0
+    return run
+
+
+def test_a_window_counts_as_closed_exactly_when_its_switch_moved_a_gate(trained_xor):
+    """Trained XOR at 100 C: two points fall just short of their margin, so their windows close the switch and the
+    live comparator opens it again within a quarter of the window. A count from one sample at mid-window saw none
+    of them (0 of 8) while they moved a gate by 24 mV; the switch's on-time sees them all."""
+    cfg = run_dir_config(trained_xor, ["simulator.temperature=100"])
+    src = load_source(cfg, trained_xor)
+    setup = src.setup()
+    caps, periphery, _ = timing_params(cfg)
+    tran = run_learning(setup, src.controls, 2, caps, periphery)
+    plan = tran.plan
+    start = np.array([plan.window_start(k) for k in range(len(plan.points))])
+    ends = start + plan.t_learn * (1 + SWITCH_EDGE)
+    moved = np.abs(np.stack([np.interp(ends, tran.time, g) - np.interp(start, tran.time, g)
+                             for g in tran.gates.T])).max(axis=0)  # [slots] V
+    assert moved.max() > 0.01
+    np.testing.assert_array_equal(tran.active, moved > 1e-9)  # a window moved a gate iff its switch closed
+    assert 0 < tran.windows == tran.partial_windows < len(plan.points)
+    assert np.all(tran.on_fraction[tran.active] < 0.5) and np.all(tran.on_fraction[~tran.active] == 0)
+    assert tran.switch_time == pytest.approx(tran.on_fraction.sum() * plan.t_learn, rel=1e-12)
+    # the loop decides from the gates before the step, as the circuit's comparator does at its first window; then
+    # its whole Euler step carries those points past their margin, where the circuit stopped at it
+    ref = quasi_static(setup, src.controls, 2)
+    loop = loop_windows(setup, src.controls, ref)
+    n = plan.per_step
+    np.testing.assert_array_equal(loop[:n], tran.active[:n])
+    assert not (loop[n:] & tran.active[n:]).any()
+
+
+def test_a_run_where_no_window_closes_says_so_instead_of_a_ratio(trained_xor):
     """Trained XOR has every point past its margin: no gate moves in either form, so there is no ratio to print
     (it was the difference over 1e-300 V, a 300-digit percentage)."""
-    run = tmp_path / "run"
-    assert subprocess.run([sys.executable, "-m", "metamaterial", "train", str(XOR), "--backend", "native",
-                           "--no-plots", "--no-progress", "--out", str(run)], cwd=ROOT, timeout=600).returncode == 0
+    run = trained_xor
     proc = subprocess.run([sys.executable, "-m", "metamaterial", "transient", str(run), "--learning", "--steps", "2",
                            "--no-progress", "--no-plots"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert "0 of 8 learning windows closed" in proc.stdout and "(no gate moved in the quasi-static loop either)" \
-        in proc.stdout and "%" not in proc.stdout
+    agreement = next(line for line in proc.stdout.splitlines() if line.startswith("gates after each step"))
+    assert "0 of 8 learning windows closed" in proc.stdout and agreement.endswith(
+        "(no gate moved in the quasi-static loop either)") and "%" not in agreement
     assert json.loads((run / "learning" / "learning.json").read_text())["agreement"]["relative"] is None
 
 
@@ -148,13 +208,136 @@ def test_a_run_where_no_window_closes_says_so_instead_of_a_ratio(tmp_path):
                                                      r"edge's gate \(got learning.update_edges=pushed\)"),
     ("regression", ["learning.rate_decay=0.9"], r"learning_hardware: the learning transient keeps one switch time, "
                                                 r"one rate \(got learning.rate_decay=0.9\)"),
+    ("xor_hardware", [], r"learning_hardware: device 'ald1106-hw' \(three-regime law\) has no capacitance model; use "
+                         r"a level-1 preset \(ald1106-fit or ald1106-l1\) for the learning transient"),
 ])
 def test_what_the_transient_does_not_model_is_refused(config, overrides, message):
     cfg = load_config(ROOT / "configs" / f"{config}.yaml", overrides)
     setup = build(cfg)
     caps, periphery, _ = timing_params(cfg)
     with pytest.raises(ValidationError, match=message):
-        learning_netlist(setup, np.full(setup.circuit.n_edges, 2.0), None, caps, periphery)
+        check(setup, caps, periphery)
+
+
+@pytest.mark.parametrize("config, extra, message", [
+    ("xor_hardware", [], "learning_hardware: device 'ald1106-hw' (three-regime law) has no capacitance model; use a "
+                         "level-1 preset (ald1106-fit or ald1106-l1) for the learning transient"),
+    ("regression", ["--set", "hardware.capacitance=1e6"], "hardware.capacitance, hardware.gain, learning.rate: a "
+     "presented point (t_settle + t_learn) must take at most 1e+08 times timing.periphery.input_rise (1e-08 s) for "
+     "ngspice to integrate its input ramps (measured: it aborts from 2e8, 'timestep too small') (got 5.05e+10 s, "
+     "5.1e+18 times, t_learn 5e+10 s); lower hardware.capacitance or learning.rate, or raise hardware.gain, to a "
+     "t_learn (rate R C / gain) of at most 0.99 s"),
+    # 1e9 steps made a 30 GB array of slots (a MemoryError traceback)
+    ("regression", ["--steps", "1000000000"], "--steps: the learning transient of this config takes at most 2,000 "
+     "training steps: one transient presents at most 2,000 points (1 per step), each about 0.7 MB and 0.1 s "
+     "(measured on XOR) (got 1,000,000,000); give --steps <= 2000"),
+    ("xor", ["--steps", "200"], "--steps: the learning transient of this config takes at most 101 training steps: one "
+     "transient runs at most 2.7e+10 input rises of 1e-08 s (270 s; 0.667 s per point, 4 per step), beyond which "
+     "ngspice aborts at an input ramp (measured from 2.6e10: 'timestep too small') (got 200); give --steps <= 101"),
+])
+def test_the_learning_command_refuses_in_one_line(tmp_path, config, extra, message):
+    path = ROOT / "configs" / f"{config}.yaml"
+    proc = subprocess.run([sys.executable, "-m", "metamaterial", "transient", str(path), "--learning", "--steps", "2",
+                           "--no-progress", "--no-plots", "--out", str(tmp_path / "out"), *extra],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == f"metamaterial: {path}: {message}\n"
+    assert not (tmp_path / "out").exists()
+
+
+def _check(config: str, overrides: list[str]):
+    cfg = load_config(ROOT / "configs" / f"{config}.yaml", overrides)
+    caps, periphery, _ = timing_params(cfg)
+    return check(build(cfg), caps, periphery)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    # t_learn = rate R C / gain: 5 x 1 kohm x 1 F / 0.1 = 5e4 s, which ngspice aborted on after 5 s
+    (["hardware.capacitance=1"], r"hardware.capacitance, hardware.gain, learning.rate: a presented point \(t_settle \+ "
+                                 r"t_learn\) must take at most 1e\+08 times timing.periphery.input_rise \(1e-08 s\) "
+                                 r".* \(got 5.05e\+04 s, 5.1e\+12 times, t_learn 5e\+04 s\); lower "
+                                 r"hardware.capacitance or learning.rate, or raise hardware.gain, to a t_learn "
+                                 r"\(rate R C / gain\) of at most 0.99 s$"),
+    (["hardware.gain=1e-9"], r"hardware.capacitance, hardware.gain, learning.rate: .*\(got 1.11e\+07 s, 1.1e\+15 "
+                             r"times, t_learn 1.1e\+07 s\)"),
+    (["learning.rate=null", "hardware.t_learn=2"], r"hardware.t_learn: a presented point .*\(got 2.02 s, 2e\+08 "
+                                                   r"times, t_learn 2 s\); give hardware.t_learn <= 0.99 s$"),
+    (["hardware.t_settle=10"], r"hardware.t_settle: .*; give hardware.t_settle < 1 s$"),
+    (["timing.periphery.input_rise=1e-10"], r"hardware.capacitance, hardware.gain, learning.rate: .*\(1e-10 s\).*"
+                                            r"\(got 0.111 s, 1.1e\+09 times"),
+    # the two twins' gate overlaps put 4 x 0.1 pF on the gate node: 1 fF parted the transient from the loop by 214 %
+    (["hardware.capacitance=1e-15"], r"hardware.capacitance: must be at least 100 times the gate capacitance of the "
+                                     r"edge's two transistors on its node, 4e-13 F, .* \(got 1e-15 F, 0.0025 times\); "
+                                     r"give hardware.capacitance >= 4e-11 F$"),
+    (["hardware.capacitance=3.9e-11", "hardware.resistance=5.64e7"], r"\(got 3.9e-11 F, 97.5 times\)"),
+])
+def test_hardware_the_transient_cannot_follow_is_refused_naming_the_key(overrides, message):
+    with pytest.raises(ValidationError, match=message):
+        _check("regression", overrides)
+
+
+def test_the_limits_admit_the_shipped_configs_and_follow_the_device_capacitances(tmp_path):
+    for config in ("regression", "xor", "parabola", "allostery"):
+        _check(config, [])  # XOR's 0.66 s over 10 ns is 6.6e7 input rises
+    _check("regression", ["hardware.capacitance=4e-11", "hardware.resistance=5.5e7"])  # 100 x 0.4 pF
+    _check("regression", ["hardware.capacitance=1e-15", "timing.capacitances.cgs=0", "timing.capacitances.cgd=0"])
+    card = tmp_path / "mine.lib"
+    card.write_text(".model mine nmos (level=1 vto=0.62 kp=8.5e-4 cgso=5e-8 cgdo=5e-8 cgbo=1e-8)\n")
+    cfg = load_config(REGRESSION, [f"device.model_file={card}"])
+    dev = build(cfg).circuit.device
+    assert gate_capacitance(build(cfg), *timing_params(cfg)[:1]) == pytest.approx(2 * (1e-7 * dev.w + 1e-8 * dev.l))
+    with pytest.raises(ValidationError, match=r"hardware.capacitance: must be at least 100 times .* on its node, "
+                                              r"2.2e-12 F"):
+        _check("regression", [f"device.model_file={card}", "hardware.capacitance=1e-10"])
+
+
+def test_the_limits_sit_where_the_transient_parts_from_its_model(monkeypatch):
+    """The basis of the two limits, in ngspice: a gate capacitor of 100 times the transistors' gate capacitance keeps
+    the regression ramp within a point of its usual agreement with the loop, 10 times parts them (the charge
+    divides); XOR's transient runs at 1e8 input rises per presented point and aborts at 3e8."""
+    monkeypatch.setattr(lh, "MIN_GATE_CAPACITOR_RATIO", 1.0)
+    rel = {}
+    for ratio in (100, 10):  # R holds t_learn at the shipped 0.11 s
+        c = ratio * GATE_OVERLAPS
+        tran, ref, start = _run([f"hardware.capacitance={c}", f"hardware.resistance={0.11 * 0.1 / 5 / c}"])
+        rel[ratio] = compare(tran, ref, start)["relative"]
+    usual = compare(*_run([]))["relative"]
+    assert rel[100] - usual < 0.015 and rel[10] - usual > 0.1
+    monkeypatch.setattr(lh, "MAX_PERIOD_OVER_RISE", 1e9)
+    c_per_ratio = 1e-8 / (30 * 1e3 / 0.1)  # F of gate capacitor per input rise of t_learn at XOR's 30 /V
+    _run([f"hardware.capacitance={1e8 * c_per_ratio}"], 2, XOR)
+    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = "):
+        _run([f"hardware.capacitance={3e8 * c_per_ratio}"], 2, XOR)
+
+
+def test_one_transient_takes_at_most_max_slots_points_and_max_time_over_rise_rises():
+    def most(config, overrides=()):
+        cfg = load_config(ROOT / "configs" / f"{config}.yaml", list(overrides))
+        return max_steps(build(cfg), timing_params(cfg)[1])[0]
+
+    assert most("regression") == MAX_SLOTS  # 2,000 slots of 0.111 s: 8.2e9 input rises
+    assert most("xor", ["learning.rate=null", "hardware.t_learn=1e-4"]) == MAX_SLOTS // 4  # full batch: 4 per step
+    assert most("xor") == int(MAX_TIME_OVER_RISE * 1e-8 / (0.66 * (1 + SWITCH_EDGE) + 1e-5 + 1e-8)) // 4 == 101
+    cfg = load_config(REGRESSION)
+    caps, periphery, _ = timing_params(cfg)
+    with pytest.raises(ValidationError, match=r"learning_hardware: steps must be at most 2,000: one transient presents "
+                                              r"at most 2,000 points \(1 per step\), .* \(got 2,001\); give fewer"):
+        run_learning(build(cfg), np.full(32, 3.0), MAX_SLOTS + 1, caps, periphery)
+
+
+def test_a_transient_longer_than_max_time_over_rise_rises_aborts_in_ngspice(monkeypatch):
+    """The basis of MAX_TIME_OVER_RISE: ngspice's time is absolute, and late in a long run an input ramp needs finer
+    steps than it can take there. The regression ramp with 1 ns inputs (0.0909 s per point, 9e7 rises) runs its
+    296 allowed steps through and aborts at 32 s (3.2e10 rises) of 400."""
+    fast = ["timing.periphery.input_rise=1e-9", "hardware.capacitance=1.8e-6"]
+    cfg = load_config(REGRESSION, fast)
+    allowed = max_steps(build(cfg), timing_params(cfg)[1])[0]
+    assert allowed == 296
+    tran, _, _ = _run(fast, allowed)
+    assert tran.time[-1] == pytest.approx(allowed * tran.plan.period, rel=1e-9)
+    monkeypatch.setattr(lh, "MAX_TIME_OVER_RISE", 1e12)
+    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = "):
+        _run(fast, 400)
 
 
 def test_steps_must_be_positive():
@@ -165,9 +348,6 @@ def test_steps_must_be_positive():
 
 
 def test_wrong_gates_and_unreadable_waveforms_are_errors(monkeypatch):
-    import metamaterial.learning_hardware as lh
-    from metamaterial.errors import SimulationError
-
     cfg = load_config(REGRESSION)
     setup = build(cfg)
     caps, periphery, _ = timing_params(cfg)
