@@ -16,16 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from child_usage import peak_and_wall  # noqa: E402
 
 
 def run(config: str, steps: int, overrides: list[str]) -> tuple[int, float, float]:
@@ -35,15 +36,9 @@ def run(config: str, steps: int, overrides: list[str]) -> tuple[int, float, floa
         cmd = [sys.executable, "-m", "metamaterial", "transient", config, "--learning", "--steps", str(steps),
                "--no-plots", "--no-progress", "--out", str(out), "--set", "simulator.backend=native",
                *(a for o in overrides for a in ("--set", o))]
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr.read().decode()[-2000:]}")
-        proc.stderr.close()
+        peak, wall = peak_and_wall(cmd, ROOT)
         slots = json.loads((out / "learning.json").read_text())["slots"]
-    return slots, usage.ru_maxrss * 1024.0, wall
+    return slots, peak, wall
 
 
 def main() -> int:

@@ -12,17 +12,17 @@ fixed part and the part per edge, printed beside the registry's.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from child_usage import peak_and_wall  # noqa: E402
 
 
 def peak_rss(backend: str, n: int) -> tuple[float, float]:
@@ -31,14 +31,7 @@ def peak_rss(backend: str, n: int) -> tuple[float, float]:
         cmd = [sys.executable, "-m", "metamaterial", "netlist", str(ROOT / "configs" / "xor.yaml"), "--backend",
                backend, "--points", "0", "--set", f"network.rows={n}", "--set", f"network.cols={n}", "--out",
                str(Path(tmp) / "out")]
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr.read().decode()[-2000:]}")
-        proc.stderr.close()
-    return usage.ru_maxrss * 1024.0, wall
+        return peak_and_wall(cmd, ROOT)
 
 
 def main() -> int:
