@@ -151,12 +151,13 @@ def _check(setup: Setup) -> None:
     if c.mismatch is not None:
         raise ValidationError("learning_hardware: twin mismatch is not modelled in the learning transient (got "
                               "device.mismatch); remove it")
-    kind = setup.params.schedule.kind
-    if kind not in ("cycle", "full_batch") or rule.rival or setup.params.update_probability != 1.0:
-        raise ValidationError(f"learning_hardware: the learning transient presents the points in order, one "
-                              f"learning window each, on every edge (got learning.schedule={kind}, "
-                              f"loss={rule.loss}, update_probability={setup.params.update_probability}); use "
-                              "schedule: cycle or full_batch, loss: mse or hinge, update_probability: 1")
+    kind, p = setup.params.schedule.kind, setup.params.update_probability
+    wrong = ([f"learning.schedule={kind} (use cycle or full_batch)"] if kind not in ("cycle", "full_batch") else []) \
+        + ([f"learning.loss={rule.loss} (use mse or hinge)"] if rule.rival else []) \
+        + ([f"learning.update_probability={p} (use 1)"] if p != 1.0 else [])
+    if wrong:  # only what is wrong: a key named with an allowed value reads as the fault
+        raise ValidationError("learning_hardware: the learning transient presents the points in order, one "
+                              f"learning window each, on every edge; change {', '.join(wrong)}")
     if rule.update_edges != "all":
         raise ValidationError(f"learning_hardware: the learning transient charges every edge's gate (got "
                               f"learning.update_edges={rule.update_edges}); use update_edges: all")

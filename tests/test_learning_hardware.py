@@ -195,8 +195,9 @@ def test_a_run_where_no_window_closes_says_so_instead_of_a_ratio(trained_xor):
 
 @pytest.mark.parametrize("config, overrides, message", [
     ("xor", ["learning.schedule=shuffle"], r"learning_hardware: the learning transient presents the points in "
-                                           r"order, one learning window each, on every edge \(got "
-                                           r"learning.schedule=shuffle, loss=hinge, update_probability=1.0\)"),
+                                           r"order, one learning window each, on every edge; change "
+                                           r"learning.schedule=shuffle \(use cycle or full_batch\)$"),
+    ("xor", ["learning.update_probability=0.5"], r"on every edge; change learning.update_probability=0.5 \(use 1\)$"),
     ("iris", ["learning.schedule=cycle"], r"learning_hardware: the hinge in the transient compares one output "
                                           r"with its class levels \(got decode=argmax, 3 outputs\)"),
     ("regression", ["learning.leak.tau=1.0"], r"learning_hardware: leak, learning bias, read noise and a dead band "
