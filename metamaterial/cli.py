@@ -496,6 +496,7 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
               f"{r['windows']} of {r['slots']} learning windows closed, {windows}\n"
               f"gates after each step vs the quasi-static loop ({r['quasi_static_backend']}): max difference "
               f"{a['max_diff_v']:.3g} V {moved}\noutput directory: {out}/ ({', '.join(r['files'])})")
+        _print_removed(r["removed"])
         return 0
     r = costs.transient_run(src, out, steps=args.steps, plots=not args.no_plots, progress=not args.no_progress)
     s, band = r["summary"], r["timing"]["settle"]

@@ -315,7 +315,8 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
     Writes learning.json (settings, agreement, wall times; the windows whose switch closed at all, those it
     closed for part of the window only, the mean fraction of a window it was closed, and the windows the loop
     opened, all of them whole), learning_gates.csv (per step and edge: both gates), learning.cir (the netlist
-    ngspice ran) and learning_gates.png (the trajectories over each other). Returns the JSON's content.
+    ngspice ran) and learning_gates.png (the trajectories over each other; without plots, an earlier run's is
+    removed: ``removed``). Returns the JSON's content.
     """
     from .learning_hardware import check, compare, loop_windows, max_steps, quasi_static, run_learning  # noqa: PLC0415
 
@@ -353,7 +354,8 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
               "quasi_static_wall_s": round(t_ref, 3), "quasi_static_backend": src.config.simulator.backend,
               "time_points": int(len(tran.time)), "agreement": agreement,
               "files": ["learning.json", "learning_gates.csv", "learning.cir"]
-              + (["learning_gates.png"] if plots else [])}
+              + (["learning_gates.png"] if plots else []),
+              "removed": [] if plots else _remove_stale(out, ["learning_gates.png"])}
     (out / "learning.json").write_text(json_text(result))
     if plots:
         plot_learning(out / "learning_gates.png", tran, ref, src.controls)

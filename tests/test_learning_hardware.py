@@ -125,12 +125,16 @@ def test_the_learning_command_writes_what_it_reports(tmp_path):
 
 def test_the_learning_command_runs_xors_full_batch_hinge(tmp_path):
     out = tmp_path / "xor"
+    out.mkdir()
+    (out / "learning_gates.png").write_bytes(b"an earlier run's figure")  # --no-plots removes it, and says so
     proc = subprocess.run([sys.executable, "-m", "metamaterial", "transient", str(XOR), "--learning", "--steps", "1",
                            "--out", str(out), "--no-progress", "--no-plots", "--set", "simulator.backend=native"],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "learning.json").read_text())
     assert result["schedule"] == "full_batch" and result["loss"] == "hinge" and result["slots"] == 4
+    assert result["removed"] == ["learning_gates.png"] and not (out / "learning_gates.png").exists()
+    assert "removed what an earlier run left there and this one did not write: learning_gates.png" in proc.stdout
     assert 0 < result["windows"] < 4  # the initial gates leave one point past the margin (see the test above)
     assert 0 <= result["partial_windows"] <= result["windows"] and result["quasi_static_windows"] > 0
     assert 0 < result["switch_on_fraction"] <= result["windows"] / 4
