@@ -630,7 +630,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
     bar = _SweepProgress(not args.no_progress)
     args.sweep_started = True  # an interrupt from here keeps the points finished (``_resume_hint``)
     run = execute.run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, recycle_after=recycle,
-                            retry_failed=args.retry_failed, on_start=bar.start, on_progress=bar.update)
+                            retry_failed=args.retry_failed, on_start=bar.start, on_progress=bar.update,
+                            on_wait=bar.note)
     bar.close()
     report = report_sweep(args.out, args.metric, plots=not args.no_plots)
     _warn_damaged(report.damaged)
@@ -717,6 +718,13 @@ class _SweepProgress:
         elif self.enabled and (done == total or done * 10 // total > self.shown * 10 // total):
             self.shown = done
             print(f"sweep: {done}/{total} points ({failed} failed)", file=sys.stderr, flush=True)
+
+    def note(self, line: str) -> None:
+        """A line about the run (a cluster left without workers), above the bar on a terminal."""
+        if self.bar is not None:
+            self.bar.write(f"sweep: {line}", file=sys.stderr)
+        else:
+            print(f"sweep: {line}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

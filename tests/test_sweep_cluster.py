@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -336,3 +337,38 @@ def test_a_local_cluster_starts_quietly_beside_another_scheduler_on_dasks_defaul
         finally:
             client.close()
             cluster.close()
+
+
+def test_a_sweep_whose_cluster_loses_every_worker_says_so_and_goes_on_when_one_joins(cluster, tmp_path):
+    """Dask holds the tasks of a cluster without workers until one joins, silently: the sweep says (once) that it
+    waits and why, and ends normally, every point run once to the end, when a worker joins."""
+    cluster.add_worker("a")
+    cluster.wait_for_workers("a")
+    doc = {"name": "orphaned", "base": str(ROOT / "configs" / "regression.yaml"),
+           "set": ["simulator.backend=native", "learning.epochs=4000"], "grid": {"learning.rate": [2.0, 3.0]}}
+    spec, out, log = tmp_path / "orphaned.yaml", tmp_path / "out", tmp_path / "sweep.err"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with open(log, "w") as err:  # a file: read while the sweep runs
+        proc = subprocess.Popen([sys.executable, "-m", "metamaterial", "sweep", str(spec), "--out", str(out),
+                                 "--scheduler", cluster.address, "--no-plots", "--no-progress"], cwd=ROOT, env=_env(),
+                                stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
+    try:
+        _wait(lambda: any(e["event"] == "started" for e in read_events(out)), "a point started", proc)
+        cluster.kill("a")
+        _wait(lambda: "has no worker" in log.read_text(), "the line on the missing workers", proc, 120)
+        cluster.add_worker("b")
+        code, stdout, _ = _finish(proc)
+    finally:
+        _kill(proc)
+    lines = log.read_text().splitlines()
+    assert code == 0, lines
+    waiting = [x for x in lines if "has no worker" in x]
+    assert len(waiting) == 1, lines  # the point cut by the kill, and the other unless it had finished
+    assert re.fullmatch(f"sweep: the cluster at {re.escape(cluster.address)} has no worker: the [12] task\\(s\\) left "
+                        r"wait for one to join \(start one with `dask worker ADDRESS`; Ctrl-C stops the sweep, and the "
+                        r"same command resumes it\)", waiting[0]), waiting
+    assert "2/2 ok, 0 failed, 0 pending" in stdout
+    for key in _keys(out):
+        record = read_result(out, key)
+        assert record["status"] == "ok" and record["worker"] != "client"
+        assert [e["event"] for e in read_events(out) if e["key"] == key and e["event"] != "started"] == ["finished"]

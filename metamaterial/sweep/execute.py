@@ -61,6 +61,8 @@ from .store import (
 RECYCLE_AFTER = 200
 #: largest ensemble one task trains
 MAX_BATCH = 64
+#: seconds without a finished task after which the client counts the cluster's workers (``_completed``)
+WORKER_CHECK_S = 5.0
 
 _SLOTS: dict[str, dict] = {}  # per worker (address): its lock, training process and the points that process trained
 _SLOTS_LOCK = threading.Lock()
@@ -358,9 +360,11 @@ def outdated_results(spec: SweepSpec, out: Path) -> dict[revisions.Revision, int
 def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | None = None,
               recycle_after: int = RECYCLE_AFTER, retry_failed: bool = False,
               on_progress: Callable[[int, int, int], None] | None = None,
-              on_start: Callable[[int, int], None] | None = None) -> SweepRun:
+              on_start: Callable[[int, int], None] | None = None,
+              on_wait: Callable[[str], None] | None = None) -> SweepRun:
     """Run every point of ``spec`` that has no result in ``out`` on Dask; ``on_start(to_run, already_done)``
-    once, then ``on_progress(points_done, to_run, failed)`` after every task. The folder's points.json becomes the
+    once, then ``on_progress(points_done, to_run, failed)`` after every task, and ``on_wait(line)`` when the
+    cluster has no worker left (or again has some). The folder's points.json becomes the
     spec's once the cluster is reached: a sweep that fails before (a scheduler it cannot reach) changes nothing in
     an existing folder, and removes the folders it created."""
     out = Path(out)
@@ -371,7 +375,8 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
     except OSError as err:
         raise ConfigError(f"{out}: cannot create the sweep folder ({err.strerror}); choose another --out") from err
     try:
-        return _run_in_folder(spec, out, workers, scheduler, recycle_after, retry_failed, on_progress, on_start)
+        return _run_in_folder(spec, out, workers, scheduler, recycle_after, retry_failed, on_progress, on_start,
+                              on_wait)
     except Exception:
         if made is not None and not (out / RESULTS).exists():  # no point ran: leave nothing behind
             shutil.rmtree(made, ignore_errors=True)
@@ -379,7 +384,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
 
 
 def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | None, recycle_after: int,
-                   retry_failed: bool, on_progress, on_start) -> SweepRun:
+                   retry_failed: bool, on_progress, on_start, on_wait) -> SweepRun:
     keys = [p.key for p in spec.points]
     before = {new: old for old, new in adopt_results(out, keys, saved_config_key, move=False).items()}
     todo = [p for p in spec.points
@@ -402,7 +407,7 @@ def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | No
     else:
         with _Connection(workers, scheduler) as connection:
             ok, failed, unseen, unstarted = _submit_all(todo, out, connection, workers, scheduler, recycle_after,
-                                                        retry_failed, spec.target_loss, on_progress, claim)
+                                                        retry_failed, spec.target_loss, on_progress, claim, on_wait)
     why = []
     if unseen:
         why.append(f"{len(unseen)} reported done by the workers have no result in {os.path.abspath(out)}: the "
@@ -416,12 +421,12 @@ def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | No
 
 def _submit_all(todo: list[Point], out: Path, connection: _Connection, workers: int, scheduler: str | None,
                 recycle_after: int, retry_failed: bool, target_loss: float | None, on_progress,
-                on_connected: Callable[[], None]) -> tuple[int, int, list[str], list[BaseException]]:
-    """Run ``todo`` on the connection's cluster (``on_connected()`` once it is reached); (ok, failed, keys of the
-    points a worker reported done whose result is not in ``out``: that worker writes into another folder, the
-    errors of the points whose task failed before their training started: left to do)."""
-    from distributed import as_completed  # noqa: PLC0415
-
+                on_connected: Callable[[], None], on_wait: Callable[[str], None] | None = None,
+                ) -> tuple[int, int, list[str], list[BaseException]]:
+    """Run ``todo`` on the connection's cluster (``on_connected()`` once it is reached, ``on_wait(line)`` when it
+    has no worker left, and when it has again); (ok, failed, keys of the points a worker reported done whose result
+    is not in ``out``: that worker writes into another folder, the errors of the points whose task failed before
+    their training started: left to do)."""
     planned = plan_tasks(todo, workers) if not scheduler else None  # while the local cluster starts
     client = connection.client()
     on_connected()
@@ -435,7 +440,7 @@ def _submit_all(todo: list[Point], out: Path, connection: _Connection, workers: 
                              key=f"sweep-{t[0].key}-{len(t)}", pure=False, retries=0): t for t in planned}
     done = ok = failed = 0
     unseen, lost = [], []
-    for future in as_completed(futures):
+    for future in _completed(client, futures, scheduler, on_wait):
         points = futures[future]
         try:
             brief = future.result()
@@ -457,6 +462,32 @@ def _submit_all(todo: list[Point], out: Path, connection: _Connection, workers: 
         else:  # it never reached the training (a worker that cannot import the package, or see the folder)
             unstarted.append(err)
     return ok, failed, unseen, unstarted
+
+
+def _completed(client, futures: Iterable, scheduler: str | None, on_wait: Callable[[str], None] | None):
+    """``futures`` as they complete. Every ``WORKER_CHECK_S`` without one, the cluster's workers are counted: a
+    cluster whose workers all died (or that had none) holds its tasks until one joins, which Dask does silently, so
+    ``on_wait`` gets a line when the count falls to 0 and another when workers are back."""
+    from distributed import as_completed  # noqa: PLC0415
+
+    ready, alone = as_completed(futures), False
+    checked = time.monotonic()
+    while not ready.is_empty():
+        batch = ready.next_batch(block=False)
+        if batch:
+            checked = time.monotonic()
+            yield from batch
+            continue
+        time.sleep(0.1)  # as ``as_completed`` itself polls
+        if time.monotonic() - checked >= WORKER_CHECK_S:
+            checked = time.monotonic()
+            n = len(client.scheduler_info(n_workers=-1)["workers"])
+            if on_wait is not None and (n == 0) != alone:
+                at = f" at {scheduler}" if scheduler else ""
+                on_wait(f"the cluster{at} has no worker: the {ready.count()} task(s) left wait for one to join (start "
+                        "one with `dask worker ADDRESS`; Ctrl-C stops the sweep, and the same command resumes it)"
+                        if n == 0 else f"{n} worker(s) on the cluster again: the sweep goes on")
+            alone = n == 0
 
 
 def _cause(err: BaseException) -> str:
