@@ -1,6 +1,7 @@
 """Command line ``metamaterial``: the only module that parses argv, prints or exits.
 
-Exit codes: 0 success, 2 bad input (config, graph, arguments, paths), 1 simulation failure, 130 interrupted
+Exit codes: 0 success, 2 bad input (config, graph, arguments, paths), 1 simulation failure, 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM; the same as Ctrl-C otherwise)
 (Ctrl-C: the run directory keeps its last checkpoint and the resume command is printed). User errors print one
 line ``metamaterial: <message>`` and no traceback; a closed pipe (``solve --json | head``) ends quietly with 0.
 """
@@ -181,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     try:  # building the parser takes a moment in which a Ctrl-C can land too
         args = _parser().parse_args(argv)
     except KeyboardInterrupt:
-        print("metamaterial: interrupted while starting; nothing was run", file=sys.stderr)
-        return 130
+        print(f"metamaterial: {interrupts.signal_name()} while starting; nothing was run", file=sys.stderr)
+        return interrupts.exit_code()
     try:
         try:
             return _run(args)
@@ -212,9 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # a path given on the command line cannot be read or written
         print(f"metamaterial: {err.filename or ''}{': ' if err.filename else ''}{err.strerror or err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"metamaterial: interrupted; {_resume_hint(args)}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (``interrupts``)
+        print(f"metamaterial: {interrupts.signal_name()}; {_resume_hint(args)}", file=sys.stderr)
+        return interrupts.exit_code()
 
 
 def _resume_hint(args: argparse.Namespace) -> str:

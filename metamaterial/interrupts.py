@@ -8,6 +8,8 @@ come. Two libraries we use call back into Python that way: PySpice (ngspice's ou
 ``install()`` puts a SIGINT handler in place that raises KeyboardInterrupt at once, unless the signal landed in one
 of those libraries' frames: then it holds the interrupt and sends it again ``RESEND_S`` later (until it lands in
 other code), and a caller that wraps a library call may raise it as soon as the call returns (``raise_pending``).
+SIGTERM (what ``kill``, a batch system's time limit or a container's stop send) is taken the same way, so a
+terminated command also keeps what it has done and says how to go on; its exit code is 143 (``exit_code``).
 This module imports only the standard library.
 """
 
@@ -25,17 +27,33 @@ LIBRARIES = ("PySpice", "llvmlite")
 RESEND_S = 0.05
 #: the exit code of an interrupted command (128 + SIGINT)
 INTERRUPTED = 130
+#: the exit code of a command stopped by SIGTERM (128 + SIGTERM)
+TERMINATED = 128 + signal.SIGTERM
 
-_state: dict = {"pending": False, "resent": False, "dirs": None, "timer": None}
+_state: dict = {"pending": False, "resent": False, "dirs": None, "timer": None, "signal": signal.SIGINT}
 
 
 def install() -> None:
-    """Our SIGINT handler, if Python's default one is in place and this is the main thread; otherwise nothing (a
-    host program's own handler, or an ignored SIGINT, is left as it is). Idempotent."""
-    if threading.current_thread() is threading.main_thread() and \
-            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        _library_dirs()  # found now, not by the handler in the middle of whatever the signal interrupts
+    """Our SIGINT and SIGTERM handler, for each signal whose handler is Python's default and in the main thread;
+    otherwise nothing (a host program's own handler, or an ignored signal, is left as it is). Idempotent."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    _library_dirs()  # found now, not by the handler in the middle of whatever the signal interrupts
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _on_sigint)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigint)
+
+
+def exit_code() -> int:
+    """The exit code of a command stopped by a KeyboardInterrupt: 143 when the last signal taken was SIGTERM, else
+    130."""
+    return TERMINATED if _state["signal"] == signal.SIGTERM else INTERRUPTED
+
+
+def signal_name() -> str:
+    """How the last interrupt came: ``interrupted`` (Ctrl-C, SIGINT) or ``terminated (SIGTERM)``."""
+    return "terminated (SIGTERM)" if _state["signal"] == signal.SIGTERM else "interrupted"
 
 
 def finish(code: int) -> None:
@@ -51,12 +69,14 @@ def finish(code: int) -> None:
     where it is not found nothing is changed."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if signal.getsignal(signal.SIGTERM) is _on_sigint:  # a SIGTERM from here ends the process at once
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _state["pending"] = False
     timer = _state["timer"]
     if timer is not None:
         timer.cancel()
         timer.join()
-    if code == INTERRUPTED:
+    if code in (INTERRUPTED, TERMINATED):
         try:
             ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt").value = 0
         except (ValueError, AttributeError, OSError):  # another Python: the symbol is not there
@@ -88,10 +108,13 @@ def _in_library(frame) -> bool:
 
 
 def _on_sigint(signum, frame) -> None:
+    """SIGINT's and SIGTERM's handler (a held interrupt is sent again as SIGINT: the signal that began it counts)."""
     if _state["resent"]:
         _state["resent"] = False
         if not _state["pending"]:  # raise_pending answered it before this resend arrived
             return
+    else:
+        _state["signal"] = signum
     if _in_library(frame):
         _state["pending"] = True
         timer = _state["timer"] = threading.Timer(RESEND_S, _resend)
@@ -108,4 +131,5 @@ def _resend() -> None:
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # to the main thread: wakes a sleep
 
 
-__all__ = ["LIBRARIES", "RESEND_S", "install", "raise_pending", "finish"]
+__all__ = ["LIBRARIES", "RESEND_S", "INTERRUPTED", "TERMINATED", "install", "raise_pending", "finish", "exit_code",
+           "signal_name"]

@@ -274,8 +274,11 @@ def _wait_for_checkpoint(run_dir, epoch: int, proc: subprocess.Popen) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize("backend", sorted(INTERRUPTED_RUNS))
-def test_ctrl_c_stops_and_the_printed_command_resumes_to_the_same_gates(tmp_path, backend):
+@pytest.mark.parametrize(("backend", "signum"), [(b, signal.SIGINT) for b in sorted(INTERRUPTED_RUNS)]
+                         + [("native", signal.SIGTERM)])
+def test_ctrl_c_stops_and_the_printed_command_resumes_to_the_same_gates(tmp_path, backend, signum):
+    """Ctrl-C (SIGINT), and SIGTERM (``kill``, a batch system's time limit), taken alike: exit 128 + the signal, one
+    line naming the checkpoint, and the command it prints resumes to the uninterrupted run's gates."""
     epochs, every = INTERRUPTED_RUNS[backend]
     args = ["--backend", backend, "--set", f"learning.epochs={epochs}", "--set", f"learning.checkpoint_every={every}",
             "--no-plots"]
@@ -286,9 +289,11 @@ def test_ctrl_c_stops_and_the_printed_command_resumes_to_the_same_gates(tmp_path
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_checkpoint(cut, every, proc)
     assert proc.poll() is None, "training finished before it could be interrupted"
-    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    proc.send_signal(signum)  # SIGINT: what Ctrl-C sends
     _, err = proc.communicate(timeout=NO_HANG_S)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + signum, err
+    assert err.startswith("metamaterial: terminated (SIGTERM); " if signum == signal.SIGTERM else
+                          "metamaterial: interrupted; "), err
     assert "Exception ignored" not in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
     with np.load(cut / "checkpoint.npz") as z:

@@ -262,10 +262,12 @@ def test_a_local_sweep_leaves_no_training_process_behind(tmp_path):
     assert not any(alive(p) for p in trainers), f"training process(es) {trainers} left behind"
 
 
-def test_ctrl_c_on_a_local_sweep_stops_it_at_once_in_one_line_and_the_same_command_finishes(tmp_path):
-    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while points train: exit 130 within
-    seconds, one line on stderr, no point recorded as failed, no training process left; the same command then runs
-    the rest, and no point finished before the interrupt runs again."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_on_a_local_sweep_stops_it_at_once_in_one_line_and_the_same_command_finishes(tmp_path, signum):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it), or SIGTERM to the group (a batch system's
+    time limit), while points train: exit 128 + the signal within seconds, one line on stderr, no point recorded as
+    failed, no training process left; the same command then runs the rest, and no point finished before the
+    interrupt runs again."""
     import psutil
 
     doc = {"name": "interrupted", "base": str(ROOT / "configs" / "regression.yaml"),
@@ -283,13 +285,14 @@ def test_ctrl_c_on_a_local_sweep_stops_it_at_once_in_one_line_and_the_same_comma
             time.sleep(0.1)
         time.sleep(0.3)  # inside a point's training
         trainers = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signum)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, stderr
-    assert stderr.splitlines() == [f"metamaterial: interrupted; the points finished so far are kept in {out}; the "
+    assert proc.returncode == 128 + signum, stderr
+    how = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+    assert stderr.splitlines() == [f"metamaterial: {how}; the points finished so far are kept in {out}; the "
                                    "same command runs the others"]
     def alive() -> list[str]:
         names = []

@@ -155,13 +155,14 @@ def _new_pool(slot: dict) -> None:
 
 
 def _start_training_process(parent: int) -> None:
-    """Pool initializer. A terminal's Ctrl-C reaches every process of its group: a training process ignores it
-    (its client or worker stops it, ``stop_training``), so that no interrupted point prints its traceback. And it
-    ends within a second of its worker going away (killed, or closed), which a pool's process waiting for work does
-    not notice by itself: it would be left behind."""
+    """Pool initializer. A terminal's Ctrl-C reaches every process of its group: a training process ignores it, and
+    SIGTERM (its client or worker stops it, ``stop_training``), so that no interrupted point prints its traceback.
+    And it ends within a second of its worker going away (killed, or closed), which a pool's process waiting for
+    work does not notice by itself: it would be left behind."""
     import signal  # noqa: PLC0415
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the same for a SIGTERM to the whole process group
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -188,7 +189,7 @@ def stop_training() -> None:
         pool = slot["pool"]
         if pool is not None:
             for process in list(getattr(pool, "_processes", {}).values()):  # the executor's own processes
-                process.terminate()
+                process.kill()  # a training process ignores SIGTERM
             pool.shutdown(wait=False, cancel_futures=True)
 
 
