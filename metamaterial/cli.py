@@ -616,6 +616,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
         execute.check_scheduler(args.scheduler)
     spec = load_sweep(args.spec, config_overrides(args))
     args.out = args.out or Path("runs") / "sweeps" / spec.name
+    execute.check_folder(spec, args.out)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if not args.scheduler and args.workers > cores:
         print(f"metamaterial: warning: --workers {args.workers} is more than the {cores} cores of this machine: the "

@@ -758,3 +758,22 @@ def test_a_boolean_axis_is_plotted_as_its_values_in_the_spec_order(tmp_path, mon
     plot_sweep(out)
     assert drawn["final_loss_vs_network.periodic.png"] == (["True", "False"], [[0, 1], [0, 1]])
     assert drawn["final_loss_heatmap_network.periodic_learning.nudge.png"][0] == ["True", "False"]
+
+
+def test_an_out_holding_another_sweep_is_refused_before_anything_runs(tmp_path, capsys):
+    """--out of another sweep (another name) given by mistake: this sweep's points.json would replace that one's,
+    and its table and figures would no longer describe that sweep's results. Refused in one line, dry run or not,
+    the folder left as it was; a sweep of the same name (an edited spec) resumes there as before."""
+    (tmp_path / "b").mkdir()
+    other = _points_folder(tmp_path, load_sweep(_spec(tmp_path / "b", name="mismatch",
+                                                      grid={"learning.rate": [1.0, 2.0, 3.0]})))
+    points = (other / "points.json").read_text()
+    path = _spec(tmp_path, name="nudges", grid={"learning.nudge": [0.5, 1.0]})
+    for extra in (["--dry-run"], ["--scheduler", "tcp://127.0.0.1:1"]):
+        assert main(["sweep", path, "--out", str(other), "--no-plots", *extra]) == 2
+        assert capsys.readouterr().err == (f"metamaterial: --out {other}: holds the sweep 'mismatch' (3 points), not "
+                                           "'nudges'; give this sweep a folder of its own (default "
+                                           "runs/sweeps/nudges), or remove that one\n")
+        assert (other / "points.json").read_text() == points
+    same = _spec(tmp_path, name="mismatch", grid={"learning.rate": [1.0, 4.0]})
+    assert main(["sweep", same, "--out", str(other), "--dry-run"]) == 0

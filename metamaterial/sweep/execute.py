@@ -27,6 +27,7 @@ import this same package and see the output folder under the absolute path the c
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import multiprocessing
@@ -370,6 +371,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
     an existing folder, and removes the folders it created."""
     out = Path(out)
     check_workers(workers, scheduler)
+    check_folder(spec, out)
     made = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)  # the highest folder made here
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -555,6 +557,21 @@ class _Connection:
                 cluster.close()
 
 
+def check_folder(spec: SweepSpec, out: Path) -> None:
+    """Refuse an ``out`` that holds another sweep (its points.json names another ``name``): this sweep's points.json
+    would replace that one's, and its table and figures would no longer be those of the other's results. A damaged
+    or unreadable points.json is left to the run, which rewrites it."""
+    try:
+        meta = json.loads((Path(out) / POINTS).read_text())
+        other = meta.get("name") if isinstance(meta, dict) else None
+    except (OSError, ValueError):
+        return
+    if isinstance(other, str) and other != spec.name:
+        n = len(meta["points"]) if isinstance(meta.get("points"), list) else "?"
+        raise ConfigError(f"--out {out}: holds the sweep '{other}' ({n} points), not '{spec.name}'; give this sweep "
+                          f"a folder of its own (default runs/sweeps/{spec.name}), or remove that one")
+
+
 def check_workers(workers: int, scheduler: str | None) -> None:
     """Refuse a local cluster of no worker (``--workers``; a scheduler's cluster has its own)."""
     if not scheduler and workers < 1:
@@ -598,5 +615,5 @@ def _connect(workers: int, scheduler: str | None):
         raise
 
 
-__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "check_workers", "check_scheduler", "outdated_results",
-           "run_points", "run_sweep", "plan_tasks", "seed_free", "warm_up", "end_training"]
+__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "check_folder", "check_workers", "check_scheduler",
+           "outdated_results", "run_points", "run_sweep", "plan_tasks", "seed_free", "warm_up", "end_training"]
