@@ -777,3 +777,19 @@ def test_an_out_holding_another_sweep_is_refused_before_anything_runs(tmp_path, 
         assert (other / "points.json").read_text() == points
     same = _spec(tmp_path, name="mismatch", grid={"learning.rate": [1.0, 4.0]})
     assert main(["sweep", same, "--out", str(other), "--dry-run"]) == 0
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 20), (20, 20), (1, 3), (7, 10), (50, 100)])
+def test_a_success_rates_band_is_its_wilson_interval_never_empty_at_0_or_1(k, n):
+    """The band of a rate of k successes in n: both ends q solve (p - q)^2 = q (1 - q) / n (Wilson's score
+    interval at z = 1), the rate lies inside, and at 0 of n or n of n the band still has width (the Wald error
+    p (1 - p) / n, drawn before, is 0 there: 20 seeds that all failed would look certain)."""
+    from metamaterial.sweep.report import _stat
+
+    mean, low, high, count = _stat([1.0] * k + [0.0] * (n - k), rate=True)
+    p = k / n
+    assert count == n and mean == pytest.approx(p) and 0 <= low <= p <= high <= 1
+    for q in (low, high):
+        assert (p - q) ** 2 == pytest.approx(q * (1 - q) / n, abs=1e-12)
+    assert high - low > 0.04
+    assert (low == pytest.approx(0, abs=1e-15)) == (k == 0) and (high == pytest.approx(1)) == (k == n)

@@ -5,8 +5,8 @@ order: index, key, status, one column per axis, the summary's metrics and labels
 An axis's column holds the point's value of it: a summary field of the same name (``task``, the task's name, of an
 axis over ``task``) is left out.
 Figures (``figures/``): a metric against each swept axis (mean over seeds with its spread: the standard deviation
-band of a continuous metric, the binomial standard error of a success rate; one line per value of the other
-axes when they have few combinations) and heat maps of the mean over pairs of axes (one panel per value of a
+band of a continuous metric, the Wilson interval (one standard error) of a success rate; one line per value of the
+other axes when they have few combinations) and heat maps of the mean over pairs of axes (one panel per value of a
 third axis when it has at most four). A numeric axis runs in ascending order, any other in the spec's order.
 """
 
@@ -225,14 +225,19 @@ def _log(values: list) -> bool:
     return len(v) == len(values) and min(v) > 0 and max(v) / min(v) >= 50
 
 
-def _stat(samples: list[float], rate: bool) -> tuple[float, float, int]:
-    """(mean, spread, n): the spread of a rate is its binomial standard error, else the standard deviation."""
+def _stat(samples: list[float], rate: bool) -> tuple[float, float, float, int]:
+    """(mean, low, high, n): the band of a rate is its Wilson score interval at one standard error (z = 1: about
+    68 %, and not empty at a rate of 0 or 1, where the Wald error p (1 - p) / n is 0: 0 of 20 successes still
+    allows a rate of up to 0.05), else the mean plus and minus the standard deviation."""
     x = np.array([s for s in samples if not math.isnan(s)])
-    if not len(x):
-        return float("nan"), float("nan"), 0
+    n = len(x)
+    if not n:
+        return float("nan"), float("nan"), float("nan"), 0
     mean = float(x.mean())
-    spread = math.sqrt(mean * (1 - mean) / len(x)) if rate else float(x.std())
-    return mean, spread, len(x)
+    if not rate:
+        return mean, mean - float(x.std()), mean + float(x.std()), n
+    centre, half = (mean + 1 / (2 * n)) / (1 + 1 / n), math.sqrt(mean * (1 - mean) / n + 1 / (4 * n * n)) / (1 + 1 / n)
+    return mean, max(0.0, centre - half), min(1.0, centre + half), n
 
 
 def _short(axis: str, swept: list[str]) -> str:
@@ -269,12 +274,12 @@ def _line_plot(plt, figures: Path, ok: list[dict], swept: list[str], axis: str, 
     for combo in (combos if split else [None]):
         mine = [r for r in ok if combo is None or tuple(_key(r[a]) for a in others) == combo]
         stats = [_stat([_values(r.get(metric)) for r in mine if _key(r[axis]) == x], rate) for x in xs]
-        mean, spread = np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
+        mean, low, high = (np.array([s[i] for s in stats]) for i in range(3))
         pos = np.array(xs, float) if numeric else np.arange(len(xs))
         label = None if not others else ("all" if combo is None else
                                          ", ".join(f"{_short(a, swept)}={v}" for a, v in zip(others, combo)))
         line, = ax.plot(pos, mean, "o-", label=label)
-        ax.fill_between(pos, mean - spread, mean + spread, color=line.get_color(), alpha=0.2, lw=0)
+        ax.fill_between(pos, low, high, color=line.get_color(), alpha=0.2, lw=0)
     if not numeric:
         ax.set_xticks(np.arange(len(xs)), [str(x) for x in xs])
     elif _log(xs):
@@ -284,7 +289,7 @@ def _line_plot(plt, figures: Path, ok: list[dict], swept: list[str], axis: str, 
         ax.set_yscale("log")
     ax.set_xlabel(axis)
     ax.set_ylabel(_label(metric, ok))
-    spread = "binomial standard error" if rate else "one standard deviation"
+    spread = "Wilson interval at one standard error" if rate else "one standard deviation"
     ax.set_title(f"{_label(metric, ok)} vs {axis}\n(mean over seeds; band: {spread}"
                  f"{f'; {n_failed} point(s) failed or pending' if n_failed else ''})", fontsize=9)
     if others:
