@@ -237,7 +237,7 @@ def _stat(samples: list[float], rate: bool) -> tuple[float, float, float, int]:
     if not rate:
         return mean, mean - float(x.std()), mean + float(x.std()), n
     centre, half = (mean + 1 / (2 * n)) / (1 + 1 / n), math.sqrt(mean * (1 - mean) / n + 1 / (4 * n * n)) / (1 + 1 / n)
-    return mean, max(0.0, centre - half), min(1.0, centre + half), n
+    return mean, max(0.0, min(mean, centre - half)), min(1.0, max(mean, centre + half)), n  # exact at 0 and 1
 
 
 def _short(axis: str, swept: list[str]) -> str:
