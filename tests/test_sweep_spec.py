@@ -21,7 +21,7 @@ from metamaterial.sweep import execute, expand_sweep, load_sweep
 from metamaterial.sweep import spec as spec_module
 from metamaterial.sweep.execute import plan_tasks, run_points, run_sweep
 from metamaterial.sweep.report import load_table, plot_sweep, write_table
-from metamaterial.sweep.spec import config_key, config_text, saved_config_key
+from metamaterial.sweep.spec import config_key, config_text, points_document, saved_config_key
 from metamaterial.sweep.store import (
     SUMMARY_LABELS,
     SUMMARY_METRICS,
@@ -375,9 +375,7 @@ def _points_folder(tmp_path, spec) -> Path:
     """A sweep folder holding only the spec's points.json (its records are the test's to write)."""
     out = tmp_path / "out"
     out.mkdir()
-    (out / "points.json").write_text(json.dumps({"name": spec.name, "spec": spec.source, "axes": list(spec.axes),
-                                                 "points": [{"index": p.index, "key": p.key, "values": p.values}
-                                                            for p in spec.points]}))
+    (out / "points.json").write_text(json.dumps(points_document(spec)))
     return out
 
 
@@ -793,3 +791,52 @@ def test_a_success_rates_band_is_its_wilson_interval_never_empty_at_0_or_1(k, n)
         assert (p - q) ** 2 == pytest.approx(q * (1 - q) / n, abs=1e-12)
     assert high - low > 0.04
     assert (low == pytest.approx(0, abs=1e-15)) == (k == 0) and (high == pytest.approx(1)) == (k == n)
+
+
+def test_zipped_axes_are_drawn_as_one_and_drawn_values_as_markers(tmp_path, monkeypatch):
+    """A zip's axes move together: against one of them, the other is no line of its own (one line per learning.rate
+    here, not one per rate and task.high, each a single point), and no heat map pairs them (it would be a
+    diagonal). A random group's values are drawn: against one, markers without lines; over a pair with one, a
+    scatter. A folder written before the groups were recorded draws every axis as a grid, as it did."""
+    import matplotlib.figure  # noqa: PLC0415
+
+    spec = load_sweep(_spec(tmp_path, grid={"learning.rate": [1.0, 2.0]},
+                            zip={"task.low": [0.0, 0.01, 0.02], "task.high": [0.45, 0.4, 0.35]},
+                            random={"n": 3, "seed": 1, "axes": {"learning.nudge": {"uniform": [0.2, 0.8]}}}))
+    assert spec.groups == (("grid", ("learning.rate",)), ("zip", ("task.low", "task.high")),
+                           ("random", ("learning.nudge",)))
+    out = _points_folder(tmp_path, spec)
+    for p in spec.points:
+        write_result(out, p.key, {"key": p.key, "status": "ok", "summary": {"final_loss": 1e-3 * (1 + p.index)}})
+    drawn = {}
+
+    def savefig(fig, path, **kwargs):
+        Path(path).write_text("png")
+        drawn[Path(path).name] = [(len(line.get_xdata()), line.get_linestyle()) for line in fig.axes[0].get_lines()]
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    plot_sweep(out, "final_loss")
+    assert drawn == {"final_loss_vs_learning.rate.png": [(2, "-")],  # 3 x 3 other combinations: one line, "all"
+                     "final_loss_vs_task.low.png": [(3, "-")] * 6, "final_loss_vs_task.high.png": [(3, "-")] * 6,
+                     "final_loss_vs_learning.nudge.png": [(3, "None")] * 6,  # a line per rate and zip row
+                     "final_loss_heatmap_learning.rate_task.low.png": [],
+                     "final_loss_heatmap_learning.rate_task.high.png": [],
+                     "final_loss_scatter_learning.rate_learning.nudge.png": [],
+                     "final_loss_scatter_task.low_learning.nudge.png": [],
+                     "final_loss_scatter_task.high_learning.nudge.png": []}
+    zipped = load_sweep(_spec(tmp_path, grid={"learning.rate": [1.0, 2.0]},
+                              zip={"task.low": [0.0, 0.01, 0.02], "task.high": [0.45, 0.4, 0.35]}))
+    (tmp_path / "z").mkdir()
+    out = _points_folder(tmp_path / "z", zipped)
+    for p in zipped.points:
+        write_result(out, p.key, {"key": p.key, "status": "ok", "summary": {"final_loss": 1e-3 * (1 + p.index)}})
+    drawn.clear()
+    plot_sweep(out, "final_loss")
+    assert drawn["final_loss_vs_task.low.png"] == [(3, "-"), (3, "-")]  # one line per rate
+    assert "final_loss_heatmap_task.low_task.high.png" not in drawn
+    old = json.loads((out / "points.json").read_text())
+    del old["groups"]
+    (out / "points.json").write_text(json.dumps(old))
+    drawn.clear()
+    plot_sweep(out, "final_loss")
+    assert len(drawn["final_loss_vs_task.low.png"]) == 6  # a line per rate and task.high, one value each
+    assert "final_loss_heatmap_task.low_task.high.png" in drawn

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from .. import revisions
 from ..errors import ConfigError
-from .spec import Point, SweepSpec, config_text, saved_config_key, saved_point, shape_key
+from .spec import Point, SweepSpec, config_text, points_document, saved_config_key, saved_point, shape_key
 from .store import (
     POINTS,
     RESULTS,
@@ -395,9 +395,7 @@ def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | No
     skipped = len(spec.points) - len(todo)
 
     def claim() -> None:  # the folder becomes this spec's once it runs: not when the cluster cannot be reached
-        write_json_atomically(out / POINTS, {"name": spec.name, "spec": spec.source, "axes": list(spec.axes),
-                                             "points": [{"index": p.index, "key": p.key, "values": p.values}
-                                                        for p in spec.points]})
+        write_json_atomically(out / POINTS, points_document(spec))
         adopt_results(out, keys, saved_config_key)  # records keyed under an older schema
     if on_start is not None:
         on_start(len(todo), skipped)

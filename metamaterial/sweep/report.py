@@ -17,7 +17,7 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +43,16 @@ class SweepTable:
     axes: list[str]
     rows: list[dict]
     damaged: list[tuple[Path, str]]
+    #: axis -> its spec group ("grid", "zip", "random", "seeds") and that group's axes (``SweepSpec.groups``; a
+    #: folder written before it was recorded: each axis a grid of its own)
+    groups: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 def read_table(out: Path) -> SweepTable:
     """The table of the sweep in ``out``; a ``ConfigError`` naming the file if it is no sweep folder or its
     points.json is damaged."""
     out = Path(out)
-    axes, points = _read_points(out)
+    axes, points, groups = _read_points(out)
     rows, damaged = [], []
     for p in points:
         record, problem = read_record(out, p["key"])
@@ -62,7 +65,7 @@ def read_table(out: Path) -> SweepTable:
         error = record.get("error") or {}
         row["error_class"], row["error_message"] = error.get("class"), error.get("message")
         rows.append(row)
-    return SweepTable(axes, rows, damaged)
+    return SweepTable(axes, rows, damaged, groups)
 
 
 def load_table(out: Path) -> tuple[list[str], list[dict]]:
@@ -71,9 +74,9 @@ def load_table(out: Path) -> tuple[list[str], list[dict]]:
     return table.axes, table.rows
 
 
-def _read_points(out: Path) -> tuple[list[str], list[dict]]:
-    """(axes, points) of ``out/points.json``, checked: each point a mapping of its index, key and values, one per
-    axis."""
+def _read_points(out: Path) -> tuple[list[str], list[dict], dict[str, tuple[str, tuple[str, ...]]]]:
+    """(axes, points, groups) of ``out/points.json``, checked: each point a mapping of its index, key and values,
+    one per axis; groups: axis -> (its spec group, that group's axes), for the axes it names."""
     path = out / POINTS
     try:
         meta = json.loads(path.read_text())
@@ -98,7 +101,12 @@ def _read_points(out: Path) -> tuple[list[str], list[dict]]:
     if problem:
         raise ConfigError(f"{path}: damaged ({problem}); run the sweep's command again to rewrite it (its results "
                           "stay)")
-    return meta["axes"], meta["points"]
+    groups = {}
+    for g in meta.get("groups") or []:  # absent before it was recorded: each axis then counts as a grid
+        if isinstance(g, dict) and isinstance(g.get("group"), str) and isinstance(g.get("axes"), list):
+            keys = tuple(a for a in g["axes"] if a in meta["axes"])
+            groups.update({a: (g["group"], keys) for a in keys})
+    return meta["axes"], meta["points"], groups
 
 
 def write_table(out: Path, table: SweepTable | None = None) -> list[Path]:
@@ -179,9 +187,15 @@ def plot_sweep(out: Path, metric: str | None = None,
             notes.append(f"no figure of {m}: it has no value at any of the {len(ok)} finished point(s)"
                          + (f" ({why})" if why else ""))
             continue
-        paths += [_line_plot(plt, figures, ok, swept, a, m, len(rows) - len(ok), orders) for a in swept]
-        paths += [_heat_map(plt, figures, ok, swept, a, b, m, orders)
-                  for i, a in enumerate(swept) for b in swept[i + 1:]]
+        paths += [_line_plot(plt, figures, ok, swept, a, m, len(rows) - len(ok), orders, table.groups)
+                  for a in swept]
+        for i, a in enumerate(swept):
+            for b in swept[i + 1:]:
+                kinds = {table.groups.get(x, ("grid", (x,)))[0] for x in (a, b)}
+                if "zip" in kinds and table.groups[a] == table.groups[b]:
+                    continue  # one zip's axes move together: a heat map of them would be its diagonal
+                paths.append(_scatter(plt, figures, ok, a, b, m, orders) if "random" in kinds else
+                             _heat_map(plt, figures, ok, swept, a, b, m, orders))
     names = {*METRICS, *(k for r in rows for k in r)}
     stale = [f for f in before if f not in paths and any(_figure_of(f, m) for m in names)]
     for f in stale:
@@ -191,7 +205,7 @@ def plot_sweep(out: Path, metric: str | None = None,
 
 def _figure_of(path: Path, metric: str) -> bool:
     """Whether ``path`` is named as a figure of ``metric`` (``_line_plot``'s and ``_heat_map``'s names)."""
-    return path.name.startswith((f"{metric}_vs_", f"{metric}_heatmap_"))
+    return path.name.startswith((f"{metric}_vs_", f"{metric}_heatmap_", f"{metric}_scatter_"))
 
 
 def _key(v: Any) -> Any:
@@ -260,10 +274,14 @@ def _label(metric: str, ok: list[dict]) -> str:
 
 
 def _line_plot(plt, figures: Path, ok: list[dict], swept: list[str], axis: str, metric: str, n_failed: int,
-               orders: dict[str, Callable[[Any], Any]]) -> Path:
+               orders: dict[str, Callable[[Any], Any]], groups: dict[str, tuple[str, tuple[str, ...]]]) -> Path:
+    """``metric`` against ``axis``: one line per combination of the other axes (an axis zipped with ``axis`` moves
+    with it, so it is not one of them); against a randomly drawn axis, markers without lines."""
     from ..plots import _save  # noqa: PLC0415 (plot_sweep has imported it)
 
-    others = [a for a in swept if a != axis]
+    group, tied = groups.get(axis, ("grid", (axis,)))
+    others = [a for a in swept if a != axis and not (group == "zip" and a in tied)]
+    style = "o" if group == "random" else "o-"  # drawn values: neighbours on the axis share nothing else
     combos = sorted({tuple(_key(r[a]) for a in others) for r in ok},
                     key=lambda c: tuple(orders[a](v) for a, v in zip(others, c))) if others else [()]
     split = len(combos) <= MAX_LINES
@@ -278,7 +296,7 @@ def _line_plot(plt, figures: Path, ok: list[dict], swept: list[str], axis: str, 
         pos = np.array(xs, float) if numeric else np.arange(len(xs))
         label = None if not others else ("all" if combo is None else
                                          ", ".join(f"{_short(a, swept)}={v}" for a, v in zip(others, combo)))
-        line, = ax.plot(pos, mean, "o-", label=label)
+        line, = ax.plot(pos, mean, style, label=label)
         ax.fill_between(pos, low, high, color=line.get_color(), alpha=0.2, lw=0)
     if not numeric:
         ax.set_xticks(np.arange(len(xs)), [str(x) for x in xs])
@@ -295,6 +313,42 @@ def _line_plot(plt, figures: Path, ok: list[dict], swept: list[str], axis: str, 
     if others:
         ax.legend(fontsize=7)
     return _save(fig, figures / f"{metric}_vs_{axis}.png", plt, dpi=120)
+
+
+def _scatter(plt, figures: Path, ok: list[dict], a: str, b: str, metric: str,
+             orders: dict[str, Callable[[Any], Any]]) -> Path:
+    """``metric`` over two axes of which one at least is randomly drawn: a marker per drawn pair (the mean over
+    seeds and the other axes), coloured by the metric (a heat map's grid would hold one value per row and column)."""
+    from ..plots import _save  # noqa: PLC0415 (plot_sweep has imported it)
+
+    rate = metric == "success"
+    cell: dict = defaultdict(list)
+    for r in ok:
+        cell[(_key(r[a]), _key(r[b]))].append(_values(r.get(metric)))
+    pairs = list(cell)
+    positions = []
+    for axis, i in ((a, 0), (b, 1)):
+        values = [p[i] for p in pairs]
+        if all(_is_number(v) for v in values):
+            positions.append((np.array(values, float), None))
+        else:  # names, booleans: at their rank
+            order = sorted(set(values), key=orders[axis])
+            positions.append((np.array([order.index(v) for v in values], float), order))
+    z = np.array([_stat(cell[p], rate)[0] for p in pairs])
+    fig, ax = plt.subplots(figsize=(5.6, 4.4))
+    shown = ax.scatter(positions[0][0], positions[1][0], c=z, cmap="viridis", s=28, vmin=0 if rate else None,
+                       vmax=1 if rate else None)
+    for (x, order), set_ticks, set_scale in ((positions[0], ax.set_xticks, ax.set_xscale),
+                                            (positions[1], ax.set_yticks, ax.set_yscale)):
+        if order is not None:
+            set_ticks(np.arange(len(order)), [str(v) for v in order])
+        elif x.size and x.min() > 0 and x.max() / x.min() >= 50:
+            set_scale("log")
+    ax.set_xlabel(a)
+    ax.set_ylabel(b)
+    fig.colorbar(shown, ax=ax, label=_label(metric, ok) + " (mean over seeds)")
+    ax.set_title(f"{_label(metric, ok)} over {a} and {b}\n({len(pairs)} drawn pairs)", fontsize=9)
+    return _save(fig, figures / f"{metric}_scatter_{a}_{b}.png", plt, dpi=120)
 
 
 def _heat_map(plt, figures: Path, ok: list[dict], swept: list[str], a: str, b: str, metric: str,

@@ -79,6 +79,9 @@ class SweepSpec:
     axes: tuple[str, ...]
     points: tuple[Point, ...]
     target_loss: float | None = None
+    #: (group, its axes) in the spec's order: the axes of one ``zip`` row move together, a ``random`` group's are
+    #: drawn values (the figures treat them so)
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 #: PyYAML's libyaml emitter when it was built with it: the same text as the pure-Python one, 4x faster (a
@@ -199,7 +202,16 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
     target = doc.get("target_loss")
     if target is not None and not (_number(target) and target > 0):
         raise ConfigError(f"{source}: target_loss: a loss in V^2 > 0 (got {target!r})")
-    return SweepSpec(name, source, tuple(axes), tuple(points), None if target is None else float(target))
+    return SweepSpec(name, source, tuple(axes), tuple(points), None if target is None else float(target),
+                     tuple((g, tuple(keys)) for g, (keys, _) in zip(groups, blocks)))
+
+
+def points_document(spec: SweepSpec) -> dict:
+    """What a sweep folder's points.json holds of ``spec``: its name, source, axes, groups (each ``{group, axes}``)
+    and points (index, key, axis values)."""
+    return {"name": spec.name, "spec": spec.source, "axes": list(spec.axes),
+            "groups": [{"group": g, "axes": list(keys)} for g, keys in spec.groups],
+            "points": [{"index": p.index, "key": p.key, "values": p.values} for p in spec.points]}
 
 
 def _name(doc: dict, source: str) -> str:
@@ -379,5 +391,5 @@ def _plain(v: Any) -> Any:
     return _round(v) if isinstance(v, float) else v
 
 
-__all__ = ["GROUPS", "MAX_POINTS", "SEED_AXIS", "Point", "SweepSpec", "config_key", "config_text", "saved_config_key",
-           "saved_point", "shape_key", "load_sweep", "expand_sweep"]
+__all__ = ["GROUPS", "MAX_POINTS", "SEED_AXIS", "Point", "SweepSpec", "config_key", "config_text", "points_document",
+           "saved_config_key", "saved_point", "shape_key", "load_sweep", "expand_sweep"]
