@@ -475,16 +475,24 @@ _UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
 
 
 def _parse_yaml(text: str, source: str) -> Any:
-    loader = _UniqueKeyLoader(text)
-    loader.name = source
+    loader = None
     try:
+        loader = _UniqueKeyLoader(text)  # checks the characters: a control character (a NUL, a bell) fails here
+        loader.name = source
         return loader.get_single_data()
+    except yaml.reader.ReaderError as err:  # no problem_mark; its position is a character offset
+        at = err.position
+        code = err.character if isinstance(err.character, int) else ord(err.character)
+        where = f"{source}:{text.count(chr(10), 0, at) + 1}:{at - text.rfind(chr(10), 0, at)}"
+        raise ConfigError(f"{where}: invalid YAML (control character U+{code:04X}, which YAML does not allow); remove "
+                          "it") from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', None) or err}); fix the syntax") from err
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:

@@ -101,6 +101,12 @@ CASES = [
     ("set-inside-a-value", XOR, ["--set", "learning.epochs.x=1"], "--set learning.epochs.x: learning.epochs is a "
      "value, not a section (got 3000); check the key path"),
     ("set-bad-yaml", XOR, ["--set", "learning.epochs=[1"], "--set learning.epochs:1:3: invalid YAML"),
+    # PyYAML checks the characters as its loader is made: a control character was a traceback (exit 1)
+    ("control-character", "name: xor\x07\n", [], ":1:10: invalid YAML (control character U+0007, which YAML does "
+     "not allow); remove it"),
+    ("nul-byte", "name: xor\nlearning:\x00\n", [], ":2:10: invalid YAML (control character U+0000"),
+    ("set-control-character", XOR, ["--set", "learning.rate=\x07"], "--set learning.rate:1:1: invalid YAML (control "
+     "character U+0007"),
     ("no-outputs", _edit("roles.outputs", []), [], "roles.outputs"),
     ("no-roles-on-a-lattice", _edit("roles", _DELETE), [], "roles: required key is missing (only a layered network "
      "has default roles)"),
