@@ -328,6 +328,16 @@ class LearningConfig(_Strict):
             raise ValueError(f"must be [low, high] with low < high (got {v})")
         return v
 
+    @model_validator(mode="after")
+    def _batch_size_needs_mini_batches(self) -> LearningConfig:
+        # any other schedule steps one point (cycle, shuffle) or every point (full_batch) at a time: a batch size
+        # given with one would change nothing, silently
+        if self.batch_size != 1 and self.schedule != "mini_batch":
+            raise ValueError(f"batch_size: only schedule mini_batch steps in batches (got batch_size "
+                             f"{self.batch_size} with schedule {self.schedule}); set learning.schedule=mini_batch, "
+                             "or leave batch_size out")
+        return self
+
 
 class HardwareConfig(_Strict):
     """The gate-capacitor charging circuit (SI units). ``t_learn`` left unset resolves to the switch time that

@@ -91,6 +91,10 @@ CASES = [
     ("set-misspelt-required-key", XOR, ["--set", "task.validation={fractio: 0.2}"],
      "task.validation.fractio: unknown key"),
     ("set-bad-range", XOR, ["--set", "learning.update_probability=0"], "learning.update_probability"),
+    # it was silently ignored: one point per step
+    ("batch-size-without-mini-batches", XOR, ["--set", "learning.batch_size=4"], "learning: batch_size: only "
+     "schedule mini_batch steps in batches (got batch_size 4 with schedule full_batch); set "
+     "learning.schedule=mini_batch, or leave batch_size out"),
     ("set-bracket-index", XOR, ["--set", "roles.rails[0].volts=abc"], "roles.rails[0].volts: Input should be a valid "
      "number (got 'abc')"),
     ("set-no-equals", XOR, ["--set", "learning"], "--set learning: expected key.path=value (got no '=')"),
