@@ -178,28 +178,31 @@ def before_training(circuit: Circuit, task: Task, rate: float, low: float, high:
 
 def moved_warnings(device: EdgeDevice, initial: np.ndarray, final: np.ndarray, n_updates: np.ndarray,
                    losses: tuple[np.ndarray, np.ndarray], low: float, high: float, rate: float, rate_source: str,
-                   epochs: int) -> list[str]:
+                   epochs: int, accuracies: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
     """Replicas whose controls [R, E] barely moved (none by ``BARELY_MOVED`` of the range) although updates
-    happened, while their loss (``losses``: initial and final [R], V^2) did not fall by half; with the rate in use
-    (``rate_source`` says where it came from) and how to choose one."""
+    happened, while they did not learn: their loss (``losses``: initial and final [R], V^2) did not fall by half,
+    or with ``accuracies`` (initial and final [R]: a hinge, under which the output loss may rise while it learns)
+    their training accuracy did not rise; with the rate in use (``rate_source`` says where it came from) and how
+    much larger a rate would move them."""
     if device.update_kind != "continuous" or epochs == 0:
         return []
     moved = np.max(np.abs(np.atleast_2d(final) - np.atleast_2d(initial)), axis=1)
-    first, last = (np.atleast_1d(np.asarray(v, float)) for v in losses)
-    still = (moved < BARELY_MOVED * (high - low)) & (np.asarray(n_updates) > 0) & (last > first / 2)
+    first, last = (np.atleast_1d(np.asarray(v, float)) for v in (accuracies or losses))
+    stuck = last <= first if accuracies is not None else last > first / 2
+    still = (moved < BARELY_MOVED * (high - low)) & (np.asarray(n_updates) > 0) & stuck
     if not still.any():
         return []
     r = int(np.flatnonzero(still)[0])
     unit = device.control_unit
     count = "" if len(moved) == 1 else f" in {int(still.sum())} of {len(moved)} replicas"
     grow = 0.1 * (high - low) / max(float(moved[r]), 1e-300)
+    went = (f"training accuracy went from {first[r]:.1%} to {last[r]:.1%}" if accuracies is not None else
+            f"loss went from {first[r]:.3g} to {last[r]:.3g} V^2")
     return [f"the {device.control_label.split(' (')[0]}s barely moved{count}: the largest change in {epochs} epochs "
             f"was {moved[r]:.3g} {unit} ({moved[r] / (high - low):.2%} of the {low:g}-{high:g} {unit} range) and the "
-            f"loss went from {first[r]:.3g} to {last[r]:.3g} V^2, at "
-            f"learning.rate {rate:.3g} {device.rate_unit} ({rate_source}). Small steps move the controls in "
-            f"proportion to the rate: a rate {grow:.3g}x larger ({rate * grow:.3g} {device.rate_unit}) would move "
-            "them by a tenth of their range in as many epochs; set learning.rate (the shipped configs that learn "
-            "use 5-30 1/V for gates, 0.05 S/V^2 for resistors)"]
+            f"{went}, at learning.rate {rate:.3g} {device.rate_unit} ({rate_source}). Small steps move the controls "
+            f"in proportion to the rate: a rate {grow:.3g}x larger ({rate * grow:.3g} {device.rate_unit}) would move "
+            "them by a tenth of their range in as many epochs; set learning.rate"]
 
 
 def hinge_notes(history: list[dict], epochs: int, margin: float) -> list[str]:

@@ -246,9 +246,12 @@ def after_training(done: Trained, on_warning: Report | None = None, free: np.nda
     setup, state = done.setup, done.state
     initial = np.stack([initial_controls(setup, np.random.default_rng(s)) for s in done.seeds])
     dyn = setup.dynamics
-    losses = state.history[0]["loss"], state.history[-1]["loss"]
-    warnings = diagnostics.moved_warnings(setup.circuit.device, initial, state.controls, state.n_updates, losses,
-                                          dyn.low, dyn.high, setup.rule.rate, rate_source(setup), state.epoch)
+    first, last = state.history[0], state.history[-1]
+    accuracies = (first["accuracy"], last["accuracy"]) if setup.rule.hinge and first.get("accuracy") is not None \
+        else None  # a hinge learns by its margins: the output loss may rise meanwhile
+    warnings = diagnostics.moved_warnings(setup.circuit.device, initial, state.controls, state.n_updates,
+                                          (first["loss"], last["loss"]), dyn.low, dyn.high, setup.rule.rate,
+                                          rate_source(setup), state.epoch, accuracies)
     if free is not None:
         warnings += diagnostics.leakage_warnings(setup.circuit, state.controls[0], free)
     notes = diagnostics.hinge_notes(state.history, state.epoch, setup.rule.margin) if setup.rule.hinge else []

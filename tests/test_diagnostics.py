@@ -91,6 +91,25 @@ def test_hardware_default_rate_barely_moves_the_gates_and_says_so(tmp_path):
     assert result.summary["rate_per_v"] == pytest.approx(0.1 * 100e-6 / (1e3 * 2.2e-6))
 
 
+def test_under_a_hinge_barely_moved_gates_are_judged_by_the_accuracy_not_the_output_loss():
+    """A hinge learns by its margins, and its output loss may rise meanwhile: gates that barely moved warn when the
+    training accuracy did not rise, whatever the loss did, and not when it rose."""
+    from metamaterial.diagnostics import moved_warnings
+
+    device = build(load_config(XOR)).circuit.device
+    start = np.full((1, 32), 1.0)
+    moved = start + 1e-3
+    common = dict(n_updates=np.array([5]), low=0.4, high=8.0, rate=0.5, rate_source="learning.rate", epochs=10)
+    halved = (np.array([1e-2]), np.array([1e-3]))  # the loss fell tenfold
+    (warning,) = moved_warnings(device, start, moved, losses=halved, accuracies=(np.array([0.5]), np.array([0.5])),
+                                **common)
+    assert "the training accuracy went from 50.0% to 50.0%, at learning.rate 0.5 1/V" in warning, warning
+    risen = moved_warnings(device, start, moved, losses=(np.array([1e-3]), np.array([1e-2])),
+                           accuracies=(np.array([0.5]), np.array([0.75])), **common)
+    assert risen == []
+    assert moved_warnings(device, start, moved, losses=halved, **common) == []  # without a hinge: the loss halved
+
+
 def test_hinge_stop_is_noted_at_the_epoch_the_gates_stop(tmp_path):
     result, seen = _train(tmp_path, XOR, [])
     assert result.summary["warnings"] == [] and result.summary["success"]
