@@ -47,6 +47,7 @@ from .experiment import Setup, make_solver, make_trainer
 from .netlist import num
 from .timing import MosCapacitances, PeripheryParams
 from .transient import _mos_cards, _options, _run, _tran
+from .units import si
 
 #: samples of the gate waveforms per slot (ngspice's largest step is the slot's period over this)
 POINTS_PER_STEP = 40
@@ -61,6 +62,14 @@ SECONDS_PER_SLOT = 5.0
 #: XOR (32 edges, hinge, 4 slots per step) 73 MB + 708 kB and 81 ms per slot: 2,000 slots take about 1.5 GB and 3
 #: min. A network of more edges and nodes costs more per slot (a waveform column each).
 MAX_SLOTS = 2000
+#: bytes of memory a learning transient may take (as ``costs.TRANSIENT_MEMORY``): a larger network keeps more per
+#: slot, so it takes fewer slots than ``MAX_SLOTS``
+LEARNING_MEMORY = 2e9
+#: bytes one slot keeps, per edge squared: ngspice's time points per slot and the columns of each (gates, nodes)
+#: both grow with the network. Measured (scripts/bench_learning.py, XOR on periodic lattices at its shipped
+#: rate, 2026-12-02, load ~2): 4x4 (32 edges) 44-75 kB per slot, 8x8 (128) 1.5 MB, 12x12 (288) 7.4-8.8 MB
+#: (2.4 s per slot); 106 B x E^2 is the 12x12 figure, above the other two
+SLOT_BYTES_PER_EDGE2 = 106.0
 #: most input rises (timing.periphery.input_rise) of simulated time one learning transient runs. ngspice's time is
 #: absolute: at t its steps cannot be finer than about 1e-16 t, while an input ramp needs steps down to ~1e-5 of
 #: the rise. Measured (2026-12-02): XOR aborted ("timestep too small", at an input ramp) at 2.59e10, 2.63e10,
@@ -127,11 +136,18 @@ def slots(setup: Setup, steps: int) -> tuple[np.ndarray, int]:
 
 
 def max_steps(setup: Setup, periphery: PeripheryParams, t_settle: float | None = None) -> tuple[int, str]:
-    """(most training steps one learning transient of ``setup`` runs, why): ``MAX_SLOTS`` presented points, and
+    """(most training steps one learning transient of ``setup`` runs, why): ``MAX_SLOTS`` presented points, fewer
+    on a network whose slots (``SLOT_BYTES_PER_EDGE2``) would not fit in ``LEARNING_MEMORY``, and
     ``MAX_TIME_OVER_RISE`` input rises of simulated time; ``t_settle`` (s) replaces ``hardware.t_settle``."""
     hw, per_step, rise = setup.hardware, slots_per_step(setup), periphery.input_rise
     period = StepPlan(np.empty(0, int), hw.t_settle if t_settle is None else t_settle, hw.t_learn, rise).period
     by_time = int(MAX_TIME_OVER_RISE * rise / period) // per_step
+    per_slot = SLOT_BYTES_PER_EDGE2 * setup.circuit.n_edges ** 2
+    by_memory = int(LEARNING_MEMORY // per_slot)
+    if by_memory < MAX_SLOTS and by_memory // per_step <= by_time:
+        return by_memory // per_step, (f"one transient of {setup.circuit.n_edges:,} edges keeps about "
+                                       f"{si(per_slot, 'B')} per presented point ({per_step} per step): "
+                                       f"{by_memory:,} points fit in {si(LEARNING_MEMORY, 'B')}")
     if MAX_SLOTS // per_step <= by_time:
         return MAX_SLOTS // per_step, (f"one transient presents at most {MAX_SLOTS:,} points ({per_step} per step), "
                                        "each about 0.7 MB and 0.1 s (measured on XOR)")
@@ -441,5 +457,6 @@ def compare(transient: LearningTransient, reference: np.ndarray, start: np.ndarr
             "relative": float(diff.max() / moved.max()) if moved.max() > 0 else None}
 
 
-__all__ = ["StepPlan", "LearningTransient", "slots", "slots_per_step", "max_steps", "check", "gate_capacitance",
-           "learning_netlist", "run_learning", "quasi_static", "loop_windows", "compare"]
+__all__ = ["LEARNING_MEMORY", "SLOT_BYTES_PER_EDGE2", "StepPlan", "LearningTransient", "slots", "slots_per_step",
+           "max_steps", "check", "gate_capacitance", "learning_netlist", "run_learning", "quasi_static", "loop_windows",
+           "compare"]

@@ -323,6 +323,9 @@ def test_one_transient_takes_at_most_max_slots_points_and_max_time_over_rise_ris
     assert most("regression") == MAX_SLOTS  # 2,000 slots of 0.111 s: 8.2e9 input rises
     assert most("xor", ["learning.rate=null", "hardware.t_learn=1e-4"]) == MAX_SLOTS // 4  # full batch: 4 per step
     assert most("xor") == int(MAX_TIME_OVER_RISE * 1e-8 / (0.66 * (1 + SWITCH_EDGE) + 1e-5 + 1e-8)) // 4 == 101
+    # a larger network keeps more per slot (measured 7.4-8.8 MB at 288 edges: 2,000 slots would take 15-18 GB)
+    assert most("xor", ["network.rows=12", "network.cols=12"]) == int(lh.LEARNING_MEMORY // (
+        lh.SLOT_BYTES_PER_EDGE2 * 288 ** 2)) // 4 == 56
     cfg = load_config(REGRESSION)
     caps, periphery, _ = timing_params(cfg)
     with pytest.raises(ValidationError, match=r"learning_hardware: steps must be at most 2,000: one transient presents "
