@@ -243,7 +243,7 @@ def test_update_edges_is_checked():
 
 
 def test_noisy_decisions_need_read_noise():
-    with pytest.raises(ValidationError, match=r"TrainParams.noisy_decisions: needs read noise \(got read_noise 0\)"):
+    with pytest.raises(ValidationError, match=r"learning.noisy_decisions: needs read noise \(got read_noise 0\)"):
         build(load_config(ROOT / "configs" / "digits.yaml", ["learning.noisy_decisions=true"]))
 
 

@@ -89,7 +89,7 @@ class TrainParams:
         if not (0 <= self.read_noise < 1):
             raise ValidationError(f"TrainParams.read_noise: must be in [0, 1) V (got {self.read_noise})")
         if self.noisy_decisions and self.read_noise == 0:
-            raise ValidationError("TrainParams.noisy_decisions: needs read noise (got read_noise 0); set "
+            raise ValidationError("learning.noisy_decisions: needs read noise (got read_noise 0); set "
                                   "learning.read_noise > 0 or noisy_decisions: false")
         if self.eval_every < 1 or self.record_every < 1:
             raise ValidationError("TrainParams: eval_every and record_every must be >= 1")
