@@ -59,8 +59,9 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     assert summary["learning_time_s"] == pytest.approx(summary["n_updates"] * summary["t_learn_s"])
     # XOR's window, 0.66 s, is 300 R C (1 kohm x 2.2 uF): the line says which charging circuit that time assumes
     assert summary["charging_rc_s"] == pytest.approx(1e3 * 2.2e-6)
-    assert (f"(t_learn {summary['t_learn_s']:.3g} s per update = {summary['t_learn_s'] / 2.2e-3:.3g} R C, which "
-            "assumes an integrating gate drive: docs/physics.md 3.5)") in proc.stdout
+    assert (f"learning time {summary['learning_time_s']:.3g} s (t_learn {summary['t_learn_s']:.3g} s per update = "
+            f"{summary['t_learn_s'] / 2.2e-3:.3g} R C, which assumes an integrating gate drive: docs/physics.md 3.5; "
+            f"{summary['hardware_time_s']:.3g} s with every step's settling)") in proc.stdout
     # training again into the same directory is refused rather than overwriting it
     again = _cli("train", XOR, "--out", str(out), *SHORT)
     assert again.returncode == 2 and again.stderr == (f"metamaterial: {out}: already holds a finished run (epoch "
