@@ -139,8 +139,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="output directory (default: runs/reproduce)")
     r.add_argument("--quick", action="store_true", help="few seeds, short training (a smoke run)")
     r.add_argument("--force", action="store_true",
-                   help="run the named claims (default: all) again from scratch (without it, claims already "
-                        "finished in --out with the same --quick and --backend are kept)")
+                   help="run the named claims (default: all) again from scratch, replacing what --out holds for "
+                        "them (without it, claims finished there with the same --quick and --backend are kept, a "
+                        "full result is kept under --quick and refused to another --backend)")
     r.add_argument("--backend", choices=backend_names(), default="native",
                    help="backend of the many-seed ensembles (each claim names the backends of its other runs)")
     _add_sweep_commands(sub)

@@ -55,7 +55,7 @@ def test_the_report_shows_profiles_seeds_and_the_constants(tmp_path):
                       profiles={"idealized": "configs/xor.yaml"}, seeds="tuned on 0-99, reported on 100-199")
     two = ClaimResult("two", "Two profiles", "a statement", "partly", "half held",
                       profiles={"idealized": "configs/xor.yaml", "hardware": "configs/xor_hardware.yaml"})
-    text = write_report(tmp_path, [one, two], False, 1.0, list(CLAIMS.values())).read_text()
+    text = write_report(tmp_path, [one, two], {}, 1.0, list(CLAIMS.values())).read_text()
     first, second = text.split("\n## ")[1:3]
     assert "**Profile.** idealized: configs/xor.yaml" in first
     assert "**Seeds.** tuned on 0-99, reported on 100-199" in first
@@ -74,7 +74,7 @@ def test_the_report_says_when_each_claim_finished_and_which_data_the_folder_hold
                       data=["kept.json", "big.json"], measured={"run_s": 90.0, "finished": "2026-12-01 19:15"})
     two = ClaimResult("two", "Two", "a statement", "partly", "half held", lines=["- a number"],
                       measured={"run_s": 30.0, "finished": "2026-12-02 05:30"})
-    text = write_report(tmp_path, [one, two], False, 120.0).read_text()
+    text = write_report(tmp_path, [one, two], {}, 120.0).read_text()
     assert "2.0 min of claim runs, claims finished 2026-12-01 19:15 to 2026-12-02 05:30 (each section says when)" \
         in text
     first, second = text.split("\n## ")[1:3]

@@ -2,9 +2,15 @@
 REPORT.md over every claim the folder holds.
 
 Each claim's outcome is saved as ``<key>.result.json``: a verdict (``ClaimResult``) or, when the experiment
-crashed, a ``ClaimError`` with its message (state "error", never a verdict). Running again into the same folder
-keeps the claims already finished with the same ``quick`` and backend and runs the others; ``force`` runs the
-named claims again from scratch.
+crashed, a ``ClaimError`` with its message (state "error", never a verdict), with how it was made (``quick``, the
+backend, the revision of the dynamics). Running again into the same folder keeps the claims already finished with
+the same ``quick`` and backend and runs the others; ``force`` runs the named claims again from scratch.
+
+A full result takes minutes to a quarter of an hour (damage, energy), so without ``force`` only a full run on its
+own backend replaces it: a quick run there keeps it (a full verdict answers a quick request better, and running the
+quick one would overwrite the full one's figures and data, which share their names), and a run on another backend
+(or a quick run over a full result made before a revision of the dynamics, which cannot be kept) is refused before
+anything runs. A quick result is cheap: any run replaces it and says so.
 """
 
 from __future__ import annotations
@@ -50,25 +56,36 @@ def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: s
     (``ClaimResult`` or ``ClaimError``, in ``CLAIMS`` order), the report path and the named keys that crashed.
 
     A claim that raises is recorded as a ``ClaimError`` with its message and the others still run. A claim
-    already finished in ``out`` (same ``quick`` and ``backend``) is kept unless ``force``.
+    already finished in ``out`` (same ``quick`` and ``backend``, or a full result when ``quick``) is kept unless
+    ``force``; a full result this run could neither keep nor replace (module docstring) is a ``ConfigError`` before
+    anything runs.
     """
     keys = keys or list(CLAIMS)
     unknown = [k for k in keys if k not in CLAIMS]
     if unknown:
         raise ConfigError(f"reproduce: unknown claim(s) {unknown}; choose from {sorted(CLAIMS)}")
     ctx = Context(Path(out), quick=quick, backend=backend, progress=progress)
+    saved = {key: _load_outcome(ctx.out, key) for key in keys}
+    if not force:
+        _refuse_replacing_full_results(ctx.out, saved, quick, backend)
     ctx.out.mkdir(parents=True, exist_ok=True)
     crashed = []
     for i, key in enumerate(keys, 1):
         module = CLAIMS[key]
-        saved = _load_outcome(ctx.out, key)
-        change = None if saved is None else claim_changed_since(key, saved[0]["revision"])
-        if not force and saved is not None and saved[0]["quick"] == quick and saved[0]["backend"] == backend \
-                and saved[1].verdict != "error" and change is None:
-            log(f"[{i}/{len(keys)}] {module.TITLE}: kept from an earlier run ({saved[1].verdict}; --force reruns it)")
+        made, outcome = saved[key] or (None, None)
+        change = None if made is None else claim_changed_since(key, made["revision"])
+        finished = outcome is not None and outcome.verdict != "error"
+        answers = finished and change is None and made["backend"] == backend and (made["quick"] == quick or quick)
+        if answers and not force:  # the same settings, or a full result where a quick one was asked for
+            log(f"[{i}/{len(keys)}] {module.TITLE}: " + (
+                f"kept from an earlier run ({outcome.verdict}; --force reruns it)" if made["quick"] == quick else
+                f"kept the full result of an earlier run ({outcome.verdict}); the quick one was not run (a quick run "
+                "never replaces a full one; --force runs it quick in its place)"))
             continue
         again = "" if change is None or force else f" (run before revision {change.number} of the dynamics, " \
             f"{change.date}: {change.what}; again)"
+        if finished and (made["quick"], made["backend"]) != (quick, backend):
+            again += f" (replaces its {_how(made)})"
         log(f"[{i}/{len(keys)}] {module.TITLE}{again} ...")
         _clear_claim(ctx.out, key)
         t = time.perf_counter()
@@ -87,9 +104,45 @@ def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: s
         _save_outcome(ctx.out, result, quick, backend)
         log(f"      {result.verdict}: {result.reason} ({result.measured['run_s']:.0f} s)")
     outcomes = [s for s in (_load_outcome(ctx.out, k) for k in CLAIMS) if s is not None]
-    report = write_report(ctx.out, [r for _, r in outcomes], any(s["quick"] for s, _ in outcomes),
+    runs = {r.key: {"quick": made["quick"], "backend": made["backend"],
+                    "outdated": _outdated(r.key, made["revision"])} for made, r in outcomes}
+    report = write_report(ctx.out, [r for _, r in outcomes], runs,
                           sum(r.measured.get("run_s", 0.0) for _, r in outcomes), list(CLAIMS.values()))
     return [r for _, r in outcomes], report, crashed
+
+
+def _how(made: dict) -> str:
+    """How a saved outcome was made, in a few words: "quick result on native", "full result on ngspice"."""
+    return f"{'quick' if made['quick'] else 'full'} result on {made['backend']}"
+
+
+def _outdated(key: str, revision: int) -> str:
+    """Why a saved outcome of claim ``key`` made under ``revision`` is outdated ("" when it is not): a folder keeps
+    the claims not named in a later run, and REPORT.md must not show such a result as current."""
+    change = claim_changed_since(key, revision)
+    return "" if change is None else f"made before revision {change.number} of the dynamics ({change.date}: " \
+                                      f"{change.what})"
+
+
+def _refuse_replacing_full_results(out: Path, saved: dict, quick: bool, backend: str) -> None:
+    """Raise ``ConfigError`` (one line, before anything runs) naming every full result in ``out`` that this run
+    would replace without ``force``: one made on another backend, or one a quick run cannot keep because a revision
+    of the dynamics since outdated it. ``saved``: key -> ``_load_outcome``."""
+    blocked = []
+    for key, entry in saved.items():
+        if entry is None or entry[0]["quick"] or entry[1].verdict == "error":
+            continue
+        made = entry[0]
+        change = claim_changed_since(key, made["revision"])
+        if made["backend"] != backend:
+            blocked.append(f"{key} ({_how(made)})")
+        elif quick and change is not None:
+            blocked.append(f"{key} ({_how(made)}, made before revision {change.number} of the dynamics: a full run "
+                           "renews it)")
+    if blocked:
+        raise ConfigError(f"reproduce: {out} holds full results that this {'quick' if quick else 'full'} run on "
+                          f"{backend} would replace: {', '.join(blocked)}; give --force to replace them, or another "
+                          "--out to keep them")
 
 
 def _clear_claim(out: Path, key: str) -> None:
