@@ -369,7 +369,8 @@ def _run_dir_command(args: argparse.Namespace) -> int:
         print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir for {which}) at the gates of "
               f"{args.config} (seed {seed}, epoch {run.epoch})")
         return 0
-    run = rundir.load_run(args.run_path)
+    # new inputs are not the task's points: its data file may have changed since (they are how to evaluate new data)
+    run = rundir.load_run(args.run_path, skip=("task.path",) if args.inputs is not None else ())
     inputs = None
     if args.inputs is not None:
         if args.split is not None:
