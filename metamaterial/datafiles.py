@@ -4,7 +4,9 @@ A run directory keeps only the absolute path of such a file in its config.yaml, 
 would silently give another loss in ``eval``, other netlists, or a resumed run that trains on other data than it
 began with (and no longer ends where an uninterrupted run does). A run therefore records, when it is created, the
 SHA-256 of each file it reads (``pin_files``, stored in the checkpoint's meta by ``runfiles.save_checkpoint``), and
-every command that reads the run's data again checks that the file still holds that content (``check_files``).
+every command that reads the run's data again checks that the file still holds that content (``check_files``). A
+sweep's point key includes the same hashes (``sweep.spec.config_key``), so a point whose data changed is another
+point, not one already done.
 
 Pure hashing and comparison: nothing here reads a run directory.
 """

@@ -1,6 +1,7 @@
 """A run pins the content of the files it reads (``datafiles``): a CSV task's data edited after training is refused
 by every command that reads the run's data again (eval, netlist RUN_DIR, energy, train --resume), in one line
-naming the file and both hashes; an unchanged file passes, and a run made before pins were recorded still works."""
+naming the file and both hashes; an unchanged file passes, a run made before pins were recorded still works, and a
+sweep's point trained on other data is another point."""
 
 from __future__ import annotations
 
@@ -12,14 +13,20 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import ROOT, stopped_after_checkpoint
 from metamaterial import runs
+from metamaterial.cli import main
 from metamaterial.config import load_config
-from metamaterial.datafiles import files_read
+from metamaterial.datafiles import files_read, pin_files
 from metamaterial.errors import CheckpointError
 from metamaterial.rundir import load_run
 from metamaterial.runfiles import CHECKPOINT, load_checkpoint
+from metamaterial.sweep import load_sweep
+from metamaterial.sweep.execute import run_sweep, stale_data_results
+from metamaterial.sweep.spec import config_key, saved_config_key
+from metamaterial.sweep.store import read_result
 
 QUICK = ["--backend", "native", "--set", "learning.epochs=20", "--set", "learning.checkpoint_every=10",
          "--no-progress", "--no-plots"]
@@ -187,3 +194,29 @@ def test_a_model_card_is_pinned_too(tmp_path):
                                               r"restore the file, or train a new run on it \(another --out\)$"):
         load_run(tmp_path / "run")
 
+
+def test_a_sweep_point_trained_on_other_data_is_another_point(tmp_path, capsys):
+    config, csv = _copy_example(tmp_path / "work")
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump({"base": str(config), "set": ["simulator.backend=native",
+                                                                      "learning.epochs=3"],
+                                         "grid": {"learning.nudge": [0.5, 1.0]}}))
+    spec = load_sweep(spec_file)
+    first = spec.points[0]
+    assert first.files == pin_files(first.config) == {"task.path": {"path": str(csv), "sha256": _sha(csv)}}
+    assert first.key == config_key(first.config, first.files) != config_key(first.config)
+    out = tmp_path / "out"
+    assert run_sweep(spec, out, workers=1).ok == 2
+    record = read_result(out, first.key)
+    assert record["files"] == first.files and saved_config_key(record) == first.key
+    _edit(csv)
+    edited = load_sweep(spec_file)
+    assert [p.key for p in edited.points] != [p.key for p in spec.points]  # not taken for done
+    assert stale_data_results(edited, out) == 2
+    assert main(["sweep", str(spec_file), "--out", str(out), "--dry-run"]) == 0
+    assert "sweep: 2 point(s) have a result trained on other content of their data file" in capsys.readouterr().err
+    # a point whose file is edited after the sweep read it fails, rather than train on other data under its key
+    stale = run_sweep(spec, tmp_path / "during", workers=1)
+    assert (stale.ok, stale.failed) == (0, 2)
+    error = read_result(tmp_path / "during", first.key)["error"]["message"]
+    assert error.startswith(f"{csv}: its content changed since the sweep read it (task.path: sha256 ")
