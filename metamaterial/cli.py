@@ -370,7 +370,8 @@ def _run_dir_command(args: argparse.Namespace) -> int:
         print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir for {which}) at the gates of "
               f"{args.config} (seed {seed}, epoch {run.epoch})")
         return 0
-    run = rundir.load_run(args.run_path)
+    # new inputs are not the task's points: its data file may have changed since (they are how to evaluate new data)
+    run = rundir.load_run(args.run_path, skip=("task.path",) if args.inputs is not None else ())
     inputs = None
     if args.inputs is not None:
         if args.split is not None:
@@ -680,11 +681,17 @@ def _sweep_counts(c: dict) -> str:
 
 
 def _outdated(spec, out: Path) -> list[str]:
-    """A line per revision of the dynamics that made some of the folder's results outdated for their points."""
-    from .sweep.execute import outdated_results  # noqa: PLC0415
+    """A line per revision of the dynamics that made some of the folder's results outdated for their points, and one
+    for the results trained on other content of their points' data files."""
+    from .sweep.execute import outdated_results, stale_data_results  # noqa: PLC0415
 
-    return [f"{n} point(s) have a result trained before revision {r.number} of the dynamics ({r.date}: {r.what}), "
-            "which changed how their config trains: they run again" for r, n in outdated_results(spec, out).items()]
+    lines = [f"{n} point(s) have a result trained before revision {r.number} of the dynamics ({r.date}: {r.what}), "
+             "which changed how their config trains: they run again" for r, n in outdated_results(spec, out).items()]
+    stale = stale_data_results(spec, out)
+    if stale:
+        lines.append(f"{stale} point(s) have a result trained on other content of their data file (or before its "
+                     "content was recorded with the result): they run again")
+    return lines
 
 
 def _sweep_points(spec, out: Path, workers: int) -> str:

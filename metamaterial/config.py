@@ -516,7 +516,8 @@ def load_saved_config(path: str | Path, overrides: list[str] | None = None) -> C
     version added since take their defaults, except where the default would change what the run did
     (``as_trained``)."""
     p = Path(path)
-    return config_from_document(as_trained(read_document(p)), str(p), p.parent, overrides)
+    return config_from_document(as_trained(read_document(p)), str(p), p.parent, overrides, missing=(
+        "the run was trained on the file there: restore it, or train a new run with another --out"))
 
 
 def as_trained(raw: dict) -> dict:
@@ -546,17 +547,18 @@ def read_document(path: str | Path, what: str = "config", keys: str = "name:, ro
     return raw
 
 
-def config_from_document(raw: dict, source: str, base_dir: str | Path, overrides: list[str] | None = None) -> Config:
+def config_from_document(raw: dict, source: str, base_dir: str | Path, overrides: list[str] | None = None,
+                         missing: str = "check the path (relative to the config's folder)") -> Config:
     """Validate a raw config document (changed in place by ``--set`` style ``overrides``); errors name ``source``,
-    relative paths in it resolve against ``base_dir``."""
+    relative paths in it resolve against ``base_dir``; a file it names that does not exist is refused with
+    ``missing``, what to do about it."""
     for item in overrides or []:
         apply_override(raw, item)
     cfg = _resolve_paths(validate_config(raw, source), Path(base_dir))
     for key, value in (("network.file", cfg.network.file if cfg.network.kind == "file" else None),
                        ("device.model_file", cfg.device.model_file), ("task.path", cfg.task.path)):
         if value is not None and not Path(value).exists():
-            raise ConfigError(f"{source}: file not found: {value} ({key}); check the path (relative to the config's "
-                              "folder)")
+            raise ConfigError(f"{source}: file not found: {value} ({key}); {missing}")
     return cfg
 
 

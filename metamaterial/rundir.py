@@ -16,11 +16,12 @@ from types import SimpleNamespace
 import numpy as np
 
 from .config import Config, load_saved_config, with_backend
+from .datafiles import check_files
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, chips_per_replica, make_solver, make_trainer, replica_setup
 from .learning.trainer import Evaluation
 from .points import describe_points, point_indices, point_phases, write_point_netlists
-from .runfiles import OUTPUTS_CSV, column_names, load_checkpoint, write_outputs_csv
+from .runfiles import OUTPUTS_CSV, checkpoint_files, column_names, load_checkpoint, write_outputs_csv
 from .runs import seed_span, succeeded
 from .tasks import bad_value
 
@@ -53,14 +54,17 @@ class SavedRun:
         return self.replicas(seed)[0]
 
 
-def load_run(run_dir: str | Path) -> SavedRun:
-    """Read ``run_dir``'s config.yaml and checkpoint.npz (the controls every replica ended with)."""
+def load_run(run_dir: str | Path, skip: tuple[str, ...] = ()) -> SavedRun:
+    """Read ``run_dir``'s config.yaml and checkpoint.npz (the controls every replica ended with), refusing a run
+    whose files (its task's data, a network file, a model card) no longer hold what it was trained on
+    (``datafiles.check_files``; ``skip``: key paths not to check, such as ``task.path`` for new inputs)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); give a directory written by "
                               "`metamaterial train`")
     cfg = load_saved_config(run_dir / "config.yaml")
     state, seeds, _ = load_checkpoint(run_dir, build_network(cfg).number_of_edges())
+    check_files(cfg, checkpoint_files(run_dir), run_dir, skip)
     return SavedRun(run_dir, cfg, state.controls, list(seeds), state.epoch)
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import revisions
+from . import datafiles, revisions
 from .errors import CheckpointError
 from .learning.trainer import TrainState
 
@@ -73,13 +73,17 @@ def write_atomically(path: Path, **arrays: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(run_dir: Path, state: TrainState, seeds: list[int], wall_s: float) -> None:
-    """Atomically write the state of every replica: controls, generators, counters, history, trajectory."""
+def save_checkpoint(run_dir: Path, state: TrainState, seeds: list[int], wall_s: float,
+                    files: dict | None = None) -> None:
+    """Atomically write the state of every replica: controls, generators, counters, history, trajectory; and
+    ``files``, the content hashes of the files the run reads (``datafiles.pin_files``; None: not recorded)."""
     history = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in row.items()} for row in state.history]
     meta = {"epoch": state.epoch, "seeds": seeds, "rng_states": [rng.bit_generator.state for rng in state.rngs],
             "n_steps": state.n_steps, "n_solves": state.n_solves, "history": history,
             "keep_trajectory": state.keep_trajectory, "trajectory_epochs": state.trajectory_epochs, "wall_s": wall_s,
             "revision": revisions.CURRENT}
+    if files is not None:
+        meta["files"] = files
     trajectory = np.array(state.trajectory) if state.trajectory else np.zeros((0, *state.controls.shape))
     write_atomically(run_dir / CHECKPOINT, controls=state.controls, n_updates=state.n_updates,
                      trajectory=trajectory, meta=np.array(json.dumps(meta)))
@@ -94,7 +98,8 @@ def damaged(path: Path, what: str) -> CheckpointError:
 
 #: what numpy raises on a file that is not an intact .npz (or holds other than plain arrays)
 _NOT_NPZ = (EOFError, TypeError, ValueError, zipfile.BadZipFile)
-#: the keys ``save_checkpoint`` writes into a checkpoint's meta (``revision`` since revisions were recorded)
+#: the keys ``save_checkpoint`` writes into a checkpoint's meta (``revision`` since revisions were recorded, ``files``
+#: since the files a run reads were pinned)
 _META = ("epoch", "seeds", "rng_states", "n_steps", "n_solves", "history", "keep_trajectory", "trajectory_epochs",
          "wall_s")
 
@@ -174,6 +179,7 @@ def _problem(controls: np.ndarray, n_updates: np.ndarray, trajectory: np.ndarray
          f"a list of one integer >= 0 per trajectory row, {len(trajectory)} in all"),
         ("wall_s", _is_real(meta["wall_s"]) and meta["wall_s"] >= 0, "a number of seconds >= 0"),
         ("revision", _is_int(meta.get("revision", 1)) and meta.get("revision", 1) >= 1, "an integer >= 1"),
+        ("files", datafiles.is_pins(meta.get("files", {})), "a mapping of key paths to {path, sha256}"),
     )
     for key, ok, want in checks:
         if not ok:
@@ -203,6 +209,19 @@ def checkpoint_revision(run_dir: Path) -> int | None:
         return None
     made_under = meta.get("revision", 1) if isinstance(meta, dict) else None
     return made_under if _is_int(made_under) else None
+
+
+def checkpoint_files(run_dir: Path) -> dict | None:
+    """The content hashes of the files the run in ``run_dir`` reads, as recorded when it was created
+    (``datafiles.pin_files``); None if it recorded none (a run made before they were) or has no readable checkpoint
+    (``load_checkpoint`` says what is wrong)."""
+    try:
+        with open(run_dir / CHECKPOINT, "rb") as f, np.load(f, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+    except (OSError, KeyError, *_NOT_NPZ):
+        return None
+    files = meta.get("files") if isinstance(meta, dict) else None
+    return files if files is not None and datafiles.is_pins(files) else None
 
 
 # -- names of a task's columns -------------------------------------------------------------------------------

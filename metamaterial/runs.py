@@ -23,6 +23,7 @@ import numpy as np
 from . import diagnostics
 from .analysis import confusion_matrix, spread
 from .config import Config, config_differences, dump_config, with_backend
+from .datafiles import check_files, pin_files
 from .errors import CheckpointError
 from .experiment import (
     Setup,
@@ -42,6 +43,7 @@ from .runfiles import (
     CHECKPOINT,
     RUN_FILES,
     RUN_FOLDERS,
+    checkpoint_files,
     checkpoint_revision,
     column_names,
     json_text,
@@ -74,6 +76,7 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool) -> Path:
                                   f"({change.date}: {change.what}), which changed how this config trains: resumed, it "
                                   "would not end where an uninterrupted run does; train it anew with another --out "
                                   "(this run directory stays as it is)")
+        check_files(cfg, checkpoint_files(run_dir), run_dir)  # resumed on other data, it would end elsewhere
         return run_dir
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -171,6 +174,9 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
     every_reset = cfg.learning.checkpoint_every
     every_ckpt = every_reset if run_dir is not None else 0
     try:
+        # the content of the files the run reads, recorded with it when it is created (``datafiles``); a resumed
+        # run keeps what it recorded (a run made before they were recorded, none)
+        files = None if run_dir is None else checkpoint_files(run_dir) if resume else pin_files(setup.config)
         if resume:
             state, saved_seeds, wall_before = load_checkpoint(run_dir, setup.circuit.n_edges)
             if saved_seeds != seeds:
@@ -181,7 +187,7 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
             state = trainer.init_state(np.stack([initial_controls(setup, rng) for rng in rngs]), rngs)
             wall_before = 0.0
             if every_ckpt:
-                save_checkpoint(run_dir, state, seeds, 0.0)
+                save_checkpoint(run_dir, state, seeds, 0.0, files)
             if on_epoch is not None:
                 on_epoch(trainer, state)
         t0 = time.perf_counter()
@@ -195,7 +201,7 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
                 bar.update(st.epoch - bar.n)
             if every_reset and st.epoch % every_reset == 0:
                 if every_ckpt:
-                    save_checkpoint(run_dir, st, seeds, wall_before + time.perf_counter() - t0)
+                    save_checkpoint(run_dir, st, seeds, wall_before + time.perf_counter() - t0, files)
                 trainer.solver.reset()  # what follows a checkpoint must not depend on what preceded it
             if on_epoch is not None and st.epoch % every == 0:
                 on_epoch(trainer, st)
@@ -209,7 +215,7 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
                 bar.close()
         wall = wall_before + time.perf_counter() - t0
         if run_dir is not None:  # the final gates, also under checkpoint_every 0 (no checkpoint on the way)
-            save_checkpoint(run_dir, state, seeds, wall)
+            save_checkpoint(run_dir, state, seeds, wall, files)
     except BaseException:
         trainer.solver.close()
         raise

@@ -246,6 +246,8 @@ BAD_CHECKPOINTS = {
                     "checkpoint changed since training)" + DAMAGED),
     "revision-a-string": (lambda p: _rewrite_checkpoint(p, revision="x"), "not a readable checkpoint: revision must "
                           "be an integer >= 1 (got 'x')" + DAMAGED),
+    "files-a-list": (lambda p: _rewrite_checkpoint(p, files=["x.csv"]), "not a readable checkpoint: files must be "
+                     "a mapping of key paths to {path, sha256} (got ['x.csv'])" + DAMAGED),
     "newer-revision": (lambda p: _rewrite_checkpoint(p, revision=99), "written by a newer version of metamaterial "
                        f"(revision 99 of the training dynamics; this one knows up to {revisions.CURRENT}); use that "
                        "version, or train the run again with this one"),

@@ -41,8 +41,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .. import revisions
+from ..datafiles import SHOWN, changed_file
 from ..errors import ConfigError
-from .spec import Point, SweepSpec, config_text, points_document, saved_config_key, saved_point, shape_key
+from .spec import (
+    Point,
+    SweepSpec,
+    config_key,
+    config_text,
+    points_document,
+    saved_config_key,
+    saved_point,
+    shape_key,
+)
 from .store import (
     POINTS,
     RESULTS,
@@ -217,6 +227,13 @@ def _train(points: list[Point], out: Path, worker: str, target_loss: float | Non
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         cfg = points[0].config
+        for p in points:  # a file edited since the sweep was expanded would train the point on other data
+            changed = changed_file(p.config, p.files)
+            if changed is not None:
+                key, path, now, then = changed
+                raise ConfigError(f"{path}: its content changed since the sweep read it ({key}: sha256 "
+                                  f"{now[:SHOWN]} now, {then[:SHOWN]} then); run the sweep again: its points on "
+                                  "the new content are other points")
         make_solver(build(cfg)).reset()  # a point's result must not depend on what this process solved before
         done = runs.train_replicas(cfg, [p.config.seed for p in points])  # resets where train checkpoints
         try:
@@ -234,9 +251,10 @@ def _train(points: list[Point], out: Path, worker: str, target_loss: float | Non
 
 
 def _record(point: Point, status: str, worker: str, wall_s: float, **fields) -> dict:
+    files = {"files": point.files} if point.files else {}  # the content of the data it read (its key holds it too)
     return {"key": point.key, "index": point.index, "status": status, "values": point.values, **fields,
             "worker": worker, "pid": os.getpid(), "task_wall_s": round(wall_s, 3), "config": config_text(point.config),
-            "revision": revisions.CURRENT}
+            "revision": revisions.CURRENT, **files}
 
 
 def _store(out: Path, record: dict) -> dict:
@@ -357,6 +375,21 @@ def outdated_results(spec: SweepSpec, out: Path) -> dict[revisions.Revision, int
         if saved is not None and saved[1] is not None and saved[0] in keys and read_result(out, saved[0]) is None:
             found.setdefault(saved[1], set()).add(saved[0])
     return {r: len(keys) for r, keys in sorted(found.items(), key=lambda item: item[0].number)}
+
+
+def stale_data_results(spec: SweepSpec, out: Path) -> int:
+    """How many points of ``spec`` without a result have one in ``out`` of the same config trained on other content
+    of the files it reads (``datafiles``; or made before that content was recorded): they run again."""
+    by_config = {config_key(p.config): p.key for p in spec.points if p.files}  # the key without the files' content
+    if not by_config:
+        return 0
+    found = set()
+    for _, record in other_records(out, {p.key for p in spec.points}):
+        saved = saved_point({k: v for k, v in record.items() if k != "files"})
+        point = None if saved is None or saved[1] is not None else by_config.get(saved[0])
+        if point is not None and read_result(out, point) is None:
+            found.add(point)
+    return len(found)
 
 
 def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | None = None,
@@ -614,4 +647,5 @@ def _connect(workers: int, scheduler: str | None):
 
 
 __all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "check_folder", "check_workers", "check_scheduler",
-           "outdated_results", "run_points", "run_sweep", "plan_tasks", "seed_free", "warm_up", "end_training"]
+           "outdated_results", "stale_data_results", "run_points", "run_sweep", "plan_tasks", "seed_free", "warm_up",
+           "end_training"]

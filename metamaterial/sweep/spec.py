@@ -27,7 +27,7 @@ import hashlib
 import itertools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from ..config import (
     set_key_path,
     validate_config,
 )
+from ..datafiles import is_pins, pin_files
 from ..errors import ConfigError, ValidationError
 from ..experiment import check_config
 from ..revisions import Revision, changed_since, revision_of
@@ -60,13 +61,15 @@ MAX_POINTS = 100_000
 
 @dataclass(frozen=True)
 class Point:
-    """One point of a sweep: its axis values (key path -> value, in axis order), its resolved config and the hash
-    of that config (the key of its result file)."""
+    """One point of a sweep: its axis values (key path -> value, in axis order), its resolved config, the hash
+    of that config and of the files it reads (the key of its result file), and the content hashes of those files
+    (``datafiles.pin_files``; empty for a config that reads none)."""
 
     index: int
     values: dict[str, Any]
     config: Config
     key: str
+    files: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -95,12 +98,15 @@ def config_text(cfg: Config) -> str:
     return yaml.dump(cfg.model_dump(mode="json", by_alias=True), Dumper=_DUMPER, sort_keys=False)
 
 
-def config_key(cfg: Config) -> str:
+def config_key(cfg: Config, files: dict | None = None) -> str:
     """The hash of a resolved config (every default spelled out): 16 hex digits of the SHA-256 of its YAML text
-    (``config.dump_config``), and of the latest revision of the dynamics that changed how it trains, if one did
-    (``revisions``: results made before it are under another key)."""
+    (``config.dump_config``), of the latest revision of the dynamics that changed how it trains, if one did
+    (``revisions``: results made before it are under another key), and of the content of the files it reads, if
+    it reads any (``files``: ``datafiles.pin_files``; the config names only their paths, so a result trained on a
+    CSV since edited is under another key)."""
     revision = revision_of(cfg)
     text = config_text(cfg) + (f"# trained under revision {revision}\n" if revision > 1 else "")
+    text += "".join(f"# {key} sha256 {pin['sha256']}\n" for key, pin in sorted((files or {}).items()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -110,7 +116,9 @@ def saved_point(record: dict) -> tuple[str, Revision | None] | None:
     1) that changed how that config trains (None: the record is still that point's result). The config is read
     under today's schema, where keys added since it was written take their defaults (or what the run did, where
     that differs: ``config.as_trained``), so a value that differs from today's point, a changed default included,
-    gives another key. None if the record holds no config or it is not valid today."""
+    gives another key; so does the content of the files it read (its ``files``: a record made before they were
+    recorded, of a config that reads files, is no point's result today). None if the record holds no config or it
+    is not valid today."""
     text = record.get("config")
     if not isinstance(text, str):
         return None
@@ -119,9 +127,11 @@ def saved_point(record: dict) -> tuple[str, Revision | None] | None:
         cfg = validate_config(as_trained(doc), "saved config") if isinstance(doc, dict) else None
     except (ConfigError, yaml.YAMLError):
         return None
+    if cfg is None:
+        return None
     made_under = record.get("revision", 1)
-    return None if cfg is None else (config_key(cfg), changed_since(cfg, made_under if isinstance(made_under, int)
-                                                                     else 1))
+    files = record.get("files") if is_pins(record.get("files")) else None
+    return config_key(cfg, files), changed_since(cfg, made_under if isinstance(made_under, int) else 1)
 
 
 def saved_config_key(record: dict) -> str | None:
@@ -184,6 +194,7 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
                 _point_config(base_raw, {key: json.loads(value)}, f"{source}: {group} {key}={value}", base_dir)
     points: list[Point] = []
     by_key: dict[str, Point] = {}
+    hashed: dict[str, str] = {}  # a data file every point reads is hashed once
     for i, combo in enumerate(itertools.product(*[rows for _, rows in blocks])):
         values = {k: v for (keys, _), row in zip(blocks, combo) for k, v in zip(keys, row)}
         where = f"{source}: {_point_name(i, values)}"
@@ -192,7 +203,8 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
             check_config(cfg)
         except (ConfigError, ValidationError) as err:
             raise ConfigError(f"{where}: {err}") from None
-        point = Point(i, values, cfg, config_key(cfg))
+        files = pin_files(cfg, hashed)
+        point = Point(i, values, cfg, config_key(cfg, files), files)
         if point.key in by_key:
             raise ConfigError(f"{source}: {_point_name(by_key[point.key].index, by_key[point.key].values)} and "
                               f"{_point_name(i, values)}: the same config (key {point.key}); sweep values that "
