@@ -8,8 +8,10 @@ ensemble's per-seed table and success rate.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
+import shlex
 import shutil
 import sys
 import time
@@ -22,8 +24,8 @@ import numpy as np
 
 from . import diagnostics
 from .analysis import confusion_matrix, spread
-from .config import Config, config_differences, dump_config, with_backend
-from .errors import CheckpointError
+from .config import Config, config_differences, dump_config, read_document, with_backend
+from .errors import CheckpointError, ConfigError
 from .experiment import (
     Setup,
     build,
@@ -81,22 +83,43 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool) -> Path:
         raise CheckpointError(f"{run_dir}: cannot create the run directory ({err.strerror}); choose another --out") \
             from err
     if (run_dir / CHECKPOINT).exists():
-        try:
-            epoch = load_checkpoint(run_dir)[0].epoch
-        except CheckpointError:
-            epoch = None
-        if epoch is not None and epoch >= cfg.learning.epochs:
-            raise CheckpointError(f"{run_dir}: already holds a finished run (epoch {epoch}); choose another --out, "
-                                  "or train it again there with --replace")
-        stopped = "" if epoch is None else f" stopped at epoch {epoch} of {cfg.learning.epochs}"
-        raise CheckpointError(f"{run_dir}: already holds a run{stopped}; continue it with --resume {run_dir}, "
-                              "train it again there with --replace, or choose another --out")
+        raise _holds_a_run(cfg, run_dir)
     if (run_dir / "config.yaml").exists():
         raise CheckpointError(f"{run_dir}: holds a config.yaml but no {CHECKPOINT} (not a run directory, or a run "
                               "killed before its first checkpoint), which training would overwrite; choose another "
                               "--out, or remove that config.yaml")
     (run_dir / "config.yaml").write_text(dump_config(cfg))
     return run_dir
+
+
+def _holds_a_run(cfg: Config, run_dir: Path) -> CheckpointError:
+    """The refusal to train ``cfg`` afresh into ``run_dir``, which holds a run, saying what that run is by its own
+    config.yaml (it is finished when its checkpoint reached that config's ``learning.epochs``, whatever ``cfg``
+    asks) and what to do: continue a stopped run (the exact command), or train anew with --replace or elsewhere;
+    when ``cfg`` asks a finished run for more epochs and for nothing else, how to train it on."""
+    anew = "train it again there with --replace, or choose another --out"
+    resume = f"metamaterial train --resume {shlex.quote(str(run_dir))}"
+    try:
+        epoch = load_checkpoint(run_dir)[0].epoch
+    except CheckpointError:
+        return CheckpointError(f"{run_dir}: already holds a run, whose {CHECKPOINT} cannot be read; {anew}")
+    saved = run_dir / "config.yaml"
+    try:
+        epochs = read_document(saved).get("learning", {}).get("epochs")
+    except (ConfigError, AttributeError):
+        epochs = None
+    if not isinstance(epochs, int) or isinstance(epochs, bool):
+        return CheckpointError(f"{run_dir}: already holds a run at epoch {epoch}, with no learning.epochs readable "
+                               f"in its config.yaml; {anew}")
+    if epoch < epochs:
+        return CheckpointError(f"{run_dir}: already holds a run stopped at epoch {epoch} of its {epochs}; train it "
+                               f"again there with --replace, choose another --out, or continue it with: {resume}")
+    more = ""
+    with contextlib.suppress(ConfigError):
+        if cfg.learning.epochs > epochs and config_differences(saved.read_text(), cfg) == ["learning.epochs"]:
+            more = (f"; to train it on to epoch {cfg.learning.epochs}, change learning.epochs to "
+                    f"{cfg.learning.epochs} in {saved} and run: {resume}")
+    return CheckpointError(f"{run_dir}: already holds a finished run (epoch {epoch} of its {epochs}); {anew}{more}")
 
 
 def clear_run(run_dir: Path) -> tuple[list[str], list[str]]:

@@ -64,8 +64,8 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     # training again into the same directory is refused rather than overwriting it
     again = _cli("train", XOR, "--out", str(out), *SHORT)
     assert again.returncode == 2 and again.stderr == (f"metamaterial: {out}: already holds a finished run (epoch "
-                                                      "300); choose another --out, or train it again there with "
-                                                      "--replace\n")
+                                                      "300 of its 300); train it again there with --replace, or "
+                                                      "choose another --out\n")
 
 
 def test_replace_removes_only_what_a_run_wrote(tmp_path):
@@ -93,6 +93,45 @@ def test_replace_removes_only_what_a_run_wrote(tmp_path):
     assert _cli("train", XOR, "--resume", str(out), "--replace").returncode == 2
 
 
+def test_a_folder_holding_a_run_says_what_that_run_is(tmp_path):
+    """Training afresh into a folder that holds a run is refused with what that run is by its own config.yaml, not
+    by the new command: finished, with how to train it on when the new command asks for more epochs and nothing
+    else (and that advice works); stopped, with the exact command that continues it (which works), also when the
+    new command asks for fewer epochs than it has; or unreadable."""
+    out = tmp_path / "run"
+    args = ["--backend", "native", "--no-progress", "--no-plots"]
+    assert _cli("train", XOR, "--out", str(out), *args, "--set", "learning.epochs=20").returncode == 0
+    saved = out / "config.yaml"
+    resume = f"metamaterial train --resume {out}"
+    finished = f"metamaterial: {out}: already holds a finished run (epoch 20 of its 20); train it again there with " \
+               "--replace, or choose another --out"
+    for more in (["--set", "learning.epochs=0"], ["--set", "learning.epochs=40", "--set", "learning.nudge=0.2"],
+                 ["--set", "learning.epochs=40", "--backend", "ngspice"]):  # fewer epochs; more, and more changed
+        proc = _cli("train", XOR, "--out", str(out), *args, *more)
+        assert proc.returncode == 2 and proc.stderr == finished + "\n", proc.stderr
+    proc = _cli("train", XOR, "--out", str(out), *args, "--set", "learning.epochs=40")
+    assert proc.returncode == 2 and proc.stderr == (f"{finished}; to train it on to epoch 40, change learning.epochs "
+                                                    f"to 40 in {saved} and run: {resume}\n"), proc.stderr
+    assert "  epochs: 20\n" in saved.read_text()
+    saved.write_text(saved.read_text().replace("  epochs: 20\n", "  epochs: 40\n"))
+    on = _cli(*resume.split()[1:], "--no-progress")
+    assert on.returncode == 0, on.stderr
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 40
+    saved.write_text(saved.read_text().replace("  epochs: 40\n", "  epochs: 60\n"))  # a run stopped at 40 of 60
+    proc = _cli("train", XOR, "--out", str(out), *args, "--set", "learning.epochs=10")
+    assert proc.returncode == 2 and proc.stderr == (
+        f"metamaterial: {out}: already holds a run stopped at epoch 40 of its 60; train it again there with "
+        f"--replace, choose another --out, or continue it with: {resume}\n"), proc.stderr
+    on = _cli(*resume.split()[1:], "--no-progress")
+    assert on.returncode == 0, on.stderr
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 60
+    (out / "checkpoint.npz").write_bytes(b"not a checkpoint")
+    proc = _cli("train", XOR, "--out", str(out), *args)
+    assert proc.returncode == 2 and proc.stderr == (f"metamaterial: {out}: already holds a run, whose checkpoint.npz "
+                                                    "cannot be read; train it again there with --replace, or choose "
+                                                    "another --out\n")
+
+
 def test_killed_run_resumes_to_the_same_gates(tmp_path):
     args = ["--set", f"learning.epochs={KILL_EPOCHS}", "--set", "learning.checkpoint_every=50", "--no-progress",
             "--no-plots"]
@@ -118,9 +157,9 @@ def test_killed_run_resumes_to_the_same_gates(tmp_path):
     assert 200 <= stopped_at < KILL_EPOCHS
     again = _cli("train", XOR, "--out", str(killed), *args)  # the same command again: it names --resume
     assert again.returncode == 2 and again.stderr == (f"metamaterial: {killed}: already holds a run stopped at "
-                                                      f"epoch {stopped_at} of {KILL_EPOCHS}; continue it with "
-                                                      f"--resume {killed}, train it again there with --replace, "
-                                                      "or choose another --out\n")
+                                                      f"epoch {stopped_at} of its {KILL_EPOCHS}; train it again there "
+                                                      "with --replace, choose another --out, or continue it with: "
+                                                      f"metamaterial train --resume {killed}\n")
     resumed = _cli("train", XOR, "--resume", str(killed), *args)
     assert resumed.returncode == 0, resumed.stderr
     np.testing.assert_array_equal(_final_gates(killed), _final_gates(whole))
