@@ -61,8 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", type=Path, metavar="DIR",
                    help="continue the run in DIR from its last checkpoint (its config.yaml when CONFIG is not given)")
     t.add_argument("--replace", action="store_true",
-                   help="--out DIR holds an earlier run: remove the files a run and the commands on it write there "
-                        "(nothing else) and train afresh")
+                   help="--out DIR holds an earlier run: train afresh there; the files that run and the commands "
+                        "on it wrote (nothing else) are removed once the new run has its first checkpoint, and stay "
+                        "if it is refused or stops before")
     t.add_argument("--no-progress", action="store_true", help="no progress (a bar on a terminal; elsewhere, such as "
                                                               "a log file, a line every 30 s)")
     t.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -231,6 +232,9 @@ def _resume_hint(args: argparse.Namespace) -> str:
     run_dir = getattr(args, "run_dir", None)
     if run_dir is None:
         return "nothing was saved"
+    if getattr(args, "replaced", None) == "restored":
+        return (f"the run in {run_dir} is back as it was (the run that was to replace it stopped before training); "
+                "the same command replaces it")
     try:
         state, _, _ = runs.load_checkpoint(run_dir)
     except CheckpointError:
@@ -273,27 +277,33 @@ def _run(args: argparse.Namespace) -> int:
         return _run_dir_command(args)
     if args.command in ("energy", "transient"):
         return _costs(args)
+    if args.command == "train" and args.resume is not None:
+        _finish_replace(runs, args.resume)  # before its config.yaml is read
     cfg = _load(args)
     if args.command == "train":
         if args.resume and args.out and args.out != args.resume:
             raise ConfigError("--out and --resume name different directories; give only --resume DIR")
         if args.resume and args.replace:
             raise ConfigError("--replace and --resume: choose one (--replace trains afresh, --resume continues)")
+        if args.seeds is not None and args.seeds < 1:
+            raise ConfigError(f"--seeds: must be >= 1 (got {args.seeds})")
         run_dir = args.resume or args.out or Path("runs") / cfg.name
-        if args.replace:
-            removed, kept = runs.clear_run(run_dir)
-            if removed:
-                print(f"train: replacing the run in {run_dir}/ ({len(removed)} files and folders removed"
-                      + (f"; kept, not written by a run: {', '.join(kept)}" if kept else "") + ")", file=sys.stderr)
+
+        def on_replace(kind: str, text: str) -> None:
+            """What became of the run --replace replaces: its removal is said; a run put back is not (the refusal,
+            failure or interrupt that follows says why, in its one line)."""
+            args.replaced = kind
+            if kind == "removed":
+                print(f"train: {text}", file=sys.stderr, flush=True)
+
+        _finish_replace(runs, run_dir)  # before --resume reads its checkpoint
         seeds = args.seeds
         if seeds is None:
             seeds = len(runs.load_checkpoint(run_dir)[1]) if args.resume else 1
-        if seeds < 1:
-            raise ConfigError(f"--seeds: must be >= 1 (got {seeds})")
         args.run_dir = run_dir  # what an interrupt names
         if seeds > 1:
             s = runs.ensemble_run(cfg, run_dir, seeds, progress=not args.no_progress, resume=bool(args.resume),
-                                  on_warning=_print_warning)
+                                  on_warning=_print_warning, replace=args.replace, on_replace=on_replace)
             rate = ""
             if s.get("test_accuracy_mean") is not None:  # first what a classifier is judged by
                 rate += (f"; {scored_on(s)} accuracy mean {_percent(s['test_accuracy_mean'])} (sd "
@@ -311,8 +321,9 @@ def _run(args: argparse.Namespace) -> int:
                   f"{s['wall_s']:.1f} s, {loss}{rate}\n"
                   f"run directory: {run_dir}/ (summary.json, ensemble.csv{figures})")
             return 0
-        result = runs.train_run(cfg, run_dir, resume=args.resume is not None, progress=not args.no_progress,
-                                plots=not args.no_plots, on_warning=_print_warning)
+        result = runs.train_run(cfg, run_dir, resume=args.resume is not None, replace=args.replace,
+                                progress=not args.no_progress, plots=not args.no_plots, on_warning=_print_warning,
+                                on_replace=on_replace)
         print(_human_summary(result.summary, result.run_dir, result.figures))
         return 0
     if args.command == "netlist":
@@ -324,6 +335,13 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     print(json.dumps(points.solve_points(cfg, points=args.points)), flush=True)
     return 0
+
+
+def _finish_replace(runs, run_dir: Path) -> None:
+    """Finish a ``train --replace`` into ``run_dir`` that a kill cut short (``runs.finish_replace``), saying so."""
+    finished = runs.finish_replace(run_dir)
+    if finished is not None:
+        print(f"train: {finished[1]}", file=sys.stderr, flush=True)
 
 
 class _PathError(MetamaterialError, ValueError):

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fnmatch
 import json
 import math
 import os
+import re
 import zipfile
 from importlib import resources
 from pathlib import Path
@@ -30,13 +32,28 @@ if TYPE_CHECKING:
 CHECKPOINT = "checkpoint.npz"
 #: the per-point table of a single run: inputs, targets and final outputs under the task's own column names
 OUTPUTS_CSV = "outputs.csv"
-#: what ``train`` writes into a run directory (a single run's, an ensemble's, the figures of both) and the folders
-#: ``energy``, ``transient`` and ``transient --learning`` write into it: ``train --replace`` removes these and
-#: nothing else (``runs.clear_run``)
+#: what ``train`` writes into a run directory (a single run's, an ensemble's, the figures of both): with the
+#: netlists ngspice failed on (``FAILED_NETLISTS``) and the ``COMMAND_FILES``, what ``train --replace`` removes
+#: (``run_files``; nothing else)
 RUN_FILES = (CHECKPOINT, CHECKPOINT + ".tmp", "config.yaml", "metrics.csv", "gates.csv", "summary.json", OUTPUTS_CSV,
              "free.cir", "clamped.cir", "ensemble.csv", "mismatch.npz", "mismatch.npz.tmp", "loss.png",
              "accuracy.png", "gates.png", "outputs.png", "confusion.png", "success.png", "margins.png")
-RUN_FOLDERS = ("energy", "transient", "learning")
+#: a netlist ngspice failed on, kept in the run directory (``sim.ngspice``'s ``keep_failed``)
+FAILED_NETLISTS = "metamaterial-failed-*.cir"
+#: folder -> the files the command on a run directory writes into it: ``energy`` into RUN_DIR/energy,
+#: ``transient`` into RUN_DIR/transient, ``transient --learning`` into RUN_DIR/learning (``costs``), and the same
+#: into a ``seed_N`` folder there for ``--replica N``; a file of another name there is not theirs
+COMMAND_FILES = {
+    "energy": ("energy.json", "power.npz", "power.csv", "power_map.png"),
+    "transient": ("transient.json", "transient.csv", "waves.csv", "waves.npz", "transient_step0.cir", "waveforms.png",
+                  "settling.png"),
+    "learning": ("learning.json", "learning_gates.csv", "learning.cir", "learning_gates.png"),
+}
+RUN_FOLDERS = tuple(COMMAND_FILES)
+#: the folder inside a run directory where ``train --replace`` keeps the old run's files until the new run has a
+#: checkpoint, and the one they pass through on the way there and back (``runs.set_aside``)
+SET_ASIDE = ".replaced-run"
+MOVING = ".replaced-run.moving"
 
 
 def json_text(payload, default=None) -> str:
@@ -222,6 +239,48 @@ def checkpoint_files(run_dir: Path) -> dict | None:
         return None
     files = meta.get("files") if isinstance(meta, dict) else None
     return files if files is not None and datafiles.is_pins(files) else None
+
+
+def run_files(run_dir: Path) -> tuple[list[str], list[str]]:
+    """(the files of ``run_dir`` that metamaterial wrote there, what else it holds): paths relative to ``run_dir``
+    with ``/``, sorted. Written: the ``RUN_FILES`` and ``FAILED_NETLISTS`` in it and, in each ``COMMAND_FILES``
+    folder and its ``seed_N`` folders, that command's files; known by their names alone, so that what a run left
+    is told from a file of the user's without a record of what was written. The rest (but ``SET_ASIDE`` and
+    ``MOVING``) is named as found, a folder as ``name/`` (not looked into, but for those folders)."""
+    written: list[str] = []
+    other: list[str] = []
+    for path in sorted(run_dir.iterdir()):
+        if path.name in (SET_ASIDE, MOVING):
+            continue
+        if path.name in COMMAND_FILES and _is_folder(path):
+            _sort_folder(path, path.name + "/", COMMAND_FILES[path.name], written, other, replicas=True)
+        elif not _is_folder(path) and (path.name in RUN_FILES or fnmatch.fnmatchcase(path.name, FAILED_NETLISTS)):
+            written.append(path.name)
+        else:
+            other.append(path.name + ("/" if path.is_dir() else ""))
+    return written, other
+
+
+def _sort_folder(folder: Path, prefix: str, names: tuple[str, ...], written: list[str], other: list[str],
+                 replicas: bool) -> None:
+    for path in sorted(folder.iterdir()):
+        rel = prefix + path.name
+        if replicas and _is_folder(path) and re.fullmatch(r"seed_-?[0-9]+", path.name):
+            _sort_folder(path, rel + "/", names, written, other, replicas=False)
+        elif path.name in names and not _is_folder(path):
+            written.append(rel)
+        else:
+            other.append(rel + ("/" if path.is_dir() else ""))
+
+
+def files_under(folder: Path) -> list[str]:
+    """Every file in ``folder`` and its folders, as paths relative to it with ``/``, sorted."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not _is_folder(p))
+
+
+def _is_folder(path: Path) -> bool:
+    """A folder itself, not a link to one (whose files are not the run directory's)."""
+    return path.is_dir() and not path.is_symlink()
 
 
 # -- names of a task's columns -------------------------------------------------------------------------------

@@ -8,8 +8,11 @@ ensemble's per-seed table and success rate.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
+import os
+import shlex
 import shutil
 import sys
 import time
@@ -22,9 +25,9 @@ import numpy as np
 
 from . import diagnostics
 from .analysis import confusion_matrix, spread
-from .config import Config, config_differences, dump_config, with_backend
+from .config import Config, config_differences, dump_config, read_document, with_backend
 from .datafiles import check_files, pin_files
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError, ValidationError
 from .experiment import (
     Setup,
     build,
@@ -41,19 +44,24 @@ from .replicas import ChipTrainers
 from .revisions import changed_since
 from .runfiles import (
     CHECKPOINT,
+    MOVING,
     RUN_FILES,
     RUN_FOLDERS,
+    SET_ASIDE,
     checkpoint_files,
     checkpoint_revision,
     column_names,
+    files_under,
     json_text,
     load_checkpoint,
+    run_files,
     save_checkpoint,
     write_atomically,
     write_outputs_csv,
 )
 
-#: ``on_warning(kind, text)``: kind "warning" (learning cannot or did not happen) or "note" (how it ended)
+#: ``on_warning(kind, text)``: kind "warning" (learning cannot or did not happen) or "note" (how it ended);
+#: ``on_replace(kind, text)``: kind "removed" (a run replaced) or "restored" (put back: ``_train_into``)
 Report = Callable[[str, str], None]
 
 
@@ -84,16 +92,7 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool) -> Path:
         raise CheckpointError(f"{run_dir}: cannot create the run directory ({err.strerror}); choose another --out") \
             from err
     if (run_dir / CHECKPOINT).exists():
-        try:
-            epoch = load_checkpoint(run_dir)[0].epoch
-        except CheckpointError:
-            epoch = None
-        if epoch is not None and epoch >= cfg.learning.epochs:
-            raise CheckpointError(f"{run_dir}: already holds a finished run (epoch {epoch}); choose another --out, "
-                                  "or train it again there with --replace")
-        stopped = "" if epoch is None else f" stopped at epoch {epoch} of {cfg.learning.epochs}"
-        raise CheckpointError(f"{run_dir}: already holds a run{stopped}; continue it with --resume {run_dir}, "
-                              "train it again there with --replace, or choose another --out")
+        raise _holds_a_run(cfg, run_dir)
     if (run_dir / "config.yaml").exists():
         raise CheckpointError(f"{run_dir}: holds a config.yaml but no {CHECKPOINT} (not a run directory, or a run "
                               "killed before its first checkpoint), which training would overwrite; choose another "
@@ -102,28 +101,143 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool) -> Path:
     return run_dir
 
 
-def clear_run(run_dir: Path) -> tuple[list[str], list[str]]:
-    """Remove from ``run_dir`` what a run and the commands on it wrote (``RUN_FILES``, ``RUN_FOLDERS``) and nothing
-    else, so that ``train`` can start afresh there; (names removed, names kept). A folder without a checkpoint
-    holds no run and is left as it is (a config.yaml there may be the user's: ``open_run_dir`` refuses it)."""
-    if not (run_dir / CHECKPOINT).is_file():
-        return [], []
-    removed = _remove_run_files(run_dir)
-    return removed, sorted(p.name for p in run_dir.iterdir())
+def _holds_a_run(cfg: Config, run_dir: Path) -> CheckpointError:
+    """The refusal to train ``cfg`` afresh into ``run_dir``, which holds a run, saying what that run is by its own
+    config.yaml (it is finished when its checkpoint reached that config's ``learning.epochs``, whatever ``cfg``
+    asks) and what to do: continue a stopped run (the exact command), or train anew with --replace or elsewhere;
+    when ``cfg`` asks a finished run for more epochs and for nothing else, how to train it on."""
+    anew = "train it again there with --replace, or choose another --out"
+    resume = f"metamaterial train --resume {shlex.quote(str(run_dir))}"
+    try:
+        epoch = load_checkpoint(run_dir)[0].epoch
+    except CheckpointError:
+        return CheckpointError(f"{run_dir}: already holds a run, whose {CHECKPOINT} cannot be read; {anew}")
+    saved = run_dir / "config.yaml"
+    try:
+        epochs = read_document(saved).get("learning", {}).get("epochs")
+    except (ConfigError, AttributeError):
+        epochs = None
+    if not isinstance(epochs, int) or isinstance(epochs, bool):
+        return CheckpointError(f"{run_dir}: already holds a run at epoch {epoch}, with no learning.epochs readable "
+                               f"in its config.yaml; {anew}")
+    if epoch < epochs:
+        return CheckpointError(f"{run_dir}: already holds a run stopped at epoch {epoch} of its {epochs}; train it "
+                               f"again there with --replace, choose another --out, or continue it with: {resume}")
+    more = ""
+    with contextlib.suppress(ConfigError):
+        if cfg.learning.epochs > epochs and config_differences(saved.read_text(), cfg) == ["learning.epochs"]:
+            more = (f"; to train it on to epoch {cfg.learning.epochs}, change learning.epochs to "
+                    f"{cfg.learning.epochs} in {saved} and run: {resume}")
+    return CheckpointError(f"{run_dir}: already holds a finished run (epoch {epoch} of its {epochs}); {anew}{more}")
 
 
 def _remove_run_files(run_dir: Path, spare: set[str] = frozenset()) -> list[str]:
-    """Remove the ``RUN_FILES`` and ``RUN_FOLDERS`` in ``run_dir`` but those named in ``spare``; their names (a
-    folder's with a trailing /)."""
+    """Remove the ``RUN_FILES`` in ``run_dir`` but those named in ``spare``; their names."""
     removed = []
-    for name in (*RUN_FILES, *RUN_FOLDERS):
+    for name in RUN_FILES:
         path = run_dir / name
-        if name in spare or not path.exists():
+        if name in spare or not path.is_file():
             continue
-        folder = path.is_dir()
-        shutil.rmtree(path) if folder else path.unlink()
-        removed.append(name + "/" if folder else name)
+        path.unlink()
+        removed.append(name)
     return removed
+
+
+# -- train --replace: the old run kept aside until the new one has a checkpoint -------------------------------
+def set_aside(run_dir: Path) -> list[str] | None:
+    """Move the files of the run in ``run_dir`` (``runfiles.run_files``: what train and the commands on its run
+    wrote there) into its ``SET_ASIDE`` folder, so that a new run can start there while the old one can still come
+    back (``put_back``) until the new one has a checkpoint (``discard_set_aside``). They go first into the
+    ``MOVING`` folder, the checkpoint first, which is renamed ``SET_ASIDE`` once all are in: a kill part way leaves
+    them there, and ``finish_replace`` moves them back. Returns what else ``run_dir`` holds, which stays where it
+    is; None if it holds no run (no checkpoint), when nothing is moved."""
+    if not (run_dir / CHECKPOINT).is_file():
+        return None
+    written, other = run_files(run_dir)
+    try:
+        _move(run_dir, run_dir / MOVING, sorted(written, key=lambda name: name != CHECKPOINT))
+        os.replace(run_dir / MOVING, run_dir / SET_ASIDE)
+    except BaseException:  # a file that would not move (or a Ctrl-C): those that did go back
+        _move_back(run_dir)
+        raise
+    return other
+
+
+def put_back(run_dir: Path) -> None:
+    """Undo ``set_aside``: delete the files the new run wrote (its checkpoint first), then move the old run's back
+    by way of the ``MOVING`` folder (a kill part way: ``finish_replace`` deletes no more and moves the rest). A
+    netlist ngspice failed on in the new run stays."""
+    for name in sorted(RUN_FILES, key=lambda name: name != CHECKPOINT):
+        if (run_dir / name).is_file():
+            (run_dir / name).unlink()
+    os.replace(run_dir / SET_ASIDE, run_dir / MOVING)
+    _move_back(run_dir)
+
+
+def discard_set_aside(run_dir: Path) -> int:
+    """Delete the old run ``set_aside`` kept (once the new run has a checkpoint), and the folders of the commands on
+    it that its files left empty; how many files it had."""
+    aside = run_dir / SET_ASIDE
+    n = len(files_under(aside))
+    shutil.rmtree(aside)
+    for folder in (run_dir / name for name in RUN_FOLDERS):
+        if folder.is_dir() and not folder.is_symlink():
+            for sub in folder.iterdir():
+                if sub.name.startswith("seed_") and sub.is_dir() and not sub.is_symlink() and not any(sub.iterdir()):
+                    sub.rmdir()
+            if not any(folder.iterdir()):
+                folder.rmdir()
+    return n
+
+
+def finish_replace(run_dir: Path) -> tuple[str, str] | None:
+    """Finish a ``train --replace`` into ``run_dir`` that a kill cut short. Files left in the ``MOVING`` folder go
+    back (the old run was being set aside or put back); with the old run in the ``SET_ASIDE`` folder, a checkpoint
+    in ``run_dir`` is the new run's (the old one's went aside first), which had started and can be resumed, so the
+    old run is deleted, and without one the new run had trained nothing, so the old run is put back. ("removed" or
+    "restored", what was done, in one line), as ``on_replace`` is told; None if there was nothing to finish."""
+    restored = (f"put back the run in {run_dir}/ that a killed `train --replace` had set aside: the run that was to "
+                "replace it had not reached its first checkpoint")
+    if (run_dir / MOVING).is_dir():
+        return ("restored", restored) if _move_back(run_dir) else None
+    aside = run_dir / SET_ASIDE
+    if not aside.is_dir() or aside.is_symlink():
+        return None
+    if (run_dir / CHECKPOINT).is_file():
+        n = discard_set_aside(run_dir)
+        return "removed", (f"removed the earlier run ({n} files) that a killed `train --replace` had set aside in "
+                           f"{aside}: the run that replaced it had reached its first checkpoint")
+    put_back(run_dir)
+    return "restored", restored
+
+
+def _move(source: Path, target: Path, names: list[str]) -> None:
+    for name in names:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source / name, target / name)
+
+
+def _move_back(run_dir: Path) -> int:
+    """Move the files in ``run_dir``'s ``MOVING`` folder back where they were and remove it; how many moved."""
+    moving = run_dir / MOVING
+    if not moving.is_dir():
+        return 0
+    names = files_under(moving)
+    _move(moving, run_dir, names)
+    shutil.rmtree(moving)
+    return len(names)
+
+
+#: how many of the files and folders kept in a replaced run's directory the line of ``_replaced`` names
+KEPT_SHOWN = 5
+
+
+def _replaced(run_dir: Path, n: int, other: list[str]) -> str:
+    """The line saying that the run in ``run_dir`` was replaced: files removed, and what was kept."""
+    shown = ", ".join(other[:KEPT_SHOWN]) + (f" and {len(other) - KEPT_SHOWN} more" if len(other) > KEPT_SHOWN
+                                             else "")
+    return (f"replaced the run in {run_dir}/ ({n} files removed"
+            + (f"; kept what metamaterial did not write: {shown}" if other else "") + ")")
 
 
 # -- the one orchestrator -----------------------------------------------------------------------------------
@@ -340,16 +454,19 @@ class RunResult:
     figures: list[Path] = field(default_factory=list)  # the PNG files drawn (none with plots off)
 
 
-def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str | None = None,
-              progress: bool = True, plots: bool = True, on_warning: Report | None = None) -> RunResult:
-    """Train ``cfg`` (one replica, seed ``cfg.seed``) into ``run_dir``; with ``resume`` continue from its checkpoint.
+def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, replace: bool = False, backend: str | None = None,
+              progress: bool = True, plots: bool = True, on_warning: Report | None = None,
+              on_replace: Report | None = None) -> RunResult:
+    """Train ``cfg`` (one replica, seed ``cfg.seed``) into ``run_dir``; with ``resume`` continue from its checkpoint,
+    with ``replace`` train afresh where a run was (its files deleted once the new run has a checkpoint, and
+    ``on_replace`` told: ``_train_into``).
 
     Writes config.yaml, metrics.csv, summary.json (with the ``warnings`` and ``notes`` of the checks before and
     after training, each also passed to ``on_warning``), gates.csv, outputs.csv (per training point: inputs,
     targets, final outputs), free.cir/clamped.cir (final gates, all training points), PNG plots and checkpoint.npz
     every ``learning.checkpoint_every`` epochs.
     """
-    run_dir, done = _train_into(cfg, run_dir, 1, resume, backend, progress, on_warning)
+    run_dir, done = _train_into(cfg, run_dir, 1, resume, replace, backend, progress, on_warning, on_replace)
     with done.trainer.solver:
         one = one_replica(done.state)
         final = done.trainer.evaluate(one.controls)
@@ -360,23 +477,46 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, backend: str 
     return RunResult(run_dir, summary, done.state, figures)
 
 
-def _train_into(cfg: Config, run_dir: Path, n_seeds: int, resume: bool, backend: str | None, progress: bool,
-                on_warning: Report | None) -> tuple[Path, Trained]:
-    """``train_replicas`` of seeds cfg.seed .. cfg.seed + n_seeds - 1 into ``run_dir`` (``open_run_dir``)."""
+def _train_into(cfg: Config, run_dir: Path, n_seeds: int, resume: bool, replace: bool, backend: str | None,
+                progress: bool, on_warning: Report | None, on_replace: Report | None) -> tuple[Path, Trained]:
+    """``train_replicas`` of seeds cfg.seed .. cfg.seed + n_seeds - 1 into ``run_dir`` (``open_run_dir``); with
+    ``replace``, the run there is set aside (``set_aside``) and deleted once the new run has a checkpoint to keep,
+    or put back if it stops before (``put_back``): a refused or failed start leaves the folder as it was. What
+    happened to the old run is told to ``on_replace(kind, text)``, kind "removed" or "restored"; so is a replace a
+    kill cut short, found here and finished first (``finish_replace``)."""
+    if replace and resume:
+        raise ValidationError("train: replace and resume: choose one (replace trains afresh, resume continues)")
     cfg = with_backend(cfg, backend)  # the run directory's config.yaml names the backend it ran on
     run_dir = Path(run_dir)
+    _tell(on_replace, finish_replace(run_dir))
     created = not run_dir.exists()
+    kept = set_aside(run_dir) if replace else None
     found = set() if created or not run_dir.is_dir() else {p.name for p in run_dir.iterdir()}
-    open_run_dir(cfg, run_dir, resume)
     try:
-        return run_dir, train_replicas(cfg, list(range(cfg.seed, cfg.seed + n_seeds)), run_dir=run_dir,
-                                       resume=resume, progress=progress, backend=backend, on_warning=on_warning)
+        open_run_dir(cfg, run_dir, resume)
+        done = train_replicas(cfg, list(range(cfg.seed, cfg.seed + n_seeds)), run_dir=run_dir, resume=resume,
+                              progress=progress, backend=backend, on_warning=on_warning)
     except BaseException as err:  # refused or failed before it trained anything: leave the folder as it was found
-        if not resume and _untrained(run_dir, interrupted=isinstance(err, KeyboardInterrupt)):
+        if resume or not _untrained(run_dir, interrupted=isinstance(err, KeyboardInterrupt)):
+            if kept is not None:  # the new run keeps its checkpoint, to resume
+                _tell(on_replace, ("removed", _replaced(run_dir, discard_set_aside(run_dir), kept)))
+        elif kept is not None:
+            put_back(run_dir)
+            _tell(on_replace, ("restored", f"the run in {run_dir}/ is back as it was: the run that was to replace "
+                                           "it stopped before training"))
+        else:
             _remove_run_files(run_dir, spare=found)  # what the run wrote; a netlist ngspice refused stays
-            if created and not any(run_dir.iterdir()):
+            if created and run_dir.is_dir() and not any(run_dir.iterdir()):
                 run_dir.rmdir()
         raise
+    if kept is not None:
+        _tell(on_replace, ("removed", _replaced(run_dir, discard_set_aside(run_dir), kept)))
+    return run_dir, done
+
+
+def _tell(report: Report | None, said: tuple[str, str] | None) -> None:
+    if report is not None and said is not None:
+        report(*said)
 
 
 def _untrained(run_dir: Path, interrupted: bool) -> bool:
@@ -464,10 +604,12 @@ def _write_single(run_dir: Path, setup: Setup, one: SimpleNamespace, final, summ
 
 
 def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None = None,
-                 progress: bool = True, resume: bool = False, on_warning: Report | None = None) -> dict:
+                 progress: bool = True, resume: bool = False, on_warning: Report | None = None,
+                 replace: bool = False, on_replace: Report | None = None) -> dict:
     """Train seeds cfg.seed .. cfg.seed + n_seeds - 1 as one batch into ``run_dir`` (checkpointed; ``resume``
-    continues); write ensemble.csv and summary.json (with the ``warnings`` and ``notes`` of ``train_run``)."""
-    run_dir, done = _train_into(cfg, run_dir, n_seeds, resume, backend, progress, on_warning)
+    continues, ``replace`` trains afresh where a run was, as in ``train_run``); write ensemble.csv and summary.json
+    (with the ``warnings`` and ``notes`` of ``train_run``)."""
+    run_dir, done = _train_into(cfg, run_dir, n_seeds, resume, replace, backend, progress, on_warning, on_replace)
     seeds = done.seeds
     done.trainer.solver.close()
     warnings, notes = after_training(done, on_warning)

@@ -19,6 +19,7 @@ import pytest
 
 from conftest import ROOT
 from metamaterial import __version__
+from metamaterial.runfiles import MOVING, SET_ASIDE, run_files
 from metamaterial.sim.ngspice import NgspiceSolver
 
 XOR = str(ROOT / "configs" / "xor.yaml")
@@ -65,14 +66,15 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     # training again into the same directory is refused rather than overwriting it
     again = _cli("train", XOR, "--out", str(out), *SHORT)
     assert again.returncode == 2 and again.stderr == (f"metamaterial: {out}: already holds a finished run (epoch "
-                                                      "300); choose another --out, or train it again there with "
-                                                      "--replace\n")
+                                                      "300 of its 300); train it again there with --replace, or "
+                                                      "choose another --out\n")
 
 
 def test_replace_removes_only_what_a_run_wrote(tmp_path):
-    """``train --replace`` (what ``make demo`` runs) trains afresh where a run was: the run's files and the folders
-    of the commands on it go, a file of the user's stays; a folder holding a config.yaml but no checkpoint (no run)
-    is refused, not overwritten."""
+    """``train --replace`` (what ``make demo`` runs) trains afresh where a run was: the run's files and those the
+    commands on it wrote go (``energy``, for a replica too, ``transient`` and ``transient --learning``, run here),
+    files of the user's stay, also inside those commands' folders, and the line names them; a folder holding a
+    config.yaml but no checkpoint (no run) is refused, not overwritten."""
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "config.yaml").write_text("my: settings\n")
@@ -83,15 +85,190 @@ def test_replace_removes_only_what_a_run_wrote(tmp_path):
     out = tmp_path / "run"
     first = _cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT, "--set", "learning.epochs=20")
     assert first.returncode == 0, first.stderr
+    for command in (["energy", "--backend", "native"], ["energy", "--backend", "native", "--replica", "0"],
+                    ["transient", "--steps", "1"], ["transient", "--learning", "--steps", "1"]):
+        proc = _cli(command[0], str(out), *command[1:], "--no-progress")
+        assert proc.returncode == 0, proc.stderr
     (out / "notes.txt").write_text("mine")
-    (out / "energy").mkdir()
-    (out / "energy" / "power.npz").write_bytes(b"old")
+    (out / "energy" / "mine.txt").write_text("mine too")
+    written, other = run_files(out)
+    assert other == ["energy/mine.txt", "notes.txt"]  # every file the commands wrote is known by its name
+    assert {"energy/seed_0/power.npz", "transient/waves.npz", "learning/learning.cir", "gates.csv"} <= set(written)
     again = _cli("train", XOR, "--out", str(out), "--backend", "native", "--replace", *SHORT)
     assert again.returncode == 0, again.stderr
-    assert f"replacing the run in {out}/" in again.stderr and "kept, not written by a run: notes.txt" in again.stderr
-    assert (out / "notes.txt").read_text() == "mine" and not (out / "energy").exists()
+    assert (f"train: replaced the run in {out}/ ({len(written)} files removed; kept what metamaterial did not write: "
+            "energy/mine.txt, notes.txt)\n") in again.stderr
+    assert (out / "notes.txt").read_text() == "mine" and (out / "energy" / "mine.txt").read_text() == "mine too"
+    assert sorted(p.name for p in (out / "energy").iterdir()) == ["mine.txt"]
+    assert not (out / "transient").exists() and not (out / "learning").exists() and not (out / SET_ASIDE).exists()
     assert json.loads((out / "summary.json").read_text())["epochs"] == 300
     assert _cli("train", XOR, "--resume", str(out), "--replace").returncode == 2
+
+
+def _tree(folder) -> dict[str, bytes]:
+    """Every file under ``folder`` (hidden ones too) and its bytes."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(("argv", "code", "says"), [
+    (["--set", "roles.inputs=[[9,9],[3,1]]"], 2, "roles.inputs[0]: node (9, 9) is outside the 4x4 lattice"),
+    (["--seeds", "0"], 2, "--seeds: must be >= 1 (got 0)"),
+    (["--set", "device.kind=resistor"], 2, "learning.bounds: resistor controls must lie in"),
+    (["--set", "simulator.itl1=2"], 1, "Newton did not converge")])
+def test_a_replace_refused_or_failed_before_training_leaves_the_run_as_it_was(tmp_path, argv, code, says):
+    """A --replace whose new run is refused (its arguments, its network, its setup) or fails at its first solve
+    leaves the old run and the commands' files as they were, byte for byte, and says nothing of replacing."""
+    out = tmp_path / "run"
+    assert _cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT).returncode == 0
+    assert _cli("energy", str(out), "--backend", "native", "--no-progress", "--no-plots").returncode == 0
+    (out / "energy" / "mine.txt").write_text("mine")
+    before = _tree(out)
+    proc = _cli("train", XOR, "--out", str(out), "--backend", "native", "--replace", "--no-progress", *argv)
+    assert proc.returncode == code and says in proc.stderr, proc.stderr
+    assert "replac" not in proc.stderr and "Traceback" not in proc.stderr
+    assert _tree(out) == before
+
+
+#: a child process that starts ``train --replace`` of ``run_dir`` (native, ``epochs``) and is killed (``os._exit``,
+#: as by kill -9: no handler runs) at ``at``: after that many files of the run directory were moved or renamed
+#: (``os.replace``), or at the new run's first checkpoint, before or after it is written
+KILLED_REPLACE = """
+import os, sys
+from pathlib import Path
+from metamaterial import runs
+from metamaterial.config import load_config
+
+config, run_dir, at, epochs, *rest = sys.argv[1:]
+if at.isdigit():
+    moved, real_replace = [0], os.replace
+
+    def replace(source, target):  # counted in the run directory alone (not, say, numba's cache)
+        real_replace(source, target)
+        moved[0] += str(source).startswith(run_dir)
+        if moved[0] == int(at):
+            os._exit(9)
+
+    os.replace = replace
+else:
+    real_save = runs.save_checkpoint
+
+    def save_checkpoint(*args, **kwargs):
+        if at == "after":
+            real_save(*args, **kwargs)
+        os._exit(9)
+
+    runs.save_checkpoint = save_checkpoint
+cfg = load_config(config, ["simulator.backend=native", f"learning.epochs={epochs}", *rest])
+runs.train_run(cfg, Path(run_dir), replace=True, progress=False, plots=False)
+"""
+
+
+@pytest.mark.parametrize("at", ["1", "5", "before", "after", "putting back"])
+def test_a_replace_killed_at_any_step_keeps_one_run(tmp_path, at):
+    """A --replace killed at any step loses at most one of the two runs, and the next train on the folder finishes
+    what it began, in one line: killed while the old run's files were moved aside (after the first, the
+    checkpoint; after five), before the new run's first checkpoint, or while a failed new run's files made way for
+    the old run's again, the old run comes back byte for byte; killed once the new run had a checkpoint, the old
+    run goes and the new one resumes. Files of the user's stay throughout."""
+    out = tmp_path / "run"
+    assert _cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT).returncode == 0
+    assert _cli("energy", str(out), "--backend", "native", "--no-progress").returncode == 0
+    (out / "notes.txt").write_text("mine")
+    before = _tree(out)
+    n_run = len(run_files(out)[0])
+    extra = []
+    if at == "putting back":  # the new run fails at its first solve; killed with 2 of the old run's files back
+        at, extra = str(n_run + 1 + 1 + 2), ["simulator.itl1=2"]
+    killed = subprocess.run([sys.executable, "-c", KILLED_REPLACE, XOR, str(out), at, "40", *extra], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == 9, killed.stderr
+    assert (out / SET_ASIDE).exists() or (out / MOVING).exists()
+    if at == "after":  # the new run had started: it resumes, the old one is removed
+        proc = _cli("train", "--resume", str(out), "--no-progress", "--no-plots")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.startswith(f"train: removed the earlier run ({n_run} files) that a killed `train "
+                                      f"--replace` had set aside in {out / SET_ASIDE}: "), proc.stderr
+        assert json.loads((out / "summary.json").read_text())["epochs"] == 40
+        assert (out / "notes.txt").read_text() == "mine" and not (out / "energy").exists()
+        assert not (out / SET_ASIDE).exists()
+        return
+    proc = _cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT)
+    assert proc.returncode == 2 and proc.stderr == (
+        f"train: put back the run in {out}/ that a killed `train --replace` had set aside: the run that was to "
+        f"replace it had not reached its first checkpoint\nmetamaterial: {out}: already holds a finished run (epoch "
+        "300 of its 300); train it again there with --replace, or choose another --out\n")
+    assert _tree(out) == before
+
+
+@pytest.mark.parametrize("started", [False, True])
+def test_a_replace_interrupted_says_which_run_the_folder_holds(tmp_path, monkeypatch, capsys, started):
+    """Ctrl-C during a --replace (here at the new run's first checkpoint, before or after it is written): before,
+    the old run is back byte for byte and the line says so, not "resume"; after, the old run is removed, which is
+    said, and the line names the new run's checkpoint to resume."""
+    from metamaterial import cli, runs
+
+    out = tmp_path / "run"
+    assert _cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT).returncode == 0
+    before = _tree(out)
+    n_run = len(run_files(out)[0])
+    write = runs.save_checkpoint
+
+    def save_checkpoint(*args, **kwargs):
+        if started:
+            write(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "save_checkpoint", save_checkpoint)
+    argv = ["train", XOR, "--out", str(out), "--backend", "native", "--replace", "--no-progress"]
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err
+    if started:
+        assert err == (f"train: replaced the run in {out}/ ({n_run} files removed)\nmetamaterial: interrupted; {out} "
+                       f"holds the checkpoint of epoch 0; resume with: metamaterial train --resume {out}\n")
+        assert not (out / SET_ASIDE).exists()
+    else:
+        assert err == (f"metamaterial: interrupted; the run in {out} is back as it was (the run that was to replace "
+                       "it stopped before training); the same command replaces it\n")
+        assert _tree(out) == before
+
+
+def test_a_folder_holding_a_run_says_what_that_run_is(tmp_path):
+    """Training afresh into a folder that holds a run is refused with what that run is by its own config.yaml, not
+    by the new command: finished, with how to train it on when the new command asks for more epochs and nothing
+    else (and that advice works); stopped, with the exact command that continues it (which works), also when the
+    new command asks for fewer epochs than it has; or unreadable."""
+    out = tmp_path / "run"
+    args = ["--backend", "native", "--no-progress", "--no-plots"]
+    assert _cli("train", XOR, "--out", str(out), *args, "--set", "learning.epochs=20").returncode == 0
+    saved = out / "config.yaml"
+    resume = f"metamaterial train --resume {out}"
+    finished = f"metamaterial: {out}: already holds a finished run (epoch 20 of its 20); train it again there with " \
+               "--replace, or choose another --out"
+    for more in (["--set", "learning.epochs=0"], ["--set", "learning.epochs=40", "--set", "learning.nudge=0.2"],
+                 ["--set", "learning.epochs=40", "--backend", "ngspice"]):  # fewer epochs; more, and more changed
+        proc = _cli("train", XOR, "--out", str(out), *args, *more)
+        assert proc.returncode == 2 and proc.stderr == finished + "\n", proc.stderr
+    proc = _cli("train", XOR, "--out", str(out), *args, "--set", "learning.epochs=40")
+    assert proc.returncode == 2 and proc.stderr == (f"{finished}; to train it on to epoch 40, change learning.epochs "
+                                                    f"to 40 in {saved} and run: {resume}\n"), proc.stderr
+    assert "  epochs: 20\n" in saved.read_text()
+    saved.write_text(saved.read_text().replace("  epochs: 20\n", "  epochs: 40\n"))
+    on = _cli(*resume.split()[1:], "--no-progress")
+    assert on.returncode == 0, on.stderr
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 40
+    saved.write_text(saved.read_text().replace("  epochs: 40\n", "  epochs: 60\n"))  # a run stopped at 40 of 60
+    proc = _cli("train", XOR, "--out", str(out), *args, "--set", "learning.epochs=10")
+    assert proc.returncode == 2 and proc.stderr == (
+        f"metamaterial: {out}: already holds a run stopped at epoch 40 of its 60; train it again there with "
+        f"--replace, choose another --out, or continue it with: {resume}\n"), proc.stderr
+    on = _cli(*resume.split()[1:], "--no-progress")
+    assert on.returncode == 0, on.stderr
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 60
+    (out / "checkpoint.npz").write_bytes(b"not a checkpoint")
+    proc = _cli("train", XOR, "--out", str(out), *args)
+    assert proc.returncode == 2 and proc.stderr == (f"metamaterial: {out}: already holds a run, whose checkpoint.npz "
+                                                    "cannot be read; train it again there with --replace, or choose "
+                                                    "another --out\n")
 
 
 def test_killed_run_resumes_to_the_same_gates(tmp_path):
@@ -119,9 +296,9 @@ def test_killed_run_resumes_to_the_same_gates(tmp_path):
     assert 200 <= stopped_at < KILL_EPOCHS
     again = _cli("train", XOR, "--out", str(killed), *args)  # the same command again: it names --resume
     assert again.returncode == 2 and again.stderr == (f"metamaterial: {killed}: already holds a run stopped at "
-                                                      f"epoch {stopped_at} of {KILL_EPOCHS}; continue it with "
-                                                      f"--resume {killed}, train it again there with --replace, "
-                                                      "or choose another --out\n")
+                                                      f"epoch {stopped_at} of its {KILL_EPOCHS}; train it again there "
+                                                      "with --replace, choose another --out, or continue it with: "
+                                                      f"metamaterial train --resume {killed}\n")
     resumed = _cli("train", XOR, "--resume", str(killed), *args)
     assert resumed.returncode == 0, resumed.stderr
     np.testing.assert_array_equal(_final_gates(killed), _final_gates(whole))
@@ -406,7 +583,7 @@ def test_make_demo_works_twice(tmp_path):
                                "TRAIN_ARGS=--set learning.epochs=5 --no-plots"], cwd=ROOT, capture_output=True,
                               text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr
-        assert (f"replacing the run in {out}/" in proc.stderr) == (attempt == 1)
+        assert (f"replaced the run in {out}/" in proc.stderr) == (attempt == 1)
         assert json.loads((out / "summary.json").read_text())["epochs"] == 5
 
 
