@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -215,3 +216,24 @@ def stopped_after_checkpoint(monkeypatch, writer: str, epoch: int):
             yield
     finally:
         monkeypatch.setattr(runs, writer, saved)
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    """``python -m metamaterial ARGS`` from the repository's root, its output captured."""
+    return subprocess.run([sys.executable, "-m", "metamaterial", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600)
+
+
+def cli_ok(*args) -> subprocess.CompletedProcess:
+    """``cli``, which must exit 0."""
+    proc = cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def cli_refused(*args) -> str:
+    """The one-line message of a command that must exit 2."""
+    proc = cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return proc.stderr

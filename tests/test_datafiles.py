@@ -8,14 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, stopped_after_checkpoint
+from conftest import ROOT, cli_ok, cli_refused, stopped_after_checkpoint
 from metamaterial import runs
 from metamaterial.cli import main
 from metamaterial.config import load_config
@@ -31,25 +29,6 @@ from metamaterial.sweep.store import read_result
 QUICK = ["--backend", "native", "--set", "learning.epochs=20", "--set", "learning.checkpoint_every=10",
          "--no-progress", "--no-plots"]
 ROW = ("0.0500,0.1435,0.1150", "0.0500,0.1935,0.1150")  # one target of one row, before and after the edit
-
-
-def _cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "metamaterial", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=600)
-
-
-def _ok(*args) -> subprocess.CompletedProcess:
-    proc = _cli(*args)
-    assert proc.returncode == 0, proc.stderr
-    return proc
-
-
-def _refused(*args) -> str:
-    """The one-line message of a command that must exit 2."""
-    proc = _cli(*args)
-    assert proc.returncode == 2, proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    return proc.stderr
 
 
 def _sha(path) -> str:
@@ -92,7 +71,7 @@ def csv_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("csv")
     config, csv = _copy_example(folder / "work")
     run = folder / "run"
-    _ok("train", str(config), "--out", str(run), *QUICK)
+    cli_ok("train", str(config), "--out", str(run), *QUICK)
     return run, config, csv
 
 
@@ -100,7 +79,7 @@ def test_a_run_records_the_content_of_its_data_file_and_an_unchanged_file_passes
     run, _, csv = csv_run
     assert _meta(run)["files"] == {"task.path": {"path": str(csv), "sha256": _sha(csv)}}
     summary = json.loads((run / "summary.json").read_text())
-    result = json.loads(_ok("eval", str(run), "--json").stdout)
+    result = json.loads(cli_ok("eval", str(run), "--json").stdout)
     assert result["replicas"][0]["loss"] == pytest.approx(summary["final_loss"], rel=1e-6)
     assert result["targets"] == summary["targets_v"]
 
@@ -118,16 +97,16 @@ def test_every_command_on_a_run_refuses_a_data_file_edited_since_and_writes_noth
                         ["netlist", str(run), "--out", str(tmp_path / "n")],
                         ["energy", str(run), "--out", str(tmp_path / "e"), "--no-plots"],
                         ["train", "--resume", str(run), "--no-progress", "--no-plots"]):
-            assert _refused(*command) == line, command
+            assert cli_refused(*command) == line, command
         assert {p.name: p.read_bytes() for p in run.iterdir()} == kept  # summary.json not rewritten
         assert not (tmp_path / "n").exists() and not (tmp_path / "e").exists()
         new = tmp_path / "new.csv"  # new points are not the task's: how to evaluate the run on new data
         new.write_text("v_in\n0.05\n")
-        assert json.loads(_ok("eval", str(run), "--inputs", str(new), "--json").stdout)["split"] == "inputs"
+        assert json.loads(cli_ok("eval", str(run), "--inputs", str(new), "--json").stdout)["split"] == "inputs"
     finally:
         _edit_back(csv)
     assert _sha(csv) == trained
-    _ok("eval", str(run))  # restored: the run is usable again
+    cli_ok("eval", str(run))  # restored: the run is usable again
 
 
 def _edit_back(csv):
@@ -138,7 +117,7 @@ def test_a_missing_data_file_is_one_line_saying_to_restore_it(csv_run):
     run, _, csv = csv_run
     moved = csv.rename(csv.with_name("elsewhere.csv"))
     try:
-        assert _refused("eval", str(run)) == (
+        assert cli_refused("eval", str(run)) == (
             f"metamaterial: {run / 'config.yaml'}: file not found: {csv} (task.path); the run was trained on the file "
             "there: restore it, or train a new run with another --out\n")
     finally:
@@ -174,8 +153,8 @@ def test_a_run_made_before_pins_were_recorded_still_works_unchecked(csv_run, tmp
     _edit(csv)
     try:
         assert load_run(old).epoch == 20
-        _ok("eval", str(old))
-        _ok("train", "--resume", str(old), "--no-progress", "--no-plots")
+        cli_ok("eval", str(old))
+        cli_ok("train", "--resume", str(old), "--no-progress", "--no-plots")
         assert "files" not in _meta(old)  # not pinned after the fact: what it first trained on is unknown
         load_checkpoint(old)
     finally:

@@ -8,13 +8,11 @@ import csv
 import json
 import re
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, cli_ok, cli_refused
 from metamaterial import revisions, runs
 from metamaterial.config import load_config
 from metamaterial.errors import CheckpointError, ConfigError
@@ -33,42 +31,23 @@ NGSPICE_V = 1e-6  # ngspice -b on the trained-gate netlists vs the native run's 
 NATIVE = ["--backend", "native", "--set", f"learning.epochs={EPOCHS}", "--no-progress"]
 
 
-def _cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "metamaterial", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=600)
-
-
-def _ok(*args) -> subprocess.CompletedProcess:
-    proc = _cli(*args)
-    assert proc.returncode == 0, proc.stderr
-    return proc
-
-
-def _refused(*args) -> str:
-    """The one-line message of a command that must exit 2."""
-    proc = _cli(*args)
-    assert proc.returncode == 2, proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    return proc.stderr
-
-
 @pytest.fixture(scope="module")
 def xor_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("xor") / "run"
-    _ok("train", XOR, "--out", str(run), *NATIVE, "--no-plots")
+    cli_ok("train", XOR, "--out", str(run), *NATIVE, "--no-plots")
     return run
 
 
 @pytest.fixture(scope="module")
 def xor_ensemble(tmp_path_factory):
     run = tmp_path_factory.mktemp("ensemble") / "run"
-    proc = _ok("train", XOR, "--out", str(run), *NATIVE, "--seeds", str(N_SEEDS))
+    proc = cli_ok("train", XOR, "--out", str(run), *NATIVE, "--seeds", str(N_SEEDS))
     return run, proc.stdout
 
 
 def test_eval_gives_the_outputs_saved_at_the_end_of_training(xor_run):
     summary = json.loads((xor_run / "summary.json").read_text())
-    result = json.loads(_ok("eval", str(xor_run), "--json").stdout)
+    result = json.loads(cli_ok("eval", str(xor_run), "--json").stdout)
     assert result["backend"] == "native" and result["split"] == "train" and result["epoch"] == EPOCHS
     assert result["input_names"] == ["n15", "n13"] and result["output_names"] == ["n10-n0"]
     (rep,) = result["replicas"]
@@ -78,7 +57,7 @@ def test_eval_gives_the_outputs_saved_at_the_end_of_training(xor_run):
     assert rep["accuracy"] == summary["accuracy"] and rep["success"] == summary["success"]
     assert rep["min_margin_v"] == pytest.approx(summary["min_margin_v"], abs=SAME_BACKEND_V)
     # the table a person reads carries the same numbers
-    table = _ok("eval", str(xor_run)).stdout
+    table = cli_ok("eval", str(xor_run)).stdout
     assert f"loss (MSE) {summary['final_loss']:.3g} V^2" in table
     assert f"{summary['outputs_v'][1][0]:.6g}" in table
     # outputs.csv: the same outputs per point, under the node names
@@ -92,7 +71,7 @@ def test_ngspice_on_the_trained_gate_netlists_gives_the_runs_outputs(xor_run, tm
     summary = json.loads((xor_run / "summary.json").read_text())
     nudge = load_config(xor_run / "config.yaml").learning.nudge
     out = tmp_path / "netlists"
-    proc = _ok("netlist", str(xor_run), "--out", str(out))
+    proc = cli_ok("netlist", str(xor_run), "--out", str(out))
     assert f"at the gates of {xor_run} (seed 0, epoch {EPOCHS})" in proc.stdout
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{ph}_{k}.cir" for k in range(4)
                                                            for ph in ("free", "clamped"))
@@ -104,7 +83,7 @@ def test_ngspice_on_the_trained_gate_netlists_gives_the_runs_outputs(xor_run, tm
         assert clamped["n10"] - clamped["n0"] == pytest.approx(saved + nudge * (target - saved), abs=NGSPICE_V)
     # the netlists of the config itself are at the initial gates: not these
     initial = tmp_path / "initial"
-    _ok("netlist", XOR, "--out", str(initial))
+    cli_ok("netlist", XOR, "--out", str(initial))
     assert (initial / "free_0.cir").read_text() != (out / "free_0.cir").read_text()
 
 
@@ -113,7 +92,7 @@ def test_netlists_of_chosen_points_are_those_points(xor_run, tmp_path):
     point's saved output; a point that does not exist is refused in one line, with no --out left behind."""
     summary = json.loads((xor_run / "summary.json").read_text())
     out = tmp_path / "chosen"
-    proc = _ok("netlist", str(xor_run), "--out", str(out), "--points", "3,1")
+    proc = cli_ok("netlist", str(xor_run), "--out", str(out), "--points", "3,1")
     assert "(free_k.cir, clamped_k.cir for training points 3, 1 of 4" in proc.stdout
     assert sorted(p.name for p in out.iterdir()) == ["clamped_1.cir", "clamped_3.cir", "free_1.cir", "free_3.cir"]
     for k in (1, 3):
@@ -121,10 +100,10 @@ def test_netlists_of_chosen_points_are_those_points(xor_run, tmp_path):
         assert free["n10"] - free["n0"] == pytest.approx(summary["outputs_v"][k][0], abs=NGSPICE_V)
     for spec, message in (("4", "--points: '4' is outside the 4 training points (0-3)"),
                           ("1-x", "--points: '1-x' is not a point index or a range a-b")):
-        assert message in _refused("netlist", str(xor_run), "--out", str(tmp_path / "none"), "--points", spec)
+        assert message in cli_refused("netlist", str(xor_run), "--out", str(tmp_path / "none"), "--points", spec)
         assert not (tmp_path / "none").exists()
-    every = json.loads(_ok("solve", XOR, "--backend", "native").stdout)
-    two = json.loads(_ok("solve", XOR, "--backend", "native", "--points", "2").stdout)
+    every = json.loads(cli_ok("solve", XOR, "--backend", "native").stdout)
+    two = json.loads(cli_ok("solve", XOR, "--backend", "native", "--points", "2").stdout)
     assert [p["index"] for p in every["points"]] == [0, 1, 2, 3] and two["points"] == [every["points"][2]]
 
 
@@ -133,21 +112,21 @@ def test_a_clamped_netlist_of_a_point_the_hinge_skips_says_so(tmp_path):
     title says so, the others' do not, the command counts them, and ``solve --json`` gives each point's margin.
     After 120 epochs two of XOR's points are past the margin and two are not."""
     run = tmp_path / "run"
-    _ok("train", XOR, "--out", str(run), "--backend", "native", "--set", "learning.epochs=120", "--no-progress",
-        "--no-plots")
+    cli_ok("train", XOR, "--out", str(run), "--backend", "native", "--set", "learning.epochs=120", "--no-progress",
+           "--no-plots")
     summary = json.loads((run / "summary.json").read_text())
     setup = build(load_config(XOR))
     margins = setup.task.margins(np.array(summary["outputs_v"]), setup.task.classes)
     skips = margins >= setup.rule.margin
     assert 0 < skips.sum() < 4 and np.abs(margins - setup.rule.margin).min() > 1e-4  # both kinds, none borderline
     out = tmp_path / "hinge"
-    proc = _ok("netlist", str(run), "--out", str(out))
+    proc = cli_ok("netlist", str(run), "--out", str(out))
     assert f"; the hinge skips {skips.sum()} of them, and their clamped_k.cir say so)" in proc.stdout
     for k in range(4):
         title = (out / f"clamped_{k}.cir").read_text().splitlines()[0]
         assert ("(the hinge skips this point: its margin" in title) == skips[k], title
         assert "hinge" not in (out / f"free_{k}.cir").read_text().splitlines()[0]
-    solved = json.loads(_ok("solve", XOR, "--backend", "native").stdout)["points"]
+    solved = json.loads(cli_ok("solve", XOR, "--backend", "native").stdout)["points"]
     free = np.array([[p["free"][f"n{i}"] for i in range(16)] for p in solved])
     expected = setup.task.margins(setup.circuit.output_values(free), setup.task.classes)
     assert [p["margin_v"] for p in solved] == pytest.approx(expected, abs=1e-12)
@@ -158,7 +137,7 @@ def test_eval_new_inputs_from_a_csv(xor_run, tmp_path):
     saved = json.loads((xor_run / "summary.json").read_text())["outputs_v"]
     new = tmp_path / "new.csv"  # columns in another order than the roles: matched by name
     new.write_text("n13,n15\n0,0\n0.45,0\n0,0.45\n0.45,0.45\n0.3,0.2\n")
-    inside = _ok("eval", str(xor_run), "--inputs", str(new), "--json")
+    inside = cli_ok("eval", str(xor_run), "--inputs", str(new), "--json")
     result = json.loads(inside.stdout)
     assert "warning" not in inside.stderr  # within the training points' 0-0.45 V
     assert result["split"] == "inputs" and "targets" not in result
@@ -166,39 +145,39 @@ def test_eval_new_inputs_from_a_csv(xor_run, tmp_path):
     (rep,) = result["replicas"]
     np.testing.assert_allclose(rep["outputs"][:4], saved, rtol=0, atol=SAME_BACKEND_V)
     assert len(rep["outputs"]) == 5 and len(rep["predicted"]) == 5
-    assert "--split, --inputs: give one" in _refused("eval", str(xor_run), "--inputs", str(new), "--split", "train")
+    assert "--split, --inputs: give one" in cli_refused("eval", str(xor_run), "--inputs", str(new), "--split", "train")
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n0,0\n")
-    err = _refused("eval", str(xor_run), "--inputs", str(bad))
+    err = cli_refused("eval", str(xor_run), "--inputs", str(bad))
     assert f"{bad}: the header must name each input node once (n15 n13) (got a,b)" in err
     bad.write_text("n15,n13\n0,x\n")
-    assert f"{bad}: every row needs 2 numbers" in _refused("eval", str(xor_run), "--inputs", str(bad))
-    assert f"{tmp_path / 'nope.csv'}: cannot read the inputs" in _refused("eval", str(xor_run), "--inputs",
-                                                                        str(tmp_path / "nope.csv"))
+    assert f"{bad}: every row needs 2 numbers" in cli_refused("eval", str(xor_run), "--inputs", str(bad))
+    assert f"{tmp_path / 'nope.csv'}: cannot read the inputs" in cli_refused("eval", str(xor_run), "--inputs",
+                                                                           str(tmp_path / "nope.csv"))
     raw = tmp_path / "raw.csv"  # data in another unit than the circuit's volts: evaluated, with a warning
     raw.write_text("n15,n13\n0,0\n0,4.5\n")
-    proc = _ok("eval", str(xor_run), "--inputs", str(raw), "--json")
+    proc = cli_ok("eval", str(xor_run), "--inputs", str(raw), "--json")
     assert len(json.loads(proc.stdout)["replicas"][0]["outputs"]) == 2
     assert f"warning: {raw}: 1 of 2 row(s) hold inputs outside the training points' range (row 2: n13 4.5 V, " \
         "trained on 0-0.45 V)" in proc.stderr
 
 
 def test_run_directory_commands_refuse_what_they_cannot_use(xor_run, tmp_path):
-    assert _refused("eval", str(tmp_path)) == (f"metamaterial: {tmp_path}: not a run directory (no config.yaml); give "
-                                               "a directory written by `metamaterial train`\n")
-    assert "--split test: the run holds out no points (task xor" in _refused("eval", str(xor_run), "--split", "test")
-    assert "--replica: the run holds the replicas of seeds 0 (got 3)" in _refused("eval", str(xor_run), "--replica",
-                                                                                 "3")
-    assert "--set: a run directory's config" in _refused("netlist", str(xor_run), "--out", str(tmp_path / "n"),
-                                                         "--set", "seed=1")
-    assert "no config.yaml (not a finished run directory)" in _refused("plot", str(tmp_path))
+    assert cli_refused("eval", str(tmp_path)) == (f"metamaterial: {tmp_path}: not a run directory (no config.yaml); "
+                                                  "give a directory written by `metamaterial train`\n")
+    assert "--split test: the run holds out no points (task xor" in cli_refused("eval", str(xor_run), "--split", "test")
+    assert "--replica: the run holds the replicas of seeds 0 (got 3)" in cli_refused("eval", str(xor_run), "--replica",
+                                                                                    "3")
+    assert "--set: a run directory's config" in cli_refused("netlist", str(xor_run), "--out", str(tmp_path / "n"),
+                                                            "--set", "seed=1")
+    assert "no config.yaml (not a finished run directory)" in cli_refused("plot", str(tmp_path))
     started = tmp_path / "started"  # a run interrupted before its end has no summary yet
     started.mkdir()
     shutil.copy(xor_run / "config.yaml", started)
-    assert f"{started}: no summary.json (not a finished run directory)" in _refused("plot", str(started))
+    assert f"{started}: no summary.json (not a finished run directory)" in cli_refused("plot", str(started))
     a_file = tmp_path / "a_file"
     a_file.write_text("")
-    assert _refused("netlist", str(xor_run), "--out", str(a_file)) == (
+    assert cli_refused("netlist", str(xor_run), "--out", str(a_file)) == (
         f"metamaterial: {a_file}: cannot create the output directory (File exists); choose another --out\n")
 
 
@@ -276,7 +255,7 @@ def test_every_command_on_a_damaged_checkpoint_says_so_in_one_line_and_writes_no
                     ["energy", str(run), "--out", str(tmp_path / "e"), "--no-plots"],
                     ["train", "--resume", str(run), "--no-progress", "--no-plots"],
                     ["train", "--resume", str(run), "--seeds", "1", "--no-progress", "--no-plots"]):
-        assert _refused(*command) == line, command
+        assert cli_refused(*command) == line, command
         assert (run / CHECKPOINT).read_bytes() == before, command
     assert not (tmp_path / "n").exists() and not (tmp_path / "e").exists()
 
@@ -285,11 +264,11 @@ def test_a_run_checkpointed_at_no_epoch_still_ends_with_its_final_checkpoint(tmp
     """``learning.checkpoint_every: 0`` writes no checkpoint on the way, and still the final one: the run directory
     is usable by eval and netlist."""
     run = tmp_path / "run"
-    _ok("train", XOR, "--out", str(run), *NATIVE, "--no-plots", "--set", "learning.epochs=20", "--set",
-        "learning.checkpoint_every=0")
+    cli_ok("train", XOR, "--out", str(run), *NATIVE, "--no-plots", "--set", "learning.epochs=20", "--set",
+           "learning.checkpoint_every=0")
     assert load_run(run).epoch == 20
-    assert json.loads(_ok("eval", str(run), "--json").stdout)["epoch"] == 20
-    _ok("netlist", str(run), "--out", str(tmp_path / "n"))
+    assert json.loads(cli_ok("eval", str(run), "--json").stdout)["epoch"] == 20
+    cli_ok("netlist", str(run), "--out", str(tmp_path / "n"))
 
 
 def test_ensemble_eval_per_replica_and_its_figures(xor_ensemble, tmp_path):
@@ -298,36 +277,36 @@ def test_ensemble_eval_per_replica_and_its_figures(xor_ensemble, tmp_path):
            "margins.png)" in stdout
     with (run / "ensemble.csv").open() as f:
         table = list(csv.DictReader(f))
-    result = json.loads(_ok("eval", str(run), "--json").stdout)
+    result = json.loads(cli_ok("eval", str(run), "--json").stdout)
     assert [r["seed"] for r in result["replicas"]] == list(range(N_SEEDS))
     for row, rep in zip(table, result["replicas"]):
         assert rep["loss"] == pytest.approx(float(row["final_loss"]), rel=1e-6)
         assert rep["min_margin_v"] == pytest.approx(float(row["min_margin_v"]), abs=SAME_BACKEND_V)
         assert str(rep["success"]).lower() == row["success"]
-    one = json.loads(_ok("eval", str(run), "--replica", "2", "--json").stdout)
+    one = json.loads(cli_ok("eval", str(run), "--replica", "2", "--json").stdout)
     (rep,) = one["replicas"]
     assert rep["seed"] == 2 and rep["outputs"] == result["replicas"][2]["outputs"]
-    text = _ok("eval", str(run)).stdout
+    text = cli_ok("eval", str(run)).stdout
     solved = sum(r["success"] == "true" for r in table)
     assert f"{solved}/{N_SEEDS} replicas have every point correct by >= 10 mV" in text
     assert "--replica: the run holds 4 replicas (seeds 0..3); choose one with --replica SEED" in \
-        _refused("netlist", str(run), "--out", str(tmp_path / "n"))
+        cli_refused("netlist", str(run), "--out", str(tmp_path / "n"))
     assert not (tmp_path / "n").exists()  # a refused command creates no folder
-    _ok("netlist", str(run), "--out", str(tmp_path / "n"), "--replica", "2")
+    cli_ok("netlist", str(run), "--out", str(tmp_path / "n"), "--replica", "2")
     figures = {name: (run / name).read_bytes() for name in ("loss.png", "accuracy.png", "success.png", "margins.png")}
     for name in figures:
         (run / name).unlink()
-    assert _ok("plot", str(run)).stdout == f"wrote loss.png, accuracy.png, success.png, margins.png to {run}/\n"
+    assert cli_ok("plot", str(run)).stdout == f"wrote loss.png, accuracy.png, success.png, margins.png to {run}/\n"
     for name, before in figures.items():
         assert (run / name).read_bytes() == before, name
 
 
 def test_held_out_split_with_the_tasks_own_names(tmp_path):
     run = tmp_path / "iris"
-    _ok("train", str(ROOT / "configs" / "iris.yaml"), "--out", str(run), "--backend", "native", "--set",
-        "learning.epochs=3", "--no-progress", "--no-plots")
+    cli_ok("train", str(ROOT / "configs" / "iris.yaml"), "--out", str(run), "--backend", "native", "--set",
+           "learning.epochs=3", "--no-progress", "--no-plots")
     summary = json.loads((run / "summary.json").read_text())
-    result = json.loads(_ok("eval", str(run), "--split", "test", "--json").stdout)
+    result = json.loads(cli_ok("eval", str(run), "--split", "test", "--json").stdout)
     (rep,) = result["replicas"]
     assert result["split"] == "test" and len(result["inputs"]) == 30  # a fifth of 150 flowers
     assert rep["accuracy"] == summary["test_accuracy"]
@@ -342,8 +321,8 @@ def test_plot_redraws_the_figures_from_the_run_directory_alone(tmp_path):
     work = tmp_path / "work"
     shutil.copytree(ROOT / "configs", work)
     run = tmp_path / "run"
-    proc = _ok("train", str(work / "csv_example.yaml"), "--out", str(run), "--backend", "native", "--set",
-               "learning.epochs=20", "--no-progress")
+    proc = cli_ok("train", str(work / "csv_example.yaml"), "--out", str(run), "--backend", "native", "--set",
+                  "learning.epochs=20", "--no-progress")
     assert "outputs.csv, loss.png, gates.png, outputs.png)" in proc.stdout
     data = (work / "data" / "two_outputs.csv").read_text().splitlines()[0].split(",")
     with (run / "outputs.csv").open() as f:
@@ -353,18 +332,18 @@ def test_plot_redraws_the_figures_from_the_run_directory_alone(tmp_path):
     for name in figures:
         (run / name).unlink()
     shutil.rmtree(work)  # the config and its data are gone: the run directory is all there is
-    assert _ok("plot", str(run)).stdout == f"wrote loss.png, gates.png, outputs.png to {run}/\n"
+    assert cli_ok("plot", str(run)).stdout == f"wrote loss.png, gates.png, outputs.png to {run}/\n"
     for name, before in figures.items():
         assert (run / name).read_bytes() == before, name
 
 
 def test_no_plots_lists_no_figures(tmp_path):
     run = tmp_path / "run"
-    proc = _ok("train", XOR, "--out", str(run), *NATIVE, "--no-plots", "--set", "learning.epochs=5")
+    proc = cli_ok("train", XOR, "--out", str(run), *NATIVE, "--no-plots", "--set", "learning.epochs=5")
     assert ".png" not in proc.stdout and not list(run.glob("*.png"))
     assert f"run directory: {run}/ (summary.json, metrics.csv, gates.csv, outputs.csv)" in proc.stdout
-    proc = _ok("train", XOR, "--out", str(tmp_path / "ens"), *NATIVE, "--no-plots", "--set", "learning.epochs=5",
-               "--seeds", "2")
+    proc = cli_ok("train", XOR, "--out", str(tmp_path / "ens"), *NATIVE, "--no-plots", "--set", "learning.epochs=5",
+                  "--seeds", "2")
     assert ".png" not in proc.stdout and not list((tmp_path / "ens").glob("*.png"))
 
 
@@ -418,14 +397,14 @@ def test_plot_of_a_damaged_run_directory_names_the_file_and_what_to_do(xor_run, 
     with pytest.raises(CheckpointError, match=f"^{re.escape(message)}$"):
         plot_run_dir(run)
     if how == "summary-a-list":
-        assert _refused("plot", str(run)) == f"metamaterial: {message}\n"
+        assert cli_refused("plot", str(run)) == f"metamaterial: {message}\n"
 
 
 @pytest.mark.parametrize("command", [["netlist"], ["energy", "--backend", "native"], ["transient", "--steps", "1"]])
 def test_replica_needs_a_run_directory(tmp_path, command):
     out = tmp_path / "out"
     assert "--replica: names a replica of a run directory; give a run directory instead of a config" in \
-        _refused(command[0], XOR, *command[1:], "--out", str(out), "--replica", "1")
+        cli_refused(command[0], XOR, *command[1:], "--out", str(out), "--replica", "1")
     assert not out.exists()
 
 
@@ -464,7 +443,7 @@ def test_a_hinge_run_reports_the_hinge_loss_it_trains(tmp_path):
     the mean over points of max(0, margin - the point's class margin), here recomputed from the saved outputs
     (held out: from ``eval``'s outputs), beside the outputs' MSE to their labels."""
     run = tmp_path / "iris"
-    proc = _ok("train", str(ROOT / "configs" / "iris.yaml"), "--out", str(run), "--backend", "native", "--set",
+    proc = cli_ok("train", str(ROOT / "configs" / "iris.yaml"), "--out", str(run), "--backend", "native", "--set",
                "learning.epochs=4", "--set", "learning.loss=multiclass_hinge", "--set", "learning.nudge=0.05",
                "--set", "learning.margin=0.03", "--no-progress", "--no-plots")
     summary = json.loads((run / "summary.json").read_text())
@@ -472,7 +451,7 @@ def test_a_hinge_run_reports_the_hinge_loss_it_trains(tmp_path):
     for outputs, classes, key in ((np.array(summary["outputs_v"]), setup.task.classes, "final_hinge_loss"),
                                   (None, setup.task.test_classes, "test_hinge_loss")):
         if outputs is None:
-            (rep,) = json.loads(_ok("eval", str(run), "--split", "test", "--json").stdout)["replicas"]
+            (rep,) = json.loads(cli_ok("eval", str(run), "--split", "test", "--json").stdout)["replicas"]
             outputs = np.array(rep["outputs"])
             assert rep["hinge_loss"] == pytest.approx(summary[key], rel=1e-9)
         margins = np.array([o[c] - np.delete(o, c).max() for o, c in zip(outputs, classes)])
@@ -483,12 +462,12 @@ def test_a_hinge_run_reports_the_hinge_loss_it_trains(tmp_path):
     assert float(last["hinge_loss"]) == summary["final_hinge_loss"]
     assert (f"hinge loss (mean shortfall of the class margin below 30 mV) {1e3 * summary['initial_hinge_loss']:.3g}"
             f" -> {1e3 * summary['final_hinge_loss']:.3g} mV; output MSE to the labels") in proc.stdout
-    mse = _ok("train", XOR, "--out", str(tmp_path / "mse"), *NATIVE, "--no-plots", "--set", "learning.loss=mse")
+    mse = cli_ok("train", XOR, "--out", str(tmp_path / "mse"), *NATIVE, "--no-plots", "--set", "learning.loss=mse")
     assert "loss (output MSE)" in mse.stdout and "hinge loss" not in mse.stdout
     assert "hinge_loss" not in json.loads((tmp_path / "mse" / "summary.json").read_text())
     ens = tmp_path / "ens"
-    proc = _ok("train", str(ROOT / "configs" / "iris.yaml"), "--out", str(ens), "--backend", "native", "--seeds", "2",
-               "--set", "learning.epochs=4", "--no-progress", "--no-plots")
+    proc = cli_ok("train", str(ROOT / "configs" / "iris.yaml"), "--out", str(ens), "--backend", "native", "--seeds",
+                  "2", "--set", "learning.epochs=4", "--no-progress", "--no-plots")
     with (ens / "ensemble.csv").open() as f:
         table = list(csv.DictReader(f))
     median = json.loads((ens / "summary.json").read_text())["final_hinge_loss_median"]
