@@ -180,8 +180,9 @@ def _one_line(msg: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    interrupts.install()  # a Ctrl-C that lands in a library's callback is held, not dropped (``interrupts``)
-    try:  # building the parser takes a moment in which a Ctrl-C can land too
+    try:  # installing the handler (it looks up the libraries' folders) and building the parser take a moment in
+        # which a Ctrl-C can land too
+        interrupts.install()  # a Ctrl-C that lands in a library's callback is held, not dropped (``interrupts``)
         args = _parser().parse_args(argv)
     except KeyboardInterrupt:
         print(f"metamaterial: {interrupts.signal_name()} while starting; nothing was run", file=sys.stderr)

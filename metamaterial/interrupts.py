@@ -3,7 +3,9 @@
 Python runs a SIGINT handler in the main thread at its next bytecode, and a KeyboardInterrupt raised inside a Python
 callback that C code called is printed as "Exception ignored ..." and dropped: the run goes on as if no Ctrl-C had
 come. Two libraries we use call back into Python that way: PySpice (ngspice's output, through cffi) and llvmlite
-(numba's cache of compiled code, through ctypes, as the kernels load about a second into a command).
+(numba's cache of compiled code, through ctypes, as the kernels load about a second into a command); and so does the
+import system (a module lock's weakref callback), which also turns an interrupted import of a compiled module into
+an ImportError: an interrupt is held there too (``IMPORT_SYSTEM``).
 
 ``install()`` puts a SIGINT handler in place that raises KeyboardInterrupt at once, unless the signal landed in one
 of those libraries' frames: then it holds the interrupt and sends it again ``RESEND_S`` later (until it lands in
@@ -23,6 +25,10 @@ import threading
 
 #: packages whose Python code C calls back into, where an exception raised is printed and dropped
 LIBRARIES = ("PySpice", "llvmlite")
+#: the import system's own code: an interrupt raised there is dropped when it lands in a module lock's weakref
+#: callback ("Exception ignored in ... _get_module_lock"), and cuts a compiled module's import short into an
+#: ImportError with a traceback (numba._devicearray), so it is held until the import is done, as in a library
+IMPORT_SYSTEM = ("<frozen importlib.",)
 #: delay (s) before a held interrupt is sent again
 RESEND_S = 0.05
 #: the exit code of an interrupted command (128 + SIGINT)
@@ -94,7 +100,7 @@ def _library_dirs() -> tuple[str, ...]:
     if _state["dirs"] is None:
         found = (importlib.util.find_spec(name) for name in LIBRARIES)
         _state["dirs"] = tuple(os.path.dirname(spec.origin) + os.sep for spec in found
-                               if spec is not None and spec.origin)
+                               if spec is not None and spec.origin) + IMPORT_SYSTEM
     return _state["dirs"]
 
 
