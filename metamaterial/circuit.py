@@ -32,7 +32,9 @@ class Circuit:
 
     Attributes:
         node_labels: human name of each node, e.g. ``(2, 2)`` on a lattice; netlists use ``n{index}``.
-        edges: int [E, 2], node indices (a, b) of each edge, a < b.
+        edges: int [E, 2], node indices (a, b) of each edge, in the order of the sorted pairs; a < b, except for
+            transistors whose drain and source differ (rd != rs), where a is the drain: the end the graph's edge names
+            as its ``drain`` (a network file's first name), else the lower index (``compile_graph``).
         device: the edge device shared by all edges.
         mismatch: per-transistor V_T and K deviations of the two twins, or None (identical twins).
         inputs: int [n_in], nodes driven by the data.
@@ -142,6 +144,12 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12,
                   temperature: float = NOMINAL_CELSIUS, body: str = BODY_GROUND) -> Circuit:
     """Freeze a role-carrying graph (see ``graph.assign_roles``) into a ``Circuit`` at ``temperature`` (C).
 
+    Edges are numbered in the order of their sorted node pairs (edge e's control is entry e of every control
+    vector) and run from the lower index to the higher, except for a transistor whose drain and source differ
+    (``has_drain``): its edge runs from the drain, the node the graph's edge names as its ``drain`` attribute (a
+    network file's first name on the edge's line, a GraphML edge's source: ``graph.load_network``) or else the lower
+    index (a lattice's node r*cols + c, a layered network's earlier layer).
+
     ``body``: ``"ground"`` (every transistor's body at 0 V) or ``"input"`` (each transistor's body tied to the end
     of its edge that is an input node: every edge needs exactly one such end; level-1 transistors only)."""
     n = g.number_of_nodes()
@@ -152,6 +160,9 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12,
     attrs = [g.nodes[i] for i in range(n)]
     labels = [f"({a['pos'][0]}, {a['pos'][1]})" if "pos" in a else str(a.get("label", i)) for i, a in enumerate(attrs)]
     edges = np.array(sorted(tuple(sorted(e)) for e in g.edges), dtype=int).reshape(-1, 2)
+    if has_drain(device):  # the drain first: where a network file puts it, else the lower index
+        drains = np.array([g.edges[int(a), int(b)].get("drain", a) for a, b in edges], dtype=int)
+        edges = np.where((drains == edges[:, 0])[:, None], edges, edges[:, ::-1])
     inputs, rails, outputs = np.array(g.graph["inputs"], dtype=int), g.graph.get("rails", []), g.graph["outputs"]
     return Circuit(node_labels=tuple(labels), edges=edges, device=device, inputs=inputs,
                    rails=np.array([r[0] for r in rails], dtype=int),
@@ -159,6 +170,12 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12,
                    out_pos=np.array([o[0] for o in outputs], dtype=int),
                    out_neg=np.array([-1 if o[1] is None else o[1] for o in outputs], dtype=int),
                    gmin=gmin, temperature=temperature, body=_body_nodes(edges, inputs, device, body, labels))
+
+
+def has_drain(device: EdgeParams) -> bool:
+    """Whether ``device``'s ends differ: a transistor whose drain and source series resistances differ (rd != rs),
+    so that which end of an edge is its drain changes the current (``ald1106-l1``: 21.96 and 73.21 ohm)."""
+    return isinstance(device, NmosParams) and device.rd != device.rs
 
 
 def _body_nodes(edges: np.ndarray, inputs: np.ndarray, device: EdgeParams, body: str,

@@ -76,7 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     common(n, what="YAML config file (netlists at its initial gates), or a run directory written by train "
                    "(netlists at its trained gates; --set is refused there, --backend only computes the clamps)",
            metavar="CONFIG|RUN_DIR")
-    n.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    n.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="output directory (free_k.cir and clamped_k.cir an earlier call left there and this one does "
+                        "not rewrite are removed, and named; other files stay)")
     n.add_argument("--replica", type=int, metavar="SEED",
                    help="of an ensemble run directory (--seeds): the replica trained with seed SEED")
     n.add_argument("--points", metavar="LIST", help=POINTS_HELP)
@@ -331,8 +333,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.replica is not None:
             raise ConfigError(REPLICA_OF_A_CONFIG)
         with _out_dir(args.out) as out:
-            paths, which = points.write_netlists(cfg, out, points=args.points)
+            paths, which, removed = points.write_netlists(cfg, out, points=args.points)
         print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir for {which})")
+        _print_removed_netlists(removed)
         return 0
     print(json.dumps(points.solve_points(cfg, points=args.points)), flush=True)
     return 0
@@ -385,9 +388,10 @@ def _run_dir_command(args: argparse.Namespace) -> int:
         run = rundir.load_run(args.config)
         seed = run.seeds[run.one_replica(args.replica)]  # before --out is created
         with _out_dir(args.out) as out:
-            paths, which = rundir.write_run_netlists(run, out, args.replica, args.backend, args.points)
+            paths, which, removed = rundir.write_run_netlists(run, out, args.replica, args.backend, args.points)
         print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir for {which}) at the gates of "
               f"{args.config} (seed {seed}, epoch {run.epoch})")
+        _print_removed_netlists(removed)
         return 0
     # new inputs are not the task's points: its data file may have changed since (they are how to evaluate new data)
     run = rundir.load_run(args.run_path, skip=("task.path",) if args.inputs is not None else ())
@@ -540,6 +544,14 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
           f"{end}\noutput directory: {out}/ ({', '.join(r['files'])})")
     _print_removed(r["removed"])
     return 0
+
+
+def _print_removed_netlists(names: list[str]) -> None:
+    """The line naming the netlist files of an earlier ``netlist`` call in the folder that this one did not rewrite,
+    and removed (the files of one call are a set: the folder never mixes two calls' gates or networks)."""
+    if names:
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        print(f"removed {len(names)} netlist file(s) an earlier call left there and this one did not rewrite: {shown}")
 
 
 def _print_removed(names: list[str]) -> None:

@@ -20,7 +20,16 @@ from typing import Annotated, Any, Literal, Union
 
 import pydantic
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .devices import CORNERS, NOMINAL_CELSIUS, TEMPERATURE_RANGE, ProcessCorner
 from .errors import ConfigError
@@ -29,10 +38,36 @@ from .sim.registry import backend_refusal
 from .tasks import MAX_VOLTS, REGRESSION_X, REGRESSION_Y
 from .timing import MosCapacitances, PeripheryParams, SettleParams
 
+
+def _node_ref(v: Any) -> int | list[int] | str:
+    """A node reference as the config gives it, checked as one type so that a bad one is told what is wrong with
+    it (a union of three types would answer "Input should be a valid integer" to a name with a tab in it)."""
+    def index(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+    if index(v):
+        return v
+    if isinstance(v, list) and len(v) == 2 and all(index(x) for x in v):
+        return v
+    if isinstance(v, str):
+        if not v:
+            raise ValueError("a node's name must not be empty (got ''); give the name as the network file spells it")
+        if len(v) > 200:
+            raise ValueError(f"a node's name is at most 200 characters (got {len(v)}); check the value")
+        bad = next((ch for ch in v if ord(ch) < 32 or ord(ch) == 127), None)
+        if bad is not None:
+            raise ValueError(f"a node's name must not contain a control character (got {v!r}, holding U+{ord(bad):04X}"
+                             "); write the name without it, here and in the network file")
+        return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        raise ValueError(f"a node index must be >= 0 (got {v}); nodes are numbered from 0")
+    if isinstance(v, list):
+        raise ValueError(f"a [row, col] node needs two indices >= 0 (got {v!r})")
+    raise ValueError(f"a node is an index, a [row, col] pair on a lattice or a node's name (got {v!r})")
+
+
 #: a node: its index, its [row, col] on a lattice, or its name in a network file (an edge list's name, a GraphML id)
-NodeRef = Union[Annotated[int, Field(ge=0)],  # noqa: UP007 (a type alias evaluated at import: py3.10 needs Union)
-                Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)],
-                Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]]
+NodeRef = Annotated[Union[int, list[int], str], PlainValidator(_node_ref)]  # noqa: UP007 (py3.10 needs Union here)
 Volts = Annotated[float, Field(ge=-MAX_VOLTS, le=MAX_VOLTS, allow_inf_nan=False)]
 
 
@@ -114,9 +149,12 @@ class OutputConfig(_Strict):
 
 
 class RolesConfig(_Strict):
+    """Node roles. ``outputs`` is required, except on a layered network, where ``roles: {}`` (every key left out)
+    means its default roles, as leaving ``roles`` out does (``Config._roles_given``)."""
+
     inputs: list[NodeRef] = []
     rails: list[RailConfig] = []
-    outputs: Annotated[list[OutputConfig | NodeRef], Field(min_length=1)]
+    outputs: Annotated[list[OutputConfig | NodeRef], Field(min_length=1)] | None = None
 
 
 class NmosOverrides(_Strict):
@@ -135,6 +173,12 @@ class NmosOverrides(_Strict):
     phi: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] | None = None
     rd: Annotated[float, Field(ge=0, le=1e6)] | None = None
     rs: Annotated[float, Field(ge=0, le=1e6)] | None = None
+    # the bulk junctions' saturation current (A) and the lateral diffusion (m; K = kp w / (l - 2 ld)) of level 1
+    is_: Annotated[float | None, Field(ge=0, le=1e-3, allow_inf_nan=False, alias="is")] = None
+    ld: Annotated[float, Field(ge=0, le=0.005, allow_inf_nan=False)] | None = None
+    # the three-regime law's subthreshold branch (ald1106-hw): joined at V_T + sub_join (V), sub_decade V per decade
+    sub_join: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
+    sub_decade: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 
@@ -207,6 +251,28 @@ class DeviceConfig(_Strict):
         if self.corner in CORNERS:
             return CORNERS[self.corner]
         return ProcessCorner(self.corner, **self.corners[self.corner].model_dump())
+
+    @field_validator("preset", "model_file", "params")
+    @classmethod
+    def _transistor_keys(cls, v: Any, info: ValidationInfo) -> Any:
+        """A resistor or potentiometer network has no transistors: the keys that describe them are refused rather
+        than ignored (as a corner, a mismatch and a temperature are where the device is built). The preset's
+        default, which every saved config spells out, is no request."""
+        kind = info.data.get("kind", "nmos")
+        if kind == "nmos":
+            return v
+        if info.field_name == "params":
+            given = sorted(k for k, x in v.model_dump(by_alias=True).items() if x is not None)
+            if given:
+                raise ValueError(f"sets transistor parameters, and a {kind} network has no transistors (got "
+                                 f"{', '.join(given)}); remove device.params or use device.kind: nmos")
+        elif info.field_name == "model_file" and v is not None:
+            raise ValueError(f"is a transistor's model card, and a {kind} network has no transistors (got {v!r}); "
+                             "remove device.model_file or use device.kind: nmos")
+        elif info.field_name == "preset" and v != cls.model_fields["preset"].default:
+            raise ValueError(f"names a transistor, and a {kind} network has no transistors (got {v!r}); remove "
+                             "device.preset or use device.kind: nmos")
+        return v
 
     @model_validator(mode="after")
     def _ranges(self) -> DeviceConfig:
@@ -443,8 +509,17 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _roles_given(self) -> Config:
-        if self.roles is None and self.network.kind != "layered":
+        layered = self.network.kind == "layered"
+        if self.roles is None and not layered:
             raise ValueError("roles: required key is missing (only a layered network has default roles)")
+        if self.roles is not None and self.roles.outputs is None:
+            if layered and not self.roles.model_fields_set:  # roles: {} is the layered network's default roles
+                _resolve(self, roles=None)
+            elif layered:
+                raise ValueError("roles.outputs: required key is missing (a layered network takes its default roles "
+                                 "only when roles is left out or empty: give outputs, or remove roles)")
+            else:
+                raise ValueError("roles.outputs: required key is missing (only a layered network has default roles)")
         return self
 
     @model_validator(mode="after")
@@ -583,15 +658,22 @@ def validate_config(raw: dict, source: str = "<config>") -> Config:
         return Config.model_validate(raw)
     except pydantic.ValidationError as err:
         # a misspelt key is also reported as the right one missing: name the misspelling first, the cause
-        first = next((e for e in err.errors() if e["type"] == "extra_forbidden"), err.errors()[0])
+        errors = err.errors()
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = key_path(first["loc"])
+        # a value tried against each type of a union fails once per type: a message of ours (a value_error) about
+        # the same key says what is wrong; "Input should be a valid dictionary" of another member does not
+        if first["type"] != "extra_forbidden":
+            first = next((e for e in errors if e["type"] == "value_error" and key_path(e["loc"]) == loc), first)
         fixed = {"extra_forbidden": "unknown key; remove it or check its spelling (see README, config reference)",
                  "missing": "required key is missing"}
         msg = fixed.get(first["type"]) or first["msg"].removeprefix("Value error, ")
         got = first.get("input")
         if first["type"] not in fixed and not isinstance(got, dict) and "(got " not in msg:
             msg += f" (got {got!r})"
-        more = f" [{len(err.errors()) - 1} more problem(s)]" if len(err.errors()) > 1 else ""
+        # a union's members fail at the key and inside it: one problem, not one per member
+        others = sum(not (loc == k or loc.startswith((f"{k}.", f"{k}["))) for k in {key_path(e["loc"]) for e in errors})
+        more = f" [{others} more problem(s)]" if others else ""
         raise ConfigError(f"{source}: {loc + ': ' if loc else ''}{msg}{more}") from None
 
 

@@ -16,7 +16,18 @@ from . import diagnostics, tasks
 from . import graph as graphs
 from .circuit import Circuit, compile_graph
 from .config import Config
-from .devices import EdgeParams, PotentiometerParams, ResistorParams, draw_mismatch, nmos_from_card, nmos_preset
+from .devices import (
+    LEVEL1,
+    OVERDRIVE_CAP,
+    THREE_REGIME,
+    EdgeParams,
+    NmosParams,
+    PotentiometerParams,
+    ResistorParams,
+    draw_mismatch,
+    nmos_from_card,
+    nmos_preset,
+)
 from .errors import ConfigError
 from .learning.gates import EdgeDynamics, HardwareParams
 from .learning.rules import HINGE_LOSSES, CoupledLearning
@@ -91,6 +102,14 @@ def build_device(cfg: Config) -> EdgeParams:
                                   "reads the card as written); edit the card, or set only w and l")
             device = nmos_from_card(d.model_file, **size)
         else:
+            law = nmos_preset(d.preset).law
+            owner = {THREE_REGIME: "the subthreshold branch of the three-regime law (preset ald1106-hw)",
+                     LEVEL1: "level 1's bulk junctions, which the three-regime law does not have"}
+            for key, only in (("sub_join", THREE_REGIME), ("sub_decade", THREE_REGIME), ("is_", LEVEL1)):
+                if key in overrides and law != only:
+                    what = owner[only]
+                    raise ConfigError(f"device.params.{key.rstrip('_')}: sets {what} (got preset {d.preset}); remove "
+                                      "it or choose a preset that has it")
             device = nmos_preset(d.preset, **overrides)
     return device.at_corner(d.process_corner())
 
@@ -201,6 +220,7 @@ def resolve_learning(cfg: Config, device: EdgeParams, task: Task) -> tuple[float
     lc, hc = cfg.learning, cfg.hardware
     low, high = lc.bounds or device.default_bounds()
     device.check_bounds(low, high, "learning.bounds")
+    _check_overdrive(cfg, device, task, high)
     for key in ("value",) if lc.init.kind == "constant" else ("low", "high"):
         v = getattr(lc.init, key)
         if v is not None and not low <= v <= high:
@@ -228,6 +248,28 @@ def resolve_learning(cfg: Config, device: EdgeParams, task: Task) -> tuple[float
     if lc.schedule == "mini_batch" and lc.batch_size > task.n_points:
         raise ConfigError(f"learning.batch_size: must be <= the {task.n_points} data points (got {lc.batch_size})")
     return low, high, rate
+
+
+def _check_overdrive(cfg: Config, device: EdgeParams, task: Task, high: float) -> None:
+    """Refuse gate bounds above the three-regime law's valid range: the law caps each terminal's overdrive
+    V_G - V_T - V at ``devices.OVERDRIVE_CAP`` (100 V), past which its current stops growing, and once both terminals
+    are past it, the current falls to gmin's. A node sits at or above the lowest source (the passive network's
+    inputs and rails; the law has no junctions to ground) and V_T is at least its value less 8 sigma of the twin
+    mismatch, so gates up to OVERDRIVE_CAP + min(V_T, 0) + min(lowest source, 0) stay within it (100 V on every
+    shipped config)."""
+    if not (isinstance(device, NmosParams) and device.law == THREE_REGIME):
+        return
+    mm = cfg.device.mismatch
+    vt = device.vto - (8 * mm.vto_sigma if mm is not None else 0.0)
+    rails = [r.volts for r in cfg.roles.rails] if cfg.roles is not None else []
+    lowest = min([float(np.min(x)) for x in (task.inputs, task.test_inputs) if x is not None and x.size] + rails
+                 + [0.0])
+    limit = OVERDRIVE_CAP + min(vt, 0.0) + lowest
+    if high > limit:
+        raise ConfigError(f"learning.bounds: the three-regime law ({device.name}) holds only while each terminal's "
+                          f"gate overdrive V_G - V_T - V stays below {OVERDRIVE_CAP:g} V, past which its current stops "
+                          f"growing and then collapses, so gates may reach at most {limit:.6g} V here (got a high "
+                          f"bound of {high:g} V); lower learning.bounds[1]")
 
 
 def _with_mismatch(cfg: Config, circuit: Circuit, seed: int) -> Circuit:

@@ -10,10 +10,16 @@ plain ``nx.Graph`` whose nodes are integers 0..N-1 (lattice node (r, c) is r*col
 
 Builders: ``lattice_network`` (the paper's torus), ``random_network``, ``layered_network`` (inputs -> optional
 hidden layer -> outputs, as the third-party 8x8-digits network), ``load_network`` (edge list or GraphML).
+
+Which end of an edge is a transistor's drain matters only when its drain and source differ (series resistances
+rd != rs, ``ald1106-l1``): ``circuit.compile_graph`` then makes the end an edge's ``drain`` attribute names its
+drain (a network file's first name on the edge's line, a GraphML edge's source), and otherwise the lower index
+(a lattice's node r*cols + c, a layered network's earlier layer: its input, the pixel of the digits networks).
 """
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,14 +146,17 @@ def load_network(path: str | Path) -> nx.Graph:
 
     Nodes are relabelled 0..N-1 in the order of their names sorted by length, then character by character, so
     names that are numbers keep their numeric order (``2`` before ``10``) and the names 0..N-1 keep their number
-    as index; the original name is kept as ``label`` (roles may name it: ``resolve_node``).
+    as index; the original name is kept as ``label`` (roles may name it: ``resolve_node``). Each edge keeps the
+    node the file names first (an edge list line's first name, a GraphML edge's ``source``) as its ``drain``
+    attribute: the drain of a transistor whose drain and source differ (``circuit.compile_graph``).
     """
     p = Path(path)
     try:
         if p.suffix.lower() == ".graphml":
             raw = nx.read_graphml(p)
+            drains = _graphml_sources(p)
         else:
-            raw = nx.Graph()
+            raw, drains = nx.Graph(), {}
             for i, line in enumerate(p.read_text().splitlines(), 1):
                 line = line.split("#")[0].replace(",", " ").strip()
                 if not line:
@@ -155,11 +164,14 @@ def load_network(path: str | Path) -> nx.Graph:
                 parts = line.split()
                 if len(parts) != 2:
                     raise ValidationError(f"network.file: {p}:{i}: expected two node names (got {line!r})")
+                for name in parts:
+                    _check_name(name, f"network.file: {p}:{i}")
                 if raw.has_edge(parts[0], parts[1]):
                     raise ValidationError(f"network.file: {p}:{i}: the edge {parts[0]}-{parts[1]} is already on line "
-                                          f"{raw.edges[parts[0], parts[1]]['line']} (an edge is one transistor, "
-                                          "either way round); list each pair of nodes once")
+                                          f"{raw.edges[parts[0], parts[1]]['line']} (a pair of nodes is one "
+                                          "transistor, whichever name comes first); list each pair of nodes once")
                 raw.add_edge(parts[0], parts[1], line=i)
+                drains[frozenset(parts)] = parts[0]
     except FileNotFoundError as err:
         raise ValidationError(f"file not found: {p} (network.file); check the path (relative to the config's "
                               "folder)") from err
@@ -176,9 +188,11 @@ def load_network(path: str | Path) -> nx.Graph:
         twice = [sorted(q) for q, n in pairs.items() if n > 1]
         if twice:
             a, b = twice[0][0], twice[0][-1]
-            raise ValidationError(f"network.file: {p}: the edge {a}-{b} is listed more than once (an edge is one "
-                                  "transistor, either way round); list each pair of nodes once")
+            raise ValidationError(f"network.file: {p}: the edge {a}-{b} is listed more than once (a pair of nodes is "
+                                  "one transistor, whichever is the source); list each pair of nodes once")
         raw = nx.Graph(raw)
+    for name in raw.nodes:
+        _check_name(str(name), f"network.file: {p}")
     if any(a == b for a, b in raw.edges):
         raise ValidationError(f"network.file: {p}: self-loops are not allowed")
     names = sorted(raw.nodes, key=lambda n: (len(str(n)), str(n)))
@@ -186,7 +200,28 @@ def load_network(path: str | Path) -> nx.Graph:
     g = nx.Graph(kind="file", file=str(p))
     g.add_nodes_from((i, {"label": str(n)}) for i, n in enumerate(names))
     g.add_edges_from(sorted(tuple(sorted((index[a], index[b]))) for a, b in raw.edges))
+    for a, b in raw.edges:
+        first = drains.get(frozenset((str(a), str(b))))
+        if first is not None:
+            g.edges[index[a], index[b]]["drain"] = index[first]
     return g
+
+
+def _check_name(name: str, where: str) -> None:
+    """Refuse a node name holding a control character (a tab, a bell): it would reach messages and netlists."""
+    bad = next((ch for ch in name if ord(ch) < 32 or ord(ch) == 127), None)
+    if bad is not None:
+        raise ValidationError(f"{where}: the node name {name!r} holds a control character (U+{ord(bad):04X}); rename "
+                              "the node without it")
+
+
+def _graphml_sources(p: Path) -> dict[frozenset, str]:
+    """The ``source`` of each GraphML edge by its pair of node ids (networkx's undirected graph forgets it)."""
+    out = {}
+    for el in ElementTree.parse(p).getroot().iter():
+        if el.tag.rsplit("}", 1)[-1] == "edge" and el.get("source") is not None and el.get("target") is not None:
+            out.setdefault(frozenset((el.get("source"), el.get("target"))), el.get("source"))
+    return out
 
 
 def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int:
@@ -244,10 +279,6 @@ def validate_network(g: nx.Graph, roles: Roles) -> None:
     if g.number_of_nodes() < 2 or g.number_of_edges() < 1:
         raise ValidationError(f"network: needs at least 2 nodes and 1 edge (got {g.number_of_nodes()} nodes, "
                               f"{g.number_of_edges()} edges)")
-    if not nx.is_connected(g):
-        parts = sorted(nx.connected_components(g), key=len)
-        raise ValidationError(f"network: graph is disconnected ({len(parts)} components; nodes {sorted(parts[0])[:8]} "
-                              "are cut off); connect them or remove them")
     if nx.number_of_selfloops(g):
         raise ValidationError("network: self-loops are not allowed")
     if not roles.inputs and not roles.rails:
@@ -267,3 +298,34 @@ def validate_network(g: nx.Graph, roles: Roles) -> None:
         if node in used:
             raise ValidationError(f"{what}: node {node} already has role {used[node]}; roles must be distinct")
         used[node] = what
+    if not nx.is_connected(g):
+        _refuse_disconnected(g, used)
+
+
+def node_text(g: nx.Graph, n: int) -> str:
+    """A node as a message names it: its name in a network file or a layered network, ``(r, c)`` on a lattice, else
+    its index."""
+    attrs = g.nodes[n]
+    if "label" in attrs:
+        return str(attrs["label"])
+    return f"({attrs['pos'][0]}, {attrs['pos'][1]})" if "pos" in attrs else str(n)
+
+
+def _refuse_disconnected(g: nx.Graph, roles: dict[int, str]) -> None:
+    """Name what a disconnected graph cuts off: the nodes outside the part holding the most role nodes, or, when
+    the roles themselves are split between parts, a role node with no path to the others."""
+    parts = sorted(nx.connected_components(g), key=lambda part: (-sum(n in part for n in roles), -len(part),
+                                                                  min(part)))
+    main = parts[0]
+    source = g.graph.get("file")
+    where = f" of {source}" if source else ""
+    stray = [(n, what) for n, what in roles.items() if n not in main]
+    if stray:
+        n, what = stray[0]
+        m, other = next((m, w) for m, w in roles.items() if m in main)
+        raise ValidationError(f"network: the graph{where} is in {len(parts)} disconnected parts, and {what} (node "
+                              f"{node_text(g, n)}) has no path to {other} (node {node_text(g, m)}); connect the parts")
+    cut = sorted(set(g) - main)
+    shown = ", ".join(node_text(g, n) for n in cut[:8]) + (", ..." if len(cut) > 8 else "")
+    raise ValidationError(f"network: the graph{where} is disconnected: {len(cut)} node(s) have no path to the part "
+                          f"holding the inputs, rails and outputs ({shown}); connect them or remove them")

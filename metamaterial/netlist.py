@@ -17,18 +17,23 @@ linear in the circuit size instead of quadratic.
 
 ``.options klu`` selects ngspice's KLU sparse solver (ngspice >= 42 when compiled with it); ``sparse`` selects
 Sparse 1.3, ngspice's default and the only solver of older versions.
+
+A file written for people (``control_block``) ends with ``.control ... .endc``: ``ngspice -b FILE`` prints every
+node voltage, and ``set strict_errorhandling`` makes a failed operating point end ngspice with exit code 1 (without
+it ngspice exits 0 after "DC solution failed" and prints whatever the last iterate held).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .cards import comment_text
-from .circuit import Circuit
+from .circuit import Circuit, has_drain
 from .devices import NOMINAL_CELSIUS, OVERDRIVE_CAP, THREE_REGIME, NmosParams, ResistorParams, num
 from .errors import ValidationError
 
@@ -37,7 +42,8 @@ GATE_OHMS = 1.0  # the Norton resistor of each gate source: 1 ohm makes the gate
 #: the netlist's note on the gate sources: their amperes are volts, and their power is none of the circuit's
 GATE_COMMENT = ("* gates: IGe drives V_G amperes into RGe = 1 ohm, so gate node ge sits at V_G, the DC value of its "
                 "capacitor; these sources' power (V_G^2 / 1 ohm) is not the network's")
-#: node labels a netlist's header lists (the digits' 84 nodes: the first 64, then a count)
+#: node labels a netlist's header lists: the first 64 nodes and every input, rail and output node (of a larger
+#: network the rest are counted)
 LABELLED_NODES = 64
 GATE = "g{}"  # edge e's gate node in the netlists written for people
 SWEEP_GATE = "e{}.g"  # and in the sweep form, where the '.' keeps it out of the plot (``to_spice_sweep``)
@@ -71,6 +77,39 @@ class SpiceOptions:
                                   f"(got {self.linear_solver!r})")
 
 
+#: the reltol ngspice's backend solves a transistor network without mismatch at, at most (``sim.ngspice``: such a
+#: network is solved as the points of a paused dc sweep, each started from the last one's solution; Newton stops
+#: as soon as a step is within reltol, where a cold op's last quadratic step lands far inside it, so the sweep asks
+#: for this reltol to keep its answers those of an op)
+SWEEP_RELTOL = 1e-10
+
+
+def swept(c: Circuit) -> bool:
+    """Whether ngspice's backend solves ``c`` as the points of a dc sweep (``sim.ngspice``: transistors without
+    mismatch; it falls back to one ``op`` per solve for a circuit whose sweep fails to converge)."""
+    return isinstance(c.device, NmosParams) and c.mismatch is None
+
+
+def solve_options(c: Circuit, options: SpiceOptions) -> SpiceOptions:
+    """The options ngspice's backend solves ``c`` with: ``options``, with reltol at most ``SWEEP_RELTOL`` for a swept
+    circuit (``swept``). A looser reltol than that does not loosen such a solve (as the native solver's floors do
+    not loosen it): a warm-started point stops at the first step within reltol, so its answer would depend on the
+    point solved before it (the order of solves, a resumed run) by up to reltol."""
+    return replace(options, reltol=min(options.reltol, SWEEP_RELTOL)) if swept(c) else options
+
+
+def options_comments(c: Circuit, given: SpiceOptions) -> list[str]:
+    """Comment lines of a netlist written with ``solve_options(c, given)`` that say why its reltol is not the
+    config's ``simulator.reltol`` (none when it is)."""
+    used = solve_options(c, given)
+    if used.reltol == given.reltol:
+        return []
+    return [f"reltol {num(used.reltol)}, not simulator.reltol {num(given.reltol)}: ngspice's backend solves this "
+            "network as warm-started points of a dc sweep, whose Newton stops at the first step within reltol; "
+            f"{num(SWEEP_RELTOL)} keeps those answers those of a cold op, and a looser simulator.reltol does not "
+            "loosen them (README, config reference: simulator.reltol)"]
+
+
 #: netlists of many data points (a run's free.cir, the netlist and solve commands) take the first points whose
 #: copies of the network stay within this many edges: every point of the small tasks, 8 of the 8x8 digits' 1,437
 #: on its 1,247 edges (all of them would be 117 MB of text per phase); the ngspice solver solves a larger batch in
@@ -96,6 +135,7 @@ def to_spice(
     options: SpiceOptions = SpiceOptions(),
     title: str = "network",
     control_block: bool = True,
+    comments: Sequence[str] = (),
 ) -> str:
     """Netlist of the free (``clamps is None``) or clamped twin for B data points.
 
@@ -103,7 +143,10 @@ def to_spice(
         controls: [E] gate voltages (V), conductances (S) or integer taps, per ``c.device``.
         inputs: [B, n_in] input voltages (V); B = 1 gives plain node names ``n{i}``.
         clamps: [B, n_clamp] voltages (V) of ``c.clamp_nodes`` in the clamped twin, or None.
-        control_block: append ``.control op / print .endc`` so ``ngspice -b`` prints every node voltage.
+        control_block: append ``.control op / print .endc`` so ``ngspice -b`` prints every node voltage (and exits
+            with code 1 when the operating point fails).
+        comments: lines of text written as ``*`` comments after the header (what the clamp values are, why an
+            option differs from the config's); text a user chose must have passed ``cards.comment_text``.
     """
     inputs = np.atleast_2d(np.asarray(inputs, float))
     controls = np.asarray(controls, float)
@@ -119,7 +162,8 @@ def to_spice(
                                   f"(got {clamps.shape})")
     nn = _namer(c)
     twin = 0 if clamps is None else 1
-    lines = _head_lines(c, ("free", "clamped")[twin], batch, options, title, twin)
+    lines = _head_lines(c, ("free", "clamped")[twin], batch, options, title, twin, comments,
+                        control_block=control_block)
     if isinstance(c.device, NmosParams):
         lines.append(GATE_COMMENT)
         for e, vg in enumerate(controls):
@@ -136,7 +180,7 @@ def to_spice(
                 lines.append(f"VC{k}{sfx} {nn(int(node), b)} 0 dc {num(clamps[row, k])}")
         lines += _edge_lines(c, controls, b, twin)
     if control_block:
-        lines += [".control", "set numdgt=15", "op", "print all", "quit 0", ".endc"]
+        lines += [".control", "set numdgt=15", "set strict_errorhandling", "op", "print all", "quit 0", ".endc"]
     lines.append(".end")
     return "\n".join(lines) + "\n"
 
@@ -194,15 +238,21 @@ def _namer(c: Circuit):
     return lambda i, b: node_name(i) if i in shared else node_name(i, b)
 
 
-def _head_lines(c: Circuit, phase: str, batch: int, options: SpiceOptions, title: str, twin: int) -> list[str]:
+def _head_lines(c: Circuit, phase: str, batch: int, options: SpiceOptions, title: str, twin: int,
+                comments: Sequence[str] = (), control_block: bool = False) -> list[str]:
     """Title, comments, options, model cards and rails: everything before the sources and edges."""
-    more = c.n_nodes - LABELLED_NODES
+    for line in comments:
+        if "\n" in line or "\r" in line:
+            raise ValidationError(f"netlist: a comment must be one line (got {line!r})")
+    labelled = sorted(set(range(min(c.n_nodes, LABELLED_NODES))) | set(_role_nodes(c)))
+    more = c.n_nodes - len(labelled)
     lines = [f"* metamaterial {phase} twin: {comment_text(title)}",
              f"* {c.n_nodes} nodes, {c.n_edges} edges, device {comment_text(c.device.name)}, batch {batch}"
              + (" (copy b of node nK is nK_b)" if batch > 1 else ""),
-             "* node labels: " + " ".join(f"n{i}={comment_text(lab).replace(' ', '')}"
-                                          for i, lab in enumerate(c.node_labels[:LABELLED_NODES]))
-             + (f" ... ({more} more)" if more > 0 else ""),
+             "* node labels: " + _labels(c, labelled) + (f" ... ({more} more)" if more > 0 else ""),
+             *_role_lines(c), *_orientation_lines(c), *(f"* {line}" for line in comments),
+             *(["* ngspice -b FILE prints every node voltage, and exits with code 1 if the operating point fails "
+                "(strict_errorhandling)"] if control_block else []),
              f".options gmin={num(c.gmin)} reltol={num(options.reltol)} abstol={num(options.abstol)} "
              f"vntol={num(options.vntol)} itl1={int(options.itl1)}",
              f".options {options.linear_solver}", *temperature_options(c)]
@@ -217,6 +267,39 @@ def _head_lines(c: Circuit, phase: str, batch: int, options: SpiceOptions, title
     for k, (node, volts) in enumerate(zip(c.rails, c.rail_voltages)):
         lines.append(f"VR{k} {node_name(int(node))} 0 dc {num(volts)}")
     return lines
+
+
+def _role_nodes(c: Circuit) -> list[int]:
+    """Every input, rail and output node of ``c``."""
+    return [int(n) for n in (*c.inputs, *c.rails, *c.out_pos, *c.out_neg[c.out_neg >= 0])]
+
+
+def _labels(c: Circuit, nodes: Sequence[int]) -> str:
+    """``n3=(0,3) n5=(1,1)``: nodes ``nodes`` by netlist name and label, with a ``...`` where indices skip."""
+    parts, last = [], -1
+    for i in nodes:
+        if i > last + 1 and last >= 0:
+            parts.append("...")
+        parts.append(f"n{i}={comment_text(c.node_labels[i]).replace(' ', '')}")
+        last = i
+    return " ".join(parts)
+
+
+def _role_lines(c: Circuit) -> list[str]:
+    """The header's line naming the outputs (``n10-n0`` is V(n10) - V(n0)): what a reader of the printed node
+    voltages computes, and which nodes the clamped twin holds."""
+    outs = [f"n{p}" if n < 0 else f"n{p}-n{n}" for p, n in zip(c.out_pos.tolist(), c.out_neg.tolist())]
+    shown = " ".join(outs[:32]) + (f" ... ({len(outs) - 32} more)" if len(outs) > 32 else "")
+    return [f"* outputs: {shown} (nA-nB: the differential output V(nA) - V(nB))"]
+
+
+def _orientation_lines(c: Circuit) -> list[str]:
+    """A line saying which end of an edge is the drain, for transistors whose drain and source differ."""
+    dev = c.device
+    if not has_drain(dev):
+        return []
+    return [f"* drain and source differ (rd {num(dev.rd)} ohm, rs {num(dev.rs)} ohm): each M line's first node is "
+            "the drain, the edge's first node (docs/physics.md 2.1)"]
 
 
 def edge_model(dev: NmosParams, twin: int, e: int) -> str:

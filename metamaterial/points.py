@@ -2,19 +2,25 @@
 large task, the first points up to ``netlist.NETLIST_EDGES`` edge copies, or the points asked for: ``point_indices``).
 
 The clamp values come from the free solve on the configured backend; the netlists are the exact text a
-``ngspice -b`` run reads.
+``ngspice -b`` run reads, with the options ngspice's backend solves that circuit with (``netlist.solve_options``).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
+from .cards import comment_text
 from .config import Config, with_backend
 from .errors import ConfigError
 from .experiment import Setup, build, initial_controls, make_solver
-from .netlist import netlist_points, to_spice
+from .netlist import SpiceOptions, netlist_points, options_comments, solve_options, to_spice
+from .runfiles import column_names
+
+#: the files a netlist command writes (``write_point_netlists``): any other file in its folder is left alone
+POINT_NETLIST = re.compile(r"^(free|clamped)_[0-9]+\.cir$")
 
 
 def point_indices(spec: str | None, n_points: int, n_edges: int) -> np.ndarray:
@@ -32,7 +38,10 @@ def point_indices(spec: str | None, n_points: int, n_edges: int) -> np.ndarray:
             raise ConfigError(f"--points: {part.strip()!r} is not a point index or a range a-b; give e.g. 0,5,10-19 "
                               "or all")
         lo, hi = int(ends[0]), int(ends[-1])
-        if hi < lo or hi >= n_points:
+        if hi < lo:
+            raise ConfigError(f"--points: {part.strip()!r} is a reversed range (it ends before it starts); write it "
+                              f"as {hi}-{lo}")
+        if hi >= n_points:
             raise ConfigError(f"--points: {part.strip()!r} is outside the {n_points:,} training points (0-"
                               f"{n_points - 1})")
         out.update(dict.fromkeys(range(lo, hi + 1)))
@@ -78,12 +87,13 @@ def solve_points(cfg: Config, backend: str | None = None, points: str | None = N
 
 
 def write_netlists(cfg: Config, out_dir: Path, backend: str | None = None, points: str | None = None
-                   ) -> tuple[list[Path], str]:
+                   ) -> tuple[list[Path], str, list[str]]:
     """``free_k.cir`` and ``clamped_k.cir`` for each data point k of ``points`` (``point_indices``) at the initial
-    controls; (their paths, which points they are: ``describe_points``)."""
+    controls; (their paths, which points they are: ``describe_points``, the names of an earlier call's netlist files
+    removed: ``write_point_netlists``)."""
     setup, idx, controls, free, clamps, _, _ = initial_phases(cfg, backend, clamped=False, points=points)
-    paths, skipped = write_point_netlists(setup, idx, controls, free, clamps, out_dir, cfg.name)
-    return paths, describe_points(idx, setup.task.n_points) + skipped
+    paths, skipped, removed = write_point_netlists(setup, idx, controls, free, clamps, out_dir, cfg.name)
+    return paths, describe_points(idx, setup.task.n_points) + skipped, removed
 
 
 def hinge_margins(setup: Setup, free: np.ndarray, idx: np.ndarray) -> np.ndarray | None:
@@ -95,14 +105,19 @@ def hinge_margins(setup: Setup, free: np.ndarray, idx: np.ndarray) -> np.ndarray
 
 
 def write_point_netlists(setup: Setup, idx: np.ndarray, controls: np.ndarray, free: np.ndarray, clamps: np.ndarray,
-                         out_dir: Path, title: str) -> tuple[list[Path], str]:
+                         out_dir: Path, title: str) -> tuple[list[Path], str, list[str]]:
     """``free_k.cir`` and ``clamped_k.cir`` (nudged outputs held at ``clamps`` [P, n_clamp] V) for each training
     point k of ``idx`` [P] of ``setup`` at ``controls`` [E], whose free states are ``free`` [P, N]; ``title`` heads
     each netlist. Under a hinge, a point already ``learning.margin`` past its boundary takes no step, so training
-    runs no clamped phase for it: its clamped netlist says so in its title. (The paths, and "" or a clause naming
-    how many points the hinge skips.)"""
+    runs no clamped phase for it: its clamped netlist says so in its title.
+
+    The files of one call are a set: netlist files (``free_k.cir``, ``clamped_k.cir``) an earlier call left in
+    ``out_dir`` that this one does not rewrite are removed, so the folder never mixes gates, points or networks of
+    two calls; other files stay. (The paths, "" or a clause naming how many points the hinge skips, and the names of
+    the files removed.)"""
     c, task = setup.circuit, setup.task
     margins = hinge_margins(setup, free, idx)
+    options, why = netlist_options(setup)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths, skipped = [], 0
@@ -115,12 +130,100 @@ def write_point_netlists(setup: Setup, idx: np.ndarray, controls: np.ndarray, fr
                    else "") + ", and the clamps are those it would apply)") if past else ""
         for phase, cl, more in (("free", None, ""), ("clamped", clamps[j:j + 1], note)):
             p = out_dir / f"{phase}_{k}.cir"
-            p.write_text(to_spice(c, controls, task.inputs[k:k + 1], cl, options=setup.options,
-                                  title=f"{title} point {k}{more}"))
+            said = why + (clamp_comments(setup, free[j:j + 1], cl, [int(k)]) if cl is not None else [])
+            p.write_text(to_spice(c, controls, task.inputs[k:k + 1], cl, options=options,
+                                  title=f"{title} point {k}{more}", comments=said))
             paths.append(p)
+    written = {p.name for p in paths}
+    removed = sorted((p for p in out_dir.iterdir() if POINT_NETLIST.match(p.name) and p.name not in written
+                      and p.is_file()), key=lambda p: (p.name.split("_")[0], int(p.stem.split("_")[1])))
+    for p in removed:
+        p.unlink()
     clause = "" if not skipped else f"; the hinge skips {skipped} of them, and " + \
         ("its clamped_k.cir says so" if skipped == 1 else "their clamped_k.cir say so")
-    return paths, clause
+    return paths, clause, [p.name for p in removed]
+
+
+def netlist_options(setup: Setup) -> tuple[SpiceOptions, list[str]]:
+    """(the options a netlist of ``setup``'s circuit is written with, the comment lines saying why they differ from
+    the config's): those ngspice's backend solves it with (``netlist.solve_options``)."""
+    return solve_options(setup.circuit, setup.options), options_comments(setup.circuit, setup.options)
+
+
+def run_netlists(setup: Setup, controls: np.ndarray, free: np.ndarray, title: str) -> tuple[str, str]:
+    """The text of a run's ``free.cir`` and ``clamped.cir``: its first ``netlist.netlist_points`` training points as
+    one batch at ``controls`` [E], whose free states are ``free`` [>= P, N]; the clamped twin holds the clamps
+    training applies to them, and says which points the hinge skips (as ``clamped_k.cir`` of ``netlist RUN_DIR``
+    does)."""
+    c, task = setup.circuit, setup.task
+    k = netlist_points(task.n_points, c.n_edges)
+    idx = np.arange(k)
+    some = "" if k == task.n_points else f", training points 0-{k - 1} of {task.n_points}"
+    free = np.atleast_2d(free)[:k]
+    clamps = setup.rule.clamp(c, free, task.targets[:k], None if task.classes is None else task.classes[:k])
+    options, why = netlist_options(setup)
+    margins = hinge_margins(setup, free, idx)
+    skips = [] if margins is None else np.flatnonzero(margins >= setup.rule.margin).tolist()
+    skipped = [] if not skips else [
+        f"the hinge skips point(s) {_list(skips)}: their margin is past learning.margin {1e3 * setup.rule.margin:.3g} "
+        "mV, so training runs no clamped phase for them" + (" unless a noisy read says otherwise "
+                                                           "(learning.noisy_decisions)" if setup.params.noisy_decisions
+                                                           else "") + "; their copies hold the clamps it would apply"]
+    free_text = to_spice(c, controls, task.inputs[:k], options=options, title=f"{title} final free{some}",
+                         comments=why)
+    clamped_text = to_spice(c, controls, task.inputs[:k], clamps, options=options,
+                            title=f"{title} final clamped{some}",
+                            comments=why + skipped + clamp_comments(setup, free, clamps, idx.tolist(), skips))
+    return free_text, clamped_text
+
+
+def clamp_comments(setup: Setup, free: np.ndarray, clamps: np.ndarray, points: list[int],
+                   skipped: list[int] = ()) -> list[str]:
+    """Comment lines saying what the clamp values of training points ``points`` are: each output (its netlist name,
+    and the task's where it has its own), its free value and label, the nudge that moved it, and the VC sources and
+    nodes holding it. ``free`` [P, N] are the points' free states, ``clamps`` [P, n_clamp] their clamp values, in
+    a netlist of one point or of the batch ``points`` (copy j: ``VC0_j``); a point of ``skipped`` is marked as one
+    the hinge skips."""
+    c, task, rule = setup.circuit, setup.task, setup.rule
+    outputs, classes = column_names(setup)[1:]
+    names = [comment_text(n.replace("=", ": ")) for n in outputs]  # Iris's species=setosa: species: setosa
+    nets = [f"n{p}" if n < 0 else f"n{p}-n{n}" for p, n in zip(c.out_pos.tolist(), c.out_neg.tolist())]
+    if task.decode == "argmax" and names == nets:  # output k reads class k
+        names = [f"class {comment_text(str(k))}" for k in (classes or range(c.n_outputs))]
+    neg_slot = {int(k): len(c.out_pos) + j for j, k in enumerate(np.flatnonzero(c.out_neg >= 0))}
+    out = c.output_values(free)
+    nudge = f"learning.nudge {rule.nudge:.6g}"
+    lines = [f"clamps (VC): the true class's output pushed up by {nudge} V and its largest rival's down by as much, "
+             "the others held at their free values (multiclass_hinge)" if rule.rival else
+             f"clamps (VC): each output held at its free value nudged toward its label, O_C = O_F + eta (L - O_F), "
+             f"eta = {nudge}"]
+    if c.differential.any():
+        lines[0] += "; a differential output moves each of its nodes by half of that, in opposite ways"
+    for j, k in enumerate(points):
+        cls = None if task.classes is None else int(task.classes[k])
+        head = f"point {k}{' (skipped by the hinge)' if k in skipped else ''}: " if len(points) > 1 else ""
+        for o in range(c.n_outputs):
+            held = clamps[j, o] - (clamps[j, neg_slot[o]] if o in neg_slot else 0.0)
+            name = nets[o] + ("" if names[o] == nets[o] else f" ({names[o]})")
+            free_v = f"free {out[j, o]:.6g} V"
+            if not rule.rival:
+                what = f"{free_v}, label {task.targets[k, o]:.6g} V, clamped to {held:.6g} V"
+            elif o == cls:
+                what = f"true class, {free_v}, pushed up to {held:.6g} V"
+            elif held < out[j, o]:
+                what = f"largest rival, {free_v}, pushed down to {held:.6g} V"
+            else:
+                what = f"{free_v}, held there"
+            sfx = f"_{j}" if len(points) > 1 else ""  # copy j of a batch: VC0_j on n10_j
+            on = f"VC{o}{sfx} on n{c.out_pos[o]}{sfx}" + (f", VC{neg_slot[o]}{sfx} on n{c.out_neg[o]}{sfx}"
+                                                          if o in neg_slot else "")
+            lines.append(f"{head}output {name}: {what} ({on})")
+    return lines
+
+
+def _list(idx: list[int]) -> str:
+    """``0, 3, 5`` (the first 20, then a count)."""
+    return ", ".join(map(str, idx[:20])) + (f" and {len(idx) - 20} more" if len(idx) > 20 else "")
 
 
 def describe_points(idx: np.ndarray, n_points: int) -> str:

@@ -44,9 +44,21 @@ def _noisy_hinge(cfg: Config) -> bool:
     return cfg.learning.read_noise > 0 and cfg.learning.loss in ("hinge", "multiclass_hinge")
 
 
+def _file_drains(cfg: Config) -> bool:
+    """A network file of transistors whose drain and source differ (rd != rs): before revision 3 each edge's drain
+    was its end whose name sorts first; since, it is the end the file names first (docs/physics.md 2.1)."""
+    if cfg.network.kind != "file" or cfg.device.kind != "nmos":
+        return False
+    from .circuit import has_drain  # noqa: PLC0415 (the device is built only for a network file)
+    from .experiment import build_device  # noqa: PLC0415
+    return has_drain(build_device(cfg))
+
+
 REVISIONS: tuple[Revision, ...] = (
     Revision(2, "2026-12-02", "read noise drawn for both phases of every step; docs/physics.md 3.9", _noisy_hinge,
              claims=("digits",)),  # its chips; the imperfection claim's read noise is under the MSE
+    Revision(3, "2026-12-02", "a network file's edges take their drain from the file's order when rd != rs; "
+             "docs/physics.md 2.1", _file_drains),
 )
 
 #: the revision results are made under now

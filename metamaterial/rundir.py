@@ -175,19 +175,20 @@ def _names(idx: np.ndarray, classes: list[str] | None) -> list:
 
 # -- netlist RUN_DIR -----------------------------------------------------------------------------------------
 def write_run_netlists(run: SavedRun, out_dir: Path, seed: int | None = None, backend: str | None = None,
-                       points: str | None = None) -> tuple[list[Path], str]:
+                       points: str | None = None) -> tuple[list[Path], str, list[str]]:
     """``free_k.cir`` and ``clamped_k.cir`` for each training point k of ``points`` (``points.point_indices``) at
     the trained controls of one replica (the run's only one, or the one of ``seed``); the clamped values come from
-    the free solve on the run's backend (or ``backend``). (Their paths, which points they are.)"""
+    the free solve on the run's backend (or ``backend``). (Their paths, which points they are, the names of an
+    earlier call's netlist files removed from ``out_dir``: ``points.write_point_netlists``.)"""
     r = run.one_replica(seed)
     setup = replica_setup(build(with_backend(run.config, backend)), run.seeds[r])  # its own chip, if per replica
     controls = run.controls[r]
     task = setup.task
     idx = point_indices(points, task.n_points, setup.circuit.n_edges)
     free, clamps = point_phases(setup, controls, idx, clamped=False)[:2]
-    paths, skipped = write_point_netlists(setup, idx, controls, free, clamps, out_dir,
-                                          f"{run.config.name} seed {run.seeds[r]} epoch {run.epoch}")
-    return paths, describe_points(idx, task.n_points) + skipped
+    paths, skipped, removed = write_point_netlists(setup, idx, controls, free, clamps, out_dir,
+                                                   f"{run.config.name} seed {run.seeds[r]} epoch {run.epoch}")
+    return paths, describe_points(idx, task.n_points) + skipped, removed
 
 
 def outside_training(setup: Setup, x: np.ndarray, source: str | Path) -> list[str]:

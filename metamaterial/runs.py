@@ -39,7 +39,7 @@ from .experiment import (
     replica_setup,
 )
 from .learning.trainer import SUCCESS_MARGIN_V, Trainer, TrainState
-from .netlist import netlist_points, to_spice
+from .points import run_netlists
 from .replicas import ChipTrainers
 from .revisions import changed_since
 from .runfiles import (
@@ -588,14 +588,9 @@ def _write_single(run_dir: Path, setup: Setup, one: SimpleNamespace, final, summ
     rows = np.column_stack([np.array(one.trajectory_epochs), np.array(one.trajectory)])
     np.savetxt(run_dir / "gates.csv", rows, delimiter=",", header=header, comments="", fmt="%.17g")
     (run_dir / "summary.json").write_text(json_text(summary))
-    c, task = setup.circuit, setup.task
-    k = netlist_points(task.n_points, c.n_edges)
-    some = "" if k == task.n_points else f", training points 0-{k - 1} of {task.n_points}"
-    (run_dir / "free.cir").write_text(to_spice(c, one.controls, task.inputs[:k], options=setup.options,
-                                               title=f"{setup.config.name} final free{some}"))
-    clamps = setup.rule.clamp(c, final.free[:k], task.targets[:k], None if task.classes is None else task.classes[:k])
-    (run_dir / "clamped.cir").write_text(to_spice(c, one.controls, task.inputs[:k], clamps, options=setup.options,
-                                                  title=f"{setup.config.name} final clamped{some}"))
+    free_text, clamped_text = run_netlists(setup, one.controls, final.free, setup.config.name)
+    (run_dir / "free.cir").write_text(free_text)
+    (run_dir / "clamped.cir").write_text(clamped_text)
     write_outputs_csv(run_dir, setup, final.outputs)
     if not plots:
         return []

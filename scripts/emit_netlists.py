@@ -24,7 +24,7 @@ def main() -> int:
     for cfg_path in sorted((ROOT / "configs").glob("*.yaml")):
         out = ROOT / "netlists" / cfg_path.stem
         shutil.rmtree(out, ignore_errors=True)
-        paths, _ = write_netlists(load_config(cfg_path), out, backend="ngspice")
+        paths = write_netlists(load_config(cfg_path), out)[0]  # as `metamaterial netlist CONFIG --out DIR` writes them
         print(f"{cfg_path.relative_to(ROOT)}: {len(paths)} netlists -> {out.relative_to(ROOT)}/")
     return 0
 

@@ -36,7 +36,7 @@ def main() -> int:
         controls = np.array(result["controls"])
         worst, worst_kcl = 0.0, 0.0
         with tempfile.TemporaryDirectory() as tmp:
-            write_netlists(cfg, Path(tmp), backend="ngspice")
+            write_netlists(cfg, Path(tmp), backend=args.backend)  # the clamps of the solve compared
             for k, point in enumerate(result["points"]):
                 for phase in ("free", "clamped"):
                     ref = parse_print_all(run_batch_file(str(Path(tmp) / f"{phase}_{k}.cir")))

@@ -109,7 +109,7 @@ def test_body_input_needs_one_input_end_per_edge():
 
 def test_body_input_needs_a_transistor_with_a_body():
     with pytest.raises(ConfigError, match="device: .*body ties a transistor's body terminal, and a resistor has none"):
-        load_config(ROOT / "configs" / "digits.yaml", ["device.body=input", "device.kind=resistor"])
+        load_config(ROOT / "configs" / "digits.yaml", ["device={kind: resistor, body: input}"])
     with pytest.raises(ValidationError, match="device.body: only level-1 transistors have a body terminal"):
         build(load_config(ROOT / "configs" / "digits.yaml", ["device.body=input", "device.preset=ald1106-hw"]))
     with pytest.raises(ConfigError, match="device.body"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from metamaterial.config import (
     dump_config,
     load_config,
     load_saved_config,
+    validate_config,
 )
 from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.experiment import build
@@ -70,7 +72,30 @@ CASES = [
      "finite number"),
     ("input-name-on-lattice", _edit("roles.inputs.1", "abc"), [], "roles.inputs[1]: nodes are named only in a "
      "network file or a layered network (got 'abc')"),
-    ("input-not-a-node", _edit("roles.inputs.1", {"a": 1}), [], "roles.inputs[1]: Input should be a valid integer"),
+    ("input-not-a-node", _edit("roles.inputs.1", {"a": 1}), [], "roles.inputs[1]: a node is an index, a [row, col] "
+     "pair on a lattice or a node's name (got {'a': 1})"),
+    # a node name with a control character was "Input should be a valid integer" (the first type of a union)
+    ("input-name-control-character", _edit("roles.inputs.1", "in\x07"), [], "roles.inputs[1]: a node's name must not "
+     "contain a control character (got 'in\\x07', holding U+0007)"),
+    ("output-index-negative", _edit("roles.outputs.0.pos", -3), [], "roles.outputs[0].pos: a node index must be >= 0 "
+     "(got -3)"),
+    ("roles-empty-on-a-lattice", _edit("roles", {}), [], "roles.outputs: required key is missing (only a layered "
+     "network has default roles)"),
+    # keys that describe transistors were ignored on a resistor network (corner, mismatch, temperature were refused)
+    ("resistor-params", _edit("device", {"kind": "resistor", "params": {"vto": 0.7}}), [],
+     "device.params: sets transistor parameters, and a resistor network has no transistors (got vto)"),
+    ("resistor-preset", _edit("device", {"kind": "resistor", "preset": "ald1106-l1"}), [],
+     "device.preset: names a transistor, and a resistor network has no transistors (got 'ald1106-l1')"),
+    ("potentiometer-model-file", _edit("device", {"kind": "potentiometer", "model_file": "card.lib"}), [],
+     "device.model_file: is a transistor's model card, and a potentiometer network has no transistors"),
+    ("sub-join-on-level-1", _edit("device.params", {"sub_join": 0.1}), [], "device.params.sub_join: sets the "
+     "subthreshold branch of the three-regime law (preset ald1106-hw) (got preset ald1106-fit)"),
+    ("is-on-the-three-regime-law", _edit("device", {"preset": "ald1106-hw", "params": {"is": 1e-15}}), [],
+     "device.params.is: sets level 1's bulk junctions, which the three-regime law does not have"),
+    # the three-regime law caps each terminal's overdrive at 100 V: past it the current collapses (2e-13 A at 101 V)
+    ("three-regime-gates-past-the-cap", _edit("device.preset", "ald1106-hw"), ["--set", "learning.bounds=[0.75, 101]"],
+     "learning.bounds: the three-regime law (ald1106-hw) holds only while each terminal's gate overdrive V_G - V_T - V "
+     "stays below 100 V"),
     ("epochs-bool", _edit("learning.epochs", True), [], "learning.epochs: Input should be a valid integer (got True)"),
     ("epochs-string", _edit("learning.epochs", "300"), [], "learning.epochs: Input should be a valid integer "
      "(got '300')"),
@@ -161,7 +186,51 @@ def test_disconnected_edge_list_is_refused(tmp_path):
     path = tmp_path / "disconnected.yaml"
     path.write_text(yaml.safe_dump(doc))
     proc = _run_cli(["train", str(path), "--no-progress"], tmp_path)
-    assert proc.returncode == 2 and "network: graph is disconnected (2 components" in proc.stderr, proc.stderr
+    # the part cut off is named, by the file's names (it named the part holding the roles "cut off", by index)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(
+        "network: the graph of " + str(edges) + " is disconnected: 3 node(s) have no path to the part holding the "
+        "inputs, rails and outputs (x, y, z); connect them or remove them"), proc.stderr
+
+
+def test_roles_split_between_parts_of_a_disconnected_graph_name_the_role_cut_off(tmp_path):
+    edges = tmp_path / "two_islands.txt"
+    edges.write_text("a b\nb c\nc a\nx y\ny z\nz x\n")
+    doc = _edit("network", {"kind": "file", "file": str(edges)})
+    doc["roles"] = {"inputs": ["a"], "rails": [{"node": "b", "volts": 0.0}], "outputs": ["y"]}
+    doc["task"] = {"name": "regression"}
+    doc["learning"]["loss"] = "mse"
+    path = tmp_path / "split.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    proc = _run_cli(["netlist", str(path), "--out", str(tmp_path / "nl")], tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(
+        "is in 2 disconnected parts, and roles.outputs[0] (node y) has no path to roles.inputs[0] (node a); connect "
+        "the parts"), proc.stderr
+
+
+def test_a_control_character_in_a_network_file_s_node_name_is_named(tmp_path):
+    edges = tmp_path / "bell.txt"
+    edges.write_text("a b\nb c\x07\nc\x07 a\n")
+    doc = _edit("network", {"kind": "file", "file": str(edges)})
+    doc["roles"] = {"inputs": ["a"], "outputs": ["b"]}
+    path = tmp_path / "bell.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    proc = _run_cli(["netlist", str(path), "--out", str(tmp_path / "nl")], tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(
+        f"network.file: {edges}:2: the node name 'c\\x07' holds a control character (U+0007); rename the node "
+        "without it"), proc.stderr
+
+
+def test_empty_roles_on_a_layered_network_are_its_default_roles():
+    """README: a layered network's roles default to its input and output layers; ``roles: {}`` said "required key is
+    missing"."""
+    digits = yaml.safe_load((ROOT / "configs" / "digits.yaml").read_text())
+    digits.pop("roles", None)
+    default = validate_config(copy.deepcopy(digits))
+    empty = validate_config({**copy.deepcopy(digits), "roles": {}})
+    assert default.roles is None and empty == default
+    with pytest.raises(ConfigError, match=r"roles.outputs: required key is missing \(a layered network takes its "
+                                          r"default roles only when roles is left out or empty"):
+        validate_config({**copy.deepcopy(digits), "roles": {"inputs": [0]}})
 
 
 def test_missing_config_file(tmp_path):
@@ -418,8 +487,8 @@ def test_network_file_role_errors_name_the_key(tmp_path, roles, fragment):
 
 
 @pytest.mark.parametrize("kind, extra, fragment", [
-    ("edges", "out in\n", "named.edges:8: the edge out-in is already on line 5 (an edge is one transistor, either "
-                          "way round); list each pair of nodes once"),
+    ("edges", "out in\n", "named.edges:8: the edge out-in is already on line 5 (a pair of nodes is one transistor, "
+                          "whichever name comes first); list each pair of nodes once"),
     ("graphml", "out in\n", "named.graphml: the edge in-out is listed more than once"),
 ])
 def test_a_network_file_listing_an_edge_twice_is_refused_not_merged(tmp_path, kind, extra, fragment):

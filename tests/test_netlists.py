@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+
 import numpy as np
 import pytest
 
 from conftest import CONFIGS, ROOT, random_gates, xor_circuit
 from metamaterial.config import load_config
 from metamaterial.errors import ValidationError
-from metamaterial.netlist import SpiceOptions, to_spice
-
-try:
-    from metamaterial.points import write_netlists
-except ImportError:  # a checkout from before the netlist command moved to metamaterial.points
-    from metamaterial.experiment import write_netlists
+from metamaterial.netlist import SpiceOptions, parse_print_all, to_spice
+from metamaterial.points import solve_points, write_netlists
 
 
 def test_same_input_gives_same_bytes():
@@ -34,14 +33,84 @@ def test_batched_netlist_shares_gates_and_rails():
     assert {"M0_0 ", "M0_1 ", "M0_2 "} <= {ln[:5] for ln in text.splitlines()}
 
 
-def test_the_header_says_what_the_sources_are_and_how_many_nodes_it_leaves_unlabelled():
+def test_the_header_says_what_the_sources_are_and_labels_every_role_node():
     """A SPICE reader meets 1 ohm gate resistors carrying amperes: the comment says they stand for the gate
-    capacitors' voltages and that their power is not the network's; the digits' 84 nodes list 64 and count 20."""
+    capacitors' voltages and that their power is not the network's; the digits' 84 nodes are labelled, the 20
+    output nodes too (they were "(20 more)"), and the outputs line names the 10 pairs."""
     text = (ROOT / "netlists" / "digits_chips" / "free_0.cir").read_text().splitlines()
-    assert text[2].endswith(" n63=in63 ... (20 more)")
+    assert " n63=in63 n64=out0 " in text[2] and text[2].endswith(" n83=out19") and "more" not in text[2]
+    assert text[3] == ("* outputs: " + " ".join(f"n{64 + k}-n{74 + k}" for k in range(10))
+                       + " (nA-nB: the differential output V(nA) - V(nB))")
     assert "* gates: IGe drives V_G amperes into RGe = 1 ohm" in "\n".join(text)
     xor = (ROOT / "netlists" / "xor" / "clamped_0.cir").read_text()
     assert "* sources: VR rails (above), VI inputs, VC clamped outputs (the nudged values)" in xor
+    # a network larger than the labelled 64: the first 64 and the role nodes, the rest counted
+    from metamaterial.config import load_config  # noqa: PLC0415
+    from metamaterial.experiment import build  # noqa: PLC0415
+    setup = build(load_config(ROOT / "configs" / "xor.yaml", ["network.rows=10", "network.cols=10",
+                                                               "roles.outputs=[[9, 9]]"]))
+    head = to_spice(setup.circuit, np.ones(setup.circuit.n_edges), np.zeros((1, 2))).splitlines()[2]
+    assert " n63=(6,3) ... n99=(9,9) ... (35 more)" in head, head
+
+
+def test_a_clamped_netlist_says_what_its_clamp_values_are():
+    """The clamped twin's VC values were bare numbers: a comment names each output, its free value, its label and
+    the nudge that moved it, and the VC sources holding it; its numbers are those of the VC lines."""
+    text = (ROOT / "netlists" / "xor" / "clamped_1.cir").read_text()
+    assert ("* clamps (VC): each output held at its free value nudged toward its label, O_C = O_F + eta (L - O_F), "
+            "eta = learning.nudge 0.5; a differential output moves each of its nodes by half of that") in text
+    m = re.search(r"^\* output n10-n0: free (\S+) V, label (\S+) V, clamped to (\S+) V \(VC0 on n10, VC1 on n0\)$",
+                  text, re.MULTILINE)
+    assert m, text[:2000]
+    free, label, held = map(float, m.groups())
+    vc = {k: float(re.search(rf"^VC{k} n\d+ 0 dc (\S+)$", text, re.MULTILINE).group(1)) for k in (0, 1)}
+    assert label == -0.087 and held == pytest.approx(free + 0.5 * (label - free), abs=1e-6)
+    assert vc[0] - vc[1] == pytest.approx(held, abs=1e-6)
+    digits = (ROOT / "netlists" / "digits" / "clamped_0.cir").read_text()
+    assert "the true class's output pushed up by learning.nudge 0.05 V and its largest rival's down" in digits
+    assert len(re.findall(r"^\* output n\d+-n\d+ \(class \d\): ", digits, re.MULTILINE)) == 10
+    assert len(re.findall(r": true class, free \S+ V, pushed up to ", digits)) == 1
+    assert len(re.findall(r": largest rival, free \S+ V, pushed down to ", digits)) == 1
+
+
+def test_a_deck_whose_operating_point_fails_exits_with_code_1(tmp_path):
+    """Every deck ended with ``quit 0``: a failed operating point run with ``ngspice -b`` exited 0 and printed the
+    last iterate. ``strict_errorhandling`` makes it exit 1; a deck that solves still exits 0. (Two voltage sources
+    in parallel at different voltages: no operating point exists.)"""
+    text = to_spice(xor_circuit(), random_gates(32), np.array([[0.45, 0.0]]))
+    assert "\n.control\nset numdgt=15\nset strict_errorhandling\nop\nprint all\nquit 0\n.endc\n" in text
+    good, bad = tmp_path / "good.cir", tmp_path / "bad.cir"
+    good.write_text(text)
+    bad.write_text(text.replace("\n.control\n", "\nVX1 n3 0 dc 0.1\nVX2 n3 0 dc 0.2\n.control\n"))
+    ran = {p.name: subprocess.run(["ngspice", "-b", str(p)], capture_output=True, text=True, timeout=120)
+           for p in (good, bad)}
+    assert ran["good.cir"].returncode == 0 and "n10 = " in ran["good.cir"].stdout
+    assert ran["bad.cir"].returncode == 1, ran["bad.cir"].stdout[-500:]
+
+
+def test_a_netlist_carries_the_options_its_solve_uses(tmp_path):
+    """ngspice's backend solves a transistor network without mismatch at reltol min(simulator.reltol, 1e-10) (the
+    warm-started dc sweep), and the written decks said the config's reltol: with simulator.reltol=1e-3 the standalone
+    file differed from ``solve`` by 7e-8 V. Now the deck carries 1e-10 and says why, and agrees with ``solve``; a
+    mismatched network (solved by op) keeps the config's."""
+    from metamaterial.config import load_config  # noqa: PLC0415
+    from metamaterial.sim.ngspice import run_batch_file  # noqa: PLC0415
+
+    cfg = load_config(ROOT / "configs" / "xor.yaml", ["simulator.reltol=1e-3", "device.preset=ald1106-l1"])
+    solved = solve_points(cfg, backend="ngspice", points="1")["points"][0]
+    write_netlists(cfg, tmp_path, backend="ngspice", points="1")
+    for phase in ("free", "clamped"):
+        text = (tmp_path / f"{phase}_1.cir").read_text()
+        assert "\n.options gmin=1e-12 reltol=1e-10 abstol=1e-15 " in text
+        assert ("\n* reltol 1e-10, not simulator.reltol 0.001: ngspice's backend solves this network as warm-started "
+                "points of a dc sweep") in text
+        printed = parse_print_all(run_batch_file(str(tmp_path / f"{phase}_1.cir")))
+        assert max(abs(printed[f"n{i}"] - solved[phase][f"n{i}"]) for i in range(16)) < 1e-12
+    mismatched = load_config(ROOT / "configs" / "xor.yaml", ["simulator.reltol=1e-3",
+                                                             "device.mismatch={vto_sigma: 0.005}"])
+    write_netlists(mismatched, tmp_path / "mm", backend="native", points="0")
+    text = (tmp_path / "mm" / "free_0.cir").read_text()
+    assert "\n.options gmin=1e-12 reltol=0.001 " in text and "not simulator.reltol" not in text
 
 
 def test_linear_solver_option_is_emitted_and_checked():
@@ -58,7 +127,7 @@ def test_shipped_netlists_are_current(tmp_path):
     stale = []
     for cfg_path in CONFIGS:
         fresh = tmp_path / cfg_path.stem
-        write_netlists(load_config(cfg_path), fresh, backend="ngspice")
+        write_netlists(load_config(cfg_path), fresh)  # as `make netlists` and `metamaterial netlist CONFIG` write them
         shipped = ROOT / "netlists" / cfg_path.stem
         names = sorted(p.name for p in fresh.iterdir())
         if not shipped.is_dir() or sorted(p.name for p in shipped.iterdir()) != names:
@@ -66,3 +135,25 @@ def test_shipped_netlists_are_current(tmp_path):
             continue
         stale += [f"{cfg_path.stem}/{n}" for n in names if (fresh / n).read_bytes() != (shipped / n).read_bytes()]
     assert not stale, f"netlists/ is stale, run `make netlists`: {stale[:5]}"
+
+
+@pytest.mark.parametrize("overrides, card, values", [
+    (["device.params.is=1e-12", "device.params.ld=1e-6"], "ld=1e-06 is=1e-12)", {"is_": 1e-12, "ld": 1e-6}),
+    (["device.preset=ald1106-hw", "device.params.sub_join=0.12", "device.params.sub_decade=0.08"], "0.12",
+     {"sub_join": 0.12, "sub_decade": 0.08}),
+])
+def test_every_parameter_of_the_device_model_can_be_overridden(tmp_path, overrides, card, values):
+    """README said any parameter can be overridden, and is, ld, sub_join and sub_decade were refused as unknown keys:
+    they reach the device, the netlist and the native law, and the two backends agree on them."""
+    from metamaterial.config import load_config  # noqa: PLC0415
+    from metamaterial.experiment import build_device  # noqa: PLC0415
+
+    cfg = load_config(ROOT / "configs" / "xor.yaml", overrides)
+    device = build_device(cfg)
+    assert {k: getattr(device, k) for k in values} == values
+    write_netlists(cfg, tmp_path, backend="ngspice", points="1")
+    assert card in (tmp_path / "free_1.cir").read_text()
+    solved = {b: solve_points(cfg, backend=b, points="1")["points"][0] for b in ("ngspice", "native")}
+    for phase in ("free", "clamped"):
+        a, b = solved["ngspice"][phase], solved["native"][phase]
+        assert max(abs(a[n] - b[n]) for n in a) < 1e-6

@@ -99,12 +99,33 @@ def test_netlists_of_chosen_points_are_those_points(xor_run, tmp_path):
         free = parse_print_all(run_batch_file(str(out / f"free_{k}.cir")))
         assert free["n10"] - free["n0"] == pytest.approx(summary["outputs_v"][k][0], abs=NGSPICE_V)
     for spec, message in (("4", "--points: '4' is outside the 4 training points (0-3)"),
-                          ("1-x", "--points: '1-x' is not a point index or a range a-b")):
+                          ("1-x", "--points: '1-x' is not a point index or a range a-b"),
+                          # a reversed range was "outside the 4 training points"
+                          ("3-1", "--points: '3-1' is a reversed range (it ends before it starts); write it as 1-3")):
         assert message in cli_refused("netlist", str(xor_run), "--out", str(tmp_path / "none"), "--points", spec)
         assert not (tmp_path / "none").exists()
     every = json.loads(cli_ok("solve", XOR, "--backend", "native").stdout)
     two = json.loads(cli_ok("solve", XOR, "--backend", "native", "--points", "2").stdout)
     assert [p["index"] for p in every["points"]] == [0, 1, 2, 3] and two["points"] == [every["points"][2]]
+
+
+def test_netlists_written_over_an_earlier_call_replace_its_files(xor_run, tmp_path):
+    """The files of a netlist call are a set: point 0 written into a folder holding a trained run's 8 netlists left 6
+    at the trained gates beside it, without a word. Now the earlier call's netlist files this one does not rewrite
+    are removed and named; other files stay."""
+    out = tmp_path / "netlists"
+    cli_ok("netlist", str(xor_run), "--out", str(out))
+    (out / "notes.txt").write_text("mine")
+    (out / "free.cir").write_text("* not a netlist file of the command")
+    proc = cli_ok("netlist", XOR, "--out", str(out), "--points", "0")
+    assert ("removed 6 netlist file(s) an earlier call left there and this one did not rewrite: clamped_1.cir, "
+            "clamped_2.cir, clamped_3.cir, free_1.cir, free_2.cir, free_3.cir") in proc.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["clamped_0.cir", "free.cir", "free_0.cir", "notes.txt"]
+    initial = tmp_path / "initial"
+    cli_ok("netlist", XOR, "--out", str(initial), "--points", "0")
+    assert (out / "free_0.cir").read_text() == (initial / "free_0.cir").read_text()
+    again = cli_ok("netlist", XOR, "--out", str(out), "--points", "0")  # the same set again: nothing to remove
+    assert "removed" not in again.stdout
 
 
 def test_a_clamped_netlist_of_a_point_the_hinge_skips_says_so(tmp_path):
@@ -126,6 +147,14 @@ def test_a_clamped_netlist_of_a_point_the_hinge_skips_says_so(tmp_path):
         title = (out / f"clamped_{k}.cir").read_text().splitlines()[0]
         assert ("(the hinge skips this point: its margin" in title) == skips[k], title
         assert "hinge" not in (out / f"free_{k}.cir").read_text().splitlines()[0]
+    # the run's own batch clamped.cir marks the same points (it did not say which points the hinge skips)
+    batch = (run / "clamped.cir").read_text()
+    skipped = ", ".join(str(k) for k in np.flatnonzero(skips))
+    assert f"\n* the hinge skips point(s) {skipped}: their margin is past learning.margin 20 mV" in batch
+    for k in range(4):
+        assert (f"\n* point {k} (skipped by the hinge): output n10-n0: " in batch) == skips[k]
+        assert (f"\n* point {k}: output n10-n0: " in batch) != skips[k]
+        assert f" (VC0_{k} on n10_{k}, VC1_{k} on n0_{k})\n" in batch  # copy k of the batch
     solved = json.loads(cli_ok("solve", XOR, "--backend", "native").stdout)["points"]
     free = np.array([[p["free"][f"n{i}"] for i in range(16)] for p in solved])
     expected = setup.task.margins(setup.circuit.output_values(free), setup.task.classes)

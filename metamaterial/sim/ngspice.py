@@ -38,6 +38,7 @@ from ..netlist import (
     netlist_points,
     node_vector_names,
     num,
+    solve_options,
     to_spice,
     to_spice_sweep,
 )
@@ -56,7 +57,6 @@ _MAX_CACHED_CIRCUITS = 8
 _FREE_HISTORY_EVERY = 5000
 _instance = None
 _SWEEP_POINTS = 256  # operating points per dc sweep before it is ended and started afresh (bounds its plot)
-_SWEEP_RELTOL = 1e-10
 _REGISTRY: dict = {"loaded": {}, "order": [], "commands": 0, "dead": None, "checked_cards": set(), "loads": 0,
                    "version": None, "linear_solver": None, "paused": None, "callbacks": None}
 #: what the compiled callback reads: address of the values, edges, inputs, clamps, batch, and a flag it sets when
@@ -402,9 +402,9 @@ class NgspiceSolver(AbstractSolver):
             self._end_sweep()
             _REGISTRY["loads"] += 1
             # a warm start stops Newton as soon as the step is within reltol, where a cold op's last quadratic step
-            # lands far inside it: the sweep asks for _SWEEP_RELTOL so its answers stay those of an op to ~1e-12 V
-            options = replace(self.options, reltol=min(self.options.reltol, _SWEEP_RELTOL))
-            text = to_spice_sweep(circuit, batch, _SWEEP_POINTS, options=options,
+            # lands far inside it: the sweep asks for netlist.SWEEP_RELTOL so its answers stay those of an op (the
+            # netlists written for people carry the same options: netlist.solve_options)
+            text = to_spice_sweep(circuit, batch, _SWEEP_POINTS, options=solve_options(circuit, self.options),
                                   title=f"sweep batch {batch} load {_REGISTRY['loads']}")
             self._install_callbacks()
             swept = self._load(key, circuit, text, batch, _Swept)
