@@ -512,7 +512,9 @@ def test_nodes_driven_onto_the_junction_branch_point_are_solved():
     sparse): every solve on the way converges, and the ones on the branch point agree with ngspice."""
     from metamaterial.netlist import SpiceOptions
     from metamaterial.sim.ngspice import NgspiceSolver
-    loose = NgspiceSolver(SpiceOptions(vntol=1e-7))  # at the default vntol ngspice cannot stop there either
+    # at the default vntol ngspice cannot stop there either; by op, as its warm-started dc sweep can stop short there
+    # (seen: a dead node on the branch point behind series resistances left with 2e-12 A of KCL, 1.5e-5 V off)
+    loose = NgspiceSolver(SpiceOptions(vntol=1e-7), sweep=False)
     corner = 3.0 * devices.THERMAL_VOLTAGE
     rng = np.random.default_rng([SEED, 3])
     landed = retried = 0
