@@ -128,9 +128,11 @@ class NativeSolver(AbstractSolver):
     two native floors. As in ngspice's ``NIiter``, a Newton step from v_old to v makes v the answer when, at every
     unknown node k,
 
-    * the KCL residual at v_old (the load the step was solved from) is within min(reltol S_k + abstol, ``tol_i``),
-      S_k being the sum of the magnitudes of the currents of node k's edges and bulk junctions (A); ngspice
-      allows each device reltol |I| + abstol, and a node's residual is the sum of its devices' errors; and
+    * the KCL residual at v_old (the load the step was solved from) is within min(reltol S_k + abstol,
+      max(``tol_i``, 1e-14 S_k)), S_k being the sum of the magnitudes of the currents of node k's edges and bulk
+      junctions (A); ngspice allows each device reltol |I| + abstol, and a node's residual is the sum of its
+      devices' errors (1e-14 S_k, ``native_kernels.KCL_ROUNDING``: where S_k exceeds 10 A, rounding alone leaves
+      more than ``tol_i``); and
     * the step is within min(reltol max(|v_k|, |v_k,old|) + vntol, ``tol_v``) (``NIconvTest``).
 
     At the default options (reltol 1e-6, vntol 1e-9 V, abstol 1e-15 A) the floors decide: every step below
@@ -145,7 +147,8 @@ class NativeSolver(AbstractSolver):
         max_iter: Newton steps allowed per sample and attempt (the first one, and each retry or gmin
             stepping stage of a sample that failed it); default ``options.itl1``.
         tol_v: floor of the step test (V): no node's converged step exceeds it.
-        tol_i: floor of the KCL test (A): no node's converged residual exceeds it.
+        tol_i: floor of the KCL test (A): no node's converged residual exceeds it, or 1e-14 of the node's currents
+            where that is more.
         dv_max: largest change of one node voltage in one Newton step (V), like SPICE's limiting; each node's
             limit shrinks while its steps keep reversing (``native_kernels.apply_step``).
         dense_limit: up to this many unknown nodes the dense path is used, above it the sparse one.
@@ -491,7 +494,7 @@ class NativeSolver(AbstractSolver):
         lo, hi = min(drv.min(initial=0.0), 0.0), max(drv.max(initial=0.0), 0.0)
         n = len(prep.unk)
         limit, last = np.full(n, self.dv_max), np.zeros(n)
-        f, total = np.empty(n), np.empty(n)
+        f, total, v_old = np.empty(n), np.empty(n), np.empty_like(v)
         data = np.empty(len(prep.indices))
         fmax = math.inf
         # chord (modified) Newton: the last factorization (of this solve, or of the previous solve of this circuit
@@ -505,8 +508,10 @@ class NativeSolver(AbstractSolver):
             if gshunt:
                 nk.add_shunt(v, prep.unk, prep.diag, gshunt, f, data)
             fprev, fmax = fmax, float(np.abs(f).max())
-            kcl_ok = nk.kcl_converged(v, f, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb,
-                                      prep.pos, prep.unk, prep.n_junctions, self.tolerances, total)
+            # KCL closes outright below both floors, else it is checked if the step turns out converged
+            undecided = not fmax <= min(self.options.abstol, self.tol_i)
+            if undecided:
+                v_old[:] = v
             chord_run += 1
             if (not reuse or lu is None or chord_run > _CHORD_MAX_RUN
                     or not (fmax < self.tol_i or fmax <= _CHORD_CONTRACTION * fprev)):
@@ -522,7 +527,10 @@ class NativeSolver(AbstractSolver):
             excess = nk.apply_step(v, step, prep.unk, lo, hi, limit, last, self.tolerances)
             if math.isnan(excess):
                 break
-            if kcl_ok and excess <= 0.0:  # as the dense kernel (``native_kernels.newton_sample``)
+            # as the dense kernel (``native_kernels.newton_sample``)
+            if excess <= 0.0 and (not undecided or nk.kcl_converged(
+                    v_old, f, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb, prep.pos, prep.unk,
+                    prep.n_junctions, self.tolerances, total)):
                 if reuse and not gshunt:
                     prep.lu = lu
                 return it, fmax, nk.CONVERGED
