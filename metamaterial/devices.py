@@ -42,6 +42,11 @@ def thermal_voltage(celsius: float) -> float:
 
 
 THERMAL_VOLTAGE = thermal_voltage(NOMINAL_CELSIUS)
+#: the smallest nonzero series resistance (ohm) of a level-1 transistor (``NmosParams.rd``, ``rs``): ngspice's answer
+#: moves by ~1e-13 V ohm / R (1e-7 V at 1e-6 ohm, 1e-10 V at 1e-3 ohm, measured on the 4x4 XOR), and from ~1e-7 ohm
+#: down its matrix is singular ("singular matrix", no operating point), while the native solver, whose internal
+#: nodes are no unknowns, solves any R; any real contact or diffusion resistance is ohms
+SERIES_MIN_OHMS = 1e-3
 
 
 #: the transistor laws ``NmosParams.law`` names
@@ -160,8 +165,9 @@ class NmosParams(EdgeDevice):
     uses it verbatim, the DC fields must be the card's values (``parse_model_card``), and the analytic law is
     available only if the card is level 1.
     ``rd`` and ``rs`` (ohm, level 1 only) are the series resistances of the transistor's drain and source, in a
-    netlist the edge's first and second node: the channel then sees its terminals through them
-    (``series_current``). 0 (the default) is none, and the law is ``nmos_current`` itself.
+    netlist the edge's first and second node: the channel then sees its terminals through them, and the bulk
+    junctions sit at the internal nodes between (``series_current``). 0 (the default) is none, and the law is
+    ``nmos_current`` itself; a nonzero one is at least ``SERIES_MIN_OHMS``.
     """
 
     vto: float = 0.62
@@ -202,6 +208,13 @@ class NmosParams(EdgeDevice):
         if self.rd < 0 or self.rs < 0:
             raise ValidationError(f"NmosParams: the series resistances rd and rs must be >= 0 ohm (got rd={self.rd!r}, "
                                   f"rs={self.rs!r}); give 0 for none")
+        for attr in ("rd", "rs"):
+            value = getattr(self, attr)
+            if 0 < value < SERIES_MIN_OHMS:
+                raise ValidationError(f"device.params.{attr} (or a model card's {attr.upper()} or RSH): "
+                                      f"{value!r} ohm is below {SERIES_MIN_OHMS!r} ohm; use 0 for no series resistance "
+                                      f"(smaller values cost ngspice digits, and below ~1e-7 ohm make its matrix "
+                                      f"singular)")
         if self.l - 2 * self.ld <= 0:
             raise ValidationError(f"NmosParams.ld: effective length l - 2 ld must be > 0 "
                                   f"(got l={self.l}, ld={self.ld})")
