@@ -332,3 +332,15 @@ def test_tiny_series_resistances_are_refused_at_config_time(which, tmp_path, spi
     with pytest.raises(SimulationError, match=rf"operating point failed .*series resistances .*{which}=1e-09.*make "
                                               r"ngspice's matrix singular: give 0 for none"):
         spice.solve(bad, gates, XOR_POINTS)
+
+
+def test_series_resistances_with_no_junction_saturation_current_match_ngspice(spice):
+    """I_S = 0 (a card's is=0): behind the resistances only gmin joins the internal nodes to the body, and the
+    closed form's logarithm of I_S is -inf (its W, 0). Both backends solve it, an input below ground included."""
+    c = xor_circuit("ald1106-l1")
+    c = replace(c, device=replace(c.device, is_=0.0))
+    gates = np.random.default_rng([SEED, 10]).uniform(0.5, 2.0, c.n_edges)
+    x = np.array([[-0.7, 0.45], [0.0, 0.45], [0.45, -0.3]])
+    ours, ref = NativeSolver().solve(c, gates, x), spice.solve(c, gates, x)
+    np.testing.assert_allclose(ours.voltages, ref.voltages, rtol=0, atol=AGREEMENT_V)
+    assert np.nanmax(np.abs(circuit.kcl_residuals(c, gates, ours.voltages))) < KCL_A

@@ -253,9 +253,13 @@ def _series_side(u, c, vbody, r, g, log_c0, guess, prm):
 
 
 def series_constants(prm):
-    """Fill in ``prm``'s P_LOG_D and P_LOG_S from its I_S, V_T, gmin and series resistances (in place)."""
+    """Fill in ``prm``'s P_LOG_D and P_LOG_S from its I_S, V_T, gmin and series resistances (in place); -inf for
+    I_S = 0 (no junction current: W's argument is 0)."""
     for slot, r in ((P_LOG_D, prm[P_RD]), (P_LOG_S, prm[P_RS])):
-        prm[slot] = math.log(prm[P_IS] / (prm[P_VT] * (1.0 / r + prm[P_GMIN]))) if r > 0.0 else 0.0
+        if r > 0.0:
+            prm[slot] = math.log(prm[P_IS] / (prm[P_VT] * (1.0 / r + prm[P_GMIN]))) if prm[P_IS] > 0.0 else -math.inf
+        else:
+            prm[slot] = 0.0
 
 
 @njit(cache=True)
