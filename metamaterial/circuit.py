@@ -231,11 +231,20 @@ class OperatingPoint:
 
 
 def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: int = 0) -> np.ndarray:
-    """[B, E] current (A) through each edge from node a to node b at the given node voltages [B, N].
+    """[B, E] current (A) through each edge from node a to node b at the given node voltages [B, N] (behind series
+    resistances with a grounded body: the current into b, ``edge_leaks`` saying what else leaves a).
 
     ``controls`` is [E] or [B, E]: gate voltages (V), conductances (S) or taps, per ``c.device``;
     ``twin`` (0 free, 1 clamped) picks the transistors' mismatch.
     """
+    return edge_leaks(c, controls, voltages, twin)[0]
+
+
+def edge_leaks(c: Circuit, controls: np.ndarray, voltages: np.ndarray,
+               twin: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """(``edge_currents``, leak): the leak [B, E] (A) is the current that leaves each edge's node a into a grounded
+    body through the bulk junctions behind series resistances (``devices.series_current``), which ngspice puts at
+    the internal nodes; None where the edges have no such current (their junctions, if any, are ``_junctions``)."""
     if c.body is not None and (c.device.rd or c.device.rs) and (c.body != c.edges[:, 0]).any():
         e = int(np.flatnonzero(c.body != c.edges[:, 0])[0])
         raise ValidationError(f"edge {e} ({c.node_labels[c.edges[e, 0]]} - {c.node_labels[c.edges[e, 1]]}): a body "
@@ -245,7 +254,10 @@ def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: 
     va, vb = v[:, c.edges[:, 0]], v[:, c.edges[:, 1]]
     ctrl = np.broadcast_to(np.asarray(controls, float), va.shape)
     vbody = None if c.body is None else v[:, c.body]
-    return c.law.edge_current(va, vb, ctrl, *c.transistor_params(twin), c.gmin, vbody, c.thermal_voltage)
+    if isinstance(c.law, NmosParams):
+        law = c.law.channel_current(va, vb, ctrl, *c.transistor_params(twin), c.gmin, vbody, c.thermal_voltage)
+        return law.current, None if law.leak is None else law.leak.current
+    return c.law.edge_current(va, vb, ctrl, *c.transistor_params(twin), c.gmin, vbody, c.thermal_voltage), None
 
 
 def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed: np.ndarray | None = None,
@@ -257,9 +269,9 @@ def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed:
     the clamped twin when ``fixed`` is given, else the free twin.
     """
     v = np.atleast_2d(voltages)
-    i_edge = edge_currents(c, controls, v, twin=(0 if fixed is None else 1) if twin is None else twin)
+    i_edge, leak = edge_leaks(c, controls, v, twin=(0 if fixed is None else 1) if twin is None else twin)
     out = np.zeros_like(v)
-    np.add.at(out.T, c.edges[:, 0], i_edge.T)
+    np.add.at(out.T, c.edges[:, 0], i_edge.T if leak is None else (i_edge + leak).T)
     np.add.at(out.T, c.edges[:, 1], -i_edge.T)
     for node, body, i_j, _ in _junctions(c, v):
         np.add.at(out.T, node, i_j.T)
@@ -274,8 +286,8 @@ def _junctions(c: Circuit, v: np.ndarray) -> list[tuple[np.ndarray, np.ndarray |
     """The bulk junctions outside the edges' own law, at node voltages v [B, N]: per group (terminal nodes [k],
     their bodies [k] or None for ground, current out of each terminal into its body [B, k] (A), its derivative in
     the terminal's voltage [B, k] (S; minus that in the body's))."""
-    if not c.device.bulk_junctions or (c.body is not None and (c.device.rd or c.device.rs)):
-        return []  # behind series resistances they sit inside the edge's own current (``devices.body_series_current``)
+    if not c.device.bulk_junctions or c.device.rd or c.device.rs:
+        return []  # behind series resistances they sit inside the edge's own law (``devices.series_current``)
     if c.body is None:
         # each transistor has a bulk diode at each of its two terminals (free twin: one transistor per edge)
         degree = np.bincount(c.edges.ravel(), minlength=c.n_nodes)
@@ -299,11 +311,12 @@ def control_gradient(c: Circuit, controls: np.ndarray, voltages: np.ndarray, d_l
     With r(V, x) the net currents leaving the free nodes (``kcl_residuals``: edges and bulk junctions) and J = dr/dV
     there, the free state moves as dV = -J^-1 (dr/dx) dx, so dL/dx_e = -lambda . dr/dx_e with J^T lambda = dL/dV.
     Edge e's control moves only its own current I_e (a -> b), so dr/dx_e is +dI_e/dx_e at a and -dI_e/dx_e at b:
-    dL/dx_e = -(lambda_a - lambda_b) dI_e/dx_e. Each edge's derivatives in V_a, V_b and x_e are the transistor law's
-    own (``channel_current``) where the bodies are grounded, else central differences of the circuit's law
-    (``GRADIENT_STEP``; a body tied to an end moves with it), so every device, body and mismatch is covered; the
-    junctions' derivatives are their law's. J is dense per point: meant for up to a few
-    hundred free nodes (hidden and output nodes).
+    dL/dx_e = -(lambda_a - lambda_b) dI_e/dx_e (behind series resistances to a grounded body, less lambda_a times the
+    derivative of the edge's leak, ``edge_leaks``, which leaves a alone). Each edge's derivatives in V_a, V_b and x_e
+    are the transistor law's own (``channel_current``) where the bodies are grounded, else central differences of the
+    circuit's law (``GRADIENT_STEP``; a body tied to an end moves with it), so every device, body and mismatch is
+    covered; the junctions' derivatives are their law's. J is dense per point: meant for up to a few hundred free
+    nodes (hidden and output nodes).
 
     Args:
         controls: [E] or [B, E], as given to the solver (the free twin's transistors).
@@ -323,9 +336,10 @@ def control_gradient(c: Circuit, controls: np.ndarray, voltages: np.ndarray, d_l
         body = None if c.body is None else v[:, c.body] + np.where(c.body == a, da, db)
         return c.law.edge_current(v[:, a] + da, v[:, b] + db, ctrl, vto, beta, c.gmin, body, c.thermal_voltage)
 
+    leak = None  # the series law's junctions to a grounded body: a current out of a alone (``devices.series_current``)
     if c.body is None and isinstance(c.law, NmosParams):  # a transistor law gives its own derivatives
         own = c.law.channel_current(v[:, a], v[:, b], x, vto, beta, c.gmin, None, c.thermal_voltage)
-        slopes, d_current = (own.d_va, own.d_vb), own.d_vg
+        slopes, d_current, leak = (own.d_va, own.d_vb), own.d_vg, own.leak
     else:
         slopes = ((current(x, da=h) - current(x, da=-h)) / (2 * h), (current(x, db=h) - current(x, db=-h)) / (2 * h))
         dx = h * np.maximum(np.abs(x), 1e-300)
@@ -337,6 +351,9 @@ def control_gradient(c: Circuit, controls: np.ndarray, voltages: np.ndarray, d_l
     for row, sign in ((a, 1.0), (b, -1.0)):  # the current leaves a and enters b
         for col, slope in ((a, slopes[0]), (b, slopes[1])):
             np.add.at(jac, (slice(None), column[row], column[col]), sign * slope)
+    if leak is not None:
+        for col, slope in ((a, leak.d_va), (b, leak.d_vb)):
+            np.add.at(jac, (slice(None), column[a], column[col]), slope)
     for node, tied, _, g_j in _junctions(c, v):
         np.add.at(jac, (slice(None), column[node], column[node]), g_j)
         if tied is not None:
@@ -345,4 +362,5 @@ def control_gradient(c: Circuit, controls: np.ndarray, voltages: np.ndarray, d_l
     jac = jac[:, :-1, :-1]
     lam = np.zeros((n_points, c.n_nodes))
     lam[:, free] = np.linalg.solve(np.swapaxes(jac, 1, 2), d_loss[:, free, None])[..., 0]
-    return -(lam[:, a] - lam[:, b]) * d_current
+    grad = -(lam[:, a] - lam[:, b]) * d_current
+    return grad if leak is None else grad - lam[:, a] * leak.d_vg

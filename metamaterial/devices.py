@@ -42,6 +42,11 @@ def thermal_voltage(celsius: float) -> float:
 
 
 THERMAL_VOLTAGE = thermal_voltage(NOMINAL_CELSIUS)
+#: the smallest nonzero series resistance (ohm) of a level-1 transistor (``NmosParams.rd``, ``rs``): ngspice's answer
+#: moves by ~1e-13 V ohm / R (1e-7 V at 1e-6 ohm, 1e-10 V at 1e-3 ohm, measured on the 4x4 XOR), and from ~1e-7 ohm
+#: down its matrix is singular ("singular matrix", no operating point), while the native solver, whose internal
+#: nodes are no unknowns, solves any R; any real contact or diffusion resistance is ohms
+SERIES_MIN_OHMS = 1e-3
 
 
 #: the transistor laws ``NmosParams.law`` names
@@ -160,8 +165,9 @@ class NmosParams(EdgeDevice):
     uses it verbatim, the DC fields must be the card's values (``parse_model_card``), and the analytic law is
     available only if the card is level 1.
     ``rd`` and ``rs`` (ohm, level 1 only) are the series resistances of the transistor's drain and source, in a
-    netlist the edge's first and second node: the channel then sees its terminals through them
-    (``series_current``). 0 (the default) is none, and the law is ``nmos_current`` itself.
+    netlist the edge's first and second node: the channel then sees its terminals through them, and the bulk
+    junctions sit at the internal nodes between (``series_current``). 0 (the default) is none, and the law is
+    ``nmos_current`` itself; a nonzero one is at least ``SERIES_MIN_OHMS``.
     """
 
     vto: float = 0.62
@@ -202,6 +208,13 @@ class NmosParams(EdgeDevice):
         if self.rd < 0 or self.rs < 0:
             raise ValidationError(f"NmosParams: the series resistances rd and rs must be >= 0 ohm (got rd={self.rd!r}, "
                                   f"rs={self.rs!r}); give 0 for none")
+        for attr in ("rd", "rs"):
+            value = getattr(self, attr)
+            if 0 < value < SERIES_MIN_OHMS:
+                raise ValidationError(f"device.params.{attr} (or a model card's {attr.upper()} or RSH): "
+                                      f"{value!r} ohm is below {SERIES_MIN_OHMS!r} ohm; use 0 for no series resistance "
+                                      f"(smaller values cost ngspice digits, and below ~1e-7 ohm make its matrix "
+                                      f"singular)")
         if self.l - 2 * self.ld <= 0:
             raise ValidationError(f"NmosParams.ld: effective length l - 2 ld must be > 0 "
                                   f"(got l={self.l}, ld={self.ld})")
@@ -281,16 +294,16 @@ class NmosParams(EdgeDevice):
     def channel_current(self, va: np.ndarray, vb: np.ndarray, vg: np.ndarray, vto: np.ndarray | float | None = None,
                         beta: np.ndarray | float | None = None, gmin: float = 1e-12,
                         vbody: np.ndarray | None = None, vt: float = THERMAL_VOLTAGE) -> MosCurrents:
-        """Current a -> b through the channel (A) and its derivatives, by this transistor's law (``nmos_current``,
-        ``series_current`` when it has series resistances, whose drops carry the bulk junctions' currents at
-        ``gmin`` (S) and kT/q ``vt`` (V), or ``three_regime_current``, with its ``gmin`` across the channel).
-        ``vbody``: body voltages (V) of level-1 transistors whose body is tied to a node (None: grounded); with
-        series resistances the body must be terminal a's (``body_series_current``)."""
+        """Current a -> b (A) and its derivatives, by this transistor's law (``nmos_current``; ``series_current``
+        when it has series resistances, which carries the bulk junctions at its internal nodes, at ``gmin`` (S) and
+        kT/q ``vt`` (V): its ``current`` is the current into b, its ``leak`` what of a's current goes to a grounded
+        body; or ``three_regime_current``, with its ``gmin`` across the channel). ``vbody``: body voltages (V) of
+        level-1 transistors whose body is tied to a node (None: grounded); with series resistances the body must be
+        terminal a (``vbody`` equal to ``va``)."""
         if self.law == THREE_REGIME:
             return three_regime_current(self, va, vb, vg, vto, beta, gmin)
         if self.rd or self.rs:
-            law = series_current if vbody is None else body_series_current
-            return law(self, va, vb, vg, vto, beta, gmin, vt)
+            return series_current(self, va, vb, vg, vto, beta, gmin, vt, vbody)
         return nmos_current(self, va, vb, vg, vto, beta, vbody)
 
     def at_temperature(self, celsius: float) -> NmosParams:
@@ -553,6 +566,10 @@ class MosCurrents:
     d_va: np.ndarray
     d_vb: np.ndarray
     d_vg: np.ndarray = field(repr=False)
+    #: behind series resistances with the body grounded (``series_current``): the current that leaves terminal a
+    #: through the bulk junctions to ground and so does not reach b, with its derivatives; None where there is none
+    #: (``current`` is then both terminals' current)
+    leak: MosCurrents | None = field(default=None, repr=False)
 
 
 def nmos_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,
@@ -602,107 +619,175 @@ def nmos_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,
                        d_vb=sign * np.where(forward, d_vs, gds), d_vg=sign * gm)
 
 
-#: the local solve of ``series_current``: Newton steps at most (each bisects when it would leave the bracket), and the
+#: the local solve of ``series_current``: Newton steps at most (each bisects when it would leave the bracket), the
 #: relative change of the current, or width of the bracket, below which it stops (a few units of rounding; where a
-#: small drop makes the law's own rounding larger, Newton's steps alternate in sign and the bracket closes instead)
-SERIES_MAX_STEPS, SERIES_RTOL = 60, 1e-14
+#: small drop makes the law's own rounding larger, Newton's steps alternate in sign and the bracket closes instead),
+#: and the Newton step (V, at the internal nodes) that is the last one needed (quadratic convergence: the error it
+#: leaves, ~ step^2 / (2 V_T) in volts from the junctions' curvature, is below the resolution)
+SERIES_MAX_STEPS, SERIES_RTOL, SERIES_QUADRATIC = 60, 1e-14, 1e-8
+#: ``lambert_w_exp``: Newton steps at most, the relative step it stops at, and the argument below which its series is
+#: exact to rounding (as ``native_kernels.W_MAX_STEPS``, ``W_RTOL``, ``W_SERIES``)
+W_MAX_STEPS, W_RTOL, W_SERIES = 40, 4.5e-16, 1e-5
+
+
+def _where_tree(mask: np.ndarray, new: tuple, old: tuple) -> tuple:
+    """``np.where(mask, n, o)`` through nested tuples of arrays and ``MosCurrents``."""
+    out = []
+    for n, o in zip(new, old):
+        if isinstance(n, tuple):
+            out.append(_where_tree(mask, n, o))
+        elif isinstance(n, MosCurrents):
+            out.append(MosCurrents(*(np.where(mask, getattr(n, f), getattr(o, f))
+                                     for f in ("current", "d_va", "d_vb", "d_vg"))))
+        else:
+            out.append(np.where(mask, n, o))
+    return tuple(out)
+
+
+def lambert_w_exp(log_a: np.ndarray) -> np.ndarray:
+    """Lambert's W(a) at a = e^log_a (the w >= 0 with w e^w = a), without forming a: the root of w + ln w = log_a,
+    by Newton's method from a lower bound (a / (1 + a) below log_a = 1, log_a - ln log_a above), from which it climbs
+    monotonically; the series a - a^2 + 1.5 a^3 below a = ``W_SERIES``. Element-wise; NaN in, NaN out."""
+    log_a = np.asarray(log_a, float)
+    a = np.exp(np.minimum(log_a, 1.0))
+    small = a < W_SERIES
+    w = np.where(log_a < 1.0, a / (1.0 + a), log_a - np.log(np.maximum(log_a, 1.0)))
+    todo = ~small & ~np.isnan(log_a)
+    for _ in range(W_MAX_STEPS):
+        if not todo.any():
+            break
+        wt = np.where(todo, w, 1.0)
+        step = wt * (log_a - wt - np.log(wt)) / (1.0 + wt)
+        w = np.where(todo, w + step, w)
+        todo &= np.abs(step) > W_RTOL * w
+    return np.where(small, a * (1.0 - a * (1.0 - 1.5 * a)), w)
+
+
+def behind_resistance(p: NmosParams, u: np.ndarray, c: np.ndarray, vbody: np.ndarray | float, g: float,
+                      gmin: float = 1e-12, vt: float = THERMAL_VOLTAGE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The internal node x (V) behind a series resistance of conductance g > 0 (S) from a terminal at u (V), which
+    feeds a current c (A) on into the channel and the bulk junction to the body at ``vbody`` (V),
+    g (u - x) = c + J(x - vbody) with J the junction's current out of the node (``junction_current``), and J (A)
+    and dJ/dx (S) there. Closed form: past the junction's branch point (x - vbody >= 3 V_T) J is linear and
+    x = x_0 = (g u + gmin vbody - I_S - c) / (g + gmin); short of it G (x - x_0) = I_S e^((vbody - x) / V_T), G = g +
+    gmin, so x = x_0 + V_T W(I_S e^((vbody - x_0) / V_T) / (G V_T)) (``lambert_w_exp``); where the root is the jump
+    of ngspice's law at the branch point, x sits on it and J = g (u - x) - c, dJ/dx = inf. The numpy twin of
+    ``native_kernels.behind_resistance``."""
+    big = g + gmin
+    x0 = (g * u + gmin * vbody - p.is_ - c) / big
+    over = x0 - vbody
+    deep = -over <= -3.0 * vt
+    with np.errstate(divide="ignore"):  # I_S = 0: no junction, W(0) = 0
+        log_a = np.log(p.is_ / (big * vt)) - over / vt
+    z = np.where(deep, 0.0, vt * lambert_w_exp(np.where(deep, 0.0, log_a)))
+    x = x0 + z
+    jump = ~deep & (-(x - vbody) <= -3.0 * vt)
+    x = np.where(jump, vbody + 3.0 * vt, x)
+    j = np.where(jump, g * (u - x) - c, p.is_ + gmin * (x - vbody) - big * z)
+    return x, j, np.where(deep, gmin, np.where(jump, np.inf, big * z / vt + gmin))
 
 
 def series_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,
                    vto: np.ndarray | float | None = None, beta: np.ndarray | float | None = None, gmin: float = 1e-12,
-                   vt: float = THERMAL_VOLTAGE) -> MosCurrents:
-    """Current a -> b (A) of a level-1 NMOS with series resistances ``p.rd`` at terminal a (the drain of the
-    netlist's instance) and ``p.rs`` at terminal b (its source), and its derivatives, ngspice's level-1 semantics.
+                   vt: float = THERMAL_VOLTAGE, vbody: np.ndarray | None = None) -> MosCurrents:
+    """Currents of a level-1 NMOS with series resistances ``p.rd`` at terminal a (the drain of the netlist's
+    instance) and ``p.rs`` at terminal b (its source), and their derivatives, as ngspice builds it: internal nodes
+    d' and s' between each resistance and the channel, and the bulk junctions on d' and s' to the body, grounded
+    (``vbody`` None) or tied to terminal a (``vbody`` = ``va``; docs/physics.md 2.1). With I the channel current
+    d' -> s' (``nmos_current`` with the body at V_B) and J a junction's current out of its node into the body
+    (``junction_current`` with ``gmin`` in S and kT/q ``vt`` in V),
 
-    ngspice puts the bulk junctions on the internal nodes a' and b', so the drain resistance carries the channel
-    current I plus the junction current J_a out of a', and the source resistance I less J_b:
-    a' = V_a - (I + J_a) R_d and b' = V_b + (I - J_b) R_s. Here J is taken at the terminal's own voltage
-    (``junction_current`` with ``gmin`` in S and kT/q ``vt`` in V, as the node's KCL counts it), which differs from
-    J at a' by J' (I + J) R: 1e-12 S x 10 mV in reverse bias, 1e-10 A at most near 0 V at 150 C. The current then
-    solves I = f(A - I R_d, B + I R_s, V_G) with A = V_a - J_a R_d, B = V_b - J_b R_s, f being ``nmos_current``
-    (which swaps the roles of source and drain when b' > a'; the resistors stay where they are).
-    g(I) = I - f(...) grows with slope D = 1 + f_a R_d - f_b R_s >= 1 (f_a >= 0 >= f_b), and its root lies between 0
-    and f(A, B, V_G): a safeguarded Newton iteration from I_0 / D_0. By the implicit function theorem
-    dI/dV_a = (f_a / D)(1 - J_a' R_d), dI/dV_b = (f_b / D)(1 - J_b' R_s), dI/dV_G = f_g / D, all at the root.
+        (V_a - V_d') / R_d = I + J(V_d' - V_B),        (V_s' - V_b) / R_s = I - J(V_s' - V_B)
+
+    (a zero resistance pins its node to its terminal). Given I each internal node has a closed form
+    (``behind_resistance``), V_d' falling and V_s' rising with I, so g(I) = I - I_ch(V_d'(I), V_s'(I)) grows with
+    slope D = 1 + f_d k_d - f_s k_s >= 1 (f_d >= 0 >= f_s the channel's derivatives, k = 1 / (1/R + J') at each
+    node) and its root lies between 0 and I_ch at I = 0: a safeguarded Newton iteration from I_0 / D_0, stopped
+    after a step that moves the internal nodes by at most ``SERIES_QUADRATIC``, the junctions' currents carried
+    over that step to first order. The derivatives follow by the implicit function theorem (the channel's in V_B:
+    -(f_d + f_s + f_g), the law depending on voltage differences only), at the last evaluation.
+
+    ``current`` is the current into terminal b, I - J(V_s' - V_B). With the body grounded, ``leak`` is the current
+    that leaves terminal a and does not reach b, J(V_d') + J(V_s'), into ground (the terminal current out of a is
+    current + leak); with the body at a the junctions' currents return to a, and there is no leak. The numpy twin
+    of ``native_kernels.series_mos_currents``.
     """
     va, vb, vg = np.broadcast_arrays(np.asarray(va, float), np.asarray(vb, float), np.asarray(vg, float))
-    ra, rb = p.rd, p.rs
-    j_a, dj_a = junction_current(p, va, gmin, vt)
-    j_b, dj_b = junction_current(p, vb, gmin, vt)
-    va, vb = va - j_a * ra, vb - j_b * rb
-    m = nmos_current(p, va, vb, vg, vto, beta)
+    tied = vbody is not None
+    body = va if tied else np.zeros_like(va)
+    tie = 1.0 if tied else 0.0
+    gd = 1.0 / p.rd if p.rd else 0.0
+    gs = 1.0 / p.rs if p.rs else 0.0
+
+    def side(u, c, r, g):
+        """(x, J, k, q, gq) of one internal node (``native_kernels._series_side``); the terminal itself for r = 0."""
+        if r:
+            x, j, gj = behind_resistance(p, u, c, body, g, gmin, vt)
+            pinned = np.isinf(gj)
+            gj = np.where(pinned, 0.0, gj)
+            k = np.where(pinned, 0.0, 1.0 / (g + gj))
+            return x, j, k, np.where(pinned, 1.0, gj * k), np.where(pinned, g, g * gj * k)
+        j, gj = junction_current(p, u - body, gmin, vt)
+        return u, j, np.zeros_like(u), np.zeros_like(u), gj
+
+    def channel(i):
+        (xd, jd, kd, qd, gqd), (xs, js, ks, qs, gqs) = side(va, i, p.rd, gd), side(vb, -i, p.rs, gs)
+        m = nmos_current(p, xd - body, xs - body, vg - body, vto, beta)
+        swing = np.maximum(np.maximum(np.abs(xd - body), np.abs(xs - body)), 1.0)
+        return m, (jd, kd, qd, gqd), (js, ks, qs, gqs), swing
+
+    m, (_, kd, _, _), (_, ks, _, _), _ = channel(np.zeros_like(va))
     lo, hi = np.minimum(m.current, 0.0), np.maximum(m.current, 0.0)
-    i = m.current / (1.0 + m.d_va * ra - m.d_vb * rb)
+    i = m.current / (1.0 + m.d_va * kd - m.d_vb * ks)
     done = np.zeros(i.shape, bool)
+    state = None  # per element, the last evaluation before it was done
     for _ in range(SERIES_MAX_STEPS):
-        m = nmos_current(p, va - i * ra, vb + i * rb, vg, vto, beta)
+        now = channel(i)
+        m, (jd, kd, qd, gqd), (js, ks, qs, gqs), swing = now
+        at = i
         g = i - m.current
         lo, hi = np.where(g < 0, i, lo), np.where(g > 0, i, hi)
-        new = i - g / (1.0 + m.d_va * ra - m.d_vb * rb)
-        # stop at an exact root or a converged step; else bisect where the step leaves the bracket (also where
-        # rounding makes Newton alternate between two points), and stop when the bracket has closed
-        stop = (g == 0) | (np.abs(new - i) <= SERIES_RTOL * np.abs(new))
-        new = np.where(stop | ((lo < new) & (new < hi)), new, 0.5 * (lo + hi))
+        new = i - g / (1.0 + m.d_va * kd - m.d_vb * ks)
+        # stop at an exact root, a converged step, or a Newton step that moves the internal nodes by at most
+        # SERIES_QUADRATIC (the error it leaves is below the resolution); else bisect where the step leaves the
+        # bracket (also where rounding makes Newton alternate between two points), and stop when the bracket has
+        # closed; the current's resolution is SERIES_RTOL of itself and of what the channel's voltages resolve
+        res = SERIES_RTOL * (np.abs(new) + (m.d_va - m.d_vb) * swing)
+        inside = (lo < new) & (new < hi)
+        last = inside & (np.abs(new - i) * np.maximum(kd, ks) <= SERIES_QUADRATIC)
+        stop = (g == 0) | (np.abs(new - i) <= res) | last
+        new = np.where(stop | inside, np.where(g == 0, i, new), 0.5 * (lo + hi))
+        fresh = ~done
+        state = now + (at,) if state is None else _where_tree(fresh, now + (at,), state)
         i = np.where(done, i, new)
-        done |= stop | (hi - lo <= SERIES_RTOL * np.abs(new))
+        done |= stop | (hi - lo <= res)
         if done.all():
             break
-    den = 1.0 + m.d_va * ra - m.d_vb * rb
-    return MosCurrents(current=i, d_va=m.d_va / den * (1.0 - dj_a * ra), d_vb=m.d_vb / den * (1.0 - dj_b * rb),
-                       d_vg=m.d_vg / den)
+    m, (jd, kd, qd, gqd), (js, ks, qs, gqs), _, at = state
+    i = np.where(done, i, np.nan)  # never an unconverged current (never seen)
+    # the junctions' currents at the last evaluation, carried to the final I to first order (their derivatives in
+    # I: -q_d and +q_s); the derivatives below are the last evaluation's
+    jd, js = jd - qd * (i - at), js + qs * (i - at)
+    fd, fs, fg = m.d_va, m.d_vb, m.d_vg
+    den = 1.0 + fd * kd - fs * ks
+    f_body = -(fd + fs + fg)  # the channel's derivative in V_B: it depends on voltage differences only
+    di_a = (fd * (1.0 - qd + tie * qd) + tie * (fs * qs + f_body)) / den
+    di_b, di_g = fs * (1.0 - qs) / den, fg / den
+    # J(V_x' - V_B) moves by gq (du - dV_B) - q dc, c being I at d' and -I at s'
+    dj_d = (gqd * (1.0 - tie) - qd * di_a, -qd * di_b, -qd * di_g)
+    dj_s = (qs * di_a - tie * gqs, gqs + qs * di_b, qs * di_g)
+    into_b = MosCurrents(current=i - js, d_va=di_a - dj_s[0], d_vb=di_b - dj_s[1], d_vg=di_g - dj_s[2])
+    if tied:
+        return into_b
+    leak = MosCurrents(current=jd + js, d_va=dj_d[0] + dj_s[0], d_vb=dj_d[1] + dj_s[1], d_vg=dj_d[2] + dj_s[2])
+    return replace(into_b, leak=leak)
 
 
 def body_series_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,
                         vto: np.ndarray | float | None = None, beta: np.ndarray | float | None = None,
                         gmin: float = 1e-12, vt: float = THERMAL_VOLTAGE) -> MosCurrents:
-    """Current a -> b (A) of a level-1 NMOS with series resistances ``p.rd`` at terminal a and ``p.rs`` at b and its
-    body tied to a, and its derivatives. ngspice puts the bulk junctions between the body and the internal drain
-    d' and source s', behind the resistances, so d' and s' solve (a zero resistance pins its node to its terminal)
-
-        (V_a - V_d') / R_d + J(V_a - V_d') = I_ch,    I_ch + J(V_a - V_s') = (V_s' - V_b) / R_s,
-
-    I_ch being ``nmos_current`` between d' and s' with the body at V_a and J the current from the body into a node
-    (``junction_current``). Newton from V_d' = V_a, V_s' = V_b, steps capped at 50 mV; the edge's current is
-    I_ch + J(V_a - V_s'), its derivatives by the implicit function theorem (dI_ch/dV_body = -(d_va + d_vb + d_vg):
-    the law depends on voltage differences only). The numpy reference of ``native_kernels.body_series_mos_current``.
-    """
-    va, vb, vg = np.broadcast_arrays(np.asarray(va, float), np.asarray(vb, float), np.asarray(vg, float))
-    gd = 1.0 / p.rd if p.rd else 0.0
-    gs = 1.0 / p.rs if p.rs else 0.0
-    d, s = va.copy(), vb.copy()
-
-    def system(d, s):
-        m = nmos_current(p, d, s, vg, vto, beta, vbody=va)
-        jd, gjd = junction_current(p, d - va, gmin, vt)  # out of d' into the body: J(V_a - V_d') = -jd
-        js, gjs = junction_current(p, s - va, gmin, vt)
-        f1 = gd * (va - d) - jd - m.current if p.rd else d - va
-        f2 = m.current - js - gs * (s - vb) if p.rs else s - vb
-        a11, a12 = (-gd - gjd - m.d_va, -m.d_vb) if p.rd else (np.ones_like(d), np.zeros_like(d))
-        a21, a22 = (m.d_va, m.d_vb - gjs - gs) if p.rs else (np.zeros_like(d), np.ones_like(d))
-        return m, js, gjd, gjs, f1, f2, a11, a12, a21, a22
-
-    for _ in range(SERIES_MAX_STEPS):
-        m, js, gjd, gjs, f1, f2, a11, a12, a21, a22 = system(d, s)
-        det = a11 * a22 - a12 * a21
-        dd, ds = (-f1 * a22 + f2 * a12) / det, (-f2 * a11 + f1 * a21) / det
-        big = np.maximum(np.abs(dd), np.abs(ds))
-        cut = np.minimum(1.0, 0.05 / np.maximum(big, 1e-300))
-        d, s = d + dd * cut, s + ds * cut
-        if (big <= SERIES_RTOL * np.maximum(np.maximum(np.abs(d), np.abs(s)), 1.0)).all():
-            break
-    m, js, gjd, gjs, f1, f2, a11, a12, a21, a22 = system(d, s)
-    det = a11 * a22 - a12 * a21
-    body = -(m.d_va + m.d_vb + m.d_vg)
-    f1a = gd + gjd - body if p.rd else -np.ones_like(d)
-    f2a, f2b = (body + gjs, np.full_like(d, gs)) if p.rs else (np.zeros_like(d), -np.ones_like(d))
-    dd_a, ds_a = -(a22 * f1a - a12 * f2a) / det, -(a11 * f2a - a21 * f1a) / det
-    dd_b, ds_b = a12 * f2b / det, -a11 * f2b / det
-    f1g = -m.d_vg if p.rd else np.zeros_like(d)
-    f2g = m.d_vg if p.rs else np.zeros_like(d)
-    dd_g, ds_g = -(a22 * f1g - a12 * f2g) / det, -(a11 * f2g - a21 * f1g) / det
-    d_vs = m.d_vb - gjs  # of I = I_ch - js(s - va) in V_s'
-    return MosCurrents(current=m.current - js, d_va=m.d_va * dd_a + d_vs * ds_a + body + gjs,
-                       d_vb=m.d_va * dd_b + d_vs * ds_b, d_vg=m.d_vg + m.d_va * dd_g + d_vs * ds_g)
+    """``series_current`` with the body tied to terminal a: the current a -> b (A) and its derivatives."""
+    return series_current(p, va, vb, vg, vto, beta, gmin, vt, vbody=np.asarray(va, float))
 
 
 def three_regime_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,

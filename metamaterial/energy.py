@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .circuit import Circuit, edge_currents
+from .circuit import Circuit, edge_leaks
 from .devices import junction_current
 from .errors import ValidationError
 from .learning.gates import HardwareParams
@@ -45,7 +45,9 @@ def transistor_power(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twi
     Transistors: I_DS |V_a - V_b| + I_j(V_a - V_B) (V_a - V_B) + I_j(V_b - V_B) (V_b - V_B) (the first term includes
     what series drain and source resistances dissipate), with I_j the bulk-junction current of one terminal
     (``devices.junction_current``, gmin included) and V_B the body (0 V, or the node it is tied to); ``twin`` (0 free,
-    1 clamped) picks the mismatch.
+    1 clamped) picks the mismatch. Behind series resistances the junctions sit at the internal nodes, inside the
+    law's terminal currents: I_b (V_a - V_b) + I_leak V_a with the body grounded (``circuit.edge_leaks``: the
+    junctions' current leaves a at V_a for ground), I_b (V_a - V_b) with it tied to a.
     Linear edges: I (V_a - V_b). ``controls`` is [E] or [B, E] as in ``circuit.edge_currents``.
     """
     v = np.atleast_2d(np.asarray(voltages, float))
@@ -53,8 +55,11 @@ def transistor_power(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twi
         raise ValidationError(f"energy.transistor_power: voltages must have {c.n_nodes} columns (got shape "
                               f"{v.shape}); pass node voltages [B, N] of this circuit")
     drop = v[:, c.edges[:, 0]] - v[:, c.edges[:, 1]]
-    power = edge_currents(c, controls, v, twin) * drop
-    if c.device.bulk_junctions:
+    current, leak = edge_leaks(c, controls, v, twin)
+    power = current * drop
+    if leak is not None:  # behind series resistances the law carries its junctions: the leak leaves a to ground
+        power = power + leak * v[:, c.edges[:, 0]]
+    elif c.device.bulk_junctions and not (c.device.rd or c.device.rs):
         vbody = 0.0 if c.body is None else v[:, c.body]  # grounded, or tied to a node (``Circuit.body``)
         for end in (0, 1):
             over = v[:, c.edges[:, end]] - vbody

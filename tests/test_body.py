@@ -122,7 +122,7 @@ def test_body_input_needs_a_transistor_with_a_body():
 def test_tied_body_behind_series_resistances_native_matches_ngspice(params, mismatch, spice):
     """ngspice puts the bulk junctions behind the series resistances, at the internal drain and source (the
     third-party digits circuit, docs/physics.md 2.1); the native solver solves the two internal nodes per edge
-    (``native_kernels.body_series_mos_current``). On the digits network with bright pixels, free and clamped."""
+    (``native_kernels.series_mos_currents``). On the digits network with bright pixels, free and clamped."""
     over = ["device.body=input", f"device.params={params}"]
     if mismatch:
         over.append(f"device.mismatch={{vto_sigma: {VTO_SIGMA}, k_sigma: {K_SIGMA}, seed: 1}}")
@@ -143,7 +143,7 @@ def test_tied_body_behind_series_resistances_native_matches_ngspice(params, mism
 
 
 def test_body_series_law_numpy_and_kernel_agree_and_derivatives_are_exact():
-    """The numpy reference (devices.body_series_current) and the kernel (native_kernels.body_series_mos_current),
+    """The numpy reference (devices.body_series_current) and the kernel (native_kernels.series_mos_currents),
     written apart: the same current, and each one's derivatives against central differences of the numpy current,
     over random terminal and gate voltages (bright pixels forward-bias the junctions)."""
     p = devices.nmos_preset("ald1106-l1")
@@ -161,7 +161,8 @@ def test_body_series_law_numpy_and_kernel_agree_and_derivatives_are_exact():
                      (m.d_vg, (law(va, vb, vg + h) - law(va, vb, vg - h)) / (2 * h))):
         np.testing.assert_allclose(got, num, rtol=1e-5, atol=1e-9)
     for k in range(len(va)):
-        i, d_a, d_b = nk.body_series_mos_current(va[k], vb[k], vg[k], vbi[0], beta[0], prm)
+        i, d_a, d_b, i_b, db_a, db_b = nk.series_mos_currents(va[k], vb[k], vg[k], vbi[0], beta[0], prm, True)
+        assert (i_b, db_a, db_b) == (i, d_a, d_b)  # a tied body takes back its junctions' current
         assert i == pytest.approx(float(m.current[k]), rel=1e-10, abs=1e-18)
         assert d_a == pytest.approx(float(m.d_va[k]), rel=1e-5, abs=1e-9)
         assert d_b == pytest.approx(float(m.d_vb[k]), rel=1e-5, abs=1e-9)

@@ -7,18 +7,19 @@ choice between a dense path (numba, one small LU per sample, the whole batch in 
 for batches of thousands) and a sparse path (``scipy.sparse`` SuperLU, for large networks), and reporting
 samples that do not converge. The compiled kernels live in ``native_kernels``.
 
-Physics (ngspice 39, ``mos1load.c``, the options of ``netlist.SpiceOptions``): every node that is not
-driven obeys KCL with the edge currents (level-1 NMOS with body effect, lambda and source/drain symmetry,
-V_T and K per transistor under twin mismatch: the free phase uses twin 0, the clamped phase twin 1;
-or linear conductances) plus, for transistors, one grounded bulk diode with ngspice's gmin per transistor
-terminal. Newton steps are limited per node (to ``dv_max``, less for a node whose steps keep reversing)
-and kept inside the span of 0 V and the driven voltages, where every solution lies. A sample is converged by
-ngspice's test on its last Newton step and its KCL residual, capped by the native floors ``tol_v`` and ``tol_i``
-(``NativeSolver`` states the test). A sample that is not, after ``max_iter`` iterations (ngspice's itl1), is
-retried alone (``NativeSolver._retry``): from a cold start, by gmin stepping the way SPICE does, and with nodes
-held at the point where ngspice's junction current jumps; each retry ends with plain Newton on the circuit itself,
-to the same tolerances. One that still fails raises ``SimulationError`` (or, with ``throw=False``, comes back as a
-NaN row flagged in ``NativeOperatingPoint.converged``).
+Physics (ngspice 39, ``mos1load.c``, the options of ``netlist.SpiceOptions``): every node that is not driven obeys
+KCL with the edge currents (level-1 NMOS with body effect, lambda and source/drain symmetry, V_T and K per
+transistor under twin mismatch: the free phase uses twin 0, the clamped phase twin 1; or linear conductances) plus,
+for transistors, one grounded bulk diode with ngspice's gmin per transistor terminal (behind series resistances, on
+the internal node, inside the edge's law: ``native_kernels.series_mos_currents``). Newton steps are limited per node
+(to ``dv_max``, less for a node whose steps keep reversing) and kept inside the span of 0 V and the driven voltages,
+where every solution lies. A sample is converged by ngspice's test on its last Newton step and its KCL residual,
+capped by the native floors ``tol_v`` and ``tol_i`` (``NativeSolver`` states the test). A sample that is not, after
+``max_iter`` iterations (ngspice's itl1), is retried alone (``NativeSolver._retry``): from a cold start, by gmin
+stepping the way SPICE does, and with nodes held at the point where ngspice's junction current jumps; each retry
+ends with plain Newton on the circuit itself, to the same tolerances. One that still fails raises
+``SimulationError`` (or, with ``throw=False``, comes back as a NaN row flagged in
+``NativeOperatingPoint.converged``).
 """
 
 from __future__ import annotations
@@ -127,9 +128,11 @@ class NativeSolver(AbstractSolver):
     two native floors. As in ngspice's ``NIiter``, a Newton step from v_old to v makes v the answer when, at every
     unknown node k,
 
-    * the KCL residual at v_old (the load the step was solved from) is within min(reltol S_k + abstol, ``tol_i``),
-      S_k being the sum of the magnitudes of the currents of node k's edges and bulk junctions (A); ngspice
-      allows each device reltol |I| + abstol, and a node's residual is the sum of its devices' errors; and
+    * the KCL residual at v_old (the load the step was solved from) is within min(reltol S_k + abstol,
+      max(``tol_i``, 1e-14 S_k)), S_k being the sum of the magnitudes of the currents of node k's edges and bulk
+      junctions (A); ngspice allows each device reltol |I| + abstol, and a node's residual is the sum of its
+      devices' errors (1e-14 S_k, ``native_kernels.KCL_ROUNDING``: where S_k exceeds 10 A, rounding alone leaves
+      more than ``tol_i``); and
     * the step is within min(reltol max(|v_k|, |v_k,old|) + vntol, ``tol_v``) (``NIconvTest``).
 
     At the default options (reltol 1e-6, vntol 1e-9 V, abstol 1e-15 A) the floors decide: every step below
@@ -144,7 +147,8 @@ class NativeSolver(AbstractSolver):
         max_iter: Newton steps allowed per sample and attempt (the first one, and each retry or gmin
             stepping stage of a sample that failed it); default ``options.itl1``.
         tol_v: floor of the step test (V): no node's converged step exceeds it.
-        tol_i: floor of the KCL test (A): no node's converged residual exceeds it.
+        tol_i: floor of the KCL test (A): no node's converged residual exceeds it, or 1e-14 of the node's currents
+            where that is more.
         dv_max: largest change of one node voltage in one Newton step (V), like SPICE's limiting; each node's
             limit shrinks while its steps keep reversing (``native_kernels.apply_step``).
         dense_limit: up to this many unknown nodes the dense path is used, above it the sparse one.
@@ -362,6 +366,10 @@ class NativeSolver(AbstractSolver):
         """
         if prep.kind != nk.KIND_NMOS:
             return 0, math.nan, nk.NOT_CONVERGED
+        if not prep.n_junctions.any():  # the junctions sit behind series resistances, inside the edges' law
+            if prep.prm[nk.P_BODY_SERIES] or not (prep.prm[nk.P_RD] or prep.prm[nk.P_RS]):
+                return 0, math.nan, nk.NOT_CONVERGED
+            return self._series_corner(prep, x, drv, ctrl)
         corner = 3.0 * prep.prm[nk.P_VT]  # as the kernel writes it: exactly its branch point
         jump = nk.junction_current(corner, prep.prm)[0] - nk.junction_current(np.nextafter(corner, 0.0), prep.prm)[0]
         near = prep.unk[np.abs(x[prep.unk] - corner) < _CORNER_WINDOW]
@@ -401,6 +409,77 @@ class NativeSolver(AbstractSolver):
         x[:] = start
         return spent, r, nk.NOT_CONVERGED
 
+    def _series_corner(self, prep: _Prepared, x: np.ndarray, drv: np.ndarray,
+                       ctrl: np.ndarray) -> tuple[int, float, int]:
+        """``_junction_corner`` where the junctions sit behind series resistances with the bodies grounded
+        (``native_kernels.series_mos_currents``). There an internal node on the branch point pins its terminal's
+        current over a window only I_S e^-3 R wide (3.6e-14 V at 73 ohm; narrower than rounding below 0.03 ohm),
+        which a node held by little else steps across back and forth (seen: 3e-8 V steps at 3e-8 S).
+
+        A node within ``_CORNER_WINDOW`` of 3 V_T (closest first, at most 8) is held at a voltage h and the other
+        nodes solved by Newton; its KCL residual r(h) (net current out, increasing with h) is bisected to its sign
+        change, down to ``tol_v``. Then Newton on the whole circuit from there, to the usual tolerances; if that
+        still swings across, the answer is the held point itself when KCL closed at the other nodes, |r(h)| is
+        below ``tol_i`` and r changes sign within ``tol_v`` of h: the node is then within ``tol_v`` of where its
+        current balances, what the step test asks. Returns (iterations, residual, status)."""
+        corner = 3.0 * prep.prm[nk.P_VT]
+        near = prep.unk[np.abs(x[prep.unk] - corner) < _CORNER_WINDOW]
+        near = near[np.argsort(np.abs(x[near] - corner), kind="stable")][:8]
+        spent, r, start = 0, math.nan, x.copy()
+        n = len(prep.unk)
+        f, jac = np.empty(n), np.empty(n * n if prep.dense else len(prep.indices))
+
+        def held_at(sub: _Prepared, node: int, h: float) -> float | None:
+            """r(h) (A) with the other nodes solved (x in place), or None if they do not converge."""
+            nonlocal spent
+            it, _, st = self._newton_one(sub, x, False, np.concatenate([drv, [h]]), ctrl, 0.0)
+            spent += it
+            if st != nk.CONVERGED:
+                return None
+            nk.assemble(x, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb, prep.pos, prep.slots,
+                        prep.unk, prep.n_junctions, prep.diag, f, jac)
+            return float(f[prep.pos[node]])
+
+        for node in near:
+            x[:] = start
+            sub = _index_arrays(prep.circuit, prep.clamped, self.dense_limit, np.array([node]))
+            lo, hi = corner - _CORNER_WINDOW, corner + _CORNER_WINDOW
+            r_lo, r_hi = held_at(sub, node, lo), held_at(sub, node, hi)
+            if r_lo is None or r_hi is None or not r_lo < 0.0 < r_hi:
+                continue
+            r_mid = None
+            while True:  # to the last bit: the window may be wider than that (then Newton below converges)
+                mid = 0.5 * (lo + hi)
+                if not lo < mid < hi:
+                    break
+                r_mid = held_at(sub, node, mid)
+                if r_mid is None:
+                    break
+                if r_mid == 0.0:
+                    lo = hi = mid
+                    break
+                lo, hi = (mid, hi) if r_mid < 0.0 else (lo, mid)
+            if r_mid is None:
+                continue
+            held = x.copy()
+            it, r, st = self._newton_one(prep, x, False, drv, ctrl, 0.0)
+            spent += it
+            if st == nk.CONVERGED:
+                return spent, r, st
+            x[:] = held
+            nk.assemble(x, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb, prep.pos, prep.slots,
+                        prep.unk, prep.n_junctions, prep.diag, f, jac)
+            k = prep.pos[node]
+            r = float(np.abs(f).max())
+            at = f[k]
+            f[k] = 0.0  # the held node's own balance is the bisection's
+            if abs(at) < self.tol_i and nk.kcl_converged(x, f, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea,
+                                                         prep.eb, prep.pos, prep.unk, prep.n_junctions,
+                                                         self.tolerances, np.empty(n)):
+                return spent, r, nk.CONVERGED
+        x[:] = start
+        return spent, r, nk.NOT_CONVERGED
+
     def _newton_sparse(self, prep: _Prepared, v: np.ndarray, cold: bool, drv: np.ndarray,
                        ctrl: np.ndarray, gshunt: float = 0.0) -> tuple[int, float, int]:
         """Newton for one sample of a large network, in place on v [N]: chord steps on the last SuperLU
@@ -415,7 +494,7 @@ class NativeSolver(AbstractSolver):
         lo, hi = min(drv.min(initial=0.0), 0.0), max(drv.max(initial=0.0), 0.0)
         n = len(prep.unk)
         limit, last = np.full(n, self.dv_max), np.zeros(n)
-        f, total = np.empty(n), np.empty(n)
+        f, total, v_old = np.empty(n), np.empty(n), np.empty_like(v)
         data = np.empty(len(prep.indices))
         fmax = math.inf
         # chord (modified) Newton: the last factorization (of this solve, or of the previous solve of this circuit
@@ -429,8 +508,10 @@ class NativeSolver(AbstractSolver):
             if gshunt:
                 nk.add_shunt(v, prep.unk, prep.diag, gshunt, f, data)
             fprev, fmax = fmax, float(np.abs(f).max())
-            kcl_ok = nk.kcl_converged(v, f, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb,
-                                      prep.pos, prep.unk, prep.n_junctions, self.tolerances, total)
+            # KCL closes outright below both floors, else it is checked if the step turns out converged
+            undecided = not fmax <= min(self.options.abstol, self.tol_i)
+            if undecided:
+                v_old[:] = v
             chord_run += 1
             if (not reuse or lu is None or chord_run > _CHORD_MAX_RUN
                     or not (fmax < self.tol_i or fmax <= _CHORD_CONTRACTION * fprev)):
@@ -446,7 +527,10 @@ class NativeSolver(AbstractSolver):
             excess = nk.apply_step(v, step, prep.unk, lo, hi, limit, last, self.tolerances)
             if math.isnan(excess):
                 break
-            if kcl_ok and excess <= 0.0:  # as the dense kernel (``native_kernels.newton_sample``)
+            # as the dense kernel (``native_kernels.newton_sample``)
+            if excess <= 0.0 and (not undecided or nk.kcl_converged(
+                    v_old, f, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb, prep.pos, prep.unk,
+                    prep.n_junctions, self.tolerances, total)):
                 if reuse and not gshunt:
                     prep.lu = lu
                 return it, fmax, nk.CONVERGED
@@ -531,7 +615,8 @@ def _index_arrays(c: Circuit, clamped: bool, dense_limit: int, held: np.ndarray 
     pos = np.full(c.n_nodes, -1, dtype=np.int64)
     pos[unk] = np.arange(n)
     degree = np.bincount(c.edges.ravel(), minlength=c.n_nodes)
-    grounded = kind == nk.KIND_NMOS and c.body is None  # tied bodies: the diodes join the edge's ends instead
+    # tied bodies: the diodes join the edge's ends instead; behind series resistances the edge's law carries them
+    grounded = kind == nk.KIND_NMOS and c.body is None and not (prm[nk.P_RD] or prm[nk.P_RS])
     n_junctions = (degree[unk] if grounded else np.zeros(n)).astype(float)
     ia, ib = pos[ea], pos[eb]
     rows = np.stack([ia, ia, ib, ib], axis=1)
@@ -606,6 +691,7 @@ def _device_constants(c: Circuit, twin: int) -> tuple[int, np.ndarray, np.ndarra
     tied, series = c.body is not None, bool(dev.rd or dev.rs)
     prm[nk.P_BODY] = 1.0 if tied and not series else 0.0  # with series resistances the law carries the junctions
     prm[nk.P_BODY_SERIES] = 1.0 if tied and series else 0.0
+    nk.series_constants(prm)
     vbi = vto - dev.gamma * math.sqrt(dev.phi)
     return nk.KIND_NMOS, prm, np.ascontiguousarray(vbi, float), np.ascontiguousarray(beta, float)
 

@@ -1,7 +1,8 @@
 """Compiled (numba) kernels of the native DC solver: device laws, KCL assembly, Newton on a batch.
 
 Owned here: the scalar level-1 NMOS law and bulk junction law (the same equations as ngspice 39 ``mos1load.c``, see
-``devices.nmos_current``; series drain and source resistances solved per edge, ``devices.series_current``), the
+``devices.nmos_current``; series drain and source resistances with the junctions on their internal nodes, solved
+per edge, ``devices.series_current``), the
 authors' three-regime law (``devices.three_regime_current``), the assembly of the KCL residual and its Jacobian
 into "slots" of a flat matrix (dense row-major or the ``data`` array of a CSC matrix), the limited and projected
 Newton update, and the whole-batch dense Newton. ``native.py`` prepares the index arrays and
@@ -34,16 +35,23 @@ KIND_THREE_REGIME = 2
 # source (terminal b) in ohm, 0 for none; last ``P_BODY``: 0.0 when every transistor's body is grounded, 1.0 when
 # every body is tied to the edge's terminal a, see ``mos_current``)
 P_GAMMA, P_PHI, P_SQPHI, P_LAMBDA, P_IS, P_VT, P_GMIN, P_JOIN, P_SUBSLOPE, P_XCAP, P_RD, P_RS, P_BODY = range(13)
-# 1.0 where every body is tied to terminal a behind series resistances (``body_series_mos_current``; P_BODY is
-# then 0.0: that law carries the junctions itself)
+# 1.0 where every body is tied to terminal a behind series resistances (``series_mos_currents``; P_BODY is then
+# 0.0: with series resistances that law carries the junctions itself, whatever the body)
 P_BODY_SERIES = 13
-N_PRM = 14
+# ln(I_S / (V_T (1/R + gmin))) of the drain's and the source's series resistance (``behind_resistance``'s log_c0;
+# 0.0 without one), computed once per circuit (``series_constants``)
+P_LOG_D, P_LOG_S = 14, 15
+N_PRM = 16
 
 #: ngspice's cap on exponent arguments (``MAX_EXP_ARG`` for IEEE doubles).
 MAX_EXP_ARG = 709.0
 
 # status per sample
 CONVERGED, NOT_CONVERGED, NOT_FINITE = 0, 1, 2
+#: the native KCL floor at a node is never below this fraction of the magnitudes of its devices' currents
+#: (``kcl_converged``): rounding alone leaves a node's sum of currents a few 1e-16 of them off (4.6e-13 A at 1.7e3 A
+#: on the 4x4 XOR with W/L = 1e7), and a residual of 1e-14 of the currents moves a node by 1e-14 of its drops
+KCL_ROUNDING = 1e-14
 
 # indices into the tolerance vector ``tol`` (``native.NativeSolver.tolerances``): the native floors of the step
 # (V) and of the KCL residual (A), the step limit (V), then ngspice's reltol, vntol (V) and abstol (A)
@@ -109,165 +117,235 @@ def mos_current_gate(va, vb, vg, vbi, beta, prm, tie):
     return -ids, -d_vs - tie * gmbs, -gds, -gm
 
 
-#: the local solve of ``series_mos_current`` (as ``devices.SERIES_MAX_STEPS``, ``devices.SERIES_RTOL``)
-SERIES_MAX_STEPS, SERIES_RTOL = 60, 1e-14
+#: the local solve of ``series_mos_currents`` (as ``devices.SERIES_MAX_STEPS``, ``devices.SERIES_RTOL``,
+#: ``devices.SERIES_QUADRATIC``: the Newton step, in volts at the internal nodes, that is the last one needed)
+SERIES_MAX_STEPS, SERIES_RTOL, SERIES_QUADRATIC = 60, 1e-14, 1e-8
+#: ``lambert_w_exp``: steps at most (from its lower bounds it takes 1-3), the relative step after which none is
+#: needed (the fourth-order iteration leaves ~1e-16 of W), and the argument below which the series
+#: W(a) = a - a^2 + 1.5 a^3 is exact to rounding (the next term, (8/3) a^4, is below 3e-20 of W)
+W_MAX_STEPS, W_LAST, W_SERIES = 40, 1e-4, 1e-5
+#: a guess farther from the root (in w + ln w - log_a) is dropped for the lower bound: far from the root the
+#: iteration, unlike from below (at most 0.45 off there), can settle on a false fixed point
+W_NEAR = 0.25
+LOG_W_SERIES = math.log(W_SERIES)
 
 
 # the edge law of a (kind, prm), decided once per call of ``assemble`` / ``kcl_converged`` rather than per edge
-LAW_MOS, LAW_SERIES_MOS, LAW_THREE_REGIME, LAW_CONDUCTANCE, LAW_BODY_SERIES_MOS = range(5)
-#: ``body_series_mos_current``'s Newton stops at a step this small relative to its voltages (V/V): quadratic
-#: convergence leaves an error ~ step^2 / (2 V_T) below SERIES_RTOL's 1e-14 V
-SERIES_QUADRATIC = 1e-8
+LAW_MOS, LAW_SERIES_MOS, LAW_THREE_REGIME, LAW_CONDUCTANCE = range(4)
 
 
 @njit(cache=True, inline="always")
 def edge_law(kind, prm):
-    """LAW_* of the edges: level 1 (``mos_current``; ``series_mos_current`` with series resistances), the
+    """LAW_* of the edges: level 1 (``mos_current``; ``series_mos_currents`` with series resistances), the
     three-regime law, or a conductance."""
     if kind == KIND_NMOS:
-        if prm[P_BODY_SERIES] != 0.0:
-            return LAW_BODY_SERIES_MOS
         return LAW_MOS if prm[P_RD] == 0.0 and prm[P_RS] == 0.0 else LAW_SERIES_MOS
     return LAW_THREE_REGIME if kind == KIND_THREE_REGIME else LAW_CONDUCTANCE
 
 
 @njit(cache=True, inline="always")
 def edge_current(law, tied, va, vb, ctrl, vbi, beta, prm):
-    """Edge current a -> b (A) and its derivatives in va and vb (S) by the law ``law`` (``edge_law``), with level
-    1's body at terminal a if ``tied``; ``ctrl`` is the gate voltage (V) or the conductance (S)."""
+    """An edge's currents by the law ``law`` (``edge_law``), with level 1's body at terminal a if ``tied``; ``ctrl``
+    is the gate voltage (V) or the conductance (S). Returns (I_a, dI_a/dva, dI_a/dvb, I_b, dI_b/dva, dI_b/dvb): the
+    current out of node a into the edge and the current out of the edge into node b (A), and their derivatives
+    (S). The two are one current except behind series resistances with a grounded body, where the bulk junctions at
+    the internal nodes take the difference to ground (``series_mos_currents``)."""
     if law == LAW_MOS:
-        return mos_current(va, vb, ctrl, vbi, beta, prm, 1.0 if tied else 0.0)
+        i, d_a, d_b = mos_current(va, vb, ctrl, vbi, beta, prm, 1.0 if tied else 0.0)
+        return i, d_a, d_b, i, d_a, d_b
     if law == LAW_SERIES_MOS:
-        return series_mos_current(va, vb, ctrl, vbi, beta, prm)
+        return series_mos_currents(va, vb, ctrl, vbi, beta, prm, prm[P_BODY_SERIES] != 0.0)
     if law == LAW_THREE_REGIME:
-        return three_regime_current(va, vb, ctrl, vbi, beta, prm)
-    if law == LAW_BODY_SERIES_MOS:
-        return body_series_mos_current(va, vb, ctrl, vbi, beta, prm)
-    return ctrl * (va - vb), ctrl, -ctrl
+        i, d_a, d_b = three_regime_current(va, vb, ctrl, vbi, beta, prm)
+        return i, d_a, d_b, i, d_a, d_b
+    i, d_a, d_b = ctrl * (va - vb), ctrl, -ctrl
+    return i, d_a, d_b, i, d_a, d_b
+
+
+@njit(cache=True, inline="always")
+def lambert_w_exp(log_a, guess):
+    """Lambert's W(a) at a = e^log_a: the w >= 0 with w e^w = a, found as the root of w + ln w = log_a, so that a
+    need not be formed (a forward-biased junction's a overflows). The iteration of Fritsch, Shafer and Crowley
+    (Comm. ACM 16, 1973; fourth order: a step of relative size eps leaves an error ~eps^4, so one of ``W_LAST`` or
+    less is the last one needed), from ``guess`` if positive and near (the root for a nearby argument: one step,
+    rarely two; one farther off than ``W_NEAR`` is dropped), else from a lower bound of the root (a / (1 + a) for
+    log_a < 1, log_a - ln log_a above), from which it converges in 1-3 steps. Below ``W_SERIES``
+    the series a - a^2 + 1.5 a^3 is exact to rounding. NaN in, NaN out."""
+    if log_a < LOG_W_SERIES:
+        a = math.exp(log_a)
+        return a * (1.0 - a * (1.0 - 1.5 * a))
+    trusted = not guess > 0.0
+    w = _w_below(log_a) if trusted else guess
+    for _ in range(W_MAX_STEPS):
+        z = log_a - w - math.log(w)  # 0 at the root
+        if not (trusted or abs(z) < W_NEAR):  # a guess far from the root: start again from below
+            w = _w_below(log_a)
+            trusted = True
+            continue
+        # eps = z / (1 + w) (q - z) / (q - 2 z), q = 2 (1 + w) (1 + w + 2 z / 3), written so that q cannot overflow
+        t = z / (1.0 + w)
+        r = t / (2.0 * (1.0 + w + z * (2.0 / 3.0)))
+        eps = t * (1.0 - r) / (1.0 - 2.0 * r)
+        w *= 1.0 + eps
+        if not abs(eps) > W_LAST:
+            break
+    return w
+
+
+@njit(cache=True, inline="always")
+def _w_below(log_a):
+    """A lower bound of ``lambert_w_exp``'s root: a / (1 + a) for log_a < 1, log_a - ln log_a above."""
+    if log_a < 1.0:
+        a = math.exp(log_a)
+        return a / (1.0 + a)
+    return log_a - math.log(log_a)
+
+
+@njit(cache=True, inline="always")
+def behind_resistance(u, c, vbody, g, log_c0, guess, prm):
+    """The internal node behind a series resistance: its voltage x (V), where a terminal at u (V) feeds, through a
+    conductance g > 0 (S), a current c (A) on into the channel and the bulk junction to the body at ``vbody`` (V),
+
+        g (u - x) = c + J(x - vbody),        J = ``junction_current`` (out of the node into the body);
+
+    and J (A) and dJ/dx (S) there, and the W below (for ``guess``, a start for the next call; 0 where none was
+    needed). In closed form: past the junction's branch point (x - vbody >= 3 V_T) J = I_S + gmin (x - vbody) is
+    linear and x = x_0 = (g u + gmin vbody - I_S - c) / G, G = g + gmin; short of it J is that less
+    I_S e^((vbody - x) / V_T), and the law becomes G (x - x_0) = I_S e^((vbody - x) / V_T), so that
+    x = x_0 + V_T W(I_S e^((vbody - x_0) / V_T) / (G V_T)) (``lambert_w_exp``; ``log_c0`` = ln(I_S / (G V_T))) and
+    e^((vbody - x) / V_T) I_S = G (x - x_0): no exponential to evaluate beyond W's, exact in the junction's forward
+    bias as in its reverse. ngspice's law jumps by I_S e^-3 at the branch point, so for u in a window I_S e^-3 / g
+    wide neither branch has a root: the node then sits on the branch point and J = g (u - x) - c takes the value
+    between the branches that closes its law, dJ/dx infinite (returned as inf). So x and J are continuous in u and
+    c (and a network's Kirchhoff law with them), where ngspice's equations have a jump there."""
+    vt = prm[P_VT]
+    gmin = prm[P_GMIN]
+    i_s = prm[P_IS]
+    big = g + gmin
+    x0 = (g * u + gmin * vbody - i_s - c) / big
+    over = x0 - vbody
+    if -over <= -3.0 * vt:  # the linear branch, tested as ``junction_current`` tests it
+        return x0, i_s + gmin * over, gmin, 0.0
+    w = lambert_w_exp(log_c0 - over / vt, guess)
+    z = vt * w
+    x = x0 + z
+    if -(x - vbody) <= -3.0 * vt:  # past the branch point: the root is the jump's
+        x = vbody + 3.0 * vt
+        return x, g * (u - x) - c, math.inf, w
+    return x, i_s + gmin * (x - vbody) - big * z, big * z / vt + gmin, w
+
+
+@njit(cache=True, inline="always")
+def _series_side(u, c, vbody, r, g, log_c0, guess, prm):
+    """One end of ``series_mos_currents``: the internal node behind a resistance r (ohm) of conductance g (S)
+    (``behind_resistance``, with its ``log_c0`` and ``guess``), or with r = 0 the terminal itself and its junction.
+    Returns (x, J, k, q, gq, w): the node's voltage (V) and junction current (A); k = -dx/dc = 1 / (g + J') (1/S),
+    q = J' k = dx/dvbody (1 - q = dx/du) and gq = g J' k, the conductance of resistance and junction in series (S);
+    r = 0: k = q = 0 and gq = J'. On the branch point's window (J' infinite) k = 0, q = 1, gq = g. w: W's value."""
+    if r > 0.0:
+        x, j, gj, w = behind_resistance(u, c, vbody, g, log_c0, guess, prm)
+        if gj == math.inf:
+            return x, j, 0.0, 1.0, g, w
+        k = 1.0 / (g + gj)
+        return x, j, k, gj * k, g * gj * k, w
+    j, gj = junction_current(u - vbody, prm)
+    return u, j, 0.0, 0.0, gj, 0.0
+
+
+def series_constants(prm):
+    """Fill in ``prm``'s P_LOG_D and P_LOG_S from its I_S, V_T, gmin and series resistances (in place); -inf for
+    I_S = 0 (no junction current: W's argument is 0)."""
+    for slot, r in ((P_LOG_D, prm[P_RD]), (P_LOG_S, prm[P_RS])):
+        if r > 0.0:
+            prm[slot] = math.log(prm[P_IS] / (prm[P_VT] * (1.0 / r + prm[P_GMIN]))) if prm[P_IS] > 0.0 else -math.inf
+        else:
+            prm[slot] = 0.0
 
 
 @njit(cache=True)
-def series_mos_current(va, vb, vg, vbi, beta, prm):
-    """``mos_current`` through series resistances R_d = prm[P_RD] at terminal a and R_s = prm[P_RS] at terminal b:
-    the current I with I = f(va - I R_d, vb + I R_s), by a scalar Newton iteration safeguarded by bisection inside
-    [0, f(va, vb)], and dI/dv_a = f_a / D, dI/dv_b = f_b / D with D = 1 + f_a R_d - f_b R_s at the root (the implicit
-    function theorem). As there, the resistances also carry the bulk junctions' currents, taken at the terminals
-    (A = va - J(va) R_d and B = vb - J(vb) R_s in place of va and vb, and dI/dv_a, dI/dv_b times 1 - J' R)."""
-    ra = prm[P_RD]
-    rb = prm[P_RS]
-    j_a, dj_a = junction_current(va, prm)
-    j_b, dj_b = junction_current(vb, prm)
-    va = va - j_a * ra
-    vb = vb - j_b * rb
-    i0, fa, fb = mos_current(va, vb, vg, vbi, beta, prm, 0.0)
+def series_mos_currents(va, vb, vg, vbi, beta, prm, tied):
+    """Level 1 with series resistances R_d = prm[P_RD] at terminal a (the drain) and R_s = prm[P_RS] at b, as
+    ngspice builds it: internal nodes d' and s' between each resistance and the channel, and the bulk junctions on
+    d' and s' to the body at ground, or at terminal a if ``tied`` (docs/physics.md 2.1). With I the channel current
+    d' -> s' (``mos_current`` with the body at V_B: voltages less V_B),
+
+        (V_a - V_d') / R_d = I + J(V_d' - V_B),        (V_s' - V_b) / R_s = I - J(V_s' - V_B),
+
+    J being the junction current out of a node into the body (a zero resistance pins its node: V_d' = V_a or
+    V_s' = V_b). Given I, each internal node solves its own law in closed form (``behind_resistance``), V_d' falling
+    and V_s' rising with I, so that g(I) = I - I_ch(V_d'(I), V_s'(I)) rises with slope D = 1 + f_d k_d - f_s k_s
+    >= 1 (f_d = dI_ch/dV_d' >= 0 >= f_s = dI_ch/dV_s', k = 1 / (1/R + J') at each node) and its root lies between 0
+    and I_0 = I_ch at I = 0: Newton's method from I_0 / D_0, bisecting where a step would leave that bracket. The
+    derivatives follow by the implicit function theorem.
+
+    Returns (I_a, dI_a/dva, dI_a/dvb, I_b, dI_b/dva, dI_b/dvb) as ``edge_current``: the current into b is
+    I_b = I - J_s'; out of a, I_a = I + J_d' with the body grounded (the junctions' currents leave to ground) and
+    I_b with the body at a (it returns to a). NaN if the local solve did not converge (never seen: the caller's
+    Newton then fails the sample rather than use it)."""
+    rd = prm[P_RD]
+    rs = prm[P_RS]
+    gd = 1.0 / rd if rd > 0.0 else 0.0
+    gs = 1.0 / rs if rs > 0.0 else 0.0
+    vbody = va if tied else 0.0
+    tie = 1.0 if tied else 0.0
+    log_d = prm[P_LOG_D]
+    log_s = prm[P_LOG_S]
+    xd, jd, kd, qd, gqd, wd = _series_side(va, 0.0, vbody, rd, gd, log_d, 0.0, prm)
+    xs, js, ks, qs, gqs, ws = _series_side(vb, 0.0, vbody, rs, gs, log_s, 0.0, prm)
+    i0, ia, ib, ig = mos_current_gate(xd - vbody, xs - vbody, vg - vbody, vbi, beta, prm, 0.0)
     lo = min(i0, 0.0)
     hi = max(i0, 0.0)
-    i = i0 / (1.0 + fa * ra - fb * rb)
+    i = i0 / (1.0 + ia * kd - ib * ks)
+    converged = False
+    at = i
     for _ in range(SERIES_MAX_STEPS):
-        f, fa, fb = mos_current(va - i * ra, vb + i * rb, vg, vbi, beta, prm, 0.0)
+        at = i
+        xd, jd, kd, qd, gqd, wd = _series_side(va, i, vbody, rd, gd, log_d, wd, prm)
+        xs, js, ks, qs, gqs, ws = _series_side(vb, -i, vbody, rs, gs, log_s, ws, prm)
+        f, ia, ib, ig = mos_current_gate(xd - vbody, xs - vbody, vg - vbody, vbi, beta, prm, 0.0)
         g = i - f
         if g == 0.0:
+            converged = True
             break
         if g < 0.0:
             lo = i
         else:
             hi = i
-        new = i - g / (1.0 + fa * ra - fb * rb)
-        if abs(new - i) <= SERIES_RTOL * abs(new):
+        new = i - g / (1.0 + ia * kd - ib * ks)
+        # the current's resolution: SERIES_RTOL of itself, and of what the channel's voltages resolve (at nearly equal
+        # terminals the current is a difference of two voltages, and rounding there alone moves it by more)
+        res = SERIES_RTOL * (abs(new) + (ia - ib) * max(abs(xd - vbody), abs(xs - vbody), 1.0))
+        inside = lo < new < hi
+        # a Newton step that moves the internal nodes by at most SERIES_QUADRATIC is the last one needed: the error
+        # it leaves, ~ (f_d + |f_s|) step^2 / (2 V_T) from the junctions' curvature, is below that resolution
+        if abs(new - i) <= res or (inside and abs(new - i) * max(kd, ks) <= SERIES_QUADRATIC):
             i = new
-            break
-        if not lo < new < hi:  # also where rounding makes Newton alternate between two points: bisect
-            new = 0.5 * (lo + hi)
-        i = new
-        if hi - lo <= SERIES_RTOL * abs(new):
-            break
-    den = 1.0 + fa * ra - fb * rb
-    return i, fa / den * (1.0 - dj_a * ra), fb / den * (1.0 - dj_b * rb)
-
-
-@njit(cache=True, inline="always")
-def _body_series_system(d, s, va, vb, vg, vbi, beta, prm):
-    """``body_series_mos_current``'s system at internal drain d and source s (V): the channel current and its
-    derivatives in d, s and the gate, the source junction's current out of s' and the two junctions' conductances,
-    the two residuals and the Jacobian (a11, a12; a21, a22) in (d, s)."""
-    rd = prm[P_RD]
-    rs = prm[P_RS]
-    ich, ia, ib, ig = mos_current_gate(d - va, s - va, vg - va, vbi, beta, prm, 0.0)
-    jd, gjd = junction_current(d - va, prm)  # out of d' into the body: J(va - d) = -jd, dJ/dd = -gjd
-    js, gjs = junction_current(s - va, prm)
-    if rd > 0.0:
-        f1, a11, a12 = (va - d) / rd - jd - ich, -1.0 / rd - gjd - ia, -ib
-    else:
-        f1, a11, a12 = d - va, 1.0, 0.0
-    if rs > 0.0:
-        f2, a21, a22 = ich - js - (s - vb) / rs, ia, ib - gjs - 1.0 / rs
-    else:
-        f2, a21, a22 = s - vb, 0.0, 1.0
-    return ich, ia, ib, ig, js, gjd, gjs, f1, f2, a11, a12, a21, a22
-
-
-@njit(cache=True)
-def body_series_mos_current(va, vb, vg, vbi, beta, prm):
-    """Level-1 channel a -> b with series resistances R_d = prm[P_RD] at a and R_s = prm[P_RS] at b and its body
-    tied to a: ngspice's bulk junctions then join the body to the internal drain d' and source s', behind the
-    resistances (docs/physics.md 2.1). Newton on Kirchhoff's law at d' and s',
-
-        (va - d) / R_d + J(va - d) = I_ch(d, s),    I_ch(d, s) + J(va - s) = (s - vb) / R_s
-
-    (a zero resistance pins its node: d = va or s = vb), with I_ch the channel current with the body at va
-    (``mos_current`` on the voltages less va, prm[P_BODY] being 0 for this law) and J the junction current from the
-    body into a node (``junction_current``). Returns the edge current I = I_ch + J(va - s), which leaves a and
-    enters b, and dI/dva, dI/dvb by the implicit function theorem (dI_ch/dv_body = -(dI_ch/dd + dI_ch/ds +
-    dI_ch/dvg): the law depends on voltage differences only).
-
-    Newton starts from the drops the channel current without the resistances would cause (one evaluation of the
-    law, no junctions; 3.0 steps on average instead of 3.7 from d = va, s = vb) and stops once its step is within
-    ``SERIES_QUADRATIC`` of the larger of |d|, |s| and 1 V: it converges quadratically there, so the error left
-    (~ step^2 / 2 V_T from the junctions' curvature, < 1e-14 V) is below the step it would take next, and the
-    currents at the last evaluation carried over that step to first order are exact to rounding (the
-    derivatives, to 1e-8 of themselves: the Jacobian's, not the residual's, accuracy)."""
-    rd = prm[P_RD]
-    rs = prm[P_RS]
-    gd = 1.0 / rd if rd > 0.0 else 0.0
-    gs = 1.0 / rs if rs > 0.0 else 0.0
-    i0 = mos_current(0.0, vb - va, vg - va, vbi, beta, prm, 0.0)[0]
-    d = va - i0 * rd
-    s = vb + i0 * rs
-    converged = False
-    for _ in range(SERIES_MAX_STEPS):
-        ich, ia, ib, ig, js, gjd, gjs, f1, f2, a11, a12, a21, a22 = _body_series_system(d, s, va, vb, vg, vbi, beta,
-                                                                                        prm)
-        det = a11 * a22 - a12 * a21
-        dd = (-f1 * a22 + f2 * a12) / det
-        ds = (-f2 * a11 + f1 * a21) / det
-        big = max(abs(dd), abs(ds))
-        if big > 0.05:  # the junctions are exponential: at most 50 mV a step
-            dd *= 0.05 / big
-            ds *= 0.05 / big
-        d += dd
-        s += ds
-        if big <= SERIES_QUADRATIC * max(abs(d), abs(s), 1.0):
             converged = True
             break
-    if converged:  # the last evaluation's currents, carried to the final d and s
-        ich += ia * dd + ib * ds
-        js += gjs * ds
-    else:
-        ich, ia, ib, ig, js, gjd, gjs, f1, f2, a11, a12, a21, a22 = _body_series_system(d, s, va, vb, vg, vbi, beta,
-                                                                                        prm)
-    ibody = -(ia + ib + ig)  # dI_ch / dva at fixed d, s, vg
-    det = a11 * a22 - a12 * a21
-    # dF/dva and dF/dvb of the two equations; then [dd, ds]/dv = -A^-1 dF/dv
-    f1a, f1b = (gd + gjd - ibody, 0.0) if rd > 0.0 else (-1.0, 0.0)
-    f2a, f2b = (ibody + gjs, gs) if rs > 0.0 else (0.0, -1.0)
-    dda = -(a22 * f1a - a12 * f2a) / det
-    dsa = -(a11 * f2a - a21 * f1a) / det
-    ddb = -(a22 * f1b - a12 * f2b) / det
-    dsb = -(a11 * f2b - a21 * f1b) / det
-    # I = I_ch(d, s; body va) - js(s - va): dI/dd = ia, dI/ds = ib - gjs, dI/dva directly = ibody + gjs
-    di_a = ia * dda + (ib - gjs) * dsa + ibody + gjs
-    di_b = ia * ddb + (ib - gjs) * dsb
-    return ich - js, di_a, di_b
+        if not inside:  # also where rounding makes Newton alternate between two points: bisect
+            new = 0.5 * (lo + hi)
+        i = new
+        if hi - lo <= res:
+            converged = True
+            break
+    if not converged:
+        return math.nan, math.nan, math.nan, math.nan, math.nan, math.nan
+    # the junctions' currents at the last evaluation, carried to the final I to first order (their derivatives in
+    # I: -q_d and +q_s); the derivatives below are the last evaluation's
+    jd -= qd * (i - at)
+    js += qs * (i - at)
+    den = 1.0 + ia * kd - ib * ks
+    ibody = -(ia + ib + ig)  # dI_ch/dV_B at fixed V_d', V_s', V_G: the law depends on voltage differences only
+    # I: V_d' moves with V_a by 1 - q_d, with V_B by q_d, with I by -k_d; V_s' with V_b by 1 - q_s, V_B q_s, I +k_s
+    di_a = (ia * (1.0 - qd + tie * qd) + tie * (ib * qs + ibody)) / den
+    di_b = ib * (1.0 - qs) / den
+    # the junctions J(V_x' - V_B): J' (dV_x' - dV_B) = gq (du - dV_B) -+ q dI
+    in_b = i - js
+    db_a = di_a - (qs * di_a - tie * gqs)
+    db_b = di_b - (gqs + qs * di_b)
+    if tied:
+        return in_b, db_a, db_b, in_b, db_a, db_b
+    return in_b + jd + js, db_a + gqd - qd * di_a + qs * di_a, db_b - qd * di_b + gqs + qs * di_b, in_b, db_a, db_b
 
 
 @njit(cache=True, inline="always")
@@ -356,22 +434,22 @@ def _assemble_edges(v, ctrl, law, tied, prm, vbi, beta, ea, eb, pos, slots, f, j
     for e in range(ea.shape[0]):
         va = v[ea[e]]
         vb = v[eb[e]]
-        i, d_a, d_b = edge_current(law, tied, va, vb, ctrl[e], vbi[e], beta[e], prm)
+        i_a, da_a, da_b, i_b, db_a, db_b = edge_current(law, tied, va, vb, ctrl[e], vbi[e], beta[e], prm)
         ia = pos[ea[e]]
         ib = pos[eb[e]]
         if ia >= 0:
-            f[ia] += i
+            f[ia] += i_a
         if ib >= 0:
-            f[ib] -= i
+            f[ib] -= i_b
         s = slots[e]
         if s[0] >= 0:
-            jac[s[0]] += d_a
+            jac[s[0]] += da_a
         if s[1] >= 0:
-            jac[s[1]] += d_b
+            jac[s[1]] += da_b
         if s[2] >= 0:
-            jac[s[2]] -= d_a
+            jac[s[2]] -= db_a
         if s[3] >= 0:
-            jac[s[3]] -= d_b
+            jac[s[3]] -= db_b
         if tied:
             i, g = body_junction(va, vb, prm)
             if ib >= 0:
@@ -417,27 +495,28 @@ def step_ratio(old, dx, tol):
 @njit(cache=True)
 def kcl_converged(v, f, ctrl, kind, prm, vbi, beta, ea, eb, pos, unk, n_junctions, tol, total):
     """Whether the KCL residual f [n_u] (A, as ``assemble`` gives it at v [N]) is converged at every unknown node:
-    |f_k| <= reltol sum_k + abstol, capped by the native floor ``tol[T_I]``, where sum_k (A) is the sum of the
-    magnitudes of the device currents at node k (edges and bulk junctions). A node's residual is the sum of its
-    devices' errors; ngspice's device check (``MOS1convTest``) allows each device reltol |I| + abstol.
-    The sums are evaluated (into the work space ``total`` [n_u]) only when the residual alone does not decide."""
+    |f_k| <= reltol sum_k + abstol, capped by the native floor max(``tol[T_I]``, ``KCL_ROUNDING`` sum_k), where
+    sum_k (A) is the sum of the magnitudes of the device currents at node k (edges and bulk junctions). A node's
+    residual is the sum of its devices' errors; ngspice's device check (``MOS1convTest``) allows each device
+    reltol |I| + abstol. The sums are evaluated (into the work space ``total`` [n_u]) only when the residual alone
+    does not decide."""
     n = unk.shape[0]
     fmax = 0.0
     for k in range(n):
         fmax = max(fmax, abs(f[k]))
     if fmax <= min(tol[T_ABSTOL], tol[T_I]):
         return True
-    if not fmax <= tol[T_I]:
+    if not fmax == fmax:  # NaN
         return False
     total[:] = 0.0
     law = edge_law(kind, prm)
     tied = kind == KIND_NMOS and prm[P_BODY] != 0.0
     for e in range(ea.shape[0]):
-        i = edge_current(law, tied, v[ea[e]], v[eb[e]], ctrl[e], vbi[e], beta[e], prm)[0]
+        i_a, _, _, i_b, _, _ = edge_current(law, tied, v[ea[e]], v[eb[e]], ctrl[e], vbi[e], beta[e], prm)
         if pos[ea[e]] >= 0:
-            total[pos[ea[e]]] += abs(i)
+            total[pos[ea[e]]] += abs(i_a)
         if pos[eb[e]] >= 0:
-            total[pos[eb[e]]] += abs(i)
+            total[pos[eb[e]]] += abs(i_b)
         if tied:
             i = abs(body_junction(v[ea[e]], v[eb[e]], prm)[0])
             if pos[ea[e]] >= 0:
@@ -448,7 +527,7 @@ def kcl_converged(v, f, ctrl, kind, prm, vbi, beta, ea, eb, pos, unk, n_junction
         for k in range(n):
             total[k] += n_junctions[k] * abs(junction_current(v[unk[k]], prm)[0])
     for k in range(n):
-        if abs(f[k]) > min(tol[T_RELTOL] * total[k] + tol[T_ABSTOL], tol[T_I]):
+        if abs(f[k]) > min(tol[T_RELTOL] * total[k] + tol[T_ABSTOL], max(tol[T_I], KCL_ROUNDING * total[k])):
             return False
     return True
 
@@ -572,9 +651,9 @@ def newton_sample(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, 
         fmax = 0.0
         for k in range(n):
             fmax = max(fmax, abs(f[k]))
-        # KCL closes outright below both floors and fails above tol_i; in between it needs each node's sum of
-        # device currents, evaluated only if the step turns out converged (on a copy of this load's point)
-        undecided = min(tol[T_ABSTOL], tol[T_I]) < fmax <= tol[T_I]
+        # KCL closes outright below both floors; above them it needs each node's sum of device currents, evaluated
+        # only if the step turns out converged (on a copy of this load's point)
+        undecided = fmax > min(tol[T_ABSTOL], tol[T_I])
         if undecided:  # keep the load's point and residual for those sums
             v_old[:] = v
             f_old[:] = f
@@ -584,7 +663,7 @@ def newton_sample(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, 
         excess = apply_step(v, f, unk, lo, hi, limit, last, tol)
         if not (excess == excess):  # NaN: give up on this sample
             break
-        if excess <= 0.0 and fmax <= tol[T_I] and (not undecided or kcl_converged(
+        if excess <= 0.0 and (not undecided or kcl_converged(
                 v_old, f_old, ctrl, kind, prm, vbi, beta, ea, eb, pos, unk, n_junctions, tol, total)):
             return it, fmax, CONVERGED
     return max_iter, fmax, NOT_CONVERGED

@@ -317,8 +317,14 @@ class NgspiceSolver(AbstractSolver):
 
     def _fail_solve(self, err: SimulationError, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
                     clamps: np.ndarray | None) -> None:
-        """An operating point that failed: raise with the netlist one ``op`` of these values loads, kept."""
-        self._fail(f"ngspice: operating point failed ({err.summary})",
+        """An operating point that failed: raise with the netlist one ``op`` of these values loads, kept. A singular
+        matrix with series resistances in the transistors names them: tiny ones make ngspice's matrix singular."""
+        hint = ""
+        dev = circuit.device
+        if "singular matrix" in f"{err.summary}\n{err.log}".lower() and getattr(dev, "rd", 0) + getattr(dev, "rs", 0):
+            hint = (f"; the transistors have series resistances rd={dev.rd!r}, rs={dev.rs!r} ohm, and small ones make "
+                    "ngspice's matrix singular: give 0 for none (device.params.rd, rs), or use --backend native")
+        self._fail(f"ngspice: operating point failed ({err.summary}){hint}",
                    to_spice(circuit, controls, inputs, clamps, options=self.options, title="failed solve"))
 
     # -- solving --------------------------------------------------------------------------------
