@@ -335,7 +335,7 @@ def _run(args: argparse.Namespace) -> int:
         with _out_dir(args.out) as out:
             paths, which, removed = points.write_netlists(cfg, out, points=args.points)
         print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir for {which})")
-        _print_removed_netlists(removed)
+        _print_removed(removed, f"{len(removed)} {STALE_NETLISTS}")
         return 0
     print(json.dumps(points.solve_points(cfg, points=args.points)), flush=True)
     return 0
@@ -391,7 +391,7 @@ def _run_dir_command(args: argparse.Namespace) -> int:
             paths, which, removed = rundir.write_run_netlists(run, out, args.replica, args.backend, args.points)
         print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir for {which}) at the gates of "
               f"{args.config} (seed {seed}, epoch {run.epoch})")
-        _print_removed_netlists(removed)
+        _print_removed(removed, f"{len(removed)} {STALE_NETLISTS}")
         return 0
     # new inputs are not the task's points: its data file may have changed since (they are how to evaluate new data)
     run = rundir.load_run(args.run_path, skip=("task.path",) if args.inputs is not None else ())
@@ -546,18 +546,17 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
     return 0
 
 
-def _print_removed_netlists(names: list[str]) -> None:
-    """The line naming the netlist files of an earlier ``netlist`` call in the folder that this one did not rewrite,
-    and removed (the files of one call are a set: the folder never mixes two calls' gates or networks)."""
+#: the netlist files of an earlier ``netlist`` call that this one removed (``points.write_netlists``)
+STALE_NETLISTS = "netlist file(s) an earlier call left there and this one did not rewrite"
+
+
+def _print_removed(names: list[str], what: str = "what an earlier run left there and this one did not write") -> None:
+    """The line naming the files an earlier command left in the output directory that this one did not rewrite,
+    and removed (the files of one call are a set: a folder never mixes two calls' gates or networks); at most 8
+    named."""
     if names:
         shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-        print(f"removed {len(names)} netlist file(s) an earlier call left there and this one did not rewrite: {shown}")
-
-
-def _print_removed(names: list[str]) -> None:
-    """The line naming the files of an earlier run in the output directory that this one removed."""
-    if names:
-        print(f"removed what an earlier run left there and this one did not write: {', '.join(names)}")
+        print(f"removed {what}: {shown}")
 
 
 def config_overrides(args: argparse.Namespace) -> list[str]:

@@ -167,9 +167,7 @@ def put_back(run_dir: Path) -> None:
     """Undo ``set_aside``: delete the files the new run wrote (its checkpoint first), then move the old run's back
     by way of the ``MOVING`` folder (a kill part way: ``finish_replace`` deletes no more and moves the rest). A
     netlist ngspice failed on in the new run stays."""
-    for name in sorted(RUN_FILES, key=lambda name: name != CHECKPOINT):
-        if (run_dir / name).is_file():
-            (run_dir / name).unlink()
+    _remove_run_files(run_dir)  # RUN_FILES name the checkpoint first
     os.replace(run_dir / SET_ASIDE, run_dir / MOVING)
     _move_back(run_dir)
 

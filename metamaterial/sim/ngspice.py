@@ -39,6 +39,7 @@ from ..netlist import (
     node_vector_names,
     num,
     solve_options,
+    swept,
     to_spice,
     to_spice_sweep,
 )
@@ -344,8 +345,7 @@ class NgspiceSolver(AbstractSolver):
                                  None if clamps is None else clamps[rows])
                 parts.append(op.voltages[:batch - lo])
             return OperatingPoint(voltages=np.concatenate(parts))
-        if self.sweep and isinstance(circuit.device, NmosParams) and circuit.mismatch is None and \
-                circuit not in self._op_only:
+        if self.sweep and swept(circuit) and circuit not in self._op_only:  # the netlists written decide alike
             try:
                 return self._solve_swept(circuit, controls, inputs, clamps)
             except _SweepFailed:  # solved below by op instead, and so from now on
