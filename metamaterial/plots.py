@@ -244,7 +244,7 @@ def _outputs_figure(run_dir: Path, summary: dict, plt) -> Path:
     one = len(ins) == 1  # against the input voltage (a line through the points), else against the point index
     x = table.column(ins[0]) if one else table.column("point").astype(int)
     order = np.argsort(x) if one else slice(None)
-    xlabel = f"{ins[0]} (V)" if one else "data point" + (f" ({', '.join(ins)})" if len(ins) <= 3 else "")
+    xlabel = (ins[0] if ins[0].startswith("V(") else f"{ins[0]} (V)") if one else "data point" + (f" ({', '.join(ins)})" if len(ins) <= 3 else "")
     fig, ax = _axes(plt, xlabel, "output (V)",
                     f"{summary['name']}: outputs vs targets ({summary['task']}, {summary['backend']})")
     for name in outs:

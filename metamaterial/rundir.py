@@ -21,7 +21,7 @@ from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, chips_per_replica, make_solver, make_trainer, replica_setup
 from .learning.trainer import Evaluation
 from .points import describe_points, point_indices, point_phases, write_point_netlists
-from .runfiles import OUTPUTS_CSV, checkpoint_files, column_names, load_checkpoint, write_outputs_csv
+from .runfiles import OUTPUTS_CSV, checkpoint_files, column_names, feature_names, load_checkpoint, write_outputs_csv
 from .runs import seed_span, succeeded
 from .tasks import bad_value
 
@@ -70,15 +70,20 @@ def load_run(run_dir: str | Path, skip: tuple[str, ...] = ()) -> SavedRun:
 
 # -- eval ----------------------------------------------------------------------------------------------------
 def read_inputs_csv(path: str | Path, setup: Setup) -> np.ndarray:
-    """[P, n_in] input voltages from a CSV whose header names the run's input nodes (``n15``; or a CSV task's
-    input column names; or, in a layered network or a network file, the nodes' own names such as ``in0``), in any
-    order; one row per point."""
+    """[P, n_in] input voltages from a CSV whose header names the run's inputs, in any order, one row per point:
+    by the input nodes (``n15``), by a CSV task's input column names, or in a layered network or a network file by
+    the nodes' own names (``in0``), each column in volts; where the task scales a dataset's features to volts
+    (Iris, a CSV task with ``task.scale``), by the features' names in the dataset's own units (``sepal_length_cm``,
+    scaled as the training data was) or as ``V(sepal_length_cm)`` in volts."""
     p = Path(path)
     nodes = [f"n{i}" for i in setup.circuit.inputs]
     choices = [nodes, column_names(setup)[0]]
     if setup.config.network.kind in ("layered", "file"):
         g = build_network(setup.config)
         choices.append([str(g.nodes[i].get("label", f"n{i}")) for i in setup.circuit.inputs])
+    features = feature_names(setup)  # in the dataset's units, not volts
+    if features is not None:
+        choices.append(features)
     others = [names for k, names in enumerate(choices) if names != nodes and names not in choices[:k]]
     try:
         with p.open(newline="") as f:
@@ -104,12 +109,13 @@ def read_inputs_csv(path: str | Path, setup: Setup) -> np.ndarray:
         x = np.array([[float(r[j]) for j in order] for r in rows[1:]])
     except (ValueError, IndexError) as err:
         raise ConfigError(f"{p}: every row needs {len(nodes)} numbers, input voltages in V ({err})") from err
-    bad = bad_value(x)
+    raw = np.array([features is not None and header[j] == features[k] for k, j in enumerate(order)])
+    bad = bad_value(np.where(raw, 0.0, x)) or bad_value(np.where(raw, x, 0.0), volts=False)
     if bad is not None:
         i, j, want = bad
         raise ConfigError(f"{p}:{numbered[i + 1][0]}: {header[order[j]]} must be {want} (got {x[i, j]:g}); correct "
                           "that value")
-    return x
+    return np.where(raw, setup.task.scale.volts(x), x) if raw.any() else x
 
 
 def evaluate_run(run: SavedRun, split: str = "train", inputs: np.ndarray | None = None, seed: int | None = None,
@@ -192,9 +198,9 @@ def write_run_netlists(run: SavedRun, out_dir: Path, seed: int | None = None, ba
 
 
 def outside_training(setup: Setup, x: np.ndarray, source: str | Path) -> list[str]:
-    """A warning when new inputs ``x`` [P, n_in] leave the range of the training points' inputs by more than a
-    millivolt: the outputs there extrapolate what the network learned. The inputs are the voltages the circuit sees
-    (Iris's features, for one, scaled from cm to task.low-task.high), which a user can mistake for the raw data."""
+    """A warning when new inputs ``x`` [P, n_in] (V) leave the range of the training points' inputs by more than a
+    millivolt: the outputs there extrapolate what the network learned. It names what the CSV's columns are read as,
+    since values in the wrong units (volts under a feature's name, or a feature's units under a node's) land there."""
     trained = setup.task.inputs
     lo, hi = trained.min(axis=0), trained.max(axis=0)
     out = (x < lo - 1e-3) | (x > hi + 1e-3)  # [P, n_in]
@@ -202,10 +208,13 @@ def outside_training(setup: Setup, x: np.ndarray, source: str | Path) -> list[st
         return []
     names = column_names(setup)[0]
     row, k = np.argwhere(out)[0]
+    features = feature_names(setup)
+    units = ("; the inputs are the voltages the circuit sees" if features is None else
+             f"; a column named as the dataset's feature ({features[k]}) is read in the dataset's units and scaled "
+             f"as the training data was, one named {names[k]} or by its node in volts")
     return [f"{source}: {int(out.any(axis=1).sum())} of {len(x)} row(s) hold inputs outside the training points' "
             f"range (row {row + 1}: {names[k]} {x[row, k]:.4g} V, trained on {lo[k]:.4g}-{hi[k]:.4g} V), where the "
-            "outputs extrapolate; the inputs are the voltages the circuit sees, not raw data (task.low, task.high "
-            "scale a dataset's features)"]
+            f"outputs extrapolate{units}"]
 
 
 __all__ = ["OUTPUTS_CSV", "SavedRun", "load_run", "column_names", "write_outputs_csv", "read_inputs_csv",

@@ -286,23 +286,17 @@ def _is_folder(path: Path) -> bool:
 # -- names of a task's columns -------------------------------------------------------------------------------
 def column_names(setup: Setup) -> tuple[list[str], list[str], list[str] | None]:
     """(input names, output names, class names or None) of a run: a CSV task's (and Iris's) own column and class
-    names; otherwise the netlist names of the input nodes and of the outputs (``n10-n0`` for a differential one)."""
-    c, cfg = setup.circuit, setup.config
+    names, an input made from a dataset's feature by scaling it written ``V(name)`` (it holds volts, not the
+    feature's units); otherwise the netlist names of the input nodes and of the outputs (``n10-n0`` for a
+    differential one)."""
+    c = setup.circuit
     inputs = [f"n{i}" for i in c.inputs]
     outputs = [f"n{p}" if n < 0 else f"n{p}-n{n}" for p, n in zip(c.out_pos, c.out_neg)]
     classes = None
-    header: list[str] | None = None  # with the rows below it, when the task reads a CSV file
-    if cfg.task.name == "iris":
-        with resources.files("metamaterial").joinpath("data/iris.csv").open() as f:
-            header, *rows = [r for r in csv.reader(f) if r]
-        n_in, is_class = 4, True
-    elif cfg.task.name == "csv":
-        # the training data may have moved away since: then the nodes' names still describe the run
-        with contextlib.suppress(OSError), open(cfg.task.path, newline="") as f:
-            header, *rows = [r for r in csv.reader(f) if r]
-        n_in, is_class = cfg.task.n_inputs, cfg.task.classification
-    if header is not None:
-        inputs = header[:n_in]
+    data = _dataset_columns(setup)
+    if data is not None:
+        header, rows, n_in, is_class = data
+        inputs = [f"V({name})" for name in header[:n_in]] if setup.task.scale is not None else header[:n_in]
         if is_class:
             classes = sorted({r[n_in] for r in rows})
             outputs = [f"{header[n_in]}={name}" for name in classes]
@@ -311,6 +305,30 @@ def column_names(setup: Setup) -> tuple[list[str], list[str], list[str] | None]:
     elif setup.task.is_classification and setup.task.decode == "nearest":
         classes = [f"{v * 1e3:g} mV" for v in setup.task.levels]
     return inputs, outputs, classes
+
+
+def feature_names(setup: Setup) -> list[str] | None:
+    """The dataset's own names of the features a run's inputs are scaled from (Iris's ``sepal_length_cm``, ...; a
+    CSV task with ``task.scale``), whose values are in the dataset's units (``Task.scale`` maps them to volts);
+    None when the inputs are not scaled from a dataset or its file is gone."""
+    data = _dataset_columns(setup) if setup.task.scale is not None else None
+    return None if data is None else data[0][:data[2]]
+
+
+def _dataset_columns(setup: Setup) -> tuple[list[str], list[list[str]], int, bool] | None:
+    """(header, rows, number of input columns, whether the next column is a class) of the dataset a run's task
+    reads (Iris's bundled file, a CSV task's file), or None for another task or a CSV file that has moved away
+    since (the nodes' names then still describe the run)."""
+    cfg = setup.config
+    if cfg.task.name == "iris":
+        with resources.files("metamaterial").joinpath("data/iris.csv").open() as f:
+            header, *rows = [r for r in csv.reader(f) if r]
+        return header, rows, 4, True
+    if cfg.task.name == "csv":
+        with contextlib.suppress(OSError), open(cfg.task.path, newline="") as f:
+            header, *rows = [r for r in csv.reader(f) if r]
+            return header, rows, cfg.task.n_inputs, cfg.task.classification
+    return None
 
 
 def write_outputs_csv(run_dir: Path, setup: Setup, outputs: np.ndarray) -> Path:

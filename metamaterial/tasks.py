@@ -28,6 +28,23 @@ REGRESSION_Y = np.array([0.1088, 0.1472, 0.1872, 0.2256, 0.2649, 0.3041, 0.3041,
 
 
 @dataclass(frozen=True)
+class FeatureScale:
+    """How a dataset's features become input voltages: feature k's values ``raw`` map onto [low, high] V by
+    ``low + (high - low) (raw - lo[k]) / span[k]``, (lo, lo + span) the feature's range in the dataset (``span``
+    1 for a feature of one value). Kept with the task so that new data in the dataset's own units can be
+    evaluated as training saw it (``metamaterial eval --inputs``)."""
+
+    lo: np.ndarray  # [n_in], the dataset's units
+    span: np.ndarray  # [n_in], the dataset's units
+    low: float  # V
+    high: float  # V
+
+    def volts(self, raw: np.ndarray) -> np.ndarray:
+        """[P, n_in] input voltages (V) of features ``raw`` [P, n_in] in the dataset's units."""
+        return self.low + (self.high - self.low) * (np.asarray(raw, float) - self.lo) / self.span
+
+
+@dataclass(frozen=True)
 class Task:
     """A supervised task in volts.
 
@@ -41,6 +58,8 @@ class Task:
         test_inputs, test_targets, test_classes: the points scored apart from training, or None.
         scored: what those are: ``"held-out"`` (the task's test split) or ``"validation"`` (carved from the
             training points by ``validation_split``; the held-out points are then left out of the run).
+        scale: how the inputs were made from a dataset's features (Iris; a CSV task with ``task.scale``), or
+            None when the inputs are the data's own values in volts.
     """
 
     name: str
@@ -53,6 +72,7 @@ class Task:
     test_targets: np.ndarray | None = None
     test_classes: np.ndarray | None = None
     scored: str = "held-out"
+    scale: FeatureScale | None = None
 
     @property
     def n_points(self) -> int:
@@ -125,8 +145,9 @@ def iris_task(low: float, high: float, on: float, off: float, test_fraction: flo
         rows = list(csv.DictReader(f))
     x = np.array([[float(r[k]) for k in list(r)[:4]] for r in rows])
     _, cls = np.unique([r["species"] for r in rows], return_inverse=True)
-    return _split(Task("iris", _scale(x, low, high), np.where(np.eye(3)[cls] > 0, on, off), classes=cls,
-                       decode="argmax"), test_fraction, seed)
+    scale = _scale(x, low, high)
+    return _split(Task("iris", scale.volts(x), np.where(np.eye(3)[cls] > 0, on, off), classes=cls, decode="argmax",
+                       scale=scale), test_fraction, seed)
 
 
 def digits_task(low: float, high: float, on: float, off: float, test_fraction: float, seed: int) -> Task:
@@ -202,8 +223,9 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
             i, j, want = bad
             raise ValidationError(f"task.path: {p}:{numbered[i + 1][0]}: {names[j]} must be {want} (got "
                                   f"{values[i, j]:g}); correct that value")
-    x = _scale(x, low, high) if scale else x
-    task = Task(p.stem, x, y, classes=cls, decode="argmax" if classification else None)
+    features = _scale(x, low, high) if scale else None
+    task = Task(p.stem, x if features is None else features.volts(x), y, classes=cls,
+                decode="argmax" if classification else None, scale=features)
     return _split(task, test_fraction, seed) if test_fraction > 0 else task
 
 
@@ -220,9 +242,10 @@ def bad_value(values: np.ndarray, volts: bool = True) -> tuple[int, int, str] | 
     return int(i), int(j), (f"a finite voltage in [-{MAX_VOLTS:g}, {MAX_VOLTS:g}] V" if volts else "a finite number")
 
 
-def _scale(x: np.ndarray, low: float, high: float) -> np.ndarray:
+def _scale(x: np.ndarray, low: float, high: float) -> FeatureScale:
+    """The map of each feature (column) of ``x`` [P, n_in] onto [low, high] V over its range in ``x``."""
     lo, hi = x.min(axis=0), x.max(axis=0)
-    return low + (high - low) * (x - lo) / np.where(hi > lo, hi - lo, 1.0)
+    return FeatureScale(lo, np.where(hi > lo, hi - lo, 1.0), low, high)
 
 
 def scored_on(record: dict) -> str:
@@ -251,7 +274,8 @@ def _split(task: Task, test_fraction: float, seed: int) -> Task:
     test = _stratified_pick(task, test_fraction, seed, "task.test_fraction")
     cls = task.classes
     return Task(task.name, task.inputs[~test], task.targets[~test], None if cls is None else cls[~test], task.decode,
-                task.levels, task.inputs[test], task.targets[test], None if cls is None else cls[test])
+                task.levels, task.inputs[test], task.targets[test], None if cls is None else cls[test],
+                scale=task.scale)
 
 
 def _stratified_pick(task: Task, fraction: float, seed: int, key: str) -> np.ndarray:

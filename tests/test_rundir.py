@@ -340,7 +340,8 @@ def test_held_out_split_with_the_tasks_own_names(tmp_path):
     assert result["split"] == "test" and len(result["inputs"]) == 30  # a fifth of 150 flowers
     assert rep["accuracy"] == summary["test_accuracy"]
     assert rep["loss"] == pytest.approx(summary["test_loss"], rel=1e-6)
-    assert result["input_names"] == ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
+    assert result["input_names"] == [f"V({name})" for name in  # volts, scaled from the dataset's cm
+                                     ("sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm")]
     assert result["output_names"] == [f"species={s}" for s in ("setosa", "versicolor", "virginica")]
     assert set(result["true"]) == {"setosa", "versicolor", "virginica"}
     assert np.mean(np.array(rep["predicted"]) == np.array(result["true"])) == rep["accuracy"]
