@@ -37,6 +37,8 @@ _NUMBER = re.compile(r"([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))(?:e([-+]?[0-9]*))?(me
 _CARD_LINE = re.compile(r"^\s*(\*.*|\.model\s+.*|\+.*|)$", re.IGNORECASE)
 _CARD_TOKENS = re.compile(r"=|[^\s=(),]+")  # ngspice reads "name=value" and "name value"; ( ) , separate
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: ngspice's end-of-line comments: from ';', '$ ' (a dollar before a blank or the line's end), '//' or '--'
+_LINE_COMMENT = re.compile(r";|\$(?=\s|$)|//|--")
 _ALIASES = {"vt0": "vto", "u0": "uo"}
 
 # The parameters ngspice's MOS levels 1 to 3 accept (as ngspice 46 reads a card; it ignores any other name with
@@ -166,8 +168,9 @@ def _outside_level1_law(given: dict[str, float]) -> list[str]:
 def load_model_card(path: str | Path) -> tuple[str, ModelCard]:
     """Read a user ``.model`` card file; return (the card text a netlist uses, its ``parse_model_card``).
 
-    Only comment lines, one ``.model NAME nmos ...`` line and ``+`` continuation lines are accepted,
-    so a card cannot smuggle netlist elements or control commands into a netlist.
+    Only comment lines, one ``.model NAME nmos ...`` line and ``+`` continuation lines are accepted (ngspice's
+    end-of-line comments, from ``;``, ``$ ``, ``//`` or ``--``, are dropped), so a card cannot smuggle netlist
+    elements or control commands into a netlist.
     """
     p = Path(path)
     try:
@@ -177,12 +180,18 @@ def load_model_card(path: str | Path) -> tuple[str, ModelCard]:
     except UnicodeDecodeError as err:
         raise ConfigError(f"{p}: not a text (UTF-8) file ({err.reason} at byte {err.start}); give a .model card in "
                           "device.model_file") from err
-    lines = [ln.rstrip() for ln in text.splitlines()]
+    # a '*' line is a comment whole; another loses its end-of-line comment, as ngspice reads it (what is left is
+    # checked below and is what a netlist holds)
+    lines = [ln.rstrip() if ln.lstrip().startswith("*") else _LINE_COMMENT.split(ln, 1)[0].rstrip()
+             for ln in text.splitlines()]
     for i, ln in enumerate(lines, 1):
-        if not _CARD_LINE.match(ln) or any(c in ln for c in ";`$\\") or ln.lower().lstrip().startswith(
-                (".control", ".endc")):
+        if not _CARD_LINE.match(ln) or ln.lower().lstrip().startswith((".control", ".endc")):
             raise ConfigError(f"{p}:{i}: only comments, one '.model NAME nmos (...)' line and '+' continuations are "
                               f"allowed (got {ln.strip()[:60]!r}); remove the line")
+        odd = next((c for c in "`$\\" if c in ln and not ln.lstrip().startswith("*")), None)
+        if odd is not None:
+            raise ConfigError(f"{p}:{i}: {odd!r} has no place in a model card (got {ln.strip()[:60]!r}); remove it (an "
+                              "end-of-line comment starts with ';', '$ ', '//' or '--')")
     models = sum(ln.lower().lstrip().startswith(".model") for ln in lines)
     if models != 1:
         raise ConfigError(f"{p}: expected exactly one .model line (got {models}); keep one card per file")

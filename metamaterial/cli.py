@@ -257,6 +257,13 @@ def _load(args: argparse.Namespace) -> Config:
         if not path.is_file():
             raise CheckpointError(f"{args.resume}: not a run directory (no config.yaml); check --resume")
         return load_saved_config(path, config_overrides(args))
+    if Path(path).is_dir():
+        run = (Path(path) / "config.yaml").is_file()
+        hint = {"train": f"to train that run on, use train --resume {path}",
+                "solve": f"for its trained outputs use eval {path} --json, for its netlists netlist {path}, for its "
+                         f"initial gates solve {path}/config.yaml"}.get(args.command) if run else None
+        raise ConfigError(f"{path}: {'a run directory' if run else 'a folder'}, and {args.command} reads a config "
+                          f"file (.yaml); {hint or 'give a config file'}")
     return load_config(path, config_overrides(args))
 
 

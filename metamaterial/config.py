@@ -90,11 +90,37 @@ PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 T_LEARN = HardwareParams.t_learn  # the charging circuit's constants live in HardwareParams
 TEST_FRACTION = {"iris": 0.2, "digits": 0.2}
 
+#: the keys of ``network`` each kind reads (beside ``kind``); another key given a value of its own would be ignored
+NETWORK_KEYS = {"lattice": ("rows", "cols", "periodic"), "random": ("n_nodes", "n_edges", "seed"),
+                "file": ("file",),
+                "layered": ("n_inputs", "n_hidden", "n_outputs", "n_edges", "density", "seed", "differential",
+                            "direct")}
+#: the keys of ``device`` only one kind reads: a resistor's conductance range, a potentiometer's taps
+DEVICE_KEYS = {"resistor": ("g_min", "g_max"), "potentiometer": ("r_min", "r_max", "n_taps")}
+#: the keys of ``task`` each task reads (beside ``name`` and ``validation``), as ``experiment.build_task`` does
+TASK_KEYS = {"xor": ("low", "high", "labels"), "regression": ("x", "y"),
+             "linear_regression": ("n_points", "slope", "offset", "low", "high"), "allostery": ("source", "targets"),
+             **dict.fromkeys(("iris", "digits"), ("low", "high", "target_on", "target_off", "test_fraction",
+                                                  "split_seed")),
+             "csv": ("path", "n_inputs", "classification", "scale", "low", "high", "target_on", "target_off",
+                     "test_fraction", "split_seed")}
+
 
 class _Strict(BaseModel):
     """No unknown keys, no coercion (a string or a bool is not a number), frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _only_read(model: BaseModel, keys: tuple[str, ...], what: str, **resolved: Any) -> None:
+    """Refuse a key of ``model`` that ``what`` does not read, given a value other than its default or the value it
+    resolves to (``resolved``; a saved config holds every key, at those values where unread)."""
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if (name not in (*keys, "kind", "name", "validation") and value != field.default
+                and not (name in resolved and value == resolved[name])):
+            raise ValueError(f"{name}: {what} does not read it (got {value!r}); remove it ({what} reads only "
+                             f"{', '.join(keys)})")
 
 
 def _resolve(model: BaseModel, **values: Any) -> None:
@@ -135,6 +161,10 @@ class NetworkConfig(_Strict):
             raise ValueError("a random network needs n_nodes and n_edges")
         if self.kind == "file" and not self.file:
             raise ValueError("a file network needs 'file' (an edge list or .graphml path)")
+        if self.kind != "file" and self.file is not None:
+            raise ValueError(f"file: read only by a network of kind file (got kind {self.kind}, which ignores it); "
+                             "set network.kind: file to train on that file, or remove network.file")
+        _only_read(self, NETWORK_KEYS[self.kind], f"a {self.kind} network")
         return self
 
 
@@ -283,6 +313,14 @@ class DeviceConfig(_Strict):
         if self.body != "ground" and self.kind != "nmos":
             raise ValueError(f"body ties a transistor's body terminal, and a {self.kind} has none (got body "
                              f"{self.body!r}); remove device.body or use kind: nmos")
+        if self.model_file is not None and self.preset != type(self).model_fields["preset"].default:
+            raise ValueError(f"preset: a model card (device.model_file) replaces the preset, which would be ignored "
+                             f"(got preset {self.preset!r} and model_file {self.model_file!r}); give one of them")
+        for kind, keys in DEVICE_KEYS.items():
+            given = [k for k in keys if getattr(self, k) != type(self).model_fields[k].default]
+            if kind != self.kind and given:
+                raise ValueError(f"{given[0]}: only a {kind} device reads it (got {getattr(self, given[0])!r} with "
+                                 f"kind {self.kind}); remove it, or set device.kind: {kind}")
         return self
 
 
@@ -325,6 +363,7 @@ class TaskConfig(_Strict):
     def _task_fields(self) -> TaskConfig:
         if self.name == "csv" and (not self.path or self.n_inputs is None):
             raise ValueError("a csv task needs 'path' and 'n_inputs'")
+        _only_read(self, TASK_KEYS[self.name], f"the {self.name} task", test_fraction=0.0)
         if (self.x is None) != (self.y is None):
             raise ValueError("give both x and y, or neither")
         if self.x is not None and len(self.x) != len(self.y):
@@ -601,6 +640,20 @@ def as_trained(raw: dict) -> dict:
     task = raw.get("task")
     if isinstance(task, dict) and "split_seed" not in task and isinstance(raw.get("seed"), int):
         task["split_seed"] = raw["seed"]
+    # a key its network, task or device does not read was ignored when the run trained (a config was not refused
+    # for it before 2026-12-02): dropped, so that the run still loads
+    for part, kind, read in (("network", "kind", NETWORK_KEYS), ("task", "name", TASK_KEYS)):
+        doc = raw.get(part)
+        keys = read.get(doc.get(kind, "lattice" if part == "network" else None)) if isinstance(doc, dict) else None
+        if keys is not None:
+            for key in [k for k in doc if k not in (*keys, "kind", "name", "validation")]:
+                del doc[key]
+    device = raw.get("device")
+    if isinstance(device, dict):
+        unread = [k for kind, keys in DEVICE_KEYS.items() if kind != device.get("kind", "nmos") for k in keys]
+        unread += ["preset"] if device.get("model_file") is not None else []
+        for key in unread:
+            device.pop(key, None)
     return raw
 
 
@@ -669,6 +722,9 @@ def validate_config(raw: dict, source: str = "<config>") -> Config:
                  "missing": "required key is missing"}
         msg = fixed.get(first["type"]) or first["msg"].removeprefix("Value error, ")
         got = first.get("input")
+        field = re.match(r"([a-z_]+): ", msg) if first["type"] == "value_error" else None
+        if field and isinstance(got, dict) and field[1] in got:  # a validator's message about one of its keys
+            loc, msg = f"{loc}.{field[1]}" if loc else field[1], msg[field.end():]
         if first["type"] not in fixed and not isinstance(got, dict) and "(got " not in msg:
             msg += f" (got {got!r})"
         # a union's members fail at the key and inside it: one problem, not one per member

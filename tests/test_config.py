@@ -117,7 +117,7 @@ CASES = [
      "task.validation.fractio: unknown key"),
     ("set-bad-range", XOR, ["--set", "learning.update_probability=0"], "learning.update_probability"),
     # it was silently ignored: one point per step
-    ("batch-size-without-mini-batches", XOR, ["--set", "learning.batch_size=4"], "learning: batch_size: only "
+    ("batch-size-without-mini-batches", XOR, ["--set", "learning.batch_size=4"], "learning.batch_size: only "
      "schedule mini_batch steps in batches (got batch_size 4 with schedule full_batch); set "
      "learning.schedule=mini_batch, or leave batch_size out"),
     ("set-bracket-index", XOR, ["--set", "roles.rails[0].volts=abc"], "roles.rails[0].volts: Input should be a valid "
@@ -151,6 +151,23 @@ CASES = [
      "contain control characters"),
     ("multiclass-hinge-on-xor", _edit("learning.loss", "multiclass_hinge"), [],
      "learning.loss: 'multiclass_hinge' needs one output per class"),
+    # a key the network, task or device does not read was silently ignored: the run trained on something else
+    ("file-on-a-lattice", XOR, ["--set", "network.file=net.txt"], "network.file: read only by a network of kind "
+     "file (got kind lattice, which ignores it); set network.kind: file to train on that file, or remove "
+     "network.file"),
+    ("rows-on-a-random-network", XOR, ["--set", "network={kind: random, n_nodes: 16, n_edges: 32, rows: 7}"],
+     "network.rows: a random network does not read it (got 7); remove it (a random network reads only n_nodes, "
+     "n_edges, seed)"),
+    ("csv-path-on-xor", XOR, ["--set", "task.path=data.csv"], "task.path: the xor task does not read it (got "
+     "'data.csv'); remove it (the xor task reads only low, high, labels)"),
+    ("held-out-on-xor", XOR, ["--set", "task.test_fraction=0.2"], "task.test_fraction: the xor task does not read it"),
+    ("labels-on-regression", REG, ["--set", "task.labels=[0.1, 0.2]"], "task.labels: the regression task does not "
+     "read it"),
+    ("resistor-range-on-nmos", XOR, ["--set", "device.g_min=1e-4"], "device.g_min: only a resistor device reads it "
+     "(got 0.0001 with kind nmos); remove it, or set device.kind: resistor"),
+    ("preset-with-a-card", XOR, ["--set", "device.model_file=card.lib", "--set", "device.preset=ald1106-l1"],
+     "device.preset: a model card (device.model_file) replaces the preset, which would be ignored (got preset "
+     "'ald1106-l1' and model_file 'card.lib'); give one of them"),
 ]
 
 
@@ -163,6 +180,8 @@ def _run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("case_id, doc, extra, fragment", CASES, ids=[c[0] for c in CASES])
 def test_malformed_config_exits_2_with_one_line(tmp_path, case_id, doc, extra, fragment):
+    for name in ("net.txt", "data.csv", "card.lib"):  # files the cases name exist: the key is what is refused
+        (tmp_path / name).write_text("")
     path = tmp_path / f"{case_id}.yaml"
     path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc))
     proc = _run_cli(["train", str(path), "--out", str(tmp_path / "run"), "--no-progress", *extra], tmp_path)
@@ -552,3 +571,41 @@ def test_task_validation_carves_a_validation_set_from_the_training_points_and_dr
     for fraction, says in (("0.999", "class 0 keeps no training point"), ("0.001", "rounds to none")):
         with pytest.raises(ValidationError, match=rf"task\.validation\.fraction: .*{fraction} .*{says}"):
             build(load_config(iris, [f"task.validation={{fraction: {fraction}}}"]))
+
+
+def test_a_saved_run_with_a_key_it_did_not_read_still_loads(tmp_path):
+    """A run saved before unread keys were refused holds them as it trained: ignored. Its config.yaml loads (they
+    are dropped, as training dropped them) and gives the config it trained on; as a new config it is refused."""
+    doc = yaml.safe_load(dump_config(load_config(ROOT / "configs" / "xor.yaml")))
+    trained = validate_config(yaml.safe_load(yaml.safe_dump(doc)))
+    doc["network"]["file"] = str(tmp_path / "gone.txt")
+    doc["task"]["test_fraction"] = 0.2
+    doc["device"]["g_min"] = 1e-4
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match=r"network.file: read only by a network of kind file"):
+        load_config(tmp_path / "config.yaml")
+    assert load_saved_config(tmp_path / "config.yaml") == trained
+    card = doc["device"]["model_file"] = str(tmp_path / "card.lib")
+    (tmp_path / "card.lib").write_text(".model fet nmos (level=1 vto=0.7 kp=1e-4)\n")
+    doc["device"]["preset"] = "ald1106-l1"  # ignored beside the card
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(doc))
+    saved = load_saved_config(tmp_path / "config.yaml")
+    assert saved.device.model_file == card and saved.device.preset == "ald1106-fit"
+
+
+def test_a_folder_given_as_the_config_says_what_to_give(tmp_path):
+    """``solve RUN`` or ``train RUN`` read a folder as a file ("Is a directory"); they say what the folder is and
+    which command reads it."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(XOR))
+    cases = [(["solve", str(run), "--json"], f"{run}: a run directory, and solve reads a config file (.yaml); for its "
+              f"trained outputs use eval {run} --json, for its netlists netlist {run}, for its initial gates solve "
+              f"{run}/config.yaml"),
+             (["train", str(run)], f"{run}: a run directory, and train reads a config file (.yaml); to train that "
+              f"run on, use train --resume {run}"),
+             (["solve", str(tmp_path)], f"{tmp_path}: a folder, and solve reads a config file (.yaml); give a config "
+              "file")]
+    for args, line in cases:
+        proc = _run_cli(args, tmp_path)
+        assert (proc.returncode, proc.stderr) == (2, f"metamaterial: {line}\n"), args

@@ -204,6 +204,21 @@ def test_model_card_values_read_as_ngspice_reads_them(tmp_path):
         assert ours[field] == pytest.approx(theirs[name], rel=CARD_RTOL), name
 
 
+def test_end_of_line_comments_of_a_card_are_dropped_as_ngspice_drops_them(tmp_path):
+    """``;``, ``$ ``, ``//`` and ``--`` start a comment to the line's end in ngspice: the card file with them gives
+    the parameters ngspice reads from it (``showmod``), and the text a netlist gets holds none of them."""
+    text = (".model fet nmos (level=1 vto=0.7 kp=1e-4 ; lambda=0.5\n+ gamma=0.4 phi=0.6   $ body effect\n"
+            "+ lambda=0.02 // channel length\n+ is=2e-14) -- junctions\n* the end; $ here is a comment line\n")
+    (tmp_path / "fet.lib").write_text(text)
+    card, parsed = load_model_card(tmp_path / "fet.lib")
+    assert card == ".model fet nmos (level=1 vto=0.7 kp=1e-4\n+ gamma=0.4 phi=0.6\n+ lambda=0.02\n+ is=2e-14)"
+    out = _ngspice_output(tmp_path, [*text.splitlines(), "M1 d g 0 0 fet w=10u l=10u", "V1 d 0 1", "V2 g 0 2",
+                                     ".control", "showmod m1", "quit 0", ".endc"])
+    theirs = {k: float(v) for k, v in re.findall(r"^\s*(vto|kp|lambda|gamma|phi|is)\s+(\S+)\s*$", out, re.M)}
+    assert theirs == pytest.approx({name: parsed.given[name] for name in theirs}, rel=CARD_RTOL)
+    assert sorted(theirs) == ["gamma", "is", "kp", "lambda", "phi", "vto"] and theirs["lambda"] == 0.02
+
+
 @pytest.mark.parametrize("raw, fragment", [
     ("abc", r"f.lib: model card parameter vto is not a number \(got 'abc'\); write digits with an optional"),
     ("1k2", r"model card parameter vto is not a number \(got '1k2'\)"),
@@ -271,7 +286,9 @@ def test_model_card_values_the_device_refuses_name_the_file(tmp_path):
 @pytest.mark.parametrize("text, fragment", [
     (".model m nmos (level=1)\nV1 a 0 dc 1\n", r"bad.lib:2: only comments, one '.model NAME nmos \(...\)' line"),
     (".model m nmos (level=1)\n.control\nshell rm -rf /\n.endc\n", "only comments"),
-    (".model m nmos (level=1 vto=1; shell)\n", "only comments"),
+    (".model m nmos (level=1 vto=1) $x\n", r"bad.lib:1: '\$' has no place in a model card \(got '.model m nmos "
+                                            r"\(level=1 vto=1\) \$x'\); remove it \(an end-of-line comment starts"),
+    (".model m nmos (level=1 vto=1) `rm`\n", r"bad.lib:1: '`' has no place in a model card"),
     (".model m pmos (level=1)\n", "must read '.model NAME nmos"),
     ("* nothing here\n", r"bad.lib: expected exactly one .model line \(got 0\); keep one card per file"),
 ])
