@@ -1,19 +1,21 @@
 """The records a sweep folder holds under no point's key (an older schema's keys, results made before a revision of
 the dynamics, or on other content of a data file) are classified in one pass, each saved config read once
-(``execute.earlier_results``), whatever the command then does with them (a dry run, a run, a resume)."""
+(``execute.earlier_results``), whatever the command then does with them (a dry run, a run, a resume). And the data
+file an ensemble's points read is hashed once before they train."""
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 
 import yaml
 
 from conftest import ROOT
-from metamaterial import revisions
+from metamaterial import datafiles, revisions
 from metamaterial.cli import main
-from metamaterial.sweep import load_sweep
+from metamaterial.sweep import execute, load_sweep
 from metamaterial.sweep import spec as spec_module
-from metamaterial.sweep.execute import earlier_results
+from metamaterial.sweep.execute import earlier_results, plan_tasks
 from metamaterial.sweep.spec import config_text
 from metamaterial.sweep.store import read_result, write_result
 
@@ -21,6 +23,7 @@ REGRESSION = str(ROOT / "configs" / "regression.yaml")
 CSV_EXAMPLE = str(ROOT / "configs" / "csv_example.yaml")
 QUICK = ["simulator.backend=native", "learning.epochs=3"]
 NUDGES = [0.5, 1.0]
+N_ENSEMBLE = 4
 
 
 def _spec(tmp_path, base: str) -> str:
@@ -99,3 +102,33 @@ def test_a_data_reading_point_filed_under_an_older_key_is_adopted_not_taken_for_
     assert "1 already done in" in said.out
     assert said.err == "sweep: 1 point(s) have a result trained on other content of their data file (or before its " \
                        "content was recorded with the result): they run again\n"
+
+
+def test_an_ensemble_hashes_its_data_file_once_and_still_notices_it_edited(tmp_path, monkeypatch):
+    """The points of one ensemble read one CSV: before they train, it is hashed once to check that it still holds
+    what the sweep read (it was hashed once a point); edited since, every point fails, naming it."""
+    (tmp_path / "data").mkdir()
+    shutil.copy(CSV_EXAMPLE, tmp_path)
+    csv = tmp_path / "data" / "two_outputs.csv"
+    shutil.copy(ROOT / "configs" / "data" / "two_outputs.csv", csv)
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump({"base": "csv_example.yaml", "set": QUICK, "seeds": N_ENSEMBLE}))
+    points = list(load_sweep(spec_file).points)
+    assert plan_tasks(points) == [points]  # one ensemble
+    hashed = []
+    sha256 = datafiles.file_sha256
+
+    def counted(path, key):
+        hashed.append((key, str(path)))
+        return sha256(path, key)
+    monkeypatch.setattr(datafiles, "file_sha256", counted)
+    for out in ("out", "edited"):
+        (tmp_path / out).mkdir()
+    done = execute._train(points, tmp_path / "out", "worker")
+    assert [r["status"] for r in done] == ["ok"] * N_ENSEMBLE and hashed == [("task.path", str(csv))]
+    csv.write_text(csv.read_text() + csv.read_text().splitlines()[-1] + "\n")  # a row more
+    stale = execute._train(points, tmp_path / "edited", "worker")
+    assert [r["status"] for r in stale] == ["failed"] * N_ENSEMBLE
+    for r in stale:
+        assert r["error"]["message"].startswith(f"{csv}: its content changed since the sweep read it (task.path: "
+                                                "sha256 ")

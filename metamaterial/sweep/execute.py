@@ -226,8 +226,11 @@ def _train(points: list[Point], out: Path, worker: str, target_loss: float | Non
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         cfg = points[0].config
-        for p in points:  # a file edited since the sweep was expanded would train the point on other data
-            changed = changed_file(p.config, p.files)
+        # a file edited since the sweep was expanded would train the points on other data; the points of an
+        # ensemble differ in seed alone, so they read the same files, pinned alike: each is hashed once, not once
+        # a point (64 times a CSV for a full ensemble)
+        for files in {json.dumps(p.files, sort_keys=True): p.files for p in points}.values():
+            changed = changed_file(cfg, files)
             if changed is not None:
                 key, path, now, then = changed
                 raise ConfigError(f"{path}: its content changed since the sweep read it ({key}: sha256 "
