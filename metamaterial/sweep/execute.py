@@ -438,7 +438,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
         raise ConfigError(f"{out}: cannot create the sweep folder ({err.strerror}); choose another --out") from err
     try:
         return _run_in_folder(spec, out, workers, scheduler, recycle_after, retry_failed, on_progress, on_start,
-                              on_wait, earlier or earlier_results(spec, out))
+                              on_wait, earlier if earlier is not None else earlier_results(spec, out))
     except Exception:
         if made is not None and not (out / RESULTS).exists():  # no point ran: leave nothing behind
             shutil.rmtree(made, ignore_errors=True)
