@@ -276,12 +276,13 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "reproduce":
         from .claims.registry import reproduce  # noqa: PLC0415
+        from .claims.report import run_cell  # noqa: PLC0415
         with _out_dir(args.out):
-            results, report, crashed = reproduce(args.claims, args.out, quick=args.quick, backend=args.backend,
-                                                 force=args.force, log=lambda line: print(line, flush=True))
+            results, how, report, crashed = reproduce(args.claims, args.out, quick=args.quick, backend=args.backend,
+                                                      force=args.force, log=lambda line: print(line, flush=True))
         print(f"report: {report}")
-        for r in results:
-            print(f"  {r.verdict:>15}  {r.title}")
+        for r in results:  # how each ran, as REPORT.md's run column: a quick verdict checks the machinery alone
+            print(f"  {r.verdict:>15}  {r.title} ({run_cell(how.get(r.key))})")
         return 1 if crashed else 0
     if args.command in ("eval", "plot") or (args.command == "netlist" and Path(args.config).is_dir()):
         return _run_dir_command(args)
@@ -661,10 +662,11 @@ def _run_sweep(args: argparse.Namespace) -> int:
     if not args.scheduler and args.workers > cores:
         print(f"metamaterial: warning: --workers {args.workers} is more than the {cores} cores of this machine: the "
               "workers take turns on them, and each point takes longer", file=sys.stderr)
-    for line in _outdated(spec, args.out):
+    earlier = execute.earlier_results(spec, args.out)  # the folder's records read once, for all that follows
+    for line in _outdated(earlier):
         print(f"sweep: {line}", file=sys.stderr)
     if args.dry_run:
-        print(_sweep_points(spec, args.out, args.workers))
+        print(_sweep_points(spec, args.out, args.workers, earlier))
         return 0
     recycle = execute.RECYCLE_AFTER if args.recycle_after is None else args.recycle_after
     if recycle < 0:
@@ -673,7 +675,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     args.sweep_started = True  # an interrupt from here keeps the points finished (``_resume_hint``)
     run = execute.run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, recycle_after=recycle,
                             retry_failed=args.retry_failed, on_start=bar.start, on_progress=bar.update,
-                            on_wait=bar.note)
+                            on_wait=bar.note, earlier=earlier)
     bar.close()
     report = report_sweep(args.out, args.metric, plots=not args.no_plots)
     _warn_damaged(report.damaged)
@@ -717,26 +719,22 @@ def _sweep_counts(c: dict) -> str:
     return f"{c['ok']}/{c['points']} ok, {c['failed']} failed{errors}, {c['pending']} pending{retry}{hint}"
 
 
-def _outdated(spec, out: Path) -> list[str]:
+def _outdated(earlier) -> list[str]:
     """A line per revision of the dynamics that made some of the folder's results outdated for their points, and one
-    for the results trained on other content of their points' data files."""
-    from .sweep.execute import outdated_results, stale_data_results  # noqa: PLC0415
-
+    for the results trained on other content of their points' data files (``execute.earlier_results``)."""
     lines = [f"{n} point(s) have a result trained before revision {r.number} of the dynamics ({r.date}: {r.what}), "
-             "which changed how their config trains: they run again" for r, n in outdated_results(spec, out).items()]
-    stale = stale_data_results(spec, out)
-    if stale:
-        lines.append(f"{stale} point(s) have a result trained on other content of their data file (or before its "
-                     "content was recorded with the result): they run again")
+             "which changed how their config trains: they run again" for r, n in earlier.outdated.items()]
+    if earlier.stale_data:
+        lines.append(f"{earlier.stale_data} point(s) have a result trained on other content of their data file (or "
+                     "before its content was recorded with the result): they run again")
     return lines
 
 
-def _sweep_points(spec, out: Path, workers: int) -> str:
+def _sweep_points(spec, out: Path, workers: int, earlier) -> str:
     from .sweep.execute import plan_tasks  # noqa: PLC0415
-    from .sweep.spec import saved_config_key  # noqa: PLC0415
-    from .sweep.store import adopt_results, is_done  # noqa: PLC0415
+    from .sweep.store import is_done  # noqa: PLC0415
 
-    adopted = set(adopt_results(out, [p.key for p in spec.points], saved_config_key, move=False).values())
+    adopted = set(earlier.adoptable.values())
     done = sum(is_done(out, p.key) or p.key in adopted for p in spec.points)
     tasks = plan_tasks(spec.points, workers)
     lines = [f"sweep {spec.name}: {len(spec.points)} points in {len(tasks)} task(s) (largest ensemble "

@@ -70,7 +70,7 @@ def _fake_claims(calls: dict) -> dict:
 def test_a_crash_is_an_error_not_a_verdict_and_reruns_keep_finished_claims(tmp_path, monkeypatch):
     calls = {"trains": 0, "crashes": 0}
     monkeypatch.setattr(registry, "CLAIMS", _fake_claims(calls))
-    results, report, crashed = registry.reproduce([], tmp_path, log=lambda line: None)
+    results, _, report, crashed = registry.reproduce([], tmp_path, log=lambda line: None)
     assert crashed == ["crashes"] and [r.verdict for r in results] == ["reproduced", "error"]
     assert results[1].reason == "the experiment failed: boom: the experiment broke (see crashes_error.txt)"
     text = report.read_text()
@@ -79,7 +79,7 @@ def test_a_crash_is_an_error_not_a_verdict_and_reruns_keep_finished_claims(tmp_p
     assert "ValueError: boom" in (tmp_path / "crashes_error.txt").read_text()
 
     # again into the same folder, only the crashed claim: the finished one is kept and still reported
-    results, report, crashed = registry.reproduce(["crashes"], tmp_path, log=lambda line: None)
+    results, _, report, crashed = registry.reproduce(["crashes"], tmp_path, log=lambda line: None)
     assert calls == {"trains": 1, "crashes": 2} and crashed == ["crashes"]
     assert [r.key for r in results] == ["trains", "crashes"]
     assert "## Trains a run" in report.read_text() and "## Crashes" in report.read_text()
@@ -89,7 +89,7 @@ def test_a_crash_is_an_error_not_a_verdict_and_reruns_keep_finished_claims(tmp_p
     assert calls == {"trains": 1, "crashes": 3}
 
     # --force runs the finished claim again from scratch (its run directory is not "already a run")
-    results, _, _ = registry.reproduce(["trains"], tmp_path, force=True, log=lambda line: None)
+    results, _, _, _ = registry.reproduce(["trains"], tmp_path, force=True, log=lambda line: None)
     assert calls == {"trains": 2, "crashes": 3}
     assert results[0].verdict == "reproduced" and results[0].measured["epochs"] == FAKE_EPOCHS
 
@@ -128,7 +128,7 @@ def test_a_quick_run_keeps_a_full_result_and_the_report_marks_each_claim(tmp_pat
     monkeypatch.setattr(registry, "CLAIMS", _cheap_claims(calls))
     registry.reproduce(["one"], tmp_path, log=lambda line: None)
     said = []
-    results, report, _ = registry.reproduce(["one", "two"], tmp_path, quick=True, log=said.append)
+    results, _, report, _ = registry.reproduce(["one", "two"], tmp_path, quick=True, log=said.append)
     assert calls == {"one": 1, "two": 1}
     assert said[0] == "[1/2] One: kept the full result of an earlier run (reproduced); the quick one was not run (a " \
                       "quick run never replaces a full one; --force runs it quick in its place)"
@@ -146,10 +146,24 @@ def test_a_quick_run_keeps_a_full_result_and_the_report_marks_each_claim(tmp_pat
 
     # --force replaces it on purpose, and says so
     said.clear()
-    results, report, _ = registry.reproduce(["one"], tmp_path, quick=True, force=True, log=said.append)
+    results, _, report, _ = registry.reproduce(["one"], tmp_path, quick=True, force=True, log=said.append)
     assert calls["one"] == 2 and said[0] == "[1/1] One (replaces its full result on native) ..."
     assert results[0].measured["how"] == "quick on native"
     assert "**Quick runs**: every claim here ran few seeds" in report.read_text()
+
+
+def test_the_summary_the_command_prints_marks_each_claim_quick_or_full_as_the_report_does(tmp_path, monkeypatch,
+                                                                                        capsys):
+    """The lines ``metamaterial reproduce`` ends with say per claim how it ran, as REPORT.md's run column: a quick
+    verdict checks the machinery, not the claim, and must not read as a full one."""
+    monkeypatch.setattr(registry, "CLAIMS", _cheap_claims({"one": 0, "two": 0}))
+    assert main(["reproduce", "one", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["reproduce", "two", "--quick", "--out", str(tmp_path)]) == 0
+    summary = capsys.readouterr().out.split(f"report: {tmp_path / 'REPORT.md'}\n")[1]
+    assert summary == f"  {'reproduced':>15}  One (full, native)\n  {'reproduced':>15}  Two (quick, native)\n"
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "| [One](#one) | full, native |" in report and "| [Two](#two) | quick, native |" in report
 
 
 def test_a_full_run_replaces_a_quick_result_and_says_so(tmp_path, monkeypatch):
@@ -157,7 +171,7 @@ def test_a_full_run_replaces_a_quick_result_and_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "CLAIMS", _cheap_claims(calls))
     registry.reproduce(["one"], tmp_path, quick=True, log=lambda line: None)
     said = []
-    results, report, _ = registry.reproduce(["one"], tmp_path, log=said.append)
+    results, _, report, _ = registry.reproduce(["one"], tmp_path, log=said.append)
     assert calls["one"] == 2 and said[0] == "[1/1] One (replaces its quick result on native) ..."
     assert _saved(tmp_path, "one")["quick"] is False and results[0].measured["how"] == "full on native"
     text = report.read_text()
@@ -209,7 +223,7 @@ def test_an_outdated_full_result_is_neither_replaced_by_a_quick_run_nor_reported
                                           r"the dynamics: a full run renews it\); give --force"):
         registry.reproduce(["one"], tmp_path, quick=True, log=lambda line: None)
     assert calls["one"] == 1
-    _, report, _ = registry.reproduce(["two"], tmp_path, log=lambda line: None)
+    _, _, report, _ = registry.reproduce(["two"], tmp_path, log=lambda line: None)
     text = report.read_text()
     assert "| [One](#one) | full, native, outdated |" in text and "| [Two](#two) | full, native |" in text
     assert "**Outdated**: one ran before a later revision of the dynamics" in text
@@ -253,6 +267,7 @@ def test_reproduce_twice_into_one_folder_from_the_command_line(tmp_path):
         proc = subprocess.run(argv + extra, capture_output=True, text=True, cwd=ROOT, timeout=1200)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         assert ("kept from an earlier run" in proc.stdout) == kept, proc.stdout
+        assert proc.stdout.endswith("  Learning time in seconds (quick, native)\n"), proc.stdout  # the summary
         assert "## Learning time" in (tmp_path / "REPORT.md").read_text()
         assert not (tmp_path / "learning_time_error.txt").exists()
 

@@ -51,9 +51,10 @@ class ClaimError:
 
 
 def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: str = "native",
-              progress: bool = True, force: bool = False, log=print) -> tuple[list, Path, list[str]]:
+              progress: bool = True, force: bool = False, log=print) -> tuple[list, dict[str, dict], Path, list[str]]:
     """Run the named claims (all when empty) into ``out``; returns the outcome of every claim the folder holds
-    (``ClaimResult`` or ``ClaimError``, in ``CLAIMS`` order), the report path and the named keys that crashed.
+    (``ClaimResult`` or ``ClaimError``, in ``CLAIMS`` order), how each ran (by key: {"quick", "backend",
+    "outdated"}, as REPORT.md shows it: ``report.run_cell``), the report path and the named keys that crashed.
 
     A claim that raises is recorded as a ``ClaimError`` with its message and the others still run. A claim
     already finished in ``out`` (same ``quick`` and ``backend``, or a full result when ``quick``) is kept unless
@@ -108,7 +109,7 @@ def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: s
                     "outdated": _outdated(r.key, made["revision"])} for made, r in outcomes}
     report = write_report(ctx.out, [r for _, r in outcomes], runs,
                           sum(r.measured.get("run_s", 0.0) for _, r in outcomes), list(CLAIMS.values()))
-    return [r for _, r in outcomes], report, crashed
+    return [r for _, r in outcomes], runs, report, crashed
 
 
 def _how(made: dict) -> str:

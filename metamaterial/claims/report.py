@@ -42,7 +42,7 @@ def write_report(out: Path, results: list[ClaimResult], runs: dict[str, dict], w
         lines += [f"**Outdated**: {', '.join(outdated)} ran before a later revision of the dynamics (each section "
                   "says which); `metamaterial reproduce CLAIM --out DIR` runs one again.", ""]
     lines += ["| claim | run | verdict | in one line |", "|---|---|---|---|"]
-    lines += [f"| [{r.title}](#{r.key}) | {_run_cell(runs.get(r.key))} | **{r.verdict}** | {r.reason} |"
+    lines += [f"| [{r.title}](#{r.key}) | {run_cell(runs.get(r.key))} | **{r.verdict}** | {r.reason} |"
               for r in results]
     lines += ["", f"Every constant the claims use and its source: [{CONSTANTS_TITLE}](#constants)."]
     for r in results:
@@ -66,9 +66,9 @@ def write_report(out: Path, results: list[ClaimResult], runs: dict[str, dict], w
     return path
 
 
-def _run_cell(run: dict | None) -> str:
-    """The table's "run" column: "full, native", "quick, ngspice", with ", outdated" when a revision since
-    changed the claim's runs."""
+def run_cell(run: dict | None) -> str:
+    """The table's "run" column (and the summary ``metamaterial reproduce`` prints): "full, native", "quick,
+    ngspice", with ", outdated" when a revision since changed the claim's runs."""
     if not run:
         return "not recorded"
     return f"{'quick' if run['quick'] else 'full'}, {run['backend']}" + (", outdated" if run.get("outdated") else "")

@@ -49,8 +49,7 @@ from .spec import (
     config_key,
     config_text,
     points_document,
-    saved_config_key,
-    saved_point,
+    read_saved,
     shape_key,
 )
 from .store import (
@@ -227,8 +226,11 @@ def _train(points: list[Point], out: Path, worker: str, target_loss: float | Non
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         cfg = points[0].config
-        for p in points:  # a file edited since the sweep was expanded would train the point on other data
-            changed = changed_file(p.config, p.files)
+        # a file edited since the sweep was expanded would train the points on other data; the points of an
+        # ensemble differ in seed alone, so they read the same files, pinned alike: each is hashed once, not once
+        # a point (64 times a CSV for a full ensemble)
+        for files in {json.dumps(p.files, sort_keys=True): p.files for p in points}.values():
+            changed = changed_file(cfg, files)
             if changed is not None:
                 key, path, now, then = changed
                 raise ConfigError(f"{path}: its content changed since the sweep read it ({key}: sha256 "
@@ -365,39 +367,63 @@ class SweepRun:
     why_pending: str = ""
 
 
-def outdated_results(spec: SweepSpec, out: Path) -> dict[revisions.Revision, int]:
-    """How many points of ``spec`` without a result have one in ``out`` made before a revision of the dynamics that
-    changed how their config trains (``revisions``), by the first such revision: they run again."""
+@dataclass(frozen=True)
+class EarlierResults:
+    """What the records in a sweep folder under no point's key are to a spec (``earlier_results``): ``adoptable``,
+    {old key: point key} of the records still their point's result, filed under a key of an older schema, of points
+    without a record (``store.adopt_results`` moves them); ``outdated``, how many points without a result have one
+    made before a revision of the dynamics that changed how their config trains (``revisions``), by the first such
+    revision; ``stale_data``, how many have one of the same config trained on other content of the files it reads
+    (``datafiles``; or made before that content was recorded). The outdated and stale points run again."""
+
+    adoptable: dict[str, str]
+    outdated: dict[revisions.Revision, int]
+    stale_data: int
+
+
+def earlier_results(spec: SweepSpec, out: Path) -> EarlierResults:
+    """Classify the records in ``out`` under no point's key of ``spec`` (``EarlierResults``) in one pass, reading
+    each record's saved config once (``spec.read_saved``: ~3.5 ms a record of the XOR config, measured 2026-12)."""
     keys = {p.key for p in spec.points}
-    found: dict[revisions.Revision, set[str]] = {}
-    for _, record in other_records(out, keys):  # only the records under no point's key: few
-        saved = saved_point(record)
-        if saved is not None and saved[1] is not None and saved[0] in keys and read_result(out, saved[0]) is None:
-            found.setdefault(saved[1], set()).add(saved[0])
-    return {r: len(keys) for r, keys in sorted(found.items(), key=lambda item: item[0].number)}
+    by_config = {config_key(p.config): p.key for p in spec.points if p.files}  # the key without the files' content
+    adoptable: dict[str, str] = {}
+    outdated: dict[revisions.Revision, set[str]] = {}
+    stale: set[str] = set()
+    for old, record in other_records(out, keys):  # only the records under no point's key: few
+        saved = read_saved(record)
+        if saved is None:
+            continue
+        if saved.revision is not None:
+            if saved.key in keys and read_result(out, saved.key) is None:
+                outdated.setdefault(saved.revision, set()).add(saved.key)
+            continue
+        point = by_config.get(saved.key_without_files)
+        if point is not None and point != saved.key and read_result(out, point) is None:
+            stale.add(point)  # the same config, trained on other content of its files (or on unrecorded content)
+        elif saved.key in keys and saved.key not in adoptable.values() and read_result(out, saved.key) is None:
+            adoptable[old] = saved.key
+    return EarlierResults(adoptable, {r: len(found) for r, found in sorted(outdated.items(),
+                                                                          key=lambda item: item[0].number)},
+                          len(stale))
+
+
+def outdated_results(spec: SweepSpec, out: Path) -> dict[revisions.Revision, int]:
+    """``earlier_results(spec, out).outdated``."""
+    return earlier_results(spec, out).outdated
 
 
 def stale_data_results(spec: SweepSpec, out: Path) -> int:
-    """How many points of ``spec`` without a result have one in ``out`` of the same config trained on other content
-    of the files it reads (``datafiles``; or made before that content was recorded): they run again."""
-    by_config = {config_key(p.config): p.key for p in spec.points if p.files}  # the key without the files' content
-    if not by_config:
-        return 0
-    found = set()
-    for _, record in other_records(out, {p.key for p in spec.points}):
-        saved = saved_point({k: v for k, v in record.items() if k != "files"})
-        point = None if saved is None or saved[1] is not None else by_config.get(saved[0])
-        if point is not None and read_result(out, point) is None:
-            found.add(point)
-    return len(found)
+    """``earlier_results(spec, out).stale_data``."""
+    return earlier_results(spec, out).stale_data
 
 
 def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | None = None,
               recycle_after: int = RECYCLE_AFTER, retry_failed: bool = False,
               on_progress: Callable[[int, int, int], None] | None = None,
               on_start: Callable[[int, int], None] | None = None,
-              on_wait: Callable[[str], None] | None = None) -> SweepRun:
-    """Run every point of ``spec`` that has no result in ``out`` on Dask; ``on_start(to_run, already_done)``
+              on_wait: Callable[[str], None] | None = None, earlier: EarlierResults | None = None) -> SweepRun:
+    """Run every point of ``spec`` that has no result in ``out`` on Dask (``earlier``: ``earlier_results(spec,
+    out)``, if the caller has it; the records it finds adoptable count as done); ``on_start(to_run, already_done)``
     once, then ``on_progress(points_done, to_run, failed)`` after every task, and ``on_wait(line)`` when the
     cluster has no worker left (or again has some). The folder's points.json becomes the
     spec's once the cluster is reached: a sweep that fails before (a scheduler it cannot reach) changes nothing in
@@ -412,7 +438,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
         raise ConfigError(f"{out}: cannot create the sweep folder ({err.strerror}); choose another --out") from err
     try:
         return _run_in_folder(spec, out, workers, scheduler, recycle_after, retry_failed, on_progress, on_start,
-                              on_wait)
+                              on_wait, earlier if earlier is not None else earlier_results(spec, out))
     except Exception:
         if made is not None and not (out / RESULTS).exists():  # no point ran: leave nothing behind
             shutil.rmtree(made, ignore_errors=True)
@@ -420,16 +446,15 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
 
 
 def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | None, recycle_after: int,
-                   retry_failed: bool, on_progress, on_start, on_wait) -> SweepRun:
-    keys = [p.key for p in spec.points]
-    before = {new: old for old, new in adopt_results(out, keys, saved_config_key, move=False).items()}
+                   retry_failed: bool, on_progress, on_start, on_wait, earlier: EarlierResults) -> SweepRun:
+    before = {new: old for old, new in earlier.adoptable.items()}
     todo = [p for p in spec.points
             if not (is_done(out, p.key, retry_failed) or p.key in before and is_done(out, before[p.key], retry_failed))]
     skipped = len(spec.points) - len(todo)
 
     def claim() -> None:  # the folder becomes this spec's once it runs: not when the cluster cannot be reached
         write_json_atomically(out / POINTS, points_document(spec))
-        adopt_results(out, keys, saved_config_key)  # records keyed under an older schema
+        adopt_results(out, earlier.adoptable)  # records keyed under an older schema
     if on_start is not None:
         on_start(len(todo), skipped)
     t0 = time.perf_counter()
@@ -646,6 +671,6 @@ def _connect(workers: int, scheduler: str | None):
         raise
 
 
-__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "check_folder", "check_workers", "check_scheduler",
-           "outdated_results", "stale_data_results", "run_points", "run_sweep", "plan_tasks", "seed_free", "warm_up",
-           "end_training"]
+__all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "EarlierResults", "check_folder", "check_workers",
+           "check_scheduler", "earlier_results", "outdated_results", "stale_data_results", "run_points", "run_sweep",
+           "plan_tasks", "seed_free", "warm_up", "end_training"]

@@ -104,21 +104,39 @@ def config_key(cfg: Config, files: dict | None = None) -> str:
     (``revisions``: results made before it are under another key), and of the content of the files it reads, if
     it reads any (``files``: ``datafiles.pin_files``; the config names only their paths, so a result trained on a
     CSV since edited is under another key)."""
+    return _hashed(_key_text(cfg), files)
+
+
+def _key_text(cfg: Config) -> str:
+    """What ``config_key`` hashes of a config: its text and the revision of the dynamics it trains under."""
     revision = revision_of(cfg)
-    text = config_text(cfg) + (f"# trained under revision {revision}\n" if revision > 1 else "")
+    return config_text(cfg) + (f"# trained under revision {revision}\n" if revision > 1 else "")
+
+
+def _hashed(text: str, files: dict | None) -> str:
     text += "".join(f"# {key} sha256 {pin['sha256']}\n" for key, pin in sorted((files or {}).items()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def saved_point(record: dict) -> tuple[str, Revision | None] | None:
-    """Today's key of the point whose resolved config a result record holds (``config``, the YAML text of
-    ``config_text``), and the first revision of the dynamics since the record was made (its ``revision``; none:
-    1) that changed how that config trains (None: the record is still that point's result). The config is read
+@dataclass(frozen=True)
+class SavedPoint:
+    """What a result record is today (``read_saved``): the key of the point its saved config is under today's
+    schema (with the content of the files it read, its ``files``), that key without the files' content (the point
+    it would be had it read today's content), and the first revision of the dynamics since it was made that changed
+    how its config trains (None: it is still that point's result)."""
+
+    key: str
+    key_without_files: str
+    revision: Revision | None
+
+
+def read_saved(record: dict) -> SavedPoint | None:
+    """What a result record's saved config (``config``, the YAML text of ``config_text``) is today, read once:
     under today's schema, where keys added since it was written take their defaults (or what the run did, where
     that differs: ``config.as_trained``), so a value that differs from today's point, a changed default included,
     gives another key; so does the content of the files it read (its ``files``: a record made before they were
-    recorded, of a config that reads files, is no point's result today). None if the record holds no config or it
-    is not valid today."""
+    recorded, of a config that reads files, is no point's result today). Its revision is the record's
+    ``revision`` (none: 1). None if the record holds no config or it is not valid today."""
     text = record.get("config")
     if not isinstance(text, str):
         return None
@@ -131,14 +149,16 @@ def saved_point(record: dict) -> tuple[str, Revision | None] | None:
         return None
     made_under = record.get("revision", 1)
     files = record.get("files") if is_pins(record.get("files")) else None
-    return config_key(cfg, files), changed_since(cfg, made_under if isinstance(made_under, int) else 1)
+    key_text = _key_text(cfg)
+    return SavedPoint(_hashed(key_text, files), _hashed(key_text, None),
+                      changed_since(cfg, made_under if isinstance(made_under, int) else 1))
 
 
 def saved_config_key(record: dict) -> str | None:
-    """``saved_point``'s key of a record that is still its point's result; None otherwise (no valid config, or
+    """``read_saved``'s key of a record that is still its point's result; None otherwise (no valid config, or
     trained before a revision that changed how its config trains: the point runs again)."""
-    saved = saved_point(record)
-    return saved[0] if saved is not None and saved[1] is None else None
+    saved = read_saved(record)
+    return saved.key if saved is not None and saved.revision is None else None
 
 
 def shape_key(cfg: Config) -> str:
@@ -404,4 +424,4 @@ def _plain(v: Any) -> Any:
 
 
 __all__ = ["GROUPS", "MAX_POINTS", "SEED_AXIS", "Point", "SweepSpec", "config_key", "config_text", "points_document",
-           "saved_config_key", "saved_point", "shape_key", "load_sweep", "expand_sweep"]
+           "SavedPoint", "read_saved", "saved_config_key", "shape_key", "load_sweep", "expand_sweep"]

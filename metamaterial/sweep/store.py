@@ -12,8 +12,9 @@ A record is written to a temporary file, flushed, and hard-linked to its name, w
 whatever crashes or races, a point has at most one result, and a finished one is never overwritten (a failed one
 is, when ``--retry-failed`` runs it again). A key hashes the whole resolved config, so a config key added to the
 schema since a record was written changes its point's key: ``adopt_results`` files such records under the keys
-their saved configs have today (a new key takes its default), so resuming does not run them again, unless a
-revision of the training dynamics since changed what their config trains to (``revisions``). Event lines
+their saved configs have today (a new key takes its default; ``execute.earlier_results`` finds them), so resuming
+does not run them again, unless a revision of the training dynamics since changed what their config trains to
+(``revisions``). Event lines
 are single ``O_APPEND`` writes, whole even when several processes append at once.
 """
 
@@ -25,7 +26,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,23 +139,19 @@ def other_records(out: Path, keys: Iterable[str]) -> Iterator[tuple[str, dict]]:
             yield key, record
 
 
-def adopt_results(out: Path, keys: Iterable[str], key_of: Callable[[dict], str | None],
-                  move: bool = True) -> dict[str, str]:
-    """File the records of earlier runs under the keys their points have today: each record in ``out/results``
-    whose name is not one of ``keys`` is passed to ``key_of`` (a record -> its point's key today, None if it has
-    none), and if that is one of ``keys`` without a record yet, the record moves there (its ``key`` updated, the old
-    one kept as ``key_before``). ``move`` False: nothing is written. Returns {old key: new key} of the records
-    adopted."""
-    wanted = set(keys)
+def adopt_results(out: Path, adoptable: dict[str, str]) -> dict[str, str]:
+    """File the records of earlier runs under the keys their points have today: each record ``old`` of
+    ``adoptable`` ({old key: its point's key today}, ``execute.earlier_results``) moves to its new key unless that
+    has a record by now (its ``key`` updated, the old one kept as ``key_before``). Returns {old key: new key} of the
+    records moved."""
     adopted: dict[str, str] = {}
-    for old, record in other_records(out, wanted):
-        new = key_of(record)
-        if new is None or new not in wanted or new in adopted.values() or read_result(out, new) is not None:
+    for old, new in adoptable.items():
+        record = read_result(out, old)
+        if record is None or read_result(out, new) is not None:
             continue
-        if move:
-            if not write_result(out, new, {**record, "key": new, "key_before": old}):
-                continue
-            result_path(out, old).unlink(missing_ok=True)
+        if not write_result(out, new, {**record, "key": new, "key_before": old}):
+            continue
+        result_path(out, old).unlink(missing_ok=True)
         adopted[old] = new
     return adopted
 

@@ -1,0 +1,134 @@
+"""The records a sweep folder holds under no point's key (an older schema's keys, results made before a revision of
+the dynamics, or on other content of a data file) are classified in one pass, each saved config read once
+(``execute.earlier_results``), whatever the command then does with them (a dry run, a run, a resume). And the data
+file an ensemble's points read is hashed once before they train."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import yaml
+
+from conftest import ROOT
+from metamaterial import datafiles, revisions
+from metamaterial.cli import main
+from metamaterial.sweep import execute, load_sweep
+from metamaterial.sweep import spec as spec_module
+from metamaterial.sweep.execute import earlier_results, plan_tasks
+from metamaterial.sweep.spec import config_text
+from metamaterial.sweep.store import read_result, write_result
+
+REGRESSION = str(ROOT / "configs" / "regression.yaml")
+CSV_EXAMPLE = str(ROOT / "configs" / "csv_example.yaml")
+QUICK = ["simulator.backend=native", "learning.epochs=3"]
+NUDGES = [0.5, 1.0]
+N_ENSEMBLE = 4
+
+
+def _spec(tmp_path, base: str) -> str:
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({"base": base, "set": QUICK, "grid": {"learning.nudge": NUDGES}}))
+    return str(path)
+
+
+def _record(key: str, text: str, **fields) -> dict:
+    return {"key": key, "status": "ok", "summary": {"final_loss": 1e-3}, "config": text, **fields}
+
+
+def _older_schema(cfg) -> tuple[str, str]:
+    """(key, config text) of ``cfg`` as a sweep wrote it before ``simulator.temperature`` existed."""
+    doc = cfg.model_dump(mode="json", by_alias=True)
+    del doc["simulator"]["temperature"]
+    text = yaml.safe_dump(doc, sort_keys=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16], text
+
+
+def _count_reads(monkeypatch) -> list[str]:
+    """The saved configs validated from here on (``spec.read_saved``), by source."""
+    seen = []
+    validate = spec_module.validate_config
+
+    def counted(raw, source="<config>"):
+        seen.append(source)
+        return validate(raw, source)
+    monkeypatch.setattr(spec_module, "validate_config", counted)
+    return seen
+
+
+def test_a_sweep_reads_each_earlier_record_once_per_command(tmp_path, monkeypatch, capsys):
+    """Every point filed under an older schema's key, and a record of another point: a dry run, then the run that
+    adopts them (no point to train), each read the three saved configs once (they were read up to three times
+    each: to count outdated results, to find the adoptable ones, and again to move them)."""
+    spec_file = _spec(tmp_path, REGRESSION)
+    spec = load_sweep(spec_file)
+    out = tmp_path / "out"
+    old = []
+    for p in spec.points:
+        key, text = _older_schema(p.config)
+        assert write_result(out, key, _record(key, text))
+        old.append(key)
+    other = load_sweep(spec_file, ["learning.epochs=4"]).points[0]  # another point: stays where it is
+    assert write_result(out, other.key, _record(other.key, config_text(other.config)))
+    seen = _count_reads(monkeypatch)
+    assert main(["sweep", spec_file, "--out", str(out), "--dry-run"]) == 0
+    assert seen == ["saved config"] * 3 and "2 already done in" in capsys.readouterr().out
+    seen.clear()
+    assert main(["sweep", spec_file, "--out", str(out), "--no-plots", "--no-progress"]) == 0
+    assert seen == ["saved config"] * 3
+    assert "2 points, 2 already done" in capsys.readouterr().out
+    assert [read_result(out, p.key)["key_before"] for p in spec.points] == old
+    assert sorted(f.name for f in (out / "results").iterdir()) == \
+        sorted(f"{k}.json" for k in [*(p.key for p in spec.points), other.key])
+
+
+def test_a_data_reading_point_filed_under_an_older_key_is_adopted_not_taken_for_stale_data(tmp_path, capsys):
+    """A point of a config that reads a CSV, whose record (on today's content of the CSV) is filed under another
+    key, is adopted; only a record trained on other content of the CSV counts as stale data (both were counted
+    stale before)."""
+    spec_file = _spec(tmp_path, CSV_EXAMPLE)
+    first, second = load_sweep(spec_file).points
+    assert first.files  # task.path, pinned
+    out = tmp_path / "out"
+    write_result(out, "0123456789abcdef", _record("0123456789abcdef", config_text(first.config), files=first.files,
+                                                  revision=revisions.CURRENT))
+    other_content = {k: {**pin, "sha256": "0" * 64} for k, pin in second.files.items()}
+    write_result(out, "fedcba9876543210", _record("fedcba9876543210", config_text(second.config),
+                                                  files=other_content, revision=revisions.CURRENT))
+    earlier = earlier_results(load_sweep(spec_file), out)
+    assert (earlier.adoptable, earlier.outdated, earlier.stale_data) == ({"0123456789abcdef": first.key}, {}, 1)
+    assert main(["sweep", spec_file, "--out", str(out), "--dry-run"]) == 0
+    said = capsys.readouterr()
+    assert "1 already done in" in said.out
+    assert said.err == "sweep: 1 point(s) have a result trained on other content of their data file (or before its " \
+                       "content was recorded with the result): they run again\n"
+
+
+def test_an_ensemble_hashes_its_data_file_once_and_still_notices_it_edited(tmp_path, monkeypatch):
+    """The points of one ensemble read one CSV: before they train, it is hashed once to check that it still holds
+    what the sweep read (it was hashed once a point); edited since, every point fails, naming it."""
+    (tmp_path / "data").mkdir()
+    shutil.copy(CSV_EXAMPLE, tmp_path)
+    csv = tmp_path / "data" / "two_outputs.csv"
+    shutil.copy(ROOT / "configs" / "data" / "two_outputs.csv", csv)
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump({"base": "csv_example.yaml", "set": QUICK, "seeds": N_ENSEMBLE}))
+    points = list(load_sweep(spec_file).points)
+    assert plan_tasks(points) == [points]  # one ensemble
+    hashed = []
+    sha256 = datafiles.file_sha256
+
+    def counted(path, key):
+        hashed.append((key, str(path)))
+        return sha256(path, key)
+    monkeypatch.setattr(datafiles, "file_sha256", counted)
+    for out in ("out", "edited"):
+        (tmp_path / out).mkdir()
+    done = execute._train(points, tmp_path / "out", "worker")
+    assert [r["status"] for r in done] == ["ok"] * N_ENSEMBLE and hashed == [("task.path", str(csv))]
+    csv.write_text(csv.read_text() + csv.read_text().splitlines()[-1] + "\n")  # a row more
+    stale = execute._train(points, tmp_path / "edited", "worker")
+    assert [r["status"] for r in stale] == ["failed"] * N_ENSEMBLE
+    for r in stale:
+        assert r["error"]["message"].startswith(f"{csv}: its content changed since the sweep read it (task.path: "
+                                                "sha256 ")
