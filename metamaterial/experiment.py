@@ -24,6 +24,7 @@ from .devices import (
     NmosParams,
     PotentiometerParams,
     ResistorParams,
+    card_level,
     draw_mismatch,
     nmos_from_card,
     nmos_preset,
@@ -141,6 +142,7 @@ def build(cfg: Config) -> Setup:
     """Typed objects of a run; every cross-section check happens here (``check_config`` makes the ones that need no
     network, without building it)."""
     device, task = build_device(cfg), build_task(cfg)
+    _check_backend(cfg, device)
     low, high, rate = resolve_learning(cfg, device, task)
     check_memory(cfg, planned_edges(cfg))  # before the graph is built: a layered network can ask for 10^10 edges
     # a device kind without a temperature model refuses a non-nominal simulator.temperature here (exit 2)
@@ -151,11 +153,7 @@ def build(cfg: Config) -> Setup:
     if _draws_mismatch(cfg, device):
         mm = cfg.device.mismatch
         circuit = _with_mismatch(cfg, circuit, cfg.seed if mm.seed is None else mm.seed)
-    if task.n_inputs != circuit.n_inputs:
-        raise ConfigError(f"roles.inputs: task {task.name} needs {task.n_inputs} input node(s) "
-                          f"(got {circuit.n_inputs})")
-    if task.n_outputs != circuit.n_outputs:
-        raise ConfigError(f"roles.outputs: task {task.name} needs {task.n_outputs} output(s) (got {circuit.n_outputs})")
+    _check_role_counts(task, circuit.n_inputs, circuit.n_outputs)
     lc = cfg.learning
     # a constant per-edge learning bias, drawn once from the run's seed
     bias = (lc.bias + lc.bias_sigma * np.random.default_rng([cfg.seed, 2]).standard_normal(circuit.n_edges)
@@ -197,9 +195,34 @@ def check_config(cfg: Config) -> None:
     for ``simulator.temperature`` and the mismatch, and the learning keys are checked against both
     (``resolve_learning``). Left to ``build``: roles against the graph and the task, ``device.body``."""
     device = build_device(cfg)
+    _check_backend(cfg, device)
     device.at_temperature(cfg.simulator.temperature)
     _draws_mismatch(cfg, device)
     resolve_learning(cfg, device, build_task(cfg))
+
+
+def check_roles(cfg: Config) -> None:
+    """The checks of ``build`` that need the graph but no circuit: the network is built (a network file read) and
+    the roles are checked against it and against the task's inputs and outputs; what a sweep makes once per
+    distinct network, roles and task before anything runs."""
+    g = build_network(cfg)
+    _check_role_counts(build_task(cfg), len(g.graph["inputs"]), len(g.graph["outputs"]))
+
+
+def _check_role_counts(task: Task, n_inputs: int, n_outputs: int) -> None:
+    if task.n_inputs != n_inputs:
+        raise ConfigError(f"roles.inputs: task {task.name} needs {task.n_inputs} input node(s) (got {n_inputs})")
+    if task.n_outputs != n_outputs:
+        raise ConfigError(f"roles.outputs: task {task.name} needs {task.n_outputs} output(s) (got {n_outputs})")
+
+
+def _check_backend(cfg: Config, device: EdgeParams) -> None:
+    """A model card of level 2 or 3 runs on ngspice only: the native solver follows the level-1 law."""
+    level = card_level(device) if isinstance(device, NmosParams) else 1
+    if cfg.simulator.backend == "native" and level != 1:
+        raise ConfigError(f"device.model_file: a level-{level} card runs on ngspice only (the native solver follows "
+                          "the level-1 law) (got simulator.backend native); set simulator.backend: ngspice, or give "
+                          "a level-1 card")
 
 
 def _draws_mismatch(cfg: Config, device: EdgeParams) -> bool:

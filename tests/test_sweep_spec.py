@@ -46,16 +46,16 @@ def _spec(tmp_path, **body) -> str:
 
 def test_groups_combine_as_a_product_in_a_fixed_order(tmp_path):
     spec = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0], "learning.rate": {"linspace": [1, 3, 3]}},
-                            zip={"task.low": [0.0, 0.01], "task.high": [0.45, 0.4]}, seeds=N_SEEDS))
-    assert spec.axes == ("learning.nudge", "learning.rate", "task.low", "task.high", "seed")
+                            zip={"learning.bounds[0]": [0.4, 0.3], "learning.bounds[1]": [8.0, 7.5]}, seeds=N_SEEDS))
+    assert spec.axes == ("learning.nudge", "learning.rate", "learning.bounds[0]", "learning.bounds[1]", "seed")
     assert len(spec.points) == 2 * 3 * 2 * N_SEEDS
     first = [tuple(p.values.values()) for p in spec.points[:7]]
-    assert first == [(0.5, 1.0, 0.0, 0.45, 0), (0.5, 1.0, 0.0, 0.45, 1), (0.5, 1.0, 0.0, 0.45, 2),
-                     (0.5, 1.0, 0.01, 0.4, 0), (0.5, 1.0, 0.01, 0.4, 1), (0.5, 1.0, 0.01, 0.4, 2),
-                     (0.5, 2.0, 0.0, 0.45, 0)]
+    assert first == [(0.5, 1.0, 0.4, 8.0, 0), (0.5, 1.0, 0.4, 8.0, 1), (0.5, 1.0, 0.4, 8.0, 2),
+                     (0.5, 1.0, 0.3, 7.5, 0), (0.5, 1.0, 0.3, 7.5, 1), (0.5, 1.0, 0.3, 7.5, 2),
+                     (0.5, 2.0, 0.4, 8.0, 0)]
     p = spec.points[7]
-    assert (p.config.learning.nudge, p.config.learning.rate, p.config.task.low, p.config.task.high, p.config.seed) \
-        == (0.5, 2.0, 0.0, 0.45, 1)
+    assert (p.config.learning.nudge, p.config.learning.rate, *p.config.learning.bounds, p.config.seed) \
+        == (0.5, 2.0, 0.4, 8.0, 1)
     assert p.config.learning.epochs == EPOCHS and p.config.simulator.backend == "native"
     assert p.key == hashlib.sha256(dump_config(p.config).encode()).hexdigest()[:16]
     again = load_sweep(spec.source)
@@ -90,8 +90,8 @@ def test_value_ranges_and_random_draws_are_reproducible(tmp_path):
     ({"seeds": 0}, "seeds: must be a count N >= 1"),
     ({"grids": {"learning.nudge": [0.5]}}, "grids: unknown key of a sweep spec"),
     ({"grid": {"learning.nudge": [0.5]}, "zip": {"learning.nudge": [1.0]}}, "learning.nudge: swept by two axes"),
-    ({"grid": {"task.low": [0.3], "task.high": [0.2]}}, "point 0 (task.low=0.3, task.high=0.2): task: low "
-                                                        "must be < high"),
+    ({"grid": {"task.low": [0.3], "task.high": [0.2]}}, "grid task.low=0.3: task.low: the regression task "
+                                                        "does not read it (got 0.3); remove it"),
     ({"set": ["simulator.backend=native", "learning.epochs"]}, "spec.yaml: set[1]: learning.epochs: expected "
                                                                "key.path=value (got no '='); e.g. learning.epochs=200"),
     ({"name": "../../../escaped", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
@@ -219,13 +219,28 @@ def test_more_workers_than_cores_warns(tmp_path, capsys):
 
 
 def test_a_point_failing_at_run_time_is_recorded_and_the_others_finish(tmp_path):
-    """Roles are checked against the built network, when the point runs (the validation builds none)."""
-    spec = load_sweep(_spec(tmp_path, grid={"roles.inputs": [[[3, 3]], [[3, 3], [3, 1]]]}))
+    """An operating point that does not converge within the iterations allowed is known only when the point
+    runs: it fails, with the solver's reason, and the other point finishes."""
+    spec = load_sweep(_spec(tmp_path, grid={"simulator.itl1": [500, 2]}))
     brief = run_points(list(spec.points), str(tmp_path))
     assert [b["status"] for b in brief] == ["ok", "failed"]
     record = read_result(tmp_path, spec.points[1].key)
-    assert record["error"]["class"] == "ConfigError"
-    assert "roles.inputs: task regression needs 1 input node(s) (got 2)" in record["error"]["message"]
+    assert record["error"]["class"] == "SimulationError"
+    assert "NativeSolver: Newton did not converge" in record["error"]["message"]
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ({"grid": {"roles.inputs": [[[3, 3]], [[3, 3], [3, 1]]]}},
+     "point 1 (roles.inputs=[[3, 3], [3, 1]]): roles.inputs: task regression needs 1 input node(s) (got 2)"),
+    ({"grid": {"network.rows": [4, 3]}}, "point 1 (network.rows=3): roles.inputs[0]: node (3, 3) is outside the 3x4 "
+                                         "lattice"),
+])
+def test_roles_the_network_or_the_task_refuses_are_refused_before_anything_runs(tmp_path, capsys, body, fragment):
+    """The roles are checked against each point's network and task (once per distinct one) as the spec is read:
+    such a point used to fail only when it ran, after the ones before it had trained."""
+    path = _spec(tmp_path, **body)
+    assert main(["sweep", path, "--out", str(tmp_path / "out"), "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == f"metamaterial: {path}: {fragment}"
 
 
 def test_a_daemonic_worker_trains_in_itself_and_briefs_every_point_of_its_task(tmp_path, monkeypatch):
@@ -795,15 +810,15 @@ def test_a_success_rates_band_is_its_wilson_interval_never_empty_at_0_or_1(k, n)
 
 def test_zipped_axes_are_drawn_as_one_and_drawn_values_as_markers(tmp_path, monkeypatch):
     """A zip's axes move together: against one of them, the other is no line of its own (one line per learning.rate
-    here, not one per rate and task.high, each a single point), and no heat map pairs them (it would be a
+    here, not one per rate and simulator.gmin, each a single point), and no heat map pairs them (it would be a
     diagonal). A random group's values are drawn: against one, markers without lines; over a pair with one, a
     scatter. A folder written before the groups were recorded draws every axis as a grid, as it did."""
     import matplotlib.figure  # noqa: PLC0415
 
     spec = load_sweep(_spec(tmp_path, grid={"learning.rate": [1.0, 2.0]},
-                            zip={"task.low": [0.0, 0.01, 0.02], "task.high": [0.45, 0.4, 0.35]},
+                            zip={"learning.rate_decay": [1.0, 0.99, 0.98], "simulator.gmin": [1e-12, 2e-12, 3e-12]},
                             random={"n": 3, "seed": 1, "axes": {"learning.nudge": {"uniform": [0.2, 0.8]}}}))
-    assert spec.groups == (("grid", ("learning.rate",)), ("zip", ("task.low", "task.high")),
+    assert spec.groups == (("grid", ("learning.rate",)), ("zip", ("learning.rate_decay", "simulator.gmin")),
                            ("random", ("learning.nudge",)))
     out = _points_folder(tmp_path, spec)
     for p in spec.points:
@@ -816,27 +831,28 @@ def test_zipped_axes_are_drawn_as_one_and_drawn_values_as_markers(tmp_path, monk
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
     plot_sweep(out, "final_loss")
     assert drawn == {"final_loss_vs_learning.rate.png": [(2, "-")],  # 3 x 3 other combinations: one line, "all"
-                     "final_loss_vs_task.low.png": [(3, "-")] * 6, "final_loss_vs_task.high.png": [(3, "-")] * 6,
+                     "final_loss_vs_learning.rate_decay.png": [(3, "-")] * 6,
+                     "final_loss_vs_simulator.gmin.png": [(3, "-")] * 6,
                      "final_loss_vs_learning.nudge.png": [(3, "None")] * 6,  # a line per rate and zip row
-                     "final_loss_heatmap_learning.rate_task.low.png": [],
-                     "final_loss_heatmap_learning.rate_task.high.png": [],
+                     "final_loss_heatmap_learning.rate_learning.rate_decay.png": [],
+                     "final_loss_heatmap_learning.rate_simulator.gmin.png": [],
                      "final_loss_scatter_learning.rate_learning.nudge.png": [],
-                     "final_loss_scatter_task.low_learning.nudge.png": [],
-                     "final_loss_scatter_task.high_learning.nudge.png": []}
+                     "final_loss_scatter_learning.rate_decay_learning.nudge.png": [],
+                     "final_loss_scatter_simulator.gmin_learning.nudge.png": []}
     zipped = load_sweep(_spec(tmp_path, grid={"learning.rate": [1.0, 2.0]},
-                              zip={"task.low": [0.0, 0.01, 0.02], "task.high": [0.45, 0.4, 0.35]}))
+                              zip={"learning.rate_decay": [1.0, 0.99, 0.98], "simulator.gmin": [1e-12, 2e-12, 3e-12]}))
     (tmp_path / "z").mkdir()
     out = _points_folder(tmp_path / "z", zipped)
     for p in zipped.points:
         write_result(out, p.key, {"key": p.key, "status": "ok", "summary": {"final_loss": 1e-3 * (1 + p.index)}})
     drawn.clear()
     plot_sweep(out, "final_loss")
-    assert drawn["final_loss_vs_task.low.png"] == [(3, "-"), (3, "-")]  # one line per rate
-    assert "final_loss_heatmap_task.low_task.high.png" not in drawn
+    assert drawn["final_loss_vs_learning.rate_decay.png"] == [(3, "-"), (3, "-")]  # one line per rate
+    assert "final_loss_heatmap_learning.rate_decay_simulator.gmin.png" not in drawn
     old = json.loads((out / "points.json").read_text())
     del old["groups"]
     (out / "points.json").write_text(json.dumps(old))
     drawn.clear()
     plot_sweep(out, "final_loss")
-    assert len(drawn["final_loss_vs_task.low.png"]) == 6  # a line per rate and task.high, one value each
-    assert "final_loss_heatmap_task.low_task.high.png" in drawn
+    assert len(drawn["final_loss_vs_learning.rate_decay.png"]) == 6  # a line per rate and gmin, one value each
+    assert "final_loss_heatmap_learning.rate_decay_simulator.gmin.png" in drawn

@@ -46,7 +46,7 @@ from ..config import (
 )
 from ..datafiles import is_pins, pin_files
 from ..errors import ConfigError, ValidationError
-from ..experiment import check_config
+from ..experiment import check_config, check_roles
 from ..revisions import Revision, changed_since, revision_of
 
 GROUPS = ("grid", "zip", "random", "seeds")
@@ -215,12 +215,19 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
     points: list[Point] = []
     by_key: dict[str, Point] = {}
     hashed: dict[str, str] = {}  # a data file every point reads is hashed once
+    networks: set[str] = set()  # the networks, roles and tasks whose roles were checked
     for i, combo in enumerate(itertools.product(*[rows for _, rows in blocks])):
         values = {k: v for (keys, _), row in zip(blocks, combo) for k, v in zip(keys, row)}
         where = f"{source}: {_point_name(i, values)}"
         cfg = _point_config(base_raw, values, where, base_dir)
-        try:  # what build checks without building the network (the rest fails the point when it runs)
+        # what build checks but compiling the circuit; the roles once per network, roles and task (a network drawn
+        # from the run's seed is checked as its first point's seed draws it)
+        network = json.dumps([cfg.model_dump(mode="json", include={"network", "roles", "task"})], sort_keys=True)
+        try:
             check_config(cfg)
+            if network not in networks:
+                check_roles(cfg)
+                networks.add(network)
         except (ConfigError, ValidationError) as err:
             raise ConfigError(f"{where}: {err}") from None
         files = pin_files(cfg, hashed)
