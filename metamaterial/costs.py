@@ -23,7 +23,7 @@ from .datafiles import check_files
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, initial_controls, make_solver, replica_setup
 from .plots import MANY_EDGES, _axes, _pyplot, _save
-from .runfiles import checkpoint_files, json_text
+from .runfiles import json_text
 from .timing import MosCapacitances, PeripheryParams, SettleParams
 from .units import si
 
@@ -70,8 +70,8 @@ def load_source(cfg: Config, run_dir: Path | None, seed: int | None = None, over
         raise ConfigError(f"--set {' '.join(overrides)}: changes the network trained in {run_dir} ({trained} edges "
                           f"to {n_edges}); a run's gates fit only its own network: leave network and roles keys out "
                           "of --set on a run directory")
-    state, seeds, _ = load_checkpoint(run_dir, n_edges)
-    check_files(cfg, checkpoint_files(run_dir), run_dir)  # the run's data points, as it was trained on them
+    state, seeds, _, _, files, _ = load_checkpoint(run_dir, n_edges)
+    check_files(cfg, files, run_dir)  # the run's data points, as it was trained on them
     if seed is None and len(seeds) > 1:
         raise ConfigError(f"--replica: the run holds {len(seeds)} replicas (seeds {seeds[0]}..{seeds[-1]}); give "
                           "--replica SEED")

@@ -21,7 +21,7 @@ from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, chips_per_replica, make_solver, make_trainer, replica_setup
 from .learning.trainer import Evaluation
 from .points import describe_points, point_indices, point_phases, write_point_netlists
-from .runfiles import OUTPUTS_CSV, checkpoint_files, column_names, load_checkpoint, write_outputs_csv
+from .runfiles import OUTPUTS_CSV, column_names, load_checkpoint, write_outputs_csv
 from .runs import seed_span, succeeded
 from .tasks import bad_value
 
@@ -63,9 +63,9 @@ def load_run(run_dir: str | Path, skip: tuple[str, ...] = ()) -> SavedRun:
         raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); give a directory written by "
                               "`metamaterial train`")
     cfg = load_saved_config(run_dir / "config.yaml")
-    state, seeds, _ = load_checkpoint(run_dir, build_network(cfg).number_of_edges())
-    check_files(cfg, checkpoint_files(run_dir), run_dir, skip)
-    return SavedRun(run_dir, cfg, state.controls, list(seeds), state.epoch)
+    checkpoint = load_checkpoint(run_dir, build_network(cfg).number_of_edges())
+    check_files(cfg, checkpoint.files, run_dir, skip)
+    return SavedRun(run_dir, cfg, checkpoint.state.controls, list(checkpoint.seeds), checkpoint.state.epoch)
 
 
 # -- eval ----------------------------------------------------------------------------------------------------
