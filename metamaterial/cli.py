@@ -267,7 +267,12 @@ def _run(args: argparse.Namespace) -> int:
         for r in results:
             print(f"  {r.verdict:>15}  {r.title}")
         return 1 if crashed else 0
-    if args.command in ("eval", "plot") or (args.command == "netlist" and Path(args.config).is_dir()):
+    folder = _run_folder(args)
+    if folder is not None:  # a replace a kill cut short would read as "no checkpoint": finished first, as train does
+        said = runs.finish_replace(folder)
+        if said is not None:
+            _print_finished(args.command, said)
+    if args.command in ("eval", "plot") or (args.command == "netlist" and folder is not None):
         return _run_dir_command(args)
     if args.command in ("energy", "transient"):
         return _costs(args)
@@ -322,6 +327,16 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     print(json.dumps(points.solve_points(cfg, points=args.points)), flush=True)
     return 0
+
+
+def _run_folder(args: argparse.Namespace) -> Path | None:
+    """The run directory a command other than train reads (eval, plot; netlist, energy, transient of a folder);
+    None for one on a config file."""
+    if args.command in ("eval", "plot"):
+        return args.run_path
+    if args.command in ("netlist", "energy", "transient") and Path(args.config).is_dir():
+        return Path(args.config)
+    return None
 
 
 def _print_finished(command: str, text: str) -> None:

@@ -42,6 +42,12 @@ from .learning.trainer import SUCCESS_MARGIN_V, Trainer, TrainState
 from .points import run_netlists
 from .replicas import ChipTrainers
 from .revisions import changed_since
+
+try:
+    import fcntl  # the lock of a running replace (``_replacing``); without it (Windows), no lock
+except ImportError:  # pragma: no cover
+    fcntl = None
+
 from .runfiles import (
     CHECKPOINT,
     MOVING,
@@ -246,14 +252,53 @@ def discard_set_aside(run_dir: Path) -> int:
     return n
 
 
+@contextlib.contextmanager
+def _replacing(run_dir: Path):
+    """Within the block, an exclusive lock (``flock``) on the folder ``run_dir`` (none if it is not one, when there
+    is nothing to replace): a ``train --replace`` there is running, not killed, while the lock is held, and the
+    operating system lets it go with the process that held it, however that ended (``is_replacing``)."""
+    try:
+        fd = os.open(run_dir, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and with it the lock
+
+
+def is_replacing(run_dir: Path) -> bool:
+    """Whether a ``train --replace`` into ``run_dir`` is running now, in another process or this one (it holds
+    ``_replacing``'s lock): its old run set aside, or its files on their way, are then not left by a kill."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(run_dir, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def finish_replace(run_dir: Path) -> str | None:
-    """Finish a ``train --replace`` into ``run_dir`` that a kill cut short. Files left in the ``MOVING`` folder go
+    """Finish a ``train --replace`` into ``run_dir`` that a kill cut short (one running now, ``is_replacing``, is
+    left alone, as if there were nothing to finish). Files left in the ``MOVING`` folder go
     back (the old run was being set aside or put back); with the old run in the ``SET_ASIDE`` folder, a checkpoint
     in ``run_dir`` is the new run's (the old one's went aside first), which had started and can be resumed, so the
     old run is deleted, and without one the new run had trained nothing, so the old run is put back. What was
     done, in one line; None if there was nothing to finish."""
     restored = (f"put back the run in {run_dir}/ that a killed `train --replace` had set aside: the run that was to "
                 "replace it had not reached its first checkpoint")
+    if not ((run_dir / MOVING).is_dir() or (run_dir / SET_ASIDE).is_dir()) or is_replacing(run_dir):
+        return None
     if (run_dir / MOVING).is_dir():
         return restored if _move_back(run_dir) else None
     aside = run_dir / SET_ASIDE
@@ -549,31 +594,34 @@ def _train_into(plan: TrainPlan, backend: str | None, progress: bool, on_warning
     """``train_replicas`` of the plan's seeds cfg.seed .. cfg.seed + n_seeds - 1 into its run directory
     (``open_run_dir``); with ``replace``, the run there is set aside (``set_aside``) and deleted once the new run has
     a checkpoint to keep, or put back if it stops before (``put_back``): a refused or failed start leaves the folder
-    as it was. What happened to the old run is told to ``on_replace(kind, text)``, kind "removed" or "restored"."""
+    as it was. What happened to the old run is told to ``on_replace(kind, text)``, kind "removed" or "restored".
+    A replace holds ``_replacing``'s lock until its end, so that no other command takes it for one a kill cut short
+    (``finish_replace``)."""
     cfg = with_backend(plan.config, backend)  # the run directory's config.yaml names the backend it ran on
     run_dir, resume, replace = plan.run_dir, plan.resume, plan.replace
-    created = not run_dir.exists()
-    kept = set_aside(run_dir) if replace else None
-    found = set() if created or not run_dir.is_dir() else {p.name for p in run_dir.iterdir()}
-    try:
-        open_run_dir(cfg, run_dir, resume is not None, resume)
-        done = train_replicas(cfg, list(range(cfg.seed, cfg.seed + plan.n_seeds)), run_dir=run_dir, resume=resume,
-                              progress=progress, backend=backend, on_warning=on_warning)
-    except BaseException as err:  # refused or failed before it trained anything: leave the folder as it was found
-        if resume is not None or not _untrained(run_dir, interrupted=isinstance(err, KeyboardInterrupt)):
-            if kept is not None:  # the new run keeps its checkpoint, to resume
-                _tell(on_replace, ("removed", _replaced(run_dir, discard_set_aside(run_dir), kept)))
-        elif kept is not None:
-            put_back(run_dir)
-            _tell(on_replace, ("restored", f"the run in {run_dir}/ is back as it was: the run that was to replace "
-                                           "it stopped before training"))
-        else:
-            _remove_run_files(run_dir, spare=found)  # what the run wrote; a netlist ngspice refused stays
-            if created and run_dir.is_dir() and not any(run_dir.iterdir()):
-                run_dir.rmdir()
-        raise
-    if kept is not None:
-        _tell(on_replace, ("removed", _replaced(run_dir, discard_set_aside(run_dir), kept)))
+    with _replacing(run_dir) if replace else contextlib.nullcontext():
+        created = not run_dir.exists()
+        kept = set_aside(run_dir) if replace else None
+        found = set() if created or not run_dir.is_dir() else {p.name for p in run_dir.iterdir()}
+        try:
+            open_run_dir(cfg, run_dir, resume is not None, resume)
+            done = train_replicas(cfg, list(range(cfg.seed, cfg.seed + plan.n_seeds)), run_dir=run_dir, resume=resume,
+                                  progress=progress, backend=backend, on_warning=on_warning)
+        except BaseException as err:  # refused or failed before it trained anything: leave the folder as it was found
+            if resume is not None or not _untrained(run_dir, interrupted=isinstance(err, KeyboardInterrupt)):
+                if kept is not None:  # the new run keeps its checkpoint, to resume
+                    _tell(on_replace, ("removed", _replaced(run_dir, discard_set_aside(run_dir), kept)))
+            elif kept is not None:
+                put_back(run_dir)
+                _tell(on_replace, ("restored", f"the run in {run_dir}/ is back as it was: the run that was to replace "
+                                               "it stopped before training"))
+            else:
+                _remove_run_files(run_dir, spare=found)  # what the run wrote; a netlist ngspice refused stays
+                if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+                    run_dir.rmdir()
+            raise
+        if kept is not None:
+            _tell(on_replace, ("removed", _replaced(run_dir, discard_set_aside(run_dir), kept)))
     return run_dir, done
 
 

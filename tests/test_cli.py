@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import pty
+import shutil
 import signal
 import struct
 import subprocess
@@ -195,12 +196,60 @@ def test_a_replace_killed_at_any_step_keeps_one_run(tmp_path, at):
     assert _tree(out) == before
 
 
+#: every command that reads a run directory but train, and what it is given besides the folder
+RUN_DIR_COMMANDS = {"eval": [], "plot": [], "netlist": ["--out", "NETLISTS"],
+                    "energy": ["--backend", "native", "--no-progress", "--no-plots"],
+                    "transient": ["--steps", "1", "--no-progress", "--no-plots"]}
+
+
+@pytest.mark.parametrize("at", ["5", "before", "after"])
+def test_every_command_on_a_run_directory_finishes_a_killed_replace_first(tmp_path, at):
+    """A --replace killed while the old run's files were moved aside (after five), before the new run's first
+    checkpoint or just after it leaves the folder half replaced; eval, plot, netlist, energy and transient on it
+    finish that first, as train does, in the same one line (named by their command), and then read the run the
+    folder holds: the old one back byte for byte, or the new one at its epoch 0 (which plot, having no summary.json
+    yet, says it cannot draw), never "no checkpoint"."""
+    run = tmp_path / "run"
+    assert cli("train", XOR, "--out", str(run), "--backend", "native", *SHORT).returncode == 0
+    before = _tree(run)
+    n_run = len(run_files(run)[0])
+    killed = subprocess.run([sys.executable, "-c", KILLED_REPLACE, XOR, str(run), at, "40"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == 9, killed.stderr
+    for command, extra in RUN_DIR_COMMANDS.items():
+        folder = tmp_path / command
+        shutil.copytree(run, folder, symlinks=True)  # the half-replaced folder, hidden folders too
+        proc = cli(command, str(folder), *[str(tmp_path / f"{command}-netlists") if a == "NETLISTS" else a
+                                            for a in extra])
+        first, *rest = proc.stderr.splitlines()
+        if at == "after":
+            assert first == (f"{command}: removed the earlier run ({n_run} files) that a killed `train --replace` "
+                             f"had set aside in {folder / SET_ASIDE}: the run that replaced it had reached its first "
+                             "checkpoint"), proc.stderr
+        else:
+            assert first == (f"{command}: put back the run in {folder}/ that a killed `train --replace` had set "
+                             "aside: the run that was to replace it had not reached its first checkpoint"), proc.stderr
+        assert "no checkpoint" not in proc.stderr and "Traceback" not in proc.stderr
+        assert not (folder / SET_ASIDE).exists() and not (folder / MOVING).exists()
+        if command == "plot" and at == "after":
+            assert proc.returncode == 2 and rest == [f"metamaterial: {folder}: no summary.json (not a finished run "
+                                                     "directory); give a directory written by `metamaterial train` "
+                                                     "that ran to its end"]
+            continue
+        assert proc.returncode == 0, proc.stderr
+        if command == "eval":
+            assert f"epoch {0 if at == 'after' else 300}, native" in proc.stdout
+        if at != "after" and command in ("eval", "netlist"):  # they write nothing into the run directory
+            assert _tree(folder) == before
+
+
 @pytest.mark.parametrize("started", [False, True])
 def test_a_replace_interrupted_says_which_run_the_folder_holds(tmp_path, monkeypatch, capsys, started):
     """Ctrl-C during a --replace (here at the new run's first checkpoint, before or after it is written): before,
     the old run is back byte for byte and the line says so, not "resume"; after, the old run is removed, which is
     said, and the line names the new run's checkpoint to resume."""
-    from metamaterial import cli, runs
+    from metamaterial import cli as command_line
+    from metamaterial import runs
 
     out = tmp_path / "run"
     assert cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT).returncode == 0
@@ -215,7 +264,7 @@ def test_a_replace_interrupted_says_which_run_the_folder_holds(tmp_path, monkeyp
 
     monkeypatch.setattr(runs, "save_checkpoint", save_checkpoint)
     argv = ["train", XOR, "--out", str(out), "--backend", "native", "--replace", "--no-progress"]
-    assert cli.main(argv) == 130
+    assert command_line.main(argv) == 130
     err = capsys.readouterr().err
     if started:
         assert err == (f"train: replaced the run in {out}/ ({n_run} files removed)\nmetamaterial: interrupted; {out} "
@@ -617,13 +666,13 @@ def test_ctrl_c_while_the_command_starts_is_one_line_never_a_traceback(tmp_path,
 def test_ctrl_c_while_the_arguments_are_parsed_is_one_line(monkeypatch, capsys):
     """The parser is built and run before the command's own interrupt handling: a Ctrl-C there (seen on CI at
     0.5 s, inside argparse) is answered the same way, exit 130 and one line, not a traceback."""
-    from metamaterial import cli
+    from metamaterial import cli as command_line
 
     def interrupted():
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_parser", interrupted)
-    assert cli.main(["train", "configs/xor.yaml"]) == 130
+    monkeypatch.setattr(command_line, "_parser", interrupted)
+    assert command_line.main(["train", "configs/xor.yaml"]) == 130
     assert capsys.readouterr().err == "metamaterial: interrupted while starting; nothing was run\n"
 
 

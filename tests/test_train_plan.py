@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, cli
 from metamaterial import runs
 from metamaterial.cli import main
 from metamaterial.config import load_config
 from metamaterial.errors import ConfigError
-from metamaterial.runfiles import CHECKPOINT
+from metamaterial.runfiles import CHECKPOINT, SET_ASIDE
 
 XOR = str(ROOT / "configs" / "xor.yaml")
 EPOCHS = 20
@@ -89,3 +89,29 @@ def test_a_resumed_run_whose_config_changes_its_network_is_told_so_not_called_da
     err = capsys.readouterr().err
     assert err == (f"metamaterial: {stopped_run / 'config.yaml'}: differs from the config given now in network.rows; "
                    "resume with the same config and --set options, or start a new run with --out\n")
+
+
+def _half_replaced(folder):
+    """A folder as a --replace leaves it between setting the old run aside and the new run's first checkpoint."""
+    aside = folder / SET_ASIDE
+    aside.mkdir(parents=True)
+    (aside / CHECKPOINT).write_bytes(b"the old run's checkpoint")
+    (aside / "config.yaml").write_text("name: old\n")
+    return aside
+
+
+def test_a_replace_running_now_is_left_alone_and_one_killed_is_finished(tmp_path):
+    """While a --replace holds its lock (it is running, in this process or another), no command takes its folder
+    for one a kill cut short: the old run stays aside (the new run deletes it once it has a checkpoint; put back
+    meanwhile, it would be mixed with the new run's files). Once the lock is gone, as with a kill, it is put back."""
+    run = tmp_path / "run"
+    aside = _half_replaced(run)
+    with runs._replacing(run):
+        assert runs.is_replacing(run)
+        assert runs.finish_replace(run) is None
+        proc = cli("eval", str(run))  # another process
+        assert proc.returncode == 2 and not proc.stderr.startswith("eval: put back"), proc.stderr
+        assert sorted(p.name for p in run.iterdir()) == [SET_ASIDE] and (aside / CHECKPOINT).exists()
+    assert not runs.is_replacing(run)
+    assert runs.finish_replace(run).startswith(f"put back the run in {run}/")
+    assert sorted(p.name for p in run.iterdir()) == [CHECKPOINT, "config.yaml"]
