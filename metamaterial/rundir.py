@@ -54,17 +54,19 @@ class SavedRun:
         return self.replicas(seed)[0]
 
 
-def load_run(run_dir: str | Path, skip: tuple[str, ...] = ()) -> SavedRun:
-    """Read ``run_dir``'s config.yaml and checkpoint.npz (the controls every replica ended with), refusing a run
-    whose files (its task's data, a network file, a model card) no longer hold what it was trained on
-    (``datafiles.check_files``; ``skip``: key paths not to check, such as ``task.path`` for new inputs)."""
+def load_run(run_dir: str | Path, skip: tuple[str, ...] = (), config: Config | None = None) -> SavedRun:
+    """Read ``run_dir``'s config.yaml and checkpoint.npz (the controls every replica ended with, checked against the
+    network of that config), refusing a run whose files (its task's data, a network file, a model card) no longer
+    hold what it was trained on (``datafiles.check_files``; ``skip``: key paths not to check, such as ``task.path``
+    for new inputs; ``config``: the run's config as the command uses it, its own with ``--set`` overrides, whose
+    files are the ones checked: a file an override names anew is the user's choice)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); give a directory written by "
                               "`metamaterial train`")
     cfg = load_saved_config(run_dir / "config.yaml")
     checkpoint = load_checkpoint(run_dir, build_network(cfg).number_of_edges())
-    check_files(cfg, checkpoint.files, run_dir, skip)
+    check_files(cfg if config is None else config, checkpoint.files, run_dir, skip)
     return SavedRun(run_dir, cfg, checkpoint.state.controls, list(checkpoint.seeds), checkpoint.state.epoch)
 
 

@@ -190,8 +190,8 @@ def test_an_ensemble_run_directory_needs_the_replica_by_its_seed(tmp_path):
     assert proc.returncode == 0, proc.stderr
     proc = cli("energy", str(run), QUIET)
     assert proc.returncode == 2
-    assert proc.stderr == (f"metamaterial: {run}: --replica: the run holds 2 replicas (seeds 0..1); give --replica "
-                           "SEED\n")
+    assert proc.stderr == (f"metamaterial: {run}: --replica: the run holds 2 replicas (seeds 0..1); choose one with "
+                           "--replica SEED\n")
     proc = cli("energy", str(run), "--replica", "7", QUIET)
     assert proc.returncode == 2 and "holds the replicas of seeds 0..1 (got 7); give one of those seeds" in proc.stderr
     for seed in (1, 0):  # each replica writes into a folder of its own, and one does not replace the other's
