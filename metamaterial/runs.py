@@ -345,8 +345,9 @@ def _replaced(run_dir: Path, n: int, other: list[str]) -> str:
 @dataclass(frozen=True)
 class Trained:
     """What ``train_replicas`` gives: the setup, its trainer (its solver still open: close it when done; one trainer
-    per chip under per-replica mismatch), the final state, the seeds, the wall time (s, including the time before a
-    resume) and the warnings of the checks before training."""
+    per chip under per-replica mismatch), the final state, the seeds, the wall time (s, of the training loop;
+    including the time before a resume as its checkpoint saved it, so not the epochs a kill lost after that
+    checkpoint, which the resumed run trains again) and the warnings of the checks before training."""
 
     setup: Setup
     trainer: Trainer | ChipTrainers
