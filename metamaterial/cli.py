@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, interrupts
-from .config import Config, load_config, load_saved_config
+from .config import Config, load_config
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -239,7 +239,7 @@ def _resume_hint(args: argparse.Namespace) -> str:
         return (f"the run in {run_dir} is back as it was (the run that was to replace it stopped before training); "
                 "the same command replaces it")
     try:
-        state, _, _ = runs.load_checkpoint(run_dir)
+        state = runs.load_checkpoint(run_dir).state
     except CheckpointError:
         return f"{run_dir} holds no checkpoint yet; run the same command again to start over"
     return f"{run_dir} holds the checkpoint of epoch {state.epoch}; resume with: metamaterial train --resume " \
@@ -247,24 +247,20 @@ def _resume_hint(args: argparse.Namespace) -> str:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    """The command's config with its ``--set``/``--backend`` overrides; ``train --resume DIR`` alone reads
-    DIR/config.yaml."""
-    path = args.config
-    if path is None:
-        if getattr(args, "resume", None) is None:
-            raise ConfigError("train: give a CONFIG file, or --resume DIR to continue a run")
-        path = args.resume / "config.yaml"
-        if not path.is_file():
-            raise CheckpointError(f"{args.resume}: not a run directory (no config.yaml); check --resume")
-        return load_saved_config(path, config_overrides(args))
+    """The command's config file with its ``--set``/``--backend`` overrides."""
+    _check_not_a_folder(args.config, args.command)
+    return load_config(args.config, config_overrides(args))
+
+
+def _check_not_a_folder(path: Path, command: str) -> None:
+    """A folder given where a config file is read ("Is a directory") is named for what it is, with what reads it."""
     if Path(path).is_dir():
         run = (Path(path) / "config.yaml").is_file()
         hint = {"train": f"to train that run on, use train --resume {path}",
                 "solve": f"for its trained outputs use eval {path} --json, for its netlists netlist {path}, for its "
-                         f"initial gates solve {path}/config.yaml"}.get(args.command) if run else None
-        raise ConfigError(f"{path}: {'a run directory' if run else 'a folder'}, and {args.command} reads a config "
+                         f"initial gates solve {path}/config.yaml"}.get(command) if run else None
+        raise ConfigError(f"{path}: {'a run directory' if run else 'a folder'}, and {command} reads a config "
                           f"file (.yaml); {hint or 'give a config file'}")
-    return load_config(path, config_overrides(args))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -284,37 +280,36 @@ def _run(args: argparse.Namespace) -> int:
         for r in results:  # how each ran, as REPORT.md's run column: a quick verdict checks the machinery alone
             print(f"  {r.verdict:>15}  {r.title} ({run_cell(how.get(r.key))})")
         return 1 if crashed else 0
-    if args.command in ("eval", "plot") or (args.command == "netlist" and Path(args.config).is_dir()):
+    folder = _run_folder(args)
+    if folder is not None:  # a replace a kill cut short would read as "no checkpoint": finished first, as train does
+        said = runs.finish_replace(folder)
+        if said is not None:
+            _print_finished(args.command, said)
+    if args.command in ("eval", "plot") or (args.command == "netlist" and folder is not None):
         return _run_dir_command(args)
     if args.command in ("energy", "transient"):
         return _costs(args)
-    if args.command == "train" and args.resume is not None:
-        _finish_replace(runs, args.resume)  # before its config.yaml is read
-    cfg = _load(args)
     if args.command == "train":
-        if args.resume and args.out and args.out != args.resume:
-            raise ConfigError("--out and --resume name different directories; give only --resume DIR")
-        if args.resume and args.replace:
-            raise ConfigError("--replace and --resume: choose one (--replace trains afresh, --resume continues)")
-        if args.seeds is not None and args.seeds < 1:
-            raise ConfigError(f"--seeds: must be >= 1 (got {args.seeds})")
-        run_dir = args.resume or args.out or Path("runs") / cfg.name
 
         def on_replace(kind: str, text: str) -> None:
             """What became of the run --replace replaces: its removal is said; a run put back is not (the refusal,
-            failure or interrupt that follows says why, in its one line)."""
+            failure or interrupt that follows says why, in its one line). A replace a kill had cut short, finished
+            first, is always said."""
+            if kind == "finished":
+                _print_finished(args.command, text)
+                return
             args.replaced = kind
             if kind == "removed":
                 print(f"train: {text}", file=sys.stderr, flush=True)
 
-        _finish_replace(runs, run_dir)  # before --resume reads its checkpoint
-        seeds = args.seeds
-        if seeds is None:
-            seeds = len(runs.load_checkpoint(run_dir)[1]) if args.resume else 1
-        args.run_dir = run_dir  # what an interrupt names
-        if seeds > 1:
-            s = runs.ensemble_run(cfg, run_dir, seeds, progress=not args.no_progress, resume=bool(args.resume),
-                                  on_warning=_print_warning, replace=args.replace, on_replace=on_replace)
+        if args.config is not None:
+            _check_not_a_folder(args.config, "train")
+        plan = runs.plan_train(args.config, out=args.out, resume=args.resume, replace=args.replace, seeds=args.seeds,
+                               overrides=config_overrides(args), on_replace=on_replace)
+        run_dir = args.run_dir = plan.run_dir  # what an interrupt names
+        if plan.n_seeds > 1:
+            s = runs.train_ensemble(plan, progress=not args.no_progress, on_warning=_print_warning,
+                                    on_replace=on_replace)
             rate = ""
             if s.get("test_accuracy_mean") is not None:  # first what a classifier is judged by
                 rate += (f"; {scored_on(s)} accuracy mean {_percent(s['test_accuracy_mean'])} (sd "
@@ -332,11 +327,11 @@ def _run(args: argparse.Namespace) -> int:
                   f"{s['wall_s']:.1f} s, {loss}{rate}\n"
                   f"run directory: {run_dir}/ (summary.json, ensemble.csv{figures})")
             return 0
-        result = runs.train_run(cfg, run_dir, resume=args.resume is not None, replace=args.replace,
-                                progress=not args.no_progress, plots=not args.no_plots, on_warning=_print_warning,
-                                on_replace=on_replace)
+        result = runs.train_single(plan, progress=not args.no_progress, plots=not args.no_plots,
+                                   on_warning=_print_warning, on_replace=on_replace)
         print(_human_summary(result.summary, result.run_dir, result.figures))
         return 0
+    cfg = _load(args)
     if args.command == "netlist":
         if args.replica is not None:
             raise ConfigError(REPLICA_OF_A_CONFIG)
@@ -349,11 +344,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _finish_replace(runs, run_dir: Path) -> None:
-    """Finish a ``train --replace`` into ``run_dir`` that a kill cut short (``runs.finish_replace``), saying so."""
-    finished = runs.finish_replace(run_dir)
-    if finished is not None:
-        print(f"train: {finished[1]}", file=sys.stderr, flush=True)
+def _run_folder(args: argparse.Namespace) -> Path | None:
+    """The run directory a command other than train reads (eval, plot; netlist, energy, transient of a folder);
+    None for one on a config file."""
+    if args.command in ("eval", "plot"):
+        return args.run_path
+    if args.command in ("netlist", "energy", "transient") and Path(args.config).is_dir():
+        return Path(args.config)
+    return None
+
+
+def _print_finished(command: str, text: str) -> None:
+    """The line saying that a ``train --replace`` a kill had cut short was finished (``runs.finish_replace``)."""
+    print(f"{command}: {text}", file=sys.stderr, flush=True)
 
 
 class _PathError(MetamaterialError, ValueError):

@@ -19,11 +19,10 @@ import numpy as np
 
 from .circuit import Circuit
 from .config import Config, load_saved_config
-from .datafiles import check_files
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, initial_controls, make_solver, replica_setup
 from .plots import MANY_EDGES, _axes, _pyplot, _save
-from .runfiles import checkpoint_files, json_text
+from .runfiles import json_text
 from .timing import MosCapacitances, PeripheryParams, SettleParams
 from .units import si
 
@@ -63,23 +62,16 @@ def load_source(cfg: Config, run_dir: Path | None, seed: int | None = None, over
     if run_dir is None:
         controls = initial_controls(build(cfg), np.random.default_rng(cfg.seed))
         return Source(cfg, controls, None, None, overrides=overrides)
-    from .runs import load_checkpoint  # noqa: PLC0415 (runs pulls in the trainer)
+    from .rundir import load_run  # noqa: PLC0415 (rundir pulls in the trainer)
 
-    n_edges = build_network(cfg).number_of_edges()
-    if overrides and n_edges != (trained := build_network(run_dir_config(run_dir, [])).number_of_edges()):
+    run = load_run(run_dir, config=cfg)  # the run's data points, as it was trained on them
+    trained = run.controls.shape[1]  # the edges of the network of its own config.yaml
+    if overrides and (n_edges := build_network(cfg).number_of_edges()) != trained:
         raise ConfigError(f"--set {' '.join(overrides)}: changes the network trained in {run_dir} ({trained} edges "
                           f"to {n_edges}); a run's gates fit only its own network: leave network and roles keys out "
                           "of --set on a run directory")
-    state, seeds, _ = load_checkpoint(run_dir, n_edges)
-    check_files(cfg, checkpoint_files(run_dir), run_dir)  # the run's data points, as it was trained on them
-    if seed is None and len(seeds) > 1:
-        raise ConfigError(f"--replica: the run holds {len(seeds)} replicas (seeds {seeds[0]}..{seeds[-1]}); give "
-                          "--replica SEED")
-    seed = seeds[0] if seed is None else seed
-    if seed not in seeds:
-        raise ConfigError(f"--replica: the run holds the replicas of seeds {seeds[0]}..{seeds[-1]} (got {seed}); "
-                          "give one of those seeds")
-    return Source(cfg, state.controls[seeds.index(seed)].copy(), Path(run_dir), state.epoch, seed, overrides)
+    r = run.one_replica(seed)
+    return Source(cfg, run.controls[r].copy(), Path(run_dir), run.epoch, run.seeds[r], overrides)
 
 
 def run_dir_config(run_dir: Path, overrides: list[str]) -> Config:

@@ -244,7 +244,8 @@ def _outputs_figure(run_dir: Path, summary: dict, plt) -> Path:
     one = len(ins) == 1  # against the input voltage (a line through the points), else against the point index
     x = table.column(ins[0]) if one else table.column("point").astype(int)
     order = np.argsort(x) if one else slice(None)
-    xlabel = (ins[0] if ins[0].startswith("V(") else f"{ins[0]} (V)") if one else "data point" + (f" ({', '.join(ins)})" if len(ins) <= 3 else "")
+    named = ins[0] if ins[0].startswith("V(") else f"{ins[0]} (V)"  # V(feature): volts, scaled from the data's units
+    xlabel = named if one else "data point" + (f" ({', '.join(ins)})" if len(ins) <= 3 else "")
     fig, ax = _axes(plt, xlabel, "output (V)",
                     f"{summary['name']}: outputs vs targets ({summary['task']}, {summary['backend']})")
     for name in outs:
@@ -338,7 +339,7 @@ def _confusion_figure(run_dir: Path, summary: dict, plt) -> Path:
 
 
 def _plot_ensemble(run_dir: Path, cfg, summary: dict, plt) -> list[Path]:
-    state, seeds, _ = load_checkpoint(run_dir)
+    state, seeds = load_checkpoint(run_dir)[:2]
     epochs = np.array([h["epoch"] for h in state.history])
     # the objective trained, as a single run's loss.png draws it: the hinge loss (mV, linear) under a hinge
     hinge = cfg.hinge and state.history[-1].get("hinge_loss") is not None

@@ -11,7 +11,11 @@ was made under (none recorded: before revision 2). Then:
 * a run directory checkpointed before such a revision is not resumed (``runs.open_run_dir``): its resumed run
   would not end where an uninterrupted one does;
 * a claim of ``metamaterial reproduce`` finished before a revision that touches its runs (``claims``) is run again,
-  not kept (``claims.registry``).
+  not kept (``claims.registry``);
+* a run directory made before a revision that changed the circuit its config builds (``Revision.circuit``) is not
+  read by eval, netlist, energy or transient either (``rundir.load_run``): its gates were trained on another circuit
+  than the one this version would put them in. A revision of how a config trains alone (its random draws) leaves
+  the gates of a finished run as good as they were: those commands read them.
 
 Configs no revision touches keep their keys and results, so a revision costs only the runs it changes. Add one
 when a change alters the gates some config trains to, with the narrowest ``touches`` that is still true.
@@ -28,14 +32,16 @@ from .config import Config
 @dataclass(frozen=True)
 class Revision:
     """A change of the training dynamics: its number (the first is 2; 1 is every result before them), when, what
-    changed (a few words, and where it is told), which resolved configs it gives other gates, and the claims of
-    ``metamaterial reproduce`` that train such a config."""
+    changed (a few words, and where it is told), which resolved configs it gives other gates, the claims of
+    ``metamaterial reproduce`` that train such a config, and whether it changed the circuit such a config builds
+    (not only how it trains)."""
 
     number: int
     date: str
     what: str
     touches: Callable[[Config], bool]
     claims: tuple[str, ...] = ()
+    circuit: bool = False
 
 
 def _noisy_hinge(cfg: Config) -> bool:
@@ -58,7 +64,7 @@ REVISIONS: tuple[Revision, ...] = (
     Revision(2, "2026-12-02", "read noise drawn for both phases of every step; docs/physics.md 3.9", _noisy_hinge,
              claims=("digits",)),  # its chips; the imperfection claim's read noise is under the MSE
     Revision(3, "2026-12-02", "a network file's edges take their drain from the file's order when rd != rs; "
-             "docs/physics.md 2.1", _file_drains),
+             "docs/physics.md 2.1", _file_drains, circuit=True),
 )
 
 #: the revision results are made under now
@@ -76,9 +82,16 @@ def changed_since(cfg: Config, made_under: int) -> Revision | None:
     return next((r for r in REVISIONS if r.number > made_under and r.touches(cfg)), None)
 
 
+def circuit_changed_since(cfg: Config, made_under: int) -> Revision | None:
+    """The first revision after ``made_under`` that changed the circuit ``cfg`` builds (None: gates trained under
+    ``made_under`` still fit the circuit this version builds for ``cfg``)."""
+    return next((r for r in REVISIONS if r.number > made_under and r.circuit and r.touches(cfg)), None)
+
+
 def claim_changed_since(key: str, made_under: int) -> Revision | None:
     """The first revision after ``made_under`` that changed a run of claim ``key`` (None: none did)."""
     return next((r for r in REVISIONS if r.number > made_under and key in r.claims), None)
 
 
-__all__ = ["CURRENT", "REVISIONS", "Revision", "changed_since", "claim_changed_since", "revision_of"]
+__all__ = ["CURRENT", "REVISIONS", "Revision", "changed_since", "circuit_changed_since", "claim_changed_since",
+           "revision_of"]

@@ -21,7 +21,8 @@ from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, chips_per_replica, make_solver, make_trainer, replica_setup
 from .learning.trainer import Evaluation
 from .points import describe_points, point_indices, point_phases, write_point_netlists
-from .runfiles import OUTPUTS_CSV, checkpoint_files, column_names, feature_names, load_checkpoint, write_outputs_csv
+from .revisions import circuit_changed_since
+from .runfiles import OUTPUTS_CSV, column_names, feature_names, load_checkpoint, write_outputs_csv
 from .runs import seed_span, succeeded
 from .tasks import bad_value
 
@@ -54,18 +55,28 @@ class SavedRun:
         return self.replicas(seed)[0]
 
 
-def load_run(run_dir: str | Path, skip: tuple[str, ...] = ()) -> SavedRun:
-    """Read ``run_dir``'s config.yaml and checkpoint.npz (the controls every replica ended with), refusing a run
-    whose files (its task's data, a network file, a model card) no longer hold what it was trained on
-    (``datafiles.check_files``; ``skip``: key paths not to check, such as ``task.path`` for new inputs)."""
+def load_run(run_dir: str | Path, skip: tuple[str, ...] = (), config: Config | None = None) -> SavedRun:
+    """Read ``run_dir``'s config.yaml and checkpoint.npz (the controls every replica ended with, checked against the
+    network of that config), refusing a run whose files (its task's data, a network file, a model card) no longer
+    hold what it was trained on (``datafiles.check_files``; ``skip``: key paths not to check, such as ``task.path``
+    for new inputs; ``config``: the run's config as the command uses it, its own with ``--set`` overrides, whose
+    files are the ones checked: a file an override names anew is the user's choice). A run made before a revision
+    that changed the circuit ``config`` builds is refused (``revisions.circuit_changed_since``)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); give a directory written by "
                               "`metamaterial train`")
     cfg = load_saved_config(run_dir / "config.yaml")
-    state, seeds, _ = load_checkpoint(run_dir, build_network(cfg).number_of_edges())
-    check_files(cfg, checkpoint_files(run_dir), run_dir, skip)
-    return SavedRun(run_dir, cfg, state.controls, list(seeds), state.epoch)
+    checkpoint = load_checkpoint(run_dir, build_network(cfg).number_of_edges())
+    used = cfg if config is None else config
+    change = circuit_changed_since(used, checkpoint.revision)
+    if change is not None:
+        raise CheckpointError(f"{run_dir}: was trained before revision {change.number} of the dynamics "
+                              f"({change.date}: {change.what}), which changed the circuit this config builds: its "
+                              "gates would be read on another circuit than they were trained on; train it anew with "
+                              "another --out (this run directory stays as it is)")
+    check_files(used, checkpoint.files, run_dir, skip)
+    return SavedRun(run_dir, cfg, checkpoint.state.controls, list(checkpoint.seeds), checkpoint.state.epoch)
 
 
 # -- eval ----------------------------------------------------------------------------------------------------

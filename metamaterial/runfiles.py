@@ -17,7 +17,7 @@ import re
 import zipfile
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -121,10 +121,24 @@ _META = ("epoch", "seeds", "rng_states", "n_steps", "n_solves", "history", "keep
          "wall_s")
 
 
-def load_checkpoint(run_dir: Path, n_edges: int | None = None) -> tuple[TrainState, list[int], float]:
-    """(state, seeds, wall time so far in s) of the run in ``run_dir``. Every part of the file is checked here, and
-    with ``n_edges`` the edges of its controls against the config's network, so that a damaged checkpoint is one
-    ``CheckpointError`` whichever command reads it, before anything is computed or written."""
+class Checkpoint(NamedTuple):
+    """A run's checkpoint as ``load_checkpoint`` reads it: the state of every replica, their seeds, the wall time
+    of the training so far (s), the revision of the dynamics it was made under (``revisions``; 1: before they were
+    recorded), the content hashes of the files the run reads (``datafiles.pin_files``; None: a run made before they
+    were recorded) and the file it was read from."""
+
+    state: TrainState
+    seeds: list[int]
+    wall_s: float
+    revision: int
+    files: dict | None
+    path: Path
+
+
+def load_checkpoint(run_dir: Path, n_edges: int | None = None) -> Checkpoint:
+    """The checkpoint of the run in ``run_dir``, read once for every caller. Every part of the file is checked here,
+    and with ``n_edges`` the edges of its controls against the config's network, so that a damaged checkpoint is
+    one ``CheckpointError`` whichever command reads it, before anything is computed or written."""
     path = run_dir / CHECKPOINT
     try:
         with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:  # closed also when numpy fails
@@ -143,8 +157,9 @@ def load_checkpoint(run_dir: Path, n_edges: int | None = None) -> tuple[TrainSta
                _problem(controls, n_updates, trajectory, meta, n_edges))
     if problem is not None:
         raise damaged(path, f"not a readable checkpoint: {problem}")
-    if meta.get("revision", 1) > revisions.CURRENT:
-        raise CheckpointError(f"{path}: written by a newer version of metamaterial (revision {meta['revision']} of "
+    revision = meta.get("revision", 1)
+    if revision > revisions.CURRENT:
+        raise CheckpointError(f"{path}: written by a newer version of metamaterial (revision {revision} of "
                               f"the training dynamics; this one knows up to {revisions.CURRENT}); use that version, "
                               "or train the run again with this one")
     rngs = [np.random.default_rng() for _ in meta["rng_states"]]
@@ -156,7 +171,7 @@ def load_checkpoint(run_dir: Path, n_edges: int | None = None) -> tuple[TrainSta
     history = [{k: (np.array(v) if isinstance(v, list) else v) for k, v in row.items()} for row in meta["history"]]
     state = TrainState(meta["epoch"], controls, rngs, n_updates, meta["n_steps"], meta["n_solves"],
                        meta["keep_trajectory"], history, meta["trajectory_epochs"], list(trajectory))
-    return state, meta["seeds"], float(meta["wall_s"])
+    return Checkpoint(state, meta["seeds"], float(meta["wall_s"]), revision, meta.get("files"), path)
 
 
 def _problem(controls: np.ndarray, n_updates: np.ndarray, trajectory: np.ndarray, meta, n_edges: int | None
@@ -173,8 +188,7 @@ def _problem(controls: np.ndarray, n_updates: np.ndarray, trajectory: np.ndarray
         return "controls hold NaN or infinity"
     r = len(controls)
     if n_edges is not None and controls.shape[1] != n_edges:
-        return (f"controls of {controls.shape[1]} edges, but the network of config.yaml has {n_edges} (the config, "
-                "its network file or the checkpoint changed since training)")
+        return _other_edges(controls, n_edges)
     if n_updates.shape != (r,) or n_updates.dtype.kind not in "iu":
         return f"n_updates must be {r} integers (got {n_updates.dtype} {list(n_updates.shape)})"
     if trajectory.ndim != 3 or trajectory.shape[1:] != controls.shape or trajectory.dtype.kind != "f":
@@ -204,6 +218,19 @@ def _problem(controls: np.ndarray, n_updates: np.ndarray, trajectory: np.ndarray
     return None
 
 
+def _other_edges(controls: np.ndarray, n_edges: int) -> str:
+    return (f"controls of {controls.shape[1]} edges, but the network of config.yaml has {n_edges} (the config, its "
+            "network file or the checkpoint changed since training)")
+
+
+def check_edges(checkpoint: Checkpoint, n_edges: int) -> None:
+    """Refuse, as ``load_checkpoint`` with ``n_edges`` does, a checkpoint read without them whose controls do not
+    fit a network of ``n_edges`` edges."""
+    controls = checkpoint.state.controls
+    if controls.shape[1] != n_edges:
+        raise damaged(checkpoint.path, f"not a readable checkpoint: {_other_edges(controls, n_edges)}")
+
+
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)  # JSON's true is not a number
 
@@ -214,31 +241,6 @@ def _is_count(v) -> bool:
 
 def _is_real(v) -> bool:
     return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
-
-
-def checkpoint_revision(run_dir: Path) -> int | None:
-    """The revision of the training dynamics (``revisions``) the checkpoint in ``run_dir`` was trained under (1:
-    before the first); None if it has no readable checkpoint (``load_checkpoint`` says what is wrong)."""
-    try:
-        with open(run_dir / CHECKPOINT, "rb") as f, np.load(f, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-    except (OSError, KeyError, *_NOT_NPZ):
-        return None
-    made_under = meta.get("revision", 1) if isinstance(meta, dict) else None
-    return made_under if _is_int(made_under) else None
-
-
-def checkpoint_files(run_dir: Path) -> dict | None:
-    """The content hashes of the files the run in ``run_dir`` reads, as recorded when it was created
-    (``datafiles.pin_files``); None if it recorded none (a run made before they were) or has no readable checkpoint
-    (``load_checkpoint`` says what is wrong)."""
-    try:
-        with open(run_dir / CHECKPOINT, "rb") as f, np.load(f, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-    except (OSError, KeyError, *_NOT_NPZ):
-        return None
-    files = meta.get("files") if isinstance(meta, dict) else None
-    return files if files is not None and datafiles.is_pins(files) else None
 
 
 def run_files(run_dir: Path) -> tuple[list[str], list[str]]:

@@ -25,9 +25,9 @@ import numpy as np
 
 from . import diagnostics
 from .analysis import confusion_matrix, spread
-from .config import Config, config_differences, dump_config, read_document, with_backend
+from .config import Config, config_differences, dump_config, load_config, load_saved_config, read_document, with_backend
 from .datafiles import check_files, pin_files
-from .errors import CheckpointError, ConfigError, ValidationError
+from .errors import CheckpointError, ConfigError
 from .experiment import (
     Setup,
     build,
@@ -42,14 +42,20 @@ from .learning.trainer import SUCCESS_MARGIN_V, Trainer, TrainState
 from .points import run_netlists
 from .replicas import ChipTrainers
 from .revisions import changed_since
+
+try:
+    import fcntl  # the lock of a running replace (``_replacing``); without it (Windows), no lock
+except ImportError:  # pragma: no cover
+    fcntl = None
+
 from .runfiles import (
     CHECKPOINT,
     MOVING,
     RUN_FILES,
     RUN_FOLDERS,
     SET_ASIDE,
-    checkpoint_files,
-    checkpoint_revision,
+    Checkpoint,
+    check_edges,
     column_names,
     files_under,
     json_text,
@@ -61,14 +67,72 @@ from .runfiles import (
 )
 
 #: ``on_warning(kind, text)``: kind "warning" (learning cannot or did not happen) or "note" (how it ended);
-#: ``on_replace(kind, text)``: kind "removed" (a run replaced) or "restored" (put back: ``_train_into``)
+#: ``on_replace(kind, text)``: kind "removed" (a run replaced) or "restored" (put back: ``_train_into``), or
+#: "finished" (a ``train --replace`` a kill had cut short, finished before anything else: ``finish_replace``)
 Report = Callable[[str, str], None]
 
 
+# -- what a train command does -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainPlan:
+    """What ``train`` does, decided before anything is trained (``plan_train``): the config, the run directory,
+    how many seeds (replicas), the checkpoint it continues from (read once; None: it trains afresh) and whether it
+    replaces the run the directory holds."""
+
+    config: Config
+    run_dir: Path
+    n_seeds: int
+    resume: Checkpoint | None = None
+    replace: bool = False
+
+
+def plan_train(config: Config | str | Path | None, *, out: Path | None = None, resume: Path | None = None,
+               replace: bool = False, seeds: int | None = None, overrides: list[str] = (),
+               on_replace: Report | None = None) -> TrainPlan:
+    """The decisions of ``train`` before it trains: ``config`` (a config, a config file read with ``overrides``,
+    or None for ``resume``'s own config.yaml with them) into ``out`` (default runs/<name>), or continuing the run in
+    ``resume``; ``replace``: train afresh where a run is; ``seeds`` replicas (default 1, or the resumed run's own).
+    Refuses contradictory options; finishes a ``train --replace`` of the run directory that a kill cut short
+    (``finish_replace``, told to ``on_replace("finished", text)``) before anything there is read; reads the
+    checkpoint to resume, once for every later use (``open_run_dir``, ``train_replicas``)."""
+    if resume is not None and replace:
+        raise ConfigError("--replace and --resume: choose one (--replace trains afresh, --resume continues)")
+    if resume is not None and out is not None and Path(out) != Path(resume):
+        raise ConfigError("--out and --resume name different directories; give only --resume DIR")
+    if seeds is not None and seeds < 1:
+        raise ConfigError(f"--seeds: must be >= 1 (got {seeds})")
+    if config is None and resume is None:
+        raise ConfigError("train: give a CONFIG file, or --resume DIR to continue a run")
+    if resume is not None:
+        _tell_finished(on_replace, Path(resume))  # before its config.yaml and checkpoint are read
+    cfg = config if isinstance(config, Config) else _resumed_config(Path(resume), overrides) if config is None \
+        else load_config(config, overrides)
+    if resume is None:
+        run_dir = Path(out) if out is not None else Path("runs") / cfg.name
+        _tell_finished(on_replace, run_dir)
+        return TrainPlan(cfg, run_dir, 1 if seeds is None else seeds, None, replace)
+    checkpoint = load_checkpoint(Path(resume))  # its edges are checked once the network is built
+    return TrainPlan(cfg, Path(resume), len(checkpoint.seeds) if seeds is None else seeds, checkpoint)
+
+
+def _resumed_config(run_dir: Path, overrides: list[str]) -> Config:
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); check --resume")
+    return load_saved_config(saved, overrides)
+
+
+def _tell_finished(on_replace: Report | None, run_dir: Path) -> None:
+    said = finish_replace(run_dir)
+    if said is not None and on_replace is not None:
+        on_replace("finished", said)
+
+
 # -- run directories and checkpoints ------------------------------------------------------------------------
-def open_run_dir(cfg: Config, run_dir: Path, resume: bool) -> Path:
-    """Check a run directory to resume (same resolved config, key by key), or create a new one (refusing one that
-    holds a run) and write config.yaml into it."""
+def open_run_dir(cfg: Config, run_dir: Path, resume: bool, checkpoint: Checkpoint | None = None) -> Path:
+    """Check a run directory to resume (same resolved config, key by key; a checkpoint of a revision of the dynamics
+    that trains it alike, of the same data; ``checkpoint``: its checkpoint, read here if not given), or create a new
+    one (refusing one that holds a run) and write config.yaml into it."""
     if resume:
         saved = run_dir / "config.yaml"
         if not saved.exists():
@@ -77,14 +141,14 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool) -> Path:
         if differ:
             raise CheckpointError(f"{saved}: differs from the config given now in {', '.join(differ)}; resume with "
                                   "the same config and --set options, or start a new run with --out")
-        made_under = checkpoint_revision(run_dir)
-        change = None if made_under is None else changed_since(cfg, made_under)
+        checkpoint = checkpoint or load_checkpoint(run_dir)
+        change = changed_since(cfg, checkpoint.revision)
         if change is not None:
             raise CheckpointError(f"{run_dir}: was trained before revision {change.number} of the dynamics "
                                   f"({change.date}: {change.what}), which changed how this config trains: resumed, it "
                                   "would not end where an uninterrupted run does; train it anew with another --out "
                                   "(this run directory stays as it is)")
-        check_files(cfg, checkpoint_files(run_dir), run_dir)  # resumed on other data, it would end elsewhere
+        check_files(cfg, checkpoint.files, run_dir)  # resumed on other data, it would end elsewhere
         return run_dir
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -109,7 +173,7 @@ def _holds_a_run(cfg: Config, run_dir: Path) -> CheckpointError:
     anew = "train it again there with --replace, or choose another --out"
     resume = f"metamaterial train --resume {shlex.quote(str(run_dir))}"
     try:
-        epoch = load_checkpoint(run_dir)[0].epoch
+        epoch = load_checkpoint(run_dir).state.epoch
     except CheckpointError:
         return CheckpointError(f"{run_dir}: already holds a run, whose {CHECKPOINT} cannot be read; {anew}")
     saved = run_dir / "config.yaml"
@@ -188,25 +252,64 @@ def discard_set_aside(run_dir: Path) -> int:
     return n
 
 
-def finish_replace(run_dir: Path) -> tuple[str, str] | None:
-    """Finish a ``train --replace`` into ``run_dir`` that a kill cut short. Files left in the ``MOVING`` folder go
+@contextlib.contextmanager
+def _replacing(run_dir: Path):
+    """Within the block, an exclusive lock (``flock``) on the folder ``run_dir`` (none if it is not one, when there
+    is nothing to replace): a ``train --replace`` there is running, not killed, while the lock is held, and the
+    operating system lets it go with the process that held it, however that ended (``is_replacing``)."""
+    try:
+        fd = os.open(run_dir, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and with it the lock
+
+
+def is_replacing(run_dir: Path) -> bool:
+    """Whether a ``train --replace`` into ``run_dir`` is running now, in another process or this one (it holds
+    ``_replacing``'s lock): its old run set aside, or its files on their way, are then not left by a kill."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(run_dir, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def finish_replace(run_dir: Path) -> str | None:
+    """Finish a ``train --replace`` into ``run_dir`` that a kill cut short (one running now, ``is_replacing``, is
+    left alone, as if there were nothing to finish). Files left in the ``MOVING`` folder go
     back (the old run was being set aside or put back); with the old run in the ``SET_ASIDE`` folder, a checkpoint
     in ``run_dir`` is the new run's (the old one's went aside first), which had started and can be resumed, so the
-    old run is deleted, and without one the new run had trained nothing, so the old run is put back. ("removed" or
-    "restored", what was done, in one line), as ``on_replace`` is told; None if there was nothing to finish."""
+    old run is deleted, and without one the new run had trained nothing, so the old run is put back. What was
+    done, in one line; None if there was nothing to finish."""
     restored = (f"put back the run in {run_dir}/ that a killed `train --replace` had set aside: the run that was to "
                 "replace it had not reached its first checkpoint")
+    if not ((run_dir / MOVING).is_dir() or (run_dir / SET_ASIDE).is_dir()) or is_replacing(run_dir):
+        return None
     if (run_dir / MOVING).is_dir():
-        return ("restored", restored) if _move_back(run_dir) else None
+        return restored if _move_back(run_dir) else None
     aside = run_dir / SET_ASIDE
     if not aside.is_dir() or aside.is_symlink():
         return None
     if (run_dir / CHECKPOINT).is_file():
         n = discard_set_aside(run_dir)
-        return "removed", (f"removed the earlier run ({n} files) that a killed `train --replace` had set aside in "
-                           f"{aside}: the run that replaced it had reached its first checkpoint")
+        return (f"removed the earlier run ({n} files) that a killed `train --replace` had set aside in {aside}: the "
+                "run that replaced it had reached its first checkpoint")
     put_back(run_dir)
-    return "restored", restored
+    return restored
 
 
 def _move(source: Path, target: Path, names: list[str]) -> None:
@@ -242,8 +345,9 @@ def _replaced(run_dir: Path, n: int, other: list[str]) -> str:
 @dataclass(frozen=True)
 class Trained:
     """What ``train_replicas`` gives: the setup, its trainer (its solver still open: close it when done; one trainer
-    per chip under per-replica mismatch), the final state, the seeds, the wall time (s, including the time before a
-    resume) and the warnings of the checks before training."""
+    per chip under per-replica mismatch), the final state, the seeds, the wall time (s, of the training loop;
+    including the time before a resume as its checkpoint saved it, so not the epochs a kill lost after that
+    checkpoint, which the resumed run trains again) and the warnings of the checks before training."""
 
     setup: Setup
     trainer: Trainer | ChipTrainers
@@ -253,7 +357,7 @@ class Trained:
     warnings: list[str]
 
 
-def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None, resume: bool = False,
+def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None, resume: Checkpoint | None = None,
                    progress: bool = False, on_epoch: Callable[[Trainer, TrainState], None] | None = None,
                    every: int = 1, backend: str | None = None, on_warning: Report | None = None,
                    **params) -> Trained:
@@ -265,7 +369,8 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
 
     Every ``learning.checkpoint_every`` epochs the solver forgets its warm starts, so that what follows does not
     depend on what preceded; with ``run_dir`` (already opened by ``open_run_dir``) the state is also checkpointed
-    there then and at the end, and ``resume`` continues from it: a resumed run ends where an uninterrupted one does,
+    there then and at the end, and ``resume`` (its checkpoint, ``load_checkpoint``) continues from it: a resumed
+    run ends where an uninterrupted one does,
     and a run with a run directory ends where one without does, to the last bit. ``on_epoch(trainer, state)`` is
     called at the start (a new run's epoch 0) and after every epoch that is a multiple of ``every``.
     ``params`` change ``TrainParams`` (e.g. ``eval_every``) without touching the config; ``backend`` replaces
@@ -288,9 +393,10 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
     try:
         # the content of the files the run reads, recorded with it when it is created (``datafiles``); a resumed
         # run keeps what it recorded (a run made before they were recorded, none)
-        files = None if run_dir is None else checkpoint_files(run_dir) if resume else pin_files(setup.config)
-        if resume:
-            state, saved_seeds, wall_before = load_checkpoint(run_dir, setup.circuit.n_edges)
+        files = None if run_dir is None else resume.files if resume is not None else pin_files(setup.config)
+        if resume is not None:
+            check_edges(resume, setup.circuit.n_edges)
+            state, saved_seeds, wall_before = resume.state, resume.seeds, resume.wall_s
             if saved_seeds != seeds:
                 raise CheckpointError(f"{run_dir}: holds a run of seeds {seed_span(saved_seeds)} ({len(saved_seeds)}), "
                                       f"not {seed_span(seeds)} ({len(seeds)}); resume with the same --seeds")
@@ -464,7 +570,16 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, replace: bool
     targets, final outputs), free.cir/clamped.cir (final gates, all training points), PNG plots and checkpoint.npz
     every ``learning.checkpoint_every`` epochs.
     """
-    run_dir, done = _train_into(cfg, run_dir, 1, resume, replace, backend, progress, on_warning, on_replace)
+    plan = plan_train(cfg, out=None if resume else run_dir, resume=run_dir if resume else None, replace=replace,
+                      seeds=1, on_replace=on_replace)
+    return train_single(plan, backend=backend, progress=progress, plots=plots, on_warning=on_warning,
+                        on_replace=on_replace)
+
+
+def train_single(plan: TrainPlan, *, backend: str | None = None, progress: bool = True, plots: bool = True,
+                 on_warning: Report | None = None, on_replace: Report | None = None) -> RunResult:
+    """``train_run`` of a ``plan_train`` of one seed."""
+    run_dir, done = _train_into(plan, backend, progress, on_warning, on_replace)
     with done.trainer.solver:
         one = one_replica(done.state)
         final = done.trainer.evaluate(one.controls)
@@ -475,40 +590,39 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, replace: bool
     return RunResult(run_dir, summary, done.state, figures)
 
 
-def _train_into(cfg: Config, run_dir: Path, n_seeds: int, resume: bool, replace: bool, backend: str | None,
-                progress: bool, on_warning: Report | None, on_replace: Report | None) -> tuple[Path, Trained]:
-    """``train_replicas`` of seeds cfg.seed .. cfg.seed + n_seeds - 1 into ``run_dir`` (``open_run_dir``); with
-    ``replace``, the run there is set aside (``set_aside``) and deleted once the new run has a checkpoint to keep,
-    or put back if it stops before (``put_back``): a refused or failed start leaves the folder as it was. What
-    happened to the old run is told to ``on_replace(kind, text)``, kind "removed" or "restored"; so is a replace a
-    kill cut short, found here and finished first (``finish_replace``)."""
-    if replace and resume:
-        raise ValidationError("train: replace and resume: choose one (replace trains afresh, resume continues)")
-    cfg = with_backend(cfg, backend)  # the run directory's config.yaml names the backend it ran on
-    run_dir = Path(run_dir)
-    _tell(on_replace, finish_replace(run_dir))
-    created = not run_dir.exists()
-    kept = set_aside(run_dir) if replace else None
-    found = set() if created or not run_dir.is_dir() else {p.name for p in run_dir.iterdir()}
-    try:
-        open_run_dir(cfg, run_dir, resume)
-        done = train_replicas(cfg, list(range(cfg.seed, cfg.seed + n_seeds)), run_dir=run_dir, resume=resume,
-                              progress=progress, backend=backend, on_warning=on_warning)
-    except BaseException as err:  # refused or failed before it trained anything: leave the folder as it was found
-        if resume or not _untrained(run_dir, interrupted=isinstance(err, KeyboardInterrupt)):
-            if kept is not None:  # the new run keeps its checkpoint, to resume
-                _tell(on_replace, ("removed", _replaced(run_dir, discard_set_aside(run_dir), kept)))
-        elif kept is not None:
-            put_back(run_dir)
-            _tell(on_replace, ("restored", f"the run in {run_dir}/ is back as it was: the run that was to replace "
-                                           "it stopped before training"))
-        else:
-            _remove_run_files(run_dir, spare=found)  # what the run wrote; a netlist ngspice refused stays
-            if created and run_dir.is_dir() and not any(run_dir.iterdir()):
-                run_dir.rmdir()
-        raise
-    if kept is not None:
-        _tell(on_replace, ("removed", _replaced(run_dir, discard_set_aside(run_dir), kept)))
+def _train_into(plan: TrainPlan, backend: str | None, progress: bool, on_warning: Report | None,
+                on_replace: Report | None) -> tuple[Path, Trained]:
+    """``train_replicas`` of the plan's seeds cfg.seed .. cfg.seed + n_seeds - 1 into its run directory
+    (``open_run_dir``); with ``replace``, the run there is set aside (``set_aside``) and deleted once the new run has
+    a checkpoint to keep, or put back if it stops before (``put_back``): a refused or failed start leaves the folder
+    as it was. What happened to the old run is told to ``on_replace(kind, text)``, kind "removed" or "restored".
+    A replace holds ``_replacing``'s lock until its end, so that no other command takes it for one a kill cut short
+    (``finish_replace``)."""
+    cfg = with_backend(plan.config, backend)  # the run directory's config.yaml names the backend it ran on
+    run_dir, resume, replace = plan.run_dir, plan.resume, plan.replace
+    with _replacing(run_dir) if replace else contextlib.nullcontext():
+        created = not run_dir.exists()
+        kept = set_aside(run_dir) if replace else None
+        found = set() if created or not run_dir.is_dir() else {p.name for p in run_dir.iterdir()}
+        try:
+            open_run_dir(cfg, run_dir, resume is not None, resume)
+            done = train_replicas(cfg, list(range(cfg.seed, cfg.seed + plan.n_seeds)), run_dir=run_dir, resume=resume,
+                                  progress=progress, backend=backend, on_warning=on_warning)
+        except BaseException as err:  # refused or failed before it trained anything: leave the folder as it was found
+            if resume is not None or not _untrained(run_dir, interrupted=isinstance(err, KeyboardInterrupt)):
+                if kept is not None:  # the new run keeps its checkpoint, to resume
+                    _tell(on_replace, ("removed", _replaced(run_dir, discard_set_aside(run_dir), kept)))
+            elif kept is not None:
+                put_back(run_dir)
+                _tell(on_replace, ("restored", f"the run in {run_dir}/ is back as it was: the run that was to replace "
+                                               "it stopped before training"))
+            else:
+                _remove_run_files(run_dir, spare=found)  # what the run wrote; a netlist ngspice refused stays
+                if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+                    run_dir.rmdir()
+            raise
+        if kept is not None:
+            _tell(on_replace, ("removed", _replaced(run_dir, discard_set_aside(run_dir), kept)))
     return run_dir, done
 
 
@@ -525,7 +639,7 @@ def _untrained(run_dir: Path, interrupted: bool) -> bool:
     if interrupted:
         return False
     try:
-        return load_checkpoint(run_dir)[0].epoch == 0
+        return load_checkpoint(run_dir).state.epoch == 0
     except CheckpointError:
         return False
 
@@ -602,8 +716,17 @@ def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None =
     """Train seeds cfg.seed .. cfg.seed + n_seeds - 1 as one batch into ``run_dir`` (checkpointed; ``resume``
     continues, ``replace`` trains afresh where a run was, as in ``train_run``); write ensemble.csv and summary.json
     (with the ``warnings`` and ``notes`` of ``train_run``)."""
-    run_dir, done = _train_into(cfg, run_dir, n_seeds, resume, replace, backend, progress, on_warning, on_replace)
+    plan = plan_train(cfg, out=None if resume else run_dir, resume=run_dir if resume else None, replace=replace,
+                      seeds=n_seeds, on_replace=on_replace)
+    return train_ensemble(plan, backend=backend, progress=progress, on_warning=on_warning, on_replace=on_replace)
+
+
+def train_ensemble(plan: TrainPlan, *, backend: str | None = None, progress: bool = True,
+                   on_warning: Report | None = None, on_replace: Report | None = None) -> dict:
+    """``ensemble_run`` of a ``plan_train``."""
+    run_dir, done = _train_into(plan, backend, progress, on_warning, on_replace)
     seeds = done.seeds
+    cfg = plan.config
     done.trainer.solver.close()
     warnings, notes = after_training(done, on_warning)
     state = done.state
@@ -641,5 +764,6 @@ def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None =
     return summary
 
 
-__all__ = ["RunResult", "Trained", "open_run_dir", "save_checkpoint", "load_checkpoint", "train_replicas",
-           "after_training", "mismatch_record", "train_run", "ensemble_run", "one_replica", "succeeded"]
+__all__ = ["RunResult", "TrainPlan", "Trained", "open_run_dir", "save_checkpoint", "load_checkpoint", "train_replicas",
+           "after_training", "mismatch_record", "plan_train", "train_run", "train_single", "ensemble_run",
+           "train_ensemble", "one_replica", "succeeded"]

@@ -218,10 +218,11 @@ def stopped_after_checkpoint(monkeypatch, writer: str, epoch: int):
         monkeypatch.setattr(runs, writer, saved)
 
 
-def cli(*args) -> subprocess.CompletedProcess:
-    """``python -m metamaterial ARGS`` from the repository's root, its output captured."""
-    return subprocess.run([sys.executable, "-m", "metamaterial", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=600)
+def cli(*args, cwd=ROOT, **kw) -> subprocess.CompletedProcess:
+    """``python -m metamaterial ARGS`` from the repository's root (or ``cwd``), its output captured; ``kw`` go to
+    ``subprocess.run``. Every test that runs the command line in a child process runs it through here."""
+    return subprocess.run([sys.executable, "-m", "metamaterial", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=900, **kw)
 
 
 def cli_ok(*args) -> subprocess.CompletedProcess:

@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import pty
+import shutil
 import signal
 import struct
 import subprocess
@@ -17,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, cli
 from metamaterial import __version__
 from metamaterial.runfiles import MOVING, SET_ASIDE, run_files
 from metamaterial.sim.ngspice import NgspiceSolver
@@ -25,11 +26,6 @@ from metamaterial.sim.ngspice import NgspiceSolver
 XOR = str(ROOT / "configs" / "xor.yaml")
 KILL_EPOCHS = 3000
 SHORT = ["--set", "learning.epochs=300", "--no-progress"]
-
-
-def _cli(*args, cwd=ROOT, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "metamaterial", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600, **kw)
 
 
 def _final_gates(run_dir) -> np.ndarray:
@@ -40,7 +36,7 @@ def _final_gates(run_dir) -> np.ndarray:
 
 def test_train_writes_a_complete_run_directory(tmp_path):
     out = tmp_path / "run"
-    proc = _cli("train", XOR, "--out", str(out), *SHORT)
+    proc = cli("train", XOR, "--out", str(out), *SHORT)
     assert proc.returncode == 0, proc.stderr
     assert f"run directory: {out}" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
@@ -64,7 +60,7 @@ def test_train_writes_a_complete_run_directory(tmp_path):
             f"{summary['t_learn_s'] / 2.2e-3:.3g} R C, which assumes an integrating gate drive: docs/physics.md 3.5; "
             f"{summary['hardware_time_s']:.3g} s with every step's settling)") in proc.stdout
     # training again into the same directory is refused rather than overwriting it
-    again = _cli("train", XOR, "--out", str(out), *SHORT)
+    again = cli("train", XOR, "--out", str(out), *SHORT)
     assert again.returncode == 2 and again.stderr == (f"metamaterial: {out}: already holds a finished run (epoch "
                                                       "300 of its 300); train it again there with --replace, or "
                                                       "choose another --out\n")
@@ -78,23 +74,23 @@ def test_replace_removes_only_what_a_run_wrote(tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "config.yaml").write_text("my: settings\n")
-    refused = _cli("train", XOR, "--out", str(mine), "--backend", "native", "--replace", *SHORT)
+    refused = cli("train", XOR, "--out", str(mine), "--backend", "native", "--replace", *SHORT)
     assert refused.returncode == 2 and "holds a config.yaml but no checkpoint.npz" in refused.stderr
     assert sorted(p.name for p in mine.iterdir()) == ["config.yaml"]
     assert (mine / "config.yaml").read_text() == "my: settings\n"
     out = tmp_path / "run"
-    first = _cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT, "--set", "learning.epochs=20")
+    first = cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT, "--set", "learning.epochs=20")
     assert first.returncode == 0, first.stderr
     for command in (["energy", "--backend", "native"], ["energy", "--backend", "native", "--replica", "0"],
                     ["transient", "--steps", "1"], ["transient", "--learning", "--steps", "1"]):
-        proc = _cli(command[0], str(out), *command[1:], "--no-progress")
+        proc = cli(command[0], str(out), *command[1:], "--no-progress")
         assert proc.returncode == 0, proc.stderr
     (out / "notes.txt").write_text("mine")
     (out / "energy" / "mine.txt").write_text("mine too")
     written, other = run_files(out)
     assert other == ["energy/mine.txt", "notes.txt"]  # every file the commands wrote is known by its name
     assert {"energy/seed_0/power.npz", "transient/waves.npz", "learning/learning.cir", "gates.csv"} <= set(written)
-    again = _cli("train", XOR, "--out", str(out), "--backend", "native", "--replace", *SHORT)
+    again = cli("train", XOR, "--out", str(out), "--backend", "native", "--replace", *SHORT)
     assert again.returncode == 0, again.stderr
     assert (f"train: replaced the run in {out}/ ({len(written)} files removed; kept what metamaterial did not write: "
             "energy/mine.txt, notes.txt)\n") in again.stderr
@@ -102,7 +98,7 @@ def test_replace_removes_only_what_a_run_wrote(tmp_path):
     assert sorted(p.name for p in (out / "energy").iterdir()) == ["mine.txt"]
     assert not (out / "transient").exists() and not (out / "learning").exists() and not (out / SET_ASIDE).exists()
     assert json.loads((out / "summary.json").read_text())["epochs"] == 300
-    assert _cli("train", XOR, "--resume", str(out), "--replace").returncode == 2
+    assert cli("train", XOR, "--resume", str(out), "--replace").returncode == 2
 
 
 def _tree(folder) -> dict[str, bytes]:
@@ -119,11 +115,11 @@ def test_a_replace_refused_or_failed_before_training_leaves_the_run_as_it_was(tm
     """A --replace whose new run is refused (its arguments, its network, its setup) or fails at its first solve
     leaves the old run and the commands' files as they were, byte for byte, and says nothing of replacing."""
     out = tmp_path / "run"
-    assert _cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT).returncode == 0
-    assert _cli("energy", str(out), "--backend", "native", "--no-progress", "--no-plots").returncode == 0
+    assert cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT).returncode == 0
+    assert cli("energy", str(out), "--backend", "native", "--no-progress", "--no-plots").returncode == 0
     (out / "energy" / "mine.txt").write_text("mine")
     before = _tree(out)
-    proc = _cli("train", XOR, "--out", str(out), "--backend", "native", "--replace", "--no-progress", *argv)
+    proc = cli("train", XOR, "--out", str(out), "--backend", "native", "--replace", "--no-progress", *argv)
     assert proc.returncode == code and says in proc.stderr, proc.stderr
     assert "replac" not in proc.stderr and "Traceback" not in proc.stderr
     assert _tree(out) == before
@@ -171,8 +167,8 @@ def test_a_replace_killed_at_any_step_keeps_one_run(tmp_path, at):
     the old run's again, the old run comes back byte for byte; killed once the new run had a checkpoint, the old
     run goes and the new one resumes. Files of the user's stay throughout."""
     out = tmp_path / "run"
-    assert _cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT).returncode == 0
-    assert _cli("energy", str(out), "--backend", "native", "--no-progress").returncode == 0
+    assert cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT).returncode == 0
+    assert cli("energy", str(out), "--backend", "native", "--no-progress").returncode == 0
     (out / "notes.txt").write_text("mine")
     before = _tree(out)
     n_run = len(run_files(out)[0])
@@ -184,7 +180,7 @@ def test_a_replace_killed_at_any_step_keeps_one_run(tmp_path, at):
     assert killed.returncode == 9, killed.stderr
     assert (out / SET_ASIDE).exists() or (out / MOVING).exists()
     if at == "after":  # the new run had started: it resumes, the old one is removed
-        proc = _cli("train", "--resume", str(out), "--no-progress", "--no-plots")
+        proc = cli("train", "--resume", str(out), "--no-progress", "--no-plots")
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr.startswith(f"train: removed the earlier run ({n_run} files) that a killed `train "
                                       f"--replace` had set aside in {out / SET_ASIDE}: "), proc.stderr
@@ -192,7 +188,7 @@ def test_a_replace_killed_at_any_step_keeps_one_run(tmp_path, at):
         assert (out / "notes.txt").read_text() == "mine" and not (out / "energy").exists()
         assert not (out / SET_ASIDE).exists()
         return
-    proc = _cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT)
+    proc = cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT)
     assert proc.returncode == 2 and proc.stderr == (
         f"train: put back the run in {out}/ that a killed `train --replace` had set aside: the run that was to "
         f"replace it had not reached its first checkpoint\nmetamaterial: {out}: already holds a finished run (epoch "
@@ -200,15 +196,63 @@ def test_a_replace_killed_at_any_step_keeps_one_run(tmp_path, at):
     assert _tree(out) == before
 
 
+#: every command that reads a run directory but train, and what it is given besides the folder
+RUN_DIR_COMMANDS = {"eval": [], "plot": [], "netlist": ["--out", "NETLISTS"],
+                    "energy": ["--backend", "native", "--no-progress", "--no-plots"],
+                    "transient": ["--steps", "1", "--no-progress", "--no-plots"]}
+
+
+@pytest.mark.parametrize("at", ["5", "before", "after"])
+def test_every_command_on_a_run_directory_finishes_a_killed_replace_first(tmp_path, at):
+    """A --replace killed while the old run's files were moved aside (after five), before the new run's first
+    checkpoint or just after it leaves the folder half replaced; eval, plot, netlist, energy and transient on it
+    finish that first, as train does, in the same one line (named by their command), and then read the run the
+    folder holds: the old one back byte for byte, or the new one at its epoch 0 (which plot, having no summary.json
+    yet, says it cannot draw), never "no checkpoint"."""
+    run = tmp_path / "run"
+    assert cli("train", XOR, "--out", str(run), "--backend", "native", *SHORT).returncode == 0
+    before = _tree(run)
+    n_run = len(run_files(run)[0])
+    killed = subprocess.run([sys.executable, "-c", KILLED_REPLACE, XOR, str(run), at, "40"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == 9, killed.stderr
+    for command, extra in RUN_DIR_COMMANDS.items():
+        folder = tmp_path / command
+        shutil.copytree(run, folder, symlinks=True)  # the half-replaced folder, hidden folders too
+        proc = cli(command, str(folder), *[str(tmp_path / f"{command}-netlists") if a == "NETLISTS" else a
+                                            for a in extra])
+        first, *rest = proc.stderr.splitlines()
+        if at == "after":
+            assert first == (f"{command}: removed the earlier run ({n_run} files) that a killed `train --replace` "
+                             f"had set aside in {folder / SET_ASIDE}: the run that replaced it had reached its first "
+                             "checkpoint"), proc.stderr
+        else:
+            assert first == (f"{command}: put back the run in {folder}/ that a killed `train --replace` had set "
+                             "aside: the run that was to replace it had not reached its first checkpoint"), proc.stderr
+        assert "no checkpoint" not in proc.stderr and "Traceback" not in proc.stderr
+        assert not (folder / SET_ASIDE).exists() and not (folder / MOVING).exists()
+        if command == "plot" and at == "after":
+            assert proc.returncode == 2 and rest == [f"metamaterial: {folder}: no summary.json (not a finished run "
+                                                     "directory); give a directory written by `metamaterial train` "
+                                                     "that ran to its end"]
+            continue
+        assert proc.returncode == 0, proc.stderr
+        if command == "eval":
+            assert f"epoch {0 if at == 'after' else 300}, native" in proc.stdout
+        if at != "after" and command in ("eval", "netlist"):  # they write nothing into the run directory
+            assert _tree(folder) == before
+
+
 @pytest.mark.parametrize("started", [False, True])
 def test_a_replace_interrupted_says_which_run_the_folder_holds(tmp_path, monkeypatch, capsys, started):
     """Ctrl-C during a --replace (here at the new run's first checkpoint, before or after it is written): before,
     the old run is back byte for byte and the line says so, not "resume"; after, the old run is removed, which is
     said, and the line names the new run's checkpoint to resume."""
-    from metamaterial import cli, runs
+    from metamaterial import cli as command_line
+    from metamaterial import runs
 
     out = tmp_path / "run"
-    assert _cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT).returncode == 0
+    assert cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT).returncode == 0
     before = _tree(out)
     n_run = len(run_files(out)[0])
     write = runs.save_checkpoint
@@ -220,7 +264,7 @@ def test_a_replace_interrupted_says_which_run_the_folder_holds(tmp_path, monkeyp
 
     monkeypatch.setattr(runs, "save_checkpoint", save_checkpoint)
     argv = ["train", XOR, "--out", str(out), "--backend", "native", "--replace", "--no-progress"]
-    assert cli.main(argv) == 130
+    assert command_line.main(argv) == 130
     err = capsys.readouterr().err
     if started:
         assert err == (f"train: replaced the run in {out}/ ({n_run} files removed)\nmetamaterial: interrupted; {out} "
@@ -239,33 +283,33 @@ def test_a_folder_holding_a_run_says_what_that_run_is(tmp_path):
     new command asks for fewer epochs than it has; or unreadable."""
     out = tmp_path / "run"
     args = ["--backend", "native", "--no-progress", "--no-plots"]
-    assert _cli("train", XOR, "--out", str(out), *args, "--set", "learning.epochs=20").returncode == 0
+    assert cli("train", XOR, "--out", str(out), *args, "--set", "learning.epochs=20").returncode == 0
     saved = out / "config.yaml"
     resume = f"metamaterial train --resume {out}"
     finished = f"metamaterial: {out}: already holds a finished run (epoch 20 of its 20); train it again there with " \
                "--replace, or choose another --out"
     for more in (["--set", "learning.epochs=0"], ["--set", "learning.epochs=40", "--set", "learning.nudge=0.2"],
                  ["--set", "learning.epochs=40", "--backend", "ngspice"]):  # fewer epochs; more, and more changed
-        proc = _cli("train", XOR, "--out", str(out), *args, *more)
+        proc = cli("train", XOR, "--out", str(out), *args, *more)
         assert proc.returncode == 2 and proc.stderr == finished + "\n", proc.stderr
-    proc = _cli("train", XOR, "--out", str(out), *args, "--set", "learning.epochs=40")
+    proc = cli("train", XOR, "--out", str(out), *args, "--set", "learning.epochs=40")
     assert proc.returncode == 2 and proc.stderr == (f"{finished}; to train it on to epoch 40, change learning.epochs "
                                                     f"to 40 in {saved} and run: {resume}\n"), proc.stderr
     assert "  epochs: 20\n" in saved.read_text()
     saved.write_text(saved.read_text().replace("  epochs: 20\n", "  epochs: 40\n"))
-    on = _cli(*resume.split()[1:], "--no-progress")
+    on = cli(*resume.split()[1:], "--no-progress")
     assert on.returncode == 0, on.stderr
     assert json.loads((out / "summary.json").read_text())["epochs"] == 40
     saved.write_text(saved.read_text().replace("  epochs: 40\n", "  epochs: 60\n"))  # a run stopped at 40 of 60
-    proc = _cli("train", XOR, "--out", str(out), *args, "--set", "learning.epochs=10")
+    proc = cli("train", XOR, "--out", str(out), *args, "--set", "learning.epochs=10")
     assert proc.returncode == 2 and proc.stderr == (
         f"metamaterial: {out}: already holds a run stopped at epoch 40 of its 60; train it again there with "
         f"--replace, choose another --out, or continue it with: {resume}\n"), proc.stderr
-    on = _cli(*resume.split()[1:], "--no-progress")
+    on = cli(*resume.split()[1:], "--no-progress")
     assert on.returncode == 0, on.stderr
     assert json.loads((out / "summary.json").read_text())["epochs"] == 60
     (out / "checkpoint.npz").write_bytes(b"not a checkpoint")
-    proc = _cli("train", XOR, "--out", str(out), *args)
+    proc = cli("train", XOR, "--out", str(out), *args)
     assert proc.returncode == 2 and proc.stderr == (f"metamaterial: {out}: already holds a run, whose checkpoint.npz "
                                                     "cannot be read; train it again there with --replace, or choose "
                                                     "another --out\n")
@@ -275,7 +319,7 @@ def test_killed_run_resumes_to_the_same_gates(tmp_path):
     args = ["--set", f"learning.epochs={KILL_EPOCHS}", "--set", "learning.checkpoint_every=50", "--no-progress",
             "--no-plots"]
     whole = tmp_path / "whole"
-    assert _cli("train", XOR, "--out", str(whole), *args).returncode == 0
+    assert cli("train", XOR, "--out", str(whole), *args).returncode == 0
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "metamaterial", "train", XOR, "--out", str(killed), *args],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -294,12 +338,12 @@ def test_killed_run_resumes_to_the_same_gates(tmp_path):
     with np.load(killed / "checkpoint.npz") as z:
         stopped_at = json.loads(str(z["meta"]))["epoch"]
     assert 200 <= stopped_at < KILL_EPOCHS
-    again = _cli("train", XOR, "--out", str(killed), *args)  # the same command again: it names --resume
+    again = cli("train", XOR, "--out", str(killed), *args)  # the same command again: it names --resume
     assert again.returncode == 2 and again.stderr == (f"metamaterial: {killed}: already holds a run stopped at "
                                                       f"epoch {stopped_at} of its {KILL_EPOCHS}; train it again there "
                                                       "with --replace, choose another --out, or continue it with: "
                                                       f"metamaterial train --resume {killed}\n")
-    resumed = _cli("train", XOR, "--resume", str(killed), *args)
+    resumed = cli("train", XOR, "--resume", str(killed), *args)
     assert resumed.returncode == 0, resumed.stderr
     np.testing.assert_array_equal(_final_gates(killed), _final_gates(whole))
     a = json.loads((whole / "summary.json").read_text())
@@ -314,7 +358,7 @@ def test_a_start_the_setup_refuses_leaves_the_out_directory_as_it_was(tmp_path):
     for out, existed in ((tmp_path / "new", False), (tmp_path / "empty", True)):
         if existed:
             out.mkdir()
-        proc = _cli("train", XOR, "--out", str(out), "--set", "device.kind=resistor", "--no-progress")
+        proc = cli("train", XOR, "--out", str(out), "--set", "device.kind=resistor", "--no-progress")
         assert proc.returncode == 2 and "learning.bounds" in proc.stderr and "Traceback" not in proc.stderr
         assert (out.is_dir() and not any(out.iterdir())) if existed else not out.exists()
 
@@ -325,21 +369,21 @@ def test_a_start_the_setup_refuses_leaves_the_out_directory_as_it_was(tmp_path):
     ("digits", "0.001", "holds out 2 and keeps 1795")])
 def test_a_held_out_fraction_that_empties_a_side_is_one_line_naming_the_key(tmp_path, config, fraction, says):
     out = tmp_path / "run"
-    proc = _cli("train", str(ROOT / "configs" / f"{config}.yaml"), "--out", str(out), "--set",
-                f"task.test_fraction={fraction}", "--set", "simulator.backend=native", "--no-progress")
+    proc = cli("train", str(ROOT / "configs" / f"{config}.yaml"), "--out", str(out), "--set",
+               f"task.test_fraction={fraction}", "--set", "simulator.backend=native", "--no-progress")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
     assert "task.test_fraction: " in proc.stderr and says in proc.stderr and not out.exists()
 
 
 def test_a_validation_run_says_it_is_scored_on_validation_points(tmp_path):
     out = tmp_path / "run"
-    proc = _cli("train", str(ROOT / "configs" / "iris.yaml"), "--out", str(out), "--backend", "native", "--set",
-                "learning.epochs=10", "--set", "task.validation={fraction: 0.25}", "--no-progress")
+    proc = cli("train", str(ROOT / "configs" / "iris.yaml"), "--out", str(out), "--backend", "native", "--set",
+               "learning.epochs=10", "--set", "task.validation={fraction: 0.25}", "--no-progress")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["scored_on"] == "validation" and "validation accuracy " in proc.stdout
     assert "held-out" not in proc.stdout
-    shown = _cli("eval", str(out), "--split", "test")
+    shown = cli("eval", str(out), "--split", "test")
     assert shown.returncode == 0 and ": validation points, 30 point(s)" in shown.stdout
 
 
@@ -361,8 +405,8 @@ def test_a_start_that_fails_before_training_leaves_no_config_behind(tmp_path, mo
 
 def test_resume_with_another_config_is_refused(tmp_path):
     out = tmp_path / "run"
-    assert _cli("train", XOR, "--out", str(out), *SHORT).returncode == 0
-    proc = _cli("train", XOR, "--resume", str(out), "--set", "learning.nudge=0.9", "--no-progress")
+    assert cli("train", XOR, "--out", str(out), *SHORT).returncode == 0
+    proc = cli("train", XOR, "--resume", str(out), "--set", "learning.nudge=0.9", "--no-progress")
     assert proc.returncode == 2 and "from the config given now" in proc.stderr, proc.stderr
     assert "learning.nudge" in proc.stderr  # the key that differs is named
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -370,13 +414,13 @@ def test_resume_with_another_config_is_refused(tmp_path):
 
 def test_backend_option_is_saved_and_a_resume_on_another_backend_is_refused(tmp_path):
     out = tmp_path / "run"
-    proc = _cli("train", XOR, "--out", str(out), "--backend", "native", "--set", "learning.epochs=20",
-                "--no-progress", "--no-plots")
+    proc = cli("train", XOR, "--out", str(out), "--backend", "native", "--set", "learning.epochs=20",
+               "--no-progress", "--no-plots")
     assert proc.returncode == 0, proc.stderr
     assert "simulator:\n  backend: native\n" in (out / "config.yaml").read_text()
     assert json.loads((out / "summary.json").read_text())["backend"] == "native"
-    proc = _cli("train", XOR, "--resume", str(out), "--backend", "ngspice", "--set", "learning.epochs=20",
-                "--no-progress")
+    proc = cli("train", XOR, "--resume", str(out), "--backend", "ngspice", "--set", "learning.epochs=20",
+               "--no-progress")
     assert proc.returncode == 2 and "from the config given now" in proc.stderr, proc.stderr
     assert "simulator.backend" in proc.stderr and "learning." not in proc.stderr  # the one key that differs
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -384,7 +428,7 @@ def test_backend_option_is_saved_and_a_resume_on_another_backend_is_refused(tmp_
 
 def test_backend_choices_come_from_the_registry():
     for argv in (["solve", XOR, "--backend", "spectre"], ["reproduce", "--backend", "spectre"]):
-        proc = _cli(*argv)
+        proc = cli(*argv)
         assert proc.returncode == 2
         assert "invalid choice: 'spectre' (choose from ngspice, native)" in proc.stderr or \
             "invalid choice: 'spectre' (choose from 'ngspice', 'native')" in proc.stderr, proc.stderr
@@ -398,13 +442,13 @@ def test_backend_choices_come_from_the_registry():
     (["reproduce", "--quik"], "metamaterial: unrecognized arguments: --quik; see metamaterial --help"),
 ])
 def test_a_wrong_argument_is_one_line(argv, line):
-    proc = _cli(*argv)
+    proc = cli(*argv)
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith(line), proc.stderr
 
 
 def test_netlist_command_writes_pairs_that_ngspice_runs(tmp_path):
-    proc = _cli("netlist", XOR, "--out", str(tmp_path))
+    proc = cli("netlist", XOR, "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted([f"{ph}_{k}.cir" for k in range(4) for ph in ("free", "clamped")])
@@ -413,7 +457,7 @@ def test_netlist_command_writes_pairs_that_ngspice_runs(tmp_path):
 
 
 def test_solve_json_shape():
-    proc = _cli("solve", XOR, "--json")
+    proc = cli("solve", XOR, "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["backend"] == "ngspice"
@@ -424,7 +468,7 @@ def test_solve_json_shape():
 
 
 def test_solve_on_the_native_backend_agrees_with_ngspice():
-    runs = {b: _cli("solve", XOR, "--json", "--backend", b) for b in ("ngspice", "native")}
+    runs = {b: cli("solve", XOR, "--json", "--backend", b) for b in ("ngspice", "native")}
     assert all(p.returncode == 0 for p in runs.values()), [p.stderr for p in runs.values()]
     spice, native = (json.loads(runs[b].stdout) for b in ("ngspice", "native"))
     assert native["backend"] == "native"
@@ -461,7 +505,7 @@ def test_ctrl_c_stops_and_the_printed_command_resumes_to_the_same_gates(tmp_path
     args = ["--backend", backend, "--set", f"learning.epochs={epochs}", "--set", f"learning.checkpoint_every={every}",
             "--no-plots"]
     whole = tmp_path / "whole"
-    assert _cli("train", REGRESSION, "--out", str(whole), *args).returncode == 0
+    assert cli("train", REGRESSION, "--out", str(whole), *args).returncode == 0
     cut = tmp_path / "cut"
     proc = subprocess.Popen([sys.executable, "-m", "metamaterial", "train", REGRESSION, "--out", str(cut), *args],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -480,7 +524,7 @@ def test_ctrl_c_stops_and_the_printed_command_resumes_to_the_same_gates(tmp_path
     assert f"holds the checkpoint of epoch {stopped_at}" in err
     command = err.split("resume with: ")[1].split()
     assert command == ["metamaterial", "train", "--resume", str(cut)]  # the run directory alone: its config.yaml
-    resumed = _cli(*command[1:], "--no-progress")
+    resumed = cli(*command[1:], "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     np.testing.assert_array_equal(_final_gates(cut), _final_gates(whole))
     a, b = (json.loads((d / "summary.json").read_text()) for d in (whole, cut))
@@ -490,18 +534,18 @@ def test_ctrl_c_stops_and_the_printed_command_resumes_to_the_same_gates(tmp_path
 
 def test_resume_by_directory_alone_and_its_errors(tmp_path):
     out = tmp_path / "run"
-    assert _cli("train", XOR, "--out", str(out), "--backend", "native", "--seeds", "3", "--set",
-                "learning.epochs=10", "--no-progress").returncode == 0
-    proc = _cli("train", "--resume", str(out), "--no-progress")  # seeds and backend from the run itself
+    assert cli("train", XOR, "--out", str(out), "--backend", "native", "--seeds", "3", "--set",
+               "learning.epochs=10", "--no-progress").returncode == 0
+    proc = cli("train", "--resume", str(out), "--no-progress")  # seeds and backend from the run itself
     assert proc.returncode == 0, proc.stderr
     assert "x3 seeds on native: 10 epochs" in proc.stdout
-    proc = _cli("train", "--resume", str(tmp_path), "--no-progress")
+    proc = cli("train", "--resume", str(tmp_path), "--no-progress")
     assert proc.returncode == 2 and proc.stderr == f"metamaterial: {tmp_path}: not a run directory (no config.yaml); " \
                                                    "check --resume\n"
-    proc = _cli("train", "--no-progress")
+    proc = cli("train", "--no-progress")
     assert proc.returncode == 2
     assert proc.stderr == "metamaterial: train: give a CONFIG file, or --resume DIR to continue a run\n"
-    proc = _cli("train", XOR, "--seeds", "0")
+    proc = cli("train", XOR, "--seeds", "0")
     assert proc.returncode == 2 and proc.stderr == f"metamaterial: {XOR}: --seeds: must be >= 1 (got 0)\n"
 
 
@@ -509,15 +553,15 @@ def test_bad_paths_exit_2_with_one_line(tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("")
     for out, why in ((a_file, "File exists"), (a_file / "sub", "Not a directory")):
-        proc = _cli("train", XOR, "--out", str(out), *SHORT)
+        proc = cli("train", XOR, "--out", str(out), *SHORT)
         assert proc.returncode == 2
         assert proc.stderr == f"metamaterial: {out}: cannot create the run directory ({why}); choose another --out\n"
-    proc = _cli("netlist", XOR, "--out", str(a_file))
+    proc = cli("netlist", XOR, "--out", str(a_file))
     assert proc.returncode == 2
     assert proc.stderr == f"metamaterial: {a_file}: cannot create the output directory (File exists); choose another " \
                           "--out\n"
     png = ROOT / "docs" / "figures" / "overview.png"
-    proc = _cli("train", str(png), *SHORT)
+    proc = cli("train", str(png), *SHORT)
     assert proc.returncode == 2
     assert proc.stderr == (f"metamaterial: {png}: not a text (UTF-8) file (invalid start byte at byte 0); give a "
                            "YAML config\n")
@@ -535,7 +579,7 @@ def test_a_failed_netlist_is_kept_in_the_run_directory(tmp_path):
     card = tmp_path / "broken.lib"  # ngspice rejects it: "Nsub < Ni"
     card.write_text(".model badnmos nmos (level=1 vto=0.7 kp=1e-4 gamma=0.5 phi=0.6 tox=1e-7 nsub=1)\n")
     out = tmp_path / "run"
-    proc = _cli("train", XOR, "--out", str(out), "--set", f"device.model_file={card}", *SHORT)
+    proc = cli("train", XOR, "--out", str(out), "--set", f"device.model_file={card}", *SHORT)
     assert proc.returncode == 1 and "Nsub < Ni" in proc.stderr
     kept = list(out.glob("metamaterial-failed-*.cir"))
     assert len(kept) == 1 and f"netlist kept at {kept[0]}" in proc.stderr
@@ -544,7 +588,7 @@ def test_a_failed_netlist_is_kept_in_the_run_directory(tmp_path):
 
 def test_progress_bar_only_on_a_terminal(tmp_path):
     args = ["train", XOR, "--set", "learning.epochs=20", "--no-plots"]
-    piped = _cli(*args, "--out", str(tmp_path / "piped"))
+    piped = cli(*args, "--out", str(tmp_path / "piped"))
     assert piped.returncode == 0 and piped.stderr == ""
 
     main_fd, sub_fd = pty.openpty()
@@ -563,7 +607,7 @@ def test_progress_bar_only_on_a_terminal(tmp_path):
 
 
 def test_version_names_the_package_and_ngspice():
-    proc = _cli("--version")
+    proc = cli("--version")
     info = NgspiceSolver().info()
     assert proc.returncode == 0
     assert proc.stdout.splitlines() == [f"metamaterial {__version__}",
@@ -571,7 +615,7 @@ def test_version_names_the_package_and_ngspice():
 
 
 def test_seeds_help_says_what_is_true():
-    text = " ".join(_cli("train", "--help").stdout.split())
+    text = " ".join(cli("train", "--help").stdout.split())
     assert "on any backend" in text and "checkpointed and resumable" in text
     assert "no checkpoints" not in text and "use --backend native" not in text
 
@@ -622,13 +666,13 @@ def test_ctrl_c_while_the_command_starts_is_one_line_never_a_traceback(tmp_path,
 def test_ctrl_c_while_the_arguments_are_parsed_is_one_line(monkeypatch, capsys):
     """The parser is built and run before the command's own interrupt handling: a Ctrl-C there (seen on CI at
     0.5 s, inside argparse) is answered the same way, exit 130 and one line, not a traceback."""
-    from metamaterial import cli
+    from metamaterial import cli as command_line
 
     def interrupted():
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_parser", interrupted)
-    assert cli.main(["train", "configs/xor.yaml"]) == 130
+    monkeypatch.setattr(command_line, "_parser", interrupted)
+    assert command_line.main(["train", "configs/xor.yaml"]) == 130
     assert capsys.readouterr().err == "metamaterial: interrupted while starting; nothing was run\n"
 
 
@@ -643,17 +687,17 @@ def test_a_card_file_name_cannot_inject_netlist_lines(tmp_path):
     link.symlink_to(card)
     card = os.path.relpath(link, ROOT / "configs")
     out = tmp_path / "nl"
-    proc = _cli("netlist", XOR, "--out", str(out), "--points", "0", "--set", f"device.model_file={card}",
-                cwd=tmp_path)
+    proc = cli("netlist", XOR, "--out", str(out), "--points", "0", "--set", f"device.model_file={card}",
+               cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     text = (out / "free_0.cir").read_text()
     assert "card:x?.control?shell" in text and not any(line.startswith("shell") for line in text.splitlines())
-    proc = _cli("transient", XOR, "--steps", "1", "--no-plots", "--out", str(tmp_path / "tr"), "--set",
-                f"device.model_file={card}", cwd=tmp_path)
+    proc = cli("transient", XOR, "--steps", "1", "--no-plots", "--out", str(tmp_path / "tr"), "--set",
+               f"device.model_file={card}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert not marker.exists()
     link.resolve().unlink()  # the link dangles now: the message naming its target is still one line
-    proc = _cli("netlist", XOR, "--out", str(tmp_path / "nl2"), "--set", f"device.model_file={card}", cwd=tmp_path)
+    proc = cli("netlist", XOR, "--out", str(tmp_path / "nl2"), "--set", f"device.model_file={card}", cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "x\\n.control\\nshell" in proc.stderr
 
 
@@ -662,14 +706,14 @@ def test_a_run_that_fails_before_training_leaves_the_folder_as_it_found_it(tmp_p
     epoch-0 checkpoint: both go, a folder it created goes, a user's file stays, and the same --out then trains."""
     absurd = ["--backend", "native", "--no-plots", "--no-progress", "--set", "simulator.itl1=2"]
     new = tmp_path / "new"
-    proc = _cli("train", XOR, "--out", str(new), *absurd)
+    proc = cli("train", XOR, "--out", str(new), *absurd)
     assert proc.returncode == 1 and "Newton did not converge" in proc.stderr and not new.exists()
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")
-    assert _cli("train", XOR, "--out", str(mine), *absurd).returncode == 1
+    assert cli("train", XOR, "--out", str(mine), *absurd).returncode == 1
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
-    assert _cli("train", XOR, "--out", str(mine), "--backend", "native", "--no-plots", *SHORT).returncode == 0
+    assert cli("train", XOR, "--out", str(mine), "--backend", "native", "--no-plots", *SHORT).returncode == 0
 
 
 @pytest.mark.parametrize("command", [["energy", XOR, "--backend", "native"], ["transient", XOR, "--steps", "1"],
@@ -677,7 +721,7 @@ def test_a_run_that_fails_before_training_leaves_the_folder_as_it_found_it(tmp_p
 def test_an_out_that_is_a_file_is_refused_with_what_to_do(tmp_path, command):
     afile = tmp_path / "afile"
     afile.write_text("mine")
-    proc = _cli(*command, "--out", str(afile))
+    proc = cli(*command, "--out", str(afile))
     assert proc.returncode == 2 and proc.stderr == (f"metamaterial: {afile}: cannot create the output directory "
                                                     "(File exists); choose another --out\n")
     assert afile.read_text() == "mine"

@@ -8,13 +8,12 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, cli
 from metamaterial.config import load_config
 from metamaterial.energy import transistor_power
 from metamaterial.experiment import build
@@ -31,9 +30,8 @@ DC_ATOL = 1e-6             # V: transient end state vs the DC operating point
 ENERGY_REL = 0.01          # the reported energy vs the trapezoid integral of the written waveform
 
 
-def _cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "metamaterial", *args, "--no-progress"], capture_output=True,
-                          text=True, cwd=ROOT, timeout=900)
+#: what every command of these tests is given (each draws a progress bar otherwise)
+QUIET = "--no-progress"
 
 
 def _power_rows(path) -> list[dict]:
@@ -45,7 +43,7 @@ def test_energy_command_agrees_across_backends_and_with_its_csv(tmp_path):
     results = {}
     for backend in ("native", "ngspice"):
         out = tmp_path / backend
-        proc = _cli("energy", XOR, "--backend", backend, "--out", str(out))
+        proc = cli("energy", XOR, "--backend", backend, "--out", str(out), QUIET)
         assert proc.returncode == 0, proc.stderr
         assert "power per transistor, free twin: median" in proc.stdout and f"on {backend}" in proc.stdout
         results[backend] = json.loads((out / "energy.json").read_text())
@@ -80,8 +78,7 @@ def test_a_large_power_table_is_left_to_the_npz_unless_asked_for(tmp_path, monke
     earlier evaluation is removed; ``csv_table`` (``--csv``) writes it anyway."""
     from metamaterial import costs  # noqa: PLC0415
 
-    proc = subprocess.run([sys.executable, "-m", "metamaterial", "energy", "--help"], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
+    proc = cli("energy", "--help")
     assert f"{costs.CSV_MAX_ROWS:,} rows" in " ".join(proc.stdout.split())  # the help states today's limit
     src = costs.load_source(load_config(XOR, ["simulator.backend=native"]), None)
     out = tmp_path / "energy"
@@ -98,15 +95,14 @@ def test_a_large_power_table_is_left_to_the_npz_unless_asked_for(tmp_path, monke
 
 def test_energy_and_transient_of_a_trained_run_directory(tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "metamaterial", "train", REGRESSION, "--out", str(run), "--backend",
-                           "native", "--set", f"learning.epochs={TRAIN_EPOCHS}", "--no-progress", "--no-plots"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+    proc = cli("train", REGRESSION, "--out", str(run), "--backend", "native", "--set",
+               f"learning.epochs={TRAIN_EPOCHS}", "--no-progress", "--no-plots")
     assert proc.returncode == 0, proc.stderr
-    energy = _cli("energy", str(run))
+    energy = cli("energy", str(run), QUIET)
     assert energy.returncode == 0, energy.stderr
     assert f"epoch {TRAIN_EPOCHS}" in energy.stdout and (run / "energy" / "energy.json").exists()
 
-    proc = _cli("transient", str(run), "--steps", str(STEPS))
+    proc = cli("transient", str(run), "--steps", str(STEPS), QUIET)
     assert proc.returncode == 0, proc.stderr
     out = run / "transient"
     result = json.loads((out / "transient.json").read_text())
@@ -140,8 +136,8 @@ def test_energy_and_transient_of_a_trained_run_directory(tmp_path):
         np.testing.assert_allclose(table[:, 1:1 + nodes.shape[1]], nodes, rtol=0, atol=1e-12)
 
     # ten times the wiring capacitance on every node: each step settles later and costs more
-    slow = _cli("transient", str(run), "--steps", str(STEPS), "--out", str(tmp_path / "slow"), "--no-plots",
-                "--set", "timing.periphery.wiring_capacitance=50e-12")
+    slow = cli("transient", str(run), "--steps", str(STEPS), "--out", str(tmp_path / "slow"), "--no-plots",
+               "--set", "timing.periphery.wiring_capacitance=50e-12", QUIET)
     assert slow.returncode == 0, slow.stderr
     slower = json.loads((tmp_path / "slow" / "transient.json").read_text())
     assert slower["timing"]["periphery"]["wiring_capacitance"] == 50e-12
@@ -169,19 +165,19 @@ def test_energy_and_transient_of_a_trained_run_directory(tmp_path):
                                "`metamaterial energy` for its power"),
 ])
 def test_bad_timing_values_exit_2_naming_the_key(args, message):
-    proc = _cli(*args)
+    proc = cli(*args, QUIET)
     assert proc.returncode == 2
     assert proc.stderr == message + "\n"
 
 
 def test_bad_sources_exit_2_with_one_line(tmp_path):
-    proc = _cli("energy", str(tmp_path))
+    proc = cli("energy", str(tmp_path), QUIET)
     assert proc.returncode == 2
     assert proc.stderr == (f"metamaterial: {tmp_path}: not a run directory (no config.yaml); give a CONFIG file or a "
                            "directory that `metamaterial train` wrote\n")
     bad = tmp_path / "bad.yaml"
     bad.write_text(Path(XOR).read_text() + "timing:\n  settle:\n    points: 10\n")
-    proc = _cli("transient", str(bad))
+    proc = cli("transient", str(bad), QUIET)
     assert proc.returncode == 2
     assert proc.stderr == (f"metamaterial: {bad}: timing.settle.points: Input should be greater than or equal to 100 "
                            "(got 10)\n")
@@ -189,18 +185,17 @@ def test_bad_sources_exit_2_with_one_line(tmp_path):
 
 def test_an_ensemble_run_directory_needs_the_replica_by_its_seed(tmp_path):
     run = tmp_path / "ensemble"
-    proc = subprocess.run([sys.executable, "-m", "metamaterial", "train", XOR, "--out", str(run), "--backend", "native",
-                           "--seeds", "2", "--set", f"learning.epochs={TRAIN_EPOCHS}", "--no-progress"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+    proc = cli("train", XOR, "--out", str(run), "--backend", "native", "--seeds", "2", "--set",
+               f"learning.epochs={TRAIN_EPOCHS}", "--no-progress")
     assert proc.returncode == 0, proc.stderr
-    proc = _cli("energy", str(run))
+    proc = cli("energy", str(run), QUIET)
     assert proc.returncode == 2
-    assert proc.stderr == (f"metamaterial: {run}: --replica: the run holds 2 replicas (seeds 0..1); give --replica "
-                           "SEED\n")
-    proc = _cli("energy", str(run), "--replica", "7")
+    assert proc.stderr == (f"metamaterial: {run}: --replica: the run holds 2 replicas (seeds 0..1); choose one with "
+                           "--replica SEED\n")
+    proc = cli("energy", str(run), "--replica", "7", QUIET)
     assert proc.returncode == 2 and "holds the replicas of seeds 0..1 (got 7); give one of those seeds" in proc.stderr
     for seed in (1, 0):  # each replica writes into a folder of its own, and one does not replace the other's
-        one = _cli("energy", str(run), "--replica", str(seed), "--backend", "native", "--no-plots")
+        one = cli("energy", str(run), "--replica", str(seed), "--backend", "native", "--no-plots", QUIET)
         assert one.returncode == 0, one.stderr
     with np.load(run / "checkpoint.npz") as z:
         controls = z["controls"]
@@ -212,12 +207,13 @@ def test_an_ensemble_run_directory_needs_the_replica_by_its_seed(tmp_path):
         power = transistor_power(setup.circuit, controls[seed], free)
         assert result["summary"]["free_max_w"] == pytest.approx(power.max(), rel=1e-12)
     # a --set on a run directory is named wherever the figures go; one that changes the network is refused as such
-    hot = _cli("energy", str(run), "--replica", "1", "--backend", "native", "--no-plots", "--out",
-               str(tmp_path / "hot"), "--set", "simulator.temperature=100")
+    hot = cli("energy", str(run), "--replica", "1", "--backend", "native", "--no-plots", "--out",
+              str(tmp_path / "hot"), "--set", "simulator.temperature=100", QUIET)
     assert hot.returncode == 0, hot.stderr
     assert json.loads((tmp_path / "hot" / "energy.json").read_text())["source"] == \
         f"{run} (seed 1, epoch {TRAIN_EPOCHS}, --set simulator.temperature=100)"
-    other = _cli("energy", str(run), "--replica", "1", "--set", "network.rows=5", "--out", str(tmp_path / "other"))
+    other = cli("energy", str(run), "--replica", "1", "--set", "network.rows=5", "--out", str(tmp_path / "other"),
+                QUIET)
     assert other.returncode == 2 and not (tmp_path / "other").exists()
     assert other.stderr == (f"metamaterial: {run}: --set network.rows=5: changes the network trained in {run} (32 "
                             "edges to 40); a run's gates fit only its own network: leave network and roles keys out "
@@ -300,8 +296,7 @@ def test_the_steps_a_transient_keeps_in_memory_are_bounded_before_any_is_run(tmp
     from metamaterial import costs, transient  # noqa: PLC0415
     from metamaterial.errors import ConfigError  # noqa: PLC0415
 
-    proc = subprocess.run([sys.executable, "-m", "metamaterial", "transient", "--help"], capture_output=True,
-                          text=True, cwd=ROOT, timeout=300)
+    proc = cli("transient", "--help")
     assert f"{si(costs.TRANSIENT_MEMORY, 'B')} of waveforms" in " ".join(proc.stdout.split())
     src = costs.load_source(load_config(XOR), None)
     setup = src.setup()
@@ -327,8 +322,8 @@ def test_a_step_whose_nodes_end_away_from_their_dc_answer_is_not_settled(tmp_pat
     with every node ~0.11 V from its DC answer while the output's own step (9 uV) never leaves its 0.1 mV band.
     The step is not settled, and the summary says the end state is outside the nodes' band."""
     out = tmp_path / "slow"
-    proc = _cli("transient", XOR, "--steps", "1", "--no-plots", "--out", str(out), "--set",
-                "timing.periphery.driver_resistance=1e6", "--set", "timing.settle.t_stop=1e-6")
+    proc = cli("transient", XOR, "--steps", "1", "--no-plots", "--out", str(out), "--set",
+               "timing.periphery.driver_resistance=1e6", "--set", "timing.settle.t_stop=1e-6", QUIET)
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "transient.json").read_text())
     row = result["steps"][0]
@@ -347,7 +342,7 @@ def test_the_medians_leave_out_the_steps_whose_outputs_stay_in_their_band(tmp_pa
     cfg = tmp_path / "repeat.yaml"
     cfg.write_text(Path(ROOT / "configs" / "csv_example.yaml").read_text().replace("data/two_outputs.csv", str(data)))
     out = tmp_path / "out"
-    proc = _cli("transient", str(cfg), "--no-plots", "--out", str(out))
+    proc = cli("transient", str(cfg), "--no-plots", "--out", str(out), QUIET)
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "transient.json").read_text())
     rows, s = result["steps"], result["summary"]
@@ -373,8 +368,8 @@ def test_the_transient_summary_prints_times_and_energies_with_the_prefix_that_fi
     """1 nF of wiring on every node makes an XOR step settle in microseconds: the summary reads e.g. 16.9 us and
     115 pJ (it read 1.69e+04 ns), the same numbers as transient.json."""
     out = tmp_path / "slow"
-    proc = _cli("transient", XOR, "--steps", "1", "--no-plots", "--out", str(out), "--set",
-                "timing.periphery.wiring_capacitance=1e-9")
+    proc = cli("transient", XOR, "--steps", "1", "--no-plots", "--out", str(out), "--set",
+               "timing.periphery.wiring_capacitance=1e-9", QUIET)
     assert proc.returncode == 0, proc.stderr
     s = json.loads((out / "transient.json").read_text())["summary"]
     assert s["settling_max_s"] > 1e-6
@@ -391,10 +386,10 @@ def test_a_rerun_without_figures_removes_the_figures_an_earlier_run_drew(tmp_pat
     for command, figures in (("transient", ["waveforms.png", "settling.png"]), ("energy", ["power_map.png"])):
         args = (command, XOR, "--out", str(out)) + (("--steps", "1") if command == "transient" else
                                                     ("--backend", "native"))
-        drawn = _cli(*args)
+        drawn = cli(*args, QUIET)
         assert drawn.returncode == 0, drawn.stderr
         assert all((out / f).stat().st_size > 0 for f in figures) and "removed" not in drawn.stdout
-        again = _cli(*args, "--no-plots")
+        again = cli(*args, "--no-plots", QUIET)
         assert again.returncode == 0, again.stderr
         assert not any((out / f).exists() for f in figures)
         result = json.loads((out / f"{command}.json").read_text())
@@ -411,10 +406,10 @@ def test_a_network_of_resistors_is_told_in_edges_not_transistors(tmp_path, monke
 
     linear = str(ROOT / "configs" / "xor_linear.yaml")
     for config, noun in ((linear, "edge"), (XOR, "transistor")):
-        energy = _cli("energy", config, "--backend", "native", "--no-plots", "--out", str(tmp_path / "e"))
+        energy = cli("energy", config, "--backend", "native", "--no-plots", "--out", str(tmp_path / "e"), QUIET)
         assert energy.returncode == 0, energy.stderr
         assert ": 32 " + noun + "s, 4 points\npower per " + noun + ", free twin: median" in energy.stdout
-        tran = _cli("transient", config, "--steps", "1", "--no-plots", "--out", str(tmp_path / "t"))
+        tran = cli("transient", config, "--steps", "1", "--no-plots", "--out", str(tmp_path / "t"), QUIET)
         assert tran.returncode == 0, tran.stderr
         assert f"\nenergy per inference per {noun}: median" in tran.stdout
         if noun == "edge":

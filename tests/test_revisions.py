@@ -18,7 +18,7 @@ from metamaterial import revisions
 from metamaterial.cli import main
 from metamaterial.config import load_config
 from metamaterial.errors import CheckpointError
-from metamaterial.runfiles import CHECKPOINT, checkpoint_revision
+from metamaterial.runfiles import CHECKPOINT, load_checkpoint
 from metamaterial.runs import open_run_dir, train_run
 from metamaterial.sweep import load_sweep
 from metamaterial.sweep.execute import outdated_results, run_sweep
@@ -90,9 +90,9 @@ def test_a_run_directory_trained_before_a_revision_of_its_config_is_not_resumed(
     cfg = load_config(IRIS, [*QUICK, *([NOISE] if noise else [])])
     run_dir = tmp_path / "run"
     train_run(cfg, run_dir, progress=False, plots=False)
-    assert checkpoint_revision(run_dir) == revisions.CURRENT
+    assert load_checkpoint(run_dir).revision == revisions.CURRENT
     _made_before_revisions(run_dir)
-    assert checkpoint_revision(run_dir) == 1
+    assert load_checkpoint(run_dir).revision == 1
     if not noise:  # no read noise: revision 2 trains it alike, so it resumes
         assert open_run_dir(cfg, run_dir, resume=True) == run_dir
         assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0

@@ -5,14 +5,13 @@ refuse any other temperature, naming the key and the kind."""
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, random_gates, xor_circuit
+from conftest import ROOT, cli, random_gates, xor_circuit
 from metamaterial import circuit, devices
 from metamaterial.config import load_config
 from metamaterial.errors import ConfigError
@@ -31,11 +30,6 @@ KCL_A = 1e-9
 N_RANDOM = 12  # random transistor circuits, each at every temperature
 TRAIN_EPOCHS = 100  # the 125 C XOR run amplifies solver-tolerance differences after ~140 epochs
 XOR_POINTS = np.array([[0.0, 0.0], [0.0, 0.45], [0.45, 0.0], [0.45, 0.45]])
-
-
-def _cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "metamaterial", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)
 
 
 @pytest.mark.parametrize("preset", ["ald1106-fit", "ald1106-l1"])
@@ -125,12 +119,12 @@ def test_a_temperature_out_of_range_is_refused_naming_the_key(value):
 
 
 def test_cli_exits_2_naming_the_key_and_the_kind(tmp_path):
-    proc = _cli("netlist", str(ROOT / "configs" / "xor_linear.yaml"), "--out", str(tmp_path),
-                "--set", "simulator.temperature=85")
+    proc = cli("netlist", str(ROOT / "configs" / "xor_linear.yaml"), "--out", str(tmp_path),
+               "--set", "simulator.temperature=85")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "simulator.temperature: a resistor edge has no temperature model" in proc.stderr, proc.stderr
-    proc = _cli("netlist", str(ROOT / "configs" / "xor.yaml"), "--out", str(tmp_path), "--set",
-                "simulator.temperature=200")
+    proc = cli("netlist", str(ROOT / "configs" / "xor.yaml"), "--out", str(tmp_path), "--set",
+               "simulator.temperature=200")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "xor.yaml: simulator.temperature: Input should be less than or equal to 150 (got 200)" in proc.stderr, \
         proc.stderr

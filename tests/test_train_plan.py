@@ -1,0 +1,117 @@
+"""What ``train`` decides before it trains (``runs.plan_train``): the checkpoint it resumes is read once, a replace
+a kill cut short is finished once, and contradictory options are refused in one place, for the command line and the
+library alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, cli
+from metamaterial import runs
+from metamaterial.cli import main
+from metamaterial.config import load_config
+from metamaterial.errors import ConfigError
+from metamaterial.runfiles import CHECKPOINT, SET_ASIDE
+
+XOR = str(ROOT / "configs" / "xor.yaml")
+EPOCHS = 20
+QUICK = ["--backend", "native", "--set", f"learning.epochs={EPOCHS}", "--no-progress", "--no-plots"]
+
+
+@pytest.fixture
+def stopped_run(tmp_path):
+    """A single XOR run of EPOCHS epochs whose config.yaml asks for twice as many: a run to resume."""
+    run = tmp_path / "run"
+    assert main(["train", XOR, "--out", str(run), *QUICK]) == 0
+    saved = run / "config.yaml"
+    saved.write_text(saved.read_text().replace(f"  epochs: {EPOCHS}\n", f"  epochs: {2 * EPOCHS}\n"))
+    return run
+
+
+def _count_checkpoint_reads(monkeypatch) -> list[str]:
+    """Every np.load of a checkpoint from here on, by the file's name."""
+    reads, real = [], np.load
+
+    def load(file, *args, **kwargs):
+        name = str(getattr(file, "name", file))
+        if name.endswith(CHECKPOINT):
+            reads.append(name)
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(np, "load", load)
+    return reads
+
+
+def test_train_resume_reads_the_checkpoint_once(stopped_run, monkeypatch, capsys):
+    """The seeds, the revision, the pinned files and the state come from one read (there were five)."""
+    reads = _count_checkpoint_reads(monkeypatch)
+    assert main(["train", "--resume", str(stopped_run), "--no-progress", "--no-plots"]) == 0
+    assert reads == [str(stopped_run / CHECKPOINT)]
+    assert f"{2 * EPOCHS} epochs" in capsys.readouterr().out
+
+
+def test_train_finishes_a_killed_replace_once(stopped_run, tmp_path, monkeypatch):
+    calls, real = [], runs.finish_replace
+
+    def finish(run_dir):
+        calls.append(run_dir)
+        return real(run_dir)
+
+    monkeypatch.setattr(runs, "finish_replace", finish)
+    assert main(["train", "--resume", str(stopped_run), "--no-progress", "--no-plots"]) == 0
+    assert calls == [stopped_run]
+    calls.clear()
+    other = tmp_path / "other"
+    assert main(["train", XOR, "--out", str(other), *QUICK]) == 0
+    assert calls == [other]
+
+
+@pytest.mark.parametrize(("train", "says"), [
+    (lambda cfg, run: runs.train_run(cfg, run, resume=True, replace=True, progress=False),
+     "--replace and --resume: choose one (--replace trains afresh, --resume continues)"),
+    (lambda cfg, run: runs.plan_train(cfg, out=run.parent / "elsewhere", resume=run),
+     "--out and --resume name different directories; give only --resume DIR"),
+    (lambda cfg, run: runs.ensemble_run(cfg, run, 0, progress=False), "--seeds: must be >= 1 (got 0)"),
+])
+def test_the_library_refuses_contradictory_options_as_the_command_line_does(stopped_run, train, says):
+    cfg = load_config(stopped_run / "config.yaml")
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in stopped_run.iterdir())
+    with pytest.raises(ConfigError, match=f"^{says.replace('(', '[(]').replace(')', '[)]')}$"):
+        train(cfg, stopped_run)
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in stopped_run.iterdir()) == before
+
+
+def test_a_resumed_run_whose_config_changes_its_network_is_told_so_not_called_damaged(stopped_run, capsys):
+    """The checkpoint is read before the network is built; its edges are checked after the config's differences,
+    so a --set of the network names the key, not a damaged checkpoint."""
+    assert main(["train", "--resume", str(stopped_run), "--set", "network.rows=5", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"metamaterial: {stopped_run / 'config.yaml'}: differs from the config given now in network.rows; "
+                   "resume with the same config and --set options, or start a new run with --out\n")
+
+
+def _half_replaced(folder):
+    """A folder as a --replace leaves it between setting the old run aside and the new run's first checkpoint."""
+    aside = folder / SET_ASIDE
+    aside.mkdir(parents=True)
+    (aside / CHECKPOINT).write_bytes(b"the old run's checkpoint")
+    (aside / "config.yaml").write_text("name: old\n")
+    return aside
+
+
+def test_a_replace_running_now_is_left_alone_and_one_killed_is_finished(tmp_path):
+    """While a --replace holds its lock (it is running, in this process or another), no command takes its folder
+    for one a kill cut short: the old run stays aside (the new run deletes it once it has a checkpoint; put back
+    meanwhile, it would be mixed with the new run's files). Once the lock is gone, as with a kill, it is put back."""
+    run = tmp_path / "run"
+    aside = _half_replaced(run)
+    with runs._replacing(run):
+        assert runs.is_replacing(run)
+        assert runs.finish_replace(run) is None
+        proc = cli("eval", str(run))  # another process
+        assert proc.returncode == 2 and not proc.stderr.startswith("eval: put back"), proc.stderr
+        assert sorted(p.name for p in run.iterdir()) == [SET_ASIDE] and (aside / CHECKPOINT).exists()
+    assert not runs.is_replacing(run)
+    assert runs.finish_replace(run).startswith(f"put back the run in {run}/")
+    assert sorted(p.name for p in run.iterdir()) == [CHECKPOINT, "config.yaml"]
