@@ -23,7 +23,7 @@ from metamaterial.sweep.store import read_events, read_result
 
 N_POINTS = 8
 EPOCHS = 60          # about a second per point on ngspice
-FAILING = 3          # the zip's point whose roles (two inputs for a one-input task) fail when the point is built
+FAILING = 3          # the zip's point whose operating point does not converge (native, 2 Newton iterations)
 STARTUP_S = 180      # scheduler and workers up (imports, a loaded machine)
 SWEEP_S = 600        # a whole sweep
 
@@ -111,10 +111,13 @@ def cluster(tmp_path):
 
 
 def _spec(tmp_path: Path) -> Path:
-    inputs = [[[3, 3], [3, 1]] if i == FAILING else [[3, 3]] for i in range(N_POINTS)]
+    # the failing point: a native operating point allowed 2 Newton iterations does not converge, known only when it
+    # runs (a config the spec can check, such as roles the task refuses, is refused before anything runs)
     doc = {"name": "cluster", "base": str(ROOT / "configs" / "regression.yaml"),
            "set": [f"learning.epochs={EPOCHS}", "learning.eval_every=20", "learning.record_every=20"],
-           "zip": {"learning.rate": [float(2 + i) for i in range(N_POINTS)], "roles.inputs": inputs}}
+           "zip": {"learning.rate": [float(2 + i) for i in range(N_POINTS)],
+                   "simulator.backend": ["native" if i == FAILING else "ngspice" for i in range(N_POINTS)],
+                   "simulator.itl1": [2 if i == FAILING else 500 for i in range(N_POINTS)]}}
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -165,7 +168,7 @@ def _check_all_done_once(out: Path) -> list[dict]:
         ends = [e for e in events if e["key"] == key and e["event"] in ("finished", "failed", "duplicate")]
         assert [e["event"] for e in ends] == ["failed" if i == FAILING else "finished"], (i, ends)
     failed = read_result(out, keys[FAILING])
-    assert failed["error"]["class"] == "ConfigError" and "roles.inputs" in failed["error"]["message"]
+    assert failed["error"]["class"] == "SimulationError" and "Newton did not converge" in failed["error"]["message"]
     return events
 
 
@@ -187,7 +190,7 @@ def test_a_worker_killed_mid_sweep_loses_no_point_and_repeats_none(cluster, tmp_
     finally:
         _kill(proc)
     assert code == 1, stderr  # one point failed
-    assert f"{N_POINTS - 1}/{N_POINTS} ok, 1 failed (ConfigError x1)" in stdout
+    assert f"{N_POINTS - 1}/{N_POINTS} ok, 1 failed (SimulationError x1)" in stdout
     events = _check_all_done_once(out)
     cut = [e["key"] for e in events if e["event"] == "started" and e["worker"] == a
            and not any(f["key"] == e["key"] and f["worker"] == a and f["event"] != "started" for f in events)]
