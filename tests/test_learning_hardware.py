@@ -12,11 +12,13 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import metamaterial.learning_hardware as lh
+import metamaterial.transient as tr
 from conftest import ROOT
 from metamaterial.config import load_config
 from metamaterial.costs import load_source, run_dir_config, timing_params
@@ -313,8 +315,9 @@ def test_the_limits_sit_where_the_transient_parts_from_its_model(monkeypatch):
     monkeypatch.setattr(lh, "MAX_PERIOD_OVER_RISE", 1e9)
     c_per_ratio = 1e-8 / (30 * 1e3 / 0.1)  # F of gate capacitor per input rise of t_learn at XOR's 30 /V
     _run([f"hardware.capacitance={1e8 * c_per_ratio}"], 2, XOR)
-    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = "):
+    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = ") as err:
         _run([f"hardware.capacitance={3e8 * c_per_ratio}"], 2, XOR)
+    Path(err.value.kept).unlink()
 
 
 def test_one_transient_takes_at_most_max_slots_points_and_max_time_over_rise_rises():
@@ -348,8 +351,11 @@ def test_a_transient_longer_than_max_time_over_rise_rises_aborts_in_ngspice(monk
     tran, _, _ = _run(fast, allowed)
     assert tran.time[-1] == pytest.approx(allowed * tran.plan.period, rel=1e-9)
     monkeypatch.setattr(lh, "MAX_TIME_OVER_RISE", 1e12)
-    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = "):
+    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = ") as err:
         _run(fast, 400)
+    # the deck's own check ended ngspice (exit code 1) where it used to exit 0 after the aborted transient
+    assert "Timestep too small" in err.value.log and "Error: the transient stopped at t = " in err.value.log
+    Path(err.value.kept).unlink()
 
 
 def test_steps_must_be_positive():
@@ -366,13 +372,20 @@ def test_wrong_gates_and_unreadable_waveforms_are_errors(monkeypatch):
     one = plan_steps(setup, 1, caps, periphery)
     with pytest.raises(ValidationError, match=r"learning_hardware: controls must have shape \(32,\) \(got \(3,\)\)"):
         run_learning(setup, np.ones(3), one, caps, periphery)
-    monkeypatch.setattr(lh, "_run", lambda text, name, timeout: ("", "time v(g0)\n0 1\n"))
+    monkeypatch.setattr(lh, "_run", lambda *_, **__: ("", "time v(g0)\n0 1\n"))
     with pytest.raises(SimulationError, match=r"learning_hardware: the waveform table has the wrong shape \(got "
                                               r"\(1, 2\)\)"):
         run_learning(setup, np.full(32, 3.0), one, caps, periphery)
-    monkeypatch.setattr(lh, "_run", lambda text, name, timeout: ("", "time\n" + "0 " * (1 + 32 + 16) + "\n"))
-    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = 0 s of "):
+    monkeypatch.undo()
+
+    def stopped(path, timeout):  # ngspice ended the transient at its start, after writing what it had
+        Path(path).with_name("gates.txt").write_text("time\n" + "0 " * (1 + 32 + 16) + "\n")
+        return subprocess.CompletedProcess([], 1, "", "")
+
+    monkeypatch.setattr(tr, "_run_ngspice", stopped)
+    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = 0 s of ") as err:
         run_learning(setup, np.full(32, 3.0), one, caps, periphery)
+    Path(err.value.kept).unlink()
 
 
 @pytest.mark.parametrize("schedule, per_step", [("cycle", 1), ("full_batch", 4)])
