@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import interrupts
 from ..circuit import Circuit, OperatingPoint
-from ..devices import NmosParams, PotentiometerParams
+from ..devices import SERIES_MIN_OHMS, NmosParams, PotentiometerParams
 from ..errors import SimulationError
 from ..netlist import (
     CLAMP_SIEMENS,
@@ -321,13 +321,10 @@ class NgspiceSolver(AbstractSolver):
 
     def _fail_solve(self, err: SimulationError, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
                     clamps: np.ndarray | None, options: SpiceOptions | None = None) -> None:
-        """An operating point that failed: raise with the netlist one ``op`` of these values loads, kept. A singular
-        matrix with series resistances in the transistors names them: tiny ones make ngspice's matrix singular."""
-        hint = ""
-        dev = circuit.device
-        if "singular matrix" in f"{err.summary}\n{err.log}".lower() and getattr(dev, "rd", 0) + getattr(dev, "rs", 0):
-            hint = (f"; the transistors have series resistances rd={dev.rd!r}, rs={dev.rs!r} ohm, and small ones make "
-                    "ngspice's matrix singular: give 0 for none (device.params.rd, rs), or use --backend native")
+        """An operating point that failed: raise with the netlist one ``op`` of these values loads, kept, and for a
+        singular matrix what can make it one (``_singular_hint``)."""
+        singular = "singular matrix" in f"{err.summary}\n{err.log}".lower()
+        hint = _singular_hint(circuit) if singular else ""
         self._fail(f"ngspice: operating point failed ({err.summary}){hint}",
                    to_spice(circuit, controls, inputs, clamps, options=options or self.options, title="failed solve"))
 
@@ -583,6 +580,25 @@ class NgspiceSolver(AbstractSolver):
                     raise self._error(f"ngspice: node vector {name!r} missing from plot {plot!r}")
                 out[b, i] = info.v_realdata[info.v_length - 1]
         return out
+
+
+def _singular_hint(circuit: Circuit) -> str:
+    """What to say of a singular matrix. Series resistances below ``devices.SERIES_MIN_OHMS`` make ngspice's matrix
+    singular (measured from ~1e-7 ohm down), but the config refuses them; at or above it (measured regular at 1e-3
+    ohm with every transistor off and gmin down to 1e-30 S) what is left is what makes any MNA matrix singular: a
+    node without a DC path to ground, or conductances too far apart for ngspice's pivoting."""
+    dev = circuit.device
+    series = {k: getattr(dev, k, 0.0) for k in ("rd", "rs") if getattr(dev, k, 0.0)}
+    named = ", ".join(f"{k}={v!r}" for k, v in series.items())
+    if any(v < SERIES_MIN_OHMS for v in series.values()):  # only past the config's refusal
+        return (f"; the transistors' series resistances ({named} ohm) are below {SERIES_MIN_OHMS!r} ohm, which make "
+                "ngspice's matrix singular: give 0 for none or at least that (device.params.rd, rs), or use "
+                "--backend native")
+    regular = f" (not the series resistances, {named} ohm: from {SERIES_MIN_OHMS!r} ohm up ngspice's matrix was " \
+        "measured regular)" if series else ""
+    return (f"; a singular matrix comes from a node without a DC path to ground, or from conductances too far apart "
+            f"for ngspice's pivoting{regular}: check the netlist kept below (a user model card, an extreme "
+            "simulator.gmin or device parameter), or use --backend native")
 
 
 def _feed_values(circuit: Circuit, controls: np.ndarray, inputs: np.ndarray, clamps: np.ndarray | None) -> np.ndarray:
