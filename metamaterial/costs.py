@@ -316,14 +316,14 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
 
     setup = src.setup()
     caps, periphery, _ = timing_params(src.config)
-    check(setup, caps, periphery)
-    most, why = max_steps(setup, periphery)
+    timing = check(setup, caps, periphery)
+    most, why = max_steps(setup, timing)
     if steps > most:
         raise ConfigError(f"--steps: the learning transient of this config takes at most {most:,} training steps: "
                           f"{why} (got {steps:,}); give --steps <= {most}")
     with _progress(progress, 2, f"learning transient {src.config.name}", "run") as bar:
         t0 = time.perf_counter()
-        tran = run_learning(setup, src.controls, steps, caps, periphery)
+        tran = run_learning(setup, src.controls, timing.with_steps(setup, steps), caps, periphery)
         bar.update(1)
         t1 = time.perf_counter()
         ref = quasi_static(setup, src.controls, steps, seed=src.config.seed)

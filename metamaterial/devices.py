@@ -630,20 +630,6 @@ SERIES_MAX_STEPS, SERIES_RTOL, SERIES_QUADRATIC = 60, 1e-14, 1e-8
 W_MAX_STEPS, W_RTOL, W_SERIES = 40, 4.5e-16, 1e-5
 
 
-def _where_tree(mask: np.ndarray, new: tuple, old: tuple) -> tuple:
-    """``np.where(mask, n, o)`` through nested tuples of arrays and ``MosCurrents``."""
-    out = []
-    for n, o in zip(new, old):
-        if isinstance(n, tuple):
-            out.append(_where_tree(mask, n, o))
-        elif isinstance(n, MosCurrents):
-            out.append(MosCurrents(*(np.where(mask, getattr(n, f), getattr(o, f))
-                                     for f in ("current", "d_va", "d_vb", "d_vg"))))
-        else:
-            out.append(np.where(mask, n, o))
-    return tuple(out)
-
-
 def lambert_w_exp(log_a: np.ndarray) -> np.ndarray:
     """Lambert's W(a) at a = e^log_a (the w >= 0 with w e^w = a), without forming a: the root of w + ln w = log_a,
     by Newton's method from a lower bound (a / (1 + a) below log_a = 1, log_a - ln log_a above), from which it climbs
@@ -740,11 +726,9 @@ def series_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray
     lo, hi = np.minimum(m.current, 0.0), np.maximum(m.current, 0.0)
     i = m.current / (1.0 + m.d_va * kd - m.d_vb * ks)
     done = np.zeros(i.shape, bool)
-    state = None  # per element, the last evaluation before it was done
+    at = i  # per element, the current of its last evaluation before it was done
     for _ in range(SERIES_MAX_STEPS):
-        now = channel(i)
-        m, (jd, kd, qd, gqd), (js, ks, qs, gqs), swing = now
-        at = i
+        m, (_, kd, _, _), (_, ks, _, _), swing = channel(i)
         g = i - m.current
         lo, hi = np.where(g < 0, i, lo), np.where(g > 0, i, hi)
         new = i - g / (1.0 + m.d_va * kd - m.d_vb * ks)
@@ -757,16 +741,16 @@ def series_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray
         last = inside & (np.abs(new - i) * np.maximum(kd, ks) <= SERIES_QUADRATIC)
         stop = (g == 0) | (np.abs(new - i) <= res) | last
         new = np.where(stop | inside, np.where(g == 0, i, new), 0.5 * (lo + hi))
-        fresh = ~done
-        state = now + (at,) if state is None else _where_tree(fresh, now + (at,), state)
+        at = np.where(done, at, i)
         i = np.where(done, i, new)
         done |= stop | (hi - lo <= res)
         if done.all():
             break
-    m, (jd, kd, qd, gqd), (js, ks, qs, gqs), _, at = state
+    # each element's last evaluation, once more (element-wise: the same numbers as in the loop)
+    m, (jd, kd, qd, gqd), (js, ks, qs, gqs), _ = channel(at)
     i = np.where(done, i, np.nan)  # never an unconverged current (never seen)
     # the junctions' currents at the last evaluation, carried to the final I to first order (their derivatives in
-    # I: -q_d and +q_s); the derivatives below are the last evaluation's
+    # I: -q_d and +q_s; as the kernel carries them); the derivatives below are the last evaluation's
     jd, js = jd - qd * (i - at), js + qs * (i - at)
     fd, fs, fg = m.d_va, m.d_vb, m.d_vg
     den = 1.0 + fd * kd - fs * ks

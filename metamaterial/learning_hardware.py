@@ -35,7 +35,7 @@ closed; docs/physics.md 8.5).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -46,7 +46,7 @@ from .errors import SimulationError, ValidationError
 from .experiment import Setup, make_solver, make_trainer
 from .netlist import num
 from .timing import MosCapacitances, PeripheryParams
-from .transient import _mos_cards, _options, _run, _tran
+from .transient import _mos_cards, _options, _run, _tran, control_block
 from .units import si
 
 #: samples of the gate waveforms per slot (ngspice's largest step is the slot's period over this)
@@ -115,6 +115,13 @@ class StepPlan:
         """Seconds of one slot."""
         return self.rise + self.t_settle + self.t_learn * (1 + SWITCH_EDGE)
 
+    def with_steps(self, setup: Setup, steps: int) -> StepPlan:
+        """This timing with the slots of ``steps`` training steps of ``setup`` (``slots``)."""
+        if steps < 1:
+            raise ValidationError(f"learning_hardware: steps must be >= 1 (got {steps}); give a number of steps")
+        points, per_step = slots(setup, steps)
+        return replace(self, points=points, per_step=per_step)
+
     def window_start(self, k: int) -> float:
         return k * self.period + self.rise + self.t_settle
 
@@ -135,12 +142,19 @@ def slots(setup: Setup, steps: int) -> tuple[np.ndarray, int]:
     return (np.tile(np.arange(n), steps) if per_step > 1 else np.arange(steps) % n), per_step
 
 
-def max_steps(setup: Setup, periphery: PeripheryParams, t_settle: float | None = None) -> tuple[int, str]:
-    """(most training steps one learning transient of ``setup`` runs, why): ``MAX_SLOTS`` presented points, fewer
-    on a network whose slots (``SLOT_BYTES_PER_EDGE2``) would not fit in ``LEARNING_MEMORY``, and
-    ``MAX_TIME_OVER_RISE`` input rises of simulated time; ``t_settle`` (s) replaces ``hardware.t_settle``."""
-    hw, per_step, rise = setup.hardware, slots_per_step(setup), periphery.input_rise
-    period = StepPlan(np.empty(0, int), hw.t_settle if t_settle is None else t_settle, hw.t_learn, rise).period
+def timing(setup: Setup, periphery: PeripheryParams, t_settle: float | None = None) -> StepPlan:
+    """The slots' timing (a ``StepPlan`` without points yet: ``with_steps`` gives them) of ``setup`` with the input
+    rise of ``periphery``; ``t_settle`` (s) replaces ``hardware.t_settle``."""
+    hw = setup.hardware
+    return StepPlan(np.empty(0, int), hw.t_settle if t_settle is None else t_settle, hw.t_learn, periphery.input_rise,
+                    slots_per_step(setup))
+
+
+def max_steps(setup: Setup, plan: StepPlan) -> tuple[int, str]:
+    """(most training steps one learning transient of ``setup`` with the timing ``plan`` runs, why): ``MAX_SLOTS``
+    presented points, fewer on a network whose slots (``SLOT_BYTES_PER_EDGE2``) would not fit in
+    ``LEARNING_MEMORY``, and ``MAX_TIME_OVER_RISE`` input rises of simulated time."""
+    per_step, rise, period = plan.per_step, plan.rise, plan.period
     by_time = int(MAX_TIME_OVER_RISE * rise / period) // per_step
     per_slot = SLOT_BYTES_PER_EDGE2 * setup.circuit.n_edges ** 2
     by_memory = int(LEARNING_MEMORY // per_slot)
@@ -203,13 +217,13 @@ def gate_capacitance(setup: Setup, capacitances: MosCapacitances) -> float:
 
 
 def check(setup: Setup, capacitances: MosCapacitances, periphery: PeripheryParams,
-          t_settle: float | None = None) -> None:
+          t_settle: float | None = None) -> StepPlan:
     """Refuse what the learning transient does not model, and hardware constants its update model or ngspice
     cannot follow (``MAX_PERIOD_OVER_RISE``, ``MIN_GATE_CAPACITOR_RATIO``: what each limit rests on); ``t_settle``
-    (s) replaces ``hardware.t_settle``."""
+    (s) replaces ``hardware.t_settle``. Returns the timing it checked (``timing``)."""
     _check(setup)
     hw = setup.hardware
-    plan = StepPlan(np.empty(0, int), hw.t_settle if t_settle is None else t_settle, hw.t_learn, periphery.input_rise)
+    plan = timing(setup, periphery, t_settle)
     ratio = plan.period / plan.rise
     if ratio > MAX_PERIOD_OVER_RISE:
         longest = ((MAX_PERIOD_OVER_RISE - 1) * plan.rise - plan.t_settle) / (1 + SWITCH_EDGE)  # of t_learn
@@ -234,6 +248,19 @@ def check(setup: Setup, capacitances: MosCapacitances, periphery: PeripheryParam
                               f"of the gate movement at 100 times, 17 % at 10 times) (got {hw.capacitance:.3g} F, "
                               f"{hw.capacitance / c_dev:.3g} times); give hardware.capacitance >= "
                               f"{MIN_GATE_CAPACITOR_RATIO * c_dev:.3g} F")
+    return plan
+
+
+def plan_steps(setup: Setup, steps: int, capacitances: MosCapacitances, periphery: PeripheryParams,
+               t_settle: float | None = None) -> StepPlan:
+    """The slots of ``steps`` training steps of ``setup`` (``slots``: points in order), once ``check`` has passed and
+    ``steps`` is within ``max_steps``: what ``run_learning`` runs. ``t_settle`` (s) replaces ``hardware.t_settle``."""
+    plan = check(setup, capacitances, periphery, t_settle)
+    most, why = max_steps(setup, plan)
+    if steps > most:
+        raise ValidationError(f"learning_hardware: steps must be at most {most:,}: {why} (got {steps:,}); give "
+                              "fewer steps")
+    return plan.with_steps(setup, steps)
 
 
 def _pwl(times: list[float], values: list[float]) -> str:
@@ -264,8 +291,8 @@ def _switch(plan: StepPlan) -> tuple[list[float], list[float]]:
 
 def learning_netlist(setup: Setup, controls: np.ndarray, plan: StepPlan, capacitances: MosCapacitances,
                      periphery: PeripheryParams, data_file: str = "gates.txt") -> str:
-    """ngspice text of the learning hardware for the steps of ``plan`` from gates ``controls`` [E] (V)."""
-    check(setup, capacitances, periphery, plan.t_settle)
+    """ngspice text of the learning hardware for the steps of ``plan`` (``plan_steps``: checked) from gates
+    ``controls`` [E] (V)."""
     c, task, rule, hw, dyn = setup.circuit, setup.task, setup.rule, setup.hardware, setup.dynamics
     controls = np.asarray(controls, float)
     if controls.shape != (c.n_edges,):
@@ -309,7 +336,7 @@ def learning_netlist(setup: Setup, controls: np.ndarray, plan: StepPlan, capacit
     vectors = [f"v(g{e})" for e in range(c.n_edges)] + [f"v(f{i})" for i in range(c.n_nodes)]
     vectors += ["v(act)"] if rule.hinge else []
     tran = _tran(plan.period / POINTS_PER_STEP, len(plan.points) * plan.period, data_file, vectors)
-    return "\n".join([*lines, ".control", "set numdgt=15", *tran, "quit 0", ".endc", ".end"]) + "\n"
+    return "\n".join([*lines, *control_block(tran)]) + "\n"
 
 
 def _hinge(setup: Setup, plan: StepPlan) -> list[str]:
@@ -381,22 +408,14 @@ def _on_fractions(plan: StepPlan, time: np.ndarray, comparator: np.ndarray) -> n
     return (np.interp(ends, time, charge) - np.interp(starts, time, charge)) / plan.t_learn
 
 
-def run_learning(setup: Setup, controls: np.ndarray, steps: int, capacitances: MosCapacitances,
-                 periphery: PeripheryParams, t_settle: float | None = None) -> LearningTransient:
-    """``steps`` training steps (``slots``: points in order) of the learning hardware from gates ``controls`` [E];
-    ``t_settle`` (s) replaces ``hardware.t_settle``."""
-    if steps < 1:
-        raise ValidationError(f"learning_hardware: steps must be >= 1 (got {steps}); give a number of steps")
-    check(setup, capacitances, periphery, t_settle)
-    most, why = max_steps(setup, periphery, t_settle)
-    if steps > most:
-        raise ValidationError(f"learning_hardware: steps must be at most {most:,}: {why} (got {steps:,}); give "
-                              "fewer steps")
-    hw = setup.hardware
-    points, per_step = slots(setup, steps)
-    plan = StepPlan(points, hw.t_settle if t_settle is None else t_settle, hw.t_learn, periphery.input_rise, per_step)
+def run_learning(setup: Setup, controls: np.ndarray, plan: StepPlan, capacitances: MosCapacitances,
+                 periphery: PeripheryParams) -> LearningTransient:
+    """The training steps of ``plan`` (``plan_steps``) of the learning hardware from gates ``controls`` [E]."""
+    points, steps = plan.points, len(plan.points) // plan.per_step
     text = learning_netlist(setup, controls, plan, capacitances, periphery)
-    log, data = _run(text, "gates.txt", timeout=120.0 + SECONDS_PER_SLOT * len(points))
+    t_stop = len(points) * plan.period
+    _, data = _run(text, "gates.txt", timeout=120.0 + SECONDS_PER_SLOT * len(points), where="learning_hardware",
+                   t_stop=t_stop)
     c = setup.circuit
     table = np.array([[float(v) for v in r.split()] for r in data.strip().splitlines()[1:]])
     hinge = setup.rule.hinge
@@ -404,11 +423,6 @@ def run_learning(setup: Setup, controls: np.ndarray, steps: int, capacitances: M
         raise SimulationError(f"learning_hardware: the waveform table has the wrong shape (got {table.shape}); the "
                               "netlist and the reader disagree", netlist=text)
     time = table[:, 0]
-    t_stop = len(points) * plan.period
-    if time[-1] < t_stop * (1 - 1e-9):
-        raise SimulationError(f"learning_hardware: ngspice stopped at t = {time[-1]:.4g} s of {t_stop:.4g} s (got an "
-                              "aborted transient); read the simulator log below", netlist=text,
-                              log="\n".join(log.splitlines()[-20:]))
     gates, free = table[:, 1:1 + c.n_edges], table[:, 1 + c.n_edges:1 + c.n_edges + c.n_nodes]
     ends = np.array([min(plan.step_end(k), time[-1]) for k in range(steps)])
     after = np.stack([np.interp(ends, time, gates[:, e]) for e in range(c.n_edges)], axis=1)
@@ -440,11 +454,11 @@ def loop_windows(setup: Setup, controls: np.ndarray, reference: np.ndarray) -> n
         return np.ones(len(points), bool)
     c, task = setup.circuit, setup.task
     before = np.vstack([np.asarray(controls, float)[None], reference[:-1]])
+    by_step = points.reshape(len(reference), per_step)  # the points each step presents: only those are solved
     with make_solver(setup) as solver:
-        margins = np.array([task.margins(c.output_values(solver.solve(c, g, task.inputs).voltages), task.classes)
-                            for g in before])
-    active = np.array([step.active_points(m, True, setup.rule.margin) for m in margins])  # [S, P]
-    return active[np.arange(len(points)) // per_step, points]
+        margins = np.concatenate([task.margins(c.output_values(solver.solve(c, g, task.inputs[p]).voltages),
+                                               task.classes[p]) for g, p in zip(before, by_step)])
+    return step.active_points(margins, True, setup.rule.margin)
 
 
 def compare(transient: LearningTransient, reference: np.ndarray, start: np.ndarray) -> dict[str, float]:
@@ -458,5 +472,5 @@ def compare(transient: LearningTransient, reference: np.ndarray, start: np.ndarr
 
 
 __all__ = ["LEARNING_MEMORY", "SLOT_BYTES_PER_EDGE2", "StepPlan", "LearningTransient", "slots", "slots_per_step",
-           "max_steps", "check", "gate_capacitance", "learning_netlist", "run_learning", "quasi_static", "loop_windows",
-           "compare"]
+           "timing", "max_steps", "check", "plan_steps", "gate_capacitance", "learning_netlist", "run_learning",
+           "quasi_static", "loop_windows", "compare"]

@@ -44,6 +44,8 @@ from .timing import CAPACITANCES, DEFAULT_POINTS, MosCapacitances, PeripheryPara
 #: at the first input edge ("timestep too small" on a gate or rail branch) whenever a driven node has a capacitor
 #: of its own. The DC answers it gives stay within 1e-6 V of the package's solvers (tests/test_transient.py).
 ABSTOL_FLOOR = 1e-12
+#: a transient that ends more than this fraction of its length before its stop time stopped early (aborted)
+STOP_TOLERANCE = 1e-9
 #: a line of ngspice's ``print all``: ``name = value``
 _OP_LINE = re.compile(r"^\s*([A-Za-z0-9_#]+)\s*=\s*([-+0-9.eE]+)\s*$")
 
@@ -170,7 +172,16 @@ def transient_netlist(c: Circuit, controls: np.ndarray, before: np.ndarray | Non
         vectors = [f"v({node_name(i)})" for i in range(c.n_nodes)] + [f"v({s})" for s in ins + rails]
         vectors += [f"i(VI{k})" for k in range(c.n_inputs)] + [f"i(VR{k})" for k in range(len(c.rails))]
         commands = _tran(t_stop / points, t_stop, data_file, vectors)
-    return "\n".join([*lines, ".control", "set numdgt=15", *commands, "quit 0", ".endc", ".end"]) + "\n"
+    return "\n".join([*lines, *control_block(commands)]) + "\n"
+
+
+def control_block(commands: list[str]) -> list[str]:
+    """The ``.control`` block (and ``.end``) of a deck of this module or ``learning_hardware`` running ``commands``
+    (``op``, or ``_tran``'s): ``ngspice -b`` exits 0 when they ran through and non-zero when they failed.
+    ``strict_errorhandling`` ends ngspice with exit code 1 at a failed operating point (an ``op``, or the one a
+    ``tran`` starts from; without it ngspice goes on and exits 0); a ``tran`` that aborts later ("timestep too
+    small") ends with ngspice's exit code 0 even so: ``_tran`` checks where it stopped."""
+    return [".control", "set numdgt=15", "set strict_errorhandling", *commands, "quit 0", ".endc", ".end"]
 
 
 def _options(c: Circuit, options: SpiceOptions) -> list[str]:
@@ -181,9 +192,12 @@ def _options(c: Circuit, options: SpiceOptions) -> list[str]:
 
 def _tran(t_max: float, t_stop: float, data_file: str, vectors: list[str]) -> list[str]:
     """Control commands of a transient to ``t_stop`` (s), steps of at most ``t_max``, writing ``vectors`` to
-    ``data_file`` (one time column, names on top: ``_parse_waves``)."""
+    ``data_file`` (one time column, names on top: ``_parse_waves``). A transient that stopped before ``t_stop``
+    (ngspice keeps the samples it had and exits 0) ends ngspice with exit code 1, after writing what it has."""
     return [f"tran {num(t_max)} {num(t_stop)} 0 {num(t_max)}", "set wr_singlescale", "set wr_vecnames",
-            "option numdgt=15", f"wrdata {data_file} " + " ".join(vectors)]
+            "option numdgt=15", f"wrdata {data_file} " + " ".join(vectors),
+            "let t_end = time[length(time) - 1]", f"if t_end < {num(t_stop * (1 - STOP_TOLERANCE))}",
+            f'echo "Error: the transient stopped at t = $&t_end s of {num(t_stop)} s"', "quit 1", "end"]
 
 
 def _mos_cards(c: Circuit, caps: MosCapacitances) -> list[str]:
@@ -202,28 +216,54 @@ def _mos_cards(c: Circuit, caps: MosCapacitances) -> list[str]:
 
 
 # -- running ------------------------------------------------------------------------------------------------
-def _run(text: str, data_name: str | None = None, timeout: float = 120.0) -> tuple[str, str | None]:
+def _run(text: str, data_name: str | None = None, timeout: float = 120.0, *, where: str = "transient",
+         t_stop: float | None = None, hint: str = "") -> tuple[str, str | None]:
     """Run ``ngspice -b`` on ``text`` in a scratch directory (given up after ``timeout`` s); return its output
-    (stdout, then stderr) and the data file's text."""
+    (stdout, then stderr) and the data file's text. A run that exits non-zero, or whose data file ends before
+    ``t_stop`` (s), raises ``SimulationError`` in one line that starts with ``where`` and names the deck, kept
+    in the temp directory (``hint``: what else to check)."""
     with tempfile.TemporaryDirectory(prefix="metamaterial-tran-") as tmp:
         path = os.path.join(tmp, "circuit.cir")
-        if data_name is not None:
-            text = text.replace(f"wrdata {data_name} ", f"wrdata {os.path.join(tmp, data_name)} ")
-        Path(path).write_text(text)
+        run = text if data_name is None else \
+            text.replace(f"wrdata {data_name} ", f"wrdata {os.path.join(tmp, data_name)} ")
+        Path(path).write_text(run)
         proc = _run_ngspice(path, timeout)
-        if proc.returncode != 0:
-            raise SimulationError(f"transient: ngspice -b exited with code {proc.returncode} (got no answer); read "
-                                  "the simulator log below", netlist=text, log=proc.stderr[-2000:])
-        # ngspice says why a transient stopped ("timestep too small ...") on stderr: keep it with the output
-        out = proc.stdout + ("\n" + proc.stderr if proc.stderr.strip() else "")
-        if data_name is None:
-            return out, None
-        data = Path(tmp, data_name)
-        if not data.exists():
-            raise SimulationError(f"transient: ngspice wrote no waveforms (got no {data_name}); the transient "
-                                  "failed: read the simulator log below", netlist=text,
-                                  log="\n".join(out.splitlines()[-20:]))
-        return out, data.read_text()
+        data_path = None if data_name is None else Path(tmp, data_name)
+        data = data_path.read_text() if data_path is not None and data_path.exists() else None
+    # ngspice says why a transient stopped ("timestep too small ...") on stderr: keep it with the output
+    out = proc.stdout + ("\n" + proc.stderr if proc.stderr.strip() else "")
+    log = "\n".join(out.splitlines()[-20:])
+    end = _last_time(data) if t_stop is not None and data is not None else None
+    if end is not None and end < t_stop * (1 - STOP_TOLERANCE):  # ngspice aborted, keeping what it had
+        kept = _keep(text)
+        raise SimulationError(f"{where}: ngspice stopped at t = {end:.4g} s of {t_stop:.4g} s (got an aborted "
+                              f"transient); read the simulator log below, or run the deck kept at {kept}{hint}",
+                              netlist=text, log=log, kept=kept)
+    if proc.returncode != 0:
+        kept = _keep(text)
+        raise SimulationError(f"{where}: ngspice -b exited with code {proc.returncode} (got no answer); read the "
+                              f"simulator log below, or run the deck kept at {kept}{hint}", netlist=text,
+                              log=proc.stderr[-2000:] or log, kept=kept)
+    if data_name is not None and data is None:
+        raise SimulationError(f"{where}: ngspice wrote no waveforms (got no {data_name}); the transient "
+                              "failed: read the simulator log below", netlist=text, log=log)
+    return out, data
+
+
+def _last_time(data: str) -> float | None:
+    """The time (s) of the last row of ``wrdata`` text (its first column), or None if there is none to read."""
+    rows = data.strip().splitlines()
+    try:
+        return float(rows[-1].split()[0]) if len(rows) > 1 else None
+    except (ValueError, IndexError):
+        return None
+
+
+def _keep(text: str) -> str:
+    """Write a deck that failed where it stays (the system temp directory); return its path."""
+    with tempfile.NamedTemporaryFile("w", prefix="metamaterial-failed-", suffix=".cir", delete=False) as f:
+        f.write(text)
+    return f.name
 
 
 def dc_point(c: Circuit, controls: np.ndarray, inputs: np.ndarray, *,
@@ -264,12 +304,8 @@ def step_response(c: Circuit, controls: np.ndarray, before: np.ndarray, after: n
         t_stop = t_step + window
         text = transient_netlist(c, controls, before, after, t_step=t_step, t_stop=t_stop, points=settle.points,
                                  capacitances=capacitances, periphery=periphery, options=options)
-        log, data = _run(text, "waves.txt")
+        _, data = _run(text, "waves.txt", t_stop=t_stop, hint="; and check the timing: and simulator: tolerances")
         time, v, power = _parse_waves(data, c, text)
-        if time[-1] < t_stop * (1 - 1e-9):  # ngspice aborts a transient it cannot continue, keeping what it had
-            raise SimulationError(f"transient: ngspice stopped at t = {time[-1]:.4g} s of {t_stop:.4g} s (got an "
-                                  "aborted transient); read the simulator log below, and check the timing: and "
-                                  "simulator: tolerances", netlist=text, log="\n".join(log.splitlines()[-20:]))
         outputs = c.output_values(v)
         t_settle = _settling_time(time, outputs, o_after, tol, t_step)
         if not _at_dc(v[-1], dc_after, node_tol):

@@ -56,10 +56,11 @@ def main(target: str, steps: int, overrides: list[str]) -> None:
     setup = src.setup()
     caps, periphery, _ = timing_params(cfg)
     ref = lh.quasi_static(setup, src.controls, steps, seed=cfg.seed)
-    live = lh.run_learning(setup, src.controls, steps, caps, periphery)
+    plan = lh.plan_steps(setup, steps, caps, periphery)
+    live = lh.run_learning(setup, src.controls, plan, caps, periphery)
     lh.learning_netlist = sampled_netlist  # run_learning builds its netlist through the module's name
     try:
-        sampled = lh.run_learning(setup, src.controls, steps, caps, periphery)
+        sampled = lh.run_learning(setup, src.controls, plan, caps, periphery)
     finally:
         lh.learning_netlist = BUILT
     moved = float(np.abs(ref - src.controls).max())

@@ -12,11 +12,13 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import metamaterial.learning_hardware as lh
+import metamaterial.transient as tr
 from conftest import ROOT
 from metamaterial.config import load_config
 from metamaterial.costs import load_source, run_dir_config, timing_params
@@ -31,8 +33,10 @@ from metamaterial.learning_hardware import (
     gate_capacitance,
     loop_windows,
     max_steps,
+    plan_steps,
     quasi_static,
     run_learning,
+    timing,
 )
 from metamaterial.sim.native import NativeSolver
 
@@ -52,7 +56,7 @@ def _run(overrides: list[str], steps: int = STEPS, config=REGRESSION):
     setup = build(cfg)
     start = initial_controls(setup, np.random.default_rng(cfg.seed))
     caps, periphery, _ = timing_params(cfg)
-    tran = run_learning(setup, start, steps, caps, periphery)
+    tran = run_learning(setup, start, plan_steps(setup, steps, caps, periphery), caps, periphery)
     ref = quasi_static(setup, start, steps)
     return tran, ref, start
 
@@ -164,7 +168,7 @@ def test_a_window_counts_as_closed_exactly_when_its_switch_moved_a_gate(trained_
     src = load_source(cfg, trained_xor)
     setup = src.setup()
     caps, periphery, _ = timing_params(cfg)
-    tran = run_learning(setup, src.controls, 2, caps, periphery)
+    tran = run_learning(setup, src.controls, plan_steps(setup, 2, caps, periphery), caps, periphery)
     plan = tran.plan
     start = np.array([plan.window_start(k) for k in range(len(plan.points))])
     ends = start + plan.t_learn * (1 + SWITCH_EDGE)
@@ -311,14 +315,16 @@ def test_the_limits_sit_where_the_transient_parts_from_its_model(monkeypatch):
     monkeypatch.setattr(lh, "MAX_PERIOD_OVER_RISE", 1e9)
     c_per_ratio = 1e-8 / (30 * 1e3 / 0.1)  # F of gate capacitor per input rise of t_learn at XOR's 30 /V
     _run([f"hardware.capacitance={1e8 * c_per_ratio}"], 2, XOR)
-    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = "):
+    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = ") as err:
         _run([f"hardware.capacitance={3e8 * c_per_ratio}"], 2, XOR)
+    Path(err.value.kept).unlink()
 
 
 def test_one_transient_takes_at_most_max_slots_points_and_max_time_over_rise_rises():
     def most(config, overrides=()):
         cfg = load_config(ROOT / "configs" / f"{config}.yaml", list(overrides))
-        return max_steps(build(cfg), timing_params(cfg)[1])[0]
+        setup = build(cfg)
+        return max_steps(setup, timing(setup, timing_params(cfg)[1]))[0]
 
     assert most("regression") == MAX_SLOTS  # 2,000 slots of 0.111 s: 8.2e9 input rises
     assert most("xor", ["learning.rate=null", "hardware.t_learn=1e-4"]) == MAX_SLOTS // 4  # full batch: 4 per step
@@ -330,7 +336,7 @@ def test_one_transient_takes_at_most_max_slots_points_and_max_time_over_rise_ris
     caps, periphery, _ = timing_params(cfg)
     with pytest.raises(ValidationError, match=r"learning_hardware: steps must be at most 2,000: one transient presents "
                                               r"at most 2,000 points \(1 per step\), .* \(got 2,001\); give fewer"):
-        run_learning(build(cfg), np.full(32, 3.0), MAX_SLOTS + 1, caps, periphery)
+        plan_steps(build(cfg), MAX_SLOTS + 1, caps, periphery)
 
 
 def test_a_transient_longer_than_max_time_over_rise_rises_aborts_in_ngspice(monkeypatch):
@@ -339,32 +345,96 @@ def test_a_transient_longer_than_max_time_over_rise_rises_aborts_in_ngspice(monk
     296 allowed steps through and aborts at 32 s (3.2e10 rises) of 400."""
     fast = ["timing.periphery.input_rise=1e-9", "hardware.capacitance=1.8e-6"]
     cfg = load_config(REGRESSION, fast)
-    allowed = max_steps(build(cfg), timing_params(cfg)[1])[0]
+    setup = build(cfg)
+    allowed = max_steps(setup, timing(setup, timing_params(cfg)[1]))[0]
     assert allowed == 296
     tran, _, _ = _run(fast, allowed)
     assert tran.time[-1] == pytest.approx(allowed * tran.plan.period, rel=1e-9)
     monkeypatch.setattr(lh, "MAX_TIME_OVER_RISE", 1e12)
-    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = "):
+    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = ") as err:
         _run(fast, 400)
+    # the deck's own check ended ngspice (exit code 1) where it used to exit 0 after the aborted transient
+    assert "Timestep too small" in err.value.log and "Error: the transient stopped at t = " in err.value.log
+    Path(err.value.kept).unlink()
 
 
 def test_steps_must_be_positive():
     cfg = load_config(REGRESSION)
     caps, periphery, _ = timing_params(cfg)
     with pytest.raises(ValidationError, match=r"learning_hardware: steps must be >= 1 \(got 0\)"):
-        run_learning(build(cfg), np.full(32, 3.0), 0, caps, periphery)
+        plan_steps(build(cfg), 0, caps, periphery)
 
 
 def test_wrong_gates_and_unreadable_waveforms_are_errors(monkeypatch):
     cfg = load_config(REGRESSION)
     setup = build(cfg)
     caps, periphery, _ = timing_params(cfg)
+    one = plan_steps(setup, 1, caps, periphery)
     with pytest.raises(ValidationError, match=r"learning_hardware: controls must have shape \(32,\) \(got \(3,\)\)"):
-        run_learning(setup, np.ones(3), 1, caps, periphery)
-    monkeypatch.setattr(lh, "_run", lambda text, name, timeout: ("", "time v(g0)\n0 1\n"))
+        run_learning(setup, np.ones(3), one, caps, periphery)
+    monkeypatch.setattr(lh, "_run", lambda *_, **__: ("", "time v(g0)\n0 1\n"))
     with pytest.raises(SimulationError, match=r"learning_hardware: the waveform table has the wrong shape \(got "
                                               r"\(1, 2\)\)"):
-        run_learning(setup, np.full(32, 3.0), 1, caps, periphery)
-    monkeypatch.setattr(lh, "_run", lambda text, name, timeout: ("", "time\n" + "0 " * (1 + 32 + 16) + "\n"))
-    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = 0 s of "):
-        run_learning(setup, np.full(32, 3.0), 1, caps, periphery)
+        run_learning(setup, np.full(32, 3.0), one, caps, periphery)
+    monkeypatch.undo()
+
+    def stopped(path, timeout):  # ngspice ended the transient at its start, after writing what it had
+        Path(path).with_name("gates.txt").write_text("time\n" + "0 " * (1 + 32 + 16) + "\n")
+        return subprocess.CompletedProcess([], 1, "", "")
+
+    monkeypatch.setattr(tr, "_run_ngspice", stopped)
+    with pytest.raises(SimulationError, match=r"learning_hardware: ngspice stopped at t = 0 s of ") as err:
+        run_learning(setup, np.full(32, 3.0), one, caps, periphery)
+    Path(err.value.kept).unlink()
+
+
+@pytest.mark.parametrize("schedule, per_step", [("cycle", 1), ("full_batch", 4)])
+def test_the_loops_windows_solve_only_the_points_each_step_presents(monkeypatch, schedule, per_step):
+    """Under the hinge the loop's windows are its decisions at the gates before each step: one solve of the points
+    that step presents (one under cycle, all four of XOR's under full batch), and the same decisions as solving
+    every point at every step."""
+    cfg = load_config(XOR, ["simulator.backend=native", f"learning.schedule={schedule}"])
+    setup = build(cfg)
+    start = initial_controls(setup, np.random.default_rng(cfg.seed))
+    steps = 6
+    ref = quasi_static(setup, start, steps)
+    solved = []
+    solve = NativeSolver.solve
+
+    def counted(self, c, controls, inputs, *args, **kwargs):
+        solved.append(len(inputs))
+        return solve(self, c, controls, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(NativeSolver, "solve", counted)
+    windows = loop_windows(setup, start, ref)
+    assert solved == [per_step] * steps
+    monkeypatch.undo()
+    task, c = setup.task, setup.circuit
+    before = np.vstack([start[None], ref[:-1]])
+    with NativeSolver() as solver:  # every point at every step, as the loop's windows were found before
+        every = np.array([task.margins(c.output_values(solver.solve(c, g, task.inputs).voltages), task.classes)
+                          for g in before]) < setup.rule.margin
+    points = lh.slots(setup, steps)[0]
+    np.testing.assert_array_equal(windows, every[np.arange(len(points)) // per_step, points])
+    assert 0 < windows.sum()
+
+
+def test_a_learning_run_checks_and_limits_once(monkeypatch, tmp_path):
+    """The command's learning run checks the config, finds its step limit and builds the slots' timing once each."""
+    from metamaterial.costs import learning_run
+
+    calls = {"check": 0, "max_steps": 0, "timing": 0}
+
+    def counting(name):
+        real = getattr(lh, name)
+
+        def wrapped(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+        return wrapped
+
+    for name in calls:
+        monkeypatch.setattr(lh, name, counting(name))
+    cfg = load_config(REGRESSION, ["simulator.backend=native"])
+    result = learning_run(load_source(cfg, None), tmp_path, steps=2, plots=False, progress=False)
+    assert calls == {"check": 1, "max_steps": 1, "timing": 1} and result["slots"] == 2

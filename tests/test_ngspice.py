@@ -192,3 +192,24 @@ def test_failed_alter_is_a_simulation_error_and_the_next_solve_rewrites_every_so
         fresh.reset()
         np.testing.assert_allclose(v, fresh.solve(c, gates, x).voltages, atol=1e-12, rtol=0)
     assert np.nanmax(np.abs(kcl_residuals(c, gates, v))) < KCL_A
+
+
+def test_a_singular_matrix_names_the_series_resistances_only_below_their_floor(tmp_path):
+    """The config refuses series resistances below devices.SERIES_MIN_OHMS, which make ngspice's matrix singular; at
+    that floor a singular matrix has other causes, and the failure names those instead of telling to shrink rd, rs."""
+    from metamaterial import devices
+
+    c = xor_circuit("ald1106-l1")
+    floor = replace(c, device=replace(c.device, rd=devices.SERIES_MIN_OHMS, rs=devices.SERIES_MIN_OHMS))
+    gates, x = random_gates(c.n_edges), np.zeros((1, 2))
+    singular = SimulationError("ngspice: command 'op' failed: singular matrix:  check node n3")
+    with NgspiceSolver(keep_failed=str(tmp_path)) as solver:
+        with pytest.raises(SimulationError, match=r"singular matrix.*\); a singular matrix comes from a node without "
+                                                  r"a DC path to ground, or from conductances too far apart for "
+                                                  r"ngspice's pivoting \(not the series resistances, rd=0.001, "
+                                                  r"rs=0.001 ohm: from 0.001 ohm up") as err:
+            solver._fail_solve(singular, floor, gates, x, None)
+        assert "give 0 for none" not in str(err.value)
+        plain = replace(c, device=replace(c.device, rd=0.0, rs=0.0))
+        with pytest.raises(SimulationError, match=r"for ngspice's pivoting: check the netlist kept below"):
+            solver._fail_solve(singular, plain, gates, x, None)

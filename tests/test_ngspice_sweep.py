@@ -183,3 +183,31 @@ def test_a_batch_larger_than_one_netlist_holds_is_solved_in_chunks(ngspice, monk
     assert free.shape == clamped.shape == (7, c.n_nodes)
     assert np.abs(free - native.solve(c, gates, x).voltages).max() <= AGREEMENT_V
     assert np.abs(clamped - native.solve(c, gates, x, clamps).voltages).max() <= AGREEMENT_V
+
+
+def test_an_op_fallback_gives_the_written_netlists_answer(tmp_path, monkeypatch):
+    """A circuit whose sweep fails is solved by op at the sweep's reltol, which the netlists written for it carry
+    (``netlist.solve_options``): its answer is the standalone file's under ``ngspice -b`` to 1e-12 V. At the
+    config's reltol (1e-3 here, series resistances) it was 2.6e-8 V off."""
+    from conftest import ROOT
+    from metamaterial.config import load_config
+    from metamaterial.experiment import build, initial_controls
+    from metamaterial.netlist import parse_print_all
+    from metamaterial.points import write_netlists
+
+    cfg = load_config(ROOT / "configs" / "xor.yaml", ["simulator.reltol=1e-3", "device.preset=ald1106-l1"])
+    setup = build(cfg)
+    c, x = setup.circuit, setup.task.inputs[1:2]
+    gates = initial_controls(setup, np.random.default_rng(cfg.seed))
+    write_netlists(cfg, tmp_path, backend="native", points="1")  # the free deck's text does not depend on the backend
+
+    def failed(self, *args):
+        raise ngspice_module._SweepFailed
+
+    monkeypatch.setattr(NgspiceSolver, "_solve_swept", failed)
+    with NgspiceSolver(setup.options) as solver:
+        got = solver.solve(c, gates, x).voltages[0]
+        assert solver.sweep_fallbacks == 1
+    printed = parse_print_all(ngspice_module.run_batch_file(str(tmp_path / "free_1.cir")))
+    deck = np.array([printed[f"n{i}"] for i in range(c.n_nodes)])
+    assert np.abs(got - deck).max() < 1e-12

@@ -448,10 +448,8 @@ class NativeSolver(AbstractSolver):
             if r_lo is None or r_hi is None or not r_lo < 0.0 < r_hi:
                 continue
             r_mid = None
-            while True:  # to the last bit: the window may be wider than that (then Newton below converges)
+            while hi - lo > self.tol_v:  # ~31 halvings of the window: what the step test asks of the held node
                 mid = 0.5 * (lo + hi)
-                if not lo < mid < hi:
-                    break
                 r_mid = held_at(sub, node, mid)
                 if r_mid is None:
                     break

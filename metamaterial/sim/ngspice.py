@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import interrupts
 from ..circuit import Circuit, OperatingPoint
-from ..devices import NmosParams, PotentiometerParams
+from ..devices import SERIES_MIN_OHMS, NmosParams, PotentiometerParams
 from ..errors import SimulationError
 from ..netlist import (
     CLAMP_SIEMENS,
@@ -124,7 +124,8 @@ class NgspiceSolver(AbstractSolver):
             False: one ``op`` per solve, every solve from ngspice's own initial guess. A circuit whose sweep point
             fails is solved by ``op`` instead, from then on (``sweep_fallbacks`` counts such circuits): a dc sweep
             can fail where ``op``, with its gmin and source stepping from ngspice's initial guess, converges (a
-            tied body behind 1 mohm series resistances).
+            tied body behind 1 mohm series resistances). That op keeps the sweep's reltol (``netlist.solve_options``,
+            which the netlists written carry), and takes the config's only if it fails at that reltol too.
     """
 
     name = "ngspice"
@@ -154,6 +155,8 @@ class NgspiceSolver(AbstractSolver):
         #: circuits whose dc-sweep point failed, solved by ``op`` since (held weakly: a circuit dropped leaves it)
         self._op_only: weakref.WeakSet[Circuit] = weakref.WeakSet()
         self.sweep_fallbacks = 0
+        #: of those, circuits whose op failed at the sweep's reltol too, solved at the config's since
+        self._loose: weakref.WeakSet[Circuit] = weakref.WeakSet()
 
     # -- what ngspice this is ---------------------------------------------------------------------
     def info(self) -> dict[str, str]:
@@ -317,16 +320,13 @@ class NgspiceSolver(AbstractSolver):
         raise self._error(message, netlist=netlist, kept=f.name) from err
 
     def _fail_solve(self, err: SimulationError, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
-                    clamps: np.ndarray | None) -> None:
-        """An operating point that failed: raise with the netlist one ``op`` of these values loads, kept. A singular
-        matrix with series resistances in the transistors names them: tiny ones make ngspice's matrix singular."""
-        hint = ""
-        dev = circuit.device
-        if "singular matrix" in f"{err.summary}\n{err.log}".lower() and getattr(dev, "rd", 0) + getattr(dev, "rs", 0):
-            hint = (f"; the transistors have series resistances rd={dev.rd!r}, rs={dev.rs!r} ohm, and small ones make "
-                    "ngspice's matrix singular: give 0 for none (device.params.rd, rs), or use --backend native")
+                    clamps: np.ndarray | None, options: SpiceOptions | None = None) -> None:
+        """An operating point that failed: raise with the netlist one ``op`` of these values loads, kept, and for a
+        singular matrix what can make it one (``_singular_hint``)."""
+        singular = "singular matrix" in f"{err.summary}\n{err.log}".lower()
+        hint = _singular_hint(circuit) if singular else ""
         self._fail(f"ngspice: operating point failed ({err.summary}){hint}",
-                   to_spice(circuit, controls, inputs, clamps, options=self.options, title="failed solve"))
+                   to_spice(circuit, controls, inputs, clamps, options=options or self.options, title="failed solve"))
 
     # -- solving --------------------------------------------------------------------------------
     def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
@@ -352,12 +352,42 @@ class NgspiceSolver(AbstractSolver):
                 self._op_only.add(circuit)
                 self.sweep_fallbacks += 1
         self._end_sweep()  # the op below ends with 'destroy all', which would take the paused sweep's plot
-        key = (id(circuit), clamps is None, batch, self.options)
+        options = self._op_options(circuit)
+        try:
+            voltages = self._solve_op(circuit, controls, inputs, clamps, options)
+        except SimulationError as err:
+            if options == self.options:
+                self._fail_solve(err, circuit, controls, inputs, clamps, options)
+            # the op cannot meet SWEEP_RELTOL either (seen: a tied body behind series resistances at their 1 mohm
+            # floor, where ngspice's answer moves by ~1e-10 V): the config's reltol, for this circuit from now on
+            self._loose.add(circuit)
+            try:
+                voltages = self._solve_op(circuit, controls, inputs, clamps, self.options)
+            except SimulationError as again:
+                self._fail_solve(again, circuit, controls, inputs, clamps, self.options)
+        interrupts.raise_pending()
+        return OperatingPoint(voltages=voltages)
+
+    def _op_options(self, circuit: Circuit) -> SpiceOptions:
+        """The options of ``circuit``'s op: the config's, and after a failed sweep (``sweep_fallbacks``) those the
+        sweep and the netlists written for it use (``netlist.solve_options``: reltol at most ``SWEEP_RELTOL``), so
+        that a fallback's answer is the written netlist's under ``ngspice -b``; the config's again once an op at that
+        reltol has failed too."""
+        if circuit in self._op_only and circuit not in self._loose:
+            return solve_options(circuit, self.options)
+        return self.options
+
+    def _solve_op(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray, clamps: np.ndarray | None,
+                  options: SpiceOptions) -> np.ndarray:
+        """[B, N] node voltages (V) of one ``op`` of the netlist ``to_spice`` writes with ``options`` (loaded once,
+        its sources altered afterwards); a failed op raises ngspice's ``SimulationError``."""
+        batch = inputs.shape[0]
+        key = (id(circuit), clamps is None, batch, options)
         loaded = self._resident(key, circuit)
         clock = time.perf_counter()
         if loaded is None:
             _REGISTRY["loads"] += 1
-            text = to_spice(circuit, controls, inputs, clamps, options=self.options, control_block=False,
+            text = to_spice(circuit, controls, inputs, clamps, options=options, control_block=False,
                             title=f"{'free' if clamps is None else 'clamped'} batch {batch} load {_REGISTRY['loads']}")
             loaded = self._load(key, circuit, text, batch)
             loaded.values.update(self._source_values(circuit, controls, inputs, clamps))
@@ -378,13 +408,10 @@ class NgspiceSolver(AbstractSolver):
             clock = self._tick("op", clock)
             voltages = self._read(loaded, self._current_plot("op"))
             clock = self._tick("read", clock)
-        except SimulationError as err:
-            self._fail_solve(err, circuit, controls, inputs, clamps)
         finally:
             self._ng._ngspice_shared.ngSpice_Command(b"destroy all")
         self._tick("destroy", clock)
-        interrupts.raise_pending()
-        return OperatingPoint(voltages=voltages)
+        return voltages
 
     # -- solving as points of a paused dc sweep ---------------------------------------------------
     def _solve_swept(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
@@ -452,7 +479,7 @@ class NgspiceSolver(AbstractSolver):
             self._tick("read", clock)
         except SimulationError as err:
             self._end_sweep()
-            self._fail_solve(err, circuit, controls, inputs, clamps)
+            self._fail_solve(err, circuit, controls, inputs, clamps, solve_options(circuit, self.options))
         interrupts.raise_pending()
         return OperatingPoint(voltages=voltages)
 
@@ -553,6 +580,25 @@ class NgspiceSolver(AbstractSolver):
                     raise self._error(f"ngspice: node vector {name!r} missing from plot {plot!r}")
                 out[b, i] = info.v_realdata[info.v_length - 1]
         return out
+
+
+def _singular_hint(circuit: Circuit) -> str:
+    """What to say of a singular matrix. Series resistances below ``devices.SERIES_MIN_OHMS`` make ngspice's matrix
+    singular (measured from ~1e-7 ohm down), but the config refuses them; at or above it (measured regular at 1e-3
+    ohm with every transistor off and gmin down to 1e-30 S) what is left is what makes any MNA matrix singular: a
+    node without a DC path to ground, or conductances too far apart for ngspice's pivoting."""
+    dev = circuit.device
+    series = {k: getattr(dev, k, 0.0) for k in ("rd", "rs") if getattr(dev, k, 0.0)}
+    named = ", ".join(f"{k}={v!r}" for k, v in series.items())
+    if any(v < SERIES_MIN_OHMS for v in series.values()):  # only past the config's refusal
+        return (f"; the transistors' series resistances ({named} ohm) are below {SERIES_MIN_OHMS!r} ohm, which make "
+                "ngspice's matrix singular: give 0 for none or at least that (device.params.rd, rs), or use "
+                "--backend native")
+    regular = f" (not the series resistances, {named} ohm: from {SERIES_MIN_OHMS!r} ohm up ngspice's matrix was " \
+        "measured regular)" if series else ""
+    return (f"; a singular matrix comes from a node without a DC path to ground, or from conductances too far apart "
+            f"for ngspice's pivoting{regular}: check the netlist kept below (a user model card, an extreme "
+            "simulator.gmin or device parameter), or use --backend native")
 
 
 def _feed_values(circuit: Circuit, controls: np.ndarray, inputs: np.ndarray, clamps: np.ndarray | None) -> np.ndarray:
