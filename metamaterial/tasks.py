@@ -182,7 +182,9 @@ def digits_task(low: float, high: float, on: float, off: float, test_fraction: f
 def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, high: float, on: float, off: float,
              scale: bool, test_fraction: float, seed: int) -> Task:
     """Task from a CSV with a header: the first ``n_inputs`` columns are inputs (V, or scaled to [low, high] when
-    ``scale``); the rest are target voltages, or for ``classification`` one column of class names."""
+    ``scale``); the rest are target voltages, or for ``classification`` one column of class names (any text).
+    Column names are stripped of spaces and must be
+    distinct and non-empty; each refusal names the file's line and the column."""
     p = Path(path)
     try:
         text = p.read_bytes().decode("utf-8")
@@ -196,7 +198,8 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
     rows = [r for _, r in numbered]
     if len(rows) < 2:
         raise ValidationError(f"task.path: {p}: needs a header row and at least one data row")
-    header, body = rows[0], rows[1:]
+    header = _csv_header(rows[0], f"task.path: {p}:{numbered[0][0]}")
+    body = rows[1:]
     if len(header) < 2:
         raise ValidationError(f"task.path: {p}: the header names one column ({','.join(header)!r}): an input and a "
                               "target at least, separated by commas")
@@ -206,27 +209,71 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
                                   "columns; give one value per column")
     if not 0 < n_inputs < len(header):
         raise ValidationError(f"task.n_inputs: must be in [1, {len(header) - 1}] for {p} (got {n_inputs})")
-    try:
-        x = np.array([[float(v) for v in r[:n_inputs]] for r in body])
-        if classification:
-            names, cls = np.unique([r[n_inputs] for r in body], return_inverse=True)
-            y = np.where(np.eye(len(names))[cls] > 0, on, off)
-        else:
-            y = np.array([[float(v) for v in r[n_inputs:]] for r in body])
-            cls = None
-    except (ValueError, IndexError) as err:
-        raise ValidationError(f"task.path: {p}: every row needs {len(header)} numeric values ({err})") from err
+    lines = [line for line, _ in numbered[1:]]
+    x = _numbers(body, range(n_inputs), header, lines, f"task.path: {p}")
+    if classification:
+        for line, r in numbered[1:]:
+            if not r[n_inputs].strip():
+                raise ValidationError(f"task.path: {p}:{line}: {header[n_inputs]} is empty, where it names the "
+                                      "point's class; give every row its class")
+        names, cls = np.unique([r[n_inputs] for r in body], return_inverse=True)
+        y = np.where(np.eye(len(names))[cls] > 0, on, off)
+    else:
+        y = _numbers(body, range(n_inputs, len(header)), header, lines, f"task.path: {p}")
+        cls = None
     columns = [(x, header[:n_inputs], not scale)] + ([] if classification else [(y, header[n_inputs:], True)])
     for values, names, volts in columns:  # inputs to be scaled need only be finite
         bad = bad_value(values, volts)
         if bad is not None:
             i, j, want = bad
-            raise ValidationError(f"task.path: {p}:{numbered[i + 1][0]}: {names[j]} must be {want} (got "
+            raise ValidationError(f"task.path: {p}:{lines[i]}: {names[j]} must be {want} (got "
                                   f"{values[i, j]:g}); correct that value")
     features = _scale(x, low, high) if scale else None
     task = Task(p.stem, x if features is None else features.volts(x), y, classes=cls,
                 decode="argmax" if classification else None, scale=features)
     return _split(task, test_fraction, seed) if test_fraction > 0 else task
+
+
+def _csv_header(cells: list[str], where: str) -> list[str]:
+    """The column names of a CSV's first row, stripped of spaces; refused, naming ``where`` (the file and its
+    line), when the row holds numbers (a file without a header, whose first point would be taken for names), or
+    a name is empty or repeated (the columns are read by name: ``eval --inputs``, outputs.csv)."""
+    header = [h.strip() for h in cells]
+    if all(_is_number(h) for h in header):
+        raise ValidationError(f"{where}: the first line holds numbers, not column names (got {','.join(header)}); "
+                              "give a header row naming the columns")
+    for j, name in enumerate(header):
+        if not name:
+            index = " (pandas's to_csv writes its index so: give it index=False)" if j == 0 else ""
+            raise ValidationError(f"{where}: column {j + 1} has no name (got the header {','.join(cells)!r}); name "
+                                  f"it, or remove the column{index}")
+        if name in header[:j]:
+            raise ValidationError(f"{where}: columns {header.index(name) + 1} and {j + 1} are both named {name!r}; "
+                                  "give each column its own name")
+    return header
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _numbers(body: list[list[str]], cols: range, header: list[str], lines: list[int], where: str) -> np.ndarray:
+    """[rows, len(cols)] the values of columns ``cols`` of the data rows ``body``; a cell that is not a number
+    (text, or empty) is refused naming ``where``, its line (``lines``) and its column."""
+    out = np.empty((len(body), len(cols)))
+    for i, r in enumerate(body):
+        for k, j in enumerate(cols):
+            try:
+                out[i, k] = float(r[j])
+            except ValueError:
+                got = repr(r[j]) if r[j].strip() else "an empty cell"
+                raise ValidationError(f"{where}:{lines[i]}: {header[j]} must be a number (got {got}); correct that "
+                                      "value") from None
+    return out
 
 
 def bad_value(values: np.ndarray, volts: bool = True) -> tuple[int, int, str] | None:
