@@ -30,9 +30,9 @@ REGRESSION_Y = np.array([0.1088, 0.1472, 0.1872, 0.2256, 0.2649, 0.3041, 0.3041,
 @dataclass(frozen=True)
 class FeatureScale:
     """How a dataset's features become input voltages: feature k's values ``raw`` map onto [low, high] V by
-    ``low + (high - low) (raw - lo[k]) / span[k]``, (lo, lo + span) the feature's range in the dataset (``span``
-    1 for a feature of one value). Kept with the task so that new data in the dataset's own units can be
-    evaluated as training saw it (``metamaterial eval --inputs``)."""
+    ``low + (high - low) (raw - lo[k]) / span[k]``, (lo, lo + span) the feature's range over the training points
+    (``span`` 1 for a feature of one value there). Kept with the task so that new data in the dataset's own units,
+    its held-out points among them, is evaluated as training saw it (``metamaterial eval --inputs``)."""
 
     lo: np.ndarray  # [n_in], the dataset's units
     span: np.ndarray  # [n_in], the dataset's units
@@ -59,7 +59,10 @@ class Task:
         scored: what those are: ``"held-out"`` (the task's test split) or ``"validation"`` (carved from the
             training points by ``validation_split``; the held-out points are then left out of the run).
         scale: how the inputs were made from a dataset's features (Iris; a CSV task with ``task.scale``), or
-            None when the inputs are the data's own values in volts.
+            None when the inputs are the data's own values in volts. Fitted on the training points alone; the
+            points scored apart are mapped by it too, so they may fall slightly outside [low, high].
+        features, test_features: [P, n_in] the features ``scale`` made ``inputs`` and ``test_inputs`` from, in the
+            dataset's units (None without ``scale``): a validation set refits the map without its points.
     """
 
     name: str
@@ -73,6 +76,8 @@ class Task:
     test_classes: np.ndarray | None = None
     scored: str = "held-out"
     scale: FeatureScale | None = None
+    features: np.ndarray | None = None
+    test_features: np.ndarray | None = None
 
     @property
     def n_points(self) -> int:
@@ -139,15 +144,15 @@ def allostery_task(source: float, targets: tuple[float, ...]) -> Task:
 
 
 def iris_task(low: float, high: float, on: float, off: float, test_fraction: float, seed: int) -> Task:
-    """Iris (150 flowers, 4 features, 3 species); features scaled to [low, high] V; one output per class,
+    """Iris (150 flowers, 4 features, 3 species); features scaled to [low, high] V over the training flowers'
+    range (``FeatureScale``; held-out ones by the same map); one output per class,
     target ``on`` for the right class and ``off`` for the others; a seeded stratified test split."""
     with resources.files("metamaterial").joinpath("data/iris.csv").open() as f:
         rows = list(csv.DictReader(f))
     x = np.array([[float(r[k]) for k in list(r)[:4]] for r in rows])
     _, cls = np.unique([r["species"] for r in rows], return_inverse=True)
-    scale = _scale(x, low, high)
-    return _split(Task("iris", scale.volts(x), np.where(np.eye(3)[cls] > 0, on, off), classes=cls, decode="argmax",
-                       scale=scale), test_fraction, seed)
+    return _scaled(_split(Task("iris", x, np.where(np.eye(3)[cls] > 0, on, off), classes=cls, decode="argmax"),
+                          test_fraction, seed), low, high)
 
 
 def digits_task(low: float, high: float, on: float, off: float, test_fraction: float, seed: int) -> Task:
@@ -181,9 +186,9 @@ def digits_task(low: float, high: float, on: float, off: float, test_fraction: f
 
 def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, high: float, on: float, off: float,
              scale: bool, test_fraction: float, seed: int) -> Task:
-    """Task from a CSV with a header: the first ``n_inputs`` columns are inputs (V, or scaled to [low, high] when
-    ``scale``); the rest are target voltages, or for ``classification`` one column of class names (any text).
-    Column names are stripped of spaces and must be
+    """Task from a CSV with a header: the first ``n_inputs`` columns are inputs (V, or with ``scale`` features
+    mapped onto [low, high] V over the training points' range, ``FeatureScale``); the rest are target voltages, or
+    for ``classification`` one column of class names (any text). Column names are stripped of spaces and must be
     distinct and non-empty; each refusal names the file's line and the column."""
     p = Path(path)
     try:
@@ -228,10 +233,19 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
             i, j, want = bad
             raise ValidationError(f"task.path: {p}:{lines[i]}: {names[j]} must be {want} (got "
                                   f"{values[i, j]:g}); correct that value")
-    features = _scale(x, low, high) if scale else None
-    task = Task(p.stem, x if features is None else features.volts(x), y, classes=cls,
-                decode="argmax" if classification else None, scale=features)
-    return _split(task, test_fraction, seed) if test_fraction > 0 else task
+    task = _split(Task(p.stem, x, y, classes=cls, decode="argmax" if classification else None), test_fraction, seed)
+    if not scale:
+        return task
+    task = _scaled(task, low, high)
+    bad = bad_value(task.test_inputs) if task.test_inputs is not None else None
+    if bad is not None:  # a held-out value far outside the training points' range
+        i, j, _ = bad
+        s = task.scale
+        raise ValidationError(f"task.path: {p}: a held-out point's {header[j]} ({task.test_features[i, j]:g}) maps to "
+                              f"{task.test_inputs[i, j]:g} V under task.scale, fitted on the training points' "
+                              f"{s.lo[j]:g} to {s.lo[j] + s.span[j]:g}, beyond {MAX_VOLTS:g} V; correct that value, "
+                              "or hold out no point (task.test_fraction 0)")
+    return task
 
 
 def _csv_header(cells: list[str], where: str) -> list[str]:
@@ -289,10 +303,17 @@ def bad_value(values: np.ndarray, volts: bool = True) -> tuple[int, int, str] | 
     return int(i), int(j), (f"a finite voltage in [-{MAX_VOLTS:g}, {MAX_VOLTS:g}] V" if volts else "a finite number")
 
 
-def _scale(x: np.ndarray, low: float, high: float) -> FeatureScale:
-    """The map of each feature (column) of ``x`` [P, n_in] onto [low, high] V over its range in ``x``."""
-    lo, hi = x.min(axis=0), x.max(axis=0)
-    return FeatureScale(lo, np.where(hi > lo, hi - lo, 1.0), low, high)
+def _scaled(task: Task, low: float, high: float) -> Task:
+    """``task`` with its inputs, a dataset's features, mapped onto [low, high] V by a ``FeatureScale`` fitted on its
+    training points alone (each feature's range over them), and the points scored apart mapped by the same map, as
+    new data would be (``eval --inputs``): nothing of theirs shapes what the network is trained on. They may then
+    fall slightly outside [low, high]."""
+    raw = task.inputs if task.features is None else task.features
+    raw_test = task.test_inputs if task.features is None else task.test_features
+    lo, hi = raw.min(axis=0), raw.max(axis=0)
+    scale = FeatureScale(lo, np.where(hi > lo, hi - lo, 1.0), low, high)
+    return replace(task, inputs=scale.volts(raw), test_inputs=None if raw_test is None else scale.volts(raw_test),
+                   features=raw, test_features=raw_test, scale=scale)
 
 
 def scored_on(record: dict) -> str:
@@ -305,24 +326,29 @@ def validation_split(task: Task, fraction: float, seed: int) -> Task:
     """The task on its remaining training points, scored on a validation set in place of its held-out points:
     ``fraction`` of each class's training points (of all of them for a regression), drawn from ``seed`` as
     ``_split`` draws a held-out set. The held-out points are dropped, so a run of this task never solves them: what
-    a recipe is chosen on."""
+    a recipe is chosen on. A ``scale`` is fitted again on the remaining training points alone."""
     val = _stratified_pick(task, fraction, seed, "task.validation.fraction")
-    cls = task.classes
-    return replace(task, inputs=task.inputs[~val], targets=task.targets[~val],
-                   classes=None if cls is None else cls[~val], test_inputs=task.inputs[val],
-                   test_targets=task.targets[val], test_classes=None if cls is None else cls[val],
-                   scored="validation")
+    out = replace(_divided(task, val), scored="validation")
+    return out if task.scale is None else _scaled(out, task.scale.low, task.scale.high)  # refit without them
 
 
 def _split(task: Task, test_fraction: float, seed: int) -> Task:
     """Seeded stratified split into training and held-out points (none held out at a fraction of 0)."""
     if test_fraction <= 0:
         return task
-    test = _stratified_pick(task, test_fraction, seed, "task.test_fraction")
-    cls = task.classes
-    return Task(task.name, task.inputs[~test], task.targets[~test], None if cls is None else cls[~test], task.decode,
-                task.levels, task.inputs[test], task.targets[test], None if cls is None else cls[test],
-                scale=task.scale)
+    return _divided(task, _stratified_pick(task, test_fraction, seed, "task.test_fraction"))
+
+
+def _divided(task: Task, test: np.ndarray) -> Task:
+    """``task``'s points split by ``test`` [P] bool into training points (False) and points scored apart (True),
+    which replace any it had."""
+    def pick(a: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+        return None if a is None else a[rows]
+
+    return replace(task, inputs=task.inputs[~test], targets=task.targets[~test], classes=pick(task.classes, ~test),
+                   test_inputs=task.inputs[test], test_targets=task.targets[test],
+                   test_classes=pick(task.classes, test), features=pick(task.features, ~test),
+                   test_features=pick(task.features, test))
 
 
 def _stratified_pick(task: Task, fraction: float, seed: int, key: str) -> np.ndarray:

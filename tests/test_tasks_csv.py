@@ -1,5 +1,6 @@
 """A user's own CSV data: a CSV task's file (``tasks.csv_task``) and new inputs for ``eval --inputs``
-(``rundir.read_inputs_csv``). Each refusal is one line naming the file, the line and the column."""
+(``rundir.read_inputs_csv``). Each refusal is one line naming the file, the line and the column; a task's features
+under ``task.scale`` are mapped to volts over the training points alone, and new data by that same map."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import ROOT
 from metamaterial.config import load_config
 from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.experiment import build
 from metamaterial.rundir import read_inputs_csv
 from metamaterial.runfiles import column_names
-from metamaterial.tasks import csv_task
+from metamaterial.tasks import csv_task, iris_task
 
 LOW, HIGH = 0.0, 0.45  # V, the feature scaling's range
 ON, OFF = 0.3, 0.15  # V, classification targets
@@ -94,6 +96,74 @@ def test_a_class_cell_may_be_any_text_but_not_empty(tmp_path):
         _load(path, classification=True)
     assert str(err.value) == (f"task.path: {path}:3: species is empty, where it names the point's class; give every "
                               "row its class")
+
+
+# -- task.scale: fitted on the training points --------------------------------------------------------------
+def test_task_scale_is_fitted_on_the_training_points_and_maps_the_held_out_ones_alike(tmp_path):
+    """The held-out points' own range shaped the map the network was trained through (they were scaled before the
+    split); now the training points span [low, high] exactly and a held-out point is mapped as new data is."""
+    rows = [f"{x:g},{x / 2:g}" for x in range(10)]  # feature 0..9, target half of it
+    path = _csv(tmp_path, "x,y", rows)
+    task = _load(path, n_inputs=1, scale=True, test_fraction=0.5, seed=2)
+    train, test = task.features[:, 0], task.test_features[:, 0]
+    assert sorted([*train, *test]) == list(range(10))
+    lo, hi = train.min(), train.max()
+    assert (task.scale.lo.tolist(), task.scale.span.tolist()) == ([lo], [hi - lo])
+    np.testing.assert_allclose(task.inputs[:, 0], LOW + (HIGH - LOW) * (train - lo) / (hi - lo), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(task.test_inputs[:, 0], LOW + (HIGH - LOW) * (test - lo) / (hi - lo), rtol=0,
+                               atol=1e-15)
+    assert (task.inputs.min(), task.inputs.max()) == pytest.approx((LOW, HIGH), abs=1e-15)
+    assert (lo, hi) == (1.0, 8.0)  # seed 2 holds out both ends of the range, which now map outside [low, high]
+    assert (task.test_inputs.min(), task.test_inputs.max()) == pytest.approx((-0.45 / 7, 0.45 * 8 / 7), abs=1e-15)
+
+
+def test_a_held_out_value_mapped_past_10_volts_is_refused(tmp_path):
+    rows = ["5,0.1", "5,0.2", "5,0.3", "5000,0.4"]  # the training feature is constant: its span is 1
+    path = _csv(tmp_path, "x,y", rows)
+    with pytest.raises(ValidationError) as err:
+        _load(path, n_inputs=1, scale=True, test_fraction=0.25, seed=3)
+    assert str(err.value) == (f"task.path: {path}: a held-out point's x (5000) maps to 2247.75 V under task.scale, "
+                              "fitted on the training points' 5 to 6, beyond 10 V; correct that value, or hold out "
+                              "no point (task.test_fraction 0)")
+
+
+def test_iris_is_scaled_over_its_training_flowers():
+    task = iris_task(LOW, HIGH, ON, OFF, 0.2, 0)
+    np.testing.assert_allclose([task.inputs.min(axis=0), task.inputs.max(axis=0)], [[LOW] * 4, [HIGH] * 4], rtol=0,
+                               atol=1e-15)
+    whole = iris_task(LOW, HIGH, ON, OFF, 0.0, 0)
+    # split seed 0 holds out the longest sepal (7.9 cm): the training flowers reach 7.7 cm
+    assert whole.scale.lo.tolist() == task.scale.lo.tolist() == [4.3, 2.0, 1.0, 0.1]
+    np.testing.assert_allclose(task.scale.span, [7.7 - 4.3, 4.4 - 2.0, 6.9 - 1.0, 2.5 - 0.1], rtol=1e-15)
+    assert task.test_inputs[:, 0].max() == pytest.approx(LOW + (HIGH - LOW) * (7.9 - 4.3) / (7.7 - 4.3), abs=1e-15)
+    np.testing.assert_array_equal(task.scale.volts(task.features), task.inputs)
+    np.testing.assert_array_equal(task.scale.volts(task.test_features), task.test_inputs)
+
+
+def test_a_validation_set_is_left_out_of_the_scale_too():
+    iris = ROOT / "configs" / "iris.yaml"
+    whole = build(load_config(iris)).task
+    task = build(load_config(iris, ["task.validation={fraction: 0.25, seed: 1}"])).task
+    assert task.scored == "validation"
+    raw = {tuple(x) for x in whole.features}
+    assert {tuple(x) for x in task.features} | {tuple(x) for x in task.test_features} == raw
+    np.testing.assert_allclose([task.inputs.min(axis=0), task.inputs.max(axis=0)], [[LOW] * 4, [HIGH] * 4], rtol=0,
+                               atol=1e-15)
+    lo, hi = task.features.min(axis=0), task.features.max(axis=0)
+    np.testing.assert_array_equal(task.scale.lo, lo)
+    np.testing.assert_array_equal(task.scale.span, hi - lo)
+    np.testing.assert_array_equal(task.scale.volts(task.test_features), task.test_inputs)
+    assert not np.array_equal(task.scale.span, whole.scale.span)  # seed 1 draws an extreme flower to validate on
+
+
+def test_eval_inputs_in_the_datasets_units_take_the_training_map(tmp_path):
+    """``eval --inputs`` scales new rows by ``Task.scale``: a held-out flower's centimetres give its held-out volts."""
+    setup = build(load_config(ROOT / "configs" / "iris.yaml"))
+    task = setup.task
+    names = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
+    path = _csv(tmp_path, ",".join(names), [",".join(f"{v:g}" for v in row) for row in task.test_features],
+                "new.csv")
+    np.testing.assert_array_equal(read_inputs_csv(path, setup), task.test_inputs)
 
 
 # -- eval --inputs -----------------------------------------------------------------------------------------
