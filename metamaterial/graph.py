@@ -166,6 +166,10 @@ def load_network(path: str | Path) -> nx.Graph:
                     raise ValidationError(f"network.file: {p}:{i}: expected two node names (got {line!r})")
                 for name in parts:
                     _check_name(name, f"network.file: {p}:{i}")
+                if parts[0] == parts[1]:
+                    raise ValidationError(f"network.file: {p}:{i}: the edge {parts[0]}-{parts[1]} joins node "
+                                          f"{parts[0]} to itself (a transistor with its drain and source on one node); "
+                                          "join two different nodes, or remove the line")
                 if raw.has_edge(parts[0], parts[1]):
                     raise ValidationError(f"network.file: {p}:{i}: the edge {parts[0]}-{parts[1]} is already on line "
                                           f"{raw.edges[parts[0], parts[1]]['line']} (a pair of nodes is one "
@@ -193,8 +197,15 @@ def load_network(path: str | Path) -> nx.Graph:
         raw = nx.Graph(raw)
     for name in raw.nodes:
         _check_name(str(name), f"network.file: {p}")
-    if any(a == b for a, b in raw.edges):
-        raise ValidationError(f"network.file: {p}: self-loops are not allowed")
+    if not raw.number_of_edges():
+        held = f"{raw.number_of_nodes()} node(s) and no edge" if raw.number_of_nodes() else "no edges"
+        raise ValidationError(f"network.file: {p}: the file holds {held}; list the network's edges, "
+                              + ("as GraphML <edge> elements" if p.suffix.lower() == ".graphml" else
+                                 "one a line as two node names (a b)"))
+    loop = next((a for a, b in raw.edges if a == b), None)
+    if loop is not None:  # a GraphML edge from a node to itself (an edge list's is refused at its line)
+        raise ValidationError(f"network.file: {p}: an edge joins node {str(loop)!r} to itself (a transistor with its "
+                              "drain and source on one node); join two different nodes, or remove the edge")
     names = sorted(raw.nodes, key=lambda n: (len(str(n)), str(n)))
     index = {n: i for i, n in enumerate(names)}
     g = nx.Graph(kind="file", file=str(p))
@@ -226,7 +237,8 @@ def _graphml_sources(p: Path) -> dict[frozenset, str]:
 
 def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int:
     """Node id for a reference given as an index, as a (row, col) pair on a lattice, or as a node's name in a
-    network file (``load_network``'s ``label``), or in a layered network (``in0``, ``h0``, ``out0``)."""
+    network file (``load_network``'s ``label``), or in a layered network (``in0``, ``h0``, ``out0``). An index
+    ``k`` is refused in a network file holding a node named ``k`` at another index: it could mean either."""
     if isinstance(ref, str):
         if g.graph.get("kind") not in ("file", "layered"):
             raise ValidationError(f"{where}: nodes are named only in a network file or a layered network (got "
@@ -249,6 +261,17 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
             raise ValidationError(f"{where}: node ({r}, {c}) is outside the {rows}x{cols} lattice")
         return r * cols + c
     node = int(ref)
+    # a network file's node may be named by a number that is another node's index: which one is meant?
+    same = next((n for n, attrs in g.nodes(data=True) if attrs.get("label") == str(node)), None)
+    if same is not None and same != node:
+        source = g.graph.get("file") or "the network"
+        if node in g:
+            raise ValidationError(f'{where}: {node} reads two ways in {source}: the node at index {node} (named '
+                                  f'"{node_text(g, node)}") or the node named "{node}" (index {same}) (got {node}); '
+                                  f'write "{node}", quoted, for the node named {node}, or "{node_text(g, node)}" for '
+                                  f'the node at index {node}')
+        raise ValidationError(f'{where}: node {node} does not exist (nodes are 0..{g.number_of_nodes() - 1}), and an '
+                              f'unquoted number is an index; write "{node}", quoted, for the node named {node}')
     if node not in g:
         named = "; or name a node as a string, e.g. " + repr(g.nodes[0].get("label")) if g.graph.get("kind") == "file" \
             else ""

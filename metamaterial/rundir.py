@@ -88,13 +88,14 @@ def read_inputs_csv(path: str | Path, setup: Setup) -> np.ndarray:
     scaled as the training data was) or as ``V(sepal_length_cm)`` in volts."""
     p = Path(path)
     nodes = [f"n{i}" for i in setup.circuit.inputs]
-    choices = [nodes, column_names(setup)[0]]
+    kinds = [("netlist name", nodes), ("column name", column_names(setup)[0])]  # what each list of names is
     if setup.config.network.kind in ("layered", "file"):
         g = build_network(setup.config)
-        choices.append([str(g.nodes[i].get("label", f"n{i}")) for i in setup.circuit.inputs])
+        kinds.append(("node name", [str(g.nodes[i].get("label", f"n{i}")) for i in setup.circuit.inputs]))
     features = feature_names(setup)  # in the dataset's units, not volts
     if features is not None:
-        choices.append(features)
+        kinds.append(("feature name", features))
+    choices = [names for _, names in kinds]
     others = [names for k, names in enumerate(choices) if names != nodes and names not in choices[:k]]
     try:
         with p.open(newline="") as f:
@@ -108,6 +109,7 @@ def read_inputs_csv(path: str | Path, setup: Setup) -> np.ndarray:
     if len(rows) < 2:
         raise ConfigError(f"{p}: needs a header naming the input nodes ({want}) and at least one row")
     header = [h.strip() for h in rows[0]]
+    _refuse_ambiguous(p, header, kinds)
     order = []
     for k in range(len(nodes)):
         hit = [j for j, h in enumerate(header) if h in {names[k] for names in choices}]
@@ -116,10 +118,17 @@ def read_inputs_csv(path: str | Path, setup: Setup) -> np.ndarray:
         order.append(hit[0])
     if len(header) != len(nodes):
         raise ConfigError(f"{p}: the columns are the input nodes only ({want}) (got {','.join(header)})")
-    try:
-        x = np.array([[float(r[j]) for j in order] for r in rows[1:]])
-    except (ValueError, IndexError) as err:
-        raise ConfigError(f"{p}: every row needs {len(nodes)} numbers, input voltages in V ({err})") from err
+    x = np.empty((len(rows) - 1, len(nodes)))
+    for i, (line, r) in enumerate(numbered[1:]):
+        if len(r) != len(header):
+            raise ConfigError(f"{p}:{line}: {len(r)} values, where the header names {len(header)} columns; give one "
+                              "value per column")
+        for k, j in enumerate(order):
+            try:
+                x[i, k] = float(r[j])
+            except ValueError:
+                got = repr(r[j]) if r[j].strip() else "an empty cell"
+                raise ConfigError(f"{p}:{line}: {header[j]} must be a number (got {got}); correct that value") from None
     raw = np.array([features is not None and header[j] == features[k] for k, j in enumerate(order)])
     bad = bad_value(np.where(raw, 0.0, x)) or bad_value(np.where(raw, x, 0.0), volts=False)
     if bad is not None:
@@ -127,6 +136,19 @@ def read_inputs_csv(path: str | Path, setup: Setup) -> np.ndarray:
         raise ConfigError(f"{p}:{numbered[i + 1][0]}: {header[order[j]]} must be {want} (got {x[i, j]:g}); correct "
                           "that value")
     return np.where(raw, setup.task.scale.volts(x), x) if raw.any() else x
+
+
+def _refuse_ambiguous(p: Path, header: list[str], kinds: list[tuple[str, list[str]]]) -> None:
+    """Refuse a header name that reads as two different inputs (``kinds``: what each list of the inputs' names
+    is, the first their netlist names): a CSV task's column name of one input that is the network's name of
+    another's node, as columns in_b,in_a on the nodes named in_a,in_b."""
+    nodes = kinds[0][1]
+    for h in header:
+        readings = [(kind, nodes[k]) for kind, names in kinds for k, name in enumerate(names) if name == h]
+        if len({node for _, node in readings}) > 1:
+            said = " and ".join(f"the {kind} of input {node}" for kind, node in readings)
+            raise ConfigError(f"{p}: the header name {h} is ambiguous: it is {said} (got {','.join(header)}); name "
+                              f"the columns by their netlist names ({' '.join(nodes)}, in any order)")
 
 
 def evaluate_run(run: SavedRun, split: str = "train", inputs: np.ndarray | None = None, seed: int | None = None,

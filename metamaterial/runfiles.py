@@ -329,7 +329,7 @@ def _dataset_columns(setup: Setup) -> tuple[list[str], list[list[str]], int, boo
     if cfg.task.name == "csv":
         with contextlib.suppress(OSError), open(cfg.task.path, newline="") as f:
             header, *rows = [r for r in csv.reader(f) if r]
-            return header, rows, cfg.task.n_inputs, cfg.task.classification
+            return [h.strip() for h in header], rows, cfg.task.n_inputs, cfg.task.classification
     return None
 
 

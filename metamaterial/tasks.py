@@ -30,9 +30,9 @@ REGRESSION_Y = np.array([0.1088, 0.1472, 0.1872, 0.2256, 0.2649, 0.3041, 0.3041,
 @dataclass(frozen=True)
 class FeatureScale:
     """How a dataset's features become input voltages: feature k's values ``raw`` map onto [low, high] V by
-    ``low + (high - low) (raw - lo[k]) / span[k]``, (lo, lo + span) the feature's range in the dataset (``span``
-    1 for a feature of one value). Kept with the task so that new data in the dataset's own units can be
-    evaluated as training saw it (``metamaterial eval --inputs``)."""
+    ``low + (high - low) (raw - lo[k]) / span[k]``, (lo, lo + span) the feature's range over the training points
+    (``span`` 1 for a feature of one value there). Kept with the task so that new data in the dataset's own units,
+    its held-out points among them, is evaluated as training saw it (``metamaterial eval --inputs``)."""
 
     lo: np.ndarray  # [n_in], the dataset's units
     span: np.ndarray  # [n_in], the dataset's units
@@ -59,7 +59,10 @@ class Task:
         scored: what those are: ``"held-out"`` (the task's test split) or ``"validation"`` (carved from the
             training points by ``validation_split``; the held-out points are then left out of the run).
         scale: how the inputs were made from a dataset's features (Iris; a CSV task with ``task.scale``), or
-            None when the inputs are the data's own values in volts.
+            None when the inputs are the data's own values in volts. Fitted on the training points alone; the
+            points scored apart are mapped by it too, so they may fall slightly outside [low, high].
+        features, test_features: [P, n_in] the features ``scale`` made ``inputs`` and ``test_inputs`` from, in the
+            dataset's units (None without ``scale``): a validation set refits the map without its points.
     """
 
     name: str
@@ -73,6 +76,8 @@ class Task:
     test_classes: np.ndarray | None = None
     scored: str = "held-out"
     scale: FeatureScale | None = None
+    features: np.ndarray | None = None
+    test_features: np.ndarray | None = None
 
     @property
     def n_points(self) -> int:
@@ -139,15 +144,15 @@ def allostery_task(source: float, targets: tuple[float, ...]) -> Task:
 
 
 def iris_task(low: float, high: float, on: float, off: float, test_fraction: float, seed: int) -> Task:
-    """Iris (150 flowers, 4 features, 3 species); features scaled to [low, high] V; one output per class,
+    """Iris (150 flowers, 4 features, 3 species); features scaled to [low, high] V over the training flowers'
+    range (``FeatureScale``; held-out ones by the same map); one output per class,
     target ``on`` for the right class and ``off`` for the others; a seeded stratified test split."""
     with resources.files("metamaterial").joinpath("data/iris.csv").open() as f:
         rows = list(csv.DictReader(f))
     x = np.array([[float(r[k]) for k in list(r)[:4]] for r in rows])
     _, cls = np.unique([r["species"] for r in rows], return_inverse=True)
-    scale = _scale(x, low, high)
-    return _split(Task("iris", scale.volts(x), np.where(np.eye(3)[cls] > 0, on, off), classes=cls, decode="argmax",
-                       scale=scale), test_fraction, seed)
+    return _scaled(_split(Task("iris", x, np.where(np.eye(3)[cls] > 0, on, off), classes=cls, decode="argmax"),
+                          test_fraction, seed), low, high)
 
 
 def digits_task(low: float, high: float, on: float, off: float, test_fraction: float, seed: int) -> Task:
@@ -181,8 +186,10 @@ def digits_task(low: float, high: float, on: float, off: float, test_fraction: f
 
 def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, high: float, on: float, off: float,
              scale: bool, test_fraction: float, seed: int) -> Task:
-    """Task from a CSV with a header: the first ``n_inputs`` columns are inputs (V, or scaled to [low, high] when
-    ``scale``); the rest are target voltages, or for ``classification`` one column of class names."""
+    """Task from a CSV with a header: the first ``n_inputs`` columns are inputs (V, or with ``scale`` features
+    mapped onto [low, high] V over the training points' range, ``FeatureScale``); the rest are target voltages, or
+    for ``classification`` one column of class names (any text). Column names are stripped of spaces and must be
+    distinct and non-empty; each refusal names the file's line and the column."""
     p = Path(path)
     try:
         text = p.read_bytes().decode("utf-8")
@@ -196,7 +203,8 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
     rows = [r for _, r in numbered]
     if len(rows) < 2:
         raise ValidationError(f"task.path: {p}: needs a header row and at least one data row")
-    header, body = rows[0], rows[1:]
+    header = _csv_header(rows[0], f"task.path: {p}:{numbered[0][0]}")
+    body = rows[1:]
     if len(header) < 2:
         raise ValidationError(f"task.path: {p}: the header names one column ({','.join(header)!r}): an input and a "
                               "target at least, separated by commas")
@@ -206,27 +214,80 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
                                   "columns; give one value per column")
     if not 0 < n_inputs < len(header):
         raise ValidationError(f"task.n_inputs: must be in [1, {len(header) - 1}] for {p} (got {n_inputs})")
-    try:
-        x = np.array([[float(v) for v in r[:n_inputs]] for r in body])
-        if classification:
-            names, cls = np.unique([r[n_inputs] for r in body], return_inverse=True)
-            y = np.where(np.eye(len(names))[cls] > 0, on, off)
-        else:
-            y = np.array([[float(v) for v in r[n_inputs:]] for r in body])
-            cls = None
-    except (ValueError, IndexError) as err:
-        raise ValidationError(f"task.path: {p}: every row needs {len(header)} numeric values ({err})") from err
+    lines = [line for line, _ in numbered[1:]]
+    x = _numbers(body, range(n_inputs), header, lines, f"task.path: {p}")
+    if classification:
+        for line, r in numbered[1:]:
+            if not r[n_inputs].strip():
+                raise ValidationError(f"task.path: {p}:{line}: {header[n_inputs]} is empty, where it names the "
+                                      "point's class; give every row its class")
+        names, cls = np.unique([r[n_inputs] for r in body], return_inverse=True)
+        y = np.where(np.eye(len(names))[cls] > 0, on, off)
+    else:
+        y = _numbers(body, range(n_inputs, len(header)), header, lines, f"task.path: {p}")
+        cls = None
     columns = [(x, header[:n_inputs], not scale)] + ([] if classification else [(y, header[n_inputs:], True)])
     for values, names, volts in columns:  # inputs to be scaled need only be finite
         bad = bad_value(values, volts)
         if bad is not None:
             i, j, want = bad
-            raise ValidationError(f"task.path: {p}:{numbered[i + 1][0]}: {names[j]} must be {want} (got "
+            raise ValidationError(f"task.path: {p}:{lines[i]}: {names[j]} must be {want} (got "
                                   f"{values[i, j]:g}); correct that value")
-    features = _scale(x, low, high) if scale else None
-    task = Task(p.stem, x if features is None else features.volts(x), y, classes=cls,
-                decode="argmax" if classification else None, scale=features)
-    return _split(task, test_fraction, seed) if test_fraction > 0 else task
+    task = _split(Task(p.stem, x, y, classes=cls, decode="argmax" if classification else None), test_fraction, seed)
+    if not scale:
+        return task
+    task = _scaled(task, low, high)
+    bad = bad_value(task.test_inputs) if task.test_inputs is not None else None
+    if bad is not None:  # a held-out value far outside the training points' range
+        i, j, _ = bad
+        s = task.scale
+        raise ValidationError(f"task.path: {p}: a held-out point's {header[j]} ({task.test_features[i, j]:g}) maps to "
+                              f"{task.test_inputs[i, j]:g} V under task.scale, fitted on the training points' "
+                              f"{s.lo[j]:g} to {s.lo[j] + s.span[j]:g}, beyond {MAX_VOLTS:g} V; correct that value, "
+                              "or hold out no point (task.test_fraction 0)")
+    return task
+
+
+def _csv_header(cells: list[str], where: str) -> list[str]:
+    """The column names of a CSV's first row, stripped of spaces; refused, naming ``where`` (the file and its
+    line), when the row holds numbers (a file without a header, whose first point would be taken for names), or
+    a name is empty or repeated (the columns are read by name: ``eval --inputs``, outputs.csv)."""
+    header = [h.strip() for h in cells]
+    if all(_is_number(h) for h in header):
+        raise ValidationError(f"{where}: the first line holds numbers, not column names (got {','.join(header)}); "
+                              "give a header row naming the columns")
+    for j, name in enumerate(header):
+        if not name:
+            index = " (pandas's to_csv writes its index so: give it index=False)" if j == 0 else ""
+            raise ValidationError(f"{where}: column {j + 1} has no name (got the header {','.join(cells)!r}); name "
+                                  f"it, or remove the column{index}")
+        if name in header[:j]:
+            raise ValidationError(f"{where}: columns {header.index(name) + 1} and {j + 1} are both named {name!r}; "
+                                  "give each column its own name")
+    return header
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _numbers(body: list[list[str]], cols: range, header: list[str], lines: list[int], where: str) -> np.ndarray:
+    """[rows, len(cols)] the values of columns ``cols`` of the data rows ``body``; a cell that is not a number
+    (text, or empty) is refused naming ``where``, its line (``lines``) and its column."""
+    out = np.empty((len(body), len(cols)))
+    for i, r in enumerate(body):
+        for k, j in enumerate(cols):
+            try:
+                out[i, k] = float(r[j])
+            except ValueError:
+                got = repr(r[j]) if r[j].strip() else "an empty cell"
+                raise ValidationError(f"{where}:{lines[i]}: {header[j]} must be a number (got {got}); correct that "
+                                      "value") from None
+    return out
 
 
 def bad_value(values: np.ndarray, volts: bool = True) -> tuple[int, int, str] | None:
@@ -242,10 +303,17 @@ def bad_value(values: np.ndarray, volts: bool = True) -> tuple[int, int, str] | 
     return int(i), int(j), (f"a finite voltage in [-{MAX_VOLTS:g}, {MAX_VOLTS:g}] V" if volts else "a finite number")
 
 
-def _scale(x: np.ndarray, low: float, high: float) -> FeatureScale:
-    """The map of each feature (column) of ``x`` [P, n_in] onto [low, high] V over its range in ``x``."""
-    lo, hi = x.min(axis=0), x.max(axis=0)
-    return FeatureScale(lo, np.where(hi > lo, hi - lo, 1.0), low, high)
+def _scaled(task: Task, low: float, high: float) -> Task:
+    """``task`` with its inputs, a dataset's features, mapped onto [low, high] V by a ``FeatureScale`` fitted on its
+    training points alone (each feature's range over them), and the points scored apart mapped by the same map, as
+    new data would be (``eval --inputs``): nothing of theirs shapes what the network is trained on. They may then
+    fall slightly outside [low, high]."""
+    raw = task.inputs if task.features is None else task.features
+    raw_test = task.test_inputs if task.features is None else task.test_features
+    lo, hi = raw.min(axis=0), raw.max(axis=0)
+    scale = FeatureScale(lo, np.where(hi > lo, hi - lo, 1.0), low, high)
+    return replace(task, inputs=scale.volts(raw), test_inputs=None if raw_test is None else scale.volts(raw_test),
+                   features=raw, test_features=raw_test, scale=scale)
 
 
 def scored_on(record: dict) -> str:
@@ -258,24 +326,29 @@ def validation_split(task: Task, fraction: float, seed: int) -> Task:
     """The task on its remaining training points, scored on a validation set in place of its held-out points:
     ``fraction`` of each class's training points (of all of them for a regression), drawn from ``seed`` as
     ``_split`` draws a held-out set. The held-out points are dropped, so a run of this task never solves them: what
-    a recipe is chosen on."""
+    a recipe is chosen on. A ``scale`` is fitted again on the remaining training points alone."""
     val = _stratified_pick(task, fraction, seed, "task.validation.fraction")
-    cls = task.classes
-    return replace(task, inputs=task.inputs[~val], targets=task.targets[~val],
-                   classes=None if cls is None else cls[~val], test_inputs=task.inputs[val],
-                   test_targets=task.targets[val], test_classes=None if cls is None else cls[val],
-                   scored="validation")
+    out = replace(_divided(task, val), scored="validation")
+    return out if task.scale is None else _scaled(out, task.scale.low, task.scale.high)  # refit without them
 
 
 def _split(task: Task, test_fraction: float, seed: int) -> Task:
     """Seeded stratified split into training and held-out points (none held out at a fraction of 0)."""
     if test_fraction <= 0:
         return task
-    test = _stratified_pick(task, test_fraction, seed, "task.test_fraction")
-    cls = task.classes
-    return Task(task.name, task.inputs[~test], task.targets[~test], None if cls is None else cls[~test], task.decode,
-                task.levels, task.inputs[test], task.targets[test], None if cls is None else cls[test],
-                scale=task.scale)
+    return _divided(task, _stratified_pick(task, test_fraction, seed, "task.test_fraction"))
+
+
+def _divided(task: Task, test: np.ndarray) -> Task:
+    """``task``'s points split by ``test`` [P] bool into training points (False) and points scored apart (True),
+    which replace any it had."""
+    def pick(a: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+        return None if a is None else a[rows]
+
+    return replace(task, inputs=task.inputs[~test], targets=task.targets[~test], classes=pick(task.classes, ~test),
+                   test_inputs=task.inputs[test], test_targets=task.targets[test],
+                   test_classes=pick(task.classes, test), features=pick(task.features, ~test),
+                   test_features=pick(task.features, test))
 
 
 def _stratified_pick(task: Task, fraction: float, seed: int, key: str) -> np.ndarray:

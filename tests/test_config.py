@@ -561,10 +561,10 @@ def test_task_validation_carves_a_validation_set_from_the_training_points_and_dr
     whole = build(load_config(iris)).task
     task = build(load_config(iris, ["task.validation={fraction: 0.25, seed: 1}"])).task
     assert task.scored == "validation" and whole.scored == "held-out"
-    rows = {tuple(x) for x in whole.inputs}
-    assert {tuple(x) for x in task.inputs} | {tuple(x) for x in task.test_inputs} == rows
-    assert not {tuple(x) for x in task.inputs} & {tuple(x) for x in task.test_inputs}
-    assert not {tuple(x) for x in task.test_inputs} & {tuple(x) for x in whole.test_inputs}
+    rows = {tuple(x) for x in whole.features}  # in cm: the scale is fitted again without the validation flowers
+    assert {tuple(x) for x in task.features} | {tuple(x) for x in task.test_features} == rows
+    assert not {tuple(x) for x in task.features} & {tuple(x) for x in task.test_features}
+    assert not {tuple(x) for x in task.test_features} & {tuple(x) for x in whole.test_features}
     assert np.bincount(task.test_classes).tolist() == [10, 10, 10]  # a quarter of each class's 40
     again = build(load_config(iris, ["task.validation={fraction: 0.25, seed: 2}"])).task
     assert not np.array_equal(again.test_inputs, task.test_inputs)

@@ -180,7 +180,8 @@ def test_eval_new_inputs_from_a_csv(xor_run, tmp_path):
     err = cli_refused("eval", str(xor_run), "--inputs", str(bad))
     assert f"{bad}: the header must name each input node once (n15 n13) (got a,b)" in err
     bad.write_text("n15,n13\n0,x\n")
-    assert f"{bad}: every row needs 2 numbers" in cli_refused("eval", str(xor_run), "--inputs", str(bad))
+    assert f"{bad}:2: n13 must be a number (got 'x'); correct that value" in cli_refused("eval", str(xor_run),
+                                                                                        "--inputs", str(bad))
     assert f"{tmp_path / 'nope.csv'}: cannot read the inputs" in cli_refused("eval", str(xor_run), "--inputs",
                                                                            str(tmp_path / "nope.csv"))
     raw = tmp_path / "raw.csv"  # data in another unit than the circuit's volts: evaluated, with a warning
