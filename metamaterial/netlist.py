@@ -42,6 +42,9 @@ GATE_OHMS = 1.0  # the Norton resistor of each gate source: 1 ohm makes the gate
 #: the netlist's note on the gate sources: their amperes are volts, and their power is none of the circuit's
 GATE_COMMENT = ("* gates: IGe drives V_G amperes into RGe = 1 ohm, so gate node ge sits at V_G, the DC value of its "
                 "capacitor; these sources' power (V_G^2 / 1 ohm) is not the network's")
+_LABEL_SAFE = re.compile(r"[A-Za-z0-9_(),.:+-]")
+_LATTICE_LABEL = re.compile(r"\(\d+, \d+\)")
+
 #: node labels a netlist's header lists: the first 64 nodes and every input, rail and output node (of a larger
 #: network the rest are counted)
 LABELLED_NODES = 64
@@ -244,13 +247,10 @@ def _head_lines(c: Circuit, phase: str, batch: int, options: SpiceOptions, title
     for line in comments:
         if "\n" in line or "\r" in line:
             raise ValidationError(f"netlist: a comment must be one line (got {line!r})")
-    labelled = sorted(set(range(min(c.n_nodes, LABELLED_NODES))) | set(_role_nodes(c)))
-    more = c.n_nodes - len(labelled)
     lines = [f"* metamaterial {phase} twin: {comment_text(title)}",
              f"* {c.n_nodes} nodes, {c.n_edges} edges, device {comment_text(c.device.name)}, batch {batch}"
              + (" (copy b of node nK is nK_b)" if batch > 1 else ""),
-             "* node labels: " + _labels(c, labelled) + (f" ... ({more} more)" if more > 0 else ""),
-             *_role_lines(c), *_orientation_lines(c), *(f"* {line}" for line in comments),
+             *node_lines(c), *_orientation_lines(c), *(f"* {line}" for line in comments),
              *(["* ngspice -b FILE prints every node voltage, and exits with code 1 if the operating point fails "
                 "(strict_errorhandling)"] if control_block else []),
              f".options gmin={num(c.gmin)} reltol={num(options.reltol)} abstol={num(options.abstol)} "
@@ -274,23 +274,35 @@ def _role_nodes(c: Circuit) -> list[int]:
     return [int(n) for n in (*c.inputs, *c.rails, *c.out_pos, *c.out_neg[c.out_neg >= 0])]
 
 
-def _labels(c: Circuit, nodes: Sequence[int]) -> str:
-    """``n3=(0,3) n5=(1,1)``: nodes ``nodes`` by netlist name and label, with a ``...`` where indices skip."""
-    parts, last = [], -1
-    for i in nodes:
+def node_lines(c: Circuit) -> list[str]:
+    """The header's lines naming the nodes: the labels of the first ``LABELLED_NODES`` and of every role node
+    (``n3=(0,3) n5=in0``), and the outputs (``n10-n0`` is V(n10) - V(n0)): what a reader of the printed node
+    voltages computes, and which nodes the clamped twin holds."""
+    labelled = sorted(set(range(min(c.n_nodes, LABELLED_NODES))) | set(_role_nodes(c)))
+    more = c.n_nodes - len(labelled)
+    parts, last, encoded = [], -1, False
+    for i in labelled:
         if i > last + 1 and last >= 0:
             parts.append("...")
-        parts.append(f"n{i}={comment_text(c.node_labels[i]).replace(' ', '')}")
+        label = label_text(c.node_labels[i])
+        encoded |= "%" in label
+        parts.append(f"n{i}={label}")
         last = i
-    return " ".join(parts)
-
-
-def _role_lines(c: Circuit) -> list[str]:
-    """The header's line naming the outputs (``n10-n0`` is V(n10) - V(n0)): what a reader of the printed node
-    voltages computes, and which nodes the clamped twin holds."""
     outs = [f"n{p}" if n < 0 else f"n{p}-n{n}" for p, n in zip(c.out_pos.tolist(), c.out_neg.tolist())]
     shown = " ".join(outs[:32]) + (f" ... ({len(outs) - 32} more)" if len(outs) > 32 else "")
-    return [f"* outputs: {shown} (nA-nB: the differential output V(nA) - V(nB))"]
+    return ["* node labels: " + " ".join(parts) + (f" ... ({more} more)" if more > 0 else "")
+            + (" (other characters of a label as %XX, the hex of its UTF-8 bytes)" if encoded else ""),
+            "* outputs: " + shown
+            + (" (nA-nB: the differential output V(nA) - V(nB))" if (c.out_neg >= 0).any() else "")]
+
+
+def label_text(label: str) -> str:
+    """A node's label for a ``*`` comment line, exact and one word: letters, digits and ``_(),.:+-`` as they are,
+    every other character (a space, ``#``, ``%``, a line break) as ``%XX`` per UTF-8 byte, so that no two labels
+    read alike and no SPICE syntax gets through (``hub 1`` is ``hub%201``)."""
+    if _LATTICE_LABEL.fullmatch(label):  # a lattice's (row, col), as it has always been written
+        return label.replace(" ", "")
+    return "".join(ch if _LABEL_SAFE.match(ch) else "".join(f"%{b:02X}" for b in ch.encode()) for ch in label)
 
 
 def _orientation_lines(c: Circuit) -> list[str]:

@@ -35,7 +35,7 @@ from .cards import comment_text
 from .circuit import Circuit
 from .devices import NmosParams
 from .errors import SimulationError, ValidationError
-from .netlist import SpiceOptions, edge_model, node_name, num, temperature_options
+from .netlist import SpiceOptions, edge_model, node_lines, node_name, num, temperature_options
 from .sim.ngspice import _run_ngspice
 from .timing import CAPACITANCES, DEFAULT_POINTS, MosCapacitances, PeripheryParams, SettleParams
 
@@ -132,7 +132,7 @@ def transient_netlist(c: Circuit, controls: np.ndarray, before: np.ndarray | Non
         raise ValidationError(f"transient: device {dev.name!r} ({dev.law} law) has no capacitance model; use a "
                               "level-1 preset (ald1106-fit or ald1106-l1) for transients")
     lines = [f"* metamaterial transient: {c.n_nodes} nodes, {c.n_edges} edges, device {comment_text(dev.name)}",
-             *_options(c, options)]
+             *node_lines(c), *_options(c, options)]
     if isinstance(dev, NmosParams):
         lines += _mos_cards(c, capacitances)
         for e, vg in enumerate(controls):

@@ -157,3 +157,35 @@ def test_every_parameter_of_the_device_model_can_be_overridden(tmp_path, overrid
     for phase in ("free", "clamped"):
         a, b = solved["ngspice"][phase], solved["native"][phase]
         assert max(abs(a[n] - b[n]) for n in a) < 1e-6
+
+
+def test_node_labels_in_a_header_are_exact_and_outputs_say_differential_only_when_they_are(tmp_path):
+    """A file's node names went into the header with their odd characters as '?' and spaces dropped, so "hub 1"
+    and "hub1" both read "hub1": each other character is now %XX (its UTF-8 bytes), one label per name. The
+    outputs line explains nA-nB only where an output is a pair; the transient deck carries the same lines."""
+    from metamaterial.experiment import build  # noqa: PLC0415
+    from metamaterial.netlist import label_text  # noqa: PLC0415
+    from metamaterial.transient import transient_netlist  # noqa: PLC0415
+
+    names = ["in", "hub1", "hub 1", "out (V)", "100%", "gnd"]
+    edges = [("in", "hub1"), ("hub1", "hub 1"), ("hub 1", "out (V)"), ("out (V)", "100%"), ("100%", "gnd"),
+             ("in", "hub 1")]
+    nodes = "".join(f'<node id="{n}"/>' for n in names)
+    links = "".join(f'<edge source="{a}" target="{b}"/>' for a, b in edges)
+    (tmp_path / "net.graphml").write_text('<?xml version="1.0"?><graphml xmlns="http://graphml.graphdrawing.org/xmlns">'
+                                          f'<graph edgedefault="undirected">{nodes}{links}</graph></graphml>')
+    (tmp_path / "c.yaml").write_text(
+        "name: labels\nseed: 0\nnetwork: {kind: file, file: net.graphml}\n"
+        "roles: {inputs: [in], rails: [{node: gnd, volts: 0.0}], outputs: ['out (V)']}\n"
+        "device: {kind: nmos, preset: ald1106-fit}\ntask: {name: regression, x: [0.1, 0.3], y: [0.05, 0.1]}\n"
+        "learning: {epochs: 1}\nsimulator: {backend: native}\n")
+    setup = build(load_config(tmp_path / "c.yaml"))
+    head = to_spice(setup.circuit, np.full(setup.circuit.n_edges, 2.0), np.zeros((1, 1))).splitlines()
+    labels = dict(part.split("=", 1) for part in head[2].removeprefix("* node labels: ").split(" (")[0].split())
+    assert sorted(labels.values()) == sorted(label_text(n) for n in names)  # every name, none merged
+    assert {label_text("hub 1"), label_text("out (V)"), label_text("100%")} == {"hub%201", "out%20(V)", "100%25"}
+    assert head[2].endswith(" (other characters of a label as %XX, the hex of its UTF-8 bytes)")
+    out = setup.circuit.out_pos[0]
+    assert head[3] == f"* outputs: n{out}" and labels[f"n{out}"] == "out%20(V)"
+    deck = transient_netlist(setup.circuit, np.full(setup.circuit.n_edges, 2.0), None, np.array([0.3])).splitlines()
+    assert deck[1:3] == head[2:4]
