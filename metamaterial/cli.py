@@ -29,7 +29,7 @@ from .errors import (
 from .netlist import NETLIST_EDGES
 from .sim.registry import backend_names
 from .tasks import scored_on
-from .units import si
+from .units import listed, si
 
 
 class _Parser(argparse.ArgumentParser):
@@ -566,8 +566,7 @@ def _print_removed(names: list[str], what: str = "what an earlier run left there
     and removed (the files of one call are a set: a folder never mixes two calls' gates or networks); at most 8
     named."""
     if names:
-        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-        print(f"removed {what}: {shown}")
+        print(f"removed {what}: {listed(names, 8)}")
 
 
 def config_overrides(args: argparse.Namespace) -> list[str]:
@@ -695,7 +694,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
 def _removed(stale: list[Path]) -> str:
     """The line naming figures of an axis no longer swept or a metric no longer in the table (``plot_sweep``)."""
-    return f"\nremoved stale figure(s): {', '.join(f.name for f in stale)}" if stale else ""
+    return f"\nremoved stale figure(s): {listed((f.name for f in stale), 8)}" if stale else ""
 
 
 def _warn_damaged(damaged: list[tuple[Path, str]]) -> None:

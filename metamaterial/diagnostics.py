@@ -27,6 +27,7 @@ from .circuit import Circuit, edge_currents
 from .devices import LEVEL1, EdgeDevice, NmosParams
 from .errors import ValidationError
 from .tasks import Task
+from .units import listed
 
 #: controls "barely moved" when none moved by this fraction of its range and the loss did not fall by half
 BARELY_MOVED = 0.05
@@ -58,8 +59,7 @@ def output_extremes(circuit: Circuit, inputs: np.ndarray) -> tuple[np.ndarray, n
 
 
 def _points(idx, limit: int = 6) -> str:
-    idx = [int(i) for i in idx]
-    return ", ".join(map(str, idx[:limit])) + (f" and {len(idx) - limit} more" if len(idx) > limit else "")
+    return listed(idx, limit)
 
 
 def _volts(x: float) -> str:

@@ -18,6 +18,7 @@ from .errors import ConfigError
 from .experiment import Setup, build, initial_controls, make_solver
 from .netlist import SpiceOptions, netlist_points, options_comments, solve_options, to_spice
 from .runfiles import column_names
+from .units import listed
 
 #: the files a netlist command writes (``write_point_netlists``): any other file in its folder is left alone
 POINT_NETLIST = re.compile(r"^(free|clamped)_[0-9]+\.cir$")
@@ -223,7 +224,7 @@ def clamp_comments(setup: Setup, free: np.ndarray, clamps: np.ndarray, points: l
 
 def _list(idx: list[int]) -> str:
     """``0, 3, 5`` (the first 20, then a count)."""
-    return ", ".join(map(str, idx[:20])) + (f" and {len(idx) - 20} more" if len(idx) > 20 else "")
+    return listed(idx, 20)
 
 
 def describe_points(idx: np.ndarray, n_points: int) -> str:

@@ -65,6 +65,7 @@ from .runfiles import (
     write_atomically,
     write_outputs_csv,
 )
+from .units import listed
 
 #: ``on_warning(kind, text)``: kind "warning" (learning cannot or did not happen) or "note" (how it ended);
 #: ``on_replace(kind, text)``: kind "removed" (a run replaced) or "restored" (put back: ``_train_into``), or
@@ -335,8 +336,7 @@ KEPT_SHOWN = 5
 
 def _replaced(run_dir: Path, n: int, other: list[str]) -> str:
     """The line saying that the run in ``run_dir`` was replaced: files removed, and what was kept."""
-    shown = ", ".join(other[:KEPT_SHOWN]) + (f" and {len(other) - KEPT_SHOWN} more" if len(other) > KEPT_SHOWN
-                                             else "")
+    shown = listed(other, KEPT_SHOWN)
     return (f"replaced the run in {run_dir}/ ({n} files removed"
             + (f"; kept what metamaterial did not write: {shown}" if other else "") + ")")
 

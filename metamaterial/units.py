@@ -26,3 +26,10 @@ def si(value: float | None, unit: str, digits: int = 3) -> str:
     power = min(max(3 * math.floor(math.log10(abs(rounded)) / 3), PREFIXES[0][0]), PREFIXES[-1][0])
     prefix = dict(PREFIXES)[power]
     return f"{rounded / 10.0**power:.{digits}g} {prefix}{unit}"
+
+
+def listed(items, limit: int) -> str:
+    """``0, 3, 5 and 12 more``: the first ``limit`` of ``items`` (anything with a ``str``), then a count of the
+    rest, the one way a long list is cut short in printed text."""
+    items = [str(i) for i in items]
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from metamaterial.units import si
+from metamaterial.units import listed, si
 
 
 @pytest.mark.parametrize("value, unit, text", [
@@ -38,3 +39,10 @@ def test_every_prefixed_value_reads_back_to_three_digits():
                      "T": 1e12, "P": 1e15}.get(unit[:-1], 1.0)
             assert 1 <= float(number) < 1000
             assert float(number) * scale == pytest.approx(value, rel=5e-3)
+
+
+def test_a_long_list_is_cut_to_its_first_items_and_a_count():
+    assert listed(range(3), 5) == "0, 1, 2"
+    assert listed(range(8), 5) == "0, 1, 2, 3, 4 and 3 more"
+    assert listed([], 5) == ""
+    assert listed(np.array([7, 9]), 1) == "7 and 1 more"  # numpy integers read as plain ones
