@@ -339,7 +339,8 @@ def _confusion_figure(run_dir: Path, summary: dict, plt) -> Path:
 
 
 def _plot_ensemble(run_dir: Path, cfg, summary: dict, plt) -> list[Path]:
-    state, seeds = load_checkpoint(run_dir)[:2]
+    checkpoint = load_checkpoint(run_dir)
+    state, seeds = checkpoint.state, checkpoint.seeds
     epochs = np.array([h["epoch"] for h in state.history])
     # the objective trained, as a single run's loss.png draws it: the hinge loss (mV, linear) under a hinge
     hinge = cfg.hinge and state.history[-1].get("hinge_loss") is not None

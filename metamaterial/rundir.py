@@ -130,22 +130,26 @@ def read_inputs_csv(path: str | Path, setup: Setup) -> np.ndarray:
                 got = repr(r[j]) if r[j].strip() else "an empty cell"
                 raise ConfigError(f"{p}:{line}: {header[j]} must be a number (got {got}); correct that value") from None
     raw = np.array([features is not None and header[j] == features[k] for k, j in enumerate(order)])
-    bad = bad_value(np.where(raw, 0.0, x)) or bad_value(np.where(raw, x, 0.0), volts=False)
+    volts = np.where(raw, setup.task.scale.volts(x), x) if raw.any() else x
+    bad = bad_value(np.where(raw, x, 0.0), volts=False) or bad_value(volts)  # a feature's own value first
     if bad is not None:
         i, j, want = bad
-        raise ConfigError(f"{p}:{numbered[i + 1][0]}: {header[order[j]]} must be {want} (got {x[i, j]:g}); correct "
-                          "that value")
-    return np.where(raw, setup.task.scale.volts(x), x) if raw.any() else x
+        scaled = f", {volts[i, j]:.4g} V as training scaled it" if raw[j] and np.isfinite(x[i, j]) else ""
+        raise ConfigError(f"{p}:{numbered[i + 1][0]}: {header[order[j]]} must be {want} (got {x[i, j]:g}{scaled}); "
+                          "correct that value")
+    return volts
 
 
 def _refuse_ambiguous(p: Path, header: list[str], kinds: list[tuple[str, list[str]]]) -> None:
-    """Refuse a header name that reads as two different inputs (``kinds``: what each list of the inputs' names
-    is, the first their netlist names): a CSV task's column name of one input that is the network's name of
-    another's node, as columns in_b,in_a on the nodes named in_a,in_b."""
+    """Refuse a header name that reads as two different inputs, or as one in two units (``kinds``: what each list
+    of the inputs' names is, the first their netlist names): a CSV task's column name of one input that is the
+    network's name of another's node, as columns in_b,in_a on the nodes named in_a,in_b; a feature's name, read in
+    the data's units, that is also its node's name, read in volts."""
     nodes = kinds[0][1]
     for h in header:
         readings = [(kind, nodes[k]) for kind, names in kinds for k, name in enumerate(names) if name == h]
-        if len({node for _, node in readings}) > 1:
+        units = {kind == "feature name" for kind, _ in readings}  # the data's own units, or volts
+        if len({node for _, node in readings}) > 1 or len(units) > 1:
             said = " and ".join(f"the {kind} of input {node}" for kind, node in readings)
             raise ConfigError(f"{p}: the header name {h} is ambiguous: it is {said} (got {','.join(header)}); name "
                               f"the columns by their netlist names ({' '.join(nodes)}, in any order)")

@@ -106,6 +106,8 @@ def plan_train(config: Config | str | Path | None, *, out: Path | None = None, r
         raise ConfigError("train: give a CONFIG file, or --resume DIR to continue a run")
     if resume is not None:
         _tell_finished(on_replace, Path(resume))  # before its config.yaml and checkpoint are read
+        if not (Path(resume) / "config.yaml").is_file():
+            raise CheckpointError(f"{resume}: not a run directory (no config.yaml); check --resume")
     cfg = config if isinstance(config, Config) else _resumed_config(Path(resume), overrides) if config is None \
         else load_config(config, overrides)
     if resume is None:
@@ -113,20 +115,24 @@ def plan_train(config: Config | str | Path | None, *, out: Path | None = None, r
         _tell_finished(on_replace, run_dir)
         return TrainPlan(cfg, run_dir, 1 if seeds is None else seeds, None, replace)
     checkpoint = load_checkpoint(Path(resume))  # its edges are checked once the network is built
-    return TrainPlan(cfg, Path(resume), len(checkpoint.seeds) if seeds is None else seeds, checkpoint)
+    n_seeds = len(checkpoint.seeds) if seeds is None else seeds
+    _check_seeds(Path(resume), checkpoint.seeds, list(range(cfg.seed, cfg.seed + n_seeds)))
+    return TrainPlan(cfg, Path(resume), n_seeds, checkpoint)
+
+
+def _check_seeds(run_dir: Path, saved: list[int], seeds: list[int]) -> None:
+    if list(saved) != list(seeds):
+        raise CheckpointError(f"{run_dir}: holds a run of seeds {seed_span(saved)} ({len(saved)}), not "
+                              f"{seed_span(seeds)} ({len(seeds)}); resume with the same --seeds")
 
 
 def _resumed_config(run_dir: Path, overrides: list[str]) -> Config:
-    saved = run_dir / "config.yaml"
-    if not saved.is_file():
-        raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); check --resume")
-    return load_saved_config(saved, overrides)
+    return load_saved_config(run_dir / "config.yaml", overrides)
 
 
 def _tell_finished(on_replace: Report | None, run_dir: Path) -> None:
     said = finish_replace(run_dir)
-    if said is not None and on_replace is not None:
-        on_replace("finished", said)
+    _tell(on_replace, None if said is None else ("finished", said))
 
 
 # -- run directories and checkpoints ------------------------------------------------------------------------
@@ -254,39 +260,46 @@ def discard_set_aside(run_dir: Path) -> int:
 
 
 @contextlib.contextmanager
-def _replacing(run_dir: Path):
-    """Within the block, an exclusive lock (``flock``) on the folder ``run_dir`` (none if it is not one, when there
-    is nothing to replace): a ``train --replace`` there is running, not killed, while the lock is held, and the
-    operating system lets it go with the process that held it, however that ended (``is_replacing``)."""
+def _folder_lock(run_dir: Path):
+    """Within the block, an exclusive lock (``flock``) on the folder ``run_dir``, taken without waiting: yields
+    False if another process (or another open of it in this one) holds it, else True (also where there is no lock
+    to take: no folder, no ``fcntl``, a filesystem without locks). The operating system lets a lock go with the
+    process that held it, however that ended, so a held lock is a ``train --replace`` running now, not one killed."""
     try:
         fd = os.open(run_dir, os.O_RDONLY)
     except OSError:
-        yield
+        yield True
         return
     try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        except OSError:  # no locks on this filesystem: as without fcntl
+            pass
+        yield True
     finally:
         os.close(fd)  # and with it the lock
 
 
+@contextlib.contextmanager
+def _replacing(run_dir: Path):
+    """A ``train --replace`` into ``run_dir`` holds its folder's lock to its end (``_folder_lock``), so that no
+    other command takes it for one a kill cut short (``finish_replace``); a second replace into it is refused."""
+    with _folder_lock(run_dir) as mine:
+        if not mine:
+            raise ConfigError(f"{run_dir}: a `train --replace` into it is running in another process; wait for it "
+                              "to end, or choose another --out")
+        yield
+
+
 def is_replacing(run_dir: Path) -> bool:
     """Whether a ``train --replace`` into ``run_dir`` is running now, in another process or this one (it holds
-    ``_replacing``'s lock): its old run set aside, or its files on their way, are then not left by a kill."""
-    if fcntl is None:
-        return False
-    try:
-        fd = os.open(run_dir, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    its folder's lock): its old run set aside, or its files on their way, are then not left by a kill."""
+    with _folder_lock(run_dir) as free:
+        return not free
 
 
 def finish_replace(run_dir: Path) -> str | None:
@@ -298,8 +311,13 @@ def finish_replace(run_dir: Path) -> str | None:
     done, in one line; None if there was nothing to finish."""
     restored = (f"put back the run in {run_dir}/ that a killed `train --replace` had set aside: the run that was to "
                 "replace it had not reached its first checkpoint")
-    if not ((run_dir / MOVING).is_dir() or (run_dir / SET_ASIDE).is_dir()) or is_replacing(run_dir):
+    if not ((run_dir / MOVING).is_dir() or (run_dir / SET_ASIDE).is_dir()):
         return None
+    with _folder_lock(run_dir) as free:  # held while it works: two commands do not finish it at once
+        return _finish_replace(run_dir, restored) if free else None
+
+
+def _finish_replace(run_dir: Path, restored: str) -> str | None:
     if (run_dir / MOVING).is_dir():
         return restored if _move_back(run_dir) else None
     aside = run_dir / SET_ASIDE
@@ -397,9 +415,7 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
         if resume is not None:
             check_edges(resume, setup.circuit.n_edges)
             state, saved_seeds, wall_before = resume.state, resume.seeds, resume.wall_s
-            if saved_seeds != seeds:
-                raise CheckpointError(f"{run_dir}: holds a run of seeds {seed_span(saved_seeds)} ({len(saved_seeds)}), "
-                                      f"not {seed_span(seeds)} ({len(seeds)}); resume with the same --seeds")
+            _check_seeds(run_dir, saved_seeds, seeds)
         else:
             rngs = [np.random.default_rng(s) for s in seeds]
             state = trainer.init_state(np.stack([initial_controls(setup, rng) for rng in rngs]), rngs)

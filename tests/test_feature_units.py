@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from importlib import resources
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, cli_ok
+from conftest import ROOT, cli, cli_ok
 
 IRIS = str(ROOT / "configs" / "iris.yaml")
 FEATURES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
@@ -105,3 +106,35 @@ def test_a_csv_task_reads_its_columns_in_its_datas_units(tmp_path, scale):
     np.testing.assert_array_equal(np.array(result["inputs"])[:, 0], np.array([float(r[1]) for r in rows]))
     if scale:
         np.testing.assert_allclose(np.array(result["inputs"])[:, 0], np.linspace(0.0, 0.4, 6), rtol=0, atol=1e-15)
+
+
+def test_a_feature_past_the_volts_limit_once_scaled_is_refused_naming_the_cell(iris_run, tmp_path):
+    """1000 cm of sepal is a finite number, and 131.8 V once scaled as training scaled it: the solver would fail on
+    it without naming the file, so it is refused where it is read, with the value it would have become."""
+    path = tmp_path / "far.csv"
+    path.write_text(",".join(FEATURES) + "\n5.1,3.5,1.4,0.2\n1000,3.5,1.4,0.2\n")
+    proc = cli("eval", str(iris_run), "--inputs", str(path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    where = re.escape(f"{iris_run}: {path}:3")
+    assert re.fullmatch(rf"metamaterial: {where}: sepal_length_cm must be a finite voltage in "
+                        r"\[-10, 10\] V \(got 1000, \d+\.\d V as training scaled it\); correct that value\n",
+                        proc.stderr), proc.stderr
+
+
+def test_a_name_that_is_a_feature_and_its_node_is_refused_as_ambiguous(tmp_path):
+    """A scaled CSV task whose columns are named as the layered network names its input nodes (in0, in1): under
+    that name a value could be the data's units (the feature) or volts (the node), so the header is refused."""
+    data = tmp_path / "data.csv"
+    data.write_text("in0,in1,y\n" + "".join(f"{10 * k},{20 - k},{0.1 + 0.02 * k}\n" for k in range(6)))
+    config = tmp_path / "c.yaml"
+    config.write_text(f"name: both\nseed: 0\nnetwork: {{kind: layered, n_inputs: 2, n_outputs: 1}}\n"
+                      "device: {kind: nmos, preset: ald1106-fit}\n"
+                      f"task: {{name: csv, path: {data}, n_inputs: 2, scale: true, low: 0.0, high: 0.4}}\n"
+                      "learning: {epochs: 1}\nsimulator: {backend: native}\n")
+    run = tmp_path / "run"
+    cli_ok("train", str(config), "--out", str(run), "--no-progress", "--no-plots")
+    new = tmp_path / "new.csv"
+    new.write_text("in0,in1\n20,15\n")
+    proc = cli("eval", str(run), "--inputs", str(new))
+    assert proc.returncode == 2 and "the header name in0 is ambiguous: it is the node name of input n0 and the " \
+        "feature name of input n0" in proc.stderr, proc.stderr

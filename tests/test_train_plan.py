@@ -115,3 +115,19 @@ def test_a_replace_running_now_is_left_alone_and_one_killed_is_finished(tmp_path
     assert not runs.is_replacing(run)
     assert runs.finish_replace(run).startswith(f"put back the run in {run}/")
     assert sorted(p.name for p in run.iterdir()) == [CHECKPOINT, "config.yaml"]
+
+
+def test_a_second_replace_into_a_folder_being_replaced_is_refused_not_left_waiting(tmp_path):
+    """The lock is taken without waiting: a second --replace while one runs (another process) is refused in one
+    line; it used to wait, silent, for the first one's whole training, then replace the run that had just ended."""
+    run = tmp_path / "run"
+    _half_replaced(run)
+    with runs._replacing(run):
+        proc = cli("train", str(ROOT / "configs" / "xor.yaml"), "--out", str(run), "--replace", "--backend",
+                   "native", "--no-progress", "--no-plots")
+    assert (proc.returncode, proc.stderr) == (2, f"metamaterial: {ROOT / 'configs' / 'xor.yaml'}: {run}: a `train "
+                                                 "--replace` into it is running in "
+                                                 "another process; wait for it to end, or choose another --out\n")
+    with pytest.raises(ConfigError, match="is running in another process"), runs._replacing(run), \
+            runs._replacing(run):
+        pass
