@@ -38,6 +38,8 @@ class FeatureScale:
     span: np.ndarray  # [n_in], the dataset's units
     low: float  # V
     high: float  # V
+    source: str = "task"  # where the data comes from, as messages name it (``task.path: FILE``)
+    names: tuple[str, ...] = ()  # the features' names
 
     def volts(self, raw: np.ndarray) -> np.ndarray:
         """[P, n_in] input voltages (V) of features ``raw`` [P, n_in] in the dataset's units."""
@@ -152,7 +154,7 @@ def iris_task(low: float, high: float, on: float, off: float, test_fraction: flo
     x = np.array([[float(r[k]) for k in list(r)[:4]] for r in rows])
     _, cls = np.unique([r["species"] for r in rows], return_inverse=True)
     return _scaled(_split(Task("iris", x, np.where(np.eye(3)[cls] > 0, on, off), classes=cls, decode="argmax"),
-                          test_fraction, seed), low, high)
+                          test_fraction, seed), low, high, "task (iris)", list(rows[0])[:4])
 
 
 def digits_task(low: float, high: float, on: float, off: float, test_fraction: float, seed: int) -> Task:
@@ -236,16 +238,7 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
     task = _split(Task(p.stem, x, y, classes=cls, decode="argmax" if classification else None), test_fraction, seed)
     if not scale:
         return task
-    task = _scaled(task, low, high)
-    bad = bad_value(task.test_inputs) if task.test_inputs is not None else None
-    if bad is not None:  # a held-out value far outside the training points' range
-        i, j, _ = bad
-        s = task.scale
-        raise ValidationError(f"task.path: {p}: a held-out point's {header[j]} ({task.test_features[i, j]:g}) maps to "
-                              f"{task.test_inputs[i, j]:g} V under task.scale, fitted on the training points' "
-                              f"{s.lo[j]:g} to {s.lo[j] + s.span[j]:g}, beyond {MAX_VOLTS:g} V; correct that value, "
-                              "or hold out no point (task.test_fraction 0)")
-    return task
+    return _scaled(task, low, high, f"task.path: {p}", header[:n_inputs])
 
 
 def _csv_header(cells: list[str], where: str) -> list[str]:
@@ -303,17 +296,28 @@ def bad_value(values: np.ndarray, volts: bool = True) -> tuple[int, int, str] | 
     return int(i), int(j), (f"a finite voltage in [-{MAX_VOLTS:g}, {MAX_VOLTS:g}] V" if volts else "a finite number")
 
 
-def _scaled(task: Task, low: float, high: float) -> Task:
+def _scaled(task: Task, low: float, high: float, source: str, names: list[str] | tuple[str, ...]) -> Task:
     """``task`` with its inputs, a dataset's features, mapped onto [low, high] V by a ``FeatureScale`` fitted on its
     training points alone (each feature's range over them), and the points scored apart mapped by the same map, as
     new data would be (``eval --inputs``): nothing of theirs shapes what the network is trained on. They may then
-    fall slightly outside [low, high]."""
+    fall slightly outside [low, high], and are refused past ``MAX_VOLTS`` (``source``: the data's key and file;
+    ``names``: the features')."""
     raw = task.inputs if task.features is None else task.features
     raw_test = task.test_inputs if task.features is None else task.test_features
     lo, hi = raw.min(axis=0), raw.max(axis=0)
-    scale = FeatureScale(lo, np.where(hi > lo, hi - lo, 1.0), low, high)
-    return replace(task, inputs=scale.volts(raw), test_inputs=None if raw_test is None else scale.volts(raw_test),
-                   features=raw, test_features=raw_test, scale=scale)
+    scale = FeatureScale(lo, np.where(hi > lo, hi - lo, 1.0), low, high, source, tuple(names))
+    out = replace(task, inputs=scale.volts(raw), test_inputs=None if raw_test is None else scale.volts(raw_test),
+                  features=raw, test_features=raw_test, scale=scale)
+    bad = bad_value(out.test_inputs) if out.test_inputs is not None else None
+    if bad is not None:  # a point scored apart far outside the training points' range
+        i, j, _ = bad
+        which, fix = (("held-out", "hold out no point (task.test_fraction 0)") if out.scored == "held-out" else
+                      ("validation", "choose another task.validation.seed or fraction"))
+        raise ValidationError(f"{source}: a {which} point's {names[j]} ({raw_test[i, j]:g}) maps to "
+                              f"{out.test_inputs[i, j]:g} V under task.scale, fitted on the training points' "
+                              f"{lo[j]:g} to {lo[j] + scale.span[j]:g}, beyond {MAX_VOLTS:g} V; correct that value, "
+                              f"or {fix}")
+    return out
 
 
 def scored_on(record: dict) -> str:
@@ -329,7 +333,10 @@ def validation_split(task: Task, fraction: float, seed: int) -> Task:
     a recipe is chosen on. A ``scale`` is fitted again on the remaining training points alone."""
     val = _stratified_pick(task, fraction, seed, "task.validation.fraction")
     out = replace(_divided(task, val), scored="validation")
-    return out if task.scale is None else _scaled(out, task.scale.low, task.scale.high)  # refit without them
+    if task.scale is None:
+        return out
+    s = task.scale
+    return _scaled(out, s.low, s.high, s.source, s.names)  # refit without them
 
 
 def _split(task: Task, test_fraction: float, seed: int) -> Task:

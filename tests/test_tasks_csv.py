@@ -4,6 +4,7 @@ under ``task.scale`` are mapped to volts over the training points alone, and new
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,9 @@ def _csv(tmp_path: Path, header: str | None, rows=ROWS, name: str = "data.csv") 
     path = tmp_path / name
     path.write_text("".join(f"{line}\n" for line in ([header] if header is not None else []) + list(rows)))
     return path
+
+
+SPLIT_SEEDS = 12  # validation draws tried
 
 
 def _load(path: Path, n_inputs: int = 2, classification: bool = False, scale: bool = False,
@@ -125,6 +129,27 @@ def test_a_held_out_value_mapped_past_10_volts_is_refused(tmp_path):
     assert str(err.value) == (f"task.path: {path}: a held-out point's x (5000) maps to 2247.75 V under task.scale, "
                               "fitted on the training points' 5 to 6, beyond 10 V; correct that value, or hold out "
                               "no point (task.test_fraction 0)")
+
+
+def test_a_validation_value_mapped_past_10_volts_is_refused_too(tmp_path):
+    """A validation split refits the scale without its points: they were not checked (a 1000 among 0-4 reached
+    training as 112.5 V)."""
+    from metamaterial.tasks import validation_split  # noqa: PLC0415
+
+    rows = [f"{x % 5},0.{x % 5}" for x in range(8)] + ["1000,0.4"]
+    path = _csv(tmp_path, "x,y", rows)
+    task = _load(path, n_inputs=1, scale=True)
+    refused = []
+    for seed in range(SPLIT_SEEDS):  # the 1000 lands in the validation set under some seeds, in training under others
+        try:
+            validation_split(task, 0.5, seed)
+        except ValidationError as err:
+            refused.append(str(err))
+    assert 0 < len(refused) < SPLIT_SEEDS
+    for text in refused:
+        assert re.fullmatch(rf"task.path: {re.escape(str(path))}: a validation point's x \(1000\) maps to [0-9.]+ V "
+                            r"under task.scale, fitted on the training points' 0 to 4, beyond 10 V; correct that "
+                            r"value, or choose another task.validation.seed or fraction", text), text
 
 
 def test_iris_is_scaled_over_its_training_flowers():
