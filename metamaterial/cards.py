@@ -185,7 +185,7 @@ def load_model_card(path: str | Path) -> tuple[str, ModelCard]:
     lines = [ln.rstrip() if ln.lstrip().startswith("*") else _LINE_COMMENT.split(ln, 1)[0].rstrip()
              for ln in text.splitlines()]
     for i, ln in enumerate(lines, 1):
-        if not _CARD_LINE.match(ln) or ln.lower().lstrip().startswith((".control", ".endc")):
+        if not _CARD_LINE.match(ln):  # .control, .endc and every other dot line but .model are not card lines
             raise ConfigError(f"{p}:{i}: only comments, one '.model NAME nmos (...)' line and '+' continuations are "
                               f"allowed (got {ln.strip()[:60]!r}); remove the line")
         odd = next((c for c in "`$\\" if c in ln and not ln.lstrip().startswith("*")), None)

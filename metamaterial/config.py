@@ -90,6 +90,8 @@ PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 T_LEARN = HardwareParams.t_learn  # the charging circuit's constants live in HardwareParams
 TEST_FRACTION = {"iris": 0.2, "digits": 0.2}
 
+#: the keys every network and task reads: its kind (``network.kind``, ``task.name``) and a validation split
+ALWAYS_READ = ("kind", "name", "validation")
 #: the keys of ``network`` each kind reads (beside ``kind``); another key given a value of its own would be ignored
 NETWORK_KEYS = {"lattice": ("rows", "cols", "periodic"), "random": ("n_nodes", "n_edges", "seed"),
                 "file": ("file",),
@@ -117,7 +119,7 @@ def _only_read(model: BaseModel, keys: tuple[str, ...], what: str, **resolved: A
     resolves to (``resolved``; a saved config holds every key, at those values where unread)."""
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
-        if (name not in (*keys, "kind", "name", "validation") and value != field.default
+        if (name not in (*keys, *ALWAYS_READ) and value != field.default
                 and not (name in resolved and value == resolved[name])):
             raise ValueError(f"{name}: {what} does not read it (got {value!r}); remove it ({what} reads only "
                              f"{', '.join(keys)})")
@@ -646,7 +648,7 @@ def as_trained(raw: dict) -> dict:
         doc = raw.get(part)
         keys = read.get(doc.get(kind, "lattice" if part == "network" else None)) if isinstance(doc, dict) else None
         if keys is not None:
-            for key in [k for k in doc if k not in (*keys, "kind", "name", "validation")]:
+            for key in [k for k in doc if k not in (*keys, *ALWAYS_READ)]:
                 del doc[key]
     device = raw.get("device")
     if isinstance(device, dict):

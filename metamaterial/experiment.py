@@ -205,8 +205,15 @@ def check_roles(cfg: Config) -> None:
     """The checks of ``build`` that need the graph but no circuit: the network is built (a network file read) and
     the roles are checked against it and against the task's inputs and outputs; what a sweep makes once per
     distinct network, roles and task before anything runs."""
+    check_memory(cfg, planned_edges(cfg))  # before the graph is built, as build does
     g = build_network(cfg)
     _check_role_counts(build_task(cfg), len(g.graph["inputs"]), len(g.graph["outputs"]))
+
+
+def drawn_from_run_seed(cfg: Config) -> bool:
+    """Whether ``cfg``'s network is drawn from the run's seed (a random or layered one without ``network.seed``):
+    then each seed builds another graph, and one may be refused where another is not."""
+    return cfg.network.kind in ("random", "layered") and cfg.network.seed is None
 
 
 def _check_role_counts(task: Task, n_inputs: int, n_outputs: int) -> None:

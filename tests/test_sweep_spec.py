@@ -16,7 +16,8 @@ import yaml
 from conftest import ROOT
 from metamaterial.cli import main
 from metamaterial.config import dump_config, load_config
-from metamaterial.errors import ConfigError
+from metamaterial.errors import ConfigError, ValidationError
+from metamaterial.experiment import build
 from metamaterial.sweep import execute, expand_sweep, load_sweep
 from metamaterial.sweep import spec as spec_module
 from metamaterial.sweep.execute import plan_tasks, run_points, run_sweep
@@ -856,3 +857,18 @@ def test_zipped_axes_are_drawn_as_one_and_drawn_values_as_markers(tmp_path, monk
     plot_sweep(out, "final_loss")
     assert len(drawn["final_loss_vs_learning.rate_decay.png"]) == 6  # a line per rate and gmin, one value each
     assert "final_loss_heatmap_learning.rate_decay_simulator.gmin.png" in drawn
+
+
+def test_a_network_drawn_from_the_run_seed_is_not_judged_by_one_seeds_draw(tmp_path):
+    """A layered network without network.seed is drawn anew for each seed: one draw may leave a node unconnected
+    where another does not, so no draw is checked at expansion (checking the first seed's refused or passed the
+    whole sweep by which seed came first); a bad draw fails its own point when it runs."""
+    base = yaml.safe_load((ROOT / "configs" / "regression.yaml").read_text())
+    base.pop("roles", None)
+    base.update(seed=1, network={"kind": "layered", "n_inputs": 1, "n_hidden": 4, "n_outputs": 1, "n_edges": 5})
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    path = _spec(tmp_path, seeds=4, base="base.yaml")
+    spec = load_sweep(path)
+    assert [p.config.seed for p in spec.points] == [1, 2, 3, 4]
+    with pytest.raises(ValidationError, match="leaves 1 node\\(s\\) unconnected"):
+        build(spec.points[0].config)  # seed 1's draw: the point that fails when it runs (it refused the sweep)

@@ -450,6 +450,8 @@ class NativeSolver(AbstractSolver):
             r_mid = None
             while hi - lo > self.tol_v:  # ~31 halvings of the window: what the step test asks of the held node
                 mid = 0.5 * (lo + hi)
+                if not lo < mid < hi:  # a tol_v below the floats' spacing here: the window cannot halve further
+                    break
                 r_mid = held_at(sub, node, mid)
                 if r_mid is None:
                     break

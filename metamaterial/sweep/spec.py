@@ -46,7 +46,7 @@ from ..config import (
 )
 from ..datafiles import is_pins, pin_files
 from ..errors import ConfigError, ValidationError
-from ..experiment import check_config, check_roles
+from ..experiment import check_config, check_roles, drawn_from_run_seed
 from ..revisions import Revision, changed_since, revision_of
 
 GROUPS = ("grid", "zip", "random", "seeds")
@@ -220,12 +220,12 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
         values = {k: v for (keys, _), row in zip(blocks, combo) for k, v in zip(keys, row)}
         where = f"{source}: {_point_name(i, values)}"
         cfg = _point_config(base_raw, values, where, base_dir)
-        # what build checks but compiling the circuit; the roles once per network, roles and task (a network drawn
-        # from the run's seed is checked as its first point's seed draws it)
+        # what build checks but compiling the circuit; the roles once per network, roles and task, where the
+        # network is not drawn from the run's seed (then a draw refused fails its own point when it runs)
         network = json.dumps([cfg.model_dump(mode="json", include={"network", "roles", "task"})], sort_keys=True)
         try:
             check_config(cfg)
-            if network not in networks:
+            if network not in networks and not drawn_from_run_seed(cfg):
                 check_roles(cfg)
                 networks.add(network)
         except (ConfigError, ValidationError) as err:
