@@ -299,7 +299,9 @@ def node_lines(c: Circuit) -> list[str]:
 def label_text(label: str) -> str:
     """A node's label for a ``*`` comment line, exact and one word: letters, digits and ``_(),.:+-`` as they are,
     every other character (a space, ``#``, ``%``, a line break) as ``%XX`` per UTF-8 byte, so that no two labels
-    read alike and no SPICE syntax gets through (``hub 1`` is ``hub%201``)."""
+    read alike and no SPICE syntax gets through (``hub 1`` is ``hub%201``). One exception keeps a lattice's
+    headers as they were: a label of the form ``(r, c)`` loses its space, so a file's node named ``(0, 3)`` reads
+    as one named ``(0,3)`` would."""
     if _LATTICE_LABEL.fullmatch(label):  # a lattice's (row, col), as it has always been written
         return label.replace(" ", "")
     return "".join(ch if _LABEL_SAFE.match(ch) else "".join(f"%{b:02X}" for b in ch.encode()) for ch in label)
