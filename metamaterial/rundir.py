@@ -98,7 +98,7 @@ def read_inputs_csv(path: str | Path, setup: Setup) -> np.ndarray:
     choices = [names for _, names in kinds]
     others = [names for k, names in enumerate(choices) if names != nodes and names not in choices[:k]]
     try:
-        with p.open(newline="") as f:
+        with p.open(newline="", encoding="utf-8-sig") as f:  # a spreadsheet may start it with a BOM
             reader = csv.reader(f)
             numbered = [(reader.line_num, r) for r in reader if r]  # the line of each row, to name a bad value's
     except (OSError, UnicodeDecodeError) as err:

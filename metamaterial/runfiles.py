@@ -7,7 +7,6 @@ Sits below ``runs`` (which trains into a run directory), ``rundir`` (which uses 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import fnmatch
 import json
@@ -15,7 +14,6 @@ import math
 import os
 import re
 import zipfile
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -295,42 +293,27 @@ def column_names(setup: Setup) -> tuple[list[str], list[str], list[str] | None]:
     inputs = [f"n{i}" for i in c.inputs]
     outputs = [f"n{p}" if n < 0 else f"n{p}-n{n}" for p, n in zip(c.out_pos, c.out_neg)]
     classes = None
-    data = _dataset_columns(setup)
-    if data is not None:
-        header, rows, n_in, is_class = data
-        inputs = [f"V({name})" for name in header[:n_in]] if setup.task.scale is not None else header[:n_in]
-        if is_class:
-            classes = sorted({r[n_in] for r in rows})
-            outputs = [f"{header[n_in]}={name}" for name in classes]
+    task = setup.task
+    if task.columns:  # the data file's own names (Task.columns)
+        n_in = task.n_inputs
+        names = task.columns[:n_in]
+        inputs = [f"V({name})" for name in names] if task.scale is not None else list(names)
+        if task.class_names:
+            classes = list(task.class_names)
+            outputs = [f"{task.columns[n_in]}={name}" for name in classes]
         else:
-            outputs = header[n_in:]
-    elif setup.task.is_classification and setup.task.decode == "nearest":
-        classes = [f"{v * 1e3:g} mV" for v in setup.task.levels]
+            outputs = list(task.columns[n_in:])
+    elif task.is_classification and task.decode == "nearest":
+        classes = [f"{v * 1e3:g} mV" for v in task.levels]
     return inputs, outputs, classes
 
 
 def feature_names(setup: Setup) -> list[str] | None:
     """The dataset's own names of the features a run's inputs are scaled from (Iris's ``sepal_length_cm``, ...; a
     CSV task with ``task.scale``), whose values are in the dataset's units (``Task.scale`` maps them to volts);
-    None when the inputs are not scaled from a dataset or its file is gone."""
-    data = _dataset_columns(setup) if setup.task.scale is not None else None
-    return None if data is None else data[0][:data[2]]
-
-
-def _dataset_columns(setup: Setup) -> tuple[list[str], list[list[str]], int, bool] | None:
-    """(header, rows, number of input columns, whether the next column is a class) of the dataset a run's task
-    reads (Iris's bundled file, a CSV task's file), or None for another task or a CSV file that has moved away
-    since (the nodes' names then still describe the run)."""
-    cfg = setup.config
-    if cfg.task.name == "iris":
-        with resources.files("metamaterial").joinpath("data/iris.csv").open() as f:
-            header, *rows = [r for r in csv.reader(f) if r]
-        return header, rows, 4, True
-    if cfg.task.name == "csv":
-        with contextlib.suppress(OSError), open(cfg.task.path, newline="") as f:
-            header, *rows = [r for r in csv.reader(f) if r]
-            return [h.strip() for h in header], rows, cfg.task.n_inputs, cfg.task.classification
-    return None
+    None when the inputs are not scaled from a dataset."""
+    scale = setup.task.scale
+    return None if scale is None else list(scale.names)
 
 
 def write_outputs_csv(run_dir: Path, setup: Setup, outputs: np.ndarray) -> Path:

@@ -65,6 +65,9 @@ class Task:
             points scored apart are mapped by it too, so they may fall slightly outside [low, high].
         features, test_features: [P, n_in] the features ``scale`` made ``inputs`` and ``test_inputs`` from, in the
             dataset's units (None without ``scale``): a validation set refits the map without its points.
+        columns: the data file's own column names (Iris's, a CSV task's): its inputs', then its targets' or its
+            class column's; empty for a task without a data file.
+        class_names: [n_classes] the data file's name of each class, in class order; empty without one.
     """
 
     name: str
@@ -80,6 +83,8 @@ class Task:
     scale: FeatureScale | None = None
     features: np.ndarray | None = None
     test_features: np.ndarray | None = None
+    columns: tuple[str, ...] = ()
+    class_names: tuple[str, ...] = ()
 
     @property
     def n_points(self) -> int:
@@ -152,9 +157,10 @@ def iris_task(low: float, high: float, on: float, off: float, test_fraction: flo
     with resources.files("metamaterial").joinpath("data/iris.csv").open() as f:
         rows = list(csv.DictReader(f))
     x = np.array([[float(r[k]) for k in list(r)[:4]] for r in rows])
-    _, cls = np.unique([r["species"] for r in rows], return_inverse=True)
-    return _scaled(_split(Task("iris", x, np.where(np.eye(3)[cls] > 0, on, off), classes=cls, decode="argmax"),
-                          test_fraction, seed), low, high, "task (iris)", list(rows[0])[:4])
+    names, cls = np.unique([r["species"] for r in rows], return_inverse=True)
+    task = Task("iris", x, np.where(np.eye(3)[cls] > 0, on, off), classes=cls, decode="argmax",
+                columns=tuple(rows[0]), class_names=tuple(str(n) for n in names))
+    return _scaled(_split(task, test_fraction, seed), low, high, "task (iris)", list(rows[0])[:4])
 
 
 def digits_task(low: float, high: float, on: float, off: float, test_fraction: float, seed: int) -> Task:
@@ -190,11 +196,12 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
              scale: bool, test_fraction: float, seed: int) -> Task:
     """Task from a CSV with a header: the first ``n_inputs`` columns are inputs (V, or with ``scale`` features
     mapped onto [low, high] V over the training points' range, ``FeatureScale``); the rest are target voltages, or
-    for ``classification`` one column of class names (any text). Column names are stripped of spaces and must be
-    distinct and non-empty; each refusal names the file's line and the column."""
+    for ``classification`` one column of class names (any text). Column and class names are stripped of spaces;
+    column names must be distinct and non-empty; each refusal names the file's line and the column. A byte-order
+    mark (a spreadsheet's "CSV UTF-8") is not part of the first name."""
     p = Path(path)
     try:
-        text = p.read_bytes().decode("utf-8")
+        text = p.read_bytes().decode("utf-8-sig")
     except OSError as err:
         raise ValidationError(f"task.path: cannot read CSV (got {str(p)!r}): {err.strerror}") from err
     except UnicodeDecodeError as err:
@@ -223,11 +230,11 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
             if not r[n_inputs].strip():
                 raise ValidationError(f"task.path: {p}:{line}: {header[n_inputs]} is empty, where it names the "
                                       "point's class; give every row its class")
-        names, cls = np.unique([r[n_inputs] for r in body], return_inverse=True)
-        y = np.where(np.eye(len(names))[cls] > 0, on, off)
+        kinds, cls = np.unique([r[n_inputs].strip() for r in body], return_inverse=True)
+        y = np.where(np.eye(len(kinds))[cls] > 0, on, off)
     else:
         y = _numbers(body, range(n_inputs, len(header)), header, lines, f"task.path: {p}")
-        cls = None
+        cls, kinds = None, ()
     columns = [(x, header[:n_inputs], not scale)] + ([] if classification else [(y, header[n_inputs:], True)])
     for values, names, volts in columns:  # inputs to be scaled need only be finite
         bad = bad_value(values, volts)
@@ -235,7 +242,9 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
             i, j, want = bad
             raise ValidationError(f"task.path: {p}:{lines[i]}: {names[j]} must be {want} (got "
                                   f"{values[i, j]:g}); correct that value")
-    task = _split(Task(p.stem, x, y, classes=cls, decode="argmax" if classification else None), test_fraction, seed)
+    task = _split(Task(p.stem, x, y, classes=cls, decode="argmax" if classification else None,
+                       columns=tuple(header[:n_inputs + 1] if classification else header),
+                       class_names=tuple(str(k) for k in kinds)), test_fraction, seed)
     if not scale:
         return task
     return _scaled(task, low, high, f"task.path: {p}", header[:n_inputs])

@@ -102,6 +102,34 @@ def test_a_class_cell_may_be_any_text_but_not_empty(tmp_path):
                               "row its class")
 
 
+
+def test_class_names_are_stripped_so_a_padded_cell_is_the_same_class(tmp_path):
+    """", setosa" after a comma and a space was a class of its own beside "setosa": three classes of two."""
+    path = _csv(tmp_path, "a,b,species", ["0.1,0.2, setosa", "0.2,0.1,virginica ", "0.3,0.3,setosa"])
+    task = _load(path, classification=True)
+    assert task.classes.tolist() == [0, 1, 0]
+    assert task.class_names == ("setosa", "virginica")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_name(tmp_path):
+    """A spreadsheet's "CSV UTF-8" starts the file with U+FEFF; the first column was then named '\ufeffv_a', and new
+    inputs naming it v_a were refused."""
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(f"{line}\n" for line in ["v_a,v_b,y_out", *ROWS]).encode())
+    cfg = tmp_path / "reg.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "name": "bom", "network": {"kind": "lattice", "rows": 4, "cols": 4, "periodic": True},
+        "roles": {"inputs": [[3, 3], [0, 1]], "rails": [{"node": [1, 1], "volts": 0.0}],
+                  "outputs": [[2, 2]]},
+        "device": {"kind": "resistor"}, "task": {"name": "csv", "path": path.name, "n_inputs": 2},
+        "learning": {"rate": 0.01}}))
+    setup = build(load_config(cfg))
+    assert setup.task.columns == ("v_a", "v_b", "y_out")
+    assert column_names(setup)[:2] == (["v_a", "v_b"], ["y_out"])
+    new = tmp_path / "new.csv"
+    new.write_bytes(b"\xef\xbb\xbfv_b,v_a\n0.2,0.1\n")
+    np.testing.assert_array_equal(read_inputs_csv(new, setup), [[0.1, 0.2]])
+
 # -- task.scale: fitted on the training points --------------------------------------------------------------
 def test_task_scale_is_fitted_on_the_training_points_and_maps_the_held_out_ones_alike(tmp_path):
     """The held-out points' own range shaped the map the network was trained through (they were scaled before the
