@@ -302,8 +302,9 @@ def validate_network(g: nx.Graph, roles: Roles) -> None:
     if g.number_of_nodes() < 2 or g.number_of_edges() < 1:
         raise ValidationError(f"network: needs at least 2 nodes and 1 edge (got {g.number_of_nodes()} nodes, "
                               f"{g.number_of_edges()} edges)")
-    if nx.number_of_selfloops(g):
-        raise ValidationError("network: self-loops are not allowed")
+    loop = next(iter(nx.selfloop_edges(g)), None)
+    if loop is not None:
+        raise ValidationError(f"network: node {node_text(g, loop[0])} has an edge to itself; remove that self-loop")
     if not roles.inputs and not roles.rails:
         raise ValidationError("roles: at least one input or rail (a source) is required")
     if not roles.outputs:
@@ -319,7 +320,8 @@ def validate_network(g: nx.Graph, roles: Roles) -> None:
         if node not in g:
             raise ValidationError(f"{what}: node {node} does not exist (nodes are 0..{g.number_of_nodes() - 1})")
         if node in used:
-            raise ValidationError(f"{what}: node {node} already has role {used[node]}; roles must be distinct")
+            raise ValidationError(f"{what}: node {node_text(g, node)} already has role {used[node]}; give each node "
+                                  "one role")
         used[node] = what
     if not nx.is_connected(g):
         _refuse_disconnected(g, used)

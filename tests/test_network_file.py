@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from metamaterial.errors import ValidationError
-from metamaterial.graph import load_network, resolve_node
+from metamaterial.graph import Roles, load_network, resolve_node, validate_network
 
 #: a network whose nodes are named 1..7: sorted by name, node "k" has index k - 1
 NUMBERED = "1 5\n2 5\n1 6\n2 6\n5 7\n6 7\n5 3\n6 4\n7 3\n7 4\n5 6\n"
@@ -82,3 +82,25 @@ def test_numbers_naming_their_own_index_stay_unambiguous(tmp_path):
     g = load_network(path)
     assert [resolve_node(g, k, "roles") for k in range(4)] == [0, 1, 2, 3]
     assert [resolve_node(g, str(k), "roles") for k in range(4)] == [0, 1, 2, 3]
+
+
+def test_two_roles_on_one_node_name_it_as_the_file_does(tmp_path):
+    """The message named the node by its index ("node 1 already has role"), which a file of named nodes never shows."""
+    g = load_network(_file(tmp_path, "in hub\nhub out\nout gnd\n"))
+    hub = resolve_node(g, "hub", "roles")
+    roles = Roles(inputs=(resolve_node(g, "in", "roles"), hub), rails=((resolve_node(g, "gnd", "roles"), 0.0),),
+                  outputs=((hub, None),))
+    with pytest.raises(ValidationError) as err:
+        validate_network(g, roles)
+    assert str(err.value) == "roles.outputs[0]: node hub already has role roles.inputs[1]; give each node one role"
+
+
+def test_a_self_loop_in_a_graph_built_in_python_names_its_node(tmp_path):
+    g = load_network(_file(tmp_path, "in hub\nhub out\n"))
+    out = resolve_node(g, "out", "roles")
+    g.add_edge(out, out)
+    roles = Roles(inputs=(resolve_node(g, "in", "roles"),), rails=(),
+                  outputs=((resolve_node(g, "hub", "roles"), None),))
+    with pytest.raises(ValidationError) as err:
+        validate_network(g, roles)
+    assert str(err.value) == "network: node out has an edge to itself; remove that self-loop"
