@@ -36,7 +36,7 @@ from .circuit import Circuit
 from .devices import NmosParams
 from .errors import SimulationError, ValidationError
 from .netlist import SpiceOptions, edge_model, node_lines, node_name, num, temperature_options
-from .sim.ngspice import _run_ngspice
+from .sim.ngspice import _run_ngspice, keep_failed_deck
 from .timing import CAPACITANCES, DEFAULT_POINTS, MosCapacitances, PeripheryParams, SettleParams
 
 #: A (ngspice's default abstol): the transient's current tolerance is at least this. The gate sources carry only
@@ -235,12 +235,12 @@ def _run(text: str, data_name: str | None = None, timeout: float = 120.0, *, whe
     log = "\n".join(out.splitlines()[-20:])
     end = _last_time(data) if t_stop is not None and data is not None else None
     if end is not None and end < t_stop * (1 - STOP_TOLERANCE):  # ngspice aborted, keeping what it had
-        kept = _keep(text)
+        kept = keep_failed_deck(text)
         raise SimulationError(f"{where}: ngspice stopped at t = {end:.4g} s of {t_stop:.4g} s (got an aborted "
                               f"transient); read the simulator log below, or run the deck kept at {kept}{hint}",
                               netlist=text, log=log, kept=kept)
     if proc.returncode != 0:
-        kept = _keep(text)
+        kept = keep_failed_deck(text)
         raise SimulationError(f"{where}: ngspice -b exited with code {proc.returncode} (got no answer); read the "
                               f"simulator log below, or run the deck kept at {kept}{hint}", netlist=text,
                               log=proc.stderr[-2000:] or log, kept=kept)
@@ -257,13 +257,6 @@ def _last_time(data: str) -> float | None:
         return float(rows[-1].split()[0]) if len(rows) > 1 else None
     except (ValueError, IndexError):
         return None
-
-
-def _keep(text: str) -> str:
-    """Write a deck that failed where it stays (the system temp directory); return its path."""
-    with tempfile.NamedTemporaryFile("w", prefix="metamaterial-failed-", suffix=".cir", delete=False) as f:
-        f.write(text)
-    return f.name
 
 
 def dc_point(c: Circuit, controls: np.ndarray, inputs: np.ndarray, *,

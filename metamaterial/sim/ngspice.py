@@ -314,10 +314,7 @@ class NgspiceSolver(AbstractSolver):
         self._order.clear()
 
     def _fail(self, message: str, netlist: str, err: Exception | None = None) -> None:
-        with tempfile.NamedTemporaryFile("w", prefix="metamaterial-failed-", suffix=".cir", dir=self.keep_failed,
-                                         delete=False) as f:
-            f.write(netlist)
-        raise self._error(message, netlist=netlist, kept=f.name) from err
+        raise self._error(message, netlist=netlist, kept=keep_failed_deck(netlist, self.keep_failed)) from err
 
     def _fail_solve(self, err: SimulationError, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
                     clamps: np.ndarray | None, options: SpiceOptions | None = None) -> None:
@@ -605,6 +602,15 @@ def _feed_values(circuit: Circuit, controls: np.ndarray, inputs: np.ndarray, cla
     """Gate currents (1 ohm: amperes = volts), input volts [B, n_in] and clamp currents [B, n_clamp], flat."""
     clamp_amps = np.zeros((inputs.shape[0], len(circuit.clamp_nodes))) if clamps is None else clamps * CLAMP_SIEMENS
     return np.concatenate([np.asarray(controls, float) / GATE_OHMS, inputs.ravel(), clamp_amps.ravel()])
+
+
+def keep_failed_deck(text: str, folder: str | None = None) -> str:
+    """Write a netlist ngspice failed on where it stays (``folder``, default the system temp directory), so that a
+    user can run it by hand; return its path."""
+    with tempfile.NamedTemporaryFile("w", prefix="metamaterial-failed-", suffix=".cir", dir=folder,
+                                     delete=False) as f:
+        f.write(text)
+    return f.name
 
 
 def _run_ngspice(path: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
