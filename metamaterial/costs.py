@@ -312,18 +312,14 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
     ngspice ran) and learning_gates.png (the trajectories over each other; without plots, an earlier run's is
     removed: ``removed``). Returns the JSON's content.
     """
-    from .learning_hardware import check, compare, loop_windows, max_steps, quasi_static, run_learning  # noqa: PLC0415
+    from .learning_hardware import compare, loop_windows, plan_steps, quasi_static, run_learning  # noqa: PLC0415
 
     setup = src.setup()
     caps, periphery, _ = timing_params(src.config)
-    timing = check(setup, caps, periphery)
-    most, why = max_steps(setup, timing)
-    if steps > most:
-        raise ConfigError(f"--steps: the learning transient of this config takes at most {most:,} training steps: "
-                          f"{why} (got {steps:,}); give --steps <= {most}")
+    plan = plan_steps(setup, steps, caps, periphery, key="--steps")
     with _progress(progress, 2, f"learning transient {src.config.name}", "run") as bar:
         t0 = time.perf_counter()
-        tran = run_learning(setup, src.controls, timing.with_steps(setup, steps), caps, periphery)
+        tran = run_learning(setup, src.controls, plan, caps, periphery)
         bar.update(1)
         t1 = time.perf_counter()
         ref = quasi_static(setup, src.controls, steps, seed=src.config.seed)

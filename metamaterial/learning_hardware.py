@@ -252,14 +252,15 @@ def check(setup: Setup, capacitances: MosCapacitances, periphery: PeripheryParam
 
 
 def plan_steps(setup: Setup, steps: int, capacitances: MosCapacitances, periphery: PeripheryParams,
-               t_settle: float | None = None) -> StepPlan:
+               t_settle: float | None = None, key: str = "steps") -> StepPlan:
     """The slots of ``steps`` training steps of ``setup`` (``slots``: points in order), once ``check`` has passed and
-    ``steps`` is within ``max_steps``: what ``run_learning`` runs. ``t_settle`` (s) replaces ``hardware.t_settle``."""
+    ``steps`` is within ``max_steps``: what ``run_learning`` runs. ``t_settle`` (s) replaces ``hardware.t_settle``;
+    ``key`` is what a refusal of ``steps`` calls it (the command's ``--steps``)."""
     plan = check(setup, capacitances, periphery, t_settle)
     most, why = max_steps(setup, plan)
     if steps > most:
-        raise ValidationError(f"learning_hardware: steps must be at most {most:,}: {why} (got {steps:,}); give "
-                              "fewer steps")
+        raise ValidationError(f"{key}: the learning transient of this config takes at most {most:,} training steps: "
+                              f"{why} (got {steps:,}); give {key} <= {most}")
     return plan.with_steps(setup, steps)
 
 

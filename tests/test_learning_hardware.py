@@ -334,8 +334,9 @@ def test_one_transient_takes_at_most_max_slots_points_and_max_time_over_rise_ris
         lh.SLOT_BYTES_PER_EDGE2 * 288 ** 2)) // 4 == 56
     cfg = load_config(REGRESSION)
     caps, periphery, _ = timing_params(cfg)
-    with pytest.raises(ValidationError, match=r"learning_hardware: steps must be at most 2,000: one transient presents "
-                                              r"at most 2,000 points \(1 per step\), .* \(got 2,001\); give fewer"):
+    with pytest.raises(ValidationError, match=r"steps: the learning transient of this config takes at most 2,000 "
+                                              r"training steps: one transient presents at most 2,000 points \(1 per "
+                                              r"step\), .* \(got 2,001\); give steps <= 2000"):
         plan_steps(build(cfg), MAX_SLOTS + 1, caps, periphery)
 
 
