@@ -22,7 +22,7 @@ from metamaterial.errors import CheckpointError
 from metamaterial.rundir import load_run
 from metamaterial.runfiles import CHECKPOINT, load_checkpoint
 from metamaterial.sweep import load_sweep
-from metamaterial.sweep.execute import run_sweep, stale_data_results
+from metamaterial.sweep.execute import earlier_results, run_sweep
 from metamaterial.sweep.spec import config_key, saved_config_key
 from metamaterial.sweep.store import read_result
 
@@ -191,7 +191,7 @@ def test_a_sweep_point_trained_on_other_data_is_another_point(tmp_path, capsys):
     _edit(csv)
     edited = load_sweep(spec_file)
     assert [p.key for p in edited.points] != [p.key for p in spec.points]  # not taken for done
-    assert stale_data_results(edited, out) == 2
+    assert earlier_results(edited, out).stale_data == 2
     assert main(["sweep", str(spec_file), "--out", str(out), "--dry-run"]) == 0
     assert "sweep: 2 point(s) have a result trained on other content of their data file" in capsys.readouterr().err
     # a point whose file is edited after the sweep read it fails, rather than train on other data under its key

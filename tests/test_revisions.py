@@ -21,7 +21,7 @@ from metamaterial.errors import CheckpointError
 from metamaterial.runfiles import CHECKPOINT, load_checkpoint
 from metamaterial.runs import open_run_dir, train_run
 from metamaterial.sweep import load_sweep
-from metamaterial.sweep.execute import outdated_results, run_sweep
+from metamaterial.sweep.execute import earlier_results, run_sweep
 from metamaterial.sweep.spec import config_key, config_text, saved_config_key
 from metamaterial.sweep.store import read_result, write_result
 
@@ -60,7 +60,7 @@ def test_a_sweep_runs_again_the_points_whose_results_a_revision_made_outdated(tm
         assert write_result(out, old, {"key": old, "status": "ok", "values": p.values, "config": config_text(p.config),
                                        "summary": {"final_loss": -1.0}})
     quiet, noisy = spec.points
-    assert {r.number: n for r, n in outdated_results(spec, out).items()} == {2: 1}
+    assert {r.number: n for r, n in earlier_results(spec, out).outdated.items()} == {2: 1}
     assert main(["sweep", str(spec_file), "--out", str(out), "--dry-run"]) == 0
     said = capsys.readouterr()
     assert "1 already done in" in said.out
@@ -72,7 +72,7 @@ def test_a_sweep_runs_again_the_points_whose_results_a_revision_made_outdated(tm
     record = read_result(out, noisy.key)
     assert record["revision"] == revisions.CURRENT and record["summary"]["final_loss"] >= 0  # trained today
     assert read_result(out, _old_key(noisy.config))["summary"]["final_loss"] == -1.0  # the old one left in place
-    assert outdated_results(spec, out) == {}
+    assert earlier_results(spec, out).outdated == {}
 
 
 def _made_before_revisions(run_dir) -> None:

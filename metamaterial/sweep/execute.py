@@ -407,16 +407,6 @@ def earlier_results(spec: SweepSpec, out: Path) -> EarlierResults:
                           len(stale))
 
 
-def outdated_results(spec: SweepSpec, out: Path) -> dict[revisions.Revision, int]:
-    """``earlier_results(spec, out).outdated``."""
-    return earlier_results(spec, out).outdated
-
-
-def stale_data_results(spec: SweepSpec, out: Path) -> int:
-    """``earlier_results(spec, out).stale_data``."""
-    return earlier_results(spec, out).stale_data
-
-
 def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | None = None,
               recycle_after: int = RECYCLE_AFTER, retry_failed: bool = False,
               on_progress: Callable[[int, int, int], None] | None = None,
@@ -672,5 +662,5 @@ def _connect(workers: int, scheduler: str | None):
 
 
 __all__ = ["RECYCLE_AFTER", "MAX_BATCH", "SweepRun", "EarlierResults", "check_folder", "check_workers",
-           "check_scheduler", "earlier_results", "outdated_results", "stale_data_results", "run_points", "run_sweep",
+           "check_scheduler", "earlier_results", "run_points", "run_sweep",
            "plan_tasks", "seed_free", "warm_up", "end_training"]
