@@ -44,7 +44,7 @@ from .replicas import ChipTrainers
 from .revisions import changed_since
 
 try:
-    import fcntl  # the lock of a running replace (``_replacing``); without it (Windows), no lock
+    import fcntl  # the lock of a running train (``_training``); without it (Windows), no lock
 except ImportError:  # pragma: no cover
     fcntl = None
 
@@ -285,25 +285,27 @@ def _folder_lock(run_dir: Path):
 
 
 @contextlib.contextmanager
-def _replacing(run_dir: Path):
-    """A ``train --replace`` into ``run_dir`` holds its folder's lock to its end (``_folder_lock``), so that no
-    other command takes it for one a kill cut short (``finish_replace``); a second replace into it is refused."""
+def _training(run_dir: Path, resume: bool = False):
+    """A ``train`` into ``run_dir`` (fresh, resumed or replacing) holds its folder's lock to its end
+    (``_folder_lock``): a second train, resume or replace into it is refused (two runs would write one checkpoint),
+    and no other command takes a running replace for one a kill cut short (``finish_replace``). A folder that does
+    not exist yet has no lock to take: the run takes it once it has made the folder (``_lock_made``)."""
     with _folder_lock(run_dir) as mine:
         if not mine:
-            raise ConfigError(f"{run_dir}: a `train --replace` into it is running in another process; wait for it "
-                              "to end, or choose another --out")
+            raise ConfigError(f"{run_dir}: a `train` into it is running in another process; wait for it to end"
+                              + ("" if resume else ", or choose another --out"))
         yield
 
 
-def is_replacing(run_dir: Path) -> bool:
-    """Whether a ``train --replace`` into ``run_dir`` is running now, in another process or this one (it holds
-    its folder's lock): its old run set aside, or its files on their way, are then not left by a kill."""
+def is_training(run_dir: Path) -> bool:
+    """Whether a ``train`` into ``run_dir`` is running now, in another process or this one (it holds its folder's
+    lock): a replace's old run set aside, or its files on their way, are then not left by a kill."""
     with _folder_lock(run_dir) as free:
         return not free
 
 
 def finish_replace(run_dir: Path) -> str | None:
-    """Finish a ``train --replace`` into ``run_dir`` that a kill cut short (one running now, ``is_replacing``, is
+    """Finish a ``train --replace`` into ``run_dir`` that a kill cut short (one running now, ``is_training``, is
     left alone, as if there were nothing to finish). Files left in the ``MOVING`` folder go
     back (the old run was being set aside or put back); with the old run in the ``SET_ASIDE`` folder, a checkpoint
     in ``run_dir`` is the new run's (the old one's went aside first), which had started and can be resumed, so the
@@ -612,16 +614,19 @@ def _train_into(plan: TrainPlan, backend: str | None, progress: bool, on_warning
     (``open_run_dir``); with ``replace``, the run there is set aside (``set_aside``) and deleted once the new run has
     a checkpoint to keep, or put back if it stops before (``put_back``): a refused or failed start leaves the folder
     as it was. What happened to the old run is told to ``on_replace(kind, text)``, kind "removed" or "restored".
-    A replace holds ``_replacing``'s lock until its end, so that no other command takes it for one a kill cut short
-    (``finish_replace``)."""
+    Every train holds its folder's lock until its end (``_training``), so that no second train writes into it and no
+    other command takes a running replace for one a kill cut short (``finish_replace``)."""
     cfg = with_backend(plan.config, backend)  # the run directory's config.yaml names the backend it ran on
     run_dir, resume, replace = plan.run_dir, plan.resume, plan.replace
-    with _replacing(run_dir) if replace else contextlib.nullcontext():
+    with contextlib.ExitStack() as held:
         created = not run_dir.exists()
+        held.enter_context(_training(run_dir, resume is not None))
         kept = set_aside(run_dir) if replace else None
         found = set() if created or not run_dir.is_dir() else {p.name for p in run_dir.iterdir()}
         try:
             open_run_dir(cfg, run_dir, resume is not None, resume)
+            if created:  # the folder is ours now: lock it (another train into it then had to find it first)
+                held.enter_context(_folder_lock(run_dir))
             done = train_replicas(cfg, list(range(cfg.seed, cfg.seed + plan.n_seeds)), run_dir=run_dir, resume=resume,
                                   progress=progress, backend=backend, on_warning=on_warning)
         except BaseException as err:  # refused or failed before it trained anything: leave the folder as it was found

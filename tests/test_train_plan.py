@@ -106,13 +106,13 @@ def test_a_replace_running_now_is_left_alone_and_one_killed_is_finished(tmp_path
     meanwhile, it would be mixed with the new run's files). Once the lock is gone, as with a kill, it is put back."""
     run = tmp_path / "run"
     aside = _half_replaced(run)
-    with runs._replacing(run):
-        assert runs.is_replacing(run)
+    with runs._training(run):
+        assert runs.is_training(run)
         assert runs.finish_replace(run) is None
         proc = cli("eval", str(run))  # another process
         assert proc.returncode == 2 and not proc.stderr.startswith("eval: put back"), proc.stderr
         assert sorted(p.name for p in run.iterdir()) == [SET_ASIDE] and (aside / CHECKPOINT).exists()
-    assert not runs.is_replacing(run)
+    assert not runs.is_training(run)
     assert runs.finish_replace(run).startswith(f"put back the run in {run}/")
     assert sorted(p.name for p in run.iterdir()) == [CHECKPOINT, "config.yaml"]
 
@@ -122,12 +122,41 @@ def test_a_second_replace_into_a_folder_being_replaced_is_refused_not_left_waiti
     line; it used to wait, silent, for the first one's whole training, then replace the run that had just ended."""
     run = tmp_path / "run"
     _half_replaced(run)
-    with runs._replacing(run):
+    with runs._training(run):
         proc = cli("train", str(ROOT / "configs" / "xor.yaml"), "--out", str(run), "--replace", "--backend",
                    "native", "--no-progress", "--no-plots")
-    assert (proc.returncode, proc.stderr) == (2, f"metamaterial: {ROOT / 'configs' / 'xor.yaml'}: {run}: a `train "
-                                                 "--replace` into it is running in "
-                                                 "another process; wait for it to end, or choose another --out\n")
-    with pytest.raises(ConfigError, match="is running in another process"), runs._replacing(run), \
-            runs._replacing(run):
+    assert (proc.returncode, proc.stderr) == (2, f"metamaterial: {ROOT / 'configs' / 'xor.yaml'}: {run}: a `train` "
+                                                 "into it is running in another process; wait for it to end, or "
+                                                 "choose another --out\n")
+    with pytest.raises(ConfigError, match="is running in another process"), runs._training(run), \
+            runs._training(run):
         pass
+
+
+def test_a_resume_while_the_run_trains_is_refused_and_touches_nothing(stopped_run):
+    """Two trains into one folder wrote one checkpoint in turns; a resume while the run trains (here: while this
+    process holds the folder's lock, as a running train does) is refused in one line and leaves the run as it was."""
+    before = {p.name: p.read_bytes() for p in stopped_run.iterdir() if p.is_file()}
+    with runs._training(stopped_run):
+        proc = cli("train", "--resume", str(stopped_run), *QUICK[:2], "--no-progress", "--no-plots")
+    assert (proc.returncode, proc.stderr) == (2, f"metamaterial: {stopped_run}: a `train` into it is running in "
+                                                 "another process; wait for it to end\n")
+    assert {p.name: p.read_bytes() for p in stopped_run.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_every_train_holds_its_folders_lock_while_it_trains(stopped_run, tmp_path, monkeypatch, fresh):
+    """A fresh run into a folder it makes, and a resumed one, both hold the lock (a replace's is tested above)."""
+    run = tmp_path / "new" if fresh else stopped_run
+    seen = []
+    train_replicas = runs.train_replicas
+
+    def watched(*args, **kwargs):
+        seen.append(runs.is_training(run))
+        return train_replicas(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "train_replicas", watched)
+    args = [XOR, "--out", str(run), *QUICK] if fresh else ["--resume", str(run), *QUICK[:2], "--no-progress",
+                                                            "--no-plots"]
+    assert main(["train", *args]) == 0
+    assert seen == [True] and not runs.is_training(run)
