@@ -1,5 +1,22 @@
 """metamaterial: simulate learning metamaterials, analog transistor networks that learn by coupled learning.
 
+Quick start (a config, as the command line runs it)::
+
+    import numpy as np
+    import metamaterial as mm
+    setup = mm.build(mm.load_config("configs/xor.yaml"))      # graph -> Circuit, task, rule, solver settings
+    trainer = mm.make_trainer(setup)                            # on the config's backend (make_solver)
+    rng = np.random.default_rng(0)
+    state = trainer.run(trainer.init_state(mm.initial_controls(setup, rng), rng))   # state changes in place
+    trainer.evaluate(state.controls[0]).accuracy                # 1.0
+
+or piece by piece: ``lattice_network`` (or ``random_network``, ``layered_network``, ``load_network``, any
+networkx graph) -> ``assign_roles`` -> ``compile_graph(G, nmos_preset("ald1106-fit"))`` -> ``NativeSolver()`` or
+``NgspiceSolver()``, ``.solve(circuit, gates, inputs)`` -> ``kcl_residuals``, ``edge_currents``,
+``power_report``. A run directory the command line wrote: ``load_run``, ``evaluate_run``. Library calls print
+nothing (``progress=True`` asks for a progress line); every error is a ``MetamaterialError`` that is also the
+matching built-in (``ValueError``, ``RuntimeError``).
+
 Flow: description (``graph``) -> compile (``circuit``) -> emit (``netlist``) -> solve (``sim``) -> learn
 (``learning``) -> report. This file declares the public API by explicit re-exports (``_EXPORTS``: each name and
 its module), each loaded from its module on first use: ``import metamaterial`` itself loads nothing, so the command
@@ -19,16 +36,22 @@ _EXPORTS = {
     **dict.fromkeys(("CheckpointError", "ConfigError", "MetamaterialError", "SimulationError", "ValidationError"),
                     "errors"),
     **dict.fromkeys(("build", "initial_controls", "make_solver", "make_trainer"), "experiment"),
-    **dict.fromkeys(("Roles", "assign_roles", "lattice_network", "load_network", "random_network"), "graph"),
+    **dict.fromkeys(("Roles", "assign_roles", "lattice_network", "layered_network", "load_network", "random_network"),
+                    "graph"),
+    **dict.fromkeys(("PowerReport", "power_report", "transistor_power"), "energy"),
+    **dict.fromkeys(("SavedRun", "evaluate_run", "load_run"), "rundir"),
+    "AbstractSolver": "sim.base",
+    "NativeSolver": "sim.native",
+    "NgspiceSolver": "sim.ngspice",
     **dict.fromkeys(("EdgeDynamics", "HardwareParams"), "learning.gates"),
     **dict.fromkeys(("CoupledLearning", "mse"), "learning.rules"),
     "Schedule": "learning.schedules",
-    **dict.fromkeys(("Trainer", "TrainParams", "TrainState"), "learning.trainer"),
+    **dict.fromkeys(("Evaluation", "Trainer", "TrainParams", "TrainState"), "learning.trainer"),
     **dict.fromkeys(("SpiceOptions", "to_spice"), "netlist"),
     **dict.fromkeys(("solve_points", "write_netlists"), "points"),
     **dict.fromkeys(("ensemble_run", "train_replicas", "train_run"), "runs"),
-    **dict.fromkeys(("Task", "allostery_task", "csv_task", "iris_task", "linear_regression_task", "regression_task",
-                     "xor_task"), "tasks"),
+    **dict.fromkeys(("Task", "allostery_task", "csv_task", "digits_task", "iris_task", "linear_regression_task",
+                     "regression_task", "xor_task"), "tasks"),
 }
 
 __all__ = list(_EXPORTS)

@@ -25,6 +25,10 @@ from .devices import (
 )
 from .errors import ValidationError
 
+#: the largest gmin (S) a circuit takes (``simulator.gmin``): ngspice's own default is 1e-12 S, and past a
+#: millisiemens the leak is no longer a convergence aid but a resistor comparable to the edges
+MAX_GMIN = 1e-3
+
 
 @dataclass(frozen=True, eq=False)
 class Circuit:
@@ -65,6 +69,18 @@ class Circuit:
         if not (math.isfinite(self.temperature) and low <= self.temperature <= high):
             raise ValidationError(f"simulator.temperature: must be a temperature in C from {low:g} to {high:g} (got "
                                   f"{self.temperature!r}); give one in that range")
+        if not (isinstance(self.gmin, (int, float)) and 0 < self.gmin < MAX_GMIN):
+            # ngspice took a negative gmin without a word and answered 0 V at every free node; native NaN
+            raise ValidationError(f"simulator.gmin: must be a conductance in (0, {MAX_GMIN:g}) S (got {self.gmin!r}); "
+                                  "give one in that range (default 1e-12 S)")
+        for name in ("edges", "inputs", "rails", "rail_voltages", "out_pos", "out_neg", "body"):
+            # frozen to the last element: the solvers cache what they built from a circuit by its identity, so an
+            # array changed in place would reach one backend and not the other; build a new circuit instead
+            value = getattr(self, name)
+            if value is not None:
+                value = np.array(value)
+                value.flags.writeable = False
+                object.__setattr__(self, name, value)
         object.__setattr__(self, "_law", self.device.at_temperature(self.temperature))
 
     @property
@@ -213,7 +229,13 @@ def stranded_nodes(c: Circuit, cut: np.ndarray) -> list[int]:
 def without_edges(c: Circuit, cut: np.ndarray) -> Circuit:
     """The circuit with the given edge indices removed (damage). Refuses a cut that leaves a node with no path
     to a driven node (``stranded_nodes``): its voltage would be set by leakage alone."""
-    keep = np.setdiff1d(np.arange(c.n_edges), np.asarray(cut, int))
+    given = np.asarray(cut)
+    if given.size and (given.dtype.kind not in "iu" or given.min() < 0 or given.max() >= c.n_edges):
+        # an index past the end was dropped without a word, -1 and 0.7 cut edges nobody named
+        raise ValidationError(f"without_edges: cut must hold edge indices, integers in 0..{c.n_edges - 1} (got "
+                              f"{given.ravel()[:10].tolist()}); give the indices of the edges to remove")
+    cut = given.astype(int)
+    keep = np.setdiff1d(np.arange(c.n_edges), cut)
     stranded = stranded_nodes(c, cut)
     if stranded:
         raise ValidationError(f"without_edges: cutting edges {sorted(np.asarray(cut, int).tolist())} leaves nodes "

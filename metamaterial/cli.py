@@ -275,7 +275,8 @@ def _run(args: argparse.Namespace) -> int:
         from .claims.report import run_cell  # noqa: PLC0415
         with _out_dir(args.out):
             results, how, report, crashed = reproduce(args.claims, args.out, quick=args.quick, backend=args.backend,
-                                                      force=args.force, log=lambda line: print(line, flush=True))
+                                                      force=args.force, progress=True,
+                                                      log=lambda line: print(line, flush=True))
         print(f"report: {report}")
         for r in results:  # how each ran, as REPORT.md's run column: a quick verdict checks the machinery alone
             print(f"  {r.verdict:>15}  {r.title} ({run_cell(how.get(r.key))})")

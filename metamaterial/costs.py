@@ -103,7 +103,7 @@ def _progress(enabled: bool, total: int, desc: str, unit: str):
 CSV_MAX_ROWS = 250_000
 
 
-def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = True,
+def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = False,
                csv_table: bool | None = None) -> dict:
     """Operating-point power of every data point's free and clamped twin on the config's backend.
 
@@ -205,7 +205,7 @@ def inference_steps(n_points: int, steps: int) -> list[tuple[int, int]]:
 
 
 def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bool = True,
-                  progress: bool = True) -> dict:
+                  progress: bool = False) -> dict:
     """ngspice transients of the free network for ``steps`` input steps from one data point to the next.
 
     Writes transient.json (settings, summary, per step), transient.csv (per step), waves.csv (outputs and the
@@ -301,7 +301,7 @@ def timing_sensitivity(src: Source, base: dict, factor: float = 2.0, progress: b
 
 
 # -- the learning hardware in one transient ---------------------------------------------------------------
-def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True, progress: bool = True) -> dict:
+def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True, progress: bool = False) -> dict:
     """``steps`` training steps of the learning hardware as one ngspice transient (``learning_hardware``), and
     the same steps of the quasi-static training loop on the config's backend, from the same gates. A full-batch
     step is one learning window per data point (a point past the hinge's margin closes none).

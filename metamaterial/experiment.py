@@ -29,7 +29,7 @@ from .devices import (
     nmos_from_card,
     nmos_preset,
 )
-from .errors import ConfigError
+from .errors import ConfigError, ValidationError
 from .learning.gates import EdgeDynamics, HardwareParams
 from .learning.rules import HINGE_LOSSES, CoupledLearning
 from .learning.schedules import Schedule
@@ -354,6 +354,9 @@ def initial_controls(setup: Setup, rng: np.random.Generator) -> np.ndarray:
 def make_solver(setup: Setup) -> AbstractSolver:
     """The setup's solver: ``simulator.backend``, made by ``sim.registry`` with the config's tolerances (to run a
     config on another backend, ``config.with_backend``)."""
+    if not isinstance(setup, Setup):
+        raise ValidationError(f"make_solver: takes a Setup, what build(config) returns (got {type(setup).__name__} "
+                              f"{setup!r:.40}); for a solver by name, NativeSolver() or NgspiceSolver()")
     return registry.make_solver(setup.config.simulator.backend, setup.options)
 
 

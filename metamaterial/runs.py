@@ -577,7 +577,7 @@ class RunResult:
 
 
 def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, replace: bool = False, backend: str | None = None,
-              progress: bool = True, plots: bool = True, on_warning: Report | None = None,
+              progress: bool = False, plots: bool = True, on_warning: Report | None = None,
               on_replace: Report | None = None) -> RunResult:
     """Train ``cfg`` (one replica, seed ``cfg.seed``) into ``run_dir``; with ``resume`` continue from its checkpoint,
     with ``replace`` train afresh where a run was (its files deleted once the new run has a checkpoint, and
@@ -594,7 +594,7 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, replace: bool
                         on_replace=on_replace)
 
 
-def train_single(plan: TrainPlan, *, backend: str | None = None, progress: bool = True, plots: bool = True,
+def train_single(plan: TrainPlan, *, backend: str | None = None, progress: bool = False, plots: bool = True,
                  on_warning: Report | None = None, on_replace: Report | None = None) -> RunResult:
     """``train_run`` of a ``plan_train`` of one seed."""
     run_dir, done = _train_into(plan, backend, progress, on_warning, on_replace)
@@ -732,7 +732,7 @@ def _write_single(run_dir: Path, setup: Setup, one: SimpleNamespace, final, summ
 
 
 def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None = None,
-                 progress: bool = True, resume: bool = False, on_warning: Report | None = None,
+                 progress: bool = False, resume: bool = False, on_warning: Report | None = None,
                  replace: bool = False, on_replace: Report | None = None) -> dict:
     """Train seeds cfg.seed .. cfg.seed + n_seeds - 1 as one batch into ``run_dir`` (checkpointed; ``resume``
     continues, ``replace`` trains afresh where a run was, as in ``train_run``); write ensemble.csv and summary.json
@@ -742,7 +742,7 @@ def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None =
     return train_ensemble(plan, backend=backend, progress=progress, on_warning=on_warning, on_replace=on_replace)
 
 
-def train_ensemble(plan: TrainPlan, *, backend: str | None = None, progress: bool = True,
+def train_ensemble(plan: TrainPlan, *, backend: str | None = None, progress: bool = False,
                    on_warning: Report | None = None, on_replace: Report | None = None) -> dict:
     """``ensemble_run`` of a ``plan_train``."""
     run_dir, done = _train_into(plan, backend, progress, on_warning, on_replace)

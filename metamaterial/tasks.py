@@ -86,6 +86,20 @@ class Task:
     columns: tuple[str, ...] = ()
     class_names: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        pairs = [("inputs", "targets", "classes", self.inputs, self.targets, self.classes),
+                 ("test_inputs", "test_targets", "test_classes", self.test_inputs, self.test_targets,
+                  self.test_classes)]
+        for x_name, y_name, c_name, x, y, cls in pairs:
+            if x is None:
+                continue
+            if np.ndim(x) != 2 or np.ndim(y) != 2 or len(x) != len(y):
+                raise ValidationError(f"Task.{y_name}: must be [P, n_out] beside Task.{x_name} [P, n_in] (got "
+                                      f"{np.shape(y)} and {np.shape(x)}); give one row of each per point")
+            if cls is not None and np.shape(cls) != (len(x),):
+                raise ValidationError(f"Task.{c_name}: must be [P], one class per point of Task.{x_name} (got "
+                                      f"{np.shape(cls)} for {len(x)} points)")
+
     @property
     def n_points(self) -> int:
         return len(self.inputs)

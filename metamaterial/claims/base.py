@@ -24,7 +24,7 @@ class Context:
     out: Path
     quick: bool = False
     backend: str = "native"
-    progress: bool = True
+    progress: bool = False
 
     def seeds(self, full: int, quick: int) -> list[int]:
         return list(range(quick if self.quick else full))

@@ -51,7 +51,7 @@ class ClaimError:
 
 
 def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: str = "native",
-              progress: bool = True, force: bool = False, log=print) -> tuple[list, dict[str, dict], Path, list[str]]:
+              progress: bool = False, force: bool = False, log=None) -> tuple[list, dict[str, dict], Path, list[str]]:
     """Run the named claims (all when empty) into ``out``; returns the outcome of every claim the folder holds
     (``ClaimResult`` or ``ClaimError``, in ``CLAIMS`` order), how each ran (by key: {"quick", "backend",
     "outdated"}, as REPORT.md shows it: ``report.run_cell``), the report path and the named keys that crashed.
@@ -65,6 +65,7 @@ def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: s
     unknown = [k for k in keys if k not in CLAIMS]
     if unknown:
         raise ConfigError(f"reproduce: unknown claim(s) {unknown}; choose from {sorted(CLAIMS)}")
+    log = log or (lambda line: None)  # a library call prints nothing unless asked: the CLI passes print
     ctx = Context(Path(out), quick=quick, backend=backend, progress=progress)
     saved = {key: _load_outcome(ctx.out, key) for key in keys}
     if not force:

@@ -1,0 +1,91 @@
+"""The library as a notebook uses it: the package docstring's quick start runs as written, values a solver would
+take silently (a negative gmin, an edge index past the end, mismatched task arrays, a circuit changed in place) are
+refused where they enter, and library calls print nothing unless asked."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+import metamaterial as mm
+from conftest import ROOT
+from metamaterial import runs
+from metamaterial.circuit import without_edges
+from metamaterial.errors import ValidationError
+from metamaterial.graph import Roles
+
+XOR = ROOT / "configs" / "xor.yaml"
+ROWS = COLS = 3  # a small open lattice: node r * COLS + c
+GATES = 1.5  # V, every edge's gate
+INPUTS = [[0.1, 0.2]]  # V
+
+
+def _circuit(**kwargs) -> mm.Circuit:
+    g = mm.assign_roles(mm.lattice_network(ROWS, COLS, periodic=False),
+                        Roles(inputs=(0, 2), rails=((8, 0.0),), outputs=((4, None),)))
+    return mm.compile_graph(g, mm.nmos_preset("ald1106-fit"), **kwargs)
+
+
+def test_the_package_docstrings_quick_start_runs_as_written(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code = textwrap.dedent(mm.__doc__.split("::", 1)[1].split("\n\n")[1])
+    last = "trainer.evaluate(state.controls[0]).accuracy"
+    assert last in code and "# 1.0" in code
+    scope: dict = {}
+    exec(code.replace(last, f"accuracy = {last}"), scope)  # noqa: S102 (the docstring's own example)
+    assert scope["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("gmin", [-1.0, float("nan"), 0.0, 1.0])
+def test_a_gmin_no_solver_can_take_is_refused_where_the_circuit_is_made(gmin):
+    """ngspice took gmin -1 and answered 0 V at every free node; native, NaN voltages reported as converged."""
+    with pytest.raises(ValidationError, match=r"simulator.gmin: must be a conductance in \(0, 0.001\) S \(got "):
+        _circuit(gmin=gmin)
+
+
+def test_a_circuit_cannot_be_changed_in_place():
+    """The solvers cache what they built from a circuit by its identity: a rail voltage written in place reached the
+    native solver and not ngspice's loaded netlist (0.45 V against 0.33 V at one node)."""
+    c = _circuit()
+    for name in ("edges", "inputs", "rails", "rail_voltages", "out_pos", "out_neg"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(c, name)[0] = 1
+
+
+@pytest.mark.parametrize("cut", [[99], [-1], [0.7]])
+def test_without_edges_refuses_what_is_not_an_edge_index(cut):
+    """[99] returned every edge, [-1] and [0.7] cut an edge nobody named."""
+    c = _circuit()
+    with pytest.raises(ValidationError, match=rf"without_edges: cut must hold edge indices, integers in "
+                                              rf"0..{c.n_edges - 1} \(got "):
+        without_edges(c, cut)
+    assert without_edges(c, [c.n_edges - 1]).n_edges == c.n_edges - 1
+
+
+def test_a_task_whose_arrays_disagree_is_refused_when_made():
+    """It was accepted and failed at the first evaluation with a numpy broadcast error."""
+    with pytest.raises(ValidationError, match=r"Task.targets: must be \[P, n_out\] beside Task.inputs \[P, n_in\] "
+                                              r"\(got \(3, 1\) and \(4, 2\)\)"):
+        mm.Task("t", np.zeros((4, 2)), np.zeros((3, 1)))
+    with pytest.raises(ValidationError, match=r"Task.classes: must be \[P\], one class per point"):
+        mm.Task("t", np.zeros((4, 2)), np.zeros((4, 1)), classes=np.zeros(3, int))
+
+
+def test_make_solver_given_a_backend_name_says_what_it_takes():
+    with pytest.raises(ValidationError, match=r"make_solver: takes a Setup, what build\(config\) returns \(got str "
+                                              r"'native'\); for a solver by name, NativeSolver\(\) or NgspiceSolver"):
+        mm.make_solver("native")
+
+
+def test_library_calls_print_nothing_unless_asked(tmp_path, capfd, monkeypatch):
+    """train_run wrote its progress lines to stderr in a notebook by default (one every 30 s: a short run showed
+    none, so the progress the run asks for is recorded too); only the command line prints."""
+    asked = []
+    progress = runs._progress
+    monkeypatch.setattr(runs, "_progress", lambda enabled, *args: asked.append(enabled) or progress(enabled, *args))
+    cfg = mm.load_config(XOR, ["simulator.backend=native", "learning.epochs=50"])
+    result = mm.train_run(cfg, tmp_path / "run", plots=False)
+    assert result.summary["epochs"] == 50
+    assert asked == [False] and capfd.readouterr() == ("", "")
