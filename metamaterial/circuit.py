@@ -24,6 +24,7 @@ from .devices import (
     thermal_voltage,
 )
 from .errors import ValidationError
+from .graph import check_graph_kind
 
 #: the largest gmin (S) a circuit takes (``simulator.gmin``): ngspice's own default is 1e-12 S, and past a
 #: millisiemens the leak is no longer a convergence aid but a resistor comparable to the edges
@@ -168,9 +169,8 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12,
 
     ``body``: ``"ground"`` (every transistor's body at 0 V) or ``"input"`` (each transistor's body tied to the end
     of its edge that is an input node: every edge needs exactly one such end; level-1 transistors only)."""
+    check_graph_kind(g)
     n = g.number_of_nodes()
-    if sorted(g.nodes) != list(range(n)):
-        raise ValidationError("network: node ids must be 0..N-1 (use the builders in metamaterial.graph)")
     if "inputs" not in g.graph or "outputs" not in g.graph:
         raise ValidationError("network: roles missing; call graph.assign_roles first")
     attrs = [g.nodes[i] for i in range(n)]

@@ -281,11 +281,38 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
 
 @dataclass(frozen=True)
 class Roles:
-    """Node roles by node id. ``outputs`` pairs are (pos, neg) with neg None for single-ended."""
+    """Node roles by node id. ``outputs`` pairs are (pos, neg) with neg None for single-ended; each field takes any
+    sequence (a list, a numpy array) and is kept as tuples of Python numbers."""
 
     inputs: tuple[int, ...]
     rails: tuple[tuple[int, float], ...]
     outputs: tuple[tuple[int, int | None], ...]
+
+    def __post_init__(self) -> None:
+        try:
+            inputs = tuple(_node_id(n) for n in self.inputs)
+        except (TypeError, ValueError):
+            raise ValidationError(f"Roles.inputs: must be node ids, integers (got {self.inputs!r}); give e.g. "
+                                  "(0, 3)") from None
+        try:
+            rails = tuple((_node_id(n), float(v)) for n, v in self.rails)
+        except (TypeError, ValueError):
+            raise ValidationError(f"Roles.rails: must be (node, volts) pairs (got {self.rails!r}); give e.g. "
+                                  "((5, 0.0),)") from None
+        try:
+            outputs = tuple((_node_id(p), None if n is None else _node_id(n)) for p, n in self.outputs)
+        except (TypeError, ValueError):
+            raise ValidationError(f"Roles.outputs: must be (pos, neg) pairs, neg None for a single-ended output (got "
+                                  f"{self.outputs!r}); give e.g. ((10, None),) or ((10, 11),)") from None
+        for name, value in (("inputs", inputs), ("rails", rails), ("outputs", outputs)):
+            object.__setattr__(self, name, value)
+
+
+def _node_id(n: object) -> int:
+    """A node id given as any integer (numpy's too); anything else (a float, a string, a tuple) is a TypeError."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(n)
+    return int(n)
 
 
 def assign_roles(g: nx.Graph, roles: Roles) -> nx.Graph:
@@ -297,8 +324,22 @@ def assign_roles(g: nx.Graph, roles: Roles) -> nx.Graph:
     return out
 
 
+def check_graph_kind(g: nx.Graph) -> None:
+    """An undirected graph of one edge per pair of nodes whose nodes are the integers 0..N-1, as the builders make:
+    an edge is one transistor pair between two nodes, and nodes are indexed once, in the netlist as ``n{index}``."""
+    if not isinstance(g, nx.Graph) or g.is_directed() or g.is_multigraph():
+        raise ValidationError(f"network: must be an undirected networkx Graph, one edge per pair of nodes (got "
+                              f"{type(g).__name__}); convert it with nx.Graph(g)")
+    if set(g.nodes) != set(range(g.number_of_nodes())):
+        stray = next(n for n in g.nodes if not (isinstance(n, (int, np.integer)) and 0 <= n < g.number_of_nodes()))
+        raise ValidationError(f"network: node ids must be the integers 0..N-1 (got node {stray!r}); relabel with "
+                              "nx.convert_node_labels_to_integers(g, label_attribute='label'), or build the graph "
+                              "with metamaterial.graph's builders")
+
+
 def validate_network(g: nx.Graph, roles: Roles) -> None:
     """Connected graph, no self-loops, roles on existing nodes, distinct roles, at least one source and output."""
+    check_graph_kind(g)
     if g.number_of_nodes() < 2 or g.number_of_edges() < 1:
         raise ValidationError(f"network: needs at least 2 nodes and 1 edge (got {g.number_of_nodes()} nodes, "
                               f"{g.number_of_edges()} edges)")

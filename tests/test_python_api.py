@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import textwrap
 
+import networkx as nx
 import numpy as np
 import pytest
 
@@ -89,3 +90,31 @@ def test_library_calls_print_nothing_unless_asked(tmp_path, capfd, monkeypatch):
     result = mm.train_run(cfg, tmp_path / "run", plots=False)
     assert result.summary["epochs"] == 50
     assert asked == [False] and capfd.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("roles, says", [
+    (dict(inputs=(0,), rails=(), outputs=(4,)), r"Roles.outputs: must be \(pos, neg\) pairs, neg None for a "
+                                                r"single-ended output \(got \(4,\)\); give e.g. \(\(10, None\),\)"),
+    (dict(inputs=(0.5,), rails=(), outputs=((4, None),)), r"Roles.inputs: must be node ids, integers \(got "
+                                                          r"\(0.5,\)\)"),
+    (dict(inputs=(0,), rails=((8,),), outputs=((4, None),)), r"Roles.rails: must be \(node, volts\) pairs"),
+])
+def test_roles_that_are_not_node_ids_are_refused_when_made(roles, says):
+    """(4,) as outputs was a TypeError 'cannot unpack'; a numpy array of inputs, 'truth value ... ambiguous'."""
+    with pytest.raises(ValidationError, match=says):
+        Roles(**roles)
+    made = Roles(inputs=np.array([0, 2]), rails=[(np.int64(8), 0)], outputs=[[4, None]])
+    assert made == Roles(inputs=(0, 2), rails=((8, 0.0),), outputs=((4, None),))
+
+
+@pytest.mark.parametrize("graph, says", [
+    (nx.DiGraph([(0, 1), (1, 2)]), r"network: must be an undirected networkx Graph, one edge per pair of nodes \(got "
+                                   r"DiGraph\); convert it with nx.Graph\(g\)"),
+    (nx.MultiGraph([(0, 1), (0, 1), (1, 2)]), r"\(got MultiGraph\)"),
+    (nx.grid_2d_graph(3, 3), r"network: node ids must be the integers 0..N-1 \(got node \(0, 0\)\); relabel with "
+                             r"nx.convert_node_labels_to_integers"),
+])
+def test_a_graph_the_circuit_cannot_index_is_refused_with_how_to_convert_it(graph, says):
+    """A MultiGraph's parallel edge ended in 'cannot reshape array of size 57'; a DiGraph in networkx's own error."""
+    with pytest.raises(ValidationError, match=says):
+        mm.assign_roles(graph, Roles(inputs=(0,), rails=(), outputs=((2, None),)))
