@@ -145,10 +145,15 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool, checkpoint: Checkpoin
         if not saved.exists():
             raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); check --resume")
         differ = config_differences(saved.read_text(), cfg)
-        if differ:
-            raise CheckpointError(f"{saved}: differs from the config given now in {', '.join(differ)}; resume with "
-                                  "the same config and --set options, or start a new run with --out")
         checkpoint = checkpoint or load_checkpoint(run_dir)
+        epoch = checkpoint.state.epoch
+        if differ == ["learning.epochs"] and cfg.learning.epochs <= epoch:
+            raise CheckpointError(f"learning.epochs: the run in {run_dir} is at epoch {epoch} (got "
+                                  f"{cfg.learning.epochs}); to train it on, give more epochs than {epoch}")
+        if differ and differ != ["learning.epochs"]:
+            raise CheckpointError(f"{saved}: differs from the config given now in {', '.join(differ)}; resume with "
+                                  "the same config and --set options (learning.epochs alone may change), or start a "
+                                  "new run with --out")
         change = changed_since(cfg, checkpoint.revision)
         if change is not None:
             raise CheckpointError(f"{run_dir}: was trained before revision {change.number} of the dynamics "
@@ -156,6 +161,8 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool, checkpoint: Checkpoin
                                   "would not end where an uninterrupted run does; train it anew with another --out "
                                   "(this run directory stays as it is)")
         check_files(cfg, checkpoint.files, run_dir)  # resumed on other data, it would end elsewhere
+        if differ:  # trained on to other epochs: the run's config.yaml says how far it now goes
+            _write_atomically(saved, dump_config(cfg))
         return run_dir
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -170,6 +177,13 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool, checkpoint: Checkpoin
                               "--out, or remove that config.yaml")
     (run_dir / "config.yaml").write_text(dump_config(cfg))
     return run_dir
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """``path`` holds ``text`` whole or is left as it was, however the process ends."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(text)
+    os.replace(part, path)
 
 
 def _holds_a_run(cfg: Config, run_dir: Path) -> CheckpointError:
@@ -197,8 +211,8 @@ def _holds_a_run(cfg: Config, run_dir: Path) -> CheckpointError:
     more = ""
     with contextlib.suppress(ConfigError):
         if cfg.learning.epochs > epochs and config_differences(saved.read_text(), cfg) == ["learning.epochs"]:
-            more = (f"; to train it on to epoch {cfg.learning.epochs}, change learning.epochs to "
-                    f"{cfg.learning.epochs} in {saved} and run: {resume}")
+            n = cfg.learning.epochs
+            more = f"; to train it on to epoch {n}: {resume} --set learning.epochs={n}"
     return CheckpointError(f"{run_dir}: already holds a finished run (epoch {epoch} of its {epochs}); {anew}{more}")
 
 

@@ -4,6 +4,8 @@ library alike."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from conftest import ROOT, cli
 from metamaterial import runs
 from metamaterial.cli import main
 from metamaterial.config import load_config
-from metamaterial.errors import ConfigError
+from metamaterial.errors import CheckpointError, ConfigError
 from metamaterial.runfiles import CHECKPOINT, SET_ASIDE
 
 XOR = str(ROOT / "configs" / "xor.yaml")
@@ -88,7 +90,8 @@ def test_a_resumed_run_whose_config_changes_its_network_is_told_so_not_called_da
     assert main(["train", "--resume", str(stopped_run), "--set", "network.rows=5", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err == (f"metamaterial: {stopped_run / 'config.yaml'}: differs from the config given now in network.rows; "
-                   "resume with the same config and --set options, or start a new run with --out\n")
+                   "resume with the same config and --set options (learning.epochs alone may change), or start a new "
+                   "run with --out\n")
 
 
 def _half_replaced(folder):
@@ -160,3 +163,28 @@ def test_every_train_holds_its_folders_lock_while_it_trains(stopped_run, tmp_pat
                                                             "--no-plots"]
     assert main(["train", *args]) == 0
     assert seen == [True] and not runs.is_training(run)
+
+
+def test_a_finished_run_trains_on_with_more_epochs_alone_to_where_one_longer_run_ends(tmp_path):
+    """From Python as from the command line: resuming with learning.epochs raised (and nothing else) trains on, and
+    ends on the gates of one run of that many epochs (with a checkpoint where the first one ended: the solver forgets
+    its warm starts at each, as the resumed run starts without them); its config.yaml then says so. Fewer epochs
+    than it has, or another change beside the epochs, is refused and leaves the run as it was."""
+    same = ["simulator.backend=native", f"learning.checkpoint_every={EPOCHS}"]  # the longer run's checkpoint at EPOCHS
+    cfg = load_config(XOR, [*same, f"learning.epochs={EPOCHS}"])
+    longer = load_config(XOR, [*same, f"learning.epochs={2 * EPOCHS}"])
+    run, whole = tmp_path / "run", tmp_path / "whole"
+    runs.train_run(cfg, run, plots=False)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    for refused, says in [(["learning.epochs=10"], f"learning.epochs: the run in {run} is at epoch {EPOCHS} (got 10); "
+                                                   f"to train it on, give more epochs than {EPOCHS}"),
+                          ([f"learning.epochs={2 * EPOCHS}", "learning.nudge=0.2"],
+                           "differs from the config given now in learning.epochs, learning.nudge")]:
+        with pytest.raises(CheckpointError, match=re.escape(says)):
+            runs.train_run(load_config(run / "config.yaml", refused), run, resume=True, plots=False)
+        assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    on = runs.train_run(load_config(run / "config.yaml", [f"learning.epochs={2 * EPOCHS}"]), run, resume=True,
+                        plots=False)
+    one = runs.train_run(longer, whole, plots=False)
+    np.testing.assert_array_equal(on.state.controls, one.state.controls)
+    assert (run / "config.yaml").read_text() == (whole / "config.yaml").read_text()
