@@ -39,6 +39,16 @@ def test_the_package_docstrings_quick_start_runs_as_written(monkeypatch):
     assert scope["accuracy"] == 1.0
 
 
+def test_the_readmes_python_example_runs_as_written():
+    """It trains XOR on ngspice and holds its own answer to Kirchhoff's law (its last line)."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = readme.split("## Python\n", 1)[1].split("\n## ", 1)[0].split("```python\n")[1:]
+    assert len(blocks) == 1
+    scope: dict = {}
+    exec(blocks[0].split("```", 1)[0], scope)  # noqa: S102 (the README's own example)
+    assert scope["result"].accuracy == 1.0 and scope["free"].shape == (4, 16)
+
+
 @pytest.mark.parametrize("gmin", [-1.0, float("nan"), 0.0, 1.0])
 def test_a_gmin_no_solver_can_take_is_refused_where_the_circuit_is_made(gmin):
     """ngspice took gmin -1 and answered 0 V at every free node; native, NaN voltages reported as converged."""
