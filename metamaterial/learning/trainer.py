@@ -180,6 +180,7 @@ class Trainer:
         self.params, self.solver, self.hardware = params, solver, hardware
         self.compiled = compiled
         self._program_for: tuple | None = None
+        self._nearest: tuple[Task, np.ndarray] | None = None  # (task, ``_nearest_training_points``)
 
     @property
     def program(self) -> st.StepProgram:
@@ -319,11 +320,14 @@ class Trainer:
             (task.inputs, task.targets, task.classes)
         many = np.atleast_2d(controls)
         reps, points = len(many), len(x)
-        # warm start from this point's last solution: training point p of replica r is tag r P + p (as in training),
-        # held-out point t is tag R P + r T + t
-        tags = np.arange(reps * points) + (reps * task.n_points if test else 0)
+        # warm start from training's last solutions, read only: training point p of replica r is tag r P + p (as in
+        # training), a held-out point starts from the training point nearest to it. Evaluation leaves the solver's
+        # warm starts as they were: they move Newton's answers in their last bits, and training's must not depend on
+        # what was evaluated when (nor evaluation's on earlier evaluations)
+        start = self._nearest_training_points() if test else np.arange(points)
+        tags = (np.arange(reps)[:, None] * task.n_points + start).ravel()
         shared = many[0] if reps == 1 else np.repeat(many, points, axis=0)
-        free = self.solver.solve(c, shared, np.tile(x, (reps, 1)), tags=tags).voltages
+        free = self.solver.solve(c, shared, np.tile(x, (reps, 1)), tags=tags, remember=False).voltages
         out = st.compiled().output_values(free, c.out_pos, c.out_neg).reshape(reps, points, -1)
         loss = np.mean((out - y[None]) ** 2, axis=(1, 2))
         acc = margin = hinge = None
@@ -337,6 +341,16 @@ class Trainer:
             loss, acc, margin, hinge = (None if a is None else float(a[0]) for a in (loss, acc, margin, hinge))
             out = out[0]
         return Evaluation(out, loss, acc, margin, free, hinge)
+
+    def _nearest_training_points(self) -> np.ndarray:
+        """int [T]: for each held-out point, the training point whose inputs are nearest (Euclidean, in V)."""
+        task = self.task
+        if self._nearest is None or self._nearest[0] is not task:
+            x, held = np.asarray(task.inputs, float), np.asarray(task.test_inputs, float)
+            # |h - x|^2 up to |h|^2, which does not change the argmin: [T, P] without a [T, P, n_in] difference
+            d = np.sum(x ** 2, axis=1)[None, :] - 2 * held @ x.T
+            self._nearest = task, np.argmin(d, axis=1)
+        return self._nearest[1]
 
     def learning_time(self, state: TrainState) -> np.ndarray:
         """[R] cumulative learning-switch time (s): learning windows x t_learn."""
