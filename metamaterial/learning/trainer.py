@@ -257,19 +257,24 @@ class Trainer:
         read = f.noisy_reads(free, noise[0], pr.read_noise) if decide else free  # decides, clamps, contrast
         out = f.output_values(read, c.out_pos, c.out_neg)
         active = f.active_points(f.class_margins(out, pr.classes[points], pr.decode, pr.levels), pr.hinge, pr.margin)
+        windows = f.learning_windows(active, reps)
         u = np.zeros((reps, c.n_edges))
         if active.any():  # points past the hinge margin need no clamped phase
             push = f.output_pushes(out, pr.targets[points], pr.classes[points], pr.nudge, pr.rival)
             clamps = f.clamp_values(read, push, c.out_pos, c.out_neg)
-            clamped = self.solver.solve(c, shared, x, clamps, tags=tags).voltages
-            solves += reps * n
+            # only the replicas with an active point, as each one's single run: a clamped solve moves its samples'
+            # warm starts, and so the last bits of their later answers
+            rows = np.flatnonzero(np.repeat(windows > 0, n))
+            clamped = free.copy()  # the other replicas' rows are not read (``step.summed_contrast``)
+            clamped[rows] = self.solver.solve(c, shared if reps == 1 else shared[rows], x[rows], clamps[rows],
+                                              tags=tags[rows]).voltages
+            solves += len(rows)
             if pr.read_noise > 0:  # what the contrast reads (the free read taken once, by now if it decided)
                 if not decide:
                     read = f.noisy_reads(free, noise[0], pr.read_noise)
                 clamped = f.noisy_reads(clamped, noise[1], pr.read_noise)
             touch = f.pushed_nodes(push, c.out_pos, c.out_neg, c.n_nodes) if pr.pushed_only else None
             u = f.summed_contrast(read, clamped, c.edges[:, 0], c.edges[:, 1], active, reps, touch)
-        windows = f.learning_windows(active, reps)
         closed = (windows > 0)[:, None]
         mask = np.broadcast_to(closed if masks is None else masks & closed, controls.shape)
         new = f.update_controls(controls, u, mask, pr.sign_rule, f.epoch_rate(pr.rate, pr.rate_decay, epoch), pr.bias,
