@@ -65,7 +65,8 @@ class TrainParams:
         noisy_decisions: the free phase's noisy read also decides the hinge, the rival and the clamp values (as
             the third-party digits trainer reads once per phase); False: they come from the exact free voltages and
             the noise enters through the contrast only. Needs read noise.
-        eval_every: epochs between loss evaluations (a batched free solve of every point).
+        eval_every: epochs between loss evaluations (a batched free solve of every point); it does not change the
+            gates trained (``Trainer.evaluate``).
         record_every: epochs between stored snapshots of the controls (the gate trajectory).
     """
 
@@ -319,7 +320,9 @@ class Trainer:
     # -- evaluation -----------------------------------------------------------------------------------
     def evaluate(self, controls: np.ndarray, test: bool = False) -> Evaluation:
         """Free outputs of every training (or held-out) point, with loss, accuracy and smallest margin, for
-        controls [R, E] (or one replica's [E]: the same without the replica axis)."""
+        controls [R, E] (or one replica's [E]: the same without the replica axis). It starts from training's warm
+        starts and leaves the solver as it was (``AbstractSolver.solve`` with ``remember=False``): what is
+        evaluated when does not change what is trained, and an evaluation depends only on the training before it."""
         task, c = self.task, self.circuit
         x, y, cls = (task.test_inputs, task.test_targets, task.test_classes) if test else \
             (task.inputs, task.targets, task.classes)
