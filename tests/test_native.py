@@ -313,6 +313,35 @@ def test_tagged_samples_start_from_their_own_last_solution_and_are_not_solved_tw
     assert (solver.solve(c, gates, x, tags=tags).iterations > 0).all()
 
 
+@pytest.mark.parametrize("side", [4, 20], ids=["dense", "sparse"])
+def test_a_solve_that_does_not_remember_starts_warm_and_leaves_the_solver_as_it_was(side):
+    """remember=False (how evaluation solves): from the tags' last solutions, to the cold answer, and every later
+    solve is the one it would have been without it: the tags' memory and the sparse path's reused factorization
+    are left as they were."""
+    rng = np.random.default_rng([SEED, side])
+    c = circuit.compile_graph(_with_roles(graph.lattice_network(side, side), rng), devices.nmos_preset("ald1106-fit"))
+    gates = rng.uniform(*GATES, c.n_edges)
+    x = rng.uniform(0, V_MAX, (BATCH, c.n_inputs))
+    tags = np.arange(BATCH)
+    solver = NativeSolver()
+    assert solver.prepared(c, False).dense == (side == 4)
+    first = solver.solve(c, gates, x, tags=tags)
+    memory = solver.tag_memory(c, False, BATCH)
+    kept = [a.copy() for a in (memory.v, memory.controls, memory.drive, memory.residual)]
+    factorization = solver.prepared(c, False).lu
+    moved = gates + 0.1  # far enough that the sparse path factorizes its Jacobian anew
+    peek = solver.solve(c, moved, x, tags=tags, remember=False)
+    cold = NativeSolver(warm_start=False).solve(c, moved, x)
+    assert (peek.iterations >= 1).all() and (peek.iterations < cold.iterations).all()
+    np.testing.assert_allclose(peek.voltages, cold.voltages, rtol=0, atol=1e-13)
+    for before, now in zip(kept, (memory.v, memory.controls, memory.drive, memory.residual)):
+        np.testing.assert_array_equal(now, before)
+    assert solver.prepared(c, False).lu is factorization
+    again = solver.solve(c, gates, x, tags=tags)  # still what the tags last solved: nothing to do
+    assert (again.iterations == 0).all()
+    np.testing.assert_array_equal(again.voltages, first.voltages)
+
+
 def test_level3_model_card_is_refused(tmp_path):
     c = _card_circuit(tmp_path, ".model fet3 nmos (level=3 vto=0.7 kp=5e-5 theta=0.1)")
     with pytest.raises(ValidationError, match="NativeSolver: device model card level 3 cannot be reproduced "

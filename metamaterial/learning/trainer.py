@@ -65,7 +65,8 @@ class TrainParams:
         noisy_decisions: the free phase's noisy read also decides the hinge, the rival and the clamp values (as
             the third-party digits trainer reads once per phase); False: they come from the exact free voltages and
             the noise enters through the contrast only. Needs read noise.
-        eval_every: epochs between loss evaluations (a batched free solve of every point).
+        eval_every: epochs between loss evaluations (a batched free solve of every point); it does not change the
+            gates trained (``Trainer.evaluate``).
         record_every: epochs between stored snapshots of the controls (the gate trajectory).
     """
 
@@ -180,6 +181,7 @@ class Trainer:
         self.params, self.solver, self.hardware = params, solver, hardware
         self.compiled = compiled
         self._program_for: tuple | None = None
+        self._nearest: tuple[Task, np.ndarray] | None = None  # (task, ``_nearest_training_points``)
 
     @property
     def program(self) -> st.StepProgram:
@@ -256,19 +258,24 @@ class Trainer:
         read = f.noisy_reads(free, noise[0], pr.read_noise) if decide else free  # decides, clamps, contrast
         out = f.output_values(read, c.out_pos, c.out_neg)
         active = f.active_points(f.class_margins(out, pr.classes[points], pr.decode, pr.levels), pr.hinge, pr.margin)
+        windows = f.learning_windows(active, reps)
         u = np.zeros((reps, c.n_edges))
         if active.any():  # points past the hinge margin need no clamped phase
             push = f.output_pushes(out, pr.targets[points], pr.classes[points], pr.nudge, pr.rival)
             clamps = f.clamp_values(read, push, c.out_pos, c.out_neg)
-            clamped = self.solver.solve(c, shared, x, clamps, tags=tags).voltages
-            solves += reps * n
+            # only the replicas with an active point, as each one's single run: a clamped solve moves its samples'
+            # warm starts, and so the last bits of their later answers
+            rows = np.flatnonzero(np.repeat(windows > 0, n))
+            clamped = free.copy()  # the other replicas' rows are not read (``step.summed_contrast``)
+            clamped[rows] = self.solver.solve(c, shared if reps == 1 else shared[rows], x[rows], clamps[rows],
+                                              tags=tags[rows]).voltages
+            solves += len(rows)
             if pr.read_noise > 0:  # what the contrast reads (the free read taken once, by now if it decided)
                 if not decide:
                     read = f.noisy_reads(free, noise[0], pr.read_noise)
                 clamped = f.noisy_reads(clamped, noise[1], pr.read_noise)
             touch = f.pushed_nodes(push, c.out_pos, c.out_neg, c.n_nodes) if pr.pushed_only else None
             u = f.summed_contrast(read, clamped, c.edges[:, 0], c.edges[:, 1], active, reps, touch)
-        windows = f.learning_windows(active, reps)
         closed = (windows > 0)[:, None]
         mask = np.broadcast_to(closed if masks is None else masks & closed, controls.shape)
         new = f.update_controls(controls, u, mask, pr.sign_rule, f.epoch_rate(pr.rate, pr.rate_decay, epoch), pr.bias,
@@ -313,17 +320,22 @@ class Trainer:
     # -- evaluation -----------------------------------------------------------------------------------
     def evaluate(self, controls: np.ndarray, test: bool = False) -> Evaluation:
         """Free outputs of every training (or held-out) point, with loss, accuracy and smallest margin, for
-        controls [R, E] (or one replica's [E]: the same without the replica axis)."""
+        controls [R, E] (or one replica's [E]: the same without the replica axis). It starts from training's warm
+        starts and leaves the solver as it was (``AbstractSolver.solve`` with ``remember=False``): what is
+        evaluated when does not change what is trained, and an evaluation depends only on the training before it."""
         task, c = self.task, self.circuit
         x, y, cls = (task.test_inputs, task.test_targets, task.test_classes) if test else \
             (task.inputs, task.targets, task.classes)
         many = np.atleast_2d(controls)
         reps, points = len(many), len(x)
-        # warm start from this point's last solution: training point p of replica r is tag r P + p (as in training),
-        # held-out point t is tag R P + r T + t
-        tags = np.arange(reps * points) + (reps * task.n_points if test else 0)
+        # warm start from training's last solutions, read only: training point p of replica r is tag r P + p (as in
+        # training), a held-out point starts from the training point nearest to it. Evaluation leaves the solver's
+        # warm starts as they were: they move Newton's answers in their last bits, and training's must not depend on
+        # what was evaluated when (nor evaluation's on earlier evaluations)
+        start = self._nearest_training_points() if test else np.arange(points)
+        tags = (np.arange(reps)[:, None] * task.n_points + start).ravel()
         shared = many[0] if reps == 1 else np.repeat(many, points, axis=0)
-        free = self.solver.solve(c, shared, np.tile(x, (reps, 1)), tags=tags).voltages
+        free = self.solver.solve(c, shared, np.tile(x, (reps, 1)), tags=tags, remember=False).voltages
         out = st.compiled().output_values(free, c.out_pos, c.out_neg).reshape(reps, points, -1)
         loss = np.mean((out - y[None]) ** 2, axis=(1, 2))
         acc = margin = hinge = None
@@ -337,6 +349,16 @@ class Trainer:
             loss, acc, margin, hinge = (None if a is None else float(a[0]) for a in (loss, acc, margin, hinge))
             out = out[0]
         return Evaluation(out, loss, acc, margin, free, hinge)
+
+    def _nearest_training_points(self) -> np.ndarray:
+        """int [T]: for each held-out point, the training point whose inputs are nearest (Euclidean, in V)."""
+        task = self.task
+        if self._nearest is None or self._nearest[0] is not task:
+            x, held = np.asarray(task.inputs, float), np.asarray(task.test_inputs, float)
+            # |h - x|^2 up to |h|^2, which does not change the argmin: [T, P] without a [T, P, n_in] difference
+            d = np.sum(x ** 2, axis=1)[None, :] - 2 * held @ x.T
+            self._nearest = task, np.argmin(d, axis=1)
+        return self._nearest[1]
 
     def learning_time(self, state: TrainState) -> np.ndarray:
         """[R] cumulative learning-switch time (s): learning windows x t_learn."""

@@ -30,11 +30,12 @@ class AbstractSolver(ABC):
 
     @abstractmethod
     def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
-               clamps: np.ndarray | None, tags: np.ndarray | None) -> OperatingPoint:
+               clamps: np.ndarray | None, tags: np.ndarray | None, remember: bool) -> OperatingPoint:
         """Backend work; arguments already validated and shaped (see ``solve``)."""
 
     def solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
-              clamps: np.ndarray | None = None, tags: np.ndarray | None = None) -> OperatingPoint:
+              clamps: np.ndarray | None = None, tags: np.ndarray | None = None,
+              remember: bool = True) -> OperatingPoint:
         """Solve B operating points.
 
         Args:
@@ -46,6 +47,10 @@ class AbstractSolver(ABC):
                 None. A solver may start a sample from its last solution of the same tag and phase (the native
                 solver does: the same data point a step ago is the closest known solution); the answer does not
                 depend on it beyond the solver's tolerance.
+            remember: False: start from what earlier calls left (the tags' last solutions) but leave the solver as
+                it was, so that no later solve depends on this one. Evaluation solves so: it starts from
+                training's solutions, and training's trajectory stays bit for bit the same whatever is evaluated
+                when (a warm start moves Newton's answer within the tolerance, i.e. in its last bits).
         Returns:
             ``OperatingPoint`` with ``voltages`` [B, N] in V.
         """
@@ -67,7 +72,7 @@ class AbstractSolver(ABC):
             if tags.shape != (inputs.shape[0],) or tags.dtype.kind not in "iu" or (tags < 0).any():
                 raise ValidationError(f"{type(self).__name__}.solve: tags must be {inputs.shape[0]} integers >= 0 "
                                       f"(got shape {tags.shape}, dtype {tags.dtype})")
-        op = self._solve(circuit, controls, inputs, clamps, tags)
+        op = self._solve(circuit, controls, inputs, clamps, tags, remember)
         self.n_solves += inputs.shape[0]
         return op
 

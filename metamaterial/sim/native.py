@@ -75,7 +75,8 @@ class TagMemory:
     """What the native solver remembers per tag (``base.AbstractSolver.solve``) of one (circuit, phase): the last
     solution v [T, N] (V) and what it solved, controls [T, E] and driven voltages [T, n_driven] (V), with its
     largest KCL residual [T] (A). NaN rows: nothing yet (or a failed sample). A tagged sample starts Newton from its
-    last solution; one whose controls and drive are bit for bit the same as then is not solved again."""
+    last solution; one whose controls and drive are bit for bit the same as then is not solved again. A solve with
+    ``remember=False`` reads it and leaves it as it was."""
 
     circuit: Circuit
     v: np.ndarray
@@ -187,9 +188,11 @@ class NativeSolver(AbstractSolver):
 
     # -- solving --------------------------------------------------------------------------------
     def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
-               clamps: np.ndarray | None, tags: np.ndarray | None = None) -> NativeOperatingPoint:
+               clamps: np.ndarray | None, tags: np.ndarray | None = None,
+               remember: bool = True) -> NativeOperatingPoint:
         clamped = clamps is not None
         prep = self.prepared(circuit, clamped)
+        factorization = prep.lu  # the sparse path's chord steps start from it; put back unless remembering
         ctrl = self._edge_controls(circuit, controls)
         batch, n_in, n_rail = inputs.shape[0], circuit.n_inputs, len(circuit.rails)
         drv = np.empty((batch, len(prep.driven)))  # voltages of prep.driven: inputs, rails, clamps
@@ -222,7 +225,9 @@ class NativeSolver(AbstractSolver):
         failed = bool(status.any())
         if failed:
             v[~converged] = np.nan
-        if tags is not None:
+        if not remember:
+            prep.lu = factorization
+        elif tags is not None:
             memory.v[tags], memory.controls[tags], memory.drive[tags], memory.residual[tags] = (
                 v, np.where(converged[:, None], raw, np.nan), drv, resid)
         elif self.warm_start:

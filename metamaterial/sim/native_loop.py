@@ -109,12 +109,16 @@ def _solve_sample(v, drv, ctrl, raw, tag, warm, memory, prep, kind, prm, ea, eb,
 
 
 @njit(cache=True, inline="always")
-def _solve_phase(v, drv, res, ctrl, controls, tags, n, warm, memory, prep, kind, prm, ea, eb, max_iter, tol, work):
-    """Every sample b of a phase (replica b // n), with Newton's work space ``work``
-    (``native_kernels.newton_work``); returns (iterations, whether all converged)."""
+def _solve_phase(v, drv, res, ctrl, controls, tags, n, on, warm, memory, prep, kind, prm, ea, eb, max_iter, tol,
+                 work):
+    """Every sample b of a phase (replica b // n) whose replica r has on[r] > 0 (the others' rows are left as they
+    were), with Newton's work space ``work`` (``native_kernels.newton_work``); returns (iterations, whether all
+    converged)."""
     iterations = 0
     for b in range(v.shape[0]):
         r = b // n
+        if on[r] <= 0:
+            continue
         it, res[b], status = _solve_sample(v[b], drv[b], ctrl[r], controls[r], tags[b], warm, memory, prep, kind,
                                            prm, ea, eb, max_iter, tol, work)
         iterations += it
@@ -124,9 +128,11 @@ def _solve_phase(v, drv, res, ctrl, controls, tags, n, warm, memory, prep, kind,
 
 
 @njit(cache=True, inline="always")
-def _remember(memory, tags, n, v, controls, drv, residual):
+def _remember(memory, tags, n, on, v, controls, drv, residual):
     mem_v, mem_ctrl, mem_drv, mem_res = memory
     for b in range(v.shape[0]):
+        if on[b // n] <= 0:
+            continue
         mem_v[tags[b]] = v[b]
         mem_ctrl[tags[b]] = controls[b // n]
         mem_drv[tags[b]] = drv[b]
@@ -177,6 +183,7 @@ def _train_steps(first, controls, idx, epochs, masks, windows, snap_slot, snaps,
     work_f = nk.newton_work(vf.shape[1], free_prep[3].shape[0])
     work_c = nk.newton_work(vf.shape[1], clamped_prep[3].shape[0])
     mask = np.empty((reps, n_edges), np.bool_)
+    every = np.ones(reps, np.int64)
     solves = 0
     iterations = 0
     for s in range(first, n_steps):
@@ -193,8 +200,8 @@ def _train_steps(first, controls, idx, epochs, masks, windows, snap_slot, snaps,
                 drv_f[b, k] = inputs[p, k]
             for k in range(n_rail):
                 drv_f[b, n_in + k] = rails[k]
-        it, ok = _solve_phase(vf, drv_f, res_f, ctrl, controls, tags, n, warm, free_memory, free_prep, kind, prm, ea,
-                              eb, max_iter, tol, work_f)
+        it, ok = _solve_phase(vf, drv_f, res_f, ctrl, controls, tags, n, every, warm, free_memory, free_prep, kind,
+                              prm, ea, eb, max_iter, tol, work_f)
         iterations += it
         if not ok:
             return s, solves, iterations
@@ -205,8 +212,9 @@ def _train_steps(first, controls, idx, epochs, masks, windows, snap_slot, snaps,
         if hinge:
             _margins(out, cls, decode, levels, margins)
         _active(margins, hinge, margin, active)
+        _windows(active, reps, opened)
         any_active = active.any()
-        if any_active:  # clamped phase, for every sample as soon as one point is active (as the Python step)
+        if any_active:  # clamped phase, for the samples of each replica with an active point (as the Python step)
             for b in range(batch):
                 for k in range(n_in + n_rail):
                     drv_c[b, k] = drv_f[b, k]
@@ -214,8 +222,8 @@ def _train_steps(first, controls, idx, epochs, masks, windows, snap_slot, snaps,
             _clamps(fd, push, out_pos, out_neg, drv_c[:, n_in + n_rail:])
             if pushed_only:
                 _pushed(push, out_pos, out_neg, vf.shape[1], touch)
-            it, ok = _solve_phase(vc, drv_c, res_c, ctrl, controls, tags, n, warm, clamped_memory, clamped_prep, kind,
-                                  prm, ea, eb, max_iter, tol, work_c)
+            it, ok = _solve_phase(vc, drv_c, res_c, ctrl, controls, tags, n, opened, warm, clamped_memory, clamped_prep,
+                                  kind, prm, ea, eb, max_iter, tol, work_c)
             iterations += it
             if not ok:
                 return s, solves, iterations
@@ -225,11 +233,12 @@ def _train_steps(first, controls, idx, epochs, masks, windows, snap_slot, snaps,
                 _reads(vc, noise[s, 1], sigma, rc)
         # the step is complete: remember the solutions, then update every replica
         if warm:
-            _remember(free_memory, tags, n, vf, controls, drv_f, res_f)
+            _remember(free_memory, tags, n, every, vf, controls, drv_f, res_f)
             if any_active:
-                _remember(clamped_memory, tags, n, vc, controls, drv_c, res_c)
-        solves += batch * (2 if any_active else 1)
-        _windows(active, reps, opened)
+                _remember(clamped_memory, tags, n, opened, vc, controls, drv_c, res_c)
+        solves += batch
+        for r in range(reps):
+            solves += n if opened[r] > 0 else 0
         windows[s] = opened
         _contrast(rf, rc, ea, eb, active, reps, touch, u)
         for r in range(reps):

@@ -327,8 +327,9 @@ class NgspiceSolver(AbstractSolver):
 
     # -- solving --------------------------------------------------------------------------------
     def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
-               clamps: np.ndarray | None, tags: np.ndarray | None = None) -> OperatingPoint:
-        # tags are not used: ngspice starts every op from its own initial guess
+               clamps: np.ndarray | None, tags: np.ndarray | None = None, remember: bool = True) -> OperatingPoint:
+        # tags and remember are not used: ngspice starts every op from its own initial guess, so no solve depends on
+        # an earlier one
         interrupts.raise_pending()
         batch, per_sample = inputs.shape[0], controls.ndim == 2
         # a batch netlist holds a network copy per sample, and they share the gates: one control vector per sample
