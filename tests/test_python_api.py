@@ -128,3 +128,15 @@ def test_a_graph_the_circuit_cannot_index_is_refused_with_how_to_convert_it(grap
     """A MultiGraph's parallel edge ended in 'cannot reshape array of size 57'; a DiGraph in networkx's own error."""
     with pytest.raises(ValidationError, match=says):
         mm.assign_roles(graph, Roles(inputs=(0,), rails=(), outputs=((2, None),)))
+
+
+def test_train_params_and_init_state_refuse_what_they_cannot_use():
+    """epochs=2.5 was accepted and failed in the loop with a TypeError; a seed for the generator, with "'int' object
+    is not iterable"."""
+    with pytest.raises(ValidationError, match=r"TrainParams.epochs: must be a whole number \(got 2.5\)"):
+        mm.TrainParams(epochs=2.5)
+    setup = mm.build(mm.load_config(XOR, ["simulator.backend=native"]))
+    trainer = mm.make_trainer(setup)
+    with pytest.raises(ValidationError, match=r"Trainer.init_state: rngs must be a numpy Generator, or a list of one "
+                                              r"per replica \(got 0\); give np.random.default_rng\(seed\)"):
+        trainer.init_state(np.full(setup.circuit.n_edges, GATES), 0)

@@ -80,6 +80,10 @@ class TrainParams:
     noisy_decisions: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("epochs", "eval_every", "record_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValidationError(f"TrainParams.{name}: must be a whole number (got {value!r})")
         if self.epochs < 0:
             raise ValidationError(f"TrainParams.epochs: must be >= 0 (got {self.epochs})")
         if not (0 < self.update_probability <= 1):
@@ -210,7 +214,12 @@ class Trainer:
         """The state at epoch 0 (evaluated). controls: [R, E], or [E] for one replica; rngs: one generator per
         replica (or one generator). The trajectory is kept by default for a single replica only."""
         controls = np.array(np.atleast_2d(controls), float)
-        rngs = [rngs] if isinstance(rngs, np.random.Generator) else list(rngs)
+        given = rngs
+        rngs = [given] if isinstance(given, np.random.Generator) else list(given) if isinstance(given, (list, tuple)) \
+            else []
+        if not rngs or not all(isinstance(r, np.random.Generator) for r in rngs):
+            raise ValidationError(f"Trainer.init_state: rngs must be a numpy Generator, or a list of one per replica "
+                                  f"(got {given!r:.60}); give np.random.default_rng(seed)")
         if controls.shape != (len(rngs), self.circuit.n_edges):
             raise ValidationError(f"Trainer.init_state: controls must have shape ({len(rngs)}, "
                                   f"{self.circuit.n_edges}) for {len(rngs)} generator(s) (got {controls.shape})")
@@ -377,7 +386,7 @@ class Trainer:
         after every step if given (a read-only view: a callback observes the run, it cannot steer it; copy what
         it keeps). Evaluations (``eval_every``) and trajectory snapshots (``record_every``) happen
         at the same epochs whatever ``every`` and ``until`` are, so a run continued in pieces ends where one
-        whole run does."""
+        whole run does. ``state`` advances in place and is returned (copy it first to keep where it was)."""
         if every < 1:
             raise ValidationError(f"Trainer.run: every must be >= 1 (got {every})")
         p = self.params
