@@ -18,13 +18,14 @@ and setting:
 It prints SuperLU factorizations, Newton iterations, wall and CPU time (medians over the rounds), their ratios to
 the reference, and the largest difference to the reference's answer of the same round (voltages in V; for
 training, the gates after the steps in V). Sizes: 40x40 = 3,200 edges, 100x100 = 20,000, 200x200 = 80,000,
-300x300 = 180,000 (``--big``, about a minute per cold solve).
+300x300 = 180,000 (``--big``, 10-20 s per cold solve on a shared 2-core machine).
 
     python scripts/bench_sparse.py [--sizes 40 100 200] [--big] [--settings 0.25:12 0.8:40] [--rounds 3]
                                    [--point 1] [--corner] [--warm 3] [--steps 3]
 
-How many factorizations a solve takes depends on the point and the placement (a few nodes held only by junction
-leakage swing across their thresholds and move the whole lattice with them), so judge a setting over several.
+How many factorizations a solve takes depends on the point and the placement (in a warm re-solve a few nodes with
+almost no conductance take a full ``dv_max`` step and the whole lattice moves after them), so judge a setting
+over several.
 """
 
 from __future__ import annotations
