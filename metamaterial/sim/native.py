@@ -185,6 +185,7 @@ class NativeSolver(AbstractSolver):
         self._warm: dict[tuple, tuple[Circuit, np.ndarray]] = {}  # (circuit, phase, batch size): last solution
         self._tagged: dict[tuple, TagMemory] = {}  # (circuit, phase): last solution per tag
         self.loop_iterations = 0  # Newton iterations spent in the compiled training loop so far
+        self.factorizations = 0  # sparse path: SuperLU factorizations made so far (the cost chord steps save)
 
     # -- solving --------------------------------------------------------------------------------
     def _solve(self, circuit: Circuit, controls: np.ndarray, inputs: np.ndarray,
@@ -528,6 +529,7 @@ class NativeSolver(AbstractSolver):
                     raise SimulationError(f"NativeSolver: sparse LU failed at Newton iteration {it + 1} "
                                           f"({err})") from err
                 chord_run = 0
+                self.factorizations += 1
             step = lu.solve(-f)
             excess = nk.apply_step(v, step, prep.unk, lo, hi, limit, last, self.tolerances)
             if math.isnan(excess):
