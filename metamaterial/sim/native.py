@@ -526,7 +526,7 @@ class NativeSolver(AbstractSolver):
                     lu = splu(sp.csc_matrix((data, prep.indices, prep.indptr), shape=(n, n)), permc_spec="NATURAL",
                               diag_pivot_thresh=0.0, options={"SymmetricMode": True})
                 except RuntimeError as err:  # SuperLU: singular factor, cannot happen for an M-matrix
-                    raise SimulationError(f"NativeSolver: sparse LU failed at Newton iteration {it + 1} "
+                    raise SimulationError(f"NativeSolver: sparse LU failed at Newton iteration {it} "
                                           f"({err})") from err
                 chord_run = 0
                 self.factorizations += 1
