@@ -23,7 +23,7 @@ from .devices import (
     junction_current,
     thermal_voltage,
 )
-from .errors import ValidationError
+from .errors import ValidationError, check_numbers
 from .graph import check_graph_kind
 
 #: the largest gmin (S) a circuit takes (``simulator.gmin``): ngspice's own default is 1e-12 S, and past a
@@ -66,6 +66,7 @@ class Circuit:
     body: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         low, high = TEMPERATURE_RANGE
         if not (math.isfinite(self.temperature) and low <= self.temperature <= high):
             raise ValidationError(f"simulator.temperature: must be a temperature in C from {low:g} to {high:g} (got "

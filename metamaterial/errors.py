@@ -7,6 +7,13 @@ This module imports nothing from the package.
 
 from __future__ import annotations
 
+import dataclasses
+import numbers
+
+#: annotations of a parameter dataclass's fields that hold a number (``from __future__ import annotations`` keeps
+#: them as text)
+_NUMBER_TYPES = {"float": False, "int": False, "float | None": True, "int | None": True}
+
 
 class MetamaterialError(Exception):
     """Base class of every error raised on purpose by this package."""
@@ -50,3 +57,19 @@ def caused_by_interrupt(err: BaseException) -> bool:
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return False
+
+
+def check_numbers(params: object) -> None:
+    """Refuse, naming ``Class.field``, a field of the dataclass ``params`` annotated as a number (``float``,
+    ``int``, or either ``| None``) that holds something else, such as the string "0.6" of a hand-written call:
+    called first in a ``__post_init__``, before a range check fails on it with a bare ``TypeError``."""
+    for f in dataclasses.fields(params):
+        optional = _NUMBER_TYPES.get(str(f.type))
+        if optional is None:
+            continue
+        value = getattr(params, f.name)
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValidationError(f"{type(params).__name__}.{f.name}: must be a number (got {value!r}); give one, "
+                                  "in SI units")

@@ -4,6 +4,7 @@ refused where they enter, and library calls print nothing unless asked."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import networkx as nx
@@ -140,3 +141,16 @@ def test_train_params_and_init_state_refuse_what_they_cannot_use():
     with pytest.raises(ValidationError, match=r"Trainer.init_state: rngs must be a numpy Generator, or a list of one "
                                               r"per replica \(got 0\); give np.random.default_rng\(seed\)"):
         trainer.init_state(np.full(setup.circuit.n_edges, GATES), 0)
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda: mm.HardwareParams(capacitance="2.2u"), "HardwareParams.capacitance: must be a number (got '2.2u')"),
+    (lambda: mm.CoupledLearning(rate="30"), "CoupledLearning.rate: must be a number (got '30')"),
+    (lambda: mm.EdgeDynamics(leak_tau="1s"), "EdgeDynamics.leak_tau: must be a number (got '1s')"),
+    (lambda: _circuit(temperature="hot"), "Circuit.temperature: must be a number (got 'hot')"),
+])
+def test_a_string_where_a_number_goes_names_the_field(make, says):
+    """Each was a bare TypeError from a comparison ("'>' not supported between 'str' and 'int'"), naming nothing."""
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        make()
+    assert mm.EdgeDynamics(leak_tau=None).leak_tau is None and mm.CoupledLearning(rate=np.float32(3)).rate == 3

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ValidationError
+from ..errors import ValidationError, check_numbers
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class HardwareParams:
     t_settle: float = 10e-6
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         for name in ("capacitance", "resistance", "t_learn", "gain"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
@@ -70,6 +71,7 @@ class EdgeDynamics:
     dead_band: float = 0.0
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         if self.kind not in ("continuous", "sign"):
             raise ValidationError(f"EdgeDynamics.kind: must be 'continuous' or 'sign' (got {self.kind!r})")
         if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import step
 from ..circuit import Circuit
-from ..errors import ValidationError
+from ..errors import ValidationError, check_numbers
 
 #: the losses under which a point past the margin stops updating
 HINGE_LOSSES = ("hinge", "multiclass_hinge")
@@ -52,6 +52,7 @@ class CoupledLearning:
     rate_decay: float = 1.0
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         if not (0 < self.nudge <= 1):
             raise ValidationError(f"CoupledLearning.nudge: must be in (0, 1] (got {self.nudge!r})")
         if not (math.isfinite(self.rate) and self.rate >= 0):

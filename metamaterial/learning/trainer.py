@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import step as st
 from ..circuit import Circuit, control_gradient, kcl_residuals
-from ..errors import ValidationError
+from ..errors import ValidationError, check_numbers
 from ..sim.base import AbstractSolver
 from ..tasks import Task
 from .gates import EdgeDynamics, HardwareParams
@@ -80,6 +80,7 @@ class TrainParams:
     noisy_decisions: bool = False
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         for name in ("epochs", "eval_every", "record_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
