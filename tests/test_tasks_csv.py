@@ -38,6 +38,18 @@ def _load(path: Path, n_inputs: int = 2, classification: bool = False, scale: bo
     return csv_task(path, n_inputs, classification, LOW, HIGH, ON, OFF, scale, test_fraction, seed)
 
 
+def _regression_setup(path: Path):
+    """The setup of a CSV regression of ``path`` (two inputs, one target) on a 4x4 torus of resistors."""
+    cfg = path.parent / "reg.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "name": "csv", "network": {"kind": "lattice", "rows": 4, "cols": 4, "periodic": True},
+        "roles": {"inputs": [[3, 3], [0, 1]], "rails": [{"node": [1, 1], "volts": 0.0}],
+                  "outputs": [[2, 2]]},
+        "device": {"kind": "resistor"}, "task": {"name": "csv", "path": path.name, "n_inputs": 2},
+        "learning": {"rate": 0.01}}))
+    return build(load_config(cfg))
+
+
 def test_a_file_without_a_header_is_refused_not_read_from_its_second_row(tmp_path):
     """Its first point became the column names and the run trained on the other points, exit 0."""
     path = _csv(tmp_path, None)
@@ -49,14 +61,7 @@ def test_a_file_without_a_header_is_refused_not_read_from_its_second_row(tmp_pat
 
 def test_header_names_are_stripped_and_new_inputs_may_name_them_so(tmp_path):
     path = _csv(tmp_path, "v_a, v_b ,y_out")
-    cfg = tmp_path / "reg.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "name": "padded", "network": {"kind": "lattice", "rows": 4, "cols": 4, "periodic": True},
-        "roles": {"inputs": [[3, 3], [0, 1]], "rails": [{"node": [1, 1], "volts": 0.0}],
-                  "outputs": [[2, 2]]},
-        "device": {"kind": "resistor"}, "task": {"name": "csv", "path": path.name, "n_inputs": 2},
-        "learning": {"rate": 0.01}}))
-    setup = build(load_config(cfg))
+    setup = _regression_setup(path)
     assert column_names(setup)[:2] == (["v_a", "v_b"], ["y_out"])
     new = _csv(tmp_path, "v_b,v_a", ["0.2,0.1"], "new.csv")
     np.testing.assert_array_equal(read_inputs_csv(new, setup), [[0.1, 0.2]])
@@ -116,14 +121,7 @@ def test_a_byte_order_mark_is_not_part_of_the_first_name(tmp_path):
     inputs naming it v_a were refused."""
     path = tmp_path / "data.csv"
     path.write_bytes(b"\xef\xbb\xbf" + "".join(f"{line}\n" for line in ["v_a,v_b,y_out", *ROWS]).encode())
-    cfg = tmp_path / "reg.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "name": "bom", "network": {"kind": "lattice", "rows": 4, "cols": 4, "periodic": True},
-        "roles": {"inputs": [[3, 3], [0, 1]], "rails": [{"node": [1, 1], "volts": 0.0}],
-                  "outputs": [[2, 2]]},
-        "device": {"kind": "resistor"}, "task": {"name": "csv", "path": path.name, "n_inputs": 2},
-        "learning": {"rate": 0.01}}))
-    setup = build(load_config(cfg))
+    setup = _regression_setup(path)
     assert setup.task.columns == ("v_a", "v_b", "y_out")
     assert column_names(setup)[:2] == (["v_a", "v_b"], ["y_out"])
     new = tmp_path / "new.csv"
