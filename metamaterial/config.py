@@ -31,11 +31,12 @@ from pydantic import (
     model_validator,
 )
 
-from .devices import CORNERS, NOMINAL_CELSIUS, TEMPERATURE_RANGE, ProcessCorner
+from .devices import CORNERS, ProcessCorner
 from .errors import ConfigError
 from .learning.gates import HardwareParams
 from .sim.registry import backend_refusal
 from .tasks import MAX_VOLTS, REGRESSION_X, REGRESSION_Y
+from .temperature import NOMINAL_CELSIUS, TEMPERATURE_RANGE
 from .timing import MosCapacitances, PeripheryParams, SettleParams
 
 
@@ -459,7 +460,7 @@ class HardwareConfig(_Strict):
 
 class SimulatorConfig(_Strict):
     """The solver (a name of ``sim.registry``) and ngspice's tolerances, which the native solver honours too.
-    ``temperature``: the circuit's temperature in C (``devices.TEMPERATURE_RANGE``; default ngspice's nominal 27):
+    ``temperature``: the circuit's temperature in C (``temperature.TEMPERATURE_RANGE``; default ngspice's nominal 27):
     ngspice runs at it, and the native solver applies ngspice's level-1 temperature equations
     (``NmosParams.at_temperature``); a device kind without a temperature model refuses any other value."""
 
