@@ -30,7 +30,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     **dict.fromkeys(("Circuit", "OperatingPoint", "compile_graph", "edge_currents", "kcl_residuals",
                      "without_edges"), "circuit"),
-    **dict.fromkeys(("Config", "load_config"), "config"),
+    "Config": "config",
+    "load_config": "configfile",
     **dict.fromkeys(("PRESETS", "NmosParams", "PotentiometerParams", "ResistorParams", "nmos_from_card",
                      "nmos_preset"), "devices"),
     **dict.fromkeys(("CheckpointError", "ConfigError", "MetamaterialError", "SimulationError", "ValidationError"),

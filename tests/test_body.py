@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT
 from metamaterial import circuit, devices, graph, mos
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.experiment import build
 from metamaterial.netlist import to_spice

@@ -626,7 +626,7 @@ def test_kcl_floor_scales_with_the_currents(overrides, gates, spice):
     (``native_kernels.KCL_ROUNDING``): Newton converges in a few steps, agrees with ngspice and closes Kirchhoff's
     law to that fraction of the currents."""
     from conftest import ROOT
-    from metamaterial.config import load_config
+    from metamaterial.configfile import load_config
     from metamaterial.experiment import build
     setup = build(load_config(ROOT / "configs" / "xor.yaml", overrides))
     c, x = setup.circuit, setup.task.inputs

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT, xor_circuit
 from metamaterial import circuit, devices, graph, mos
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.errors import ConfigError, SimulationError, ValidationError
 from metamaterial.experiment import build
 from metamaterial.netlist import node_vector_names, parse_print_all, to_spice

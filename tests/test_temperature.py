@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT, cli, random_gates, xor_circuit
 from metamaterial import circuit, devices
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.errors import ConfigError
 from metamaterial.experiment import build
 from metamaterial.netlist import to_spice
