@@ -1,5 +1,7 @@
-"""SPICE model cards: ngspice's number grammar (``parse_number``), the ``.model NAME nmos (...)`` card as ngspice
-reads it (``parse_model_card``) and a user's card file (``load_model_card``), held to the rule both backends share.
+"""SPICE model cards: ngspice's number grammar (``parse_number``) and the exact text our netlists and cards write
+numbers in (``num``), the ``.model NAME nmos (...)`` card as ngspice reads it (``parse_model_card``) and a user's
+card file (``load_model_card``), held to the rule both backends share, and such a card written back with some
+values replaced (``card_with``).
 
 Sits below ``devices`` (``devices.nmos_from_card`` builds an ``NmosParams`` from a card); imports nothing from the
 package but its errors. docs/physics.md section 2.1 gives the device law a level-1 card defines.
@@ -12,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, ValidationError
 
 #: a SPICE identifier as our netlists accept it (model names, parameter names of a card)
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
@@ -78,6 +80,15 @@ def parse_number(raw: str, where: str) -> float:
     if not math.isfinite(value):
         raise ConfigError(f"{where} is not a finite number (got {raw!r}); write a value within double range")
     return value
+
+
+def num(x: float) -> str:
+    """Shortest exact decimal of a finite float, for netlists and model cards (deterministic, exact text); refuses
+    NaN and infinities."""
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValidationError(f"netlist: refusing a non-finite value (got {x!r})")
+    return repr(x)
 
 
 @dataclass(frozen=True)
@@ -197,3 +208,11 @@ def load_model_card(path: str | Path) -> tuple[str, ModelCard]:
         raise ConfigError(f"{p}: expected exactly one .model line (got {models}); keep one card per file")
     card = "\n".join(ln for ln in lines if ln.strip() and not ln.lstrip().startswith("*"))
     return card, parse_model_card(card, str(p))
+
+
+def card_with(card: str, model_name: str, **values: float) -> str:
+    """A user card's ``.model`` line named ``model_name``, every parameter as the card gives it except ``values``
+    (ngspice names), which replace or add to them."""
+    given = {**parse_model_card(card, "NmosParams.model_card").given, **values}
+    text = " ".join(f"{k}={int(v) if k == 'level' else num(v)}" for k, v in given.items())
+    return f".model {model_name} nmos ({text})"

@@ -14,17 +14,11 @@ import networkx as nx
 import numpy as np
 
 from . import step
-from .devices import (
-    NOMINAL_CELSIUS,
-    TEMPERATURE_RANGE,
-    EdgeParams,
-    Mismatch,
-    NmosParams,
-    junction_current,
-    thermal_voltage,
-)
+from .devices import EdgeParams, Mismatch, NmosParams
 from .errors import ValidationError, check_numbers
 from .graph import check_graph_kind
+from .mos import junction_current
+from .temperature import NOMINAL_CELSIUS, TEMPERATURE_RANGE, thermal_voltage
 
 #: the largest gmin (S) a circuit takes (``simulator.gmin``): ngspice's own default is 1e-12 S, and past a
 #: millisiemens the leak is no longer a convergence aid but a resistor comparable to the edges
@@ -45,7 +39,7 @@ class Circuit:
         inputs: int [n_in], nodes driven by the data.
         rails: int [n_rail], nodes held at ``rail_voltages`` (V).
         out_pos, out_neg: int [n_out]; ``out_neg`` is -1 for a single-ended output.
-        temperature: the circuit's temperature (C), in ``devices.TEMPERATURE_RANGE``; ``device`` holds the
+        temperature: the circuit's temperature (C), in ``temperature.TEMPERATURE_RANGE``; ``device`` holds the
             parameters at the nominal 27 C (what a netlist's card says) and ``law`` the device at ``temperature``
             (``EdgeDevice.at_temperature``), which the analytic law and the native solver use.
         body: int [E], the node each edge's transistor has its body tied to (one of the edge's two ends), or None
@@ -266,7 +260,7 @@ def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: 
 def edge_leaks(c: Circuit, controls: np.ndarray, voltages: np.ndarray,
                twin: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
     """(``edge_currents``, leak): the leak [B, E] (A) is the current that leaves each edge's node a into a grounded
-    body through the bulk junctions behind series resistances (``devices.series_current``), which ngspice puts at
+    body through the bulk junctions behind series resistances (``mos.series_current``), which ngspice puts at
     the internal nodes; None where the edges have no such current (their junctions, if any, are ``_junctions``)."""
     if c.body is not None and (c.device.rd or c.device.rs) and (c.body != c.edges[:, 0]).any():
         e = int(np.flatnonzero(c.body != c.edges[:, 0])[0])
@@ -310,7 +304,7 @@ def _junctions(c: Circuit, v: np.ndarray) -> list[tuple[np.ndarray, np.ndarray |
     their bodies [k] or None for ground, current out of each terminal into its body [B, k] (A), its derivative in
     the terminal's voltage [B, k] (S; minus that in the body's))."""
     if not c.device.bulk_junctions or c.device.rd or c.device.rs:
-        return []  # behind series resistances they sit inside the edge's own law (``devices.series_current``)
+        return []  # behind series resistances they sit inside the edge's own law (``mos.series_current``)
     if c.body is None:
         # each transistor has a bulk diode at each of its two terminals (free twin: one transistor per edge)
         degree = np.bincount(c.edges.ravel(), minlength=c.n_nodes)
@@ -359,7 +353,7 @@ def control_gradient(c: Circuit, controls: np.ndarray, voltages: np.ndarray, d_l
         body = None if c.body is None else v[:, c.body] + np.where(c.body == a, da, db)
         return c.law.edge_current(v[:, a] + da, v[:, b] + db, ctrl, vto, beta, c.gmin, body, c.thermal_voltage)
 
-    leak = None  # the series law's junctions to a grounded body: a current out of a alone (``devices.series_current``)
+    leak = None  # the series law's junctions to a grounded body: a current out of a alone (``mos.series_current``)
     if c.body is None and isinstance(c.law, NmosParams):  # a transistor law gives its own derivatives
         own = c.law.channel_current(v[:, a], v[:, b], x, vto, beta, c.gmin, None, c.thermal_voltage)
         slopes, d_current, leak = (own.d_va, own.d_vb), own.d_vg, own.leak

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from . import __version__, interrupts
-from .config import Config, load_config
+from .config import Config
+from .configfile import load_config
 from .errors import (
     CheckpointError,
     ConfigError,

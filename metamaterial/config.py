@@ -1,25 +1,23 @@
-"""YAML -> typed, validated configuration. Config stops here: the rest of the package takes typed values.
+"""The typed, validated configuration: one pydantic model per section, every default, and the check of a raw
+document against them (``validate_config``). Config stops here: the rest of the package takes typed values.
 
-Unknown keys, duplicate keys, wrong types (no coercion: ``epochs: "300"`` and ``epochs: true`` are refused) and
-out-of-range values are errors that name the file and the key path, e.g.
+Unknown keys, wrong types (no coercion: ``epochs: "300"`` and ``epochs: true`` are refused) and out-of-range
+values are errors that name the file and the key path, e.g.
 ``configs/xor.yaml: learning.nudge: Input should be less than or equal to 1 (got 1.5)``; list items read
-``roles.inputs[1]``. ``--set key.path=value`` overrides are applied to the raw document before validation, so
-they are checked the same way.
+``roles.inputs[1]``.
 
-Every default lives in these models: a validated ``Config`` has each value resolved (``dump_config`` spells
-them all out, and each run saves that text); ``config_differences`` compares a saved one with a new one.
+Every default lives in these models: a validated ``Config`` has each value resolved. Reading a config from YAML,
+``--set`` overrides and the text each run saves belong to ``configfile``, which validates here; this module imports
+no YAML.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import pydantic
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -31,11 +29,12 @@ from pydantic import (
     model_validator,
 )
 
-from .devices import CORNERS, NOMINAL_CELSIUS, TEMPERATURE_RANGE, ProcessCorner
+from .devices import CORNERS, ProcessCorner
 from .errors import ConfigError
 from .learning.gates import HardwareParams
 from .sim.registry import backend_refusal
 from .tasks import MAX_VOLTS, REGRESSION_X, REGRESSION_Y
+from .temperature import NOMINAL_CELSIUS, TEMPERATURE_RANGE
 from .timing import MosCapacitances, PeripheryParams, SettleParams
 
 
@@ -459,7 +458,7 @@ class HardwareConfig(_Strict):
 
 class SimulatorConfig(_Strict):
     """The solver (a name of ``sim.registry``) and ngspice's tolerances, which the native solver honours too.
-    ``temperature``: the circuit's temperature in C (``devices.TEMPERATURE_RANGE``; default ngspice's nominal 27):
+    ``temperature``: the circuit's temperature in C (``temperature.TEMPERATURE_RANGE``; default ngspice's nominal 27):
     ngspice runs at it, and the native solver applies ngspice's level-1 temperature equations
     (``NmosParams.at_temperature``); a device kind without a temperature model refuses any other value."""
 
@@ -579,119 +578,6 @@ class Config(_Strict):
         return self
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a mapping that gives one key twice (plain YAML keeps the last silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        first: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            if isinstance(key, (str, int, float, bool)) and key in first:
-                raise ConfigError(f"{self.name}:{line}: duplicate key {key!r} (got it first at line {first[key]}); "
-                                  "keep one of them")
-            first.setdefault(key, line)
-        return super().construct_mapping(node, deep)
-
-
-# YAML 1.2 floats: plain YAML 1.1 reads 1e-4 (no dot) as a string, which the strict models would refuse
-_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
-    r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+)$"),
-    list("-+0123456789."))
-
-
-def _parse_yaml(text: str, source: str) -> Any:
-    loader = None
-    try:
-        loader = _UniqueKeyLoader(text)  # checks the characters: a control character (a NUL, a bell) fails here
-        loader.name = source
-        return loader.get_single_data()
-    except yaml.reader.ReaderError as err:  # no problem_mark; its position is a character offset
-        at = err.position
-        code = err.character if isinstance(err.character, int) else ord(err.character)
-        where = f"{source}:{text.count(chr(10), 0, at) + 1}:{at - text.rfind(chr(10), 0, at)}"
-        raise ConfigError(f"{where}: invalid YAML (control character U+{code:04X}, which YAML does not allow); remove "
-                          "it") from err
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', None) or err}); fix the syntax") from err
-    finally:
-        if loader is not None:
-            loader.dispose()
-
-
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read, override and validate a YAML config; relative paths in it resolve against its folder."""
-    p = Path(path)
-    return config_from_document(read_document(p), str(p), p.parent, overrides)
-
-
-def load_saved_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """A run directory's config.yaml (the text ``dump_config`` wrote), read as that run was trained: keys this
-    version added since take their defaults, except where the default would change what the run did
-    (``as_trained``)."""
-    p = Path(path)
-    return config_from_document(as_trained(read_document(p)), str(p), p.parent, overrides, missing=(
-        "the run was trained on the file there: restore it, or train a new run with another --out"))
-
-
-def as_trained(raw: dict) -> dict:
-    """``raw`` (a saved config, changed in place) with what its version did spelled out: a run saved before
-    ``task.split_seed`` existed (2026-12-02) drew its held-out split from the run's seed."""
-    task = raw.get("task")
-    if isinstance(task, dict) and "split_seed" not in task and isinstance(raw.get("seed"), int):
-        task["split_seed"] = raw["seed"]
-    # a key its network, task or device does not read was ignored when the run trained (a config was not refused
-    # for it before 2026-12-02): dropped, so that the run still loads
-    for part, kind, read in (("network", "kind", NETWORK_KEYS), ("task", "name", TASK_KEYS)):
-        doc = raw.get(part)
-        keys = read.get(doc.get(kind, "lattice" if part == "network" else None)) if isinstance(doc, dict) else None
-        if keys is not None:
-            for key in [k for k in doc if k not in (*keys, *ALWAYS_READ)]:
-                del doc[key]
-    device = raw.get("device")
-    if isinstance(device, dict):
-        unread = [k for kind, keys in DEVICE_KEYS.items() if kind != device.get("kind", "nmos") for k in keys]
-        unread += ["preset"] if device.get("model_file") is not None else []
-        for key in unread:
-            device.pop(key, None)
-    return raw
-
-
-def read_document(path: str | Path, what: str = "config", keys: str = "name:, roles:, task:") -> dict:
-    """The raw mapping of a YAML file, read with this module's strict YAML (no duplicate keys, 1e-4 a float);
-    errors call it ``what`` and suggest its first ``keys``."""
-    p = Path(path)
-    try:
-        text = p.read_bytes().decode("utf-8")
-    except OSError as err:
-        raise ConfigError(f"{p}: cannot read {what} ({err.strerror}); check the path") from err
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{p}: not a text (UTF-8) file ({err.reason} at byte {err.start}); give a YAML "
-                          f"{what}") from err
-    raw = _parse_yaml(text, str(p))
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: the top level must be a mapping of sections (got {type(raw).__name__}); "
-                          f"start the file with keys such as {keys}")
-    return raw
-
-
-def config_from_document(raw: dict, source: str, base_dir: str | Path, overrides: list[str] | None = None,
-                         missing: str = "check the path (relative to the config's folder)") -> Config:
-    """Validate a raw config document (changed in place by ``--set`` style ``overrides``); errors name ``source``,
-    relative paths in it resolve against ``base_dir``; a file it names that does not exist is refused with
-    ``missing``, what to do about it."""
-    for item in overrides or []:
-        apply_override(raw, item)
-    cfg = _resolve_paths(validate_config(raw, source), Path(base_dir))
-    for key, value in (("network.file", cfg.network.file if cfg.network.kind == "file" else None),
-                       ("device.model_file", cfg.device.model_file), ("task.path", cfg.task.path)):
-        if value is not None and not Path(value).exists():
-            raise ConfigError(f"{source}: file not found: {value} ({key}); {missing}")
-    return cfg
-
-
 # parts of pydantic's error locations that name a member of a union, not a key of the document
 _UNION_MEMBER = re.compile(r"^(int|float|str|bool|list\[.*\]|OutputConfig|constrained-\w+|function-.*|tagged-union.*)$")
 
@@ -735,67 +621,6 @@ def validate_config(raw: dict, source: str = "<config>") -> Config:
         raise ConfigError(f"{source}: {loc + ': ' if loc else ''}{msg}{more}") from None
 
 
-_PART = re.compile(r"([A-Za-z][A-Za-z0-9_-]{0,63}|[0-9]+)((?:\[[0-9]+\])*)$")
-
-
-def _key_parts(key: str) -> list[str] | None:
-    """``roles.rails[0].volts`` or ``roles.rails.0.volts`` -> ["roles", "rails", "0", "volts"]; None if it is not
-    a key path."""
-    parts: list[str] = []
-    for piece in key.split("."):
-        m = _PART.match(piece)
-        if not m:
-            return None
-        parts.append(m.group(1))
-        parts.extend(re.findall(r"\[([0-9]+)\]", m.group(2)))
-    return parts
-
-
-def apply_override(raw: dict, item: str, where: str | None = None) -> None:
-    """Apply ``key.path=value`` (value parsed as YAML; list items as ``rails[0]`` or ``rails.0``) to a raw config
-    dict in place; errors name it as ``--set key`` (from the command line), or as ``where: key`` (a file's
-    ``set:`` item, ``spec.yaml: set[0]``)."""
-    key, value = item.split("=", 1) if "=" in item else (item, None)
-    key = key.strip()
-    at = f"--set {key}" if where is None else f"{where}: {key}"
-    if value is None:
-        example = "--set learning.epochs=200" if where is None else "learning.epochs=200"
-        raise ConfigError(f"{at}: expected key.path=value (got no '='); e.g. {example}")
-    set_key_path(raw, key, _parse_yaml(value, at), at)
-
-
-def set_key_path(raw: dict, key: str, value: Any, where: str) -> None:
-    """Set ``key`` (a key path such as ``learning.nudge`` or ``roles.rails[0].volts``) of a raw config dict to
-    ``value`` in place, creating missing sections; errors start with ``where``."""
-    parts = _key_parts(key)
-    if not parts:
-        raise ConfigError(f"{where}: not a key path (got {key!r}); write it like learning.nudge or "
-                          "roles.rails[0].volts")
-    node: Any = raw
-    for depth, part in enumerate(parts):
-        at = key_path(tuple(int(x) if x.isdigit() else x for x in parts[:depth]))
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"{where}: {at} is a list of {len(node)} item(s) (got index {part!r}); "
-                                  f"give an index from 0 to {len(node) - 1}")
-            part = int(part)
-        elif not isinstance(node, dict):
-            raise ConfigError(f"{where}: {at} is a value, not a section (got {node!r}); check the key path "
-                              "against the config")
-        if depth == len(parts) - 1:
-            node[part] = value
-        else:
-            node = node[part] if isinstance(node, list) else node.setdefault(part, {})
-
-
-def _resolve_paths(cfg: Config, base: Path) -> Config:
-    def fix(part: BaseModel, key: str) -> BaseModel:
-        v = getattr(part, key)
-        return part if v is None or Path(v).is_absolute() else part.model_copy(update={key: str((base / v).resolve())})
-    return cfg.model_copy(update={"network": fix(cfg.network, "file"), "device": fix(cfg.device, "model_file"),
-                                  "task": fix(cfg.task, "path")})
-
-
 def with_backend(cfg: Config, backend: str | None) -> Config:
     """``cfg`` with ``simulator.backend`` set to ``backend`` (None: unchanged), for programs that run one config on
     several backends; the run's saved config then names the backend it ran on."""
@@ -804,39 +629,3 @@ def with_backend(cfg: Config, backend: str | None) -> Config:
     if why := backend_refusal(backend):
         raise ConfigError(f"simulator.backend: {why}")
     return cfg.model_copy(update={"simulator": cfg.simulator.model_copy(update={"backend": backend})})
-
-
-def dump_config(cfg: Config) -> str:
-    """The resolved config as YAML (every default spelled out), saved with each run."""
-    return yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False)
-
-
-def config_differences(saved_yaml_text: str, cfg: Config) -> list[str]:
-    """Key paths (``simulator.backend``, ``roles.inputs[1]``) at which a saved resolved config (the text
-    ``dump_config`` wrote into a run directory) and ``cfg`` differ, in ``cfg``'s order; [] if they are the same.
-
-    A key only one of them has is a difference too; so is a list of another length (named as the list). Keys
-    this version added since the run was saved take their defaults first (a run directory written before a new
-    section existed still resumes when the new keys keep their defaults), or what the run did where that differs
-    from the default (``as_trained``)."""
-    saved = _parse_yaml(saved_yaml_text, "saved config.yaml")
-    if not isinstance(saved, dict):
-        raise ConfigError(f"saved config.yaml: the top level must be a mapping of sections (got "
-                          f"{type(saved).__name__}); resume only a run directory that train wrote")
-    try:
-        saved = validate_config(as_trained(copy.deepcopy(saved)), "saved config.yaml").model_dump(mode="json",
-                                                                                                   by_alias=True)
-    except ConfigError:
-        pass  # a key this version does not know: compared as written, so the difference names it
-    return _differences(saved, cfg.model_dump(mode="json", by_alias=True), ())
-
-
-def _differences(saved: Any, now: Any, loc: tuple) -> list[str]:
-    if isinstance(saved, dict) and isinstance(now, dict):
-        keys = list(now) + [k for k in saved if k not in now]
-        missing = object()
-        return [d for k in keys for d in _differences(saved.get(k, missing), now.get(k, missing), (*loc, k))]
-    if isinstance(saved, list) and isinstance(now, list) and len(saved) == len(now):
-        return [d for i, (a, b) in enumerate(zip(saved, now)) for d in _differences(a, b, (*loc, i))]
-    same = type(saved) is type(now) or {type(saved), type(now)} == {int, float}
-    return [] if same and saved == now else [key_path(loc) or "<top>"]

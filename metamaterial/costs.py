@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .circuit import Circuit
-from .config import Config, load_saved_config
+from .config import Config
+from .configfile import load_saved_config
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, initial_controls, make_solver, replica_setup
 from .plots import MANY_EDGES, _axes, _pyplot, _save

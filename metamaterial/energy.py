@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .circuit import Circuit, edge_leaks
-from .devices import junction_current
 from .errors import ValidationError
 from .learning.gates import HardwareParams
+from .mos import junction_current
 
 #: the band of gate capacitors (F) the learning-time claims are reported over (docs/physics.md, section 8.3)
 CAPACITOR_BAND = (0.47e-6, 2.2e-6)
@@ -44,7 +44,7 @@ def transistor_power(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twi
 
     Transistors: I_DS |V_a - V_b| + I_j(V_a - V_B) (V_a - V_B) + I_j(V_b - V_B) (V_b - V_B) (the first term includes
     what series drain and source resistances dissipate), with I_j the bulk-junction current of one terminal
-    (``devices.junction_current``, gmin included) and V_B the body (0 V, or the node it is tied to); ``twin`` (0 free,
+    (``mos.junction_current``, gmin included) and V_B the body (0 V, or the node it is tied to); ``twin`` (0 free,
     1 clamped) picks the mismatch. Behind series resistances the junctions sit at the internal nodes, inside the
     law's terminal currents: I_b (V_a - V_b) + I_leak V_a with the body grounded (``circuit.edge_leaks``: the
     junctions' current leaves a at V_a for ground), I_b (V_a - V_b) with it tied to a.

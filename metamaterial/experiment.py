@@ -18,7 +18,6 @@ from .circuit import Circuit, compile_graph
 from .config import Config
 from .devices import (
     LEVEL1,
-    OVERDRIVE_CAP,
     THREE_REGIME,
     EdgeParams,
     NmosParams,
@@ -34,6 +33,7 @@ from .learning.gates import EdgeDynamics, HardwareParams
 from .learning.rules import HINGE_LOSSES, CoupledLearning
 from .learning.schedules import Schedule
 from .learning.trainer import Trainer, TrainParams
+from .mos import OVERDRIVE_CAP
 from .netlist import SpiceOptions
 from .sim import registry
 from .sim.base import AbstractSolver
@@ -282,7 +282,7 @@ def resolve_learning(cfg: Config, device: EdgeParams, task: Task) -> tuple[float
 
 def _check_overdrive(cfg: Config, device: EdgeParams, task: Task, high: float) -> None:
     """Refuse gate bounds above the three-regime law's valid range: the law caps each terminal's overdrive
-    V_G - V_T - V at ``devices.OVERDRIVE_CAP`` (100 V), past which its current stops growing, and once both terminals
+    V_G - V_T - V at ``mos.OVERDRIVE_CAP`` (100 V), past which its current stops growing, and once both terminals
     are past it, the current falls to gmin's. A node sits at or above the lowest source (the passive network's
     inputs and rails; the law has no junctions to ground) and V_T is at least its value less 8 sigma of the twin
     mismatch, so gates up to OVERDRIVE_CAP + min(V_T, 0) + min(lowest source, 0) stay within it (100 V on every

@@ -32,10 +32,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .cards import comment_text
+from .cards import comment_text, num
 from .circuit import Circuit, has_drain
-from .devices import NOMINAL_CELSIUS, OVERDRIVE_CAP, THREE_REGIME, NmosParams, ResistorParams, num
+from .devices import THREE_REGIME, NmosParams, ResistorParams
 from .errors import ValidationError
+from .mos import OVERDRIVE_CAP
+from .temperature import NOMINAL_CELSIUS
 
 LINEAR_SOLVERS = ("klu", "sparse")
 GATE_OHMS = 1.0  # the Norton resistor of each gate source: 1 ohm makes the gate node's voltage equal the current
@@ -348,7 +350,7 @@ def _edge_lines(c: Circuit, controls: np.ndarray, b: int | None, twin: int, gate
 
 def three_regime_expression(dev: NmosParams, na: str, nb: str, gate: str, vto: float, beta: float,
                             gmin: float) -> str:
-    """The B-source current a -> b of ``devices.three_regime_current`` between nodes ``na`` and ``nb`` with gate node
+    """The B-source current a -> b of ``mos.three_regime_current`` between nodes ``na`` and ``nb`` with gate node
     ``gate``, threshold ``vto`` (V) and K ``beta`` (A/V^2): F(V_G - V_T - V_b) - F(V_G - V_T - V_a) + gmin (V_a - V_b),
     the same operations in the same order as the numpy law, so that the two agree to rounding."""
     join, slope = dev.sub_join, math.log(10.0) / dev.sub_decade

@@ -15,7 +15,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .config import Config, load_saved_config, with_backend
+from .config import Config, with_backend
+from .configfile import load_saved_config
 from .datafiles import check_files
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, chips_per_replica, make_solver, make_trainer, replica_setup

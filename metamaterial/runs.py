@@ -25,7 +25,8 @@ import numpy as np
 
 from . import diagnostics
 from .analysis import confusion_matrix, spread
-from .config import Config, config_differences, dump_config, load_config, load_saved_config, read_document, with_backend
+from .config import Config, with_backend
+from .configfile import config_differences, dump_config, load_config, load_saved_config, read_document
 from .datafiles import check_files, pin_files
 from .errors import CheckpointError, ConfigError
 from .experiment import (

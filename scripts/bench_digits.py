@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.experiment import build, initial_controls, make_trainer
 from metamaterial.learning.trainer import TrainState
 

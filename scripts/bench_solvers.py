@@ -176,7 +176,7 @@ def epoch_worker(backend: str, config: str, quick: bool, repeats: int = 1) -> di
     at the end), the best of ``repeats`` trainings in this process.
 
     ``native-python`` is the Python step on the native solver (the compiled training loop switched off)."""
-    from metamaterial.config import load_config
+    from metamaterial.configfile import load_config
     from metamaterial.experiment import build, initial_controls, make_trainer
 
     # the config's own training (XOR 3,000 epochs, regression 2,000), the same on every backend: the late epochs of

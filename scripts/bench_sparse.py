@@ -42,7 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from metamaterial.config import load_config  # noqa: E402
+from metamaterial.configfile import load_config  # noqa: E402
 from metamaterial.experiment import build, initial_controls, make_trainer  # noqa: E402
 from metamaterial.sim import native  # noqa: E402
 from metamaterial.sim.native import NativeSolver  # noqa: E402

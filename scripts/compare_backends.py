@@ -26,6 +26,7 @@ import numpy as np
 from metamaterial import circuit, devices, graph
 from metamaterial.sim.native import NativeSolver
 from metamaterial.sim.ngspice import NgspiceSolver
+from metamaterial.temperature import NOMINAL_CELSIUS
 
 MIN_NODES, MAX_NODES = 4, 400
 MAX_BATCH = 3
@@ -126,7 +127,7 @@ def compare(n_circuits: int, seed: int, limit: float, temperatures: list[float] 
         kcl = circuit.kcl_residuals(case.circuit, case.controls, ours, fixed=fixed, twin=twin)
         if case.circuit.mismatch is not None:
             worst_mismatch, n_mismatch = max(worst_mismatch, diff), n_mismatch + 1
-        if case.circuit.temperature != devices.NOMINAL_CELSIUS:
+        if case.circuit.temperature != NOMINAL_CELSIUS:
             worst_hot, n_hot = max(worst_hot, diff), n_hot + 1
         if getattr(case.circuit.device, "rd", 0.0) or getattr(case.circuit.device, "rs", 0.0):
             worst_series, n_series = max(worst_series, diff), n_series + 1

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from metamaterial.config import load_config  # noqa: E402
+from metamaterial.configfile import load_config  # noqa: E402
 
 try:
     from metamaterial.points import write_netlists  # noqa: E402

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import metamaterial.learning_hardware as lh  # noqa: E402
-from metamaterial.config import load_config  # noqa: E402
+from metamaterial.configfile import load_config  # noqa: E402
 from metamaterial.costs import load_source, run_dir_config, timing_params  # noqa: E402
 
 #: the hold capacitor (F) and the tracking transconductance (A/V): a 0.1 us time constant while tracking

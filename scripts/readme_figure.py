@@ -14,7 +14,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from metamaterial.config import load_config  # noqa: E402
+from metamaterial.configfile import load_config  # noqa: E402
 from metamaterial.experiment import build  # noqa: E402
 from metamaterial.runs import train_run  # noqa: E402
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from metamaterial.analysis import direction_noise
 from metamaterial.circuit import edge_currents
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.errors import MetamaterialError
 from metamaterial.experiment import build, initial_controls, make_trainer
 

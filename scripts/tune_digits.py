@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.errors import MetamaterialError
 from metamaterial.experiment import build, initial_controls, make_trainer
 

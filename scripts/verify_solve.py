@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from metamaterial.circuit import kcl_residuals  # noqa: E402
-from metamaterial.config import load_config  # noqa: E402
+from metamaterial.configfile import load_config  # noqa: E402
 from metamaterial.experiment import build  # noqa: E402
 from metamaterial.netlist import parse_print_all  # noqa: E402
 from metamaterial.points import solve_points, write_netlists  # noqa: E402

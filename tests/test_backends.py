@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, stopped_after_checkpoint
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.experiment import build, initial_controls, make_trainer
 from metamaterial.runs import ensemble_run, train_replicas, train_run
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from metamaterial import circuit, devices, graph
-from metamaterial.config import load_config
+from metamaterial import circuit, devices, graph, mos
+from metamaterial.configfile import load_config
 from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.experiment import build
 from metamaterial.netlist import to_spice
@@ -71,7 +71,7 @@ def test_tied_bodies_match_ngspice_and_close_kcl(n, preset, clamped, spice):
 
 
 def test_kernel_law_with_the_body_at_terminal_a_is_the_numpy_law_and_its_derivatives():
-    """``mos_current`` with P_BODY = 1 (body at a) against ``devices.nmos_current`` at vbody = va: the current, and
+    """``mos_current`` with P_BODY = 1 (body at a) against ``mos.nmos_current`` at vbody = va: the current, and
     d/dva (the body's gmbs included) and d/dvb against central differences, forward and reverse, every region."""
     p = devices.nmos_preset("ald1106-l1", rd=0.0, rs=0.0)
     c = circuit.compile_graph(graph.assign_roles(graph.lattice_network(2, 2, periodic=False), graph.Roles(
@@ -84,7 +84,7 @@ def test_kernel_law_with_the_body_at_terminal_a_is_the_numpy_law_and_its_derivat
         va, vb = rng.uniform(0, V_MAX, 2)
         vg = rng.uniform(0.5, 4.0)
         i, d_a, d_b = nk.mos_current(va, vb, vg, vbi[0], beta[0], prm, prm[nk.P_BODY])
-        law = lambda a, b, vg=vg: devices.nmos_current(p, a, b, vg, vbody=a).current  # noqa: E731
+        law = lambda a, b, vg=vg: mos.nmos_current(p, a, b, vg, vbody=a).current  # noqa: E731
         assert i == pytest.approx(float(law(va, vb)), rel=1e-12, abs=1e-18)
         assert d_a == pytest.approx(float(law(va + h, vb) - law(va - h, vb)) / (2 * h), rel=1e-5, abs=1e-9)
         assert d_b == pytest.approx(float(law(va, vb + h) - law(va, vb - h)) / (2 * h), rel=1e-5, abs=1e-9)
@@ -132,7 +132,7 @@ def test_tied_body_behind_series_resistances_native_matches_ngspice(params, mism
     gates, x = rng.uniform(0.5, 4.5, c.n_edges), setup.task.inputs[:BATCH]
     free = NativeSolver().solve(c, gates, x).voltages
     np.testing.assert_allclose(free, spice.solve(c, gates, x).voltages, atol=AGREEMENT_V, rtol=0)
-    # Kirchhoff's law at every free node, by the numpy law (devices.body_series_current), which the same voltages
+    # Kirchhoff's law at every free node, by the numpy law (mos.body_series_current), which the same voltages
     # do not satisfy without the resistances
     assert np.nanmax(np.abs(circuit.kcl_residuals(c, gates, free))) < KCL_A
     without = replace(c, device=replace(c.device, rd=0.0, rs=0.0))
@@ -143,7 +143,7 @@ def test_tied_body_behind_series_resistances_native_matches_ngspice(params, mism
 
 
 def test_body_series_law_numpy_and_kernel_agree_and_derivatives_are_exact():
-    """The numpy reference (devices.body_series_current) and the kernel (native_kernels.series_mos_currents),
+    """The numpy reference (mos.body_series_current) and the kernel (native_kernels.series_mos_currents),
     written apart: the same current, and each one's derivatives against central differences of the numpy current,
     over random terminal and gate voltages (bright pixels forward-bias the junctions)."""
     p = devices.nmos_preset("ald1106-l1")
@@ -153,9 +153,9 @@ def test_body_series_law_numpy_and_kernel_agree_and_derivatives_are_exact():
     assert prm[nk.P_BODY_SERIES] == 1.0 and prm[nk.P_BODY] == 0.0
     rng = np.random.default_rng(SEED)
     va, vb, vg = rng.uniform(0, V_MAX, 200), rng.uniform(0, 0.6, 200), rng.uniform(*GATES, 200)
-    m = devices.body_series_current(p, va, vb, vg)
+    m = mos.body_series_current(p, va, vb, vg)
     h = 1e-7
-    law = lambda a, b, g: devices.body_series_current(p, a, b, g).current  # noqa: E731
+    law = lambda a, b, g: mos.body_series_current(p, a, b, g).current  # noqa: E731
     for got, num in ((m.d_va, (law(va + h, vb, vg) - law(va - h, vb, vg)) / (2 * h)),
                      (m.d_vb, (law(va, vb + h, vg) - law(va, vb - h, vg)) / (2 * h)),
                      (m.d_vg, (law(va, vb, vg + h) - law(va, vb, vg - h)) / (2 * h))):

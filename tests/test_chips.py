@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, stopped_after_checkpoint
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.devices import draw_mismatch
 from metamaterial.errors import ConfigError
 from metamaterial.experiment import build, make_solver

@@ -132,7 +132,7 @@ KILLED_REPLACE = """
 import os, sys
 from pathlib import Path
 from metamaterial import runs
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 
 config, run_dir, at, epochs, *rest = sys.argv[1:]
 if at.isdigit():
@@ -391,7 +391,7 @@ def test_a_start_that_fails_before_training_leaves_no_config_behind(tmp_path, mo
     """Not only a refusal: any failure before the first checkpoint (here a stand-in for a bug) leaves --out as it
     was found."""
     from metamaterial import runs
-    from metamaterial.config import load_config
+    from metamaterial.configfile import load_config
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import ROOT, stopped_after_checkpoint
 from metamaterial import experiment
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.experiment import build, initial_controls, make_solver
 from metamaterial.learning import trainer as trainer_module

@@ -13,15 +13,8 @@ import yaml
 
 from conftest import CONFIGS, ROOT
 from metamaterial.cli import _parser, config_overrides
-from metamaterial.config import (
-    T_LEARN,
-    apply_override,
-    config_differences,
-    dump_config,
-    load_config,
-    load_saved_config,
-    validate_config,
-)
+from metamaterial.config import T_LEARN, validate_config
+from metamaterial.configfile import apply_override, config_differences, dump_config, load_config, load_saved_config
 from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.experiment import build
 from metamaterial.sweep.execute import seed_free

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 from metamaterial import devices
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.errors import ConfigError
 from metamaterial.experiment import build
 from metamaterial.netlist import num, to_spice

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, cli
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.energy import transistor_power
 from metamaterial.experiment import build
 from metamaterial.sim.native import NativeSolver

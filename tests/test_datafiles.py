@@ -16,7 +16,7 @@ import yaml
 from conftest import ROOT, cli_ok, cli_refused, stopped_after_checkpoint
 from metamaterial import runs
 from metamaterial.cli import main
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.datafiles import files_read, pin_files
 from metamaterial.errors import CheckpointError
 from metamaterial.rundir import load_run

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT
 from metamaterial import step
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.errors import ConfigError
 from metamaterial.experiment import build, initial_controls, make_trainer
 from metamaterial.learning.trainer import draw_masks

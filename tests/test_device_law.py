@@ -1,6 +1,6 @@
 """The authors' three-regime transistor law (preset ``ald1106-hw``): closed forms, both backends, the joins.
 
-The law (``devices.three_regime_current``, docs/hardware.md) is I = F(V_G - V_T - V_b) - F(V_G - V_T - V_a)
+The law (``mos.three_regime_current``, docs/hardware.md) is I = F(V_G - V_T - V_b) - F(V_G - V_T - V_a)
 + gmin (V_a - V_b), F the authors' forward current. Checked here: that it equals the authors' own branch formulas
 (Experiment2.m ``Ohmic``, ``Sat``, ``Sub``) where they apply; that ngspice's behavioural source computes the same
 single-transistor currents to 1e-9 relative in every regime and right at the joins; that the native kernel and its
@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from metamaterial import circuit, devices, graph, netlist
+from metamaterial import circuit, devices, graph, mos, netlist
 from metamaterial.errors import ValidationError
 from metamaterial.sim import native_kernels as nk
 from metamaterial.sim.native import NativeSolver, _device_constants
@@ -100,7 +100,7 @@ def _measure(tmp_path, va, vb, vg):
 
 
 def _law(va, vb, vg):
-    return devices.three_regime_current(DEV, va, vb, vg, gmin=GMIN)
+    return mos.three_regime_current(DEV, va, vb, vg, gmin=GMIN)
 
 
 # -- closed forms ----------------------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ def test_level1_preset_is_unchanged_and_differs_below_threshold():
     fit = devices.nmos_preset("ald1106-fit")
     assert fit.law == devices.LEVEL1 and fit.bulk_junctions and not DEV.bulk_junctions
     va, vb, vg = np.array([0.3]), np.array([0.1]), np.array([0.6])   # V_GS = 0.5 V < V_T
-    assert devices.nmos_current(fit, va, vb, vg).current[0] == 0.0
+    assert mos.nmos_current(fit, va, vb, vg).current[0] == 0.0
     assert _law(va, vb, vg).current[0] > 1e-8
 
 
@@ -172,7 +172,7 @@ def test_native_kernel_is_the_law_with_its_analytic_jacobian():
     va, vb, vg = (np.concatenate(p) for p in zip(_bias_points(rng, N_POINTS), _join_points()))
     prm = np.zeros(nk.N_PRM)
     prm[nk.P_GMIN], prm[nk.P_JOIN] = GMIN, XJ
-    prm[nk.P_SUBSLOPE], prm[nk.P_XCAP] = math.log(10) / DECADE, devices.OVERDRIVE_CAP
+    prm[nk.P_SUBSLOPE], prm[nk.P_XCAP] = math.log(10) / DECADE, mos.OVERDRIVE_CAP
     law = _law(va, vb, vg)
     h = 1e-7
     for k in range(len(va)):

@@ -15,11 +15,11 @@ from metamaterial.devices import (
     PotentiometerParams,
     ResistorParams,
     card_level,
-    nmos_current,
     nmos_from_card,
     nmos_preset,
 )
 from metamaterial.errors import ConfigError, ValidationError
+from metamaterial.mos import nmos_current
 from metamaterial.sim.ngspice import run_batch_file
 
 FIT = nmos_preset("ald1106-fit")

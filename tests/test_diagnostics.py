@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.diagnostics import MIN_GAP_V, source_extremes
 from metamaterial.errors import ConfigError
 from metamaterial.experiment import build, check_learnable, initial_controls

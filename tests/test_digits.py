@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT
 from metamaterial import step as st
 from metamaterial.analysis import confusion_matrix
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.experiment import build, initial_controls, make_solver
 from metamaterial.graph import layered_network

@@ -17,7 +17,7 @@ import yaml
 
 from conftest import ROOT
 from metamaterial import revisions
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.experiment import build, make_solver
 from metamaterial.graph import lattice_network
 from metamaterial.netlist import parse_print_all, to_spice

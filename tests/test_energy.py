@@ -101,7 +101,7 @@ def test_transistor_power_is_ngspice_terminal_currents_times_node_voltages(point
     terminal = i_d * va + currents["is"] * vb
     assert np.abs(ours - terminal).max() <= REL * np.abs(terminal).max()
     from metamaterial.circuit import edge_currents
-    from metamaterial.devices import junction_current
+    from metamaterial.mos import junction_current
     channel = i_d - junction_current(c.device, v[None], c.gmin)[0][0][c.edges[:, 0]]
     i_ds = edge_currents(c, gates, v[None])[0]
     assert np.abs(i_ds - channel).max() <= REL * np.abs(channel).max()
@@ -124,7 +124,7 @@ def test_power_balance_drivers_deliver_what_devices_dissipate():
     v = NativeSolver().solve(c, gates, xor_task().inputs).voltages
     report = power_report(c, gates, v)
     from metamaterial.circuit import edge_currents
-    from metamaterial.devices import junction_current
+    from metamaterial.mos import junction_current
     i_e = edge_currents(c, gates, v)
     out = np.zeros_like(v)
     np.add.at(out.T, c.edges[:, 0], i_e.T)

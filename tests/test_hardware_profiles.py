@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.experiment import build, initial_controls
 from metamaterial.learning.trainer import SUCCESS_MARGIN_V
 from metamaterial.runs import train_replicas

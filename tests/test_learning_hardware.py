@@ -20,7 +20,7 @@ import pytest
 import metamaterial.learning_hardware as lh
 import metamaterial.transient as tr
 from conftest import ROOT
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.costs import load_source, run_dir_config, timing_params
 from metamaterial.errors import SimulationError, ValidationError
 from metamaterial.experiment import build, initial_controls

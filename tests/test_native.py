@@ -7,10 +7,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 
-from metamaterial import circuit, devices, graph
+from metamaterial import circuit, devices, graph, mos
 from metamaterial.errors import ConfigError, SimulationError, ValidationError
 from metamaterial.sim import native_kernels as nk
 from metamaterial.sim.native import NativeSolver, _device_constants
+from metamaterial.temperature import THERMAL_VOLTAGE
 
 SEED = 0
 RANDOM_SIZES = (4, 16, 60, 400)    # nodes; 400 takes the sparse path
@@ -210,12 +211,12 @@ def test_nmos_jacobian_matches_finite_differences(preset, region, orientation):
     p = devices.nmos_preset(preset)
     va, vb, vg = _nmos_point(orientation, region)
     h = 1e-6
-    law = devices.nmos_current(p, va, vb, vg)
+    law = mos.nmos_current(p, va, vb, vg)
     vgst = vg - min(va, vb) - (p.vto + p.gamma * (np.sqrt(p.phi + min(va, vb)) - np.sqrt(p.phi)))
     assert (vgst <= abs(va - vb)) == (region == "saturation")
     assert np.sign(law.current) == (1 if orientation == "a_to_b" else -1)
-    d_va = (devices.nmos_current(p, va + h, vb, vg).current - devices.nmos_current(p, va - h, vb, vg).current) / (2 * h)
-    d_vb = (devices.nmos_current(p, va, vb + h, vg).current - devices.nmos_current(p, va, vb - h, vg).current) / (2 * h)
+    d_va = (mos.nmos_current(p, va + h, vb, vg).current - mos.nmos_current(p, va - h, vb, vg).current) / (2 * h)
+    d_vb = (mos.nmos_current(p, va, vb + h, vg).current - mos.nmos_current(p, va, vb - h, vg).current) / (2 * h)
     np.testing.assert_allclose([law.d_va, law.d_vb], [d_va, d_vb], rtol=1e-6)
     # the compiled law is the same function with the same derivatives, also per transistor under mismatch
     c = circuit.compile_graph(_with_roles(graph.lattice_network(4, 4), np.random.default_rng(SEED)), p)
@@ -227,7 +228,7 @@ def test_nmos_jacobian_matches_finite_differences(preset, region, orientation):
         _, prm, vbi, beta = _device_constants(c, twin)
         vto_e, beta_e = c.transistor_params(twin)
         for e in range(c.n_edges):
-            law = devices.nmos_current(p, va, vb, vg, vto_e[e], beta_e[e])
+            law = mos.nmos_current(p, va, vb, vg, vto_e[e], beta_e[e])
             np.testing.assert_allclose(nk.mos_current(va, vb, vg, vbi[e], beta[e], prm, prm[nk.P_BODY]),
                                        [law.current, law.d_va, law.d_vb], rtol=1e-12)
 
@@ -497,7 +498,7 @@ def test_node_on_the_junction_branch_point_is_held_there():
     c, gates, x = _xor_torus(), np.array(CORNER_GATES), np.array([CORNER_X])
     solver = NativeSolver()
     op = solver.solve(c, gates, x)
-    corner = 3.0 * devices.THERMAL_VOLTAGE
+    corner = 3.0 * THERMAL_VOLTAGE
     assert op.converged.all() and op.iterations[0] > solver.max_iter
     assert op.voltages[0, 10] == corner
     kcl = circuit.kcl_residuals(c, gates, op.voltages)
@@ -544,7 +545,7 @@ def test_nodes_driven_onto_the_junction_branch_point_are_solved():
     # at the default vntol ngspice cannot stop there either; by op, as its warm-started dc sweep can stop short there
     # (seen: a dead node on the branch point behind series resistances left with 2e-12 A of KCL, 1.5e-5 V off)
     loose = NgspiceSolver(SpiceOptions(vntol=1e-7), sweep=False)
-    corner = 3.0 * devices.THERMAL_VOLTAGE
+    corner = 3.0 * THERMAL_VOLTAGE
     rng = np.random.default_rng([SEED, 3])
     landed = retried = 0
     for n in (16, 16, 25, 40, 60, 200):
@@ -625,7 +626,7 @@ def test_kcl_floor_scales_with_the_currents(overrides, gates, spice):
     (``native_kernels.KCL_ROUNDING``): Newton converges in a few steps, agrees with ngspice and closes Kirchhoff's
     law to that fraction of the currents."""
     from conftest import ROOT
-    from metamaterial.config import load_config
+    from metamaterial.configfile import load_config
     from metamaterial.experiment import build
     setup = build(load_config(ROOT / "configs" / "xor.yaml", overrides))
     c, x = setup.circuit, setup.task.inputs

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import CONFIGS, ROOT, random_gates, xor_circuit
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.errors import ValidationError
 from metamaterial.netlist import SpiceOptions, parse_print_all, to_spice
 from metamaterial.points import solve_points, write_netlists
@@ -45,7 +45,7 @@ def test_the_header_says_what_the_sources_are_and_labels_every_role_node():
     xor = (ROOT / "netlists" / "xor" / "clamped_0.cir").read_text()
     assert "* sources: VR rails (above), VI inputs, VC clamped outputs (the nudged values)" in xor
     # a network larger than the labelled 64: the first 64 and the role nodes, the rest counted
-    from metamaterial.config import load_config  # noqa: PLC0415
+    from metamaterial.configfile import load_config  # noqa: PLC0415
     from metamaterial.experiment import build  # noqa: PLC0415
     setup = build(load_config(ROOT / "configs" / "xor.yaml", ["network.rows=10", "network.cols=10",
                                                                "roles.outputs=[[9, 9]]"]))
@@ -93,7 +93,7 @@ def test_a_netlist_carries_the_options_its_solve_uses(tmp_path):
     warm-started dc sweep), and the written decks said the config's reltol: with simulator.reltol=1e-3 the standalone
     file differed from ``solve`` by 7e-8 V. Now the deck carries 1e-10 and says why, and agrees with ``solve``; a
     mismatched network (solved by op) keeps the config's."""
-    from metamaterial.config import load_config  # noqa: PLC0415
+    from metamaterial.configfile import load_config  # noqa: PLC0415
     from metamaterial.sim.ngspice import run_batch_file  # noqa: PLC0415
 
     cfg = load_config(ROOT / "configs" / "xor.yaml", ["simulator.reltol=1e-3", "device.preset=ald1106-l1"])
@@ -145,7 +145,7 @@ def test_shipped_netlists_are_current(tmp_path):
 def test_every_parameter_of_the_device_model_can_be_overridden(tmp_path, overrides, card, values):
     """README said any parameter can be overridden, and is, ld, sub_join and sub_decade were refused as unknown keys:
     they reach the device, the netlist and the native law, and the two backends agree on them."""
-    from metamaterial.config import load_config  # noqa: PLC0415
+    from metamaterial.configfile import load_config  # noqa: PLC0415
     from metamaterial.experiment import build_device  # noqa: PLC0415
 
     cfg = load_config(ROOT / "configs" / "xor.yaml", overrides)

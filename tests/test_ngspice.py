@@ -13,7 +13,7 @@ import pytest
 
 from conftest import CONFIGS, ROOT, random_gates, xor_circuit
 from metamaterial.circuit import kcl_residuals
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.devices import draw_mismatch, nmos_from_card
 from metamaterial.errors import SimulationError
 from metamaterial.experiment import build, initial_controls

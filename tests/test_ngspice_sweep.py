@@ -190,7 +190,7 @@ def test_an_op_fallback_gives_the_written_netlists_answer(tmp_path, monkeypatch)
     (``netlist.solve_options``): its answer is the standalone file's under ``ngspice -b`` to 1e-12 V. At the
     config's reltol (1e-3 here, series resistances) it was 2.6e-8 V off."""
     from conftest import ROOT
-    from metamaterial.config import load_config
+    from metamaterial.configfile import load_config
     from metamaterial.experiment import build, initial_controls
     from metamaterial.netlist import parse_print_all
     from metamaterial.points import write_netlists

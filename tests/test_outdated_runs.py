@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT, cli, cli_ok, cli_refused
 from metamaterial import revisions
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.experiment import build
 from metamaterial.runfiles import CHECKPOINT
 from test_drain import REVERSED, _torus_config

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import ROOT
 from metamaterial import plots
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.runfiles import load_checkpoint
 from metamaterial.runs import ensemble_run, train_run
 

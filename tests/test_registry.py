@@ -10,7 +10,8 @@ import pytest
 
 from conftest import ROOT
 from metamaterial import circuit, devices, experiment, graph
-from metamaterial.config import load_config, with_backend
+from metamaterial.config import with_backend
+from metamaterial.configfile import load_config
 from metamaterial.errors import ConfigError, SimulationError, ValidationError
 from metamaterial.experiment import build, planned_edges
 from metamaterial.sim import registry

@@ -16,7 +16,7 @@ from metamaterial.claims.base import ClaimResult
 from metamaterial.claims.registry import CLAIMS
 from metamaterial.claims.report import CONSTANTS_TITLE
 from metamaterial.cli import main
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.errors import ConfigError
 from metamaterial.runs import train_run
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.energy import CAPACITOR_BAND, GAIN_BAND
 from metamaterial.errors import ValidationError
 from metamaterial.experiment import build, initial_controls, make_trainer

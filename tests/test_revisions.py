@@ -16,7 +16,7 @@ import yaml
 from conftest import ROOT
 from metamaterial import revisions
 from metamaterial.cli import main
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.errors import CheckpointError
 from metamaterial.runfiles import CHECKPOINT, load_checkpoint
 from metamaterial.runs import open_run_dir, train_run

@@ -13,7 +13,7 @@ import pytest
 
 from metamaterial.analysis import direction_noise
 from metamaterial.circuit import edge_currents
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.experiment import build, initial_controls, make_trainer
 
 RESISTORS = ["device.kind=resistor", "learning.init={kind: uniform}", "learning.bounds=[1e-5, 1e-2]"]

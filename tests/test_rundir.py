@@ -14,7 +14,7 @@ import pytest
 
 from conftest import ROOT, cli_ok, cli_refused
 from metamaterial import revisions, runs
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.errors import CheckpointError, ConfigError
 from metamaterial.experiment import build
 from metamaterial.netlist import parse_print_all

@@ -1,4 +1,4 @@
-"""Level-1 series drain and source resistances (``devices.series_current``): the local solve against a closed form,
+"""Level-1 series drain and source resistances (``mos.series_current``): the local solve against a closed form,
 source/drain symmetry, Kirchhoff's law with the series drops, native against ngspice on random circuits, user cards
 with rd, rs and rsh, and the ``ald1106-l1`` preset against the third party's card as that card is written."""
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, xor_circuit
-from metamaterial import circuit, devices, graph
-from metamaterial.config import load_config
+from metamaterial import circuit, devices, graph, mos
+from metamaterial.configfile import load_config
 from metamaterial.errors import ConfigError, SimulationError, ValidationError
 from metamaterial.experiment import build
 from metamaterial.netlist import node_vector_names, parse_print_all, to_spice
@@ -72,7 +72,7 @@ def test_source_resistance_in_saturation_matches_the_closed_form():
     u = vg - p.vto - vb
     k, r = p.beta, p.rs
     expected = (1 + k * r * u - np.sqrt(1 + 2 * k * r * u)) / (k * r * r)
-    law = devices.series_current(p, va, vb, vg, gmin=0.0)
+    law = mos.series_current(p, va, vb, vg, gmin=0.0)
     np.testing.assert_allclose(law.current, expected, rtol=1e-12)
     # the drop really moved the current: without R_s it is (K/2) u^2
     assert np.min(0.5 * k * u * u / expected) > 1.02
@@ -89,11 +89,11 @@ def test_series_law_derivatives_and_compiled_law(preset):
     _, prm, vbi, beta = _device_constants(c, twin=0)
     h = 1e-7
     for va, vb, vg in rng.uniform([-0.8, -0.8, 0.4], [V_MAX, V_MAX, 8.0], (60, 3)):
-        law = devices.series_current(p, va, vb, vg)
+        law = mos.series_current(p, va, vb, vg)
         out_a = law.current + law.leak.current  # the current into terminal a, and into b
 
         def terminals(*args):
-            m = devices.series_current(p, *args)
+            m = mos.series_current(p, *args)
             return np.array([m.current + m.leak.current, m.current])
 
         for arg, slopes in ((0, (law.d_va + law.leak.d_va, law.d_va)), (1, (law.d_vb + law.leak.d_vb, law.d_vb)),
@@ -106,10 +106,10 @@ def test_series_law_derivatives_and_compiled_law(preset):
         # ngspice's circuit: internal nodes d' and s' behind the resistances, the channel between them, and each
         # one's bulk junction to the grounded body; Kirchhoff's law at d' and s'
         d, s = va - out_a * p.rd, vb + law.current * p.rs
-        channel = devices.nmos_current(p, d, s, vg).current
+        channel = mos.nmos_current(p, d, s, vg).current
         scale = abs(out_a) + abs(law.current)
-        assert out_a - channel - devices.junction_current(p, d)[0] == pytest.approx(0.0, abs=1e-13 * scale)
-        assert channel - law.current - devices.junction_current(p, s)[0] == pytest.approx(0.0, abs=1e-13 * scale)
+        assert out_a - channel - mos.junction_current(p, d)[0] == pytest.approx(0.0, abs=1e-13 * scale)
+        assert channel - law.current - mos.junction_current(p, s)[0] == pytest.approx(0.0, abs=1e-13 * scale)
         np.testing.assert_allclose(nk.series_mos_currents(va, vb, vg, vbi[0], beta[0], prm, False),
                                    [out_a, law.d_va + law.leak.d_va, law.d_vb + law.leak.d_vb, law.current, law.d_va,
                                     law.d_vb], rtol=1e-12, atol=1e-22)
@@ -122,12 +122,12 @@ def test_swapped_terminals_with_equal_resistances_mirror_the_current():
     rng = np.random.default_rng([SEED, 2])
     va, vb, vg = rng.uniform(0, V_MAX, 200), rng.uniform(0, V_MAX, 200), rng.uniform(*GATES, 200)
     p = devices.nmos_preset("ald1106-l1", rd=80.0, rs=80.0)
-    forward, backward = devices.series_current(p, va, vb, vg), devices.series_current(p, vb, va, vg)
+    forward, backward = mos.series_current(p, va, vb, vg), mos.series_current(p, vb, va, vg)
     np.testing.assert_allclose(backward.current, -(forward.current + forward.leak.current), rtol=1e-13, atol=1e-20)
     np.testing.assert_allclose(backward.current + backward.leak.current, -forward.current, rtol=1e-13, atol=1e-20)
     np.testing.assert_allclose(backward.d_va, -(forward.d_vb + forward.leak.d_vb), rtol=1e-12, atol=1e-20)
     lopsided = devices.nmos_preset("ald1106-l1")
-    f, b = devices.series_current(lopsided, va, vb, vg), devices.series_current(lopsided, vb, va, vg)
+    f, b = mos.series_current(lopsided, va, vb, vg), mos.series_current(lopsided, vb, va, vg)
     assert np.max(np.abs(b.current + f.current) / np.abs(f.current).max()) > 1e-3
 
 
@@ -283,7 +283,7 @@ def test_internal_node_is_continuous_across_the_junction_branch_point():
     # no channel current: the linear branch's x reaches the branch point at u_c, the window lies just below it
     u_c, window = (corner * (g + c.gmin) + p.is_) / g, p.is_ * np.exp(-3.0) / g
     u = u_c + np.linspace(-2.0, 1.0, 601) * window
-    x, j, gj = devices.behind_resistance(p, u, 0.0, 0.0, g, c.gmin, vt)
+    x, j, gj = mos.behind_resistance(p, u, 0.0, 0.0, g, c.gmin, vt)
     kernel = np.array([nk.behind_resistance(ui, 0.0, 0.0, g, prm[nk.P_LOG_D], 0.0, prm)[:3] for ui in u]).T
     np.testing.assert_allclose(kernel, [x, j, gj], rtol=1e-13, atol=1e-30)
     np.testing.assert_allclose(g * (u - x) - j, 0.0, atol=8 * g * np.spacing(corner))  # its Kirchhoff law
@@ -298,7 +298,7 @@ def test_lambert_w_behind_the_junctions():
     w + ln w = log_a beyond, from its own start and from guesses near and far (kernel) and for the numpy twin."""
     from scipy.special import lambertw
     log_a = np.concatenate([np.linspace(-40.0, 700.0, 3701), [1e4, 1e8, 1e200]])
-    w = devices.lambert_w_exp(log_a)
+    w = mos.lambert_w_exp(log_a)
     small = log_a < 700
     np.testing.assert_allclose(w[small], lambertw(np.exp(log_a[small])).real, rtol=1e-14, atol=0)
     np.testing.assert_allclose(w + np.log(w), log_a, rtol=1e-15, atol=1e-15)

@@ -15,7 +15,7 @@ import yaml
 
 from conftest import ROOT
 from metamaterial.cli import main
-from metamaterial.config import dump_config, load_config
+from metamaterial.configfile import dump_config, load_config
 from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.experiment import build
 from metamaterial.sweep import execute, expand_sweep, load_sweep

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.experiment import build
 from metamaterial.rundir import read_inputs_csv

@@ -13,12 +13,13 @@ import pytest
 
 from conftest import ROOT, cli, random_gates, xor_circuit
 from metamaterial import circuit, devices
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.errors import ConfigError
 from metamaterial.experiment import build
 from metamaterial.netlist import to_spice
 from metamaterial.runs import train_run
 from metamaterial.sim.native import NativeSolver
+from metamaterial.temperature import NOMINAL_CELSIUS
 from metamaterial.transient import dc_point
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -45,7 +46,7 @@ def test_native_equals_ngspice_on_the_torus_at_every_temperature(ngspice, preset
             assert np.max(np.abs(ref - ours)) <= AGREEMENT_V, (preset, t)
             fixed = None if clamps is None else c.clamp_nodes
             assert np.nanmax(np.abs(circuit.kcl_residuals(c, gates, ours, fixed=fixed))) <= KCL_A
-        if t == devices.NOMINAL_CELSIUS:
+        if t == NOMINAL_CELSIUS:
             nominal = ngspice.solve(c, gates, XOR_POINTS).voltages
     # the temperature moves the answer by millivolts, so agreement is not both backends ignoring it
     hot = ngspice.solve(replace(c0, temperature=125.0), gates, XOR_POINTS).voltages

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, cli
 from metamaterial import runs
 from metamaterial.cli import main
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.errors import CheckpointError, ConfigError
 from metamaterial.runfiles import CHECKPOINT, SET_ASIDE
 

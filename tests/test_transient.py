@@ -228,7 +228,7 @@ def test_an_aborted_transient_raises_and_the_abstol_floor_prevents_it(monkeypatc
     """configs/xor.yaml's initial gates, step 00 -> 01: with the DC solvers' abstol (1e-15 A) ngspice's timestep
     collapses at the input edge and it keeps only the samples before it; that is an error, not a short window."""
     import metamaterial.transient as tr
-    from metamaterial.config import load_config
+    from metamaterial.configfile import load_config
     from metamaterial.costs import load_source
     from metamaterial.experiment import build
 

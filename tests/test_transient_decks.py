@@ -12,7 +12,7 @@ import pytest
 
 import metamaterial.transient as tr
 from conftest import ROOT
-from metamaterial.config import load_config
+from metamaterial.configfile import load_config
 from metamaterial.costs import load_source, timing_params
 from metamaterial.errors import SimulationError
 from metamaterial.experiment import build

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Config, load_config
+from ..config import Config
+from ..configfile import load_config
 from ..plots import _pyplot as pyplot
 from ..plots import _save
 from ..runfiles import json_text

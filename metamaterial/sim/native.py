@@ -35,7 +35,6 @@ from scipy.sparse.linalg import splu
 
 from ..circuit import Circuit, OperatingPoint
 from ..devices import (
-    OVERDRIVE_CAP,
     THREE_REGIME,
     NmosParams,
     PotentiometerParams,
@@ -43,6 +42,7 @@ from ..devices import (
     card_level,
 )
 from ..errors import SimulationError, ValidationError
+from ..mos import OVERDRIVE_CAP
 from ..netlist import SpiceOptions
 from ..step import StepProgram, StepRun
 from . import native_kernels as nk

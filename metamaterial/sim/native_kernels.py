@@ -1,9 +1,9 @@
 """Compiled (numba) kernels of the native DC solver: device laws, KCL assembly, Newton on a batch.
 
 Owned here: the scalar level-1 NMOS law and bulk junction law (the same equations as ngspice 39 ``mos1load.c``, see
-``devices.nmos_current``; series drain and source resistances with the junctions on their internal nodes, solved
-per edge, ``devices.series_current``), the
-authors' three-regime law (``devices.three_regime_current``), the assembly of the KCL residual and its Jacobian
+``mos.nmos_current``; series drain and source resistances with the junctions on their internal nodes, solved
+per edge, ``mos.series_current``), the
+authors' three-regime law (``mos.three_regime_current``), the assembly of the KCL residual and its Jacobian
 into "slots" of a flat matrix (dense row-major or the ``data`` array of a CSC matrix), the limited and projected
 Newton update, and the whole-batch dense Newton. ``native.py`` prepares the index arrays and
 calls these; nothing here knows about ``Circuit`` objects.
@@ -66,7 +66,7 @@ def mos_current(va, vb, vg, vbi, beta, prm, tie):
     body's gmbs). ``tie`` is an argument so that a caller's constant folds away.
 
     ``vbi`` = V_T0 - gamma sqrt(phi) (V) and ``beta`` = K (A/V^2) of this transistor, so that
-    V_T = vbi + gamma sarg. The lower terminal is the source. Same branches as ``devices.nmos_current``.
+    V_T = vbi + gamma sarg. The lower terminal is the source. Same branches as ``mos.nmos_current``.
     """
     i, d_a, d_b, _ = mos_current_gate(va, vb, vg, vbi, beta, prm, tie)
     return i, d_a, d_b
@@ -117,8 +117,8 @@ def mos_current_gate(va, vb, vg, vbi, beta, prm, tie):
     return -ids, -d_vs - tie * gmbs, -gds, -gm
 
 
-#: the local solve of ``series_mos_currents`` (as ``devices.SERIES_MAX_STEPS``, ``devices.SERIES_RTOL``,
-#: ``devices.SERIES_QUADRATIC``: the Newton step, in volts at the internal nodes, that is the last one needed)
+#: the local solve of ``series_mos_currents`` (as ``mos.SERIES_MAX_STEPS``, ``mos.SERIES_RTOL``,
+#: ``mos.SERIES_QUADRATIC``: the Newton step, in volts at the internal nodes, that is the last one needed)
 SERIES_MAX_STEPS, SERIES_RTOL, SERIES_QUADRATIC = 60, 1e-14, 1e-8
 #: ``lambert_w_exp``: steps at most (from its lower bounds it takes 1-3), the relative step after which none is
 #: needed (the fourth-order iteration leaves ~1e-16 of W), and the argument below which the series
@@ -351,7 +351,7 @@ def series_mos_currents(va, vb, vg, vbi, beta, prm, tied):
 @njit(cache=True, inline="always")
 def forward_current(x, beta, prm):
     """F(x) (A) of the three-regime law and dF/dx (S) at gate overdrive x (V) over one terminal: (K/2) x^2 above
-    the join, (K/2) x_j^2 exp((x - x_j) ln10 / decade) below (``devices.three_regime_current``)."""
+    the join, (K/2) x_j^2 exp((x - x_j) ln10 / decade) below (``mos.three_regime_current``)."""
     join = prm[P_JOIN]
     if x > join:
         if x < prm[P_XCAP]:

@@ -34,16 +34,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..config import (
-    PLAIN_NAME,
-    Config,
-    apply_override,
-    as_trained,
-    config_from_document,
-    read_document,
-    set_key_path,
-    validate_config,
-)
+from ..config import PLAIN_NAME, Config, validate_config
+from ..configfile import apply_override, as_trained, config_from_document, read_document, set_key_path
 from ..datafiles import is_pins, pin_files
 from ..errors import ConfigError, ValidationError
 from ..experiment import check_config, check_roles, drawn_from_run_seed
@@ -94,13 +86,13 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def config_text(cfg: Config) -> str:
-    """``config.dump_config(cfg)``, the resolved config as YAML, written by libyaml when PyYAML has it."""
+    """``configfile.dump_config(cfg)``, the resolved config as YAML, written by libyaml when PyYAML has it."""
     return yaml.dump(cfg.model_dump(mode="json", by_alias=True), Dumper=_DUMPER, sort_keys=False)
 
 
 def config_key(cfg: Config, files: dict | None = None) -> str:
     """The hash of a resolved config (every default spelled out): 16 hex digits of the SHA-256 of its YAML text
-    (``config.dump_config``), of the latest revision of the dynamics that changed how it trains, if one did
+    (``configfile.dump_config``), of the latest revision of the dynamics that changed how it trains, if one did
     (``revisions``: results made before it are under another key), and of the content of the files it reads, if
     it reads any (``files``: ``datafiles.pin_files``; the config names only their paths, so a result trained on a
     CSV since edited is under another key)."""
@@ -133,7 +125,7 @@ class SavedPoint:
 def read_saved(record: dict) -> SavedPoint | None:
     """What a result record's saved config (``config``, the YAML text of ``config_text``) is today, read once:
     under today's schema, where keys added since it was written take their defaults (or what the run did, where
-    that differs: ``config.as_trained``), so a value that differs from today's point, a changed default included,
+    that differs: ``configfile.as_trained``), so a value that differs from today's point, a changed default included,
     gives another key; so does the content of the files it read (its ``files``: a record made before they were
     recorded, of a config that reads files, is no point's result today). Its revision is the record's
     ``revision`` (none: 1). None if the record holds no config or it is not valid today."""
