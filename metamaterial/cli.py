@@ -267,6 +267,7 @@ def _check_not_a_folder(path: Path, command: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     from . import points, runs  # noqa: PLC0415 (keeps --help fast)
     from .plots import plot_run_dir  # noqa: PLC0415
+    from .replacement import finish_replace  # noqa: PLC0415
 
     if args.command in ("sweep", "sweep-report"):
         return _run_sweep(args)
@@ -284,7 +285,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1 if crashed else 0
     folder = _run_folder(args)
     if folder is not None:  # a replace a kill cut short would read as "no checkpoint": finished first, as train does
-        said = runs.finish_replace(folder)
+        said = finish_replace(folder)
         if said is not None:
             _print_finished(args.command, said)
     if args.command in ("eval", "plot") or (args.command == "netlist" and folder is not None):
@@ -357,7 +358,7 @@ def _run_folder(args: argparse.Namespace) -> Path | None:
 
 
 def _print_finished(command: str, text: str) -> None:
-    """The line saying that a ``train --replace`` a kill had cut short was finished (``runs.finish_replace``)."""
+    """The line saying that a ``train --replace`` a kill had cut short was finished (``replacement.finish_replace``)."""
     print(f"{command}: {text}", file=sys.stderr, flush=True)
 
 

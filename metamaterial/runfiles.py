@@ -49,7 +49,7 @@ COMMAND_FILES = {
 }
 RUN_FOLDERS = tuple(COMMAND_FILES)
 #: the folder inside a run directory where ``train --replace`` keeps the old run's files until the new run has a
-#: checkpoint, and the one they pass through on the way there and back (``runs.set_aside``)
+#: checkpoint, and the one they pass through on the way there and back (``replacement.set_aside``)
 SET_ASIDE = ".replaced-run"
 MOVING = ".replaced-run.moving"
 

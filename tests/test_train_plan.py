@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, cli
-from metamaterial import runs
+from metamaterial import replacement, runs
 from metamaterial.cli import main
 from metamaterial.configfile import load_config
 from metamaterial.errors import CheckpointError, ConfigError
@@ -54,7 +54,7 @@ def test_train_resume_reads_the_checkpoint_once(stopped_run, monkeypatch, capsys
 
 
 def test_train_finishes_a_killed_replace_once(stopped_run, tmp_path, monkeypatch):
-    calls, real = [], runs.finish_replace
+    calls, real = [], replacement.finish_replace
 
     def finish(run_dir):
         calls.append(run_dir)
@@ -109,14 +109,14 @@ def test_a_replace_running_now_is_left_alone_and_one_killed_is_finished(tmp_path
     meanwhile, it would be mixed with the new run's files). Once the lock is gone, as with a kill, it is put back."""
     run = tmp_path / "run"
     aside = _half_replaced(run)
-    with runs._training(run):
-        assert runs.is_training(run)
-        assert runs.finish_replace(run) is None
+    with replacement.training_lock(run):
+        assert replacement.is_training(run)
+        assert replacement.finish_replace(run) is None
         proc = cli("eval", str(run))  # another process
         assert proc.returncode == 2 and not proc.stderr.startswith("eval: put back"), proc.stderr
         assert sorted(p.name for p in run.iterdir()) == [SET_ASIDE] and (aside / CHECKPOINT).exists()
-    assert not runs.is_training(run)
-    assert runs.finish_replace(run).startswith(f"put back the run in {run}/")
+    assert not replacement.is_training(run)
+    assert replacement.finish_replace(run).startswith(f"put back the run in {run}/")
     assert sorted(p.name for p in run.iterdir()) == [CHECKPOINT, "config.yaml"]
 
 
@@ -125,14 +125,14 @@ def test_a_second_replace_into_a_folder_being_replaced_is_refused_not_left_waiti
     line; it used to wait, silent, for the first one's whole training, then replace the run that had just ended."""
     run = tmp_path / "run"
     _half_replaced(run)
-    with runs._training(run):
+    with replacement.training_lock(run):
         proc = cli("train", str(ROOT / "configs" / "xor.yaml"), "--out", str(run), "--replace", "--backend",
                    "native", "--no-progress", "--no-plots")
     assert (proc.returncode, proc.stderr) == (2, f"metamaterial: {ROOT / 'configs' / 'xor.yaml'}: {run}: a `train` "
                                                  "into it is running in another process; wait for it to end, or "
                                                  "choose another --out\n")
-    with pytest.raises(ConfigError, match="is running in another process"), runs._training(run), \
-            runs._training(run):
+    with pytest.raises(ConfigError, match="is running in another process"), replacement.training_lock(run), \
+            replacement.training_lock(run):
         pass
 
 
@@ -140,7 +140,7 @@ def test_a_resume_while_the_run_trains_is_refused_and_touches_nothing(stopped_ru
     """Two trains into one folder wrote one checkpoint in turns; a resume while the run trains (here: while this
     process holds the folder's lock, as a running train does) is refused in one line and leaves the run as it was."""
     before = {p.name: p.read_bytes() for p in stopped_run.iterdir() if p.is_file()}
-    with runs._training(stopped_run):
+    with replacement.training_lock(stopped_run):
         proc = cli("train", "--resume", str(stopped_run), *QUICK[:2], "--no-progress", "--no-plots")
     assert (proc.returncode, proc.stderr) == (2, f"metamaterial: {stopped_run}: a `train` into it is running in "
                                                  "another process; wait for it to end\n")
@@ -155,14 +155,14 @@ def test_every_train_holds_its_folders_lock_while_it_trains(stopped_run, tmp_pat
     train_replicas = runs.train_replicas
 
     def watched(*args, **kwargs):
-        seen.append(runs.is_training(run))
+        seen.append(replacement.is_training(run))
         return train_replicas(*args, **kwargs)
 
     monkeypatch.setattr(runs, "train_replicas", watched)
     args = [XOR, "--out", str(run), *QUICK] if fresh else ["--resume", str(run), *QUICK[:2], "--no-progress",
                                                             "--no-plots"]
     assert main(["train", *args]) == 0
-    assert seen == [True] and not runs.is_training(run)
+    assert seen == [True] and not replacement.is_training(run)
 
 
 def test_a_finished_run_trains_on_with_more_epochs_alone_to_where_one_longer_run_ends(tmp_path):
