@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from .cards import IDENTIFIER, card_with, comment_text, load_model_card, num, parse_model_card
-from .errors import ConfigError, ValidationError
+from .errors import ConfigError, ValidationError, check_numbers
 from .mos import MosCurrents, nmos_current, series_current, three_regime_current
 from .temperature import KELVIN, NOMINAL_CELSIUS, THERMAL_VOLTAGE, band_gap, phi_shift, thermal_voltage
 
@@ -180,6 +180,7 @@ class NmosParams(EdgeDevice):
     rate_unit = "1/V"
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         for attr in ("kp", "w", "l", "phi"):
             value = getattr(self, attr)
             if not (math.isfinite(value) and value > 0):
@@ -378,6 +379,7 @@ class ResistorParams(EdgeDevice):
     _range_hint = "keep the bounds inside device.g_min and device.g_max"
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         if not (0 < self.g_min < self.g_max and math.isfinite(self.g_max)):
             raise ValidationError(f"ResistorParams: need 0 < g_min < g_max "
                                   f"(got g_min={self.g_min}, g_max={self.g_max})")
@@ -416,6 +418,7 @@ class PotentiometerParams(EdgeDevice):
     _range_hint = "keep the bounds inside 0 and device.n_taps - 1"
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         if not (0 < self.r_min < self.r_max and math.isfinite(self.r_max)):
             raise ValidationError(f"PotentiometerParams: need 0 < r_min < r_max (got {self.r_min}, {self.r_max})")
         if int(self.n_taps) != self.n_taps or self.n_taps < 2:
@@ -444,6 +447,7 @@ class ProcessCorner:
     k_scale: float = 1.0
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         if not (math.isfinite(self.vto_shift) and math.isfinite(self.k_scale) and self.k_scale > 0):
             raise ValidationError(f"ProcessCorner.{self.name}: vto_shift must be finite and k_scale > 0 (got "
                                   f"{self.vto_shift!r}, {self.k_scale!r})")
@@ -521,6 +525,11 @@ def nmos_preset(name: str, **overrides: float) -> NmosParams:
     """A named NMOS preset with any parameter overridden (``lambda_`` for lambda)."""
     if name not in PRESETS:
         raise ValidationError(f"device.preset: unknown preset (got {name!r}); choose one of {sorted(PRESETS)}")
+    known = [f.name for f in fields(NmosParams) if f.init]
+    unknown = [k for k in overrides if k not in known]
+    if unknown:
+        raise ValidationError(f"nmos_preset: no parameter {unknown[0]!r} (got {unknown}); NmosParams takes "
+                              f"{', '.join(known)}")
     return replace(PRESETS[name], **overrides)
 
 

@@ -148,9 +148,13 @@ def test_train_params_and_init_state_refuse_what_they_cannot_use():
     (lambda: mm.CoupledLearning(rate="30"), "CoupledLearning.rate: must be a number (got '30')"),
     (lambda: mm.EdgeDynamics(leak_tau="1s"), "EdgeDynamics.leak_tau: must be a number (got '1s')"),
     (lambda: _circuit(temperature="hot"), "Circuit.temperature: must be a number (got 'hot')"),
+    (lambda: mm.NmosParams(vto="0.6"), "NmosParams.vto: must be a number (got '0.6')"),
+    (lambda: mm.nmos_preset("ald1106-fit", vth=0.5), "nmos_preset: no parameter 'vth' (got ['vth']); NmosParams "
+                                                     "takes vto, kp, w, l, lambda_"),
 ])
 def test_a_string_where_a_number_goes_names_the_field(make, says):
-    """Each was a bare TypeError from a comparison ("'>' not supported between 'str' and 'int'"), naming nothing."""
+    """Each was a bare TypeError, from a comparison ("'>' not supported between 'str' and 'int'") or from
+    dataclasses.replace (an unknown keyword), naming neither the field nor the ones there are."""
     with pytest.raises(ValidationError, match=re.escape(says)):
         make()
     assert mm.EdgeDynamics(leak_tau=None).leak_tau is None and mm.CoupledLearning(rate=np.float32(3)).rate == 3
