@@ -11,17 +11,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ValidationError
+from ..errors import ValidationError, check_numbers
 
 KINDS = ("cycle", "shuffle", "full_batch", "mini_batch")
 
 
 @dataclass(frozen=True)
 class Schedule:
+    """Which data points each update step of an epoch presents.
+
+    Attributes:
+        kind: ``"cycle"`` (one point per step, in order: the hardware's schedule), ``"shuffle"`` (one point per
+            step, a fresh permutation every epoch), ``"full_batch"`` (one step per epoch, the contrasts of every
+            point summed) or ``"mini_batch"`` (steps of ``batch_size`` points from a fresh permutation).
+        batch_size: points per step of ``"mini_batch"`` (ignored by the other kinds).
+    """
+
     kind: str = "cycle"
     batch_size: int = 1
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         if self.kind not in KINDS:
             raise ValidationError(f"Schedule.kind: must be one of {KINDS} (got {self.kind!r})")
         if self.batch_size < 1:
