@@ -65,7 +65,7 @@ class Circuit:
         if not (math.isfinite(self.temperature) and low <= self.temperature <= high):
             raise ValidationError(f"simulator.temperature: must be a temperature in C from {low:g} to {high:g} (got "
                                   f"{self.temperature!r}); give one in that range")
-        if not (isinstance(self.gmin, (int, float)) and 0 < self.gmin < MAX_GMIN):
+        if not 0 < self.gmin < MAX_GMIN:  # NaN fails too
             # ngspice took a negative gmin without a word and answered 0 V at every free node; native NaN
             raise ValidationError(f"simulator.gmin: must be a conductance in (0, {MAX_GMIN:g}) S (got {self.gmin!r}); "
                                   "give one in that range (default 1e-12 S)")
@@ -233,7 +233,7 @@ def without_edges(c: Circuit, cut: np.ndarray) -> Circuit:
     keep = np.setdiff1d(np.arange(c.n_edges), cut)
     stranded = stranded_nodes(c, cut)
     if stranded:
-        raise ValidationError(f"without_edges: cutting edges {sorted(np.asarray(cut, int).tolist())} leaves nodes "
+        raise ValidationError(f"without_edges: cutting edges {sorted(cut.tolist())} leaves nodes "
                               f"{stranded[:10]} with no path to a source; cut fewer or other edges")
     mm = None if c.mismatch is None else Mismatch(c.mismatch.dvto[:, keep], c.mismatch.kscale[:, keep])
     return replace(c, edges=c.edges[keep], mismatch=mm, body=None if c.body is None else c.body[keep])

@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from .circuit import MAX_GMIN
 from .devices import CORNERS, ProcessCorner
 from .errors import ConfigError
 from .learning.gates import HardwareParams
@@ -467,7 +468,7 @@ class SimulatorConfig(_Strict):
     abstol: Annotated[float, Field(gt=0, lt=1)] = 1e-15
     vntol: Annotated[float, Field(gt=0, lt=1)] = 1e-9
     itl1: Annotated[int, Field(ge=2, le=100000)] = 500
-    gmin: Annotated[float, Field(gt=0, lt=1e-3)] = 1e-12
+    gmin: Annotated[float, Field(gt=0, lt=MAX_GMIN)] = 1e-12
     temperature: Annotated[float, Field(ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1],
                                         allow_inf_nan=False)] = NOMINAL_CELSIUS
 

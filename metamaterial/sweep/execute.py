@@ -163,24 +163,15 @@ def _new_pool(slot: dict) -> None:
     slot["pool"] = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                        initializer=_start_training_process, initargs=(os.getpid(),))
     slot["trained"] = 0
-    global _POOLS_END_AT_EXIT
-    if not _POOLS_END_AT_EXIT:
-        atexit.register(_end_pools)
-        _POOLS_END_AT_EXIT = True
+    global _STOPPED_AT_EXIT
+    if not _STOPPED_AT_EXIT:  # before the interpreter tears its modules down: a pool left in ``_SLOTS`` was
+        # collected during the teardown, where concurrent.futures' own callback fails ("Exception ignored in ...
+        # weakref_cb"); a local cluster's workers are threads of the client's process, so their pools live there
+        atexit.register(stop_training)
+        _STOPPED_AT_EXIT = True
 
 
-_POOLS_END_AT_EXIT = False  # whether ``_end_pools`` is registered to run at exit
-
-
-def _end_pools() -> None:
-    """At the interpreter's exit, before its modules are torn down: end the training processes still held (a local
-    cluster's workers are threads of the client's process, and a pool left in ``_SLOTS`` was collected during the
-    teardown, where concurrent.futures' own callback fails: "Exception ignored in ... weakref_cb")."""
-    with _SLOTS_LOCK:
-        slots = list(_SLOTS.values())
-        _SLOTS.clear()
-    for slot in slots:
-        _drop_pool(slot, wait=False)
+_STOPPED_AT_EXIT = False  # whether ``stop_training`` is registered to run at exit
 
 
 def _start_training_process(parent: int) -> None:
