@@ -19,6 +19,7 @@ drain (a network file's first name on the edge's line, a GraphML edge's source),
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from collections.abc import Sequence
@@ -295,10 +296,10 @@ class Roles:
             raise ValidationError(f"Roles.inputs: must be node ids, integers (got {self.inputs!r}); give e.g. "
                                   "(0, 3)") from None
         try:
-            rails = tuple((_node_id(n), float(v)) for n, v in self.rails)
+            rails = tuple((_node_id(n), _volts(v)) for n, v in self.rails)
         except (TypeError, ValueError):
-            raise ValidationError(f"Roles.rails: must be (node, volts) pairs (got {self.rails!r}); give e.g. "
-                                  "((5, 0.0),)") from None
+            raise ValidationError(f"Roles.rails: must be (node, volts) pairs, volts a finite number (got "
+                                  f"{self.rails!r}); give e.g. ((5, 0.0),)") from None
         try:
             outputs = tuple((_node_id(p), None if n is None else _node_id(n)) for p, n in self.outputs)
         except (TypeError, ValueError):
@@ -306,6 +307,15 @@ class Roles:
                                   f"{self.outputs!r}); give e.g. ((10, None),) or ((10, 11),)") from None
         for name, value in (("inputs", inputs), ("rails", rails), ("outputs", outputs)):
             object.__setattr__(self, name, value)
+
+
+def _volts(v: object) -> float:
+    """A rail's voltage as a finite float; NaN or infinity (which ngspice and the native solver would take and turn
+    into NaN node voltages blamed on the gates) is a ValueError."""
+    volts = float(v)
+    if not math.isfinite(volts):
+        raise ValueError(v)
+    return volts
 
 
 def _node_id(n: object) -> int:

@@ -109,6 +109,8 @@ def test_library_calls_print_nothing_unless_asked(tmp_path, capfd, monkeypatch):
     (dict(inputs=(0.5,), rails=(), outputs=((4, None),)), r"Roles.inputs: must be node ids, integers \(got "
                                                           r"\(0.5,\)\)"),
     (dict(inputs=(0,), rails=((8,),), outputs=((4, None),)), r"Roles.rails: must be \(node, volts\) pairs"),
+    (dict(inputs=(0,), rails=((8, float("nan")),), outputs=((4, None),)), r"volts a finite number \(got \(\(8, nan"),
+    (dict(inputs=(0,), rails=((8, float("inf")),), outputs=((4, None),)), r"volts a finite number \(got \(\(8, inf"),
 ])
 def test_roles_that_are_not_node_ids_are_refused_when_made(roles, says):
     """(4,) as outputs was a TypeError 'cannot unpack'; a numpy array of inputs, 'truth value ... ambiguous'."""
@@ -131,6 +133,13 @@ def test_a_graph_the_circuit_cannot_index_is_refused_with_how_to_convert_it(grap
         mm.assign_roles(graph, Roles(inputs=(0,), rails=(), outputs=((2, None),)))
 
 
+def test_a_circuit_refuses_a_rail_without_a_finite_voltage():
+    """A NaN rail reached both solvers, whose NaN node voltages were then blamed on the gates."""
+    c = _circuit()
+    with pytest.raises(ValidationError, match=r"Circuit.rail_voltages: must be finite volts \(got array\(\[nan\]\)\)"):
+        mm.Circuit(**{**{f: getattr(c, f) for f in c.__dataclass_fields__}, "rail_voltages": np.array([np.nan])})
+
+
 def test_train_params_and_init_state_refuse_what_they_cannot_use():
     """epochs=2.5 was accepted and failed in the loop with a TypeError; a seed for the generator, with "'int' object
     is not iterable"."""
@@ -141,6 +150,11 @@ def test_train_params_and_init_state_refuse_what_they_cannot_use():
     with pytest.raises(ValidationError, match=r"Trainer.init_state: rngs must be a numpy Generator, or a list of one "
                                               r"per replica \(got 0\); give np.random.default_rng\(seed\)"):
         trainer.init_state(np.full(setup.circuit.n_edges, GATES), 0)
+    gates = np.full(setup.circuit.n_edges, GATES)
+    gates[3] = np.nan
+    with pytest.raises(ValidationError, match=r"Trainer.init_state: controls must be finite \(replica 0, edge 3: "
+                                              r"nan\); give every edge a V value"):
+        trainer.init_state(gates, np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("make, says", [

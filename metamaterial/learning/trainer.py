@@ -213,7 +213,9 @@ class Trainer:
     def init_state(self, controls: np.ndarray, rngs: list[np.random.Generator] | np.random.Generator,
                    keep_trajectory: bool | None = None) -> TrainState:
         """The state at epoch 0 (evaluated). controls: [R, E], or [E] for one replica; rngs: one generator per
-        replica (or one generator). The trajectory is kept by default for a single replica only."""
+        replica (or one generator). The trajectory is kept by default for a single replica only. Controls outside
+        the dynamics' [low, high] are taken as given (a leak toward a rest below ``low`` leaves trained gates there)
+        and clipped by the first update."""
         controls = np.array(np.atleast_2d(controls), float)
         given = rngs
         rngs = [given] if isinstance(given, np.random.Generator) else list(given) if isinstance(given, (list, tuple)) \
@@ -224,6 +226,11 @@ class Trainer:
         if controls.shape != (len(rngs), self.circuit.n_edges):
             raise ValidationError(f"Trainer.init_state: controls must have shape ({len(rngs)}, "
                                   f"{self.circuit.n_edges}) for {len(rngs)} generator(s) (got {controls.shape})")
+        if not np.all(np.isfinite(controls)):
+            r, e = np.argwhere(~np.isfinite(controls))[0]
+            unit = self.circuit.device.control_unit
+            raise ValidationError(f"Trainer.init_state: controls must be finite (replica {r}, edge {e}: "
+                                  f"{float(controls[r, e])!r}); give every edge a {unit} value")
         keep = len(rngs) == 1 if keep_trajectory is None else keep_trajectory
         state = TrainState(0, controls, rngs, np.zeros(len(rngs), np.int64), keep_trajectory=keep)
         self._record(state, force=True)
