@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import shlex
 import sys
 from pathlib import Path
 
-from . import __version__, interrupts
+from . import __version__, interrupts, kernelcache
 from .config import Config
 from .configfile import load_config
 from .errors import (
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         # which a Ctrl-C can land too
         interrupts.install()  # a Ctrl-C that lands in a library's callback is held, not dropped (``interrupts``)
         args = _parser().parse_args(argv)
+        _show_compiling(not getattr(args, "no_progress", False))
     except KeyboardInterrupt:
         print(f"metamaterial: {interrupts.signal_name()} while starting; nothing was run", file=sys.stderr)
         return interrupts.exit_code()
@@ -222,6 +224,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (``interrupts``)
         print(f"metamaterial: {interrupts.signal_name()}; {_resume_hint(args)}", file=sys.stderr)
         return interrupts.exit_code()
+
+
+class _ToStderr(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"metamaterial: {record.getMessage()}", file=sys.stderr, flush=True)
+
+
+def _show_compiling(show: bool) -> None:
+    """Print ``kernelcache.announce``'s lines (a first solve after an install waits for numba to compile), unless
+    progress is off."""
+    if not any(isinstance(h, _ToStderr) for h in kernelcache.LOG.handlers):  # once per process
+        kernelcache.LOG.addHandler(_ToStderr())
+        kernelcache.LOG.propagate = False
+    kernelcache.LOG.setLevel(logging.INFO if show else logging.WARNING)
 
 
 def _resume_hint(args: argparse.Namespace) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
+import logging
 import os
 from pathlib import Path
 
@@ -24,6 +26,10 @@ SOURCES = ("step.py", "sim/native_kernels.py", "sim/native_loop.py", "sim/ngspic
 STAMP = "__pycache__/kernels.sha256"
 
 _refreshed = False
+#: where ``announce`` says what is being compiled (INFO: silent unless the caller's logging shows it; the command
+#: line does)
+LOG = logging.getLogger("metamaterial.kernels")
+_announced: set = set()
 
 
 def refresh() -> None:
@@ -58,3 +64,24 @@ def drop_stale(package: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+def announce(kernel, what: str) -> None:
+    """Log at INFO on ``LOG`` that ``kernel`` (a numba function) is about to be compiled, ``what`` naming it for a
+    reader: neither this process nor numba's cache beside its source holds its machine code, so its first call
+    waits 20 s to over a minute. Once per kernel and process (later calls return at once)."""
+    if kernel.py_func in _announced:
+        return
+    _announced.add(kernel.py_func)
+    if kernel.signatures:
+        return  # loaded already
+    from numba.core.caching import FunctionCache  # noqa: PLC0415 (numba's import takes a second; --help needs none)
+
+    try:  # where numba caches it: beside its source, or under NUMBA_CACHE_DIR, or a user-wide folder
+        folder = Path(FunctionCache(kernel.py_func).cache_path)
+    except RuntimeError:  # numba cannot cache it anywhere: it compiles every time, as it says itself
+        return
+    if any(folder.glob(f"{Path(inspect.getfile(kernel.py_func)).stem}.{kernel.py_func.__qualname__}-*.nbi")):
+        return
+    LOG.info("compiling %s (numba: once after an install or a change of the package's sources; 20 s to over a "
+             "minute)", what)

@@ -4,7 +4,11 @@ that inlines another module's functions would otherwise load its old code after 
 
 from __future__ import annotations
 
-from metamaterial import kernelcache
+import logging
+from types import SimpleNamespace
+
+from conftest import ROOT
+from metamaterial import cli, kernelcache
 from metamaterial.kernelcache import SOURCES, STAMP, drop_stale
 
 
@@ -45,3 +49,43 @@ def test_the_cache_is_dropped_when_any_compiled_module_changes_and_kept_otherwis
 def test_the_package_records_the_hash_of_its_compiled_modules():
     kernelcache.refresh()
     assert not drop_stale(kernelcache.PACKAGE)  # refresh has recorded today's sources
+
+
+def _kernel(folder, signatures=()):
+    """What ``announce`` reads of a numba function: its Python function (defined in a file of ``folder``) and the
+    signatures compiled or loaded in this process."""
+    source = folder / "kernels.py"
+    source.write_text("def solve(x):\n    return x\n")
+    scope: dict = {}
+    exec(compile(source.read_text(), str(source), "exec"), scope)  # noqa: S102 (a function with a file)
+    return SimpleNamespace(py_func=scope["solve"], signatures=list(signatures))
+
+
+def test_a_kernel_is_announced_once_and_only_when_nothing_holds_its_code(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger=kernelcache.LOG.name)
+    kernelcache.announce(_kernel(tmp_path), "the solver")
+    kernelcache.announce(_kernel(tmp_path), "the solver")  # another function object, so announced again...
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["compiling the solver"] * 2
+    kernel = _kernel(tmp_path)
+    kernelcache.announce(kernel, "the solver")
+    kernelcache.announce(kernel, "the solver")  # ...but the same one once
+    assert len(caplog.records) == 3
+    (tmp_path / "__pycache__").mkdir(exist_ok=True)
+    (tmp_path / "__pycache__" / "kernels.solve-1.py311.nbi").write_text("index")
+    kernelcache.announce(_kernel(tmp_path), "the solver")  # numba's cache holds it
+    (tmp_path / "loaded").mkdir()
+    kernelcache.announce(_kernel(tmp_path / "loaded", ["(float64,)"]), "the solver")  # compiled in this process
+    assert len(caplog.records) == 3
+
+
+def test_the_command_line_shows_the_announcement_unless_progress_is_off(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert cli.main(["solve", "configs/xor.yaml", "--backend", "native"]) == 0
+    capsys.readouterr()
+    kernelcache.announce(_kernel(tmp_path), "the solver")
+    assert capsys.readouterr().err.startswith("metamaterial: compiling the solver (numba: once after an install")
+    assert cli.main(["train", "configs/xor.yaml", "--backend", "native", "--no-progress", "--no-plots",
+                     "--set", "learning.epochs=1", "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    kernelcache.announce(_kernel(tmp_path), "the solver")
+    assert capsys.readouterr().err == ""

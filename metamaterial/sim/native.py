@@ -33,6 +33,7 @@ from numba import get_num_threads
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 
+from .. import kernelcache
 from ..circuit import Circuit, OperatingPoint
 from ..devices import (
     THREE_REGIME,
@@ -245,14 +246,17 @@ class NativeSolver(AbstractSolver):
         batch = v.shape[0]
         cold = np.isnan(v[:, 0])
         if not prep.dense:
+            kernelcache.announce(nk.assemble, "the native solver's sparse path")
             for b in range(batch):
                 iters[b], resid[b], status[b] = self._newton_sparse(prep, v[b], bool(cold[b]), drv[b],
                                                                     ctrl[0 if len(ctrl) == 1 else b])
         elif batch < _PARALLEL_FROM:
+            kernelcache.announce(nk.newton_dense, "the native solver")
             nk.newton_dense(v, cold, prep.driven, drv, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea,
                             prep.eb, prep.pos, prep.slots, prep.unk, prep.n_junctions, prep.diag, self.max_iter,
                             self.tolerances, iters, resid, status)
         else:
+            kernelcache.announce(nk.newton_dense_parallel, "the native solver's batch path")
             nk.newton_dense_parallel(v, cold, prep.driven, drv, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta,
                                      prep.ea, prep.eb, prep.pos, prep.slots, prep.unk, prep.n_junctions, prep.diag,
                                      self.max_iter, self.tolerances, iters, resid, status,

@@ -15,6 +15,7 @@ import math
 import numpy as np
 from numba import njit
 
+from .. import kernelcache
 from .. import step as st
 from ..devices import PotentiometerParams
 from . import native_kernels as nk  # refreshes numba's cache (kernelcache) first
@@ -47,6 +48,7 @@ def run(solver, program: st.StepProgram, plan: st.StepRun, first: int) -> tuple[
            if isinstance(dev, PotentiometerParams) else np.zeros(3))
     reps = plan.controls.shape[0]
     n_tags = reps * program.inputs.shape[0]  # replica r, data point p: tag r P + p (as the Python step)
+    kernelcache.announce(_train_steps, "the training loop")
     done, solves, iterations = _train_steps(
         first, plan.controls, plan.idx, plan.epochs, plan.masks, plan.windows, plan.snap_slot, plan.snaps,
         program.inputs, program.targets, program.classes, program.levels, program.decode,
