@@ -2,8 +2,9 @@
 
 Before training (``before_training``): targets a passive network cannot output, target orders a network of
 monotone devices cannot follow, and a rate so large for the device's unit that one update crosses the whole control
-range. After training (``after_training``): controls that barely moved (the rate in use, and how to choose one), and
-hinge training that stopped updating because every point was past its margin. Pure numpy over a ``Circuit``, a
+range. After training (``after_training``): controls that barely moved (the rate in use, and how to choose one),
+hinge training that stopped updating because every point was past its margin, and an output loss that ended well
+above its lowest. Pure numpy over a ``Circuit``, a
 ``Task`` and a run's numbers; ``runs`` records the sentences in summary.json, the command line prints them.
 
 The two facts the checks before training rest on (docs/physics.md states the device laws):
@@ -232,6 +233,35 @@ def hinge_notes(history: list[dict], epochs: int, margin: float) -> list[str]:
             "decision boundary (learning.margin)"]
 
 
+
+
+#: a run's final output loss this many times its lowest evaluated one is worth a note (``loss_rise_notes``)
+LOSS_ROSE = 2.0
+
+
+def loss_rise_notes(history: list[dict], epochs: int) -> list[str]:
+    """When the output loss ended well above its lowest (``LOSS_ROSE`` times), from the evaluated history (per
+    replica arrays of ``loss``): more epochs made the run worse (docs/physics.md 4.2 shows why a run can)."""
+    if len(history) < 3 or history[-1]["epoch"] != epochs:
+        return []
+    ep = np.array([row["epoch"] for row in history])
+    loss = np.array([np.atleast_1d(row["loss"]) for row in history], float)  # [T, R]
+    best = np.nanargmin(loss, axis=0) if np.isfinite(loss).any(axis=0).all() else None
+    if best is None:
+        return []
+    lowest = loss[best, np.arange(loss.shape[1])]
+    rose = loss[-1] > LOSS_ROSE * lowest
+    if not rose.any():
+        return []
+    if loss.shape[1] == 1:
+        at, end = int(ep[best[0]]), loss[-1, 0]
+        every = f", evaluated every {int(ep[1] - ep[0])} epochs" if ep[1] - ep[0] > 1 else ""
+        return [f"the output loss was lowest at epoch {at} ({lowest[0]:.3g} V^2{every}) and ended at {end:.3g} V^2, "
+                f"{end / lowest[0]:.1f}x higher: the epochs after made it worse; the same run with "
+                f"learning.epochs={at} ends at its lowest (docs/physics.md 4.2 shows how coupled learning can drift "
+                "after its best epoch)"]
+    return [f"the output loss ended more than {LOSS_ROSE:g}x above its lowest in {int(rose.sum())} of {len(rose)} "
+            f"replicas (median epoch of the lowest {int(np.median(ep[best[rose]]))} of {epochs})"]
 
 
 #: replicas whose final controls agree to this (V; ngspice's iterations leave ~1e-10 V between equal runs) are one

@@ -348,7 +348,9 @@ def after_training(done: Trained, on_warning: Report | None = None, free: np.nda
                                           rate_source(setup), state.epoch, accuracies)
     if free is not None:
         warnings += diagnostics.leakage_warnings(setup.circuit, state.controls[0], free)
-    notes = diagnostics.hinge_notes(state.history, state.epoch, setup.rule.margin) if setup.rule.hinge else []
+    # a hinge learns by its margins: its output loss may rise meanwhile, by design
+    notes = diagnostics.hinge_notes(state.history, state.epoch, setup.rule.margin) if setup.rule.hinge else \
+        diagnostics.loss_rise_notes(state.history, state.epoch)
     notes += diagnostics.identical_replicas_notes(initial, state.controls)
     if on_warning is not None:
         for kind, texts in (("warning", warnings), ("note", notes)):

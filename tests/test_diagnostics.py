@@ -16,7 +16,7 @@ import pytest
 
 from conftest import ROOT
 from metamaterial.configfile import load_config
-from metamaterial.diagnostics import MIN_GAP_V, source_extremes
+from metamaterial.diagnostics import LOSS_ROSE, MIN_GAP_V, loss_rise_notes, source_extremes
 from metamaterial.errors import ConfigError
 from metamaterial.experiment import build, check_learnable, initial_controls
 from metamaterial.runs import train_run
@@ -156,6 +156,29 @@ def test_an_output_held_by_leakage_is_named_and_moves_with_gmin_where_the_networ
                                                                       setup.task.inputs).voltages)[:, 0]
     moved = np.abs(out[1e-9] - out[1e-12])
     assert moved[5:].min() > 1e-3 and moved[:5].max() < 5e-5, moved
+
+
+def test_a_loss_that_rose_after_its_best_epoch_is_noted_and_a_run_stopped_there_ends_at_it(tmp_path):
+    """regression.yaml past its 2,000 epochs: its MSE is lowest near epoch 1,800 and 20x higher by 5,000
+    (docs/physics.md 4.2). The note names the epoch; the same run stopped there ends at the lowest loss."""
+    sets = ["learning.epochs=5000", "learning.eval_every=100", "learning.record_every=100"]
+    long = train_run(load_config(REGRESSION, sets), tmp_path / "long", backend="native", plots=False)
+    (note,) = long.summary["notes"]
+    assert note.startswith("the output loss was lowest at epoch ") and "the epochs after made it worse" in note
+    best = int(note.split("lowest at epoch ")[1].split(" ")[0])
+    lowest = min(row["loss"][0] for row in long.state.history)
+    assert long.summary["final_loss"] > LOSS_ROSE * lowest and f"learning.epochs={best} ends at its lowest" in note
+    short = train_run(load_config(REGRESSION, [*sets, f"learning.epochs={best}"]), tmp_path / "short",
+                      backend="native", plots=False)
+    assert short.summary["final_loss"] == lowest and short.summary["notes"] == []
+
+
+def test_an_ensemble_counts_the_replicas_whose_loss_rose():
+    history = [{"epoch": e, "loss": np.array(losses)} for e, losses in
+               ((0, [1.0, 1.0, 1.0]), (10, [0.1, 0.5, 0.2]), (20, [0.3, 0.4, 0.5]))]
+    assert loss_rise_notes(history, 20) == ["the output loss ended more than 2x above its lowest in 2 of 3 replicas "
+                                            "(median epoch of the lowest 10 of 20)"]
+    assert loss_rise_notes(history, 30) == []  # stopped before its end: nothing to say of the epochs after
 
 
 def test_a_run_that_learns_has_no_warnings_or_notes(tmp_path):
