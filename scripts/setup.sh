@@ -87,6 +87,7 @@ if [ ! -f "$compiled" ] || [ -n "$(find metamaterial -name '*.py' -newer "$compi
     warm=$(mktemp -d)
     .venv/bin/python -m metamaterial train configs/xor.yaml --backend native --set learning.epochs=2 --no-plots \
         --no-progress --out "$warm/run" >/dev/null
+    .venv/bin/python -c "from metamaterial.sim.native import compile_kernels; compile_kernels()"
     rm -rf "$warm"
     touch "$compiled"
 fi

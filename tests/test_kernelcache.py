@@ -89,3 +89,14 @@ def test_the_command_line_shows_the_announcement_unless_progress_is_off(tmp_path
     capsys.readouterr()
     kernelcache.announce(_kernel(tmp_path), "the solver")
     assert capsys.readouterr().err == ""
+
+
+def test_setup_compiles_the_solvers_batch_and_sparse_paths():
+    """``make setup`` runs ``compile_kernels`` after a short training, so that no first run waits for numba on the
+    paths that training does not take."""
+    from metamaterial.sim import native_kernels as nk
+    from metamaterial.sim.native import compile_kernels
+
+    compile_kernels()
+    assert nk.newton_dense_parallel.signatures and nk.assemble.signatures
+    assert "compile_kernels()" in (ROOT / "scripts" / "setup.sh").read_text()

@@ -34,13 +34,14 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 
 from .. import kernelcache
-from ..circuit import Circuit, OperatingPoint
+from ..circuit import Circuit, OperatingPoint, compile_graph
 from ..devices import (
     THREE_REGIME,
     NmosParams,
     PotentiometerParams,
     ResistorParams,
     card_level,
+    nmos_preset,
 )
 from ..errors import SimulationError, ValidationError
 from ..mos import OVERDRIVE_CAP
@@ -591,6 +592,21 @@ class NativeSolver(AbstractSolver):
 
     def close(self) -> None:
         self.reset()
+
+
+def compile_kernels() -> None:
+    """Have numba compile, and cache, the native solver's batch and sparse paths (``kernelcache``): a 4x4 lattice
+    solved as ``_PARALLEL_FROM`` samples at once, then on the sparse path. ``make setup`` calls it after a short
+    training (which compiles the one-sample path and the training loop), so that no first run waits for them."""
+    from ..graph import Roles, assign_roles, lattice_network  # noqa: PLC0415 (the solver itself builds no graph)
+
+    g = assign_roles(lattice_network(4, 4, periodic=True), Roles(inputs=(0, 5), rails=((10, 0.0),),
+                                                                 outputs=((15, None),)))
+    circuit = compile_graph(g, nmos_preset("ald1106-fit"))
+    gates = np.full(circuit.n_edges, 1.5)
+    inputs = np.random.default_rng(0).uniform(0, 0.45, (_PARALLEL_FROM, circuit.n_inputs))
+    NativeSolver().solve(circuit, gates, inputs)
+    NativeSolver(dense_limit=0).solve(circuit, gates, inputs[:2])
 
 
 def _index_arrays(c: Circuit, clamped: bool, dense_limit: int, held: np.ndarray | None = None) -> _Prepared:
