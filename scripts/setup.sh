@@ -85,8 +85,10 @@ compiled=.venv/.metamaterial-compiled
 if [ ! -f "$compiled" ] || [ -n "$(find metamaterial -name '*.py' -newer "$compiled" | head -n 1)" ]; then
     echo "setup: compiling the training kernels (numba; once per change of the sources)"
     warm=$(mktemp -d)
-    .venv/bin/python -m metamaterial train configs/xor.yaml --backend native --set learning.epochs=2 --no-plots \
-        --no-progress --out "$warm/run" >/dev/null
+    for backend in native ngspice; do  # ngspice's training takes the step's own kernels and the source callback
+        .venv/bin/python -m metamaterial train configs/xor.yaml --backend $backend --set learning.epochs=2 \
+            --no-plots --no-progress --out "$warm/$backend" >/dev/null
+    done
     .venv/bin/python -c "from metamaterial.sim.native import compile_kernels; compile_kernels()"
     rm -rf "$warm"
     touch "$compiled"
