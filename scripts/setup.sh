@@ -85,9 +85,15 @@ compiled=.venv/.metamaterial-compiled
 if [ ! -f "$compiled" ] || [ -n "$(find metamaterial -name '*.py' -newer "$compiled" | head -n 1)" ]; then
     echo "setup: compiling the training kernels (numba; once per change of the sources)"
     warm=$(mktemp -d)
+    # two epochs say the gates barely moved: what they print is shown only if one fails
     for backend in native ngspice; do  # ngspice's training takes the step's own kernels and the source callback
-        .venv/bin/python -m metamaterial train configs/xor.yaml --backend $backend --set learning.epochs=2 \
-            --no-plots --no-progress --out "$warm/$backend" >/dev/null
+        if ! .venv/bin/python -m metamaterial train configs/xor.yaml --backend $backend --set learning.epochs=2 \
+            --no-plots --no-progress --out "$warm/$backend" >"$warm/$backend.log" 2>&1; then
+            cat "$warm/$backend.log" >&2
+            rm -rf "$warm"
+            echo "setup: compiling the kernels failed (above); the next make setup tries again" >&2
+            exit 1
+        fi
     done
     .venv/bin/python -c "from metamaterial.sim.native import compile_kernels; compile_kernels()"
     rm -rf "$warm"
