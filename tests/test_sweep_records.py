@@ -2,7 +2,7 @@
 the dynamics, or on other content of a data file) are classified in one pass, each saved config read once
 (``execute.earlier_results``), whatever the command then does with them (a dry run, a run, a resume). And the data
 file an ensemble's points read is hashed once before they train; a worker killed while it stores a point's record
-leaves, once the task ran again, one record in results/."""
+leaves, once the task ran again, one record in results/ and one end in the event log."""
 
 from __future__ import annotations
 
@@ -142,31 +142,34 @@ def test_an_ensemble_hashes_its_data_file_once_and_still_notices_it_edited(tmp_p
 
 #: a worker's training process that trains the points of a spec with the given keys and is killed (SIGKILL: nothing
 #: of it runs after) at one step of storing the first one's record: "link", the record written to its temporary
-#: file, not yet linked into results/
+#: file, not yet linked into results/; "event", the record linked, its finished line not yet logged
 KILLED_STORING = """
 import os, signal, sys
 from types import SimpleNamespace
 from metamaterial.sweep import execute, load_sweep, store
 
 spec, out, step, *keys = sys.argv[1:]
-link = os.link
+link, log_event = os.link, execute.log_event
 
 def killed(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 if step == "link":
     os.link = lambda src, dst, **kw: (killed if os.path.basename(os.path.dirname(dst)) == store.RESULTS else link)(
         src, dst, **kw)
+else:
+    execute.log_event = lambda out, event, *a, **kw: (log_event if event == "started" else killed)(out, event, *a, **kw)
 execute.multiprocessing.current_process = lambda: SimpleNamespace(daemon=True)  # trains in this process
 execute.run_points([p for p in load_sweep(spec).points if p.key in keys], out)
 """
 
 
-@pytest.mark.parametrize("step", ["link"])
+@pytest.mark.parametrize("step", ["link", "event"])
 def test_a_worker_killed_storing_a_record_leaves_one_record_and_one_end(tmp_path, monkeypatch, step):
     """A worker killed while its point trains loses that point's training, which Dask runs again on another worker;
-    killed while it stores the record, the sweep still ends with one record per point in results/ (its temporary
-    file was left among them) and one end per point in the event log. The cluster test of a killed worker landed
-    there by chance (once in 11 runs on a loaded machine)."""
+    killed while it stores the record, at either step of that, the sweep still ends with one record per point in
+    results/ (its temporary file was left among them) and one end per point in the event log (the record stored,
+    the worker that ran the task again found it done, and the point had no finished line). The cluster test of a
+    killed worker landed there by chance (once in 11 runs on a loaded machine)."""
     path = _spec(tmp_path, REGRESSION)
     out = tmp_path / "out"
     run, children = execute.run_points, tmp_path / "children.txt"

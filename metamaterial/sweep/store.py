@@ -17,7 +17,9 @@ resolved config, so a config key added to the schema since a record was written 
 ``adopt_results`` files such records under the keys their saved configs have today (a new key takes its default;
 ``execute.earlier_results`` finds them), so resuming does not run them again, unless a revision of the training
 dynamics since changed what their config trains to (``revisions``). Event lines are single ``O_APPEND`` writes,
-whole even when several processes append at once.
+whole even when several processes append at once; a point's finished or failed line follows its record, and one
+that a worker killed in between did not write is written by the client, marked ``recovered``
+(``execute._log_unlogged_ends``).
 """
 
 from __future__ import annotations
