@@ -167,9 +167,9 @@ execute.run_points([p for p in load_sweep(spec).points if p.key in keys], out)
 def test_a_worker_killed_storing_a_record_leaves_one_record_and_one_end(tmp_path, monkeypatch, step):
     """A worker killed while its point trains loses that point's training, which Dask runs again on another worker;
     killed while it stores the record, at either step of that, the sweep still ends with one record per point in
-    results/ (its temporary file was left among them) and one end per point in the event log (the record stored,
-    the worker that ran the task again found it done, and the point had no finished line). The cluster test of a
-    killed worker landed there by chance (once in 11 runs on a loaded machine)."""
+    results/ (a temporary file was left among them) and one end per point in the event log, naming the worker that
+    stored the record (the worker that ran the task again found the point done and logged nothing: it had no end).
+    The cluster test of a killed worker landed there by chance, once in 11 runs on a loaded machine."""
     path = _spec(tmp_path, REGRESSION)
     out = tmp_path / "out"
     run, children = execute.run_points, tmp_path / "children.txt"
