@@ -448,8 +448,10 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
 def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | None, recycle_after: int,
                    retry_failed: bool, on_progress, on_start, on_wait, earlier: EarlierResults) -> SweepRun:
     before = {new: old for old, new in earlier.adoptable.items()}
+    since = events_size(out)  # the event lines from here on are this run's: of points that had no result before
     todo = [p for p in spec.points
             if not (is_done(out, p.key, retry_failed) or p.key in before and is_done(out, before[p.key], retry_failed))]
+    had = {p.key: r for p in todo if (r := read_result(out, p.key)) is not None}  # failures to retry
     skipped = len(spec.points) - len(todo)
 
     def claim() -> None:  # the folder becomes this spec's once it runs: not when the cluster cannot be reached
@@ -465,8 +467,10 @@ def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | No
         claim()
     else:
         with _Connection(workers, scheduler) as connection:
-            ok, failed, unseen, unstarted = _submit_all(todo, out, connection, workers, scheduler, recycle_after,
-                                                        retry_failed, spec.target_loss, on_progress, claim, on_wait)
+            ok, failed, unseen, unstarted = _submit_all(todo, out, since, connection, workers, scheduler,
+                                                        recycle_after, retry_failed, spec.target_loss, on_progress,
+                                                        claim, on_wait)
+        _log_unlogged_ends(out, todo, since, had)
     why = []
     if unseen:
         why.append(f"{len(unseen)} reported done by the workers have no result in {os.path.abspath(out)}: the "
@@ -478,14 +482,14 @@ def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | No
                     "; ".join(why) + ("; once the cluster is fixed, the same command runs them" if why else ""))
 
 
-def _submit_all(todo: list[Point], out: Path, connection: _Connection, workers: int, scheduler: str | None,
-                recycle_after: int, retry_failed: bool, target_loss: float | None, on_progress,
+def _submit_all(todo: list[Point], out: Path, since: int, connection: _Connection, workers: int,
+                scheduler: str | None, recycle_after: int, retry_failed: bool, target_loss: float | None, on_progress,
                 on_connected: Callable[[], None], on_wait: Callable[[str], None] | None = None,
                 ) -> tuple[int, int, list[str], list[BaseException]]:
     """Run ``todo`` on the connection's cluster (``on_connected()`` once it is reached, ``on_wait(line)`` when it
-    has no worker left, and when it has again); (ok, failed, keys of the points a worker reported done whose result
-    is not in ``out``: that worker writes into another folder, the errors of the points whose task failed before
-    their training started: left to do)."""
+    has no worker left, and when it has again; ``since``: the length of the event log before this run); (ok,
+    failed, keys of the points a worker reported done whose result is not in ``out``: that worker writes into
+    another folder, the errors of the points whose task failed before their training started: left to do)."""
     planned = plan_tasks(todo, workers) if not scheduler else None  # while the local cluster starts
     client = connection.client()
     on_connected()
@@ -494,7 +498,6 @@ def _submit_all(todo: list[Point], out: Path, connection: _Connection, workers: 
         planned = plan_tasks(todo, max(1, len(client.scheduler_info(n_workers=-1)["workers"])))
     # a worker resolves a relative path in its own working directory, not the client's
     folder = os.path.abspath(out)
-    since = events_size(out)  # the event lines from here on are this run's
     futures = {client.submit(run_points, t, folder, retry_failed, recycle_after, target_loss,
                              key=f"sweep-{t[0].key}-{len(t)}", pure=False, retries=0): t for t in planned}
     done = ok = failed = 0
@@ -566,6 +569,22 @@ def _record_lost(out: Path, point: Point, err: BaseException) -> dict:
         return {"key": point.key, "status": record.get("status"), "ran": False}
     _store(out, _record(point, "failed", "client", 0.0, error={"class": type(err).__name__, "message": str(err)}))
     return {"key": point.key, "status": "failed", "ran": False}
+
+
+def _log_unlogged_ends(out: Path, points: list[Point], since: int, had: dict[str, dict]) -> None:
+    """Log the end of each of ``points`` whose record was stored in this run (it is not the one it had before,
+    ``had``) but whose end is not in the event log after byte ``since``: its worker died between the two writes
+    (``_store`` links the record, then logs it), and the worker that ran its task again found it done. The line is
+    the one that worker would have written, marked ``recovered``; called once every task has ended, so no worker of
+    this run still writes it."""
+    ended = {e["key"] for e in read_events(out, since) if e.get("event") in ("finished", "failed", "duplicate")}
+    for p in points:
+        record = read_result(out, p.key)
+        if p.key in ended or record is None or record == had.get(p.key):
+            continue
+        extra = {"error": record.get("error")} if record["status"] != "ok" else {}
+        log_event(out, "finished" if record["status"] == "ok" else "failed", p.key, worker=record.get("worker"),
+                  recovered=True, **extra)
 
 
 class _Connection:

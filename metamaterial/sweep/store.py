@@ -7,15 +7,19 @@ Layout of ``DIR``::
     results/<key>.json   one point's record: status ok/failed, axis values, resolved config, summary or error,
                          worker, time
     events.jsonl         started / finished / failed / duplicate, one JSON line each, from every worker
+    .writing/            records being written
 
-A record is written to a temporary file, flushed, and hard-linked to its name, which fails if the name exists:
-whatever crashes or races, a point has at most one result, and a finished one is never overwritten (a failed one
-is, when ``--retry-failed`` runs it again). A key hashes the whole resolved config, so a config key added to the
-schema since a record was written changes its point's key: ``adopt_results`` files such records under the keys
-their saved configs have today (a new key takes its default; ``execute.earlier_results`` finds them), so resuming
-does not run them again, unless a revision of the training dynamics since changed what their config trains to
-(``revisions``). Event lines
-are single ``O_APPEND`` writes, whole even when several processes append at once.
+A record is written to a temporary file in ``.writing/``, flushed, and hard-linked to its name in ``results/``,
+which fails if the name exists: whatever crashes or races, a point has at most one result, and a finished one is
+never overwritten (a failed one is, when ``--retry-failed`` runs it again); a writer killed before the link leaves
+its temporary file in ``.writing/``, never in ``results/``, which holds records only. A key hashes the whole
+resolved config, so a config key added to the schema since a record was written changes its point's key:
+``adopt_results`` files such records under the keys their saved configs have today (a new key takes its default;
+``execute.earlier_results`` finds them), so resuming does not run them again, unless a revision of the training
+dynamics since changed what their config trains to (``revisions``). Event lines are single ``O_APPEND`` writes,
+whole even when several processes append at once; a point's finished or failed line follows its record, and one
+that a worker killed in between did not write is written by the client, marked ``recovered``
+(``execute._log_unlogged_ends``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = "results"
+#: where a record is written before it is linked into ``results/`` (beside it: the same file system)
+WRITING = ".writing"
 EVENTS = "events.jsonl"
 POINTS = "points.json"
 
@@ -105,7 +111,9 @@ def write_result(out: Path, key: str, record: dict) -> bool:
     a failed one and ``record`` is a failure too."""
     path = result_path(out, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{key}.{uuid.uuid4().hex}.tmp")
+    writing = Path(out) / WRITING  # not results/: a writer killed before the link leaves its file there
+    writing.mkdir(exist_ok=True)
+    tmp = writing / f"{key}.{uuid.uuid4().hex}.tmp"
     with open(tmp, "w") as f:
         f.write(json.dumps(record, indent=1, default=_plain) + "\n")
         f.flush()
@@ -204,6 +212,6 @@ def _plain(v: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(v).__name__}")
 
 
-__all__ = ["RESULTS", "EVENTS", "POINTS", "STATUSES", "SUMMARY_METRICS", "SUMMARY_LABELS", "result_path", "read_result",
-           "read_record", "is_done", "write_result", "adopt_results", "log_event", "events_size", "read_events",
-           "write_json_atomically"]
+__all__ = ["RESULTS", "WRITING", "EVENTS", "POINTS", "STATUSES", "SUMMARY_METRICS", "SUMMARY_LABELS", "result_path",
+           "read_result", "read_record", "is_done", "write_result", "adopt_results", "log_event", "events_size",
+           "read_events", "write_json_atomically"]
