@@ -57,6 +57,7 @@ from .store import (
     POINTS,
     RESULTS,
     adopt_results,
+    clear_stale_writes,
     events_size,
     is_done,
     log_event,
@@ -448,6 +449,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
 def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | None, recycle_after: int,
                    retry_failed: bool, on_progress, on_start, on_wait, earlier: EarlierResults) -> SweepRun:
     before = {new: old for old, new in earlier.adoptable.items()}
+    clear_stale_writes(out)
     since = events_size(out)  # the event lines from here on are this run's: of points that had no result before
     todo = [p for p in spec.points
             if not (is_done(out, p.key, retry_failed) or p.key in before and is_done(out, before[p.key], retry_failed))]

@@ -12,7 +12,8 @@ Layout of ``DIR``::
 A record is written to a temporary file in ``.writing/``, flushed, and hard-linked to its name in ``results/``,
 which fails if the name exists: whatever crashes or races, a point has at most one result, and a finished one is
 never overwritten (a failed one is, when ``--retry-failed`` runs it again); a writer killed before the link leaves
-its temporary file in ``.writing/``, never in ``results/``, which holds records only. A key hashes the whole
+its temporary file in ``.writing/``, never in ``results/``, which holds records only (the next run removes it once
+it is an hour old, ``clear_stale_writes``). A key hashes the whole
 resolved config, so a config key added to the schema since a record was written changes its point's key:
 ``adopt_results`` files such records under the keys their saved configs have today (a new key takes its default;
 ``execute.earlier_results`` finds them), so resuming does not run them again, unless a revision of the training
@@ -104,6 +105,23 @@ def is_done(out: Path, key: str, retry_failed: bool = False) -> bool:
     """Whether point ``key`` needs no run: it has a record, and with ``retry_failed`` a successful one."""
     record = read_result(out, key)
     return record is not None and not (retry_failed and record.get("status") != "ok")
+
+
+#: a file in ``.writing/`` untouched for this long (s) is a killed writer's: a record is written in milliseconds
+STALE_WRITE_S = 3600.0
+
+
+def clear_stale_writes(out: Path, now: float | None = None) -> int:
+    """Remove what killed writers left in ``.writing/`` (files older than ``STALE_WRITE_S``; a sweep writing into the
+    same folder meanwhile keeps its own, seconds old); returns how many."""
+    now = time.time() if now is None else now
+    removed = 0
+    for f in (Path(out) / WRITING).glob("*.tmp"):
+        with contextlib.suppress(OSError):  # gone meanwhile: another run cleared it
+            if now - f.stat().st_mtime > STALE_WRITE_S:
+                f.unlink()
+                removed += 1
+    return removed
 
 
 def write_result(out: Path, key: str, record: dict) -> bool:
@@ -213,5 +231,5 @@ def _plain(v: Any) -> Any:
 
 
 __all__ = ["RESULTS", "WRITING", "EVENTS", "POINTS", "STATUSES", "SUMMARY_METRICS", "SUMMARY_LABELS", "result_path",
-           "read_result", "read_record", "is_done", "write_result", "adopt_results", "log_event", "events_size",
-           "read_events", "write_json_atomically"]
+           "read_result", "read_record", "is_done", "clear_stale_writes", "write_result", "adopt_results", "log_event",
+           "events_size", "read_events", "write_json_atomically"]
