@@ -235,6 +235,14 @@ def hinge_notes(history: list[dict], epochs: int, margin: float) -> list[str]:
 
 
 
+def lowest_loss(history: list[dict], replica: int = 0) -> tuple[float | None, int | None]:
+    """(the lowest output loss of replica ``replica`` over the evaluated history, the first epoch it was reached);
+    (None, None) where no evaluation has one."""
+    rows = [(float(np.atleast_1d(row["loss"])[replica]), int(row["epoch"])) for row in history
+            if row.get("loss") is not None and np.isfinite(np.atleast_1d(row["loss"])[replica])]
+    return min(rows, key=lambda lr: lr[0]) if rows else (None, None)
+
+
 #: a run's final output loss this many times its lowest evaluated one is worth a note (``loss_rise_notes``)
 LOSS_ROSE = 2.0
 
@@ -244,24 +252,23 @@ def loss_rise_notes(history: list[dict], epochs: int) -> list[str]:
     replica arrays of ``loss``): more epochs made the run worse (docs/physics.md 4.2 shows why a run can)."""
     if len(history) < 3 or history[-1]["epoch"] != epochs:
         return []
-    ep = np.array([row["epoch"] for row in history])
-    loss = np.array([np.atleast_1d(row["loss"]) for row in history], float)  # [T, R]
-    best = np.nanargmin(loss, axis=0) if np.isfinite(loss).any(axis=0).all() else None
-    if best is None:
+    final = np.atleast_1d(history[-1]["loss"]).astype(float)
+    lows = [lowest_loss(history, r) for r in range(final.size)]
+    if any(low is None for low, _ in lows):
         return []
-    lowest = loss[best, np.arange(loss.shape[1])]
-    rose = loss[-1] > LOSS_ROSE * lowest
+    lowest, at = np.array([low for low, _ in lows]), np.array([e for _, e in lows])
+    rose = final > LOSS_ROSE * lowest
     if not rose.any():
         return []
-    if loss.shape[1] == 1:
-        at, end = int(ep[best[0]]), loss[-1, 0]
-        every = f", evaluated every {int(ep[1] - ep[0])} epochs" if ep[1] - ep[0] > 1 else ""
-        return [f"the output loss was lowest at epoch {at} ({lowest[0]:.3g} V^2{every}) and ended at {end:.3g} V^2, "
-                f"{end / lowest[0]:.1f}x higher: the epochs after made it worse; the same run with "
-                f"learning.epochs={at} ends at its lowest (docs/physics.md 4.2 shows how coupled learning can drift "
-                "after its best epoch)"]
+    if final.size == 1:
+        step = history[1]["epoch"] - history[0]["epoch"]
+        every = f", evaluated every {step} epochs" if step > 1 else ""
+        return [f"the output loss was lowest at epoch {at[0]} ({lowest[0]:.3g} V^2{every}) and ended at "
+                f"{final[0]:.3g} V^2, {final[0] / lowest[0]:.1f}x higher: the epochs after made it worse; the same run "
+                f"with learning.epochs={at[0]} ends at its lowest (docs/physics.md 4.2 shows how coupled learning can "
+                "drift after its best epoch)"]
     return [f"the output loss ended more than {LOSS_ROSE:g}x above its lowest in {int(rose.sum())} of {len(rose)} "
-            f"replicas (median epoch of the lowest {int(np.median(ep[best[rose]]))} of {epochs})"]
+            f"replicas (median epoch of the lowest {int(np.median(at[rose]))} of {epochs})"]
 
 
 #: replicas whose final controls agree to this (V; ngspice's iterations leave ~1e-10 V between equal runs) are one

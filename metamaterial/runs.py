@@ -535,6 +535,7 @@ def _summary(done: Trained, one: SimpleNamespace, final) -> dict:
         "name": setup.config.name, "task": task.name, "backend": trainer.solver.name, "seed": done.seeds[0],
         "device": setup.circuit.device.name, "n_nodes": setup.circuit.n_nodes, "n_edges": setup.circuit.n_edges,
         "epochs": state.epoch, "initial_loss": one.history[0]["loss"], "final_loss": final.loss,
+        **dict(zip(("lowest_loss", "lowest_loss_epoch"), diagnostics.lowest_loss(one.history))),
         "accuracy": final.accuracy, "min_margin_v": final.min_margin,
         "success": None if final.min_margin is None else bool(succeeded(final.min_margin)),
         "wall_s": round(done.wall_s, 3), "n_solves": state.n_solves, "n_steps": state.n_steps,

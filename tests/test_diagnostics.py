@@ -168,6 +168,7 @@ def test_a_loss_that_rose_after_its_best_epoch_is_noted_and_a_run_stopped_there_
     best = int(note.split("lowest at epoch ")[1].split(" ")[0])
     lowest = min(row["loss"][0] for row in long.state.history)
     assert long.summary["final_loss"] > LOSS_ROSE * lowest and f"learning.epochs={best} ends at its lowest" in note
+    assert (long.summary["lowest_loss"], long.summary["lowest_loss_epoch"]) == (lowest, best)  # summary.json
     short = train_run(load_config(REGRESSION, [*sets, f"learning.epochs={best}"]), tmp_path / "short",
                       backend="native", plots=False)
     assert short.summary["final_loss"] == lowest and short.summary["notes"] == []

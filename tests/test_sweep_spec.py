@@ -466,6 +466,8 @@ def test_a_classifier_sweep_scored_on_other_points_plots_their_accuracy_by_defau
         summary = read_result(out, p.key)["summary"]
         assert set(summary) == {*SUMMARY_METRICS, *SUMMARY_LABELS}
         assert all(summary[m] is None or isinstance(summary[m], (int, float)) for m in SUMMARY_METRICS)
+        assert summary["lowest_loss"] <= min(summary["initial_loss"], summary["final_loss"])
+        assert 0 <= summary["lowest_loss_epoch"] <= summary["epochs"]
     rows = [r for r in load_table(out)[1] if r["status"] == "ok"]
     assert len(rows) == 2 and all(r["scored_on"] == "validation" and r["test_accuracy"] is not None for r in rows)
     assert default_metric(rows) == "test_accuracy" and _label("test_accuracy", rows) == "validation accuracy"

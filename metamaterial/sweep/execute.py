@@ -286,6 +286,7 @@ def _store(out: Path, record: dict) -> dict:
 def _summaries(done, target_loss: float | None = None) -> list[dict]:
     """One summary per replica of a ``runs.Trained``: losses, accuracy, margin, success, learning time (and with
     ``target_loss`` the learning time at the first evaluation whose loss was at most it, None if none was)."""
+    from ..diagnostics import lowest_loss  # noqa: PLC0415
     from ..runs import succeeded  # noqa: PLC0415
 
     state, trainer = done.state, done.trainer
@@ -298,8 +299,10 @@ def _summaries(done, target_loss: float | None = None) -> list[dict]:
 
     out = []
     for r, seed in enumerate(done.seeds):
+        lowest = lowest_loss(state.history, r)
         s = {"task": done.setup.task.name, "backend": trainer.solver.name, "seed": seed, "epochs": state.epoch,
              "initial_loss": value(first, "loss", r), "final_loss": value(last, "loss", r),
+             "lowest_loss": lowest[0], "lowest_loss_epoch": lowest[1],
              "accuracy": value(last, "accuracy", r), "min_margin_v": value(last, "min_margin", r),
              "success": None if success is None else bool(success[r]),
              "learning_time_s": float(learning[r]), "hardware_time_s": float(hardware[r]),
