@@ -51,7 +51,8 @@ STATUSES = ("ok", "failed")
 #: the numbers a successful record's summary holds (``execute._summaries``): the metrics of a sweep's table and
 #: figures (``--metric``), in table order, each with why it may be None at a point ("": it never is)
 SUMMARY_METRICS = {
-    "final_loss": "", "initial_loss": "", "lowest_loss": "", "lowest_loss_epoch": "",
+    "final_loss": "", "initial_loss": "",
+    **dict.fromkeys(("lowest_loss", "lowest_loss_epoch"), "points recorded before 2026-12-03 lack it"),
     **dict.fromkeys(("accuracy", "min_margin_v", "success"), "their task is no classification"),
     "test_loss": "their task is scored on no held-out or validation points",
     "test_accuracy": "their task is no classification scored on held-out or validation points",
