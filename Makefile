@@ -14,7 +14,7 @@ demo: setup
 	$(PY) -m metamaterial train $(CONFIG) --out $(OUT) --replace $(TRAIN_ARGS)
 
 test: setup
-	$(PY) -m pytest -q --require-ngspice
+	$(PY) -m pytest -q --require-ngspice --durations=15
 
 netlists: setup
 	$(PY) scripts/emit_netlists.py
