@@ -202,3 +202,26 @@ def test_a_worker_killed_storing_a_record_leaves_one_record_and_one_end(tmp_path
         monkeypatch.setattr(execute, "run_points", run)
         assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 0
         assert sorted((out / WRITING).glob("*.tmp")) == left[1:]
+
+
+def test_an_earlier_runs_point_stored_without_its_end_line_gets_it_from_the_next_run_once_settled(tmp_path):
+    """A Ctrl-C (or a lost worker) between storing a record and logging its end leaves the point done with no end
+    line; the next run of the sweep logs it, marked recovered, once the record is ``SETTLED_S`` old (a sweep writing
+    into the folder meanwhile would log its own), and never twice."""
+    path = _spec(tmp_path, REGRESSION)
+    out = tmp_path / "out"
+    sweep = ["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]
+    assert main(sweep) == 0
+    key = load_sweep(path).points[0].key
+    log = out / "events.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(ln for ln in lines if not (f'"{key}"' in ln and '"finished"' in ln)))
+
+    def ends() -> list[dict]:
+        return [e for e in read_events(out) if e["key"] == key and e["event"] in ("finished", "failed", "duplicate")]
+    assert main(sweep) == 0 and ends() == []  # stored just now: its writer may still be logging it
+    old = time.time() - execute.SETTLED_S - 1
+    os.utime(out / "results" / f"{key}.json", (old, old))
+    assert main(sweep) == 0 and main(sweep) == 0
+    (end,) = ends()
+    assert end["event"] == "finished" and end["recovered"] and end["worker"] == read_result(out, key)["worker"]

@@ -462,6 +462,8 @@ def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | No
     def claim() -> None:  # the folder becomes this spec's once it runs: not when the cluster cannot be reached
         write_json_atomically(out / POINTS, points_document(spec))
         adopt_results(out, earlier.adoptable)  # records keyed under an older schema
+        running = {p.key for p in todo}  # an earlier run's points stored but not logged (a Ctrl-C, a lost worker)
+        _log_unlogged_ends(out, [p for p in spec.points if p.key not in running], 0, {}, settled_s=SETTLED_S)
     if on_start is not None:
         on_start(len(todo), skipped)
     t0 = time.perf_counter()
@@ -576,16 +578,28 @@ def _record_lost(out: Path, point: Point, err: BaseException) -> dict:
     return {"key": point.key, "status": "failed", "ran": False}
 
 
-def _log_unlogged_ends(out: Path, points: list[Point], since: int, had: dict[str, dict]) -> None:
+#: a record stored at least this long ago (s) whose end line is missing will not get it from its writer any more
+SETTLED_S = 60.0
+
+
+def _log_unlogged_ends(out: Path, points: list[Point], since: int, had: dict[str, dict],
+                       settled_s: float | None = None) -> None:
     """Log the end of each of ``points`` whose record was stored in this run (it is not the one it had before,
     ``had``) but whose end is not in the event log after byte ``since``: its worker died between the two writes
     (``_store`` links the record, then logs it), and the worker that ran its task again found it done. The line is
     the one that worker would have written, marked ``recovered``; called once every task has ended, so no worker of
-    this run still writes it."""
-    ended = {e["key"] for e in read_events(out, since) if e.get("event") in ("finished", "failed", "duplicate")}
+    this run still writes it. With ``settled_s`` (an earlier run's points, at the start of a run): only records a
+    sweep started (a ``started`` line under their key: not records adopted from an older key) and stored at least
+    that long ago (a sweep writing into the folder meanwhile logs its own)."""
+    events = read_events(out, since)
+    ended = {e["key"] for e in events if e.get("event") in ("finished", "failed", "duplicate")}
+    started = {e["key"] for e in events if e.get("event") == "started"}
     for p in points:
         record = read_result(out, p.key)
         if p.key in ended or record is None or record == had.get(p.key):
+            continue
+        if settled_s is not None and (p.key not in started or
+                                      time.time() - result_path(out, p.key).stat().st_mtime < settled_s):
             continue
         extra = {"error": record.get("error")} if record["status"] != "ok" else {}
         log_event(out, "finished" if record["status"] == "ok" else "failed", p.key, worker=record.get("worker"),
