@@ -1,0 +1,180 @@
+"""The ``sweep`` and ``sweep-report`` commands: their arguments, their run and what they print (``metamaterial.cli``
+parses the command line and dispatches here; the sweep itself is ``execute``, its table and figures ``report``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..sim.registry import backend_names
+from ..units import listed
+
+#: ``--metric`` of ``sweep`` and ``sweep-report`` (``sweep.report.default_metric``)
+METRIC_HELP = ("metric of the figures (default: test_accuracy for a classification scored on held-out or validation "
+               "points, success for another, else final_loss)")
+
+
+def add_commands(sub) -> None:
+    """The sweep and sweep-report subcommands of the parser's ``sub``."""
+    w = sub.add_parser("sweep", help="run a parameter sweep from a YAML spec on Dask (resumable)")
+    w.add_argument("spec", help="sweep spec (see configs/sweeps/)")
+    w.add_argument("--out", type=Path, help="sweep folder (default: runs/sweeps/<name>); rerunning resumes it")
+    w.add_argument("--dry-run", action="store_true", help="validate every point and print them; run nothing")
+    w.add_argument("--workers", type=int, default=2,
+                   help="local workers: threads of this process, each training in a process of its own (default 2)")
+    w.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this existing Dask cluster instead")
+    w.add_argument("--recycle-after", type=int, metavar="K", default=None,
+                   help="restart a worker process after it trained K points (default 200; 0: never)")
+    w.add_argument("--retry-failed", action="store_true", help="run the points recorded as failed again")
+    w.add_argument("--backend", choices=backend_names(),
+                   help="solver backend of every point: --set simulator.backend=NAME on the base config")
+    w.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a value of the base config (repeatable)")
+    w.add_argument("--metric", help=METRIC_HELP)
+    w.add_argument("--no-progress", action="store_true", help="no progress bar")
+    w.add_argument("--no-plots", action="store_true", help="skip the figures")
+    r = sub.add_parser("sweep-report", help="rewrite a sweep's table and figures from its folder")
+    r.add_argument("dir", type=Path, help="the sweep's --out folder")
+    r.add_argument("--metric", help=METRIC_HELP)
+
+
+def run(args: argparse.Namespace, overrides: list[str]) -> int:
+    """Run ``sweep`` or ``sweep-report``; ``overrides``: the base config's ``--set`` (and ``--backend``)."""
+    from .report import check_metric, report_sweep  # noqa: PLC0415
+
+    check_metric(args.metric)  # before any point runs
+    if args.command == "sweep-report":
+        report = report_sweep(args.dir, args.metric)
+        _warn_damaged(report.damaged)
+        print(_sweep_counts(report.counts) + f"\nwrote {', '.join(str(f) for f in report.files)}"
+              + _removed(report.stale) + _notes(report.notes))
+        return 0
+    from . import execute, load_sweep  # noqa: PLC0415
+
+    execute.check_workers(args.workers, args.scheduler)  # before the spec is expanded, which may take a while
+    if args.scheduler:
+        execute.check_scheduler(args.scheduler)
+    spec = load_sweep(args.spec, overrides)
+    args.out = args.out or Path("runs") / "sweeps" / spec.name
+    execute.check_folder(spec, args.out)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if not args.scheduler and args.workers > cores:
+        print(f"metamaterial: warning: --workers {args.workers} is more than the {cores} cores of this machine: the "
+              "workers take turns on them, and each point takes longer", file=sys.stderr)
+    earlier = execute.earlier_results(spec, args.out)  # the folder's records read once, for all that follows
+    for line in _outdated(earlier):
+        print(f"sweep: {line}", file=sys.stderr)
+    if args.dry_run:
+        print(_sweep_points(spec, args.out, args.workers, earlier))
+        return 0
+    recycle = execute.RECYCLE_AFTER if args.recycle_after is None else args.recycle_after
+    if recycle < 0:
+        raise ConfigError(f"--recycle-after: must be >= 0 (got {recycle})")
+    bar = _SweepProgress(not args.no_progress)
+    args.sweep_started = True  # an interrupt from here keeps the points finished (``_resume_hint``)
+    run = execute.run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, recycle_after=recycle,
+                            retry_failed=args.retry_failed, on_start=bar.start, on_progress=bar.update,
+                            on_wait=bar.note, earlier=earlier)
+    bar.close()
+    report = report_sweep(args.out, args.metric, plots=not args.no_plots)
+    _warn_damaged(report.damaged)
+    counts = report.counts
+    rate = f", {run.ok + run.failed} points in {run.wall_s:.1f} s ({(run.ok + run.failed) / run.wall_s:.2f}/s)" \
+        if run.wall_s > 0 and run.ok + run.failed else ""
+    print(f"sweep {spec.name}: {run.total} points, {run.skipped} already done{rate}\n" + _sweep_counts(counts)
+          + f"\nsweep folder: {args.out}/ (results.csv, results/, events.jsonl, figures/)" + _removed(report.stale)
+          + _notes(report.notes))
+    if run.pending:  # the run ended, yet points it ran have no result here
+        print(f"metamaterial: {run.pending} point(s) run are still pending: {run.why_pending}", file=sys.stderr)
+    return 1 if counts["failed"] or run.pending else 0
+
+
+def _removed(stale: list[Path]) -> str:
+    """The line naming figures of an axis no longer swept or a metric no longer in the table (``plot_sweep``)."""
+    return f"\nremoved stale figure(s): {listed((f.name for f in stale), 8)}" if stale else ""
+
+
+def _warn_damaged(damaged: list[tuple[Path, str]]) -> None:
+    """One line on the result files of a sweep that cannot be read: their points count as pending."""
+    if damaged:
+        path, problem = damaged[0]
+        others = f" (and {len(damaged) - 1} other result file(s))" if len(damaged) > 1 else ""
+        print(f"metamaterial: warning: {path}: damaged ({problem}){others}: its point counts as pending, and the "
+              "sweep's command runs it again", file=sys.stderr)
+
+
+def _notes(notes: list[str]) -> str:
+    """A line per note of a sweep's report (a metric it did not draw, and why)."""
+    return "".join(f"\nnote: {n}" for n in notes)
+
+
+def _sweep_counts(c: dict) -> str:
+    from .report import PARQUET_HINT, has_parquet  # noqa: PLC0415
+
+    hint = "" if has_parquet() else f"\n{PARQUET_HINT}"
+    errors = "" if not c["errors"] else " (" + ", ".join(f"{k} x{v}" for k, v in c["errors"].items()) + ")"
+    retry = "\n(a failed point stays failed when the sweep runs again: --retry-failed runs it again)" if c["failed"] \
+        else ""
+    return f"{c['ok']}/{c['points']} ok, {c['failed']} failed{errors}, {c['pending']} pending{retry}{hint}"
+
+
+def _outdated(earlier) -> list[str]:
+    """A line per revision of the dynamics that made some of the folder's results outdated for their points, and one
+    for the results trained on other content of their points' data files (``execute.earlier_results``)."""
+    lines = [f"{n} point(s) have a result trained before revision {r.number} of the dynamics ({r.date}: {r.what}), "
+             "which changed how their config trains: they run again" for r, n in earlier.outdated.items()]
+    if earlier.stale_data:
+        lines.append(f"{earlier.stale_data} point(s) have a result trained on other content of their data file (or "
+                     "before its content was recorded with the result): they run again")
+    return lines
+
+
+def _sweep_points(spec, out: Path, workers: int, earlier) -> str:
+    from .execute import plan_tasks  # noqa: PLC0415
+    from .store import is_done  # noqa: PLC0415
+
+    adopted = set(earlier.adoptable.values())
+    done = sum(is_done(out, p.key) or p.key in adopted for p in spec.points)
+    tasks = plan_tasks(spec.points, workers)
+    lines = [f"sweep {spec.name}: {len(spec.points)} points in {len(tasks)} task(s) (largest ensemble "
+             f"{max((len(t) for t in tasks), default=0)}); {done} already done in {out}/",
+             "\t".join(["index", "key", *spec.axes])]
+    lines += ["\t".join([str(p.index), p.key, *(json.dumps(p.values[a]) for a in spec.axes)]) for p in spec.points]
+    return "\n".join(lines)
+
+
+class _SweepProgress:
+    """A tqdm bar with ETA on a terminal; elsewhere a line every tenth of the points."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.bar, self.shown = enabled, None, 0
+
+    def start(self, total: int, skipped: int) -> None:
+        if skipped:
+            print(f"sweep: {skipped} point(s) already done, {total} to run", file=sys.stderr)
+        if self.enabled and sys.stderr.isatty() and total:
+            from tqdm import tqdm  # noqa: PLC0415
+            self.bar = tqdm(total=total, desc="sweep", unit="point", dynamic_ncols=True, mininterval=0.5)
+
+    def update(self, done: int, total: int, failed: int) -> None:
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            self.bar.set_postfix(failed=failed)
+        elif self.enabled and (done == total or done * 10 // total > self.shown * 10 // total):
+            self.shown = done
+            print(f"sweep: {done}/{total} points ({failed} failed)", file=sys.stderr, flush=True)
+
+    def note(self, line: str) -> None:
+        """A line about the run (a cluster left without workers), above the bar on a terminal."""
+        if self.bar is not None:
+            self.bar.write(f"sweep: {line}", file=sys.stderr)
+        else:
+            print(f"sweep: {line}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
