@@ -1,4 +1,5 @@
-"""Command line ``metamaterial``: the only module that parses argv, prints or exits.
+"""Command line ``metamaterial`` (the sweep commands in ``sweep.cli``): with it, the only module that parses argv,
+prints or exits.
 
 Exit codes: 0 success, 2 bad input (config, graph, arguments, paths), 1 simulation failure, 130 interrupted (Ctrl-C),
 143 terminated (SIGTERM; the same as Ctrl-C otherwise)
