@@ -452,7 +452,6 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
 def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | None, recycle_after: int,
                    retry_failed: bool, on_progress, on_start, on_wait, earlier: EarlierResults) -> SweepRun:
     before = {new: old for old, new in earlier.adoptable.items()}
-    clear_stale_writes(out)
     since = events_size(out)  # the event lines from here on are this run's: of points that had no result before
     todo = [p for p in spec.points
             if not (is_done(out, p.key, retry_failed) or p.key in before and is_done(out, before[p.key], retry_failed))]
@@ -462,6 +461,7 @@ def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | No
     def claim() -> None:  # the folder becomes this spec's once it runs: not when the cluster cannot be reached
         write_json_atomically(out / POINTS, points_document(spec))
         adopt_results(out, earlier.adoptable)  # records keyed under an older schema
+        clear_stale_writes(out)  # what killed writers left
         running = {p.key for p in todo}  # an earlier run's points stored but not logged (a Ctrl-C, a lost worker)
         _log_unlogged_ends(out, [p for p in spec.points if p.key not in running], 0, {}, settled_s=SETTLED_S)
     if on_start is not None:
