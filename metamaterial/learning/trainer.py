@@ -226,11 +226,6 @@ class Trainer:
         if controls.shape != (len(rngs), self.circuit.n_edges):
             raise ValidationError(f"Trainer.init_state: controls must have shape ({len(rngs)}, "
                                   f"{self.circuit.n_edges}) for {len(rngs)} generator(s) (got {controls.shape})")
-        if not np.all(np.isfinite(controls)):
-            r, e = np.argwhere(~np.isfinite(controls))[0]
-            unit = self.circuit.device.control_unit
-            raise ValidationError(f"Trainer.init_state: controls must be finite (replica {r}, edge {e}: "
-                                  f"{float(controls[r, e])!r}); give every edge a {unit} value")
         keep = len(rngs) == 1 if keep_trajectory is None else keep_trajectory
         state = TrainState(0, controls, rngs, np.zeros(len(rngs), np.int64), keep_trajectory=keep)
         self._record(state, force=True)

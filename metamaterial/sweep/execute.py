@@ -595,11 +595,12 @@ def _log_unlogged_ends(out: Path, points: list[Point], since: int, had: dict[str
     ended = {e["key"] for e in events if e.get("event") in ("finished", "failed", "duplicate")}
     started = {e["key"] for e in events if e.get("event") == "started"}
     for p in points:
+        if p.key in ended or settled_s is not None and p.key not in started:
+            continue  # the usual case: no record read
         record = read_result(out, p.key)
-        if p.key in ended or record is None or record == had.get(p.key):
+        if record is None or record == had.get(p.key):
             continue
-        if settled_s is not None and (p.key not in started or
-                                      time.time() - result_path(out, p.key).stat().st_mtime < settled_s):
+        if settled_s is not None and time.time() - result_path(out, p.key).stat().st_mtime < settled_s:
             continue
         extra = {"error": record.get("error")} if record["status"] != "ok" else {}
         log_event(out, "finished" if record["status"] == "ok" else "failed", p.key, worker=record.get("worker"),

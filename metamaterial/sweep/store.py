@@ -112,17 +112,13 @@ def is_done(out: Path, key: str, retry_failed: bool = False) -> bool:
 STALE_WRITE_S = 3600.0
 
 
-def clear_stale_writes(out: Path, now: float | None = None) -> int:
+def clear_stale_writes(out: Path) -> None:
     """Remove what killed writers left in ``.writing/`` (files older than ``STALE_WRITE_S``; a sweep writing into the
-    same folder meanwhile keeps its own, seconds old); returns how many."""
-    now = time.time() if now is None else now
-    removed = 0
+    same folder meanwhile keeps its own, seconds old)."""
     for f in (Path(out) / WRITING).glob("*.tmp"):
         with contextlib.suppress(OSError):  # gone meanwhile: another run cleared it
-            if now - f.stat().st_mtime > STALE_WRITE_S:
+            if time.time() - f.stat().st_mtime > STALE_WRITE_S:
                 f.unlink()
-                removed += 1
-    return removed
 
 
 def write_result(out: Path, key: str, record: dict) -> bool:
