@@ -563,15 +563,30 @@ class Config(_Strict):
                 raise ValueError("roles.outputs: required key is missing (only a layered network has default roles)")
         return self
 
+    @property
+    def rate_fixes_t_learn(self) -> bool:
+        """Whether ``learning.rate`` fixes ``hardware.t_learn`` (a positive rate on an nmos gate)."""
+        rate = self.learning.rate
+        return rate is not None and rate > 0 and self.device.kind == "nmos"
+
+    def document(self) -> dict:
+        """The resolved config as a plain document, every default spelled out, as a run saves it: a
+        ``hardware.t_learn`` that the rate fixes is left null (``summary.json``'s ``t_learn_s`` has its value), so a
+        copy of a run's config.yaml with another rate reads as that rate."""
+        doc = self.model_dump(mode="json", by_alias=True)
+        if self.rate_fixes_t_learn:
+            doc["hardware"]["t_learn"] = None
+        return doc
+
     @model_validator(mode="after")
     def _rate_source(self) -> Config:
         hw, rate = self.hardware, self.learning.rate
-        if rate is not None and rate > 0 and self.device.kind == "nmos":  # the rate fixes the gate's switch time
+        if self.rate_fixes_t_learn:  # the rate fixes the gate's switch time
             t_learn = rate * hw.resistance * hw.capacitance / hw.gain
             if hw.t_learn is not None and not math.isclose(hw.t_learn, t_learn, rel_tol=1e-12):
                 raise ValueError(f"learning.rate, hardware.t_learn: both given, and the rate fixes the gate's switch "
                                  f"time (got t_learn {hw.t_learn:g} s; the rate needs {t_learn:g} s); give only one "
-                                 "of them")
+                                 "of them (hardware.t_learn=null lets the rate fix it)")
         else:
             t_learn = T_LEARN if hw.t_learn is None else hw.t_learn
         if hw.t_learn != t_learn:

@@ -196,8 +196,8 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
 
 
 def dump_config(cfg: Config) -> str:
-    """The resolved config as YAML (every default spelled out), saved with each run."""
-    return yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False)
+    """The resolved config as YAML (``Config.document``: every default spelled out), saved with each run."""
+    return yaml.safe_dump(cfg.document(), sort_keys=False)
 
 
 def config_differences(saved_yaml_text: str, cfg: Config) -> list[str]:
@@ -213,11 +213,10 @@ def config_differences(saved_yaml_text: str, cfg: Config) -> list[str]:
         raise ConfigError(f"saved config.yaml: the top level must be a mapping of sections (got "
                           f"{type(saved).__name__}); resume only a run directory that train wrote")
     try:
-        saved = validate_config(as_trained(copy.deepcopy(saved)), "saved config.yaml").model_dump(mode="json",
-                                                                                                   by_alias=True)
+        saved = validate_config(as_trained(copy.deepcopy(saved)), "saved config.yaml").document()
     except ConfigError:
         pass  # a key this version does not know: compared as written, so the difference names it
-    return _differences(saved, cfg.model_dump(mode="json", by_alias=True), ())
+    return _differences(saved, cfg.document(), ())
 
 
 def _differences(saved: Any, now: Any, loc: tuple) -> list[str]:

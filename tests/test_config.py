@@ -100,7 +100,8 @@ CASES = [
     ("task-needs-two-inputs", _edit("roles.inputs", [[3, 3]]), [], "roles.inputs: task xor needs 2 input"),
     ("hinge-on-regression", _edit("learning.loss", "hinge", REG), [], "learning.loss: 'hinge' needs a classification"),
     ("rate-and-t-learn", _edit("hardware.t_learn", 1e-4), [], "learning.rate, hardware.t_learn: both given, and the "
-     "rate fixes the gate's switch time (got t_learn 0.0001 s; the rate needs 0.66 s); give only one of them"),
+     "rate fixes the gate's switch time (got t_learn 0.0001 s; the rate needs 0.66 s); give only one of them "
+     "(hardware.t_learn=null lets the rate fix it)"),
     ("negative-capacitance", _edit("hardware.capacitance", -1e-6), [], "hardware.capacitance"),
     ("random-too-few-edges", _edit("network", {"kind": "random", "n_nodes": 20, "n_edges": 5}), [],
      "network.n_edges: must be in [19,"),
@@ -315,7 +316,7 @@ def test_task_defaults_are_resolved_in_the_config(tmp_path):
     assert reg.x == REGRESSION_X.tolist() and reg.y == REGRESSION_Y.tolist()
     text = dump_config(load_config(ROOT / "configs" / "xor.yaml"))
     assert "null" not in yaml.safe_dump(yaml.safe_load(text)["task"]["labels"])
-    for key in ("labels:", "targets:", "test_fraction: 0.0", "t_learn: 0.66", "backend: ngspice", "itl1: 500"):
+    for key in ("labels:", "targets:", "test_fraction: 0.0", "t_learn: null", "backend: ngspice", "itl1: 500"):
         assert key in text, key
 
 
@@ -337,10 +338,18 @@ def test_t_learn_is_the_rate_s_switch_time_or_the_default(tmp_path):
     assert no_rate.hardware.t_learn == T_LEARN
     # a resistor network's rate is in S per V^2: it does not set a gate's switch time
     assert load_config(ROOT / "configs" / "xor_linear.yaml").hardware.t_learn == T_LEARN
-    # a saved resolved config (both keys, consistent) loads again as itself
+    # a saved resolved config loads again as itself; its t_learn stays null where the rate fixes it, so a copy
+    # with another rate reads as that rate
     saved = tmp_path / "config.yaml"
     saved.write_text(dump_config(xor))
     assert load_config(saved) == xor
+    assert yaml.safe_load(saved.read_text())["hardware"]["t_learn"] is None
+    faster = load_config(saved, ["learning.rate=60"])
+    assert faster.hardware.t_learn == pytest.approx(2 * hw.t_learn) and faster == load_config(
+        ROOT / "configs" / "xor.yaml", ["learning.rate=60"])
+    # a t_learn the hardware fixes (no rate) is spelled out
+    saved.write_text(dump_config(no_rate))
+    assert yaml.safe_load(saved.read_text())["hardware"]["t_learn"] == T_LEARN and load_config(saved) == no_rate
 
 
 # -- YAML strictness --------------------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def config_text(cfg: Config) -> str:
     """``configfile.dump_config(cfg)``, the resolved config as YAML, written by libyaml when PyYAML has it."""
-    return yaml.dump(cfg.model_dump(mode="json", by_alias=True), Dumper=_DUMPER, sort_keys=False)
+    return yaml.dump(cfg.document(), Dumper=_DUMPER, sort_keys=False)
 
 
 def config_key(cfg: Config, files: dict | None = None) -> str:
