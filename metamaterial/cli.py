@@ -212,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
             print("ngspice log (last lines):\n" + err.log, file=sys.stderr)
         if err.kept:
             print(f"netlist kept at {err.kept}", file=sys.stderr)
+        kept = _kept_checkpoint(args)
+        if kept:
+            print(f"metamaterial: {kept}", file=sys.stderr)
         return 1
     except MetamaterialError as err:  # a bad checkpoint or path is bad input too
         print(f"metamaterial: {_one_line(str(err))}", file=sys.stderr)
@@ -263,6 +266,22 @@ def _resume_hint(args: argparse.Namespace) -> str:
         return f"{run_dir} holds no checkpoint yet; run the same command again to start over"
     return f"{run_dir} holds the checkpoint of epoch {state.epoch}; resume with: metamaterial train --resume " \
            f"{shlex.quote(str(run_dir))}"
+
+
+def _kept_checkpoint(args: argparse.Namespace) -> str | None:
+    """What a training that failed keeps: its last checkpoint, where it has one (None otherwise)."""
+    from . import runs  # noqa: PLC0415
+
+    run_dir = getattr(args, "run_dir", None)
+    if args.command != "train" or run_dir is None or getattr(args, "replaced", None) == "restored":
+        return None  # a --replace that failed before training has put the run it was to replace back
+    try:
+        state = runs.load_checkpoint(run_dir).state
+    except CheckpointError:
+        return None
+    where = shlex.quote(str(run_dir))
+    return (f"{run_dir} holds the checkpoint of epoch {state.epoch} (`metamaterial eval {where}` scores it); a resume "
+            "trains the same config into the same failure: change what the message names and train into a new --out")
 
 
 def _load(args: argparse.Namespace) -> Config:

@@ -716,6 +716,20 @@ def test_a_run_that_fails_before_training_leaves_the_folder_as_it_found_it(tmp_p
     assert cli("train", XOR, "--out", str(mine), "--backend", "native", "--no-plots", *SHORT).returncode == 0
 
 
+def test_a_run_that_fails_in_training_names_its_checkpoint_and_that_a_resume_fails_alike(tmp_path):
+    """At 125 C seed 11's XOR fails on native after its epoch-1,000 checkpoint (README, process corners): the
+    message names that checkpoint and what reads it, and the checkpoint is what ``eval`` scores."""
+    out = tmp_path / "hot"
+    proc = cli("train", XOR, "--out", str(out), "--backend", "native", "--no-plots", "--no-progress", "--set",
+               "simulator.temperature=125", "--set", "seed=11")
+    assert proc.returncode == 1 and "Newton did not converge" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.endswith(f"metamaterial: {out} holds the checkpoint of epoch 1000 (`metamaterial eval {out}` "
+                                "scores it); a resume trains the same config into the same failure: change what the "
+                                "message names and train into a new --out\n"), proc.stderr
+    scored = cli("eval", str(out), "--json")
+    assert scored.returncode == 0 and json.loads(scored.stdout)["epoch"] == 1000
+
+
 @pytest.mark.parametrize("command", [["energy", XOR, "--backend", "native"], ["transient", XOR, "--steps", "1"],
                                      ["reproduce", "learning_time"], ["netlist", XOR]])
 def test_an_out_that_is_a_file_is_refused_with_what_to_do(tmp_path, command):
