@@ -19,7 +19,7 @@ import numpy as np
 
 from .circuit import Circuit
 from .config import Config
-from .configfile import load_saved_config
+from .configfile import config_differences, load_saved_config
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, initial_controls, make_solver, replica_setup
 from .plots import MANY_EDGES, _axes, _pyplot, _save
@@ -67,10 +67,14 @@ def load_source(cfg: Config, run_dir: Path | None, seed: int | None = None, over
 
     run = load_run(run_dir, config=cfg)  # the run's data points, as it was trained on them
     trained = run.controls.shape[1]  # the edges of the network of its own config.yaml
-    if overrides and (n_edges := build_network(cfg).number_of_edges()) != trained:
-        raise ConfigError(f"--set {' '.join(overrides)}: changes the network trained in {run_dir} ({trained} edges "
-                          f"to {n_edges}); a run's gates fit only its own network: leave network and roles keys out "
-                          "of --set on a run directory")
+    changed = [k for k in config_differences((Path(run_dir) / "config.yaml").read_text(), cfg)
+               if k.startswith(("network", "roles"))] if overrides else []
+    if changed:  # a rewiring of as many edges would fit the gates' shape and not the network
+        n_edges = build_network(cfg).number_of_edges()
+        what = f"{trained} edges to {n_edges}" if n_edges != trained else ", ".join(changed)
+        raise ConfigError(f"--set {' '.join(overrides)}: changes the network trained in {run_dir} ({what}); a run's "
+                          "gates fit only its own network: leave network and roles keys out of --set on a run "
+                          "directory")
     r = run.one_replica(seed)
     return Source(cfg, run.controls[r].copy(), Path(run_dir), run.epoch, run.seeds[r], overrides)
 

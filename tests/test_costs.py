@@ -218,6 +218,11 @@ def test_an_ensemble_run_directory_needs_the_replica_by_its_seed(tmp_path):
     assert other.stderr == (f"metamaterial: {run}: --set network.rows=5: changes the network trained in {run} (32 "
                             "edges to 40); a run's gates fit only its own network: leave network and roles keys out "
                             "of --set on a run directory\n")
+    # as many edges, other nodes: refused too, naming the keys that differ
+    moved = cli("energy", str(run), "--replica", "1", "--set", "roles.inputs[0]=[0, 1]", "--out",
+                str(tmp_path / "moved"), QUIET)
+    assert moved.returncode == 2 and not (tmp_path / "moved").exists()
+    assert "changes the network trained in" in moved.stderr and "(roles.inputs[0]" in moved.stderr, moved.stderr
 
 
 def test_a_layered_networks_power_map_is_a_matrix_per_pair_of_connected_layers(tmp_path, monkeypatch):
