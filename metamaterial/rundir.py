@@ -23,7 +23,7 @@ from .experiment import Setup, build, build_network, chips_per_replica, make_sol
 from .learning.trainer import Evaluation
 from .points import describe_points, point_indices, point_phases, write_point_netlists
 from .revisions import circuit_changed_since
-from .runfiles import OUTPUTS_CSV, column_names, feature_names, load_checkpoint, write_outputs_csv
+from .runfiles import OUTPUTS_CSV, column_names, feature_names, load_checkpoint, pinned_files, write_outputs_csv
 from .runs import seed_span, succeeded
 from .tasks import bad_value
 
@@ -68,8 +68,14 @@ def load_run(run_dir: str | Path, skip: tuple[str, ...] = (), config: Config | N
         raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); give a directory written by "
                               "`metamaterial train`")
     cfg = load_saved_config(run_dir / "config.yaml")
-    checkpoint = load_checkpoint(run_dir, build_network(cfg).number_of_edges())
     used = cfg if config is None else config
+    try:
+        checkpoint = load_checkpoint(run_dir, build_network(cfg).number_of_edges())
+    except CheckpointError:  # a network file edited since training is named as such, not as a damaged checkpoint
+        pins = pinned_files(run_dir)
+        if pins is not None:
+            check_files(used, pins, run_dir, skip)
+        raise
     change = circuit_changed_since(used, checkpoint.revision)
     if change is not None:
         raise CheckpointError(f"{run_dir}: was trained before revision {change.number} of the dynamics "

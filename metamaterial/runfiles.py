@@ -89,9 +89,11 @@ def write_atomically(path: Path, **arrays: np.ndarray) -> None:
 
 
 def save_checkpoint(run_dir: Path, state: TrainState, seeds: list[int], wall_s: float,
-                    files: dict | None = None) -> None:
-    """Atomically write the state of every replica: controls, generators, counters, history, trajectory; and
-    ``files``, the content hashes of the files the run reads (``datafiles.pin_files``; None: not recorded)."""
+                    files: dict | None = None, config: str | None = None) -> None:
+    """Atomically write the state of every replica: controls, generators, counters, history, trajectory; ``files``,
+    the content hashes of the files the run reads (``datafiles.pin_files``; None: not recorded); and ``config``, the
+    text of the resolved config it trains (``configfile.dump_config``; None: not recorded), against which a resume
+    checks the run's config.yaml."""
     history = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in row.items()} for row in state.history]
     meta = {"epoch": state.epoch, "seeds": seeds, "rng_states": [rng.bit_generator.state for rng in state.rngs],
             "n_steps": state.n_steps, "n_solves": state.n_solves, "history": history,
@@ -99,9 +101,22 @@ def save_checkpoint(run_dir: Path, state: TrainState, seeds: list[int], wall_s: 
             "revision": revisions.CURRENT}
     if files is not None:
         meta["files"] = files
+    if config is not None:
+        meta["config"] = config
     trajectory = np.array(state.trajectory) if state.trajectory else np.zeros((0, *state.controls.shape))
     write_atomically(run_dir / CHECKPOINT, controls=state.controls, n_updates=state.n_updates,
                      trajectory=trajectory, meta=np.array(json.dumps(meta)))
+
+
+def pinned_files(run_dir: Path) -> dict | None:
+    """The content hashes of the files a run reads, as its checkpoint recorded them (``datafiles.pin_files``), read
+    from a checkpoint ``load_checkpoint`` refuses as well as any other; None where there are none to read."""
+    try:
+        with open(run_dir / CHECKPOINT, "rb") as f, np.load(f, allow_pickle=False) as z:
+            files = json.loads(str(z["meta"])).get("files")
+    except (OSError, KeyError, AttributeError, json.JSONDecodeError, *_NOT_NPZ):
+        return None
+    return files if datafiles.is_pins(files) else None
 
 
 def damaged(path: Path, what: str) -> CheckpointError:
@@ -123,7 +138,8 @@ class Checkpoint(NamedTuple):
     """A run's checkpoint as ``load_checkpoint`` reads it: the state of every replica, their seeds, the wall time
     of the training so far (s), the revision of the dynamics it was made under (``revisions``; 1: before they were
     recorded), the content hashes of the files the run reads (``datafiles.pin_files``; None: a run made before they
-    were recorded) and the file it was read from."""
+    were recorded), the file it was read from and the text of the config it trained (None: a run made before it was
+    recorded)."""
 
     state: TrainState
     seeds: list[int]
@@ -131,6 +147,7 @@ class Checkpoint(NamedTuple):
     revision: int
     files: dict | None
     path: Path
+    config: str | None = None
 
 
 def load_checkpoint(run_dir: Path, n_edges: int | None = None) -> Checkpoint:
@@ -169,7 +186,8 @@ def load_checkpoint(run_dir: Path, n_edges: int | None = None) -> Checkpoint:
     history = [{k: (np.array(v) if isinstance(v, list) else v) for k, v in row.items()} for row in meta["history"]]
     state = TrainState(meta["epoch"], controls, rngs, n_updates, meta["n_steps"], meta["n_solves"],
                        meta["keep_trajectory"], history, meta["trajectory_epochs"], list(trajectory))
-    return Checkpoint(state, meta["seeds"], float(meta["wall_s"]), revision, meta.get("files"), path)
+    return Checkpoint(state, meta["seeds"], float(meta["wall_s"]), revision, meta.get("files"), path,
+                      meta.get("config"))
 
 
 def _problem(controls: np.ndarray, n_updates: np.ndarray, trajectory: np.ndarray, meta, n_edges: int | None
@@ -209,6 +227,7 @@ def _problem(controls: np.ndarray, n_updates: np.ndarray, trajectory: np.ndarray
         ("wall_s", _is_real(meta["wall_s"]) and meta["wall_s"] >= 0, "a number of seconds >= 0"),
         ("revision", _is_int(meta.get("revision", 1)) and meta.get("revision", 1) >= 1, "an integer >= 1"),
         ("files", datafiles.is_pins(meta.get("files", {})), "a mapping of key paths to {path, sha256}"),
+        ("config", isinstance(meta.get("config", ""), str), "the text of a config"),
     )
     for key, ok, want in checks:
         if not ok:

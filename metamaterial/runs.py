@@ -113,7 +113,11 @@ def plan_train(config: Config | str | Path | None, *, out: Path | None = None, r
         return TrainPlan(cfg, run_dir, 1 if seeds is None else seeds, None, replace)
     checkpoint = load_checkpoint(Path(resume))  # its edges are checked once the network is built
     n_seeds = len(checkpoint.seeds) if seeds is None else seeds
-    _check_seeds(Path(resume), checkpoint.seeds, list(range(cfg.seed, cfg.seed + n_seeds)))
+    try:
+        _check_seeds(Path(resume), checkpoint.seeds, list(range(cfg.seed, cfg.seed + n_seeds)))
+    except CheckpointError:
+        _check_same_config(Path(resume), cfg, checkpoint)  # another config (its seed too) is named as such
+        raise
     return TrainPlan(cfg, Path(resume), n_seeds, checkpoint)
 
 
@@ -141,16 +145,12 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool, checkpoint: Checkpoin
         saved = run_dir / "config.yaml"
         if not saved.exists():
             raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); check --resume")
-        differ = config_differences(saved.read_text(), cfg)
         checkpoint = checkpoint or load_checkpoint(run_dir)
+        differ = _check_same_config(run_dir, cfg, checkpoint)
         epoch = checkpoint.state.epoch
         if differ == ["learning.epochs"] and cfg.learning.epochs <= epoch:
             raise CheckpointError(f"learning.epochs: the run in {run_dir} is at epoch {epoch} (got "
                                   f"{cfg.learning.epochs}); to train it on, give more epochs than {epoch}")
-        if differ and differ != ["learning.epochs"]:
-            raise CheckpointError(f"{saved}: differs from the config given now in {', '.join(differ)}; resume with "
-                                  "the same config and --set options (learning.epochs alone may change), or start a "
-                                  "new run with --out")
         change = changed_since(cfg, checkpoint.revision)
         if change is not None:
             raise CheckpointError(f"{run_dir}: was trained before revision {change.number} of the dynamics "
@@ -174,6 +174,25 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool, checkpoint: Checkpoin
                               "--out, or remove that config.yaml")
     (run_dir / "config.yaml").write_text(dump_config(cfg))
     return run_dir
+
+
+def _check_same_config(run_dir: Path, cfg: Config, checkpoint: Checkpoint) -> list[str]:
+    """Refuse to resume the run in ``run_dir`` with ``cfg`` unless it is the config of the run's config.yaml and the
+    one its checkpoint trained (where the checkpoint recorded it), ``learning.epochs`` aside; the key paths at which
+    config.yaml and ``cfg`` differ (at most ``learning.epochs``)."""
+    saved = run_dir / "config.yaml"
+    differ = config_differences(saved.read_text(), cfg)
+    if differ and differ != ["learning.epochs"]:
+        raise CheckpointError(f"{saved}: differs from the config given now in {', '.join(differ)}; resume with "
+                              "the same config and --set options (learning.epochs alone may change), or start a "
+                              "new run with --out")
+    edited = [] if checkpoint.config is None else \
+        [k for k in config_differences(checkpoint.config, cfg) if k != "learning.epochs"]
+    if edited:  # config.yaml was edited since: resumed, the run would end where neither config's run ends
+        raise CheckpointError(f"{saved}: differs from the config its {CHECKPOINT} was trained with in "
+                              f"{', '.join(edited)} (edited since that checkpoint was written); put those keys back "
+                              "to resume it, or train the config as it is now into a new --out")
+    return differ
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -266,6 +285,7 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
         # the content of the files the run reads, recorded with it when it is created (``datafiles``); a resumed
         # run keeps what it recorded (a run made before they were recorded, none)
         files = None if run_dir is None else resume.files if resume is not None else pin_files(setup.config)
+        text = dump_config(cfg)  # what a resume checks the run's config.yaml against
         if resume is not None:
             check_edges(resume, setup.circuit.n_edges)
             state, saved_seeds, wall_before = resume.state, resume.seeds, resume.wall_s
@@ -275,7 +295,7 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
             state = trainer.init_state(np.stack([initial_controls(setup, rng) for rng in rngs]), rngs)
             wall_before = 0.0
             if every_ckpt:
-                save_checkpoint(run_dir, state, seeds, 0.0, files)
+                save_checkpoint(run_dir, state, seeds, 0.0, files, text)
             if on_epoch is not None:
                 on_epoch(trainer, state)
         t0 = time.perf_counter()
@@ -289,7 +309,7 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
                 bar.update(st.epoch - bar.n)
             if every_reset and st.epoch % every_reset == 0:
                 if every_ckpt:
-                    save_checkpoint(run_dir, st, seeds, wall_before + time.perf_counter() - t0, files)
+                    save_checkpoint(run_dir, st, seeds, wall_before + time.perf_counter() - t0, files, text)
                 trainer.solver.reset()  # what follows a checkpoint must not depend on what preceded it
             if on_epoch is not None and st.epoch % every == 0:
                 on_epoch(trainer, st)
@@ -303,7 +323,7 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
                 bar.close()
         wall = wall_before + time.perf_counter() - t0
         if run_dir is not None:  # the final gates, also under checkpoint_every 0 (no checkpoint on the way)
-            save_checkpoint(run_dir, state, seeds, wall, files)
+            save_checkpoint(run_dir, state, seeds, wall, files, text)
     except BaseException:
         trainer.solver.close()
         raise

@@ -174,6 +174,28 @@ def test_a_model_card_is_pinned_too(tmp_path):
         load_run(tmp_path / "run")
 
 
+def test_a_network_file_edited_since_is_named_as_such_not_as_a_damaged_checkpoint(tmp_path):
+    """An edge added to a network file after training changes the network's size too: eval and netlist name the
+    edited file (its content is checked before the checkpoint's edges), as train --resume does."""
+    edges = tmp_path / "net.edges"
+    edges.write_text("in n10\nn10 n2\nn2 out\nrail n2\nin out\nout rail\nn10 rail\n")
+    config = tmp_path / "net.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "net", "network": {"kind": "file", "file": str(edges)},
+        "roles": {"inputs": ["in"], "rails": [{"node": "rail", "volts": 0.45}], "outputs": ["out"]},
+        "device": {"kind": "resistor"}, "task": {"name": "regression"}, "learning": {"rate": 0.01}}))
+    run = tmp_path / "run"
+    cli_ok("train", str(config), "--out", str(run), *QUICK)
+    trained = _sha(edges)
+    edges.write_text(edges.read_text() + "in rail\n")
+    line = (f"metamaterial: {edges}: its content differs from what the run in {run} was trained on (network.file: "
+            f"sha256 {_sha(edges)[:12]} now, {trained[:12]} at training); restore the file, or train a new run on it "
+            "(another --out)\n")
+    for command in (["eval", str(run)], ["netlist", str(run), "--out", str(tmp_path / "n")],
+                    ["train", "--resume", str(run), "--no-progress", "--no-plots"]):
+        assert cli_refused(*command) == line, command
+
+
 def test_a_sweep_point_trained_on_other_data_is_another_point(tmp_path, capsys):
     config, csv = _copy_example(tmp_path / "work")
     spec_file = tmp_path / "spec.yaml"

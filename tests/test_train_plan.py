@@ -94,6 +94,31 @@ def test_a_resumed_run_whose_config_changes_its_network_is_told_so_not_called_da
                    "run with --out\n")
 
 
+def test_a_resume_with_another_seed_names_the_config_not_the_seeds_option(stopped_run, capsys):
+    """Another seed is another config: named as such, not as a --seeds the command did not give."""
+    assert main(["train", "--resume", str(stopped_run), "--set", "seed=3", "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        f"metamaterial: {stopped_run / 'config.yaml'}: differs from the config given now in seed; resume with the same "
+        "config and --set options (learning.epochs alone may change), or start a new run with --out\n")
+
+
+def test_a_config_yaml_edited_since_its_checkpoint_is_refused_on_resume(stopped_run, capsys):
+    """The checkpoint records the config it trained: a config.yaml edited since (here the nudge) would resume into a
+    run neither config trains, so it is refused, naming the key, and the run stays as it was; learning.epochs
+    (raised by the fixture) may differ."""
+    saved = stopped_run / "config.yaml"
+    saved.write_text(saved.read_text().replace("  nudge: 0.5\n", "  nudge: 0.4\n"))
+    before = {p.name: p.read_bytes() for p in stopped_run.iterdir()}
+    assert main(["train", "--resume", str(stopped_run), "--no-progress", "--no-plots"]) == 2
+    assert capsys.readouterr().err == (
+        f"metamaterial: {saved}: differs from the config its {CHECKPOINT} was trained with in learning.nudge (edited "
+        "since that checkpoint was written); put those keys back to resume it, or train the config as it is now into "
+        "a new --out\n")
+    assert {p.name: p.read_bytes() for p in stopped_run.iterdir()} == before
+    saved.write_text(saved.read_text().replace("  nudge: 0.4\n", "  nudge: 0.5\n"))
+    assert main(["train", "--resume", str(stopped_run), "--no-progress", "--no-plots"]) == 0
+
+
 def _half_replaced(folder):
     """A folder as a --replace leaves it between setting the old run aside and the new run's first checkpoint."""
     aside = folder / SET_ASIDE
