@@ -44,12 +44,22 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an argument no command takes is named with the command's own ``--help``: argparse
+        reports it from the top-level parser, which cannot say what the command takes."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            command = self.commands.get(getattr(parsed, "command", None), self) if hasattr(self, "commands") else self
+            command.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="metamaterial", description="Simulate and train learning metamaterials.")
     p.add_argument("--version", action=_Version, nargs=0,
                    help="print the version (and ngspice's, if it loads) and exit")
     sub = p.add_subparsers(dest="command", required=True)
+    p.commands = sub.choices  # each command's parser, to name its --help (``_Parser.parse_args``)
 
     def common(sp: argparse.ArgumentParser, what: str = "YAML config file (see configs/)", metavar: str = "CONFIG",
                **config) -> None:

@@ -188,7 +188,7 @@ def digits_task(low: float, high: float, on: float, off: float, test_fraction: f
         from sklearn.model_selection import train_test_split  # noqa: PLC0415
     except ImportError as err:
         raise ValidationError("task.name: the digits task needs scikit-learn (got none installed); install it with "
-                              "pip install 'metamaterial[digits]'") from err
+                              "`make setup` or, in the checkout, pip install '.[digits]'") from err
     x, cls = load_digits(return_X_y=True)
     x = low + (high - low) * np.asarray(x, float) / 16.0
     cls = np.asarray(cls, np.int64)

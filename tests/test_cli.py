@@ -439,7 +439,8 @@ def test_backend_choices_come_from_the_registry():
                                        "metamaterial train --help"),
     (["eval"], "metamaterial eval: the following arguments are required: RUN_DIR; see metamaterial eval --help"),
     (["trian", XOR], "metamaterial: argument command: invalid choice: 'trian' (choose from "),
-    (["reproduce", "--quik"], "metamaterial: unrecognized arguments: --quik; see metamaterial --help"),
+    (["reproduce", "--quik"], "metamaterial reproduce: unrecognized arguments: --quik; see metamaterial reproduce "
+                              "--help"),
 ])
 def test_a_wrong_argument_is_one_line(argv, line):
     proc = cli(*argv)

@@ -269,3 +269,15 @@ def test_the_claims_references_are_fitted_on_scikit_learns_own_split():
     xa, xt, ya, yt = train_test_split(x / 16, y, test_size=0.2, stratify=y, random_state=0)
     assert refs["pixels"]["best"] == LogisticRegression(C=1.0, max_iter=20_000).fit(xa, ya).score(xt, yt)
     assert refs["level indicators x >= k/16, k = 1, 3, ..., 15"]["best"] >= refs["pixels"]["best"]
+
+
+def test_the_digits_task_without_scikit_learn_says_how_to_install_it(monkeypatch):
+    import sys  # noqa: PLC0415
+
+    from metamaterial.tasks import digits_task  # noqa: PLC0415
+
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # an import of it then raises ImportError
+    with pytest.raises(ValidationError, match=r"^task.name: the digits task needs scikit-learn \(got none installed\); "
+                                              r"install it with `make setup` or, in the checkout, pip install "
+                                              r"'\.\[digits\]'$"):
+        digits_task(0.0, 1.0, 1.0, 0.0, 0.2, 0)

@@ -31,7 +31,8 @@ from .store import POINTS, SUMMARY_METRICS, read_record, result_path
 #: the metrics of a point's summary, in table order (the labels and any other key follow, sorted)
 METRICS = tuple(SUMMARY_METRICS)
 MAX_LINES = 6
-PARQUET_HINT = "no results.parquet: pyarrow is not installed (pip install 'metamaterial[parquet]')"
+PARQUET_HINT = ("no results.parquet: pyarrow is not installed (`make setup`, or in the checkout pip install "
+                "'.[parquet]')")
 MAX_PANELS = 4
 
 
@@ -125,7 +126,7 @@ def write_table(out: Path, table: SweepTable | None = None) -> list[Path]:
         w.writerows({c: ("" if v is None else v) for c, v in r.items()} for r in flat)
     written = [out / "results.csv"]
     try:
-        import pyarrow as pa  # noqa: PLC0415 (optional: pip install 'metamaterial[parquet]')
+        import pyarrow as pa  # noqa: PLC0415 (optional: pip install '.[parquet]')
         import pyarrow.parquet as pq  # noqa: PLC0415
     except ImportError:  # the CLI says how to get it (PARQUET_HINT)
         return written
