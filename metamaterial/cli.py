@@ -633,10 +633,11 @@ def _percent(fraction: float) -> str:
 
 def _human_summary(s: dict, run_dir: Path, figures: list[Path]) -> str:
     mse = f"{s['initial_loss']:.3g} -> {s['final_loss']:.3g} V^2"
+    what = s["task"] if s.get("name", s["task"]) == s["task"] else f"{s['name']} ({s['task']})"
     if s.get("final_hinge_loss") is None:
-        lines = [f"{s['task']} on {s['backend']}: {s['epochs']} epochs, loss (output MSE) {mse}"]
+        lines = [f"{what} on {s['backend']}: {s['epochs']} epochs, loss (output MSE) {mse}"]
     else:  # a hinge trains the class margins, not the outputs' distance to their labels
-        lines = [f"{s['task']} on {s['backend']}: {s['epochs']} epochs, hinge loss (mean shortfall of the class "
+        lines = [f"{what} on {s['backend']}: {s['epochs']} epochs, hinge loss (mean shortfall of the class "
                  f"margin below {1e3 * s['hinge_margin_v']:g} mV) {1e3 * s['initial_hinge_loss']:.3g} -> "
                  f"{1e3 * s['final_hinge_loss']:.3g} mV; output MSE to the labels {mse}"]
     if s.get("accuracy") is not None:

@@ -740,3 +740,9 @@ def test_an_out_that_is_a_file_is_refused_with_what_to_do(tmp_path, command):
     assert proc.returncode == 2 and proc.stderr == (f"metamaterial: {afile}: cannot create the output directory "
                                                     "(File exists); choose another --out\n")
     assert afile.read_text() == "mine"
+
+
+def test_the_summary_line_names_a_run_whose_name_is_not_its_task(tmp_path):
+    proc = cli("train", XOR, "--out", str(tmp_path / "r"), "--backend", "native", "--no-plots", "--set", "name=mine",
+               *SHORT)
+    assert proc.returncode == 0 and proc.stdout.startswith("mine (xor) on native: 300 epochs, hinge loss"), proc.stdout
