@@ -745,7 +745,8 @@ def test_a_task_lost_after_its_training_started_records_its_points_failed(tmp_pa
     captured = capsys.readouterr()
     assert captured.out.splitlines()[1:3] == [
         "0/2 ok, 2 failed (RuntimeError x2), 0 pending",
-        "(a failed point stays failed when the sweep runs again: --retry-failed runs it again)"]
+        "(which points failed, and why: results.csv's status and error columns; a failed point stays failed when "
+        "the sweep runs again: --retry-failed runs it again)"]
     assert captured.err == ""
     assert read_result(out, load_sweep(path).points[0].key)["error"]["message"] == "the worker died"
 

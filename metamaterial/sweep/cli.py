@@ -117,8 +117,8 @@ def _sweep_counts(c: dict) -> str:
 
     hint = "" if has_parquet() else f"\n{PARQUET_HINT}"
     errors = "" if not c["errors"] else " (" + ", ".join(f"{k} x{v}" for k, v in c["errors"].items()) + ")"
-    retry = "\n(a failed point stays failed when the sweep runs again: --retry-failed runs it again)" if c["failed"] \
-        else ""
+    retry = ("\n(which points failed, and why: results.csv's status and error columns; a failed point stays failed "
+             "when the sweep runs again: --retry-failed runs it again)") if c["failed"] else ""
     return f"{c['ok']}/{c['points']} ok, {c['failed']} failed{errors}, {c['pending']} pending{retry}{hint}"
 
 
