@@ -321,7 +321,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  {r.verdict:>15}  {r.title} ({run_cell(how.get(r.key))})")
         return 1 if crashed else 0
     folder = _run_folder(args)
-    if folder is not None:  # a replace a kill cut short would read as "no checkpoint": finished first, as train does
+    if folder is not None:
+        _refuse_a_sweep(folder, args.command)
+        # a replace a kill cut short would read as "no checkpoint": finished first, as train does
         said = finish_replace(folder)
         if said is not None:
             _print_finished(args.command, said)
@@ -392,6 +394,17 @@ def _run_folder(args: argparse.Namespace) -> Path | None:
     if args.command in ("netlist", "energy", "transient") and Path(args.config).is_dir():
         return Path(args.config)
     return None
+
+
+def _refuse_a_sweep(folder: Path, command: str) -> None:
+    """A sweep's folder given where a run directory is read is named for what it is, with the command that reports
+    it (a folder holding a run's config.yaml as well is read as the run)."""
+    from .sweep.store import sweep_in  # noqa: PLC0415
+
+    sweep = sweep_in(folder)
+    if sweep is not None and not (folder / "config.yaml").is_file():
+        raise CheckpointError(f"{folder}: holds {sweep}, not a run directory, which {command} reads; for the sweep's "
+                              f"table and figures: metamaterial sweep-report {shlex.quote(str(folder))}")
 
 
 def _print_finished(command: str, text: str) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 from . import datafiles, revisions
 from .errors import CheckpointError
 from .learning.trainer import TrainState
+from .units import listed
 
 if TYPE_CHECKING:
     from .experiment import Setup
@@ -259,6 +260,20 @@ def run_files(run_dir: Path) -> tuple[list[str], list[str]]:
         else:
             other.append(path.name + ("/" if path.is_dir() else ""))
     return written, other
+
+
+def run_in(folder: Path) -> str | None:
+    """What of a run ``folder`` holds, in words for a refusal: ``a run of `metamaterial train` (checkpoint.npz,
+    config.yaml, ...)``, the files ``run_files`` knows as a run's (and a ``train --replace``'s ``SET_ASIDE``); None if
+    it holds none but a summary.json, which a sweep writes too (a sweep refuses such a folder: its summary.json
+    would overwrite the run's)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    written = run_files(folder)[0] + [name + "/" for name in (SET_ASIDE, MOVING) if (folder / name).is_dir()]
+    if not [name for name in written if name != "summary.json"]:
+        return None
+    return f"a run of `metamaterial train` ({listed(written, 4)})"
 
 
 def _sort_folder(folder: Path, prefix: str, names: tuple[str, ...], written: list[str], other: list[str],

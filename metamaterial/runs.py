@@ -63,6 +63,7 @@ from .runfiles import (
     write_atomically,
     write_outputs_csv,
 )
+from .sweep.store import sweep_in
 
 #: ``on_warning(kind, text)``: kind "warning" (learning cannot or did not happen) or "note" (how it ended);
 #: ``on_replace(kind, text)``: kind "removed" (a run replaced) or "restored" (put back: ``_train_into``), or
@@ -102,6 +103,7 @@ def plan_train(config: Config | str | Path | None, *, out: Path | None = None, r
     if config is None and resume is None:
         raise ConfigError("train: give a CONFIG file, or --resume DIR to continue a run")
     if resume is not None:
+        _refuse_a_sweep(Path(resume), "--resume")
         _tell_finished(on_replace, Path(resume))  # before its config.yaml and checkpoint are read
         if not (Path(resume) / "config.yaml").is_file():
             raise CheckpointError(f"{resume}: not a run directory (no config.yaml); check --resume")
@@ -109,12 +111,28 @@ def plan_train(config: Config | str | Path | None, *, out: Path | None = None, r
         else load_config(config, overrides)
     if resume is None:
         run_dir = Path(out) if out is not None else Path("runs") / cfg.name
+        _refuse_a_sweep(run_dir, "--out", replace)
         _tell_finished(on_replace, run_dir)
         return TrainPlan(cfg, run_dir, 1 if seeds is None else seeds, None, replace)
     checkpoint = load_checkpoint(Path(resume))  # its edges are checked once the network is built
     n_seeds = len(checkpoint.seeds) if seeds is None else seeds
     _check_seeds(Path(resume), checkpoint.seeds, list(range(cfg.seed, cfg.seed + n_seeds)))
     return TrainPlan(cfg, Path(resume), n_seeds, checkpoint)
+
+
+def _refuse_a_sweep(run_dir: Path, option: str, replace: bool = False) -> None:
+    """Refuse a run directory that holds a sweep (``sweep.store.sweep_in``), before anything is written there: the
+    run's summary.json would overwrite the sweep's, and ``--replace`` would take the sweep's files for the user's."""
+    sweep = sweep_in(run_dir)
+    if sweep is None:
+        return
+    if option == "--resume":
+        raise CheckpointError(f"{run_dir}: holds {sweep}, not a run to resume (a sweep's points keep no "
+                              f"checkpoint); give the run directory of a `metamaterial train`, or run the sweep's "
+                              "command again to finish its points")
+    never = " (--replace replaces a run, never a sweep)" if replace else ""
+    raise CheckpointError(f"{run_dir}: holds {sweep}, whose summary.json a run would overwrite{never}; train "
+                          "into another --out")
 
 
 def _check_seeds(run_dir: Path, saved: list[int], seeds: list[int]) -> None:

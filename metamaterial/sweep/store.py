@@ -214,6 +214,25 @@ def read_events(out: Path, since: int = 0) -> list[dict]:
     return events
 
 
+def sweep_in(folder: Path) -> str | None:
+    """What of a sweep ``folder`` holds, in words for a refusal: ``the sweep 'NAME' (points.json, events.jsonl,
+    results/)``, named by its points.json (``a sweep`` without a readable one); None if it holds neither a
+    points.json nor an events.jsonl, which every sweep that ran writes first. ``train`` and the commands on a run
+    directory refuse such a folder: a run there would overwrite the sweep's summary.json."""
+    folder = Path(folder)
+    found = [name for name in (POINTS, EVENTS) if (folder / name).is_file()]
+    if not found:
+        return None
+    if (folder / RESULTS).is_dir():
+        found.append(RESULTS + "/")
+    try:
+        name = json.loads((folder / POINTS).read_text()).get("name")
+    except (OSError, ValueError, AttributeError):  # no points.json, or a damaged one: still a sweep's folder
+        name = None
+    what = f"the sweep '{name}'" if isinstance(name, str) else "a sweep"
+    return f"{what} ({', '.join(found)})"
+
+
 def write_json_atomically(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_text(json.dumps(data, indent=1, default=_plain) + "\n")
@@ -229,4 +248,4 @@ def _plain(v: Any) -> Any:
 
 __all__ = ["RESULTS", "WRITING", "EVENTS", "POINTS", "STATUSES", "SUMMARY_METRICS", "SUMMARY_LABELS", "result_path",
            "read_result", "read_record", "is_done", "clear_stale_writes", "write_result", "adopt_results", "log_event",
-           "events_size", "read_events", "write_json_atomically"]
+           "events_size", "read_events", "sweep_in", "write_json_atomically"]
