@@ -129,11 +129,11 @@ def write_result(out: Path, key: str, record: dict) -> bool:
     writing = Path(out) / WRITING  # not results/: a writer killed before the link leaves its file there
     writing.mkdir(exist_ok=True)
     tmp = writing / f"{key}.{uuid.uuid4().hex}.tmp"
-    with open(tmp, "w") as f:
-        f.write(json.dumps(record, indent=1, default=_plain) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
     try:
+        with open(tmp, "w") as f:
+            f.write(json.dumps(record, indent=1, default=_plain) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
         os.link(tmp, path)
         return True
     except FileExistsError:
@@ -142,8 +142,9 @@ def write_result(out: Path, key: str, record: dict) -> bool:
             os.replace(tmp, path)  # an unreadable record, or a failure retried with success
             return True
         return False
-    finally:
-        tmp.unlink(missing_ok=True)
+    finally:  # linked, or failed (a full disk, Ctrl-C): either way the temporary file goes
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def other_records(out: Path, keys: Iterable[str]) -> Iterator[tuple[str, dict]]:
@@ -234,9 +235,16 @@ def sweep_in(folder: Path) -> str | None:
 
 
 def write_json_atomically(path: Path, data: Any) -> None:
+    """``path`` holds ``data`` as JSON whole or is left as it was; a write that fails (a full disk, Ctrl-C) leaves
+    no temporary file."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_plain) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1, default=_plain) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def _plain(v: Any) -> Any:
