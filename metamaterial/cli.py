@@ -266,6 +266,8 @@ def _resume_hint(args: argparse.Namespace) -> str:
     try:
         state = runs.load_checkpoint(run_dir).state
     except CheckpointError:
+        if not Path(run_dir).is_dir():  # the run had written nothing to keep, and its folder went with its files
+            return f"nothing was kept in {run_dir}; run the same command again to start over"
         return f"{run_dir} holds no checkpoint yet; run the same command again to start over"
     return f"{run_dir} holds the checkpoint of epoch {state.epoch}; resume with: metamaterial train --resume " \
            f"{shlex.quote(str(run_dir))}"

@@ -586,6 +586,27 @@ def test_a_failed_netlist_is_kept_in_the_run_directory(tmp_path):
     assert "badnmos" in kept[0].read_text()
 
 
+@pytest.mark.parametrize("existed", [False, True])
+def test_ctrl_c_before_the_first_checkpoint_says_what_the_folder_keeps(tmp_path, monkeypatch, capsys, existed):
+    """Ctrl-C before the first checkpoint: a folder the run made goes with its files, and the line says nothing was
+    kept there (not that the gone folder "holds no checkpoint"); a folder that was there stays, and says so."""
+    from metamaterial import cli as command_line
+    from metamaterial import runs
+
+    def save_checkpoint(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "save_checkpoint", save_checkpoint)
+    out = tmp_path / "run"
+    if existed:
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    assert command_line.main(["train", XOR, "--out", str(out), "--backend", "native", "--no-progress"]) == 130
+    said = f"{out} holds no checkpoint yet" if existed else f"nothing was kept in {out}"
+    assert capsys.readouterr().err == f"metamaterial: interrupted; {said}; run the same command again to start over\n"
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] if existed else not out.exists()
+
+
 def test_progress_bar_only_on_a_terminal(tmp_path):
     args = ["train", XOR, "--set", "learning.epochs=20", "--no-plots"]
     piped = cli(*args, "--out", str(tmp_path / "piped"))
