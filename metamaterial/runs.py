@@ -43,9 +43,11 @@ from .learning.trainer import SUCCESS_MARGIN_V, Trainer, TrainState
 from .points import run_netlists
 from .replacement import (
     discard_set_aside,
+    failed_netlists,
     finish_replace,
     folder_lock,
     put_back,
+    remove_failed_netlists,
     remove_run_files,
     replaced_line,
     set_aside,
@@ -522,6 +524,9 @@ def _train_into(plan: TrainPlan, backend: str | None, progress: bool, on_warning
         created = not run_dir.exists()
         held.enter_context(training_lock(run_dir, resume is not None))
         kept = set_aside(run_dir) if replace else None
+        # where no run was set aside, the netlists ngspice failed on in an earlier run there are what metamaterial
+        # wrote all the same: removed as a run's files are, once the new run has a checkpoint
+        stale = failed_netlists(run_dir) if replace and kept is None else []
         found = set() if created or not run_dir.is_dir() else {p.name for p in run_dir.iterdir()}
         try:
             open_run_dir(cfg, run_dir, resume is not None, resume)
@@ -533,6 +538,7 @@ def _train_into(plan: TrainPlan, backend: str | None, progress: bool, on_warning
             if resume is not None or not _untrained(run_dir, interrupted=isinstance(err, KeyboardInterrupt)):
                 if kept is not None:  # the new run keeps its checkpoint, to resume
                     _tell(on_replace, ("removed", replaced_line(run_dir, discard_set_aside(run_dir), kept)))
+                _tell_removed(on_replace, remove_failed_netlists(run_dir, stale))
             elif kept is not None:
                 put_back(run_dir)
                 _tell(on_replace, ("restored", f"the run in {run_dir}/ is back as it was: the run that was to replace "
@@ -544,12 +550,17 @@ def _train_into(plan: TrainPlan, backend: str | None, progress: bool, on_warning
             raise
         if kept is not None:
             _tell(on_replace, ("removed", replaced_line(run_dir, discard_set_aside(run_dir), kept)))
+        _tell_removed(on_replace, remove_failed_netlists(run_dir, stale))
     return run_dir, done
 
 
 def _tell(report: Report | None, said: tuple[str, str] | None) -> None:
     if report is not None and said is not None:
         report(*said)
+
+
+def _tell_removed(report: Report | None, said: str | None) -> None:
+    _tell(report, None if said is None else ("removed", said))
 
 
 def _untrained(run_dir: Path, interrupted: bool) -> bool:
