@@ -1,7 +1,8 @@
 """Command line ``metamaterial`` (the sweep commands in ``sweep.cli``): with it, the only module that parses argv,
 prints or exits.
 
-Exit codes: 0 success, 2 bad input (config, graph, arguments, paths), 1 simulation failure, 130 interrupted (Ctrl-C),
+Exit codes: 0 success, 2 bad input (config, graph, arguments, paths, an output that cannot be written), 1 simulation
+failure or a write the machine did not take (a full disk, a file over the size limit), 130 interrupted (Ctrl-C),
 143 terminated (SIGTERM; the same as Ctrl-C otherwise)
 (Ctrl-C: the run directory keeps its last checkpoint and the resume command is printed). User errors print one
 line ``metamaterial: <message>`` and no traceback; a closed pipe (``solve --json | head``) ends quietly with 0.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -233,9 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         # the reader went away (``| head``): say nothing more, and keep Python's exit-time flush from failing too
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except OSError as err:  # a path given on the command line cannot be read or written
-        print(f"metamaterial: {err.filename or ''}{': ' if err.filename else ''}{err.strerror or err}", file=sys.stderr)
-        return 2
+    except OSError as err:  # a path cannot be read or written, or the machine took no more (a full disk)
+        code, msg = _os_error(args, err)
+        print(f"metamaterial: {_one_line(msg)}", file=sys.stderr)
+        return code
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (``interrupts``)
         print(f"metamaterial: {interrupts.signal_name()}; {_resume_hint(args)}", file=sys.stderr)
         return interrupts.exit_code()
@@ -273,24 +276,76 @@ def _resume_hint(args: argparse.Namespace) -> str:
     try:
         state = runs.load_checkpoint(run_dir).state
     except CheckpointError:
+        if not Path(run_dir).is_dir():  # the run had written nothing to keep, and its folder went with its files
+            return f"nothing was kept in {run_dir}; run the same command again to start over"
         return f"{run_dir} holds no checkpoint yet; run the same command again to start over"
     return f"{run_dir} holds the checkpoint of epoch {state.epoch}; resume with: metamaterial train --resume " \
            f"{shlex.quote(str(run_dir))}"
 
 
-def _kept_checkpoint(args: argparse.Namespace) -> str | None:
-    """What a training that failed keeps: its last checkpoint, where it has one (None otherwise)."""
+#: a write the machine did not take, however right the command was: a full disk or quota, a file over the size limit
+#: (``ulimit -f``); exit 1, as a failure, where a path that cannot be written is bad input (exit 2)
+_NO_ROOM = {errno.ENOSPC: "no space left on the device holding it", errno.EDQUOT: "over its owner's disk quota",
+            errno.EFBIG: "larger than the limit on a file's size (ulimit -f) or than its file system takes"}
+#: a path that cannot be written: a read-only file system, no permission
+_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _os_error(args: argparse.Namespace, err: OSError) -> tuple[int, str]:
+    """(exit code, line) of an OSError: the file (a run's file a write failed on is named by ``runfiles.writing``;
+    where none is named, the run directory), what is wrong and what to do: for a full disk or a file over the size
+    limit (exit 1), make room and then resume the run from the checkpoint it kept (or run the command again); for
+    an output that cannot be written (exit 2), another --out, or for a resume a writable run directory. Other
+    errors (a file not found) as the system says them (exit 2)."""
+    run_dir = getattr(args, "run_dir", None) if args.command == "train" else None
+    out = next((f for f in (run_dir, getattr(args, "out", None), _run_folder(args)) if f is not None), None)
+    where = err.filename if err.filename is not None else f"a file in {out}" if out is not None else None
+    said = f"{where}: " if where is not None else ""
+    if err.errno in _NO_ROOM:
+        kept = _kept_epoch(args)
+        again = (f"resume with: metamaterial train --resume {shlex.quote(str(run_dir))} ({run_dir} holds the "
+                 f"checkpoint of epoch {kept})" if kept is not None else "run the same command again")
+        fix = "free space" if err.errno != errno.EFBIG else "raise the limit"
+        return 1, f"{said or 'an output file: '}{_NO_ROOM[err.errno]}; {fix}, then {again}"
+    written = err.filename is None or (out is not None and _inside(Path(err.filename), Path(out)))
+    if err.errno in _NOT_WRITABLE and where is not None and written:
+        if getattr(args, "resume", None) is not None:
+            fix = "the run directory must be writable to resume: make it writable, or resume a copy in a writable place"
+        elif args.command == "plot":  # it has no --out: the figures go beside the run's files
+            fix = "plot draws into the run directory: make it writable, or plot a copy in a writable place"
+        else:
+            fix = "choose another --out"
+        return 2, f"cannot write {where} ({err.strerror}); {fix}"
+    return 2, f"{said}{err.strerror or err}"
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies in it (as written: both come from the same command line)."""
+    return path == folder or folder in path.parents
+
+
+def _kept_epoch(args: argparse.Namespace) -> int | None:
+    """The epoch of the checkpoint a train that stopped kept in its run directory; None if it kept none, or if the
+    run a --replace was to replace is back (it failed before training)."""
     from . import runs  # noqa: PLC0415
 
     run_dir = getattr(args, "run_dir", None)
     if args.command != "train" or run_dir is None or getattr(args, "replaced", None) == "restored":
-        return None  # a --replace that failed before training has put the run it was to replace back
+        return None
     try:
-        state = runs.load_checkpoint(run_dir).state
+        return runs.load_checkpoint(run_dir).state.epoch
     except CheckpointError:
         return None
+
+
+def _kept_checkpoint(args: argparse.Namespace) -> str | None:
+    """What a training that failed keeps: its last checkpoint, where it has one (None otherwise)."""
+    epoch = _kept_epoch(args)
+    if epoch is None:
+        return None
+    run_dir = args.run_dir
     where = shlex.quote(str(run_dir))
-    return (f"{run_dir} holds the checkpoint of epoch {state.epoch} (`metamaterial eval {where}` scores it); a resume "
+    return (f"{run_dir} holds the checkpoint of epoch {epoch} (`metamaterial eval {where}` scores it); a resume "
             "trains the same config into the same failure: change what the message names and train into a new --out")
 
 
@@ -331,7 +386,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  {r.verdict:>15}  {r.title} ({run_cell(how.get(r.key))})")
         return 1 if crashed else 0
     folder = _run_folder(args)
-    if folder is not None:  # a replace a kill cut short would read as "no checkpoint": finished first, as train does
+    if folder is not None:
+        _refuse_a_sweep(folder, args.command)
+        # a replace a kill cut short would read as "no checkpoint": finished first, as train does
         said = finish_replace(folder)
         if said is not None:
             _print_finished(args.command, said)
@@ -402,6 +459,17 @@ def _run_folder(args: argparse.Namespace) -> Path | None:
     if args.command in ("netlist", "energy", "transient") and Path(args.config).is_dir():
         return Path(args.config)
     return None
+
+
+def _refuse_a_sweep(folder: Path, command: str) -> None:
+    """A sweep's folder given where a run directory is read is named for what it is, with the command that reports
+    it (a folder holding a run's config.yaml as well is read as the run)."""
+    from .sweep.store import sweep_in  # noqa: PLC0415
+
+    sweep = sweep_in(folder)
+    if sweep is not None and not (folder / "config.yaml").is_file():
+        raise CheckpointError(f"{folder}: holds {sweep}, not a run directory, which {command} reads; for the sweep's "
+                              f"table and figures: metamaterial sweep-report {shlex.quote(str(folder))}")
 
 
 def _print_finished(command: str, text: str) -> None:

@@ -59,8 +59,13 @@ def drop_stale(package: Path) -> bool:
                 cached.unlink(missing_ok=True)
         stamp.parent.mkdir(exist_ok=True)
         tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
-        tmp.write_text(digest)
-        os.replace(tmp, stamp)  # processes starting together agree on the file
+        try:
+            tmp.write_text(digest)
+            os.replace(tmp, stamp)  # processes starting together agree on the file
+        except BaseException:  # a full disk, Ctrl-C: no half-written stamp left beside the package
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
     except OSError:
         return False
     return True

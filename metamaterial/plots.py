@@ -29,7 +29,7 @@ from .devices import NmosParams, PotentiometerParams, ResistorParams
 from .errors import CheckpointError
 from .learning.rules import HINGE_LOSSES
 from .learning.trainer import SUCCESS_MARGIN_V
-from .runfiles import OUTPUTS_CSV, damaged, load_checkpoint
+from .runfiles import OUTPUTS_CSV, damaged, load_checkpoint, writing
 from .tasks import scored_on
 
 CONTROL_LABELS = {d.kind: d.control_label for d in (NmosParams, ResistorParams, PotentiometerParams)}
@@ -384,6 +384,9 @@ def _plot_ensemble(run_dir: Path, cfg, summary: dict, plt) -> list[Path]:
 
 def _save(fig, path: Path, plt, dpi: int = 110) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        with writing(path):  # a full disk names the figure
+            fig.savefig(path, dpi=dpi)
+    finally:
+        plt.close(fig)
     return path

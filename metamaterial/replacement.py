@@ -10,12 +10,22 @@ puts them back if it stops before (``put_back``); ``finish_replace`` completes o
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import shutil
 from pathlib import Path
 
 from .errors import ConfigError
-from .runfiles import CHECKPOINT, MOVING, RUN_FILES, RUN_FOLDERS, SET_ASIDE, files_under, run_files
+from .runfiles import (
+    CHECKPOINT,
+    FAILED_NETLISTS,
+    MOVING,
+    RUN_FILES,
+    RUN_FOLDERS,
+    SET_ASIDE,
+    files_under,
+    run_files,
+)
 from .units import listed
 
 try:
@@ -175,6 +185,22 @@ def _move_back(run_dir: Path) -> int:
 KEPT_SHOWN = 5
 
 
+def failed_netlists(run_dir: Path) -> list[str]:
+    """The names of the netlists ngspice failed on that ``run_dir`` holds (``FAILED_NETLISTS``), sorted."""
+    if not run_dir.is_dir():
+        return []
+    return sorted(p.name for p in run_dir.iterdir() if fnmatch.fnmatchcase(p.name, FAILED_NETLISTS) and p.is_file())
+
+
+def remove_failed_netlists(run_dir: Path, names: list[str]) -> str | None:
+    """Remove the netlists ``names`` (``failed_netlists``) that an earlier run which failed left in ``run_dir``,
+    where a ``train --replace`` found no run to set aside; the line saying so (None if there were none)."""
+    for name in names:
+        (run_dir / name).unlink(missing_ok=True)
+    return (f"removed from {run_dir}/ what an earlier run that failed left there: {listed(names, KEPT_SHOWN)}"
+            if names else None)
+
+
 def replaced_line(run_dir: Path, n: int, other: list[str]) -> str:
     """The line saying that the run in ``run_dir`` was replaced: files removed, and what was kept."""
     shown = listed(other, KEPT_SHOWN)
@@ -183,4 +209,4 @@ def replaced_line(run_dir: Path, n: int, other: list[str]) -> str:
 
 
 __all__ = ["remove_run_files", "set_aside", "put_back", "discard_set_aside", "folder_lock", "training_lock",
-           "is_training", "finish_replace", "KEPT_SHOWN", "replaced_line"]
+           "is_training", "finish_replace", "KEPT_SHOWN", "replaced_line", "failed_netlists", "remove_failed_netlists"]

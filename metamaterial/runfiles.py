@@ -7,6 +7,7 @@ Sits below ``runs`` (which trains into a run directory), ``rundir`` (which uses 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fnmatch
 import json
@@ -22,6 +23,7 @@ import numpy as np
 from . import datafiles, revisions
 from .errors import CheckpointError
 from .learning.trainer import TrainState
+from .units import listed
 
 if TYPE_CHECKING:
     from .experiment import Setup
@@ -78,14 +80,33 @@ def json_text(payload, default=None) -> str:
     return text(json.loads(json.dumps(payload, default=plain)), "") + "\n"
 
 
+@contextlib.contextmanager
+def writing(path: Path, tmp: Path | None = None):
+    """Around the writing of ``path`` (by way of ``tmp``, a temporary file renamed over it, if given): an OSError
+    raised without a file name (a write that finds the disk full names none) is raised again naming ``path``, for
+    the one line that tells what to do; and ``tmp`` is removed however the writing stops short (an error, Ctrl-C),
+    so that a full disk is not left fuller by half a file, nor a run directory holding it."""
+    try:
+        yield
+    except BaseException as err:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename is None and err.errno is not None:
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
+
+
 def write_atomically(path: Path, **arrays: np.ndarray) -> None:
-    """np.savez to a temporary file, flushed to disk, then renamed over ``path``: a kill leaves the old or the new."""
+    """np.savez to a temporary file, flushed to disk, then renamed over ``path``: a kill leaves the old or the new;
+    an error or Ctrl-C on the way leaves the old and no temporary file (``writing``)."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with writing(path, tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
 
 
 def save_checkpoint(run_dir: Path, state: TrainState, seeds: list[int], wall_s: float,
@@ -280,6 +301,20 @@ def run_files(run_dir: Path) -> tuple[list[str], list[str]]:
     return written, other
 
 
+def run_in(folder: Path) -> str | None:
+    """What of a run ``folder`` holds, in words for a refusal: ``a run of `metamaterial train` (checkpoint.npz,
+    config.yaml, ...)``, the files ``run_files`` knows as a run's (and a ``train --replace``'s ``SET_ASIDE``); None if
+    it holds none but a summary.json, which a sweep writes too (a sweep refuses such a folder: its summary.json
+    would overwrite the run's)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    written = run_files(folder)[0] + [name + "/" for name in (SET_ASIDE, MOVING) if (folder / name).is_dir()]
+    if not [name for name in written if name != "summary.json"]:
+        return None
+    return f"a run of `metamaterial train` ({listed(written, 4)})"
+
+
 def _sort_folder(folder: Path, prefix: str, names: tuple[str, ...], written: list[str], other: list[str],
                  replicas: bool) -> None:
     for path in sorted(folder.iterdir()):
@@ -348,7 +383,7 @@ def write_outputs_csv(run_dir: Path, setup: Setup, outputs: np.ndarray) -> Path:
         name = (lambda k: k) if classes is None else (lambda k: classes[k])
         body = [[*row, name(task.classes[p]), name(predicted[p])] for p, row in enumerate(body)]
     path = run_dir / OUTPUTS_CSV
-    with path.open("w") as f:  # as write_text: newlines translated
+    with writing(path), path.open("w") as f:  # as write_text: newlines translated
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
         w.writerows([[repr(float(v)) if isinstance(v, (float, np.floating)) else v for v in row] for row in body])

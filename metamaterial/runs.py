@@ -14,6 +14,7 @@ import math
 import os
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,9 +43,11 @@ from .learning.trainer import SUCCESS_MARGIN_V, Trainer, TrainState
 from .points import run_netlists
 from .replacement import (
     discard_set_aside,
+    failed_netlists,
     finish_replace,
     folder_lock,
     put_back,
+    remove_failed_netlists,
     remove_run_files,
     replaced_line,
     set_aside,
@@ -62,7 +65,9 @@ from .runfiles import (
     save_checkpoint,
     write_atomically,
     write_outputs_csv,
+    writing,
 )
+from .sweep.store import sweep_in
 
 #: ``on_warning(kind, text)``: kind "warning" (learning cannot or did not happen) or "note" (how it ended);
 #: ``on_replace(kind, text)``: kind "removed" (a run replaced) or "restored" (put back: ``_train_into``), or
@@ -102,6 +107,8 @@ def plan_train(config: Config | str | Path | None, *, out: Path | None = None, r
     if config is None and resume is None:
         raise ConfigError("train: give a CONFIG file, or --resume DIR to continue a run")
     if resume is not None:
+        _refuse_a_sweep(Path(resume), "--resume")
+        _check_writable(Path(resume), resume=True)  # not at its first checkpoint, after training up to it
         _tell_finished(on_replace, Path(resume))  # before its config.yaml and checkpoint are read
         if not (Path(resume) / "config.yaml").is_file():
             raise CheckpointError(f"{resume}: not a run directory (no config.yaml); check --resume")
@@ -109,6 +116,8 @@ def plan_train(config: Config | str | Path | None, *, out: Path | None = None, r
         else load_config(config, overrides)
     if resume is None:
         run_dir = Path(out) if out is not None else Path("runs") / cfg.name
+        _refuse_a_sweep(run_dir, "--out", replace)
+        _check_writable(run_dir)
         _tell_finished(on_replace, run_dir)
         return TrainPlan(cfg, run_dir, 1 if seeds is None else seeds, None, replace)
     checkpoint = load_checkpoint(Path(resume))  # its edges are checked once the network is built
@@ -119,6 +128,37 @@ def plan_train(config: Config | str | Path | None, *, out: Path | None = None, r
         _check_same_config(Path(resume), cfg, checkpoint)  # another config (its seed too) is named as such
         raise
     return TrainPlan(cfg, Path(resume), n_seeds, checkpoint)
+
+
+def _refuse_a_sweep(run_dir: Path, option: str, replace: bool = False) -> None:
+    """Refuse a run directory that holds a sweep (``sweep.store.sweep_in``), before anything is written there: the
+    run's summary.json would overwrite the sweep's, and ``--replace`` would take the sweep's files for the user's."""
+    sweep = sweep_in(run_dir)
+    if sweep is None:
+        return
+    if option == "--resume":
+        raise CheckpointError(f"{run_dir}: holds {sweep}, not a run to resume (a sweep's points keep no "
+                              f"checkpoint); give the run directory of a `metamaterial train`, or run the sweep's "
+                              "command again to finish its points")
+    never = " (--replace replaces a run, never a sweep)" if replace else ""
+    raise CheckpointError(f"{run_dir}: holds {sweep}, whose summary.json a run would overwrite{never}; train "
+                          "into another --out")
+
+
+def _check_writable(run_dir: Path, resume: bool = False) -> None:
+    """Refuse an existing run directory where no file can be created (a read-only file system, no permission),
+    found by creating and removing an empty file there: a resume would otherwise train up to its first checkpoint
+    before failing to write it."""
+    if not run_dir.is_dir():
+        return  # made by open_run_dir, which says so if it cannot
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".metamaterial-probe-", dir=run_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        fix = ("the run directory must be writable to resume: make it writable, or resume a copy in a writable place"
+               if resume else "choose another --out")
+        raise CheckpointError(f"{run_dir}: cannot write there ({err.strerror}); {fix}") from err
 
 
 def _check_seeds(run_dir: Path, saved: list[int], seeds: list[int]) -> None:
@@ -172,7 +212,7 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool, checkpoint: Checkpoin
         raise CheckpointError(f"{run_dir}: holds a config.yaml but no {CHECKPOINT} (not a run directory, or a run "
                               "killed before its first checkpoint), which training would overwrite; choose another "
                               "--out, or remove that config.yaml")
-    (run_dir / "config.yaml").write_text(dump_config(cfg))
+    _write_text(run_dir / "config.yaml", dump_config(cfg))
     return run_dir
 
 
@@ -196,10 +236,18 @@ def _check_same_config(run_dir: Path, cfg: Config, checkpoint: Checkpoint) -> li
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """``path`` holds ``text`` whole or is left as it was, however the process ends."""
+    """``path`` holds ``text`` whole or is left as it was, however the process ends (an error or Ctrl-C on the way
+    leaves no part file: ``writing``)."""
     part = path.with_name(path.name + ".part")
-    part.write_text(text)
-    os.replace(part, path)
+    with writing(path, part):
+        part.write_text(text)
+        os.replace(part, path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """``path.write_text(text)``, whose failure names ``path`` (``writing``)."""
+    with writing(path):
+        path.write_text(text)
 
 
 def _holds_a_run(cfg: Config, run_dir: Path) -> CheckpointError:
@@ -496,6 +544,9 @@ def _train_into(plan: TrainPlan, backend: str | None, progress: bool, on_warning
         created = not run_dir.exists()
         held.enter_context(training_lock(run_dir, resume is not None))
         kept = set_aside(run_dir) if replace else None
+        # where no run was set aside, the netlists ngspice failed on in an earlier run there are what metamaterial
+        # wrote all the same: removed as a run's files are, once the new run has a checkpoint
+        stale = failed_netlists(run_dir) if replace and kept is None else []
         found = set() if created or not run_dir.is_dir() else {p.name for p in run_dir.iterdir()}
         try:
             open_run_dir(cfg, run_dir, resume is not None, resume)
@@ -507,6 +558,7 @@ def _train_into(plan: TrainPlan, backend: str | None, progress: bool, on_warning
             if resume is not None or not _untrained(run_dir, interrupted=isinstance(err, KeyboardInterrupt)):
                 if kept is not None:  # the new run keeps its checkpoint, to resume
                     _tell(on_replace, ("removed", replaced_line(run_dir, discard_set_aside(run_dir), kept)))
+                _tell_removed(on_replace, remove_failed_netlists(run_dir, stale))
             elif kept is not None:
                 put_back(run_dir)
                 _tell(on_replace, ("restored", f"the run in {run_dir}/ is back as it was: the run that was to replace "
@@ -518,12 +570,17 @@ def _train_into(plan: TrainPlan, backend: str | None, progress: bool, on_warning
             raise
         if kept is not None:
             _tell(on_replace, ("removed", replaced_line(run_dir, discard_set_aside(run_dir), kept)))
+        _tell_removed(on_replace, remove_failed_netlists(run_dir, stale))
     return run_dir, done
 
 
 def _tell(report: Report | None, said: tuple[str, str] | None) -> None:
     if report is not None and said is not None:
         report(*said)
+
+
+def _tell_removed(report: Report | None, said: str | None) -> None:
+    _tell(report, None if said is None else ("removed", said))
 
 
 def _untrained(run_dir: Path, interrupted: bool) -> bool:
@@ -588,17 +645,18 @@ def _summary(done: Trained, one: SimpleNamespace, final) -> dict:
 def _write_single(run_dir: Path, setup: Setup, one: SimpleNamespace, final, summary: dict, plots: bool
                   ) -> list[Path]:
     keys = sorted({k for row in one.history for k in row}, key=lambda k: (k != "epoch", k))
-    with (run_dir / "metrics.csv").open("w") as f:
+    with writing(run_dir / "metrics.csv"), (run_dir / "metrics.csv").open("w") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows({k: ("" if row.get(k) is None else row.get(k)) for k in keys} for row in one.history)
     header = "epoch," + ",".join(f"e{e}" for e in range(setup.circuit.n_edges))
     rows = np.column_stack([np.array(one.trajectory_epochs), np.array(one.trajectory)])
-    np.savetxt(run_dir / "gates.csv", rows, delimiter=",", header=header, comments="", fmt="%.17g")
-    (run_dir / "summary.json").write_text(json_text(summary))
+    with writing(run_dir / "gates.csv"):
+        np.savetxt(run_dir / "gates.csv", rows, delimiter=",", header=header, comments="", fmt="%.17g")
+    _write_text(run_dir / "summary.json", json_text(summary))
     free_text, clamped_text = run_netlists(setup, one.controls, final.free, setup.config.name)
-    (run_dir / "free.cir").write_text(free_text)
-    (run_dir / "clamped.cir").write_text(clamped_text)
+    _write_text(run_dir / "free.cir", free_text)
+    _write_text(run_dir / "clamped.cir", clamped_text)
     write_outputs_csv(run_dir, setup, final.outputs)
     if not plots:
         return []
@@ -642,7 +700,7 @@ def train_ensemble(plan: TrainPlan, *, backend: str | None = None, progress: boo
         rows.append(f"{seed},{float(first['loss'][r])!r},{float(last['loss'][r])!r},"
                     + (f"{cell('hinge_loss', r)}," if hinge else "") + f"{cell('accuracy', r)},"
                     f"{cell('min_margin', r)},{test}{ok}")
-    (run_dir / "ensemble.csv").write_text("\n".join(rows) + "\n")
+    _write_text(run_dir / "ensemble.csv", "\n".join(rows) + "\n")
     summary = {"name": cfg.name, "task": done.setup.task.name, "backend": done.trainer.solver.name, "seeds": seeds,
                "epochs": state.epoch, "wall_s": round(done.wall_s, 3), "n_solves": state.n_solves,
                "final_loss_median": float(np.median(last["loss"])),
@@ -656,7 +714,7 @@ def train_ensemble(plan: TrainPlan, *, backend: str | None = None, progress: boo
         acc = None if last["test_accuracy"] is None else spread(last["test_accuracy"])
         summary.update({f"test_accuracy_{k}": None if acc is None else acc[k] for k in ("mean", "sd", "min", "max")})
     summary.update(mismatch=mismatch_record(done, run_dir), warnings=done.warnings + warnings, notes=notes)
-    (run_dir / "summary.json").write_text(json_text(summary))
+    _write_text(run_dir / "summary.json", json_text(summary))
     return summary
 
 

@@ -587,6 +587,47 @@ def test_a_failed_netlist_is_kept_in_the_run_directory(tmp_path):
     assert "badnmos" in kept[0].read_text()
 
 
+def test_replace_removes_the_netlist_an_earlier_failed_run_left(tmp_path):
+    """A run that failed on ngspice before its first checkpoint left its netlist (and no run): a --replace there
+    removes that netlist too, a file metamaterial wrote, once the new run has its checkpoint, and says so; one
+    refused before training leaves it. The user's file stays."""
+    card = tmp_path / "broken.lib"  # ngspice rejects it: "Nsub < Ni"
+    card.write_text(".model badnmos nmos (level=1 vto=0.7 kp=1e-4 gamma=0.5 phi=0.6 tox=1e-7 nsub=1)\n")
+    out = tmp_path / "run"
+    assert cli("train", XOR, "--out", str(out), "--set", f"device.model_file={card}", *SHORT).returncode == 1
+    (out / "notes.txt").write_text("mine")
+    failed = sorted(p.name for p in out.glob("metamaterial-failed-*.cir"))
+    assert len(failed) == 1
+    assert cli("train", XOR, "--out", str(out), "--backend", "native", "--replace", "--seeds", "0").returncode == 2
+    assert sorted(p.name for p in out.iterdir()) == [*failed, "notes.txt"]
+    proc = cli("train", XOR, "--out", str(out), "--backend", "native", "--replace", "--no-plots", *SHORT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith(f"train: removed from {out}/ what an earlier run that failed left there: "
+                                  f"{failed[0]}\n")
+    assert not list(out.glob("metamaterial-failed-*.cir")) and (out / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_ctrl_c_before_the_first_checkpoint_says_what_the_folder_keeps(tmp_path, monkeypatch, capsys, existed):
+    """Ctrl-C before the first checkpoint: a folder the run made goes with its files, and the line says nothing was
+    kept there (not that the gone folder "holds no checkpoint"); a folder that was there stays, and says so."""
+    from metamaterial import cli as command_line
+    from metamaterial import runs
+
+    def save_checkpoint(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "save_checkpoint", save_checkpoint)
+    out = tmp_path / "run"
+    if existed:
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    assert command_line.main(["train", XOR, "--out", str(out), "--backend", "native", "--no-progress"]) == 130
+    said = f"{out} holds no checkpoint yet" if existed else f"nothing was kept in {out}"
+    assert capsys.readouterr().err == f"metamaterial: interrupted; {said}; run the same command again to start over\n"
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] if existed else not out.exists()
+
+
 def test_progress_bar_only_on_a_terminal(tmp_path):
     args = ["train", XOR, "--set", "learning.epochs=20", "--no-plots"]
     piped = cli(*args, "--out", str(tmp_path / "piped"))

@@ -875,3 +875,59 @@ def test_a_network_drawn_from_the_run_seed_is_not_judged_by_one_seeds_draw(tmp_p
     assert [p.config.seed for p in spec.points] == [1, 2, 3, 4]
     with pytest.raises(ValidationError, match="leaves 1 node\\(s\\) unconnected"):
         build(spec.points[0].config)  # seed 1's draw: the point that fails when it runs (it refused the sweep)
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (hidden ones too) and its bytes."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_sweep_refuses_a_run_directory_and_leaves_it_byte_for_byte(tmp_path, capsys):
+    """A sweep's summary.json would overwrite a run's (``plot`` then finds the run damaged): --out of a run
+    directory is refused in one line naming the folder, what it holds and what to do, dry run or not, before the
+    sweep writes anything there."""
+    run = tmp_path / "run"
+    assert main(["train", REGRESSION, "--out", str(run), "--backend", "native", "--set", "learning.epochs=5",
+                 "--no-progress", "--no-plots"]) == 0
+    before = _tree(run)
+    path = _spec(tmp_path, name="nudges", grid={"learning.nudge": [0.5, 1.0]})
+    capsys.readouterr()
+    for extra in (["--dry-run"], ["--workers", "1"]):
+        assert main(["sweep", path, "--out", str(run), "--no-progress", "--no-plots", *extra]) == 2
+        assert capsys.readouterr().err == (
+            f"metamaterial: --out {run}: holds a run of `metamaterial train` (checkpoint.npz, clamped.cir, "
+            "config.yaml, free.cir and 4 more), whose summary.json the sweep would overwrite; give this sweep a folder "
+            "of its own with another --out (default runs/sweeps/nudges)\n")
+        assert _tree(run) == before
+    assert main(["plot", str(run)]) == 0  # the run is whole
+
+
+def test_train_and_the_commands_on_a_run_refuse_a_sweep_folder_and_leave_it_byte_for_byte(tmp_path, capsys):
+    """train --out of a sweep's folder (with --replace too, which would take the sweep's files for the user's) and
+    train --resume of it are refused before anything is written; eval, plot, netlist, energy and transient say that
+    it is a sweep's folder and how to report it."""
+    sweep = tmp_path / "sweep"
+    path = _spec(tmp_path, name="nudges", grid={"learning.nudge": [0.5, 1.0]})
+    assert main(["sweep", path, "--out", str(sweep), "--workers", "1", "--no-progress", "--no-plots"]) == 0
+    before = _tree(sweep)
+    assert "summary.json" in before and "points.json" in before
+    capsys.readouterr()
+    holds = "holds the sweep 'nudges' (points.json, events.jsonl, results/)"
+    train = ["train", REGRESSION, "--out", str(sweep), "--backend", "native", "--set", "learning.epochs=5",
+             "--no-progress", "--no-plots"]
+    assert main(train) == 2
+    assert capsys.readouterr().err == (f"metamaterial: {sweep}: {holds}, whose summary.json a run would overwrite; "
+                                       "train into another --out\n")
+    assert main([*train, "--replace"]) == 2
+    assert capsys.readouterr().err == (f"metamaterial: {sweep}: {holds}, whose summary.json a run would overwrite "
+                                       "(--replace replaces a run, never a sweep); train into another --out\n")
+    assert main(["train", "--resume", str(sweep)]) == 2
+    assert capsys.readouterr().err == (f"metamaterial: {sweep}: {holds}, not a run to resume (a sweep's points keep "
+                                       "no checkpoint); give the run directory of a `metamaterial train`, or run the "
+                                       "sweep's command again to finish its points\n")
+    for command in (["eval"], ["plot"], ["energy"], ["transient"], ["netlist", "--out", str(tmp_path / "nl")]):
+        assert main([command[0], str(sweep), *command[1:]]) == 2
+        assert capsys.readouterr().err == (f"metamaterial: {sweep}: {holds}, not a run directory, which {command[0]} "
+                                           f"reads; for the sweep's table and figures: metamaterial sweep-report "
+                                           f"{sweep}\n")
+    assert _tree(sweep) == before and not (tmp_path / "nl").exists()

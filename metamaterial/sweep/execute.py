@@ -44,6 +44,7 @@ from pathlib import Path
 from .. import revisions
 from ..datafiles import SHOWN, changed_file
 from ..errors import ConfigError
+from ..runfiles import run_in
 from .spec import (
     Point,
     SweepSpec,
@@ -655,7 +656,12 @@ class _Connection:
 def check_folder(spec: SweepSpec, out: Path) -> None:
     """Refuse an ``out`` that holds another sweep (its points.json names another ``name``): this sweep's points.json
     would replace that one's, and its table and figures would no longer be those of the other's results. A damaged
-    or unreadable points.json is left to the run, which rewrites it."""
+    or unreadable points.json is left to the run, which rewrites it. Refuse as well an ``out`` that holds a run of
+    ``train`` (``runfiles.run_in``): the sweep's summary.json would overwrite the run's."""
+    run = run_in(Path(out))
+    if run is not None:
+        raise ConfigError(f"--out {out}: holds {run}, whose summary.json the sweep would overwrite; give this sweep a "
+                          f"folder of its own with another --out (default runs/sweeps/{spec.name})")
     try:
         meta = json.loads((Path(out) / POINTS).read_text())
         other = meta.get("name") if isinstance(meta, dict) else None

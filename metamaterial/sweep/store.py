@@ -129,11 +129,11 @@ def write_result(out: Path, key: str, record: dict) -> bool:
     writing = Path(out) / WRITING  # not results/: a writer killed before the link leaves its file there
     writing.mkdir(exist_ok=True)
     tmp = writing / f"{key}.{uuid.uuid4().hex}.tmp"
-    with open(tmp, "w") as f:
-        f.write(json.dumps(record, indent=1, default=_plain) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
     try:
+        with open(tmp, "w") as f:
+            f.write(json.dumps(record, indent=1, default=_plain) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
         os.link(tmp, path)
         return True
     except FileExistsError:
@@ -142,8 +142,9 @@ def write_result(out: Path, key: str, record: dict) -> bool:
             os.replace(tmp, path)  # an unreadable record, or a failure retried with success
             return True
         return False
-    finally:
-        tmp.unlink(missing_ok=True)
+    finally:  # linked, or failed (a full disk, Ctrl-C): either way the temporary file goes
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def other_records(out: Path, keys: Iterable[str]) -> Iterator[tuple[str, dict]]:
@@ -214,10 +215,36 @@ def read_events(out: Path, since: int = 0) -> list[dict]:
     return events
 
 
+def sweep_in(folder: Path) -> str | None:
+    """What of a sweep ``folder`` holds, in words for a refusal: ``the sweep 'NAME' (points.json, events.jsonl,
+    results/)``, named by its points.json (``a sweep`` without a readable one); None if it holds neither a
+    points.json nor an events.jsonl, which every sweep that ran writes first. ``train`` and the commands on a run
+    directory refuse such a folder: a run there would overwrite the sweep's summary.json."""
+    folder = Path(folder)
+    found = [name for name in (POINTS, EVENTS) if (folder / name).is_file()]
+    if not found:
+        return None
+    if (folder / RESULTS).is_dir():
+        found.append(RESULTS + "/")
+    try:
+        name = json.loads((folder / POINTS).read_text()).get("name")
+    except (OSError, ValueError, AttributeError):  # no points.json, or a damaged one: still a sweep's folder
+        name = None
+    what = f"the sweep '{name}'" if isinstance(name, str) else "a sweep"
+    return f"{what} ({', '.join(found)})"
+
+
 def write_json_atomically(path: Path, data: Any) -> None:
+    """``path`` holds ``data`` as JSON whole or is left as it was; a write that fails (a full disk, Ctrl-C) leaves
+    no temporary file."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_plain) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1, default=_plain) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def _plain(v: Any) -> Any:
@@ -229,4 +256,4 @@ def _plain(v: Any) -> Any:
 
 __all__ = ["RESULTS", "WRITING", "EVENTS", "POINTS", "STATUSES", "SUMMARY_METRICS", "SUMMARY_LABELS", "result_path",
            "read_result", "read_record", "is_done", "clear_stale_writes", "write_result", "adopt_results", "log_event",
-           "events_size", "read_events", "write_json_atomically"]
+           "events_size", "read_events", "sweep_in", "write_json_atomically"]
