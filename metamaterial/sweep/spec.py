@@ -49,6 +49,10 @@ SEED_AXIS = "seed"
 #: its validated config (~10 KB) and takes ~2 ms to validate (measured 2026-12 on a 4x4 XOR), so this is ~1 GB
 #: and minutes before the first point runs; a larger study is several specs
 MAX_POINTS = 100_000
+#: the most items (numbers, texts, lists, mappings) one axis value may hold: a config's longest lists (a task's x
+#: and y) hold hundreds, and a YAML anchor and its aliases expand a few hundred bytes into 10^9 items, which the
+#: value's key (its JSON text) would take minutes and gigabytes to write
+MAX_VALUE_ITEMS = 100_000
 
 
 @dataclass(frozen=True)
@@ -337,7 +341,7 @@ def _values(body: Any, at: str) -> list:
     if isinstance(body, list):
         if not body:
             raise ConfigError(f"{at}: an empty list of values; give at least one")
-        return [_plain(v) for v in body]
+        return [_plain(_check_size(v, at)) for v in body]
     if isinstance(body, dict) and len(body) == 1 and next(iter(body)) in ("linspace", "logspace"):
         kind, args = next(iter(body.items()))
         ok = (isinstance(args, list) and len(args) == 3 and all(_number(a) for a in args[:2])
@@ -395,7 +399,7 @@ def _check_repeats(items: list, at: str, what: str, fix: str = "") -> None:
 
 def _distribution(body: Any, at: str):
     if isinstance(body, list) and body:
-        items = [_plain(v) for v in body]
+        items = [_plain(_check_size(v, at)) for v in body]
         return lambda rng: items[int(rng.integers(len(items)))]
     if isinstance(body, dict) and len(body) == 1 and next(iter(body)) in ("uniform", "loguniform"):
         kind, args = next(iter(body.items()))
@@ -408,6 +412,23 @@ def _distribution(body: Any, at: str):
         return lambda rng: _round(math.exp(rng.uniform(math.log(args[0]), math.log(args[1]))))
     raise ConfigError(f"{at}: a distribution is a list to draw from, {{uniform: [a, b]}} or {{loguniform: [a, b]}} "
                       f"(got {shown(body)})")
+
+
+def _check_size(value: Any, at: str) -> Any:
+    """``value``, refused if it holds more than ``MAX_VALUE_ITEMS`` items (counted until there are too many: the
+    walk stops there)."""
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > MAX_VALUE_ITEMS:
+            raise ConfigError(f"{at}: a value of more than {MAX_VALUE_ITEMS:,} items (got {shown(value)}); sweep "
+                              "values a config takes (its longest lists hold hundreds)")
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return value
 
 
 def _number(v: Any) -> bool:
