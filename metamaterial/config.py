@@ -3,7 +3,8 @@ document against them (``validate_config``). Config stops here: the rest of the 
 
 Unknown keys, wrong types (no coercion: ``epochs: "300"`` and ``epochs: true`` are refused) and out-of-range
 values are errors that name the file and the key path, e.g.
-``configs/xor.yaml: learning.nudge: Input should be less than or equal to 1 (got 1.5)``; list items read
+``configs/xor.yaml: learning.nudge: Input should be less than or equal to 1 (got 1.5); give a value in range``
+(``configs/xor.yaml: --set learning.nudge=1.5: learning.nudge: ...`` where a ``--set`` gave it); list items read
 ``roles.inputs[1]``.
 
 Every default lives in these models: a validated ``Config`` has each value resolved. Reading a config from YAML,
