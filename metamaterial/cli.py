@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import __version__, interrupts, kernelcache
 from .config import Config
-from .configfile import load_config
+from .configfile import load_config, set_by
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -215,7 +215,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
     except (ConfigError, ValidationError) as err:
         where = str(getattr(args, "config", None) or getattr(args, "run_path", None) or "")
-        msg = str(err) if str(err).startswith(where) else f"{where}: {err}"
+        msg = str(err)
+        if not msg.startswith(where):  # a check after validation (a role's node, a device): it names a key
+            culprit = set_by(msg, getattr(args, "overrides", None) or [])
+            msg = f"{where}: {culprit + ': ' if culprit else ''}{msg}"
         print(f"metamaterial: {_one_line(msg)}", file=sys.stderr)
         return 2
     except SimulationError as err:

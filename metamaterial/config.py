@@ -3,7 +3,8 @@ document against them (``validate_config``). Config stops here: the rest of the 
 
 Unknown keys, wrong types (no coercion: ``epochs: "300"`` and ``epochs: true`` are refused) and out-of-range
 values are errors that name the file and the key path, e.g.
-``configs/xor.yaml: learning.nudge: Input should be less than or equal to 1 (got 1.5)``; list items read
+``configs/xor.yaml: learning.nudge: Input should be less than or equal to 1 (got 1.5); give a value in range``
+(``configs/xor.yaml: --set learning.nudge=1.5: learning.nudge: ...`` where a ``--set`` gave it); list items read
 ``roles.inputs[1]``.
 
 Every default lives in these models: a validated ``Config`` has each value resolved. Reading a config from YAML,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, Union
 
 import pydantic
@@ -30,8 +32,8 @@ from pydantic import (
 )
 
 from .circuit import MAX_GMIN
-from .devices import CORNERS, ProcessCorner
-from .errors import ConfigError
+from .devices import CORNERS, PRESETS, ProcessCorner
+from .errors import ConfigError, shown
 from .learning.gates import HardwareParams
 from .sim.registry import backend_refusal
 from .tasks import MAX_VOLTS, REGRESSION_X, REGRESSION_Y
@@ -56,14 +58,14 @@ def _node_ref(v: Any) -> int | list[int] | str:
             raise ValueError(f"a node's name is at most 200 characters (got {len(v)}); check the value")
         bad = next((ch for ch in v if ord(ch) < 32 or ord(ch) == 127), None)
         if bad is not None:
-            raise ValueError(f"a node's name must not contain a control character (got {v!r}, holding U+{ord(bad):04X}"
-                             "); write the name without it, here and in the network file")
+            raise ValueError(f"a node's name must not contain a control character (got {shown(v)}, holding "
+                             f"U+{ord(bad):04X}); write the name without it, here and in the network file")
         return v
     if isinstance(v, int) and not isinstance(v, bool):
         raise ValueError(f"a node index must be >= 0 (got {v}); nodes are numbered from 0")
     if isinstance(v, list):
-        raise ValueError(f"a [row, col] node needs two indices >= 0 (got {v!r})")
-    raise ValueError(f"a node is an index, a [row, col] pair on a lattice or a node's name (got {v!r})")
+        raise ValueError(f"a [row, col] node needs two indices >= 0 (got {shown(v)})")
+    raise ValueError(f"a node is an index, a [row, col] pair on a lattice or a node's name (got {shown(v)})")
 
 
 #: a node: its index, its [row, col] on a lattice, or its name in a network file (an edge list's name, a GraphML id)
@@ -74,7 +76,7 @@ Volts = Annotated[float, Field(ge=-MAX_VOLTS, le=MAX_VOLTS, allow_inf_nan=False)
 def _printable_path(v: str) -> str:
     # a newline or escape in a file name would be printed raw into messages, summaries and run names
     if any(ord(c) < 32 or ord(c) == 127 for c in v):
-        raise ValueError(f"a file name must not contain control characters such as newlines (got {v!r}); rename "
+        raise ValueError(f"a file name must not contain control characters such as newlines (got {shown(v)}); rename "
                          "the file")
     return v
 
@@ -121,7 +123,7 @@ def _only_read(model: BaseModel, keys: tuple[str, ...], what: str, **resolved: A
         value = getattr(model, name)
         if (name not in (*keys, *ALWAYS_READ) and value != field.default
                 and not (name in resolved and value == resolved[name])):
-            raise ValueError(f"{name}: {what} does not read it (got {value!r}); remove it ({what} reads only "
+            raise ValueError(f"{name}: {what} does not read it (got {shown(value)}); remove it ({what} reads only "
                              f"{', '.join(keys)})")
 
 
@@ -275,7 +277,7 @@ class DeviceConfig(_Strict):
     def _known_corner(cls, v: str, info: ValidationInfo) -> str:
         defined = [*CORNERS, *info.data.get("corners", {})]
         if v not in defined:
-            raise ValueError(f"unknown corner (got {v!r}); choose one of {', '.join(defined)}, or define it under "
+            raise ValueError(f"unknown corner (got {shown(v)}); choose one of {', '.join(defined)}, or define it under "
                              "device.corners as {vto_shift: V, k_scale: factor}")
         return v
 
@@ -299,10 +301,10 @@ class DeviceConfig(_Strict):
                 raise ValueError(f"sets transistor parameters, and a {kind} network has no transistors (got "
                                  f"{', '.join(given)}); remove device.params or use device.kind: nmos")
         elif info.field_name == "model_file" and v is not None:
-            raise ValueError(f"is a transistor's model card, and a {kind} network has no transistors (got {v!r}); "
+            raise ValueError(f"is a transistor's model card, and a {kind} network has no transistors (got {shown(v)}); "
                              "remove device.model_file or use device.kind: nmos")
         elif info.field_name == "preset" and v != cls.model_fields["preset"].default:
-            raise ValueError(f"names a transistor, and a {kind} network has no transistors (got {v!r}); remove "
+            raise ValueError(f"names a transistor, and a {kind} network has no transistors (got {shown(v)}); remove "
                              "device.preset or use device.kind: nmos")
         return v
 
@@ -315,14 +317,22 @@ class DeviceConfig(_Strict):
         if self.body != "ground" and self.kind != "nmos":
             raise ValueError(f"body ties a transistor's body terminal, and a {self.kind} has none (got body "
                              f"{self.body!r}); remove device.body or use kind: nmos")
+        if self.kind == "nmos" and self.model_file is None:
+            # NmosParams refuses it too, naming its own field; here the key (a card's ld is checked with its card)
+            preset = PRESETS[self.preset]
+            length = preset.l if self.params.l is None else self.params.l
+            ld = preset.ld if self.params.ld is None else self.params.ld
+            if length - 2 * ld <= 0:
+                raise ValueError(f"params.ld: the effective length l - 2 ld must be > 0 (got l={length:g}, "
+                                 f"ld={ld:g}); give ld < l/2 ({length / 2:g} m)")
         if self.model_file is not None and self.preset != type(self).model_fields["preset"].default:
             raise ValueError(f"preset: a model card (device.model_file) replaces the preset, which would be ignored "
                              f"(got preset {self.preset!r} and model_file {self.model_file!r}); give one of them")
         for kind, keys in DEVICE_KEYS.items():
             given = [k for k in keys if getattr(self, k) != type(self).model_fields[k].default]
             if kind != self.kind and given:
-                raise ValueError(f"{given[0]}: only a {kind} device reads it (got {getattr(self, given[0])!r} with "
-                                 f"kind {self.kind}); remove it, or set device.kind: {kind}")
+                raise ValueError(f"{given[0]}: only a {kind} device reads it (got {shown(getattr(self, given[0]))} "
+                                 f"with kind {self.kind}); remove it, or set device.kind: {kind}")
         return self
 
 
@@ -545,7 +555,7 @@ class Config(_Strict):
     @classmethod
     def _name(cls, v: str) -> str:
         if not PLAIN_NAME.match(v):
-            raise ValueError(f"must be a plain name matching {PLAIN_NAME.pattern} (got {v!r})")
+            raise ValueError(f"must be a plain name matching {PLAIN_NAME.pattern} (got {shown(v)})")
         return v
 
     @model_validator(mode="after")
@@ -594,8 +604,31 @@ class Config(_Strict):
         return self
 
 
-# parts of pydantic's error locations that name a member of a union, not a key of the document
-_UNION_MEMBER = re.compile(r"^(int|float|str|bool|list\[.*\]|OutputConfig|constrained-\w+|function-.*|tagged-union.*)$")
+# parts of pydantic's error locations that name a member of a union, not a key of the document ("[key]": the
+# key of a mapping, not its value)
+_UNION_MEMBER = re.compile(r"^(int|float|str|bool|list\[.*\]|OutputConfig|constrained-\w+|function-.*|tagged-union.*"
+                           r"|\[key\])$")
+
+#: what to do about a value pydantic's own checks refuse, by its error type: its message says only what is wrong
+FIXES = {
+    **dict.fromkeys(("int_type", "int_parsing", "int_from_float"), "give a whole number"),
+    **dict.fromkeys(("float_type", "float_parsing"), "give a number in SI units (0.6, 6e-1; no SPICE suffixes "
+                                                     "like 600m)"),
+    "finite_number": "give a finite number (not .nan or .inf)",
+    **dict.fromkeys(("bool_type", "bool_parsing"), "give true or false"),
+    **dict.fromkeys(("literal_error", "enum"), "choose one of them"),
+    **dict.fromkeys(("greater_than", "greater_than_equal", "less_than", "less_than_equal"), "give a value in range"),
+    "too_short": "add items", "too_long": "remove items",
+    "string_type": "give text (quoted if it would read as a number, true or null)",
+    "list_type": "give a list such as [a, b]",
+    **dict.fromkeys(("dict_type", "model_type"), "give its keys, as key: value lines or {key: value}"),
+    "string_pattern_mismatch": "give a name that matches it",
+    "missing": "add it",
+    "extra_forbidden": "remove it or check its spelling (see README, config reference)",
+}
+#: pydantic's messages that say something else better ("... or instance of TaskConfig" names a class of ours)
+_MESSAGES = {"missing": "required key is missing", "extra_forbidden": "unknown key",
+             "model_type": "Input should be a mapping", "dict_type": "Input should be a mapping"}
 
 
 def key_path(loc: tuple) -> str:
@@ -609,32 +642,56 @@ def key_path(loc: tuple) -> str:
     return out
 
 
-def validate_config(raw: dict, source: str = "<config>") -> Config:
-    """Validate a raw config document; the first problem is raised as ``ConfigError`` naming its key path."""
+def validate_config(raw: dict, source: str = "<config>", blame: Callable[[str], str | None] | None = None) -> Config:
+    """Validate a raw config document; the first problem is raised as ``ConfigError`` naming its key path, after
+    ``source`` and what ``blame`` (given the message) says set the key (``--set key=value``), if anything."""
     try:
         return Config.model_validate(raw)
     except pydantic.ValidationError as err:
-        # a misspelt key is also reported as the right one missing: name the misspelling first, the cause
-        errors = err.errors()
-        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-        loc = key_path(first["loc"])
-        # a value tried against each type of a union fails once per type: a message of ours (a value_error) about
-        # the same key says what is wrong; "Input should be a valid dictionary" of another member does not
-        if first["type"] != "extra_forbidden":
-            first = next((e for e in errors if e["type"] == "value_error" and key_path(e["loc"]) == loc), first)
-        fixed = {"extra_forbidden": "unknown key; remove it or check its spelling (see README, config reference)",
-                 "missing": "required key is missing"}
-        msg = fixed.get(first["type"]) or first["msg"].removeprefix("Value error, ")
-        got = first.get("input")
-        field = re.match(r"([a-z_]+): ", msg) if first["type"] == "value_error" else None
-        if field and isinstance(got, dict) and field[1] in got:  # a validator's message about one of its keys
-            loc, msg = f"{loc}.{field[1]}" if loc else field[1], msg[field.end():]
-        if first["type"] not in fixed and not isinstance(got, dict) and "(got " not in msg:
-            msg += f" (got {got!r})"
-        # a union's members fail at the key and inside it: one problem, not one per member
-        others = sum(not (loc == k or loc.startswith((f"{k}.", f"{k}["))) for k in {key_path(e["loc"]) for e in errors})
-        more = f" [{others} more problem(s)]" if others else ""
-        raise ConfigError(f"{source}: {loc + ': ' if loc else ''}{msg}{more}") from None
+        body = _problem(err.errors())
+        culprit = blame(body) if blame else None
+        raise ConfigError(f"{source}: {culprit + ': ' if culprit else ''}{body}") from None
+
+
+def _problem(errors: list[dict]) -> str:
+    """The first of pydantic's ``errors`` as ``key.path: what is wrong (got value); how to fix it``, and how many
+    other problems there are."""
+    # a misspelt key is also reported as the right one missing: name the misspelling first, the cause
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = key_path(first["loc"])
+    # a value tried against each type of a union fails once per type: a message of ours (a value_error) about
+    # the same key says what is wrong; "Input should be a valid dictionary" of another member does not
+    if first["type"] != "extra_forbidden":
+        first = next((e for e in errors if e["type"] == "value_error" and key_path(e["loc"]) == loc), first)
+    kind = first["type"]
+    msg = _MESSAGES.get(kind) or first["msg"].removeprefix("Value error, ")
+    got = first.get("input")
+    field = re.match(r"([a-z_]+)((?:\.[a-z_]+)*): ", msg) if kind == "value_error" else None
+    if field and isinstance(got, dict) and field[1] in got:  # a validator's message about one of its keys
+        loc, msg = f"{loc}.{field[0][:-2]}" if loc else field[0][:-2], msg[field.end():]
+    if kind not in ("missing", "extra_forbidden") and not isinstance(got, dict) and "(got " not in msg:
+        # YAML reads an empty value (``epochs:``, ``--set learning.epochs=``) as null
+        msg += f" (got {'an empty value' if got is None else shown(got)})"
+    if kind in FIXES:
+        msg += f"; {FIXES[kind]}"
+    return f"{loc + ': ' if loc else ''}{msg}{_more(errors, first, loc)}"
+
+
+def _more(errors: list[dict], first: dict, loc: str) -> str:
+    """`` [N more problem(s)]``: the other keys pydantic refused, beside ``first`` (at ``loc``)."""
+    # a union's members fail at the key and inside it: one problem, not one per member
+    keys = {key_path(e["loc"]) for e in errors} - {key_path(first["loc"])}
+    others = [k for k in keys if not (k.startswith((f"{loc}.", f"{loc}[")) or loc.startswith((f"{k}.", f"{k}[")))
+              and k != loc]
+    # a misspelt key leaves the key it meant missing: one problem, counted once (a section with more keys missing
+    # than misspelt has the rest missing too)
+    for section in {key_path(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}:
+        misspelt = [e for e in errors if e["type"] == "extra_forbidden" and key_path(e["loc"][:-1]) == section]
+        missing = [key_path(e["loc"]) for e in errors if e["type"] == "missing" and key_path(e["loc"][:-1]) == section]
+        for k in missing[:len(misspelt)]:
+            if k in others:
+                others.remove(k)
+    return f" [{len(others)} more problem(s)]" if others else ""
 
 
 def with_backend(cfg: Config, backend: str | None) -> Config:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import yaml
 from pydantic import BaseModel
 
 from .config import ALWAYS_READ, DEVICE_KEYS, NETWORK_KEYS, TASK_KEYS, Config, key_path, validate_config
-from .errors import ConfigError
+from .errors import ConfigError, shown
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -30,10 +31,24 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if isinstance(key, (str, int, float, bool)) and key in first:
-                raise ConfigError(f"{self.name}:{line}: duplicate key {key!r} (got it first at line {first[key]}); "
-                                  "keep one of them")
+                raise ConfigError(f"{self.name}:{line}: duplicate key {shown(key)} (got it first at line "
+                                  f"{first[key]}); keep one of them")
             first.setdefault(key, line)
         return super().construct_mapping(node, deep)
+
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except ConfigError:
+            raise
+        except ValueError as err:  # a scalar that reads as a number or date Python refuses: PyYAML lets it escape
+            where = f"{self.name}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+            if node.tag == "tag:yaml.org,2002:int":  # Python reads at most 4300 digits (sys.int_info)
+                raise ConfigError(f"{where}: a whole number too long to read (got {len(node.value):,} characters); "
+                                  f"give at most {sys.get_int_max_str_digits():,} digits") from None
+            raise ConfigError(f"{where}: invalid YAML ({err}: {shown(node.value)}); fix the value, or quote it to "
+                              "give text") from None
 
 
 # YAML 1.2 floats: plain YAML 1.1 reads 1e-4 (no dot) as a string, which the strict models would refuse
@@ -126,7 +141,8 @@ def config_from_document(raw: dict, source: str, base_dir: str | Path, overrides
     ``missing``, what to do about it."""
     for item in overrides or []:
         apply_override(raw, item)
-    cfg = _resolve_paths(validate_config(raw, source), Path(base_dir))
+    cfg = _resolve_paths(validate_config(raw, source, lambda message: set_by(message, overrides or [])),
+                         Path(base_dir))
     for key, value in (("network.file", cfg.network.file if cfg.network.kind == "file" else None),
                        ("device.model_file", cfg.device.model_file), ("task.path", cfg.task.path)):
         if value is not None and not Path(value).exists():
@@ -163,12 +179,37 @@ def apply_override(raw: dict, item: str, where: str | None = None) -> None:
     set_key_path(raw, key, _parse_yaml(value, at), at)
 
 
+def set_by(message: str, overrides: list[str]) -> str | None:
+    """``--set key=value``: the last of the ``--set`` style ``overrides`` that set a key path ``message`` starts
+    with (``learning.epochs: ...``; ``learning.rate, hardware.t_learn: ...`` names two), a key above it
+    (``--set learning={epochs: abc}``) or a key inside it (``--set learning.init.low=5`` for ``learning.init``);
+    None if no such key was set, or ``message`` names no key path."""
+    # as key_path writes them (a key of a mapping may be any text: device.corners.1x)
+    named = message.split(": ", 1)[0].split(", ") if ": " in message else []
+    for item in reversed(overrides):
+        key = _normal(item.split("=", 1)[0].strip())
+        if key and any(_within(key, k) or _within(k, key) for k in named):
+            # the value as given (the message says what is wrong with it); a long one shortened
+            return f"--set {item if len(item) <= 80 else item[:77] + '...'}"
+    return None
+
+
+def _normal(key: str) -> str | None:
+    """``roles.rails.0.volts`` and ``roles.rails[0].volts`` as one text, ``roles.rails[0].volts``."""
+    parts = _key_parts(key)
+    return None if parts is None else "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts).lstrip(".")
+
+
+def _within(key: str, section: str) -> bool:
+    return key == section or key.startswith((f"{section}.", f"{section}["))
+
+
 def set_key_path(raw: dict, key: str, value: Any, where: str) -> None:
     """Set ``key`` (a key path such as ``learning.nudge`` or ``roles.rails[0].volts``) of a raw config dict to
     ``value`` in place, creating missing sections; errors start with ``where``."""
     parts = _key_parts(key)
     if not parts:
-        raise ConfigError(f"{where}: not a key path (got {key!r}); write it like learning.nudge or "
+        raise ConfigError(f"{where}: not a key path (got {shown(key)}); write it like learning.nudge or "
                           "roles.rails[0].volts")
     node: Any = raw
     for depth, part in enumerate(parts):
@@ -179,7 +220,7 @@ def set_key_path(raw: dict, key: str, value: Any, where: str) -> None:
                                   f"give an index from 0 to {len(node) - 1}")
             part = int(part)
         elif not isinstance(node, dict):
-            raise ConfigError(f"{where}: {at} is a value, not a section (got {node!r}); check the key path "
+            raise ConfigError(f"{where}: {at} is a value, not a section (got {shown(node)}); check the key path "
                               "against the config")
         if depth == len(parts) - 1:
             node[part] = value

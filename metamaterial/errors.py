@@ -9,10 +9,41 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import reprlib
 
 #: annotations of a parameter dataclass's fields that hold a number (``from __future__ import annotations`` keeps
 #: them as text)
 _NUMBER_TYPES = {"float": False, "int": False, "float | None": True, "int | None": True}
+
+
+#: the longest text ``shown`` gives for a value
+SHOWN_MAX = 200
+
+
+class _Shown(reprlib.Repr):
+    """A few items of at most three levels: a YAML document of anchors and aliases (a "billion laughs") expands to
+    10^9 items that a full repr walks for minutes and gigabytes; these limits visit at most 5^3 of them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxtuple = self.maxlist = self.maxarray = self.maxdict = self.maxset = self.maxfrozenset = 5
+        self.maxdeque = 5
+        self.maxstring = self.maxother = 80
+
+    def repr_int(self, x: int, level: int) -> str:
+        # repr() of an int of more than 4300 digits raises ValueError, and takes quadratic time below that
+        return repr(x) if x.bit_length() <= 128 else f"<an integer of about {round(x.bit_length() * 0.30103)} digits>"
+
+
+_SHOWN = _Shown()
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for the "(got ...)" of a message, in at most ``SHOWN_MAX`` characters: long strings, lists
+    and mappings elided with "...", nested ones past three levels as ``[...]``, walking only what it shows."""
+    text = _SHOWN.repr(value)
+    return text if len(text) <= SHOWN_MAX else text[:SHOWN_MAX - 3] + "..."
 
 
 class MetamaterialError(Exception):

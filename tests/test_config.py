@@ -15,7 +15,7 @@ from conftest import CONFIGS, ROOT
 from metamaterial.cli import _parser, config_overrides
 from metamaterial.config import T_LEARN, validate_config
 from metamaterial.configfile import apply_override, config_differences, dump_config, load_config, load_saved_config
-from metamaterial.errors import ConfigError, ValidationError
+from metamaterial.errors import SHOWN_MAX, ConfigError, ValidationError, shown
 from metamaterial.experiment import build
 from metamaterial.sweep.execute import seed_free
 from metamaterial.tasks import REGRESSION_X, REGRESSION_Y, iris_task
@@ -45,24 +45,66 @@ CASES = [
     ("top-level-list", "- 1\n- 2\n", [], "top level must be a mapping"),
     ("unknown-top-key", {**XOR, "learnig": {}}, [], "learnig: unknown key"),
     ("unknown-nested-key", _edit("learning.nudg", 0.5), [], "learning.nudg: unknown key"),
-    ("wrong-type", _edit("learning.epochs", "many"), [], "learning.epochs"),
-    ("nudge-out-of-range", _edit("learning.nudge", 1.5), [], "learning.nudge"),
-    ("negative-rate", _edit("learning.rate", -3), [], "learning.rate"),
+    ("wrong-type", _edit("learning.epochs", "many"), [], "yaml: learning.epochs: Input should be a valid integer (got "
+     "'many'); give a whole number"),
+    ("nudge-out-of-range", _edit("learning.nudge", 1.5), [], "yaml: learning.nudge: Input should be less than or equal "
+     "to 1 (got 1.5); give a value in range"),
+    ("negative-rate", _edit("learning.rate", -3), [], "yaml: learning.rate: Input should be greater than or equal to 0 "
+     "(got -3); give a value in range"),
     ("node-off-lattice", _edit("roles.inputs.0", [5, 5]), [], "roles.inputs[0]: node (5, 5) is outside"),
     ("node-index-missing", _edit("roles.inputs.0", 99), [], "roles.inputs[0]: node 99 does not exist"),
     ("duplicate-role", _edit("roles.inputs.0", [1, 1]), [], "already has role"),
-    ("missing-section", _edit("task", _DELETE), [], "task: required key is missing"),
-    ("unknown-task", _edit("task.name", "sudoku"), [], "task.name"),
-    ("unknown-preset", _edit("device.preset", "ald9999"), [], "device.preset"),
+    ("missing-section", _edit("task", _DELETE), [], "task: required key is missing; add it"),
+    ("unknown-task", _edit("task.name", "sudoku"), [], "task.name: Input should be 'xor', 'regression', "
+     "'linear_regression', 'allostery', 'iris', 'digits' or 'csv' (got 'sudoku'); choose one of them"),
+    ("unknown-preset", _edit("device.preset", "ald9999"), [], "device.preset: Input should be 'ald1106-fit', "
+     "'ald1106-hw' or 'ald1106-l1' (got 'ald9999'); choose one of them"),
     ("bounds-reversed", _edit("learning.bounds", [8.0, 0.4]), [], "learning.bounds"),
     ("name-injection", _edit("name", "xor\n.control\nshell touch /tmp/pwned\n.endc"), [], "name: must be a plain name"),
     ("rail-not-number", _edit("roles.rails.0.volts", ".endc"), [], "roles.rails[0].volts: Input should be a valid "
-     "number (got '.endc')"),
-    ("rail-infinite", _edit("roles.rails.0.volts", float("inf")), [], "roles.rails[0].volts"),
-    ("kp-absurd", XOR, ["--set", "device.params.kp=1e300"], "device.params.kp: Input should be less than or equal "
-     "to 1 (got 1e+300)"),
-    ("leak-rest-nan", XOR, ["--set", "learning.leak={tau: 1, rest: .nan}"], "learning.leak.rest: Input should be a "
-     "finite number"),
+     "number (got '.endc'); give a number in SI units (0.6, 6e-1; no SPICE suffixes like 600m)"),
+    ("rail-infinite", _edit("roles.rails.0.volts", float("inf")), [], "roles.rails[0].volts: Input should be a finite "
+     "number (got inf); give a finite number (not .nan or .inf)"),
+    # a key a --set gave was blamed on the file, which holds another value (or none)
+    ("kp-absurd", XOR, ["--set", "device.params.kp=1e300"], "yaml: --set device.params.kp=1e300: device.params.kp: "
+     "Input should be less than or equal to 1 (got 1e+300); give a value in range"),
+    ("leak-rest-nan", XOR, ["--set", "learning.leak={tau: 1, rest: .nan}"], "yaml: --set learning.leak={tau: 1, rest: "
+     ".nan}: learning.leak.rest: Input should be a finite number (got nan); give a finite number (not .nan or .inf)"),
+    ("set-epochs-not-a-number", XOR, ["--set", "learning.epochs=abc"], "yaml: --set learning.epochs=abc: "
+     "learning.epochs: Input should be a valid integer (got 'abc'); give a whole number"),
+    # a --set of another key does not take the blame for the file's
+    ("file-error-beside-a-set", _edit("learning.epochs", "many"), ["--set", "learning.nudge=0.2"],
+     "yaml: learning.epochs: Input should be a valid integer (got 'many'); give a whole number"),
+    # YAML reads an empty value as null: it said (got None)
+    ("set-empty-value", XOR, ["--set", "learning.epochs="], "yaml: --set learning.epochs=: learning.epochs: Input "
+     "should be a valid integer (got an empty value); give a whole number"),
+    ("set-list-item-by-dot", XOR, ["--set", "roles.inputs.0=[1,2,3]"], "yaml: --set roles.inputs.0=[1,2,3]: "
+     "roles.inputs[0]: a [row, col] node needs two indices >= 0 (got [1, 2, 3])"),
+    ("set-a-whole-section", XOR, ["--set", "learning.init={kind: uniform, low: 1, high: 0}"], "yaml: --set "
+     "learning.init={kind: uniform, low: 1, high: 0}: learning.init: low must be <= high (got 1.0, 0.0)"),
+    ("set-a-key-inside-the-refused-section", XOR, ["--set", "learning.init.low=5"], "yaml: --set learning.init.low=5: "
+     "learning.init: low must be <= high (got 5.0, 2.0)"),
+    # a role is checked after validation (by build): the --set is named there too
+    ("set-a-role-off-the-lattice", XOR, ["--set", "roles.inputs[0]=[9,9]"], "yaml: --set roles.inputs[0]=[9,9]: "
+     "roles.inputs[0]: node (9, 9) is outside the 4x4 lattice"),
+    # it was "NmosParams.ld: effective length ...", a class of the library, not a key of the config
+    ("set-lateral-diffusion-past-half-the-length", XOR, ["--set", "device.params.ld=1e-5"], "yaml: --set "
+     "device.params.ld=1e-5: device.params.ld: the effective length l - 2 ld must be > 0 (got l=1e-05, ld=1e-05); "
+     "give ld < l/2 (5e-06 m)"),
+    ("set-a-spice-suffix", XOR, ["--set", "learning.rate=600m"], "yaml: --set learning.rate=600m: learning.rate: "
+     "Input should be a valid number (got '600m'); give a number in SI units (0.6, 6e-1; no SPICE suffixes like "
+     "600m)"),
+    # it was "Input should be a valid dictionary or instance of TaskConfig", a class of ours
+    ("task-empty", _edit("task", None), [], "yaml: task: Input should be a mapping (got an empty value); give its "
+     "keys, as key: value lines or {key: value}"),
+    ("three-bad-keys", XOR, ["--set", "learning={epochs: abc, nudge: x, rate: y}"], "yaml: --set learning={epochs: "
+     "abc, nudge: x, rate: y}: learning.epochs: Input should be a valid integer (got 'abc'); give a whole number "
+     "[2 more problem(s)]"),
+    # Python reads at most 4300 digits: PyYAML's ValueError was a traceback (exit 1)
+    ("huge-integer", "name: xor\nseed: " + "9" * 5000 + "\n", [], "yaml:2:7: a whole number too long to read (got "
+     "5,000 characters); give at most 4,300 digits"),
+    ("impossible-date", XOR, ["--set", "seed=2020-13-45"], "yaml: --set seed:1:1: invalid YAML (month must be in "
+     "1..12: '2020-13-45'); fix the value, or quote it to give text"),
     ("input-name-on-lattice", _edit("roles.inputs.1", "abc"), [], "roles.inputs[1]: nodes are named only in a "
      "network file or a layered network (got 'abc')"),
     ("input-not-a-node", _edit("roles.inputs.1", {"a": 1}), [], "roles.inputs[1]: a node is an index, a [row, col] "
@@ -87,12 +129,14 @@ CASES = [
      "device.params.is: sets level 1's bulk junctions, which the three-regime law does not have"),
     # the three-regime law caps each terminal's overdrive at 100 V: past it the current collapses (2e-13 A at 101 V)
     ("three-regime-gates-past-the-cap", _edit("device.preset", "ald1106-hw"), ["--set", "learning.bounds=[0.75, 101]"],
-     "learning.bounds: the three-regime law (ald1106-hw) holds only while each terminal's gate overdrive V_G - V_T - V "
-     "stays below 100 V"),
-    ("epochs-bool", _edit("learning.epochs", True), [], "learning.epochs: Input should be a valid integer (got True)"),
+     "yaml: --set learning.bounds=[0.75, 101]: learning.bounds: the three-regime law (ald1106-hw) holds only while "
+     "each terminal's gate overdrive V_G - V_T - V stays below 100 V"),
+    ("epochs-bool", _edit("learning.epochs", True), [], "learning.epochs: Input should be a valid integer (got True); "
+     "give a whole number"),
     ("epochs-string", _edit("learning.epochs", "300"), [], "learning.epochs: Input should be a valid integer "
-     "(got '300')"),
-    ("periodic-string", _edit("network.periodic", "yes"), [], "network.periodic: Input should be a valid boolean"),
+     "(got '300'); give a whole number"),
+    ("periodic-string", _edit("network.periodic", "yes"), [], "network.periodic: Input should be a valid boolean "
+     "(got 'yes'); give true or false"),
     ("unknown-backend", _edit("simulator.backend", "spectre"), [], "simulator.backend: unknown backend (got "
      "'spectre'); choose one of ngspice, native"),
     ("duplicate-key", "name: xor\nlearning:\n  epochs: 3\n  nudge: 0.5\n  epochs: 4\n", [],
@@ -102,20 +146,24 @@ CASES = [
     ("rate-and-t-learn", _edit("hardware.t_learn", 1e-4), [], "learning.rate, hardware.t_learn: both given, and the "
      "rate fixes the gate's switch time (got t_learn 0.0001 s; the rate needs 0.66 s); give only one of them "
      "(hardware.t_learn=null lets the rate fix it)"),
-    ("negative-capacitance", _edit("hardware.capacitance", -1e-6), [], "hardware.capacitance"),
+    ("negative-capacitance", _edit("hardware.capacitance", -1e-6), [], "hardware.capacitance: Input should be greater "
+     "than 0 (got -1e-06); give a value in range"),
     ("random-too-few-edges", _edit("network", {"kind": "random", "n_nodes": 20, "n_edges": 5}), [],
      "network.n_edges: must be in [19,"),
-    ("set-unknown-key", XOR, ["--set", "learning.speed=3"], "learning.speed: unknown key"),
+    ("set-unknown-key", XOR, ["--set", "learning.speed=3"], "yaml: --set learning.speed=3: learning.speed: unknown "
+     "key"),
     # a misspelt required key is named as the misspelling, not as the right key missing
     ("set-misspelt-required-key", XOR, ["--set", "task.validation={fractio: 0.2}"],
-     "task.validation.fractio: unknown key"),
-    ("set-bad-range", XOR, ["--set", "learning.update_probability=0"], "learning.update_probability"),
+     "yaml: --set task.validation={fractio: 0.2}: task.validation.fractio: unknown key"),
+    ("set-bad-range", XOR, ["--set", "learning.update_probability=0"], "yaml: --set learning.update_probability=0: "
+     "learning.update_probability: Input should be greater than 0 (got 0); give a value in range"),
     # it was silently ignored: one point per step
-    ("batch-size-without-mini-batches", XOR, ["--set", "learning.batch_size=4"], "learning.batch_size: only "
+    ("batch-size-without-mini-batches", XOR, ["--set", "learning.batch_size=4"], "yaml: --set learning.batch_size=4: "
+     "learning.batch_size: only "
      "schedule mini_batch steps in batches (got batch_size 4 with schedule full_batch); set "
      "learning.schedule=mini_batch, or leave batch_size out"),
-    ("set-bracket-index", XOR, ["--set", "roles.rails[0].volts=abc"], "roles.rails[0].volts: Input should be a valid "
-     "number (got 'abc')"),
+    ("set-bracket-index", XOR, ["--set", "roles.rails[0].volts=abc"], "yaml: --set roles.rails[0].volts=abc: "
+     "roles.rails[0].volts: Input should be a valid number (got 'abc'); give a number in SI units"),
     ("set-no-equals", XOR, ["--set", "learning"], "--set learning: expected key.path=value (got no '=')"),
     ("set-not-a-path", XOR, ["--set", "learning..nudge=1"], "--set learning..nudge: not a key path (got "
      "'learning..nudge'); write it like learning.nudge or roles.rails[0].volts"),
@@ -130,7 +178,8 @@ CASES = [
     ("nul-byte", "name: xor\nlearning:\x00\n", [], ":2:10: invalid YAML (control character U+0000"),
     ("set-control-character", XOR, ["--set", "learning.rate=\x07"], "--set learning.rate:1:1: invalid YAML (control "
      "character U+0007"),
-    ("no-outputs", _edit("roles.outputs", []), [], "roles.outputs"),
+    ("no-outputs", _edit("roles.outputs", []), [], "yaml: roles.outputs: List should have at least 1 item after "
+     "validation, not 0 (got []); add items"),
     ("no-roles-on-a-lattice", _edit("roles", _DELETE), [], "roles: required key is missing (only a layered network "
      "has default roles)"),
     ("layered-without-sizes", _edit("network", {"kind": "layered", "n_inputs": 2}), [],
@@ -146,22 +195,23 @@ CASES = [
     ("multiclass-hinge-on-xor", _edit("learning.loss", "multiclass_hinge"), [],
      "learning.loss: 'multiclass_hinge' needs one output per class"),
     # a key the network, task or device does not read was silently ignored: the run trained on something else
-    ("file-on-a-lattice", XOR, ["--set", "network.file=net.txt"], "network.file: read only by a network of kind "
-     "file (got kind lattice, which ignores it); set network.kind: file to train on that file, or remove "
-     "network.file"),
+    ("file-on-a-lattice", XOR, ["--set", "network.file=net.txt"], "yaml: --set network.file=net.txt: network.file: "
+     "read only by a network of kind file (got kind lattice, which ignores it); set network.kind: file to train on "
+     "that file, or remove network.file"),
     ("rows-on-a-random-network", XOR, ["--set", "network={kind: random, n_nodes: 16, n_edges: 32, rows: 7}"],
-     "network.rows: a random network does not read it (got 7); remove it (a random network reads only n_nodes, "
-     "n_edges, seed)"),
-    ("csv-path-on-xor", XOR, ["--set", "task.path=data.csv"], "task.path: the xor task does not read it (got "
-     "'data.csv'); remove it (the xor task reads only low, high, labels)"),
-    ("held-out-on-xor", XOR, ["--set", "task.test_fraction=0.2"], "task.test_fraction: the xor task does not read it"),
-    ("labels-on-regression", REG, ["--set", "task.labels=[0.1, 0.2]"], "task.labels: the regression task does not "
-     "read it"),
-    ("resistor-range-on-nmos", XOR, ["--set", "device.g_min=1e-4"], "device.g_min: only a resistor device reads it "
-     "(got 0.0001 with kind nmos); remove it, or set device.kind: resistor"),
+     "yaml: --set network={kind: random, n_nodes: 16, n_edges: 32, rows: 7}: network.rows: a random network does "
+     "not read it (got 7); remove it (a random network reads only n_nodes, n_edges, seed)"),
+    ("csv-path-on-xor", XOR, ["--set", "task.path=data.csv"], "yaml: --set task.path=data.csv: task.path: the xor "
+     "task does not read it (got 'data.csv'); remove it (the xor task reads only low, high, labels)"),
+    ("held-out-on-xor", XOR, ["--set", "task.test_fraction=0.2"], "yaml: --set task.test_fraction=0.2: "
+     "task.test_fraction: the xor task does not read it"),
+    ("labels-on-regression", REG, ["--set", "task.labels=[0.1, 0.2]"], "yaml: --set task.labels=[0.1, 0.2]: "
+     "task.labels: the regression task does not read it"),
+    ("resistor-range-on-nmos", XOR, ["--set", "device.g_min=1e-4"], "yaml: --set device.g_min=1e-4: device.g_min: "
+     "only a resistor device reads it (got 0.0001 with kind nmos); remove it, or set device.kind: resistor"),
     ("preset-with-a-card", XOR, ["--set", "device.model_file=card.lib", "--set", "device.preset=ald1106-l1"],
-     "device.preset: a model card (device.model_file) replaces the preset, which would be ignored (got preset "
-     "'ald1106-l1' and model_file 'card.lib'); give one of them"),
+     "yaml: --set device.preset=ald1106-l1: device.preset: a model card (device.model_file) replaces the preset, "
+     "which would be ignored (got preset 'ald1106-l1' and model_file 'card.lib'); give one of them"),
 ]
 
 
@@ -185,8 +235,57 @@ def test_malformed_config_exits_2_with_one_line(tmp_path, case_id, doc, extra, f
     assert "Traceback" not in proc.stderr
     assert lines[0].startswith(f"metamaterial: {path}"), lines[0]
     assert fragment in lines[0], lines[0]
+    # a --set is named where it set the key at fault, and only there (the file held another value, or none)
+    assert ("--set" in lines[0]) == ("--set" in fragment), lines[0]
     assert lines[0].count("(got ") <= 1, lines[0]
     assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def _alias_bomb(levels: int) -> str:
+    """A YAML list of anchors and aliases that expands to 10^levels items (a "billion laughs")."""
+    names = [f"l{i}" for i in range(levels)]
+    text = f"&{names[-1]} [{', '.join(['1'] * 10)}]"
+    for inner, outer in zip(names[:0:-1], names[-2::-1]):
+        text = f"&{outer} [{text}, {', '.join([f'*{inner}'] * 9)}]"
+    return text
+
+
+def test_an_alias_bomb_is_refused_in_one_short_line(tmp_path):
+    """A value of 10^9 items (a few hundred bytes of anchors and aliases) was printed in full after "(got": 10^7
+    made a 3.2 MB line, 10^9 minutes of CPU, gigabytes and a MemoryError traceback (here: the timeout)."""
+    path = tmp_path / "bomb.yaml"
+    path.write_text((ROOT / "configs" / "regression.yaml").read_text().replace(
+        "task: {name: regression}", f"task: {{name: regression, x: {_alias_bomb(9)}}}"))
+    proc = _run_cli(["train", str(path), "--out", str(tmp_path / "run"), "--no-progress"], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and len(proc.stderr) < 500, proc.stderr[:1000]
+    assert proc.stderr.startswith(f"metamaterial: {path}: task.x[0]: Input should be a valid number (got [[[["), \
+        proc.stderr
+    assert proc.stderr.endswith("; give a number in SI units (0.6, 6e-1; no SPICE suffixes like 600m) "
+                                "[9 more problem(s)]\n"), proc.stderr
+
+
+def test_shown_values_are_short_and_walk_only_what_they_show():
+    billion = [1] * 10
+    for _ in range(8):
+        billion = [billion] * 10  # shared: 10^9 items that cost nothing until something walks them
+    assert shown(billion).startswith("[[[[...], [...], [...], [...], [...], ...], [[...],")
+    assert len(shown(billion)) <= SHOWN_MAX
+    assert shown("x" * 1000) == "'" + "x" * 37 + "..." + "x" * 38 + "'"
+    assert shown({"a": 1, "b": [1, 2, 3]}) == "{'a': 1, 'b': [1, 2, 3]}"  # a short value as repr() gives it
+    assert [shown(v) for v in (1.5, True, None, "in\x07", -3)] == ["1.5", "True", "None", "'in\\x07'", "-3"]
+    # repr() raises ValueError past 4300 digits
+    assert shown([10**5000, 2]) == "[<an integer of about 5000 digits>, 2]"
+
+
+def test_the_count_of_other_problems_counts_each_once():
+    with pytest.raises(ConfigError) as err:  # the key it meant is missing too: the same problem
+        validate_config(_edit("task.validation", {"fractio": 0.2}), "x.yaml")
+    assert str(err.value) == ("x.yaml: task.validation.fractio: unknown key; remove it or check its spelling (see "
+                              "README, config reference)")
+    with pytest.raises(ConfigError) as err:
+        validate_config(_edit("learning", {"epochs": "abc", "nudge": "x", "rate": "y"}), "x.yaml")
+    assert str(err.value).endswith("(got 'abc'); give a whole number [2 more problem(s)]")
 
 
 def test_disconnected_edge_list_is_refused(tmp_path):

@@ -78,13 +78,19 @@ def test_mismatch_is_drawn_around_the_corner():
 
 
 @pytest.mark.parametrize(("sets", "message"), [
-    (["device.corner=slowest"], "xor.yaml: device.corner: unknown corner (got 'slowest'); choose one of typical, "
-                                "slow, fast, or define it under device.corners"),
-    (["device.corners={fast: {vto_shift: -0.2}}"], "xor.yaml: device.corners: fast is a built-in corner"),
-    (["device.corners={hot: {k_scale: -1}}"], "xor.yaml: device.corners.hot.k_scale: Input should be greater than 0"),
-    (["device.corners={hot: {vto_shift: 2}}"], "xor.yaml: device.corners.hot.vto_shift: Input should be less than or "
-                                               "equal to 1"),
-    (["device.corners={'1x': {}}"], "xor.yaml: device.corners.1x.[key]: String should match pattern"),
+    (["device.corner=slowest"], "xor.yaml: --set device.corner=slowest: device.corner: unknown corner (got "
+                                "'slowest'); choose one of typical, slow, fast, or define it under device.corners"),
+    (["device.corners={fast: {vto_shift: -0.2}}"], "xor.yaml: --set device.corners={fast: {vto_shift: -0.2}}: "
+                                                   "device.corners: fast is a built-in corner"),
+    (["device.corners={hot: {k_scale: -1}}"], "xor.yaml: --set device.corners={hot: {k_scale: -1}}: "
+                                              "device.corners.hot.k_scale: Input should be greater than 0 (got -1); "
+                                              "give a value in range"),
+    (["device.corners={hot: {vto_shift: 2}}"], "xor.yaml: --set device.corners={hot: {vto_shift: 2}}: "
+                                               "device.corners.hot.vto_shift: Input should be less than or equal to 1"),
+    # it read device.corners.1x.[key], pydantic's name for a mapping's key
+    (["device.corners={'1x': {}}"], "xor.yaml: --set device.corners={'1x': {}}: device.corners.1x: String should "
+                                    "match pattern '^[A-Za-z][A-Za-z0-9_-]{0,31}$' (got '1x'); give a name that "
+                                    "matches it"),
 ])
 def test_bad_corners_are_refused_naming_the_key(sets, message):
     with pytest.raises(ConfigError) as err:
@@ -105,7 +111,8 @@ def test_cli_exits_2_on_a_bad_corner_and_a_sweep_axis_over_corners_validates(tmp
     proc = subprocess.run([sys.executable, "-m", "metamaterial", "netlist", str(XOR), "--out", str(tmp_path / "n"),
                            "--set", "device.corner=medium"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "xor.yaml: device.corner: unknown corner (got 'medium')" in proc.stderr, proc.stderr
+    assert "xor.yaml: --set device.corner=medium: device.corner: unknown corner (got 'medium')" in proc.stderr, \
+        proc.stderr
     proc = subprocess.run([sys.executable, "-m", "metamaterial", "sweep", str(ROOT / "configs" / "sweeps" /
                                                                              "corners.yaml"),
                            "--out", str(tmp_path / "s"), "--dry-run"], capture_output=True, text=True, cwd=ROOT,

@@ -147,14 +147,17 @@ def test_energy_and_transient_of_a_trained_run_directory(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["transient", XOR, "--set", "timing.periphery.driver_resistance=-1"],
-     f"metamaterial: {XOR}: timing.periphery.driver_resistance: Input should be greater than or equal to 0 (got -1)"),
+     f"metamaterial: {XOR}: --set timing.periphery.driver_resistance=-1: timing.periphery.driver_resistance: Input "
+     "should be greater than or equal to 0 (got -1); give a value in range"),
     (["energy", XOR, "--set", "timing.periphery.wiring=1e-12"],
-     f"metamaterial: {XOR}: timing.periphery.wiring: unknown key; remove it or check its spelling (see README, "
-     "config reference)"),
+     f"metamaterial: {XOR}: --set timing.periphery.wiring=1e-12: timing.periphery.wiring: unknown key; remove it or "
+     "check its spelling (see README, config reference)"),
     (["transient", XOR, "--set", "timing.capacitances.cgs=2e-6"],
-     f"metamaterial: {XOR}: timing.capacitances.cgs: Input should be less than 0.000001 (got 2e-06)"),
+     f"metamaterial: {XOR}: --set timing.capacitances.cgs=2e-6: timing.capacitances.cgs: Input should be less than "
+     "0.000001 (got 2e-06); give a value in range"),
     (["transient", XOR, "--set", "timing.settle.rel_tol=0"],
-     f"metamaterial: {XOR}: timing.settle.rel_tol: Input should be greater than 0 (got 0)"),
+     f"metamaterial: {XOR}: --set timing.settle.rel_tol=0: timing.settle.rel_tol: Input should be greater than 0 "
+     "(got 0); give a value in range"),
     (["transient", XOR, "--steps", "0"], f"metamaterial: {XOR}: --steps: must be >= 1 (got 0)"),
     (["transient", XOR, "--steps", "2000000"],
      f"metamaterial: {XOR}: --steps: at most 1,644 input steps fit in the 2 GB of waveforms a transient may keep in "
@@ -180,7 +183,7 @@ def test_bad_sources_exit_2_with_one_line(tmp_path):
     proc = cli("transient", str(bad), QUIET)
     assert proc.returncode == 2
     assert proc.stderr == (f"metamaterial: {bad}: timing.settle.points: Input should be greater than or equal to 100 "
-                           "(got 10)\n")
+                           "(got 10); give a value in range\n")
 
 
 def test_an_ensemble_run_directory_needs_the_replica_by_its_seed(tmp_path):

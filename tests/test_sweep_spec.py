@@ -81,6 +81,14 @@ def test_value_ranges_and_random_draws_are_reproducible(tmp_path):
     assert [p.values["device.params.vto"] for p in other.points] != vtos
 
 
+def _billion() -> list:
+    """10^9 items in 9 shared lists: safe_dump writes them as YAML anchors and aliases, a few hundred bytes."""
+    items = [1.0] * 10
+    for _ in range(8):
+        items = [items] * 10
+    return items
+
+
 @pytest.mark.parametrize("body, fragment", [
     ({"grid": {"learning.nudge": [0.5, 1.5]}}, "grid learning.nudge=1.5: learning.nudge: Input should be less than"),
     ({"grid": {"learning.nudg": [0.5]}}, "grid learning.nudg=0.5: learning.nudg: unknown key"),
@@ -120,6 +128,9 @@ def test_value_ranges_and_random_draws_are_reproducible(tmp_path):
     ({"set": ["simulator.backend=native", "learning.nuge=0.3"], "grid": {"learning.nudge": [0.5]}},
      "spec.yaml: set[1] (learning.nuge=0.3): learning.nuge: unknown key"),
     ({"grid": None}, "spec.yaml: grid: empty (null: every entry commented out?); give its axes, or remove grid:"),
+    # its key (JSON text) and the point's name were written out in full: minutes, gigabytes, a 10 GB line
+    ({"grid": {"task.x": [_billion()]}}, "spec.yaml: grid.task.x: a value of more than 100,000 items (got "
+     "[[[[...], [...], [...], [...], [...], ...], "),
 ])
 def test_a_bad_spec_exits_2_naming_the_axis_and_runs_nothing(tmp_path, capsys, body, fragment):
     path = _spec(tmp_path, **body)

@@ -115,7 +115,7 @@ def test_devices_without_a_temperature_model_refuse_one(config, sets, message):
 
 @pytest.mark.parametrize("value", ["-60", ".nan", "'hot'"])
 def test_a_temperature_out_of_range_is_refused_naming_the_key(value):
-    with pytest.raises(ConfigError, match=r"xor.yaml: simulator.temperature: "):
+    with pytest.raises(ConfigError, match=r"xor.yaml: --set simulator.temperature=.*: simulator.temperature: "):
         load_config(ROOT / "configs" / "xor.yaml", [f"simulator.temperature={value}"])
 
 
@@ -127,7 +127,8 @@ def test_cli_exits_2_naming_the_key_and_the_kind(tmp_path):
     proc = cli("netlist", str(ROOT / "configs" / "xor.yaml"), "--out", str(tmp_path), "--set",
                "simulator.temperature=200")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "xor.yaml: simulator.temperature: Input should be less than or equal to 150 (got 200)" in proc.stderr, \
+    assert ("xor.yaml: --set simulator.temperature=200: simulator.temperature: Input should be less than or equal to "
+            "150 (got 200); give a value in range") in proc.stderr, \
         proc.stderr
 
 

@@ -37,7 +37,7 @@ import yaml
 from ..config import PLAIN_NAME, Config, validate_config
 from ..configfile import apply_override, as_trained, config_from_document, read_document, set_key_path
 from ..datafiles import is_pins, pin_files
-from ..errors import ConfigError, ValidationError
+from ..errors import ConfigError, ValidationError, shown
 from ..experiment import check_config, check_roles, drawn_from_run_seed
 from ..revisions import Revision, changed_since, revision_of
 
@@ -49,6 +49,10 @@ SEED_AXIS = "seed"
 #: its validated config (~10 KB) and takes ~2 ms to validate (measured 2026-12 on a 4x4 XOR), so this is ~1 GB
 #: and minutes before the first point runs; a larger study is several specs
 MAX_POINTS = 100_000
+#: the most items (numbers, texts, lists, mappings) one axis value may hold: a config's longest lists (a task's x
+#: and y) hold hundreds, and a YAML anchor and its aliases expand a few hundred bytes into 10^9 items, which the
+#: value's key (its JSON text) would take minutes and gigabytes to write
+MAX_VALUE_ITEMS = 100_000
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,7 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
     base_raw, base_source, base_dir = _base(doc, source, Path(base_dir))
     sets = doc.get("set") or []
     if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
-        raise ConfigError(f"{source}: set: must be a list of 'key.path=value' strings (got {sets!r})")
+        raise ConfigError(f"{source}: set: must be a list of 'key.path=value' strings (got {shown(sets)})")
     changes = [*((f"{source}: set[{i}]", item) for i, item in enumerate(sets)), *((None, o) for o in overrides or [])]
     unchanged = copy.deepcopy(base_raw)
     for where, item in changes:  # the raw base every point starts from (where None: the command line's --set)
@@ -232,7 +236,7 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
         points.append(point)
     target = doc.get("target_loss")
     if target is not None and not (_number(target) and target > 0):
-        raise ConfigError(f"{source}: target_loss: a loss in V^2 > 0 (got {target!r})")
+        raise ConfigError(f"{source}: target_loss: a loss in V^2 > 0 (got {shown(target)})")
     return SweepSpec(name, source, tuple(axes), tuple(points), None if target is None else float(target),
                      tuple((g, tuple(keys)) for g, (keys, _) in zip(groups, blocks)))
 
@@ -251,7 +255,7 @@ def _name(doc: dict, source: str) -> str:
     name = doc.get("name", Path(source).stem)
     if not isinstance(name, str) or not PLAIN_NAME.match(name):
         unnamed = "" if "name" in doc else " (the spec has no name: and its file name is not one; add name:)"
-        raise ConfigError(f"{source}: name: must be a plain name matching {PLAIN_NAME.pattern} (got {name!r})"
+        raise ConfigError(f"{source}: name: must be a plain name matching {PLAIN_NAME.pattern} (got {shown(name)})"
                           f"{unnamed}")
     return name
 
@@ -270,7 +274,7 @@ def _blame_change(raw: dict, changes: list[tuple[str | None, str]], base_source:
 
 
 def _point_name(index: int, values: dict[str, Any]) -> str:
-    return f"point {index} ({', '.join(f'{k}={v!r}' for k, v in values.items())})"
+    return f"point {index} ({', '.join(f'{k}={shown(v)}' for k, v in values.items())})"
 
 
 def _base(doc: dict, source: str, spec_dir: Path) -> tuple[dict, str, Path]:
@@ -284,7 +288,7 @@ def _base(doc: dict, source: str, spec_dir: Path) -> tuple[dict, str, Path]:
     if isinstance(base, dict):
         return copy.deepcopy(base), f"{source}: base", spec_dir
     raise ConfigError(f"{source}: base: required: a config file path (relative to the spec) or an inline config "
-                      f"mapping (got {base!r})")
+                      f"mapping (got {shown(base)})")
 
 
 def _point_config(base_raw: dict, values: dict[str, Any], where: str, base_dir: Path) -> Config:
@@ -305,9 +309,9 @@ def _block(group: str, body: Any, source: str, base: Config) -> tuple[list[str],
                                                    for s in body):
             _check_repeats(body, at, "seed")
             return [SEED_AXIS], [(s,) for s in body]
-        raise ConfigError(f"{at}: must be a count N >= 1 or a list of seeds >= 0 (got {body!r})")
+        raise ConfigError(f"{at}: must be a count N >= 1 or a list of seeds >= 0 (got {shown(body)})")
     if not isinstance(body, dict) or not body:
-        raise ConfigError(f"{at}: must be a mapping of key paths to values (got {body!r})")
+        raise ConfigError(f"{at}: must be a mapping of key paths to values (got {shown(body)})")
     if group == "random":
         return _random(body, at)
     keys = [_axis_key(k, at) for k in body]
@@ -329,7 +333,7 @@ def _block(group: str, body: Any, source: str, base: Config) -> tuple[list[str],
 
 def _axis_key(key: Any, at: str) -> str:
     if not isinstance(key, str) or key == SEED_AXIS:
-        raise ConfigError(f"{at}: {key!r}: not an axis key path (seeds go in the 'seeds' group)")
+        raise ConfigError(f"{at}: {shown(key)}: not an axis key path (seeds go in the 'seeds' group)")
     return key
 
 
@@ -337,19 +341,20 @@ def _values(body: Any, at: str) -> list:
     if isinstance(body, list):
         if not body:
             raise ConfigError(f"{at}: an empty list of values; give at least one")
-        return [_plain(v) for v in body]
+        return [_plain(_check_size(v, at)) for v in body]
     if isinstance(body, dict) and len(body) == 1 and next(iter(body)) in ("linspace", "logspace"):
         kind, args = next(iter(body.items()))
         ok = (isinstance(args, list) and len(args) == 3 and all(_number(a) for a in args[:2])
               and isinstance(args[2], int) and not isinstance(args[2], bool) and args[2] >= 1)
         if not ok or (kind == "logspace" and (args[0] <= 0 or args[1] <= 0)):
             positive = ", a, b > 0" if kind == "logspace" else ""
-            raise ConfigError(f"{at}: {kind} needs [a, b, n] (numbers, n >= 1 an integer{positive}) (got {args!r})")
+            raise ConfigError(f"{at}: {kind} needs [a, b, n] (numbers, n >= 1 an integer{positive}) "
+                              f"(got {shown(args)})")
         _check_count(args[2], at)
         grid = np.linspace(*args) if kind == "linspace" else np.geomspace(*args)
         return [_round(v) for v in grid]
     raise ConfigError(f"{at}: values must be a list or {{linspace: [a, b, n]}} or {{logspace: [a, b, n]}} "
-                      f"(got {body!r})")
+                      f"(got {shown(body)})")
 
 
 def _random(body: dict, at: str) -> tuple[list[str], list[tuple]]:
@@ -358,12 +363,12 @@ def _random(body: dict, at: str) -> tuple[list[str], list[tuple]]:
         raise ConfigError(f"{at}: {extra[0]}: unknown key; a random group has n, seed and axes")
     n, seed, axes = body.get("n"), body.get("seed", 0), body.get("axes")
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ConfigError(f"{at}.n: the number of samples, an integer >= 1 (got {n!r})")
+        raise ConfigError(f"{at}.n: the number of samples, an integer >= 1 (got {shown(n)})")
     _check_count(n, f"{at}.n")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"{at}.seed: an integer >= 0 (got {seed!r})")
+        raise ConfigError(f"{at}.seed: an integer >= 0 (got {shown(seed)})")
     if not isinstance(axes, dict) or not axes:
-        raise ConfigError(f"{at}.axes: a mapping of key paths to distributions (got {axes!r})")
+        raise ConfigError(f"{at}.axes: a mapping of key paths to distributions (got {shown(axes)})")
     keys = [_axis_key(k, f"{at}.axes") for k in axes]
     draws = [_distribution(axes[k], f"{at}.axes.{k}") for k in axes]
     rng = np.random.default_rng(seed)
@@ -387,26 +392,43 @@ def _check_repeats(items: list, at: str, what: str, fix: str = "") -> None:
     for i, item in enumerate(items):
         text = json.dumps(item, sort_keys=True)
         if text in first:
-            raise ConfigError(f"{at}: {what}s {first[text]} and {i} are the same (got {item!r} twice); "
+            raise ConfigError(f"{at}: {what}s {first[text]} and {i} are the same (got {shown(item)} twice); "
                               f"{fix or f'give each {what} once'} (a repeated point runs once and would count twice)")
         first[text] = i
 
 
 def _distribution(body: Any, at: str):
     if isinstance(body, list) and body:
-        items = [_plain(v) for v in body]
+        items = [_plain(_check_size(v, at)) for v in body]
         return lambda rng: items[int(rng.integers(len(items)))]
     if isinstance(body, dict) and len(body) == 1 and next(iter(body)) in ("uniform", "loguniform"):
         kind, args = next(iter(body.items()))
         if not (isinstance(args, list) and len(args) == 2 and all(_number(a) for a in args) and args[0] < args[1]
                 and (kind == "uniform" or args[0] > 0)):
             raise ConfigError(f"{at}: {kind} needs [a, b] with a < b{' and a > 0' if kind == 'loguniform' else ''} "
-                              f"(got {args!r})")
+                              f"(got {shown(args)})")
         if kind == "uniform":
             return lambda rng: _round(rng.uniform(args[0], args[1]))
         return lambda rng: _round(math.exp(rng.uniform(math.log(args[0]), math.log(args[1]))))
     raise ConfigError(f"{at}: a distribution is a list to draw from, {{uniform: [a, b]}} or {{loguniform: [a, b]}} "
-                      f"(got {body!r})")
+                      f"(got {shown(body)})")
+
+
+def _check_size(value: Any, at: str) -> Any:
+    """``value``, refused if it holds more than ``MAX_VALUE_ITEMS`` items (counted until there are too many: the
+    walk stops there)."""
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > MAX_VALUE_ITEMS:
+            raise ConfigError(f"{at}: a value of more than {MAX_VALUE_ITEMS:,} items (got {shown(value)}); sweep "
+                              "values a config takes (its longest lists hold hundreds)")
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return value
 
 
 def _number(v: Any) -> bool:
