@@ -231,7 +231,9 @@ def test_what_the_transient_does_not_model_is_refused(config, overrides, message
 @pytest.mark.parametrize("config, extra, message", [
     ("xor_hardware", [], "learning_hardware: device 'ald1106-hw' (three-regime law) has no capacitance model; use a "
                          "level-1 preset (ald1106-fit or ald1106-l1) for the learning transient"),
-    ("regression", ["--set", "hardware.capacitance=1e6"], "hardware.capacitance, hardware.gain, learning.rate: a "
+    # the --set to blame is named (configfile.set_by)
+    ("regression", ["--set", "hardware.capacitance=1e6"], "--set hardware.capacitance=1e6: hardware.capacitance, "
+     "hardware.gain, learning.rate: a "
      "presented point (t_settle + t_learn) must take at most 1e+08 times timing.periphery.input_rise (1e-08 s) for "
      "ngspice to integrate its input ramps (measured: it aborts from 2e8, 'timestep too small') (got 5.05e+10 s, "
      "5.1e+18 times, t_learn 5e+10 s); lower hardware.capacitance or learning.rate, or raise hardware.gain, to a "
