@@ -64,7 +64,7 @@ def _node_ref(v: Any) -> int | list[int] | str:
     if isinstance(v, int) and not isinstance(v, bool):
         raise ValueError(f"a node index must be >= 0 (got {v}); nodes are numbered from 0")
     if isinstance(v, list):
-        raise ValueError(f"a [row, col] node needs two indices >= 0 (got {shown(v)})")
+        raise ValueError(f"a [row, col] node needs two indices >= 0 (got {shown(v)}); write it as [row, col]")
     raise ValueError(f"a node is an index, a [row, col] pair on a lattice or a node's name (got {shown(v)})")
 
 
@@ -405,7 +405,7 @@ class InitConfig(_Strict):
         if self.kind == "constant" and self.value is None:
             raise ValueError("a constant init needs 'value'")
         if self.low is not None and self.high is not None and self.low > self.high:
-            raise ValueError(f"low must be <= high (got {self.low}, {self.high})")
+            raise ValueError(f"low must be <= high (got {self.low}, {self.high}); give the lower value as low")
         return self
 
 
@@ -442,7 +442,7 @@ class LearningConfig(_Strict):
     @classmethod
     def _bounds(cls, v: list[float] | None) -> list[float] | None:
         if v is not None and not (math.isfinite(v[0]) and math.isfinite(v[1]) and v[0] < v[1]):
-            raise ValueError(f"must be [low, high] with low < high (got {v})")
+            raise ValueError(f"must be [low, high] with low < high (got {v}); give two finite numbers, the lower first")
         return v
 
     @model_validator(mode="after")

@@ -259,7 +259,8 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
         r, c = int(ref[0]), int(ref[1])
         rows, cols = g.graph["rows"], g.graph["cols"]
         if not (0 <= r < rows and 0 <= c < cols):
-            raise ValidationError(f"{where}: node ({r}, {c}) is outside the {rows}x{cols} lattice")
+            raise ValidationError(f"{where}: node ({r}, {c}) is outside the {rows}x{cols} lattice; give a row in "
+                                  f"0-{rows - 1} and a col in 0-{cols - 1}")
         return r * cols + c
     node = int(ref)
     # a network file's node may be named by a number that is another node's index: which one is meant?

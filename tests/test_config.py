@@ -79,18 +79,22 @@ CASES = [
     ("set-empty-value", XOR, ["--set", "learning.epochs="], "yaml: --set learning.epochs=: learning.epochs: Input "
      "should be a valid integer (got an empty value); give a whole number"),
     ("set-list-item-by-dot", XOR, ["--set", "roles.inputs.0=[1,2,3]"], "yaml: --set roles.inputs.0=[1,2,3]: "
-     "roles.inputs[0]: a [row, col] node needs two indices >= 0 (got [1, 2, 3])"),
+     "roles.inputs[0]: a [row, col] node needs two indices >= 0 (got [1, 2, 3]); write it as [row, col]"),
     ("set-a-whole-section", XOR, ["--set", "learning.init={kind: uniform, low: 1, high: 0}"], "yaml: --set "
-     "learning.init={kind: uniform, low: 1, high: 0}: learning.init: low must be <= high (got 1.0, 0.0)"),
+     "learning.init={kind: uniform, low: 1, high: 0}: learning.init: low must be <= high (got 1.0, 0.0); give "
+     "the lower value as low"),
     ("set-a-key-inside-the-refused-section", XOR, ["--set", "learning.init.low=5"], "yaml: --set learning.init.low=5: "
-     "learning.init: low must be <= high (got 5.0, 2.0)"),
+     "learning.init: low must be <= high (got 5.0, 2.0); give the lower value as low"),
     # a role is checked after validation (by build): the --set is named there too
     ("set-a-role-off-the-lattice", XOR, ["--set", "roles.inputs[0]=[9,9]"], "yaml: --set roles.inputs[0]=[9,9]: "
-     "roles.inputs[0]: node (9, 9) is outside the 4x4 lattice"),
+     "roles.inputs[0]: node (9, 9) is outside the 4x4 lattice; give a row in 0-3 and a col in 0-3"),
     # it was "NmosParams.ld: effective length ...", a class of the library, not a key of the config
     ("set-lateral-diffusion-past-half-the-length", XOR, ["--set", "device.params.ld=1e-5"], "yaml: --set "
      "device.params.ld=1e-5: device.params.ld: the effective length l - 2 ld must be > 0 (got l=1e-05, ld=1e-05); "
      "give ld < l/2 (5e-06 m)"),
+    ("set-reversed-bounds", XOR, ["--set", "learning.bounds=[8, 0.4]"], "yaml: --set learning.bounds=[8, 0.4]: "
+     "learning.bounds: must be [low, high] with low < high (got [8.0, 0.4]); give two finite numbers, the lower "
+     "first"),
     ("set-a-spice-suffix", XOR, ["--set", "learning.rate=600m"], "yaml: --set learning.rate=600m: learning.rate: "
      "Input should be a valid number (got '600m'); give a number in SI units (0.6, 6e-1; no SPICE suffixes like "
      "600m)"),
