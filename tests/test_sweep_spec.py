@@ -245,7 +245,7 @@ def test_a_point_failing_at_run_time_is_recorded_and_the_others_finish(tmp_path)
     ({"grid": {"roles.inputs": [[[3, 3]], [[3, 3], [3, 1]]]}},
      "point 1 (roles.inputs=[[3, 3], [3, 1]]): roles.inputs: task regression needs 1 input node(s) (got 2)"),
     ({"grid": {"network.rows": [4, 3]}}, "point 1 (network.rows=3): roles.inputs[0]: node (3, 3) is outside the 3x4 "
-                                         "lattice"),
+                                         "lattice; give a row in 0-2 and a col in 0-3"),
 ])
 def test_roles_the_network_or_the_task_refuses_are_refused_before_anything_runs(tmp_path, capsys, body, fragment):
     """The roles are checked against each point's network and task (once per distinct one) as the spec is read:
