@@ -333,7 +333,7 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
         # the content of the files the run reads, recorded with it when it is created (``datafiles``); a resumed
         # run keeps what it recorded (a run made before they were recorded, none)
         files = None if run_dir is None else resume.files if resume is not None else pin_files(setup.config)
-        text = dump_config(cfg)  # what a resume checks the run's config.yaml against
+        text = None if run_dir is None else dump_config(cfg)  # what a resume checks the run's config.yaml against
         if resume is not None:
             check_edges(resume, setup.circuit.n_edges)
             state, saved_seeds, wall_before = resume.state, resume.seeds, resume.wall_s
