@@ -263,8 +263,6 @@ def _show_compiling(show: bool) -> None:
 
 def _resume_hint(args: argparse.Namespace) -> str:
     """What an interrupted command leaves: the checkpointed epoch and the exact command that continues it."""
-    from . import runs  # noqa: PLC0415
-
     if args.command == "sweep" and not getattr(args, "sweep_started", False):
         return "no point was run, and nothing was written"
     if args.command in ("reproduce", "sweep"):
@@ -276,13 +274,12 @@ def _resume_hint(args: argparse.Namespace) -> str:
     if getattr(args, "replaced", None) == "restored":
         return (f"the run in {run_dir} is back as it was (the run that was to replace it stopped before training); "
                 "the same command replaces it")
-    try:
-        state = runs.load_checkpoint(run_dir).state
-    except CheckpointError:
+    epoch = _kept_epoch(args)
+    if epoch is None:
         if not Path(run_dir).is_dir():  # the run had written nothing to keep, and its folder went with its files
             return f"nothing was kept in {run_dir}; run the same command again to start over"
         return f"{run_dir} holds no checkpoint yet; run the same command again to start over"
-    return f"{run_dir} holds the checkpoint of epoch {state.epoch}; resume with: metamaterial train --resume " \
+    return f"{run_dir} holds the checkpoint of epoch {epoch}; resume with: metamaterial train --resume " \
            f"{shlex.quote(str(run_dir))}"
 
 

@@ -23,19 +23,40 @@ have_libngspice() {
 }
 codename() { . /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}"; }
 
+# Whether apt's lists hold the suite $1. `apt-get update` exits 0 when a fetch fails (it warns and keeps the old
+# lists), so a suite whose index did not arrive shows only here.
+apt_knows_suite() {
+    local policy
+    policy=$(apt-cache policy 2>/dev/null) || return 1
+    [[ $policy == *"$1"* ]]
+}
+
 install_ngspice() {
-    local release suite=""
+    local release suite="" try
     release=$(codename)
-    apt-get update -qq
     if [ "$release" = "bookworm" ]; then
         # bookworm's own ngspice is 39 (no KLU); its backports suite carries 46.
         if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
             echo "setup: adding Debian's bookworm-backports suite"
             echo "deb http://deb.debian.org/debian bookworm-backports main" \
                 > /etc/apt/sources.list.d/metamaterial-bookworm-backports.list
-            apt-get update -qq
         fi
         suite="-t bookworm-backports"
+    fi
+    apt-get update -qq
+    if [ -n "$suite" ]; then
+        for try in 2 3; do
+            apt_knows_suite bookworm-backports && break
+            echo "setup: apt's lists lack bookworm-backports (a fetch failed); updating again ($try of 3)" >&2
+            sleep 5
+            apt-get update -qq
+        done
+        if ! apt_knows_suite bookworm-backports; then
+            echo "setup: apt could not fetch Debian's bookworm-backports index (see apt's warnings above);" >&2
+            echo "  check the network or the mirror, then rerun. Or install the stock ngspice 39 (slower on large" >&2
+            echo "  networks: no KLU):  apt-get install ngspice libngspice0-dev" >&2
+            exit 1
+        fi
     fi
     echo "setup: installing ngspice and libngspice0-dev (Debian packages${suite:+, $suite})"
     # shellcheck disable=SC2086
