@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         # which a Ctrl-C can land too
         interrupts.install()  # a Ctrl-C that lands in a library's callback is held, not dropped (``interrupts``)
         args = _parser().parse_args(argv)
+        interrupts.watch(lambda: _resume_hint(args))  # one inside a long ngspice call is answered at once
         _show_compiling(not getattr(args, "no_progress", False))
     except KeyboardInterrupt:
         print(f"metamaterial: {interrupts.signal_name()} while starting; nothing was run", file=sys.stderr)

@@ -12,7 +12,11 @@ of those libraries' frames: then it holds the interrupt and sends it again ``RES
 other code), and a caller that wraps a library call may raise it as soon as the call returns (``raise_pending``).
 SIGTERM (what ``kill``, a batch system's time limit or a container's stop send) is taken the same way, so a
 terminated command also keeps what it has done and says how to go on; its exit code is 143 (``exit_code``).
-This module imports only the standard library.
+
+Python runs no handler at all while the main thread is inside one long C call that does not call back (one ngspice
+operating point of a large network can take a minute). For the command line, ``watch`` answers such a signal from a
+thread of its own: after ``STUCK_S`` unanswered it says what the command waits for, and a second one ends the process
+at once, keeping what a kill keeps. This module imports only the standard library.
 """
 
 from __future__ import annotations
@@ -20,8 +24,12 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import select
 import signal
+import sys
 import threading
+import time
+from collections.abc import Callable
 
 #: packages whose Python code C calls back into, where an exception raised is printed and dropped
 LIBRARIES = ("PySpice", "llvmlite")
@@ -36,7 +44,12 @@ INTERRUPTED = 130
 #: the exit code of a command stopped by SIGTERM (128 + SIGTERM)
 TERMINATED = 128 + signal.SIGTERM
 
-_state: dict = {"pending": False, "resent": False, "dirs": None, "timer": None, "signal": signal.SIGINT}
+#: how long (s) a signal may go unanswered by the main thread before ``watch`` says what the command waits for
+STUCK_S = 1.0
+
+_state: dict = {"pending": False, "resent": False, "dirs": None, "timer": None, "signal": signal.SIGINT,
+                # interrupts raised as KeyboardInterrupt, resends not yet seen by the watcher, whether it watches
+                "answered": 0, "resends": 0, "watching": False, "done": False}
 
 
 def install() -> None:
@@ -78,6 +91,7 @@ def finish(code: int) -> None:
         if signal.getsignal(signal.SIGTERM) is _on_sigint:  # a SIGTERM from here ends the process at once
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _state["pending"] = False
+    _state["done"] = True
     timer = _state["timer"]
     if timer is not None:
         timer.cancel()
@@ -93,6 +107,7 @@ def raise_pending() -> None:
     """Raise the KeyboardInterrupt held while a library's code ran (call it when the library call has returned)."""
     if _state["pending"]:
         _state["pending"] = False
+        _state["answered"] += 1
         raise KeyboardInterrupt
 
 
@@ -128,14 +143,74 @@ def _on_sigint(signum, frame) -> None:
         timer.start()
         return
     _state["pending"] = False
+    _state["answered"] += 1
     raise KeyboardInterrupt
 
 
 def _resend() -> None:
     if _state["pending"]:
         _state["resent"] = True
+        _state["resends"] += 1  # counted before it is sent: the watcher takes its byte for ours, not the user's
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # to the main thread: wakes a sleep
 
 
-__all__ = ["LIBRARIES", "RESEND_S", "INTERRUPTED", "TERMINATED", "install", "raise_pending", "finish", "exit_code",
-           "signal_name"]
+def watch(kept: Callable[[], str]) -> None:
+    """For the command line (a library prints nothing): answer a SIGINT or SIGTERM that the main thread cannot take
+    because it is inside one long C call (Python runs its handler only when the call returns or calls back). After
+    ``STUCK_S`` without a KeyboardInterrupt raised, one line says that the command stops when the call returns and
+    that the signal again stops it at once; a second signal then ends the process at once with ``kept()``'s words
+    (what a kill would keep: files are replaced whole, so the last checkpoint stands) and ``exit_code``.
+
+    The main thread's C-level handler writes every signal to a pipe (``signal.set_wakeup_fd``) that a daemon thread
+    reads; the GIL is free while the main thread is in the call (cffi releases it around ngspice's). Once per
+    process, in the main thread, and only where no one else set a wakeup fd (an asyncio loop's)."""
+    if _state["watching"] or threading.current_thread() is not threading.main_thread():
+        return
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        previous = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    except ValueError:  # not the main interpreter
+        previous = -2
+    if previous != -1:
+        if previous != -2:
+            signal.set_wakeup_fd(previous)
+        os.close(r), os.close(w)
+        return
+    _state["watching"] = True
+    threading.Thread(target=_watch, args=(r, kept), name="metamaterial-signal-watch", daemon=True).start()
+
+
+def _watch(r: int, kept: Callable[[], str]) -> None:
+    since, first, answered, told = None, 0, 0, False  # the signal unanswered: when, which, the count to pass, said
+    while True:
+        ready, _, _ = select.select([r], [], [], 0.1 if since is not None else None)
+        if _state["done"]:
+            return
+        if since is not None and _state["answered"] != answered:  # the main thread took it
+            since, told = None, False
+        for signum in os.read(r, 64) if ready else b"":
+            if signum not in (signal.SIGINT, signal.SIGTERM):
+                continue
+            if signum == signal.SIGINT and _state["resends"] > 0:  # a held interrupt sent again, not the user
+                _state["resends"] -= 1
+                continue
+            if since is None:
+                since, first, answered = time.monotonic(), signum, _state["answered"]
+            elif not _state["done"]:  # again, while the first waits: stop now
+                _state["signal"] = first
+                try:
+                    print(f"metamaterial: {signal_name()} again; stopped at once: {kept()}", file=sys.stderr,
+                          flush=True)
+                finally:
+                    os._exit(exit_code())
+        if since is not None and not told and time.monotonic() - since >= STUCK_S and not _state["done"]:
+            name, again = ("interrupted", "Ctrl-C") if first == signal.SIGINT else ("terminated (SIGTERM)", "SIGTERM")
+            print(f"metamaterial: {name}; stopping when the solver's current call returns (one ngspice operating "
+                  f"point of a large network can take minutes); {again} again stops at once, as a kill would",
+                  file=sys.stderr, flush=True)
+            told = True
+
+
+__all__ = ["LIBRARIES", "RESEND_S", "INTERRUPTED", "TERMINATED", "STUCK_S", "install", "raise_pending", "finish",
+           "exit_code", "signal_name", "watch"]

@@ -152,3 +152,56 @@ def test_an_answered_ctrl_c_exits_130_not_by_the_signal(tmp_path):
     codes = [subprocess.run([sys.executable, "-m", "flagged", how], cwd=tmp_path, timeout=60,  # after -m only
                             env={**os.environ, "PYTHONPATH": str(ROOT)}).returncode for how in ("exit", "finish")]
     assert codes == [-signal.SIGINT, 130]
+
+
+STUCK = """import sys, numba, numpy as np
+from metamaterial import interrupts
+
+@numba.njit(nogil=True, cache=False)
+def spin(n):  # one long call that neither returns nor calls back, as one ngspice operating point of a large network
+    x = np.uint64(88172645463325252)
+    for _ in range(n):  # xorshift: each step needs the last, so no compiler folds the loop away
+        x ^= x << np.uint64(13)
+        x ^= x >> np.uint64(7)
+        x ^= x << np.uint64(17)
+    return x
+
+spin(10)  # compiled before the call that is watched
+interrupts.install()
+interrupts.watch(lambda: "what the command keeps")
+print("ready", flush=True)
+spin(10**13)  # hours: only a signal ends it
+print("returned", flush=True)
+"""
+STUCK_TIMEOUT_S = 60  # only keeps a broken watcher from hanging the suite
+
+
+def _read_line(proc: subprocess.Popen) -> str:
+    line = proc.stderr.readline()
+    assert line, f"the process ended (exit {proc.wait(STUCK_TIMEOUT_S)}) before saying anything more"
+    return line
+
+
+@pytest.mark.parametrize("signum, code, name, again", [(signal.SIGINT, 130, "interrupted", "Ctrl-C"),
+                                                       (signal.SIGTERM, 143, "terminated (SIGTERM)", "SIGTERM")])
+def test_a_signal_inside_a_long_call_is_answered_at_once_and_a_second_stops_it(tmp_path, signum, code, name, again):
+    """Python runs no handler while the main thread is in one long C call: the watching thread says, after
+    ``STUCK_S``, that the command stops when the call returns; the same signal again ends the process at once with
+    what it keeps, and the signal's exit code."""
+    (tmp_path / "stuck.py").write_text(STUCK)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "stuck.py")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signum)
+        assert _read_line(proc) == (
+            f"metamaterial: {name}; stopping when the solver's current call returns (one ngspice operating point of "
+            f"a large network can take minutes); {again} again stops at once, as a kill would\n")
+        proc.send_signal(signum)
+        assert proc.wait(STUCK_TIMEOUT_S) == code
+        assert proc.stderr.read() == f"metamaterial: {name} again; stopped at once: what the command keeps\n"
+        assert proc.stdout.read() == ""  # the call never returned
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
