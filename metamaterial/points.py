@@ -189,7 +189,7 @@ def clamp_comments(setup: Setup, free: np.ndarray, clamps: np.ndarray, points: l
     outputs, classes = column_names(setup)[1:]
     names = [comment_text(n.replace("=", ": ")) for n in outputs]  # Iris's species=setosa: species: setosa
     nets = [f"n{p}" if n < 0 else f"n{p}-n{n}" for p, n in zip(c.out_pos.tolist(), c.out_neg.tolist())]
-    if task.decode == "argmax" and names == nets:  # output k reads class k
+    if task.decode == "argmax" and not task.columns:  # output k reads class k, which the task does not name
         names = [f"class {comment_text(str(k))}" for k in (classes or range(c.n_outputs))]
     neg_slot = {int(k): len(c.out_pos) + j for j, k in enumerate(np.flatnonzero(c.out_neg >= 0))}
     out = c.output_values(free)

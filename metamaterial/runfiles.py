@@ -15,6 +15,7 @@ import math
 import os
 import re
 import zipfile
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -23,6 +24,7 @@ import numpy as np
 from . import datafiles, revisions
 from .errors import CheckpointError
 from .learning.trainer import TrainState
+from .netlist import escaped
 from .units import listed
 
 if TYPE_CHECKING:
@@ -341,11 +343,12 @@ def _is_folder(path: Path) -> bool:
 def column_names(setup: Setup) -> tuple[list[str], list[str], list[str] | None]:
     """(input names, output names, class names or None) of a run: a CSV task's (and Iris's) own column and class
     names, an input made from a dataset's feature by scaling it written ``V(name)`` (it holds volts, not the
-    feature's units); otherwise the netlist names of the input nodes and of the outputs (``n10-n0`` for a
-    differential one)."""
+    feature's units); otherwise the names of the input nodes and of the outputs (``node_names``: in a network file
+    the file's, elsewhere the netlist's; ``n10-n0`` for a differential one)."""
     c = setup.circuit
-    inputs = [f"n{i}" for i in c.inputs]
-    outputs = [f"n{p}" if n < 0 else f"n{p}-n{n}" for p, n in zip(c.out_pos, c.out_neg)]
+    node = node_names(setup)
+    inputs = [node[i] for i in c.inputs]
+    outputs = [node[p] if n < 0 else f"{node[p]}-{node[n]}" for p, n in zip(c.out_pos, c.out_neg)]
     classes = None
     task = setup.task
     if task.columns:  # the data file's own names (Task.columns)
@@ -360,6 +363,30 @@ def column_names(setup: Setup) -> tuple[list[str], list[str], list[str] | None]:
     elif task.is_classification and task.decode == "nearest":
         classes = [f"{v * 1e3:g} mV" for v in task.levels]
     return inputs, outputs, classes
+
+
+#: the columns of outputs.csv that are no node's (``write_outputs_csv``)
+FIXED_COLUMNS = ("point", "class", "predicted")
+#: the characters of a node's name in a CSV header kept as they are (``node_names``); the others are %XX
+_HEADER_SAFE = re.compile(r"[A-Za-z0-9_().:+-]")
+
+
+def node_names(setup: Setup) -> list[str]:
+    """[N] the name of each node in outputs.csv's header and ``eval``'s output: in a network file the file's own
+    name, one word without a comma (a character other than letters, digits and ``_().:+-`` as ``%XX`` per UTF-8
+    byte: ``hub 1`` is ``hub%201``), followed by its netlist name in parentheses where the name alone is another
+    node's netlist name or one of the ``FIXED_COLUMNS`` (node 0 named ``n1`` is ``n1(n0)``), so that a header
+    names each node once and ``eval --inputs`` reads it back; in any other network the netlist name (``n12``)."""
+    c = setup.circuit
+    netlist = [f"n{i}" for i in range(c.n_nodes)]
+    if setup.config.network.kind != "file":  # a lattice's labels are positions, a layered network's ``in0``..
+        return netlist
+    taken = {*netlist, *FIXED_COLUMNS}
+    names = [escaped(label, _HEADER_SAFE) for label in c.node_labels]
+    names = [name if name == own or (name and name not in taken) else f"{name}({own})"
+             for name, own in zip(names, netlist)]
+    seen = Counter(names)  # a file naming one node n1(n0) and another n1: the netlist name tells them apart
+    return [own if seen[name] > 1 else name for name, own in zip(names, netlist)]
 
 
 def feature_names(setup: Setup) -> list[str] | None:
