@@ -17,7 +17,7 @@ from .config import Config, with_backend
 from .errors import ConfigError
 from .experiment import Setup, build, initial_controls, make_solver
 from .netlist import SpiceOptions, netlist_points, options_comments, solve_options, to_spice
-from .runfiles import column_names
+from .runfiles import column_names, write_text_atomically
 from .units import listed
 
 #: the files a netlist command writes (``write_point_netlists``): any other file in its folder is left alone
@@ -132,8 +132,8 @@ def write_point_netlists(setup: Setup, idx: np.ndarray, controls: np.ndarray, fr
         for phase, cl, more in (("free", None, ""), ("clamped", clamps[j:j + 1], note)):
             p = out_dir / f"{phase}_{k}.cir"
             said = why + (clamp_comments(setup, free[j:j + 1], cl, [int(k)]) if cl is not None else [])
-            p.write_text(to_spice(c, controls, task.inputs[k:k + 1], cl, options=options,
-                                  title=f"{title} point {k}{more}", comments=said))
+            write_text_atomically(p, to_spice(c, controls, task.inputs[k:k + 1], cl, options=options,
+                                              title=f"{title} point {k}{more}", comments=said))
             paths.append(p)
     written = {p.name for p in paths}
     removed = sorted((p for p in out_dir.iterdir() if POINT_NETLIST.match(p.name) and p.name not in written

@@ -44,7 +44,8 @@ RUN_FILES = (CHECKPOINT, CHECKPOINT + ".tmp", "config.yaml", "metrics.csv", "gat
 FAILED_NETLISTS = "metamaterial-failed-*.cir"
 #: folder -> the files the command on a run directory writes into it: ``energy`` into RUN_DIR/energy,
 #: ``transient`` into RUN_DIR/transient, ``transient --learning`` into RUN_DIR/learning (``costs``), and the same
-#: into a ``seed_N`` folder there for ``--replica N``; a file of another name there is not theirs
+#: into a ``seed_N`` folder there for ``--replica N``; a file of another name there is not theirs (but one of these
+#: names + ``TMP``, which a kill in the middle of its write leaves: ``replacing``)
 COMMAND_FILES = {
     "energy": ("energy.json", "power.npz", "power.csv", "power_map.png"),
     "transient": ("transient.json", "transient.csv", "waves.csv", "waves.npz", "transient_step0.cir", "waveforms.png",
@@ -99,16 +100,35 @@ def writing(path: Path, tmp: Path | None = None):
         raise
 
 
+#: the suffix of the temporary file ``replacing`` writes beside a file
+TMP = ".tmp"
+
+
+@contextlib.contextmanager
+def replacing(path: Path):
+    """The temporary file to write ``path``'s new content into (``path`` + ``TMP``), renamed over ``path`` when the
+    block ends: a reader finds the old file or the whole new one, never part of it (a full disk stops a write part
+    way); a write that fails names ``path``, and an error or Ctrl-C leaves the old file and no temporary one
+    (``writing``)."""
+    tmp = path.with_name(path.name + TMP)
+    with writing(path, tmp):
+        yield tmp
+        os.replace(tmp, path)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """``path.write_text(text)`` by way of a temporary file (``replacing``)."""
+    with replacing(path) as tmp:
+        tmp.write_text(text)
+
+
 def write_atomically(path: Path, **arrays: np.ndarray) -> None:
     """np.savez to a temporary file, flushed to disk, then renamed over ``path``: a kill leaves the old or the new;
-    an error or Ctrl-C on the way leaves the old and no temporary file (``writing``)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with writing(path, tmp):
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+    an error or Ctrl-C on the way leaves the old and no temporary file (``replacing``)."""
+    with replacing(path) as tmp, open(tmp, "wb") as f:  # closed, then renamed
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def save_checkpoint(run_dir: Path, state: TrainState, seeds: list[int], wall_s: float,
@@ -323,7 +343,7 @@ def _sort_folder(folder: Path, prefix: str, names: tuple[str, ...], written: lis
         rel = prefix + path.name
         if replicas and _is_folder(path) and re.fullmatch(r"seed_-?[0-9]+", path.name):
             _sort_folder(path, rel + "/", names, written, other, replicas=False)
-        elif path.name in names and not _is_folder(path):
+        elif path.name.removesuffix(TMP) in names and not _is_folder(path):  # a temporary one a kill left too
             written.append(rel)
         else:
             other.append(rel + ("/" if path.is_dir() else ""))
