@@ -23,7 +23,7 @@ from .configfile import config_differences, load_saved_config
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, initial_controls, make_solver, replica_setup
 from .plots import MANY_EDGES, _axes, _pyplot, _save
-from .runfiles import json_text
+from .runfiles import json_text, replacing, write_text_atomically
 from .timing import MosCapacitances, PeripheryParams, SettleParams
 from .units import si
 
@@ -133,8 +133,9 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = F
     power = power_report(c, src.controls, free, clamped)
     out.mkdir(parents=True, exist_ok=True)
     drops = [v[:, c.edges[:, 0]] - v[:, c.edges[:, 1]] for v in (free, clamped)]
-    np.savez(out / "power.npz", edges=c.edges, free_w=power.free, clamped_w=power.clamped, free_drop_v=drops[0],
-             clamped_drop_v=drops[1])
+    with replacing(out / "power.npz") as tmp, open(tmp, "wb") as f:  # a path would get .npz added to .tmp
+        np.savez(f, edges=c.edges, free_w=power.free, clamped_w=power.clamped, free_drop_v=drops[0],
+                 clamped_drop_v=drops[1])
     rows = 2 * task.n_points * c.n_edges
     table = rows <= CSV_MAX_ROWS if csv_table is None else csv_table
     removed = _remove_stale(out, ([] if table else ["power.csv"]) + ([] if plots else ["power_map.png"]))
@@ -154,7 +155,7 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = F
         "files": ["energy.json", "power.npz"] + (["power.csv"] if table else []) + (["power_map.png"] if plots else []),
         "removed": removed, "csv_rows": rows,
     }
-    (out / "energy.json").write_text(json_text(result))
+    write_text_atomically(out / "energy.json", json_text(result))
     if plots:
         plot_power_map(out / "power_map.png", setup, power.free, power.clamped)
     return result
@@ -251,7 +252,7 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
                      "final_vs_dc_v": float(np.max(np.abs(r.voltages[-1] - r.dc_after)))})
     _write_csv(out / "transient.csv", list(rows[0]), (["" if v is None else v for v in row.values()] for row in rows))
     _write_waves(out, c, pairs, responses)
-    (out / "transient_step0.cir").write_text(responses[0].netlist)  # runs as it is: ngspice -b transient_step0.cir
+    write_text_atomically(out / "transient_step0.cir", responses[0].netlist)  # runs as it is: ngspice -b FILE
     t_s = np.array([r["settling_time_s"] for r in rows], float)
     timed = [r for r in rows if is_timed(r)]
     t_timed = np.array([r["settling_time_s"] for r in timed], float)
@@ -268,7 +269,7 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
               "timing": src.config.timing.model_dump(), "summary": summary, "steps": rows,
               "files": ["transient.json", "transient.csv", "waves.csv", "waves.npz", "transient_step0.cir"]
               + (figures if plots else []), "removed": removed}
-    (out / "transient.json").write_text(json_text(result))
+    write_text_atomically(out / "transient.json", json_text(result))
     if plots:
         plot_waveforms(out / "waveforms.png", c, src.controls, pairs, responses)
         plot_settling(out / "settling.png", t_s)
@@ -333,7 +334,7 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
     ref_windows = loop_windows(setup, src.controls, ref)
     agreement = compare(tran, ref, src.controls)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "learning.cir").write_text(tran.netlist)  # runs as it is: ngspice -b learning.cir
+    write_text_atomically(out / "learning.cir", tran.netlist)  # runs as it is: ngspice -b learning.cir
     _write_csv(out / "learning_gates.csv", ["step", "edge", "transient_v", "quasi_static_v"],
                ([k, e, repr(float(tran.gates_after[k, e])), repr(float(ref[k, e]))]
                 for k in range(steps) for e in range(setup.circuit.n_edges)))
@@ -351,7 +352,7 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
               "files": ["learning.json", "learning_gates.csv", "learning.cir"]
               + (["learning_gates.png"] if plots else []),
               "removed": [] if plots else _remove_stale(out, ["learning_gates.png"])}
-    (out / "learning.json").write_text(json_text(result))
+    write_text_atomically(out / "learning.json", json_text(result))
     if plots:
         plot_learning(out / "learning_gates.png", tran, ref, src.controls)
     return result
@@ -393,7 +394,8 @@ def _write_waves(out: Path, c, pairs, responses) -> None:
                 for t, o, p in zip(r.time - r.t_step, r.outputs, r.supply_power)))
     arrays = {f"step{k}_time": r.time - r.t_step for k, r in enumerate(responses)}
     arrays.update({f"step{k}_voltages": r.voltages for k, r in enumerate(responses)})
-    np.savez_compressed(out / "waves.npz", pairs=np.array(pairs), **arrays)
+    with replacing(out / "waves.npz") as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, pairs=np.array(pairs), **arrays)
 
 
 def _remove_stale(out: Path, names: list[str]) -> list[str]:
@@ -406,7 +408,8 @@ def _remove_stale(out: Path, names: list[str]) -> list[str]:
 
 
 def _write_csv(path: Path, header: list, rows) -> None:
-    with open(path, "w", newline="") as f:
+    """``path``: a CSV table of ``header`` and ``rows``, whole or not at all (``replacing``)."""
+    with replacing(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
         w.writerows(rows)

@@ -306,7 +306,13 @@ def label_text(label: str) -> str:
     as one named ``(0,3)`` would."""
     if _LATTICE_LABEL.fullmatch(label):  # a lattice's (row, col), as it has always been written
         return label.replace(" ", "")
-    return "".join(ch if _LABEL_SAFE.match(ch) else "".join(f"%{b:02X}" for b in ch.encode()) for ch in label)
+    return escaped(label, _LABEL_SAFE)
+
+
+def escaped(text: str, safe: re.Pattern[str]) -> str:
+    """``text`` with each character that ``safe`` does not match (it must not match ``%``) written as ``%XX`` per
+    UTF-8 byte: one word, exact, and no two texts alike (``hub 1`` is ``hub%201``, ``100%`` is ``100%25``)."""
+    return "".join(ch if safe.match(ch) else "".join(f"%{b:02X}" for b in ch.encode()) for ch in text)
 
 
 def _orientation_lines(c: Circuit) -> list[str]:

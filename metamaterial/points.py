@@ -17,7 +17,7 @@ from .config import Config, with_backend
 from .errors import ConfigError
 from .experiment import Setup, build, initial_controls, make_solver
 from .netlist import SpiceOptions, netlist_points, options_comments, solve_options, to_spice
-from .runfiles import column_names
+from .runfiles import column_names, write_text_atomically
 from .units import listed
 
 #: the files a netlist command writes (``write_point_netlists``): any other file in its folder is left alone
@@ -132,8 +132,8 @@ def write_point_netlists(setup: Setup, idx: np.ndarray, controls: np.ndarray, fr
         for phase, cl, more in (("free", None, ""), ("clamped", clamps[j:j + 1], note)):
             p = out_dir / f"{phase}_{k}.cir"
             said = why + (clamp_comments(setup, free[j:j + 1], cl, [int(k)]) if cl is not None else [])
-            p.write_text(to_spice(c, controls, task.inputs[k:k + 1], cl, options=options,
-                                  title=f"{title} point {k}{more}", comments=said))
+            write_text_atomically(p, to_spice(c, controls, task.inputs[k:k + 1], cl, options=options,
+                                              title=f"{title} point {k}{more}", comments=said))
             paths.append(p)
     written = {p.name for p in paths}
     removed = sorted((p for p in out_dir.iterdir() if POINT_NETLIST.match(p.name) and p.name not in written
@@ -189,7 +189,7 @@ def clamp_comments(setup: Setup, free: np.ndarray, clamps: np.ndarray, points: l
     outputs, classes = column_names(setup)[1:]
     names = [comment_text(n.replace("=", ": ")) for n in outputs]  # Iris's species=setosa: species: setosa
     nets = [f"n{p}" if n < 0 else f"n{p}-n{n}" for p, n in zip(c.out_pos.tolist(), c.out_neg.tolist())]
-    if task.decode == "argmax" and names == nets:  # output k reads class k
+    if task.decode == "argmax" and not task.columns:  # output k reads class k, which the task does not name
         names = [f"class {comment_text(str(k))}" for k in (classes or range(c.n_outputs))]
     neg_slot = {int(k): len(c.out_pos) + j for j, k in enumerate(np.flatnonzero(c.out_neg >= 0))}
     out = c.output_values(free)

@@ -149,17 +149,28 @@ def read_inputs_csv(path: str | Path, setup: Setup) -> np.ndarray:
 
 def _refuse_ambiguous(p: Path, header: list[str], kinds: list[tuple[str, list[str]]]) -> None:
     """Refuse a header name that reads as two different inputs, or as one in two units (``kinds``: what each list
-    of the inputs' names is, the first their netlist names): a CSV task's column name of one input that is the
-    network's name of another's node, as columns in_b,in_a on the nodes named in_a,in_b; a feature's name, read in
-    the data's units, that is also its node's name, read in volts."""
-    nodes = kinds[0][1]
+    of the inputs' names is, the first their netlist names, the second their column names): a CSV task's column
+    name of one input that is the network's name of another's node, as columns in_b,in_a on the nodes named
+    in_a,in_b; a feature's name, read in the data's units, that is also its node's name, read in volts; a network
+    file's node named n1 that is not node 1. The fix names the netlist names or, where one of them is ambiguous
+    too (n1 above), the column names as outputs.csv writes them (``runfiles.node_names`` keeps them apart)."""
+    nodes, columns = kinds[0][1], kinds[1][1]
+
+    def readings(h: str) -> list[tuple[str, str]]:
+        return [(kind, nodes[k]) for kind, names in kinds for k, name in enumerate(names) if name == h]
+
+    def ambiguous(h: str) -> bool:
+        read = readings(h)
+        units = {kind == "feature name" for kind, _ in read}  # the data's own units, or volts
+        return len({node for _, node in read}) > 1 or len(units) > 1
+
     for h in header:
-        readings = [(kind, nodes[k]) for kind, names in kinds for k, name in enumerate(names) if name == h]
-        units = {kind == "feature name" for kind, _ in readings}  # the data's own units, or volts
-        if len({node for _, node in readings}) > 1 or len(units) > 1:
-            said = " and ".join(f"the {kind} of input {node}" for kind, node in readings)
+        if ambiguous(h):
+            said = " and ".join(f"the {kind} of input {node}" for kind, node in readings(h))
+            fix = (f"as outputs.csv names them ({' '.join(columns)}" if any(map(ambiguous, nodes))
+                   and not any(map(ambiguous, columns)) else f"by their netlist names ({' '.join(nodes)}")
             raise ConfigError(f"{p}: the header name {h} is ambiguous: it is {said} (got {','.join(header)}); name "
-                              f"the columns by their netlist names ({' '.join(nodes)}, in any order)")
+                              f"the columns {fix}, in any order)")
 
 
 def evaluate_run(run: SavedRun, split: str = "train", inputs: np.ndarray | None = None, seed: int | None = None,

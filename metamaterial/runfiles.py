@@ -15,6 +15,7 @@ import math
 import os
 import re
 import zipfile
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -23,6 +24,7 @@ import numpy as np
 from . import datafiles, revisions
 from .errors import CheckpointError
 from .learning.trainer import TrainState
+from .netlist import escaped
 from .units import listed
 
 if TYPE_CHECKING:
@@ -42,7 +44,8 @@ RUN_FILES = (CHECKPOINT, CHECKPOINT + ".tmp", "config.yaml", "metrics.csv", "gat
 FAILED_NETLISTS = "metamaterial-failed-*.cir"
 #: folder -> the files the command on a run directory writes into it: ``energy`` into RUN_DIR/energy,
 #: ``transient`` into RUN_DIR/transient, ``transient --learning`` into RUN_DIR/learning (``costs``), and the same
-#: into a ``seed_N`` folder there for ``--replica N``; a file of another name there is not theirs
+#: into a ``seed_N`` folder there for ``--replica N``; a file of another name there is not theirs (but one of these
+#: names + ``TMP``, which a kill in the middle of its write leaves: ``replacing``)
 COMMAND_FILES = {
     "energy": ("energy.json", "power.npz", "power.csv", "power_map.png"),
     "transient": ("transient.json", "transient.csv", "waves.csv", "waves.npz", "transient_step0.cir", "waveforms.png",
@@ -97,16 +100,35 @@ def writing(path: Path, tmp: Path | None = None):
         raise
 
 
+#: the suffix of the temporary file ``replacing`` writes beside a file
+TMP = ".tmp"
+
+
+@contextlib.contextmanager
+def replacing(path: Path):
+    """The temporary file to write ``path``'s new content into (``path`` + ``TMP``), renamed over ``path`` when the
+    block ends: a reader finds the old file or the whole new one, never part of it (a full disk stops a write part
+    way); a write that fails names ``path``, and an error or Ctrl-C leaves the old file and no temporary one
+    (``writing``)."""
+    tmp = path.with_name(path.name + TMP)
+    with writing(path, tmp):
+        yield tmp
+        os.replace(tmp, path)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """``path.write_text(text)`` by way of a temporary file (``replacing``)."""
+    with replacing(path) as tmp:
+        tmp.write_text(text)
+
+
 def write_atomically(path: Path, **arrays: np.ndarray) -> None:
     """np.savez to a temporary file, flushed to disk, then renamed over ``path``: a kill leaves the old or the new;
-    an error or Ctrl-C on the way leaves the old and no temporary file (``writing``)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with writing(path, tmp):
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+    an error or Ctrl-C on the way leaves the old and no temporary file (``replacing``)."""
+    with replacing(path) as tmp, open(tmp, "wb") as f:  # closed, then renamed
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def save_checkpoint(run_dir: Path, state: TrainState, seeds: list[int], wall_s: float,
@@ -321,7 +343,7 @@ def _sort_folder(folder: Path, prefix: str, names: tuple[str, ...], written: lis
         rel = prefix + path.name
         if replicas and _is_folder(path) and re.fullmatch(r"seed_-?[0-9]+", path.name):
             _sort_folder(path, rel + "/", names, written, other, replicas=False)
-        elif path.name in names and not _is_folder(path):
+        elif path.name.removesuffix(TMP) in names and not _is_folder(path):  # a temporary one a kill left too
             written.append(rel)
         else:
             other.append(rel + ("/" if path.is_dir() else ""))
@@ -341,11 +363,12 @@ def _is_folder(path: Path) -> bool:
 def column_names(setup: Setup) -> tuple[list[str], list[str], list[str] | None]:
     """(input names, output names, class names or None) of a run: a CSV task's (and Iris's) own column and class
     names, an input made from a dataset's feature by scaling it written ``V(name)`` (it holds volts, not the
-    feature's units); otherwise the netlist names of the input nodes and of the outputs (``n10-n0`` for a
-    differential one)."""
+    feature's units); otherwise the names of the input nodes and of the outputs (``node_names``: in a network file
+    the file's, elsewhere the netlist's; ``n10-n0`` for a differential one)."""
     c = setup.circuit
-    inputs = [f"n{i}" for i in c.inputs]
-    outputs = [f"n{p}" if n < 0 else f"n{p}-n{n}" for p, n in zip(c.out_pos, c.out_neg)]
+    node = node_names(setup)
+    inputs = [node[i] for i in c.inputs]
+    outputs = [node[p] if n < 0 else f"{node[p]}-{node[n]}" for p, n in zip(c.out_pos, c.out_neg)]
     classes = None
     task = setup.task
     if task.columns:  # the data file's own names (Task.columns)
@@ -360,6 +383,30 @@ def column_names(setup: Setup) -> tuple[list[str], list[str], list[str] | None]:
     elif task.is_classification and task.decode == "nearest":
         classes = [f"{v * 1e3:g} mV" for v in task.levels]
     return inputs, outputs, classes
+
+
+#: the columns of outputs.csv that are no node's (``write_outputs_csv``)
+FIXED_COLUMNS = ("point", "class", "predicted")
+#: the characters of a node's name in a CSV header kept as they are (``node_names``); the others are %XX
+_HEADER_SAFE = re.compile(r"[A-Za-z0-9_().:+-]")
+
+
+def node_names(setup: Setup) -> list[str]:
+    """[N] the name of each node in outputs.csv's header and ``eval``'s output: in a network file the file's own
+    name, one word without a comma (a character other than letters, digits and ``_().:+-`` as ``%XX`` per UTF-8
+    byte: ``hub 1`` is ``hub%201``), followed by its netlist name in parentheses where the name alone is another
+    node's netlist name or one of the ``FIXED_COLUMNS`` (node 0 named ``n1`` is ``n1(n0)``), so that a header
+    names each node once and ``eval --inputs`` reads it back; in any other network the netlist name (``n12``)."""
+    c = setup.circuit
+    netlist = [f"n{i}" for i in range(c.n_nodes)]
+    if setup.config.network.kind != "file":  # a lattice's labels are positions, a layered network's ``in0``..
+        return netlist
+    taken = {*netlist, *FIXED_COLUMNS}
+    names = [escaped(label, _HEADER_SAFE) for label in c.node_labels]
+    names = [name if name == own or (name and name not in taken) else f"{name}({own})"
+             for name, own in zip(names, netlist)]
+    seen = Counter(names)  # a file naming one node n1(n0) and another n1: the netlist name tells them apart
+    return [own if seen[name] > 1 else name for name, own in zip(names, netlist)]
 
 
 def feature_names(setup: Setup) -> list[str] | None:

@@ -36,6 +36,7 @@ from .circuit import Circuit
 from .devices import NmosParams
 from .errors import SimulationError, ValidationError
 from .netlist import SpiceOptions, edge_model, node_lines, node_name, num, temperature_options
+from .runfiles import writing
 from .sim.ngspice import _run_ngspice, keep_failed_deck
 from .timing import CAPACITANCES, DEFAULT_POINTS, MosCapacitances, PeripheryParams, SettleParams
 
@@ -226,7 +227,8 @@ def _run(text: str, data_name: str | None = None, timeout: float = 120.0, *, whe
         path = os.path.join(tmp, "circuit.cir")
         run = text if data_name is None else \
             text.replace(f"wrdata {data_name} ", f"wrdata {os.path.join(tmp, data_name)} ")
-        Path(path).write_text(run)
+        with writing(Path(path)):  # a full disk names the deck, in the temporary folder, not the output's
+            Path(path).write_text(run)
         proc = _run_ngspice(path, timeout)
         data_path = None if data_name is None else Path(tmp, data_name)
         data = data_path.read_text() if data_path is not None and data_path.exists() else None

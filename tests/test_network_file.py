@@ -1,14 +1,22 @@
 """A user's own network file (``graph.load_network``) and the roles that name its nodes (``graph.resolve_node``):
-each refusal names the file, the line where there is one, and the node."""
+each refusal names the file, the line where there is one, and the node. A run on such a network names its nodes as
+the file does in outputs.csv and ``eval`` (``runfiles.node_names``), and ``eval --inputs`` reads those names back."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 
-from metamaterial.errors import ValidationError
+from conftest import ROOT, cli_ok, cli_refused
+from metamaterial.configfile import load_config
+from metamaterial.errors import ConfigError, ValidationError
+from metamaterial.experiment import build
 from metamaterial.graph import Roles, load_network, resolve_node, validate_network
+from metamaterial.rundir import read_inputs_csv
+from metamaterial.runfiles import column_names
 
 #: a network whose nodes are named 1..7: sorted by name, node "k" has index k - 1
 NUMBERED = "1 5\n2 5\n1 6\n2 6\n5 7\n6 7\n5 3\n6 4\n7 3\n7 4\n5 6\n"
@@ -104,3 +112,65 @@ def test_a_self_loop_in_a_graph_built_in_python_names_its_node(tmp_path):
     with pytest.raises(ValidationError) as err:
         validate_network(g, roles)
     assert str(err.value) == "network: node out has an edge to itself; remove that self-loop"
+
+
+# -- outputs.csv and eval name a network file's nodes as the file does ---------------------------------------
+#: node names that a CSV header cannot take as they are: n1 and n3 (nodes 0 and 1) are the netlist names of other
+#: nodes, "point" a column of outputs.csv, "in,b" and "hub 1" hold a comma and a space
+ODD_NAMES = ["n1", "n3", "gnd", "in,b", "hub 1", "point"]
+ODD_EDGES = [("n1", "hub 1"), ("n3", "hub 1"), ("hub 1", "in,b"), ("in,b", "gnd"), ("hub 1", "point"),
+             ("point", "gnd"), ("n1", "in,b")]
+
+
+def _odd_config(tmp_path: Path, inputs: list[str], output: dict) -> Path:
+    _graphml(tmp_path, ODD_NAMES, ODD_EDGES)
+    path = tmp_path / "odd.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "odd", "seed": 0, "network": {"kind": "file", "file": "net.graphml"},
+        "roles": {"inputs": inputs, "rails": [{"node": "gnd", "volts": 0.0}], "outputs": [output]},
+        "device": {"kind": "nmos", "preset": "ald1106-fit"}, "task": {"name": "xor"},
+        "learning": {"epochs": 1}, "simulator": {"backend": "native"}}))
+    return path
+
+
+def test_outputs_csv_and_eval_name_a_network_files_nodes_as_the_file_does(tmp_path):
+    """outputs.csv and eval named the nodes n0, n1, n3-n5 (indices the file never shows): now by the file's names,
+    one word each (%XX for a comma or a space), and with the netlist name beside a name that is another node's
+    netlist name or a column of outputs.csv; eval --inputs reads those names in any order. A CSV of the old
+    names (n0,n1), where n1 is also the file's name of node 0, is refused naming the headers to write."""
+    run = tmp_path / "run"
+    cli_ok("train", str(_odd_config(tmp_path, ["n1", "n3"], {"pos": "in,b", "neg": "point"})), "--out", str(run),
+           "--no-progress", "--no-plots")
+    header = (run / "outputs.csv").read_text().splitlines()[0]
+    assert header == "point,n1(n0),n3(n1),target in%2Cb-point(n5),output in%2Cb-point(n5),class,predicted"
+    result = json.loads(cli_ok("eval", str(run), "--json").stdout)
+    assert (result["input_names"], result["output_names"]) == (["n1(n0)", "n3(n1)"], ["in%2Cb-point(n5)"])
+    assert cli_ok("eval", str(run)).stdout.splitlines()[1].split()[:3] == ["point", "n1(n0)", "n3(n1)"]
+    new = tmp_path / "new.csv"
+    new.write_text("n3(n1),n1(n0)\n0.2,0.1\n")
+    assert json.loads(cli_ok("eval", str(run), "--inputs", str(new), "--json").stdout)["inputs"] == [[0.1, 0.2]]
+    new.write_text("n0,n1\n0.1,0.2\n")
+    assert cli_refused("eval", str(run), "--inputs", str(new)).endswith(
+        f"{new}: the header name n1 is ambiguous: it is the netlist name of input n1 and the node name of input n0 "
+        "(got n0,n1); name the columns as outputs.csv names them (n1(n0) n3(n1), in any order)\n")
+
+
+def test_new_inputs_under_a_network_files_names_or_the_old_netlist_names_are_read(tmp_path):
+    """A CSV written with the names outputs.csv gives now (in%2Cb), with the file's own names (in,b, quoted) or,
+    as before, with the netlist names (n3 n0): each reads the same inputs."""
+    setup = build(load_config(_odd_config(tmp_path, ["point", "in,b"], {"pos": "hub 1", "neg": "n1"})))
+    assert column_names(setup)[:2] == (["point(n5)", "in%2Cb"], ["hub%201-n1(n0)"])
+    for header in ('in%2Cb,point(n5)', '"in,b",point', "n3,n5"):
+        path = _file(tmp_path, f"{header}\n0.2,0.1\n", "new.csv")
+        assert read_inputs_csv(path, setup).tolist() == [[0.1, 0.2]], header
+    path = _file(tmp_path, "in_b,point\n0.2,0.1\n", "new.csv")
+    with pytest.raises(ConfigError, match=r"each input node once \(n5 n3, or point\(n5\) in%2Cb, or point in,b\)"):
+        read_inputs_csv(path, setup)
+
+
+def test_a_lattice_and_a_layered_network_keep_their_netlist_names(tmp_path):
+    assert column_names(build(load_config(ROOT / "configs" / "xor.yaml")))[:2] == (["n15", "n13"], ["n10-n0"])
+    path = _file(tmp_path, "name: lay\nseed: 0\nnetwork: {kind: layered, n_inputs: 2, n_outputs: 1}\n"
+                 "device: {kind: nmos, preset: ald1106-fit}\ntask: {name: xor}\nsimulator: {backend: native}\n",
+                 "lay.yaml")
+    assert column_names(build(load_config(path)))[:2] == (["n0", "n1"], ["n2"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import resource
+import shutil
 import signal
 import sys
 
@@ -187,3 +188,83 @@ def test_a_write_refused_in_a_run_directory_says_it_must_be_writable(tmp_path, m
                                            "the run directory must be writable to resume: make it writable, or "
                                            "resume a copy in a writable place\n")
         assert load_checkpoint(run).state.epoch == 500 and not (run / f"{CHECKPOINT}.tmp").exists()
+
+
+# -- the commands that write into an output folder: energy, netlist, transient --------------------------------
+XOR = str(ROOT / "configs" / "xor.yaml")
+
+
+def _size_limit(limit: int):
+    """A child's preexec function: writes past ``limit`` bytes fail with EFBIG (SIGXFSZ ignored)."""
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return limited
+
+
+def _too_large(path) -> str:
+    return (f"metamaterial: {path}: larger than the limit on a file's size (ulimit -f) or than its file system "
+            "takes; raise the limit, then run the same command again\n")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_energy_over_the_file_size_limit_names_the_file_and_leaves_no_part_of_it(tmp_path):
+    """energy said "a file in OUT" and left power.csv cut at the limit, a table that reads as fewer rows: now the
+    line names power.csv, and OUT holds what was written whole before it (power.npz) and no temporary file."""
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    args = ["energy", XOR, "--no-progress", "--no-plots", "--out"]
+    assert cli(*args, str(ref)).returncode == 0
+    limit = (ref / "power.csv").stat().st_size - 1
+    assert (ref / "power.npz").stat().st_size < limit  # power.npz, written first, fits; power.csv does not
+    proc = cli(*args, str(out), preexec_fn=_size_limit(limit))
+    assert (proc.returncode, proc.stderr) == (1, _too_large(out / "power.csv"))
+    assert sorted(p.name for p in out.iterdir()) == ["power.npz"]
+    with np.load(out / "power.npz") as new, np.load(ref / "power.npz") as whole:
+        assert sorted(new.files) == sorted(whole.files)
+        for key in whole.files:
+            np.testing.assert_array_equal(new[key], whole[key])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_netlist_over_the_file_size_limit_names_the_file_and_keeps_the_old_one_whole(tmp_path):
+    """netlist into a folder holding an earlier call's netlists, its largest file over the limit: the line named
+    "a file in OUT", and that netlist was left cut at the limit; now the line names it, the old one stays whole,
+    every other file is whole, and no temporary file is left."""
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert cli("netlist", XOR, "--out", str(ref)).returncode == 0
+    sizes = {p.name: p.stat().st_size for p in ref.iterdir()}
+    largest = max(sizes, key=sizes.get)
+    assert sorted(sizes.values())[-2] < sizes[largest]  # one file alone over the limit
+    shutil.copytree(ref, out)
+    proc = cli("netlist", XOR, "--out", str(out), preexec_fn=_size_limit(sizes[largest] - 1))
+    assert (proc.returncode, proc.stderr) == (1, _too_large(out / largest))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {p.name: p.read_bytes() for p in ref.iterdir()}
+
+
+def test_a_table_whose_write_fails_part_way_keeps_the_old_one_and_names_it(tmp_path):
+    """The tables of energy, transient and transient --learning (``costs._write_csv``): a disk that fills after
+    some rows left them as the table, cut short; now the old table stays and the error names it."""
+    from metamaterial import costs  # noqa: PLC0415
+
+    path = tmp_path / "waves.csv"
+    costs._write_csv(path, ["step", "v"], [[0, 1.0], [1, 2.0]])
+    old = path.read_bytes()
+
+    def rows():
+        yield [0, 3.0]
+        raise _no_space()
+
+    with pytest.raises(OSError) as info:
+        costs._write_csv(path, ["step", "v"], rows())
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["waves.csv"] and path.read_bytes() == old
+
+
+def test_a_temporary_file_a_kill_left_in_a_commands_folder_counts_as_the_commands(tmp_path):
+    """``train --replace`` removes what the commands on a run wrote (``run_files``): a kill in the middle of a
+    write leaves its temporary file (``runfiles.replacing``), which goes with them; a file of the user's stays."""
+    folder = tmp_path / "energy"
+    folder.mkdir()
+    for name in ("power.csv" + runfiles.TMP, "mine.csv" + runfiles.TMP):
+        (folder / name).write_text("")
+    assert runfiles.run_files(tmp_path) == ([f"energy/power.csv{runfiles.TMP}"], [f"energy/mine.csv{runfiles.TMP}"])
