@@ -276,6 +276,23 @@ def test_a_replace_interrupted_says_which_run_the_folder_holds(tmp_path, monkeyp
         assert _tree(out) == before
 
 
+def test_a_run_of_no_epochs_says_its_scores_are_the_untrained_networks(tmp_path):
+    """``learning.epochs: 0`` scores the network as initialised, a finished run that trained nothing: its summary
+    says so in a line of its own, for one seed and for several; a run that trained has no such line."""
+    args = ["--backend", "native", "--no-progress", "--no-plots"]
+    untrained = ("no epoch was trained (learning.epochs is 0): the losses and accuracies are the untrained network's, "
+                 "at its initial gates")
+    for seeds in (["--seeds", "1"], ["--seeds", "2"]):
+        out = tmp_path / f"none{seeds[1]}"
+        proc = cli("train", XOR, "--out", str(out), *args, *seeds, "--set", "learning.epochs=0")
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0].startswith("xor") and ": 0 epochs" in lines[0] and lines[1] == untrained, proc.stdout
+        assert json.loads((out / "summary.json").read_text())["epochs"] == 0
+    trained = cli("train", XOR, "--out", str(tmp_path / "some"), *args, "--set", "learning.epochs=2")
+    assert trained.returncode == 0 and "no epoch was trained" not in trained.stdout, trained.stderr
+
+
 def test_a_folder_holding_a_run_says_what_that_run_is(tmp_path):
     """Training afresh into a folder that holds a run is refused with what that run is by its own config.yaml, not
     by the new command: finished, with how to train it on when the new command asks for more epochs and nothing
