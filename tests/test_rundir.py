@@ -98,12 +98,19 @@ def test_netlists_of_chosen_points_are_those_points(xor_run, tmp_path):
     for k in (1, 3):
         free = parse_print_all(run_batch_file(str(out / f"free_{k}.cir")))
         assert free["n10"] - free["n0"] == pytest.approx(summary["outputs_v"][k][0], abs=NGSPICE_V)
-    for spec, message in (("4", "--points: '4' is outside the 4 training points (0-3)"),
-                          ("1-x", "--points: '1-x' is not a point index or a range a-b"),
+    every_index = "give indices from 0 to 3 and ranges a-b of them, separated by commas, or all"
+    for spec, message in (("4", "outside the 4 training points, numbered 0 to 3 (got '4'); give indices from 0 to 3, "
+                                "or all"),
+                          ("2-7", "outside the 4 training points, numbered 0 to 3 (got '2-7'); give indices from 0 to "
+                                  "3, or all"),
+                          ("1-x", f"not a point index or a range a-b (got '1-x'); {every_index}"),
+                          ("0,,1", f"not a point index or a range a-b (got ''); {every_index}"),
                           # a reversed range was "outside the 4 training points"
-                          ("3-1", "--points: '3-1' is a reversed range (it ends before it starts); write it as 1-3")):
-        assert message in cli_refused("netlist", str(xor_run), "--out", str(tmp_path / "none"), "--points", spec)
-        assert not (tmp_path / "none").exists()
+                          ("3-1", "a reversed range, which ends before it starts (got '3-1'); write it as 1-3")):
+        for source in (str(xor_run), XOR):  # a run directory's training points, and a config's
+            assert cli_refused("netlist", source, "--out", str(tmp_path / "none"), "--points", spec) == (
+                f"metamaterial: {source}: --points: {message}\n")
+            assert not (tmp_path / "none").exists()
     every = json.loads(cli_ok("solve", XOR, "--backend", "native").stdout)
     two = json.loads(cli_ok("solve", XOR, "--backend", "native", "--points", "2").stdout)
     assert [p["index"] for p in every["points"]] == [0, 1, 2, 3] and two["points"] == [every["points"][2]]
