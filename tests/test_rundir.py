@@ -185,7 +185,8 @@ def test_eval_new_inputs_from_a_csv(xor_run, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n0,0\n")
     err = cli_refused("eval", str(xor_run), "--inputs", str(bad))
-    assert f"{bad}: the header must name each input node once (n15 n13) (got a,b)" in err
+    assert err == (f"metamaterial: {xor_run}: {bad}: the header must name each input node once (n15 n13) (got a,b: "
+                   "no column is input n15); give a header such as n15,n13 (the columns in any order)\n")
     bad.write_text("n15,n13\n0,x\n")
     assert f"{bad}:2: n13 must be a number (got 'x'); correct that value" in cli_refused("eval", str(xor_run),
                                                                                         "--inputs", str(bad))
@@ -386,8 +387,17 @@ def test_no_plots_lists_no_figures(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("n15,n13\n", ": needs a header naming the input nodes (n15 n13) and at least one row"),
-    ("n15,n13,n10\n0,0,0\n", ": the columns are the input nodes only (n15 n13) (got n15,n13,n10)"),
+    ("n15,n13\n", ": needs a header naming the input nodes (n15 n13) and at least one row (got only the line "
+                  "n15,n13); give a header such as n15,n13 (the columns in any order), then one row of input values "
+                  "per point"),
+    ("\n\n", ": needs a header naming the input nodes (n15 n13) and at least one row (got an empty file); give a "
+             "header such as n15,n13 (the columns in any order), then one row of input values per point"),
+    ("n15,n13,n10\n0,0,0\n", ": the columns are the input nodes only (n15 n13) (got n15,n13,n10); remove the column "
+                             "n10"),
+    ("x,n13,n15,y\n0,0,0,0\n", ": the columns are the input nodes only (n15 n13) (got x,n13,n15,y); remove the "
+                               "columns x, y"),
+    ("n13,n15,n13\n0,0,0\n", ": the header must name each input node once (n15 n13) (got n13,n15,n13: columns 1 and 3 "
+                             "are both input n13); give a header such as n15,n13 (the columns in any order)"),
     ("n15,n13\n0,nan\n", ":2: n13 must be a finite voltage in [-10, 10] V (got nan); correct that value"),
     ("n13,n15\n0,0\n\n1e6,0.45\n", ":4: n13 must be a finite voltage in [-10, 10] V (got 1e+06); correct that value"),
 ])
@@ -551,5 +561,8 @@ def test_new_inputs_of_a_layered_network_may_name_its_nodes_as_the_config_does(t
     np.testing.assert_array_equal(read_inputs_csv(by_label, setup), x)
     np.testing.assert_array_equal(read_inputs_csv(by_node, setup), x)
     by_label.write_text("in0,in1\n0,0\n")
-    with pytest.raises(ConfigError, match=r"each input node once \(n0 n1 .* n63, or in0 in1 .* in63\) \(got in0,in1\)"):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(by_label))}: the header must name each input node once "
+                                          r"\(n0 n1 .* n63, or in0 in1 .* in63\) \(got in0,in1: no column is input "
+                                          r"n2\); give a header naming each of the 64 inputs once, as listed \(the "
+                                          r"columns in any order\)$"):
         read_inputs_csv(by_label, setup)
