@@ -377,8 +377,18 @@ BAD_CSV_TASKS = {
     "scaled-nan": (CSV_HEADER + b"nan,0.16,0.13\n", ":3: v_in must be a finite number (got nan); correct that value"),
     "a-row-too-wide": (CSV_HEADER + b"0.1,0.16,0.13,5\n", ":3: 4 values, where the header names 3 columns; give one "
                        "value per column"),
-    "semicolons": (b"v_in;target_a;target_b\n0.0;0.12;0.10\n", ": the header names one column "
-                   "('v_in;target_a;target_b'): an input and a target at least, separated by commas"),
+    "semicolons": (b"v_in;target_a;target_b\n0.0;0.12;0.10\n", ": the header names one column (got "
+                   "'v_in;target_a;target_b'); name an input and a target column at least, separated by commas, not "
+                   "semicolons"),
+    "tabs": (b"v_in\ttarget_a\n0.0\t0.12\n", ": the header names one column (got 'v_in\\ttarget_a'); name an input "
+             "and a target column at least, separated by commas, not tabs"),
+    "one-column": (b"v_in\n0.0\n", ": the header names one column (got 'v_in'); name an input and a target column at "
+                   "least, separated by commas"),
+    "header-alone": (CSV_HEADER.splitlines(keepends=True)[0], ": needs a header row and at least one data row (got "
+                     "only the line 'v_in,target_a,target_b'); give a first line naming the columns (the 1 input "
+                     "column(s) first, then the target column(s)) and one line per point"),
+    "empty": (b"\n\n", ": needs a header row and at least one data row (got an empty file); give a first line naming "
+              "the columns (the 1 input column(s) first, then the target column(s)) and one line per point"),
 }
 
 
@@ -393,6 +403,27 @@ def test_a_bad_csv_task_is_one_line_naming_the_file_and_the_line(tmp_path, case)
                     tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr == f"metamaterial: {path}: task.path: {tmp_path / 'data.csv'}{what}\n"
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("classification, rest", [(False, "the rest are targets"), (True, "the next is the class")])
+def test_a_csv_task_of_too_many_inputs_names_its_columns(tmp_path, classification, rest):
+    """``task.n_inputs`` counts the CSV's first columns; one that leaves no target column names the columns there
+    are; a task.path that is a folder says it cannot be read."""
+    (tmp_path / "data.csv").write_bytes(CSV_HEADER)
+    path = tmp_path / "task.yaml"
+    path.write_text(yaml.safe_dump(_edit("task", {**CSV_TASK["task"], "path": "data.csv"}, CSV_TASK)))
+    args = ["train", str(path), "--backend", "native", "--out", str(tmp_path / "run"), "--no-progress",
+            "--set", f"task.classification={str(classification).lower()}"]
+    proc = _run_cli([*args, "--set", "task.n_inputs=3"], tmp_path)
+    assert proc.returncode == 2 and proc.stderr == (
+        f"metamaterial: {path}: --set task.n_inputs=3: task.n_inputs: must be in [1, 2] for {tmp_path / 'data.csv'} "
+        f"(got 3); give how many of its columns (v_in, target_a, target_b), from the first, are inputs: {rest}\n")
+    (tmp_path / "folder").mkdir()
+    proc = _run_cli([*args, "--set", "task.path=folder"], tmp_path)
+    assert proc.returncode == 2 and proc.stderr == (
+        f"metamaterial: {path}: --set task.path=folder: task.path: {tmp_path / 'folder'}: cannot read the CSV (Is a "
+        "directory); check the path, or give a CSV file\n")
     assert not (tmp_path / "run").exists()
 
 
