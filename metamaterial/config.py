@@ -116,15 +116,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-def _only_read(model: BaseModel, keys: tuple[str, ...], what: str, **resolved: Any) -> None:
-    """Refuse a key of ``model`` that ``what`` does not read, given a value other than its default or the value it
-    resolves to (``resolved``; a saved config holds every key, at those values where unread)."""
+def _only_read(model: BaseModel, keys: tuple[str, ...], what: str, kind: str, **resolved: Any) -> None:
+    """Refuse a key of ``model`` that ``what`` (chosen by its key ``kind``, which the message names too) does not
+    read, given a value other than its default or the value it resolves to (``resolved``; a saved config holds every
+    key, at those values where unread)."""
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
         if (name not in (*keys, *ALWAYS_READ) and value != field.default
                 and not (name in resolved and value == resolved[name])):
-            raise ValueError(f"{name}: {what} does not read it (got {shown(value)}); remove it ({what} reads only "
-                             f"{', '.join(keys)})")
+            raise ValueError(f"{name}, {kind}: {what} does not read {name} (got {shown(value)}); remove it ({what} "
+                             f"reads only {', '.join(keys)})")
 
 
 def _resolve(model: BaseModel, **values: Any) -> None:
@@ -166,9 +167,10 @@ class NetworkConfig(_Strict):
         if self.kind == "file" and not self.file:
             raise ValueError("a file network needs 'file' (an edge list or .graphml path)")
         if self.kind != "file" and self.file is not None:
-            raise ValueError(f"file: read only by a network of kind file (got kind {self.kind}, which ignores it); "
-                             "set network.kind: file to train on that file, or remove network.file")
-        _only_read(self, NETWORK_KEYS[self.kind], f"a {self.kind} network")
+            raise ValueError(f"file, kind: a network file is read only by a network of kind file (got kind "
+                             f"{self.kind}, which ignores it); set network.kind: file to train on that file, or remove "
+                             "network.file")
+        _only_read(self, NETWORK_KEYS[self.kind], f"a {self.kind} network", "kind")
         return self
 
 
@@ -298,14 +300,15 @@ class DeviceConfig(_Strict):
         if info.field_name == "params":
             given = sorted(k for k, x in v.model_dump(by_alias=True).items() if x is not None)
             if given:
-                raise ValueError(f"sets transistor parameters, and a {kind} network has no transistors (got "
+                raise ValueError(f"device.params, device.kind: sets transistor parameters, and a {kind} network has "
+                                 f"no transistors (got "
                                  f"{', '.join(given)}); remove device.params or use device.kind: nmos")
         elif info.field_name == "model_file" and v is not None:
-            raise ValueError(f"is a transistor's model card, and a {kind} network has no transistors (got {shown(v)}); "
-                             "remove device.model_file or use device.kind: nmos")
+            raise ValueError(f"device.model_file, device.kind: is a transistor's model card, and a {kind} network has "
+                             f"no transistors (got {shown(v)}); remove device.model_file or use device.kind: nmos")
         elif info.field_name == "preset" and v != cls.model_fields["preset"].default:
-            raise ValueError(f"names a transistor, and a {kind} network has no transistors (got {shown(v)}); remove "
-                             "device.preset or use device.kind: nmos")
+            raise ValueError(f"device.preset, device.kind: names a transistor, and a {kind} network has no "
+                             f"transistors (got {shown(v)}); remove device.preset or use device.kind: nmos")
         return v
 
     @model_validator(mode="after")
@@ -326,13 +329,14 @@ class DeviceConfig(_Strict):
                 raise ValueError(f"params.ld: the effective length l - 2 ld must be > 0 (got l={length:g}, "
                                  f"ld={ld:g}); give ld < l/2 ({length / 2:g} m)")
         if self.model_file is not None and self.preset != type(self).model_fields["preset"].default:
-            raise ValueError(f"preset: a model card (device.model_file) replaces the preset, which would be ignored "
+            raise ValueError(f"preset, model_file: a model card replaces the preset, which would be ignored "
                              f"(got preset {self.preset!r} and model_file {self.model_file!r}); give one of them")
         for kind, keys in DEVICE_KEYS.items():
             given = [k for k in keys if getattr(self, k) != type(self).model_fields[k].default]
             if kind != self.kind and given:
-                raise ValueError(f"{given[0]}: only a {kind} device reads it (got {shown(getattr(self, given[0]))} "
-                                 f"with kind {self.kind}); remove it, or set device.kind: {kind}")
+                raise ValueError(f"{given[0]}, kind: only a {kind} device reads {given[0]} (got "
+                                 f"{shown(getattr(self, given[0]))} with kind {self.kind}); remove it, or set "
+                                 f"device.kind: {kind}")
         return self
 
 
@@ -375,7 +379,7 @@ class TaskConfig(_Strict):
     def _task_fields(self) -> TaskConfig:
         if self.name == "csv" and (not self.path or self.n_inputs is None):
             raise ValueError("a csv task needs 'path' and 'n_inputs'")
-        _only_read(self, TASK_KEYS[self.name], f"the {self.name} task", test_fraction=0.0)
+        _only_read(self, TASK_KEYS[self.name], f"the {self.name} task", "name", test_fraction=0.0)
         if (self.x is None) != (self.y is None):
             raise ValueError("give both x and y, or neither")
         if self.x is not None and len(self.x) != len(self.y):
@@ -450,7 +454,7 @@ class LearningConfig(_Strict):
         # any other schedule steps one point (cycle, shuffle) or every point (full_batch) at a time: a batch size
         # given with one would change nothing, silently
         if self.batch_size != 1 and self.schedule != "mini_batch":
-            raise ValueError(f"batch_size: only schedule mini_batch steps in batches (got batch_size "
+            raise ValueError(f"batch_size, schedule: only schedule mini_batch steps in batches (got batch_size "
                              f"{self.batch_size} with schedule {self.schedule}); set learning.schedule=mini_batch, "
                              "or leave batch_size out")
         return self
@@ -666,15 +670,20 @@ def _problem(errors: list[dict]) -> str:
     kind = first["type"]
     msg = _MESSAGES.get(kind) or first["msg"].removeprefix("Value error, ")
     got = first.get("input")
-    field = re.match(r"([a-z_]+)((?:\.[a-z_]+)*): ", msg) if kind == "value_error" else None
-    if field and isinstance(got, dict) and field[1] in got:  # a validator's message about one of its keys
-        loc, msg = f"{loc}.{field[0][:-2]}" if loc else field[0][:-2], msg[field.end():]
+    # a validator's message about one of its keys, or several (``batch_size, schedule: ...``), each named so that
+    # ``configfile.set_by`` finds the --set of any of them
+    field = re.match(r"([a-z_]+)((?:\.[a-z_]+)*)((?:, [a-z_]+(?:\.[a-z_]+)*)*): ", msg) if kind == "value_error" \
+        else None
+    if field and field[0][:-2].split(", ")[0] == loc:  # a field's validator naming the field, then other keys
+        loc, msg = field[0][:-2], msg[field.end():]
+    elif field and isinstance(got, dict) and field[1] in got:
+        loc, msg = ", ".join(f"{loc}.{k}" if loc else k for k in field[0][:-2].split(", ")), msg[field.end():]
     if kind not in ("missing", "extra_forbidden") and not isinstance(got, dict) and "(got " not in msg:
         # YAML reads an empty value (``epochs:``, ``--set learning.epochs=``) as null
         msg += f" (got {'an empty value' if got is None else shown(got)})"
     if kind in FIXES:
         msg += f"; {FIXES[kind]}"
-    return f"{loc + ': ' if loc else ''}{msg}{_more(errors, first, loc)}"
+    return f"{loc + ': ' if loc else ''}{msg}{_more(errors, first, loc.split(', ')[0])}"
 
 
 def _more(errors: list[dict], first: dict, loc: str) -> str:

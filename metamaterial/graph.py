@@ -255,12 +255,17 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
         return index[ref]
     if isinstance(ref, (list, tuple)):
         if g.graph.get("kind") != "lattice" or len(ref) != 2:
-            raise ValidationError(f"{where}: (row, col) addressing needs a lattice network (got {list(ref)})")
+            raise ValidationError(f"{where}, network.kind: (row, col) addressing needs a lattice network (got "
+                                  f"{list(ref)} on a {g.graph.get('kind', 'given')} network); give the node's index"
+                                  f"{' or name' if g.graph.get('kind') in ('file', 'layered') else ''}, or use "
+                                  "network.kind: lattice")
         r, c = int(ref[0]), int(ref[1])
         rows, cols = g.graph["rows"], g.graph["cols"]
         if not (0 <= r < rows and 0 <= c < cols):
-            raise ValidationError(f"{where}: node ({r}, {c}) is outside the {rows}x{cols} lattice; give a row in "
-                                  f"0-{rows - 1} and a col in 0-{cols - 1}")
+            # the lattice's size may be what changed (--set network.rows=3): named beside the role
+            sizes = "".join(f", network.{k}" for k, i, n in (("rows", r, rows), ("cols", c, cols)) if i >= n)
+            raise ValidationError(f"{where}{sizes}: node ({r}, {c}) is outside the {rows}x{cols} lattice; give a row "
+                                  f"in 0-{rows - 1} and a col in 0-{cols - 1}")
         return r * cols + c
     node = int(ref)
     # a network file's node may be named by a number that is another node's index: which one is meant?
@@ -275,9 +280,10 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
         raise ValidationError(f'{where}: node {node} does not exist (nodes are 0..{g.number_of_nodes() - 1}), and an '
                               f'unquoted number is an index; write "{node}", quoted, for the node named {node}')
     if node not in g:
-        named = "; or name a node as a string, e.g. " + repr(g.nodes[0].get("label")) if g.graph.get("kind") == "file" \
+        named = ", or name a node as a string, e.g. " + repr(g.nodes[0].get("label")) if g.graph.get("kind") == "file" \
             else ""
-        raise ValidationError(f"{where}: node {node} does not exist (nodes are 0..{g.number_of_nodes() - 1}){named}")
+        raise ValidationError(f"{where}: node {node} does not exist (nodes are 0..{g.number_of_nodes() - 1}); give "
+                              f"an index from 0 to {g.number_of_nodes() - 1}{named}")
     return node
 
 

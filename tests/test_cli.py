@@ -107,9 +107,11 @@ def _tree(folder) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize(("argv", "code", "says"), [
-    (["--set", "roles.inputs=[[9,9],[3,1]]"], 2, "roles.inputs[0]: node (9, 9) is outside the 4x4 lattice"),
+    (["--set", "roles.inputs=[[9,9],[3,1]]"], 2, "roles.inputs[0], network.rows, network.cols: node (9, 9) is "
+                                                 "outside the 4x4 lattice"),
     (["--seeds", "0"], 2, "--seeds: must be >= 1 (got 0)"),
-    (["--set", "device.kind=resistor"], 2, "learning.bounds: resistor controls must lie in"),
+    (["--set", "device.kind=resistor"], 2, "--set device.kind=resistor: learning.bounds, device.kind: resistor "
+                                           "controls must lie in"),
     (["--set", "simulator.itl1=2"], 1, "Newton did not converge")])
 def test_a_replace_refused_or_failed_before_training_leaves_the_run_as_it_was(tmp_path, argv, code, says):
     """A --replace whose new run is refused (its arguments, its network, its setup) or fails at its first solve

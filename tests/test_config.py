@@ -51,8 +51,10 @@ CASES = [
      "to 1 (got 1.5); give a value in range"),
     ("negative-rate", _edit("learning.rate", -3), [], "yaml: learning.rate: Input should be greater than or equal to 0 "
      "(got -3); give a value in range"),
-    ("node-off-lattice", _edit("roles.inputs.0", [5, 5]), [], "roles.inputs[0]: node (5, 5) is outside"),
-    ("node-index-missing", _edit("roles.inputs.0", 99), [], "roles.inputs[0]: node 99 does not exist"),
+    ("node-off-lattice", _edit("roles.inputs.0", [5, 5]), [], "roles.inputs[0], network.rows, network.cols: node "
+     "(5, 5) is outside"),
+    ("node-index-missing", _edit("roles.inputs.0", 99), [], "roles.inputs[0]: node 99 does not exist (nodes are "
+     "0..15); give an index from 0 to 15"),
     ("duplicate-role", _edit("roles.inputs.0", [1, 1]), [], "already has role"),
     ("missing-section", _edit("task", _DELETE), [], "task: required key is missing; add it"),
     ("unknown-task", _edit("task.name", "sudoku"), [], "task.name: Input should be 'xor', 'regression', "
@@ -87,7 +89,8 @@ CASES = [
      "learning.init: low must be <= high (got 5.0, 2.0); give the lower value as low"),
     # a role is checked after validation (by build): the --set is named there too
     ("set-a-role-off-the-lattice", XOR, ["--set", "roles.inputs[0]=[9,9]"], "yaml: --set roles.inputs[0]=[9,9]: "
-     "roles.inputs[0]: node (9, 9) is outside the 4x4 lattice; give a row in 0-3 and a col in 0-3"),
+     "roles.inputs[0], network.rows, network.cols: node (9, 9) is outside the 4x4 lattice; give a row in 0-3 and a "
+     "col in 0-3"),
     # it was "NmosParams.ld: effective length ...", a class of the library, not a key of the config
     ("set-lateral-diffusion-past-half-the-length", XOR, ["--set", "device.params.ld=1e-5"], "yaml: --set "
      "device.params.ld=1e-5: device.params.ld: the effective length l - 2 ld must be > 0 (got l=1e-05, ld=1e-05); "
@@ -122,11 +125,13 @@ CASES = [
      "network has default roles)"),
     # keys that describe transistors were ignored on a resistor network (corner, mismatch, temperature were refused)
     ("resistor-params", _edit("device", {"kind": "resistor", "params": {"vto": 0.7}}), [],
-     "device.params: sets transistor parameters, and a resistor network has no transistors (got vto)"),
+     "device.params, device.kind: sets transistor parameters, and a resistor network has no transistors (got vto); "
+     "remove device.params or use device.kind: nmos"),
     ("resistor-preset", _edit("device", {"kind": "resistor", "preset": "ald1106-l1"}), [],
-     "device.preset: names a transistor, and a resistor network has no transistors (got 'ald1106-l1')"),
+     "device.preset, device.kind: names a transistor, and a resistor network has no transistors (got 'ald1106-l1'); "
+     "remove device.preset or use device.kind: nmos"),
     ("potentiometer-model-file", _edit("device", {"kind": "potentiometer", "model_file": "card.lib"}), [],
-     "device.model_file: is a transistor's model card, and a potentiometer network has no transistors"),
+     "device.model_file, device.kind: is a transistor's model card, and a potentiometer network has no transistors"),
     ("sub-join-on-level-1", _edit("device.params", {"sub_join": 0.1}), [], "device.params.sub_join: sets the "
      "subthreshold branch of the three-regime law (preset ald1106-hw) (got preset ald1106-fit)"),
     ("is-on-the-three-regime-law", _edit("device", {"preset": "ald1106-hw", "params": {"is": 1e-15}}), [],
@@ -145,8 +150,10 @@ CASES = [
      "'spectre'); choose one of ngspice, native"),
     ("duplicate-key", "name: xor\nlearning:\n  epochs: 3\n  nudge: 0.5\n  epochs: 4\n", [],
      ":5: duplicate key 'epochs' (got it first at line 3); keep one of them"),
-    ("task-needs-two-inputs", _edit("roles.inputs", [[3, 3]]), [], "roles.inputs: task xor needs 2 input"),
-    ("hinge-on-regression", _edit("learning.loss", "hinge", REG), [], "learning.loss: 'hinge' needs a classification"),
+    ("task-needs-two-inputs", _edit("roles.inputs", [[3, 3]]), [], "roles.inputs, task.name: task xor needs 2 input "
+     "node(s) (got 1); give roles.inputs 2 node(s), or choose another task"),
+    ("hinge-on-regression", _edit("learning.loss", "hinge", REG), [], "learning.loss, task.name: 'hinge' needs a "
+     "classification task (got task.name=regression); use loss mse, or a classification task"),
     ("rate-and-t-learn", _edit("hardware.t_learn", 1e-4), [], "learning.rate, hardware.t_learn: both given, and the "
      "rate fixes the gate's switch time (got t_learn 0.0001 s; the rate needs 0.66 s); give only one of them "
      "(hardware.t_learn=null lets the rate fix it)"),
@@ -163,9 +170,8 @@ CASES = [
      "learning.update_probability: Input should be greater than 0 (got 0); give a value in range"),
     # it was silently ignored: one point per step
     ("batch-size-without-mini-batches", XOR, ["--set", "learning.batch_size=4"], "yaml: --set learning.batch_size=4: "
-     "learning.batch_size: only "
-     "schedule mini_batch steps in batches (got batch_size 4 with schedule full_batch); set "
-     "learning.schedule=mini_batch, or leave batch_size out"),
+     "learning.batch_size, learning.schedule: only schedule mini_batch steps in batches (got batch_size 4 with "
+     "schedule full_batch); set learning.schedule=mini_batch, or leave batch_size out"),
     ("set-bracket-index", XOR, ["--set", "roles.rails[0].volts=abc"], "yaml: --set roles.rails[0].volts=abc: "
      "roles.rails[0].volts: Input should be a valid number (got 'abc'); give a number in SI units"),
     ("set-no-equals", XOR, ["--set", "learning"], "--set learning: expected key.path=value (got no '=')"),
@@ -197,24 +203,26 @@ CASES = [
     ("model-file-escape", _edit("device.model_file", "card\x1b[2J.lib"), [], "device.model_file: a file name must not "
      "contain control characters"),
     ("multiclass-hinge-on-xor", _edit("learning.loss", "multiclass_hinge"), [],
-     "learning.loss: 'multiclass_hinge' needs one output per class"),
+     "learning.loss, task.name: 'multiclass_hinge' needs one output per class"),
     # a key the network, task or device does not read was silently ignored: the run trained on something else
-    ("file-on-a-lattice", XOR, ["--set", "network.file=net.txt"], "yaml: --set network.file=net.txt: network.file: "
-     "read only by a network of kind file (got kind lattice, which ignores it); set network.kind: file to train on "
-     "that file, or remove network.file"),
+    ("file-on-a-lattice", XOR, ["--set", "network.file=net.txt"], "yaml: --set network.file=net.txt: network.file, "
+     "network.kind: a network file is read only by a network of kind file (got kind lattice, which ignores it); set "
+     "network.kind: file to train on that file, or remove network.file"),
     ("rows-on-a-random-network", XOR, ["--set", "network={kind: random, n_nodes: 16, n_edges: 32, rows: 7}"],
-     "yaml: --set network={kind: random, n_nodes: 16, n_edges: 32, rows: 7}: network.rows: a random network does "
-     "not read it (got 7); remove it (a random network reads only n_nodes, n_edges, seed)"),
-    ("csv-path-on-xor", XOR, ["--set", "task.path=data.csv"], "yaml: --set task.path=data.csv: task.path: the xor "
-     "task does not read it (got 'data.csv'); remove it (the xor task reads only low, high, labels)"),
+     "yaml: --set network={kind: random, n_nodes: 16, n_edges: 32, rows: 7}: network.rows, network.kind: a random "
+     "network does not read rows (got 7); remove it (a random network reads only n_nodes, n_edges, seed)"),
+    ("csv-path-on-xor", XOR, ["--set", "task.path=data.csv"], "yaml: --set task.path=data.csv: task.path, "
+     "task.name: the xor task does not read path (got 'data.csv'); remove it (the xor task reads only low, high, "
+     "labels)"),
     ("held-out-on-xor", XOR, ["--set", "task.test_fraction=0.2"], "yaml: --set task.test_fraction=0.2: "
-     "task.test_fraction: the xor task does not read it"),
+     "task.test_fraction, task.name: the xor task does not read test_fraction (got 0.2); remove it"),
     ("labels-on-regression", REG, ["--set", "task.labels=[0.1, 0.2]"], "yaml: --set task.labels=[0.1, 0.2]: "
-     "task.labels: the regression task does not read it"),
-    ("resistor-range-on-nmos", XOR, ["--set", "device.g_min=1e-4"], "yaml: --set device.g_min=1e-4: device.g_min: "
-     "only a resistor device reads it (got 0.0001 with kind nmos); remove it, or set device.kind: resistor"),
+     "task.labels, task.name: the regression task does not read labels"),
+    ("resistor-range-on-nmos", XOR, ["--set", "device.g_min=1e-4"], "yaml: --set device.g_min=1e-4: device.g_min, "
+     "device.kind: only a resistor device reads g_min (got 0.0001 with kind nmos); remove it, or set device.kind: "
+     "resistor"),
     ("preset-with-a-card", XOR, ["--set", "device.model_file=card.lib", "--set", "device.preset=ald1106-l1"],
-     "yaml: --set device.preset=ald1106-l1: device.preset: a model card (device.model_file) replaces the preset, "
+     "yaml: --set device.preset=ald1106-l1: device.preset, device.model_file: a model card replaces the preset, "
      "which would be ignored (got preset 'ald1106-l1' and model_file 'card.lib'); give one of them"),
 ]
 
@@ -243,6 +251,63 @@ def test_malformed_config_exits_2_with_one_line(tmp_path, case_id, doc, extra, f
     assert ("--set" in lines[0]) == ("--set" in fragment), lines[0]
     assert lines[0].count("(got ") <= 1, lines[0]
     assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+_MINI_BATCH = _edit("learning.batch_size", 2, _edit("learning.schedule", "mini_batch"))
+#: a refusal that names two keys, given once by the file and once by --set, each way round: (the file, the --set,
+#: the message after "--set ...: "); the --set is named whichever of the two keys it gave
+TWO_KEYS = {
+    "rate-given-t_learn-in-file": (_edit("learning.rate", _DELETE, _edit("hardware.t_learn", 1.0)),
+                                   "learning.rate=10", "learning.rate, hardware.t_learn: both given, and the "
+                                   "rate fixes the gate's switch time (got t_learn 1 s; the rate needs 0.22 s); give "
+                                   "only one of them (hardware.t_learn=null lets the rate fix it)"),
+    "t_learn-given-rate-in-file": (XOR, "hardware.t_learn=1", "learning.rate, hardware.t_learn: both given, and the "
+                                   "rate fixes the gate's switch time (got t_learn 1 s; the rate needs 0.66 s); give "
+                                   "only one of them (hardware.t_learn=null lets the rate fix it)"),
+    "schedule-given-batch-size-in-file": (_MINI_BATCH, "learning.schedule=cycle", "learning.batch_size, "
+                                          "learning.schedule: only schedule mini_batch steps in batches (got "
+                                          "batch_size 2 with schedule cycle); set learning.schedule=mini_batch, or "
+                                          "leave batch_size out"),
+    "batch-size-given-schedule-in-file": (XOR, "learning.batch_size=2", "learning.batch_size, learning.schedule: only "
+                                          "schedule mini_batch steps in batches (got batch_size 2 with schedule "
+                                          "full_batch); set learning.schedule=mini_batch, or leave batch_size out"),
+    "task-given-hinge-in-file": (XOR, "task.name=regression", "learning.loss, task.name: 'hinge' needs a "
+                                 "classification task (got task.name=regression); use loss mse, or a classification "
+                                 "task"),
+    "hinge-given-task-in-file": (REG, "learning.loss=hinge", "learning.loss, task.name: 'hinge' needs a classification "
+                                 "task (got task.name=regression); use loss mse, or a classification task"),
+    "rows-given-roles-in-file": (XOR, "network.rows=3", "roles.inputs[0], network.rows: node (3, 3) is outside the 3x4 "
+                                 "lattice; give a row in 0-2 and a col in 0-3"),
+    "roles-given-rows-in-file": (_edit("network.rows", 3, _edit("roles.inputs", [[2, 3], [2, 1]])),
+                                 "roles.inputs[1]=[3,1]", "roles.inputs[1], network.rows: node (3, 1) is outside the "
+                                 "3x4 lattice; give a row in 0-2 and a col in 0-3"),
+    "kind-given-network-file-in-file": (_edit("network.file", "net.txt"), "network.kind=lattice", "network.file, "
+                                        "network.kind: a network file is read only by a network of kind file (got kind "
+                                        "lattice, which ignores it); set network.kind: file to train on that file, or "
+                                        "remove network.file"),
+    "kind-given-lattice-roles-in-file": (XOR, "network={kind: random, n_nodes: 16, n_edges: 32}", "roles.inputs[0], "
+                                         "network.kind: (row, col) addressing needs a lattice network (got [3, 3] on a "
+                                         "random network); give the node's index, or use network.kind: lattice"),
+    "kind-given-preset-in-file": (_edit("device.preset", "ald1106-l1"), "device.kind=resistor", "device.preset, "
+                                  "device.kind: names a transistor, and a resistor network has no transistors (got "
+                                  "'ald1106-l1'); remove device.preset or use device.kind: nmos"),
+    "kind-given-bounds-in-file": (XOR, "device.kind=resistor", "learning.bounds, device.kind: resistor controls "
+                                  "must lie in [1e-05, 0.01] S (got [0.4, 8]); keep the bounds inside device.g_min and "
+                                  "device.g_max"),
+}
+
+
+@pytest.mark.parametrize("case", TWO_KEYS)
+def test_a_refusal_naming_two_keys_names_the_set_that_gave_either(tmp_path, case):
+    """A refusal about two keys names both ("learning.batch_size, learning.schedule: ..."), and so the --set that
+    gave either of them: it was blamed on the config file when the --set gave the key named second (or a key a
+    message named only in its text), as if the file were wrong alone."""
+    doc, item, message = TWO_KEYS[case]
+    (tmp_path / "net.txt").write_text("")
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    proc = _run_cli(["train", str(path), "--out", str(tmp_path / "run"), "--no-progress", "--set", item], tmp_path)
+    assert proc.returncode == 2 and proc.stderr == f"metamaterial: {path}: --set {item}: {message}\n", proc.stderr
 
 
 def _alias_bomb(levels: int) -> str:
@@ -628,10 +693,11 @@ def test_network_file_roles_by_name_are_the_documented_indices(tmp_path, kind):
 
 @pytest.mark.parametrize("roles, fragment", [
     ({**NAMED_ROLES_BY_NAME, "outputs": ["outt"]}, "roles.outputs[0]: no node is named 'outt' in"),
-    ({**NAMED_ROLES_BY_NAME, "inputs": [9]}, "roles.inputs[0]: node 9 does not exist (nodes are 0..4); or name a "
-                                             "node as a string"),
-    ({**NAMED_ROLES_BY_NAME, "rails": [{"node": [0, 1], "volts": 0.1}]}, "roles.rails[0].node: (row, col) addressing "
-                                                                          "needs a lattice network"),
+    ({**NAMED_ROLES_BY_NAME, "inputs": [9]}, "roles.inputs[0]: node 9 does not exist (nodes are 0..4); give an "
+                                             "index from 0 to 4, or name a node as a string, e.g. 'in'"),
+    ({**NAMED_ROLES_BY_NAME, "rails": [{"node": [0, 1], "volts": 0.1}]}, "roles.rails[0].node, network.kind: (row, "
+     "col) addressing needs a lattice network (got [0, 1] on a file network); give the node's index or name, or use "
+     "network.kind: lattice"),
 ])
 def test_network_file_role_errors_name_the_key(tmp_path, roles, fragment):
     (tmp_path / "named.edges").write_text(NAMED_EDGES)
@@ -718,7 +784,8 @@ def test_a_saved_run_with_a_key_it_did_not_read_still_loads(tmp_path):
     doc["task"]["test_fraction"] = 0.2
     doc["device"]["g_min"] = 1e-4
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(doc))
-    with pytest.raises(ConfigError, match=r"network.file: read only by a network of kind file"):
+    with pytest.raises(ConfigError, match=r"network.file, network.kind: a network file is read only by a network of "
+                                          "kind file"):
         load_config(tmp_path / "config.yaml")
     assert load_saved_config(tmp_path / "config.yaml") == trained
     card = doc["device"]["model_file"] = str(tmp_path / "card.lib")
