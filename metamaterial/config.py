@@ -65,7 +65,8 @@ def _node_ref(v: Any) -> int | list[int] | str:
         raise ValueError(f"a node index must be >= 0 (got {v}); nodes are numbered from 0")
     if isinstance(v, list):
         raise ValueError(f"a [row, col] node needs two indices >= 0 (got {shown(v)}); write it as [row, col]")
-    raise ValueError(f"a node is an index, a [row, col] pair on a lattice or a node's name (got {shown(v)})")
+    raise ValueError(f"a node is an index, a [row, col] pair on a lattice or a node's name (got {shown(v)}); give "
+                     "one of them")
 
 
 #: a node: its index, its [row, col] on a lattice, or its name in a network file (an edge list's name, a GraphML id)
@@ -158,14 +159,17 @@ class NetworkConfig(_Strict):
     @model_validator(mode="after")
     def _kind_fields(self) -> NetworkConfig:
         if self.kind == "layered" and (self.n_inputs is None or self.n_outputs is None):
-            raise ValueError("a layered network needs n_inputs and n_outputs")
+            raise ValueError(f"a layered network needs n_inputs and n_outputs (got n_inputs {self.n_inputs}, "
+                             f"n_outputs {self.n_outputs}); give both")
         if self.kind == "layered" and self.differential and self.n_outputs % 2:
             raise ValueError(f"differential outputs pair the output layer's nodes: n_outputs must be even (got "
-                             f"{self.n_outputs})")
+                             f"{self.n_outputs}); give an even n_outputs, or differential: false")
         if self.kind == "random" and (self.n_nodes is None or self.n_edges is None):
-            raise ValueError("a random network needs n_nodes and n_edges")
+            raise ValueError(f"a random network needs n_nodes and n_edges (got n_nodes {self.n_nodes}, n_edges "
+                             f"{self.n_edges}); give both")
         if self.kind == "file" and not self.file:
-            raise ValueError("a file network needs 'file' (an edge list or .graphml path)")
+            raise ValueError("a file network needs 'file' (got none); give network.file, an edge list or .graphml "
+                             "path")
         if self.kind != "file" and self.file is not None:
             raise ValueError(f"file, kind: a network file is read only by a network of kind file (got kind "
                              f"{self.kind}, which ignores it); set network.kind: file to train on that file, or remove "
@@ -314,9 +318,11 @@ class DeviceConfig(_Strict):
     @model_validator(mode="after")
     def _ranges(self) -> DeviceConfig:
         if self.g_min >= self.g_max:
-            raise ValueError(f"g_min must be < g_max (got {self.g_min}, {self.g_max})")
+            raise ValueError(f"g_min must be < g_max (got {self.g_min}, {self.g_max}); give the lower conductance as "
+                             "g_min")
         if self.r_min >= self.r_max:
-            raise ValueError(f"r_min must be < r_max (got {self.r_min}, {self.r_max})")
+            raise ValueError(f"r_min must be < r_max (got {self.r_min}, {self.r_max}); give the lower resistance as "
+                             "r_min")
         if self.body != "ground" and self.kind != "nmos":
             raise ValueError(f"body ties a transistor's body terminal, and a {self.kind} has none (got body "
                              f"{self.body!r}); remove device.body or use kind: nmos")
@@ -378,14 +384,17 @@ class TaskConfig(_Strict):
     @model_validator(mode="after")
     def _task_fields(self) -> TaskConfig:
         if self.name == "csv" and (not self.path or self.n_inputs is None):
-            raise ValueError("a csv task needs 'path' and 'n_inputs'")
+            raise ValueError(f"a csv task needs 'path' and 'n_inputs' (got path {shown(self.path)}, n_inputs "
+                             f"{self.n_inputs}); give the CSV file as path and how many of its first columns are "
+                             "inputs as n_inputs")
         _only_read(self, TASK_KEYS[self.name], f"the {self.name} task", "name", test_fraction=0.0)
         if (self.x is None) != (self.y is None):
             raise ValueError("give both x and y, or neither")
         if self.x is not None and len(self.x) != len(self.y):
-            raise ValueError(f"x and y must have equal length (got {len(self.x)} and {len(self.y)})")
+            raise ValueError(f"x and y must have equal length (got {len(self.x)} and {len(self.y)}); give one y per "
+                             "x")
         if self.low >= self.high:
-            raise ValueError(f"low must be < high (got {self.low}, {self.high})")
+            raise ValueError(f"low must be < high (got {self.low}, {self.high}); give the lower voltage as low")
         if self.test_fraction is None:
             _resolve(self, test_fraction=TEST_FRACTION.get(self.name, 0.0))
         if self.name == "regression" and self.x is None:
@@ -405,9 +414,10 @@ class InitConfig(_Strict):
     @model_validator(mode="after")
     def _order(self) -> InitConfig:
         if any(v is not None and not math.isfinite(v) for v in (self.low, self.high, self.value)):
-            raise ValueError("init values must be finite")
+            raise ValueError(f"init values must be finite (got low {self.low}, high {self.high}, value "
+                             f"{self.value}); give finite numbers")
         if self.kind == "constant" and self.value is None:
-            raise ValueError("a constant init needs 'value'")
+            raise ValueError("a constant init needs 'value' (got none); give learning.init.value, or kind: uniform")
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"low must be <= high (got {self.low}, {self.high}); give the lower value as low")
         return self
@@ -559,14 +569,16 @@ class Config(_Strict):
     @classmethod
     def _name(cls, v: str) -> str:
         if not PLAIN_NAME.match(v):
-            raise ValueError(f"must be a plain name matching {PLAIN_NAME.pattern} (got {shown(v)})")
+            raise ValueError(f"must be a plain name matching {PLAIN_NAME.pattern} (got {shown(v)}); start with a "
+                             "letter, then up to 63 letters, digits, '_' or '-'")
         return v
 
     @model_validator(mode="after")
     def _roles_given(self) -> Config:
         layered = self.network.kind == "layered"
         if self.roles is None and not layered:
-            raise ValueError("roles: required key is missing (only a layered network has default roles)")
+            raise ValueError("roles: required key is missing (only a layered network has default roles); add roles "
+                             "with inputs and outputs (see configs/)")
         if self.roles is not None and self.roles.outputs is None:
             if layered and not self.roles.model_fields_set:  # roles: {} is the layered network's default roles
                 _resolve(self, roles=None)
@@ -574,7 +586,8 @@ class Config(_Strict):
                 raise ValueError("roles.outputs: required key is missing (a layered network takes its default roles "
                                  "only when roles is left out or empty: give outputs, or remove roles)")
             else:
-                raise ValueError("roles.outputs: required key is missing (only a layered network has default roles)")
+                raise ValueError("roles.outputs: required key is missing (only a layered network has default "
+                                 "roles); add roles.outputs")
         return self
 
     @property

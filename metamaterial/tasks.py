@@ -142,7 +142,8 @@ def xor_task(low: float = 0.0, high: float = 0.45, labels: tuple[float, float] =
     cls = np.array([0, 1, 1, 0])
     lv = np.asarray(labels, float)
     if lv[0] == lv[1]:
-        raise ValidationError(f"task.labels: the two XOR labels must differ (got {list(labels)})")
+        raise ValidationError(f"task.labels: the two XOR labels must differ (got {list(labels)}); give the output "
+                              "for equal inputs first, then another for different inputs")
     return Task("xor", x, lv[cls][:, None], classes=cls, decode="nearest", levels=lv)
 
 

@@ -566,7 +566,8 @@ def test_resume_by_directory_alone_and_its_errors(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == "metamaterial: train: give a CONFIG file, or --resume DIR to continue a run\n"
     proc = cli("train", XOR, "--seeds", "0")
-    assert proc.returncode == 2 and proc.stderr == f"metamaterial: {XOR}: --seeds: must be >= 1 (got 0)\n"
+    assert proc.returncode == 2 and proc.stderr == (f"metamaterial: {XOR}: --seeds: must be >= 1 (got 0); give the "
+                                                    "number of seeds to train, 1 or more\n")
 
 
 def test_bad_paths_exit_2_with_one_line(tmp_path):

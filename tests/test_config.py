@@ -310,6 +310,81 @@ def test_a_refusal_naming_two_keys_names_the_set_that_gave_either(tmp_path, case
     assert proc.returncode == 2 and proc.stderr == f"metamaterial: {path}: --set {item}: {message}\n", proc.stderr
 
 
+#: refusals that said what is wrong and not how to fix it: (the config, more arguments, the whole message after
+#: "metamaterial: CONFIG: "; {tmp} is the config's folder)
+WITH_A_FIX = {
+    "node-a-mapping": (_edit("roles.inputs.1", {"a": 1}), [], "roles.inputs[1]: a node is an index, a [row, col] pair "
+                       "on a lattice or a node's name (got {'a': 1}); give one of them"),
+    "layered-without-sizes": (_edit("network", {"kind": "layered", "n_inputs": 2}), ["--set", "roles=null"],
+                              "network: a layered network needs n_inputs and n_outputs (got n_inputs 2, n_outputs "
+                              "None); give both"),
+    "layered-odd-pairs": (_edit("network", {"kind": "layered", "n_inputs": 2, "n_outputs": 3, "differential": True}),
+                          [], "network: differential outputs pair the output layer's nodes: n_outputs must be even "
+                          "(got 3); give an even n_outputs, or differential: false"),
+    "random-without-sizes": (_edit("network", {"kind": "random", "n_nodes": 16}), [], "network: a random network needs "
+                             "n_nodes and n_edges (got n_nodes 16, n_edges None); give both"),
+    "file-network-without-file": (_edit("network", {"kind": "file"}), [], "network: a file network needs 'file' (got "
+                                  "none); give network.file, an edge list or .graphml path"),
+    "resistor-range-reversed": (_edit("device", {"kind": "resistor", "g_min": 1e-3, "g_max": 1e-4}), [], "device: "
+                                "g_min must be < g_max (got 0.001, 0.0001); give the lower conductance as g_min"),
+    "potentiometer-range-reversed": (_edit("device", {"kind": "potentiometer", "r_min": 1e4, "r_max": 1e3}), [],
+                                     "device: r_min must be < r_max (got 10000.0, 1000.0); give the lower resistance "
+                                     "as r_min"),
+    "csv-without-n-inputs": (_edit("task", {"name": "csv", "path": "data.csv"}), [], "task: a csv task needs 'path' "
+                             "and 'n_inputs' (got path 'data.csv', n_inputs None); give the CSV file as path and how "
+                             "many of its first columns are inputs as n_inputs"),
+    "regression-x-y-lengths": (_edit("task", {"name": "regression", "x": [0.1, 0.2], "y": [0.1]}, REG), [], "task: x "
+                               "and y must have equal length (got 2 and 1); give one y per x"),
+    "xor-low-above-high": (_edit("task.low", 0.5), [], "task: low must be < high (got 0.5, 0.45); give the lower "
+                           "voltage as low"),
+    "init-infinite": (_edit("learning.init", {"kind": "uniform", "low": float("inf"), "high": 2.0}), [],
+                      "learning.init: init values must be finite (got low inf, high 2.0, value None); give finite "
+                      "numbers"),
+    "constant-init-without-value": (_edit("learning.init", {"kind": "constant"}), [], "learning.init: a constant init "
+                                    "needs 'value' (got none); give learning.init.value, or kind: uniform"),
+    "name-with-a-space": (_edit("name", "my run"), [], "name: must be a plain name matching "
+                          "^[A-Za-z][A-Za-z0-9_-]{0,63}$ (got 'my run'); start with a letter, then up to 63 letters, "
+                          "digits, '_' or '-'"),
+    "no-roles": (_edit("roles", _DELETE), [], "roles: required key is missing (only a layered network has default "
+                 "roles); add roles with inputs and outputs (see configs/)"),
+    "lattice-of-one-node": (_edit("network", {"kind": "lattice", "rows": 1, "cols": 1}),
+                            ["--set", "roles.inputs=[[0,0]]"], "network: a lattice needs at least 2 nodes (got "
+                            "rows=1, cols=1); give rows and cols of 2 nodes or more together"),
+    "periodic-side-of-two": (_edit("network.rows", 2), ["--set", "roles={inputs: [[0, 0], [0, 1]], outputs: [[1, 1]]}"],
+                             "network.periodic: a periodic side of length 2 would double its edges (got 2x4); give "
+                             "that side 3 nodes or more, or periodic: false"),
+    "random-too-few-edges": (_edit("network", {"kind": "random", "n_nodes": 20, "n_edges": 5}), [], "network.n_edges: "
+                             "must be in [19, 190] for 20 nodes (got 5); give a number in that range (a connected "
+                             "graph needs n_nodes - 1)"),
+    "layered-too-many-edges": (_edit("network", {"kind": "layered", "n_inputs": 2, "n_outputs": 2, "n_edges": 9}),
+                               ["--set", "roles=null"], "network.n_edges: must be in [1, 4] for these layers (got 9); "
+                               "give a number in that range, or a density"),
+    "no-sources": (_edit("roles", {"inputs": [], "outputs": [[2, 2]]}), [], "roles: at least one input or rail (a "
+                   "source) is required (got neither); give roles.inputs or roles.rails"),
+    "xor-labels-equal": (_edit("task.labels", [0.1, 0.1]), [], "task.labels: the two XOR labels must differ (got [0.1, "
+                         "0.1]); give the output for equal inputs first, then another for different inputs"),
+    "mini-batch-past-the-points": (_edit("learning.batch_size", 8, _edit("learning.schedule", "mini_batch")), [],
+                                   "learning.batch_size: must be <= the 4 data points (got 8); give at most 4"),
+    "seeds-zero": (XOR, ["--seeds", "0"], "--seeds: must be >= 1 (got 0); give the number of seeds to train, 1 or "
+                   "more"),
+    "network-file-line-of-three": (_edit("network", {"kind": "file", "file": "three.txt"}), [], "network.file: "
+                                   "{tmp}/three.txt:1: expected two node names (got 'a b c'); give one edge per line, "
+                                   "as two node names separated by a space or a comma"),
+}
+
+
+@pytest.mark.parametrize("case", WITH_A_FIX)
+def test_a_refusal_says_how_to_fix_it(tmp_path, case):
+    doc, extra, message = WITH_A_FIX[case]
+    (tmp_path / "data.csv").write_text("a,b\n0,1\n")
+    (tmp_path / "three.txt").write_text("a b c\n")
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    proc = _run_cli(["train", str(path), "--out", str(tmp_path / "run"), "--no-progress", *extra], tmp_path)
+    expected = message.replace("{tmp}", str(tmp_path)) if "{tmp}" in message else message
+    assert proc.returncode == 2 and proc.stderr == f"metamaterial: {path}: {expected}\n", proc.stderr
+
+
 def _alias_bomb(levels: int) -> str:
     """A YAML list of anchors and aliases that expands to 10^levels items (a "billion laughs")."""
     names = [f"l{i}" for i in range(levels)]
