@@ -104,3 +104,12 @@ def test_a_self_loop_in_a_graph_built_in_python_names_its_node(tmp_path):
     with pytest.raises(ValidationError) as err:
         validate_network(g, roles)
     assert str(err.value) == "network: node out has an edge to itself; remove that self-loop"
+
+
+def test_roles_without_an_output_built_in_python_say_what_to_give(tmp_path):
+    """A config cannot leave roles.outputs empty (it needs an item); roles built in Python can."""
+    g = load_network(_file(tmp_path, "in hub\nhub out\n"))
+    roles = Roles(inputs=(resolve_node(g, "in", "roles"),), rails=(), outputs=())
+    with pytest.raises(ValidationError) as err:
+        validate_network(g, roles)
+    assert str(err.value) == "roles.outputs: at least one output is required (got none); give a node to read"
