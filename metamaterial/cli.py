@@ -432,8 +432,8 @@ def _run(args: argparse.Namespace) -> int:
                     f"median final hinge loss {1e3 * s['final_hinge_loss_median']:.3g} mV")
             figures = "" if args.no_plots else "".join(f", {p.name}" for p in plot_run_dir(run_dir))
             print(f"{s['task']} x{len(s['seeds'])} seeds on {s['backend']}: {s['epochs']} epochs in "
-                  f"{s['wall_s']:.1f} s, {loss}{rate}\n"
-                  f"run directory: {run_dir}/ (summary.json, ensemble.csv{figures})")
+                  f"{s['wall_s']:.1f} s, {loss}{rate}\n" + (f"{UNTRAINED}\n" if s["epochs"] == 0 else "")
+                  + f"run directory: {run_dir}/ (summary.json, ensemble.csv{figures})")
             return 0
         result = runs.train_single(plan, progress=not args.no_progress, plots=not args.no_plots,
                                    on_warning=_print_warning, on_replace=on_replace)
@@ -709,6 +709,8 @@ def _human_summary(s: dict, run_dir: Path, figures: list[Path]) -> str:
         lines = [f"{what} on {s['backend']}: {s['epochs']} epochs, hinge loss (mean shortfall of the class "
                  f"margin below {1e3 * s['hinge_margin_v']:g} mV) {1e3 * s['initial_hinge_loss']:.3g} -> "
                  f"{1e3 * s['final_hinge_loss']:.3g} mV; output MSE to the labels {mse}"]
+    if s["epochs"] == 0:
+        lines.append(UNTRAINED)
     if s.get("accuracy") is not None:
         lines.append(f"accuracy {_percent(s['accuracy'])}, smallest margin {1e3 * s['min_margin_v']:.1f} mV "
                      f"({'all points correct by >= 10 mV' if s['success'] else 'NOT all points correct by 10 mV'})")
@@ -728,6 +730,9 @@ def _human_summary(s: dict, run_dir: Path, figures: list[Path]) -> str:
     return "\n".join(lines)
 
 
+#: what a summary adds for a run of ``learning.epochs: 0``, which scores the network as initialised
+UNTRAINED = ("no epoch was trained (learning.epochs is 0): the losses and accuracies are the untrained network's, at "
+             "its initial gates")
 #: ``--replica`` given with a config (``netlist``, ``energy``, ``transient``), which has no replicas
 REPLICA_OF_A_CONFIG = "--replica: names a replica of a run directory; give a run directory instead of a config"
 #: ``--points`` of ``netlist`` and ``solve`` (``points.point_indices``)

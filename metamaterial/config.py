@@ -65,7 +65,8 @@ def _node_ref(v: Any) -> int | list[int] | str:
         raise ValueError(f"a node index must be >= 0 (got {v}); nodes are numbered from 0")
     if isinstance(v, list):
         raise ValueError(f"a [row, col] node needs two indices >= 0 (got {shown(v)}); write it as [row, col]")
-    raise ValueError(f"a node is an index, a [row, col] pair on a lattice or a node's name (got {shown(v)})")
+    raise ValueError(f"a node is an index, a [row, col] pair on a lattice or a node's name (got {shown(v)}); give "
+                     "one of them")
 
 
 #: a node: its index, its [row, col] on a lattice, or its name in a network file (an edge list's name, a GraphML id)
@@ -116,15 +117,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-def _only_read(model: BaseModel, keys: tuple[str, ...], what: str, **resolved: Any) -> None:
-    """Refuse a key of ``model`` that ``what`` does not read, given a value other than its default or the value it
-    resolves to (``resolved``; a saved config holds every key, at those values where unread)."""
+def _only_read(model: BaseModel, keys: tuple[str, ...], what: str, kind: str, **resolved: Any) -> None:
+    """Refuse a key of ``model`` that ``what`` (chosen by its key ``kind``, which the message names too) does not
+    read, given a value other than its default or the value it resolves to (``resolved``; a saved config holds every
+    key, at those values where unread)."""
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
         if (name not in (*keys, *ALWAYS_READ) and value != field.default
                 and not (name in resolved and value == resolved[name])):
-            raise ValueError(f"{name}: {what} does not read it (got {shown(value)}); remove it ({what} reads only "
-                             f"{', '.join(keys)})")
+            raise ValueError(f"{name}, {kind}: {what} does not read {name} (got {shown(value)}); remove it ({what} "
+                             f"reads only {', '.join(keys)})")
 
 
 def _resolve(model: BaseModel, **values: Any) -> None:
@@ -157,18 +159,22 @@ class NetworkConfig(_Strict):
     @model_validator(mode="after")
     def _kind_fields(self) -> NetworkConfig:
         if self.kind == "layered" and (self.n_inputs is None or self.n_outputs is None):
-            raise ValueError("a layered network needs n_inputs and n_outputs")
+            raise ValueError(f"a layered network needs n_inputs and n_outputs (got n_inputs {self.n_inputs}, "
+                             f"n_outputs {self.n_outputs}); give both")
         if self.kind == "layered" and self.differential and self.n_outputs % 2:
             raise ValueError(f"differential outputs pair the output layer's nodes: n_outputs must be even (got "
-                             f"{self.n_outputs})")
+                             f"{self.n_outputs}); give an even n_outputs, or differential: false")
         if self.kind == "random" and (self.n_nodes is None or self.n_edges is None):
-            raise ValueError("a random network needs n_nodes and n_edges")
+            raise ValueError(f"a random network needs n_nodes and n_edges (got n_nodes {self.n_nodes}, n_edges "
+                             f"{self.n_edges}); give both")
         if self.kind == "file" and not self.file:
-            raise ValueError("a file network needs 'file' (an edge list or .graphml path)")
+            raise ValueError("a file network needs 'file' (got none); give network.file, an edge list or .graphml "
+                             "path")
         if self.kind != "file" and self.file is not None:
-            raise ValueError(f"file: read only by a network of kind file (got kind {self.kind}, which ignores it); "
-                             "set network.kind: file to train on that file, or remove network.file")
-        _only_read(self, NETWORK_KEYS[self.kind], f"a {self.kind} network")
+            raise ValueError(f"file, kind: a network file is read only by a network of kind file (got kind "
+                             f"{self.kind}, which ignores it); set network.kind: file to train on that file, or remove "
+                             "network.file")
+        _only_read(self, NETWORK_KEYS[self.kind], f"a {self.kind} network", "kind")
         return self
 
 
@@ -298,22 +304,25 @@ class DeviceConfig(_Strict):
         if info.field_name == "params":
             given = sorted(k for k, x in v.model_dump(by_alias=True).items() if x is not None)
             if given:
-                raise ValueError(f"sets transistor parameters, and a {kind} network has no transistors (got "
+                raise ValueError(f"device.params, device.kind: sets transistor parameters, and a {kind} network has "
+                                 f"no transistors (got "
                                  f"{', '.join(given)}); remove device.params or use device.kind: nmos")
         elif info.field_name == "model_file" and v is not None:
-            raise ValueError(f"is a transistor's model card, and a {kind} network has no transistors (got {shown(v)}); "
-                             "remove device.model_file or use device.kind: nmos")
+            raise ValueError(f"device.model_file, device.kind: is a transistor's model card, and a {kind} network has "
+                             f"no transistors (got {shown(v)}); remove device.model_file or use device.kind: nmos")
         elif info.field_name == "preset" and v != cls.model_fields["preset"].default:
-            raise ValueError(f"names a transistor, and a {kind} network has no transistors (got {shown(v)}); remove "
-                             "device.preset or use device.kind: nmos")
+            raise ValueError(f"device.preset, device.kind: names a transistor, and a {kind} network has no "
+                             f"transistors (got {shown(v)}); remove device.preset or use device.kind: nmos")
         return v
 
     @model_validator(mode="after")
     def _ranges(self) -> DeviceConfig:
         if self.g_min >= self.g_max:
-            raise ValueError(f"g_min must be < g_max (got {self.g_min}, {self.g_max})")
+            raise ValueError(f"g_min must be < g_max (got {self.g_min}, {self.g_max}); give the lower conductance as "
+                             "g_min")
         if self.r_min >= self.r_max:
-            raise ValueError(f"r_min must be < r_max (got {self.r_min}, {self.r_max})")
+            raise ValueError(f"r_min must be < r_max (got {self.r_min}, {self.r_max}); give the lower resistance as "
+                             "r_min")
         if self.body != "ground" and self.kind != "nmos":
             raise ValueError(f"body ties a transistor's body terminal, and a {self.kind} has none (got body "
                              f"{self.body!r}); remove device.body or use kind: nmos")
@@ -326,13 +335,14 @@ class DeviceConfig(_Strict):
                 raise ValueError(f"params.ld: the effective length l - 2 ld must be > 0 (got l={length:g}, "
                                  f"ld={ld:g}); give ld < l/2 ({length / 2:g} m)")
         if self.model_file is not None and self.preset != type(self).model_fields["preset"].default:
-            raise ValueError(f"preset: a model card (device.model_file) replaces the preset, which would be ignored "
+            raise ValueError(f"preset, model_file: a model card replaces the preset, which would be ignored "
                              f"(got preset {self.preset!r} and model_file {self.model_file!r}); give one of them")
         for kind, keys in DEVICE_KEYS.items():
             given = [k for k in keys if getattr(self, k) != type(self).model_fields[k].default]
             if kind != self.kind and given:
-                raise ValueError(f"{given[0]}: only a {kind} device reads it (got {shown(getattr(self, given[0]))} "
-                                 f"with kind {self.kind}); remove it, or set device.kind: {kind}")
+                raise ValueError(f"{given[0]}, kind: only a {kind} device reads {given[0]} (got "
+                                 f"{shown(getattr(self, given[0]))} with kind {self.kind}); remove it, or set "
+                                 f"device.kind: {kind}")
         return self
 
 
@@ -374,14 +384,17 @@ class TaskConfig(_Strict):
     @model_validator(mode="after")
     def _task_fields(self) -> TaskConfig:
         if self.name == "csv" and (not self.path or self.n_inputs is None):
-            raise ValueError("a csv task needs 'path' and 'n_inputs'")
-        _only_read(self, TASK_KEYS[self.name], f"the {self.name} task", test_fraction=0.0)
+            raise ValueError(f"a csv task needs 'path' and 'n_inputs' (got path {shown(self.path)}, n_inputs "
+                             f"{self.n_inputs}); give the CSV file as path and how many of its first columns are "
+                             "inputs as n_inputs")
+        _only_read(self, TASK_KEYS[self.name], f"the {self.name} task", "name", test_fraction=0.0)
         if (self.x is None) != (self.y is None):
             raise ValueError("give both x and y, or neither")
         if self.x is not None and len(self.x) != len(self.y):
-            raise ValueError(f"x and y must have equal length (got {len(self.x)} and {len(self.y)})")
+            raise ValueError(f"x and y must have equal length (got {len(self.x)} and {len(self.y)}); give one y per "
+                             "x")
         if self.low >= self.high:
-            raise ValueError(f"low must be < high (got {self.low}, {self.high})")
+            raise ValueError(f"low must be < high (got {self.low}, {self.high}); give the lower voltage as low")
         if self.test_fraction is None:
             _resolve(self, test_fraction=TEST_FRACTION.get(self.name, 0.0))
         if self.name == "regression" and self.x is None:
@@ -401,9 +414,10 @@ class InitConfig(_Strict):
     @model_validator(mode="after")
     def _order(self) -> InitConfig:
         if any(v is not None and not math.isfinite(v) for v in (self.low, self.high, self.value)):
-            raise ValueError("init values must be finite")
+            raise ValueError(f"init values must be finite (got low {self.low}, high {self.high}, value "
+                             f"{self.value}); give finite numbers")
         if self.kind == "constant" and self.value is None:
-            raise ValueError("a constant init needs 'value'")
+            raise ValueError("a constant init needs 'value' (got none); give learning.init.value, or kind: uniform")
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"low must be <= high (got {self.low}, {self.high}); give the lower value as low")
         return self
@@ -450,7 +464,7 @@ class LearningConfig(_Strict):
         # any other schedule steps one point (cycle, shuffle) or every point (full_batch) at a time: a batch size
         # given with one would change nothing, silently
         if self.batch_size != 1 and self.schedule != "mini_batch":
-            raise ValueError(f"batch_size: only schedule mini_batch steps in batches (got batch_size "
+            raise ValueError(f"batch_size, schedule: only schedule mini_batch steps in batches (got batch_size "
                              f"{self.batch_size} with schedule {self.schedule}); set learning.schedule=mini_batch, "
                              "or leave batch_size out")
         return self
@@ -555,14 +569,16 @@ class Config(_Strict):
     @classmethod
     def _name(cls, v: str) -> str:
         if not PLAIN_NAME.match(v):
-            raise ValueError(f"must be a plain name matching {PLAIN_NAME.pattern} (got {shown(v)})")
+            raise ValueError(f"must be a plain name matching {PLAIN_NAME.pattern} (got {shown(v)}); start with a "
+                             "letter, then up to 63 letters, digits, '_' or '-'")
         return v
 
     @model_validator(mode="after")
     def _roles_given(self) -> Config:
         layered = self.network.kind == "layered"
         if self.roles is None and not layered:
-            raise ValueError("roles: required key is missing (only a layered network has default roles)")
+            raise ValueError("roles: required key is missing (only a layered network has default roles); add roles "
+                             "with inputs and outputs (see configs/)")
         if self.roles is not None and self.roles.outputs is None:
             if layered and not self.roles.model_fields_set:  # roles: {} is the layered network's default roles
                 _resolve(self, roles=None)
@@ -570,7 +586,8 @@ class Config(_Strict):
                 raise ValueError("roles.outputs: required key is missing (a layered network takes its default roles "
                                  "only when roles is left out or empty: give outputs, or remove roles)")
             else:
-                raise ValueError("roles.outputs: required key is missing (only a layered network has default roles)")
+                raise ValueError("roles.outputs: required key is missing (only a layered network has default "
+                                 "roles); add roles.outputs")
         return self
 
     @property
@@ -666,15 +683,20 @@ def _problem(errors: list[dict]) -> str:
     kind = first["type"]
     msg = _MESSAGES.get(kind) or first["msg"].removeprefix("Value error, ")
     got = first.get("input")
-    field = re.match(r"([a-z_]+)((?:\.[a-z_]+)*): ", msg) if kind == "value_error" else None
-    if field and isinstance(got, dict) and field[1] in got:  # a validator's message about one of its keys
-        loc, msg = f"{loc}.{field[0][:-2]}" if loc else field[0][:-2], msg[field.end():]
+    # a validator's message about one of its keys, or several (``batch_size, schedule: ...``), each named so that
+    # ``configfile.set_by`` finds the --set of any of them
+    field = re.match(r"([a-z_]+)((?:\.[a-z_]+)*)((?:, [a-z_]+(?:\.[a-z_]+)*)*): ", msg) if kind == "value_error" \
+        else None
+    if field and field[0][:-2].split(", ")[0] == loc:  # a field's validator naming the field, then other keys
+        loc, msg = field[0][:-2], msg[field.end():]
+    elif field and isinstance(got, dict) and field[1] in got:
+        loc, msg = ", ".join(f"{loc}.{k}" if loc else k for k in field[0][:-2].split(", ")), msg[field.end():]
     if kind not in ("missing", "extra_forbidden") and not isinstance(got, dict) and "(got " not in msg:
         # YAML reads an empty value (``epochs:``, ``--set learning.epochs=``) as null
         msg += f" (got {'an empty value' if got is None else shown(got)})"
     if kind in FIXES:
         msg += f"; {FIXES[kind]}"
-    return f"{loc + ': ' if loc else ''}{msg}{_more(errors, first, loc)}"
+    return f"{loc + ': ' if loc else ''}{msg}{_more(errors, first, loc.split(', ')[0])}"
 
 
 def _more(errors: list[dict], first: dict, loc: str) -> str:

@@ -181,7 +181,8 @@ def apply_override(raw: dict, item: str, where: str | None = None) -> None:
 
 def set_by(message: str, overrides: list[str]) -> str | None:
     """``--set key=value``: the last of the ``--set`` style ``overrides`` that set a key path ``message`` starts
-    with (``learning.epochs: ...``; ``learning.rate, hardware.t_learn: ...`` names two), a key above it
+    with (``learning.epochs: ...``; a refusal about two keys names both, ``learning.batch_size, learning.schedule:
+    ...``, so that the --set of either is found, whichever of them the config file gave), a key above it
     (``--set learning={epochs: abc}``) or a key inside it (``--set learning.init.low=5`` for ``learning.init``);
     None if no such key was set, or ``message`` names no key path."""
     # as key_path writes them (a key of a mapping may be any text: device.corners.1x)

@@ -96,15 +96,16 @@ class EdgeDevice(ABC):
         """(low, high) of the uniform draw of initial controls."""
         return self.default_bounds()
 
-    def check_bounds(self, low: float, high: float, where: str) -> None:
-        """Raise ``ConfigError`` unless low < high are finite and inside the kind's physical range."""
+    def check_bounds(self, low: float, high: float, where: str, kind: str | None = None) -> None:
+        """Raise ``ConfigError`` unless low < high are finite and inside the kind's physical range; ``where`` names
+        the bounds, and ``kind`` (if given) the key that chose the device, which a range refusal names too."""
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise ConfigError(f"{where}: must be two finite numbers with low < high (got [{low!r}, {high!r}]); "
                               "give [low, high]")
         lo, hi = self._physical_range()
         if low < lo or high > hi:
-            raise ConfigError(f"{where}: {self.kind} controls must lie in [{lo:g}, {hi:g}] {self.control_unit} "
-                              f"(got [{low:g}, {high:g}]); {self._range_hint}")
+            raise ConfigError(f"{where}{', ' + kind if kind else ''}: {self.kind} controls must lie in [{lo:g}, "
+                              f"{hi:g}] {self.control_unit} (got [{low:g}, {high:g}]); {self._range_hint}")
 
     def edge_controls(self, controls: np.ndarray) -> np.ndarray:
         """What the solver sees per edge (gate voltage in V or conductance in S) for controls of any shape."""

@@ -218,18 +218,20 @@ def drawn_from_run_seed(cfg: Config) -> bool:
 
 def _check_role_counts(task: Task, n_inputs: int, n_outputs: int) -> None:
     if task.n_inputs != n_inputs:
-        raise ConfigError(f"roles.inputs: task {task.name} needs {task.n_inputs} input node(s) (got {n_inputs})")
+        raise ConfigError(f"roles.inputs, task.name: task {task.name} needs {task.n_inputs} input node(s) (got "
+                          f"{n_inputs}); give roles.inputs {task.n_inputs} node(s), or choose another task")
     if task.n_outputs != n_outputs:
-        raise ConfigError(f"roles.outputs: task {task.name} needs {task.n_outputs} output(s) (got {n_outputs})")
+        raise ConfigError(f"roles.outputs, task.name: task {task.name} needs {task.n_outputs} output(s) (got "
+                          f"{n_outputs}); give roles.outputs {task.n_outputs} output(s), or choose another task")
 
 
 def _check_backend(cfg: Config, device: EdgeParams) -> None:
     """A model card of level 2 or 3 runs on ngspice only: the native solver follows the level-1 law."""
     level = card_level(device) if isinstance(device, NmosParams) else 1
     if cfg.simulator.backend == "native" and level != 1:
-        raise ConfigError(f"device.model_file: a level-{level} card runs on ngspice only (the native solver follows "
-                          "the level-1 law) (got simulator.backend native); set simulator.backend: ngspice, or give "
-                          "a level-1 card")
+        raise ConfigError(f"device.model_file, simulator.backend: a level-{level} card runs on ngspice only (the "
+                          "native solver follows the level-1 law) (got simulator.backend native); set "
+                          "simulator.backend: ngspice, or give a level-1 card")
 
 
 def _draws_mismatch(cfg: Config, device: EdgeParams) -> bool:
@@ -249,12 +251,13 @@ def resolve_learning(cfg: Config, device: EdgeParams, task: Task) -> tuple[float
     points. Raises ``ConfigError`` naming the key."""
     lc, hc = cfg.learning, cfg.hardware
     low, high = lc.bounds or device.default_bounds()
-    device.check_bounds(low, high, "learning.bounds")
+    device.check_bounds(low, high, "learning.bounds", "device.kind")
     _check_overdrive(cfg, device, task, high)
     for key in ("value",) if lc.init.kind == "constant" else ("low", "high"):
         v = getattr(lc.init, key)
         if v is not None and not low <= v <= high:
-            raise ConfigError(f"learning.init.{key}: {device.kind} initial controls must lie within the bounds "
+            raise ConfigError(f"learning.init.{key}, learning.bounds: {device.kind} initial controls must lie within "
+                              "the bounds "
                               f"[{low:g}, {high:g}] {device.control_unit} (got {v:g}); give values in "
                               f"{device.control_unit} inside them, or leave learning.init unset for the "
                               f"{device.kind}'s default")
@@ -268,15 +271,17 @@ def resolve_learning(cfg: Config, device: EdgeParams, task: Task) -> tuple[float
     elif device.control_unit == "V":  # a gate voltage: the charging circuit (hardware.*) sets the rate
         rate = HardwareParams(**hc.model_dump()).rate  # t_learn resolved by the config (from the rate, if given)
     else:
-        raise ConfigError(f"learning.rate: a {device.kind} network needs an explicit rate in {device.rate_unit} "
-                          "(e.g. 0.01)")
+        raise ConfigError(f"learning.rate, device.kind: a {device.kind} network needs an explicit rate in "
+                          f"{device.rate_unit} (got none); give learning.rate, e.g. 0.01")
     if lc.loss in HINGE_LOSSES and not task.is_classification:
-        raise ConfigError(f"learning.loss: {lc.loss!r} needs a classification task (got task.name={task.name})")
+        raise ConfigError(f"learning.loss, task.name: {lc.loss!r} needs a classification task (got task.name="
+                          f"{task.name}); use loss mse, or a classification task")
     if lc.loss == "multiclass_hinge" and task.decode != "argmax":
-        raise ConfigError(f"learning.loss: 'multiclass_hinge' needs one output per class (got task.name={task.name}, "
-                          "which reads one output against levels); use 'hinge'")
+        raise ConfigError(f"learning.loss, task.name: 'multiclass_hinge' needs one output per class (got task.name="
+                          f"{task.name}, which reads one output against levels); use 'hinge'")
     if lc.schedule == "mini_batch" and lc.batch_size > task.n_points:
-        raise ConfigError(f"learning.batch_size: must be <= the {task.n_points} data points (got {lc.batch_size})")
+        raise ConfigError(f"learning.batch_size: must be <= the {task.n_points} data points (got {lc.batch_size}); "
+                          f"give at most {task.n_points}")
     return low, high, rate
 
 

@@ -39,10 +39,11 @@ def lattice_network(rows: int, cols: int, periodic: bool = True) -> nx.Graph:
     16 nodes, 32 edges. A periodic dimension needs at least 3 nodes, or edges would double up.
     """
     if rows < 1 or cols < 1 or rows * cols < 2:
-        raise ValidationError(f"network: a lattice needs at least 2 nodes (got rows={rows}, cols={cols})")
+        raise ValidationError(f"network: a lattice needs at least 2 nodes (got rows={rows}, cols={cols}); give rows "
+                              "and cols of 2 nodes or more together")
     if periodic and (rows == 2 or cols == 2):
         raise ValidationError(f"network.periodic: a periodic side of length 2 would double its edges "
-                              f"(got {rows}x{cols})")
+                              f"(got {rows}x{cols}); give that side 3 nodes or more, or periodic: false")
     g = nx.grid_2d_graph(rows, cols, periodic=periodic)
     out = nx.Graph(kind="lattice", rows=rows, cols=cols, periodic=periodic)
     out.add_nodes_from((r * cols + c, {"pos": (r, c)}) for r, c in sorted(g.nodes))
@@ -66,7 +67,7 @@ def random_network(n_nodes: int, n_edges: int, seed: int | np.random.Generator |
     max_edges = n_nodes * (n_nodes - 1) // 2
     if n_nodes < 2 or not (n_nodes - 1 <= n_edges <= max_edges):
         raise ValidationError(f"network.n_edges: must be in [{n_nodes - 1}, {max_edges}] for {n_nodes} nodes "
-                              f"(got {n_edges})")
+                              f"(got {n_edges}); give a number in that range (a connected graph needs n_nodes - 1)")
     rng = np.random.default_rng(seed)
     order = rng.permutation(n_nodes)
     edges = {tuple(sorted((int(order[i]), int(order[rng.integers(i)])))) for i in range(1, n_nodes)}
@@ -108,7 +109,8 @@ def layered_network(n_inputs: int, n_outputs: int, hidden: int = 0, density: flo
     total = layered_pairs(n_inputs, n_outputs, hidden, direct)
     keep = int(round(density * total)) if n_edges is None else n_edges
     if not 1 <= keep <= total:
-        raise ValidationError(f"network.n_edges: must be in [1, {total}] for these layers (got {keep})")
+        raise ValidationError(f"network.n_edges: must be in [1, {total}] for these layers (got {keep}); give a "
+                              "number in that range, or a density")
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(total, size=keep, replace=False)) if keep < total else np.arange(total)
     g = nx.Graph(kind="layered", seed=None if isinstance(seed, np.random.Generator) else seed,
@@ -164,7 +166,8 @@ def load_network(path: str | Path) -> nx.Graph:
                     continue
                 parts = line.split()
                 if len(parts) != 2:
-                    raise ValidationError(f"network.file: {p}:{i}: expected two node names (got {line!r})")
+                    raise ValidationError(f"network.file: {p}:{i}: expected two node names (got {line!r}); give one "
+                                          "edge per line, as two node names separated by a space or a comma")
                 for name in parts:
                     _check_name(name, f"network.file: {p}:{i}")
                 if parts[0] == parts[1]:
@@ -255,12 +258,17 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
         return index[ref]
     if isinstance(ref, (list, tuple)):
         if g.graph.get("kind") != "lattice" or len(ref) != 2:
-            raise ValidationError(f"{where}: (row, col) addressing needs a lattice network (got {list(ref)})")
+            raise ValidationError(f"{where}, network.kind: (row, col) addressing needs a lattice network (got "
+                                  f"{list(ref)} on a {g.graph.get('kind', 'given')} network); give the node's index"
+                                  f"{' or name' if g.graph.get('kind') in ('file', 'layered') else ''}, or use "
+                                  "network.kind: lattice")
         r, c = int(ref[0]), int(ref[1])
         rows, cols = g.graph["rows"], g.graph["cols"]
         if not (0 <= r < rows and 0 <= c < cols):
-            raise ValidationError(f"{where}: node ({r}, {c}) is outside the {rows}x{cols} lattice; give a row in "
-                                  f"0-{rows - 1} and a col in 0-{cols - 1}")
+            # the lattice's size may be what changed (--set network.rows=3): named beside the role
+            sizes = "".join(f", network.{k}" for k, i, n in (("rows", r, rows), ("cols", c, cols)) if i >= n)
+            raise ValidationError(f"{where}{sizes}: node ({r}, {c}) is outside the {rows}x{cols} lattice; give a row "
+                                  f"in 0-{rows - 1} and a col in 0-{cols - 1}")
         return r * cols + c
     node = int(ref)
     # a network file's node may be named by a number that is another node's index: which one is meant?
@@ -275,9 +283,10 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
         raise ValidationError(f'{where}: node {node} does not exist (nodes are 0..{g.number_of_nodes() - 1}), and an '
                               f'unquoted number is an index; write "{node}", quoted, for the node named {node}')
     if node not in g:
-        named = "; or name a node as a string, e.g. " + repr(g.nodes[0].get("label")) if g.graph.get("kind") == "file" \
+        named = ", or name a node as a string, e.g. " + repr(g.nodes[0].get("label")) if g.graph.get("kind") == "file" \
             else ""
-        raise ValidationError(f"{where}: node {node} does not exist (nodes are 0..{g.number_of_nodes() - 1}){named}")
+        raise ValidationError(f"{where}: node {node} does not exist (nodes are 0..{g.number_of_nodes() - 1}); give "
+                              f"an index from 0 to {g.number_of_nodes() - 1}{named}")
     return node
 
 
@@ -358,9 +367,10 @@ def validate_network(g: nx.Graph, roles: Roles) -> None:
     if loop is not None:
         raise ValidationError(f"network: node {node_text(g, loop[0])} has an edge to itself; remove that self-loop")
     if not roles.inputs and not roles.rails:
-        raise ValidationError("roles: at least one input or rail (a source) is required")
+        raise ValidationError("roles: at least one input or rail (a source) is required (got neither); give "
+                              "roles.inputs or roles.rails")
     if not roles.outputs:
-        raise ValidationError("roles.outputs: at least one output is required")
+        raise ValidationError("roles.outputs: at least one output is required (got none); give a node to read")
     claims = [(n, f"roles.inputs[{i}]") for i, n in enumerate(roles.inputs)]
     claims += [(n, f"roles.rails[{i}]") for i, (n, _) in enumerate(roles.rails)]
     claims += [(n, f"roles.outputs[{i}]{end}") for i, (pos, neg) in enumerate(roles.outputs)

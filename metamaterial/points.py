@@ -35,16 +35,17 @@ def point_indices(spec: str | None, n_points: int, n_edges: int) -> np.ndarray:
     out: dict[int, None] = {}  # in the order given, each once
     for part in spec.split(","):
         ends = part.strip().split("-")
+        valid = f"give indices from 0 to {n_points - 1:,}"
         if len(ends) > 2 or not all(e.strip().isdigit() for e in ends):
-            raise ConfigError(f"--points: {part.strip()!r} is not a point index or a range a-b; give e.g. 0,5,10-19 "
-                              "or all")
+            raise ConfigError(f"--points: not a point index or a range a-b (got {part.strip()!r}); {valid} and ranges "
+                              "a-b of them, separated by commas, or all")
         lo, hi = int(ends[0]), int(ends[-1])
         if hi < lo:
-            raise ConfigError(f"--points: {part.strip()!r} is a reversed range (it ends before it starts); write it "
-                              f"as {hi}-{lo}")
+            raise ConfigError(f"--points: a reversed range, which ends before it starts (got {part.strip()!r}); write "
+                              f"it as {hi}-{lo}")
         if hi >= n_points:
-            raise ConfigError(f"--points: {part.strip()!r} is outside the {n_points:,} training points (0-"
-                              f"{n_points - 1})")
+            raise ConfigError(f"--points: outside the {n_points:,} training points, numbered 0 to {n_points - 1:,} "
+                              f"(got {part.strip()!r}); {valid}, or all")
         out.update(dict.fromkeys(range(lo, hi + 1)))
     return np.array(list(out), int)
 

@@ -26,6 +26,7 @@ from .revisions import circuit_changed_since
 from .runfiles import OUTPUTS_CSV, column_names, feature_names, load_checkpoint, pinned_files, write_outputs_csv
 from .runs import seed_span, succeeded
 from .tasks import bad_value
+from .units import listed
 
 
 @dataclass(frozen=True)
@@ -113,18 +114,27 @@ def read_inputs_csv(path: str | Path, setup: Setup) -> np.ndarray:
         raise ConfigError(f"{p}: cannot read the inputs ({why}); give a CSV file") from err
     rows = [r for _, r in numbered]
     want = ", or ".join(" ".join(names) for names in [nodes, *others])
+    example = (f"give a header such as {','.join(nodes)} (the columns in any order)" if len(nodes) <= 8 else
+               f"give a header naming each of the {len(nodes)} inputs once, as listed (the columns in any order)")
     if len(rows) < 2:
-        raise ConfigError(f"{p}: needs a header naming the input nodes ({want}) and at least one row")
+        got = "an empty file" if not rows else f"only the line {','.join(rows[0])}"
+        raise ConfigError(f"{p}: needs a header naming the input nodes ({want}) and at least one row (got {got}); "
+                          f"{example}, then one row of input values per point")
     header = [h.strip() for h in rows[0]]
     _refuse_ambiguous(p, header, kinds)
     order = []
     for k in range(len(nodes)):
         hit = [j for j, h in enumerate(header) if h in {names[k] for names in choices}]
         if len(hit) != 1:
-            raise ConfigError(f"{p}: the header must name each input node once ({want}) (got {','.join(header)})")
+            which = (f"no column is input {nodes[k]}" if not hit else
+                     f"columns {' and '.join(str(j + 1) for j in hit)} are both input {nodes[k]}")
+            raise ConfigError(f"{p}: the header must name each input node once ({want}) (got {','.join(header)}: "
+                              f"{which}); {example}")
         order.append(hit[0])
     if len(header) != len(nodes):
-        raise ConfigError(f"{p}: the columns are the input nodes only ({want}) (got {','.join(header)})")
+        extra = [h for j, h in enumerate(header) if j not in order]
+        raise ConfigError(f"{p}: the columns are the input nodes only ({want}) (got {','.join(header)}); remove the "
+                          f"column{'s' if len(extra) > 1 else ''} {listed(extra, 8)}")
     x = np.empty((len(rows) - 1, len(nodes)))
     for i, (line, r) in enumerate(numbered[1:]):
         if len(r) != len(header):

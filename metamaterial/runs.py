@@ -103,7 +103,7 @@ def plan_train(config: Config | str | Path | None, *, out: Path | None = None, r
     if resume is not None and out is not None and Path(out) != Path(resume):
         raise ConfigError("--out and --resume name different directories; give only --resume DIR")
     if seeds is not None and seeds < 1:
-        raise ConfigError(f"--seeds: must be >= 1 (got {seeds})")
+        raise ConfigError(f"--seeds: must be >= 1 (got {seeds}); give the number of seeds to train, 1 or more")
     if config is None and resume is None:
         raise ConfigError("train: give a CONFIG file, or --resume DIR to continue a run")
     if resume is not None:

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from . import step
-from .errors import ValidationError
+from .errors import ValidationError, shown
+from .units import listed
 
 #: the largest magnitude (V) of a voltage a config or a data file gives: far beyond the supplies simulated, and a
 #: value past it is a mistake the solver would only fail on
@@ -141,7 +142,8 @@ def xor_task(low: float = 0.0, high: float = 0.45, labels: tuple[float, float] =
     cls = np.array([0, 1, 1, 0])
     lv = np.asarray(labels, float)
     if lv[0] == lv[1]:
-        raise ValidationError(f"task.labels: the two XOR labels must differ (got {list(labels)})")
+        raise ValidationError(f"task.labels: the two XOR labels must differ (got {list(labels)}); give the output "
+                              "for equal inputs first, then another for different inputs")
     return Task("xor", x, lv[cls][:, None], classes=cls, decode="nearest", levels=lv)
 
 
@@ -217,26 +219,34 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
     try:
         text = p.read_bytes().decode("utf-8-sig")
     except OSError as err:
-        raise ValidationError(f"task.path: cannot read CSV (got {str(p)!r}): {err.strerror}") from err
+        raise ValidationError(f"task.path: {p}: cannot read the CSV ({err.strerror}); check the path, or give "
+                              "a CSV file") from err
     except UnicodeDecodeError as err:
         raise ValidationError(f"task.path: {p}: not a text (UTF-8) file ({err.reason} at byte {err.start}); give a "
                               "CSV file") from err
     reader = csv.reader(io.StringIO(text, newline=""))
     numbered = [(reader.line_num, r) for r in reader if r]  # the line of each row, to name a bad value's
     rows = [r for _, r in numbered]
+    layout = (f"the {n_inputs} input column(s) first, then " +
+              ("the class column" if classification else "the target column(s)"))
     if len(rows) < 2:
-        raise ValidationError(f"task.path: {p}: needs a header row and at least one data row")
+        got = "an empty file" if not rows else f"only the line {shown(','.join(rows[0]))}"
+        raise ValidationError(f"task.path: {p}: needs a header row and at least one data row (got {got}); give a "
+                              f"first line naming the columns ({layout}) and one line per point")
     header = _csv_header(rows[0], f"task.path: {p}:{numbered[0][0]}")
     body = rows[1:]
     if len(header) < 2:
-        raise ValidationError(f"task.path: {p}: the header names one column ({','.join(header)!r}): an input and a "
-                              "target at least, separated by commas")
+        other = next((f", not {name}" for c, name in ((";", "semicolons"), ("\t", "tabs")) if c in header[0]), "")
+        raise ValidationError(f"task.path: {p}: the header names one column (got {shown(header[0])}); name an input "
+                              f"and a target column at least, separated by commas{other}")
     for line, r in numbered[1:]:
         if len(r) != len(header):
             raise ValidationError(f"task.path: {p}:{line}: {len(r)} values, where the header names {len(header)} "
                                   "columns; give one value per column")
     if not 0 < n_inputs < len(header):
-        raise ValidationError(f"task.n_inputs: must be in [1, {len(header) - 1}] for {p} (got {n_inputs})")
+        raise ValidationError(f"task.n_inputs: must be in [1, {len(header) - 1}] for {p} (got {n_inputs}); give how "
+                              f"many of its columns ({listed(header, 8)}), from the first, are inputs: "
+                              + ("the next is the class" if classification else "the rest are targets"))
     lines = [line for line, _ in numbered[1:]]
     x = _numbers(body, range(n_inputs), header, lines, f"task.path: {p}")
     if classification:

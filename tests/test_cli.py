@@ -107,9 +107,11 @@ def _tree(folder) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize(("argv", "code", "says"), [
-    (["--set", "roles.inputs=[[9,9],[3,1]]"], 2, "roles.inputs[0]: node (9, 9) is outside the 4x4 lattice"),
+    (["--set", "roles.inputs=[[9,9],[3,1]]"], 2, "roles.inputs[0], network.rows, network.cols: node (9, 9) is "
+                                                 "outside the 4x4 lattice"),
     (["--seeds", "0"], 2, "--seeds: must be >= 1 (got 0)"),
-    (["--set", "device.kind=resistor"], 2, "learning.bounds: resistor controls must lie in"),
+    (["--set", "device.kind=resistor"], 2, "--set device.kind=resistor: learning.bounds, device.kind: resistor "
+                                           "controls must lie in"),
     (["--set", "simulator.itl1=2"], 1, "Newton did not converge")])
 def test_a_replace_refused_or_failed_before_training_leaves_the_run_as_it_was(tmp_path, argv, code, says):
     """A --replace whose new run is refused (its arguments, its network, its setup) or fails at its first solve
@@ -274,6 +276,23 @@ def test_a_replace_interrupted_says_which_run_the_folder_holds(tmp_path, monkeyp
         assert err == (f"metamaterial: interrupted; the run in {out} is back as it was (the run that was to replace "
                        "it stopped before training); the same command replaces it\n")
         assert _tree(out) == before
+
+
+def test_a_run_of_no_epochs_says_its_scores_are_the_untrained_networks(tmp_path):
+    """``learning.epochs: 0`` scores the network as initialised, a finished run that trained nothing: its summary
+    says so in a line of its own, for one seed and for several; a run that trained has no such line."""
+    args = ["--backend", "native", "--no-progress", "--no-plots"]
+    untrained = ("no epoch was trained (learning.epochs is 0): the losses and accuracies are the untrained network's, "
+                 "at its initial gates")
+    for seeds in (["--seeds", "1"], ["--seeds", "2"]):
+        out = tmp_path / f"none{seeds[1]}"
+        proc = cli("train", XOR, "--out", str(out), *args, *seeds, "--set", "learning.epochs=0")
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0].startswith("xor") and ": 0 epochs" in lines[0] and lines[1] == untrained, proc.stdout
+        assert json.loads((out / "summary.json").read_text())["epochs"] == 0
+    trained = cli("train", XOR, "--out", str(tmp_path / "some"), *args, "--set", "learning.epochs=2")
+    assert trained.returncode == 0 and "no epoch was trained" not in trained.stdout, trained.stderr
 
 
 def test_a_folder_holding_a_run_says_what_that_run_is(tmp_path):
@@ -547,7 +566,8 @@ def test_resume_by_directory_alone_and_its_errors(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == "metamaterial: train: give a CONFIG file, or --resume DIR to continue a run\n"
     proc = cli("train", XOR, "--seeds", "0")
-    assert proc.returncode == 2 and proc.stderr == f"metamaterial: {XOR}: --seeds: must be >= 1 (got 0)\n"
+    assert proc.returncode == 2 and proc.stderr == (f"metamaterial: {XOR}: --seeds: must be >= 1 (got 0); give the "
+                                                    "number of seeds to train, 1 or more\n")
 
 
 def test_bad_paths_exit_2_with_one_line(tmp_path):

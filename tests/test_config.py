@@ -51,8 +51,10 @@ CASES = [
      "to 1 (got 1.5); give a value in range"),
     ("negative-rate", _edit("learning.rate", -3), [], "yaml: learning.rate: Input should be greater than or equal to 0 "
      "(got -3); give a value in range"),
-    ("node-off-lattice", _edit("roles.inputs.0", [5, 5]), [], "roles.inputs[0]: node (5, 5) is outside"),
-    ("node-index-missing", _edit("roles.inputs.0", 99), [], "roles.inputs[0]: node 99 does not exist"),
+    ("node-off-lattice", _edit("roles.inputs.0", [5, 5]), [], "roles.inputs[0], network.rows, network.cols: node "
+     "(5, 5) is outside"),
+    ("node-index-missing", _edit("roles.inputs.0", 99), [], "roles.inputs[0]: node 99 does not exist (nodes are "
+     "0..15); give an index from 0 to 15"),
     ("duplicate-role", _edit("roles.inputs.0", [1, 1]), [], "already has role"),
     ("missing-section", _edit("task", _DELETE), [], "task: required key is missing; add it"),
     ("unknown-task", _edit("task.name", "sudoku"), [], "task.name: Input should be 'xor', 'regression', "
@@ -87,7 +89,8 @@ CASES = [
      "learning.init: low must be <= high (got 5.0, 2.0); give the lower value as low"),
     # a role is checked after validation (by build): the --set is named there too
     ("set-a-role-off-the-lattice", XOR, ["--set", "roles.inputs[0]=[9,9]"], "yaml: --set roles.inputs[0]=[9,9]: "
-     "roles.inputs[0]: node (9, 9) is outside the 4x4 lattice; give a row in 0-3 and a col in 0-3"),
+     "roles.inputs[0], network.rows, network.cols: node (9, 9) is outside the 4x4 lattice; give a row in 0-3 and a "
+     "col in 0-3"),
     # it was "NmosParams.ld: effective length ...", a class of the library, not a key of the config
     ("set-lateral-diffusion-past-half-the-length", XOR, ["--set", "device.params.ld=1e-5"], "yaml: --set "
      "device.params.ld=1e-5: device.params.ld: the effective length l - 2 ld must be > 0 (got l=1e-05, ld=1e-05); "
@@ -122,11 +125,13 @@ CASES = [
      "network has default roles)"),
     # keys that describe transistors were ignored on a resistor network (corner, mismatch, temperature were refused)
     ("resistor-params", _edit("device", {"kind": "resistor", "params": {"vto": 0.7}}), [],
-     "device.params: sets transistor parameters, and a resistor network has no transistors (got vto)"),
+     "device.params, device.kind: sets transistor parameters, and a resistor network has no transistors (got vto); "
+     "remove device.params or use device.kind: nmos"),
     ("resistor-preset", _edit("device", {"kind": "resistor", "preset": "ald1106-l1"}), [],
-     "device.preset: names a transistor, and a resistor network has no transistors (got 'ald1106-l1')"),
+     "device.preset, device.kind: names a transistor, and a resistor network has no transistors (got 'ald1106-l1'); "
+     "remove device.preset or use device.kind: nmos"),
     ("potentiometer-model-file", _edit("device", {"kind": "potentiometer", "model_file": "card.lib"}), [],
-     "device.model_file: is a transistor's model card, and a potentiometer network has no transistors"),
+     "device.model_file, device.kind: is a transistor's model card, and a potentiometer network has no transistors"),
     ("sub-join-on-level-1", _edit("device.params", {"sub_join": 0.1}), [], "device.params.sub_join: sets the "
      "subthreshold branch of the three-regime law (preset ald1106-hw) (got preset ald1106-fit)"),
     ("is-on-the-three-regime-law", _edit("device", {"preset": "ald1106-hw", "params": {"is": 1e-15}}), [],
@@ -145,8 +150,10 @@ CASES = [
      "'spectre'); choose one of ngspice, native"),
     ("duplicate-key", "name: xor\nlearning:\n  epochs: 3\n  nudge: 0.5\n  epochs: 4\n", [],
      ":5: duplicate key 'epochs' (got it first at line 3); keep one of them"),
-    ("task-needs-two-inputs", _edit("roles.inputs", [[3, 3]]), [], "roles.inputs: task xor needs 2 input"),
-    ("hinge-on-regression", _edit("learning.loss", "hinge", REG), [], "learning.loss: 'hinge' needs a classification"),
+    ("task-needs-two-inputs", _edit("roles.inputs", [[3, 3]]), [], "roles.inputs, task.name: task xor needs 2 input "
+     "node(s) (got 1); give roles.inputs 2 node(s), or choose another task"),
+    ("hinge-on-regression", _edit("learning.loss", "hinge", REG), [], "learning.loss, task.name: 'hinge' needs a "
+     "classification task (got task.name=regression); use loss mse, or a classification task"),
     ("rate-and-t-learn", _edit("hardware.t_learn", 1e-4), [], "learning.rate, hardware.t_learn: both given, and the "
      "rate fixes the gate's switch time (got t_learn 0.0001 s; the rate needs 0.66 s); give only one of them "
      "(hardware.t_learn=null lets the rate fix it)"),
@@ -163,9 +170,8 @@ CASES = [
      "learning.update_probability: Input should be greater than 0 (got 0); give a value in range"),
     # it was silently ignored: one point per step
     ("batch-size-without-mini-batches", XOR, ["--set", "learning.batch_size=4"], "yaml: --set learning.batch_size=4: "
-     "learning.batch_size: only "
-     "schedule mini_batch steps in batches (got batch_size 4 with schedule full_batch); set "
-     "learning.schedule=mini_batch, or leave batch_size out"),
+     "learning.batch_size, learning.schedule: only schedule mini_batch steps in batches (got batch_size 4 with "
+     "schedule full_batch); set learning.schedule=mini_batch, or leave batch_size out"),
     ("set-bracket-index", XOR, ["--set", "roles.rails[0].volts=abc"], "yaml: --set roles.rails[0].volts=abc: "
      "roles.rails[0].volts: Input should be a valid number (got 'abc'); give a number in SI units"),
     ("set-no-equals", XOR, ["--set", "learning"], "--set learning: expected key.path=value (got no '=')"),
@@ -197,24 +203,26 @@ CASES = [
     ("model-file-escape", _edit("device.model_file", "card\x1b[2J.lib"), [], "device.model_file: a file name must not "
      "contain control characters"),
     ("multiclass-hinge-on-xor", _edit("learning.loss", "multiclass_hinge"), [],
-     "learning.loss: 'multiclass_hinge' needs one output per class"),
+     "learning.loss, task.name: 'multiclass_hinge' needs one output per class"),
     # a key the network, task or device does not read was silently ignored: the run trained on something else
-    ("file-on-a-lattice", XOR, ["--set", "network.file=net.txt"], "yaml: --set network.file=net.txt: network.file: "
-     "read only by a network of kind file (got kind lattice, which ignores it); set network.kind: file to train on "
-     "that file, or remove network.file"),
+    ("file-on-a-lattice", XOR, ["--set", "network.file=net.txt"], "yaml: --set network.file=net.txt: network.file, "
+     "network.kind: a network file is read only by a network of kind file (got kind lattice, which ignores it); set "
+     "network.kind: file to train on that file, or remove network.file"),
     ("rows-on-a-random-network", XOR, ["--set", "network={kind: random, n_nodes: 16, n_edges: 32, rows: 7}"],
-     "yaml: --set network={kind: random, n_nodes: 16, n_edges: 32, rows: 7}: network.rows: a random network does "
-     "not read it (got 7); remove it (a random network reads only n_nodes, n_edges, seed)"),
-    ("csv-path-on-xor", XOR, ["--set", "task.path=data.csv"], "yaml: --set task.path=data.csv: task.path: the xor "
-     "task does not read it (got 'data.csv'); remove it (the xor task reads only low, high, labels)"),
+     "yaml: --set network={kind: random, n_nodes: 16, n_edges: 32, rows: 7}: network.rows, network.kind: a random "
+     "network does not read rows (got 7); remove it (a random network reads only n_nodes, n_edges, seed)"),
+    ("csv-path-on-xor", XOR, ["--set", "task.path=data.csv"], "yaml: --set task.path=data.csv: task.path, "
+     "task.name: the xor task does not read path (got 'data.csv'); remove it (the xor task reads only low, high, "
+     "labels)"),
     ("held-out-on-xor", XOR, ["--set", "task.test_fraction=0.2"], "yaml: --set task.test_fraction=0.2: "
-     "task.test_fraction: the xor task does not read it"),
+     "task.test_fraction, task.name: the xor task does not read test_fraction (got 0.2); remove it"),
     ("labels-on-regression", REG, ["--set", "task.labels=[0.1, 0.2]"], "yaml: --set task.labels=[0.1, 0.2]: "
-     "task.labels: the regression task does not read it"),
-    ("resistor-range-on-nmos", XOR, ["--set", "device.g_min=1e-4"], "yaml: --set device.g_min=1e-4: device.g_min: "
-     "only a resistor device reads it (got 0.0001 with kind nmos); remove it, or set device.kind: resistor"),
+     "task.labels, task.name: the regression task does not read labels"),
+    ("resistor-range-on-nmos", XOR, ["--set", "device.g_min=1e-4"], "yaml: --set device.g_min=1e-4: device.g_min, "
+     "device.kind: only a resistor device reads g_min (got 0.0001 with kind nmos); remove it, or set device.kind: "
+     "resistor"),
     ("preset-with-a-card", XOR, ["--set", "device.model_file=card.lib", "--set", "device.preset=ald1106-l1"],
-     "yaml: --set device.preset=ald1106-l1: device.preset: a model card (device.model_file) replaces the preset, "
+     "yaml: --set device.preset=ald1106-l1: device.preset, device.model_file: a model card replaces the preset, "
      "which would be ignored (got preset 'ald1106-l1' and model_file 'card.lib'); give one of them"),
 ]
 
@@ -243,6 +251,138 @@ def test_malformed_config_exits_2_with_one_line(tmp_path, case_id, doc, extra, f
     assert ("--set" in lines[0]) == ("--set" in fragment), lines[0]
     assert lines[0].count("(got ") <= 1, lines[0]
     assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+_MINI_BATCH = _edit("learning.batch_size", 2, _edit("learning.schedule", "mini_batch"))
+#: a refusal that names two keys, given once by the file and once by --set, each way round: (the file, the --set,
+#: the message after "--set ...: "); the --set is named whichever of the two keys it gave
+TWO_KEYS = {
+    "rate-given-t_learn-in-file": (_edit("learning.rate", _DELETE, _edit("hardware.t_learn", 1.0)),
+                                   "learning.rate=10", "learning.rate, hardware.t_learn: both given, and the "
+                                   "rate fixes the gate's switch time (got t_learn 1 s; the rate needs 0.22 s); give "
+                                   "only one of them (hardware.t_learn=null lets the rate fix it)"),
+    "t_learn-given-rate-in-file": (XOR, "hardware.t_learn=1", "learning.rate, hardware.t_learn: both given, and the "
+                                   "rate fixes the gate's switch time (got t_learn 1 s; the rate needs 0.66 s); give "
+                                   "only one of them (hardware.t_learn=null lets the rate fix it)"),
+    "schedule-given-batch-size-in-file": (_MINI_BATCH, "learning.schedule=cycle", "learning.batch_size, "
+                                          "learning.schedule: only schedule mini_batch steps in batches (got "
+                                          "batch_size 2 with schedule cycle); set learning.schedule=mini_batch, or "
+                                          "leave batch_size out"),
+    "batch-size-given-schedule-in-file": (XOR, "learning.batch_size=2", "learning.batch_size, learning.schedule: only "
+                                          "schedule mini_batch steps in batches (got batch_size 2 with schedule "
+                                          "full_batch); set learning.schedule=mini_batch, or leave batch_size out"),
+    "task-given-hinge-in-file": (XOR, "task.name=regression", "learning.loss, task.name: 'hinge' needs a "
+                                 "classification task (got task.name=regression); use loss mse, or a classification "
+                                 "task"),
+    "hinge-given-task-in-file": (REG, "learning.loss=hinge", "learning.loss, task.name: 'hinge' needs a classification "
+                                 "task (got task.name=regression); use loss mse, or a classification task"),
+    "rows-given-roles-in-file": (XOR, "network.rows=3", "roles.inputs[0], network.rows: node (3, 3) is outside the 3x4 "
+                                 "lattice; give a row in 0-2 and a col in 0-3"),
+    "roles-given-rows-in-file": (_edit("network.rows", 3, _edit("roles.inputs", [[2, 3], [2, 1]])),
+                                 "roles.inputs[1]=[3,1]", "roles.inputs[1], network.rows: node (3, 1) is outside the "
+                                 "3x4 lattice; give a row in 0-2 and a col in 0-3"),
+    "kind-given-network-file-in-file": (_edit("network.file", "net.txt"), "network.kind=lattice", "network.file, "
+                                        "network.kind: a network file is read only by a network of kind file (got kind "
+                                        "lattice, which ignores it); set network.kind: file to train on that file, or "
+                                        "remove network.file"),
+    "kind-given-lattice-roles-in-file": (XOR, "network={kind: random, n_nodes: 16, n_edges: 32}", "roles.inputs[0], "
+                                         "network.kind: (row, col) addressing needs a lattice network (got [3, 3] on a "
+                                         "random network); give the node's index, or use network.kind: lattice"),
+    "kind-given-preset-in-file": (_edit("device.preset", "ald1106-l1"), "device.kind=resistor", "device.preset, "
+                                  "device.kind: names a transistor, and a resistor network has no transistors (got "
+                                  "'ald1106-l1'); remove device.preset or use device.kind: nmos"),
+    "kind-given-bounds-in-file": (XOR, "device.kind=resistor", "learning.bounds, device.kind: resistor controls "
+                                  "must lie in [1e-05, 0.01] S (got [0.4, 8]); keep the bounds inside device.g_min and "
+                                  "device.g_max"),
+}
+
+
+@pytest.mark.parametrize("case", TWO_KEYS)
+def test_a_refusal_naming_two_keys_names_the_set_that_gave_either(tmp_path, case):
+    """A refusal about two keys names both ("learning.batch_size, learning.schedule: ..."), and so the --set that
+    gave either of them: it was blamed on the config file when the --set gave the key named second (or a key a
+    message named only in its text), as if the file were wrong alone."""
+    doc, item, message = TWO_KEYS[case]
+    (tmp_path / "net.txt").write_text("")
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    proc = _run_cli(["train", str(path), "--out", str(tmp_path / "run"), "--no-progress", "--set", item], tmp_path)
+    assert proc.returncode == 2 and proc.stderr == f"metamaterial: {path}: --set {item}: {message}\n", proc.stderr
+
+
+#: refusals that said what is wrong and not how to fix it: (the config, more arguments, the whole message after
+#: "metamaterial: CONFIG: "; {tmp} is the config's folder)
+WITH_A_FIX = {
+    "node-a-mapping": (_edit("roles.inputs.1", {"a": 1}), [], "roles.inputs[1]: a node is an index, a [row, col] pair "
+                       "on a lattice or a node's name (got {'a': 1}); give one of them"),
+    "layered-without-sizes": (_edit("network", {"kind": "layered", "n_inputs": 2}), ["--set", "roles=null"],
+                              "network: a layered network needs n_inputs and n_outputs (got n_inputs 2, n_outputs "
+                              "None); give both"),
+    "layered-odd-pairs": (_edit("network", {"kind": "layered", "n_inputs": 2, "n_outputs": 3, "differential": True}),
+                          [], "network: differential outputs pair the output layer's nodes: n_outputs must be even "
+                          "(got 3); give an even n_outputs, or differential: false"),
+    "random-without-sizes": (_edit("network", {"kind": "random", "n_nodes": 16}), [], "network: a random network needs "
+                             "n_nodes and n_edges (got n_nodes 16, n_edges None); give both"),
+    "file-network-without-file": (_edit("network", {"kind": "file"}), [], "network: a file network needs 'file' (got "
+                                  "none); give network.file, an edge list or .graphml path"),
+    "resistor-range-reversed": (_edit("device", {"kind": "resistor", "g_min": 1e-3, "g_max": 1e-4}), [], "device: "
+                                "g_min must be < g_max (got 0.001, 0.0001); give the lower conductance as g_min"),
+    "potentiometer-range-reversed": (_edit("device", {"kind": "potentiometer", "r_min": 1e4, "r_max": 1e3}), [],
+                                     "device: r_min must be < r_max (got 10000.0, 1000.0); give the lower resistance "
+                                     "as r_min"),
+    "csv-without-n-inputs": (_edit("task", {"name": "csv", "path": "data.csv"}), [], "task: a csv task needs 'path' "
+                             "and 'n_inputs' (got path 'data.csv', n_inputs None); give the CSV file as path and how "
+                             "many of its first columns are inputs as n_inputs"),
+    "regression-x-y-lengths": (_edit("task", {"name": "regression", "x": [0.1, 0.2], "y": [0.1]}, REG), [], "task: x "
+                               "and y must have equal length (got 2 and 1); give one y per x"),
+    "xor-low-above-high": (_edit("task.low", 0.5), [], "task: low must be < high (got 0.5, 0.45); give the lower "
+                           "voltage as low"),
+    "init-infinite": (_edit("learning.init", {"kind": "uniform", "low": float("inf"), "high": 2.0}), [],
+                      "learning.init: init values must be finite (got low inf, high 2.0, value None); give finite "
+                      "numbers"),
+    "constant-init-without-value": (_edit("learning.init", {"kind": "constant"}), [], "learning.init: a constant init "
+                                    "needs 'value' (got none); give learning.init.value, or kind: uniform"),
+    "name-with-a-space": (_edit("name", "my run"), [], "name: must be a plain name matching "
+                          "^[A-Za-z][A-Za-z0-9_-]{0,63}$ (got 'my run'); start with a letter, then up to 63 letters, "
+                          "digits, '_' or '-'"),
+    "no-roles": (_edit("roles", _DELETE), [], "roles: required key is missing (only a layered network has default "
+                 "roles); add roles with inputs and outputs (see configs/)"),
+    "lattice-of-one-node": (_edit("network", {"kind": "lattice", "rows": 1, "cols": 1}),
+                            ["--set", "roles.inputs=[[0,0]]"], "network: a lattice needs at least 2 nodes (got "
+                            "rows=1, cols=1); give rows and cols of 2 nodes or more together"),
+    "periodic-side-of-two": (_edit("network.rows", 2), ["--set", "roles={inputs: [[0, 0], [0, 1]], outputs: [[1, 1]]}"],
+                             "network.periodic: a periodic side of length 2 would double its edges (got 2x4); give "
+                             "that side 3 nodes or more, or periodic: false"),
+    "random-too-few-edges": (_edit("network", {"kind": "random", "n_nodes": 20, "n_edges": 5}), [], "network.n_edges: "
+                             "must be in [19, 190] for 20 nodes (got 5); give a number in that range (a connected "
+                             "graph needs n_nodes - 1)"),
+    "layered-too-many-edges": (_edit("network", {"kind": "layered", "n_inputs": 2, "n_outputs": 2, "n_edges": 9}),
+                               ["--set", "roles=null"], "network.n_edges: must be in [1, 4] for these layers (got 9); "
+                               "give a number in that range, or a density"),
+    "no-sources": (_edit("roles", {"inputs": [], "outputs": [[2, 2]]}), [], "roles: at least one input or rail (a "
+                   "source) is required (got neither); give roles.inputs or roles.rails"),
+    "xor-labels-equal": (_edit("task.labels", [0.1, 0.1]), [], "task.labels: the two XOR labels must differ (got [0.1, "
+                         "0.1]); give the output for equal inputs first, then another for different inputs"),
+    "mini-batch-past-the-points": (_edit("learning.batch_size", 8, _edit("learning.schedule", "mini_batch")), [],
+                                   "learning.batch_size: must be <= the 4 data points (got 8); give at most 4"),
+    "seeds-zero": (XOR, ["--seeds", "0"], "--seeds: must be >= 1 (got 0); give the number of seeds to train, 1 or "
+                   "more"),
+    "network-file-line-of-three": (_edit("network", {"kind": "file", "file": "three.txt"}), [], "network.file: "
+                                   "{tmp}/three.txt:1: expected two node names (got 'a b c'); give one edge per line, "
+                                   "as two node names separated by a space or a comma"),
+}
+
+
+@pytest.mark.parametrize("case", WITH_A_FIX)
+def test_a_refusal_says_how_to_fix_it(tmp_path, case):
+    doc, extra, message = WITH_A_FIX[case]
+    (tmp_path / "data.csv").write_text("a,b\n0,1\n")
+    (tmp_path / "three.txt").write_text("a b c\n")
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    proc = _run_cli(["train", str(path), "--out", str(tmp_path / "run"), "--no-progress", *extra], tmp_path)
+    expected = message.replace("{tmp}", str(tmp_path)) if "{tmp}" in message else message
+    assert proc.returncode == 2 and proc.stderr == f"metamaterial: {path}: {expected}\n", proc.stderr
 
 
 def _alias_bomb(levels: int) -> str:
@@ -377,8 +517,18 @@ BAD_CSV_TASKS = {
     "scaled-nan": (CSV_HEADER + b"nan,0.16,0.13\n", ":3: v_in must be a finite number (got nan); correct that value"),
     "a-row-too-wide": (CSV_HEADER + b"0.1,0.16,0.13,5\n", ":3: 4 values, where the header names 3 columns; give one "
                        "value per column"),
-    "semicolons": (b"v_in;target_a;target_b\n0.0;0.12;0.10\n", ": the header names one column "
-                   "('v_in;target_a;target_b'): an input and a target at least, separated by commas"),
+    "semicolons": (b"v_in;target_a;target_b\n0.0;0.12;0.10\n", ": the header names one column (got "
+                   "'v_in;target_a;target_b'); name an input and a target column at least, separated by commas, not "
+                   "semicolons"),
+    "tabs": (b"v_in\ttarget_a\n0.0\t0.12\n", ": the header names one column (got 'v_in\\ttarget_a'); name an input "
+             "and a target column at least, separated by commas, not tabs"),
+    "one-column": (b"v_in\n0.0\n", ": the header names one column (got 'v_in'); name an input and a target column at "
+                   "least, separated by commas"),
+    "header-alone": (CSV_HEADER.splitlines(keepends=True)[0], ": needs a header row and at least one data row (got "
+                     "only the line 'v_in,target_a,target_b'); give a first line naming the columns (the 1 input "
+                     "column(s) first, then the target column(s)) and one line per point"),
+    "empty": (b"\n\n", ": needs a header row and at least one data row (got an empty file); give a first line naming "
+              "the columns (the 1 input column(s) first, then the target column(s)) and one line per point"),
 }
 
 
@@ -393,6 +543,27 @@ def test_a_bad_csv_task_is_one_line_naming_the_file_and_the_line(tmp_path, case)
                     tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr == f"metamaterial: {path}: task.path: {tmp_path / 'data.csv'}{what}\n"
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("classification, rest", [(False, "the rest are targets"), (True, "the next is the class")])
+def test_a_csv_task_of_too_many_inputs_names_its_columns(tmp_path, classification, rest):
+    """``task.n_inputs`` counts the CSV's first columns; one that leaves no target column names the columns there
+    are; a task.path that is a folder says it cannot be read."""
+    (tmp_path / "data.csv").write_bytes(CSV_HEADER)
+    path = tmp_path / "task.yaml"
+    path.write_text(yaml.safe_dump(_edit("task", {**CSV_TASK["task"], "path": "data.csv"}, CSV_TASK)))
+    args = ["train", str(path), "--backend", "native", "--out", str(tmp_path / "run"), "--no-progress",
+            "--set", f"task.classification={str(classification).lower()}"]
+    proc = _run_cli([*args, "--set", "task.n_inputs=3"], tmp_path)
+    assert proc.returncode == 2 and proc.stderr == (
+        f"metamaterial: {path}: --set task.n_inputs=3: task.n_inputs: must be in [1, 2] for {tmp_path / 'data.csv'} "
+        f"(got 3); give how many of its columns (v_in, target_a, target_b), from the first, are inputs: {rest}\n")
+    (tmp_path / "folder").mkdir()
+    proc = _run_cli([*args, "--set", "task.path=folder"], tmp_path)
+    assert proc.returncode == 2 and proc.stderr == (
+        f"metamaterial: {path}: --set task.path=folder: task.path: {tmp_path / 'folder'}: cannot read the CSV (Is a "
+        "directory); check the path, or give a CSV file\n")
     assert not (tmp_path / "run").exists()
 
 
@@ -597,10 +768,11 @@ def test_network_file_roles_by_name_are_the_documented_indices(tmp_path, kind):
 
 @pytest.mark.parametrize("roles, fragment", [
     ({**NAMED_ROLES_BY_NAME, "outputs": ["outt"]}, "roles.outputs[0]: no node is named 'outt' in"),
-    ({**NAMED_ROLES_BY_NAME, "inputs": [9]}, "roles.inputs[0]: node 9 does not exist (nodes are 0..4); or name a "
-                                             "node as a string"),
-    ({**NAMED_ROLES_BY_NAME, "rails": [{"node": [0, 1], "volts": 0.1}]}, "roles.rails[0].node: (row, col) addressing "
-                                                                          "needs a lattice network"),
+    ({**NAMED_ROLES_BY_NAME, "inputs": [9]}, "roles.inputs[0]: node 9 does not exist (nodes are 0..4); give an "
+                                             "index from 0 to 4, or name a node as a string, e.g. 'in'"),
+    ({**NAMED_ROLES_BY_NAME, "rails": [{"node": [0, 1], "volts": 0.1}]}, "roles.rails[0].node, network.kind: (row, "
+     "col) addressing needs a lattice network (got [0, 1] on a file network); give the node's index or name, or use "
+     "network.kind: lattice"),
 ])
 def test_network_file_role_errors_name_the_key(tmp_path, roles, fragment):
     (tmp_path / "named.edges").write_text(NAMED_EDGES)
@@ -687,7 +859,8 @@ def test_a_saved_run_with_a_key_it_did_not_read_still_loads(tmp_path):
     doc["task"]["test_fraction"] = 0.2
     doc["device"]["g_min"] = 1e-4
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(doc))
-    with pytest.raises(ConfigError, match=r"network.file: read only by a network of kind file"):
+    with pytest.raises(ConfigError, match=r"network.file, network.kind: a network file is read only by a network of "
+                                          "kind file"):
         load_config(tmp_path / "config.yaml")
     assert load_saved_config(tmp_path / "config.yaml") == trained
     card = doc["device"]["model_file"] = str(tmp_path / "card.lib")

@@ -206,14 +206,14 @@ def test_cli_prints_warnings_on_stderr_and_records_them(tmp_path):
 # -- device.kind changed alone: defaults follow the kind, explicit values of another kind are errors ------------------
 def test_resistor_kind_on_the_xor_config_names_each_key_of_the_other_kind(tmp_path):
     kind = ["device.kind=resistor"]
-    with pytest.raises(ConfigError, match=r"learning.bounds: resistor controls must lie in \[1e-05, 0.01\] S \(got "
-                                          r"\[0.4, 8\]\)"):
+    with pytest.raises(ConfigError, match=r"learning.bounds, device.kind: resistor controls must lie in \[1e-05, "
+                                          r"0.01\] S \(got \[0.4, 8\]\)"):
         build(load_config(XOR, kind))
-    with pytest.raises(ConfigError, match=r"learning.init.low: resistor initial controls must lie within the bounds "
-                                          r"\[1e-05, 0.01\] S \(got 0.5\)"):
+    with pytest.raises(ConfigError, match=r"learning.init.low, learning.bounds: resistor initial controls must lie "
+                                          r"within the bounds \[1e-05, 0.01\] S \(got 0.5\)"):
         build(load_config(XOR, [*kind, "learning.bounds=null"]))
-    with pytest.raises(ConfigError, match=r"learning.init.value: resistor initial controls must lie within the "
-                                          r"bounds \[1e-05, 0.01\] S \(got 3\)"):
+    with pytest.raises(ConfigError, match=r"learning.init.value, learning.bounds: resistor initial controls must lie "
+                                          r"within the bounds \[1e-05, 0.01\] S \(got 3\)"):
         build(load_config(XOR, [*kind, "learning.bounds=null", "learning.init={kind: constant, value: 3.0}"]))
     setup = build(load_config(XOR, [*kind, "learning.bounds=null", "learning.init={}"]))
     assert (setup.dynamics.low, setup.dynamics.high) == (1e-5, 1e-2)
@@ -227,12 +227,16 @@ def test_resistor_kind_on_the_xor_config_names_each_key_of_the_other_kind(tmp_pa
 
 
 @pytest.mark.parametrize("sets, message", [
-    ([], "learning.bounds: resistor controls must lie in [1e-05, 0.01] S (got [0.4, 8])"),
-    (["learning.bounds=null"], "learning.init.low: resistor initial controls must lie within the bounds"),
-    (["learning.bounds=[1e-4, 0.02]"], "learning.bounds: resistor controls must lie in [1e-05, 0.01] S (got "
-                                       "[0.0001, 0.02])"),
-    (["learning.bounds=null", "learning.init={}", "learning.rate=null"], "learning.rate: a resistor network needs "
-                                                                          "an explicit rate in S/V^2"),
+    ([], "--set device.kind=resistor: learning.bounds, device.kind: resistor controls must lie in [1e-05, 0.01] S "
+         "(got [0.4, 8])"),
+    (["learning.bounds=null"], "--set learning.bounds=null: learning.init.low, learning.bounds: resistor initial "
+                               "controls must lie within the bounds"),
+    (["learning.bounds=[1e-4, 0.02]"], "--set learning.bounds=[1e-4, 0.02]: learning.bounds, device.kind: resistor "
+                                       "controls must lie in [1e-05, 0.01] S (got [0.0001, 0.02])"),
+    (["learning.bounds=null", "learning.init={}", "learning.rate=null"], "--set learning.rate=null: learning.rate, "
+                                                                          "device.kind: a resistor network needs an "
+                                                                          "explicit rate in S/V^2 (got none); give "
+                                                                          "learning.rate, e.g. 0.01"),
 ])
 def test_resistor_kind_from_the_command_line_exits_2_naming_the_key(tmp_path, sets, message):
     """``--set device.kind=resistor`` alone on the XOR config: its gate-volt bounds, then its gate-volt initial

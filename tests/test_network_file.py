@@ -174,3 +174,12 @@ def test_a_lattice_and_a_layered_network_keep_their_netlist_names(tmp_path):
                  "device: {kind: nmos, preset: ald1106-fit}\ntask: {name: xor}\nsimulator: {backend: native}\n",
                  "lay.yaml")
     assert column_names(build(load_config(path)))[:2] == (["n0", "n1"], ["n2"])
+
+
+def test_roles_without_an_output_built_in_python_say_what_to_give(tmp_path):
+    """A config cannot leave roles.outputs empty (it needs an item); roles built in Python can."""
+    g = load_network(_file(tmp_path, "in hub\nhub out\n"))
+    roles = Roles(inputs=(resolve_node(g, "in", "roles"),), rails=(), outputs=())
+    with pytest.raises(ValidationError) as err:
+        validate_network(g, roles)
+    assert str(err.value) == "roles.outputs: at least one output is required (got none); give a node to read"

@@ -98,12 +98,19 @@ def test_netlists_of_chosen_points_are_those_points(xor_run, tmp_path):
     for k in (1, 3):
         free = parse_print_all(run_batch_file(str(out / f"free_{k}.cir")))
         assert free["n10"] - free["n0"] == pytest.approx(summary["outputs_v"][k][0], abs=NGSPICE_V)
-    for spec, message in (("4", "--points: '4' is outside the 4 training points (0-3)"),
-                          ("1-x", "--points: '1-x' is not a point index or a range a-b"),
+    every_index = "give indices from 0 to 3 and ranges a-b of them, separated by commas, or all"
+    for spec, message in (("4", "outside the 4 training points, numbered 0 to 3 (got '4'); give indices from 0 to 3, "
+                                "or all"),
+                          ("2-7", "outside the 4 training points, numbered 0 to 3 (got '2-7'); give indices from 0 to "
+                                  "3, or all"),
+                          ("1-x", f"not a point index or a range a-b (got '1-x'); {every_index}"),
+                          ("0,,1", f"not a point index or a range a-b (got ''); {every_index}"),
                           # a reversed range was "outside the 4 training points"
-                          ("3-1", "--points: '3-1' is a reversed range (it ends before it starts); write it as 1-3")):
-        assert message in cli_refused("netlist", str(xor_run), "--out", str(tmp_path / "none"), "--points", spec)
-        assert not (tmp_path / "none").exists()
+                          ("3-1", "a reversed range, which ends before it starts (got '3-1'); write it as 1-3")):
+        for source in (str(xor_run), XOR):  # a run directory's training points, and a config's
+            assert cli_refused("netlist", source, "--out", str(tmp_path / "none"), "--points", spec) == (
+                f"metamaterial: {source}: --points: {message}\n")
+            assert not (tmp_path / "none").exists()
     every = json.loads(cli_ok("solve", XOR, "--backend", "native").stdout)
     two = json.loads(cli_ok("solve", XOR, "--backend", "native", "--points", "2").stdout)
     assert [p["index"] for p in every["points"]] == [0, 1, 2, 3] and two["points"] == [every["points"][2]]
@@ -178,7 +185,8 @@ def test_eval_new_inputs_from_a_csv(xor_run, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n0,0\n")
     err = cli_refused("eval", str(xor_run), "--inputs", str(bad))
-    assert f"{bad}: the header must name each input node once (n15 n13) (got a,b)" in err
+    assert err == (f"metamaterial: {xor_run}: {bad}: the header must name each input node once (n15 n13) (got a,b: "
+                   "no column is input n15); give a header such as n15,n13 (the columns in any order)\n")
     bad.write_text("n15,n13\n0,x\n")
     assert f"{bad}:2: n13 must be a number (got 'x'); correct that value" in cli_refused("eval", str(xor_run),
                                                                                         "--inputs", str(bad))
@@ -379,8 +387,17 @@ def test_no_plots_lists_no_figures(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("n15,n13\n", ": needs a header naming the input nodes (n15 n13) and at least one row"),
-    ("n15,n13,n10\n0,0,0\n", ": the columns are the input nodes only (n15 n13) (got n15,n13,n10)"),
+    ("n15,n13\n", ": needs a header naming the input nodes (n15 n13) and at least one row (got only the line "
+                  "n15,n13); give a header such as n15,n13 (the columns in any order), then one row of input values "
+                  "per point"),
+    ("\n\n", ": needs a header naming the input nodes (n15 n13) and at least one row (got an empty file); give a "
+             "header such as n15,n13 (the columns in any order), then one row of input values per point"),
+    ("n15,n13,n10\n0,0,0\n", ": the columns are the input nodes only (n15 n13) (got n15,n13,n10); remove the column "
+                             "n10"),
+    ("x,n13,n15,y\n0,0,0,0\n", ": the columns are the input nodes only (n15 n13) (got x,n13,n15,y); remove the "
+                               "columns x, y"),
+    ("n13,n15,n13\n0,0,0\n", ": the header must name each input node once (n15 n13) (got n13,n15,n13: columns 1 and 3 "
+                             "are both input n13); give a header such as n15,n13 (the columns in any order)"),
     ("n15,n13\n0,nan\n", ":2: n13 must be a finite voltage in [-10, 10] V (got nan); correct that value"),
     ("n13,n15\n0,0\n\n1e6,0.45\n", ":4: n13 must be a finite voltage in [-10, 10] V (got 1e+06); correct that value"),
 ])
@@ -544,5 +561,8 @@ def test_new_inputs_of_a_layered_network_may_name_its_nodes_as_the_config_does(t
     np.testing.assert_array_equal(read_inputs_csv(by_label, setup), x)
     np.testing.assert_array_equal(read_inputs_csv(by_node, setup), x)
     by_label.write_text("in0,in1\n0,0\n")
-    with pytest.raises(ConfigError, match=r"each input node once \(n0 n1 .* n63, or in0 in1 .* in63\) \(got in0,in1\)"):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(by_label))}: the header must name each input node once "
+                                          r"\(n0 n1 .* n63, or in0 in1 .* in63\) \(got in0,in1: no column is input "
+                                          r"n2\); give a header naming each of the 64 inputs once, as listed \(the "
+                                          r"columns in any order\)$"):
         read_inputs_csv(by_label, setup)

@@ -99,18 +99,18 @@ def _billion() -> list:
     ({"seeds": 0}, "seeds: must be a count N >= 1"),
     ({"grids": {"learning.nudge": [0.5]}}, "grids: unknown key of a sweep spec"),
     ({"grid": {"learning.nudge": [0.5]}, "zip": {"learning.nudge": [1.0]}}, "learning.nudge: swept by two axes"),
-    ({"grid": {"task.low": [0.3], "task.high": [0.2]}}, "grid task.low=0.3: task.low: the regression task "
-                                                        "does not read it (got 0.3); remove it"),
+    ({"grid": {"task.low": [0.3], "task.high": [0.2]}}, "grid task.low=0.3: task.low, task.name: the "
+                                                        "regression task does not read low (got 0.3); remove it"),
     ({"set": ["simulator.backend=native", "learning.epochs"]}, "spec.yaml: set[1]: learning.epochs: expected "
                                                                "key.path=value (got no '='); e.g. learning.epochs=200"),
     ({"name": "../../../escaped", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
     ({"name": "a/b c", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
     ({"seeds": [0, 0]}, "seeds: seeds 0 and 1 are the same (got 0 twice)"),
-    ({"grid": {"learning.loss": ["mse", "hinge"]}}, "point 1 (learning.loss='hinge'): learning.loss: 'hinge' needs a "
-                                                     "classification task"),
+    ({"grid": {"learning.loss": ["mse", "hinge"]}}, "point 1 (learning.loss='hinge'): learning.loss, task.name: "
+                                                     "'hinge' needs a classification task"),
     ({"grid": {"learning.nudge": [0.5, 1.0], "learning.bounds[0]": [0.4, 1.5]}},
-     "point 1 (learning.nudge=0.5, learning.bounds[0]=1.5): learning.init.low: nmos initial controls must lie within "
-     "the bounds [1.5, 8] V (got 1)"),
+     "point 1 (learning.nudge=0.5, learning.bounds[0]=1.5): learning.init.low, learning.bounds: nmos initial "
+     "controls must lie within the bounds [1.5, 8] V (got 1)"),
     ({"grid": {"learning.nudge": [0.5, 1.0, 0.5]}}, "grid.learning.nudge: values 0 and 2 are the same (got 0.5 twice)"),
     ({"grid": {"learning.nudge": {"linspace": [0.5, 0.5, 2]}}}, "grid.learning.nudge: values 0 and 1 are the same"),
     ({"zip": {"learning.nudge": [0.5, 0.5], "learning.rate": [1.0, 1.0]}},
@@ -147,9 +147,9 @@ def test_the_dry_run_refuses_a_point_that_train_refuses(tmp_path, capsys):
     path = _spec(tmp_path, grid={"learning.bounds[0]": [0.4, 1.5]})
     assert main(["sweep", path, "--out", str(tmp_path / "out"), "--dry-run"]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"metamaterial: {path}: point 1 (learning.bounds[0]=1.5): learning.init.low: nmos initial controls must lie "
-        "within the bounds [1.5, 8] V (got 1); give values in V inside them, or leave learning.init unset for the "
-        "nmos's default")
+        f"metamaterial: {path}: point 1 (learning.bounds[0]=1.5): learning.init.low, learning.bounds: nmos initial "
+        "controls must lie within the bounds [1.5, 8] V (got 1); give values in V inside them, or leave learning.init "
+        "unset for the nmos's default")
 
 
 def test_dry_run_prints_every_point_and_the_batching(tmp_path, capsys):
@@ -220,7 +220,11 @@ def test_a_batched_point_ends_where_train_with_seeds_ends(tmp_path):
 def test_no_local_worker_is_refused_by_the_dry_run_too(tmp_path, capsys):
     path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
     assert main(["sweep", path, "--out", str(tmp_path / "out"), "--dry-run", "--workers", "0"]) == 2
-    assert capsys.readouterr().err.splitlines() == ["metamaterial: --workers: must be >= 1 (got 0)"]
+    assert capsys.readouterr().err.splitlines() == ["metamaterial: --workers: must be >= 1 (got 0); give 1 or more"]
+    assert main(["sweep", path, "--out", str(tmp_path / "out"), "--recycle-after", "-1"]) == 2
+    assert capsys.readouterr().err.splitlines() == ["metamaterial: --recycle-after: must be >= 0 (got -1); give the "
+                                                    "points a worker trains before it is replaced, or 0 for never"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_more_workers_than_cores_warns(tmp_path, capsys):
@@ -243,9 +247,10 @@ def test_a_point_failing_at_run_time_is_recorded_and_the_others_finish(tmp_path)
 
 @pytest.mark.parametrize("body, fragment", [
     ({"grid": {"roles.inputs": [[[3, 3]], [[3, 3], [3, 1]]]}},
-     "point 1 (roles.inputs=[[3, 3], [3, 1]]): roles.inputs: task regression needs 1 input node(s) (got 2)"),
-    ({"grid": {"network.rows": [4, 3]}}, "point 1 (network.rows=3): roles.inputs[0]: node (3, 3) is outside the 3x4 "
-                                         "lattice; give a row in 0-2 and a col in 0-3"),
+     "point 1 (roles.inputs=[[3, 3], [3, 1]]): roles.inputs, task.name: task regression needs 1 input node(s) (got 2); "
+     "give roles.inputs 1 node(s), or choose another task"),
+    ({"grid": {"network.rows": [4, 3]}}, "point 1 (network.rows=3): roles.inputs[0], network.rows: node (3, 3) is "
+                                         "outside the 3x4 lattice; give a row in 0-2 and a col in 0-3"),
 ])
 def test_roles_the_network_or_the_task_refuses_are_refused_before_anything_runs(tmp_path, capsys, body, fragment):
     """The roles are checked against each point's network and task (once per distinct one) as the spec is read:

@@ -74,7 +74,8 @@ def test_train_finishes_a_killed_replace_once(stopped_run, tmp_path, monkeypatch
      "--replace and --resume: choose one (--replace trains afresh, --resume continues)"),
     (lambda cfg, run: runs.plan_train(cfg, out=run.parent / "elsewhere", resume=run),
      "--out and --resume name different directories; give only --resume DIR"),
-    (lambda cfg, run: runs.ensemble_run(cfg, run, 0, progress=False), "--seeds: must be >= 1 (got 0)"),
+    (lambda cfg, run: runs.ensemble_run(cfg, run, 0, progress=False), "--seeds: must be >= 1 (got 0); give the "
+                                                                       "number of seeds to train, 1 or more"),
 ])
 def test_the_library_refuses_contradictory_options_as_the_command_line_does(stopped_run, train, says):
     cfg = load_config(stopped_run / "config.yaml")

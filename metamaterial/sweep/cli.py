@@ -73,7 +73,8 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         return 0
     recycle = execute.RECYCLE_AFTER if args.recycle_after is None else args.recycle_after
     if recycle < 0:
-        raise ConfigError(f"--recycle-after: must be >= 0 (got {recycle})")
+        raise ConfigError(f"--recycle-after: must be >= 0 (got {recycle}); give the points a worker trains before "
+                          "it is replaced, or 0 for never")
     bar = _SweepProgress(not args.no_progress)
     args.sweep_started = True  # an interrupt from here keeps the points finished (``_resume_hint``)
     run = execute.run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, recycle_after=recycle,

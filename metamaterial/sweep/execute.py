@@ -676,7 +676,7 @@ def check_folder(spec: SweepSpec, out: Path) -> None:
 def check_workers(workers: int, scheduler: str | None) -> None:
     """Refuse a local cluster of no worker (``--workers``; a scheduler's cluster has its own)."""
     if not scheduler and workers < 1:
-        raise ConfigError(f"--workers: must be >= 1 (got {workers})")
+        raise ConfigError(f"--workers: must be >= 1 (got {workers}); give 1 or more")
 
 
 def check_scheduler(address: str) -> None:
