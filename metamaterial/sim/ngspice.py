@@ -332,6 +332,8 @@ class NgspiceSolver(AbstractSolver):
         # an earlier one
         interrupts.raise_pending()
         batch, per_sample = inputs.shape[0], controls.ndim == 2
+        if not batch:  # nothing to solve, as the native solver answers (a netlist of no copies cannot be written)
+            return OperatingPoint(voltages=np.empty((0, circuit.n_nodes)))
         # a batch netlist holds a network copy per sample, and they share the gates: one control vector per sample
         # is solved row by row
         size = 1 if per_sample else netlist_points(batch, circuit.n_edges)

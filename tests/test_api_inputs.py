@@ -1,0 +1,108 @@
+"""What a notebook hands the library by mistake: arrays of the wrong shape or kind, NaN, a graph for a circuit, a
+string for a number. Each is refused where it enters, on both backends alike, as a ``MetamaterialError`` that is
+also the matching built-in and says what was given and what to give; correct calls answer as before."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import metamaterial as mm
+from metamaterial.errors import ValidationError
+from metamaterial.graph import Roles
+
+ROWS = COLS = 3  # a small open lattice: node r * COLS + c
+GATES = 1.5  # V, every edge's gate
+INPUTS = [[0.1, 0.2]]  # V, one data point
+ROLES = Roles(inputs=(0, 2), rails=((8, 0.0),), outputs=((4, None),))
+
+
+def _graph():
+    return mm.assign_roles(mm.lattice_network(ROWS, COLS, periodic=False), ROLES)
+
+
+def _circuit(device=None) -> mm.Circuit:
+    return mm.compile_graph(_graph(), device or mm.nmos_preset("ald1106-fit"))
+
+
+@pytest.fixture(params=["native", "ngspice"])
+def solver(request):
+    """Each backend: the refusals live in the one interface both implement."""
+    return mm.NativeSolver() if request.param == "native" else request.getfixturevalue("ngspice")
+
+
+def _gates(c: mm.Circuit) -> np.ndarray:
+    return np.full(c.n_edges, GATES)
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda g: (np.where(np.arange(len(g)) == 3, np.nan, g), INPUTS, None),
+     r"controls must be finite \(got nan at edge 3\); give a finite gate voltage \(V\) to every edge"),
+    (lambda g: (np.tile(g, (2, 1)), [[0.1, 0.2], [0.1, np.inf]], None),
+     r"inputs must be finite \(got inf at row 1, column 1\); give a finite voltage \(V\) to every input"),
+    (lambda g: (g, INPUTS, [[-np.inf]]), r"clamps must be finite \(got -inf at row 0, column 0\)"),
+])
+def test_non_finite_values_are_refused_by_solve_naming_the_argument(solver, change, says):
+    """native refused them after its Newton ran ('controls, inputs and clamps must be finite ... in sample(s) [0]',
+    not saying which); ngspice deep in its netlist writer ('netlist: refusing a non-finite value (got nan)')."""
+    c = _circuit()
+    controls, inputs, clamps = change(_gates(c))
+    with pytest.raises(ValidationError, match=rf"^{type(solver).__name__}.solve: {says}"):
+        solver.solve(c, controls, inputs, clamps)
+
+
+@pytest.mark.parametrize("controls, inputs, says", [
+    (["a"] * 12, INPUTS, r"controls must be real numbers, one gate voltage \(V\) per edge \(got dtype <U1: "
+                         r"\['a', 'a', 'a', 'a', 'a', ...\]\); give a float array"),
+    (np.full(12, 1.5 + 0j), INPUTS, r"controls must be real numbers, .* \(got dtype complex128"),
+    (np.full(12, GATES), [[0.1, None]], r"inputs must be real numbers, input voltages \(V\) \(got dtype object: "
+                                        r"\[\[0.1, None\]\]\)"),
+    (np.full(12, GATES), [[0.1, 0.2], [0.1]], r"inputs must be an array of input voltages \(V\) \(got "
+                                              r"\[\[0.1, 0.2\], \[0.1\]\]: .*\); give rows of equal length"),
+])
+def test_what_is_no_array_of_real_numbers_is_refused_by_solve(solver, controls, inputs, says):
+    """A string was numpy's bare ValueError ('could not convert string to float'); a complex gate lost its imaginary
+    part with only a ComplexWarning; None in an input became NaN, refused as a non-finite value."""
+    with pytest.raises(ValidationError, match=rf"^{type(solver).__name__}.solve: {says}"):
+        solver.solve(_circuit(), controls, inputs)
+
+
+def test_inputs_of_the_wrong_shape_are_named_as_given(solver):
+    """A row of 3 inputs for 2 input nodes was reported as '(got (1, 3))', a shape the caller never made."""
+    name = type(solver).__name__
+    with pytest.raises(ValidationError, match=re.escape(
+            f"{name}.solve: inputs must have shape (B, 2), one row of input voltages (V) per data point (got shape "
+            "(3,)); give a [B, 2] array, or one row of 2")):
+        solver.solve(_circuit(), np.full(12, GATES), [0.1, 0.2, 0.3])
+    with pytest.raises(ValidationError, match=re.escape(f"{name}.solve: controls must have shape (12,) or (1, 12) "
+                                                        "(got (11,)); give one control (V) per edge")):
+        solver.solve(_circuit(), np.full(11, GATES), INPUTS)
+
+
+def test_solve_given_a_graph_says_how_to_make_a_circuit(solver):
+    """It was an AttributeError: 'Graph' object has no attribute 'n_edges'."""
+    with pytest.raises(ValidationError, match=rf"^{type(solver).__name__}.solve: circuit must be a Circuit \(got "
+                                              r"Graph\); make one with compile_graph\(g, device\)"):
+        solver.solve(_graph(), np.full(12, GATES), INPUTS)
+
+
+def test_a_resistor_conductance_the_device_refuses_is_refused_on_both_backends(solver):
+    """ngspice solved a network of -1 mS resistors as if they were +1 mS (native refused it)."""
+    c = _circuit(mm.ResistorParams())
+    with pytest.raises(ValidationError, match=r"resistor conductances must be > 0 \(got min -0.001 S\)"):
+        solver.solve(c, np.full(c.n_edges, -1e-3), INPUTS)
+
+
+def test_an_empty_batch_gives_no_rows_on_both_backends(solver):
+    """ngspice failed on it with an IndexError ('list index out of range'); native answered [0, N]."""
+    c = _circuit()
+    assert solver.solve(c, _gates(c), np.zeros((0, 2))).voltages.shape == (0, c.n_nodes)
+
+
+def test_correct_calls_answer_alike_on_both_backends(ngspice):
+    """A list of gates and a 1-D row of inputs are taken as before, and the backends agree."""
+    c = _circuit()
+    native = mm.NativeSolver().solve(c, list(_gates(c)), INPUTS[0]).voltages
+    np.testing.assert_allclose(ngspice.solve(c, _gates(c), np.array(INPUTS)).voltages, native, atol=1e-6)
