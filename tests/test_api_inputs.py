@@ -106,3 +106,28 @@ def test_correct_calls_answer_alike_on_both_backends(ngspice):
     c = _circuit()
     native = mm.NativeSolver().solve(c, list(_gates(c)), INPUTS[0]).voltages
     np.testing.assert_allclose(ngspice.solve(c, _gates(c), np.array(INPUTS)).voltages, native, atol=1e-6)
+
+
+@pytest.mark.parametrize("call, says", [
+    (lambda c, g, v: mm.kcl_residuals(c, g[:-1], v),
+     r"kcl_residuals: controls must have shape \(12,\) or \(1, 12\) \(got \(11,\)\); give one control \(V\) per edge"),
+    (lambda c, g, v: mm.edge_currents(c, g, v.T),
+     r"edge_currents: voltages must have 9 columns \(got shape \(9, 1\)\); pass node voltages \[B, N\] of this "
+     r"circuit"),
+    (lambda c, g, v: mm.power_report(c, g, mm.OperatingPoint(v)),
+     r"energy.transistor_power: voltages must be node voltages \[B, 9\] \(V\) \(got the OperatingPoint itself\); "
+     r"pass its \.voltages"),
+    (lambda c, g, v: mm.kcl_residuals(c, g, v, fixed=[99]),
+     r"kcl_residuals: fixed must hold node indices, integers in 0..8 \(got \[99\]\); give the clamped nodes"),
+    (lambda c, g, v: mm.kcl_residuals(c, g, v, twin=2), r"kcl_residuals: twin must be 0 \(free\) or 1 \(clamped\) "
+                                                        r"\(got 2\)"),
+])
+def test_the_physics_checks_refuse_what_is_no_state_of_the_circuit(call, says):
+    """Each was numpy's own error from deep inside: 'operands could not be broadcast together', 'index 8 is out of
+    bounds', 'float() argument must be ... not OperatingPoint'; twin=2 was taken without a word."""
+    c = _circuit()
+    v = mm.NativeSolver().solve(c, _gates(c), INPUTS).voltages
+    with pytest.raises(ValidationError, match=says):
+        call(c, _gates(c), v)
+    assert np.nanmax(np.abs(mm.kcl_residuals(c, list(_gates(c)), v[0].tolist()))) < 1e-12  # lists, a 1-D row: as before
+
