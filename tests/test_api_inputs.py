@@ -131,3 +131,33 @@ def test_the_physics_checks_refuse_what_is_no_state_of_the_circuit(call, says):
         call(c, _gates(c), v)
     assert np.nanmax(np.abs(mm.kcl_residuals(c, list(_gates(c)), v[0].tolist()))) < 1e-12  # lists, a 1-D row: as before
 
+
+@pytest.mark.parametrize("make, says", [
+    (lambda: mm.lattice_network(3.5, 3), "lattice_network: rows must be a whole number (got 3.5); give an int"),
+    (lambda: mm.lattice_network(4, "4"), "lattice_network: cols must be a whole number (got '4'); give an int"),
+    (lambda: mm.random_network(6, 8.5), "random_network: n_edges must be a whole number (got 8.5); give an int"),
+    (lambda: mm.random_network(6.0, 8), "random_network: n_nodes must be a whole number (got 6.0)"),
+    (lambda: mm.layered_network(3, 2, n_edges=2.5), "layered_network: n_edges must be a whole number (got 2.5)"),
+    (lambda: mm.random_network(1, 0), "network.n_nodes: a random network needs at least 2 nodes (got 1); give 2 or "
+                                      "more"),
+    (lambda: mm.random_network(6, 8, seed=-1), "random_network: seed must be an int >= 0, a numpy Generator or None "
+                                               "(got -1: "),
+    (lambda: mm.layered_network(3, 2, seed="a"), "layered_network: seed must be an int >= 0, a numpy Generator or "
+                                                 "None (got 'a': "),
+])
+def test_builders_refuse_counts_and_seeds_they_cannot_use(make, says):
+    """A float count was networkx's "'float' object is not iterable" or numpy's AxisError, and 8.5 edges silently
+    became 9; a negative seed was numpy's 'expected non-negative integer'; one node, "n_edges must be in [0, 0] (got
+    0)"."""
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        make()
+    seeded = mm.random_network(6, 8, seed=np.random.default_rng(0))  # a Generator seeds as its int does
+    assert sorted(seeded.edges) == sorted(mm.random_network(6, 8, seed=np.random.default_rng(0)).edges)
+    assert mm.lattice_network(np.int64(3), 3, periodic=False).number_of_edges() == 12
+
+
+def test_assign_roles_given_a_dict_says_to_make_roles():
+    """It was an AttributeError: 'dict' object has no attribute 'inputs'."""
+    with pytest.raises(ValidationError, match=r"assign_roles: roles must be a Roles \(got dict \{'inputs': \(0,\), "
+                                              r".*\); give Roles\(inputs="):
+        mm.assign_roles(mm.lattice_network(ROWS, COLS), dict(inputs=(0,), rails=(), outputs=((4, None),)))
