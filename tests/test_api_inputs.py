@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import metamaterial as mm
+from conftest import ROOT
 from metamaterial.errors import ValidationError
 from metamaterial.graph import Roles
 
@@ -161,3 +162,67 @@ def test_assign_roles_given_a_dict_says_to_make_roles():
     with pytest.raises(ValidationError, match=r"assign_roles: roles must be a Roles \(got dict \{'inputs': \(0,\), "
                                               r".*\); give Roles\(inputs="):
         mm.assign_roles(mm.lattice_network(ROWS, COLS), dict(inputs=(0,), rails=(), outputs=((4, None),)))
+
+
+def test_compile_graph_given_a_preset_name_says_how_to_make_the_device():
+    """It was an AttributeError: 'str' object has no attribute 'at_temperature', from inside Circuit."""
+    with pytest.raises(ValidationError, match=re.escape(
+            "compile_graph: device must be an edge device, NmosParams, ResistorParams or PotentiometerParams (got str "
+            "'ald1106-fit'); give e.g. nmos_preset('ald1106-fit')")):
+        mm.compile_graph(_graph(), "ald1106-fit")
+
+
+@pytest.fixture(scope="module")
+def xor_setup():
+    return mm.build(mm.load_config(ROOT / "configs" / "xor.yaml", ["simulator.backend=native", "learning.epochs=2"]))
+
+
+@pytest.mark.parametrize("call, says", [
+    (lambda s: mm.build(str(ROOT / "configs" / "xor.yaml")),
+     "build: takes a Config, what load_config returns (got str "),
+    (lambda s: mm.initial_controls(s.config, np.random.default_rng(0)),
+     "initial_controls: takes a Setup, what build(config) returns (got Config "),
+    (lambda s: mm.initial_controls(s, 0), "initial_controls: rng must be a numpy Generator (got int 0); give "
+                                          "np.random.default_rng(seed)"),
+    (lambda s: mm.make_trainer(s, epoch=3), "make_trainer: TrainParams has no field 'epoch' (got ['epoch']); it has "
+                                            "epochs, schedule, "),
+    (lambda s: mm.make_trainer(s, "native"), "make_trainer: solver must be a solver such as NativeSolver() or "
+                                             "NgspiceSolver() (got str 'native')"),
+    (lambda s: mm.load_config(ROOT / "configs" / "xor.yaml", "learning.epochs=3"),
+     "load_config: overrides must be a list of key.path=value texts (got the text 'learning.epochs=3'); give "
+     "['learning.epochs=3']"),
+])
+def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, says):
+    """Each was an AttributeError from inside ('str' object has no attribute 'device', 'int' object has no attribute
+    'uniform'), a TypeError from dataclasses.replace, or (a text of overrides) one --set per character: "--set l:
+    expected key.path=value"."""
+    with pytest.raises(mm.MetamaterialError, match=re.escape(says)) as caught:
+        call(xor_setup)
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("call, says", [
+    (lambda t, x, rng: t.init_state(np.where(np.arange(len(x)) == 5, np.nan, x), rng),
+     "Trainer.init_state: controls must be finite (got nan at edge 5); give a finite gate voltage (V) to every edge"),
+    (lambda t, x, rng: t.init_state(["a"] * len(x), rng), "Trainer.init_state: controls must be numbers, one gate "
+                                                          "voltage (V) per edge (got could not convert string"),
+    (lambda t, x, rng: t.evaluate(x[:-1]), "Trainer.evaluate: controls must have shape (32,) or (R, 32), one row per "
+                                           "replica (got (31,)); give state.controls[0] for one replica"),
+    (lambda t, x, rng: t.evaluate(np.tile(x, (2, 1)) + [[0.0], [np.inf]]),
+     "Trainer.evaluate: controls must be finite (got inf at edge 0 of replica 1)"),
+    (lambda t, x, rng: t.run(x), "Trainer.run: state must be a TrainState (got ndarray); make it with "
+                                 "trainer.init_state(controls, rng)"),
+    (lambda t, x, rng: t.run(t.init_state(x, rng), until=2.5), "Trainer.run: until must be a whole number of epochs "
+                                                               "(got 2.5); give an int"),
+])
+def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, call, says):
+    """NaN controls were refused by the solver ('NativeSolver.solve: ... must be finite'), a wrong length by
+    the solver too, naming the batch it made; a string was numpy's ValueError, run(controls) an AttributeError
+    ('no attribute replicas'), until=2.5 a TypeError from range."""
+    trainer = mm.make_trainer(xor_setup)
+    rng = np.random.default_rng(0)
+    x = mm.initial_controls(xor_setup, rng)
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        call(trainer, x, rng)
+    assert trainer.evaluate(list(x)).loss == trainer.evaluate(x).loss  # a list of one replica: a float, as before
+
