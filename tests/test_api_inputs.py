@@ -226,3 +226,41 @@ def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, cal
         call(trainer, x, rng)
     assert trainer.evaluate(list(x)).loss == trainer.evaluate(x).loss  # a list of one replica: a float, as before
 
+
+@pytest.mark.parametrize("inputs, targets, says", [
+    ([[0.1, np.nan]], [[0.0]], "Task.inputs: must be finite volts (got nan at point 0, column 1); give every point a "
+                               "finite voltage"),
+    ([[0.1, 0.2]], [["a"]], "Task.targets: must be numbers, volts (got [['a']]: could not convert string to float"),
+])
+def test_a_task_refuses_values_no_solver_can_take(inputs, targets, says):
+    """A NaN input was accepted and refused by the solver at the first evaluation, naming neither task nor point;
+    a list of inputs was kept as a list, and task.n_inputs failed on it ('list' object has no attribute 'shape')."""
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        mm.Task("t", inputs, targets)
+    assert mm.Task("t", [[0.1, 0.2]], [[0.0]]).n_inputs == 2
+
+
+def test_evaluate_run_refuses_a_split_it_does_not_know_and_a_path(tmp_path):
+    """split="tset" was evaluated as "train" without a word; a path for the run, an AttributeError."""
+    cfg = mm.load_config(ROOT / "configs" / "xor.yaml", ["simulator.backend=native", "learning.epochs=2"])
+    mm.train_run(cfg, tmp_path / "run", plots=False)
+    run = mm.load_run(tmp_path / "run")
+    with pytest.raises(mm.ConfigError, match=re.escape('evaluate_run: split must be one of train, test (got '
+                                                       "'tset'); give \"train\" for the training points")):
+        mm.evaluate_run(run, split="tset")
+    with pytest.raises(ValidationError, match=re.escape("evaluate_run: run must be a SavedRun (got PosixPath")):
+        mm.evaluate_run(tmp_path / "run")
+    assert mm.evaluate_run(run, split="train")["split"] == "train"
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda: mm.NativeSolver(options={"reltol": 1e-6}), "NativeSolver.options: must be a SpiceOptions (got dict "
+                                                        "{'reltol': 1e-06}); give e.g. SpiceOptions(reltol=1e-6)"),
+    (lambda: mm.NgspiceSolver(options={"reltol": 1e-6}), "NgspiceSolver.options: must be a SpiceOptions (got dict"),
+    (lambda: mm.NativeSolver(tol_v="1e-9"), "NativeSolver.tol_v: must be a positive finite number (got '1e-9')"),
+])
+def test_solver_settings_of_the_wrong_kind_are_refused_when_made(make, says):
+    """A dict of options was an AttributeError ('dict' object has no attribute 'itl1') on native and was taken by
+    ngspice until its first solve; a string tolerance, "must be real number, not str"."""
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        make()

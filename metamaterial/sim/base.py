@@ -12,6 +12,7 @@ import numpy as np
 
 from ..circuit import Circuit, OperatingPoint
 from ..errors import ValidationError, shown
+from ..netlist import SpiceOptions
 from ..step import StepProgram, StepRun
 
 
@@ -135,3 +136,11 @@ def _real(values: object, where: str, name: str, what: str) -> np.ndarray:
         raise ValidationError(f"{where}: {name} must be real numbers, {what} (got dtype {arr.dtype}: "
                               f"{shown(values)}); give a float array")
     return arr.astype(float)
+
+
+def check_options(options: object, where: str) -> None:
+    """Refuse simulator options that are not a ``SpiceOptions`` (a dict of them), which a solver would read only at
+    its first solve, failing there on a missing attribute."""
+    if not isinstance(options, SpiceOptions):
+        raise ValidationError(f"{where}.options: must be a SpiceOptions (got {type(options).__name__} "
+                              f"{shown(options)}); give e.g. SpiceOptions(reltol=1e-6)")

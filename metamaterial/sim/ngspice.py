@@ -43,7 +43,7 @@ from ..netlist import (
     to_spice,
     to_spice_sweep,
 )
-from .base import AbstractSolver
+from .base import AbstractSolver, check_options
 
 _log = logging.getLogger(__name__)
 _FAILURE = re.compile(r"error|singular matrix|iteration limit|no convergence|aborted|failed|too small|"
@@ -133,6 +133,7 @@ class NgspiceSolver(AbstractSolver):
     def __init__(self, options: SpiceOptions = SpiceOptions(), keep_failed: str | None = None,
                  sweep: bool = True) -> None:
         super().__init__()
+        check_options(options, "NgspiceSolver")
         self.keep_failed = keep_failed
         self.sweep = sweep
         self._ng = _shared()
