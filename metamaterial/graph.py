@@ -64,7 +64,9 @@ def layered_pairs(n_inputs: int, n_outputs: int, hidden: int = 0, direct: bool =
 
 
 def random_network(n_nodes: int, n_edges: int, seed: int | np.random.Generator | None = None) -> nx.Graph:
-    """Connected random graph: a random spanning tree plus uniformly chosen extra edges (seeded)."""
+    """Connected random graph of ``n_nodes`` nodes (ids 0..n_nodes-1) and ``n_edges`` edges, from n_nodes - 1 (a
+    tree) to all n_nodes (n_nodes - 1) / 2 pairs: a random spanning tree plus uniformly chosen extra edges.
+    ``seed``: an int >= 0, a numpy ``Generator`` (drawn from, as networkx's builders take it) or None."""
     n_nodes, n_edges = _whole(n_nodes, "random_network: n_nodes"), _whole(n_edges, "random_network: n_edges")
     if n_nodes < 2:  # no edge fits, and "n_edges must be in [0, 0] (got 0)" would contradict itself
         raise ValidationError(f"network.n_nodes: a random network needs at least 2 nodes (got {n_nodes}); give 2 or "
@@ -311,7 +313,12 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
 @dataclass(frozen=True)
 class Roles:
     """Node roles by node id. ``outputs`` pairs are (pos, neg) with neg None for single-ended; each field takes any
-    sequence (a list, a numpy array) and is kept as tuples of Python numbers."""
+    sequence (a list, a numpy array) and is kept as tuples of Python numbers.
+
+    ``inputs``: nodes driven by the data (one column of a task's inputs each, in this order); ``rails``: (node,
+    volts) held constant; ``outputs``: what is read and trained. On a lattice node (r, c) is r * cols + c; a node of
+    a network file or a layered network named ``name`` is the one whose ``label`` attribute is ``name``.
+    Example: ``Roles(inputs=(15, 13), rails=((5, 0.11), (7, 0.33)), outputs=((10, 0),))``."""
 
     inputs: tuple[int, ...]
     rails: tuple[tuple[int, float], ...]

@@ -166,6 +166,16 @@ class Trainer:
 
     ``hardware`` gives the clock: t_learn per learning window (one per active point presented), t_settle per
     phase. With ``compiled=False`` the solver's compiled loop is never used (the reference for tests and benchmarks).
+
+    Args:
+        circuit: the network (``compile_graph``); its inputs and outputs must match the task's columns.
+        task: the data, inputs [P, n_in] and targets [P, n_out] in V (``xor_task()``, ...).
+        rule: the nudge, rate and loss (``CoupledLearning``); dynamics: how controls move and their bounds
+            (``EdgeDynamics``, in the device's unit: V, S or taps); params: epochs, schedule, evaluation
+            (``TrainParams``); solver: ``NativeSolver()`` or ``NgspiceSolver()``.
+
+    Use: ``state = trainer.run(trainer.init_state(controls [E], np.random.default_rng(seed)))``, then
+    ``trainer.evaluate(state.controls[0])``.
     """
 
     def __init__(self, circuit: Circuit, task: Task, rule: CoupledLearning, dynamics: EdgeDynamics,
