@@ -14,7 +14,7 @@ import networkx as nx
 import numpy as np
 
 from . import step
-from .devices import EdgeParams, Mismatch, NmosParams
+from .devices import EdgeDevice, EdgeParams, Mismatch, NmosParams
 from .errors import ValidationError, check_numbers
 from .graph import check_graph_kind
 from .mos import junction_current
@@ -168,6 +168,10 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12,
     ``body``: ``"ground"`` (every transistor's body at 0 V) or ``"input"`` (each transistor's body tied to the end
     of its edge that is an input node: every edge needs exactly one such end; level-1 transistors only)."""
     check_graph_kind(g)
+    if not isinstance(device, EdgeDevice):
+        hint = f"nmos_preset({device!r})" if isinstance(device, str) else 'nmos_preset("ald1106-fit")'
+        raise ValidationError(f"compile_graph: device must be an edge device, NmosParams, ResistorParams or "
+                              f"PotentiometerParams (got {type(device).__name__} {device!r:.60}); give e.g. {hint}")
     n = g.number_of_nodes()
     if "inputs" not in g.graph or "outputs" not in g.graph:
         raise ValidationError("network: roles missing; call graph.assign_roles first")
@@ -250,6 +254,31 @@ class OperatingPoint:
     iterations: np.ndarray | None = None
 
 
+def check_state(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: int | None,
+                where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(controls, voltages [B, N]) as float arrays, refusing, named ``where``, what no node voltages of ``c`` are (an
+    ``OperatingPoint`` itself, the wrong number of nodes), controls of neither [E] nor [B, E], and a twin that is
+    neither 0 nor 1: numpy would fail on them with an index or broadcast error."""
+    if isinstance(voltages, OperatingPoint):
+        raise ValidationError(f"{where}: voltages must be node voltages [B, {c.n_nodes}] (V) (got the "
+                              f"{type(voltages).__name__} itself); pass its .voltages")
+    try:
+        v = np.atleast_2d(np.asarray(voltages, float))
+        x = np.asarray(controls, float)
+    except (TypeError, ValueError) as err:
+        raise ValidationError(f"{where}: controls and voltages must be arrays of numbers (got {err}); pass the "
+                              "controls given to the solver and its OperatingPoint.voltages") from None
+    if v.ndim != 2 or v.shape[1] != c.n_nodes:
+        raise ValidationError(f"{where}: voltages must have {c.n_nodes} columns (got shape {np.shape(voltages)}); "
+                              "pass node voltages [B, N] of this circuit (a solver's OperatingPoint.voltages)")
+    if x.shape[-1:] != (c.n_edges,) or x.ndim > 2 or (x.ndim == 2 and x.shape[0] not in (1, len(v))):
+        raise ValidationError(f"{where}: controls must have shape ({c.n_edges},) or ({len(v)}, {c.n_edges}) (got "
+                              f"{x.shape}); give one control ({c.device.control_unit}) per edge, as to the solver")
+    if twin is not None and twin not in (0, 1):
+        raise ValidationError(f"{where}: twin must be 0 (free) or 1 (clamped) (got {twin!r})")
+    return x, v
+
+
 def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: int = 0) -> np.ndarray:
     """[B, E] current (A) through each edge from node a to node b at the given node voltages [B, N] (behind series
     resistances with a grounded body: the current into b, ``edge_leaks`` saying what else leaves a).
@@ -257,6 +286,7 @@ def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: 
     ``controls`` is [E] or [B, E]: gate voltages (V), conductances (S) or taps, per ``c.device``;
     ``twin`` (0 free, 1 clamped) picks the transistors' mismatch.
     """
+    controls, voltages = check_state(c, controls, voltages, twin, "edge_currents")
     return edge_leaks(c, controls, voltages, twin)[0]
 
 
@@ -288,7 +318,12 @@ def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed:
     At a correct DC operating point every finite entry is ~0 (Kirchhoff's current law). ``twin`` defaults to
     the clamped twin when ``fixed`` is given, else the free twin.
     """
-    v = np.atleast_2d(voltages)
+    controls, v = check_state(c, controls, voltages, twin, "kcl_residuals")
+    fixed = None if fixed is None else np.asarray(fixed)
+    if fixed is not None and fixed.size and (fixed.dtype.kind not in "iu" or fixed.min() < 0
+                                             or fixed.max() >= c.n_nodes):
+        raise ValidationError(f"kcl_residuals: fixed must hold node indices, integers in 0..{c.n_nodes - 1} (got "
+                              f"{fixed.ravel()[:10].tolist()}); give the clamped nodes (circuit.clamp_nodes)")
     i_edge, leak = edge_leaks(c, controls, v, twin=(0 if fixed is None else 1) if twin is None else twin)
     out = np.zeros_like(v)
     np.add.at(out.T, c.edges[:, 0], i_edge.T if leak is None else (i_edge + leak).T)
@@ -297,7 +332,7 @@ def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed:
         np.add.at(out.T, node, i_j.T)
         if body is not None:
             np.add.at(out.T, body, -i_j.T)
-    driven = np.concatenate([c.source_nodes, [] if fixed is None else np.asarray(fixed, int)]).astype(int)
+    driven = np.concatenate([c.source_nodes, [] if fixed is None else fixed.astype(int).ravel()]).astype(int)
     out[:, driven] = np.nan
     return out
 

@@ -79,7 +79,11 @@ def _parse_yaml(text: str, source: str) -> Any:
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read, override and validate a YAML config; relative paths in it resolve against its folder."""
+    """Read, override and validate a YAML config; relative paths in it resolve against its folder. ``overrides``:
+    a list of ``key.path=value`` texts, each as the command line's ``--set`` takes it."""
+    if isinstance(overrides, (str, bytes)):  # iterated, it would be one override per character
+        raise ConfigError(f"load_config: overrides must be a list of key.path=value texts (got the text "
+                          f"{shown(overrides)}); give [{shown(overrides)}]")
     p = Path(path)
     return config_from_document(read_document(p), str(p), p.parent, overrides)
 

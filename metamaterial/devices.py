@@ -523,7 +523,9 @@ PRESETS: dict[str, NmosParams] = {
 
 
 def nmos_preset(name: str, **overrides: float) -> NmosParams:
-    """A named NMOS preset with any parameter overridden (``lambda_`` for lambda)."""
+    """A named NMOS preset (a key of ``PRESETS``: ``ald1106-fit``, ``ald1106-hw``, ``ald1106-l1``) with any
+    ``NmosParams`` field overridden in SI units (``vto=0.7`` in V, ``kp`` in A/V^2, ``lambda_`` for lambda in 1/V).
+    An unknown name or field is a ``ValidationError`` listing the ones there are."""
     if name not in PRESETS:
         raise ValidationError(f"device.preset: unknown preset (got {name!r}); choose one of {sorted(PRESETS)}")
     known = [f.name for f in fields(NmosParams) if f.init]

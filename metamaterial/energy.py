@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .circuit import Circuit, edge_leaks
+from .circuit import Circuit, check_state, edge_leaks
 from .errors import ValidationError
 from .learning.gates import HardwareParams
 from .mos import junction_current
@@ -50,10 +50,7 @@ def transistor_power(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twi
     junctions' current leaves a at V_a for ground), I_b (V_a - V_b) with it tied to a.
     Linear edges: I (V_a - V_b). ``controls`` is [E] or [B, E] as in ``circuit.edge_currents``.
     """
-    v = np.atleast_2d(np.asarray(voltages, float))
-    if v.shape[1] != c.n_nodes:
-        raise ValidationError(f"energy.transistor_power: voltages must have {c.n_nodes} columns (got shape "
-                              f"{v.shape}); pass node voltages [B, N] of this circuit")
+    controls, v = check_state(c, controls, voltages, twin, "energy.transistor_power")
     drop = v[:, c.edges[:, 0]] - v[:, c.edges[:, 1]]
     current, leak = edge_leaks(c, controls, v, twin)
     power = current * drop

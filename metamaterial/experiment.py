@@ -8,7 +8,8 @@ directories and checkpoints are ``runs``; the ``solve`` and ``netlist`` commands
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from .devices import (
     nmos_from_card,
     nmos_preset,
 )
-from .errors import ConfigError, ValidationError
+from .errors import ConfigError, ValidationError, shown
 from .learning.gates import EdgeDynamics, HardwareParams
 from .learning.rules import HINGE_LOSSES, CoupledLearning
 from .learning.schedules import Schedule
@@ -141,6 +142,10 @@ def _data_task(cfg: Config) -> Task:
 def build(cfg: Config) -> Setup:
     """Typed objects of a run; every cross-section check happens here (``check_config`` makes the ones that need no
     network, without building it)."""
+    if not isinstance(cfg, Config):
+        hint = f"load_config({str(cfg)!r})" if isinstance(cfg, (str, Path)) else "load_config(path)"
+        raise ValidationError(f"build: takes a Config, what load_config returns (got {type(cfg).__name__} "
+                              f"{shown(cfg)}); give {hint}")
     device, task = build_device(cfg), build_task(cfg)
     _check_backend(cfg, device)
     low, high, rate = resolve_learning(cfg, device, task)
@@ -346,7 +351,12 @@ def check_learnable(setup: Setup) -> list[str]:
 
 
 def initial_controls(setup: Setup, rng: np.random.Generator) -> np.ndarray:
-    """[E] initial controls from ``learning.init``; unset bounds of a uniform draw take the device's range."""
+    """[E] initial controls (the device's unit: V, S or taps) from ``learning.init``, drawn from ``rng`` (a numpy
+    ``Generator``); unset bounds of a uniform draw take the device's range."""
+    _check_setup(setup, "initial_controls")
+    if not isinstance(rng, np.random.Generator):
+        raise ValidationError(f"initial_controls: rng must be a numpy Generator (got {type(rng).__name__} "
+                              f"{rng!r:.40}); give np.random.default_rng(seed)")
     init, dev, n = setup.config.learning.init, setup.circuit.device, setup.circuit.n_edges
     lo, hi = dev.default_init()
     lo, hi = (lo if init.low is None else init.low), (hi if init.high is None else init.high)
@@ -356,17 +366,32 @@ def initial_controls(setup: Setup, rng: np.random.Generator) -> np.ndarray:
     return np.clip(values, setup.dynamics.low, setup.dynamics.high)
 
 
+def _check_setup(setup: object, where: str, hint: str = "") -> None:
+    """Refuse, named ``where``, what is not a ``Setup`` (a Config, a path) with how to make one."""
+    if not isinstance(setup, Setup):
+        raise ValidationError(f"{where}: takes a Setup, what build(config) returns (got {type(setup).__name__} "
+                              f"{setup!r:.40}){hint or '; give build(load_config(path))'}")
+
+
 def make_solver(setup: Setup) -> AbstractSolver:
     """The setup's solver: ``simulator.backend``, made by ``sim.registry`` with the config's tolerances (to run a
     config on another backend, ``config.with_backend``)."""
-    if not isinstance(setup, Setup):
-        raise ValidationError(f"make_solver: takes a Setup, what build(config) returns (got {type(setup).__name__} "
-                              f"{setup!r:.40}); for a solver by name, NativeSolver() or NgspiceSolver()")
+    _check_setup(setup, "make_solver", "; for a solver by name, NativeSolver() or NgspiceSolver()")
     return registry.make_solver(setup.config.simulator.backend, setup.options)
 
 
 def make_trainer(setup: Setup, solver: AbstractSolver | None = None, **params) -> Trainer:
-    """The trainer of a setup on its solver (``make_solver``, or the one given), with ``TrainParams`` changes."""
+    """The trainer of a setup on its solver (``make_solver``, or the one given), with ``TrainParams`` changes
+    (``epochs=10``: any of its fields by name)."""
+    _check_setup(setup, "make_trainer")
+    known = [f.name for f in fields(TrainParams)]
+    unknown = [k for k in params if k not in known]
+    if unknown:
+        raise ValidationError(f"make_trainer: TrainParams has no field {unknown[0]!r} (got {unknown}); it has "
+                              f"{', '.join(known)}")
+    if solver is not None and not isinstance(solver, AbstractSolver):
+        raise ValidationError(f"make_trainer: solver must be a solver such as NativeSolver() or NgspiceSolver() (got "
+                              f"{type(solver).__name__} {solver!r:.40}); give one, or None for the config's backend")
     return Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, replace(setup.params, **params),
                    solver or make_solver(setup), setup.hardware)
 

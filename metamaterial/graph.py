@@ -20,6 +20,7 @@ drain (a network file's first name on the edge's line, a GraphML edge's source),
 from __future__ import annotations
 
 import math
+import numbers
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from .errors import ValidationError
+from .errors import ValidationError, shown
 
 
 def lattice_network(rows: int, cols: int, periodic: bool = True) -> nx.Graph:
@@ -38,6 +39,7 @@ def lattice_network(rows: int, cols: int, periodic: bool = True) -> nx.Graph:
     Node (r, c) gets id r*cols + c and attribute ``pos=(r, c)``. The default of the paper is 4x4 periodic:
     16 nodes, 32 edges. A periodic dimension needs at least 3 nodes, or edges would double up.
     """
+    rows, cols = _whole(rows, "lattice_network: rows"), _whole(cols, "lattice_network: cols")
     if rows < 1 or cols < 1 or rows * cols < 2:
         raise ValidationError(f"network: a lattice needs at least 2 nodes (got rows={rows}, cols={cols}); give rows "
                               "and cols of 2 nodes or more together")
@@ -63,12 +65,18 @@ def layered_pairs(n_inputs: int, n_outputs: int, hidden: int = 0, direct: bool =
 
 
 def random_network(n_nodes: int, n_edges: int, seed: int | np.random.Generator | None = None) -> nx.Graph:
-    """Connected random graph: a random spanning tree plus uniformly chosen extra edges (seeded)."""
+    """Connected random graph of ``n_nodes`` nodes (ids 0..n_nodes-1) and ``n_edges`` edges, from n_nodes - 1 (a
+    tree) to all n_nodes (n_nodes - 1) / 2 pairs: a random spanning tree plus uniformly chosen extra edges.
+    ``seed``: an int >= 0, a numpy ``Generator`` (drawn from, as networkx's builders take it) or None."""
+    n_nodes, n_edges = _whole(n_nodes, "random_network: n_nodes"), _whole(n_edges, "random_network: n_edges")
+    if n_nodes < 2:  # no edge fits, and "n_edges must be in [0, 0] (got 0)" would contradict itself
+        raise ValidationError(f"network.n_nodes: a random network needs at least 2 nodes (got {n_nodes}); give 2 or "
+                              "more")
     max_edges = n_nodes * (n_nodes - 1) // 2
-    if n_nodes < 2 or not (n_nodes - 1 <= n_edges <= max_edges):
+    if not (n_nodes - 1 <= n_edges <= max_edges):
         raise ValidationError(f"network.n_edges: must be in [{n_nodes - 1}, {max_edges}] for {n_nodes} nodes "
                               f"(got {n_edges}); give a number in that range (a connected graph needs n_nodes - 1)")
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed, "random_network")
     order = rng.permutation(n_nodes)
     edges = {tuple(sorted((int(order[i]), int(order[rng.integers(i)])))) for i in range(1, n_nodes)}
     while len(edges) < n_edges:
@@ -93,10 +101,13 @@ def layered_network(n_inputs: int, n_outputs: int, hidden: int = 0, density: flo
     pairs)``; every pair when density is 1). The graph's ``layers`` attribute lists the node ids of each layer.
     A wiring that leaves a node unconnected is an error (raise the density or change the seed).
     """
+    n_inputs, n_outputs = _whole(n_inputs, "layered_network: n_inputs"), _whole(n_outputs, "layered_network: n_outputs")
+    hidden = _whole(hidden, "layered_network: hidden")
+    n_edges = None if n_edges is None else _whole(n_edges, "layered_network: n_edges")
     if n_inputs < 1 or n_outputs < 1 or hidden < 0:
         raise ValidationError(f"network: a layered network needs >= 1 input and >= 1 output node and >= 0 hidden "
                               f"(got inputs={n_inputs}, outputs={n_outputs}, hidden={hidden})")
-    if not 0 < density <= 1:
+    if isinstance(density, bool) or not isinstance(density, numbers.Real) or not 0 < density <= 1:
         raise ValidationError(f"network.density: must be in (0, 1] (got {density})")
     if direct and not hidden:
         raise ValidationError("network.direct: wires inputs to outputs beside a hidden layer, and there is none "
@@ -111,7 +122,7 @@ def layered_network(n_inputs: int, n_outputs: int, hidden: int = 0, density: flo
     if not 1 <= keep <= total:
         raise ValidationError(f"network.n_edges: must be in [1, {total}] for these layers (got {keep}); give a "
                               "number in that range, or a density")
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed, "layered_network")
     chosen = np.sort(rng.choice(total, size=keep, replace=False)) if keep < total else np.arange(total)
     g = nx.Graph(kind="layered", seed=None if isinstance(seed, np.random.Generator) else seed,
                  layers=[list(first), list(mid), list(last)])
@@ -124,6 +135,24 @@ def layered_network(n_inputs: int, n_outputs: int, hidden: int = 0, density: flo
         raise ValidationError(f"network: the drawn wiring leaves {len(lonely)} node(s) unconnected ({shown}); raise "
                               "network.density or n_edges, or change network.seed")
     return g
+
+
+def _whole(value: object, where: str) -> int:
+    """``value`` as an int: any integer (numpy's too); a float, even 3.0, a string or a bool is refused, as networkx
+    and numpy would refuse them with their own words, or (a float count of edges) round up without one."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValidationError(f"{where} must be a whole number (got {value!r}); give an int")
+    return int(value)
+
+
+def _rng(seed: object, where: str) -> np.random.Generator:
+    """The generator of a builder's ``seed``: an int >= 0, a numpy ``Generator`` (used as it is), or None (fresh
+    entropy), as networkx's builders take it."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as err:  # numpy's SeedSequence: "expected non-negative integer", ...
+        raise ValidationError(f"{where}: seed must be an int >= 0, a numpy Generator or None (got {seed!r}: {err}); "
+                              "give e.g. seed=0") from None
 
 
 def _layered_pair(i: np.ndarray, n_inputs: int, n_outputs: int, hidden: int) -> tuple[np.ndarray, np.ndarray]:
@@ -293,7 +322,12 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
 @dataclass(frozen=True)
 class Roles:
     """Node roles by node id. ``outputs`` pairs are (pos, neg) with neg None for single-ended; each field takes any
-    sequence (a list, a numpy array) and is kept as tuples of Python numbers."""
+    sequence (a list, a numpy array) and is kept as tuples of Python numbers.
+
+    ``inputs``: nodes driven by the data (one column of a task's inputs each, in this order); ``rails``: (node,
+    volts) held constant; ``outputs``: what is read and trained. On a lattice node (r, c) is r * cols + c; a node of
+    a network file or a layered network named ``name`` is the one whose ``label`` attribute is ``name``.
+    Example: ``Roles(inputs=(15, 13), rails=((5, 0.11), (7, 0.33)), outputs=((10, 0),))``."""
 
     inputs: tuple[int, ...]
     rails: tuple[tuple[int, float], ...]
@@ -336,7 +370,12 @@ def _node_id(n: object) -> int:
 
 
 def assign_roles(g: nx.Graph, roles: Roles) -> nx.Graph:
-    """Return a copy of ``g`` carrying ``roles``, after validating them against the graph."""
+    """Return a copy of ``g`` carrying ``roles``, after validating them against the graph (``validate_network``):
+    the nodes the roles name exist, each has one role, there is a source (an input or a rail) and an output, and
+    the graph is connected."""
+    if not isinstance(roles, Roles):
+        raise ValidationError(f"assign_roles: roles must be a Roles (got {type(roles).__name__} {shown(roles)}); give "
+                              "Roles(inputs=(...), rails=((node, volts), ...), outputs=((pos, neg or None), ...))")
     validate_network(g, roles)
     out = g.copy()
     out.graph.update(inputs=list(roles.inputs), rails=[list(r) for r in roles.rails],

@@ -18,7 +18,7 @@ import numpy as np
 from .config import Config, with_backend
 from .configfile import load_saved_config
 from .datafiles import check_files
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, ValidationError, shown
 from .experiment import Setup, build, build_network, chips_per_replica, make_solver, make_trainer, replica_setup
 from .learning.trainer import Evaluation
 from .points import describe_points, point_indices, point_phases, write_point_netlists
@@ -183,12 +183,22 @@ def _refuse_ambiguous(p: Path, header: list[str], kinds: list[tuple[str, list[st
                               f"the columns {fix}, in any order)")
 
 
+#: the points ``evaluate_run`` can evaluate besides new inputs
+SPLITS = ("train", "test")
+
+
 def evaluate_run(run: SavedRun, split: str = "train", inputs: np.ndarray | None = None, seed: int | None = None,
                  backend: str | None = None) -> dict:
     """Outputs of the trained network for each chosen replica (all, or the one of ``seed``): on the training
     points (``split="train"``), the held-out ones (``"test"``; under ``task.validation`` its validation set), or
     new ``inputs`` [P, n_in] (V; no targets, so no loss). Returns a JSON-ready dict; outputs [P, n_out] V, loss
     (MSE to the targets) V^2, and under a hinge loss hinge_loss V (``Trainer.evaluate``)."""
+    if not isinstance(run, SavedRun):
+        raise ValidationError(f"evaluate_run: run must be a SavedRun (got {type(run).__name__} {shown(run)}); give "
+                              "load_run(run_dir)")
+    if split not in SPLITS:  # anything else was evaluated as "train" without a word
+        raise ConfigError(f"evaluate_run: split must be one of {', '.join(SPLITS)} (got {split!r}); give \"train\" "
+                          "for the training points or \"test\" for the held-out ones")
     setup = build(with_backend(run.config, backend))
     task = setup.task
     picked = run.replicas(seed)

@@ -47,6 +47,22 @@ class FeatureScale:
         return self.low + (self.high - self.low) * (np.asarray(raw, float) - self.lo) / self.span
 
 
+def _volts(values: object, where: str) -> np.ndarray:
+    """``values`` as a float array (the same array when it is one), refusing what holds no real numbers (a string,
+    None) or a value that is not finite: a solver would refuse it at the first solve, naming neither the task nor
+    the point, and a NaN target makes every loss NaN."""
+    try:
+        arr = np.asarray(values, float)
+    except (TypeError, ValueError) as err:
+        raise ValidationError(f"{where}: must be numbers, volts (got {shown(values)}: {err}); give a float array, "
+                              "one row per point") from None
+    if not np.isfinite(arr).all():
+        at = tuple(int(i) for i in np.argwhere(~np.isfinite(np.atleast_1d(arr)))[0])
+        raise ValidationError(f"{where}: must be finite volts (got {np.atleast_1d(arr)[at]} at point {at[0]}"
+                              + (f", column {at[1]}" if len(at) > 1 else "") + "); give every point a finite voltage")
+    return arr
+
+
 @dataclass(frozen=True)
 class Task:
     """A supervised task in volts.
@@ -94,6 +110,9 @@ class Task:
         for x_name, y_name, c_name, x, y, cls in pairs:
             if x is None:
                 continue
+            x, y = _volts(x, f"Task.{x_name}"), _volts(y, f"Task.{y_name}")
+            object.__setattr__(self, x_name, x)  # as arrays: ``n_inputs`` and the trainer read their shape
+            object.__setattr__(self, y_name, y)
             if np.ndim(x) != 2 or np.ndim(y) != 2 or len(x) != len(y):
                 raise ValidationError(f"Task.{y_name}: must be [P, n_out] beside Task.{x_name} [P, n_in] (got "
                                       f"{np.shape(y)} and {np.shape(x)}); give one row of each per point")

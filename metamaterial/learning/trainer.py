@@ -166,6 +166,16 @@ class Trainer:
 
     ``hardware`` gives the clock: t_learn per learning window (one per active point presented), t_settle per
     phase. With ``compiled=False`` the solver's compiled loop is never used (the reference for tests and benchmarks).
+
+    Args:
+        circuit: the network (``compile_graph``); its inputs and outputs must match the task's columns.
+        task: the data, inputs [P, n_in] and targets [P, n_out] in V (``xor_task()``, ...).
+        rule: the nudge, rate and loss (``CoupledLearning``); dynamics: how controls move and their bounds
+            (``EdgeDynamics``, in the device's unit: V, S or taps); params: epochs, schedule, evaluation
+            (``TrainParams``); solver: ``NativeSolver()`` or ``NgspiceSolver()``.
+
+    Use: ``state = trainer.run(trainer.init_state(controls [E], np.random.default_rng(seed)))``, then
+    ``trainer.evaluate(state.controls[0])``.
     """
 
     def __init__(self, circuit: Circuit, task: Task, rule: CoupledLearning, dynamics: EdgeDynamics,
@@ -216,7 +226,7 @@ class Trainer:
         replica (or one generator). The trajectory is kept by default for a single replica only. Controls outside
         the dynamics' [low, high] are taken as given (a leak toward a rest below ``low`` leaves trained gates there)
         and clipped by the first update."""
-        controls = np.array(np.atleast_2d(controls), float)
+        controls = np.atleast_2d(self._controls(controls, "Trainer.init_state"))
         given = rngs
         rngs = [given] if isinstance(given, np.random.Generator) else list(given) if isinstance(given, (list, tuple)) \
             else []
@@ -230,6 +240,22 @@ class Trainer:
         state = TrainState(0, controls, rngs, np.zeros(len(rngs), np.int64), keep_trajectory=keep)
         self._record(state, force=True)
         return state
+
+    def _controls(self, controls: object, where: str) -> np.ndarray:
+        """``controls`` as a float array (a copy), refusing what holds no real numbers or a value that is not finite,
+        which the solver would refuse only later, naming itself."""
+        try:
+            out = np.array(controls, float)
+        except (TypeError, ValueError) as err:
+            raise ValidationError(f"{where}: controls must be numbers, one {self.circuit.device.control_label} per "
+                                  f"edge (got {err}); give a float array") from None
+        if not np.isfinite(out).all():
+            at = np.argwhere(~np.isfinite(np.atleast_1d(out)))[0]
+            replica = f" of replica {at[0]}" if out.ndim == 2 else ""
+            raise ValidationError(f"{where}: controls must be finite (got {np.atleast_1d(out)[tuple(at)]} at edge "
+                                  f"{at[-1]}{replica}); give a finite {self.circuit.device.control_label} to every "
+                                  "edge")
+        return out
 
     # -- the Python step ------------------------------------------------------------------------------
     def step(self, controls: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int, bool]:
@@ -336,6 +362,10 @@ class Trainer:
         starts and leaves the solver as it was (``AbstractSolver.solve`` with ``remember=False``): what is
         evaluated when does not change what is trained, and an evaluation depends only on the training before it."""
         task, c = self.task, self.circuit
+        controls = self._controls(controls, "Trainer.evaluate")
+        if controls.ndim not in (1, 2) or controls.shape[-1] != c.n_edges:
+            raise ValidationError(f"Trainer.evaluate: controls must have shape ({c.n_edges},) or (R, {c.n_edges}), one "
+                                  f"row per replica (got {controls.shape}); give state.controls[0] for one replica")
         x, y, cls = (task.test_inputs, task.test_targets, task.test_classes) if test else \
             (task.inputs, task.targets, task.classes)
         many = np.atleast_2d(controls)
@@ -390,6 +420,13 @@ class Trainer:
         it keeps). Evaluations (``eval_every``) and trajectory snapshots (``record_every``) happen
         at the same epochs whatever ``every`` and ``until`` are, so a run continued in pieces ends where one
         whole run does. ``state`` advances in place and is returned (copy it first to keep where it was)."""
+        if not isinstance(state, TrainState):
+            raise ValidationError(f"Trainer.run: state must be a TrainState (got {type(state).__name__}); make it with "
+                                  "trainer.init_state(controls, rng)")
+        for name, value in (("every", every), ("until", until)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+                raise ValidationError(f"Trainer.run: {name} must be a whole number of epochs (got {value!r}); give an "
+                                      "int")
         if every < 1:
             raise ValidationError(f"Trainer.run: every must be >= 1 (got {every})")
         p = self.params

@@ -11,7 +11,8 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from ..circuit import Circuit, OperatingPoint
-from ..errors import ValidationError
+from ..errors import ValidationError, shown
+from ..netlist import SpiceOptions
 from ..step import StepProgram, StepRun
 
 
@@ -54,24 +55,45 @@ class AbstractSolver(ABC):
         Returns:
             ``OperatingPoint`` with ``voltages`` [B, N] in V.
         """
-        controls = np.asarray(controls, float)
-        inputs = np.atleast_2d(np.asarray(inputs, float))
-        if controls.shape != (circuit.n_edges,) and controls.shape != (inputs.shape[0], circuit.n_edges):
-            raise ValidationError(f"{type(self).__name__}.solve: controls must have shape ({circuit.n_edges},) or "
-                                  f"({inputs.shape[0]}, {circuit.n_edges}) (got {controls.shape})")
+        where = f"{type(self).__name__}.solve"
+        if not isinstance(circuit, Circuit):
+            raise ValidationError(f"{where}: circuit must be a Circuit (got {type(circuit).__name__}); make one with "
+                                  "compile_graph(g, device) from a graph carrying roles (assign_roles)")
+        unit = circuit.device.control_unit
+        controls = _real(controls, where, "controls", f"one {circuit.device.control_label} per edge")
+        inputs = _real(inputs, where, "inputs", "input voltages (V)")
+        given, inputs = inputs.shape, np.atleast_2d(inputs)
         if inputs.ndim != 2 or inputs.shape[1] != circuit.n_inputs:
-            raise ValidationError(f"{type(self).__name__}.solve: inputs must have shape (B, {circuit.n_inputs}) "
-                                  f"(got {inputs.shape})")
+            raise ValidationError(f"{where}: inputs must have shape (B, {circuit.n_inputs}), one row of input "
+                                  f"voltages (V) per data point (got shape {given}); give a [B, {circuit.n_inputs}] "
+                                  f"array, or one row of {circuit.n_inputs}")
+        if controls.shape != (circuit.n_edges,) and controls.shape != (inputs.shape[0], circuit.n_edges):
+            raise ValidationError(f"{where}: controls must have shape ({circuit.n_edges},) or "
+                                  f"({inputs.shape[0]}, {circuit.n_edges}) (got {controls.shape}); give one control "
+                                  f"({unit}) per edge, shared by the batch, or one row per input row")
         if clamps is not None:
-            clamps = np.atleast_2d(np.asarray(clamps, float))
+            clamps = np.atleast_2d(_real(clamps, where, "clamps", "clamp voltages (V)"))
             if clamps.shape != (inputs.shape[0], len(circuit.clamp_nodes)):
-                raise ValidationError(f"{type(self).__name__}.solve: clamps must have shape "
-                                      f"({inputs.shape[0]}, {len(circuit.clamp_nodes)}) (got {clamps.shape})")
+                raise ValidationError(f"{where}: clamps must have shape "
+                                      f"({inputs.shape[0]}, {len(circuit.clamp_nodes)}) (got {clamps.shape}); give "
+                                      "one row per input row, one voltage (V) per node of circuit.clamp_nodes")
+        for name, values, what in (("controls", controls, f"{circuit.device.control_label} to every edge"),
+                                   ("inputs", inputs, "voltage (V) to every input"),
+                                   ("clamps", clamps, "voltage (V) to every clamp")):
+            if values is not None and not np.isfinite(values).all():
+                # both backends took it far: native's Newton refused it after the fact, ngspice's netlist writer
+                # deep inside the load, neither naming the argument
+                at = np.argwhere(~np.isfinite(values))[0]
+                place = f"edge {at[-1]}" if name == "controls" else f"column {at[-1]}"
+                row = f"row {at[0]}, " if values.ndim == 2 and (name != "controls" or controls.ndim == 2) else ""
+                raise ValidationError(f"{where}: {name} must be finite (got {float(values[tuple(at)])} at "
+                                      f"{row}{place}); give a finite {what}")
+        circuit.device.edge_controls(controls)  # its own refusals (a resistor's conductance <= 0), on either backend
         if tags is not None:
             tags = np.asarray(tags)
             if tags.shape != (inputs.shape[0],) or tags.dtype.kind not in "iu" or (tags < 0).any():
-                raise ValidationError(f"{type(self).__name__}.solve: tags must be {inputs.shape[0]} integers >= 0 "
-                                      f"(got shape {tags.shape}, dtype {tags.dtype})")
+                raise ValidationError(f"{where}: tags must be {inputs.shape[0]} integers >= 0 "
+                                      f"(got shape {tags.shape}, dtype {tags.dtype}); give one per input row, or None")
         op = self._solve(circuit, controls, inputs, clamps, tags, remember)
         self.n_solves += inputs.shape[0]
         return op
@@ -100,3 +122,25 @@ class AbstractSolver(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _real(values: object, where: str, name: str, what: str) -> np.ndarray:
+    """``values`` as a float array, refusing what is no real number (a string, None, a complex number, a ragged
+    list), which numpy would refuse with its own words or, for a complex number, cast with only a warning."""
+    try:
+        arr = np.asarray(values)
+    except ValueError as err:  # a ragged nested list
+        raise ValidationError(f"{where}: {name} must be an array of {what} (got {shown(values)}: {err}); give "
+                              "rows of equal length") from None
+    if arr.dtype.kind not in "biuf":
+        raise ValidationError(f"{where}: {name} must be real numbers, {what} (got dtype {arr.dtype}: "
+                              f"{shown(values)}); give a float array")
+    return arr.astype(float)
+
+
+def check_options(options: object, where: str) -> None:
+    """Refuse simulator options that are not a ``SpiceOptions`` (a dict of them), which a solver would read only at
+    its first solve, failing there on a missing attribute."""
+    if not isinstance(options, SpiceOptions):
+        raise ValidationError(f"{where}.options: must be a SpiceOptions (got {type(options).__name__} "
+                              f"{shown(options)}); give e.g. SpiceOptions(reltol=1e-6)")

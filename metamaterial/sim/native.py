@@ -25,6 +25,7 @@ ends with plain Newton on the circuit itself, to the same tolerances. One that s
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,7 +49,7 @@ from ..mos import OVERDRIVE_CAP
 from ..netlist import SpiceOptions
 from ..step import StepProgram, StepRun
 from . import native_kernels as nk
-from .base import AbstractSolver
+from .base import AbstractSolver, check_options
 
 _MAX_CACHED_CIRCUITS = 16
 _MAX_WARM_STARTS = 64
@@ -165,11 +166,14 @@ class NativeSolver(AbstractSolver):
                  dv_max: float = 0.3, dense_limit: int = 150, warm_start: bool = True,
                  reuse_factorization: bool = True, options: SpiceOptions = SpiceOptions()) -> None:
         super().__init__()
+        check_options(options, "NativeSolver")
         max_iter = options.itl1 if max_iter is None else max_iter
-        if int(max_iter) != max_iter or max_iter < 1:
+        if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Real) or int(max_iter) != max_iter \
+                or max_iter < 1:
             raise ValidationError(f"NativeSolver.max_iter: must be an integer >= 1 (got {max_iter!r})")
         for attr, value in (("tol_v", tol_v), ("tol_i", tol_i), ("dv_max", dv_max)):
-            if not (math.isfinite(value) and value > 0):
+            real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if not (real and math.isfinite(value) and value > 0):
                 raise ValidationError(f"NativeSolver.{attr}: must be a positive finite number (got {value!r})")
             setattr(self, attr, float(value))
         self.throw = throw

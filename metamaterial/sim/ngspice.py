@@ -43,7 +43,7 @@ from ..netlist import (
     to_spice,
     to_spice_sweep,
 )
-from .base import AbstractSolver
+from .base import AbstractSolver, check_options
 
 _log = logging.getLogger(__name__)
 _FAILURE = re.compile(r"error|singular matrix|iteration limit|no convergence|aborted|failed|too small|"
@@ -133,6 +133,7 @@ class NgspiceSolver(AbstractSolver):
     def __init__(self, options: SpiceOptions = SpiceOptions(), keep_failed: str | None = None,
                  sweep: bool = True) -> None:
         super().__init__()
+        check_options(options, "NgspiceSolver")
         self.keep_failed = keep_failed
         self.sweep = sweep
         self._ng = _shared()
@@ -332,6 +333,8 @@ class NgspiceSolver(AbstractSolver):
         # an earlier one
         interrupts.raise_pending()
         batch, per_sample = inputs.shape[0], controls.ndim == 2
+        if not batch:  # nothing to solve, as the native solver answers (a netlist of no copies cannot be written)
+            return OperatingPoint(voltages=np.empty((0, circuit.n_nodes)))
         # a batch netlist holds a network copy per sample, and they share the gates: one control vector per sample
         # is solved row by row
         size = 1 if per_sample else netlist_points(batch, circuit.n_edges)

@@ -1,0 +1,266 @@
+"""What a notebook hands the library by mistake: arrays of the wrong shape or kind, NaN, a graph for a circuit, a
+string for a number. Each is refused where it enters, on both backends alike, as a ``MetamaterialError`` that is
+also the matching built-in and says what was given and what to give; correct calls answer as before."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import metamaterial as mm
+from conftest import ROOT
+from metamaterial.errors import ValidationError
+from metamaterial.graph import Roles
+
+ROWS = COLS = 3  # a small open lattice: node r * COLS + c
+GATES = 1.5  # V, every edge's gate
+INPUTS = [[0.1, 0.2]]  # V, one data point
+ROLES = Roles(inputs=(0, 2), rails=((8, 0.0),), outputs=((4, None),))
+
+
+def _graph():
+    return mm.assign_roles(mm.lattice_network(ROWS, COLS, periodic=False), ROLES)
+
+
+def _circuit(device=None) -> mm.Circuit:
+    return mm.compile_graph(_graph(), device or mm.nmos_preset("ald1106-fit"))
+
+
+@pytest.fixture(params=["native", "ngspice"])
+def solver(request):
+    """Each backend: the refusals live in the one interface both implement."""
+    return mm.NativeSolver() if request.param == "native" else request.getfixturevalue("ngspice")
+
+
+def _gates(c: mm.Circuit) -> np.ndarray:
+    return np.full(c.n_edges, GATES)
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda g: (np.where(np.arange(len(g)) == 3, np.nan, g), INPUTS, None),
+     r"controls must be finite \(got nan at edge 3\); give a finite gate voltage \(V\) to every edge"),
+    (lambda g: (np.tile(g, (2, 1)), [[0.1, 0.2], [0.1, np.inf]], None),
+     r"inputs must be finite \(got inf at row 1, column 1\); give a finite voltage \(V\) to every input"),
+    (lambda g: (g, INPUTS, [[-np.inf]]), r"clamps must be finite \(got -inf at row 0, column 0\)"),
+])
+def test_non_finite_values_are_refused_by_solve_naming_the_argument(solver, change, says):
+    """native refused them after its Newton ran ('controls, inputs and clamps must be finite ... in sample(s) [0]',
+    not saying which); ngspice deep in its netlist writer ('netlist: refusing a non-finite value (got nan)')."""
+    c = _circuit()
+    controls, inputs, clamps = change(_gates(c))
+    with pytest.raises(ValidationError, match=rf"^{type(solver).__name__}.solve: {says}"):
+        solver.solve(c, controls, inputs, clamps)
+
+
+@pytest.mark.parametrize("controls, inputs, says", [
+    (["a"] * 12, INPUTS, r"controls must be real numbers, one gate voltage \(V\) per edge \(got dtype <U1: "
+                         r"\['a', 'a', 'a', 'a', 'a', ...\]\); give a float array"),
+    (np.full(12, 1.5 + 0j), INPUTS, r"controls must be real numbers, .* \(got dtype complex128"),
+    (np.full(12, GATES), [[0.1, None]], r"inputs must be real numbers, input voltages \(V\) \(got dtype object: "
+                                        r"\[\[0.1, None\]\]\)"),
+    (np.full(12, GATES), [[0.1, 0.2], [0.1]], r"inputs must be an array of input voltages \(V\) \(got "
+                                              r"\[\[0.1, 0.2\], \[0.1\]\]: .*\); give rows of equal length"),
+])
+def test_what_is_no_array_of_real_numbers_is_refused_by_solve(solver, controls, inputs, says):
+    """A string was numpy's bare ValueError ('could not convert string to float'); a complex gate lost its imaginary
+    part with only a ComplexWarning; None in an input became NaN, refused as a non-finite value."""
+    with pytest.raises(ValidationError, match=rf"^{type(solver).__name__}.solve: {says}"):
+        solver.solve(_circuit(), controls, inputs)
+
+
+def test_inputs_of_the_wrong_shape_are_named_as_given(solver):
+    """A row of 3 inputs for 2 input nodes was reported as '(got (1, 3))', a shape the caller never made."""
+    name = type(solver).__name__
+    with pytest.raises(ValidationError, match=re.escape(
+            f"{name}.solve: inputs must have shape (B, 2), one row of input voltages (V) per data point (got shape "
+            "(3,)); give a [B, 2] array, or one row of 2")):
+        solver.solve(_circuit(), np.full(12, GATES), [0.1, 0.2, 0.3])
+    with pytest.raises(ValidationError, match=re.escape(f"{name}.solve: controls must have shape (12,) or (1, 12) "
+                                                        "(got (11,)); give one control (V) per edge")):
+        solver.solve(_circuit(), np.full(11, GATES), INPUTS)
+
+
+def test_solve_given_a_graph_says_how_to_make_a_circuit(solver):
+    """It was an AttributeError: 'Graph' object has no attribute 'n_edges'."""
+    with pytest.raises(ValidationError, match=rf"^{type(solver).__name__}.solve: circuit must be a Circuit \(got "
+                                              r"Graph\); make one with compile_graph\(g, device\)"):
+        solver.solve(_graph(), np.full(12, GATES), INPUTS)
+
+
+def test_a_resistor_conductance_the_device_refuses_is_refused_on_both_backends(solver):
+    """ngspice solved a network of -1 mS resistors as if they were +1 mS (native refused it)."""
+    c = _circuit(mm.ResistorParams())
+    with pytest.raises(ValidationError, match=r"resistor conductances must be > 0 \(got min -0.001 S\)"):
+        solver.solve(c, np.full(c.n_edges, -1e-3), INPUTS)
+
+
+def test_an_empty_batch_gives_no_rows_on_both_backends(solver):
+    """ngspice failed on it with an IndexError ('list index out of range'); native answered [0, N]."""
+    c = _circuit()
+    assert solver.solve(c, _gates(c), np.zeros((0, 2))).voltages.shape == (0, c.n_nodes)
+
+
+def test_correct_calls_answer_alike_on_both_backends(ngspice):
+    """A list of gates and a 1-D row of inputs are taken as before, and the backends agree."""
+    c = _circuit()
+    native = mm.NativeSolver().solve(c, list(_gates(c)), INPUTS[0]).voltages
+    np.testing.assert_allclose(ngspice.solve(c, _gates(c), np.array(INPUTS)).voltages, native, atol=1e-6)
+
+
+@pytest.mark.parametrize("call, says", [
+    (lambda c, g, v: mm.kcl_residuals(c, g[:-1], v),
+     r"kcl_residuals: controls must have shape \(12,\) or \(1, 12\) \(got \(11,\)\); give one control \(V\) per edge"),
+    (lambda c, g, v: mm.edge_currents(c, g, v.T),
+     r"edge_currents: voltages must have 9 columns \(got shape \(9, 1\)\); pass node voltages \[B, N\] of this "
+     r"circuit"),
+    (lambda c, g, v: mm.power_report(c, g, mm.OperatingPoint(v)),
+     r"energy.transistor_power: voltages must be node voltages \[B, 9\] \(V\) \(got the OperatingPoint itself\); "
+     r"pass its \.voltages"),
+    (lambda c, g, v: mm.kcl_residuals(c, g, v, fixed=[99]),
+     r"kcl_residuals: fixed must hold node indices, integers in 0..8 \(got \[99\]\); give the clamped nodes"),
+    (lambda c, g, v: mm.kcl_residuals(c, g, v, twin=2), r"kcl_residuals: twin must be 0 \(free\) or 1 \(clamped\) "
+                                                        r"\(got 2\)"),
+])
+def test_the_physics_checks_refuse_what_is_no_state_of_the_circuit(call, says):
+    """Each was numpy's own error from deep inside: 'operands could not be broadcast together', 'index 8 is out of
+    bounds', 'float() argument must be ... not OperatingPoint'; twin=2 was taken without a word."""
+    c = _circuit()
+    v = mm.NativeSolver().solve(c, _gates(c), INPUTS).voltages
+    with pytest.raises(ValidationError, match=says):
+        call(c, _gates(c), v)
+    assert np.nanmax(np.abs(mm.kcl_residuals(c, list(_gates(c)), v[0].tolist()))) < 1e-12  # lists, a 1-D row: as before
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda: mm.lattice_network(3.5, 3), "lattice_network: rows must be a whole number (got 3.5); give an int"),
+    (lambda: mm.lattice_network(4, "4"), "lattice_network: cols must be a whole number (got '4'); give an int"),
+    (lambda: mm.random_network(6, 8.5), "random_network: n_edges must be a whole number (got 8.5); give an int"),
+    (lambda: mm.random_network(6.0, 8), "random_network: n_nodes must be a whole number (got 6.0)"),
+    (lambda: mm.layered_network(3, 2, n_edges=2.5), "layered_network: n_edges must be a whole number (got 2.5)"),
+    (lambda: mm.random_network(1, 0), "network.n_nodes: a random network needs at least 2 nodes (got 1); give 2 or "
+                                      "more"),
+    (lambda: mm.random_network(6, 8, seed=-1), "random_network: seed must be an int >= 0, a numpy Generator or None "
+                                               "(got -1: "),
+    (lambda: mm.layered_network(3, 2, seed="a"), "layered_network: seed must be an int >= 0, a numpy Generator or "
+                                                 "None (got 'a': "),
+])
+def test_builders_refuse_counts_and_seeds_they_cannot_use(make, says):
+    """A float count was networkx's "'float' object is not iterable" or numpy's AxisError, and 8.5 edges silently
+    became 9; a negative seed was numpy's 'expected non-negative integer'; one node, "n_edges must be in [0, 0] (got
+    0)"."""
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        make()
+    seeded = mm.random_network(6, 8, seed=np.random.default_rng(0))  # a Generator seeds as its int does
+    assert sorted(seeded.edges) == sorted(mm.random_network(6, 8, seed=np.random.default_rng(0)).edges)
+    assert mm.lattice_network(np.int64(3), 3, periodic=False).number_of_edges() == 12
+
+
+def test_assign_roles_given_a_dict_says_to_make_roles():
+    """It was an AttributeError: 'dict' object has no attribute 'inputs'."""
+    with pytest.raises(ValidationError, match=r"assign_roles: roles must be a Roles \(got dict \{'inputs': \(0,\), "
+                                              r".*\); give Roles\(inputs="):
+        mm.assign_roles(mm.lattice_network(ROWS, COLS), dict(inputs=(0,), rails=(), outputs=((4, None),)))
+
+
+def test_compile_graph_given_a_preset_name_says_how_to_make_the_device():
+    """It was an AttributeError: 'str' object has no attribute 'at_temperature', from inside Circuit."""
+    with pytest.raises(ValidationError, match=re.escape(
+            "compile_graph: device must be an edge device, NmosParams, ResistorParams or PotentiometerParams (got str "
+            "'ald1106-fit'); give e.g. nmos_preset('ald1106-fit')")):
+        mm.compile_graph(_graph(), "ald1106-fit")
+
+
+@pytest.fixture(scope="module")
+def xor_setup():
+    return mm.build(mm.load_config(ROOT / "configs" / "xor.yaml", ["simulator.backend=native", "learning.epochs=2"]))
+
+
+@pytest.mark.parametrize("call, says", [
+    (lambda s: mm.build(str(ROOT / "configs" / "xor.yaml")),
+     "build: takes a Config, what load_config returns (got str "),
+    (lambda s: mm.initial_controls(s.config, np.random.default_rng(0)),
+     "initial_controls: takes a Setup, what build(config) returns (got Config "),
+    (lambda s: mm.initial_controls(s, 0), "initial_controls: rng must be a numpy Generator (got int 0); give "
+                                          "np.random.default_rng(seed)"),
+    (lambda s: mm.make_trainer(s, epoch=3), "make_trainer: TrainParams has no field 'epoch' (got ['epoch']); it has "
+                                            "epochs, schedule, "),
+    (lambda s: mm.make_trainer(s, "native"), "make_trainer: solver must be a solver such as NativeSolver() or "
+                                             "NgspiceSolver() (got str 'native')"),
+    (lambda s: mm.load_config(ROOT / "configs" / "xor.yaml", "learning.epochs=3"),
+     "load_config: overrides must be a list of key.path=value texts (got the text 'learning.epochs=3'); give "
+     "['learning.epochs=3']"),
+])
+def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, says):
+    """Each was an AttributeError from inside ('str' object has no attribute 'device', 'int' object has no attribute
+    'uniform'), a TypeError from dataclasses.replace, or (a text of overrides) one --set per character: "--set l:
+    expected key.path=value"."""
+    with pytest.raises(mm.MetamaterialError, match=re.escape(says)) as caught:
+        call(xor_setup)
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("call, says", [
+    (lambda t, x, rng: t.init_state(np.where(np.arange(len(x)) == 5, np.nan, x), rng),
+     "Trainer.init_state: controls must be finite (got nan at edge 5); give a finite gate voltage (V) to every edge"),
+    (lambda t, x, rng: t.init_state(["a"] * len(x), rng), "Trainer.init_state: controls must be numbers, one gate "
+                                                          "voltage (V) per edge (got could not convert string"),
+    (lambda t, x, rng: t.evaluate(x[:-1]), "Trainer.evaluate: controls must have shape (32,) or (R, 32), one row per "
+                                           "replica (got (31,)); give state.controls[0] for one replica"),
+    (lambda t, x, rng: t.evaluate(np.tile(x, (2, 1)) + [[0.0], [np.inf]]),
+     "Trainer.evaluate: controls must be finite (got inf at edge 0 of replica 1)"),
+    (lambda t, x, rng: t.run(x), "Trainer.run: state must be a TrainState (got ndarray); make it with "
+                                 "trainer.init_state(controls, rng)"),
+    (lambda t, x, rng: t.run(t.init_state(x, rng), until=2.5), "Trainer.run: until must be a whole number of epochs "
+                                                               "(got 2.5); give an int"),
+])
+def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, call, says):
+    """NaN controls were refused by the solver ('NativeSolver.solve: ... must be finite'), a wrong length by
+    the solver too, naming the batch it made; a string was numpy's ValueError, run(controls) an AttributeError
+    ('no attribute replicas'), until=2.5 a TypeError from range."""
+    trainer = mm.make_trainer(xor_setup)
+    rng = np.random.default_rng(0)
+    x = mm.initial_controls(xor_setup, rng)
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        call(trainer, x, rng)
+    assert trainer.evaluate(list(x)).loss == trainer.evaluate(x).loss  # a list of one replica: a float, as before
+
+
+@pytest.mark.parametrize("inputs, targets, says", [
+    ([[0.1, np.nan]], [[0.0]], "Task.inputs: must be finite volts (got nan at point 0, column 1); give every point a "
+                               "finite voltage"),
+    ([[0.1, 0.2]], [["a"]], "Task.targets: must be numbers, volts (got [['a']]: could not convert string to float"),
+])
+def test_a_task_refuses_values_no_solver_can_take(inputs, targets, says):
+    """A NaN input was accepted and refused by the solver at the first evaluation, naming neither task nor point;
+    a list of inputs was kept as a list, and task.n_inputs failed on it ('list' object has no attribute 'shape')."""
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        mm.Task("t", inputs, targets)
+    assert mm.Task("t", [[0.1, 0.2]], [[0.0]]).n_inputs == 2
+
+
+def test_evaluate_run_refuses_a_split_it_does_not_know_and_a_path(tmp_path):
+    """split="tset" was evaluated as "train" without a word; a path for the run, an AttributeError."""
+    cfg = mm.load_config(ROOT / "configs" / "xor.yaml", ["simulator.backend=native", "learning.epochs=2"])
+    mm.train_run(cfg, tmp_path / "run", plots=False)
+    run = mm.load_run(tmp_path / "run")
+    with pytest.raises(mm.ConfigError, match=re.escape('evaluate_run: split must be one of train, test (got '
+                                                       "'tset'); give \"train\" for the training points")):
+        mm.evaluate_run(run, split="tset")
+    with pytest.raises(ValidationError, match=re.escape("evaluate_run: run must be a SavedRun (got PosixPath")):
+        mm.evaluate_run(tmp_path / "run")
+    assert mm.evaluate_run(run, split="train")["split"] == "train"
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda: mm.NativeSolver(options={"reltol": 1e-6}), "NativeSolver.options: must be a SpiceOptions (got dict "
+                                                        "{'reltol': 1e-06}); give e.g. SpiceOptions(reltol=1e-6)"),
+    (lambda: mm.NgspiceSolver(options={"reltol": 1e-6}), "NgspiceSolver.options: must be a SpiceOptions (got dict"),
+    (lambda: mm.NativeSolver(tol_v="1e-9"), "NativeSolver.tol_v: must be a positive finite number (got '1e-9')"),
+])
+def test_solver_settings_of_the_wrong_kind_are_refused_when_made(make, says):
+    """A dict of options was an AttributeError ('dict' object has no attribute 'itl1') on native and was taken by
+    ngspice until its first solve; a string tolerance, "must be real number, not str"."""
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        make()
