@@ -6,7 +6,9 @@ The free phase passes ``clamps=None``; the clamped phase holds ``circuit.clamp_n
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import numpy as np
 
@@ -59,9 +61,9 @@ class AbstractSolver(ABC):
         if not isinstance(circuit, Circuit):
             raise ValidationError(f"{where}: circuit must be a Circuit (got {type(circuit).__name__}); make one with "
                                   "compile_graph(g, device) from a graph carrying roles (assign_roles)")
-        unit = circuit.device.control_unit
-        controls = _real(controls, where, "controls", f"one {circuit.device.control_label} per edge")
-        inputs = _real(inputs, where, "inputs", "input voltages (V)")
+        device = circuit.device
+        controls = _real(controls, where, "controls", lambda: f"one {device.control_label} per edge")
+        inputs = _real(inputs, where, "inputs", lambda: "input voltages (V)")
         given, inputs = inputs.shape, np.atleast_2d(inputs)
         if inputs.ndim != 2 or inputs.shape[1] != circuit.n_inputs:
             raise ValidationError(f"{where}: inputs must have shape (B, {circuit.n_inputs}), one row of input "
@@ -70,25 +72,26 @@ class AbstractSolver(ABC):
         if controls.shape != (circuit.n_edges,) and controls.shape != (inputs.shape[0], circuit.n_edges):
             raise ValidationError(f"{where}: controls must have shape ({circuit.n_edges},) or "
                                   f"({inputs.shape[0]}, {circuit.n_edges}) (got {controls.shape}); give one control "
-                                  f"({unit}) per edge, shared by the batch, or one row per input row")
+                                  f"({device.control_unit}) per edge, shared by the batch, or one row per input row")
         if clamps is not None:
-            clamps = np.atleast_2d(_real(clamps, where, "clamps", "clamp voltages (V)"))
+            clamps = np.atleast_2d(_real(clamps, where, "clamps", lambda: "clamp voltages (V)"))
             if clamps.shape != (inputs.shape[0], len(circuit.clamp_nodes)):
                 raise ValidationError(f"{where}: clamps must have shape "
                                       f"({inputs.shape[0]}, {len(circuit.clamp_nodes)}) (got {clamps.shape}); give "
                                       "one row per input row, one voltage (V) per node of circuit.clamp_nodes")
-        for name, values, what in (("controls", controls, f"{circuit.device.control_label} to every edge"),
-                                   ("inputs", inputs, "voltage (V) to every input"),
-                                   ("clamps", clamps, "voltage (V) to every clamp")):
-            if values is not None and not np.isfinite(values).all():
-                # both backends took it far: native's Newton refused it after the fact, ngspice's netlist writer
-                # deep inside the load, neither naming the argument
+        for name, values in (("controls", controls), ("inputs", inputs), ("clamps", clamps)):
+            # one sum per array (a NaN or an infinity makes it non-finite; so may an overflow, looked at below):
+            # both backends took such a value far, native's Newton refusing it after the fact, ngspice's netlist
+            # writer deep inside the load, neither naming the argument
+            if values is not None and not math.isfinite(values.sum()) and not np.isfinite(values).all():
+                what = {"controls": f"{device.control_label} to every edge", "inputs": "voltage (V) to every input",
+                        "clamps": "voltage (V) to every clamp"}[name]
                 at = np.argwhere(~np.isfinite(values))[0]
                 place = f"edge {at[-1]}" if name == "controls" else f"column {at[-1]}"
                 row = f"row {at[0]}, " if values.ndim == 2 and (name != "controls" or controls.ndim == 2) else ""
                 raise ValidationError(f"{where}: {name} must be finite (got {float(values[tuple(at)])} at "
                                       f"{row}{place}); give a finite {what}")
-        circuit.device.edge_controls(controls)  # its own refusals (a resistor's conductance <= 0), on either backend
+        device.edge_controls(controls)  # its own refusals (a resistor's conductance <= 0), on either backend
         if tags is not None:
             tags = np.asarray(tags)
             if tags.shape != (inputs.shape[0],) or tags.dtype.kind not in "iu" or (tags < 0).any():
@@ -124,18 +127,21 @@ class AbstractSolver(ABC):
         self.close()
 
 
-def _real(values: object, where: str, name: str, what: str) -> np.ndarray:
+def _real(values: object, where: str, name: str, what: Callable[[], str]) -> np.ndarray:
     """``values`` as a float array, refusing what is no real number (a string, None, a complex number, a ragged
-    list), which numpy would refuse with its own words or, for a complex number, cast with only a warning."""
+    list), which numpy would refuse with its own words or, for a complex number, cast with only a warning. A float
+    array is taken as it is (no copy: a training step solves thousands of times)."""
+    if isinstance(values, np.ndarray) and values.dtype == np.float64:
+        return values
     try:
         arr = np.asarray(values)
     except ValueError as err:  # a ragged nested list
-        raise ValidationError(f"{where}: {name} must be an array of {what} (got {shown(values)}: {err}); give "
+        raise ValidationError(f"{where}: {name} must be an array of {what()} (got {shown(values)}: {err}); give "
                               "rows of equal length") from None
     if arr.dtype.kind not in "biuf":
-        raise ValidationError(f"{where}: {name} must be real numbers, {what} (got dtype {arr.dtype}: "
+        raise ValidationError(f"{where}: {name} must be real numbers, {what()} (got dtype {arr.dtype}: "
                               f"{shown(values)}); give a float array")
-    return arr.astype(float)
+    return arr.astype(float, copy=False)
 
 
 def check_options(options: object, where: str) -> None:
