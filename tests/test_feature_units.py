@@ -115,7 +115,7 @@ def test_a_feature_past_the_volts_limit_once_scaled_is_refused_naming_the_cell(i
     path.write_text(",".join(FEATURES) + "\n5.1,3.5,1.4,0.2\n1000,3.5,1.4,0.2\n")
     proc = cli("eval", str(iris_run), "--inputs", str(path))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    where = re.escape(f"{iris_run}: {path}:3")
+    where = re.escape(f"{path}:3")  # the file names itself: no run directory before it
     assert re.fullmatch(rf"metamaterial: {where}: sepal_length_cm must be a finite voltage in "
                         r"\[-10, 10\] V \(got 1000, \d+\.\d V as training scaled it\); correct that value\n",
                         proc.stderr), proc.stderr

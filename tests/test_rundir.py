@@ -185,7 +185,7 @@ def test_eval_new_inputs_from_a_csv(xor_run, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n0,0\n")
     err = cli_refused("eval", str(xor_run), "--inputs", str(bad))
-    assert err == (f"metamaterial: {xor_run}: {bad}: the header must name each input node once (n15 n13) (got a,b: "
+    assert err == (f"metamaterial: {bad}: the header must name each input node once (n15 n13) (got a,b: "
                    "no column is input n15); give a header such as n15,n13 (the columns in any order)\n")
     bad.write_text("n15,n13\n0,x\n")
     assert f"{bad}:2: n13 must be a number (got 'x'); correct that value" in cli_refused("eval", str(xor_run),
