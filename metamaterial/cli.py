@@ -602,7 +602,9 @@ def _costs(args: argparse.Namespace) -> int:
     from . import costs  # noqa: PLC0415
 
     if getattr(args, "steps", None) is not None and args.steps < 1:
-        raise ConfigError(f"--steps: must be >= 1 (got {args.steps})")
+        default = "100 training steps" if getattr(args, "learning", False) else "each data point once"
+        raise ConfigError(f"--steps: must be >= 1 (got {args.steps}); give 1 or more, or leave --steps out "
+                          f"({default})")
     path = Path(args.config)
     run_dir = path if path.is_dir() else None
     if run_dir is None and args.replica is not None:

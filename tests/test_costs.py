@@ -158,7 +158,10 @@ def test_energy_and_transient_of_a_trained_run_directory(tmp_path):
     (["transient", XOR, "--set", "timing.settle.rel_tol=0"],
      f"metamaterial: {XOR}: --set timing.settle.rel_tol=0: timing.settle.rel_tol: Input should be greater than 0 "
      "(got 0); give a value in range"),
-    (["transient", XOR, "--steps", "0"], f"metamaterial: {XOR}: --steps: must be >= 1 (got 0)"),
+    (["transient", XOR, "--steps", "0"], f"metamaterial: {XOR}: --steps: must be >= 1 (got 0); give 1 or more, or "
+     "leave --steps out (each data point once)"),
+    (["transient", XOR, "--learning", "--steps", "0"], f"metamaterial: {XOR}: --steps: must be >= 1 (got 0); give 1 or "
+     "more, or leave --steps out (100 training steps)"),
     (["transient", XOR, "--steps", "2000000"],
      f"metamaterial: {XOR}: --steps: at most 1,644 input steps fit in the 2 GB of waveforms a transient may keep in "
      "memory (1.22 MB a step: 4,000 samples of 16 nodes and 1 output) (got 2000000, which would need 2.43 TB); "
