@@ -289,9 +289,15 @@ def resolve_learning(cfg: Config, device: EdgeParams, task: Task) -> tuple[float
                               f"{device.control_unit} inside them, or leave learning.init unset for the "
                               f"{device.kind}'s default")
     if device.update_kind == "sign":
-        if lc.rate is not None or lc.rate_decay != 1 or lc.bias or lc.bias_sigma or lc.leak:
-            raise ConfigError("learning.rate, learning.rate_decay, learning.bias, learning.leak: potentiometers step "
-                              "one whole tap per update (sign rule); remove these keys")
+        given = {k: v for k, v, unset in (("rate", lc.rate, None), ("rate_decay", lc.rate_decay, 1),
+                                          ("bias", lc.bias, 0), ("bias_sigma", lc.bias_sigma, 0),
+                                          ("leak", lc.leak and lc.leak.model_dump(), None)) if v != unset}
+        if given:
+            keys = ", ".join(f"learning.{k}" for k in given)
+            got = ", ".join(f"{k} {shown(v)}" for k, v in given.items())
+            raise ConfigError(f"{keys}, device.kind: a {device.kind} steps one whole tap per update (sign rule), "
+                              f"with no rate, decay, bias or leak (got {got}); remove {keys}, or use device.kind: nmos "
+                              "or resistor")
         rate = 1.0
     elif lc.rate is not None:
         rate = lc.rate

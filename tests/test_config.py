@@ -38,6 +38,7 @@ def _edit(path: str, value, base=None) -> dict:
 
 _DELETE = object()
 REG = yaml.safe_load((ROOT / "configs" / "regression.yaml").read_text())
+POT = yaml.safe_load((ROOT / "configs" / "pot_regression.yaml").read_text())
 
 # (id, document or raw text, extra CLI args, fragment the one-line message must contain)
 CASES = [
@@ -294,6 +295,13 @@ TWO_KEYS = {
     "kind-given-bounds-in-file": (XOR, "device.kind=resistor", "learning.bounds, device.kind: resistor controls "
                                   "must lie in [1e-05, 0.01] S (got [0.4, 8]); keep the bounds inside device.g_min and "
                                   "device.g_max"),
+    "kind-given-rate-in-file": (REG, "device.kind=potentiometer", "learning.rate, device.kind: a potentiometer steps "
+                                "one whole tap per update (sign rule), with no rate, decay, bias or leak (got rate "
+                                "5.0); remove learning.rate, or use device.kind: nmos or resistor"),
+    "rate-decay-given-kind-in-file": (POT, "learning.rate_decay=0.9", "learning.rate_decay, device.kind: a "
+                                      "potentiometer steps one whole tap per update (sign rule), with no rate, decay, "
+                                      "bias or leak (got rate_decay 0.9); remove learning.rate_decay, or use "
+                                      "device.kind: nmos or resistor"),
 }
 
 
