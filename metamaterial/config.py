@@ -317,15 +317,16 @@ class DeviceConfig(_Strict):
 
     @model_validator(mode="after")
     def _ranges(self) -> DeviceConfig:
+        # each names both keys of a pair, so that the --set of the one given is blamed (``configfile.set_by``)
         if self.g_min >= self.g_max:
-            raise ValueError(f"g_min must be < g_max (got {self.g_min}, {self.g_max}); give the lower conductance as "
-                             "g_min")
+            raise ValueError(f"g_min, g_max: g_min must be < g_max (got g_min {self.g_min}, g_max {self.g_max}); give "
+                             "the lower conductance as g_min")
         if self.r_min >= self.r_max:
-            raise ValueError(f"r_min must be < r_max (got {self.r_min}, {self.r_max}); give the lower resistance as "
-                             "r_min")
+            raise ValueError(f"r_min, r_max: r_min must be < r_max (got r_min {self.r_min}, r_max {self.r_max}); give "
+                             "the lower resistance as r_min")
         if self.body != "ground" and self.kind != "nmos":
-            raise ValueError(f"body ties a transistor's body terminal, and a {self.kind} has none (got body "
-                             f"{self.body!r}); remove device.body or use kind: nmos")
+            raise ValueError(f"body, kind: a {self.kind} has no body terminal to tie (got body {self.body!r}); remove "
+                             "device.body, or use device.kind: nmos")
         if self.kind == "nmos" and self.model_file is None:
             # NmosParams refuses it too, naming its own field; here the key (a card's ld is checked with its card)
             preset = PRESETS[self.preset]
@@ -689,7 +690,8 @@ def _problem(errors: list[dict]) -> str:
         else None
     if field and field[0][:-2].split(", ")[0] == loc:  # a field's validator naming the field, then other keys
         loc, msg = field[0][:-2], msg[field.end():]
-    elif field and isinstance(got, dict) and field[1] in got:
+    elif field and isinstance(got, dict) and any(k.split(".")[0] in got for k in field[0][:-2].split(", ")):
+        # a model's validator naming its keys, one of them given (the other may be its default)
         loc, msg = ", ".join(f"{loc}.{k}" if loc else k for k in field[0][:-2].split(", ")), msg[field.end():]
     if kind not in ("missing", "extra_forbidden") and not isinstance(got, dict) and "(got " not in msg:
         # YAML reads an empty value (``epochs:``, ``--set learning.epochs=``) as null

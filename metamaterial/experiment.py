@@ -16,7 +16,7 @@ import numpy as np
 from . import diagnostics, tasks
 from . import graph as graphs
 from .circuit import Circuit, compile_graph
-from .config import Config
+from .config import Config, NetworkConfig
 from .devices import (
     LEVEL1,
     THREE_REGIME,
@@ -189,9 +189,31 @@ def planned_edges(cfg: Config) -> int | None:
 
 def check_memory(cfg: Config, n_edges: int | None) -> None:
     """Refuse a network of ``n_edges`` edges that the config's backend cannot solve in this machine's free memory
-    (``registry.memory_refusal``); None: not known yet."""
-    if n_edges is not None and (why := registry.memory_refusal(cfg.simulator.backend, n_edges)):
-        raise ConfigError(f"network: {why}")
+    (``registry.memory_refusal``), naming the keys that size it and a backend that would fit; None: not known yet."""
+    available = registry.available_memory() if n_edges is not None else None
+    backend = cfg.simulator.backend
+    if available is None or not (why := registry.memory_refusal(backend, n_edges, available)):
+        return
+    keys, got, fix = _size_keys(cfg.network)
+    other = [b for b in registry.backend_names() if b != backend and registry.memory_need(b, n_edges) <= available]
+    if other:
+        fix += (f", or set simulator.backend: {other[0]} (at least {registry.memory_need(other[0], n_edges) / 1e9:.1f} "
+                "GB)")
+    # the registry's reason up to its own advice, which names neither a key nor a config's way to the backend
+    raise ConfigError(f"{keys}: {why.split('; ', 1)[0]} (got {got}); {fix}")
+
+
+def _size_keys(n: NetworkConfig) -> tuple[str, str, str]:
+    """(the key paths that set how many edges the network ``n`` has, what they hold, how to make it smaller)."""
+    if n.kind == "lattice":
+        return "network.rows, network.cols", f"a {n.rows}x{n.cols} lattice", "lower network.rows or network.cols"
+    if n.kind == "file":
+        return "network.file", str(n.file), "give a network file of fewer edges"
+    if n.kind == "random" or n.n_edges is not None:
+        return "network.n_edges", f"n_edges {n.n_edges}", "lower network.n_edges"
+    return ("network.n_inputs, network.n_hidden, network.n_outputs, network.density",
+            f"layers of {n.n_inputs}, {n.n_hidden} and {n.n_outputs} nodes, density {n.density:g}",
+            "give network.n_edges, or lower network.density or the layers' sizes")
 
 
 def check_config(cfg: Config) -> None:
@@ -267,9 +289,15 @@ def resolve_learning(cfg: Config, device: EdgeParams, task: Task) -> tuple[float
                               f"{device.control_unit} inside them, or leave learning.init unset for the "
                               f"{device.kind}'s default")
     if device.update_kind == "sign":
-        if lc.rate is not None or lc.rate_decay != 1 or lc.bias or lc.bias_sigma or lc.leak:
-            raise ConfigError("learning.rate, learning.rate_decay, learning.bias, learning.leak: potentiometers step "
-                              "one whole tap per update (sign rule); remove these keys")
+        given = {k: v for k, v, unset in (("rate", lc.rate, None), ("rate_decay", lc.rate_decay, 1),
+                                          ("bias", lc.bias, 0), ("bias_sigma", lc.bias_sigma, 0),
+                                          ("leak", lc.leak and lc.leak.model_dump(), None)) if v != unset}
+        if given:
+            keys = ", ".join(f"learning.{k}" for k in given)
+            got = ", ".join(f"{k} {shown(v)}" for k, v in given.items())
+            raise ConfigError(f"{keys}, device.kind: a {device.kind} steps one whole tap per update (sign rule), "
+                              f"with no rate, decay, bias or leak (got {got}); remove {keys}, or use device.kind: nmos "
+                              "or resistor")
         rate = 1.0
     elif lc.rate is not None:
         rate = lc.rate

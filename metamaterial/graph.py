@@ -213,13 +213,24 @@ def load_network(path: str | Path) -> nx.Graph:
         raise ValidationError(f"file not found: {p} (network.file); check the path (relative to the config's "
                               "folder)") from err
     except OSError as err:
-        raise ValidationError(f"network.file: cannot read (got {str(p)!r}): {err.strerror}") from err
+        raise ValidationError(f"network.file: {p}: cannot read the file ({err.strerror or err}); give the path of a "
+                              "file you can read, an edge list or .graphml") from err
+    except UnicodeDecodeError as err:
+        raise ValidationError(f"network.file: {p}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset "
+                              f"{err.start}); save the file as UTF-8 text, two node names a line") from err
+    except ElementTree.ParseError as err:
+        raise ValidationError(f"network.file: {p}: cannot parse the XML ({err}); correct the XML at that line and "
+                              "column, or give the network as an edge list (two node names a line)") from err
     except nx.NetworkXError as err:
-        raise ValidationError(f"network.file: {p}: not a valid GraphML file ({err})") from err
-    except Exception as err:  # ElementTree parse errors for broken GraphML
-        if isinstance(err, ValidationError):
-            raise
-        raise ValidationError(f"network.file: {p}: cannot parse ({err})") from err
+        raise ValidationError(f"network.file: {p}: not a valid GraphML file ({err}); give a <graphml> document whose "
+                              "<graph> holds <node> and <edge> elements, or an edge list (two node names a line)") \
+            from err
+    except ValidationError:
+        raise
+    except Exception as err:  # what networkx's GraphML reader lets through: an unknown attr.type is a KeyError
+        raise ValidationError(f"network.file: {p}: cannot read it as GraphML ({type(err).__name__}: {err}); give "
+                              "GraphML as networkx writes it (nx.write_graphml), or an edge list (two node names a "
+                              "line)") from err
     if raw.is_directed() or raw.is_multigraph():
         pairs = Counter(frozenset(map(str, e[:2])) for e in raw.edges)
         twice = [sorted(q) for q, n in pairs.items() if n > 1]

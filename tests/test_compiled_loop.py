@@ -186,8 +186,11 @@ def test_a_vanishing_rate_decay_stops_training_after_the_first_epoch(batch):
 def test_rate_decay_is_checked():
     with pytest.raises(ValidationError, match=r"CoupledLearning.rate_decay: must be in \(0, 1\] \(got 1.5\)"):
         CoupledLearning(rate_decay=1.5)
-    with pytest.raises(ConfigError, match="learning.rate_decay.*potentiometers step one whole tap"):
+    with pytest.raises(ConfigError) as err:
         build(load_config(ROOT / "configs" / "pot_regression.yaml", ["learning.rate_decay=0.9"]))
+    assert str(err.value) == ("learning.rate_decay, device.kind: a potentiometer steps one whole tap per update (sign "
+                              "rule), with no rate, decay, bias or leak (got rate_decay 0.9); remove "
+                              "learning.rate_decay, or use device.kind: nmos or resistor")
 
 
 def test_non_finite_controls_get_the_solver_error_on_both_paths():

@@ -38,6 +38,7 @@ def _edit(path: str, value, base=None) -> dict:
 
 _DELETE = object()
 REG = yaml.safe_load((ROOT / "configs" / "regression.yaml").read_text())
+POT = yaml.safe_load((ROOT / "configs" / "pot_regression.yaml").read_text())
 
 # (id, document or raw text, extra CLI args, fragment the one-line message must contain)
 CASES = [
@@ -294,6 +295,19 @@ TWO_KEYS = {
     "kind-given-bounds-in-file": (XOR, "device.kind=resistor", "learning.bounds, device.kind: resistor controls "
                                   "must lie in [1e-05, 0.01] S (got [0.4, 8]); keep the bounds inside device.g_min and "
                                   "device.g_max"),
+    "kind-given-body-in-file": (_edit("device.body", "input"), "device.kind=resistor", "device.body, device.kind: a "
+                                "resistor has no body terminal to tie (got body 'input'); remove device.body, or use "
+                                "device.kind: nmos"),
+    "body-given-kind-in-file": (_edit("device", {"kind": "resistor"}), "device.body=input", "device.body, device.kind: "
+                                "a resistor has no body terminal to tie (got body 'input'); remove device.body, or use "
+                                "device.kind: nmos"),
+    "kind-given-rate-in-file": (REG, "device.kind=potentiometer", "learning.rate, device.kind: a potentiometer steps "
+                                "one whole tap per update (sign rule), with no rate, decay, bias or leak (got rate "
+                                "5.0); remove learning.rate, or use device.kind: nmos or resistor"),
+    "rate-decay-given-kind-in-file": (POT, "learning.rate_decay=0.9", "learning.rate_decay, device.kind: a "
+                                      "potentiometer steps one whole tap per update (sign rule), with no rate, decay, "
+                                      "bias or leak (got rate_decay 0.9); remove learning.rate_decay, or use "
+                                      "device.kind: nmos or resistor"),
 }
 
 
@@ -308,6 +322,28 @@ def test_a_refusal_naming_two_keys_names_the_set_that_gave_either(tmp_path, case
     path.write_text(yaml.safe_dump(doc))
     proc = _run_cli(["train", str(path), "--out", str(tmp_path / "run"), "--no-progress", "--set", item], tmp_path)
     assert proc.returncode == 2 and proc.stderr == f"metamaterial: {path}: --set {item}: {message}\n", proc.stderr
+
+
+#: a refusal about one key of a pair in device, given by the first --set when a later one set another key of device:
+#: (the file, the --sets, the message after "--set FIRST: ")
+ONE_DEVICE_KEY = {
+    "g_max": (XOR, ["device.g_max=1e-6", "device.kind=resistor"], "device.g_min, device.g_max: g_min must be < g_max "
+              "(got g_min 1e-05, g_max 1e-06); give the lower conductance as g_min"),
+    "r_min": (POT, ["device.r_min=1e5", "device.n_taps=50"], "device.r_min, device.r_max: r_min must be < r_max (got "
+              "r_min 100000.0, r_max 32000.0); give the lower resistance as r_min"),
+}
+
+
+@pytest.mark.parametrize("case", ONE_DEVICE_KEY)
+def test_a_refusal_about_one_device_key_names_that_key_and_its_set(tmp_path, case):
+    """"device: g_min must be < g_max" named the whole section, and so the last --set of any device key: the
+    --set device.kind=resistor that came after the --set device.g_max that the message is about."""
+    doc, items, message = ONE_DEVICE_KEY[case]
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    sets = [arg for item in items for arg in ("--set", item)]
+    proc = _run_cli(["train", str(path), "--out", str(tmp_path / "run"), "--no-progress", *sets], tmp_path)
+    assert proc.returncode == 2 and proc.stderr == f"metamaterial: {path}: --set {items[0]}: {message}\n", proc.stderr
 
 
 #: refusals that said what is wrong and not how to fix it: (the config, more arguments, the whole message after
@@ -325,11 +361,12 @@ WITH_A_FIX = {
                              "n_nodes and n_edges (got n_nodes 16, n_edges None); give both"),
     "file-network-without-file": (_edit("network", {"kind": "file"}), [], "network: a file network needs 'file' (got "
                                   "none); give network.file, an edge list or .graphml path"),
-    "resistor-range-reversed": (_edit("device", {"kind": "resistor", "g_min": 1e-3, "g_max": 1e-4}), [], "device: "
-                                "g_min must be < g_max (got 0.001, 0.0001); give the lower conductance as g_min"),
+    "resistor-range-reversed": (_edit("device", {"kind": "resistor", "g_min": 1e-3, "g_max": 1e-4}), [],
+                                "device.g_min, device.g_max: g_min must be < g_max (got g_min 0.001, g_max 0.0001); "
+                                "give the lower conductance as g_min"),
     "potentiometer-range-reversed": (_edit("device", {"kind": "potentiometer", "r_min": 1e4, "r_max": 1e3}), [],
-                                     "device: r_min must be < r_max (got 10000.0, 1000.0); give the lower resistance "
-                                     "as r_min"),
+                                     "device.r_min, device.r_max: r_min must be < r_max (got r_min 10000.0, r_max "
+                                     "1000.0); give the lower resistance as r_min"),
     "csv-without-n-inputs": (_edit("task", {"name": "csv", "path": "data.csv"}), [], "task: a csv task needs 'path' "
                              "and 'n_inputs' (got path 'data.csv', n_inputs None); give the CSV file as path and how "
                              "many of its first columns are inputs as n_inputs"),

@@ -183,3 +183,41 @@ def test_roles_without_an_output_built_in_python_say_what_to_give(tmp_path):
     with pytest.raises(ValidationError) as err:
         validate_network(g, roles)
     assert str(err.value) == "roles.outputs: at least one output is required (got none); give a node to read"
+
+
+# -- a file that cannot be read as a network: what is wrong with it, and what to give instead ---------------------
+#: (file name, its bytes, the message after "network.file: PATH: ")
+UNREADABLE = {
+    "xml-cut-short": ("net.graphml", b'<graphml><graph><node id="a"/>\n<edge source="a" target="b"\n</graph>',
+                      "cannot parse the XML (not well-formed (invalid token): line 3, column 0); correct the XML at "
+                      "that line and column, or give the network as an edge list (two node names a line)"),
+    "xml-not-graphml": ("net.graphml", b'<?xml version="1.0"?><foo/>', "not a valid GraphML file (file not "
+                        "successfully read as graphml); give a <graphml> document whose <graph> holds <node> and "
+                        "<edge> elements, or an edge list (two node names a line)"),
+    "graphml-unknown-type": ("net.graphml", b'<?xml version="1.0"?><graphml xmlns="http://graphml.graphdrawing.org/'
+                             b'xmlns"><key id="d0" for="edge" attr.name="w" attr.type="complex"/><graph edgedefault='
+                             b'"undirected"><node id="a"/><node id="b"/><edge source="a" target="b"><data key="d0">1'
+                             b'</data></edge></graph></graphml>', "cannot read it as GraphML (KeyError: 'complex'); "
+                             "give GraphML as networkx writes it (nx.write_graphml), or an edge list (two node names "
+                             "a line)"),
+    "edge-list-not-utf8": ("net.txt", b"a b\n\xff\xfe c\n", "not UTF-8 text (byte 0xff at offset 4); save the file as "
+                           "UTF-8 text, two node names a line"),
+}
+
+
+@pytest.mark.parametrize("case", UNREADABLE)
+def test_a_file_that_is_not_a_network_says_what_to_give(tmp_path, case):
+    name, data, message = UNREADABLE[case]
+    (tmp_path / name).write_bytes(data)
+    config = tmp_path / "cfg.yaml"
+    config.write_text(yaml.safe_dump({**yaml.safe_load((ROOT / "configs" / "xor.yaml").read_text()),
+                                      "network": {"kind": "file", "file": name}}))
+    assert cli_refused("train", str(config), "--out", str(tmp_path / "run")) == (
+        f"metamaterial: {config}: network.file: {tmp_path / name}: {message}\n")
+
+
+def test_a_folder_given_as_the_network_file_is_refused_saying_what_to_give(tmp_path):
+    """The config refuses a folder as network.file itself; the library's ``load_network`` reads the path it is
+    given."""
+    assert _refusal(tmp_path) == (f"network.file: {tmp_path}: cannot read the file (Is a directory); give the path of "
+                                  "a file you can read, an edge list or .graphml")

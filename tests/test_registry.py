@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, cli_refused
 from metamaterial import circuit, devices, experiment, graph
 from metamaterial.config import with_backend
 from metamaterial.configfile import load_config
@@ -122,8 +123,11 @@ def test_a_network_larger_than_the_free_memory_is_refused_before_it_is_solved(mo
     cfg = load_config(ROOT / "configs" / "xor.yaml")
     big = cfg.model_copy(update={"network": cfg.network.model_copy(update={"rows": 100, "cols": 100})})
     monkeypatch.setattr(registry, "available_memory", lambda: 0.35e9)
-    with pytest.raises(ConfigError, match=r"^network: 20,000 edges need at least 0\.4 GB on the ngspice backend"):
+    with pytest.raises(ConfigError) as err:
         build(with_backend(big, "ngspice"))
+    assert str(err.value) == ("network.rows, network.cols: 20,000 edges need at least 0.4 GB on the ngspice backend "
+                              "(11.0 kB per edge), more than the 0.3 GB this machine has free (got a 100x100 lattice); "
+                              "lower network.rows or network.cols, or set simulator.backend: native (at least 0.2 GB)")
     assert build(with_backend(big, "native")).circuit.n_edges == edges
     monkeypatch.setattr(registry, "available_memory", lambda: None)
     assert build(with_backend(big, "ngspice")).circuit.n_edges == edges
@@ -172,10 +176,34 @@ def test_planned_edges_of_each_network_kind(network):
     assert planned_edges(cfg) == built.number_of_edges()
 
 
+#: the refusal of a layered network of 10^10 edges on the native backend, the free memory written X
+TEN_BILLION_EDGES = ("network.n_inputs, network.n_hidden, network.n_outputs, network.density: 10,000,000,000 "
+                     "edges need at least 21000.1 GB on the native backend (2.1 kB per edge), more than the X GB this "
+                     "machine has free (got layers of 100000, 0 and 100000 nodes, density 1); give network.n_edges, "
+                     "or lower network.density or the layers' sizes")
+
+
+def _free_as_x(message: str) -> str:
+    """``message`` with this machine's free memory (it changes from one moment to the next) written X."""
+    return re.sub(r"more than the \d+\.\d GB this machine has free", "more than the X GB this machine has free",
+                  message)
+
+
 def test_a_layered_network_of_ten_billion_pairs_is_refused_before_any_pair_is_listed():
     cfg = load_config(ROOT / "configs" / "xor.yaml")
     layered = type(cfg.network)(kind="layered", n_inputs=100_000, n_outputs=100_000)
-    with pytest.raises(ConfigError, match=r"^network: 10,000,000,000 edges need at least \d+\.\d GB on the native "):
+    with pytest.raises(ConfigError) as err:
         build(with_backend(cfg.model_copy(update={"network": layered, "roles": None}), "native"))
+    assert _free_as_x(str(err.value)) == TEN_BILLION_EDGES
     with pytest.raises(ValidationError, match=r"the drawn wiring leaves 199990 node\(s\) unconnected"):
         graph.layered_network(100_000, 100_000, n_edges=5, seed=1)  # 10^10 pairs numbered, not listed: 5 drawn
+
+
+def test_a_network_too_large_for_the_free_memory_names_the_set_that_sized_it(tmp_path):
+    """The refusal named the whole network section and said "use a smaller network": it names the keys that size
+    the network (so the --set that gave one), and what to lower."""
+    config = tmp_path / "big.yaml"
+    config.write_text("name: big\nnetwork: {kind: layered, n_inputs: 100000, n_outputs: 2}\ntask: {name: xor}\n")
+    stderr = cli_refused("train", str(config), "--out", str(tmp_path / "run"), "--backend", "native", "--set",
+                         "network.n_outputs=100000")
+    assert _free_as_x(stderr) == f"metamaterial: {config}: --set network.n_outputs=100000: {TEN_BILLION_EDGES}\n"

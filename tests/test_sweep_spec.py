@@ -143,6 +143,76 @@ def test_a_bad_spec_exits_2_naming_the_axis_and_runs_nothing(tmp_path, capsys, b
         load_sweep(path)
 
 
+#: refusals of a spec's own keys that said what is wrong and not how to fix it: (the spec's keys, the whole message
+#: after "metamaterial: SPEC: ")
+SPEC_FIXES = {
+    "set-not-a-list": ({"set": "learning.epochs=3"}, "set: must be a list of 'key.path=value' strings (got "
+                       "'learning.epochs=3'); give each change as an item of a list, e.g. set: [learning.epochs=200, "
+                       "simulator.backend=native]"),
+    "target-loss-negative": ({"grid": {"learning.nudge": [0.5]}, "target_loss": -1}, "target_loss: must be a loss in "
+                             "V^2 > 0 (got -1); give a positive number such as 1e-3, or remove target_loss"),
+    "name-with-a-space": ({"name": "a b"}, "name: must be a plain name matching ^[A-Za-z][A-Za-z0-9_-]{0,63}$ (got "
+                          "'a b'); give a letter, then up to 63 letters, digits, _ or -"),
+    "base-null": ({"base": None}, "base: must be a config file path (relative to the spec) or an inline config "
+                  "mapping (got None); give one of them, e.g. base: ../xor.yaml"),
+    "seeds-text": ({"seeds": "x"}, "seeds: must be a count N >= 1 or a list of seeds >= 0 (got 'x'); give e.g. seeds: "
+                   "3 (the base config's seed and the next 2) or seeds: [0, 7]"),
+    "grid-a-list": ({"grid": [1, 2]}, "grid: must be a mapping of key paths to values (got [1, 2]); give one axis a "
+                    "line under grid:, e.g. learning.nudge: [0.5, 1.0]"),
+    "zip-unequal": ({"zip": {"learning.nudge": [0.5, 1.0], "learning.rate": [1.0]}}, "zip: zipped axes need equal "
+                    "lengths (got learning.nudge: 2, learning.rate: 1); give each axis of zip as many values, or move "
+                    "an axis to grid"),
+    "axis-a-number": ({"grid": {1: [0.5]}}, "grid: 1: an axis is a config key path (got the int 1); give one such as "
+                      "learning.nudge"),
+    "axis-the-seed": ({"grid": {"seed": [0, 1]}}, "grid: seed: the run seed is not an axis; sweep it in the seeds "
+                      "group, seeds: N (the base config's seed and the next N - 1) or a list such as seeds: [0, 7]"),
+    "linspace-without-n": ({"grid": {"learning.nudge": {"linspace": [0.1, 0.5]}}}, "grid.learning.nudge: linspace "
+                           "needs [a, b, n] (numbers, n >= 1 an integer) (got [0.1, 0.5]); give e.g. {linspace: "
+                           "[0.1, 0.9, 5]}, n values from a to b"),
+    "logspace-from-zero": ({"grid": {"device.params.kp": {"logspace": [0, 1e-3, 3]}}}, "grid.device.params.kp: "
+                           "logspace needs [a, b, n] (numbers, n >= 1 an integer, a, b > 0) (got [0, 0.001, 3]); give "
+                           "e.g. {logspace: [1e-4, 1e-2, 3]}, n values from a to b"),
+    "values-a-number": ({"grid": {"learning.nudge": 0.5}}, "grid.learning.nudge: values must be a list or {linspace: "
+                        "[a, b, n]} or {logspace: [a, b, n]} (got 0.5); write them as a list such as [0.5, 1.0] (one "
+                        "value: [0.5])"),
+    "random-unknown-key": ({"random": {"n": 2, "sed": 1, "axes": {"learning.nudge": [0.5, 1.0]}}}, "random: sed: "
+                           "unknown key of a random group; use n, seed and axes"),
+    "random-without-n": ({"random": {"axes": {"learning.nudge": [0.5]}}}, "random.n: must be the number of samples, "
+                         "an integer >= 1 (got None); give e.g. n: 10"),
+    "random-seed-negative": ({"random": {"n": 1, "seed": -1, "axes": {"learning.nudge": [0.5]}}}, "random.seed: must "
+                             "be an integer >= 0 (got -1); give e.g. seed: 0 (it seeds the draws; the runs' seeds are "
+                             "the seeds group)"),
+    "random-without-axes": ({"random": {"n": 2}}, "random.axes: must be a mapping of key paths to distributions (got "
+                            "None); give e.g. axes: {learning.nudge: {uniform: [0.1, 1.0]}}"),
+    "uniform-reversed": ({"random": {"n": 2, "axes": {"learning.nudge": {"uniform": [1, 0.5]}}}}, "random.axes."
+                         "learning.nudge: uniform needs [a, b] with a < b (got [1, 0.5]); give two numbers, the lower "
+                         "first, e.g. {uniform: [0.1, 1.0]}"),
+    "loguniform-from-zero": ({"random": {"n": 2, "axes": {"device.params.kp": {"loguniform": [0, 1e-3]}}}},
+                             "random.axes.device.params.kp: loguniform needs [a, b] with a < b and a > 0 (got [0, "
+                             "0.001]); give two numbers, the lower first, e.g. {loguniform: [1e-4, 1e-2]}"),
+    "distribution-a-number": ({"random": {"n": 2, "axes": {"learning.nudge": 0.5}}}, "random.axes.learning.nudge: a "
+                              "distribution is a list to draw from, {uniform: [a, b]} or {loguniform: [a, b]} (got "
+                              "0.5); give one of them, e.g. [0.5, 1.0] or {uniform: [0.1, 1.0]}"),
+}
+
+
+@pytest.mark.parametrize("case", SPEC_FIXES)
+def test_a_refused_spec_says_how_to_fix_it(tmp_path, capsys, case):
+    body, message = SPEC_FIXES[case]
+    path = _spec(tmp_path, **body)
+    assert main(["sweep", path, "--dry-run"]) == 2
+    assert capsys.readouterr().err == f"metamaterial: {path}: {message}\n"
+
+
+def test_a_spec_without_a_base_says_what_to_give(tmp_path, capsys):
+    path = tmp_path / "spec.yaml"
+    path.write_text("grid:\n  learning.nudge: [0.5]\n")
+    assert main(["sweep", str(path), "--dry-run"]) == 2
+    assert capsys.readouterr().err == (f"metamaterial: {path}: base: required key is missing; give the config the "
+                                       "points start from, a file path such as base: ../xor.yaml (relative to the "
+                                       "spec) or an inline config mapping\n")
+
+
 def test_the_dry_run_refuses_a_point_that_train_refuses(tmp_path, capsys):
     path = _spec(tmp_path, grid={"learning.bounds[0]": [0.4, 1.5]})
     assert main(["sweep", path, "--out", str(tmp_path / "out"), "--dry-run"]) == 2
@@ -499,8 +569,11 @@ def test_a_classifier_sweep_scored_on_other_points_plots_their_accuracy_by_defau
 def test_a_spec_without_a_name_needs_a_plain_file_name(tmp_path):
     path = Path(_spec(tmp_path, grid={"learning.nudge": [0.5]}))
     unnamed = path.rename(tmp_path / "my sweep.yaml")
-    with pytest.raises(ConfigError, match=r"name: must be a plain name .* \(got 'my sweep'\) \(the spec has no name: "):
+    with pytest.raises(ConfigError) as err:
         load_sweep(unnamed)
+    assert str(err.value) == (f"{unnamed}: name: must be a plain name matching ^[A-Za-z][A-Za-z0-9_-]{{0,63}}$ (got "
+                              "'my sweep', the spec's file name: it has no name:); add name: with a letter, then up "
+                              "to 63 letters, digits, _ or -")
     named = tmp_path / "ok.yaml"
     named.write_text(unnamed.read_text())
     assert load_sweep(named).name == "ok"

@@ -181,7 +181,8 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
     base_raw, base_source, base_dir = _base(doc, source, Path(base_dir))
     sets = doc.get("set") or []
     if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
-        raise ConfigError(f"{source}: set: must be a list of 'key.path=value' strings (got {shown(sets)})")
+        raise ConfigError(f"{source}: set: must be a list of 'key.path=value' strings (got {shown(sets)}); give "
+                          "each change as an item of a list, e.g. set: [learning.epochs=200, simulator.backend=native]")
     changes = [*((f"{source}: set[{i}]", item) for i, item in enumerate(sets)), *((None, o) for o in overrides or [])]
     unchanged = copy.deepcopy(base_raw)
     for where, item in changes:  # the raw base every point starts from (where None: the command line's --set)
@@ -236,7 +237,8 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
         points.append(point)
     target = doc.get("target_loss")
     if target is not None and not (_number(target) and target > 0):
-        raise ConfigError(f"{source}: target_loss: a loss in V^2 > 0 (got {shown(target)})")
+        raise ConfigError(f"{source}: target_loss: must be a loss in V^2 > 0 (got {shown(target)}); give a positive "
+                          "number such as 1e-3, or remove target_loss")
     return SweepSpec(name, source, tuple(axes), tuple(points), None if target is None else float(target),
                      tuple((g, tuple(keys)) for g, (keys, _) in zip(groups, blocks)))
 
@@ -254,9 +256,9 @@ def _name(doc: dict, source: str) -> str:
     runs/sweeps, so ``../x`` or ``a/b`` would write elsewhere."""
     name = doc.get("name", Path(source).stem)
     if not isinstance(name, str) or not PLAIN_NAME.match(name):
-        unnamed = "" if "name" in doc else " (the spec has no name: and its file name is not one; add name:)"
-        raise ConfigError(f"{source}: name: must be a plain name matching {PLAIN_NAME.pattern} (got {shown(name)})"
-                          f"{unnamed}")
+        given, fix = ("", "give") if "name" in doc else (", the spec's file name: it has no name:", "add name: with")
+        raise ConfigError(f"{source}: name: must be a plain name matching {PLAIN_NAME.pattern} (got {shown(name)}"
+                          f"{given}); {fix} a letter, then up to 63 letters, digits, _ or -")
     return name
 
 
@@ -287,8 +289,11 @@ def _base(doc: dict, source: str, spec_dir: Path) -> tuple[dict, str, Path]:
             raise ConfigError(f"{source}: base: {err} (a path relative to the spec)") from None
     if isinstance(base, dict):
         return copy.deepcopy(base), f"{source}: base", spec_dir
-    raise ConfigError(f"{source}: base: required: a config file path (relative to the spec) or an inline config "
-                      f"mapping (got {shown(base)})")
+    if "base" not in doc:
+        raise ConfigError(f"{source}: base: required key is missing; give the config the points start from, a file "
+                          "path such as base: ../xor.yaml (relative to the spec) or an inline config mapping")
+    raise ConfigError(f"{source}: base: must be a config file path (relative to the spec) or an inline config mapping "
+                      f"(got {shown(base)}); give one of them, e.g. base: ../xor.yaml")
 
 
 def _point_config(base_raw: dict, values: dict[str, Any], where: str, base_dir: Path) -> Config:
@@ -309,9 +314,11 @@ def _block(group: str, body: Any, source: str, base: Config) -> tuple[list[str],
                                                    for s in body):
             _check_repeats(body, at, "seed")
             return [SEED_AXIS], [(s,) for s in body]
-        raise ConfigError(f"{at}: must be a count N >= 1 or a list of seeds >= 0 (got {shown(body)})")
+        raise ConfigError(f"{at}: must be a count N >= 1 or a list of seeds >= 0 (got {shown(body)}); give e.g. "
+                          "seeds: 3 (the base config's seed and the next 2) or seeds: [0, 7]")
     if not isinstance(body, dict) or not body:
-        raise ConfigError(f"{at}: must be a mapping of key paths to values (got {shown(body)})")
+        raise ConfigError(f"{at}: must be a mapping of key paths to values (got {shown(body)}); give one axis a "
+                          f"line under {group}:, e.g. learning.nudge: [0.5, 1.0]")
     if group == "random":
         return _random(body, at)
     keys = [_axis_key(k, at) for k in body]
@@ -325,15 +332,20 @@ def _block(group: str, body: Any, source: str, base: Config) -> tuple[list[str],
     lengths = {len(c) for c in columns}
     if len(lengths) > 1:
         got = ", ".join(f"{k}: {len(c)}" for k, c in zip(keys, columns))
-        raise ConfigError(f"{at}: zipped axes need equal lengths (got {got})")
+        raise ConfigError(f"{at}: zipped axes need equal lengths (got {got}); give each axis of zip as many values, "
+                          "or move an axis to grid")
     rows = list(zip(*columns))
     _check_repeats([dict(zip(keys, row)) for row in rows], at, "row")
     return keys, rows
 
 
 def _axis_key(key: Any, at: str) -> str:
-    if not isinstance(key, str) or key == SEED_AXIS:
-        raise ConfigError(f"{at}: {shown(key)}: not an axis key path (seeds go in the 'seeds' group)")
+    if key == SEED_AXIS:
+        raise ConfigError(f"{at}: {SEED_AXIS}: the run seed is not an axis; sweep it in the seeds group, seeds: N (the "
+                          "base config's seed and the next N - 1) or a list such as seeds: [0, 7]")
+    if not isinstance(key, str):
+        raise ConfigError(f"{at}: {shown(key)}: an axis is a config key path (got the {type(key).__name__} "
+                          f"{shown(key)}); give one such as learning.nudge")
     return key
 
 
@@ -347,28 +359,31 @@ def _values(body: Any, at: str) -> list:
         ok = (isinstance(args, list) and len(args) == 3 and all(_number(a) for a in args[:2])
               and isinstance(args[2], int) and not isinstance(args[2], bool) and args[2] >= 1)
         if not ok or (kind == "logspace" and (args[0] <= 0 or args[1] <= 0)):
-            positive = ", a, b > 0" if kind == "logspace" else ""
+            positive, example = (", a, b > 0", "[1e-4, 1e-2, 3]") if kind == "logspace" else ("", "[0.1, 0.9, 5]")
             raise ConfigError(f"{at}: {kind} needs [a, b, n] (numbers, n >= 1 an integer{positive}) "
-                              f"(got {shown(args)})")
+                              f"(got {shown(args)}); give e.g. {{{kind}: {example}}}, n values from a to b")
         _check_count(args[2], at)
         grid = np.linspace(*args) if kind == "linspace" else np.geomspace(*args)
         return [_round(v) for v in grid]
     raise ConfigError(f"{at}: values must be a list or {{linspace: [a, b, n]}} or {{logspace: [a, b, n]}} "
-                      f"(got {shown(body)})")
+                      f"(got {shown(body)}); write them as a list such as [0.5, 1.0] (one value: [0.5])")
 
 
 def _random(body: dict, at: str) -> tuple[list[str], list[tuple]]:
     extra = [k for k in body if k not in ("n", "seed", "axes")]
     if extra:
-        raise ConfigError(f"{at}: {extra[0]}: unknown key; a random group has n, seed and axes")
+        raise ConfigError(f"{at}: {extra[0]}: unknown key of a random group; use n, seed and axes")
     n, seed, axes = body.get("n"), body.get("seed", 0), body.get("axes")
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ConfigError(f"{at}.n: the number of samples, an integer >= 1 (got {shown(n)})")
+        raise ConfigError(f"{at}.n: must be the number of samples, an integer >= 1 (got {shown(n)}); give e.g. "
+                          "n: 10")
     _check_count(n, f"{at}.n")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"{at}.seed: an integer >= 0 (got {shown(seed)})")
+        raise ConfigError(f"{at}.seed: must be an integer >= 0 (got {shown(seed)}); give e.g. seed: 0 (it seeds the "
+                          "draws; the runs' seeds are the seeds group)")
     if not isinstance(axes, dict) or not axes:
-        raise ConfigError(f"{at}.axes: a mapping of key paths to distributions (got {shown(axes)})")
+        raise ConfigError(f"{at}.axes: must be a mapping of key paths to distributions (got {shown(axes)}); give "
+                          "e.g. axes: {learning.nudge: {uniform: [0.1, 1.0]}}")
     keys = [_axis_key(k, f"{at}.axes") for k in axes]
     draws = [_distribution(axes[k], f"{at}.axes.{k}") for k in axes]
     rng = np.random.default_rng(seed)
@@ -405,13 +420,14 @@ def _distribution(body: Any, at: str):
         kind, args = next(iter(body.items()))
         if not (isinstance(args, list) and len(args) == 2 and all(_number(a) for a in args) and args[0] < args[1]
                 and (kind == "uniform" or args[0] > 0)):
-            raise ConfigError(f"{at}: {kind} needs [a, b] with a < b{' and a > 0' if kind == 'loguniform' else ''} "
-                              f"(got {shown(args)})")
+            positive, example = (" and a > 0", "[1e-4, 1e-2]") if kind == "loguniform" else ("", "[0.1, 1.0]")
+            raise ConfigError(f"{at}: {kind} needs [a, b] with a < b{positive} (got {shown(args)}); give two "
+                              f"numbers, the lower first, e.g. {{{kind}: {example}}}")
         if kind == "uniform":
             return lambda rng: _round(rng.uniform(args[0], args[1]))
         return lambda rng: _round(math.exp(rng.uniform(math.log(args[0]), math.log(args[1]))))
     raise ConfigError(f"{at}: a distribution is a list to draw from, {{uniform: [a, b]}} or {{loguniform: [a, b]}} "
-                      f"(got {shown(body)})")
+                      f"(got {shown(body)}); give one of them, e.g. [0.5, 1.0] or {{uniform: [0.1, 1.0]}}")
 
 
 def _check_size(value: Any, at: str) -> Any:
