@@ -217,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValidationError) as err:
         where = str(getattr(args, "config", None) or getattr(args, "run_path", None) or "")
         msg = str(err)
-        named = [str(p) for p in (where, getattr(args, "inputs", None)) if p]  # eval's --inputs CSV names itself
+        # eval's --inputs CSV names itself; a message names a path as Path writes it (./x.yaml as x.yaml)
+        named = [str(Path(p)) for p in (where, getattr(args, "inputs", None)) if p]
         if not msg.startswith(tuple(named) or ("",)):  # a check after validation (a role's node, a device): a key
             culprit = set_by(msg, getattr(args, "overrides", None) or [])
             msg = f"{where}: {culprit + ': ' if culprit else ''}{msg}"

@@ -21,6 +21,7 @@ at once, keeping what a kill keeps. This module imports only the standard librar
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import os
@@ -47,9 +48,12 @@ TERMINATED = 128 + signal.SIGTERM
 #: how long (s) a signal may go unanswered by the main thread before ``watch`` says what the command waits for
 STUCK_S = 1.0
 
+#: the byte ``watch``'s pipe carries for "a KeyboardInterrupt was raised" (no signal's number: a signal writes its own)
+ANSWERED = 0
+
 _state: dict = {"pending": False, "resent": False, "dirs": None, "timer": None, "signal": signal.SIGINT,
-                # interrupts raised as KeyboardInterrupt, resends not yet seen by the watcher, whether it watches
-                "answered": 0, "resends": 0, "watching": False, "done": False}
+                # the write end of the watcher's pipe (None: no watcher), resends not yet seen by it, whether it is done
+                "wake": None, "resends": 0, "done": False}
 
 
 def install() -> None:
@@ -107,7 +111,7 @@ def raise_pending() -> None:
     """Raise the KeyboardInterrupt held while a library's code ran (call it when the library call has returned)."""
     if _state["pending"]:
         _state["pending"] = False
-        _state["answered"] += 1
+        _answered()
         raise KeyboardInterrupt
 
 
@@ -143,8 +147,17 @@ def _on_sigint(signum, frame) -> None:
         timer.start()
         return
     _state["pending"] = False
-    _state["answered"] += 1
+    _answered()
     raise KeyboardInterrupt
+
+
+def _answered() -> None:
+    """Tell the watcher (``watch``) that a KeyboardInterrupt is raised, in its pipe after the signal's own byte (the
+    C handler writes that before Python runs ours): the main thread usually answers before the watcher reads the
+    signal, so only the order in the pipe tells an answered signal from a stuck one."""
+    if _state["wake"] is not None:
+        with contextlib.suppress(OSError):  # a full pipe drops it: the watcher may then say it waits, no more
+            os.write(_state["wake"], bytes([ANSWERED]))
 
 
 def _resend() -> None:
@@ -164,7 +177,7 @@ def watch(kept: Callable[[], str]) -> None:
     The main thread's C-level handler writes every signal to a pipe (``signal.set_wakeup_fd``) that a daemon thread
     reads; the GIL is free while the main thread is in the call (cffi releases it around ngspice's). Once per
     process, in the main thread, and only where no one else set a wakeup fd (an asyncio loop's)."""
-    if _state["watching"] or threading.current_thread() is not threading.main_thread():
+    if _state["wake"] is not None or threading.current_thread() is not threading.main_thread():
         return
     r, w = os.pipe()
     os.set_blocking(w, False)
@@ -177,37 +190,38 @@ def watch(kept: Callable[[], str]) -> None:
             signal.set_wakeup_fd(previous)
         os.close(r), os.close(w)
         return
-    _state["watching"] = True
+    _state["wake"] = w
     threading.Thread(target=_watch, args=(r, kept), name="metamaterial-signal-watch", daemon=True).start()
 
 
 def _watch(r: int, kept: Callable[[], str]) -> None:
-    since, first, answered, told = None, 0, 0, False  # the signal unanswered: when, which, the count to pass, said
+    since, first, told = None, 0, False  # the signal unanswered: when, which, whether said
     while True:
         ready, _, _ = select.select([r], [], [], 0.1 if since is not None else None)
         if _state["done"]:
             return
-        if since is not None and _state["answered"] != answered:  # the main thread took it
-            since, told = None, False
-        for signum in os.read(r, 64) if ready else b"":
-            if signum not in (signal.SIGINT, signal.SIGTERM):
+        again = False
+        for byte in os.read(r, 64) if ready else b"":  # in the order written: a signal, then its answer
+            if byte == ANSWERED:  # the main thread took every signal before it
+                since, told, again = None, False, False
+            elif byte not in (signal.SIGINT, signal.SIGTERM):
                 continue
-            if signum == signal.SIGINT and _state["resends"] > 0:  # a held interrupt sent again, not the user
+            elif byte == signal.SIGINT and _state["resends"] > 0:  # a held interrupt sent again, not the user
                 _state["resends"] -= 1
-                continue
-            if since is None:
-                since, first, answered = time.monotonic(), signum, _state["answered"]
-            elif not _state["done"]:  # again, while the first waits: stop now
-                _state["signal"] = first
-                try:
-                    print(f"metamaterial: {signal_name()} again; stopped at once: {kept()}", file=sys.stderr,
-                          flush=True)
-                finally:
-                    os._exit(exit_code())
+            elif since is None:
+                since, first = time.monotonic(), byte
+            else:
+                again = True
+        if again and not _state["done"]:  # again, while the first waits (no answer after both): stop now
+            _state["signal"] = first
+            try:
+                print(f"metamaterial: {signal_name()} again; stopped at once: {kept()}", file=sys.stderr, flush=True)
+            finally:
+                os._exit(exit_code())
         if since is not None and not told and time.monotonic() - since >= STUCK_S and not _state["done"]:
-            name, again = ("interrupted", "Ctrl-C") if first == signal.SIGINT else ("terminated (SIGTERM)", "SIGTERM")
+            name, key = ("interrupted", "Ctrl-C") if first == signal.SIGINT else ("terminated (SIGTERM)", "SIGTERM")
             print(f"metamaterial: {name}; stopping when the solver's current call returns (one ngspice operating "
-                  f"point of a large network can take minutes); {again} again stops at once, as a kill would",
+                  f"point of a large network can take minutes); {key} again stops at once, as a kill would",
                   file=sys.stderr, flush=True)
             told = True
 

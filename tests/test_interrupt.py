@@ -205,3 +205,43 @@ def test_a_signal_inside_a_long_call_is_answered_at_once_and_a_second_stops_it(t
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+
+
+TAKEN = """import time
+from metamaterial import interrupts
+
+interrupts.install()
+interrupts.watch(lambda: "what the command keeps")
+print("ready", flush=True)
+end = None
+while True:
+    try:  # Python code: the handler runs at once, usually before the watching thread reads the signal
+        while end is None or time.monotonic() < end:
+            sum(range(100))
+        break
+    except KeyboardInterrupt:
+        print("taken", flush=True)
+        end = end or time.monotonic() + 2 * interrupts.STUCK_S  # a cleanup longer than STUCK_S (a sweep's cluster)
+print("done", flush=True)
+"""
+
+
+def test_a_signal_the_main_thread_takes_is_not_called_stuck_and_a_second_is_taken_too(tmp_path):
+    """A signal answered by a KeyboardInterrupt before the watching thread reads it draws no "stopping when the
+    solver's current call returns" line, however long the command takes to stop; and the same signal again, while
+    the command cleans up, is the handler's to answer, not a stop at once."""
+    (tmp_path / "taken.py").write_text(TAKEN)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "taken.py")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout.readline() == "taken\n"
+        time.sleep(interrupts.STUCK_S / 2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=STUCK_TIMEOUT_S)
+        assert (proc.returncode, out, err) == (0, "taken\ndone\n", "")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import ROOT, cli_ok, cli_refused
+from conftest import ROOT, cli, cli_ok, cli_refused
 from metamaterial import revisions, runs
 from metamaterial.configfile import load_config
 from metamaterial.errors import CheckpointError, ConfigError
@@ -198,6 +198,20 @@ def test_eval_new_inputs_from_a_csv(xor_run, tmp_path):
     assert len(json.loads(proc.stdout)["replicas"][0]["outputs"]) == 2
     assert f"warning: {raw}: 1 of 2 row(s) hold inputs outside the training points' range (row 2: n13 4.5 V, " \
         "trained on 0-0.45 V)" in proc.stderr
+
+
+def test_a_refusal_naming_a_path_given_as_dot_slash_is_not_prefixed_with_it_again(xor_run, tmp_path):
+    """A refusal that names its file (the config, ``--inputs``' CSV) as Path writes it (``configs/xor.yaml`` for
+    ``./configs/xor.yaml``) is the file's own: not prefixed with the path as given."""
+    (tmp_path / "bad.csv").write_text("a,b\n0,0\n")
+    proc = cli("eval", str(xor_run), "--inputs", "./bad.csv", cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (2, "metamaterial: bad.csv: the header must name each input node once "
+                                                 "(n15 n13) (got a,b: no column is input n15); give a header such as "
+                                                 "n15,n13 (the columns in any order)\n")
+    proc = cli("train", "./configs/xor.yaml", "--set", "learning.nudge=1.5", "--out", str(tmp_path / "out"))
+    assert (proc.returncode, proc.stderr) == (2, "metamaterial: configs/xor.yaml: --set learning.nudge=1.5: "
+                                                 "learning.nudge: Input should be less than or equal to 1 (got 1.5); "
+                                                 "give a value in range\n")
 
 
 def test_run_directory_commands_refuse_what_they_cannot_use(xor_run, tmp_path):
