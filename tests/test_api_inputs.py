@@ -264,3 +264,11 @@ def test_solver_settings_of_the_wrong_kind_are_refused_when_made(make, says):
     ngspice until its first solve; a string tolerance, "must be real number, not str"."""
     with pytest.raises(ValidationError, match=re.escape(says)):
         make()
+
+
+def test_finite_values_near_the_largest_float_pass_the_check_without_an_overflow_warning():
+    """Gates of 1e308 V are finite: the entry check takes them without a RuntimeWarning (a sum of them overflows; the
+    suite turns warnings into errors), and what then refuses them is the solver's own look at its answer."""
+    c = _circuit()
+    with pytest.raises(ValidationError, match=r"^NativeSolver\.solve: controls, inputs and clamps must be finite"):
+        mm.NativeSolver().solve(c, np.full(c.n_edges, 1e308), INPUTS)
