@@ -38,6 +38,9 @@ def _edit(path: str, value, base=None) -> dict:
 
 _DELETE = object()
 REG = yaml.safe_load((ROOT / "configs" / "regression.yaml").read_text())
+CSV = yaml.safe_load((ROOT / "configs" / "csv_example.yaml").read_text())
+CSV["task"]["path"] = str(ROOT / "configs" / CSV["task"]["path"])  # the config is written elsewhere
+ALLOSTERY = yaml.safe_load((ROOT / "configs" / "allostery.yaml").read_text())
 POT = yaml.safe_load((ROOT / "configs" / "pot_regression.yaml").read_text())
 
 # (id, document or raw text, extra CLI args, fragment the one-line message must contain)
@@ -258,6 +261,12 @@ _MINI_BATCH = _edit("learning.batch_size", 2, _edit("learning.schedule", "mini_b
 #: a refusal that names two keys, given once by the file and once by --set, each way round: (the file, the --set,
 #: the message after "--set ...: "); the --set is named whichever of the two keys it gave
 TWO_KEYS = {
+    "csv-inputs-given-roles-in-file": (CSV, "task.n_inputs=2", "roles.inputs, task.n_inputs: task two_outputs needs 2 "
+                                       "input node(s) (got 1); give roles.inputs 2 node(s), or set task.n_inputs to "
+                                       "1, the roles' count"),
+    "allostery-targets-given-roles-in-file": (ALLOSTERY, "task.targets=[0.1,0.2,0.3]", "roles.outputs, task.targets: "
+                                              "task allostery needs 3 output(s) (got 2); give roles.outputs 3 "
+                                              "output(s), or give task.targets one voltage per output"),
     "rate-given-t_learn-in-file": (_edit("learning.rate", _DELETE, _edit("hardware.t_learn", 1.0)),
                                    "learning.rate=10", "learning.rate, hardware.t_learn: both given, and the "
                                    "rate fixes the gate's switch time (got t_learn 1 s; the rate needs 0.22 s); give "
