@@ -137,8 +137,13 @@ def write_point_netlists(setup: Setup, idx: np.ndarray, controls: np.ndarray, fr
                                               title=f"{title} point {k}{more}", comments=said))
             paths.append(p)
     written = {p.name for p in paths}
-    removed = sorted((p for p in out_dir.iterdir() if POINT_NETLIST.match(p.name) and p.name not in written
-                      and p.is_file()), key=lambda p: (p.name.split("_")[0], int(p.stem.split("_")[1])))
+
+    def own(name: str) -> str | None:  # the netlist a file is, or the temporary file a kill left of it is
+        name = name.removesuffix(".tmp")
+        return name if POINT_NETLIST.match(name) else None
+
+    removed = sorted((p for p in out_dir.iterdir() if own(p.name) and p.name not in written and p.is_file()),
+                     key=lambda p: (p.name.split("_")[0], int(own(p.name)[:-4].split("_")[1]), p.name))
     for p in removed:
         p.unlink()
     clause = "" if not skipped else f"; the hinge skips {skipped} of them, and " + \

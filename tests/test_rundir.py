@@ -119,14 +119,15 @@ def test_netlists_of_chosen_points_are_those_points(xor_run, tmp_path):
 def test_netlists_written_over_an_earlier_call_replace_its_files(xor_run, tmp_path):
     """The files of a netlist call are a set: point 0 written into a folder holding a trained run's 8 netlists left 6
     at the trained gates beside it, without a word. Now the earlier call's netlist files this one does not rewrite
-    are removed and named; other files stay."""
+    are removed and named, with the temporary file a kill left of one; other files stay."""
     out = tmp_path / "netlists"
     cli_ok("netlist", str(xor_run), "--out", str(out))
     (out / "notes.txt").write_text("mine")
     (out / "free.cir").write_text("* not a netlist file of the command")
+    (out / "free_7.cir.tmp").write_text("* half of a netlist, as a kill of its writing leaves it")
     proc = cli_ok("netlist", XOR, "--out", str(out), "--points", "0")
-    assert ("removed 6 netlist file(s) an earlier call left there and this one did not rewrite: clamped_1.cir, "
-            "clamped_2.cir, clamped_3.cir, free_1.cir, free_2.cir, free_3.cir") in proc.stdout
+    assert ("removed 7 netlist file(s) an earlier call left there and this one did not rewrite: clamped_1.cir, "
+            "clamped_2.cir, clamped_3.cir, free_1.cir, free_2.cir, free_3.cir, free_7.cir.tmp") in proc.stdout
     assert sorted(p.name for p in out.iterdir()) == ["clamped_0.cir", "free.cir", "free_0.cir", "notes.txt"]
     initial = tmp_path / "initial"
     cli_ok("netlist", XOR, "--out", str(initial), "--points", "0")
