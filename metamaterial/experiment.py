@@ -254,11 +254,9 @@ def _check_role_counts(task: Task, kind: str, n_inputs: int, n_outputs: int) -> 
         raise ConfigError(f"roles.inputs, {key}: task {task.name} needs {task.n_inputs} input node(s) (got "
                           f"{n_inputs}); give roles.inputs {task.n_inputs} node(s), or {other}")
     if task.n_outputs != n_outputs:
-        key = {"allostery": "task.targets"}.get(kind, "task.n_inputs" if csv and not task.is_classification
-                                                else "task.name")
-        other = {"task.targets": "give task.targets one voltage per output",
-                 "task.n_inputs": "move the split of the CSV's columns with task.n_inputs"}.get(key,
-                                                                                               "choose another task")
+        key, other = (("task.targets", "give task.targets one voltage per output") if kind == "allostery" else
+                      ("task.n_inputs", "move the split of the CSV's columns with task.n_inputs")
+                      if csv and not task.is_classification else ("task.name", "choose another task"))
         raise ConfigError(f"roles.outputs, {key}: task {task.name} needs {task.n_outputs} output(s) (got "
                           f"{n_outputs}); give roles.outputs {task.n_outputs} output(s), or {other}")
 

@@ -219,9 +219,10 @@ def _watch(r: int, kept: Callable[[], str]) -> None:
             finally:
                 os._exit(exit_code())
         if since is not None and not told and time.monotonic() - since >= STUCK_S and not _state["done"]:
-            name, key = ("interrupted", "Ctrl-C") if first == signal.SIGINT else ("terminated (SIGTERM)", "SIGTERM")
-            print(f"metamaterial: {name}; stopping when the solver's current call returns (one ngspice operating "
-                  f"point of a large network can take minutes); {key} again stops at once, as a kill would",
+            _state["signal"] = first  # as the main thread's handler will set it, when it runs
+            key = "Ctrl-C" if first == signal.SIGINT else "SIGTERM"
+            print(f"metamaterial: {signal_name()}; stopping when the solver's current call returns (one ngspice "
+                  f"operating point of a large network can take minutes); {key} again stops at once, as a kill would",
                   file=sys.stderr, flush=True)
             told = True
 

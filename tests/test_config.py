@@ -264,6 +264,9 @@ TWO_KEYS = {
     "csv-inputs-given-roles-in-file": (CSV, "task.n_inputs=2", "roles.inputs, task.n_inputs: task two_outputs needs 2 "
                                        "input node(s) (got 1); give roles.inputs 2 node(s), or set task.n_inputs to "
                                        "1, the roles' count"),
+    "csv-outputs-given-task-in-file": (CSV, "roles.outputs=[[2,2]]", "roles.outputs, task.n_inputs: task two_outputs "
+                                       "needs 2 output(s) (got 1); give roles.outputs 2 output(s), or move the split "
+                                       "of the CSV's columns with task.n_inputs"),
     "allostery-targets-given-roles-in-file": (ALLOSTERY, "task.targets=[0.1,0.2,0.3]", "roles.outputs, task.targets: "
                                               "task allostery needs 3 output(s) (got 2); give roles.outputs 3 "
                                               "output(s), or give task.targets one voltage per output"),
