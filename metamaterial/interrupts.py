@@ -16,7 +16,8 @@ terminated command also keeps what it has done and says how to go on; its exit c
 Python runs no handler at all while the main thread is inside one long C call that does not call back (one ngspice
 operating point of a large network can take a minute). For the command line, ``watch`` answers such a signal from a
 thread of its own: after ``STUCK_S`` unanswered it says what the command waits for, and a second one ends the process
-at once, keeping what a kill keeps. This module imports only the standard library.
+at once, keeping what a kill keeps; a SIGTERM ends it so after ``STUCK_S`` without waiting for a second. This module
+imports only the standard library.
 """
 
 from __future__ import annotations
@@ -170,9 +171,12 @@ def _resend() -> None:
 def watch(kept: Callable[[], str]) -> None:
     """For the command line (a library prints nothing): answer a SIGINT or SIGTERM that the main thread cannot take
     because it is inside one long C call (Python runs its handler only when the call returns or calls back). After
-    ``STUCK_S`` without a KeyboardInterrupt raised, one line says that the command stops when the call returns and
-    that the signal again stops it at once; a second signal then ends the process at once with ``kept()``'s words
-    (what a kill would keep: files are replaced whole, so the last checkpoint stands) and ``exit_code``.
+    ``STUCK_S`` without a KeyboardInterrupt raised, a SIGINT gets one line saying that the command stops when the
+    call returns and that Ctrl-C again stops it at once; a second signal then ends the process at once with
+    ``kept()``'s words (what a kill would keep: files are replaced whole, so the last checkpoint stands) and
+    ``exit_code``. A SIGTERM unanswered after ``STUCK_S`` ends the process so at once: it is sent once, by ``kill``,
+    a batch system's time limit or a container's stop, each of which sends SIGKILL some seconds later (Slurm's
+    KillWait 30 s, ``docker stop`` 10 s), so waiting out a call of minutes would end in a kill without a word.
 
     The main thread's C-level handler writes every signal to a pipe (``signal.set_wakeup_fd``) that a daemon thread
     reads; the GIL is free while the main thread is in the call (cffi releases it around ngspice's). Once per
@@ -212,17 +216,20 @@ def _watch(r: int, kept: Callable[[], str]) -> None:
                 since, first = time.monotonic(), byte
             else:
                 again = True
-        if again and not _state["done"]:  # again, while the first waits (no answer after both): stop now
+        stuck = since is not None and time.monotonic() - since >= STUCK_S
+        if _state["done"]:
+            return
+        if again or (stuck and first == signal.SIGTERM):  # a SIGTERM is not asked twice: a kill follows it
             _state["signal"] = first
+            how = "again" if again else "inside a solver call"
             try:
-                print(f"metamaterial: {signal_name()} again; stopped at once: {kept()}", file=sys.stderr, flush=True)
+                print(f"metamaterial: {signal_name()} {how}; stopped at once: {kept()}", file=sys.stderr, flush=True)
             finally:
                 os._exit(exit_code())
-        if since is not None and not told and time.monotonic() - since >= STUCK_S and not _state["done"]:
+        if stuck and not told:
             _state["signal"] = first  # as the main thread's handler will set it, when it runs
-            key = "Ctrl-C" if first == signal.SIGINT else "SIGTERM"
             print(f"metamaterial: {signal_name()}; stopping when the solver's current call returns (one ngspice "
-                  f"operating point of a large network can take minutes); {key} again stops at once, as a kill would",
+                  "operating point of a large network can take minutes); Ctrl-C again stops at once, as a kill would",
                   file=sys.stderr, flush=True)
             told = True
 
