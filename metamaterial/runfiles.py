@@ -387,16 +387,18 @@ def column_names(setup: Setup) -> tuple[list[str], list[str], list[str] | None]:
 
 #: the columns of outputs.csv that are no node's (``write_outputs_csv``)
 FIXED_COLUMNS = ("point", "class", "predicted")
-#: the characters of a node's name in a CSV header kept as they are (``node_names``); the others are %XX
-_HEADER_SAFE = re.compile(r"[A-Za-z0-9_().:+-]")
+#: the characters of a node's name in a CSV header kept as they are (``node_names``); the others are %XX, ``-``
+#: too, which joins the two nodes of a differential output (``a-b``)
+_HEADER_SAFE = re.compile(r"[A-Za-z0-9_().:+]")
 
 
 def node_names(setup: Setup) -> list[str]:
     """[N] the name of each node in outputs.csv's header and ``eval``'s output: in a network file the file's own
-    name, one word without a comma (a character other than letters, digits and ``_().:+-`` as ``%XX`` per UTF-8
-    byte: ``hub 1`` is ``hub%201``), followed by its netlist name in parentheses where the name alone is another
-    node's netlist name or one of the ``FIXED_COLUMNS`` (node 0 named ``n1`` is ``n1(n0)``), so that a header
-    names each node once and ``eval --inputs`` reads it back; in any other network the netlist name (``n12``)."""
+    name, one word without a comma or a dash (a character other than letters, digits and ``_().:+`` as ``%XX`` per
+    UTF-8 byte: ``hub 1`` is ``hub%201``, ``a-b`` is ``a%2Db``), followed by its netlist name in parentheses where
+    the name alone is another node's netlist name or one of the ``FIXED_COLUMNS`` (node 0 named ``n1`` is
+    ``n1(n0)``), so that a header names each node once and ``eval --inputs`` reads it back; in any other network
+    the netlist name (``n12``)."""
     c = setup.circuit
     netlist = [f"n{i}" for i in range(c.n_nodes)]
     if setup.config.network.kind != "file":  # a lattice's labels are positions, a layered network's ``in0``..

@@ -168,6 +168,23 @@ def test_new_inputs_under_a_network_files_names_or_the_old_netlist_names_are_rea
         read_inputs_csv(path, setup)
 
 
+def test_a_node_named_with_a_dash_is_not_read_as_a_differential_output(tmp_path):
+    """A column ``a-b`` is the differential output V(a) - V(b): a node the file names ``a-b`` is written ``a%2Db``,
+    so its single-ended output and that differential one no longer share a name."""
+    _graphml(tmp_path, ["x", "y", "gnd", "a", "b", "a-b"],
+             [("x", "a"), ("y", "b"), ("a", "a-b"), ("b", "a-b"), ("a-b", "gnd"), ("a", "gnd"), ("b", "gnd")])
+    names = {}
+    for output in ({"pos": "a-b"}, {"pos": "a", "neg": "b"}):
+        path = tmp_path / "dash.yaml"
+        path.write_text(yaml.safe_dump({
+            "name": "dash", "seed": 0, "network": {"kind": "file", "file": "net.graphml"},
+            "roles": {"inputs": ["x", "y"], "rails": [{"node": "gnd", "volts": 0.0}], "outputs": [output]},
+            "device": {"kind": "nmos", "preset": "ald1106-fit"}, "task": {"name": "xor"},
+            "simulator": {"backend": "native"}}))
+        names[len(output)] = column_names(build(load_config(path)))[1]
+    assert names == {1: ["a%2Db"], 2: ["a-b"]}
+
+
 def test_a_lattice_and_a_layered_network_keep_their_netlist_names(tmp_path):
     assert column_names(build(load_config(ROOT / "configs" / "xor.yaml")))[:2] == (["n15", "n13"], ["n10-n0"])
     path = _file(tmp_path, "name: lay\nseed: 0\nnetwork: {kind: layered, n_inputs: 2, n_outputs: 1}\n"
