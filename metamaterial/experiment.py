@@ -199,8 +199,7 @@ def check_memory(cfg: Config, n_edges: int | None) -> None:
     if other:
         fix += (f", or set simulator.backend: {other[0]} (at least {registry.memory_need(other[0], n_edges) / 1e9:.1f} "
                 "GB)")
-    # the registry's reason up to its own advice, which names neither a key nor a config's way to the backend
-    raise ConfigError(f"{keys}: {why.split('; ', 1)[0]} (got {got}); {fix}")
+    raise ConfigError(f"{keys}: {why} (got {got}); {fix}")
 
 
 def _size_keys(n: NetworkConfig) -> tuple[str, str, str]:

@@ -78,16 +78,15 @@ def available_memory() -> float | None:
 
 def memory_refusal(name: str, n_edges: int, available: float | None = None) -> str | None:
     """Why a network of ``n_edges`` edges cannot be solved on backend ``name`` here (it needs more memory than
-    ``available``, by default ``available_memory()``), or None when it fits or the memory is not known."""
+    ``available``, by default ``available_memory()``), or None when it fits or the memory is not known. The reason
+    only: what to change is the caller's to say (``experiment.check_memory`` names the config keys and a backend
+    that fits, ``memory_need``)."""
     available = available_memory() if available is None else available
     need = memory_need(name, n_edges)
     if available is None or need <= available:
         return None
-    other = [f"--backend {b} (at least {memory_need(b, n_edges) / 1e9:.1f} GB)" for b in SOLVERS
-             if b != name and memory_need(b, n_edges) <= available]
     return (f"{n_edges:,} edges need at least {need / 1e9:.1f} GB on the {name} backend "
-            f"({MEMORY[name][1] / 1e3:.1f} kB per edge), more than the {available / 1e9:.1f} GB this machine has "
-            f"free; use a smaller network" + (f" or {other[0]}" if other else ""))
+            f"({MEMORY[name][1] / 1e3:.1f} kB per edge), more than the {available / 1e9:.1f} GB this machine has free")
 
 
 def backend_names() -> tuple[str, ...]:
