@@ -111,6 +111,10 @@ class EdgeDevice(ABC):
         """What the solver sees per edge (gate voltage in V or conductance in S) for controls of any shape."""
         return controls
 
+    def check_controls(self, controls: np.ndarray) -> None:  # noqa: B027 (an optional check: none by default)
+        """Refuse controls this kind cannot be solved with (checked by ``solve`` on either backend); none by
+        default."""
+
     def at_corner(self, corner: ProcessCorner) -> EdgeDevice:
         """The device at process corner ``corner``. A kind without transistors has no corners: it is itself at the
         typical one and refuses any other (``ValidationError``)."""
@@ -386,11 +390,15 @@ class ResistorParams(EdgeDevice):
                                   f"(got g_min={self.g_min}, g_max={self.g_max})")
 
     def edge_controls(self, controls: np.ndarray) -> np.ndarray:
-        """The conductances themselves (S), which must be > 0 (a zero conductance leaves nodes floating)."""
+        """The conductances themselves (S), which must be > 0 (``check_controls``)."""
+        self.check_controls(controls)
+        return controls
+
+    def check_controls(self, controls: np.ndarray) -> None:
+        """Refuse a conductance <= 0 (a zero conductance leaves nodes floating)."""
         if not np.min(controls) > 0:
             raise ValidationError(f"ResistorParams.edge_controls: resistor conductances must be > 0 (got min "
                                   f"{np.min(controls):.3g} S); keep the controls inside [g_min, g_max]")
-        return controls
 
     def _physical_range(self) -> tuple[float, float]:
         return (self.g_min, self.g_max)

@@ -90,7 +90,7 @@ class AbstractSolver(ABC):
                 row = f"row {at[0]}, " if values.ndim == 2 and (name != "controls" or controls.ndim == 2) else ""
                 raise ValidationError(f"{where}: {name} must be finite (got {float(values[tuple(at)])} at "
                                       f"{row}{place}); give a finite {what}")
-        device.edge_controls(controls)  # its own refusals (a resistor's conductance <= 0), on either backend
+        device.check_controls(controls)  # its own refusals (a resistor's conductance <= 0), on either backend
         if tags is not None:
             tags = np.asarray(tags)
             if tags.shape != (inputs.shape[0],) or tags.dtype.kind not in "iu" or (tags < 0).any():
