@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .datafiles import read_text
 from .errors import ConfigError, ValidationError
 
 #: a SPICE identifier as our netlists accept it (model names, parameter names of a card)
@@ -184,13 +185,8 @@ def load_model_card(path: str | Path) -> tuple[str, ModelCard]:
     elements or control commands into a netlist.
     """
     p = Path(path)
-    try:
-        text = p.read_bytes().decode("utf-8")
-    except OSError as err:
-        raise ConfigError(f"{p}: cannot read the model card (got {err.strerror}); check device.model_file") from err
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{p}: not a text (UTF-8) file ({err.reason} at byte {err.start}); give a .model card in "
-                          "device.model_file") from err
+    text = read_text(p, ConfigError, "", "the model card", "check device.model_file",
+                     "give a .model card in device.model_file")
     # a '*' line is a comment whole; another loses its end-of-line comment, as ngspice reads it (what is left is
     # checked below and is what a netlist holds)
     lines = [ln.rstrip() if ln.lstrip().startswith("*") else _LINE_COMMENT.split(ln, 1)[0].rstrip()

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel
 
 from .config import ALWAYS_READ, DEVICE_KEYS, NETWORK_KEYS, TASK_KEYS, Config, key_path, validate_config
+from .datafiles import read_text
 from .errors import ConfigError, shown
 
 
@@ -124,13 +125,7 @@ def read_document(path: str | Path, what: str = "config", keys: str = "name:, ro
     """The raw mapping of a YAML file, read with this module's strict YAML (no duplicate keys, 1e-4 a float);
     errors call it ``what`` and suggest its first ``keys``."""
     p = Path(path)
-    try:
-        text = p.read_bytes().decode("utf-8")
-    except OSError as err:
-        raise ConfigError(f"{p}: cannot read {what} ({err.strerror}); check the path") from err
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{p}: not a text (UTF-8) file ({err.reason} at byte {err.start}); give a YAML "
-                          f"{what}") from err
+    text = read_text(p, ConfigError, "", what, "check the path", f"give a YAML {what}")
     raw = _parse_yaml(text, str(p))
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of sections (got {type(raw).__name__}); "

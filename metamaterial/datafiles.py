@@ -41,6 +41,28 @@ def files_read(cfg: Config) -> dict[str, str]:
     return files
 
 
+def read_bytes(path: str | Path, error: type[Exception], where: str, what: str, fix: str) -> bytes:
+    """The bytes of the user's file ``path`` (``what``: "the CSV", ...); one that cannot be read (missing, a folder,
+    no permission) is ``error`` saying ``{where}{path}: cannot read {what} (the system's reason); {fix}``."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise error(f"{where}{path}: cannot read {what} ({err.strerror or err}); {fix}") from err
+
+
+def read_text(path: str | Path, error: type[Exception], where: str, what: str, fix: str, text_fix: str,
+              encoding: str = "utf-8") -> str:
+    """The text of the user's file ``path`` decoded as UTF-8 (``encoding`` "utf-8-sig" also drops a byte-order
+    mark): ``read_bytes``'s refusal, or ``error`` saying ``{where}{path}: not UTF-8 text (byte 0xff at offset 4);
+    {text_fix}``."""
+    data = read_bytes(path, error, where, what, fix)
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise error(f"{where}{path}: not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); "
+                    f"{text_fix}") from err
+
+
 def file_sha256(path: str | Path, key: str) -> str:
     """The SHA-256 (hex) of the file at ``path``, which ``key`` names; one that cannot be read is a
     ``CheckpointError`` naming both."""

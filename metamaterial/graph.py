@@ -19,6 +19,7 @@ drain (a network file's first name on the edge's line, a GraphML edge's source),
 
 from __future__ import annotations
 
+import io
 import math
 import numbers
 import xml.etree.ElementTree as ElementTree
@@ -30,6 +31,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
+from .datafiles import read_bytes, read_text
 from .errors import ValidationError, shown
 
 
@@ -183,13 +185,17 @@ def load_network(path: str | Path) -> nx.Graph:
     attribute: the drain of a transistor whose drain and source differ (``circuit.compile_graph``).
     """
     p = Path(path)
+    fix = "give the path of an edge list or .graphml file you can read (relative to the config's folder)"
     try:
         if p.suffix.lower() == ".graphml":
-            raw = nx.read_graphml(p)
-            drains = _graphml_sources(p)
+            data = read_bytes(p, ValidationError, "network.file: ", "the network file", fix)
+            raw = nx.read_graphml(io.BytesIO(data))
+            drains = _graphml_sources(data)
         else:
             raw, drains = nx.Graph(), {}
-            for i, line in enumerate(p.read_text().splitlines(), 1):
+            text = read_text(p, ValidationError, "network.file: ", "the network file", fix,
+                             "save the file as UTF-8 text, two node names a line")
+            for i, line in enumerate(text.splitlines(), 1):
                 line = line.split("#")[0].replace(",", " ").strip()
                 if not line:
                     continue
@@ -209,15 +215,6 @@ def load_network(path: str | Path) -> nx.Graph:
                                           "transistor, whichever name comes first); list each pair of nodes once")
                 raw.add_edge(parts[0], parts[1], line=i)
                 drains[frozenset(parts)] = parts[0]
-    except FileNotFoundError as err:
-        raise ValidationError(f"file not found: {p} (network.file); check the path (relative to the config's "
-                              "folder)") from err
-    except OSError as err:
-        raise ValidationError(f"network.file: {p}: cannot read the file ({err.strerror or err}); give the path of a "
-                              "file you can read, an edge list or .graphml") from err
-    except UnicodeDecodeError as err:
-        raise ValidationError(f"network.file: {p}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset "
-                              f"{err.start}); save the file as UTF-8 text, two node names a line") from err
     except ElementTree.ParseError as err:
         raise ValidationError(f"network.file: {p}: cannot parse the XML ({err}); correct the XML at that line and "
                               "column, or give the network as an edge list (two node names a line)") from err
@@ -270,10 +267,11 @@ def _check_name(name: str, where: str) -> None:
                               "the node without it")
 
 
-def _graphml_sources(p: Path) -> dict[frozenset, str]:
-    """The ``source`` of each GraphML edge by its pair of node ids (networkx's undirected graph forgets it)."""
+def _graphml_sources(data: bytes) -> dict[frozenset, str]:
+    """The ``source`` of each GraphML edge of the document ``data`` by its pair of node ids (networkx's undirected
+    graph forgets it)."""
     out = {}
-    for el in ElementTree.parse(p).getroot().iter():
+    for el in ElementTree.fromstring(data).iter():
         if el.tag.rsplit("}", 1)[-1] == "edge" and el.get("source") is not None and el.get("target") is not None:
             out.setdefault(frozenset((el.get("source"), el.get("target"))), el.get("source"))
     return out

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import step
+from .datafiles import read_text
 from .errors import ValidationError, shown
 from .units import listed
 
@@ -235,14 +236,8 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
     column names must be distinct and non-empty; each refusal names the file's line and the column. A byte-order
     mark (a spreadsheet's "CSV UTF-8") is not part of the first name."""
     p = Path(path)
-    try:
-        text = p.read_bytes().decode("utf-8-sig")
-    except OSError as err:
-        raise ValidationError(f"task.path: {p}: cannot read the CSV ({err.strerror}); check the path, or give "
-                              "a CSV file") from err
-    except UnicodeDecodeError as err:
-        raise ValidationError(f"task.path: {p}: not a text (UTF-8) file ({err.reason} at byte {err.start}); give a "
-                              "CSV file") from err
+    text = read_text(p, ValidationError, "task.path: ", "the CSV", "check the path, or give a CSV file",
+                     "give a CSV file", encoding="utf-8-sig")
     reader = csv.reader(io.StringIO(text, newline=""))
     numbered = [(reader.line_num, r) for r in reader if r]  # the line of each row, to name a bad value's
     rows = [r for _, r in numbered]

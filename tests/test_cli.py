@@ -584,8 +584,8 @@ def test_bad_paths_exit_2_with_one_line(tmp_path):
     png = ROOT / "docs" / "figures" / "overview.png"
     proc = cli("train", str(png), *SHORT)
     assert proc.returncode == 2
-    assert proc.stderr == (f"metamaterial: {png}: not a text (UTF-8) file (invalid start byte at byte 0); give a "
-                           "YAML config\n")
+    assert proc.stderr == (f"metamaterial: {png}: not UTF-8 text (byte 0x89 at offset 0); give a YAML "
+                           "config\n")
 
 
 def test_a_closed_pipe_ends_quietly():

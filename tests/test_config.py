@@ -546,8 +546,8 @@ def test_missing_config_file(tmp_path):
 def test_a_config_that_is_not_text_is_refused_by_load_config(tmp_path):
     png = tmp_path / "picture.yaml"
     png.write_bytes(b"\x89PNG\r\n\x1a\n")
-    with pytest.raises(ConfigError, match=r"^.*picture\.yaml: not a text \(UTF-8\) file \(invalid start byte at byte "
-                                          r"0\); give a YAML config$"):
+    with pytest.raises(ConfigError, match=r"^.*picture\.yaml: not UTF-8 text \(byte 0x89 at offset 0\); give a "
+                                          r"YAML config$"):
         load_config(png)
 
 
@@ -555,7 +555,7 @@ CSV_TASK = yaml.safe_load((ROOT / "configs" / "csv_example.yaml").read_text())
 CSV_HEADER = b"v_in,target_a,target_b\n0.0,0.12,0.10\n"
 #: a CSV task's data, damaged in its third line -> what the one line says after the file's name
 BAD_CSV_TASKS = {
-    "not-text": (CSV_HEADER + b"\xff\xfe,0.16,0.13\n", ": not a text (UTF-8) file (invalid start byte at byte 37); "
+    "not-text": (CSV_HEADER + b"\xff\xfe,0.16,0.13\n", ": not UTF-8 text (byte 0xff at offset 37); "
                  "give a CSV file"),
     "nan-input": (CSV_HEADER + b"nan,0.16,0.13\n", ":3: v_in must be a finite voltage in [-10, 10] V (got nan); "
                   "correct that value"),

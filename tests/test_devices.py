@@ -302,12 +302,12 @@ def test_model_card_cannot_inject_netlist_lines(tmp_path, text, fragment):
 def test_a_model_card_that_is_not_text_is_a_config_error(tmp_path):
     card = tmp_path / "binary.lib"
     card.write_bytes(b"\xff\xfe.model m nmos (level=1)\n")
-    with pytest.raises(ConfigError, match=r"binary.lib: not a text \(UTF-8\) file \(invalid start byte at byte 0\); "
+    with pytest.raises(ConfigError, match=r"binary.lib: not UTF-8 text \(byte 0xff at offset 0\); "
                                           r"give a .model card in device.model_file$"):
         load_model_card(card)
 
 
 def test_missing_model_card_file_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match=r"absent.lib: cannot read the model card \(got No such file or "
+    with pytest.raises(ConfigError, match=r"absent.lib: cannot read the model card \(No such file or "
                                           r"directory\); check device.model_file"):
         nmos_from_card(tmp_path / "absent.lib")

@@ -236,5 +236,6 @@ def test_a_file_that_is_not_a_network_says_what_to_give(tmp_path, case):
 def test_a_folder_given_as_the_network_file_is_refused_saying_what_to_give(tmp_path):
     """The config refuses a folder as network.file itself; the library's ``load_network`` reads the path it is
     given."""
-    assert _refusal(tmp_path) == (f"network.file: {tmp_path}: cannot read the file (Is a directory); give the path of "
-                                  "a file you can read, an edge list or .graphml")
+    assert _refusal(tmp_path) == (f"network.file: {tmp_path}: cannot read the network file (Is a directory); give "
+                                  "the path of an edge list or .graphml file you can read (relative to the config's "
+                                  "folder)")
