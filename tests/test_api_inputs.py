@@ -122,10 +122,20 @@ def test_correct_calls_answer_alike_on_both_backends(ngspice):
      r"kcl_residuals: fixed must hold node indices, integers in 0..8 \(got \[99\]\); give the clamped nodes"),
     (lambda c, g, v: mm.kcl_residuals(c, g, v, twin=2), r"kcl_residuals: twin must be 0 \(free\) or 1 \(clamped\) "
                                                         r"\(got 2\)"),
+    (lambda c, g, v: mm.edge_currents(c, ["a"] * len(g), v), re.escape(
+        "edge_currents: controls must be real numbers, one gate voltage (V) per edge (got dtype <U1: ['a', 'a', 'a', "
+        "'a', 'a', ...]); pass the controls given to the solver")),
+    (lambda c, g, v: mm.kcl_residuals(c, g, [[0.1] * 8 + [None]]), re.escape(
+        "kcl_residuals: voltages must be real numbers, node voltages [B, 9] (V) (got dtype object: [[0.1, 0.1, 0.1, "
+        "0.1, 0.1, ...]]); pass a solver's OperatingPoint.voltages")),
+    (lambda c, g, v: mm.edge_currents(c, g, [[0.1] * 9, [0.1]]), re.escape(
+        "edge_currents: voltages must be an array of node voltages [B, 9] (V) (got [[0.1, 0.1, 0.1, 0.1, 0.1, ...], "
+        "[0.1]]: setting an array element with a sequence.")),
 ])
 def test_the_physics_checks_refuse_what_is_no_state_of_the_circuit(call, says):
     """Each was numpy's own error from deep inside: 'operands could not be broadcast together', 'index 8 is out of
-    bounds', 'float() argument must be ... not OperatingPoint'; twin=2 was taken without a word."""
+    bounds', 'float() argument must be ... not OperatingPoint'; twin=2 was taken without a word; a string among the
+    controls was blamed on 'controls and voltages', and None among the voltages was taken as NaN."""
     c = _circuit()
     v = mm.NativeSolver().solve(c, _gates(c), INPUTS).voltages
     with pytest.raises(ValidationError, match=says):
@@ -204,12 +214,14 @@ def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, say
 @pytest.mark.parametrize("call, says", [
     (lambda t, x, rng: t.init_state(np.where(np.arange(len(x)) == 5, np.nan, x), rng),
      "Trainer.init_state: controls must be finite (got nan at edge 5); give a finite gate voltage (V) to every edge"),
-    (lambda t, x, rng: t.init_state(["a"] * len(x), rng), "Trainer.init_state: controls must be numbers, one gate "
-                                                          "voltage (V) per edge (got could not convert string"),
+    (lambda t, x, rng: t.init_state(["a"] * len(x), rng), "Trainer.init_state: controls must be real numbers, one "
+                                                          "gate voltage (V) per edge (got dtype <U1: ['a', 'a', 'a', "
+                                                          "'a', 'a', ...]); give a float array"),
     (lambda t, x, rng: t.evaluate(x[:-1]), "Trainer.evaluate: controls must have shape (32,) or (R, 32), one row per "
                                            "replica (got (31,)); give state.controls[0] for one replica"),
     (lambda t, x, rng: t.evaluate(np.tile(x, (2, 1)) + [[0.0], [np.inf]]),
-     "Trainer.evaluate: controls must be finite (got inf at edge 0 of replica 1)"),
+     "Trainer.evaluate: controls must be finite (got inf at replica 1, edge 0); give a finite gate voltage (V) to "
+     "every edge"),
     (lambda t, x, rng: t.run(x), "Trainer.run: state must be a TrainState (got ndarray); make it with "
                                  "trainer.init_state(controls, rng)"),
     (lambda t, x, rng: t.run(t.init_state(x, rng), until=2.5), "Trainer.run: until must be a whole number of epochs "
@@ -228,9 +240,15 @@ def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, cal
 
 
 @pytest.mark.parametrize("inputs, targets, says", [
-    ([[0.1, np.nan]], [[0.0]], "Task.inputs: must be finite volts (got nan at point 0, column 1); give every point a "
+    ([[0.1, np.nan]], [[0.0]], "Task.inputs: must be finite (got nan at point 0, column 1); give every point a "
                                "finite voltage"),
-    ([[0.1, 0.2]], [["a"]], "Task.targets: must be numbers, volts (got [['a']]: could not convert string to float"),
+    ([[[0.1, np.nan]]], [[0.0]], "Task.inputs: must be finite (got nan at index (0, 0, 1)); give every point a finite "
+                                 "voltage"),
+    (np.inf, [[0.0]], "Task.inputs: must be finite (got inf); give every point a finite voltage"),
+    ([[0.1, 0.2]], [["a"]], "Task.targets: must be real numbers, volts (got dtype <U1: [['a']]); give a float array, "
+                            "one row per point"),
+    ([[0.1, 0.2], [0.1]], [[0.0], [0.0]], "Task.inputs: must be an array of volts (got [[0.1, 0.2], [0.1]]: setting "
+                                          "an array element with a sequence."),
 ])
 def test_a_task_refuses_values_no_solver_can_take(inputs, targets, says):
     """A NaN input was accepted and refused by the solver at the first evaluation, naming neither task nor point;

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import step as st
 from ..circuit import Circuit, control_gradient, kcl_residuals
-from ..errors import ValidationError, check_numbers
+from ..errors import ValidationError, check_numbers, real_array
 from ..sim.base import AbstractSolver
 from ..tasks import Task
 from .gates import EdgeDynamics, HardwareParams
@@ -244,18 +244,9 @@ class Trainer:
     def _controls(self, controls: object, where: str) -> np.ndarray:
         """``controls`` as a float array (a copy), refusing what holds no real numbers or a value that is not finite,
         which the solver would refuse only later, naming itself."""
-        try:
-            out = np.array(controls, float)
-        except (TypeError, ValueError) as err:
-            raise ValidationError(f"{where}: controls must be numbers, one {self.circuit.device.control_label} per "
-                                  f"edge (got {err}); give a float array") from None
-        if not np.isfinite(out).all():
-            at = np.argwhere(~np.isfinite(np.atleast_1d(out)))[0]
-            replica = f" of replica {at[0]}" if out.ndim == 2 else ""
-            raise ValidationError(f"{where}: controls must be finite (got {np.atleast_1d(out)[tuple(at)]} at edge "
-                                  f"{at[-1]}{replica}); give a finite {self.circuit.device.control_label} to every "
-                                  "edge")
-        return out
+        label = self.circuit.device.control_label
+        return real_array(controls, where, "controls", f"one {label} per edge", "give a float array",
+                          finite=f"give a finite {label} to every edge", axes=("replica", "edge"), copy=True)
 
     # -- the Python step ------------------------------------------------------------------------------
     def step(self, controls: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int, bool]:
