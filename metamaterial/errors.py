@@ -3,7 +3,7 @@
 Every error reads ``<where>: <what is wrong> (got <value>); <how to fix>``. Each class also
 inherits the matching built-in so that callers who catch ``ValueError`` keep working.
 Also here, beside ``shown``: the checks that several stages make where a value enters (``check_numbers``,
-``real_array``), so that each refusal reads alike wherever it is made. This module imports nothing
+``real_array``, ``whole_number``), so that each refusal reads alike wherever it is made. This module imports nothing
 from the package.
 """
 
@@ -148,3 +148,10 @@ def real_array(values: object, where: str, name: str, what: str, fix: str, finit
         raise ValidationError(f"{_subject(where, name)} must be finite (got {float(arr[at])}{place}); {finite}")
     return arr
 
+
+def whole_number(value: object, where: str, name: str = "", fix: str = "give an int") -> int:
+    """``value`` as an int: any integer (numpy's too); a float, even 3.0, a string or a bool is refused, as the
+    callee would refuse it with its own words or (a float count) round it without one."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValidationError(f"{_subject(where, name)} must be a whole number (got {shown(value)}); {fix}")
+    return int(value)

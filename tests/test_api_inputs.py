@@ -147,8 +147,10 @@ def test_the_physics_checks_refuse_what_is_no_state_of_the_circuit(call, says):
     (lambda: mm.lattice_network(3.5, 3), "lattice_network: rows must be a whole number (got 3.5); give an int"),
     (lambda: mm.lattice_network(4, "4"), "lattice_network: cols must be a whole number (got '4'); give an int"),
     (lambda: mm.random_network(6, 8.5), "random_network: n_edges must be a whole number (got 8.5); give an int"),
-    (lambda: mm.random_network(6.0, 8), "random_network: n_nodes must be a whole number (got 6.0)"),
-    (lambda: mm.layered_network(3, 2, n_edges=2.5), "layered_network: n_edges must be a whole number (got 2.5)"),
+    (lambda: mm.random_network(6.0, 8), "random_network: n_nodes must be a whole number (got 6.0); give an int"),
+    (lambda: mm.layered_network(3, 2, n_edges=2.5), "layered_network: n_edges must be a whole number (got 2.5); give "
+                                                    "an int"),
+    (lambda: mm.layered_network(3, True), "layered_network: n_outputs must be a whole number (got True); give an int"),
     (lambda: mm.random_network(1, 0), "network.n_nodes: a random network needs at least 2 nodes (got 1); give 2 or "
                                       "more"),
     (lambda: mm.random_network(6, 8, seed=-1), "random_network: seed must be an int >= 0, a numpy Generator or None "
@@ -224,8 +226,11 @@ def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, say
      "every edge"),
     (lambda t, x, rng: t.run(x), "Trainer.run: state must be a TrainState (got ndarray); make it with "
                                  "trainer.init_state(controls, rng)"),
-    (lambda t, x, rng: t.run(t.init_state(x, rng), until=2.5), "Trainer.run: until must be a whole number of epochs "
-                                                               "(got 2.5); give an int"),
+    (lambda t, x, rng: t.run(t.init_state(x, rng), until=2.5), "Trainer.run: until must be a whole number (got "
+                                                               "2.5); give a number of epochs as an int"),
+    (lambda t, x, rng: t.run(t.init_state(x, rng), every="x" * 300), "Trainer.run: every must be a whole number (got "
+                                                                     f"'{'x' * 37}...{'x' * 38}'); give a number of "
+                                                                     "epochs as an int"),
 ])
 def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, call, says):
     """NaN controls were refused by the solver ('NativeSolver.solve: ... must be finite'), a wrong length by

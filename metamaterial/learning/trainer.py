@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import step as st
 from ..circuit import Circuit, control_gradient, kcl_residuals
-from ..errors import ValidationError, check_numbers, real_array
+from ..errors import ValidationError, check_numbers, real_array, whole_number
 from ..sim.base import AbstractSolver
 from ..tasks import Task
 from .gates import EdgeDynamics, HardwareParams
@@ -82,9 +82,7 @@ class TrainParams:
     def __post_init__(self) -> None:
         check_numbers(self)
         for name in ("epochs", "eval_every", "record_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ValidationError(f"TrainParams.{name}: must be a whole number (got {value!r})")
+            whole_number(getattr(self, name), f"TrainParams.{name}")
         if self.epochs < 0:
             raise ValidationError(f"TrainParams.epochs: must be >= 0 (got {self.epochs})")
         if not (0 < self.update_probability <= 1):
@@ -415,9 +413,8 @@ class Trainer:
             raise ValidationError(f"Trainer.run: state must be a TrainState (got {type(state).__name__}); make it with "
                                   "trainer.init_state(controls, rng)")
         for name, value in (("every", every), ("until", until)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
-                raise ValidationError(f"Trainer.run: {name} must be a whole number of epochs (got {value!r}); give an "
-                                      "int")
+            if value is not None:
+                whole_number(value, "Trainer.run", name, "give a number of epochs as an int")
         if every < 1:
             raise ValidationError(f"Trainer.run: every must be >= 1 (got {every})")
         p = self.params
