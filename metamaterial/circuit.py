@@ -15,7 +15,7 @@ import numpy as np
 
 from . import step
 from .devices import EdgeDevice, EdgeParams, Mismatch, NmosParams
-from .errors import ValidationError, check_numbers, real_array
+from .errors import ValidationError, check_numbers, real_array, shown
 from .graph import check_graph_kind
 from .mos import junction_current
 from .temperature import NOMINAL_CELSIUS, TEMPERATURE_RANGE, thermal_voltage
@@ -169,9 +169,9 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12,
     of its edge that is an input node: every edge needs exactly one such end; level-1 transistors only)."""
     check_graph_kind(g)
     if not isinstance(device, EdgeDevice):
-        hint = f"nmos_preset({device!r})" if isinstance(device, str) else 'nmos_preset("ald1106-fit")'
+        hint = f"nmos_preset({shown(device)})" if isinstance(device, str) else 'nmos_preset("ald1106-fit")'
         raise ValidationError(f"compile_graph: device must be an edge device, NmosParams, ResistorParams or "
-                              f"PotentiometerParams (got {type(device).__name__} {device!r:.60}); give e.g. {hint}")
+                              f"PotentiometerParams (got {type(device).__name__} {shown(device)}); give e.g. {hint}")
     n = g.number_of_nodes()
     if "inputs" not in g.graph or "outputs" not in g.graph:
         raise ValidationError("network: roles missing; call graph.assign_roles first")

@@ -182,6 +182,10 @@ def test_compile_graph_given_a_preset_name_says_how_to_make_the_device():
             "compile_graph: device must be an edge device, NmosParams, ResistorParams or PotentiometerParams (got str "
             "'ald1106-fit'); give e.g. nmos_preset('ald1106-fit')")):
         mm.compile_graph(_graph(), "ald1106-fit")
+    with pytest.raises(ValidationError, match=re.escape(
+            f"compile_graph: device must be an edge device, NmosParams, ResistorParams or PotentiometerParams (got str "
+            f"'{'a' * 37}...{'a' * 38}'); give e.g. nmos_preset('{'a' * 37}...{'a' * 38}')")):
+        mm.compile_graph(_graph(), "a" * 500)
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +200,8 @@ def xor_setup():
      "initial_controls: takes a Setup, what build(config) returns (got Config "),
     (lambda s: mm.initial_controls(s, 0), "initial_controls: rng must be a numpy Generator (got int 0); give "
                                           "np.random.default_rng(seed)"),
+    (lambda s: mm.initial_controls(s, list(range(100))), "initial_controls: rng must be a numpy Generator (got list "
+                                                         "[0, 1, 2, 3, 4, ...]); give np.random.default_rng(seed)"),
     (lambda s: mm.make_trainer(s, epoch=3), "make_trainer: TrainParams has no field 'epoch' (got ['epoch']); it has "
                                             "epochs, schedule, "),
     (lambda s: mm.make_trainer(s, "native"), "make_trainer: solver must be a solver such as NativeSolver() or "

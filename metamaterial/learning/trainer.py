@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import step as st
 from ..circuit import Circuit, control_gradient, kcl_residuals
-from ..errors import ValidationError, check_numbers, real_array, whole_number
+from ..errors import ValidationError, check_numbers, real_array, shown, whole_number
 from ..sim.base import AbstractSolver
 from ..tasks import Task
 from .gates import EdgeDynamics, HardwareParams
@@ -230,7 +230,7 @@ class Trainer:
             else []
         if not rngs or not all(isinstance(r, np.random.Generator) for r in rngs):
             raise ValidationError(f"Trainer.init_state: rngs must be a numpy Generator, or a list of one per replica "
-                                  f"(got {given!r:.60}); give np.random.default_rng(seed)")
+                                  f"(got {shown(given)}); give np.random.default_rng(seed)")
         if controls.shape != (len(rngs), self.circuit.n_edges):
             raise ValidationError(f"Trainer.init_state: controls must have shape ({len(rngs)}, "
                                   f"{self.circuit.n_edges}) for {len(rngs)} generator(s) (got {controls.shape})")
