@@ -15,7 +15,7 @@ import numpy as np
 
 from . import step
 from .devices import EdgeDevice, EdgeParams, Mismatch, NmosParams
-from .errors import ValidationError, check_numbers
+from .errors import ValidationError, check_numbers, real_array, shown
 from .graph import check_graph_kind
 from .mos import junction_current
 from .temperature import NOMINAL_CELSIUS, TEMPERATURE_RANGE, thermal_voltage
@@ -169,9 +169,9 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12,
     of its edge that is an input node: every edge needs exactly one such end; level-1 transistors only)."""
     check_graph_kind(g)
     if not isinstance(device, EdgeDevice):
-        hint = f"nmos_preset({device!r})" if isinstance(device, str) else 'nmos_preset("ald1106-fit")'
+        hint = f"nmos_preset({shown(device)})" if isinstance(device, str) else 'nmos_preset("ald1106-fit")'
         raise ValidationError(f"compile_graph: device must be an edge device, NmosParams, ResistorParams or "
-                              f"PotentiometerParams (got {type(device).__name__} {device!r:.60}); give e.g. {hint}")
+                              f"PotentiometerParams (got {type(device).__name__} {shown(device)}); give e.g. {hint}")
     n = g.number_of_nodes()
     if "inputs" not in g.graph or "outputs" not in g.graph:
         raise ValidationError("network: roles missing; call graph.assign_roles first")
@@ -257,17 +257,16 @@ class OperatingPoint:
 def check_state(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: int | None,
                 where: str) -> tuple[np.ndarray, np.ndarray]:
     """(controls, voltages [B, N]) as float arrays, refusing, named ``where``, what no node voltages of ``c`` are (an
-    ``OperatingPoint`` itself, the wrong number of nodes), controls of neither [E] nor [B, E], and a twin that is
-    neither 0 nor 1: numpy would fail on them with an index or broadcast error."""
+    ``OperatingPoint`` itself, no real numbers, the wrong number of nodes), controls of no real numbers or of neither
+    [E] nor [B, E], and a twin that is neither 0 nor 1: numpy would fail on them with an index or broadcast error.
+    NaN passes: the currents of a state that holds it are NaN."""
     if isinstance(voltages, OperatingPoint):
         raise ValidationError(f"{where}: voltages must be node voltages [B, {c.n_nodes}] (V) (got the "
                               f"{type(voltages).__name__} itself); pass its .voltages")
-    try:
-        v = np.atleast_2d(np.asarray(voltages, float))
-        x = np.asarray(controls, float)
-    except (TypeError, ValueError) as err:
-        raise ValidationError(f"{where}: controls and voltages must be arrays of numbers (got {err}); pass the "
-                              "controls given to the solver and its OperatingPoint.voltages") from None
+    v = np.atleast_2d(real_array(voltages, where, "voltages", f"node voltages [B, {c.n_nodes}] (V)",
+                                 "pass a solver's OperatingPoint.voltages"))
+    x = real_array(controls, where, "controls", f"one {c.device.control_label} per edge",
+                   "pass the controls given to the solver")
     if v.ndim != 2 or v.shape[1] != c.n_nodes:
         raise ValidationError(f"{where}: voltages must have {c.n_nodes} columns (got shape {np.shape(voltages)}); "
                               "pass node voltages [B, N] of this circuit (a solver's OperatingPoint.voltages)")

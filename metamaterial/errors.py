@@ -2,7 +2,9 @@
 
 Every error reads ``<where>: <what is wrong> (got <value>); <how to fix>``. Each class also
 inherits the matching built-in so that callers who catch ``ValueError`` keep working.
-This module imports nothing from the package.
+Also here, beside ``shown``: the checks that several stages make where a value enters (``check_numbers``,
+``real_array``, ``whole_number``), so that each refusal reads alike wherever it is made. This module imports nothing
+from the package.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import reprlib
+
+import numpy as np
 
 #: annotations of a parameter dataclass's fields that hold a number (``from __future__ import annotations`` keeps
 #: them as text)
@@ -104,3 +108,50 @@ def check_numbers(params: object) -> None:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ValidationError(f"{type(params).__name__}.{f.name}: must be a number (got {value!r}); give one, "
                                   "in SI units")
+
+
+def _subject(where: str, name: str) -> str:
+    return f"{where}: {name}" if name else f"{where}:"
+
+
+def real_array(values: object, where: str, name: str, what: str, fix: str, finite: str | None = None,
+               axes: tuple[str, ...] = (), copy: bool = False) -> np.ndarray:
+    """``values`` as a float64 array, refusing what holds no real numbers (a string, None, a complex number, a
+    ragged list), which numpy would refuse with its own words or, for a complex number, cast with only a warning.
+
+    Messages read ``<where>: <name> must be ...``, ``what`` saying what the numbers are ("volts", "one gate voltage
+    (V) per edge") and ``fix`` how to give them. With ``finite`` (the fix for it), a NaN or infinity is refused too,
+    named by its position: ``axes`` name the array's last axes ("row", "edge"), more axes than names give the
+    position as an index. A float64 array is returned as it is, not copied (a training step solves thousands of
+    times), unless ``copy``."""
+    if isinstance(values, np.ndarray) and values.dtype == np.float64:
+        arr = np.array(values) if copy else values
+    else:
+        try:
+            arr = np.asarray(values)
+        except ValueError as err:  # a ragged nested list
+            raise ValidationError(f"{_subject(where, name)} must be an array of {what} (got {shown(values)}: {err}); "
+                                  "give rows of equal length") from None
+        if arr.dtype.kind not in "biuf":
+            raise ValidationError(f"{_subject(where, name)} must be real numbers, {what} (got dtype {arr.dtype}: "
+                                  f"{shown(values)}); {fix}")
+        arr = arr.astype(np.float64, copy=copy)
+    # element by element: a sum would be a little cheaper, but warns of an overflow for finite values near 1e308
+    if finite is not None and not np.isfinite(arr).all():
+        at = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        if not at:
+            place = ""
+        elif len(at) <= len(axes):
+            place = " at " + ", ".join(f"{axis} {i}" for axis, i in zip(axes[len(axes) - len(at):], at))
+        else:
+            place = f" at index {at}"
+        raise ValidationError(f"{_subject(where, name)} must be finite (got {float(arr[at])}{place}); {finite}")
+    return arr
+
+
+def whole_number(value: object, where: str, name: str = "", fix: str = "give an int") -> int:
+    """``value`` as an int: any integer (numpy's too); a float, even 3.0, a string or a bool is refused, as the
+    callee would refuse it with its own words or (a float count) round it without one."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValidationError(f"{_subject(where, name)} must be a whole number (got {shown(value)}); {fix}")
+    return int(value)

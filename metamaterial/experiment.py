@@ -392,7 +392,7 @@ def initial_controls(setup: Setup, rng: np.random.Generator) -> np.ndarray:
     _check_setup(setup, "initial_controls")
     if not isinstance(rng, np.random.Generator):
         raise ValidationError(f"initial_controls: rng must be a numpy Generator (got {type(rng).__name__} "
-                              f"{rng!r:.40}); give np.random.default_rng(seed)")
+                              f"{shown(rng)}); give np.random.default_rng(seed)")
     init, dev, n = setup.config.learning.init, setup.circuit.device, setup.circuit.n_edges
     lo, hi = dev.default_init()
     lo, hi = (lo if init.low is None else init.low), (hi if init.high is None else init.high)
@@ -406,7 +406,7 @@ def _check_setup(setup: object, where: str, hint: str = "") -> None:
     """Refuse, named ``where``, what is not a ``Setup`` (a Config, a path) with how to make one."""
     if not isinstance(setup, Setup):
         raise ValidationError(f"{where}: takes a Setup, what build(config) returns (got {type(setup).__name__} "
-                              f"{setup!r:.40}){hint or '; give build(load_config(path))'}")
+                              f"{shown(setup)}){hint or '; give build(load_config(path))'}")
 
 
 def make_solver(setup: Setup) -> AbstractSolver:
@@ -427,7 +427,7 @@ def make_trainer(setup: Setup, solver: AbstractSolver | None = None, **params) -
                               f"{', '.join(known)}")
     if solver is not None and not isinstance(solver, AbstractSolver):
         raise ValidationError(f"make_trainer: solver must be a solver such as NativeSolver() or NgspiceSolver() (got "
-                              f"{type(solver).__name__} {solver!r:.40}); give one, or None for the config's backend")
+                              f"{type(solver).__name__} {shown(solver)}); give one, or None for the config's backend")
     return Trainer(setup.circuit, setup.task, setup.rule, setup.dynamics, replace(setup.params, **params),
                    solver or make_solver(setup), setup.hardware)
 

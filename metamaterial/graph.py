@@ -32,7 +32,7 @@ import networkx as nx
 import numpy as np
 
 from .datafiles import read_bytes, read_text
-from .errors import ValidationError, shown
+from .errors import ValidationError, shown, whole_number
 
 
 def lattice_network(rows: int, cols: int, periodic: bool = True) -> nx.Graph:
@@ -41,7 +41,7 @@ def lattice_network(rows: int, cols: int, periodic: bool = True) -> nx.Graph:
     Node (r, c) gets id r*cols + c and attribute ``pos=(r, c)``. The default of the paper is 4x4 periodic:
     16 nodes, 32 edges. A periodic dimension needs at least 3 nodes, or edges would double up.
     """
-    rows, cols = _whole(rows, "lattice_network: rows"), _whole(cols, "lattice_network: cols")
+    rows, cols = whole_number(rows, "lattice_network", "rows"), whole_number(cols, "lattice_network", "cols")
     if rows < 1 or cols < 1 or rows * cols < 2:
         raise ValidationError(f"network: a lattice needs at least 2 nodes (got rows={rows}, cols={cols}); give rows "
                               "and cols of 2 nodes or more together")
@@ -70,7 +70,8 @@ def random_network(n_nodes: int, n_edges: int, seed: int | np.random.Generator |
     """Connected random graph of ``n_nodes`` nodes (ids 0..n_nodes-1) and ``n_edges`` edges, from n_nodes - 1 (a
     tree) to all n_nodes (n_nodes - 1) / 2 pairs: a random spanning tree plus uniformly chosen extra edges.
     ``seed``: an int >= 0, a numpy ``Generator`` (drawn from, as networkx's builders take it) or None."""
-    n_nodes, n_edges = _whole(n_nodes, "random_network: n_nodes"), _whole(n_edges, "random_network: n_edges")
+    n_nodes = whole_number(n_nodes, "random_network", "n_nodes")
+    n_edges = whole_number(n_edges, "random_network", "n_edges")
     if n_nodes < 2:  # no edge fits, and "n_edges must be in [0, 0] (got 0)" would contradict itself
         raise ValidationError(f"network.n_nodes: a random network needs at least 2 nodes (got {n_nodes}); give 2 or "
                               "more")
@@ -103,9 +104,10 @@ def layered_network(n_inputs: int, n_outputs: int, hidden: int = 0, density: flo
     pairs)``; every pair when density is 1). The graph's ``layers`` attribute lists the node ids of each layer.
     A wiring that leaves a node unconnected is an error (raise the density or change the seed).
     """
-    n_inputs, n_outputs = _whole(n_inputs, "layered_network: n_inputs"), _whole(n_outputs, "layered_network: n_outputs")
-    hidden = _whole(hidden, "layered_network: hidden")
-    n_edges = None if n_edges is None else _whole(n_edges, "layered_network: n_edges")
+    n_inputs = whole_number(n_inputs, "layered_network", "n_inputs")
+    n_outputs = whole_number(n_outputs, "layered_network", "n_outputs")
+    hidden = whole_number(hidden, "layered_network", "hidden")
+    n_edges = None if n_edges is None else whole_number(n_edges, "layered_network", "n_edges")
     if n_inputs < 1 or n_outputs < 1 or hidden < 0:
         raise ValidationError(f"network: a layered network needs >= 1 input and >= 1 output node and >= 0 hidden "
                               f"(got inputs={n_inputs}, outputs={n_outputs}, hidden={hidden})")
@@ -137,14 +139,6 @@ def layered_network(n_inputs: int, n_outputs: int, hidden: int = 0, density: flo
         raise ValidationError(f"network: the drawn wiring leaves {len(lonely)} node(s) unconnected ({shown}); raise "
                               "network.density or n_edges, or change network.seed")
     return g
-
-
-def _whole(value: object, where: str) -> int:
-    """``value`` as an int: any integer (numpy's too); a float, even 3.0, a string or a bool is refused, as networkx
-    and numpy would refuse them with their own words, or (a float count of edges) round up without one."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValidationError(f"{where} must be a whole number (got {value!r}); give an int")
-    return int(value)
 
 
 def _rng(seed: object, where: str) -> np.random.Generator:

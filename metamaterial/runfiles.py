@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from . import datafiles, revisions
-from .errors import CheckpointError
+from .errors import CheckpointError, shown
 from .learning.trainer import TrainState
 from .netlist import escaped
 from .units import listed
@@ -274,7 +274,7 @@ def _problem(controls: np.ndarray, n_updates: np.ndarray, trajectory: np.ndarray
     )
     for key, ok, want in checks:
         if not ok:
-            return f"{key} must be {want} (got {meta[key]!r:.60})"
+            return f"{key} must be {want} (got {shown(meta[key])})"
     return None
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import step
 from .datafiles import read_text
-from .errors import ValidationError, shown
+from .errors import ValidationError, real_array, shown
 from .units import listed
 
 #: the largest magnitude (V) of a voltage a config or a data file gives: far beyond the supplies simulated, and a
@@ -52,16 +52,8 @@ def _volts(values: object, where: str) -> np.ndarray:
     """``values`` as a float array (the same array when it is one), refusing what holds no real numbers (a string,
     None) or a value that is not finite: a solver would refuse it at the first solve, naming neither the task nor
     the point, and a NaN target makes every loss NaN."""
-    try:
-        arr = np.asarray(values, float)
-    except (TypeError, ValueError) as err:
-        raise ValidationError(f"{where}: must be numbers, volts (got {shown(values)}: {err}); give a float array, "
-                              "one row per point") from None
-    if not np.isfinite(arr).all():
-        at = tuple(int(i) for i in np.argwhere(~np.isfinite(np.atleast_1d(arr)))[0])
-        raise ValidationError(f"{where}: must be finite volts (got {np.atleast_1d(arr)[at]} at point {at[0]}"
-                              + (f", column {at[1]}" if len(at) > 1 else "") + "); give every point a finite voltage")
-    return arr
+    return real_array(values, where, "", "volts", "give a float array, one row per point",
+                      finite="give every point a finite voltage", axes=("point", "column"))
 
 
 @dataclass(frozen=True)

@@ -122,10 +122,20 @@ def test_correct_calls_answer_alike_on_both_backends(ngspice):
      r"kcl_residuals: fixed must hold node indices, integers in 0..8 \(got \[99\]\); give the clamped nodes"),
     (lambda c, g, v: mm.kcl_residuals(c, g, v, twin=2), r"kcl_residuals: twin must be 0 \(free\) or 1 \(clamped\) "
                                                         r"\(got 2\)"),
+    (lambda c, g, v: mm.edge_currents(c, ["a"] * len(g), v), re.escape(
+        "edge_currents: controls must be real numbers, one gate voltage (V) per edge (got dtype <U1: ['a', 'a', 'a', "
+        "'a', 'a', ...]); pass the controls given to the solver")),
+    (lambda c, g, v: mm.kcl_residuals(c, g, [[0.1] * 8 + [None]]), re.escape(
+        "kcl_residuals: voltages must be real numbers, node voltages [B, 9] (V) (got dtype object: [[0.1, 0.1, 0.1, "
+        "0.1, 0.1, ...]]); pass a solver's OperatingPoint.voltages")),
+    (lambda c, g, v: mm.edge_currents(c, g, [[0.1] * 9, [0.1]]), re.escape(
+        "edge_currents: voltages must be an array of node voltages [B, 9] (V) (got [[0.1, 0.1, 0.1, 0.1, 0.1, ...], "
+        "[0.1]]: setting an array element with a sequence.")),
 ])
 def test_the_physics_checks_refuse_what_is_no_state_of_the_circuit(call, says):
     """Each was numpy's own error from deep inside: 'operands could not be broadcast together', 'index 8 is out of
-    bounds', 'float() argument must be ... not OperatingPoint'; twin=2 was taken without a word."""
+    bounds', 'float() argument must be ... not OperatingPoint'; twin=2 was taken without a word; a string among the
+    controls was blamed on 'controls and voltages', and None among the voltages was taken as NaN."""
     c = _circuit()
     v = mm.NativeSolver().solve(c, _gates(c), INPUTS).voltages
     with pytest.raises(ValidationError, match=says):
@@ -137,8 +147,10 @@ def test_the_physics_checks_refuse_what_is_no_state_of_the_circuit(call, says):
     (lambda: mm.lattice_network(3.5, 3), "lattice_network: rows must be a whole number (got 3.5); give an int"),
     (lambda: mm.lattice_network(4, "4"), "lattice_network: cols must be a whole number (got '4'); give an int"),
     (lambda: mm.random_network(6, 8.5), "random_network: n_edges must be a whole number (got 8.5); give an int"),
-    (lambda: mm.random_network(6.0, 8), "random_network: n_nodes must be a whole number (got 6.0)"),
-    (lambda: mm.layered_network(3, 2, n_edges=2.5), "layered_network: n_edges must be a whole number (got 2.5)"),
+    (lambda: mm.random_network(6.0, 8), "random_network: n_nodes must be a whole number (got 6.0); give an int"),
+    (lambda: mm.layered_network(3, 2, n_edges=2.5), "layered_network: n_edges must be a whole number (got 2.5); give "
+                                                    "an int"),
+    (lambda: mm.layered_network(3, True), "layered_network: n_outputs must be a whole number (got True); give an int"),
     (lambda: mm.random_network(1, 0), "network.n_nodes: a random network needs at least 2 nodes (got 1); give 2 or "
                                       "more"),
     (lambda: mm.random_network(6, 8, seed=-1), "random_network: seed must be an int >= 0, a numpy Generator or None "
@@ -170,6 +182,10 @@ def test_compile_graph_given_a_preset_name_says_how_to_make_the_device():
             "compile_graph: device must be an edge device, NmosParams, ResistorParams or PotentiometerParams (got str "
             "'ald1106-fit'); give e.g. nmos_preset('ald1106-fit')")):
         mm.compile_graph(_graph(), "ald1106-fit")
+    with pytest.raises(ValidationError, match=re.escape(
+            f"compile_graph: device must be an edge device, NmosParams, ResistorParams or PotentiometerParams (got str "
+            f"'{'a' * 37}...{'a' * 38}'); give e.g. nmos_preset('{'a' * 37}...{'a' * 38}')")):
+        mm.compile_graph(_graph(), "a" * 500)
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +200,8 @@ def xor_setup():
      "initial_controls: takes a Setup, what build(config) returns (got Config "),
     (lambda s: mm.initial_controls(s, 0), "initial_controls: rng must be a numpy Generator (got int 0); give "
                                           "np.random.default_rng(seed)"),
+    (lambda s: mm.initial_controls(s, list(range(100))), "initial_controls: rng must be a numpy Generator (got list "
+                                                         "[0, 1, 2, 3, 4, ...]); give np.random.default_rng(seed)"),
     (lambda s: mm.make_trainer(s, epoch=3), "make_trainer: TrainParams has no field 'epoch' (got ['epoch']); it has "
                                             "epochs, schedule, "),
     (lambda s: mm.make_trainer(s, "native"), "make_trainer: solver must be a solver such as NativeSolver() or "
@@ -204,16 +222,21 @@ def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, say
 @pytest.mark.parametrize("call, says", [
     (lambda t, x, rng: t.init_state(np.where(np.arange(len(x)) == 5, np.nan, x), rng),
      "Trainer.init_state: controls must be finite (got nan at edge 5); give a finite gate voltage (V) to every edge"),
-    (lambda t, x, rng: t.init_state(["a"] * len(x), rng), "Trainer.init_state: controls must be numbers, one gate "
-                                                          "voltage (V) per edge (got could not convert string"),
+    (lambda t, x, rng: t.init_state(["a"] * len(x), rng), "Trainer.init_state: controls must be real numbers, one "
+                                                          "gate voltage (V) per edge (got dtype <U1: ['a', 'a', 'a', "
+                                                          "'a', 'a', ...]); give a float array"),
     (lambda t, x, rng: t.evaluate(x[:-1]), "Trainer.evaluate: controls must have shape (32,) or (R, 32), one row per "
                                            "replica (got (31,)); give state.controls[0] for one replica"),
     (lambda t, x, rng: t.evaluate(np.tile(x, (2, 1)) + [[0.0], [np.inf]]),
-     "Trainer.evaluate: controls must be finite (got inf at edge 0 of replica 1)"),
+     "Trainer.evaluate: controls must be finite (got inf at replica 1, edge 0); give a finite gate voltage (V) to "
+     "every edge"),
     (lambda t, x, rng: t.run(x), "Trainer.run: state must be a TrainState (got ndarray); make it with "
                                  "trainer.init_state(controls, rng)"),
-    (lambda t, x, rng: t.run(t.init_state(x, rng), until=2.5), "Trainer.run: until must be a whole number of epochs "
-                                                               "(got 2.5); give an int"),
+    (lambda t, x, rng: t.run(t.init_state(x, rng), until=2.5), "Trainer.run: until must be a whole number (got "
+                                                               "2.5); give a number of epochs as an int"),
+    (lambda t, x, rng: t.run(t.init_state(x, rng), every="x" * 300), "Trainer.run: every must be a whole number (got "
+                                                                     f"'{'x' * 37}...{'x' * 38}'); give a number of "
+                                                                     "epochs as an int"),
 ])
 def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, call, says):
     """NaN controls were refused by the solver ('NativeSolver.solve: ... must be finite'), a wrong length by
@@ -228,9 +251,15 @@ def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, cal
 
 
 @pytest.mark.parametrize("inputs, targets, says", [
-    ([[0.1, np.nan]], [[0.0]], "Task.inputs: must be finite volts (got nan at point 0, column 1); give every point a "
+    ([[0.1, np.nan]], [[0.0]], "Task.inputs: must be finite (got nan at point 0, column 1); give every point a "
                                "finite voltage"),
-    ([[0.1, 0.2]], [["a"]], "Task.targets: must be numbers, volts (got [['a']]: could not convert string to float"),
+    ([[[0.1, np.nan]]], [[0.0]], "Task.inputs: must be finite (got nan at index (0, 0, 1)); give every point a finite "
+                                 "voltage"),
+    (np.inf, [[0.0]], "Task.inputs: must be finite (got inf); give every point a finite voltage"),
+    ([[0.1, 0.2]], [["a"]], "Task.targets: must be real numbers, volts (got dtype <U1: [['a']]); give a float array, "
+                            "one row per point"),
+    ([[0.1, 0.2], [0.1]], [[0.0], [0.0]], "Task.inputs: must be an array of volts (got [[0.1, 0.2], [0.1]]: setting "
+                                          "an array element with a sequence."),
 ])
 def test_a_task_refuses_values_no_solver_can_take(inputs, targets, says):
     """A NaN input was accepted and refused by the solver at the first evaluation, naming neither task nor point;

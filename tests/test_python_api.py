@@ -143,7 +143,7 @@ def test_a_circuit_refuses_a_rail_without_a_finite_voltage():
 def test_train_params_and_init_state_refuse_what_they_cannot_use():
     """epochs=2.5 was accepted and failed in the loop with a TypeError; a seed for the generator, with "'int' object
     is not iterable"."""
-    with pytest.raises(ValidationError, match=r"TrainParams.epochs: must be a whole number \(got 2.5\)"):
+    with pytest.raises(ValidationError, match=r"^TrainParams.epochs: must be a whole number \(got 2.5\); give an int$"):
         mm.TrainParams(epochs=2.5)
     setup = mm.build(mm.load_config(XOR, ["simulator.backend=native"]))
     trainer = mm.make_trainer(setup)

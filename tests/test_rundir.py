@@ -276,6 +276,8 @@ BAD_CHECKPOINTS = {
     "fewer-edges": (lambda p: _rewrite_checkpoint(p, controls=np.full((1, 5), 3.0)), "not a readable checkpoint: "
                     "controls of 5 edges, but the network of config.yaml has 32 (the config, its network file or the "
                     "checkpoint changed since training)" + DAMAGED),
+    "epoch-a-long-string": (lambda p: _rewrite_checkpoint(p, epoch="3" * 100), "not a readable checkpoint: epoch "
+                            f"must be an integer >= 0 (got '{'3' * 37}...{'3' * 38}')" + DAMAGED),
     "revision-a-string": (lambda p: _rewrite_checkpoint(p, revision="x"), "not a readable checkpoint: revision must "
                           "be an integer >= 1 (got 'x')" + DAMAGED),
     "files-a-list": (lambda p: _rewrite_checkpoint(p, files=["x.csv"]), "not a readable checkpoint: files must be "

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import step as st
 from ..circuit import Circuit, control_gradient, kcl_residuals
-from ..errors import ValidationError, check_numbers
+from ..errors import ValidationError, check_numbers, real_array, shown, whole_number
 from ..sim.base import AbstractSolver
 from ..tasks import Task
 from .gates import EdgeDynamics, HardwareParams
@@ -82,9 +82,7 @@ class TrainParams:
     def __post_init__(self) -> None:
         check_numbers(self)
         for name in ("epochs", "eval_every", "record_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ValidationError(f"TrainParams.{name}: must be a whole number (got {value!r})")
+            whole_number(getattr(self, name), f"TrainParams.{name}")
         if self.epochs < 0:
             raise ValidationError(f"TrainParams.epochs: must be >= 0 (got {self.epochs})")
         if not (0 < self.update_probability <= 1):
@@ -232,7 +230,7 @@ class Trainer:
             else []
         if not rngs or not all(isinstance(r, np.random.Generator) for r in rngs):
             raise ValidationError(f"Trainer.init_state: rngs must be a numpy Generator, or a list of one per replica "
-                                  f"(got {given!r:.60}); give np.random.default_rng(seed)")
+                                  f"(got {shown(given)}); give np.random.default_rng(seed)")
         if controls.shape != (len(rngs), self.circuit.n_edges):
             raise ValidationError(f"Trainer.init_state: controls must have shape ({len(rngs)}, "
                                   f"{self.circuit.n_edges}) for {len(rngs)} generator(s) (got {controls.shape})")
@@ -244,18 +242,9 @@ class Trainer:
     def _controls(self, controls: object, where: str) -> np.ndarray:
         """``controls`` as a float array (a copy), refusing what holds no real numbers or a value that is not finite,
         which the solver would refuse only later, naming itself."""
-        try:
-            out = np.array(controls, float)
-        except (TypeError, ValueError) as err:
-            raise ValidationError(f"{where}: controls must be numbers, one {self.circuit.device.control_label} per "
-                                  f"edge (got {err}); give a float array") from None
-        if not np.isfinite(out).all():
-            at = np.argwhere(~np.isfinite(np.atleast_1d(out)))[0]
-            replica = f" of replica {at[0]}" if out.ndim == 2 else ""
-            raise ValidationError(f"{where}: controls must be finite (got {np.atleast_1d(out)[tuple(at)]} at edge "
-                                  f"{at[-1]}{replica}); give a finite {self.circuit.device.control_label} to every "
-                                  "edge")
-        return out
+        label = self.circuit.device.control_label
+        return real_array(controls, where, "controls", f"one {label} per edge", "give a float array",
+                          finite=f"give a finite {label} to every edge", axes=("replica", "edge"), copy=True)
 
     # -- the Python step ------------------------------------------------------------------------------
     def step(self, controls: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int, bool]:
@@ -424,9 +413,8 @@ class Trainer:
             raise ValidationError(f"Trainer.run: state must be a TrainState (got {type(state).__name__}); make it with "
                                   "trainer.init_state(controls, rng)")
         for name, value in (("every", every), ("until", until)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
-                raise ValidationError(f"Trainer.run: {name} must be a whole number of epochs (got {value!r}); give an "
-                                      "int")
+            if value is not None:
+                whole_number(value, "Trainer.run", name, "give a number of epochs as an int")
         if every < 1:
             raise ValidationError(f"Trainer.run: every must be >= 1 (got {every})")
         p = self.params

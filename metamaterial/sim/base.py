@@ -7,12 +7,11 @@ The free phase passes ``clamps=None``; the clamped phase holds ``circuit.clamp_n
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 
 import numpy as np
 
 from ..circuit import Circuit, OperatingPoint
-from ..errors import ValidationError, shown
+from ..errors import ValidationError, real_array, shown
 from ..netlist import SpiceOptions
 from ..step import StepProgram, StepRun
 
@@ -61,8 +60,13 @@ class AbstractSolver(ABC):
             raise ValidationError(f"{where}: circuit must be a Circuit (got {type(circuit).__name__}); make one with "
                                   "compile_graph(g, device) from a graph carrying roles (assign_roles)")
         device = circuit.device
-        controls = _real(controls, where, "controls", lambda: f"one {device.control_label} per edge")
-        inputs = _real(inputs, where, "inputs", lambda: "input voltages (V)")
+        # NaN and infinity refused here, named by argument and position: both backends took them far, native's
+        # Newton refusing them after the fact, ngspice's netlist writer deep inside the load
+        label = device.control_label
+        controls = real_array(controls, where, "controls", f"one {label} per edge", "give a float array",
+                              finite=f"give a finite {label} to every edge", axes=("row", "edge"))
+        inputs = real_array(inputs, where, "inputs", "input voltages (V)", "give a float array",
+                            finite="give a finite voltage (V) to every input", axes=("row", "column"))
         given, inputs = inputs.shape, np.atleast_2d(inputs)
         if inputs.ndim != 2 or inputs.shape[1] != circuit.n_inputs:
             raise ValidationError(f"{where}: inputs must have shape (B, {circuit.n_inputs}), one row of input "
@@ -73,23 +77,13 @@ class AbstractSolver(ABC):
                                   f"({inputs.shape[0]}, {circuit.n_edges}) (got {controls.shape}); give one control "
                                   f"({device.control_unit}) per edge, shared by the batch, or one row per input row")
         if clamps is not None:
-            clamps = np.atleast_2d(_real(clamps, where, "clamps", lambda: "clamp voltages (V)"))
+            clamps = np.atleast_2d(real_array(clamps, where, "clamps", "clamp voltages (V)", "give a float array",
+                                              finite="give a finite voltage (V) to every clamp",
+                                              axes=("row", "column")))
             if clamps.shape != (inputs.shape[0], len(circuit.clamp_nodes)):
                 raise ValidationError(f"{where}: clamps must have shape "
                                       f"({inputs.shape[0]}, {len(circuit.clamp_nodes)}) (got {clamps.shape}); give "
                                       "one row per input row, one voltage (V) per node of circuit.clamp_nodes")
-        for name, values in (("controls", controls), ("inputs", inputs), ("clamps", clamps)):
-            # both backends took such a value far, native's Newton refusing it after the fact, ngspice's netlist
-            # writer deep inside the load, neither naming the argument (a sum would be a little cheaper, but warns
-            # of an overflow for finite values near 1e308)
-            if values is not None and not np.isfinite(values).all():
-                what = {"controls": f"{device.control_label} to every edge", "inputs": "voltage (V) to every input",
-                        "clamps": "voltage (V) to every clamp"}[name]
-                at = np.argwhere(~np.isfinite(values))[0]
-                place = f"edge {at[-1]}" if name == "controls" else f"column {at[-1]}"
-                row = f"row {at[0]}, " if values.ndim == 2 and (name != "controls" or controls.ndim == 2) else ""
-                raise ValidationError(f"{where}: {name} must be finite (got {float(values[tuple(at)])} at "
-                                      f"{row}{place}); give a finite {what}")
         device.check_controls(controls)  # its own refusals (a resistor's conductance <= 0), on either backend
         if tags is not None:
             tags = np.asarray(tags)
@@ -124,23 +118,6 @@ class AbstractSolver(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _real(values: object, where: str, name: str, what: Callable[[], str]) -> np.ndarray:
-    """``values`` as a float array, refusing what is no real number (a string, None, a complex number, a ragged
-    list), which numpy would refuse with its own words or, for a complex number, cast with only a warning. A float
-    array is taken as it is (no copy: a training step solves thousands of times)."""
-    if isinstance(values, np.ndarray) and values.dtype == np.float64:
-        return values
-    try:
-        arr = np.asarray(values)
-    except ValueError as err:  # a ragged nested list
-        raise ValidationError(f"{where}: {name} must be an array of {what()} (got {shown(values)}: {err}); give "
-                              "rows of equal length") from None
-    if arr.dtype.kind not in "biuf":
-        raise ValidationError(f"{where}: {name} must be real numbers, {what()} (got dtype {arr.dtype}: "
-                              f"{shown(values)}); give a float array")
-    return arr.astype(float, copy=False)
 
 
 def check_options(options: object, where: str) -> None:
