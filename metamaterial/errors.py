@@ -126,7 +126,7 @@ def check_numbers(params: object) -> None:
         if value is None and optional:
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise ValidationError(f"{type(params).__name__}.{f.name}: must be a number (got {value!r}); give one, "
+            raise ValidationError(f"{type(params).__name__}.{f.name}: must be a number (got {shown(value)}); give one, "
                                   "in SI units")
 
 

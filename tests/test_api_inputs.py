@@ -295,6 +295,15 @@ def test_solver_settings_of_the_wrong_kind_are_refused_when_made(make, says):
         make()
 
 
+def test_a_long_value_where_a_number_goes_is_shown_short():
+    """A list given for a number was written into the message whole: 100,000 numbers made a message of 689 kB."""
+    with pytest.raises(ValidationError) as err:
+        mm.NmosParams(kp=list(range(100_000)))
+    message = str(err.value)
+    assert len(message) < 300, message
+    assert message == "NmosParams.kp: must be a number (got [0, 1, 2, 3, 4, ...]); give one, in SI units"
+
+
 def test_finite_values_near_the_largest_float_pass_the_check_without_an_overflow_warning():
     """Gates of 1e308 V are finite: the entry check takes them without a RuntimeWarning (a sum of them overflows; the
     suite turns warnings into errors), and what then refuses them is the solver's own look at its answer."""
