@@ -195,8 +195,8 @@ def load_network(path: str | Path) -> nx.Graph:
                     continue
                 parts = line.split()
                 if len(parts) != 2:
-                    raise ValidationError(f"network.file: {p}:{i}: expected two node names (got {line!r}); give one "
-                                          "edge per line, as two node names separated by a space or a comma")
+                    raise ValidationError(f"network.file: {p}:{i}: expected two node names (got {shown(line)}); give "
+                                          "one edge per line, as two node names separated by a space or a comma")
                 for name in parts:
                     _check_name(name, f"network.file: {p}:{i}")
                 if parts[0] == parts[1]:
