@@ -147,8 +147,8 @@ def _rng(seed: object, where: str) -> np.random.Generator:
     try:
         return np.random.default_rng(seed)
     except (TypeError, ValueError) as err:  # numpy's SeedSequence: "expected non-negative integer", ...
-        raise ValidationError(f"{where}: seed must be an int >= 0, a numpy Generator or None (got {seed!r}: {err}); "
-                              "give e.g. seed=0") from None
+        raise ValidationError(f"{where}: seed must be an int >= 0, a numpy Generator or None (got {shown(seed)}: "
+                              f"{err}); give e.g. seed=0") from None
 
 
 def _layered_pair(i: np.ndarray, n_inputs: int, n_outputs: int, hidden: int) -> tuple[np.ndarray, np.ndarray]:
@@ -340,7 +340,7 @@ class Roles:
         try:
             inputs = tuple(_node_id(n) for n in self.inputs)
         except (TypeError, ValueError):
-            raise ValidationError(f"Roles.inputs: must be node ids, integers (got {self.inputs!r}); give e.g. "
+            raise ValidationError(f"Roles.inputs: must be node ids, integers (got {shown(self.inputs)}); give e.g. "
                                   "(0, 3)") from None
         try:
             rails = tuple((_node_id(n), _volts(v)) for n, v in self.rails)

@@ -35,6 +35,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import shown
+
 RESULTS = "results"
 #: where a record is written before it is linked into ``results/`` (beside it: the same file system)
 WRITING = ".writing"
@@ -98,7 +100,7 @@ def _record_problem(record: Any) -> str | None:
     for metric in SUMMARY_METRICS:
         value = (summary or {}).get(metric)
         if not (value is None or isinstance(value, (int, float))):
-            return f"summary.{metric} is not a number (got {value!r})"
+            return f"summary.{metric} is not a number (got {shown(value)})"
     return None
 
 
