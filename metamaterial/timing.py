@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import ValidationError
+from .errors import ValidationError, shown
 from .netlist import num
 
 #: transient sample points per window (ngspice's largest step is the window over this)
@@ -119,4 +119,4 @@ class SettleParams:
             if v is not None and not (math.isfinite(v) and v > 0):
                 raise ValidationError(f"SettleParams.{name}: must be > 0 s (got {v!r})")
         if self.points < 100:
-            raise ValidationError(f"SettleParams.points: must be >= 100 (got {self.points!r})")
+            raise ValidationError(f"SettleParams.points: must be >= 100 (got {shown(self.points)})")
