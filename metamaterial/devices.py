@@ -228,7 +228,8 @@ class NmosParams(EdgeDevice):
             card = parse_model_card(self.model_card, "NmosParams.model_card")
             if card.name != self.model_name:
                 raise ValidationError(f"NmosParams.model_name: must be the card's model name (got "
-                                      f"{self.model_name!r}, card {card.name!r}); build it with nmos_from_card")
+                                      f"{shown(self.model_name)}, card {shown(card.name)}); build it with "
+                                      "nmos_from_card")
             for attr, value in card.nmos_values().items():
                 if getattr(self, attr) != value:
                     raise ValidationError(f"NmosParams.{attr}: must equal the model card's value (got "

@@ -90,7 +90,7 @@ def _record_problem(record: Any) -> str | None:
     if not isinstance(record, dict):
         return f"not a mapping (got {type(record).__name__})"
     if record.get("status") not in STATUSES:
-        return f"status {record.get('status')!r} is none of {', '.join(STATUSES)}"
+        return f"status {shown(record.get('status'))} is none of {', '.join(STATUSES)}"
     for part in ("summary", "error"):
         if not isinstance(record.get(part) or {}, dict):
             return f"its {part} is not a mapping"
