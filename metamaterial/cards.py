@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .datafiles import read_text
-from .errors import ConfigError, ValidationError
+from .errors import ConfigError, ValidationError, shown
 
 #: a SPICE identifier as our netlists accept it (model names, parameter names of a card)
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
@@ -72,14 +72,14 @@ def parse_number(raw: str, where: str) -> float:
     """
     m = _NUMBER.fullmatch(raw)
     if m is None:
-        raise ConfigError(f"{where} is not a number (got {raw!r}); write digits with an optional exponent and "
+        raise ConfigError(f"{where} is not a number (got {shown(raw)}); write digits with an optional exponent and "
                           "scale suffix (T, G, Meg, K, mil, m, u, n, p, f, a), e.g. 0.7 or 10u")
     mantissa, exponent, scale = m.groups()
     has_digits = exponent is not None and exponent.lstrip("+-") != ""  # a bare "e" is an exponent of 0
     value = float(f"{mantissa}e{exponent}" if has_digits else mantissa)
     value *= _SCALE[scale.lower()] if scale else 1.0
     if not math.isfinite(value):
-        raise ConfigError(f"{where} is not a finite number (got {raw!r}); write a value within double range")
+        raise ConfigError(f"{where} is not a finite number (got {shown(raw)}); write a value within double range")
     return value
 
 
@@ -131,17 +131,17 @@ def parse_model_card(text: str, where: str) -> ModelCard:
     head = [t.lower() for t in tokens[:3]]
     if len(tokens) < 3 or head[0] != ".model" or not IDENTIFIER.match(tokens[1]) or head[2] != "nmos":
         raise ConfigError(f"{where}: the card must read '.model NAME nmos (...)' with NAME a plain identifier "
-                          f"(got {' '.join(tokens[:3])!r}); write one such .model line")
+                          f"(got {shown(' '.join(tokens[:3]))}); write one such .model line")
     given: dict[str, float] = {}
     rest, i = tokens[3:], 0
     while i < len(rest):
         raw_name = rest[i]
         if not _PARAM_NAME.match(raw_name):
-            raise ConfigError(f"{where}: expected a parameter name (got {raw_name!r}); write name=value pairs")
+            raise ConfigError(f"{where}: expected a parameter name (got {shown(raw_name)}); write name=value pairs")
         i += 2 if i + 1 < len(rest) and rest[i + 1] == "=" else 1
         if i >= len(rest):
-            raise ConfigError(f"{where}: model card parameter {raw_name} has no value (got {raw_name!r} at the end "
-                              f"of the card); write {raw_name}=<number>")
+            raise ConfigError(f"{where}: model card parameter {raw_name} has no value (got {shown(raw_name)} at the "
+                              f"end of the card); write {raw_name}=<number>")
         raw_value, i = rest[i], i + 1
         name = _ALIASES.get(raw_name.lower(), raw_name.lower())
         if name in given:
@@ -194,10 +194,10 @@ def load_model_card(path: str | Path) -> tuple[str, ModelCard]:
     for i, ln in enumerate(lines, 1):
         if not _CARD_LINE.match(ln):  # .control, .endc and every other dot line but .model are not card lines
             raise ConfigError(f"{p}:{i}: only comments, one '.model NAME nmos (...)' line and '+' continuations are "
-                              f"allowed (got {ln.strip()[:60]!r}); remove the line")
+                              f"allowed (got {shown(ln.strip())}); remove the line")
         odd = next((c for c in "`$\\" if c in ln and not ln.lstrip().startswith("*")), None)
         if odd is not None:
-            raise ConfigError(f"{p}:{i}: {odd!r} has no place in a model card (got {ln.strip()[:60]!r}); remove it (an "
+            raise ConfigError(f"{p}:{i}: {odd!r} has no place in a model card (got {shown(ln.strip())}); remove it (an "
                               "end-of-line comment starts with ';', '$ ', '//' or '--')")
     models = sum(ln.lower().lstrip().startswith(".model") for ln in lines)
     if models != 1:

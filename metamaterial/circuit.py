@@ -67,11 +67,11 @@ class Circuit:
                                   f"{self.temperature!r}); give one in that range")
         if not 0 < self.gmin < MAX_GMIN:  # NaN fails too
             # ngspice took a negative gmin without a word and answered 0 V at every free node; native NaN
-            raise ValidationError(f"simulator.gmin: must be a conductance in (0, {MAX_GMIN:g}) S (got {self.gmin!r}); "
-                                  "give one in that range (default 1e-12 S)")
+            raise ValidationError(f"simulator.gmin: must be a conductance in (0, {MAX_GMIN:g}) S (got "
+                                  f"{shown(self.gmin)}); give one in that range (default 1e-12 S)")
         if not np.all(np.isfinite(np.asarray(self.rail_voltages, float))):
-            raise ValidationError(f"Circuit.rail_voltages: must be finite volts (got {self.rail_voltages!r}); give "
-                                  "each rail a voltage")
+            raise ValidationError(f"Circuit.rail_voltages: must be finite volts (got {shown(self.rail_voltages)}); "
+                                  "give each rail a voltage")
         for name in ("edges", "inputs", "rails", "rail_voltages", "out_pos", "out_neg", "body"):
             # frozen to the last element: the solvers cache what they built from a circuit by its identity, so an
             # array changed in place would reach one backend and not the other; build a new circuit instead
@@ -200,7 +200,7 @@ def _body_nodes(edges: np.ndarray, inputs: np.ndarray, device: EdgeParams, body:
                 labels: list[str]) -> np.ndarray | None:
     """int [E] body node of each edge's transistor for ``compile_graph``'s ``body``, or None (grounded)."""
     if body not in BODY_CHOICES:
-        raise ValidationError(f"device.body: must be one of {', '.join(BODY_CHOICES)} (got {body!r})")
+        raise ValidationError(f"device.body: must be one of {', '.join(BODY_CHOICES)} (got {shown(body)})")
     if body == BODY_GROUND:
         return None
     if not device.bulk_junctions:  # the body terminal of a level-1 transistor, where its bulk junctions sit
@@ -274,7 +274,7 @@ def check_state(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: in
         raise ValidationError(f"{where}: controls must have shape ({c.n_edges},) or ({len(v)}, {c.n_edges}) (got "
                               f"{x.shape}); give one control ({c.device.control_unit}) per edge, as to the solver")
     if twin is not None and twin not in (0, 1):
-        raise ValidationError(f"{where}: twin must be 0 (free) or 1 (clamped) (got {twin!r})")
+        raise ValidationError(f"{where}: twin must be 0 (free) or 1 (clamped) (got {shown(twin)})")
     return x, v
 
 

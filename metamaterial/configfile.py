@@ -216,7 +216,7 @@ def set_key_path(raw: dict, key: str, value: Any, where: str) -> None:
         at = key_path(tuple(int(x) if x.isdigit() else x for x in parts[:depth]))
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"{where}: {at} is a list of {len(node)} item(s) (got index {part!r}); "
+                raise ConfigError(f"{where}: {at} is a list of {len(node)} item(s) (got index {shown(part)}); "
                                   f"give an index from 0 to {len(node) - 1}")
             part = int(part)
         elif not isinstance(node, dict):

@@ -27,7 +27,7 @@ from typing import ClassVar
 import numpy as np
 
 from .cards import IDENTIFIER, card_with, comment_text, load_model_card, num, parse_model_card
-from .errors import ConfigError, ValidationError, check_numbers
+from .errors import ConfigError, ValidationError, check_numbers, shown
 from .mos import MosCurrents, nmos_current, series_current, three_regime_current
 from .temperature import KELVIN, NOMINAL_CELSIUS, THERMAL_VOLTAGE, band_gap, phi_shift, thermal_voltage
 
@@ -210,9 +210,10 @@ class NmosParams(EdgeDevice):
             raise ValidationError(f"NmosParams.ld: effective length l - 2 ld must be > 0 "
                                   f"(got l={self.l}, ld={self.ld})")
         if not IDENTIFIER.match(self.model_name):
-            raise ValidationError(f"NmosParams.model_name: must match {IDENTIFIER.pattern} (got {self.model_name!r})")
+            raise ValidationError(f"NmosParams.model_name: must match {IDENTIFIER.pattern} (got "
+                                  f"{shown(self.model_name)})")
         if self.law not in LAWS:
-            raise ValidationError(f"NmosParams.law: must be one of {', '.join(LAWS)} (got {self.law!r})")
+            raise ValidationError(f"NmosParams.law: must be one of {', '.join(LAWS)} (got {shown(self.law)})")
         if self.law == THREE_REGIME:
             if self.model_card is not None or self.gamma != 0 or self.lambda_ != 0 or self.rd != 0 or self.rs != 0:
                 raise ValidationError(f"NmosParams: the {THREE_REGIME} law has no model card, body effect, lambda or "
@@ -227,7 +228,8 @@ class NmosParams(EdgeDevice):
             card = parse_model_card(self.model_card, "NmosParams.model_card")
             if card.name != self.model_name:
                 raise ValidationError(f"NmosParams.model_name: must be the card's model name (got "
-                                      f"{self.model_name!r}, card {card.name!r}); build it with nmos_from_card")
+                                      f"{shown(self.model_name)}, card {shown(card.name)}); build it with "
+                                      "nmos_from_card")
             for attr, value in card.nmos_values().items():
                 if getattr(self, attr) != value:
                     raise ValidationError(f"NmosParams.{attr}: must equal the model card's value (got "
@@ -431,7 +433,7 @@ class PotentiometerParams(EdgeDevice):
         if not (0 < self.r_min < self.r_max and math.isfinite(self.r_max)):
             raise ValidationError(f"PotentiometerParams: need 0 < r_min < r_max (got {self.r_min}, {self.r_max})")
         if int(self.n_taps) != self.n_taps or self.n_taps < 2:
-            raise ValidationError(f"PotentiometerParams.n_taps: must be an integer >= 2 (got {self.n_taps!r})")
+            raise ValidationError(f"PotentiometerParams.n_taps: must be an integer >= 2 (got {shown(self.n_taps)})")
 
     def conductance(self, taps: np.ndarray) -> np.ndarray:
         """Conductance in S of integer taps (any shape)."""
@@ -535,7 +537,7 @@ def nmos_preset(name: str, **overrides: float) -> NmosParams:
     ``NmosParams`` field overridden in SI units (``vto=0.7`` in V, ``kp`` in A/V^2, ``lambda_`` for lambda in 1/V).
     An unknown name or field is a ``ValidationError`` listing the ones there are."""
     if name not in PRESETS:
-        raise ValidationError(f"device.preset: unknown preset (got {name!r}); choose one of {sorted(PRESETS)}")
+        raise ValidationError(f"device.preset: unknown preset (got {shown(name)}); choose one of {sorted(PRESETS)}")
     known = [f.name for f in fields(NmosParams) if f.init]
     unknown = [k for k in overrides if k not in known]
     if unknown:

@@ -10,6 +10,7 @@ from the package.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import numbers
 import reprlib
 
@@ -39,13 +40,32 @@ class _Shown(reprlib.Repr):
         # repr() of an int of more than 4300 digits raises ValueError, and takes quadratic time below that
         return repr(x) if x.bit_length() <= 128 else f"<an integer of about {round(x.bit_length() * 0.30103)} digits>"
 
+    # a mapping or a set in the order repr() gives, not sorted: sorting reorders what the user wrote, and sorts every
+    # item of a large one to show five
+    def repr_dict(self, x: dict, level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        pieces = [f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}"
+                  for k, v in itertools.islice(x.items(), self.maxdict)]
+        return "{" + ", ".join(pieces + ["..."] * (len(x) > self.maxdict)) + "}"
+
+    def repr_set(self, x: set, level: int) -> str:
+        return "set()" if not x else self._repr_iterable(x, level, "{", "}", self.maxset)
+
+    def repr_frozenset(self, x: frozenset, level: int) -> str:
+        return "frozenset()" if not x else self._repr_iterable(x, level, "frozenset({", "})", self.maxfrozenset)
+
 
 _SHOWN = _Shown()
 
 
 def shown(value: object) -> str:
     """``repr(value)`` for the "(got ...)" of a message, in at most ``SHOWN_MAX`` characters: long strings, lists
-    and mappings elided with "...", nested ones past three levels as ``[...]``, walking only what it shows."""
+    and mappings elided with "...", nested ones past three levels as ``[...]``, walking only what it shows. A value
+    of at most five items a level, three levels deep, with no string whose repr passes 80 characters reads as
+    ``repr()`` gives it (a mapping or a set in its own order too)."""
     text = _SHOWN.repr(value)
     return text if len(text) <= SHOWN_MAX else text[:SHOWN_MAX - 3] + "..."
 
@@ -106,7 +126,7 @@ def check_numbers(params: object) -> None:
         if value is None and optional:
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise ValidationError(f"{type(params).__name__}.{f.name}: must be a number (got {value!r}); give one, "
+            raise ValidationError(f"{type(params).__name__}.{f.name}: must be a number (got {shown(value)}); give one, "
                                   "in SI units")
 
 

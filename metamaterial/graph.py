@@ -147,8 +147,8 @@ def _rng(seed: object, where: str) -> np.random.Generator:
     try:
         return np.random.default_rng(seed)
     except (TypeError, ValueError) as err:  # numpy's SeedSequence: "expected non-negative integer", ...
-        raise ValidationError(f"{where}: seed must be an int >= 0, a numpy Generator or None (got {seed!r}: {err}); "
-                              "give e.g. seed=0") from None
+        raise ValidationError(f"{where}: seed must be an int >= 0, a numpy Generator or None (got {shown(seed)}: "
+                              f"{err}); give e.g. seed=0") from None
 
 
 def _layered_pair(i: np.ndarray, n_inputs: int, n_outputs: int, hidden: int) -> tuple[np.ndarray, np.ndarray]:
@@ -195,8 +195,8 @@ def load_network(path: str | Path) -> nx.Graph:
                     continue
                 parts = line.split()
                 if len(parts) != 2:
-                    raise ValidationError(f"network.file: {p}:{i}: expected two node names (got {line!r}); give one "
-                                          "edge per line, as two node names separated by a space or a comma")
+                    raise ValidationError(f"network.file: {p}:{i}: expected two node names (got {shown(line)}); give "
+                                          "one edge per line, as two node names separated by a space or a comma")
                 for name in parts:
                     _check_name(name, f"network.file: {p}:{i}")
                 if parts[0] == parts[1]:
@@ -278,14 +278,14 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
     if isinstance(ref, str):
         if g.graph.get("kind") not in ("file", "layered"):
             raise ValidationError(f"{where}: nodes are named only in a network file or a layered network (got "
-                                  f"{ref!r}); give an index"
+                                  f"{shown(ref)}); give an index"
                                   + (" or [row, col]" if g.graph.get("kind") == "lattice" else ""))
         index = {attrs.get("label"): n for n, attrs in g.nodes(data=True)}
         if ref not in index:
             names = sorted(index, key=lambda n: (len(n), n))
-            shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            first = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
             source = g.graph.get("file") or "the layered network"
-            raise ValidationError(f"{where}: no node is named {ref!r} in {source} (its names: {shown}); check the "
+            raise ValidationError(f"{where}: no node is named {ref!r} in {source} (its names: {first}); check the "
                                   "spelling")
         return index[ref]
     if isinstance(ref, (list, tuple)):
@@ -340,18 +340,18 @@ class Roles:
         try:
             inputs = tuple(_node_id(n) for n in self.inputs)
         except (TypeError, ValueError):
-            raise ValidationError(f"Roles.inputs: must be node ids, integers (got {self.inputs!r}); give e.g. "
+            raise ValidationError(f"Roles.inputs: must be node ids, integers (got {shown(self.inputs)}); give e.g. "
                                   "(0, 3)") from None
         try:
             rails = tuple((_node_id(n), _volts(v)) for n, v in self.rails)
         except (TypeError, ValueError):
             raise ValidationError(f"Roles.rails: must be (node, volts) pairs, volts a finite number (got "
-                                  f"{self.rails!r}); give e.g. ((5, 0.0),)") from None
+                                  f"{shown(self.rails)}); give e.g. ((5, 0.0),)") from None
         try:
             outputs = tuple((_node_id(p), None if n is None else _node_id(n)) for p, n in self.outputs)
         except (TypeError, ValueError):
             raise ValidationError(f"Roles.outputs: must be (pos, neg) pairs, neg None for a single-ended output (got "
-                                  f"{self.outputs!r}); give e.g. ((10, None),) or ((10, 11),)") from None
+                                  f"{shown(self.outputs)}); give e.g. ((10, None),) or ((10, 11),)") from None
         for name, value in (("inputs", inputs), ("rails", rails), ("outputs", outputs)):
             object.__setattr__(self, name, value)
 
@@ -394,7 +394,7 @@ def check_graph_kind(g: nx.Graph) -> None:
                               f"{type(g).__name__}); convert it with nx.Graph(g)")
     if set(g.nodes) != set(range(g.number_of_nodes())):
         stray = next(n for n in g.nodes if not (isinstance(n, (int, np.integer)) and 0 <= n < g.number_of_nodes()))
-        raise ValidationError(f"network: node ids must be the integers 0..N-1 (got node {stray!r}); relabel with "
+        raise ValidationError(f"network: node ids must be the integers 0..N-1 (got node {shown(stray)}); relabel with "
                               "nx.convert_node_labels_to_integers(g, label_attribute='label'), or build the graph "
                               "with metamaterial.graph's builders")
 

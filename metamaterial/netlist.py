@@ -35,7 +35,7 @@ import numpy as np
 from .cards import comment_text, num
 from .circuit import Circuit, has_drain
 from .devices import THREE_REGIME, NmosParams, ResistorParams
-from .errors import ValidationError
+from .errors import ValidationError, shown
 from .mos import OVERDRIVE_CAP
 from .temperature import NOMINAL_CELSIUS
 
@@ -76,10 +76,10 @@ class SpiceOptions:
             if not (math.isfinite(v) and 0 < v < 1):
                 raise ValidationError(f"SpiceOptions.{name}: must be in (0, 1) (got {v!r})")
         if int(self.itl1) != self.itl1 or not 2 <= self.itl1 <= 100000:
-            raise ValidationError(f"SpiceOptions.itl1: must be an integer in [2, 100000] (got {self.itl1!r})")
+            raise ValidationError(f"SpiceOptions.itl1: must be an integer in [2, 100000] (got {shown(self.itl1)})")
         if self.linear_solver not in LINEAR_SOLVERS:
             raise ValidationError(f"SpiceOptions.linear_solver: must be one of {', '.join(LINEAR_SOLVERS)} "
-                                  f"(got {self.linear_solver!r})")
+                                  f"(got {shown(self.linear_solver)})")
 
 
 #: the reltol ngspice's backend solves a transistor network without mismatch at, at most (``sim.ngspice``: such a
@@ -213,7 +213,8 @@ def to_spice_sweep(c: Circuit, batch: int, points: int, *, options: SpiceOptions
         raise ValidationError("netlist: the sweep form needs a transistor network without mismatch "
                               f"(got device {c.device.name!r}, mismatch {c.mismatch is not None})")
     if int(points) != points or not 1 <= points <= 10**9 or int(batch) != batch or batch < 1:
-        raise ValidationError(f"netlist: sweep points and batch must be positive integers (got {points!r}, {batch!r})")
+        raise ValidationError(f"netlist: sweep points and batch must be positive integers (got {shown(points)}, "
+                              f"{shown(batch)})")
     nn = _namer(c)
     lines = _head_lines(c, "free-and-clamped", batch, options, title, twin=0)
     for e in range(c.n_edges):
@@ -248,7 +249,7 @@ def _head_lines(c: Circuit, phase: str, batch: int, options: SpiceOptions, title
     """Title, comments, options, model cards and rails: everything before the sources and edges."""
     for line in comments:
         if "\n" in line or "\r" in line:
-            raise ValidationError(f"netlist: a comment must be one line (got {line!r})")
+            raise ValidationError(f"netlist: a comment must be one line (got {shown(line)})")
     lines = [f"* metamaterial {phase} twin: {comment_text(title)}",
              f"* {c.n_nodes} nodes, {c.n_edges} edges, device {comment_text(c.device.name)}, batch {batch}"
              + (" (copy b of node nK is nK_b)" if batch > 1 else ""),

@@ -14,7 +14,7 @@ import numpy as np
 
 from .cards import comment_text
 from .config import Config, with_backend
-from .errors import ConfigError
+from .errors import ConfigError, shown
 from .experiment import Setup, build, initial_controls, make_solver
 from .netlist import SpiceOptions, netlist_points, options_comments, solve_options, to_spice
 from .runfiles import column_names, write_text_atomically
@@ -37,15 +37,15 @@ def point_indices(spec: str | None, n_points: int, n_edges: int) -> np.ndarray:
         ends = part.strip().split("-")
         valid = f"give indices from 0 to {n_points - 1:,}"
         if len(ends) > 2 or not all(e.strip().isdigit() for e in ends):
-            raise ConfigError(f"--points: not a point index or a range a-b (got {part.strip()!r}); {valid} and ranges "
-                              "a-b of them, separated by commas, or all")
+            raise ConfigError(f"--points: not a point index or a range a-b (got {shown(part.strip())}); {valid} and "
+                              "ranges a-b of them, separated by commas, or all")
         lo, hi = int(ends[0]), int(ends[-1])
         if hi < lo:
-            raise ConfigError(f"--points: a reversed range, which ends before it starts (got {part.strip()!r}); write "
-                              f"it as {hi}-{lo}")
+            raise ConfigError(f"--points: a reversed range, which ends before it starts (got {shown(part.strip())}); "
+                              f"write it as {hi}-{lo}")
         if hi >= n_points:
             raise ConfigError(f"--points: outside the {n_points:,} training points, numbered 0 to {n_points - 1:,} "
-                              f"(got {part.strip()!r}); {valid}, or all")
+                              f"(got {shown(part.strip())}); {valid}, or all")
         out.update(dict.fromkeys(range(lo, hi + 1)))
     return np.array(list(out), int)
 

@@ -197,8 +197,8 @@ def evaluate_run(run: SavedRun, split: str = "train", inputs: np.ndarray | None 
         raise ValidationError(f"evaluate_run: run must be a SavedRun (got {type(run).__name__} {shown(run)}); give "
                               "load_run(run_dir)")
     if split not in SPLITS:  # anything else was evaluated as "train" without a word
-        raise ConfigError(f"evaluate_run: split must be one of {', '.join(SPLITS)} (got {split!r}); give \"train\" "
-                          "for the training points or \"test\" for the held-out ones")
+        raise ConfigError(f"evaluate_run: split must be one of {', '.join(SPLITS)} (got {shown(split)}); give "
+                          "\"train\" for the training points or \"test\" for the held-out ones")
     setup = build(with_backend(run.config, backend))
     task = setup.task
     picked = run.replicas(seed)

@@ -291,8 +291,8 @@ def _csv_header(cells: list[str], where: str) -> list[str]:
     for j, name in enumerate(header):
         if not name:
             index = " (pandas's to_csv writes its index so: give it index=False)" if j == 0 else ""
-            raise ValidationError(f"{where}: column {j + 1} has no name (got the header {','.join(cells)!r}); name "
-                                  f"it, or remove the column{index}")
+            raise ValidationError(f"{where}: column {j + 1} has no name (got the header {shown(','.join(cells))}); "
+                                  f"name it, or remove the column{index}")
         if name in header[:j]:
             raise ValidationError(f"{where}: columns {header.index(name) + 1} and {j + 1} are both named {name!r}; "
                                   "give each column its own name")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import ValidationError
+from .errors import ValidationError, shown
 from .netlist import num
 
 #: transient sample points per window (ngspice's largest step is the window over this)
@@ -45,7 +45,7 @@ class MosCapacitances:
                                       "e.g. 0.5e-12")
         if not (math.isfinite(self.pb) and self.pb > 0) or not (0 < self.mj < 1):
             raise ValidationError(f"MosCapacitances: need pb > 0 and 0 < mj < 1 (got pb={self.pb!r}, "
-                                  f"mj={self.mj!r}); use e.g. pb=0.8, mj=0.5")
+                                  f"mj={shown(self.mj)}); use e.g. pb=0.8, mj=0.5")
 
     def card_params(self, width: float, length: float) -> str:
         """The model-card text of these capacitances for an instance of the given width and length (m)."""
@@ -113,10 +113,11 @@ class SettleParams:
     def __post_init__(self) -> None:
         if not (0 < self.rel_tol < 1) or not (math.isfinite(self.abs_tol) and self.abs_tol >= 0):
             raise ValidationError(f"SettleParams: need 0 < rel_tol < 1 and abs_tol >= 0 (got rel_tol="
-                                  f"{self.rel_tol!r}, abs_tol={self.abs_tol!r}); e.g. rel_tol=0.01, abs_tol=1e-4")
+                                  f"{shown(self.rel_tol)}, abs_tol={shown(self.abs_tol)}); e.g. rel_tol=0.01, "
+                                  "abs_tol=1e-4")
         for name in ("t_stop", "first_window"):
             v = getattr(self, name)
             if v is not None and not (math.isfinite(v) and v > 0):
                 raise ValidationError(f"SettleParams.{name}: must be > 0 s (got {v!r})")
         if self.points < 100:
-            raise ValidationError(f"SettleParams.points: must be >= 100 (got {self.points!r})")
+            raise ValidationError(f"SettleParams.points: must be >= 100 (got {shown(self.points)})")

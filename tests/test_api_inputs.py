@@ -295,6 +295,31 @@ def test_solver_settings_of_the_wrong_kind_are_refused_when_made(make, says):
         make()
 
 
+def test_a_long_value_where_a_number_goes_is_shown_short():
+    """A list given for a number was written into the message whole: 100,000 numbers made a message of 689 kB."""
+    with pytest.raises(ValidationError) as err:
+        mm.NmosParams(kp=list(range(100_000)))
+    message = str(err.value)
+    assert len(message) < 300, message
+    assert message == "NmosParams.kp: must be a number (got [0, 1, 2, 3, 4, ...]); give one, in SI units"
+    with pytest.raises(ValidationError, match=re.escape(
+            "Roles.rails: must be (node, volts) pairs, volts a finite number (got [(5, 'x'), (5, 'x'), (5, 'x'), "
+            "(5, 'x'), (5, 'x'), ...]); give e.g. ((5, 0.0),)")):
+        Roles(inputs=(0,), rails=[(5, "x")] * 100_000, outputs=((4, None),))
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda: mm.CoupledLearning(nudge=-10**5000), "CoupledLearning.nudge: must be in (0, 1]"),
+    (lambda: mm.Schedule(batch_size=-10**5000), "Schedule.batch_size: must be >= 1"),
+    (lambda: mm.PotentiometerParams(n_taps=-10**5000), "PotentiometerParams.n_taps: must be an integer >= 2"),
+])
+def test_an_int_of_thousands_of_digits_is_refused_in_words(make, says):
+    """A field checked by a comparison alone takes any int: one of 5,000 digits made repr() raise its own ValueError
+    (past 4,300 digits) in place of the message."""
+    with pytest.raises(ValidationError, match=re.escape(f"{says} (got <an integer of about 5000 digits>)")):
+        make()
+
+
 def test_finite_values_near_the_largest_float_pass_the_check_without_an_overflow_warning():
     """Gates of 1e308 V are finite: the entry check takes them without a RuntimeWarning (a sum of them overflows; the
     suite turns warnings into errors), and what then refuses them is the solver's own look at its answer."""

@@ -469,6 +469,12 @@ def test_shown_values_are_short_and_walk_only_what_they_show():
     assert [shown(v) for v in (1.5, True, None, "in\x07", -3)] == ["1.5", "True", "None", "'in\\x07'", "-3"]
     # repr() raises ValueError past 4300 digits
     assert shown([10**5000, 2]) == "[<an integer of about 5000 digits>, 2]"
+    # a short value reads as repr() gives it; a mapping or a set in its own order, not sorted
+    for value in ({"b": 1, "a": [2, {"d": 3, "c": 4}]}, {3, 1, 2}, frozenset("ba"), set(), tuple("abcde"),
+                  "y" * 78, 2**100, {"x": np.float64(0.5)}, np.arange(6.0)):
+        assert shown(value) == repr(value)
+    assert shown({str(k): k for k in range(10**5, 0, -1)}) == ("{'100000': 100000, '99999': 99999, '99998': 99998, "
+                                                               "'99997': 99997, '99996': 99996, ...}")
 
 
 def test_the_count_of_other_problems_counts_each_once():

@@ -289,6 +289,9 @@ def test_model_card_values_the_device_refuses_name_the_file(tmp_path):
     (".model m nmos (level=1 vto=1) $x\n", r"bad.lib:1: '\$' has no place in a model card \(got '.model m nmos "
                                             r"\(level=1 vto=1\) \$x'\); remove it \(an end-of-line comment starts"),
     (".model m nmos (level=1 vto=1) `rm`\n", r"bad.lib:1: '`' has no place in a model card"),
+    # a long line is shown elided with "...", not cut at 60 characters without a mark
+    (".model m nmos (level=1 vto=1) $" + "x" * 500 + "\n", r"bad.lib:1: '\$' has no place in a model card \(got "
+                                                         r"'.model m nmos \(level=1 vto=1\) \$x{6}\.\.\.x{38}'\); "),
     (".model m pmos (level=1)\n", "must read '.model NAME nmos"),
     ("* nothing here\n", r"bad.lib: expected exactly one .model line \(got 0\); keep one card per file"),
 ])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ValidationError, check_numbers
+from ..errors import ValidationError, check_numbers, shown
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,10 @@ class EdgeDynamics:
     def __post_init__(self) -> None:
         check_numbers(self)
         if self.kind not in ("continuous", "sign"):
-            raise ValidationError(f"EdgeDynamics.kind: must be 'continuous' or 'sign' (got {self.kind!r})")
+            raise ValidationError(f"EdgeDynamics.kind: must be 'continuous' or 'sign' (got {shown(self.kind)})")
         if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
             raise ValidationError(f"EdgeDynamics: need low < high (got low={self.low}, high={self.high})")
         if self.leak_tau is not None and not (self.leak_tau > 0):
-            raise ValidationError(f"EdgeDynamics.leak_tau: must be > 0 (got {self.leak_tau!r})")
+            raise ValidationError(f"EdgeDynamics.leak_tau: must be > 0 (got {shown(self.leak_tau)})")
         if not (math.isfinite(self.dead_band) and self.dead_band >= 0):
             raise ValidationError(f"EdgeDynamics.dead_band: must be >= 0 V^2 (got {self.dead_band!r})")

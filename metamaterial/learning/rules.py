@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import step
 from ..circuit import Circuit
-from ..errors import ValidationError, check_numbers
+from ..errors import ValidationError, check_numbers, shown
 
 #: the losses under which a point past the margin stops updating
 HINGE_LOSSES = ("hinge", "multiclass_hinge")
@@ -54,16 +54,16 @@ class CoupledLearning:
     def __post_init__(self) -> None:
         check_numbers(self)
         if not (0 < self.nudge <= 1):
-            raise ValidationError(f"CoupledLearning.nudge: must be in (0, 1] (got {self.nudge!r})")
+            raise ValidationError(f"CoupledLearning.nudge: must be in (0, 1] (got {shown(self.nudge)})")
         if not (math.isfinite(self.rate) and self.rate >= 0):
             raise ValidationError(f"CoupledLearning.rate: must be finite and >= 0 (got {self.rate!r})")
         if not (0 < self.rate_decay <= 1):
-            raise ValidationError(f"CoupledLearning.rate_decay: must be in (0, 1] (got {self.rate_decay!r})")
+            raise ValidationError(f"CoupledLearning.rate_decay: must be in (0, 1] (got {shown(self.rate_decay)})")
         if self.loss not in LOSSES:
-            raise ValidationError(f"CoupledLearning.loss: must be one of {', '.join(LOSSES)} (got {self.loss!r})")
+            raise ValidationError(f"CoupledLearning.loss: must be one of {', '.join(LOSSES)} (got {shown(self.loss)})")
         if self.update_edges not in UPDATE_EDGES:
             raise ValidationError(f"CoupledLearning.update_edges: must be one of {', '.join(UPDATE_EDGES)} "
-                                  f"(got {self.update_edges!r})")
+                                  f"(got {shown(self.update_edges)})")
 
     @property
     def hinge(self) -> bool:

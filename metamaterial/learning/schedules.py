@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ValidationError, check_numbers
+from ..errors import ValidationError, check_numbers, shown
 
 KINDS = ("cycle", "shuffle", "full_batch", "mini_batch")
 
@@ -33,9 +33,9 @@ class Schedule:
     def __post_init__(self) -> None:
         check_numbers(self)
         if self.kind not in KINDS:
-            raise ValidationError(f"Schedule.kind: must be one of {KINDS} (got {self.kind!r})")
+            raise ValidationError(f"Schedule.kind: must be one of {KINDS} (got {shown(self.kind)})")
         if self.batch_size < 1:
-            raise ValidationError(f"Schedule.batch_size: must be >= 1 (got {self.batch_size!r})")
+            raise ValidationError(f"Schedule.batch_size: must be >= 1 (got {shown(self.batch_size)})")
 
     @property
     def _size(self) -> int:

@@ -89,7 +89,7 @@ class TrainParams:
             raise ValidationError(f"TrainParams.update_probability: must be in (0, 1] (got {self.update_probability})")
         if self.update_mask not in MASK_KINDS:
             raise ValidationError(f"TrainParams.update_mask: must be one of {', '.join(MASK_KINDS)} "
-                                  f"(got {self.update_mask!r})")
+                                  f"(got {shown(self.update_mask)})")
         if not (0 <= self.read_noise < 1):
             raise ValidationError(f"TrainParams.read_noise: must be in [0, 1) V (got {self.read_noise})")
         if self.noisy_decisions and self.read_noise == 0:

@@ -44,7 +44,7 @@ from ..devices import (
     card_level,
     nmos_preset,
 )
-from ..errors import SimulationError, ValidationError
+from ..errors import SimulationError, ValidationError, shown
 from ..mos import OVERDRIVE_CAP
 from ..netlist import SpiceOptions
 from ..step import StepProgram, StepRun
@@ -170,11 +170,11 @@ class NativeSolver(AbstractSolver):
         max_iter = options.itl1 if max_iter is None else max_iter
         if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Real) or int(max_iter) != max_iter \
                 or max_iter < 1:
-            raise ValidationError(f"NativeSolver.max_iter: must be an integer >= 1 (got {max_iter!r})")
+            raise ValidationError(f"NativeSolver.max_iter: must be an integer >= 1 (got {shown(max_iter)})")
         for attr, value in (("tol_v", tol_v), ("tol_i", tol_i), ("dv_max", dv_max)):
             real = isinstance(value, numbers.Real) and not isinstance(value, bool)
             if not (real and math.isfinite(value) and value > 0):
-                raise ValidationError(f"NativeSolver.{attr}: must be a positive finite number (got {value!r})")
+                raise ValidationError(f"NativeSolver.{attr}: must be a positive finite number (got {shown(value)})")
             setattr(self, attr, float(value))
         self.throw = throw
         self.max_iter = int(max_iter)

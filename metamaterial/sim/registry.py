@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 from ..netlist import SpiceOptions
 
 if TYPE_CHECKING:
@@ -96,7 +96,9 @@ def backend_names() -> tuple[str, ...]:
 
 def backend_refusal(name: str) -> str | None:
     """Why ``name`` is not a backend (to follow the key ``simulator.backend``), or None if it is one."""
-    return None if name in SOLVERS else f"unknown backend (got {name!r}); choose one of {', '.join(backend_names())}"
+    if name in SOLVERS:
+        return None
+    return f"unknown backend (got {shown(name)}); choose one of {', '.join(backend_names())}"
 
 
 def make_solver(name: str, options: SolverOptions) -> AbstractSolver:

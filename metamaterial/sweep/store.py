@@ -35,6 +35,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import shown
+
 RESULTS = "results"
 #: where a record is written before it is linked into ``results/`` (beside it: the same file system)
 WRITING = ".writing"
@@ -88,7 +90,7 @@ def _record_problem(record: Any) -> str | None:
     if not isinstance(record, dict):
         return f"not a mapping (got {type(record).__name__})"
     if record.get("status") not in STATUSES:
-        return f"status {record.get('status')!r} is none of {', '.join(STATUSES)}"
+        return f"status {shown(record.get('status'))} is none of {', '.join(STATUSES)}"
     for part in ("summary", "error"):
         if not isinstance(record.get(part) or {}, dict):
             return f"its {part} is not a mapping"
@@ -98,7 +100,7 @@ def _record_problem(record: Any) -> str | None:
     for metric in SUMMARY_METRICS:
         value = (summary or {}).get(metric)
         if not (value is None or isinstance(value, (int, float))):
-            return f"summary.{metric} is not a number (got {value!r})"
+            return f"summary.{metric} is not a number (got {shown(value)})"
     return None
 
 
