@@ -213,3 +213,20 @@ def test_a_singular_matrix_names_the_series_resistances_only_below_their_floor(t
         plain = replace(c, device=replace(c.device, rd=0.0, rs=0.0))
         with pytest.raises(SimulationError, match=r"for ngspice's pivoting: check the netlist kept below"):
             solver._fail_solve(singular, plain, gates, x, None)
+
+
+def test_a_python_without_pyspice_is_told_which_python_to_use(monkeypatch):
+    """Run by another Python than the environment's (``python3 -m metamaterial`` outside .venv), the import of
+    PySpice fails: the message said to install ngspice, which was installed; it names this Python and the
+    environment's."""
+    from metamaterial.sim import ngspice as module
+
+    monkeypatch.setattr(module, "_instance", None)
+    monkeypatch.setitem(sys.modules, "PySpice.Spice.NgSpice.Shared", None)  # importing it raises ImportError
+    with pytest.raises(SimulationError) as err:
+        module._shared()
+    assert str(err.value) == (
+        f"ngspice: PySpice is not installed in this Python ({sys.executable}: import of PySpice.Spice.NgSpice.Shared "
+        "halted; None in sys.modules); run metamaterial with the Python 'make setup' installed it into "
+        "(.venv/bin/metamaterial, or '. .venv/bin/activate' first), or 'pip install .' here, or choose --backend "
+        "native")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
@@ -76,6 +77,12 @@ def _shared():
         logging.getLogger("PySpice").setLevel(logging.CRITICAL)
         try:
             from PySpice.Spice.NgSpice.Shared import NgSpiceShared
+        except ImportError as err:  # this Python lacks the package's dependencies: another than the environment's
+            raise SimulationError(
+                f"ngspice: PySpice is not installed in this Python ({sys.executable}: {err}); run metamaterial with "
+                "the Python 'make setup' installed it into (.venv/bin/metamaterial, or '. .venv/bin/activate' "
+                "first), or 'pip install .' here, or choose --backend native") from err
+        try:
             _instance = NgSpiceShared.new_instance()
         except (OSError, ImportError, NameError) as err:
             raise SimulationError(
