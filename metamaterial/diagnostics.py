@@ -203,7 +203,8 @@ def moved_warnings(device: EdgeDevice, initial: np.ndarray, final: np.ndarray, n
             f"was {moved[r]:.3g} {unit} ({moved[r] / (high - low):.2%} of the {low:g}-{high:g} {unit} range) and the "
             f"{went}, at learning.rate {rate:.3g} {device.rate_unit} ({rate_source}). Small steps move the controls "
             f"in proportion to the rate: a rate {grow:.3g}x larger ({rate * grow:.3g} {device.rate_unit}) would move "
-            "them by a tenth of their range in as many epochs; set learning.rate"]
+            "them by a tenth of their range in as many epochs, and so would about as many times more epochs; set "
+            "learning.rate, or learning.epochs for a run kept short on purpose"]
 
 
 def hinge_notes(history: list[dict], epochs: int, margin: float) -> list[str]:

@@ -89,6 +89,8 @@ def test_hardware_default_rate_barely_moves_the_gates_and_says_so(tmp_path):
     assert 0 < moved < 0.05 * 7.6
     assert f"was {moved:.3g} V" in warning
     assert result.summary["rate_per_v"] == pytest.approx(0.1 * 100e-6 / (1e3 * 2.2e-6))
+    assert warning.endswith("and so would about as many times more epochs; set learning.rate, or learning.epochs "
+                            "for a run kept short on purpose")
 
 
 def test_under_a_hinge_barely_moved_gates_are_judged_by_the_accuracy_not_the_output_loss():
