@@ -43,6 +43,8 @@ from ..revisions import Revision, changed_since, revision_of
 
 GROUPS = ("grid", "zip", "random", "seeds")
 SPEC_KEYS = ("name", "base", "set", "target_loss", *GROUPS)
+#: the keys of a spec that a config does not have (both have a name): one of them makes a document a spec
+SPEC_ONLY_KEYS = tuple(k for k in SPEC_KEYS if k not in Config.model_fields)
 #: the axis column of the seeds group
 SEED_AXIS = "seed"
 #: most points a spec may expand to, checked from the axes' lengths before anything is expanded: each point holds
@@ -163,6 +165,11 @@ def shape_key(cfg: Config) -> str:
     doc = cfg.model_dump(mode="json", by_alias=True)
     doc.pop("seed")
     return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
+
+
+def is_sweep_spec(doc: Any) -> bool:
+    """Whether a YAML document is a sweep spec: a mapping holding a key that only a spec has (``SPEC_ONLY_KEYS``)."""
+    return isinstance(doc, dict) and any(k in doc for k in SPEC_ONLY_KEYS)
 
 
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
