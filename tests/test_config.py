@@ -17,6 +17,7 @@ from metamaterial.config import T_LEARN, validate_config
 from metamaterial.configfile import apply_override, config_differences, dump_config, load_config, load_saved_config
 from metamaterial.errors import SHOWN_MAX, ConfigError, ValidationError, shown
 from metamaterial.experiment import build
+from metamaterial.sweep import load_sweep
 from metamaterial.sweep.execute import seed_free
 from metamaterial.tasks import REGRESSION_X, REGRESSION_Y, iris_task
 
@@ -475,6 +476,34 @@ def test_shown_values_are_short_and_walk_only_what_they_show():
         assert shown(value) == repr(value)
     assert shown({str(k): k for k in range(10**5, 0, -1)}) == ("{'100000': 100000, '99999': 99999, '99998': 99998, "
                                                                "'99997': 99997, '99996': 99996, ...}")
+
+
+def test_an_empty_config_or_spec_is_named_empty_with_the_keys_it_holds(tmp_path):
+    """YAML reads a file of nothing, or of comments alone, as null: it was refused as "the top level must be a
+    mapping of sections (got NoneType)"."""
+    files = {"": "0 bytes", "\n  \n": "only blank lines", "# name: xor\n\n# task: {name: xor}\n": "only comments",
+             "---\n": "no keys"}
+    for i, (text, got) in enumerate(files.items()):
+        path = tmp_path / f"empty{i}.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigError) as err:
+            load_config(path)
+        assert str(err.value) == (f"{path}: the file is empty (got {got}); write the config in it, starting with "
+                                  "keys such as name:, roles:, task:")
+        with pytest.raises(ConfigError) as err:
+            load_sweep(path)
+        assert str(err.value) == (f"{path}: the file is empty (got {got}); write the sweep spec in it, starting "
+                                  "with keys such as name:, base:, grid:")
+    proc = _run_cli(["train", "empty0.yaml"], tmp_path)
+    assert (proc.returncode, proc.stderr) == (2, "metamaterial: empty0.yaml: the file is empty (got 0 bytes); write "
+                                                 "the config in it, starting with keys such as name:, roles:, "
+                                                 "task:\n")
+    path = tmp_path / "null.yaml"  # a null written out is not an empty file
+    path.write_text("null\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (f"{path}: the top level must be a mapping of sections (got null); start the file with "
+                              "keys such as name:, roles:, task:")
 
 
 def test_the_count_of_other_problems_counts_each_once():
