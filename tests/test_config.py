@@ -419,7 +419,8 @@ WITH_A_FIX = {
                    "more"),
     "network-file-line-of-three": (_edit("network", {"kind": "file", "file": "three.txt"}), [], "network.file: "
                                    "{tmp}/three.txt:1: expected two node names (got 'a b c'); give one edge per line, "
-                                   "as two node names separated by a space or a comma"),
+                                   "as two node names separated by a space or a comma (a name in an edge list cannot "
+                                   "hold a space, a comma or a #: give such names in a .graphml file)"),
 }
 
 
