@@ -373,6 +373,7 @@ def _run(args: argparse.Namespace) -> int:
     from . import points, runs  # noqa: PLC0415 (keeps --help fast)
     from .plots import plot_run_dir  # noqa: PLC0415
     from .replacement import finish_replace  # noqa: PLC0415
+    from .runfiles import refuse_a_yaml_file  # noqa: PLC0415
 
     if args.command in ("sweep", "sweep-report"):
         return sweep_cli.run(args, config_overrides(args) if args.command == "sweep" else [])
@@ -390,6 +391,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1 if crashed else 0
     folder = _run_folder(args)
     if folder is not None:
+        refuse_a_yaml_file(folder, args.command)
         _refuse_a_sweep(folder, args.command)
         # a replace a kill cut short would read as "no checkpoint": finished first, as train does
         said = finish_replace(folder)

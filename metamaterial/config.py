@@ -39,6 +39,7 @@ from .sim.registry import backend_refusal
 from .tasks import MAX_VOLTS, REGRESSION_X, REGRESSION_Y
 from .temperature import NOMINAL_CELSIUS, TEMPERATURE_RANGE
 from .timing import MosCapacitances, PeripheryParams, SettleParams
+from .units import listed
 
 
 def _node_ref(v: Any) -> int | list[int] | str:
@@ -701,10 +702,15 @@ def _problem(errors: list[dict]) -> str:
     return f"{loc + ': ' if loc else ''}{msg}{_more(errors, first, loc.split(', ')[0])}"
 
 
+#: most key paths of other problems a refusal names, beside its first (the rest are counted)
+MORE_SHOWN = 4
+
+
 def _more(errors: list[dict], first: dict, loc: str) -> str:
-    """`` [N more problem(s)]``: the other keys pydantic refused, beside ``first`` (at ``loc``)."""
+    """`` [also: network.cols]``: the key paths of the other problems pydantic found, beside ``first`` (at ``loc``),
+    in the document's order; past ``MORE_SHOWN`` of them, how many more."""
     # a union's members fail at the key and inside it: one problem, not one per member
-    keys = {key_path(e["loc"]) for e in errors} - {key_path(first["loc"])}
+    keys = [k for k in dict.fromkeys(key_path(e["loc"]) for e in errors) if k != key_path(first["loc"])]
     others = [k for k in keys if not (k.startswith((f"{loc}.", f"{loc}[")) or loc.startswith((f"{k}.", f"{k}[")))
               and k != loc]
     # a misspelt key leaves the key it meant missing: one problem, counted once (a section with more keys missing
@@ -715,7 +721,7 @@ def _more(errors: list[dict], first: dict, loc: str) -> str:
         for k in missing[:len(misspelt)]:
             if k in others:
                 others.remove(k)
-    return f" [{len(others)} more problem(s)]" if others else ""
+    return f" [also: {listed((k or 'the top level' for k in others), MORE_SHOWN)}]" if others else ""
 
 
 def with_backend(cfg: Config, backend: str | None) -> Config:

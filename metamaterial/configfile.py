@@ -127,10 +127,22 @@ def read_document(path: str | Path, what: str = "config", keys: str = "name:, ro
     p = Path(path)
     text = read_text(p, ConfigError, "", what, "check the path", f"give a YAML {what}")
     raw = _parse_yaml(text, str(p))
+    if raw is None and _holds_nothing(text):  # YAML reads a file of nothing (or of comments) as null
+        got = ("0 bytes" if not text else "only comments" if "#" in text else "only blank lines" if not text.strip()
+               else "no keys")
+        raise ConfigError(f"{p}: the file is empty (got {got}); write the {what} in it, starting with keys such as "
+                          f"{keys}")
     if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: the top level must be a mapping of sections (got {type(raw).__name__}); "
-                          f"start the file with keys such as {keys}")
+        got = "null" if raw is None else type(raw).__name__
+        raise ConfigError(f"{p}: the top level must be a mapping of sections (got {got}); start the file with keys "
+                          f"such as {keys}")
     return raw
+
+
+def _holds_nothing(text: str) -> bool:
+    """Whether a YAML text holds only blank lines, comments and document markers (``---``, ``...``)."""
+    lines = (line.strip() for line in text.splitlines())
+    return all(not line or line.startswith("#") or line.split("#")[0].strip() in ("---", "...") for line in lines)
 
 
 def config_from_document(raw: dict, source: str, base_dir: str | Path, overrides: list[str] | None = None,

@@ -189,14 +189,16 @@ def load_network(path: str | Path) -> nx.Graph:
             raw, drains = nx.Graph(), {}
             text = read_text(p, ValidationError, "network.file: ", "the network file", fix,
                              "save the file as UTF-8 text, two node names a line")
-            for i, line in enumerate(text.splitlines(), 1):
-                line = line.split("#")[0].replace(",", " ").strip()
+            for i, written in enumerate(text.splitlines(), 1):
+                line = written.split("#")[0].replace(",", " ").strip()
                 if not line:
                     continue
                 parts = line.split()
-                if len(parts) != 2:
-                    raise ValidationError(f"network.file: {p}:{i}: expected two node names (got {shown(line)}); give "
-                                          "one edge per line, as two node names separated by a space or a comma")
+                if len(parts) != 2:  # shown as written: its commas are what split it
+                    raise ValidationError(f"network.file: {p}:{i}: expected two node names (got "
+                                          f"{shown(written.split('#')[0].strip())}); give one edge per line, as two "
+                                          "node names separated by a space or a comma (a name in an edge list cannot "
+                                          "hold a space, a comma or a #: give such names in a .graphml file)")
                 for name in parts:
                     _check_name(name, f"network.file: {p}:{i}")
                 if parts[0] == parts[1]:

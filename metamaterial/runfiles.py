@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import shlex
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -22,7 +23,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from . import datafiles, revisions
-from .errors import CheckpointError, shown
+from .configfile import read_document
+from .errors import CheckpointError, ConfigError, shown
 from .learning.trainer import TrainState
 from .netlist import escaped
 from .units import listed
@@ -335,6 +337,38 @@ def run_in(folder: Path) -> str | None:
     if not [name for name in written if name != "summary.json"]:
         return None
     return f"a run of `metamaterial train` ({listed(written, 4)})"
+
+
+#: the endings of a YAML file's name: a config's or a sweep spec's
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def refuse_a_yaml_file(path: Path, reader: str) -> None:
+    """Refuse a YAML file given where ``reader`` (``eval``, ``plot``, ``--resume``) reads a run directory, named for
+    what it is, with how to get from it to a run directory: a run directory's own config.yaml (give its folder), a
+    sweep spec (whose points keep no run directory) or a config (train it first)."""
+    path = Path(path)
+    if not path.is_file() or path.suffix.lower() not in YAML_SUFFIXES:
+        return
+    if path.name == "config.yaml" and (path.parent / CHECKPOINT).is_file():
+        raise CheckpointError(f"{path}: the config file of a run directory, not the directory; give the directory "
+                              f"itself, {path.parent}")
+    from .sweep.spec import is_sweep_spec  # noqa: PLC0415 (the sweep's spec imports the run's machinery)
+
+    try:
+        spec = is_sweep_spec(read_document(path))
+    except ConfigError:  # not valid YAML: named as a config all the same, whose command then says what is wrong
+        spec = False
+    q = shlex.quote(str(path))
+    if spec:
+        raise CheckpointError(f"{path}: a sweep spec, not a run directory (a sweep keeps no run directory of its "
+                              f"points); run it with metamaterial sweep {q} --out DIR (DIR then holds its table and "
+                              "figures)")
+    if reader == "--resume":
+        raise CheckpointError(f"{path}: a config file, not a run directory, which --resume continues; train it with "
+                              f"metamaterial train {q} --out DIR")
+    raise CheckpointError(f"{path}: a config file, not a run directory; train it first (metamaterial train {q} "
+                          f"--out DIR), then metamaterial {reader} DIR")
 
 
 def _sort_folder(folder: Path, prefix: str, names: tuple[str, ...], written: list[str], other: list[str],

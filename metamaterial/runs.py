@@ -62,6 +62,7 @@ from .runfiles import (
     column_names,
     json_text,
     load_checkpoint,
+    refuse_a_yaml_file,
     save_checkpoint,
     write_atomically,
     write_outputs_csv,
@@ -107,6 +108,7 @@ def plan_train(config: Config | str | Path | None, *, out: Path | None = None, r
     if config is None and resume is None:
         raise ConfigError("train: give a CONFIG file, or --resume DIR to continue a run")
     if resume is not None:
+        refuse_a_yaml_file(Path(resume), "--resume")
         _refuse_a_sweep(Path(resume), "--resume")
         _check_writable(Path(resume), resume=True)  # not at its first checkpoint, after training up to it
         _tell_finished(on_replace, Path(resume))  # before its config.yaml and checkpoint are read

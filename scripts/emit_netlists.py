@@ -5,6 +5,7 @@ Run after changing the emitter or a config: `make netlists`. tests/test_netlists
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 from pathlib import Path
@@ -20,7 +21,8 @@ except ImportError:  # a checkout from before the netlist command moved to metam
     from metamaterial.experiment import write_netlists  # noqa: E402
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     for cfg_path in sorted((ROOT / "configs").glob("*.yaml")):
         out = ROOT / "netlists" / cfg_path.stem
         shutil.rmtree(out, ignore_errors=True)

@@ -17,6 +17,7 @@ from metamaterial.config import T_LEARN, validate_config
 from metamaterial.configfile import apply_override, config_differences, dump_config, load_config, load_saved_config
 from metamaterial.errors import SHOWN_MAX, ConfigError, ValidationError, shown
 from metamaterial.experiment import build
+from metamaterial.sweep import load_sweep
 from metamaterial.sweep.execute import seed_free
 from metamaterial.tasks import REGRESSION_X, REGRESSION_Y, iris_task
 
@@ -110,7 +111,7 @@ CASES = [
      "keys, as key: value lines or {key: value}"),
     ("three-bad-keys", XOR, ["--set", "learning={epochs: abc, nudge: x, rate: y}"], "yaml: --set learning={epochs: "
      "abc, nudge: x, rate: y}: learning.epochs: Input should be a valid integer (got 'abc'); give a whole number "
-     "[2 more problem(s)]"),
+     "[also: learning.nudge, learning.rate]"),
     # Python reads at most 4300 digits: PyYAML's ValueError was a traceback (exit 1)
     ("huge-integer", "name: xor\nseed: " + "9" * 5000 + "\n", [], "yaml:2:7: a whole number too long to read (got "
      "5,000 characters); give at most 4,300 digits"),
@@ -418,7 +419,8 @@ WITH_A_FIX = {
                    "more"),
     "network-file-line-of-three": (_edit("network", {"kind": "file", "file": "three.txt"}), [], "network.file: "
                                    "{tmp}/three.txt:1: expected two node names (got 'a b c'); give one edge per line, "
-                                   "as two node names separated by a space or a comma"),
+                                   "as two node names separated by a space or a comma (a name in an edge list cannot "
+                                   "hold a space, a comma or a #: give such names in a .graphml file)"),
 }
 
 
@@ -455,7 +457,7 @@ def test_an_alias_bomb_is_refused_in_one_short_line(tmp_path):
     assert proc.stderr.startswith(f"metamaterial: {path}: task.x[0]: Input should be a valid number (got [[[["), \
         proc.stderr
     assert proc.stderr.endswith("; give a number in SI units (0.6, 6e-1; no SPICE suffixes like 600m) "
-                                "[9 more problem(s)]\n"), proc.stderr
+                                "[also: task.x[1], task.x[2], task.x[3], task.x[4] and 5 more]\n"), proc.stderr
 
 
 def test_shown_values_are_short_and_walk_only_what_they_show():
@@ -477,14 +479,50 @@ def test_shown_values_are_short_and_walk_only_what_they_show():
                                                                "'99997': 99997, '99996': 99996, ...}")
 
 
-def test_the_count_of_other_problems_counts_each_once():
+def test_an_empty_config_or_spec_is_named_empty_with_the_keys_it_holds(tmp_path):
+    """YAML reads a file of nothing, or of comments alone, as null: it was refused as "the top level must be a
+    mapping of sections (got NoneType)"."""
+    files = {"": "0 bytes", "\n  \n": "only blank lines", "# name: xor\n\n# task: {name: xor}\n": "only comments",
+             "---\n": "no keys"}
+    for i, (text, got) in enumerate(files.items()):
+        path = tmp_path / f"empty{i}.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigError) as err:
+            load_config(path)
+        assert str(err.value) == (f"{path}: the file is empty (got {got}); write the config in it, starting with "
+                                  "keys such as name:, roles:, task:")
+        with pytest.raises(ConfigError) as err:
+            load_sweep(path)
+        assert str(err.value) == (f"{path}: the file is empty (got {got}); write the sweep spec in it, starting "
+                                  "with keys such as name:, base:, grid:")
+    proc = _run_cli(["train", "empty0.yaml"], tmp_path)
+    assert (proc.returncode, proc.stderr) == (2, "metamaterial: empty0.yaml: the file is empty (got 0 bytes); write "
+                                                 "the config in it, starting with keys such as name:, roles:, "
+                                                 "task:\n")
+    path = tmp_path / "null.yaml"  # a null written out is not an empty file
+    path.write_text("null\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (f"{path}: the top level must be a mapping of sections (got null); start the file with "
+                              "keys such as name:, roles:, task:")
+
+
+def test_the_other_problems_are_named_each_once_by_their_key_paths():
+    """Beside the first problem, the others were only counted ("[1 more problem(s)]"): which key was also wrong
+    was not said."""
     with pytest.raises(ConfigError) as err:  # the key it meant is missing too: the same problem
         validate_config(_edit("task.validation", {"fractio": 0.2}), "x.yaml")
     assert str(err.value) == ("x.yaml: task.validation.fractio: unknown key; remove it or check its spelling (see "
                               "README, config reference)")
     with pytest.raises(ConfigError) as err:
         validate_config(_edit("learning", {"epochs": "abc", "nudge": "x", "rate": "y"}), "x.yaml")
-    assert str(err.value).endswith("(got 'abc'); give a whole number [2 more problem(s)]")
+    assert str(err.value) == ("x.yaml: learning.epochs: Input should be a valid integer (got 'abc'); give a whole "
+                              "number [also: learning.nudge, learning.rate]")
+    proc = _run_cli(["solve", str(ROOT / "configs" / "xor.yaml"), "--set", "network.rows=2000", "--set",
+                     "network.cols=2000"], ROOT)
+    assert (proc.returncode, proc.stderr) == (2, f"metamaterial: {ROOT}/configs/xor.yaml: --set network.rows=2000: "
+                                                 "network.rows: Input should be less than or equal to 1000 (got "
+                                                 "2000); give a value in range [also: network.cols]\n")
 
 
 def test_disconnected_edge_list_is_refused(tmp_path):

@@ -5,6 +5,7 @@ parses."""
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import subprocess
 import sys
@@ -109,3 +110,21 @@ def test_every_command_is_in_the_readme():
 def test_the_readme_lists_every_claim():
     listed = re.search(r"The claims `reproduce` knows[^:]*:(.*?)\(see", README, flags=re.S).group(1)
     assert re.findall(r"`(\w+)`", listed) == list(CLAIMS)
+
+
+#: scripts whose --help ran them: what each writes, which --help must leave as it was
+SCRIPT_OUTPUTS = {"readme_figure.py": ["docs/figures/overview.png", "runs"], "emit_netlists.py": ["netlists"]}
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPT_OUTPUTS))
+def test_a_scripts_help_prints_its_usage_and_does_nothing_else(script):
+    """``readme_figure.py --help`` trained two networks and redrew the README's figure; ``emit_netlists.py``, with no
+    argument parser, rewrote every netlist whatever it was given."""
+    path = ROOT / "scripts" / script
+    doc = ast.get_docstring(ast.parse(path.read_text()), clean=False).strip()
+    outputs = [ROOT / p for p in SCRIPT_OUTPUTS[script]]
+    before = [p.stat().st_mtime_ns if p.exists() else None for p in outputs]
+    proc = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.startswith(f"usage: {script} [-h]\n\n{doc}\n\n"), proc.stdout
+    assert [p.stat().st_mtime_ns if p.exists() else None for p in outputs] == before

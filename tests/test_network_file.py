@@ -47,6 +47,18 @@ def test_a_self_loop_names_its_line_and_node(tmp_path):
                               "its drain and source on one node); join two different nodes, or remove the line")
 
 
+def test_a_name_holding_a_space_is_refused_saying_where_it_can_be_given(tmp_path):
+    """An edge list splits a line at spaces and commas, so no name there can hold one: the refusal said only to
+    separate the names by a space or a comma, which a name holding a space cannot be, and showed the line with its
+    comma already read as a space ('hub 1 a')."""
+    path = _file(tmp_path, "in hub\nhub 1,a  # the hub's first leg\n")
+    assert _refusal(path) == (f"network.file: {path}:2: expected two node names (got 'hub 1,a'); give one edge per "
+                              "line, as two node names separated by a space or a comma (a name in an edge list cannot "
+                              "hold a space, a comma or a #: give such names in a .graphml file)")
+    g = load_network(_graphml(tmp_path, ["in", "hub 1", "a"], [("in", "hub 1"), ("hub 1", "a")]))
+    assert sorted(label for _, label in g.nodes(data="label")) == ["a", "hub 1", "in"]
+
+
 def test_a_graphml_self_loop_names_its_node(tmp_path):
     path = _graphml(tmp_path, ["in", "hub #1", "out"], [("in", "hub #1"), ("hub #1", "hub #1"), ("hub #1", "out")])
     assert _refusal(path) == (f"network.file: {path}: an edge joins node 'hub #1' to itself (a transistor with its "

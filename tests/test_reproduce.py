@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, cli_refused
 from metamaterial.claims import registry
 from metamaterial.claims.base import ClaimResult
 from metamaterial.claims.registry import CLAIMS
@@ -42,9 +42,13 @@ def test_quick_reproduction_writes_a_complete_report(tmp_path):
 
 
 def test_unknown_claim_is_a_clear_error(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "metamaterial", "reproduce", "nonsense", "--out", str(tmp_path)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert proc.returncode == 2 and "unknown claim(s) ['nonsense']" in proc.stderr
+    """An unknown claim was named in Python's list syntax (['damag']), and so were the claims to choose from."""
+    claims = ", ".join(sorted(CLAIMS))
+    assert cli_refused("reproduce", "damag", "--out", str(tmp_path / "out")) == (
+        f"metamaterial: reproduce: unknown claim (got damag); choose from {claims}\n")
+    assert cli_refused("reproduce", "damag", "xor", "modez", "--out", str(tmp_path / "out")) == (
+        f"metamaterial: reproduce: unknown claims (got damag, modez); choose from {claims}\n")
+    assert not (tmp_path / "out").exists()
 
 
 # -- running again into one folder (fake claims: one trains a real run directory, one crashes) ---------------

@@ -234,6 +234,34 @@ def test_run_directory_commands_refuse_what_they_cannot_use(xor_run, tmp_path):
         f"metamaterial: {a_file}: cannot create the output directory (File exists); choose another --out\n")
 
 
+def test_a_yaml_file_where_a_run_directory_is_read_is_named_for_what_it_is(tmp_path):
+    """A config file given to eval, plot or train --resume was "not a run directory (no config.yaml)", as if it were
+    a folder missing a file: it is named a config to train first, a sweep spec to run, or a run's own config.yaml."""
+    for command in ("eval", "plot"):
+        assert cli_refused(command, "configs/xor.yaml") == (
+            f"metamaterial: configs/xor.yaml: a config file, not a run directory; train it first (metamaterial "
+            f"train configs/xor.yaml --out DIR), then metamaterial {command} DIR\n")
+    assert cli_refused("train", "--resume", "configs/xor.yaml") == (
+        "metamaterial: configs/xor.yaml: a config file, not a run directory, which --resume continues; train it "
+        "with metamaterial train configs/xor.yaml --out DIR\n")
+    spec = "configs/sweeps/corners.yaml"
+    assert cli_refused("eval", spec) == (
+        f"metamaterial: {spec}: a sweep spec, not a run directory (a sweep keeps no run directory of its points); "
+        f"run it with metamaterial sweep {spec} --out DIR (DIR then holds its table and figures)\n")
+    run = tmp_path / "run dir"  # a name the shell must quote
+    run.mkdir()
+    (run / "config.yaml").write_text((ROOT / "configs" / "xor.yaml").read_text())
+    (run / CHECKPOINT).write_bytes(b"")
+    assert cli_refused("plot", str(run / "config.yaml")) == (
+        f"metamaterial: {run}/config.yaml: the config file of a run directory, not the directory; give the "
+        f"directory itself, {run}\n")
+    other = tmp_path / "my config.yml"
+    other.write_text((ROOT / "configs" / "xor.yaml").read_text())
+    assert cli_refused("eval", str(other)) == (
+        f"metamaterial: {other}: a config file, not a run directory; train it first (metamaterial train "
+        f"'{other}' --out DIR), then metamaterial eval DIR\n")
+
+
 def _rewrite_checkpoint(path, meta=None, **changes) -> None:
     """Rewrite the checkpoint at ``path`` with the arrays and meta keys of ``changes`` replaced (a meta key given
     None removed), or its whole ``meta``."""

@@ -621,6 +621,22 @@ def test_a_spec_that_is_not_a_mapping_is_told_the_keys_of_a_spec(tmp_path, capsy
                                                "(got list); start the file with keys such as name:, base:, grid:")
 
 
+def test_a_train_config_given_as_a_spec_is_named_a_train_config(tmp_path, capsys):
+    """A config given to sweep was refused for its first key, "seed: unknown key of a sweep spec", as if the spec
+    were misspelt: it is named a train config, with what a spec holds instead."""
+    xor = str(ROOT / "configs" / "xor.yaml")
+    assert main(["sweep", xor, "--dry-run"]) == 2
+    assert capsys.readouterr().err == (f"metamaterial: {xor}: a train config, not a sweep spec (got the config keys "
+                                       "seed, network, roles, device and 3 more); a spec names the config to sweep as "
+                                       "base: (a path relative to the spec) and its axes under grid:, zip:, random: "
+                                       "or seeds:, as in configs/sweeps/\n")
+    path = tmp_path / "two.yaml"  # a spec with a config's key as well is a spec: that key is refused
+    path.write_text("base: x.yaml\nlearning: {epochs: 3}\n")
+    assert main(["sweep", str(path), "--dry-run"]) == 2
+    assert capsys.readouterr().err == (f"metamaterial: {path}: learning: unknown key of a sweep spec; use name, base, "
+                                       "set, target_loss, grid, zip, random, seeds\n")
+
+
 def test_a_relative_out_reaches_the_workers_as_an_absolute_path(tmp_path, monkeypatch):
     """A worker of a remote cluster resolves a relative path in its own working directory: the client sends the
     folder as an absolute path."""

@@ -64,7 +64,8 @@ def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: s
     keys = keys or list(CLAIMS)
     unknown = [k for k in keys if k not in CLAIMS]
     if unknown:
-        raise ConfigError(f"reproduce: unknown claim(s) {unknown}; choose from {sorted(CLAIMS)}")
+        raise ConfigError(f"reproduce: unknown claim{'s' if len(unknown) > 1 else ''} (got {', '.join(unknown)}); "
+                          f"choose from {', '.join(sorted(CLAIMS))}")
     log = log or (lambda line: None)  # a library call prints nothing unless asked: the CLI passes print
     ctx = Context(Path(out), quick=quick, backend=backend, progress=progress)
     saved = {key: _load_outcome(ctx.out, key) for key in keys}

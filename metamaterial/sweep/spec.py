@@ -40,9 +40,14 @@ from ..datafiles import is_pins, pin_files
 from ..errors import ConfigError, ValidationError, shown
 from ..experiment import check_config, check_roles, drawn_from_run_seed
 from ..revisions import Revision, changed_since, revision_of
+from ..units import listed
 
 GROUPS = ("grid", "zip", "random", "seeds")
 SPEC_KEYS = ("name", "base", "set", "target_loss", *GROUPS)
+#: the keys of a spec that a config does not have (both have a name): one of them makes a document a spec
+SPEC_ONLY_KEYS = tuple(k for k in SPEC_KEYS if k not in Config.model_fields)
+#: the keys of a config that a spec does not have: one of them, and no key of a spec only, makes a document a config
+CONFIG_ONLY_KEYS = tuple(k for k in Config.model_fields if k not in SPEC_KEYS)
 #: the axis column of the seeds group
 SEED_AXIS = "seed"
 #: most points a spec may expand to, checked from the axes' lengths before anything is expanded: each point holds
@@ -165,6 +170,11 @@ def shape_key(cfg: Config) -> str:
     return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
 
 
+def is_sweep_spec(doc: Any) -> bool:
+    """Whether a YAML document is a sweep spec: a mapping holding a key that only a spec has (``SPEC_ONLY_KEYS``)."""
+    return isinstance(doc, dict) and any(k in doc for k in SPEC_ONLY_KEYS)
+
+
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
     """Read and expand the sweep spec at ``path``; ``overrides`` (``key.path=value``) change its base config."""
     p = Path(path)
@@ -175,6 +185,11 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
     """Expand a spec document (relative paths against ``base_dir``); raises ``ConfigError`` naming the spec's key
     or the axis at fault."""
     unknown = [k for k in doc if k not in SPEC_KEYS]
+    config_keys = [k for k in doc if k in CONFIG_ONLY_KEYS]
+    if config_keys and not is_sweep_spec(doc):
+        raise ConfigError(f"{source}: a train config, not a sweep spec (got the config keys {listed(config_keys, 4)}); "
+                          "a spec names the config to sweep as base: (a path relative to the spec) and its axes under "
+                          f"{', '.join(g + ':' for g in GROUPS[:-1])} or {GROUPS[-1]}:, as in configs/sweeps/")
     if unknown:
         raise ConfigError(f"{source}: {unknown[0]}: unknown key of a sweep spec; use {', '.join(SPEC_KEYS)}")
     name = _name(doc, source)
