@@ -344,10 +344,13 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def refuse_a_yaml_file(path: Path, reader: str) -> None:
-    """Refuse a YAML file given where ``reader`` (``eval``, ``plot``, ``--resume``) reads a run directory, named for
-    what it is, with how to get from it to a run directory: a run directory's own config.yaml (give its folder), a
-    sweep spec (whose points keep no run directory) or a config (train it first)."""
+    """Refuse a path that does not exist, or a YAML file, given where ``reader`` (``eval``, ``plot``, ``--resume``)
+    reads a run directory, named for what it is, with how to get from it to a run directory: a run directory's own
+    config.yaml (give its folder), a sweep spec (whose points keep no run directory) or a config (train it first)."""
     path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise CheckpointError(f"{path}: no such file or directory; give a run directory that metamaterial train "
+                              f"wrote{', the one to continue' if reader == '--resume' else ''} (check the path)")
     if not path.is_file() or path.suffix.lower() not in YAML_SUFFIXES:
         return
     if path.name == "config.yaml" and (path.parent / CHECKPOINT).is_file():

@@ -262,6 +262,16 @@ def test_a_yaml_file_where_a_run_directory_is_read_is_named_for_what_it_is(tmp_p
         f"'{other}' --out DIR), then metamaterial eval DIR\n")
 
 
+def test_a_path_that_does_not_exist_is_named_missing_not_a_folder_without_a_file(tmp_path):
+    """eval, plot and train --resume said "not a run directory (no config.yaml)" of a mistyped path too."""
+    gone = tmp_path / "runs" / "xro"
+    for command in (["eval"], ["plot"], ["train", "--resume"]):
+        end = ", the one to continue" if command[-1] == "--resume" else ""
+        assert cli_refused(*command, str(gone)) == (
+            f"metamaterial: {gone}: no such file or directory; give a run directory that metamaterial train "
+            f"wrote{end} (check the path)\n")
+
+
 def _rewrite_checkpoint(path, meta=None, **changes) -> None:
     """Rewrite the checkpoint at ``path`` with the arrays and meta keys of ``changes`` replaced (a meta key given
     None removed), or its whole ``meta``."""
