@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,15 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise ConfigError(f"load_config: overrides must be a list of key.path=value texts (got the text "
                           f"{shown(overrides)}); give [{shown(overrides)}]")
     p = Path(path)
-    return config_from_document(read_document(p), str(p), p.parent, overrides)
+    doc = read_document(p)
+    from .sweep.spec import SPEC_ONLY_KEYS, is_sweep_spec  # noqa: PLC0415 (a spec is read through this module)
+
+    if is_sweep_spec(doc):
+        q = shlex.quote(str(p))
+        raise ConfigError(f"{p}: a sweep spec, not a config (got the spec keys "
+                          f"{', '.join(k for k in doc if k in SPEC_ONLY_KEYS)}); run it with metamaterial sweep {q}, "
+                          "or give the config it sweeps, its base:")
+    return config_from_document(doc, str(p), p.parent, overrides)
 
 
 def load_saved_config(path: str | Path, overrides: list[str] | None = None) -> Config:

@@ -637,6 +637,17 @@ def test_a_train_config_given_as_a_spec_is_named_a_train_config(tmp_path, capsys
                                        "set, target_loss, grid, zip, random, seeds\n")
 
 
+def test_a_sweep_spec_given_as_a_config_is_named_a_sweep_spec(capsys):
+    """A spec given to train or solve was refused for its first key, "base: unknown key", as if the config were
+    misspelt: it is named a sweep spec, with the command that runs it."""
+    spec = str(ROOT / "configs" / "sweeps" / "corners.yaml")
+    for command in (["train", spec, "--out", "unused"], ["solve", spec]):
+        assert main(command) == 2
+        assert capsys.readouterr().err == (f"metamaterial: {spec}: a sweep spec, not a config (got the spec keys "
+                                           f"base, set, grid, seeds); run it with metamaterial sweep {spec}, or give "
+                                           "the config it sweeps, its base:\n")
+
+
 def test_a_relative_out_reaches_the_workers_as_an_absolute_path(tmp_path, monkeypatch):
     """A worker of a remote cluster resolves a relative path in its own working directory: the client sends the
     folder as an absolute path."""
