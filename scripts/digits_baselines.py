@@ -14,12 +14,15 @@ ours: the held-out figures are a reference for the targets only.
 
 from __future__ import annotations
 
+import argparse
+
 from metamaterial.claims.base import claim_config
 from metamaterial.claims.digits import references
 from metamaterial.experiment import build
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     task = build(claim_config("digits")).task
     n = len(task.test_classes)
     print(f"held-out accuracy on the split of configs/digits.yaml ({task.n_points} training, {n} held-out images); "
