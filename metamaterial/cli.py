@@ -435,9 +435,10 @@ def _run(args: argparse.Namespace) -> int:
                     s.get("final_hinge_loss_median") is None else
                     f"median final hinge loss {1e3 * s['final_hinge_loss_median']:.3g} mV")
             figures = "" if args.no_plots else "".join(f", {p.name}" for p in plot_run_dir(run_dir))
+            chips = ", mismatch.npz" if (run_dir / "mismatch.npz").is_file() else ""  # the mismatch draws of the chips
             print(f"{s['task']} x{len(s['seeds'])} seeds on {s['backend']}: {s['epochs']} epochs in "
                   f"{s['wall_s']:.1f} s, {loss}{rate}\n" + (f"{UNTRAINED}\n" if s["epochs"] == 0 else "")
-                  + f"run directory: {run_dir}/ (summary.json, ensemble.csv{figures})")
+                  + f"run directory: {run_dir}/ (summary.json, ensemble.csv{chips}{figures})")
             return 0
         result = runs.train_single(plan, progress=not args.no_progress, plots=not args.no_plots,
                                    on_warning=_print_warning, on_replace=on_replace)

@@ -127,6 +127,8 @@ def test_per_replica_chips_from_the_command_line_and_eval_reads_each_chip(tmp_pa
             "--out", str(run), "--no-progress", *[a for o in PER_REPLICA for a in ("--set", o)]]
     proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr
+    # the line naming what the run wrote names the chips' draws too
+    assert proc.stdout.splitlines()[-1].startswith(f"run directory: {run}/ (summary.json, ensemble.csv, mismatch.npz")
     rows = [line.split(",") for line in (run / "ensemble.csv").read_text().strip().splitlines()[1:]]
     proc = subprocess.run([sys.executable, "-m", "metamaterial", "eval", str(run), "--json"], capture_output=True,
                           text=True, cwd=ROOT, timeout=600)
