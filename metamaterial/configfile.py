@@ -103,7 +103,15 @@ def load_saved_config(path: str | Path, overrides: list[str] | None = None) -> C
     version added since take their defaults, except where the default would change what the run did
     (``as_trained``)."""
     p = Path(path)
-    return config_from_document(as_trained(read_document(p)), str(p), p.parent, overrides, missing=(
+    try:
+        raw = read_document(p)
+    except ConfigError as err:  # a run's config.yaml that holds no config: the run directory is damaged
+        from .runfiles import damaged  # noqa: PLC0415 (the run directory's files import the trainer)
+
+        what = str(err).removeprefix(str(p)).split("; ")[0]
+        at = re.match(r":(\d+):(\d+): (.*)", what, flags=re.S)  # a YAML error's line and column
+        raise damaged(p, f"{at[3]} at line {at[1]}, column {at[2]}" if at else what.removeprefix(": ")) from err
+    return config_from_document(as_trained(raw), str(p), p.parent, overrides, missing=(
         "the run was trained on the file there: restore it, or train a new run with another --out"))
 
 

@@ -74,6 +74,9 @@ def _saved_config(path: Path) -> SimpleNamespace:
         raw = yaml.safe_load(_text(path))
     except yaml.YAMLError as err:
         raise damaged(path, f"not valid YAML ({str(err).splitlines()[0]})") from err
+    if not isinstance(raw, dict):
+        raise damaged(path, "the file is empty" if raw is None else
+                      f"a YAML {type(raw).__name__}, not a mapping of sections")
     try:
         return SimpleNamespace(name=raw["name"], device_kind=raw["device"]["kind"],
                                hinge=raw["learning"]["loss"] in HINGE_LOSSES, margin=raw["learning"]["margin"])

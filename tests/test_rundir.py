@@ -484,7 +484,32 @@ BAD_RUN_FILES = {
     "summary-without-outputs": ("summary.json", '{"name": "x", "task": "xor", "backend": "native"}',
                                 "no outputs_v, targets_v"),
     "config-not-yaml": ("config.yaml", "name: [unclosed\n", "not valid YAML (while parsing a flow sequence)"),
+    "config-empty": ("config.yaml", "", "the file is empty"),
+    "config-a-list": ("config.yaml", "- 1\n", "a YAML list, not a mapping of sections"),
 }
+
+
+#: a run directory's config.yaml that holds no config -> what eval, netlist and train --resume say is wrong with it
+BAD_RUN_CONFIGS = {
+    "empty": ("", "the file is empty (got 0 bytes)"),
+    "not-yaml": ("x: [\n", "invalid YAML (expected the node content, but found '<stream end>') at line 2, column 1"),
+    "a-list": ("- 1\n", "the top level must be a mapping of sections (got list)"),
+}
+
+
+@pytest.mark.parametrize("how", BAD_RUN_CONFIGS)
+def test_a_run_whose_config_holds_no_config_is_a_damaged_run_directory(xor_run, tmp_path, how):
+    """An emptied config.yaml was answered as a config to write ("write the config in it"), and plot said "no
+    'NoneType' object is not subscriptable": the run directory is damaged, with what to do, for every command."""
+    text, what = BAD_RUN_CONFIGS[how]
+    run = tmp_path / "run"
+    shutil.copytree(xor_run, run)
+    (run / "config.yaml").write_text(text)
+    message = (f"metamaterial: {run / 'config.yaml'}: {what}; the run directory is damaged: train it again "
+               "(--replace) or restore config.yaml\n")
+    for command in (["eval", str(run)], ["netlist", str(run), "--out", str(tmp_path / "cir")],
+                    ["train", "--resume", str(run)]):
+        assert cli_refused(*command) == message, command
 
 
 @pytest.mark.parametrize("how", BAD_RUN_FILES)
