@@ -489,9 +489,9 @@ class _PathError(MetamaterialError, ValueError):
 
 @contextlib.contextmanager
 def _out_dir(path: Path):
-    """The output directory ``path``, created; if the command then fails and it was created here and is still
-    empty, it is removed (a refused command leaves nothing behind)."""
-    made = not path.exists()
+    """The output directory ``path``, created with its missing parents; if the command then fails, each folder
+    created here that is still empty is removed (a refused command leaves nothing behind: not ``runs/`` either)."""
+    made = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -500,9 +500,11 @@ def _out_dir(path: Path):
     try:
         yield path
     except BaseException:
-        if made:
-            with contextlib.suppress(OSError):
-                path.rmdir()  # only if empty
+        for folder in made:
+            try:
+                folder.rmdir()  # only if empty
+            except OSError:
+                break
         raise
 
 

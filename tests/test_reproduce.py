@@ -46,9 +46,9 @@ def test_unknown_claim_is_a_clear_error(tmp_path):
     claims = ", ".join(sorted(CLAIMS))
     assert cli_refused("reproduce", "damag", "--out", str(tmp_path / "out")) == (
         f"metamaterial: reproduce: unknown claim (got damag); choose from {claims}\n")
-    assert cli_refused("reproduce", "damag", "xor", "modez", "--out", str(tmp_path / "out")) == (
+    assert cli_refused("reproduce", "damag", "xor", "modez", "--out", str(tmp_path / "out" / "a" / "b")) == (
         f"metamaterial: reproduce: unknown claims (got damag, modez); choose from {claims}\n")
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists()  # nor the parents it created (runs/ of the default runs/reproduce)
 
 
 # -- running again into one folder (fake claims: one trains a real run directory, one crashes) ---------------
