@@ -1047,3 +1047,18 @@ def test_train_and_the_commands_on_a_run_refuse_a_sweep_folder_and_leave_it_byte
                                            f"reads; for the sweep's table and figures: metamaterial sweep-report "
                                            f"{sweep}\n")
     assert _tree(sweep) == before and not (tmp_path / "nl").exists()
+
+
+def test_sweep_report_of_what_is_no_sweep_folder_names_it(tmp_path, capsys):
+    """sweep-report said "not a sweep folder (no readable points.json)" of a spec or a config given in place of the
+    folder its sweep wrote: they are named for what they are, a spec with its default folder."""
+    spec = ROOT / "configs" / "sweeps" / "corners.yaml"
+    xor = ROOT / "configs" / "xor.yaml"
+    cases = [(tmp_path, f"{tmp_path}: not a sweep folder (no readable points.json); give the --out of a sweep"),
+             (spec, f"{spec}: a sweep spec, not a sweep folder; give the folder its sweep wrote (its --out, by default "
+                    "runs/sweeps/corners)"),
+             (xor, f"{xor}: a YAML file, not a sweep folder; give the folder a sweep wrote (metamaterial sweep SPEC "
+                   "--out DIR; by default runs/sweeps/<the spec's name>)")]
+    for path, message in cases:
+        assert main(["sweep-report", str(path)]) == 2
+        assert capsys.readouterr().err == f"metamaterial: {message}\n"
