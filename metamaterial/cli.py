@@ -3,7 +3,7 @@ prints or exits.
 
 Exit codes: 0 success, 2 bad input (config, graph, arguments, paths, an output that cannot be written), 1 simulation
 failure or a write the machine did not take (a full disk, a file over the size limit), 130 interrupted (Ctrl-C),
-143 terminated (SIGTERM; the same as Ctrl-C otherwise)
+143 terminated (SIGTERM; the same as Ctrl-C, but inside one long call it needs no second signal: ``interrupts.watch``)
 (Ctrl-C: the run directory keeps its last checkpoint and the resume command is printed). User errors print one
 line ``metamaterial: <message>`` and no traceback; a closed pipe (``solve --json | head``) ends quietly with 0.
 """
@@ -281,6 +281,10 @@ def _resume_hint(args: argparse.Namespace) -> str:
     if epoch is None:
         if not Path(run_dir).is_dir():  # the run had written nothing to keep, and its folder went with its files
             return f"nothing was kept in {run_dir}; run the same command again to start over"
+        config = Path(run_dir) / "config.yaml"
+        if config.is_file():  # stopped at once (a second signal): its clean-up, which removes it, did not run
+            return (f"{run_dir} holds no checkpoint yet, only the run's config.yaml; remove it (rm "
+                    f"{shlex.quote(str(config))}), then run the same command again to start over")
         return f"{run_dir} holds no checkpoint yet; run the same command again to start over"
     return f"{run_dir} holds the checkpoint of epoch {epoch}; resume with: metamaterial train --resume " \
            f"{shlex.quote(str(run_dir))}"

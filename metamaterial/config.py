@@ -708,7 +708,7 @@ MORE_SHOWN = 4
 
 def _more(errors: list[dict], first: dict, loc: str) -> str:
     """`` [also: network.cols]``: the key paths of the other problems pydantic found, beside ``first`` (at ``loc``),
-    in the document's order; past ``MORE_SHOWN`` of them, how many more."""
+    in the config's key order; past ``MORE_SHOWN`` of them, how many more."""
     # a union's members fail at the key and inside it: one problem, not one per member
     keys = [k for k in dict.fromkeys(key_path(e["loc"]) for e in errors) if k != key_path(first["loc"])]
     others = [k for k in keys if not (k.startswith((f"{loc}.", f"{loc}[")) or loc.startswith((f"{k}.", f"{k}[")))

@@ -8,7 +8,9 @@ every command that reads the run's data again checks that the file still holds t
 sweep's point key includes the same hashes (``sweep.spec.config_key``), so a point whose data changed is another
 point, not one already done.
 
-Pure hashing and comparison: nothing here reads a run directory.
+Also here: the one reader of such a file (``read_bytes``, ``read_text``), whose refusals say the same of every
+file a user gives (the config, a CSV, a network file, a model card, ``eval --inputs``). Hashing, comparison and
+reading: nothing here reads a run directory.
 """
 
 from __future__ import annotations
@@ -58,9 +60,9 @@ def read_text(path: str | Path, error: type[Exception], where: str, what: str, f
     data = read_bytes(path, error, where, what, fix)
     try:
         return data.decode(encoding)
-    except UnicodeDecodeError as err:
-        raise error(f"{where}{path}: not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); "
-                    f"{text_fix}") from err
+    except UnicodeDecodeError as err:  # err.object: the bytes decoded (after a byte-order mark, for utf-8-sig)
+        at = err.start + len(data) - len(err.object)
+        raise error(f"{where}{path}: not UTF-8 text (byte {data[at]:#04x} at offset {at}); {text_fix}") from err
 
 
 def file_sha256(path: str | Path, key: str) -> str:

@@ -399,7 +399,7 @@ class ResistorParams(EdgeDevice):
     def check_controls(self, controls: np.ndarray) -> None:
         """Refuse a conductance <= 0 (a zero conductance leaves nodes floating)."""
         if not np.min(controls) > 0:
-            raise ValidationError(f"ResistorParams.edge_controls: resistor conductances must be > 0 (got min "
+            raise ValidationError(f"ResistorParams.check_controls: resistor conductances must be > 0 (got min "
                                   f"{np.min(controls):.3g} S); keep the controls inside [g_min, g_max]")
 
     def _physical_range(self) -> tuple[float, float]:

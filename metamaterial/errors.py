@@ -135,15 +135,15 @@ def _subject(where: str, name: str) -> str:
 
 
 def real_array(values: object, where: str, name: str, what: str, fix: str, finite: str | None = None,
-               axes: tuple[str, ...] = (), copy: bool = False) -> np.ndarray:
+               axes: tuple[str, ...] = (), copy: bool = False, leading: bool = False) -> np.ndarray:
     """``values`` as a float64 array, refusing what holds no real numbers (a string, None, a complex number, a
     ragged list), which numpy would refuse with its own words or, for a complex number, cast with only a warning.
 
     Messages read ``<where>: <name> must be ...``, ``what`` saying what the numbers are ("volts", "one gate voltage
     (V) per edge") and ``fix`` how to give them. With ``finite`` (the fix for it), a NaN or infinity is refused too,
-    named by its position: ``axes`` name the array's last axes ("row", "edge"), more axes than names give the
-    position as an index. A float64 array is returned as it is, not copied (a training step solves thousands of
-    times), unless ``copy``."""
+    named by its position: ``axes`` name the array's last axes ("row", "edge"; with ``leading``, its first: a task's
+    "point" before its "column"), more axes than names give the position as an index. A float64 array is returned
+    as it is, not copied (a training step solves thousands of times), unless ``copy``."""
     if isinstance(values, np.ndarray) and values.dtype == np.float64:
         arr = np.array(values) if copy else values
     else:
@@ -162,7 +162,8 @@ def real_array(values: object, where: str, name: str, what: str, fix: str, finit
         if not at:
             place = ""
         elif len(at) <= len(axes):
-            place = " at " + ", ".join(f"{axis} {i}" for axis, i in zip(axes[len(axes) - len(at):], at))
+            names = axes[:len(at)] if leading else axes[len(axes) - len(at):]
+            place = " at " + ", ".join(f"{axis} {i}" for axis, i in zip(names, at))
         else:
             place = f" at index {at}"
         raise ValidationError(f"{_subject(where, name)} must be finite (got {float(arr[at])}{place}); {finite}")

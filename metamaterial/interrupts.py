@@ -16,7 +16,7 @@ terminated command also keeps what it has done and says how to go on; its exit c
 Python runs no handler at all while the main thread is inside one long C call that does not call back (one ngspice
 operating point of a large network can take a minute). For the command line, ``watch`` answers such a signal from a
 thread of its own: after ``STUCK_S`` unanswered it says what the command waits for, and a second one ends the process
-at once, keeping what a kill keeps; a SIGTERM ends it so after ``STUCK_S`` without waiting for a second. This module
+at once, keeping what a kill keeps; a SIGTERM ends it so after ``TERM_S`` without waiting for a second. This module
 imports only the standard library.
 """
 
@@ -48,6 +48,9 @@ TERMINATED = 128 + signal.SIGTERM
 
 #: how long (s) a signal may go unanswered by the main thread before ``watch`` says what the command waits for
 STUCK_S = 1.0
+#: how long (s) a SIGTERM may go unanswered before ``watch`` ends the process: short of the SIGKILL that follows it
+#: (``docker stop`` 10 s, Slurm's KillWait 30 s), long enough for most calls to return into the usual clean-up
+TERM_S = 3.0
 
 #: the byte ``watch``'s pipe carries for "a KeyboardInterrupt was raised" (no signal's number: a signal writes its own)
 ANSWERED = 0
@@ -134,7 +137,7 @@ def _in_library(frame) -> bool:
 
 
 def _on_sigint(signum, frame) -> None:
-    """SIGINT's and SIGTERM's handler (a held interrupt is sent again as SIGINT: the signal that began it counts)."""
+    """SIGINT's and SIGTERM's handler (a held interrupt is sent again as the signal that began it)."""
     if _state["resent"]:
         _state["resent"] = False
         if not _state["pending"]:  # raise_pending answered it before this resend arrived
@@ -165,7 +168,9 @@ def _resend() -> None:
     if _state["pending"]:
         _state["resent"] = True
         _state["resends"] += 1  # counted before it is sent: the watcher takes its byte for ours, not the user's
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # to the main thread: wakes a sleep
+        # the signal that began it, to the main thread (wakes a sleep): SIGINT may be ignored (a job started with &
+        # by a script), and a SIGTERM re-sent as it would then never arrive
+        signal.pthread_kill(threading.main_thread().ident, _state["signal"])
 
 
 def watch(kept: Callable[[], str]) -> None:
@@ -174,9 +179,11 @@ def watch(kept: Callable[[], str]) -> None:
     ``STUCK_S`` without a KeyboardInterrupt raised, a SIGINT gets one line saying that the command stops when the
     call returns and that Ctrl-C again stops it at once; a second signal then ends the process at once with
     ``kept()``'s words (what a kill would keep: files are replaced whole, so the last checkpoint stands) and
-    ``exit_code``. A SIGTERM unanswered after ``STUCK_S`` ends the process so at once: it is sent once, by ``kill``,
-    a batch system's time limit or a container's stop, each of which sends SIGKILL some seconds later (Slurm's
-    KillWait 30 s, ``docker stop`` 10 s), so waiting out a call of minutes would end in a kill without a word.
+    ``exit_code``. A SIGTERM unanswered after ``TERM_S`` ends the process so without a second: it is sent once, by
+    ``kill``, a batch system's time limit or a container's stop, the last two sending SIGKILL some seconds later
+    (Slurm's KillWait 30 s, ``docker stop`` 10 s), so waiting out a call of minutes would end in a kill without a
+    word. A signal held while the main thread runs a library's Python code (``install``) is not unanswered: its
+    re-sends show that the main thread runs, and it raises it once out of the library.
 
     The main thread's C-level handler writes every signal to a pipe (``signal.set_wakeup_fd``) that a daemon thread
     reads; the GIL is free while the main thread is in the call (cffi releases it around ngspice's). Once per
@@ -210,23 +217,25 @@ def _watch(r: int, kept: Callable[[], str]) -> None:
                 since, told, again = None, False, False
             elif byte not in (signal.SIGINT, signal.SIGTERM):
                 continue
-            elif byte == signal.SIGINT and _state["resends"] > 0:  # a held interrupt sent again, not the user
-                _state["resends"] -= 1
+            elif _state["resends"] > 0:  # a held interrupt sent again, not the user: the main thread took the last
+                _state["resends"] -= 1  # one in a library's Python frame, so it runs Python, and will raise it
+                since = since if since is None else time.monotonic()
             elif since is None:
                 since, first = time.monotonic(), byte
             else:
                 again = True
-        stuck = since is not None and time.monotonic() - since >= STUCK_S
+        waited = -1.0 if since is None else time.monotonic() - since
+        stuck = waited >= STUCK_S
         if _state["done"]:
             return
-        if again or (stuck and first == signal.SIGTERM):  # a SIGTERM is not asked twice: a kill follows it
+        if again or (first == signal.SIGTERM and waited >= TERM_S):  # a SIGTERM is not asked twice: a kill follows
             _state["signal"] = first
-            how = "again" if again else "inside a solver call"
+            how = "again" if again else "inside a long call"
             try:
                 print(f"metamaterial: {signal_name()} {how}; stopped at once: {kept()}", file=sys.stderr, flush=True)
             finally:
                 os._exit(exit_code())
-        if stuck and not told:
+        if stuck and not told and first == signal.SIGINT:
             _state["signal"] = first  # as the main thread's handler will set it, when it runs
             print(f"metamaterial: {signal_name()}; stopping when the solver's current call returns (one ngspice "
                   "operating point of a large network can take minutes); Ctrl-C again stops at once, as a kill would",
@@ -234,5 +243,5 @@ def _watch(r: int, kept: Callable[[], str]) -> None:
             told = True
 
 
-__all__ = ["LIBRARIES", "RESEND_S", "INTERRUPTED", "TERMINATED", "STUCK_S", "install", "raise_pending", "finish",
-           "exit_code", "signal_name", "watch"]
+__all__ = ["LIBRARIES", "RESEND_S", "INTERRUPTED", "TERMINATED", "STUCK_S", "TERM_S", "install", "raise_pending",
+           "finish", "exit_code", "signal_name", "watch"]

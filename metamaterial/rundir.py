@@ -9,6 +9,7 @@ trained controls are the checkpoint's. The ``eval``, ``netlist RUN_DIR`` and ``p
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +18,7 @@ import numpy as np
 
 from .config import Config, with_backend
 from .configfile import load_saved_config
-from .datafiles import check_files
+from .datafiles import check_files, read_text
 from .errors import CheckpointError, ConfigError, ValidationError, shown
 from .experiment import Setup, build, build_network, chips_per_replica, make_solver, make_trainer, replica_setup
 from .learning.trainer import Evaluation
@@ -105,13 +106,10 @@ def read_inputs_csv(path: str | Path, setup: Setup) -> np.ndarray:
         kinds.append(("feature name", features))
     choices = [names for _, names in kinds]
     others = [names for k, names in enumerate(choices) if names != nodes and names not in choices[:k]]
-    try:
-        with p.open(newline="", encoding="utf-8-sig") as f:  # a spreadsheet may start it with a BOM
-            reader = csv.reader(f)
-            numbered = [(reader.line_num, r) for r in reader if r]  # the line of each row, to name a bad value's
-    except (OSError, UnicodeDecodeError) as err:
-        why = err.strerror if isinstance(err, OSError) else "not a text (UTF-8) file"
-        raise ConfigError(f"{p}: cannot read the inputs ({why}); give a CSV file") from err
+    text = read_text(p, ConfigError, "", "the inputs", "give a CSV file", "give a CSV file",
+                     encoding="utf-8-sig")  # a spreadsheet may start it with a byte-order mark
+    reader = csv.reader(io.StringIO(text, newline=""))
+    numbered = [(reader.line_num, r) for r in reader if r]  # the line of each row, to name a bad value's
     rows = [r for _, r in numbered]
     want = ", or ".join(" ".join(names) for names in [nodes, *others])
     example = (f"give a header such as {','.join(nodes)} (the columns in any order)" if len(nodes) <= 8 else

@@ -53,7 +53,7 @@ def _volts(values: object, where: str) -> np.ndarray:
     None) or a value that is not finite: a solver would refuse it at the first solve, naming neither the task nor
     the point, and a NaN target makes every loss NaN."""
     return real_array(values, where, "", "volts", "give a float array, one row per point",
-                      finite="give every point a finite voltage", axes=("point", "column"))
+                      finite="give every point a finite voltage", axes=("point", "column"), leading=True)
 
 
 @dataclass(frozen=True)

@@ -256,6 +256,9 @@ def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, cal
     ([[[0.1, np.nan]]], [[0.0]], "Task.inputs: must be finite (got nan at index (0, 0, 1)); give every point a finite "
                                  "voltage"),
     (np.inf, [[0.0]], "Task.inputs: must be finite (got inf); give every point a finite voltage"),
+    # one value per point: the index is the point's (it was named a column)
+    ([[0.1], [0.2], [0.3]], [0.1, 0.2, np.nan], "Task.targets: must be finite (got nan at point 2); give every point "
+                                                "a finite voltage"),
     ([[0.1, 0.2]], [["a"]], "Task.targets: must be real numbers, volts (got dtype <U1: [['a']]); give a float array, "
                             "one row per point"),
     ([[0.1, 0.2], [0.1]], [[0.0], [0.0]], "Task.inputs: must be an array of volts (got [[0.1, 0.2], [0.1]]: setting "

@@ -601,6 +601,9 @@ CSV_HEADER = b"v_in,target_a,target_b\n0.0,0.12,0.10\n"
 BAD_CSV_TASKS = {
     "not-text": (CSV_HEADER + b"\xff\xfe,0.16,0.13\n", ": not UTF-8 text (byte 0xff at offset 37); "
                  "give a CSV file"),
+    # the offset in the file, byte-order mark included (the decoder counts from after it)
+    "not-text-after-a-byte-order-mark": (b"\xef\xbb\xbf" + CSV_HEADER + b"\xff\xfe,0.16,0.13\n",
+                                         ": not UTF-8 text (byte 0xff at offset 40); give a CSV file"),
     "nan-input": (CSV_HEADER + b"nan,0.16,0.13\n", ":3: v_in must be a finite voltage in [-10, 10] V (got nan); "
                   "correct that value"),
     "inf-target": (CSV_HEADER + b"\n0.1,0.16,-inf\n", ":4: target_b must be a finite voltage in [-10, 10] V (got "

@@ -107,7 +107,7 @@ def test_bounds_outside_a_kinds_range_are_refused():
     with pytest.raises(ConfigError, match=r"learning.bounds: potentiometer controls must lie in \[0, 99\] tap "
                                           r"\(got \[0, 100\]\); keep the bounds inside 0 and device.n_taps - 1"):
         PotentiometerParams().check_bounds(0, 100, "learning.bounds")
-    with pytest.raises(ValidationError, match=r"ResistorParams.edge_controls: resistor conductances must be > 0 "
+    with pytest.raises(ValidationError, match=r"ResistorParams.check_controls: resistor conductances must be > 0 "
                                               r"\(got min -1e-05 S\)"):
         ResistorParams().edge_controls(np.array([1e-3, -1e-5]))
 

@@ -187,6 +187,7 @@ def _stuck(tmp_path) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, str(tmp_path / "stuck.py")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stdout.readline() == "ready\n"
+    time.sleep(0.5)  # lets print("ready") return into the call: a signal landing in print is taken there, at once
     return proc
 
 
@@ -210,15 +211,15 @@ def test_a_ctrl_c_inside_a_long_call_is_answered_at_once_and_a_second_stops_it(t
         proc.communicate()
 
 
-def test_a_sigterm_inside_a_long_call_stops_it_after_stuck_s_without_a_second(tmp_path):
+def test_a_sigterm_inside_a_long_call_stops_it_after_term_s_without_a_second(tmp_path):
     """A SIGTERM comes once (a batch system's time limit, ``docker stop``: a SIGKILL follows it), so one that the
-    main thread cannot take within ``STUCK_S`` ends the process then, with what it keeps and exit code 143, rather
+    main thread cannot take within ``TERM_S`` ends the process then, with what it keeps and exit code 143, rather
     than waiting out the call into a kill that says nothing."""
     proc = _stuck(tmp_path)
     try:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(STUCK_TIMEOUT_S) == 143
-        assert proc.stderr.read() == ("metamaterial: terminated (SIGTERM) inside a solver call; stopped at once: what "
+        assert proc.stderr.read() == ("metamaterial: terminated (SIGTERM) inside a long call; stopped at once: what "
                                       "the command keeps\n")
         assert proc.stdout.read() == ""  # the call never returned
     finally:
@@ -232,10 +233,11 @@ from metamaterial import interrupts
 
 interrupts.install()
 interrupts.watch(lambda: "what the command keeps")
-print("ready", flush=True)
 end = None
 while True:
     try:  # Python code: the handler runs at once, usually before the watching thread reads the signal
+        if end is None:
+            print("ready", flush=True)  # inside the try: the signal may land before print returns
         while end is None or time.monotonic() < end:
             sum(range(100))
         break
@@ -265,3 +267,65 @@ def test_a_signal_the_main_thread_takes_is_not_called_stuck_and_a_second_is_take
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+HELD = """import signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a job a script started with &: SIGINT ignored
+from metamaterial import interrupts
+
+interrupts.install()
+interrupts.watch(lambda: "what the command keeps")
+try:
+    import slow  # Python code in the import system's frames, for longer than TERM_S: a signal there is held
+    while True:
+        pass
+except KeyboardInterrupt:
+    print("taken", "after the import" if getattr(sys.modules.get("slow"), "finished", False) else "in the import",
+          flush=True)
+    sys.exit(interrupts.exit_code())
+"""
+SLOW = """import time
+print("ready", flush=True)
+end = time.monotonic() + {seconds}
+while time.monotonic() < end:
+    sum(range(100))
+finished = True
+"""
+
+
+def test_a_sigterm_held_in_an_import_is_raised_after_it_not_lost_nor_taken_for_a_stuck_call(tmp_path):
+    """A SIGTERM that lands while the main thread runs an import is held and sent again until it lands outside:
+    it was sent again as SIGINT, which a job started with & ignores, so it was lost and the command ran on; and the
+    watching thread took the wait for a stuck call and ended the process mid-import. It is raised once the import
+    is done."""
+    (tmp_path / "held.py").write_text(HELD)
+    (tmp_path / "slow.py").write_text(SLOW.format(seconds=interrupts.TERM_S + 1.0))
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "held.py")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"})
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=STUCK_TIMEOUT_S)
+        assert (proc.returncode, out, err) == (143, "taken after the import\n", "")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_the_line_of_a_run_stopped_before_its_first_checkpoint_says_to_remove_the_config_it_left(tmp_path):
+    """Stopped at once by the watching thread (no clean-up), a run that had written its config.yaml but no checkpoint
+    was told to "run the same command again", which refuses a folder holding a config.yaml: it says to remove it."""
+    import argparse
+
+    from metamaterial.cli import _resume_hint
+
+    args = argparse.Namespace(command="train", run_dir=tmp_path / "run")
+    assert _resume_hint(args) == f"nothing was kept in {tmp_path / 'run'}; run the same command again to start over"
+    (tmp_path / "run").mkdir()
+    assert _resume_hint(args) == f"{tmp_path / 'run'} holds no checkpoint yet; run the same command again to start over"
+    (tmp_path / "run" / "config.yaml").write_text("name: x\n")
+    assert _resume_hint(args) == (f"{tmp_path / 'run'} holds no checkpoint yet, only the run's config.yaml; remove it "
+                                  f"(rm {tmp_path / 'run' / 'config.yaml'}), then run the same command again to start "
+                                  "over")

@@ -637,6 +637,17 @@ def test_a_train_config_given_as_a_spec_is_named_a_train_config(tmp_path, capsys
                                        "set, target_loss, grid, zip, random, seeds\n")
 
 
+def test_a_config_with_a_stray_spec_key_is_a_config_with_an_unknown_key(tmp_path, capsys):
+    """A config holding ``seeds: 10`` (a slip for train --seeds) is a config with an unknown key, not a sweep spec:
+    solve refused it as a spec and sweep as a config, each sending the user to the other."""
+    path = tmp_path / "xs.yaml"
+    path.write_text((ROOT / "configs" / "xor.yaml").read_text() + "seeds: 10\n")
+    assert main(["solve", str(path)]) == 2
+    assert capsys.readouterr().err.startswith(f"metamaterial: {path}: seeds: unknown key; remove it")
+    assert main(["sweep", str(path), "--dry-run"]) == 2
+    assert capsys.readouterr().err.startswith(f"metamaterial: {path}: a train config, not a sweep spec")
+
+
 def test_a_sweep_spec_given_as_a_config_is_named_a_sweep_spec(capsys):
     """A spec given to train or solve was refused for its first key, "base: unknown key", as if the config were
     misspelt: it is named a sweep spec, with the command that runs it."""

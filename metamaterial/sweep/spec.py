@@ -171,8 +171,10 @@ def shape_key(cfg: Config) -> str:
 
 
 def is_sweep_spec(doc: Any) -> bool:
-    """Whether a YAML document is a sweep spec: a mapping holding a key that only a spec has (``SPEC_ONLY_KEYS``)."""
-    return isinstance(doc, dict) and any(k in doc for k in SPEC_ONLY_KEYS)
+    """Whether a YAML document is a sweep spec: a mapping holding ``base:``, or a key that only a spec has
+    (``SPEC_ONLY_KEYS``) and none that only a config has (a config with a stray ``seeds: 10`` is a config)."""
+    return isinstance(doc, dict) and ("base" in doc or (any(k in doc for k in SPEC_ONLY_KEYS)
+                                                        and not any(k in doc for k in CONFIG_ONLY_KEYS)))
 
 
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
