@@ -69,9 +69,8 @@ class Circuit:
             # ngspice took a negative gmin without a word and answered 0 V at every free node; native NaN
             raise ValidationError(f"simulator.gmin: must be a conductance in (0, {MAX_GMIN:g}) S (got "
                                   f"{shown(self.gmin)}); give one in that range (default 1e-12 S)")
-        if not np.all(np.isfinite(np.asarray(self.rail_voltages, float))):
-            raise ValidationError(f"Circuit.rail_voltages: must be finite volts (got {shown(self.rail_voltages)}); "
-                                  "give each rail a voltage")
+        real_array(self.rail_voltages, "Circuit.rail_voltages", "", "volts", "give each rail a voltage",
+                   finite="give each rail a finite voltage", axes=("rail",))  # named by its rail: a list shows five
         for name in ("edges", "inputs", "rails", "rail_voltages", "out_pos", "out_neg", "body"):
             # frozen to the last element: the solvers cache what they built from a circuit by its identity, so an
             # array changed in place would reach one backend and not the other; build a new circuit instead

@@ -136,8 +136,13 @@ def test_a_graph_the_circuit_cannot_index_is_refused_with_how_to_convert_it(grap
 def test_a_circuit_refuses_a_rail_without_a_finite_voltage():
     """A NaN rail reached both solvers, whose NaN node voltages were then blamed on the gates."""
     c = _circuit()
-    with pytest.raises(ValidationError, match=r"Circuit.rail_voltages: must be finite volts \(got array\(\[nan\]\)\)"):
-        mm.Circuit(**{**{f: getattr(c, f) for f in c.__dataclass_fields__}, "rail_voltages": np.array([np.nan])})
+    fields = {f: getattr(c, f) for f in c.__dataclass_fields__}
+    with pytest.raises(ValidationError, match=r"^Circuit.rail_voltages: must be finite \(got nan at rail 0\); give "
+                                              r"each rail a finite voltage$"):
+        mm.Circuit(**{**fields, "rail_voltages": np.array([np.nan])})
+    # the sixth of six rails: shown() of the array would hide it behind "..."
+    with pytest.raises(ValidationError, match=r"\(got inf at rail 5\)"):
+        mm.Circuit(**{**fields, "rails": np.arange(6), "rail_voltages": np.array([0.0] * 5 + [np.inf])})
 
 
 def test_train_params_and_init_state_refuse_what_they_cannot_use():
