@@ -7,6 +7,7 @@ train`` interrupted and resumed) is in tests/test_cli.py."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -182,21 +183,38 @@ def _read_line(proc: subprocess.Popen) -> str:
     return line
 
 
-def _stuck(tmp_path) -> subprocess.Popen:
-    (tmp_path / "stuck.py").write_text(STUCK)
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "stuck.py")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.stdout.readline() == "ready\n"
-    time.sleep(0.5)  # lets print("ready") return into the call: a signal landing in print is taken there, at once
-    return proc
+@contextlib.contextmanager
+def _child(tmp_path, script: str, **modules: str):
+    """A Python process running ``script`` (``modules``: more modules beside it, by name), once it has printed
+    "ready"; killed at the end if it still runs."""
+    (tmp_path / "child.py").write_text(script)
+    for name, text in modules.items():
+        (tmp_path / f"{name}.py").write_text(text)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "child.py")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"})
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(STUCK_TIMEOUT_S)
+        proc.stdout.close(), proc.stderr.close()
+
+
+@contextlib.contextmanager
+def _stuck(tmp_path):
+    with _child(tmp_path, STUCK) as proc:
+        time.sleep(0.5)  # lets print("ready") return into the call: a signal landing in print is taken there, at once
+        yield proc
 
 
 def test_a_ctrl_c_inside_a_long_call_is_answered_at_once_and_a_second_stops_it(tmp_path):
     """Python runs no handler while the main thread is in one long C call: the watching thread says, after
     ``STUCK_S``, that the command stops when the call returns; Ctrl-C again ends the process at once with what it
     keeps, exit code 130."""
-    proc = _stuck(tmp_path)
-    try:
+    with _stuck(tmp_path) as proc:
         proc.send_signal(signal.SIGINT)
         assert _read_line(proc) == (
             "metamaterial: interrupted; stopping when the solver's current call returns (one ngspice operating point "
@@ -205,27 +223,18 @@ def test_a_ctrl_c_inside_a_long_call_is_answered_at_once_and_a_second_stops_it(t
         assert proc.wait(STUCK_TIMEOUT_S) == 130
         assert proc.stderr.read() == "metamaterial: interrupted again; stopped at once: what the command keeps\n"
         assert proc.stdout.read() == ""  # the call never returned
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
 
 
 def test_a_sigterm_inside_a_long_call_stops_it_after_term_s_without_a_second(tmp_path):
     """A SIGTERM comes once (a batch system's time limit, ``docker stop``: a SIGKILL follows it), so one that the
     main thread cannot take within ``TERM_S`` ends the process then, with what it keeps and exit code 143, rather
     than waiting out the call into a kill that says nothing."""
-    proc = _stuck(tmp_path)
-    try:
+    with _stuck(tmp_path) as proc:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(STUCK_TIMEOUT_S) == 143
         assert proc.stderr.read() == ("metamaterial: terminated (SIGTERM) inside a long call; stopped at once: what "
                                       "the command keeps\n")
         assert proc.stdout.read() == ""  # the call never returned
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
 
 
 TAKEN = """import time
@@ -252,21 +261,13 @@ def test_a_signal_the_main_thread_takes_is_not_called_stuck_and_a_second_is_take
     """A signal answered by a KeyboardInterrupt before the watching thread reads it draws no "stopping when the
     solver's current call returns" line, however long the command takes to stop; and the same signal again, while
     the command cleans up, is the handler's to answer, not a stop at once."""
-    (tmp_path / "taken.py").write_text(TAKEN)
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "taken.py")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        assert proc.stdout.readline() == "ready\n"
+    with _child(tmp_path, TAKEN) as proc:
         proc.send_signal(signal.SIGINT)
         assert proc.stdout.readline() == "taken\n"
         time.sleep(interrupts.STUCK_S / 2)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=STUCK_TIMEOUT_S)
         assert (proc.returncode, out, err) == (0, "taken\ndone\n", "")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
 
 
 HELD = """import signal, sys
@@ -298,20 +299,10 @@ def test_a_sigterm_held_in_an_import_is_raised_after_it_not_lost_nor_taken_for_a
     it was sent again as SIGINT, which a job started with & ignores, so it was lost and the command ran on; and the
     watching thread took the wait for a stuck call and ended the process mid-import. It is raised once the import
     is done."""
-    (tmp_path / "held.py").write_text(HELD)
-    (tmp_path / "slow.py").write_text(SLOW.format(seconds=interrupts.TERM_S + 1.0))
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "held.py")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"})
-    try:
-        assert proc.stdout.readline() == "ready\n"
+    with _child(tmp_path, HELD, slow=SLOW.format(seconds=interrupts.TERM_S + 1.0)) as proc:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=STUCK_TIMEOUT_S)
         assert (proc.returncode, out, err) == (143, "taken after the import\n", "")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
 
 
 def test_the_line_of_a_run_stopped_before_its_first_checkpoint_says_to_remove_the_config_it_left(tmp_path):
