@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from . import datafiles, revisions
-from .configfile import read_document
-from .errors import CheckpointError, ConfigError, shown
+from .errors import CheckpointError, shown
 from .learning.trainer import TrainState
 from .netlist import escaped
 from .units import listed
@@ -339,10 +338,6 @@ def run_in(folder: Path) -> str | None:
     return f"a run of `metamaterial train` ({listed(written, 4)})"
 
 
-#: the endings of a YAML file's name: a config's or a sweep spec's
-YAML_SUFFIXES = (".yaml", ".yml")
-
-
 def refuse_a_yaml_file(path: Path, reader: str) -> None:
     """Refuse a path that does not exist, or a YAML file, given where ``reader`` (``eval``, ``plot``, ``--resume``)
     reads a run directory, named for what it is, with how to get from it to a run directory: a run directory's own
@@ -351,19 +346,16 @@ def refuse_a_yaml_file(path: Path, reader: str) -> None:
     if not path.exists() and not path.is_symlink():
         raise CheckpointError(f"{path}: no such file or directory; give a run directory that metamaterial train "
                               f"wrote{', the one to continue' if reader == '--resume' else ''} (check the path)")
-    if not path.is_file() or path.suffix.lower() not in YAML_SUFFIXES:
+    from .sweep.spec import is_sweep_spec, yaml_file  # noqa: PLC0415 (the sweep's spec imports the run's machinery)
+
+    doc = yaml_file(path)
+    if doc is None:
         return
     if path.name == "config.yaml" and (path.parent / CHECKPOINT).is_file():
         raise CheckpointError(f"{path}: the config file of a run directory, not the directory; give the directory "
                               f"itself, {path.parent}")
-    from .sweep.spec import is_sweep_spec  # noqa: PLC0415 (the sweep's spec imports the run's machinery)
-
-    try:
-        spec = is_sweep_spec(read_document(path))
-    except ConfigError:  # not valid YAML: named as a config all the same, whose command then says what is wrong
-        spec = False
     q = shlex.quote(str(path))
-    if spec:
+    if is_sweep_spec(doc):
         raise CheckpointError(f"{path}: a sweep spec, not a run directory (a sweep keeps no run directory of its "
                               f"points); run it with metamaterial sweep {q} --out DIR (DIR then holds its table and "
                               "figures)")

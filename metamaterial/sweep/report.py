@@ -23,10 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from ..configfile import read_document
 from ..errors import ConfigError
 from ..tasks import scored_on
-from .spec import SEED_AXIS, is_sweep_spec
+from .spec import SEED_AXIS, is_sweep_spec, yaml_file
 from .store import POINTS, SUMMARY_METRICS, read_record, result_path
 
 #: the metrics of a point's summary, in table order (the labels and any other key follow, sorted)
@@ -76,20 +75,12 @@ def load_table(out: Path) -> tuple[list[str], list[dict]]:
     return table.axes, table.rows
 
 
-def _document(path: Path) -> Any:
-    """The YAML document at ``path``, or None where it cannot be read as one."""
-    try:
-        return read_document(path)
-    except ConfigError:
-        return None
-
-
 def _read_points(out: Path) -> tuple[list[str], list[dict], dict[str, tuple[str, tuple[str, ...]]]]:
     """(axes, points, groups) of ``out/points.json``, checked: each point a mapping of its index, key and values,
     one per axis; groups: axis -> (its spec group, that group's axes), for the axes it names."""
     path = out / POINTS
-    if out.is_file() and out.suffix.lower() in (".yaml", ".yml"):  # a spec or a config, where its folder goes
-        doc = _document(out)
+    doc = yaml_file(out)  # a spec or a config, where its folder goes
+    if doc is not None:
         if is_sweep_spec(doc):
             name = doc.get("name") if isinstance(doc.get("name"), str) else "<name>"
             raise ConfigError(f"{out}: a sweep spec, not a sweep folder; give the folder its sweep wrote (its --out, "

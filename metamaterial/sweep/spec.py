@@ -170,6 +170,22 @@ def shape_key(cfg: Config) -> str:
     return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
 
 
+#: the endings of a YAML file's name: a config's or a sweep spec's
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def yaml_file(path: Path) -> Any:
+    """The document of the file ``path`` where its name ends as a YAML file's (``YAML_SUFFIXES``), ``{}`` where it
+    cannot be read as one; None for a folder, a missing path or another file: what a command that wants a folder
+    names a config or a spec given in its place by."""
+    if not path.is_file() or path.suffix.lower() not in YAML_SUFFIXES:
+        return None
+    try:
+        return read_document(path)
+    except ConfigError:  # not valid YAML: taken for a config all the same, whose own command says what is wrong
+        return {}
+
+
 def is_sweep_spec(doc: Any) -> bool:
     """Whether a YAML document is a sweep spec: a mapping holding ``base:``, or a key that only a spec has
     (``SPEC_ONLY_KEYS``) and none that only a config has (a config with a stray ``seeds: 10`` is a config)."""
