@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from .config import ALWAYS_READ, DEVICE_KEYS, NETWORK_KEYS, TASK_KEYS, Config, key_path, validate_config
 from .datafiles import read_text
-from .errors import ConfigError, shown
+from .errors import ConfigError, refusal, shown
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -33,8 +33,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if isinstance(key, (str, int, float, bool)) and key in first:
-                raise ConfigError(f"{self.name}:{line}: duplicate key {shown(key)} (got it first at line "
-                                  f"{first[key]}); keep one of them")
+                raise refusal(ConfigError, self.name, f"duplicate key {shown(key)} (got it first at line {first[key]})",
+                              "keep one of them", line)
             first.setdefault(key, line)
         return super().construct_mapping(node, deep)
 
@@ -45,12 +45,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         except ConfigError:
             raise
         except ValueError as err:  # a scalar that reads as a number or date Python refuses: PyYAML lets it escape
-            where = f"{self.name}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+            at = self.name, node.start_mark.line + 1, node.start_mark.column + 1
             if node.tag == "tag:yaml.org,2002:int":  # Python reads at most 4300 digits (sys.int_info)
-                raise ConfigError(f"{where}: a whole number too long to read (got {len(node.value):,} characters); "
-                                  f"give at most {sys.get_int_max_str_digits():,} digits") from None
-            raise ConfigError(f"{where}: invalid YAML ({err}: {shown(node.value)}); fix the value, or quote it to "
-                              "give text") from None
+                raise refusal(ConfigError, at[0], f"a whole number too long to read (got {len(node.value):,} "
+                              "characters)", f"give at most {sys.get_int_max_str_digits():,} digits",
+                              *at[1:]) from None
+            raise refusal(ConfigError, at[0], f"invalid YAML ({err}: {shown(node.value)})",
+                          "fix the value, or quote it to give text", *at[1:]) from None
 
 
 # YAML 1.2 floats: plain YAML 1.1 reads 1e-4 (no dot) as a string, which the strict models would refuse
@@ -68,13 +69,12 @@ def _parse_yaml(text: str, source: str) -> Any:
     except yaml.reader.ReaderError as err:  # no problem_mark; its position is a character offset
         at = err.position
         code = err.character if isinstance(err.character, int) else ord(err.character)
-        where = f"{source}:{text.count(chr(10), 0, at) + 1}:{at - text.rfind(chr(10), 0, at)}"
-        raise ConfigError(f"{where}: invalid YAML (control character U+{code:04X}, which YAML does not allow); remove "
-                          "it") from err
+        raise refusal(ConfigError, source, f"invalid YAML (control character U+{code:04X}, which YAML does not "
+                      "allow)", "remove it", text.count(chr(10), 0, at) + 1, at - text.rfind(chr(10), 0, at)) from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', None) or err}); fix the syntax") from err
+        raise refusal(ConfigError, source, f"invalid YAML ({getattr(err, 'problem', None) or err})", "fix the syntax",
+                      *((mark.line + 1, mark.column + 1) if mark else ())) from err
     finally:
         if loader is not None:
             loader.dispose()
@@ -108,9 +108,8 @@ def load_saved_config(path: str | Path, overrides: list[str] | None = None) -> C
     except ConfigError as err:  # a run's config.yaml that holds no config: the run directory is damaged
         from .runfiles import damaged  # noqa: PLC0415 (the run directory's files import the trainer)
 
-        what = str(err).removeprefix(str(p)).split("; ")[0]
-        at = re.match(r":(\d+):(\d+): (.*)", what, flags=re.S)  # a YAML error's line and column
-        raise damaged(p, f"{at[3]} at line {at[1]}, column {at[2]}" if at else what.removeprefix(": ")) from err
+        at = ", column ".join(str(n) for n in (err.line, err.column) if n is not None)
+        raise damaged(p, f"{err.problem or err} at line {at}" if at else str(err.problem or err)) from err
     return config_from_document(as_trained(raw), str(p), p.parent, overrides, missing=(
         "the run was trained on the file there: restore it, or train a new run with another --out"))
 
@@ -147,12 +146,12 @@ def read_document(path: str | Path, what: str = "config", keys: str = "name:, ro
     if raw is None and _holds_nothing(text):  # YAML reads a file of nothing (or of comments) as null
         got = ("0 bytes" if not text else "only comments" if "#" in text else "only blank lines" if not text.strip()
                else "no keys")
-        raise ConfigError(f"{p}: the file is empty (got {got}); write the {what} in it, starting with keys such as "
-                          f"{keys}")
+        raise refusal(ConfigError, str(p), f"the file is empty (got {got})", f"write the {what} in it, starting with "
+                      f"keys such as {keys}")
     if not isinstance(raw, dict):
         got = "null" if raw is None else type(raw).__name__
-        raise ConfigError(f"{p}: the top level must be a mapping of sections (got {got}); start the file with keys "
-                          f"such as {keys}")
+        raise refusal(ConfigError, str(p), f"the top level must be a mapping of sections (got {got})",
+                      f"start the file with keys such as {keys}")
     return raw
 
 

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import CheckpointError
+from .errors import CheckpointError, MetamaterialError, refusal
 
 if TYPE_CHECKING:
     from .config import Config
@@ -43,16 +43,16 @@ def files_read(cfg: Config) -> dict[str, str]:
     return files
 
 
-def read_bytes(path: str | Path, error: type[Exception], where: str, what: str, fix: str) -> bytes:
+def read_bytes(path: str | Path, error: type[MetamaterialError], where: str, what: str, fix: str) -> bytes:
     """The bytes of the user's file ``path`` (``what``: "the CSV", ...); one that cannot be read (missing, a folder,
     no permission) is ``error`` saying ``{where}{path}: cannot read {what} (the system's reason); {fix}``."""
     try:
         return Path(path).read_bytes()
     except OSError as err:
-        raise error(f"{where}{path}: cannot read {what} ({err.strerror or err}); {fix}") from err
+        raise refusal(error, f"{where}{path}", f"cannot read {what} ({err.strerror or err})", fix) from err
 
 
-def read_text(path: str | Path, error: type[Exception], where: str, what: str, fix: str, text_fix: str,
+def read_text(path: str | Path, error: type[MetamaterialError], where: str, what: str, fix: str, text_fix: str,
               encoding: str = "utf-8") -> str:
     """The text of the user's file ``path`` decoded as UTF-8 (``encoding`` "utf-8-sig" also drops a byte-order
     mark): ``read_bytes``'s refusal, or ``error`` saying ``{where}{path}: not UTF-8 text (byte 0xff at offset 4);
@@ -62,7 +62,8 @@ def read_text(path: str | Path, error: type[Exception], where: str, what: str, f
         return data.decode(encoding)
     except UnicodeDecodeError as err:  # err.object: the bytes decoded (after a byte-order mark, for utf-8-sig)
         at = err.start + len(data) - len(err.object)
-        raise error(f"{where}{path}: not UTF-8 text (byte {data[at]:#04x} at offset {at}); {text_fix}") from err
+        raise refusal(error, f"{where}{path}", f"not UTF-8 text (byte {data[at]:#04x} at offset {at})",
+                      text_fix) from err
 
 
 def file_sha256(path: str | Path, key: str) -> str:

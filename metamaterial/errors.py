@@ -71,7 +71,27 @@ def shown(value: object) -> str:
 
 
 class MetamaterialError(Exception):
-    """Base class of every error raised on purpose by this package."""
+    """Base class of every error raised on purpose by this package.
+
+    Attributes:
+        problem: what is wrong, without where or the fix (``"invalid YAML (...)"``), for a caller that words the
+            error again, such as a run directory's reader; set by ``refusal``, else ``None``.
+        line, column: where in a text file the problem is (from 1), where known, else ``None``.
+    """
+
+    problem: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+
+def refusal(error: type[MetamaterialError], where: str, problem: str, fix: str, line: int | None = None,
+            column: int | None = None) -> MetamaterialError:
+    """``error`` reading ``{where}: {problem}; {fix}`` (with ``:{line}``, ``:{column}`` after ``where`` where given),
+    its parts kept as attributes."""
+    at = "".join(f":{n}" for n in (line, column) if n is not None)
+    err = error(f"{where}{at}: {problem}; {fix}")
+    err.problem, err.line, err.column = problem, line, column
+    return err
 
 
 class ConfigError(MetamaterialError, ValueError):

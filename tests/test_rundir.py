@@ -494,6 +494,11 @@ BAD_RUN_CONFIGS = {
     "empty": ("", "the file is empty (got 0 bytes)"),
     "not-yaml": ("x: [\n", "invalid YAML (expected the node content, but found '<stream end>') at line 2, column 1"),
     "a-list": ("- 1\n", "the top level must be a mapping of sections (got list)"),
+    # the line alone (was ":2: duplicate key ...", the path cut from the reader's own message)
+    "duplicate-key": ("seed: 1\nseed: 2\n", "duplicate key 'seed' (got it first at line 1) at line 2"),
+    "not-utf8": (b"name: \xff\n", "not UTF-8 text (byte 0xff at offset 6)"),
+    "too-long-int": ("seed: " + "9" * 5000 + "\n", "a whole number too long to read (got 5,000 characters) at line 1, "
+                                                   "column 7"),
 }
 
 
@@ -504,7 +509,7 @@ def test_a_run_whose_config_holds_no_config_is_a_damaged_run_directory(xor_run, 
     text, what = BAD_RUN_CONFIGS[how]
     run = tmp_path / "run"
     shutil.copytree(xor_run, run)
-    (run / "config.yaml").write_text(text)
+    (run / "config.yaml").write_bytes(text if isinstance(text, bytes) else text.encode())
     message = (f"metamaterial: {run / 'config.yaml'}: {what}; the run directory is damaged: train it again "
                "(--replace) or restore config.yaml\n")
     for command in (["eval", str(run)], ["netlist", str(run), "--out", str(tmp_path / "cir")],
