@@ -15,6 +15,7 @@ margin) and the same with ``learning.rate=3 hardware.t_learn=0.066`` (a run dire
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -74,4 +75,11 @@ def main(target: str, steps: int, overrides: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[3:])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("target", metavar="RUN_DIR|CONFIG", help="a run directory written by train, or a YAML config")
+    parser.add_argument("steps", type=int, metavar="STEPS", help="learning steps of the transient (whole number)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, as train's --set takes")
+    args = parser.parse_args()
+    if args.steps < 1:
+        parser.error(f"STEPS must be at least 1 (got {args.steps})")
+    main(args.target, args.steps, args.overrides)
