@@ -263,9 +263,9 @@ def check_state(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: in
         raise ValidationError(f"{where}: voltages must be node voltages [B, {c.n_nodes}] (V) (got the "
                               f"{type(voltages).__name__} itself); pass its .voltages")
     v = np.atleast_2d(real_array(voltages, where, "voltages", f"node voltages [B, {c.n_nodes}] (V)",
-                                 "pass a solver's OperatingPoint.voltages"))
+                                 "pass a solver's OperatingPoint.voltages", axes=("row", "node")))
     x = real_array(controls, where, "controls", f"one {c.device.control_label} per edge",
-                   "pass the controls given to the solver")
+                   "pass the controls given to the solver", axes=("row", "edge"))
     if v.ndim != 2 or v.shape[1] != c.n_nodes:
         raise ValidationError(f"{where}: voltages must have {c.n_nodes} columns (got shape {np.shape(voltages)}); "
                               "pass node voltages [B, N] of this circuit (a solver's OperatingPoint.voltages)")

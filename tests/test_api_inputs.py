@@ -55,11 +55,15 @@ def test_non_finite_values_are_refused_by_solve_naming_the_argument(solver, chan
 
 
 @pytest.mark.parametrize("controls, inputs, says", [
-    (["a"] * 12, INPUTS, r"controls must be real numbers, one gate voltage \(V\) per edge \(got dtype <U1: "
-                         r"\['a', 'a', 'a', 'a', 'a', ...\]\); give a float array"),
-    (np.full(12, 1.5 + 0j), INPUTS, r"controls must be real numbers, .* \(got dtype complex128"),
-    (np.full(12, GATES), [[0.1, None]], r"inputs must be real numbers, input voltages \(V\) \(got dtype object: "
-                                        r"\[\[0.1, None\]\]\)"),
+    (["a"] * 12, INPUTS, r"controls must be real numbers, one gate voltage \(V\) per edge \(got 'a' at edge 0\); "
+                         r"give a float array"),
+    # the one string among numbers, named: numpy made every gate a string, and shown() of them ends at the fifth
+    ([GATES] * 11 + ["a"], INPUTS, r"controls must be real numbers, .* \(got 'a' at edge 11\); give a float array"),
+    (np.full(12, 1.5 + 0j), INPUTS, r"controls must be real numbers, .* \(got \(1.5\+0j\) at edge 0\)"),
+    ([GATES] * 7 + [1.5 + 1j] + [GATES] * 4, INPUTS, r"controls must be real numbers, .* \(got \(1.5\+1j\) at edge "
+                                                     r"7\)"),
+    (np.full(12, GATES), [[0.1, None]], r"inputs must be real numbers, input voltages \(V\) \(got None at row 0, "
+                                        r"column 1\)"),
     (np.full(12, GATES), [[0.1, 0.2], [0.1]], r"inputs must be an array of input voltages \(V\) \(got "
                                               r"\[\[0.1, 0.2\], \[0.1\]\]: .*\); give rows of equal length"),
 ])
@@ -123,11 +127,13 @@ def test_correct_calls_answer_alike_on_both_backends(ngspice):
     (lambda c, g, v: mm.kcl_residuals(c, g, v, twin=2), r"kcl_residuals: twin must be 0 \(free\) or 1 \(clamped\) "
                                                         r"\(got 2\)"),
     (lambda c, g, v: mm.edge_currents(c, ["a"] * len(g), v), re.escape(
-        "edge_currents: controls must be real numbers, one gate voltage (V) per edge (got dtype <U1: ['a', 'a', 'a', "
-        "'a', 'a', ...]); pass the controls given to the solver")),
+        "edge_currents: controls must be real numbers, one gate voltage (V) per edge (got 'a' at edge 0); pass the "
+        "controls given to the solver")),
+    (lambda c, g, v: mm.edge_currents(c, [*g[:-1], "a"], v), re.escape("(got 'a' at edge 11); pass the controls")),
+    # the None at the ninth node was shown as [[0.1, 0.1, 0.1, 0.1, 0.1, ...]]
     (lambda c, g, v: mm.kcl_residuals(c, g, [[0.1] * 8 + [None]]), re.escape(
-        "kcl_residuals: voltages must be real numbers, node voltages [B, 9] (V) (got dtype object: [[0.1, 0.1, 0.1, "
-        "0.1, 0.1, ...]]); pass a solver's OperatingPoint.voltages")),
+        "kcl_residuals: voltages must be real numbers, node voltages [B, 9] (V) (got None at row 0, node 8); pass a "
+        "solver's OperatingPoint.voltages")),
     (lambda c, g, v: mm.edge_currents(c, g, [[0.1] * 9, [0.1]]), re.escape(
         "edge_currents: voltages must be an array of node voltages [B, 9] (V) (got [[0.1, 0.1, 0.1, 0.1, 0.1, ...], "
         "[0.1]]: setting an array element with a sequence.")),
@@ -223,8 +229,11 @@ def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, say
     (lambda t, x, rng: t.init_state(np.where(np.arange(len(x)) == 5, np.nan, x), rng),
      "Trainer.init_state: controls must be finite (got nan at edge 5); give a finite gate voltage (V) to every edge"),
     (lambda t, x, rng: t.init_state(["a"] * len(x), rng), "Trainer.init_state: controls must be real numbers, one "
-                                                          "gate voltage (V) per edge (got dtype <U1: ['a', 'a', 'a', "
-                                                          "'a', 'a', ...]); give a float array"),
+                                                          "gate voltage (V) per edge (got 'a' at edge 0); give a "
+                                                          "float array"),
+    (lambda t, x, rng: t.init_state([*x[:-1], None], rng), "Trainer.init_state: controls must be real numbers, one "
+                                                           "gate voltage (V) per edge (got None at edge 31); give a "
+                                                           "float array"),
     (lambda t, x, rng: t.evaluate(x[:-1]), "Trainer.evaluate: controls must have shape (32,) or (R, 32), one row per "
                                            "replica (got (31,)); give state.controls[0] for one replica"),
     (lambda t, x, rng: t.evaluate(np.tile(x, (2, 1)) + [[0.0], [np.inf]]),
@@ -259,8 +268,10 @@ def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, cal
     # one value per point: the index is the point's (it was named a column)
     ([[0.1], [0.2], [0.3]], [0.1, 0.2, np.nan], "Task.targets: must be finite (got nan at point 2); give every point "
                                                 "a finite voltage"),
-    ([[0.1, 0.2]], [["a"]], "Task.targets: must be real numbers, volts (got dtype <U1: [['a']]); give a float array, "
-                            "one row per point"),
+    ([[0.1, 0.2]], [["a"]], "Task.targets: must be real numbers, volts (got 'a' at point 0, column 0); give a float "
+                            "array, one row per point"),
+    ([[0.1]] * 6 + [[None]], [[0.0]] * 7, "Task.inputs: must be real numbers, volts (got None at point 6, column 0); "
+                                          "give a float array, one row per point"),
     ([[0.1, 0.2], [0.1]], [[0.0], [0.0]], "Task.inputs: must be an array of volts (got [[0.1, 0.2], [0.1]]: setting "
                                           "an array element with a sequence."),
 ])
