@@ -27,7 +27,7 @@ from typing import ClassVar
 import numpy as np
 
 from .cards import IDENTIFIER, card_with, comment_text, load_model_card, num, parse_model_card
-from .errors import ConfigError, ValidationError, check_numbers, shown
+from .errors import ConfigError, ValidationError, check_numbers, first_bad, shown
 from .mos import MosCurrents, nmos_current, series_current, three_regime_current
 from .temperature import KELVIN, NOMINAL_CELSIUS, THERMAL_VOLTAGE, band_gap, phi_shift, thermal_voltage
 
@@ -399,8 +399,9 @@ class ResistorParams(EdgeDevice):
     def check_controls(self, controls: np.ndarray) -> None:
         """Refuse a conductance <= 0 (a zero conductance leaves nodes floating)."""
         if not np.min(controls) > 0:
-            raise ValidationError(f"ResistorParams.check_controls: resistor conductances must be > 0 (got min "
-                                  f"{np.min(controls):.3g} S); keep the controls inside [g_min, g_max]")
+            at, place = first_bad(~(np.asarray(controls) > 0), ("row", "edge"))
+            raise ValidationError(f"ResistorParams.check_controls: resistor conductances must be > 0 (got "
+                                  f"{np.asarray(controls)[at]:.3g} S{place}); keep the controls inside [g_min, g_max]")
 
     def _physical_range(self) -> tuple[float, float]:
         return (self.g_min, self.g_max)

@@ -96,7 +96,7 @@ def test_solve_given_a_graph_says_how_to_make_a_circuit(solver):
 def test_a_resistor_conductance_the_device_refuses_is_refused_on_both_backends(solver):
     """ngspice solved a network of -1 mS resistors as if they were +1 mS (native refused it)."""
     c = _circuit(mm.ResistorParams())
-    with pytest.raises(ValidationError, match=r"resistor conductances must be > 0 \(got min -0.001 S\)"):
+    with pytest.raises(ValidationError, match=r"resistor conductances must be > 0 \(got -0.001 S at edge 0\)"):
         solver.solve(c, np.full(c.n_edges, -1e-3), INPUTS)
 
 

@@ -108,8 +108,13 @@ def test_bounds_outside_a_kinds_range_are_refused():
                                           r"\(got \[0, 100\]\); keep the bounds inside 0 and device.n_taps - 1"):
         PotentiometerParams().check_bounds(0, 100, "learning.bounds")
     with pytest.raises(ValidationError, match=r"ResistorParams.check_controls: resistor conductances must be > 0 "
-                                              r"\(got min -1e-05 S\)"):
+                                              r"\(got -1e-05 S at edge 1\); keep the controls inside"):
         ResistorParams().edge_controls(np.array([1e-3, -1e-5]))
+    # the first one refused, by its edge (and row): the smallest alone did not say where it was
+    with pytest.raises(ValidationError, match=r"must be > 0 \(got 0 S at edge 6\)"):
+        ResistorParams().edge_controls(np.array([1e-3] * 6 + [0.0, -1e-5]))
+    with pytest.raises(ValidationError, match=r"must be > 0 \(got -2e-05 S at row 1, edge 6\)"):
+        ResistorParams().edge_controls(np.array([[1e-3] * 7, [1e-3] * 6 + [-2e-5]]))
 
 
 def test_bad_parameters_are_refused():
