@@ -123,7 +123,9 @@ def test_correct_calls_answer_alike_on_both_backends(ngspice):
      r"energy.transistor_power: voltages must be node voltages \[B, 9\] \(V\) \(got the OperatingPoint itself\); "
      r"pass its \.voltages"),
     (lambda c, g, v: mm.kcl_residuals(c, g, v, fixed=[99]),
-     r"kcl_residuals: fixed must hold node indices, integers in 0..8 \(got \[99\]\); give the clamped nodes"),
+     r"kcl_residuals: fixed must hold node indices, integers in 0..8 \(got 99 at index 0\); give the clamped nodes"),
+    (lambda c, g, v: mm.kcl_residuals(c, g, v, fixed=[0, 1, 2, 3, 4, 5, 9]),
+     r"kcl_residuals: fixed must hold node indices, integers in 0..8 \(got 9 at index 6\); give the clamped nodes"),
     (lambda c, g, v: mm.kcl_residuals(c, g, v, twin=2), r"kcl_residuals: twin must be 0 \(free\) or 1 \(clamped\) "
                                                         r"\(got 2\)"),
     (lambda c, g, v: mm.edge_currents(c, ["a"] * len(g), v), re.escape(

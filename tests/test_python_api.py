@@ -66,12 +66,18 @@ def test_a_circuit_cannot_be_changed_in_place():
             getattr(c, name)[0] = 1
 
 
-@pytest.mark.parametrize("cut", [[99], [-1], [0.7]])
-def test_without_edges_refuses_what_is_not_an_edge_index(cut):
+@pytest.mark.parametrize("cut, got", [
+    ([99], "99 at index 0"), ([-1], "-1 at index 0"), ([0.7], "0.7 at index 0"),
+    # the first item that is no edge index, named past the fifth, where the cut was shown as its first ten items
+    ([0, 1, 2, 3, 4, 5, 99], "99 at index 6"), ([0, 1, 2, 3, 4, 5, 0.7], "0.7 at index 6"),
+    ([0, 1, 2, 3, 4, 5, None], "None at index 6"), (np.array([1.0, 2.0]), "1.0 at index 0"),
+])
+def test_without_edges_refuses_what_is_not_an_edge_index(cut, got):
     """[99] returned every edge, [-1] and [0.7] cut an edge nobody named."""
     c = _circuit()
-    with pytest.raises(ValidationError, match=rf"without_edges: cut must hold edge indices, integers in "
-                                              rf"0..{c.n_edges - 1} \(got "):
+    with pytest.raises(ValidationError, match=re.escape(f"without_edges: cut must hold edge indices, integers in "
+                                                        f"0..{c.n_edges - 1} (got {got}); give the indices of the "
+                                                        "edges to remove")):
         without_edges(c, cut)
     assert without_edges(c, [c.n_edges - 1]).n_edges == c.n_edges - 1
 
