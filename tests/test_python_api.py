@@ -111,12 +111,24 @@ def test_library_calls_print_nothing_unless_asked(tmp_path, capfd, monkeypatch):
 
 @pytest.mark.parametrize("roles, says", [
     (dict(inputs=(0,), rails=(), outputs=(4,)), r"Roles.outputs: must be \(pos, neg\) pairs, neg None for a "
-                                                r"single-ended output \(got \(4,\)\); give e.g. \(\(10, None\),\)"),
-    (dict(inputs=(0.5,), rails=(), outputs=((4, None),)), r"Roles.inputs: must be node ids, integers \(got "
-                                                          r"\(0.5,\)\)"),
+                                                r"single-ended output \(got 4 at index 0\); give e.g. "
+                                                r"\(\(10, None\),\)"),
+    (dict(inputs=(0.5,), rails=(), outputs=((4, None),)), r"Roles.inputs: must be node ids, integers \(got 0.5 at "
+                                                          r"index 0\); give e.g. \(0, 3\)"),
     (dict(inputs=(0,), rails=((8,),), outputs=((4, None),)), r"Roles.rails: must be \(node, volts\) pairs"),
-    (dict(inputs=(0,), rails=((8, float("nan")),), outputs=((4, None),)), r"volts a finite number \(got \(\(8, nan"),
-    (dict(inputs=(0,), rails=((8, float("inf")),), outputs=((4, None),)), r"volts a finite number \(got \(\(8, inf"),
+    (dict(inputs=(0,), rails=((8, float("nan")),), outputs=((4, None),)), r"volts a finite number \(got \(8, nan\) "
+                                                                          r"at index 0\)"),
+    (dict(inputs=(0,), rails=((8, float("inf")),), outputs=((4, None),)), r"volts a finite number \(got \(8, inf"),
+    # the first item refused, named past the fifth, where shown() of them all ended at the fifth
+    (dict(inputs=(0, 1, 2, 3, 4, 5, 6.0), rails=(), outputs=((8, None),)), r"Roles.inputs: must be node ids, integers "
+                                                                          r"\(got 6.0 at index 6\)"),
+    (dict(inputs=(0,), rails=[(n, 0.0) for n in range(1, 7)] + [(7, "x")], outputs=((8, None),)),
+     r"Roles.rails: must be \(node, volts\) pairs, volts a finite number \(got \(7, 'x'\) at index 6\)"),
+    (dict(inputs=(0,), rails=(), outputs=[(n, None) for n in range(2, 8)] + [(8, 9, 10)]),
+     r"Roles.outputs: must be \(pos, neg\) pairs, .* \(got \(8, 9, 10\) at index 6\)"),
+    # what holds no items is refused whole
+    (dict(inputs=3, rails=(), outputs=((4, None),)), r"Roles.inputs: must be node ids, integers \(got 3\)"),
+    (dict(inputs="03", rails=(), outputs=((4, None),)), r"Roles.inputs: must be node ids, integers \(got '03'\)"),
 ])
 def test_roles_that_are_not_node_ids_are_refused_when_made(roles, says):
     """(4,) as outputs was a TypeError 'cannot unpack'; a numpy array of inputs, 'truth value ... ambiguous'."""
