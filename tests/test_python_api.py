@@ -173,6 +173,11 @@ def test_train_params_and_init_state_refuse_what_they_cannot_use():
     with pytest.raises(ValidationError, match=r"Trainer.init_state: rngs must be a numpy Generator, or a list of one "
                                               r"per replica \(got 0\); give np.random.default_rng\(seed\)"):
         trainer.init_state(np.full(setup.circuit.n_edges, GATES), 0)
+    # the one seed among generators, named by its replica: shown() of the list ended at the fifth
+    rngs = [np.random.default_rng(s) for s in range(6)] + [6]
+    with pytest.raises(ValidationError, match=r"Trainer.init_state: rngs must be a numpy Generator, or a list of one "
+                                              r"per replica \(got 6 at replica 6\); give np.random.default_rng"):
+        trainer.init_state(np.full((7, setup.circuit.n_edges), GATES), rngs)
 
 
 @pytest.mark.parametrize("make, says", [
