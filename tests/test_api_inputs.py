@@ -100,6 +100,15 @@ def test_a_resistor_conductance_the_device_refuses_is_refused_on_both_backends(s
         solver.solve(c, np.full(c.n_edges, -1e-3), INPUTS)
 
 
+def test_a_negative_tag_is_named_by_its_row(solver):
+    """The refusal gave the tags' shape and dtype, which were right, and not the tag that was negative."""
+    c = _circuit()
+    with pytest.raises(ValidationError, match=re.escape(f"{type(solver).__name__}.solve: tags must be 8 integers >= 0 "
+                                                        "(got -1 at row 6); give one per input row, or None")):
+        solver.solve(c, _gates(c), np.tile(INPUTS, (8, 1)), tags=np.array([0, 1, 2, 3, 4, 5, -1, 7]))
+    with pytest.raises(ValidationError, match=re.escape("tags must be 8 integers >= 0 (got shape (7,), dtype int64)")):
+        solver.solve(c, _gates(c), np.tile(INPUTS, (8, 1)), tags=np.arange(7))
+
 def test_an_empty_batch_gives_no_rows_on_both_backends(solver):
     """ngspice failed on it with an IndexError ('list index out of range'); native answered [0, N]."""
     c = _circuit()
