@@ -399,9 +399,10 @@ class ResistorParams(EdgeDevice):
     def check_controls(self, controls: np.ndarray) -> None:
         """Refuse a conductance <= 0 (a zero conductance leaves nodes floating)."""
         if not np.min(controls) > 0:
-            at, place = first_bad(~(np.asarray(controls) > 0), ("row", "edge"))
+            x = np.asarray(controls)
+            at, place = first_bad(~(x > 0), ("row", "edge"))  # the first, by its place: the smallest said not where
             raise ValidationError(f"ResistorParams.check_controls: resistor conductances must be > 0 (got "
-                                  f"{np.asarray(controls)[at]:.3g} S{place}); keep the controls inside [g_min, g_max]")
+                                  f"{x[at]:.3g} S{place}); keep the controls inside [g_min, g_max]")
 
     def _physical_range(self) -> tuple[float, float]:
         return (self.g_min, self.g_max)

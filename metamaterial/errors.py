@@ -4,8 +4,7 @@ Every error reads ``<where>: <what is wrong> (got <value>); <how to fix>``. Each
 inherits the matching built-in so that callers who catch ``ValueError`` keep working.
 Also here, beside ``shown``: the checks that several stages make where a value enters (``check_numbers``,
 ``real_array``, ``whole_number``) and ``first_bad``, which names the item an array is refused for, so that each
-refusal reads alike wherever it is made. This module imports nothing
-from the package.
+refusal reads alike wherever it is made. This module imports nothing from the package.
 """
 
 from __future__ import annotations
@@ -160,7 +159,7 @@ def first_bad(bad: np.ndarray, axes: tuple[str, ...] = (), leading: bool = False
     array is refused for, which ``shown`` of the array would hide behind "..." past its fifth. ``place`` says where
     it is for a message's "(got <value><place>)": ``axes`` name the array's last axes (with ``leading``, its first:
     a task's "point" before its "column"), " at edge 6", " at row 1, column 0"; more axes than names give the
-    index, " at index 6", " at index (0, 0, 1)"; a 0-d array's one item is "" ."""
+    index, " at index 6", " at index (0, 0, 1)"; the one item of a 0-d array, ""."""
     at = tuple(int(i) for i in np.argwhere(bad)[0])
     return at, _place(at, axes, leading)
 
