@@ -15,7 +15,7 @@ import numpy as np
 
 from . import step
 from .devices import EdgeDevice, EdgeParams, Mismatch, NmosParams
-from .errors import ValidationError, check_numbers, real_array, shown
+from .errors import ValidationError, check_numbers, first_bad, real_array, shown
 from .graph import check_graph_kind
 from .mos import junction_current
 from .temperature import NOMINAL_CELSIUS, TEMPERATURE_RANGE, thermal_voltage
@@ -231,10 +231,9 @@ def without_edges(c: Circuit, cut: np.ndarray) -> Circuit:
     """The circuit with the given edge indices removed (damage). Refuses a cut that leaves a node with no path
     to a driven node (``stranded_nodes``): its voltage would be set by leakage alone."""
     given = np.asarray(cut)
-    if given.size and (given.dtype.kind not in "iu" or given.min() < 0 or given.max() >= c.n_edges):
-        # an index past the end was dropped without a word, -1 and 0.7 cut edges nobody named
-        raise ValidationError(f"without_edges: cut must hold edge indices, integers in 0..{c.n_edges - 1} (got "
-                              f"{given.ravel()[:10].tolist()}); give the indices of the edges to remove")
+    # an index past the end was dropped without a word, -1 and 0.7 cut edges nobody named
+    _check_indices(given, c.n_edges, "without_edges: cut must hold edge indices",
+                   "give the indices of the edges to remove")
     cut = given.astype(int)
     keep = np.setdiff1d(np.arange(c.n_edges), cut)
     stranded = stranded_nodes(c, cut)
@@ -243,6 +242,27 @@ def without_edges(c: Circuit, cut: np.ndarray) -> Circuit:
                               f"{stranded[:10]} with no path to a source; cut fewer or other edges")
     mm = None if c.mismatch is None else Mismatch(c.mismatch.dvto[:, keep], c.mismatch.kscale[:, keep])
     return replace(c, edges=c.edges[keep], mismatch=mm, body=None if c.body is None else c.body[keep])
+
+
+def _check_indices(given: np.ndarray, n: int, what: str, fix: str) -> None:
+    """Refuse ``given`` unless it holds integers in 0..n-1 (or nothing), naming the first item that is none and its
+    position: shown() of the array would hide one past the fifth behind "...". ``what`` begins the message ("where: what
+    must hold")."""
+    kind = given.dtype.kind
+    if not given.size or (kind in "iu" and given.min() >= 0 and given.max() < n):
+        return
+    if kind in "iu":
+        bad = (given < 0) | (given >= n)
+    elif kind == "f":  # a list holding 0.7 makes every index a float: the fraction is the one to name
+        bad = ~((given == np.round(given)) & (given >= 0) & (given < n))
+    elif kind == "O":  # a list holding None or a string among the indices
+        bad = np.vectorize(lambda x: not (isinstance(x, (int, np.integer)) and not isinstance(x, bool) and 0 <= x < n),
+                           otypes=[bool])(given)
+    else:
+        bad = np.ones(given.shape, bool)
+    at, place = first_bad(bad if bad.any() else np.ones(given.shape, bool))  # whole floats: each is no integer
+    item = given[at].item() if isinstance(given[at], np.generic) else given[at]
+    raise ValidationError(f"{what}, integers in 0..{n - 1} (got {shown(item)}{place}); {fix}")
 
 
 @dataclass(frozen=True)
@@ -263,9 +283,9 @@ def check_state(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: in
         raise ValidationError(f"{where}: voltages must be node voltages [B, {c.n_nodes}] (V) (got the "
                               f"{type(voltages).__name__} itself); pass its .voltages")
     v = np.atleast_2d(real_array(voltages, where, "voltages", f"node voltages [B, {c.n_nodes}] (V)",
-                                 "pass a solver's OperatingPoint.voltages"))
+                                 "pass a solver's OperatingPoint.voltages", axes=("row", "node")))
     x = real_array(controls, where, "controls", f"one {c.device.control_label} per edge",
-                   "pass the controls given to the solver")
+                   "pass the controls given to the solver", axes=("row", "edge"))
     if v.ndim != 2 or v.shape[1] != c.n_nodes:
         raise ValidationError(f"{where}: voltages must have {c.n_nodes} columns (got shape {np.shape(voltages)}); "
                               "pass node voltages [B, N] of this circuit (a solver's OperatingPoint.voltages)")
@@ -318,10 +338,9 @@ def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed:
     """
     controls, v = check_state(c, controls, voltages, twin, "kcl_residuals")
     fixed = None if fixed is None else np.asarray(fixed)
-    if fixed is not None and fixed.size and (fixed.dtype.kind not in "iu" or fixed.min() < 0
-                                             or fixed.max() >= c.n_nodes):
-        raise ValidationError(f"kcl_residuals: fixed must hold node indices, integers in 0..{c.n_nodes - 1} (got "
-                              f"{fixed.ravel()[:10].tolist()}); give the clamped nodes (circuit.clamp_nodes)")
+    if fixed is not None:
+        _check_indices(fixed, c.n_nodes, "kcl_residuals: fixed must hold node indices",
+                       "give the clamped nodes (circuit.clamp_nodes)")
     i_edge, leak = edge_leaks(c, controls, v, twin=(0 if fixed is None else 1) if twin is None else twin)
     out = np.zeros_like(v)
     np.add.at(out.T, c.edges[:, 0], i_edge.T if leak is None else (i_edge + leak).T)

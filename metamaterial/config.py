@@ -57,10 +57,10 @@ def _node_ref(v: Any) -> int | list[int] | str:
             raise ValueError("a node's name must not be empty (got ''); give the name as the network file spells it")
         if len(v) > 200:
             raise ValueError(f"a node's name is at most 200 characters (got {len(v)}); check the value")
-        bad = next((ch for ch in v if ord(ch) < 32 or ord(ch) == 127), None)
+        bad = _control_character(v)
         if bad is not None:
-            raise ValueError(f"a node's name must not contain a control character (got {shown(v)}, holding "
-                             f"U+{ord(bad):04X}); write the name without it, here and in the network file")
+            raise ValueError(f"a node's name must not contain a control character (got {shown(v)}, holding {bad}); "
+                             "write the name without it, here and in the network file")
         return v
     if isinstance(v, int) and not isinstance(v, bool):
         raise ValueError(f"a node index must be >= 0 (got {v}); nodes are numbered from 0")
@@ -75,11 +75,19 @@ NodeRef = Annotated[Union[int, list[int], str], PlainValidator(_node_ref)]  # no
 Volts = Annotated[float, Field(ge=-MAX_VOLTS, le=MAX_VOLTS, allow_inf_nan=False)]
 
 
+def _control_character(v: str) -> str | None:
+    """The first control character of ``v`` and its index ("U+000A at index 90"), which shown() of a text past 80
+    characters may hide in the middle it leaves out; None if ``v`` holds none."""
+    i = next((i for i, ch in enumerate(v) if ord(ch) < 32 or ord(ch) == 127), None)
+    return None if i is None else f"U+{ord(v[i]):04X} at index {i}"
+
+
 def _printable_path(v: str) -> str:
     # a newline or escape in a file name would be printed raw into messages, summaries and run names
-    if any(ord(c) < 32 or ord(c) == 127 for c in v):
-        raise ValueError(f"a file name must not contain control characters such as newlines (got {shown(v)}); rename "
-                         "the file")
+    bad = _control_character(v)
+    if bad is not None:
+        raise ValueError(f"a file name must not contain control characters such as newlines (got {shown(v)}, holding "
+                         f"{bad}); rename the file")
     return v
 
 

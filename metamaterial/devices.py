@@ -27,7 +27,7 @@ from typing import ClassVar
 import numpy as np
 
 from .cards import IDENTIFIER, card_with, comment_text, load_model_card, num, parse_model_card
-from .errors import ConfigError, ValidationError, check_numbers, shown
+from .errors import ConfigError, ValidationError, check_numbers, first_bad, real_array, shown
 from .mos import MosCurrents, nmos_current, series_current, three_regime_current
 from .temperature import KELVIN, NOMINAL_CELSIUS, THERMAL_VOLTAGE, band_gap, phi_shift, thermal_voltage
 
@@ -399,8 +399,10 @@ class ResistorParams(EdgeDevice):
     def check_controls(self, controls: np.ndarray) -> None:
         """Refuse a conductance <= 0 (a zero conductance leaves nodes floating)."""
         if not np.min(controls) > 0:
-            raise ValidationError(f"ResistorParams.check_controls: resistor conductances must be > 0 (got min "
-                                  f"{np.min(controls):.3g} S); keep the controls inside [g_min, g_max]")
+            x = np.asarray(controls)
+            at, place = first_bad(~(x > 0), ("row", "edge"))  # the first, by its place: the smallest said not where
+            raise ValidationError(f"ResistorParams.check_controls: resistor conductances must be > 0 (got "
+                                  f"{x[at]:.3g} S{place}); keep the controls inside [g_min, g_max]")
 
     def _physical_range(self) -> tuple[float, float]:
         return (self.g_min, self.g_max)
@@ -491,8 +493,12 @@ class Mismatch:
         if self.dvto.shape != self.kscale.shape or self.dvto.ndim != 2 or self.dvto.shape[0] != 2:
             raise ValidationError(f"Mismatch: dvto and kscale must both be [2, E] (got {self.dvto.shape}, "
                                   f"{self.kscale.shape})")
-        if not (np.all(np.isfinite(self.dvto)) and np.all(self.kscale > 0)):
-            raise ValidationError("Mismatch: dvto must be finite and kscale > 0")
+        real_array(self.dvto, "Mismatch", "dvto", "V_T shifts (V)", "give a float array [2, E]",
+                   finite="give every transistor a finite V_T shift", axes=("twin", "edge"))
+        if not np.all(self.kscale > 0):
+            at, place = first_bad(~(self.kscale > 0), ("twin", "edge"))
+            raise ValidationError(f"Mismatch: kscale must be > 0 (got {self.kscale[at]:g}{place}); give every "
+                                  "transistor a relative K > 0")
 
 
 def draw_mismatch(n_edges: int, vto_sigma: float, k_sigma: float, seed: int | np.random.Generator | None,

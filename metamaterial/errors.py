@@ -3,8 +3,8 @@
 Every error reads ``<where>: <what is wrong> (got <value>); <how to fix>``. Each class also
 inherits the matching built-in so that callers who catch ``ValueError`` keep working.
 Also here, beside ``shown``: the checks that several stages make where a value enters (``check_numbers``,
-``real_array``, ``whole_number``), so that each refusal reads alike wherever it is made. This module imports nothing
-from the package.
+``real_array``, ``whole_number``) and ``first_bad``, which names the item an array is refused for, so that each
+refusal reads alike wherever it is made. This module imports nothing from the package.
 """
 
 from __future__ import annotations
@@ -154,16 +154,61 @@ def _subject(where: str, name: str) -> str:
     return f"{where}: {name}" if name else f"{where}:"
 
 
+def first_bad(bad: np.ndarray, axes: tuple[str, ...] = (), leading: bool = False) -> tuple[tuple[int, ...], str]:
+    """(index, place) of the first True of the boolean array ``bad`` (in C order; it holds one): the item a whole
+    array is refused for, which ``shown`` of the array would hide behind "..." past its fifth. ``place`` says where
+    it is for a message's "(got <value><place>)": ``axes`` name the array's last axes (with ``leading``, its first:
+    a task's "point" before its "column"), " at edge 6", " at row 1, column 0"; more axes than names give the
+    index, " at index 6", " at index (0, 0, 1)"; the one item of a 0-d array, ""."""
+    at = tuple(int(i) for i in np.argwhere(bad)[0])
+    return at, _place(at, axes, leading)
+
+
+def _place(at: tuple[int, ...], axes: tuple[str, ...], leading: bool) -> str:
+    if not at:
+        return ""
+    if len(at) <= len(axes):
+        names = axes[:len(at)] if leading else axes[len(axes) - len(at):]
+        return " at " + ", ".join(f"{axis} {i}" for axis, i in zip(names, at))
+    return f" at index {at[0] if len(at) == 1 else at}"
+
+
+def _is_real(item: object) -> bool:
+    """Whether ``item`` of an array of no real dtype was a real number: numpy makes every number of a list that holds
+    a string a string too, and of one that holds a complex number a complex number."""
+    if isinstance(item, (str, bytes)):
+        try:
+            float(item)
+        except ValueError:
+            return False
+        return True
+    if isinstance(item, numbers.Complex) and not isinstance(item, numbers.Real):
+        return item.imag == 0
+    return isinstance(item, numbers.Real)
+
+
+def _unreal(arr: np.ndarray, values: object, axes: tuple[str, ...], leading: bool) -> str:
+    """The first item of ``arr`` (of no real dtype) that is no real number, and where it is ("None at row 0, node
+    8"); the first item where each is a number (strings of digits, complex numbers of no imaginary part), or the
+    dtype of an empty one."""
+    if not arr.size:
+        return f"dtype {arr.dtype}: {shown(values)}"
+    k = next((k for k, item in enumerate(arr.flat) if not _is_real(item)), 0)
+    item = arr.flat[k]
+    at = tuple(int(i) for i in np.unravel_index(k, arr.shape))
+    return shown(item.item() if isinstance(item, np.generic) else item) + _place(at, axes, leading)
+
+
 def real_array(values: object, where: str, name: str, what: str, fix: str, finite: str | None = None,
                axes: tuple[str, ...] = (), copy: bool = False, leading: bool = False) -> np.ndarray:
     """``values`` as a float64 array, refusing what holds no real numbers (a string, None, a complex number, a
     ragged list), which numpy would refuse with its own words or, for a complex number, cast with only a warning.
 
     Messages read ``<where>: <name> must be ...``, ``what`` saying what the numbers are ("volts", "one gate voltage
-    (V) per edge") and ``fix`` how to give them. With ``finite`` (the fix for it), a NaN or infinity is refused too,
-    named by its position: ``axes`` name the array's last axes ("row", "edge"; with ``leading``, its first: a task's
-    "point" before its "column"), more axes than names give the position as an index. A float64 array is returned
-    as it is, not copied (a training step solves thousands of times), unless ``copy``."""
+    (V) per edge") and ``fix`` how to give them. An item that is no real number is named with its position, as with
+    ``finite`` (the fix for it) a NaN or infinity, refused too: ``axes`` name the array's last axes ("row", "edge";
+    with ``leading``, its first), as in ``first_bad``. A float64 array is returned as it is, not copied (a training
+    step solves thousands of times), unless ``copy``."""
     if isinstance(values, np.ndarray) and values.dtype == np.float64:
         arr = np.array(values) if copy else values
     else:
@@ -173,19 +218,12 @@ def real_array(values: object, where: str, name: str, what: str, fix: str, finit
             raise ValidationError(f"{_subject(where, name)} must be an array of {what} (got {shown(values)}: {err}); "
                                   "give rows of equal length") from None
         if arr.dtype.kind not in "biuf":
-            raise ValidationError(f"{_subject(where, name)} must be real numbers, {what} (got dtype {arr.dtype}: "
-                                  f"{shown(values)}); {fix}")
+            raise ValidationError(f"{_subject(where, name)} must be real numbers, {what} (got "
+                                  f"{_unreal(arr, values, axes, leading)}); {fix}")
         arr = arr.astype(np.float64, copy=copy)
     # element by element: a sum would be a little cheaper, but warns of an overflow for finite values near 1e308
     if finite is not None and not np.isfinite(arr).all():
-        at = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        if not at:
-            place = ""
-        elif len(at) <= len(axes):
-            names = axes[:len(at)] if leading else axes[len(axes) - len(at):]
-            place = " at " + ", ".join(f"{axis} {i}" for axis, i in zip(names, at))
-        else:
-            place = f" at index {at}"
+        at, place = first_bad(~np.isfinite(arr), axes, leading)
         raise ValidationError(f"{_subject(where, name)} must be finite (got {float(arr[at])}{place}); {finite}")
     return arr
 

@@ -24,7 +24,7 @@ import math
 import numbers
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -339,23 +339,42 @@ class Roles:
     outputs: tuple[tuple[int, int | None], ...]
 
     def __post_init__(self) -> None:
-        try:
-            inputs = tuple(_node_id(n) for n in self.inputs)
-        except (TypeError, ValueError):
-            raise ValidationError(f"Roles.inputs: must be node ids, integers (got {shown(self.inputs)}); give e.g. "
-                                  "(0, 3)") from None
-        try:
-            rails = tuple((_node_id(n), _volts(v)) for n, v in self.rails)
-        except (TypeError, ValueError):
-            raise ValidationError(f"Roles.rails: must be (node, volts) pairs, volts a finite number (got "
-                                  f"{shown(self.rails)}); give e.g. ((5, 0.0),)") from None
-        try:
-            outputs = tuple((_node_id(p), None if n is None else _node_id(n)) for p, n in self.outputs)
-        except (TypeError, ValueError):
-            raise ValidationError(f"Roles.outputs: must be (pos, neg) pairs, neg None for a single-ended output (got "
-                                  f"{shown(self.outputs)}); give e.g. ((10, None),) or ((10, 11),)") from None
+        inputs = _each(self.inputs, _node_id, "Roles.inputs: must be node ids, integers", "give e.g. (0, 3)")
+        rails = _each(self.rails, _rail, "Roles.rails: must be (node, volts) pairs, volts a finite number",
+                      "give e.g. ((5, 0.0),)")
+        outputs = _each(self.outputs, _output, "Roles.outputs: must be (pos, neg) pairs, neg None for a single-ended "
+                        "output", "give e.g. ((10, None),) or ((10, 11),)")
         for name, value in (("inputs", inputs), ("rails", rails), ("outputs", outputs)):
             object.__setattr__(self, name, value)
+
+
+def _each(values: object, convert: Callable[[object], object], problem: str, fix: str) -> tuple:
+    """``values`` converted item by item, refused as ``problem`` (``Roles.field: must be ...``) naming the first item
+    ``convert`` refuses (a TypeError or ValueError) and its index: shown() of them all would hide it past the fifth.
+    What holds no items (a number) or is a text is refused whole."""
+    try:
+        items = None if isinstance(values, (str, bytes)) else list(values)
+    except TypeError:
+        items = None
+    if items is None:
+        raise ValidationError(f"{problem} (got {shown(values)}); {fix}")
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(convert(item))
+        except (TypeError, ValueError):
+            raise ValidationError(f"{problem} (got {shown(item)} at index {i}); {fix}") from None
+    return tuple(out)
+
+
+def _rail(rail: object) -> tuple[int, float]:
+    node, volts = rail
+    return _node_id(node), _volts(volts)
+
+
+def _output(output: object) -> tuple[int, int | None]:
+    pos, neg = output
+    return _node_id(pos), None if neg is None else _node_id(neg)
 
 
 def _volts(v: object) -> float:

@@ -35,7 +35,7 @@ import numpy as np
 from .cards import comment_text, num
 from .circuit import Circuit, has_drain
 from .devices import THREE_REGIME, NmosParams, ResistorParams
-from .errors import ValidationError, shown
+from .errors import ValidationError, real_array, shown
 from .mos import OVERDRIVE_CAP
 from .temperature import NOMINAL_CELSIUS
 
@@ -165,6 +165,15 @@ def to_spice(
         if clamps.shape != (batch, len(c.clamp_nodes)):
             raise ValidationError(f"netlist: clamps must have shape ({batch}, {len(c.clamp_nodes)}) "
                                   f"(got {clamps.shape})")
+    # named by argument and position here: the writer of each number would refuse it naming neither
+    label = c.device.control_label
+    real_array(controls, "netlist", "controls", f"one {label} per edge", "give a float array",
+               finite=f"give a finite {label} to every edge", axes=("edge",))
+    real_array(inputs, "netlist", "inputs", "input voltages (V)", "give a float array",
+               finite="give a finite voltage (V) to every input", axes=("row", "column"))
+    if clamps is not None:
+        real_array(clamps, "netlist", "clamps", "clamp voltages (V)", "give a float array",
+                   finite="give a finite voltage (V) to every clamp", axes=("row", "column"))
     nn = _namer(c)
     twin = 0 if clamps is None else 1
     lines = _head_lines(c, ("free", "clamped")[twin], batch, options, title, twin, comments,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from . import datafiles, revisions
-from .errors import CheckpointError, shown
+from .errors import CheckpointError, first_bad, shown
 from .learning.trainer import TrainState
 from .netlist import escaped
 from .units import listed
@@ -245,7 +245,8 @@ def _problem(controls: np.ndarray, n_updates: np.ndarray, trajectory: np.ndarray
     if controls.ndim != 2 or controls.dtype.kind != "f":
         return f"controls must be numbers [replicas, edges] (got {controls.dtype} {list(controls.shape)})"
     if not np.isfinite(controls).all():
-        return "controls hold NaN or infinity"
+        at, place = first_bad(~np.isfinite(controls), ("replica", "edge"))
+        return f"controls must be finite (got {controls[at]}{place})"
     r = len(controls)
     if n_edges is not None and controls.shape[1] != n_edges:
         return _other_edges(controls, n_edges)
@@ -255,27 +256,30 @@ def _problem(controls: np.ndarray, n_updates: np.ndarray, trajectory: np.ndarray
         return (f"trajectory must be numbers [records, {r}, {controls.shape[1]}] (got {trajectory.dtype} "
                 f"{list(trajectory.shape)})")
     seeds, epochs, history, rng_states = meta["seeds"], meta["trajectory_epochs"], meta["history"], meta["rng_states"]
+    # (key, whether its value will do, what each item of a list must be or None, what the value must be)
     checks = (
-        ("seeds", isinstance(seeds, list) and len(seeds) == r > 0 and all(_is_int(s) for s in seeds),
+        ("seeds", isinstance(seeds, list) and len(seeds) == r > 0, _is_int,
          f"a list of one integer per row of controls, {r} in all"),
-        ("epoch", _is_count(meta["epoch"]), "an integer >= 0"),
-        ("n_steps", _is_count(meta["n_steps"]), "an integer >= 0"),
-        ("n_solves", _is_count(meta["n_solves"]), "an integer >= 0"),
-        ("history", isinstance(history, list) and all(isinstance(row, dict) for row in history), "a list of mappings"),
-        ("rng_states", isinstance(rng_states, list) and len(rng_states) == r,
+        ("epoch", _is_count(meta["epoch"]), None, "an integer >= 0"),
+        ("n_steps", _is_count(meta["n_steps"]), None, "an integer >= 0"),
+        ("n_solves", _is_count(meta["n_solves"]), None, "an integer >= 0"),
+        ("history", isinstance(history, list), lambda row: isinstance(row, dict), "a list of mappings"),
+        ("rng_states", isinstance(rng_states, list) and len(rng_states) == r, None,
          f"a list of one generator state per row of controls, {r} in all"),
-        ("keep_trajectory", isinstance(meta["keep_trajectory"], bool), "true or false"),
-        ("trajectory_epochs", isinstance(epochs, list) and len(epochs) == len(trajectory)
-         and all(_is_count(e) for e in epochs),
+        ("keep_trajectory", isinstance(meta["keep_trajectory"], bool), None, "true or false"),
+        ("trajectory_epochs", isinstance(epochs, list) and len(epochs) == len(trajectory), _is_count,
          f"a list of one integer >= 0 per trajectory row, {len(trajectory)} in all"),
-        ("wall_s", _is_real(meta["wall_s"]) and meta["wall_s"] >= 0, "a number of seconds >= 0"),
-        ("revision", _is_int(meta.get("revision", 1)) and meta.get("revision", 1) >= 1, "an integer >= 1"),
-        ("files", datafiles.is_pins(meta.get("files", {})), "a mapping of key paths to {path, sha256}"),
-        ("config", isinstance(meta.get("config", ""), str), "the text of a config"),
+        ("wall_s", _is_real(meta["wall_s"]) and meta["wall_s"] >= 0, None, "a number of seconds >= 0"),
+        ("revision", _is_int(meta.get("revision", 1)) and meta.get("revision", 1) >= 1, None, "an integer >= 1"),
+        ("files", datafiles.is_pins(meta.get("files", {})), None, "a mapping of key paths to {path, sha256}"),
+        ("config", isinstance(meta.get("config", ""), str), None, "the text of a config"),
     )
-    for key, ok, want in checks:
-        if not ok:
-            return f"{key} must be {want} (got {shown(meta[key])})"
+    for key, ok, item_ok, want in checks:
+        # a list's first bad item by its index: shown() of the list would hide it past the fifth
+        stray = next((i for i, item in enumerate(meta[key]) if not item_ok(item)), None) if ok and item_ok else None
+        if not ok or stray is not None:
+            got = shown(meta[key]) if stray is None else f"{shown(meta[key][stray])} at index {stray}"
+            return f"{key} must be {want} (got {got})"
     return None
 
 

@@ -55,11 +55,15 @@ def test_non_finite_values_are_refused_by_solve_naming_the_argument(solver, chan
 
 
 @pytest.mark.parametrize("controls, inputs, says", [
-    (["a"] * 12, INPUTS, r"controls must be real numbers, one gate voltage \(V\) per edge \(got dtype <U1: "
-                         r"\['a', 'a', 'a', 'a', 'a', ...\]\); give a float array"),
-    (np.full(12, 1.5 + 0j), INPUTS, r"controls must be real numbers, .* \(got dtype complex128"),
-    (np.full(12, GATES), [[0.1, None]], r"inputs must be real numbers, input voltages \(V\) \(got dtype object: "
-                                        r"\[\[0.1, None\]\]\)"),
+    (["a"] * 12, INPUTS, r"controls must be real numbers, one gate voltage \(V\) per edge \(got 'a' at edge 0\); "
+                         r"give a float array"),
+    # the one string among numbers, named: numpy made every gate a string, and shown() of them ends at the fifth
+    ([GATES] * 11 + ["a"], INPUTS, r"controls must be real numbers, .* \(got 'a' at edge 11\); give a float array"),
+    (np.full(12, 1.5 + 0j), INPUTS, r"controls must be real numbers, .* \(got \(1.5\+0j\) at edge 0\)"),
+    ([GATES] * 7 + [1.5 + 1j] + [GATES] * 4, INPUTS, r"controls must be real numbers, .* \(got \(1.5\+1j\) at edge "
+                                                     r"7\)"),
+    (np.full(12, GATES), [[0.1, None]], r"inputs must be real numbers, input voltages \(V\) \(got None at row 0, "
+                                        r"column 1\)"),
     (np.full(12, GATES), [[0.1, 0.2], [0.1]], r"inputs must be an array of input voltages \(V\) \(got "
                                               r"\[\[0.1, 0.2\], \[0.1\]\]: .*\); give rows of equal length"),
 ])
@@ -92,9 +96,18 @@ def test_solve_given_a_graph_says_how_to_make_a_circuit(solver):
 def test_a_resistor_conductance_the_device_refuses_is_refused_on_both_backends(solver):
     """ngspice solved a network of -1 mS resistors as if they were +1 mS (native refused it)."""
     c = _circuit(mm.ResistorParams())
-    with pytest.raises(ValidationError, match=r"resistor conductances must be > 0 \(got min -0.001 S\)"):
+    with pytest.raises(ValidationError, match=r"resistor conductances must be > 0 \(got -0.001 S at edge 0\)"):
         solver.solve(c, np.full(c.n_edges, -1e-3), INPUTS)
 
+
+def test_a_negative_tag_is_named_by_its_row(solver):
+    """The refusal gave the tags' shape and dtype, which were right, and not the tag that was negative."""
+    c = _circuit()
+    with pytest.raises(ValidationError, match=re.escape(f"{type(solver).__name__}.solve: tags must be 8 integers >= 0 "
+                                                        "(got -1 at row 6); give one per input row, or None")):
+        solver.solve(c, _gates(c), np.tile(INPUTS, (8, 1)), tags=np.array([0, 1, 2, 3, 4, 5, -1, 7]))
+    with pytest.raises(ValidationError, match=re.escape("tags must be 8 integers >= 0 (got shape (7,), dtype int64)")):
+        solver.solve(c, _gates(c), np.tile(INPUTS, (8, 1)), tags=np.arange(7))
 
 def test_an_empty_batch_gives_no_rows_on_both_backends(solver):
     """ngspice failed on it with an IndexError ('list index out of range'); native answered [0, N]."""
@@ -119,15 +132,19 @@ def test_correct_calls_answer_alike_on_both_backends(ngspice):
      r"energy.transistor_power: voltages must be node voltages \[B, 9\] \(V\) \(got the OperatingPoint itself\); "
      r"pass its \.voltages"),
     (lambda c, g, v: mm.kcl_residuals(c, g, v, fixed=[99]),
-     r"kcl_residuals: fixed must hold node indices, integers in 0..8 \(got \[99\]\); give the clamped nodes"),
+     r"kcl_residuals: fixed must hold node indices, integers in 0..8 \(got 99 at index 0\); give the clamped nodes"),
+    (lambda c, g, v: mm.kcl_residuals(c, g, v, fixed=[0, 1, 2, 3, 4, 5, 9]),
+     r"kcl_residuals: fixed must hold node indices, integers in 0..8 \(got 9 at index 6\); give the clamped nodes"),
     (lambda c, g, v: mm.kcl_residuals(c, g, v, twin=2), r"kcl_residuals: twin must be 0 \(free\) or 1 \(clamped\) "
                                                         r"\(got 2\)"),
     (lambda c, g, v: mm.edge_currents(c, ["a"] * len(g), v), re.escape(
-        "edge_currents: controls must be real numbers, one gate voltage (V) per edge (got dtype <U1: ['a', 'a', 'a', "
-        "'a', 'a', ...]); pass the controls given to the solver")),
+        "edge_currents: controls must be real numbers, one gate voltage (V) per edge (got 'a' at edge 0); pass the "
+        "controls given to the solver")),
+    (lambda c, g, v: mm.edge_currents(c, [*g[:-1], "a"], v), re.escape("(got 'a' at edge 11); pass the controls")),
+    # the None at the ninth node was shown as [[0.1, 0.1, 0.1, 0.1, 0.1, ...]]
     (lambda c, g, v: mm.kcl_residuals(c, g, [[0.1] * 8 + [None]]), re.escape(
-        "kcl_residuals: voltages must be real numbers, node voltages [B, 9] (V) (got dtype object: [[0.1, 0.1, 0.1, "
-        "0.1, 0.1, ...]]); pass a solver's OperatingPoint.voltages")),
+        "kcl_residuals: voltages must be real numbers, node voltages [B, 9] (V) (got None at row 0, node 8); pass a "
+        "solver's OperatingPoint.voltages")),
     (lambda c, g, v: mm.edge_currents(c, g, [[0.1] * 9, [0.1]]), re.escape(
         "edge_currents: voltages must be an array of node voltages [B, 9] (V) (got [[0.1, 0.1, 0.1, 0.1, 0.1, ...], "
         "[0.1]]: setting an array element with a sequence.")),
@@ -223,8 +240,11 @@ def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, say
     (lambda t, x, rng: t.init_state(np.where(np.arange(len(x)) == 5, np.nan, x), rng),
      "Trainer.init_state: controls must be finite (got nan at edge 5); give a finite gate voltage (V) to every edge"),
     (lambda t, x, rng: t.init_state(["a"] * len(x), rng), "Trainer.init_state: controls must be real numbers, one "
-                                                          "gate voltage (V) per edge (got dtype <U1: ['a', 'a', 'a', "
-                                                          "'a', 'a', ...]); give a float array"),
+                                                          "gate voltage (V) per edge (got 'a' at edge 0); give a "
+                                                          "float array"),
+    (lambda t, x, rng: t.init_state([*x[:-1], None], rng), "Trainer.init_state: controls must be real numbers, one "
+                                                           "gate voltage (V) per edge (got None at edge 31); give a "
+                                                           "float array"),
     (lambda t, x, rng: t.evaluate(x[:-1]), "Trainer.evaluate: controls must have shape (32,) or (R, 32), one row per "
                                            "replica (got (31,)); give state.controls[0] for one replica"),
     (lambda t, x, rng: t.evaluate(np.tile(x, (2, 1)) + [[0.0], [np.inf]]),
@@ -259,8 +279,10 @@ def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, cal
     # one value per point: the index is the point's (it was named a column)
     ([[0.1], [0.2], [0.3]], [0.1, 0.2, np.nan], "Task.targets: must be finite (got nan at point 2); give every point "
                                                 "a finite voltage"),
-    ([[0.1, 0.2]], [["a"]], "Task.targets: must be real numbers, volts (got dtype <U1: [['a']]); give a float array, "
-                            "one row per point"),
+    ([[0.1, 0.2]], [["a"]], "Task.targets: must be real numbers, volts (got 'a' at point 0, column 0); give a float "
+                            "array, one row per point"),
+    ([[0.1]] * 6 + [[None]], [[0.0]] * 7, "Task.inputs: must be real numbers, volts (got None at point 6, column 0); "
+                                          "give a float array, one row per point"),
     ([[0.1, 0.2], [0.1]], [[0.0], [0.0]], "Task.inputs: must be an array of volts (got [[0.1, 0.2], [0.1]]: setting "
                                           "an array element with a sequence."),
 ])
@@ -306,8 +328,8 @@ def test_a_long_value_where_a_number_goes_is_shown_short():
     assert len(message) < 300, message
     assert message == "NmosParams.kp: must be a number (got [0, 1, 2, 3, 4, ...]); give one, in SI units"
     with pytest.raises(ValidationError, match=re.escape(
-            "Roles.rails: must be (node, volts) pairs, volts a finite number (got [(5, 'x'), (5, 'x'), (5, 'x'), "
-            "(5, 'x'), (5, 'x'), ...]); give e.g. ((5, 0.0),)")):
+            "Roles.rails: must be (node, volts) pairs, volts a finite number (got (5, 'x') at index 0); give e.g. "
+            "((5, 0.0),)")):
         Roles(inputs=(0,), rails=[(5, "x")] * 100_000, outputs=((4, None),))
 
 

@@ -123,7 +123,11 @@ CASES = [
      "pair on a lattice or a node's name (got {'a': 1})"),
     # a node name with a control character was "Input should be a valid integer" (the first type of a union)
     ("input-name-control-character", _edit("roles.inputs.1", "in\x07"), [], "roles.inputs[1]: a node's name must not "
-     "contain a control character (got 'in\\x07', holding U+0007)"),
+     "contain a control character (got 'in\\x07', holding U+0007 at index 2)"),
+    # past 80 characters shown() leaves out the middle, where the character may be: its index says where
+    ("long-input-name-control-character", _edit("roles.inputs.1", "n" * 50 + "\t" + "n" * 49), [], "roles.inputs[1]: "
+     f"a node's name must not contain a control character (got '{'n' * 37}...{'n' * 38}', holding U+0009 at index "
+     "50)"),
     ("output-index-negative", _edit("roles.outputs.0.pos", -3), [], "roles.outputs[0].pos: a node index must be >= 0 "
      "(got -3)"),
     ("roles-empty-on-a-lattice", _edit("roles", {}), [], "roles.outputs: required key is missing (only a layered "
@@ -204,7 +208,12 @@ CASES = [
     ("layered-lonely-node", _edit("network", {"kind": "layered", "n_inputs": 2, "n_outputs": 2, "n_edges": 1}),
      ["--set", "roles=null"], "network: the drawn wiring leaves"),
     ("csv-path-newline", _edit("task", {"name": "csv", "path": "a\nb.csv", "n_inputs": 1}), [],
-     "task.path: a file name must not contain control characters such as newlines (got 'a\\nb.csv'); rename"),
+     "task.path: a file name must not contain control characters such as newlines (got 'a\\nb.csv', holding U+000A "
+     "at index 1); rename"),
+    ("long-csv-path-newline", _edit("task", {"name": "csv", "path": "d" * 50 + "\n" + "d" * 45 + ".csv",
+                                             "n_inputs": 1}),
+     [], f"task.path: a file name must not contain control characters such as newlines (got '{'d' * 37}...{'d' * 34}"
+     ".csv', holding U+000A at index 50); rename"),
     ("model-file-escape", _edit("device.model_file", "card\x1b[2J.lib"), [], "device.model_file: a file name must not "
      "contain control characters"),
     ("multiclass-hinge-on-xor", _edit("learning.loss", "multiclass_hinge"), [],

@@ -11,6 +11,7 @@ import pytest
 
 from metamaterial.cards import load_model_card, parse_model_card, parse_number
 from metamaterial.devices import (
+    Mismatch,
     NmosParams,
     PotentiometerParams,
     ResistorParams,
@@ -108,9 +109,25 @@ def test_bounds_outside_a_kinds_range_are_refused():
                                           r"\(got \[0, 100\]\); keep the bounds inside 0 and device.n_taps - 1"):
         PotentiometerParams().check_bounds(0, 100, "learning.bounds")
     with pytest.raises(ValidationError, match=r"ResistorParams.check_controls: resistor conductances must be > 0 "
-                                              r"\(got min -1e-05 S\)"):
+                                              r"\(got -1e-05 S at edge 1\); keep the controls inside"):
         ResistorParams().edge_controls(np.array([1e-3, -1e-5]))
+    # the first one refused, by its edge (and row): the smallest alone did not say where it was
+    with pytest.raises(ValidationError, match=r"must be > 0 \(got 0 S at edge 6\)"):
+        ResistorParams().edge_controls(np.array([1e-3] * 6 + [0.0, -1e-5]))
+    with pytest.raises(ValidationError, match=r"must be > 0 \(got -2e-05 S at row 1, edge 6\)"):
+        ResistorParams().edge_controls(np.array([[1e-3] * 7, [1e-3] * 6 + [-2e-5]]))
 
+
+
+def test_a_mismatch_names_the_transistor_it_refuses():
+    """It said only "dvto must be finite and kscale > 0", naming neither the array, the value nor the transistor."""
+    dvto, kscale = np.zeros((2, 8)), np.ones((2, 8))
+    with pytest.raises(ValidationError, match=re.escape("Mismatch: dvto must be finite (got nan at twin 1, edge 6); "
+                                                        "give every transistor a finite V_T shift")):
+        Mismatch(np.vstack([dvto[0], np.where(np.arange(8) == 6, np.nan, 0.0)]), kscale)
+    with pytest.raises(ValidationError, match=re.escape("Mismatch: kscale must be > 0 (got -0.5 at twin 0, edge 7); "
+                                                        "give every transistor a relative K > 0")):
+        Mismatch(dvto, np.where(np.arange(8) == 7, -0.5, kscale))
 
 def test_bad_parameters_are_refused():
     with pytest.raises(ValidationError, match=r"NmosParams.kp: must be a positive"):

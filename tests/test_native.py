@@ -381,7 +381,7 @@ def test_bad_values_are_refused():
         NativeSolver().solve(c, gates, [[0.1, np.inf]])
     r = circuit.compile_graph(graph.assign_roles(graph.lattice_network(4, 4), graph.Roles((0,), (), ((5, None),))),
                               devices.ResistorParams())
-    with pytest.raises(ValidationError, match=r"resistor conductances must be > 0 \(got min 0 S\)"):
+    with pytest.raises(ValidationError, match=r"resistor conductances must be > 0 \(got 0 S at edge 0\)"):
         NativeSolver().solve(r, np.zeros(32), [[0.1]])
     with pytest.raises(ValidationError, match=r"NativeSolver.max_iter: must be an integer >= 1 \(got 0\)"):
         NativeSolver(max_iter=0)

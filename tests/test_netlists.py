@@ -27,6 +27,20 @@ def test_same_input_gives_same_bytes():
     assert "M0 n0 g0 n1 0 nmos_edge" in a
 
 
+def test_a_value_no_netlist_can_hold_is_named_by_argument_and_position():
+    """Each number's writer refused it as 'netlist: refusing a non-finite value (got nan)': not which argument, nor
+    which of its values."""
+    gates, x = random_gates(32, seed=7), np.array([[0.45, 0.0]])
+    with pytest.raises(ValidationError, match=re.escape("netlist: controls must be finite (got nan at edge 6); give a "
+                                                        "finite gate voltage (V) to every edge")):
+        to_spice(xor_circuit(), np.where(np.arange(32) == 6, np.nan, gates), x)
+    with pytest.raises(ValidationError, match=re.escape("netlist: inputs must be finite (got inf at row 6, column 1); "
+                                                        "give a finite voltage (V) to every input")):
+        to_spice(xor_circuit(), gates, np.vstack([np.tile(x, (6, 1)), [[0.45, np.inf]]]))
+    with pytest.raises(ValidationError, match=re.escape("netlist: clamps must be finite (got -inf at row 0, column "
+                                                        "1)")):
+        to_spice(xor_circuit(), gates, x, np.array([[0.1, -np.inf]]))
+
 def test_batched_netlist_shares_gates_and_rails():
     text = to_spice(xor_circuit(), random_gates(32), np.zeros((3, 2)))
     assert text.count("\nIG0 ") == 1 and text.count("\nRG0 ") == 1 and text.count("\nVR0 ") == 1

@@ -66,12 +66,18 @@ def test_a_circuit_cannot_be_changed_in_place():
             getattr(c, name)[0] = 1
 
 
-@pytest.mark.parametrize("cut", [[99], [-1], [0.7]])
-def test_without_edges_refuses_what_is_not_an_edge_index(cut):
+@pytest.mark.parametrize("cut, got", [
+    ([99], "99 at index 0"), ([-1], "-1 at index 0"), ([0.7], "0.7 at index 0"),
+    # the first item that is no edge index, named past the fifth, where the cut was shown as its first ten items
+    ([0, 1, 2, 3, 4, 5, 99], "99 at index 6"), ([0, 1, 2, 3, 4, 5, 0.7], "0.7 at index 6"),
+    ([0, 1, 2, 3, 4, 5, None], "None at index 6"), (np.array([1.0, 2.0]), "1.0 at index 0"),
+])
+def test_without_edges_refuses_what_is_not_an_edge_index(cut, got):
     """[99] returned every edge, [-1] and [0.7] cut an edge nobody named."""
     c = _circuit()
-    with pytest.raises(ValidationError, match=rf"without_edges: cut must hold edge indices, integers in "
-                                              rf"0..{c.n_edges - 1} \(got "):
+    with pytest.raises(ValidationError, match=re.escape(f"without_edges: cut must hold edge indices, integers in "
+                                                        f"0..{c.n_edges - 1} (got {got}); give the indices of the "
+                                                        "edges to remove")):
         without_edges(c, cut)
     assert without_edges(c, [c.n_edges - 1]).n_edges == c.n_edges - 1
 
@@ -105,12 +111,24 @@ def test_library_calls_print_nothing_unless_asked(tmp_path, capfd, monkeypatch):
 
 @pytest.mark.parametrize("roles, says", [
     (dict(inputs=(0,), rails=(), outputs=(4,)), r"Roles.outputs: must be \(pos, neg\) pairs, neg None for a "
-                                                r"single-ended output \(got \(4,\)\); give e.g. \(\(10, None\),\)"),
-    (dict(inputs=(0.5,), rails=(), outputs=((4, None),)), r"Roles.inputs: must be node ids, integers \(got "
-                                                          r"\(0.5,\)\)"),
+                                                r"single-ended output \(got 4 at index 0\); give e.g. "
+                                                r"\(\(10, None\),\)"),
+    (dict(inputs=(0.5,), rails=(), outputs=((4, None),)), r"Roles.inputs: must be node ids, integers \(got 0.5 at "
+                                                          r"index 0\); give e.g. \(0, 3\)"),
     (dict(inputs=(0,), rails=((8,),), outputs=((4, None),)), r"Roles.rails: must be \(node, volts\) pairs"),
-    (dict(inputs=(0,), rails=((8, float("nan")),), outputs=((4, None),)), r"volts a finite number \(got \(\(8, nan"),
-    (dict(inputs=(0,), rails=((8, float("inf")),), outputs=((4, None),)), r"volts a finite number \(got \(\(8, inf"),
+    (dict(inputs=(0,), rails=((8, float("nan")),), outputs=((4, None),)), r"volts a finite number \(got \(8, nan\) "
+                                                                          r"at index 0\)"),
+    (dict(inputs=(0,), rails=((8, float("inf")),), outputs=((4, None),)), r"volts a finite number \(got \(8, inf"),
+    # the first item refused, named past the fifth, where shown() of them all ended at the fifth
+    (dict(inputs=(0, 1, 2, 3, 4, 5, 6.0), rails=(), outputs=((8, None),)), r"Roles.inputs: must be node ids, integers "
+                                                                          r"\(got 6.0 at index 6\)"),
+    (dict(inputs=(0,), rails=[(n, 0.0) for n in range(1, 7)] + [(7, "x")], outputs=((8, None),)),
+     r"Roles.rails: must be \(node, volts\) pairs, volts a finite number \(got \(7, 'x'\) at index 6\)"),
+    (dict(inputs=(0,), rails=(), outputs=[(n, None) for n in range(2, 8)] + [(8, 9, 10)]),
+     r"Roles.outputs: must be \(pos, neg\) pairs, .* \(got \(8, 9, 10\) at index 6\)"),
+    # what holds no items is refused whole
+    (dict(inputs=3, rails=(), outputs=((4, None),)), r"Roles.inputs: must be node ids, integers \(got 3\)"),
+    (dict(inputs="03", rails=(), outputs=((4, None),)), r"Roles.inputs: must be node ids, integers \(got '03'\)"),
 ])
 def test_roles_that_are_not_node_ids_are_refused_when_made(roles, says):
     """(4,) as outputs was a TypeError 'cannot unpack'; a numpy array of inputs, 'truth value ... ambiguous'."""
@@ -155,6 +173,11 @@ def test_train_params_and_init_state_refuse_what_they_cannot_use():
     with pytest.raises(ValidationError, match=r"Trainer.init_state: rngs must be a numpy Generator, or a list of one "
                                               r"per replica \(got 0\); give np.random.default_rng\(seed\)"):
         trainer.init_state(np.full(setup.circuit.n_edges, GATES), 0)
+    # the one seed among generators, named by its replica: shown() of the list ended at the fifth
+    rngs = [np.random.default_rng(s) for s in range(6)] + [6]
+    with pytest.raises(ValidationError, match=r"Trainer.init_state: rngs must be a numpy Generator, or a list of one "
+                                              r"per replica \(got 6 at replica 6\); give np.random.default_rng"):
+        trainer.init_state(np.full((7, setup.circuit.n_edges), GATES), rngs)
 
 
 @pytest.mark.parametrize("make, says", [

@@ -311,6 +311,15 @@ BAD_CHECKPOINTS = {
                        "integer >= 0 (got '3000')" + DAMAGED),
     "controls-strings": (lambda p: _rewrite_checkpoint(p, controls=np.full((1, 32), "a")), "not a readable "
                          "checkpoint: controls must be numbers [replicas, edges] (got <U1 [1, 32])" + DAMAGED),
+    # one bad value of a list or an array, by its position: shown() of the whole would hide it past the fifth
+    "controls-nan": (lambda p: _rewrite_checkpoint(p, controls=np.where(np.arange(32) == 6, np.nan, 3.0)[None]),
+                     "not a readable checkpoint: controls must be finite (got nan at replica 0, edge 6)" + DAMAGED),
+    "history-a-number-among-rows": (lambda p: _rewrite_checkpoint(p, history=[{}] * 6 + [3]), "not a readable "
+                                    "checkpoint: history must be a list of mappings (got 3 at index 6)" + DAMAGED),
+    "trajectory-epoch-negative": (lambda p: _rewrite_checkpoint(p, trajectory=np.zeros((7, 1, 32)),
+                                                                trajectory_epochs=[0, 1, 2, 3, 4, 5, -1]),
+                                  "not a readable checkpoint: trajectory_epochs must be a list of one integer >= 0 per "
+                                  "trajectory row, 7 in all (got -1 at index 6)" + DAMAGED),
     "fewer-edges": (lambda p: _rewrite_checkpoint(p, controls=np.full((1, 5), 3.0)), "not a readable checkpoint: "
                     "controls of 5 edges, but the network of config.yaml has 32 (the config, its network file or the "
                     "checkpoint changed since training)" + DAMAGED),

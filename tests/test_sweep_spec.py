@@ -149,6 +149,13 @@ SPEC_FIXES = {
     "set-not-a-list": ({"set": "learning.epochs=3"}, "set: must be a list of 'key.path=value' strings (got "
                        "'learning.epochs=3'); give each change as an item of a list, e.g. set: [learning.epochs=200, "
                        "simulator.backend=native]"),
+    # the first item refused, by its index: shown() of the list ended at the fifth
+    "set-a-number-among-texts": ({"set": [f"learning.epochs={n}" for n in range(6)] + [3]}, "set: must be a list of "
+                                 "'key.path=value' strings (got 3 at index 6); give each change as an item of a list, "
+                                 "e.g. set: [learning.epochs=200, simulator.backend=native]"),
+    "seeds-one-negative": ({"seeds": [0, 1, 2, 3, 4, 5, -1]}, "seeds: must be a count N >= 1 or a list of seeds >= 0 "
+                           "(got -1 at index 6); give e.g. seeds: 3 (the base config's seed and the next 2) or seeds: "
+                           "[0, 7]"),
     "target-loss-negative": ({"grid": {"learning.nudge": [0.5]}, "target_loss": -1}, "target_loss: must be a loss in "
                              "V^2 > 0 (got -1); give a positive number such as 1e-3, or remove target_loss"),
     "name-with-a-space": ({"name": "a b"}, "name: must be a plain name matching ^[A-Za-z][A-Za-z0-9_-]{0,63}$ (got "

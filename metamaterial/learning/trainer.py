@@ -228,9 +228,11 @@ class Trainer:
         given = rngs
         rngs = [given] if isinstance(given, np.random.Generator) else list(given) if isinstance(given, (list, tuple)) \
             else []
-        if not rngs or not all(isinstance(r, np.random.Generator) for r in rngs):
+        stray = next((i for i, r in enumerate(rngs) if not isinstance(r, np.random.Generator)), None)
+        if not rngs or stray is not None:
+            got = shown(given) if stray is None else f"{shown(rngs[stray])} at replica {stray}"
             raise ValidationError(f"Trainer.init_state: rngs must be a numpy Generator, or a list of one per replica "
-                                  f"(got {shown(given)}); give np.random.default_rng(seed)")
+                                  f"(got {got}); give np.random.default_rng(seed)")
         if controls.shape != (len(rngs), self.circuit.n_edges):
             raise ValidationError(f"Trainer.init_state: controls must have shape ({len(rngs)}, "
                                   f"{self.circuit.n_edges}) for {len(rngs)} generator(s) (got {controls.shape})")

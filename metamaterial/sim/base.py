@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from ..circuit import Circuit, OperatingPoint
-from ..errors import ValidationError, real_array, shown
+from ..errors import ValidationError, first_bad, real_array, shown
 from ..netlist import SpiceOptions
 from ..step import StepProgram, StepRun
 
@@ -87,9 +87,13 @@ class AbstractSolver(ABC):
         device.check_controls(controls)  # its own refusals (a resistor's conductance <= 0), on either backend
         if tags is not None:
             tags = np.asarray(tags)
-            if tags.shape != (inputs.shape[0],) or tags.dtype.kind not in "iu" or (tags < 0).any():
+            if tags.shape != (inputs.shape[0],) or tags.dtype.kind not in "iu":
                 raise ValidationError(f"{where}: tags must be {inputs.shape[0]} integers >= 0 "
                                       f"(got shape {tags.shape}, dtype {tags.dtype}); give one per input row, or None")
+            if (tags < 0).any():
+                at, place = first_bad(tags < 0, ("row",))
+                raise ValidationError(f"{where}: tags must be {inputs.shape[0]} integers >= 0 (got {tags[at]}{place}); "
+                                      "give one per input row, or None")
         op = self._solve(circuit, controls, inputs, clamps, tags, remember)
         self.n_solves += inputs.shape[0]
         return op

@@ -27,6 +27,7 @@ import hashlib
 import itertools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,9 +214,11 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
     name = _name(doc, source)
     base_raw, base_source, base_dir = _base(doc, source, Path(base_dir))
     sets = doc.get("set") or []
-    if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
-        raise ConfigError(f"{source}: set: must be a list of 'key.path=value' strings (got {shown(sets)}); give "
-                          "each change as an item of a list, e.g. set: [learning.epochs=200, simulator.backend=native]")
+    stray = _stray(sets, lambda s: isinstance(s, str))
+    if not isinstance(sets, list) or stray:
+        raise ConfigError(f"{source}: set: must be a list of 'key.path=value' strings (got {stray or shown(sets)}); "
+                          "give each change as an item of a list, e.g. set: [learning.epochs=200, "
+                          "simulator.backend=native]")
     changes = [*((f"{source}: set[{i}]", item) for i, item in enumerate(sets)), *((None, o) for o in overrides or [])]
     unchanged = copy.deepcopy(base_raw)
     for where, item in changes:  # the raw base every point starts from (where None: the command line's --set)
@@ -343,12 +346,12 @@ def _block(group: str, body: Any, source: str, base: Config) -> tuple[list[str],
         if isinstance(body, int) and not isinstance(body, bool) and body >= 1:
             _check_count(body, at)
             return [SEED_AXIS], [(base.seed + i,) for i in range(body)]
-        if isinstance(body, list) and body and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                                                   for s in body):
+        stray = _stray(body, lambda s: isinstance(s, int) and not isinstance(s, bool) and s >= 0)
+        if isinstance(body, list) and body and not stray:
             _check_repeats(body, at, "seed")
             return [SEED_AXIS], [(s,) for s in body]
-        raise ConfigError(f"{at}: must be a count N >= 1 or a list of seeds >= 0 (got {shown(body)}); give e.g. "
-                          "seeds: 3 (the base config's seed and the next 2) or seeds: [0, 7]")
+        raise ConfigError(f"{at}: must be a count N >= 1 or a list of seeds >= 0 (got {stray or shown(body)}); give "
+                          "e.g. seeds: 3 (the base config's seed and the next 2) or seeds: [0, 7]")
     if not isinstance(body, dict) or not body:
         raise ConfigError(f"{at}: must be a mapping of key paths to values (got {shown(body)}); give one axis a "
                           f"line under {group}:, e.g. learning.nudge: [0.5, 1.0]")
@@ -370,6 +373,13 @@ def _block(group: str, body: Any, source: str, base: Config) -> tuple[list[str],
     rows = list(zip(*columns))
     _check_repeats([dict(zip(keys, row)) for row in rows], at, "row")
     return keys, rows
+
+
+def _stray(items: Any, ok: Callable[[Any], bool]) -> str:
+    """The first of a list's ``items`` that is not ``ok`` and its index, for a message's "(got ...)" ("-1 at index
+    6"): shown() of the list would hide it past the fifth. "" if there is none, or ``items`` is no list."""
+    i = next((i for i, item in enumerate(items) if not ok(item)), None) if isinstance(items, list) else None
+    return "" if i is None else f"{shown(items[i])} at index {i}"
 
 
 def _axis_key(key: Any, at: str) -> str:
