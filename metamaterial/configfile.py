@@ -86,6 +86,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     if isinstance(overrides, (str, bytes)):  # iterated, it would be one override per character
         raise ConfigError(f"load_config: overrides must be a list of key.path=value texts (got the text "
                           f"{shown(overrides)}); give [{shown(overrides)}]")
+    for k, item in enumerate(overrides or []):
+        if not isinstance(item, str):
+            raise ConfigError(f"load_config: overrides must be key.path=value texts (got {shown(item)} at index {k}); "
+                              "write each like 'learning.epochs=200'")
     p = Path(path)
     doc = read_document(p)
     from .sweep.spec import SPEC_ONLY_KEYS, is_sweep_spec  # noqa: PLC0415 (a spec is read through this module)

@@ -226,6 +226,8 @@ def xor_setup():
     (lambda s: mm.load_config(ROOT / "configs" / "xor.yaml", "learning.epochs=3"),
      "load_config: overrides must be a list of key.path=value texts (got the text 'learning.epochs=3'); give "
      "['learning.epochs=3']"),
+    (lambda s: mm.load_config(ROOT / "configs" / "xor.yaml", ["learning.epochs=3", 3]),
+     "load_config: overrides must be key.path=value texts (got 3 at index 1); write each like 'learning.epochs=200'"),
 ])
 def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, says):
     """Each was an AttributeError from inside ('str' object has no attribute 'device', 'int' object has no attribute
