@@ -103,6 +103,9 @@ class Task:
         for x_name, y_name, c_name, x, y, cls in pairs:
             if x is None:
                 continue
+            if y is None:  # it read as "must be real numbers, volts (got dtype object: None)"
+                raise ValidationError(f"Task.{y_name}: needed beside Task.{x_name} (got None); give one row of target "
+                                      "values (V) per point")
             x, y = _volts(x, f"Task.{x_name}"), _volts(y, f"Task.{y_name}")
             object.__setattr__(self, x_name, x)  # as arrays: ``n_inputs`` and the trainer read their shape
             object.__setattr__(self, y_name, y)
@@ -112,6 +115,77 @@ class Task:
             if cls is not None and np.shape(cls) != (len(x),):
                 raise ValidationError(f"Task.{c_name}: must be [P], one class per point of Task.{x_name} (got "
                                       f"{np.shape(cls)} for {len(x)} points)")
+            if cls is not None:
+                object.__setattr__(self, c_name, _class_indices(cls, f"Task.{c_name}"))
+        self._check_split()
+        self._check_decoding()
+
+    def _check_split(self) -> None:
+        """At least one training point; the points scored apart, if any, with the training points' columns and, for a
+        classification, their classes: a wrong width failed inside a matrix product at the first held-out evaluation,
+        and test_inputs without test_targets read as "test_targets must be real numbers (got None)"."""
+        if not len(self.inputs):
+            raise ValidationError(f"Task.inputs: needs at least one point (got shape {np.shape(self.inputs)}); give "
+                                  "one row of input voltages per point")
+        if self.test_inputs is None:
+            for name in ("test_targets", "test_classes"):
+                if getattr(self, name) is not None:
+                    raise ValidationError(f"Task.{name}: given without Task.test_inputs (got None there); give the "
+                                          "held-out points' inputs too, or leave both None")
+            return
+        for x_name, ref in (("test_inputs", "inputs"), ("test_targets", "targets")):
+            width, want = np.shape(getattr(self, x_name))[1], np.shape(getattr(self, ref))[1]
+            if width != want:
+                raise ValidationError(f"Task.{x_name}: must have the {want} column(s) of Task.{ref} (got {width}); "
+                                      "give the held-out points as the training points are given")
+        if (self.test_classes is None) != (self.classes is None):
+            given, missing = ("test_classes", "classes") if self.classes is None else ("classes", "test_classes")
+            raise ValidationError(f"Task.{missing}: Task.{given} is given and Task.{missing} is not (got None); a "
+                                  "classification gives the classes of its training and held-out points both")
+
+    def _check_decoding(self) -> None:
+        """How outputs become classes, against the classes and outputs there are: the margins are read at each
+        point's class (``step.class_margins``, compiled without bounds checks), so a class past the last level or
+        output read memory beyond the array and trained on it without a word."""
+        decodes = tuple(step.DECODES)  # a list given as decode is no key of the dict: compared, not looked up
+        if self.decode not in decodes:
+            raise ValidationError(f"Task.decode: must be one of {', '.join(map(repr, decodes))} (got "
+                                  f"{shown(self.decode)}); give 'nearest' (one output, the nearest of levels), "
+                                  "'argmax' (one output per class) or None for a regression")
+        if self.classes is None:
+            if self.decode is not None:
+                raise ValidationError(f"Task.classes: decode {self.decode!r} reads the outputs as classes, and no "
+                                      "classes are given (got None); give each point's class, or decode=None for a "
+                                      "regression")
+            return
+        if self.decode is None:
+            raise ValidationError("Task.decode: a classification (Task.classes given) needs a decoding (got None); "
+                                  "give decode='nearest' with levels (one output), or 'argmax' (one output per class)")
+        if self.decode == "nearest":
+            if self.levels is None:
+                raise ValidationError("Task.levels: 'nearest' decoding needs each class's output level (got None); "
+                                      "give levels, one voltage per class, e.g. levels=(0.0, -0.087)")
+            levels = real_array(self.levels, "Task.levels", "", "volts, one per class", "give one voltage per class",
+                                finite="give every class a finite level", axes=("class",))
+            if levels.ndim != 1 or len(levels) < 2:
+                raise ValidationError(f"Task.levels: must be one voltage per class, two or more (got shape "
+                                      f"{levels.shape}); give e.g. levels=(0.0, -0.087)")
+            object.__setattr__(self, "levels", levels)
+            if self.n_outputs != 1:
+                raise ValidationError(f"Task.decode: 'nearest' reads one output (got {self.n_outputs} target columns); "
+                                      "give one target column, or decode='argmax' with one output per class")
+            n_classes, per = len(levels), "level"
+        else:
+            if self.n_outputs < 2:
+                raise ValidationError(f"Task.decode: 'argmax' needs one output per class, two or more (got "
+                                      f"{self.n_outputs} target column); give one target column per class, or "
+                                      "decode='nearest' with levels")
+            n_classes, per = self.n_outputs, "output"
+        for name in ("classes", "test_classes"):
+            cls = getattr(self, name)
+            if cls is not None and len(cls) and cls.max() >= n_classes:
+                raise ValidationError(f"Task.{name}: must be below {n_classes}, one {per} per class (got class "
+                                      f"{int(cls.max())}); number the classes from 0, or give a {per} to each")
 
     @property
     def n_points(self) -> int:
@@ -146,6 +220,17 @@ class Task:
         if self.classes is None:
             return None
         return float(np.mean(self.predict(outputs) == (self.classes if classes is None else classes)))
+
+
+def _class_indices(values: object, where: str) -> np.ndarray:
+    """int64 [P] class indices, refusing what is not a whole number >= 0: 0.5 was truncated to class 0, and a
+    negative class read the outputs from the end."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and not np.all(
+            np.isfinite(arr) & (arr == np.round(arr)))) or (arr.size and arr.min() < 0):
+        raise ValidationError(f"{where}: must be class indices, whole numbers >= 0 (got {shown(values)}); give "
+                              "each point's class as 0, 1, 2, ...")
+    return arr.astype(np.int64)
 
 
 def xor_task(low: float = 0.0, high: float = 0.45, labels: tuple[float, float] = (0.0, -0.087)) -> Task:
@@ -261,6 +346,9 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
                 raise ValidationError(f"task.path: {p}:{line}: {header[n_inputs]} is empty, where it names the "
                                       "point's class; give every row its class")
         kinds, cls = np.unique([r[n_inputs].strip() for r in body], return_inverse=True)
+        if len(kinds) < 2:  # one output per class, and an argmax of one output calls every point right
+            raise ValidationError(f"task.path: {p}: the class column {header[n_inputs]} names one class (got "
+                                  f"{shown(str(kinds[0]))}); a classification needs two classes or more")
         y = np.where(np.eye(len(kinds))[cls] > 0, on, off)
     else:
         y = _numbers(body, range(n_inputs, len(header)), header, lines, f"task.path: {p}")

@@ -329,3 +329,50 @@ def test_finite_values_near_the_largest_float_pass_the_check_without_an_overflow
     c = _circuit()
     with pytest.raises(ValidationError, match=r"^NativeSolver\.solve: controls, inputs and clamps must be finite"):
         mm.NativeSolver().solve(c, np.full(c.n_edges, 1e308), INPUTS)
+
+
+CLASS_X = [[0.0], [0.15], [0.3], [0.45]]  # V, one input per point
+CLASS_Y = [[0.1], [0.1], [0.2], [0.2]]  # V, one output per point
+CLASSES = [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("given, says", [
+    (dict(classes=CLASSES), "Task.decode: a classification (Task.classes given) needs a decoding (got None); give "
+                            "decode='nearest' with levels (one output), or 'argmax' (one output per class)"),
+    (dict(classes=CLASSES, decode="nearst", levels=(0.1, 0.2)), "Task.decode: must be one of None, 'nearest', "
+                                                                "'argmax' (got 'nearst'); give 'nearest'"),
+    (dict(decode="nearest", levels=(0.1, 0.2)), "Task.classes: decode 'nearest' reads the outputs as classes, and no "
+                                                "classes are given (got None)"),
+    (dict(classes=CLASSES, decode="nearest"), "Task.levels: 'nearest' decoding needs each class's output level (got "
+                                              "None); give levels, one voltage per class"),
+    (dict(classes=CLASSES, decode="nearest", levels=[[0.1, 0.2]]), "Task.levels: must be one voltage per class, two "
+                                                                   "or more (got shape (1, 2))"),
+    (dict(classes=CLASSES, decode="argmax"), "Task.decode: 'argmax' needs one output per class, two or more (got 1 "
+                                             "target column)"),
+    (dict(classes=[0, 0, 1, 3], decode="nearest", levels=(0.1, 0.2)), "Task.classes: must be below 2, one level per "
+                                                                      "class (got class 3)"),
+    (dict(classes=[0, 0, 0.5, 1], decode="nearest", levels=(0.1, 0.2)), "Task.classes: must be class indices, whole "
+                                                                        "numbers >= 0 (got [0, 0, 0.5, 1])"),
+    (dict(classes=[0, 0, -1, 1], decode="nearest", levels=(0.1, 0.2)), "Task.classes: must be class indices"),
+    (dict(test_inputs=CLASS_X), "Task.test_targets: needed beside Task.test_inputs (got None); give one row of "
+                                "target values (V) per point"),
+    (dict(test_inputs=np.hstack([CLASS_X, CLASS_X]), test_targets=CLASS_Y),
+     "Task.test_inputs: must have the 1 column(s) of Task.inputs (got 2)"),
+    (dict(test_targets=CLASS_Y), "Task.test_targets: given without Task.test_inputs (got None there)"),
+])
+def test_a_task_refuses_classes_its_decoding_cannot_read(given, says):
+    """The margins are read at each point's class in compiled code without bounds checks: a class past the last level
+    or an argmax of one output trained on memory past the array without a word; no decoding, no levels or a misspelt
+    decoding failed at the first evaluation with "'NoneType' object is not subscriptable", a held-out set of another
+    width inside a matrix product."""
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        mm.Task("t", CLASS_X, CLASS_Y, **given)
+    made = mm.Task("t", CLASS_X, CLASS_Y, classes=[0.0, 0, 1, 1], decode="nearest", levels=[0.1, 0.2])
+    assert made.classes.dtype == np.int64 and made.levels.dtype == np.float64
+    assert made.accuracy(np.array(CLASS_Y)) == 1.0
+
+
+def test_a_task_of_no_points_is_refused_when_made():
+    """It trained, then failed in the solver's warm-start memory ('zero-size array to reduction operation')."""
+    with pytest.raises(ValidationError, match=re.escape("Task.inputs: needs at least one point (got shape (0, 1))")):
+        mm.linear_regression_task(0, 0.5, 0.1, 0.0, 0.45)
