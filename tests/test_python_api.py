@@ -172,3 +172,32 @@ def test_a_string_where_a_number_goes_names_the_field(make, says):
     with pytest.raises(ValidationError, match=re.escape(says)):
         make()
     assert mm.EdgeDynamics(leak_tau=None).leak_tau is None and mm.CoupledLearning(rate=np.float32(3)).rate == 3
+
+
+@pytest.mark.parametrize("device, dynamics, says", [
+    (mm.ResistorParams(), mm.EdgeDynamics(), "EdgeDynamics.low, EdgeDynamics.high: resistor controls must lie in "
+                                             "[1e-05, 0.01] S (got [0.4, 8]); keep the bounds inside device.g_min and "
+                                             "device.g_max"),
+    (mm.PotentiometerParams(), mm.EdgeDynamics("sign", 0, 200), "potentiometer controls must lie in [0, 99] tap (got "
+                                                                "[0, 200])"),
+    (mm.PotentiometerParams(), mm.EdgeDynamics(low=0, high=99),
+     "EdgeDynamics.kind: a potentiometer edge's control moves one tap per update ('sign') (got 'continuous', which "
+     "makes fractional taps); give EdgeDynamics('sign', low, high)"),
+    (mm.nmos_preset("ald1106-fit"), mm.EdgeDynamics("sign"),
+     "EdgeDynamics.kind: a nmos edge's control moves by rate x contrast ('continuous') (got 'sign', which makes steps "
+     "of one unit whatever the rate)"),
+])
+def test_the_trainer_refuses_edge_dynamics_its_device_cannot_follow(device, dynamics, says):
+    """EdgeDynamics' defaults are gate voltages: a resistor network trained with them had its conductances clipped
+    up to 0.4 S (40 times its g_max) at the first update, without a word; a potentiometer under the continuous rule
+    reached taps such as 7.98, and a transistor under the sign rule moved its gates 1 V per update whatever the
+    rate. The config never pairs them so; a notebook did."""
+    c = mm.compile_graph(mm.assign_roles(mm.lattice_network(ROWS, COLS, periodic=False),
+                                         Roles(inputs=(0,), rails=((8, 0.0),), outputs=((4, None),))), device)
+    task = mm.regression_task()
+    with pytest.raises(mm.MetamaterialError, match=re.escape(says)) as caught:
+        mm.Trainer(c, task, mm.CoupledLearning(), dynamics, mm.TrainParams(), mm.NativeSolver())
+    assert isinstance(caught.value, ValueError)
+    low, high = device.default_bounds()
+    mm.Trainer(c, task, mm.CoupledLearning(), mm.EdgeDynamics(device.update_kind, low, high), mm.TrainParams(),
+               mm.NativeSolver())

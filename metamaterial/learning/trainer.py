@@ -169,7 +169,9 @@ class Trainer:
         circuit: the network (``compile_graph``); its inputs and outputs must match the task's columns.
         task: the data, inputs [P, n_in] and targets [P, n_out] in V (``xor_task()``, ...).
         rule: the nudge, rate and loss (``CoupledLearning``); dynamics: how controls move and their bounds
-            (``EdgeDynamics``, in the device's unit: V, S or taps); params: epochs, schedule, evaluation
+            (``EdgeDynamics``, in the device's unit: V, S or taps; its kind the device's ``update_kind`` and its
+            bounds inside the device's range, so a resistor or potentiometer needs its own: the defaults are gate
+            voltages, ``device.default_bounds()`` gives the device's); params: epochs, schedule, evaluation
             (``TrainParams``); solver: ``NativeSolver()`` or ``NgspiceSolver()``.
 
     Use: ``state = trainer.run(trainer.init_state(controls [E], np.random.default_rng(seed)))``, then
@@ -187,6 +189,15 @@ class Trainer:
         if rule.rival and task.decode != "argmax":
             raise ValidationError(f"learning.loss: 'multiclass_hinge' needs one output per class (argmax decoding; "
                                   f"got task {task.name})")
+        device = circuit.device
+        if dynamics.kind != device.update_kind:  # the config always matches them; a hand-made pair may not
+            moves = "one tap per update" if device.update_kind == "sign" else "by rate x contrast"
+            makes = "fractional taps" if device.discrete else "steps of one unit whatever the rate"
+            raise ValidationError(f"EdgeDynamics.kind: a {device.kind} edge's control moves {moves} "
+                                  f"({device.update_kind!r}) (got {dynamics.kind!r}, which makes {makes}); give "
+                                  f"EdgeDynamics({device.update_kind!r}, low, high)")
+        # EdgeDynamics' default bounds are gate voltages: a resistor's conductances were clipped to 0.4-8 S
+        device.check_bounds(dynamics.low, dynamics.high, "EdgeDynamics.low, EdgeDynamics.high")
         if dynamics.bias is not None and dynamics.bias.shape != (circuit.n_edges,):
             raise ValidationError(f"EdgeDynamics.bias: needs one value per edge ({circuit.n_edges}) "
                                   f"(got shape {dynamics.bias.shape})")
