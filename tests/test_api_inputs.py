@@ -237,11 +237,18 @@ def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, say
     (lambda t, x, rng: t.run(t.init_state(x, rng), every="x" * 300), "Trainer.run: every must be a whole number (got "
                                                                      f"'{'x' * 37}...{'x' * 38}'); give a number of "
                                                                      "epochs as an int"),
+    (lambda t, x, rng: t.init_state(np.stack([x, x]), [rng, rng]),
+     "Trainer.init_state: rngs must be one generator per replica, each its own (got the same Generator object at "
+     "replicas 0 and 1); give [np.random.default_rng(seed) for seed in seeds]"),
+    (lambda t, x, rng: t.evaluate(x, test=True), "Trainer.evaluate: test=True scores the task's held-out points, and "
+                                                 "task 'xor' holds none (got test_inputs None); give test=False"),
 ])
 def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, call, says):
     """NaN controls were refused by the solver ('NativeSolver.solve: ... must be finite'), a wrong length by
     the solver too, naming the batch it made; a string was numpy's ValueError, run(controls) an AttributeError
-    ('no attribute replicas'), until=2.5 a TypeError from range."""
+    ('no attribute replicas'), until=2.5 a TypeError from range. One generator for two replicas was taken, and the
+    replicas drew from it in turn, each unlike a run of its own; evaluate(test=True) of a task with no held-out
+    points was "object of type 'NoneType' has no len()"."""
     trainer = mm.make_trainer(xor_setup)
     rng = np.random.default_rng(0)
     x = mm.initial_controls(xor_setup, rng)

@@ -242,6 +242,11 @@ class Trainer:
         if not rngs or not all(isinstance(r, np.random.Generator) for r in rngs):
             raise ValidationError(f"Trainer.init_state: rngs must be a numpy Generator, or a list of one per replica "
                                   f"(got {shown(given)}); give np.random.default_rng(seed)")
+        shared = next((i for i, r in enumerate(rngs) if any(r is q for q in rngs[:i])), None)
+        if shared is not None:  # the replicas would draw in turn from it, each unlike a run of its own
+            raise ValidationError(f"Trainer.init_state: rngs must be one generator per replica, each its own (got the "
+                                  f"same Generator object at replicas {[r is rngs[shared] for r in rngs].index(True)} "
+                                  f"and {shared}); give [np.random.default_rng(seed) for seed in seeds]")
         if controls.shape != (len(rngs), self.circuit.n_edges):
             raise ValidationError(f"Trainer.init_state: controls must have shape ({len(rngs)}, "
                                   f"{self.circuit.n_edges}) for {len(rngs)} generator(s) (got {controls.shape})")
@@ -366,6 +371,10 @@ class Trainer:
         if controls.ndim not in (1, 2) or controls.shape[-1] != c.n_edges:
             raise ValidationError(f"Trainer.evaluate: controls must have shape ({c.n_edges},) or (R, {c.n_edges}), one "
                                   f"row per replica (got {controls.shape}); give state.controls[0] for one replica")
+        if test and (task.test_inputs is None or not len(task.test_inputs)):
+            raise ValidationError(f"Trainer.evaluate: test=True scores the task's held-out points, and task "
+                                  f"{task.name!r} holds none (got test_inputs None); give test=False, or a Task "
+                                  "with test_inputs and test_targets")
         x, y, cls = (task.test_inputs, task.test_targets, task.test_classes) if test else \
             (task.inputs, task.targets, task.classes)
         many = np.atleast_2d(controls)
