@@ -209,11 +209,17 @@ def xor_setup():
     (lambda s: mm.load_config(ROOT / "configs" / "xor.yaml", "learning.epochs=3"),
      "load_config: overrides must be a list of key.path=value texts (got the text 'learning.epochs=3'); give "
      "['learning.epochs=3']"),
+    (lambda s: mm.train_replicas(s.config, 3), "train_replicas: seeds must be a list of ints, one per replica (got "
+                                               "int 3); give one seed per replica, e.g. [0, 1, 2] or list(range(4))"),
+    (lambda s: mm.train_replicas(s.config, []), "train_replicas: seeds must name one replica or more (got [])"),
+    (lambda s: mm.train_replicas(s.config, [0, -1]), "train_replicas: seeds must be ints >= 0 (got -1 in [0, -1])"),
 ])
 def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, says):
     """Each was an AttributeError from inside ('str' object has no attribute 'device', 'int' object has no attribute
     'uniform'), a TypeError from dataclasses.replace, or (a text of overrides) one --set per character: "--set l:
-    expected key.path=value"."""
+    expected key.path=value". train_replicas given a count of seeds said "'int' object is not iterable", given none
+    "need at least one array to stack", given -1 numpy's "expected non-negative integer", each after building the
+    setup."""
     with pytest.raises(mm.MetamaterialError, match=re.escape(says)) as caught:
         call(xor_setup)
     assert isinstance(caught.value, ValueError)
