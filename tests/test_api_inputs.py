@@ -389,3 +389,33 @@ def test_a_task_of_no_points_is_refused_when_made():
     """It trained, then failed in the solver's warm-start memory ('zero-size array to reduction operation')."""
     with pytest.raises(ValidationError, match=re.escape("Task.inputs: needs at least one point (got shape (0, 1))")):
         mm.linear_regression_task(0, 0.5, 0.1, 0.0, 0.45)
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda x: (np.where(np.arange(len(x)) == 2, np.nan, x), INPUTS, None),
+     "to_spice: controls must be finite (got nan at edge 2); give a finite gate voltage (V) to every edge"),
+    (lambda x: (x, [[0.1, np.inf]], None), "to_spice: inputs must be finite (got inf at row 0, column 1)"),
+    (lambda x: (x, INPUTS, [[np.nan]]), "to_spice: clamps must be finite (got nan at row 0, column 0)"),
+    (lambda x: (x, [["a", "b"]], None), "to_spice: inputs must be real numbers, input voltages (V) (got dtype <U1"),
+    (lambda x: (x, np.zeros((1, 1, 2)), None), "to_spice: inputs must have shape (B, 2), one row of input voltages "
+                                               "(V) per data point (got shape (1, 1, 2))"),
+    (lambda x: (np.tile(x, (2, 1)), [[0.1, 0.2]] * 2, None), "to_spice: controls must have shape (12,), one gate "
+                                                             "voltage (V) per edge (got (2, 12)); the copies of a "
+                                                             "netlist share the controls"),
+])
+def test_to_spice_refuses_what_solve_refuses_naming_the_argument(change, says):
+    """A NaN anywhere was "netlist: refusing a non-finite value (got nan)", naming no argument; a string numpy's
+    "could not convert string to float", inputs of three axes "only 0-dimensional arrays can be converted"."""
+    c = _circuit()
+    controls, inputs, clamps = change(_gates(c))
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        mm.to_spice(c, controls, inputs, clamps)
+    assert "VI1 n2 0 dc 0.2" in mm.to_spice(c, list(_gates(c)), INPUTS[0])
+
+
+def test_to_spice_refuses_a_conductance_ngspice_would_take():
+    """A resistor of conductance <= 0 is refused by solve on both backends, and was written into a netlist."""
+    c = _circuit(mm.ResistorParams())
+    with pytest.raises(ValidationError, match=re.escape("ResistorParams.check_controls: resistor conductances must be "
+                                                        "> 0 (got min -0.001 S)")):
+        mm.to_spice(c, np.full(c.n_edges, -1e-3), INPUTS)
