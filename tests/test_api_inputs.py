@@ -96,6 +96,35 @@ def test_a_resistor_conductance_the_device_refuses_is_refused_on_both_backends(s
         solver.solve(c, np.full(c.n_edges, -1e-3), INPUTS)
 
 
+@pytest.mark.parametrize("taps, says", [
+    (lambda n: np.where(np.arange(n) == 4, 300.0, 50.0), "got 300 at edge 4"),
+    (lambda n: np.full(n, -1.0), "got -1 at edge 0"),
+    (lambda n: np.full(n, 3.5), "got 3.5 at edge 0"),
+])
+def test_a_tap_the_potentiometer_does_not_have_is_refused_on_both_backends(solver, taps, says):
+    """Tap 300 of 100 was solved as a resistance far below r_min (G(n) extrapolated past the last tap), tap 3.5 as a
+    resistance between two taps, on either backend."""
+    c = _circuit(mm.PotentiometerParams())
+    with pytest.raises(ValidationError, match=re.escape(f"PotentiometerParams.check_controls: taps must be whole "
+                                                        f"numbers in 0..99 ({says}); give each edge one of the 100 "
+                                                        "taps")):
+        solver.solve(c, taps(c.n_edges), INPUTS)
+    assert solver.solve(c, np.full(c.n_edges, 99.0), INPUTS).voltages.shape == (1, c.n_nodes)
+
+
+def test_the_trainer_refuses_a_leak_or_bias_on_potentiometer_taps():
+    """The leak relaxed every tap toward its rest and a bias added to each step, so the taps left the device's own;
+    the config refuses both for a potentiometer."""
+    c = _circuit(mm.PotentiometerParams())
+    for dynamics, got in ((mm.EdgeDynamics("sign", 0, 99, leak_tau=1e-3), "leak_tau 0.001, bias None"),
+                          (mm.EdgeDynamics("sign", 0, 99, bias=np.full(c.n_edges, 0.1)), "leak_tau None, bias given")):
+        with pytest.raises(ValidationError, match=re.escape(f"EdgeDynamics.leak_tau, EdgeDynamics.bias: a "
+                                                            f"potentiometer steps one whole tap per update, with no "
+                                                            f"leak or bias (got {got})")):
+            mm.Trainer(c, mm.Task("t", INPUTS, [[0.1]]), mm.CoupledLearning(), dynamics, mm.TrainParams(),
+                       mm.NativeSolver())
+
+
 def test_an_empty_batch_gives_no_rows_on_both_backends(solver):
     """ngspice failed on it with an IndexError ('list index out of range'); native answered [0, N]."""
     c = _circuit()

@@ -196,6 +196,11 @@ class Trainer:
             raise ValidationError(f"EdgeDynamics.kind: a {device.kind} edge's control moves {moves} "
                                   f"({device.update_kind!r}) (got {dynamics.kind!r}, which makes {makes}); give "
                                   f"EdgeDynamics({device.update_kind!r}, low, high)")
+        if device.discrete and (dynamics.leak_tau is not None or dynamics.bias is not None):
+            raise ValidationError(f"EdgeDynamics.leak_tau, EdgeDynamics.bias: a {device.kind} steps one whole tap per "
+                                  f"update, with no leak or bias (got leak_tau {dynamics.leak_tau!r}, bias "
+                                  f"{'None' if dynamics.bias is None else 'given'}), which would leave it between "
+                                  "taps; give neither")
         # EdgeDynamics' default bounds are gate voltages: a resistor's conductances were clipped to 0.4-8 S
         device.check_bounds(dynamics.low, dynamics.high, "EdgeDynamics.low, EdgeDynamics.high")
         if dynamics.bias is not None and dynamics.bias.shape != (circuit.n_edges,):
