@@ -277,13 +277,20 @@ def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, say
      "replicas 0 and 1); give [np.random.default_rng(seed) for seed in seeds]"),
     (lambda t, x, rng: t.evaluate(x, test=True), "Trainer.evaluate: test=True scores the task's held-out points, and "
                                                  "task 'xor' holds none (got test_inputs None); give test=False"),
+    (lambda t, x, rng: t.rule_and_gradient(x, [0.5]), "Trainer.rule_and_gradient: idx must be training point "
+                                                      "indices, integers in 0..3 (got [0.5]); give e.g. np.arange(4)"),
+    (lambda t, x, rng: t.rule_and_gradient(x, [-1]), "Trainer.rule_and_gradient: idx must be training point indices, "
+                                                     "integers in 0..3 (got [-1])"),
+    (lambda t, x, rng: t.step(x, np.array([4]), rng), "Trainer.step: idx must be training point indices, integers in "
+                                                      "0..3 (got array([4]))"),
 ])
 def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, call, says):
     """NaN controls were refused by the solver ('NativeSolver.solve: ... must be finite'), a wrong length by
     the solver too, naming the batch it made; a string was numpy's ValueError, run(controls) an AttributeError
     ('no attribute replicas'), until=2.5 a TypeError from range. One generator for two replicas was taken, and the
     replicas drew from it in turn, each unlike a run of its own; evaluate(test=True) of a task with no held-out
-    points was "object of type 'NoneType' has no len()"."""
+    points was "object of type 'NoneType' has no len()". Point 0.5 was read as point 0 and -1 as the last point,
+    point 4 of 4 was numpy's IndexError."""
     trainer = mm.make_trainer(xor_setup)
     rng = np.random.default_rng(0)
     x = mm.initial_controls(xor_setup, rng)

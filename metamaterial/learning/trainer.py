@@ -267,10 +267,22 @@ class Trainer:
         return real_array(controls, where, "controls", f"one {label} per edge", "give a float array",
                           finite=f"give a finite {label} to every edge", axes=("replica", "edge"), copy=True)
 
+    def _point_indices(self, idx: object, where: str) -> np.ndarray:
+        """int64 [n] indices of training points, refusing what is none (0.5 was read as point 0, -1 as the last
+        point, a point past the end was numpy's IndexError)."""
+        arr = np.asarray(idx)
+        n = self.task.n_points
+        if arr.ndim != 1 or not len(arr) or arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() >= n:
+            raise ValidationError(f"{where}: idx must be training point indices, integers in 0..{n - 1} (got "
+                                  f"{shown(idx)}); give e.g. np.arange({n}) for every point")
+        return arr.astype(np.int64)
+
     # -- the Python step ------------------------------------------------------------------------------
     def step(self, controls: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int, bool]:
         """One update of one replica from the points ``idx`` (its desynchronous mask drawn from ``rng``) at the
         first epoch's rate; returns (new controls [E], solves used, whether the learning switch closed)."""
+        idx = self._point_indices(idx, "Trainer.step")
+        controls = self._controls(controls, "Trainer.step")
         masks = self._draw_masks([rng], 1)
         new, solves, windows = self.step_many(controls[None, :], idx[None, :], [rng],
                                               None if masks is None else masks[0])
@@ -341,7 +353,7 @@ class Trainer:
         the network's own response between the clamped nodes, unless one node is clamped.
         """
         c, pr, f = self.circuit, self.program, st.compiled()
-        idx = np.asarray(idx, np.int64)
+        idx = self._point_indices(idx, "Trainer.rule_and_gradient")
         x = pr.inputs[idx]
         free = self.solver.solve(c, controls, x).voltages
         out = f.output_values(free, c.out_pos, c.out_neg)
