@@ -201,3 +201,25 @@ def test_the_trainer_refuses_edge_dynamics_its_device_cannot_follow(device, dyna
     low, high = device.default_bounds()
     mm.Trainer(c, task, mm.CoupledLearning(), mm.EdgeDynamics(device.update_kind, low, high), mm.TrainParams(),
                mm.NativeSolver())
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda: mm.CoupledLearning(loss="hinge", margin=float("nan")),
+     "CoupledLearning.margin: must be a finite number of volts (got nan); give e.g. margin=0.02"),
+    (lambda: mm.Schedule("mini_batch", 2.5), "Schedule.batch_size: must be a whole number (got 2.5); give an int"),
+    (lambda: mm.TrainParams(schedule="full_batch"), "TrainParams.schedule: must be a Schedule (got str 'full_batch'); "
+                                                    "give e.g. Schedule('full_batch')"),
+    (lambda: mm.EdgeDynamics(leak_tau=1.0, rest=float("nan")), "EdgeDynamics.rest: must be finite (got nan)"),
+    (lambda: mm.EdgeDynamics(bias=np.full(3, np.nan)), "EdgeDynamics.bias: must be finite (got nan at edge 0); give "
+                                                       "every edge a finite offset"),
+    (lambda: mm.EdgeDynamics(bias=np.zeros((2, 3))), "EdgeDynamics.bias: must be one offset per edge, shape [E] (got "
+                                                     "shape (2, 3))"),
+])
+def test_learning_parameters_refuse_what_would_fail_or_stall_training(make, says):
+    """A NaN hinge margin stopped every point (the run trained nothing, without a word); batch_size 2.5 failed in the
+    first epoch's slicing, a schedule's name with "'str' object has no attribute 'steps_per_epoch'", a bias list
+    with "'list' object has no attribute 'shape'"; a NaN rest or bias made the controls NaN, refused as the
+    controls' own fault at the next evaluation."""
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        make()
+    assert mm.EdgeDynamics(bias=[0.0, 0.1]).bias.tolist() == [0.0, 0.1]

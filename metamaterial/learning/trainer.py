@@ -81,6 +81,9 @@ class TrainParams:
 
     def __post_init__(self) -> None:
         check_numbers(self)
+        if not isinstance(self.schedule, Schedule):  # a kind's name failed in the first epoch ('no attribute ...')
+            raise ValidationError(f"TrainParams.schedule: must be a Schedule (got {type(self.schedule).__name__} "
+                                  f"{shown(self.schedule)}); give e.g. Schedule('full_batch')")
         for name in ("epochs", "eval_every", "record_every"):
             whole_number(getattr(self, name), f"TrainParams.{name}")
         if self.epochs < 0:
