@@ -16,7 +16,7 @@ import numpy as np
 from . import step
 from .devices import EdgeDevice, EdgeParams, Mismatch, NmosParams
 from .errors import ValidationError, check_numbers, real_array, shown
-from .graph import check_graph_kind
+from .graph import Roles, check_graph_kind, validate_network
 from .mos import junction_current
 from .temperature import NOMINAL_CELSIUS, TEMPERATURE_RANGE, thermal_voltage
 
@@ -174,6 +174,9 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12,
     n = g.number_of_nodes()
     if "inputs" not in g.graph or "outputs" not in g.graph:
         raise ValidationError("network: roles missing; call graph.assign_roles first")
+    # validated again here: a graph edited after assign_roles (an edge removed, a node cut off) compiled, and the
+    # solvers failed on it (native: ZeroDivisionError; ngspice: "node vector 'n2' missing")
+    validate_network(g, Roles(inputs=g.graph["inputs"], rails=g.graph.get("rails", ()), outputs=g.graph["outputs"]))
     attrs = [g.nodes[i] for i in range(n)]
     labels = [f"({a['pos'][0]}, {a['pos'][1]})" if "pos" in a else str(a.get("label", i)) for i, a in enumerate(attrs)]
     edges = np.array(sorted(tuple(sorted(e)) for e in g.edges), dtype=int).reshape(-1, 2)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from dataclasses import replace
 
 import networkx as nx
 import numpy as np
@@ -223,3 +224,24 @@ def test_learning_parameters_refuse_what_would_fail_or_stall_training(make, says
     with pytest.raises(ValidationError, match=re.escape(says)):
         make()
     assert mm.EdgeDynamics(bias=[0.0, 0.1]).bias.tolist() == [0.0, 0.1]
+
+
+def test_compile_graph_refuses_a_graph_edited_after_its_roles_were_assigned():
+    """A node cut off after assign_roles compiled, and the solvers failed on it: native with a ZeroDivisionError,
+    ngspice with "node vector 'n2' missing from plot"."""
+    g = mm.assign_roles(mm.lattice_network(ROWS, COLS, periodic=False),
+                        Roles(inputs=(0, 2), rails=((8, 0.0),), outputs=((4, None),)))
+    g.remove_edges_from([(3, 6), (6, 7)])  # node 6, (2, 0), loses its two edges
+    with pytest.raises(ValidationError, match=re.escape("network: the graph is disconnected: 1 node(s) have no path "
+                                                        "to the part holding the inputs, rails and outputs ((2, 0)); "
+                                                        "connect them or remove them")):
+        mm.compile_graph(g, mm.nmos_preset("ald1106-fit"))
+
+
+def test_the_native_solver_refuses_a_circuit_node_with_no_edge():
+    """A Circuit made by hand with a node of no edge (no channel, no bulk junction) was a ZeroDivisionError."""
+    c = _circuit()
+    bare = replace(c, edges=c.edges[~(c.edges == 6).any(axis=1)])
+    with pytest.raises(ValidationError, match=re.escape("NativeSolver: node(s) [6] have no edge and are not driven, "
+                                                        "so their voltage is undefined (got 1 such nodes)")):
+        mm.NativeSolver().solve(bare, np.full(bare.n_edges, GATES), INPUTS)
