@@ -232,7 +232,8 @@ def stranded_nodes(c: Circuit, cut: np.ndarray) -> list[int]:
 
 def without_edges(c: Circuit, cut: np.ndarray) -> Circuit:
     """The circuit with the given edge indices removed (damage). Refuses a cut that leaves a node with no path
-    to a driven node (``stranded_nodes``): its voltage would be set by leakage alone."""
+    to a driven node (``stranded_nodes``): its voltage would be set by leakage alone. The remaining edges keep their
+    order, so the controls of the damaged circuit are ``np.delete(controls, cut)``."""
     given = np.asarray(cut)
     if given.size and (given.dtype.kind not in "iu" or given.min() < 0 or given.max() >= c.n_edges):
         # an index past the end was dropped without a word, -1 and 0.7 cut edges nobody named
