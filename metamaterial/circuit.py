@@ -18,6 +18,7 @@ from .devices import EdgeDevice, EdgeParams, Mismatch, NmosParams
 from .errors import ValidationError, check_numbers, real_array, shown
 from .graph import Roles, check_graph_kind, validate_network
 from .mos import junction_current
+from .tasks import MAX_VOLTS
 from .temperature import NOMINAL_CELSIUS, TEMPERATURE_RANGE, thermal_voltage
 
 #: the largest gmin (S) a circuit takes (``simulator.gmin``): ngspice's own default is 1e-12 S, and past a
@@ -69,8 +70,13 @@ class Circuit:
             # ngspice took a negative gmin without a word and answered 0 V at every free node; native NaN
             raise ValidationError(f"simulator.gmin: must be a conductance in (0, {MAX_GMIN:g}) S (got "
                                   f"{shown(self.gmin)}); give one in that range (default 1e-12 S)")
-        real_array(self.rail_voltages, "Circuit.rail_voltages", "", "volts", "give each rail a voltage",
-                   finite="give each rail a finite voltage", axes=("rail",))  # named by its rail: a list shows five
+        rails = real_array(self.rail_voltages, "Circuit.rail_voltages", "", "volts", "give each rail a voltage",
+                           finite="give each rail a finite voltage", axes=("rail",))  # named by its rail, not a list
+        far = np.flatnonzero(np.abs(np.atleast_1d(rails)) > MAX_VOLTS)
+        if len(far):  # as a config's rail is: 330 for 0.33 V trained on without a word, or failed in Newton
+            raise ValidationError(f"Circuit.rail_voltages: must be voltages in [-{MAX_VOLTS:g}, {MAX_VOLTS:g}] V (got "
+                                  f"{float(np.atleast_1d(rails)[far[0]]):g} at rail {int(far[0])}); give volts (0.33, "
+                                  "not 330 mV) in the Roles' rails")
         for name in ("edges", "inputs", "rails", "rail_voltages", "out_pos", "out_neg", "body"):
             # frozen to the last element: the solvers cache what they built from a circuit by its identity, so an
             # array changed in place would reach one backend and not the other; build a new circuit instead

@@ -51,9 +51,18 @@ class FeatureScale:
 def _volts(values: object, where: str) -> np.ndarray:
     """``values`` as a float array (the same array when it is one), refusing what holds no real numbers (a string,
     None) or a value that is not finite: a solver would refuse it at the first solve, naming neither the task nor
-    the point, and a NaN target makes every loss NaN."""
-    return real_array(values, where, "", "volts", "give a float array, one row per point",
-                      finite="give every point a finite voltage", axes=("point", "column"), leading=True)
+    the point, and a NaN target makes every loss NaN. A value past ``MAX_VOLTS`` is refused too, as a config's or a
+    data file's is: data in millivolts (450 for 0.45 V) trained on without a word, or failed in Newton."""
+    arr = real_array(values, where, "", "volts", "give a float array, one row per point",
+                     finite="give every point a finite voltage", axes=("point", "column"), leading=True)
+    far = np.abs(arr) > MAX_VOLTS
+    if far.any():
+        at = tuple(int(i) for i in np.argwhere(far)[0])
+        place = "" if not at else " at " + (", ".join(f"{axis} {i}" for axis, i in zip(("point", "column"), at))
+                                            if len(at) <= 2 else f"index {at}")
+        raise ValidationError(f"{where}: must be voltages in [-{MAX_VOLTS:g}, {MAX_VOLTS:g}] V (got "
+                              f"{float(arr[at]):g}{place}); give volts (0.45, not 450 mV)")
+    return arr
 
 
 @dataclass(frozen=True)
@@ -360,7 +369,10 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
             i, j, want = bad
             raise ValidationError(f"task.path: {p}:{lines[i]}: {names[j]} must be {want} (got "
                                   f"{values[i, j]:g}); correct that value")
-    task = _split(Task(p.stem, x, y, classes=cls, decode="argmax" if classification else None,
+    # features to be scaled ride as ``features`` until ``_scaled`` makes the inputs from them: as inputs they are no
+    # voltages (a column of 5000s)
+    task = _split(Task(p.stem, np.zeros_like(x) if scale else x, y, classes=cls,
+                       decode="argmax" if classification else None, features=x if scale else None,
                        columns=tuple(header[:n_inputs + 1] if classification else header),
                        class_names=tuple(str(k) for k in kinds)), test_fraction, seed)
     if not scale:
@@ -433,18 +445,18 @@ def _scaled(task: Task, low: float, high: float, source: str, names: list[str] |
     raw_test = task.test_inputs if task.features is None else task.test_features
     lo, hi = raw.min(axis=0), raw.max(axis=0)
     scale = FeatureScale(lo, np.where(hi > lo, hi - lo, 1.0), low, high, source, tuple(names))
-    out = replace(task, inputs=scale.volts(raw), test_inputs=None if raw_test is None else scale.volts(raw_test),
-                  features=raw, test_features=raw_test, scale=scale)
-    bad = bad_value(out.test_inputs) if out.test_inputs is not None else None
-    if bad is not None:  # a point scored apart far outside the training points' range
+    test_inputs = None if raw_test is None else scale.volts(raw_test)
+    bad = bad_value(test_inputs) if test_inputs is not None else None
+    if bad is not None:  # a point scored apart far outside the training points' range (before the Task refuses it)
         i, j, _ = bad
-        which, fix = (("held-out", "hold out no point (task.test_fraction 0)") if out.scored == "held-out" else
+        which, fix = (("held-out", "hold out no point (task.test_fraction 0)") if task.scored == "held-out" else
                       ("validation", "choose another task.validation.seed or fraction"))
         raise ValidationError(f"{source}: a {which} point's {names[j]} ({raw_test[i, j]:g}) maps to "
-                              f"{out.test_inputs[i, j]:g} V under task.scale, fitted on the training points' "
+                              f"{test_inputs[i, j]:g} V under task.scale, fitted on the training points' "
                               f"{lo[j]:g} to {lo[j] + scale.span[j]:g}, beyond {MAX_VOLTS:g} V; correct that value, "
                               f"or {fix}")
-    return out
+    return replace(task, inputs=scale.volts(raw), test_inputs=test_inputs, features=raw, test_features=raw_test,
+                   scale=scale)
 
 
 def scored_on(record: dict) -> str:

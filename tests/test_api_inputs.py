@@ -455,3 +455,19 @@ def test_to_spice_refuses_a_conductance_ngspice_would_take():
     with pytest.raises(ValidationError, match=re.escape("ResistorParams.check_controls: resistor conductances must be "
                                                         "> 0 (got min -0.001 S)")):
         mm.to_spice(c, np.full(c.n_edges, -1e-3), INPUTS)
+
+
+def test_a_task_or_a_rail_in_millivolts_is_refused_as_a_config_refuses_it():
+    """Data in millivolts (450 for 0.45 V) made a Task, and a rail of 330 a Circuit: trained on without a word, or
+    failed in native Newton while ngspice answered; a config or a data file refuses a voltage past 10 V."""
+    with pytest.raises(ValidationError, match=re.escape("Task.inputs: must be voltages in [-10, 10] V (got 450 at "
+                                                        "point 1, column 0); give volts (0.45, not 450 mV)")):
+        mm.Task("mv", [[0.0], [450.0]], [[0.1], [0.2]])
+    with pytest.raises(ValidationError, match=re.escape("Task.targets: must be voltages in [-10, 10] V (got -87 at "
+                                                        "point 0, column 0)")):
+        mm.Task("mv", [[0.0]], [[-87.0]])
+    g = mm.assign_roles(mm.lattice_network(ROWS, COLS, periodic=False),
+                        Roles(inputs=(0, 2), rails=((8, 0.0), (6, 330.0)), outputs=((4, None),)))
+    with pytest.raises(ValidationError, match=re.escape("Circuit.rail_voltages: must be voltages in [-10, 10] V (got "
+                                                        "330 at rail 1); give volts (0.33, not 330 mV)")):
+        mm.compile_graph(g, mm.nmos_preset("ald1106-fit"))
