@@ -471,3 +471,21 @@ def test_a_task_or_a_rail_in_millivolts_is_refused_as_a_config_refuses_it():
     with pytest.raises(ValidationError, match=re.escape("Circuit.rail_voltages: must be voltages in [-10, 10] V (got "
                                                         "330 at rail 1); give volts (0.33, not 330 mV)")):
         mm.compile_graph(g, mm.nmos_preset("ald1106-fit"))
+
+
+@pytest.mark.parametrize("swap, says", [
+    (dict(solver="native"), "Trainer: solver must be of type AbstractSolver (got str 'native'); give e.g. "
+                            "NativeSolver() or NgspiceSolver()"),
+    (dict(solver=mm.NativeSolver), "Trainer: solver must be of type AbstractSolver (got ABCMeta"),
+    (dict(rule=mm.EdgeDynamics()), "Trainer: rule must be of type CoupledLearning (got EdgeDynamics"),
+    (dict(params=None), "Trainer: params must be of type TrainParams (got NoneType None)"),
+    (dict(circuit=_graph()), "Trainer: circuit must be of type Circuit (got Graph"),
+])
+def test_the_trainer_refuses_parts_of_the_wrong_kind_when_made(swap, says):
+    """A backend's name or the solver class itself was taken and failed at the first solve ("missing 1 required
+    positional argument"); the rule and the dynamics swapped, no params or a graph were AttributeErrors from
+    inside."""
+    parts = dict(circuit=_circuit(), task=mm.Task("t", INPUTS, [[0.1]]), rule=mm.CoupledLearning(),
+                 dynamics=mm.EdgeDynamics(), params=mm.TrainParams(), solver=mm.NativeSolver())
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        mm.Trainer(**{**parts, **swap})

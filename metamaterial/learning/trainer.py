@@ -184,6 +184,16 @@ class Trainer:
     def __init__(self, circuit: Circuit, task: Task, rule: CoupledLearning, dynamics: EdgeDynamics,
                  params: TrainParams, solver: AbstractSolver, hardware: HardwareParams = HardwareParams(),
                  compiled: bool = True) -> None:
+        given = (("circuit", circuit, Circuit, "compile_graph(g, device)"), ("task", task, Task, "Task(name, x, y)"),
+                 ("rule", rule, CoupledLearning, "CoupledLearning(nudge=0.5, rate=30.0)"),
+                 ("dynamics", dynamics, EdgeDynamics, "EdgeDynamics(low=0.4, high=8.0)"),
+                 ("params", params, TrainParams, "TrainParams(epochs=100)"),
+                 ("solver", solver, AbstractSolver, "NativeSolver() or NgspiceSolver()"),
+                 ("hardware", hardware, HardwareParams, "HardwareParams()"))
+        for name, value, kind, example in given:  # each was an AttributeError from inside, or (a name) one at run
+            if not isinstance(value, kind):
+                raise ValidationError(f"Trainer: {name} must be of type {kind.__name__} (got {type(value).__name__} "
+                                      f"{shown(value)}); give e.g. {example}")
         if task.n_inputs != circuit.n_inputs or task.n_outputs != circuit.n_outputs:
             raise ValidationError(f"task {task.name}: needs {task.n_inputs} inputs and {task.n_outputs} outputs, but "
                                   f"roles give {circuit.n_inputs} inputs and {circuit.n_outputs} outputs")
