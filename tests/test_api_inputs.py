@@ -489,3 +489,20 @@ def test_the_trainer_refuses_parts_of_the_wrong_kind_when_made(swap, says):
                  dynamics=mm.EdgeDynamics(), params=mm.TrainParams(), solver=mm.NativeSolver())
     with pytest.raises(ValidationError, match=re.escape(says)):
         mm.Trainer(**{**parts, **swap})
+
+
+def test_a_state_of_another_circuit_is_refused_by_run():
+    """Trained on after without_edges with the intact circuit's state, the compiled loop failed with numpy's "cannot
+    assign slice of shape (10,) from input of shape (12,)", and the Python step in the solver."""
+    c = _circuit()
+    task = mm.Task("t", INPUTS, [[0.1]])
+    parts = (mm.CoupledLearning(), mm.EdgeDynamics(), mm.TrainParams(epochs=2), mm.NativeSolver())
+    state = mm.Trainer(c, task, *parts).init_state(_gates(c), np.random.default_rng(0))
+    cut = [0, 1]  # node 0's edges to (0, 1) and (1, 0): it is an input, so nothing is stranded
+    damaged = mm.Trainer(mm.without_edges(c, cut), task, *parts)
+    with pytest.raises(ValidationError, match=re.escape("Trainer.run: state must hold controls [R, 10], one row per "
+                                                        "generator, for this trainer's circuit (got controls (1, 12) "
+                                                        "with 1 generator(s))")):
+        damaged.run(state)
+    again = damaged.init_state(np.delete(state.controls, cut, axis=1), state.rngs)
+    assert damaged.run(again).epoch == 2

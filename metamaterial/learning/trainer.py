@@ -462,6 +462,13 @@ class Trainer:
         if not isinstance(state, TrainState):
             raise ValidationError(f"Trainer.run: state must be a TrainState (got {type(state).__name__}); make it with "
                                   "trainer.init_state(controls, rng)")
+        shape = np.shape(state.controls)
+        if len(shape) != 2 or shape != (len(state.rngs), self.circuit.n_edges):
+            # another circuit's state (before without_edges) failed in the compiled loop: "cannot assign slice"
+            raise ValidationError(f"Trainer.run: state must hold controls [R, {self.circuit.n_edges}], one row per "
+                                  f"generator, for this trainer's circuit (got controls {shape} with "
+                                  f"{len(state.rngs)} generator(s)); make it with this trainer's init_state (after "
+                                  "without_edges: init_state(np.delete(state.controls, cut, axis=1), state.rngs))")
         for name, value in (("every", every), ("until", until)):
             if value is not None:
                 whole_number(value, "Trainer.run", name, "give a number of epochs as an int")
