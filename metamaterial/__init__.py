@@ -10,10 +10,12 @@ Quick start (a config, as the command line runs it)::
     state = trainer.run(trainer.init_state(mm.initial_controls(setup, rng), rng))   # state changes in place
     trainer.evaluate(state.controls[0]).accuracy                # 1.0
 
-or piece by piece: ``lattice_network`` (or ``random_network``, ``layered_network``, ``load_network``, any
-networkx graph) -> ``assign_roles`` -> ``compile_graph(G, nmos_preset("ald1106-fit"))`` -> ``NativeSolver()`` or
-``NgspiceSolver()``, ``.solve(circuit, gates, inputs)`` -> ``kcl_residuals``, ``edge_currents``,
-``power_report``. A run directory the command line wrote: ``load_run``, ``evaluate_run``. Library calls print
+or piece by piece: ``lattice_network`` (or ``random_network``, ``layered_network``, ``load_network``, or your own
+undirected ``nx.Graph`` whose nodes are 0..N-1: ``nx.convert_node_labels_to_integers(G, label_attribute="label")``
+makes one of any graph, keeping each node's name) -> ``assign_roles`` (roles by those integers) ->
+``compile_graph(G, nmos_preset("ald1106-fit"))`` -> ``NativeSolver()`` or ``NgspiceSolver()``,
+``.solve(circuit, gates, inputs)`` -> ``kcl_residuals``, ``edge_currents``, ``power_report``; ``to_spice`` writes
+the netlist. A run directory the command line wrote: ``load_run``, ``evaluate_run``. Library calls print
 nothing (``progress=True`` asks for a progress line); every error is a ``MetamaterialError`` that is also the
 matching built-in (``ValueError``, ``RuntimeError``).
 

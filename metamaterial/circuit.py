@@ -16,8 +16,9 @@ import numpy as np
 from . import step
 from .devices import EdgeDevice, EdgeParams, Mismatch, NmosParams
 from .errors import ValidationError, check_numbers, first_bad, real_array, shown
-from .graph import check_graph_kind
+from .graph import Roles, check_graph_kind, validate_network
 from .mos import junction_current
+from .tasks import MAX_VOLTS
 from .temperature import NOMINAL_CELSIUS, TEMPERATURE_RANGE, thermal_voltage
 
 #: the largest gmin (S) a circuit takes (``simulator.gmin``): ngspice's own default is 1e-12 S, and past a
@@ -69,8 +70,13 @@ class Circuit:
             # ngspice took a negative gmin without a word and answered 0 V at every free node; native NaN
             raise ValidationError(f"simulator.gmin: must be a conductance in (0, {MAX_GMIN:g}) S (got "
                                   f"{shown(self.gmin)}); give one in that range (default 1e-12 S)")
-        real_array(self.rail_voltages, "Circuit.rail_voltages", "", "volts", "give each rail a voltage",
-                   finite="give each rail a finite voltage", axes=("rail",))  # named by its rail: a list shows five
+        rails = real_array(self.rail_voltages, "Circuit.rail_voltages", "", "volts", "give each rail a voltage",
+                           finite="give each rail a finite voltage", axes=("rail",))  # named by its rail, not a list
+        far = np.flatnonzero(np.abs(np.atleast_1d(rails)) > MAX_VOLTS)
+        if len(far):  # as a config's rail is: 330 for 0.33 V trained on without a word, or failed in Newton
+            raise ValidationError(f"Circuit.rail_voltages: must be voltages in [-{MAX_VOLTS:g}, {MAX_VOLTS:g}] V (got "
+                                  f"{float(np.atleast_1d(rails)[far[0]]):g} at rail {int(far[0])}); give volts (0.33, "
+                                  "not 330 mV) in the Roles' rails")
         for name in ("edges", "inputs", "rails", "rail_voltages", "out_pos", "out_neg", "body"):
             # frozen to the last element: the solvers cache what they built from a circuit by its identity, so an
             # array changed in place would reach one backend and not the other; build a new circuit instead
@@ -174,6 +180,9 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12,
     n = g.number_of_nodes()
     if "inputs" not in g.graph or "outputs" not in g.graph:
         raise ValidationError("network: roles missing; call graph.assign_roles first")
+    # validated again here: a graph edited after assign_roles (an edge removed, a node cut off) compiled, and the
+    # solvers failed on it (native: ZeroDivisionError; ngspice: "node vector 'n2' missing")
+    validate_network(g, Roles(inputs=g.graph["inputs"], rails=g.graph.get("rails", ()), outputs=g.graph["outputs"]))
     attrs = [g.nodes[i] for i in range(n)]
     labels = [f"({a['pos'][0]}, {a['pos'][1]})" if "pos" in a else str(a.get("label", i)) for i, a in enumerate(attrs)]
     edges = np.array(sorted(tuple(sorted(e)) for e in g.edges), dtype=int).reshape(-1, 2)
@@ -229,7 +238,8 @@ def stranded_nodes(c: Circuit, cut: np.ndarray) -> list[int]:
 
 def without_edges(c: Circuit, cut: np.ndarray) -> Circuit:
     """The circuit with the given edge indices removed (damage). Refuses a cut that leaves a node with no path
-    to a driven node (``stranded_nodes``): its voltage would be set by leakage alone."""
+    to a driven node (``stranded_nodes``): its voltage would be set by leakage alone. The remaining edges keep their
+    order, so the controls of the damaged circuit are ``np.delete(controls, cut)``."""
     given = np.asarray(cut)
     # an index past the end was dropped without a word, -1 and 0.7 cut edges nobody named
     _check_indices(given, c.n_edges, "without_edges: cut must hold edge indices",

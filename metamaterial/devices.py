@@ -444,6 +444,20 @@ class PotentiometerParams(EdgeDevice):
 
     edge_controls = conductance  # the solver sees each tap's conductance (S)
 
+    def check_controls(self, controls: np.ndarray) -> None:
+        """Refuse a tap the potentiometer does not have: a fraction, or one outside 0..n_taps-1, where G(n) would go
+        on past r_min or r_max (tap 300 of 100 was solved as a resistance far below r_min)."""
+        taps = np.asarray(controls, float)
+        bad = (taps != np.round(taps)) | (taps < 0) | (taps > self.n_taps - 1)
+        if bad.any():
+            at = tuple(int(i) for i in np.argwhere(bad)[0])
+            names = ("row", "edge")[2 - len(at):] if len(at) <= 2 else ()
+            place = (" at " + ", ".join(f"{axis} {i}" for axis, i in zip(names, at)) if names else
+                     f" at index {at}" if at else "")
+            raise ValidationError(f"PotentiometerParams.check_controls: taps must be whole numbers in "
+                                  f"0..{self.n_taps - 1} (got {float(taps[at]):g}{place}); give each edge one of "
+                                  f"the {self.n_taps} taps (np.round, np.clip)")
+
     def _physical_range(self) -> tuple[float, float]:
         return (0.0, float(self.n_taps - 1))
 

@@ -153,27 +153,8 @@ def to_spice(
         comments: lines of text written as ``*`` comments after the header (what the clamp values are, why an
             option differs from the config's); text a user chose must have passed ``cards.comment_text``.
     """
-    inputs = np.atleast_2d(np.asarray(inputs, float))
-    controls = np.asarray(controls, float)
-    if controls.shape != (c.n_edges,):
-        raise ValidationError(f"netlist: controls must have shape ({c.n_edges},) (got {controls.shape})")
-    if inputs.shape[1] != c.n_inputs:
-        raise ValidationError(f"netlist: inputs must have {c.n_inputs} columns (got {inputs.shape[1]})")
+    controls, inputs, clamps = _drive(c, controls, inputs, clamps)
     batch = inputs.shape[0]
-    if clamps is not None:
-        clamps = np.atleast_2d(np.asarray(clamps, float))
-        if clamps.shape != (batch, len(c.clamp_nodes)):
-            raise ValidationError(f"netlist: clamps must have shape ({batch}, {len(c.clamp_nodes)}) "
-                                  f"(got {clamps.shape})")
-    # named by argument and position here: the writer of each number would refuse it naming neither
-    label = c.device.control_label
-    real_array(controls, "netlist", "controls", f"one {label} per edge", "give a float array",
-               finite=f"give a finite {label} to every edge", axes=("edge",))
-    real_array(inputs, "netlist", "inputs", "input voltages (V)", "give a float array",
-               finite="give a finite voltage (V) to every input", axes=("row", "column"))
-    if clamps is not None:
-        real_array(clamps, "netlist", "clamps", "clamp voltages (V)", "give a float array",
-                   finite="give a finite voltage (V) to every clamp", axes=("row", "column"))
     nn = _namer(c)
     twin = 0 if clamps is None else 1
     lines = _head_lines(c, ("free", "clamped")[twin], batch, options, title, twin, comments,
@@ -197,6 +178,38 @@ def to_spice(
         lines += [".control", "set numdgt=15", "set strict_errorhandling", "op", "print all", "quit 0", ".endc"]
     lines.append(".end")
     return "\n".join(lines) + "\n"
+
+
+def _drive(c: Circuit, controls: object, inputs: object, clamps: object) -> tuple[np.ndarray, np.ndarray,
+                                                                                np.ndarray | None]:
+    """``to_spice``'s controls [E], inputs [B, n_in] and clamps [B, n_clamp] or None as float arrays, each refused
+    by name as ``AbstractSolver.solve`` refuses it (a NaN was "netlist: refusing a non-finite value (got nan)",
+    naming no argument; a string numpy's "could not convert string to float"), and controls the device cannot take
+    (a resistor's conductance <= 0, which ngspice would take)."""
+    label = c.device.control_label
+    x = real_array(controls, "to_spice", "controls", f"one {label} per edge", "give a float array",
+                   finite=f"give a finite {label} to every edge", axes=("edge",))
+    if x.shape != (c.n_edges,):
+        raise ValidationError(f"to_spice: controls must have shape ({c.n_edges},), one {label} per edge (got "
+                              f"{x.shape}); the copies of a netlist share the controls: write one netlist per row of "
+                              "[B, E] controls")
+    c.device.check_controls(x)
+    given = real_array(inputs, "to_spice", "inputs", "input voltages (V)", "give a float array",
+                       finite="give a finite voltage (V) to every input", axes=("row", "column"))
+    v = np.atleast_2d(given)
+    if v.ndim != 2 or v.shape[1] != c.n_inputs:
+        raise ValidationError(f"to_spice: inputs must have shape (B, {c.n_inputs}), one row of input voltages (V) "
+                              f"per data point (got shape {given.shape}); give a [B, {c.n_inputs}] array, or one row "
+                              f"of {c.n_inputs}")
+    if clamps is None:
+        return x, v, None
+    held = np.atleast_2d(real_array(clamps, "to_spice", "clamps", "clamp voltages (V)", "give a float array",
+                                    finite="give a finite voltage (V) to every clamp", axes=("row", "column")))
+    if held.shape != (len(v), len(c.clamp_nodes)):
+        raise ValidationError(f"to_spice: clamps must have shape ({len(v)}, {len(c.clamp_nodes)}) (got "
+                              f"{held.shape}); give one row per input row, one voltage (V) per node of "
+                              "circuit.clamp_nodes")
+    return x, v, held
 
 
 def to_spice_sweep(c: Circuit, batch: int, points: int, *, options: SpiceOptions = SpiceOptions(),

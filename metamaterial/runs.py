@@ -28,7 +28,7 @@ from .analysis import confusion_matrix, spread
 from .config import Config, with_backend
 from .configfile import config_differences, dump_config, load_config, load_saved_config, read_document
 from .datafiles import check_files, pin_files
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, ValidationError, shown
 from .experiment import (
     Setup,
     build,
@@ -318,6 +318,7 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
     ``simulator.backend`` (``config.with_backend``). The checks before training (``experiment.check_learnable``)
     are passed to ``on_warning("warning", text)`` before the first epoch and returned in ``Trained.warnings``.
     """
+    seeds = _seed_list(seeds)
     setup = build(with_backend(cfg, backend))
     warnings = check_learnable(setup)
     for text in warnings:
@@ -378,6 +379,24 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
         trainer.solver.close()
         raise
     return Trained(setup, trainer, state, seeds, wall, warnings)
+
+
+def _seed_list(seeds: object) -> list[int]:
+    """``train_replicas``' seeds as a list of ints, refusing what is not one or more seeds a config takes (a count of
+    seeds was "'int' object is not iterable", no seed "need at least one array to stack")."""
+    fix = "give one seed per replica, e.g. [0, 1, 2] or list(range(4))"
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise ValidationError(f"train_replicas: seeds must be a list of ints, one per replica (got "
+                              f"{type(seeds).__name__} {shown(seeds)}); {fix}")
+    given, out = list(seeds), []
+    for s in given:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ValidationError(f"train_replicas: seeds must be ints >= 0 (got {shown(s)} in "
+                                  f"{shown(given)}); {fix}")
+        out.append(int(s))
+    if not out:
+        raise ValidationError(f"train_replicas: seeds must name one replica or more (got {shown(seeds)}); {fix}")
+    return out
 
 
 def mismatch_record(done: Trained, run_dir: Path | None = None) -> dict | None:

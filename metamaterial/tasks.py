@@ -17,7 +17,7 @@ import numpy as np
 
 from . import step
 from .datafiles import read_text
-from .errors import ValidationError, real_array, shown
+from .errors import ValidationError, first_bad, real_array, shown
 from .units import listed
 
 #: the largest magnitude (V) of a voltage a config or a data file gives: far beyond the supplies simulated, and a
@@ -51,9 +51,16 @@ class FeatureScale:
 def _volts(values: object, where: str) -> np.ndarray:
     """``values`` as a float array (the same array when it is one), refusing what holds no real numbers (a string,
     None) or a value that is not finite: a solver would refuse it at the first solve, naming neither the task nor
-    the point, and a NaN target makes every loss NaN."""
-    return real_array(values, where, "", "volts", "give a float array, one row per point",
-                      finite="give every point a finite voltage", axes=("point", "column"), leading=True)
+    the point, and a NaN target makes every loss NaN. A value past ``MAX_VOLTS`` is refused too, as a config's or a
+    data file's is: data in millivolts (450 for 0.45 V) trained on without a word, or failed in Newton."""
+    arr = real_array(values, where, "", "volts", "give a float array, one row per point",
+                     finite="give every point a finite voltage", axes=("point", "column"), leading=True)
+    far = np.abs(arr) > MAX_VOLTS
+    if far.any():
+        at, place = first_bad(far, ("point", "column"), leading=True)
+        raise ValidationError(f"{where}: must be voltages in [-{MAX_VOLTS:g}, {MAX_VOLTS:g}] V (got "
+                              f"{float(arr[at]):g}{place}); give volts (0.45, not 450 mV)")
+    return arr
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,9 @@ class Task:
         for x_name, y_name, c_name, x, y, cls in pairs:
             if x is None:
                 continue
+            if y is None:  # it read as "must be real numbers, volts (got dtype object: None)"
+                raise ValidationError(f"Task.{y_name}: needed beside Task.{x_name} (got None); give one row of target "
+                                      "values (V) per point")
             x, y = _volts(x, f"Task.{x_name}"), _volts(y, f"Task.{y_name}")
             object.__setattr__(self, x_name, x)  # as arrays: ``n_inputs`` and the trainer read their shape
             object.__setattr__(self, y_name, y)
@@ -112,6 +122,77 @@ class Task:
             if cls is not None and np.shape(cls) != (len(x),):
                 raise ValidationError(f"Task.{c_name}: must be [P], one class per point of Task.{x_name} (got "
                                       f"{np.shape(cls)} for {len(x)} points)")
+            if cls is not None:
+                object.__setattr__(self, c_name, _class_indices(cls, f"Task.{c_name}"))
+        self._check_split()
+        self._check_decoding()
+
+    def _check_split(self) -> None:
+        """At least one training point; the points scored apart, if any, with the training points' columns and, for a
+        classification, their classes: a wrong width failed inside a matrix product at the first held-out evaluation,
+        and test_inputs without test_targets read as "test_targets must be real numbers (got None)"."""
+        if not len(self.inputs):
+            raise ValidationError(f"Task.inputs: needs at least one point (got shape {np.shape(self.inputs)}); give "
+                                  "one row of input voltages per point")
+        if self.test_inputs is None:
+            for name in ("test_targets", "test_classes"):
+                if getattr(self, name) is not None:
+                    raise ValidationError(f"Task.{name}: given without Task.test_inputs (got None there); give the "
+                                          "held-out points' inputs too, or leave both None")
+            return
+        for x_name, ref in (("test_inputs", "inputs"), ("test_targets", "targets")):
+            width, want = np.shape(getattr(self, x_name))[1], np.shape(getattr(self, ref))[1]
+            if width != want:
+                raise ValidationError(f"Task.{x_name}: must have the {want} column(s) of Task.{ref} (got {width}); "
+                                      "give the held-out points as the training points are given")
+        if (self.test_classes is None) != (self.classes is None):
+            given, missing = ("test_classes", "classes") if self.classes is None else ("classes", "test_classes")
+            raise ValidationError(f"Task.{missing}: Task.{given} is given and Task.{missing} is not (got None); a "
+                                  "classification gives the classes of its training and held-out points both")
+
+    def _check_decoding(self) -> None:
+        """How outputs become classes, against the classes and outputs there are: the margins are read at each
+        point's class (``step.class_margins``, compiled without bounds checks), so a class past the last level or
+        output read memory beyond the array and trained on it without a word."""
+        decodes = tuple(step.DECODES)  # a list given as decode is no key of the dict: compared, not looked up
+        if self.decode not in decodes:
+            raise ValidationError(f"Task.decode: must be one of {', '.join(map(repr, decodes))} (got "
+                                  f"{shown(self.decode)}); give 'nearest' (one output, the nearest of levels), "
+                                  "'argmax' (one output per class) or None for a regression")
+        if self.classes is None:
+            if self.decode is not None:
+                raise ValidationError(f"Task.classes: decode {self.decode!r} reads the outputs as classes, and no "
+                                      "classes are given (got None); give each point's class, or decode=None for a "
+                                      "regression")
+            return
+        if self.decode is None:
+            raise ValidationError("Task.decode: a classification (Task.classes given) needs a decoding (got None); "
+                                  "give decode='nearest' with levels (one output), or 'argmax' (one output per class)")
+        if self.decode == "nearest":
+            if self.levels is None:
+                raise ValidationError("Task.levels: 'nearest' decoding needs each class's output level (got None); "
+                                      "give levels, one voltage per class, e.g. levels=(0.0, -0.087)")
+            levels = real_array(self.levels, "Task.levels", "", "volts, one per class", "give one voltage per class",
+                                finite="give every class a finite level", axes=("class",))
+            if levels.ndim != 1 or len(levels) < 2:
+                raise ValidationError(f"Task.levels: must be one voltage per class, two or more (got shape "
+                                      f"{levels.shape}); give e.g. levels=(0.0, -0.087)")
+            object.__setattr__(self, "levels", levels)
+            if self.n_outputs != 1:
+                raise ValidationError(f"Task.decode: 'nearest' reads one output (got {self.n_outputs} target columns); "
+                                      "give one target column, or decode='argmax' with one output per class")
+            n_classes, per = len(levels), "level"
+        else:
+            if self.n_outputs < 2:
+                raise ValidationError(f"Task.decode: 'argmax' needs one output per class, two or more (got "
+                                      f"{self.n_outputs} target column); give one target column per class, or "
+                                      "decode='nearest' with levels")
+            n_classes, per = self.n_outputs, "output"
+        for name in ("classes", "test_classes"):
+            cls = getattr(self, name)
+            if cls is not None and len(cls) and cls.max() >= n_classes:
+                raise ValidationError(f"Task.{name}: must be below {n_classes}, one {per} per class (got class "
+                                      f"{int(cls.max())}); number the classes from 0, or give a {per} to each")
 
     @property
     def n_points(self) -> int:
@@ -146,6 +227,17 @@ class Task:
         if self.classes is None:
             return None
         return float(np.mean(self.predict(outputs) == (self.classes if classes is None else classes)))
+
+
+def _class_indices(values: object, where: str) -> np.ndarray:
+    """int64 [P] class indices, refusing what is not a whole number >= 0: 0.5 was truncated to class 0, and a
+    negative class read the outputs from the end."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and not np.all(
+            np.isfinite(arr) & (arr == np.round(arr)))) or (arr.size and arr.min() < 0):
+        raise ValidationError(f"{where}: must be class indices, whole numbers >= 0 (got {shown(values)}); give "
+                              "each point's class as 0, 1, 2, ...")
+    return arr.astype(np.int64)
 
 
 def xor_task(low: float = 0.0, high: float = 0.45, labels: tuple[float, float] = (0.0, -0.087)) -> Task:
@@ -261,6 +353,9 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
                 raise ValidationError(f"task.path: {p}:{line}: {header[n_inputs]} is empty, where it names the "
                                       "point's class; give every row its class")
         kinds, cls = np.unique([r[n_inputs].strip() for r in body], return_inverse=True)
+        if len(kinds) < 2:  # one output per class, and an argmax of one output calls every point right
+            raise ValidationError(f"task.path: {p}: the class column {header[n_inputs]} names one class (got "
+                                  f"{shown(str(kinds[0]))}); a classification needs two classes or more")
         y = np.where(np.eye(len(kinds))[cls] > 0, on, off)
     else:
         y = _numbers(body, range(n_inputs, len(header)), header, lines, f"task.path: {p}")
@@ -272,7 +367,10 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
             i, j, want = bad
             raise ValidationError(f"task.path: {p}:{lines[i]}: {names[j]} must be {want} (got "
                                   f"{values[i, j]:g}); correct that value")
-    task = _split(Task(p.stem, x, y, classes=cls, decode="argmax" if classification else None,
+    # features to be scaled ride as ``features`` until ``_scaled`` makes the inputs from them: as inputs they are no
+    # voltages (a column of 5000s)
+    task = _split(Task(p.stem, np.zeros_like(x) if scale else x, y, classes=cls,
+                       decode="argmax" if classification else None, features=x if scale else None,
                        columns=tuple(header[:n_inputs + 1] if classification else header),
                        class_names=tuple(str(k) for k in kinds)), test_fraction, seed)
     if not scale:
@@ -345,18 +443,18 @@ def _scaled(task: Task, low: float, high: float, source: str, names: list[str] |
     raw_test = task.test_inputs if task.features is None else task.test_features
     lo, hi = raw.min(axis=0), raw.max(axis=0)
     scale = FeatureScale(lo, np.where(hi > lo, hi - lo, 1.0), low, high, source, tuple(names))
-    out = replace(task, inputs=scale.volts(raw), test_inputs=None if raw_test is None else scale.volts(raw_test),
-                  features=raw, test_features=raw_test, scale=scale)
-    bad = bad_value(out.test_inputs) if out.test_inputs is not None else None
-    if bad is not None:  # a point scored apart far outside the training points' range
+    test_inputs = None if raw_test is None else scale.volts(raw_test)
+    bad = bad_value(test_inputs) if test_inputs is not None else None
+    if bad is not None:  # a point scored apart far outside the training points' range (before the Task refuses it)
         i, j, _ = bad
-        which, fix = (("held-out", "hold out no point (task.test_fraction 0)") if out.scored == "held-out" else
+        which, fix = (("held-out", "hold out no point (task.test_fraction 0)") if task.scored == "held-out" else
                       ("validation", "choose another task.validation.seed or fraction"))
         raise ValidationError(f"{source}: a {which} point's {names[j]} ({raw_test[i, j]:g}) maps to "
-                              f"{out.test_inputs[i, j]:g} V under task.scale, fitted on the training points' "
+                              f"{test_inputs[i, j]:g} V under task.scale, fitted on the training points' "
                               f"{lo[j]:g} to {lo[j] + scale.span[j]:g}, beyond {MAX_VOLTS:g} V; correct that value, "
                               f"or {fix}")
-    return out
+    return replace(task, inputs=scale.volts(raw), test_inputs=test_inputs, features=raw, test_features=raw_test,
+                   scale=scale)
 
 
 def scored_on(record: dict) -> str:

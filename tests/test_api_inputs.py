@@ -109,6 +109,36 @@ def test_a_negative_tag_is_named_by_its_row(solver):
     with pytest.raises(ValidationError, match=re.escape("tags must be 8 integers >= 0 (got shape (7,), dtype int64)")):
         solver.solve(c, _gates(c), np.tile(INPUTS, (8, 1)), tags=np.arange(7))
 
+
+@pytest.mark.parametrize("taps, says", [
+    (lambda n: np.where(np.arange(n) == 4, 300.0, 50.0), "got 300 at edge 4"),
+    (lambda n: np.full(n, -1.0), "got -1 at edge 0"),
+    (lambda n: np.full(n, 3.5), "got 3.5 at edge 0"),
+])
+def test_a_tap_the_potentiometer_does_not_have_is_refused_on_both_backends(solver, taps, says):
+    """Tap 300 of 100 was solved as a resistance far below r_min (G(n) extrapolated past the last tap), tap 3.5 as a
+    resistance between two taps, on either backend."""
+    c = _circuit(mm.PotentiometerParams())
+    with pytest.raises(ValidationError, match=re.escape(f"PotentiometerParams.check_controls: taps must be whole "
+                                                        f"numbers in 0..99 ({says}); give each edge one of the 100 "
+                                                        "taps")):
+        solver.solve(c, taps(c.n_edges), INPUTS)
+    assert solver.solve(c, np.full(c.n_edges, 99.0), INPUTS).voltages.shape == (1, c.n_nodes)
+
+
+def test_the_trainer_refuses_a_leak_or_bias_on_potentiometer_taps():
+    """The leak relaxed every tap toward its rest and a bias added to each step, so the taps left the device's own;
+    the config refuses both for a potentiometer."""
+    c = _circuit(mm.PotentiometerParams())
+    for dynamics, got in ((mm.EdgeDynamics("sign", 0, 99, leak_tau=1e-3), "leak_tau 0.001, bias None"),
+                          (mm.EdgeDynamics("sign", 0, 99, bias=np.full(c.n_edges, 0.1)), "leak_tau None, bias given")):
+        with pytest.raises(ValidationError, match=re.escape(f"EdgeDynamics.leak_tau, EdgeDynamics.bias: a "
+                                                            f"potentiometer steps one whole tap per update, with no "
+                                                            f"leak or bias (got {got})")):
+            mm.Trainer(c, mm.Task("t", INPUTS, [[0.1]]), mm.CoupledLearning(), dynamics, mm.TrainParams(),
+                       mm.NativeSolver())
+
+
 def test_an_empty_batch_gives_no_rows_on_both_backends(solver):
     """ngspice failed on it with an IndexError ('list index out of range'); native answered [0, N]."""
     c = _circuit()
@@ -228,11 +258,17 @@ def xor_setup():
      "['learning.epochs=3']"),
     (lambda s: mm.load_config(ROOT / "configs" / "xor.yaml", ["learning.epochs=3", 3]),
      "load_config: overrides must be key.path=value texts (got 3 at index 1); write each like 'learning.epochs=200'"),
+    (lambda s: mm.train_replicas(s.config, 3), "train_replicas: seeds must be a list of ints, one per replica (got "
+                                               "int 3); give one seed per replica, e.g. [0, 1, 2] or list(range(4))"),
+    (lambda s: mm.train_replicas(s.config, []), "train_replicas: seeds must name one replica or more (got [])"),
+    (lambda s: mm.train_replicas(s.config, [0, -1]), "train_replicas: seeds must be ints >= 0 (got -1 in [0, -1])"),
 ])
 def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, says):
     """Each was an AttributeError from inside ('str' object has no attribute 'device', 'int' object has no attribute
     'uniform'), a TypeError from dataclasses.replace, or (a text of overrides) one --set per character: "--set l:
-    expected key.path=value"."""
+    expected key.path=value". train_replicas given a count of seeds said "'int' object is not iterable", given none
+    "need at least one array to stack", given -1 numpy's "expected non-negative integer", each after building the
+    setup."""
     with pytest.raises(mm.MetamaterialError, match=re.escape(says)) as caught:
         call(xor_setup)
     assert isinstance(caught.value, ValueError)
@@ -259,11 +295,25 @@ def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, say
     (lambda t, x, rng: t.run(t.init_state(x, rng), every="x" * 300), "Trainer.run: every must be a whole number (got "
                                                                      f"'{'x' * 37}...{'x' * 38}'); give a number of "
                                                                      "epochs as an int"),
+    (lambda t, x, rng: t.init_state(np.stack([x, x]), [rng, rng]),
+     "Trainer.init_state: rngs must be one generator per replica, each its own (got the same Generator object at "
+     "replicas 0 and 1); give [np.random.default_rng(seed) for seed in seeds]"),
+    (lambda t, x, rng: t.evaluate(x, test=True), "Trainer.evaluate: test=True scores the task's held-out points, and "
+                                                 "task 'xor' holds none (got test_inputs None); give test=False"),
+    (lambda t, x, rng: t.rule_and_gradient(x, [0.5]), "Trainer.rule_and_gradient: idx must be training point "
+                                                      "indices, integers in 0..3 (got [0.5]); give e.g. np.arange(4)"),
+    (lambda t, x, rng: t.rule_and_gradient(x, [-1]), "Trainer.rule_and_gradient: idx must be training point indices, "
+                                                     "integers in 0..3 (got [-1])"),
+    (lambda t, x, rng: t.step(x, np.array([4]), rng), "Trainer.step: idx must be training point indices, integers in "
+                                                      "0..3 (got array([4]))"),
 ])
 def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, call, says):
     """NaN controls were refused by the solver ('NativeSolver.solve: ... must be finite'), a wrong length by
     the solver too, naming the batch it made; a string was numpy's ValueError, run(controls) an AttributeError
-    ('no attribute replicas'), until=2.5 a TypeError from range."""
+    ('no attribute replicas'), until=2.5 a TypeError from range. One generator for two replicas was taken, and the
+    replicas drew from it in turn, each unlike a run of its own; evaluate(test=True) of a task with no held-out
+    points was "object of type 'NoneType' has no len()". Point 0.5 was read as point 0 and -1 as the last point,
+    point 4 of 4 was numpy's IndexError."""
     trainer = mm.make_trainer(xor_setup)
     rng = np.random.default_rng(0)
     x = mm.initial_controls(xor_setup, rng)
@@ -353,3 +403,131 @@ def test_finite_values_near_the_largest_float_pass_the_check_without_an_overflow
     c = _circuit()
     with pytest.raises(ValidationError, match=r"^NativeSolver\.solve: controls, inputs and clamps must be finite"):
         mm.NativeSolver().solve(c, np.full(c.n_edges, 1e308), INPUTS)
+
+
+CLASS_X = [[0.0], [0.15], [0.3], [0.45]]  # V, one input per point
+CLASS_Y = [[0.1], [0.1], [0.2], [0.2]]  # V, one output per point
+CLASSES = [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("given, says", [
+    (dict(classes=CLASSES), "Task.decode: a classification (Task.classes given) needs a decoding (got None); give "
+                            "decode='nearest' with levels (one output), or 'argmax' (one output per class)"),
+    (dict(classes=CLASSES, decode="nearst", levels=(0.1, 0.2)), "Task.decode: must be one of None, 'nearest', "
+                                                                "'argmax' (got 'nearst'); give 'nearest'"),
+    (dict(decode="nearest", levels=(0.1, 0.2)), "Task.classes: decode 'nearest' reads the outputs as classes, and no "
+                                                "classes are given (got None)"),
+    (dict(classes=CLASSES, decode="nearest"), "Task.levels: 'nearest' decoding needs each class's output level (got "
+                                              "None); give levels, one voltage per class"),
+    (dict(classes=CLASSES, decode="nearest", levels=[[0.1, 0.2]]), "Task.levels: must be one voltage per class, two "
+                                                                   "or more (got shape (1, 2))"),
+    (dict(classes=CLASSES, decode="argmax"), "Task.decode: 'argmax' needs one output per class, two or more (got 1 "
+                                             "target column)"),
+    (dict(classes=[0, 0, 1, 3], decode="nearest", levels=(0.1, 0.2)), "Task.classes: must be below 2, one level per "
+                                                                      "class (got class 3)"),
+    (dict(classes=[0, 0, 0.5, 1], decode="nearest", levels=(0.1, 0.2)), "Task.classes: must be class indices, whole "
+                                                                        "numbers >= 0 (got [0, 0, 0.5, 1])"),
+    (dict(classes=[0, 0, -1, 1], decode="nearest", levels=(0.1, 0.2)), "Task.classes: must be class indices"),
+    (dict(test_inputs=CLASS_X), "Task.test_targets: needed beside Task.test_inputs (got None); give one row of "
+                                "target values (V) per point"),
+    (dict(test_inputs=np.hstack([CLASS_X, CLASS_X]), test_targets=CLASS_Y),
+     "Task.test_inputs: must have the 1 column(s) of Task.inputs (got 2)"),
+    (dict(test_targets=CLASS_Y), "Task.test_targets: given without Task.test_inputs (got None there)"),
+])
+def test_a_task_refuses_classes_its_decoding_cannot_read(given, says):
+    """The margins are read at each point's class in compiled code without bounds checks: a class past the last level
+    or an argmax of one output trained on memory past the array without a word; no decoding, no levels or a misspelt
+    decoding failed at the first evaluation with "'NoneType' object is not subscriptable", a held-out set of another
+    width inside a matrix product."""
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        mm.Task("t", CLASS_X, CLASS_Y, **given)
+    made = mm.Task("t", CLASS_X, CLASS_Y, classes=[0.0, 0, 1, 1], decode="nearest", levels=[0.1, 0.2])
+    assert made.classes.dtype == np.int64 and made.levels.dtype == np.float64
+    assert made.accuracy(np.array(CLASS_Y)) == 1.0
+
+
+def test_a_task_of_no_points_is_refused_when_made():
+    """It trained, then failed in the solver's warm-start memory ('zero-size array to reduction operation')."""
+    with pytest.raises(ValidationError, match=re.escape("Task.inputs: needs at least one point (got shape (0, 1))")):
+        mm.linear_regression_task(0, 0.5, 0.1, 0.0, 0.45)
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda x: (np.where(np.arange(len(x)) == 2, np.nan, x), INPUTS, None),
+     "to_spice: controls must be finite (got nan at edge 2); give a finite gate voltage (V) to every edge"),
+    (lambda x: (x, [[0.1, np.inf]], None), "to_spice: inputs must be finite (got inf at row 0, column 1)"),
+    (lambda x: (x, INPUTS, [[np.nan]]), "to_spice: clamps must be finite (got nan at row 0, column 0)"),
+    (lambda x: (x, [["a", "b"]], None), "to_spice: inputs must be real numbers, input voltages (V) (got dtype <U1"),
+    (lambda x: (x, np.zeros((1, 1, 2)), None), "to_spice: inputs must have shape (B, 2), one row of input voltages "
+                                               "(V) per data point (got shape (1, 1, 2))"),
+    (lambda x: (np.tile(x, (2, 1)), [[0.1, 0.2]] * 2, None), "to_spice: controls must have shape (12,), one gate "
+                                                             "voltage (V) per edge (got (2, 12)); the copies of a "
+                                                             "netlist share the controls"),
+])
+def test_to_spice_refuses_what_solve_refuses_naming_the_argument(change, says):
+    """A NaN anywhere was "netlist: refusing a non-finite value (got nan)", naming no argument; a string numpy's
+    "could not convert string to float", inputs of three axes "only 0-dimensional arrays can be converted"."""
+    c = _circuit()
+    controls, inputs, clamps = change(_gates(c))
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        mm.to_spice(c, controls, inputs, clamps)
+    assert "VI1 n2 0 dc 0.2" in mm.to_spice(c, list(_gates(c)), INPUTS[0])
+
+
+def test_to_spice_refuses_a_conductance_ngspice_would_take():
+    """A resistor of conductance <= 0 is refused by solve on both backends, and was written into a netlist."""
+    c = _circuit(mm.ResistorParams())
+    with pytest.raises(ValidationError, match=re.escape("ResistorParams.check_controls: resistor conductances must be "
+                                                        "> 0 (got min -0.001 S)")):
+        mm.to_spice(c, np.full(c.n_edges, -1e-3), INPUTS)
+
+
+def test_a_task_or_a_rail_in_millivolts_is_refused_as_a_config_refuses_it():
+    """Data in millivolts (450 for 0.45 V) made a Task, and a rail of 330 a Circuit: trained on without a word, or
+    failed in native Newton while ngspice answered; a config or a data file refuses a voltage past 10 V."""
+    with pytest.raises(ValidationError, match=re.escape("Task.inputs: must be voltages in [-10, 10] V (got 450 at "
+                                                        "point 1, column 0); give volts (0.45, not 450 mV)")):
+        mm.Task("mv", [[0.0], [450.0]], [[0.1], [0.2]])
+    with pytest.raises(ValidationError, match=re.escape("Task.targets: must be voltages in [-10, 10] V (got -87 at "
+                                                        "point 0, column 0)")):
+        mm.Task("mv", [[0.0]], [[-87.0]])
+    g = mm.assign_roles(mm.lattice_network(ROWS, COLS, periodic=False),
+                        Roles(inputs=(0, 2), rails=((8, 0.0), (6, 330.0)), outputs=((4, None),)))
+    with pytest.raises(ValidationError, match=re.escape("Circuit.rail_voltages: must be voltages in [-10, 10] V (got "
+                                                        "330 at rail 1); give volts (0.33, not 330 mV)")):
+        mm.compile_graph(g, mm.nmos_preset("ald1106-fit"))
+
+
+@pytest.mark.parametrize("swap, says", [
+    (dict(solver="native"), "Trainer: solver must be of type AbstractSolver (got str 'native'); give e.g. "
+                            "NativeSolver() or NgspiceSolver()"),
+    (dict(solver=mm.NativeSolver), "Trainer: solver must be of type AbstractSolver (got ABCMeta"),
+    (dict(rule=mm.EdgeDynamics()), "Trainer: rule must be of type CoupledLearning (got EdgeDynamics"),
+    (dict(params=None), "Trainer: params must be of type TrainParams (got NoneType None)"),
+    (dict(circuit=_graph()), "Trainer: circuit must be of type Circuit (got Graph"),
+])
+def test_the_trainer_refuses_parts_of_the_wrong_kind_when_made(swap, says):
+    """A backend's name or the solver class itself was taken and failed at the first solve ("missing 1 required
+    positional argument"); the rule and the dynamics swapped, no params or a graph were AttributeErrors from
+    inside."""
+    parts = dict(circuit=_circuit(), task=mm.Task("t", INPUTS, [[0.1]]), rule=mm.CoupledLearning(),
+                 dynamics=mm.EdgeDynamics(), params=mm.TrainParams(), solver=mm.NativeSolver())
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        mm.Trainer(**{**parts, **swap})
+
+
+def test_a_state_of_another_circuit_is_refused_by_run():
+    """Trained on after without_edges with the intact circuit's state, the compiled loop failed with numpy's "cannot
+    assign slice of shape (10,) from input of shape (12,)", and the Python step in the solver."""
+    c = _circuit()
+    task = mm.Task("t", INPUTS, [[0.1]])
+    parts = (mm.CoupledLearning(), mm.EdgeDynamics(), mm.TrainParams(epochs=2), mm.NativeSolver())
+    state = mm.Trainer(c, task, *parts).init_state(_gates(c), np.random.default_rng(0))
+    cut = [0, 1]  # node 0's edges to (0, 1) and (1, 0): it is an input, so nothing is stranded
+    damaged = mm.Trainer(mm.without_edges(c, cut), task, *parts)
+    with pytest.raises(ValidationError, match=re.escape("Trainer.run: state must hold controls [R, 10], one row per "
+                                                        "generator, for this trainer's circuit (got controls (1, 12) "
+                                                        "with 1 generator(s))")):
+        damaged.run(state)
+    again = damaged.init_state(np.delete(state.controls, cut, axis=1), state.rngs)
+    assert damaged.run(again).epoch == 2

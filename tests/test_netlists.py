@@ -31,13 +31,13 @@ def test_a_value_no_netlist_can_hold_is_named_by_argument_and_position():
     """Each number's writer refused it as 'netlist: refusing a non-finite value (got nan)': not which argument, nor
     which of its values."""
     gates, x = random_gates(32, seed=7), np.array([[0.45, 0.0]])
-    with pytest.raises(ValidationError, match=re.escape("netlist: controls must be finite (got nan at edge 6); give a "
+    with pytest.raises(ValidationError, match=re.escape("to_spice: controls must be finite (got nan at edge 6); give a "
                                                         "finite gate voltage (V) to every edge")):
         to_spice(xor_circuit(), np.where(np.arange(32) == 6, np.nan, gates), x)
-    with pytest.raises(ValidationError, match=re.escape("netlist: inputs must be finite (got inf at row 6, column 1); "
+    with pytest.raises(ValidationError, match=re.escape("to_spice: inputs must be finite (got inf at row 6, column 1); "
                                                         "give a finite voltage (V) to every input")):
         to_spice(xor_circuit(), gates, np.vstack([np.tile(x, (6, 1)), [[0.45, np.inf]]]))
-    with pytest.raises(ValidationError, match=re.escape("netlist: clamps must be finite (got -inf at row 0, column "
+    with pytest.raises(ValidationError, match=re.escape("to_spice: clamps must be finite (got -inf at row 0, column "
                                                         "1)")):
         to_spice(xor_circuit(), gates, x, np.array([[0.1, -np.inf]]))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from dataclasses import replace
 
 import networkx as nx
 import numpy as np
@@ -195,3 +196,75 @@ def test_a_string_where_a_number_goes_names_the_field(make, says):
     with pytest.raises(ValidationError, match=re.escape(says)):
         make()
     assert mm.EdgeDynamics(leak_tau=None).leak_tau is None and mm.CoupledLearning(rate=np.float32(3)).rate == 3
+
+
+@pytest.mark.parametrize("device, dynamics, says", [
+    (mm.ResistorParams(), mm.EdgeDynamics(), "EdgeDynamics.low, EdgeDynamics.high: resistor controls must lie in "
+                                             "[1e-05, 0.01] S (got [0.4, 8]); keep the bounds inside device.g_min and "
+                                             "device.g_max"),
+    (mm.PotentiometerParams(), mm.EdgeDynamics("sign", 0, 200), "potentiometer controls must lie in [0, 99] tap (got "
+                                                                "[0, 200])"),
+    (mm.PotentiometerParams(), mm.EdgeDynamics(low=0, high=99),
+     "EdgeDynamics.kind: a potentiometer edge's control moves one tap per update ('sign') (got 'continuous', which "
+     "makes fractional taps); give EdgeDynamics('sign', low, high)"),
+    (mm.nmos_preset("ald1106-fit"), mm.EdgeDynamics("sign"),
+     "EdgeDynamics.kind: a nmos edge's control moves by rate x contrast ('continuous') (got 'sign', which makes steps "
+     "of one unit whatever the rate)"),
+])
+def test_the_trainer_refuses_edge_dynamics_its_device_cannot_follow(device, dynamics, says):
+    """EdgeDynamics' defaults are gate voltages: a resistor network trained with them had its conductances clipped
+    up to 0.4 S (40 times its g_max) at the first update, without a word; a potentiometer under the continuous rule
+    reached taps such as 7.98, and a transistor under the sign rule moved its gates 1 V per update whatever the
+    rate. The config never pairs them so; a notebook did."""
+    c = mm.compile_graph(mm.assign_roles(mm.lattice_network(ROWS, COLS, periodic=False),
+                                         Roles(inputs=(0,), rails=((8, 0.0),), outputs=((4, None),))), device)
+    task = mm.regression_task()
+    with pytest.raises(mm.MetamaterialError, match=re.escape(says)) as caught:
+        mm.Trainer(c, task, mm.CoupledLearning(), dynamics, mm.TrainParams(), mm.NativeSolver())
+    assert isinstance(caught.value, ValueError)
+    low, high = device.default_bounds()
+    mm.Trainer(c, task, mm.CoupledLearning(), mm.EdgeDynamics(device.update_kind, low, high), mm.TrainParams(),
+               mm.NativeSolver())
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda: mm.CoupledLearning(loss="hinge", margin=float("nan")),
+     "CoupledLearning.margin: must be a finite number of volts (got nan); give e.g. margin=0.02"),
+    (lambda: mm.Schedule("mini_batch", 2.5), "Schedule.batch_size: must be a whole number (got 2.5); give an int"),
+    (lambda: mm.TrainParams(schedule="full_batch"), "TrainParams.schedule: must be a Schedule (got str 'full_batch'); "
+                                                    "give e.g. Schedule('full_batch')"),
+    (lambda: mm.EdgeDynamics(leak_tau=1.0, rest=float("nan")), "EdgeDynamics.rest: must be finite (got nan)"),
+    (lambda: mm.EdgeDynamics(bias=np.full(3, np.nan)), "EdgeDynamics.bias: must be finite (got nan at edge 0); give "
+                                                       "every edge a finite offset"),
+    (lambda: mm.EdgeDynamics(bias=np.zeros((2, 3))), "EdgeDynamics.bias: must be one offset per edge, shape [E] (got "
+                                                     "shape (2, 3))"),
+])
+def test_learning_parameters_refuse_what_would_fail_or_stall_training(make, says):
+    """A NaN hinge margin stopped every point (the run trained nothing, without a word); batch_size 2.5 failed in the
+    first epoch's slicing, a schedule's name with "'str' object has no attribute 'steps_per_epoch'", a bias list
+    with "'list' object has no attribute 'shape'"; a NaN rest or bias made the controls NaN, refused as the
+    controls' own fault at the next evaluation."""
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        make()
+    assert mm.EdgeDynamics(bias=[0.0, 0.1]).bias.tolist() == [0.0, 0.1]
+
+
+def test_compile_graph_refuses_a_graph_edited_after_its_roles_were_assigned():
+    """A node cut off after assign_roles compiled, and the solvers failed on it: native with a ZeroDivisionError,
+    ngspice with "node vector 'n2' missing from plot"."""
+    g = mm.assign_roles(mm.lattice_network(ROWS, COLS, periodic=False),
+                        Roles(inputs=(0, 2), rails=((8, 0.0),), outputs=((4, None),)))
+    g.remove_edges_from([(3, 6), (6, 7)])  # node 6, (2, 0), loses its two edges
+    with pytest.raises(ValidationError, match=re.escape("network: the graph is disconnected: 1 node(s) have no path "
+                                                        "to the part holding the inputs, rails and outputs ((2, 0)); "
+                                                        "connect them or remove them")):
+        mm.compile_graph(g, mm.nmos_preset("ald1106-fit"))
+
+
+def test_the_native_solver_refuses_a_circuit_node_with_no_edge():
+    """A Circuit made by hand with a node of no edge (no channel, no bulk junction) was a ZeroDivisionError."""
+    c = _circuit()
+    bare = replace(c, edges=c.edges[~(c.edges == 6).any(axis=1)])
+    with pytest.raises(ValidationError, match=re.escape("NativeSolver: node(s) [6] have no edge and are not driven, "
+                                                        "so their voltage is undefined (got 1 such nodes)")):
+        mm.NativeSolver().solve(bare, np.full(bare.n_edges, GATES), INPUTS)

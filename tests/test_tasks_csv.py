@@ -258,3 +258,12 @@ def test_a_new_inputs_cell_that_is_not_a_number_names_its_line_and_column(crosse
     with pytest.raises(ConfigError) as err:
         read_inputs_csv(path, crossed[1])
     assert str(err.value) == f"{path}{says}"
+
+
+def test_a_class_column_of_one_class_is_refused_naming_the_file(tmp_path):
+    """It made a task of one output decoded by argmax, which calls every point right whatever the network does."""
+    path = _csv(tmp_path, "a,b,kind", [f"{r.rsplit(',', 1)[0]},setosa" for r in ROWS])
+    with pytest.raises(ValidationError) as err:
+        _load(path, classification=True)
+    assert str(err.value) == (f"task.path: {path}: the class column kind names one class (got 'setosa'); a "
+                              "classification needs two classes or more")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ValidationError, check_numbers, shown
+from ..errors import ValidationError, check_numbers, real_array, shown
 
 
 @dataclass(frozen=True)
@@ -80,3 +80,14 @@ class EdgeDynamics:
             raise ValidationError(f"EdgeDynamics.leak_tau: must be > 0 (got {shown(self.leak_tau)})")
         if not (math.isfinite(self.dead_band) and self.dead_band >= 0):
             raise ValidationError(f"EdgeDynamics.dead_band: must be >= 0 V^2 (got {self.dead_band!r})")
+        if not math.isfinite(self.rest):  # the leak turned every control into NaN, refused later as the controls'
+            raise ValidationError(f"EdgeDynamics.rest: must be finite (got {self.rest!r}); give the value the leak "
+                                  "relaxes the controls toward, in their unit")
+        if self.bias is not None:  # a list failed in the trainer ('list' object has no attribute 'shape')
+            bias = real_array(self.bias, "EdgeDynamics.bias", "", "one offset per edge (control units)",
+                              "give a float array [E]", finite="give every edge a finite offset", axes=("edge",),
+                              copy=True)
+            if bias.ndim != 1:
+                raise ValidationError(f"EdgeDynamics.bias: must be one offset per edge, shape [E] (got shape "
+                                      f"{bias.shape}); give a float array [E], or None")
+            object.__setattr__(self, "bias", bias)

@@ -57,6 +57,9 @@ class CoupledLearning:
             raise ValidationError(f"CoupledLearning.nudge: must be in (0, 1] (got {shown(self.nudge)})")
         if not (math.isfinite(self.rate) and self.rate >= 0):
             raise ValidationError(f"CoupledLearning.rate: must be finite and >= 0 (got {self.rate!r})")
+        if not math.isfinite(self.margin):  # a NaN margin stopped every point under the hinge: nothing trained
+            raise ValidationError(f"CoupledLearning.margin: must be a finite number of volts (got {self.margin!r}); "
+                                  "give e.g. margin=0.02")
         if not (0 < self.rate_decay <= 1):
             raise ValidationError(f"CoupledLearning.rate_decay: must be in (0, 1] (got {shown(self.rate_decay)})")
         if self.loss not in LOSSES:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ValidationError, check_numbers, shown
+from ..errors import ValidationError, check_numbers, shown, whole_number
 
 KINDS = ("cycle", "shuffle", "full_batch", "mini_batch")
 
@@ -34,6 +34,7 @@ class Schedule:
         check_numbers(self)
         if self.kind not in KINDS:
             raise ValidationError(f"Schedule.kind: must be one of {KINDS} (got {shown(self.kind)})")
+        whole_number(self.batch_size, "Schedule.batch_size")  # 2.5 failed in the first epoch's slicing
         if self.batch_size < 1:
             raise ValidationError(f"Schedule.batch_size: must be >= 1 (got {shown(self.batch_size)})")
 

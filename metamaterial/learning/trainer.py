@@ -81,6 +81,9 @@ class TrainParams:
 
     def __post_init__(self) -> None:
         check_numbers(self)
+        if not isinstance(self.schedule, Schedule):  # a kind's name failed in the first epoch ('no attribute ...')
+            raise ValidationError(f"TrainParams.schedule: must be a Schedule (got {type(self.schedule).__name__} "
+                                  f"{shown(self.schedule)}); give e.g. Schedule('full_batch')")
         for name in ("epochs", "eval_every", "record_every"):
             whole_number(getattr(self, name), f"TrainParams.{name}")
         if self.epochs < 0:
@@ -169,7 +172,9 @@ class Trainer:
         circuit: the network (``compile_graph``); its inputs and outputs must match the task's columns.
         task: the data, inputs [P, n_in] and targets [P, n_out] in V (``xor_task()``, ...).
         rule: the nudge, rate and loss (``CoupledLearning``); dynamics: how controls move and their bounds
-            (``EdgeDynamics``, in the device's unit: V, S or taps); params: epochs, schedule, evaluation
+            (``EdgeDynamics``, in the device's unit: V, S or taps; its kind the device's ``update_kind`` and its
+            bounds inside the device's range, so a resistor or potentiometer needs its own: the defaults are gate
+            voltages, ``device.default_bounds()`` gives the device's); params: epochs, schedule, evaluation
             (``TrainParams``); solver: ``NativeSolver()`` or ``NgspiceSolver()``.
 
     Use: ``state = trainer.run(trainer.init_state(controls [E], np.random.default_rng(seed)))``, then
@@ -179,6 +184,16 @@ class Trainer:
     def __init__(self, circuit: Circuit, task: Task, rule: CoupledLearning, dynamics: EdgeDynamics,
                  params: TrainParams, solver: AbstractSolver, hardware: HardwareParams = HardwareParams(),
                  compiled: bool = True) -> None:
+        given = (("circuit", circuit, Circuit, "compile_graph(g, device)"), ("task", task, Task, "Task(name, x, y)"),
+                 ("rule", rule, CoupledLearning, "CoupledLearning(nudge=0.5, rate=30.0)"),
+                 ("dynamics", dynamics, EdgeDynamics, "EdgeDynamics(low=0.4, high=8.0)"),
+                 ("params", params, TrainParams, "TrainParams(epochs=100)"),
+                 ("solver", solver, AbstractSolver, "NativeSolver() or NgspiceSolver()"),
+                 ("hardware", hardware, HardwareParams, "HardwareParams()"))
+        for name, value, kind, example in given:  # each was an AttributeError from inside, or (a name) one at run
+            if not isinstance(value, kind):
+                raise ValidationError(f"Trainer: {name} must be of type {kind.__name__} (got {type(value).__name__} "
+                                      f"{shown(value)}); give e.g. {example}")
         if task.n_inputs != circuit.n_inputs or task.n_outputs != circuit.n_outputs:
             raise ValidationError(f"task {task.name}: needs {task.n_inputs} inputs and {task.n_outputs} outputs, but "
                                   f"roles give {circuit.n_inputs} inputs and {circuit.n_outputs} outputs")
@@ -187,6 +202,20 @@ class Trainer:
         if rule.rival and task.decode != "argmax":
             raise ValidationError(f"learning.loss: 'multiclass_hinge' needs one output per class (argmax decoding; "
                                   f"got task {task.name})")
+        device = circuit.device
+        if dynamics.kind != device.update_kind:  # the config always matches them; a hand-made pair may not
+            moves = "one tap per update" if device.update_kind == "sign" else "by rate x contrast"
+            makes = "fractional taps" if device.discrete else "steps of one unit whatever the rate"
+            raise ValidationError(f"EdgeDynamics.kind: a {device.kind} edge's control moves {moves} "
+                                  f"({device.update_kind!r}) (got {dynamics.kind!r}, which makes {makes}); give "
+                                  f"EdgeDynamics({device.update_kind!r}, low, high)")
+        if device.discrete and (dynamics.leak_tau is not None or dynamics.bias is not None):
+            raise ValidationError(f"EdgeDynamics.leak_tau, EdgeDynamics.bias: a {device.kind} steps one whole tap per "
+                                  f"update, with no leak or bias (got leak_tau {dynamics.leak_tau!r}, bias "
+                                  f"{'None' if dynamics.bias is None else 'given'}), which would leave it between "
+                                  "taps; give neither")
+        # EdgeDynamics' default bounds are gate voltages: a resistor's conductances were clipped to 0.4-8 S
+        device.check_bounds(dynamics.low, dynamics.high, "EdgeDynamics.low, EdgeDynamics.high")
         if dynamics.bias is not None and dynamics.bias.shape != (circuit.n_edges,):
             raise ValidationError(f"EdgeDynamics.bias: needs one value per edge ({circuit.n_edges}) "
                                   f"(got shape {dynamics.bias.shape})")
@@ -233,6 +262,11 @@ class Trainer:
             got = shown(given) if stray is None else f"{shown(rngs[stray])} at replica {stray}"
             raise ValidationError(f"Trainer.init_state: rngs must be a numpy Generator, or a list of one per replica "
                                   f"(got {got}); give np.random.default_rng(seed)")
+        shared = next((i for i, r in enumerate(rngs) if any(r is q for q in rngs[:i])), None)
+        if shared is not None:  # the replicas would draw in turn from it, each unlike a run of its own
+            raise ValidationError(f"Trainer.init_state: rngs must be one generator per replica, each its own (got the "
+                                  f"same Generator object at replicas {[r is rngs[shared] for r in rngs].index(True)} "
+                                  f"and {shared}); give [np.random.default_rng(seed) for seed in seeds]")
         if controls.shape != (len(rngs), self.circuit.n_edges):
             raise ValidationError(f"Trainer.init_state: controls must have shape ({len(rngs)}, "
                                   f"{self.circuit.n_edges}) for {len(rngs)} generator(s) (got {controls.shape})")
@@ -248,10 +282,22 @@ class Trainer:
         return real_array(controls, where, "controls", f"one {label} per edge", "give a float array",
                           finite=f"give a finite {label} to every edge", axes=("replica", "edge"), copy=True)
 
+    def _point_indices(self, idx: object, where: str) -> np.ndarray:
+        """int64 [n] indices of training points, refusing what is none (0.5 was read as point 0, -1 as the last
+        point, a point past the end was numpy's IndexError)."""
+        arr = np.asarray(idx)
+        n = self.task.n_points
+        if arr.ndim != 1 or not len(arr) or arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() >= n:
+            raise ValidationError(f"{where}: idx must be training point indices, integers in 0..{n - 1} (got "
+                                  f"{shown(idx)}); give e.g. np.arange({n}) for every point")
+        return arr.astype(np.int64)
+
     # -- the Python step ------------------------------------------------------------------------------
     def step(self, controls: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int, bool]:
         """One update of one replica from the points ``idx`` (its desynchronous mask drawn from ``rng``) at the
         first epoch's rate; returns (new controls [E], solves used, whether the learning switch closed)."""
+        idx = self._point_indices(idx, "Trainer.step")
+        controls = self._controls(controls, "Trainer.step")
         masks = self._draw_masks([rng], 1)
         new, solves, windows = self.step_many(controls[None, :], idx[None, :], [rng],
                                               None if masks is None else masks[0])
@@ -322,7 +368,7 @@ class Trainer:
         the network's own response between the clamped nodes, unless one node is clamped.
         """
         c, pr, f = self.circuit, self.program, st.compiled()
-        idx = np.asarray(idx, np.int64)
+        idx = self._point_indices(idx, "Trainer.rule_and_gradient")
         x = pr.inputs[idx]
         free = self.solver.solve(c, controls, x).voltages
         out = f.output_values(free, c.out_pos, c.out_neg)
@@ -357,6 +403,10 @@ class Trainer:
         if controls.ndim not in (1, 2) or controls.shape[-1] != c.n_edges:
             raise ValidationError(f"Trainer.evaluate: controls must have shape ({c.n_edges},) or (R, {c.n_edges}), one "
                                   f"row per replica (got {controls.shape}); give state.controls[0] for one replica")
+        if test and (task.test_inputs is None or not len(task.test_inputs)):
+            raise ValidationError(f"Trainer.evaluate: test=True scores the task's held-out points, and task "
+                                  f"{task.name!r} holds none (got test_inputs None); give test=False, or a Task "
+                                  "with test_inputs and test_targets")
         x, y, cls = (task.test_inputs, task.test_targets, task.test_classes) if test else \
             (task.inputs, task.targets, task.classes)
         many = np.atleast_2d(controls)
@@ -414,6 +464,13 @@ class Trainer:
         if not isinstance(state, TrainState):
             raise ValidationError(f"Trainer.run: state must be a TrainState (got {type(state).__name__}); make it with "
                                   "trainer.init_state(controls, rng)")
+        shape = np.shape(state.controls)
+        if len(shape) != 2 or shape != (len(state.rngs), self.circuit.n_edges):
+            # another circuit's state (before without_edges) failed in the compiled loop: "cannot assign slice"
+            raise ValidationError(f"Trainer.run: state must hold controls [R, {self.circuit.n_edges}], one row per "
+                                  f"generator, for this trainer's circuit (got controls {shape} with "
+                                  f"{len(state.rngs)} generator(s)); make it with this trainer's init_state (after "
+                                  "without_edges: init_state(np.delete(state.controls, cut, axis=1), state.rngs))")
         for name, value in (("every", every), ("until", until)):
             if value is not None:
                 whole_number(value, "Trainer.run", name, "give a number of epochs as an int")

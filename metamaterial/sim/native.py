@@ -640,6 +640,12 @@ def _index_arrays(c: Circuit, clamped: bool, dense_limit: int, held: np.ndarray 
         ea[flip], eb[flip] = eb[flip], ea[flip].copy()
     if kind != nk.KIND_NMOS:
         _check_every_node_is_held(c, driven)
+    else:  # bulk junctions may hold a part with no driven node, but a node with no edge has none: 0 / 0 in Newton
+        bare = np.setdiff1d(np.flatnonzero(np.bincount(c.edges.ravel(), minlength=c.n_nodes) == 0), driven)
+        if len(bare):
+            raise ValidationError(f"NativeSolver: node(s) {bare[:10].tolist()} have no edge and are not driven, so "
+                                  f"their voltage is undefined (got {len(bare)} such nodes); connect them or remove "
+                                  "them")
     dense = n <= dense_limit
     if not dense:
         unk = unk[_elimination_order(c, unk)]
