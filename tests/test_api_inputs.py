@@ -457,7 +457,8 @@ def test_a_task_of_no_points_is_refused_when_made():
      "to_spice: controls must be finite (got nan at edge 2); give a finite gate voltage (V) to every edge"),
     (lambda x: (x, [[0.1, np.inf]], None), "to_spice: inputs must be finite (got inf at row 0, column 1)"),
     (lambda x: (x, INPUTS, [[np.nan]]), "to_spice: clamps must be finite (got nan at row 0, column 0)"),
-    (lambda x: (x, [["a", "b"]], None), "to_spice: inputs must be real numbers, input voltages (V) (got dtype <U1"),
+    (lambda x: (x, [["a", "b"]], None), "to_spice: inputs must be real numbers, input voltages (V) (got 'a' at row 0, "
+                                        "column 0)"),
     (lambda x: (x, np.zeros((1, 1, 2)), None), "to_spice: inputs must have shape (B, 2), one row of input voltages "
                                                "(V) per data point (got shape (1, 1, 2))"),
     (lambda x: (np.tile(x, (2, 1)), [[0.1, 0.2]] * 2, None), "to_spice: controls must have shape (12,), one gate "
@@ -478,7 +479,7 @@ def test_to_spice_refuses_a_conductance_ngspice_would_take():
     """A resistor of conductance <= 0 is refused by solve on both backends, and was written into a netlist."""
     c = _circuit(mm.ResistorParams())
     with pytest.raises(ValidationError, match=re.escape("ResistorParams.check_controls: resistor conductances must be "
-                                                        "> 0 (got min -0.001 S)")):
+                                                        "> 0 (got -0.001 S at edge 0)")):
         mm.to_spice(c, np.full(c.n_edges, -1e-3), INPUTS)
 
 
