@@ -1,8 +1,9 @@
 """Sparse-path benchmark of the native solver: chord-Newton settings side by side on large XOR lattices.
 
 The native sparse path (``NativeSolver._newton_sparse``) reuses a SuperLU factorization while the true residual
-falls by ``_CHORD_CONTRACTION`` per step, for at most ``_CHORD_MAX_RUN`` chord steps in a row. This script times
-settings of those two constants against each other, the first one given being the reference, in one process
+falls by ``_CHORD_CONTRACTION`` per step, for at most ``_CHORD_MAX_RUN`` chord steps in a row, a chord step ending
+the solve only within ``_CHORD_TOLERANCE`` of the node tolerance. This script times settings of those three
+constants against each other, the first one given being the reference, in one process
 and taking turns (the order alternates round by round, every setting on a fresh solver), on the shipped
 configs/xor.yaml scaled to n x n tori (its 4x4 placement scaled as r * n // 4, or with ``--corner`` left in
 one corner as the config writes it; its gates drawn as the config draws them, uniform 0.5-2.0 V). For each size
@@ -12,6 +13,9 @@ and setting:
     per-circuit preparation, the same for every setting, is made before the clock starts);
   * warm: then ``--warm`` re-solves of that point, each after every gate moved by a learning-sized step
     (normal, ``--dgate`` V), as training on a large lattice does (``--warm 0``: none);
+  * update: then ``--updates`` learning updates, cycling over the task's points, each one point's free and
+    clamped solves with every gate moved by its contrast (nudge 0.5, rate 1 /V; the update of
+    ``bench_solvers.py``), as training on a large lattice steps: the reuse across solves that matters most;
   * train: ``--steps`` Python training steps (full batch: the four XOR points free, the active ones clamped)
     after a first step that starts every point cold (not counted), up to ``--train-max``.
 
@@ -20,8 +24,8 @@ the reference, and the largest difference to the reference's answer of the same 
 training, the gates after the steps in V). Sizes: 40x40 = 3,200 edges, 100x100 = 20,000, 200x200 = 80,000,
 300x300 = 180,000 (``--big``, 10-20 s per cold solve on a shared 2-core machine).
 
-    python scripts/bench_sparse.py [--sizes 40 100 200] [--big] [--settings 0.25:12 0.8:40] [--rounds 3]
-                                   [--point 1] [--corner] [--warm 3] [--steps 3]
+    python scripts/bench_sparse.py [--sizes 40 100 200] [--big] [--settings 0.8:40:0.1 0.25:12:1] [--rounds 3]
+                                   [--point 1] [--corner] [--warm 3] [--updates 10] [--steps 3]
 
 How many factorizations a solve takes depends on the point and the placement (in a warm re-solve a few nodes with
 almost no conductance take a full ``dv_max`` step and the whole lattice moves after them), so judge a setting
@@ -44,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from metamaterial.configfile import load_config  # noqa: E402
 from metamaterial.experiment import build, initial_controls, make_trainer  # noqa: E402
+from metamaterial.learning.rules import CoupledLearning  # noqa: E402
 from metamaterial.sim import native  # noqa: E402
 from metamaterial.sim.native import NativeSolver  # noqa: E402
 
@@ -61,14 +66,14 @@ def xor_setup(n: int, scaled: bool = True):
 
 
 @contextmanager
-def chord(setting: tuple[float, int]):
-    """The native module's chord constants set to ``setting`` (contraction, max run) for the block."""
-    saved = native._CHORD_CONTRACTION, native._CHORD_MAX_RUN
-    native._CHORD_CONTRACTION, native._CHORD_MAX_RUN = setting
+def chord(setting: tuple[float, int, float]):
+    """The native module's chord constants set to ``setting`` (contraction, max run, tolerance) for the block."""
+    saved = native._CHORD_CONTRACTION, native._CHORD_MAX_RUN, native._CHORD_TOLERANCE
+    native._CHORD_CONTRACTION, native._CHORD_MAX_RUN, native._CHORD_TOLERANCE = setting
     try:
         yield
     finally:
-        native._CHORD_CONTRACTION, native._CHORD_MAX_RUN = saved
+        native._CHORD_CONTRACTION, native._CHORD_MAX_RUN, native._CHORD_TOLERANCE = saved
 
 
 def _measure(solver: NativeSolver, fn) -> dict:
@@ -80,10 +85,10 @@ def _measure(solver: NativeSolver, fn) -> dict:
             "wall": time.perf_counter() - w0, "cpu": time.process_time() - c0, "answer": answer}
 
 
-def one_round(setup, setting: tuple[float, int], gates: np.ndarray, moves: np.ndarray, steps: int,
-              point: int = 1) -> dict:
-    """Cold, warm and (steps > 0) training measurements of one setting on a fresh solver; cold and warm solve
-    the task's data point ``point`` (XOR's 1: inputs (0, 0.45) V)."""
+def one_round(setup, setting: tuple[float, int, float], gates: np.ndarray, moves: np.ndarray, steps: int,
+              point: int = 1, updates: int = 0) -> dict:
+    """Cold, warm, (updates > 0) update and (steps > 0) training measurements of one setting on a fresh solver;
+    cold and warm solve the task's data point ``point`` (XOR's 1: inputs (0, 0.45) V)."""
     c, x = setup.circuit, setup.task.inputs[point:point + 1]
     out = {}
     with chord(setting):
@@ -107,6 +112,27 @@ def one_round(setup, setting: tuple[float, int], gates: np.ndarray, moves: np.nd
 
         if len(moves):
             out["warm"] = _measure(solver, warm)
+        if updates:
+            rule, targets = CoupledLearning(nudge=0.5, rate=1.0), np.full((1, c.n_outputs), -0.05)
+
+            def update(g, k):  # one point's free and clamped solves, every gate moved by its contrast
+                # tagged by point, as the trainer does: each starts from its own last solution
+                xk, tag = setup.task.inputs[k % setup.task.n_points][None, :], np.array([k % setup.task.n_points])
+                free = solver.solve(c, g, xk, tags=tag).voltages
+                clamped = solver.solve(c, g, xk, rule.clamp(c, free, targets), tags=tag).voltages
+                return np.clip(g + rule.contrast(c, free, clamped)[0] + 1e-6, 0.4, 8.0)
+
+            start = gates
+            for k in range(setup.task.n_points):  # each point's first solves start cold: not counted
+                start = update(start, k)
+
+            def learn():
+                g = start
+                for k in range(updates):
+                    g = update(g, k)
+                return -1, -1, g
+
+            out["update"] = _measure(solver, learn)
         if steps:
             tr = make_trainer(setup, solver=NativeSolver(options=setup.options))
             for clamped in (False, True):
@@ -135,25 +161,29 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[40, 100, 200], help="torus sizes n (n x n)")
     ap.add_argument("--big", action="store_true", help="add 300x300 (180,000 edges)")
-    ap.add_argument("--settings", nargs="+", default=["0.25:12", "0.5:12", "0.8:40", "0.9:20"],
-                    help="contraction:max_run pairs, the first the reference")
+    ap.add_argument("--settings", nargs="+", default=["0.8:40:0.1", "0.25:12:1", "0.8:40:1", "0.6:24:0.1"],
+                    help="contraction:max_run[:tolerance] settings (tolerance: of a chord step's convergence, as a "
+                         "fraction of the node tolerance; default 1), the first the reference")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per size")
     ap.add_argument("--warm", type=int, default=3, help="warm re-solves per round")
     ap.add_argument("--dgate", type=float, default=5e-3, help="spread (V) of each gate's move between re-solves")
+    ap.add_argument("--updates", type=int, default=10, help="one-point learning updates per round (0: none)")
     ap.add_argument("--steps", type=int, default=3, help="training steps per round (0: none)")
     ap.add_argument("--train-max", type=int, default=100, help="largest size trained")
     ap.add_argument("--point", type=int, default=1, help="the XOR point (0-3) solved cold and warm")
     ap.add_argument("--corner", action="store_true", help="keep the config's placement (one corner), not scaled")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_sparse.json")
     args = ap.parse_args()
-    settings = [(float(a), int(b)) for a, b in (s.split(":") for s in args.settings)]
-    names = [f"{a:g}:{b}" for a, b in settings]
+    settings = [(float(p[0]), int(p[1]), float(p[2]) if len(p) > 2 else 1.0) for p in
+                (s.split(":") for s in args.settings)]
+    names = [f"{a:g}:{b}:{t:g}" for a, b, t in settings]
     sizes = args.sizes + ([300] if args.big and 300 not in args.sizes else [])
     print(f"native sparse path, chord settings contraction:max_run, reference {names[0]}; medians of "
           f"{args.rounds} alternating rounds; warm = {args.warm} re-solves after gate moves of {args.dgate:g} V; "
+          f"update = {args.updates} one-point updates; "
           f"train = {args.steps} steps; placement {'in a corner' if args.corner else 'scaled'}; point {args.point}",
           flush=True)
-    print(f"{'size':>8} {'kind':>5} {'setting':>8} {'fact':>6} {'iters/max':>9} {'wall s':>8} {'cpu s':>8} "
+    print(f"{'size':>8} {'kind':>6} {'setting':>8} {'fact':>6} {'iters/max':>9} {'wall s':>8} {'cpu s':>8} "
           f"{'fact/ref':>8} {'wall/ref':>8} {'cpu/ref':>8} {'max|d| V':>9}")
     rows = []
     one_round(xor_setup(8), settings[0], *_draws(xor_setup(8), 1, args.dgate), 1)  # compiles the kernels, untimed
@@ -165,8 +195,8 @@ def main() -> int:
         for r in range(args.rounds):
             order = list(zip(names, settings))
             for name, setting in order if r % 2 == 0 else order[::-1]:
-                runs[name].append(one_round(setup, setting, gates, moves, steps, args.point))
-        for kind in ("cold", "warm", "train"):
+                runs[name].append(one_round(setup, setting, gates, moves, steps, args.point, args.updates))
+        for kind in ("cold", "warm", "update", "train"):
             if kind not in runs[names[0]][0]:
                 continue
             ref = runs[names[0]]
@@ -177,8 +207,8 @@ def main() -> int:
                 ratio = {k: float(np.median([m[k] / max(q[kind][k], 1e-300) for m, q in zip(mine, ref)]))
                          for k in ("fact", "wall", "cpu")}
                 diff = max(float(np.max(np.abs(m["answer"] - q[kind]["answer"]))) for m, q in zip(mine, ref))
-                iters = "-" if kind == "train" else f"{med['iters']:.0f}/{most}"
-                print(f"{n:>4}x{n:<3} {kind:>5} {name:>8} {med['fact']:>6.0f} {iters:>9} {med['wall']:>8.3f} "
+                iters = "-" if kind in ("update", "train") else f"{med['iters']:.0f}/{most}"
+                print(f"{n:>4}x{n:<3} {kind:>6} {name:>8} {med['fact']:>6.0f} {iters:>9} {med['wall']:>8.3f} "
                       f"{med['cpu']:>8.3f} {ratio['fact']:>8.2f} {ratio['wall']:>8.2f} {ratio['cpu']:>8.2f} "
                       f"{diff:>9.1e}", flush=True)
                 rows.append({"size": n, "edges": int(setup.circuit.n_edges), "kind": kind, "setting": name,

@@ -55,8 +55,17 @@ _MAX_CACHED_CIRCUITS = 16
 _MAX_WARM_STARTS = 64
 _PARALLEL_FROM = 2048  # samples; threads pay off from ~32 samples on an idle machine, but numba threads
 #: slow down 10-30x when other processes hold the cores (seen on 2-core machines), so only huge batches use them
-_CHORD_CONTRACTION = 0.25  # sparse path: least fall of the residual per chord step, else refactor
-_CHORD_MAX_RUN = 12  # sparse path: most chord steps in a row on one factorization
+# sparse path: a chord step must cut the residual to _CHORD_CONTRACTION of the last, else refactor; at most
+# _CHORD_MAX_RUN chord steps in a row on one factorization. A factorization costs tens of chord steps on a large
+# lattice, and a learning update moves the gates so little that one factorization often serves many solves. A chord
+# step converges linearly, so the error it leaves can be several times its size (at a contraction of 0.8, 4x): a
+# chord step ends the solve only within _CHORD_TOLERANCE of the node tolerance. Measured against 0.25 and 12 with
+# the full tolerance (``python scripts/bench_sparse.py``, 2026-12-03): CPU per learning update x0.73 at 100x100,
+# training steps x0.70, cold solves x0.65 (x1.3 at 300x300); the error to the exact operating point over 12 XOR
+# updates at 100x100 1.3e-13 V (was 2.0e-13; at the full tolerance 1.4e-12, past tol_v)
+_CHORD_CONTRACTION = 0.8
+_CHORD_MAX_RUN = 40
+_CHORD_TOLERANCE = 0.1
 # gmin stepping (ngspice's dynamic gmin stepping, cktop.c): the shunt (S) of the first stage, the largest factor
 # between stages, the smallest factor before giving up, and the shunt below which the next stage is the circuit itself
 _GMIN_START, _GMIN_FACTOR, _GMIN_MIN_FACTOR, _GMIN_LAST = 1e-3, 10.0, 1.00005, 1e-12
@@ -517,6 +526,8 @@ class NativeSolver(AbstractSolver):
         reuse = self.reuse_factorization
         lu = prep.lu if reuse and not gshunt else None
         chord_run = 0
+        chord_tol = self.tolerances.copy()
+        chord_tol[[nk.T_V, nk.T_RELTOL, nk.T_VNTOL]] *= _CHORD_TOLERANCE
         for it in range(1, self.max_iter + 1):
             nk.assemble(v, ctrl, prep.kind, prep.prm, prep.vbi, prep.beta, prep.ea, prep.eb, prep.pos, prep.slots,
                         prep.unk, prep.n_junctions, prep.diag, f, data)
@@ -540,7 +551,7 @@ class NativeSolver(AbstractSolver):
                 chord_run = 0
                 self.factorizations += 1
             step = lu.solve(-f)
-            excess = nk.apply_step(v, step, prep.unk, lo, hi, limit, last, self.tolerances)
+            excess = nk.apply_step(v, step, prep.unk, lo, hi, limit, last, chord_tol if chord_run else self.tolerances)
             if math.isnan(excess):
                 break
             # as the dense kernel (``native_kernels.newton_sample``)
