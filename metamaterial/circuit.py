@@ -15,10 +15,10 @@ import numpy as np
 
 from . import step
 from .devices import EdgeDevice, EdgeParams, Mismatch, NmosParams
-from .errors import ValidationError, check_numbers, first_bad, real_array, shown
+from .errors import ValidationError, check_indices, check_numbers, real_array, shown
 from .graph import Roles, check_graph_kind, validate_network
 from .mos import junction_current
-from .tasks import MAX_VOLTS
+from .tasks import refuse_far_volts
 from .temperature import NOMINAL_CELSIUS, TEMPERATURE_RANGE, thermal_voltage
 
 #: the largest gmin (S) a circuit takes (``simulator.gmin``): ngspice's own default is 1e-12 S, and past a
@@ -72,11 +72,9 @@ class Circuit:
                                   f"{shown(self.gmin)}); give one in that range (default 1e-12 S)")
         rails = real_array(self.rail_voltages, "Circuit.rail_voltages", "", "volts", "give each rail a voltage",
                            finite="give each rail a finite voltage", axes=("rail",))  # named by its rail, not a list
-        far = np.flatnonzero(np.abs(np.atleast_1d(rails)) > MAX_VOLTS)
-        if len(far):  # as a config's rail is: 330 for 0.33 V trained on without a word, or failed in Newton
-            raise ValidationError(f"Circuit.rail_voltages: must be voltages in [-{MAX_VOLTS:g}, {MAX_VOLTS:g}] V (got "
-                                  f"{float(np.atleast_1d(rails)[far[0]]):g} at rail {int(far[0])}); give volts (0.33, "
-                                  "not 330 mV) in the Roles' rails")
+        # as a config's rail is: 330 for 0.33 V trained on without a word, or failed in Newton
+        refuse_far_volts(np.atleast_1d(rails), "Circuit.rail_voltages",
+                         "give volts (0.33, not 330 mV) in the Roles' rails", ("rail",))
         for name in ("edges", "inputs", "rails", "rail_voltages", "out_pos", "out_neg", "body"):
             # frozen to the last element: the solvers cache what they built from a circuit by its identity, so an
             # array changed in place would reach one backend and not the other; build a new circuit instead
@@ -242,7 +240,7 @@ def without_edges(c: Circuit, cut: np.ndarray) -> Circuit:
     order, so the controls of the damaged circuit are ``np.delete(controls, cut)``."""
     given = np.asarray(cut)
     # an index past the end was dropped without a word, -1 and 0.7 cut edges nobody named
-    _check_indices(given, c.n_edges, "without_edges: cut must hold edge indices",
+    check_indices(given, c.n_edges, "without_edges: cut must hold edge indices",
                    "give the indices of the edges to remove")
     cut = given.astype(int)
     keep = np.setdiff1d(np.arange(c.n_edges), cut)
@@ -252,27 +250,6 @@ def without_edges(c: Circuit, cut: np.ndarray) -> Circuit:
                               f"{stranded[:10]} with no path to a source; cut fewer or other edges")
     mm = None if c.mismatch is None else Mismatch(c.mismatch.dvto[:, keep], c.mismatch.kscale[:, keep])
     return replace(c, edges=c.edges[keep], mismatch=mm, body=None if c.body is None else c.body[keep])
-
-
-def _check_indices(given: np.ndarray, n: int, what: str, fix: str) -> None:
-    """Refuse ``given`` unless it holds integers in 0..n-1 (or nothing), naming the first item that is none and its
-    position: shown() of the array would hide one past the fifth behind "...". ``what`` begins the message ("where: what
-    must hold")."""
-    kind = given.dtype.kind
-    if not given.size or (kind in "iu" and given.min() >= 0 and given.max() < n):
-        return
-    if kind in "iu":
-        bad = (given < 0) | (given >= n)
-    elif kind == "f":  # a list holding 0.7 makes every index a float: the fraction is the one to name
-        bad = ~((given == np.round(given)) & (given >= 0) & (given < n))
-    elif kind == "O":  # a list holding None or a string among the indices
-        bad = np.vectorize(lambda x: not (isinstance(x, (int, np.integer)) and not isinstance(x, bool) and 0 <= x < n),
-                           otypes=[bool])(given)
-    else:
-        bad = np.ones(given.shape, bool)
-    at, place = first_bad(bad if bad.any() else np.ones(given.shape, bool))  # whole floats: each is no integer
-    item = given[at].item() if isinstance(given[at], np.generic) else given[at]
-    raise ValidationError(f"{what}, integers in 0..{n - 1} (got {shown(item)}{place}); {fix}")
 
 
 @dataclass(frozen=True)
@@ -349,7 +326,7 @@ def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed:
     controls, v = check_state(c, controls, voltages, twin, "kcl_residuals")
     fixed = None if fixed is None else np.asarray(fixed)
     if fixed is not None:
-        _check_indices(fixed, c.n_nodes, "kcl_residuals: fixed must hold node indices",
+        check_indices(fixed, c.n_nodes, "kcl_residuals: fixed must hold node indices",
                        "give the clamped nodes (circuit.clamp_nodes)")
     i_edge, leak = edge_leaks(c, controls, v, twin=(0 if fixed is None else 1) if twin is None else twin)
     out = np.zeros_like(v)

@@ -164,6 +164,27 @@ def first_bad(bad: np.ndarray, axes: tuple[str, ...] = (), leading: bool = False
     return at, _place(at, axes, leading)
 
 
+def check_indices(given: np.ndarray, n: int, what: str, fix: str) -> None:
+    """Refuse ``given`` unless it holds integers in 0..n-1 (or nothing), naming the first item that is none and its
+    position: shown() of the array would hide one past the fifth behind "...". ``what`` begins the message ("where: what
+    must hold")."""
+    kind = given.dtype.kind
+    if not given.size or (kind in "iu" and given.min() >= 0 and given.max() < n):
+        return
+    if kind in "iu":
+        bad = (given < 0) | (given >= n)
+    elif kind == "f":  # a list holding 0.7 makes every index a float: the fraction is the one to name
+        bad = ~((given == np.round(given)) & (given >= 0) & (given < n))
+    elif kind == "O":  # a list holding None or a string among the indices
+        bad = np.vectorize(lambda x: not (isinstance(x, (int, np.integer)) and not isinstance(x, bool) and 0 <= x < n),
+                           otypes=[bool])(given)
+    else:
+        bad = np.ones(given.shape, bool)
+    at, place = first_bad(bad if bad.any() else np.ones(given.shape, bool))  # whole floats: each is no integer
+    item = given[at].item() if isinstance(given[at], np.generic) else given[at]
+    raise ValidationError(f"{what}, integers in 0..{n - 1} (got {shown(item)}{place}); {fix}")
+
+
 def _place(at: tuple[int, ...], axes: tuple[str, ...], leading: bool) -> str:
     if not at:
         return ""

@@ -55,12 +55,18 @@ def _volts(values: object, where: str) -> np.ndarray:
     data file's is: data in millivolts (450 for 0.45 V) trained on without a word, or failed in Newton."""
     arr = real_array(values, where, "", "volts", "give a float array, one row per point",
                      finite="give every point a finite voltage", axes=("point", "column"), leading=True)
+    refuse_far_volts(arr, where, "give volts (0.45, not 450 mV)", ("point", "column"), leading=True)
+    return arr
+
+
+def refuse_far_volts(arr: np.ndarray, where: str, fix: str, axes: tuple[str, ...], leading: bool = False) -> None:
+    """Refuse a float array holding a value past ``MAX_VOLTS``, naming the first by position (``axes`` and
+    ``leading`` as ``errors.first_bad`` takes them): data in millivolts."""
     far = np.abs(arr) > MAX_VOLTS
     if far.any():
-        at, place = first_bad(far, ("point", "column"), leading=True)
+        at, place = first_bad(far, axes, leading)
         raise ValidationError(f"{where}: must be voltages in [-{MAX_VOLTS:g}, {MAX_VOLTS:g}] V (got "
-                              f"{float(arr[at]):g}{place}); give volts (0.45, not 450 mV)")
-    return arr
+                              f"{float(arr[at]):g}{place}); {fix}")
 
 
 @dataclass(frozen=True)

@@ -301,11 +301,12 @@ def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, say
     (lambda t, x, rng: t.evaluate(x, test=True), "Trainer.evaluate: test=True scores the task's held-out points, and "
                                                  "task 'xor' holds none (got test_inputs None); give test=False"),
     (lambda t, x, rng: t.rule_and_gradient(x, [0.5]), "Trainer.rule_and_gradient: idx must be training point "
-                                                      "indices, integers in 0..3 (got [0.5]); give e.g. np.arange(4)"),
+                                                      "indices, integers in 0..3 (got 0.5 at index 0); give e.g. "
+                                                      "np.arange(4)"),
     (lambda t, x, rng: t.rule_and_gradient(x, [-1]), "Trainer.rule_and_gradient: idx must be training point indices, "
-                                                     "integers in 0..3 (got [-1])"),
+                                                     "integers in 0..3 (got -1 at index 0)"),
     (lambda t, x, rng: t.step(x, np.array([4]), rng), "Trainer.step: idx must be training point indices, integers in "
-                                                      "0..3 (got array([4]))"),
+                                                      "0..3 (got 4 at index 0)"),
 ])
 def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, call, says):
     """NaN controls were refused by the solver ('NativeSolver.solve: ... must be finite'), a wrong length by

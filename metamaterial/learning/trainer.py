@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import step as st
 from ..circuit import Circuit, control_gradient, kcl_residuals
-from ..errors import ValidationError, check_numbers, real_array, shown, whole_number
+from ..errors import ValidationError, check_indices, check_numbers, real_array, shown, whole_number
 from ..sim.base import AbstractSolver
 from ..tasks import Task
 from .gates import EdgeDynamics, HardwareParams
@@ -284,12 +284,14 @@ class Trainer:
 
     def _point_indices(self, idx: object, where: str) -> np.ndarray:
         """int64 [n] indices of training points, refusing what is none (0.5 was read as point 0, -1 as the last
-        point, a point past the end was numpy's IndexError)."""
+        point, a point past the end was numpy's IndexError) by its first bad item, and no list or an empty one."""
         arr = np.asarray(idx)
         n = self.task.n_points
-        if arr.ndim != 1 or not len(arr) or arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() >= n:
-            raise ValidationError(f"{where}: idx must be training point indices, integers in 0..{n - 1} (got "
-                                  f"{shown(idx)}); give e.g. np.arange({n}) for every point")
+        what = f"{where}: idx must be training point indices"
+        fix = f"give e.g. np.arange({n}) for every point"
+        if arr.ndim != 1 or not len(arr):
+            raise ValidationError(f"{what}, a list of integers in 0..{n - 1} (got {shown(idx)}); {fix}")
+        check_indices(arr, n, what, fix)
         return arr.astype(np.int64)
 
     # -- the Python step ------------------------------------------------------------------------------
