@@ -132,6 +132,15 @@ class Task:
                 object.__setattr__(self, c_name, _class_indices(cls, f"Task.{c_name}"))
         self._check_split()
         self._check_decoding()
+        for name in ("inputs", "targets", "classes", "levels", "test_inputs", "test_targets", "test_classes",
+                     "features", "test_features"):
+            # frozen, as a Circuit's arrays are: a trainer compiles the points once, so a point changed in place
+            # after would train one way and be scored another; build a new task instead (dataclasses.replace)
+            value = getattr(self, name)
+            if value is not None:
+                value = np.array(value)
+                value.flags.writeable = False
+                object.__setattr__(self, name, value)
 
     def _check_split(self) -> None:
         """At least one training point; the points scored apart, if any, with the training points' columns and, for a

@@ -67,6 +67,21 @@ def test_a_circuit_cannot_be_changed_in_place():
             getattr(c, name)[0] = 1
 
 
+def test_a_task_cannot_be_changed_in_place_and_leaves_the_callers_arrays_alone():
+    """A trainer compiles a task's points once: a target written in place after it was made trained on the old
+    value and was scored on the new. The caller's own arrays stay theirs to change."""
+    x, y = np.array([[0.0, 0.45], [0.45, 0.0]]), np.array([[0.1], [0.2]])
+    task = mm.Task("t", x, y, test_inputs=x.copy(), test_targets=y.copy())
+    for name in ("inputs", "targets", "test_inputs", "test_targets"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(task, name)[0, 0] = 0.3
+    x[0, 0] = 0.3
+    assert task.inputs[0, 0] == 0.0
+    for name in ("classes", "levels"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(mm.xor_task(), name)[0] = 1
+
+
 @pytest.mark.parametrize("cut, got", [
     ([99], "99 at index 0"), ([-1], "-1 at index 0"), ([0.7], "0.7 at index 0"),
     # the first item that is no edge index, named past the fifth, where the cut was shown as its first ten items
