@@ -242,6 +242,21 @@ def test_the_trainer_refuses_edge_dynamics_its_device_cannot_follow(device, dyna
                mm.NativeSolver())
 
 
+def test_the_trainer_refuses_a_rate_the_potentiometers_sign_rule_would_ignore():
+    """A potentiometer steps one tap per update by the contrast's sign: rate 0.1 trained exactly as rate 1 did, without
+    a word (the config refuses learning.rate there)."""
+    device = mm.PotentiometerParams()
+    c = mm.compile_graph(mm.assign_roles(mm.lattice_network(ROWS, COLS, periodic=False),
+                                         Roles(inputs=(0,), rails=((8, 0.0),), outputs=((4, None),))), device)
+    dyn = mm.EdgeDynamics("sign", *device.default_bounds())
+    for rule, got in ((mm.CoupledLearning(rate=0.1), "rate 0.1, rate_decay 1"),
+                      (mm.CoupledLearning(rate_decay=0.9), "rate 1, rate_decay 0.9")):
+        with pytest.raises(ValidationError, match=re.escape(
+                "CoupledLearning.rate, CoupledLearning.rate_decay: a potentiometer steps one whole tap per update, "
+                f"with no rate or decay (got {got}); leave both at 1.0")):
+            mm.Trainer(c, mm.regression_task(), rule, dyn, mm.TrainParams(), mm.NativeSolver())
+
+
 @pytest.mark.parametrize("make, says", [
     (lambda: mm.CoupledLearning(loss="hinge", margin=float("nan")),
      "CoupledLearning.margin: must be a finite number of volts (got nan); give e.g. margin=0.02"),

@@ -214,6 +214,11 @@ class Trainer:
                                   f"update, with no leak or bias (got leak_tau {dynamics.leak_tau!r}, bias "
                                   f"{'None' if dynamics.bias is None else 'given'}), which would leave it between "
                                   "taps; give neither")
+        if device.update_kind == "sign" and (rule.rate != 1.0 or rule.rate_decay != 1.0):
+            # the sign rule moves one tap whatever the rate: a rate given was ignored without a word
+            raise ValidationError(f"CoupledLearning.rate, CoupledLearning.rate_decay: a {device.kind} steps one whole "
+                                  f"tap per update, with no rate or decay (got rate {rule.rate:g}, rate_decay "
+                                  f"{rule.rate_decay:g}); leave both at 1.0, or use a transistor or resistor network")
         # EdgeDynamics' default bounds are gate voltages: a resistor's conductances were clipped to 0.4-8 S
         device.check_bounds(dynamics.low, dynamics.high, "EdgeDynamics.low, EdgeDynamics.high")
         if dynamics.bias is not None and dynamics.bias.shape != (circuit.n_edges,):
