@@ -563,7 +563,12 @@ def nmos_preset(name: str, **overrides: float) -> NmosParams:
     if unknown:
         raise ValidationError(f"nmos_preset: no parameter {unknown[0]!r} (got {unknown}); NmosParams takes "
                               f"{', '.join(known)}")
-    return replace(PRESETS[name], **overrides)
+    preset = PRESETS[name]
+    # named by what differs from the preset too: a netlist's header and a run's summary.json said "ald1106-fit"
+    # of a transistor with another threshold
+    changed = [f"{k.rstrip('_')} {v:g}" if isinstance(v, (int, float)) else f"{k.rstrip('_')} {v}"
+               for k, v in overrides.items() if v != getattr(preset, k)]
+    return replace(preset, **overrides, name=f"{name} ({', '.join(changed)})" if changed else name)
 
 
 def nmos_from_card(path: str | Path, w: float = 10e-6, l: float = 10e-6) -> NmosParams:

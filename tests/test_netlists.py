@@ -10,6 +10,7 @@ import pytest
 
 from conftest import CONFIGS, ROOT, random_gates, xor_circuit
 from metamaterial.configfile import load_config
+from metamaterial.devices import nmos_preset
 from metamaterial.errors import ValidationError
 from metamaterial.netlist import SpiceOptions, parse_print_all, to_spice
 from metamaterial.points import solve_points, write_netlists
@@ -203,3 +204,17 @@ def test_node_labels_in_a_header_are_exact_and_outputs_say_differential_only_whe
     assert head[3] == f"* outputs: n{out}" and labels[f"n{out}"] == "out%20(V)"
     deck = transient_netlist(setup.circuit, np.full(setup.circuit.n_edges, 2.0), None, np.array([0.3])).splitlines()
     assert deck[1:3] == head[2:4]
+
+
+def test_a_preset_with_changed_parameters_is_named_by_them_in_the_header():
+    """A netlist's header (and a run's summary.json) called a transistor with another threshold "ald1106-fit": a
+    sweep over device.params.vto wrote the same device name at every point."""
+    from metamaterial.experiment import build  # noqa: PLC0415
+
+    cfg = load_config(ROOT / "configs" / "xor.yaml", ["device.params.vto=0.6", "device.params.kp=2e-5"])
+    c = build(cfg).circuit
+    assert c.device.name == "ald1106-fit (vto 0.6, kp 2e-05)"
+    assert "device ald1106-fit (vto 0.6, kp 2e-05), batch 1" in to_spice(c, random_gates(c.n_edges), np.zeros((1, 2)))
+    preset = load_config(ROOT / "configs" / "xor.yaml").device.preset
+    same = load_config(ROOT / "configs" / "xor.yaml", [f"device.params.vto={nmos_preset(preset).vto!r}"])
+    assert build(same).circuit.device.name == preset  # a value the preset has changes nothing
