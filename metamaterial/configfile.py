@@ -145,7 +145,7 @@ def read_document(path: str | Path, what: str = "config", keys: str = "name:, ro
     """The raw mapping of a YAML file, read with this module's strict YAML (no duplicate keys, 1e-4 a float);
     errors call it ``what`` and suggest its first ``keys``."""
     p = Path(path)
-    text = read_text(p, ConfigError, "", what, "check the path", f"give a YAML {what}")
+    text = read_text(p, ConfigError, "", what, _where_shipped(p), f"give a YAML {what}")
     raw = _parse_yaml(text, str(p))
     if raw is None and _holds_nothing(text):  # YAML reads a file of nothing (or of comments) as null
         got = ("0 bytes" if not text else "only comments" if "#" in text else "only blank lines" if not text.strip()
@@ -157,6 +157,20 @@ def read_document(path: str | Path, what: str = "config", keys: str = "name:, ro
         raise refusal(ConfigError, str(p), f"the top level must be a mapping of sections (got {got})",
                       f"start the file with keys such as {keys}")
     return raw
+
+
+#: the repository's shipped configs (a checkout or an editable install; absent from a wheel)
+SHIPPED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _where_shipped(path: Path) -> str:
+    """What to do about a path that cannot be read: check it, and where a shipped file of that name lies
+    (``configs/xor.yaml`` is read from the working folder; run from elsewhere it was only "no such file")."""
+    if path.exists():
+        return "check the path"
+    names = [path.name] + ([] if path.suffix else [f"{path.name}.yaml"])
+    found = [d / n for d in (SHIPPED_CONFIGS, SHIPPED_CONFIGS / "sweeps") for n in names if (d / n).is_file()]
+    return f"check the path; the shipped one is {found[0]}" if found else "check the path"
 
 
 def _holds_nothing(text: str) -> bool:

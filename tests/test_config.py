@@ -594,6 +594,18 @@ def test_empty_roles_on_a_layered_network_are_its_default_roles():
 def test_missing_config_file(tmp_path):
     proc = _run_cli(["train", str(tmp_path / "nope.yaml")], tmp_path)
     assert proc.returncode == 2 and "nope.yaml: cannot read config" in proc.stderr
+    assert proc.stderr.rstrip().endswith("; check the path")
+
+
+@pytest.mark.parametrize("given, shipped", [("configs/xor.yaml", "xor.yaml"), ("xor", "xor.yaml"),
+                                            ("configs/sweeps/corners.yaml", "sweeps/corners.yaml")])
+def test_a_shipped_config_named_from_another_folder_is_pointed_to(tmp_path, given, shipped):
+    """The README's commands name configs/xor.yaml from the repository's root; run from anywhere else they said
+    only "No such file or directory"."""
+    command = "sweep" if "sweeps" in given else "train"
+    proc = _run_cli([command, given], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.rstrip().endswith(f"; check the path; the shipped one is {ROOT / 'configs' / shipped}")
 
 
 def test_a_config_that_is_not_text_is_refused_by_load_config(tmp_path):
