@@ -6,7 +6,9 @@ for t_learn (docs/physics.md, section 8.3): a step presenting one point takes on
 (``n_updates``), a full-batch step over P points takes one window per active point (under a hinge, the points
 not yet past the margin), not one. The learning time is windows x t_learn; at a fixed rate alpha/eta
 t_learn = (alpha/eta) R C / gain, so ``energy.learning_band`` spreads it over the uncertain gate capacitor and
-multiplier gain.
+multiplier gain. Each window's charge is its own point's rate x U (``point_windows``): the points of a full-batch
+step push a gate in opposite directions as often as not, and the heat in R goes with the square of each window's
+charge, not of their sum.
 
 Criteria (absolute, hardware-level): a classification is done when every point is correct by
 ``SUCCESS_MARGIN_V`` (10 mV); a regression when the RMS error over the training points is at most
@@ -39,7 +41,8 @@ class LearningRun:
         windows: learning windows up to then (per applied point). updates: steps that closed a switch.
         controls: [E] gates (V) when it held. gate_steps: [S, E] gate change of each step (V).
         gates: [S, E] gates before each step (V). windows_per_step: [S] windows each step took.
-        band: learning time and charging energy over the band of gate capacitors and multiplier gains.
+        band: learning time and charging energy over the band of gate capacitors and multiplier gains, from the
+            gate change of each window (``point_windows``).
     """
 
     reached: bool
@@ -87,19 +90,24 @@ def train_to_criterion(setup: Setup, controls: np.ndarray, seed: int, max_epochs
                               "or full_batch")
     trainer = make_trainer(setup, epochs=max_epochs, eval_every=max_epochs, record_every=max_epochs)
     state = trainer.init_state(np.asarray(controls, float)[None], np.random.default_rng(seed), keep_trajectory=False)
-    gates, steps, windows = [], [], []
+    gates, steps, windows, parts = [], [], [], []
     first = trainer.evaluate(state.controls[0]).outputs
     track = {"out": first, "prev": state.controls[0].copy(), "done": criterion_met(setup, first), "updates": 0}
+    rule, per_epoch = setup.rule, setup.params.schedule.steps_per_epoch(setup.task.n_points)
 
     def on_step(new: np.ndarray) -> None:
         if track["done"]:
             return
         before, after = track["prev"], new[0].copy()
         moved = bool(np.any(after != before))
-        if kind == "full_batch":
-            windows.append(active_count(setup, track["out"]))
+        if kind == "full_batch":  # each active point's own window, at the rate of the step's epoch
+            rate = step.epoch_rate(rule.rate, rule.rate_decay, len(steps) // per_epoch + 1)
+            own = point_windows(setup, solver, before, track["out"], rate) * (after != before)
+            windows.append(len(own))
+            parts.extend(own)
         else:  # one point per step: a window when the point is active; the gates move exactly then (no leak)
             windows.append(int(moved))
+            parts.extend([after - before] * int(moved))
         gates.append(before)
         steps.append(after - before)
         track["updates"] += int(moved)
@@ -107,28 +115,50 @@ def train_to_criterion(setup: Setup, controls: np.ndarray, seed: int, max_epochs
         track["out"] = trainer.evaluate(after).outputs
         track["done"] = criterion_met(setup, track["out"])
 
-    while not track["done"] and state.epoch < max_epochs:
-        state = trainer.run(state, until=min(state.epoch + chunk, max_epochs), on_step=on_step)
+    with make_solver(setup) as solver:
+        while not track["done"] and state.epoch < max_epochs:
+            state = trainer.run(state, until=min(state.epoch + chunk, max_epochs), on_step=on_step)
     trainer.solver.close()
     n = len(steps)
-    per_epoch = setup.params.schedule.steps_per_epoch(setup.task.n_points)
     g, d = (np.array(x).reshape(n, len(controls)) for x in (gates, steps))  # [S, E], also when S = 0
     w = np.array(windows, int)
     win = int(w.sum())
-    band = learning_band(setup.rule.rate, win, *_per_window(d, g, w), setup.hardware)
+    band = learning_band(rule.rate, win, *_window_gates(g, w, parts), setup.hardware)
     return LearningRun(track["done"], -(-n // per_epoch), n, win, track["updates"], track["prev"], d, g, w,
                        setup.hardware.t_learn, band)
 
 
-def _per_window(steps: np.ndarray, gates: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """([W, E] gate change, [W, E] gates before) of every window: a step of k windows moves the gates in k equal
-    parts (its points' contrasts are summed; the parts approximate each point's own), for the charging energy."""
+def point_windows(setup: Setup, solver, before: np.ndarray, out: np.ndarray, rate: float) -> np.ndarray:
+    """[k, E] gate change (V) of each of the k learning windows of a full-batch step from gates ``before`` [E], whose
+    free outputs are ``out`` [P, n_out] (V): one per active point (``active_count``), in order, each moving the gates
+    by ``rate`` times that point's own contrast U (V^2, ``CoupledLearning.contrast``), as the hardware charges them
+    window by window (docs/physics.md 8.5). Window j ends at the bounds' clip of the sum of the first j, so the
+    windows add up to the loop's summed and clipped step (with exact reads and no leak or bias), and the gate
+    capacitors' stored energy is that of the gates the run goes through."""
+    c, task, rule, dyn = setup.circuit, setup.task, setup.rule, setup.dynamics
+    active = np.ones(task.n_points, bool) if rule.loss != "hinge" else \
+        step.active_points(task.margins(out, task.classes), True, rule.margin)
+    if not active.any():
+        return np.zeros((0, c.n_edges))
+    free = solver.solve(c, before, task.inputs[active]).voltages
+    clamps = rule.clamp(c, free, task.targets[active], None if task.classes is None else task.classes[active])
+    clamped = solver.solve(c, before, task.inputs[active], clamps).voltages
+    before = np.asarray(before, float)
+    path = np.clip(before + rate * np.cumsum(rule.contrast(c, free, clamped), axis=0), dyn.low, dyn.high)
+    return np.diff(np.vstack([before, path]), axis=0)
+
+
+def _window_gates(gates: np.ndarray, windows: np.ndarray, parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """([W, E] gate change, [W, E] gates before) of every window, for the charging energy: ``parts`` in order, each
+    step's first window starting from the gates before that step (``gates`` [S, E], ``windows`` [S] windows per
+    step) and each next one where the last ended; one zero window when there is none."""
+    if not parts:
+        return np.zeros((1, gates.shape[1])), np.zeros((1, gates.shape[1]))
+    part = np.array(parts)
     idx = np.repeat(np.arange(len(windows)), windows)
-    if len(idx) == 0:
-        return np.zeros((1, steps.shape[1])), np.zeros((1, steps.shape[1]))
-    part = steps[idx] / windows[idx][:, None]
-    offset = (np.arange(len(idx)) - np.repeat(np.cumsum(windows) - windows, windows))[:, None]
-    return part, gates[idx] + offset * part
+    first = np.cumsum(windows) - windows  # index of each step's first window
+    done = np.cumsum(part, axis=0) - part  # charge moved by the windows before each one
+    return part, gates[idx] + done - done[first[idx]]
 
 
 def conductive_cut(setup: Setup, controls: np.ndarray, k: int) -> np.ndarray:

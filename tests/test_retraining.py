@@ -2,7 +2,8 @@
 
 A step presenting one point closes the switch once when the point is active; a full-batch step once per active
 point. The criterion is met first at the reported step and not before; the band is the closed form
-windows x (alpha/eta) R C / gain at its corners; the per-window parts add up to each step's gate change.
+windows x (alpha/eta) R C / gain at its corners; each window moves the gates by its own point's rate x U, so the
+charging heat is the closed form over the points' own charges, and the windows add up to each step's gate change.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from metamaterial.energy import CAPACITOR_BAND, GAIN_BAND
 from metamaterial.errors import ValidationError
 from metamaterial.experiment import build, initial_controls, make_trainer
 from metamaterial.retraining import (
-    _per_window,
+    _window_gates,
     active_count,
     conductive_cut,
     criterion_met,
     damaged,
     train_to_criterion,
 )
+from metamaterial.sim.native import NativeSolver
 
 MAX_EPOCHS = {"xor": 400, "regression": 600}
 DAMAGE_K = 2
@@ -60,6 +62,9 @@ def test_windows_are_counted_per_applied_point_and_the_criterion_first_holds_at_
     assert lo == pytest.approx(run.windows * r * R * CAPACITOR_BAND[0] / GAIN_BAND[1], rel=1e-12)
     assert hi == pytest.approx(run.windows * r * R * CAPACITOR_BAND[1] / GAIN_BAND[0], rel=1e-12)
     assert run.band.nominal.learning_time == pytest.approx(run.learning_time, rel=1e-12)
+    # the windows add up to the gates the run went through: the capacitors' stored energy is a state's
+    stored = 0.5 * setup.hardware.capacitance * float((run.controls**2 - start**2).sum())
+    assert run.band.nominal.stored == pytest.approx(stored, rel=1e-9)
 
 
 def test_relearning_after_damage_starts_broken_and_ends_at_the_criterion():
@@ -76,16 +81,37 @@ def test_relearning_after_damage_starts_broken_and_ends_at_the_criterion():
     assert criterion_met(hurt, _outputs(hurt, again.controls))
 
 
-def test_per_window_parts_add_up_to_each_step():
+def test_window_gates_start_each_step_where_it_starts_and_each_window_where_the_last_ended():
     rng = np.random.default_rng(0)
-    steps, gates = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    gates = rng.normal(size=(4, 3))
     windows = np.array([2, 0, 3, 1])
-    part, before = _per_window(steps, gates, windows)
-    assert part.shape == (6, 3)
-    np.testing.assert_allclose(part[:2].sum(axis=0), steps[0])
-    np.testing.assert_allclose(part[2:5].sum(axis=0), steps[2])
-    np.testing.assert_allclose(before[[0, 2, 5]], gates[[0, 2, 3]])          # each step's first part starts there
-    np.testing.assert_allclose(before[1], gates[0] + part[0])               # and the next part where it ended
+    parts = list(rng.normal(size=(6, 3)))
+    part, before = _window_gates(gates, windows, parts)
+    np.testing.assert_array_equal(part, np.array(parts))
+    np.testing.assert_allclose(before[[0, 2, 5]], gates[[0, 2, 3]])          # each step's first window starts there
+    np.testing.assert_allclose(before[1], gates[0] + part[0])               # and the next one where the last ended
+    np.testing.assert_allclose(before[4], gates[2] + part[2] + part[3])
+
+
+def test_the_charging_heat_of_a_full_batch_step_is_that_of_each_points_own_window():
+    """XOR's first full-batch step from its initial gates (no gate reaches a bound): window d charges each gate
+    capacitor by Q = C rate U_d, U_d the contrast of active point d alone, and dissipates Q^2 R / t_learn in R. The
+    points push gates in opposite directions, so the heat is not that of the summed step split in equal parts
+    (which gave 0.16 of it here)."""
+    cfg, setup, start = _setup("xor")
+    run = train_to_criterion(setup, start, cfg.seed, 1)
+    c, task, rule, hw = setup.circuit, setup.task, setup.rule, setup.hardware
+    solver = NativeSolver()
+    free = solver.solve(c, start, task.inputs).voltages
+    active = task.margins(c.output_values(free), task.classes) < rule.margin
+    clamped = solver.solve(c, start, task.inputs, rule.clamp(c, free, task.targets, task.classes)).voltages
+    charge = hw.capacitance * rule.rate * rule.contrast(c, free, clamped)[active]  # [windows, E] C
+    assert run.steps == 1 and run.windows == active.sum() >= 2
+    np.testing.assert_allclose(charge.sum(axis=0), hw.capacitance * run.gate_steps[0], atol=1e-18)  # no bound hit
+    heat = float((charge**2).sum() * hw.resistance / hw.t_learn)
+    assert run.band.nominal.dissipated == pytest.approx(heat, rel=1e-9)
+    stored = 0.5 * hw.capacitance * float((run.controls**2 - start**2).sum())
+    assert run.band.nominal.stored == pytest.approx(stored, rel=1e-9)
 
 
 def test_a_schedule_without_a_window_count_is_refused():
