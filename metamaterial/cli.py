@@ -636,8 +636,8 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
         r = costs.energy_run(src, out, plots=not args.no_plots, progress=not args.no_progress,
                              csv_table=True if args.csv else None)
         s = r["summary"]
-        noun = r["edge_noun"]
-        print(f"{r['task']} on {r['backend']}, {src.label}: {r['n_edges']} {noun}s, {r['n_points']} points\n"
+        noun, points = r["edge_noun"], f"{r['n_points']} point{'s' if r['n_points'] != 1 else ''}"
+        print(f"{r['task']} on {r['backend']}, {src.label}: {r['n_edges']} {noun}s, {points}\n"
               f"power per {noun}, free twin: median {si(s['free_median_w'], 'W')}, max "
               f"{si(s['free_max_w'], 'W')}; clamped twin: median {si(s['clamped_median_w'], 'W')}, max "
               f"{si(s['clamped_max_w'], 'W')}\nnetwork power (free, median over points) "

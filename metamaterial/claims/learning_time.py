@@ -50,7 +50,9 @@ def run(ctx: Context) -> ClaimResult:
         epoch, seconds = _time_to_criterion(one_replica(res.state).history, setup.task.is_classification)
         hw = setup.hardware
         windows = seconds / hw.t_learn if np.isfinite(seconds) else float("nan")
-        if setup.params.schedule.kind == "full_batch":  # the history counts one window per step: count per point
+        # a full-batch run: counted window by window up to the first step that meets the criterion, as the
+        # re-learning times are (retraining.train_to_criterion); the history reads it at evaluations only
+        if setup.params.schedule.kind == "full_batch":
             start = initial_controls(setup, np.random.default_rng(cfg.seed))
             counted = train_to_criterion(build(with_backend(cfg, ctx.backend)), start, cfg.seed, cfg.learning.epochs)
             epoch, windows = (counted.epochs, counted.windows) if counted.reached else (float("nan"), float("nan"))
