@@ -242,12 +242,16 @@ def check(setup: Setup, capacitances: MosCapacitances, periphery: PeripheryParam
                               f"{fix}")
     c_dev = gate_capacitance(setup, capacitances)
     if hw.capacitance < MIN_GATE_CAPACITOR_RATIO * c_dev * (1 - 1e-9):
-        raise ValidationError(f"hardware.capacitance: must be at least {MIN_GATE_CAPACITOR_RATIO:g} times the gate "
+        # the transistors' part comes from timing.capacitances or the model card: either may be the one to change
+        card = setup.circuit.device.model_card is not None
+        keys, other = (("hardware.capacitance, device.model_file", "a card of smaller cgso, cgdo, cgbo or oxide")
+                       if card else ("hardware.capacitance, timing.capacitances", "smaller timing.capacitances"))
+        raise ValidationError(f"{keys}: must be at least {MIN_GATE_CAPACITOR_RATIO:g} times the gate "
                               f"capacitance of the edge's two transistors on its node, {c_dev:.3g} F, or the learning "
                               f"current's charge divides between them and the update falls short (measured: by 1 % "
                               f"of the gate movement at 100 times, 17 % at 10 times) (got {hw.capacitance:.3g} F, "
                               f"{hw.capacitance / c_dev:.3g} times); give hardware.capacitance >= "
-                              f"{MIN_GATE_CAPACITOR_RATIO * c_dev:.3g} F")
+                              f"{MIN_GATE_CAPACITOR_RATIO * c_dev:.3g} F, or {other}")
     return plan
 
 

@@ -277,10 +277,14 @@ def _check(config: str, overrides: list[str]):
     (["timing.periphery.input_rise=1e-10"], r"hardware.capacitance, hardware.gain, learning.rate: .*\(1e-10 s\).*"
                                             r"\(got 0.111 s, 1.1e\+09 times"),
     # the two twins' gate overlaps put 4 x 0.1 pF on the gate node: 1 fF parted the transient from the loop by 214 %
-    (["hardware.capacitance=1e-15"], r"hardware.capacitance: must be at least 100 times the gate capacitance of the "
-                                     r"edge's two transistors on its node, 4e-13 F, .* \(got 1e-15 F, 0.0025 times\); "
-                                     r"give hardware.capacitance >= 4e-11 F$"),
+    (["hardware.capacitance=1e-15"], r"hardware.capacitance, timing.capacitances: must be at least 100 times the gate "
+                                     r"capacitance of the edge's two transistors on its node, 4e-13 F, .* \(got 1e-15 "
+                                     r"F, 0.0025 times\); give hardware.capacitance >= 4e-11 F, or smaller "
+                                     r"timing.capacitances$"),
     (["hardware.capacitance=3.9e-11", "hardware.resistance=5.64e7"], r"\(got 3.9e-11 F, 97.5 times\)"),
+    # the config left hardware.capacitance alone: the refusal named only it
+    (["timing.capacitances.cgs=5e-7"], r"^hardware.capacitance, timing.capacitances: .* or smaller "
+                                       r"timing.capacitances$"),
 ])
 def test_hardware_the_transient_cannot_follow_is_refused_naming_the_key(overrides, message):
     with pytest.raises(ValidationError, match=message):
@@ -297,8 +301,9 @@ def test_the_limits_admit_the_shipped_configs_and_follow_the_device_capacitances
     cfg = load_config(REGRESSION, [f"device.model_file={card}"])
     dev = build(cfg).circuit.device
     assert gate_capacitance(build(cfg), *timing_params(cfg)[:1]) == pytest.approx(2 * (1e-7 * dev.w + 1e-8 * dev.l))
-    with pytest.raises(ValidationError, match=r"hardware.capacitance: must be at least 100 times .* on its node, "
-                                              r"2.2e-12 F"):
+    with pytest.raises(ValidationError, match=r"hardware.capacitance, device.model_file: must be at least 100 times "
+                                              r".* on its node, 2.2e-12 F.* or a card of smaller cgso, cgdo, cgbo or "
+                                              r"oxide$"):
         _check("regression", [f"device.model_file={card}", "hardware.capacitance=1e-10"])
 
 
