@@ -409,11 +409,16 @@ def test_expand_sweep_takes_an_inline_base(tmp_path):
 
 
 def test_the_result_key_hashes_the_config_text_that_train_saves():
+    """... and the spec's target_loss, where it sets one (learning_time.yaml), against which the point's learning
+    time to the target is measured."""
     for spec_file in sorted((ROOT / "configs" / "sweeps").glob("*.yaml")):
-        for p in load_sweep(spec_file).points[:20]:
+        spec = load_sweep(spec_file)
+        target = {} if spec.target_loss is None else {"target_loss": spec.target_loss}
+        for p in spec.points[:20]:
             assert config_text(p.config) == dump_config(p.config)
-            assert p.key == hashlib.sha256(dump_config(p.config).encode()).hexdigest()[:16]
-            assert saved_config_key({"config": config_text(p.config)}) == p.key  # a saved config reads back alike
+            text = dump_config(p.config) + "".join(f"# target_loss {t!r}\n" for t in target.values())
+            assert p.key == hashlib.sha256(text.encode()).hexdigest()[:16]
+            assert saved_config_key({"config": config_text(p.config), **target}) == p.key  # reads back alike
 
 
 def test_a_config_key_added_since_keeps_finished_points_and_a_changed_value_does_not(tmp_path):
@@ -717,6 +722,34 @@ def test_a_metric_empty_at_every_point_draws_nothing_and_says_why(tmp_path, caps
     assert not list((out / "figures").glob("learning_time_to_target_s_*"))
     assert main(["sweep-report", str(out)]) == 0  # the default metric is drawn as before
     assert [f.name for f in (out / "figures").iterdir()] == ["final_loss_vs_device.params.kp.png"]
+
+
+def _times_to_target(tmp_path, out: Path, target: float, capsys) -> tuple[list[float], str]:
+    """learning_time_to_target_s of each point of a two-point sweep run into ``out`` against ``target``, and what
+    the run said on stderr."""
+    path = _spec(tmp_path, set=["simulator.backend=native", f"learning.epochs={EPOCHS}", "learning.eval_every=1",
+                                "learning.init={kind: uniform, low: 1.0, high: 5.0}"],
+                 grid={"learning.nudge": [0.5, 1.0]}, target_loss=target)
+    assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-progress", "--no-plots"]) == 0
+    with open(out / "results.csv") as f:
+        return [float(r["learning_time_to_target_s"]) for r in csv.DictReader(f)], capsys.readouterr().err
+
+
+def test_a_changed_target_loss_measures_every_point_against_the_new_target(tmp_path, capsys):
+    """The learning time to the target is measured against the spec's target_loss, which is part of a point's key: a
+    spec run again into its folder with another target took every point for done and kept the times to the old
+    target in the table, without a word. Now the points run again (and say why), each as in a folder of its own, and
+    the first target's results still stand for it."""
+    loose, tight = 2e-3, 5e-4  # V^2: the loss falls from ~3.3e-3 to ~3.2e-4 in EPOCHS epochs
+    out = tmp_path / "out"
+    first, _ = _times_to_target(tmp_path, out, loose, capsys)
+    again, said = _times_to_target(tmp_path, out, tight, capsys)
+    fresh, _ = _times_to_target(tmp_path, tmp_path / "fresh", tight, capsys)
+    assert again == fresh and all(t > f for t, f in zip(fresh, first))  # a lower loss is reached later
+    assert ("sweep: 2 point(s) have a result whose learning time to the target was measured against another "
+            "target_loss (or none, or before the target was recorded with the result): they run again") in said
+    back, said = _times_to_target(tmp_path, out, loose, capsys)
+    assert back == first and "sweep: 2 point(s) already done, 0 to run" in said  # the first target's results stand
 
 
 @pytest.mark.parametrize("address, problem", [

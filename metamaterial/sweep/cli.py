@@ -124,13 +124,18 @@ def _sweep_counts(c: dict) -> str:
 
 
 def _outdated(earlier) -> list[str]:
-    """A line per revision of the dynamics that made some of the folder's results outdated for their points, and one
-    for the results trained on other content of their points' data files (``execute.earlier_results``)."""
+    """A line per revision of the dynamics that made some of the folder's results outdated for their points, one
+    for the results trained on other content of their points' data files, and one for the results reported against
+    another target_loss (``execute.earlier_results``)."""
     lines = [f"{n} point(s) have a result trained before revision {r.number} of the dynamics ({r.date}: {r.what}), "
              "which changed how their config trains: they run again" for r, n in earlier.outdated.items()]
     if earlier.stale_data:
         lines.append(f"{earlier.stale_data} point(s) have a result trained on other content of their data file (or "
                      "before its content was recorded with the result): they run again")
+    if earlier.other_target:
+        lines.append(f"{earlier.other_target} point(s) have a result whose learning time to the target was measured "
+                     "against another target_loss (or none, or before the target was recorded with the result): they "
+                     "run again")
     return lines
 
 
