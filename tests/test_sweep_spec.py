@@ -386,6 +386,24 @@ def test_the_table_has_one_row_per_point_with_axes_and_metrics(tmp_path):
         pytest.approx(losses[:-1].tolist(), rel=1e-15)
 
 
+def test_a_seed_past_int64_is_written_to_the_parquet_table_as_text(tmp_path):
+    """A config takes any seed >= 0 (train trains 2**64); a sweep over one trained its points, then its report
+    failed with pyarrow's OverflowError and a traceback, every time it ran, and wrote no table. The column goes as
+    the CSV's text; the others keep their types."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    big = 2**64
+    spec = load_sweep(_spec(tmp_path, seeds=[0, big]))
+    out = _points_folder(tmp_path, spec)
+    for p in spec.points:
+        write_result(out, p.key, {"key": p.key, "status": "ok", "summary": {"final_loss": 1e-4, "seed": p.config.seed}})
+    assert main(["sweep-report", str(out)]) == 0
+    table = pq.read_table(out / "results.parquet")
+    assert table.column("seed").to_pylist() == ["0", str(big)]
+    assert table.column("final_loss").to_pylist() == [1e-4, 1e-4]
+    with open(out / "results.csv") as f:
+        assert [r["seed"] for r in csv.DictReader(f)] == ["0", str(big)]
+
+
 def test_a_result_file_that_is_not_a_record_leaves_its_point_pending(tmp_path):
     """A results/<key>.json that is not JSON, or JSON that is not a mapping with a status, is no record: the table
     shows its point pending (a rerun replaces the file), as ``sweep-report`` does without a traceback."""
