@@ -105,17 +105,19 @@ def _billion() -> list:
                                                                "key.path=value (got no '='); e.g. learning.epochs=200"),
     ({"name": "../../../escaped", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
     ({"name": "a/b c", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
-    ({"seeds": [0, 0]}, "seeds: seeds 0 and 1 are the same (got 0 twice)"),
+    ({"seeds": [3, 5, 3]}, "seeds: the seeds at index 0 and 2 are the same (got 3 twice)"),
     ({"grid": {"learning.loss": ["mse", "hinge"]}}, "point 1 (learning.loss='hinge'): learning.loss, task.name: "
                                                      "'hinge' needs a classification task"),
     ({"grid": {"learning.nudge": [0.5, 1.0], "learning.bounds[0]": [0.4, 1.5]}},
      "point 1 (learning.nudge=0.5, learning.bounds[0]=1.5): learning.init.low, learning.bounds: nmos initial "
      "controls must lie within the bounds [1.5, 8] V (got 1)"),
-    ({"grid": {"learning.nudge": [0.5, 1.0, 0.5]}}, "grid.learning.nudge: values 0 and 2 are the same (got 0.5 twice)"),
-    ({"grid": {"learning.nudge": {"linspace": [0.5, 0.5, 2]}}}, "grid.learning.nudge: values 0 and 1 are the same"),
+    ({"grid": {"learning.nudge": [0.5, 1.0, 0.5]}},
+     "grid.learning.nudge: the values at index 0 and 2 are the same (got 0.5 twice)"),
+    ({"grid": {"learning.nudge": {"linspace": [0.5, 0.5, 2]}}},
+     "grid.learning.nudge: the values at index 0 and 1 are the same"),
     ({"zip": {"learning.nudge": [0.5, 0.5], "learning.rate": [1.0, 1.0]}},
-     "zip: rows 0 and 1 are the same (got {'learning.nudge': 0.5, 'learning.rate': 1.0} twice)"),
-    ({"random": {"n": 2, "axes": {"learning.schedule": ["cycle"]}}}, "random: draws 0 and 1 are the same"),
+     "zip: the rows at index 0 and 1 are the same (got {'learning.nudge': 0.5, 'learning.rate': 1.0} twice)"),
+    ({"random": {"n": 2, "axes": {"learning.schedule": ["cycle"]}}}, "random: the draws at index 0 and 1 are the same"),
     ({"grid": {"learning.rate": [1, 1.0]}}, "point 0 (learning.rate=1) and point 1 (learning.rate=1.0): the same "
                                             "config"),
     ({"grid": {"learning.nudge": {"linspace": [0.1, 0.9, 10**9]}}}, "grid.learning.nudge: 1,000,000,000 points, "

@@ -459,8 +459,9 @@ def _check_repeats(items: list, at: str, what: str, fix: str = "") -> None:
     for i, item in enumerate(items):
         text = json.dumps(item, sort_keys=True)
         if text in first:
-            raise ConfigError(f"{at}: {what}s {first[text]} and {i} are the same (got {shown(item)} twice); "
-                              f"{fix or f'give each {what} once'} (a repeated point runs once and would count twice)")
+            raise ConfigError(f"{at}: the {what}s at index {first[text]} and {i} are the same (got {shown(item)} "
+                              f"twice); {fix or f'give each {what} once'} (a repeated point runs once and would count "
+                              "twice)")
         first[text] = i
 
 
