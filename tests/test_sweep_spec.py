@@ -727,6 +727,19 @@ def test_points_a_worker_stored_in_another_folder_fail_the_sweep_in_one_line(tmp
     assert len(list((elsewhere / "results").iterdir())) == 2
 
 
+def test_a_sweep_of_seeds_alone_says_why_it_drew_no_figure_and_names_only_what_it_wrote(tmp_path, capsys):
+    """A sweep over seeds alone has no axis to draw a metric against: its summary named a figures/ folder that was
+    not there, and said nothing of why. It names what the folder holds, and says why there is no figure."""
+    out = tmp_path / "out"
+    assert main(["sweep", _spec(tmp_path, seeds=2), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    parquet = "results.parquet, " if (out / "results.parquet").exists() else ""
+    assert lines[-2:] == [f"sweep folder: {out}/ (results.csv, {parquet}results/, events.jsonl)",
+                          "note: no figure: no axis but seed takes more than one value (results.csv holds each "
+                          "point's metrics)"]
+    assert not (out / "figures").exists()
+
+
 def test_a_metric_empty_at_every_point_draws_nothing_and_says_why(tmp_path, capsys):
     """learning_time_to_target_s of a sweep no point of which reached its target_loss, over a log-spaced axis (whose
     empty line plot made matplotlib fail): no figure, a note, exit 0."""

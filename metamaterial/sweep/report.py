@@ -190,7 +190,8 @@ def plot_sweep(out: Path, metric: str | None = None,
     figures = out / "figures"
     before = sorted(figures.glob("*.png")) if figures.is_dir() else []
     if not ok or not swept:
-        return [], [], []
+        alone = "no axis but seed takes more than one value" if ok else "no point trained to the end"
+        return [], [], [f"no figure: {alone} (results.csv holds each point's metrics)"]
     from ..plots import _pyplot  # noqa: PLC0415
 
     plt = _pyplot()
