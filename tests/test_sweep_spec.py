@@ -105,17 +105,19 @@ def _billion() -> list:
                                                                "key.path=value (got no '='); e.g. learning.epochs=200"),
     ({"name": "../../../escaped", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
     ({"name": "a/b c", "grid": {"learning.nudge": [0.5]}}, "name: must be a plain name matching"),
-    ({"seeds": [0, 0]}, "seeds: seeds 0 and 1 are the same (got 0 twice)"),
+    ({"seeds": [3, 5, 3]}, "seeds: the seeds at index 0 and 2 are the same (got 3 twice)"),
     ({"grid": {"learning.loss": ["mse", "hinge"]}}, "point 1 (learning.loss='hinge'): learning.loss, task.name: "
                                                      "'hinge' needs a classification task"),
     ({"grid": {"learning.nudge": [0.5, 1.0], "learning.bounds[0]": [0.4, 1.5]}},
      "point 1 (learning.nudge=0.5, learning.bounds[0]=1.5): learning.init.low, learning.bounds: nmos initial "
      "controls must lie within the bounds [1.5, 8] V (got 1)"),
-    ({"grid": {"learning.nudge": [0.5, 1.0, 0.5]}}, "grid.learning.nudge: values 0 and 2 are the same (got 0.5 twice)"),
-    ({"grid": {"learning.nudge": {"linspace": [0.5, 0.5, 2]}}}, "grid.learning.nudge: values 0 and 1 are the same"),
+    ({"grid": {"learning.nudge": [0.5, 1.0, 0.5]}},
+     "grid.learning.nudge: the values at index 0 and 2 are the same (got 0.5 twice)"),
+    ({"grid": {"learning.nudge": {"linspace": [0.5, 0.5, 2]}}},
+     "grid.learning.nudge: the values at index 0 and 1 are the same"),
     ({"zip": {"learning.nudge": [0.5, 0.5], "learning.rate": [1.0, 1.0]}},
-     "zip: rows 0 and 1 are the same (got {'learning.nudge': 0.5, 'learning.rate': 1.0} twice)"),
-    ({"random": {"n": 2, "axes": {"learning.schedule": ["cycle"]}}}, "random: draws 0 and 1 are the same"),
+     "zip: the rows at index 0 and 1 are the same (got {'learning.nudge': 0.5, 'learning.rate': 1.0} twice)"),
+    ({"random": {"n": 2, "axes": {"learning.schedule": ["cycle"]}}}, "random: the draws at index 0 and 1 are the same"),
     ({"grid": {"learning.rate": [1, 1.0]}}, "point 0 (learning.rate=1) and point 1 (learning.rate=1.0): the same "
                                             "config"),
     ({"grid": {"learning.nudge": {"linspace": [0.1, 0.9, 10**9]}}}, "grid.learning.nudge: 1,000,000,000 points, "
@@ -386,6 +388,24 @@ def test_the_table_has_one_row_per_point_with_axes_and_metrics(tmp_path):
         pytest.approx(losses[:-1].tolist(), rel=1e-15)
 
 
+def test_a_seed_past_int64_is_written_to_the_parquet_table_as_text(tmp_path):
+    """A config takes any seed >= 0 (train trains 2**64); a sweep over one trained its points, then its report
+    failed with pyarrow's OverflowError and a traceback, every time it ran, and wrote no table. The column goes as
+    the CSV's text; the others keep their types."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    big = 2**64
+    spec = load_sweep(_spec(tmp_path, seeds=[0, big]))
+    out = _points_folder(tmp_path, spec)
+    for p in spec.points:
+        write_result(out, p.key, {"key": p.key, "status": "ok", "summary": {"final_loss": 1e-4, "seed": p.config.seed}})
+    assert main(["sweep-report", str(out)]) == 0
+    table = pq.read_table(out / "results.parquet")
+    assert table.column("seed").to_pylist() == ["0", str(big)]
+    assert table.column("final_loss").to_pylist() == [1e-4, 1e-4]
+    with open(out / "results.csv") as f:
+        assert [r["seed"] for r in csv.DictReader(f)] == ["0", str(big)]
+
+
 def test_a_result_file_that_is_not_a_record_leaves_its_point_pending(tmp_path):
     """A results/<key>.json that is not JSON, or JSON that is not a mapping with a status, is no record: the table
     shows its point pending (a rerun replaces the file), as ``sweep-report`` does without a traceback."""
@@ -409,11 +429,16 @@ def test_expand_sweep_takes_an_inline_base(tmp_path):
 
 
 def test_the_result_key_hashes_the_config_text_that_train_saves():
+    """... and the spec's target_loss, where it sets one (learning_time.yaml), against which the point's learning
+    time to the target is measured."""
     for spec_file in sorted((ROOT / "configs" / "sweeps").glob("*.yaml")):
-        for p in load_sweep(spec_file).points[:20]:
+        spec = load_sweep(spec_file)
+        target = {} if spec.target_loss is None else {"target_loss": spec.target_loss}
+        for p in spec.points[:20]:
             assert config_text(p.config) == dump_config(p.config)
-            assert p.key == hashlib.sha256(dump_config(p.config).encode()).hexdigest()[:16]
-            assert saved_config_key({"config": config_text(p.config)}) == p.key  # a saved config reads back alike
+            text = dump_config(p.config) + "".join(f"# target_loss {t!r}\n" for t in target.values())
+            assert p.key == hashlib.sha256(text.encode()).hexdigest()[:16]
+            assert saved_config_key({"config": config_text(p.config), **target}) == p.key  # reads back alike
 
 
 def test_a_config_key_added_since_keeps_finished_points_and_a_changed_value_does_not(tmp_path):
@@ -702,6 +727,19 @@ def test_points_a_worker_stored_in_another_folder_fail_the_sweep_in_one_line(tmp
     assert len(list((elsewhere / "results").iterdir())) == 2
 
 
+def test_a_sweep_of_seeds_alone_says_why_it_drew_no_figure_and_names_only_what_it_wrote(tmp_path, capsys):
+    """A sweep over seeds alone has no axis to draw a metric against: its summary named a figures/ folder that was
+    not there, and said nothing of why. It names what the folder holds, and says why there is no figure."""
+    out = tmp_path / "out"
+    assert main(["sweep", _spec(tmp_path, seeds=2), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    parquet = "results.parquet, " if (out / "results.parquet").exists() else ""
+    assert lines[-2:] == [f"sweep folder: {out}/ (results.csv, {parquet}results/, events.jsonl)",
+                          "note: no figure: no axis but seed takes more than one value (results.csv holds each "
+                          "point's metrics)"]
+    assert not (out / "figures").exists()
+
+
 def test_a_metric_empty_at_every_point_draws_nothing_and_says_why(tmp_path, capsys):
     """learning_time_to_target_s of a sweep no point of which reached its target_loss, over a log-spaced axis (whose
     empty line plot made matplotlib fail): no figure, a note, exit 0."""
@@ -717,6 +755,34 @@ def test_a_metric_empty_at_every_point_draws_nothing_and_says_why(tmp_path, caps
     assert not list((out / "figures").glob("learning_time_to_target_s_*"))
     assert main(["sweep-report", str(out)]) == 0  # the default metric is drawn as before
     assert [f.name for f in (out / "figures").iterdir()] == ["final_loss_vs_device.params.kp.png"]
+
+
+def _times_to_target(tmp_path, out: Path, target: float, capsys) -> tuple[list[float], str]:
+    """learning_time_to_target_s of each point of a two-point sweep run into ``out`` against ``target``, and what
+    the run said on stderr."""
+    path = _spec(tmp_path, set=["simulator.backend=native", f"learning.epochs={EPOCHS}", "learning.eval_every=1",
+                                "learning.init={kind: uniform, low: 1.0, high: 5.0}"],
+                 grid={"learning.nudge": [0.5, 1.0]}, target_loss=target)
+    assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-progress", "--no-plots"]) == 0
+    with open(out / "results.csv") as f:
+        return [float(r["learning_time_to_target_s"]) for r in csv.DictReader(f)], capsys.readouterr().err
+
+
+def test_a_changed_target_loss_measures_every_point_against_the_new_target(tmp_path, capsys):
+    """The learning time to the target is measured against the spec's target_loss, which is part of a point's key: a
+    spec run again into its folder with another target took every point for done and kept the times to the old
+    target in the table, without a word. Now the points run again (and say why), each as in a folder of its own, and
+    the first target's results still stand for it."""
+    loose, tight = 2e-3, 5e-4  # V^2: the loss falls from ~3.3e-3 to ~3.2e-4 in EPOCHS epochs
+    out = tmp_path / "out"
+    first, _ = _times_to_target(tmp_path, out, loose, capsys)
+    again, said = _times_to_target(tmp_path, out, tight, capsys)
+    fresh, _ = _times_to_target(tmp_path, tmp_path / "fresh", tight, capsys)
+    assert again == fresh and all(t > f for t, f in zip(fresh, first))  # a lower loss is reached later
+    assert ("sweep: 2 point(s) have a result whose learning time to the target was measured against another "
+            "target_loss (or none, or before the target was recorded with the result): they run again") in said
+    back, said = _times_to_target(tmp_path, out, loose, capsys)
+    assert back == first and "sweep: 2 point(s) already done, 0 to run" in said  # the first target's results stand
 
 
 @pytest.mark.parametrize("address, problem", [

@@ -87,11 +87,18 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     rate = f", {run.ok + run.failed} points in {run.wall_s:.1f} s ({(run.ok + run.failed) / run.wall_s:.2f}/s)" \
         if run.wall_s > 0 and run.ok + run.failed else ""
     print(f"sweep {spec.name}: {run.total} points, {run.skipped} already done{rate}\n" + _sweep_counts(counts)
-          + f"\nsweep folder: {args.out}/ (results.csv, results/, events.jsonl, figures/)" + _removed(report.stale)
+          + f"\nsweep folder: {args.out}/ ({', '.join(_written(args.out))})" + _removed(report.stale)
           + _notes(report.notes))
     if run.pending:  # the run ended, yet points it ran have no result here
         print(f"metamaterial: {run.pending} point(s) run are still pending: {run.why_pending}", file=sys.stderr)
     return 1 if counts["failed"] or run.pending else 0
+
+
+def _written(out: Path) -> list[str]:
+    """What the sweep's folder holds of its table, records, log and figures (no figures/ with --no-plots, or when
+    nothing was drawn)."""
+    names = ["results.csv", "results.parquet", "results/", "events.jsonl"]
+    return [n for n in names if (out / n).exists()] + (["figures/"] if any((out / "figures").glob("*.png")) else [])
 
 
 def _removed(stale: list[Path]) -> str:
@@ -124,13 +131,18 @@ def _sweep_counts(c: dict) -> str:
 
 
 def _outdated(earlier) -> list[str]:
-    """A line per revision of the dynamics that made some of the folder's results outdated for their points, and one
-    for the results trained on other content of their points' data files (``execute.earlier_results``)."""
+    """A line per revision of the dynamics that made some of the folder's results outdated for their points, one
+    for the results trained on other content of their points' data files, and one for the results reported against
+    another target_loss (``execute.earlier_results``)."""
     lines = [f"{n} point(s) have a result trained before revision {r.number} of the dynamics ({r.date}: {r.what}), "
              "which changed how their config trains: they run again" for r, n in earlier.outdated.items()]
     if earlier.stale_data:
         lines.append(f"{earlier.stale_data} point(s) have a result trained on other content of their data file (or "
                      "before its content was recorded with the result): they run again")
+    if earlier.other_target:
+        lines.append(f"{earlier.other_target} point(s) have a result whose learning time to the target was measured "
+                     "against another target_loss (or none, or before the target was recorded with the result): they "
+                     "run again")
     return lines
 
 

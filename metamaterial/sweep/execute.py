@@ -90,8 +90,8 @@ def _slot(worker: str) -> dict:
 
 
 # -- what a worker runs ---------------------------------------------------------------------------------
-def run_points(points: list[Point], out: str, retry_failed: bool = False, recycle_after: int = RECYCLE_AFTER,
-               target_loss: float | None = None) -> list[dict]:
+def run_points(points: list[Point], out: str, retry_failed: bool = False,
+               recycle_after: int = RECYCLE_AFTER) -> list[dict]:
     """Train the points of one task (as one ensemble when there are several) in this worker's training process
     and store each result; returns one ``{key, status, ran}`` per point (``ran`` False: it already had a result).
     The training process is replaced after it trained ``recycle_after`` points (0: never), and after it died (its
@@ -111,13 +111,13 @@ def run_points(points: list[Point], out: str, retry_failed: bool = False, recycl
         if not todo:
             return list(brief.values())
         if multiprocessing.current_process().daemon:  # a Dask worker started without worker.daemon=False
-            for r in _train(todo, Path(out), worker, target_loss):
+            for r in _train(todo, Path(out), worker):
                 brief[r["key"]] = {"key": r["key"], "status": r["status"], "ran": True}
             return list(brief.values())
         if slot["pool"] is None:
             _new_pool(slot)
         try:
-            records = slot["pool"].submit(_train, todo, Path(out), worker, target_loss).result()
+            records = slot["pool"].submit(_train, todo, Path(out), worker).result()
         except BrokenProcessPool as err:
             _drop_pool(slot)
             if slot["stopped"]:  # stopped by the client (Ctrl-C): the points stay to do, nothing failed
@@ -225,14 +225,14 @@ def end_training(dask_worker=None) -> None:
         _drop_pool(slot, wait=False)
 
 
-def _train(points: list[Point], out: Path, worker: str, target_loss: float | None = None) -> list[dict]:
+def _train(points: list[Point], out: Path, worker: str) -> list[dict]:
     """Records of ``points`` (one ensemble); if the ensemble fails, each point is tried alone, so only the points
     that fail by themselves are recorded as failed."""
     from .. import runs  # noqa: PLC0415 (workers import the training code on first use)
     from ..experiment import build, make_solver  # noqa: PLC0415
 
     if len({shape_key(p.config) for p in points}) > 1:  # only points that differ in seed alone share an ensemble
-        return [r for p in points for r in _train([p], out, worker, target_loss)]
+        return [r for p in points for r in _train([p], out, worker)]
     for p in points:
         log_event(out, "started", p.key, worker=worker, batch=len(points))
     t0, c0 = time.perf_counter(), time.process_time()
@@ -251,12 +251,12 @@ def _train(points: list[Point], out: Path, worker: str, target_loss: float | Non
         make_solver(build(cfg)).reset()  # a point's result must not depend on what this process solved before
         done = runs.train_replicas(cfg, [p.config.seed for p in points])  # resets where train checkpoints
         try:
-            summaries = _summaries(done, target_loss)
+            summaries = _summaries(done, points[0].target_loss)  # the spec's, alike for every point
         finally:
             done.trainer.solver.close()
     except Exception as err:  # noqa: BLE001 (a sweep records a failed point with its reason and goes on)
         if len(points) > 1:
-            return [r for p in points for r in _train([p], out, worker, target_loss)]
+            return [r for p in points for r in _train([p], out, worker)]
         record = _record(points[0], "failed", worker, time.perf_counter() - t0,
                          error={"class": type(err).__name__, "message": str(err).splitlines()[0] if str(err) else ""})
         return [_store(out, record)]
@@ -266,9 +266,11 @@ def _train(points: list[Point], out: Path, worker: str, target_loss: float | Non
 
 def _record(point: Point, status: str, worker: str, wall_s: float, **fields) -> dict:
     files = {"files": point.files} if point.files else {}  # the content of the data it read (its key holds it too)
+    # the target its learning time to the target was measured against (its key holds it too)
+    target = {"target_loss": point.target_loss} if point.target_loss is not None else {}
     return {"key": point.key, "index": point.index, "status": status, "values": point.values, **fields,
             "worker": worker, "pid": os.getpid(), "task_wall_s": round(wall_s, 3), "config": config_text(point.config),
-            "revision": revisions.CURRENT, **files}
+            "revision": revisions.CURRENT, **files, **target}
 
 
 def _store(out: Path, record: dict) -> dict:
@@ -389,21 +391,27 @@ class EarlierResults:
     without a record (``store.adopt_results`` moves them); ``outdated``, how many points without a result have one
     made before a revision of the dynamics that changed how their config trains (``revisions``), by the first such
     revision; ``stale_data``, how many have one of the same config trained on other content of the files it reads
-    (``datafiles``; or made before that content was recorded). The outdated and stale points run again."""
+    (``datafiles``; or made before that content was recorded); ``other_target``, how many have one of the same config
+    reported against another ``target_loss`` (or none, or made before the target was recorded). The outdated, stale
+    and other-target points run again."""
 
     adoptable: dict[str, str]
     outdated: dict[revisions.Revision, int]
     stale_data: int
+    other_target: int
 
 
 def earlier_results(spec: SweepSpec, out: Path) -> EarlierResults:
     """Classify the records in ``out`` under no point's key of ``spec`` (``EarlierResults``) in one pass, reading
     each record's saved config once (``spec.read_saved``: ~3.5 ms a record of the XOR config, measured 2026-12)."""
     keys = {p.key for p in spec.points}
-    by_config = {config_key(p.config): p.key for p in spec.points if p.files}  # the key without the files' content
+    # the key without the files' content, and the key without the target
+    by_config = {config_key(p.config, target_loss=p.target_loss): p.key for p in spec.points if p.files}
+    by_untargeted = {config_key(p.config, p.files): p.key for p in spec.points}
     adoptable: dict[str, str] = {}
     outdated: dict[revisions.Revision, set[str]] = {}
     stale: set[str] = set()
+    other_target: set[str] = set()
     for old, record in other_records(out, keys):  # only the records under no point's key: few
         saved = read_saved(record)
         if saved is None:
@@ -417,9 +425,12 @@ def earlier_results(spec: SweepSpec, out: Path) -> EarlierResults:
             stale.add(point)  # the same config, trained on other content of its files (or on unrecorded content)
         elif saved.key in keys and saved.key not in adoptable.values() and read_result(out, saved.key) is None:
             adoptable[old] = saved.key
+        elif (point := by_untargeted.get(saved.key_without_target)) not in (None, saved.key) \
+                and read_result(out, point) is None:
+            other_target.add(point)  # the same training, its learning time measured against another target
     return EarlierResults(adoptable, {r: len(found) for r, found in sorted(outdated.items(),
                                                                           key=lambda item: item[0].number)},
-                          len(stale))
+                          len(stale), len(other_target))
 
 
 def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | None = None,
@@ -476,8 +487,7 @@ def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | No
     else:
         with _Connection(workers, scheduler) as connection:
             ok, failed, unseen, unstarted = _submit_all(todo, out, since, connection, workers, scheduler,
-                                                        recycle_after, retry_failed, spec.target_loss, on_progress,
-                                                        claim, on_wait)
+                                                        recycle_after, retry_failed, on_progress, claim, on_wait)
         _log_unlogged_ends(out, todo, since, had)
     why = []
     if unseen:
@@ -491,7 +501,7 @@ def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | No
 
 
 def _submit_all(todo: list[Point], out: Path, since: int, connection: _Connection, workers: int,
-                scheduler: str | None, recycle_after: int, retry_failed: bool, target_loss: float | None, on_progress,
+                scheduler: str | None, recycle_after: int, retry_failed: bool, on_progress,
                 on_connected: Callable[[], None], on_wait: Callable[[str], None] | None = None,
                 ) -> tuple[int, int, list[str], list[BaseException]]:
     """Run ``todo`` on the connection's cluster (``on_connected()`` once it is reached, ``on_wait(line)`` when it
@@ -506,7 +516,7 @@ def _submit_all(todo: list[Point], out: Path, since: int, connection: _Connectio
         planned = plan_tasks(todo, max(1, len(client.scheduler_info(n_workers=-1)["workers"])))
     # a worker resolves a relative path in its own working directory, not the client's
     folder = os.path.abspath(out)
-    futures = {client.submit(run_points, t, folder, retry_failed, recycle_after, target_loss,
+    futures = {client.submit(run_points, t, folder, retry_failed, recycle_after,
                              key=f"sweep-{t[0].key}-{len(t)}", pure=False, retries=0): t for t in planned}
     done = ok = failed = 0
     unseen, lost = [], []

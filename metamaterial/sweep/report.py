@@ -138,9 +138,17 @@ def write_table(out: Path, table: SweepTable | None = None) -> list[Path]:
         import pyarrow.parquet as pq  # noqa: PLC0415
     except ImportError:  # the CLI says how to get it (PARQUET_HINT)
         return written
-    parquet = pa.Table.from_pylist(flat) if flat else pa.table({c: [] for c in columns})
-    pq.write_table(parquet, out / "results.parquet")
+    pq.write_table(pa.table({c: _arrow_column(pa, [r[c] for r in flat]) for c in columns}), out / "results.parquet")
     return written + [out / "results.parquet"]
+
+
+def _arrow_column(pa, values: list):
+    """A parquet column of ``values``; as text, as the CSV holds them, where Arrow has no type for them all: a seed
+    past 2**63 - 1 (a config takes any seed >= 0) is no int64, and failed the whole table with a traceback."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowException, OverflowError):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
 def default_metric(rows: list[dict]) -> str:
@@ -182,7 +190,8 @@ def plot_sweep(out: Path, metric: str | None = None,
     figures = out / "figures"
     before = sorted(figures.glob("*.png")) if figures.is_dir() else []
     if not ok or not swept:
-        return [], [], []
+        alone = "no axis but seed takes more than one value" if ok else "no point trained to the end"
+        return [], [], [f"no figure: {alone} (results.csv holds each point's metrics)"]
     from ..plots import _pyplot  # noqa: PLC0415
 
     plt = _pyplot()

@@ -10,7 +10,8 @@ varies fastest):
            (one item drawn with equal odds);
 ``seeds``  the run seed: ``N`` (the base config's seed .. seed + N - 1) or a list.
 
-``target_loss`` (V^2, optional) adds each point's learning time until its loss first reached it.
+``target_loss`` (V^2, optional) adds each point's learning time until its loss first reached it; it is part of
+each point's key, so a result reported against another target is another point's, and never taken for this one's.
 
 Values are lists or ``{linspace: [a, b, n]}`` / ``{logspace: [a, b, n]}`` (n values from a to b, evenly or
 geometrically spaced: ``logspace: [1e-4, 1e-2, 3]`` is 1e-4, 1e-3, 1e-2). Every axis value is checked on the
@@ -64,14 +65,16 @@ MAX_VALUE_ITEMS = 100_000
 @dataclass(frozen=True)
 class Point:
     """One point of a sweep: its axis values (key path -> value, in axis order), its resolved config, the hash
-    of that config and of the files it reads (the key of its result file), and the content hashes of those files
-    (``datafiles.pin_files``; empty for a config that reads none)."""
+    of that config, of the files it reads and of the spec's ``target_loss`` (the key of its result file), the content
+    hashes of those files (``datafiles.pin_files``; empty for a config that reads none) and the target loss (V^2)
+    its learning time to the target is reported against (None: none)."""
 
     index: int
     values: dict[str, Any]
     config: Config
     key: str
     files: dict = field(default_factory=dict)
+    target_loss: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,13 +103,14 @@ def config_text(cfg: Config) -> str:
     return yaml.dump(cfg.document(), Dumper=_DUMPER, sort_keys=False)
 
 
-def config_key(cfg: Config, files: dict | None = None) -> str:
+def config_key(cfg: Config, files: dict | None = None, target_loss: float | None = None) -> str:
     """The hash of a resolved config (every default spelled out): 16 hex digits of the SHA-256 of its YAML text
     (``configfile.dump_config``), of the latest revision of the dynamics that changed how it trains, if one did
-    (``revisions``: results made before it are under another key), and of the content of the files it reads, if
+    (``revisions``: results made before it are under another key), of the content of the files it reads, if
     it reads any (``files``: ``datafiles.pin_files``; the config names only their paths, so a result trained on a
-    CSV since edited is under another key)."""
-    return _hashed(_key_text(cfg), files)
+    CSV since edited is under another key), and of the spec's ``target_loss``, if it sets one (a result's learning
+    time to the target was measured against it: one against another target is under another key)."""
+    return _hashed(_key_text(cfg), files, target_loss)
 
 
 def _key_text(cfg: Config) -> str:
@@ -115,20 +119,23 @@ def _key_text(cfg: Config) -> str:
     return config_text(cfg) + (f"# trained under revision {revision}\n" if revision > 1 else "")
 
 
-def _hashed(text: str, files: dict | None) -> str:
+def _hashed(text: str, files: dict | None, target_loss: float | None = None) -> str:
     text += "".join(f"# {key} sha256 {pin['sha256']}\n" for key, pin in sorted((files or {}).items()))
+    text += f"# target_loss {float(target_loss)!r}\n" if target_loss is not None else ""
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class SavedPoint:
     """What a result record is today (``read_saved``): the key of the point its saved config is under today's
-    schema (with the content of the files it read, its ``files``), that key without the files' content (the point
-    it would be had it read today's content), and the first revision of the dynamics since it was made that changed
-    how its config trains (None: it is still that point's result)."""
+    schema (with the content of the files it read, its ``files``, and the target loss it reported against, its
+    ``target_loss``), that key without the files' content (the point it would be had it read today's content), that
+    key without the target (the point it would be had it reported against no target), and the first revision of the
+    dynamics since it was made that changed how its config trains (None: it is still that point's result)."""
 
     key: str
     key_without_files: str
+    key_without_target: str
     revision: Revision | None
 
 
@@ -151,8 +158,9 @@ def read_saved(record: dict) -> SavedPoint | None:
         return None
     made_under = record.get("revision", 1)
     files = record.get("files") if is_pins(record.get("files")) else None
+    target = record.get("target_loss") if _number(record.get("target_loss")) else None
     key_text = _key_text(cfg)
-    return SavedPoint(_hashed(key_text, files), _hashed(key_text, None),
+    return SavedPoint(_hashed(key_text, files, target), _hashed(key_text, None, target), _hashed(key_text, files),
                       changed_since(cfg, made_under if isinstance(made_under, int) else 1))
 
 
@@ -233,6 +241,11 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
     if empty:
         raise ConfigError(f"{source}: {empty[0]}: empty (null: every entry commented out?); give its axes, or remove "
                           f"{empty[0]}:")
+    target = doc.get("target_loss")  # part of every point's key
+    if target is not None and not (_number(target) and target > 0):
+        raise ConfigError(f"{source}: target_loss: must be a loss in V^2 > 0 (got {shown(target)}); give a positive "
+                          "number such as 1e-3, or remove target_loss")
+    target = None if target is None else float(target)
     groups = [g for g in GROUPS if doc.get(g) is not None]
     blocks = [_block(group, doc[group], source, base) for group in groups]
     axes = [key for keys, _ in blocks for key in keys]
@@ -264,18 +277,14 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
         except (ConfigError, ValidationError) as err:
             raise ConfigError(f"{where}: {err}") from None
         files = pin_files(cfg, hashed)
-        point = Point(i, values, cfg, config_key(cfg, files), files)
+        point = Point(i, values, cfg, config_key(cfg, files, target), files, target)
         if point.key in by_key:
             raise ConfigError(f"{source}: {_point_name(by_key[point.key].index, by_key[point.key].values)} and "
                               f"{_point_name(i, values)}: the same config (key {point.key}); sweep values that "
                               "differ (a repeated point runs once and would count twice)")
         by_key[point.key] = point
         points.append(point)
-    target = doc.get("target_loss")
-    if target is not None and not (_number(target) and target > 0):
-        raise ConfigError(f"{source}: target_loss: must be a loss in V^2 > 0 (got {shown(target)}); give a positive "
-                          "number such as 1e-3, or remove target_loss")
-    return SweepSpec(name, source, tuple(axes), tuple(points), None if target is None else float(target),
+    return SweepSpec(name, source, tuple(axes), tuple(points), target,
                      tuple((g, tuple(keys)) for g, (keys, _) in zip(groups, blocks)))
 
 
@@ -450,8 +459,9 @@ def _check_repeats(items: list, at: str, what: str, fix: str = "") -> None:
     for i, item in enumerate(items):
         text = json.dumps(item, sort_keys=True)
         if text in first:
-            raise ConfigError(f"{at}: {what}s {first[text]} and {i} are the same (got {shown(item)} twice); "
-                              f"{fix or f'give each {what} once'} (a repeated point runs once and would count twice)")
+            raise ConfigError(f"{at}: the {what}s at index {first[text]} and {i} are the same (got {shown(item)} "
+                              f"twice); {fix or f'give each {what} once'} (a repeated point runs once and would count "
+                              "twice)")
         first[text] = i
 
 
