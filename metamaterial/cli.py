@@ -268,9 +268,14 @@ def _resume_hint(args: argparse.Namespace) -> str:
     """What an interrupted command leaves: the checkpointed epoch and the exact command that continues it."""
     if args.command == "sweep" and not getattr(args, "sweep_started", False):
         return "no point was run, and nothing was written"
-    if args.command in ("reproduce", "sweep"):
-        done = "claims" if args.command == "reproduce" else "points"
-        return f"the {done} finished so far are kept in {args.out}; the same command runs the others"
+    if args.command == "sweep":
+        finished = sweep_cli.finished_points(Path(args.out))
+        if not finished:  # it said "the points finished so far are kept" of a folder that held only its plan
+            return f"no point had finished (its plan is in {args.out}); the same command runs them"
+        return (f"the {finished} point{'s' if finished > 1 else ''} finished so far "
+                f"{'are' if finished > 1 else 'is'} kept in {args.out}; the same command runs the others")
+    if args.command == "reproduce":
+        return f"the claims finished so far are kept in {args.out}; the same command runs the others"
     run_dir = getattr(args, "run_dir", None)
     if run_dir is None:
         return "nothing was saved"

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..sim.registry import backend_names
 from ..units import listed
+from .store import RESULTS
 
 #: ``--metric`` of ``sweep`` and ``sweep-report`` (``sweep.report.default_metric``)
 METRIC_HELP = ("metric of the figures (default: test_accuracy for a classification scored on held-out or validation "
@@ -99,6 +100,12 @@ def _written(out: Path) -> list[str]:
     nothing was drawn)."""
     names = ["results.csv", "results.parquet", "results/", "events.jsonl"]
     return [n for n in names if (out / n).exists()] + (["figures/"] if any((out / "figures").glob("*.png")) else [])
+
+
+def finished_points(out: Path) -> int:
+    """How many points have a result (trained or failed) in the sweep folder ``out``, this run's and earlier ones'."""
+    folder = out / RESULTS
+    return sum(1 for _ in folder.glob("*.json")) if folder.is_dir() else 0
 
 
 def _removed(stale: list[Path]) -> str:
