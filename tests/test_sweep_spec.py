@@ -1146,3 +1146,25 @@ def test_sweep_report_of_what_is_no_sweep_folder_names_it(tmp_path, capsys):
     for path, message in cases:
         assert main(["sweep-report", str(path)]) == 2
         assert capsys.readouterr().err == f"metamaterial: {message}\n"
+
+
+def test_the_summary_ends_with_the_best_and_worst_setting_by_the_metric(tmp_path, capsys):
+    """The summary gave counts only: which setting did best, and by how much, was left to the table. Now its last
+    line and summary.json name them, each the mean over its seeds, as results.csv holds them."""
+    out = tmp_path / "out"
+    path = _spec(tmp_path, grid={"learning.rate": [0.5, 5.0, 50.0]}, seeds=2)
+    assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress",
+                 "--metric", "final_loss"]) == 0
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    means = {rate: np.mean([float(r["final_loss"]) for r in rows if r["learning.rate"] == rate])
+             for rate in ("0.5", "5.0", "50.0")}
+    best, worst = min(means, key=means.get), max(means, key=means.get)
+    assert best != worst
+    head = json.loads((out / "summary.json").read_text())["headline"]
+    assert head["metric"] == "final_loss" and head["higher_is_better"] is False
+    assert head["best"] == {"values": {"learning.rate": float(best)}, "mean": means[best], "seeds": 2}
+    assert head["worst"] == {"values": {"learning.rate": float(worst)}, "mean": means[worst], "seeds": 2}
+    assert capsys.readouterr().out.splitlines()[2] == (
+        f"final_loss (mean over seeds): best (lowest) {means[best]:.4g} at learning.rate={float(best)} (2 seeds); "
+        f"worst {means[worst]:.4g} at learning.rate={float(worst)} (2 seeds)")

@@ -134,7 +134,23 @@ def _sweep_counts(c: dict) -> str:
     errors = "" if not c["errors"] else " (" + ", ".join(f"{k} x{v}" for k, v in c["errors"].items()) + ")"
     retry = ("\n(which points failed, and why: results.csv's status and error columns; a failed point stays failed "
              "when the sweep runs again: --retry-failed runs it again)") if c["failed"] else ""
-    return f"{c['ok']}/{c['points']} ok, {c['failed']} failed{errors}, {c['pending']} pending{retry}{hint}"
+    return (f"{c['ok']}/{c['points']} ok, {c['failed']} failed{errors}, {c['pending']} pending{retry}{hint}"
+            + _headline(c.get("headline")))
+
+
+def _headline(h: dict | None) -> str:
+    """The best and worst settings by the sweep's metric (``report.headline``), or nothing."""
+    if h is None:
+        return ""
+
+    def at(end: dict) -> str:
+        where = ", ".join(f"{axis}={value}" for axis, value in end["values"].items()) or "every point"
+        return f"{end['mean']:.4g} at {where} ({end['seeds']} seed{'s' if end['seeds'] > 1 else ''})"
+
+    if h["best"]["values"] == h["worst"]["values"]:
+        return f"\n{h['metric']} (mean over seeds): {at(h['best'])}"
+    word = ("highest", "lowest") if h["higher_is_better"] else ("lowest", "highest")
+    return f"\n{h['metric']} (mean over seeds): best ({word[0]}) {at(h['best'])}; worst {at(h['worst'])}"
 
 
 def _outdated(earlier) -> list[str]:

@@ -410,13 +410,48 @@ def _heat_map(plt, figures: Path, ok: list[dict], swept: list[str], a: str, b: s
     return path
 
 
-def summarize(out: Path, table: SweepTable | None = None) -> dict:
-    """Counts of the sweep in ``out``: points, ok, failed, pending; and the failures' error classes."""
-    rows = (table or read_table(out)).rows
+#: the metrics a sweep's headline ranks, and which end is the best: True where higher is better
+RANKED = {"test_accuracy": True, "accuracy": True, "success": True, "min_margin_v": True, "final_loss": False,
+          "test_loss": False, "lowest_loss": False, "learning_time_s": False, "learning_time_to_target_s": False,
+          "hardware_time_s": False}
+
+
+def summarize(out: Path, table: SweepTable | None = None, metric: str | None = None) -> dict:
+    """Counts of the sweep in ``out``: points, ok, failed, pending; the failures' error classes; and its headline
+    (``headline``) of ``metric`` (default: ``default_metric``)."""
+    table = table or read_table(out)
+    rows = table.rows
     status = Counter(r["status"] for r in rows)
     errors = Counter(r["error_class"] for r in rows if r["status"] == "failed")
+    ok = [r for r in rows if r["status"] == "ok"]
     return {"points": len(rows), "ok": status["ok"], "failed": status["failed"], "pending": status["pending"],
-            "errors": dict(errors)}
+            "errors": dict(errors), "headline": headline(table.axes, ok, metric or default_metric(ok))}
+
+
+def headline(axes: list[str], ok: list[dict], metric: str) -> dict | None:
+    """The best and the worst setting of the swept axes (all but the seed) by ``metric``'s mean over the seeds
+    of each, for the summary's last lines: ``{metric, higher_is_better, best, worst}``, each ``{values, mean,
+    seeds}``; None when the metric is no ranked one (``RANKED``) or no finished point has it."""
+    if metric not in RANKED:
+        return None
+    swept = [a for a in axes if a != SEED_AXIS]
+    means: dict[str, list] = defaultdict(list)
+    settings = {}
+    for r in ok:
+        value = r.get(metric)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        at = {a: r.get(a) for a in swept}
+        key = json.dumps(at, sort_keys=True, default=str)
+        means[key].append(float(value))
+        settings[key] = at
+    if not means:
+        return None
+    higher = RANKED[metric]
+    ranked = sorted(means, key=lambda k: float(np.mean(means[k])), reverse=higher)
+    pick = {end: {"values": settings[k], "mean": float(np.mean(means[k])), "seeds": len(means[k])}
+            for end, k in (("best", ranked[0]), ("worst", ranked[-1]))}
+    return {"metric": metric, "higher_is_better": higher, **pick}
 
 
 @dataclass(frozen=True)
@@ -440,7 +475,7 @@ def report_sweep(out: Path, metric: str | None = None, plots: bool = True) -> Sw
     if plots:
         drawn, stale, notes = plot_sweep(out, metric, table)
         files += drawn
-    counts = summarize(out, table)
+    counts = summarize(out, table, metric)
     (Path(out) / "summary.json").write_text(json.dumps(counts, indent=1) + "\n")
     return SweepReport(counts, files, stale, notes, table.damaged)
 
