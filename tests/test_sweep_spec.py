@@ -1168,3 +1168,19 @@ def test_the_summary_ends_with_the_best_and_worst_setting_by_the_metric(tmp_path
     assert capsys.readouterr().out.splitlines()[2] == (
         f"final_loss (mean over seeds): best (lowest) {means[best]:.4g} at learning.rate={float(best)} (2 seeds); "
         f"worst {means[worst]:.4g} at learning.rate={float(worst)} (2 seeds)")
+
+
+def test_a_sweep_without_seeds_keeps_the_seed_column_and_a_tie_names_no_best(tmp_path, capsys):
+    """results.csv left out the seed of a spec with no seeds group (the summary's seed was dropped); and settings
+    that score alike were printed as a best and a worst."""
+    out = tmp_path / "out"
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    doc = yaml.safe_load(Path(path).read_text())
+    doc["set"] += ["learning.epochs=0", "seed=7"]  # untrained: the same loss at either nudge
+    Path(path).write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 0
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["seed"] for r in rows] == ["7", "7"] and rows[0]["final_loss"] == rows[1]["final_loss"]
+    assert capsys.readouterr().out.splitlines()[2] == (f"final_loss (mean over seeds): "
+                                                        f"{float(rows[0]['final_loss']):.4g} at each of the 2 settings")

@@ -147,8 +147,10 @@ def _headline(h: dict | None) -> str:
         where = ", ".join(f"{axis}={value}" for axis, value in end["values"].items()) or "every point"
         return f"{end['mean']:.4g} at {where} ({end['seeds']} seed{'s' if end['seeds'] > 1 else ''})"
 
-    if h["best"]["values"] == h["worst"]["values"]:
+    if h["settings"] == 1:
         return f"\n{h['metric']} (mean over seeds): {at(h['best'])}"
+    if h["best"]["mean"] == h["worst"]["mean"]:  # no best: "best 0 at a; worst 0 at b" read as a ranking
+        return f"\n{h['metric']} (mean over seeds): {h['best']['mean']:.4g} at each of the {h['settings']} settings"
     word = ("highest", "lowest") if h["higher_is_better"] else ("lowest", "highest")
     return f"\n{h['metric']} (mean over seeds): best ({word[0]}) {at(h['best'])}; worst {at(h['worst'])}"
 

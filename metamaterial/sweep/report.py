@@ -1,7 +1,8 @@
 """A sweep's table and figures, from its folder alone (``metamaterial sweep-report DIR`` redraws them).
 
 ``results.csv`` (and ``results.parquet`` when pyarrow is installed) has one row per point of the spec in spec
-order: index, key, status, one column per axis, the summary's metrics and labels, and the error of a failed point.
+order: index, key, status, one column per axis, the summary's metrics and labels (the run's seed among them,
+also without a seeds group), and the error of a failed point.
 An axis's column holds the point's value of it: a summary field of the same name (``task``, the task's name, of an
 axis over ``task``) is left out.
 Figures (``figures/``): a metric against each swept axis (mean over seeds with its spread: the standard deviation
@@ -62,7 +63,7 @@ def read_table(out: Path) -> SweepTable:
         record = record or {"status": "pending"}
         row = {"index": p["index"], "key": p["key"], "status": record["status"], **p["values"]}
         # the axis values win: a summary field of an axis's name (an axis over task) is left out
-        row.update({k: v for k, v in (record.get("summary") or {}).items() if k not in row and k != "seed"})
+        row.update({k: v for k, v in (record.get("summary") or {}).items() if k not in row})
         error = record.get("error") or {}
         row["error_class"], row["error_message"] = error.get("class"), error.get("message")
         rows.append(row)
@@ -430,8 +431,9 @@ def summarize(out: Path, table: SweepTable | None = None, metric: str | None = N
 
 def headline(axes: list[str], ok: list[dict], metric: str) -> dict | None:
     """The best and the worst setting of the swept axes (all but the seed) by ``metric``'s mean over the seeds
-    of each, for the summary's last lines: ``{metric, higher_is_better, best, worst}``, each ``{values, mean,
-    seeds}``; None when the metric is no ranked one (``RANKED``) or no finished point has it."""
+    of each, for the summary's last lines: ``{metric, higher_is_better, settings, best, worst}`` (settings: how
+    many were ranked), best and worst each ``{values, mean, seeds}``; None when the metric is no ranked one
+    (``RANKED``) or no finished point has it."""
     if metric not in RANKED:
         return None
     swept = [a for a in axes if a != SEED_AXIS]
@@ -451,7 +453,7 @@ def headline(axes: list[str], ok: list[dict], metric: str) -> dict | None:
     ranked = sorted(means, key=lambda k: float(np.mean(means[k])), reverse=higher)
     pick = {end: {"values": settings[k], "mean": float(np.mean(means[k])), "seeds": len(means[k])}
             for end, k in (("best", ranked[0]), ("worst", ranked[-1]))}
-    return {"metric": metric, "higher_is_better": higher, **pick}
+    return {"metric": metric, "higher_is_better": higher, "settings": len(means), **pick}
 
 
 @dataclass(frozen=True)
