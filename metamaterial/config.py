@@ -38,7 +38,7 @@ from .learning.gates import HardwareParams
 from .sim.registry import backend_refusal
 from .tasks import MAX_VOLTS, REGRESSION_X, REGRESSION_Y
 from .temperature import NOMINAL_CELSIUS, TEMPERATURE_RANGE
-from .timing import MosCapacitances, PeripheryParams, SettleParams
+from .timing import MosCapacitances, PeripheryParams, SettleParams, check_window
 from .units import listed
 
 
@@ -552,6 +552,15 @@ class SettleConfig(_Strict):
     max_doublings: Annotated[int, Field(ge=0, le=20)] = SettleParams.max_doublings
     points: Annotated[int, Field(ge=100, le=1_000_000)] = SettleParams.points
 
+    @model_validator(mode="after")
+    def _steppable(self) -> SettleConfig:
+        for name in ("t_stop", "first_window"):  # ngspice stopped on such a window with its log (exit 1)
+            window = getattr(self, name)
+            problem = None if window is None else check_window(window, self.points)
+            if problem:
+                raise ValueError(f"{name}, points: {problem}")
+        return self
+
 
 class TimingConfig(_Strict):
     """The time scale of an inference, read by ``metamaterial transient`` and ``energy`` (training ignores it)."""
@@ -691,7 +700,7 @@ def _problem(errors: list[dict]) -> str:
     if first["type"] != "extra_forbidden":
         first = next((e for e in errors if e["type"] == "value_error" and key_path(e["loc"]) == loc), first)
     kind = first["type"]
-    msg = _MESSAGES.get(kind) or first["msg"].removeprefix("Value error, ")
+    msg = _MESSAGES.get(kind) or _bound_message(first) or first["msg"].removeprefix("Value error, ")
     got = first.get("input")
     # a validator's message about one of its keys, or several (``batch_size, schedule: ...``), each named so that
     # ``configfile.set_by`` finds the --set of any of them
@@ -708,6 +717,21 @@ def _problem(errors: list[dict]) -> str:
     if kind in FIXES:
         msg += f"; {FIXES[kind]}"
     return f"{loc + ': ' if loc else ''}{msg}{_more(errors, first, loc.split(', ')[0])}"
+
+
+#: pydantic's range checks, by error type: the bound's key in the error's context and how it reads
+_BOUNDS = {"greater_than": ("gt", "greater than"), "greater_than_equal": ("ge", "greater than or equal to"),
+           "less_than": ("lt", "less than"), "less_than_equal": ("le", "less than or equal to")}
+
+
+def _bound_message(error: dict) -> str | None:
+    """A range check's message with its bound as a number reads in SI units: pydantic wrote 1e-10 as
+    0.0000000001 and 1e-6 as 0.000001."""
+    kind = _BOUNDS.get(error["type"])
+    bound = (error.get("ctx") or {}).get(kind[0]) if kind else None
+    if not isinstance(bound, (int, float)) or isinstance(bound, bool):
+        return None
+    return f"Input should be {kind[1]} {bound:g}"
 
 
 #: most key paths of other problems a refusal names, beside its first (the rest are counted)

@@ -85,6 +85,22 @@ class PeripheryParams:
                                   "needs a rise time, e.g. 1e-9")
 
 
+
+#: the shortest sample step of a transient (s, window / points): ngspice stopped with "Timestep too small" at its
+#: first steps at 5e-15 s in 4,000 samples and 1e-15 s in 1,000 (not at 5e-15 s in 200), and ran at 1e-14 s and up
+#: in 200 to 4,000 (measured 2026-12-03 on XOR, ngspice 46); the commands reported a failed simulation
+MIN_SAMPLE_STEP = 1e-14
+
+
+def check_window(window: float, points: int) -> str | None:
+    """What is wrong with a transient ``window`` (s) sampled at ``points``, or None: a sample step ngspice
+    cannot take (``MIN_SAMPLE_STEP``)."""
+    if window / points >= MIN_SAMPLE_STEP:
+        return None
+    return (f"a window of {window:g} s in {points} samples steps {window / points:.2g} s, under the "
+            f"{MIN_SAMPLE_STEP:g} s ngspice can step ('Timestep too small'); give a window of at least "
+            f"{points * MIN_SAMPLE_STEP:g} s, or fewer points")
+
 @dataclass(frozen=True)
 class SettleParams:
     """When an output counts as settled, and how the transient is run.
@@ -121,3 +137,8 @@ class SettleParams:
                 raise ValidationError(f"SettleParams.{name}: must be > 0 s (got {v!r})")
         if self.points < 100:
             raise ValidationError(f"SettleParams.points: must be >= 100 (got {shown(self.points)})")
+        for name in ("t_stop", "first_window"):
+            v = getattr(self, name)
+            problem = None if v is None else check_window(v, self.points)
+            if problem:
+                raise ValidationError(f"SettleParams.{name}, SettleParams.points: {problem}")

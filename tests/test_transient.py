@@ -23,6 +23,7 @@ from metamaterial.graph import Roles, assign_roles, lattice_network
 from metamaterial.sim.native import NativeSolver
 from metamaterial.sim.ngspice import run_batch_file  # noqa: F401 (the transient runs ngspice -b)
 from metamaterial.tasks import xor_task
+from metamaterial.timing import MIN_SAMPLE_STEP
 from metamaterial.transient import (
     CAPACITANCES,
     MosCapacitances,
@@ -166,6 +167,22 @@ def test_a_step_counts_as_settled_only_once_every_node_is_at_its_dc_answer():
     assert not short.ends_at_dc and not short.settled and math.isnan(short.energy)
 
 
+def test_the_shortest_sample_step_runs_and_a_shorter_one_is_what_ngspice_cannot_step():
+    """A 20 ps window in 4,000 samples ended in ngspice's "Timestep too small" (a failed simulation and its log); a
+    window is now refused below MIN_SAMPLE_STEP per sample (a bound on the safe side: 200 samples of 5e-15 s ran), and
+    one at it runs (the step reported not settled)."""
+    c = xor_circuit()
+    gates = random_gates(c.n_edges, seed=0, low=1.0, high=3.0)
+    for points in (200, 4000):
+        r = step_response(c, gates, [0.0, 0.0], [0.45, 0.45],
+                          settle=SettleParams(t_stop=points * MIN_SAMPLE_STEP, points=points))
+        assert not r.settled and r.time[-1] == pytest.approx(1.02 * points * MIN_SAMPLE_STEP)
+    shorter = SettleParams()  # 4,000 points
+    object.__setattr__(shorter, "t_stop", shorter.points * MIN_SAMPLE_STEP / 2)  # past the check: what ngspice does
+    with pytest.raises(SimulationError, match="stopped at t = "):
+        step_response(c, gates, [0.0, 0.0], [0.45, 0.45], settle=shorter)
+
+
 def test_window_too_short_reports_not_settled():
     c = xor_circuit()
     gates = random_gates(c.n_edges, seed=0, low=1.0, high=3.0)
@@ -182,6 +199,10 @@ def test_window_too_short_reports_not_settled():
     (lambda: SettleParams(rel_tol=2.0), r"SettleParams: need 0 < rel_tol < 1 and abs_tol >= 0 \(got rel_tol=2.0, "
                                         r"abs_tol=0.0001\)"),
     (lambda: SettleParams(t_stop=-1.0), r"SettleParams.t_stop: must be > 0 s \(got -1.0\)"),
+    (lambda: SettleParams(first_window=2e-11), r"SettleParams.first_window, SettleParams.points: a window of 2e-11 s "
+                                               r"in 4000 samples steps 5e-15 s, under the 1e-14 s ngspice can step "
+                                               r"\('Timestep too small'\); give a window of at least 4e-11 s, or "
+                                               r"fewer points"),
     (lambda: SettleParams(points=10), r"SettleParams.points: must be >= 100 \(got 10\)"),
     (lambda: transient_netlist(xor_circuit(), np.ones(3), None, [0.0, 0.0]),
      r"transient: controls must have shape \(32,\) \(got \(3,\)\); pass one control per edge"),
