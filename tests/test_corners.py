@@ -119,5 +119,5 @@ def test_cli_exits_2_on_a_bad_corner_and_a_sweep_axis_over_corners_validates(tmp
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = [line.split("\t") for line in proc.stdout.splitlines() if line[:1].isdigit()]
-    assert {(r[2], r[3]) for r in rows} == {(f'"{c}"', f"{t:.1f}") for c in ("slow", "typical", "fast")
+    assert {(r[3], r[4]) for r in rows} == {(f'"{c}"', f"{t:.1f}") for c in ("slow", "typical", "fast")
                                             for t in (-40, 27, 125)}

@@ -235,9 +235,12 @@ def test_dry_run_prints_every_point_and_the_batching(tmp_path, capsys):
     path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}, seeds=N_SEEDS)
     assert main(["sweep", path, "--out", str(tmp_path / "out"), "--dry-run", "--workers", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith(f"sweep spec: {2 * N_SEEDS} points in 2 task(s) (largest ensemble {N_SEEDS})")
-    assert lines[1].split("\t") == ["index", "key", "learning.nudge", "seed"]
-    assert [line.split("\t")[2:] for line in lines[2:4]] == [["0.5", "0"], ["0.5", "1"]]
+    assert lines[0] == (f"sweep spec: {2 * N_SEEDS} points, 0 already done in {tmp_path / 'out'}/; the {2 * N_SEEDS} "
+                        f"to run in 2 task(s) (largest ensemble {N_SEEDS}; the points of a task train together)")
+    assert lines[1].split("\t") == ["index", "key", "task", "learning.nudge", "seed"]
+    assert [line.split("\t")[2:] for line in lines[2:]] == [[str(1 + i // N_SEEDS), nudge, str(i % N_SEEDS)]
+                                                            for i, nudge in enumerate(["0.5"] * N_SEEDS
+                                                                                      + ["1.0"] * N_SEEDS)]
     assert not (tmp_path / "out").exists()
 
 

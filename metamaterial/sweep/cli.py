@@ -176,12 +176,16 @@ def _sweep_points(spec, out: Path, workers: int, earlier) -> str:
     from .store import is_done  # noqa: PLC0415
 
     adopted = set(earlier.adoptable.values())
-    done = sum(is_done(out, p.key) or p.key in adopted for p in spec.points)
-    tasks = plan_tasks(spec.points, workers)
-    lines = [f"sweep {spec.name}: {len(spec.points)} points in {len(tasks)} task(s) (largest ensemble "
-             f"{max((len(t) for t in tasks), default=0)}); {done} already done in {out}/",
-             "\t".join(["index", "key", *spec.axes])]
-    lines += ["\t".join([str(p.index), p.key, *(json.dumps(p.values[a]) for a in spec.axes)]) for p in spec.points]
+    done = {p.key for p in spec.points if is_done(out, p.key) or p.key in adopted}
+    # the tasks the run would make of the points to do, as it makes them: which points train together
+    tasks = plan_tasks([p for p in spec.points if p.key not in done], workers)
+    task_of = {p.key: str(i) for i, t in enumerate(tasks, 1) for p in t}
+    lines = [f"sweep {spec.name}: {len(spec.points)} points, {len(done)} already done in {out}/; the "
+             f"{len(spec.points) - len(done)} to run in {len(tasks)} task(s) (largest ensemble "
+             f"{max((len(t) for t in tasks), default=0)}; the points of a task train together)",
+             "\t".join(["index", "key", "task", *spec.axes])]
+    lines += ["\t".join([str(p.index), p.key, task_of.get(p.key, "done"),
+                         *(json.dumps(p.values[a]) for a in spec.axes)]) for p in spec.points]
     return "\n".join(lines)
 
 
