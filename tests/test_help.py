@@ -131,3 +131,40 @@ def test_a_scripts_help_prints_its_usage_and_does_nothing_else(script):
     usage, _, rest = proc.stdout.partition("\n\n")
     assert usage.startswith(f"usage: {script} [-h]") and rest.startswith(f"{doc}\n\n"), proc.stdout
     assert [p.stat().st_mtime_ns if p.exists() else None for p in outputs] == before
+
+
+def _config_keys(model: type, prefix: str = ""):
+    """Every leaf key path of the config schema (a section's keys, not the section), as ``device.params.vto``."""
+    import typing  # noqa: PLC0415
+
+    import pydantic  # noqa: PLC0415
+
+    for name, f in model.model_fields.items():
+        members = [f.annotation, *typing.get_args(f.annotation)]
+        sections = [m for m in members if isinstance(m, type) and issubclass(m, pydantic.BaseModel)]
+        if not sections:
+            yield prefix + name
+        for section in sections:
+            yield from _config_keys(section, f"{prefix}{name}.")
+
+
+def _documented(key: str, rows: list[str]) -> bool:
+    """Whether the config reference's ``rows`` name ``key``: whole (`device.corner`), as `.cols` in a row of its
+    section's keys, or as a member of its section's own row (`device.params` ... `vto`; `{vto_sigma, k_sigma}`)."""
+    if any(f"`{key}`" in row for row in rows):
+        return True
+    parent, last = key.rsplit(".", 1) if "." in key else ("", key)
+    last = last.rstrip("_")  # lambda_ and is_ are lambda and is in a config
+    member = re.compile(rf"(?<![\w.])\.?{re.escape(last)}(?!\w)")
+    return any((f"`{parent}`" in row or f"`{parent}." in row) and member.search(row) for row in rows)
+
+
+def test_every_config_key_is_in_the_readmes_config_reference():
+    """The config reference is the one place a user looks a key up: a key added to the schema and not to it is a
+    key nobody finds."""
+    from metamaterial.config import Config  # noqa: PLC0415
+
+    section = README[README.index("## Config reference"):]
+    rows = [line for line in section[:section.index("\n## ")].splitlines() if line.startswith("|")]
+    missing = sorted(k for k in set(_config_keys(Config)) if not _documented(k, rows))
+    assert not missing, f"config keys missing from the README's config reference: {missing}"
