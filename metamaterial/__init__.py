@@ -12,7 +12,8 @@ Quick start (a config, as the command line runs it)::
 
 or piece by piece: ``lattice_network`` (or ``random_network``, ``layered_network``, ``load_network``, or your own
 undirected ``nx.Graph`` whose nodes are 0..N-1: ``nx.convert_node_labels_to_integers(G, label_attribute="label")``
-makes one of any graph, keeping each node's name) -> ``assign_roles`` (roles by those integers) ->
+makes one of any graph, keeping each node's name) -> ``assign_roles`` (roles by those integers; ``node_id(G, name)``
+or ``node_id(G, (row, col))`` finds one) ->
 ``compile_graph(G, nmos_preset("ald1106-fit"))`` -> ``NativeSolver()`` or ``NgspiceSolver()``,
 ``.solve(circuit, gates, inputs)`` -> ``kcl_residuals``, ``edge_currents``, ``power_report``; ``to_spice`` writes
 the netlist. A run directory the command line wrote: ``load_run``, ``evaluate_run``. Library calls print
@@ -39,7 +40,8 @@ _EXPORTS = {
     **dict.fromkeys(("CheckpointError", "ConfigError", "MetamaterialError", "SimulationError", "ValidationError"),
                     "errors"),
     **dict.fromkeys(("build", "initial_controls", "make_solver", "make_trainer"), "experiment"),
-    **dict.fromkeys(("Roles", "assign_roles", "lattice_network", "layered_network", "load_network", "random_network"),
+    **dict.fromkeys(("Roles", "assign_roles", "lattice_network", "layered_network", "load_network", "node_id",
+                     "random_network"),
                     "graph"),
     **dict.fromkeys(("PowerReport", "power_report", "transistor_power"), "energy"),
     **dict.fromkeys(("SavedRun", "evaluate_run", "load_run"), "rundir"),

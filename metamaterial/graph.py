@@ -278,15 +278,20 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
     network file (``load_network``'s ``label``), or in a layered network (``in0``, ``h0``, ``out0``). An index
     ``k`` is refused in a network file holding a node named ``k`` at another index: it could mean either."""
     if isinstance(ref, str):
-        if g.graph.get("kind") not in ("file", "layered"):
-            raise ValidationError(f"{where}: nodes are named only in a network file or a layered network (got "
-                                  f"{shown(ref)}); give an index"
+        # a network file's and a layered network's names, or those a graph of one's own keeps as "label"
+        # (nx.convert_node_labels_to_integers(G, label_attribute="label"))
+        index = {attrs["label"]: n for n, attrs in g.nodes(data=True) if isinstance(attrs.get("label"), str)}
+        if not index:
+            named = ("a network file or a layered network" if g.graph.get("kind") else  # a config's, or one's own
+                     "a graph whose nodes keep a 'label' (nx.convert_node_labels_to_integers(G, "
+                     "label_attribute='label'))")
+            raise ValidationError(f"{where}: nodes are named only in {named} (got {shown(ref)}); give an index"
                                   + (" or [row, col]" if g.graph.get("kind") == "lattice" else ""))
-        index = {attrs.get("label"): n for n, attrs in g.nodes(data=True)}
         if ref not in index:
             names = sorted(index, key=lambda n: (len(n), n))
             first = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-            source = g.graph.get("file") or "the layered network"
+            source = g.graph.get("file") or ("the layered network" if g.graph.get("kind") == "layered" else
+                                             "the graph's labels")
             raise ValidationError(f"{where}: no node is named {ref!r} in {source} (its names: {first}); check the "
                                   "spelling")
         return index[ref]
@@ -346,6 +351,14 @@ class Roles:
                         "output", "give e.g. ((10, None),) or ((10, 11),)")
         for name, value in (("inputs", inputs), ("rails", rails), ("outputs", outputs)):
             object.__setattr__(self, name, value)
+
+
+def node_id(g: nx.Graph, ref: int | str | Sequence[int]) -> int:
+    """The integer id ``Roles`` takes of the node ``ref`` names: its index, its (row, col) on a lattice, or its
+    name (a network file's, a layered network's ``in0``/``h0``/``out0``, or the ``label`` a graph of one's own
+    keeps after ``nx.convert_node_labels_to_integers(G, label_attribute="label")``), as a config's roles name
+    nodes. ``Roles(inputs=(node_id(g, "a"), node_id(g, "b")), ...)``."""
+    return resolve_node(g, ref, "node_id")
 
 
 def _each(values: object, convert: Callable[[object], object], problem: str, fix: str) -> tuple:

@@ -298,3 +298,22 @@ def test_the_native_solver_refuses_a_circuit_node_with_no_edge():
     with pytest.raises(ValidationError, match=re.escape("NativeSolver: node(s) [6] have no edge and are not driven, "
                                                         "so their voltage is undefined (got 1 such nodes)")):
         mm.NativeSolver().solve(bare, np.full(bare.n_edges, GATES), INPUTS)
+
+
+def test_node_id_finds_a_node_by_the_name_a_graph_of_ones_own_keeps():
+    """Roles take integers only: a graph of named nodes, relabelled as the package docstring says, had no public way
+    back from a name (or a lattice's (row, col)) to the integer; the config's way of naming nodes is node_id."""
+    own = nx.Graph([("in_a", "mid"), ("in_b", "mid"), ("mid", "out"), ("out", "ground"), ("in_a", "out")])
+    g = nx.convert_node_labels_to_integers(own, label_attribute="label")
+    ids = {name: mm.node_id(g, name) for name in ("in_a", "in_b", "out", "ground")}
+    assert all(g.nodes[i]["label"] == name for name, i in ids.items())
+    c = mm.compile_graph(mm.assign_roles(g, Roles(inputs=(ids["in_a"], ids["in_b"]), rails=((ids["ground"], 0.0),),
+                                                  outputs=((ids["out"], None),))), mm.ResistorParams())
+    v = mm.NativeSolver().solve(c, np.full(c.n_edges, 1e-3), np.array([[0.3, 0.1]])).voltages[0]
+    assert v[ids["in_a"]] == pytest.approx(0.3) and v[ids["ground"]] == 0.0 and 0.0 < v[ids["out"]] < 0.3
+    assert mm.node_id(mm.lattice_network(3, 3), (1, 2)) == 5
+    with pytest.raises(ValidationError, match=re.escape("node_id: no node is named 'outt' in the graph's labels")):
+        mm.node_id(g, "outt")
+    with pytest.raises(ValidationError, match=re.escape("node_id: nodes are named only in a graph whose nodes keep "
+                                                        "a 'label'")):
+        mm.node_id(nx.path_graph(3), "a")
