@@ -1187,3 +1187,24 @@ def test_a_sweep_without_seeds_keeps_the_seed_column_and_a_tie_names_no_best(tmp
     assert [r["seed"] for r in rows] == ["7", "7"] and rows[0]["final_loss"] == rows[1]["final_loss"]
     assert capsys.readouterr().out.splitlines()[2] == (f"final_loss (mean over seeds): "
                                                         f"{float(rows[0]['final_loss']):.4g} at each of the 2 settings")
+
+
+def test_a_hinge_point_reports_the_hinge_loss_train_reports(tmp_path):
+    """A sweep's summary had the outputs' MSE only: of a hinge-trained point (XOR) not the objective it trains,
+    which train's summary.json gives; now both give the same initial and final hinge loss, to the last bit."""
+    doc = {"base": str(ROOT / "configs" / "xor.yaml"), "set": ["simulator.backend=native", "learning.epochs=60"]}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    (point,) = load_sweep(str(path)).points
+    out = tmp_path / "sweep"
+    out.mkdir()
+    assert [b["status"] for b in run_points([point], str(out))] == ["ok"]
+    config = tmp_path / "point.yaml"
+    config.write_text(dump_config(point.config))
+    run = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(run), "--no-progress", "--no-plots"]) == 0
+    trained = json.loads((run / "summary.json").read_text())
+    s = read_result(out, point.key)["summary"]
+    assert s["final_hinge_loss"] > 0 and s["initial_hinge_loss"] > s["final_hinge_loss"]
+    assert (s["initial_hinge_loss"], s["final_hinge_loss"]) == (trained["initial_hinge_loss"],
+                                                                trained["final_hinge_loss"])

@@ -314,9 +314,13 @@ def _summaries(done, target_loss: float | None = None) -> list[dict]:
         if target_loss is not None:
             hit = [row["learning_time_s"][r] for row in state.history if row["loss"][r] <= target_loss]
             s["learning_time_to_target_s"] = float(hit[0]) if hit else None
+        if "hinge_loss" in last:  # the objective a hinge trains, as train's summary.json gives it
+            s.update(initial_hinge_loss=value(first, "hinge_loss", r), final_hinge_loss=value(last, "hinge_loss", r))
         if "test_loss" in last:
             s.update(test_loss=value(last, "test_loss", r), test_accuracy=value(last, "test_accuracy", r),
                      scored_on=done.setup.task.scored)
+            if "test_hinge_loss" in last:
+                s["test_hinge_loss"] = value(last, "test_hinge_loss", r)
         out.append(s)
     return out
 

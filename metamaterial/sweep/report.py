@@ -288,6 +288,7 @@ def _label(metric: str, ok: list[dict]) -> str:
     on = " or ".join(scored) or "held-out"
     return {"success": "success rate", "final_loss": "final loss (V^2)", "test_loss": f"{on} loss (V^2)",
             "test_accuracy": f"{on} accuracy", "accuracy": "training accuracy",
+            "final_hinge_loss": "final hinge loss (V)", "test_hinge_loss": f"{on} hinge loss (V)",
             "learning_time_s": "learning time (s)",
             "learning_time_to_target_s": "learning time to the target loss (s)"}.get(metric, metric)
 
@@ -413,8 +414,8 @@ def _heat_map(plt, figures: Path, ok: list[dict], swept: list[str], a: str, b: s
 
 #: the metrics a sweep's headline ranks, and which end is the best: True where higher is better
 RANKED = {"test_accuracy": True, "accuracy": True, "success": True, "min_margin_v": True, "final_loss": False,
-          "test_loss": False, "lowest_loss": False, "learning_time_s": False, "learning_time_to_target_s": False,
-          "hardware_time_s": False}
+          "final_hinge_loss": False, "test_hinge_loss": False, "test_loss": False, "lowest_loss": False,
+          "learning_time_s": False, "learning_time_to_target_s": False, "hardware_time_s": False}
 
 
 def summarize(out: Path, table: SweepTable | None = None, metric: str | None = None) -> dict:

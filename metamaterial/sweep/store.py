@@ -56,7 +56,10 @@ SUMMARY_METRICS = {
     "final_loss": "", "initial_loss": "",
     **dict.fromkeys(("lowest_loss", "lowest_loss_epoch"), "points recorded before 2026-12-03 lack it"),
     **dict.fromkeys(("accuracy", "min_margin_v", "success"), "their task is no classification"),
+    **dict.fromkeys(("initial_hinge_loss", "final_hinge_loss"), "they train no hinge loss (or were recorded before "
+                                                                   "2026-12-03)"),
     "test_loss": "their task is scored on no held-out or validation points",
+    "test_hinge_loss": "they train no hinge loss on held-out or validation points",
     "test_accuracy": "their task is no classification scored on held-out or validation points",
     "learning_time_s": "", "learning_time_to_target_s": "no point reached the spec's target_loss, or it sets none",
     "hardware_time_s": "", "n_updates": "", "t_learn_s": "", "epochs": "", "batch": "", "wall_s": ""}
