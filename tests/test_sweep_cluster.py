@@ -239,6 +239,7 @@ def test_a_relative_out_is_the_clients_folder_whatever_the_workers_working_direc
     assert proc.returncode == 0, proc.stderr
     assert "2/2 ok, 0 failed, 0 pending" in proc.stdout
     assert len(list((client / "out" / "results").iterdir())) == 2 and not (tmp_path / "out").exists()
+    assert not (client / "out" / "partial").exists()  # a task's checkpoints, gone once it is stored
 
 
 def test_a_local_sweep_leaves_no_training_process_behind(tmp_path):
@@ -384,4 +385,7 @@ def test_a_sweep_whose_cluster_loses_every_worker_says_so_and_goes_on_when_one_j
     for key in _keys(out):
         record = read_result(out, key)
         assert record["status"] == "ok" and record["worker"] != "client"
-        assert [e["event"] for e in read_events(out) if e["key"] == key and e["event"] != "started"] == ["finished"]
+        # the point cut by the kill resumes on b from its last checkpoint (``resumed``) or from the start
+        assert [e["event"] for e in read_events(out) if e["key"] == key
+                and e["event"] not in ("started", "resumed")] == ["finished"]
+    assert not (out / "partial").exists()
