@@ -329,6 +329,71 @@ def test_ctrl_c_on_a_local_sweep_stops_it_at_once_in_one_line_and_the_same_comma
     assert sorted(rerun) == sorted(set(keys) - before)  # the rest, each once; none finished before ran again
 
 
+#: an XOR ensemble long enough (~3 s of native training) that a Ctrl-C after its first checkpoint past epoch 0 cuts
+#: it, checkpointed often enough that the checkpoint comes early
+RESUMED_EPOCHS, RESUMED_EVERY, RESUMED_SEEDS = 40000, 2000, 3
+
+
+def _checkpoint_epoch(out: Path) -> int:
+    """The epoch of the one checkpoint in the sweep folder's ``partial/`` (0: none yet, or only epoch 0's)."""
+    from metamaterial.errors import CheckpointError
+    from metamaterial.runfiles import load_checkpoint
+
+    found = list((out / "partial").glob("*/checkpoint.npz"))
+    assert len(found) <= 1, found
+    try:
+        return load_checkpoint(found[0].parent).state.epoch if found else 0
+    except CheckpointError:  # being made: its folder is there, its config.yaml not yet
+        return 0
+
+
+def test_a_sweep_interrupted_mid_task_resumes_it_from_its_checkpoint_and_ends_as_uninterrupted(tmp_path):
+    """Ctrl-C (SIGINT to the process group) once a task (an ensemble of 3 seeds) wrote a checkpoint past epoch 0:
+    the line says so, the checkpoint stays in DIR/partial/; the same command resumes the task from that epoch (a
+    ``resumed`` event per point names it), removes the folder once the results are stored, and every summary equals
+    an uninterrupted sweep's to the last bit (the wall time aside)."""
+    doc = {"name": "resumed", "base": str(ROOT / "configs" / "xor.yaml"), "seeds": RESUMED_SEEDS,
+           "set": ["simulator.backend=native", f"learning.epochs={RESUMED_EPOCHS}",
+                   f"learning.checkpoint_every={RESUMED_EVERY}"]}
+    spec, out, whole = tmp_path / "spec.yaml", tmp_path / "out", tmp_path / "whole"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def cmd(folder: Path) -> list[str]:
+        return [sys.executable, "-m", "metamaterial", "sweep", str(spec), "--out", str(folder), "--workers", "1",
+                "--no-plots", "--no-progress"]
+    proc = subprocess.Popen(cmd(out), cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        _wait(lambda: _checkpoint_epoch(out) > 0, "a checkpoint past epoch 0", proc, 300)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        _kill(proc)
+    assert proc.returncode == 130, stderr
+    assert not (out / "results").exists(), "the task finished before the interrupt"
+    kept = _checkpoint_epoch(out)
+    assert 0 < kept < RESUMED_EPOCHS and kept % RESUMED_EVERY == 0
+    assert stderr.splitlines() == [f"metamaterial: interrupted; no point had finished (its plan is in {out}), but "
+                                   f"{RESUMED_SEEDS} points in training kept their last checkpoint (epoch {kept}); "
+                                   "the same command runs them, resuming those from there"]
+    stopped_at = time.time()
+    again = subprocess.run(cmd(out), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=SWEEP_S)
+    assert again.returncode == 0, again.stderr
+    keys = _keys(out)
+    resumed = [e for e in read_events(out) if e["t"] >= stopped_at and e["event"] == "resumed"]
+    assert sorted(e["key"] for e in resumed) == sorted(keys) and {e["epoch"] for e in resumed} == {kept}
+    assert not (out / "partial").exists()
+    uninterrupted = subprocess.run(cmd(whole), cwd=ROOT, env=_env(), capture_output=True, text=True,
+                                   timeout=SWEEP_S)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+    assert not any(e["event"] == "resumed" for e in read_events(whole))
+    for key in keys:
+        a, b = read_result(out, key)["summary"], read_result(whole, key)["summary"]
+        assert a["epochs"] == RESUMED_EPOCHS and a.pop("wall_s") > 0 and b.pop("wall_s") > 0
+        assert a == b, key
+    assert len({read_result(out, k)["summary"]["final_loss"] for k in keys}) == RESUMED_SEEDS  # three replicas
+
+
 def test_a_local_cluster_starts_quietly_beside_another_scheduler_on_dasks_default_port():
     """Any dask scheduler on the machine holds port 8787 (its web server, even with --no-dashboard); the local
     cluster of a sweep then takes a free port instead of warning (warnings are errors in these tests)."""

@@ -7,6 +7,7 @@ leaves, once the task ran again, one record in results/ and one end in the event
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -23,7 +24,7 @@ from metamaterial.cli import main
 from metamaterial.sweep import execute, load_sweep
 from metamaterial.sweep import spec as spec_module
 from metamaterial.sweep.execute import earlier_results, plan_tasks
-from metamaterial.sweep.spec import config_text
+from metamaterial.sweep.spec import config_text, points_document
 from metamaterial.sweep.store import (
     STALE_WRITE_S,
     WRITING,
@@ -290,6 +291,26 @@ def test_a_checkpoint_of_a_task_the_spec_no_longer_has_is_removed_and_said_so(tm
                         f"points changed, or have results): {out / 'partial'}\n")
     assert not folder.exists() and not any(e["event"] == "resumed" for e in read_events(out))
     assert f"{N_ENSEMBLE}/{N_ENSEMBLE} ok" in said.out and all(read_result(out, p.key) is None for p in old)
+
+
+def test_a_sweep_folder_with_a_task_in_training_is_still_a_sweeps(tmp_path, capsys):
+    """train refuses it (its partial/ holds a run directory's files, one level down), ``sweep-report`` counts the
+    points of the task pending, and the hint of an interrupt names what it kept."""
+    from types import SimpleNamespace
+
+    from metamaterial.cli import _resume_hint
+
+    out = tmp_path / "out"
+    path, points = _cut_task(tmp_path, out)
+    (out / "points.json").write_text(json.dumps(points_document(load_sweep(path))))  # as a sweep cut there left it
+    capsys.readouterr()
+    assert main(["train", REGRESSION, "--out", str(out), "--backend", "native", "--no-progress", "--no-plots"]) == 2
+    assert "holds the sweep 'cut' (points.json)" in capsys.readouterr().err
+    assert main(["sweep-report", str(out)]) == 0
+    assert f"0/{N_ENSEMBLE} ok, 0 failed, {N_ENSEMBLE} pending" in capsys.readouterr().out
+    hint = _resume_hint(SimpleNamespace(command="sweep", sweep_started=True, out=out))
+    assert hint == (f"no point had finished (its plan is in {out}), but {N_ENSEMBLE} points in training kept their "
+                    f"last checkpoint (epoch {CUT}); the same command runs them, resuming those from there")
 
 
 def test_a_failed_task_leaves_no_checkpoint_folder(tmp_path):
