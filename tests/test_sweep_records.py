@@ -326,3 +326,19 @@ def test_a_failed_task_leaves_no_checkpoint_folder(tmp_path):
     assert [r["status"] for r in records] == ["failed"] * 2
     assert [e["batch"] for e in read_events(out) if e["event"] == "started"] == [2, 2, 1, 1]  # the ensemble, then alone
     assert not (out / "partial").exists()
+
+
+def test_a_damaged_checkpoint_of_a_task_is_dropped_saying_why_and_the_task_trains_afresh(tmp_path):
+    """A checkpoint ``train --resume`` would refuse (here cut short) is not resumed: a ``checkpoint_dropped`` event
+    per point names why, the task trains from the start, and its folder goes once its results are stored."""
+    out = tmp_path / "out"
+    path, points = _cut_task(tmp_path, out)
+    (checkpoint,) = (out / "partial").glob("*/checkpoint.npz")
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 0
+    dropped = [e for e in read_events(out) if e["event"] == "checkpoint_dropped"]
+    assert sorted(e["key"] for e in dropped) == sorted(p.key for p in points)
+    assert dropped[0]["reason"] == (f"{checkpoint}: not a readable checkpoint: not an intact .npz file; the run "
+                                    "directory is damaged: train it again (--replace) or restore checkpoint.npz")
+    assert not any(e["event"] == "resumed" for e in read_events(out)) and not (out / "partial").exists()
+    assert all(read_result(out, p.key)["summary"]["epochs"] == LONG for p in points)
