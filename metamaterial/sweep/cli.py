@@ -111,16 +111,13 @@ def finished_points(out: Path) -> int:
 def training_kept(out: Path) -> tuple[int, list[int]]:
     """(how many points, the epochs) of the tasks in training whose checkpoint in the sweep folder ``out`` is past
     epoch 0 (``store.partial_tasks``): the work that the same command resumes rather than trains again."""
-    from ..errors import CheckpointError  # noqa: PLC0415
-    from ..runfiles import load_checkpoint  # noqa: PLC0415
+    from ..runfiles import checkpoint_epoch  # noqa: PLC0415
     from .store import partial_path, partial_tasks  # noqa: PLC0415
 
     points, epochs = 0, []
     for task, keys in partial_tasks(out):
-        try:
-            epoch = load_checkpoint(partial_path(out, task)).state.epoch if keys is not None else 0
-        except CheckpointError:  # none yet (killed before its first), or one cut short: nothing kept
-            epoch = 0
+        # none yet (a task killed before its first), or a damaged one: nothing kept
+        epoch = (checkpoint_epoch(partial_path(out, task)) or 0) if keys is not None else 0
         if epoch > 0:
             points += len(keys)
             epochs.append(epoch)
