@@ -46,8 +46,8 @@ from pathlib import Path
 
 from .. import revisions
 from ..datafiles import SHOWN, changed_file
-from ..errors import ConfigError
-from ..runfiles import run_in
+from ..errors import CheckpointError, ConfigError
+from ..runfiles import CHECKPOINT, Checkpoint, load_checkpoint, run_in
 from .spec import (
     Point,
     SweepSpec,
@@ -282,13 +282,11 @@ def _train(points: list[Point], out: Path, worker: str) -> list[dict]:
     return records
 
 
-def _open_partial(points: list[Point], out: Path, worker: str):
+def _open_partial(points: list[Point], out: Path, worker: str) -> Checkpoint | None:
     """The checkpoint of the task of ``points`` to resume (``runfiles.Checkpoint``; a ``resumed`` event per point
     names its epoch), or None after making its folder afresh (``store.partial_path``, opened as ``train`` opens a
     run directory). A checkpoint ``train --resume`` would refuse (one of an earlier revision of the dynamics, or of
     other data) is dropped, with a ``checkpoint_dropped`` event per point saying why, and the task trains afresh."""
-    from ..errors import CheckpointError  # noqa: PLC0415
-    from ..runfiles import CHECKPOINT, load_checkpoint  # noqa: PLC0415
     from ..runs import open_run_dir  # noqa: PLC0415
 
     cfg, keys = points[0].config, [p.key for p in points]
@@ -600,9 +598,10 @@ def _submit_all(todo: list[Point], out: Path, since: int, connection: _Connectio
             ok, failed = ok + (status == "ok"), failed + (status == "failed")
         else:  # it never reached the training (a worker that cannot import the package, or see the folder)
             unstarted.append(err)
-    for task in {task_key(p.key for p in futures[f]): futures[f] for f in futures}.items() if lost else ():
-        if all(read_result(out, p.key) is not None for p in task[1]):  # recorded as failed above: no resume
-            remove_partial(out, task[0])
+    if lost:  # a task lost with its workers is recorded above: its checkpoint is no task's to resume
+        for points in futures.values():
+            if all(read_result(out, p.key) is not None for p in points):
+                remove_partial(out, task_key(p.key for p in points))
     return ok, failed, unseen, unstarted
 
 
