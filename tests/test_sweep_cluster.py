@@ -1,8 +1,9 @@
 """Sweeps on a real Dask cluster on 127.0.0.1: a ``dask scheduler`` and two ``dask worker`` processes started here,
 ngspice points. A worker killed mid-sweep: every point still ends with exactly one result, run to the end once.
 The client killed: the same command resumes and runs no finished point again. A point whose config fails at run
-time is recorded as failed while the others finish. Every process started here is killed at the end, pass or fail;
-every wait has a deadline."""
+time is recorded as failed while the others finish. A task cut after a checkpoint (its worker killed, or Ctrl-C on
+a local sweep) resumes from it and ends with an uninterrupted sweep's summaries. Every process started here is
+killed at the end, pass or fail; every wait has a deadline."""
 
 from __future__ import annotations
 
@@ -392,6 +393,43 @@ def test_a_sweep_interrupted_mid_task_resumes_it_from_its_checkpoint_and_ends_as
         assert a["epochs"] == RESUMED_EPOCHS and a.pop("wall_s") > 0 and b.pop("wall_s") > 0
         assert a == b, key
     assert len({read_result(out, k)["summary"]["final_loss"] for k in keys}) == RESUMED_SEEDS  # three replicas
+
+
+def test_a_task_cut_with_its_worker_resumes_on_another_from_its_checkpoint(cluster, tmp_path):
+    """On a cluster of its own (``--scheduler``), the worker training a task is killed once the task wrote a
+    checkpoint past epoch 0 in the sweep folder (which the workers see under its absolute path): a worker that joins
+    resumes the task from a checkpoint past epoch 0, and its summaries equal a local sweep's never cut."""
+    cluster.add_worker("a")
+    cluster.wait_for_workers("a")
+    doc = {"name": "moved", "base": str(ROOT / "configs" / "xor.yaml"), "seeds": RESUMED_SEEDS,
+           "set": ["simulator.backend=native", f"learning.epochs={RESUMED_EPOCHS}",
+                   f"learning.checkpoint_every={RESUMED_EVERY}"]}
+    spec, out, whole = tmp_path / "moved.yaml", tmp_path / "out", tmp_path / "whole"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    proc = _sweep(spec, out, cluster.address)
+    try:
+        _wait(lambda: _checkpoint_epoch(out) > 0, "a checkpoint past epoch 0", proc, 300)
+        cluster.kill("a")
+        assert not (out / "results").exists(), "the task finished before its worker was killed"
+        cluster.add_worker("b")
+        code, stdout, stderr = _finish(proc)
+    finally:
+        _kill(proc)
+    assert code == 0, stderr
+    b = cluster.wait_for_workers("b")["b"]
+    keys = _keys(out)
+    resumed = [e for e in read_events(out) if e["event"] == "resumed"]
+    assert sorted(e["key"] for e in resumed) == sorted(keys) and {e["worker"] for e in resumed} == {b}
+    (epoch,) = {e["epoch"] for e in resumed}
+    assert 0 < epoch < RESUMED_EPOCHS and not (out / "partial").exists()
+    local = subprocess.run([sys.executable, "-m", "metamaterial", "sweep", str(spec), "--out", str(whole),
+                            "--workers", "1", "--no-plots", "--no-progress"], cwd=ROOT, env=_env(),
+                           capture_output=True, text=True, timeout=SWEEP_S)
+    assert local.returncode == 0, local.stderr
+    for key in keys:
+        x, y = read_result(out, key)["summary"], read_result(whole, key)["summary"]
+        del x["wall_s"], y["wall_s"]
+        assert x == y and read_result(out, key)["worker"] == b
 
 
 def test_a_local_cluster_starts_quietly_beside_another_scheduler_on_dasks_default_port():
