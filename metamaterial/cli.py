@@ -270,10 +270,17 @@ def _resume_hint(args: argparse.Namespace) -> str:
         return "no point was run, and nothing was written"
     if args.command == "sweep":
         finished = sweep_cli.finished_points(Path(args.out))
+        training, epochs = sweep_cli.training_kept(Path(args.out))
+        kept = "" if not training else (
+            f"{training} point{'s' if training > 1 else ''} in training kept {'their' if training > 1 else 'its'} "
+            f"last checkpoint (epoch {epochs[0] if epochs[0] == epochs[-1] else f'{epochs[0]}-{epochs[-1]}'})")
+        resuming = ", resuming those from there" if training else ""
         if not finished:  # it said "the points finished so far are kept" of a folder that held only its plan
-            return f"no point had finished (its plan is in {args.out}); the same command runs them"
+            return (f"no point had finished (its plan is in {args.out}){', but ' + kept if kept else ''}; the same "
+                    f"command runs them{resuming}")
         return (f"the {finished} point{'s' if finished > 1 else ''} finished so far "
-                f"{'are' if finished > 1 else 'is'} kept in {args.out}; the same command runs the others")
+                f"{'are' if finished > 1 else 'is'} kept in {args.out}{', and ' + kept if kept else ''}; the same "
+                f"command runs the others{resuming}")
     if args.command == "reproduce":
         return f"the claims finished so far are kept in {args.out}; the same command runs the others"
     run_dir = getattr(args, "run_dir", None)

@@ -163,6 +163,17 @@ def pinned_files(run_dir: Path) -> dict | None:
     return files if datafiles.is_pins(files) else None
 
 
+def checkpoint_epoch(run_dir: Path) -> int | None:
+    """The epoch of the run's checkpoint, read from its meta alone (not its arrays: an ensemble's gates and
+    trajectory may be large); None where there is none to read."""
+    try:
+        with open(run_dir / CHECKPOINT, "rb") as f, np.load(f, allow_pickle=False) as z:
+            epoch = json.loads(str(z["meta"])).get("epoch")
+    except (OSError, KeyError, AttributeError, json.JSONDecodeError, *_NOT_NPZ):
+        return None
+    return epoch if _is_count(epoch) else None
+
+
 def damaged(path: Path, what: str) -> CheckpointError:
     """The error of a file of a run directory that cannot be used, with what to do about it: the same advice for
     every command that reads the file (train --resume, eval, netlist, energy, plot)."""

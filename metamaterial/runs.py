@@ -139,8 +139,8 @@ def _refuse_a_sweep(run_dir: Path, option: str, replace: bool = False) -> None:
     if sweep is None:
         return
     if option == "--resume":
-        raise CheckpointError(f"{run_dir}: holds {sweep}, not a run to resume (a sweep's points keep no "
-                              f"checkpoint); give the run directory of a `metamaterial train`, or run the sweep's "
+        raise CheckpointError(f"{run_dir}: holds {sweep}, not a run to resume (a sweep resumes its points "
+                              f"itself); give the run directory of a `metamaterial train`, or run the sweep's "
                               "command again to finish its points")
     never = " (--replace replaces a run, never a sweep)" if replace else ""
     raise CheckpointError(f"{run_dir}: holds {sweep}, whose summary.json a run would overwrite{never}; train "
@@ -301,7 +301,7 @@ class Trained:
 def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None, resume: Checkpoint | None = None,
                    progress: bool = False, on_epoch: Callable[[Trainer, TrainState], None] | None = None,
                    every: int = 1, backend: str | None = None, on_warning: Report | None = None,
-                   **params) -> Trained:
+                   files: dict | None = None, **params) -> Trained:
     """Train one replica per seed as one batch. Replica r draws its initial controls, data order, desynchronous
     masks and read noise exactly as a run with ``seed=seeds[r]`` does; what ``build`` draws from the config's own
     seed (twin mismatch without its own seed, the per-edge learning bias) is shared by every replica, except the
@@ -317,6 +317,8 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
     ``params`` change ``TrainParams`` (e.g. ``eval_every``) without touching the config; ``backend`` replaces
     ``simulator.backend`` (``config.with_backend``). The checks before training (``experiment.check_learnable``)
     are passed to ``on_warning("warning", text)`` before the first epoch and returned in ``Trained.warnings``.
+    ``files``: the content hashes of the files the config reads (``datafiles.pin_files``) that a new run directory
+    records, when the caller has just checked them against the files (a sweep's point); by default hashed here.
     """
     seeds = _seed_list(seeds)
     setup = build(with_backend(cfg, backend))
@@ -335,7 +337,8 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
     try:
         # the content of the files the run reads, recorded with it when it is created (``datafiles``); a resumed
         # run keeps what it recorded (a run made before they were recorded, none)
-        files = None if run_dir is None else resume.files if resume is not None else pin_files(setup.config)
+        files = None if run_dir is None else resume.files if resume is not None else \
+            files if files is not None else pin_files(setup.config)
         text = None if run_dir is None else dump_config(cfg)  # what a resume checks the run's config.yaml against
         if resume is not None:
             check_edges(resume, setup.circuit.n_edges)

@@ -1,8 +1,9 @@
 """Sweeps on a real Dask cluster on 127.0.0.1: a ``dask scheduler`` and two ``dask worker`` processes started here,
 ngspice points. A worker killed mid-sweep: every point still ends with exactly one result, run to the end once.
 The client killed: the same command resumes and runs no finished point again. A point whose config fails at run
-time is recorded as failed while the others finish. Every process started here is killed at the end, pass or fail;
-every wait has a deadline."""
+time is recorded as failed while the others finish. A task cut after a checkpoint (its worker killed, or Ctrl-C on
+a local sweep) resumes from it and ends with an uninterrupted sweep's summaries. Every process started here is
+killed at the end, pass or fail; every wait has a deadline."""
 
 from __future__ import annotations
 
@@ -239,6 +240,7 @@ def test_a_relative_out_is_the_clients_folder_whatever_the_workers_working_direc
     assert proc.returncode == 0, proc.stderr
     assert "2/2 ok, 0 failed, 0 pending" in proc.stdout
     assert len(list((client / "out" / "results").iterdir())) == 2 and not (tmp_path / "out").exists()
+    assert not (client / "out" / "partial").exists()  # a task's checkpoints, gone once it is stored
 
 
 def test_a_local_sweep_leaves_no_training_process_behind(tmp_path):
@@ -328,6 +330,108 @@ def test_ctrl_c_on_a_local_sweep_stops_it_at_once_in_one_line_and_the_same_comma
     assert sorted(rerun) == sorted(set(keys) - before)  # the rest, each once; none finished before ran again
 
 
+#: an XOR ensemble long enough (~3 s of native training) that a Ctrl-C after its first checkpoint past epoch 0 cuts
+#: it, checkpointed often enough that the checkpoint comes early
+RESUMED_EPOCHS, RESUMED_EVERY, RESUMED_SEEDS = 40000, 2000, 3
+
+
+def _checkpoint_epoch(out: Path) -> int:
+    """The epoch of the one checkpoint in the sweep folder's ``partial/`` (0: none yet, or only epoch 0's)."""
+    from metamaterial.errors import CheckpointError
+    from metamaterial.runfiles import load_checkpoint
+
+    found = list((out / "partial").glob("*/checkpoint.npz"))
+    assert len(found) <= 1, found
+    try:
+        return load_checkpoint(found[0].parent).state.epoch if found else 0
+    except CheckpointError:  # being made: its folder is there, its config.yaml not yet
+        return 0
+
+
+def test_a_sweep_interrupted_mid_task_resumes_it_from_its_checkpoint_and_ends_as_uninterrupted(tmp_path):
+    """Ctrl-C (SIGINT to the process group) once a task (an ensemble of 3 seeds) wrote a checkpoint past epoch 0:
+    the line says so, the checkpoint stays in DIR/partial/; the same command resumes the task from that epoch (a
+    ``resumed`` event per point names it), removes the folder once the results are stored, and every summary equals
+    an uninterrupted sweep's to the last bit (the wall time aside)."""
+    doc = {"name": "resumed", "base": str(ROOT / "configs" / "xor.yaml"), "seeds": RESUMED_SEEDS,
+           "set": ["simulator.backend=native", f"learning.epochs={RESUMED_EPOCHS}",
+                   f"learning.checkpoint_every={RESUMED_EVERY}"]}
+    spec, out, whole = tmp_path / "spec.yaml", tmp_path / "out", tmp_path / "whole"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def cmd(folder: Path) -> list[str]:
+        return [sys.executable, "-m", "metamaterial", "sweep", str(spec), "--out", str(folder), "--workers", "1",
+                "--no-plots", "--no-progress"]
+    proc = subprocess.Popen(cmd(out), cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        _wait(lambda: _checkpoint_epoch(out) > 0, "a checkpoint past epoch 0", proc, 300)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        _kill(proc)
+    assert proc.returncode == 130, stderr
+    assert not (out / "results").exists(), "the task finished before the interrupt"
+    kept = _checkpoint_epoch(out)
+    assert 0 < kept < RESUMED_EPOCHS and kept % RESUMED_EVERY == 0
+    assert stderr.splitlines() == [f"metamaterial: interrupted; no point had finished (its plan is in {out}), but "
+                                   f"{RESUMED_SEEDS} points in training kept their last checkpoint (epoch {kept}); "
+                                   "the same command runs them, resuming those from there"]
+    stopped_at = time.time()
+    again = subprocess.run(cmd(out), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=SWEEP_S)
+    assert again.returncode == 0, again.stderr
+    keys = _keys(out)
+    resumed = [e for e in read_events(out) if e["t"] >= stopped_at and e["event"] == "resumed"]
+    assert sorted(e["key"] for e in resumed) == sorted(keys) and {e["epoch"] for e in resumed} == {kept}
+    assert not (out / "partial").exists()
+    uninterrupted = subprocess.run(cmd(whole), cwd=ROOT, env=_env(), capture_output=True, text=True,
+                                   timeout=SWEEP_S)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+    assert not any(e["event"] == "resumed" for e in read_events(whole))
+    for key in keys:
+        a, b = read_result(out, key)["summary"], read_result(whole, key)["summary"]
+        assert a["epochs"] == RESUMED_EPOCHS and a.pop("wall_s") > 0 and b.pop("wall_s") > 0
+        assert a == b, key
+    assert len({read_result(out, k)["summary"]["final_loss"] for k in keys}) == RESUMED_SEEDS  # three replicas
+
+
+def test_a_task_cut_with_its_worker_resumes_on_another_from_its_checkpoint(cluster, tmp_path):
+    """On a cluster of its own (``--scheduler``), the worker training a task is killed once the task wrote a
+    checkpoint past epoch 0 in the sweep folder (which the workers see under its absolute path): a worker that joins
+    resumes the task from a checkpoint past epoch 0, and its summaries equal a local sweep's never cut."""
+    cluster.add_worker("a")
+    cluster.wait_for_workers("a")
+    doc = {"name": "moved", "base": str(ROOT / "configs" / "xor.yaml"), "seeds": RESUMED_SEEDS,
+           "set": ["simulator.backend=native", f"learning.epochs={RESUMED_EPOCHS}",
+                   f"learning.checkpoint_every={RESUMED_EVERY}"]}
+    spec, out, whole = tmp_path / "moved.yaml", tmp_path / "out", tmp_path / "whole"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    proc = _sweep(spec, out, cluster.address)
+    try:
+        _wait(lambda: _checkpoint_epoch(out) > 0, "a checkpoint past epoch 0", proc, 300)
+        cluster.kill("a")
+        assert not (out / "results").exists(), "the task finished before its worker was killed"
+        cluster.add_worker("b")
+        code, stdout, stderr = _finish(proc)
+    finally:
+        _kill(proc)
+    assert code == 0, stderr
+    b = cluster.wait_for_workers("b")["b"]
+    keys = _keys(out)
+    resumed = [e for e in read_events(out) if e["event"] == "resumed"]
+    assert sorted(e["key"] for e in resumed) == sorted(keys) and {e["worker"] for e in resumed} == {b}
+    (epoch,) = {e["epoch"] for e in resumed}
+    assert 0 < epoch < RESUMED_EPOCHS and not (out / "partial").exists()
+    local = subprocess.run([sys.executable, "-m", "metamaterial", "sweep", str(spec), "--out", str(whole),
+                            "--workers", "1", "--no-plots", "--no-progress"], cwd=ROOT, env=_env(),
+                           capture_output=True, text=True, timeout=SWEEP_S)
+    assert local.returncode == 0, local.stderr
+    for key in keys:
+        x, y = read_result(out, key)["summary"], read_result(whole, key)["summary"]
+        del x["wall_s"], y["wall_s"]
+        assert x == y and read_result(out, key)["worker"] == b
+
+
 def test_a_local_cluster_starts_quietly_beside_another_scheduler_on_dasks_default_port():
     """Any dask scheduler on the machine holds port 8787 (its web server, even with --no-dashboard); the local
     cluster of a sweep then takes a free port instead of warning (warnings are errors in these tests)."""
@@ -384,4 +488,7 @@ def test_a_sweep_whose_cluster_loses_every_worker_says_so_and_goes_on_when_one_j
     for key in _keys(out):
         record = read_result(out, key)
         assert record["status"] == "ok" and record["worker"] != "client"
-        assert [e["event"] for e in read_events(out) if e["key"] == key and e["event"] != "started"] == ["finished"]
+        # the point cut by the kill resumes on b from its last checkpoint (``resumed``) or from the start
+        assert [e["event"] for e in read_events(out) if e["key"] == key
+                and e["event"] not in ("started", "resumed")] == ["finished"]
+    assert not (out / "partial").exists()

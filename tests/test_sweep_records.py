@@ -7,6 +7,7 @@ leaves, once the task ran again, one record in results/ and one end in the event
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -23,8 +24,16 @@ from metamaterial.cli import main
 from metamaterial.sweep import execute, load_sweep
 from metamaterial.sweep import spec as spec_module
 from metamaterial.sweep.execute import earlier_results, plan_tasks
-from metamaterial.sweep.spec import config_text
-from metamaterial.sweep.store import STALE_WRITE_S, WRITING, read_events, read_result, write_result
+from metamaterial.sweep.spec import config_text, points_document
+from metamaterial.sweep.store import (
+    STALE_WRITE_S,
+    WRITING,
+    partial_path,
+    read_events,
+    read_result,
+    task_key,
+    write_result,
+)
 
 REGRESSION = str(ROOT / "configs" / "regression.yaml")
 CSV_EXAMPLE = str(ROOT / "configs" / "csv_example.yaml")
@@ -225,3 +234,111 @@ def test_an_earlier_runs_point_stored_without_its_end_line_gets_it_from_the_next
     assert main(sweep) == 0 and main(sweep) == 0
     (end,) = ends()
     assert end["event"] == "finished" and end["recovered"] and end["worker"] == read_result(out, key)["worker"]
+
+
+#: a task cut at epoch ``CUT`` of its ``LONG``: its checkpoint stays in the sweep folder's partial/
+LONG, CUT = 60, 20
+RESUMABLE = ["simulator.backend=native", f"learning.epochs={LONG}", f"learning.checkpoint_every={CUT // 2}",
+             "learning.init={kind: uniform, low: 1.0, high: 5.0}"]
+
+
+def _cut_task(tmp_path, out, overrides=()) -> tuple[str, list]:
+    """A spec of ``N_ENSEMBLE`` seeds (one ensemble) whose task trained up to epoch ``CUT`` into its checkpoint folder
+    in ``out``, as a task killed there leaves it; (spec file, its points)."""
+    from metamaterial import runs
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({"name": "cut", "base": REGRESSION, "set": RESUMABLE, "seeds": N_ENSEMBLE}))
+    points = list(load_sweep(path, list(overrides)).points)
+    out.mkdir(parents=True, exist_ok=True)
+    assert execute._open_partial(points, out, "worker") is None  # a new task: its folder made afresh
+    folder = partial_path(out, task_key(p.key for p in points))
+    runs.train_replicas(points[0].config, [p.config.seed for p in points], run_dir=folder,
+                        epochs=CUT).trainer.solver.close()
+    return str(path), points
+
+
+def test_a_cut_task_resumes_from_its_checkpoint_whatever_the_workers_and_ends_as_uninterrupted(tmp_path):
+    """A task's checkpoint folder is planned as that task again, also with more workers (which would split its
+    seeds otherwise): it resumes from epoch ``CUT``, its folder goes once its results are stored, and they are those
+    of a sweep never cut, to the last bit (the wall time aside)."""
+    out, whole = tmp_path / "out", tmp_path / "whole"
+    path, points = _cut_task(tmp_path, out)
+    assert plan_tasks(points, 2) != [points]  # two workers would split the seeds into two tasks
+    assert main(["sweep", path, "--out", str(out), "--workers", "2", "--no-plots", "--no-progress"]) == 0
+    resumed = [e for e in read_events(out) if e["event"] == "resumed"]
+    assert sorted(e["key"] for e in resumed) == sorted(p.key for p in points) and {e["epoch"] for e in resumed} \
+        == {CUT}
+    assert not (out / "partial").exists()
+    assert main(["sweep", path, "--out", str(whole), "--workers", "1", "--no-plots", "--no-progress"]) == 0
+    for p in points:
+        a, b = read_result(out, p.key)["summary"], read_result(whole, p.key)["summary"]
+        del a["wall_s"], b["wall_s"]
+        assert a["epochs"] == LONG and a == b
+
+
+def test_a_checkpoint_of_a_task_the_spec_no_longer_has_is_removed_and_said_so(tmp_path, capsys):
+    """A spec changed since its task was cut (another epoch count: other points, so another task) trains afresh,
+    and the run removes the old task's checkpoint, saying so in one line."""
+    out = tmp_path / "out"
+    path, old = _cut_task(tmp_path, out)
+    (folder,) = (out / "partial").iterdir()
+    capsys.readouterr()
+    assert main(["sweep", path, "--out", str(out), "--set", "learning.epochs=30", "--workers", "1", "--no-plots",
+                 "--no-progress"]) == 0
+    said = capsys.readouterr()
+    assert said.err == (f"sweep: removed the checkpoints of 1 task(s) in training that this spec no longer has (their "
+                        f"points changed, or have results): {out / 'partial'}\n")
+    assert not folder.exists() and not any(e["event"] == "resumed" for e in read_events(out))
+    assert f"{N_ENSEMBLE}/{N_ENSEMBLE} ok" in said.out and all(read_result(out, p.key) is None for p in old)
+
+
+def test_a_sweep_folder_with_a_task_in_training_is_still_a_sweeps(tmp_path, capsys):
+    """train refuses it (its partial/ holds a run directory's files, one level down), ``sweep-report`` counts the
+    points of the task pending, and the hint of an interrupt names what it kept."""
+    from types import SimpleNamespace
+
+    from metamaterial.cli import _resume_hint
+
+    out = tmp_path / "out"
+    path, points = _cut_task(tmp_path, out)
+    (out / "points.json").write_text(json.dumps(points_document(load_sweep(path))))  # as a sweep cut there left it
+    capsys.readouterr()
+    assert main(["train", REGRESSION, "--out", str(out), "--backend", "native", "--no-progress", "--no-plots"]) == 2
+    assert "holds the sweep 'cut' (points.json)" in capsys.readouterr().err
+    assert main(["sweep-report", str(out)]) == 0
+    assert f"0/{N_ENSEMBLE} ok, 0 failed, {N_ENSEMBLE} pending" in capsys.readouterr().out
+    hint = _resume_hint(SimpleNamespace(command="sweep", sweep_started=True, out=out))
+    assert hint == (f"no point had finished (its plan is in {out}), but {N_ENSEMBLE} points in training kept their "
+                    f"last checkpoint (epoch {CUT}); the same command runs them, resuming those from there")
+
+
+def test_a_failed_task_leaves_no_checkpoint_folder(tmp_path):
+    """An ensemble whose training fails is tried point by point (each its own task), and every point that fails
+    by itself is recorded failed: no checkpoint folder is left of the ensemble or of a point."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({"base": REGRESSION, "set": [*QUICK, "simulator.itl1=2"], "seeds": 2}))
+    points = list(load_sweep(path).points)
+    assert plan_tasks(points) == [points]
+    out = tmp_path / "out"
+    out.mkdir()
+    records = execute._train(points, out, "worker")
+    assert [r["status"] for r in records] == ["failed"] * 2
+    assert [e["batch"] for e in read_events(out) if e["event"] == "started"] == [2, 2, 1, 1]  # the ensemble, then alone
+    assert not (out / "partial").exists()
+
+
+def test_a_damaged_checkpoint_of_a_task_is_dropped_saying_why_and_the_task_trains_afresh(tmp_path):
+    """A checkpoint ``train --resume`` would refuse (here cut short) is not resumed: a ``checkpoint_dropped`` event
+    per point names why, the task trains from the start, and its folder goes once its results are stored."""
+    out = tmp_path / "out"
+    path, points = _cut_task(tmp_path, out)
+    (checkpoint,) = (out / "partial").glob("*/checkpoint.npz")
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 0
+    dropped = [e for e in read_events(out) if e["event"] == "checkpoint_dropped"]
+    assert sorted(e["key"] for e in dropped) == sorted(p.key for p in points)
+    assert dropped[0]["reason"] == (f"{checkpoint}: not a readable checkpoint: not an intact .npz file; the run "
+                                    "directory is damaged: train it again (--replace) or restore checkpoint.npz")
+    assert not any(e["event"] == "resumed" for e in read_events(out)) and not (out / "partial").exists()
+    assert all(read_result(out, p.key)["summary"]["epochs"] == LONG for p in points)

@@ -1125,8 +1125,8 @@ def test_train_and_the_commands_on_a_run_refuse_a_sweep_folder_and_leave_it_byte
     assert capsys.readouterr().err == (f"metamaterial: {sweep}: {holds}, whose summary.json a run would overwrite "
                                        "(--replace replaces a run, never a sweep); train into another --out\n")
     assert main(["train", "--resume", str(sweep)]) == 2
-    assert capsys.readouterr().err == (f"metamaterial: {sweep}: {holds}, not a run to resume (a sweep's points keep "
-                                       "no checkpoint); give the run directory of a `metamaterial train`, or run the "
+    assert capsys.readouterr().err == (f"metamaterial: {sweep}: {holds}, not a run to resume (a sweep resumes its "
+                                       "points itself); give the run directory of a `metamaterial train`, or run the "
                                        "sweep's command again to finish its points\n")
     for command in (["eval"], ["plot"], ["energy"], ["transient"], ["netlist", "--out", str(tmp_path / "nl")]):
         assert main([command[0], str(sweep), *command[1:]]) == 2

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     args.sweep_started = True  # an interrupt from here keeps the points finished (``_resume_hint``)
     run = execute.run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, recycle_after=recycle,
                             retry_failed=args.retry_failed, on_start=bar.start, on_progress=bar.update,
-                            on_wait=bar.note, earlier=earlier)
+                            on_wait=bar.note, earlier=earlier, on_note=bar.note)
     bar.close()
     report = report_sweep(args.out, args.metric, plots=not args.no_plots)
     _warn_damaged(report.damaged)
@@ -106,6 +106,22 @@ def finished_points(out: Path) -> int:
     """How many points have a result (trained or failed) in the sweep folder ``out``, this run's and earlier ones'."""
     folder = out / RESULTS
     return sum(1 for _ in folder.glob("*.json")) if folder.is_dir() else 0
+
+
+def training_kept(out: Path) -> tuple[int, list[int]]:
+    """(how many points, the epochs) of the tasks in training whose checkpoint in the sweep folder ``out`` is past
+    epoch 0 (``store.partial_tasks``): the work that the same command resumes rather than trains again."""
+    from ..runfiles import checkpoint_epoch  # noqa: PLC0415
+    from .store import partial_path, partial_tasks  # noqa: PLC0415
+
+    points, epochs = 0, []
+    for task, keys in partial_tasks(out):
+        # none yet (a task killed before its first), or a damaged one: nothing kept
+        epoch = (checkpoint_epoch(partial_path(out, task)) or 0) if keys is not None else 0
+        if epoch > 0:
+            points += len(keys)
+            epochs.append(epoch)
+    return points, sorted(epochs)
 
 
 def _removed(stale: list[Path]) -> str:

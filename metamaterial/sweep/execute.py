@@ -5,9 +5,12 @@ network, task and devices do not depend on the seed (no twin mismatch or random 
 per-edge ``learning.bias_sigma``; a held-out split is drawn from ``task.split_seed``, not the seed): those train as
 one ensemble (``runs.train_replicas``), which ends for each replica where that point alone would. A task skips
 points that already have a result (resume, or a task run twice after a worker died), records each point's summary
-or its error (class and message) and goes on. A task that fails on the cluster before its training started (a worker
-that cannot import this package, or does not see the folder) records nothing: its points stay to do, and the client
-says why.
+or its error (class and message) and goes on. A task checkpoints its training as ``train`` does, every
+``learning.checkpoint_every`` epochs, into a folder of its own (``store.partial_path``, keyed by its points), and
+resumes from there when the sweep runs again (a killed sweep, or a worker that died), ending where it would have
+uninterrupted; the folder goes once its points have results. A task that fails on the cluster before its training
+started (a worker that cannot import this package, or does not see the folder) records nothing: its points stay to
+do, and the client says why.
 
 A Dask worker trains in one child process of its own, its training process (one task at a time, even on a worker
 with several threads, so one ngspice per worker), replaced by a fresh one after ``recycle_after`` points, which
@@ -43,8 +46,8 @@ from pathlib import Path
 
 from .. import revisions
 from ..datafiles import SHOWN, changed_file
-from ..errors import ConfigError
-from ..runfiles import run_in
+from ..errors import CheckpointError, ConfigError
+from ..runfiles import CHECKPOINT, Checkpoint, load_checkpoint, run_in
 from .spec import (
     Point,
     SweepSpec,
@@ -55,17 +58,23 @@ from .spec import (
     shape_key,
 )
 from .store import (
+    PARTIAL,
     POINTS,
     RESULTS,
+    TASK,
     adopt_results,
     clear_stale_writes,
     events_size,
     is_done,
     log_event,
     other_records,
+    partial_path,
+    partial_tasks,
     read_events,
     read_result,
+    remove_partial,
     result_path,
+    task_key,
     write_json_atomically,
     write_result,
 )
@@ -124,6 +133,7 @@ def run_points(points: list[Point], out: str, retry_failed: bool = False,
                 return list(brief.values())
             records = [_store(Path(out), _record(p, "failed", worker, 0.0, error={
                 "class": type(err).__name__, "message": f"the training process died ({err})"})) for p in todo]
+            remove_partial(Path(out), task_key(p.key for p in todo))  # a failed point keeps no checkpoint
         slot["trained"] += len(todo)
         if recycle_after and slot["trained"] >= recycle_after:
             _drop_pool(slot)
@@ -233,6 +243,7 @@ def _train(points: list[Point], out: Path, worker: str) -> list[dict]:
 
     if len({shape_key(p.config) for p in points}) > 1:  # only points that differ in seed alone share an ensemble
         return [r for p in points for r in _train([p], out, worker)]
+    task = task_key(p.key for p in points)
     for p in points:
         log_event(out, "started", p.key, worker=worker, batch=len(points))
     t0, c0 = time.perf_counter(), time.process_time()
@@ -249,19 +260,54 @@ def _train(points: list[Point], out: Path, worker: str) -> list[dict]:
                                   f"{now[:SHOWN]} now, {then[:SHOWN]} then); run the sweep again: its points on "
                                   "the new content are other points")
         make_solver(build(cfg)).reset()  # a point's result must not depend on what this process solved before
-        done = runs.train_replicas(cfg, [p.config.seed for p in points])  # resets where train checkpoints
+        resume = _open_partial(points, out, worker)
+        # checkpointed as train checkpoints (and reset there): resumed, it ends where it would have uninterrupted
+        done = runs.train_replicas(cfg, [p.config.seed for p in points], run_dir=partial_path(out, task),
+                                   resume=resume, files=points[0].files)  # checked just above: not hashed again
         try:
             summaries = _summaries(done, points[0].target_loss)  # the spec's, alike for every point
         finally:
             done.trainer.solver.close()
     except Exception as err:  # noqa: BLE001 (a sweep records a failed point with its reason and goes on)
+        remove_partial(out, task)  # each point alone is another task; a failed point keeps no checkpoint
         if len(points) > 1:
             return [r for p in points for r in _train([p], out, worker)]
         record = _record(points[0], "failed", worker, time.perf_counter() - t0,
                          error={"class": type(err).__name__, "message": str(err).splitlines()[0] if str(err) else ""})
         return [_store(out, record)]
     wall, cpu = time.perf_counter() - t0, round(time.process_time() - c0, 3)
-    return [_store(out, _record(p, "ok", worker, wall, task_cpu_s=cpu, summary=s)) for p, s in zip(points, summaries)]
+    records = [_store(out, _record(p, "ok", worker, wall, task_cpu_s=cpu, summary=s))
+               for p, s in zip(points, summaries)]
+    remove_partial(out, task)  # its points have their results
+    return records
+
+
+def _open_partial(points: list[Point], out: Path, worker: str) -> Checkpoint | None:
+    """The checkpoint of the task of ``points`` to resume (``runfiles.Checkpoint``; a ``resumed`` event per point
+    names its epoch), or None after making its folder afresh (``store.partial_path``, opened as ``train`` opens a
+    run directory). A checkpoint ``train --resume`` would refuse (one of an earlier revision of the dynamics, or of
+    other data) is dropped, with a ``checkpoint_dropped`` event per point saying why, and the task trains afresh."""
+    from ..runs import open_run_dir  # noqa: PLC0415
+
+    cfg, keys = points[0].config, [p.key for p in points]
+    task = task_key(keys)
+    folder = partial_path(out, task)
+    if (folder / CHECKPOINT).is_file():
+        try:
+            checkpoint = load_checkpoint(folder)
+            open_run_dir(cfg, folder, resume=True, checkpoint=checkpoint)
+        except CheckpointError as err:
+            for key in keys:
+                log_event(out, "checkpoint_dropped", key, worker=worker, task=task, reason=str(err).splitlines()[0])
+        else:
+            for key in keys:
+                log_event(out, "resumed", key, worker=worker, task=task, epoch=checkpoint.state.epoch)
+            return checkpoint
+    shutil.rmtree(folder, ignore_errors=True)  # a kill before its first checkpoint left its config.yaml alone
+    folder.mkdir(parents=True)
+    write_json_atomically(folder / TASK, {"points": keys})
+    open_run_dir(cfg, folder, resume=False)
+    return None
 
 
 def _record(point: Point, status: str, worker: str, wall_s: float, **fields) -> dict:
@@ -441,13 +487,16 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
               recycle_after: int = RECYCLE_AFTER, retry_failed: bool = False,
               on_progress: Callable[[int, int, int], None] | None = None,
               on_start: Callable[[int, int], None] | None = None,
-              on_wait: Callable[[str], None] | None = None, earlier: EarlierResults | None = None) -> SweepRun:
+              on_wait: Callable[[str], None] | None = None, earlier: EarlierResults | None = None,
+              on_note: Callable[[str], None] | None = None) -> SweepRun:
     """Run every point of ``spec`` that has no result in ``out`` on Dask (``earlier``: ``earlier_results(spec,
     out)``, if the caller has it; the records it finds adoptable count as done); ``on_start(to_run, already_done)``
-    once, then ``on_progress(points_done, to_run, failed)`` after every task, and ``on_wait(line)`` when the
-    cluster has no worker left (or again has some). The folder's points.json becomes the
-    spec's once the cluster is reached: a sweep that fails before (a scheduler it cannot reach) changes nothing in
-    an existing folder, and removes the folders it created."""
+    once, then ``on_progress(points_done, to_run, failed)`` after every task, ``on_wait(line)`` when the
+    cluster has no worker left (or again has some), and ``on_note(line)`` when it removed checkpoints of tasks
+    this spec no longer has (``drop_partials``). Each task checkpoints its training in ``out/partial/<task key>``
+    every ``learning.checkpoint_every`` epochs and resumes from there when the same spec runs again (``_train``).
+    The folder's points.json becomes the spec's once the cluster is reached: a sweep that fails before (a scheduler
+    it cannot reach) changes nothing in an existing folder, and removes the folders it created."""
     out = Path(out)
     check_workers(workers, scheduler)
     check_folder(spec, out)
@@ -458,7 +507,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
         raise ConfigError(f"{out}: cannot create the sweep folder ({err.strerror}); choose another --out") from err
     try:
         return _run_in_folder(spec, out, workers, scheduler, recycle_after, retry_failed, on_progress, on_start,
-                              on_wait, earlier if earlier is not None else earlier_results(spec, out))
+                              on_wait, earlier if earlier is not None else earlier_results(spec, out), on_note)
     except Exception:
         if made is not None and not (out / RESULTS).exists():  # no point ran: leave nothing behind
             shutil.rmtree(made, ignore_errors=True)
@@ -466,7 +515,8 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
 
 
 def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | None, recycle_after: int,
-                   retry_failed: bool, on_progress, on_start, on_wait, earlier: EarlierResults) -> SweepRun:
+                   retry_failed: bool, on_progress, on_start, on_wait, earlier: EarlierResults,
+                   on_note: Callable[[str], None] | None = None) -> SweepRun:
     before = {new: old for old, new in earlier.adoptable.items()}
     since = events_size(out)  # the event lines from here on are this run's: of points that had no result before
     todo = [p for p in spec.points
@@ -480,6 +530,10 @@ def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | No
         clear_stale_writes(out)  # what killed writers left
         running = {p.key for p in todo}  # an earlier run's points stored but not logged (a Ctrl-C, a lost worker)
         _log_unlogged_ends(out, [p for p in spec.points if p.key not in running], 0, {}, settled_s=SETTLED_S)
+        dropped = drop_partials(out, todo)
+        if dropped and on_note is not None:
+            on_note(f"removed the checkpoints of {dropped} task(s) in training that this spec no longer has (their "
+                    f"points changed, or have results): {os.path.join(out, PARTIAL)}")
     if on_start is not None:
         on_start(len(todo), skipped)
     t0 = time.perf_counter()
@@ -512,12 +566,15 @@ def _submit_all(todo: list[Point], out: Path, since: int, connection: _Connectio
     has no worker left, and when it has again; ``since``: the length of the event log before this run); (ok,
     failed, keys of the points a worker reported done whose result is not in ``out``: that worker writes into
     another folder, the errors of the points whose task failed before their training started: left to do)."""
-    planned = plan_tasks(todo, workers) if not scheduler else None  # while the local cluster starts
+    kept = resumable_tasks(out, todo)  # as their checkpoints were made, whatever the number of workers now
+    resumed = {p.key for t in kept for p in t}
+    rest = [p for p in todo if p.key not in resumed]
+    planned = kept + plan_tasks(rest, workers) if not scheduler else None  # while the local cluster starts
     client = connection.client()
     on_connected()
     client.run(warm_up, todo[0].config, on_error="ignore")  # returns at once; the training processes load
     if planned is None:
-        planned = plan_tasks(todo, max(1, len(client.scheduler_info(n_workers=-1)["workers"])))
+        planned = kept + plan_tasks(rest, max(1, len(client.scheduler_info(n_workers=-1)["workers"])))
     # a worker resolves a relative path in its own working directory, not the client's
     folder = os.path.abspath(out)
     futures = {client.submit(run_points, t, folder, retry_failed, recycle_after,
@@ -545,7 +602,34 @@ def _submit_all(todo: list[Point], out: Path, since: int, connection: _Connectio
             ok, failed = ok + (status == "ok"), failed + (status == "failed")
         else:  # it never reached the training (a worker that cannot import the package, or see the folder)
             unstarted.append(err)
+    if lost:  # a task lost with its workers is recorded above: its checkpoint is no task's to resume
+        for points in futures.values():
+            if all(read_result(out, p.key) is not None for p in points):
+                remove_partial(out, task_key(p.key for p in points))
     return ok, failed, unseen, unstarted
+
+
+def resumable_tasks(out: Path, todo: list[Point]) -> list[list[Point]]:
+    """The tasks of ``todo`` that have a checkpoint folder in ``out`` (``store.partial_tasks``), each with its points
+    in the order of its replicas: every point of such a task is one of ``todo`` (a point with a result, or no longer
+    the spec's, makes it no task of this run: ``drop_partials`` removes it)."""
+    by_key = {p.key: p for p in todo}
+    tasks, taken = [], set()
+    for _, keys in partial_tasks(out):
+        if keys is not None and all(k in by_key and k not in taken for k in keys):
+            tasks.append([by_key[k] for k in keys])
+            taken.update(keys)
+    return tasks
+
+
+def drop_partials(out: Path, todo: list[Point]) -> int:
+    """Remove the checkpoint folders in ``out`` that no task of ``todo`` resumes (``resumable_tasks``): their points
+    have results, or are no longer the spec's (it changed: another point is another task). Returns how many."""
+    kept = {task_key(p.key for p in t) for t in resumable_tasks(out, todo)}
+    dropped = [task for task, _ in partial_tasks(out) if task not in kept]
+    for task in dropped:
+        remove_partial(out, task)
+    return len(dropped)
 
 
 def _completed(client, futures: Iterable, scheduler: str | None, on_wait: Callable[[str], None] | None):

@@ -6,8 +6,14 @@ Layout of ``DIR``::
                          cluster is reached)
     results/<key>.json   one point's record: status ok/failed, axis values, resolved config, summary or error,
                          worker, time
-    events.jsonl         started / finished / failed / duplicate, one JSON line each, from every worker
+    events.jsonl         started / resumed / finished / failed / duplicate, one JSON line each, from every worker
     .writing/            records being written
+    partial/<task key>/  the checkpoint of a task in training (a run directory of ``train``'s layout: config.yaml,
+                         checkpoint.npz, and task.json naming its points), removed once its points have results
+
+A task's key hashes the keys of its points in order (``task_key``): a task of other points or seeds has another
+folder, so a checkpoint is only ever resumed by the task that wrote it; a folder no task of the next run is
+(its points changed, or have results) is removed by that run.
 
 A record is written to a temporary file in ``.writing/``, flushed, and hard-linked to its name in ``results/``,
 which fails if the name exists: whatever crashes or races, a point has at most one result, and a finished one is
@@ -26,8 +32,10 @@ that a worker killed in between did not write is written by the client, marked `
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import shutil
 import socket
 import time
 import uuid
@@ -42,6 +50,10 @@ RESULTS = "results"
 WRITING = ".writing"
 EVENTS = "events.jsonl"
 POINTS = "points.json"
+#: the checkpoint folders of the tasks in training, one per task (``partial_path``)
+PARTIAL = "partial"
+#: the file of a task's checkpoint folder naming its points' keys, in the order of its replicas
+TASK = "task.json"
 
 
 def result_path(out: Path, key: str) -> Path:
@@ -239,6 +251,39 @@ def sweep_in(folder: Path) -> str | None:
     return f"{what} ({', '.join(found)})"
 
 
+def task_key(keys: Iterable[str]) -> str:
+    """The key of the task that trains the points of ``keys`` (in this order: the order of its replicas)."""
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+
+
+def partial_path(out: Path, key: str) -> Path:
+    """The checkpoint folder of the task ``key`` (``task_key``)."""
+    return Path(out) / PARTIAL / key
+
+
+def partial_tasks(out: Path) -> Iterator[tuple[str, list[str] | None]]:
+    """(task key, its points' keys) of each checkpoint folder in ``out/partial``, by key; the keys are None when
+    its task.json cannot be read or does not hash to the folder's name (a folder left by a kill as it was made)."""
+    try:
+        names = sorted(os.listdir(Path(out) / PARTIAL))
+    except OSError:
+        return
+    for name in names:
+        try:
+            keys = json.loads((Path(out) / PARTIAL / name / TASK).read_text())["points"]
+        except (OSError, ValueError, TypeError, KeyError):
+            keys = None
+        ok = isinstance(keys, list) and all(isinstance(k, str) for k in keys) and keys and task_key(keys) == name
+        yield name, keys if ok else None
+
+
+def remove_partial(out: Path, key: str) -> None:
+    """Remove the checkpoint folder of task ``key``, and ``out/partial`` once it is empty."""
+    shutil.rmtree(partial_path(out, key), ignore_errors=True)
+    with contextlib.suppress(OSError):  # another task's folder is still there
+        (Path(out) / PARTIAL).rmdir()
+
+
 def write_json_atomically(path: Path, data: Any) -> None:
     """``path`` holds ``data`` as JSON whole or is left as it was; a write that fails (a full disk, Ctrl-C) leaves
     no temporary file."""
@@ -261,4 +306,5 @@ def _plain(v: Any) -> Any:
 
 __all__ = ["RESULTS", "WRITING", "EVENTS", "POINTS", "STATUSES", "SUMMARY_METRICS", "SUMMARY_LABELS", "result_path",
            "read_result", "read_record", "is_done", "clear_stale_writes", "write_result", "adopt_results", "log_event",
-           "events_size", "read_events", "sweep_in", "write_json_atomically"]
+           "events_size", "read_events", "sweep_in", "write_json_atomically", "PARTIAL", "TASK", "task_key",
+           "partial_path", "partial_tasks", "remove_partial"]
