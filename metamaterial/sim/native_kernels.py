@@ -681,7 +681,7 @@ def _newton_range(start, stop, v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vb
                                                     work)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def newton_dense_one(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions,
                      diag, max_iter, tol, gshunt):
     """Dense Newton for one sample v [N] (in place) with a shunt ``gshunt`` (S) from every unknown node to
@@ -691,7 +691,7 @@ def newton_dense_one(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, e
                          diag, max_iter, tol, gshunt, newton_work(v.shape[0], unk.shape[0]))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def newton_dense(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk, n_junctions,
                  diag, max_iter, tol, iters, resid, status):
     """Dense Newton on every sample of a batch in turn, in place on v [B, N].
@@ -708,7 +708,7 @@ def newton_dense(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, e
                   n_junctions, diag, max_iter, tol, iters, resid, status)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def newton_dense_parallel(v, cold, drv_nodes, drv_vals, ctrl, kind, prm, vbi, beta, ea, eb, pos, slots, unk,
                           n_junctions, diag, max_iter, tol, iters, resid, status, n_chunks):
     """``newton_dense`` with the batch cut into ``n_chunks`` contiguous chunks run on threads."""

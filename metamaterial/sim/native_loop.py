@@ -141,7 +141,9 @@ def _remember(memory, tags, n, on, v, controls, drv, residual):
         mem_res[tags[b]] = residual[b]
 
 
-@njit(cache=True)
+# nogil: another thread runs meanwhile (a second training in a thread; the command line's signal watch,
+# which answers a Ctrl-C during a long call)
+@njit(cache=True, nogil=True)
 def _train_steps(first, controls, idx, epochs, masks, windows, snap_slot, snaps, inputs, targets, classes, levels,
                  decode, nudge, rival, hinge, margin, pushed_only, sign_rule, rate, rate_decay, bias, low, high,
                  leak_factor, rest, dead_band, noise, sigma, decide, out_pos, out_neg, rails, kind, prm, ea, eb, pot,
