@@ -1,8 +1,7 @@
 """Native training in threads: two trainings side by side in two threads against the same two one after the other.
 
 The native solver's compiled loop and dense Newton release the GIL (numba ``nogil``), so two trainings in two
-threads of one process run at once on two cores; holding it, they took turns, and a thread of one's own (or the
-command line's signal watch, which answers a Ctrl-C during a long call) waited for the call to end. This script
+threads of one process run at once on two cores; holding it, they took turns. This script
 trains a config's replica from two seeds (``--config``, default configs/regression.yaml on native, ``--epochs``),
 in ``--rounds`` rounds taking turns: once one seed after the other in this thread, once both at once in two
 threads; each training on its own fresh trainer, after one warm-up training that compiles the kernels. It prints

@@ -141,8 +141,7 @@ def _remember(memory, tags, n, on, v, controls, drv, residual):
         mem_res[tags[b]] = residual[b]
 
 
-# nogil: another thread runs meanwhile (a second training in a thread; the command line's signal watch,
-# which answers a Ctrl-C during a long call)
+# nogil: another thread runs meanwhile (a second training in a thread of the same process)
 @njit(cache=True, nogil=True)
 def _train_steps(first, controls, idx, epochs, masks, windows, snap_slot, snaps, inputs, targets, classes, levels,
                  decode, nudge, rival, hinge, margin, pushed_only, sign_rule, rate, rate_decay, bias, low, high,
