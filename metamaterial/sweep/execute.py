@@ -298,7 +298,9 @@ def _open_partial(points: list[Point], out: Path, worker: str) -> Checkpoint | N
             open_run_dir(cfg, folder, resume=True, checkpoint=checkpoint)
         except CheckpointError as err:
             for key in keys:
-                log_event(out, "checkpoint_dropped", key, worker=worker, task=task, reason=str(err).splitlines()[0])
+                # what is wrong, without train's advice ("train it again (--replace)"): the task trains afresh
+                reason = str(err).splitlines()[0].split("; the run directory is damaged")[0]
+                log_event(out, "checkpoint_dropped", key, worker=worker, task=task, reason=reason)
         else:
             for key in keys:
                 log_event(out, "resumed", key, worker=worker, task=task, epoch=checkpoint.state.epoch)
