@@ -98,6 +98,11 @@ Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
+#: the keys of the gate's charging circuit that, with learning.rate or hardware.t_learn, fix the other, and their
+#: defaults
+_CHARGING_KEYS = "hardware.resistance, hardware.capacitance, hardware.gain"
+_CHARGING_DEFAULTS = (f"resistance {HardwareParams.resistance:g} ohm, capacitance {HardwareParams.capacitance:g} F, "
+                      f"gain {HardwareParams.gain:g}")
 #: hardware.t_learn (s) when no learning.rate fixes it: the learning switch's on time per update
 T_LEARN = HardwareParams.t_learn  # the charging circuit's constants live in HardwareParams
 TEST_FRACTION = {"iris": 0.2, "digits": 0.2}
@@ -629,12 +634,24 @@ class Config(_Strict):
         hw, rate = self.hardware, self.learning.rate
         if self.rate_fixes_t_learn:  # the rate fixes the gate's switch time
             t_learn = rate * hw.resistance * hw.capacitance / hw.gain
+            if not 0 < t_learn < math.inf:  # each key is finite and positive, their product need not be
+                raise ValueError(f"learning.rate, {_CHARGING_KEYS}: the gate's switch time they fix, rate R C / gain, "
+                                 f"is not a positive finite number of seconds (got {t_learn:g} s); give values nearer "
+                                 f"the defaults ({_CHARGING_DEFAULTS})")
             if hw.t_learn is not None and not math.isclose(hw.t_learn, t_learn, rel_tol=1e-12):
                 raise ValueError(f"learning.rate, hardware.t_learn: both given, and the rate fixes the gate's switch "
                                  f"time (got t_learn {hw.t_learn:g} s; the rate needs {t_learn:g} s); give only one "
                                  "of them (hardware.t_learn=null lets the rate fix it)")
         else:
             t_learn = T_LEARN if hw.t_learn is None else hw.t_learn
+            if rate is None and self.device.kind == "nmos":  # the charging circuit sets the rate: gain t_learn / (R C)
+                rc = hw.resistance * hw.capacitance
+                derived = hw.gain * t_learn / rc if rc else math.inf
+                if not 0 < derived < math.inf:
+                    raise ValueError(f"hardware.t_learn, {_CHARGING_KEYS}: the learning rate they set, gain t_learn / "
+                                     f"(R C), is not a positive finite number (got {derived:g} 1/V); give values "
+                                     f"nearer the defaults (t_learn {T_LEARN:g} s, {_CHARGING_DEFAULTS}), or give "
+                                     "learning.rate")
         if hw.t_learn != t_learn:
             _resolve(self, hardware=hw.model_copy(update={"t_learn": t_learn}))
         return self

@@ -166,6 +166,16 @@ CASES = [
     ("rate-and-t-learn", _edit("hardware.t_learn", 1e-4), [], "learning.rate, hardware.t_learn: both given, and the "
      "rate fixes the gate's switch time (got t_learn 0.0001 s; the rate needs 0.66 s); give only one of them "
      "(hardware.t_learn=null lets the rate fix it)"),
+    # each key is positive and finite and the switch time or rate they make was not: 0 or inf (a ZeroDivisionError
+    # where R C underflowed to 0), refused as "HardwareParams.t_learn" or "CoupledLearning.rate" after the config
+    ("rate-fixes-no-switch-time", XOR, ["--set", "hardware.resistance=1e-320"], "yaml: --set "
+     "hardware.resistance=1e-320: learning.rate, hardware.resistance, hardware.capacitance, hardware.gain: the gate's "
+     "switch time they fix, rate R C / gain, is not a positive finite number of seconds (got 0 s); give values nearer "
+     "the defaults (resistance 1000 ohm, capacitance 2.2e-06 F, gain 0.1)"),
+    ("charging-sets-no-rate", _edit("learning.rate", _DELETE), ["--set", "hardware.capacitance=1e-320"], "yaml: --set "
+     "hardware.capacitance=1e-320: hardware.t_learn, hardware.resistance, hardware.capacitance, hardware.gain: the "
+     "learning rate they set, gain t_learn / (R C), is not a positive finite number (got inf 1/V); give values nearer "
+     "the defaults (t_learn 0.0001 s, resistance 1000 ohm, capacitance 2.2e-06 F, gain 0.1), or give learning.rate"),
     ("negative-capacitance", _edit("hardware.capacitance", -1e-6), [], "hardware.capacitance: Input should be greater "
      "than 0 (got -1e-06); give a value in range"),
     ("random-too-few-edges", _edit("network", {"kind": "random", "n_nodes": 20, "n_edges": 5}), [],
