@@ -161,7 +161,7 @@ class NetworkConfig(_Strict):
     periodic: bool = True
     n_nodes: Annotated[int, Field(ge=2, le=1_000_000)] | None = None
     n_edges: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
-    seed: int | None = None
+    seed: Annotated[int, Field(ge=0)] | None = None
     file: FilePath | None = None
     n_inputs: Annotated[int, Field(ge=1, le=100_000)] | None = None
     n_hidden: Annotated[int, Field(ge=0, le=100_000)] = 0

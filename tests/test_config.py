@@ -176,6 +176,9 @@ CASES = [
      "hardware.capacitance=1e-320: hardware.t_learn, hardware.resistance, hardware.capacitance, hardware.gain: the "
      "learning rate they set, gain t_learn / (R C), is not a positive finite number (got inf 1/V); give values nearer "
      "the defaults (t_learn 0.0001 s, resistance 1000 ohm, capacitance 2.2e-06 F, gain 0.1), or give learning.rate"),
+    ("layered-negative-seed", yaml.safe_load((ROOT / "configs" / "digits.yaml").read_text()),
+     ["--set", "network.seed=-1"], "yaml: --set network.seed=-1: network.seed: Input should be greater than or equal "
+     "to 0 (got -1); give a value in range"),
     ("negative-capacitance", _edit("hardware.capacitance", -1e-6), [], "hardware.capacitance: Input should be greater "
      "than 0 (got -1e-06); give a value in range"),
     ("random-too-few-edges", _edit("network", {"kind": "random", "n_nodes": 20, "n_edges": 5}), [],
