@@ -103,6 +103,9 @@ PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 _CHARGING_KEYS = "hardware.resistance, hardware.capacitance, hardware.gain"
 _CHARGING_DEFAULTS = (f"resistance {HardwareParams.resistance:g} ohm, capacitance {HardwareParams.capacitance:g} F, "
                       f"gain {HardwareParams.gain:g}")
+#: the shortest effective channel length l - 2 ld (m) a config may give: 1 nm, below any transistor made, and with
+#: the widest w (0.01 m) a W/L of 1e7; 5e-324 made K = kp w / l infinite and every node voltage nan
+MIN_CHANNEL_LENGTH = 1e-9
 #: hardware.t_learn (s) when no learning.rate fixes it: the learning switch's on time per update
 T_LEARN = HardwareParams.t_learn  # the charging circuit's constants live in HardwareParams
 TEST_FRACTION = {"iris": 0.2, "digits": 0.2}
@@ -349,6 +352,10 @@ class DeviceConfig(_Strict):
             if length - 2 * ld <= 0:
                 raise ValueError(f"params.ld: the effective length l - 2 ld must be > 0 (got l={length:g}, "
                                  f"ld={ld:g}); give ld < l/2 ({length / 2:g} m)")
+            if length - 2 * ld < MIN_CHANNEL_LENGTH:  # K = kp w / (l - 2 ld) overflows to inf as it nears 0
+                raise ValueError(f"params.l, params.ld: the effective length l - 2 ld must be at least "
+                                 f"{MIN_CHANNEL_LENGTH:g} m (1 nm, below any transistor's channel) (got l={length:g}, "
+                                 f"ld={ld:g}); give a longer l, or a smaller ld")
         if self.model_file is not None and self.preset != type(self).model_fields["preset"].default:
             raise ValueError(f"preset, model_file: a model card replaces the preset, which would be ignored "
                              f"(got preset {self.preset!r} and model_file {self.model_file!r}); give one of them")

@@ -179,6 +179,10 @@ CASES = [
     ("layered-negative-seed", yaml.safe_load((ROOT / "configs" / "digits.yaml").read_text()),
      ["--set", "network.seed=-1"], "yaml: --set network.seed=-1: network.seed: Input should be greater than or equal "
      "to 0 (got -1); give a value in range"),
+    # K = kp w / l was inf, and a native run stopped at its first clamp as "to_spice: clamps must be finite"
+    ("channel-too-short", XOR, ["--set", "device.params.l=5e-324"], "yaml: --set device.params.l=5e-324: "
+     "device.params.l, device.params.ld: the effective length l - 2 ld must be at least 1e-09 m (1 nm, below any "
+     "transistor's channel) (got l=4.94066e-324, ld=0); give a longer l, or a smaller ld"),
     ("negative-capacitance", _edit("hardware.capacitance", -1e-6), [], "hardware.capacitance: Input should be greater "
      "than 0 (got -1e-06); give a value in range"),
     ("random-too-few-edges", _edit("network", {"kind": "random", "n_nodes": 20, "n_edges": 5}), [],
