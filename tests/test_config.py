@@ -170,12 +170,19 @@ CASES = [
     # where R C underflowed to 0), refused as "HardwareParams.t_learn" or "CoupledLearning.rate" after the config
     ("rate-fixes-no-switch-time", XOR, ["--set", "hardware.resistance=1e-320"], "yaml: --set "
      "hardware.resistance=1e-320: learning.rate, hardware.resistance, hardware.capacitance, hardware.gain: the gate's "
-     "switch time they fix, rate R C / gain, is not a positive finite number of seconds (got 0 s); give values nearer "
-     "the defaults (resistance 1000 ohm, capacitance 2.2e-06 F, gain 0.1)"),
+     "switch time they fix, rate R C / gain, must be in (0, 1e+06] s (got 0 s); give values nearer the defaults "
+     "(resistance 1000 ohm, capacitance 2.2e-06 F, gain 0.1)"),
     ("charging-sets-no-rate", _edit("learning.rate", _DELETE), ["--set", "hardware.capacitance=1e-320"], "yaml: --set "
      "hardware.capacitance=1e-320: hardware.t_learn, hardware.resistance, hardware.capacitance, hardware.gain: the "
-     "learning rate they set, gain t_learn / (R C), is not a positive finite number (got inf 1/V); give values nearer "
-     "the defaults (t_learn 0.0001 s, resistance 1000 ohm, capacitance 2.2e-06 F, gain 0.1), or give learning.rate"),
+     "learning rate they set, gain t_learn / (R C), must be in (0, 1e+06] 1/V, as learning.rate (got inf 1/V); give "
+     "values nearer the defaults (t_learn 0.0001 s, resistance 1000 ohm, capacitance 2.2e-06 F, gain 0.1), or give "
+     "learning.rate"),
+    # an infinite hardware time in summary.json (written as Infinity, which JSON does not have)
+    ("settling-for-ever", XOR, ["--set", "hardware.t_settle=1e308"], "yaml: --set hardware.t_settle=1e308: "
+     "hardware.t_settle: Input should be less than or equal to 1e+06 (got 1e+308); give a value in range"),
+    ("switch-time-past-the-limit", XOR, ["--set", "hardware.capacitance=1e300"], "yaml: --set "
+     "hardware.capacitance=1e300: learning.rate, hardware.resistance, hardware.capacitance, hardware.gain: the gate's "
+     "switch time they fix, rate R C / gain, must be in (0, 1e+06] s (got 3e+305 s)"),
     ("layered-negative-seed", yaml.safe_load((ROOT / "configs" / "digits.yaml").read_text()),
      ["--set", "network.seed=-1"], "yaml: --set network.seed=-1: network.seed: Input should be greater than or equal "
      "to 0 (got -1); give a value in range"),
