@@ -1,6 +1,7 @@
 """Every leaf key of the config schema, set to each of a fixed list of hostile values on a shipped config, either
 builds or is refused as ours naming the key: never a bare TypeError, ZeroDivisionError, numpy warning or other
-error from deep inside ``build``.
+error from deep inside ``build``, and never a build holding an infinite or nan number (an accepted value whose
+consequence is nonsense: a channel length of 5e-324 m built an infinite K).
 
 The values are given as ``--set key=value`` gives them (``load_config``'s overrides), one key at a time, and each
 config goes through ``build`` as ``metamaterial train`` takes it before training: nothing is solved or trained.
@@ -10,10 +11,12 @@ within a minute.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import typing
 import warnings
 
+import numpy as np
 import pydantic
 import pytest
 
@@ -79,6 +82,30 @@ def _cases() -> list[tuple[str, str]]:
     return cases
 
 
+def _numbers(obj: object, where: str, depth: int = 0):
+    """(where, values) of every float and float array in ``obj``, a dataclass of a ``Setup``, and in the dataclasses
+    and sequences it holds, three levels down."""
+    if isinstance(obj, (float, np.floating)):
+        yield where, np.asarray(obj)
+    elif isinstance(obj, np.ndarray) and obj.dtype.kind in "fc":
+        yield where, obj
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type) and depth < 3:
+        for f in dataclasses.fields(obj):
+            yield from _numbers(getattr(obj, f.name), f"{where}.{f.name}", depth + 1)
+    elif isinstance(obj, (tuple, list)) and depth < 3:
+        for i, item in enumerate(obj):
+            yield from _numbers(item, f"{where}[{i}]", depth + 1)
+
+
+def _not_finite(setup) -> list[str]:
+    """The places of ``setup`` holding an infinite or nan number (``Setup.dynamics.leak_tau`` is None, not inf,
+    when there is no leak); an nmos device's K too, which is a property."""
+    found = [where for part in ("circuit", "task", "rule", "dynamics", "hardware", "params", "options")
+             for where, values in _numbers(getattr(setup, part), part) if not np.isfinite(values).all()]
+    beta = getattr(setup.circuit.device, "beta", None)
+    return found + ([f"circuit.device.beta ({beta})"] if beta is not None and not np.isfinite(beta) else [])
+
+
 def _names_a_key_involved(message: str, key: str) -> bool:
     """Whether ``message`` names ``key``, the section holding it (a nested one: ``learning.leak`` for
     ``learning.leak.rest``, whose refusal names the ``tau`` it needs), or a key ``CROSS`` says it is checked with."""
@@ -94,9 +121,10 @@ def test_the_schema_walk_finds_the_keys_of_every_section():
     assert not [k for k in KEYS if k.endswith("_") or k.split(".")[0] not in Config.model_fields]
 
 
-def test_every_shipped_config_in_the_test_builds_as_it_is():
+def test_every_shipped_config_in_the_test_builds_as_it_is_with_finite_numbers():
     for name in EVERY_KEY + SAMPLED:
-        build(load_config(ROOT / "configs" / f"{name}.yaml"))
+        setup = build(load_config(ROOT / "configs" / f"{name}.yaml"))
+        assert len(list(_numbers(setup.rule, "rule"))) >= 2 and not _not_finite(setup), name
 
 
 @pytest.mark.parametrize("name, key", _cases(), ids=[f"{n}-{k}" for n, k in _cases()])
@@ -108,7 +136,9 @@ def test_a_hostile_value_builds_or_is_refused_naming_its_key(name, key):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")  # a numpy overflow or invalid value is a failure too
-                build(load_config(path, [item]))
+                setup = build(load_config(path, [item]))
+            if bad := _not_finite(setup):
+                failures.append(f"{item[:60]!r}: accepted, and the build holds inf or nan at {', '.join(bad)}")
         except MetamaterialError as err:
             if not _names_a_key_involved(str(err), key):
                 failures.append(f"{item[:60]!r}: refused without naming {key}: {str(err)[:300]}")
