@@ -98,6 +98,18 @@ Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
+#: the keys of the gate's charging circuit that, with learning.rate or hardware.t_learn, fix the other, and their
+#: defaults
+#: the largest learning.rate (1/V, S/V^2), and the longest learning switch time or settling per update (s; 11.6 days):
+#: far past any circuit here, so that a slip of the exponent is refused rather than met as an infinite run time
+MAX_RATE = 1e6
+MAX_STEP_SECONDS = 1e6
+_CHARGING_KEYS = "hardware.resistance, hardware.capacitance, hardware.gain"
+_CHARGING_DEFAULTS = (f"resistance {HardwareParams.resistance:g} ohm, capacitance {HardwareParams.capacitance:g} F, "
+                      f"gain {HardwareParams.gain:g}")
+#: the shortest effective channel length l - 2 ld (m) a config may give: 1 nm, below any transistor made, and with
+#: the widest w (0.01 m) a W/L of 1e7; 5e-324 made K = kp w / l infinite and every node voltage nan
+MIN_CHANNEL_LENGTH = 1e-9
 #: hardware.t_learn (s) when no learning.rate fixes it: the learning switch's on time per update
 T_LEARN = HardwareParams.t_learn  # the charging circuit's constants live in HardwareParams
 TEST_FRACTION = {"iris": 0.2, "digits": 0.2}
@@ -156,7 +168,7 @@ class NetworkConfig(_Strict):
     periodic: bool = True
     n_nodes: Annotated[int, Field(ge=2, le=1_000_000)] | None = None
     n_edges: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
-    seed: int | None = None
+    seed: Annotated[int, Field(ge=0)] | None = None
     file: FilePath | None = None
     n_inputs: Annotated[int, Field(ge=1, le=100_000)] | None = None
     n_hidden: Annotated[int, Field(ge=0, le=100_000)] = 0
@@ -344,6 +356,10 @@ class DeviceConfig(_Strict):
             if length - 2 * ld <= 0:
                 raise ValueError(f"params.ld: the effective length l - 2 ld must be > 0 (got l={length:g}, "
                                  f"ld={ld:g}); give ld < l/2 ({length / 2:g} m)")
+            if length - 2 * ld < MIN_CHANNEL_LENGTH:  # K = kp w / (l - 2 ld) overflows to inf as it nears 0
+                raise ValueError(f"params.l, params.ld: the effective length l - 2 ld must be at least "
+                                 f"{MIN_CHANNEL_LENGTH:g} m (1 nm, below any transistor's channel) (got l={length:g}, "
+                                 f"ld={ld:g}); give a longer l, or a smaller ld")
         if self.model_file is not None and self.preset != type(self).model_fields["preset"].default:
             raise ValueError(f"preset, model_file: a model card replaces the preset, which would be ignored "
                              f"(got preset {self.preset!r} and model_file {self.model_file!r}); give one of them")
@@ -441,7 +457,7 @@ class LeakConfig(_Strict):
 class LearningConfig(_Strict):
     epochs: Annotated[int, Field(ge=0, le=100_000_000)] = 1000
     nudge: Annotated[float, Field(gt=0, le=1)] = 1.0
-    rate: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] | None = None
+    rate: Annotated[float, Field(ge=0, le=MAX_RATE, allow_inf_nan=False)] | None = None
     rate_decay: Annotated[float, Field(gt=0, le=1)] = 1.0  # the rate's factor per epoch: rate * decay ** (epoch - 1)
     schedule: Literal["cycle", "shuffle", "full_batch", "mini_batch"] = "cycle"
     batch_size: Annotated[int, Field(ge=1)] = 1
@@ -486,9 +502,9 @@ class HardwareConfig(_Strict):
 
     capacitance: Positive = HardwareParams.capacitance
     resistance: Positive = HardwareParams.resistance
-    t_learn: Positive | None = None
+    t_learn: Annotated[float, Field(gt=0, le=MAX_STEP_SECONDS, allow_inf_nan=False)] | None = None
     gain: Positive = HardwareParams.gain
-    t_settle: Annotated[float, Field(ge=0, allow_inf_nan=False)] = HardwareParams.t_settle
+    t_settle: Annotated[float, Field(ge=0, le=MAX_STEP_SECONDS, allow_inf_nan=False)] = HardwareParams.t_settle
 
 
 class SimulatorConfig(_Strict):
@@ -629,12 +645,24 @@ class Config(_Strict):
         hw, rate = self.hardware, self.learning.rate
         if self.rate_fixes_t_learn:  # the rate fixes the gate's switch time
             t_learn = rate * hw.resistance * hw.capacitance / hw.gain
+            if not 0 < t_learn <= MAX_STEP_SECONDS:  # each key is finite and positive, their product need not be
+                raise ValueError(f"learning.rate, {_CHARGING_KEYS}: the gate's switch time they fix, rate R C / gain, "
+                                 f"must be in (0, {MAX_STEP_SECONDS:g}] s (got {t_learn:g} s); give values nearer the "
+                                 f"defaults ({_CHARGING_DEFAULTS})")
             if hw.t_learn is not None and not math.isclose(hw.t_learn, t_learn, rel_tol=1e-12):
                 raise ValueError(f"learning.rate, hardware.t_learn: both given, and the rate fixes the gate's switch "
                                  f"time (got t_learn {hw.t_learn:g} s; the rate needs {t_learn:g} s); give only one "
                                  "of them (hardware.t_learn=null lets the rate fix it)")
         else:
             t_learn = T_LEARN if hw.t_learn is None else hw.t_learn
+            if rate is None and self.device.kind == "nmos":  # the charging circuit sets the rate: gain t_learn / (R C)
+                rc = hw.resistance * hw.capacitance
+                derived = hw.gain * t_learn / rc if rc else math.inf
+                if not 0 < derived <= MAX_RATE:
+                    raise ValueError(f"hardware.t_learn, {_CHARGING_KEYS}: the learning rate they set, gain t_learn / "
+                                     f"(R C), must be in (0, {MAX_RATE:g}] 1/V, as learning.rate (got {derived:g} "
+                                     f"1/V); give values nearer the defaults (t_learn {T_LEARN:g} s, "
+                                     f"{_CHARGING_DEFAULTS}), or give learning.rate")
         if hw.t_learn != t_learn:
             _resolve(self, hardware=hw.model_copy(update={"t_learn": t_learn}))
         return self

@@ -25,6 +25,9 @@ from .errors import CheckpointError, MetamaterialError, refusal
 if TYPE_CHECKING:
     from .config import Config
 
+#: the most bytes a user's file may hold: each is read whole into memory, so a path to a device that never ends
+#: (a stream of zeros) or a file of gigabytes would fill it; 256 MiB is far more than any circuit here trains on
+MAX_FILE_BYTES = 256 << 20
 #: digits of a SHA-256 an error message shows: enough to tell two contents apart at a glance
 SHOWN = 12
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -45,11 +48,17 @@ def files_read(cfg: Config) -> dict[str, str]:
 
 def read_bytes(path: str | Path, error: type[MetamaterialError], where: str, what: str, fix: str) -> bytes:
     """The bytes of the user's file ``path`` (``what``: "the CSV", ...); one that cannot be read (missing, a folder,
-    no permission) is ``error`` saying ``{where}{path}: cannot read {what} (the system's reason); {fix}``."""
+    no permission) is ``error`` saying ``{where}{path}: cannot read {what} (the system's reason); {fix}``, and one
+    of more than ``MAX_FILE_BYTES`` is refused after reading no more than that."""
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as err:
         raise refusal(error, f"{where}{path}", f"cannot read {what} ({err.strerror or err})", fix) from err
+    if len(data) > MAX_FILE_BYTES:
+        raise refusal(error, f"{where}{path}", f"{what} holds more than {MAX_FILE_BYTES >> 20} MiB, the most read "
+                      "from one file (or never ends, as a device may)", fix)
+    return data
 
 
 def read_text(path: str | Path, error: type[MetamaterialError], where: str, what: str, fix: str, text_fix: str,

@@ -137,7 +137,7 @@ def layered_network(n_inputs: int, n_outputs: int, hidden: int = 0, density: flo
     if lonely:
         shown = ", ".join(lonely[:6]) + (", ..." if len(lonely) > 6 else "")
         raise ValidationError(f"network: the drawn wiring leaves {len(lonely)} node(s) unconnected ({shown}); raise "
-                              "network.density or n_edges, or change network.seed")
+                              "network.density or network.n_edges, or change network.seed")
     return g
 
 

@@ -166,6 +166,30 @@ CASES = [
     ("rate-and-t-learn", _edit("hardware.t_learn", 1e-4), [], "learning.rate, hardware.t_learn: both given, and the "
      "rate fixes the gate's switch time (got t_learn 0.0001 s; the rate needs 0.66 s); give only one of them "
      "(hardware.t_learn=null lets the rate fix it)"),
+    # each key is positive and finite and the switch time or rate they make was not: 0 or inf (a ZeroDivisionError
+    # where R C underflowed to 0), refused as "HardwareParams.t_learn" or "CoupledLearning.rate" after the config
+    ("rate-fixes-no-switch-time", XOR, ["--set", "hardware.resistance=1e-320"], "yaml: --set "
+     "hardware.resistance=1e-320: learning.rate, hardware.resistance, hardware.capacitance, hardware.gain: the gate's "
+     "switch time they fix, rate R C / gain, must be in (0, 1e+06] s (got 0 s); give values nearer the defaults "
+     "(resistance 1000 ohm, capacitance 2.2e-06 F, gain 0.1)"),
+    ("charging-sets-no-rate", _edit("learning.rate", _DELETE), ["--set", "hardware.capacitance=1e-320"], "yaml: --set "
+     "hardware.capacitance=1e-320: hardware.t_learn, hardware.resistance, hardware.capacitance, hardware.gain: the "
+     "learning rate they set, gain t_learn / (R C), must be in (0, 1e+06] 1/V, as learning.rate (got inf 1/V); give "
+     "values nearer the defaults (t_learn 0.0001 s, resistance 1000 ohm, capacitance 2.2e-06 F, gain 0.1), or give "
+     "learning.rate"),
+    # an infinite hardware time in summary.json (written as Infinity, which JSON does not have)
+    ("settling-for-ever", XOR, ["--set", "hardware.t_settle=1e308"], "yaml: --set hardware.t_settle=1e308: "
+     "hardware.t_settle: Input should be less than or equal to 1e+06 (got 1e+308); give a value in range"),
+    ("switch-time-past-the-limit", XOR, ["--set", "hardware.capacitance=1e300"], "yaml: --set "
+     "hardware.capacitance=1e300: learning.rate, hardware.resistance, hardware.capacitance, hardware.gain: the gate's "
+     "switch time they fix, rate R C / gain, must be in (0, 1e+06] s (got 3e+305 s)"),
+    ("layered-negative-seed", yaml.safe_load((ROOT / "configs" / "digits.yaml").read_text()),
+     ["--set", "network.seed=-1"], "yaml: --set network.seed=-1: network.seed: Input should be greater than or equal "
+     "to 0 (got -1); give a value in range"),
+    # K = kp w / l was inf, and a native run stopped at its first clamp as "to_spice: clamps must be finite"
+    ("channel-too-short", XOR, ["--set", "device.params.l=5e-324"], "yaml: --set device.params.l=5e-324: "
+     "device.params.l, device.params.ld: the effective length l - 2 ld must be at least 1e-09 m (1 nm, below any "
+     "transistor's channel) (got l=4.94066e-324, ld=0); give a longer l, or a smaller ld"),
     ("negative-capacitance", _edit("hardware.capacitance", -1e-6), [], "hardware.capacitance: Input should be greater "
      "than 0 (got -1e-06); give a value in range"),
     ("random-too-few-edges", _edit("network", {"kind": "random", "n_nodes": 20, "n_edges": 5}), [],

@@ -14,11 +14,12 @@ import pytest
 import yaml
 
 from conftest import ROOT, cli_ok, cli_refused, stopped_after_checkpoint
-from metamaterial import runs
+from metamaterial import datafiles, runs
 from metamaterial.cli import main
 from metamaterial.configfile import load_config
 from metamaterial.datafiles import files_read, pin_files
-from metamaterial.errors import CheckpointError
+from metamaterial.errors import CheckpointError, ConfigError, ValidationError
+from metamaterial.experiment import build
 from metamaterial.rundir import load_run
 from metamaterial.runfiles import CHECKPOINT, load_checkpoint
 from metamaterial.sweep import load_sweep
@@ -221,3 +222,22 @@ def test_a_sweep_point_trained_on_other_data_is_another_point(tmp_path, capsys):
     assert (stale.ok, stale.failed) == (0, 2)
     error = read_result(tmp_path / "during", first.key)["error"]["message"]
     assert error.startswith(f"{csv}: its content changed since the sweep read it (task.path: sha256 ")
+
+
+@pytest.mark.parametrize("key, sets, error, fragment, what", [
+    ("network.file", ["network.kind=file", "network.file=big.txt"], ValidationError, "network.file: ", "network file"),
+    ("device.model_file", ["device.model_file=big.txt"], ConfigError, "", "model card"),
+    ("task.path", ["task.name=csv", "task.path=big.txt", "task.n_inputs=1"], ValidationError, "task.path: ", "CSV"),
+])
+def test_a_file_too_large_to_read_whole_is_refused_naming_its_key(tmp_path, monkeypatch, key, sets, error, fragment,
+                                                                     what):
+    # a path to a device that never ends (a stream of zeros) was read until memory ran out; a smaller limit here
+    # stands for it
+    monkeypatch.setattr(datafiles, "MAX_FILE_BYTES", 1 << 20)
+    (tmp_path / "big.txt").write_text("0 1\n" * (1 << 19))
+    config = tmp_path / "xor.yaml"
+    shutil.copy(ROOT / "configs" / "xor.yaml", config)
+    with pytest.raises(error, match=rf"^{fragment}\S*big.txt: the {what} holds more than 1 MiB, the most read from one "
+                                    r"file \(or never ends, as a device may\); ") as info:
+        build(load_config(config, sets))
+    assert key in str(info.value)

@@ -59,7 +59,7 @@ def test_layered_network_draws_its_edges_from_the_seed():
 @pytest.mark.parametrize("kwargs, fragment", [
     ({"density": 0.0}, r"network.density: must be in \(0, 1\]"),
     ({"n_edges": N_IN * N_OUT + 1}, r"network.n_edges: must be in \[1, 72\]"),
-    ({"n_edges": 3}, "unconnected .*raise network.density or n_edges, or change network.seed"),
+    ({"n_edges": 3}, "unconnected .*raise network.density or network.n_edges, or change network.seed"),
 ])
 def test_layered_network_errors_name_the_key(kwargs, fragment):
     with pytest.raises(ValidationError, match=fragment):
