@@ -98,12 +98,12 @@ Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
-#: the keys of the gate's charging circuit that, with learning.rate or hardware.t_learn, fix the other, and their
-#: defaults
 #: the largest learning.rate (1/V, S/V^2), and the longest learning switch time or settling per update (s; 11.6 days):
 #: far past any circuit here, so that a slip of the exponent is refused rather than met as an infinite run time
 MAX_RATE = 1e6
 MAX_STEP_SECONDS = 1e6
+#: the keys of the gate's charging circuit that, with learning.rate or hardware.t_learn, fix the other, and their
+#: defaults
 _CHARGING_KEYS = "hardware.resistance, hardware.capacitance, hardware.gain"
 _CHARGING_DEFAULTS = (f"resistance {HardwareParams.resistance:g} ohm, capacitance {HardwareParams.capacitance:g} F, "
                       f"gain {HardwareParams.gain:g}")
