@@ -444,6 +444,18 @@ class InitConfig(_Strict):
                              f"{self.value}); give finite numbers")
         if self.kind == "constant" and self.value is None:
             raise ValueError("a constant init needs 'value' (got none); give learning.init.value, or kind: uniform")
+        # a key the kind does not read was ignored without a word (learning.init.kind=uniform on a config whose
+        # init is {kind: constant, value: 3.0} drew from the device's default range, not around 3.0)
+        unread = ["value"] if self.kind == "uniform" and self.value is not None else \
+            [k for k in ("low", "high") if self.kind == "constant" and getattr(self, k) is not None]
+        if unread:
+            reads = "low and high" if self.kind == "uniform" else "value"
+            got = ", ".join(f"{k} {getattr(self, k):g}" for k in unread)
+            raise ValueError(f"{', '.join(unread)}, kind: a {self.kind} init reads only {reads}, so "
+                             f"{' and '.join(unread)} would be ignored (got {got}); remove "
+                             f"{'it' if len(unread) == 1 else 'them'} "
+                             f"({', '.join(f'learning.init.{k}=null' for k in unread)}), or give "
+                             "learning.init={kind: ..., ...} whole")
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"low must be <= high (got {self.low}, {self.high}); give the lower value as low")
         return self

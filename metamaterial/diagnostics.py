@@ -285,8 +285,8 @@ def identical_replicas_notes(initial: np.ndarray, final: np.ndarray) -> list[str
     return [f"the {len(final)} replicas started with identical gates and ended within {1e6 * SAME_CONTROLS:g} uV of "
             "each other: nothing this config draws depends on "
             "the seed (constant initial gates, points in a fixed order, no mismatch or read noise), so the ensemble "
-            "is one run repeated; to make the seeds differ, draw the initial gates (learning.init.kind: uniform), "
-            "shuffle the points (learning.schedule: shuffle) or give the chips mismatch"]
+            "is one run repeated; to make the seeds differ, draw the initial gates (learning.init: {kind: uniform, "
+            "low: ..., high: ...}), shuffle the points (learning.schedule: shuffle) or give the chips mismatch"]
 
 
 #: an output node whose every transistor carries less than this (A) at a point is held by leakage there: the

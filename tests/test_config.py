@@ -425,6 +425,17 @@ WITH_A_FIX = {
                       "numbers"),
     "constant-init-without-value": (_edit("learning.init", {"kind": "constant"}), [], "learning.init: a constant init "
                                     "needs 'value' (got none); give learning.init.value, or kind: uniform"),
+    # ignored without a word: the gates were drawn from the device's default range, not around the value
+    "uniform-init-with-a-value": (_edit("learning.init", {"kind": "constant", "value": 3.0}),
+                                  ["--set", "learning.init.kind=uniform"],
+                                  "--set learning.init.kind=uniform: learning.init.value, learning.init.kind: a "
+                                  "uniform init reads only low and high, so value would be ignored (got value 3); "
+                                  "remove it (learning.init.value=null), or give learning.init={kind: ..., ...} whole"),
+    "constant-init-with-low-high": (_edit("learning.init", {"kind": "constant", "value": 3.0, "low": 1.0, "high": 4.0}),
+                                    [], "learning.init.low, learning.init.high, learning.init.kind: a constant init "
+                                    "reads only value, so low and high would be ignored (got low 1, high 4); remove "
+                                    "them (learning.init.low=null, learning.init.high=null), or give "
+                                    "learning.init={kind: ..., ...} whole"),
     "name-with-a-space": (_edit("name", "my run"), [], "name: must be a plain name matching "
                           "^[A-Za-z][A-Za-z0-9_-]{0,63}$ (got 'my run'); start with a letter, then up to 63 letters, "
                           "digits, '_' or '-'"),

@@ -52,7 +52,7 @@ CHIPS = {"no mismatch": [], "twin mismatch": MISMATCH}
 #: solved there against 5/20 with the shipped ones), so that enough networks are solved before the cut
 CHIP_SETTINGS = {("xor", "twin mismatch"): ["learning.nudge=1.0", "learning.rate=10"]}
 #: the regression networks start from per-seed random gates (as in the modes claim) so that they differ
-REGRESSION_INIT = ["learning.init.kind=uniform", "learning.init.low=2.0", "learning.init.high=4.0"]
+REGRESSION_INIT = ["learning.init={kind: uniform, low: 2.0, high: 4.0}"]
 TASKS = {"regression": ("regression", REGRESSION_INIT), "xor": ("xor", [])}
 #: epochs between evaluations while retraining (the resolution of the recovery epoch)
 EVAL_EVERY = {"regression": 5, "xor": 2}

@@ -52,7 +52,7 @@ PS = (1.0, 0.5, 0.25, 0.1)
 N_EVALS = 40
 TAIL = 0.25
 #: per-seed initial gates around the shipped constant 3.0 V, so that seeds differ at p = 1 too
-RANDOM_INIT = ("learning.init.kind=uniform", "learning.init.low=2.5", "learning.init.high=3.5")
+RANDOM_INIT = ("learning.init={kind: uniform, low: 2.5, high: 3.5}",)
 BATCHES = (1, 2, 4, 8)     # part (c): mini-batch sizes of the 8-point ramp (8 = full batch)
 N_DRAWS = 200              # part (c): masks or batches drawn per gate state for the direction noise
 

@@ -38,7 +38,7 @@ FRACTION = 0.1
 TARGET_MSE = 2e-5
 MODE_NAMES = ("mean", "slope", "curvature")
 #: per-seed initial gates, centred on the shipped constant 3.0 V (configs/regression.yaml)
-RANDOM_INIT = ["learning.init.kind=uniform", "learning.init.low=2.0", "learning.init.high=4.0"]
+RANDOM_INIT = ["learning.init={kind: uniform, low: 2.0, high: 4.0}"]
 #: the targets of the verdict: the 8-point saturating ramp and its least-squares parabola
 TARGETS = {"ramp": "regression", "parabola": "parabola"}
 #: a diagnostic target (full mode only): the rising convex parabola y = 0.10 + 0.2 x + 0.8 x^2
@@ -248,7 +248,7 @@ def run(ctx: Context) -> ClaimResult:
     seeds = ctx.seeds(20, 3)
     epochs = 150 if ctx.quick else 4000
     length = [f"learning.epochs={epochs}"]
-    init = "per-seed uniform initial gates 2.0-4.0 V (learning.init.kind=uniform, low=2.0, high=4.0)"
+    init = "per-seed uniform initial gates 2.0-4.0 V (learning.init={kind: uniform, low: 2.0, high: 4.0})"
     runs, summaries, shipped = {}, {}, {}
     for label, name in TARGETS.items():
         runs[label] = train_modes(claim_config(name, [*RANDOM_INIT, *length]), seeds, ctx.backend)
