@@ -152,25 +152,27 @@ def save_checkpoint(run_dir: Path, state: TrainState, seeds: list[int], wall_s: 
                      trajectory=trajectory, meta=np.array(json.dumps(meta)))
 
 
-def pinned_files(run_dir: Path) -> dict | None:
-    """The content hashes of the files a run reads, as its checkpoint recorded them (``datafiles.pin_files``), read
-    from a checkpoint ``load_checkpoint`` refuses as well as any other; None where there are none to read."""
+def _meta(run_dir: Path) -> dict | None:
+    """The meta of the run's checkpoint alone (not its arrays: an ensemble's gates and trajectory may be large), read
+    from a checkpoint ``load_checkpoint`` refuses as well as any other; None where there is none to read."""
     try:
         with open(run_dir / CHECKPOINT, "rb") as f, np.load(f, allow_pickle=False) as z:
-            files = json.loads(str(z["meta"])).get("files")
+            meta = json.loads(str(z["meta"]))
     except (OSError, KeyError, AttributeError, json.JSONDecodeError, *_NOT_NPZ):
         return None
+    return meta if isinstance(meta, dict) else None
+
+
+def pinned_files(run_dir: Path) -> dict | None:
+    """The content hashes of the files a run reads, as its checkpoint recorded them (``datafiles.pin_files``); None
+    where there are none to read (``_meta``)."""
+    files = (_meta(run_dir) or {}).get("files")
     return files if datafiles.is_pins(files) else None
 
 
 def checkpoint_epoch(run_dir: Path) -> int | None:
-    """The epoch of the run's checkpoint, read from its meta alone (not its arrays: an ensemble's gates and
-    trajectory may be large); None where there is none to read."""
-    try:
-        with open(run_dir / CHECKPOINT, "rb") as f, np.load(f, allow_pickle=False) as z:
-            epoch = json.loads(str(z["meta"])).get("epoch")
-    except (OSError, KeyError, AttributeError, json.JSONDecodeError, *_NOT_NPZ):
-        return None
+    """The epoch of the run's checkpoint; None where there is none to read (``_meta``)."""
+    epoch = (_meta(run_dir) or {}).get("epoch")
     return epoch if _is_count(epoch) else None
 
 

@@ -395,8 +395,8 @@ def test_a_sweep_interrupted_mid_task_resumes_it_from_its_checkpoint_and_ends_as
     assert not any(e["event"] == "resumed" for e in read_events(whole))
     for key in keys:
         a, b = read_result(out, key)["summary"], read_result(whole, key)["summary"]
-        assert a["epochs"] == RESUMED_EPOCHS and a.pop("wall_s") > 0 and b.pop("wall_s") > 0
-        assert a == b, key
+        a.pop("wall_s"), b.pop("wall_s")  # the one field a resumed run does not share
+        assert a["epochs"] == RESUMED_EPOCHS and a == b, key
     assert len({read_result(out, k)["summary"]["final_loss"] for k in keys}) == RESUMED_SEEDS  # three replicas
 
 
