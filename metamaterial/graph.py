@@ -46,8 +46,9 @@ def lattice_network(rows: int, cols: int, periodic: bool = True) -> nx.Graph:
         raise ValidationError(f"network: a lattice needs at least 2 nodes (got rows={rows}, cols={cols}); give rows "
                               "and cols of 2 nodes or more together")
     if periodic and (rows == 2 or cols == 2):
-        raise ValidationError(f"network.periodic: a periodic side of length 2 would double its edges "
-                              f"(got {rows}x{cols}); give that side 3 nodes or more, or periodic: false")
+        side = "network.rows" if rows == 2 else "network.cols"
+        raise ValidationError(f"{side}: a periodic side of length 2 would double its edges (got {rows}x{cols}); "
+                              f"give that side 3 nodes or more, or network.periodic: false")
     g = nx.grid_2d_graph(rows, cols, periodic=periodic)
     out = nx.Graph(kind="lattice", rows=rows, cols=cols, periodic=periodic)
     out.add_nodes_from((r * cols + c, {"pos": (r, c)}) for r, c in sorted(g.nodes))

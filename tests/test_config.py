@@ -445,8 +445,8 @@ WITH_A_FIX = {
                             ["--set", "roles.inputs=[[0,0]]"], "network: a lattice needs at least 2 nodes (got "
                             "rows=1, cols=1); give rows and cols of 2 nodes or more together"),
     "periodic-side-of-two": (_edit("network.rows", 2), ["--set", "roles={inputs: [[0, 0], [0, 1]], outputs: [[1, 1]]}"],
-                             "network.periodic: a periodic side of length 2 would double its edges (got 2x4); give "
-                             "that side 3 nodes or more, or periodic: false"),
+                             "network.rows: a periodic side of length 2 would double its edges (got 2x4); give "
+                             "that side 3 nodes or more, or network.periodic: false"),
     "random-too-few-edges": (_edit("network", {"kind": "random", "n_nodes": 20, "n_edges": 5}), [], "network.n_edges: "
                              "must be in [19, 190] for 20 nodes (got 5); give a number in that range (a connected "
                              "graph needs n_nodes - 1)"),

@@ -42,9 +42,9 @@ VALUES = ("abc", "-1", "0", "1e30", "-1e30", ".nan", ".inf", "-.inf", "", "[1, 2
 
 #: a key whose refusal may name another key instead: the key it is checked against (a cross-key refusal)
 CROSS = {
-    # a lattice's side of 2 wraps onto itself; a side of 1 leaves the roles' nodes outside it
-    "network.rows": ("network.periodic", "roles."),
-    "network.cols": ("network.periodic", "roles."),
+    # a side of 1 leaves the roles' nodes outside the lattice
+    "network.rows": ("roles.",),
+    "network.cols": ("roles.",),
     # layer sizes are checked against the edges drawn between them
     "network.n_inputs": ("network.n_edges",),
     "network.n_hidden": ("network.n_edges",),
