@@ -14,9 +14,9 @@
    workers) after the first and the last task.
 
 4. ``--profile``: the CPU time (``resource.getrusage`` of the process, not wall time) a new training process
-   spends before its first point, stage by stage, started as a sweep's worker starts it (``execute._new_pool``: a
+   spends before its first point, stage by stage, started as a sweep's worker starts it (``worker._new_pool``: a
    spawned interpreter that imports the main module): the interpreter and its imports, numba, PySpice and ngspice's
-   library, the external-source callback, the first build, the warm-up epoch (``execute._warm``: netlist load,
+   library, the external-source callback, the first build, the warm-up epoch (``worker._warm``: netlist load,
    dc sweep setup, the step's kernels), then a second warm-up and two points of ``--epochs`` (default 200) for
    comparison. Runs only the parts named besides it.
 
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import yaml
 
-from metamaterial.sweep import execute, load_sweep
+from metamaterial.sweep import load_sweep, worker
 from metamaterial.sweep.execute import run_sweep
 from metamaterial.sweep.store import read_events
 
@@ -167,12 +167,12 @@ def _startup_stages(points: list, out: str) -> dict:
     stage("ngspice solver, external-source callback (numba cfunc)",
           lambda: ngspice.NgspiceSolver()._install_callbacks())
     stage("first build of the config (experiment.build)", lambda: build(cfg))
-    stage("warm-up epoch (execute._warm: build, netlist load, dc sweep, step kernels, 1 epoch)",
-          lambda: execute._warm(cfg))
-    stage("  a second warm-up epoch, for comparison", lambda: execute._warm(cfg))
+    stage("warm-up epoch (worker._warm: build, netlist load, dc sweep, step kernels, 1 epoch)",
+          lambda: worker._warm(cfg))
+    stage("  a second warm-up epoch, for comparison", lambda: worker._warm(cfg))
     before_first = sum(c for name, c in stages[:-1])
-    stage("first point (execute._train)", lambda: execute._train(points[:1], Path(out), "profile"))
-    stage("second point (execute._train)", lambda: execute._train(points[1:2], Path(out), "profile"))
+    stage("first point (worker._train)", lambda: worker._train(points[:1], Path(out), "profile"))
+    stage("second point (worker._train)", lambda: worker._train(points[1:2], Path(out), "profile"))
     return {"stages": stages, "before_first_point_s": before_first, "modules_at_start": modules,
             "modules": len(sys.modules)}
 
@@ -182,11 +182,11 @@ def profile(folder: Path, epochs: int) -> dict:
     (folder / "profile").mkdir(exist_ok=True)
     t0 = time.perf_counter()
     slot = {"pool": None}
-    execute._new_pool(slot)  # the training process as a sweep's worker starts it
+    worker._new_pool(slot)  # the training process as a sweep's worker starts it
     try:
         got = slot["pool"].submit(_startup_stages, list(sweep.points), str(folder / "profile")).result()
     finally:
-        execute._drop_pool(slot)
+        worker._drop_pool(slot)
     for name, cpu in got["stages"]:
         print(f"  {cpu:6.2f} s CPU  {name}")
     print(f"profile: a new training process spent {got['before_first_point_s']:.2f} s CPU before its first point "

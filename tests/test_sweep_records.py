@@ -21,7 +21,7 @@ import yaml
 from conftest import ROOT
 from metamaterial import datafiles, revisions
 from metamaterial.cli import main
-from metamaterial.sweep import execute, load_sweep
+from metamaterial.sweep import execute, load_sweep, worker
 from metamaterial.sweep import spec as spec_module
 from metamaterial.sweep.execute import earlier_results, plan_tasks
 from metamaterial.sweep.spec import config_text, points_document
@@ -140,10 +140,10 @@ def test_an_ensemble_hashes_its_data_file_once_and_still_notices_it_edited(tmp_p
     monkeypatch.setattr(datafiles, "file_sha256", counted)
     for out in ("out", "edited"):
         (tmp_path / out).mkdir()
-    done = execute._train(points, tmp_path / "out", "worker")
+    done = worker._train(points, tmp_path / "out", "worker")
     assert [r["status"] for r in done] == ["ok"] * N_ENSEMBLE and hashed == [("task.path", str(csv))]
     csv.write_text(csv.read_text() + csv.read_text().splitlines()[-1] + "\n")  # a row more
-    stale = execute._train(points, tmp_path / "edited", "worker")
+    stale = worker._train(points, tmp_path / "edited", "worker")
     assert [r["status"] for r in stale] == ["failed"] * N_ENSEMBLE
     for r in stale:
         assert r["error"]["message"].startswith(f"{csv}: its content changed since the sweep read it (task.path: "
@@ -156,10 +156,10 @@ def test_an_ensemble_hashes_its_data_file_once_and_still_notices_it_edited(tmp_p
 KILLED_STORING = """
 import os, signal, sys
 from types import SimpleNamespace
-from metamaterial.sweep import execute, load_sweep, store
+from metamaterial.sweep import load_sweep, store, worker
 
 spec, out, step, *keys = sys.argv[1:]
-link, log_event = os.link, execute.log_event
+link, log_event = os.link, worker.log_event
 
 def killed(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -167,9 +167,9 @@ if step == "link":
     os.link = lambda src, dst, **kw: (killed if os.path.basename(os.path.dirname(dst)) == store.RESULTS else link)(
         src, dst, **kw)
 else:
-    execute.log_event = lambda out, event, *a, **kw: (log_event if event == "started" else killed)(out, event, *a, **kw)
-execute.multiprocessing.current_process = lambda: SimpleNamespace(daemon=True)  # trains in this process
-execute.run_points([p for p in load_sweep(spec).points if p.key in keys], out)
+    worker.log_event = lambda out, event, *a, **kw: (log_event if event == "started" else killed)(out, event, *a, **kw)
+worker.multiprocessing.current_process = lambda: SimpleNamespace(daemon=True)  # trains in this process
+worker.run_points([p for p in load_sweep(spec).points if p.key in keys], out)
 """
 
 
@@ -182,7 +182,7 @@ def test_a_worker_killed_storing_a_record_leaves_one_record_and_one_end(tmp_path
     The cluster test of a killed worker landed there by chance, once in 11 runs on a loaded machine."""
     path = _spec(tmp_path, REGRESSION)
     out = tmp_path / "out"
-    run, children = execute.run_points, tmp_path / "children.txt"
+    run, children = worker.run_points, tmp_path / "children.txt"
 
     def killed_then_run_again(points, folder, *args):  # a file: Dask runs a copy of this function
         child = subprocess.run([sys.executable, "-c", KILLED_STORING, path, folder, step, *(p.key for p in points)],
@@ -191,7 +191,7 @@ def test_a_worker_killed_storing_a_record_leaves_one_record_and_one_end(tmp_path
         with open(children, "a") as f:
             f.write(f"{child.returncode} {child.stderr!r}\n")
         return run(points, folder, *args)
-    monkeypatch.setattr(execute, "run_points", killed_then_run_again)
+    monkeypatch.setattr(worker, "run_points", killed_then_run_again)
     assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 0
     ended = children.read_text().splitlines()
     assert [line.split()[0] for line in ended] == [str(-signal.SIGKILL)] * len(NUDGES), ended
@@ -208,7 +208,7 @@ def test_a_worker_killed_storing_a_record_leaves_one_record_and_one_end(tmp_path
     if left:
         old = time.time() - STALE_WRITE_S - 1
         os.utime(left[0], (old, old))
-        monkeypatch.setattr(execute, "run_points", run)
+        monkeypatch.setattr(worker, "run_points", run)
         assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 0
         assert sorted((out / WRITING).glob("*.tmp")) == left[1:]
 
@@ -251,7 +251,7 @@ def _cut_task(tmp_path, out, overrides=()) -> tuple[str, list]:
     path.write_text(yaml.safe_dump({"name": "cut", "base": REGRESSION, "set": RESUMABLE, "seeds": N_ENSEMBLE}))
     points = list(load_sweep(path, list(overrides)).points)
     out.mkdir(parents=True, exist_ok=True)
-    assert execute._open_partial(points, out, "worker") is None  # a new task: its folder made afresh
+    assert worker._open_partial(points, out, "worker") is None  # a new task: its folder made afresh
     folder = partial_path(out, task_key(p.key for p in points))
     runs.train_replicas(points[0].config, [p.config.seed for p in points], run_dir=folder,
                         epochs=CUT).trainer.solver.close()
@@ -322,7 +322,7 @@ def test_a_failed_task_leaves_no_checkpoint_folder(tmp_path):
     assert plan_tasks(points) == [points]
     out = tmp_path / "out"
     out.mkdir()
-    records = execute._train(points, out, "worker")
+    records = worker._train(points, out, "worker")
     assert [r["status"] for r in records] == ["failed"] * 2
     assert [e["batch"] for e in read_events(out) if e["event"] == "started"] == [2, 2, 1, 1]  # the ensemble, then alone
     assert not (out / "partial").exists()

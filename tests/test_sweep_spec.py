@@ -18,9 +18,9 @@ from metamaterial.cli import main
 from metamaterial.configfile import dump_config, load_config
 from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.experiment import build
-from metamaterial.sweep import execute, expand_sweep, load_sweep
+from metamaterial.sweep import execute, expand_sweep, load_sweep, worker
 from metamaterial.sweep import spec as spec_module
-from metamaterial.sweep.execute import plan_tasks, run_points, run_sweep
+from metamaterial.sweep.execute import plan_tasks, run_sweep
 from metamaterial.sweep.report import load_table, plot_sweep, write_table
 from metamaterial.sweep.spec import config_key, config_text, points_document, saved_config_key
 from metamaterial.sweep.store import (
@@ -31,6 +31,7 @@ from metamaterial.sweep.store import (
     read_result,
     write_result,
 )
+from metamaterial.sweep.worker import run_points
 
 REGRESSION = str(ROOT / "configs" / "regression.yaml")
 N_SEEDS = 3
@@ -348,7 +349,7 @@ def test_a_daemonic_worker_trains_in_itself_and_briefs_every_point_of_its_task(t
     points = list(load_sweep(_spec(tmp_path, seeds=N_SEEDS)).points)
     out = tmp_path / "out"
     out.mkdir()
-    monkeypatch.setattr(execute.multiprocessing, "current_process", lambda: SimpleNamespace(daemon=True))
+    monkeypatch.setattr(worker.multiprocessing, "current_process", lambda: SimpleNamespace(daemon=True))
     assert run_points(points[:1], str(out))[0]["ran"]
     brief = run_points(points, str(out))
     assert [b["key"] for b in brief] == [p.key for p in points]
@@ -698,13 +699,13 @@ def test_a_relative_out_reaches_the_workers_as_an_absolute_path(tmp_path, monkey
     """A worker of a remote cluster resolves a relative path in its own working directory: the client sends the
     folder as an absolute path."""
     path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
-    real, given = execute.run_points, tmp_path / "given.txt"
+    real, given = worker.run_points, tmp_path / "given.txt"
 
-    def worker(points, out, *args):  # a copy of it runs (the task is serialized): it tells a file
+    def telling(points, out, *args):  # a copy of it runs (the task is serialized): it tells a file
         with open(given, "a") as f:
             f.write(out + "\n")
         return real(points, out, *args)
-    monkeypatch.setattr(execute, "run_points", worker)
+    monkeypatch.setattr(worker, "run_points", telling)
     monkeypatch.chdir(tmp_path)
     assert main(["sweep", path, "--out", "rel/out", "--workers", "1", "--no-plots", "--no-progress"]) == 0
     assert given.read_text().splitlines() == [str(tmp_path / "rel" / "out")] * 2
@@ -717,8 +718,8 @@ def test_points_a_worker_stored_in_another_folder_fail_the_sweep_in_one_line(tmp
     path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    real = execute.run_points
-    monkeypatch.setattr(execute, "run_points", lambda points, out, *args: real(points, str(elsewhere), *args))
+    real = worker.run_points
+    monkeypatch.setattr(worker, "run_points", lambda points, out, *args: real(points, str(elsewhere), *args))
     out = tmp_path / "out"
     assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 1
     captured = capsys.readouterr()
@@ -918,7 +919,7 @@ def test_a_task_that_fails_before_its_training_leaves_its_points_to_do(tmp_path,
     def broken(points, out, *args):
         raise RuntimeError("Error during deserialization of the task graph. This frequently\noccurs if the "
                            "Scheduler and Client have different environments.")
-    monkeypatch.setattr(execute, "run_points", broken)
+    monkeypatch.setattr(worker, "run_points", broken)
     assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 1
     captured = capsys.readouterr()
     assert "0/2 ok, 0 failed, 2 pending" in captured.out
@@ -943,7 +944,7 @@ def test_a_task_lost_after_its_training_started_records_its_points_failed(tmp_pa
         for p in points:
             log_event(Path(out), "started", p.key, worker="w")
         raise RuntimeError("the worker died")
-    monkeypatch.setattr(execute, "run_points", dies)
+    monkeypatch.setattr(worker, "run_points", dies)
     assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 1
     captured = capsys.readouterr()
     assert captured.out.splitlines()[1:3] == [

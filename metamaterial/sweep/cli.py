@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         print(_sweep_counts(report.counts) + f"\nwrote {', '.join(str(f) for f in report.files)}"
               + _removed(report.stale) + _notes(report.notes))
         return 0
-    from . import execute, load_sweep  # noqa: PLC0415
+    from . import execute, load_sweep, worker  # noqa: PLC0415
 
     execute.check_workers(args.workers, args.scheduler)  # before the spec is expanded, which may take a while
     if args.scheduler:
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.dry_run:
         print(_sweep_points(spec, args.out, args.workers, earlier))
         return 0
-    recycle = execute.RECYCLE_AFTER if args.recycle_after is None else args.recycle_after
+    recycle = worker.RECYCLE_AFTER if args.recycle_after is None else args.recycle_after
     if recycle < 0:
         raise ConfigError(f"--recycle-after: must be >= 0 (got {recycle}); give the points a worker trains before "
                           "it is replaced, or 0 for never")

@@ -62,7 +62,7 @@ def result_path(out: Path, key: str) -> Path:
 
 #: a record's status: the point trained, or it raised (its error recorded)
 STATUSES = ("ok", "failed")
-#: the numbers a successful record's summary holds (``execute._summaries``): the metrics of a sweep's table and
+#: the numbers a successful record's summary holds (``worker._summaries``): the metrics of a sweep's table and
 #: figures (``--metric``), in table order, each with why it may be None at a point ("": it never is)
 SUMMARY_METRICS = {
     "final_loss": "", "initial_loss": "",
