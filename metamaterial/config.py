@@ -35,6 +35,7 @@ from .circuit import MAX_GMIN
 from .devices import CORNERS, PRESETS, ProcessCorner
 from .errors import ConfigError, shown
 from .learning.gates import HardwareParams
+from .learning.rules import MAX_RATE
 from .sim.registry import backend_refusal
 from .tasks import MAX_VOLTS, REGRESSION_X, REGRESSION_Y
 from .temperature import NOMINAL_CELSIUS, TEMPERATURE_RANGE
@@ -98,9 +99,8 @@ Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
-#: the largest learning.rate (1/V, S/V^2), and the longest learning switch time or settling per update (s; 11.6 days):
+#: the longest learning switch time or settling per update (s; 11.6 days), as ``MAX_RATE`` the largest learning.rate:
 #: far past any circuit here, so that a slip of the exponent is refused rather than met as an infinite run time
-MAX_RATE = 1e6
 MAX_STEP_SECONDS = 1e6
 #: the keys of the gate's charging circuit that, with learning.rate or hardware.t_learn, fix the other, and their
 #: defaults

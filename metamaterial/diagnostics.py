@@ -27,6 +27,7 @@ import numpy as np
 from .circuit import Circuit, edge_currents
 from .devices import LEVEL1, EdgeDevice, NmosParams
 from .errors import ValidationError
+from .learning.rules import MAX_RATE
 from .tasks import Task
 from .units import listed
 
@@ -179,12 +180,14 @@ def before_training(circuit: Circuit, task: Task, rate: float, low: float, high:
 
 def moved_warnings(device: EdgeDevice, initial: np.ndarray, final: np.ndarray, n_updates: np.ndarray,
                    losses: tuple[np.ndarray, np.ndarray], low: float, high: float, rate: float, rate_source: str,
-                   epochs: int, accuracies: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
+                   epochs: int, accuracies: tuple[np.ndarray, np.ndarray] | None = None,
+                   nudge: float | None = None) -> list[str]:
     """Replicas whose controls [R, E] barely moved (none by ``BARELY_MOVED`` of the range) although updates
     happened, while they did not learn: their loss (``losses``: initial and final [R], V^2) did not fall by half,
     or with ``accuracies`` (initial and final [R]: a hinge, under which the output loss may rise while it learns)
     their training accuracy did not rise; with the rate in use (``rate_source`` says where it came from) and how
-    much larger a rate would move them."""
+    much larger a rate would move them; where that rate is past ``MAX_RATE``, the rule's ``nudge`` (a point's step
+    grows with it) is named as what to raise."""
     if device.update_kind != "continuous" or epochs == 0:
         return []
     moved = np.max(np.abs(np.atleast_2d(final) - np.atleast_2d(initial)), axis=1)
@@ -199,12 +202,15 @@ def moved_warnings(device: EdgeDevice, initial: np.ndarray, final: np.ndarray, n
     grow = 0.1 * (high - low) / max(float(moved[r]), 1e-300)
     went = (f"training accuracy went from {first[r]:.1%} to {last[r]:.1%}" if accuracies is not None else
             f"loss went from {first[r]:.3g} to {last[r]:.3g} V^2")
+    advice = ("set learning.rate, or learning.epochs for a run kept short on purpose" if rate * grow <= MAX_RATE else
+              f"that is past the largest learning.rate ({MAX_RATE:g} {device.rate_unit}): raise learning.nudge"
+              f"{'' if nudge is None else f' (now {nudge:g})'}, with which a point's step grows, or the rate as far "
+              "as it goes")
     return [f"the {device.control_label.split(' (')[0]}s barely moved{count}: the largest change in {epochs} epochs "
             f"was {moved[r]:.3g} {unit} ({moved[r] / (high - low):.2%} of the {low:g}-{high:g} {unit} range) and the "
             f"{went}, at learning.rate {rate:.3g} {device.rate_unit} ({rate_source}). Small steps move the controls "
             f"in proportion to the rate: a rate {grow:.3g}x larger ({rate * grow:.3g} {device.rate_unit}) would move "
-            "them by a tenth of their range in as many epochs, and so would about as many times more epochs; set "
-            "learning.rate, or learning.epochs for a run kept short on purpose"]
+            f"them by a tenth of their range in as many epochs, and so would about as many times more epochs; {advice}"]
 
 
 def hinge_notes(history: list[dict], epochs: int, margin: float) -> list[str]:

@@ -437,7 +437,7 @@ def after_training(done: Trained, on_warning: Report | None = None, free: np.nda
         else None  # a hinge learns by its margins: the output loss may rise meanwhile
     warnings = diagnostics.moved_warnings(setup.circuit.device, initial, state.controls, state.n_updates,
                                           (first["loss"], last["loss"]), dyn.low, dyn.high, setup.rule.rate,
-                                          rate_source(setup), state.epoch, accuracies)
+                                          rate_source(setup), state.epoch, accuracies, setup.rule.nudge)
     if free is not None:
         warnings += diagnostics.leakage_warnings(setup.circuit, state.controls[0], free)
     # a hinge learns by its margins: its output loss may rise meanwhile, by design

@@ -93,6 +93,21 @@ def test_hardware_default_rate_barely_moves_the_gates_and_says_so(tmp_path):
                             "for a run kept short on purpose")
 
 
+def test_a_nudge_too_small_for_any_rate_is_named_as_what_to_raise(tmp_path):
+    """A point's step grows with the nudge: at 1e-9 the rate that would move the gates is past the largest a config
+    takes, so the warning names learning.nudge, not a rate the config would refuse; the gates did move, in
+    proportion (1e-6 of what nudge 1e-3 moves them by, within 1 %)."""
+    result, seen = _train(tmp_path, REGRESSION, ["learning.nudge=1e-9", "learning.epochs=20"])
+    (warning,) = result.summary["warnings"]
+    assert warning.endswith("that is past the largest learning.rate (1e+06 1/V): raise learning.nudge (now 1e-09), "
+                            "with which a point's step grows, or the rate as far as it goes"), warning
+    for nudge, name in (("1e-3", "full"), ("1e-9", "small")):
+        _train(tmp_path, REGRESSION, [f"learning.nudge={nudge}", "learning.epochs=1"], name=name)
+    gates = {n: np.loadtxt(tmp_path / n / "gates.csv", delimiter=",", skiprows=1)[:, 1:] for n in ("full", "small")}
+    moved = [g[-1] - g[0] for g in gates.values()]
+    np.testing.assert_allclose(moved[1] * 1e6, moved[0], rtol=0.01)
+
+
 def test_under_a_hinge_barely_moved_gates_are_judged_by_the_accuracy_not_the_output_loss():
     """A hinge learns by its margins, and its output loss may rise meanwhile: gates that barely moved warn when the
     training accuracy did not rise, whatever the loss did, and not when it rose."""

@@ -18,6 +18,9 @@ from ..errors import ValidationError, check_numbers, shown
 #: the losses under which a point past the margin stops updating
 HINGE_LOSSES = ("hinge", "multiclass_hinge")
 LOSSES = ("mse", *HINGE_LOSSES)
+#: the largest rate a config gives (learning.rate, 1/V or S/V^2): far past any circuit here, so that a slip of the
+#: exponent is refused rather than met as an infinite step
+MAX_RATE = 1e6
 #: which edges a point's contrast reaches (``CoupledLearning.update_edges``)
 UPDATE_EDGES = ("all", "pushed")
 
