@@ -14,10 +14,11 @@ no YAML.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 import pydantic
 from pydantic import (
@@ -718,6 +719,26 @@ def key_path(loc: tuple) -> str:
     return out
 
 
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The config models an annotation holds (``X | None``, ``list[X]``, ``Annotated[X, ...]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models(arg)]
+
+
+def _nearest_key(loc: tuple) -> str | None:
+    """For an unknown key at ``loc``, the key of the same section its spelling is closest to, as a key path
+    (``learning.nudge`` for ``learning.nuge``); None when no key there is close."""
+    models: list[type[BaseModel]] = [Config]
+    for part in loc[:-1]:
+        if isinstance(part, str) and not _UNION_MEMBER.match(part):
+            models = [m for model in models if part in model.model_fields
+                      for m in _models(model.model_fields[part].annotation)]
+    keys = sorted({k for model in models for k in model.model_fields})
+    near = difflib.get_close_matches(str(loc[-1]), keys, n=1, cutoff=0.6)
+    return key_path((*loc[:-1], near[0])) if near else None
+
+
 def validate_config(raw: dict, source: str = "<config>", blame: Callable[[str], str | None] | None = None) -> Config:
     """Validate a raw config document; the first problem is raised as ``ConfigError`` naming its key path, after
     ``source`` and what ``blame`` (given the message) says set the key (``--set key=value``), if anything."""
@@ -754,6 +775,10 @@ def _problem(errors: list[dict]) -> str:
     if kind not in ("missing", "extra_forbidden") and not isinstance(got, dict) and "(got " not in msg:
         # YAML reads an empty value (``epochs:``, ``--set learning.epochs=``) as null
         msg += f" (got {'an empty value' if got is None else shown(got)})"
+    if kind == "extra_forbidden" and first["loc"] == ("seeds",):  # train's option, not a key
+        msg += " (an ensemble of N seeds is train --seeds N; a config gives one seed)"
+    elif kind == "extra_forbidden" and (near := _nearest_key(first["loc"])):
+        msg += f" (did you mean {near}?)"
     if kind in FIXES:
         msg += f"; {FIXES[kind]}"
     return f"{loc + ': ' if loc else ''}{msg}{_more(errors, first, loc.split(', ')[0])}"

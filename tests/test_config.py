@@ -556,8 +556,8 @@ def test_the_other_problems_are_named_each_once_by_their_key_paths():
     was not said."""
     with pytest.raises(ConfigError) as err:  # the key it meant is missing too: the same problem
         validate_config(_edit("task.validation", {"fractio": 0.2}), "x.yaml")
-    assert str(err.value) == ("x.yaml: task.validation.fractio: unknown key; remove it or check its spelling (see "
-                              "README, config reference)")
+    assert str(err.value) == ("x.yaml: task.validation.fractio: unknown key (did you mean task.validation.fraction?); "
+                              "remove it or check its spelling (see README, config reference)")
     with pytest.raises(ConfigError) as err:
         validate_config(_edit("learning", {"epochs": "abc", "nudge": "x", "rate": "y"}), "x.yaml")
     assert str(err.value) == ("x.yaml: learning.epochs: Input should be a valid integer (got 'abc'); give a whole "
@@ -1039,3 +1039,24 @@ def test_a_folder_given_as_the_config_says_what_to_give(tmp_path):
     for args, line in cases:
         proc = _run_cli(args, tmp_path)
         assert (proc.returncode, proc.stderr) == (2, f"metamaterial: {line}\n"), args
+
+
+@pytest.mark.parametrize(("key", "meant"), [
+    ("learning.nuge", "learning.nudge"), ("learnig", "learning"), ("device.params.vt0", "device.params.vto"),
+    ("roles.rails[0].volt", "roles.rails[0].volts"), ("learning.init.hi", "learning.init.high"),
+    ("device.mismatch.vto_sgima", "device.mismatch.vto_sigma"), ("simulator.reltoll", "simulator.reltol"),
+    ("timing.settle.t_stp", "timing.settle.t_stop"), ("foo", None), ("learning.x", None)])
+def test_a_misspelt_key_is_told_the_key_of_its_section_it_is_closest_to(key, meant):
+    """A misspelt key named only itself; the key it most likely meant, of the same section (a rail's keys inside
+    roles.rails, a preset's parameters inside device.params), is named beside it, and nothing when none is close."""
+    raw = copy.deepcopy(XOR)
+    raw["roles"]["rails"] = [{"node": [0, 0], "volts": 1.0}]
+    section, *rest = key.replace("[0]", ".0").split(".")
+    node = raw.setdefault(section, {}) if rest else raw
+    for part in rest[:-1]:
+        node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+    node[rest[-1] if rest else section] = 1
+    with pytest.raises(ConfigError) as err:
+        validate_config(raw, "x.yaml")
+    hint = f" (did you mean {meant}?)" if meant else ""
+    assert str(err.value).startswith(f"x.yaml: {key}: unknown key{hint}; remove it or check its spelling"), err.value

@@ -679,7 +679,8 @@ def test_a_config_with_a_stray_spec_key_is_a_config_with_an_unknown_key(tmp_path
     path = tmp_path / "xs.yaml"
     path.write_text((ROOT / "configs" / "xor.yaml").read_text() + "seeds: 10\n")
     assert main(["solve", str(path)]) == 2
-    assert capsys.readouterr().err.startswith(f"metamaterial: {path}: seeds: unknown key; remove it")
+    assert capsys.readouterr().err.startswith(f"metamaterial: {path}: seeds: unknown key (an ensemble of N seeds is "
+                                              "train --seeds N; a config gives one seed); remove it")
     assert main(["sweep", str(path), "--dry-run"]) == 2
     assert capsys.readouterr().err.startswith(f"metamaterial: {path}: a train config, not a sweep spec")
 
