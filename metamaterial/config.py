@@ -779,7 +779,10 @@ def _problem(errors: list[dict]) -> str:
         msg += " (an ensemble of N seeds is train --seeds N; a config gives one seed)"
     elif kind == "extra_forbidden" and (near := _nearest_key(first["loc"])):
         msg += f" (did you mean {near}?)"
-    if kind in FIXES:
+    if kind == "int_type" and isinstance(got, float) and got.is_integer() and abs(got) < 1e15:
+        # YAML reads 2e3 as a float: the number is whole, its spelling is not
+        msg += f"; write the whole number without a decimal point or exponent: {int(got)}"
+    elif kind in FIXES:
         msg += f"; {FIXES[kind]}"
     return f"{loc + ': ' if loc else ''}{msg}{_more(errors, first, loc.split(', ')[0])}"
 

@@ -1041,6 +1041,18 @@ def test_a_folder_given_as_the_config_says_what_to_give(tmp_path):
         assert (proc.returncode, proc.stderr) == (2, f"metamaterial: {line}\n"), args
 
 
+@pytest.mark.parametrize("text", ["2e3", "2.0e3", "2000.0"])
+def test_a_whole_number_read_as_a_float_is_told_how_to_write_it(tmp_path, text):
+    """YAML reads 2e3 as the float 2000.0, which an integer key refuses: "give a whole number" left the user who
+    wrote one puzzled; the refusal says how to write it."""
+    path = tmp_path / "e.yaml"
+    path.write_text((ROOT / "configs" / "xor.yaml").read_text().replace("epochs: 3000", f"epochs: {text}"))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (f"{path}: learning.epochs: Input should be a valid integer (got 2000.0); write the "
+                              "whole number without a decimal point or exponent: 2000")
+
+
 @pytest.mark.parametrize(("key", "meant"), [
     ("learning.nuge", "learning.nudge"), ("learnig", "learning"), ("device.params.vt0", "device.params.vto"),
     ("roles.rails[0].volt", "roles.rails[0].volts"), ("learning.init.hi", "learning.init.high"),
