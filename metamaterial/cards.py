@@ -106,7 +106,8 @@ class ModelCard:
         level-1 defaults (``NGSPICE_MOS1_DEFAULTS``). They define the analytic law only for a level-1 card.
 
         The series resistances are ngspice's: ``rd`` (``rs``) if given and nonzero, else the sheet resistance
-        ``rsh`` times the instance's drain (source) squares, which our netlists leave at ngspice's default of 1."""
+        ``rsh`` times the instance's drain (source) squares, which our netlists leave at ngspice's default of 1 (a zero
+        ``rd`` or ``rs`` beside a nonzero ``rsh`` is refused by ``parse_model_card``)."""
         values = {**NGSPICE_MOS1_DEFAULTS, **{f: self.given[k] for k, f in _LAW_FIELDS.items() if k in self.given}}
         rsh = self.given.get("rsh", 0.0)
         return {**values, "rd": self.given.get("rd", 0.0) or rsh, "rs": self.given.get("rs", 0.0) or rsh}
@@ -157,6 +158,13 @@ def parse_model_card(text: str, where: str) -> ModelCard:
         if name not in _MOS_PARAMETERS[level]:
             raise ConfigError(f"{where}: model card parameter {name} is not a level-{level} MOS parameter (got "
                               f"{name}={given[name]:g}); remove it or correct its spelling (ngspice would ignore it)")
+    # ngspice makes the internal node d' (s') whenever rsh is nonzero, but a given rd (rs) of 0 sets its conductance
+    # to 0 rather than to 1/rsh: that terminal is then open, and the transistor carries no current (mos1temp.c)
+    if given.get("rsh") and (zero := [k for k in ("rd", "rs") if given.get(k) == 0.0]):
+        raise ConfigError(f"{where}: a zero rd or rs beside a nonzero rsh leaves its terminal open in ngspice, so the "
+                          f"transistor conducts nothing (got {', '.join(f'{k}=0' for k in zero)}, "
+                          f"rsh={given['rsh']:g}); remove {' and '.join(zero)} to take rsh (one square), or give rsh=0 "
+                          "for no series resistance")
     if level == 1 and (outside := _outside_level1_law(given)):
         raise ConfigError(f"{where}: model card parameters change the DC answer in ways the level-1 law does "
                           f"not model (got {', '.join(outside)}); remove them: give kp, vto, gamma and phi "

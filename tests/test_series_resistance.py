@@ -191,6 +191,29 @@ def test_user_card_with_series_resistances_runs_on_both_backends(tmp_path, text,
     assert np.max(np.abs(bare.voltages - ours.voltages)) > 100 * AGREEMENT_V
 
 
+@pytest.mark.parametrize("zero", ["rd=0", "rs=0", "rd=0 rs=0"])
+def test_a_zero_rd_or_rs_beside_rsh_is_refused_as_ngspice_opens_that_terminal(tmp_path, zero):
+    """ngspice makes the internal node whenever rsh is nonzero, but gives a zero rd (rs) a conductance of 0: one
+    transistor at V_G = 2 V across 0.3 V then carries no channel current, where rsh alone gives it a series
+    resistance. The native law would take rsh there (0.4 V apart on the 4x4 XOR), so such a card is refused."""
+    from metamaterial.sim.ngspice import run_batch_file
+    currents = {}
+    for text in ("rsh=50", f"{zero} rsh=50"):
+        (tmp_path / "one.cir").write_text(
+            f"* one transistor\n.model rfet nmos (level=1 vto=0.62 kp=8.5e-4 {text})\nVA a 0 dc 0.3\nVG g 0 dc 2\n"
+            "M1 a g 0 0 rfet w=10u l=10u\n.control\nset numdgt=15\nop\nprint i(VA)\nquit 0\n.endc\n.end\n")
+        currents[text] = parse_print_all(run_batch_file(str(tmp_path / "one.cir")))["i(va)"]
+    assert currents["rsh=50"] < -1e-4 and abs(currents[f"{zero} rsh=50"]) < 1e-12  # the drain junction's leak
+    card = tmp_path / "open.lib"
+    card.write_text(f".model rfet nmos (level=1 vto=0.62 kp=8.5e-4 {zero} rsh=50)\n")
+    names = " and ".join(z.split("=")[0] for z in zero.split())
+    with pytest.raises(ConfigError, match=rf"open.lib: a zero rd or rs beside a nonzero rsh leaves its terminal "
+                                          rf"open in ngspice, so the transistor conducts nothing \(got "
+                                          rf"{zero.replace(' ', ', ')}, rsh=50\); remove {names} to take rsh \(one "
+                                          rf"square\), or give rsh=0"):
+        devices.nmos_from_card(card)
+
+
 def test_ald1106_l1_is_the_third_party_card(tmp_path):
     """The preset's netlist against the same netlist with the third party's card and instance parameters (sheet
     resistance and squares, junction geometry), on the 4x4 XOR with random gates: the node voltages agree."""
