@@ -303,8 +303,11 @@ def learning_netlist(setup: Setup, controls: np.ndarray, plan: StepPlan, capacit
     if controls.shape != (c.n_edges,):
         raise ValidationError(f"learning_hardware: controls must have shape ({c.n_edges},) (got {controls.shape}); "
                               "pass one gate voltage per edge")
+    # on Sparse: with KLU ngspice 46 stopped XOR's learning decks ("timestep too small" at 0.067 s of 0.8 s) that
+    # Sparse runs through (2026-12-04); the step transients take KLU (transient._options)
+    sparse = replace(setup.options, linear_solver="sparse")
     lines = [f"* metamaterial learning hardware: {len(plan.points)} steps, {c.n_edges} edges x 2 twins",
-             *_options(c, setup.options), *_mos_cards(c, capacitances)]
+             *_options(c, sparse), *_mos_cards(c, capacitances)]
     x, y = task.inputs[plan.points], task.targets[plan.points]
     for twin in ("f", "c"):
         for k, node in enumerate(c.inputs):

@@ -37,7 +37,7 @@ from .devices import NmosParams
 from .errors import SimulationError, ValidationError
 from .netlist import SpiceOptions, edge_model, node_lines, node_name, num, temperature_options
 from .runfiles import writing
-from .sim.ngspice import _run_ngspice, keep_failed_deck
+from .sim.ngspice import _run_ngspice, keep_failed_deck, program_linear_solver
 from .timing import CAPACITANCES, DEFAULT_POINTS, MosCapacitances, PeripheryParams, SettleParams
 
 #: A (ngspice's default abstol): the transient's current tolerance is at least this. The gate sources carry only
@@ -186,9 +186,11 @@ def control_block(commands: list[str]) -> list[str]:
 
 
 def _options(c: Circuit, options: SpiceOptions) -> list[str]:
-    """The ``.options`` lines of a transient: the DC solvers' tolerances, abstol raised to ``ABSTOL_FLOOR``."""
+    """The ``.options`` lines of a transient: the DC solvers' tolerances, abstol raised to ``ABSTOL_FLOOR``, and the
+    linear solver (KLU where the ngspice program has it: ``program_linear_solver``)."""
     return [f".options gmin={num(c.gmin)} reltol={num(options.reltol)} abstol={num(max(options.abstol, ABSTOL_FLOOR))} "
-            f"vntol={num(options.vntol)} itl1={int(options.itl1)}", *temperature_options(c)]
+            f"vntol={num(options.vntol)} itl1={int(options.itl1)}",
+            f".options {program_linear_solver(options.linear_solver)}", *temperature_options(c)]
 
 
 def _tran(t_max: float, t_stop: float, data_file: str, vectors: list[str]) -> list[str]:

