@@ -138,8 +138,10 @@ class Circuit:
         return np.concatenate([inputs, rails], axis=1)
 
     def output_values(self, voltages: np.ndarray) -> np.ndarray:
-        """[B, n_out] output values (V): V(pos), or V(pos) - V(neg) for differential outputs."""
-        return step.compiled().output_values(np.atleast_2d(voltages), self.out_pos, self.out_neg)
+        """[B, n_out] output values (V) of node voltages [B, N] (or one row [N]): V(pos), or V(pos) - V(neg) for
+        differential outputs."""
+        v = node_voltages(self, voltages, "Circuit.output_values")
+        return step.compiled().output_values(v, self.out_pos, self.out_neg)
 
     def output_weights(self, d_outputs: np.ndarray) -> np.ndarray:
         """[B, N] dL/dV of a loss whose gradient in the output values is ``d_outputs`` [B, n_out]: at each output's
@@ -260,22 +262,30 @@ class OperatingPoint:
     iterations: np.ndarray | None = None
 
 
+def node_voltages(c: Circuit, voltages: np.ndarray, where: str, name: str = "voltages") -> np.ndarray:
+    """``voltages`` as a float array [B, N] of node voltages of ``c`` (a row [N] is one point), refusing, named
+    ``where`` and ``name``, what is none: an ``OperatingPoint`` itself, no real numbers, the wrong number of nodes
+    (which the compiled step functions would read past, without a word). NaN passes."""
+    if isinstance(voltages, OperatingPoint):
+        raise ValidationError(f"{where}: {name} must be node voltages [B, {c.n_nodes}] (V) (got the "
+                              f"{type(voltages).__name__} itself); pass its .voltages")
+    v = np.atleast_2d(real_array(voltages, where, name, f"node voltages [B, {c.n_nodes}] (V)",
+                                 "pass a solver's OperatingPoint.voltages", axes=("row", "node")))
+    if v.ndim != 2 or v.shape[1] != c.n_nodes:
+        raise ValidationError(f"{where}: {name} must have {c.n_nodes} columns (got shape {np.shape(voltages)}); "
+                              "pass node voltages [B, N] of this circuit (a solver's OperatingPoint.voltages)")
+    return v
+
+
 def check_state(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: int | None,
                 where: str) -> tuple[np.ndarray, np.ndarray]:
     """(controls, voltages [B, N]) as float arrays, refusing, named ``where``, what no node voltages of ``c`` are (an
     ``OperatingPoint`` itself, no real numbers, the wrong number of nodes), controls of no real numbers or of neither
     [E] nor [B, E], and a twin that is neither 0 nor 1: numpy would fail on them with an index or broadcast error.
     NaN passes: the currents of a state that holds it are NaN."""
-    if isinstance(voltages, OperatingPoint):
-        raise ValidationError(f"{where}: voltages must be node voltages [B, {c.n_nodes}] (V) (got the "
-                              f"{type(voltages).__name__} itself); pass its .voltages")
-    v = np.atleast_2d(real_array(voltages, where, "voltages", f"node voltages [B, {c.n_nodes}] (V)",
-                                 "pass a solver's OperatingPoint.voltages", axes=("row", "node")))
+    v = node_voltages(c, voltages, where)
     x = real_array(controls, where, "controls", f"one {c.device.control_label} per edge",
                    "pass the controls given to the solver", axes=("row", "edge"))
-    if v.ndim != 2 or v.shape[1] != c.n_nodes:
-        raise ValidationError(f"{where}: voltages must have {c.n_nodes} columns (got shape {np.shape(voltages)}); "
-                              "pass node voltages [B, N] of this circuit (a solver's OperatingPoint.voltages)")
     if x.shape[-1:] != (c.n_edges,) or x.ndim > 2 or (x.ndim == 2 and x.shape[0] not in (1, len(v))):
         raise ValidationError(f"{where}: controls must have shape ({c.n_edges},) or ({len(v)}, {c.n_edges}) (got "
                               f"{x.shape}); give one control ({c.device.control_unit}) per edge, as to the solver")

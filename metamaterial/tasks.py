@@ -227,21 +227,48 @@ class Task:
 
     def predict(self, outputs: np.ndarray) -> np.ndarray:
         """[P] predicted class of output rows [P, n_out]."""
+        outputs = self._outputs(outputs, "Task.predict")
         if self.decode == "argmax":
             return np.argmax(outputs, axis=1)
         return np.argmin(np.abs(outputs[:, :1] - self.levels[None, :]), axis=1)
 
     def margins(self, outputs: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """[P] signed margin (V) of the correct class; > 0 means correctly classified (``step.class_margins``)."""
+        outputs, classes = self._outputs(outputs, "Task.margins", classes)
         levels = np.zeros(1) if self.levels is None else np.asarray(self.levels, float)
-        return step.compiled().class_margins(np.atleast_2d(np.asarray(outputs, float)), np.asarray(classes, np.int64),
-                                             step.DECODES[self.decode], levels)
+        return step.compiled().class_margins(outputs, classes, step.DECODES[self.decode], levels)
 
     def accuracy(self, outputs: np.ndarray, classes: np.ndarray | None = None) -> float | None:
-        """Fraction of points whose predicted class is right, or None for regression."""
+        """Fraction of points whose predicted class is right, or None for regression. ``classes`` [P] default to
+        the training points' (``outputs`` [P, n_out] then of those points)."""
         if self.classes is None:
             return None
-        return float(np.mean(self.predict(outputs) == (self.classes if classes is None else classes)))
+        outputs, classes = self._outputs(outputs, "Task.accuracy", self.classes if classes is None else classes)
+        return float(np.mean(self.predict(outputs) == classes))
+
+    def _outputs(self, outputs: object, where: str, classes: object = None):
+        """``outputs`` as float [P, n_out] (a row [n_out] is one point), and with ``classes`` the pair with int64
+        classes [P], refusing a shape or a class this task cannot read: the compiled margins read both unchecked
+        (a class past the last output read memory beyond it), and numpy failed on a list or a shorter array with
+        its own words."""
+        out = np.atleast_2d(real_array(outputs, where, "outputs", "output values (V)", "give the network's outputs "
+                                       "[P, n_out] (Circuit.output_values)", axes=("point", "output")))
+        if out.ndim != 2 or out.shape[1] != self.n_outputs:
+            raise ValidationError(f"{where}: outputs must have {self.n_outputs} column(s), one per output of task "
+                                  f"{self.name} (got shape {np.shape(outputs)}); give the network's outputs [P, "
+                                  f"{self.n_outputs}] (Circuit.output_values)")
+        if classes is None:
+            return out
+        cls = _class_indices(classes, f"{where}: classes")
+        n_classes = len(self.levels) if self.decode == "nearest" else self.n_outputs
+        if cls.shape != (len(out),):
+            raise ValidationError(f"{where}: outputs and classes must have one row per point (got {len(out)} rows "
+                                  f"of outputs and classes of shape {cls.shape}); give the outputs of the points "
+                                  "the classes are of")
+        if len(cls) and cls.max() >= n_classes:
+            raise ValidationError(f"{where}: classes must be below {n_classes}, the classes of task {self.name} (got "
+                                  f"class {int(cls.max())}); give the points' classes")
+        return out, cls
 
 
 def _class_indices(values: object, where: str) -> np.ndarray:

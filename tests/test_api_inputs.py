@@ -533,3 +533,45 @@ def test_a_state_of_another_circuit_is_refused_by_run():
         damaged.run(state)
     again = damaged.init_state(np.delete(state.controls, cut, axis=1), state.rngs)
     assert damaged.run(again).epoch == 2
+
+
+
+
+@pytest.mark.parametrize("call, says", [
+    # one output's labels as a 1-D [P]: read as one row, the clamps of points 1-3 came from point 0's label
+    (lambda c, v, t: mm.CoupledLearning(nudge=0.5).clamp(c, v, t.targets.ravel()),
+     "CoupledLearning.clamp: targets must have shape (4, 1), one row of 1 label(s) (V) per row of free (got shape "
+     "(4,)); give e.g. task.targets[idx] for the points idx"),
+    (lambda c, v, t: mm.CoupledLearning().clamp(c, v[:, :4], t.targets),
+     "CoupledLearning.clamp: free must have 9 columns (got shape (4, 4)); pass node voltages [B, N] of this circuit"),
+    (lambda c, v, t: mm.CoupledLearning().contrast(c, v, v[:2]),
+     "CoupledLearning.contrast: clamped must have the shape of free, one row per point (got (2, 9) and (4, 9))"),
+    (lambda c, v, t: mm.CoupledLearning().contrast(c, v[:, :4], v[:, :4]),
+     "CoupledLearning.contrast: free must have 9 columns (got shape (4, 4))"),
+    (lambda c, v, t: c.output_values(v[:, :4]), "Circuit.output_values: voltages must have 9 columns (got shape "
+                                                "(4, 4))"),
+    (lambda c, v, t: t.margins(c.output_values(v), [0, 1, 2, 1]), "Task.margins: classes must be below 2, the "
+                                                                  "classes of task xor (got class 2)"),
+    (lambda c, v, t: t.accuracy(c.output_values(v)[:3]), "Task.accuracy: outputs and classes must have one row per "
+                                                         "point (got 3 rows of outputs and classes of shape (4,))"),
+    (lambda c, v, t: t.predict(v), "Task.predict: outputs must have 1 column(s), one per output of task xor (got shape "
+                                   "(4, 9))"),
+    # [P, 1] against [P] broadcast to [P, P]: every output against every point's label, without a word
+    (lambda c, v, t: mm.mse(c.output_values(v), t.targets.ravel()), "mse: targets must have the last axes of outputs "
+                                                                    "(got outputs (4, 1) and targets (4,))"),
+])
+def test_the_rule_and_the_task_refuse_arrays_their_compiled_loops_would_read_past(call, says):
+    """The compiled step functions read their arrays without bounds checks: labels [P] of one output, voltages of
+    too few nodes, clamped voltages of fewer points or a class past the last level answered numbers read from
+    past the arrays (a margin of -3e-310 V), without a word; the task's accuracy of fewer outputs than points was
+    numpy's broadcast error, of a list a TypeError."""
+    c, task = _circuit(), mm.xor_task()
+    v = mm.NativeSolver().solve(c, _gates(c), task.inputs).voltages
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        call(c, v, task)
+    rule = mm.CoupledLearning(nudge=0.5)
+    clamps = rule.clamp(c, v, task.targets)
+    out = c.output_values(v)[:, 0]
+    np.testing.assert_allclose(clamps[:, 0], out + 0.5 * (task.targets[:, 0] - out), atol=1e-15)  # each its own label
+    assert np.array_equal(rule.clamp(c, v.tolist(), task.targets.tolist()), clamps)  # lists: as before
+    assert task.accuracy(c.output_values(v).tolist()) == task.accuracy(c.output_values(v))
