@@ -295,12 +295,17 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
             raise ValidationError(f"{where}: no node is named {ref!r} in {source} (its names: {first}); check the "
                                   "spelling")
         return index[ref]
+    if isinstance(ref, np.ndarray) and ref.ndim == 1:  # a (row, col) pair as an array
+        ref = ref.tolist()
     if isinstance(ref, (list, tuple)):
         if g.graph.get("kind") != "lattice" or len(ref) != 2:
             raise ValidationError(f"{where}, network.kind: (row, col) addressing needs a lattice network (got "
                                   f"{list(ref)} on a {g.graph.get('kind', 'given')} network); give the node's index"
                                   f"{' or name' if g.graph.get('kind') in ('file', 'layered') else ''}, or use "
                                   "network.kind: lattice")
+        if not all(_is_index(i) for i in ref):  # (1.5, 2) was row 1, ("a", 2) int()'s ValueError
+            raise ValidationError(f"{where}: (row, col) must be two integers (got {shown(tuple(ref))}); give e.g. "
+                                  "(1, 2)")
         r, c = int(ref[0]), int(ref[1])
         rows, cols = g.graph["rows"], g.graph["cols"]
         if not (0 <= r < rows and 0 <= c < cols):
@@ -309,6 +314,9 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
             raise ValidationError(f"{where}{sizes}: node ({r}, {c}) is outside the {rows}x{cols} lattice; give a row "
                                   f"in 0-{rows - 1} and a col in 0-{cols - 1}")
         return r * cols + c
+    if not _is_index(ref):  # 2.7 was node 2, None int()'s TypeError
+        raise ValidationError(f"{where}: a node is an integer index, a name or on a lattice a (row, col) pair (got "
+                              f"{type(ref).__name__} {shown(ref)}); give e.g. 0")
     node = int(ref)
     # a network file's node may be named by a number that is another node's index: which one is meant?
     same = next((n for n, attrs in g.nodes(data=True) if attrs.get("label") == str(node)), None)
@@ -327,6 +335,11 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
         raise ValidationError(f"{where}: node {node} does not exist (nodes are 0..{g.number_of_nodes() - 1}); give "
                               f"an index from 0 to {g.number_of_nodes() - 1}{named}")
     return node
+
+
+def _is_index(n: object) -> bool:
+    """Whether ``n`` is an integer (numpy's too), not a bool."""
+    return isinstance(n, (int, np.integer)) and not isinstance(n, bool)
 
 
 @dataclass(frozen=True)
@@ -401,7 +414,7 @@ def _volts(v: object) -> float:
 
 def _node_id(n: object) -> int:
     """A node id given as any integer (numpy's too); anything else (a float, a string, a tuple) is a TypeError."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+    if not _is_index(n):
         raise TypeError(n)
     return int(n)
 

@@ -317,3 +317,18 @@ def test_node_id_finds_a_node_by_the_name_a_graph_of_ones_own_keeps():
     with pytest.raises(ValidationError, match=re.escape("node_id: nodes are named only in a graph whose nodes keep "
                                                         "a 'label'")):
         mm.node_id(nx.path_graph(3), "a")
+
+
+@pytest.mark.parametrize("ref, says", [
+    (2.7, "node_id: a node is an integer index, a name or on a lattice a (row, col) pair (got float 2.7); give e.g. 0"),
+    (None, "node_id: a node is an integer index, a name or on a lattice a (row, col) pair (got NoneType None)"),
+    ((1.5, 2), "node_id: (row, col) must be two integers (got (1.5, 2)); give e.g. (1, 2)"),
+    (("a", 2), "node_id: (row, col) must be two integers (got ('a', 2)); give e.g. (1, 2)"),
+])
+def test_node_id_refuses_what_is_no_node_rather_than_round_it(ref, says):
+    """2.7 was node 2 and (1.5, 2) node (1, 2), without a word, where Roles refuses a float; None and ('a', 2) were
+    int()'s TypeError and ValueError. A (row, col) pair as a numpy array is a pair."""
+    g = mm.lattice_network(ROWS, COLS)
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        mm.node_id(g, ref)
+    assert mm.node_id(g, np.array([1, 2])) == mm.node_id(g, (np.int64(1), 2)) == mm.node_id(g, np.int64(5)) == 5
