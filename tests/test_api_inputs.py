@@ -360,6 +360,26 @@ def test_evaluate_run_refuses_a_split_it_does_not_know_and_a_path(tmp_path):
     assert mm.evaluate_run(run, split="train")["split"] == "train"
 
 
+@pytest.mark.parametrize("inputs, says", [
+    ([[450.0, 0.0]], "evaluate_run: inputs must be a finite voltage in [-10, 10] V (got 450 at point 0, column 0); "
+                     "give volts (0.45, not 450 mV)"),
+    (np.zeros((0, 2)), "evaluate_run: inputs must have shape (P, 2), one row of 2 input voltage(s) (V) per point, one "
+                       "point or more (got shape (0, 2)); give e.g. [[0.0, 0.0]]"),
+    ([[0.1, 0.2, 0.3]], "evaluate_run: inputs must have shape (P, 2), one row of 2 input voltage(s) (V) per point"),
+])
+def test_evaluate_run_refuses_new_inputs_as_a_file_of_inputs_is_refused(tmp_path, inputs, says):
+    """Inputs in millivolts, which `eval --inputs` refuses in a file, were solved at 450 V; no point was numpy's
+    "cannot reshape array of size 0"."""
+    cfg = mm.load_config(ROOT / "configs" / "xor.yaml", ["simulator.backend=native", "learning.epochs=2"])
+    mm.train_run(cfg, tmp_path / "run", plots=False)
+    run = mm.load_run(tmp_path / "run")
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        mm.evaluate_run(run, inputs=inputs)
+    trained = mm.evaluate_run(run)
+    again = mm.evaluate_run(run, inputs=trained["inputs"])  # the training points, as a list
+    np.testing.assert_allclose(again["replicas"][0]["outputs"], trained["replicas"][0]["outputs"], atol=1e-9)
+
+
 @pytest.mark.parametrize("make, says", [
     (lambda: mm.NativeSolver(options={"reltol": 1e-6}), "NativeSolver.options: must be a SpiceOptions (got dict "
                                                         "{'reltol': 1e-06}); give e.g. SpiceOptions(reltol=1e-6)"),
