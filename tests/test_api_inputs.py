@@ -307,6 +307,9 @@ def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, say
                                                      "integers in 0..3 (got -1 at index 0)"),
     (lambda t, x, rng: t.step(x, np.array([4]), rng), "Trainer.step: idx must be training point indices, integers in "
                                                       "0..3 (got 4 at index 0)"),
+    (lambda t, x, rng: t.rule_and_gradient(np.stack([x, x]), [0, 1]), "Trainer.rule_and_gradient: controls must have "
+                                                                      "shape (32,), one replica's (got (2, 32)); give "
+                                                                      "e.g. state.controls[0]"),
 ])
 def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, call, says):
     """NaN controls were refused by the solver ('NativeSolver.solve: ... must be finite'), a wrong length by
@@ -314,7 +317,8 @@ def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, cal
     ('no attribute replicas'), until=2.5 a TypeError from range. One generator for two replicas was taken, and the
     replicas drew from it in turn, each unlike a run of its own; evaluate(test=True) of a task with no held-out
     points was "object of type 'NoneType' has no len()". Point 0.5 was read as point 0 and -1 as the last point,
-    point 4 of 4 was numpy's IndexError."""
+    point 4 of 4 was numpy's IndexError; rule_and_gradient of two replicas' controls at two points, numpy's
+    "operands could not be broadcast together"."""
     trainer = mm.make_trainer(xor_setup)
     rng = np.random.default_rng(0)
     x = mm.initial_controls(xor_setup, rng)

@@ -372,10 +372,15 @@ class Trainer:
         rival); and the clamps', L = -f . V over the clamped nodes, f the current each clamp source drives into its
         node (the clamped twin's Kirchhoff residual there). For a reciprocal network (resistors) the rule's
         contrast is exactly -2 dL/dx of the clamps' loss as the nudge goes to 0; the task's loss differs from it by
-        the network's own response between the clamped nodes, unless one node is clamped.
+        the network's own response between the clamped nodes, unless one node is clamped. ``controls``: [E], one
+        replica's; ``idx``: the training points.
         """
         c, pr, f = self.circuit, self.program, st.compiled()
         idx = self._point_indices(idx, "Trainer.rule_and_gradient")
+        controls = self._controls(controls, "Trainer.rule_and_gradient")
+        if controls.shape != (c.n_edges,):  # [R, E] of as many replicas as points was numpy's broadcast error
+            raise ValidationError(f"Trainer.rule_and_gradient: controls must have shape ({c.n_edges},), one "
+                                  f"replica's (got {controls.shape}); give e.g. state.controls[0]")
         x = pr.inputs[idx]
         free = self.solver.solve(c, controls, x).voltages
         out = f.output_values(free, c.out_pos, c.out_neg)
