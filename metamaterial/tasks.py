@@ -17,7 +17,7 @@ import numpy as np
 
 from . import step
 from .datafiles import read_text
-from .errors import ValidationError, first_bad, real_array, shown
+from .errors import ValidationError, first_bad, real_array, shown, whole_number
 from .units import listed
 
 #: the largest magnitude (V) of a voltage a config or a data file gives: far beyond the supplies simulated, and a
@@ -286,7 +286,11 @@ def xor_task(low: float = 0.0, high: float = 0.45, labels: tuple[float, float] =
     """XOR on two inputs at ``low``/``high`` volts; differential output; ``labels`` = (same, different)."""
     x = np.array([[low, low], [low, high], [high, low], [high, high]])
     cls = np.array([0, 1, 1, 0])
-    lv = np.asarray(labels, float)
+    lv = real_array(labels, "xor_task", "labels", "two output values (V)", "give (same, different), e.g. (0.0, -0.087)",
+                    finite="give two finite voltages")
+    if lv.shape != (2,):  # a third label was a third class's level, which predict() could choose; one, an IndexError
+        raise ValidationError(f"xor_task: labels must be two, the output for equal inputs and for different ones "
+                              f"(got {shown(labels)}); give e.g. (0.0, -0.087)")
     if lv[0] == lv[1]:
         raise ValidationError(f"task.labels: the two XOR labels must differ (got {list(labels)}); give the output "
                               "for equal inputs first, then another for different inputs")
@@ -303,13 +307,17 @@ def regression_task(x: np.ndarray = REGRESSION_X, y: np.ndarray = REGRESSION_Y) 
 
 def linear_regression_task(n_points: int, slope: float, offset: float, low: float, high: float) -> Task:
     """y = offset + slope x on ``n_points`` evenly spaced inputs in [low, high]."""
-    x = np.linspace(low, high, n_points)
+    x = np.linspace(low, high, whole_number(n_points, "linear_regression_task", "n_points"))
     return Task("linear_regression", x[:, None], (offset + slope * x)[:, None])
 
 
 def allostery_task(source: float, targets: tuple[float, ...]) -> Task:
     """Allostery: one fixed drive, several outputs to be set to given voltages (target ratios)."""
-    return Task("allostery", np.array([[source]]), np.asarray(targets, float)[None, :])
+    given = real_array(targets, "allostery_task", "targets", "one voltage per output", "give e.g. (0.1, 0.3)")
+    if given.ndim != 1:  # one number was an IndexError, a table a three-axis target the Task refused
+        raise ValidationError(f"allostery_task: targets must be one voltage per output (got shape {given.shape}); "
+                              "give e.g. (0.1, 0.3)")
+    return Task("allostery", np.array([[source]]), given[None, :])
 
 
 def iris_task(low: float, high: float, on: float, off: float, test_fraction: float, seed: int) -> Task:

@@ -471,6 +471,26 @@ def test_a_task_refuses_classes_its_decoding_cannot_read(given, says):
     assert made.accuracy(np.array(CLASS_Y)) == 1.0
 
 
+@pytest.mark.parametrize("make, says", [
+    (lambda: mm.xor_task(labels=(0.0, -0.087, 0.3)), "xor_task: labels must be two, the output for equal inputs and "
+                                                     "for different ones (got (0.0, -0.087, 0.3)); give e.g. (0.0, "
+                                                     "-0.087)"),
+    (lambda: mm.xor_task(labels=(0.0,)), "xor_task: labels must be two"),
+    (lambda: mm.linear_regression_task(8.0, 0.4, 0.1, 0.0, 0.45), "linear_regression_task: n_points must be a whole "
+                                                                  "number (got 8.0); give an int"),
+    (lambda: mm.allostery_task(0.45, 0.1), "allostery_task: targets must be one voltage per output (got shape ()); "
+                                           "give e.g. (0.1, 0.3)"),
+])
+def test_the_task_builders_refuse_what_they_cannot_make_a_task_of(make, says):
+    """A third XOR label was taken as a third class's level, which the decoding could then predict; one label was an
+    IndexError, a float count numpy's "'float' object cannot be interpreted as an integer", one allostery target
+    an IndexError."""
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        make()
+    assert mm.xor_task(labels=[0.0, np.float32(-0.087)]).levels.shape == (2,)
+    assert mm.linear_regression_task(np.int64(8), 0.4, 0.1, 0.0, 0.45).n_points == 8
+
+
 def test_a_task_of_no_points_is_refused_when_made():
     """It trained, then failed in the solver's warm-start memory ('zero-size array to reduction operation')."""
     with pytest.raises(ValidationError, match=re.escape("Task.inputs: needs at least one point (got shape (0, 1))")):
