@@ -183,6 +183,12 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12,
     # validated again here: a graph edited after assign_roles (an edge removed, a node cut off) compiled, and the
     # solvers failed on it (native: ZeroDivisionError; ngspice: "node vector 'n2' missing")
     validate_network(g, Roles(inputs=g.graph["inputs"], rails=g.graph.get("rails", ()), outputs=g.graph["outputs"]))
+    own = next(((a, b, d["device"]) for a, b, d in g.edges(data=True) if "device" in d), None)
+    if own is not None:  # every edge is ``device``: a device of one's own on an edge was ignored without a word
+        a, b, value = own
+        raise ValidationError(f"network: edge {a}-{b} holds a 'device' attribute (got {shown(value)}), and every edge "
+                              "of a circuit is the one device compile_graph is given; remove the attribute, and give "
+                              "the device to compile_graph")
     attrs = [g.nodes[i] for i in range(n)]
     labels = [f"({a['pos'][0]}, {a['pos'][1]})" if "pos" in a else str(a.get("label", i)) for i, a in enumerate(attrs)]
     edges = np.array(sorted(tuple(sorted(e)) for e in g.edges), dtype=int).reshape(-1, 2)

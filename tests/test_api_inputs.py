@@ -235,6 +235,19 @@ def test_compile_graph_given_a_preset_name_says_how_to_make_the_device():
         mm.compile_graph(_graph(), "a" * 500)
 
 
+def test_compile_graph_refuses_an_edge_that_names_a_device_of_its_own():
+    """Every edge is the one device compile_graph is given: an edge's own 'device' attribute (a pmos among the nmos)
+    was ignored without a word."""
+    g = _graph()
+    g.edges[0, 1]["device"] = "pmos"
+    with pytest.raises(ValidationError, match=re.escape("network: edge 0-1 holds a 'device' attribute (got 'pmos'), "
+                                                        "and every edge of a circuit is the one device compile_graph "
+                                                        "is given; remove the attribute")):
+        mm.compile_graph(g, mm.nmos_preset("ald1106-fit"))
+    del g.edges[0, 1]["device"]
+    assert mm.compile_graph(g, mm.nmos_preset("ald1106-fit")).n_edges == 12
+
+
 @pytest.fixture(scope="module")
 def xor_setup():
     return mm.build(mm.load_config(ROOT / "configs" / "xor.yaml", ["simulator.backend=native", "learning.epochs=2"]))
