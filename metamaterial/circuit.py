@@ -70,8 +70,13 @@ class Circuit:
             # ngspice took a negative gmin without a word and answered 0 V at every free node; native NaN
             raise ValidationError(f"simulator.gmin: must be a conductance in (0, {MAX_GMIN:g}) S (got "
                                   f"{shown(self.gmin)}); give one in that range (default 1e-12 S)")
+        self._check_indices()
         rails = real_array(self.rail_voltages, "Circuit.rail_voltages", "", "volts", "give each rail a voltage",
                            finite="give each rail a finite voltage", axes=("rail",))  # named by its rail, not a list
+        if np.shape(rails) != np.shape(self.rails):
+            raise ValidationError(f"Circuit.rail_voltages: must hold one voltage per node of Circuit.rails (got shape "
+                                  f"{np.shape(rails)} for rails of shape {np.shape(self.rails)}); give each rail a "
+                                  "voltage")
         # as a config's rail is: 330 for 0.33 V trained on without a word, or failed in Newton
         refuse_far_volts(np.atleast_1d(rails), "Circuit.rail_voltages",
                          "give volts (0.33, not 330 mV) in the Roles' rails", ("rail",))
@@ -84,6 +89,34 @@ class Circuit:
                 value.flags.writeable = False
                 object.__setattr__(self, name, value)
         object.__setattr__(self, "_law", self.device.at_temperature(self.temperature))
+
+    def _check_indices(self) -> None:
+        """Refuse node indices past ``node_labels`` and arrays not aligned with the edges, in a circuit made by hand or
+        by ``dataclasses.replace``: the compiled solver and step functions index with them unchecked (an output past
+        the last node read memory beyond the voltages, and its clamp wrote there), numpy failed on the rest."""
+        n, fix = len(self.node_labels), "give indices of node_labels' nodes (compile_graph makes them)"
+        edges = np.asarray(self.edges)
+        if edges.ndim != 2 or edges.shape[1:] != (2,) or not len(edges):
+            raise ValidationError(f"Circuit.edges: must be node index pairs [E, 2], one edge or more (got shape "
+                                  f"{edges.shape}); {fix}")
+        check_indices(edges, n, "Circuit.edges: must hold node indices", fix)
+        arrays = [("inputs", self.inputs), ("rails", self.rails), ("out_pos", self.out_pos), ("out_neg", self.out_neg)]
+        arrays += [] if self.body is None else [("body", self.body)]
+        for name, value in arrays:
+            arr = np.asarray(value)
+            if arr.ndim != 1:
+                raise ValidationError(f"Circuit.{name}: must be a list of node indices (got shape {arr.shape}); {fix}")
+            # a single-ended output's out_neg is -1
+            check_indices(arr[arr != -1] if name == "out_neg" else arr, n, f"Circuit.{name}: must hold node indices",
+                          fix + (", or -1 for a single-ended output" if name == "out_neg" else ""))
+        for name, value, per, length in (("out_neg", self.out_neg, "output", len(self.out_pos)),
+                                         ("body", self.body, "edge", len(edges))):
+            if value is not None and len(value) != length:
+                raise ValidationError(f"Circuit.{name}: must have one entry per {per} ({length}) (got {len(value)}); "
+                                      f"{fix}")
+        if self.mismatch is not None and self.mismatch.dvto.shape != (2, len(edges)):
+            raise ValidationError(f"Circuit.mismatch: must be [2, E] for the {len(edges)} edges (got "
+                                  f"{self.mismatch.dvto.shape}); draw it for these edges (devices.draw_mismatch)")
 
     @property
     def law(self) -> EdgeParams:

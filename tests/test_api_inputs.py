@@ -5,6 +5,7 @@ also the matching built-in and says what was given and what to give; correct cal
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -246,6 +247,32 @@ def test_compile_graph_refuses_an_edge_that_names_a_device_of_its_own():
         mm.compile_graph(g, mm.nmos_preset("ald1106-fit"))
     del g.edges[0, 1]["device"]
     assert mm.compile_graph(g, mm.nmos_preset("ald1106-fit")).n_edges == 12
+
+
+@pytest.mark.parametrize("change, says", [
+    (dict(out_pos=np.array([20])), "Circuit.out_pos: must hold node indices, integers in 0..8 (got 20 at index 0); "
+                                   "give indices of node_labels' nodes (compile_graph makes them)"),
+    (dict(inputs=np.array([0, 20])), "Circuit.inputs: must hold node indices, integers in 0..8 (got 20 at index 1)"),
+    (dict(edges=np.array([[0, 1], [-1, 1]])), "Circuit.edges: must hold node indices, integers in 0..8 (got -1 at "
+                                              "index (1, 0))"),
+    (dict(out_neg=np.array([-2])), "Circuit.out_neg: must hold node indices, integers in 0..8 (got -2 at index 0); "
+                                   "give indices of node_labels' nodes (compile_graph makes them), or -1 for a "
+                                   "single-ended output"),
+    (dict(node_labels=("a",) * 5), "Circuit.edges: must hold node indices, integers in 0..4 (got 5 at index"),
+    (dict(rail_voltages=np.array([0.0, 0.1])), "Circuit.rail_voltages: must hold one voltage per node of "
+                                               "Circuit.rails (got shape (2,) for rails of shape (1,))"),
+    (dict(body=np.zeros(5, int)), "Circuit.body: must have one entry per edge (12) (got 5)"),
+])
+def test_a_circuit_changed_by_hand_refuses_indices_past_its_nodes(change, says):
+    """A Circuit made with dataclasses.replace took any index: the native solver's compiled code read and wrote past
+    the voltages at an output past the last node (the clamp's write crashed Python later), an input past it was left
+    out and the circuit solved without a word, on both backends; a negative node or fewer labels than nodes were
+    numpy's ValueError or IndexError."""
+    c = _circuit()
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        replace(c, **change)
+    moved = replace(c, out_pos=np.array([5]))  # another output within the nodes: as compile_graph would make it
+    assert moved.output_values(mm.NativeSolver().solve(moved, _gates(c), INPUTS).voltages).shape == (1, 1)
 
 
 @pytest.fixture(scope="module")
