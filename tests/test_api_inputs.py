@@ -354,6 +354,10 @@ def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, say
                                                      "integers in 0..3 (got -1 at index 0)"),
     (lambda t, x, rng: t.step(x, np.array([4]), rng), "Trainer.step: idx must be training point indices, integers in "
                                                       "0..3 (got 4 at index 0)"),
+    (lambda t, x, rng: t.step(x, [0], 0), "Trainer.step: rng must be a numpy Generator (got int 0); give "
+                                          "np.random.default_rng(seed)"),
+    (lambda t, x, rng: t.run(t.init_state(x, rng), on_epoch=5), "Trainer.run: on_epoch must be a function or None "
+                                                                "(got int 5)"),
     (lambda t, x, rng: t.rule_and_gradient(np.stack([x, x]), [0, 1]), "Trainer.rule_and_gradient: controls must have "
                                                                       "shape (32,), one replica's (got (2, 32)); give "
                                                                       "e.g. state.controls[0]"),
@@ -365,7 +369,9 @@ def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, cal
     replicas drew from it in turn, each unlike a run of its own; evaluate(test=True) of a task with no held-out
     points was "object of type 'NoneType' has no len()". Point 0.5 was read as point 0 and -1 as the last point,
     point 4 of 4 was numpy's IndexError; rule_and_gradient of two replicas' controls at two points, numpy's
-    "operands could not be broadcast together"."""
+    "operands could not be broadcast together". step given a seed for its generator was taken until a
+    desynchronous mask or read noise drew from it ("'int' object has no attribute 'random'"), and run given
+    on_epoch=5 trained the first epoch before "'int' object is not callable"."""
     trainer = mm.make_trainer(xor_setup)
     rng = np.random.default_rng(0)
     x = mm.initial_controls(xor_setup, rng)

@@ -305,6 +305,9 @@ class Trainer:
         first epoch's rate; returns (new controls [E], solves used, whether the learning switch closed)."""
         idx = self._point_indices(idx, "Trainer.step")
         controls = self._controls(controls, "Trainer.step")
+        if not isinstance(rng, np.random.Generator):  # it draws the desynchronous mask and the read noise
+            raise ValidationError(f"Trainer.step: rng must be a numpy Generator (got {type(rng).__name__} "
+                                  f"{shown(rng)}); give np.random.default_rng(seed)")
         masks = self._draw_masks([rng], 1)
         new, solves, windows = self.step_many(controls[None, :], idx[None, :], [rng],
                                               None if masks is None else masks[0])
@@ -486,6 +489,10 @@ class Trainer:
         for name, value in (("every", every), ("until", until)):
             if value is not None:
                 whole_number(value, "Trainer.run", name, "give a number of epochs as an int")
+        for name, value in (("on_epoch", on_epoch), ("on_step", on_step)):
+            if value is not None and not callable(value):  # it was "not callable" once the first epoch had trained
+                raise ValidationError(f"Trainer.run: {name} must be a function or None (got {type(value).__name__} "
+                                      f"{shown(value)}); give e.g. lambda state: print(state.epoch)")
         if every < 1:
             raise ValidationError(f"Trainer.run: every must be >= 1 (got {every})")
         p = self.params
