@@ -498,12 +498,19 @@ CORNERS: dict[str, ProcessCorner] = {
 @dataclass(frozen=True, eq=False)
 class Mismatch:
     """Per-transistor deviations of the twin networks: ``dvto`` [2, E] (V) and ``kscale`` [2, E] (relative K),
-    row 0 the free twin's transistor of each edge, row 1 the clamped twin's."""
+    row 0 the free twin's transistor of each edge, row 1 the clamped twin's. Frozen to the last element, as a
+    ``Circuit``'s arrays are (draw another to change one)."""
 
     dvto: np.ndarray
     kscale: np.ndarray
 
     def __post_init__(self) -> None:
+        for name in ("dvto", "kscale"):
+            # a copy, read-only: a solver caches what it built from a circuit by its identity, so a shift changed in
+            # place reached a new solver and not one that had solved the circuit before
+            value = np.array(getattr(self, name))
+            value.flags.writeable = False
+            object.__setattr__(self, name, value)
         if self.dvto.shape != self.kscale.shape or self.dvto.ndim != 2 or self.dvto.shape[0] != 2:
             raise ValidationError(f"Mismatch: dvto and kscale must both be [2, E] (got {self.dvto.shape}, "
                                   f"{self.kscale.shape})")

@@ -16,6 +16,7 @@ import metamaterial as mm
 from conftest import ROOT
 from metamaterial import runs
 from metamaterial.circuit import without_edges
+from metamaterial.devices import Mismatch
 from metamaterial.errors import ValidationError
 from metamaterial.graph import Roles
 
@@ -65,6 +66,19 @@ def test_a_circuit_cannot_be_changed_in_place():
     for name in ("edges", "inputs", "rails", "rail_voltages", "out_pos", "out_neg"):
         with pytest.raises(ValueError, match="read-only"):
             getattr(c, name)[0] = 1
+
+
+def test_a_circuits_mismatch_cannot_be_changed_in_place():
+    """A V_T shift written in place into circuit.mismatch reached a new solver and not one that had solved the circuit
+    before (3.6 mV apart at a node, native against native), as a rail voltage did before the circuit's own
+    arrays were frozen. The drawn arrays stay the caller's to change."""
+    dvto, kscale = np.zeros((2, 12)), np.ones((2, 12))
+    c = replace(_circuit(), mismatch=Mismatch(dvto, kscale))
+    for name in ("dvto", "kscale"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(c.mismatch, name)[0, 0] = 0.5
+    dvto[0, 0] = 0.3
+    assert c.mismatch.dvto[0, 0] == 0.0
 
 
 def test_a_task_cannot_be_changed_in_place_and_leaves_the_callers_arrays_alone():
