@@ -442,10 +442,13 @@ def test_evaluate_run_refuses_new_inputs_as_a_file_of_inputs_is_refused(tmp_path
                                                         "{'reltol': 1e-06}); give e.g. SpiceOptions(reltol=1e-6)"),
     (lambda: mm.NgspiceSolver(options={"reltol": 1e-6}), "NgspiceSolver.options: must be a SpiceOptions (got dict"),
     (lambda: mm.NativeSolver(tol_v="1e-9"), "NativeSolver.tol_v: must be a positive finite number (got '1e-9')"),
+    (lambda: mm.SpiceOptions(reltol="1e-6"), "SpiceOptions.reltol: must be a number (got '1e-6'); give one, in SI "
+                                             "units"),
 ])
 def test_solver_settings_of_the_wrong_kind_are_refused_when_made(make, says):
     """A dict of options was an AttributeError ('dict' object has no attribute 'itl1') on native and was taken by
-    ngspice until its first solve; a string tolerance, "must be real number, not str"."""
+    ngspice until its first solve; a string tolerance, "must be real number, not str", in SpiceOptions from
+    math.isfinite."""
     with pytest.raises(ValidationError, match=re.escape(says)):
         make()
 
