@@ -275,12 +275,14 @@ def _graphml_sources(data: bytes) -> dict[frozenset, str]:
 
 def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int:
     """Node id for a reference given as an index, as a (row, col) pair on a lattice, or as a node's name in a
-    network file (``load_network``'s ``label``), or in a layered network (``in0``, ``h0``, ``out0``). An index
-    ``k`` is refused in a network file holding a node named ``k`` at another index: it could mean either."""
+    network file (``load_network``'s ``label``), or in a layered network (``in0``, ``h0``, ``out0``), or as the
+    ``label`` a graph of one's own keeps (nx.convert_node_labels_to_integers(G, label_attribute="label")): a pair
+    as it is (nx.grid_2d_graph's (1, 2)), any label by its text ("20" for the number 20, as ``Circuit.node_labels``
+    writes it). An index ``k`` is refused where a node at another index is named ``k``: it could mean either."""
     if isinstance(ref, str):
-        # a network file's and a layered network's names, or those a graph of one's own keeps as "label"
-        # (nx.convert_node_labels_to_integers(G, label_attribute="label"))
-        index = {attrs["label"]: n for n, attrs in g.nodes(data=True) if isinstance(attrs.get("label"), str)}
+        # a network file's and a layered network's names, or those a graph of one's own keeps as "label", of any
+        # type (numbers, pairs) by their text
+        index = {str(attrs["label"]): n for n, attrs in g.nodes(data=True) if "label" in attrs}
         if not index:
             named = ("a network file or a layered network" if g.graph.get("kind") else  # a config's, or one's own
                      "a graph whose nodes keep a 'label' (nx.convert_node_labels_to_integers(G, "
@@ -298,6 +300,9 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
     if isinstance(ref, np.ndarray) and ref.ndim == 1:  # a (row, col) pair as an array
         ref = ref.tolist()
     if isinstance(ref, (list, tuple)):
+        own = next((n for n, attrs in g.nodes(data=True) if attrs.get("label") == tuple(ref)), None)
+        if own is not None and g.graph.get("kind") is None:  # a graph of one's own named by pairs (grid_2d_graph)
+            return own
         if g.graph.get("kind") != "lattice" or len(ref) != 2:
             raise ValidationError(f"{where}, network.kind: (row, col) addressing needs a lattice network (got "
                                   f"{list(ref)} on a {g.graph.get('kind', 'given')} network); give the node's index"
@@ -319,7 +324,7 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
                               f"{type(ref).__name__} {shown(ref)}); give e.g. 0")
     node = int(ref)
     # a network file's node may be named by a number that is another node's index: which one is meant?
-    same = next((n for n, attrs in g.nodes(data=True) if attrs.get("label") == str(node)), None)
+    same = next((n for n, attrs in g.nodes(data=True) if "label" in attrs and str(attrs["label"]) == str(node)), None)
     if same is not None and same != node:
         source = g.graph.get("file") or "the network"
         if node in g:
@@ -369,8 +374,8 @@ class Roles:
 def node_id(g: nx.Graph, ref: int | str | Sequence[int]) -> int:
     """The integer id ``Roles`` takes of the node ``ref`` names: its index, its (row, col) on a lattice, or its
     name (a network file's, a layered network's ``in0``/``h0``/``out0``, or the ``label`` a graph of one's own
-    keeps after ``nx.convert_node_labels_to_integers(G, label_attribute="label")``), as a config's roles name
-    nodes. ``Roles(inputs=(node_id(g, "a"), node_id(g, "b")), ...)``."""
+    keeps after ``nx.convert_node_labels_to_integers(G, label_attribute="label")``: a pair as it is, a number by
+    its text), as a config's roles name nodes. ``Roles(inputs=(node_id(g, "a"), node_id(g, "b")), ...)``."""
     return resolve_node(g, ref, "node_id")
 
 

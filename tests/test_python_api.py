@@ -333,6 +333,21 @@ def test_node_id_finds_a_node_by_the_name_a_graph_of_ones_own_keeps():
         mm.node_id(nx.path_graph(3), "a")
 
 
+def test_node_id_finds_a_node_by_a_label_that_is_no_text():
+    """A graph of one's own relabelled as the README says keeps its names as they were: nx.grid_2d_graph's (row, col)
+    pairs were refused as "(row, col) addressing needs a lattice network ... or use network.kind: lattice", and a
+    number's text "20" as "nodes are named only in a graph whose nodes keep a 'label'", though they did."""
+    grid = nx.convert_node_labels_to_integers(nx.grid_2d_graph(ROWS, COLS), label_attribute="label")
+    assert grid.nodes[mm.node_id(grid, (1, 2))]["label"] == (1, 2)
+    assert mm.node_id(grid, "(1, 2)") == mm.node_id(grid, (1, 2))  # as Circuit.node_labels writes it
+    numbered = nx.convert_node_labels_to_integers(nx.path_graph([10, 20, 30]), label_attribute="label")
+    assert numbered.nodes[mm.node_id(numbered, "20")]["label"] == 20
+    with pytest.raises(ValidationError, match=re.escape('node_id: node 20 does not exist (nodes are 0..2), and an '
+                                                        'unquoted number is an index; write "20", quoted')):
+        mm.node_id(numbered, 20)
+    assert mm.node_id(numbered, 2) == 2  # no node is named 2: the index
+
+
 @pytest.mark.parametrize("ref, says", [
     (2.7, "node_id: a node is an integer index, a name or on a lattice a (row, col) pair (got float 2.7); give e.g. 0"),
     (None, "node_id: a node is an integer index, a name or on a lattice a (row, col) pair (got NoneType None)"),
