@@ -350,7 +350,8 @@ def _is_index(n: object) -> bool:
 @dataclass(frozen=True)
 class Roles:
     """Node roles by node id. ``outputs`` pairs are (pos, neg) with neg None for single-ended; each field takes any
-    sequence (a list, a numpy array) and is kept as tuples of Python numbers.
+    sequence (a list, a tuple; ``inputs`` a numpy int array too: a float array of rails would make their nodes
+    floats) and is kept as tuples of Python numbers.
 
     ``inputs``: nodes driven by the data (one column of a task's inputs each, in this order); ``rails``: (node,
     volts) held constant; ``outputs``: what is read and trained. On a lattice node (r, c) is r * cols + c; a node of
@@ -363,8 +364,8 @@ class Roles:
 
     def __post_init__(self) -> None:
         inputs = _each(self.inputs, _node_id, "Roles.inputs: must be node ids, integers", "give e.g. (0, 3)")
-        rails = _each(self.rails, _rail, "Roles.rails: must be (node, volts) pairs, volts a finite number",
-                      "give e.g. ((5, 0.0),)")
+        rails = _each(self.rails, _rail, "Roles.rails: must be (node, volts) pairs, node an integer and volts a "
+                      "finite number", "give e.g. ((5, 0.0),)")
         outputs = _each(self.outputs, _output, "Roles.outputs: must be (pos, neg) pairs, neg None for a single-ended "
                         "output", "give e.g. ((10, None),) or ((10, 11),)")
         for name, value in (("inputs", inputs), ("rails", rails), ("outputs", outputs)):
@@ -410,7 +411,9 @@ def _output(output: object) -> tuple[int, int | None]:
 
 def _volts(v: object) -> float:
     """A rail's voltage as a finite float; NaN or infinity (which ngspice and the native solver would take and turn
-    into NaN node voltages blamed on the gates) is a ValueError."""
+    into NaN node voltages blamed on the gates) is a ValueError, a text or a bool (True was 1 V) a TypeError."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(v)
     volts = float(v)
     if not math.isfinite(volts):
         raise ValueError(v)

@@ -461,8 +461,8 @@ def test_a_long_value_where_a_number_goes_is_shown_short():
     assert len(message) < 300, message
     assert message == "NmosParams.kp: must be a number (got [0, 1, 2, 3, 4, ...]); give one, in SI units"
     with pytest.raises(ValidationError, match=re.escape(
-            "Roles.rails: must be (node, volts) pairs, volts a finite number (got (5, 'x') at index 0); give e.g. "
-            "((5, 0.0),)")):
+            "Roles.rails: must be (node, volts) pairs, node an integer and volts a finite number (got (5, 'x') at "
+            "index 0); give e.g. ((5, 0.0),)")):
         Roles(inputs=(0,), rails=[(5, "x")] * 100_000, outputs=((4, None),))
 
 

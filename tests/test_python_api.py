@@ -153,7 +153,12 @@ def test_library_calls_print_nothing_unless_asked(tmp_path, capfd, monkeypatch):
     (dict(inputs=(0, 1, 2, 3, 4, 5, 6.0), rails=(), outputs=((8, None),)), r"Roles.inputs: must be node ids, integers "
                                                                           r"\(got 6.0 at index 6\)"),
     (dict(inputs=(0,), rails=[(n, 0.0) for n in range(1, 7)] + [(7, "x")], outputs=((8, None),)),
-     r"Roles.rails: must be \(node, volts\) pairs, volts a finite number \(got \(7, 'x'\) at index 6\)"),
+     r"Roles.rails: must be \(node, volts\) pairs, node an integer and volts a finite number \(got \(7, 'x'\) at "
+     r"index 6\)"),
+    # a text was read as a number and True as 1 V; a float array makes the nodes floats
+    (dict(inputs=(0,), rails=((8, "0.3"),), outputs=((4, None),)), r"volts a finite number \(got \(8, '0.3'\)"),
+    (dict(inputs=(0,), rails=((8, True),), outputs=((4, None),)), r"volts a finite number \(got \(8, True\)"),
+    (dict(inputs=(0,), rails=np.array([[8, 0.3]]), outputs=((4, None),)), r"node an integer .* \(got array\(\[8\. "),
     (dict(inputs=(0,), rails=(), outputs=[(n, None) for n in range(2, 8)] + [(8, 9, 10)]),
      r"Roles.outputs: must be \(pos, neg\) pairs, .* \(got \(8, 9, 10\) at index 6\)"),
     # what holds no items is refused whole
@@ -161,7 +166,8 @@ def test_library_calls_print_nothing_unless_asked(tmp_path, capfd, monkeypatch):
     (dict(inputs="03", rails=(), outputs=((4, None),)), r"Roles.inputs: must be node ids, integers \(got '03'\)"),
 ])
 def test_roles_that_are_not_node_ids_are_refused_when_made(roles, says):
-    """(4,) as outputs was a TypeError 'cannot unpack'; a numpy array of inputs, 'truth value ... ambiguous'."""
+    """(4,) as outputs was a TypeError 'cannot unpack'; a numpy array of inputs, 'truth value ... ambiguous'; a rail of
+    "0.3" V was taken as 0.3 V and one of True as 1 V."""
     with pytest.raises(ValidationError, match=says):
         Roles(**roles)
     made = Roles(inputs=np.array([0, 2]), rails=[(np.int64(8), 0)], outputs=[[4, None]])
