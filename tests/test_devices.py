@@ -300,6 +300,19 @@ def test_model_card_values_the_device_refuses_name_the_file(tmp_path):
         nmos_from_card(card)
 
 
+def test_an_instance_size_the_device_refuses_is_not_blamed_on_the_card(tmp_path):
+    """A negative w given beside a good card read "c.lib: NmosParams.w: ...; fix the card", and a preset's name given
+    as a list was Python's "unhashable type"."""
+    card = tmp_path / "c.lib"
+    card.write_text(".model fet nmos (level=1 vto=0.7 kp=1e-4)\n")
+    with pytest.raises(ValidationError, match=r"^NmosParams.w: must be a positive finite number \(got -1e-05\)$"):
+        nmos_from_card(card, w=-1e-5)
+    with pytest.raises(ValidationError, match=re.escape("device.preset: unknown preset (got ['ald1106-fit']); choose "
+                                                        "one of")):
+        nmos_preset(["ald1106-fit"])
+    assert nmos_from_card(card, w=20e-6).w == 20e-6
+
+
 @pytest.mark.parametrize("text, fragment", [
     (".model m nmos (level=1)\nV1 a 0 dc 1\n", r"bad.lib:2: only comments, one '.model NAME nmos \(...\)' line"),
     (".model m nmos (level=1)\n.control\nshell rm -rf /\n.endc\n", "only comments"),
