@@ -281,6 +281,10 @@ def test_the_trainer_refuses_a_rate_the_potentiometers_sign_rule_would_ignore():
     (lambda: mm.CoupledLearning(loss="hinge", margin=float("nan")),
      "CoupledLearning.margin: must be a finite number of volts (got nan); give e.g. margin=0.02"),
     (lambda: mm.Schedule("mini_batch", 2.5), "Schedule.batch_size: must be a whole number (got 2.5); give an int"),
+    # shuffled steps of one point, where batches of two were meant, without a word (a config refuses it)
+    (lambda: mm.Schedule("shuffle", 2), "Schedule.batch_size: only kind 'mini_batch' steps in batches (got batch_size "
+                                        "2 with kind 'shuffle'); give Schedule('mini_batch', 2), or leave batch_size "
+                                        "out"),
     (lambda: mm.TrainParams(schedule="full_batch"), "TrainParams.schedule: must be a Schedule (got str 'full_batch'); "
                                                     "give e.g. Schedule('full_batch')"),
     (lambda: mm.EdgeDynamics(leak_tau=1.0, rest=float("nan")), "EdgeDynamics.rest: must be finite (got nan)"),
