@@ -399,6 +399,10 @@ def _seed_list(seeds: object) -> list[int]:
         out.append(int(s))
     if not out:
         raise ValidationError(f"train_replicas: seeds must name one replica or more (got {shown(seeds)}); {fix}")
+    twice = next((s for k, s in enumerate(out) if s in out[:k]), None)
+    if twice is not None:  # the same replica trained twice: it counted twice in every median over the seeds
+        raise ValidationError(f"train_replicas: seeds must differ, one replica each (got {twice} twice in "
+                              f"{shown(given)}); {fix}")
     return out
 
 

@@ -302,6 +302,8 @@ def xor_setup():
                                                "int 3); give one seed per replica, e.g. [0, 1, 2] or list(range(4))"),
     (lambda s: mm.train_replicas(s.config, []), "train_replicas: seeds must name one replica or more (got [])"),
     (lambda s: mm.train_replicas(s.config, [0, -1]), "train_replicas: seeds must be ints >= 0 (got -1 in [0, -1])"),
+    (lambda s: mm.train_replicas(s.config, [1, 2, 1]), "train_replicas: seeds must differ, one replica each (got 1 "
+                                                       "twice in [1, 2, 1])"),
     (lambda s: mm.ensemble_run(s.config, ROOT / "runs" / "never", 2.0), "ensemble_run: n_seeds must be a whole number "
                                                                         "(got 2.0); give the number of seeds to train"),
     (lambda s: mm.load_config({"name": "x"}), "load_config: path must be a config file's path (got dict {'name': "
@@ -314,8 +316,9 @@ def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, say
     'uniform'), a TypeError from dataclasses.replace, or (a text of overrides) one --set per character: "--set l:
     expected key.path=value". train_replicas given a count of seeds said "'int' object is not iterable", given none
     "need at least one array to stack", given -1 numpy's "expected non-negative integer", each after building the
-    setup. ensemble_run given 2.0 seeds was "'float' object cannot be interpreted as an integer" from inside
-    its training; a dict for a config file, pathlib's "expected str, bytes or os.PathLike object"."""
+    setup; a seed given twice trained its replica twice. ensemble_run given 2.0 seeds was "'float' object cannot be
+    interpreted as an integer" from inside its training; a dict for a config file, pathlib's "expected str, bytes or
+    os.PathLike object"."""
     with pytest.raises(mm.MetamaterialError, match=re.escape(says)) as caught:
         call(xor_setup)
     assert isinstance(caught.value, ValueError)
