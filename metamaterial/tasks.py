@@ -282,8 +282,23 @@ def _class_indices(values: object, where: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def _check_range(where: str, low: float, high: float, test_fraction: float | None = None,
+                 seed: int | None = None) -> None:
+    """What a config checks of these task keys (``config.TaskConfig``), for a builder called directly: the inputs'
+    range low < high (at low = high every input was one voltage), a held-out fraction in [0, 1) (below 0 it held
+    out nothing without a word) and a split seed of an int >= 0 (numpy's or scikit-learn's own error)."""
+    if not low < high:
+        raise ValidationError(f"{where}: low must be < high (got {low}, {high}); give the lower voltage as low")
+    if test_fraction is not None and not 0 <= test_fraction < 1:
+        raise ValidationError(f"{where}: test_fraction must be in [0, 1) (got {shown(test_fraction)}); give the "
+                              "fraction of the points to hold out, or 0 for none")
+    if seed is not None and whole_number(seed, where, "seed", "give the split's seed as an int >= 0") < 0:
+        raise ValidationError(f"{where}: seed must be >= 0 (got {seed}); give the split's seed as an int >= 0")
+
+
 def xor_task(low: float = 0.0, high: float = 0.45, labels: tuple[float, float] = (0.0, -0.087)) -> Task:
     """XOR on two inputs at ``low``/``high`` volts; differential output; ``labels`` = (same, different)."""
+    _check_range("xor_task", low, high)
     x = np.array([[low, low], [low, high], [high, low], [high, high]])
     cls = np.array([0, 1, 1, 0])
     lv = real_array(labels, "xor_task", "labels", "two output values (V)", "give (same, different), e.g. (0.0, -0.087)",
@@ -307,6 +322,7 @@ def regression_task(x: np.ndarray = REGRESSION_X, y: np.ndarray = REGRESSION_Y) 
 
 def linear_regression_task(n_points: int, slope: float, offset: float, low: float, high: float) -> Task:
     """y = offset + slope x on ``n_points`` evenly spaced inputs in [low, high]."""
+    _check_range("linear_regression_task", low, high)
     x = np.linspace(low, high, whole_number(n_points, "linear_regression_task", "n_points"))
     return Task("linear_regression", x[:, None], (offset + slope * x)[:, None])
 
@@ -324,6 +340,7 @@ def iris_task(low: float, high: float, on: float, off: float, test_fraction: flo
     """Iris (150 flowers, 4 features, 3 species); features scaled to [low, high] V over the training flowers'
     range (``FeatureScale``; held-out ones by the same map); one output per class,
     target ``on`` for the right class and ``off`` for the others; a seeded stratified test split."""
+    _check_range("iris_task", low, high, test_fraction, seed)
     with resources.files("metamaterial").joinpath("data/iris.csv").open() as f:
         rows = list(csv.DictReader(f))
     x = np.array([[float(r[k]) for k in list(r)[:4]] for r in rows])
@@ -339,6 +356,7 @@ def digits_task(low: float, high: float, on: float, off: float, test_fraction: f
     pixel/16 V for [0, 1], github Ma-Lab-Cal/pyclln, scikit_digits/train_scikit.py); one output per class, target
     ``on`` for the right class and ``off`` for the others; held out: scikit-learn's stratified split with
     ``random_state=seed`` (``test_fraction`` 0.2 and seed 0 give that trainer's 1,437 / 360 points)."""
+    _check_range("digits_task", low, high, test_fraction, seed)
     try:
         from sklearn.datasets import load_digits  # noqa: PLC0415 (an optional dependency, loaded when needed)
         from sklearn.model_selection import train_test_split  # noqa: PLC0415
@@ -369,6 +387,8 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
     for ``classification`` one column of class names (any text). Column and class names are stripped of spaces;
     column names must be distinct and non-empty; each refusal names the file's line and the column. A byte-order
     mark (a spreadsheet's "CSV UTF-8") is not part of the first name."""
+    _check_range("csv_task", low, high, test_fraction, seed)
+    n_inputs = whole_number(n_inputs, "csv_task", "n_inputs")
     p = Path(path)
     text = read_text(p, ValidationError, "task.path: ", "the CSV", "check the path, or give a CSV file",
                      "give a CSV file", encoding="utf-8-sig")

@@ -539,11 +539,19 @@ def test_a_task_refuses_classes_its_decoding_cannot_read(given, says):
                                                                   "number (got 8.0); give an int"),
     (lambda: mm.allostery_task(0.45, 0.1), "allostery_task: targets must be one voltage per output (got shape ()); "
                                            "give e.g. (0.1, 0.3)"),
+    # what a config refuses of these keys: one voltage for every input, a negative held-out fraction (nothing held
+    # out), a seed numpy or scikit-learn cannot take
+    (lambda: mm.xor_task(0.3, 0.3), "xor_task: low must be < high (got 0.3, 0.3); give the lower voltage as low"),
+    (lambda: mm.iris_task(0.0, 0.45, 0.3, 0.15, -0.1, 0), "iris_task: test_fraction must be in [0, 1) (got -0.1); "
+                                                          "give the fraction of the points to hold out, or 0 for none"),
+    (lambda: mm.iris_task(0.0, 0.45, 0.3, 0.15, 0.2, 1.5), "iris_task: seed must be a whole number (got 1.5)"),
+    (lambda: mm.digits_task(0.0, 0.45, 0.3, 0.15, 0.2, -1), "digits_task: seed must be >= 0 (got -1)"),
 ])
 def test_the_task_builders_refuse_what_they_cannot_make_a_task_of(make, says):
     """A third XOR label was taken as a third class's level, which the decoding could then predict; one label was an
     IndexError, a float count numpy's "'float' object cannot be interpreted as an integer", one allostery target
-    an IndexError."""
+    an IndexError. A held-out fraction of -0.1 held out nothing, a seed of 1.5 or -1 was numpy's or scikit-learn's
+    error, and low = high drove every input at one voltage."""
     with pytest.raises(ValidationError, match=re.escape(says)):
         make()
     assert mm.xor_task(labels=[0.0, np.float32(-0.087)]).levels.shape == (2,)
