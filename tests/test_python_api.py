@@ -52,6 +52,25 @@ def test_the_readmes_python_example_runs_as_written():
     assert scope["result"].accuracy == 1.0 and scope["free"].shape == (4, 16)
 
 
+def test_a_trainer_made_by_hand_clocks_its_rate_as_the_config_does():
+    """The README's trainer is configs/xor.yaml by hand, rate 30 /V: its clock counted the default 100 us a window,
+    which realises 0.0045 /V, where the config's run counts the 0.66 s that realise 30 /V, 6,600 times as long.
+    Without a rate to realise (a resistor's is in S/V^2) the default circuit's 100 us stays."""
+    setup = mm.build(mm.load_config(XOR, ["simulator.backend=native"]))
+    rule = mm.CoupledLearning(nudge=0.5, rate=30.0, loss="hinge", margin=0.02)
+    parts = (setup.task, rule, mm.EdgeDynamics(low=0.4, high=8.0), mm.TrainParams(epochs=1), mm.NativeSolver())
+    trainer = mm.Trainer(setup.circuit, *parts)
+    assert trainer.hardware == setup.hardware and trainer.hardware.t_learn == pytest.approx(0.66)
+    assert trainer.hardware.rate == pytest.approx(rule.rate)
+    given = mm.HardwareParams(t_learn=1e-3)
+    assert mm.Trainer(setup.circuit, *parts, hardware=given).hardware is given
+    resistors = mm.compile_graph(mm.assign_roles(mm.lattice_network(ROWS, COLS, periodic=False), Roles(
+        inputs=(0,), rails=((8, 0.0),), outputs=((4, None),))), mm.ResistorParams())
+    linear = mm.Trainer(resistors, mm.regression_task(), mm.CoupledLearning(rate=1e-3), mm.EdgeDynamics(low=1e-5,
+                        high=1e-2), mm.TrainParams(), mm.NativeSolver())
+    assert linear.hardware == mm.HardwareParams()
+
+
 @pytest.mark.parametrize("gmin", [-1.0, float("nan"), 0.0, 1.0])
 def test_a_gmin_no_solver_can_take_is_refused_where_the_circuit_is_made(gmin):
     """ngspice took gmin -1 and answered 0 V at every free node; native, NaN voltages reported as converged."""

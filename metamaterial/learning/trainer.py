@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -166,7 +166,10 @@ class Trainer:
     """Coupled learning of one circuit on one task, on the given solver, for any number of replicas.
 
     ``hardware`` gives the clock: t_learn per learning window (one per active point presented), t_settle per
-    phase. With ``compiled=False`` the solver's compiled loop is never used (the reference for tests and benchmarks).
+    phase; by default (None) the default charging circuit (``HardwareParams()``) with, on gate voltages, the switch
+    time that realises the rule's rate (``HardwareParams.t_learn_for``), as a config resolves ``hardware.t_learn``
+    beside ``learning.rate``. With ``compiled=False`` the solver's compiled loop is never used (the reference for
+    tests and benchmarks).
 
     Args:
         circuit: the network (``compile_graph``); its inputs and outputs must match the task's columns.
@@ -182,7 +185,7 @@ class Trainer:
     """
 
     def __init__(self, circuit: Circuit, task: Task, rule: CoupledLearning, dynamics: EdgeDynamics,
-                 params: TrainParams, solver: AbstractSolver, hardware: HardwareParams = HardwareParams(),
+                 params: TrainParams, solver: AbstractSolver, hardware: HardwareParams | None = None,
                  compiled: bool = True) -> None:
         given = (("circuit", circuit, Circuit, "compile_graph(g, device)"), ("task", task, Task, "Task(name, x, y)"),
                  ("rule", rule, CoupledLearning, "CoupledLearning(nudge=0.5, rate=30.0)"),
@@ -191,7 +194,7 @@ class Trainer:
                  ("solver", solver, AbstractSolver, "NativeSolver() or NgspiceSolver()"),
                  ("hardware", hardware, HardwareParams, "HardwareParams()"))
         for name, value, kind, example in given:  # each was an AttributeError from inside, or (a name) one at run
-            if not isinstance(value, kind):
+            if not isinstance(value, kind) and not (name == "hardware" and value is None):
                 raise ValidationError(f"Trainer: {name} must be of type {kind.__name__} (got {type(value).__name__} "
                                       f"{shown(value)}); give e.g. {example}")
         if task.n_inputs != circuit.n_inputs or task.n_outputs != circuit.n_outputs:
@@ -224,6 +227,12 @@ class Trainer:
         if dynamics.bias is not None and dynamics.bias.shape != (circuit.n_edges,):
             raise ValidationError(f"EdgeDynamics.bias: needs one value per edge ({circuit.n_edges}) "
                                   f"(got shape {dynamics.bias.shape})")
+        if hardware is None:
+            hardware = HardwareParams()
+            if device.control_unit == "V" and rule.rate > 0:
+                # the clock of the rule's own rate: the default 100 us realises 0.0045 /V, and a trainer of rate 30 /V
+                # counted 100 us a window where its config's run (t_learn 0.66 s) counted 6,600 times as long
+                hardware = replace(hardware, t_learn=hardware.t_learn_for(rule.rate))
         self.circuit, self.task, self.rule, self.dynamics = circuit, task, rule, dynamics
         self.params, self.solver, self.hardware = params, solver, hardware
         self.compiled = compiled
