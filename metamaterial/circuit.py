@@ -321,15 +321,18 @@ def check_state(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: in
     """(controls, voltages [B, N]) as float arrays, refusing, named ``where``, what no node voltages of ``c`` are (an
     ``OperatingPoint`` itself, no real numbers, the wrong number of nodes), controls of no real numbers or of neither
     [E] nor [B, E], and a twin that is neither 0 nor 1: numpy would fail on them with an index or broadcast error.
-    NaN passes: the currents of a state that holds it are NaN."""
+    Controls the solver refuses are refused as it refuses them (not finite, or ``device.check_controls``: a NaN gate
+    gave a transistor 0 A, tap 200 of 100 a current of amperes). NaN voltages pass (a failed point's)."""
     v = node_voltages(c, voltages, where)
     x = real_array(controls, where, "controls", f"one {c.device.control_label} per edge",
-                   "pass the controls given to the solver", axes=("row", "edge"))
+                   "pass the controls given to the solver", axes=("row", "edge"),
+                   finite=f"give a finite {c.device.control_label} to every edge")
     if x.shape[-1:] != (c.n_edges,) or x.ndim > 2 or (x.ndim == 2 and x.shape[0] not in (1, len(v))):
         raise ValidationError(f"{where}: controls must have shape ({c.n_edges},) or ({len(v)}, {c.n_edges}) (got "
                               f"{x.shape}); give one control ({c.device.control_unit}) per edge, as to the solver")
     if twin is not None and twin not in (0, 1):
         raise ValidationError(f"{where}: twin must be 0 (free) or 1 (clamped) (got {shown(twin)})")
+    c.device.check_controls(x)
     return x, v
 
 

@@ -176,6 +176,10 @@ def test_correct_calls_answer_alike_on_both_backends(ngspice):
     (lambda c, g, v: mm.kcl_residuals(c, g, [[0.1] * 8 + [None]]), re.escape(
         "kcl_residuals: voltages must be real numbers, node voltages [B, 9] (V) (got None at row 0, node 8); pass a "
         "solver's OperatingPoint.voltages")),
+    # a NaN gate gave its transistor 0 A without a word, where solve refuses it
+    (lambda c, g, v: mm.power_report(c, np.where(np.arange(len(g)) == 3, np.nan, g), v), re.escape(
+        "energy.transistor_power: controls must be finite (got nan at edge 3); give a finite gate voltage (V) to every "
+        "edge")),
     (lambda c, g, v: mm.edge_currents(c, g, [[0.1] * 9, [0.1]]), re.escape(
         "edge_currents: voltages must be an array of node voltages [B, 9] (V) (got [[0.1, 0.1, 0.1, 0.1, 0.1, ...], "
         "[0.1]]: setting an array element with a sequence.")),
@@ -189,6 +193,22 @@ def test_the_physics_checks_refuse_what_is_no_state_of_the_circuit(call, says):
     with pytest.raises(ValidationError, match=says):
         call(c, _gates(c), v)
     assert np.nanmax(np.abs(mm.kcl_residuals(c, list(_gates(c)), v[0].tolist()))) < 1e-12  # lists, a 1-D row: as before
+
+
+def test_the_physics_checks_refuse_controls_the_device_does_not_have():
+    """edge_currents, kcl_residuals and power_report took tap 200 of a 100-tap potentiometer (a current of amperes), a
+    fractional tap and a negative conductance, which solve and to_spice refuse."""
+    pot, res = _circuit(mm.PotentiometerParams()), _circuit(mm.ResistorParams())
+    v = mm.NativeSolver().solve(pot, np.full(pot.n_edges, 50), INPUTS).voltages
+    with pytest.raises(ValidationError, match=re.escape("PotentiometerParams.check_controls: taps must be whole "
+                                                        "numbers in 0..99 (got 200 at edge 0)")):
+        mm.edge_currents(pot, np.full(pot.n_edges, 200), v)
+    with pytest.raises(ValidationError, match=re.escape("(got 50.5 at edge 0)")):
+        mm.power_report(pot, np.full(pot.n_edges, 50.5), v)
+    with pytest.raises(ValidationError, match=re.escape("ResistorParams.check_controls: resistor conductances must be "
+                                                        "> 0 (got -0.001 S at edge 0)")):
+        mm.kcl_residuals(res, np.full(res.n_edges, -1e-3), v)
+    assert np.nanmax(np.abs(mm.kcl_residuals(pot, np.full(pot.n_edges, 50), v))) < 1e-15
 
 
 @pytest.mark.parametrize("make, says", [
