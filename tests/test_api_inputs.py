@@ -638,6 +638,9 @@ def test_a_task_or_a_rail_in_millivolts_is_refused_as_a_config_refuses_it():
     (dict(rule=mm.EdgeDynamics()), "Trainer: rule must be of type CoupledLearning (got EdgeDynamics"),
     (dict(params=None), "Trainer: params must be of type TrainParams (got NoneType None)"),
     (dict(circuit=_graph()), "Trainer: circuit must be of type Circuit (got Graph"),
+    # one step of every point, a full batch under another name, where a config refuses learning.batch_size
+    (dict(params=mm.TrainParams(schedule=mm.Schedule("mini_batch", 2))), "Schedule.batch_size: must be <= the 1 "
+                                                                        "points of task t (got 2); give at most 1"),
 ])
 def test_the_trainer_refuses_parts_of_the_wrong_kind_when_made(swap, says):
     """A backend's name or the solver class itself was taken and failed at the first solve ("missing 1 required

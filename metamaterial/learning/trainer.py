@@ -200,6 +200,11 @@ class Trainer:
         if task.n_inputs != circuit.n_inputs or task.n_outputs != circuit.n_outputs:
             raise ValidationError(f"task {task.name}: needs {task.n_inputs} inputs and {task.n_outputs} outputs, but "
                                   f"roles give {circuit.n_inputs} inputs and {circuit.n_outputs} outputs")
+        batch = params.schedule.batch_size
+        if params.schedule.kind == "mini_batch" and batch > task.n_points:  # as a config refuses learning.batch_size
+            raise ValidationError(f"Schedule.batch_size: must be <= the {task.n_points} points of task {task.name} "
+                                  f"(got {batch}); give at most {task.n_points}, or Schedule('full_batch') for every "
+                                  "point in one step")
         if rule.hinge and not task.is_classification:
             raise ValidationError(f"learning.loss: {rule.loss!r} needs a classification task (got {task.name})")
         if rule.rival and task.decode != "argmax":
