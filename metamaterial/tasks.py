@@ -43,6 +43,12 @@ class FeatureScale:
     source: str = "task"  # where the data comes from, as messages name it (``task.path: FILE``)
     names: tuple[str, ...] = ()  # the features' names
 
+    def __post_init__(self) -> None:
+        for name in ("lo", "span"):  # frozen, as the task's own arrays: new data is scaled as training's was
+            value = np.array(getattr(self, name), float)
+            value.flags.writeable = False
+            object.__setattr__(self, name, value)
+
     def volts(self, raw: np.ndarray) -> np.ndarray:
         """[P, n_in] input voltages (V) of features ``raw`` [P, n_in] in the dataset's units."""
         return self.low + (self.high - self.low) * (np.asarray(raw, float) - self.lo) / self.span

@@ -102,7 +102,8 @@ def test_a_circuits_mismatch_cannot_be_changed_in_place():
 
 def test_a_task_cannot_be_changed_in_place_and_leaves_the_callers_arrays_alone():
     """A trainer compiles a task's points once: a target written in place after it was made trained on the old
-    value and was scored on the new. The caller's own arrays stay theirs to change."""
+    value and was scored on the new. The caller's own arrays stay theirs to change. A task's feature map (Iris's)
+    could be changed in place, and new data scaled otherwise than training's."""
     x, y = np.array([[0.0, 0.45], [0.45, 0.0]]), np.array([[0.1], [0.2]])
     task = mm.Task("t", x, y, test_inputs=x.copy(), test_targets=y.copy())
     for name in ("inputs", "targets", "test_inputs", "test_targets"):
@@ -113,6 +114,10 @@ def test_a_task_cannot_be_changed_in_place_and_leaves_the_callers_arrays_alone()
     for name in ("classes", "levels"):
         with pytest.raises(ValueError, match="read-only"):
             getattr(mm.xor_task(), name)[0] = 1
+    iris = mm.iris_task(0.0, 0.45, 0.3, 0.15, 0.2, 0)  # its feature map: new data is scaled as training's was
+    for name in ("lo", "span"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(iris.scale, name)[0] = 1.0
 
 
 @pytest.mark.parametrize("cut, got", [
