@@ -70,8 +70,13 @@ class Circuit:
             # ngspice took a negative gmin without a word and answered 0 V at every free node; native NaN
             raise ValidationError(f"simulator.gmin: must be a conductance in (0, {MAX_GMIN:g}) S (got "
                                   f"{shown(self.gmin)}); give one in that range (default 1e-12 S)")
+        self._check_indices()
         rails = real_array(self.rail_voltages, "Circuit.rail_voltages", "", "volts", "give each rail a voltage",
                            finite="give each rail a finite voltage", axes=("rail",))  # named by its rail, not a list
+        if np.shape(rails) != np.shape(self.rails):
+            raise ValidationError(f"Circuit.rail_voltages: must hold one voltage per node of Circuit.rails (got shape "
+                                  f"{np.shape(rails)} for rails of shape {np.shape(self.rails)}); give each rail a "
+                                  "voltage")
         # as a config's rail is: 330 for 0.33 V trained on without a word, or failed in Newton
         refuse_far_volts(np.atleast_1d(rails), "Circuit.rail_voltages",
                          "give volts (0.33, not 330 mV) in the Roles' rails", ("rail",))
@@ -84,6 +89,34 @@ class Circuit:
                 value.flags.writeable = False
                 object.__setattr__(self, name, value)
         object.__setattr__(self, "_law", self.device.at_temperature(self.temperature))
+
+    def _check_indices(self) -> None:
+        """Refuse node indices past ``node_labels`` and arrays not aligned with the edges, in a circuit made by hand or
+        by ``dataclasses.replace``: the compiled solver and step functions index with them unchecked (an output past
+        the last node read memory beyond the voltages, and its clamp wrote there), numpy failed on the rest."""
+        n, fix = len(self.node_labels), "give indices of node_labels' nodes (compile_graph makes them)"
+        edges = np.asarray(self.edges)
+        if edges.ndim != 2 or edges.shape[1:] != (2,) or not len(edges):
+            raise ValidationError(f"Circuit.edges: must be node index pairs [E, 2], one edge or more (got shape "
+                                  f"{edges.shape}); {fix}")
+        check_indices(edges, n, "Circuit.edges: must hold node indices", fix)
+        arrays = [("inputs", self.inputs), ("rails", self.rails), ("out_pos", self.out_pos), ("out_neg", self.out_neg)]
+        arrays += [] if self.body is None else [("body", self.body)]
+        for name, value in arrays:
+            arr = np.asarray(value)
+            if arr.ndim != 1:
+                raise ValidationError(f"Circuit.{name}: must be a list of node indices (got shape {arr.shape}); {fix}")
+            # a single-ended output's out_neg is -1
+            check_indices(arr[arr != -1] if name == "out_neg" else arr, n, f"Circuit.{name}: must hold node indices",
+                          fix + (", or -1 for a single-ended output" if name == "out_neg" else ""))
+        for name, value, per, length in (("out_neg", self.out_neg, "output", len(self.out_pos)),
+                                         ("body", self.body, "edge", len(edges))):
+            if value is not None and len(value) != length:
+                raise ValidationError(f"Circuit.{name}: must have one entry per {per} ({length}) (got {len(value)}); "
+                                      f"{fix}")
+        if self.mismatch is not None and self.mismatch.dvto.shape != (2, len(edges)):
+            raise ValidationError(f"Circuit.mismatch: must be [2, E] for the {len(edges)} edges (got "
+                                  f"{self.mismatch.dvto.shape}); draw it for these edges (devices.draw_mismatch)")
 
     @property
     def law(self) -> EdgeParams:
@@ -138,8 +171,10 @@ class Circuit:
         return np.concatenate([inputs, rails], axis=1)
 
     def output_values(self, voltages: np.ndarray) -> np.ndarray:
-        """[B, n_out] output values (V): V(pos), or V(pos) - V(neg) for differential outputs."""
-        return step.compiled().output_values(np.atleast_2d(voltages), self.out_pos, self.out_neg)
+        """[B, n_out] output values (V) of node voltages [B, N] (or one row [N]): V(pos), or V(pos) - V(neg) for
+        differential outputs."""
+        v = node_voltages(self, voltages, "Circuit.output_values")
+        return step.compiled().output_values(v, self.out_pos, self.out_neg)
 
     def output_weights(self, d_outputs: np.ndarray) -> np.ndarray:
         """[B, N] dL/dV of a loss whose gradient in the output values is ``d_outputs`` [B, n_out]: at each output's
@@ -181,6 +216,12 @@ def compile_graph(g: nx.Graph, device: EdgeParams, gmin: float = 1e-12,
     # validated again here: a graph edited after assign_roles (an edge removed, a node cut off) compiled, and the
     # solvers failed on it (native: ZeroDivisionError; ngspice: "node vector 'n2' missing")
     validate_network(g, Roles(inputs=g.graph["inputs"], rails=g.graph.get("rails", ()), outputs=g.graph["outputs"]))
+    own = next(((a, b, d["device"]) for a, b, d in g.edges(data=True) if "device" in d), None)
+    if own is not None:  # every edge is ``device``: a device of one's own on an edge was ignored without a word
+        a, b, value = own
+        raise ValidationError(f"network: edge {a}-{b} holds a 'device' attribute (got {shown(value)}), and every edge "
+                              "of a circuit is the one device compile_graph is given; remove the attribute, and give "
+                              "the device to compile_graph")
     attrs = [g.nodes[i] for i in range(n)]
     labels = [f"({a['pos'][0]}, {a['pos'][1]})" if "pos" in a else str(a.get("label", i)) for i, a in enumerate(attrs)]
     edges = np.array(sorted(tuple(sorted(e)) for e in g.edges), dtype=int).reshape(-1, 2)
@@ -260,27 +301,38 @@ class OperatingPoint:
     iterations: np.ndarray | None = None
 
 
+def node_voltages(c: Circuit, voltages: np.ndarray, where: str, name: str = "voltages") -> np.ndarray:
+    """``voltages`` as a float array [B, N] of node voltages of ``c`` (a row [N] is one point), refusing, named
+    ``where`` and ``name``, what is none: an ``OperatingPoint`` itself, no real numbers, the wrong number of nodes
+    (which the compiled step functions would read past, without a word). NaN passes."""
+    if isinstance(voltages, OperatingPoint):
+        raise ValidationError(f"{where}: {name} must be node voltages [B, {c.n_nodes}] (V) (got the "
+                              f"{type(voltages).__name__} itself); pass its .voltages")
+    v = np.atleast_2d(real_array(voltages, where, name, f"node voltages [B, {c.n_nodes}] (V)",
+                                 "pass a solver's OperatingPoint.voltages", axes=("row", "node")))
+    if v.ndim != 2 or v.shape[1] != c.n_nodes:
+        raise ValidationError(f"{where}: {name} must have {c.n_nodes} columns (got shape {np.shape(voltages)}); "
+                              "pass node voltages [B, N] of this circuit (a solver's OperatingPoint.voltages)")
+    return v
+
+
 def check_state(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: int | None,
                 where: str) -> tuple[np.ndarray, np.ndarray]:
     """(controls, voltages [B, N]) as float arrays, refusing, named ``where``, what no node voltages of ``c`` are (an
     ``OperatingPoint`` itself, no real numbers, the wrong number of nodes), controls of no real numbers or of neither
     [E] nor [B, E], and a twin that is neither 0 nor 1: numpy would fail on them with an index or broadcast error.
-    NaN passes: the currents of a state that holds it are NaN."""
-    if isinstance(voltages, OperatingPoint):
-        raise ValidationError(f"{where}: voltages must be node voltages [B, {c.n_nodes}] (V) (got the "
-                              f"{type(voltages).__name__} itself); pass its .voltages")
-    v = np.atleast_2d(real_array(voltages, where, "voltages", f"node voltages [B, {c.n_nodes}] (V)",
-                                 "pass a solver's OperatingPoint.voltages", axes=("row", "node")))
+    Controls the solver refuses are refused as it refuses them (not finite, or ``device.check_controls``: a NaN gate
+    gave a transistor 0 A, tap 200 of 100 a current of amperes). NaN voltages pass (a failed point's)."""
+    v = node_voltages(c, voltages, where)
     x = real_array(controls, where, "controls", f"one {c.device.control_label} per edge",
-                   "pass the controls given to the solver", axes=("row", "edge"))
-    if v.ndim != 2 or v.shape[1] != c.n_nodes:
-        raise ValidationError(f"{where}: voltages must have {c.n_nodes} columns (got shape {np.shape(voltages)}); "
-                              "pass node voltages [B, N] of this circuit (a solver's OperatingPoint.voltages)")
+                   "pass the controls given to the solver", axes=("row", "edge"),
+                   finite=f"give a finite {c.device.control_label} to every edge")
     if x.shape[-1:] != (c.n_edges,) or x.ndim > 2 or (x.ndim == 2 and x.shape[0] not in (1, len(v))):
         raise ValidationError(f"{where}: controls must have shape ({c.n_edges},) or ({len(v)}, {c.n_edges}) (got "
                               f"{x.shape}); give one control ({c.device.control_unit}) per edge, as to the solver")
     if twin is not None and twin not in (0, 1):
         raise ValidationError(f"{where}: twin must be 0 (free) or 1 (clamped) (got {shown(twin)})")
+    c.device.check_controls(x)
     return x, v
 
 

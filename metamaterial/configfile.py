@@ -10,6 +10,7 @@ default spelled out); ``load_saved_config`` reads it back as that run was traine
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shlex
 import sys
@@ -90,6 +91,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         if not isinstance(item, str):
             raise ConfigError(f"load_config: overrides must be key.path=value texts (got {shown(item)} at index {k}); "
                               "write each like 'learning.epochs=200'")
+    if not isinstance(path, (str, os.PathLike)):  # a dict of keys was pathlib's "expected str, bytes or os.PathLike"
+        raise ConfigError(f"load_config: path must be a config file's path (got {type(path).__name__} "
+                          f"{shown(path)}); give e.g. 'configs/xor.yaml' (keys of your own: write them to a YAML file, "
+                          "or set them with overrides)")
     p = Path(path)
     doc = read_document(p)
     from .sweep.spec import SPEC_ONLY_KEYS, is_sweep_spec  # noqa: PLC0415 (a spec is read through this module)

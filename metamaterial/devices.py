@@ -498,12 +498,19 @@ CORNERS: dict[str, ProcessCorner] = {
 @dataclass(frozen=True, eq=False)
 class Mismatch:
     """Per-transistor deviations of the twin networks: ``dvto`` [2, E] (V) and ``kscale`` [2, E] (relative K),
-    row 0 the free twin's transistor of each edge, row 1 the clamped twin's."""
+    row 0 the free twin's transistor of each edge, row 1 the clamped twin's. Frozen to the last element, as a
+    ``Circuit``'s arrays are (draw another to change one)."""
 
     dvto: np.ndarray
     kscale: np.ndarray
 
     def __post_init__(self) -> None:
+        for name in ("dvto", "kscale"):
+            # a copy, read-only: a solver caches what it built from a circuit by its identity, so a shift changed in
+            # place reached a new solver and not one that had solved the circuit before
+            value = np.array(getattr(self, name))
+            value.flags.writeable = False
+            object.__setattr__(self, name, value)
         if self.dvto.shape != self.kscale.shape or self.dvto.ndim != 2 or self.dvto.shape[0] != 2:
             raise ValidationError(f"Mismatch: dvto and kscale must both be [2, E] (got {self.dvto.shape}, "
                                   f"{self.kscale.shape})")
@@ -556,7 +563,7 @@ def nmos_preset(name: str, **overrides: float) -> NmosParams:
     """A named NMOS preset (a key of ``PRESETS``: ``ald1106-fit``, ``ald1106-hw``, ``ald1106-l1``) with any
     ``NmosParams`` field overridden in SI units (``vto=0.7`` in V, ``kp`` in A/V^2, ``lambda_`` for lambda in 1/V).
     An unknown name or field is a ``ValidationError`` listing the ones there are."""
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:  # a list was "unhashable type"
         raise ValidationError(f"device.preset: unknown preset (got {shown(name)}); choose one of {sorted(PRESETS)}")
     known = [f.name for f in fields(NmosParams) if f.init]
     unknown = [k for k in overrides if k not in known]
@@ -576,6 +583,7 @@ def nmos_from_card(path: str | Path, w: float = 10e-6, l: float = 10e-6) -> Nmos
 
     The DC fields are the card's values, missing ones taking ngspice's defaults, so that for a level-1 card the
     analytic law is what ngspice computes."""
+    NmosParams(w=w, l=l)  # the instance size is the caller's: refused as such, not as the card's ("fix the card")
     text, card = load_model_card(path)
     name = f"card:{comment_text(Path(path).name)}" + ("" if card.level == 1 else f":level{card.level}")
     try:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .circuit import Circuit, check_state, edge_leaks
-from .errors import ValidationError
+from .errors import ValidationError, whole_number
 from .learning.gates import HardwareParams
 from .mos import junction_current
 
@@ -170,10 +170,14 @@ class LearningClock:
 
 
 def learning_clock(windows: int, presentations: int, hardware: HardwareParams) -> LearningClock:
+    """``LearningClock`` of ``windows`` learning windows over ``presentations`` presented points on ``hardware``."""
+    # counts: 10.5 windows were 10 without a word
+    windows = whole_number(windows, "energy.learning_clock", "windows", "give a count of windows as an int")
+    presentations = whole_number(presentations, "energy.learning_clock", "presentations", "give a count as an int")
     if not (0 <= windows <= presentations):
         raise ValidationError(f"energy.learning_clock: need 0 <= windows <= presentations (got windows={windows}, "
                               f"presentations={presentations}); count one window per applied point")
-    return LearningClock(int(windows), int(presentations), hardware.t_learn, hardware.t_settle)
+    return LearningClock(windows, presentations, hardware.t_learn, hardware.t_settle)
 
 
 @dataclass(frozen=True)

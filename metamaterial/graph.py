@@ -276,12 +276,14 @@ def _graphml_sources(data: bytes) -> dict[frozenset, str]:
 
 def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int:
     """Node id for a reference given as an index, as a (row, col) pair on a lattice, or as a node's name in a
-    network file (``load_network``'s ``label``), or in a layered network (``in0``, ``h0``, ``out0``). An index
-    ``k`` is refused in a network file holding a node named ``k`` at another index: it could mean either."""
+    network file (``load_network``'s ``label``), or in a layered network (``in0``, ``h0``, ``out0``), or as the
+    ``label`` a graph of one's own keeps (nx.convert_node_labels_to_integers(G, label_attribute="label")): a pair
+    as it is (nx.grid_2d_graph's (1, 2)), any label by its text ("20" for the number 20, as ``Circuit.node_labels``
+    writes it). An index ``k`` is refused where a node at another index is named ``k``: it could mean either."""
     if isinstance(ref, str):
-        # a network file's and a layered network's names, or those a graph of one's own keeps as "label"
-        # (nx.convert_node_labels_to_integers(G, label_attribute="label"))
-        index = {attrs["label"]: n for n, attrs in g.nodes(data=True) if isinstance(attrs.get("label"), str)}
+        # a network file's and a layered network's names, or those a graph of one's own keeps as "label", of any
+        # type (numbers, pairs) by their text
+        index = {str(attrs["label"]): n for n, attrs in g.nodes(data=True) if "label" in attrs}
         if not index:
             named = ("a network file or a layered network" if g.graph.get("kind") else  # a config's, or one's own
                      "a graph whose nodes keep a 'label' (nx.convert_node_labels_to_integers(G, "
@@ -296,12 +298,20 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
             raise ValidationError(f"{where}: no node is named {ref!r} in {source} (its names: {first}); check the "
                                   "spelling")
         return index[ref]
+    if isinstance(ref, np.ndarray) and ref.ndim == 1:  # a (row, col) pair as an array
+        ref = ref.tolist()
     if isinstance(ref, (list, tuple)):
+        own = next((n for n, attrs in g.nodes(data=True) if attrs.get("label") == tuple(ref)), None)
+        if own is not None and g.graph.get("kind") is None:  # a graph of one's own named by pairs (grid_2d_graph)
+            return own
         if g.graph.get("kind") != "lattice" or len(ref) != 2:
             raise ValidationError(f"{where}, network.kind: (row, col) addressing needs a lattice network (got "
                                   f"{list(ref)} on a {g.graph.get('kind', 'given')} network); give the node's index"
                                   f"{' or name' if g.graph.get('kind') in ('file', 'layered') else ''}, or use "
                                   "network.kind: lattice")
+        if not all(_is_index(i) for i in ref):  # (1.5, 2) was row 1, ("a", 2) int()'s ValueError
+            raise ValidationError(f"{where}: (row, col) must be two integers (got {shown(tuple(ref))}); give e.g. "
+                                  "(1, 2)")
         r, c = int(ref[0]), int(ref[1])
         rows, cols = g.graph["rows"], g.graph["cols"]
         if not (0 <= r < rows and 0 <= c < cols):
@@ -310,9 +320,12 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
             raise ValidationError(f"{where}{sizes}: node ({r}, {c}) is outside the {rows}x{cols} lattice; give a row "
                                   f"in 0-{rows - 1} and a col in 0-{cols - 1}")
         return r * cols + c
+    if not _is_index(ref):  # 2.7 was node 2, None int()'s TypeError
+        raise ValidationError(f"{where}: a node is an integer index, a name or on a lattice a (row, col) pair (got "
+                              f"{type(ref).__name__} {shown(ref)}); give e.g. 0")
     node = int(ref)
     # a network file's node may be named by a number that is another node's index: which one is meant?
-    same = next((n for n, attrs in g.nodes(data=True) if attrs.get("label") == str(node)), None)
+    same = next((n for n, attrs in g.nodes(data=True) if "label" in attrs and str(attrs["label"]) == str(node)), None)
     if same is not None and same != node:
         source = g.graph.get("file") or "the network"
         if node in g:
@@ -330,10 +343,16 @@ def resolve_node(g: nx.Graph, ref: int | str | Sequence[int], where: str) -> int
     return node
 
 
+def _is_index(n: object) -> bool:
+    """Whether ``n`` is an integer (numpy's too), not a bool."""
+    return isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+
+
 @dataclass(frozen=True)
 class Roles:
     """Node roles by node id. ``outputs`` pairs are (pos, neg) with neg None for single-ended; each field takes any
-    sequence (a list, a numpy array) and is kept as tuples of Python numbers.
+    sequence (a list, a tuple; ``inputs`` a numpy int array too: a float array of rails would make their nodes
+    floats) and is kept as tuples of Python numbers.
 
     ``inputs``: nodes driven by the data (one column of a task's inputs each, in this order); ``rails``: (node,
     volts) held constant; ``outputs``: what is read and trained. On a lattice node (r, c) is r * cols + c; a node of
@@ -346,8 +365,8 @@ class Roles:
 
     def __post_init__(self) -> None:
         inputs = _each(self.inputs, _node_id, "Roles.inputs: must be node ids, integers", "give e.g. (0, 3)")
-        rails = _each(self.rails, _rail, "Roles.rails: must be (node, volts) pairs, volts a finite number",
-                      "give e.g. ((5, 0.0),)")
+        rails = _each(self.rails, _rail, "Roles.rails: must be (node, volts) pairs, node an integer and volts a "
+                      "finite number", "give e.g. ((5, 0.0),)")
         outputs = _each(self.outputs, _output, "Roles.outputs: must be (pos, neg) pairs, neg None for a single-ended "
                         "output", "give e.g. ((10, None),) or ((10, 11),)")
         for name, value in (("inputs", inputs), ("rails", rails), ("outputs", outputs)):
@@ -357,8 +376,8 @@ class Roles:
 def node_id(g: nx.Graph, ref: int | str | Sequence[int]) -> int:
     """The integer id ``Roles`` takes of the node ``ref`` names: its index, its (row, col) on a lattice, or its
     name (a network file's, a layered network's ``in0``/``h0``/``out0``, or the ``label`` a graph of one's own
-    keeps after ``nx.convert_node_labels_to_integers(G, label_attribute="label")``), as a config's roles name
-    nodes. ``Roles(inputs=(node_id(g, "a"), node_id(g, "b")), ...)``."""
+    keeps after ``nx.convert_node_labels_to_integers(G, label_attribute="label")``: a pair as it is, a number by
+    its text), as a config's roles name nodes. ``Roles(inputs=(node_id(g, "a"), node_id(g, "b")), ...)``."""
     return resolve_node(g, ref, "node_id")
 
 
@@ -393,7 +412,9 @@ def _output(output: object) -> tuple[int, int | None]:
 
 def _volts(v: object) -> float:
     """A rail's voltage as a finite float; NaN or infinity (which ngspice and the native solver would take and turn
-    into NaN node voltages blamed on the gates) is a ValueError."""
+    into NaN node voltages blamed on the gates) is a ValueError, a text or a bool (True was 1 V) a TypeError."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(v)
     volts = float(v)
     if not math.isfinite(volts):
         raise ValueError(v)
@@ -402,7 +423,7 @@ def _volts(v: object) -> float:
 
 def _node_id(n: object) -> int:
     """A node id given as any integer (numpy's too); anything else (a float, a string, a tuple) is a TypeError."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+    if not _is_index(n):
         raise TypeError(n)
     return int(n)
 

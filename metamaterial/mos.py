@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import ValidationError, shown
 from .temperature import THERMAL_VOLTAGE
 
 if TYPE_CHECKING:
@@ -53,10 +54,19 @@ def nmos_current(p: NmosParams, va: np.ndarray, vb: np.ndarray, vg: np.ndarray,
     vto + gamma (sqrt(phi) - V_BS / (2 sqrt(phi)) - sqrt(phi)) above (clipped at sarg = 0); linear region
     I = beta (1 + lambda V_DS) V_DS (V_GS - V_T - V_DS/2); saturation I = beta/2 (1 + lambda V_DS)(V_GS - V_T)^2;
     zero below threshold (level 1 has no subthreshold branch). Bulk junction currents are not included
-    (see ``junction_current``). ``vto`` and ``beta`` override the card's values per transistor (mismatch),
+    (see ``junction_current``), nor are series resistances ``rd``, ``rs`` (``series_current``): a device's current at
+    its terminals, by whichever law it follows, is ``NmosParams.channel_current``. A device that does not follow the
+    level-1 law (``ald1106-hw``'s three-regime law) is refused. ``vto`` and ``beta`` override the card's values per
+    transistor (mismatch),
     broadcasting like the voltages. ``d_va`` and ``d_vb`` hold the terminals' own derivatives; the body's,
     gmbs = -d_vs - gm - gds, is not returned (a body tied to a terminal adds it to that terminal's).
     """
+    law = getattr(p, "law", None)
+    if law != "level1":  # the three-regime law was computed as level 1 (no subthreshold current) without a word
+        raise ValidationError(f"nmos_current: computes the level-1 law, and the device given follows "
+                              f"{'the ' + law + ' law' if isinstance(law, str) else 'no transistor law'} (got "
+                              f"{type(p).__name__} {shown(getattr(p, 'name', p))}); use the device's own "
+                              "channel_current(va, vb, vg), or a level-1 device")
     va, vb, vg = np.broadcast_arrays(np.asarray(va, float), np.asarray(vb, float), np.asarray(vg, float))
     forward = va >= vb
     vd = np.where(forward, va, vb)

@@ -35,7 +35,7 @@ import numpy as np
 from .cards import comment_text, num
 from .circuit import Circuit, has_drain
 from .devices import THREE_REGIME, NmosParams, ResistorParams
-from .errors import ValidationError, real_array, shown
+from .errors import ValidationError, check_numbers, real_array, shown
 from .mos import OVERDRIVE_CAP
 from .temperature import NOMINAL_CELSIUS
 
@@ -71,6 +71,7 @@ class SpiceOptions:
     linear_solver: str = "klu"
 
     def __post_init__(self) -> None:
+        check_numbers(self)  # a text ("1e-6") was math.isfinite's TypeError
         for name in ("reltol", "abstol", "vntol"):
             v = getattr(self, name)
             if not (math.isfinite(v) and 0 < v < 1):

@@ -30,6 +30,9 @@ def point_indices(spec: str | None, n_points: int, n_edges: int) -> np.ndarray:
     small tasks, 8 of the digits)."""
     if spec is None:
         return np.arange(netlist_points(n_points, n_edges))
+    if not isinstance(spec, str):  # a point's index as an int was "'int' object has no attribute 'strip'"
+        raise ConfigError(f"--points: must be a text of indices and ranges (got {type(spec).__name__} {shown(spec)}); "
+                          "give e.g. '3', '0,5,10-19' or 'all'")
     if spec.strip() == "all":
         return np.arange(n_points)
     out: dict[int, None] = {}  # in the order given, each once

@@ -19,7 +19,7 @@ import numpy as np
 from .config import Config, with_backend
 from .configfile import load_saved_config
 from .datafiles import check_files, read_text
-from .errors import CheckpointError, ConfigError, ValidationError, shown
+from .errors import CheckpointError, ConfigError, ValidationError, real_array, shown
 from .experiment import Setup, build, build_network, chips_per_replica, make_solver, make_trainer, replica_setup
 from .learning.trainer import Evaluation
 from .points import describe_points, point_indices, point_phases, write_point_netlists
@@ -208,7 +208,7 @@ def evaluate_run(run: SavedRun, split: str = "train", inputs: np.ndarray | None 
     groups = ([(replica_setup(setup, run.seeds[r]), [i]) for i, r in enumerate(picked)] if chips_per_replica(setup)
               else [(setup, list(range(len(picked))))])
     if inputs is not None:
-        x, y, split = np.atleast_2d(inputs), None, "inputs"
+        x, y, split = _new_inputs(inputs, setup.circuit.n_inputs), None, "inputs"
     elif split == "test" and (task.test_inputs is None or not len(task.test_inputs)):
         raise ConfigError(f"--split test: the run holds out no points (task {task.name}, task.test_fraction "
                           f"{run.config.task.test_fraction}); evaluate --split train or new --inputs")
@@ -246,6 +246,24 @@ def evaluate_run(run: SavedRun, split: str = "train", inputs: np.ndarray | None 
     if split == "test":
         result["scored_on"] = task.scored  # held-out points, or the validation set of task.validation
     return result
+
+
+def _new_inputs(inputs: object, n_inputs: int) -> np.ndarray:
+    """``evaluate_run``'s new ``inputs`` as float [P, n_inputs] (V; a row [n_inputs] is one point), refused as
+    ``read_inputs_csv`` refuses a file's: no point (a reshape's ValueError), or a voltage past ``MAX_VOLTS`` (data in
+    millivolts, which a file's inputs are refused for and these were solved at)."""
+    x = np.atleast_2d(real_array(inputs, "evaluate_run", "inputs", "input voltages (V)",
+                                 "give a float array, one row per point", axes=("point", "column"), leading=True))
+    if x.ndim != 2 or x.shape[1] != n_inputs or not len(x):
+        raise ValidationError(f"evaluate_run: inputs must have shape (P, {n_inputs}), one row of {n_inputs} input "
+                              f"voltage(s) (V) per point, one point or more (got shape {np.shape(inputs)}); give e.g. "
+                              f"{[[0.0] * n_inputs]}")
+    bad = bad_value(x)
+    if bad is not None:
+        i, j, want = bad
+        raise ValidationError(f"evaluate_run: inputs must be {want} (got {x[i, j]:g} at point {i}, column {j}); give "
+                              "volts (0.45, not 450 mV)")
+    return x
 
 
 def _names(idx: np.ndarray, classes: list[str] | None) -> list:

@@ -28,7 +28,7 @@ from .analysis import confusion_matrix, spread
 from .config import Config, with_backend
 from .configfile import config_differences, dump_config, load_config, load_saved_config, read_document
 from .datafiles import check_files, pin_files
-from .errors import CheckpointError, ConfigError, ValidationError, shown
+from .errors import CheckpointError, ConfigError, ValidationError, shown, whole_number
 from .experiment import (
     Setup,
     build,
@@ -399,6 +399,10 @@ def _seed_list(seeds: object) -> list[int]:
         out.append(int(s))
     if not out:
         raise ValidationError(f"train_replicas: seeds must name one replica or more (got {shown(seeds)}); {fix}")
+    twice = next((s for k, s in enumerate(out) if s in out[:k]), None)
+    if twice is not None:  # the same replica trained twice: it counted twice in every median over the seeds
+        raise ValidationError(f"train_replicas: seeds must differ, one replica each (got {twice} twice in "
+                              f"{shown(given)}); {fix}")
     return out
 
 
@@ -694,6 +698,7 @@ def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None =
     """Train seeds cfg.seed .. cfg.seed + n_seeds - 1 as one batch into ``run_dir`` (checkpointed; ``resume``
     continues, ``replace`` trains afresh where a run was, as in ``train_run``); write ensemble.csv and summary.json
     (with the ``warnings`` and ``notes`` of ``train_run``)."""
+    n_seeds = whole_number(n_seeds, "ensemble_run", "n_seeds", "give the number of seeds to train, as an int")
     plan = plan_train(cfg, out=None if resume else run_dir, resume=run_dir if resume else None, replace=replace,
                       seeds=n_seeds, on_replace=on_replace)
     return train_ensemble(plan, backend=backend, progress=progress, on_warning=on_warning, on_replace=on_replace)

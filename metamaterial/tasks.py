@@ -17,7 +17,7 @@ import numpy as np
 
 from . import step
 from .datafiles import read_text
-from .errors import ValidationError, first_bad, real_array, shown
+from .errors import ValidationError, first_bad, real_array, shown, whole_number
 from .units import listed
 
 #: the largest magnitude (V) of a voltage a config or a data file gives: far beyond the supplies simulated, and a
@@ -42,6 +42,12 @@ class FeatureScale:
     high: float  # V
     source: str = "task"  # where the data comes from, as messages name it (``task.path: FILE``)
     names: tuple[str, ...] = ()  # the features' names
+
+    def __post_init__(self) -> None:
+        for name in ("lo", "span"):  # frozen, as the task's own arrays: new data is scaled as training's was
+            value = np.array(getattr(self, name), float)
+            value.flags.writeable = False
+            object.__setattr__(self, name, value)
 
     def volts(self, raw: np.ndarray) -> np.ndarray:
         """[P, n_in] input voltages (V) of features ``raw`` [P, n_in] in the dataset's units."""
@@ -227,21 +233,48 @@ class Task:
 
     def predict(self, outputs: np.ndarray) -> np.ndarray:
         """[P] predicted class of output rows [P, n_out]."""
+        outputs = self._outputs(outputs, "Task.predict")
         if self.decode == "argmax":
             return np.argmax(outputs, axis=1)
         return np.argmin(np.abs(outputs[:, :1] - self.levels[None, :]), axis=1)
 
     def margins(self, outputs: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """[P] signed margin (V) of the correct class; > 0 means correctly classified (``step.class_margins``)."""
+        outputs, classes = self._outputs(outputs, "Task.margins", classes)
         levels = np.zeros(1) if self.levels is None else np.asarray(self.levels, float)
-        return step.compiled().class_margins(np.atleast_2d(np.asarray(outputs, float)), np.asarray(classes, np.int64),
-                                             step.DECODES[self.decode], levels)
+        return step.compiled().class_margins(outputs, classes, step.DECODES[self.decode], levels)
 
     def accuracy(self, outputs: np.ndarray, classes: np.ndarray | None = None) -> float | None:
-        """Fraction of points whose predicted class is right, or None for regression."""
+        """Fraction of points whose predicted class is right, or None for regression. ``classes`` [P] default to
+        the training points' (``outputs`` [P, n_out] then of those points)."""
         if self.classes is None:
             return None
-        return float(np.mean(self.predict(outputs) == (self.classes if classes is None else classes)))
+        outputs, classes = self._outputs(outputs, "Task.accuracy", self.classes if classes is None else classes)
+        return float(np.mean(self.predict(outputs) == classes))
+
+    def _outputs(self, outputs: object, where: str, classes: object = None):
+        """``outputs`` as float [P, n_out] (a row [n_out] is one point), and with ``classes`` the pair with int64
+        classes [P], refusing a shape or a class this task cannot read: the compiled margins read both unchecked
+        (a class past the last output read memory beyond it), and numpy failed on a list or a shorter array with
+        its own words."""
+        out = np.atleast_2d(real_array(outputs, where, "outputs", "output values (V)", "give the network's outputs "
+                                       "[P, n_out] (Circuit.output_values)", axes=("point", "output")))
+        if out.ndim != 2 or out.shape[1] != self.n_outputs:
+            raise ValidationError(f"{where}: outputs must have {self.n_outputs} column(s), one per output of task "
+                                  f"{self.name} (got shape {np.shape(outputs)}); give the network's outputs [P, "
+                                  f"{self.n_outputs}] (Circuit.output_values)")
+        if classes is None:
+            return out
+        cls = _class_indices(classes, f"{where}: classes")
+        n_classes = len(self.levels) if self.decode == "nearest" else self.n_outputs
+        if cls.shape != (len(out),):
+            raise ValidationError(f"{where}: outputs and classes must have one row per point (got {len(out)} rows "
+                                  f"of outputs and classes of shape {cls.shape}); give the outputs of the points "
+                                  "the classes are of")
+        if len(cls) and cls.max() >= n_classes:
+            raise ValidationError(f"{where}: classes must be below {n_classes}, the classes of task {self.name} (got "
+                                  f"class {int(cls.max())}); give the points' classes")
+        return out, cls
 
 
 def _class_indices(values: object, where: str) -> np.ndarray:
@@ -255,11 +288,30 @@ def _class_indices(values: object, where: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def _check_range(where: str, low: float, high: float, test_fraction: float | None = None,
+                 seed: int | None = None) -> None:
+    """What a config checks of these task keys (``config.TaskConfig``), for a builder called directly: the inputs'
+    range low < high (at low = high every input was one voltage), a held-out fraction in [0, 1) (below 0 it held
+    out nothing without a word) and a split seed of an int >= 0 (numpy's or scikit-learn's own error)."""
+    if not low < high:
+        raise ValidationError(f"{where}: low must be < high (got {low}, {high}); give the lower voltage as low")
+    if test_fraction is not None and not 0 <= test_fraction < 1:
+        raise ValidationError(f"{where}: test_fraction must be in [0, 1) (got {shown(test_fraction)}); give the "
+                              "fraction of the points to hold out, or 0 for none")
+    if seed is not None and whole_number(seed, where, "seed", "give the split's seed as an int >= 0") < 0:
+        raise ValidationError(f"{where}: seed must be >= 0 (got {seed}); give the split's seed as an int >= 0")
+
+
 def xor_task(low: float = 0.0, high: float = 0.45, labels: tuple[float, float] = (0.0, -0.087)) -> Task:
     """XOR on two inputs at ``low``/``high`` volts; differential output; ``labels`` = (same, different)."""
+    _check_range("xor_task", low, high)
     x = np.array([[low, low], [low, high], [high, low], [high, high]])
     cls = np.array([0, 1, 1, 0])
-    lv = np.asarray(labels, float)
+    lv = real_array(labels, "xor_task", "labels", "two output values (V)", "give (same, different), e.g. (0.0, -0.087)",
+                    finite="give two finite voltages")
+    if lv.shape != (2,):  # a third label was a third class's level, which predict() could choose; one, an IndexError
+        raise ValidationError(f"xor_task: labels must be two, the output for equal inputs and for different ones "
+                              f"(got {shown(labels)}); give e.g. (0.0, -0.087)")
     if lv[0] == lv[1]:
         raise ValidationError(f"task.labels: the two XOR labels must differ (got {list(labels)}); give the output "
                               "for equal inputs first, then another for different inputs")
@@ -276,19 +328,25 @@ def regression_task(x: np.ndarray = REGRESSION_X, y: np.ndarray = REGRESSION_Y) 
 
 def linear_regression_task(n_points: int, slope: float, offset: float, low: float, high: float) -> Task:
     """y = offset + slope x on ``n_points`` evenly spaced inputs in [low, high]."""
-    x = np.linspace(low, high, n_points)
+    _check_range("linear_regression_task", low, high)
+    x = np.linspace(low, high, whole_number(n_points, "linear_regression_task", "n_points"))
     return Task("linear_regression", x[:, None], (offset + slope * x)[:, None])
 
 
 def allostery_task(source: float, targets: tuple[float, ...]) -> Task:
     """Allostery: one fixed drive, several outputs to be set to given voltages (target ratios)."""
-    return Task("allostery", np.array([[source]]), np.asarray(targets, float)[None, :])
+    given = real_array(targets, "allostery_task", "targets", "one voltage per output", "give e.g. (0.1, 0.3)")
+    if given.ndim != 1:  # one number was an IndexError, a table a three-axis target the Task refused
+        raise ValidationError(f"allostery_task: targets must be one voltage per output (got shape {given.shape}); "
+                              "give e.g. (0.1, 0.3)")
+    return Task("allostery", np.array([[source]]), given[None, :])
 
 
 def iris_task(low: float, high: float, on: float, off: float, test_fraction: float, seed: int) -> Task:
     """Iris (150 flowers, 4 features, 3 species); features scaled to [low, high] V over the training flowers'
     range (``FeatureScale``; held-out ones by the same map); one output per class,
     target ``on`` for the right class and ``off`` for the others; a seeded stratified test split."""
+    _check_range("iris_task", low, high, test_fraction, seed)
     with resources.files("metamaterial").joinpath("data/iris.csv").open() as f:
         rows = list(csv.DictReader(f))
     x = np.array([[float(r[k]) for k in list(r)[:4]] for r in rows])
@@ -304,6 +362,7 @@ def digits_task(low: float, high: float, on: float, off: float, test_fraction: f
     pixel/16 V for [0, 1], github Ma-Lab-Cal/pyclln, scikit_digits/train_scikit.py); one output per class, target
     ``on`` for the right class and ``off`` for the others; held out: scikit-learn's stratified split with
     ``random_state=seed`` (``test_fraction`` 0.2 and seed 0 give that trainer's 1,437 / 360 points)."""
+    _check_range("digits_task", low, high, test_fraction, seed)
     try:
         from sklearn.datasets import load_digits  # noqa: PLC0415 (an optional dependency, loaded when needed)
         from sklearn.model_selection import train_test_split  # noqa: PLC0415
@@ -334,6 +393,8 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
     for ``classification`` one column of class names (any text). Column and class names are stripped of spaces;
     column names must be distinct and non-empty; each refusal names the file's line and the column. A byte-order
     mark (a spreadsheet's "CSV UTF-8") is not part of the first name."""
+    _check_range("csv_task", low, high, test_fraction, seed)
+    n_inputs = whole_number(n_inputs, "csv_task", "n_inputs")
     p = Path(path)
     text = read_text(p, ValidationError, "task.path: ", "the CSV", "check the path, or give a CSV file",
                      "give a CSV file", encoding="utf-8-sig")

@@ -5,6 +5,7 @@ also the matching built-in and says what was given and what to give; correct cal
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -175,6 +176,10 @@ def test_correct_calls_answer_alike_on_both_backends(ngspice):
     (lambda c, g, v: mm.kcl_residuals(c, g, [[0.1] * 8 + [None]]), re.escape(
         "kcl_residuals: voltages must be real numbers, node voltages [B, 9] (V) (got None at row 0, node 8); pass a "
         "solver's OperatingPoint.voltages")),
+    # a NaN gate gave its transistor 0 A without a word, where solve refuses it
+    (lambda c, g, v: mm.power_report(c, np.where(np.arange(len(g)) == 3, np.nan, g), v), re.escape(
+        "energy.transistor_power: controls must be finite (got nan at edge 3); give a finite gate voltage (V) to every "
+        "edge")),
     (lambda c, g, v: mm.edge_currents(c, g, [[0.1] * 9, [0.1]]), re.escape(
         "edge_currents: voltages must be an array of node voltages [B, 9] (V) (got [[0.1, 0.1, 0.1, 0.1, 0.1, ...], "
         "[0.1]]: setting an array element with a sequence.")),
@@ -188,6 +193,22 @@ def test_the_physics_checks_refuse_what_is_no_state_of_the_circuit(call, says):
     with pytest.raises(ValidationError, match=says):
         call(c, _gates(c), v)
     assert np.nanmax(np.abs(mm.kcl_residuals(c, list(_gates(c)), v[0].tolist()))) < 1e-12  # lists, a 1-D row: as before
+
+
+def test_the_physics_checks_refuse_controls_the_device_does_not_have():
+    """edge_currents, kcl_residuals and power_report took tap 200 of a 100-tap potentiometer (a current of amperes), a
+    fractional tap and a negative conductance, which solve and to_spice refuse."""
+    pot, res = _circuit(mm.PotentiometerParams()), _circuit(mm.ResistorParams())
+    v = mm.NativeSolver().solve(pot, np.full(pot.n_edges, 50), INPUTS).voltages
+    with pytest.raises(ValidationError, match=re.escape("PotentiometerParams.check_controls: taps must be whole "
+                                                        "numbers in 0..99 (got 200 at edge 0)")):
+        mm.edge_currents(pot, np.full(pot.n_edges, 200), v)
+    with pytest.raises(ValidationError, match=re.escape("(got 50.5 at edge 0)")):
+        mm.power_report(pot, np.full(pot.n_edges, 50.5), v)
+    with pytest.raises(ValidationError, match=re.escape("ResistorParams.check_controls: resistor conductances must be "
+                                                        "> 0 (got -0.001 S at edge 0)")):
+        mm.kcl_residuals(res, np.full(res.n_edges, -1e-3), v)
+    assert np.nanmax(np.abs(mm.kcl_residuals(pot, np.full(pot.n_edges, 50), v))) < 1e-15
 
 
 @pytest.mark.parametrize("make, says", [
@@ -235,6 +256,45 @@ def test_compile_graph_given_a_preset_name_says_how_to_make_the_device():
         mm.compile_graph(_graph(), "a" * 500)
 
 
+def test_compile_graph_refuses_an_edge_that_names_a_device_of_its_own():
+    """Every edge is the one device compile_graph is given: an edge's own 'device' attribute (a pmos among the nmos)
+    was ignored without a word."""
+    g = _graph()
+    g.edges[0, 1]["device"] = "pmos"
+    with pytest.raises(ValidationError, match=re.escape("network: edge 0-1 holds a 'device' attribute (got 'pmos'), "
+                                                        "and every edge of a circuit is the one device compile_graph "
+                                                        "is given; remove the attribute")):
+        mm.compile_graph(g, mm.nmos_preset("ald1106-fit"))
+    del g.edges[0, 1]["device"]
+    assert mm.compile_graph(g, mm.nmos_preset("ald1106-fit")).n_edges == 12
+
+
+@pytest.mark.parametrize("change, says", [
+    (dict(out_pos=np.array([20])), "Circuit.out_pos: must hold node indices, integers in 0..8 (got 20 at index 0); "
+                                   "give indices of node_labels' nodes (compile_graph makes them)"),
+    (dict(inputs=np.array([0, 20])), "Circuit.inputs: must hold node indices, integers in 0..8 (got 20 at index 1)"),
+    (dict(edges=np.array([[0, 1], [-1, 1]])), "Circuit.edges: must hold node indices, integers in 0..8 (got -1 at "
+                                              "index (1, 0))"),
+    (dict(out_neg=np.array([-2])), "Circuit.out_neg: must hold node indices, integers in 0..8 (got -2 at index 0); "
+                                   "give indices of node_labels' nodes (compile_graph makes them), or -1 for a "
+                                   "single-ended output"),
+    (dict(node_labels=("a",) * 5), "Circuit.edges: must hold node indices, integers in 0..4 (got 5 at index"),
+    (dict(rail_voltages=np.array([0.0, 0.1])), "Circuit.rail_voltages: must hold one voltage per node of "
+                                               "Circuit.rails (got shape (2,) for rails of shape (1,))"),
+    (dict(body=np.zeros(5, int)), "Circuit.body: must have one entry per edge (12) (got 5)"),
+])
+def test_a_circuit_changed_by_hand_refuses_indices_past_its_nodes(change, says):
+    """A Circuit made with dataclasses.replace took any index: the native solver's compiled code read and wrote past
+    the voltages at an output past the last node (the clamp's write crashed Python later), an input past it was left
+    out and the circuit solved without a word, on both backends; a negative node or fewer labels than nodes were
+    numpy's ValueError or IndexError."""
+    c = _circuit()
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        replace(c, **change)
+    moved = replace(c, out_pos=np.array([5]))  # another output within the nodes: as compile_graph would make it
+    assert moved.output_values(mm.NativeSolver().solve(moved, _gates(c), INPUTS).voltages).shape == (1, 1)
+
+
 @pytest.fixture(scope="module")
 def xor_setup():
     return mm.build(mm.load_config(ROOT / "configs" / "xor.yaml", ["simulator.backend=native", "learning.epochs=2"]))
@@ -262,13 +322,23 @@ def xor_setup():
                                                "int 3); give one seed per replica, e.g. [0, 1, 2] or list(range(4))"),
     (lambda s: mm.train_replicas(s.config, []), "train_replicas: seeds must name one replica or more (got [])"),
     (lambda s: mm.train_replicas(s.config, [0, -1]), "train_replicas: seeds must be ints >= 0 (got -1 in [0, -1])"),
+    (lambda s: mm.train_replicas(s.config, [1, 2, 1]), "train_replicas: seeds must differ, one replica each (got 1 "
+                                                       "twice in [1, 2, 1])"),
+    (lambda s: mm.ensemble_run(s.config, ROOT / "runs" / "never", 2.0), "ensemble_run: n_seeds must be a whole number "
+                                                                        "(got 2.0); give the number of seeds to train"),
+    (lambda s: mm.load_config({"name": "x"}), "load_config: path must be a config file's path (got dict {'name': "
+                                              "'x'}); give e.g. 'configs/xor.yaml'"),
+    (lambda s: mm.train_run({"name": "x"}, ROOT / "runs" / "never"), "load_config: path must be a config file's path "
+                                                                     "(got dict"),
 ])
 def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, says):
     """Each was an AttributeError from inside ('str' object has no attribute 'device', 'int' object has no attribute
     'uniform'), a TypeError from dataclasses.replace, or (a text of overrides) one --set per character: "--set l:
     expected key.path=value". train_replicas given a count of seeds said "'int' object is not iterable", given none
     "need at least one array to stack", given -1 numpy's "expected non-negative integer", each after building the
-    setup."""
+    setup; a seed given twice trained its replica twice. ensemble_run given 2.0 seeds was "'float' object cannot be
+    interpreted as an integer" from inside its training; a dict for a config file, pathlib's "expected str, bytes or
+    os.PathLike object"."""
     with pytest.raises(mm.MetamaterialError, match=re.escape(says)) as caught:
         call(xor_setup)
     assert isinstance(caught.value, ValueError)
@@ -307,6 +377,13 @@ def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, say
                                                      "integers in 0..3 (got -1 at index 0)"),
     (lambda t, x, rng: t.step(x, np.array([4]), rng), "Trainer.step: idx must be training point indices, integers in "
                                                       "0..3 (got 4 at index 0)"),
+    (lambda t, x, rng: t.step(x, [0], 0), "Trainer.step: rng must be a numpy Generator (got int 0); give "
+                                          "np.random.default_rng(seed)"),
+    (lambda t, x, rng: t.run(t.init_state(x, rng), on_epoch=5), "Trainer.run: on_epoch must be a function or None "
+                                                                "(got int 5)"),
+    (lambda t, x, rng: t.rule_and_gradient(np.stack([x, x]), [0, 1]), "Trainer.rule_and_gradient: controls must have "
+                                                                      "shape (32,), one replica's (got (2, 32)); give "
+                                                                      "e.g. state.controls[0]"),
 ])
 def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, call, says):
     """NaN controls were refused by the solver ('NativeSolver.solve: ... must be finite'), a wrong length by
@@ -314,7 +391,10 @@ def test_the_trainer_refuses_controls_and_states_where_they_enter(xor_setup, cal
     ('no attribute replicas'), until=2.5 a TypeError from range. One generator for two replicas was taken, and the
     replicas drew from it in turn, each unlike a run of its own; evaluate(test=True) of a task with no held-out
     points was "object of type 'NoneType' has no len()". Point 0.5 was read as point 0 and -1 as the last point,
-    point 4 of 4 was numpy's IndexError."""
+    point 4 of 4 was numpy's IndexError; rule_and_gradient of two replicas' controls at two points, numpy's
+    "operands could not be broadcast together". step given a seed for its generator was taken until a
+    desynchronous mask or read noise drew from it ("'int' object has no attribute 'random'"), and run given
+    on_epoch=5 trained the first epoch before "'int' object is not callable"."""
     trainer = mm.make_trainer(xor_setup)
     rng = np.random.default_rng(0)
     x = mm.initial_controls(xor_setup, rng)
@@ -360,15 +440,38 @@ def test_evaluate_run_refuses_a_split_it_does_not_know_and_a_path(tmp_path):
     assert mm.evaluate_run(run, split="train")["split"] == "train"
 
 
+@pytest.mark.parametrize("inputs, says", [
+    ([[450.0, 0.0]], "evaluate_run: inputs must be a finite voltage in [-10, 10] V (got 450 at point 0, column 0); "
+                     "give volts (0.45, not 450 mV)"),
+    (np.zeros((0, 2)), "evaluate_run: inputs must have shape (P, 2), one row of 2 input voltage(s) (V) per point, one "
+                       "point or more (got shape (0, 2)); give e.g. [[0.0, 0.0]]"),
+    ([[0.1, 0.2, 0.3]], "evaluate_run: inputs must have shape (P, 2), one row of 2 input voltage(s) (V) per point"),
+])
+def test_evaluate_run_refuses_new_inputs_as_a_file_of_inputs_is_refused(tmp_path, inputs, says):
+    """Inputs in millivolts, which `eval --inputs` refuses in a file, were solved at 450 V; no point was numpy's
+    "cannot reshape array of size 0"."""
+    cfg = mm.load_config(ROOT / "configs" / "xor.yaml", ["simulator.backend=native", "learning.epochs=2"])
+    mm.train_run(cfg, tmp_path / "run", plots=False)
+    run = mm.load_run(tmp_path / "run")
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        mm.evaluate_run(run, inputs=inputs)
+    trained = mm.evaluate_run(run)
+    again = mm.evaluate_run(run, inputs=trained["inputs"])  # the training points, as a list
+    np.testing.assert_allclose(again["replicas"][0]["outputs"], trained["replicas"][0]["outputs"], atol=1e-9)
+
+
 @pytest.mark.parametrize("make, says", [
     (lambda: mm.NativeSolver(options={"reltol": 1e-6}), "NativeSolver.options: must be a SpiceOptions (got dict "
                                                         "{'reltol': 1e-06}); give e.g. SpiceOptions(reltol=1e-6)"),
     (lambda: mm.NgspiceSolver(options={"reltol": 1e-6}), "NgspiceSolver.options: must be a SpiceOptions (got dict"),
     (lambda: mm.NativeSolver(tol_v="1e-9"), "NativeSolver.tol_v: must be a positive finite number (got '1e-9')"),
+    (lambda: mm.SpiceOptions(reltol="1e-6"), "SpiceOptions.reltol: must be a number (got '1e-6'); give one, in SI "
+                                             "units"),
 ])
 def test_solver_settings_of_the_wrong_kind_are_refused_when_made(make, says):
     """A dict of options was an AttributeError ('dict' object has no attribute 'itl1') on native and was taken by
-    ngspice until its first solve; a string tolerance, "must be real number, not str"."""
+    ngspice until its first solve; a string tolerance, "must be real number, not str", in SpiceOptions from
+    math.isfinite."""
     with pytest.raises(ValidationError, match=re.escape(says)):
         make()
 
@@ -381,8 +484,8 @@ def test_a_long_value_where_a_number_goes_is_shown_short():
     assert len(message) < 300, message
     assert message == "NmosParams.kp: must be a number (got [0, 1, 2, 3, 4, ...]); give one, in SI units"
     with pytest.raises(ValidationError, match=re.escape(
-            "Roles.rails: must be (node, volts) pairs, volts a finite number (got (5, 'x') at index 0); give e.g. "
-            "((5, 0.0),)")):
+            "Roles.rails: must be (node, volts) pairs, node an integer and volts a finite number (got (5, 'x') at "
+            "index 0); give e.g. ((5, 0.0),)")):
         Roles(inputs=(0,), rails=[(5, "x")] * 100_000, outputs=((4, None),))
 
 
@@ -447,6 +550,34 @@ def test_a_task_refuses_classes_its_decoding_cannot_read(given, says):
     assert made.accuracy(np.array(CLASS_Y)) == 1.0
 
 
+@pytest.mark.parametrize("make, says", [
+    (lambda: mm.xor_task(labels=(0.0, -0.087, 0.3)), "xor_task: labels must be two, the output for equal inputs and "
+                                                     "for different ones (got (0.0, -0.087, 0.3)); give e.g. (0.0, "
+                                                     "-0.087)"),
+    (lambda: mm.xor_task(labels=(0.0,)), "xor_task: labels must be two"),
+    (lambda: mm.linear_regression_task(8.0, 0.4, 0.1, 0.0, 0.45), "linear_regression_task: n_points must be a whole "
+                                                                  "number (got 8.0); give an int"),
+    (lambda: mm.allostery_task(0.45, 0.1), "allostery_task: targets must be one voltage per output (got shape ()); "
+                                           "give e.g. (0.1, 0.3)"),
+    # what a config refuses of these keys: one voltage for every input, a negative held-out fraction (nothing held
+    # out), a seed numpy or scikit-learn cannot take
+    (lambda: mm.xor_task(0.3, 0.3), "xor_task: low must be < high (got 0.3, 0.3); give the lower voltage as low"),
+    (lambda: mm.iris_task(0.0, 0.45, 0.3, 0.15, -0.1, 0), "iris_task: test_fraction must be in [0, 1) (got -0.1); "
+                                                          "give the fraction of the points to hold out, or 0 for none"),
+    (lambda: mm.iris_task(0.0, 0.45, 0.3, 0.15, 0.2, 1.5), "iris_task: seed must be a whole number (got 1.5)"),
+    (lambda: mm.digits_task(0.0, 0.45, 0.3, 0.15, 0.2, -1), "digits_task: seed must be >= 0 (got -1)"),
+])
+def test_the_task_builders_refuse_what_they_cannot_make_a_task_of(make, says):
+    """A third XOR label was taken as a third class's level, which the decoding could then predict; one label was an
+    IndexError, a float count numpy's "'float' object cannot be interpreted as an integer", one allostery target
+    an IndexError. A held-out fraction of -0.1 held out nothing, a seed of 1.5 or -1 was numpy's or scikit-learn's
+    error, and low = high drove every input at one voltage."""
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        make()
+    assert mm.xor_task(labels=[0.0, np.float32(-0.087)]).levels.shape == (2,)
+    assert mm.linear_regression_task(np.int64(8), 0.4, 0.1, 0.0, 0.45).n_points == 8
+
+
 def test_a_task_of_no_points_is_refused_when_made():
     """It trained, then failed in the solver's warm-start memory ('zero-size array to reduction operation')."""
     with pytest.raises(ValidationError, match=re.escape("Task.inputs: needs at least one point (got shape (0, 1))")):
@@ -507,6 +638,9 @@ def test_a_task_or_a_rail_in_millivolts_is_refused_as_a_config_refuses_it():
     (dict(rule=mm.EdgeDynamics()), "Trainer: rule must be of type CoupledLearning (got EdgeDynamics"),
     (dict(params=None), "Trainer: params must be of type TrainParams (got NoneType None)"),
     (dict(circuit=_graph()), "Trainer: circuit must be of type Circuit (got Graph"),
+    # one step of every point, a full batch under another name, where a config refuses learning.batch_size
+    (dict(params=mm.TrainParams(schedule=mm.Schedule("mini_batch", 2))), "Schedule.batch_size: must be <= the 1 "
+                                                                        "points of task t (got 2); give at most 1"),
 ])
 def test_the_trainer_refuses_parts_of_the_wrong_kind_when_made(swap, says):
     """A backend's name or the solver class itself was taken and failed at the first solve ("missing 1 required
@@ -533,3 +667,45 @@ def test_a_state_of_another_circuit_is_refused_by_run():
         damaged.run(state)
     again = damaged.init_state(np.delete(state.controls, cut, axis=1), state.rngs)
     assert damaged.run(again).epoch == 2
+
+
+
+
+@pytest.mark.parametrize("call, says", [
+    # one output's labels as a 1-D [P]: read as one row, the clamps of points 1-3 came from point 0's label
+    (lambda c, v, t: mm.CoupledLearning(nudge=0.5).clamp(c, v, t.targets.ravel()),
+     "CoupledLearning.clamp: targets must have shape (4, 1), one row of 1 label(s) (V) per row of free (got shape "
+     "(4,)); give e.g. task.targets[idx] for the points idx"),
+    (lambda c, v, t: mm.CoupledLearning().clamp(c, v[:, :4], t.targets),
+     "CoupledLearning.clamp: free must have 9 columns (got shape (4, 4)); pass node voltages [B, N] of this circuit"),
+    (lambda c, v, t: mm.CoupledLearning().contrast(c, v, v[:2]),
+     "CoupledLearning.contrast: clamped must have the shape of free, one row per point (got (2, 9) and (4, 9))"),
+    (lambda c, v, t: mm.CoupledLearning().contrast(c, v[:, :4], v[:, :4]),
+     "CoupledLearning.contrast: free must have 9 columns (got shape (4, 4))"),
+    (lambda c, v, t: c.output_values(v[:, :4]), "Circuit.output_values: voltages must have 9 columns (got shape "
+                                                "(4, 4))"),
+    (lambda c, v, t: t.margins(c.output_values(v), [0, 1, 2, 1]), "Task.margins: classes must be below 2, the "
+                                                                  "classes of task xor (got class 2)"),
+    (lambda c, v, t: t.accuracy(c.output_values(v)[:3]), "Task.accuracy: outputs and classes must have one row per "
+                                                         "point (got 3 rows of outputs and classes of shape (4,))"),
+    (lambda c, v, t: t.predict(v), "Task.predict: outputs must have 1 column(s), one per output of task xor (got shape "
+                                   "(4, 9))"),
+    # [P, 1] against [P] broadcast to [P, P]: every output against every point's label, without a word
+    (lambda c, v, t: mm.mse(c.output_values(v), t.targets.ravel()), "mse: targets must have the last axes of outputs "
+                                                                    "(got outputs (4, 1) and targets (4,))"),
+])
+def test_the_rule_and_the_task_refuse_arrays_their_compiled_loops_would_read_past(call, says):
+    """The compiled step functions read their arrays without bounds checks: labels [P] of one output, voltages of
+    too few nodes, clamped voltages of fewer points or a class past the last level answered numbers read from
+    past the arrays (a margin of -3e-310 V), without a word; the task's accuracy of fewer outputs than points was
+    numpy's broadcast error, of a list a TypeError."""
+    c, task = _circuit(), mm.xor_task()
+    v = mm.NativeSolver().solve(c, _gates(c), task.inputs).voltages
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        call(c, v, task)
+    rule = mm.CoupledLearning(nudge=0.5)
+    clamps = rule.clamp(c, v, task.targets)
+    out = c.output_values(v)[:, 0]
+    np.testing.assert_allclose(clamps[:, 0], out + 0.5 * (task.targets[:, 0] - out), atol=1e-15)  # each its own label
+    assert np.array_equal(rule.clamp(c, v.tolist(), task.targets.tolist()), clamps)  # lists: as before
+    assert task.accuracy(c.output_values(v).tolist()) == task.accuracy(c.output_values(v))

@@ -300,6 +300,34 @@ def test_model_card_values_the_device_refuses_name_the_file(tmp_path):
         nmos_from_card(card)
 
 
+def test_nmos_current_refuses_a_device_of_another_law():
+    """nmos_current is the level-1 law: given ald1106-hw it answered level 1's 0 A below threshold, where the
+    device's own three-regime law conducts (its subthreshold branch), and given a resistor, "no attribute 'phi'"."""
+    hw = nmos_preset("ald1106-hw")
+    below = hw.vto - 0.05  # V of gate overdrive below threshold, source at 0 V
+    assert hw.channel_current(np.array(0.1), np.array(0.0), np.array(below)).current > 0
+    with pytest.raises(ValidationError, match=re.escape("nmos_current: computes the level-1 law, and the device given "
+                                                        "follows the three-regime law (got NmosParams 'ald1106-hw'); "
+                                                        "use the device's own channel_current(va, vb, vg)")):
+        nmos_current(hw, 0.1, 0.0, below)
+    with pytest.raises(ValidationError, match=re.escape("follows no transistor law (got ResistorParams")):
+        nmos_current(ResistorParams(), 0.1, 0.0, 1.5)
+    assert nmos_current(FIT, 0.1, 0.0, below).current == 0.0
+
+
+def test_an_instance_size_the_device_refuses_is_not_blamed_on_the_card(tmp_path):
+    """A negative w given beside a good card read "c.lib: NmosParams.w: ...; fix the card", and a preset's name given
+    as a list was Python's "unhashable type"."""
+    card = tmp_path / "c.lib"
+    card.write_text(".model fet nmos (level=1 vto=0.7 kp=1e-4)\n")
+    with pytest.raises(ValidationError, match=r"^NmosParams.w: must be a positive finite number \(got -1e-05\)$"):
+        nmos_from_card(card, w=-1e-5)
+    with pytest.raises(ValidationError, match=re.escape("device.preset: unknown preset (got ['ald1106-fit']); choose "
+                                                        "one of")):
+        nmos_preset(["ald1106-fit"])
+    assert nmos_from_card(card, w=20e-6).w == 20e-6
+
+
 @pytest.mark.parametrize("text, fragment", [
     (".model m nmos (level=1)\nV1 a 0 dc 1\n", r"bad.lib:2: only comments, one '.model NAME nmos \(...\)' line"),
     (".model m nmos (level=1)\n.control\nshell rm -rf /\n.endc\n", "only comments"),

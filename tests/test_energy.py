@@ -184,6 +184,10 @@ def test_learning_clock_counts_one_window_per_applied_point():
     with pytest.raises(ValidationError, match=r"energy.learning_clock: need 0 <= windows <= presentations \(got "
                                               r"windows=5, presentations=4\)"):
         learning_clock(5, 4, hw)
+    with pytest.raises(ValidationError, match=re.escape("energy.learning_clock: windows must be a whole number (got "
+                                                        "10.5); give a count of windows as an int")):
+        learning_clock(10.5, 20, hw)  # it was 10 windows, without a word
+    assert learning_clock(np.int64(10), 20, hw).learning_time == pytest.approx(10 * 1e-4)
 
 
 def test_learning_band_spans_the_constants_and_names_the_dominant_one():

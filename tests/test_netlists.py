@@ -11,7 +11,7 @@ import pytest
 from conftest import CONFIGS, ROOT, random_gates, xor_circuit
 from metamaterial.configfile import load_config
 from metamaterial.devices import nmos_preset
-from metamaterial.errors import ValidationError
+from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.netlist import SpiceOptions, parse_print_all, to_spice
 from metamaterial.points import solve_points, write_netlists
 
@@ -101,6 +101,15 @@ def test_a_deck_whose_operating_point_fails_exits_with_code_1(tmp_path):
            for p in (good, bad)}
     assert ran["good.cir"].returncode == 0 and "n10 = " in ran["good.cir"].stdout
     assert ran["bad.cir"].returncode == 1, ran["bad.cir"].stdout[-500:]
+
+
+def test_solve_points_given_a_point_as_an_int_says_it_takes_a_text():
+    """points=3 was "'int' object has no attribute 'strip'"; points="3" solves that point."""
+    cfg = load_config(ROOT / "configs" / "xor.yaml", ["simulator.backend=native"])
+    with pytest.raises(ConfigError, match=re.escape("--points: must be a text of indices and ranges (got int 3); "
+                                                    "give e.g. '3', '0,5,10-19' or 'all'")):
+        solve_points(cfg, points=3)
+    assert [p["index"] for p in solve_points(cfg, points="3")["points"]] == [3]
 
 
 def test_a_netlist_carries_the_options_its_solve_uses(tmp_path):

@@ -16,6 +16,7 @@ import metamaterial as mm
 from conftest import ROOT
 from metamaterial import runs
 from metamaterial.circuit import without_edges
+from metamaterial.devices import Mismatch
 from metamaterial.errors import ValidationError
 from metamaterial.graph import Roles
 
@@ -51,6 +52,25 @@ def test_the_readmes_python_example_runs_as_written():
     assert scope["result"].accuracy == 1.0 and scope["free"].shape == (4, 16)
 
 
+def test_a_trainer_made_by_hand_clocks_its_rate_as_the_config_does():
+    """The README's trainer is configs/xor.yaml by hand, rate 30 /V: its clock counted the default 100 us a window,
+    which realises 0.0045 /V, where the config's run counts the 0.66 s that realise 30 /V, 6,600 times as long.
+    Without a rate to realise (a resistor's is in S/V^2) the default circuit's 100 us stays."""
+    setup = mm.build(mm.load_config(XOR, ["simulator.backend=native"]))
+    rule = mm.CoupledLearning(nudge=0.5, rate=30.0, loss="hinge", margin=0.02)
+    parts = (setup.task, rule, mm.EdgeDynamics(low=0.4, high=8.0), mm.TrainParams(epochs=1), mm.NativeSolver())
+    trainer = mm.Trainer(setup.circuit, *parts)
+    assert trainer.hardware == setup.hardware and trainer.hardware.t_learn == pytest.approx(0.66)
+    assert trainer.hardware.rate == pytest.approx(rule.rate)
+    given = mm.HardwareParams(t_learn=1e-3)
+    assert mm.Trainer(setup.circuit, *parts, hardware=given).hardware is given
+    resistors = mm.compile_graph(mm.assign_roles(mm.lattice_network(ROWS, COLS, periodic=False), Roles(
+        inputs=(0,), rails=((8, 0.0),), outputs=((4, None),))), mm.ResistorParams())
+    linear = mm.Trainer(resistors, mm.regression_task(), mm.CoupledLearning(rate=1e-3), mm.EdgeDynamics(low=1e-5,
+                        high=1e-2), mm.TrainParams(), mm.NativeSolver())
+    assert linear.hardware == mm.HardwareParams()
+
+
 @pytest.mark.parametrize("gmin", [-1.0, float("nan"), 0.0, 1.0])
 def test_a_gmin_no_solver_can_take_is_refused_where_the_circuit_is_made(gmin):
     """ngspice took gmin -1 and answered 0 V at every free node; native, NaN voltages reported as converged."""
@@ -67,9 +87,23 @@ def test_a_circuit_cannot_be_changed_in_place():
             getattr(c, name)[0] = 1
 
 
+def test_a_circuits_mismatch_cannot_be_changed_in_place():
+    """A V_T shift written in place into circuit.mismatch reached a new solver and not one that had solved the circuit
+    before (3.6 mV apart at a node, native against native), as a rail voltage did before the circuit's own
+    arrays were frozen. The drawn arrays stay the caller's to change."""
+    dvto, kscale = np.zeros((2, 12)), np.ones((2, 12))
+    c = replace(_circuit(), mismatch=Mismatch(dvto, kscale))
+    for name in ("dvto", "kscale"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(c.mismatch, name)[0, 0] = 0.5
+    dvto[0, 0] = 0.3
+    assert c.mismatch.dvto[0, 0] == 0.0
+
+
 def test_a_task_cannot_be_changed_in_place_and_leaves_the_callers_arrays_alone():
     """A trainer compiles a task's points once: a target written in place after it was made trained on the old
-    value and was scored on the new. The caller's own arrays stay theirs to change."""
+    value and was scored on the new. The caller's own arrays stay theirs to change. A task's feature map (Iris's)
+    could be changed in place, and new data scaled otherwise than training's."""
     x, y = np.array([[0.0, 0.45], [0.45, 0.0]]), np.array([[0.1], [0.2]])
     task = mm.Task("t", x, y, test_inputs=x.copy(), test_targets=y.copy())
     for name in ("inputs", "targets", "test_inputs", "test_targets"):
@@ -80,6 +114,10 @@ def test_a_task_cannot_be_changed_in_place_and_leaves_the_callers_arrays_alone()
     for name in ("classes", "levels"):
         with pytest.raises(ValueError, match="read-only"):
             getattr(mm.xor_task(), name)[0] = 1
+    iris = mm.iris_task(0.0, 0.45, 0.3, 0.15, 0.2, 0)  # its feature map: new data is scaled as training's was
+    for name in ("lo", "span"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(iris.scale, name)[0] = 1.0
 
 
 @pytest.mark.parametrize("cut, got", [
@@ -139,7 +177,12 @@ def test_library_calls_print_nothing_unless_asked(tmp_path, capfd, monkeypatch):
     (dict(inputs=(0, 1, 2, 3, 4, 5, 6.0), rails=(), outputs=((8, None),)), r"Roles.inputs: must be node ids, integers "
                                                                           r"\(got 6.0 at index 6\)"),
     (dict(inputs=(0,), rails=[(n, 0.0) for n in range(1, 7)] + [(7, "x")], outputs=((8, None),)),
-     r"Roles.rails: must be \(node, volts\) pairs, volts a finite number \(got \(7, 'x'\) at index 6\)"),
+     r"Roles.rails: must be \(node, volts\) pairs, node an integer and volts a finite number \(got \(7, 'x'\) at "
+     r"index 6\)"),
+    # a text was read as a number and True as 1 V; a float array makes the nodes floats
+    (dict(inputs=(0,), rails=((8, "0.3"),), outputs=((4, None),)), r"volts a finite number \(got \(8, '0.3'\)"),
+    (dict(inputs=(0,), rails=((8, True),), outputs=((4, None),)), r"volts a finite number \(got \(8, True\)"),
+    (dict(inputs=(0,), rails=np.array([[8, 0.3]]), outputs=((4, None),)), r"node an integer .* \(got array\(\[8\. "),
     (dict(inputs=(0,), rails=(), outputs=[(n, None) for n in range(2, 8)] + [(8, 9, 10)]),
      r"Roles.outputs: must be \(pos, neg\) pairs, .* \(got \(8, 9, 10\) at index 6\)"),
     # what holds no items is refused whole
@@ -147,7 +190,8 @@ def test_library_calls_print_nothing_unless_asked(tmp_path, capfd, monkeypatch):
     (dict(inputs="03", rails=(), outputs=((4, None),)), r"Roles.inputs: must be node ids, integers \(got '03'\)"),
 ])
 def test_roles_that_are_not_node_ids_are_refused_when_made(roles, says):
-    """(4,) as outputs was a TypeError 'cannot unpack'; a numpy array of inputs, 'truth value ... ambiguous'."""
+    """(4,) as outputs was a TypeError 'cannot unpack'; a numpy array of inputs, 'truth value ... ambiguous'; a rail of
+    "0.3" V was taken as 0.3 V and one of True as 1 V."""
     with pytest.raises(ValidationError, match=says):
         Roles(**roles)
     made = Roles(inputs=np.array([0, 2]), rails=[(np.int64(8), 0)], outputs=[[4, None]])
@@ -261,6 +305,10 @@ def test_the_trainer_refuses_a_rate_the_potentiometers_sign_rule_would_ignore():
     (lambda: mm.CoupledLearning(loss="hinge", margin=float("nan")),
      "CoupledLearning.margin: must be a finite number of volts (got nan); give e.g. margin=0.02"),
     (lambda: mm.Schedule("mini_batch", 2.5), "Schedule.batch_size: must be a whole number (got 2.5); give an int"),
+    # shuffled steps of one point, where batches of two were meant, without a word (a config refuses it)
+    (lambda: mm.Schedule("shuffle", 2), "Schedule.batch_size: only kind 'mini_batch' steps in batches (got batch_size "
+                                        "2 with kind 'shuffle'); give Schedule('mini_batch', 2), or leave batch_size "
+                                        "out"),
     (lambda: mm.TrainParams(schedule="full_batch"), "TrainParams.schedule: must be a Schedule (got str 'full_batch'); "
                                                     "give e.g. Schedule('full_batch')"),
     (lambda: mm.EdgeDynamics(leak_tau=1.0, rest=float("nan")), "EdgeDynamics.rest: must be finite (got nan)"),
@@ -317,3 +365,33 @@ def test_node_id_finds_a_node_by_the_name_a_graph_of_ones_own_keeps():
     with pytest.raises(ValidationError, match=re.escape("node_id: nodes are named only in a graph whose nodes keep "
                                                         "a 'label'")):
         mm.node_id(nx.path_graph(3), "a")
+
+
+def test_node_id_finds_a_node_by_a_label_that_is_no_text():
+    """A graph of one's own relabelled as the README says keeps its names as they were: nx.grid_2d_graph's (row, col)
+    pairs were refused as "(row, col) addressing needs a lattice network ... or use network.kind: lattice", and a
+    number's text "20" as "nodes are named only in a graph whose nodes keep a 'label'", though they did."""
+    grid = nx.convert_node_labels_to_integers(nx.grid_2d_graph(ROWS, COLS), label_attribute="label")
+    assert grid.nodes[mm.node_id(grid, (1, 2))]["label"] == (1, 2)
+    assert mm.node_id(grid, "(1, 2)") == mm.node_id(grid, (1, 2))  # as Circuit.node_labels writes it
+    numbered = nx.convert_node_labels_to_integers(nx.path_graph([10, 20, 30]), label_attribute="label")
+    assert numbered.nodes[mm.node_id(numbered, "20")]["label"] == 20
+    with pytest.raises(ValidationError, match=re.escape('node_id: node 20 does not exist (nodes are 0..2), and an '
+                                                        'unquoted number is an index; write "20", quoted')):
+        mm.node_id(numbered, 20)
+    assert mm.node_id(numbered, 2) == 2  # no node is named 2: the index
+
+
+@pytest.mark.parametrize("ref, says", [
+    (2.7, "node_id: a node is an integer index, a name or on a lattice a (row, col) pair (got float 2.7); give e.g. 0"),
+    (None, "node_id: a node is an integer index, a name or on a lattice a (row, col) pair (got NoneType None)"),
+    ((1.5, 2), "node_id: (row, col) must be two integers (got (1.5, 2)); give e.g. (1, 2)"),
+    (("a", 2), "node_id: (row, col) must be two integers (got ('a', 2)); give e.g. (1, 2)"),
+])
+def test_node_id_refuses_what_is_no_node_rather_than_round_it(ref, says):
+    """2.7 was node 2 and (1.5, 2) node (1, 2), without a word, where Roles refuses a float; None and ('a', 2) were
+    int()'s TypeError and ValueError. A (row, col) pair as a numpy array is a pair."""
+    g = mm.lattice_network(ROWS, COLS)
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        mm.node_id(g, ref)
+    assert mm.node_id(g, np.array([1, 2])) == mm.node_id(g, (np.int64(1), 2)) == mm.node_id(g, np.int64(5)) == 5

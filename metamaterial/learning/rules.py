@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import step
-from ..circuit import Circuit
-from ..errors import ValidationError, check_numbers, shown
+from ..circuit import Circuit, node_voltages
+from ..errors import ValidationError, check_indices, check_numbers, real_array, shown
 
 #: the losses under which a point past the margin stops updating
 HINGE_LOSSES = ("hinge", "multiclass_hinge")
@@ -89,22 +89,48 @@ class CoupledLearning:
             targets: [B, n_out] labels L (V).
             classes: int [B] true classes (needed by ``multiclass_hinge``).
         """
-        free, f = np.atleast_2d(free), step.compiled()
+        where, f = "CoupledLearning.clamp", step.compiled()
+        # the compiled functions read these arrays unchecked: a 1-D targets [B] of one output was read as one row
+        free = node_voltages(c, free, where, "free")
+        given = real_array(targets, where, "targets", "labels (V)", "give the points' targets", axes=("row", "output"))
+        targets = np.atleast_2d(given)
+        if targets.shape != (len(free), c.n_outputs):
+            raise ValidationError(f"{where}: targets must have shape ({len(free)}, {c.n_outputs}), one row of "
+                                  f"{c.n_outputs} label(s) (V) per row of free (got shape {given.shape}); give "
+                                  "e.g. task.targets[idx] for the points idx")
         if self.rival and classes is None:
             raise ValidationError("CoupledLearning.clamp: the multiclass_hinge nudge needs each point's class")
-        cls = np.zeros(len(free), np.int64) if classes is None else np.asarray(classes, np.int64)
+        cls = np.zeros(len(free), np.int64)
+        if self.rival:
+            given = np.asarray(classes)
+            if given.shape != (len(free),):
+                raise ValidationError(f"{where}: classes must have shape ({len(free)},), one class per row of free "
+                                      f"(got shape {given.shape}); give e.g. task.classes[idx]")
+            check_indices(given, c.n_outputs, f"{where}: classes must be output indices",
+                          "give each point's class, one output per class")
+            cls = given.astype(np.int64)
         out = f.output_values(free, c.out_pos, c.out_neg)
-        push = f.output_pushes(out, np.atleast_2d(np.asarray(targets, float)), cls, self.nudge, self.rival)
+        push = f.output_pushes(out, targets, cls, self.nudge, self.rival)
         return f.clamp_values(free, push, c.out_pos, c.out_neg)
 
     @staticmethod
     def contrast(c: Circuit, free: np.ndarray, clamped: np.ndarray) -> np.ndarray:
-        """[B, E] U = (dV^F)^2 - (dV^C)^2 per edge, V^2."""
-        free, clamped = np.atleast_2d(free), np.atleast_2d(clamped)
+        """[B, E] U = (dV^F)^2 - (dV^C)^2 per edge, V^2, of free and clamped node voltages [B, N]."""
+        free = node_voltages(c, free, "CoupledLearning.contrast", "free")
+        clamped = node_voltages(c, clamped, "CoupledLearning.contrast", "clamped")
+        if clamped.shape != free.shape:  # the compiled contrast read past the shorter one
+            raise ValidationError(f"CoupledLearning.contrast: clamped must have the shape of free, one row per point "
+                                  f"(got {clamped.shape} and {free.shape}); give the clamped solve of free's points")
         every = np.ones(len(free), np.bool_)
         return step.compiled().summed_contrast(free, clamped, c.edges[:, 0], c.edges[:, 1], every, len(free))
 
 
 def mse(outputs: np.ndarray, targets: np.ndarray) -> float:
-    """Mean squared error over points and outputs (V^2)."""
-    return float(np.mean((np.asarray(outputs) - np.asarray(targets)) ** 2))
+    """Mean squared error over points and outputs (V^2): ``outputs`` [..., P, n_out] (e.g. [R, P, n_out] of R
+    replicas) against ``targets`` [P, n_out]."""
+    outputs, targets = np.asarray(outputs, float), np.asarray(targets, float)
+    if outputs.shape[outputs.ndim - targets.ndim:] != targets.shape:
+        # [P, 1] against [P] broadcast to [P, P]: the mean of every output against every point's target
+        raise ValidationError(f"mse: targets must have the last axes of outputs (got outputs {outputs.shape} and "
+                              f"targets {targets.shape}); give both with the points and outputs as [P, n_out]")
+    return float(np.mean((outputs - targets) ** 2))

@@ -24,7 +24,8 @@ class Schedule:
         kind: ``"cycle"`` (one point per step, in order: the hardware's schedule), ``"shuffle"`` (one point per
             step, a fresh permutation every epoch), ``"full_batch"`` (one step per epoch, the contrasts of every
             point summed) or ``"mini_batch"`` (steps of ``batch_size`` points from a fresh permutation).
-        batch_size: points per step of ``"mini_batch"`` (ignored by the other kinds).
+        batch_size: points per step of ``"mini_batch"``; the other kinds take only 1, the default (each sets its
+            own steps, and a batch size given them was ignored).
     """
 
     kind: str = "cycle"
@@ -37,6 +38,10 @@ class Schedule:
         whole_number(self.batch_size, "Schedule.batch_size")  # 2.5 failed in the first epoch's slicing
         if self.batch_size < 1:
             raise ValidationError(f"Schedule.batch_size: must be >= 1 (got {shown(self.batch_size)})")
+        if self.batch_size != 1 and self.kind != "mini_batch":  # as a config refuses learning.batch_size
+            raise ValidationError(f"Schedule.batch_size: only kind 'mini_batch' steps in batches (got batch_size "
+                                  f"{shown(self.batch_size)} with kind {self.kind!r}); give "
+                                  f"Schedule('mini_batch', {shown(self.batch_size)}), or leave batch_size out")
 
     @property
     def _size(self) -> int:

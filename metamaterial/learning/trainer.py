@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -166,7 +166,10 @@ class Trainer:
     """Coupled learning of one circuit on one task, on the given solver, for any number of replicas.
 
     ``hardware`` gives the clock: t_learn per learning window (one per active point presented), t_settle per
-    phase. With ``compiled=False`` the solver's compiled loop is never used (the reference for tests and benchmarks).
+    phase; by default (None) the default charging circuit (``HardwareParams()``) with, on gate voltages, the switch
+    time that realises the rule's rate (``HardwareParams.t_learn_for``), as a config resolves ``hardware.t_learn``
+    beside ``learning.rate``. With ``compiled=False`` the solver's compiled loop is never used (the reference for
+    tests and benchmarks).
 
     Args:
         circuit: the network (``compile_graph``); its inputs and outputs must match the task's columns.
@@ -182,7 +185,7 @@ class Trainer:
     """
 
     def __init__(self, circuit: Circuit, task: Task, rule: CoupledLearning, dynamics: EdgeDynamics,
-                 params: TrainParams, solver: AbstractSolver, hardware: HardwareParams = HardwareParams(),
+                 params: TrainParams, solver: AbstractSolver, hardware: HardwareParams | None = None,
                  compiled: bool = True) -> None:
         given = (("circuit", circuit, Circuit, "compile_graph(g, device)"), ("task", task, Task, "Task(name, x, y)"),
                  ("rule", rule, CoupledLearning, "CoupledLearning(nudge=0.5, rate=30.0)"),
@@ -191,12 +194,17 @@ class Trainer:
                  ("solver", solver, AbstractSolver, "NativeSolver() or NgspiceSolver()"),
                  ("hardware", hardware, HardwareParams, "HardwareParams()"))
         for name, value, kind, example in given:  # each was an AttributeError from inside, or (a name) one at run
-            if not isinstance(value, kind):
+            if not isinstance(value, kind) and not (name == "hardware" and value is None):
                 raise ValidationError(f"Trainer: {name} must be of type {kind.__name__} (got {type(value).__name__} "
                                       f"{shown(value)}); give e.g. {example}")
         if task.n_inputs != circuit.n_inputs or task.n_outputs != circuit.n_outputs:
             raise ValidationError(f"task {task.name}: needs {task.n_inputs} inputs and {task.n_outputs} outputs, but "
                                   f"roles give {circuit.n_inputs} inputs and {circuit.n_outputs} outputs")
+        batch = params.schedule.batch_size
+        if params.schedule.kind == "mini_batch" and batch > task.n_points:  # as a config refuses learning.batch_size
+            raise ValidationError(f"Schedule.batch_size: must be <= the {task.n_points} points of task {task.name} "
+                                  f"(got {batch}); give at most {task.n_points}, or Schedule('full_batch') for every "
+                                  "point in one step")
         if rule.hinge and not task.is_classification:
             raise ValidationError(f"learning.loss: {rule.loss!r} needs a classification task (got {task.name})")
         if rule.rival and task.decode != "argmax":
@@ -224,6 +232,12 @@ class Trainer:
         if dynamics.bias is not None and dynamics.bias.shape != (circuit.n_edges,):
             raise ValidationError(f"EdgeDynamics.bias: needs one value per edge ({circuit.n_edges}) "
                                   f"(got shape {dynamics.bias.shape})")
+        if hardware is None:
+            hardware = HardwareParams()
+            if device.control_unit == "V" and rule.rate > 0:
+                # the clock of the rule's own rate: the default 100 us realises 0.0045 /V, and a trainer of rate 30 /V
+                # counted 100 us a window where its config's run (t_learn 0.66 s) counted 6,600 times as long
+                hardware = replace(hardware, t_learn=hardware.t_learn_for(rule.rate))
         self.circuit, self.task, self.rule, self.dynamics = circuit, task, rule, dynamics
         self.params, self.solver, self.hardware = params, solver, hardware
         self.compiled = compiled
@@ -305,6 +319,9 @@ class Trainer:
         first epoch's rate; returns (new controls [E], solves used, whether the learning switch closed)."""
         idx = self._point_indices(idx, "Trainer.step")
         controls = self._controls(controls, "Trainer.step")
+        if not isinstance(rng, np.random.Generator):  # it draws the desynchronous mask and the read noise
+            raise ValidationError(f"Trainer.step: rng must be a numpy Generator (got {type(rng).__name__} "
+                                  f"{shown(rng)}); give np.random.default_rng(seed)")
         masks = self._draw_masks([rng], 1)
         new, solves, windows = self.step_many(controls[None, :], idx[None, :], [rng],
                                               None if masks is None else masks[0])
@@ -372,10 +389,15 @@ class Trainer:
         rival); and the clamps', L = -f . V over the clamped nodes, f the current each clamp source drives into its
         node (the clamped twin's Kirchhoff residual there). For a reciprocal network (resistors) the rule's
         contrast is exactly -2 dL/dx of the clamps' loss as the nudge goes to 0; the task's loss differs from it by
-        the network's own response between the clamped nodes, unless one node is clamped.
+        the network's own response between the clamped nodes, unless one node is clamped. ``controls``: [E], one
+        replica's; ``idx``: the training points.
         """
         c, pr, f = self.circuit, self.program, st.compiled()
         idx = self._point_indices(idx, "Trainer.rule_and_gradient")
+        controls = self._controls(controls, "Trainer.rule_and_gradient")
+        if controls.shape != (c.n_edges,):  # [R, E] of as many replicas as points was numpy's broadcast error
+            raise ValidationError(f"Trainer.rule_and_gradient: controls must have shape ({c.n_edges},), one "
+                                  f"replica's (got {controls.shape}); give e.g. state.controls[0]")
         x = pr.inputs[idx]
         free = self.solver.solve(c, controls, x).voltages
         out = f.output_values(free, c.out_pos, c.out_neg)
@@ -481,6 +503,10 @@ class Trainer:
         for name, value in (("every", every), ("until", until)):
             if value is not None:
                 whole_number(value, "Trainer.run", name, "give a number of epochs as an int")
+        for name, value in (("on_epoch", on_epoch), ("on_step", on_step)):
+            if value is not None and not callable(value):  # it was "not callable" once the first epoch had trained
+                raise ValidationError(f"Trainer.run: {name} must be a function or None (got {type(value).__name__} "
+                                      f"{shown(value)}); give e.g. lambda state: print(state.epoch)")
         if every < 1:
             raise ValidationError(f"Trainer.run: every must be >= 1 (got {every})")
         p = self.params
