@@ -342,11 +342,20 @@ def allostery_task(source: float, targets: tuple[float, ...]) -> Task:
     return Task("allostery", np.array([[source]]), given[None, :])
 
 
+def _check_levels(on: float, off: float) -> None:
+    """A classification's targets: the right class's output ``on`` above the others' ``off``, as argmax reads it."""
+    if not on > off:  # equal: nothing to learn; below: argmax would score the trained network's worst class
+        raise ValidationError(f"task.target_on, task.target_off: the right class's target must be above the others' "
+                              f"(got on {shown(on)}, off {shown(off)}); the highest output is the predicted class, "
+                              "so give target_on > target_off")
+
+
 def iris_task(low: float, high: float, on: float, off: float, test_fraction: float, seed: int) -> Task:
     """Iris (150 flowers, 4 features, 3 species); features scaled to [low, high] V over the training flowers'
     range (``FeatureScale``; held-out ones by the same map); one output per class,
     target ``on`` for the right class and ``off`` for the others; a seeded stratified test split."""
     _check_range("iris_task", low, high, test_fraction, seed)
+    _check_levels(on, off)
     with resources.files("metamaterial").joinpath("data/iris.csv").open() as f:
         rows = list(csv.DictReader(f))
     x = np.array([[float(r[k]) for k in list(r)[:4]] for r in rows])
@@ -363,6 +372,7 @@ def digits_task(low: float, high: float, on: float, off: float, test_fraction: f
     ``on`` for the right class and ``off`` for the others; held out: scikit-learn's stratified split with
     ``random_state=seed`` (``test_fraction`` 0.2 and seed 0 give that trainer's 1,437 / 360 points)."""
     _check_range("digits_task", low, high, test_fraction, seed)
+    _check_levels(on, off)
     try:
         from sklearn.datasets import load_digits  # noqa: PLC0415 (an optional dependency, loaded when needed)
         from sklearn.model_selection import train_test_split  # noqa: PLC0415
@@ -394,6 +404,8 @@ def csv_task(path: str | Path, n_inputs: int, classification: bool, low: float, 
     column names must be distinct and non-empty; each refusal names the file's line and the column. A byte-order
     mark (a spreadsheet's "CSV UTF-8") is not part of the first name."""
     _check_range("csv_task", low, high, test_fraction, seed)
+    if classification:
+        _check_levels(on, off)
     n_inputs = whole_number(n_inputs, "csv_task", "n_inputs")
     p = Path(path)
     text = read_text(p, ValidationError, "task.path: ", "the CSV", "check the path, or give a CSV file",

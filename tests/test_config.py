@@ -1072,3 +1072,16 @@ def test_a_misspelt_key_is_told_the_key_of_its_section_it_is_closest_to(key, mea
         validate_config(raw, "x.yaml")
     hint = f" (did you mean {meant}?)" if meant else ""
     assert str(err.value).startswith(f"x.yaml: {key}: unknown key{hint}; remove it or check its spelling"), err.value
+
+
+@pytest.mark.parametrize("config", ["iris", "digits"])
+@pytest.mark.parametrize(("on", "off"), [(0.1, 0.2), (0.2, 0.2)])
+def test_a_class_target_not_above_the_others_is_refused(config, on, off):
+    """argmax reads the highest output as the class: with target_on at or below target_off the right class was
+    trained to the lower output, and the accuracy scored the network's worst guess (or nothing was learned)."""
+    cfg = load_config(ROOT / "configs" / f"{config}.yaml", [f"task.target_on={on}", f"task.target_off={off}"])
+    with pytest.raises(ValidationError) as err:
+        build(cfg)
+    assert str(err.value) == (f"task.target_on, task.target_off: the right class's target must be above the others' "
+                              f"(got on {on}, off {off}); the highest output is the predicted class, so give "
+                              "target_on > target_off")
