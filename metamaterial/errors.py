@@ -255,3 +255,11 @@ def whole_number(value: object, where: str, name: str = "", fix: str = "give an 
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValidationError(f"{_subject(where, name)} must be a whole number (got {shown(value)}); {fix}")
     return int(value)
+
+
+def flag(value: object, where: str, name: str = "") -> bool:
+    """``value`` as a bool: True or False (numpy's too); any other value is refused, which Python would read by its
+    truth (the text "false" is true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValidationError(f"{_subject(where, name)} must be True or False (got {shown(value)}); give a bool")
+    return bool(value)

@@ -32,7 +32,7 @@ import networkx as nx
 import numpy as np
 
 from .datafiles import read_bytes, read_text
-from .errors import ValidationError, shown, whole_number
+from .errors import ValidationError, flag, shown, whole_number
 
 
 def lattice_network(rows: int, cols: int, periodic: bool = True) -> nx.Graph:
@@ -42,6 +42,7 @@ def lattice_network(rows: int, cols: int, periodic: bool = True) -> nx.Graph:
     16 nodes, 32 edges. A periodic dimension needs at least 3 nodes, or edges would double up.
     """
     rows, cols = whole_number(rows, "lattice_network", "rows"), whole_number(cols, "lattice_network", "cols")
+    periodic = flag(periodic, "lattice_network", "periodic")
     if rows < 1 or cols < 1 or rows * cols < 2:
         raise ValidationError(f"network: a lattice needs at least 2 nodes (got rows={rows}, cols={cols}); give rows "
                               "and cols of 2 nodes or more together")
@@ -109,6 +110,7 @@ def layered_network(n_inputs: int, n_outputs: int, hidden: int = 0, density: flo
     n_outputs = whole_number(n_outputs, "layered_network", "n_outputs")
     hidden = whole_number(hidden, "layered_network", "hidden")
     n_edges = None if n_edges is None else whole_number(n_edges, "layered_network", "n_edges")
+    direct = flag(direct, "layered_network", "direct")
     if n_inputs < 1 or n_outputs < 1 or hidden < 0:
         raise ValidationError(f"network: a layered network needs >= 1 input and >= 1 output node and >= 0 hidden "
                               f"(got inputs={n_inputs}, outputs={n_outputs}, hidden={hidden})")

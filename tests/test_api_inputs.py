@@ -219,6 +219,10 @@ def test_the_physics_checks_refuse_controls_the_device_does_not_have():
     (lambda: mm.layered_network(3, 2, n_edges=2.5), "layered_network: n_edges must be a whole number (got 2.5); give "
                                                     "an int"),
     (lambda: mm.layered_network(3, True), "layered_network: n_outputs must be a whole number (got True); give an int"),
+    (lambda: mm.lattice_network(4, 4, periodic="false"), "lattice_network: periodic must be True or False (got "
+                                                         "'false'); give a bool"),  # the text "false" built a torus
+    (lambda: mm.layered_network(3, 2, hidden=2, direct="no"), "layered_network: direct must be True or False (got "
+                                                              "'no'); give a bool"),
     (lambda: mm.random_network(1, 0), "network.n_nodes: a random network needs at least 2 nodes (got 1); give 2 or "
                                       "more"),
     (lambda: mm.random_network(6, 8, seed=-1), "random_network: seed must be an int >= 0, a numpy Generator or None "
