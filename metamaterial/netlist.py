@@ -86,7 +86,8 @@ class SpiceOptions:
 #: the reltol ngspice's backend solves a transistor network without mismatch at, at most (``sim.ngspice``: such a
 #: network is solved as the points of a paused dc sweep, each started from the last one's solution; Newton stops
 #: as soon as a step is within reltol, where a cold op's last quadratic step lands far inside it, so the sweep asks
-#: for this reltol to keep its answers those of an op)
+#: for this reltol to keep its answers those of an op, within vntol: 2.4e-10 V at most on the shipped configs,
+#: measured 2026-12-04)
 SWEEP_RELTOL = 1e-10
 
 
@@ -112,8 +113,8 @@ def options_comments(c: Circuit, given: SpiceOptions) -> list[str]:
         return []
     return [f"reltol {num(used.reltol)}, not simulator.reltol {num(given.reltol)}: ngspice's backend solves this "
             "network as warm-started points of a dc sweep, whose Newton stops at the first step within reltol; "
-            f"{num(SWEEP_RELTOL)} keeps those answers those of a cold op, and a looser simulator.reltol does not "
-            "loosen them (README, config reference: simulator.reltol)"]
+            f"{num(SWEEP_RELTOL)} keeps those answers within vntol of a cold op's, and a looser simulator.reltol "
+            "does not loosen them (README, config reference: simulator.reltol)"]
 
 
 #: netlists of many data points (a run's free.cir, the netlist and solve commands) take the first points whose
