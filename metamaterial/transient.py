@@ -287,7 +287,9 @@ def step_response(c: Circuit, controls: np.ndarray, before: np.ndarray, after: n
     fixed ``settle.t_stop`` the window doubles until the outputs settle within its first half and every node ends
     it at its DC answer (within its band: an output can stay inside its own band while the network behind it is
     still charging); if they never do, the result has ``settling_time`` and ``energy`` NaN (``settled`` False)
-    rather than raising.
+    rather than raising. A window that did not fit skips the doublings its tail says cannot fit either (its
+    slowest decay over the second half, extrapolated as one exponential: ``_time_to_band``), so the windows tried
+    are those doubling tries, fewer of them.
     """
     before, after = np.asarray(before, float).ravel(), np.asarray(after, float).ravel()
     dc_before = dc_point(c, controls, before, periphery=periphery, options=options)
@@ -296,7 +298,8 @@ def step_response(c: Circuit, controls: np.ndarray, before: np.ndarray, after: n
     tol = np.maximum(settle.rel_tol * np.abs(o_after - o_before), settle.abs_tol)
     node_tol = np.maximum(settle.rel_tol * np.abs(dc_after - dc_before), settle.abs_tol)
     window = settle.t_stop if settle.t_stop is not None else settle.first_window
-    for attempt in range(settle.max_doublings + 1):
+    longest = settle.first_window * 2 ** settle.max_doublings
+    while True:
         t_step = 0.02 * window
         t_stop = t_step + window
         text = transient_netlist(c, controls, before, after, t_step=t_step, t_stop=t_stop, points=settle.points,
@@ -309,10 +312,14 @@ def step_response(c: Circuit, controls: np.ndarray, before: np.ndarray, after: n
             t_settle = math.nan
         if settle.t_stop is not None or (math.isfinite(t_settle) and t_settle <= 0.5 * window):
             break
-        if attempt == settle.max_doublings:
+        if window >= longest:
             t_settle = math.nan
             break
-        window *= 2
+        needed = max(2 * _time_to_band(time, np.abs(outputs - o_after) / tol, t_step, window, t_settle),
+                     _time_to_band(time, np.abs(v - dc_after) / node_tol, t_step, window))
+        # the window doubled until it fit; it now skips the doublings the tail's decay says cannot fit
+        window = min(max(2 * window, settle.first_window * 2 ** math.ceil(math.log2(needed / settle.first_window))),
+                     longest) if math.isfinite(needed) else min(2 * window, longest)
     settled_at = t_step + t_settle
     energy = _integral(time, power, t_step, settled_at) if math.isfinite(t_settle) else math.nan
     return StepResponse(time=time, voltages=v, outputs=outputs, supply_power=power, dc_before=dc_before,
@@ -338,6 +345,20 @@ def _parse_waves(data: str, c: Circuit, text: str) -> tuple[np.ndarray, np.ndarr
     # ngspice's branch current flows into the source's + terminal from the circuit: delivered power is -V I.
     # Copies, not views: a view would keep the whole table (the drivers' columns too) alive with every step kept
     return time[:, 0].copy(), v.copy(), -(v_src * i_src).sum(axis=1)
+
+
+def _time_to_band(time: np.ndarray, err: np.ndarray, t_step: float, window: float, measured: float = 0.0) -> float:
+    """Seconds after ``t_step`` at which the errors ``err`` [T, K] (each in units of its band) are all within 1: 0
+    when they are at the window's end, else ``measured`` if finite, else extrapolated from the decay of the largest
+    over the window's second half as one exponential (NaN when it did not decay there)."""
+    worst = err.max(axis=1)
+    if worst[-1] <= 1:
+        return measured if math.isfinite(measured) else 0.0
+    mid = float(np.interp(t_step + 0.5 * window, time, worst))
+    if not mid > worst[-1]:
+        return math.nan
+    tau = 0.5 * window / math.log(mid / worst[-1])
+    return window + tau * math.log(worst[-1])
 
 
 def _at_dc(end: np.ndarray, dc: np.ndarray, tol: np.ndarray) -> bool:

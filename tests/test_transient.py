@@ -187,6 +187,33 @@ def test_a_step_counts_as_settled_only_once_every_node_is_at_its_dc_answer():
     assert not short.ends_at_dc and not short.settled and math.isnan(short.energy)
 
 
+def test_a_window_that_does_not_fit_skips_the_doublings_its_decay_says_cannot_fit(monkeypatch):
+    """The chain of the test above from a window of 10 ps: doubling ran ngspice 13 times (10 ps to 41 ns, the first
+    power of two past tau ln(100)) for the one answer; the window now jumps to where n1's decay over the window's
+    second half extrapolates into its band, and ends on the same window with the same waveforms, in 2 runs."""
+    from metamaterial import transient
+
+    roles = Roles(inputs=(0,), rails=((2, 0.0),), outputs=((3, None),))
+    c = compile_graph(assign_roles(lattice_network(1, 4, periodic=False), roles), ResistorParams())
+    g, cap = 1e-3, 10e-12
+    per = PeripheryParams(input_rise=RISE, amplifier_capacitance=0.0, wiring_capacitance=cap)
+    settle = SettleParams(first_window=1e-11, max_doublings=20, points=400)
+    doublings = math.ceil(math.log2(cap / (2 * g) * math.log(100) / settle.first_window))  # 12
+    run, windows = transient._run, []
+
+    def counted(text, *args, **kwargs):
+        if kwargs.get("t_stop") is not None:  # a transient (the DC points run too)
+            windows.append(kwargs["t_stop"] / 1.02)
+        return run(text, *args, **kwargs)
+    monkeypatch.setattr(transient, "_run", counted)
+    r = step_response(c, np.full(3, g), [0.0], [0.4], periphery=per, settle=settle)
+    assert r.settled and r.ends_at_dc
+    assert windows == pytest.approx([settle.first_window, settle.first_window * 2 ** doublings])
+    fixed = step_response(c, np.full(3, g), [0.0], [0.4], periphery=per,
+                          settle=replace(settle, t_stop=windows[-1]))
+    np.testing.assert_array_equal(r.voltages, fixed.voltages)
+
+
 def test_the_shortest_sample_step_runs_and_a_shorter_one_is_what_ngspice_cannot_step():
     """A 20 ps window in 4,000 samples ended in ngspice's "Timestep too small" on Sparse 1.3 (a failed simulation
     and its log; KLU ran it, and stops at 1e-15 s per sample); a window is now refused below MIN_SAMPLE_STEP per
