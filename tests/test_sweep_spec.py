@@ -1210,3 +1210,25 @@ def test_a_hinge_point_reports_the_hinge_loss_train_reports(tmp_path):
     assert s["final_hinge_loss"] > 0 and s["initial_hinge_loss"] > s["final_hinge_loss"]
     assert (s["initial_hinge_loss"], s["final_hinge_loss"]) == (trained["initial_hinge_loss"],
                                                                 trained["final_hinge_loss"])
+
+
+def test_a_second_sweep_into_a_folder_a_sweep_is_running_in_is_refused(tmp_path, capsys):
+    """Two sweeps into one folder trained each point twice (a 'duplicate' event for the slower) and wrote the same
+    task checkpoints in turns: the one that finds the folder's lock held (``replacement.folder_lock``, which a
+    running sweep holds to its end) is refused in one line, and the folder is left as it was; once the lock is
+    free the same command runs."""
+    from metamaterial.replacement import folder_lock
+
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]
+    with folder_lock(out) as held:  # as the running sweep holds it
+        assert held
+        assert main(argv) == 2
+    assert capsys.readouterr().err == (f"metamaterial: {out}: a `sweep` into it is running in another process; wait "
+                                       "for it to end (the same command then runs what is left), or choose another "
+                                       "--out\n")
+    assert list(out.iterdir()) == []
+    assert main(argv) == 0
+    assert len(load_table(out)[1]) == 2

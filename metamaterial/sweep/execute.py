@@ -39,6 +39,7 @@ from pathlib import Path
 
 from .. import revisions
 from ..errors import ConfigError
+from ..replacement import folder_lock
 from ..runfiles import run_in
 from . import worker
 from .spec import (
@@ -196,13 +197,17 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"{out}: cannot create the sweep folder ({err.strerror}); choose another --out") from err
-    try:
-        return _run_in_folder(spec, out, workers, scheduler, recycle_after, retry_failed, on_progress, on_start,
-                              on_wait, earlier if earlier is not None else earlier_results(spec, out), on_note)
-    except Exception:
-        if made is not None and not (out / RESULTS).exists():  # no point ran: leave nothing behind
-            shutil.rmtree(made, ignore_errors=True)
-        raise
+    with folder_lock(out) as mine:  # two sweeps into one folder would train each point twice, into one checkpoint
+        if not mine:
+            raise ConfigError(f"{out}: a `sweep` into it is running in another process; wait for it to end (the same "
+                              "command then runs what is left), or choose another --out")
+        try:
+            return _run_in_folder(spec, out, workers, scheduler, recycle_after, retry_failed, on_progress, on_start,
+                                  on_wait, earlier if earlier is not None else earlier_results(spec, out), on_note)
+        except Exception:
+            if made is not None and not (out / RESULTS).exists():  # no point ran: leave nothing behind
+                shutil.rmtree(made, ignore_errors=True)
+            raise
 
 
 def _run_in_folder(spec: SweepSpec, out: Path, workers: int, scheduler: str | None, recycle_after: int,
