@@ -342,3 +342,30 @@ def test_a_damaged_checkpoint_of_a_task_is_dropped_saying_why_and_the_task_train
     assert dropped[0]["reason"] == f"{checkpoint}: not a readable checkpoint: not an intact .npz file"
     assert not any(e["event"] == "resumed" for e in read_events(out)) and not (out / "partial").exists()
     assert all(read_result(out, p.key)["summary"]["epochs"] == LONG for p in points)
+
+
+def test_a_point_that_fails_on_ngspice_keeps_its_netlist_in_failed_and_a_retry_that_trains_drops_it(tmp_path):
+    """The netlist ngspice failed on was kept in the task's checkpoint folder, which goes with the failed task: the
+    record named no netlist and none was left. It is moved to failed/<point key>.cir and the record's message names
+    it; a point that trains (a --retry-failed that succeeds) drops the one an earlier try left."""
+    card = tmp_path / "broken.lib"  # ngspice rejects it: "Nsub < Ni"
+    card.write_text(".model badnmos nmos (level=1 vto=0.7 kp=1e-4 gamma=0.5 phi=0.6 tox=1e-7 nsub=1)\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"base": str(ROOT / "configs" / "xor.yaml"), "set": [
+        f"device.model_file={card}", "learning.epochs=5", "simulator.backend=ngspice"],
+        "grid": {"learning.nudge": [0.5]}}))
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "1", "--no-plots", "--no-progress"]) == 1
+    (key,) = [p.key for p in load_sweep(str(spec)).points]
+    kept = out / "failed" / f"{key}.cir"
+    assert "badnmos" in kept.read_text()
+    record = json.loads((out / "results" / f"{key}.json").read_text())
+    assert record["error"]["message"].endswith(f"Nsub < Ni; check the card (netlist kept at {kept})")
+    assert not (out / "partial").exists()
+    good = tmp_path / "good"
+    regression = list(load_sweep(_spec(tmp_path, REGRESSION)).points)
+    (good / "failed").mkdir(parents=True)
+    (good / "failed" / f"{regression[0].key}.cir").write_text("* an earlier try's\n")
+    assert main(["sweep", str(tmp_path / "spec.yaml"), "--out", str(good), "--workers", "1", "--no-plots",
+                 "--no-progress"]) == 0
+    assert not (good / "failed").exists()

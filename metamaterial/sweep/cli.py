@@ -96,9 +96,9 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
 
 
 def _written(out: Path) -> list[str]:
-    """What the sweep's folder holds of its table, records, log and figures (no figures/ with --no-plots, or when
-    nothing was drawn)."""
-    names = ["results.csv", "results.parquet", "results/", "events.jsonl"]
+    """What the sweep's folder holds of its table, records, log, the netlists ngspice failed on and figures (no
+    figures/ with --no-plots, or when nothing was drawn)."""
+    names = ["results.csv", "results.parquet", "results/", "events.jsonl", "failed/"]
     return [n for n in names if (out / n).exists()] + (["figures/"] if any((out / "figures").glob("*.png")) else [])
 
 

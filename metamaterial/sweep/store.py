@@ -54,6 +54,8 @@ POINTS = "points.json"
 PARTIAL = "partial"
 #: the file of a task's checkpoint folder naming its points' keys, in the order of its replicas
 TASK = "task.json"
+#: the netlists ngspice failed on at points that failed, each named by its point's key (``worker.keep_failed``)
+FAILED = "failed"
 
 
 def result_path(out: Path, key: str) -> Path:

@@ -25,9 +25,10 @@ from pathlib import Path
 from .. import revisions
 from ..datafiles import SHOWN, changed_file
 from ..errors import CheckpointError, ConfigError
-from ..runfiles import CHECKPOINT, Checkpoint, load_checkpoint
+from ..runfiles import CHECKPOINT, FAILED_NETLISTS, Checkpoint, load_checkpoint
 from .spec import Point, config_text, shape_key
 from .store import (
+    FAILED,
     TASK,
     is_done,
     log_event,
@@ -225,17 +226,35 @@ def _train(points: list[Point], out: Path, worker: str) -> list[dict]:
         finally:
             done.trainer.solver.close()
     except Exception as err:  # noqa: BLE001 (a sweep records a failed point with its reason and goes on)
+        kept = keep_failed(out, task, points[0].key) if len(points) == 1 else None  # before its folder goes
         remove_partial(out, task)  # each point alone is another task; a failed point keeps no checkpoint
         if len(points) > 1:
             return [r for p in points for r in _train([p], out, worker)]
+        message = (str(err).splitlines()[0] if str(err) else "") + (f" (netlist kept at {kept})" if kept else "")
         record = point_record(points[0], "failed", worker, time.perf_counter() - t0,
-                         error={"class": type(err).__name__, "message": str(err).splitlines()[0] if str(err) else ""})
+                              error={"class": type(err).__name__, "message": message})
         return [store_record(out, record)]
     wall, cpu = time.perf_counter() - t0, round(time.process_time() - c0, 3)
     records = [store_record(out, point_record(p, "ok", worker, wall, task_cpu_s=cpu, summary=s))
                for p, s in zip(points, summaries)]
     remove_partial(out, task)  # its points have their results
+    for p in points:  # a netlist an earlier try of the point failed on (--retry-failed) says nothing of it now
+        (Path(out) / FAILED / f"{p.key}.cir").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # another point's is still there
+        (Path(out) / FAILED).rmdir()
     return records
+
+
+def keep_failed(out: Path, task: str, key: str) -> Path | None:
+    """Move the netlist ngspice failed on in the folder of ``task`` (a run directory keeps it: ``FAILED_NETLISTS``),
+    which goes with its task, to ``out/failed/`` under the point's ``key``; its path, or None if there is none."""
+    netlists = sorted(partial_path(out, task).glob(FAILED_NETLISTS), key=lambda p: p.stat().st_mtime)
+    if not netlists:
+        return None
+    (Path(out) / FAILED).mkdir(exist_ok=True)
+    kept = Path(out) / FAILED / f"{key}.cir"
+    os.replace(netlists[-1], kept)  # the last written: the one the point failed on
+    return kept
 
 
 def _open_partial(points: list[Point], out: Path, worker: str) -> Checkpoint | None:
