@@ -319,7 +319,7 @@ def step_response(c: Circuit, controls: np.ndarray, before: np.ndarray, after: n
                      _time_to_band(time, np.abs(v - dc_after) / node_tol, t_step, window))
         # the window doubled until it fit; it now skips the doublings the tail's decay says cannot fit
         window = min(max(2 * window, settle.first_window * 2 ** math.ceil(math.log2(needed / settle.first_window))),
-                     longest) if math.isfinite(needed) else min(2 * window, longest)
+                     longest) if math.isfinite(needed) and needed > 0 else min(2 * window, longest)
     settled_at = t_step + t_settle
     energy = _integral(time, power, t_step, settled_at) if math.isfinite(t_settle) else math.nan
     return StepResponse(time=time, voltages=v, outputs=outputs, supply_power=power, dc_before=dc_before,
