@@ -330,7 +330,7 @@ def check_state(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: in
     if x.shape[-1:] != (c.n_edges,) or x.ndim > 2 or (x.ndim == 2 and x.shape[0] not in (1, len(v))):
         raise ValidationError(f"{where}: controls must have shape ({c.n_edges},) or ({len(v)}, {c.n_edges}) (got "
                               f"{x.shape}); give one control ({c.device.control_unit}) per edge, as to the solver")
-    if twin is not None and twin not in (0, 1):
+    if twin is not None and (isinstance(twin, bool) or not isinstance(twin, (int, np.integer)) or twin not in (0, 1)):
         raise ValidationError(f"{where}: twin must be 0 (free) or 1 (clamped) (got {shown(twin)})")
     c.device.check_controls(x)
     return x, v

@@ -168,6 +168,13 @@ def test_correct_calls_answer_alike_on_both_backends(ngspice):
      r"kcl_residuals: fixed must hold node indices, integers in 0..8 \(got 9 at index 6\); give the clamped nodes"),
     (lambda c, g, v: mm.kcl_residuals(c, g, v, twin=2), r"kcl_residuals: twin must be 0 \(free\) or 1 \(clamped\) "
                                                         r"\(got 2\)"),
+    # True == 1 and 1.0 == 1: each was taken as the clamped twin
+    (lambda c, g, v: mm.kcl_residuals(c, g, v, twin=True), r"kcl_residuals: twin must be 0 \(free\) or 1 \(clamped\) "
+                                                           r"\(got True\)"),
+    (lambda c, g, v: mm.edge_currents(c, g, v, twin=True), r"edge_currents: twin must be 0 \(free\) or 1 \(clamped\) "
+                                                           r"\(got True\)"),
+    (lambda c, g, v: mm.transistor_power(c, g, v, twin=1.0), r"energy.transistor_power: twin must be 0 \(free\) or 1 "
+                                                             r"\(clamped\) \(got 1.0\)"),
     (lambda c, g, v: mm.edge_currents(c, ["a"] * len(g), v), re.escape(
         "edge_currents: controls must be real numbers, one gate voltage (V) per edge (got 'a' at edge 0); pass the "
         "controls given to the solver")),
@@ -229,6 +236,11 @@ def test_the_physics_checks_refuse_controls_the_device_does_not_have():
                                                "(got -1: "),
     (lambda: mm.layered_network(3, 2, seed="a"), "layered_network: seed must be an int >= 0, a numpy Generator or "
                                                  "None (got 'a': "),
+    # numpy seeds with True as with 1
+    (lambda: mm.random_network(6, 8, seed=True), "random_network: seed must be an int >= 0, a numpy Generator or None "
+                                                 "(got True); give e.g. seed=0"),
+    (lambda: mm.layered_network(3, 2, seed=True), "layered_network: seed must be an int >= 0, a numpy Generator or "
+                                                  "None (got True); give e.g. seed=0"),
 ])
 def test_builders_refuse_counts_and_seeds_they_cannot_use(make, says):
     """A float count was networkx's "'float' object is not iterable" or numpy's AxisError, and 8.5 edges silently
@@ -346,6 +358,21 @@ def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, say
     with pytest.raises(mm.MetamaterialError, match=re.escape(says)) as caught:
         call(xor_setup)
     assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("call", [
+    lambda run: run.replicas(True),
+    lambda run: run.one_replica(True),
+    lambda run: mm.evaluate_run(run, seed=True),
+])
+def test_a_saved_run_refuses_a_bool_for_a_seed(xor_setup, call):
+    """True == 1, so True was taken as seed 1 and picked that replica without a word."""
+    x = mm.initial_controls(xor_setup, np.random.default_rng(0))
+    run = mm.SavedRun(ROOT / "runs" / "never", xor_setup.config, np.stack([x, x + 0.1]), [0, 1], 0)
+    with pytest.raises(ValidationError, match=re.escape("--replica: must be a whole number (got True); give one of "
+                                                        "the run's seeds 0..1 as an int")):
+        call(run)
+    assert run.replicas(np.int64(1)) == [1] and run.one_replica(0) == 0
 
 
 @pytest.mark.parametrize("call, says", [
