@@ -295,6 +295,12 @@ def test_compile_graph_refuses_an_edge_that_names_a_device_of_its_own():
                                    "give indices of node_labels' nodes (compile_graph makes them), or -1 for a "
                                    "single-ended output"),
     (dict(node_labels=("a",) * 5), "Circuit.edges: must hold node indices, integers in 0..4 (got 5 at index"),
+    # an int label was a TypeError from inside to_spice; a single text was one label per character
+    (dict(node_labels=tuple(range(9))), "Circuit.node_labels: must be texts, one per node (got 0 at index 0); give one "
+                                        "str per node, e.g. tuple(str(i) for i in range(n_nodes))"),
+    (dict(node_labels=("a",) * 8 + (None,)), "Circuit.node_labels: must be texts, one per node (got None at index 8)"),
+    (dict(node_labels="abcdefghi"), "Circuit.node_labels: must be a tuple of texts, one per node (got str "
+                                    "'abcdefghi'); give one str per node"),
     (dict(rail_voltages=np.array([0.0, 0.1])), "Circuit.rail_voltages: must hold one voltage per node of "
                                                "Circuit.rails (got shape (2,) for rails of shape (1,))"),
     (dict(body=np.zeros(5, int)), "Circuit.body: must have one entry per edge (12) (got 5)"),
@@ -309,6 +315,8 @@ def test_a_circuit_changed_by_hand_refuses_indices_past_its_nodes(change, says):
         replace(c, **change)
     moved = replace(c, out_pos=np.array([5]))  # another output within the nodes: as compile_graph would make it
     assert moved.output_values(mm.NativeSolver().solve(moved, _gates(c), INPUTS).voltages).shape == (1, 1)
+    named = replace(c, node_labels=[f"hub {i}" for i in range(9)])  # a list of texts: kept as a tuple
+    assert named.node_labels[8] == "hub 8" and "n8=hub%208" in mm.to_spice(named, _gates(c), INPUTS)
 
 
 @pytest.fixture(scope="module")
