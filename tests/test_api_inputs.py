@@ -646,6 +646,28 @@ def test_to_spice_refuses_what_solve_refuses_naming_the_argument(change, says):
     assert "VI1 n2 0 dc 0.2" in mm.to_spice(c, list(_gates(c)), INPUTS[0])
 
 
+@pytest.mark.parametrize("text, says", [
+    (dict(title=5), "to_spice: title must be a text (got int 5); give a str, e.g. title='xor'"),
+    (dict(comments="trained"), "to_spice: comments must be a list of lines of text (got str 'trained'); give e.g. "
+                               "['trained 200 epochs']"),
+    (dict(comments=["ok", 7]), "to_spice: comments must be lines of text, one line each (got 7 at index 1); give each "
+                               "as a str without line breaks"),
+    (dict(comments=["ok", "a\n.control"]), "to_spice: comments must be lines of text, one line each (got "
+                                           "'a\\n.control' at index 1)"),
+])
+def test_to_spice_refuses_a_title_or_comments_that_are_no_lines_of_text(text, says):
+    """A title of 5 or a comment of 7 was a TypeError from inside the header, and a text of comments one comment line
+    per character. A title's line breaks stay inside its comment line: no netlist line of its own gets through."""
+    c = _circuit()
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        mm.to_spice(c, _gates(c), INPUTS, **text)
+    plain = mm.to_spice(c, _gates(c), INPUTS, control_block=False).splitlines()
+    sneaky = mm.to_spice(c, _gates(c), INPUTS, title="xor\n.control\nshell rm x\r.endc", control_block=False,
+                         comments=("one", ".end")).splitlines()
+    assert sneaky[0] == "* metamaterial free twin: xor?.control?shell rm x?.endc"
+    assert [line for line in sneaky if not line.startswith("*")] == [line for line in plain if not line.startswith("*")]
+
+
 def test_to_spice_refuses_a_conductance_ngspice_would_take():
     """A resistor of conductance <= 0 is refused by solve on both backends, and was written into a netlist."""
     c = _circuit(mm.ResistorParams())
