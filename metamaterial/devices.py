@@ -27,7 +27,7 @@ from typing import ClassVar
 import numpy as np
 
 from .cards import IDENTIFIER, card_with, comment_text, load_model_card, num, parse_model_card
-from .errors import ConfigError, ValidationError, check_numbers, first_bad, real_array, shown
+from .errors import ConfigError, ValidationError, check_numbers, first_bad, real_array, shown, whole_number
 from .mos import MosCurrents, nmos_current, series_current, three_regime_current
 from .temperature import KELVIN, NOMINAL_CELSIUS, THERMAL_VOLTAGE, band_gap, phi_shift, thermal_voltage
 
@@ -434,7 +434,8 @@ class PotentiometerParams(EdgeDevice):
         check_numbers(self)
         if not (0 < self.r_min < self.r_max and math.isfinite(self.r_max)):
             raise ValidationError(f"PotentiometerParams: need 0 < r_min < r_max (got {self.r_min}, {self.r_max})")
-        if int(self.n_taps) != self.n_taps or self.n_taps < 2:
+        whole_number(self.n_taps, "PotentiometerParams.n_taps")  # 100.0 was kept as a float count
+        if self.n_taps < 2:
             raise ValidationError(f"PotentiometerParams.n_taps: must be an integer >= 2 (got {shown(self.n_taps)})")
 
     def conductance(self, taps: np.ndarray) -> np.ndarray:
