@@ -70,6 +70,7 @@ class Circuit:
             # ngspice took a negative gmin without a word and answered 0 V at every free node; native NaN
             raise ValidationError(f"simulator.gmin: must be a conductance in (0, {MAX_GMIN:g}) S (got "
                                   f"{shown(self.gmin)}); give one in that range (default 1e-12 S)")
+        self._check_labels()
         self._check_indices()
         rails = real_array(self.rail_voltages, "Circuit.rail_voltages", "", "volts", "give each rail a voltage",
                            finite="give each rail a finite voltage", axes=("rail",))  # named by its rail, not a list
@@ -89,6 +90,19 @@ class Circuit:
                 value.flags.writeable = False
                 object.__setattr__(self, name, value)
         object.__setattr__(self, "_law", self.device.at_temperature(self.temperature))
+
+    def _check_labels(self) -> None:
+        """Refuse labels that are not one text per node, kept as a tuple: a netlist's header writes each as text (an
+        int was a TypeError from inside ``to_spice``), and a single text was taken as one label per character."""
+        labels, fix = self.node_labels, "give one str per node, e.g. tuple(str(i) for i in range(n_nodes))"
+        if not isinstance(labels, (tuple, list, np.ndarray)):
+            raise ValidationError(f"Circuit.node_labels: must be a tuple of texts, one per node (got "
+                                  f"{type(labels).__name__} {shown(labels)}); {fix}")
+        bad = next((i for i, label in enumerate(labels) if not isinstance(label, str)), None)
+        if bad is not None:
+            raise ValidationError(f"Circuit.node_labels: must be texts, one per node (got {shown(labels[bad])} at "
+                                  f"index {bad}); {fix}")
+        object.__setattr__(self, "node_labels", tuple(str(label) for label in labels))
 
     def _check_indices(self) -> None:
         """Refuse node indices past ``node_labels`` and arrays not aligned with the edges, in a circuit made by hand or
@@ -330,7 +344,7 @@ def check_state(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: in
     if x.shape[-1:] != (c.n_edges,) or x.ndim > 2 or (x.ndim == 2 and x.shape[0] not in (1, len(v))):
         raise ValidationError(f"{where}: controls must have shape ({c.n_edges},) or ({len(v)}, {c.n_edges}) (got "
                               f"{x.shape}); give one control ({c.device.control_unit}) per edge, as to the solver")
-    if twin is not None and twin not in (0, 1):
+    if twin is not None and (isinstance(twin, bool) or not isinstance(twin, (int, np.integer)) or twin not in (0, 1)):
         raise ValidationError(f"{where}: twin must be 0 (free) or 1 (clamped) (got {shown(twin)})")
     c.device.check_controls(x)
     return x, v

@@ -27,7 +27,7 @@ from typing import ClassVar
 import numpy as np
 
 from .cards import IDENTIFIER, card_with, comment_text, load_model_card, num, parse_model_card
-from .errors import ConfigError, ValidationError, check_numbers, first_bad, real_array, shown
+from .errors import ConfigError, ValidationError, check_numbers, first_bad, real_array, shown, whole_number
 from .mos import MosCurrents, nmos_current, series_current, three_regime_current
 from .temperature import KELVIN, NOMINAL_CELSIUS, THERMAL_VOLTAGE, band_gap, phi_shift, thermal_voltage
 
@@ -434,7 +434,8 @@ class PotentiometerParams(EdgeDevice):
         check_numbers(self)
         if not (0 < self.r_min < self.r_max and math.isfinite(self.r_max)):
             raise ValidationError(f"PotentiometerParams: need 0 < r_min < r_max (got {self.r_min}, {self.r_max})")
-        if int(self.n_taps) != self.n_taps or self.n_taps < 2:
+        whole_number(self.n_taps, "PotentiometerParams.n_taps")  # 100.0 was kept as a float count
+        if self.n_taps < 2:
             raise ValidationError(f"PotentiometerParams.n_taps: must be an integer >= 2 (got {shown(self.n_taps)})")
 
     def conductance(self, taps: np.ndarray) -> np.ndarray:
@@ -559,23 +560,30 @@ PRESETS: dict[str, NmosParams] = {
 }
 
 
-def nmos_preset(name: str, **overrides: float) -> NmosParams:
+def nmos_preset(preset: str, /, **overrides: float) -> NmosParams:
     """A named NMOS preset (a key of ``PRESETS``: ``ald1106-fit``, ``ald1106-hw``, ``ald1106-l1``) with any
     ``NmosParams`` field overridden in SI units (``vto=0.7`` in V, ``kp`` in A/V^2, ``lambda_`` for lambda in 1/V).
-    An unknown name or field is a ``ValidationError`` listing the ones there are."""
-    if not isinstance(name, str) or name not in PRESETS:  # a list was "unhashable type"
-        raise ValidationError(f"device.preset: unknown preset (got {shown(name)}); choose one of {sorted(PRESETS)}")
+    The device is named by the preset and what differs from it (``ald1106-fit (vto 0.7)``), or by ``name=``.
+    An unknown preset or field is a ``ValidationError`` listing the ones there are."""
+    if not isinstance(preset, str) or preset not in PRESETS:  # a list was "unhashable type"
+        raise ValidationError(f"device.preset: unknown preset (got {shown(preset)}); choose one of {sorted(PRESETS)}")
+    name = overrides.pop("name", None)
+    if name is not None and not isinstance(name, str):  # a netlist's header writes it as text
+        raise ValidationError(f"nmos_preset: name must be a text (got {type(name).__name__} {shown(name)}); give a "
+                              "str, e.g. name='my-nmos', or leave it out for the preset's name")
     known = [f.name for f in fields(NmosParams) if f.init]
     unknown = [k for k in overrides if k not in known]
     if unknown:
         raise ValidationError(f"nmos_preset: no parameter {unknown[0]!r} (got {unknown}); NmosParams takes "
                               f"{', '.join(known)}")
-    preset = PRESETS[name]
-    # named by what differs from the preset too: a netlist's header and a run's summary.json said "ald1106-fit"
-    # of a transistor with another threshold
-    changed = [f"{k.rstrip('_')} {v:g}" if isinstance(v, (int, float)) else f"{k.rstrip('_')} {v}"
-               for k, v in overrides.items() if v != getattr(preset, k)]
-    return replace(preset, **overrides, name=f"{name} ({', '.join(changed)})" if changed else name)
+    base = PRESETS[preset]
+    if name is None:
+        # named by what differs from the preset too: a netlist's header and a run's summary.json said "ald1106-fit"
+        # of a transistor with another threshold
+        changed = [f"{k.rstrip('_')} {v:g}" if isinstance(v, (int, float)) else f"{k.rstrip('_')} {v}"
+                   for k, v in overrides.items() if v != getattr(base, k)]
+        name = f"{preset} ({', '.join(changed)})" if changed else preset
+    return replace(base, **overrides, name=name)
 
 
 def nmos_from_card(path: str | Path, w: float = 10e-6, l: float = 10e-6) -> NmosParams:

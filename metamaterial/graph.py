@@ -146,7 +146,10 @@ def layered_network(n_inputs: int, n_outputs: int, hidden: int = 0, density: flo
 
 def _rng(seed: object, where: str) -> np.random.Generator:
     """The generator of a builder's ``seed``: an int >= 0, a numpy ``Generator`` (used as it is), or None (fresh
-    entropy), as networkx's builders take it."""
+    entropy), as networkx's builders take it. A bool is refused: numpy would seed with True as with 1."""
+    if isinstance(seed, (bool, np.bool_)):
+        raise ValidationError(f"{where}: seed must be an int >= 0, a numpy Generator or None (got {shown(seed)}); give "
+                              "e.g. seed=0")
     try:
         return np.random.default_rng(seed)
     except (TypeError, ValueError) as err:  # numpy's SeedSequence: "expected non-negative integer", ...

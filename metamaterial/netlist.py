@@ -155,6 +155,7 @@ def to_spice(
         comments: lines of text written as ``*`` comments after the header (what the clamp values are, why an
             option differs from the config's); text a user chose must have passed ``cards.comment_text``.
     """
+    _check_text(title, comments)
     controls, inputs, clamps = _drive(c, controls, inputs, clamps)
     batch = inputs.shape[0]
     nn = _namer(c)
@@ -180,6 +181,23 @@ def to_spice(
         lines += [".control", "set numdgt=15", "set strict_errorhandling", "op", "print all", "quit 0", ".endc"]
     lines.append(".end")
     return "\n".join(lines) + "\n"
+
+
+def _check_text(title: object, comments: object) -> None:
+    """Refuse a ``to_spice`` title or comments that are no text (an int was a TypeError from inside the header, a
+    single text of comments one comment line per character) or a comment of more than one line (a line break would
+    start a netlist line of its own: ``.control``, ``shell``); the title's own line breaks become ``?`` there."""
+    if not isinstance(title, str):
+        raise ValidationError(f"to_spice: title must be a text (got {type(title).__name__} {shown(title)}); give a "
+                              "str, e.g. title='xor'")
+    if not isinstance(comments, (tuple, list)):
+        raise ValidationError(f"to_spice: comments must be a list of lines of text (got {type(comments).__name__} "
+                              f"{shown(comments)}); give e.g. ['trained 200 epochs']")
+    bad = next((i for i, line in enumerate(comments)
+                if not isinstance(line, str) or "\n" in line or "\r" in line), None)
+    if bad is not None:
+        raise ValidationError(f"to_spice: comments must be lines of text, one line each (got {shown(comments[bad])} "
+                              f"at index {bad}); give each as a str without line breaks")
 
 
 def _drive(c: Circuit, controls: object, inputs: object, clamps: object) -> tuple[np.ndarray, np.ndarray,
@@ -271,9 +289,6 @@ def _namer(c: Circuit):
 def _head_lines(c: Circuit, phase: str, batch: int, options: SpiceOptions, title: str, twin: int,
                 comments: Sequence[str] = (), control_block: bool = False) -> list[str]:
     """Title, comments, options, model cards and rails: everything before the sources and edges."""
-    for line in comments:
-        if "\n" in line or "\r" in line:
-            raise ValidationError(f"netlist: a comment must be one line (got {shown(line)})")
     lines = [f"* metamaterial {phase} twin: {comment_text(title)}",
              f"* {c.n_nodes} nodes, {c.n_edges} edges, device {comment_text(c.device.name)}, batch {batch}"
              + (" (copy b of node nK is nK_b)" if batch > 1 else ""),

@@ -124,7 +124,11 @@ def write_point_netlists(setup: Setup, idx: np.ndarray, controls: np.ndarray, fr
     margins = hinge_margins(setup, free, idx)
     options, why = netlist_options(setup)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file where the folder goes: the command line's message, not a bare FileExistsError
+        raise ConfigError(f"{out_dir}: cannot create the output directory ({err.strerror}); choose another --out") \
+            from err
     paths, skipped = [], 0
     for j, k in enumerate(idx):
         past = margins is not None and margins[j] >= setup.rule.margin

@@ -19,7 +19,7 @@ import numpy as np
 from .config import Config, with_backend
 from .configfile import load_saved_config
 from .datafiles import check_files, read_text
-from .errors import CheckpointError, ConfigError, ValidationError, real_array, shown
+from .errors import CheckpointError, ConfigError, ValidationError, real_array, shown, whole_number
 from .experiment import Setup, build, build_network, chips_per_replica, make_solver, make_trainer, replica_setup
 from .learning.trainer import Evaluation
 from .points import describe_points, point_indices, point_phases, write_point_netlists
@@ -45,6 +45,8 @@ class SavedRun:
         """Indices of the replicas to use: all of them, or the one trained with ``seed``."""
         if seed is None:
             return list(range(len(self.seeds)))
+        # True == 1: without this, True picked seed 1's replica
+        whole_number(seed, "--replica", fix=f"give one of the run's seeds {seed_span(self.seeds)} as an int")
         if seed not in self.seeds:
             raise ConfigError(f"--replica: the run holds the replicas of seeds {seed_span(self.seeds)} (got {seed}); "
                               "give one of those seeds")

@@ -168,6 +168,13 @@ def test_correct_calls_answer_alike_on_both_backends(ngspice):
      r"kcl_residuals: fixed must hold node indices, integers in 0..8 \(got 9 at index 6\); give the clamped nodes"),
     (lambda c, g, v: mm.kcl_residuals(c, g, v, twin=2), r"kcl_residuals: twin must be 0 \(free\) or 1 \(clamped\) "
                                                         r"\(got 2\)"),
+    # True == 1 and 1.0 == 1: each was taken as the clamped twin
+    (lambda c, g, v: mm.kcl_residuals(c, g, v, twin=True), r"kcl_residuals: twin must be 0 \(free\) or 1 \(clamped\) "
+                                                           r"\(got True\)"),
+    (lambda c, g, v: mm.edge_currents(c, g, v, twin=True), r"edge_currents: twin must be 0 \(free\) or 1 \(clamped\) "
+                                                           r"\(got True\)"),
+    (lambda c, g, v: mm.transistor_power(c, g, v, twin=1.0), r"energy.transistor_power: twin must be 0 \(free\) or 1 "
+                                                             r"\(clamped\) \(got 1.0\)"),
     (lambda c, g, v: mm.edge_currents(c, ["a"] * len(g), v), re.escape(
         "edge_currents: controls must be real numbers, one gate voltage (V) per edge (got 'a' at edge 0); pass the "
         "controls given to the solver")),
@@ -229,6 +236,11 @@ def test_the_physics_checks_refuse_controls_the_device_does_not_have():
                                                "(got -1: "),
     (lambda: mm.layered_network(3, 2, seed="a"), "layered_network: seed must be an int >= 0, a numpy Generator or "
                                                  "None (got 'a': "),
+    # numpy seeds with True as with 1
+    (lambda: mm.random_network(6, 8, seed=True), "random_network: seed must be an int >= 0, a numpy Generator or None "
+                                                 "(got True); give e.g. seed=0"),
+    (lambda: mm.layered_network(3, 2, seed=True), "layered_network: seed must be an int >= 0, a numpy Generator or "
+                                                  "None (got True); give e.g. seed=0"),
 ])
 def test_builders_refuse_counts_and_seeds_they_cannot_use(make, says):
     """A float count was networkx's "'float' object is not iterable" or numpy's AxisError, and 8.5 edges silently
@@ -283,6 +295,12 @@ def test_compile_graph_refuses_an_edge_that_names_a_device_of_its_own():
                                    "give indices of node_labels' nodes (compile_graph makes them), or -1 for a "
                                    "single-ended output"),
     (dict(node_labels=("a",) * 5), "Circuit.edges: must hold node indices, integers in 0..4 (got 5 at index"),
+    # an int label was a TypeError from inside to_spice; a single text was one label per character
+    (dict(node_labels=tuple(range(9))), "Circuit.node_labels: must be texts, one per node (got 0 at index 0); give one "
+                                        "str per node, e.g. tuple(str(i) for i in range(n_nodes))"),
+    (dict(node_labels=("a",) * 8 + (None,)), "Circuit.node_labels: must be texts, one per node (got None at index 8)"),
+    (dict(node_labels="abcdefghi"), "Circuit.node_labels: must be a tuple of texts, one per node (got str "
+                                    "'abcdefghi'); give one str per node"),
     (dict(rail_voltages=np.array([0.0, 0.1])), "Circuit.rail_voltages: must hold one voltage per node of "
                                                "Circuit.rails (got shape (2,) for rails of shape (1,))"),
     (dict(body=np.zeros(5, int)), "Circuit.body: must have one entry per edge (12) (got 5)"),
@@ -297,6 +315,8 @@ def test_a_circuit_changed_by_hand_refuses_indices_past_its_nodes(change, says):
         replace(c, **change)
     moved = replace(c, out_pos=np.array([5]))  # another output within the nodes: as compile_graph would make it
     assert moved.output_values(mm.NativeSolver().solve(moved, _gates(c), INPUTS).voltages).shape == (1, 1)
+    named = replace(c, node_labels=[f"hub {i}" for i in range(9)])  # a list of texts: kept as a tuple
+    assert named.node_labels[8] == "hub 8" and "n8=hub%208" in mm.to_spice(named, _gates(c), INPUTS)
 
 
 @pytest.fixture(scope="module")
@@ -346,6 +366,21 @@ def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, say
     with pytest.raises(mm.MetamaterialError, match=re.escape(says)) as caught:
         call(xor_setup)
     assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("call", [
+    lambda run: run.replicas(True),
+    lambda run: run.one_replica(True),
+    lambda run: mm.evaluate_run(run, seed=True),
+])
+def test_a_saved_run_refuses_a_bool_for_a_seed(xor_setup, call):
+    """True == 1, so True was taken as seed 1 and picked that replica without a word."""
+    x = mm.initial_controls(xor_setup, np.random.default_rng(0))
+    run = mm.SavedRun(ROOT / "runs" / "never", xor_setup.config, np.stack([x, x + 0.1]), [0, 1], 0)
+    with pytest.raises(ValidationError, match=re.escape("--replica: must be a whole number (got True); give one of "
+                                                        "the run's seeds 0..1 as an int")):
+        call(run)
+    assert run.replicas(np.int64(1)) == [1] and run.one_replica(0) == 0
 
 
 @pytest.mark.parametrize("call, says", [
@@ -609,6 +644,28 @@ def test_to_spice_refuses_what_solve_refuses_naming_the_argument(change, says):
     with pytest.raises(ValidationError, match=re.escape(says)):
         mm.to_spice(c, controls, inputs, clamps)
     assert "VI1 n2 0 dc 0.2" in mm.to_spice(c, list(_gates(c)), INPUTS[0])
+
+
+@pytest.mark.parametrize("text, says", [
+    (dict(title=5), "to_spice: title must be a text (got int 5); give a str, e.g. title='xor'"),
+    (dict(comments="trained"), "to_spice: comments must be a list of lines of text (got str 'trained'); give e.g. "
+                               "['trained 200 epochs']"),
+    (dict(comments=["ok", 7]), "to_spice: comments must be lines of text, one line each (got 7 at index 1); give each "
+                               "as a str without line breaks"),
+    (dict(comments=["ok", "a\n.control"]), "to_spice: comments must be lines of text, one line each (got "
+                                           "'a\\n.control' at index 1)"),
+])
+def test_to_spice_refuses_a_title_or_comments_that_are_no_lines_of_text(text, says):
+    """A title of 5 or a comment of 7 was a TypeError from inside the header, and a text of comments one comment line
+    per character. A title's line breaks stay inside its comment line: no netlist line of its own gets through."""
+    c = _circuit()
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        mm.to_spice(c, _gates(c), INPUTS, **text)
+    plain = mm.to_spice(c, _gates(c), INPUTS, control_block=False).splitlines()
+    sneaky = mm.to_spice(c, _gates(c), INPUTS, title="xor\n.control\nshell rm x\r.endc", control_block=False,
+                         comments=("one", ".end")).splitlines()
+    assert sneaky[0] == "* metamaterial free twin: xor?.control?shell rm x?.endc"
+    assert [line for line in sneaky if not line.startswith("*")] == [line for line in plain if not line.startswith("*")]
 
 
 def test_to_spice_refuses_a_conductance_ngspice_would_take():

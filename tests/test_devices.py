@@ -138,6 +138,22 @@ def test_bad_parameters_are_refused():
         ResistorParams(g_min=1.0, g_max=0.5)
     with pytest.raises(ValidationError, match=r"PotentiometerParams.n_taps"):
         PotentiometerParams(n_taps=1)
+    # a count of taps: 100.0 was kept as a float, where Schedule.batch_size and the builders refuse one
+    with pytest.raises(ValidationError, match=re.escape("PotentiometerParams.n_taps: must be a whole number (got "
+                                                        "100.0); give an int")):
+        PotentiometerParams(n_taps=100.0)
+    assert PotentiometerParams(n_taps=np.int64(64)).conductance(63) == pytest.approx(1 / 40.0)
+
+
+def test_nmos_preset_takes_a_name_of_the_devices_own():
+    """name= clashed with the preset's own positional argument: "nmos_preset() got multiple values for argument
+    'name'"."""
+    mine = nmos_preset("ald1106-fit", name="my-nmos", vto=0.7)
+    assert (mine.name, mine.vto, mine.kp) == ("my-nmos", 0.7, FIT.kp)
+    assert nmos_preset("ald1106-fit", vto=0.7).name == "ald1106-fit (vto 0.7)"  # unnamed: the preset and what differs
+    with pytest.raises(ValidationError, match=re.escape("nmos_preset: name must be a text (got int 5); give a str, "
+                                                        "e.g. name='my-nmos', or leave it out for the preset's name")):
+        nmos_preset("ald1106-fit", name=5)
 
 
 def test_potentiometer_taps_are_geometric():

@@ -137,6 +137,21 @@ def test_a_netlist_carries_the_options_its_solve_uses(tmp_path):
     assert "\n.options gmin=1e-12 reltol=0.001 " in text and "not simulator.reltol" not in text
 
 
+def test_write_netlists_where_a_file_is_refuses_as_the_command_line_does(tmp_path):
+    """A file at the output folder, or on its way, was a bare FileExistsError or NotADirectoryError from pathlib;
+    the command line said the one line below."""
+    cfg = load_config(ROOT / "configs" / "xor.yaml", ["simulator.backend=native"])
+    a_file = tmp_path / "a_file"
+    a_file.write_text("kept")
+    for out, why in ((a_file, "File exists"), (a_file / "sub", "Not a directory")):
+        with pytest.raises(ConfigError, match=re.escape(f"{out}: cannot create the output directory ({why}); choose "
+                                                        "another --out")):
+            write_netlists(cfg, out, points="0")
+    assert a_file.read_text() == "kept"
+    paths, _, _ = write_netlists(cfg, tmp_path / "new" / "folder", points="0")
+    assert [p.name for p in paths] == ["free_0.cir", "clamped_0.cir"]
+
+
 def test_linear_solver_option_is_emitted_and_checked():
     gates, x = random_gates(32), np.zeros((1, 2))
     assert "\n.options klu\n" in to_spice(xor_circuit(), gates, x)
