@@ -19,6 +19,8 @@ import numpy as np
 #: annotations of a parameter dataclass's fields that hold a number (``from __future__ import annotations`` keeps
 #: them as text)
 _NUMBER_TYPES = {"float": False, "int": False, "float | None": True, "int | None": True}
+#: the same of the fields that hold a text (a device's name, a rule's loss)
+_TEXT_TYPES = {"str": False, "str | None": True}
 
 
 #: the longest text ``shown`` gives for a value
@@ -137,12 +139,18 @@ def caused_by_interrupt(err: BaseException) -> bool:
 def check_numbers(params: object) -> None:
     """Refuse, naming ``Class.field``, a field of the dataclass ``params`` annotated as a number (``float``,
     ``int``, or either ``| None``) that holds something else, such as the string "0.6" of a hand-written call:
-    called first in a ``__post_init__``, before a range check fails on it with a bare ``TypeError``."""
+    called first in a ``__post_init__``, before a range check fails on it with a bare ``TypeError``. A field
+    annotated as text (``str``) that holds no text is refused alike (``NmosParams(name=5)`` failed in the netlist's
+    header)."""
     for f in dataclasses.fields(params):
+        value = getattr(params, f.name)
+        text = _TEXT_TYPES.get(str(f.type))
+        if text is not None and not (isinstance(value, str) or value is None and text):
+            raise ValidationError(f"{type(params).__name__}.{f.name}: must be text (got {shown(value)}); give a "
+                                  "string")
         optional = _NUMBER_TYPES.get(str(f.type))
         if optional is None:
             continue
-        value = getattr(params, f.name)
         if value is None and optional:
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Real):

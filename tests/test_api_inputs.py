@@ -515,6 +515,20 @@ def test_solver_settings_of_the_wrong_kind_are_refused_when_made(make, says):
         make()
 
 
+@pytest.mark.parametrize("make, says", [
+    (lambda: mm.NmosParams(name=5), "NmosParams.name: must be text (got 5); give a string"),
+    (lambda: mm.ResistorParams(name=None), "ResistorParams.name: must be text (got None); give a string"),
+    (lambda: mm.PotentiometerParams(name=b"pot"), "PotentiometerParams.name: must be text (got b'pot'); give a "
+                                                  "string"),
+    (lambda: mm.CoupledLearning(loss=3), "CoupledLearning.loss: must be text (got 3); give a string"),
+])
+def test_a_text_field_given_no_text_is_refused_when_made(make, says):
+    """A device named 5 was taken, and failed later inside the netlist's header with a bare TypeError; a field the
+    code writes into a netlist or compares with names must be text where it enters."""
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        make()
+
+
 def test_a_long_value_where_a_number_goes_is_shown_short():
     """A list given for a number was written into the message whole: 100,000 numbers made a message of 689 kB."""
     with pytest.raises(ValidationError) as err:
