@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from .config import ALWAYS_READ, DEVICE_KEYS, NETWORK_KEYS, TASK_KEYS, Config, key_path, validate_config
+from .config import ALWAYS_READ, DEVICE_KEYS, NETWORK_KEYS, TASK_KEYS, Config, validate_config
+from .configmessages import key_path
 from .datafiles import read_text
 from .errors import ConfigError, refusal, shown
 
