@@ -567,10 +567,7 @@ def nmos_preset(preset: str, /, **overrides: float) -> NmosParams:
     An unknown preset or field is a ``ValidationError`` listing the ones there are."""
     if not isinstance(preset, str) or preset not in PRESETS:  # a list was "unhashable type"
         raise ValidationError(f"device.preset: unknown preset (got {shown(preset)}); choose one of {sorted(PRESETS)}")
-    name = overrides.pop("name", None)
-    if name is not None and not isinstance(name, str):  # a netlist's header writes it as text
-        raise ValidationError(f"nmos_preset: name must be a text (got {type(name).__name__} {shown(name)}); give a "
-                              "str, e.g. name='my-nmos', or leave it out for the preset's name")
+    name = overrides.pop("name", None)  # NmosParams refuses one that is no text (check_numbers)
     known = [f.name for f in fields(NmosParams) if f.init]
     unknown = [k for k in overrides if k not in known]
     if unknown:

@@ -348,9 +348,10 @@ def _parse_waves(data: str, c: Circuit, text: str) -> tuple[np.ndarray, np.ndarr
 
 
 def _time_to_band(time: np.ndarray, err: np.ndarray, t_step: float, window: float, measured: float = 0.0) -> float:
-    """Seconds after ``t_step`` at which the errors ``err`` [T, K] (each in units of its band) are all within 1: 0
-    when they are at the window's end, else ``measured`` if finite, else extrapolated from the decay of the largest
-    over the window's second half as one exponential (NaN when it did not decay there)."""
+    """Seconds after ``t_step`` at which the errors ``err`` [T, K] (each in units of its band) are all within 1. When
+    they are at the window's end: ``measured`` (the entry the caller measured) if finite, else 0; when they are not:
+    extrapolated from the decay of the largest over the window's second half as one exponential (NaN when it did
+    not decay there)."""
     worst = err.max(axis=1)
     if worst[-1] <= 1:
         return measured if math.isfinite(measured) else 0.0

@@ -151,8 +151,7 @@ def test_nmos_preset_takes_a_name_of_the_devices_own():
     mine = nmos_preset("ald1106-fit", name="my-nmos", vto=0.7)
     assert (mine.name, mine.vto, mine.kp) == ("my-nmos", 0.7, FIT.kp)
     assert nmos_preset("ald1106-fit", vto=0.7).name == "ald1106-fit (vto 0.7)"  # unnamed: the preset and what differs
-    with pytest.raises(ValidationError, match=re.escape("nmos_preset: name must be a text (got int 5); give a str, "
-                                                        "e.g. name='my-nmos', or leave it out for the preset's name")):
+    with pytest.raises(ValidationError, match=re.escape("NmosParams.name: must be text (got 5); give a string")):
         nmos_preset("ald1106-fit", name=5)
 
 

@@ -134,7 +134,8 @@ def test_nmos_transient_ends_at_the_dc_operating_point(ngspice, points):
 
 def test_a_transient_deck_asks_for_klu_and_sparse_gives_the_same_waveforms(ngspice, monkeypatch):
     """Transient decks asked for no linear solver, so ngspice ran them on Sparse 1.3 where its DC netlists use KLU
-    (3.5x slower at 3,200 edges); the same transient on either solver gives the same waveforms."""
+    (2.4x slower at 3,200 edges: scripts/bench_transient.py); the same transient on either solver gives the same
+    waveforms."""
     from metamaterial import transient
 
     if not ngspice.has_klu:

@@ -636,8 +636,9 @@ def _run_ngspice(path: str, timeout: float = 120.0) -> subprocess.CompletedProce
 def program_linear_solver(wanted: str) -> str:
     """The linear solver a deck run by the ngspice program (``ngspice -b``: the transients) asks for: ``wanted``, or
     ``sparse`` where ``wanted`` is ``klu`` and the program was not compiled with KLU (its ``--version``, read
-    once). ngspice's options select Sparse 1.3 without it; with KLU a transient of the 40x40 XOR lattice (3,200
-    edges) ran 3.5x faster, its waveforms within 1.6e-12 V of Sparse's (2026-12-04)."""
+    once). ngspice's options select Sparse 1.3 without it; with KLU one step of the XOR placement on a 40x40 torus
+    (3,200 edges) ran 2.36x faster, its waveforms within 8.6e-12 V of Sparse's (``python scripts/bench_transient.py``,
+    2026-12-04)."""
     if wanted != "klu":
         return wanted
     if _REGISTRY["program_klu"] is None:
