@@ -283,6 +283,14 @@ def _resume_hint(args: argparse.Namespace) -> str:
                 f"command runs the others{resuming}")
     if args.command == "reproduce":
         return f"the claims finished so far are kept in {args.out}; the same command runs the others"
+    if args.command == "transient" and not getattr(args, "learning", False) and getattr(args, "transient_out", None) is not None:
+        from .runfiles import PARTIAL_STEP  # noqa: PLC0415
+
+        done = len(list(Path(args.transient_out).glob(PARTIAL_STEP.format("*"))))
+        if done:
+            return (f"the {done} input step{'s' if done > 1 else ''} finished so far {'are' if done > 1 else 'is'} "
+                    f"kept in {args.transient_out}; the same command goes on from there")
+        return "no input step had finished, so none was kept; the same command starts over"
     run_dir = getattr(args, "run_dir", None)
     if run_dir is None:
         return "nothing was saved"
@@ -637,7 +645,7 @@ def _costs(args: argparse.Namespace) -> int:
     # a replica named on the command line gets a folder of its own: another replica's files stay
     default = run_dir / what / ("" if args.replica is None else f"seed_{src.seed}") if run_dir else \
         Path("runs") / f"{cfg.name}-{what}"
-    out = args.out or default
+    out = args.transient_out = args.out or default  # what an interrupt names (``_resume_hint``)
     with _out_dir(out):  # a refused or failed command leaves no folder it created
         return _cost_run(args, costs, src, out)
 
@@ -695,8 +703,9 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
                  f"\nenergy per inference per {r['edge_noun']}: median {si(median, 'J')}, max {si(peak, 'J')}")
     else:
         timed = "no step to time: " + (inside if s["inside_band"] else "none settled")
-    print(f"{r['task']} on ngspice, {src.label}: {s['steps']} input steps, {s['not_settled']} not settled\n{timed}\n"
-          f"{end}\noutput directory: {out}/ ({', '.join(r['files'])})")
+    went_on = f" (went on from the {r['resumed_steps']} steps an earlier run finished)" if r["resumed_steps"] else ""
+    print(f"{r['task']} on ngspice, {src.label}: {s['steps']} input steps{went_on}, {s['not_settled']} not settled\n"
+          f"{timed}\n{end}\noutput directory: {out}/ ({', '.join(r['files'])})")
     _print_removed(r["removed"])
     return 0
 

@@ -10,8 +10,10 @@ settling criterion come from the config's ``timing:`` section (docs/physics.md, 
 from __future__ import annotations
 
 import csv
+import hashlib
 import sys
 import time
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from .configfile import config_differences, load_saved_config
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, initial_controls, make_solver, replica_setup
 from .plots import MANY_EDGES, _axes, _pyplot, _save
-from .runfiles import json_text, replacing, write_text_atomically
+from .runfiles import PARTIAL_STEP, json_text, replacing, write_atomically, write_text_atomically
 from .timing import MosCapacitances, PeripheryParams, SettleParams
 from .units import si
 
@@ -218,9 +220,13 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
     drivers' power against time, per step), waves.npz (every node voltage), transient_step0.cir (the netlist ngspice
     ran for the first step; the others differ in their input sources only), and the figures waveforms.png and
     settling.png. Returns the JSON's content (``files``: what was written; ``removed``: the figures of an earlier run
-    this one did not draw, ``_remove_stale``). Its summary's medians and maxima are over the steps ``is_timed`` keeps
-    (``timed`` of them); ``inside_band`` counts the settled steps left out, ``not_settled`` the others. A task of
-    one data point is refused (``ConfigError``): it has no input step to time.
+    this one did not draw, ``_remove_stale``) and ``resumed_steps``. Its summary's medians and maxima are over the
+    steps ``is_timed`` keeps (``timed`` of them); ``inside_band`` counts the settled steps left out, ``not_settled``
+    the others. A task of one data point is refused (``ConfigError``): it has no input step to time.
+
+    Each step is kept in ``out`` as it finishes (``PARTIAL_STEP``, until the end): a run cut short (Ctrl-C, a kill)
+    and started again on the same source goes on from the steps it finished (``resumed_steps`` of them) and writes
+    what the uninterrupted run would have.
     """
     from .transient import step_response  # noqa: PLC0415
 
@@ -232,13 +238,17 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
                           f"{setup.task.n_points} point); give a task of two or more points, or use `metamaterial "
                           "energy` for its power")
     pairs = inference_steps(setup.task.n_points, check_steps(c, setup.task.n_points, steps, settle.points))
-    responses = []
+    out.mkdir(parents=True, exist_ok=True)
+    key = _steps_key(src, setup)
+    responses = finished_steps(out, key, len(pairs))
+    resumed = len(responses)
     with _progress(progress, len(pairs), f"transient {src.config.name}", "step") as bar:
-        for a, b in pairs:
+        bar.update(resumed)
+        for k, (a, b) in enumerate(pairs[resumed:], start=resumed):
             responses.append(step_response(c, src.controls, x[a], x[b], capacitances=caps, periphery=periphery,
                                            settle=settle, options=setup.options))
+            _save_step(out, key, k, responses[-1])
             bar.update(1)
-    out.mkdir(parents=True, exist_ok=True)
     figures = ["waveforms.png", "settling.png"]
     removed = [] if plots else _remove_stale(out, figures)
     rows = []
@@ -273,7 +283,54 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
     if plots:
         plot_waveforms(out / "waveforms.png", c, src.controls, pairs, responses)
         plot_settling(out / "settling.png", t_s)
-    return result
+    _remove_partial_steps(out)
+    return {**result, "resumed_steps": resumed}
+
+
+#: the fields of a ``StepResponse`` a partial step keeps (its netlist only for step 0: ``transient_step0.cir``)
+_STEP_FIELDS = ("time", "voltages", "outputs", "supply_power", "dc_before", "dc_after", "tolerance", "node_tolerance",
+                "t_step", "settling_time", "energy", "power_after", "n_transistors")
+
+
+def _steps_key(src: Source, setup: Setup) -> str:
+    """What the steps of ``transient_run`` are steps of: the resolved config, the gates, the data points, the
+    replica's seed and this version of the package, hashed."""
+    from . import __version__  # noqa: PLC0415
+
+    h = hashlib.sha256()
+    for part in (src.config.model_dump_json(), repr(src.seed), __version__):
+        h.update(part.encode() + b"\0")
+    for a in (src.controls, setup.task.inputs):
+        h.update(np.ascontiguousarray(a, float).tobytes())
+    return h.hexdigest()
+
+
+def _save_step(out: Path, key: str, k: int, r) -> None:
+    write_atomically(out / PARTIAL_STEP.format(k), key=np.array(key), netlist=np.array(r.netlist if k == 0 else ""),
+                     **{name: np.asarray(getattr(r, name)) for name in _STEP_FIELDS})
+
+
+def finished_steps(out: Path, key: str, n: int) -> list:
+    """The ``StepResponse`` of steps 0, 1, ... (at most ``n``) whose partial files in ``out`` are steps of ``key``
+    (``_steps_key``), up to the first missing, unreadable or another source's (which this run overwrites)."""
+    from .transient import StepResponse  # noqa: PLC0415
+
+    done = []
+    for k in range(n):
+        try:
+            with np.load(out / PARTIAL_STEP.format(k), allow_pickle=False) as z:
+                if str(z["key"]) != key:
+                    break
+                done.append(StepResponse(**{name: z[name] if z[name].ndim else z[name].item() for name in _STEP_FIELDS},
+                                         netlist=str(z["netlist"])))
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            break
+    return done
+
+
+def _remove_partial_steps(out: Path) -> None:
+    for path in out.glob(PARTIAL_STEP.format("*")):
+        path.unlink(missing_ok=True)
 
 
 def timing_sensitivity(src: Source, base: dict, factor: float = 2.0, progress: bool = False) -> dict[str, float]:

@@ -43,14 +43,18 @@ RUN_FILES = (CHECKPOINT, CHECKPOINT + ".tmp", "config.yaml", "metrics.csv", "gat
              "accuracy.png", "gates.png", "outputs.png", "confusion.png", "success.png", "margins.png")
 #: a netlist ngspice failed on, kept in the run directory (``sim.ngspice``'s ``keep_failed``)
 FAILED_NETLISTS = "metamaterial-failed-*.cir"
-#: folder -> the files the command on a run directory writes into it: ``energy`` into RUN_DIR/energy,
-#: ``transient`` into RUN_DIR/transient, ``transient --learning`` into RUN_DIR/learning (``costs``), and the same
-#: into a ``seed_N`` folder there for ``--replica N``; a file of another name there is not theirs (but one of these
-#: names + ``TMP``, which a kill in the middle of its write leaves: ``replacing``)
+#: input step k of a ``transient`` not finished yet, written as it finishes (``costs.transient_run``, which goes on
+#: from them and removes them at its end)
+PARTIAL_STEP = "transient_partial_step{}.npz"
+#: folder -> the files the command on a run directory writes into it (names, or ``fnmatch`` patterns):
+#: ``energy`` into RUN_DIR/energy, ``transient`` into RUN_DIR/transient, ``transient --learning`` into
+#: RUN_DIR/learning (``costs``), and the same into a ``seed_N`` folder there for ``--replica N``; a file of another
+#: name there is not theirs (but one of these names + ``TMP``, which a kill in the middle of its write leaves:
+#: ``replacing``)
 COMMAND_FILES = {
     "energy": ("energy.json", "power.npz", "power.csv", "power_map.png"),
     "transient": ("transient.json", "transient.csv", "waves.csv", "waves.npz", "transient_step0.cir", "waveforms.png",
-                  "settling.png"),
+                  "settling.png", PARTIAL_STEP.format("*")),
     "learning": ("learning.json", "learning_gates.csv", "learning.cir", "learning_gates.png"),
 }
 RUN_FOLDERS = tuple(COMMAND_FILES)
@@ -389,7 +393,7 @@ def _sort_folder(folder: Path, prefix: str, names: tuple[str, ...], written: lis
         rel = prefix + path.name
         if replicas and _is_folder(path) and re.fullmatch(r"seed_-?[0-9]+", path.name):
             _sort_folder(path, rel + "/", names, written, other, replicas=False)
-        elif path.name.removesuffix(TMP) in names and not _is_folder(path):  # a temporary one a kill left too
+        elif any(fnmatch.fnmatchcase(path.name.removesuffix(TMP), name) for name in names) and not _is_folder(path):
             written.append(rel)
         else:
             other.append(rel + ("/" if path.is_dir() else ""))

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -435,3 +438,73 @@ def test_a_network_of_resistors_is_told_in_edges_not_transistors(tmp_path, monke
                      progress=False)
     assert [ax.get_title() for ax in drawn["fig"].axes if ax.get_title()] == [
         "xor, free twin: median power per edge", "xor, clamped twin: median power per edge"]
+
+
+def test_a_transient_cut_short_goes_on_from_its_finished_steps_to_the_uninterrupted_runs_files(tmp_path):
+    """Each input step is kept as it finishes: Ctrl-C after two of six steps exits 130 in one line naming the steps
+    kept, and the same command runs only the four others and writes every file the uninterrupted run writes, byte for
+    byte, leaving no partial step behind."""
+    args = ["transient", XOR, "--steps", "6", "--no-plots", QUIET]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert cli(*args, "--out", str(whole)).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "metamaterial", *args, "--out", str(cut)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(cut.glob("transient_partial_step*.npz"))) < 2 and proc.poll() is None:
+        assert time.monotonic() < deadline, "no step finished"
+        time.sleep(0.01)
+    assert proc.poll() is None, "the transient finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    kept = sorted(p.name for p in cut.iterdir())
+    assert proc.returncode == 130, err
+    assert len(kept) >= 2 and all(name.startswith("transient_partial_step") for name in kept), kept
+    assert err == (f"metamaterial: interrupted; the {len(kept)} input steps finished so far are kept in {cut}; the "
+                   "same command goes on from there\n")
+    proc = cli(*args, "--out", str(cut))
+    assert proc.returncode == 0, proc.stderr
+    assert f"6 input steps (went on from the {len(kept)} steps an earlier run finished)" in proc.stdout
+    assert sorted(p.name for p in cut.iterdir()) == sorted(p.name for p in whole.iterdir())
+    for path in whole.iterdir():
+        assert (cut / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_partial_steps_of_other_gates_or_settings_are_not_taken(tmp_path, monkeypatch):
+    """A finished step is taken only by a run of the same config, gates, data and replica: other gates or another
+    timing setting run every step again (and overwrite the partial files); the same source takes them all."""
+    from metamaterial import costs, transient  # noqa: PLC0415
+
+    src = costs.load_source(load_config(XOR), None)
+    runs = []
+    real = transient.step_response
+
+    def counted(*a, **k):
+        runs.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(transient, "step_response", counted)
+    monkeypatch.setattr(costs, "_remove_partial_steps", lambda out: None)  # keep them, as a cut would
+    out = tmp_path / "t"
+    first = costs.transient_run(src, out, steps=2, plots=False)
+    assert (len(runs), first["resumed_steps"]) == (2, 0)
+    again = costs.transient_run(src, out, steps=3, plots=False)  # the first two are taken, the third is run
+    assert (len(runs), again["resumed_steps"]) == (3, 2)
+    assert again["steps"][:2] == first["steps"]
+    other_gates = costs.Source(src.config, src.controls + 0.01, None, None)
+    assert costs.transient_run(other_gates, out, steps=2, plots=False)["resumed_steps"] == 0
+    slower = costs.load_source(load_config(XOR, ["timing.periphery.driver_resistance=2000"]), None)
+    assert costs.transient_run(slower, out, steps=2, plots=False)["resumed_steps"] == 0
+    assert len(runs) == 7
+    assert costs.transient_run(slower, out, steps=2, plots=False)["resumed_steps"] == 2
+
+
+def test_a_run_directory_knows_the_partial_steps_of_its_transient_as_its_own(tmp_path):
+    """``train --replace`` moves what a run wrote: the partial steps a cut transient left in RUN_DIR/transient are
+    that command's files, not the user's."""
+    from metamaterial.runfiles import run_files  # noqa: PLC0415
+
+    (tmp_path / "transient").mkdir()
+    for name in ("transient_partial_step0.npz", "transient_partial_step12.npz.tmp", "partial_step0.npz"):
+        (tmp_path / "transient" / name).write_bytes(b"")
+    assert run_files(tmp_path) == (["transient/transient_partial_step0.npz",
+                                    "transient/transient_partial_step12.npz.tmp"], ["transient/partial_step0.npz"])
