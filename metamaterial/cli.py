@@ -283,13 +283,14 @@ def _resume_hint(args: argparse.Namespace) -> str:
                 f"command runs the others{resuming}")
     if args.command == "reproduce":
         return f"the claims finished so far are kept in {args.out}; the same command runs the others"
-    if args.command == "transient" and not getattr(args, "learning", False) and getattr(args, "transient_out", None) is not None:
+    transient_out = None if getattr(args, "learning", False) else getattr(args, "transient_out", None)
+    if args.command == "transient" and transient_out is not None:
         from .runfiles import PARTIAL_STEP  # noqa: PLC0415
 
-        done = len(list(Path(args.transient_out).glob(PARTIAL_STEP.format("*"))))
+        done = len(list(Path(transient_out).glob(PARTIAL_STEP.format("*"))))
         if done:
             return (f"the {done} input step{'s' if done > 1 else ''} finished so far {'are' if done > 1 else 'is'} "
-                    f"kept in {args.transient_out}; the same command goes on from there")
+                    f"kept in {transient_out}; the same command goes on from there")
         return "no input step had finished, so none was kept; the same command starts over"
     run_dir = getattr(args, "run_dir", None)
     if run_dir is None:

@@ -329,7 +329,7 @@ def finished_steps(out: Path, key: str, n: int) -> list:
 
 
 def _remove_partial_steps(out: Path) -> None:
-    for path in out.glob(PARTIAL_STEP.format("*")):
+    for path in out.glob(PARTIAL_STEP.format("*") + "*"):  # and a temporary one a kill left
         path.unlink(missing_ok=True)
 
 
