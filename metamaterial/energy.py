@@ -149,7 +149,8 @@ class LearningClock:
 
     Attributes:
         windows: learning windows (presented points whose contrast was applied).
-        presentations: points presented (each needs a free and a clamped settle, applied or not).
+        presentations: points presented (each takes a slot, ``HardwareParams.slot``: the twins settle, then the
+            window, its switch closed or not).
         t_learn: switch time per window (s). t_settle: settle per twin state (s).
     """
 
@@ -165,8 +166,8 @@ class LearningClock:
 
     @property
     def hardware_time(self) -> float:
-        """Learning time plus two settles per presented point (s)."""
-        return self.learning_time + 2 * self.presentations * self.t_settle
+        """One slot per presented point (s): t_settle + t_learn each."""
+        return self.presentations * (self.t_settle + self.t_learn)
 
 
 def learning_clock(windows: int, presentations: int, hardware: HardwareParams) -> LearningClock:

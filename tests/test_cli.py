@@ -58,7 +58,10 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     assert summary["charging_rc_s"] == pytest.approx(1e3 * 2.2e-6)
     assert (f"learning time {summary['learning_time_s']:.3g} s (t_learn {summary['t_learn_s']:.3g} s per update = "
             f"{summary['t_learn_s'] / 2.2e-3:.3g} R C, which assumes an integrating gate drive: docs/physics.md 3.5; "
-            f"{summary['hardware_time_s']:.3g} s with every step's settling)") in proc.stdout
+            f"{summary['hardware_time_s']:.3g} s on the hardware, a t_settle + t_learn slot per presented point)") \
+        in proc.stdout
+    # every epoch presents XOR's 4 points, each a slot of t_settle (10 us) + t_learn, switch closed or not
+    assert summary["hardware_time_s"] == pytest.approx(300 * 4 * (10e-6 + summary["t_learn_s"]))
     # training again into the same directory is refused rather than overwriting it
     again = cli("train", XOR, "--out", str(out), *SHORT)
     assert again.returncode == 2 and again.stderr == (f"metamaterial: {out}: already holds a finished run (epoch "

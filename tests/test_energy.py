@@ -178,9 +178,9 @@ def test_update_cost_refuses_mismatched_shapes():
 
 def test_learning_clock_counts_one_window_per_applied_point():
     hw = HardwareParams(t_learn=1e-4, t_settle=1e-5)
-    clock = learning_clock(windows=4 * 100, presentations=4 * 100, hardware=hw)  # full batch, 4 points, 100 steps
-    assert clock.learning_time == pytest.approx(400 * 1e-4)
-    assert clock.hardware_time == pytest.approx(400 * 1e-4 + 2 * 400 * 1e-5)
+    clock = learning_clock(windows=300, presentations=4 * 100, hardware=hw)  # full batch, 4 points, 100 steps
+    assert clock.learning_time == pytest.approx(300 * 1e-4)
+    assert clock.hardware_time == pytest.approx(400 * (1e-4 + 1e-5))  # a slot per point, its switch closed or not
     with pytest.raises(ValidationError, match=r"energy.learning_clock: need 0 <= windows <= presentations \(got "
                                               r"windows=5, presentations=4\)"):
         learning_clock(5, 4, hw)
@@ -229,3 +229,32 @@ def test_learning_band_refuses_bad_arguments(kwargs, message):
     args = {"rate": 1.0, "windows": 10, "gate_steps": np.zeros(3), "gates": np.zeros(3), "hardware": HardwareParams()}
     with pytest.raises(ValidationError, match=message):
         learning_band(**{**args, **kwargs})
+
+
+@pytest.mark.parametrize(("kind", "batch"), [("cycle", 1), ("full_batch", 1), ("mini_batch", 3)])
+def test_the_trainers_hardware_time_is_a_slot_per_point_the_learning_transient_presents(kind, batch):
+    """The trainer's hardware clock and its leak count the slots the learning hardware's transient runs: a step of
+    ``cycle`` presents one point, of ``full_batch`` every point (2 settles a step were counted, whatever the batch);
+    a mini-batch of 3 of XOR's 4 points presents 3 then 1 each epoch."""
+    import math  # noqa: PLC0415
+
+    from metamaterial.configfile import load_config  # noqa: PLC0415
+    from metamaterial.experiment import build, make_trainer  # noqa: PLC0415
+    from metamaterial.learning_hardware import slots  # noqa: PLC0415
+
+    cfg = load_config("configs/xor.yaml", [f"learning.schedule={kind}", f"learning.batch_size={batch}",
+                                            "learning.leak.tau=5"] if kind == "mini_batch" else
+                      [f"learning.schedule={kind}", "learning.leak.tau=5"])
+    setup = build(cfg)
+    trainer = make_trainer(setup)
+    state = trainer.init_state(np.ones((1, setup.circuit.n_edges)), [np.random.default_rng(0)])
+    hw = trainer.hardware
+    for steps in (1, 2, 5, 8):
+        state.n_steps = steps
+        if kind != "mini_batch":
+            assert trainer.presentations(state) == len(slots(setup, steps)[0])
+        presented = {"cycle": steps, "full_batch": 4 * steps, "mini_batch": 4 * (steps // 2) + 3 * (steps % 2)}[kind]
+        assert trainer.presentations(state) == presented
+        assert trainer.hardware_time(state) == pytest.approx([presented * (hw.t_settle + hw.t_learn)])
+    per_step = {"cycle": 1, "full_batch": 4, "mini_batch": 3}[kind]
+    assert trainer.program.leak_factor == pytest.approx(math.exp(-per_step * (hw.t_settle + hw.t_learn) / 5))

@@ -22,7 +22,9 @@ class HardwareParams:
     Attributes:
         capacitance: gate capacitor C (F). resistance: charging resistor R (ohm).
         t_learn: learning-switch on time per update (s). gain: multiplier gain (the 1/10; docs/physics.md 3.5).
-        t_settle: time for the twins to settle before the contrast is read (s), per presentation.
+        t_settle: time for the twins to settle before the contrast is read (s), per presented point: the free and
+            clamped twins settle side by side, the clamp following the free output (as ``learning_hardware``'s
+            transient runs them).
     """
 
     capacitance: float = 2.2e-6
@@ -44,6 +46,12 @@ class HardwareParams:
     def rate(self) -> float:
         """alpha/eta (1/V) this hardware realises: gain t_learn / (R C)."""
         return self.gain * self.t_learn / (self.resistance * self.capacitance)
+
+    @property
+    def slot(self) -> float:
+        """Seconds of one presented point on the hardware: the twins settle, then the learning window, whether or
+        not its switch closes (the slot of ``learning_hardware``'s transient, its input rise aside)."""
+        return self.t_settle + self.t_learn
 
     def t_learn_for(self, rate: float) -> float:
         """Switch time (s) that realises a given alpha/eta with this R, C and gain."""

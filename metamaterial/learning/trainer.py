@@ -250,7 +250,9 @@ class Trainer:
         parts = (self.circuit, self.task, self.rule, self.dynamics, self.params, self.hardware)
         if self._program_for is None or any(a is not b for a, b in zip(self._program_for[0], parts)):
             task, rule, dyn, hw = self.task, self.rule, self.dynamics, self.hardware
-            step_time = 2 * hw.t_settle + hw.t_learn  # two settles and one learning window (s)
+            # the time a step takes on the hardware: a slot per point it presents (a last, shorter mini-batch of
+            # an epoch counts as a whole one)
+            step_time = self.params.schedule.points_per_step(task.n_points) * hw.slot
             self._program_for = parts, st.StepProgram(
                 circuit=self.circuit, inputs=np.ascontiguousarray(task.inputs, float),
                 targets=np.ascontiguousarray(task.targets, float),
@@ -476,10 +478,16 @@ class Trainer:
         """[R] cumulative learning-switch time (s): learning windows x t_learn."""
         return state.n_updates * self.hardware.t_learn
 
+    def presentations(self, state: TrainState) -> int:
+        """Points the hardware has presented in ``state.n_steps`` steps (every point once an epoch)."""
+        sched, n = self.params.schedule, self.task.n_points
+        epochs, steps = divmod(state.n_steps, sched.steps_per_epoch(n))
+        return epochs * n + steps * sched.points_per_step(n)
+
     def hardware_time(self, state: TrainState) -> np.ndarray:
-        """[R] estimated hardware time (s): every step settles twice (once per phase; a lower bound for steps of
-        several points), plus the learning windows."""
-        return state.n_steps * 2 * self.hardware.t_settle + self.learning_time(state)
+        """[R] estimated hardware time (s): a slot per presented point (``HardwareParams.slot``: the twins settle,
+        then the learning window), as ``energy.LearningClock`` and ``learning_hardware``'s transient count it."""
+        return np.full(state.replicas, self.presentations(state) * self.hardware.slot)
 
     # -- many epochs ----------------------------------------------------------------------------------
     def run(self, state: TrainState, on_epoch: Callable[[TrainState], None] | None = None, every: int = 1,
