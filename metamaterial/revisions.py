@@ -60,11 +60,19 @@ def _file_drains(cfg: Config) -> bool:
     return has_drain(build_device(cfg))
 
 
+def _leak(cfg: Config) -> bool:
+    """A leak (``learning.leak``): before revision 4 its time per step was 2 t_settle + t_learn whatever the step's
+    points; since, a t_settle + t_learn slot per point the step presents (docs/physics.md 3.6)."""
+    return cfg.learning.leak is not None
+
+
 REVISIONS: tuple[Revision, ...] = (
     Revision(2, "2026-12-02", "read noise drawn for both phases of every step; docs/physics.md 3.9", _noisy_hinge,
              claims=("digits",)),  # its chips; the imperfection claim's read noise is under the MSE
     Revision(3, "2026-12-02", "a network file's edges take their drain from the file's order when rd != rs; "
              "docs/physics.md 2.1", _file_drains, circuit=True),
+    Revision(4, "2026-12-04", "the leak's time per step is a t_settle + t_learn slot per point the step presents; "
+             "docs/physics.md 3.6", _leak),
 )
 
 #: the revision results are made under now

@@ -106,3 +106,11 @@ def test_a_run_directory_trained_before_a_revision_of_its_config_is_not_resumed(
     assert len(err) == 1 and "was trained before revision 2 of the dynamics" in err[0], err
     assert "another --out" in err[0]
     assert sorted((p.name, p.stat().st_mtime_ns) for p in run_dir.iterdir()) == before  # nothing touched
+
+
+def test_the_leaks_new_step_time_is_a_revision_of_leaky_configs_only():
+    """Revision 4 timed the leak by the step's slots: a config with a leak trains to other gates since (a run of one
+    checkpointed before is not resumed); one without keeps its key and results."""
+    leaky = load_config(IRIS, [*QUICK, "learning.leak.tau=10"])
+    assert revisions.revision_of(leaky) == 4 and revisions.changed_since(leaky, 3).number == 4
+    assert revisions.revision_of(load_config(IRIS, QUICK)) == 1
