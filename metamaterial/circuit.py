@@ -355,7 +355,8 @@ def edge_currents(c: Circuit, controls: np.ndarray, voltages: np.ndarray, twin: 
     resistances with a grounded body: the current into b, ``edge_leaks`` saying what else leaves a).
 
     ``controls`` is [E] or [B, E]: gate voltages (V), conductances (S) or taps, per ``c.device``;
-    ``twin`` (0 free, 1 clamped) picks the transistors' mismatch.
+    ``twin`` (0 free, 1 clamped) picks the transistors' mismatch. An edge at a node whose voltage is NaN (a failed
+    point's) carries NaN.
     """
     controls, voltages = check_state(c, controls, voltages, twin, "edge_currents")
     return edge_leaks(c, controls, voltages, twin)[0]
@@ -377,8 +378,17 @@ def edge_leaks(c: Circuit, controls: np.ndarray, voltages: np.ndarray,
     vbody = None if c.body is None else v[:, c.body]
     if isinstance(c.law, NmosParams):
         law = c.law.channel_current(va, vb, ctrl, *c.transistor_params(twin), c.gmin, vbody, c.thermal_voltage)
-        return law.current, None if law.leak is None else law.leak.current
-    return c.law.edge_current(va, vb, ctrl, *c.transistor_params(twin), c.gmin, vbody, c.thermal_voltage), None
+        current, leak = law.current, None if law.leak is None else law.leak.current
+    else:
+        current, leak = c.law.edge_current(va, vb, ctrl, *c.transistor_params(twin), c.gmin, vbody,
+                                           c.thermal_voltage), None
+    # a node voltage that is not known (a failed point's NaN) gives its edges no current: the law's comparisons
+    # with NaN took some of them for cut off, 0 A
+    unknown = np.isnan(va) | np.isnan(vb) | (False if vbody is None else np.isnan(np.broadcast_to(vbody, va.shape)))
+    if unknown.any():
+        current = np.where(unknown, np.nan, current)
+        leak = None if leak is None else np.where(unknown, np.nan, leak)
+    return current, leak
 
 
 def kcl_residuals(c: Circuit, controls: np.ndarray, voltages: np.ndarray, fixed: np.ndarray | None = None,

@@ -258,3 +258,22 @@ def test_the_trainers_hardware_time_is_a_slot_per_point_the_learning_transient_p
         assert trainer.hardware_time(state) == pytest.approx([presented * (hw.t_settle + hw.t_learn)])
     per_step = {"cycle": 1, "full_batch": 4, "mini_batch": 3}[kind]
     assert trainer.program.leak_factor == pytest.approx(math.exp(-per_step * (hw.t_settle + hw.t_learn) / 5))
+
+
+@pytest.mark.parametrize("preset", ["ald1106-fit", "ald1106-l1", "ald1106-hw"])
+def test_an_edge_at_a_node_of_unknown_voltage_carries_nan_not_zero(preset):
+    """A failed point's node voltages are NaN: every edge at such a node, of every law (with series resistances
+    and junctions too), has an unknown current and power, and the other edges and points their own. The level-1
+    law's comparisons with NaN took some of them for cut off: 0 A, 0 W in a power total."""
+    from metamaterial.circuit import edge_currents  # noqa: PLC0415
+
+    c = xor_circuit(preset)
+    gates = random_gates(c.n_edges)
+    v = NativeSolver().solve(c, gates, np.array([[0.45, 0.0], [0.0, 0.45]])).voltages.copy()
+    node = int(np.setdiff1d(np.arange(c.n_nodes), c.source_nodes)[0])
+    known = edge_currents(c, gates, v)
+    v[0, node] = np.nan
+    touch = (c.edges == node).any(axis=1)
+    for got in (edge_currents(c, gates, v), transistor_power(c, gates, v)):
+        assert np.isnan(got[0, touch]).all() and np.isfinite(got[0, ~touch]).all() and np.isfinite(got[1]).all()
+    np.testing.assert_array_equal(edge_currents(c, gates, v)[:, ~touch], known[:, ~touch])
