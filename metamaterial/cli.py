@@ -134,9 +134,10 @@ def _parser() -> argparse.ArgumentParser:
         else:
             e.add_argument("--steps", type=int, metavar="N", help="input steps from one data point to the next, "
                                                                   "cycling the points in order (default: each once; "
-                                                                  "at most as many as fit in 2 GB of waveforms); "
-                                                                  "with --learning, training steps "
-                                                                  "(default 100)")
+                                                                  "at most as many as fit in 2 GB of waveforms; "
+                                                                  "each kept as it finishes, so that the same "
+                                                                  "command goes on from a run cut short); with "
+                                                                  "--learning, training steps (default 100)")
             e.add_argument("--learning", action="store_true",
                            help="simulate N training steps of the learning hardware (twins, gate capacitors, "
                                 "charging currents, learning switch) as one transient and compare the gates with "
