@@ -14,6 +14,7 @@ import numpy as np
 
 from .cards import comment_text
 from .config import Config, with_backend
+from .configfile import as_config
 from .errors import ConfigError, shown
 from .experiment import Setup, build, initial_controls, make_solver
 from .netlist import SpiceOptions, netlist_points, options_comments, solve_options, to_spice
@@ -81,9 +82,10 @@ def initial_phases(cfg: Config, backend: str | None = None, clamped: bool = True
     return setup, idx, controls, *point_phases(setup, controls, idx, clamped)
 
 
-def solve_points(cfg: Config, backend: str | None = None, points: str | None = None) -> dict:
+def solve_points(cfg: Config | str | Path, backend: str | None = None, points: str | None = None) -> dict:
     """Free and clamped operating points of the data points ``points`` (``point_indices``) at the initial
-    controls."""
+    controls of ``cfg`` (a Config, or a config file's path: ``configfile.as_config``)."""
+    cfg = as_config(cfg, "solve_points")
     setup, idx, controls, free, _, clamped, solver_name = initial_phases(cfg, backend, points=points)
     c, task = setup.circuit, setup.task
     names = [f"n{i}" for i in range(c.n_nodes)]
@@ -98,11 +100,12 @@ def solve_points(cfg: Config, backend: str | None = None, points: str | None = N
                        for j, k in enumerate(idx)]}
 
 
-def write_netlists(cfg: Config, out_dir: Path, backend: str | None = None, points: str | None = None
+def write_netlists(cfg: Config | str | Path, out_dir: Path, backend: str | None = None, points: str | None = None
                    ) -> tuple[list[Path], str, list[str]]:
     """``free_k.cir`` and ``clamped_k.cir`` for each data point k of ``points`` (``point_indices``) at the initial
-    controls; (their paths, which points they are: ``describe_points``, the names of an earlier call's netlist files
-    removed: ``write_point_netlists``)."""
+    controls of ``cfg`` (a Config, or a config file's path: ``configfile.as_config``); (their paths, which points
+    they are: ``describe_points``, the names of an earlier call's netlist files removed: ``write_point_netlists``)."""
+    cfg = as_config(cfg, "write_netlists")
     setup, idx, controls = initial_points(cfg, backend, points)
     netlist_folder(out_dir, idx)  # a folder that cannot be written is refused before the solve, not after it
     free, clamps = point_phases(setup, controls, idx, clamped=False)[:2]
