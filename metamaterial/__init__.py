@@ -16,9 +16,11 @@ makes one of any graph, keeping each node's name) -> ``assign_roles`` (roles by 
 or ``node_id(G, (row, col))`` finds one) ->
 ``compile_graph(G, nmos_preset("ald1106-fit"))`` -> ``NativeSolver()`` or ``NgspiceSolver()``,
 ``.solve(circuit, gates, inputs)`` -> ``kcl_residuals``, ``edge_currents``, ``power_report``; ``to_spice`` writes
-the netlist. A run directory the command line wrote: ``load_run``, ``evaluate_run``. Library calls print
-nothing (``progress=True`` asks for a progress line); every error is a ``MetamaterialError`` that is also the
-matching built-in (``ValueError``, ``RuntimeError``).
+the netlist. Where a config is taken (``build``, ``train_replicas``, ``train_run``, ``ensemble_run``,
+``solve_points``, ``write_netlists``), a config file's path does as well as its ``load_config``. A run directory
+the command line wrote: ``load_run``, ``evaluate_run``. Library calls print nothing (``progress=True`` asks for a
+progress line); every error is a ``MetamaterialError`` that is also the matching built-in (``ValueError``,
+``RuntimeError``).
 
 Flow: description (``graph``) -> compile (``circuit``) -> emit (``netlist``) -> solve (``sim``) -> learn
 (``learning``) -> report. This file declares the public API by explicit re-exports (``_EXPORTS``: each name and

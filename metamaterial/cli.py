@@ -220,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(err)
         # eval's --inputs CSV names itself; a message names a path as Path writes it (./x.yaml as x.yaml)
         named = [str(Path(p)) for p in (where, getattr(args, "inputs", None)) if p]
+        out = getattr(args, "out", None) if args.command == "netlist" else None  # a folder where a netlist goes
+        named += [f"{Path(out)}{end}" for end in (":", os.sep)] if out else []
         if not msg.startswith(tuple(named) or ("",)):  # a check after validation (a role's node, a device): a key
             culprit = set_by(msg, getattr(args, "overrides", None) or [])
             msg = f"{where}: {culprit + ': ' if culprit else ''}{msg}"

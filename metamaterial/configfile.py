@@ -108,6 +108,18 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     return config_from_document(doc, str(p), p.parent, overrides)
 
 
+def as_config(cfg: Config | str | os.PathLike, where: str, overrides: list[str] | None = None) -> Config:
+    """``cfg`` as the ``Config`` a public entry point (``where``: its name) works on: a Config as given, or a YAML
+    config file's path read by ``load_config`` (with ``overrides``); anything else is refused by name."""
+    if isinstance(cfg, Config):
+        return cfg
+    if isinstance(cfg, (str, os.PathLike)):
+        return load_config(cfg, overrides)
+    keys = " (keys of your own: write them to a YAML file)" if isinstance(cfg, dict) else ""
+    raise ConfigError(f"{where}: cfg must be a Config or a config file's path (got {type(cfg).__name__} "
+                      f"{shown(cfg)}); give e.g. 'configs/xor.yaml' or load_config('configs/xor.yaml'){keys}")
+
+
 def load_saved_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """A run directory's config.yaml (the text ``dump_config`` wrote), read as that run was trained: keys this
     version added since take their defaults, except where the default would change what the run did

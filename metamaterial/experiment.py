@@ -17,6 +17,7 @@ from . import diagnostics, tasks
 from . import graph as graphs
 from .circuit import Circuit, compile_graph
 from .config import Config, NetworkConfig
+from .configfile import as_config
 from .devices import (
     LEVEL1,
     THREE_REGIME,
@@ -139,13 +140,10 @@ def _data_task(cfg: Config) -> Task:
                           t.test_fraction, t.split_seed)
 
 
-def build(cfg: Config) -> Setup:
-    """Typed objects of a run; every cross-section check happens here (``check_config`` makes the ones that need no
-    network, without building it)."""
-    if not isinstance(cfg, Config):
-        hint = f"load_config({str(cfg)!r})" if isinstance(cfg, (str, Path)) else "load_config(path)"
-        raise ValidationError(f"build: takes a Config, what load_config returns (got {type(cfg).__name__} "
-                              f"{shown(cfg)}); give {hint}")
+def build(cfg: Config | str | Path) -> Setup:
+    """Typed objects of a run (``cfg``: a Config, or a config file's path: ``configfile.as_config``); every
+    cross-section check happens here (``check_config`` makes the ones that need no network, without building it)."""
+    cfg = as_config(cfg, "build")
     device, task = build_device(cfg), build_task(cfg)
     _check_backend(cfg, device)
     low, high, rate = resolve_learning(cfg, device, task)

@@ -14,10 +14,11 @@ import numpy as np
 
 from .cards import comment_text
 from .config import Config, with_backend
+from .configfile import as_config
 from .errors import ConfigError, shown
 from .experiment import Setup, build, initial_controls, make_solver
 from .netlist import SpiceOptions, netlist_points, options_comments, solve_options, to_spice
-from .runfiles import column_names, write_text_atomically
+from .runfiles import TMP, column_names, write_text_atomically
 from .units import listed
 
 #: the files a netlist command writes (``write_point_netlists``): any other file in its folder is left alone
@@ -65,18 +66,26 @@ def point_phases(setup: Setup, controls: np.ndarray, idx: np.ndarray, clamped: b
     return free, clamps, twin, solver.name
 
 
+def initial_points(cfg: Config, backend: str | None = None, points: str | None = None
+                   ) -> tuple[Setup, np.ndarray, np.ndarray]:
+    """(setup, indices, controls): the setup of ``cfg`` on ``backend``, the data points ``points`` names
+    (``point_indices``) and the initial controls [E] (V), before anything is solved."""
+    setup = build(with_backend(cfg, backend))
+    idx = point_indices(points, setup.task.n_points, setup.circuit.n_edges)
+    return setup, idx, initial_controls(setup, np.random.default_rng(cfg.seed))
+
+
 def initial_phases(cfg: Config, backend: str | None = None, clamped: bool = True, points: str | None = None):
     """(setup, indices, controls, free [P, N], clamps [P, n_clamp], clamped [P, N] or None, solver name) of the
     data points ``indices`` (``point_indices`` of ``points``) at the initial controls."""
-    setup = build(with_backend(cfg, backend))
-    idx = point_indices(points, setup.task.n_points, setup.circuit.n_edges)
-    controls = initial_controls(setup, np.random.default_rng(cfg.seed))
+    setup, idx, controls = initial_points(cfg, backend, points)
     return setup, idx, controls, *point_phases(setup, controls, idx, clamped)
 
 
-def solve_points(cfg: Config, backend: str | None = None, points: str | None = None) -> dict:
+def solve_points(cfg: Config | str | Path, backend: str | None = None, points: str | None = None) -> dict:
     """Free and clamped operating points of the data points ``points`` (``point_indices``) at the initial
-    controls."""
+    controls of ``cfg`` (a Config, or a config file's path: ``configfile.as_config``)."""
+    cfg = as_config(cfg, "solve_points")
     setup, idx, controls, free, _, clamped, solver_name = initial_phases(cfg, backend, points=points)
     c, task = setup.circuit, setup.task
     names = [f"n{i}" for i in range(c.n_nodes)]
@@ -91,14 +100,37 @@ def solve_points(cfg: Config, backend: str | None = None, points: str | None = N
                        for j, k in enumerate(idx)]}
 
 
-def write_netlists(cfg: Config, out_dir: Path, backend: str | None = None, points: str | None = None
+def write_netlists(cfg: Config | str | Path, out_dir: Path, backend: str | None = None, points: str | None = None
                    ) -> tuple[list[Path], str, list[str]]:
     """``free_k.cir`` and ``clamped_k.cir`` for each data point k of ``points`` (``point_indices``) at the initial
-    controls; (their paths, which points they are: ``describe_points``, the names of an earlier call's netlist files
-    removed: ``write_point_netlists``)."""
-    setup, idx, controls, free, clamps, _, _ = initial_phases(cfg, backend, clamped=False, points=points)
+    controls of ``cfg`` (a Config, or a config file's path: ``configfile.as_config``); (their paths, which points
+    they are: ``describe_points``, the names of an earlier call's netlist files removed: ``write_point_netlists``)."""
+    cfg = as_config(cfg, "write_netlists")
+    setup, idx, controls = initial_points(cfg, backend, points)
+    netlist_folder(out_dir, idx)  # a folder that cannot be written is refused before the solve, not after it
+    free, clamps = point_phases(setup, controls, idx, clamped=False)[:2]
     paths, skipped, removed = write_point_netlists(setup, idx, controls, free, clamps, out_dir, cfg.name)
     return paths, describe_points(idx, setup.task.n_points) + skipped, removed
+
+
+def netlist_folder(out_dir: str | Path, idx: np.ndarray) -> Path:
+    """``out_dir`` as a Path, created with its missing parents, where ``free_k.cir`` and ``clamped_k.cir`` of each
+    data point k of ``idx`` [P] can be written: a folder where one of them (or its temporary file) goes is refused
+    by name, as is an ``out_dir`` that cannot be created."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file where the folder goes: the command line's message, not a bare FileExistsError
+        raise ConfigError(f"{out_dir}: cannot create the output directory ({err.strerror}); choose another --out") \
+            from err
+    for k in idx:
+        for phase in ("free", "clamped"):
+            p = out_dir / f"{phase}_{k}.cir"
+            for q in (p, p.with_name(p.name + TMP)):
+                if q.is_dir() and not q.is_symlink():  # was a bare IsADirectoryError once the points were solved
+                    raise ConfigError(f"{q}: a folder where the netlist {p.name} is written; remove or rename it, "
+                                      "or choose another --out")
+    return out_dir
 
 
 def hinge_margins(setup: Setup, free: np.ndarray, idx: np.ndarray) -> np.ndarray | None:
@@ -123,12 +155,7 @@ def write_point_netlists(setup: Setup, idx: np.ndarray, controls: np.ndarray, fr
     c, task = setup.circuit, setup.task
     margins = hinge_margins(setup, free, idx)
     options, why = netlist_options(setup)
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:  # a file where the folder goes: the command line's message, not a bare FileExistsError
-        raise ConfigError(f"{out_dir}: cannot create the output directory ({err.strerror}); choose another --out") \
-            from err
+    out_dir = netlist_folder(out_dir, idx)
     paths, skipped = [], 0
     for j, k in enumerate(idx):
         past = margins is not None and margins[j] >= setup.rule.margin

@@ -22,7 +22,7 @@ from .datafiles import check_files, read_text
 from .errors import CheckpointError, ConfigError, ValidationError, real_array, shown, whole_number
 from .experiment import Setup, build, build_network, chips_per_replica, make_solver, make_trainer, replica_setup
 from .learning.trainer import Evaluation
-from .points import describe_points, point_indices, point_phases, write_point_netlists
+from .points import describe_points, netlist_folder, point_indices, point_phases, write_point_netlists
 from .revisions import circuit_changed_since
 from .runfiles import OUTPUTS_CSV, column_names, feature_names, load_checkpoint, pinned_files, write_outputs_csv
 from .runs import seed_span, succeeded
@@ -284,6 +284,7 @@ def write_run_netlists(run: SavedRun, out_dir: Path, seed: int | None = None, ba
     controls = run.controls[r]
     task = setup.task
     idx = point_indices(points, task.n_points, setup.circuit.n_edges)
+    netlist_folder(out_dir, idx)  # before the solve
     free, clamps = point_phases(setup, controls, idx, clamped=False)[:2]
     paths, skipped, removed = write_point_netlists(setup, idx, controls, free, clamps, out_dir,
                                                    f"{run.config.name} seed {run.seeds[r]} epoch {run.epoch}")

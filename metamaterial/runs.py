@@ -26,7 +26,7 @@ import numpy as np
 from . import diagnostics
 from .analysis import confusion_matrix, spread
 from .config import Config, with_backend
-from .configfile import config_differences, dump_config, load_config, load_saved_config, read_document
+from .configfile import as_config, config_differences, dump_config, load_saved_config, read_document
 from .datafiles import check_files, pin_files
 from .errors import CheckpointError, ConfigError, ValidationError, shown, whole_number
 from .experiment import (
@@ -114,8 +114,7 @@ def plan_train(config: Config | str | Path | None, *, out: Path | None = None, r
         _tell_finished(on_replace, Path(resume))  # before its config.yaml and checkpoint are read
         if not (Path(resume) / "config.yaml").is_file():
             raise CheckpointError(f"{resume}: not a run directory (no config.yaml); check --resume")
-    cfg = config if isinstance(config, Config) else _resumed_config(Path(resume), overrides) if config is None \
-        else load_config(config, overrides)
+    cfg = _resumed_config(Path(resume), overrides) if config is None else as_config(config, "train", overrides)
     if resume is None:
         run_dir = Path(out) if out is not None else Path("runs") / cfg.name
         _refuse_a_sweep(run_dir, "--out", replace)
@@ -298,9 +297,10 @@ class Trained:
     warnings: list[str]
 
 
-def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None, resume: Checkpoint | None = None,
-                   progress: bool = False, on_epoch: Callable[[Trainer, TrainState], None] | None = None,
-                   every: int = 1, backend: str | None = None, on_warning: Report | None = None,
+def train_replicas(cfg: Config | str | Path, seeds: list[int], *, run_dir: Path | None = None,
+                   resume: Checkpoint | None = None, progress: bool = False,
+                   on_epoch: Callable[[Trainer, TrainState], None] | None = None, every: int = 1,
+                   backend: str | None = None, on_warning: Report | None = None,
                    files: dict | None = None, **params) -> Trained:
     """Train one replica per seed as one batch. Replica r draws its initial controls, data order, desynchronous
     masks and read noise exactly as a run with ``seed=seeds[r]`` does; what ``build`` draws from the config's own
@@ -319,7 +319,9 @@ def train_replicas(cfg: Config, seeds: list[int], *, run_dir: Path | None = None
     are passed to ``on_warning("warning", text)`` before the first epoch and returned in ``Trained.warnings``.
     ``files``: the content hashes of the files the config reads (``datafiles.pin_files``) that a new run directory
     records, when the caller has just checked them against the files (a sweep's point); by default hashed here.
+    ``cfg``: a Config, or a config file's path (``configfile.as_config``).
     """
+    cfg = as_config(cfg, "train_replicas")
     seeds = _seed_list(seeds)
     setup = build(with_backend(cfg, backend))
     warnings = check_learnable(setup)
@@ -526,8 +528,8 @@ class RunResult:
     figures: list[Path] = field(default_factory=list)  # the PNG files drawn (none with plots off)
 
 
-def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, replace: bool = False, backend: str | None = None,
-              progress: bool = False, plots: bool = True, on_warning: Report | None = None,
+def train_run(cfg: Config | str | Path, run_dir: Path, *, resume: bool = False, replace: bool = False,
+              backend: str | None = None, progress: bool = False, plots: bool = True, on_warning: Report | None = None,
               on_replace: Report | None = None) -> RunResult:
     """Train ``cfg`` (one replica, seed ``cfg.seed``) into ``run_dir``; with ``resume`` continue from its checkpoint,
     with ``replace`` train afresh where a run was (its files deleted once the new run has a checkpoint, and
@@ -536,10 +538,10 @@ def train_run(cfg: Config, run_dir: Path, *, resume: bool = False, replace: bool
     Writes config.yaml, metrics.csv, summary.json (with the ``warnings`` and ``notes`` of the checks before and
     after training, each also passed to ``on_warning``), gates.csv, outputs.csv (per training point: inputs,
     targets, final outputs), free.cir/clamped.cir (final gates, all training points), PNG plots and checkpoint.npz
-    every ``learning.checkpoint_every`` epochs.
+    every ``learning.checkpoint_every`` epochs. ``cfg``: a Config, or a config file's path (``configfile.as_config``).
     """
-    plan = plan_train(cfg, out=None if resume else run_dir, resume=run_dir if resume else None, replace=replace,
-                      seeds=1, on_replace=on_replace)
+    plan = plan_train(as_config(cfg, "train_run"), out=None if resume else run_dir, resume=run_dir if resume else None,
+                      replace=replace, seeds=1, on_replace=on_replace)
     return train_single(plan, backend=backend, progress=progress, plots=plots, on_warning=on_warning,
                         on_replace=on_replace)
 
@@ -692,12 +694,13 @@ def _write_single(run_dir: Path, setup: Setup, one: SimpleNamespace, final, summ
     return plot_run_dir(run_dir)
 
 
-def ensemble_run(cfg: Config, run_dir: Path, n_seeds: int, backend: str | None = None,
+def ensemble_run(cfg: Config | str | Path, run_dir: Path, n_seeds: int, backend: str | None = None,
                  progress: bool = False, resume: bool = False, on_warning: Report | None = None,
                  replace: bool = False, on_replace: Report | None = None) -> dict:
     """Train seeds cfg.seed .. cfg.seed + n_seeds - 1 as one batch into ``run_dir`` (checkpointed; ``resume``
     continues, ``replace`` trains afresh where a run was, as in ``train_run``); write ensemble.csv and summary.json
-    (with the ``warnings`` and ``notes`` of ``train_run``)."""
+    (with the ``warnings`` and ``notes`` of ``train_run``; ``cfg`` as there)."""
+    cfg = as_config(cfg, "ensemble_run")
     n_seeds = whole_number(n_seeds, "ensemble_run", "n_seeds", "give the number of seeds to train, as an int")
     plan = plan_train(cfg, out=None if resume else run_dir, resume=run_dir if resume else None, replace=replace,
                       seeds=n_seeds, on_replace=on_replace)

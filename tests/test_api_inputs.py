@@ -325,8 +325,7 @@ def xor_setup():
 
 
 @pytest.mark.parametrize("call, says", [
-    (lambda s: mm.build(str(ROOT / "configs" / "xor.yaml")),
-     "build: takes a Config, what load_config returns (got str "),
+    (lambda s: mm.build(s), "build: cfg must be a Config or a config file's path (got Setup "),
     (lambda s: mm.initial_controls(s.config, np.random.default_rng(0)),
      "initial_controls: takes a Setup, what build(config) returns (got Config "),
     (lambda s: mm.initial_controls(s, 0), "initial_controls: rng must be a numpy Generator (got int 0); give "
@@ -352,8 +351,9 @@ def xor_setup():
                                                                         "(got 2.0); give the number of seeds to train"),
     (lambda s: mm.load_config({"name": "x"}), "load_config: path must be a config file's path (got dict {'name': "
                                               "'x'}); give e.g. 'configs/xor.yaml'"),
-    (lambda s: mm.train_run({"name": "x"}, ROOT / "runs" / "never"), "load_config: path must be a config file's path "
-                                                                     "(got dict"),
+    (lambda s: mm.train_run({"name": "x"}, ROOT / "runs" / "never"), "train_run: cfg must be a Config or a config "
+                                                                     "file's path (got dict {'name': 'x'}); give e.g. "
+                                                                     "'configs/xor.yaml' or load_config("),
 ])
 def test_the_quick_start_calls_refuse_what_they_do_not_take(xor_setup, call, says):
     """Each was an AttributeError from inside ('str' object has no attribute 'device', 'int' object has no attribute

@@ -591,6 +591,17 @@ def test_bad_paths_exit_2_with_one_line(tmp_path):
                            "config\n")
 
 
+def test_netlist_where_a_folder_has_a_netlists_name_exits_2_with_one_line(tmp_path):
+    """A folder free_0.cir in --out was "metamaterial: DIR/free_0.cir.tmp: Is a directory", after the solve; now the
+    folder is named, before the solve, without the config's name in front of it."""
+    (tmp_path / "free_0.cir").mkdir()
+    proc = cli("netlist", XOR, "--out", str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr == (f"metamaterial: {tmp_path / 'free_0.cir'}: a folder where the netlist free_0.cir is "
+                           "written; remove or rename it, or choose another --out\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["free_0.cir"]
+
+
 def test_a_closed_pipe_ends_quietly():
     proc = subprocess.Popen([sys.executable, "-m", "metamaterial", "solve", XOR, "--json"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -152,6 +152,47 @@ def test_write_netlists_where_a_file_is_refuses_as_the_command_line_does(tmp_pat
     assert [p.name for p in paths] == ["free_0.cir", "clamped_0.cir"]
 
 
+def test_write_netlists_refuses_its_folder_before_it_solves(tmp_path, monkeypatch):
+    """The output folder was made only after every point was solved (initial_phases, then write_point_netlists): an
+    out_dir that cannot be created, or a folder named as one of its netlists, was found after the solve. Now the
+    solver is not asked (here it would fail the test) until the folder is there and can take every file."""
+    from metamaterial import points  # noqa: PLC0415
+
+    cfg = load_config(ROOT / "configs" / "xor.yaml", ["simulator.backend=native"])
+    a_file = tmp_path / "a_file"
+    a_file.write_text("kept")
+    blocked = tmp_path / "blocked"
+    (blocked / "clamped_1.cir").mkdir(parents=True)
+
+    def solver_asked(setup):
+        raise AssertionError("solved before the output folder was checked")
+
+    monkeypatch.setattr(points, "make_solver", solver_asked)
+    with pytest.raises(ConfigError, match=re.escape(f"{a_file / 'sub'}: cannot create the output directory (Not a "
+                                                    "directory); choose another --out")):
+        write_netlists(cfg, a_file / "sub", points="0")
+    with pytest.raises(ConfigError, match=re.escape(f"{blocked / 'clamped_1.cir'}: a folder where")):
+        write_netlists(cfg, blocked, points="0-1")
+    assert a_file.read_text() == "kept" and [p.name for p in blocked.iterdir()] == ["clamped_1.cir"]
+
+
+def test_a_folder_named_as_a_netlist_is_refused_by_name(tmp_path):
+    """A folder free_0.cir in out_dir made write_netlists raise a bare IsADirectoryError (naming free_0.cir.tmp);
+    now one line names the folder and what to do, nothing is written, and without it the same call writes."""
+    cfg = load_config(ROOT / "configs" / "xor.yaml", ["simulator.backend=native"])
+    (tmp_path / "free_0.cir").mkdir()
+    (tmp_path / "free_0.cir" / "inside").write_text("kept")
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'free_0.cir'}: a folder where the netlist "
+                                                    "free_0.cir is written; remove or rename it, or choose another "
+                                                    "--out")):
+        write_netlists(cfg, tmp_path, points="0")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["free_0.cir", "inside"]
+    (tmp_path / "free_0.cir" / "inside").unlink()
+    (tmp_path / "free_0.cir").rmdir()
+    paths, _, _ = write_netlists(cfg, tmp_path, points="0")
+    assert [p.name for p in paths] == ["free_0.cir", "clamped_0.cir"] and all(p.is_file() for p in paths)
+
+
 def test_linear_solver_option_is_emitted_and_checked():
     gates, x = random_gates(32), np.zeros((1, 2))
     assert "\n.options klu\n" in to_spice(xor_circuit(), gates, x)

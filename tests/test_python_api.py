@@ -395,3 +395,59 @@ def test_node_id_refuses_what_is_no_node_rather_than_round_it(ref, says):
     with pytest.raises(ValidationError, match=re.escape(says)):
         mm.node_id(g, ref)
     assert mm.node_id(g, np.array([1, 2])) == mm.node_id(g, (np.int64(1), 2)) == mm.node_id(g, np.int64(5)) == 5
+
+
+TINY_EPOCHS = 3  # a path and its Config must agree to the bit; nothing needs to be learned
+#: each public entry point that takes a config, as a call on (config, a folder of its own) giving what it made
+CONFIG_ENTRY_POINTS = {
+    "build": lambda cfg, out: mm.to_spice((s := mm.build(cfg)).circuit,
+                                          mm.initial_controls(s, np.random.default_rng(0)), s.task.inputs),
+    "train_replicas": lambda cfg, out: _closed(mm.train_replicas(cfg, [0, 1])).state.controls.tolist(),
+    "train_run": lambda cfg, out: mm.train_run(cfg, out / "run", plots=False).state.controls.tolist(),
+    "ensemble_run": lambda cfg, out: _ensemble_csv(mm.ensemble_run(cfg, out / "run", 2), out / "run"),
+    "write_netlists": lambda cfg, out: [p.read_text() for p in mm.write_netlists(cfg, out / "nl", points="0-1")[0]],
+    "solve_points": lambda cfg, out: mm.solve_points(cfg, points="2"),
+}
+
+
+def _ensemble_csv(summary: dict, run_dir) -> str:
+    assert summary["seeds"] == [0, 1]
+    return (run_dir / "ensemble.csv").read_text()
+
+
+def _closed(done: runs.Trained) -> runs.Trained:
+    done.trainer.solver.close()
+    return done
+
+
+@pytest.fixture(scope="module")
+def tiny_xor(tmp_path_factory):
+    """configs/xor.yaml, trained for TINY_EPOCHS on the native backend."""
+    text = XOR.read_text()
+    assert "epochs: 3000" in text and "backend: ngspice" in text
+    path = tmp_path_factory.mktemp("config") / "xor.yaml"
+    path.write_text(text.replace("epochs: 3000", f"epochs: {TINY_EPOCHS}").replace("backend: ngspice",
+                                                                                  "backend: native"))
+    return path
+
+
+@pytest.mark.parametrize("name", list(CONFIG_ENTRY_POINTS))
+def test_each_entry_point_takes_a_config_or_its_path_alike(tiny_xor, tmp_path, name):
+    """train_run and ensemble_run took a config file's path where build, train_replicas, write_netlists and
+    solve_points refused one (build by name, the others with "'str' object has no attribute 'simulator'"); each
+    now takes a Config, or a path as str or Path, and makes the same from each."""
+    call = CONFIG_ENTRY_POINTS[name]
+    made = [call(cfg, tmp_path / str(k)) for k, cfg in enumerate((mm.load_config(tiny_xor), tiny_xor, str(tiny_xor)))]
+    assert made[0] and made[1] == made[0] and made[2] == made[0]
+
+
+@pytest.mark.parametrize("given, got", [(3, "int 3"), ({"name": "xor"}, "dict {'name': 'xor'}")])
+@pytest.mark.parametrize("name", list(CONFIG_ENTRY_POINTS))
+def test_each_entry_point_refuses_what_is_no_config_by_name(tmp_path, name, given, got):
+    """An int or a dict was an AttributeError from inside (or, where a path was read, load_config's own words):
+    each entry point names itself and its argument, what it was given and what to give, and makes nothing."""
+    fix = "give e.g. 'configs/xor.yaml' or load_config('configs/xor.yaml')"
+    with pytest.raises(mm.ConfigError, match=re.escape(f"{name}: cfg must be a Config or a config file's path (got "
+                                                       f"{got}); {fix}")) as caught:
+        CONFIG_ENTRY_POINTS[name](given, tmp_path)
+    assert isinstance(caught.value, ValueError) and list(tmp_path.iterdir()) == []
