@@ -1232,3 +1232,22 @@ def test_a_second_sweep_into_a_folder_a_sweep_is_running_in_is_refused(tmp_path,
     assert list(out.iterdir()) == []
     assert main(argv) == 0
     assert len(load_table(out)[1]) == 2
+
+
+def test_a_hardware_time_recorded_under_the_old_clock_is_left_out_of_the_table(tmp_path):
+    """Before revision 4 a point's hardware_time_s counted 2 t_settle a step; since, a t_settle + t_learn slot per
+    presented point. A record of each kind, both still today's points: the table keeps the new one's figure and
+    leaves the old one's out, rather than rank two clocks against each other."""
+    from metamaterial import revisions  # noqa: PLC0415
+    from metamaterial.sweep.store import SLOT_CLOCK_SINCE  # noqa: PLC0415
+
+    assert SLOT_CLOCK_SINCE <= revisions.CURRENT
+    spec = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}))
+    out = tmp_path / "out"
+    for p, revision in zip(spec.points, (SLOT_CLOCK_SINCE - 1, revisions.CURRENT)):
+        assert write_result(out, p.key, {"key": p.key, "status": "ok", "values": p.values, "revision": revision,
+                                         "config": config_text(p.config),
+                                         "summary": {"final_loss": 0.1, "hardware_time_s": 2.0}})
+    run = run_sweep(spec, out, workers=1)
+    assert (run.total, run.skipped) == (2, 2)
+    assert [r["hardware_time_s"] for r in load_table(out)[1]] == [None, 2.0]

@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..tasks import scored_on
 from .spec import SEED_AXIS, is_sweep_spec, yaml_file
-from .store import POINTS, SUMMARY_METRICS, read_record, result_path
+from .store import POINTS, SLOT_CLOCK_SINCE, SUMMARY_METRICS, read_record, result_path
 
 #: the metrics of a point's summary, in table order (the labels and any other key follow, sorted)
 METRICS = tuple(SUMMARY_METRICS)
@@ -64,6 +64,8 @@ def read_table(out: Path) -> SweepTable:
         row = {"index": p["index"], "key": p["key"], "status": record["status"], **p["values"]}
         # the axis values win: a summary field of an axis's name (an axis over task) is left out
         row.update({k: v for k, v in (record.get("summary") or {}).items() if k not in row})
+        if "hardware_time_s" in row and record.get("revision", 1) < SLOT_CLOCK_SINCE:  # another clock's figure
+            row["hardware_time_s"] = None
         error = record.get("error") or {}
         row["error_class"], row["error_message"] = error.get("class"), error.get("message")
         rows.append(row)

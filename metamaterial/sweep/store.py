@@ -76,7 +76,12 @@ SUMMARY_METRICS = {
     "test_hinge_loss": "they train no hinge loss on held-out or validation points",
     "test_accuracy": "their task is no classification scored on held-out or validation points",
     "learning_time_s": "", "learning_time_to_target_s": "no point reached the spec's target_loss, or it sets none",
-    "hardware_time_s": "", "n_updates": "", "t_learn_s": "", "epochs": "", "batch": "", "wall_s": ""}
+    "hardware_time_s": "points recorded before 2026-12-04 counted it otherwise (2 t_settle a step; now a t_settle + "
+                       "t_learn slot per presented point): their value is left out",
+    "n_updates": "", "t_learn_s": "", "epochs": "", "batch": "", "wall_s": ""}
+#: the revision of the dynamics (``revisions``) records made since count ``hardware_time_s`` as a slot per presented
+#: point (``Trainer.hardware_time``); a record made under an earlier one counted 2 t_settle a step
+SLOT_CLOCK_SINCE = 4
 #: the rest of a summary: labels, not metrics
 SUMMARY_LABELS = ("task", "backend", "seed", "scored_on")
 
