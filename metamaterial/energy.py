@@ -151,7 +151,7 @@ class LearningClock:
         windows: learning windows (presented points whose contrast was applied).
         presentations: points presented (each takes a slot, ``HardwareParams.slot``: the twins settle, then the
             window, its switch closed or not).
-        t_learn: switch time per window (s). t_settle: settle per twin state (s).
+        t_learn: switch time per window (s). t_settle: settle per presented point, both twins side by side (s).
     """
 
     windows: int
