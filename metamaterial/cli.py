@@ -220,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(err)
         # eval's --inputs CSV names itself; a message names a path as Path writes it (./x.yaml as x.yaml)
         named = [str(Path(p)) for p in (where, getattr(args, "inputs", None)) if p]
-        out = getattr(args, "out", None) if args.command == "netlist" else None  # a folder where a netlist goes
+        # the output folder of netlist (a folder where a netlist goes) and transient (another one writing into it)
+        out = getattr(args, "cost_out", None) or getattr(args, "out", None) \
+            if args.command in ("netlist", "transient") else None
         named += [f"{Path(out)}{end}" for end in (":", os.sep)] if out else []
         if not msg.startswith(tuple(named) or ("",)):  # a check after validation (a role's node, a device): a key
             culprit = set_by(msg, getattr(args, "overrides", None) or [])
@@ -286,7 +288,7 @@ def _resume_hint(args: argparse.Namespace) -> str:
                 f"command runs the others{resuming}")
     if args.command == "reproduce":
         return f"the claims finished so far are kept in {args.out}; the same command runs the others"
-    transient_out = None if getattr(args, "learning", False) else getattr(args, "transient_out", None)
+    transient_out = None if getattr(args, "learning", False) else getattr(args, "cost_out", None)
     if args.command == "transient" and transient_out is not None:
         from .runfiles import PARTIAL_STEP  # noqa: PLC0415
 
@@ -649,7 +651,7 @@ def _costs(args: argparse.Namespace) -> int:
     # a replica named on the command line gets a folder of its own: another replica's files stay
     default = run_dir / what / ("" if args.replica is None else f"seed_{src.seed}") if run_dir else \
         Path("runs") / f"{cfg.name}-{what}"
-    out = args.transient_out = args.out or default  # what an interrupt names (``_resume_hint``)
+    out = args.cost_out = args.out or default  # what an interrupt names (``_resume_hint``)
     with _out_dir(out):  # a refused or failed command leaves no folder it created
         return _cost_run(args, costs, src, out)
 

@@ -25,6 +25,7 @@ from .configfile import config_differences, load_saved_config
 from .errors import CheckpointError, ConfigError
 from .experiment import Setup, build, build_network, initial_controls, make_solver, replica_setup
 from .plots import MANY_EDGES, _axes, _pyplot, _save
+from .replacement import folder_lock
 from .runfiles import PARTIAL_STEP, json_text, replacing, write_text_atomically
 from .timing import MosCapacitances, PeripheryParams, SettleParams
 from .units import si
@@ -239,52 +240,57 @@ def transient_run(src: Source, out: Path, *, steps: int | None = None, plots: bo
                           "energy` for its power")
     pairs = inference_steps(setup.task.n_points, check_steps(c, setup.task.n_points, steps, settle.points))
     out.mkdir(parents=True, exist_ok=True)
-    key = _steps_key(src, setup)
-    responses = finished_steps(out, key, len(pairs))
-    resumed = len(responses)
-    with _progress(progress, len(pairs), f"transient {src.config.name}", "step") as bar:
-        bar.update(resumed)
-        for k, (a, b) in enumerate(pairs[resumed:], start=resumed):
-            responses.append(step_response(c, src.controls, x[a], x[b], capacitances=caps, periphery=periphery,
-                                           settle=settle, options=setup.options))
-            _save_step(out, key, k, responses[-1])
-            bar.update(1)
-    figures = ["waveforms.png", "settling.png"]
-    removed = [] if plots else _remove_stale(out, figures)
-    rows = []
-    for k, ((a, b), r) in enumerate(zip(pairs, responses)):
-        o_before, o_after = c.output_values(r.dc_before)[0], c.output_values(r.dc_after)[0]
-        rows.append({"step": k, "from": a, "to": b, "settled": r.settled, "settling_time_s": r.settling_time,
-                     "energy_j": r.energy, "energy_per_transistor_j": r.energy_per_transistor,
-                     "dc_power_after_w": r.power_after,
-                     "static_fraction": r.static_energy / r.energy if r.settled and r.energy > 0 else None,
-                     "output_step_v": float(np.max(np.abs(o_after - o_before))),
-                     "final_vs_dc_v": float(np.max(np.abs(r.voltages[-1] - r.dc_after)))})
-    _write_csv(out / "transient.csv", list(rows[0]), (["" if v is None else v for v in row.values()] for row in rows))
-    _write_waves(out, c, pairs, responses)
-    write_text_atomically(out / "transient_step0.cir", responses[0].netlist)  # runs as it is: ngspice -b FILE
-    t_s = np.array([r["settling_time_s"] for r in rows], float)
-    timed = [r for r in rows if is_timed(r)]
-    t_timed = np.array([r["settling_time_s"] for r in timed], float)
-    e_timed = np.array([r["energy_per_transistor_j"] for r in timed], float)
-    summary = {"steps": len(rows), "not_settled": int(np.isnan(t_s).sum()),
-               "inside_band": sum(r["settled"] and not is_timed(r) for r in rows), "timed": len(timed),
-               "settling_median_s": _stat(np.median, t_timed), "settling_max_s": _stat(np.max, t_timed),
-               "energy_per_transistor_median_j": _stat(np.median, e_timed),
-               "energy_per_transistor_max_j": _stat(np.max, e_timed),
-               "max_final_vs_dc_v": max(r["final_vs_dc_v"] for r in rows),
-               "ends_off_dc": sum(not r.ends_at_dc for r in responses)}
-    result = {"name": src.config.name, "task": setup.task.name, "source": src.label, "simulator": "ngspice",
-              "n_edges": c.n_edges, "edge_noun": c.device.edge_noun,
-              "timing": src.config.timing.model_dump(), "summary": summary, "steps": rows,
-              "files": ["transient.json", "transient.csv", "waves.csv", "waves.npz", "transient_step0.cir"]
-              + (figures if plots else []), "removed": removed}
-    write_text_atomically(out / "transient.json", json_text(result))
-    if plots:
-        plot_waveforms(out / "waveforms.png", c, src.controls, pairs, responses)
-        plot_settling(out / "settling.png", t_s)
-    _remove_partial_steps(out)
-    return {**result, "resumed_steps": resumed}
+    with folder_lock(out) as mine:  # two transients into one folder would write each other's steps and files
+        if not mine:
+            raise ConfigError(f"{out}: a `transient` into it is running in another process; wait for it to end (the "
+                              "same command then goes on from its steps), or choose another --out")
+        key = _steps_key(src, setup)
+        responses = finished_steps(out, key, len(pairs))
+        resumed = len(responses)
+        with _progress(progress, len(pairs), f"transient {src.config.name}", "step") as bar:
+            bar.update(resumed)
+            for k, (a, b) in enumerate(pairs[resumed:], start=resumed):
+                responses.append(step_response(c, src.controls, x[a], x[b], capacitances=caps, periphery=periphery,
+                                               settle=settle, options=setup.options))
+                _save_step(out, key, k, responses[-1])
+                bar.update(1)
+        figures = ["waveforms.png", "settling.png"]
+        removed = [] if plots else _remove_stale(out, figures)
+        rows = []
+        for k, ((a, b), r) in enumerate(zip(pairs, responses)):
+            o_before, o_after = c.output_values(r.dc_before)[0], c.output_values(r.dc_after)[0]
+            rows.append({"step": k, "from": a, "to": b, "settled": r.settled, "settling_time_s": r.settling_time,
+                         "energy_j": r.energy, "energy_per_transistor_j": r.energy_per_transistor,
+                         "dc_power_after_w": r.power_after,
+                         "static_fraction": r.static_energy / r.energy if r.settled and r.energy > 0 else None,
+                         "output_step_v": float(np.max(np.abs(o_after - o_before))),
+                         "final_vs_dc_v": float(np.max(np.abs(r.voltages[-1] - r.dc_after)))})
+        _write_csv(out / "transient.csv", list(rows[0]),
+                   (["" if v is None else v for v in row.values()] for row in rows))
+        _write_waves(out, c, pairs, responses)
+        write_text_atomically(out / "transient_step0.cir", responses[0].netlist)  # runs as it is: ngspice -b FILE
+        t_s = np.array([r["settling_time_s"] for r in rows], float)
+        timed = [r for r in rows if is_timed(r)]
+        t_timed = np.array([r["settling_time_s"] for r in timed], float)
+        e_timed = np.array([r["energy_per_transistor_j"] for r in timed], float)
+        summary = {"steps": len(rows), "not_settled": int(np.isnan(t_s).sum()),
+                   "inside_band": sum(r["settled"] and not is_timed(r) for r in rows), "timed": len(timed),
+                   "settling_median_s": _stat(np.median, t_timed), "settling_max_s": _stat(np.max, t_timed),
+                   "energy_per_transistor_median_j": _stat(np.median, e_timed),
+                   "energy_per_transistor_max_j": _stat(np.max, e_timed),
+                   "max_final_vs_dc_v": max(r["final_vs_dc_v"] for r in rows),
+                   "ends_off_dc": sum(not r.ends_at_dc for r in responses)}
+        result = {"name": src.config.name, "task": setup.task.name, "source": src.label, "simulator": "ngspice",
+                  "n_edges": c.n_edges, "edge_noun": c.device.edge_noun,
+                  "timing": src.config.timing.model_dump(), "summary": summary, "steps": rows,
+                  "files": ["transient.json", "transient.csv", "waves.csv", "waves.npz", "transient_step0.cir"]
+                  + (figures if plots else []), "removed": removed}
+        write_text_atomically(out / "transient.json", json_text(result))
+        if plots:
+            plot_waveforms(out / "waveforms.png", c, src.controls, pairs, responses)
+            plot_settling(out / "settling.png", t_s)
+        _remove_partial_steps(out)
+        return {**result, "resumed_steps": resumed}
 
 
 #: the fields of a ``StepResponse`` a partial step keeps (its netlist only for step 0: ``transient_step0.cir``)

@@ -508,3 +508,23 @@ def test_a_run_directory_knows_the_partial_steps_of_its_transient_as_its_own(tmp
         (tmp_path / "transient" / name).write_bytes(b"")
     assert run_files(tmp_path) == (["transient/transient_partial_step0.npz",
                                     "transient/transient_partial_step12.npz.tmp"], ["transient/partial_step0.npz"])
+
+
+def test_a_second_transient_into_a_folder_in_use_is_refused_in_one_line(tmp_path):
+    """Two transients into one folder would write each other's steps and files: while one holds the folder (its
+    lock taken here as the other process holds it), another is refused naming the folder, before ngspice runs."""
+    import fcntl  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    out = tmp_path / "t"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        proc = cli("transient", XOR, "--steps", "1", "--no-plots", "--out", str(out), QUIET)
+    finally:
+        os.close(fd)
+    assert proc.returncode == 2 and proc.stderr == (
+        f"metamaterial: {out}: a `transient` into it is running in another process; wait for it to end (the same "
+        "command then goes on from its steps), or choose another --out\n"), proc.stderr
+    assert list(out.iterdir()) == []
