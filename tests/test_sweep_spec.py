@@ -38,9 +38,12 @@ N_SEEDS = 3
 EPOCHS = 40
 
 
+#: what ``_spec`` sets on the base config unless given its own ``set``
+_SET = ["simulator.backend=native", f"learning.epochs={EPOCHS}", "learning.init={kind: uniform, low: 1.0, high: 5.0}"]
+
+
 def _spec(tmp_path, **body) -> str:
-    doc = {"base": REGRESSION, "set": ["simulator.backend=native", f"learning.epochs={EPOCHS}",
-                                       "learning.init={kind: uniform, low: 1.0, high: 5.0}"], **body}
+    doc = {"base": REGRESSION, "set": _SET, **body}
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return str(path)
@@ -1251,3 +1254,28 @@ def test_a_hardware_time_recorded_under_the_old_clock_is_left_out_of_the_table(t
     run = run_sweep(spec, out, workers=1)
     assert (run.total, run.skipped) == (2, 2)
     assert [r["hardware_time_s"] for r in load_table(out)[1]] == [None, 2.0]
+
+
+@pytest.mark.parametrize("chips", [False, True])
+def test_each_point_reports_its_trained_networks_power_as_the_energy_command_gives_it(tmp_path, chips):
+    """A point's network_power_w and edge_power_w are what `metamaterial energy` gives for its trained gates (the
+    free twin's total, median over the points, and one edge's, median over edges and points), whether its seeds
+    train as one batch or each replica is a chip of its own (its own circuit and solver)."""
+    from metamaterial import costs  # noqa: PLC0415
+    from metamaterial.runs import train_replicas  # noqa: PLC0415
+
+    mismatch = ["device.mismatch={vto_sigma: 0.01, k_sigma: 0.005, per_replica: true}"] if chips else []
+    spec = load_sweep(_spec(tmp_path, seeds=2, **({"set": [*_SET, *mismatch]} if chips else {})))
+    out = tmp_path / "out"
+    assert run_sweep(spec, out, workers=1).ok == 2
+    for p in spec.points:
+        summary = read_result(out, p.key)["summary"]
+        done = train_replicas(p.config, [p.config.seed])
+        done.trainer.solver.close()
+        energy = costs.energy_run(costs.Source(p.config, done.state.controls[0], None, None, seed=p.config.seed)
+                                  if chips else costs.Source(p.config, done.state.controls[0], None, None),
+                                  tmp_path / f"energy{p.index}", plots=False)["summary"]
+        assert summary["network_power_w"] == pytest.approx(energy["free_total_median_w"], rel=1e-9)
+        assert summary["edge_power_w"] == pytest.approx(energy["free_median_w"], rel=1e-9)
+    powers = [read_result(out, p.key)["summary"]["network_power_w"] for p in spec.points]
+    assert powers[0] != powers[1] and all(w > 0 for w in powers)

@@ -417,7 +417,8 @@ def _heat_map(plt, figures: Path, ok: list[dict], swept: list[str], a: str, b: s
 #: the metrics a sweep's headline ranks, and which end is the best: True where higher is better
 RANKED = {"test_accuracy": True, "accuracy": True, "success": True, "min_margin_v": True, "final_loss": False,
           "final_hinge_loss": False, "test_hinge_loss": False, "test_loss": False, "lowest_loss": False,
-          "learning_time_s": False, "learning_time_to_target_s": False, "hardware_time_s": False}
+          "learning_time_s": False, "learning_time_to_target_s": False, "hardware_time_s": False,
+          "network_power_w": False, "edge_power_w": False}
 
 
 def summarize(out: Path, table: SweepTable | None = None, metric: str | None = None) -> dict:

@@ -78,6 +78,7 @@ SUMMARY_METRICS = {
     "learning_time_s": "", "learning_time_to_target_s": "no point reached the spec's target_loss, or it sets none",
     "hardware_time_s": "points recorded before 2026-12-04 counted it otherwise (2 t_settle a step; now a t_settle + "
                        "t_learn slot per presented point): their value is left out",
+    **dict.fromkeys(("network_power_w", "edge_power_w"), "points recorded before 2026-12-04 lack it"),
     "n_updates": "", "t_learn_s": "", "epochs": "", "batch": "", "wall_s": ""}
 #: the revision of the dynamics (``revisions``) records made since count ``hardware_time_s`` as a slot per presented
 #: point (``Trainer.hardware_time``); a record made under an earlier one counted 2 t_settle a step

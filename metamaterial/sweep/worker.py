@@ -312,8 +312,9 @@ def store_record(out: Path, record: dict) -> dict:
 
 
 def _summaries(done, target_loss: float | None = None) -> list[dict]:
-    """One summary per replica of a ``runs.Trained``: losses, accuracy, margin, success, learning time (and with
-    ``target_loss`` the learning time at the first evaluation whose loss was at most it, None if none was)."""
+    """One summary per replica of a ``runs.Trained``: losses, accuracy, margin, success, learning time, the trained
+    network's power (``_trained_power``), and with ``target_loss`` the learning time at the first evaluation whose
+    loss was at most it (None if none was)."""
     from ..diagnostics import lowest_loss  # noqa: PLC0415
     from ..runs import succeeded  # noqa: PLC0415
 
@@ -347,6 +348,27 @@ def _summaries(done, target_loss: float | None = None) -> list[dict]:
             if "test_hinge_loss" in last:
                 s["test_hinge_loss"] = value(last, "test_hinge_loss", r)
         out.append(s)
+    for s, power in zip(out, _trained_power(done)):
+        s.update(power)
+    return out
+
+
+def _trained_power(done) -> list[dict]:
+    """Per replica, the DC power of its trained network at the training points, free twin, as ``metamaterial energy``
+    of its gates gives it: ``network_power_w``, the network's total (median over the points: energy's
+    ``free_total_median_w``), and ``edge_power_w``, one edge's (median over the edges and points: its
+    ``free_median_w``). A replica with a chip of its own (``replicas.ChipTrainers``) on its own circuit."""
+    from ..energy import power_report  # noqa: PLC0415
+
+    controls = done.state.controls
+    chips = getattr(done.trainer, "trainers", None)
+    parts = [(t, controls[r:r + 1]) for r, t in enumerate(chips)] if chips else [(done.trainer, controls)]
+    out = []
+    for trainer, gates in parts:
+        free = trainer.evaluate(gates).free.reshape(len(gates), -1, trainer.circuit.n_nodes)  # [R, P, N]
+        for x, v in zip(gates, free):
+            power = power_report(trainer.circuit, x, v).summary()
+            out.append({"network_power_w": power["free_total_median_w"], "edge_power_w": power["free_median_w"]})
     return out
 
 
