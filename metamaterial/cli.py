@@ -686,8 +686,10 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
         moved = (f"(no gate moved in the quasi-static loop{either})" if a["relative"] is None else
                  f"while the gates moved up to {a['max_moved_v']:.3g} V ({a['relative']:.2%})")
         print(f"{r['task']}, {src.label}: {r['steps']} training steps ({r['schedule']}, {r['loss']}) as one ngspice "
-              f"transient ({r['simulated_time_s']:.3g} s simulated: t_settle {r['t_settle_s']:.3g} s + t_learn "
-              f"{r['t_learn_s']:.3g} s per presented point) in {r['transient_wall_s']:.1f} s\n"
+              f"transient in {r['transient_wall_s']:.1f} s: {r['simulated_time_s']:.4g} s simulated, {r['slots']} "
+              f"presented points of t_settle {r['t_settle_s']:.3g} s + t_learn {r['t_learn_s']:.3g} s, each with "
+              f"its input rise ({r['input_rise_s']:.3g} s) and its switch's edges ({r['switch_edges_s']:.3g} s); "
+              f"train's clock counts {r['hardware_time_s']:.4g} s for them\n"
               f"{r['windows']} of {r['slots']} learning windows closed, {windows}\n"
               f"gates after each step vs the quasi-static loop ({r['quasi_static_backend']}): max difference "
               f"{a['max_diff_v']:.3g} V {moved}\noutput directory: {out}/ ({', '.join(r['files'])})")

@@ -146,6 +146,22 @@ def test_the_learning_command_runs_xors_full_batch_hinge(tmp_path):
     assert (f"{result['windows']} of 4 learning windows closed, {result['partial_windows']} of them for part of the "
             f"window only (the switch was closed {result['switch_on_fraction']:.1%} of the windows' time); the "
             f"quasi-static loop opened {result['quasi_static_windows']}, each whole") in proc.stdout
+    # train's clock for the same step counts the same slots: the transient adds to each its input rise and its
+    # switch's edges (SWITCH_EDGE of t_learn), and says so
+    run = tmp_path / "run"
+    assert subprocess.run([sys.executable, "-m", "metamaterial", "train", str(XOR), "--backend", "native", "--no-plots",
+                           "--no-progress", "--out", str(run), "--set", "learning.epochs=1"], cwd=ROOT, timeout=600,
+                          capture_output=True).returncode == 0
+    trained = json.loads((run / "summary.json").read_text())
+    assert result["hardware_time_s"] == pytest.approx(trained["hardware_time_s"], rel=1e-12)
+    assert result["switch_edges_s"] == pytest.approx(SWITCH_EDGE * result["t_learn_s"], rel=1e-9)
+    extra = result["simulated_time_s"] - result["hardware_time_s"]
+    assert extra == pytest.approx(4 * (result["input_rise_s"] + result["switch_edges_s"]), rel=1e-9)
+    assert result["simulated_time_s"] == pytest.approx(4 * result["slot_s"], rel=1e-12)
+    assert (f"{result['simulated_time_s']:.4g} s simulated, 4 presented points of t_settle "
+            f"{result['t_settle_s']:.3g} s + t_learn {result['t_learn_s']:.3g} s, each with its input rise"
+            ) in proc.stdout
+    assert f"train's clock counts {trained['hardware_time_s']:.4g} s for them" in proc.stdout
 
 
 
