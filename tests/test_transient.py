@@ -64,6 +64,25 @@ def test_single_rc_pole_settles_and_costs_what_the_closed_form_says():
     assert r.voltages[-1, 1] == pytest.approx(vf, abs=DC_ATOL)
 
 
+def test_energy_per_inference_is_the_heat_plus_the_stored_energy_and_can_be_below_the_static_energy():
+    """Power balance over the settle: what the drivers deliver is what the edges dissipate plus the change of the
+    energy the capacitor holds. On a step down the capacitor gives charge back, so the drivers deliver less than the
+    new point's DC power times the settling time: ``static_energy / energy`` (transient.json's static_fraction)
+    is then above 1."""
+    c = _chain(3, 1, 0.0)
+    g1, g2, cap = 1e-3, 2e-3, 10e-12
+    per = PeripheryParams(driver_resistance=0.0, input_rise=RISE, amplifier_capacitance=cap, wiring_capacitance=0.0)
+    tau = cap / (g1 + g2)
+    for v0, v1, above_one in ((0.1, 0.4, False), (0.4, 0.1, True)):
+        r = step_response(c, np.array([g1, g2]), [v0], [v1], periphery=per, settle=SettleParams(t_stop=15 * tau))
+        t = np.linspace(r.t_step, r.t_step + r.settling_time, 20001)
+        v = np.stack([np.interp(t, r.time, r.voltages[:, i]) for i in range(c.n_nodes)], axis=1)
+        heat = np.trapezoid(g1 * (v[:, 0] - v[:, 1]) ** 2 + g2 * (v[:, 1] - v[:, 2]) ** 2, t)
+        stored = 0.5 * cap * (v[-1, 1] ** 2 - v[0, 1] ** 2)
+        assert r.energy == pytest.approx(heat + stored, rel=1e-3)
+        assert (r.static_energy > r.energy) == above_one
+
+
 def _ladder_reference(c, cond, caps, r_d, v_before, v_after, out, rel_tol, abs_tol):
     """Exact step response of a linear network whose sources sit behind r_d: (settling time, drivers' energy)."""
     n = c.n_nodes
