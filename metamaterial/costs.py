@@ -383,9 +383,11 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
     closed for part of the window only, the mean fraction of a window it was closed, and the windows the loop
     opened, all of them whole; the simulated time, a ``slot_s`` per presented point, beside ``hardware_time_s``,
     what ``train``'s clock counts for the same points: ``energy.learning_clock``, a t_settle + t_learn slot each,
-    without the transient's input rise and switch edges), learning_gates.csv (per step and edge: both gates),
-    learning.cir (the netlist ngspice ran) and learning_gates.png (the trajectories over each other; without
-    plots, an earlier run's is removed: ``removed``). Returns the JSON's content.
+    without the transient's input rise and switch edges; ``switch_time_s``, how long the transient's switch was
+    closed, beside ``learning_time_s``, the loop's windows x t_learn, as ``train`` counts it), learning_gates.csv
+    (per step and edge: both gates), learning.cir (the netlist ngspice ran) and learning_gates.png (the
+    trajectories over each other; without plots, an earlier run's is removed: ``removed``). Returns the JSON's
+    content.
     """
     from .energy import learning_clock  # noqa: PLC0415
     from .learning_hardware import compare, loop_windows, plan_steps, quasi_static, run_learning  # noqa: PLC0415
@@ -422,7 +424,8 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
               "simulated_time_s": len(tran.plan.points) * tran.plan.period, "slot_s": tran.plan.period,
               "input_rise_s": tran.plan.rise,
               "switch_edges_s": tran.plan.period - tran.plan.rise - tran.plan.t_settle - tran.plan.t_learn,
-              "hardware_time_s": clock.hardware_time, "transient_wall_s": round(t_tran, 3),
+              "hardware_time_s": clock.hardware_time, "learning_time_s": clock.learning_time,
+              "transient_wall_s": round(t_tran, 3),
               "quasi_static_wall_s": round(t_ref, 3), "quasi_static_backend": src.config.simulator.backend,
               "time_points": int(len(tran.time)), "agreement": agreement,
               "files": ["learning.json", "learning_gates.csv", "learning.cir"]

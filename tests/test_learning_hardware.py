@@ -154,6 +154,8 @@ def test_the_learning_command_runs_xors_full_batch_hinge(tmp_path):
                           capture_output=True).returncode == 0
     trained = json.loads((run / "summary.json").read_text())
     assert result["hardware_time_s"] == pytest.approx(trained["hardware_time_s"], rel=1e-12)
+    assert result["learning_time_s"] == pytest.approx(trained["learning_time_s"], rel=1e-12)
+    assert result["quasi_static_windows"] == trained["n_updates"]
     assert result["switch_edges_s"] == pytest.approx(SWITCH_EDGE * result["t_learn_s"], rel=1e-9)
     extra = result["simulated_time_s"] - result["hardware_time_s"]
     assert extra == pytest.approx(4 * (result["input_rise_s"] + result["switch_edges_s"]), rel=1e-9)
