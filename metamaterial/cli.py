@@ -761,9 +761,10 @@ def _human_summary(s: dict, run_dir: Path, figures: list[Path]) -> str:
     rc = s.get("charging_rc_s")  # absent from runs before 2026-12-02
     integrator = "" if not rc or s["t_learn_s"] <= rc / 10 else \
         f" = {s['t_learn_s'] / rc:.3g} R C, which assumes an integrating gate drive: docs/physics.md 3.5"
+    # n_updates counts learning windows (a full-batch step opens one per active point), not steps
     lines.append(f"{s['n_solves']} solves in {s['wall_s']:.1f} s; learning time {s['learning_time_s']:.3g} s "
-                 f"(t_learn {s['t_learn_s']:.3g} s per update{integrator}; {s['hardware_time_s']:.3g} s on the "
-                 "hardware, a t_settle + t_learn slot per presented point)")
+                 f"({s['n_updates']} learning windows of t_learn {s['t_learn_s']:.3g} s{integrator}; "
+                 f"{s['hardware_time_s']:.3g} s on the hardware, a t_settle + t_learn slot per presented point)")
     if s.get("sweep_fallbacks"):
         lines.append(f"ngspice: {s['sweep_fallbacks']} circuit(s) solved by one op per solve after their dc sweep "
                      f"failed to converge (the same operating points, more slowly)")
