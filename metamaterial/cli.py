@@ -143,7 +143,8 @@ def _parser() -> argparse.ArgumentParser:
                                 "charging currents, learning switch) as one transient and compare the gates with "
                                 "the quasi-static training loop")
         e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                       help="override a config value, e.g. --set timing.periphery.wiring_capacitance=1e-11")
+                       help="override a config value, e.g. --set " + ("simulator.temperature=50" if name == "energy"
+                                                                      else "timing.periphery.wiring_capacitance=1e-11"))
         default = f"RUN_DIR/{name}, or runs/<name>-{name}" + ("; with --learning, RUN_DIR/learning or "
                                                                "runs/<name>-learning" if name == "transient" else "")
         e.add_argument("--out", type=Path, help=f"output directory (default: {default})")

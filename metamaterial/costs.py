@@ -120,10 +120,17 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = F
     [edge, 2]: its nodes), power.csv (the same, one row per point, twin and edge: when ``csv_table``, or by default
     when it has at most ``CSV_MAX_ROWS`` rows) and power_map.png (the median power of each edge over the points on
     the network, log colour scale). Returns the JSON's content; its ``files`` lists what was written, ``removed``
-    what an earlier run left in ``out`` that this one did not write (``_remove_stale``).
+    what an earlier run left in ``out`` that this one did not write (``_remove_stale``). Of the ``timing:`` section
+    it reads nothing: its capacitances do not change a DC answer, and a driver resistance, which would, is refused.
     """
     from .energy import power_report  # noqa: PLC0415
 
+    rd = src.config.timing.periphery.driver_resistance
+    if rd:  # the DC solvers drive the nodes directly; the capacitances of ``timing:`` do not change a DC answer
+        raise ConfigError(f"timing.periphery.driver_resistance: `energy` solves the network driven directly, without "
+                          f"driver resistances (got {rd:g} ohm), so its power would not be this circuit's; set it to 0 "
+                          "for `energy`, or use `metamaterial transient`, whose dc_power_after_w is what the drivers "
+                          "deliver through them")
     setup = src.setup()
     c, task = setup.circuit, setup.task
     with _progress(progress, 2, f"energy {src.config.name}", "phase") as bar, make_solver(setup) as solver:
