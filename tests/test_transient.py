@@ -18,6 +18,7 @@ from scipy.optimize import brentq
 
 from metamaterial.circuit import compile_graph
 from metamaterial.devices import ResistorParams, draw_mismatch
+from metamaterial.energy import power_report
 from metamaterial.errors import SimulationError, ValidationError
 from metamaterial.graph import Roles, assign_roles, lattice_network
 from metamaterial.sim.native import NativeSolver
@@ -149,6 +150,11 @@ def test_nmos_transient_ends_at_the_dc_operating_point(ngspice, points):
     assert np.abs(r.voltages[-1] - reference).max() < DC_ATOL
     assert np.abs(r.voltages[0] - ngspice.solve(c, gates, x[points[0]]).voltages[0]).max() < DC_ATOL
     assert np.abs(r.outputs[-1] - c.output_values(reference)[0]).max() <= r.tolerance.max()
+    # the drivers deliver what the devices dissipate at each point's operating point: `transient`'s DC power
+    # before and after the step is `energy`'s free-twin total there (to how far the end state is from it)
+    before = NativeSolver().solve(c, gates, x[points[0]]).voltages
+    for power, v in ((r.supply_power[0], before), (r.power_after, native[None])):
+        assert power == pytest.approx(power_report(c, gates, v).total_free[0], rel=1e-5)
 
 
 def test_a_transient_deck_asks_for_klu_and_sparse_gives_the_same_waveforms(ngspice, monkeypatch):
