@@ -143,7 +143,8 @@ def _parser() -> argparse.ArgumentParser:
                                 "charging currents, learning switch) as one transient and compare the gates with "
                                 "the quasi-static training loop")
         e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                       help="override a config value, e.g. --set timing.periphery.wiring_capacitance=1e-11")
+                       help="override a config value, e.g. --set " + ("simulator.temperature=50" if name == "energy"
+                                                                      else "timing.periphery.wiring_capacitance=1e-11"))
         default = f"RUN_DIR/{name}, or runs/<name>-{name}" + ("; with --learning, RUN_DIR/learning or "
                                                                "runs/<name>-learning" if name == "transient" else "")
         e.add_argument("--out", type=Path, help=f"output directory (default: {default})")
@@ -686,8 +687,10 @@ def _cost_run(args: argparse.Namespace, costs, src, out: Path) -> int:
         moved = (f"(no gate moved in the quasi-static loop{either})" if a["relative"] is None else
                  f"while the gates moved up to {a['max_moved_v']:.3g} V ({a['relative']:.2%})")
         print(f"{r['task']}, {src.label}: {r['steps']} training steps ({r['schedule']}, {r['loss']}) as one ngspice "
-              f"transient ({r['simulated_time_s']:.3g} s simulated: t_settle {r['t_settle_s']:.3g} s + t_learn "
-              f"{r['t_learn_s']:.3g} s per presented point) in {r['transient_wall_s']:.1f} s\n"
+              f"transient in {r['transient_wall_s']:.1f} s: {r['simulated_time_s']:.4g} s simulated, {r['slots']} "
+              f"presented points of t_settle {r['t_settle_s']:.3g} s + t_learn {r['t_learn_s']:.3g} s, each with "
+              f"its input rise ({r['input_rise_s']:.3g} s) and its switch's edges ({r['switch_edges_s']:.3g} s); "
+              f"train's clock counts {r['hardware_time_s']:.4g} s for them\n"
               f"{r['windows']} of {r['slots']} learning windows closed, {windows}\n"
               f"gates after each step vs the quasi-static loop ({r['quasi_static_backend']}): max difference "
               f"{a['max_diff_v']:.3g} V {moved}\noutput directory: {out}/ ({', '.join(r['files'])})")
@@ -759,9 +762,10 @@ def _human_summary(s: dict, run_dir: Path, figures: list[Path]) -> str:
     rc = s.get("charging_rc_s")  # absent from runs before 2026-12-02
     integrator = "" if not rc or s["t_learn_s"] <= rc / 10 else \
         f" = {s['t_learn_s'] / rc:.3g} R C, which assumes an integrating gate drive: docs/physics.md 3.5"
+    # n_updates counts learning windows (a full-batch step opens one per active point), not steps
     lines.append(f"{s['n_solves']} solves in {s['wall_s']:.1f} s; learning time {s['learning_time_s']:.3g} s "
-                 f"(t_learn {s['t_learn_s']:.3g} s per update{integrator}; {s['hardware_time_s']:.3g} s on the "
-                 "hardware, a t_settle + t_learn slot per presented point)")
+                 f"({s['n_updates']} learning windows of t_learn {s['t_learn_s']:.3g} s{integrator}; "
+                 f"{s['hardware_time_s']:.3g} s on the hardware, a t_settle + t_learn slot per presented point)")
     if s.get("sweep_fallbacks"):
         lines.append(f"ngspice: {s['sweep_fallbacks']} circuit(s) solved by one op per solve after their dc sweep "
                      f"failed to converge (the same operating points, more slowly)")

@@ -120,10 +120,17 @@ def energy_run(src: Source, out: Path, *, plots: bool = True, progress: bool = F
     [edge, 2]: its nodes), power.csv (the same, one row per point, twin and edge: when ``csv_table``, or by default
     when it has at most ``CSV_MAX_ROWS`` rows) and power_map.png (the median power of each edge over the points on
     the network, log colour scale). Returns the JSON's content; its ``files`` lists what was written, ``removed``
-    what an earlier run left in ``out`` that this one did not write (``_remove_stale``).
+    what an earlier run left in ``out`` that this one did not write (``_remove_stale``). Of the ``timing:`` section
+    it reads nothing: its capacitances do not change a DC answer, and a driver resistance, which would, is refused.
     """
     from .energy import power_report  # noqa: PLC0415
 
+    rd = src.config.timing.periphery.driver_resistance
+    if rd:  # the DC solvers drive the nodes directly; the capacitances of ``timing:`` do not change a DC answer
+        raise ConfigError(f"timing.periphery.driver_resistance: `energy` solves the network driven directly, without "
+                          f"driver resistances (got {rd:g} ohm), so its power would not be this circuit's; set it to 0 "
+                          "for `energy`, or use `metamaterial transient`, whose dc_power_after_w is what the drivers "
+                          "deliver through them")
     setup = src.setup()
     c, task = setup.circuit, setup.task
     with _progress(progress, 2, f"energy {src.config.name}", "phase") as bar, make_solver(setup) as solver:
@@ -381,10 +388,15 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
 
     Writes learning.json (settings, agreement, wall times; the windows whose switch closed at all, those it
     closed for part of the window only, the mean fraction of a window it was closed, and the windows the loop
-    opened, all of them whole), learning_gates.csv (per step and edge: both gates), learning.cir (the netlist
-    ngspice ran) and learning_gates.png (the trajectories over each other; without plots, an earlier run's is
-    removed: ``removed``). Returns the JSON's content.
+    opened, all of them whole; the simulated time, a ``slot_s`` per presented point, beside ``hardware_time_s``,
+    what ``train``'s clock counts for the same points: ``energy.learning_clock``, a t_settle + t_learn slot each,
+    without the transient's input rise and switch edges; ``switch_time_s``, how long the transient's switch was
+    closed, beside ``learning_time_s``, the loop's windows x t_learn, as ``train`` counts it), learning_gates.csv
+    (per step and edge: both gates), learning.cir (the netlist ngspice ran) and learning_gates.png (the
+    trajectories over each other; without plots, an earlier run's is removed: ``removed``). Returns the JSON's
+    content.
     """
+    from .energy import learning_clock  # noqa: PLC0415
     from .learning_hardware import compare, loop_windows, plan_steps, quasi_static, run_learning  # noqa: PLC0415
 
     setup = src.setup()
@@ -406,6 +418,9 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
                ([k, e, repr(float(tran.gates_after[k, e])), repr(float(ref[k, e]))]
                 for k in range(steps) for e in range(setup.circuit.n_edges)))
     hw = setup.hardware
+    # train's clock for the points presented here, beside the time the transient simulates (its input rises and
+    # switch edges on top): the two commands count the same slots
+    clock = learning_clock(int(ref_windows.sum()), len(tran.plan.points), hw)
     result = {"name": src.config.name, "task": setup.task.name, "source": src.label, "steps": steps,
               "schedule": setup.params.schedule.kind, "loss": setup.rule.loss,
               "slots": len(tran.plan.points), "windows": tran.windows, "partial_windows": tran.partial_windows,
@@ -413,7 +428,11 @@ def learning_run(src: Source, out: Path, *, steps: int = 100, plots: bool = True
               "quasi_static_windows": int(ref_windows.sum()),
               "t_settle_s": tran.plan.t_settle, "t_learn_s": tran.plan.t_learn, "capacitance_f": hw.capacitance,
               "resistance_ohm": hw.resistance, "gain": hw.gain, "rate_per_v": setup.rule.rate,
-              "simulated_time_s": len(tran.plan.points) * tran.plan.period, "transient_wall_s": round(t_tran, 3),
+              "simulated_time_s": len(tran.plan.points) * tran.plan.period, "slot_s": tran.plan.period,
+              "input_rise_s": tran.plan.rise,
+              "switch_edges_s": tran.plan.period - tran.plan.rise - tran.plan.t_settle - tran.plan.t_learn,
+              "hardware_time_s": clock.hardware_time, "learning_time_s": clock.learning_time,
+              "transient_wall_s": round(t_tran, 3),
               "quasi_static_wall_s": round(t_ref, 3), "quasi_static_backend": src.config.simulator.backend,
               "time_points": int(len(tran.time)), "agreement": agreement,
               "files": ["learning.json", "learning_gates.csv", "learning.cir"]

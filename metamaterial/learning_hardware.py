@@ -77,7 +77,8 @@ SLOT_BYTES_PER_EDGE2 = 106.0
 #: at 4.19e10 (rise 1e-9 s), the regression ramp at 3.2e10 (rise 1e-9 s); the shipped 100 XOR steps end at 2.67e10
 #: and ran through. A run just below the limit may still abort (an ngspice error, exit 1).
 MAX_TIME_OVER_RISE = 2.7e10
-#: largest slot period (t_settle + t_learn) over ``timing.periphery.input_rise`` the transient accepts. ngspice's
+#: largest slot period (``StepPlan.period``: rise + t_settle + t_learn + the switch's edges) over
+#: ``timing.periphery.input_rise`` the transient accepts. ngspice's
 #: smallest time step is 1e-11 of its largest (the period over POINTS_PER_STEP), and at each input ramp it needs
 #: steps far below the rise: beyond some ratio it aborts there ("timestep too small"), or hangs. Measured (2026-12-02,
 #: C scaled at the shipped rate): XOR (4x4 and 8x8 lattice, cycle and full batch, mse and hinge) aborts from
@@ -235,7 +236,8 @@ def check(setup: Setup, capacitances: MosCapacitances, periphery: PeripheryParam
             keys = "hardware.capacitance, hardware.gain, learning.rate"
             fix = (f"lower hardware.capacitance or learning.rate, or raise hardware.gain, to a t_learn (rate R C / "
                    f"gain) of at most {longest:.3g} s")
-        raise ValidationError(f"{keys}: a presented point (t_settle + t_learn) must take at most "
+        raise ValidationError(f"{keys}: a presented point (input rise + t_settle + t_learn + the switch's edges, "
+                              f"{SWITCH_EDGE:.0%} of t_learn) must take at most "
                               f"{MAX_PERIOD_OVER_RISE:.0e} times timing.periphery.input_rise ({plan.rise:.3g} s) for "
                               f"ngspice to integrate its input ramps (measured: it aborts from 2e8, 'timestep too "
                               f"small') (got {plan.period:.3g} s, {ratio:.2g} times, t_learn {plan.t_learn:.3g} s); "

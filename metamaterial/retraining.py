@@ -41,6 +41,8 @@ class LearningRun:
         windows: learning windows up to then (per applied point). updates: steps that closed a switch.
         controls: [E] gates (V) when it held. gate_steps: [S, E] gate change of each step (V).
         gates: [S, E] gates before each step (V). windows_per_step: [S] windows each step took.
+        presentations: points presented up to then (a full-batch step presents every point, active or not).
+        t_learn, t_settle: the run's hardware clock (s; ``HardwareParams``).
         band: learning time and charging energy over the band of gate capacitors and multiplier gains, from the
             gate change of each window (``point_windows``).
     """
@@ -56,11 +58,20 @@ class LearningRun:
     windows_per_step: np.ndarray
     t_learn: float
     band: LearningBand
+    presentations: int = 0
+    t_settle: float = 0.0
 
     @property
     def learning_time(self) -> float:
         """Cumulative switch-on time (s) with the run's own hardware constants."""
         return self.windows * self.t_learn
+
+    @property
+    def hardware_time(self) -> float:
+        """Time (s) on the hardware: a t_settle + t_learn slot per presented point, switch closed or not
+        (``energy.LearningClock``, as ``train``'s ``hardware_time_s``). The twin networks draw their DC power all
+        of it, not only the learning time."""
+        return self.presentations * (self.t_settle + self.t_learn)
 
 
 def criterion_met(setup: Setup, out: np.ndarray) -> bool:
@@ -124,8 +135,9 @@ def train_to_criterion(setup: Setup, controls: np.ndarray, seed: int, max_epochs
     w = np.array(windows, int)
     win = int(w.sum())
     band = learning_band(rule.rate, win, *_window_gates(g, w, parts), setup.hardware)
+    presented = n * setup.params.schedule.points_per_step(setup.task.n_points)
     return LearningRun(track["done"], -(-n // per_epoch), n, win, track["updates"], track["prev"], d, g, w,
-                       setup.hardware.t_learn, band)
+                       setup.hardware.t_learn, band, presented, setup.hardware.t_settle)
 
 
 def point_windows(setup: Setup, solver, before: np.ndarray, out: np.ndarray, rate: float) -> np.ndarray:

@@ -99,8 +99,10 @@ class StepResponse:
 
     @property
     def static_energy(self) -> float:
-        """J the DC power of the new point alone would take over the settling time; the rest of ``energy`` is
-        the charging of the node capacitances (and the lower power before the step)."""
+        """J the DC power of the new point alone would take over the settling time. The rest of ``energy``, of
+        either sign, is the change of the energy the node capacitances hold plus the devices' power along the way
+        short of or beyond the new point's: ``energy`` can be below this (a step to a point of higher power, or
+        nodes that fall and give back their charge)."""
         return self.power_after * self.settling_time
 
 

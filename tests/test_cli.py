@@ -56,8 +56,11 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     assert summary["learning_time_s"] == pytest.approx(summary["n_updates"] * summary["t_learn_s"])
     # XOR's window, 0.66 s, is 300 R C (1 kohm x 2.2 uF): the line says which charging circuit that time assumes
     assert summary["charging_rc_s"] == pytest.approx(1e3 * 2.2e-6)
-    assert (f"learning time {summary['learning_time_s']:.3g} s (t_learn {summary['t_learn_s']:.3g} s per update = "
-            f"{summary['t_learn_s'] / 2.2e-3:.3g} R C, which assumes an integrating gate drive: docs/physics.md 3.5; "
+    # the line's count of windows times t_learn is its learning time: a full-batch step opens a window per point
+    assert summary["n_updates"] > summary["n_steps"]
+    assert (f"learning time {summary['learning_time_s']:.3g} s ({summary['n_updates']} learning windows of t_learn "
+            f"{summary['t_learn_s']:.3g} s = {summary['t_learn_s'] / 2.2e-3:.3g} R C, which assumes an integrating "
+            "gate drive: docs/physics.md 3.5; "
             f"{summary['hardware_time_s']:.3g} s on the hardware, a t_settle + t_learn slot per presented point)") \
         in proc.stdout
     # every epoch presents XOR's 4 points, each a slot of t_settle (10 us) + t_learn, switch closed or not

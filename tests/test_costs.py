@@ -155,6 +155,13 @@ def test_energy_and_transient_of_a_trained_run_directory(tmp_path):
     (["energy", XOR, "--set", "timing.periphery.wiring=1e-12"],
      f"metamaterial: {XOR}: --set timing.periphery.wiring=1e-12: timing.periphery.wiring: unknown key; remove it or "
      "check its spelling (see README, config reference)"),
+    # energy's DC solvers drive the nodes directly: a driver resistance would move its answer (XOR's power by 5-14 %
+    # at 100 ohm, as the transient's dc_power_after_w shows), so it is refused rather than ignored
+    (["energy", XOR, "--backend", "native", "--set", "timing.periphery.driver_resistance=100"],
+     f"metamaterial: {XOR}: --set timing.periphery.driver_resistance=100: timing.periphery.driver_resistance: "
+     "`energy` solves the network driven directly, without driver resistances (got 100 ohm), so its power would not "
+     "be this circuit's; set it to 0 for `energy`, or use `metamaterial transient`, whose dc_power_after_w is what "
+     "the drivers deliver through them"),
     (["transient", XOR, "--set", "timing.capacitances.cgs=2e-6"],
      f"metamaterial: {XOR}: --set timing.capacitances.cgs=2e-6: timing.capacitances.cgs: Input should be less than "
      "1e-06 (got 2e-06); give a value in range"),  # pydantic wrote the bound as 0.000001

@@ -146,6 +146,24 @@ def test_the_learning_command_runs_xors_full_batch_hinge(tmp_path):
     assert (f"{result['windows']} of 4 learning windows closed, {result['partial_windows']} of them for part of the "
             f"window only (the switch was closed {result['switch_on_fraction']:.1%} of the windows' time); the "
             f"quasi-static loop opened {result['quasi_static_windows']}, each whole") in proc.stdout
+    # train's clock for the same step counts the same slots: the transient adds to each its input rise and its
+    # switch's edges (SWITCH_EDGE of t_learn), and says so
+    run = tmp_path / "run"
+    assert subprocess.run([sys.executable, "-m", "metamaterial", "train", str(XOR), "--backend", "native", "--no-plots",
+                           "--no-progress", "--out", str(run), "--set", "learning.epochs=1"], cwd=ROOT, timeout=600,
+                          capture_output=True).returncode == 0
+    trained = json.loads((run / "summary.json").read_text())
+    assert result["hardware_time_s"] == pytest.approx(trained["hardware_time_s"], rel=1e-12)
+    assert result["learning_time_s"] == pytest.approx(trained["learning_time_s"], rel=1e-12)
+    assert result["quasi_static_windows"] == trained["n_updates"]
+    assert result["switch_edges_s"] == pytest.approx(SWITCH_EDGE * result["t_learn_s"], rel=1e-9)
+    extra = result["simulated_time_s"] - result["hardware_time_s"]
+    assert extra == pytest.approx(4 * (result["input_rise_s"] + result["switch_edges_s"]), rel=1e-9)
+    assert result["simulated_time_s"] == pytest.approx(4 * result["slot_s"], rel=1e-12)
+    assert (f"{result['simulated_time_s']:.4g} s simulated, 4 presented points of t_settle "
+            f"{result['t_settle_s']:.3g} s + t_learn {result['t_learn_s']:.3g} s, each with its input rise"
+            ) in proc.stdout
+    assert f"train's clock counts {trained['hardware_time_s']:.4g} s for them" in proc.stdout
 
 
 
@@ -235,7 +253,8 @@ def test_what_the_transient_does_not_model_is_refused(config, overrides, message
     # (a capacitance of 1e6 F is the config's refusal since: its t_learn 5e10 s is past hardware.t_learn's 1e6 s)
     ("regression", ["--set", "hardware.capacitance=1e-3"], "--set hardware.capacitance=1e-3: hardware.capacitance, "
      "hardware.gain, learning.rate: a "
-     "presented point (t_settle + t_learn) must take at most 1e+08 times timing.periphery.input_rise (1e-08 s) for "
+     "presented point (input rise + t_settle + t_learn + the switch's edges, 1% of t_learn) must take at most "
+     "1e+08 times timing.periphery.input_rise (1e-08 s) for "
      "ngspice to integrate its input ramps (measured: it aborts from 2e8, 'timestep too small') (got 50.5 s, "
      "5.1e+09 times, t_learn 50 s); lower hardware.capacitance or learning.rate, or raise hardware.gain, to a "
      "t_learn (rate R C / gain) of at most 0.99 s"),
@@ -265,8 +284,9 @@ def _check(config: str, overrides: list[str]):
 
 @pytest.mark.parametrize("overrides, message", [
     # t_learn = rate R C / gain: 5 x 1 kohm x 1 F / 0.1 = 5e4 s, which ngspice aborted on after 5 s
-    (["hardware.capacitance=1"], r"hardware.capacitance, hardware.gain, learning.rate: a presented point \(t_settle \+ "
-                                 r"t_learn\) must take at most 1e\+08 times timing.periphery.input_rise \(1e-08 s\) "
+    (["hardware.capacitance=1"], r"hardware.capacitance, hardware.gain, learning.rate: a presented point \(input rise "
+                                 r"\+ t_settle \+ t_learn \+ the switch's edges, 1% of t_learn\) must take at most "
+                                 r"1e\+08 times timing.periphery.input_rise \(1e-08 s\) "
                                  r".* \(got 5.05e\+04 s, 5.1e\+12 times, t_learn 5e\+04 s\); lower "
                                  r"hardware.capacitance or learning.rate, or raise hardware.gain, to a t_learn "
                                  r"\(rate R C / gain\) of at most 0.99 s$"),

@@ -8,6 +8,8 @@ charging heat is the closed form over the points' own charges, and the windows a
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -57,6 +59,12 @@ def test_windows_are_counted_per_applied_point_and_the_criterion_first_holds_at_
     else:  # regression: every presented point is applied
         assert run.windows == run.updates == run.steps
     assert run.learning_time == pytest.approx(run.windows * setup.hardware.t_learn, rel=1e-12)
+    # the hardware time of the same steps is train's (a slot per presented point, switch closed or not)
+    trainer = make_trainer(setup, epochs=run.epochs)
+    state = trainer.init_state(start[None], np.random.default_rng(cfg.seed), keep_trajectory=False)
+    state = replace(state, n_steps=run.steps)
+    assert run.hardware_time == pytest.approx(float(trainer.hardware_time(state)[0]), rel=1e-12)
+    assert run.hardware_time >= run.learning_time + run.steps * setup.hardware.t_settle
     lo, hi = run.band.range("learning_time")
     r, R = setup.rule.rate, setup.hardware.resistance
     assert lo == pytest.approx(run.windows * r * R * CAPACITOR_BAND[0] / GAIN_BAND[1], rel=1e-12)

@@ -18,6 +18,7 @@ from scipy.optimize import brentq
 
 from metamaterial.circuit import compile_graph
 from metamaterial.devices import ResistorParams, draw_mismatch
+from metamaterial.energy import power_report
 from metamaterial.errors import SimulationError, ValidationError
 from metamaterial.graph import Roles, assign_roles, lattice_network
 from metamaterial.sim.native import NativeSolver
@@ -62,6 +63,25 @@ def test_single_rc_pole_settles_and_costs_what_the_closed_form_says():
     assert r.energy == pytest.approx(energy, rel=CLOSED_FORM_REL)
     assert r.power_after == pytest.approx(v1**2 * g1 * g2 / (g1 + g2) + 0.0, rel=1e-6)
     assert r.voltages[-1, 1] == pytest.approx(vf, abs=DC_ATOL)
+
+
+def test_energy_per_inference_is_the_heat_plus_the_stored_energy_and_can_be_below_the_static_energy():
+    """Power balance over the settle: what the drivers deliver is what the edges dissipate plus the change of the
+    energy the capacitor holds. On a step down the capacitor gives charge back, so the drivers deliver less than the
+    new point's DC power times the settling time: ``static_energy / energy`` (transient.json's static_fraction)
+    is then above 1."""
+    c = _chain(3, 1, 0.0)
+    g1, g2, cap = 1e-3, 2e-3, 10e-12
+    per = PeripheryParams(driver_resistance=0.0, input_rise=RISE, amplifier_capacitance=cap, wiring_capacitance=0.0)
+    tau = cap / (g1 + g2)
+    for v0, v1, above_one in ((0.1, 0.4, False), (0.4, 0.1, True)):
+        r = step_response(c, np.array([g1, g2]), [v0], [v1], periphery=per, settle=SettleParams(t_stop=15 * tau))
+        t = np.linspace(r.t_step, r.t_step + r.settling_time, 20001)
+        v = np.stack([np.interp(t, r.time, r.voltages[:, i]) for i in range(c.n_nodes)], axis=1)
+        heat = np.trapezoid(g1 * (v[:, 0] - v[:, 1]) ** 2 + g2 * (v[:, 1] - v[:, 2]) ** 2, t)
+        stored = 0.5 * cap * (v[-1, 1] ** 2 - v[0, 1] ** 2)
+        assert r.energy == pytest.approx(heat + stored, rel=1e-3)
+        assert (r.static_energy > r.energy) == above_one
 
 
 def _ladder_reference(c, cond, caps, r_d, v_before, v_after, out, rel_tol, abs_tol):
@@ -130,6 +150,11 @@ def test_nmos_transient_ends_at_the_dc_operating_point(ngspice, points):
     assert np.abs(r.voltages[-1] - reference).max() < DC_ATOL
     assert np.abs(r.voltages[0] - ngspice.solve(c, gates, x[points[0]]).voltages[0]).max() < DC_ATOL
     assert np.abs(r.outputs[-1] - c.output_values(reference)[0]).max() <= r.tolerance.max()
+    # the drivers deliver what the devices dissipate at each point's operating point: `transient`'s DC power
+    # before and after the step is `energy`'s free-twin total there (to how far the end state is from it)
+    before = NativeSolver().solve(c, gates, x[points[0]]).voltages
+    for power, v in ((r.supply_power[0], before), (r.power_after, native[None])):
+        assert power == pytest.approx(power_report(c, gates, v).total_free[0], rel=1e-5)
 
 
 def test_a_transient_deck_asks_for_klu_and_sparse_gives_the_same_waveforms(ngspice, monkeypatch):

@@ -70,6 +70,7 @@ def _learning(ctx: Context, cfg) -> dict:
         d_lo, d_hi = r.band.range("dissipated")
         return {"reached": r.reached, "epochs": r.epochs, "steps": r.steps, "windows": r.windows,
                 "updates": r.updates, "learning_time_s": r.learning_time, "band_s": [lo, hi],
+                "presentations": r.presentations, "hardware_time_s": r.hardware_time,
                 "charging_heat_band_j": [d_lo, d_hi],
                 "code_gain_band_s": list(time_band(setup.rule.rate, r.windows, hw, gains=CODE_GAIN_BAND))}
 
@@ -120,7 +121,9 @@ def run(ctx: Context) -> ClaimResult:
                          f"{si(x['charging_heat_band_j'][0], 'J')} .. {si(x['charging_heat_band_j'][1], 'J')}, "
                          f"while the two twins draw about {si(r['twins_power_median_w'], 'W')} the whole time "
                          f"(trained gates, median over the points): "
-                         f"{si(r['twins_power_median_w'] * x['learning_time_s'], 'J')} over the learning time")
+                         f"{si(r['twins_power_median_w'] * x['hardware_time_s'], 'J')} over the "
+                         f"{x['hardware_time_s']:.3g} s of hardware time ({x['presentations']} presented points, a "
+                         "t_settle + t_learn slot each, switch closed or not)")
     spans, gain = rows[TASKS[0]]["learning"]["spans"], rows[TASKS[0]]["learning"]["gain"]
     lines.append(f"  - the learning time scales as C / gain: over these bands the capacitor spans x"
                  f"{spans['capacitance']:.2f} and the gain x{spans['gain']:.2f}, so the capacitor dominates, by "

@@ -50,7 +50,8 @@ class HardwareParams:
     @property
     def slot(self) -> float:
         """Seconds of one presented point on the hardware: the twins settle, then the learning window, whether or
-        not its switch closes (the slot of ``learning_hardware``'s transient, its input rise aside)."""
+        not its switch closes (the slot of ``learning_hardware``'s transient, ``StepPlan.period``, less its input
+        rise and the switch's edges)."""
         return self.t_settle + self.t_learn
 
     def t_learn_for(self, rate: float) -> float:
