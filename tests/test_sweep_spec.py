@@ -1171,8 +1171,8 @@ def test_the_summary_ends_with_the_best_and_worst_setting_by_the_metric(tmp_path
     assert best != worst
     head = json.loads((out / "summary.json").read_text())["headline"]
     assert head["metric"] == "final_loss" and head["higher_is_better"] is False
-    assert head["best"] == {"values": {"learning.rate": float(best)}, "mean": means[best], "seeds": 2}
-    assert head["worst"] == {"values": {"learning.rate": float(worst)}, "mean": means[worst], "seeds": 2}
+    assert head["best"] == {"values": {"learning.rate": float(best)}, "mean": means[best], "seeds": 2, "tied": []}
+    assert head["worst"] == {"values": {"learning.rate": float(worst)}, "mean": means[worst], "seeds": 2, "tied": []}
     assert capsys.readouterr().out.splitlines()[2] == (
         f"final_loss (mean over seeds): best (lowest) {means[best]:.4g} at learning.rate={float(best)} (2 seeds); "
         f"worst {means[worst]:.4g} at learning.rate={float(worst)} (2 seeds)")
@@ -1192,6 +1192,26 @@ def test_a_sweep_without_seeds_keeps_the_seed_column_and_a_tie_names_no_best(tmp
     assert [r["seed"] for r in rows] == ["7", "7"] and rows[0]["final_loss"] == rows[1]["final_loss"]
     assert capsys.readouterr().out.splitlines()[2] == (f"final_loss (mean over seeds): "
                                                         f"{float(rows[0]['final_loss']):.4g} at each of the 2 settings")
+
+
+def test_settings_tied_at_the_worst_are_all_named(tmp_path, capsys):
+    """Settings of the same mean at the worst end were printed as one worst: "worst 0.05 at learning.epochs=0,
+    learning.rate=0.5" when the untrained point at rate 5 scores the same. The summary and summary.json name
+    every setting tied with the one shown."""
+    out = tmp_path / "out"
+    path = _spec(tmp_path, grid={"learning.epochs": [0, EPOCHS], "learning.rate": [0.5, 5.0]})
+    assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress",
+                 "--metric", "final_loss"]) == 0
+    with open(out / "results.csv", newline="") as f:
+        untrained = [r for r in csv.DictReader(f) if r["learning.epochs"] == "0"]
+    assert untrained[0]["final_loss"] == untrained[1]["final_loss"]  # no update: the rate changes nothing
+    head = json.loads((out / "summary.json").read_text())["headline"]
+    assert head["worst"]["values"] == {"learning.epochs": 0, "learning.rate": 0.5}
+    assert head["worst"]["tied"] == [{"learning.epochs": 0, "learning.rate": 5.0}]
+    assert head["best"]["tied"] == [] and head["best"]["values"]["learning.epochs"] == EPOCHS
+    assert capsys.readouterr().out.splitlines()[2].endswith(
+        f"worst {float(untrained[0]['final_loss']):.4g} at learning.epochs=0, learning.rate=0.5 (1 seed; tied with "
+        "learning.epochs=0, learning.rate=5.0)")
 
 
 def test_a_hinge_point_reports_the_hinge_loss_train_reports(tmp_path):

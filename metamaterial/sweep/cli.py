@@ -159,9 +159,15 @@ def _headline(h: dict | None) -> str:
     if h is None:
         return ""
 
+    def named(values: dict) -> str:
+        return ", ".join(f"{axis}={value}" for axis, value in values.items()) or "every point"
+
     def at(end: dict) -> str:
-        where = ", ".join(f"{axis}={value}" for axis, value in end["values"].items()) or "every point"
-        return f"{end['mean']:.4g} at {where} ({end['seeds']} seed{'s' if end['seeds'] > 1 else ''})"
+        tied = end.get("tied", [])
+        also = ("" if not tied else f"; tied with {len(tied)} other settings" if len(tied) > 3
+                else "; tied with " + " and ".join(named(v) for v in tied))
+        seeds = f"{end['seeds']} seed{'s' if end['seeds'] > 1 else ''}"
+        return f"{end['mean']:.4g} at {named(end['values'])} ({seeds}{also})"
 
     if h["settings"] == 1:
         return f"\n{h['metric']} (mean over seeds): {at(h['best'])}"
