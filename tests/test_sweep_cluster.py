@@ -7,6 +7,7 @@ killed at the end, pass or fail; every wait has a deadline."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -269,6 +270,36 @@ def test_a_local_sweep_leaves_no_training_process_behind(tmp_path):
     while any(alive(p) for p in trainers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(alive(p) for p in trainers), f"training process(es) {trainers} left behind"
+
+
+def test_a_worker_process_that_trained_ends_when_its_work_ends(tmp_path):
+    """A Dask worker under its nanny is a multiprocessing child, and multiprocessing joins a child's non-daemonic
+    children as it ends, before (and instead of) its atexit hooks: a worker that had trained waited there for its
+    training process, which waits for work, until the nanny killed it ("Worker process still alive after 8.0
+    seconds, killing"). Here such a process trains a task and returns: it ends, its training process with it."""
+    import multiprocessing
+
+    import psutil
+
+    from metamaterial.sweep import load_sweep, worker
+
+    doc = {"base": str(ROOT / "configs" / "regression.yaml"), "set": ["simulator.backend=native", "learning.epochs=5"]}
+    spec, out = tmp_path / "spec.yaml", tmp_path / "out"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    out.mkdir()
+    child = multiprocessing.get_context("spawn").Process(target=worker.run_points,
+                                                         args=(list(load_sweep(spec).points), str(out)))
+    child.start()
+    try:
+        child.join(STARTUP_S)  # a deadline, not a timing: without the fix it never ends by itself
+        assert child.exitcode == 0, "the process did not end: it waits for its training process"
+        assert [e["event"] for e in read_events(out)] == ["started", "finished"]
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for process in psutil.Process(child.pid).children(recursive=True):
+                process.kill()
+        child.kill()
+        child.join()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import json
 import multiprocessing
+import multiprocessing.util
 import os
 import shutil
 import threading
@@ -137,6 +138,10 @@ def _new_pool(slot: dict) -> None:
         # collected during the teardown, where concurrent.futures' own callback fails ("Exception ignored in ...
         # weakref_cb"); a local cluster's workers are threads of the client's process, so their pools live there
         atexit.register(stop_training)
+        # and before multiprocessing joins this process's children as it ends: a Dask worker under a nanny is a
+        # multiprocessing child, which runs no atexit hook, and waited there for its training process (which
+        # waits for work) until the nanny killed it ("Worker process still alive after 8.0 seconds, killing")
+        multiprocessing.util.Finalize(None, stop_training, exitpriority=0)
         _STOPPED_AT_EXIT = True
 
 
