@@ -303,6 +303,25 @@ def test_a_batched_point_ends_where_train_with_seeds_ends(tmp_path):
         assert (s["initial_loss"], s["final_loss"]) == (float(row["initial_loss"]), float(row["final_loss"]))
 
 
+def test_workers_with_a_scheduler_are_refused_not_ignored(tmp_path, capsys):
+    """--workers 4 with --scheduler ran on the scheduler's cluster, however many workers it had, saying nothing:
+    the number asked for was dropped. It is refused before anything is read or made; either alone runs."""
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    out = tmp_path / "out"
+    assert main(["sweep", path, "--out", str(out), "--workers", "4", "--scheduler", "tcp://127.0.0.1:8786"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "metamaterial: --workers: sizes the local cluster, and --scheduler runs on an existing one (got --workers 4 "
+        "with --scheduler tcp://127.0.0.1:8786); leave out --workers: that cluster's workers are those its dask worker "
+        "commands started"]
+    assert not out.exists()
+    with pytest.raises(ConfigError, match=r"^--workers: sizes the local cluster"):
+        run_sweep(load_sweep(path), out, workers=1, scheduler="tcp://127.0.0.1:8786")
+    assert not out.exists()
+    for alone in (["--workers", "1"], ["--scheduler", "tcp://127.0.0.1:8786"]):
+        assert main(["sweep", path, "--out", str(out), "--dry-run", *alone]) == 0
+        assert capsys.readouterr().out.startswith("sweep spec: 2 points")
+
+
 def test_no_local_worker_is_refused_by_the_dry_run_too(tmp_path, capsys):
     path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
     assert main(["sweep", path, "--out", str(tmp_path / "out"), "--dry-run", "--workers", "0"]) == 2
