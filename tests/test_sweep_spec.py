@@ -326,9 +326,11 @@ def test_no_local_worker_is_refused_by_the_dry_run_too(tmp_path, capsys):
     path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
     assert main(["sweep", path, "--out", str(tmp_path / "out"), "--dry-run", "--workers", "0"]) == 2
     assert capsys.readouterr().err.splitlines() == ["metamaterial: --workers: must be >= 1 (got 0); give 1 or more"]
-    assert main(["sweep", path, "--out", str(tmp_path / "out"), "--recycle-after", "-1"]) == 2
-    assert capsys.readouterr().err.splitlines() == ["metamaterial: --recycle-after: must be >= 0 (got -1); give the "
-                                                    "points a worker trains before it is replaced, or 0 for never"]
+    for dry in ([], ["--dry-run"]):  # the dry run said the sweep would run: the run itself refused it
+        assert main(["sweep", path, "--out", str(tmp_path / "out"), "--recycle-after", "-1", *dry]) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            "metamaterial: --recycle-after: must be >= 0 (got -1); give the points a worker trains before it is "
+            "replaced, or 0 for never"]
     assert not (tmp_path / "out").exists()
 
 

@@ -58,6 +58,10 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from . import execute, load_sweep, worker  # noqa: PLC0415
 
     execute.check_workers(args.workers, args.scheduler)  # before the spec is expanded, which may take a while
+    recycle = worker.RECYCLE_AFTER if args.recycle_after is None else args.recycle_after
+    if recycle < 0:
+        raise ConfigError(f"--recycle-after: must be >= 0 (got {recycle}); give the points a worker trains before "
+                          "it is replaced, or 0 for never")
     workers = execute.LOCAL_WORKERS if args.workers is None else args.workers  # what a dry run plans tasks for
     if args.scheduler:
         execute.check_scheduler(args.scheduler)
@@ -74,10 +78,6 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.dry_run:
         print(_sweep_points(spec, args.out, workers, earlier))
         return 0
-    recycle = worker.RECYCLE_AFTER if args.recycle_after is None else args.recycle_after
-    if recycle < 0:
-        raise ConfigError(f"--recycle-after: must be >= 0 (got {recycle}); give the points a worker trains before "
-                          "it is replaced, or 0 for never")
     bar = _SweepProgress(not args.no_progress)
     args.sweep_started = True  # an interrupt from here keeps the points finished (``_resume_hint``)
     run = execute.run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, recycle_after=recycle,
