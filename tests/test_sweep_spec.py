@@ -85,6 +85,23 @@ def test_value_ranges_and_random_draws_are_reproducible(tmp_path):
     assert [p.values["device.params.vto"] for p in other.points] != vtos
 
 
+def test_a_range_of_whole_numbers_sweeps_an_integer_key(tmp_path):
+    """{linspace: [20, 60, 3]} over learning.epochs gave 20.0, 40.0, 60.0, which the config refused as no integer
+    ("write the whole number without a decimal point"), though the spec has none. Whole numbers between whole ends
+    are integers; a range with fractions, or with a float end, stays floats, and an integer key refuses those."""
+    spec = load_sweep(_spec(tmp_path, grid={"learning.epochs": {"linspace": [20, 60, 3]},
+                                            "simulator.itl1": {"logspace": [10, 1000, 3]}}))
+    assert [(p.config.learning.epochs, p.config.simulator.itl1) for p in spec.points[:4]] == [
+        (20, 10), (20, 100), (20, 1000), (40, 10)]
+    assert [p.values["learning.epochs"] for p in spec.points[::3]] == [20, 40, 60]
+    floats = load_sweep(_spec(tmp_path, grid={"learning.rate": {"linspace": [1, 2, 3]},
+                                              "learning.nudge": {"linspace": [0.5, 1.0, 2]}}))
+    assert [p.values["learning.rate"] for p in floats.points[::2]] == [1.0, 1.5, 2.0]
+    with pytest.raises(ConfigError, match=r"grid learning\.epochs=20\.0: learning\.epochs: Input should be a valid "
+                                          r"integer \(got 20\.0\); write the whole number"):
+        load_sweep(_spec(tmp_path, grid={"learning.epochs": {"linspace": [20.0, 30.0, 3]}}))
+
+
 def _billion() -> list:
     """10^9 items in 9 shared lists: safe_dump writes them as YAML anchors and aliases, a few hundred bytes."""
     items = [1.0] * 10
