@@ -517,9 +517,11 @@ def test_a_sweep_whose_cluster_loses_every_worker_says_so_and_goes_on_when_one_j
     assert code == 0, lines
     waiting = [x for x in lines if "has no worker" in x]
     assert len(waiting) == 1, lines  # the point cut by the kill, and the other unless it had finished
+    # the command to run as it is, its address filled in (a worker started as the README says)
     assert re.fullmatch(f"sweep: the cluster at {re.escape(cluster.address)} has no worker: the [12] task\\(s\\) left "
-                        r"wait for one to join \(start one with `dask worker ADDRESS`; Ctrl-C stops the sweep, and the "
-                        r"same command resumes it\)", waiting[0]), waiting
+                        r"wait for one to join \(start one with `DASK_DISTRIBUTED__WORKER__DAEMON=False dask worker "
+                        f"{re.escape(cluster.address)}`; Ctrl-C stops the sweep, and the same command resumes it\\)",
+                        waiting[0]), waiting
     assert "2/2 ok, 0 failed, 0 pending" in stdout
     for key in _keys(out):
         record = read_result(out, key)

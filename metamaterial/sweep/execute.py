@@ -353,9 +353,11 @@ def _completed(client, futures: Iterable, scheduler: str | None, on_wait: Callab
             n = len(client.scheduler_info(n_workers=-1)["workers"])
             if on_wait is not None and (n == 0) != alone:
                 at = f" at {scheduler}" if scheduler else ""
+                # the command in full: a plain `dask worker` is daemonic, so it trains in itself (no recycling)
+                start = f"DASK_DISTRIBUTED__WORKER__DAEMON=False dask worker {scheduler or 'ADDRESS'}"
                 on_wait(f"the cluster{at} has no worker: the {ready.count()} task(s) left wait for one to join (start "
-                        "one with `dask worker ADDRESS`; Ctrl-C stops the sweep, and the same command resumes it)"
-                        if n == 0 else f"{n} worker(s) on the cluster again: the sweep goes on")
+                        f"one with `{start}`; Ctrl-C stops the sweep, and the same command resumes it)"
+                        if n == 0 else f"{n} worker(s) on the cluster now: the sweep goes on")
             alone = n == 0
 
 
