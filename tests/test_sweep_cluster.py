@@ -225,6 +225,39 @@ def test_a_killed_client_resumes_without_repeating_finished_points(cluster, tmp_
     assert again == [], "a point finished before the kill was started again"
 
 
+def test_ctrl_c_on_a_cluster_sweep_says_its_workers_finish_the_points_they_started(cluster, tmp_path):
+    """Ctrl-C on the client of an existing cluster said the point in training kept its checkpoint and that the same
+    command resumes it from there; but Dask runs a started task to its end on its worker, whose result is stored.
+    The line says so, and the same command finds that point done: it does not train it again."""
+    cluster.add_worker("a")
+    cluster.wait_for_workers("a")
+    doc = {"name": "cut", "base": str(ROOT / "configs" / "regression.yaml"),
+           "set": ["simulator.backend=native", "learning.epochs=4000", "learning.checkpoint_every=100"],
+           "grid": {"learning.rate": [2.0, 3.0]}}
+    spec, out = tmp_path / "cut.yaml", tmp_path / "out"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    proc = _sweep(spec, out, cluster.address)
+    try:
+        _wait(lambda: any((out / "partial").glob("*/checkpoint.npz")), "a checkpoint of a point in training", proc)
+        os.kill(proc.pid, signal.SIGINT)
+        code, _, stderr = _finish(proc)
+    finally:
+        _kill(proc)
+    assert code == 130, stderr
+    assert stderr.startswith("metamaterial: interrupted; no point had finished") and stderr.endswith(
+        f"resuming those from there (the workers of {cluster.address} train the points they had started to the end, "
+        "and their results are kept: the same command then finds them done)\n"), stderr
+    (started,) = {e["key"] for e in read_events(out) if e["event"] == "started"}
+    deadline = time.monotonic() + SWEEP_S
+    while read_result(out, started) is None:
+        assert time.monotonic() < deadline, "the point started before Ctrl-C did not finish on its worker"
+        time.sleep(0.2)
+    code, stdout, stderr = _finish(_sweep(spec, out, cluster.address))
+    assert code == 0, stderr
+    assert "2/2 ok" in stdout
+    assert [e["key"] for e in read_events(out) if e["event"] == "started"].count(started) == 1
+
+
 def test_a_relative_out_is_the_clients_folder_whatever_the_workers_working_directory(cluster, tmp_path):
     """The workers run in tmp_path, the client in tmp_path/client with --out out: the results land in the client's
     out (a worker resolved the relative path in its own directory: its points failed for good)."""
