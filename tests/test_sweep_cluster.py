@@ -45,11 +45,12 @@ class Cluster:
         self._start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                                   "--scheduler-file", str(self.file)])
 
-    def _start(self, name: str, args: list[str]) -> None:
+    def _start(self, name: str, args: list[str], daemon: bool = False) -> None:
         log = open(self.tmp / f"{name}.log", "w")
         self.logs[name] = log
+        env = {**_env(), "DASK_DISTRIBUTED__WORKER__DAEMON": str(daemon)}
         self.procs[name] = subprocess.Popen([sys.executable, "-m", "dask", *args], stdout=log, stderr=log,
-                                            env=_env(), cwd=self.tmp, start_new_session=True)
+                                            env=env, cwd=self.tmp, start_new_session=True)
 
     def _logs(self) -> str:
         for log in self.logs.values():
@@ -72,9 +73,10 @@ class Cluster:
                 self._check_alive("the scheduler did not write its address", deadline)
                 time.sleep(0.2)
 
-    def add_worker(self, name: str) -> None:
+    def add_worker(self, name: str, daemon: bool = False) -> None:
+        """A worker as the README starts one (not daemonic: it trains in a process of its own), or ``daemon``."""
         self._start(name, ["worker", "--scheduler-file", str(self.file), "--host", "127.0.0.1", "--nthreads", "1",
-                           "--nworkers", "1", "--no-dashboard", "--name", name])
+                           "--nworkers", "1", "--no-dashboard", "--name", name], daemon)
 
     def wait_for_workers(self, *names: str) -> dict[str, str]:
         """Wait until every named worker is connected; return each one's address."""
@@ -256,6 +258,25 @@ def test_ctrl_c_on_a_cluster_sweep_says_its_workers_finish_the_points_they_start
     assert code == 0, stderr
     assert "2/2 ok" in stdout
     assert [e["key"] for e in read_events(out) if e["event"] == "started"].count(started) == 1
+
+
+def test_a_sweep_on_daemonic_workers_says_so_and_trains_in_them(cluster, tmp_path):
+    """A plain `dask worker` is daemonic: it may not start a child, so it trains in itself, without the isolation
+    and recycling of a training process, and the sweep said nothing. It now says so once, and the points train."""
+    cluster.add_worker("a", daemon=True)
+    workers = cluster.wait_for_workers("a")
+    doc = {"name": "daemonic", "base": str(ROOT / "configs" / "regression.yaml"),
+           "set": ["simulator.backend=native", "learning.epochs=20"], "grid": {"learning.rate": [2.0, 3.0]}}
+    spec, out = tmp_path / "daemonic.yaml", tmp_path / "out"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    code, stdout, stderr = _finish(_sweep(spec, out, cluster.address))
+    assert code == 0, stderr
+    assert "2/2 ok" in stdout
+    said = [line for line in stderr.splitlines() if "daemonic" in line]
+    assert said == [f"sweep: 1 worker(s) of {cluster.address} are daemonic, Dask's default: each trains in itself, so "
+                    "a simulator that crashes ends the worker, and --recycle-after does not apply; start workers with "
+                    "DASK_DISTRIBUTED__WORKER__DAEMON=False"], stderr
+    assert {e["worker"] for e in read_events(out)} == {workers["a"]}
 
 
 def test_a_relative_out_is_the_clients_folder_whatever_the_workers_working_directory(cluster, tmp_path):

@@ -276,6 +276,11 @@ def _submit_all(todo: list[Point], out: Path, since: int, connection: _Connectio
     client.run(worker.warm_up, todo[0].config, on_error="ignore")  # returns at once; the training processes load
     if planned is None:
         planned = kept + plan_tasks(rest, max(1, len(client.scheduler_info(n_workers=-1)["workers"])))
+        daemonic = [a for a, d in client.run(worker.is_daemonic, on_error="ignore").items() if d is True]
+        if daemonic and on_wait is not None:  # they work, but not as the README has them started: say so, once
+            on_wait(f"{len(daemonic)} worker(s) of {scheduler} are daemonic, Dask's default: each trains in itself, "
+                    "so a simulator that crashes ends the worker, and --recycle-after does not apply; start workers "
+                    "with DASK_DISTRIBUTED__WORKER__DAEMON=False")
     # a worker resolves a relative path in its own working directory, not the client's
     folder = os.path.abspath(out)
     futures = {client.submit(worker.run_points, t, folder, retry_failed, recycle_after,

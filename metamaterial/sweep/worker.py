@@ -117,6 +117,12 @@ def warm_up(cfg, dask_worker=None) -> bool:
         slot["lock"].release()
 
 
+def is_daemonic(dask_worker=None) -> bool:
+    """Whether this worker's process is daemonic (Dask's default), so that it trains in itself: no training process
+    of its own, no recycling (a client calls it with ``Client.run``, which passes ``dask_worker``)."""
+    return multiprocessing.current_process().daemon
+
+
 def _warm(cfg) -> None:
     """One epoch of ``cfg`` (one seed), thrown away: what a training process loads before its first point."""
     from .. import runs  # noqa: PLC0415
@@ -388,5 +394,5 @@ def _worker_name(dask_worker=None) -> str:
         return f"pid{os.getpid()}"
 
 
-__all__ = ["RECYCLE_AFTER", "run_points", "warm_up", "stop_training", "end_training", "point_record",
+__all__ = ["RECYCLE_AFTER", "run_points", "warm_up", "is_daemonic", "stop_training", "end_training", "point_record",
            "store_record"]
