@@ -102,6 +102,19 @@ def test_a_range_of_whole_numbers_sweeps_an_integer_key(tmp_path):
         load_sweep(_spec(tmp_path, grid={"learning.epochs": {"linspace": [20.0, 30.0, 3]}}))
 
 
+def test_a_spec_given_as_the_base_of_a_spec_is_named_for_what_it_is(tmp_path, capsys):
+    """base: naming another spec was read as a config, whose keys were refused in that spec's name: "inner.yaml:
+    base: unknown key; remove it", which told the user to edit the file that was right. Nothing is written."""
+    inner = Path(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})).rename(tmp_path / "inner.yaml")
+    outer = tmp_path / "outer.yaml"
+    outer.write_text(yaml.safe_dump({"base": "inner.yaml", "seeds": 2}))
+    assert main(["sweep", str(outer), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (
+        f"metamaterial: {outer}: base: {inner} is a sweep spec, not a config (got the spec keys base, set, grid); give "
+        "the config it sweeps, its own base:, or move this spec's axes into that spec\n")
+    assert not (tmp_path / "out").exists()
+
+
 def _billion() -> list:
     """10^9 items in 9 shared lists: safe_dump writes them as YAML anchors and aliases, a few hundred bytes."""
     items = [1.0] * 10

@@ -329,9 +329,14 @@ def _base(doc: dict, source: str, spec_dir: Path) -> tuple[dict, str, Path]:
     if isinstance(base, str):
         path = spec_dir / base  # an absolute base replaces spec_dir
         try:
-            return read_document(path), str(path), path.parent
+            found = read_document(path)
         except ConfigError as err:
             raise ConfigError(f"{source}: base: {err} (a path relative to the spec)") from None
+        if is_sweep_spec(found):  # read as a config, its keys were refused one by one, in its own name
+            raise ConfigError(f"{source}: base: {path} is a sweep spec, not a config (got the spec keys "
+                              f"{', '.join(k for k in found if k in SPEC_ONLY_KEYS)}); give the config it sweeps, "
+                              "its own base:, or move this spec's axes into that spec")
+        return found, str(path), path.parent
     if isinstance(base, dict):
         return copy.deepcopy(base), f"{source}: base", spec_dir
     if "base" not in doc:
