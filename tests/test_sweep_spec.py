@@ -42,6 +42,10 @@ EPOCHS = 40
 _SET = ["simulator.backend=native", f"learning.epochs={EPOCHS}", "learning.init={kind: uniform, low: 1.0, high: 5.0}"]
 
 
+#: ``_SET`` for a spec that sweeps learning.epochs (a set of a swept key is refused)
+_SET_BUT_EPOCHS = [s for s in _SET if not s.startswith("learning.epochs=")]
+
+
 def _spec(tmp_path, **body) -> str:
     doc = {"base": REGRESSION, "set": _SET, **body}
     path = tmp_path / "spec.yaml"
@@ -89,7 +93,7 @@ def test_a_range_of_whole_numbers_sweeps_an_integer_key(tmp_path):
     """{linspace: [20, 60, 3]} over learning.epochs gave 20.0, 40.0, 60.0, which the config refused as no integer
     ("write the whole number without a decimal point"), though the spec has none. Whole numbers between whole ends
     are integers; a range with fractions, or with a float end, stays floats, and an integer key refuses those."""
-    spec = load_sweep(_spec(tmp_path, grid={"learning.epochs": {"linspace": [20, 60, 3]},
+    spec = load_sweep(_spec(tmp_path, set=_SET_BUT_EPOCHS, grid={"learning.epochs": {"linspace": [20, 60, 3]},
                                             "simulator.itl1": {"logspace": [10, 1000, 3]}}))
     assert [(p.config.learning.epochs, p.config.simulator.itl1) for p in spec.points[:4]] == [
         (20, 10), (20, 100), (20, 1000), (40, 10)]
@@ -99,7 +103,7 @@ def test_a_range_of_whole_numbers_sweeps_an_integer_key(tmp_path):
     assert [p.values["learning.rate"] for p in floats.points[::2]] == [1.0, 1.5, 2.0]
     with pytest.raises(ConfigError, match=r"grid learning\.epochs=20\.0: learning\.epochs: Input should be a valid "
                                           r"integer \(got 20\.0\); write the whole number"):
-        load_sweep(_spec(tmp_path, grid={"learning.epochs": {"linspace": [20.0, 30.0, 3]}}))
+        load_sweep(_spec(tmp_path, set=_SET_BUT_EPOCHS, grid={"learning.epochs": {"linspace": [20.0, 30.0, 3]}}))
 
 
 def test_a_spec_given_as_the_base_of_a_spec_is_named_for_what_it_is(tmp_path, capsys):
@@ -113,6 +117,29 @@ def test_a_spec_given_as_the_base_of_a_spec_is_named_for_what_it_is(tmp_path, ca
         f"metamaterial: {outer}: base: {inner} is a sweep spec, not a config (got the spec keys base, set, grid); give "
         "the config it sweeps, its own base:, or move this spec's axes into that spec\n")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_set_of_a_swept_key_is_refused_not_lost(tmp_path, capsys):
+    """A spec's set: or the command line's --set of a key an axis sweeps (or of a key inside it) was overwritten
+    by the axis at every point, without a word: the value asked for was used by none. It is refused, naming both;
+    a set of the base seed under a seeds group, or of a list the axis sweeps one item of, still counts."""
+    path = _spec(tmp_path, set=[*_SET, "learning.bounds[1]=7.0"], grid={"learning.bounds": [[0.3, 8.0], [0.4, 8.0]]})
+    with pytest.raises(ConfigError) as err:
+        load_sweep(path)
+    assert str(err.value) == (f"{path}: set[3] (learning.bounds[1]=7.0): learning.bounds[1]: swept by the axis grid "
+                              "learning.bounds, which sets it at every point, so this value would be used by none; "
+                              "remove it, or the axis")
+    path = _spec(tmp_path, grid={"learning.bounds.0": [0.4, 0.5]}, seeds=[0, 1])
+    out = tmp_path / "out"
+    assert main(["sweep", path, "--out", str(out), "--dry-run", "--set", "learning.bounds[0]=0.3"]) == 2
+    assert capsys.readouterr().err == (
+        "metamaterial: --set learning.bounds[0]=0.3: learning.bounds[0]: swept by the axis grid learning.bounds.0, "
+        "which sets it at every point, so this value would be used by none; remove it, or the axis\n")
+    assert not out.exists()
+    kept = load_sweep(path, ["learning.bounds=[0.3, 7.0]", "seed=4"])
+    assert [tuple(p.config.learning.bounds) for p in kept.points[:2]] == [(0.4, 7.0), (0.4, 7.0)]
+    counted = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}, seeds=2), ["seed=4"])
+    assert [p.config.seed for p in counted.points] == [4, 5, 4, 5]
 
 
 def _billion() -> list:
@@ -1250,7 +1277,7 @@ def test_settings_tied_at_the_worst_are_all_named(tmp_path, capsys):
     learning.rate=0.5" when the untrained point at rate 5 scores the same. The summary and summary.json name
     every setting tied with the one shown."""
     out = tmp_path / "out"
-    path = _spec(tmp_path, grid={"learning.epochs": [0, EPOCHS], "learning.rate": [0.5, 5.0]})
+    path = _spec(tmp_path, set=_SET_BUT_EPOCHS, grid={"learning.epochs": [0, EPOCHS], "learning.rate": [0.5, 5.0]})
     assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress",
                  "--metric", "final_loss"]) == 0
     with open(out / "results.csv", newline="") as f:

@@ -37,7 +37,14 @@ import numpy as np
 import yaml
 
 from ..config import PLAIN_NAME, Config, validate_config
-from ..configfile import apply_override, as_trained, config_from_document, read_document, set_key_path
+from ..configfile import (
+    apply_override,
+    as_trained,
+    config_from_document,
+    is_key_within,
+    read_document,
+    set_key_path,
+)
 from ..datafiles import is_pins, pin_files
 from ..errors import ConfigError, ValidationError, shown
 from ..experiment import check_config, check_roles, drawn_from_run_seed
@@ -254,6 +261,14 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
     for i, key in enumerate(axes):
         if key in axes[:i]:
             raise ConfigError(f"{source}: {key}: swept by two axes; give each key path one axis")
+    swept = {key: group for group, (keys, _) in zip(groups, blocks) for key in keys if key != SEED_AXIS}
+    for where, item in changes:  # an axis sets its key at every point: a set of it, or inside it, would be lost
+        key = item.split("=", 1)[0].strip()
+        axis = next((a for a in swept if is_key_within(key, a)), None)
+        if axis is not None:
+            at = f"--set {item}" if where is None else f"{where} ({item})"
+            raise ConfigError(f"{at}: {key}: swept by the axis {swept[axis]} {axis}, which sets it at every point, so "
+                              "this value would be used by none; remove it, or the axis")
     for group, (keys, rows) in zip(groups, blocks):
         for j, key in enumerate(keys):  # each value alone on the base: an error names its axis, key and value
             for value in dict.fromkeys(json.dumps(row[j]) for row in rows):
