@@ -160,6 +160,12 @@ def _billion() -> list:
     ({"seeds": 0}, "seeds: must be a count N >= 1"),
     ({"grids": {"learning.nudge": [0.5]}}, "grids: unknown key of a sweep spec"),
     ({"grid": {"learning.nudge": [0.5]}, "zip": {"learning.nudge": [1.0]}}, "learning.nudge: swept by two axes"),
+    # one key in two spellings made "the same config" of points that differ in the spec; an axis inside another
+    # axis's mapping wrote into that axis's own value, which its other points then showed
+    ({"grid": {"learning.bounds[0]": [0.3, 0.4], "learning.bounds.0": [0.35]}},
+     "learning.bounds.0: swept by two axes (learning.bounds[0] and learning.bounds.0); give each key path one axis"),
+    ({"grid": {"learning.init": [{"kind": "uniform", "low": 1.0, "high": 5.0}]}, "zip": {"learning.init.low": [1.5]}},
+     "learning.init.low: swept by two axes (learning.init and learning.init.low); give each key path one axis"),
     ({"grid": {"task.low": [0.3], "task.high": [0.2]}}, "grid task.low=0.3: task.low, task.name: the "
                                                         "regression task does not read low (got 0.3); remove it"),
     ({"set": ["simulator.backend=native", "learning.epochs"]}, "spec.yaml: set[1]: learning.epochs: expected "

@@ -258,9 +258,11 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
     axes = [key for keys, _ in blocks for key in keys]
     _check_count(math.prod(len(rows) for _, rows in blocks), source,
                  " x ".join(f"{g} {len(rows):,}" for g, (_, rows) in zip(groups, blocks)))
-    for i, key in enumerate(axes):
-        if key in axes[:i]:
-            raise ConfigError(f"{source}: {key}: swept by two axes; give each key path one axis")
+    for i, key in enumerate(axes):  # one key path in two spellings (bounds.0, bounds[0]), or one inside another
+        other = next((a for a in axes[:i] if is_key_within(key, a) or is_key_within(a, key)), None)
+        if other is not None:
+            also = "" if other == key else f" ({other} and {key})"
+            raise ConfigError(f"{source}: {key}: swept by two axes{also}; give each key path one axis")
     swept = {key: group for group, (keys, _) in zip(groups, blocks) for key in keys if key != SEED_AXIS}
     for where, item in changes:  # an axis sets its key at every point: a set of it, or inside it, would be lost
         key = item.split("=", 1)[0].strip()
@@ -363,8 +365,8 @@ def _base(doc: dict, source: str, spec_dir: Path) -> tuple[dict, str, Path]:
 
 def _point_config(base_raw: dict, values: dict[str, Any], where: str, base_dir: Path) -> Config:
     raw = copy.deepcopy(base_raw)
-    for key, value in values.items():
-        set_key_path(raw, key, value, where)
+    for key, value in values.items():  # a copy: a mapping value is the axis's own, shared by its points
+        set_key_path(raw, key, copy.deepcopy(value), where)
     return config_from_document(raw, where, base_dir)
 
 
