@@ -281,6 +281,9 @@ def _resume_hint(args: argparse.Namespace) -> str:
             f"{training} point{'s' if training > 1 else ''} in training kept {'their' if training > 1 else 'its'} "
             f"last checkpoint (epoch {epochs[0] if epochs[0] == epochs[-1] else f'{epochs[0]}-{epochs[-1]}'})")
         resuming = ", resuming those from there" if training else ""
+        if training and getattr(args, "scheduler", None):  # Dask does not stop a task a worker has started
+            resuming += (f" (the workers of {args.scheduler} train the points they had started to the end, and their "
+                         "results are kept: the same command then finds them done)")
         if not finished:  # it said "the points finished so far are kept" of a folder that held only its plan
             return (f"no point had finished (its plan is in {args.out}){', but ' + kept if kept else ''}; the same "
                     f"command runs them{resuming}")

@@ -268,6 +268,13 @@ def _within(key: str, section: str) -> bool:
     return key == section or key.startswith((f"{section}.", f"{section}["))
 
 
+def is_key_within(key: str, section: str) -> bool:
+    """Whether the key path ``key`` is ``section`` or lies inside it (``learning.init.low`` in ``learning.init``),
+    however each spells a list index (``rails.0``, ``rails[0]``)."""
+    a, b = _normal(key), _normal(section)
+    return a is not None and b is not None and _within(a, b)
+
+
 def set_key_path(raw: dict, key: str, value: Any, where: str) -> None:
     """Set ``key`` (a key path such as ``learning.nudge`` or ``roles.rails[0].volts``) of a raw config dict to
     ``value`` in place, creating missing sections; errors start with ``where``."""

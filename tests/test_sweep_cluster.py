@@ -7,6 +7,7 @@ killed at the end, pass or fail; every wait has a deadline."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -44,11 +45,12 @@ class Cluster:
         self._start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                                   "--scheduler-file", str(self.file)])
 
-    def _start(self, name: str, args: list[str]) -> None:
+    def _start(self, name: str, args: list[str], daemon: bool = False) -> None:
         log = open(self.tmp / f"{name}.log", "w")
         self.logs[name] = log
+        env = {**_env(), "DASK_DISTRIBUTED__WORKER__DAEMON": str(daemon)}
         self.procs[name] = subprocess.Popen([sys.executable, "-m", "dask", *args], stdout=log, stderr=log,
-                                            env=_env(), cwd=self.tmp, start_new_session=True)
+                                            env=env, cwd=self.tmp, start_new_session=True)
 
     def _logs(self) -> str:
         for log in self.logs.values():
@@ -71,9 +73,10 @@ class Cluster:
                 self._check_alive("the scheduler did not write its address", deadline)
                 time.sleep(0.2)
 
-    def add_worker(self, name: str) -> None:
+    def add_worker(self, name: str, daemon: bool = False) -> None:
+        """A worker as the README starts one (not daemonic: it trains in a process of its own), or ``daemon``."""
         self._start(name, ["worker", "--scheduler-file", str(self.file), "--host", "127.0.0.1", "--nthreads", "1",
-                           "--nworkers", "1", "--no-dashboard", "--name", name])
+                           "--nworkers", "1", "--no-dashboard", "--name", name], daemon)
 
     def wait_for_workers(self, *names: str) -> dict[str, str]:
         """Wait until every named worker is connected; return each one's address."""
@@ -224,6 +227,58 @@ def test_a_killed_client_resumes_without_repeating_finished_points(cluster, tmp_
     assert again == [], "a point finished before the kill was started again"
 
 
+def test_ctrl_c_on_a_cluster_sweep_says_its_workers_finish_the_points_they_started(cluster, tmp_path):
+    """Ctrl-C on the client of an existing cluster said the point in training kept its checkpoint and that the same
+    command resumes it from there; but Dask runs a started task to its end on its worker, whose result is stored.
+    The line says so, and the same command finds that point done: it does not train it again."""
+    cluster.add_worker("a")
+    cluster.wait_for_workers("a")
+    doc = {"name": "cut", "base": str(ROOT / "configs" / "regression.yaml"),
+           "set": ["simulator.backend=native", "learning.epochs=4000", "learning.checkpoint_every=100"],
+           "grid": {"learning.rate": [2.0, 3.0]}}
+    spec, out = tmp_path / "cut.yaml", tmp_path / "out"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    proc = _sweep(spec, out, cluster.address)
+    try:
+        _wait(lambda: any((out / "partial").glob("*/checkpoint.npz")), "a checkpoint of a point in training", proc)
+        os.kill(proc.pid, signal.SIGINT)
+        code, _, stderr = _finish(proc)
+    finally:
+        _kill(proc)
+    assert code == 130, stderr
+    assert stderr.startswith("metamaterial: interrupted; no point had finished") and stderr.endswith(
+        f"resuming those from there (the workers of {cluster.address} train the points they had started to the end, "
+        "and their results are kept: the same command then finds them done)\n"), stderr
+    (started,) = {e["key"] for e in read_events(out) if e["event"] == "started"}
+    deadline = time.monotonic() + SWEEP_S
+    while read_result(out, started) is None:
+        assert time.monotonic() < deadline, "the point started before Ctrl-C did not finish on its worker"
+        time.sleep(0.2)
+    code, stdout, stderr = _finish(_sweep(spec, out, cluster.address))
+    assert code == 0, stderr
+    assert "2/2 ok" in stdout
+    assert [e["key"] for e in read_events(out) if e["event"] == "started"].count(started) == 1
+
+
+def test_a_sweep_on_daemonic_workers_says_so_and_trains_in_them(cluster, tmp_path):
+    """A plain `dask worker` is daemonic: it may not start a child, so it trains in itself, without the isolation
+    and recycling of a training process, and the sweep said nothing. It now says so once, and the points train."""
+    cluster.add_worker("a", daemon=True)
+    workers = cluster.wait_for_workers("a")
+    doc = {"name": "daemonic", "base": str(ROOT / "configs" / "regression.yaml"),
+           "set": ["simulator.backend=native", "learning.epochs=20"], "grid": {"learning.rate": [2.0, 3.0]}}
+    spec, out = tmp_path / "daemonic.yaml", tmp_path / "out"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    code, stdout, stderr = _finish(_sweep(spec, out, cluster.address))
+    assert code == 0, stderr
+    assert "2/2 ok" in stdout
+    said = [line for line in stderr.splitlines() if "daemonic" in line]
+    assert said == [f"sweep: 1 worker(s) of {cluster.address} are daemonic, Dask's default: each trains in itself, so "
+                    "a simulator that crashes ends the worker, and --recycle-after does not apply; start workers with "
+                    "DASK_DISTRIBUTED__WORKER__DAEMON=False"], stderr
+    assert {e["worker"] for e in read_events(out)} == {workers["a"]}
+
+
 def test_a_relative_out_is_the_clients_folder_whatever_the_workers_working_directory(cluster, tmp_path):
     """The workers run in tmp_path, the client in tmp_path/client with --out out: the results land in the client's
     out (a worker resolved the relative path in its own directory: its points failed for good)."""
@@ -269,6 +324,36 @@ def test_a_local_sweep_leaves_no_training_process_behind(tmp_path):
     while any(alive(p) for p in trainers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(alive(p) for p in trainers), f"training process(es) {trainers} left behind"
+
+
+def test_a_worker_process_that_trained_ends_when_its_work_ends(tmp_path):
+    """A Dask worker under its nanny is a multiprocessing child, and multiprocessing joins a child's non-daemonic
+    children as it ends, before (and instead of) its atexit hooks: a worker that had trained waited there for its
+    training process, which waits for work, until the nanny killed it ("Worker process still alive after 8.0
+    seconds, killing"). Here such a process trains a task and returns: it ends, its training process with it."""
+    import multiprocessing
+
+    import psutil
+
+    from metamaterial.sweep import load_sweep, worker
+
+    doc = {"base": str(ROOT / "configs" / "regression.yaml"), "set": ["simulator.backend=native", "learning.epochs=5"]}
+    spec, out = tmp_path / "spec.yaml", tmp_path / "out"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    out.mkdir()
+    child = multiprocessing.get_context("spawn").Process(target=worker.run_points,
+                                                         args=(list(load_sweep(spec).points), str(out)))
+    child.start()
+    try:
+        child.join(STARTUP_S)  # a deadline, not a timing: without the fix it never ends by itself
+        assert child.exitcode == 0, "the process did not end: it waits for its training process"
+        assert [e["event"] for e in read_events(out)] == ["started", "finished"]
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for process in psutil.Process(child.pid).children(recursive=True):
+                process.kill()
+        child.kill()
+        child.join()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -486,9 +571,11 @@ def test_a_sweep_whose_cluster_loses_every_worker_says_so_and_goes_on_when_one_j
     assert code == 0, lines
     waiting = [x for x in lines if "has no worker" in x]
     assert len(waiting) == 1, lines  # the point cut by the kill, and the other unless it had finished
+    # the command to run as it is, its address filled in (a worker started as the README says)
     assert re.fullmatch(f"sweep: the cluster at {re.escape(cluster.address)} has no worker: the [12] task\\(s\\) left "
-                        r"wait for one to join \(start one with `dask worker ADDRESS`; Ctrl-C stops the sweep, and the "
-                        r"same command resumes it\)", waiting[0]), waiting
+                        r"wait for one to join \(start one with `DASK_DISTRIBUTED__WORKER__DAEMON=False dask worker "
+                        f"{re.escape(cluster.address)}`; Ctrl-C stops the sweep, and the same command resumes it\\)",
+                        waiting[0]), waiting
     assert "2/2 ok, 0 failed, 0 pending" in stdout
     for key in _keys(out):
         record = read_result(out, key)

@@ -42,6 +42,10 @@ EPOCHS = 40
 _SET = ["simulator.backend=native", f"learning.epochs={EPOCHS}", "learning.init={kind: uniform, low: 1.0, high: 5.0}"]
 
 
+#: ``_SET`` for a spec that sweeps learning.epochs (a set of a swept key is refused)
+_SET_BUT_EPOCHS = [s for s in _SET if not s.startswith("learning.epochs=")]
+
+
 def _spec(tmp_path, **body) -> str:
     doc = {"base": REGRESSION, "set": _SET, **body}
     path = tmp_path / "spec.yaml"
@@ -85,6 +89,59 @@ def test_value_ranges_and_random_draws_are_reproducible(tmp_path):
     assert [p.values["device.params.vto"] for p in other.points] != vtos
 
 
+def test_a_range_of_whole_numbers_sweeps_an_integer_key(tmp_path):
+    """{linspace: [20, 60, 3]} over learning.epochs gave 20.0, 40.0, 60.0, which the config refused as no integer
+    ("write the whole number without a decimal point"), though the spec has none. Whole numbers between whole ends
+    are integers; a range with fractions, or with a float end, stays floats, and an integer key refuses those."""
+    spec = load_sweep(_spec(tmp_path, set=_SET_BUT_EPOCHS, grid={"learning.epochs": {"linspace": [20, 60, 3]},
+                                            "simulator.itl1": {"logspace": [10, 1000, 3]}}))
+    assert [(p.config.learning.epochs, p.config.simulator.itl1) for p in spec.points[:4]] == [
+        (20, 10), (20, 100), (20, 1000), (40, 10)]
+    assert [p.values["learning.epochs"] for p in spec.points[::3]] == [20, 40, 60]
+    floats = load_sweep(_spec(tmp_path, grid={"learning.rate": {"linspace": [1, 2, 3]},
+                                              "learning.nudge": {"linspace": [0.5, 1.0, 2]}}))
+    assert [p.values["learning.rate"] for p in floats.points[::2]] == [1.0, 1.5, 2.0]
+    with pytest.raises(ConfigError, match=r"grid learning\.epochs=20\.0: learning\.epochs: Input should be a valid "
+                                          r"integer \(got 20\.0\); write the whole number"):
+        load_sweep(_spec(tmp_path, set=_SET_BUT_EPOCHS, grid={"learning.epochs": {"linspace": [20.0, 30.0, 3]}}))
+
+
+def test_a_spec_given_as_the_base_of_a_spec_is_named_for_what_it_is(tmp_path, capsys):
+    """base: naming another spec was read as a config, whose keys were refused in that spec's name: "inner.yaml:
+    base: unknown key; remove it", which told the user to edit the file that was right. Nothing is written."""
+    inner = Path(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})).rename(tmp_path / "inner.yaml")
+    outer = tmp_path / "outer.yaml"
+    outer.write_text(yaml.safe_dump({"base": "inner.yaml", "seeds": 2}))
+    assert main(["sweep", str(outer), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (
+        f"metamaterial: {outer}: base: {inner} is a sweep spec, not a config (got the spec keys base, set, grid); give "
+        "the config it sweeps, its own base:, or move this spec's axes into that spec\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_set_of_a_swept_key_is_refused_not_lost(tmp_path, capsys):
+    """A spec's set: or the command line's --set of a key an axis sweeps (or of a key inside it) was overwritten
+    by the axis at every point, without a word: the value asked for was used by none. It is refused, naming both;
+    a set of the base seed under a seeds group, or of a list the axis sweeps one item of, still counts."""
+    path = _spec(tmp_path, set=[*_SET, "learning.bounds[1]=7.0"], grid={"learning.bounds": [[0.3, 8.0], [0.4, 8.0]]})
+    with pytest.raises(ConfigError) as err:
+        load_sweep(path)
+    assert str(err.value) == (f"{path}: set[3] (learning.bounds[1]=7.0): learning.bounds[1]: swept by the axis grid "
+                              "learning.bounds, which sets it at every point, so this value would be used by none; "
+                              "remove it, or the axis")
+    path = _spec(tmp_path, grid={"learning.bounds.0": [0.4, 0.5]}, seeds=[0, 1])
+    out = tmp_path / "out"
+    assert main(["sweep", path, "--out", str(out), "--dry-run", "--set", "learning.bounds[0]=0.3"]) == 2
+    assert capsys.readouterr().err == (
+        "metamaterial: --set learning.bounds[0]=0.3: learning.bounds[0]: swept by the axis grid learning.bounds.0, "
+        "which sets it at every point, so this value would be used by none; remove it, or the axis\n")
+    assert not out.exists()
+    kept = load_sweep(path, ["learning.bounds=[0.3, 7.0]", "seed=4"])
+    assert [tuple(p.config.learning.bounds) for p in kept.points[:2]] == [(0.4, 7.0), (0.4, 7.0)]
+    counted = load_sweep(_spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}, seeds=2), ["seed=4"])
+    assert [p.config.seed for p in counted.points] == [4, 5, 4, 5]
+
+
 def _billion() -> list:
     """10^9 items in 9 shared lists: safe_dump writes them as YAML anchors and aliases, a few hundred bytes."""
     items = [1.0] * 10
@@ -103,6 +160,12 @@ def _billion() -> list:
     ({"seeds": 0}, "seeds: must be a count N >= 1"),
     ({"grids": {"learning.nudge": [0.5]}}, "grids: unknown key of a sweep spec"),
     ({"grid": {"learning.nudge": [0.5]}, "zip": {"learning.nudge": [1.0]}}, "learning.nudge: swept by two axes"),
+    # one key in two spellings made "the same config" of points that differ in the spec; an axis inside another
+    # axis's mapping wrote into that axis's own value, which its other points then showed
+    ({"grid": {"learning.bounds[0]": [0.3, 0.4], "learning.bounds.0": [0.35]}},
+     "learning.bounds.0: swept by two axes (learning.bounds[0] and learning.bounds.0); give each key path one axis"),
+    ({"grid": {"learning.init": [{"kind": "uniform", "low": 1.0, "high": 5.0}]}, "zip": {"learning.init.low": [1.5]}},
+     "learning.init.low: swept by two axes (learning.init and learning.init.low); give each key path one axis"),
     ({"grid": {"task.low": [0.3], "task.high": [0.2]}}, "grid task.low=0.3: task.low, task.name: the "
                                                         "regression task does not read low (got 0.3); remove it"),
     ({"set": ["simulator.backend=native", "learning.epochs"]}, "spec.yaml: set[1]: learning.epochs: expected "
@@ -303,13 +366,34 @@ def test_a_batched_point_ends_where_train_with_seeds_ends(tmp_path):
         assert (s["initial_loss"], s["final_loss"]) == (float(row["initial_loss"]), float(row["final_loss"]))
 
 
+def test_workers_with_a_scheduler_are_refused_not_ignored(tmp_path, capsys):
+    """--workers 4 with --scheduler ran on the scheduler's cluster, however many workers it had, saying nothing:
+    the number asked for was dropped. It is refused before anything is read or made; either alone runs."""
+    path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
+    out = tmp_path / "out"
+    assert main(["sweep", path, "--out", str(out), "--workers", "4", "--scheduler", "tcp://127.0.0.1:8786"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "metamaterial: --workers: sizes the local cluster, and --scheduler runs on an existing one (got --workers 4 "
+        "with --scheduler tcp://127.0.0.1:8786); leave out --workers: that cluster's workers are those its dask worker "
+        "commands started"]
+    assert not out.exists()
+    with pytest.raises(ConfigError, match=r"^--workers: sizes the local cluster"):
+        run_sweep(load_sweep(path), out, workers=1, scheduler="tcp://127.0.0.1:8786")
+    assert not out.exists()
+    for alone in (["--workers", "1"], ["--scheduler", "tcp://127.0.0.1:8786"]):
+        assert main(["sweep", path, "--out", str(out), "--dry-run", *alone]) == 0
+        assert capsys.readouterr().out.startswith("sweep spec: 2 points")
+
+
 def test_no_local_worker_is_refused_by_the_dry_run_too(tmp_path, capsys):
     path = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
     assert main(["sweep", path, "--out", str(tmp_path / "out"), "--dry-run", "--workers", "0"]) == 2
     assert capsys.readouterr().err.splitlines() == ["metamaterial: --workers: must be >= 1 (got 0); give 1 or more"]
-    assert main(["sweep", path, "--out", str(tmp_path / "out"), "--recycle-after", "-1"]) == 2
-    assert capsys.readouterr().err.splitlines() == ["metamaterial: --recycle-after: must be >= 0 (got -1); give the "
-                                                    "points a worker trains before it is replaced, or 0 for never"]
+    for dry in ([], ["--dry-run"]):  # the dry run said the sweep would run: the run itself refused it
+        assert main(["sweep", path, "--out", str(tmp_path / "out"), "--recycle-after", "-1", *dry]) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            "metamaterial: --recycle-after: must be >= 0 (got -1); give the points a worker trains before it is "
+            "replaced, or 0 for never"]
     assert not (tmp_path / "out").exists()
 
 
@@ -1171,8 +1255,8 @@ def test_the_summary_ends_with_the_best_and_worst_setting_by_the_metric(tmp_path
     assert best != worst
     head = json.loads((out / "summary.json").read_text())["headline"]
     assert head["metric"] == "final_loss" and head["higher_is_better"] is False
-    assert head["best"] == {"values": {"learning.rate": float(best)}, "mean": means[best], "seeds": 2}
-    assert head["worst"] == {"values": {"learning.rate": float(worst)}, "mean": means[worst], "seeds": 2}
+    assert head["best"] == {"values": {"learning.rate": float(best)}, "mean": means[best], "seeds": 2, "tied": []}
+    assert head["worst"] == {"values": {"learning.rate": float(worst)}, "mean": means[worst], "seeds": 2, "tied": []}
     assert capsys.readouterr().out.splitlines()[2] == (
         f"final_loss (mean over seeds): best (lowest) {means[best]:.4g} at learning.rate={float(best)} (2 seeds); "
         f"worst {means[worst]:.4g} at learning.rate={float(worst)} (2 seeds)")
@@ -1192,6 +1276,26 @@ def test_a_sweep_without_seeds_keeps_the_seed_column_and_a_tie_names_no_best(tmp
     assert [r["seed"] for r in rows] == ["7", "7"] and rows[0]["final_loss"] == rows[1]["final_loss"]
     assert capsys.readouterr().out.splitlines()[2] == (f"final_loss (mean over seeds): "
                                                         f"{float(rows[0]['final_loss']):.4g} at each of the 2 settings")
+
+
+def test_settings_tied_at_the_worst_are_all_named(tmp_path, capsys):
+    """Settings of the same mean at the worst end were printed as one worst: "worst 0.05 at learning.epochs=0,
+    learning.rate=0.5" when the untrained point at rate 5 scores the same. The summary and summary.json name
+    every setting tied with the one shown."""
+    out = tmp_path / "out"
+    path = _spec(tmp_path, set=_SET_BUT_EPOCHS, grid={"learning.epochs": [0, EPOCHS], "learning.rate": [0.5, 5.0]})
+    assert main(["sweep", path, "--out", str(out), "--workers", "1", "--no-plots", "--no-progress",
+                 "--metric", "final_loss"]) == 0
+    with open(out / "results.csv", newline="") as f:
+        untrained = [r for r in csv.DictReader(f) if r["learning.epochs"] == "0"]
+    assert untrained[0]["final_loss"] == untrained[1]["final_loss"]  # no update: the rate changes nothing
+    head = json.loads((out / "summary.json").read_text())["headline"]
+    assert head["worst"]["values"] == {"learning.epochs": 0, "learning.rate": 0.5}
+    assert head["worst"]["tied"] == [{"learning.epochs": 0, "learning.rate": 5.0}]
+    assert head["best"]["tied"] == [] and head["best"]["values"]["learning.epochs"] == EPOCHS
+    assert capsys.readouterr().out.splitlines()[2].endswith(
+        f"worst {float(untrained[0]['final_loss']):.4g} at learning.epochs=0, learning.rate=0.5 (1 seed; tied with "
+        "learning.epochs=0, learning.rate=5.0)")
 
 
 def test_a_hinge_point_reports_the_hinge_loss_train_reports(tmp_path):

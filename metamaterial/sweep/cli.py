@@ -25,8 +25,9 @@ def add_commands(sub) -> None:
     w.add_argument("spec", help="sweep spec (see configs/sweeps/)")
     w.add_argument("--out", type=Path, help="sweep folder (default: runs/sweeps/<name>); rerunning resumes it")
     w.add_argument("--dry-run", action="store_true", help="validate every point and print them; run nothing")
-    w.add_argument("--workers", type=int, default=2,
-                   help="local workers: threads of this process, each training in a process of its own (default 2)")
+    w.add_argument("--workers", type=int, default=None,
+                   help="local workers: threads of this process, each training in a process of its own (default 2; "
+                        "not with --scheduler)")
     w.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this existing Dask cluster instead")
     w.add_argument("--recycle-after", type=int, metavar="K", default=None,
                    help="restart a worker process after it trained K points (default 200; 0: never)")
@@ -57,25 +58,26 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     from . import execute, load_sweep, worker  # noqa: PLC0415
 
     execute.check_workers(args.workers, args.scheduler)  # before the spec is expanded, which may take a while
+    recycle = worker.RECYCLE_AFTER if args.recycle_after is None else args.recycle_after
+    if recycle < 0:
+        raise ConfigError(f"--recycle-after: must be >= 0 (got {recycle}); give the points a worker trains before "
+                          "it is replaced, or 0 for never")
+    workers = execute.LOCAL_WORKERS if args.workers is None else args.workers  # what a dry run plans tasks for
     if args.scheduler:
         execute.check_scheduler(args.scheduler)
     spec = load_sweep(args.spec, overrides)
     args.out = args.out or Path("runs") / "sweeps" / spec.name
     execute.check_folder(spec, args.out)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if not args.scheduler and args.workers > cores:
-        print(f"metamaterial: warning: --workers {args.workers} is more than the {cores} cores of this machine: the "
+    if not args.scheduler and workers > cores:
+        print(f"metamaterial: warning: --workers {workers} is more than the {cores} cores of this machine: the "
               "workers take turns on them, and each point takes longer", file=sys.stderr)
     earlier = execute.earlier_results(spec, args.out)  # the folder's records read once, for all that follows
     for line in _outdated(earlier):
         print(f"sweep: {line}", file=sys.stderr)
     if args.dry_run:
-        print(_sweep_points(spec, args.out, args.workers, earlier))
+        print(_sweep_points(spec, args.out, workers, earlier))
         return 0
-    recycle = worker.RECYCLE_AFTER if args.recycle_after is None else args.recycle_after
-    if recycle < 0:
-        raise ConfigError(f"--recycle-after: must be >= 0 (got {recycle}); give the points a worker trains before "
-                          "it is replaced, or 0 for never")
     bar = _SweepProgress(not args.no_progress)
     args.sweep_started = True  # an interrupt from here keeps the points finished (``_resume_hint``)
     run = execute.run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, recycle_after=recycle,
@@ -159,9 +161,15 @@ def _headline(h: dict | None) -> str:
     if h is None:
         return ""
 
+    def named(values: dict) -> str:
+        return ", ".join(f"{axis}={value}" for axis, value in values.items()) or "every point"
+
     def at(end: dict) -> str:
-        where = ", ".join(f"{axis}={value}" for axis, value in end["values"].items()) or "every point"
-        return f"{end['mean']:.4g} at {where} ({end['seeds']} seed{'s' if end['seeds'] > 1 else ''})"
+        tied = end.get("tied", [])
+        also = ("" if not tied else f"; tied with {len(tied)} other settings" if len(tied) > 3
+                else "; tied with " + " and ".join(named(v) for v in tied))
+        seeds = f"{end['seeds']} seed{'s' if end['seeds'] > 1 else ''}"
+        return f"{end['mean']:.4g} at {named(end['values'])} ({seeds}{also})"
 
     if h["settings"] == 1:
         return f"\n{h['metric']} (mean over seeds): {at(h['best'])}"

@@ -71,6 +71,9 @@ from .store import (
 
 #: largest ensemble one task trains
 MAX_BATCH = 64
+#: the local cluster's workers unless ``--workers`` says otherwise
+LOCAL_WORKERS = 2
+
 #: seconds without a finished task after which the client counts the cluster's workers (``_completed``)
 WORKER_CHECK_S = 5.0
 
@@ -175,7 +178,7 @@ def earlier_results(spec: SweepSpec, out: Path) -> EarlierResults:
                           len(stale), len(other_target))
 
 
-def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | None = None,
+def run_sweep(spec: SweepSpec, out: Path, *, workers: int | None = None, scheduler: str | None = None,
               recycle_after: int = worker.RECYCLE_AFTER, retry_failed: bool = False,
               on_progress: Callable[[int, int, int], None] | None = None,
               on_start: Callable[[int, int], None] | None = None,
@@ -185,12 +188,14 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int = 2, scheduler: str | 
     out)``, if the caller has it; the records it finds adoptable count as done); ``on_start(to_run, already_done)``
     once, then ``on_progress(points_done, to_run, failed)`` after every task, ``on_wait(line)`` when the
     cluster has no worker left (or again has some), and ``on_note(line)`` when it removed checkpoints of tasks
-    this spec no longer has (``drop_partials``). Each task checkpoints its training in ``out/partial/<task key>``
+    this spec no longer has (``drop_partials``). ``workers``: the local cluster's (default ``LOCAL_WORKERS``; none
+    with a ``scheduler``). Each task checkpoints its training in ``out/partial/<task key>``
     every ``learning.checkpoint_every`` epochs and resumes from there when the same spec runs again (``_train``).
     The folder's points.json becomes the spec's once the cluster is reached: a sweep that fails before (a scheduler
     it cannot reach) changes nothing in an existing folder, and removes the folders it created."""
     out = Path(out)
     check_workers(workers, scheduler)
+    workers = LOCAL_WORKERS if workers is None else workers
     check_folder(spec, out)
     made = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)  # the highest folder made here
     try:
@@ -271,6 +276,11 @@ def _submit_all(todo: list[Point], out: Path, since: int, connection: _Connectio
     client.run(worker.warm_up, todo[0].config, on_error="ignore")  # returns at once; the training processes load
     if planned is None:
         planned = kept + plan_tasks(rest, max(1, len(client.scheduler_info(n_workers=-1)["workers"])))
+        daemonic = [a for a, d in client.run(worker.is_daemonic, on_error="ignore").items() if d is True]
+        if daemonic and on_wait is not None:  # they work, but not as the README has them started: say so, once
+            on_wait(f"{len(daemonic)} worker(s) of {scheduler} are daemonic, Dask's default: each trains in itself, "
+                    "so a simulator that crashes ends the worker, and --recycle-after does not apply; start workers "
+                    "with DASK_DISTRIBUTED__WORKER__DAEMON=False")
     # a worker resolves a relative path in its own working directory, not the client's
     folder = os.path.abspath(out)
     futures = {client.submit(worker.run_points, t, folder, retry_failed, recycle_after,
@@ -348,9 +358,11 @@ def _completed(client, futures: Iterable, scheduler: str | None, on_wait: Callab
             n = len(client.scheduler_info(n_workers=-1)["workers"])
             if on_wait is not None and (n == 0) != alone:
                 at = f" at {scheduler}" if scheduler else ""
+                # the command in full: a plain `dask worker` is daemonic, so it trains in itself (no recycling)
+                start = f"DASK_DISTRIBUTED__WORKER__DAEMON=False dask worker {scheduler or 'ADDRESS'}"
                 on_wait(f"the cluster{at} has no worker: the {ready.count()} task(s) left wait for one to join (start "
-                        "one with `dask worker ADDRESS`; Ctrl-C stops the sweep, and the same command resumes it)"
-                        if n == 0 else f"{n} worker(s) on the cluster again: the sweep goes on")
+                        f"one with `{start}`; Ctrl-C stops the sweep, and the same command resumes it)"
+                        if n == 0 else f"{n} worker(s) on the cluster now: the sweep goes on")
             alone = n == 0
 
 
@@ -468,9 +480,14 @@ def check_folder(spec: SweepSpec, out: Path) -> None:
                           f"a folder of its own (default runs/sweeps/{spec.name}), or remove that one")
 
 
-def check_workers(workers: int, scheduler: str | None) -> None:
-    """Refuse a local cluster of no worker (``--workers``; a scheduler's cluster has its own)."""
-    if not scheduler and workers < 1:
+def check_workers(workers: int | None, scheduler: str | None) -> None:
+    """Refuse a local cluster of no worker (``--workers``), and a number of workers with a scheduler, whose cluster
+    has its own (``None``: not given)."""
+    if scheduler and workers is not None:
+        raise ConfigError(f"--workers: sizes the local cluster, and --scheduler runs on an existing one (got --workers "
+                          f"{workers} with --scheduler {scheduler}); leave out --workers: that cluster's workers are "
+                          "those its dask worker commands started")
+    if not scheduler and workers is not None and workers < 1:
         raise ConfigError(f"--workers: must be >= 1 (got {workers}); give 1 or more")
 
 
@@ -511,5 +528,5 @@ def _connect(workers: int, scheduler: str | None):
         raise
 
 
-__all__ = ["MAX_BATCH", "SweepRun", "EarlierResults", "check_folder", "check_workers", "check_scheduler",
-           "earlier_results", "run_sweep", "plan_tasks", "seed_free"]
+__all__ = ["MAX_BATCH", "LOCAL_WORKERS", "SweepRun", "EarlierResults", "check_folder", "check_workers",
+           "check_scheduler", "earlier_results", "run_sweep", "plan_tasks", "seed_free"]

@@ -436,7 +436,8 @@ def summarize(out: Path, table: SweepTable | None = None, metric: str | None = N
 def headline(axes: list[str], ok: list[dict], metric: str) -> dict | None:
     """The best and the worst setting of the swept axes (all but the seed) by ``metric``'s mean over the seeds
     of each, for the summary's last lines: ``{metric, higher_is_better, settings, best, worst}`` (settings: how
-    many were ranked), best and worst each ``{values, mean, seeds}``; None when the metric is no ranked one
+    many were ranked), best and worst each ``{values, mean, seeds, tied}`` (tied: the values of the other settings
+    of the same mean); None when the metric is no ranked one
     (``RANKED``) or no finished point has it."""
     if metric not in RANKED:
         return None
@@ -454,9 +455,12 @@ def headline(axes: list[str], ok: list[dict], metric: str) -> dict | None:
     if not means:
         return None
     higher = RANKED[metric]
-    ranked = sorted(means, key=lambda k: float(np.mean(means[k])), reverse=higher)
-    pick = {end: {"values": settings[k], "mean": float(np.mean(means[k])), "seeds": len(means[k])}
-            for end, k in (("best", ranked[0]), ("worst", ranked[-1]))}
+    mean = {k: float(np.mean(v)) for k, v in means.items()}
+    ranked = sorted(means, key=mean.get, reverse=higher)
+    # settings that score alike are named as well: one of them alone would read as the only best (or worst)
+    pick = {end: {"values": settings[k], "mean": mean[k], "seeds": len(means[k]),
+                  "tied": [settings[o] for o in ranked if o != k and mean[o] == mean[k]]}
+            for end, k in (("best", ranked[0]), ("worst", next(o for o in ranked if mean[o] == mean[ranked[-1]])))}
     return {"metric": metric, "higher_is_better": higher, "settings": len(means), **pick}
 
 

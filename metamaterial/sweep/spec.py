@@ -37,7 +37,14 @@ import numpy as np
 import yaml
 
 from ..config import PLAIN_NAME, Config, validate_config
-from ..configfile import apply_override, as_trained, config_from_document, read_document, set_key_path
+from ..configfile import (
+    apply_override,
+    as_trained,
+    config_from_document,
+    is_key_within,
+    read_document,
+    set_key_path,
+)
 from ..datafiles import is_pins, pin_files
 from ..errors import ConfigError, ValidationError, shown
 from ..experiment import check_config, check_roles, drawn_from_run_seed
@@ -251,9 +258,19 @@ def expand_sweep(doc: dict, source: str, base_dir: str | Path, overrides: list[s
     axes = [key for keys, _ in blocks for key in keys]
     _check_count(math.prod(len(rows) for _, rows in blocks), source,
                  " x ".join(f"{g} {len(rows):,}" for g, (_, rows) in zip(groups, blocks)))
-    for i, key in enumerate(axes):
-        if key in axes[:i]:
-            raise ConfigError(f"{source}: {key}: swept by two axes; give each key path one axis")
+    for i, key in enumerate(axes):  # one key path in two spellings (bounds.0, bounds[0]), or one inside another
+        other = next((a for a in axes[:i] if is_key_within(key, a) or is_key_within(a, key)), None)
+        if other is not None:
+            also = "" if other == key else f" ({other} and {key})"
+            raise ConfigError(f"{source}: {key}: swept by two axes{also}; give each key path one axis")
+    swept = {key: group for group, (keys, _) in zip(groups, blocks) for key in keys if key != SEED_AXIS}
+    for where, item in changes:  # an axis sets its key at every point: a set of it, or inside it, would be lost
+        key = item.split("=", 1)[0].strip()
+        axis = next((a for a in swept if is_key_within(key, a)), None)
+        if axis is not None:
+            at = f"--set {item}" if where is None else f"{where} ({item})"
+            raise ConfigError(f"{at}: {key}: swept by the axis {swept[axis]} {axis}, which sets it at every point, so "
+                              "this value would be used by none; remove it, or the axis")
     for group, (keys, rows) in zip(groups, blocks):
         for j, key in enumerate(keys):  # each value alone on the base: an error names its axis, key and value
             for value in dict.fromkeys(json.dumps(row[j]) for row in rows):
@@ -329,9 +346,14 @@ def _base(doc: dict, source: str, spec_dir: Path) -> tuple[dict, str, Path]:
     if isinstance(base, str):
         path = spec_dir / base  # an absolute base replaces spec_dir
         try:
-            return read_document(path), str(path), path.parent
+            found = read_document(path)
         except ConfigError as err:
             raise ConfigError(f"{source}: base: {err} (a path relative to the spec)") from None
+        if is_sweep_spec(found):  # read as a config, its keys were refused one by one, in its own name
+            raise ConfigError(f"{source}: base: {path} is a sweep spec, not a config (got the spec keys "
+                              f"{', '.join(k for k in found if k in SPEC_ONLY_KEYS)}); give the config it sweeps, "
+                              "its own base:, or move this spec's axes into that spec")
+        return found, str(path), path.parent
     if isinstance(base, dict):
         return copy.deepcopy(base), f"{source}: base", spec_dir
     if "base" not in doc:
@@ -343,8 +365,8 @@ def _base(doc: dict, source: str, spec_dir: Path) -> tuple[dict, str, Path]:
 
 def _point_config(base_raw: dict, values: dict[str, Any], where: str, base_dir: Path) -> Config:
     raw = copy.deepcopy(base_raw)
-    for key, value in values.items():
-        set_key_path(raw, key, value, where)
+    for key, value in values.items():  # a copy: a mapping value is the axis's own, shared by its points
+        set_key_path(raw, key, copy.deepcopy(value), where)
     return config_from_document(raw, where, base_dir)
 
 
@@ -415,8 +437,11 @@ def _values(body: Any, at: str) -> list:
             raise ConfigError(f"{at}: {kind} needs [a, b, n] (numbers, n >= 1 an integer{positive}) "
                               f"(got {shown(args)}); give e.g. {{{kind}: {example}}}, n values from a to b")
         _check_count(args[2], at)
-        grid = np.linspace(*args) if kind == "linspace" else np.geomspace(*args)
-        return [_round(v) for v in grid]
+        values = [_round(v) for v in (np.linspace(*args) if kind == "linspace" else np.geomspace(*args))]
+        # whole numbers between whole ends stay integers: {linspace: [1000, 3000, 3]} over learning.epochs, an
+        # integer key, gave 1000.0, refused as no integer with advice to write it without a decimal point
+        whole = all(isinstance(a, int) and not isinstance(a, bool) for a in args[:2])
+        return [int(v) for v in values] if whole and all(v.is_integer() for v in values) else values
     raise ConfigError(f"{at}: values must be a list or {{linspace: [a, b, n]}} or {{logspace: [a, b, n]}} "
                       f"(got {shown(body)}); write them as a list such as [0.5, 1.0] (one value: [0.5])")
 

@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import json
 import multiprocessing
+import multiprocessing.util
 import os
 import shutil
 import threading
@@ -116,6 +117,12 @@ def warm_up(cfg, dask_worker=None) -> bool:
         slot["lock"].release()
 
 
+def is_daemonic(dask_worker=None) -> bool:
+    """Whether this worker's process is daemonic (Dask's default), so that it trains in itself: no training process
+    of its own, no recycling (a client calls it with ``Client.run``, which passes ``dask_worker``)."""
+    return multiprocessing.current_process().daemon
+
+
 def _warm(cfg) -> None:
     """One epoch of ``cfg`` (one seed), thrown away: what a training process loads before its first point."""
     from .. import runs  # noqa: PLC0415
@@ -137,6 +144,10 @@ def _new_pool(slot: dict) -> None:
         # collected during the teardown, where concurrent.futures' own callback fails ("Exception ignored in ...
         # weakref_cb"); a local cluster's workers are threads of the client's process, so their pools live there
         atexit.register(stop_training)
+        # and before multiprocessing joins this process's children as it ends: a Dask worker under a nanny is a
+        # multiprocessing child, which runs no atexit hook, and waited there for its training process (which
+        # waits for work) until the nanny killed it ("Worker process still alive after 8.0 seconds, killing")
+        multiprocessing.util.Finalize(None, stop_training, exitpriority=0)
         _STOPPED_AT_EXIT = True
 
 
@@ -383,5 +394,5 @@ def _worker_name(dask_worker=None) -> str:
         return f"pid{os.getpid()}"
 
 
-__all__ = ["RECYCLE_AFTER", "run_points", "warm_up", "stop_training", "end_training", "point_record",
+__all__ = ["RECYCLE_AFTER", "run_points", "warm_up", "is_daemonic", "stop_training", "end_training", "point_record",
            "store_record"]
