@@ -907,8 +907,9 @@ def test_only_a_metric_of_the_points_summaries_is_drawn(tmp_path, capsys, metric
                                                                             "task": "regression", "seed": 0}})
     assert main(["sweep-report", str(out), "--metric", metric]) == 2
     err = capsys.readouterr().err
-    assert err.splitlines() == [f"metamaterial: --metric {metric}: not a metric of a sweep's points; choose one of "
-                                f"{', '.join(SUMMARY_METRICS)}"]
+    maybe = " (did you mean final_loss?)" if metric == "final_los" else ""  # a near miss of one, no axis or label
+    assert err.splitlines() == [f"metamaterial: --metric {metric}: not a metric of a sweep's points{maybe}; choose "
+                                f"one of {', '.join(SUMMARY_METRICS)}"]
     assert not (out / "figures").exists()
 
 
@@ -916,7 +917,8 @@ def test_a_mistyped_metric_is_refused_before_any_point_runs(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["sweep", _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]}), "--out", str(out),
                  "--metric", "final_los"]) == 2
-    assert capsys.readouterr().err.startswith("metamaterial: --metric final_los: not a metric of a sweep's points")
+    assert capsys.readouterr().err.startswith("metamaterial: --metric final_los: not a metric of a sweep's points "
+                                              "(did you mean final_loss?); choose one of ")
     assert not out.exists()
 
 

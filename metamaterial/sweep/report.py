@@ -14,6 +14,7 @@ third axis when it has at most four). A numeric axis runs in ascending order, an
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import math
 from collections import Counter, defaultdict
@@ -169,7 +170,9 @@ def check_metric(metric: str | None) -> None:
     (backend, task), the index, a seed, an axis or an error message would make no figure worth drawing. Known
     without running a point, so ``sweep`` checks it before it runs any."""
     if metric is not None and metric not in SUMMARY_METRICS:
-        raise ConfigError(f"--metric {metric}: not a metric of a sweep's points; choose one of "
+        near = difflib.get_close_matches(str(metric), list(SUMMARY_METRICS), n=1, cutoff=0.8)
+        maybe = f" (did you mean {near[0]}?)" if near else ""
+        raise ConfigError(f"--metric {metric}: not a metric of a sweep's points{maybe}; choose one of "
                           f"{', '.join(SUMMARY_METRICS)}")
 
 
