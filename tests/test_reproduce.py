@@ -144,7 +144,7 @@ def test_a_quick_run_keeps_a_full_result_and_the_report_marks_each_claim(tmp_pat
            "verdicts check the machinery, not the claims; the others ran in full." in text
     assert "| [One](#one) | full, native | **reproduced** |" in text
     assert "| [Two](#two) | quick, native | **reproduced** |" in text
-    assert _section(text, "One").split("\n\n")[1] == "**Run.** full, many-seed ensembles on the native backend."
+    assert _section(text, "One").split("\n\n")[1] == "**Run.** full, on the native backend."
     assert _section(text, "Two").split("\n\n")[1].startswith("**Run.** quick (few seeds, short training: this "
                                                               "verdict checks the machinery, not the claim)")
 

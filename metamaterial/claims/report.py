@@ -81,7 +81,7 @@ def _run_line(key: str, run: dict | None) -> str:
         return "**Run.** not recorded."
     how = "quick (few seeds, short training: this verdict checks the machinery, not the claim)" if run["quick"] \
         else "full"
-    line = f"**Run.** {how}, many-seed ensembles on the {run['backend']} backend."
+    line = f"**Run.** {how}, on the {run['backend']} backend."  # its seeds: the claim's **Seeds.** line
     if run.get("outdated"):
         line += f" Outdated: {run['outdated']}; `metamaterial reproduce {key} --out DIR` runs it again."
     return line
