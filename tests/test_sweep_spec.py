@@ -89,6 +89,21 @@ def test_value_ranges_and_random_draws_are_reproducible(tmp_path):
     assert [p.values["device.params.vto"] for p in other.points] != vtos
 
 
+def test_a_random_group_draws_an_integer_key_from_randint(tmp_path):
+    """A uniform draw over an integer key (learning.epochs) is no whole number and is refused; {randint: [a, b]}
+    draws integers from a to b, both ends included, reproducibly from the group's seed."""
+    spec = load_sweep(_spec(tmp_path, set=_SET_BUT_EPOCHS,
+                            random={"n": 12, "seed": 3, "axes": {"learning.epochs": {"randint": [20, 23]},
+                                                                 "learning.nudge": {"uniform": [0.2, 1.0]}}}))
+    epochs = [p.config.learning.epochs for p in spec.points]
+    assert all(type(e) is int and 20 <= e <= 23 for e in epochs) and set(epochs) == {20, 21, 22, 23}
+    assert [p.values["learning.epochs"] for p in spec.points] == epochs
+    assert [p.values for p in load_sweep(spec.source).points] == [p.values for p in spec.points]
+    with pytest.raises(ConfigError, match=r"learning.epochs"):
+        load_sweep(_spec(tmp_path, set=_SET_BUT_EPOCHS,
+                         random={"n": 2, "axes": {"learning.epochs": {"uniform": [20, 23]}}}))
+
+
 def test_a_range_of_whole_numbers_sweeps_an_integer_key(tmp_path):
     """{linspace: [20, 60, 3]} over learning.epochs gave 20.0, 40.0, 60.0, which the config refused as no integer
     ("write the whole number without a decimal point"), though the spec has none. Whole numbers between whole ends
@@ -157,6 +172,9 @@ def _billion() -> list:
     ({"grid": {"learning.bounds[5]": [0.2]}}, "learning.bounds is a list of 2 item(s)"),
     ({"grid": {"learning.nudge": {"linspace": [0.1, 0.5]}}}, "grid.learning.nudge: linspace needs [a, b, n]"),
     ({"random": {"n": 3, "axes": {"device.params.kp": {"loguniform": [0, 1e-3]}}}}, "loguniform needs [a, b]"),
+    ({"random": {"n": 3, "axes": {"learning.epochs": {"randint": [10, 30.5]}}}}, "learning.epochs: randint needs "
+                                                                                  "[a, b], two integers with a < b"),
+    ({"random": {"n": 3, "axes": {"learning.epochs": {"randint": [30, 10]}}}}, "randint needs [a, b]"),
     ({"seeds": 0}, "seeds: must be a count N >= 1"),
     ({"grids": {"learning.nudge": [0.5]}}, "grids: unknown key of a sweep spec"),
     ({"grid": {"learning.nudge": [0.5]}, "zip": {"learning.nudge": [1.0]}}, "learning.nudge: swept by two axes"),

@@ -6,8 +6,9 @@ varies fastest):
 
 ``grid``   every combination of its axes' values;
 ``zip``    its axes walked together (equal lengths);
-``random`` ``n`` samples drawn from ``seed``: each axis ``{uniform: [a, b]}``, ``{loguniform: [a, b]}`` or a list
-           (one item drawn with equal odds);
+``random`` ``n`` samples drawn from ``seed``: each axis ``{uniform: [a, b]}``, ``{loguniform: [a, b]}``,
+           ``{randint: [a, b]}`` (an integer from a to b, both included: for an integer key) or a list (one item
+           drawn with equal odds);
 ``seeds``  the run seed: ``N`` (the base config's seed .. seed + N - 1) or a list.
 
 ``target_loss`` (V^2, optional) adds each point's learning time until its loss first reached it; it is part of
@@ -494,6 +495,13 @@ def _distribution(body: Any, at: str):
     if isinstance(body, list) and body:
         items = [_plain(_check_size(v, at)) for v in body]
         return lambda rng: items[int(rng.integers(len(items)))]
+    if isinstance(body, dict) and len(body) == 1 and next(iter(body)) == "randint":
+        args = body["randint"]  # an integer key (learning.epochs, network.n_hidden): a uniform draw is no integer
+        if not (isinstance(args, list) and len(args) == 2 and all(isinstance(a, int) and not isinstance(a, bool)
+                                                                  for a in args) and args[0] < args[1]):
+            raise ConfigError(f"{at}: randint needs [a, b], two integers with a < b (got {shown(args)}); give e.g. "
+                              "{randint: [100, 1000]} (a and b both drawn)")
+        return lambda rng: int(rng.integers(args[0], args[1] + 1))
     if isinstance(body, dict) and len(body) == 1 and next(iter(body)) in ("uniform", "loguniform"):
         kind, args = next(iter(body.items()))
         if not (isinstance(args, list) and len(args) == 2 and all(_number(a) for a in args) and args[0] < args[1]
@@ -504,8 +512,9 @@ def _distribution(body: Any, at: str):
         if kind == "uniform":
             return lambda rng: _round(rng.uniform(args[0], args[1]))
         return lambda rng: _round(math.exp(rng.uniform(math.log(args[0]), math.log(args[1]))))
-    raise ConfigError(f"{at}: a distribution is a list to draw from, {{uniform: [a, b]}} or {{loguniform: [a, b]}} "
-                      f"(got {shown(body)}); give one of them, e.g. [0.5, 1.0] or {{uniform: [0.1, 1.0]}}")
+    raise ConfigError(f"{at}: a distribution is a list to draw from, {{uniform: [a, b]}}, {{loguniform: [a, b]}} or "
+                      f"{{randint: [a, b]}} (got {shown(body)}); give one of them, e.g. [0.5, 1.0] or {{uniform: "
+                      "[0.1, 1.0]}")
 
 
 def _check_size(value: Any, at: str) -> Any:
