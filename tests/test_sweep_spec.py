@@ -285,8 +285,9 @@ SPEC_FIXES = {
                              "random.axes.device.params.kp: loguniform needs [a, b] with a < b and a > 0 (got [0, "
                              "0.001]); give two numbers, the lower first, e.g. {loguniform: [1e-4, 1e-2]}"),
     "distribution-a-number": ({"random": {"n": 2, "axes": {"learning.nudge": 0.5}}}, "random.axes.learning.nudge: a "
-                              "distribution is a list to draw from, {uniform: [a, b]} or {loguniform: [a, b]} (got "
-                              "0.5); give one of them, e.g. [0.5, 1.0] or {uniform: [0.1, 1.0]}"),
+                              "distribution is a list to draw from, {uniform: [a, b]}, {loguniform: [a, b]} or "
+                              "{randint: [a, b]} (got 0.5); give one of them, e.g. [0.5, 1.0] or {uniform: [0.1, "
+                              "1.0]}"),
 }
 
 
