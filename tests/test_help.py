@@ -1,6 +1,6 @@
-"""Help texts and the README cannot drift from the program: every subcommand's ``--help`` runs and names only
-options that exist, every option the README names exists, and every ``metamaterial ...`` command line in the README
-parses."""
+"""Help texts and the documentation cannot drift from the program: every subcommand's ``--help`` runs and names
+only options that exist, every option the README and the guides name exists, every ``metamaterial ...`` command line
+in them parses, and every relative link among them leads to a file and heading that exist."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from metamaterial.claims.registry import CLAIMS
 from metamaterial.cli import _parser
 
 README = (ROOT / "README.md").read_text()
+#: the pages whose command lines and options are checked: the README and the guides it sends a user to
+PAGES = {name: (ROOT / name).read_text()
+         for name in ("README.md", "docs/guide.md", "docs/sweeps.md", "docs/results.md")}
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
 #: README placeholders and a value of the right kind for each
 PLACEHOLDERS = {"CONFIG": "configs/xor.yaml", "N": "3", "SEED": "0", "CLAIM": "xor", "X": "native"}
@@ -64,15 +67,16 @@ def test_reproduce_help_names_every_claim():
         assert f"{key} ({module.TITLE})" in text
 
 
-def _code() -> tuple[list[str], list[str]]:
-    """(lines of the README's code blocks, its inline code spans)."""
-    blocks = re.findall(r"```[a-z]*\n(.*?)```", README, flags=re.S)
-    prose = re.sub(r"```[a-z]*\n.*?```", "", README, flags=re.S)
+def _code(text: str | None = None) -> tuple[list[str], list[str]]:
+    """(lines of the code blocks, inline code spans) of ``text``, by default of every page in ``PAGES``."""
+    text = "\n".join(PAGES.values()) if text is None else text
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S)
+    prose = re.sub(r"```[a-z]*\n.*?```", "", text, flags=re.S)
     return [line for b in blocks for line in b.splitlines()], re.findall(r"`([^`\n]+)`", prose)
 
 
-def _command_lines() -> list[str]:
-    lines, spans = _code()
+def _command_lines(text: str | None = None) -> list[str]:
+    lines, spans = _code(text)
     found = [line.removeprefix("$ ") for line in lines if line.startswith(("metamaterial ", "$ metamaterial "))]
     return found + [s for s in spans if s.startswith("metamaterial ")]
 
@@ -87,7 +91,7 @@ def test_every_option_the_readme_names_exists():
     ours = [t for t in lines + spans if not t.lstrip("$ ").startswith(("python ", "ngspice ", "dask "))
             and " dask " not in f" {t}"]  # another program's options: Dask's, after its environment settings
     named = {o for t in ours for o in OPTION.findall(t)}
-    assert named and named <= ALL_OPTIONS, f"the README names options no parser has: {sorted(named - ALL_OPTIONS)}"
+    assert named and named <= ALL_OPTIONS, f"the docs name options no parser has: {sorted(named - ALL_OPTIONS)}"
     assert set(OPTION.findall(" ".join(_command_lines()))) >= {"--inputs", "--replica", "--split", "--json",
                                                                "--no-plots", "--no-progress", "--resume", "--force"}
 
@@ -100,11 +104,11 @@ def test_every_readme_command_line_parses(line):
         PARSER.parse_args(argv)
     except SystemExit as stop:
         if stop.code != 0:
-            pytest.fail(f"README: `{line}` does not parse (argv {argv})")
+            pytest.fail(f"`{line}` (README or a guide) does not parse (argv {argv})")
 
 
 def test_every_command_is_in_the_readme():
-    commands = {line.split()[1] for line in _command_lines() if not line.split()[1].startswith("-")}
+    commands = {line.split()[1] for line in _command_lines(README) if not line.split()[1].startswith("-")}
     assert commands == set(COMMANDS)
 
 
@@ -169,3 +173,32 @@ def test_every_config_key_is_in_the_readmes_config_reference():
     rows = [line for line in section[:section.index("\n## ")].splitlines() if line.startswith("|")]
     missing = sorted(k for k in set(_config_keys(Config)) if not _documented(k, rows))
     assert not missing, f"config keys missing from the README's config reference: {missing}"
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation but ``-`` and ``_`` dropped, spaces as ``-``."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(path) -> set[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    return {_slug(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+
+
+@pytest.mark.parametrize("page", [*PAGES, "docs/physics.md", "docs/hardware.md"])
+def test_every_relative_link_leads_to_a_file_and_heading_that_exist(page):
+    """The README sends its reader to the guides for everything it leaves out: a link to a file or a section that
+    moved is a dead end."""
+    path = ROOT / page
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    assert targets
+    dead = []
+    for target in targets:
+        if re.match(r"[a-z]+:", target):
+            continue
+        file, _, anchor = target.partition("#")
+        where = (path.parent / file).resolve() if file else path
+        if not where.exists() or (anchor and where.suffix == ".md" and anchor not in _anchors(where)):
+            dead.append(target)
+    assert not dead, f"{page}: links that lead nowhere: {dead}"
