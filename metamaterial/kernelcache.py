@@ -30,6 +30,9 @@ _refreshed = False
 #: line does)
 LOG = logging.getLogger("metamaterial.kernels")
 _announced: set = set()
+#: what ``announce`` said this process compiles (a timing that includes it is not the solver's: the command line's
+#: summary says so)
+compiled: list[str] = []
 
 
 def refresh() -> None:
@@ -88,5 +91,6 @@ def announce(kernel, what: str) -> None:
         return
     if any(folder.glob(f"{Path(inspect.getfile(kernel.py_func)).stem}.{kernel.py_func.__qualname__}-*.nbi")):
         return
+    compiled.append(what)
     LOG.info("compiling %s (numba: once after an install or a change of the package's sources; 20 s to over a "
              "minute)", what)
