@@ -766,7 +766,8 @@ def _human_summary(s: dict, run_dir: Path, figures: list[Path]) -> str:
     integrator = "" if not rc or s["t_learn_s"] <= rc / 10 else \
         f" = {s['t_learn_s'] / rc:.3g} R C, which assumes an integrating gate drive: docs/physics.md 3.5"
     # n_updates counts learning windows (a full-batch step opens one per active point), not steps
-    compile_ = ", numba's compile of the kernels included (once)" if kernelcache.compiled else ""
+    compile_ = " (this run also compiled numba's kernels, once: the time may include it)" \
+        if kernelcache.compiled else ""
     lines.append(f"{s['n_solves']} solves in {s['wall_s']:.1f} s{compile_}; learning time {s['learning_time_s']:.3g} s "
                  f"({s['n_updates']} learning windows of t_learn {s['t_learn_s']:.3g} s{integrator}; "
                  f"{s['hardware_time_s']:.3g} s on the hardware, a t_settle + t_learn slot per presented point)")

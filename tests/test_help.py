@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import re
 import subprocess
 import sys
@@ -180,9 +181,14 @@ def _slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
+def _prose(path) -> str:
+    """A Markdown file's text without its code blocks (a ``#`` comment there is no heading, a ``](`` no link)."""
+    return re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+
+
+@functools.cache
 def _anchors(path) -> set[str]:
-    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
-    return {_slug(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+    return {_slug(h) for h in re.findall(r"^#+ (.+)$", _prose(path), flags=re.M)}
 
 
 @pytest.mark.parametrize("page", [*PAGES, "docs/physics.md", "docs/hardware.md"])
@@ -190,8 +196,7 @@ def test_every_relative_link_leads_to_a_file_and_heading_that_exist(page):
     """The README sends its reader to the guides for everything it leaves out: a link to a file or a section that
     moved is a dead end."""
     path = ROOT / page
-    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
-    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    targets = re.findall(r"\]\(([^)\s]+)\)", _prose(path))
     assert targets
     dead = []
     for target in targets:
