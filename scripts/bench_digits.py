@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metamaterial import machine
 from metamaterial.configfile import load_config
 from metamaterial.experiment import build, initial_controls, make_trainer
 from metamaterial.learning.trainer import TrainState
@@ -114,6 +115,7 @@ def main() -> None:
           "(target: >= 10x)")
     load = os.getloadavg()[0]
     print(f"  load average while measuring:    {load:8.1f}   on {os.cpu_count()} CPUs")
+    print(f"  machine: {machine.summary(machine.describe())}")
 
 
 def side_by_side(config: str, overrides: list[str], versus: list[str], epochs: int, python_step: bool = False) -> None:

@@ -83,6 +83,31 @@ def test_the_report_says_when_each_claim_finished_and_which_data_the_folder_hold
     assert "Finished 2026-12-01 19:15, in 1.5 min." in first and "Finished 2026-12-02 05:30, in 0.5 min." in second
 
 
+def test_each_claim_says_which_machine_and_libraries_its_times_were_measured_on(tmp_path):
+    """Times drift with the machine (docs/results.md, speed): a section names the processor, the load when the
+    claim started and the libraries' versions it ran with; a result saved before this was recorded says nothing."""
+    on = {"cpu": "Some CPU", "cpus": 2, "load_1min": 0.25, "python": "3.11.7", "numpy": "2.4.6", "scipy": "1.17.1",
+          "numba": "0.68.1", "ngspice": None}
+    one = ClaimResult("one", "One", "a statement", "reproduced", "it held", lines=["- a number"],
+                      measured={"run_s": 90.0, "finished": "2026-12-01 19:15", "machine": on})
+    two = ClaimResult("two", "Two", "a statement", "partly", "half held", lines=["- a number"],
+                      measured={"run_s": 30.0, "finished": "2026-12-02 05:30"})
+    first, second = write_report(tmp_path, [one, two], {}, 120.0).read_text().split("\n## ")[1:3]
+    assert "Finished 2026-12-01 19:15, in 1.5 min, started on Some CPU, 2 CPUs, load 0.2; Python 3.11.7, numpy " \
+        "2.4.6, scipy 1.17.1, numba 0.68.1." in first
+    assert "Finished 2026-12-02 05:30, in 0.5 min." in second
+
+
+def test_the_machine_record_names_what_this_process_runs_on():
+    import importlib.metadata  # noqa: PLC0415
+
+    from metamaterial import machine  # noqa: PLC0415
+    now = machine.describe()
+    assert now["numpy"] == importlib.metadata.version("numpy") and now["numba"] == importlib.metadata.version("numba")
+    assert now["cpus"] >= 1 and now["cpu"]
+    assert machine.summary(now).startswith(now["cpu"]) and f"numpy {now['numpy']}" in machine.summary(now)
+
+
 def test_a_claim_modules_constants_are_listed_where_they_are_defined():
     rows = constants.module_table(list(CLAIMS.values()))
     where = {(c.name, c.where) for c in rows}

@@ -22,6 +22,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .. import machine
 from ..errors import ConfigError, MetamaterialError, caused_by_interrupt
 from ..revisions import CURRENT, claim_changed_since
 from ..runfiles import json_text
@@ -92,6 +93,7 @@ def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: s
         log(f"[{i}/{len(keys)}] {module.TITLE}{again} ...")
         _clear_claim(ctx.out, key)
         t = time.perf_counter()
+        started_on = machine.describe()  # the load before the claim's own
         try:
             result = module.run(ctx)
         except (MetamaterialError, ArithmeticError, ValueError, RuntimeError, OSError, ImportError) as err:
@@ -104,6 +106,7 @@ def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: s
                                                                  f"(see {key}_error.txt)")
         result.measured["run_s"] = round(time.perf_counter() - t, 1)
         result.measured["finished"] = time.strftime("%Y-%m-%d %H:%M")
+        result.measured["machine"] = {**started_on, "ngspice": machine.describe()["ngspice"]}  # loaded by now if used
         _save_outcome(ctx.out, result, quick, backend)
         log(f"      {result.verdict}: {result.reason} ({result.measured['run_s']:.0f} s)")
     outcomes = [s for s in (_load_outcome(ctx.out, k) for k in CLAIMS) if s is not None]

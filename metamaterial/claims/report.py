@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from types import ModuleType
 
+from .. import machine
 from .base import ClaimResult
 from .constants import constants_lines
 
@@ -57,7 +58,8 @@ def write_report(out: Path, results: list[ClaimResult], runs: dict[str, dict], w
                                                f"`{d}` (not in this folder: `metamaterial reproduce {r.key} --out DIR` "
                                                "writes it)" for d in r.data)]
         if "finished" in r.measured:
-            lines += ["", f"Finished {r.measured['finished']}, in {r.measured.get('run_s', 0.0) / 60:.1f} min."]
+            on = f", started on {machine.summary(r.measured['machine'])}" if r.measured.get("machine") else ""
+            lines += ["", f"Finished {r.measured['finished']}, in {r.measured.get('run_s', 0.0) / 60:.1f} min{on}."]
         lines += ["", f"**Error (no verdict).** {r.reason}" if r.verdict == "error" else
                   f"**Verdict: {r.verdict}.** {r.reason}"]
     lines += ["", "<a id=\"constants\"></a>", f"## {CONSTANTS_TITLE}", "", *constants_lines(modules or [])]
