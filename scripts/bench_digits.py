@@ -29,13 +29,32 @@ by side the same way, from the same gates and draws, and prints the largest gate
 the end (they do the same arithmetic), e.g. the mismatched chip with its read noise:
 
     python scripts/bench_digits.py --config configs/digits_chips.yaml --python-step --epochs 3
+
+``--peer DIR --peer-python PY`` times the third party's own trainer on this machine, side by side with ours,
+taking turns (ours, theirs, ours, ..., ours): theirs is ``scikit_digits/train_scikit.py --epochs E`` run by PY
+from DIR (a local copy of github.com/Ma-Lab-Cal/pyclln outside this repository; PY a Python with its numpy,
+scikit-learn, torch and PySpice 1.5), and an epoch of it is the time between two of its per-epoch lines (its
+1,437 steps, its 360 held-out reads and its two small saves: what its published ~7.5 s covers), its process's CPU
+time read from ``/proc`` at each line. Ours is epochs 1..E of ``--config`` (default configs/digits.yaml) and of
+configs/digits_peer.yaml (its circuit and recipe, so the same work per step) from fresh gates each round, steps
+plus the held-out evaluation, after an untimed epoch that loads numba's kernels. Epoch k is compared with epoch
+k (the first epoch steps on more images than later ones):
+
+    python scripts/bench_digits.py --peer DIR --peer-python PY [--rounds 2] [--epochs 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -46,9 +65,17 @@ from metamaterial.configfile import load_config
 from metamaterial.experiment import build, initial_controls, make_trainer
 from metamaterial.learning.trainer import TrainState
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from child_usage import cpu_seconds  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 #: the published trainer's time per epoch (s) on ngspice, 1,247 edges (github Ma-Lab-Cal/pyclln, scikit_digits)
 PEER_EPOCH_S = 7.5
+PEER_REPO = "Ma-Lab-Cal/pyclln"
+PEER_TRAINER = Path("scikit_digits") / "train_scikit.py"
+#: its progress lines: "[ep 0] untrained acc=..." after its first evaluation, "[ep k/E] acc=... (Ns)" after each epoch
+_PEER_LINE = re.compile(r"^\[ep (\d+)(?:/\d+)?\] (?:untrained )?acc=([0-9.]+)")
+PEER_RECIPE = ROOT / "configs" / "digits_peer.yaml"
 
 
 def main() -> None:
@@ -62,7 +89,14 @@ def main() -> None:
                     help="time the config against the config with these overrides, taking turns")
     ap.add_argument("--python-step", action="store_true",
                     help="time the compiled training loop against the Python step, taking turns")
+    ap.add_argument("--peer", type=Path, help=f"local copy of github.com/{PEER_REPO} (outside this repository)")
+    ap.add_argument("--peer-python", help="Python with the third party's numpy, scikit-learn, torch and PySpice 1.5")
+    ap.add_argument("--rounds", type=int, default=2, help="with --peer: runs of the third party's trainer")
+    ap.add_argument("--timeout", type=float, default=3600, help="with --peer: seconds allowed per third-party run")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_digits_peer.json", help="with --peer: JSON")
     a = ap.parse_args()
+    if a.peer or a.peer_python:
+        return versus_peer(a)
     if a.versus or a.python_step:
         return side_by_side(a.config, a.set, a.versus, a.epochs, a.python_step)
     if a.ngspice:
@@ -149,6 +183,101 @@ def side_by_side(config: str, overrides: list[str], versus: list[str], epochs: i
     if python_step:
         (a, b) = (r[1].controls for r in runs.values())
         print(f"largest gate difference between the two after {epochs + 1} epochs: {np.max(np.abs(a - b)):.1e} V")
+
+
+def versus_peer(a) -> int:
+    """The third party's trainer and ours on this machine, taking turns (module docstring): epoch k's wall and CPU
+    time on each side, medians over the rounds, and their ratios."""
+    if not a.peer or not a.peer_python or not (a.peer / PEER_TRAINER).exists():
+        print(f"bench_digits: --peer DIR must hold {PEER_TRAINER} (and its common/noise_model.py and "
+              f"scikit_digits/topology_1247.npz) of a local copy of github.com/{PEER_REPO} (git clone "
+              f"https://github.com/{PEER_REPO} DIR, outside this repository), and --peer-python PY a Python with "
+              "numpy, scikit-learn, torch and PySpice==1.5", file=sys.stderr)
+        return 2
+    peer = a.peer.resolve()
+    ours = {"config": (a.config, a.set), "its recipe": (str(PEER_RECIPE), a.set)}
+    times: dict[str, list[list[tuple[float, float]]]] = {name: [] for name in (*ours, "theirs")}
+    accuracy = []
+    _our_epochs(a.config, a.set, 1)  # untimed: loads (or compiles) numba's kernels in this process
+    for r in range(a.rounds + 1):
+        for name, (config, overrides) in ours.items():
+            times[name].append(_our_epochs(config, overrides, a.epochs))
+        print(f"round {r + 1}: ours " + "; ".join(
+            f"{name} " + " ".join(f"{w:.3f} s ({c:.3f} CPU)" for w, c in times[name][-1]) for name in ours),
+            flush=True)
+        if r == a.rounds:
+            break
+        got, acc = _peer_epochs(peer, a.peer_python, a.epochs, a.timeout)
+        times["theirs"].append(got)
+        accuracy.append(acc)
+        print(f"round {r + 1}: theirs " + " ".join(f"{w:.2f} s ({c:.2f} CPU)" for w, c in got)
+              + f"; held-out accuracy by epoch {' '.join(f'{x:.4f}' for x in acc)}", flush=True)
+    print("\nper epoch (1,437 steps + 360 held-out images), median over the rounds; wall | CPU:")
+    summary = {}
+    for k in range(a.epochs):
+        row = {name: [statistics.median(run[k][i] for run in runs) for i in (0, 1)] for name, runs in times.items()}
+        summary[f"epoch {k + 1}"] = row
+        theirs = row["theirs"]
+        print(f"  epoch {k + 1}: {PEER_REPO} (ngspice) {theirs[0]:.2f} s | {theirs[1]:.2f} s")
+        for name in ours:
+            w, c = row[name]
+            print(f"           ours, {name + ' (native)':<22} {w:.3f} s | {c:.3f} s  ->  {theirs[0] / w:.0f}x less "
+                  f"wall, {theirs[1] / c:.0f}x less CPU")
+    here = machine.summary(machine.describe())
+    print(f"  its published figure: ~{PEER_EPOCH_S} s per epoch on its own machine; this machine: {here}")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps({"peer": PEER_REPO, "machine": machine.describe(), "epochs": a.epochs,
+                                 "rounds": a.rounds, "config": a.config, "overrides": a.set,
+                                 "seconds_wall_cpu": times, "peer_accuracy": accuracy, "median": summary},
+                                indent=2) + "\n")
+    print(f"wrote {a.out}")
+    return 0
+
+
+def _our_epochs(config: str, overrides: list[str], epochs: int) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds of epochs 1..``epochs`` of a native run from the config's fresh gates: each epoch's steps
+    and its held-out evaluation, as the third party's epoch."""
+    cfg = load_config(config, ["simulator.backend=native", *overrides])
+    setup = build(cfg)
+    trainer = make_trainer(setup, epochs=epochs + 1, eval_every=10**9, record_every=10**9)
+    rng = np.random.default_rng(cfg.seed)
+    state = trainer.init_state(initial_controls(setup, rng), rng, keep_trajectory=False)
+    out = []
+    for epoch in range(1, epochs + 1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        state = trainer.run(state, until=epoch)
+        trainer.evaluate(state.controls[0], test=True)
+        out.append((time.perf_counter() - t0, time.process_time() - c0))
+    return out
+
+
+def _peer_epochs(peer: Path, python: str, epochs: int, timeout: float) -> tuple[list[tuple[float, float]], list]:
+    """(wall, CPU) seconds of each of the third party's epochs, between its progress lines (its process's CPU time
+    from ``/proc`` at each), and its held-out accuracy after each. Its own folder holds its run's output
+    (``scikit_digits/results/<name>``), removed at the end."""
+    name = f"bench_digits_{os.getpid()}_{time.time_ns()}"
+    marks: dict[int, tuple[float, float, float]] = {}
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([python, str(peer / PEER_TRAINER), "--epochs", str(epochs), "--out", name],
+                                stdout=subprocess.PIPE, stderr=err, text=True, cwd=peer / PEER_TRAINER.parent,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            for line in proc.stdout:
+                m = _PEER_LINE.match(line)
+                if m:
+                    marks[int(m.group(1))] = (time.perf_counter(), cpu_seconds(proc.pid), float(m.group(2)))
+            proc.wait()
+        finally:
+            timer.cancel()
+            shutil.rmtree(peer / PEER_TRAINER.parent / "results" / name, ignore_errors=True)
+        if proc.returncode != 0 or len(marks) != epochs + 1:
+            err.seek(0)
+            raise SystemExit(f"bench_digits: the third party's trainer failed (exit {proc.returncode}, "
+                             f"{len(marks)} of {epochs + 1} progress lines): {err.read().strip()[-2000:]}")
+    got = [(marks[k][0] - marks[k - 1][0], marks[k][1] - marks[k - 1][1]) for k in range(1, epochs + 1)]
+    return got, [marks[k][2] for k in range(1, epochs + 1)]
 
 
 def _rss_mib() -> float:

@@ -22,3 +22,10 @@ def peak_and_wall(cmd: list[str], cwd: Path) -> tuple[float, float]:
             errors.seek(0)
             raise SystemExit(f"{' '.join(cmd)} failed:\n{errors.read().decode()[-2000:]}")
     return usage.ru_maxrss * 1024.0, wall
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process so far (all its threads), from ``/proc``."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

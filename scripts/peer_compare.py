@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from child_usage import cpu_seconds  # noqa: E402
+
 PEER_REPO = "Ma-Lab-Cal/pyclln"
 PEER_DRIVER_DIR = Path("timing_comparison/source_snapshot/xor_nxn")
 PEER_DRIVER = PEER_DRIVER_DIR / "xor_nxn_alter_trainer_lvl1.py"
@@ -147,7 +149,7 @@ def run_peer(peer: Path, python: str, n: int, epochs: int, solver: str, timeout:
                 for line in proc.stdout:
                     m = _EPOCH_LINE.search(line)
                     if m and int(m.group(1)) not in cpu_at:
-                        cpu_at[int(m.group(1))] = _cpu_seconds(proc.pid)
+                        cpu_at[int(m.group(1))] = cpu_seconds(proc.pid)
                 proc.wait()
             finally:
                 timer.cancel()
@@ -165,13 +167,6 @@ def run_peer(peer: Path, python: str, n: int, epochs: int, solver: str, timeout:
     total = PEER_SAMPLES_PER_EPOCH * len(epoch_s)
     return {"seconds": [float(s) for s in epoch_s / PEER_SAMPLES_PER_EPOCH], "cpu_seconds": cpu,
             "epochs": int(len(epoch_s)), "process_wall_s": wall, "parts_s": {k: v / total for k, v in parts.items()}}
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process so far (all its threads)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def probe_peer(peer: Path, python: str, solvers: list[str]) -> dict:
