@@ -78,7 +78,7 @@ _PEER_LINE = re.compile(r"^\[ep (\d+)(?:/\d+)?\] (?:untrained )?acc=([0-9.]+)")
 PEER_RECIPE = ROOT / "configs" / "digits_peer.yaml"
 
 
-def main() -> None:
+def main() -> int | None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "digits.yaml"))
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs after the untimed first one")
@@ -207,6 +207,8 @@ def versus_peer(a) -> int:
             flush=True)
         if r == a.rounds:
             break
+        print(f"round {r + 1}: theirs, {a.epochs} epoch(s) on ngspice (one took 967 s here on 2026-12-04) ...",
+              flush=True)
         got, acc = _peer_epochs(peer, a.peer_python, a.epochs, a.timeout)
         times["theirs"].append(got)
         accuracy.append(acc)
@@ -326,4 +328,4 @@ def first_epoch_on_both(config: str, overrides: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
