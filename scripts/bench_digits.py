@@ -42,8 +42,8 @@ k (the first epoch steps on more images than later ones):
 
     python scripts/bench_digits.py --peer DIR --peer-python PY [--rounds 2] [--epochs 2]
 
-Its epoch 1 took 967 s here (2026-12-04, ngspice 46), so ``--rounds 1 --epochs 1`` is a quarter of an hour and the
-defaults (2 rounds of 3 epochs) about an hour and a half.
+Its epochs 1 and 2 took 861-967 s and 683 s here (2026-12-04, ngspice 46), so ``--rounds 1 --epochs 1`` is a quarter
+of an hour and the defaults (2 rounds of 3 epochs) about an hour and a half.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def versus_peer(a) -> int:
             flush=True)
         if r == a.rounds:
             break
-        print(f"round {r + 1}: theirs, {a.epochs} epoch(s) on ngspice (one took 967 s here on 2026-12-04) ...",
+        print(f"round {r + 1}: theirs, {a.epochs} epoch(s) on ngspice (one took 683-967 s here on 2026-12-04) ...",
               flush=True)
         got, acc = _peer_epochs(peer, a.peer_python, a.epochs, a.timeout)
         times["theirs"].append(got)
