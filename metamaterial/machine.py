@@ -51,7 +51,7 @@ def describe() -> dict:
 
 def summary(machine: dict) -> str:
     """``describe()``'s record as one phrase: "Intel(R) Xeon(R) Processor, 2 CPUs, load 0.3; Python 3.11.7,
-    numpy 2.4.6, scipy 1.17.1, numba 0.68.1, ngspice 45" (what it does not hold is left out)."""
+    numpy 2.4.6, scipy 1.17.1, numba 0.68.1, ngspice 46" (what it does not hold is left out)."""
     head = [machine.get("cpu") or "unknown processor"]
     if machine.get("cpus"):
         head.append(f"{machine['cpus']} CPUs")

@@ -70,11 +70,11 @@ from metamaterial.learning.trainer import TrainState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from child_usage import cpu_seconds  # noqa: E402
+from peer_compare import PEER_REPO  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the published trainer's time per epoch (s) on ngspice, 1,247 edges (github Ma-Lab-Cal/pyclln, scikit_digits)
 PEER_EPOCH_S = 7.5
-PEER_REPO = "Ma-Lab-Cal/pyclln"
 PEER_TRAINER = Path("scikit_digits") / "train_scikit.py"
 #: its progress lines: "[ep 0] untrained acc=..." after its first evaluation, "[ep k/E] acc=... (Ns)" after each epoch
 _PEER_LINE = re.compile(r"^\[ep (\d+)(?:/\d+)?\] (?:untrained )?acc=([0-9.]+)")
