@@ -3,6 +3,9 @@ PY := .venv/bin/python
 CONFIG ?= configs/xor.yaml
 OUT ?= runs/demo
 TRAIN_ARGS ?=
+# test processes (pytest-xdist): one per core, at most 4 (each holds its own ngspice and kernels, ~300 MB);
+# `make test TEST_WORKERS=0` runs the suite in this one process
+TEST_WORKERS ?= auto --maxprocesses=4
 
 .PHONY: setup demo test netlists figure clean
 
@@ -14,7 +17,7 @@ demo: setup
 	$(PY) -m metamaterial train $(CONFIG) --out $(OUT) --replace $(TRAIN_ARGS)
 
 test: setup
-	$(PY) -m pytest -q --require-ngspice --durations=15
+	$(PY) -m pytest -q --require-ngspice --durations=15 -n $(TEST_WORKERS)
 
 netlists: setup
 	$(PY) scripts/emit_netlists.py
