@@ -40,13 +40,13 @@ def describe() -> dict:
         except metadata.PackageNotFoundError:
             versions[name] = None
     ngspice = sys.modules.get(f"{__package__}.sim.ngspice")  # imported only where a solver was made
-    loaded = ngspice._REGISTRY.get("version") if ngspice is not None else None
+    loaded = ngspice.loaded_version() if ngspice is not None else None
     try:
         load = round(os.getloadavg()[0], 2)
     except OSError:  # not on this platform
         load = None
     return {"cpu": cpu_model(), "cpus": os.cpu_count(), "load_1min": load, "python": platform.python_version(),
-            **versions, "ngspice": loaded[0] if loaded else None}
+            **versions, "ngspice": loaded}
 
 
 def summary(machine: dict) -> str:

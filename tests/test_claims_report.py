@@ -108,6 +108,14 @@ def test_the_machine_record_names_what_this_process_runs_on():
     assert machine.summary(now).startswith(now["cpu"]) and f"numpy {now['numpy']}" in machine.summary(now)
 
 
+def test_the_machine_record_names_the_ngspice_this_process_loaded(ngspice):
+    """Once a solver has loaded ngspice's shared library, the record names the version that library reports."""
+    from metamaterial import machine  # noqa: PLC0415
+    now = machine.describe()
+    assert now["ngspice"] == ngspice.ngspice_version and now["ngspice"].isdigit()
+    assert f"ngspice {now['ngspice']}" in machine.summary(now)
+
+
 def test_a_claim_modules_constants_are_listed_where_they_are_defined():
     rows = constants.module_table(list(CLAIMS.values()))
     where = {(c.name, c.where) for c in rows}

@@ -70,6 +70,13 @@ class _SweepFailed(Exception):
     """A dc-sweep point did not converge (ngspice ended the sweep): the solve falls back to ``op``."""
 
 
+def loaded_version() -> str | None:
+    """The version of the ngspice shared library this process has loaded ("46"), or None before a solver loaded
+    it."""
+    found = _REGISTRY["version"]
+    return found[0] if found else None
+
+
 def _shared():
     """The process-wide ngspice shared instance (created on first use)."""
     global _instance
