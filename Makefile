@@ -3,7 +3,7 @@ PY := .venv/bin/python
 CONFIG ?= configs/xor.yaml
 OUT ?= runs/demo
 TRAIN_ARGS ?=
-# test processes (pytest-xdist): one per core, at most 4 (each holds its own ngspice and kernels, ~300 MB);
+# test processes (pytest-xdist): one per core, at most 4 (each holds its own ngspice and kernels: up to 0.7 GB);
 # `make test TEST_WORKERS=0` runs the suite in this one process
 TEST_WORKERS ?= auto --maxprocesses=4
 

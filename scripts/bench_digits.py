@@ -40,10 +40,10 @@ configs/digits_peer.yaml (its circuit and recipe, so the same work per step) fro
 plus the held-out evaluation, after an untimed epoch that loads numba's kernels. Epoch k is compared with epoch
 k (the first epoch steps on more images than later ones):
 
-    python scripts/bench_digits.py --peer DIR --peer-python PY [--rounds 2] [--epochs 2]
+    python scripts/bench_digits.py --peer DIR --peer-python PY [--rounds 1] [--epochs 1]
 
-Its epochs 1 and 2 took 861-967 s and 683 s here (2026-12-04, ngspice 46), so ``--rounds 1 --epochs 1`` is a quarter
-of an hour and the defaults (2 rounds of 3 epochs) about an hour and a half.
+Its epochs 1 and 2 took 861-967 s and 683 s here (2026-12-04, ngspice 46), so its defaults, one round of one epoch,
+take a quarter of an hour, and ``--rounds 2 --epochs 2`` about an hour.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ PEER_RECIPE = ROOT / "configs" / "digits_peer.yaml"
 def main() -> int | None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "digits.yaml"))
-    ap.add_argument("--epochs", type=int, default=3, help="timed epochs after the untimed first one")
+    ap.add_argument("--epochs", type=int, help="timed epochs after the untimed first one (default 3; with --peer, "
+                    "epochs of each side per round, default 1)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     ap.add_argument("--ngspice", action="store_true", help="one epoch on ngspice and on native: time, gate agreement")
     ap.add_argument("--memory", type=int, default=0, metavar="N", help="resident memory over N native epochs")
@@ -94,10 +95,13 @@ def main() -> int | None:
                     help="time the compiled training loop against the Python step, taking turns")
     ap.add_argument("--peer", type=Path, help=f"local copy of github.com/{PEER_REPO} (outside this repository)")
     ap.add_argument("--peer-python", help="Python with the third party's numpy, scikit-learn, torch and PySpice 1.5")
-    ap.add_argument("--rounds", type=int, default=2, help="with --peer: runs of the third party's trainer")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="with --peer: runs of the third party's trainer (each about 15 min per epoch here)")
     ap.add_argument("--timeout", type=float, default=3600, help="with --peer: seconds allowed per third-party run")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_digits_peer.json", help="with --peer: JSON")
     a = ap.parse_args()
+    if a.epochs is None:
+        a.epochs = 1 if a.peer or a.peer_python else 3
     if a.peer or a.peer_python:
         return versus_peer(a)
     if a.versus or a.python_step:
