@@ -156,7 +156,7 @@ def build(cfg: Config | str | Path) -> Setup:
     if _draws_mismatch(cfg, device):
         mm = cfg.device.mismatch
         circuit = _with_mismatch(cfg, circuit, cfg.seed if mm.seed is None else mm.seed)
-    _check_role_counts(task, cfg.task.name, circuit.n_inputs, circuit.n_outputs)
+    _check_role_counts(task, cfg, circuit.n_inputs, circuit.n_outputs)
     lc = cfg.learning
     # a constant per-edge learning bias, drawn once from the run's seed
     bias = (lc.bias + lc.bias_sigma * np.random.default_rng([cfg.seed, 2]).standard_normal(circuit.n_edges)
@@ -231,7 +231,7 @@ def check_roles(cfg: Config) -> None:
     distinct network, roles and task before anything runs."""
     check_memory(cfg, planned_edges(cfg))  # before the graph is built, as build does
     g = build_network(cfg)
-    _check_role_counts(build_task(cfg), cfg.task.name, len(g.graph["inputs"]), len(g.graph["outputs"]))
+    _check_role_counts(build_task(cfg), cfg, len(g.graph["inputs"]), len(g.graph["outputs"]))
 
 
 def drawn_from_run_seed(cfg: Config) -> bool:
@@ -240,22 +240,33 @@ def drawn_from_run_seed(cfg: Config) -> bool:
     return cfg.network.kind in ("random", "layered") and cfg.network.seed is None
 
 
-def _check_role_counts(task: Task, kind: str, n_inputs: int, n_outputs: int) -> None:
-    """The roles give as many input nodes and outputs as the task (of config ``task.name`` ``kind``) has columns:
-    named by the task key that sets the task's count (so that a --set of it is blamed), ``task.name`` where the task
-    fixes it."""
+def _check_role_counts(task: Task, cfg: Config, n_inputs: int, n_outputs: int) -> None:
+    """The roles give as many input nodes and outputs as the task has columns: named by the task key that sets the
+    task's count (so that a --set of it is blamed), ``task.name`` where the task fixes it, and by the keys that set
+    the roles: ``roles`` or, for a layered network's default roles, its layer sizes."""
+    kind = cfg.task.name
     csv = kind == "csv"
+    layers = cfg.roles is None  # a layered network's own roles (Config._roles_given): its layers set the counts
     if task.n_inputs != n_inputs:
         key, other = (("task.n_inputs", f"set task.n_inputs to {n_inputs}, the roles' count") if csv
                       else ("task.name", "choose another task"))
-        raise ConfigError(f"roles.inputs, {key}: task {task.name} needs {task.n_inputs} input node(s) (got "
-                          f"{n_inputs}); give roles.inputs {task.n_inputs} node(s), or {other}")
+        where, give = (("network.n_inputs", f"set network.n_inputs to {task.n_inputs}") if layers else
+                       ("roles.inputs", f"give roles.inputs {task.n_inputs} node(s)"))
+        raise ConfigError(f"{where}, {key}: task {task.name} needs {task.n_inputs} input node(s) (got "
+                          f"{n_inputs}); {give}, or {other}")
     if task.n_outputs != n_outputs:
         key, other = (("task.targets", "give task.targets one voltage per output") if kind == "allostery" else
                       ("task.n_inputs", "move the split of the CSV's columns with task.n_inputs")
                       if csv and not task.is_classification else ("task.name", "choose another task"))
-        raise ConfigError(f"roles.outputs, {key}: task {task.name} needs {task.n_outputs} output(s) (got "
-                          f"{n_outputs}); give roles.outputs {task.n_outputs} output(s), or {other}")
+        if layers:
+            pairs = cfg.network.differential
+            where, give = "network.n_outputs", (f"set network.n_outputs to {2 * task.n_outputs} (output nodes, paired "
+                                                "by network.differential)" if pairs else
+                                                f"set network.n_outputs to {task.n_outputs}")
+        else:
+            where, give = "roles.outputs", f"give roles.outputs {task.n_outputs} output(s)"
+        raise ConfigError(f"{where}, {key}: task {task.name} needs {task.n_outputs} output(s) (got "
+                          f"{n_outputs}); {give}, or {other}")
 
 
 def _check_backend(cfg: Config, device: EdgeParams) -> None:

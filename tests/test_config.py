@@ -43,6 +43,7 @@ CSV = yaml.safe_load((ROOT / "configs" / "csv_example.yaml").read_text())
 CSV["task"]["path"] = str(ROOT / "configs" / CSV["task"]["path"])  # the config is written elsewhere
 ALLOSTERY = yaml.safe_load((ROOT / "configs" / "allostery.yaml").read_text())
 POT = yaml.safe_load((ROOT / "configs" / "pot_regression.yaml").read_text())
+DIGITS = yaml.safe_load((ROOT / "configs" / "digits.yaml").read_text())
 
 # (id, document or raw text, extra CLI args, fragment the one-line message must contain)
 CASES = [
@@ -183,9 +184,17 @@ CASES = [
     ("switch-time-past-the-limit", XOR, ["--set", "hardware.capacitance=1e300"], "yaml: --set "
      "hardware.capacitance=1e300: learning.rate, hardware.resistance, hardware.capacitance, hardware.gain: the gate's "
      "switch time they fix, rate R C / gain, must be in (0, 1e+06] s (got 3e+305 s)"),
-    ("layered-negative-seed", yaml.safe_load((ROOT / "configs" / "digits.yaml").read_text()),
-     ["--set", "network.seed=-1"], "yaml: --set network.seed=-1: network.seed: Input should be greater than or equal "
-     "to 0 (got -1); give a value in range"),
+    ("layered-negative-seed", DIGITS, ["--set", "network.seed=-1"], "yaml: --set network.seed=-1: network.seed: "
+     "Input should be greater than or equal to 0 (got -1); give a value in range"),
+    # a layered network's roles are its layers: the message names the layer size to change, not roles
+    ("layered-single-ended-digits", _edit("network.differential", False, DIGITS), [], "network.n_outputs, task.name: "
+     "task digits needs 10 output(s) (got 20); set network.n_outputs to 10, or choose another task"),
+    ("layered-too-few-pairs", DIGITS, ["--set", "network.n_outputs=8", "--set", "network.n_edges=300"], "yaml: --set "
+     "network.n_outputs=8: network.n_outputs, task.name: task digits needs 10 output(s) (got 4); set "
+     "network.n_outputs to 20 (output nodes, paired by network.differential), or choose another task"),
+    ("layered-too-few-inputs", DIGITS, ["--set", "network.n_inputs=32", "--set", "network.n_edges=300"], "yaml: --set "
+     "network.n_inputs=32: network.n_inputs, task.name: task digits needs 64 input node(s) (got 32); set "
+     "network.n_inputs to 64, or choose another task"),
     # K = kp w / l was inf, and a native run stopped at its first clamp as "to_spice: clamps must be finite"
     ("channel-too-short", XOR, ["--set", "device.params.l=5e-324"], "yaml: --set device.params.l=5e-324: "
      "device.params.l, device.params.ld: the effective length l - 2 ld must be at least 1e-09 m (1 nm, below any "
