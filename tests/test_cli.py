@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import shutil
 import signal
 import struct
@@ -710,11 +711,30 @@ def test_make_demo_works_twice(tmp_path):
         assert json.loads((out / "summary.json").read_text())["epochs"] == 5
 
 
+def _before_the_command_takes_sigint(stderr: str) -> bool:
+    """Whether a traceback's frames of ours are only those that run before ``metamaterial/__main__.py`` takes SIGINT:
+    the package's ``__init__.py`` (it loads nothing) and that module's statements up to its handler. Python checks
+    for a pending signal at a module's entry and in its calls, and ``signal.signal`` itself raises a pending one
+    before it changes the handler, so a Ctrl-C landing in those microseconds is Python's own KeyboardInterrupt, as in
+    the interpreter's start: no code can take a signal before its own first instruction. (2026-12-04, 3,600 Ctrl-Cs
+    sent 22-34 ms after the start: 5 there, 4 in __init__.py and 1 at the handler's line; none later. Before the
+    handler moved to the module's top, one in 600 landed at the entry of ``run``, and once on CI.)"""
+    main = ROOT / "metamaterial" / "__main__.py"
+    takes = next(n for n, line in enumerate(main.read_text().splitlines(), 1)
+                 if line.startswith("_default = _signal.signal(_signal.SIGINT"))
+    ours = re.findall(r'File "' + re.escape(str(ROOT / "metamaterial")) + r'[/\\]([^"]*)", line (\d+), in (\S+)',
+                      stderr)
+    return (stderr.strip().endswith("KeyboardInterrupt") and bool(ours)
+            and all(where == "<module>" and (name == "__init__.py" or (name == "__main__.py" and int(line) <= takes))
+                    for name, line, where in ours))
+
+
 @pytest.mark.parametrize("console_script", [False, True])
 def test_ctrl_c_while_the_command_starts_is_one_line_never_a_traceback(tmp_path, console_script):
     """A Ctrl-C that lands while the package loads (the first ~0.5 s) is an interrupt like any other: exit 130 and
-    one line, or, before Python has installed its own handler, the plain SIGINT death; never a traceback from our
-    code. Sent at delays that cover the interpreter's start, the imports and the first moments of the run."""
+    one line, or, before Python has installed its own handler or before the command has taken SIGINT, Python's own
+    answer; never a traceback from our code after that. Sent at delays that cover the interpreter's start, the
+    imports and the first moments of the run."""
     cmd = ([str(ROOT / ".venv" / "bin" / "metamaterial")] if console_script else [sys.executable, "-m", "metamaterial"])
     if console_script and not os.path.exists(cmd[0]):
         pytest.skip("no console script in .venv (make setup installs it)")
@@ -731,6 +751,8 @@ def test_ctrl_c_while_the_command_starts_is_one_line_never_a_traceback(tmp_path,
                 and str(ROOT / "metamaterial") not in stderr:
             # in the interpreter's own start (site, runpy, zipimport), before any code of ours: out of our reach (a
             # traceback of theirs, or, landing in site's start, the bare word and exit 1)
+            continue
+        if _before_the_command_takes_sigint(stderr):
             continue
         assert "Traceback" not in stderr, (delay, stderr)
         assert proc.returncode in (130, -signal.SIGINT, 0), (delay, proc.returncode, stderr)
