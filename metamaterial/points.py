@@ -7,7 +7,6 @@ The clamp values come from the free solve on the configured backend; the netlist
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +17,8 @@ from .configfile import as_config
 from .errors import ConfigError, shown
 from .experiment import Setup, build, initial_controls, make_solver
 from .netlist import SpiceOptions, netlist_points, options_comments, solve_options, to_spice
-from .runfiles import TMP, column_names, write_text_atomically
+from .runfiles import POINT_NETLIST, TMP, column_names, write_text_atomically
 from .units import listed
-
-#: the files a netlist command writes (``write_point_netlists``): any other file in its folder is left alone
-POINT_NETLIST = re.compile(r"^(free|clamped)_[0-9]+\.cir$")
 
 
 def point_indices(spec: str | None, n_points: int, n_edges: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import contextlib
 import fnmatch
 import os
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .errors import ConfigError
 from .runfiles import (
@@ -21,7 +21,6 @@ from .runfiles import (
     FAILED_NETLISTS,
     MOVING,
     RUN_FILES,
-    RUN_FOLDERS,
     SET_ASIDE,
     files_under,
     run_files,
@@ -75,19 +74,17 @@ def put_back(run_dir: Path) -> None:
 
 
 def discard_set_aside(run_dir: Path) -> int:
-    """Delete the old run ``set_aside`` kept (once the new run has a checkpoint), and the folders of the commands on
-    it that its files left empty; how many files it had."""
+    """Delete the old run ``set_aside`` kept (once the new run has a checkpoint), and the folders its files left
+    empty (those of the commands on it, a folder of its netlists); how many files it had."""
     aside = run_dir / SET_ASIDE
-    n = len(files_under(aside))
+    names = files_under(aside)
     shutil.rmtree(aside)
-    for folder in (run_dir / name for name in RUN_FOLDERS):
-        if folder.is_dir() and not folder.is_symlink():
-            for sub in folder.iterdir():
-                if sub.name.startswith("seed_") and sub.is_dir() and not sub.is_symlink() and not any(sub.iterdir()):
-                    sub.rmdir()
-            if not any(folder.iterdir()):
-                folder.rmdir()
-    return n
+    folders = {parent for name in names for parent in PurePosixPath(name).parents if parent.parts}
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):  # the deepest first
+        path = run_dir / folder
+        if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+            path.rmdir()
+    return len(names)
 
 
 @contextlib.contextmanager

@@ -57,7 +57,10 @@ COMMAND_FILES = {
                   "settling.png", PARTIAL_STEP.format("*")),
     "learning": ("learning.json", "learning_gates.csv", "learning.cir", "learning_gates.png"),
 }
-RUN_FOLDERS = tuple(COMMAND_FILES)
+#: the files a netlist command writes (``points.write_point_netlists``): any other file in its folder is left alone.
+#: A folder of a run directory holding these and nothing else (``netlist RUN_DIR --out RUN_DIR/netlists``) is the
+#: run's (``run_files``)
+POINT_NETLIST = re.compile(r"^(free|clamped)_[0-9]+\.cir$")
 #: the folder inside a run directory where ``train --replace`` keeps the old run's files until the new run has a
 #: checkpoint, and the one they pass through on the way there and back (``replacement.set_aside``)
 SET_ASIDE = ".replaced-run"
@@ -327,10 +330,12 @@ def _is_real(v) -> bool:
 
 def run_files(run_dir: Path) -> tuple[list[str], list[str]]:
     """(the files of ``run_dir`` that metamaterial wrote there, what else it holds): paths relative to ``run_dir``
-    with ``/``, sorted. Written: the ``RUN_FILES`` and ``FAILED_NETLISTS`` in it and, in each ``COMMAND_FILES``
-    folder and its ``seed_N`` folders, that command's files; known by their names alone, so that what a run left
-    is told from a file of the user's without a record of what was written. The rest (but ``SET_ASIDE`` and
-    ``MOVING``) is named as found, a folder as ``name/`` (not looked into, but for those folders)."""
+    with ``/``, sorted. Written: the ``RUN_FILES`` and ``FAILED_NETLISTS`` in it, in each ``COMMAND_FILES``
+    folder and its ``seed_N`` folders that command's files, and the files of a folder holding netlists of the
+    netlist command and nothing else (``POINT_NETLIST``: its folder is the user's choice, its files' names are
+    not); known by their names alone, so that what a run left is told from a file of the user's without a record
+    of what was written. The rest (but ``SET_ASIDE`` and ``MOVING``) is named as found, a folder as ``name/`` (not
+    looked into, but for those folders)."""
     written: list[str] = []
     other: list[str] = []
     for path in sorted(run_dir.iterdir()):
@@ -340,6 +345,8 @@ def run_files(run_dir: Path) -> tuple[list[str], list[str]]:
             _sort_folder(path, path.name + "/", COMMAND_FILES[path.name], written, other, replicas=True)
         elif not _is_folder(path) and (path.name in RUN_FILES or fnmatch.fnmatchcase(path.name, FAILED_NETLISTS)):
             written.append(path.name)
+        elif netlists := _netlists_only(path):
+            written += [f"{path.name}/{name}" for name in netlists]
         else:
             other.append(path.name + ("/" if path.is_dir() else ""))
     return written, other
@@ -397,6 +404,16 @@ def _sort_folder(folder: Path, prefix: str, names: tuple[str, ...], written: lis
             written.append(rel)
         else:
             other.append(rel + ("/" if path.is_dir() else ""))
+
+
+def _netlists_only(folder: Path) -> list[str]:
+    """The names of the files in ``folder`` if it is a folder holding only netlists of the netlist command (or the
+    temporary files a kill left of them), sorted; else none."""
+    if not _is_folder(folder):
+        return []
+    names = sorted(p.name for p in folder.iterdir())
+    ok = all(POINT_NETLIST.match(name.removesuffix(TMP)) and not (folder / name).is_dir() for name in names)
+    return names if ok else []
 
 
 def files_under(folder: Path) -> list[str]:

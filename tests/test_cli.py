@@ -75,8 +75,9 @@ def test_train_writes_a_complete_run_directory(tmp_path):
 
 def test_replace_removes_only_what_a_run_wrote(tmp_path):
     """``train --replace`` (what ``make demo`` runs) trains afresh where a run was: the run's files and those the
-    commands on it wrote go (``energy``, for a replica too, ``transient`` and ``transient --learning``, run here),
-    files of the user's stay, also inside those commands' folders, and the line names them; a folder holding a
+    commands on it wrote go (``energy``, for a replica too, ``transient`` and ``transient --learning``, and the
+    README's ``netlist RUN_DIR --out RUN_DIR/netlists``, run here), files of the user's stay, also inside those
+    commands' folders and beside netlists in a folder of the user's, and the line names them; a folder holding a
     config.yaml but no checkpoint (no run) is refused, not overwritten."""
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -92,18 +93,26 @@ def test_replace_removes_only_what_a_run_wrote(tmp_path):
                     ["transient", "--steps", "1"], ["transient", "--learning", "--steps", "1"]):
         proc = cli(command[0], str(out), *command[1:], "--no-progress")
         assert proc.returncode == 0, proc.stderr
+    for folder in ("netlists", "sketches"):
+        proc = cli("netlist", str(out), "--out", str(out / folder), "--points", "0,1")
+        assert proc.returncode == 0, proc.stderr
     (out / "notes.txt").write_text("mine")
     (out / "energy" / "mine.txt").write_text("mine too")
+    (out / "sketches" / "idea.txt").write_text("a folder of mine, netlists and all")
     written, other = run_files(out)
-    assert other == ["energy/mine.txt", "notes.txt"]  # every file the commands wrote is known by its name
-    assert {"energy/seed_0/power.npz", "transient/waves.npz", "learning/learning.cir", "gates.csv"} <= set(written)
+    assert other == ["energy/mine.txt", "notes.txt", "sketches/"]  # every file the commands wrote is known by its name
+    assert {"energy/seed_0/power.npz", "transient/waves.npz", "learning/learning.cir", "gates.csv",
+            "netlists/free_0.cir", "netlists/clamped_1.cir"} <= set(written)
     again = cli("train", XOR, "--out", str(out), "--backend", "native", "--replace", *SHORT)
     assert again.returncode == 0, again.stderr
     assert (f"train: replaced the run in {out}/ ({len(written)} files removed; kept what metamaterial did not write: "
-            "energy/mine.txt, notes.txt)\n") in again.stderr
+            "energy/mine.txt, notes.txt, sketches/)\n") in again.stderr
     assert (out / "notes.txt").read_text() == "mine" and (out / "energy" / "mine.txt").read_text() == "mine too"
     assert sorted(p.name for p in (out / "energy").iterdir()) == ["mine.txt"]
+    assert sorted(p.name for p in (out / "sketches").iterdir()) == ["clamped_0.cir", "clamped_1.cir", "free_0.cir",
+                                                                   "free_1.cir", "idea.txt"]
     assert not (out / "transient").exists() and not (out / "learning").exists() and not (out / SET_ASIDE).exists()
+    assert not (out / "netlists").exists()
     assert json.loads((out / "summary.json").read_text())["epochs"] == 300
     assert cli("train", XOR, "--resume", str(out), "--replace").returncode == 2
 
@@ -122,10 +131,12 @@ def _tree(folder) -> dict[str, bytes]:
     (["--set", "simulator.itl1=2"], 1, "Newton did not converge")])
 def test_a_replace_refused_or_failed_before_training_leaves_the_run_as_it_was(tmp_path, argv, code, says):
     """A --replace whose new run is refused (its arguments, its network, its setup) or fails at its first solve
-    leaves the old run and the commands' files as they were, byte for byte, and says nothing of replacing."""
+    leaves the old run and the commands' files (its netlists too) as they were, byte for byte, and says nothing of
+    replacing."""
     out = tmp_path / "run"
     assert cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT).returncode == 0
     assert cli("energy", str(out), "--backend", "native", "--no-progress", "--no-plots").returncode == 0
+    assert cli("netlist", str(out), "--out", str(out / "netlists"), "--points", "0").returncode == 0
     (out / "energy" / "mine.txt").write_text("mine")
     before = _tree(out)
     proc = cli("train", XOR, "--out", str(out), "--backend", "native", "--replace", "--no-progress", *argv)
