@@ -356,11 +356,12 @@ def run_in(folder: Path) -> str | None:
     """What of a run ``folder`` holds, in words for a refusal: ``a run of `metamaterial train` (checkpoint.npz,
     config.yaml, ...)``, the files ``run_files`` knows as a run's (and a ``train --replace``'s ``SET_ASIDE``); None if
     it holds none but a summary.json, which a sweep writes too (a sweep refuses such a folder: its summary.json
-    would overwrite the run's)."""
+    would overwrite the run's), and a folder of netlists, which ``netlist CONFIG`` writes too."""
     folder = Path(folder)
     if not folder.is_dir():
         return None
-    written = run_files(folder)[0] + [name + "/" for name in (SET_ASIDE, MOVING) if (folder / name).is_dir()]
+    written = [name for name in run_files(folder)[0] if "/" not in name or name.split("/")[0] in COMMAND_FILES]
+    written += [name + "/" for name in (SET_ASIDE, MOVING) if (folder / name).is_dir()]
     if not [name for name in written if name != "summary.json"]:
         return None
     return f"a run of `metamaterial train` ({listed(written, 4)})"

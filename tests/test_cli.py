@@ -21,7 +21,7 @@ import pytest
 
 from conftest import ROOT, cli
 from metamaterial import __version__
-from metamaterial.runfiles import MOVING, SET_ASIDE, run_files
+from metamaterial.runfiles import MOVING, SET_ASIDE, run_files, run_in
 from metamaterial.sim.ngspice import NgspiceSolver
 
 XOR = str(ROOT / "configs" / "xor.yaml")
@@ -115,6 +115,18 @@ def test_replace_removes_only_what_a_run_wrote(tmp_path):
     assert not (out / "netlists").exists()
     assert json.loads((out / "summary.json").read_text())["epochs"] == 300
     assert cli("train", XOR, "--resume", str(out), "--replace").returncode == 2
+
+
+def test_a_folder_of_netlists_alone_is_not_a_run(tmp_path):
+    """Netlists at a config's initial gates (``netlist CONFIG --out DIR/netlists``) do not make DIR a run: a train
+    or a sweep into DIR is not refused for them, and the run trained there owns them after (``run_files``)."""
+    out = tmp_path / "run"
+    assert cli("netlist", XOR, "--out", str(out / "netlists"), "--points", "0").returncode == 0
+    assert run_in(out) is None
+    assert run_files(out) == (["netlists/clamped_0.cir", "netlists/free_0.cir"], [])
+    proc = cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT, "--set", "learning.epochs=5")
+    assert proc.returncode == 0, proc.stderr
+    assert "checkpoint.npz" in run_in(out) and "netlists/clamped_0.cir" in run_files(out)[0]
 
 
 def _tree(folder) -> dict[str, bytes]:
