@@ -331,8 +331,8 @@ def _is_real(v) -> bool:
 def run_files(run_dir: Path) -> tuple[list[str], list[str]]:
     """(the files of ``run_dir`` that metamaterial wrote there, what else it holds): paths relative to ``run_dir``
     with ``/``, sorted. Written: the ``RUN_FILES`` and ``FAILED_NETLISTS`` in it, in each ``COMMAND_FILES``
-    folder and its ``seed_N`` folders that command's files, and the files of a folder holding netlists of the
-    netlist command and nothing else (``POINT_NETLIST``: its folder is the user's choice, its files' names are
+    folder and its ``seed_N`` folders that command's files, and netlists of the netlist command in it or in a
+    folder holding them and nothing else (``POINT_NETLIST``: their folder is the user's choice, their names are
     not); known by their names alone, so that what a run left is told from a file of the user's without a record
     of what was written. The rest (but ``SET_ASIDE`` and ``MOVING``) is named as found, a folder as ``name/`` (not
     looked into, but for those folders)."""
@@ -343,7 +343,8 @@ def run_files(run_dir: Path) -> tuple[list[str], list[str]]:
             continue
         if path.name in COMMAND_FILES and _is_folder(path):
             _sort_folder(path, path.name + "/", COMMAND_FILES[path.name], written, other, replicas=True)
-        elif not _is_folder(path) and (path.name in RUN_FILES or fnmatch.fnmatchcase(path.name, FAILED_NETLISTS)):
+        elif not _is_folder(path) and (path.name in RUN_FILES or fnmatch.fnmatchcase(path.name, FAILED_NETLISTS)
+                                       or POINT_NETLIST.match(path.name.removesuffix(TMP))):
             written.append(path.name)
         elif netlists := _netlists_only(path):
             written += [f"{path.name}/{name}" for name in netlists]
@@ -360,7 +361,8 @@ def run_in(folder: Path) -> str | None:
     folder = Path(folder)
     if not folder.is_dir():
         return None
-    written = [name for name in run_files(folder)[0] if "/" not in name or name.split("/")[0] in COMMAND_FILES]
+    written = [name for name in run_files(folder)[0]
+               if not POINT_NETLIST.match(name.rsplit("/", 1)[-1].removesuffix(TMP))]
     written += [name + "/" for name in (SET_ASIDE, MOVING) if (folder / name).is_dir()]
     if not [name for name in written if name != "summary.json"]:
         return None

@@ -76,9 +76,9 @@ def test_train_writes_a_complete_run_directory(tmp_path):
 def test_replace_removes_only_what_a_run_wrote(tmp_path):
     """``train --replace`` (what ``make demo`` runs) trains afresh where a run was: the run's files and those the
     commands on it wrote go (``energy``, for a replica too, ``transient`` and ``transient --learning``, and the
-    README's ``netlist RUN_DIR --out RUN_DIR/netlists``, run here), files of the user's stay, also inside those
-    commands' folders and beside netlists in a folder of the user's, and the line names them; a folder holding a
-    config.yaml but no checkpoint (no run) is refused, not overwritten."""
+    README's ``netlist RUN_DIR --out RUN_DIR/netlists``, or into RUN_DIR itself, run here), files of the user's
+    stay, also inside those commands' folders and beside netlists in a folder of the user's, and the line names
+    them; a folder holding a config.yaml but no checkpoint (no run) is refused, not overwritten."""
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "config.yaml").write_text("my: settings\n")
@@ -93,8 +93,8 @@ def test_replace_removes_only_what_a_run_wrote(tmp_path):
                     ["transient", "--steps", "1"], ["transient", "--learning", "--steps", "1"]):
         proc = cli(command[0], str(out), *command[1:], "--no-progress")
         assert proc.returncode == 0, proc.stderr
-    for folder in ("netlists", "sketches"):
-        proc = cli("netlist", str(out), "--out", str(out / folder), "--points", "0,1")
+    for folder in (out / "netlists", out / "sketches", out):
+        proc = cli("netlist", str(out), "--out", str(folder), "--points", "0,1")
         assert proc.returncode == 0, proc.stderr
     (out / "notes.txt").write_text("mine")
     (out / "energy" / "mine.txt").write_text("mine too")
@@ -102,7 +102,7 @@ def test_replace_removes_only_what_a_run_wrote(tmp_path):
     written, other = run_files(out)
     assert other == ["energy/mine.txt", "notes.txt", "sketches/"]  # every file the commands wrote is known by its name
     assert {"energy/seed_0/power.npz", "transient/waves.npz", "learning/learning.cir", "gates.csv",
-            "netlists/free_0.cir", "netlists/clamped_1.cir"} <= set(written)
+            "netlists/free_0.cir", "netlists/clamped_1.cir", "free_0.cir", "clamped_1.cir"} <= set(written)
     again = cli("train", XOR, "--out", str(out), "--backend", "native", "--replace", *SHORT)
     assert again.returncode == 0, again.stderr
     assert (f"train: replaced the run in {out}/ ({len(written)} files removed; kept what metamaterial did not write: "
@@ -112,18 +112,20 @@ def test_replace_removes_only_what_a_run_wrote(tmp_path):
     assert sorted(p.name for p in (out / "sketches").iterdir()) == ["clamped_0.cir", "clamped_1.cir", "free_0.cir",
                                                                    "free_1.cir", "idea.txt"]
     assert not (out / "transient").exists() and not (out / "learning").exists() and not (out / SET_ASIDE).exists()
-    assert not (out / "netlists").exists()
+    assert not (out / "netlists").exists() and not (out / "free_0.cir").exists()
     assert json.loads((out / "summary.json").read_text())["epochs"] == 300
     assert cli("train", XOR, "--resume", str(out), "--replace").returncode == 2
 
 
 def test_a_folder_of_netlists_alone_is_not_a_run(tmp_path):
-    """Netlists at a config's initial gates (``netlist CONFIG --out DIR/netlists``) do not make DIR a run: a train
-    or a sweep into DIR is not refused for them, and the run trained there owns them after (``run_files``)."""
+    """Netlists at a config's initial gates (``netlist CONFIG --out DIR/netlists``, or ``--out DIR``) do not make
+    DIR a run: a train or a sweep into DIR is not refused for them, and the run trained there owns them after
+    (``run_files``)."""
     out = tmp_path / "run"
     assert cli("netlist", XOR, "--out", str(out / "netlists"), "--points", "0").returncode == 0
+    assert cli("netlist", XOR, "--out", str(out), "--points", "1").returncode == 0
     assert run_in(out) is None
-    assert run_files(out) == (["netlists/clamped_0.cir", "netlists/free_0.cir"], [])
+    assert run_files(out) == (["clamped_1.cir", "free_1.cir", "netlists/clamped_0.cir", "netlists/free_0.cir"], [])
     proc = cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT, "--set", "learning.epochs=5")
     assert proc.returncode == 0, proc.stderr
     assert "checkpoint.npz" in run_in(out) and "netlists/clamped_0.cir" in run_files(out)[0]
