@@ -41,6 +41,7 @@ from .. import revisions
 from ..errors import ConfigError
 from ..replacement import folder_lock
 from ..runfiles import run_in
+from ..units import listed
 from . import worker
 from .spec import (
     Point,
@@ -462,22 +463,36 @@ class _Connection:
 
 def check_folder(spec: SweepSpec, out: Path) -> None:
     """Refuse an ``out`` that holds another sweep (its points.json names another ``name``): this sweep's points.json
-    would replace that one's, and its table and figures would no longer be those of the other's results. A damaged
-    or unreadable points.json is left to the run, which rewrites it. Refuse as well an ``out`` that holds a run of
-    ``train`` (``runfiles.run_in``): the sweep's summary.json would overwrite the run's."""
+    would replace that one's, and its table and figures would no longer be those of the other's results. Where
+    points.json cannot be read (damaged, or removed), the results say: results of points this spec does not have
+    are refused as another sweep's might be, and with none the run rewrites it. Refuse as well an ``out`` that holds
+    a run of ``train`` (``runfiles.run_in``): the sweep's summary.json would overwrite the run's."""
     run = run_in(Path(out))
     if run is not None:
         raise ConfigError(f"--out {out}: holds {run}, whose summary.json the sweep would overwrite; give this sweep a "
                           f"folder of its own with another --out (default runs/sweeps/{spec.name})")
+    own = f"give this sweep a folder of its own (default runs/sweeps/{spec.name})"
     try:
         meta = json.loads((Path(out) / POINTS).read_text())
         other = meta.get("name") if isinstance(meta, dict) else None
-    except (OSError, ValueError):
+    except (OSError, ValueError) as err:
+        other, why = None, (err.strerror if isinstance(err, OSError) else "not JSON")
+    else:
+        why = "it names no sweep"
+    if isinstance(other, str):
+        if other != spec.name:
+            n = len(meta["points"]) if isinstance(meta.get("points"), list) else "?"
+            raise ConfigError(f"--out {out}: holds the sweep '{other}' ({n} points), not '{spec.name}'; {own}, or "
+                              "remove that one")
         return
-    if isinstance(other, str) and other != spec.name:
-        n = len(meta["points"]) if isinstance(meta.get("points"), list) else "?"
-        raise ConfigError(f"--out {out}: holds the sweep '{other}' ({n} points), not '{spec.name}'; give this sweep "
-                          f"a folder of its own (default runs/sweeps/{spec.name}), or remove that one")
+    results = Path(out) / RESULTS
+    keys = {p.key for p in spec.points}
+    foreign = sorted(f.name for f in results.glob("*.json") if f.stem not in keys) if results.is_dir() else []
+    if foreign:
+        raise ConfigError(f"--out {out}: its {POINTS} cannot be read ({why}), and {results} holds results of "
+                          f"{len(foreign)} point(s) that '{spec.name}' does not have ({listed(foreign, 3)}), of "
+                          f"another sweep or of an earlier version of this one; {own}, or run the spec that wrote "
+                          f"them there (which rewrites {POINTS})")
 
 
 def check_workers(workers: int | None, scheduler: str | None) -> None:
