@@ -57,6 +57,7 @@ from .replicas import ChipTrainers
 from .revisions import changed_since
 from .runfiles import (
     CHECKPOINT,
+    RUN_FILES,
     Checkpoint,
     check_edges,
     column_names,
@@ -69,6 +70,7 @@ from .runfiles import (
     writing,
 )
 from .sweep.store import sweep_in
+from .units import listed
 
 #: ``on_warning(kind, text)``: kind "warning" (learning cannot or did not happen) or "note" (how it ended);
 #: ``on_replace(kind, text)``: kind "removed" (a run replaced) or "restored" (put back: ``_train_into``), or
@@ -213,6 +215,11 @@ def open_run_dir(cfg: Config, run_dir: Path, resume: bool, checkpoint: Checkpoin
         raise CheckpointError(f"{run_dir}: holds a config.yaml but no {CHECKPOINT} (not a run directory, or a run "
                               "killed before its first checkpoint), which training would overwrite; choose another "
                               "--out, or remove that config.yaml")
+    held = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if held:  # a run writes config.yaml before any of them: these are not a run's
+        raise CheckpointError(f"{run_dir}: holds {listed(held, 4)} but no {CHECKPOINT} (not a run's), which "
+                              "training would overwrite; choose another --out, or move "
+                              + ("that file" if len(held) == 1 else "those files"))
     _write_text(run_dir / "config.yaml", dump_config(cfg))
     return run_dir
 

@@ -117,6 +117,21 @@ def test_replace_removes_only_what_a_run_wrote(tmp_path):
     assert cli("train", XOR, "--resume", str(out), "--replace").returncode == 2
 
 
+@pytest.mark.parametrize("replace", [False, True])
+def test_files_of_a_run_s_names_without_a_run_are_not_overwritten(tmp_path, replace):
+    """A folder holding files a run would write (a summary.json, a metrics.csv of the user's) but no checkpoint is
+    not a run: train and train --replace into it are refused before training, naming them, and they stay."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "summary.json").write_text('{"mine": 1}')
+    (out / "metrics.csv").write_text("my notes\n")
+    proc = cli("train", XOR, "--out", str(out), "--backend", "native", *SHORT, *(["--replace"] if replace else []))
+    assert proc.returncode == 2 and proc.stderr == (f"metamaterial: {out}: holds metrics.csv, summary.json but no "
+                                                    "checkpoint.npz (not a run's), which training would overwrite; "
+                                                    "choose another --out, or move those files\n")
+    assert _tree(out) == {"metrics.csv": b"my notes\n", "summary.json": b'{"mine": 1}'}
+
+
 def test_a_folder_of_netlists_alone_is_not_a_run(tmp_path):
     """Netlists at a config's initial gates (``netlist CONFIG --out DIR/netlists``, or ``--out DIR``) do not make
     DIR a run: a train or a sweep into DIR is not refused for them, and the run trained there owns them after
