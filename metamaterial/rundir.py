@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .config import Config, with_backend
-from .configfile import load_saved_config
+from .configfile import config_differences, load_saved_config
 from .datafiles import check_files, read_text
 from .errors import CheckpointError, ConfigError, ValidationError, real_array, shown, whole_number
 from .experiment import Setup, build, build_network, chips_per_replica, make_solver, make_trainer, replica_setup
@@ -66,7 +66,8 @@ def load_run(run_dir: str | Path, skip: tuple[str, ...] = (), config: Config | N
     hold what it was trained on (``datafiles.check_files``; ``skip``: key paths not to check, such as ``task.path``
     for new inputs; ``config``: the run's config as the command uses it, its own with ``--set`` overrides, whose
     files are the ones checked: a file an override names anew is the user's choice). A run made before a revision
-    that changed the circuit ``config`` builds is refused (``revisions.circuit_changed_since``)."""
+    that changed the circuit ``config`` builds is refused (``revisions.circuit_changed_since``), and so is one whose
+    config.yaml was edited since its checkpoint (``learning.epochs`` aside, which a resume may change)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); give a directory written by "
@@ -80,6 +81,12 @@ def load_run(run_dir: str | Path, skip: tuple[str, ...] = (), config: Config | N
         if pins is not None:
             check_files(used, pins, run_dir, skip)
         raise
+    edited = [] if checkpoint.config is None else \
+        [k for k in config_differences(checkpoint.config, cfg) if k != "learning.epochs"]
+    if edited:  # its gates were trained on the config the checkpoint holds, not on the edited one
+        raise CheckpointError(f"{run_dir / 'config.yaml'}: differs from the config its checkpoint.npz was trained "
+                              f"with in {listed(edited, 4)} (edited since); put those keys back: the gates fit the "
+                              "config they were trained with (energy and transient take --set for a what-if)")
     change = circuit_changed_since(used, checkpoint.revision)
     if change is not None:
         raise CheckpointError(f"{run_dir}: was trained before revision {change.number} of the dynamics "

@@ -120,6 +120,25 @@ def test_a_config_yaml_edited_since_its_checkpoint_is_refused_on_resume(stopped_
     assert main(["train", "--resume", str(stopped_run), "--no-progress", "--no-plots"]) == 0
 
 
+@pytest.mark.parametrize("command", [["eval"], ["netlist", "--out", "NETLISTS"], ["energy", "--no-plots"],
+                                     ["transient", "--steps", "1", "--no-plots"]])
+def test_a_config_yaml_edited_since_its_checkpoint_is_refused_by_the_commands_on_a_run(stopped_run, capsys,
+                                                                                          command):
+    """The commands that read a run's gates read them on its config.yaml: edited since training (here the device),
+    the gates would be read on a circuit they were not trained on, so each command refuses, naming the key; with
+    learning.epochs alone changed (the fixture) they read it."""
+    saved = stopped_run / "config.yaml"
+    argv = [command[0], str(stopped_run), *(str(stopped_run / "n") if a == "NETLISTS" else a for a in command[1:])]
+    assert main([*argv, "--no-progress"] if command[0] in ("energy", "transient") else argv) == 0
+    capsys.readouterr()
+    saved.write_text(saved.read_text().replace("preset: ald1106-fit", "preset: ald1106-l1"))
+    assert main([*argv, "--no-progress"] if command[0] in ("energy", "transient") else argv) == 2
+    assert capsys.readouterr().err == (
+        f"metamaterial: {saved}: differs from the config its {CHECKPOINT} was trained with in device.preset (edited "
+        "since); put those keys back: the gates fit the config they were trained with (energy and transient take "
+        "--set for a what-if)\n")
+
+
 def _half_replaced(folder):
     """A folder as a --replace leaves it between setting the old run aside and the new run's first checkpoint."""
     aside = folder / SET_ASIDE
