@@ -107,7 +107,9 @@ def test_a_random_group_draws_an_integer_key_from_randint(tmp_path):
 def test_a_range_of_whole_numbers_sweeps_an_integer_key(tmp_path):
     """{linspace: [20, 60, 3]} over learning.epochs gave 20.0, 40.0, 60.0, which the config refused as no integer
     ("write the whole number without a decimal point"), though the spec has none. Whole numbers between whole ends
-    are integers; a range with fractions, or with a float end, stays floats, and an integer key refuses those."""
+    are integers, and the fractions of such a range floats, so an integer key refuses the first that is not whole
+    (not 10.0 of [10, 20, 4], with advice to drop a decimal point the spec never wrote); a range with a float end
+    stays floats."""
     spec = load_sweep(_spec(tmp_path, set=_SET_BUT_EPOCHS, grid={"learning.epochs": {"linspace": [20, 60, 3]},
                                             "simulator.itl1": {"logspace": [10, 1000, 3]}}))
     assert [(p.config.learning.epochs, p.config.simulator.itl1) for p in spec.points[:4]] == [
@@ -119,6 +121,9 @@ def test_a_range_of_whole_numbers_sweeps_an_integer_key(tmp_path):
     with pytest.raises(ConfigError, match=r"grid learning\.epochs=20\.0: learning\.epochs: Input should be a valid "
                                           r"integer \(got 20\.0\); write the whole number"):
         load_sweep(_spec(tmp_path, set=_SET_BUT_EPOCHS, grid={"learning.epochs": {"linspace": [20.0, 30.0, 3]}}))
+    with pytest.raises(ConfigError, match=r"grid learning\.epochs=13\.3333333333: learning\.epochs: Input should be a "
+                                          r"valid integer \(got 13\.3333333333\); give a whole number$"):
+        load_sweep(_spec(tmp_path, set=_SET_BUT_EPOCHS, grid={"learning.epochs": {"linspace": [10, 20, 4]}}))
 
 
 def test_a_spec_given_as_the_base_of_a_spec_is_named_for_what_it_is(tmp_path, capsys):

@@ -440,9 +440,10 @@ def _values(body: Any, at: str) -> list:
         _check_count(args[2], at)
         values = [_round(v) for v in (np.linspace(*args) if kind == "linspace" else np.geomspace(*args))]
         # whole numbers between whole ends stay integers: {linspace: [1000, 3000, 3]} over learning.epochs, an
-        # integer key, gave 1000.0, refused as no integer with advice to write it without a decimal point
+        # integer key, gave 1000.0, refused as no integer with advice to write it without a decimal point; and
+        # each one does, so that over an integer key the value refused is one that is not whole ([10, 20, 4]: 13.33)
         whole = all(isinstance(a, int) and not isinstance(a, bool) for a in args[:2])
-        return [int(v) for v in values] if whole and all(v.is_integer() for v in values) else values
+        return [int(v) if whole and v.is_integer() else v for v in values]
     raise ConfigError(f"{at}: values must be a list or {{linspace: [a, b, n]}} or {{logspace: [a, b, n]}} "
                       f"(got {shown(body)}); write them as a list such as [0.5, 1.0] (one value: [0.5])")
 
