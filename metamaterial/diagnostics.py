@@ -199,6 +199,12 @@ def moved_warnings(device: EdgeDevice, initial: np.ndarray, final: np.ndarray, n
     r = int(np.flatnonzero(still)[0])
     unit = device.control_unit
     count = "" if len(moved) == 1 else f" in {int(still.sum())} of {len(moved)} replicas"
+    if rate == 0:  # no step at all: what moved, moved by leak or noise, and no larger multiple of 0 helps
+        what = (f"none changed in {epochs} epochs" if moved[r] == 0 else
+                f"the largest change in {epochs} epochs, {moved[r]:.3g} {unit}, is the leak's or the noise's")
+        return [f"the {device.control_label.split(' (')[0]}s barely moved{count}: learning.rate is 0 "
+                f"{device.rate_unit} ({rate_source}), so the rule takes no step ({what}); give a rate > 0 to train, "
+                "or keep 0 for a network that is not to learn"]
     grow = 0.1 * (high - low) / max(float(moved[r]), 1e-300)
     went = (f"training accuracy went from {first[r]:.1%} to {last[r]:.1%}" if accuracies is not None else
             f"loss went from {first[r]:.3g} to {last[r]:.3g} V^2")

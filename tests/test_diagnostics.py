@@ -93,6 +93,18 @@ def test_hardware_default_rate_barely_moves_the_gates_and_says_so(tmp_path):
                             "for a run kept short on purpose")
 
 
+def test_a_zero_rate_is_named_as_taking_no_step_not_as_one_to_multiply(tmp_path):
+    """learning.rate 0 (a network that is not to learn) takes no step: the warning says so and how to train, not
+    that a rate some 1e299 times larger (still 0) would move the gates; and the gates did not move at all."""
+    result, seen = _train(tmp_path, REGRESSION, ["learning.rate=0", "learning.epochs=5"])
+    (warning,) = result.summary["warnings"]
+    assert warning == ("the gate voltages barely moved: learning.rate is 0 1/V (learning.rate as given), so the rule "
+                       "takes no step (none changed in 5 epochs); give a rate > 0 to train, or keep 0 for a network "
+                       "that is not to learn"), warning
+    gates = np.loadtxt(tmp_path / "run" / "gates.csv", delimiter=",", skiprows=1)[:, 1:]
+    assert np.array_equal(gates[-1], gates[0])
+
+
 def test_a_nudge_too_small_for_any_rate_is_named_as_what_to_raise(tmp_path):
     """A point's step grows with the nudge: at 1e-9 the rate that would move the gates is past the largest a config
     takes, so the warning names learning.nudge, not a rate the config would refuse; the gates did move, in
