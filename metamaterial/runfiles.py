@@ -15,6 +15,7 @@ import math
 import os
 import re
 import shlex
+import tempfile
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -351,6 +352,20 @@ def run_files(run_dir: Path) -> tuple[list[str], list[str]]:
         else:
             other.append(path.name + ("/" if path.is_dir() else ""))
     return written, other
+
+
+def check_writable(folder: Path, fix: str) -> None:
+    """Refuse an existing ``folder`` where no file can be created (a read-only file system, no permission), found by
+    creating and removing an empty file there, before work whose results would go there; ``fix``: what to do. A
+    folder that does not exist yet is left to the command that makes it."""
+    if not folder.is_dir():
+        return
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".metamaterial-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise CheckpointError(f"{folder}: cannot write there ({err.strerror}); {fix}") from err
 
 
 def run_in(folder: Path) -> str | None:

@@ -14,7 +14,6 @@ import math
 import os
 import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +59,7 @@ from .runfiles import (
     RUN_FILES,
     Checkpoint,
     check_edges,
+    check_writable,
     column_names,
     json_text,
     load_checkpoint,
@@ -149,19 +149,10 @@ def _refuse_a_sweep(run_dir: Path, option: str, replace: bool = False) -> None:
 
 
 def _check_writable(run_dir: Path, resume: bool = False) -> None:
-    """Refuse an existing run directory where no file can be created (a read-only file system, no permission),
-    found by creating and removing an empty file there: a resume would otherwise train up to its first checkpoint
-    before failing to write it."""
-    if not run_dir.is_dir():
-        return  # made by open_run_dir, which says so if it cannot
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".metamaterial-probe-", dir=run_dir)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        fix = ("the run directory must be writable to resume: make it writable, or resume a copy in a writable place"
-               if resume else "choose another --out")
-        raise CheckpointError(f"{run_dir}: cannot write there ({err.strerror}); {fix}") from err
+    """Refuse an existing run directory where no file can be created (``runfiles.check_writable``): a resume would
+    otherwise train up to its first checkpoint before failing to write it."""
+    check_writable(run_dir, "the run directory must be writable to resume: make it writable, or resume a copy in a "
+                   "writable place" if resume else "choose another --out")
 
 
 def _check_seeds(run_dir: Path, saved: list[int], seeds: list[int]) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, cli
-from metamaterial import runfiles, runs
+from metamaterial import runfiles
 from metamaterial.cli import main
 from metamaterial.runfiles import CHECKPOINT, load_checkpoint, write_atomically
 from metamaterial.sweep import store
@@ -133,14 +133,14 @@ def test_a_full_disk_during_training_names_the_file_and_what_to_do(tmp_path, mon
 def _read_only(monkeypatch, folder):
     """Creating a file in ``folder`` fails as on a read-only file system (root ignores permission bits, and a
     read-only mount needs privileges a test does not have)."""
-    real = runs.tempfile.mkstemp
+    real = runfiles.tempfile.mkstemp
 
     def mkstemp(*args, dir=None, **kwargs):
         if dir is not None and str(dir) == str(folder):
             raise OSError(errno.EROFS, "Read-only file system", str(dir))
         return real(*args, dir=dir, **kwargs)
 
-    monkeypatch.setattr(runs.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(runfiles.tempfile, "mkstemp", mkstemp)
 
 
 def test_a_run_directory_that_cannot_be_written_is_refused_before_training(tmp_path, monkeypatch, capsys):
@@ -160,6 +160,18 @@ def test_a_run_directory_that_cannot_be_written_is_refused_before_training(tmp_p
     assert capsys.readouterr().err == (f"metamaterial: {run}: cannot write there (Read-only file system); choose "
                                        "another --out\n")
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_a_reproduce_folder_that_cannot_be_written_is_refused_before_any_claim_runs(tmp_path, monkeypatch, capsys):
+    """reproduce into a read-only --out ran its claims (half a minute for energy) and failed at the first result it
+    wrote: now it is refused at once, nothing run."""
+    out = tmp_path / "report"
+    out.mkdir()
+    _read_only(monkeypatch, out)
+    assert main(["reproduce", "energy", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"metamaterial: {out}: cannot write there (Read-only file system); choose another --out\n"
+    assert "[1/1]" not in captured.out and not any(out.iterdir())
 
 
 @pytest.mark.parametrize("command", ["plot", "resume"])

@@ -25,7 +25,7 @@ from pathlib import Path
 from .. import machine
 from ..errors import ConfigError, MetamaterialError, caused_by_interrupt
 from ..revisions import CURRENT, claim_changed_since
-from ..runfiles import json_text
+from ..runfiles import check_writable, json_text
 from . import damage, desync, digits, energy, imperfection, learning_time, modes, xor
 from .base import ClaimResult, Context
 from .report import write_report
@@ -73,6 +73,7 @@ def reproduce(keys: list[str] | None, out: Path, quick: bool = False, backend: s
     if not force:
         _refuse_replacing_full_results(ctx.out, saved, quick, backend)
     ctx.out.mkdir(parents=True, exist_ok=True)
+    check_writable(ctx.out, "choose another --out")  # before the claims run, not once the first has its result
     crashed = []
     for i, key in enumerate(keys, 1):
         module = CLAIMS[key]
