@@ -205,13 +205,16 @@ def _accuracy_figure(run_dir: Path, cfg, scored: str, plt) -> Path:
 
 def _gates_figure(run_dir: Path, cfg, plt) -> Path:
     path = run_dir / "gates.csv"
-    rows = [line for line in _text(path).splitlines()[1:] if line.strip()]
+    lines = [line for line in _text(path).splitlines() if line.strip()]
+    rows = lines[1:]
     try:
         traj = np.loadtxt(rows, delimiter=",", ndmin=2) if rows else np.zeros((0, 0))
     except ValueError as err:
         raise damaged(path, "a row that is not comma-separated numbers") from err
     if traj.shape[0] == 0 or traj.shape[1] < 2:
         raise damaged(path, "no rows of an epoch and its gates")
+    if traj.shape[1] != len(lines[0].split(",")):  # a file cut short in its last (or only) row
+        raise damaged(path, f"rows of {traj.shape[1]} columns under a header of {len(lines[0].split(','))}")
     epochs, gates = traj[:, 0], traj[:, 1:]
     n = gates.shape[1]
     fig, ax = _axes(plt, "epoch", CONTROL_LABELS[cfg.device_kind], f"{cfg.name}: {n} edges")
@@ -238,6 +241,10 @@ def _outputs_figure(run_dir: Path, summary: dict, plt) -> Path:
                                                             len(outputs) > MANY_POINTS):
         return _margins_figure(run_dir, summary, outputs, targets, plt)
     table = _read_csv(run_dir / OUTPUTS_CSV)
+    if len(table.rows) != len(outputs):  # a file cut short, or another run's
+        raise damaged(table.path, f"{len(table.rows)} rows of points, where summary.json has {len(outputs)}")
+    if any(len(r) != len(table.header) for r in table.rows):
+        raise damaged(table.path, f"a row not of the header's {len(table.header)} columns")
     outs = [h[len("output "):] for h in table.header if h.startswith("output ")]
     if not outs or f"target {outs[0]}" not in table.header:
         raise damaged(table.path, "no target and output columns")

@@ -490,6 +490,15 @@ BAD_RUN_FILES = {
     "metrics-removed": ("metrics.csv", None, "missing"),
     "gates-not-numbers": ("gates.csv", "x\nabc\n", "a row that is not comma-separated numbers"),
     "gates-removed": ("gates.csv", None, "missing"),
+    "gates-cut-short": ("gates.csv", "epoch," + ",".join(f"e{i}" for i in range(32)) + "\n0,1.45,0.9\n",
+                        "rows of 3 columns under a header of 33"),
+    "outputs-cut-short": ("outputs.csv", "point,n15,n13,target n10-n0,output n10-n0,class,predicted\n"
+                                         "0,0.0,0.0,0.0,-0.0179,0 mV,0 mV\n1,0.0,0.45,-0.087\n",
+                          "2 rows of points, where summary.json has 4"),
+    "outputs-a-row-cut": ("outputs.csv", "point,n15,n13,target n10-n0,output n10-n0,class,predicted\n"
+                                         "0,0.0,0.0,0.0,-0.0179,0 mV,0 mV\n1,0.0,0.45,-0.087,-0.0686,-87 mV,-87 mV\n"
+                                         "2,0.45,0.0,-0.087,-0.0806,-87 mV,-87 mV\n3,0.45,0.45\n",
+                          "a row not of the header's 7 columns"),
     "summary-without-outputs": ("summary.json", '{"name": "x", "task": "xor", "backend": "native"}',
                                 "no outputs_v, targets_v"),
     "config-not-yaml": ("config.yaml", "name: [unclosed\n", "not valid YAML (while parsing a flow sequence)"),
