@@ -20,7 +20,7 @@ from metamaterial.errors import ConfigError, ValidationError
 from metamaterial.experiment import build
 from metamaterial.sweep import execute, expand_sweep, load_sweep, worker
 from metamaterial.sweep import spec as spec_module
-from metamaterial.sweep.execute import check_folder, plan_tasks, run_sweep
+from metamaterial.sweep.execute import plan_tasks, run_sweep
 from metamaterial.sweep.report import load_table, plot_sweep, write_table
 from metamaterial.sweep.spec import config_key, config_text, points_document, saved_config_key
 from metamaterial.sweep.store import (
@@ -965,34 +965,34 @@ def test_a_damaged_points_json_is_named_in_one_line(tmp_path, capsys, damage, pr
         "results stay)"]
 
 
-@pytest.mark.parametrize("damage", ["{bad", None])
-def test_a_folder_whose_points_json_is_lost_is_not_taken_over_by_another_sweep(tmp_path, capsys, damage):
-    """Without a readable points.json (damaged, or removed) a sweep folder's results say whose it is: another
-    spec's sweep into it is refused before anything is written, naming the results it does not own; the spec that
-    wrote them goes on there."""
+@pytest.mark.parametrize("damage", ["{bad", "[]"])
+def test_a_folder_whose_points_json_is_damaged_is_not_taken_over_by_another_sweep(tmp_path, capsys, damage):
+    """With its points.json damaged a sweep folder's results say whose it is: another
+    spec's sweep into it is refused before anything is written, naming the results that are nothing to it (it ran,
+    rewrote points.json and mixed the two sweeps' results); the spec that wrote them goes on there."""
     (tmp_path / "b").mkdir()
-    first = load_sweep(_spec(tmp_path / "b", grid={"learning.rate": [1.0, 2.0]}))
+    first_path = _spec(tmp_path / "b", grid={"learning.rate": [1.0, 2.0]})
+    first = load_sweep(first_path)
     out = _points_folder(tmp_path, first)
     for p in first.points:
-        write_result(out, p.key, {"key": p.key, "status": "ok", "summary": {"final_loss": 1e-3}})
-    if damage is None:
-        (out / "points.json").unlink()
-        why = "No such file or directory"
-    else:
-        (out / "points.json").write_text(damage)
-        why = "not JSON"
+        write_result(out, p.key, {"key": p.key, "status": "ok", "summary": {"final_loss": 1e-3},
+                                  "config": config_text(p.config)})
+    (out / "points.json").write_text(damage)
+    why = "not JSON" if damage == "{bad" else "it names no sweep"
     before = sorted(str(f.relative_to(out)) for f in out.rglob("*"))
     other = _spec(tmp_path, grid={"learning.nudge": [0.5, 1.0]})
     spec = load_sweep(other)
-    assert main(["sweep", other, "--out", str(out), "--no-plots"]) == 2
     names = ", ".join(sorted(f"{p.key}.json" for p in first.points))
-    assert capsys.readouterr().err.splitlines() == [
-        f"metamaterial: --out {out}: its points.json cannot be read ({why}), and {out / 'results'} holds results of 2 "
-        f"point(s) that '{spec.name}' does not have ({names}), of another sweep or of an earlier version of this "
-        f"one; give this sweep a folder of its own (default runs/sweeps/{spec.name}), or run the spec that wrote "
-        "them there (which rewrites points.json)"]
-    assert sorted(str(f.relative_to(out)) for f in out.rglob("*")) == before
-    check_folder(first, out)  # its own spec: no refusal
+    for dry in ([], ["--dry-run"]):
+        assert main(["sweep", other, "--out", str(out), "--no-plots", *dry]) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            f"metamaterial: --out {out}: its points.json cannot be read ({why}), and {out / 'results'} holds results "
+            f"of 2 point(s) that are nothing to '{spec.name}' ({names}), of another sweep or of points this one no "
+            f"longer has; give this sweep a folder of its own (default runs/sweeps/{spec.name}), or run the spec "
+            "that wrote them there (which rewrites points.json)"]
+        assert sorted(str(f.relative_to(out)) for f in out.rglob("*")) == before
+    assert main(["sweep", str(first_path), "--out", str(out), "--dry-run"]) == 0  # its own spec: 2 already done
+    assert "2 already done in" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("summary, problem", [

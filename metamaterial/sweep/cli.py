@@ -73,6 +73,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
         print(f"metamaterial: warning: --workers {workers} is more than the {cores} cores of this machine: the "
               "workers take turns on them, and each point takes longer", file=sys.stderr)
     earlier = execute.earlier_results(spec, args.out)  # the folder's records read once, for all that follows
+    execute.check_results(spec, args.out, earlier)
     for line in _outdated(earlier):
         print(f"sweep: {line}", file=sys.stderr)
     if args.dry_run:

@@ -139,12 +139,14 @@ class EarlierResults:
     revision; ``stale_data``, how many have one of the same config trained on other content of the files it reads
     (``datafiles``; or made before that content was recorded); ``other_target``, how many have one of the same config
     reported against another ``target_loss`` (or none, or made before the target was recorded). The outdated, stale
-    and other-target points run again."""
+    and other-target points run again. ``foreign``: the keys of the records (of a readable config) that are none of
+    these to any point of the spec: another sweep's, or of points the spec no longer has (``check_results``)."""
 
     adoptable: dict[str, str]
     outdated: dict[revisions.Revision, int]
     stale_data: int
     other_target: int
+    foreign: tuple[str, ...] = ()
 
 
 def earlier_results(spec: SweepSpec, out: Path) -> EarlierResults:
@@ -158,10 +160,14 @@ def earlier_results(spec: SweepSpec, out: Path) -> EarlierResults:
     outdated: dict[revisions.Revision, set[str]] = {}
     stale: set[str] = set()
     other_target: set[str] = set()
+    foreign = []
     for old, record in other_records(out, keys):  # only the records under no point's key: few
         saved = read_saved(record)
         if saved is None:
             continue
+        if saved.key not in keys and saved.key_without_files not in by_config \
+                and saved.key_without_target not in by_untargeted:
+            foreign.append(old)
         if saved.revision is not None:
             if saved.key in keys and read_result(out, saved.key) is None:
                 outdated.setdefault(saved.revision, set()).add(saved.key)
@@ -176,7 +182,7 @@ def earlier_results(spec: SweepSpec, out: Path) -> EarlierResults:
             other_target.add(point)  # the same training, its learning time measured against another target
     return EarlierResults(adoptable, {r: len(found) for r, found in sorted(outdated.items(),
                                                                           key=lambda item: item[0].number)},
-                          len(stale), len(other_target))
+                          len(stale), len(other_target), tuple(sorted(foreign)))
 
 
 def run_sweep(spec: SweepSpec, out: Path, *, workers: int | None = None, scheduler: str | None = None,
@@ -198,6 +204,8 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int | None = None, schedul
     check_workers(workers, scheduler)
     workers = LOCAL_WORKERS if workers is None else workers
     check_folder(spec, out)
+    earlier = earlier if earlier is not None else earlier_results(spec, out)
+    check_results(spec, out, earlier)
     made = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)  # the highest folder made here
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -209,7 +217,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: int | None = None, schedul
                               "command then runs what is left), or choose another --out")
         try:
             return _run_in_folder(spec, out, workers, scheduler, recycle_after, retry_failed, on_progress, on_start,
-                                  on_wait, earlier if earlier is not None else earlier_results(spec, out), on_note)
+                                  on_wait, earlier, on_note)
         except Exception:
             if made is not None and not (out / RESULTS).exists():  # no point ran: leave nothing behind
                 shutil.rmtree(made, ignore_errors=True)
@@ -463,36 +471,47 @@ class _Connection:
 
 def check_folder(spec: SweepSpec, out: Path) -> None:
     """Refuse an ``out`` that holds another sweep (its points.json names another ``name``): this sweep's points.json
-    would replace that one's, and its table and figures would no longer be those of the other's results. Where
-    points.json cannot be read (damaged, or removed), the results say: results of points this spec does not have
-    are refused as another sweep's might be, and with none the run rewrites it. Refuse as well an ``out`` that holds
-    a run of ``train`` (``runfiles.run_in``): the sweep's summary.json would overwrite the run's."""
+    would replace that one's, and its table and figures would no longer be those of the other's results. A folder
+    whose points.json cannot be read is left to ``check_results``. Refuse as well an ``out`` that holds a run of
+    ``train`` (``runfiles.run_in``): the sweep's summary.json would overwrite the run's."""
     run = run_in(Path(out))
     if run is not None:
         raise ConfigError(f"--out {out}: holds {run}, whose summary.json the sweep would overwrite; give this sweep a "
                           f"folder of its own with another --out (default runs/sweeps/{spec.name})")
-    own = f"give this sweep a folder of its own (default runs/sweeps/{spec.name})"
+    other, _ = _named(out)
+    if isinstance(other, str) and other != spec.name:
+        meta = json.loads((Path(out) / POINTS).read_text())
+        n = len(meta["points"]) if isinstance(meta.get("points"), list) else "?"
+        raise ConfigError(f"--out {out}: holds the sweep '{other}' ({n} points), not '{spec.name}'; give this sweep "
+                          f"a folder of its own (default runs/sweeps/{spec.name}), or remove that one")
+
+
+def check_results(spec: SweepSpec, out: Path, earlier: EarlierResults) -> None:
+    """Where ``out``'s points.json is damaged, its results say whose the folder is: results that are nothing to any
+    point of ``spec`` (``earlier.foreign``: ``earlier_results``) are refused, as another sweep's might be (its
+    points.json rewritten, the two sweeps' results and events would mix); with none, the run rewrites points.json.
+    (Without a points.json the folder holds no sweep's results but those a user left there on purpose: a sweep
+    writes it before its first point.)"""
+    name, why = _named(out)
+    if name is not None or not earlier.foreign or not (Path(out) / POINTS).exists():
+        return
+    raise ConfigError(f"--out {out}: its {POINTS} cannot be read ({why}), and {Path(out) / RESULTS} holds results "
+                      f"of {len(earlier.foreign)} point(s) that are nothing to '{spec.name}' "
+                      f"({listed([f'{k}.json' for k in earlier.foreign], 3)}), of another sweep or of points this one "
+                      f"no longer has; give this sweep a folder of its own (default runs/sweeps/{spec.name}), or run "
+                      f"the spec that wrote them there (which rewrites {POINTS})")
+
+
+def _named(out: Path) -> tuple[str | None, str]:
+    """(the sweep ``out``'s points.json names, or None; why it names none: the file is missing, not JSON, ...)."""
     try:
         meta = json.loads((Path(out) / POINTS).read_text())
-        other = meta.get("name") if isinstance(meta, dict) else None
-    except (OSError, ValueError) as err:
-        other, why = None, (err.strerror if isinstance(err, OSError) else "not JSON")
-    else:
-        why = "it names no sweep"
-    if isinstance(other, str):
-        if other != spec.name:
-            n = len(meta["points"]) if isinstance(meta.get("points"), list) else "?"
-            raise ConfigError(f"--out {out}: holds the sweep '{other}' ({n} points), not '{spec.name}'; {own}, or "
-                              "remove that one")
-        return
-    results = Path(out) / RESULTS
-    keys = {p.key for p in spec.points}
-    foreign = sorted(f.name for f in results.glob("*.json") if f.stem not in keys) if results.is_dir() else []
-    if foreign:
-        raise ConfigError(f"--out {out}: its {POINTS} cannot be read ({why}), and {results} holds results of "
-                          f"{len(foreign)} point(s) that '{spec.name}' does not have ({listed(foreign, 3)}), of "
-                          f"another sweep or of an earlier version of this one; {own}, or run the spec that wrote "
-                          f"them there (which rewrites {POINTS})")
+    except OSError as err:
+        return None, err.strerror or "cannot be read"
+    except ValueError:
+        return None, "not JSON"
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return (name, "") if isinstance(name, str) else (None, "it names no sweep")
 
 
 def check_workers(workers: int | None, scheduler: str | None) -> None:
@@ -543,5 +562,5 @@ def _connect(workers: int, scheduler: str | None):
         raise
 
 
-__all__ = ["MAX_BATCH", "LOCAL_WORKERS", "SweepRun", "EarlierResults", "check_folder", "check_workers",
+__all__ = ["MAX_BATCH", "LOCAL_WORKERS", "SweepRun", "EarlierResults", "check_folder", "check_results", "check_workers",
            "check_scheduler", "earlier_results", "run_sweep", "plan_tasks", "seed_free"]
