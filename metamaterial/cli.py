@@ -624,7 +624,7 @@ def _eval_table(r: dict) -> str:
         if "hinge_loss" in rep:
             line += f", hinge loss {1e3 * rep['hinge_loss']:.3g} mV"
         if "accuracy" in rep:
-            line += f", accuracy {_percent(rep['accuracy'])}, smallest margin {1e3 * rep['min_margin_v']:.1f} mV"
+            line += f", accuracy {_percent(rep['accuracy'])}, smallest margin {_margin_mv(rep['min_margin_v'])}"
         lines.append(line)
     if len(reps) > 1 and "success" in reps[0]:
         lines.append(f"{sum(rep['success'] for rep in reps)}/{len(reps)} replicas have every point correct by >= "
@@ -741,6 +741,19 @@ def config_overrides(args: argparse.Namespace) -> list[str]:
     return [*args.overrides, *([f"simulator.backend={backend}"] if backend else [])]
 
 
+def _margin_mv(margin: float) -> str:
+    """A smallest margin (V) in mV to a tenth, or to as many more digits as keep it on its side of the success
+    margin (9.95 mV is not "10.0 mV" beside "not all points correct by 10 mV")."""
+    from .learning.trainer import SUCCESS_MARGIN_V  # noqa: PLC0415
+
+    solved = margin >= SUCCESS_MARGIN_V
+    for digits in range(1, 7):
+        text = f"{1e3 * margin:.{digits}f}"
+        if (float(text) >= 1e3 * SUCCESS_MARGIN_V) == solved:
+            return f"{text} mV"
+    return f"{1e3 * margin:.9g} mV"
+
+
 def _percent(fraction: float) -> str:
     """An accuracy as a percentage, to a tenth where it is not whole (0.9639: 96.4%)."""
     return f"{fraction:.0%}" if round(fraction * 100, 1) % 1 == 0 else f"{fraction:.1%}"
@@ -758,7 +771,7 @@ def _human_summary(s: dict, run_dir: Path, figures: list[Path]) -> str:
     if s["epochs"] == 0:
         lines.append(UNTRAINED)
     if s.get("accuracy") is not None:
-        lines.append(f"accuracy {_percent(s['accuracy'])}, smallest margin {1e3 * s['min_margin_v']:.1f} mV "
+        lines.append(f"accuracy {_percent(s['accuracy'])}, smallest margin {_margin_mv(s['min_margin_v'])} "
                      f"({'all points correct by >= 10 mV' if s['success'] else 'NOT all points correct by 10 mV'})")
     if s.get("test_accuracy") is not None:
         lines.append(f"{scored_on(s)} accuracy {_percent(s['test_accuracy'])}")

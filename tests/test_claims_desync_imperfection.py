@@ -104,3 +104,13 @@ def test_per_draw_line_counts_draws_whose_floor_rose_and_the_benign_ones():
     assert "floor above the level below's in 5: 1/3, 10: 2/3 draws" in line   # draw 0 at 5 mV equals 1 mV: not above
     assert "(the ramp's target) at every level: draws [0]" in line
     assert "1 mV: 0.0001 [5.5e-05-0.00015]" in line                            # median [IQR] of the three draws
+
+
+def test_the_per_draw_line_of_two_levels_names_no_empty_count():
+    """With one imperfect level (a quick run sweeps two) there is no level below to compare a floor with: the line
+    said "floor above the level below's in  draws"; with two it counts the draws whose floor rose."""
+    floors = {0.01: {"floor": np.array([1e-6, 2e-6])}, 0.02: {"floor": np.array([3e-6, 1e-6])}}
+    one = imperfection._per_draw_line("allostery", "mismatch", (0.0, 0.01), floors, "mV")
+    assert " in  draws" not in one and "one imperfect level only" in one
+    two = imperfection._per_draw_line("allostery", "mismatch", (0.0, 0.01, 0.02), floors, "mV")
+    assert "floor above the level below's in 20: 1/2 draws" in two

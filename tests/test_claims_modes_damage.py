@@ -141,3 +141,19 @@ def test_a_partly_damage_verdict_names_the_failed_cuts_grouped_by_task_and_strat
     assert verdict == "partly"
     assert "not within the retraining budget after these (regression, no mismatch: random (k = 4, 8), most " \
         "conductive (k = 8); regression, twin mismatch: random (k = 8); " in reason
+
+
+def _settled(reexcited: float) -> dict:
+    """One target's summary as ``_settled_line`` reads it: the settled order in half the seeds, ``reexcited`` the
+    share whose mean or slope rose again after its first fall."""
+    return {"order_settled_fraction": 0.5, "reexcited_fraction": reexcited,
+            "settled_fall_epoch": {m: {"median": 10.0 * (k + 1)} for k, m in enumerate(modes.MODE_NAMES)}}
+
+
+def test_the_settled_order_says_a_rebound_only_where_one_was_measured():
+    """The report said "the mean and slope fall first, then rise again" whatever the seeds did, beside its own
+    measurement of 0% rebounds: the sentence now follows the measured share."""
+    none = modes._settled_line({"ramp": _settled(0.0)})
+    assert "No mean or slope rose again after its first fall" in none and "rose while" not in none
+    some = modes._settled_line({"ramp": _settled(0.0), "parabola": _settled(0.25)})
+    assert "Where the mean or slope rose again after its first fall, it rose while the curvature" in some

@@ -886,3 +886,12 @@ def test_the_summary_line_names_a_run_whose_name_is_not_its_task(tmp_path):
     proc = cli("train", XOR, "--out", str(tmp_path / "r"), "--backend", "native", "--no-plots", "--set", "name=mine",
                *SHORT)
     assert proc.returncode == 0 and proc.stdout.startswith("mine (xor) on native: 300 epochs, hinge loss"), proc.stdout
+
+
+def test_a_smallest_margin_is_printed_on_its_side_of_the_success_margin():
+    """eval printed "smallest margin 10.0 mV" for 9.95 mV, beside "0/3 replicas have every point correct by >= 10
+    mV": a margin that a tenth of a mV would round across 10 mV gets the digits that keep it on its side."""
+    from metamaterial.cli import _margin_mv  # noqa: PLC0415
+
+    assert [_margin_mv(v) for v in (0.00995, 0.0099999, 0.010, 0.0251, -0.0435)] == [
+        "9.95 mV", "9.9999 mV", "10.0 mV", "25.1 mV", "-43.5 mV"]

@@ -413,7 +413,8 @@ def _verdict(summaries: dict[str, dict]) -> tuple[str, str]:
     table = {(t, st, k): fraction(s) for t, summ in summaries.items() for st, by_k in summ.items()
              for k, s in by_k.items() if s.get("pre_solved", 1) > 0}
     what = {t: "re-solved" if "pre_solved" in next(iter(summ["random"].values())) else
-            f"back within {1e3 * RMS_CRITERION_V:g} mV RMS" for t, summ in summaries.items()}
+            f"back within {1e3 * RMS_CRITERION_V:g} mV RMS, or their own RMS before the cut if larger"
+            for t, summ in summaries.items()}
     nums = "; ".join(f"{t} {what[t]}: " + ", ".join(
         f"{'random' if st == 'random' else 'most conductive'} k={k} {table[(t, st, k)]:.0%}"
         for st in ("random", "conductive") for k in (min(KS), max(KS)) if (t, st, k) in table)

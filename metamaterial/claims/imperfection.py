@@ -155,7 +155,7 @@ def run(ctx: Context) -> ClaimResult:
                  f"{check['loss_native']:.4g} V^2")
     lines.append(f"- reference: the best straight line through the ramp has MSE {_linear_fit_mse():.2g} V^2 (the "
                  "plateau regression crosses before it learns the curvature); in the figure, values far below the "
-                 "imperfect runs' (allostery's clean floor, ~1e-32 V^2) sit on the bottom edge")
+                 "imperfect runs' (a clean run's floor can be many decades lower) sit on the bottom edge")
     lines.append(f"- runs: {len(draws)} draws (mismatch, per-edge bias) or replicas (read noise, common bias) per "
                  f"level; K sigma = {K_PER_V} x V_T sigma per volt; regression {TASKS['regression']['epochs']} and "
                  f"allostery {TASKS['allostery']['epochs']} epochs in full mode")
@@ -199,7 +199,8 @@ def _per_draw_line(task: str, knob: str, levels: tuple[float, ...], res: dict, u
             "by the level): floor median [IQR] (V^2) "
             + ", ".join(f"{1e3 * lv:g} {unit}: {m:.2g} [{a:.2g}-{b:.2g}]"
                         for lv, m, a, b in zip(levels[1:], med, q25, q75))
-            + "; floor above the level below's in " + ", ".join(rose) + " draws")
+            + ("; floor above the level below's in " + ", ".join(rose) + " draws" if rose else
+               "; one imperfect level only, so no floor to compare with the level below's"))
     if task == "regression":
         low = np.flatnonzero(np.all(floors <= LOW_FLOOR, axis=0)).tolist()
         line += (f"; below {LOW_FLOOR:.0e} V^2 (the ramp's target) at every level: draws {low or 'none'}; "

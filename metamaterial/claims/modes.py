@@ -319,9 +319,13 @@ def _settled_line(s: dict[str, dict]) -> str:
              + ", ".join(f"{m} {_epoch(v['settled_fall_epoch'][m]['median'])}" for m in MODE_NAMES)
              + f"; mean or slope back above 10% after its first fall in {v['reexcited_fraction']:.0%} of seeds)"
              for label, v in s.items()]
+    rebound = any(v["reexcited_fraction"] > 0 for v in s.values())
     return ("- **Settled order.** Counting the epoch from which each mode *stays* below 10%, the order mean < slope "
-            "< curvature holds in " + "; ".join(parts) + ". The mean and slope fall first, then rise again while "
-            "the curvature is learned and settle only with it, so the order holds for the first fall only.")
+            "< curvature holds in " + "; ".join(parts) + "." + (
+                " Where the mean or slope rose again after its first fall, it rose while the curvature was learned "
+                "and settled only with it: there the order holds for the first fall only." if rebound else
+                " No mean or slope rose again after its first fall, so each mode settled at its first fall and the "
+                "settled order is the first fall's."))
 
 
 def _verdict(s: dict[str, dict]) -> tuple[str, str]:
@@ -335,8 +339,9 @@ def _verdict(s: dict[str, dict]) -> tuple[str, str]:
 
     main = s[VERDICT_TARGET]
     notes = [f"{VERDICT_TARGET} MSE {main['final_mse_median']:.2g} V^2 (target 2e-5)",
-             f"settled order (modes staying below 10%) in {main['order_settled_fraction']:.0%}: mean and slope "
-             f"rebound while the curvature is learned"]
+             f"settled order (modes staying below 10%) in {main['order_settled_fraction']:.0%}" + (
+                 f": mean or slope rebound while the curvature is learned in {main['reexcited_fraction']:.0%} of seeds"
+                 if main["reexcited_fraction"] > 0 else ": no rebound, each mode settled at its first fall")]
     notes += [f"finding on our {k} target (not the paper's): {nums(v)} in {v['epochs']} epochs, a slow curvature"
               for k, v in s.items() if k != VERDICT_TARGET]
     tail = f" ({VERDICT_TARGET}: {nums(main)}; " + "; ".join(notes) + ")."
