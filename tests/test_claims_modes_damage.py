@@ -99,9 +99,10 @@ def test_damage_claim_quick(tmp_path):
         assert a["loss_after_cut_ngspice"] == pytest.approx(a["loss_after_cut_native"], rel=1e-6)
 
 
-def _mode_summary(order: float, loose: float, curvature_fell: int, settled: float = 0.0) -> dict:
+def _mode_summary(order: float, loose: float, curvature_fell: int, settled: float = 0.0,
+                  reexcited: float = 1.0) -> dict:
     fall = {"median": 1.0, "q25": 1.0, "q75": 1.0, "n_fell": curvature_fell}
-    return {"seeds": 20, "epochs": 4000, "order_first_fraction": order,
+    return {"seeds": 20, "epochs": 4000, "order_first_fraction": order, "reexcited_fraction": reexcited,
             "order_first_not_contradicted_fraction": loose, "order_settled_fraction": settled,
             "first_fall_epoch": {"mean": fall, "slope": fall, "curvature": fall}, "final_mse_median": 4e-6}
 
@@ -111,7 +112,10 @@ def test_the_modes_verdict_is_on_the_papers_task_and_the_parabola_is_a_finding()
     verdict, reason = modes._verdict({"ramp": ramp, "parabola": parabola})
     assert verdict == "reproduced"
     assert "finding on our parabola target (not the paper's): order in 35% of 20 seeds" in reason
-    assert "settled order (modes staying below 10%) in 0%" in reason
+    assert "settled order (modes staying below 10%) in 0%: mean or slope rebound while the curvature is learned " \
+        "in 100% of seeds" in reason
+    calm = modes._verdict({"ramp": _mode_summary(0.9, 1.0, 18, reexcited=0.0), "parabola": parabola})[1]
+    assert "in 0%: no rebound, each mode settled at its first fall" in calm and "rebound while" not in calm
     assert modes._verdict({"ramp": parabola, "parabola": ramp})[0] == "partly"
     assert modes._verdict({"ramp": _mode_summary(0.1, 0.2, 2), "parabola": ramp})[0] == "not reproduced"
 
