@@ -17,7 +17,7 @@ from .configfile import as_config
 from .errors import ConfigError, shown
 from .experiment import Setup, build, initial_controls, make_solver
 from .netlist import SpiceOptions, netlist_points, options_comments, solve_options, to_spice
-from .runfiles import POINT_NETLIST, TMP, column_names, write_text_atomically
+from .runfiles import TMP, column_names, is_point_netlist, write_text_atomically
 from .units import listed
 
 
@@ -169,8 +169,7 @@ def write_point_netlists(setup: Setup, idx: np.ndarray, controls: np.ndarray, fr
     written = {p.name for p in paths}
 
     def own(name: str) -> str | None:  # the netlist a file is, or the temporary file a kill left of it is
-        name = name.removesuffix(".tmp")
-        return name if POINT_NETLIST.match(name) else None
+        return name.removesuffix(TMP) if is_point_netlist(name) else None
 
     removed = sorted((p for p in out_dir.iterdir() if own(p.name) and p.name not in written and p.is_file()),
                      key=lambda p: (p.name.split("_")[0], int(own(p.name)[:-4].split("_")[1]), p.name))

@@ -113,6 +113,12 @@ def writing(path: Path, tmp: Path | None = None):
 TMP = ".tmp"
 
 
+def is_point_netlist(name: str) -> bool:
+    """Whether a file's name (or the last part of a path with ``/``) is a netlist of the netlist command
+    (``POINT_NETLIST``), or the temporary file a kill left of one."""
+    return POINT_NETLIST.match(name.rsplit("/", 1)[-1].removesuffix(TMP)) is not None
+
+
 @contextlib.contextmanager
 def replacing(path: Path):
     """The temporary file to write ``path``'s new content into (``path`` + ``TMP``), renamed over ``path`` when the
@@ -345,7 +351,7 @@ def run_files(run_dir: Path) -> tuple[list[str], list[str]]:
         if path.name in COMMAND_FILES and _is_folder(path):
             _sort_folder(path, path.name + "/", COMMAND_FILES[path.name], written, other, replicas=True)
         elif not _is_folder(path) and (path.name in RUN_FILES or fnmatch.fnmatchcase(path.name, FAILED_NETLISTS)
-                                       or POINT_NETLIST.match(path.name.removesuffix(TMP))):
+                                       or is_point_netlist(path.name)):
             written.append(path.name)
         elif netlists := _netlists_only(path):
             written += [f"{path.name}/{name}" for name in netlists]
@@ -376,8 +382,7 @@ def run_in(folder: Path) -> str | None:
     folder = Path(folder)
     if not folder.is_dir():
         return None
-    written = [name for name in run_files(folder)[0]
-               if not POINT_NETLIST.match(name.rsplit("/", 1)[-1].removesuffix(TMP))]
+    written = [name for name in run_files(folder)[0] if not is_point_netlist(name)]
     written += [name + "/" for name in (SET_ASIDE, MOVING) if (folder / name).is_dir()]
     if not [name for name in written if name != "summary.json"]:
         return None
@@ -430,7 +435,7 @@ def _netlists_only(folder: Path) -> list[str]:
     if not _is_folder(folder):
         return []
     names = sorted(p.name for p in folder.iterdir())
-    ok = all(POINT_NETLIST.match(name.removesuffix(TMP)) and not (folder / name).is_dir() for name in names)
+    ok = all(is_point_netlist(name) and not (folder / name).is_dir() for name in names)
     return names if ok else []
 
 

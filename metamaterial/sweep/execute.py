@@ -478,12 +478,11 @@ def check_folder(spec: SweepSpec, out: Path) -> None:
     if run is not None:
         raise ConfigError(f"--out {out}: holds {run}, whose summary.json the sweep would overwrite; give this sweep a "
                           f"folder of its own with another --out (default runs/sweeps/{spec.name})")
-    other, _ = _named(out)
-    if isinstance(other, str) and other != spec.name:
-        meta = json.loads((Path(out) / POINTS).read_text())
+    meta, _ = _points_document(out)
+    if meta is not None and meta["name"] != spec.name:
         n = len(meta["points"]) if isinstance(meta.get("points"), list) else "?"
-        raise ConfigError(f"--out {out}: holds the sweep '{other}' ({n} points), not '{spec.name}'; give this sweep "
-                          f"a folder of its own (default runs/sweeps/{spec.name}), or remove that one")
+        raise ConfigError(f"--out {out}: holds the sweep '{meta['name']}' ({n} points), not '{spec.name}'; give this "
+                          f"sweep a folder of its own (default runs/sweeps/{spec.name}), or remove that one")
 
 
 def check_results(spec: SweepSpec, out: Path, earlier: EarlierResults) -> None:
@@ -492,8 +491,10 @@ def check_results(spec: SweepSpec, out: Path, earlier: EarlierResults) -> None:
     points.json rewritten, the two sweeps' results and events would mix); with none, the run rewrites points.json.
     (Without a points.json the folder holds no sweep's results but those a user left there on purpose: a sweep
     writes it before its first point.)"""
-    name, why = _named(out)
-    if name is not None or not earlier.foreign or not (Path(out) / POINTS).exists():
+    if not earlier.foreign or not (Path(out) / POINTS).exists():
+        return
+    meta, why = _points_document(out)
+    if meta is not None:
         return
     raise ConfigError(f"--out {out}: its {POINTS} cannot be read ({why}), and {Path(out) / RESULTS} holds results "
                       f"of {len(earlier.foreign)} point(s) that are nothing to '{spec.name}' "
@@ -502,16 +503,17 @@ def check_results(spec: SweepSpec, out: Path, earlier: EarlierResults) -> None:
                       f"the spec that wrote them there (which rewrites {POINTS})")
 
 
-def _named(out: Path) -> tuple[str | None, str]:
-    """(the sweep ``out``'s points.json names, or None; why it names none: the file is missing, not JSON, ...)."""
+def _points_document(out: Path) -> tuple[dict | None, str]:
+    """(``out``'s points.json, if it is a mapping that names its sweep, else None; why not: the file is missing,
+    not JSON, ...)."""
     try:
         meta = json.loads((Path(out) / POINTS).read_text())
     except OSError as err:
         return None, err.strerror or "cannot be read"
     except ValueError:
         return None, "not JSON"
-    name = meta.get("name") if isinstance(meta, dict) else None
-    return (name, "") if isinstance(name, str) else (None, "it names no sweep")
+    named = isinstance(meta, dict) and isinstance(meta.get("name"), str)
+    return (meta, "") if named else (None, "it names no sweep")
 
 
 def check_workers(workers: int | None, scheduler: str | None) -> None:
