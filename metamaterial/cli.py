@@ -276,12 +276,13 @@ def _resume_hint(args: argparse.Namespace) -> str:
         return "no point was run, and nothing was written"
     if args.command == "sweep":
         finished = sweep_cli.finished_points(Path(args.out))
-        training, epochs = sweep_cli.training_kept(Path(args.out))
+        started, training, epochs = sweep_cli.training_kept(Path(args.out))
         kept = "" if not training else (
             f"{training} point{'s' if training > 1 else ''} in training kept {'their' if training > 1 else 'its'} "
             f"last checkpoint (epoch {epochs[0] if epochs[0] == epochs[-1] else f'{epochs[0]}-{epochs[-1]}'})")
         resuming = ", resuming those from there" if training else ""
-        if training and getattr(args, "scheduler", None):  # Dask does not stop a task a worker has started
+        # Dask does not stop a task a worker has started, checkpointed past epoch 0 or not yet
+        if started and getattr(args, "scheduler", None):
             resuming += (f" (the workers of {args.scheduler} train the points they had started to the end, and their "
                          "results are kept: the same command then finds them done)")
         if not finished:  # it said "the points finished so far are kept" of a folder that held only its plan

@@ -311,6 +311,15 @@ def test_a_sweep_folder_with_a_task_in_training_is_still_a_sweeps(tmp_path, caps
     hint = _resume_hint(SimpleNamespace(command="sweep", sweep_started=True, out=out))
     assert hint == (f"no point had finished (its plan is in {out}), but {N_ENSEMBLE} points in training kept their "
                     f"last checkpoint (epoch {CUT}); the same command runs them, resuming those from there")
+    # on a cluster, the workers go on with a task they started, whether its checkpoint was past epoch 0 yet or not
+    workers = " (the workers of tcp://h:1 train the points they had started to the end, and their results are kept: " \
+              "the same command then finds them done)"
+    on_cluster = SimpleNamespace(command="sweep", sweep_started=True, out=out, scheduler="tcp://h:1")
+    assert _resume_hint(on_cluster) == hint + workers
+    for checkpoint in (out / "partial").glob("*/checkpoint.npz"):
+        checkpoint.unlink()  # as a task that had just started left it
+    assert _resume_hint(on_cluster) == f"no point had finished (its plan is in {out}); the same command runs them" + \
+        workers
 
 
 def test_a_failed_task_leaves_no_checkpoint_folder(tmp_path):

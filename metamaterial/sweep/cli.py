@@ -111,20 +111,23 @@ def finished_points(out: Path) -> int:
     return sum(1 for _ in folder.glob("*.json")) if folder.is_dir() else 0
 
 
-def training_kept(out: Path) -> tuple[int, list[int]]:
-    """(how many points, the epochs) of the tasks in training whose checkpoint in the sweep folder ``out`` is past
-    epoch 0 (``store.partial_tasks``): the work that the same command resumes rather than trains again."""
+def training_kept(out: Path) -> tuple[int, int, list[int]]:
+    """(how many points had started, how many of them kept a checkpoint past epoch 0, those epochs) of the tasks in
+    training in the sweep folder ``out`` (``store.partial_tasks``): the second is the work that the same command
+    resumes rather than trains again."""
     from ..runfiles import checkpoint_epoch  # noqa: PLC0415
     from .store import partial_path, partial_tasks  # noqa: PLC0415
 
-    points, epochs = 0, []
+    started, points, epochs = 0, 0, []
     for task, keys in partial_tasks(out):
-        # none yet (a task killed before its first), or a damaged one: nothing kept
-        epoch = (checkpoint_epoch(partial_path(out, task)) or 0) if keys is not None else 0
+        if keys is None:  # a folder left by a kill as it was made: no point of it known
+            continue
+        started += len(keys)
+        epoch = checkpoint_epoch(partial_path(out, task)) or 0  # none yet, or a damaged one: nothing kept
         if epoch > 0:
             points += len(keys)
             epochs.append(epoch)
-    return points, sorted(epochs)
+    return started, points, sorted(epochs)
 
 
 def _removed(stale: list[Path]) -> str:
