@@ -329,10 +329,27 @@ def resolve_learning(cfg: Config, device: EdgeParams, task: Task) -> tuple[float
     if lc.loss == "multiclass_hinge" and task.decode != "argmax":
         raise ConfigError(f"learning.loss, task.name: 'multiclass_hinge' needs one output per class (got task.name="
                           f"{task.name}, which reads one output against levels); use 'hinge'")
+    if lc.loss == "hinge" and task.decode == "nearest":
+        _check_reachable_margin(lc.margin, task)
     if lc.schedule == "mini_batch" and lc.batch_size > task.n_points:
         raise ConfigError(f"learning.batch_size: must be <= the {task.n_points} data points (got {lc.batch_size}); "
                           f"give at most {task.n_points}")
     return low, high, rate
+
+
+def _check_reachable_margin(margin: float, task: Task) -> None:
+    """Refuse a hinge margin no point can reach under nearest-level decoding: a point's margin
+    (``step.class_margins``) grows as its output nears its own level and stays at half the gap to the nearest other
+    level on and past it, so a margin of half the smallest gap or more keeps every point updating for ever (the
+    loop then drives the outputs onto the levels, an MSE rule in effect)."""
+    levels = np.sort(np.asarray(task.levels, float))
+    reach = float(np.min(np.diff(levels))) / 2
+    if margin >= reach:
+        raise ConfigError(f"learning.margin, task.labels: a margin of {margin:g} V cannot be reached: a point's "
+                          f"margin is at most half the gap between the labels ({reach:.6g} V for labels "
+                          f"{' and '.join(f'{v:g}' for v in task.levels)} V), which it has on its own label and past "
+                          f"it, so every point would go on updating (got margin {margin:g}); give learning.margin "
+                          f"below {reach:.6g}, or labels further apart")
 
 
 def _check_overdrive(cfg: Config, device: EdgeParams, task: Task, high: float) -> None:

@@ -249,6 +249,9 @@ CASES = [
      ".csv', holding U+000A at index 50); rename"),
     ("model-file-escape", _edit("device.model_file", "card\x1b[2J.lib"), [], "device.model_file: a file name must not "
      "contain control characters"),
+    ("unreachable-hinge-margin", _edit("learning.margin", 0.05), [],
+     "learning.margin, task.labels: a margin of 0.05 V cannot be reached: a point's margin is at most half the gap "
+     "between the labels (0.0435 V for labels 0 and -0.087 V)"),
     ("multiclass-hinge-on-xor", _edit("learning.loss", "multiclass_hinge"), [],
      "learning.loss, task.name: 'multiclass_hinge' needs one output per class"),
     # a key the network, task or device does not read was silently ignored: the run trained on something else
@@ -1094,3 +1097,17 @@ def test_a_class_target_not_above_the_others_is_refused(config, on, off):
     assert str(err.value) == (f"task.target_on, task.target_off: the right class's target must be above the others' "
                               f"(got on {on}, off {off}); the highest output is the predicted class, so give "
                               "target_on > target_off")
+
+
+def test_a_nearest_level_margin_stops_at_half_the_gap_and_a_margin_below_it_is_taken():
+    """The margin ``learning.margin`` is compared with grows as an output nears its own label and is half the gap
+    on it and past it (XOR's labels 0 and -0.087 V: 43.5 mV), so a margin of that or more is refused and one just
+    below it builds."""
+    task = build(load_config(ROOT / "configs" / "xor.yaml")).task
+    past = task.margins(np.array([[-0.087], [-0.1], [-0.5], [0.2]]), np.array([1, 1, 1, 0]))
+    assert np.allclose(past, 0.0435, rtol=0, atol=1e-15)
+    assert task.margins(np.array([[-0.05]]), np.array([1]))[0] == pytest.approx(0.0065, abs=1e-15)
+    for margin in (0.0435, 0.05):
+        with pytest.raises(ConfigError, match=rf"a margin of {margin} V cannot be reached"):
+            build(validate_config(_edit("learning.margin", margin), "xor.yaml"))
+    assert build(validate_config(_edit("learning.margin", 0.0434), "xor.yaml")).rule.margin == 0.0434
