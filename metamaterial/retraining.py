@@ -113,7 +113,9 @@ def train_to_criterion(setup: Setup, controls: np.ndarray, seed: int, max_epochs
         moved = bool(np.any(after != before))
         if kind == "full_batch":  # each active point's own window, at the rate of the step's epoch
             rate = step.epoch_rate(rule.rate, rule.rate_decay, len(steps) // per_epoch + 1)
-            own = point_windows(setup, solver, before, track["out"], rate) * (after != before)
+            own = point_windows(setup, solver, before, track["out"], rate)
+            if setup.params.update_probability < 1:  # the edges the step's draw left out: not known here
+                own = own * (after != before)  # (an edge that moved and came back within the step goes with them)
             windows.append(len(own))
             parts.extend(own)
         else:  # one point per step: a window when the point is active; the gates move exactly then (no leak)
@@ -146,7 +148,9 @@ def point_windows(setup: Setup, solver, before: np.ndarray, out: np.ndarray, rat
     by ``rate`` times that point's own contrast U (V^2, ``CoupledLearning.contrast``), as the hardware charges them
     window by window (docs/physics.md 8.5). Window j ends at the bounds' clip of the sum of the first j, so the
     windows add up to the loop's summed and clipped step (with exact reads and no leak or bias), and the gate
-    capacitors' stored energy is that of the gates the run goes through."""
+    capacitors' stored energy is that of the gates the run goes through. A gate the windows move and bring back
+    (one at a bound, pushed out and back in) ends the step where it began and still heats R in each window. An edge
+    whose summed contrast stays inside ``learning.dead_band`` does not update, and no window moves it."""
     c, task, rule, dyn = setup.circuit, setup.task, setup.rule, setup.dynamics
     active = np.ones(task.n_points, bool) if rule.loss != "hinge" else \
         step.active_points(task.margins(out, task.classes), True, rule.margin)
@@ -156,7 +160,10 @@ def point_windows(setup: Setup, solver, before: np.ndarray, out: np.ndarray, rat
     clamps = rule.clamp(c, free, task.targets[active], None if task.classes is None else task.classes[active])
     clamped = solver.solve(c, before, task.inputs[active], clamps).voltages
     before = np.asarray(before, float)
-    path = np.clip(before + rate * np.cumsum(rule.contrast(c, free, clamped), axis=0), dyn.low, dyn.high)
+    u = rule.contrast(c, free, clamped)  # [k, E]
+    if dyn.dead_band:  # the comparator of the loop's step (step.update_controls) reads the summed contrast
+        u = u * (np.abs(u.sum(axis=0)) >= dyn.dead_band)
+    path = np.clip(before + rate * np.cumsum(u, axis=0), dyn.low, dyn.high)
     return np.diff(np.vstack([before, path]), axis=0)
 
 
