@@ -154,3 +154,17 @@ def test_a_gate_pushed_out_of_a_bound_and_back_within_a_step_heats_r_in_each_win
         heat += float(((hw.capacitance * windows) ** 2).sum() * hw.resistance / hw.t_learn)
     assert came_back > 0, "no gate came back within a step: the case goes untested"
     assert run.band.nominal.dissipated == pytest.approx(heat, rel=1e-9)
+
+
+def test_under_a_dead_band_the_windows_of_an_edge_that_does_not_update_carry_no_charge():
+    """An edge whose summed contrast stays inside ``learning.dead_band`` keeps its gate (``step.update_controls``),
+    so none of its step's windows charge it: the windows add up to the gates the run goes through (the stored
+    energy is the states'), and a window heats only the edges the step moves."""
+    cfg = load_config(ROOT / "configs" / "xor.yaml", ["simulator.backend=native", "learning.dead_band=0.0009"])
+    setup = build(cfg)
+    start = initial_controls(setup, np.random.default_rng(cfg.seed))
+    run = train_to_criterion(setup, start, cfg.seed, 20)
+    still = run.gate_steps == 0
+    assert still.any() and (~still).any()  # both kinds of edge in the run, or the band goes untested
+    stored = 0.5 * setup.hardware.capacitance * float((run.controls**2 - start**2).sum())
+    assert run.band.nominal.stored == pytest.approx(stored, rel=1e-9)
