@@ -177,7 +177,10 @@ def epoch_worker(backend: str, config: str, quick: bool, repeats: int = 1) -> di
     at the end), the best of ``repeats`` trainings in this process.
 
     ``native-python`` is the Python step on the native solver (the compiled training loop switched off)."""
-    from metamaterial.configfile import load_config
+    try:
+        from metamaterial.configfile import load_config
+    except ImportError:  # checkouts before configfile.py (31d91d4) kept it in config.py
+        from metamaterial.config import load_config
     from metamaterial.experiment import build, initial_controls, make_trainer
 
     # the config's own training (XOR 3,000 epochs, regression 2,000), the same on every backend: the late epochs of
@@ -338,12 +341,14 @@ def against(other: Path, rounds: int, quick: list[str], out: Path) -> int:
         print(f"  round {r + 1}/{rounds} done", flush=True)
     print(f"\nper training epoch, this checkout ({ROOT.name}) vs {other}: median (best) of {rounds} alternating "
           "rounds, each the fastest of a worker's repeated trainings")
-    rows = []
+    rows, missing = [], 0
     for cfg in configs:
         for backend in backends:
             a, b = times.get(("this", cfg, backend)), times.get(("other", cfg, backend))
             if not a or not b:
-                print(f"  {cfg:16s} {backend:14s} missing: this {len(a or [])} runs, other {len(b or [])}")
+                print(f"  {cfg:16s} {backend:14s} missing: this {len(a or [])} runs, other {len(b or [])} (each "
+                      "failed run's last line is above)")
+                missing += 1
                 continue
             ratio_med, ratio_best = float(np.median(a) / np.median(b)), min(a) / min(b)
             pair = [x / y for x, y in zip(a, b)]
@@ -355,6 +360,10 @@ def against(other: Path, rounds: int, quick: list[str], out: Path) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"this": str(ROOT), "other": str(other), "rows": rows}, indent=2) + "\n")
     print(f"\nwrote {out}")
+    if missing:
+        print(f"--against: {missing} of {len(configs) * len(backends)} comparisons have no time on one side (a "
+              "worker that failed on that checkout: its last line is printed above)", file=sys.stderr)
+        return 1
     return 0
 
 

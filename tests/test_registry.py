@@ -117,7 +117,7 @@ def test_a_network_larger_than_the_free_memory_is_refused_before_it_is_solved(mo
     assert registry.memory_need("ngspice", edges) > registry.memory_need("native", edges) > 1e8
     assert registry.memory_refusal("ngspice", edges, available=64e9) is None
     why = registry.memory_refusal("ngspice", edges, available=0.35e9)
-    assert why == ("20,000 edges need at least 0.4 GB on the ngspice backend (11.0 kB per edge), more than the "
+    assert why == ("20,000 edges need at least 0.4 GB on the ngspice backend (11 kB per edge), more than the "
                    "0.3 GB this machine has free")
     cfg = load_config(ROOT / "configs" / "xor.yaml")
     big = cfg.model_copy(update={"network": cfg.network.model_copy(update={"rows": 100, "cols": 100})})
@@ -125,7 +125,7 @@ def test_a_network_larger_than_the_free_memory_is_refused_before_it_is_solved(mo
     with pytest.raises(ConfigError) as err:
         build(with_backend(big, "ngspice"))
     assert str(err.value) == ("network.rows, network.cols: 20,000 edges need at least 0.4 GB on the ngspice backend "
-                              "(11.0 kB per edge), more than the 0.3 GB this machine has free (got a 100x100 lattice); "
+                              "(11 kB per edge), more than the 0.3 GB this machine has free (got a 100x100 lattice); "
                               "lower network.rows or network.cols, or set simulator.backend: native (at least 0.2 GB)")
     assert build(with_backend(big, "native")).circuit.n_edges == edges
     monkeypatch.setattr(registry, "available_memory", lambda: None)
@@ -177,7 +177,7 @@ def test_planned_edges_of_each_network_kind(network):
 
 #: the refusal of a layered network of 10^10 edges on the native backend, the free memory written X
 TEN_BILLION_EDGES = ("network.n_inputs, network.n_hidden, network.n_outputs, network.density: 10,000,000,000 "
-                     "edges need at least 21000.1 GB on the native backend (2.1 kB per edge), more than the X GB this "
+                     "edges need at least 17500.1 GB on the native backend (1.75 kB per edge), more than the X GB this "
                      "machine has free (got layers of 100000, 0 and 100000 nodes, density 1); give network.n_edges, "
                      "or lower network.density or the layers' sizes")
 

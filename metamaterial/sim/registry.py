@@ -30,12 +30,16 @@ SOLVERS: dict[str, tuple[str, str]] = {
 #: backend name -> (bytes, bytes per edge): the peak resident memory of a process that solves one copy of a
 #: network is at least about the first plus the second times its edges. A line fitted on 2026-12-02 by ``python
 #: scripts/bench_memory.py`` (``metamaterial netlist`` of the XOR config on tori, one free solve and two netlists
-#: written): ngspice 412-1,071 MB at 20,000-80,000 edges; native 361-1,501 MB at 80,000-640,712 edges, growing a
-#: little faster than the line (the sparse LU's fill), which it passes below at the largest. A batch of B points
-#: holds B copies (ngspice solves a batch in chunks of ``NETLIST_EDGES`` transistors); this counts one: a floor.
+#: written): ngspice 412-1,071 MB at 20,000-80,000 edges, on a line of 193 MB + 11.0 kB per edge. Native, measured
+#: again on 2026-12-04: 250, 362, 476, 691 and 1,505 MB at 39,762, 80,000, 180,000, 320,000 and 640,712 edges. Its
+#: peaks bend upward with the sparse LU's fill, so the line fitted through them (121 MB + 2.09 kB per edge, this
+#: table's figure until then) stood 15 % above the peak at 320,000 edges: not a floor. The native line is the one
+#: with the fit's fixed part under every peak (10 MB under at 320,000 edges); the curve only steepens past the largest.
+#: A batch of B points holds B copies (ngspice solves a batch in chunks of ``NETLIST_EDGES`` transistors); this
+#: counts one: a floor.
 MEMORY: dict[str, tuple[float, float]] = {
     "ngspice": (193e6, 11.0e3),
-    "native": (121e6, 2.1e3),
+    "native": (121e6, 1.75e3),
 }
 
 
@@ -86,7 +90,7 @@ def memory_refusal(name: str, n_edges: int, available: float | None = None) -> s
     if available is None or need <= available:
         return None
     return (f"{n_edges:,} edges need at least {need / 1e9:.1f} GB on the {name} backend "
-            f"({MEMORY[name][1] / 1e3:.1f} kB per edge), more than the {available / 1e9:.1f} GB this machine has free")
+            f"({MEMORY[name][1] / 1e3:.3g} kB per edge), more than the {available / 1e9:.1f} GB this machine has free")
 
 
 def backend_names() -> tuple[str, ...]:
