@@ -60,6 +60,11 @@ class SavedRun:
         return self.replicas(seed)[0]
 
 
+#: keys of a run's config.yaml that may differ from its checkpoint's for the commands that read its gates: the
+#: epochs a resume may raise, and the name, which titles what they write and changes no number
+FREE_TO_EDIT = ("learning.epochs", "name")
+
+
 def load_run(run_dir: str | Path, skip: tuple[str, ...] = (), config: Config | None = None) -> SavedRun:
     """Read ``run_dir``'s config.yaml and checkpoint.npz (the controls every replica ended with, checked against the
     network of that config), refusing a run whose files (its task's data, a network file, a model card) no longer
@@ -67,7 +72,7 @@ def load_run(run_dir: str | Path, skip: tuple[str, ...] = (), config: Config | N
     for new inputs; ``config``: the run's config as the command uses it, its own with ``--set`` overrides, whose
     files are the ones checked: a file an override names anew is the user's choice). A run made before a revision
     that changed the circuit ``config`` builds is refused (``revisions.circuit_changed_since``), and so is one whose
-    config.yaml was edited since its checkpoint (``learning.epochs`` aside, which a resume may change)."""
+    config.yaml was edited since its checkpoint (``FREE_TO_EDIT`` aside)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml); give a directory written by "
@@ -82,7 +87,7 @@ def load_run(run_dir: str | Path, skip: tuple[str, ...] = (), config: Config | N
             check_files(used, pins, run_dir, skip)
         raise
     edited = [] if checkpoint.config is None else \
-        [k for k in config_differences(checkpoint.config, cfg) if k != "learning.epochs"]
+        [k for k in config_differences(checkpoint.config, cfg) if k not in FREE_TO_EDIT]
     if edited:  # its gates were trained on the config the checkpoint holds, not on the edited one
         raise CheckpointError(f"{run_dir / 'config.yaml'}: differs from the config its checkpoint.npz was trained "
                               f"with in {listed(edited, 4)} (edited since); put those keys back: the gates fit the "

@@ -126,7 +126,7 @@ def test_a_config_yaml_edited_since_its_checkpoint_is_refused_by_the_commands_on
                                                                                           command):
     """The commands that read a run's gates read them on its config.yaml: edited since training (here the device),
     the gates would be read on a circuit they were not trained on, so each command refuses, naming the key; with
-    learning.epochs alone changed (the fixture) they read it."""
+    learning.epochs changed (the fixture) or the run renamed (its name only titles what they write) they read it."""
     saved = stopped_run / "config.yaml"
     argv = [command[0], str(stopped_run), *(str(stopped_run / "n") if a == "NETLISTS" else a for a in command[1:])]
     assert main([*argv, "--no-progress"] if command[0] in ("energy", "transient") else argv) == 0
@@ -137,6 +137,10 @@ def test_a_config_yaml_edited_since_its_checkpoint_is_refused_by_the_commands_on
         f"metamaterial: {saved}: differs from the config its {CHECKPOINT} was trained with in device.preset (edited "
         "since); put those keys back: the gates fit the config they were trained with (energy and transient take "
         "--set for a what-if)\n")
+    text = saved.read_text().replace("preset: ald1106-l1", "preset: ald1106-fit")
+    assert text.startswith("name: xor\n")  # the run's name (task.name is xor too)
+    saved.write_text("name: renamed\n" + text.removeprefix("name: xor\n"))
+    assert main([*argv, "--no-progress"] if command[0] in ("energy", "transient") else argv) == 0
 
 
 def _half_replaced(folder):
