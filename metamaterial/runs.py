@@ -328,7 +328,8 @@ def train_replicas(cfg: Config | str | Path, seeds: list[int], *, run_dir: Path 
             on_warning("warning", text)
     if chips_per_replica(setup) and len(seeds) > 1:  # one chip per replica: one trainer (and solver) each
         trainer = ChipTrainers([make_trainer(replica_setup(setup, s), **params) for s in seeds])
-    else:
+    else:  # one replica is the chip its seed draws, whatever the config's seed (the same setup without per_replica)
+        setup = replica_setup(setup, seeds[0])
         trainer = make_trainer(setup, **params)
     if run_dir is not None and hasattr(trainer.solver, "keep_failed"):
         trainer.solver.keep_failed = str(run_dir)  # a failing netlist is kept with the run, not in the temp folder

@@ -52,6 +52,26 @@ def test_each_replica_is_the_chip_of_its_seed_and_equals_its_single_run(tmp_path
     assert float(rows[1].split(",")[2]) == pytest.approx(single_loss, rel=1e-9)
 
 
+def test_one_replica_of_another_seed_is_that_seeds_chip():
+    """``train_replicas(cfg, [s])`` with per_replica chips trains on the chip of seed s, as a run with ``seed=s``
+    does, not on the config's seed's chip (the one-replica path took the config's draw: the quick digits claim's
+    chip row named seed 1 and trained chip 0)."""
+    cfg = load_config(XOR, [*PER_REPLICA, "learning.epochs=20"])
+    assert cfg.seed == 0
+    alone = train_replicas(cfg, [2], backend="native")
+    as_seed = train_replicas(cfg.model_copy(update={"seed": 2}), [2], backend="native")
+    shared = train_replicas(cfg.model_copy(update={"device": cfg.device.model_copy(update={
+        "mismatch": cfg.device.mismatch.model_copy(update={"per_replica": False})})}), [2], backend="native")
+    try:
+        drawn = draw_mismatch(32, VTO_SIGMA, K_SIGMA, np.random.default_rng([2, 1]))
+        np.testing.assert_array_equal(alone.setup.circuit.mismatch.dvto, drawn.dvto)
+        np.testing.assert_array_equal(alone.state.controls, as_seed.state.controls)
+        assert np.abs(alone.state.controls - shared.state.controls).max() > 1e-6  # the config seed's chip differs
+    finally:
+        for done in (alone, as_seed, shared):
+            done.trainer.solver.close()
+
+
 def test_shared_draw_is_the_default_and_the_same_for_every_replica(tmp_path):
     cfg = load_config(XOR, [f"device.mismatch={{vto_sigma: {VTO_SIGMA}, k_sigma: {K_SIGMA}}}", "learning.epochs=10",
                             "learning.eval_every=10"])
