@@ -488,7 +488,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {len(paths)} netlists to {args.out}/ (free_k.cir, clamped_k.cir for {which})")
         _print_removed(removed, f"{len(removed)} {STALE_NETLISTS}")
         return 0
-    print(json.dumps(points.solve_points(cfg, points=args.points)), flush=True)
+    solved = points.solve_points(cfg, points=args.points)
+    print(json.dumps(solved), flush=True)
+    if args.points is None and len(solved["points"]) < solved["n_points"]:  # a large task's default: a few points
+        idx = [p["index"] for p in solved["points"]]
+        print(f"metamaterial: solve: {points.describe_points(idx, solved['n_points'])} (a large task's default); "
+              "--points all solves every one, --points LIST the ones listed", file=sys.stderr)
     return 0
 
 

@@ -534,6 +534,21 @@ def test_solve_json_shape():
     assert p["free"]["n15"] == 0.0 and p["free"]["n13"] == 0.45 and p["free"]["n5"] == 0.11
 
 
+def test_solve_of_a_large_task_says_which_points_its_json_holds():
+    """The JSON's n_points counts the task's points and its points list holds those solved: by default the first
+    of a large task only (8 of the digits), which stderr says, naming how to ask for others; every point of XOR's
+    default, or a --points list given, needs no word."""
+    digits = str(ROOT / "configs" / "digits.yaml")
+    proc = cli("solve", digits, "--backend", "native")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["n_points"] == 1437 and [p["index"] for p in result["points"]] == list(range(8))
+    assert proc.stderr == ("metamaterial: solve: training points 0-7 of 1,437 (a large task's default); --points all "
+                           "solves every one, --points LIST the ones listed\n")
+    assert cli("solve", digits, "--backend", "native", "--points", "3,5").stderr == ""
+    assert cli("solve", XOR, "--backend", "native").stderr == ""
+
+
 def test_solve_on_the_native_backend_agrees_with_ngspice():
     runs = {b: cli("solve", XOR, "--json", "--backend", b) for b in ("ngspice", "native")}
     assert all(p.returncode == 0 for p in runs.values()), [p.stderr for p in runs.values()]
