@@ -471,7 +471,7 @@ def _run(args: argparse.Namespace) -> int:
                     f"median final hinge loss {1e3 * s['final_hinge_loss_median']:.3g} mV")
             figures = "" if args.no_plots else "".join(f", {p.name}" for p in plot_run_dir(run_dir))
             chips = ", mismatch.npz" if (run_dir / "mismatch.npz").is_file() else ""  # the mismatch draws of the chips
-            print(f"{s['task']} x{len(s['seeds'])} seeds on {s['backend']}: {s['epochs']} epochs in "
+            print(f"{_run_title(s)} x{len(s['seeds'])} seeds on {s['backend']}: {s['epochs']} epochs in "
                   f"{s['wall_s']:.1f} s, {loss}{rate}\n" + (f"{UNTRAINED}\n" if s["epochs"] == 0 else "")
                   + f"run directory: {run_dir}/ (summary.json, ensemble.csv{chips}{figures})")
             return 0
@@ -765,9 +765,14 @@ def _percent(fraction: float) -> str:
     return f"{fraction:.0%}" if round(fraction * 100, 1) % 1 == 0 else f"{fraction:.1%}"
 
 
+def _run_title(s: dict) -> str:
+    """A run's name, and its task's where they differ (``digits_chips (digits)``), from its summary ``s``."""
+    return s["task"] if s.get("name", s["task"]) == s["task"] else f"{s['name']} ({s['task']})"
+
+
 def _human_summary(s: dict, run_dir: Path, figures: list[Path]) -> str:
     mse = f"{s['initial_loss']:.3g} -> {s['final_loss']:.3g} V^2"
-    what = s["task"] if s.get("name", s["task"]) == s["task"] else f"{s['name']} ({s['task']})"
+    what = _run_title(s)
     if s.get("final_hinge_loss") is None:
         lines = [f"{what} on {s['backend']}: {s['epochs']} epochs, loss (output MSE) {mse}"]
     else:  # a hinge trains the class margins, not the outputs' distance to their labels

@@ -614,6 +614,16 @@ def test_ctrl_c_stops_and_the_printed_command_resumes_to_the_same_gates(tmp_path
         assert a[key] == b[key], key
 
 
+def test_an_ensembles_summary_line_names_the_run_as_a_single_runs_does(tmp_path):
+    """A run named otherwise than its task is titled "name (task)" by train's closing lines, single or ensemble
+    (an ensemble's line named the task alone: "digits x2 seeds" of configs/digits_chips.yaml)."""
+    for seeds, title in (("1", "mine (xor) on native"), ("2", "mine (xor) x2 seeds on native")):
+        proc = cli("train", XOR, "--out", str(tmp_path / seeds), "--backend", "native", "--seeds", seeds, "--set",
+                   "learning.epochs=10", "--set", "name=mine", "--no-progress", "--no-plots")
+        assert proc.returncode == 0, proc.stderr
+        assert title in proc.stdout, proc.stdout
+
+
 def test_resume_by_directory_alone_and_its_errors(tmp_path):
     out = tmp_path / "run"
     assert cli("train", XOR, "--out", str(out), "--backend", "native", "--seeds", "3", "--set",
