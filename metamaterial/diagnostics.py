@@ -219,10 +219,11 @@ def moved_warnings(device: EdgeDevice, initial: np.ndarray, final: np.ndarray, n
             f"them by a tenth of their range in as many epochs, and so would about as many times more epochs; {advice}"]
 
 
-def hinge_notes(history: list[dict], epochs: int, margin: float) -> list[str]:
+def hinge_notes(history: list[dict], epochs: int, margin: float, reach: float | None = None) -> list[str]:
     """When hinge training stopped updating (every point past ``margin``), from the evaluated history (per
     replica arrays of ``learning_time_s``): the first evaluated epoch after which the learning switch never
-    closed again, if that is before ``epochs``."""
+    closed again, if that is before ``epochs``. ``reach``: the largest margin the task lets a point reach
+    (``experiment.reachable_margin``), named where the note suggests a wider one; None where there is none."""
     if len(history) < 2:
         return []
     ep = np.array([row["epoch"] for row in history])
@@ -240,7 +241,8 @@ def hinge_notes(history: list[dict], epochs: int, margin: float) -> list[str]:
         return [f"hinge training stopped updating by epoch {e} of {epochs}: every point was {margin:g} V past its "
                 f"decision boundary (learning.margin), so the learning switch stayed open for the last {epochs - e} "
                 "epochs: the task is learned, and they cost only simulation time (lower learning.epochs to save it, "
-                "or raise learning.margin to train on towards a wider margin)"]
+                "or raise learning.margin to train on towards a wider margin"
+                + (f", below {reach:.4g} V, half the gap between the labels)" if reach is not None else ")")]
     return [f"hinge training stopped updating before the end in {int(stopped.sum())} of {len(last)} replicas "
             f"(median epoch {int(np.median(last[stopped]))} of {epochs}): every point was {margin:g} V past its "
             "decision boundary (learning.margin)"]

@@ -337,13 +337,20 @@ def resolve_learning(cfg: Config, device: EdgeParams, task: Task) -> tuple[float
     return low, high, rate
 
 
+def reachable_margin(task: Task) -> float | None:
+    """The class margin (V) every point of ``task`` can reach under nearest-level decoding, half the smallest gap
+    between its levels: a point's margin (``step.class_margins``) grows as its output nears its own level and stays
+    at half the gap to the nearest other level on and past it. None for argmax decoding (no bound) or a
+    regression."""
+    if task.decode != "nearest":
+        return None
+    return float(np.min(np.diff(np.sort(np.asarray(task.levels, float))))) / 2
+
+
 def _check_reachable_margin(margin: float, task: Task) -> None:
-    """Refuse a hinge margin no point can reach under nearest-level decoding: a point's margin
-    (``step.class_margins``) grows as its output nears its own level and stays at half the gap to the nearest other
-    level on and past it, so a margin of half the smallest gap or more keeps every point updating for ever (the
-    loop then drives the outputs onto the levels, an MSE rule in effect)."""
-    levels = np.sort(np.asarray(task.levels, float))
-    reach = float(np.min(np.diff(levels))) / 2
+    """Refuse a hinge margin no point can reach (``reachable_margin``): it keeps every point updating for ever
+    (the loop then drives the outputs onto the levels, an MSE rule in effect)."""
+    reach = reachable_margin(task)
     if margin >= reach:
         raise ConfigError(f"learning.margin, task.labels: a margin of {margin:g} V cannot be reached: a point's "
                           f"margin is at most half the gap between the labels ({reach:.6g} V for labels "
@@ -459,5 +466,6 @@ def make_trainer(setup: Setup, solver: AbstractSolver | None = None, **params) -
 
 
 __all__ = ["Setup", "build", "check_config", "resolve_learning", "check_learnable", "rate_source", "chips_per_replica",
+           "reachable_margin",
            "replica_setup", "build_network", "build_device", "build_task", "initial_controls", "make_solver",
            "make_trainer", "planned_edges", "check_memory"]

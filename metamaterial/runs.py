@@ -36,6 +36,7 @@ from .experiment import (
     initial_controls,
     make_trainer,
     rate_source,
+    reachable_margin,
     replica_setup,
 )
 from .learning.trainer import SUCCESS_MARGIN_V, Trainer, TrainState
@@ -446,7 +447,8 @@ def after_training(done: Trained, on_warning: Report | None = None, free: np.nda
     if free is not None:
         warnings += diagnostics.leakage_warnings(setup.circuit, state.controls[0], free)
     # a hinge learns by its margins: its output loss may rise meanwhile, by design
-    notes = diagnostics.hinge_notes(state.history, state.epoch, setup.rule.margin) if setup.rule.hinge else \
+    notes = diagnostics.hinge_notes(state.history, state.epoch, setup.rule.margin,
+                                    reachable_margin(setup.task)) if setup.rule.hinge else \
         diagnostics.loss_rise_notes(state.history, state.epoch)
     notes += diagnostics.identical_replicas_notes(initial, state.controls)
     if on_warning is not None:
