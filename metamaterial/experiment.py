@@ -329,7 +329,7 @@ def resolve_learning(cfg: Config, device: EdgeParams, task: Task) -> tuple[float
     if lc.loss == "multiclass_hinge" and task.decode != "argmax":
         raise ConfigError(f"learning.loss, task.name: 'multiclass_hinge' needs one output per class (got task.name="
                           f"{task.name}, which reads one output against levels); use 'hinge'")
-    if lc.loss == "hinge" and task.decode == "nearest":
+    if lc.loss == "hinge":
         _check_reachable_margin(lc.margin, task)
     if lc.schedule == "mini_batch" and lc.batch_size > task.n_points:
         raise ConfigError(f"learning.batch_size: must be <= the {task.n_points} data points (got {lc.batch_size}); "
@@ -351,7 +351,7 @@ def _check_reachable_margin(margin: float, task: Task) -> None:
     """Refuse a hinge margin no point can reach (``reachable_margin``): it keeps every point updating for ever
     (the loop then drives the outputs onto the levels, an MSE rule in effect)."""
     reach = reachable_margin(task)
-    if margin >= reach:
+    if reach is not None and margin >= reach:
         raise ConfigError(f"learning.margin, task.labels: a margin of {margin:g} V cannot be reached: a point's "
                           f"margin is at most half the gap between the labels ({reach:.6g} V for labels "
                           f"{' and '.join(f'{v:g}' for v in task.levels)} V), which it has on its own label and past "
